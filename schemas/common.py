@@ -1,0 +1,119 @@
+"""Base classes and shared codes of the contract.
+
+Every command and event payload (the CloudEvents ``data``) is a frozen pydantic model that
+derives from :class:`Command` or :class:`Event` and declares:
+
+- ``TYPE``: the CloudEvents ``type`` string, exactly as in CONTRACT.md (a stable string,
+  never a module path);
+- ``SUBJECT``: the name of the field that holds the aggregate id, which becomes the
+  CloudEvents ``subject`` and the Kafka record key.
+
+Readers are tolerant: unknown fields are ignored (``extra="ignore"``), never a reason to
+refuse. New fields are only ever added as optional.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import Enum
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+_REGISTRY: dict[str, type["Payload"]] = {}
+
+
+class Payload(BaseModel):
+    """The ``data`` of a CloudEvent. Subclasses set ``TYPE`` and ``SUBJECT``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    TYPE: ClassVar[str] = ""
+    SUBJECT: ClassVar[str] = ""
+    KIND: ClassVar[str] = ""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        t = cls.__dict__.get("TYPE")
+        if t:
+            if t in _REGISTRY and _REGISTRY[t] is not cls:
+                raise TypeError(f"message type {t!r} defined twice: {_REGISTRY[t]} and {cls}")
+            if not cls.SUBJECT or cls.SUBJECT not in cls.model_fields:
+                raise TypeError(f"{cls.__name__}.SUBJECT must name one of its fields")
+            _REGISTRY[t] = cls
+
+    @property
+    def aggregate_id(self) -> str:
+        """The aggregate id: CloudEvents ``subject`` and Kafka record key."""
+        return str(getattr(self, self.SUBJECT))
+
+    @classmethod
+    def service(cls) -> str:
+        return cls.TYPE.split(".", 1)[0]
+
+
+class Command(Payload):
+    """An instruction sent to a service on ``<svc>.intake.v1`` (imperative name)."""
+
+    KIND: ClassVar[str] = "command"
+
+
+class Event(Payload):
+    """A fact a service publishes on ``<svc>.events.v1`` (past-tense name)."""
+
+    KIND: ClassVar[str] = "event"
+
+
+class CommandRejectedData(Event):
+    """A command refused by the rules, published on ``<svc>.rejections.v1``.
+
+    ``reason`` is a stable machine-readable code (e.g. ``illegal_transition``,
+    ``unknown_grid``, ``insufficient_balance``); ``detail`` is for humans.
+    """
+
+    SUBJECT: ClassVar[str] = "command_id"
+
+    command_id: str
+    command_type: str
+    reason: str
+    detail: str = ""
+    field: str | None = Field(default=None, description="the command field at fault, when there is one")
+
+
+# ---------------------------------------------------------------------------------------
+# Shared codes
+# ---------------------------------------------------------------------------------------
+
+GRID_ID_RE = re.compile(r"^\d{15}$")
+
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
+Text = Annotated[str, StringConstraints(max_length=10_000)]
+Timestamp = AwareDatetime  # RFC 3339 with offset
+
+
+def _check_grid_id(v: str) -> str:
+    if not GRID_ID_RE.match(v):
+        raise ValueError("grid id must be 15 digits: division(6) + street(3) + community(3) + grid(3)")
+    return v
+
+
+GridId = Annotated[str, StringConstraints(min_length=15, max_length=15), AfterValidator(_check_grid_id)]
+CommunityId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
+StreetId = Annotated[str, StringConstraints(pattern=r"^\d{9}$")]
+
+
+def street_of(grid_or_community_id: str) -> str:
+    """Street id = the 9-digit prefix of a grid or community id."""
+    return grid_or_community_id[:9]
+
+
+def community_of(grid_id: str) -> str:
+    """Community id = the 12-digit prefix of a grid id."""
+    return grid_id[:12]
+
+
+def now() -> datetime:
+    from datetime import timezone
+
+    return datetime.now(timezone.utc)

@@ -1,0 +1,40 @@
+"""Message type string -> payload model. Importing this module loads every service module."""
+from __future__ import annotations
+
+import importlib
+
+from .common import _REGISTRY, Payload
+
+SERVICES = ("grid", "orders", "points", "assessment")
+_loaded = False
+
+
+def _load() -> None:
+    global _loaded
+    if not _loaded:
+        importlib.import_module("schemas.rejections")
+        for svc in SERVICES:
+            try:
+                importlib.import_module(f"schemas.{svc}")
+            except ModuleNotFoundError as e:  # a service module not written yet
+                if e.name != f"schemas.{svc}":
+                    raise
+        _loaded = True
+
+
+def model_for(message_type: str) -> type[Payload] | None:
+    _load()
+    return _REGISTRY.get(message_type)
+
+
+def all_types() -> dict[str, type[Payload]]:
+    _load()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def types_of(service: str, kind: str) -> frozenset[str]:
+    """Every message type of ``service`` of ``kind`` ('command' or 'event')."""
+    _load()
+    return frozenset(
+        t for t, m in _REGISTRY.items() if t.split(".", 1)[0] == service and m.KIND == kind and not t.endswith(".command.rejected.v1")
+    )
