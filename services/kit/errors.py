@@ -1,0 +1,34 @@
+"""Errors shared by the pure domains and the kit. No I/O here."""
+from __future__ import annotations
+
+
+class Rejected(Exception):
+    """A command refused by the rules of a domain.
+
+    ``reason`` is a stable, machine-readable code (``illegal_transition``, ``unknown_grid``,
+    ``insufficient_balance``...). It becomes ``<svc>.command.rejected.v1`` on the rejections
+    topic (Kafka path) or HTTP 409 (HTTP path). ``field`` names the command field at fault,
+    when there is one.
+    """
+
+    def __init__(self, reason: str, detail: str = "", field: str | None = None):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.field = field
+
+
+class IllegalTransition(Rejected):
+    """The command does not apply in the aggregate's current state."""
+
+    def __init__(self, command: str, state: str, detail: str = ""):
+        super().__init__("illegal_transition", detail or f"{command} is not allowed in state {state!r}")
+        self.command = command
+        self.state = state
+
+
+class NotFound(Rejected):
+    """The command addresses an aggregate that does not exist."""
+
+    def __init__(self, what: str, id: str, field: str | None = None):
+        super().__init__(f"unknown_{what}", f"no {what} {id!r}", field)
