@@ -1,0 +1,303 @@
+"""The batch consumer: the hot path of every service.
+
+fetch many records → decode → drop duplicates (inbox) → handler → one PostgreSQL transaction
+(state + inbox + outbox) → commit Kafka offsets. Auto-commit is off: an offset is committed
+only after the records before it are durably handled, so a crash anywhere redelivers, and the
+inbox turns the redelivery into a no-op.
+
+Bad input never stops the consumer: an undecodable record, or one whose handler raises, is
+written to ``<svc>.dlq.v1`` (through the outbox, in the same transaction, so it is never lost)
+with its origin and the error in headers. When the database is away the batch is retried,
+not acknowledged. Records of one partition are handled in order, so per-key order holds.
+The fetch and decode of the next batch overlap with the database work of the current one.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Protocol, Sequence
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+
+from schemas.envelope import DecodeError, Message, decode_envelope, decode_payload
+from schemas.topics import BY_NAME, Topic
+
+from . import metrics as m
+from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS
+from .jsonlog import correlation_id
+from .outbox import OutboxRecord
+from .outbox import write as write_outbox
+from .uow import UnitOfWork
+
+log = logging.getLogger("kit.consumer")
+
+
+class BatchHandler(Protocol):
+    types: frozenset[str] | None
+
+    async def handle_batch(self, uow: UnitOfWork, messages: Sequence[Message]) -> None: ...
+
+
+@dataclass(slots=True)
+class Item:
+    """One consumed record, decoded or not."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    message: Message | None = None
+    error: DecodeError | None = None
+    ignored: bool = False
+
+
+def dlq_record(service_dlq: str, item: Item, reason: str, error: BaseException) -> OutboxRecord:
+    """A dead-letter record: the original bytes and key, origin and error in headers."""
+    return OutboxRecord(
+        topic=service_dlq,
+        key=item.key.decode("utf-8", "replace") if item.key is not None else None,
+        value=item.value or b"",
+        message_type="dead_letter",
+        headers=[
+            ("dlq.origin.topic", item.topic),
+            ("dlq.origin.partition", str(item.partition)),
+            ("dlq.origin.offset", str(item.offset)),
+            ("dlq.error.reason", reason),
+            ("dlq.error.class", type(error).__name__),
+            ("dlq.error.message", str(error)[:2000]),
+            ("dlq.failed_at", datetime.now(timezone.utc).isoformat()),
+        ],
+    )
+
+
+async def claim(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Record (source, id) pairs in the inbox; return those that were new."""
+    if not keys:
+        return set()
+    rows = await conn.fetch(
+        "INSERT INTO inbox (source, id) SELECT * FROM unnest($1::text[], $2::text[]) "
+        "ON CONFLICT DO NOTHING RETURNING source, id",
+        [k[0] for k in keys], [k[1] for k in keys])
+    return {(r[0], r[1]) for r in rows}
+
+
+class BatchConsumer:
+    """Consumes ``topics`` as consumer group ``group_id`` and feeds ``handler`` in batches."""
+
+    def __init__(self, *, service: str, name: str, topics: Sequence[Topic], group_id: str, bootstrap: str,
+                 pool: asyncpg.Pool, handler: BatchHandler, on_commit=None, max_records: int = 1000,
+                 fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest"):
+        self.service = service
+        self.name = name
+        self.topics = list(topics)
+        self.group_id = group_id
+        self.bootstrap = bootstrap
+        self.pool = pool
+        self.handler = handler
+        self.on_commit = on_commit
+        self.max_records = max_records
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.auto_offset_reset = auto_offset_reset
+        self.dlq_topic = f"{service}.dlq.v1"
+        assert self.dlq_topic in BY_NAME
+        self.consumer: AIOKafkaConsumer | None = None
+        self.processed = 0
+        self._stopping = False
+        self._allowed = {t.name: (t.message_types, t.kind == "events" and t.service != service) for t in self.topics}
+        self.assigned = asyncio.Event()
+        self._done: dict[TopicPartition, int] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.consumer = AIOKafkaConsumer(
+            *[t.name for t in self.topics], bootstrap_servers=self.bootstrap, group_id=self.group_id,
+            client_id=f"{self.service}-{self.name}", enable_auto_commit=False,
+            auto_offset_reset=self.auto_offset_reset, fetch_max_wait_ms=self.fetch_max_wait_ms,
+            max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024,
+            session_timeout_ms=10000, heartbeat_interval_ms=1000, rebalance_timeout_ms=5000,
+            max_poll_interval_ms=300000, isolation_level="read_uncommitted",
+        )
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+    # -- the loop --------------------------------------------------------------------------
+    async def run(self) -> None:
+        assert self.consumer is not None
+        pending = asyncio.ensure_future(self._fetch())
+        try:
+            while not self._stopping:
+                items = await pending
+                if self.consumer.assignment():
+                    self.assigned.set()
+                pending = asyncio.ensure_future(self._fetch())  # overlaps with the work below
+                if items:
+                    await self._process_until_done(items)
+                    await self._commit_offsets(items)
+                self._update_lag()
+        finally:
+            pending.cancel()
+
+    async def _fetch(self) -> list[Item]:
+        assert self.consumer is not None
+        try:
+            batches = await self.consumer.getmany(timeout_ms=1000, max_records=self.max_records)
+        except (KafkaError, IllegalStateError) as e:
+            log.warning("fetch failed: %r", e)
+            await asyncio.sleep(0.5)
+            return []
+        items: list[Item] = []
+        for tp, records in batches.items():
+            allowed, tolerant = self._allowed[tp.topic]
+            interested = getattr(self.handler, "types", None)
+            for r in records:
+                it = Item(tp.topic, tp.partition, r.offset, r.key, r.value)
+                try:
+                    env = decode_envelope(r.value if r.value is not None else b"")
+                    if tolerant and (env.type not in allowed or (interested is not None and env.type not in interested)):
+                        it.ignored = True  # a type we do not react to, perhaps newer than us
+                    else:
+                        it.message = Message(envelope=env, payload=decode_payload(env, allowed))
+                except DecodeError as e:
+                    it.error = e
+                items.append(it)
+        return items
+
+    async def _process_until_done(self, items: list[Item]) -> None:
+        """Handle a batch durably. Retries while the database is away; never gives up on it."""
+        delay = 0.2
+        conflicts = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                await self._process(items, isolate=conflicts >= 3)
+                m.BATCH_DURATION.labels(self.service, self.name).observe(time.perf_counter() - started)
+                m.BATCH_SIZE.labels(self.service, self.name).observe(len(items))
+                return
+            except UNAVAILABLE_ERRORS as e:
+                m.BATCH_RETRIES.labels(self.service, self.name, "unavailable").inc()
+                log.warning("database unavailable (%r); batch of %d kept, retrying in %.1fs", e, len(items), delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except CONFLICT_ERRORS as e:
+                conflicts += 1
+                m.BATCH_RETRIES.labels(self.service, self.name, "conflict").inc()
+                log.info("conflict with a concurrent transaction (%r); retry %d", e, conflicts)
+                await asyncio.sleep(0.05 * conflicts)
+
+    async def _process(self, items: list[Item], isolate: bool = False) -> None:
+        dead: list[OutboxRecord] = []
+        dlq_reasons: list[tuple[str, str]] = []
+        keys: list[tuple[str, str]] = []
+        by_key: dict[tuple[str, str], Item] = {}
+        for it in items:
+            if it.ignored:
+                continue
+            if it.message is not None:
+                k = (it.message.source, it.message.id)
+            else:  # undecodable: its inbox key is its position (and content), so a redelivery is a no-op
+                k = (f"kafka:{it.topic}:{it.partition}", f"{it.offset}:{zlib.crc32(it.value or b'')}")
+            if k not in by_key:
+                by_key[k] = it
+                keys.append(k)
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                new = await claim(conn, keys)
+                fresh: list[Message] = []
+                fresh_items: list[Item] = []
+                for k in keys:
+                    if k not in new:
+                        continue
+                    it = by_key[k]
+                    if it.message is None:
+                        assert it.error is not None
+                        dead.append(dlq_record(self.dlq_topic, it, it.error.reason, it.error))
+                        dlq_reasons.append((it.topic, it.error.reason))
+                    else:
+                        fresh.append(it.message)
+                        fresh_items.append(it)
+                uow = UnitOfWork(conn, self.service)
+                if fresh:
+                    if isolate:
+                        await self._handle_isolated(conn, uow, fresh, fresh_items, dead, dlq_reasons)
+                    else:
+                        try:
+                            async with conn.transaction():  # savepoint: a fault falls back to one by one
+                                await self.handler.handle_batch(uow, fresh)
+                        except (*UNAVAILABLE_ERRORS, *CONFLICT_ERRORS):
+                            raise
+                        except Exception:
+                            uow = UnitOfWork(conn, self.service)
+                            await self._handle_isolated(conn, uow, fresh, fresh_items, dead, dlq_reasons)
+                await write_outbox(conn, uow.records + dead)
+        # committed: count and wake the relay
+        dup = Counter(by_key[k].topic for k in keys if k not in new)
+        for topic, n in dup.items():
+            m.RECORDS_DUPLICATE.labels(self.service, topic).inc(n)
+        for topic, n in Counter(it.topic for it in items if it.ignored).items():
+            m.RECORDS_IGNORED.labels(self.service, topic).inc(n)
+        for (topic, typ), n in Counter((it.topic, it.message.type) for it in items if it.message is not None
+                                       and (it.message.source, it.message.id) in new).items():
+            m.RECORDS_CONSUMED.labels(self.service, topic, typ).inc(n)
+        for topic, reason in dlq_reasons:
+            m.RECORDS_DEAD_LETTERED.labels(self.service, topic, reason).inc()
+        self.processed += len(items)
+        if self.on_commit is not None and (uow.records or dead):
+            self.on_commit()
+
+    async def _handle_isolated(self, conn, uow, fresh, fresh_items, dead, dlq_reasons) -> None:
+        """One savepoint per message: the faulty ones go to the DLQ, the rest are handled."""
+        for msg, it in zip(fresh, fresh_items):
+            mark = len(uow.records), len(uow.emitted), len(uow.rejected)
+            token = correlation_id.set(msg.correlation_id)
+            try:
+                async with conn.transaction():
+                    await self.handler.handle_batch(uow, [msg])
+            except (*UNAVAILABLE_ERRORS, *CONFLICT_ERRORS):
+                raise
+            except Exception as e:
+                del uow.records[mark[0]:], uow.emitted[mark[1]:], uow.rejected[mark[2]:]
+                log.error("handler failed on %s %s (topic %s partition %d offset %d): %r; dead-lettered",
+                          msg.type, msg.id, it.topic, it.partition, it.offset, e)
+                dead.append(dlq_record(self.dlq_topic, it, "handler_error", e))
+                dlq_reasons.append((it.topic, "handler_error"))
+            finally:
+                correlation_id.reset(token)
+
+    async def _commit_offsets(self, items: list[Item]) -> None:
+        assert self.consumer is not None
+        offsets: dict[TopicPartition, int] = {}
+        for it in items:
+            tp = TopicPartition(it.topic, it.partition)
+            offsets[tp] = max(offsets.get(tp, -1), it.offset + 1)
+        assigned = self.consumer.assignment()
+        offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
+        if not offsets:
+            return
+        self._done.update(offsets)
+        try:
+            await self.consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError, KafkaError) as e:
+            # A rebalance moved partitions away: the new owner re-reads from the last committed
+            # offset and the inbox drops what we already handled.
+            log.info("offset commit failed after a rebalance (%r); the inbox absorbs redelivery", e)
+
+    def _update_lag(self) -> None:
+        """Lag = fetch highwater - next offset to handle, per assigned partition."""
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            hw = self.consumer.highwater(tp)
+            done = self._done.get(tp)
+            if hw is not None and done is not None:
+                m.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, hw - done))

@@ -1,0 +1,62 @@
+"""PostgreSQL access: one asyncpg pool per service, confined to the service's own schema."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import asyncpg
+import orjson
+
+log = logging.getLogger("kit.db")
+
+# The database is away: retry the same work for as long as it takes (never ack meanwhile).
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+# A conflict with a concurrent transaction: retry a few times; if it persists it is a fault.
+CONFLICT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.UniqueViolationError,
+    asyncpg.exceptions.LockNotAvailableError,
+)
+TRANSIENT_DB_ERRORS = UNAVAILABLE_ERRORS + CONFLICT_ERRORS
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    return isinstance(exc, UNAVAILABLE_ERRORS)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typ in ("jsonb", "json"):
+        await conn.set_type_codec(typ, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+                                  schema="pg_catalog", format="text")
+
+
+async def create_pool(dsn: str, schema: str, *, service: str, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections see ``schema`` first, with jsonb <-> Python via orjson."""
+    return await asyncpg.create_pool(
+        dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=60,
+        server_settings={"search_path": f"{schema},public", "application_name": f"{service}-service"},
+    )
+
+
+async def connect_with_retry(dsn: str, schema: str, *, service: str, max_size: int, stop: asyncio.Event | None = None) -> asyncpg.Pool:
+    delay = 0.2
+    while True:
+        try:
+            return await create_pool(dsn, schema, service=service, max_size=max_size)
+        except UNAVAILABLE_ERRORS as e:
+            if stop is not None and stop.is_set():
+                raise
+            log.warning("database not reachable yet (%s); retrying in %.1fs", e.__class__.__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

@@ -1,0 +1,48 @@
+"""Metrics every service gets from the kit. Base units (seconds), ``_total`` counters, no ids as labels.
+
+``service`` is a label so one Prometheus can aggregate the district; ``topic``, ``type``,
+``reason`` and ``partition`` are bounded sets.
+"""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+RECORDS_CONSUMED = Counter(
+    "kit_records_consumed_total", "Records consumed and durably handled, by topic and message type",
+    ["service", "topic", "type"])
+RECORDS_DUPLICATE = Counter(
+    "kit_records_duplicate_total", "Records skipped because their (source, id) was already processed",
+    ["service", "topic"])
+RECORDS_IGNORED = Counter(
+    "kit_records_ignored_total", "Records of a type this service does not react to (tolerant reader)",
+    ["service", "topic"])
+RECORDS_PRODUCED = Counter(
+    "kit_records_produced_total", "Records published by the outbox relay, by topic and message type",
+    ["service", "topic", "type"])
+RECORDS_DEAD_LETTERED = Counter(
+    "kit_records_dead_lettered_total", "Records sent to the dead-letter topic, by origin topic and reason",
+    ["service", "topic", "reason"])
+COMMANDS_REJECTED = Counter(
+    "kit_commands_rejected_total", "Commands refused by the rules, by command type and reason",
+    ["service", "type", "reason"])
+BATCH_DURATION = Histogram(
+    "kit_batch_duration_seconds", "Time to handle one consumed batch (decode to database commit)",
+    ["service", "consumer"], buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
+BATCH_SIZE = Histogram(
+    "kit_batch_records", "Records per consumed batch", ["service", "consumer"],
+    buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000))
+BATCH_RETRIES = Counter(
+    "kit_batch_retries_total", "Batches retried after a database outage or conflict", ["service", "consumer", "cause"])
+CONSUMER_LAG = Gauge(
+    "kit_consumer_lag", "Records behind the fetch highwater, per partition", ["service", "topic", "partition"])
+OUTBOX_BACKLOG = Gauge("kit_outbox_backlog", "Outbox rows not yet published", ["service"])
+OUTBOX_OLDEST_AGE = Gauge(
+    "kit_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox row (0 when empty)", ["service"])
+RELAY_ERRORS = Counter("kit_outbox_relay_errors_total", "Failed relay rounds (broker or database away)", ["service"])
+HTTP_REQUESTS = Counter(
+    "kit_http_requests_total", "HTTP requests by route and status", ["service", "route", "method", "status"])
+HTTP_DURATION = Histogram(
+    "kit_http_request_duration_seconds", "HTTP request duration by route", ["service", "route"],
+    buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+READY = Gauge("kit_ready", "1 when the worker is ready (database, broker, migrations)", ["service"])
+TIMER_RUNS = Counter("kit_timer_runs_total", "Timer rounds by timer and outcome", ["service", "timer", "outcome"])

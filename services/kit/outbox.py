@@ -1,0 +1,170 @@
+"""Outbox: records written in the state-change transaction; a relay publishes them.
+
+The relay is the only publisher of a service's topics. One relay per service is active at a
+time (a PostgreSQL advisory lock elects it), so records reach Kafka in commit order per key:
+a key's rows are written under the aggregate's row lock, so their ``seq`` order is their
+commit order, and the relay publishes in ``seq`` order with ``acks=all``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from . import metrics as m
+from .db import UNAVAILABLE_ERRORS
+
+log = logging.getLogger("kit.outbox")
+
+
+@dataclass(slots=True)
+class OutboxRecord:
+    topic: str
+    key: str | None
+    value: bytes
+    message_type: str = ""
+    causation_id: str | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+async def write(conn: asyncpg.Connection, records: Sequence[OutboxRecord]) -> None:
+    """Insert records in order, in one statement (call inside the state-change transaction)."""
+    if not records:
+        return
+    await conn.execute(
+        """INSERT INTO outbox (topic, key, value, message_type, causation_id, headers)
+           SELECT topic, key, value, message_type, causation_id, headers
+           FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::jsonb[])
+                WITH ORDINALITY AS t(topic, key, value, message_type, causation_id, headers, n)
+           ORDER BY n""",
+        [r.topic for r in records], [r.key for r in records], [r.value for r in records],
+        [r.message_type for r in records], [r.causation_id for r in records],
+        [[list(h) for h in r.headers] for r in records],
+    )
+
+
+async def caused_by(conn: asyncpg.Connection, causation_id: str) -> list[asyncpg.Record]:
+    """The records a message caused (for answering a replayed command)."""
+    return await conn.fetch(
+        "SELECT topic, key, value, message_type FROM outbox WHERE causation_id = $1 ORDER BY seq", causation_id)
+
+
+def producer_for(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+    # Idempotent producer is off on purpose: Tansu does not support it; duplicates are
+    # absorbed by idempotent consumers (inbox), which production needs anyway.
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=False,
+        linger_ms=5, max_batch_size=256 * 1024, max_request_size=4 * 1024 * 1024,
+        request_timeout_ms=30000, retry_backoff_ms=200,
+    )
+
+
+class OutboxRelay:
+    """Publishes unpublished outbox rows in ``seq`` order, then marks them published."""
+
+    LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('outbox-relay:' || current_schema()))"
+
+    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, service: str, batch: int = 2000,
+                 poll_seconds: float = 0.5, retention_hours: float = 24.0):
+        self.pool = pool
+        self.producer = producer
+        self.service = service
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.retention_hours = retention_hours
+        self.wakeup = asyncio.Event()
+        self._stopping = False
+        self._lock_conn: asyncpg.Connection | None = None
+        self.published = 0
+        self._last_stats = 0.0
+
+    def notify(self) -> None:
+        """Wake the relay now (called after a commit that wrote outbox rows)."""
+        self.wakeup.set()
+
+    async def _acquire_leadership(self) -> None:
+        while not self._stopping:
+            try:
+                if self._lock_conn is None or self._lock_conn.is_closed():
+                    self._lock_conn = await self.pool.acquire()
+                if await self._lock_conn.fetchval(self.LOCK_SQL):
+                    return
+            except UNAVAILABLE_ERRORS:
+                await self._release_lock_conn()
+            await asyncio.sleep(1.0)
+
+    async def _release_lock_conn(self) -> None:
+        if self._lock_conn is not None:
+            try:
+                await self.pool.release(self._lock_conn)
+            except Exception:  # the connection is already broken
+                pass
+            self._lock_conn = None
+
+    async def run(self) -> None:
+        last_purge = 0.0
+        while not self._stopping:
+            await self._acquire_leadership()
+            try:
+                while not self._stopping:
+                    n = await self.publish_once()
+                    if time.monotonic() - last_purge > 60:
+                        last_purge = time.monotonic()
+                        await self.purge()
+                    if n < self.batch:
+                        self.wakeup.clear()
+                        try:
+                            await asyncio.wait_for(self.wakeup.wait(), self.poll_seconds)
+                        except asyncio.TimeoutError:
+                            pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # broker or database away: keep the rows, try again
+                m.RELAY_ERRORS.labels(self.service).inc()
+                log.warning("outbox relay round failed: %r; retrying", e)
+                await self._release_lock_conn()
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self.wakeup.set()
+        await self._release_lock_conn()
+
+    async def publish_once(self) -> int:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT seq, topic, key, value, headers, message_type, created_at FROM outbox "
+                "WHERE published_at IS NULL ORDER BY seq LIMIT $1", self.batch)
+            if rows:
+                futures = []
+                for r in rows:
+                    key = r["key"].encode() if r["key"] is not None else None
+                    headers = [(k, v.encode()) for k, v in r["headers"]]
+                    futures.append(await self.producer.send(r["topic"], r["value"], key=key, headers=headers))
+                await asyncio.gather(*futures)
+                await conn.execute("UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
+                                   [r["seq"] for r in rows])
+                for (topic, typ), n in Counter((r["topic"], r["message_type"]) for r in rows).items():
+                    m.RECORDS_PRODUCED.labels(self.service, topic, typ).inc(n)
+                self.published += len(rows)
+            if time.monotonic() - self._last_stats < 1.0 and len(rows) == self.batch:
+                return len(rows)
+            self._last_stats = time.monotonic()
+            stats = await conn.fetchrow(
+                "SELECT count(*) AS n, EXTRACT(EPOCH FROM now() - min(created_at)) AS age "
+                "FROM outbox WHERE published_at IS NULL")
+            m.OUTBOX_BACKLOG.labels(self.service).set(stats["n"])
+            m.OUTBOX_OLDEST_AGE.labels(self.service).set(float(stats["age"] or 0.0))
+        return len(rows)
+
+    async def purge(self) -> None:
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
+                self.retention_hours * 3600.0)

@@ -1,0 +1,65 @@
+"""Topic provisioning: every contract topic is created explicitly from the registry.
+
+Never rely on broker auto-creation (Tansu auto-creates unknown topics with 4 partitions on a
+metadata request). Run at service start-up, or alone: ``python -m services.kit.provision``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Iterable
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from schemas.topics import ALL_TOPICS, Topic
+
+log = logging.getLogger("kit.provision")
+
+
+async def provision(bootstrap: str, *, partitions: int = 12, replication_factor: int = 1,
+                    topics: Iterable[Topic] = ALL_TOPICS, timeout: float = 60.0) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="provisioner", request_timeout_ms=15000)
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            await admin.start()
+            break
+        except KafkaError as e:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("broker not reachable yet (%r)", e)
+            await asyncio.sleep(1.0)
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [t for t in topics if t.name not in existing]
+        if not wanted:
+            return []
+        new = [NewTopic(t.name, t.partitions or partitions, replication_factor) for t in wanted]
+        try:
+            await admin.create_topics(new)
+        except TopicAlreadyExistsError:
+            pass  # another worker created them meanwhile
+        log.info("created topics %s", [t.name for t in wanted])
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()
+
+
+def main() -> None:
+    from .settings import ServiceSettings
+
+    p = argparse.ArgumentParser(description="Create every contract topic (idempotent).")
+    p.add_argument("--bootstrap", default=None)
+    args = p.parse_args()
+    s = ServiceSettings()
+    logging.basicConfig(level="INFO")
+    created = asyncio.run(provision(args.bootstrap or s.kafka_bootstrap_servers, partitions=s.topic_partitions,
+                                    replication_factor=s.topic_replication_factor))
+    print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
+
+
+if __name__ == "__main__":
+    main()

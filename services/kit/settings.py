@@ -1,0 +1,69 @@
+"""Settings from the environment (pydantic-settings).
+
+Infrastructure addresses are shared by every service and read without a prefix
+(``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``, ``TOPIC_PARTITIONS``...); everything else is read
+with the service's prefix (``GRID_HTTP_PORT``, ``ORDERS_API_TOKENS``...). Secrets are
+``SecretStr`` and there are no default passwords.
+"""
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _shared(name: str, default, **kw):
+    return Field(default, validation_alias=AliasChoices(name), **kw)
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Subclasses set ``env_prefix`` (``GRID_``...) and add their own."""
+
+    model_config = SettingsConfigDict(env_prefix="SVC_", extra="ignore", populate_by_name=True)
+
+    # -- shared, unprefixed -------------------------------------------------------------
+    kafka_bootstrap_servers: str = _shared("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092",
+                                           description="Kafka bootstrap servers, comma separated")
+    database_url: SecretStr | None = _shared("DATABASE_URL", None, description="PostgreSQL URL (postgresql://user:pw@host:port/db)")
+    topic_partitions: int = _shared("TOPIC_PARTITIONS", 12, ge=1, le=1000, description="partitions of each topic when provisioned")
+    topic_replication_factor: int = _shared("TOPIC_REPLICATION_FACTOR", 1, ge=1, le=10, description="replication factor when provisioned")
+    log_level: str = _shared("LOG_LEVEL", "info", description="debug | info | warning | error")
+    log_format: str = _shared("LOG_FORMAT", "json", description="json (structured) | text")
+
+    # -- per service, prefixed ----------------------------------------------------------
+    http_host: str = Field("127.0.0.1", description="address the HTTP server binds")
+    http_port: int = Field(8000, ge=1, le=65535, description="HTTP port (/healthz, /readyz, /metrics, API)")
+    api_tokens: SecretStr = Field(SecretStr(""), description="app:token pairs, comma separated; a request needs `Authorization: Bearer <token>`")
+    consumer_group: str | None = Field(None, description="Kafka consumer group (default: <service>-service)")
+    batch_max_records: int = Field(1000, ge=1, le=100_000, description="records fetched and committed per batch")
+    fetch_max_wait_ms: int = Field(50, ge=5, le=10_000, description="broker wait for a fetch to fill")
+    outbox_batch: int = Field(2000, ge=1, le=100_000, description="outbox rows the relay publishes per round")
+    outbox_poll_seconds: float = Field(0.5, gt=0, description="relay poll when not woken by a commit")
+    outbox_retention_hours: float = Field(24.0, ge=0, description="published outbox rows kept for idempotent replies")
+    provision_topics: bool = Field(True, description="create the contract topics at start-up")
+    db_pool_max: int = Field(10, ge=2, le=200, description="PostgreSQL pool size")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        v = v.lower()
+        if v not in {"debug", "info", "warning", "error"}:
+            raise ValueError("log level must be debug, info, warning or error")
+        return v
+
+    def tokens(self) -> dict[str, str]:
+        """token -> app name."""
+        out: dict[str, str] = {}
+        for pair in self.api_tokens.get_secret_value().split(","):
+            pair = pair.strip()
+            if not pair:
+                continue
+            app, sep, token = pair.partition(":")
+            if not sep or not app or not token:
+                raise ValueError("API tokens must be app:token pairs, comma separated")
+            out[token] = app
+        return out
+
+    def dsn(self) -> str:
+        if self.database_url is None:
+            raise RuntimeError("DATABASE_URL is not set (make run / the test fixtures set it for the embedded server)")
+        return self.database_url.get_secret_value()
