@@ -1,0 +1,525 @@
+"""Grid service contract: the closed loop of grid case handling (网格发现、上报、处置、反馈).
+
+Commands arrive on ``grid.intake.v1`` (or over HTTP); events leave on ``grid.events.v1``.
+The seven stages of GB/T 30428 digital urban management map onto these types:
+
+======================  =============================  ==================================
+stage                   command                        event(s)
+======================  =============================  ==================================
+信息收集 report          ``grid.case.report.v1``        ``grid.case.reported.v1`` (and, for a
+                                                       duplicate, ``.dismissed`` + ``.duplicate_linked``)
+案卷建立 register        ``grid.case.register.v1``      ``grid.case.registered.v1``
+不予立案 dismiss         ``grid.case.dismiss.v1``       ``grid.case.dismissed.v1``
+任务派遣 dispatch        ``grid.case.dispatch.v1``      ``grid.case.dispatched.v1``
+任务处理 handle          ``grid.case.handle.v1``        ``grid.case.handled.v1``
+核实结案 verify          ``grid.case.verify.v1``        ``grid.case.verified.v1`` (+ ``.closed`` when passed)
+反馈 feedback            ``grid.case.feedback.v1``      ``grid.case.feedback.v1``
+升级 escalate            ``grid.case.escalate.v1``      ``grid.case.escalated.v1``
+(timer)                  —                              ``grid.case.overdue.v1``, ``grid.case.escalated.v1``
+巡查 patrol              ``grid.patrol.log.v1``         ``grid.patrol.logged.v1``
+======================  =============================  ==================================
+
+The ``data`` of a command is the fields of the event it leads to minus what the service
+derives (times, due times the policy computes, street/community from the grid id...).
+Every grid event carries an optional ``occurred_at``: the service always fills it, and the
+pure domain evolves its state from it (the envelope ``time`` carries the same instant).
+
+Note: CONTRACT.md uses ``grid.case.feedback.v1`` both as the command on the intake topic
+and as the event on the events topic. One model, :class:`CaseFeedback`, serves both; it is
+listed among the commands and among the events of the grid service.
+"""
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+
+from .common import Command, CommunityId, Event, GridId, NonEmptyStr, StreetId, Timestamp
+
+# ---------------------------------------------------------------------------------------
+# Codes
+# ---------------------------------------------------------------------------------------
+
+
+class Category(str, Enum):
+    """Grid case category (案件类别)."""
+
+    HAZARD_FIRE = "hazard.fire"  # 消防隐患
+    HAZARD_PRODUCTION = "hazard.production"  # 生产安全隐患
+    HAZARD_FOOD = "hazard.food"  # 食品安全隐患
+    DISPUTE_NEIGHBOUR = "dispute.neighbour"  # 邻里纠纷
+    DISPUTE_PROPERTY = "dispute.property"  # 物业纠纷
+    DISPUTE_LABOUR = "dispute.labour"  # 劳动纠纷
+    ENVIRONMENT = "environment"  # 环境
+    PUBLIC_FACILITY = "public_facility"  # 公共设施
+    RESIDENT_NEED = "resident_need"  # 居民需求 (becomes a 四单式 order)
+    OTHER = "other"  # 其他
+
+    @property
+    def is_hazard(self) -> bool:
+        """隐患: graded 一般/较大/重大, with a rectification deadline."""
+        return self.value.startswith("hazard.")
+
+    @property
+    def is_dispute(self) -> bool:
+        """矛盾纠纷: mediated by the community, complex ones by joint mediation."""
+        return self.value.startswith("dispute.")
+
+
+class Grade(str, Enum):
+    """Hazard grade (隐患等级)."""
+
+    GENERAL = "general"  # 一般
+    MAJOR = "major"  # 较大
+    SEVERE = "severe"  # 重大
+
+
+class ReporterKind(str, Enum):
+    """Who reported a case (上报人类型)."""
+
+    GRID_WORKER = "grid_worker"  # 网格员
+    RESIDENT = "resident"  # 居民
+    SYSTEM = "system"  # a sensor or another system
+
+
+class Satisfaction(str, Enum):
+    """The reporter's feedback after closing (群众满意度)."""
+
+    SATISFIED = "satisfied"  # 满意
+    BASICALLY_SATISFIED = "basically_satisfied"  # 基本满意
+    UNSATISFIED = "unsatisfied"  # 不满意
+
+
+class EscalationLevel(str, Enum):
+    """Who is responsible for an open case; escalation climbs community → street → district."""
+
+    COMMUNITY = "community"  # 社区
+    STREET = "street"  # 街道
+    DISTRICT = "district"  # 区
+
+    @property
+    def rank(self) -> int:
+        return _LEVELS.index(self)
+
+    def next(self) -> "EscalationLevel | None":
+        """The next level up, or None at the district."""
+        i = self.rank + 1
+        return _LEVELS[i] if i < len(_LEVELS) else None
+
+
+_LEVELS = (EscalationLevel.COMMUNITY, EscalationLevel.STREET, EscalationLevel.DISTRICT)
+
+
+class Stage(str, Enum):
+    """A stage of the loop that has a time limit (时限): each stage has one deadline."""
+
+    REGISTER = "register"  # 立案 (from the report)
+    DISPATCH = "dispatch"  # 派遣 (from registration)
+    HANDLE = "handle"  # 处置 (from dispatch, or from a failed verification: 返工)
+    VERIFY = "verify"  # 核查 (from handling)
+
+
+# ---------------------------------------------------------------------------------------
+# Value objects
+# ---------------------------------------------------------------------------------------
+
+CaseId = Annotated[str, StringConstraints(min_length=1, max_length=100, strip_whitespace=True, pattern=r"^[A-Za-z0-9._:-]+$")]
+Description = Annotated[str, StringConstraints(min_length=1, max_length=10_000, strip_whitespace=True)]
+Note = Annotated[str, StringConstraints(max_length=2_000)]
+MediaRef = Annotated[str, StringConstraints(min_length=1, max_length=2_000, strip_whitespace=True)]
+Media = Annotated[tuple[MediaRef, ...], Field(default=(), max_length=20, description="URLs or object keys of photos/videos")]
+
+
+class Location(BaseModel):
+    """Where a case was found: WGS-84 coordinates and a human-readable address."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    address: Annotated[str, StringConstraints(max_length=500, strip_whitespace=True)]
+
+
+class Reporter(BaseModel):
+    """Who reported a case (上报人): kind and id (a grid worker, a resident, a system)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: ReporterKind
+    id: NonEmptyStr
+
+
+# ---------------------------------------------------------------------------------------
+# Commands (grid.intake.v1)
+# ---------------------------------------------------------------------------------------
+
+
+class ReportCase(Command):
+    """信息收集: report a case found in a grid.
+
+    ``grade`` is required for hazards (``hazard.*``) and not allowed otherwise.
+    ``urgent`` asks for the urgent register/dispatch limits (紧急); the policy may also
+    make a category/grade urgent. Street and community are derived from ``grid_id``.
+    """
+
+    TYPE: ClassVar[str] = "grid.case.report.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    grid_id: GridId
+    category: Category
+    grade: Grade | None = Field(default=None, validate_default=True)
+    description: Description
+    location: Location
+    reporter: Reporter
+    media: Media = ()
+    urgent: bool = False
+
+    @field_validator("grade")
+    @classmethod
+    def _grade_for_hazards_only(cls, v: Grade | None, info: ValidationInfo) -> Grade | None:
+        category = info.data.get("category")
+        if category is None:  # category itself failed; that error is reported
+            return v
+        if category.is_hazard and v is None:
+            raise ValueError("a hazard needs a grade: general, major or severe")
+        if not category.is_hazard and v is not None:
+            raise ValueError("only hazards are graded")
+        return v
+
+
+class RegisterCase(Command):
+    """立案: accept a reported case and name the responsible department.
+
+    The service derives ``due_at`` (the dispatch deadline) from the deadline policy.
+    """
+
+    TYPE: ClassVar[str] = "grid.case.register.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    department: NonEmptyStr
+    registrar_id: NonEmptyStr | None = None
+    note: Note = ""
+
+
+class DismissCase(Command):
+    """不予立案: refuse to register a reported case, optionally as a duplicate of another."""
+
+    TYPE: ClassVar[str] = "grid.case.dismiss.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    reason: NonEmptyStr
+    duplicate_of: CaseId | None = None
+    registrar_id: NonEmptyStr | None = None
+
+
+class DispatchCase(Command):
+    """任务派遣: send a registered case to a department and an assignee.
+
+    ``due_at`` may set the handling deadline (整改期限) explicitly; when omitted the service
+    derives it from the deadline policy.
+    """
+
+    TYPE: ClassVar[str] = "grid.case.dispatch.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    department: NonEmptyStr
+    assignee_id: NonEmptyStr
+    due_at: Timestamp | None = None
+    dispatcher_id: NonEmptyStr | None = None
+
+
+class HandleCase(Command):
+    """任务处理: the department reports the result of handling a dispatched case."""
+
+    TYPE: ClassVar[str] = "grid.case.handle.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    result: Description
+    media: Media = ()
+    handled_by: NonEmptyStr | None = None
+
+
+class VerifyCase(Command):
+    """核实: verify a handled case on site. Passed closes it (结案); failed is 返工 rework.
+
+    On rework, ``rework_due_at`` may set the new handling deadline; when omitted the
+    service derives it from the deadline policy.
+    """
+
+    TYPE: ClassVar[str] = "grid.case.verify.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    passed: bool
+    comment: Note = ""
+    verifier_id: NonEmptyStr | None = None
+    rework_due_at: Timestamp | None = None
+
+
+class EscalateCase(Command):
+    """升级 on request: hand an open case to a higher level, e.g. a complex dispute to
+    joint mediation by departments (联合调解). ``to_level`` defaults to the next level up.
+    """
+
+    TYPE: ClassVar[str] = "grid.case.escalate.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    reason: NonEmptyStr
+    to_level: EscalationLevel | None = None
+    joint_mediation: bool = False
+    requested_by: NonEmptyStr | None = None
+
+
+class LogPatrol(Command):
+    """巡查: a grid worker logs a patrol of a grid."""
+
+    TYPE: ClassVar[str] = "grid.patrol.log.v1"
+    SUBJECT: ClassVar[str] = "grid_id"
+
+    patrol_id: CaseId
+    grid_id: GridId
+    grid_worker_id: NonEmptyStr
+    started_at: Timestamp
+    ended_at: Timestamp
+    notes: Note = ""
+    route: tuple[Location, ...] = Field(default=(), max_length=500)
+
+
+# ---------------------------------------------------------------------------------------
+# Events (grid.events.v1)
+# ---------------------------------------------------------------------------------------
+
+
+class CaseEvent(Event):
+    """Base of every grid case event: keyed by ``case_id``, with the instant it happened."""
+
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    occurred_at: Timestamp | None = None
+
+
+class CaseReported(CaseEvent):
+    """信息收集: a case was reported in a grid.
+
+    ``register_due_at`` is the registration deadline; ``urgent`` is the effective urgency
+    (asked for by the reporter or set by the policy for the category/grade).
+    """
+
+    TYPE: ClassVar[str] = "grid.case.reported.v1"
+
+    grid_id: GridId
+    category: Category
+    description: Description
+    location: Location
+    reporter: Reporter
+    grade: Grade | None = None
+    media: Media = ()
+    community_id: CommunityId | None = None
+    street_id: StreetId | None = None
+    urgent: bool = False
+    register_due_at: Timestamp | None = None
+
+
+class CaseRegistered(CaseEvent):
+    """立案: the case was accepted; ``due_at`` is when it must be dispatched.
+
+    Carries the report's facts again (grid, community, street, category, description,
+    reporter) so that consumers — the orders service turning a ``resident_need`` case into
+    an order, assessment attributing it — need no other event.
+    """
+
+    TYPE: ClassVar[str] = "grid.case.registered.v1"
+
+    due_at: Timestamp
+    department: NonEmptyStr
+    grid_id: GridId | None = None
+    community_id: CommunityId | None = None
+    street_id: StreetId | None = None
+    category: Category | None = None
+    grade: Grade | None = None
+    description: Description | None = None
+    location: Location | None = None
+    reporter: Reporter | None = None
+    registrar_id: NonEmptyStr | None = None
+
+
+class CaseDismissed(CaseEvent):
+    """不予立案: the case was not registered; ``duplicate_of`` names the open case it repeats."""
+
+    TYPE: ClassVar[str] = "grid.case.dismissed.v1"
+
+    reason: NonEmptyStr
+    duplicate_of: CaseId | None
+    grid_id: GridId | None = None
+    category: Category | None = None
+    registrar_id: NonEmptyStr | None = None
+
+
+class CaseDuplicateLinked(CaseEvent):
+    """A later report of the same problem was linked to this (original, open) case; its
+    reporter is recorded here as a co-reporter (the duplicate itself was dismissed)."""
+
+    TYPE: ClassVar[str] = "grid.case.duplicate_linked.v1"
+
+    duplicate_case_id: CaseId
+    reporter: Reporter
+
+
+class CaseDispatched(CaseEvent):
+    """任务派遣: the case was sent to a department; ``due_at`` is the handling deadline."""
+
+    TYPE: ClassVar[str] = "grid.case.dispatched.v1"
+
+    department: NonEmptyStr
+    assignee_id: NonEmptyStr
+    due_at: Timestamp
+    dispatcher_id: NonEmptyStr | None = None
+    grid_id: GridId | None = None
+
+
+class CaseHandled(CaseEvent):
+    """任务处理: the department handled the case; ``verify_due_at`` is the verification deadline."""
+
+    TYPE: ClassVar[str] = "grid.case.handled.v1"
+
+    result: Description
+    media: Media = ()
+    handled_by: NonEmptyStr | None = None
+    verify_due_at: Timestamp | None = None
+
+
+class CaseVerified(CaseEvent):
+    """核查: the handling was checked on site. ``passed`` false is 返工 rework: the case goes
+    back to the department with the new handling deadline ``rework_due_at``;
+    ``rework_count`` counts the reworks of the case so far."""
+
+    TYPE: ClassVar[str] = "grid.case.verified.v1"
+
+    passed: bool
+    comment: Note = ""
+    verifier_id: NonEmptyStr | None = None
+    rework_due_at: Timestamp | None = None
+    rework_count: int = Field(default=0, ge=0)
+
+
+class CaseClosed(CaseEvent):
+    """结案: the case is closed after a passed verification.
+
+    ``on_time`` is true when no deadline of the case was missed (按期结案);
+    ``handling_seconds`` runs from the report to the close.
+    """
+
+    TYPE: ClassVar[str] = "grid.case.closed.v1"
+
+    on_time: bool
+    handling_seconds: int = Field(ge=0)
+    department: NonEmptyStr | None = None
+    assignee_id: NonEmptyStr | None = None
+    grid_id: GridId | None = None
+    community_id: CommunityId | None = None
+    street_id: StreetId | None = None
+    category: Category | None = None
+    rework_count: int = Field(default=0, ge=0)
+
+
+class CaseOverdue(CaseEvent):
+    """超期: a deadline of the case passed unmet. ``level`` is the level that was responsible
+    when it was missed; ``stage`` says which deadline. Emitted once per missed deadline."""
+
+    TYPE: ClassVar[str] = "grid.case.overdue.v1"
+
+    due_at: Timestamp
+    level: EscalationLevel
+    stage: Stage | None = None
+
+
+class CaseEscalated(CaseEvent):
+    """升级: responsibility for the case moved up (community → street → district), after a
+    missed deadline (``stage`` set) or on request (``requested_by``, ``joint_mediation``
+    for complex disputes sent to joint mediation, 联合调解)."""
+
+    TYPE: ClassVar[str] = "grid.case.escalated.v1"
+
+    from_level: EscalationLevel
+    to_level: EscalationLevel
+    reason: NonEmptyStr
+    stage: Stage | None = None
+    joint_mediation: bool = False
+    requested_by: NonEmptyStr | None = None
+
+
+class _CommandAndEvent(str):
+    """``KIND`` of a type CONTRACT.md uses both as a command and as an event: compares equal
+    to ``"command"`` and to ``"event"``, so the registry lists it on both topics."""
+
+    def __eq__(self, other: object) -> bool:
+        return other in ("command", "event") or str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = str.__hash__
+
+
+class CaseFeedback(Command, Event):
+    """反馈: the reporter's satisfaction with a closed case (群众满意度).
+
+    As a command only ``case_id`` and ``satisfaction`` are needed (``reporter_id`` and
+    ``comment`` optional); the event the service publishes adds the grid, department and
+    time, so assessment can attribute it.
+    """
+
+    TYPE: ClassVar[str] = "grid.case.feedback.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+    KIND: ClassVar[str] = _CommandAndEvent("command+event")
+
+    case_id: CaseId
+    satisfaction: Satisfaction
+    comment: Note = ""
+    reporter_id: NonEmptyStr | None = None
+    occurred_at: Timestamp | None = None
+    grid_id: GridId | None = None
+    community_id: CommunityId | None = None
+    street_id: StreetId | None = None
+    department: NonEmptyStr | None = None
+
+
+class PatrolLogged(Event):
+    """巡查: a grid worker patrolled a grid. Keyed by the grid id (one grid's patrols in order)."""
+
+    TYPE: ClassVar[str] = "grid.patrol.logged.v1"
+    SUBJECT: ClassVar[str] = "grid_id"
+
+    patrol_id: CaseId
+    grid_id: GridId
+    grid_worker_id: NonEmptyStr
+    started_at: Timestamp
+    ended_at: Timestamp
+    notes: Note = ""
+    route: tuple[Location, ...] = ()
+    community_id: CommunityId | None = None
+    street_id: StreetId | None = None
+    occurred_at: Timestamp | None = None
+
+
+COMMANDS: tuple[type[Command], ...] = (
+    ReportCase, RegisterCase, DismissCase, DispatchCase, HandleCase, VerifyCase, CaseFeedback, EscalateCase, LogPatrol,
+)
+EVENTS: tuple[type[Event], ...] = (
+    CaseReported, CaseRegistered, CaseDismissed, CaseDuplicateLinked, CaseDispatched, CaseHandled, CaseVerified,
+    CaseClosed, CaseOverdue, CaseEscalated, CaseFeedback, PatrolLogged,
+)
+
+__all__ = [
+    "Category", "Grade", "ReporterKind", "Satisfaction", "EscalationLevel", "Stage", "Location", "Reporter",
+    "CaseId", *(m.__name__ for m in COMMANDS), *(m.__name__ for m in EVENTS if m not in COMMANDS),
+    "CaseEvent", "COMMANDS", "EVENTS",
+]

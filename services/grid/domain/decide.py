@@ -1,0 +1,383 @@
+"""``decide``: what a command leads to, or why it is refused; ``check_overdue``: the timer's rule.
+
+Both are pure. Everything the rules need from the world comes in a :class:`Context` that the
+application layer fills in: the time, the deadline policy, whether the grid is in the grid
+register, and the open cases near a report (for duplicate detection).
+
+The loop (GB/T 30428)::
+
+    report ─► reported ─register─► registered ─dispatch─► dispatched ─handle─► handled ─verify─┐
+                 │                                            ▲                              │
+                 └─dismiss (or duplicate)─► dismissed         └──── failed: 返工 rework ◄────┤
+                                                                                 passed ─► closed ─feedback
+    escalate: any open case, to a higher level.   check_overdue: missed deadlines of any case.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from schemas.grid import (
+    CaseClosed,
+    CaseDismissed,
+    CaseDispatched,
+    CaseDuplicateLinked,
+    CaseEscalated,
+    CaseEvent,
+    CaseFeedback,
+    CaseHandled,
+    CaseOverdue,
+    CaseRegistered,
+    CaseReported,
+    CaseVerified,
+    DismissCase,
+    DispatchCase,
+    EscalateCase,
+    HandleCase,
+    LogPatrol,
+    PatrolLogged,
+    RegisterCase,
+    ReportCase,
+    VerifyCase,
+)
+from schemas.common import Command, Event
+
+from .errors import (
+    CaseExists,
+    CaseNotFound,
+    DueInPast,
+    DuplicateOfSelf,
+    DuplicateTargetNotOpen,
+    FeedbackAlreadyGiven,
+    IllegalTransition,
+    JointMediationForDisputesOnly,
+    NoHigherLevel,
+    NotAReporter,
+    PatrolEndsBeforeStart,
+    PatrolInFuture,
+    ReworkDueWithoutRework,
+    UnknownGrid,
+)
+from .geo import DEFAULT_DUPLICATE_RADIUS_M, OpenCase, find_duplicate
+from .grid_codes import GridCode
+from .policy import DEFAULT_POLICY, DeadlinePolicy, Limits
+from .state import CaseState, CaseStatus
+
+DUPLICATE_REASON = "duplicate"
+PATROL_CLOCK_SKEW = timedelta(minutes=5)  # a field device's clock may run this far ahead
+
+
+@dataclass(frozen=True)
+class Context:
+    """What ``decide`` needs from outside the case, filled in by the application layer.
+
+    - ``now``: the current time (timezone-aware); every event of the decision happens then.
+    - ``policy``: the deadline policy in force.
+    - ``grid_known``: whether the command's grid id is in the grid register; needed for
+      ``report`` and ``patrol.log`` (the default, False, refuses them as ``unknown_grid``).
+    - ``open_cases``: open cases to check a report against for duplicates (those near the
+      report; passing more is harmless), and for ``dismiss`` with ``duplicate_of``, that case.
+    - ``duplicate_radius_m``: how near a report of the same category counts as a duplicate.
+    """
+
+    now: datetime
+    policy: DeadlinePolicy = DEFAULT_POLICY
+    grid_known: bool = False
+    open_cases: tuple[OpenCase, ...] = field(default=())
+    duplicate_radius_m: float = DEFAULT_DUPLICATE_RADIUS_M
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None:
+            raise ValueError("Context.now must be timezone-aware")
+        object.__setattr__(self, "open_cases", tuple(self.open_cases))
+
+
+def decide(state: CaseState | None, command: Command, ctx: Context) -> list[Event]:
+    """The events ``command`` leads to for the case in ``state`` (None: no such case yet).
+
+    Raises a :class:`services.kit.errors.Rejected` subclass with a named reason when the
+    command is refused. A report found to duplicate an open case yields three events with two
+    subjects: ``reported`` and ``dismissed`` for the new case, ``duplicate_linked`` for the
+    original (apply them with :func:`services.grid.domain.evolve_all`). A patrol log concerns
+    no case: ``state`` is ignored.
+    """
+    if isinstance(command, LogPatrol):
+        return _log_patrol(command, ctx)
+    if isinstance(command, ReportCase):
+        return _report(state, command, ctx)
+    handler = _CASE_HANDLERS.get(type(command))
+    if handler is None:
+        raise TypeError(f"the grid domain has no rule for {type(command).__name__}")
+    if state is None:
+        raise CaseNotFound(command.case_id)  # type: ignore[attr-defined]
+    if state.case_id != command.case_id:  # type: ignore[attr-defined]
+        raise ValueError(f"state of case {state.case_id!r} given for a command on {command.case_id!r}")  # type: ignore[attr-defined]
+    allowed, fn = handler
+    if state.status not in allowed:
+        raise IllegalTransition(_verb(command), state.status.value)
+    return fn(state, command, ctx)
+
+
+def _verb(command: Command) -> str:
+    return command.TYPE.split(".")[2]
+
+
+def _limits(state: CaseState, policy: DeadlinePolicy) -> Limits:
+    return policy.limits_for(state.category, state.grade, state.urgent)
+
+
+# ---------------------------------------------------------------------------------------
+# The rules, one per command
+# ---------------------------------------------------------------------------------------
+
+
+def _report(state: CaseState | None, cmd: ReportCase, ctx: Context) -> list[Event]:
+    if state is not None:
+        raise CaseExists(cmd.case_id)
+    if not ctx.grid_known:
+        raise UnknownGrid(cmd.grid_id)
+    code = GridCode.parse(cmd.grid_id)
+    limits = ctx.policy.limits_for(cmd.category, cmd.grade, cmd.urgent)
+    now = ctx.now
+    events: list[Event] = [
+        CaseReported(
+            case_id=cmd.case_id,
+            grid_id=cmd.grid_id,
+            community_id=code.community_id,
+            street_id=code.street_id,
+            category=cmd.category,
+            grade=cmd.grade,
+            description=cmd.description,
+            location=cmd.location,
+            reporter=cmd.reporter,
+            media=cmd.media,
+            urgent=limits.urgent,
+            register_due_at=ctx.policy.due(now, limits.register),
+            occurred_at=now,
+        )
+    ]
+    candidates = (c for c in ctx.open_cases if c.case_id != cmd.case_id)
+    original = find_duplicate(cmd.category, cmd.location, candidates, ctx.duplicate_radius_m)
+    if original is not None:
+        events += [
+            CaseDismissed(
+                case_id=cmd.case_id, reason=DUPLICATE_REASON, duplicate_of=original.case_id,
+                grid_id=cmd.grid_id, category=cmd.category, occurred_at=now,
+            ),
+            CaseDuplicateLinked(
+                case_id=original.case_id, duplicate_case_id=cmd.case_id, reporter=cmd.reporter, occurred_at=now
+            ),
+        ]
+    return events
+
+
+def _register(state: CaseState, cmd: RegisterCase, ctx: Context) -> list[Event]:
+    due_at = ctx.policy.due(ctx.now, _limits(state, ctx.policy).dispatch)
+    return [
+        CaseRegistered(
+            case_id=state.case_id,
+            due_at=due_at,
+            department=cmd.department,
+            grid_id=state.grid_id,
+            community_id=state.community_id,
+            street_id=state.street_id,
+            category=state.category,
+            grade=state.grade,
+            description=state.description,
+            location=state.location,
+            reporter=state.reporter,
+            registrar_id=cmd.registrar_id,
+            occurred_at=ctx.now,
+        )
+    ]
+
+
+def _dismiss(state: CaseState, cmd: DismissCase, ctx: Context) -> list[Event]:
+    events: list[Event] = [
+        CaseDismissed(
+            case_id=state.case_id, reason=cmd.reason, duplicate_of=cmd.duplicate_of, grid_id=state.grid_id,
+            category=state.category, registrar_id=cmd.registrar_id, occurred_at=ctx.now,
+        )
+    ]
+    if cmd.duplicate_of is not None:
+        if cmd.duplicate_of == state.case_id:
+            raise DuplicateOfSelf()
+        if not any(c.case_id == cmd.duplicate_of for c in ctx.open_cases):
+            raise DuplicateTargetNotOpen(cmd.duplicate_of)
+        events.append(
+            CaseDuplicateLinked(
+                case_id=cmd.duplicate_of, duplicate_case_id=state.case_id, reporter=state.reporter, occurred_at=ctx.now
+            )
+        )
+    return events
+
+
+def _dispatch(state: CaseState, cmd: DispatchCase, ctx: Context) -> list[Event]:
+    if cmd.due_at is not None:
+        if cmd.due_at <= ctx.now:
+            raise DueInPast("due_at", cmd.due_at)
+        due_at = cmd.due_at.astimezone(ctx.policy.tz)
+    else:
+        due_at = ctx.policy.due(ctx.now, _limits(state, ctx.policy).handle)
+    return [
+        CaseDispatched(
+            case_id=state.case_id, department=cmd.department, assignee_id=cmd.assignee_id, due_at=due_at,
+            dispatcher_id=cmd.dispatcher_id, grid_id=state.grid_id, occurred_at=ctx.now,
+        )
+    ]
+
+
+def _handle(state: CaseState, cmd: HandleCase, ctx: Context) -> list[Event]:
+    return [
+        CaseHandled(
+            case_id=state.case_id, result=cmd.result, media=cmd.media, handled_by=cmd.handled_by,
+            verify_due_at=ctx.policy.due(ctx.now, _limits(state, ctx.policy).verify), occurred_at=ctx.now,
+        )
+    ]
+
+
+def _verify(state: CaseState, cmd: VerifyCase, ctx: Context) -> list[Event]:
+    now = ctx.now
+    if cmd.passed:
+        if cmd.rework_due_at is not None:
+            raise ReworkDueWithoutRework()
+        # the verify deadline is met now; the case is on time if no deadline was missed
+        late = state.missed_any(now)
+        return [
+            CaseVerified(
+                case_id=state.case_id, passed=True, comment=cmd.comment, verifier_id=cmd.verifier_id,
+                rework_count=state.rework_count, occurred_at=now,
+            ),
+            CaseClosed(
+                case_id=state.case_id,
+                on_time=not late,
+                handling_seconds=max(0, int((now - state.reported_at).total_seconds())),
+                department=state.department,
+                assignee_id=state.assignee_id,
+                grid_id=state.grid_id,
+                community_id=state.community_id,
+                street_id=state.street_id,
+                category=state.category,
+                rework_count=state.rework_count,
+                occurred_at=now,
+            ),
+        ]
+    if cmd.rework_due_at is not None:
+        if cmd.rework_due_at <= now:
+            raise DueInPast("rework_due_at", cmd.rework_due_at)
+        rework_due_at = cmd.rework_due_at.astimezone(ctx.policy.tz)
+    else:
+        rework_due_at = ctx.policy.due(now, _limits(state, ctx.policy).rework)
+    return [
+        CaseVerified(
+            case_id=state.case_id, passed=False, comment=cmd.comment, verifier_id=cmd.verifier_id,
+            rework_due_at=rework_due_at, rework_count=state.rework_count + 1, occurred_at=now,
+        )
+    ]
+
+
+def _feedback(state: CaseState, cmd: CaseFeedback, ctx: Context) -> list[Event]:
+    if state.satisfaction is not None:
+        raise FeedbackAlreadyGiven(state.case_id)
+    if cmd.reporter_id is not None and cmd.reporter_id not in {r.id for r in state.reporters}:
+        raise NotAReporter(cmd.reporter_id)
+    return [
+        CaseFeedback(
+            case_id=state.case_id, satisfaction=cmd.satisfaction, comment=cmd.comment, reporter_id=cmd.reporter_id,
+            occurred_at=ctx.now, grid_id=state.grid_id, community_id=state.community_id,
+            street_id=state.street_id, department=state.department,
+        )
+    ]
+
+
+def _escalate(state: CaseState, cmd: EscalateCase, ctx: Context) -> list[Event]:
+    if cmd.joint_mediation and not state.category.is_dispute:
+        raise JointMediationForDisputesOnly(state.category.value)
+    to_level = cmd.to_level or state.level.next()
+    if to_level is None or to_level.rank <= state.level.rank:
+        raise NoHigherLevel(state.level.value, to_level.value if to_level else None)
+    return [
+        CaseEscalated(
+            case_id=state.case_id, from_level=state.level, to_level=to_level, reason=cmd.reason,
+            joint_mediation=cmd.joint_mediation, requested_by=cmd.requested_by, occurred_at=ctx.now,
+        )
+    ]
+
+
+def _log_patrol(cmd: LogPatrol, ctx: Context) -> list[Event]:
+    if not ctx.grid_known:
+        raise UnknownGrid(cmd.grid_id)
+    if cmd.ended_at <= cmd.started_at:
+        raise PatrolEndsBeforeStart()
+    if cmd.ended_at > ctx.now + PATROL_CLOCK_SKEW:
+        raise PatrolInFuture()
+    code = GridCode.parse(cmd.grid_id)
+    return [
+        PatrolLogged(
+            patrol_id=cmd.patrol_id, grid_id=cmd.grid_id, grid_worker_id=cmd.grid_worker_id,
+            started_at=cmd.started_at, ended_at=cmd.ended_at, notes=cmd.notes, route=cmd.route,
+            community_id=code.community_id, street_id=code.street_id, occurred_at=ctx.now,
+        )
+    ]
+
+
+_OPEN = frozenset(s for s in CaseStatus if s.is_open)
+
+# command type -> (statuses in which it applies, rule)
+_CASE_HANDLERS: dict[type, tuple[frozenset[CaseStatus], object]] = {
+    RegisterCase: (frozenset({CaseStatus.REPORTED}), _register),
+    DismissCase: (frozenset({CaseStatus.REPORTED}), _dismiss),
+    DispatchCase: (frozenset({CaseStatus.REGISTERED}), _dispatch),
+    HandleCase: (frozenset({CaseStatus.DISPATCHED}), _handle),
+    VerifyCase: (frozenset({CaseStatus.HANDLED}), _verify),
+    CaseFeedback: (frozenset({CaseStatus.CLOSED}), _feedback),
+    EscalateCase: (_OPEN, _escalate),
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Overdue detection and escalation (the timer)
+# ---------------------------------------------------------------------------------------
+
+
+def check_overdue(state: CaseState | None, now: datetime, policy: DeadlinePolicy = DEFAULT_POLICY) -> list[CaseEvent]:
+    """``grid.case.overdue.v1`` for every missed deadline not yet reported, each followed by
+    ``grid.case.escalated.v1`` one level up (community → street → district) while the case
+    is open, the policy escalates on overdue, and there is a level above.
+
+    Once-only: applying the returned events marks the deadlines (``Deadline.overdue``), so a
+    second call — or a call after a restart, from the stored state — returns nothing for
+    them; a deadline that was met late while no timer ran is still reported (nothing is
+    missed). Call it from a timer over the cases whose :func:`next_check_at` has passed,
+    and it is harmless to call it after every command too.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if state is None:
+        return []
+    events: list[CaseEvent] = []
+    level = state.level
+    for d in state.deadlines:
+        if d.overdue or not d.missed_by(now):
+            continue
+        events.append(CaseOverdue(case_id=state.case_id, due_at=d.due_at, level=level, stage=d.stage, occurred_at=now))
+        up = level.next()
+        if state.is_open and policy.escalate_on_overdue and up is not None:
+            events.append(
+                CaseEscalated(
+                    case_id=state.case_id, from_level=level, to_level=up, reason=f"overdue: {d.stage.value} deadline missed",
+                    stage=d.stage, occurred_at=now,
+                )
+            )
+            level = up
+    return events
+
+
+def next_check_at(state: CaseState | None) -> datetime | None:
+    """When :func:`check_overdue` next has something to say about this case (None: never,
+    unless a new deadline starts). Store it next to the state so a timer can select the
+    cases with ``next_check_at <= now``."""
+    if state is None:
+        return None
+    pending = [d.due_at for d in state.deadlines if not d.overdue and (d.met_at is None or d.met_at > d.due_at)]
+    return min(pending, default=None)

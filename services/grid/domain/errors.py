@@ -1,0 +1,99 @@
+"""Named reasons for which the grid domain refuses a command.
+
+Each is a :class:`services.kit.errors.Rejected` with a stable ``reason`` code (and the
+command ``field`` at fault, when there is one). A command that does not apply in the case's
+current status raises :class:`IllegalTransition` (reason ``illegal_transition``; ``command``
+and ``state`` say which); one addressed to a case that does not exist raises
+:class:`CaseNotFound` (reason ``unknown_case``).
+"""
+from __future__ import annotations
+
+from services.kit.errors import IllegalTransition, NotFound, Rejected
+
+__all__ = [
+    "Rejected", "IllegalTransition", "CaseNotFound", "CaseExists", "UnknownGrid", "DueInPast",
+    "ReworkDueWithoutRework", "DuplicateOfSelf", "DuplicateTargetNotOpen", "FeedbackAlreadyGiven",
+    "NotAReporter", "NoHigherLevel", "JointMediationForDisputesOnly", "PatrolEndsBeforeStart", "PatrolInFuture",
+]
+
+
+class CaseNotFound(NotFound):
+    """No case with this id (reason ``unknown_case``)."""
+
+    def __init__(self, case_id: str):
+        super().__init__("case", case_id, field="case_id")
+
+
+class CaseExists(Rejected):
+    """A report for a case id that is already taken."""
+
+    def __init__(self, case_id: str):
+        super().__init__("case_exists", f"case {case_id!r} already exists", "case_id")
+
+
+class UnknownGrid(Rejected):
+    """The grid id is well formed but not in the grid register (网格信息数据库)."""
+
+    def __init__(self, grid_id: str):
+        super().__init__("unknown_grid", f"grid {grid_id!r} is not in the grid register", "grid_id")
+
+
+class DueInPast(Rejected):
+    """An explicit due time that is not in the future."""
+
+    def __init__(self, field: str, due_at: object):
+        super().__init__("due_in_past", f"{field} {due_at} is not after now", field)
+
+
+class ReworkDueWithoutRework(Rejected):
+    """``rework_due_at`` on a verification that passed."""
+
+    def __init__(self) -> None:
+        super().__init__("rework_due_without_rework", "a passed verification has no rework deadline", "rework_due_at")
+
+
+class DuplicateOfSelf(Rejected):
+    def __init__(self) -> None:
+        super().__init__("duplicate_of_self", "a case cannot duplicate itself", "duplicate_of")
+
+
+class DuplicateTargetNotOpen(Rejected):
+    """``duplicate_of`` names a case that is not open (or unknown)."""
+
+    def __init__(self, case_id: str):
+        super().__init__("duplicate_target_not_open", f"case {case_id!r} is not an open case", "duplicate_of")
+
+
+class FeedbackAlreadyGiven(Rejected):
+    def __init__(self, case_id: str):
+        super().__init__("feedback_already_given", f"case {case_id!r} already has feedback")
+
+
+class NotAReporter(Rejected):
+    def __init__(self, reporter_id: str):
+        super().__init__("not_a_reporter", f"{reporter_id!r} did not report this case", "reporter_id")
+
+
+class NoHigherLevel(Rejected):
+    """Escalation to a level that is not above the case's current level."""
+
+    def __init__(self, current: str, wanted: str | None):
+        detail = f"the case is at {current}; " + (f"{wanted} is not higher" if wanted else "there is no higher level")
+        super().__init__("no_higher_level", detail, "to_level")
+
+
+class JointMediationForDisputesOnly(Rejected):
+    def __init__(self, category: str):
+        super().__init__(
+            "joint_mediation_for_disputes_only", f"joint mediation is for disputes, not {category}", "joint_mediation"
+        )
+
+
+class PatrolEndsBeforeStart(Rejected):
+    def __init__(self) -> None:
+        super().__init__("patrol_ends_before_start", "ended_at must be after started_at", "ended_at")
+
+
+class PatrolInFuture(Rejected):
+    def __init__(self) -> None:
+        super().__init__("patrol_in_future", "a patrol cannot end in the future", "ended_at")

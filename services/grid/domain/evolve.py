@@ -1,0 +1,198 @@
+"""``evolve``: the state of a case after one of its events. Pure; never refuses (events are
+facts), but raises ``ValueError`` for an event that cannot belong to the state given
+(a programming error of the caller)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable, Mapping
+
+from schemas.common import Event
+from schemas.grid import (
+    CaseClosed,
+    CaseDismissed,
+    CaseDispatched,
+    CaseDuplicateLinked,
+    CaseEscalated,
+    CaseEvent,
+    CaseFeedback,
+    CaseHandled,
+    CaseOverdue,
+    CaseRegistered,
+    CaseReported,
+    CaseVerified,
+    PatrolLogged,
+    Stage,
+)
+
+from .state import CaseState, CaseStatus, Deadline
+
+
+def evolve(state: CaseState | None, event: Event) -> CaseState | None:
+    """The state after ``event``. ``None`` is the state before the case was reported.
+    Events that concern no case (a patrol log) leave the state as it is."""
+    if isinstance(event, PatrolLogged):
+        return state
+    if isinstance(event, CaseReported):
+        if state is not None:
+            raise ValueError(f"case {event.case_id!r} reported twice")
+        return _reported(event)
+    if not isinstance(event, (CaseEvent, CaseFeedback)):
+        raise TypeError(f"not a grid case event: {type(event).__name__}")
+    if state is None:
+        raise ValueError(f"{event.TYPE} for case {event.case_id!r}, which has no state")
+    if state.case_id != event.case_id:
+        raise ValueError(f"{event.TYPE} for case {event.case_id!r} applied to case {state.case_id!r}")
+    apply = _APPLY.get(type(event))
+    if apply is None:
+        raise TypeError(f"no evolve rule for {type(event).__name__}")
+    changes = apply(state, event)
+    return state.model_copy(update={**changes, "version": state.version + 1})
+
+
+def evolve_all(
+    states: Mapping[str, CaseState | None], events: Iterable[Event]
+) -> dict[str, CaseState | None]:
+    """Apply a decision's events to the states of the cases they concern, keyed by case id.
+
+    ``states`` must hold every case the events name (a missing key counts as None — a new
+    case); the result holds the new state of each case touched. Patrol events are skipped.
+    """
+    out: dict[str, CaseState | None] = {}
+    for ev in events:
+        if isinstance(ev, PatrolLogged):
+            continue
+        key = ev.aggregate_id
+        current = out[key] if key in out else states.get(key)
+        out[key] = evolve(current, ev)
+    return out
+
+
+def _at(event: CaseEvent | CaseFeedback) -> datetime:
+    if event.occurred_at is None:
+        raise ValueError(f"{event.TYPE} for case {event.case_id!r} has no occurred_at")
+    return event.occurred_at
+
+
+def _met(deadlines: tuple[Deadline, ...], stage: Stage, at: datetime) -> tuple[Deadline, ...]:
+    """Mark the unmet deadline of ``stage`` as met at ``at``."""
+    out, done = [], False
+    for d in reversed(deadlines):
+        if not done and d.stage == stage and d.met_at is None:
+            d, done = d.model_copy(update={"met_at": at}), True
+        out.append(d)
+    return tuple(reversed(out))
+
+
+def _started(deadlines: tuple[Deadline, ...], stage: Stage, at: datetime, due_at: datetime | None) -> tuple[Deadline, ...]:
+    if due_at is None:
+        return deadlines
+    return (*deadlines, Deadline(stage=stage, started_at=at, due_at=due_at))
+
+
+def _reported(ev: CaseReported) -> CaseState:
+    at = _at(ev)
+    return CaseState(
+        case_id=ev.case_id,
+        version=1,
+        status=CaseStatus.REPORTED,
+        grid_id=ev.grid_id,
+        community_id=ev.community_id or ev.grid_id[:12],
+        street_id=ev.street_id or ev.grid_id[:9],
+        category=ev.category,
+        grade=ev.grade,
+        urgent=ev.urgent,
+        description=ev.description,
+        location=ev.location,
+        reporter=ev.reporter,
+        media=ev.media,
+        reported_at=at,
+        deadlines=_started((), Stage.REGISTER, at, ev.register_due_at),
+    )
+
+
+def _registered(s: CaseState, ev: CaseRegistered) -> dict:
+    at = _at(ev)
+    deadlines = _started(_met(s.deadlines, Stage.REGISTER, at), Stage.DISPATCH, at, ev.due_at)
+    return {"status": CaseStatus.REGISTERED, "registered_at": at, "department": ev.department, "deadlines": deadlines}
+
+
+def _dismissed(s: CaseState, ev: CaseDismissed) -> dict:
+    at = _at(ev)
+    return {
+        "status": CaseStatus.DISMISSED, "dismissed_at": at, "dismissal_reason": ev.reason,
+        "duplicate_of": ev.duplicate_of, "deadlines": _met(s.deadlines, Stage.REGISTER, at),
+    }
+
+
+def _duplicate_linked(s: CaseState, ev: CaseDuplicateLinked) -> dict:
+    if ev.duplicate_case_id in s.duplicates:
+        return {}
+    return {"co_reporters": (*s.co_reporters, ev.reporter), "duplicates": (*s.duplicates, ev.duplicate_case_id)}
+
+
+def _dispatched(s: CaseState, ev: CaseDispatched) -> dict:
+    at = _at(ev)
+    deadlines = _started(_met(s.deadlines, Stage.DISPATCH, at), Stage.HANDLE, at, ev.due_at)
+    return {
+        "status": CaseStatus.DISPATCHED, "dispatched_at": at, "department": ev.department,
+        "assignee_id": ev.assignee_id, "deadlines": deadlines,
+    }
+
+
+def _handled(s: CaseState, ev: CaseHandled) -> dict:
+    at = _at(ev)
+    deadlines = _started(_met(s.deadlines, Stage.HANDLE, at), Stage.VERIFY, at, ev.verify_due_at)
+    return {"status": CaseStatus.HANDLED, "handled_at": at, "result": ev.result, "deadlines": deadlines}
+
+
+def _verified(s: CaseState, ev: CaseVerified) -> dict:
+    at = _at(ev)
+    deadlines = _met(s.deadlines, Stage.VERIFY, at)
+    if ev.passed:
+        return {"verified_at": at, "deadlines": deadlines}
+    return {  # 返工: back to the department with a new handling deadline
+        "status": CaseStatus.DISPATCHED,
+        "verified_at": at,
+        "handled_at": None,
+        "rework_count": max(ev.rework_count, s.rework_count + 1),
+        "deadlines": _started(deadlines, Stage.HANDLE, at, ev.rework_due_at),
+    }
+
+
+def _closed(s: CaseState, ev: CaseClosed) -> dict:
+    return {
+        "status": CaseStatus.CLOSED, "closed_at": _at(ev), "on_time": ev.on_time,
+        "handling_seconds": ev.handling_seconds,
+    }
+
+
+def _overdue(s: CaseState, ev: CaseOverdue) -> dict:
+    out, done = [], False
+    for d in s.deadlines:
+        if not done and not d.overdue and d.due_at == ev.due_at and (ev.stage is None or d.stage == ev.stage):
+            d, done = d.model_copy(update={"overdue": True}), True
+        out.append(d)
+    return {"deadlines": tuple(out)}
+
+
+def _escalated(s: CaseState, ev: CaseEscalated) -> dict:
+    level = ev.to_level if ev.to_level.rank > s.level.rank else s.level
+    return {"level": level, "joint_mediation": s.joint_mediation or ev.joint_mediation}
+
+
+def _feedback(s: CaseState, ev: CaseFeedback) -> dict:
+    return {"satisfaction": ev.satisfaction, "feedback_at": _at(ev)}
+
+
+_APPLY = {
+    CaseRegistered: _registered,
+    CaseDismissed: _dismissed,
+    CaseDuplicateLinked: _duplicate_linked,
+    CaseDispatched: _dispatched,
+    CaseHandled: _handled,
+    CaseVerified: _verified,
+    CaseClosed: _closed,
+    CaseOverdue: _overdue,
+    CaseEscalated: _escalated,
+    CaseFeedback: _feedback,
+}

@@ -1,0 +1,112 @@
+"""The state of a grid case (案卷), rebuilt by ``evolve`` from the case's events.
+
+A frozen pydantic model that round-trips through ``model_dump(mode="json")`` /
+``model_validate`` (the kit stores it as jsonb).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.grid import Category, EscalationLevel, Grade, Location, Reporter, Satisfaction, Stage
+
+
+class CaseStatus(str, Enum):
+    """Where a case is in the loop."""
+
+    REPORTED = "reported"  # 已上报, awaiting 立案
+    REGISTERED = "registered"  # 已立案, awaiting 派遣
+    DISMISSED = "dismissed"  # 不予立案 (terminal)
+    DISPATCHED = "dispatched"  # 已派遣 (also after a failed verification: 返工)
+    HANDLED = "handled"  # 已处置, awaiting 核查
+    CLOSED = "closed"  # 已结案 (terminal; feedback may follow)
+
+    @property
+    def is_open(self) -> bool:
+        return self not in (CaseStatus.DISMISSED, CaseStatus.CLOSED)
+
+
+class Deadline(BaseModel):
+    """One time limit of a case (时限): the stage, when it started and is due, when it was met,
+    and whether ``check_overdue`` already reported it missed (``overdue``), which is what makes
+    overdue detection once-only across restarts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: Stage
+    started_at: datetime
+    due_at: datetime
+    met_at: datetime | None = None
+    overdue: bool = False
+
+    def missed_by(self, now: datetime) -> bool:
+        """Whether the deadline was missed as seen at ``now``: past due and unmet, or met late."""
+        if self.met_at is not None:
+            return self.met_at > self.due_at
+        return now > self.due_at
+
+
+class CaseState(BaseModel):
+    """A grid case: the report, where it is in the loop, its deadlines and its outcome."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    version: int = Field(default=0, ge=0, description="number of events applied")
+    status: CaseStatus
+    # the report (信息收集)
+    grid_id: str
+    community_id: str
+    street_id: str
+    category: Category
+    grade: Grade | None = None
+    urgent: bool = False
+    description: str
+    location: Location
+    reporter: Reporter
+    co_reporters: tuple[Reporter, ...] = ()  # reporters of dismissed duplicates
+    duplicates: tuple[str, ...] = ()  # ids of dismissed duplicate cases
+    media: tuple[str, ...] = ()
+    reported_at: datetime
+    # responsibility
+    level: EscalationLevel = EscalationLevel.COMMUNITY
+    joint_mediation: bool = False  # 联合调解 (complex disputes)
+    department: str | None = None
+    assignee_id: str | None = None
+    # stages
+    registered_at: datetime | None = None
+    dismissed_at: datetime | None = None
+    dismissal_reason: str | None = None
+    duplicate_of: str | None = None
+    dispatched_at: datetime | None = None
+    handled_at: datetime | None = None
+    result: str | None = None
+    verified_at: datetime | None = None
+    rework_count: int = 0  # 返工次数
+    deadlines: tuple[Deadline, ...] = ()
+    # outcome
+    closed_at: datetime | None = None
+    on_time: bool | None = None
+    handling_seconds: int | None = None
+    satisfaction: Satisfaction | None = None
+    feedback_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status.is_open
+
+    @property
+    def open_deadline(self) -> Deadline | None:
+        """The deadline of the current stage, if any (at most one is unmet at a time)."""
+        return next((d for d in reversed(self.deadlines) if d.met_at is None), None)
+
+    @property
+    def reporters(self) -> tuple[Reporter, ...]:
+        """The reporter and everyone whose duplicate report was linked to this case."""
+        return (self.reporter, *self.co_reporters)
+
+    def missed_any(self, now: datetime) -> bool:
+        """Whether any deadline of the case was missed, as seen at ``now``."""
+        return any(d.overdue or d.missed_by(now) for d in self.deadlines)
