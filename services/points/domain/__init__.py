@@ -1,0 +1,47 @@
+"""The pure domain of the points service — 道德银行 moral bank.
+
+No I/O, no clock: times come in as arguments; the application loads the state a decision
+needs (accounts, the deed, the posting already stored under a transfer id), calls a
+``decide_*`` function, stores the events and applies them with ``evolve_*``.
+
+- :mod:`.accounts`  — :class:`Account` (balance, earning lots, cap counters), floors,
+  :func:`decide_open_account`, :func:`evolve_account`
+- :mod:`.transfers` — double-entry postings: :func:`decide_award`, :func:`decide_redeem`,
+  :func:`decide_adjust`, :func:`decide_expire`, deterministic transfer ids
+- :mod:`.deeds`     — 申报 → 评审 → 兑现: :func:`decide_submit_deed`, :func:`decide_review_deed`,
+  :func:`decide_credit_deed`, :func:`evolve_deed`
+- :mod:`.rules`     — :class:`EarningRules` (from ``rules/earning.yaml``), caps, validity
+- :mod:`.sources`   — orders and grid facts → :class:`Earning`
+- :mod:`.rankings`  — 好人榜 and 道德模范 candidates
+- :mod:`.clock`     — Asia/Shanghai days and months
+"""
+from .accounts import (
+    Account, Lot, account_id_for, decide_open_account, evolve_account, evolve_accounts, floor_of, issuer_account_id,
+)
+from .commands import Adjust, OpenAccount, Redeem, ReviewDeed, SubmitDeed
+from .deeds import (
+    DEED_SOURCE, Deed, DeedStatus, decide_credit_deed, decide_review_deed, decide_submit_deed, deed_transfer_id,
+    evolve_deed,
+)
+from .events import (
+    AccountKind, AccountOpened, DeedApproved, DeedRejected, DeedSubmitted, RefusalReason, TransferKind, TransferPosted,
+    TransferRefused,
+)
+from .rankings import EarnedPoints, RankingEntry, earned_from, moral_model_candidates, rankings
+from .rules import Caps, EarningRules, Rule, SourceKind, Validity
+from .sources import earning_from_order, earning_from_report
+from .transfers import (
+    Earning, TransferRefusal, award_plan, award_transfer_id, decide_adjust, decide_award, decide_expire,
+    decide_redeem, due_lots, expiry_transfer_id,
+)
+
+__all__ = [
+    "Account", "AccountKind", "AccountOpened", "Adjust", "Caps", "DEED_SOURCE", "Deed", "DeedApproved", "DeedRejected",
+    "DeedStatus", "DeedSubmitted", "EarnedPoints", "Earning", "EarningRules", "Lot", "OpenAccount", "RankingEntry",
+    "Redeem", "RefusalReason", "ReviewDeed", "Rule", "SourceKind", "SubmitDeed", "TransferKind", "TransferPosted",
+    "TransferRefusal", "TransferRefused", "Validity", "account_id_for", "award_plan", "award_transfer_id",
+    "decide_adjust", "decide_award", "decide_credit_deed", "decide_expire", "decide_open_account", "decide_redeem",
+    "decide_review_deed", "decide_submit_deed", "deed_transfer_id", "due_lots", "earned_from", "earning_from_order",
+    "earning_from_report", "evolve_account", "evolve_accounts", "evolve_deed", "expiry_transfer_id", "floor_of",
+    "issuer_account_id", "moral_model_candidates", "rankings",
+]

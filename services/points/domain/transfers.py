@@ -1,0 +1,342 @@
+"""Transfers (转账): the double-entry postings of the ledger, and the decisions that make them.
+
+Every posting moves ``amount`` (a positive integer) from a debit account to a credit
+account, so the sum over all accounts stays zero. Postings are never edited; a correction
+is an ``adjustment``. Resident and merchant balances may not go below zero.
+
+Idempotence. An award's ``transfer_id`` is derived from its source event —
+``uuid5(source | source_event_id | earning kind)`` (:func:`award_transfer_id`) — so it
+is the same however often the event is delivered. Every ``decide_*`` takes ``existing``,
+the posting already stored under that transfer id (the application looks it up by
+primary key): when it has the same terms the decision is a **no-op** (``[]``: a
+redelivery is not news); when its terms differ (e.g. the rules changed between two
+deliveries) the transfer is **refused** with ``duplicate_source``. The rule is not part
+of the id on purpose: a rules change between deliveries must not award a source twice.
+
+Which issuer pays an award: the issuer account of the community the earning happened in
+(:func:`issuer_account_id` of ``Earning.community_id``: an order's community, the
+community prefix of a case's grid id, the community that reviewed a deed). The ledger
+opens an issuer or a holder's resident account itself on its first award.
+
+Refusals. An award that cannot be posted is a fact of its own: ``points.transfer.refused.v1``
+(``cap_reached``, ``duplicate_source``, ``wrong_account_kind``), returned as the decision.
+A command that cannot be posted (``insufficient_balance``, ``unknown_account``...) raises
+:class:`TransferRefusal` — a :class:`Rejected` that carries the refusal event too, so the
+application answers 409 / ``points.command.rejected.v1`` and may also publish the event.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, NonNegativeInt
+
+from schemas.points import (
+    AccountKind, AccountOpened, Adjust, RefusalReason, Redeem, TransferKind, TransferPosted, TransferRefused,
+)
+from services.kit.errors import Rejected
+
+from .accounts import Account, Lot, issuer_account_id, opened_event
+from .rules import EarningRules, Rule, SourceKind
+
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:grassroots:points:transfer")
+
+
+class TransferRefusal(Rejected):
+    """A command's transfer was refused; ``event`` is the matching ``points.transfer.refused.v1``."""
+
+    def __init__(self, event: TransferRefused, field: str | None = None):
+        super().__init__(event.reason, event.detail, field)
+        self.event = event
+
+
+class Earning(BaseModel):
+    """来源事件 A fact from another service that may earn points, as the application read
+    it: who (``holder_id``, a person id), what (``kind`` and ``category``), where
+    (``community_id``: whose issuer pays), when (``occurred_at``: dates the lot and the
+    cap period), and which event (``source``, ``source_event_id``: the CloudEvents
+    ``source`` and ``id``, which make the transfer id)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str
+    source_event_id: str
+    kind: SourceKind
+    holder_id: str
+    category: str
+    community_id: str
+    occurred_at: AwareDatetime
+    service_minutes: NonNegativeInt = 0
+
+
+def award_transfer_id(source: str, source_event_id: str, kind: SourceKind | str) -> str:
+    """The deterministic id of the award earned by one source event."""
+    return str(uuid.uuid5(NAMESPACE, f"award|{source}|{source_event_id}|{SourceKind(kind).value}"))
+
+
+def expiry_transfer_id(account_id: str, lot_id: str) -> str:
+    """The deterministic id of the expiry of one lot: a lot expires once."""
+    return str(uuid.uuid5(NAMESPACE, f"expiry|{account_id}|{lot_id}"))
+
+
+def same_terms(a: TransferPosted, b: TransferPosted) -> bool:
+    return (a.debit_account, a.credit_account, a.amount, a.reason) == (b.debit_account, b.credit_account, b.amount, b.reason)
+
+
+def _holder_side(debit: Account, credit: Account) -> str:
+    """The record key of a transfer: the resident or merchant side (the debit one if both)."""
+    if debit.kind is not AccountKind.issuer:
+        return debit.account_id
+    return credit.account_id
+
+
+# ---------------------------------------------------------------------------------------
+# awards
+# ---------------------------------------------------------------------------------------
+
+
+def award_plan(rules: EarningRules, earning: Earning) -> tuple[Rule, int, str] | None:
+    """The rule, amount and transfer id an order or report earning would get, or None when
+    no rule gives it points. (Deeds get the reviewer's points: see :mod:`.deeds`.)"""
+    if earning.kind is SourceKind.deed:
+        raise ValueError("deeds are credited by review (decide_review_deed), not by award_plan")
+    rule = rules.rule_for(earning.kind, earning.category)
+    if rule is None:
+        return None
+    amount = rule.amount_for(earning.service_minutes)
+    if amount <= 0:
+        return None
+    return rule, amount, award_transfer_id(earning.source, earning.source_event_id, earning.kind)
+
+
+def decide_award(
+    rules: EarningRules,
+    earning: Earning,
+    *,
+    resident: Account | None,
+    issuer: Account | None,
+    existing: TransferPosted | None = None,
+    at: datetime | None = None,
+) -> list[AccountOpened | TransferPosted | TransferRefused]:
+    """奖励 Award a resident for an order or report earning, by the rules.
+
+    ``resident`` is the holder's resident account (None: the ledger opens it), ``issuer``
+    the issuer account of ``earning.community_id`` (None: opened too), ``existing`` the
+    posting already stored under the award's transfer id. Returns ``[]`` when no rule gives
+    points or on a redelivery; ``[TransferRefused]`` over a cap; else the openings and the
+    posting. ``at`` (default: ``occurred_at``) stamps openings and refusals."""
+    plan = award_plan(rules, earning)
+    if plan is None:
+        return []
+    rule, amount, transfer_id = plan
+    return award_events(
+        rule, amount, transfer_id, earning=earning, resident=resident, issuer=issuer, existing=existing,
+        at=at or earning.occurred_at,
+    )
+
+
+def award_events(
+    rule: Rule,
+    amount: int,
+    transfer_id: str,
+    *,
+    earning: Earning,
+    resident: Account | None,
+    issuer: Account | None,
+    existing: TransferPosted | None,
+    at: datetime,
+) -> list[AccountOpened | TransferPosted | TransferRefused]:
+    """The events of one award under ``rule`` (shared by rule awards and deed credits)."""
+    events: list[AccountOpened | TransferPosted | TransferRefused] = []
+    if resident is None:
+        resident_open = opened_event(AccountKind.resident, earning.holder_id, at=at)
+        events.append(resident_open)
+        resident = Account(account_id=resident_open.account_id, holder_id=earning.holder_id, kind=AccountKind.resident)
+    if issuer is None:
+        issuer_open = opened_event(AccountKind.issuer, earning.community_id, at=at)
+        events.append(issuer_open)
+        issuer = Account(account_id=issuer_open.account_id, holder_id=earning.community_id, kind=AccountKind.issuer,
+                         community_id=earning.community_id)
+    posting = TransferPosted(
+        transfer_id=transfer_id, debit_account=issuer.account_id, credit_account=resident.account_id,
+        amount=amount, reason=TransferKind.award, source=earning.source, source_event_id=earning.source_event_id,
+        rule=rule.id, category=earning.category, community_id=earning.community_id, posted_at=earning.occurred_at,
+        account_id=resident.account_id,
+    )
+
+    def refused(reason: RefusalReason, detail: str) -> list[AccountOpened | TransferPosted | TransferRefused]:
+        return [TransferRefused(
+            transfer_id=transfer_id, reason=reason.value, detail=detail, kind=TransferKind.award,
+            account_id=resident.account_id, debit_account=issuer.account_id, credit_account=resident.account_id,
+            amount=amount, source=earning.source, source_event_id=earning.source_event_id, rule=rule.id,
+            category=earning.category, community_id=earning.community_id, refused_at=at,
+        )]
+
+    if existing is not None:
+        if same_terms(existing, posting):
+            return []
+        return refused(RefusalReason.duplicate_source,
+                       f"transfer {transfer_id} was already posted as {existing.amount} from {existing.debit_account}")
+    if resident.kind is not AccountKind.resident:
+        return refused(RefusalReason.wrong_account_kind, f"{resident.account_id} is a {resident.kind.value} account")
+    if issuer.kind is not AccountKind.issuer:
+        return refused(RefusalReason.wrong_account_kind, f"{issuer.account_id} is not an issuer account")
+    day_used, month_used = resident.earned_in(rule.id, earning.occurred_at)
+    if rule.caps.day is not None and day_used + amount > rule.caps.day:
+        return refused(RefusalReason.cap_reached,
+                       f"daily cap {rule.caps.day} of {rule.id}: {day_used} earned today, {amount} more asked")
+    if rule.caps.month is not None and month_used + amount > rule.caps.month:
+        return refused(RefusalReason.cap_reached,
+                       f"monthly cap {rule.caps.month} of {rule.id}: {month_used} earned this month, {amount} more asked")
+    return [*events, posting]
+
+
+# ---------------------------------------------------------------------------------------
+# expiry
+# ---------------------------------------------------------------------------------------
+
+
+def due_lots(account: Account, rules: EarningRules, now: datetime) -> list[Lot]:
+    """Lots of a resident whose points are older than the validity at ``now``, oldest first."""
+    if account.kind is not AccountKind.resident:
+        return []
+    return [
+        lot for lot in sorted(account.lots, key=lambda x: (x.earned_at, x.lot_id))
+        if lot.remaining > 0 and rules.expires_at(lot.earned_at) <= now
+    ]
+
+
+def decide_expire(account: Account, *, rules: EarningRules, now: datetime) -> list[TransferPosted]:
+    """过期 Retire what is left of every lot older than the validity, oldest first (FIFO by
+    earning date): one ``expiry`` transfer per lot, back to the account the lot came from,
+    dated when the lot expired. Exactly once: the posting empties the lot, so the next run
+    finds nothing, and its id (:func:`expiry_transfer_id`) is fixed per lot."""
+    return [
+        TransferPosted(
+            transfer_id=expiry_transfer_id(account.account_id, lot.lot_id), debit_account=account.account_id,
+            credit_account=lot.origin_account, amount=lot.remaining, reason=TransferKind.expiry,
+            lot_id=lot.lot_id, posted_at=rules.expires_at(lot.earned_at), account_id=account.account_id,
+        )
+        for lot in due_lots(account, rules, now)
+    ]
+
+
+def _after_expiry(account: Account, rules: EarningRules | None, at: datetime) -> tuple[list[TransferPosted], Account]:
+    """Expire what is due before spending, so expired points are never spent."""
+    if rules is None:
+        return [], account
+    from .accounts import evolve_account
+
+    expired = decide_expire(account, rules=rules, now=at)
+    for posting in expired:
+        account = evolve_account(account, posting)
+    return expired, account
+
+
+# ---------------------------------------------------------------------------------------
+# commands: redeem, adjust
+# ---------------------------------------------------------------------------------------
+
+
+def _refuse(reason: RefusalReason, detail: str, kind: TransferKind, cmd: Redeem | Adjust, at: datetime,
+            field: str | None = None) -> TransferRefusal:
+    return TransferRefusal(
+        TransferRefused(
+            transfer_id=cmd.transfer_id, reason=reason.value, detail=detail, kind=kind, account_id=cmd.debit_account,
+            debit_account=cmd.debit_account, credit_account=cmd.credit_account, amount=cmd.amount, refused_at=at,
+        ),
+        field,
+    )
+
+
+def _check_pair(cmd: Redeem | Adjust, kind: TransferKind, debit: Account | None, credit: Account | None,
+                existing: TransferPosted | None, at: datetime) -> tuple[Account, Account] | None:
+    if cmd.debit_account == cmd.credit_account:
+        raise _refuse(RefusalReason.same_account, "debit and credit are the same account", kind, cmd, at, "credit_account")
+    if existing is not None:
+        if (existing.debit_account, existing.credit_account, existing.amount, existing.reason) == (
+            cmd.debit_account, cmd.credit_account, cmd.amount, kind,
+        ):
+            return None
+        raise _refuse(RefusalReason.duplicate_source, f"transfer {cmd.transfer_id} was already posted with other terms",
+                      kind, cmd, at, "transfer_id")
+    if debit is None:
+        raise _refuse(RefusalReason.unknown_account, f"no account {cmd.debit_account!r}", kind, cmd, at, "debit_account")
+    if credit is None:
+        raise _refuse(RefusalReason.unknown_account, f"no account {cmd.credit_account!r}", kind, cmd, at, "credit_account")
+    return debit, credit
+
+
+def _check_floor(cmd: Redeem | Adjust, kind: TransferKind, debit: Account, at: datetime) -> None:
+    if debit.available() < cmd.amount:
+        raise _refuse(RefusalReason.insufficient_balance,
+                      f"{debit.account_id} holds {debit.balance}, {cmd.amount} asked", kind, cmd, at, "amount")
+
+
+def decide_redeem(
+    cmd: Redeem,
+    *,
+    debit: Account | None,
+    credit: Account | None,
+    existing: TransferPosted | None = None,
+    at: datetime,
+    rules: EarningRules | None = None,
+) -> list[TransferPosted]:
+    """兑换 A resident (``debit``) spends points at a merchant (``credit``).
+
+    With ``rules``, lots of the resident that are due are expired first (their ``expiry``
+    postings come before the redemption in the result), so expired points are never spent.
+    Raises :class:`TransferRefusal`: ``unknown_account``, ``wrong_account_kind``,
+    ``same_account``, ``insufficient_balance``, ``duplicate_source``. A repeated command
+    (same transfer id, same terms) returns ``[]``."""
+    pair = _check_pair(cmd, TransferKind.redemption, debit, credit, existing, at)
+    if pair is None:
+        return []
+    debit, credit = pair
+    if debit.kind is not AccountKind.resident:
+        raise _refuse(RefusalReason.wrong_account_kind, f"{debit.account_id} is not a resident account",
+                      TransferKind.redemption, cmd, at, "debit_account")
+    if credit.kind is not AccountKind.merchant:
+        raise _refuse(RefusalReason.wrong_account_kind, f"{credit.account_id} is not a merchant account",
+                      TransferKind.redemption, cmd, at, "credit_account")
+    expired, debit = _after_expiry(debit, rules, at)
+    _check_floor(cmd, TransferKind.redemption, debit, at)
+    return [
+        *expired,
+        TransferPosted(
+            transfer_id=cmd.transfer_id, debit_account=debit.account_id, credit_account=credit.account_id,
+            amount=cmd.amount, reason=TransferKind.redemption, posted_at=at, account_id=debit.account_id,
+            community_id=credit.community_id,
+        ),
+    ]
+
+
+def decide_adjust(
+    cmd: Adjust,
+    *,
+    debit: Account | None,
+    credit: Account | None,
+    existing: TransferPosted | None = None,
+    at: datetime,
+    rules: EarningRules | None = None,
+) -> list[TransferPosted]:
+    """调整 An operator's correction between any two accounts, with reason and operator; the
+    debit account's floor holds (only issuers may go below zero). A credit to a resident is
+    a new lot earned ``at``; a debit takes the oldest points first (after expiring what is
+    due, when ``rules`` are given). Raises :class:`TransferRefusal` like :func:`decide_redeem`."""
+    pair = _check_pair(cmd, TransferKind.adjustment, debit, credit, existing, at)
+    if pair is None:
+        return []
+    debit, credit = pair
+    expired, debit = _after_expiry(debit, rules, at)
+    _check_floor(cmd, TransferKind.adjustment, debit, at)
+    issuer = next((a for a in (debit, credit) if a.kind is AccountKind.issuer), None)
+    return [
+        *expired,
+        TransferPosted(
+            transfer_id=cmd.transfer_id, debit_account=debit.account_id, credit_account=credit.account_id,
+            amount=cmd.amount, reason=TransferKind.adjustment, operator_id=cmd.operator_id, detail=cmd.reason,
+            posted_at=at, account_id=_holder_side(debit, credit),
+            community_id=issuer.community_id if issuer is not None else None,
+        ),
+    ]
