@@ -49,7 +49,7 @@ class _GridCase(BaseModel):
     grid_id: str
     category: str | None = None
     community_id: str | None = None
-    description: str = ""
+    description: str | None = None
     reporter: _Reporter | None = None
     resident_id: str | None = None
     order_category: str | None = None
@@ -79,7 +79,7 @@ def order_from_grid_case(data: Mapping[str, Any] | BaseModel) -> PlaceOrder | No
     try:
         return PlaceOrder(
             order_id=order_id_for_case(case.case_id), resident_id=resident_id, grid_id=case.grid_id,
-            category=category, description=case.description, source_case_id=case.case_id,
+            category=category, description=case.description or "", source_case_id=case.case_id,
             community_id=case.community_id,
         )
     except ValidationError as e:
