@@ -164,6 +164,7 @@ class AccountRef(_Ref):
     account_id: str
     holder_id: str | None = None
     kind: str | None = None
+    community_id: str | None = None
     active_periods: tuple[str, ...] = ()
 
     @property
@@ -325,10 +326,6 @@ def _case_entities(ref: CaseRef) -> list[Entity]:
     return out
 
 
-def _due_cohort(ref: CaseRef, data: Mapping[str, Any], time: datetime) -> datetime:
-    return ref.due_at or _ts(data.get("due_at")) or time
-
-
 def _case_reported(data, time, lookup) -> EventEffect:
     old, ref = _case_base(data, lookup)
     if old is not None and old.reported_at is not None:
@@ -350,27 +347,30 @@ def _receive_if_unseen(old: CaseRef | None, ref: CaseRef, time: datetime) -> tup
     return ref, _inc(_case_entities(ref), time, Fact.CASES_RECEIVED)
 
 
-def _set_due(ref: CaseRef, data: Mapping[str, Any]) -> tuple[CaseRef, list[FactDelta]]:
-    """Count the case as due in the period of its first deadline; a later deadline = extended."""
-    due = _ts(data.get("due_at"))
-    if due is None:
+def _ensure_due(ref: CaseRef, due: datetime | None) -> tuple[CaseRef, list[FactDelta]]:
+    """Count the case as due (应结案) once, in the period of its first handling deadline."""
+    if ref.due_at is not None or due is None:
         return ref, []
-    if ref.due_at is None:
-        return ref.model_copy(update={"due_at": due}), _inc(_case_entities(ref), due, Fact.CASES_DUE)
-    if due > ref.due_at and not ref.late and not ref.closed:
-        return ref.model_copy(update={"late": True}), _inc(_case_entities(ref), ref.due_at, Fact.CASES_LATE)
-    return ref, []
+    return ref.model_copy(update={"due_at": due}), _inc(_case_entities(ref), due, Fact.CASES_DUE)
+
+
+def _mark_late(ref: CaseRef, data: Mapping[str, Any], time: datetime) -> tuple[CaseRef, list[FactDelta]]:
+    """Count the case as extended-or-overdue (延期) once, in its deadline cohort."""
+    if ref.late or ref.closed:
+        return ref, []
+    ref, facts = _ensure_due(ref, _ts(data.get("due_at")) or time)
+    return ref.model_copy(update={"late": True}), facts + _inc(_case_entities(ref), ref.due_at, Fact.CASES_LATE)
 
 
 def _case_registered(data, time, lookup) -> EventEffect:
+    """立案. Its ``due_at`` is the dispatch deadline (a stage time limit), not the handling
+    deadline, so it does not make the case due; the first dispatch does."""
     old, ref = _case_base(data, lookup)
     if ref.registered:
         return EventEffect()
     ref, facts = _receive_if_unseen(old, ref, time)
     facts += _inc(_case_entities(ref), ref.reported_at, Fact.CASES_REGISTERED)
-    ref = ref.model_copy(update={"registered": True})
-    ref, more = _set_due(ref, data)
-    return EventEffect(facts + more, [ref])
+    return EventEffect(facts, [ref.model_copy(update={"registered": True})])
 
 
 def _case_dismissed(data, time, lookup) -> EventEffect:
@@ -380,46 +380,64 @@ def _case_dismissed(data, time, lookup) -> EventEffect:
 
 
 def _case_dispatched(data, time, lookup) -> EventEffect:
+    """派遣. The first dispatch's ``due_at`` (handling deadline) puts the case in its deadline
+    cohort; a later dispatch with a later deadline (other than after a rework) is an
+    extension (延期)."""
     old, ref = _case_base(data, lookup)
     facts: list[FactDelta] = []
     if not ref.registered:  # dispatch implies registration (立案 precedes 派遣)
-        eff = _case_registered({**data, "due_at": None}, time, lookup)
-        facts += eff.facts
-        ref = eff.refs[0] if eff.refs else ref  # type: ignore[assignment]
+        ref, facts = _receive_if_unseen(old, ref, time)
+        facts += _inc(_case_entities(ref), ref.reported_at, Fact.CASES_REGISTERED)
+        ref = ref.model_copy(update={"registered": True})
     if not ref.dispatched:
         facts += _inc(_case_entities(ref), ref.reported_at or time, Fact.CASES_DISPATCHED)
         ref = ref.model_copy(update={"dispatched": True})
-    ref, more = _set_due(ref, data)
-    return EventEffect(facts + more, [ref])
+    due = _ts(data.get("due_at"))
+    if ref.due_at is None:
+        ref, more = _ensure_due(ref, due)
+        facts += more
+    elif due is not None and due > ref.due_at and not ref.reworked:
+        ref, more = _mark_late(ref, data, time)
+        facts += more
+    return EventEffect(facts, [ref])
 
 
 def _case_verified(data, time, lookup) -> EventEffect:
+    """核查. A failed verification (返工) counts once per case, in its deadline cohort."""
     _, ref = _case_base(data, lookup)
     if data.get("passed") is not False or ref.reworked:
         return EventEffect()
-    facts = _inc(_case_entities(ref), _due_cohort(ref, data, time), Fact.CASES_REWORKED)
+    ref, facts = _ensure_due(ref, time)
+    facts += _inc(_case_entities(ref), ref.due_at, Fact.CASES_REWORKED)
     return EventEffect(facts, [ref.model_copy(update={"reworked": True})])
 
 
 def _case_closed(data, time, lookup) -> EventEffect:
+    """结案, in the deadline cohort; a case closed without ever getting a handling deadline
+    is due in the period it was closed (so closed never exceeds due)."""
     _, ref = _case_base(data, lookup)
     if ref.closed:
         return EventEffect()
-    at = _due_cohort(ref, data, time)
+    ref, facts = _ensure_due(ref, _ts(data.get("due_at")) or time)
     ents = _case_entities(ref)
-    facts = _inc(ents, at, Fact.CASES_CLOSED)
+    facts += _inc(ents, ref.due_at, Fact.CASES_CLOSED)
     if data.get("on_time") is True:
-        facts += _inc(ents, at, Fact.CASES_CLOSED_ON_TIME)
-    facts += _inc(ents, at, Fact.HANDLING_SECONDS, _num(data.get("handling_seconds")))
+        facts += _inc(ents, ref.due_at, Fact.CASES_CLOSED_ON_TIME)
+    facts += _inc(ents, ref.due_at, Fact.HANDLING_SECONDS, _num(data.get("handling_seconds")))
     return EventEffect(facts, [ref.model_copy(update={"closed": True})])
+
+
+LATE_STAGES = frozenset({None, "handle", "verify"})
+"""Overdue stages that make a case 延期: a missed handling or verification deadline (or no
+stage given). Missed register/dispatch deadlines are intake delays, seen in 立案率/派遣率."""
 
 
 def _case_overdue(data, time, lookup) -> EventEffect:
     _, ref = _case_base(data, lookup)
-    if ref.late or ref.closed:
+    if data.get("stage") not in LATE_STAGES:
         return EventEffect()
-    facts = _inc(_case_entities(ref), _due_cohort(ref, data, time), Fact.CASES_LATE)
-    return EventEffect(facts, [ref.model_copy(update={"late": True})])
+    ref, facts = _mark_late(ref, data, time)
+    return EventEffect(facts, [ref] if facts else [])
 
 
 _SATISFACTION = {
@@ -575,15 +593,20 @@ def _account_opened(data, time, lookup) -> EventEffect:
     account_id = _s(data.get("account_id"))
     if not account_id or lookup.account(account_id) is not None:
         return EventEffect()
-    return EventEffect([], [AccountRef(account_id=account_id, holder_id=_s(data.get("holder_id")), kind=_s(data.get("kind")))])
+    ref = AccountRef(
+        account_id=account_id, holder_id=_s(data.get("holder_id")), kind=_s(data.get("kind")),
+        community_id=_s(data.get("community_id")),
+    )
+    return EventEffect([], [ref])
 
 
 def _person_entities(account: AccountRef, data: Mapping[str, Any], lookup: Lookup) -> tuple[list[Entity], list[Entity]]:
-    """(the member entity if the holder is a member, the unit/community/street the person counts in)."""
+    """(the member entity if the holder is a member, the unit/community/street the person counts in:
+    the member's community, else the account's, else a ``community_id`` extra on the event)."""
     holder = account.holder_id or account.account_id
     m = lookup.member(holder)
     person: list[Entity] = [(EntityType.MEMBER.value, holder)] if m else []
-    community = _s(data.get("community_id")) or (m.community_id if m else None)
+    community = (m.community_id if m else None) or account.community_id or _s(data.get("community_id"))
     area = area_entities(None, community)
     if m and m.unit_id:
         area.append((EntityType.UNIT.value, m.unit_id))
@@ -686,6 +709,21 @@ no effect on any indicator."""
 CONSUMED_TYPES: frozenset[str] = frozenset(HANDLERS)
 
 
+OCCURRENCE_FIELDS = ("occurred_at", "at", "posted_at", "reviewed_at", "opened_at")
+"""Optional ``data`` fields that upstream services fill with the instant the fact occurred."""
+
+
+def occurred_at(data: Mapping[str, Any], time: datetime) -> datetime:
+    """When the fact occurred: the first occurrence field of ``data`` that holds an RFC 3339
+    time with offset, else the envelope ``time`` (upstream sets both to the same instant;
+    preferring ``data`` keeps a replay exact even if events were re-wrapped)."""
+    for f in OCCURRENCE_FIELDS:
+        t = _ts(data.get(f))
+        if t is not None:
+            return t
+    return time
+
+
 def effect_of_event(type: str, data: Mapping[str, Any], time: datetime, lookup: Lookup) -> EventEffect:
     """Counter increments and ref upserts for one event (apply both in one transaction)."""
     if time.tzinfo is None:
@@ -693,7 +731,7 @@ def effect_of_event(type: str, data: Mapping[str, Any], time: datetime, lookup: 
     handler = HANDLERS.get(type)
     if handler is None:
         return EventEffect()
-    return handler(data, time, lookup)
+    return handler(data, occurred_at(data, time), lookup)
 
 
 def facts_from_event(type: str, data: Mapping[str, Any], time: datetime, lookup: Lookup) -> list[FactDelta]:

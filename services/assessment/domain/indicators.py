@@ -34,8 +34,9 @@ class Fact(str, Enum):
     denominator count the same cases or orders:
 
     - intake cohort (period of the report): cases_received, cases_registered, cases_dispatched;
-    - deadline cohort (period of the case's first due_at, 应结案): cases_due, cases_closed,
-      cases_closed_on_time, cases_reworked, cases_late, handling_seconds;
+    - deadline cohort (period of the case's first handling deadline — the ``due_at`` of its
+      first dispatch —, 应结案): cases_due, cases_closed, cases_closed_on_time,
+      cases_reworked, cases_late, handling_seconds;
     - feedback time: feedback_*; patrol start: patrols_logged, patrol_seconds;
     - dispatch cohort (period of the current dispatch): orders_dispatched, orders_accepted;
     - acceptance cohort: orders_completed, service_minutes;
@@ -137,7 +138,7 @@ CATALOGUE: dict[str, Indicator] = {
             "rate", _one(Fact.CASES_DISPATCHED), Fact.CASES_REGISTERED, _AREA,
         ),
         Indicator(
-            "closure_rate", "结案率", "cases closed / cases due (by period of the first deadline)",
+            "closure_rate", "结案率", "cases closed / cases due (by period of the first handling deadline)",
             "rate", _one(Fact.CASES_CLOSED), Fact.CASES_DUE, _CASE_ENTITIES,
         ),
         Indicator(
