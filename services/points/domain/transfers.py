@@ -31,12 +31,13 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, NonNegativeInt
 
+from schemas.common import CommunityId
 from schemas.points import (
     AccountKind, AccountOpened, Adjust, RefusalReason, Redeem, TransferKind, TransferPosted, TransferRefused,
 )
 from services.kit.errors import Rejected
 
-from .accounts import Account, Lot, issuer_account_id, opened_event
+from .accounts import Account, Lot, evolve_account, opened_event
 from .rules import EarningRules, Rule, SourceKind
 
 NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:grassroots:points:transfer")
@@ -64,7 +65,7 @@ class Earning(BaseModel):
     kind: SourceKind
     holder_id: str
     category: str
-    community_id: str
+    community_id: CommunityId
     occurred_at: AwareDatetime
     service_minutes: NonNegativeInt = 0
 
@@ -225,8 +226,6 @@ def _after_expiry(account: Account, rules: EarningRules | None, at: datetime) ->
     """Expire what is due before spending, so expired points are never spent."""
     if rules is None:
         return [], account
-    from .accounts import evolve_account
-
     expired = decide_expire(account, rules=rules, now=at)
     for posting in expired:
         account = evolve_account(account, posting)

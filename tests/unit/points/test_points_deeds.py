@@ -3,9 +3,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from schemas.points import DeedApproved, DeedRejected, OpenAccount, ReviewDeed, SubmitDeed, TransferPosted
-from services.points.domain import Deed, DeedStatus, EarningRules, decide_review_deed, decide_submit_deed
-from points_reference import ReferenceLedger, default_rules
+from schemas.points import DeedRejected, OpenAccount, ReviewDeed, SubmitDeed
+from services.points.domain import Deed, DeedStatus, EarningRules
+from points_reference import ReferenceLedger
 
 SH = timezone(timedelta(hours=8))
 AT = datetime(2026, 11, 22, 10, tzinfo=SH)
