@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-from .common import _REGISTRY, Payload
+from .common import _REGISTRY, Command, Event, Payload
 
 SERVICES = ("grid", "orders", "points", "assessment")
 _loaded = False
@@ -33,8 +33,14 @@ def all_types() -> dict[str, type[Payload]]:
 
 
 def types_of(service: str, kind: str) -> frozenset[str]:
-    """Every message type of ``service`` of ``kind`` ('command' or 'event')."""
+    """Every message type of ``service`` of ``kind`` ('command' or 'event').
+
+    A type may be both (CONTRACT.md uses ``grid.case.feedback.v1`` for the command and the event).
+    Rejections are excluded: they have a topic of their own.
+    """
     _load()
+    base = {"command": Command, "event": Event}[kind]
     return frozenset(
-        t for t, m in _REGISTRY.items() if t.split(".", 1)[0] == service and m.KIND == kind and not t.endswith(".command.rejected.v1")
+        t for t, m in _REGISTRY.items()
+        if t.split(".", 1)[0] == service and issubclass(m, base) and not t.endswith(".command.rejected.v1")
     )

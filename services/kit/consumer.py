@@ -136,18 +136,42 @@ class BatchConsumer:
     async def run(self) -> None:
         assert self.consumer is not None
         pending = asyncio.ensure_future(self._fetch())
+        failures = 0
         try:
             while not self._stopping:
                 items = await pending
                 if self.consumer.assignment():
                     self.assigned.set()
                 pending = asyncio.ensure_future(self._fetch())  # overlaps with the work below
-                if items:
-                    await self._process_until_done(items)
-                    await self._commit_offsets(items)
+                try:
+                    if items:
+                        await self._process_until_done(items)
+                        await self._commit_offsets(items)
+                    failures = 0
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # Not the input's fault (that is dead-lettered) nor an outage (retried): a bug.
+                    # Never skip the batch: go back to the last committed offsets and try again.
+                    failures += 1
+                    log.exception("batch of %d failed unexpectedly; rewinding to committed offsets", len(items))
+                    pending.cancel()
+                    await asyncio.gather(pending, return_exceptions=True)
+                    await asyncio.sleep(min(0.5 * failures, 10.0))
+                    await self._rewind()
+                    pending = asyncio.ensure_future(self._fetch())
                 self._update_lag()
         finally:
             pending.cancel()
+
+    async def _rewind(self) -> None:
+        assert self.consumer is not None
+        for tp in self.consumer.assignment():
+            committed = await self.consumer.committed(tp)
+            if committed is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, committed)
 
     async def _fetch(self) -> list[Item]:
         assert self.consumer is not None
@@ -201,6 +225,7 @@ class BatchConsumer:
         dlq_reasons: list[tuple[str, str]] = []
         keys: list[tuple[str, str]] = []
         by_key: dict[tuple[str, str], Item] = {}
+        extra_copies: list[Item] = []  # the same message twice in one batch
         for it in items:
             if it.ignored:
                 continue
@@ -211,6 +236,8 @@ class BatchConsumer:
             if k not in by_key:
                 by_key[k] = it
                 keys.append(k)
+            else:
+                extra_copies.append(it)
         async with self.pool.acquire() as conn:
             async with conn.transaction():
                 new = await claim(conn, keys)
@@ -243,6 +270,7 @@ class BatchConsumer:
                 await write_outbox(conn, uow.records + dead)
         # committed: count and wake the relay
         dup = Counter(by_key[k].topic for k in keys if k not in new)
+        dup.update(it.topic for it in extra_copies)
         for topic, n in dup.items():
             m.RECORDS_DUPLICATE.labels(self.service, topic).inc(n)
         for topic, n in Counter(it.topic for it in items if it.ignored).items():

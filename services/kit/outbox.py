@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from . import metrics as m
@@ -39,13 +40,13 @@ async def write(conn: asyncpg.Connection, records: Sequence[OutboxRecord]) -> No
         return
     await conn.execute(
         """INSERT INTO outbox (topic, key, value, message_type, causation_id, headers)
-           SELECT topic, key, value, message_type, causation_id, headers
-           FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::jsonb[])
+           SELECT topic, key, value, message_type, causation_id, headers::jsonb
+           FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[])
                 WITH ORDINALITY AS t(topic, key, value, message_type, causation_id, headers, n)
            ORDER BY n""",
         [r.topic for r in records], [r.key for r in records], [r.value for r in records],
         [r.message_type for r in records], [r.causation_id for r in records],
-        [[list(h) for h in r.headers] for r in records],
+        [orjson.dumps(r.headers).decode() for r in records],
     )
 
 

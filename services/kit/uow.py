@@ -44,7 +44,7 @@ class UnitOfWork:
     def emit(self, payload: Event, *, cause: Message | None = None, id: str | None = None,
              time: datetime | None = None, key: str | None = None) -> CloudEvent:
         """Publish an event of this service (via the outbox), caused by ``cause`` if given."""
-        if payload.KIND != "event" or payload.service() != self.service:
+        if not isinstance(payload, Event) or payload.service() != self.service:
             raise ValueError(f"{self.service} may only publish its own events, not {payload.TYPE}")
         topic = self.topics.rejections if payload.TYPE.endswith(".command.rejected.v1") else self.topics.events
         env = envelope_for(
@@ -82,10 +82,11 @@ HandlerFn = Callable[[UnitOfWork, Message], Awaitable[None]]
 class Handler:
     """Routes each message to the method registered for its type.
 
-    Subclasses register methods with :func:`on`. A :class:`Rejected` raised for a command
-    becomes a rejection event; for an event (a reaction to another service) it is logged
-    and counted, since a fact cannot be refused. Any other exception is a fault: the kit
-    rolls the batch back and dead-letters the failing record.
+    Subclasses register methods with :func:`on`. A :class:`Rejected` raised for one of the
+    service's own commands becomes a rejection event; for another service's event (a
+    reaction) it is logged and counted, since a fact cannot be refused. Any other exception
+    is a fault: the kit rolls the batch back and dead-letters the failing record.
+    Decide before writing: raise ``Rejected`` before the first database write of a message.
     """
 
     service: str = ""
@@ -116,7 +117,7 @@ class Handler:
         try:
             await getattr(self, name)(uow, msg)
         except Rejected as e:
-            if msg.payload.KIND == "command":
+            if msg.payload.service() == uow.service:
                 uow.reject(msg, e)
             else:
                 log.warning("reaction to %s %s refused: %s", msg.type, msg.id, e)

@@ -1,0 +1,30 @@
+"""A small handler on the kit, used to test the kit itself: counts patrols per grid and
+publishes grid.patrol.logged.v1. A patrol whose worker id is ``boom`` makes it raise."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from schemas.envelope import Message
+from schemas.grid import LogPatrol, PatrolLogged
+from services.kit.errors import Rejected
+from services.kit.migrations import KIT_MIGRATIONS
+from services.kit.uow import Handler, UnitOfWork, on
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+COMPONENTS = [("kit", KIT_MIGRATIONS), ("kittest", MIGRATIONS)]
+
+
+class PatrolCounter(Handler):
+    service = "grid"
+
+    @on(LogPatrol.TYPE)
+    async def log_patrol(self, uow: UnitOfWork, msg: Message) -> None:
+        cmd: LogPatrol = msg.payload  # type: ignore[assignment]
+        if cmd.grid_worker_id == "boom":
+            raise RuntimeError("handler fault for testing")
+        if cmd.ended_at < cmd.started_at:
+            raise Rejected("ended_before_started", "a patrol cannot end before it starts", "ended_at")
+        await uow.conn.execute(
+            "INSERT INTO patrol_counts (grid_id, n) VALUES ($1, 1) "
+            "ON CONFLICT (grid_id) DO UPDATE SET n = patrol_counts.n + 1", cmd.grid_id)
+        uow.emit(PatrolLogged(**cmd.model_dump(exclude={"notes", "route"})), cause=msg)

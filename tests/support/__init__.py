@@ -1,0 +1,1 @@
+"""Test support: real broker and database fixtures, Kafka helpers, service processes."""

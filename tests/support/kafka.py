@@ -1,0 +1,81 @@
+"""Helpers that talk to the real broker: produce envelopes or raw bytes, read a topic."""
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from schemas.common import Payload
+from schemas.envelope import CONTENT_TYPE, CloudEvent, encode, envelope_for
+
+
+async def produce(bootstrap: str, topic: str, items: list[tuple[str | None, bytes]], headers=None) -> None:
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=5)
+    await p.start()
+    try:
+        futs = [await p.send(topic, v, key=k.encode() if k else None, headers=headers or [("content-type", CONTENT_TYPE.encode())])
+                for k, v in items]
+        await asyncio.gather(*futs)
+    finally:
+        await p.stop()
+
+
+def command(payload: Payload, *, source: str = "/tests", id: str | None = None, **kw) -> CloudEvent:
+    return envelope_for(payload, source=source, id=id, **kw)
+
+
+async def send(bootstrap: str, topic: str, *envelopes: CloudEvent) -> None:
+    await produce(bootstrap, topic, [(e.subject, encode(e)) for e in envelopes])
+
+
+async def read_all(bootstrap: str, topic: str, *, min_count: int = 0, timeout: float = 20.0,
+                   predicate=None) -> list[dict[str, Any]]:
+    """Every record on ``topic`` (all partitions, from the start) as dicts with value/key/headers.
+
+    Waits until at least ``min_count`` records (matching ``predicate``) are there, or the timeout.
+    """
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
+                         group_id=None, fetch_max_wait_ms=50)
+    await c.start()
+    try:
+        parts = c.partitions_for_topic(topic) or set()
+        for _ in range(50):
+            if parts:
+                break
+            await asyncio.sleep(0.1)
+            await c._client.force_metadata_update()  # noqa: SLF001
+            parts = c.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        out: list[dict[str, Any]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        idle_rounds = 0
+        while True:
+            batch = await c.getmany(timeout_ms=200, max_records=5000)
+            got = 0
+            for tp, recs in batch.items():
+                for r in recs:
+                    got += 1
+                    try:
+                        value = orjson.loads(r.value)
+                    except Exception:
+                        value = r.value
+                    out.append({"topic": tp.topic, "partition": tp.partition, "offset": r.offset,
+                                "key": r.key.decode() if r.key else None, "value": value,
+                                "headers": {k: v.decode() for k, v in (r.headers or [])}})
+            matching = [o for o in out if predicate is None or predicate(o)]
+            idle_rounds = idle_rounds + 1 if got == 0 else 0
+            if len(matching) >= min_count and idle_rounds >= 2:
+                return matching
+            if loop.time() > deadline:
+                return matching
+    finally:
+        await c.stop()
+
+
+def of_type(records: list[dict], type_: str) -> list[dict]:
+    return [r["value"] for r in records if isinstance(r["value"], dict) and r["value"].get("type") == type_]
