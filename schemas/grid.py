@@ -25,17 +25,33 @@ Every grid event carries an optional ``occurred_at``: the service always fills i
 pure domain evolves its state from it (the envelope ``time`` carries the same instant).
 
 Note: CONTRACT.md uses ``grid.case.feedback.v1`` both as the command on the intake topic
-and as the event on the events topic. One model, :class:`CaseFeedback`, serves both; it is
-listed among the commands and among the events of the grid service.
+and as the event on the events topic. One model, :class:`CaseFeedback`, serves both: it
+derives from ``Command`` and ``Event``, so the registry lists it on both topics.
 """
 from __future__ import annotations
 
 from enum import Enum
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
-from .common import Command, CommunityId, Event, GridId, NonEmptyStr, StreetId, Timestamp
+from . import common
+from .common import Command, Event, NonEmptyStr, Timestamp
+
+
+def _ascii_digits(v: str) -> str:
+    # ``\d`` in the shared patterns also matches non-ASCII digits (e.g. "١"); codes are ASCII.
+    if not (v.isascii() and v.isdigit()):
+        raise ValueError("codes are ASCII digits 0-9 only")
+    return v
+
+
+GridId = Annotated[common.GridId, AfterValidator(_ascii_digits)]
+"""15-digit grid id: division(6) + street(3) + community(3) + grid(3)."""
+CommunityId = Annotated[common.CommunityId, AfterValidator(_ascii_digits)]
+"""12-digit community id: the prefix of its grids' ids."""
+StreetId = Annotated[common.StreetId, AfterValidator(_ascii_digits)]
+"""9-digit street id: the prefix of its communities' ids."""
 
 # ---------------------------------------------------------------------------------------
 # Codes
@@ -456,19 +472,6 @@ class CaseEscalated(CaseEvent):
     requested_by: NonEmptyStr | None = None
 
 
-class _CommandAndEvent(str):
-    """``KIND`` of a type CONTRACT.md uses both as a command and as an event: compares equal
-    to ``"command"`` and to ``"event"``, so the registry lists it on both topics."""
-
-    def __eq__(self, other: object) -> bool:
-        return other in ("command", "event") or str.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
-
-    __hash__ = str.__hash__
-
-
 class CaseFeedback(Command, Event):
     """反馈: the reporter's satisfaction with a closed case (群众满意度).
 
@@ -479,7 +482,6 @@ class CaseFeedback(Command, Event):
 
     TYPE: ClassVar[str] = "grid.case.feedback.v1"
     SUBJECT: ClassVar[str] = "case_id"
-    KIND: ClassVar[str] = _CommandAndEvent("command+event")
 
     case_id: CaseId
     satisfaction: Satisfaction

@@ -167,9 +167,12 @@ def _closed(s: CaseState, ev: CaseClosed) -> dict:
 
 
 def _overdue(s: CaseState, ev: CaseOverdue) -> dict:
+    # The deadline is identified by stage and due time among those not met on time: two
+    # deadlines of one stage can share a due time only if the earlier was met on time.
     out, done = [], False
     for d in s.deadlines:
-        if not done and not d.overdue and d.due_at == ev.due_at and (ev.stage is None or d.stage == ev.stage):
+        missed = d.met_at is None or d.met_at > d.due_at
+        if not done and missed and not d.overdue and d.due_at == ev.due_at and (ev.stage is None or d.stage == ev.stage):
             d, done = d.model_copy(update={"overdue": True}), True
         out.append(d)
     return {"deadlines": tuple(out)}

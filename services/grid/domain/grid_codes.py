@@ -4,14 +4,15 @@ id (9-digit prefix) and community id (12-digit prefix) derive from a grid id.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from schemas.common import GRID_ID_RE
+_GRID_ID = re.compile(r"[0-9]{15}")
 
 
 def is_grid_id(value: str) -> bool:
-    """Whether ``value`` is a well-formed 15-digit grid id."""
-    return isinstance(value, str) and GRID_ID_RE.match(value) is not None
+    """Whether ``value`` is a well-formed grid id: exactly 15 ASCII digits."""
+    return isinstance(value, str) and _GRID_ID.fullmatch(value) is not None
 
 
 @dataclass(frozen=True)
