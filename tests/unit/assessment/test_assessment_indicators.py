@@ -1,0 +1,105 @@
+"""Every indicator formula, including empty denominators, and where each indicator applies."""
+from __future__ import annotations
+
+import pytest
+
+from services.assessment.domain import CATALOGUE, EntityType, evaluate, indicator_values, indicators_for
+
+# (indicator, facts, expected numerator, expected denominator, expected value)
+FORMULAS = [
+    ("registration_rate", {"cases_registered": 9, "cases_received": 12}, 9, 12, 0.75),
+    ("dispatch_rate", {"cases_dispatched": 8, "cases_registered": 10}, 8, 10, 0.8),
+    ("closure_rate", {"cases_closed": 7, "cases_due": 8}, 7, 8, 0.875),
+    ("on_time_closure_rate", {"cases_closed_on_time": 6, "cases_due": 8}, 6, 8, 0.75),
+    ("rework_rate", {"cases_reworked": 1, "cases_due": 8}, 1, 8, 0.125),
+    ("extension_rate", {"cases_late": 2, "cases_due": 8}, 2, 8, 0.25),
+    ("avg_handling_hours", {"handling_seconds": 3 * 36000, "cases_closed": 3}, 30, 3, 10.0),
+    (
+        "satisfaction_rate",
+        {"feedback_satisfied": 6, "feedback_basically_satisfied": 3, "feedback_unsatisfied": 1, "feedback_received": 10},
+        6 + 0.9 * 3, 10, 0.87,
+    ),
+    ("acceptance_rate", {"orders_accepted": 3, "orders_dispatched": 4}, 3, 4, 0.75),
+    ("completion_rate", {"orders_completed": 2, "orders_accepted": 4}, 2, 4, 0.5),
+    ("avg_order_rating", {"rating_sum": 23, "orders_evaluated": 5}, 23, 5, 4.6),
+    ("evaluation_pass_rate", {"orders_passed": 4, "orders_evaluated": 5}, 4, 5, 0.8),
+    ("points_earned", {"points_earned": 37}, 37, None, 37),
+    ("active_volunteers", {"active_volunteers": 5}, 5, None, 5),
+    ("patrols_logged", {"patrols_logged": 21}, 21, None, 21),
+    ("review_score", {"review_score_sum": 170, "reviews_received": 2}, 170, 2, 85.0),
+]
+
+
+def test_the_catalogue_has_the_sixteen_indicators_of_the_issue():
+    assert sorted(CATALOGUE) == sorted(name for name, *_ in FORMULAS)
+    assert all(i.formula and i.label for i in CATALOGUE.values())
+
+
+@pytest.mark.parametrize("name, facts, num, den, value", FORMULAS, ids=[f[0] for f in FORMULAS])
+def test_each_formula_gives_its_hand_computed_value(name, facts, num, den, value):
+    v = evaluate(CATALOGUE[name], facts)
+    assert v.numerator == pytest.approx(num)
+    assert v.denominator == (None if den is None else pytest.approx(den))
+    assert v.value == pytest.approx(value)
+
+
+RATIOS = [n for n, i in CATALOGUE.items() if i.denominator is not None]
+
+
+@pytest.mark.parametrize("name", RATIOS)
+def test_an_empty_denominator_gives_no_value_not_zero(name):
+    ind = CATALOGUE[name]
+    facts = {f.value: 3.0 for f, _ in ind.numerator}  # a numerator, but nothing in the denominator
+    v = evaluate(ind, facts)
+    assert v.value is None
+    assert v.denominator == 0
+
+
+@pytest.mark.parametrize("name", RATIOS)
+def test_an_entity_without_any_counter_has_no_ratio_value(name):
+    assert evaluate(CATALOGUE[name], {}).value is None
+
+
+@pytest.mark.parametrize("name", ["points_earned", "active_volunteers", "patrols_logged"])
+def test_a_count_without_events_is_a_real_zero(name):
+    assert evaluate(CATALOGUE[name], {}).value == 0
+
+
+def test_satisfaction_weighs_basically_satisfied_at_nine_tenths():
+    only_basic = {"feedback_basically_satisfied": 4, "feedback_received": 4}
+    assert evaluate(CATALOGUE["satisfaction_rate"], only_basic).value == pytest.approx(0.9)
+    unsatisfied = {"feedback_unsatisfied": 4, "feedback_received": 4}
+    assert evaluate(CATALOGUE["satisfaction_rate"], unsatisfied).value == 0
+
+
+def test_inverse_indicators_are_marked_lower_is_better():
+    lower = {n for n, i in CATALOGUE.items() if not i.higher_is_better}
+    assert lower == {"rework_rate", "extension_rate", "avg_handling_hours"}
+
+
+@pytest.mark.parametrize(
+    "entity_type, present, absent",
+    [
+        ("grid_worker", {"registration_rate", "on_time_closure_rate", "patrols_logged", "satisfaction_rate"},
+         {"dispatch_rate", "acceptance_rate", "review_score", "points_earned"}),
+        ("member", {"acceptance_rate", "completion_rate", "avg_order_rating", "evaluation_pass_rate", "points_earned"},
+         {"registration_rate", "patrols_logged", "review_score", "active_volunteers"}),
+        ("grid", {"registration_rate", "dispatch_rate", "closure_rate", "patrols_logged", "satisfaction_rate"},
+         {"acceptance_rate", "review_score", "points_earned"}),
+        ("community", {"registration_rate", "acceptance_rate", "points_earned", "active_volunteers", "review_score"}, set()),
+        ("street", {"closure_rate", "acceptance_rate", "active_volunteers", "review_score"}, set()),
+        ("unit", {"review_score", "acceptance_rate", "points_earned", "active_volunteers"},
+         {"registration_rate", "patrols_logged", "satisfaction_rate"}),
+    ],
+)
+def test_indicators_apply_to_the_entity_types_they_make_sense_for(entity_type, present, absent):
+    names = {i.name for i in indicators_for(entity_type)}
+    assert present <= names
+    assert not (absent & names)
+
+
+def test_indicator_values_evaluates_every_applicable_indicator():
+    values = indicator_values(EntityType.GRID, {"cases_received": 4, "cases_registered": 3})
+    assert set(values) == {i.name for i in indicators_for("grid")}
+    assert values["registration_rate"].value == 0.75
+    assert values["closure_rate"].value is None
