@@ -193,17 +193,18 @@ def _register(state: CaseState, cmd: RegisterCase, ctx: Context) -> list[Event]:
 
 
 def _dismiss(state: CaseState, cmd: DismissCase, ctx: Context) -> list[Event]:
+    if cmd.duplicate_of is not None:
+        if cmd.duplicate_of == state.case_id:
+            raise DuplicateOfSelf()
+        if not any(c.case_id == cmd.duplicate_of for c in ctx.open_cases):
+            raise DuplicateTargetNotOpen(cmd.duplicate_of)
     events: list[Event] = [
         CaseDismissed(
             case_id=state.case_id, reason=cmd.reason, duplicate_of=cmd.duplicate_of, grid_id=state.grid_id,
             category=state.category, registrar_id=cmd.registrar_id, occurred_at=ctx.now,
         )
     ]
-    if cmd.duplicate_of is not None:
-        if cmd.duplicate_of == state.case_id:
-            raise DuplicateOfSelf()
-        if not any(c.case_id == cmd.duplicate_of for c in ctx.open_cases):
-            raise DuplicateTargetNotOpen(cmd.duplicate_of)
+    if cmd.duplicate_of is not None:  # the reporter is recorded on the original
         events.append(
             CaseDuplicateLinked(
                 case_id=cmd.duplicate_of, duplicate_case_id=state.case_id, reporter=state.reporter, occurred_at=ctx.now
