@@ -85,7 +85,7 @@ class CommandRejectedData(Event):
 # Shared codes
 # ---------------------------------------------------------------------------------------
 
-GRID_ID_RE = re.compile(r"^\d{15}$")
+GRID_ID_RE = re.compile(r"^[0-9]{15}$")
 
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Text = Annotated[str, StringConstraints(max_length=10_000)]
@@ -99,8 +99,8 @@ def _check_grid_id(v: str) -> str:
 
 
 GridId = Annotated[str, StringConstraints(min_length=15, max_length=15), AfterValidator(_check_grid_id)]
-CommunityId = Annotated[str, StringConstraints(pattern=r"^\d{12}$")]
-StreetId = Annotated[str, StringConstraints(pattern=r"^\d{9}$")]
+CommunityId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
+StreetId = Annotated[str, StringConstraints(pattern=r"^[0-9]{9}$")]
 
 
 def street_of(grid_or_community_id: str) -> str:

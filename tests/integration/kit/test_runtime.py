@@ -1,0 +1,94 @@
+"""The kit's worker runtime as a real faust worker process: HTTP commands, health, metrics."""
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from services.kit.infra import EmbeddedPostgres
+from tests.support.kafka import of_type, read_all
+from tests.support.procs import Worker, http
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "s3cret-token"
+
+
+def patrol_command(**over) -> dict:
+    data = {"patrol_id": str(uuid.uuid4()), "grid_id": "110105001002003", "grid_worker_id": "gw-9",
+            "started_at": "2026-11-22T08:00:00+08:00", "ended_at": "2026-11-22T08:40:00+08:00"}
+    data.update(over)
+    return {"id": str(uuid.uuid4()), "type": "grid.patrol.log.v1", "data": data}
+
+
+def echo_worker(kafka: str, database_url: str, tmp_path: Path) -> Worker:
+    return Worker("tests.integration.kit.echo_app", {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": database_url, "GRID_API_TOKENS": f"app-7:{TOKEN}",
+        "TOPIC_PARTITIONS": "4"}, prefix="GRID_", log=tmp_path / "worker.log")
+
+
+async def test_commands_over_http_are_authenticated_validated_idempotent_and_published(kafka, database_url, tmp_path):
+    w = echo_worker(kafka, database_url, tmp_path).start()
+    try:
+        await w.wait_ready()
+        cmd = patrol_command()
+        assert (await http("POST", w.url + "/v1/commands", json=cmd))[0] == 401
+        assert (await http("POST", w.url + "/v1/commands", json=cmd, token="wrong"))[0] == 401
+
+        status, body = await http("POST", w.url + "/v1/commands", json=patrol_command(grid_id="12345"), token=TOKEN)
+        assert status == 422 and body["field"] == "data.grid_id"
+        status, body = await http("POST", w.url + "/v1/commands", json={**cmd, "type": "grid.case.nonsense.v1"}, token=TOKEN)
+        assert status == 422 and body["field"] == "type"
+        status, body = await http("POST", w.url + "/v1/commands", data=b"{oops", token=TOKEN)
+        assert status == 400 and body["field"] == "body"
+
+        status, body = await http("POST", w.url + "/v1/commands", json=cmd, token=TOKEN)
+        assert status == 200, body
+        assert body["replayed"] is False
+        [event] = body["events"]
+        assert event["type"] == "grid.patrol.logged.v1" and event["causationid"] == cmd["id"]
+        assert event["source"] == "/services/grid"
+
+        status, again = await http("POST", w.url + "/v1/commands", json=cmd, token=TOKEN)
+        assert status == 200 and again["replayed"] is True
+        assert [e["id"] for e in again["events"]] == [event["id"]]
+
+        refused = patrol_command(ended_at="2026-11-22T07:00:00+08:00")
+        status, body = await http("POST", w.url + "/v1/commands", json=refused, token=TOKEN)
+        assert status == 409 and body["error"] == "ended_before_started" and body["field"] == "ended_at"
+
+        assert (await http("GET", w.url + "/v1/patrol-counts", token=TOKEN)) == (200, {"110105001002003": 1})
+
+        published = of_type(await read_all(kafka, "grid.events.v1", min_count=1), "grid.patrol.logged.v1")
+        assert [e["id"] for e in published] == [event["id"]]
+        rejections = await read_all(kafka, "grid.rejections.v1", min_count=1)
+        assert rejections[0]["value"]["data"]["command_id"] == refused["id"]
+
+        status, text = await http("GET", w.url + "/metrics")
+        assert status == 200
+        assert 'kit_commands_rejected_total{reason="ended_before_started",service="grid",type="grid.patrol.log.v1"} 1.0' in text
+        assert "kit_outbox_backlog" in text and "kit_ready" in text
+        assert (await http("GET", w.url + "/healthz"))[0] == 200
+    finally:
+        assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
+
+
+async def test_readyz_is_503_while_postgresql_is_down_and_200_after(kafka, tmp_path):
+    pg = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="readyz-pg-")) / "data").start()
+    w = echo_worker(kafka, pg.url, tmp_path).start()
+    try:
+        await w.wait_ready()
+        assert (await http("GET", w.url + "/readyz"))[0] == 200
+        pg.stop()
+        status, body = await http("GET", w.url + "/readyz")
+        assert status == 503 and body["checks"]["database"].startswith("unavailable")
+        assert (await http("GET", w.url + "/healthz"))[0] == 200  # liveness has no external checks
+        pg.start()
+        await w.wait_ready(timeout=30)
+        status, body = await http("GET", w.url + "/readyz")
+        assert status == 200 and body["checks"] == {"worker": "started", "database": "ok", "migrations": "ok", "broker": "ok"}
+    finally:
+        w.stop()
+        pg.destroy()

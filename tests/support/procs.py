@@ -1,0 +1,71 @@
+"""Run a service worker as a real process (``python -m <module> worker``) and wait for it."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+
+from services.kit.infra import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Worker:
+    def __init__(self, module: str, env: dict[str, str], *, prefix: str, port: int | None = None, log: Path | None = None):
+        self.module = module
+        self.port = port or free_port()
+        self.env = {**os.environ, **env, f"{prefix}HTTP_PORT": str(self.port), f"{prefix}HTTP_HOST": "127.0.0.1",
+                    "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "Worker":
+        out = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen([sys.executable, "-m", self.module, "worker", "-l", "warn",
+                                      "--web-port", str(self.port), "--web-host", "127.0.0.1"],
+                                     cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as s:
+            while time.monotonic() < deadline:
+                assert self.proc is not None and self.proc.poll() is None, f"{self.module} exited with {self.proc.returncode}"
+                try:
+                    async with s.get(self.url + "/readyz", timeout=aiohttp.ClientTimeout(total=3)) as r:
+                        if r.status == 200:
+                            return
+                except (aiohttp.ClientError, asyncio.TimeoutError):
+                    pass
+                await asyncio.sleep(0.3)
+        raise TimeoutError(f"{self.module} not ready after {timeout}s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+
+async def http(method: str, url: str, *, json=None, token: str | None = None, data: bytes | None = None):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, url, json=json, data=data, headers=headers,
+                             timeout=aiohttp.ClientTimeout(total=15)) as r:
+            ctype = r.headers.get("Content-Type", "")
+            body = await r.json() if "json" in ctype else await r.text()
+            return r.status, body
