@@ -41,9 +41,7 @@ def _server_url(pg_server) -> str:
     return pg_server if isinstance(pg_server, str) else pg_server.url
 
 
-@pytest.fixture
-async def database_url(pg_server) -> str:
-    """A fresh, empty database for this test; dropped afterwards."""
+async def _new_database(pg_server):
     base = _server_url(pg_server)
     name = "t_" + uuid.uuid4().hex[:16]
     admin = await asyncpg.connect(base)
@@ -53,7 +51,10 @@ async def database_url(pg_server) -> str:
         await admin.close()
     parts = urlsplit(base)
     url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-    yield url
+    return base, name, url
+
+
+async def _drop_database(base: str, name: str) -> None:
     admin = await asyncpg.connect(base)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -62,8 +63,22 @@ async def database_url(pg_server) -> str:
 
 
 @pytest.fixture
-async def kafka() -> str:
-    """A fresh broker for this test, with every contract topic provisioned. Yields bootstrap."""
+async def database_url(pg_server) -> str:
+    """A fresh, empty database for this test; dropped afterwards."""
+    base, name, url = await _new_database(pg_server)
+    yield url
+    await _drop_database(base, name)
+
+
+@pytest.fixture(scope="module")
+async def module_database_url(pg_server) -> str:
+    """A fresh database shared by the tests of one module (one worker per module)."""
+    base, name, url = await _new_database(pg_server)
+    yield url
+    await _drop_database(base, name)
+
+
+async def _broker():
     given = os.environ.get("TEST_KAFKA_BOOTSTRAP_SERVERS")
     if given:
         await provision(given, partitions=TEST_PARTITIONS)
@@ -75,3 +90,17 @@ async def kafka() -> str:
         yield broker.bootstrap
     finally:
         broker.stop()
+
+
+@pytest.fixture
+async def kafka():
+    """A fresh broker for this test, with every contract topic provisioned. Yields bootstrap."""
+    async for b in _broker():
+        yield b
+
+
+@pytest.fixture(scope="module")
+async def module_kafka():
+    """A fresh broker shared by the tests of one module."""
+    async for b in _broker():
+        yield b
