@@ -109,7 +109,8 @@ class RecordReview(Command):
 class ChangeScheme(Command):
     """Introduce an assessment scheme (考核方案) effective from a time.
 
-    ``weights`` overrides weights of a base scheme (the current one, or ``base_scheme_id``).
+    ``weights`` overrides weights of a base scheme (the current one, or ``base_scheme_id``),
+    on the scale of its normalised weights (the shares ``scheme.changed`` shows).
     Keys are ``<indicator>`` (everywhere it is used), ``<entity_type>.<pillar>`` (a pillar's
     weight) or ``<entity_type>.<pillar>.<indicator>``; weights must be positive and are
     re-normalised. ``definition`` (a whole scheme, as in ``schemes/default.yaml``) replaces

@@ -246,6 +246,10 @@ class Scheme(_Frozen):
     ) -> "Scheme":
         """A new scheme: these weights override this one's, then every group is re-normalised.
 
+        Override values are on the scale of the normalised weights (the shares that
+        :meth:`flat_weights` and ``scheme.changed`` show): with organisation 0.75 and
+        satisfaction 0.25, ``{"grid.satisfaction": 0.75}`` makes them 0.5 / 0.5.
+
         Keys: ``<indicator>`` (wherever the indicator is used), ``<entity_type>.<pillar>``,
         or ``<entity_type>.<pillar>.<indicator>`` (adds the indicator to the pillar when it
         applies to the entity type). Raises :class:`InvalidScheme`.
