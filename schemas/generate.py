@@ -364,6 +364,30 @@ def compatibility_problems(old: dict[str, Any], new: dict[str, Any]) -> list[str
     return _Compat(old, new).compare(old, new, "$")
 
 
+def normalize_pattern(pattern: str) -> str:
+    """Spell ``\\d`` as ``[0-9]``, which it means in JSON Schema (ECMA-262) regexes.
+
+    Makes ``^\\d{12}$`` and ``^[0-9]{12}$`` compare equal; the result also keeps Python's
+    ``re`` from matching non-ASCII digits where JSON Schema would not.
+    """
+    out: list[str] = []
+    i, in_class = 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            pair = pattern[i:i + 2]
+            out.append(("0-9" if in_class else "[0-9]") if pair == "\\d" else pair)
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+        elif c == "]" and in_class:
+            in_class = False
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
 def _json_type(v: Any) -> str:
     if v is None:
         return "null"
@@ -477,7 +501,9 @@ class _Compat:
         for kw in _LOWER:
             if kw in n and (kw not in o or n[kw] > o[kw]):
                 problems.append(f"{path}: {kw} tightened: {o.get(kw)!r} -> {n[kw]!r}")
-        for kw in ("pattern", "format", "multipleOf"):
+        if "pattern" in n and ("pattern" not in o or normalize_pattern(n["pattern"]) != normalize_pattern(o["pattern"])):
+            problems.append(f"{path}: pattern added or changed: {o.get('pattern')!r} -> {n['pattern']!r}")
+        for kw in ("format", "multipleOf"):
             if kw in n and n[kw] != o.get(kw):
                 problems.append(f"{path}: {kw} added or changed: {o.get(kw)!r} -> {n[kw]!r}")
         if n.get("uniqueItems") and not o.get("uniqueItems"):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from schemas.generate import normalize_pattern
+
 ANNOTATIONS = frozenset(
     {"$schema", "$id", "$comment", "$defs", "title", "description", "default", "examples",
      "deprecated", "readOnly", "writeOnly", "format", "discriminator", "contentMediaType",
@@ -118,7 +120,7 @@ class _Validator:
     def kw_patternProperties(self, v, arg, s, path):
         if not isinstance(v, dict):
             return []
-        return [e for pat, sub in arg.items() for k in v if re.search(pat, k)
+        return [e for pat, sub in arg.items() for k in v if re.search(normalize_pattern(pat), k)
                 for e in self.check(v[k], sub, f"{path}.{k}")]
 
     def kw_additionalProperties(self, v, arg, s, path):
@@ -126,7 +128,7 @@ class _Validator:
             return []
         known = set(s.get("properties", {}))
         pats = list(s.get("patternProperties", {}))
-        extra = [k for k in v if k not in known and not any(re.search(p, k) for p in pats)]
+        extra = [k for k in v if k not in known and not any(re.search(normalize_pattern(p), k) for p in pats)]
         return [e for k in extra for e in self.check(v[k], arg, f"{path}.{k}")]
 
     def kw_propertyNames(self, v, arg, s, path):
@@ -174,7 +176,8 @@ class _Validator:
         return [f"{path}: longer than {arg}"] if isinstance(v, str) and len(v) > arg else []
 
     def kw_pattern(self, v, arg, s, path):
-        return [f"{path}: {v!r} does not match {arg!r}"] if isinstance(v, str) and not re.search(arg, v) else []
+        ok = not isinstance(v, str) or re.search(normalize_pattern(arg), v)
+        return [] if ok else [f"{path}: {v!r} does not match {arg!r}"]
 
     def kw_minItems(self, v, arg, s, path):
         return [f"{path}: fewer than {arg} items"] if isinstance(v, list) and len(v) < arg else []

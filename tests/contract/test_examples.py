@@ -163,6 +163,12 @@ def test_validator_accepts_unknown_extension_attributes_and_data_fields(rejected
     assert validate(rejected_wire, latest_schema(REJECTED)) == []
 
 
+def test_validator_reads_digit_classes_as_json_schema_does():
+    schema = {"type": "string", "pattern": "^\\d{3}$"}
+    assert validate("123", schema) == []
+    assert validate("\u0661\u0662\u0663", schema) != []  # Arabic-Indic digits: not \\d in ECMA-262
+
+
 def test_validator_refuses_keywords_it_does_not_implement():
     with pytest.raises(UnsupportedKeyword):
         validate({}, {"dependentRequired": {"a": ["b"]}})

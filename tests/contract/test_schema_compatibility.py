@@ -55,6 +55,9 @@ COMPATIBLE = {
     "string made nullable": (obj({"a": STR}), obj({"a": OPT_STR})),
     "enum value added": (obj({"e": {"enum": ["x", "y"]}}), obj({"e": {"enum": ["x", "y", "z"]}})),
     "maxLength loosened": (obj({"a": {"type": "string", "maxLength": 10}}), obj({"a": {"type": "string", "maxLength": 20}})),
+    "\\d spelled as [0-9] (the same in JSON Schema regexes)": (
+        obj({"c": {"type": "string", "pattern": "^\\d{12}$"}}), obj({"c": {"type": "string", "pattern": "^[0-9]{12}$"}})
+    ),
     "minimum dropped": (obj({"n": {"type": "integer", "minimum": 1}}), obj({"n": INT})),
     "description and title changed": (obj({"a": {**STR, "title": "A"}}), obj({"a": {**STR, "title": "Aa", "description": "d"}})),
     "additionalProperties false dropped": (obj({"a": STR}, additionalProperties=False), obj({"a": STR})),
@@ -77,6 +80,10 @@ INCOMPATIBLE = {
     "additionalProperties newly false": (obj({"a": STR}), obj({"a": STR}, additionalProperties=False), "$: additionalProperties newly false"),
     "maxLength tightened": (obj({"a": {"type": "string", "maxLength": 20}}), obj({"a": {"type": "string", "maxLength": 10}}), "$.a: maxLength tightened"),
     "pattern added": (obj({"a": STR}), obj({"a": {"type": "string", "pattern": "^\\d+$"}}), "$.a: pattern added or changed"),
+    "pattern changed": (
+        obj({"a": {"type": "string", "pattern": "^\\d{12}$"}}), obj({"a": {"type": "string", "pattern": "^[0-9]{9}$"}}),
+        "$.a: pattern added or changed",
+    ),
     "array item type changed": (obj({"l": {"type": "array", "items": STR}}), obj({"l": {"type": "array", "items": INT}}), "$.l[]: type narrowed"),
     "map value type changed": (
         obj({"m": {"type": "object", "additionalProperties": {"type": "number"}}}),
