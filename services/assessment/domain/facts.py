@@ -24,7 +24,13 @@ Attribution rules (who an event counts for):
 - a review counts for its subject in the review's period and the periods enclosing it.
 
 Each case / order fact is counted once per case / order (flags in the refs), so a
-re-delivered event that slipped past the inbox changes no indicator.
+re-delivered event that slipped past the inbox changes no indicator (order dispatches are
+the exception: each dispatch is an attempt; the inbox drops re-deliveries by envelope id).
+
+Time: the instant a fact occurred is the ``occurred_at``/``at``/``posted_at``... field of
+``data`` when present, else the envelope ``time`` (:func:`occurred_at`). Cohorts (which
+period a counter lands in) are listed on :class:`.indicators.Fact`. Overdue events count as
+延期 only for the handling or verification stage (:data:`LATE_STAGES`).
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from services.assessment.domain import (
     ClosePeriod,
     EntityFacts,
+    Fact,
     Grade,
     ScorecardPublished,
     alerts_for,
@@ -200,3 +201,21 @@ def test_the_diff_names_entities_that_appear_or_disappear():
     after = close_period("2026-11", [grid(FULL, GRID_B)], small_scheme())
     changes = {c.entity_id: c.change for c in diff_scorecards(before.scorecards, after.scorecards)}
     assert changes == {GRID: "removed", GRID_B: "added"}
+
+
+_FACT_NAMES = sorted(f.value for f in Fact)
+
+
+@given(
+    st.sampled_from(["grid_worker", "member", "grid", "community", "street", "unit"]),
+    st.dictionaries(st.sampled_from(_FACT_NAMES), st.integers(0, 50).map(float)),
+)
+def test_any_counters_give_a_score_between_0_and_100_or_none_and_a_matching_grade(entity_type, facts):
+    scheme = default_scheme()
+    card = score_entity(EntityFacts(entity_type, "e-1", facts), "2026-11", scheme)
+    assert card.score is None or 0 <= card.score <= 100
+    assert card.grade == scheme.grade(card.score)
+    weighted = [d.weight for d in card.details.values() if d.weight]
+    assert (card.score is None) == (not weighted)
+    if weighted:
+        assert sum(weighted) == pytest.approx(1, abs=1e-5)
