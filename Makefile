@@ -1,0 +1,54 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both create the virtualenv on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test test-unit test-integration test-e2e schemas bench infra provision lint clean help
+
+help:
+	@echo "make run       - the whole district live: embedded Kafka + PostgreSQL, 4 services, simulator (Ctrl-C stops)"
+	@echo "make test      - unit, contract, integration, deploy and end-to-end tests (real broker + database)"
+	@echo "make bench     - throughput/latency/memory benchmark; prints one JSON line"
+	@echo "make schemas   - regenerate JSON Schema + AsyncAPI from the contract package"
+	@echo "make infra     - only the embedded broker and database (Ctrl-C stops)"
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m services.launcher
+
+infra: $(STAMP)
+	SIMULATE=0 $(PY) -m services.launcher --infra-only
+
+provision: $(STAMP)
+	$(PY) -m services.kit.provision
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/contract $(PYTEST_ARGS)
+
+test-integration: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+
+test-e2e: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+
+schemas: $(STAMP)
+	$(PY) -m schemas.generate
+
+bench: $(STAMP)
+	$(PY) -m tests.bench.run
+
+clean:
+	rm -rf var/ .pytest_cache .hypothesis
