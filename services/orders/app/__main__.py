@@ -1,0 +1,4 @@
+"""``python -m services.orders.app worker`` runs the orders service worker."""
+from .main import app
+
+app.main()

@@ -1,0 +1,131 @@
+"""Read queries behind the HTTP API and the metrics gauge (plain dicts, JSON-ready)."""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from schemas.orders import CATEGORY_LABELS, OrderCategory
+from services.orders.domain import AWAITING_DISPATCH, CANCELLABLE, HELD, OrderStatus
+
+_ORDER_COLUMNS = """order_id, status, category, community_id, grid_id, resident_id, description, source_case_id,
+    attempt, assignee_id, post_id, dispatched_by, accept_by, placed_at, first_dispatched_at, dispatched_at,
+    accepted_at, completed_at, evaluated_at, cancelled_at, service_minutes, rating, passed, dispatch_misses,
+    last_miss_at, updated_at"""
+_OPEN = sorted(s.value for s in CANCELLABLE)
+_HELD = sorted(s.value for s in HELD)
+_AWAITING = sorted(s.value for s in AWAITING_DISPATCH)
+
+
+def _order(row: asyncpg.Record) -> dict[str, Any]:
+    out = dict(row)
+    out["category_label"] = CATEGORY_LABELS[OrderCategory(out["category"])]
+    out["awaiting_dispatch"] = out["status"] in _AWAITING
+    return out
+
+
+async def get_order(conn: asyncpg.Connection, order_id: str) -> dict[str, Any] | None:
+    """The order with its history (every event, in order), or None."""
+    row = await conn.fetchrow(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = $1", order_id)
+    if row is None:
+        return None
+    history = await conn.fetch(
+        "SELECT event_id, type, at, data FROM order_history WHERE order_id = $1 ORDER BY seq", order_id)
+    return {**_order(row), "history": [dict(h) for h in history]}
+
+
+async def list_orders(conn: asyncpg.Connection, *, community_id: str | None = None, status: str | None = None,
+                      category: str | None = None, assignee_id: str | None = None, limit: int = 50,
+                      offset: int = 0) -> dict[str, Any]:
+    """Orders matching every filter given, newest first, one page, with the total count."""
+    where, args = [], []
+    for column, value in (("community_id", community_id), ("status", status), ("category", category),
+                          ("assignee_id", assignee_id)):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    total = await conn.fetchval(f"SELECT count(*) FROM orders {clause}", *args)
+    rows = await conn.fetch(
+        f"""SELECT {_ORDER_COLUMNS} FROM orders {clause}
+            ORDER BY placed_at DESC NULLS LAST, order_id LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",
+        *args, limit, offset)
+    return {"items": [_order(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+
+
+async def get_member(conn: asyncpg.Connection, member_id: str) -> dict[str, Any] | None:
+    """A member's registration (双报到), posts (岗位认领, claimed and released) and open orders."""
+    m = await conn.fetchrow(
+        """SELECT member_id, community_id, unit_id, name, unit_name, registered_at FROM members
+            WHERE member_id = $1""", member_id)
+    if m is None:
+        return None
+    posts = await conn.fetch(
+        """SELECT post_id, community_id, categories, capacity, status, title, claimed_at, released_at
+             FROM posts WHERE member_id = $1 ORDER BY status, post_id""", member_id)
+    open_orders = await conn.fetch(
+        f"""SELECT {_ORDER_COLUMNS} FROM orders WHERE assignee_id = $1 AND status = ANY($2::text[])
+            ORDER BY dispatched_at, order_id""", member_id, _HELD)
+    claimed = [dict(p) for p in posts if p["status"] == "claimed"]
+    return {
+        **dict(m),
+        "posts": claimed,
+        "released_posts": [dict(p) for p in posts if p["status"] != "claimed"],
+        "capacity": sum(p["capacity"] for p in claimed),
+        "open_order_count": len(open_orders),
+        "open_orders": [_order(o) for o in open_orders],
+    }
+
+
+async def community_needs(conn: asyncpg.Connection, community_id: str, *, per_category: int = 50) -> dict[str, Any]:
+    """需求清单: the community's open orders (not completed or cancelled) by category."""
+    rows = await conn.fetch(
+        f"""SELECT {_ORDER_COLUMNS} FROM orders WHERE community_id = $1 AND status = ANY($2::text[])
+            ORDER BY category, placed_at, order_id""", community_id, _OPEN)
+    by_cat: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        c = by_cat.setdefault(r["category"], {
+            "category": r["category"], "label": CATEGORY_LABELS[OrderCategory(r["category"])], "open": 0,
+            "by_status": {}, "orders": []})
+        c["open"] += 1
+        c["by_status"][r["status"]] = c["by_status"].get(r["status"], 0) + 1
+        if len(c["orders"]) < per_category:
+            c["orders"].append(_order(r))
+    return {"community_id": community_id, "open": len(rows),
+            "awaiting_dispatch": sum(1 for r in rows if r["status"] in _AWAITING),
+            "categories": list(by_cat.values())}
+
+
+async def community_resources(conn: asyncpg.Connection, community_id: str) -> dict[str, Any]:
+    """资源清单: the community's claimed posts by category (a post serving several categories is
+    listed under each), with each member's capacity use."""
+    rows = await conn.fetch(
+        """SELECT p.post_id, p.member_id, p.categories, p.capacity, p.title, p.claimed_at,
+                  m.name AS member_name, m.unit_id, m.unit_name, coalesce(l.open_orders, 0) AS open_orders
+             FROM posts p
+             LEFT JOIN members m ON m.member_id = p.member_id
+             LEFT JOIN member_open_orders l ON l.member_id = p.member_id
+            WHERE p.community_id = $1 AND p.status = 'claimed'
+            ORDER BY p.post_id""", community_id)
+    by_cat: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        for cat in r["categories"]:
+            c = by_cat.setdefault(cat, {"category": cat, "label": CATEGORY_LABELS[OrderCategory(cat)],
+                                        "posts": [], "members": set(), "capacity": 0})
+            c["posts"].append(dict(r))
+            c["members"].add(r["member_id"])
+            c["capacity"] += r["capacity"]
+    cats = []
+    for cat in sorted(by_cat):
+        c = by_cat[cat]
+        cats.append({**c, "members": len(c["members"])})
+    return {"community_id": community_id, "posts": len(rows),
+            "members": len({r["member_id"] for r in rows}), "categories": cats}
+
+
+async def status_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """Number of orders in each status (every status present, zero when none)."""
+    rows = await conn.fetch("SELECT status, count(*)::int AS n FROM orders GROUP BY status")
+    out = {s.value: 0 for s in OrderStatus}
+    out.update({r["status"]: r["n"] for r in rows})
+    return out
