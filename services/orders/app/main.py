@@ -5,7 +5,6 @@ Run: ``python -m services.orders.app worker``.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from schemas.orders import OrderCategory
 from schemas.topics import GRID, ORDERS
@@ -17,9 +16,8 @@ from services.orders.projection import queries
 
 from . import metrics as mx
 from .handler import GridCases, OrderCommands, Orders, expire_dispatches
-from .settings import OrdersSettings
+from .settings import MIGRATIONS, OrdersSettings
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 COMMUNITY_RE = re.compile(r"^[0-9]{12}$")
 STATUSES = frozenset(s.value for s in OrderStatus)
 CATEGORIES = frozenset(c.value for c in OrderCategory)

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.kit.settings import ServiceSettings
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+"""The orders service's numbered SQL migrations (schema ``orders``)."""
 
 
 class OrdersSettings(ServiceSettings):

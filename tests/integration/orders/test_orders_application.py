@@ -1,0 +1,283 @@
+"""The orders application layer (handlers, timer, projection, queries) on a real PostgreSQL.
+
+Each message runs as the kit runs it: inbox claim, handler, outbox, one transaction, with the
+decision time given to the unit of work.
+"""
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from schemas.envelope import Message
+from schemas.orders import (
+    AcceptOrder,
+    CancelOrder,
+    ClaimPost,
+    CompleteOrder,
+    DeclineOrder,
+    DispatchOrder,
+    EvaluateOrder,
+    PlaceOrder,
+    RegisterMember,
+    ReleasePost,
+)
+from services.kit.consumer import claim
+from services.kit.db import create_pool
+from services.kit.migrations import KIT_MIGRATIONS, migrate
+from services.kit.outbox import write as write_outbox
+from services.kit.uow import UnitOfWork
+from services.orders.app.handler import GridCases, OrderCommands, Orders, expire_dispatches
+from services.orders.app.settings import MIGRATIONS, OrdersSettings
+from services.orders.domain import UnusableGridCase, order_id_for_case
+from services.orders.projection import queries
+from tests.support.kafka import command
+
+from .support import COMMUNITY, GRID, T0, grid_case, uid
+
+pytestmark = pytest.mark.integration
+
+WINDOW = timedelta(minutes=30)
+
+
+@pytest.fixture
+async def pool(database_url):
+    p = await create_pool(database_url, "orders", service="orders", max_size=6)
+    async with p.acquire() as conn:
+        await migrate(conn, "orders", [("kit", KIT_MIGRATIONS), ("orders", MIGRATIONS)])
+    yield p
+    await p.close()
+
+
+class App:
+    def __init__(self, pool, **settings):
+        self.pool = pool
+        self.orders = Orders(OrdersSettings(accept_window_seconds=WINDOW.total_seconds(), **settings))
+        self.commands = OrderCommands(self.orders)
+        self.grid = GridCases(self.orders)
+
+    async def run(self, payload, minutes: float = 0, *, handler=None) -> UnitOfWork:
+        msg = Message(envelope=command(payload), payload=payload)
+        async with self.pool.acquire() as conn, conn.transaction():
+            assert await claim(conn, [(msg.source, msg.id)])
+            uow = UnitOfWork(conn, "orders", T0 + timedelta(minutes=minutes))
+            await (handler or self.commands).handle_batch(uow, [msg])
+            await write_outbox(conn, uow.records)
+        return uow
+
+    async def tick(self, minutes: float) -> UnitOfWork:
+        async with self.pool.acquire() as conn, conn.transaction():
+            uow = UnitOfWork(conn, "orders", T0 + timedelta(minutes=minutes))
+            await expire_dispatches(uow, self.orders)
+            await write_outbox(conn, uow.records)
+        return uow
+
+    async def order(self, order_id: str) -> dict:
+        async with self.pool.acquire() as conn:
+            return await queries.get_order(conn, order_id)
+
+    async def member(self, member_id: str) -> dict:
+        async with self.pool.acquire() as conn:
+            return await queries.get_member(conn, member_id)
+
+    async def member_with_post(self, member: str, *categories: str, capacity: int = 3, community=COMMUNITY,
+                               minutes: float = 0) -> UnitOfWork:
+        await self.run(RegisterMember(member_id=member, community_id=community, unit_id="unit-1", name=member))
+        return await self.run(ClaimPost(member_id=member, post_id=f"post-{member}", community_id=community,
+                                        categories=list(categories or ("daily_care",)), capacity=capacity),
+                              minutes)
+
+
+def types(uow: UnitOfWork) -> list[str]:
+    return [e.type for e in uow.emitted]
+
+
+def place(order_id: str, category: str = "daily_care", **kw) -> PlaceOrder:
+    return PlaceOrder(order_id=order_id, resident_id="resident-1", grid_id=GRID, category=category,
+                      description="送餐上门", **kw)
+
+
+async def test_an_order_waits_without_a_post_and_is_dispatched_when_a_matching_post_is_claimed(pool):
+    app = App(pool)
+    uow = await app.run(place("o-wait", "repair"))
+    assert types(uow) == ["orders.order.placed.v1"]
+    waiting = await app.order("o-wait")
+    assert waiting["status"] == "placed" and waiting["awaiting_dispatch"] and waiting["dispatch_misses"] == 1
+
+    await app.member_with_post("m-cook", "daily_care")  # another category: the order keeps waiting
+    assert (await app.order("o-wait"))["status"] == "placed"
+
+    claim_uow = await app.member_with_post("m-fixer", "repair", minutes=5)
+    assert types(claim_uow) == ["orders.post.claimed.v1", "orders.order.dispatched.v1"]
+    order = await app.order("o-wait")
+    assert (order["status"], order["assignee_id"], order["dispatched_by"]) == ("dispatched", "m-fixer", "auto")
+    assert order["accept_by"] == T0 + timedelta(minutes=5) + WINDOW
+    assert [h["type"] for h in order["history"]] == ["orders.order.placed.v1", "orders.order.dispatched.v1"]
+
+
+async def test_automatic_dispatch_prefers_the_least_loaded_member_and_counts_open_orders(pool):
+    app = App(pool)
+    await app.member_with_post("m-a", capacity=3)
+    await app.member_with_post("m-b", capacity=3)
+    for i in range(4):
+        await app.run(place(f"o-load-{i}"))
+    a, b = await app.member("m-a"), await app.member("m-b")
+    assert (a["open_order_count"], b["open_order_count"]) == (2, 2)
+    assert {o["order_id"] for o in a["open_orders"]} | {o["order_id"] for o in b["open_orders"]} == {
+        f"o-load-{i}" for i in range(4)}
+    assert a["posts"][0]["post_id"] == "post-m-a" and a["capacity"] == 3
+
+
+async def test_a_full_story_accept_complete_evaluate_carries_what_points_need(pool):
+    app = App(pool)
+    await app.member_with_post("m-1", "cleaning")
+    await app.run(place("o-story", "cleaning"))
+    assert (await app.run(AcceptOrder(order_id="o-story", assignee_id="m-1"), 10)).emitted[0].type == \
+        "orders.order.accepted.v1"
+    await app.run(CompleteOrder(order_id="o-story", assignee_id="m-1", service_minutes=90), 100)
+    uow = await app.run(EvaluateOrder(order_id="o-story", rating=5, passed=True, evaluator_id="org-1"), 200)
+    [evaluated] = uow.emitted
+    assert evaluated.data["community_id"] == COMMUNITY and evaluated.data["category"] == "cleaning"
+    assert evaluated.data["service_minutes"] == 90 and evaluated.data["assignee_id"] == "m-1"
+    order = await app.order("o-story")
+    assert (order["status"], order["rating"], order["passed"], order["service_minutes"]) == ("evaluated", 5, True, 90)
+    assert [h["type"].split(".")[2] for h in order["history"]] == [
+        "placed", "dispatched", "accepted", "completed", "evaluated"]
+    assert (await app.member("m-1"))["open_order_count"] == 0
+
+
+async def test_a_decline_redispatches_to_another_member_and_skips_the_decliner(pool):
+    app = App(pool)
+    await app.member_with_post("m-x")
+    await app.member_with_post("m-y")
+    await app.run(place("o-decline"))
+    first = (await app.order("o-decline"))["assignee_id"]
+    uow = await app.run(DeclineOrder(order_id="o-decline", assignee_id=first, reason="出差"), 3)
+    assert types(uow) == ["orders.order.declined.v1", "orders.order.dispatched.v1"]
+    order = await app.order("o-decline")
+    assert order["assignee_id"] not in (first, None) and order["attempt"] == 2
+    # the second member declines too: nobody is left, the order waits and the miss is counted
+    await app.run(DeclineOrder(order_id="o-decline", assignee_id=order["assignee_id"], reason="生病"), 4)
+    order = await app.order("o-decline")
+    assert order["status"] == "declined" and order["assignee_id"] is None and order["dispatch_misses"] == 1
+
+
+async def test_the_timer_expires_a_dispatch_once_and_redispatches_it(pool):
+    app = App(pool)
+    await app.member_with_post("m-slow")
+    await app.member_with_post("m-quick")
+    await app.run(place("o-expire"))
+    first = (await app.order("o-expire"))["assignee_id"]
+    assert types(await app.tick(29)) == []  # not yet due
+    uow = await app.tick(31)
+    assert types(uow) == ["orders.order.dispatch_expired.v1", "orders.order.dispatched.v1"]
+    assert uow.emitted[0].causationid is None
+    order = await app.order("o-expire")
+    assert order["assignee_id"] not in (first, None) and order["accept_by"] == T0 + timedelta(minutes=31) + WINDOW
+    assert types(await app.tick(32)) == []  # a second round (another worker, a restart) yields nothing
+    refused = await app.run(AcceptOrder(order_id="o-expire", assignee_id=first), 33)
+    assert refused.rejected[0][1].reason == "not_assignee"
+
+
+async def test_two_timer_rounds_at_once_expire_each_dispatch_exactly_once(pool):
+    app = App(pool)
+    await app.member_with_post("m-only", capacity=20)
+    for i in range(10):
+        await app.run(place(f"o-race-{i}"))
+    rounds = await asyncio.gather(*(app.tick(40) for _ in range(3)))
+    expired = [e.subject for u in rounds for e in u.emitted if e.type == "orders.order.dispatch_expired.v1"]
+    assert sorted(expired) == sorted(f"o-race-{i}" for i in range(10))
+    # nobody else is eligible (m-only let it expire): every order now waits
+    async with pool.acquire() as conn:
+        page = await queries.list_orders(conn, status="dispatch_expired", limit=100)
+    assert page["total"] == 10
+
+
+async def test_manual_dispatch_names_an_eligible_member_and_refuses_others(pool):
+    app = App(pool, auto_dispatch=False)
+    await app.member_with_post("m-legal", "legal_aid")
+    await app.run(place("o-manual", "legal_aid"))
+    assert (await app.order("o-manual"))["status"] == "placed"
+    bad = await app.run(DispatchOrder(order_id="o-manual", assignee_id="m-nobody", dispatched_by="op-1"))
+    assert bad.rejected[0][1].reason == "assignee_not_eligible"
+    ok = await app.run(DispatchOrder(order_id="o-manual", assignee_id="m-legal", dispatched_by="op-1"))
+    assert ok.emitted[0].data["dispatched_by"] == "op-1"
+    none = await app.run(place("o-none", "medical"))
+    assert types(none) == ["orders.order.placed.v1"]
+    refused = await app.run(DispatchOrder(order_id="o-none"))
+    assert refused.rejected[0][1].reason == "no_eligible_assignee"
+
+
+async def test_a_grid_resident_need_case_becomes_exactly_one_order(pool):
+    app = App(pool)
+    await app.member_with_post("m-proxy", "proxy")
+    case_id = uid("case")
+    first = await app.run(grid_case(case_id), handler=app.grid)
+    assert types(first) == ["orders.order.placed.v1", "orders.order.dispatched.v1"]
+    again = await app.run(grid_case(case_id), 60, handler=app.grid)  # redelivered under a new event id
+    later = await app.run(grid_case(case_id, description="changed later"), 600, handler=app.grid)
+    assert types(again) == [] and types(later) == []
+    order = await app.order(order_id_for_case(case_id))
+    assert order["source_case_id"] == case_id and order["category"] == "proxy"
+    assert order["resident_id"] == "resident-42" and order["assignee_id"] == "m-proxy"
+    other = await app.run(place(uid("o"), "proxy", source_case_id=case_id))
+    assert other.rejected[0][1].reason == "case_already_ordered"
+
+
+async def test_other_grid_cases_make_no_order_and_an_unusable_one_raises(pool):
+    app = App(pool)
+    assert types(await app.run(grid_case(uid("case"), category="environment"), handler=app.grid)) == []
+    with pytest.raises(UnusableGridCase):
+        await app.run(grid_case(uid("case"), reporter=None), handler=app.grid)
+
+
+async def test_cancel_frees_the_assignee_and_release_keeps_held_orders(pool):
+    app = App(pool)
+    await app.member_with_post("m-c")
+    await app.run(place("o-c1"))
+    await app.run(place("o-c2"))
+    await app.run(CancelOrder(order_id="o-c1", reason="resident moved"))
+    assert (await app.member("m-c"))["open_order_count"] == 1
+    await app.run(ReleasePost(member_id="m-c", post_id="post-m-c"))
+    m = await app.member("m-c")
+    assert m["posts"] == [] and m["released_posts"][0]["post_id"] == "post-m-c" and m["open_order_count"] == 1
+    refused = await app.run(ReleasePost(member_id="m-c", post_id="post-m-c"))
+    assert refused.rejected[0][1].reason == "illegal_transition"
+
+
+async def test_needs_and_resources_lists_group_by_category(pool):
+    app = App(pool, auto_dispatch=False)
+    await app.member_with_post("m-r1", "repair", "cleaning", capacity=2)
+    await app.member_with_post("m-r2", "repair", capacity=4)
+    await app.run(place("o-n1", "repair"))
+    await app.run(place("o-n2", "repair"))
+    await app.run(place("o-n3", "medical"))
+    await app.run(CancelOrder(order_id="o-n3", reason="no longer needed"))
+    async with pool.acquire() as conn:
+        needs = await queries.community_needs(conn, COMMUNITY)
+        res = await queries.community_resources(conn, COMMUNITY)
+        other = await queries.community_needs(conn, "110105001099")
+    assert needs["open"] == 2 and needs["awaiting_dispatch"] == 2
+    assert [(c["category"], c["label"], c["open"]) for c in needs["categories"]] == [("repair", "技术维修", 2)]
+    assert {(c["category"], c["members"], c["capacity"]) for c in res["categories"]} == {
+        ("cleaning", 1, 2), ("repair", 2, 6)}
+    assert res["posts"] == 2 and other["open"] == 0
+
+
+async def test_orders_are_filtered_by_community_status_category_and_assignee(pool):
+    app = App(pool)
+    await app.member_with_post("m-f")
+    await app.run(place("o-f1"))
+    await app.run(place("o-f2", "medical"))
+    async with pool.acquire() as conn:
+        by_assignee = await queries.list_orders(conn, assignee_id="m-f")
+        by_status = await queries.list_orders(conn, community_id=COMMUNITY, status="placed")
+        by_category = await queries.list_orders(conn, category="medical", limit=1, offset=0)
+        empty = await queries.list_orders(conn, community_id="110105001099")
+        counts = await queries.status_counts(conn)
+    assert [o["order_id"] for o in by_assignee["items"]] == ["o-f1"]
+    assert [o["order_id"] for o in by_status["items"]] == ["o-f2"]
+    assert by_category["total"] == 1 and by_category["items"][0]["category_label"] == "医疗保障"
+    assert empty == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    assert counts["dispatched"] == 1 and counts["placed"] == 1 and counts["evaluated"] == 0
