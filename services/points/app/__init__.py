@@ -1,0 +1,1 @@
+"""The points service application: the kit runtime wired to the pure domain and the projection."""

@@ -1,0 +1,113 @@
+"""Read side of the points service: balances, statements, deeds, 好人榜, redemptions, the check."""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+
+def _posting(row, account_id: str | None = None) -> dict[str, Any]:
+    out = {
+        "transfer_id": row["transfer_id"], "kind": row["kind"], "debit_account": row["debit_account"],
+        "credit_account": row["credit_account"], "amount": row["amount"], "rule": row["rule"],
+        "category": row["category"], "community_id": row["community_id"], "source_event_id": row["source_event_id"],
+        "operator_id": row["operator_id"], "reason": row["reason"], "lot_id": row["lot_id"],
+        "posted_at": row["posted_at"].isoformat(), "recorded_at": row["recorded_at"].isoformat(),
+    }
+    if account_id is not None:
+        out["change"] = row["amount"] if row["credit_account"] == account_id else -row["amount"]
+    return {k: v for k, v in out.items() if v is not None}
+
+
+async def account(conn: asyncpg.Connection, account_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow(
+        """SELECT account_id, kind, holder_id, community_id, balance, opened_at, state FROM accounts
+           WHERE account_id = $1""", account_id)
+    if row is None:
+        return None
+    state = row["state"]
+    return {
+        "account_id": row["account_id"], "kind": row["kind"], "holder_id": row["holder_id"],
+        "community_id": row["community_id"], "balance": row["balance"],
+        "opened_at": row["opened_at"].isoformat() if row["opened_at"] else None,
+        "postings": state.get("postings", 0),
+        "lots": [{"lot_id": lot["lot_id"], "earned_at": lot["earned_at"], "remaining": lot["remaining"]}
+                 for lot in state.get("lots", [])],
+    }
+
+
+async def statement(conn: asyncpg.Connection, account_id: str, limit: int, offset: int) -> dict[str, Any]:
+    """Postings of an account, newest first, with the signed change for the account."""
+    total = await conn.fetchval(
+        "SELECT count(*) FROM postings WHERE debit_account = $1 OR credit_account = $1", account_id)
+    rows = await conn.fetch(
+        """SELECT * FROM postings WHERE debit_account = $1 OR credit_account = $1
+           ORDER BY seq DESC LIMIT $2 OFFSET $3""", account_id, limit, offset)
+    return {"account_id": account_id, "total": total, "limit": limit, "offset": offset,
+            "items": [_posting(r, account_id) for r in rows]}
+
+
+async def deed(conn: asyncpg.Connection, deed_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT state FROM deeds WHERE deed_id = $1", deed_id)
+    return {k: v for k, v in row["state"].items() if v is not None} if row else None
+
+
+async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str | None, candidates: int,
+                   limit: int, offset: int) -> dict[str, Any]:
+    """好人榜: earned points per resident in ``period`` (YYYY-MM or YYYY), of one community or the
+    district; ties share a rank; in a yearly ranking ranks ≤ ``candidates`` are 道德模范 candidates."""
+    column = "month" if len(period) == 7 else "year"
+    rows = await conn.fetch(
+        f"""WITH totals AS (
+              SELECT account_id, sum(amount) AS points FROM earnings
+              WHERE {column} = $1 AND ($2::text IS NULL OR community_id = $2)
+              GROUP BY account_id HAVING sum(amount) > 0)
+            SELECT rank() OVER (ORDER BY t.points DESC) AS rank, t.account_id, t.points, a.holder_id,
+                   count(*) OVER () AS total
+            FROM totals t JOIN accounts a USING (account_id)
+            ORDER BY t.points DESC, t.account_id LIMIT $3 OFFSET $4""",
+        period, community_id, limit, offset)
+    yearly = column == "year"
+    return {
+        "period": period, "scope": "community" if community_id else "district", "community_id": community_id,
+        "total": rows[0]["total"] if rows else 0, "limit": limit, "offset": offset,
+        "items": [{"rank": r["rank"], "account_id": r["account_id"], "holder_id": r["holder_id"],
+                   "points": r["points"], "candidate": yearly and r["rank"] <= candidates} for r in rows],
+    }
+
+
+async def redemptions(conn: asyncpg.Connection, account_id: str, limit: int, offset: int) -> dict[str, Any]:
+    total, points = await conn.fetchrow(
+        "SELECT count(*), COALESCE(sum(amount), 0) FROM postings WHERE kind = 'redemption' AND credit_account = $1",
+        account_id)
+    rows = await conn.fetch(
+        """SELECT * FROM postings WHERE kind = 'redemption' AND credit_account = $1
+           ORDER BY seq DESC LIMIT $2 OFFSET $3""", account_id, limit, offset)
+    return {"account_id": account_id, "total": total, "points": points, "limit": limit, "offset": offset,
+            "items": [_posting(r) for r in rows]}
+
+
+async def ledger_check(conn: asyncpg.Connection) -> dict[str, Any]:
+    """The district-wide sum of balances (must be 0), the counts, and the accounts whose stored
+    balance differs from the sum of their postings (must be none)."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        total, accounts = await conn.fetchrow("SELECT COALESCE(sum(balance), 0), count(*) FROM accounts")
+        postings = await conn.fetchval("SELECT count(*) FROM postings")
+        mismatched = await conn.fetch(
+            """WITH moves AS (
+                 SELECT debit_account AS account_id, -amount AS amount FROM postings
+                 UNION ALL SELECT credit_account, amount FROM postings),
+               derived AS (SELECT account_id, sum(amount) AS balance FROM moves GROUP BY account_id)
+               SELECT a.account_id, a.balance, COALESCE(d.balance, 0) AS derived
+               FROM accounts a LEFT JOIN derived d USING (account_id)
+               WHERE a.balance <> COALESCE(d.balance, 0) OR a.balance <> (a.state->>'balance')::bigint
+               ORDER BY a.account_id LIMIT 100""")
+        below = await conn.fetchval("SELECT count(*) FROM accounts WHERE kind <> 'issuer' AND balance < 0")
+    return {"sum": int(total), "postings": postings, "accounts": accounts,
+            "consistent": total == 0 and not mismatched and below == 0,
+            "mismatched": [{"account_id": r["account_id"], "balance": r["balance"], "derived": int(r["derived"])}
+                           for r in mismatched]}
+
+
+async def accounts_by_kind(conn: asyncpg.Connection) -> dict[str, int]:
+    return {r["kind"]: r["n"] for r in await conn.fetch("SELECT kind, count(*) AS n FROM accounts GROUP BY kind")}

@@ -1,0 +1,140 @@
+"""The points ledger in real PostgreSQL: append-only postings, balances kept by the postings,
+the balance floor, the ledger check and the 好人榜 query."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import asyncpg
+import pytest
+
+from schemas.points import AccountKind, AccountOpened, TransferKind, TransferPosted
+from services.kit.db import create_pool
+from services.kit.migrations import KIT_MIGRATIONS, migrate
+from services.points.projection import MIGRATIONS
+from services.points.projection import ledger, queries
+
+pytestmark = pytest.mark.integration
+
+AT = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+COMMUNITY = "110105001002"
+OTHER = "110105001003"
+
+
+@pytest.fixture
+async def pool(database_url):
+    p = await create_pool(database_url, "points", service="points", max_size=4)
+    async with p.acquire() as conn:
+        await migrate(conn, "points", [("kit", KIT_MIGRATIONS), ("points", MIGRATIONS)])
+    yield p
+    await p.close()
+
+
+def opened(account_id: str, kind: AccountKind, holder: str, community: str | None = None) -> AccountOpened:
+    return AccountOpened(account_id=account_id, holder_id=holder, kind=kind, community_id=community, opened_at=AT)
+
+
+def award(transfer_id: str, resident: str, amount: int, *, at: datetime = AT, community: str = COMMUNITY) -> TransferPosted:
+    return TransferPosted(transfer_id=transfer_id, debit_account=f"issuer:{community}", credit_account=resident,
+                          amount=amount, reason=TransferKind.award, rule="order.default", category="cleaning",
+                          community_id=community, posted_at=at, source="/tests", source_event_id=transfer_id)
+
+
+async def seed(conn, *events) -> dict:
+    async with conn.transaction():
+        accounts = await ledger.load_accounts(conn, [a for e in events for a in (
+            [e.account_id] if isinstance(e, AccountOpened) else [e.debit_account, e.credit_account])])
+        return await ledger.apply(conn, accounts, list(events))
+
+
+async def base(conn) -> None:
+    await seed(conn, opened(f"issuer:{COMMUNITY}", AccountKind.issuer, COMMUNITY, COMMUNITY),
+               opened(f"issuer:{OTHER}", AccountKind.issuer, OTHER, OTHER),
+               opened("resident:p1", AccountKind.resident, "p1"), opened("resident:p2", AccountKind.resident, "p2"),
+               opened("merchant:m1", AccountKind.merchant, "m1", COMMUNITY))
+
+
+async def test_a_posting_moves_both_balances_in_the_same_transaction_and_the_sum_stays_zero(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        after = await seed(conn, award("t1", "resident:p1", 12))
+        assert after["resident:p1"].balance == 12
+        balances = {r["account_id"]: r["balance"] for r in await conn.fetch("SELECT account_id, balance FROM accounts")}
+        assert balances["resident:p1"] == 12 and balances[f"issuer:{COMMUNITY}"] == -12
+        check = await queries.ledger_check(conn)
+        assert check["sum"] == 0 and check["postings"] == 1 and check["accounts"] == 5 and check["consistent"]
+
+
+async def test_postings_cannot_be_updated_deleted_or_truncated(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, award("t1", "resident:p1", 12))
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
+            await conn.execute("UPDATE postings SET amount = 1000 WHERE transfer_id = 't1'")
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
+            await conn.execute("DELETE FROM postings WHERE transfer_id = 't1'")
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="append-only"):
+            await conn.execute("TRUNCATE postings CASCADE")
+        assert await conn.fetchval("SELECT amount FROM postings WHERE transfer_id = 't1'") == 12
+
+
+async def test_a_resident_or_merchant_balance_cannot_go_below_zero_in_the_database(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, award("t1", "resident:p1", 5))
+        for debit, credit in (("resident:p1", "merchant:m1"), ("merchant:m1", "resident:p2")):
+            with pytest.raises(asyncpg.CheckViolationError, match="accounts_balance_floor"):
+                await conn.execute(
+                    """INSERT INTO postings (transfer_id, debit_account, credit_account, amount, kind, posted_at, event)
+                       VALUES ($1, $2, $3, 6, 'redemption', now(), '{}'::jsonb)""", f"x-{debit}", debit, credit)
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE accounts SET balance = -1 WHERE account_id = 'resident:p2'")
+        # an issuer may go below zero: it is what the community has issued
+        await seed(conn, award("t2", "resident:p2", 30, community=OTHER))
+        assert await conn.fetchval("SELECT balance FROM accounts WHERE account_id = $1", f"issuer:{OTHER}") == -30
+
+
+async def test_a_posting_twice_under_one_transfer_id_is_refused_by_the_database(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, award("t1", "resident:p1", 5))
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await seed(conn, award("t1", "resident:p1", 5))
+        assert await conn.fetchval("SELECT balance FROM accounts WHERE account_id = 'resident:p1'") == 5
+
+
+async def test_the_ledger_check_names_an_account_whose_balance_differs_from_its_postings(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, award("t1", "resident:p1", 5))
+        await conn.execute("UPDATE accounts SET balance = 7 WHERE account_id = 'resident:p1'")
+        check = await queries.ledger_check(conn)
+        assert check["sum"] == 2 and not check["consistent"]
+        assert check["mismatched"] == [{"account_id": "resident:p1", "balance": 7, "derived": 5}]
+
+
+async def test_rankings_share_ranks_on_ties_filter_by_community_and_flag_yearly_candidates(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, opened("resident:p3", AccountKind.resident, "p3"))
+        await seed(conn, award("a1", "resident:p1", 10), award("a2", "resident:p2", 10),
+                   award("a3", "resident:p3", 4, community=OTHER),
+                   award("a4", "resident:p3", 20, at=AT - timedelta(days=60)))
+        month = await queries.rankings(conn, period="2026-11", community_id=None, candidates=1, limit=10, offset=0)
+        assert [(e["rank"], e["account_id"], e["points"], e["candidate"]) for e in month["items"]] == [
+            (1, "resident:p1", 10, False), (1, "resident:p2", 10, False), (3, "resident:p3", 4, False)]
+        community = await queries.rankings(conn, period="2026-11", community_id=OTHER, candidates=1, limit=10, offset=0)
+        assert [e["account_id"] for e in community["items"]] == ["resident:p3"]
+        year = await queries.rankings(conn, period="2026", community_id=None, candidates=1, limit=10, offset=0)
+        assert [(e["account_id"], e["points"], e["candidate"]) for e in year["items"]] == [
+            ("resident:p3", 24, True), ("resident:p1", 10, False), ("resident:p2", 10, False)]
+
+
+async def test_apply_refuses_to_store_a_state_that_disagrees_with_the_postings(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        accounts = await ledger.load_accounts(conn, ["resident:p1", f"issuer:{COMMUNITY}"], for_update=False)
+        await conn.execute("""INSERT INTO postings (transfer_id, debit_account, credit_account, amount, kind, posted_at, event)
+                              VALUES ('sneaky', $1, 'resident:p1', 3, 'award', now(), '{}'::jsonb)""", f"issuer:{COMMUNITY}")
+        with pytest.raises(ledger.LedgerMismatch):
+            async with conn.transaction():
+                await ledger.apply(conn, accounts, [award("t9", "resident:p1", 5)])
