@@ -1,0 +1,4 @@
+"""``python -m services.assessment.app worker`` runs the assessment worker."""
+from .main import app
+
+app.main()

@@ -1,0 +1,25 @@
+"""Settings of the assessment service (environment, prefix ``ASSESSMENT_``)."""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.assessment.domain.scheme import DEFAULT_SCHEME_PATH
+from services.kit.settings import ServiceSettings
+
+
+class AssessmentSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSESSMENT_", extra="ignore", populate_by_name=True)
+
+    http_port: int = Field(8004, ge=1, le=65535, description="HTTP port (/healthz, /readyz, /metrics, API)")
+    scheme_file: Path = Field(DEFAULT_SCHEME_PATH, description="the default scheme data file (YAML); schemes "
+                              "introduced by assessment.scheme.change.v1 take precedence from their effective_from")
+    close_timer: bool = Field(True, description="close periods automatically when they end")
+    close_check_seconds: float = Field(60.0, gt=0, description="how often the period-close timer looks for ended periods")
+    close_delay_seconds: float = Field(0.0, ge=0, description="grace after a period's end before the timer closes it "
+                                       "(late upstream events); a later close command re-publishes what changed")
+    close_timer_since: datetime | None = Field(None, description="on its first run the timer closes periods that ended "
+                                               "after this instant (default: none, it starts from its first run)")

@@ -1,0 +1,211 @@
+"""The assessment projection in PostgreSQL: the event log, schemes, published scorecards and
+alerts, period closes. asyncpg functions only; every query of the service lives here.
+
+All functions take the connection of the caller's transaction (``uow.conn``) or a pooled one.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterable, Sequence
+
+import asyncpg
+
+from schemas.assessment import AlertRaised, ScorecardPublished
+from services.assessment.domain import Scheme
+
+from .history import StoredEvent, type_rank
+
+# -- event log ------------------------------------------------------------------------------
+
+
+async def record_events(conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> list[StoredEvent]:
+    """Append events to the log; return those that were new (a repeated (source, id) is skipped)."""
+    if not events:
+        return []
+    rows = await conn.fetch(
+        """INSERT INTO event_log (source, id, topic, type, data, time, occurred_at, type_rank)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[],
+                                $6::timestamptz[], $7::timestamptz[], $8::int[])
+           ON CONFLICT (source, id) DO NOTHING RETURNING source, id""",
+        [e.source for e in events], [e.id for e in events], [e.topic for e in events], [e.type for e in events],
+        [dict(e.data) for e in events], [e.time for e in events], [e.occurred_at for e in events],
+        [type_rank(e.type) for e in events])
+    new = {(r["source"], r["id"]) for r in rows}
+    return [e for e in events if (e.source, e.id) in new]
+
+
+async def load_history(conn: asyncpg.Connection) -> list[StoredEvent]:
+    """The whole log in replay order (event time, lifecycle rank, source, id)."""
+    rows = await conn.fetch(
+        "SELECT source, id, topic, type, data, time FROM event_log ORDER BY occurred_at, type_rank, source, id")
+    return [StoredEvent(r["source"], r["id"], r["topic"], r["type"], r["data"], r["time"]) for r in rows]
+
+
+async def newest_event_time(conn: asyncpg.Connection) -> datetime | None:
+    return await conn.fetchval("SELECT max(time) FROM event_log WHERE source <> '/services/assessment'")
+
+
+async def count_events(conn: asyncpg.Connection) -> int:
+    return await conn.fetchval("SELECT count(*) FROM event_log")
+
+
+# -- schemes --------------------------------------------------------------------------------
+
+
+async def load_schemes(conn: asyncpg.Connection) -> list[Scheme]:
+    """Schemes introduced by scheme changes, oldest first."""
+    rows = await conn.fetch("SELECT definition FROM schemes ORDER BY effective_from, scheme_id")
+    return [Scheme.model_validate(r["definition"]) for r in rows]
+
+
+async def load_scheme(conn: asyncpg.Connection, scheme_id: str) -> Scheme | None:
+    d = await conn.fetchval("SELECT definition FROM schemes WHERE scheme_id = $1", scheme_id)
+    return None if d is None else Scheme.model_validate(d)
+
+
+async def save_scheme(conn: asyncpg.Connection, scheme: Scheme, base_scheme_id: str | None) -> None:
+    await conn.execute(
+        "INSERT INTO schemes (scheme_id, effective_from, base_scheme_id, definition) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (scheme_id) DO NOTHING",
+        scheme.scheme_id, scheme.effective_from, base_scheme_id, scheme.to_mapping())
+
+
+async def lock(conn: asyncpg.Connection, name: str) -> None:
+    """A transaction-scoped advisory lock (serialises closes of one period, scheme changes)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"assessment:{name}")
+
+
+# -- scorecards and alerts ------------------------------------------------------------------
+
+
+async def published_hashes(conn: asyncpg.Connection, scorecard_ids: Sequence[str]) -> dict[str, str]:
+    rows = await conn.fetch("SELECT scorecard_id, content_hash FROM scorecards WHERE scorecard_id = ANY($1::text[])",
+                            list(scorecard_ids))
+    return {r["scorecard_id"]: r["content_hash"] for r in rows}
+
+
+async def upsert_scorecards(conn: asyncpg.Connection, cards: Sequence[tuple[ScorecardPublished, str, str]],
+                            at: datetime) -> None:
+    """Store (card, content hash, envelope id) triples; a changed card gets revision + 1."""
+    if not cards:
+        return
+    await conn.execute(
+        """INSERT INTO scorecards (scorecard_id, entity_type, entity_id, period, scheme_id, parent_id, score, rank,
+                                   grade, card, content_hash, envelope_id, published_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                $7::float8[], $8::int[], $9::text[], $10::jsonb[], $11::text[], $12::text[]),
+                  (SELECT $13::timestamptz)
+           ON CONFLICT (scorecard_id) DO UPDATE SET
+               parent_id = EXCLUDED.parent_id, score = EXCLUDED.score, rank = EXCLUDED.rank, grade = EXCLUDED.grade,
+               card = EXCLUDED.card, content_hash = EXCLUDED.content_hash, envelope_id = EXCLUDED.envelope_id,
+               published_at = EXCLUDED.published_at, revision = scorecards.revision + 1
+           WHERE scorecards.content_hash <> EXCLUDED.content_hash""",
+        [c.scorecard_id for c, _, _ in cards], [c.entity_type.value for c, _, _ in cards],
+        [c.entity_id for c, _, _ in cards], [c.period for c, _, _ in cards], [c.scheme_id for c, _, _ in cards],
+        [c.parent_id for c, _, _ in cards], [c.score for c, _, _ in cards], [c.rank for c, _, _ in cards],
+        [c.grade.value if c.grade else None for c, _, _ in cards],
+        [c.model_dump(mode="json") for c, _, _ in cards], [h for _, h, _ in cards], [e for _, _, e in cards], at)
+
+
+async def alert_hashes(conn: asyncpg.Connection, period: str, scheme_id: str) -> dict[str, str]:
+    rows = await conn.fetch("SELECT alert_id, content_hash FROM alerts WHERE period = $1 AND scheme_id = $2",
+                            period, scheme_id)
+    return {r["alert_id"]: r["content_hash"] for r in rows}
+
+
+async def replace_alerts(conn: asyncpg.Connection, period: str, scheme_id: str,
+                         alerts: Sequence[tuple[AlertRaised, str, str]], at: datetime) -> int:
+    """Make the standing alerts of (period, scheme) exactly ``alerts``; return how many were withdrawn."""
+    keep = [a.alert_id for a, _, _ in alerts]
+    withdrawn = await conn.fetch(
+        "DELETE FROM alerts WHERE period = $1 AND scheme_id = $2 AND NOT (alert_id = ANY($3::text[])) RETURNING alert_id",
+        period, scheme_id, keep)
+    if alerts:
+        await conn.execute(
+            """INSERT INTO alerts (alert_id, scorecard_id, entity_type, entity_id, period, scheme_id, indicator, value,
+                                   threshold, direction, alert, content_hash, envelope_id, raised_at)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                                    $8::float8[], $9::float8[], $10::text[], $11::jsonb[], $12::text[], $13::text[]),
+                      (SELECT $14::timestamptz)
+               ON CONFLICT (alert_id) DO UPDATE SET value = EXCLUDED.value, threshold = EXCLUDED.threshold,
+                   direction = EXCLUDED.direction, alert = EXCLUDED.alert, content_hash = EXCLUDED.content_hash,
+                   envelope_id = EXCLUDED.envelope_id, raised_at = EXCLUDED.raised_at
+               WHERE alerts.content_hash <> EXCLUDED.content_hash""",
+            [a.alert_id for a, _, _ in alerts], [a.scorecard_id for a, _, _ in alerts],
+            [a.entity_type.value for a, _, _ in alerts], [a.entity_id for a, _, _ in alerts],
+            [a.period for a, _, _ in alerts], [a.scheme_id for a, _, _ in alerts], [a.indicator for a, _, _ in alerts],
+            [a.value for a, _, _ in alerts], [a.threshold for a, _, _ in alerts], [a.direction for a, _, _ in alerts],
+            [a.model_dump(mode="json") for a, _, _ in alerts], [h for _, h, _ in alerts], [e for _, _, e in alerts], at)
+    return len(withdrawn)
+
+
+async def record_close(conn: asyncpg.Connection, period: str, scheme_id: str, at: datetime, *, scorecards: int,
+                       alerts: int, published: int, trigger: str) -> None:
+    await conn.execute(
+        """INSERT INTO period_closes (period, scheme_id, closed_at, scorecards, alerts, published, trigger)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)
+           ON CONFLICT (period, scheme_id) DO UPDATE SET closed_at = EXCLUDED.closed_at,
+               scorecards = EXCLUDED.scorecards, alerts = EXCLUDED.alerts, published = EXCLUDED.published,
+               trigger = EXCLUDED.trigger""",
+        period, scheme_id, at, scorecards, alerts, published, trigger)
+
+
+async def last_close(conn: asyncpg.Connection, period: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT period, scheme_id, closed_at, scorecards, alerts, published, trigger FROM period_closes "
+        "WHERE period = $1 ORDER BY closed_at DESC, scheme_id LIMIT 1", period)
+
+
+# -- queries --------------------------------------------------------------------------------
+
+
+async def scorecard(conn: asyncpg.Connection, entity_type: str, entity_id: str, period: str,
+                    scheme_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT card, published_at, revision, envelope_id FROM scorecards "
+        "WHERE entity_type = $1 AND entity_id = $2 AND period = $3 AND scheme_id = $4",
+        entity_type, entity_id, period, scheme_id)
+
+
+async def ranking(conn: asyncpg.Connection, *, period: str, scheme_id: str, entity_type: str,
+                  parent_id: str | None, limit: int, offset: int) -> tuple[int, list[asyncpg.Record]]:
+    where = "period = $1 AND scheme_id = $2 AND entity_type = $3"
+    args: list[Any] = [period, scheme_id, entity_type]
+    if parent_id is not None:
+        where += " AND parent_id = $4"
+        args.append(parent_id)
+    total = await conn.fetchval(f"SELECT count(*) FROM scorecards WHERE {where}", *args)
+    rows = await conn.fetch(
+        f"SELECT entity_id, parent_id, score, rank, grade, card->'rank_of' AS rank_of, scorecard_id FROM scorecards "
+        f"WHERE {where} ORDER BY parent_id NULLS LAST, rank NULLS LAST, entity_id "
+        f"LIMIT {int(limit)} OFFSET {int(offset)}", *args)
+    return total, rows
+
+
+async def alerts(conn: asyncpg.Connection, *, period: str | None, entity_type: str | None, indicator: str | None,
+                 scheme_ids: Iterable[tuple[str, str]] | None = None, limit: int, offset: int
+                 ) -> tuple[int, list[asyncpg.Record]]:
+    """Standing alerts, filtered; by default only those of each period's latest close."""
+    conds, args = [], []
+    for col, v in (("period", period), ("entity_type", entity_type), ("indicator", indicator)):
+        if v is not None:
+            args.append(v)
+            conds.append(f"a.{col} = ${len(args)}")
+    conds.append("""a.scheme_id = (SELECT c.scheme_id FROM period_closes c WHERE c.period = a.period
+                                   ORDER BY c.closed_at DESC, c.scheme_id LIMIT 1)""")
+    where = " AND ".join(conds)
+    total = await conn.fetchval(f"SELECT count(*) FROM alerts a WHERE {where}", *args)
+    rows = await conn.fetch(
+        f"SELECT a.alert, a.raised_at FROM alerts a WHERE {where} "
+        f"ORDER BY a.period, a.entity_type, a.entity_id, a.indicator LIMIT {int(limit)} OFFSET {int(offset)}", *args)
+    return total, rows
+
+
+async def get_mark(conn: asyncpg.Connection, name: str) -> datetime | None:
+    """The mark of a timer, row-locked until the end of the transaction."""
+    return await conn.fetchval("SELECT at FROM timer_marks WHERE name = $1 FOR UPDATE", name)
+
+
+async def set_mark(conn: asyncpg.Connection, name: str, at: datetime) -> None:
+    await conn.execute("INSERT INTO timer_marks (name, at) VALUES ($1, $2) "
+                       "ON CONFLICT (name) DO UPDATE SET at = EXCLUDED.at", name, at)
