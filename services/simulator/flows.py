@@ -1,0 +1,444 @@
+"""The district's stories: what residents, grid workers, members, merchants and consoles do.
+
+A story is a short coroutine that plays one real-world flow through the public interface
+only — commands to intake topics, outcomes followed by ``causationid`` (see
+:mod:`.client`). Stories branch on what the services answer (a case dismissed as a duplicate,
+an order declined or expired, a redemption refused for lack of points) exactly like a field
+app would. Randomness comes from one seeded :class:`random.Random` per story, so a story's
+choices are reproducible from the simulator seed and the story number.
+
+Story kinds and their weights are :data:`MIX`; :func:`pick_kind` chooses one. Every command
+passes through :meth:`Stories.step`, which waits for the simulator's pace (RATE per second).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Protocol
+
+import orjson
+
+from schemas.assessment import ClosePeriod, RecordReview
+from schemas.common import Command
+from schemas.envelope import CloudEvent, encode, envelope_for
+from schemas.grid import (
+    CaseFeedback, Category, DispatchCase, EscalateCase, Grade, HandleCase, Location, LogPatrol, RegisterCase,
+    ReportCase, Reporter, VerifyCase,
+)
+from schemas.orders import (
+    AcceptOrder, ClaimPost, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, OrderCategory, PlaceOrder,
+    RegisterMember,
+)
+from schemas.points import OpenAccount, Redeem, ReviewDeed, SubmitDeed
+from schemas.topics import BY_SERVICE
+
+from .client import Outcome
+from .district import District, account_id
+
+log = logging.getLogger("simulator.flows")
+
+# Story kinds and their relative weights (a modest, realistic mix; bad input ~4%).
+MIX: dict[str, float] = {
+    "hazard": 14, "dispute": 10, "environment": 8, "resident_need": 8, "order": 18, "deed": 14,
+    "redemption": 8, "patrol": 10, "review": 4, "bad_input": 4,
+}
+
+DEPARTMENTS = {
+    "hazard.fire": "区消防救援支队", "hazard.production": "区应急管理局", "hazard.food": "区市场监管局",
+    "dispute.neighbour": "社区人民调解委员会", "dispute.property": "区住建委物业科", "dispute.labour": "区人力社保局劳动监察大队",
+    "environment": "区城管执法局", "public_facility": "区市政市容委", "resident_need": "社区党群服务中心",
+    "other": "街道综合执法队",
+}
+DEEDS = {"civility_persuasion": (10, 10), "lost_property": (5, 10), "mediation": (5, 10),
+         "hardship_help": (10, 10), "disaster_relief": (20, 20)}
+DESCRIPTIONS = {
+    "hazard.fire": ["楼道堆放杂物堵塞消防通道", "电动自行车在楼道内充电", "灭火器过期未更换"],
+    "hazard.production": ["施工工地未设置安全防护", "临街商铺违规储存液化气"],
+    "hazard.food": ["早餐店无健康证从业", "小餐馆后厨卫生条件差"],
+    "dispute.neighbour": ["楼上漏水影响楼下住户", "邻居装修噪音扰民"],
+    "dispute.property": ["物业费收取争议", "小区停车位分配纠纷"],
+    "dispute.labour": ["装修工人被拖欠工资", "保洁员加班费争议"],
+    "environment": ["垃圾桶满溢未及时清运", "绿地内有建筑垃圾", "路面积水"],
+    "public_facility": ["路灯不亮", "健身器材损坏", "井盖缺失"],
+    "resident_need": ["独居老人需要上门助餐", "残疾居民需要代办证件", "老人家中水管需要维修"],
+}
+
+
+class Client(Protocol):
+    """What the stories need from :class:`.client.CommandClient` (a fake in unit tests)."""
+
+    async def send_and_follow(self, payload: Command, *, timeout: float = ...) -> Outcome: ...
+    async def send_raw(self, topic: str, value: bytes, *, key: str | None = None) -> None: ...
+    def expect(self, predicate: Callable[[CloudEvent], bool]) -> asyncio.Future: ...
+    async def wait_for(self, predicate: Any, timeout: float = ...) -> CloudEvent | None: ...
+
+
+def pick_kind(rng: random.Random, mix: dict[str, float] = MIX) -> str:
+    """One story kind, by weight."""
+    kinds = list(mix)
+    return rng.choices(kinds, weights=[mix[k] for k in kinds])[0]
+
+
+class Pace:
+    """A token bucket: at most ``rate`` commands per second on average (bursts up to ``rate``)."""
+
+    def __init__(self, rate: float):
+        self.rate = max(rate, 0.01)
+        self.tokens = 1.0
+        self.last: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def take(self) -> None:
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            while True:
+                now = loop.time()
+                if self.last is not None:
+                    self.tokens = min(max(self.rate, 1.0), self.tokens + (now - self.last) * self.rate)
+                self.last = now
+                if self.tokens >= 1.0:
+                    self.tokens -= 1.0
+                    return
+                await asyncio.sleep((1.0 - self.tokens) / self.rate)
+
+
+class NoPace:
+    async def take(self) -> None:
+        return None
+
+
+@dataclass
+class Stats:
+    """What the simulator did: commands by type and outcome, stories by kind."""
+
+    commands: Counter = field(default_factory=Counter)
+    outcomes: Counter = field(default_factory=Counter)
+    rejections: Counter = field(default_factory=Counter)
+    stories: Counter = field(default_factory=Counter)
+    bad_input: Counter = field(default_factory=Counter)
+    periods_closed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"commands": sum(self.commands.values()), "outcomes": dict(self.outcomes),
+                "rejections": dict(self.rejections), "stories": dict(self.stories),
+                "bad_input": dict(self.bad_input), "periods_closed": list(self.periods_closed)}
+
+
+class Stories:
+    """The story library, bound to a district, a client, a pace and the simulated clock."""
+
+    def __init__(self, district: District, client: Client, *, pace: Pace | NoPace | None = None,
+                 seed: int = 7, follow_timeout: float = 20.0, expire_seconds: float = 4.0,
+                 sim_now: Callable[[], datetime] | None = None):
+        self.d = district
+        self.client = client
+        self.pace = pace or NoPace()
+        self.seed = seed
+        self.follow_timeout = follow_timeout
+        self.expire_seconds = expire_seconds
+        self.sim_now = sim_now or (lambda: datetime.now(timezone.utc))
+        self.stats = Stats()
+        self._n = 0
+        self._slot = 0  # location lattice slot, so unrelated reports are never within 250 m
+        self.earners: list[str] = []  # residents with approved deeds (they can redeem)
+        self.tasks: set[asyncio.Task] = set()
+
+    def spawn(self, coro) -> None:
+        """Run a follow-up story in the background (kept until done)."""
+        t = asyncio.ensure_future(coro)
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def rng_for(self, n: int) -> random.Random:
+        return random.Random(f"{self.seed}:{n}")
+
+    def new_id(self, prefix: str, rng: random.Random) -> str:
+        return f"{prefix}-{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}"
+
+    async def step(self, payload: Command) -> Outcome:
+        """Send one command at the simulator's pace and follow its outcome."""
+        await self.pace.take()
+        self.stats.commands[payload.TYPE] += 1
+        out = await self.client.send_and_follow(payload, timeout=self.follow_timeout)
+        key = "timed_out" if out.timed_out else "rejected" if out.rejected else "accepted"
+        self.stats.outcomes[key] += 1
+        if out.rejected:
+            self.stats.rejections[f"{payload.TYPE}:{out.reason}"] += 1
+        return out
+
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+    def location(self, grid_id: str) -> Location:
+        g = self.d.grid(grid_id)
+        self._slot = (self._slot + 1) % 900
+        row, col = divmod(self._slot, 30)
+        return Location(lat=round(g.lat + row * 0.0035, 6), lon=round(g.lon + col * 0.0045, 6),
+                        address=f"{self.d.name}{g.grid_id[-3:]}网格{row + 1}号楼{col + 1}单元")
+
+    # -- entry points -----------------------------------------------------------------------
+    async def run_one(self, kind: str | None = None) -> str:
+        """Play one story (``kind`` or one picked by weight); returns its kind."""
+        n = self._n
+        self._n += 1
+        rng = self.rng_for(n)
+        kind = kind or pick_kind(rng)
+        self.stats.stories[kind] += 1
+        await getattr(self, f"story_{kind}")(rng)
+        return kind
+
+    async def setup(self, concurrency: int = 16) -> dict[str, int]:
+        """Open accounts, register members and their posts (idempotent: ids are fixed)."""
+        cmds: list[Command] = []
+        for c in self.d.communities:
+            cmds.append(OpenAccount(account_id=account_id("issuer", c.community_id), holder_id=c.community_id,
+                                    kind="issuer", community_id=c.community_id))
+        for m in self.d.merchants:
+            cmds.append(OpenAccount(account_id=m.account_id, holder_id=m.merchant_id, kind="merchant",
+                                    community_id=m.community_id))
+        for p in self.d.residents:
+            cmds.append(OpenAccount(account_id=account_id("resident", p.person_id), holder_id=p.person_id,
+                                    kind="resident", community_id=p.community_id))
+        for m in self.d.members:
+            cmds.append(OpenAccount(account_id=account_id("resident", m.member_id), holder_id=m.member_id,
+                                    kind="resident", community_id=m.community_id))
+            cmds.append(RegisterMember(member_id=m.member_id, community_id=m.community_id, unit_id=m.unit_id,
+                                       name=m.name, unit_name=m.unit_name))
+        sem = asyncio.Semaphore(concurrency)
+        result: Counter = Counter()
+
+        async def one(cmd: Command) -> None:
+            async with sem:
+                out = await self.client.send_and_follow(cmd, timeout=self.follow_timeout)
+                result["rejected" if out.rejected else "timed_out" if out.timed_out else "accepted"] += 1
+
+        await asyncio.gather(*(one(c) for c in cmds))
+        posts = [ClaimPost(member_id=m.member_id, post_id=p.post_id, community_id=m.community_id,
+                           categories=list(p.categories), capacity=p.capacity, title=p.title)
+                 for m in self.d.members for p in m.posts]
+        await asyncio.gather(*(one(c) for c in posts))
+        return dict(result)
+
+    # -- grid cases -------------------------------------------------------------------------
+    async def _case(self, rng: random.Random, category: Category, *, by_resident: bool, escalate: bool = False,
+                    duplicate: bool = False,
+                    on_register: Callable[[str], Callable[[], Awaitable[None]]] | None = None) -> str | None:
+        grid = rng.choice(self.d.grids)
+        worker = self.d.worker_of(grid.grid_id)
+        resident = rng.choice([r for r in self.d.residents if r.grid_id == grid.grid_id])
+        reporter = Reporter(kind="resident", id=resident.person_id) if by_resident else Reporter(kind="grid_worker", id=worker.person_id)
+        case_id = self.new_id("case", rng)
+        grade = rng.choices(list(Grade), weights=[80, 17, 3])[0] if category.is_hazard else None
+        loc = self.location(grid.grid_id)
+        text = rng.choice(DESCRIPTIONS.get(category.value, ["其他问题"]))
+        out = await self.step(ReportCase(case_id=case_id, grid_id=grid.grid_id, category=category, grade=grade,
+                                         description=text, location=loc, reporter=reporter))
+        if out.rejected or out.timed_out or not out.of_type("grid.case.reported.v1"):
+            return None
+        if duplicate:  # a neighbour reports the same thing 20 m away: linked, not a second case
+            other = rng.choice([r for r in self.d.residents if r.grid_id == grid.grid_id])
+            dup = self.new_id("case", rng)
+            near = Location(lat=loc.lat + 0.00018, lon=loc.lon, address=loc.address)
+            await self.step(ReportCase(case_id=dup, grid_id=grid.grid_id, category=category, grade=grade,
+                                       description=text, location=near,
+                                       reporter=Reporter(kind="resident", id=other.person_id)))
+        department = DEPARTMENTS.get(category.value, "街道综合执法队")
+        then = on_register(case_id) if on_register is not None else None  # listen before sending
+        out = await self.step(RegisterCase(case_id=case_id, department=department, registrar_id=f"cw-{grid.community_id}"))
+        if out.rejected or out.timed_out:
+            return None
+        if then is not None:
+            await then()
+        out = await self.step(DispatchCase(case_id=case_id, department=department, assignee_id=f"{department}-专员",
+                                           dispatcher_id=f"cw-{grid.community_id}"))
+        if out.rejected or out.timed_out:
+            return None
+        if escalate:  # a complex dispute goes to joint mediation by the departments (联合调解)
+            await self.step(EscalateCase(case_id=case_id, reason="涉及多个部门，需要联合调解", joint_mediation=True,
+                                         requested_by=f"cw-{grid.community_id}"))
+        rework = rng.random() < 0.12
+        for attempt in range(2 if rework else 1):
+            out = await self.step(HandleCase(case_id=case_id, result="已现场处置" if attempt == 0 else "返工后已整改到位",
+                                             handled_by=f"{department}-专员"))
+            if out.rejected or out.timed_out:
+                return None
+            passed = not (rework and attempt == 0)
+            out = await self.step(VerifyCase(case_id=case_id, passed=passed, verifier_id=worker.person_id,
+                                             comment="" if passed else "整改不到位，返工"))
+            if out.rejected or out.timed_out:
+                return None
+        if rng.random() < 0.7:
+            satisfaction = rng.choices(["satisfied", "basically_satisfied", "unsatisfied"], weights=[70, 22, 8])[0]
+            await self.step(CaseFeedback(case_id=case_id, satisfaction=satisfaction, reporter_id=reporter.id))
+        return case_id
+
+    async def story_hazard(self, rng: random.Random) -> None:
+        cat = rng.choice([Category.HAZARD_FIRE, Category.HAZARD_PRODUCTION, Category.HAZARD_FOOD])
+        await self._case(rng, cat, by_resident=rng.random() < 0.3, duplicate=rng.random() < 0.15)
+
+    async def story_dispute(self, rng: random.Random) -> None:
+        cat = rng.choice([Category.DISPUTE_NEIGHBOUR, Category.DISPUTE_PROPERTY, Category.DISPUTE_LABOUR])
+        await self._case(rng, cat, by_resident=True, escalate=rng.random() < 0.35)
+
+    async def story_environment(self, rng: random.Random) -> None:
+        cat = rng.choice([Category.ENVIRONMENT, Category.PUBLIC_FACILITY])
+        await self._case(rng, cat, by_resident=rng.random() < 0.5, duplicate=rng.random() < 0.2)
+
+    async def story_resident_need(self, rng: random.Random) -> None:
+        """A need found in the grid: the registered case becomes a 四单 order (placed by the orders service)."""
+        def follow_order(case_id: str) -> Callable[[], Awaitable[None]]:
+            fut = self.client.expect(
+                lambda e: e.type == "orders.order.placed.v1" and e.data.get("source_case_id") == case_id)
+
+            async def then() -> None:
+                placed = await self.client.wait_for(fut, timeout=self.follow_timeout)
+                if placed is not None:
+                    self.spawn(self._order_cycle(rng, placed.data["order_id"], placed.data["community_id"],
+                                                 placed.data["resident_id"]))
+            return then
+
+        await self._case(rng, Category.RESIDENT_NEED, by_resident=False, on_register=follow_order)
+
+    # -- 四单式 orders ------------------------------------------------------------------------
+    async def story_order(self, rng: random.Random) -> None:
+        resident = rng.choice(self.d.residents)
+        order_id = self.new_id("order", rng)
+        category = rng.choice(list(OrderCategory))
+        out = await self.step(PlaceOrder(order_id=order_id, resident_id=resident.person_id, grid_id=resident.grid_id,
+                                         category=category, description=f"居民点单：{category.value}"))
+        if out.rejected or out.timed_out:
+            return
+        await self._order_cycle(rng, order_id, resident.community_id, resident.person_id)
+
+    async def _order_cycle(self, rng: random.Random, order_id: str, community_id: str, resident_id: str) -> None:
+        """派单 → (decline | expiry → 派单 again) → 接单 → complete → 考单."""
+        assignee = None
+        for attempt in range(4):
+            expire = attempt == 0 and rng.random() < 0.08
+            accept_by = self.now() + timedelta(seconds=self.expire_seconds) if expire else None
+            expired = self.client.expect(lambda e: e.type == "orders.order.dispatch_expired.v1"
+                                         and e.data.get("order_id") == order_id) if expire else None
+            out = await self.step(DispatchOrder(order_id=order_id, accept_by=accept_by))
+            dispatched = out.of_type("orders.order.dispatched.v1")
+            if out.rejected or out.timed_out or not dispatched:
+                if expired is not None:
+                    expired.cancel()
+                return
+            assignee = dispatched[0].data["assignee_id"]
+            if expire:  # nobody answers: the service expires the dispatch, the community dispatches again
+                await self.client.wait_for(expired, timeout=self.expire_seconds + self.follow_timeout)
+                continue
+            if attempt < 2 and rng.random() < 0.12:
+                await self.step(DeclineOrder(order_id=order_id, assignee_id=assignee, reason="时间冲突，无法接单"))
+                continue
+            break
+        else:
+            return
+        out = await self.step(AcceptOrder(order_id=order_id, assignee_id=assignee))
+        if out.rejected or out.timed_out:
+            return
+        out = await self.step(CompleteOrder(order_id=order_id, assignee_id=assignee,
+                                            service_minutes=rng.randint(20, 180), note="服务完成"))
+        if out.rejected or out.timed_out:
+            return
+        rating = rng.choices([5, 4, 3, 2], weights=[55, 30, 10, 5])[0]
+        await self.step(EvaluateOrder(order_id=order_id, rating=rating, passed=rating >= 3,
+                                      evaluator_id=f"cw-{community_id}", comment="组织考单"))
+
+    # -- 道德银行 ----------------------------------------------------------------------------
+    async def story_deed(self, rng: random.Random) -> None:
+        resident = rng.choice(self.d.residents)
+        acct = account_id("resident", resident.person_id)
+        category = rng.choice(list(DEEDS))
+        deed_id = self.new_id("deed", rng)
+        out = await self.step(SubmitDeed(deed_id=deed_id, account_id=acct, category=category,
+                                         description="道德日记", community_id=resident.community_id,
+                                         occurred_on=self.now().date()))
+        if out.rejected or out.timed_out:
+            return
+        lo, hi = DEEDS[category]
+        approved = rng.random() < 0.85
+        out = await self.step(ReviewDeed(deed_id=deed_id, account_id=acct, approved=approved,
+                                         points=rng.randint(lo, hi) if approved else None,
+                                         reason=None if approved else "事迹材料不充分",
+                                         reviewer_id=f"cw-{resident.community_id}"))
+        if approved and not out.rejected:
+            self.earners.append(acct)
+
+    async def story_redemption(self, rng: random.Random) -> None:
+        acct = rng.choice(self.earners) if self.earners and rng.random() < 0.85 else \
+            account_id("resident", rng.choice(self.d.residents).person_id)
+        merchant = rng.choice(self.d.merchants)
+        await self.step(Redeem(transfer_id=self.new_id("redeem", rng), debit_account=acct,
+                               credit_account=merchant.account_id, amount=rng.randint(1, 8)))
+
+    # -- patrols, reviews, periods ----------------------------------------------------------
+    async def story_patrol(self, rng: random.Random) -> None:
+        grid = rng.choice(self.d.grids)
+        end = self.now() - timedelta(minutes=rng.randint(1, 30))
+        await self.step(LogPatrol(patrol_id=self.new_id("patrol", rng), grid_id=grid.grid_id,
+                                  grid_worker_id=self.d.worker_of(grid.grid_id).person_id,
+                                  started_at=end - timedelta(minutes=rng.randint(20, 90)), ended_at=end,
+                                  notes="日常巡查"))
+
+    def reviews_for(self, period: str, rng: random.Random) -> list[RecordReview]:
+        """双向评议 of one period: each unit is scored by its street and community, and scores them."""
+        out = []
+        for u in self.d.units:
+            for reviewer, rtype in ((u.street_id, "street"), (u.community_id, "community")):
+                out.append(RecordReview(review_id=f"rv-{period}-{reviewer}-{u.unit_id}", reviewer_id=reviewer,
+                                        reviewer_type=rtype, subject_type="unit", subject_id=u.unit_id,
+                                        period=period, score=rng.randint(70, 100)))
+                out.append(RecordReview(review_id=f"rv-{period}-{u.unit_id}-{reviewer}", reviewer_id=u.unit_id,
+                                        reviewer_type="unit", subject_type=rtype, subject_id=reviewer,
+                                        period=period, score=rng.randint(65, 100)))
+        return out
+
+    async def story_review(self, rng: random.Random) -> None:
+        period = self.sim_now().astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m")
+        await self.step(rng.choice(self.reviews_for(period, rng)))
+
+    async def close_period(self, period: str, rng: random.Random | None = None) -> Outcome:
+        """Month-end (结算): every 双向评议 of the period, then close it (scorecards, alerts)."""
+        rng = rng or self.rng_for(hash(period) & 0xFFFF)
+        await asyncio.gather(*(self.step(r) for r in self.reviews_for(period, rng)))
+        out = await self.step(ClosePeriod(period=period))
+        if not out.rejected and not out.timed_out:
+            self.stats.periods_closed.append(period)
+        return out
+
+    # -- bad input ----------------------------------------------------------------------------
+    async def story_bad_input(self, rng: random.Random) -> None:
+        kind = rng.choice(["malformed_json", "unknown_grid", "illegal_transition", "not_assignee"])
+        self.stats.bad_input[kind] += 1
+        if kind == "malformed_json":
+            svc = rng.choice(list(BY_SERVICE))
+            await self.pace.take()
+            await self.client.send_raw(BY_SERVICE[svc].intake.name, b'{"specversion": "1.0", "id": "broken',
+                                       key="malformed")
+        elif kind == "unknown_grid":
+            grid = rng.choice(self.d.grids)
+            await self.step(ReportCase(case_id=self.new_id("case", rng), grid_id=self.d.unknown_grid_id(),
+                                       category=Category.OTHER, description="未知网格上报", location=self.location(grid.grid_id),
+                                       reporter=Reporter(kind="grid_worker", id="gw-unknown")))
+        elif kind == "illegal_transition":  # verify a case nobody handled yet
+            grid = rng.choice(self.d.grids)
+            case_id = self.new_id("case", rng)
+            out = await self.step(ReportCase(case_id=case_id, grid_id=grid.grid_id, category=Category.OTHER,
+                                             description="井盖松动", location=self.location(grid.grid_id),
+                                             reporter=Reporter(kind="grid_worker", id=self.d.worker_of(grid.grid_id).person_id)))
+            if not out.rejected:
+                await self.step(VerifyCase(case_id=case_id, passed=True, verifier_id="gw-impatient"))
+        else:  # someone accepts an order that was never dispatched to them
+            resident = rng.choice(self.d.residents)
+            order_id = self.new_id("order", rng)
+            out = await self.step(PlaceOrder(order_id=order_id, resident_id=resident.person_id, grid_id=resident.grid_id,
+                                             category=OrderCategory.POLICY, description="政策咨询"))
+            if not out.rejected:
+                await self.step(AcceptOrder(order_id=order_id, assignee_id="pm-nobody"))
