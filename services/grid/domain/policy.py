@@ -16,7 +16,8 @@ Shape of the mapping (every key optional except where noted)::
       hazard.fire/severe: {urgent: true, handle: 24h}
       environment: {handle: 2d}
 
-A limit is ``<n>m`` (minutes), ``<n>h`` (hours) or ``<n>d`` (days). Each stage's limit runs
+A limit is ``<n>m`` (minutes), ``<n>h`` (hours) or ``<n>d`` (days) (``<n>s``, seconds, for
+tests and drills). Each stage's limit runs
 from the start of that stage: register from the report, dispatch from registration, handle
 from dispatch (or from a failed verification: ``rework``, which defaults to ``handle``),
 verify from handling. So "register + dispatch ≤ 10 min when urgent, ≤ 30 min otherwise"
@@ -48,17 +49,18 @@ from pydantic.dataclasses import dataclass
 
 from schemas.grid import Category, Grade, Stage
 
-_SPAN_RE = re.compile(r"^\s*(\d+)\s*([mhd])\s*$")
-_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
+_SPAN_RE = re.compile(r"^\s*([0-9]+)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class Span(BaseModel):
-    """A time limit: ``amount`` minutes, hours or days, written ``"10m"``, ``"4h"``, ``"3d"``."""
+    """A time limit: ``amount`` minutes, hours or days, written ``"10m"``, ``"4h"``, ``"3d"``
+    (seconds, ``"30s"``, exist for tests and drills)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     amount: int = Field(gt=0)
-    unit: Literal["m", "h", "d"]
+    unit: Literal["s", "m", "h", "d"]
 
     @model_validator(mode="before")
     @classmethod

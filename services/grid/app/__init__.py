@@ -1,0 +1,1 @@
+"""The grid service's application layer: settings, handler, routes, timers, metrics."""

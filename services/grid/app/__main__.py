@@ -1,0 +1,4 @@
+"""``python -m services.grid.app worker`` runs the grid service."""
+from .main import app
+
+app.main()

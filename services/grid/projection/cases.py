@@ -1,0 +1,127 @@
+"""Projection writes: the ``cases`` row of each case, its ``case_history``, and ``patrols``."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Mapping, Sequence
+
+import asyncpg
+
+from schemas.grid import Category, PatrolLogged
+from services.grid.domain import CaseState, OpenCase
+
+_CASE_COLUMNS = (
+    "case_id", "version", "status", "is_open", "category", "grade", "urgent", "grid_id", "community_id", "street_id",
+    "description", "lat", "lon", "address", "reporters", "duplicates", "media", "level", "joint_mediation",
+    "department", "assignee_id", "due_stage", "due_at", "overdue", "overdue_count", "rework_count",
+    "dismissal_reason", "duplicate_of", "result", "on_time", "handling_seconds", "satisfaction", "reported_at",
+    "registered_at", "dispatched_at", "handled_at", "closed_at", "updated_at",
+)
+_JSON_COLUMNS = {"reporters", "duplicates", "media"}
+
+
+def case_row(s: CaseState, now: datetime) -> dict[str, Any]:
+    """The projection row of a case state, as of ``now``.
+
+    ``overdue`` is true once any deadline of the case was missed (reported by the timer, or
+    past due / met late as seen at ``now``); it stays true, like ``on_time`` false at close.
+    """
+    d = s.open_deadline if s.is_open else None
+    return {
+        "case_id": s.case_id, "version": s.version, "status": s.status.value, "is_open": s.is_open,
+        "category": s.category.value, "grade": s.grade.value if s.grade else None, "urgent": s.urgent,
+        "grid_id": s.grid_id, "community_id": s.community_id, "street_id": s.street_id,
+        "description": s.description, "lat": s.location.lat, "lon": s.location.lon, "address": s.location.address,
+        "reporters": [r.model_dump(mode="json") for r in s.reporters], "duplicates": list(s.duplicates),
+        "media": list(s.media), "level": s.level.value, "joint_mediation": s.joint_mediation,
+        "department": s.department, "assignee_id": s.assignee_id,
+        "due_stage": d.stage.value if d else None, "due_at": d.due_at if d else None,
+        "overdue": s.missed_any(now), "overdue_count": sum(1 for x in s.deadlines if x.overdue),
+        "rework_count": s.rework_count, "dismissal_reason": s.dismissal_reason, "duplicate_of": s.duplicate_of,
+        "result": s.result, "on_time": s.on_time, "handling_seconds": s.handling_seconds,
+        "satisfaction": s.satisfaction.value if s.satisfaction else None, "reported_at": s.reported_at,
+        "registered_at": s.registered_at, "dispatched_at": s.dispatched_at, "handled_at": s.handled_at,
+        "closed_at": s.closed_at, "updated_at": now,
+    }
+
+
+async def upsert_cases(conn: asyncpg.Connection, states: Iterable[CaseState], now: datetime) -> None:
+    """Write the rows of the given case states; an older version never overwrites a newer one."""
+    rows = [case_row(s, now) for s in sorted(states, key=lambda s: s.case_id)]
+    if not rows:
+        return
+    cols = ", ".join(_CASE_COLUMNS)
+    params = ", ".join(f"${i}" + ("::jsonb" if c in _JSON_COLUMNS else "") for i, c in enumerate(_CASE_COLUMNS, 1))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CASE_COLUMNS if c != "case_id")
+    await conn.executemany(
+        f"""INSERT INTO cases ({cols}) VALUES ({params})
+            ON CONFLICT (case_id) DO UPDATE SET {updates} WHERE cases.version <= EXCLUDED.version""",
+        [tuple(r[c] for c in _CASE_COLUMNS) for r in rows])
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event of a case, as stored in ``case_history``."""
+
+    case_id: str
+    seq: int  # the case version after the event
+    event_id: str
+    type: str
+    occurred_at: datetime
+    data: Mapping[str, Any]
+
+
+async def append_history(conn: asyncpg.Connection, entries: Sequence[HistoryEntry]) -> None:
+    """Add events to the cases' histories (an event already recorded is skipped)."""
+    if not entries:
+        return
+    await conn.executemany(
+        """INSERT INTO case_history (case_id, seq, event_id, type, occurred_at, data)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING""",
+        [(e.case_id, e.seq, e.event_id, e.type, e.occurred_at, dict(e.data)) for e in entries])
+
+
+async def patrol_exists(conn: asyncpg.Connection, patrol_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM patrols WHERE patrol_id = $1", patrol_id))
+
+
+async def upsert_patrols(conn: asyncpg.Connection, patrols: Sequence[PatrolLogged], now: datetime) -> None:
+    """Insert or replace patrol logs by ``patrol_id``."""
+    if not patrols:
+        return
+    await conn.executemany(
+        """INSERT INTO patrols (patrol_id, grid_id, community_id, street_id, grid_worker_id, started_at, ended_at,
+                                notes, route, logged_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
+           ON CONFLICT (patrol_id) DO UPDATE SET grid_id = EXCLUDED.grid_id, community_id = EXCLUDED.community_id,
+               street_id = EXCLUDED.street_id, grid_worker_id = EXCLUDED.grid_worker_id,
+               started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at, notes = EXCLUDED.notes,
+               route = EXCLUDED.route, logged_at = EXCLUDED.logged_at""",
+        [(p.patrol_id, p.grid_id, p.community_id or p.grid_id[:12], p.street_id or p.grid_id[:9], p.grid_worker_id,
+          p.started_at, p.ended_at, p.notes, [r.model_dump(mode="json") for r in p.route], p.occurred_at or now)
+         for p in patrols])
+
+
+METRES_PER_DEGREE_LAT = 111_320.0
+
+
+def bounding_box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
+    """(min_lat, max_lat, min_lon, max_lon) of a box holding the circle of ``radius_m`` around a point."""
+    dlat = radius_m / METRES_PER_DEGREE_LAT
+    cos = math.cos(math.radians(lat))
+    dlon = 180.0 if cos < 1e-6 else min(180.0, radius_m / (METRES_PER_DEGREE_LAT * cos))
+    return lat - dlat, lat + dlat, lon - dlon, lon + dlon
+
+
+async def open_cases_near(conn: asyncpg.Connection, category: Category, lat: float, lon: float,
+                          radius_m: float, limit: int = 200) -> list[OpenCase]:
+    """Open cases of ``category`` within the bounding box of ``radius_m`` around a point (a superset of
+    those within the radius; the domain measures the distance)."""
+    lo_lat, hi_lat, lo_lon, hi_lon = bounding_box(lat, lon, radius_m)
+    rows = await conn.fetch(
+        """SELECT case_id, category, lat, lon FROM cases
+           WHERE is_open AND category = $1 AND lat BETWEEN $2 AND $3 AND lon BETWEEN $4 AND $5
+           ORDER BY reported_at LIMIT $6""",
+        category.value, lo_lat, hi_lat, lo_lon, hi_lon, limit)
+    return [OpenCase(case_id=r["case_id"], category=Category(r["category"]), lat=r["lat"], lon=r["lon"]) for r in rows]

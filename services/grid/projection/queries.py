@@ -1,0 +1,161 @@
+"""Projection reads: cases and their history, per-grid counts, patrols, Open311 requests, metrics."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Sequence
+
+import asyncpg
+
+from services.grid.domain import CaseStatus
+
+_CASE_FIELDS = (
+    "case_id, status, category, grade, urgent, grid_id, community_id, street_id, description, lat, lon, address, "
+    "reporters, duplicates, media, level, joint_mediation, department, assignee_id, due_stage, due_at, overdue, "
+    "overdue_count, rework_count, dismissal_reason, duplicate_of, result, on_time, handling_seconds, satisfaction, "
+    "reported_at, registered_at, dispatched_at, handled_at, closed_at, updated_at, version"
+)
+
+
+async def get_case(conn: asyncpg.Connection, case_id: str) -> dict[str, Any] | None:
+    """A case row with its full history (events in order), or None."""
+    row = await conn.fetchrow(f"SELECT {_CASE_FIELDS} FROM cases WHERE case_id = $1", case_id)
+    if row is None:
+        return None
+    history = await conn.fetch(
+        "SELECT seq, event_id, type, occurred_at, data FROM case_history WHERE case_id = $1 ORDER BY seq", case_id)
+    return {**dict(row), "history": [dict(h) for h in history]}
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """Filters of the case list; None means any."""
+
+    grid_id: str | None = None
+    community_id: str | None = None
+    street_id: str | None = None
+    status: str | None = None
+    category: str | None = None
+    overdue: bool | None = None
+
+
+async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset: int) -> tuple[int, list[dict]]:
+    """(total matching, one page of cases, newest report first)."""
+    where, args = [], []
+    for col in ("grid_id", "community_id", "street_id", "status", "category", "overdue"):
+        v = getattr(f, col)
+        if v is not None:
+            args.append(v)
+            where.append(f"{col} = ${len(args)}")
+    cond = ("WHERE " + " AND ".join(where)) if where else ""
+    total = await conn.fetchval(f"SELECT count(*) FROM cases {cond}", *args)
+    rows = await conn.fetch(
+        f"SELECT {_CASE_FIELDS} FROM cases {cond} ORDER BY reported_at DESC, case_id "
+        f"LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}", *args, limit, offset)
+    return total, [dict(r) for r in rows]
+
+
+async def grid_counts(conn: asyncpg.Connection, grid_id: str) -> dict[str, int]:
+    """Cases of a grid by status (every status present, zero when none)."""
+    rows = await conn.fetch("SELECT status, count(*) AS n FROM cases WHERE grid_id = $1 GROUP BY status", grid_id)
+    counts = {s.value: 0 for s in CaseStatus}
+    counts.update({r["status"]: r["n"] for r in rows})
+    return counts
+
+
+async def list_patrols(conn: asyncpg.Connection, grid_id: str | None, grid_worker_id: str | None,
+                       limit: int, offset: int) -> tuple[int, list[dict]]:
+    where, args = [], []
+    if grid_id is not None:
+        args.append(grid_id)
+        where.append(f"grid_id = ${len(args)}")
+    if grid_worker_id is not None:
+        args.append(grid_worker_id)
+        where.append(f"grid_worker_id = ${len(args)}")
+    cond = ("WHERE " + " AND ".join(where)) if where else ""
+    total = await conn.fetchval(f"SELECT count(*) FROM patrols {cond}", *args)
+    rows = await conn.fetch(
+        f"""SELECT patrol_id, grid_id, community_id, street_id, grid_worker_id, started_at, ended_at, notes, route,
+                   logged_at FROM patrols {cond} ORDER BY started_at DESC, patrol_id
+            LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""", *args, limit, offset)
+    return total, [dict(r) for r in rows]
+
+
+# -- Open311 GeoReport v2 ------------------------------------------------------------------
+
+CLOSED_STATUSES = (CaseStatus.CLOSED.value, CaseStatus.DISMISSED.value)
+
+
+async def open311_requests(conn: asyncpg.Connection, *, service_codes: Sequence[str] | None = None,
+                           open_closed: Sequence[str] | None = None, start: datetime | None = None,
+                           end: datetime | None = None, case_id: str | None = None,
+                           limit: int = 1000, offset: int = 0) -> list[dict]:
+    """Case rows for the Open311 view (open = not closed and not dismissed), newest first."""
+    where, args = [], []
+    if case_id is not None:
+        args.append(case_id)
+        where.append(f"case_id = ${len(args)}")
+    if service_codes:
+        args.append(list(service_codes))
+        where.append(f"category = ANY(${len(args)}::text[])")
+    if open_closed and set(open_closed) != {"open", "closed"}:
+        where.append("is_open" if "open" in open_closed else "NOT is_open")
+    if start is not None:
+        args.append(start)
+        where.append(f"reported_at >= ${len(args)}")
+    if end is not None:
+        args.append(end)
+        where.append(f"reported_at <= ${len(args)}")
+    cond = ("WHERE " + " AND ".join(where)) if where else ""
+    rows = await conn.fetch(
+        f"""SELECT case_id, status, is_open, category, description, lat, lon, address, department, reported_at,
+                   updated_at, media, dismissal_reason, duplicate_of, result, due_at
+            FROM cases {cond} ORDER BY reported_at DESC, case_id LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",
+        *args, limit, offset)
+    return [dict(r) for r in rows]
+
+
+# -- metrics ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """What the metrics read from the projection in one round."""
+
+    by_status_category: dict[tuple[str, str], int]
+    overdue_open: int
+    reports: int
+    dismissed_by_reason: dict[str, int]
+    reworks: int
+    patrols: int
+    handling_bucket_counts: list[int]  # cumulative counts of closed cases with handling_seconds <= each bound
+    handling_count: int
+    handling_sum: float
+
+
+async def metrics_snapshot(conn: asyncpg.Connection, buckets: Sequence[float]) -> MetricsSnapshot:
+    rows = await conn.fetch(
+        """SELECT status, category, count(*) AS n, count(*) FILTER (WHERE is_open AND overdue) AS overdue_open,
+                  coalesce(sum(rework_count), 0) AS reworks
+           FROM cases GROUP BY status, category""")
+    dismissed = await conn.fetch(
+        """SELECT CASE WHEN duplicate_of IS NOT NULL THEN 'duplicate' ELSE 'other' END AS reason, count(*) AS n
+           FROM cases WHERE status = 'dismissed' GROUP BY 1""")
+    filters = ", ".join(f"count(*) FILTER (WHERE handling_seconds <= {float(b)!r}) AS le{i}"
+                        for i, b in enumerate(buckets))
+    hist = await conn.fetchrow(
+        f"""SELECT count(*) AS n, coalesce(sum(handling_seconds), 0) AS total{', ' + filters if filters else ''}
+            FROM cases WHERE status = 'closed' AND handling_seconds IS NOT NULL""")
+    counts = [hist[f"le{i}"] for i in range(len(buckets))]
+    patrols = await conn.fetchval("SELECT count(*) FROM patrols")
+    return MetricsSnapshot(
+        by_status_category={(r["status"], r["category"]): r["n"] for r in rows},
+        overdue_open=sum(r["overdue_open"] for r in rows),
+        reports=sum(r["n"] for r in rows),
+        dismissed_by_reason={r["reason"]: r["n"] for r in dismissed},
+        reworks=sum(int(r["reworks"]) for r in rows),
+        patrols=patrols,
+        handling_bucket_counts=counts,
+        handling_count=hist["n"],
+        handling_sum=float(hist["total"]),
+    )

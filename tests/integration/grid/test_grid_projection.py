@@ -1,0 +1,243 @@
+"""The grid projection and handler on a real PostgreSQL (no broker): SQL of upserts and queries,
+duplicate lookup, the overdue timer's once-only rule, metrics snapshot."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from schemas.envelope import Message, envelope_for
+from schemas.grid import (
+    CaseFeedback,
+    Category,
+    DispatchCase,
+    HandleCase,
+    LogPatrol,
+    RegisterCase,
+    ReportCase,
+    VerifyCase,
+)
+from services.grid import projection as db
+from services.grid.app.handler import GridHandler, load_policy
+from services.grid.app.metrics import HANDLING_BUCKETS
+from services.grid.domain import DEFAULT_POLICY, CaseStatus
+from services.grid.registry import GridRegister
+from services.kit.db import create_pool
+from services.kit.migrations import KIT_MIGRATIONS, migrate
+from services.kit.uow import UnitOfWork
+
+pytestmark = pytest.mark.integration
+
+MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "grid" / "migrations"
+GRID = "110105001002003"
+OTHER_GRID = "110105002001004"
+T0 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
+HERE = {"lat": 39.9219, "lon": 116.4436, "address": "金台里3号楼"}
+NEAR = {"lat": 39.9225, "lon": 116.4440, "address": "金台里5号楼"}  # ~75 m away
+FAR = {"lat": 39.9400, "lon": 116.4436, "address": "far away"}  # ~2 km away
+
+
+@pytest.fixture
+async def pool(database_url):
+    conn = await asyncpg.connect(database_url)
+    try:
+        await migrate(conn, "grid", [("kit", KIT_MIGRATIONS), ("grid", MIGRATIONS)])
+    finally:
+        await conn.close()
+    p = await create_pool(database_url, "grid", service="grid", max_size=4)
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+def handler() -> GridHandler:
+    return GridHandler(DEFAULT_POLICY, GridRegister.load())
+
+
+def msg(payload) -> Message:
+    return Message(envelope=envelope_for(payload, source="/tests"), payload=payload)
+
+
+async def run(pool, handler: GridHandler, *payloads, now: datetime = T0) -> UnitOfWork:
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, "grid", now)
+        await handler.handle_batch(uow, [msg(p) for p in payloads])
+    return uow
+
+
+def report(case_id: str, *, where=HERE, category="environment", grid=GRID, **kw) -> ReportCase:
+    return ReportCase.model_validate(dict(case_id=case_id, grid_id=grid, category=category, description="垃圾桶满溢",
+                                          location=where, reporter={"kind": "resident", "id": f"r-{case_id}"}, **kw))
+
+
+async def test_a_case_row_follows_the_loop_and_its_history_lists_every_event(pool, handler):
+    await run(pool, handler, report("c1"))
+    await run(pool, handler, RegisterCase(case_id="c1", department="城管办"), now=T0 + timedelta(minutes=5))
+    await run(pool, handler, DispatchCase(case_id="c1", department="城管办", assignee_id="staff-1"),
+              now=T0 + timedelta(minutes=10))
+    await run(pool, handler, HandleCase(case_id="c1", result="已清运"), now=T0 + timedelta(hours=2))
+    await run(pool, handler, VerifyCase(case_id="c1", passed=False, comment="未清理干净"), now=T0 + timedelta(hours=2, minutes=30))
+    async with pool.acquire() as conn:
+        case = await db.get_case(conn, "c1")
+    assert case["status"] == "dispatched" and case["rework_count"] == 1 and case["due_stage"] == "handle"
+    assert case["department"] == "城管办" and case["assignee_id"] == "staff-1"
+    assert case["community_id"] == "110105001002" and case["street_id"] == "110105001"
+    assert case["reporters"] == [{"kind": "resident", "id": "r-c1"}]
+    assert [h["type"] for h in case["history"]] == [
+        "grid.case.reported.v1", "grid.case.registered.v1", "grid.case.dispatched.v1", "grid.case.handled.v1",
+        "grid.case.verified.v1"]
+    assert [h["seq"] for h in case["history"]] == [1, 2, 3, 4, 5]
+    await run(pool, handler, HandleCase(case_id="c1", result="已彻底清理"), now=T0 + timedelta(hours=3))
+    await run(pool, handler, VerifyCase(case_id="c1", passed=True), now=T0 + timedelta(hours=3, minutes=20))
+    await run(pool, handler, CaseFeedback(case_id="c1", satisfaction="satisfied"), now=T0 + timedelta(hours=4))
+    async with pool.acquire() as conn:
+        case = await db.get_case(conn, "c1")
+    assert case["status"] == "closed" and case["on_time"] is True and case["satisfaction"] == "satisfied"
+    assert case["handling_seconds"] == 3 * 3600 + 20 * 60 and case["due_at"] is None and case["overdue"] is False
+    assert case["history"][-1]["type"] == "grid.case.feedback.v1" and len(case["history"]) == 9
+
+
+async def test_an_older_version_never_overwrites_a_newer_case_row(pool, handler):
+    await run(pool, handler, report("c2"))
+    await run(pool, handler, RegisterCase(case_id="c2", department="城管办"), now=T0 + timedelta(minutes=1))
+    async with pool.acquire() as conn:
+        [state] = (await db.load_states(conn, ["c2"])).values()
+        old = state.model_copy(update={"version": 1, "status": CaseStatus.REPORTED})
+        await db.upsert_cases(conn, [old], T0)
+        assert (await db.get_case(conn, "c2"))["status"] == "registered"
+
+
+async def test_open_cases_near_a_point_are_those_open_of_the_category_in_the_box(pool, handler):
+    await run(pool, handler, report("n1"), report("n2", where=FAR), report("n3", category="public_facility"))
+    await run(pool, handler, report("n4", where=NEAR, category="other"))
+    async with pool.acquire() as conn:
+        near = await db.open_cases_near(conn, Category.ENVIRONMENT, NEAR["lat"], NEAR["lon"], 250)
+        assert [c.case_id for c in near] == ["n1"]
+        assert await db.open_cases_near(conn, Category.ENVIRONMENT, 0.0, 0.0, 250) == []
+
+
+async def test_a_report_near_an_open_case_is_dismissed_and_its_reporter_recorded_on_the_original(pool, handler):
+    await run(pool, handler, report("d1"))
+    uow = await run(pool, handler, report("d2", where=NEAR), now=T0 + timedelta(minutes=1))
+    assert [e.type for e in uow.emitted] == [
+        "grid.case.reported.v1", "grid.case.dismissed.v1", "grid.case.duplicate_linked.v1"]
+    async with pool.acquire() as conn:
+        dup, orig = await db.get_case(conn, "d2"), await db.get_case(conn, "d1")
+    assert dup["status"] == "dismissed" and dup["duplicate_of"] == "d1" and dup["dismissal_reason"] == "duplicate"
+    assert orig["status"] == "reported" and orig["duplicates"] == ["d2"]
+    assert orig["reporters"] == [{"kind": "resident", "id": "r-d1"}, {"kind": "resident", "id": "r-d2"}]
+
+
+async def test_two_reports_of_one_problem_in_one_batch_are_linked_too(pool, handler):
+    uow = await run(pool, handler, report("b1"), report("b2", where=NEAR))
+    assert [e.subject for e in uow.emitted if e.type == "grid.case.duplicate_linked.v1"] == ["b1"]
+    async with pool.acquire() as conn:
+        assert (await db.get_case(conn, "b2"))["duplicate_of"] == "b1"
+
+
+async def test_a_report_near_a_closed_case_is_not_a_duplicate(pool, handler):
+    await run(pool, handler, report("x1"))
+    await run(pool, handler, RegisterCase(case_id="x1", department="城管办"),
+              DispatchCase(case_id="x1", department="城管办", assignee_id="s"), HandleCase(case_id="x1", result="ok"),
+              VerifyCase(case_id="x1", passed=True), now=T0 + timedelta(minutes=3))
+    uow = await run(pool, handler, report("x2", where=NEAR), now=T0 + timedelta(minutes=4))
+    assert [e.type for e in uow.emitted] == ["grid.case.reported.v1"]
+
+
+async def test_refused_commands_change_nothing_and_become_rejections(pool, handler):
+    uow = await run(pool, handler, report("r1", grid="110105009009009"), HandleCase(case_id="nope", result="x"))
+    assert [e.reason for _, e in uow.rejected] == ["unknown_grid", "unknown_case"]
+    assert [e.type for e in uow.emitted] == ["grid.command.rejected.v1"] * 2
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM cases") == 0
+        assert await conn.fetchval("SELECT count(*) FROM case_state") == 0
+
+
+async def test_the_overdue_timer_reports_each_missed_deadline_once_and_escalates(pool, handler):
+    await run(pool, handler, report("o1"))  # register due in 15 min
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, "grid", T0 + timedelta(minutes=10))
+        assert await handler.check_overdue(uow) == 0
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, "grid", T0 + timedelta(minutes=16))
+        assert await handler.check_overdue(uow) == 1
+    assert [e.type for e in uow.emitted] == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
+    assert uow.emitted[1].data["to_level"] == "street"
+    async with pool.acquire() as conn, conn.transaction():
+        again = UnitOfWork(conn, "grid", T0 + timedelta(minutes=30))
+        assert await handler.check_overdue(again) == 0 and again.emitted == []
+        case = await db.get_case(conn, "o1")
+    assert case["overdue"] is True and case["overdue_count"] == 1 and case["level"] == "street"
+    assert [h["type"] for h in case["history"]][-2:] == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
+
+
+async def test_case_lists_filter_and_paginate_and_grid_counts_cover_every_status(pool, handler):
+    await run(pool, handler, report("l1"), report("l2", where=FAR), report("l3", grid=OTHER_GRID, category="other"))
+    await run(pool, handler, RegisterCase(case_id="l2", department="城管办"), now=T0 + timedelta(minutes=1))
+    async with pool.acquire() as conn:
+        total, items = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 1, 0)
+        assert total == 2 and len(items) == 1
+        total, items = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 10, 1)
+        assert total == 2 and len(items) == 1
+        _, items = await db.list_cases(conn, db.CaseFilter(status="registered"), 10, 0)
+        assert [i["case_id"] for i in items] == ["l2"]
+        _, items = await db.list_cases(conn, db.CaseFilter(street_id="110105002", category="other"), 10, 0)
+        assert [i["case_id"] for i in items] == ["l3"]
+        assert (await db.list_cases(conn, db.CaseFilter(community_id="110105001002", overdue=True), 10, 0))[0] == 0
+        counts = await db.grid_counts(conn, GRID)
+    assert counts == {"reported": 1, "registered": 1, "dismissed": 0, "dispatched": 0, "handled": 0, "closed": 0}
+
+
+async def test_patrols_are_upserted_by_id_listed_by_grid_and_worker_and_not_logged_twice(pool, handler):
+    p = LogPatrol(patrol_id="p1", grid_id=GRID, grid_worker_id="gw-1", started_at=T0 - timedelta(hours=1),
+                  ended_at=T0 - timedelta(minutes=5))
+    uow = await run(pool, handler, p)
+    assert [e.type for e in uow.emitted] == ["grid.patrol.logged.v1"]
+    again = await run(pool, handler, p)
+    assert [e.reason for _, e in again.rejected] == ["patrol_exists"]
+    async with pool.acquire() as conn:
+        assert (await db.list_patrols(conn, GRID, None, 10, 0))[0] == 1
+        assert (await db.list_patrols(conn, None, "gw-1", 10, 0))[1][0]["community_id"] == "110105001002"
+        assert (await db.list_patrols(conn, OTHER_GRID, None, 10, 0))[0] == 0
+
+
+async def test_open311_rows_filter_by_service_code_status_and_dates(pool, handler):
+    await run(pool, handler, report("s1"), report("s2", where=FAR, category="public_facility"))
+    await run(pool, handler, RegisterCase(case_id="s1", department="城管办"),
+              DispatchCase(case_id="s1", department="城管办", assignee_id="s"), HandleCase(case_id="s1", result="ok"),
+              VerifyCase(case_id="s1", passed=True), now=T0 + timedelta(minutes=3))
+    async with pool.acquire() as conn:
+        assert [r["case_id"] for r in await db.open311_requests(conn, open_closed=["closed"])] == ["s1"]
+        assert [r["case_id"] for r in await db.open311_requests(conn, service_codes=["public_facility"])] == ["s2"]
+        assert len(await db.open311_requests(conn, open_closed=["open", "closed"])) == 2
+        assert await db.open311_requests(conn, start=T0 + timedelta(seconds=1)) == []
+        assert len(await db.open311_requests(conn, end=T0)) == 2
+
+
+async def test_the_metrics_snapshot_counts_cases_reports_dismissals_reworks_patrols_and_handling_times(pool, handler):
+    await run(pool, handler, report("m1"), report("m2", where=NEAR))  # m2 is a duplicate
+    await run(pool, handler, RegisterCase(case_id="m1", department="城管办"),
+              DispatchCase(case_id="m1", department="城管办", assignee_id="s"), HandleCase(case_id="m1", result="ok"),
+              VerifyCase(case_id="m1", passed=False), HandleCase(case_id="m1", result="ok2"),
+              VerifyCase(case_id="m1", passed=True), now=T0 + timedelta(minutes=10))
+    await run(pool, handler, LogPatrol(patrol_id="pp", grid_id=GRID, grid_worker_id="gw", started_at=T0 - timedelta(hours=1),
+                                       ended_at=T0))
+    async with pool.acquire() as conn:
+        snap = await db.metrics_snapshot(conn, HANDLING_BUCKETS)
+    assert snap.by_status_category == {("closed", "environment"): 1, ("dismissed", "environment"): 1}
+    assert snap.reports == 2 and snap.dismissed_by_reason == {"duplicate": 1} and snap.reworks == 1
+    assert snap.patrols == 1 and snap.overdue_open == 0
+    assert snap.handling_count == 1 and snap.handling_sum == 600.0
+    assert snap.handling_bucket_counts[:3] == [0, 0, 1]  # 600 s: above 60 and 300, within 900
+
+
+def test_the_shipped_policy_file_parses_to_the_default_policy():
+    assert load_policy(Path(__file__).resolve().parents[3] / "services/grid/policy/deadlines.yaml") == DEFAULT_POLICY
+
+
+def test_the_sample_grid_register_has_two_streets_of_three_communities_of_four_grids():
+    reg = GridRegister.load()
+    assert len(reg.grid_ids) == 24 and GRID in reg and "110105003001001" not in reg
+    assert {g[:9] for g in reg.grid_ids} == {"110105001", "110105002"}
