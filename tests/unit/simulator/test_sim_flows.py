@@ -1,0 +1,209 @@
+"""Flow generation: the story mix, the commands each story sends, reproducibility, bad input."""
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from datetime import datetime, timezone
+
+import orjson
+import pytest
+
+from schemas.envelope import CloudEvent, decode
+from schemas.registry import types_of
+from services.simulator.client import Outcome
+from services.simulator.district import generate
+from services.simulator.flows import MIX, Pace, Stories, pick_kind
+from services.simulator.runner import SimClock, month_start, next_month, periods_ending
+
+# What a service answers to each command in the fake: the event(s) it leads to.
+ANSWERS = {
+    "grid.case.report.v1": ["grid.case.reported.v1"],
+    "orders.order.place.v1": ["orders.order.placed.v1"],
+    "orders.order.dispatch.v1": ["orders.order.dispatched.v1"],
+}
+
+
+class FakeClient:
+    """Accepts every command (or refuses those the test says), records what was sent."""
+
+    def __init__(self, refuse: set[str] = frozenset()):
+        self.sent: list = []
+        self.raw: list[tuple[str, bytes]] = []
+        self.refuse = refuse
+
+    async def send_and_follow(self, payload, *, timeout: float = 0) -> Outcome:
+        self.sent.append(payload)
+        cid = f"cmd-{len(self.sent)}"
+        if payload.TYPE in self.refuse:
+            rej = CloudEvent(id="r", source="/services/x", type="x.command.rejected.v1", causationid=cid,
+                             data={"command_id": cid, "reason": "illegal_transition"})
+            return Outcome(cid, [], rej)
+        data = {"order_id": getattr(payload, "order_id", None), "assignee_id": "pm-x"}
+        events = [CloudEvent(id=f"e-{t}", source="/services/x", type=t, causationid=cid, data=data)
+                  for t in ANSWERS.get(payload.TYPE, [payload.TYPE.replace(".v1", "d.v1")])]
+        return Outcome(cid, events)
+
+    async def send_raw(self, topic: str, value: bytes, *, key=None) -> None:
+        self.raw.append((topic, value))
+
+    def expect(self, predicate):
+        return asyncio.get_running_loop().create_future()
+
+    async def wait_for(self, predicate, timeout: float = 0):
+        return None
+
+
+def stories(client=None, seed=7) -> Stories:
+    return Stories(generate(seed), client or FakeClient(), seed=seed, follow_timeout=0.01, expire_seconds=0.0)
+
+
+def test_the_mix_picks_every_kind_in_roughly_its_share():
+    rng = random.Random(1)
+    got = Counter(pick_kind(rng) for _ in range(20_000))
+    total = sum(MIX.values())
+    for kind, weight in MIX.items():
+        assert abs(got[kind] / 20_000 - weight / total) < 0.015, kind
+
+
+def test_bad_input_is_a_small_fraction():
+    assert 0 < MIX["bad_input"] / sum(MIX.values()) <= 0.06
+
+
+async def test_the_same_seed_sends_the_same_commands():
+    a, b = FakeClient(), FakeClient()
+    for s in (stories(a), stories(b)):
+        for _ in range(40):
+            await s.run_one()
+    assert [c.model_dump(mode="json") for c in a.sent if c.TYPE != "grid.patrol.log.v1"] == \
+           [c.model_dump(mode="json") for c in b.sent if c.TYPE != "grid.patrol.log.v1"]
+
+
+async def test_a_hazard_goes_round_the_whole_loop():
+    c = FakeClient()
+    await stories(c).run_one("hazard")
+    types = [x.TYPE for x in c.sent]
+    for t in ("grid.case.report.v1", "grid.case.register.v1", "grid.case.dispatch.v1", "grid.case.handle.v1",
+              "grid.case.verify.v1"):
+        assert t in types
+    report = c.sent[0]
+    assert report.category.is_hazard and report.grade is not None
+
+
+async def test_an_order_goes_through_the_four_steps_and_is_evaluated_by_the_community():
+    c = FakeClient()
+    await stories(c).run_one("order")
+    types = [x.TYPE for x in c.sent]
+    assert types[0] == "orders.order.place.v1"
+    for t in ("orders.order.dispatch.v1", "orders.order.accept.v1", "orders.order.complete.v1", "orders.order.evaluate.v1"):
+        assert t in types
+    ev = c.sent[-1]
+    assert ev.evaluator_id.startswith("cw-") and ev.evaluator_id != "pm-x"
+
+
+async def test_some_orders_are_declined_or_left_to_expire_and_dispatched_again():
+    c = FakeClient()
+    s = stories(c)
+    for _ in range(60):
+        await s.run_one("order")
+    types = Counter(x.TYPE for x in c.sent)
+    assert types["orders.order.decline.v1"] > 0
+    expiring = [x for x in c.sent if x.TYPE == "orders.order.dispatch.v1" and x.accept_by is not None]
+    assert expiring
+    assert types["orders.order.dispatch.v1"] > types["orders.order.place.v1"]
+
+
+async def test_disputes_sometimes_escalate_to_joint_mediation_and_reports_sometimes_repeat():
+    c = FakeClient()
+    s = stories(c)
+    for _ in range(30):
+        await s.run_one("dispute")
+        await s.run_one("environment")
+    esc = [x for x in c.sent if x.TYPE == "grid.case.escalate.v1"]
+    assert esc and all(x.joint_mediation for x in esc)
+    reports = [x for x in c.sent if x.TYPE == "grid.case.report.v1"]
+    near_pairs = [(a, b) for a, b in zip(reports, reports[1:]) if a.grid_id == b.grid_id and a.category == b.category
+                  and abs(a.location.lat - b.location.lat) < 0.001 and a.location.lon == b.location.lon]
+    assert near_pairs  # the duplicate, 20 m away
+
+
+async def test_unrelated_reports_are_never_within_the_duplicate_radius():
+    s = stories()
+    locs = [s.location("110105001001001") for _ in range(300)]
+    assert len({(l.lat, l.lon) for l in locs}) == 300
+    # lattice spacing >= 0.0035 deg lat (~390 m) / 0.0045 deg lon (~380 m at 40N) > 250 m
+
+
+async def test_a_refused_step_ends_the_story():
+    c = FakeClient(refuse={"grid.case.register.v1"})
+    await stories(c).run_one("hazard")
+    assert [x.TYPE for x in c.sent][-1] == "grid.case.register.v1"
+    assert "grid.case.dispatch.v1" not in [x.TYPE for x in c.sent]
+
+
+async def test_bad_input_covers_malformed_json_unknown_grids_and_illegal_transitions():
+    c = FakeClient()
+    s = stories(c)
+    for _ in range(40):
+        await s.run_one("bad_input")
+    assert set(s.stats.bad_input) == {"malformed_json", "unknown_grid", "illegal_transition", "not_assignee"}
+    for topic, value in c.raw:
+        assert topic.endswith(".intake.v1")
+        with pytest.raises(Exception):
+            decode(value)
+    unknown = [x for x in c.sent if x.TYPE == "grid.case.report.v1" and x.grid_id == s.d.unknown_grid_id()]
+    assert unknown
+
+
+async def test_every_command_sent_is_a_valid_contract_command_of_its_service():
+    c = FakeClient()
+    s = stories(c)
+    await s.setup()
+    for _ in range(150):
+        await s.run_one()
+    for cmd in c.sent:
+        svc = cmd.TYPE.split(".")[0]
+        assert cmd.TYPE in types_of(svc, "command")
+        type(cmd).model_validate(orjson.loads(orjson.dumps(cmd.model_dump(mode="json"))))
+
+
+async def test_setup_opens_every_account_and_registers_members_before_claiming_posts():
+    c = FakeClient()
+    s = stories(c)
+    await s.setup()
+    d = s.d
+    opened = [x for x in c.sent if x.TYPE == "points.account.open.v1"]
+    assert len(opened) == len(d.communities) + len(d.merchants) + len(d.residents) + len(d.members)
+    types = [x.TYPE for x in c.sent]
+    assert max(i for i, t in enumerate(types) if t == "orders.member.register.v1") < types.index("orders.post.claim.v1")
+
+
+async def test_month_end_reviews_every_unit_both_ways_then_closes_the_period():
+    c = FakeClient()
+    s = stories(c)
+    out = await s.close_period("2026-05")
+    assert not out.rejected and s.stats.periods_closed == ["2026-05"]
+    reviews = [x for x in c.sent if x.TYPE == "assessment.review.record.v1"]
+    assert len(reviews) == 4 * len(s.d.units)
+    assert {r.subject_type.value for r in reviews} == {"unit", "street", "community"}
+    assert c.sent[-1].TYPE == "assessment.period.close.v1" and c.sent[-1].period == "2026-05"
+
+
+def test_the_compressed_calendar_runs_over_real_past_months():
+    now = datetime(2026, 11, 22, 4, 0, tzinfo=timezone.utc)
+    start = month_start(now, 6)
+    assert start.isoformat() == "2026-05-01T00:00:00+08:00"
+    assert next_month(datetime(2026, 12, 1, tzinfo=start.tzinfo)).year == 2027
+    assert periods_ending(datetime(2026, 6, 1, tzinfo=start.tzinfo)) == ["2026-06", "2026-Q2"]
+    assert periods_ending(datetime(2026, 12, 1, tzinfo=start.tzinfo)) == ["2026-12", "2026-Q4", "2026"]
+    clock = SimClock(start, month_seconds=60.0, real_start=1.0)
+    assert clock.month == start
+
+
+async def test_the_pace_holds_the_rate():
+    pace = Pace(200.0)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    for _ in range(300):
+        await pace.take()
+    assert loop.time() - t0 >= 0.45  # 300 at 200/s with a burst of 200 -> at least ~0.5 s
