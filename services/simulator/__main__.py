@@ -11,7 +11,8 @@ rejections topics from the beginning for a command sent earlier.
 
 Environment: KAFKA_BOOTSTRAP_SERVERS (127.0.0.1:9092), RATE (commands/s, 5), SEED (7),
 SIM_MONTH_SECONDS (real seconds per simulated month, 120), SIM_MONTHS_BACK (6),
-SIM_EXPIRE_SECONDS (acceptance window of the orders the simulator lets expire, 4),
+SIM_EXPIRE_WAIT (how long a story waits for an order it leaves unanswered to expire, 90;
+set ORDERS_ACCEPT_WINDOW_SECONDS short for expiries to happen in a demo),
 GRID_REGISTER_PATH (the grid register the district is built on).
 """
 from __future__ import annotations
@@ -39,7 +40,7 @@ async def _run(args) -> int:
     sim = Simulator(district, args.bootstrap, rate=args.rate, seed=args.seed,
                     month_seconds=float(_env("SIM_MONTH_SECONDS", "120")),
                     months_back=int(_env("SIM_MONTHS_BACK", "6")),
-                    expire_seconds=float(_env("SIM_EXPIRE_SECONDS", "4")))
+                    expire_wait=float(_env("SIM_EXPIRE_WAIT", "90")))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sim.stop)

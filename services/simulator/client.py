@@ -92,6 +92,7 @@ class CommandClient:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
         self._by_cause: dict[str, list[CloudEvent]] = defaultdict(list)
+        self._by_subject: dict[str, list[CloudEvent]] = defaultdict(list)
         self._waiters: dict[str, list[asyncio.Event]] = defaultdict(list)
         self._listeners: list[Listener] = []
         self.received = 0
@@ -176,6 +177,8 @@ class CommandClient:
                     except Exception:
                         continue
                     self.received += 1
+                    if env.subject:
+                        self._by_subject[env.subject].append(env)
                     if env.causationid:
                         self._by_cause[env.causationid].append(env)
                         for w in self._waiters.pop(env.causationid, []):
@@ -187,9 +190,14 @@ class CommandClient:
                                 await res
                         except Exception:
                             log.exception("listener failed")
-            if len(self._by_cause) > self.keep:  # forget the oldest outcomes
-                for k in list(self._by_cause)[: len(self._by_cause) - self.keep]:
-                    self._by_cause.pop(k, None)
+            for index in (self._by_cause, self._by_subject):
+                if len(index) > self.keep:  # forget the oldest
+                    for k in list(index)[: len(index) - self.keep]:
+                        index.pop(k, None)
+
+    def seen(self, subject: str, type_: str) -> CloudEvent | None:
+        """The latest event of ``type_`` about ``subject`` (an aggregate id) read so far."""
+        return next((e for e in reversed(self._by_subject.get(subject, ())) if e.type == type_), None)
 
     def caused_by(self, command_id: str) -> list[CloudEvent]:
         return list(self._by_cause.get(command_id, ()))

@@ -42,6 +42,9 @@ from .district import District, account_id
 
 log = logging.getLogger("simulator.flows")
 
+DISPATCHED = "orders.order.dispatched.v1"
+EXPIRED = "orders.order.dispatch_expired.v1"
+
 # Story kinds and their relative weights (a modest, realistic mix; bad input ~4%).
 MIX: dict[str, float] = {
     "hazard": 14, "dispute": 10, "environment": 8, "resident_need": 8, "order": 18, "deed": 14,
@@ -75,6 +78,7 @@ class Client(Protocol):
     async def send_and_follow(self, payload: Command, *, timeout: float = ...) -> Outcome: ...
     async def send_raw(self, topic: str, value: bytes, *, key: str | None = None) -> None: ...
     def expect(self, predicate: Callable[[CloudEvent], bool]) -> asyncio.Future: ...
+    def seen(self, subject: str, type_: str) -> CloudEvent | None: ...
     async def wait_for(self, predicate: Any, timeout: float = ...) -> CloudEvent | None: ...
 
 
@@ -133,14 +137,14 @@ class Stories:
     """The story library, bound to a district, a client, a pace and the simulated clock."""
 
     def __init__(self, district: District, client: Client, *, pace: Pace | NoPace | None = None,
-                 seed: int = 7, follow_timeout: float = 20.0, expire_seconds: float = 4.0,
+                 seed: int = 7, follow_timeout: float = 20.0, expire_wait: float = 90.0,
                  sim_now: Callable[[], datetime] | None = None):
         self.d = district
         self.client = client
         self.pace = pace or NoPace()
         self.seed = seed
         self.follow_timeout = follow_timeout
-        self.expire_seconds = expire_seconds
+        self.expire_wait = expire_wait
         self.sim_now = sim_now or (lambda: datetime.now(timezone.utc))
         self.stats = Stats()
         self._n = 0
@@ -301,6 +305,7 @@ class Stories:
                 if placed is not None:
                     self.spawn(self._order_cycle(rng, placed.data["order_id"], placed.data["community_id"],
                                                  placed.data["resident_id"]))
+                    self.stats.stories["order_from_case"] += 1
             return then
 
         await self._case(rng, Category.RESIDENT_NEED, by_resident=False, on_register=follow_order)
@@ -314,28 +319,50 @@ class Stories:
                                          category=category, description=f"居民点单：{category.value}"))
         if out.rejected or out.timed_out:
             return
-        await self._order_cycle(rng, order_id, resident.community_id, resident.person_id)
+        first = out.of_type(DISPATCHED)  # the service dispatches automatically when it can
+        await self._order_cycle(rng, order_id, resident.community_id, resident.person_id, first[0] if first else None)
 
-    async def _order_cycle(self, rng: random.Random, order_id: str, community_id: str, resident_id: str) -> None:
-        """派单 → (decline | expiry → 派单 again) → 接单 → complete → 考单."""
-        assignee = None
+    def _dispatched(self, order_id: str, after: CloudEvent | None = None) -> asyncio.Future:
+        return self.client.expect(lambda e: e.type == DISPATCHED and e.data.get("order_id") == order_id
+                                  and (after is None or e.id != after.id))
+
+    async def _order_cycle(self, rng: random.Random, order_id: str, community_id: str, resident_id: str,
+                           dispatched: CloudEvent | None = None) -> None:
+        """派单 → (decline | expiry → 派单 again) → 接单 → complete → 考单.
+
+        The orders service dispatches automatically on placement, decline and expiry; the
+        community console (this story) dispatches by hand only when nothing was dispatched.
+        """
+        dispatched = dispatched or self.client.seen(order_id, DISPATCHED)
         for attempt in range(4):
-            expire = attempt == 0 and rng.random() < 0.08
-            accept_by = self.now() + timedelta(seconds=self.expire_seconds) if expire else None
-            expired = self.client.expect(lambda e: e.type == "orders.order.dispatch_expired.v1"
-                                         and e.data.get("order_id") == order_id) if expire else None
-            out = await self.step(DispatchOrder(order_id=order_id, accept_by=accept_by))
-            dispatched = out.of_type("orders.order.dispatched.v1")
-            if out.rejected or out.timed_out or not dispatched:
-                if expired is not None:
-                    expired.cancel()
-                return
-            assignee = dispatched[0].data["assignee_id"]
-            if expire:  # nobody answers: the service expires the dispatch, the community dispatches again
-                await self.client.wait_for(expired, timeout=self.expire_seconds + self.follow_timeout)
+            if dispatched is None:
+                nxt = self._dispatched(order_id)
+                out = await self.step(DispatchOrder(order_id=order_id))
+                got = out.of_type(DISPATCHED)
+                dispatched = got[0] if got else await self.client.wait_for(nxt, timeout=self.follow_timeout)
+                if not nxt.done():
+                    nxt.cancel()
+                if dispatched is None:
+                    return
+            assignee = dispatched.data["assignee_id"]
+            if attempt == 0 and rng.random() < 0.08:
+                # Nobody answers: the dispatch expires (accept_by passes), the service dispatches again.
+                self.stats.stories["order_left_to_expire"] += 1
+                expired = self.client.expect(lambda e: e.type == EXPIRED and e.data.get("order_id") == order_id)
+                nxt = self._dispatched(order_id, after=dispatched)
+                if await self.client.wait_for(expired, timeout=self.expire_wait) is None:
+                    nxt.cancel()
+                    return
+                dispatched = await self.client.wait_for(nxt, timeout=self.follow_timeout)
+                if not nxt.done():
+                    nxt.cancel()
                 continue
             if attempt < 2 and rng.random() < 0.12:
-                await self.step(DeclineOrder(order_id=order_id, assignee_id=assignee, reason="时间冲突，无法接单"))
+                out = await self.step(DeclineOrder(order_id=order_id, assignee_id=assignee, reason="时间冲突，无法接单"))
+                if out.rejected or out.timed_out:
+                    return
+                got = out.of_type(DISPATCHED)
+                dispatched = got[0] if got else None
                 continue
             break
         else:

@@ -86,7 +86,7 @@ class Simulator:
 
     def __init__(self, district: District, bootstrap: str, *, rate: float = 5.0, seed: int = 7,
                  month_seconds: float = 120.0, months_back: int = 6, max_active: int | None = None,
-                 expire_seconds: float = 4.0, follow_timeout: float = 20.0, stats_every: float = 10.0):
+                 expire_wait: float = 90.0, follow_timeout: float = 20.0, stats_every: float = 10.0):
         self.district = district
         self.bootstrap = bootstrap
         self.rate = rate
@@ -94,7 +94,7 @@ class Simulator:
         self.month_seconds = month_seconds
         self.months_back = months_back
         self.max_active = max_active or max(8, int(rate * 6))
-        self.expire_seconds = expire_seconds
+        self.expire_wait = expire_wait
         self.follow_timeout = follow_timeout
         self.stats_every = stats_every
         self.client = CommandClient(bootstrap, source="/simulator/district-app")
@@ -110,7 +110,7 @@ class Simulator:
             real_now = datetime.now(timezone.utc)
             self.clock = SimClock(month_start(real_now, self.months_back), self.month_seconds)
             self.stories = Stories(self.district, self.client, pace=Pace(self.rate), seed=self.seed,
-                                   expire_seconds=self.expire_seconds, follow_timeout=self.follow_timeout,
+                                   expire_wait=self.expire_wait, follow_timeout=self.follow_timeout,
                                    sim_now=self.clock.now)
             log.info("district %s: %s", self.district.division, self.district.summary())
             setup = await self.stories.setup()

@@ -19,7 +19,8 @@ from services.simulator.runner import SimClock, month_start, next_month, periods
 # What a service answers to each command in the fake: the event(s) it leads to.
 ANSWERS = {
     "grid.case.report.v1": ["grid.case.reported.v1"],
-    "orders.order.place.v1": ["orders.order.placed.v1"],
+    "orders.order.place.v1": ["orders.order.placed.v1", "orders.order.dispatched.v1"],
+    "orders.order.decline.v1": ["orders.order.declined.v1", "orders.order.dispatched.v1"],
     "orders.order.dispatch.v1": ["orders.order.dispatched.v1"],
 }
 
@@ -53,9 +54,12 @@ class FakeClient:
     async def wait_for(self, predicate, timeout: float = 0):
         return None
 
+    def seen(self, subject, type_):
+        return None
+
 
 def stories(client=None, seed=7) -> Stories:
-    return Stories(generate(seed), client or FakeClient(), seed=seed, follow_timeout=0.01, expire_seconds=0.0)
+    return Stories(generate(seed), client or FakeClient(), seed=seed, follow_timeout=0.01, expire_wait=0.01)
 
 
 def test_the_mix_picks_every_kind_in_roughly_its_share():
@@ -95,22 +99,31 @@ async def test_an_order_goes_through_the_four_steps_and_is_evaluated_by_the_comm
     await stories(c).run_one("order")
     types = [x.TYPE for x in c.sent]
     assert types[0] == "orders.order.place.v1"
-    for t in ("orders.order.dispatch.v1", "orders.order.accept.v1", "orders.order.complete.v1", "orders.order.evaluate.v1"):
+    for t in ("orders.order.accept.v1", "orders.order.complete.v1", "orders.order.evaluate.v1"):  # 派单 by the service
         assert t in types
     ev = c.sent[-1]
     assert ev.evaluator_id.startswith("cw-") and ev.evaluator_id != "pm-x"
 
 
-async def test_some_orders_are_declined_or_left_to_expire_and_dispatched_again():
+async def test_some_orders_are_declined_and_some_left_unanswered_to_expire():
     c = FakeClient()
     s = stories(c)
-    for _ in range(60):
+    for _ in range(80):
         await s.run_one("order")
     types = Counter(x.TYPE for x in c.sent)
     assert types["orders.order.decline.v1"] > 0
-    expiring = [x for x in c.sent if x.TYPE == "orders.order.dispatch.v1" and x.accept_by is not None]
-    assert expiring
-    assert types["orders.order.dispatch.v1"] > types["orders.order.place.v1"]
+    assert s.stats.stories["order_left_to_expire"] > 0
+    # the service dispatched on placement and after each decline: the console never had to
+    assert types["orders.order.dispatch.v1"] == 0
+    assert types["orders.order.accept.v1"] < types["orders.order.place.v1"]
+
+
+async def test_the_console_dispatches_by_hand_when_the_service_did_not():
+    c = FakeClient()
+    s = stories(c)
+    await s._order_cycle(random.Random(3), "order-1", "110105001001", "res-1", None)
+    assert [x.TYPE for x in c.sent][0] == "orders.order.dispatch.v1"
+    assert c.sent[0].assignee_id is None  # automatic: the service chooses
 
 
 async def test_disputes_sometimes_escalate_to_joint_mediation_and_reports_sometimes_repeat():
