@@ -15,17 +15,14 @@ import asyncpg
 from schemas.envelope import CloudEvent
 from services.orders.domain import (
     AWAITING_DISPATCH,
-    HELD,
     Candidate,
     MemberState,
     OrderState,
-    OrderStatus,
     PostState,
     candidates_from_posts,
 )
 
 _AWAITING = sorted(s.value for s in AWAITING_DISPATCH)
-_HELD = sorted(s.value for s in HELD)
 
 
 # -- locks and loads ----------------------------------------------------------------------
@@ -170,7 +167,7 @@ async def save_post(conn: asyncpg.Connection, s: PostState) -> None:
 
 
 __all__ = [
-    "OrderStatus", "candidates", "due_for_expiry", "load_member", "load_order", "load_post", "lock",
+    "candidates", "due_for_expiry", "load_member", "load_order", "load_post", "lock",
     "order_for_case", "record_history", "record_miss", "save_member", "save_order", "save_post",
     "waiting_orders_for",
 ]
