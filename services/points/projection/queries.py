@@ -59,7 +59,7 @@ async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str |
     column = "month" if len(period) == 7 else "year"
     rows = await conn.fetch(
         f"""WITH totals AS (
-              SELECT account_id, sum(amount) AS points FROM earnings
+              SELECT account_id, sum(amount)::bigint AS points FROM earnings
               WHERE {column} = $1 AND ($2::text IS NULL OR community_id = $2)
               GROUP BY account_id HAVING sum(amount) > 0)
             SELECT rank() OVER (ORDER BY t.points DESC) AS rank, t.account_id, t.points, a.holder_id,
@@ -78,7 +78,7 @@ async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str |
 
 async def redemptions(conn: asyncpg.Connection, account_id: str, limit: int, offset: int) -> dict[str, Any]:
     total, points = await conn.fetchrow(
-        "SELECT count(*), COALESCE(sum(amount), 0) FROM postings WHERE kind = 'redemption' AND credit_account = $1",
+        "SELECT count(*), COALESCE(sum(amount), 0)::bigint FROM postings WHERE kind = 'redemption' AND credit_account = $1",
         account_id)
     rows = await conn.fetch(
         """SELECT * FROM postings WHERE kind = 'redemption' AND credit_account = $1
@@ -91,7 +91,7 @@ async def ledger_check(conn: asyncpg.Connection) -> dict[str, Any]:
     """The district-wide sum of balances (must be 0), the counts, and the accounts whose stored
     balance differs from the sum of their postings (must be none)."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        total, accounts = await conn.fetchrow("SELECT COALESCE(sum(balance), 0), count(*) FROM accounts")
+        total, accounts = await conn.fetchrow("SELECT COALESCE(sum(balance), 0)::bigint, count(*) FROM accounts")
         postings = await conn.fetchval("SELECT count(*) FROM postings")
         mismatched = await conn.fetch(
             """WITH moves AS (
