@@ -149,7 +149,7 @@ class Stories:
         self.stats = Stats()
         self._n = 0
         self._slot = 0  # location lattice slot, so unrelated reports are never within 250 m
-        self.earners: list[str] = []  # residents with approved deeds (they can redeem)
+        self.earners: list[str] = []  # accounts that earned points (deeds, resident reports, passed orders)
         self.tasks: set[asyncio.Task] = set()
 
     def spawn(self, coro) -> None:
@@ -257,6 +257,8 @@ class Stories:
         out = await self.step(RegisterCase(case_id=case_id, department=department, registrar_id=f"cw-{grid.community_id}"))
         if out.rejected or out.timed_out:
             return None
+        if by_resident:  # a registered resident report earns points (道德银行)
+            self.earners.append(account_id("resident", reporter.id))
         if then is not None:
             await then()
         out = await self.step(DispatchCase(case_id=case_id, department=department, assignee_id=f"{department}-专员",
@@ -375,8 +377,10 @@ class Stories:
         if out.rejected or out.timed_out:
             return
         rating = rng.choices([5, 4, 3, 2], weights=[55, 30, 10, 5])[0]
-        await self.step(EvaluateOrder(order_id=order_id, rating=rating, passed=rating >= 3,
-                                      evaluator_id=f"cw-{community_id}", comment="组织考单"))
+        out = await self.step(EvaluateOrder(order_id=order_id, rating=rating, passed=rating >= 3,
+                                            evaluator_id=f"cw-{community_id}", comment="组织考单"))
+        if rating >= 3 and not out.rejected:  # a passed order earns the assignee points
+            self.earners.append(account_id("resident", assignee))
 
     # -- 道德银行 ----------------------------------------------------------------------------
     async def story_deed(self, rng: random.Random) -> None:
@@ -399,7 +403,8 @@ class Stories:
             self.earners.append(acct)
 
     async def story_redemption(self, rng: random.Random) -> None:
-        acct = rng.choice(self.earners) if self.earners and rng.random() < 0.85 else \
+        self.earners = self.earners[-500:]
+        acct = rng.choice(self.earners) if self.earners and rng.random() < 0.9 else \
             account_id("resident", rng.choice(self.d.residents).person_id)
         merchant = rng.choice(self.d.merchants)
         await self.step(Redeem(transfer_id=self.new_id("redeem", rng), debit_account=acct,
@@ -414,27 +419,31 @@ class Stories:
                                   started_at=end - timedelta(minutes=rng.randint(20, 90)), ended_at=end,
                                   notes="日常巡查"))
 
-    def reviews_for(self, period: str, rng: random.Random) -> list[RecordReview]:
-        """双向评议 of one period: each unit is scored by its street and community, and scores them."""
+    def reviews_for(self, period: str, rng: random.Random, tag: str = "") -> list[RecordReview]:
+        """双向评议 of one period: each unit is scored by its street and community, and scores them.
+
+        ``tag`` makes the review ids new (a later review of the same pair replaces the earlier one).
+        """
         out = []
         for u in self.d.units:
             for reviewer, rtype in ((u.street_id, "street"), (u.community_id, "community")):
-                out.append(RecordReview(review_id=f"rv-{period}-{reviewer}-{u.unit_id}", reviewer_id=reviewer,
+                out.append(RecordReview(review_id=f"rv-{period}-{reviewer}-{u.unit_id}{tag}", reviewer_id=reviewer,
                                         reviewer_type=rtype, subject_type="unit", subject_id=u.unit_id,
                                         period=period, score=rng.randint(70, 100)))
-                out.append(RecordReview(review_id=f"rv-{period}-{u.unit_id}-{reviewer}", reviewer_id=u.unit_id,
+                out.append(RecordReview(review_id=f"rv-{period}-{u.unit_id}-{reviewer}{tag}", reviewer_id=u.unit_id,
                                         reviewer_type="unit", subject_type=rtype, subject_id=reviewer,
                                         period=period, score=rng.randint(65, 100)))
         return out
 
     async def story_review(self, rng: random.Random) -> None:
         period = self.sim_now().astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m")
-        await self.step(rng.choice(self.reviews_for(period, rng)))
+        await self.step(rng.choice(self.reviews_for(period, rng, tag=f"-{rng.getrandbits(32):08x}")))
 
-    async def close_period(self, period: str, rng: random.Random | None = None) -> Outcome:
+    async def close_period(self, period: str, rng: random.Random | None = None, round_: int = 0) -> Outcome:
         """Month-end (结算): every 双向评议 of the period, then close it (scorecards, alerts)."""
         rng = rng or self.rng_for(hash(period) & 0xFFFF)
-        await asyncio.gather(*(self.step(r) for r in self.reviews_for(period, rng)))
+        tag = f"-r{round_}" if round_ else ""
+        await asyncio.gather(*(self.step(r) for r in self.reviews_for(period, rng, tag)))
         out = await self.step(ClosePeriod(period=period))
         if not out.rejected and not out.timed_out:
             self.stats.periods_closed.append(period)

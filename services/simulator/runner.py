@@ -165,8 +165,9 @@ class Simulator:
                 if self.clock.month >= real_month:  # caught up with the real calendar: start again
                     self.clock.month = self.clock.start
                 done += 1
+                round_ = (done - 1) // max(1, self.months_back)  # how often the calendar went round
                 for period in periods_ending(ended):
-                    out = await self.stories.close_period(period, rng)
+                    out = await self.stories.close_period(period, rng, round_)
                     log.info("month-end: closed %s -> %s", period,
                              out.reason if out.rejected else "timed out" if out.timed_out
                              else f"{len(out.events)} events")

@@ -1,0 +1,423 @@
+"""``make run``: the whole district on one machine.
+
+Steps: embedded broker and database (unless ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` are
+given) → topics → the four workers as separate processes → wait for every ``/readyz`` →
+the district simulator (unless ``SIMULATE=0``) → a live summary every second until Ctrl-C
+(or ``RUN_SECONDS``). A worker that dies is reported and restarted (restarts are counted).
+Stopping: simulator, workers (SIGTERM, then wait, SIGKILL after a grace), broker, database.
+
+Embedded state: the Tansu broker keeps everything in memory, so every embedded run starts
+from an empty log; to match it the embedded PostgreSQL data directory (``var/postgres``) is
+recreated at each start (a database without its log would be inconsistent). With your own
+``DATABASE_URL`` nothing is dropped unless ``RESET_DATABASE=1`` (drops the four service
+schemas — do that when you give a database but let the broker be embedded).
+
+Everything a run writes is under ``VAR_DIR`` (default ``var/``): ``log/<svc>.log``,
+``log/simulator.log``, ``log/launcher.log``, ``run/<svc>.pid`` (leftovers of a crashed run are
+stopped at the next start), ``run/tokens.env`` (the generated API tokens, mode 600) and
+``run/summary.json`` (the latest summary, rewritten every refresh).
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from services.kit.infra import EmbeddedKafka, EmbeddedPostgres, _kill_leftover, _pid_alive
+from services.kit.provision import provision
+
+from . import summary
+
+log = logging.getLogger("launcher")
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("grid", "orders", "points", "assessment")
+DEFAULT_PORTS = {"grid": 8001, "orders": 8002, "points": 8003, "assessment": 8004}
+SERVICE_SCHEMAS = SERVICES
+
+# Demo pacing of the services (only when not set in the environment): short acceptance window
+# and fast timers so that expiries, metrics and closes show up within a minute.
+DEMO_DEFAULTS = {
+    "ORDERS_ACCEPT_WINDOW_SECONDS": "30",
+    "ORDERS_EXPIRY_INTERVAL_SECONDS": "2",
+    "ORDERS_METRICS_INTERVAL_SECONDS": "2",
+    "GRID_METRICS_INTERVAL_SECONDS": "2",
+    "POINTS_METRICS_INTERVAL_SECONDS": "2",
+}
+
+
+def env_flag(name: str, default: bool) -> bool:
+    v = os.environ.get(name)
+    if v is None or v == "":
+        return default
+    return v.strip().lower() not in {"0", "false", "no", "off"}
+
+
+@dataclass
+class Config:
+    """Everything the launcher reads from the environment (see the module doc and README)."""
+
+    var_dir: Path
+    host: str
+    ports: dict[str, int]
+    kafka: str | None
+    database_url: str | None
+    kafka_port: int
+    pg_port: int
+    simulate: bool
+    rate: str
+    run_seconds: float | None
+    reset_database: bool
+    ready_timeout: float
+    refresh: float
+    topic_partitions: str
+
+    @classmethod
+    def from_env(cls) -> "Config":
+        e = os.environ
+        return cls(
+            var_dir=Path(e.get("VAR_DIR") or ROOT / "var").absolute(),
+            host=e.get("HTTP_HOST") or "127.0.0.1",
+            ports={s: int(e.get(f"{s.upper()}_HTTP_PORT") or DEFAULT_PORTS[s]) for s in SERVICES},
+            kafka=e.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            database_url=e.get("DATABASE_URL") or None,
+            kafka_port=int(e.get("KAFKA_PORT") or 9092),
+            pg_port=int(e.get("PG_PORT") or 5433),
+            simulate=env_flag("SIMULATE", True),
+            rate=e.get("RATE") or "5",
+            run_seconds=float(e["RUN_SECONDS"]) if e.get("RUN_SECONDS") else None,
+            reset_database=env_flag("RESET_DATABASE", False),
+            ready_timeout=float(e.get("READY_TIMEOUT") or 120),
+            refresh=float(e.get("SUMMARY_SECONDS") or 1.0),
+            topic_partitions=e.get("TOPIC_PARTITIONS") or "4",
+        )
+
+
+@dataclass
+class Proc:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    pid_path: Path
+    proc: subprocess.Popen | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    exits: list[int] = field(default_factory=list)
+
+    def start(self) -> None:
+        _kill_leftover(self.pid_path, self.argv[2] if len(self.argv) > 2 else self.argv[-1])
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        finally:
+            out.close()
+        self.pid_path.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_path.write_text(str(self.proc.pid))
+        self.started_at = time.monotonic()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        if self.alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+
+    def wait(self, timeout: float) -> bool:
+        if self.proc is None:
+            return True
+        try:
+            self.proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def stop(self, grace: float = 20.0) -> None:
+        self.signal(signal.SIGTERM)
+        if not self.wait(grace):
+            log.warning("%s did not stop in %.0fs; killing it", self.name, grace)
+            self.signal(signal.SIGKILL)
+            self.wait(5)
+        self.pid_path.unlink(missing_ok=True)
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def wait_port_free(host: str, port: int, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_free(host, port):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+class Launcher:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.kafka: EmbeddedKafka | None = None
+        self.pg: EmbeddedPostgres | None = None
+        self.workers: dict[str, Proc] = {}
+        self.simulator: Proc | None = None
+        self.stopping = asyncio.Event()
+        self.notes: list[str] = []
+        self.token = secrets.token_urlsafe(24)
+        self.sim_token = secrets.token_urlsafe(24)
+        self.bootstrap = ""
+        self.dsn = ""
+
+    @property
+    def run_dir(self) -> Path:
+        return self.cfg.var_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.cfg.var_dir / "log"
+
+    def note(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        self.notes.append(f"{stamp} {text}")
+        log.warning(text)
+
+    # -- infrastructure -----------------------------------------------------------------------
+    def start_infra(self) -> None:
+        cfg = self.cfg
+        if cfg.kafka:
+            self.bootstrap = cfg.kafka
+            log.info("using the broker at %s", self.bootstrap)
+        else:
+            kdir = cfg.var_dir / "kafka"
+            kdir.mkdir(parents=True, exist_ok=True)
+            _kill_leftover(kdir / "tansu.pid", "tansu")
+            if not wait_port_free("127.0.0.1", cfg.kafka_port, 5):
+                raise SystemExit(f"port {cfg.kafka_port} is in use by another program: stop it, or set KAFKA_PORT=<free port>, "
+                                 f"or use that broker with KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{cfg.kafka_port}")
+            self.kafka = EmbeddedKafka(cfg.kafka_port, kdir).start()
+            self.bootstrap = self.kafka.bootstrap
+            log.info("embedded broker (memory only) on %s", self.bootstrap)
+        if cfg.database_url:
+            self.dsn = cfg.database_url
+            if cfg.reset_database:
+                asyncio.run(self.drop_schemas())
+        else:
+            self.pg = EmbeddedPostgres(cfg.var_dir / "postgres", cfg.pg_port)
+            self.pg.destroy()  # stops a leftover server of this data dir, then starts from empty (see module doc)
+            if not wait_port_free("127.0.0.1", cfg.pg_port, 5):
+                raise SystemExit(f"port {cfg.pg_port} is in use by another program: stop it, set PG_PORT=<free port>, "
+                                 "or give DATABASE_URL")
+            self.pg.start()
+            self.dsn = self.pg.url
+            log.info("embedded PostgreSQL on %s (data in %s, recreated each run)", self.dsn, self.pg.datadir)
+        created = asyncio.run(provision(self.bootstrap, partitions=int(self.cfg.topic_partitions)))
+        log.info("topics created: %s", created or "(all existed)")
+
+    async def drop_schemas(self) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            for s in SERVICE_SCHEMAS:
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{s}" CASCADE')
+        finally:
+            await conn.close()
+        log.info("RESET_DATABASE=1: dropped schemas %s", ", ".join(SERVICE_SCHEMAS))
+
+    def stop_infra(self) -> None:
+        if self.kafka is not None:
+            self.kafka.stop()
+        if self.pg is not None:
+            self.pg.stop()
+
+    # -- processes ----------------------------------------------------------------------------
+    def base_env(self) -> dict[str, str]:
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.dsn,
+               "TOPIC_PARTITIONS": self.cfg.topic_partitions, "PYTHONUNBUFFERED": "1"}
+        for k, v in DEMO_DEFAULTS.items():
+            env.setdefault(k, v)
+        for s in SERVICES:
+            env[f"{s.upper()}_API_TOKENS"] = f"launcher:{self.token},simulator:{self.sim_token}"
+            env[f"{s.upper()}_HTTP_PORT"] = str(self.cfg.ports[s])
+            env[f"{s.upper()}_HTTP_HOST"] = self.cfg.host
+        return env
+
+    def url(self, svc: str) -> str:
+        return f"http://{self.cfg.host}:{self.cfg.ports[svc]}"
+
+    def write_tokens(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        p = self.run_dir / "tokens.env"
+        p.write_text("".join(f"{s.upper()}_URL={self.url(s)}\n" for s in SERVICES)
+                     + f"API_TOKEN={self.token}\nSIMULATOR_API_TOKEN={self.sim_token}\n"
+                     + f"KAFKA_BOOTSTRAP_SERVERS={self.bootstrap}\nDATABASE_URL={self.dsn}\n")
+        p.chmod(0o600)
+
+    def make_workers(self) -> None:
+        env = self.base_env()
+        for s in SERVICES:
+            main = ROOT / "services" / s / "app" / "main.py"
+            if not main.exists():
+                self.note(f"{s}: services/{s}/app/main.py does not exist yet; not started")
+                continue
+            port = self.cfg.ports[s]
+            argv = [sys.executable, "-m", f"services.{s}.app", "worker", "-l", "warn",
+                    "--web-port", str(port), "--web-host", self.cfg.host]
+            self.workers[s] = Proc(s, argv, env, self.log_dir / f"{s}.log", self.run_dir / f"{s}.pid")
+
+    def start_workers(self) -> None:
+        for w in self.workers.values():
+            _kill_leftover(w.pid_path, w.argv[2])
+            if not wait_port_free(self.cfg.host, self.cfg.ports[w.name], 10):
+                raise SystemExit(f"port {self.cfg.ports[w.name]} for {w.name} is in use: stop what uses it "
+                                 f"or set {w.name.upper()}_HTTP_PORT")
+            w.start()
+            log.info("%s worker started (pid %s, log %s)", w.name, w.proc.pid, w.log_path)
+
+    async def wait_ready(self, session: aiohttp.ClientSession) -> None:
+        deadline = time.monotonic() + self.cfg.ready_timeout
+        pending = set(self.workers)
+        while pending:
+            if self.stopping.is_set():
+                return
+            for s in list(pending):
+                w = self.workers[s]
+                if not w.alive:
+                    raise SystemExit(f"{s} worker exited with {w.proc.returncode} while starting; see {w.log_path}")
+                status, _ = await summary._get(session, self.url(s) + "/readyz")
+                if status == 200:
+                    pending.discard(s)
+                    log.info("%s ready on %s", s, self.url(s))
+            if time.monotonic() > deadline:
+                raise SystemExit(f"not ready after {self.cfg.ready_timeout:.0f}s: {sorted(pending)}; see {self.log_dir}")
+            await asyncio.sleep(0.3)
+
+    def start_simulator(self) -> None:
+        env = {**self.base_env(), "RATE": self.cfg.rate, "SIMULATOR_API_TOKEN": self.sim_token, "LOG_FORMAT": "text"}
+        argv = [sys.executable, "-m", "services.simulator", "run"]
+        self.simulator = Proc("simulator", argv, env, self.log_dir / "simulator.log", self.run_dir / "simulator.pid")
+        self.simulator.start()
+        log.info("simulator started at RATE=%s (log %s)", self.cfg.rate, self.simulator.log_path)
+
+    def supervise(self) -> None:
+        """Restart a worker that died (and say so); report a simulator that ended."""
+        if self.stopping.is_set():
+            return
+        for w in self.workers.values():
+            if not w.alive:
+                rc = w.proc.returncode if w.proc else None
+                w.exits.append(rc)
+                w.restarts += 1
+                self.note(f"{w.name} worker died (exit {rc}); restarting it (restart #{w.restarts}), see {w.log_path}")
+                w.start()
+        if self.simulator is not None and not self.simulator.alive and not self.simulator.exits:
+            self.simulator.exits.append(self.simulator.proc.returncode)
+            self.note(f"simulator ended (exit {self.simulator.proc.returncode}); see {self.simulator.log_path}")
+
+    def stop_processes(self) -> None:
+        if self.simulator is not None:
+            self.simulator.stop(grace=15)
+        for w in self.workers.values():
+            w.signal(signal.SIGTERM)
+        for w in self.workers.values():
+            w.stop(grace=20)
+
+    # -- the live loop --------------------------------------------------------------------------
+    def worker_info(self) -> dict[str, dict]:
+        return {s: {"alive": w.alive, "restarts": w.restarts, "pid": w.proc.pid if w.proc else None}
+                for s, w in self.workers.items()}
+
+    async def live(self, session: aiohttp.ClientSession) -> dict:
+        tty = sys.stdout.isatty()
+        started = time.monotonic()
+        last_produced, last_t = None, None
+        snap: dict = {}
+        urls = {s: self.url(s) for s in self.workers}
+        while not self.stopping.is_set():
+            self.supervise()
+            snap = await summary.collect(session, urls, self.token)
+            now = time.monotonic()
+            rate = 0.0
+            if last_produced is not None and now > last_t:
+                rate = max(0.0, (snap["produced"] - last_produced) / (now - last_t))
+            last_produced, last_t = snap["produced"], now
+            elapsed = now - started
+            snap["workers"] = self.worker_info()
+            snap["events_per_second"] = rate
+            snap["elapsed"] = elapsed
+            snap["notes"] = self.notes[-20:]
+            tmp = self.run_dir / "summary.json.tmp"
+            tmp.write_text(json.dumps(snap, ensure_ascii=False, default=str))
+            tmp.replace(self.run_dir / "summary.json")
+            if tty:
+                sys.stdout.write("\x1b[H\x1b[2J" + summary.render(snap, snap["workers"], elapsed, rate, self.notes) + "\n")
+            else:
+                sys.stdout.write(summary.line(snap, snap["workers"], elapsed, rate) + "\n")
+            sys.stdout.flush()
+            if self.cfg.run_seconds is not None and elapsed >= self.cfg.run_seconds:
+                log.info("RUN_SECONDS=%s reached", self.cfg.run_seconds)
+                break
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.cfg.refresh)
+        return snap
+
+    async def run_async(self) -> dict:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        async with aiohttp.ClientSession() as session:
+            self.start_workers()
+            await self.wait_ready(session)
+            if self.stopping.is_set():
+                return {}
+            log.info("all workers ready: %s", ", ".join(f"{s} {self.url(s)}" for s in self.workers))
+            if self.cfg.simulate:
+                self.start_simulator()
+            return await self.live(session)
+
+    def run(self) -> int:
+        self.cfg.var_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # SIGTERM/SIGINT during start-up (before the loop has its handlers) must still clean up.
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        final: dict = {}
+        try:
+            self.start_infra()
+            self.write_tokens()
+            self.make_workers()
+            final = asyncio.run(self.run_async())
+        except KeyboardInterrupt:
+            log.info("interrupted")
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            log.info("stopping: simulator, workers, broker, database")
+            self.stop_processes()
+            self.stop_infra()
+            if final:
+                final["stopped"] = True
+                (self.run_dir / "summary.json").write_text(json.dumps(final, ensure_ascii=False, default=str))
+            log.info("stopped cleanly")
+        return 0

@@ -1,0 +1,139 @@
+"""The live summary of a running district, read only from the services' HTTP APIs and /metrics.
+
+:func:`collect` fetches each service's ``/metrics`` (and the points ledger check) and returns a
+plain dict; :func:`render` draws it for a terminal, :func:`line` as one log line.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+SERVICES = ("grid", "orders", "points", "assessment")
+
+
+def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Prometheus text → {sample name: [(labels, value)]}."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = defaultdict(list)
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[s.name].append((dict(s.labels), float(s.value)))
+    return out
+
+
+def total(m: dict, name: str, **match: str) -> float:
+    return sum(v for labels, v in m.get(name, []) if all(labels.get(k) == x for k, x in match.items()))
+
+
+def by_label(m: dict, name: str, label: str, **match: str) -> dict[str, float]:
+    out: dict[str, float] = defaultdict(float)
+    for labels, v in m.get(name, []):
+        if all(labels.get(k) == x for k, x in match.items()):
+            out[labels.get(label, "")] += v
+    return {k: v for k, v in sorted(out.items()) if v}
+
+
+async def _get(session: aiohttp.ClientSession, url: str, token: str | None = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        async with session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=2)) as r:
+            body = await r.json() if "json" in r.headers.get("Content-Type", "") else await r.text()
+            return r.status, body
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+        return 0, repr(e)
+
+
+async def collect(session: aiohttp.ClientSession, urls: dict[str, str], token: str | None) -> dict[str, Any]:
+    """One snapshot of the district: metrics of every service, readiness, the ledger check."""
+    async def metrics(svc: str):
+        status, body = await _get(session, urls[svc] + "/metrics")
+        return svc, (parse_metrics(body) if status == 200 and isinstance(body, str) else None)
+
+    async def ready(svc: str):
+        status, _ = await _get(session, urls[svc] + "/readyz")
+        return svc, status == 200
+
+    got = await asyncio.gather(*(metrics(s) for s in urls), *(ready(s) for s in urls),
+                               _get(session, urls["points"] + "/v1/ledger/check", token) if "points" in urls
+                               else asyncio.sleep(0, (0, None)))
+    n = len(urls)
+    mets = dict(got[:n])
+    readiness = dict(got[n:2 * n])
+    ledger_status, ledger = got[2 * n]
+    snap: dict[str, Any] = {"ready": readiness, "produced": 0.0, "consumed": 0.0, "lag": {}, "rejected": {},
+                            "dead_lettered": {}}
+    for svc, m in mets.items():
+        if m is None:
+            continue
+        snap["produced"] += total(m, "kit_records_produced_total")
+        snap["consumed"] += total(m, "kit_records_consumed_total")
+        snap["lag"][svc] = total(m, "kit_consumer_lag")
+        snap["rejected"][svc] = total(m, "kit_commands_rejected_total")
+        snap["dead_lettered"][svc] = total(m, "kit_records_dead_lettered_total")
+    g, o, p, a = (mets.get(s) or {} for s in SERVICES)
+    snap["cases"] = {k: int(v) for k, v in by_label(g, "grid_cases", "status").items()}
+    snap["cases_overdue_open"] = int(total(g, "grid_cases_overdue_open"))
+    snap["duplicates"] = int(total(g, "grid_reports_dismissed_total", reason="duplicate"))
+    snap["orders"] = {k: int(v) for k, v in by_label(o, "orders_orders", "status").items()}
+    snap["points"] = {"awarded": int(total(p, "points_awarded_points_total")),
+                      "redeemed": int(total(p, "points_redeemed_points_total")),
+                      "refused": int(total(p, "points_transfers_refused_total")),
+                      "accounts": int(total(p, "points_accounts"))}
+    if ledger_status == 200 and isinstance(ledger, dict):
+        snap["ledger"] = {"sum": ledger.get("sum"), "postings": ledger.get("postings"),
+                          "consistent": ledger.get("consistent")}
+    else:
+        snap["ledger"] = None
+    snap["scorecards"] = int(total(a, "assessment_scorecards_published_total"))
+    snap["scorecards_by_type"] = {k: int(v) for k, v in
+                                  by_label(a, "assessment_scorecards_published_total", "entity_type").items()}
+    snap["periods_closed"] = int(total(a, "assessment_periods_closed_total"))
+    snap["alerts"] = int(total(a, "assessment_alerts_raised_total"))
+    return snap
+
+
+def _kv(d: dict) -> str:
+    return " ".join(f"{k}={v}" for k, v in d.items()) or "-"
+
+
+def line(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate: float) -> str:
+    """One plain line (for logs and non-TTY output)."""
+    led = snap.get("ledger") or {}
+    w = " ".join(f"{s}:{'up' if i['alive'] else 'DOWN'}/r{i['restarts']}" for s, i in workers.items())
+    return (f"t={elapsed:.0f}s events/s={rate:.1f} cases[{_kv(snap.get('cases', {}))}] "
+            f"orders[{_kv(snap.get('orders', {}))}] points[awarded={snap['points']['awarded']} "
+            f"redeemed={snap['points']['redeemed']} ledger_sum={led.get('sum')} postings={led.get('postings')}] "
+            f"scorecards={snap.get('scorecards')} periods_closed={snap.get('periods_closed')} "
+            f"lag={int(sum(snap['lag'].values()))} rejected={int(sum(snap['rejected'].values()))} "
+            f"dlq={int(sum(snap['dead_lettered'].values()))} workers[{w}]")
+
+
+def render(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate: float, notes: list[str]) -> str:
+    """A screenful for a terminal (redrawn every second)."""
+    led = snap.get("ledger") or {}
+    rows = [
+        f"网格 district live — {elapsed:6.0f}s   events/s {rate:7.1f}   (Ctrl-C stops everything)",
+        "",
+        "workers     " + "   ".join(
+            f"{s}:{'ready' if snap['ready'].get(s) else ('up' if i['alive'] else 'DOWN')}"
+            f"{' restarts=' + str(i['restarts']) if i['restarts'] else ''}" for s, i in workers.items()),
+        "",
+        f"cases       {_kv(snap.get('cases', {}))}",
+        f"            overdue open={snap.get('cases_overdue_open')}  duplicates linked={snap.get('duplicates')}",
+        f"orders      {_kv(snap.get('orders', {}))}",
+        f"points      awarded={snap['points']['awarded']} redeemed={snap['points']['redeemed']} "
+        f"refused={snap['points']['refused']} accounts={snap['points']['accounts']}",
+        f"ledger      sum={led.get('sum')} postings={led.get('postings')} consistent={led.get('consistent')}",
+        f"scorecards  {snap.get('scorecards')} ({_kv(snap.get('scorecards_by_type', {}))})  "
+        f"periods closed={snap.get('periods_closed')} alerts={snap.get('alerts')}",
+        "",
+        f"consumer lag {_kv({k: int(v) for k, v in snap['lag'].items()})}",
+        f"rejected     {_kv({k: int(v) for k, v in snap['rejected'].items()})}",
+        f"dead-letter  {_kv({k: int(v) for k, v in snap['dead_lettered'].items()})}",
+    ]
+    if notes:
+        rows += ["", *notes[-6:]]
+    return "\n".join(rows)
