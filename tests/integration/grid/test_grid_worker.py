@@ -1,0 +1,258 @@
+"""The grid service as a real worker (one per module) on a real broker and PostgreSQL:
+the whole loop over Kafka, overdue escalation, duplicates, DLQ, replay, HTTP commands,
+queries, the Open311 view and metrics."""
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from schemas.envelope import CloudEvent
+from tests.support.kafka import of_type, produce, read_all, send
+from tests.support.procs import http
+
+from .support import GRID, HERE, NEAR, TOKEN, cmd, events_of, grid_worker, new_id, report
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def worker(module_kafka, module_database_url, tmp_path_factory):
+    log = tmp_path_factory.mktemp("grid") / "worker.log"
+    w = grid_worker(module_kafka, module_database_url, log).start()
+    try:
+        await w.wait_ready()
+        yield w
+    finally:
+        code = w.stop()
+        assert code == 0, log.read_text()[-4000:]
+
+
+def envelope(c: dict, subject: str) -> CloudEvent:
+    """The command as app-7 would put it on the intake (the same source as its HTTP commands)."""
+    return CloudEvent.model_validate({"specversion": "1.0", "source": "/apps/app-7", "subject": subject,
+                                      "time": datetime.now(timezone.utc).isoformat(), **c})
+
+
+async def post(worker, body, token=TOKEN):
+    return await http("POST", worker.url + "/v1/commands", json=body, token=token)
+
+
+async def get(worker, path, token=TOKEN):
+    return await http("GET", worker.url + path, token=token)
+
+
+async def test_a_resident_need_goes_round_the_whole_loop_over_kafka(worker, module_kafka):
+    cid = new_id("loop")
+    steps = [
+        report(cid, category="resident_need", reporter="res-42"),
+        cmd("case.register", case_id=cid, department="社区服务站", registrar_id="clerk-1"),
+        cmd("case.dispatch", case_id=cid, department="社区服务站", assignee_id="staff-7"),
+        cmd("case.handle", case_id=cid, result="已上门维修"),
+        cmd("case.verify", case_id=cid, passed=False, comment="仍漏水"),
+        cmd("case.handle", case_id=cid, result="更换水管"),
+        cmd("case.verify", case_id=cid, passed=True),
+        cmd("case.feedback", case_id=cid, satisfaction="basically_satisfied", reporter_id="res-42"),
+    ]
+    await send(module_kafka, "grid.intake.v1", *(envelope(s, cid) for s in steps))
+    got = await events_of(module_kafka, cid, min_count=9)
+    assert [e["type"] for e in got] == [
+        "grid.case.reported.v1", "grid.case.registered.v1", "grid.case.dispatched.v1", "grid.case.handled.v1",
+        "grid.case.verified.v1", "grid.case.handled.v1", "grid.case.verified.v1", "grid.case.closed.v1",
+        "grid.case.feedback.v1"]
+    registered = got[1]["data"]
+    assert registered["grid_id"] == GRID and registered["community_id"] == GRID[:12]
+    assert registered["description"] == "楼道堆物" and registered["reporter"] == {"kind": "resident", "id": "res-42"}
+    assert registered["category"] == "resident_need" and registered["department"] == "社区服务站"
+    assert got[4]["data"]["passed"] is False and got[4]["data"]["rework_count"] == 1
+    assert got[7]["data"]["on_time"] is True and got[7]["data"]["rework_count"] == 1
+    assert got[8]["data"]["satisfaction"] == "basically_satisfied" and got[8]["data"]["department"] == "社区服务站"
+    assert all(e["causationid"] == s["id"] for e, s in zip(got[:7], steps))
+
+    status, case = await get(worker, f"/v1/cases/{cid}")
+    assert status == 200 and case["status"] == "closed" and case["rework_count"] == 1
+    assert case["satisfaction"] == "basically_satisfied" and case["assignee_id"] == "staff-7"
+    assert [h["type"] for h in case["history"]] == [e["type"] for e in got]
+
+
+async def test_a_missed_deadline_is_reported_overdue_once_and_escalates_the_case(worker, module_kafka):
+    cid = new_id("late")
+    await send(module_kafka, "grid.intake.v1", envelope(report(cid, category="other"), cid))  # register within 2 s
+    got = await events_of(module_kafka, cid, min_count=3, timeout=30)
+    assert [e["type"] for e in got] == ["grid.case.reported.v1", "grid.case.overdue.v1", "grid.case.escalated.v1"]
+    assert got[1]["data"]["level"] == "community" and got[1]["data"]["stage"] == "register"
+    assert (got[2]["data"]["from_level"], got[2]["data"]["to_level"]) == ("community", "street")
+    await asyncio.sleep(2.0)  # several more timer rounds: nothing more
+    assert len(await events_of(module_kafka, cid, min_count=3)) == 3
+    status, case = await get(worker, f"/v1/cases/{cid}")
+    assert case["overdue"] is True and case["level"] == "street" and case["overdue_count"] == 1
+    status, page = await get(worker, f"/v1/cases?overdue=true&grid_id={GRID}")
+    assert cid in [c["case_id"] for c in page["items"]]
+    # a shortened rework deadline: register, dispatch, handle, fail verification with 1 s to redo
+    for c in (cmd("case.register", case_id=cid, department="城管办"),
+              cmd("case.dispatch", case_id=cid, department="城管办", assignee_id="s-1"),
+              cmd("case.handle", case_id=cid, result="done")):
+        assert (await post(worker, c))[0] == 200
+    due = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
+    assert (await post(worker, cmd("case.verify", case_id=cid, passed=False, rework_due_at=due)))[0] == 200
+    got = await events_of(module_kafka, cid, min_count=9, timeout=30)
+    tail = [(e["type"], e["data"].get("stage"), e["data"].get("to_level")) for e in got[7:]]
+    assert tail == [("grid.case.overdue.v1", "handle", None), ("grid.case.escalated.v1", "handle", "district")]
+
+
+async def test_a_report_near_an_open_case_of_the_same_category_is_dismissed_as_its_duplicate(worker, module_kafka):
+    first, second = new_id("orig"), new_id("dup")
+    assert (await post(worker, report(first, category="public_facility", reporter="r-a")))[0] == 200
+    status, body = await post(worker, report(second, category="public_facility", where=NEAR, reporter="r-b"))
+    assert status == 200
+    assert [e["type"] for e in body["events"]] == [
+        "grid.case.reported.v1", "grid.case.dismissed.v1", "grid.case.duplicate_linked.v1"]
+    assert body["events"][1]["data"]["duplicate_of"] == first and body["events"][2]["subject"] == first
+    _, orig = await get(worker, f"/v1/cases/{first}")
+    assert [r["id"] for r in orig["reporters"]] == ["r-a", "r-b"] and orig["duplicates"] == [second]
+    linked = await events_of(module_kafka, first, min_count=2)
+    assert linked[-1]["type"] == "grid.case.duplicate_linked.v1" and linked[-1]["data"]["reporter"]["id"] == "r-b"
+
+
+async def test_malformed_records_go_to_the_dead_letter_topic_and_the_consumer_goes_on(worker, module_kafka):
+    bad_grid = report(new_id("bad"), grid="12345")
+    await produce(module_kafka, "grid.intake.v1", [("k1", b"{not json"),
+                                                   ("k2", orjson.dumps(envelope(bad_grid, "k2").model_dump(mode="json")))])
+    after = new_id("after")
+    await send(module_kafka, "grid.intake.v1", envelope(report(after, category="dispute.labour"), after))
+    dead = await read_all(module_kafka, "grid.dlq.v1", min_count=2, timeout=30)
+    assert any(d["key"] == "k1" for d in dead) and any(d["key"] == "k2" for d in dead)
+    assert len(await events_of(module_kafka, after)) == 1
+
+
+async def test_a_replayed_command_has_no_second_effect(worker, module_kafka):
+    cid = new_id("replay")
+    rep = envelope(report(cid, category="hazard.fire", grade="general", where={"lat": 39.95, "lon": 116.5,
+                                                                             "address": "x"}), cid)
+    await send(module_kafka, "grid.intake.v1", rep)
+    await send(module_kafka, "grid.intake.v1", rep)
+    assert len(await events_of(module_kafka, cid)) == 1
+    reg = cmd("case.register", case_id=cid, department="消防站")
+    status, first = await post(worker, reg)
+    status2, again = await post(worker, reg)
+    assert status == status2 == 200 and again["replayed"] is True
+    assert [e["id"] for e in again["events"]] == [e["id"] for e in first["events"]]
+    await send(module_kafka, "grid.intake.v1", envelope(reg, cid))  # the same command over Kafka too
+    await asyncio.sleep(1.5)
+    got = await events_of(module_kafka, cid, min_count=2)
+    assert [e["type"] for e in got] == ["grid.case.reported.v1", "grid.case.registered.v1"]
+    rejections = await read_all(module_kafka, "grid.rejections.v1", timeout=3,
+                                predicate=lambda r: r["value"]["data"]["command_id"] in (rep.id, reg["id"]))
+    assert rejections == []
+
+
+async def test_http_commands_need_a_token_valid_input_and_a_legal_transition(worker):
+    cid = new_id("http")
+    assert (await post(worker, report(cid), token=None))[0] == 401
+    assert (await post(worker, report(cid), token="wrong"))[0] == 401
+    status, body = await post(worker, report(cid, grid="1101050010020"))
+    assert status == 422 and body["field"] == "data.grid_id"
+    status, body = await post(worker, report(cid, category="hazard.fire"))  # a hazard needs a grade
+    assert status == 422 and body["field"] == "data.grade"
+    status, body = await post(worker, report(cid, grid="110105009009009"))
+    assert status == 409 and body["error"] == "unknown_grid"
+    assert (await post(worker, report(cid, where={"lat": 39.96, "lon": 116.3, "address": "y"})))[0] == 200
+    status, body = await post(worker, cmd("case.handle", case_id=cid, result="too early"))
+    assert status == 409 and body["error"] == "illegal_transition"
+    status, body = await post(worker, cmd("case.register", case_id="no-such-case", department="x"))
+    assert status == 409
+
+
+async def test_queries_filter_paginate_count_and_refuse_bad_filters(worker):
+    grid = "110105002003004"
+    ids = [new_id("q") for _ in range(3)]
+    for i, cid in enumerate(ids):
+        where = {"lat": 39.90 + i * 0.01, "lon": 116.45, "address": f"朝外{i}号"}
+        assert (await post(worker, report(cid, category="environment", grid=grid, where=where)))[0] == 200
+    assert (await post(worker, cmd("case.register", case_id=ids[0], department="城管办")))[0] == 200
+
+    status, page = await get(worker, f"/v1/cases?grid_id={grid}&limit=2")
+    assert status == 200 and page["total"] == 3 and len(page["items"]) == 2
+    _, page2 = await get(worker, f"/v1/cases?grid_id={grid}&limit=2&offset=2")
+    assert len(page2["items"]) == 1 and page2["items"][0]["case_id"] not in {c["case_id"] for c in page["items"]}
+    _, reg = await get(worker, f"/v1/cases?community_id={grid[:12]}&status=registered&category=environment")
+    assert [c["case_id"] for c in reg["items"]] == [ids[0]]
+    _, street = await get(worker, f"/v1/cases?street_id={grid[:9]}&overdue=false")
+    assert street["total"] == 3
+    for bad, field in (("status=bogus", "status"), ("category=weather", "category"), ("grid_id=123", "grid_id"),
+                       ("community_id=12", "community_id"), ("street_id=x", "street_id"), ("overdue=maybe", "overdue"),
+                       ("limit=0", "limit"), ("offset=-1", "offset")):
+        status, body = await get(worker, f"/v1/cases?{bad}")
+        assert status == 422 and body["field"] == field, bad
+    assert (await get(worker, "/v1/cases", token=None))[0] == 401
+
+    status, counts = await get(worker, f"/v1/grids/{grid}/counts")
+    assert status == 200 and counts["counts"]["reported"] == 2 and counts["counts"]["registered"] == 1
+    assert counts["total"] == 3 and counts["counts"]["closed"] == 0
+    assert (await get(worker, "/v1/grids/123/counts"))[0] == 422
+    assert (await get(worker, "/v1/grids/110105009009009/counts"))[0] == 404
+    assert (await get(worker, "/v1/cases/no-such-case"))[0] == 404
+
+
+async def test_patrols_are_logged_once_and_listed_by_grid_and_worker(worker):
+    pid = new_id("patrol")
+    now = datetime.now(timezone.utc)
+    log = cmd("patrol.log", patrol_id=pid, grid_id=GRID, grid_worker_id="gw-77",
+              started_at=(now - timedelta(hours=1)).isoformat(), ended_at=(now - timedelta(minutes=1)).isoformat())
+    status, body = await post(worker, log)
+    assert status == 200 and body["events"][0]["type"] == "grid.patrol.logged.v1"
+    status, body = await post(worker, {**log, "id": str(uuid.uuid4())})
+    assert status == 409 and body["error"] == "patrol_exists"
+    status, page = await get(worker, "/v1/patrols?grid_worker_id=gw-77")
+    assert status == 200 and [p["patrol_id"] for p in page["items"]] == [pid]
+    _, by_grid = await get(worker, f"/v1/patrols?grid_id={GRID}")
+    assert pid in [p["patrol_id"] for p in by_grid["items"]]
+    assert (await get(worker, "/v1/patrols?grid_id=abc"))[0] == 422
+
+
+async def test_the_open311_view_lists_services_and_requests_without_a_token(worker):
+    status, services = await http("GET", worker.url + "/open311/v2/services.json")
+    assert status == 200 and len(services) == 10
+    assert {s["service_code"] for s in services} >= {"hazard.fire", "resident_need", "other"}
+    assert all(s["metadata"] is False and s["type"] == "realtime" for s in services)
+
+    cid = new_id("o311.case")  # dots are allowed in case ids: the {id}.json route must cope
+    where = {"lat": 39.97, "lon": 116.41, "address": "光华路1号"}
+    assert (await post(worker, report(cid, category="dispute.neighbour", where=where)))[0] == 200
+    status, [one] = await http("GET", worker.url + f"/open311/v2/requests/{cid}.json")
+    assert status == 200 and one["service_request_id"] == cid and one["status"] == "open"
+    assert one["service_code"] == "dispute.neighbour" and one["lat"] == 39.97 and one["long"] == 116.41
+    assert one["address"] == "光华路1号" and one["description"] == "楼道堆物"
+    assert one["requested_datetime"] and one["updated_datetime"] and "agency_responsible" in one
+    status, body = await http("GET", worker.url + "/open311/v2/requests/nothing-here.json")
+    assert status == 404 and body[0]["code"] == 404
+
+    status, reqs = await http("GET", worker.url + "/open311/v2/requests.json?service_code=dispute.neighbour&status=open")
+    assert status == 200 and cid in [r["service_request_id"] for r in reqs]
+    assert all(r["service_code"] == "dispute.neighbour" and r["status"] == "open" for r in reqs)
+    _, closed = await http("GET", worker.url + "/open311/v2/requests.json?status=closed")
+    assert cid not in [r["service_request_id"] for r in closed]
+    future = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    _, none = await http("GET", worker.url + f"/open311/v2/requests.json?start_date={future}")
+    assert none == []
+    status, err = await http("GET", worker.url + "/open311/v2/requests.json?service_code=weather")
+    assert status == 400 and err[0]["code"] == 400
+    assert (await http("GET", worker.url + "/open311/v2/requests.json?start_date=yesterday"))[0] == 400
+
+
+async def test_domain_metrics_come_from_the_projection(worker):
+    await asyncio.sleep(1.2)  # a metrics refresh after the cases above
+    status, text = await http("GET", worker.url + "/metrics")
+    assert status == 200
+    lines = {ln.rsplit(" ", 1)[0]: float(ln.rsplit(" ", 1)[1]) for ln in text.splitlines()
+             if ln.startswith("grid_") and " " in ln}
+    assert lines['grid_cases{category="resident_need",status="closed"}'] >= 1
+    assert lines["grid_reports_received_total"] >= 5
+    assert lines['grid_reports_dismissed_total{reason="duplicate"}'] >= 1
+    assert lines["grid_cases_reworked_total"] >= 2
+    assert lines["grid_patrols_logged_total"] >= 1
+    assert lines["grid_case_handling_seconds_count"] >= 1
+    assert "grid_cases_overdue_open" in lines
