@@ -15,13 +15,12 @@ end. Queries (bearer token):
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 from schemas.assessment import EntityType
 from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
 from services.assessment.domain import CATALOGUE, Scheme
 from services.assessment.domain.periods import InvalidPeriod, Period
-from services.assessment.projection import store
+from services.assessment.projection import MIGRATIONS, store
 from services.kit.http import HttpError
 from services.kit.runtime import Request, ServiceRuntime
 from services.kit.uow import UnitOfWork
@@ -29,8 +28,6 @@ from services.kit.uow import UnitOfWork
 from . import metrics as m
 from .handler import AssessmentHandler
 from .settings import AssessmentSettings
-
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 settings = AssessmentSettings()
 handler = AssessmentHandler(Scheme.load(settings.scheme_file),

@@ -1,0 +1,201 @@
+"""Recompute a past period under another scheme, from the history (the what-if of weight changes).
+
+    python -m services.assessment.app.recompute --period 2026-10 --scheme path/to/scheme.yaml [--publish]
+
+Reads ``grid.events.v1``, ``orders.events.v1``, ``points.events.v1`` and
+``assessment.events.v1`` from offset 0 to their current end (a plain consumer, no group, no
+offsets committed), keeps the types that count in a scratch in-memory projection
+(duplicates by source and id dropped), replays it in event-time order through the pure domain
+— the same code path as the service's period close — and scores the period twice: under the
+scheme in force for it (the default file, or the latest ``assessment.scheme.changed.v1``
+effective before the period's end) and under the given scheme file. The difference is
+printed on stdout as JSON lines, one per scorecard that differs (``ScorecardChange``:
+score, rank, grade, changed indicators, alerted indicators before → after); a summary goes
+to stderr. ``--all`` prints unchanged scorecards too.
+
+``--publish`` sends two commands on ``assessment.intake.v1``, so that the service itself
+publishes (the CLI never writes the service's events): ``assessment.scheme.change.v1``
+with the file as ``definition`` (its ``scheme_id`` and ``effective_from`` — mind that a
+scheme whose ``effective_from`` precedes later periods' ends will govern them too), then
+``assessment.period.close.v1`` {period, scheme_id}. The scheme change's command id is
+derived from the scheme's content, so publishing twice is harmless; a scheme id already
+used for other content is refused here before anything is sent.
+
+Exit status: 0 done, 2 bad arguments or scheme file.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import uuid
+from typing import Sequence
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.assessment import ChangeScheme, ClosePeriod, SchemeChanged
+from schemas.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, DecodeError, decode_envelope, encode, envelope_for
+from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
+from services.assessment.domain import CONSUMED_TYPES, InvalidScheme, Scheme, diff_scorecards, scheme_from_event
+from services.assessment.domain.periods import InvalidPeriod, Period
+from services.assessment.domain.scheme import DEFAULT_SCHEME_PATH
+from services.assessment.domain.scorecards import NAMESPACE
+from services.kit.outbox import producer_for
+from services.assessment.projection.history import (
+    StoredEvent,
+    content_hash,
+    fold,
+    publication_for,
+    replay_order,
+    scheme_in_force,
+)
+
+TOPICS = (GRID.events, ORDERS.events, POINTS.events, ASSESSMENT.events)
+
+
+async def read_topics(bootstrap: str, topics: Sequence[str] = tuple(t.name for t in TOPICS),
+                      timeout: float = 60.0) -> list[dict]:
+    """Every record value (decoded JSON envelope) of ``topics`` from offset 0 to the end at start."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                         auto_offset_reset="earliest", fetch_max_wait_ms=100, client_id="assessment-recompute")
+    await c.start()
+    try:
+        tps = []
+        for t in topics:
+            parts = c.partitions_for_topic(t)
+            if not parts:
+                await c._client.force_metadata_update()  # noqa: SLF001
+                parts = c.partitions_for_topic(t) or set()
+            tps += [TopicPartition(t, p) for p in sorted(parts)]
+        if not tps:
+            return []
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        end = await c.end_offsets(tps)
+        reached: dict[TopicPartition, int] = {tp: 0 for tp in tps}
+        out: list[dict] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        idle = 0
+        # to the end offsets listed at start, and then until nothing more comes (some brokers
+        # list end offsets below the real high watermark, so the fetch's own highwater counts too)
+        while idle < 2 or any(reached[tp] < max(end[tp], c.highwater(tp) or 0) for tp in tps):
+            if loop.time() > deadline:
+                raise TimeoutError("could not read the topics to their end")
+            batch = await c.getmany(timeout_ms=300, max_records=10_000)
+            for tp, recs in batch.items():
+                for r in recs:
+                    out.append({"topic": tp.topic, "value": r.value})
+                if recs:
+                    reached[tp] = recs[-1].offset + 1
+            idle = 0 if batch else idle + 1
+            if idle >= 5:  # offsets below the end that hold no record (transaction markers)
+                for tp in tps:
+                    reached[tp] = max(reached[tp], await c.position(tp))
+        return out
+    finally:
+        await c.stop()
+
+
+def history_from_records(records: Sequence[dict]) -> tuple[list[StoredEvent], list[SchemeChanged]]:
+    """(the events that count, in replay order; the scheme changes). Undecodable records are skipped."""
+    events: list[StoredEvent] = []
+    changes: list[SchemeChanged] = []
+    for r in records:
+        try:
+            env = decode_envelope(r["value"] or b"")
+        except DecodeError:
+            continue
+        if env.type in CONSUMED_TYPES and env.time is not None:
+            events.append(StoredEvent(env.source, env.id, r["topic"], env.type, env.data, env.time))
+        elif env.type == SchemeChanged.TYPE:
+            changes.append(SchemeChanged.model_validate(env.data))
+    return replay_order(events), changes
+
+
+def schemes_from_changes(changes: Sequence[SchemeChanged]) -> list[Scheme]:
+    out: dict[str, Scheme] = {}
+    for ch in changes:
+        if ch.definition is not None:
+            out.setdefault(ch.scheme_id, scheme_from_event(ch))
+    return list(out.values())
+
+
+def recompute(events: Sequence[StoredEvent], period: str, new: Scheme, current: Scheme, *, include_unchanged=False):
+    """(changes, publication under the new scheme, publication under the current one)."""
+    table, lookup = fold(events)
+    before = publication_for(period, table, lookup, current)
+    after = publication_for(period, table, lookup, new)
+    changes = diff_scorecards(before.scorecards, after.scorecards, alerts_before=before.alerts,
+                              alerts_after=after.alerts, include_unchanged=include_unchanged)
+    return changes, after, before
+
+
+async def publish(bootstrap: str, period: str, scheme: Scheme) -> list[str]:
+    """Send scheme.change (content-derived id) and period.close to the assessment intake."""
+    definition = scheme.to_mapping()
+    digest = content_hash(ChangeScheme(scheme_id=scheme.scheme_id, effective_from=scheme.effective_from,
+                                       definition=definition))
+    change = envelope_for(ChangeScheme(scheme_id=scheme.scheme_id, effective_from=scheme.effective_from,
+                                       definition=definition),
+                          source="/tools/assessment-recompute", id=str(uuid.uuid5(NAMESPACE, f"scheme-change:{digest}")))
+    close = envelope_for(ClosePeriod(period=period, scheme_id=scheme.scheme_id), source="/tools/assessment-recompute")
+    p = producer_for(bootstrap, "assessment-recompute")
+    await p.start()
+    try:
+        # both keyed by the scheme id: one partition, so the change is handled before the close
+        for env in (change, close):
+            await (await p.send(ASSESSMENT.intake.name, encode(env), key=scheme.scheme_id.encode(),
+                                headers=[(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]))
+    finally:
+        await p.stop()
+    return [change.id, close.id]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m services.assessment.app.recompute", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--period", required=True, help="2026-10, 2026-Q4 or 2026")
+    ap.add_argument("--scheme", required=True, help="scheme data file (YAML), as services/assessment/schemes/default.yaml")
+    ap.add_argument("--publish", action="store_true", help="ask the service to publish the new scorecards")
+    ap.add_argument("--all", action="store_true", help="print unchanged scorecards too")
+    ap.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    ap.add_argument("--default-scheme", default=os.environ.get("ASSESSMENT_SCHEME_FILE", str(DEFAULT_SCHEME_PATH)),
+                    help="the service's default scheme file (the fallback scheme in force)")
+    args = ap.parse_args(argv)
+    try:
+        period = str(Period.parse(args.period))
+        new = Scheme.load(args.scheme)
+        default = Scheme.load(args.default_scheme)
+    except (InvalidPeriod, InvalidScheme) as e:
+        print(f"error: {e.reason}: {e.detail}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    records = asyncio.run(read_topics(args.bootstrap))
+    events, scheme_changes = history_from_records(records)
+    known = schemes_from_changes(scheme_changes)
+    current = scheme_in_force(known, period, default)
+    changes, after, before = recompute(events, period, new, current, include_unchanged=args.all)
+    for ch in changes:
+        sys.stdout.write(orjson.dumps(ch.model_dump(mode="json")).decode() + "\n")
+    sys.stdout.flush()
+    print(orjson.dumps({"period": period, "events_replayed": len(events), "scheme_in_force": current.scheme_id,
+                        "scheme": new.scheme_id, "scorecards": len(after.scorecards), "changed": sum(
+                            1 for c in changes if c.change != "unchanged"), "alerts_before": len(before.alerts),
+                        "alerts_after": len(after.alerts)}).decode(), file=sys.stderr)
+    if args.publish:
+        clash = next((s for s in known + [default] if s.scheme_id == new.scheme_id and s != new), None)
+        if clash is not None:
+            print(f"error: scheme_exists: scheme id {new.scheme_id!r} is in use with other content; "
+                  "give the file a new scheme_id", file=sys.stderr)
+            return 2
+        ids = asyncio.run(publish(args.bootstrap, period, new))
+        print(orjson.dumps({"published": {"scheme_change_id": ids[0], "close_id": ids[1]}}).decode(), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,155 @@
+"""The assessment projection in real PostgreSQL: the event log, period closes (idempotent
+publication, corrections), the period-close timer, and the agreement between the service's
+replay and the recompute's in-memory one."""
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from schemas.grid import CaseFeedback
+from services.assessment.app.handler import AssessmentHandler
+from services.assessment.domain import default_scheme
+from services.assessment.projection import MIGRATIONS, store
+from services.assessment.projection.history import StoredEvent, fold, publication_for, replay_order
+from services.kit.db import create_pool
+from services.kit.migrations import KIT_MIGRATIONS, migrate
+from services.kit.uow import UnitOfWork
+
+from .scenario import GRID_A, GRID_A_SCORE, GRID_B_SCORE, PERIOD, grid_events, order_events, t
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+async def pool(database_url):
+    p = await create_pool(database_url, "assessment", service="assessment", max_size=4)
+    async with p.acquire() as conn:
+        await migrate(conn, "assessment", [("kit", KIT_MIGRATIONS), ("assessment", MIGRATIONS)])
+    yield p
+    await p.close()
+
+
+def stored(envs) -> list[StoredEvent]:
+    return [StoredEvent(e.source, e.id, "t", e.type, e.data, e.time) for e in envs]
+
+
+async def record(pool, events) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        return len(await store.record_events(conn, events))
+
+
+async def close(pool, handler, period=PERIOD, now=NOW):
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, "assessment", now)
+        pub = await handler.close(uow, period, handler.default, cause=None, trigger="command")
+        return pub, uow.emitted
+
+
+async def test_event_log_keeps_each_event_once_and_replays_in_event_time_order(pool):
+    events = stored(grid_events() + order_events())
+    shuffled = events[:]
+    random.Random(7).shuffle(shuffled)
+    assert await record(pool, shuffled[:20]) == 20
+    assert await record(pool, shuffled) == len(events) - 20  # the first 20 again are skipped
+    async with pool.acquire() as conn:
+        history = await store.load_history(conn)
+        assert await store.count_events(conn) == len(events)
+    assert [(e.source, e.id) for e in history] == [(e.source, e.id) for e in replay_order(events)]
+    assert [e.occurred_at for e in history] == sorted(e.occurred_at for e in events)
+
+
+async def test_facts_replayed_from_postgresql_equal_the_in_memory_replay(pool):
+    events = stored(grid_events() + order_events())
+    random.Random(3).shuffle(events)
+    await record(pool, events)
+    handler = AssessmentHandler(default_scheme())
+    async with pool.acquire() as conn:
+        from_db = await handler.compute(conn, PERIOD, handler.default)
+    table, lookup = fold(replay_order(reversed(events)))
+    in_memory = publication_for(PERIOD, table, lookup, handler.default)
+    assert from_db == in_memory
+    grids = {c.entity_id: c.score for c in from_db.scorecards if c.entity_type.value == "grid"}
+    assert grids == {GRID_A: GRID_A_SCORE, "110105001002004": GRID_B_SCORE}
+
+
+async def test_closing_twice_publishes_nothing_new_and_a_late_event_republishes_only_what_changed(pool):
+    await record(pool, stored(grid_events() + order_events()))
+    handler = AssessmentHandler(default_scheme())
+    pub, emitted = await close(pool, handler)
+    cards = [e for e in emitted if e.type == "assessment.scorecard.published.v1"]
+    alerts = [e for e in emitted if e.type == "assessment.alert.raised.v1"]
+    assert len(cards) == len(pub.scorecards) == 8 and len(alerts) == len(pub.alerts) == 10
+
+    again, emitted_again = await close(pool, handler, now=NOW + timedelta(hours=1))
+    assert again == pub and emitted_again == []
+
+    # a late event: feedback on A4 (the open case in grid A) arrives after the first close
+    late = CaseFeedback(case_id="A4", satisfaction="satisfied", grid_id=GRID_A, occurred_at=t(30))
+    await record(pool, [StoredEvent("/services/grid", "late-1", "t", late.TYPE, late.model_dump(mode="json"), t(30))])
+    corrected, emitted3 = await close(pool, handler, now=NOW + timedelta(hours=2))
+    changed = {(e.data["entity_type"], e.data["entity_id"]) for e in emitted3
+               if e.type == "assessment.scorecard.published.v1"}
+    assert changed == {("grid", GRID_A), ("grid_worker", "gw-1"), ("community", "110105001002"),
+                       ("street", "110105001")}
+    old_ids = {e.data["entity_id"]: (e.data["scorecard_id"], e.id) for e in cards}
+    for e in emitted3:
+        if e.type == "assessment.scorecard.published.v1" and e.data["entity_id"] == GRID_A:
+            assert e.data["scorecard_id"] == old_ids[GRID_A][0]  # same scorecard, corrected
+            assert e.id != old_ids[GRID_A][1]  # a new envelope: consumers do not drop the correction
+            assert e.data["indicators"]["satisfaction_rate"] == round((2 + 0.9) / 3, 4)
+    async with pool.acquire() as conn:
+        row = await store.scorecard(conn, "grid", GRID_A, PERIOD, handler.default.scheme_id)
+        assert row["revision"] == 2
+        assert row["card"]["indicators"]["satisfaction_rate"] == 0.9667
+        unchanged = await store.scorecard(conn, "grid", "110105001002004", PERIOD, handler.default.scheme_id)
+        assert unchanged["revision"] == 1
+
+
+async def test_an_alert_that_no_longer_holds_is_withdrawn_from_the_view(pool):
+    await record(pool, stored(grid_events()))
+    handler = AssessmentHandler(default_scheme())
+    await close(pool, handler)
+    async with pool.acquire() as conn:
+        total, _ = await store.alerts(conn, period=PERIOD, entity_type="grid", indicator="satisfaction_rate",
+                                      limit=10, offset=0)
+    assert total == 1  # grid B: 0 satisfied of 1
+    more = [CaseFeedback(case_id=f"X{i}", satisfaction="satisfied", grid_id="110105001002004", occurred_at=t(28))
+            for i in range(9)]
+    await record(pool, [StoredEvent("/services/grid", f"fb-{i}", "t", f.TYPE, f.model_dump(mode="json"), t(28))
+                        for i, f in enumerate(more)])
+    await close(pool, handler, now=NOW + timedelta(hours=1))
+    async with pool.acquire() as conn:
+        total, _ = await store.alerts(conn, period=PERIOD, entity_type="grid", indicator="satisfaction_rate",
+                                      limit=10, offset=0)
+    assert total == 0  # 9 of 10 satisfied: 0.9 ≥ 0.8
+
+
+async def test_the_timer_closes_each_ended_period_once_from_its_mark(pool):
+    await record(pool, stored(grid_events()))
+    handler = AssessmentHandler(default_scheme(), timer_since=datetime(2026, 10, 15, tzinfo=timezone.utc))
+    async with pool.acquire() as conn, conn.transaction():
+        ended = await handler.close_due_periods(UnitOfWork(conn, "assessment", NOW))
+    assert ended == ["2026-10"]
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, "assessment", NOW + timedelta(minutes=5))
+        assert await handler.close_due_periods(uow) == [] and uow.emitted == []
+    async with pool.acquire() as conn, conn.transaction():
+        # at the end of the year: December, Q4 and 2026 end together (November too)
+        uow = UnitOfWork(conn, "assessment", datetime(2026, 12, 31, 16, 0, 1, tzinfo=timezone.utc))
+        assert await handler.close_due_periods(uow) == ["2026-11", "2026-12", "2026-Q4", "2026"]
+    async with pool.acquire() as conn:
+        last = await store.last_close(conn, "2026-10")
+        assert last["trigger"] == "timer" and last["scorecards"] == 6
+
+
+async def test_a_fresh_timer_without_a_start_mark_closes_nothing_old(pool):
+    await record(pool, stored(grid_events()))
+    handler = AssessmentHandler(default_scheme())
+    async with pool.acquire() as conn, conn.transaction():
+        assert await handler.close_due_periods(UnitOfWork(conn, "assessment", NOW)) == []
+    async with pool.acquire() as conn:
+        assert await store.last_close(conn, "2026-10") is None
