@@ -21,7 +21,7 @@ from services.kit.uow import Handler, UnitOfWork, on
 from services.points.domain import (
     Account, Earning, EarningRules, TransferRefusal, account_id_for, award_plan, decide_adjust, decide_award, decide_credit_deed,
     decide_expire, decide_open_account, decide_redeem, decide_review_deed, decide_submit_deed, deed_transfer_id,
-    earning_from_order, earning_from_report, evolve_deed, issuer_account_id,
+    earning_from_order, earning_from_report, evolve_deed,
 )
 from services.points.domain.clock import day_of
 from services.points.domain.deeds import Deed, DeedStatus
@@ -63,7 +63,6 @@ class PointsHandler(Handler):
     # -- transfers -----------------------------------------------------------------------
     async def _transfer(self, uow: UnitOfWork, msg: Message, cmd: Redeem | Adjust, decide) -> None:
         conn = uow.conn
-        await ledger.lock(conn, [ledger.account_key(cmd.debit_account), ledger.account_key(cmd.credit_account)])
         accounts = await ledger.load_accounts(conn, [cmd.debit_account, cmd.credit_account])
         existing = await ledger.posting(conn, cmd.transfer_id)
         try:
@@ -86,30 +85,33 @@ class PointsHandler(Handler):
         await self._transfer(uow, msg, msg.payload, decide_adjust)  # type: ignore[arg-type]
 
     # -- awards --------------------------------------------------------------------------
-    async def _award_accounts(self, uow: UnitOfWork, holder_id: str,
-                              community_id: str) -> tuple[Account | None, Account | None, dict[str, Account]]:
-        """Lock and load the holder's resident account and the community's issuer (either may
-        be missing: the award opens it)."""
+    async def _holder_accounts(self, uow: UnitOfWork, wanted: list[tuple[AccountKind, str]],
+                               also: list[str] = ()) -> tuple[list[Account | None], dict[str, Account]]:
+        """The accounts of ``(kind, holder)`` pairs (None: missing, the decision may open it) and
+        the row-locked map of those that exist plus ``also`` (account ids).
+
+        Existing accounts are only row-locked (in id order). For a missing one the advisory locks
+        of its holder and default id are taken first and the lookup repeated, so two transactions
+        never open the same account. Advisory locks are thus taken only when an account may be
+        created, which keeps a batch's share of PostgreSQL's lock table small."""
         conn = uow.conn
-        await ledger.lock(conn, [
-            ledger.holder_key(AccountKind.resident, holder_id),
-            ledger.account_key(account_id_for(AccountKind.resident, holder_id)),
-            ledger.holder_key(AccountKind.issuer, community_id),
-            ledger.account_key(issuer_account_id(community_id)),
-        ])
-        resident = await ledger.holder_account(conn, AccountKind.resident, holder_id, for_update=False)
-        issuer = await ledger.holder_account(conn, AccountKind.issuer, community_id, for_update=False)
-        accounts = await ledger.load_accounts(conn, [a.account_id for a in (resident, issuer) if a is not None])
-        resident = accounts.get(resident.account_id) if resident else None
-        issuer = accounts.get(issuer.account_id) if issuer else None
-        return resident, issuer, accounts
+        found = [await ledger.holder_account(conn, kind, holder, for_update=False) for kind, holder in wanted]
+        missing = [w for w, a in zip(wanted, found) if a is None]
+        if missing:
+            await ledger.lock(conn, [k for kind, holder in missing
+                                     for k in (ledger.holder_key(kind, holder), ledger.account_key(account_id_for(kind, holder)))])
+            found = [a or await ledger.holder_account(conn, kind, holder, for_update=False)
+                     for (kind, holder), a in zip(wanted, found)]
+        accounts = await ledger.load_accounts(conn, [*also, *(a.account_id for a in found if a is not None)])
+        return [accounts.get(a.account_id) if a is not None else None for a in found], accounts
 
     async def _award(self, uow: UnitOfWork, msg: Message | None, earning: Earning) -> list:
         rules = self.rules.current()
         plan = award_plan(rules, earning)
         if plan is None:
             return []
-        resident, issuer, accounts = await self._award_accounts(uow, earning.holder_id, earning.community_id)
+        (resident, issuer), accounts = await self._holder_accounts(
+            uow, [(AccountKind.resident, earning.holder_id), (AccountKind.issuer, earning.community_id)])
         existing = await ledger.posting(uow.conn, plan[2])
         events = decide_award(rules, earning, resident=resident, issuer=issuer, existing=existing, at=uow.now)
         await ledger.apply(uow.conn, accounts, events)
@@ -187,7 +189,7 @@ class PointsHandler(Handler):
     async def submit_deed(self, uow: UnitOfWork, msg: Message) -> None:
         cmd: SubmitDeed = msg.payload  # type: ignore[assignment]
         conn = uow.conn
-        await ledger.lock(conn, [deed_key(cmd.deed_id), ledger.account_key(cmd.account_id)])
+        await ledger.lock(conn, [deed_key(cmd.deed_id)])
         deed = await deed_store.load(conn, cmd.deed_id)
         account = (await ledger.load_accounts(conn, [cmd.account_id], for_update=False)).get(cmd.account_id)
         events = decide_submit_deed(deed, cmd, account=account, rules=self.rules.current(), at=uow.now)
@@ -214,18 +216,14 @@ class PointsHandler(Handler):
         await self._store_deed_events(uow, msg, deed, accounts, events)
 
     async def _deed_accounts(self, uow: UnitOfWork, peek: Deed):
-        """Lock the deed, its resident account and its community's issuer (in one round), then
-        load them: (deed, resident, issuer, accounts)."""
+        """Lock the deed, then its resident account and its community's issuer (which the credit
+        may open): (deed, resident, issuer, accounts)."""
         conn = uow.conn
-        await ledger.lock(conn, [
-            deed_key(peek.deed_id), ledger.account_key(peek.account_id),
-            ledger.holder_key(AccountKind.issuer, peek.community_id),
-            ledger.account_key(issuer_account_id(peek.community_id)),
-        ])
+        await ledger.lock(conn, [deed_key(peek.deed_id)])
         deed = await deed_store.load(conn, peek.deed_id)
-        issuer = await ledger.holder_account(conn, AccountKind.issuer, peek.community_id, for_update=False)
-        accounts = await ledger.load_accounts(conn, [peek.account_id, *([issuer.account_id] if issuer else [])])
-        return deed, accounts.get(peek.account_id), accounts.get(issuer.account_id) if issuer else None, accounts
+        [issuer], accounts = await self._holder_accounts(uow, [(AccountKind.issuer, peek.community_id)],
+                                                         also=[peek.account_id])
+        return deed, accounts.get(peek.account_id), issuer, accounts
 
     async def _store_deed_events(self, uow: UnitOfWork, msg: Message | None, deed: Deed | None,
                                  accounts: dict[str, Account], events: list) -> None:
@@ -268,7 +266,6 @@ class PointsHandler(Handler):
         if not ids:
             return 0
         origins = await ledger.origin_accounts(conn, ids)
-        await ledger.lock(conn, [ledger.account_key(i) for i in (*ids, *origins)])
         accounts = await ledger.load_accounts(conn, [*ids, *origins])
         posted = 0
         for account_id in ids:
