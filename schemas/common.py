@@ -98,7 +98,7 @@ def _check_grid_id(v: str) -> str:
     return v
 
 
-GridId = Annotated[str, StringConstraints(min_length=15, max_length=15), AfterValidator(_check_grid_id)]
+GridId = Annotated[str, StringConstraints(min_length=15, max_length=15, pattern=r"^[0-9]{15}$"), AfterValidator(_check_grid_id)]
 CommunityId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 StreetId = Annotated[str, StringConstraints(pattern=r"^[0-9]{9}$")]
 

@@ -39,6 +39,10 @@ from .uow import UnitOfWork
 log = logging.getLogger("kit.consumer")
 
 
+class _Fault(Exception):
+    """A handler raised on some message of a batch: redo the batch isolating each message."""
+
+
 class BatchHandler(Protocol):
     types: frozenset[str] | None
 
@@ -136,6 +140,7 @@ class BatchConsumer:
     async def run(self) -> None:
         assert self.consumer is not None
         pending = asyncio.ensure_future(self._fetch())
+        committing: asyncio.Future | None = None
         failures = 0
         try:
             while not self._stopping:
@@ -146,7 +151,9 @@ class BatchConsumer:
                 try:
                     if items:
                         await self._process_until_done(items)
-                        await self._commit_offsets(items)
+                        # Offsets of this batch are committed while the next batch is handled;
+                        # commits stay in order because each waits for the previous one.
+                        committing = asyncio.ensure_future(self._commit_offsets(items, committing))
                     failures = 0
                 except asyncio.CancelledError:
                     raise
@@ -157,12 +164,16 @@ class BatchConsumer:
                     log.exception("batch of %d failed unexpectedly; rewinding to committed offsets", len(items))
                     pending.cancel()
                     await asyncio.gather(pending, return_exceptions=True)
+                    if committing is not None:
+                        await asyncio.gather(committing, return_exceptions=True)
                     await asyncio.sleep(min(0.5 * failures, 10.0))
                     await self._rewind()
                     pending = asyncio.ensure_future(self._fetch())
                 self._update_lag()
         finally:
             pending.cancel()
+            if committing is not None and not self.consumer._closed:  # noqa: SLF001
+                await asyncio.gather(committing, return_exceptions=True)
 
     async def _rewind(self) -> None:
         assert self.consumer is not None
@@ -202,10 +213,16 @@ class BatchConsumer:
         """Handle a batch durably. Retries while the database is away; never gives up on it."""
         delay = 0.2
         conflicts = 0
+        isolate = False
         while True:
             started = time.perf_counter()
             try:
-                await self._process(items, isolate=conflicts >= 3)
+                try:
+                    await self._process(items, isolate=isolate or conflicts >= 3)
+                except _Fault as f:
+                    log.warning("a message in the batch failed (%r); handling the batch one by one", f.__cause__)
+                    isolate = True
+                    continue
                 m.BATCH_DURATION.labels(self.service, self.name).observe(time.perf_counter() - started)
                 m.BATCH_SIZE.labels(self.service, self.name).observe(len(items))
                 return
@@ -260,13 +277,11 @@ class BatchConsumer:
                         await self._handle_isolated(conn, uow, fresh, fresh_items, dead, dlq_reasons)
                     else:
                         try:
-                            async with conn.transaction():  # savepoint: a fault falls back to one by one
-                                await self.handler.handle_batch(uow, fresh)
+                            await self.handler.handle_batch(uow, fresh)
                         except (*UNAVAILABLE_ERRORS, *CONFLICT_ERRORS):
                             raise
-                        except Exception:
-                            uow = UnitOfWork(conn, self.service)
-                            await self._handle_isolated(conn, uow, fresh, fresh_items, dead, dlq_reasons)
+                        except Exception as e:
+                            raise _Fault() from e  # roll back; redone one message at a time
                 await write_outbox(conn, uow.records + dead)
         # committed: count and wake the relay
         dup = Counter(by_key[k].topic for k in keys if k not in new)
@@ -303,8 +318,10 @@ class BatchConsumer:
             finally:
                 correlation_id.reset(token)
 
-    async def _commit_offsets(self, items: list[Item]) -> None:
+    async def _commit_offsets(self, items: list[Item], previous: asyncio.Future | None = None) -> None:
         assert self.consumer is not None
+        if previous is not None:
+            await asyncio.gather(previous, return_exceptions=True)
         offsets: dict[TopicPartition, int] = {}
         for it in items:
             tp = TopicPartition(it.topic, it.partition)

@@ -1,4 +1,4 @@
-"""Outbox: records written in the state-change transaction; a relay publishes them.
+"""Outbox: records written in the state-change transaction; a relay publishes and deletes them.
 
 The relay is the only publisher of a service's topics. One relay per service is active at a
 time (a PostgreSQL advisory lock elects it), so records reach Kafka in commit order per key:
@@ -11,17 +11,22 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Sequence
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
+
+from schemas.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER
 
 from . import metrics as m
 from .db import UNAVAILABLE_ERRORS
 
 log = logging.getLogger("kit.outbox")
+
+_DEFAULT_HEADERS = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
 
 
 @dataclass(slots=True)
@@ -30,8 +35,7 @@ class OutboxRecord:
     key: str | None
     value: bytes
     message_type: str = ""
-    causation_id: str | None = None
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: list[tuple[str, str]] | None = None  # None: the CloudEvents content-type header
 
 
 async def write(conn: asyncpg.Connection, records: Sequence[OutboxRecord]) -> None:
@@ -39,21 +43,15 @@ async def write(conn: asyncpg.Connection, records: Sequence[OutboxRecord]) -> No
     if not records:
         return
     await conn.execute(
-        """INSERT INTO outbox (topic, key, value, message_type, causation_id, headers)
-           SELECT topic, key, value, message_type, causation_id, headers::jsonb
-           FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[])
-                WITH ORDINALITY AS t(topic, key, value, message_type, causation_id, headers, n)
+        """INSERT INTO outbox (topic, key, value, message_type, headers)
+           SELECT topic, key, value, message_type, headers::jsonb
+           FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[], $5::text[])
+                WITH ORDINALITY AS t(topic, key, value, message_type, headers, n)
            ORDER BY n""",
         [r.topic for r in records], [r.key for r in records], [r.value for r in records],
-        [r.message_type for r in records], [r.causation_id for r in records],
-        [orjson.dumps(r.headers).decode() for r in records],
+        [r.message_type for r in records],
+        [orjson.dumps(r.headers).decode() if r.headers is not None else None for r in records],
     )
-
-
-async def caused_by(conn: asyncpg.Connection, causation_id: str) -> list[asyncpg.Record]:
-    """The records a message caused (for answering a replayed command)."""
-    return await conn.fetch(
-        "SELECT topic, key, value, message_type FROM outbox WHERE causation_id = $1 ORDER BY seq", causation_id)
 
 
 def producer_for(bootstrap: str, client_id: str) -> AIOKafkaProducer:
@@ -72,17 +70,17 @@ class OutboxRelay:
     LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('outbox-relay:' || current_schema()))"
 
     def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, service: str, batch: int = 2000,
-                 poll_seconds: float = 0.5, retention_hours: float = 24.0):
+                 poll_seconds: float = 0.5):
         self.pool = pool
         self.producer = producer
         self.service = service
         self.batch = batch
         self.poll_seconds = poll_seconds
-        self.retention_hours = retention_hours
         self.wakeup = asyncio.Event()
         self._stopping = False
         self._lock_conn: asyncpg.Connection | None = None
         self.published = 0
+        self._partitioner = DefaultPartitioner()
         self._last_stats = 0.0
 
     def notify(self) -> None:
@@ -109,15 +107,11 @@ class OutboxRelay:
             self._lock_conn = None
 
     async def run(self) -> None:
-        last_purge = 0.0
         while not self._stopping:
             await self._acquire_leadership()
             try:
                 while not self._stopping:
                     n = await self.publish_once()
-                    if time.monotonic() - last_purge > 60:
-                        last_purge = time.monotonic()
-                        await self.purge()
                     if n < self.batch:
                         self.wakeup.clear()
                         try:
@@ -140,17 +134,10 @@ class OutboxRelay:
     async def publish_once(self) -> int:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT seq, topic, key, value, headers, message_type, created_at FROM outbox "
-                "WHERE published_at IS NULL ORDER BY seq LIMIT $1", self.batch)
+                "SELECT seq, topic, key, value, headers, message_type FROM outbox ORDER BY seq LIMIT $1", self.batch)
             if rows:
-                futures = []
-                for r in rows:
-                    key = r["key"].encode() if r["key"] is not None else None
-                    headers = [(k, v.encode()) for k, v in r["headers"]]
-                    futures.append(await self.producer.send(r["topic"], r["value"], key=key, headers=headers))
-                await asyncio.gather(*futures)
-                await conn.execute("UPDATE outbox SET published_at = now() WHERE seq = ANY($1::bigint[])",
-                                   [r["seq"] for r in rows])
+                await self._send(rows)
+                await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows])
                 for (topic, typ), n in Counter((r["topic"], r["message_type"]) for r in rows).items():
                     m.RECORDS_PRODUCED.labels(self.service, topic, typ).inc(n)
                 self.published += len(rows)
@@ -158,14 +145,35 @@ class OutboxRelay:
                 return len(rows)
             self._last_stats = time.monotonic()
             stats = await conn.fetchrow(
-                "SELECT count(*) AS n, EXTRACT(EPOCH FROM now() - min(created_at)) AS age "
-                "FROM outbox WHERE published_at IS NULL")
+                "SELECT count(*) AS n, EXTRACT(EPOCH FROM now() - min(created_at)) AS age FROM outbox")
             m.OUTBOX_BACKLOG.labels(self.service).set(stats["n"])
             m.OUTBOX_OLDEST_AGE.labels(self.service).set(float(stats["age"] or 0.0))
         return len(rows)
 
-    async def purge(self) -> None:
-        async with self.pool.acquire() as conn:
-            await conn.execute(
-                "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)",
-                self.retention_hours * 3600.0)
+    async def _send(self, rows) -> None:
+        """Publish rows in order and wait for acks=all. Records go out in per-partition batches
+        (the partition chosen as Kafka's default partitioner does: murmur2 of the key), which
+        keeps the order of each key and costs a fraction of one send() per record."""
+        partitions: dict[str, list[int]] = {}
+        open_batches: dict[tuple[str, int], object] = {}
+        futures = []
+        for r in rows:
+            topic = r["topic"]
+            if topic not in partitions:
+                partitions[topic] = sorted(await self.producer.partitions_for(topic))
+            parts = partitions[topic]
+            key = r["key"].encode() if r["key"] is not None else None
+            part = self._partitioner(key, parts, parts) if key is not None else parts[r["seq"] % len(parts)]
+            headers = _DEFAULT_HEADERS if r["headers"] is None else [(k, v.encode()) for k, v in r["headers"]]
+            batch = open_batches.get((topic, part))
+            if batch is None:
+                batch = open_batches[(topic, part)] = self.producer.create_batch()
+            if batch.append(key=key, value=r["value"], timestamp=None, headers=headers) is None:
+                futures.append(await self.producer.send_batch(batch, topic, partition=part))
+                batch = open_batches[(topic, part)] = self.producer.create_batch()
+                if batch.append(key=key, value=r["value"], timestamp=None, headers=headers) is None:
+                    raise ValueError(f"outbox record {r['seq']} is larger than the producer's batch size")
+        for (topic, part), batch in open_batches.items():
+            if batch.record_count():
+                futures.append(await self.producer.send_batch(batch, topic, partition=part))
+        await asyncio.gather(*futures)

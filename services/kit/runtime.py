@@ -42,7 +42,7 @@ from .consumer import BatchConsumer, BatchHandler, claim
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, connect_with_retry
 from .http import HttpError, Query, authenticate, dumps, from_validation_error
 from .migrations import KIT_MIGRATIONS, migrate, pending
-from .outbox import OutboxRelay, caused_by, producer_for
+from .outbox import OutboxRelay, producer_for
 from .outbox import write as write_outbox
 from .provision import provision
 from .settings import ServiceSettings
@@ -143,7 +143,7 @@ class ServiceRuntime:
         self.producer = producer_for(s.kafka_bootstrap_servers, f"{self.service}-relay")
         await self.producer.start()
         self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,
-                                 poll_seconds=s.outbox_poll_seconds, retention_hours=s.outbox_retention_hours)
+                                 poll_seconds=s.outbox_poll_seconds)
         self._tasks = [asyncio.ensure_future(self.relay.run())]
         for hook in self._startup_hooks:
             await hook()
@@ -405,10 +405,10 @@ class ServiceRuntime:
                 async with self.pool.acquire() as conn:
                     async with conn.transaction():
                         new = await claim(conn, [(msg.source, msg.id)])
-                        if not new:
-                            rows = await caused_by(conn, msg.id)
-                            return [CloudEvent.model_validate(orjson.loads(r["value"])) for r in rows
-                                    if r["message_type"] != "dead_letter"], True
+                        if not new:  # answered before (or handled from the intake topic: no events kept)
+                            events = await conn.fetchval(
+                                "SELECT events FROM command_outcomes WHERE source = $1 AND id = $2", msg.source, msg.id)
+                            return [CloudEvent.model_validate(e) for e in events or []], True
                         uow = UnitOfWork(conn, self.service)
                         token = jsonlog.correlation_id.set(msg.correlation_id)
                         try:
@@ -416,6 +416,9 @@ class ServiceRuntime:
                         finally:
                             jsonlog.correlation_id.reset(token)
                         await write_outbox(conn, uow.records)
+                        await conn.execute(
+                            "INSERT INTO command_outcomes (source, id, events) VALUES ($1, $2, $3)", msg.source, msg.id,
+                            [e.model_dump(mode="json", exclude_none=True) for e in uow.caused_by(msg.id)])
                 m.RECORDS_CONSUMED.labels(self.service, "http", msg.type).inc()
                 if uow.records and self.relay is not None:
                     self.relay.notify()

@@ -38,7 +38,6 @@ class ServiceSettings(BaseSettings):
     fetch_max_wait_ms: int = Field(50, ge=5, le=10_000, description="broker wait for a fetch to fill")
     outbox_batch: int = Field(2000, ge=1, le=100_000, description="outbox rows the relay publishes per round")
     outbox_poll_seconds: float = Field(0.5, gt=0, description="relay poll when not woken by a commit")
-    outbox_retention_hours: float = Field(24.0, ge=0, description="published outbox rows kept for idempotent replies")
     provision_topics: bool = Field(True, description="create the contract topics at start-up")
     db_pool_max: int = Field(10, ge=2, le=200, description="PostgreSQL pool size")
 

@@ -9,7 +9,7 @@ from typing import Awaitable, Callable, Iterable, Sequence
 import asyncpg
 
 from schemas.common import Event
-from schemas.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, CloudEvent, Message, encode, envelope_for
+from schemas.envelope import CloudEvent, Message, build
 from schemas.rejections import REJECTION_BY_SERVICE
 from schemas.topics import BY_SERVICE
 
@@ -47,16 +47,12 @@ class UnitOfWork:
         if not isinstance(payload, Event) or payload.service() != self.service:
             raise ValueError(f"{self.service} may only publish its own events, not {payload.TYPE}")
         topic = self.topics.rejections if payload.TYPE.endswith(".command.rejected.v1") else self.topics.events
-        env = envelope_for(
-            payload, source=self.source, id=id, time=time or self.now,
-            correlationid=cause.correlation_id if cause else None,
+        env, value = build(
+            payload, source=self.source, id=id, time=time or self.now, subject=key,
+            correlationid=cause.correlation_id if cause else None,  # None: the start of a story
             causationid=cause.id if cause else None,
         )
-        if env.correlationid is None:  # the start of a story
-            env = env.model_copy(update={"correlationid": env.id})
-        self.records.append(OutboxRecord(
-            topic=topic.name, key=key or env.subject, value=encode(env), message_type=env.type,
-            causation_id=cause.id if cause else None, headers=[(CONTENT_TYPE_HEADER, CONTENT_TYPE)]))
+        self.records.append(OutboxRecord(topic=topic.name, key=env.subject, value=value, message_type=payload.TYPE))
         self.emitted.append(env)
         return env
 

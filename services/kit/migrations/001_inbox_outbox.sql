@@ -2,6 +2,8 @@
 
 -- Inbox: every consumed message, by (source, id), recorded in the same transaction as the
 -- state change it caused. A repeated (source, id) is a duplicate and is skipped.
+-- (Rows are kept: a duplicate can arrive any time. Prune by processed_at only beyond the
+-- longest redelivery window you accept, e.g. the topics' retention.)
 CREATE TABLE inbox (
     source       text        NOT NULL,
     id           text        NOT NULL,
@@ -10,21 +12,26 @@ CREATE TABLE inbox (
 );
 
 -- Outbox: records to publish, written in the same transaction as the state change.
--- The relay publishes them in seq order and marks them; published rows are kept for a
--- retention period so a replayed command can be answered with the events it caused.
+-- The relay publishes them in seq order and deletes what the broker acknowledged.
 CREATE TABLE outbox (
     seq          bigserial   PRIMARY KEY,
     topic        text        NOT NULL,
     key          text,
     value        bytea       NOT NULL,
-    headers      jsonb       NOT NULL DEFAULT '[]',
+    headers      jsonb,      -- NULL: the CloudEvents content-type header only
     message_type text        NOT NULL DEFAULT '',
-    causation_id text,
-    created_at   timestamptz NOT NULL DEFAULT now(),
-    published_at timestamptz
+    created_at   timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
-CREATE INDEX outbox_causation ON outbox (causation_id) WHERE causation_id IS NOT NULL;
+
+-- What a command sent over HTTP produced, so that sending it again is answered with the
+-- same events (idempotent by command id).
+CREATE TABLE command_outcomes (
+    source      text        NOT NULL,
+    id          text        NOT NULL,
+    events      jsonb       NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source, id)
+);
 
 -- Aggregate state snapshots (jsonb), for services that keep their aggregates as documents.
 CREATE TABLE aggregates (

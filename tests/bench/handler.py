@@ -1,0 +1,39 @@
+"""The benchmark's service: counts patrols per grid (state upsert) and publishes patrol.logged.
+
+Written the way a batch-minded service uses the kit: one statement per table per batch,
+events emitted through the unit of work (outbox), inbox and offsets handled by the kit.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+from schemas.envelope import Message
+from schemas.grid import LogPatrol, PatrolLogged
+from services.kit.migrations import KIT_MIGRATIONS
+from services.kit.uow import UnitOfWork
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+COMPONENTS = [("kit", KIT_MIGRATIONS), ("bench", MIGRATIONS)]
+
+UPSERT = """INSERT INTO patrol_counts (grid_id, n) SELECT * FROM unnest($1::text[], $2::bigint[])
+            ON CONFLICT (grid_id) DO UPDATE SET n = patrol_counts.n + EXCLUDED.n"""
+
+
+def count_by_grid(commands: Sequence[LogPatrol]) -> tuple[list[str], list[int]]:
+    per_grid = Counter(c.grid_id for c in commands)
+    grids = sorted(per_grid)
+    return grids, [per_grid[g] for g in grids]
+
+
+class BatchPatrolCounter:
+    types = frozenset({LogPatrol.TYPE})
+
+    async def handle_batch(self, uow: UnitOfWork, messages: Sequence[Message]) -> None:
+        cmds = [m.payload for m in messages]
+        grids, ns = count_by_grid(cmds)  # type: ignore[arg-type]
+        await uow.conn.execute(UPSERT, grids, ns)
+        for msg, cmd in zip(messages, cmds):
+            uow.emit(PatrolLogged(patrol_id=cmd.patrol_id, grid_id=cmd.grid_id, grid_worker_id=cmd.grid_worker_id,
+                                  started_at=cmd.started_at, ended_at=cmd.ended_at), cause=msg, time=uow.now)

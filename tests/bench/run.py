@@ -1,0 +1,283 @@
+"""``make bench``: throughput, latency and memory of the kit, measured in one run.
+
+(a) raw       — a plain aiokafka consumer decoding + validating N envelopes (the ceiling);
+(b) pipeline  — the kit's full path in a worker process: consume → inbox → state upsert →
+                outbox → relay publish, N records from a prefilled topic;
+(c) faust     — the same full path as a plain faust agent with ``take_events`` (peer baseline);
+(d) e2e       — at a fixed rate (1,000/s), command sent → resulting event seen on the events topic;
+(e) memory    — peak RSS of the pipeline worker.
+
+Everything runs on the embedded broker and database started here. Prints one JSON line at the
+end and exits 1 when a target is missed. BENCH_N, BENCH_RATE, BENCH_E2E_SECONDS tune it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from schemas.envelope import decode, encode, envelope_for
+from schemas.grid import LogPatrol
+from schemas.topics import GRID
+from services.kit.infra import EmbeddedKafka, EmbeddedPostgres, free_port
+from services.kit.provision import provision
+
+ROOT = Path(__file__).resolve().parents[2]
+N = int(os.environ.get("BENCH_N", "200000"))
+RATE = int(os.environ.get("BENCH_RATE", "1000"))
+E2E_SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "15"))
+PARTITIONS = int(os.environ.get("BENCH_PARTITIONS", "12"))
+TARGETS = {"pipeline_eps": 15000, "vs_faust": 4.0, "ratio": 0.15, "e2e_p99_ms": 250, "worker_rss_mb": 200}
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def patrol_envelopes(n: int, *, start: int = 0) -> list[tuple[bytes, bytes]]:
+    t = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
+    out = []
+    for i in range(start, start + n):
+        grid = f"110105001{(i % 6) + 1:03d}{(i % 40) + 1:03d}"
+        cmd = LogPatrol(patrol_id=f"p-{i}", grid_id=grid, grid_worker_id=f"gw-{i % 97}", started_at=t, ended_at=t)
+        env = envelope_for(cmd, source="/bench/app-1", id=str(uuid.uuid4()), time=t)
+        out.append((grid.encode(), encode(env)))
+    return out
+
+
+async def prefill(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=20,
+                         max_batch_size=512 * 1024, acks="all")
+    await p.start()
+    try:
+        parts = sorted(await p.partitions_for(GRID.intake.name))
+        batches = {pt: p.create_batch() for pt in parts}
+        futs = []
+        for key, value in records:
+            pt = parts[hash(key) % len(parts)]
+            if batches[pt].append(key=key, value=value, timestamp=None) is None:
+                futs.append(await p.send_batch(batches[pt], GRID.intake.name, partition=pt))
+                batches[pt] = p.create_batch()
+                batches[pt].append(key=key, value=value, timestamp=None)
+        for pt, b in batches.items():
+            if b.record_count():
+                futs.append(await p.send_batch(b, GRID.intake.name, partition=pt))
+        await asyncio.gather(*futs)
+    finally:
+        await p.stop()
+
+
+async def raw_throughput(bootstrap: str, n: int) -> float:
+    """Plain aiokafka getmany + decode + validate of the prefilled topic."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
+                         fetch_max_wait_ms=50, max_partition_fetch_bytes=4 * 1024 * 1024)
+    await c.start()
+    try:
+        tps = [TopicPartition(GRID.intake.name, p) for p in sorted(c.partitions_for_topic(GRID.intake.name))]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        seen = 0
+        started = None
+        while seen < n:
+            batches = await c.getmany(timeout_ms=1000, max_records=5000)
+            if started is None and batches:
+                started = time.perf_counter()
+            for recs in batches.values():
+                for r in recs:
+                    decode(r.value)
+                    seen += 1
+        return n / (time.perf_counter() - started)
+    finally:
+        await c.stop()
+
+
+async def new_database(server: EmbeddedPostgres, name: str) -> str:
+    conn = await asyncpg.connect(server.url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return server.url.rsplit("/", 1)[0] + "/" + name
+
+
+async def wait_published(dsn: str, n: int, proc: subprocess.Popen, timeout: float = 600) -> float:
+    """Records/s from the first inbox row to the moment all N are handled and published
+    (the relay deletes what the broker acknowledged), both on the database's clock."""
+    deadline = time.monotonic() + timeout
+    conn = None
+    while conn is None:
+        assert proc.poll() is None, "worker died"
+        try:
+            conn = await asyncpg.connect(dsn, server_settings={"search_path": "grid"})
+            await conn.fetchval("SELECT count(*) FROM outbox")
+        except (asyncpg.UndefinedTableError, OSError):
+            conn = None
+            await asyncio.sleep(0.5)
+    try:
+        last = -1.0
+        while True:
+            assert proc.poll() is None, "worker died"
+            row = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM inbox) AS handled, (SELECT count(*) FROM outbox) AS unpublished, "
+                "EXTRACT(EPOCH FROM clock_timestamp() - (SELECT min(processed_at) FROM inbox)) AS span")
+            if row["handled"] >= n and row["unpublished"] == 0:
+                return n / float(row["span"])
+            if time.monotonic() - last > 3:
+                log(f"  handled {row['handled']}/{n}, unpublished {row['unpublished']}")
+                last = time.monotonic()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {row['handled']} of {n} handled")
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
+def start_worker(module: str, env: dict[str, str], logfile: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", module, "worker", "-l", "warn", "--web-port", str(env["PORT"]),
+                             "--web-host", "127.0.0.1"], cwd=ROOT, env={**os.environ, **env},
+                            stdout=open(logfile, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_worker(proc: subprocess.Popen) -> None:
+    import signal
+
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def e2e_latency(bootstrap: str, rate: int, seconds: float) -> tuple[float, float, int]:
+    """Send commands at ``rate``/s; time until each one's event appears on grid.events.v1."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, fetch_max_wait_ms=50)
+    await c.start()
+    tps = [TopicPartition(GRID.events.name, p) for p in sorted(c.partitions_for_topic(GRID.events.name))]
+    c.assign(tps)
+    await c.seek_to_end(*tps)
+    for tp in tps:
+        await c.position(tp)
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    total = int(rate * seconds)
+    records = patrol_envelopes(total, start=10_000_000)
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=0, acks="all")
+    await p.start()
+
+    async def sender() -> None:
+        t0 = time.perf_counter()
+        for i, (key, value) in enumerate(records):
+            due = t0 + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent[orjson.loads(value)["id"]] = time.perf_counter()
+            await p.send(GRID.intake.name, value, key=key)
+        await p.flush()
+
+    async def receiver() -> None:
+        deadline = time.perf_counter() + seconds + 30
+        while len(latencies) < total and time.perf_counter() < deadline:
+            batches = await c.getmany(timeout_ms=200)
+            now = time.perf_counter()
+            for recs in batches.values():
+                for r in recs:
+                    cause = orjson.loads(r.value).get("causationid")
+                    if cause in sent:
+                        latencies.append((now - sent[cause]) * 1000)
+
+    try:
+        await asyncio.gather(sender(), receiver())
+    finally:
+        await p.stop()
+        await c.stop()
+    latencies.sort()
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return q[49], q[98], len(latencies)
+
+
+async def main() -> int:
+    work = Path(tempfile.mkdtemp(prefix="bench-"))
+    log(f"workdir {work}; N={N}, e2e at {RATE}/s for {E2E_SECONDS}s, {PARTITIONS} partitions")
+    broker = EmbeddedKafka(workdir=work / "kafka").start()
+    pg = EmbeddedPostgres(work / "pg").start()
+    result: dict[str, float] = {}
+    try:
+        await provision(broker.bootstrap, partitions=PARTITIONS)
+        t = time.perf_counter()
+        await prefill(broker.bootstrap, patrol_envelopes(N))
+        log(f"prefilled {N} commands in {time.perf_counter() - t:.1f}s")
+
+        result["raw_eps"] = await raw_throughput(broker.bootstrap, N)
+        log(f"raw: {result['raw_eps']:.0f} records/s")
+
+        dsn = await new_database(pg, "bench_pipeline")
+        port = free_port()
+        env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "DATABASE_URL": dsn, "PORT": str(port),
+               "GRID_HTTP_PORT": str(port), "TOPIC_PARTITIONS": str(PARTITIONS), "LOG_FORMAT": "text",
+               "GRID_BATCH_MAX_RECORDS": os.environ.get("BENCH_BATCH", "2000")}
+        worker = start_worker("tests.bench.pipeline_app", env, work / "pipeline.log")
+        try:
+            result["pipeline_eps"] = await wait_published(dsn, N, worker)
+            log(f"pipeline: {result['pipeline_eps']:.0f} records/s")
+            p50, p99, seen = await e2e_latency(broker.bootstrap, RATE, E2E_SECONDS)
+            result["e2e_p50_ms"], result["e2e_p99_ms"] = p50, p99
+            log(f"e2e at {RATE}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({seen} events)")
+            result["worker_rss_mb"] = peak_rss_mb(worker.pid)
+            log(f"pipeline worker peak RSS {result['worker_rss_mb']:.0f} MB")
+        finally:
+            stop_worker(worker)
+
+        dsn2 = await new_database(pg, "bench_faust")
+        port2 = free_port()
+        fworker = start_worker("tests.bench.faust_app", {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "DATABASE_URL": dsn2,
+                                                         "PORT": str(port2), "BENCH_WEB_PORT": str(port2)},
+                               work / "faust.log")
+        try:
+            result["faust_agent_eps"] = await wait_published(dsn2, N, fworker)
+            log(f"faust agent: {result['faust_agent_eps']:.0f} records/s")
+        finally:
+            stop_worker(fworker)
+    finally:
+        pg.destroy()
+        broker.stop()
+
+    result["ratio"] = result["pipeline_eps"] / result["raw_eps"]
+    out = {k: round(result[k], 3 if k == "ratio" else 1) for k in
+           ("raw_eps", "pipeline_eps", "faust_agent_eps", "ratio", "e2e_p50_ms", "e2e_p99_ms", "worker_rss_mb")}
+    checks = {
+        f"pipeline_eps >= {TARGETS['pipeline_eps']}": out["pipeline_eps"] >= TARGETS["pipeline_eps"],
+        f"pipeline_eps >= {TARGETS['vs_faust']} x faust_agent_eps": out["pipeline_eps"] >= TARGETS["vs_faust"] * out["faust_agent_eps"],
+        f"ratio >= {TARGETS['ratio']}": out["ratio"] >= TARGETS["ratio"],
+        f"e2e_p99_ms <= {TARGETS['e2e_p99_ms']}": out["e2e_p99_ms"] <= TARGETS["e2e_p99_ms"],
+        f"worker_rss_mb <= {TARGETS['worker_rss_mb']}": out["worker_rss_mb"] <= TARGETS["worker_rss_mb"],
+    }
+    for name, ok in checks.items():
+        log(f"{'PASS' if ok else 'MISS'}  {name}")
+    print(json.dumps(out), flush=True)
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
