@@ -40,7 +40,6 @@ from services.assessment.domain import (
     periods_ended_between,
     scheme_for_period,
 )
-from services.assessment.domain.periods import Period
 from services.assessment.projection import store
 from services.assessment.projection.history import (
     StoredEvent,
@@ -228,7 +227,3 @@ class AssessmentHandler(Handler):
             await self.close(uow, p, scheme_in_force(schemes, p, self.default), cause=None, trigger="timer")
         await store.set_mark(uow.conn, CLOSE_MARK, upto)
         return ended
-
-
-def valid_period(text: str) -> str:
-    return str(Period.parse(text))

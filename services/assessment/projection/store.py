@@ -6,7 +6,7 @@ All functions take the connection of the caller's transaction (``uow.conn``) or 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import asyncpg
 
@@ -183,8 +183,7 @@ async def ranking(conn: asyncpg.Connection, *, period: str, scheme_id: str, enti
 
 
 async def alerts(conn: asyncpg.Connection, *, period: str | None, entity_type: str | None, indicator: str | None,
-                 scheme_ids: Iterable[tuple[str, str]] | None = None, limit: int, offset: int
-                 ) -> tuple[int, list[asyncpg.Record]]:
+                 limit: int, offset: int) -> tuple[int, list[asyncpg.Record]]:
     """Standing alerts, filtered; by default only those of each period's latest close."""
     conds, args = [], []
     for col, v in (("period", period), ("entity_type", entity_type), ("indicator", indicator)):

@@ -17,7 +17,6 @@ import orjson
 import pytest
 import yaml
 
-from schemas.envelope import envelope_for
 from services.assessment.domain.scheme import DEFAULT_SCHEME_PATH
 from tests.support.kafka import of_type, read_all, send
 from tests.support.procs import ROOT, Worker, http
