@@ -1,0 +1,200 @@
+"""End to end: the whole district the way ``make run`` starts it, then checked from outside.
+
+The launcher runs as a subprocess with its own embedded broker and PostgreSQL on free ports
+(VAR_DIR in a temporary directory), the four workers, and the simulator at a fast rate with
+a compressed calendar (one simulated month every 10 s). While it runs, the test waits for the
+live summary to show closed cases, evaluated orders, postings and a closed period; then it
+checks through the services' HTTP APIs and the topics; then it stops the launcher with
+SIGTERM and checks the clean stop (no worker restarted, nothing left behind).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from schemas.topics import ASSESSMENT, BY_SERVICE, GRID, ORDERS, POINTS
+from services.kit.infra import free_port
+from tests.support.kafka import of_type, read_all
+from tests.support.procs import ROOT, http
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+SERVICES = ("grid", "orders", "points", "assessment")
+
+
+def _summary(var: Path) -> dict:
+    try:
+        return json.loads((var / "run" / "summary.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def _our_processes(var: Path, ports: dict[str, int], kafka_port: int) -> list[str]:
+    """Processes of this run still alive: workers (by web port), simulator/postgres (by var dir), broker."""
+    marks = [str(var), f"127.0.0.1:{kafka_port}", *(f"--web-port\0{p}\0" for p in ports.values())]
+    left = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if any(m in cmd for m in marks) and "pytest" not in cmd:
+                left.append(cmd.replace("\0", " "))
+    return left
+
+
+@pytest.fixture(scope="module")
+def district(tmp_path_factory):
+    """The launcher running the simulated district; yields (var dir, env of tokens/urls, ports, proc)."""
+    missing = [s for s in SERVICES if not (ROOT / "services" / s / "app" / "main.py").exists()]
+    if missing:
+        pytest.skip(f"services not wired yet: {missing}")
+    var = tmp_path_factory.mktemp("district-var")
+    ports = {s: free_port() for s in SERVICES}
+    kafka_port, pg_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    env.update({
+        "VAR_DIR": str(var), "KAFKA_PORT": str(kafka_port), "PG_PORT": str(pg_port),
+        **{f"{s.upper()}_HTTP_PORT": str(p) for s, p in ports.items()},
+        "SIMULATE": "1", "RATE": "25", "SIM_MONTH_SECONDS": "10", "SIM_MONTHS_BACK": "3",
+        "ORDERS_ACCEPT_WINDOW_SECONDS": "8", "SIM_EXPIRE_WAIT": "40", "RUN_SECONDS": "200",
+    })
+    out = open(var / "launcher.out", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "services.launcher"], cwd=ROOT, env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield var, ports, kafka_port, pg_port, proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        out.close()
+
+
+def _wait(var: Path, proc, cond, what: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    snap: dict = {}
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"launcher exited early ({proc.returncode}):\n" + \
+            (var / "launcher.out").read_text(errors="replace")[-3000:]
+        snap = _summary(var)
+        if snap and cond(snap):
+            return snap
+        time.sleep(1.0)
+    raise AssertionError(f"{what} not seen within {timeout}s; last summary: {json.dumps(snap, ensure_ascii=False)[:3000]}")
+
+
+@pytest.fixture(scope="module")
+def running(district):
+    """The district after it has lived long enough: cases closed, orders evaluated, a period closed."""
+    var, ports, kafka_port, pg_port, proc = district
+    _wait(var, proc, lambda s: all(s.get("ready", {}).get(x) for x in SERVICES), "all workers ready", 120)
+    snap = _wait(var, proc, lambda s: s.get("cases", {}).get("closed", 0) >= 3
+                 and s.get("orders", {}).get("evaluated", 0) >= 3
+                 and (s.get("ledger") or {}).get("postings", 0) >= 3
+                 and s.get("periods_closed", 0) >= 1 and s.get("scorecards", 0) >= 1
+                 and sum(s.get("dead_lettered", {}).values()) >= 1,
+                 "closed cases, evaluated orders, postings, a closed period and a dead letter", 110)
+    tokens = _env_file(var / "run" / "tokens.env")
+    return var, ports, kafka_port, proc, tokens, snap
+
+
+async def test_cases_were_closed_through_the_whole_loop(running):
+    var, ports, _, _, tokens, _ = running
+    status, body = await http("GET", f"http://127.0.0.1:{ports['grid']}/v1/cases?status=closed&limit=5",
+                              token=tokens["API_TOKEN"])
+    assert status == 200, body
+    assert body["total"] >= 3 and body["items"]
+
+
+async def test_orders_were_evaluated(running):
+    var, ports, _, _, tokens, _ = running
+    status, body = await http("GET", f"http://127.0.0.1:{ports['orders']}/v1/orders?status=evaluated&limit=5",
+                              token=tokens["API_TOKEN"])
+    assert status == 200, body
+    items = body.get("items", body if isinstance(body, list) else [])
+    assert items
+
+
+async def test_points_were_posted_and_the_ledger_sums_to_zero(running):
+    var, ports, _, _, tokens, _ = running
+    status, body = await http("GET", f"http://127.0.0.1:{ports['points']}/v1/ledger/check", token=tokens["API_TOKEN"])
+    assert status == 200, body
+    assert body["postings"] > 0
+    assert body["sum"] == 0 and body["consistent"] is True, body
+
+
+async def test_a_period_was_closed_with_scorecards(running):
+    var, ports, kafka_port, _, tokens, _ = running
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    recs = await read_all(bootstrap, ASSESSMENT.events.name, min_count=1, timeout=20,
+                          predicate=lambda r: isinstance(r["value"], dict)
+                          and r["value"].get("type") == "assessment.scorecard.published.v1")
+    cards = [r["value"]["data"] for r in recs]
+    assert cards
+    period = cards[0]["period"]
+    assert {c["entity_type"] for c in cards} & {"unit", "community", "street"}
+    status, body = await http("GET", f"http://127.0.0.1:{ports['assessment']}/v1/rankings?entity_type=unit&period={period}",
+                              token=tokens["API_TOKEN"])
+    assert status == 200, body
+    assert body["items"] and body["items"][0]["rank"] == 1
+
+
+async def test_malformed_records_reached_a_dead_letter_topic_and_refusals_their_rejections_topic(running):
+    var, ports, kafka_port, _, tokens, _ = running
+    bootstrap = f"127.0.0.1:{kafka_port}"
+    dead = []
+    for svc in BY_SERVICE.values():
+        dead += await read_all(bootstrap, svc.dlq.name, timeout=5)
+    assert dead, "no record on any DLQ"
+    assert any(not isinstance(r["value"], dict) for r in dead)  # the raw malformed bytes are kept
+    assert all(r["headers"] for r in dead)  # with the origin and the error in headers
+    refused = []
+    for svc in (GRID, ORDERS, POINTS):
+        refused += of_type(await read_all(bootstrap, svc.rejections.name, timeout=5), f"{svc.service}.command.rejected.v1")
+    assert refused and all(r["causationid"] == r["data"]["command_id"] for r in refused)
+
+
+async def test_the_example_client_follows_a_command_by_causationid(running):
+    var, ports, kafka_port, _, tokens, _ = running
+    from schemas.grid import Category, Location, ReportCase, Reporter
+    from services.simulator.client import CommandClient
+
+    async with CommandClient(f"127.0.0.1:{kafka_port}", source="/tests/e2e") as client:
+        ok = await client.send_and_follow(ReportCase(
+            case_id=f"e2e-{time.time_ns()}", grid_id="110105002003004", category=Category.OTHER,
+            description="e2e", location=Location(lat=10.0, lon=10.0, address="e2e"),
+            reporter=Reporter(kind="grid_worker", id="gw-e2e")), timeout=20)
+        assert not ok.timed_out and not ok.rejected and ok.of_type("grid.case.reported.v1")
+        bad = await client.send_and_follow(ReportCase(
+            case_id=f"e2e-{time.time_ns()}", grid_id="110105999999999", category=Category.OTHER,
+            description="e2e", location=Location(lat=10.0, lon=10.0, address="e2e"),
+            reporter=Reporter(kind="grid_worker", id="gw-e2e")), timeout=20)
+        assert bad.rejected and bad.reason == "unknown_grid"
+
+
+def test_zz_the_launcher_stops_cleanly_and_no_worker_restarted(district, running):
+    var, ports, kafka_port, pg_port, proc = district
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(90) == 0
+    final = _summary(var)
+    assert final.get("stopped") is True
+    assert {s: w["restarts"] for s, w in final["workers"].items()} == {s: 0 for s in SERVICES}
+    assert not _our_processes(var, ports, kafka_port), "processes left behind"
+    assert not list((var / "run").glob("*.pid")) and not (var / "kafka" / "tansu.pid").exists()
