@@ -45,3 +45,24 @@ def test_provisioning_points_grafana_at_prometheus_and_the_dashboard_folder():
     assert ds["uid"] == "prometheus" and ds["type"] == "prometheus" and ds["url"] == "http://prometheus:9090"
     prov = load_yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" / "grassroots.yml")["providers"][0]
     assert prov["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_every_metric_the_dashboards_and_rules_use_is_explained_in_the_operator_guide():
+    import re
+
+    from .support import EXTERNAL_METRICS, PROMETHEUS, metric_names, recorded_names, rule_exprs
+
+    guide = (DEPLOY / "README.md").read_text(encoding="utf-8")
+    exprs = [e for p in DASHBOARDS.glob("*.json") for _, e in dashboard_exprs(p)]
+    exprs += [e for p in (PROMETHEUS / "rules").glob("*.yml") for _, e in rule_exprs(p)]
+    used = set().union(*(metric_names(e) for e in exprs)) - recorded_names()
+    missing = set()
+    for name in used:
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        if not any(re.search(rf"`{re.escape(n)}[`{{]", guide) for n in (name, base, f"{base}_total")):
+            missing.add(name)
+    assert not missing, f"deploy/README.md does not explain {sorted(missing)}"
+    for name in EXTERNAL_METRICS:
+        assert f"`{name}" in guide
+    for name in recorded_names():
+        assert f"`{name}`" in guide, f"recording rule {name} not listed in deploy/README.md"
