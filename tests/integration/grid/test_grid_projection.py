@@ -12,6 +12,7 @@ from schemas.envelope import Message, envelope_for
 from schemas.grid import (
     CaseFeedback,
     Category,
+    DismissCase,
     DispatchCase,
     HandleCase,
     LogPatrol,
@@ -135,6 +136,20 @@ async def test_two_reports_of_one_problem_in_one_batch_are_linked_too(pool, hand
     assert [e.subject for e in uow.emitted if e.type == "grid.case.duplicate_linked.v1"] == ["b1"]
     async with pool.acquire() as conn:
         assert (await db.get_case(conn, "b2"))["duplicate_of"] == "b1"
+
+
+async def test_a_manual_dismissal_as_duplicate_links_to_an_open_case_only(pool, handler):
+    await run(pool, handler, report("m-a"), report("m-b", where=FAR), report("m-c", where={"lat": 39.8, "lon": 116.3,
+                                                                                           "address": "c"}))
+    uow = await run(pool, handler, DismissCase(case_id="m-b", reason="同一问题", duplicate_of="m-a"),
+                    now=T0 + timedelta(minutes=1))
+    assert [e.type for e in uow.emitted] == ["grid.case.dismissed.v1", "grid.case.duplicate_linked.v1"]
+    uow = await run(pool, handler, DismissCase(case_id="m-c", reason="同一问题", duplicate_of="m-b"),
+                    now=T0 + timedelta(minutes=2))
+    assert [e.reason for _, e in uow.rejected] == ["duplicate_target_not_open"]
+    async with pool.acquire() as conn:
+        assert (await db.get_case(conn, "m-a"))["duplicates"] == ["m-b"]
+        assert (await db.get_case(conn, "m-c"))["status"] == "reported"
 
 
 async def test_a_report_near_a_closed_case_is_not_a_duplicate(pool, handler):

@@ -164,6 +164,19 @@ async def test_http_commands_need_a_token_valid_input_and_a_legal_transition(wor
     assert status == 409 and body["error"] == "illegal_transition"
     status, body = await post(worker, cmd("case.register", case_id="no-such-case", department="x"))
     assert status == 409
+    status, body = await post(worker, cmd("case.escalate", case_id=cid, reason="复杂", joint_mediation=True))
+    assert status == 409 and body["error"] == "joint_mediation_for_disputes_only"
+
+
+async def test_a_complex_dispute_is_escalated_on_request_to_joint_mediation(worker):
+    cid = new_id("dispute")
+    where = {"lat": 39.93, "lon": 116.35, "address": "吉祥里"}
+    assert (await post(worker, report(cid, category="dispute.property", where=where)))[0] == 200
+    status, body = await post(worker, cmd("case.escalate", case_id=cid, reason="涉及多个部门", joint_mediation=True,
+                                          requested_by="cadre-3"))
+    assert status == 200 and body["events"][0]["data"]["to_level"] == "street"
+    _, case = await get(worker, f"/v1/cases/{cid}")
+    assert case["joint_mediation"] is True and case["level"] == "street"
 
 
 async def test_queries_filter_paginate_count_and_refuse_bad_filters(worker):
