@@ -11,10 +11,10 @@ import orjson
 import pytest
 
 from schemas.envelope import CloudEvent
-from tests.support.kafka import of_type, produce, read_all, send
+from tests.support.kafka import produce, read_all, send
 from tests.support.procs import http
 
-from .support import GRID, HERE, NEAR, TOKEN, cmd, events_of, grid_worker, new_id, report
+from .support import GRID, NEAR, TOKEN, cmd, events_of, grid_worker, new_id, report
 
 pytestmark = pytest.mark.integration
 
