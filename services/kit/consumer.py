@@ -98,7 +98,7 @@ class BatchConsumer:
 
     def __init__(self, *, service: str, name: str, topics: Sequence[Topic], group_id: str, bootstrap: str,
                  pool: asyncpg.Pool, handler: BatchHandler, on_commit=None, max_records: int = 1000,
-                 fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest"):
+                 fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest", lanes: int = 1):
         self.service = service
         self.name = name
         self.topics = list(topics)
@@ -110,6 +110,7 @@ class BatchConsumer:
         self.max_records = max_records
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.auto_offset_reset = auto_offset_reset
+        self.lanes = lanes
         self.dlq_topic = f"{service}.dlq.v1"
         assert self.dlq_topic in BY_NAME
         self.consumer: AIOKafkaConsumer | None = None
@@ -150,7 +151,7 @@ class BatchConsumer:
                 pending = asyncio.ensure_future(self._fetch())  # overlaps with the work below
                 try:
                     if items:
-                        await self._process_until_done(items)
+                        await self._process_lanes(items)
                         # Offsets of this batch are committed while the next batch is handled;
                         # commits stay in order because each waits for the previous one.
                         committing = asyncio.ensure_future(self._commit_offsets(items, committing))
@@ -208,6 +209,24 @@ class BatchConsumer:
                     it.error = e
                 items.append(it)
         return items
+
+    async def _process_lanes(self, items: list[Item]) -> None:
+        """Handle a batch as ``lanes`` concurrent transactions over disjoint partition sets.
+
+        A key lives in one partition, so each key's records stay in order in one lane, while
+        the database works on one lane as Python prepares another. Offsets are committed only
+        after every lane has committed.
+        """
+        if self.lanes <= 1:
+            await self._process_until_done(items)
+            return
+        split: dict[int, list[Item]] = {}
+        for it in items:
+            split.setdefault(hash((it.topic, it.partition)) % self.lanes, []).append(it)
+        if len(split) == 1:
+            await self._process_until_done(items)
+            return
+        await asyncio.gather(*(self._process_until_done(lane) for lane in split.values()))
 
     async def _process_until_done(self, items: list[Item]) -> None:
         """Handle a batch durably. Retries while the database is away; never gives up on it."""
@@ -283,7 +302,8 @@ class BatchConsumer:
                         except Exception as e:
                             raise _Fault() from e  # roll back; redone one message at a time
                 await write_outbox(conn, uow.records + dead)
-        # committed: count and wake the relay
+        # committed: run the handlers' after-commit effects, count, wake the relay
+        uow.committed()
         dup = Counter(by_key[k].topic for k in keys if k not in new)
         dup.update(it.topic for it in extra_copies)
         for topic, n in dup.items():

@@ -153,7 +153,7 @@ class ServiceRuntime:
                 group_id=group or s.consumer_group or f"{self.service}-service-{name}",
                 bootstrap=s.kafka_bootstrap_servers, pool=self.pool, handler=handler,
                 on_commit=self.relay.notify, max_records=s.batch_max_records,
-                fetch_max_wait_ms=s.fetch_max_wait_ms)
+                fetch_max_wait_ms=s.fetch_max_wait_ms, lanes=s.consumer_lanes)
             await c.start()
             self.consumers.append(c)
             self._tasks.append(asyncio.ensure_future(self._supervise(c)))
@@ -213,6 +213,7 @@ class ServiceRuntime:
             uow = UnitOfWork(conn, self.service, now)
             yield uow
             await write_outbox(conn, uow.records)
+        uow.committed()
         if uow.records and self.relay is not None:
             self.relay.notify()
 
@@ -419,6 +420,7 @@ class ServiceRuntime:
                         await conn.execute(
                             "INSERT INTO command_outcomes (source, id, events) VALUES ($1, $2, $3)", msg.source, msg.id,
                             [e.model_dump(mode="json", exclude_none=True) for e in uow.caused_by(msg.id)])
+                uow.committed()
                 m.RECORDS_CONSUMED.labels(self.service, "http", msg.type).inc()
                 if uow.records and self.relay is not None:
                     self.relay.notify()

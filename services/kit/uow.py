@@ -40,6 +40,23 @@ class UnitOfWork:
         self.records: list[OutboxRecord] = []
         self.emitted: list[CloudEvent] = []
         self.rejected: list[tuple[Message, Rejected]] = []
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` once the transaction has committed (never if it rolls back or is retried).
+
+        The place for metric counters and other in-memory effects of a handled message.
+        """
+        self._after_commit.append(fn)
+
+    def committed(self) -> None:
+        """Called by the kit after the commit."""
+        for fn in self._after_commit:
+            try:
+                fn()
+            except Exception:  # an observer must not undo a durable commit
+                log.exception("after-commit callback failed")
+        self._after_commit.clear()
 
     def emit(self, payload: Event, *, cause: Message | None = None, id: str | None = None,
              time: datetime | None = None, key: str | None = None) -> CloudEvent:
@@ -65,7 +82,7 @@ class UnitOfWork:
         payload = model(command_id=cause.id, command_type=cause.type, reason=error.reason,
                         detail=error.detail, field=error.field)
         self.rejected.append((cause, error))
-        m.COMMANDS_REJECTED.labels(self.service, cause.type, error.reason).inc()
+        self.after_commit(m.COMMANDS_REJECTED.labels(self.service, cause.type, error.reason).inc)
         return self.emit(payload, cause=cause, key=cause.envelope.subject or cause.payload.aggregate_id)
 
     def caused_by(self, message_id: str) -> list[CloudEvent]:
@@ -117,7 +134,7 @@ class Handler:
                 uow.reject(msg, e)
             else:
                 log.warning("reaction to %s %s refused: %s", msg.type, msg.id, e)
-                m.COMMANDS_REJECTED.labels(uow.service, msg.type, e.reason).inc()
+                uow.after_commit(m.COMMANDS_REJECTED.labels(uow.service, msg.type, e.reason).inc)
 
 
 def on(*types: str):
