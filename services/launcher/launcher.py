@@ -157,6 +157,33 @@ class Proc:
         self.pid_path.unlink(missing_ok=True)
 
 
+def stop_leftover_postgres(datadir: Path, timeout: float = 20.0) -> None:
+    """Stop a PostgreSQL server of ``datadir`` that an earlier (crashed) run left running.
+
+    ``pg_ctl stop`` needs the data directory's pid file; this also finds a server by its
+    command line (``-D <datadir>``), in case the pid file is gone.
+    """
+    pg = EmbeddedPostgres(datadir)
+    if (datadir / "postmaster.pid").exists():
+        pg._prepare()  # as root, pg_ctl must run as the server's system user
+        pg.stop()
+    mark = f"-D\0{datadir}\0"
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "postgres" in cmd and mark in cmd:
+            log.warning("stopping leftover PostgreSQL (pid %s) of %s", d.name, datadir)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(d.name), signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _pid_alive(int(d.name)) and time.monotonic() < deadline:
+                time.sleep(0.1)
+
+
 def port_free(host: str, port: int) -> bool:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -225,7 +252,8 @@ class Launcher:
                 asyncio.run(self.drop_schemas())
         else:
             self.pg = EmbeddedPostgres(cfg.var_dir / "postgres", cfg.pg_port)
-            self.pg.destroy()  # stops a leftover server of this data dir, then starts from empty (see module doc)
+            stop_leftover_postgres(self.pg.datadir)
+            self.pg.destroy()  # start from empty (see module doc)
             if not wait_port_free("127.0.0.1", cfg.pg_port, 5):
                 raise SystemExit(f"port {cfg.pg_port} is in use by another program: stop it, set PG_PORT=<free port>, "
                                  "or give DATABASE_URL")
@@ -287,6 +315,12 @@ class Launcher:
                     "--web-port", str(port), "--web-host", self.cfg.host]
             self.workers[s] = Proc(s, argv, env, self.log_dir / f"{s}.log", self.run_dir / f"{s}.pid")
 
+    def stop_leftovers(self) -> None:
+        """Workers and a simulator an earlier run left behind (kill -9 of the launcher): stop them."""
+        for name in (*SERVICES, "simulator"):
+            module = "services.simulator" if name == "simulator" else f"services.{name}.app"
+            _kill_leftover(self.run_dir / f"{name}.pid", module)
+
     def start_workers(self) -> None:
         for w in self.workers.values():
             _kill_leftover(w.pid_path, w.argv[2])
@@ -341,8 +375,9 @@ class Launcher:
             self.simulator.stop(grace=15)
         for w in self.workers.values():
             w.signal(signal.SIGTERM)
-        for w in self.workers.values():
-            w.stop(grace=20)
+        deadline = time.monotonic() + float(os.environ.get("STOP_GRACE_SECONDS") or 20)
+        for w in self.workers.values():  # one shared grace period, then SIGKILL
+            w.stop(grace=max(0.5, deadline - time.monotonic()))
 
     # -- the live loop --------------------------------------------------------------------------
     def worker_info(self) -> dict[str, dict]:
@@ -404,6 +439,7 @@ class Launcher:
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         final: dict = {}
         try:
+            self.stop_leftovers()
             self.start_infra()
             self.write_tokens()
             self.make_workers()
