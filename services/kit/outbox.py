@@ -54,6 +54,13 @@ async def write(conn: asyncpg.Connection, records: Sequence[OutboxRecord]) -> No
     )
 
 
+async def refresh_stats(conn: asyncpg.Connection, service: str) -> None:
+    """Set the outbox backlog and oldest-unpublished-age gauges from the table."""
+    stats = await conn.fetchrow("SELECT count(*) AS n, EXTRACT(EPOCH FROM now() - min(created_at)) AS age FROM outbox")
+    m.OUTBOX_BACKLOG.labels(service).set(stats["n"])
+    m.OUTBOX_OLDEST_AGE.labels(service).set(float(stats["age"] or 0.0))
+
+
 def producer_for(bootstrap: str, client_id: str) -> AIOKafkaProducer:
     # Idempotent producer is off on purpose: Tansu does not support it; duplicates are
     # absorbed by idempotent consumers (inbox), which production needs anyway.
@@ -144,10 +151,7 @@ class OutboxRelay:
             if time.monotonic() - self._last_stats < 1.0 and len(rows) == self.batch:
                 return len(rows)
             self._last_stats = time.monotonic()
-            stats = await conn.fetchrow(
-                "SELECT count(*) AS n, EXTRACT(EPOCH FROM now() - min(created_at)) AS age FROM outbox")
-            m.OUTBOX_BACKLOG.labels(self.service).set(stats["n"])
-            m.OUTBOX_OLDEST_AGE.labels(self.service).set(float(stats["age"] or 0.0))
+            await refresh_stats(conn, self.service)
         return len(rows)
 
     async def _send(self, rows) -> None:

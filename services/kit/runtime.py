@@ -42,7 +42,7 @@ from .consumer import BatchConsumer, BatchHandler, claim
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, connect_with_retry
 from .http import HttpError, Query, authenticate, dumps, from_validation_error
 from .migrations import KIT_MIGRATIONS, migrate, pending
-from .outbox import OutboxRelay, producer_for
+from .outbox import OutboxRelay, producer_for, refresh_stats
 from .outbox import write as write_outbox
 from .provision import provision
 from .settings import ServiceSettings
@@ -144,7 +144,7 @@ class ServiceRuntime:
         await self.producer.start()
         self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,
                                  poll_seconds=s.outbox_poll_seconds)
-        self._tasks = [asyncio.ensure_future(self.relay.run())]
+        self._tasks = [asyncio.ensure_future(self.relay.run()), asyncio.ensure_future(self._outbox_stats())]
         for hook in self._startup_hooks:
             await hook()
         for name, topics, handler, group in self._consumer_specs:
@@ -160,6 +160,18 @@ class ServiceRuntime:
         self.ready = True
         m.READY.labels(self.service).set(1)
         log.info("%s service started", self.service)
+
+    async def _outbox_stats(self, every: float = 5.0) -> None:
+        """Every worker keeps the outbox gauges current, leader or not, broker up or down."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                async with self.pool.acquire() as conn:
+                    await refresh_stats(conn, self.service)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the database is away: /readyz says so; keep the last values
+                log.debug("outbox stats not refreshed: %r", e)
 
     async def _supervise(self, c: BatchConsumer) -> None:
         """Keep a consumer loop running; an unexpected crash is logged and the loop restarted."""

@@ -100,10 +100,14 @@ class AssessmentHandler(Handler):
 
     async def _record(self, uow: UnitOfWork, events: list[StoredEvent]) -> None:
         new = await store.record_events(uow.conn, events)
-        for e in new:
-            m.EVENTS_RECORDED.labels(e.topic).inc()
-        if new:
-            m.applied(max(e.time for e in new))
+
+        def observe() -> None:
+            for e in new:
+                m.EVENTS_RECORDED.labels(e.topic).inc()
+            if new:
+                m.applied(max(e.time for e in new))
+
+        uow.after_commit(observe)
 
     # -- reviews --------------------------------------------------------------------------
 
@@ -198,12 +202,17 @@ class AssessmentHandler(Handler):
         withdrawn = await store.replace_alerts(uow.conn, period, scheme.scheme_id, all_alerts, uow.now)
         await store.record_close(uow.conn, period, scheme.scheme_id, uow.now, scorecards=len(cards),
                                  alerts=len(alerts), published=len(fresh_cards), trigger=trigger)
-        for c, _, _ in fresh_cards:
-            m.SCORECARDS_PUBLISHED.labels(c.entity_type.value).inc()
-        for a, _, _ in fresh_alerts:
-            m.ALERTS_RAISED.labels(a.indicator).inc()
-        m.PERIODS_CLOSED.labels(trigger).inc()
-        m.CLOSE_DURATION.observe(time.perf_counter() - started)
+        duration = time.perf_counter() - started
+
+        def observe() -> None:
+            for c, _, _ in fresh_cards:
+                m.SCORECARDS_PUBLISHED.labels(c.entity_type.value).inc()
+            for a, _, _ in fresh_alerts:
+                m.ALERTS_RAISED.labels(a.indicator).inc()
+            m.PERIODS_CLOSED.labels(trigger).inc()
+            m.CLOSE_DURATION.observe(duration)
+
+        uow.after_commit(observe)
         log.info("closed %s under %s: %d scorecards (%d published), %d alerts (%d raised, %d withdrawn)",
                  period, scheme.scheme_id, len(cards), len(fresh_cards), len(alerts), len(fresh_alerts), withdrawn)
         return pub

@@ -13,6 +13,7 @@ claimed (so a crash never leaves a claimed post next to an order that should hav
 from __future__ import annotations
 
 import logging
+from functools import partial
 from collections.abc import Sequence
 from typing import Any
 
@@ -107,7 +108,7 @@ class Orders:
         for e in events:
             before = new
             new = evolve(new, e)  # type: ignore[assignment]
-            _observe(before, new, e, origin)
+            uow.after_commit(partial(_observe, before, new, e, origin))
         if events:
             assert new is not None
             await store.save_order(uow.conn, new)
@@ -115,7 +116,7 @@ class Orders:
             await store.record_history(uow.conn, envelopes)
         if (trigger in MISS_TRIGGERS and self.settings.auto_dispatch and events and new is not None
                 and new.awaiting_dispatch):
-            mx.AUTO_DISPATCH_MISSES.labels(trigger).inc()
+            uow.after_commit(mx.AUTO_DISPATCH_MISSES.labels(trigger).inc)
             await store.record_miss(uow.conn, new.order_id, uow.now)
         return new
 
@@ -224,7 +225,7 @@ class OrderCommands(Handler):
         try:
             events = decide(state, cmd, self.orders.context(uow, cands))
         except NoEligibleAssignee:
-            mx.AUTO_DISPATCH_MISSES.labels("command").inc()
+            uow.after_commit(mx.AUTO_DISPATCH_MISSES.labels("command").inc)
             raise
         trigger = "decline" if isinstance(cmd, DeclineOrder) else "command"
         await self.orders.apply_order(uow, msg, state, events, trigger=trigger)

@@ -10,6 +10,7 @@ balances in the same transaction), emit the events. A refused transfer of a comm
 from __future__ import annotations
 
 import logging
+from functools import partial
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -70,11 +71,11 @@ class PointsHandler(Handler):
                             existing=existing, at=uow.now, rules=self.rules.current())
         except TransferRefusal as refusal:
             uow.emit(refusal.event, cause=msg)
-            metrics.count([refusal.event])
+            uow.after_commit(partial(metrics.count, [refusal.event]))
             raise
         await ledger.apply(conn, accounts, events)
         uow.emit_all(events, cause=msg)
-        metrics.count(events)
+        uow.after_commit(partial(metrics.count, events))
 
     @on(Redeem.TYPE)
     async def redeem(self, uow: UnitOfWork, msg: Message) -> None:
@@ -116,7 +117,7 @@ class PointsHandler(Handler):
         events = decide_award(rules, earning, resident=resident, issuer=issuer, existing=existing, at=uow.now)
         await ledger.apply(uow.conn, accounts, events)
         uow.emit_all(events, cause=msg)
-        metrics.count(events)
+        uow.after_commit(partial(metrics.count, events))
         return events
 
     # -- orders --------------------------------------------------------------------------
@@ -233,7 +234,7 @@ class PointsHandler(Handler):
         if events and deed is not None:
             await deed_store.save(uow.conn, deed)
         uow.emit_all(events, cause=msg)
-        metrics.count(events)
+        uow.after_commit(partial(metrics.count, events))
 
     # -- timers --------------------------------------------------------------------------
     async def credit_refused_deeds(self, uow: UnitOfWork, limit: int = 200) -> int:
@@ -277,7 +278,7 @@ class PointsHandler(Handler):
                 continue
             accounts = await ledger.apply(conn, accounts, events)
             uow.emit_all(events)
-            metrics.count(events)
+            uow.after_commit(partial(metrics.count, events))
             posted += len(events)
         return posted
 
