@@ -26,7 +26,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
-from schemas.envelope import DecodeError, Message, decode_envelope, decode_payload
+from pydantic import ValidationError
+
+from schemas.envelope import DecodeError, Message, decode_envelope, decode_payload, typed_adapter
 from schemas.topics import BY_NAME, Topic
 
 from . import metrics as m
@@ -117,6 +119,11 @@ class BatchConsumer:
         self.processed = 0
         self._stopping = False
         self._allowed = {t.name: (t.message_types, t.kind == "events" and t.service != service) for t in self.topics}
+        interested = getattr(handler, "types", None)
+        # the types decoded per topic: all its types, or, on another service's events topic,
+        # only those the handler reacts to (the rest are skipped undecoded)
+        self._types = {name: (allowed & interested if tolerant and interested is not None else allowed)
+                       for name, (allowed, tolerant) in self._allowed.items()}
         self.assigned = asyncio.Event()
         self._done: dict[TopicPartition, int] = {}
 
@@ -139,42 +146,78 @@ class BatchConsumer:
 
     # -- the loop --------------------------------------------------------------------------
     async def run(self) -> None:
+        """Fetch, hand each partition's records to its lane, commit offsets behind the lanes.
+
+        Lanes are long-lived workers, each with its own transaction stream; a partition always
+        goes to the same lane (so a key's records are handled in order), while different lanes,
+        the next fetch and the offset commits all proceed at once. The offsets of a batch are
+        committed only after every lane has committed that batch, and in batch order.
+        """
         assert self.consumer is not None
+        failures = 0
+        while not self._stopping:
+            try:
+                await self._pipeline()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Not the input's fault (that is dead-lettered) nor an outage (retried): a bug.
+                # Never skip a batch: go back to the last committed offsets and try again.
+                failures += 1
+                log.exception("batch failed unexpectedly; rewinding to the committed offsets")
+                await asyncio.sleep(min(0.5 * failures, 10.0))
+                await self._rewind()
+
+    async def _pipeline(self) -> None:
+        assert self.consumer is not None
+        n = max(1, self.lanes)
+        queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=2) for _ in range(n)]
+        workers = [asyncio.ensure_future(self._lane(q)) for q in queues]
         pending = asyncio.ensure_future(self._fetch())
         committing: asyncio.Future | None = None
-        failures = 0
         try:
             while not self._stopping:
                 items = await pending
                 if self.consumer.assignment():
                     self.assigned.set()
                 pending = asyncio.ensure_future(self._fetch())  # overlaps with the work below
-                try:
-                    if items:
-                        await self._process_lanes(items)
-                        # Offsets of this batch are committed while the next batch is handled;
-                        # commits stay in order because each waits for the previous one.
-                        committing = asyncio.ensure_future(self._commit_offsets(items, committing))
-                    failures = 0
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    # Not the input's fault (that is dead-lettered) nor an outage (retried): a bug.
-                    # Never skip the batch: go back to the last committed offsets and try again.
-                    failures += 1
-                    log.exception("batch of %d failed unexpectedly; rewinding to committed offsets", len(items))
-                    pending.cancel()
-                    await asyncio.gather(pending, return_exceptions=True)
-                    if committing is not None:
-                        await asyncio.gather(committing, return_exceptions=True)
-                    await asyncio.sleep(min(0.5 * failures, 10.0))
-                    await self._rewind()
-                    pending = asyncio.ensure_future(self._fetch())
+                if committing is not None and committing.done() and committing.exception() is not None:
+                    raise committing.exception()
+                if items:
+                    split: dict[int, list[Item]] = {}
+                    for it in items:
+                        split.setdefault(hash((it.topic, it.partition)) % n, []).append(it)
+                    done = []
+                    for lane, lane_items in split.items():
+                        fut = asyncio.get_running_loop().create_future()
+                        await queues[lane].put((lane_items, fut))  # waits when that lane is behind
+                        done.append(fut)
+                    committing = asyncio.ensure_future(self._commit_offsets(items, done, committing))
                 self._update_lag()
+            if committing is not None:
+                await committing
         finally:
             pending.cancel()
-            if committing is not None and not self.consumer._closed:  # noqa: SLF001
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(pending, *workers, return_exceptions=True)
+            if committing is not None and not committing.done():
+                committing.cancel()
                 await asyncio.gather(committing, return_exceptions=True)
+
+    async def _lane(self, queue: asyncio.Queue) -> None:
+        while True:
+            items, fut = await queue.get()
+            try:
+                await self._process_until_done(items)
+            except asyncio.CancelledError:
+                fut.cancel()
+                raise
+            except Exception as e:
+                fut.set_exception(e)
+            else:
+                fut.set_result(None)
 
     async def _rewind(self) -> None:
         assert self.consumer is not None
@@ -196,37 +239,27 @@ class BatchConsumer:
         items: list[Item] = []
         for tp, records in batches.items():
             allowed, tolerant = self._allowed[tp.topic]
-            interested = getattr(self.handler, "types", None)
+            types = self._types[tp.topic]
+            adapter = typed_adapter(types)
             for r in records:
                 it = Item(tp.topic, tp.partition, r.offset, r.key, r.value)
-                try:
+                items.append(it)
+                if adapter is not None and r.value is not None:
+                    try:  # the fast path: envelope and typed payload in one pass over the bytes
+                        env = adapter.validate_json(r.value)
+                        it.message = Message(envelope=env, payload=env.data, raw=r.value)
+                        continue
+                    except ValidationError:
+                        pass
+                try:  # the precise path: which reason, which field
                     env = decode_envelope(r.value if r.value is not None else b"")
-                    if tolerant and (env.type not in allowed or (interested is not None and env.type not in interested)):
+                    if tolerant and env.type not in types:
                         it.ignored = True  # a type we do not react to, perhaps newer than us
                     else:
-                        it.message = Message(envelope=env, payload=decode_payload(env, allowed))
+                        it.message = Message(envelope=env, payload=decode_payload(env, allowed), raw=r.value)
                 except DecodeError as e:
                     it.error = e
-                items.append(it)
         return items
-
-    async def _process_lanes(self, items: list[Item]) -> None:
-        """Handle a batch as ``lanes`` concurrent transactions over disjoint partition sets.
-
-        A key lives in one partition, so each key's records stay in order in one lane, while
-        the database works on one lane as Python prepares another. Offsets are committed only
-        after every lane has committed.
-        """
-        if self.lanes <= 1:
-            await self._process_until_done(items)
-            return
-        split: dict[int, list[Item]] = {}
-        for it in items:
-            split.setdefault(hash((it.topic, it.partition)) % self.lanes, []).append(it)
-        if len(split) == 1:
-            await self._process_until_done(items)
-            return
-        await asyncio.gather(*(self._process_until_done(lane) for lane in split.values()))
 
     async def _process_until_done(self, items: list[Item]) -> None:
         """Handle a batch durably. Retries while the database is away; never gives up on it."""
@@ -338,10 +371,14 @@ class BatchConsumer:
             finally:
                 correlation_id.reset(token)
 
-    async def _commit_offsets(self, items: list[Item], previous: asyncio.Future | None = None) -> None:
+    async def _commit_offsets(self, items: list[Item], handled: list[asyncio.Future],
+                              previous: asyncio.Future | None) -> None:
+        """Commit the batch's offsets once its lanes have committed and the previous batch's
+        offsets are committed; a failure anywhere before stops every later commit."""
         assert self.consumer is not None
         if previous is not None:
-            await asyncio.gather(previous, return_exceptions=True)
+            await previous  # raises if an earlier batch failed: never commit past it
+        await asyncio.gather(*handled)
         offsets: dict[TopicPartition, int] = {}
         for it in items:
             tp = TopicPartition(it.topic, it.partition)

@@ -89,6 +89,7 @@ class OutboxRelay:
         self.published = 0
         self._partitioner = DefaultPartitioner()
         self._last_stats = 0.0
+        self._in_round = False
 
     def notify(self) -> None:
         """Wake the relay now (called after a commit that wrote outbox rows)."""
@@ -118,7 +119,11 @@ class OutboxRelay:
             await self._acquire_leadership()
             try:
                 while not self._stopping:
-                    n = await self.publish_once()
+                    self._in_round = True
+                    try:
+                        n = await self.publish_once()
+                    finally:
+                        self._in_round = False
                     if n < self.batch:
                         self.wakeup.clear()
                         try:
@@ -133,9 +138,14 @@ class OutboxRelay:
                 await self._release_lock_conn()
                 await asyncio.sleep(1.0)
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop after the round in progress: a round cut between the broker's ack and the
+        DELETE would publish its records again on the next start (at-least-once, but avoidable)."""
         self._stopping = True
         self.wakeup.set()
+        deadline = time.monotonic() + timeout
+        while self._in_round and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
         await self._release_lock_conn()
 
     async def publish_once(self) -> int:
@@ -143,9 +153,9 @@ class OutboxRelay:
             rows = await conn.fetch(
                 "SELECT seq, topic, key, value, headers, message_type FROM outbox ORDER BY seq LIMIT $1", self.batch)
             if rows:
-                await self._send(rows)
-                await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r["seq"] for r in rows])
-                for (topic, typ), n in Counter((r["topic"], r["message_type"]) for r in rows).items():
+                counts = await self._send(rows)
+                await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r[0] for r in rows])
+                for (topic, typ), n in counts.items():
                     m.RECORDS_PRODUCED.labels(self.service, topic, typ).inc(n)
                 self.published += len(rows)
             if time.monotonic() - self._last_stats < 1.0 and len(rows) == self.batch:
@@ -154,30 +164,40 @@ class OutboxRelay:
             await refresh_stats(conn, self.service)
         return len(rows)
 
-    async def _send(self, rows) -> None:
-        """Publish rows in order and wait for acks=all. Records go out in per-partition batches
-        (the partition chosen as Kafka's default partitioner does: murmur2 of the key), which
-        keeps the order of each key and costs a fraction of one send() per record."""
+    async def _send(self, rows) -> Counter:
+        """Publish rows in order and wait for acks=all; return counts by (topic, type).
+
+        Records go out in per-partition batches (the partition chosen as Kafka's default
+        partitioner does: murmur2 of the key), which keeps each key's order and costs a
+        fraction of one send() per record."""
         partitions: dict[str, list[int]] = {}
+        part_of: dict[tuple[str, str], int] = {}
         open_batches: dict[tuple[str, int], object] = {}
+        counts: Counter = Counter()
         futures = []
-        for r in rows:
-            topic = r["topic"]
-            if topic not in partitions:
-                partitions[topic] = sorted(await self.producer.partitions_for(topic))
-            parts = partitions[topic]
-            key = r["key"].encode() if r["key"] is not None else None
-            part = self._partitioner(key, parts, parts) if key is not None else parts[r["seq"] % len(parts)]
-            headers = _DEFAULT_HEADERS if r["headers"] is None else [(k, v.encode()) for k, v in r["headers"]]
+        for seq, topic, key, value, headers, message_type in rows:
+            counts[(topic, message_type)] += 1
+            parts = partitions.get(topic)
+            if parts is None:
+                parts = partitions[topic] = sorted(await self.producer.partitions_for(topic))
+            kbytes = key.encode() if key is not None else None
+            if kbytes is None:
+                part = parts[seq % len(parts)]
+            else:
+                part = part_of.get((topic, key))
+                if part is None:
+                    part = part_of[(topic, key)] = self._partitioner(kbytes, parts, parts)
+            hdrs = _DEFAULT_HEADERS if headers is None else [(k, v.encode()) for k, v in headers]
             batch = open_batches.get((topic, part))
             if batch is None:
                 batch = open_batches[(topic, part)] = self.producer.create_batch()
-            if batch.append(key=key, value=r["value"], timestamp=None, headers=headers) is None:
+            if batch.append(key=kbytes, value=value, timestamp=None, headers=hdrs) is None:
                 futures.append(await self.producer.send_batch(batch, topic, partition=part))
                 batch = open_batches[(topic, part)] = self.producer.create_batch()
-                if batch.append(key=key, value=r["value"], timestamp=None, headers=headers) is None:
-                    raise ValueError(f"outbox record {r['seq']} is larger than the producer's batch size")
+                if batch.append(key=kbytes, value=value, timestamp=None, headers=hdrs) is None:
+                    raise ValueError(f"outbox record {seq} is larger than the producer's batch size")
         for (topic, part), batch in open_batches.items():
             if batch.record_count():
                 futures.append(await self.producer.send_batch(batch, topic, partition=part))
         await asyncio.gather(*futures)
+        return counts

@@ -9,7 +9,7 @@ from typing import Awaitable, Callable, Iterable, Sequence
 import asyncpg
 
 from schemas.common import Event
-from schemas.envelope import CloudEvent, Message, build
+from schemas.envelope import Emitted, Message, build
 from schemas.rejections import REJECTION_BY_SERVICE
 from schemas.topics import BY_SERVICE
 
@@ -38,7 +38,7 @@ class UnitOfWork:
         self.source = service_source(service)
         self.now = now or datetime.now(timezone.utc)
         self.records: list[OutboxRecord] = []
-        self.emitted: list[CloudEvent] = []
+        self.emitted: list[Emitted] = []
         self.rejected: list[tuple[Message, Rejected]] = []
         self._after_commit: list[Callable[[], None]] = []
 
@@ -59,7 +59,7 @@ class UnitOfWork:
         self._after_commit.clear()
 
     def emit(self, payload: Event, *, cause: Message | None = None, id: str | None = None,
-             time: datetime | None = None, key: str | None = None) -> CloudEvent:
+             time: datetime | None = None, key: str | None = None) -> Emitted:
         """Publish an event of this service (via the outbox), caused by ``cause`` if given."""
         if not isinstance(payload, Event) or payload.service() != self.service:
             raise ValueError(f"{self.service} may only publish its own events, not {payload.TYPE}")
@@ -73,10 +73,10 @@ class UnitOfWork:
         self.emitted.append(env)
         return env
 
-    def emit_all(self, payloads: Iterable[Event], *, cause: Message | None = None) -> list[CloudEvent]:
+    def emit_all(self, payloads: Iterable[Event], *, cause: Message | None = None) -> list[Emitted]:
         return [self.emit(p, cause=cause) for p in payloads]
 
-    def reject(self, cause: Message, error: Rejected) -> CloudEvent:
+    def reject(self, cause: Message, error: Rejected) -> Emitted:
         """Publish ``<svc>.command.rejected.v1`` for a refused command."""
         model = REJECTION_BY_SERVICE[self.service]
         payload = model(command_id=cause.id, command_type=cause.type, reason=error.reason,
@@ -85,7 +85,7 @@ class UnitOfWork:
         self.after_commit(m.COMMANDS_REJECTED.labels(self.service, cause.type, error.reason).inc)
         return self.emit(payload, cause=cause, key=cause.envelope.subject or cause.payload.aggregate_id)
 
-    def caused_by(self, message_id: str) -> list[CloudEvent]:
+    def caused_by(self, message_id: str) -> list[Emitted]:
         return [e for e in self.emitted if e.causationid == message_id]
 
 

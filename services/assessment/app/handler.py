@@ -72,7 +72,7 @@ def stored(msg: Message) -> StoredEvent:
     env = msg.envelope
     if env.time is None:
         raise ValueError(f"{msg.type} {msg.id} has no time; assessment cannot place it in a period")
-    return StoredEvent(env.source, env.id, topic_of(env.type), env.type, env.data, env.time)
+    return StoredEvent(env.source, env.id, topic_of(env.type), env.type, msg.data(), env.time)
 
 
 class AssessmentHandler(Handler):

@@ -281,7 +281,7 @@ class GridCases(Handler):
 
     @on(CaseRegistered.TYPE)
     async def case_registered(self, uow: UnitOfWork, msg: Message) -> None:
-        data = {**msg.envelope.data, **msg.payload.model_dump(mode="json", exclude_none=True)}
+        data = {**msg.data(), **msg.payload.model_dump(mode="json", exclude_none=True)}
         cmd = order_from_grid_case(data)
         if cmd is None:
             return  # not a resident need

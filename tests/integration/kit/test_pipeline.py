@@ -98,7 +98,8 @@ async def test_inbox_drops_a_duplicate_command(kafka, pool):
 async def test_crash_between_database_commit_and_offset_commit_causes_no_double_effect(kafka, pool):
     envs = [command(patrol(grid_id=f"110105001002{i:03d}")) for i in range(20)]
     async with Pipeline(kafka, pool, group="crashy") as p:
-        async def crash_instead_of_committing(items):  # the worker dies right after the DB commit
+        async def crash_instead_of_committing(items, handled, previous):  # dies right after the DB commit
+            await asyncio.gather(*handled)
             raise asyncio.CancelledError
         p.consumer._commit_offsets = crash_instead_of_committing
         await send(kafka, GRID.intake.name, *envs)
@@ -160,7 +161,7 @@ async def test_refused_command_yields_a_rejection_event(kafka, pool):
 
 async def test_a_redelivered_poison_record_is_dead_lettered_once(kafka, pool):
     async with Pipeline(kafka, pool, group="g1") as p:
-        p.consumer._commit_offsets = lambda items: asyncio.sleep(0)  # offsets never committed
+        p.consumer._commit_offsets = lambda *args: asyncio.sleep(0)  # offsets never committed
         await produce(kafka, GRID.intake.name, [("k", b"garbage")])
         await p.wait_processed(1)
     async with Pipeline(kafka, pool, group="g1") as p2:
