@@ -6,14 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-unit test-integration test-e2e schemas bench infra provision lint clean help
+.PHONY: run test test-unit test-integration test-deploy test-e2e schemas dashboards bench provision clean help
 
 help:
 	@echo "make run       - the whole district live: embedded Kafka + PostgreSQL, 4 services, simulator (Ctrl-C stops)"
 	@echo "make test      - unit, contract, integration, deploy and end-to-end tests (real broker + database)"
 	@echo "make bench     - throughput/latency/memory benchmark; prints one JSON line"
 	@echo "make schemas   - regenerate JSON Schema + AsyncAPI from the contract package"
-	@echo "make infra     - only the embedded broker and database (Ctrl-C stops)"
+	@echo "make provision - create the contract topics on KAFKA_BOOTSTRAP_SERVERS"
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,6 @@ venv: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m services.launcher
-
-infra: $(STAMP)
-	SIMULATE=0 $(PY) -m services.launcher --infra-only
 
 provision: $(STAMP)
 	$(PY) -m services.kit.provision
@@ -41,11 +38,17 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
 
+test-deploy: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/deploy $(PYTEST_ARGS)
+
 test-e2e: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
 
 schemas: $(STAMP)
 	$(PY) -m schemas.generate
+
+dashboards: $(STAMP)
+	$(PY) deploy/grafana/generate.py
 
 bench: $(STAMP)
 	$(PY) -m tests.bench.run

@@ -5,7 +5,7 @@ A record's value is the UTF-8 JSON of :class:`CloudEvent`; its ``content-type`` 
 """
 from __future__ import annotations
 
-import uuid
+import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
@@ -87,8 +87,21 @@ class Message:
         return self.envelope.correlationid or self.envelope.id
 
 
+_ids = random.Random()  # seeded from os.urandom; the random module reseeds it in a forked child
+
+
 def new_id() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID string for an envelope id.
+
+    Ids need only be unique per source; drawing 122 random bits from a PRNG seeded from the OS
+    keeps uuid4's collision odds without a getrandom() system call per event (uuid4 was a tenth
+    of a worker's CPU on the hot path)."""
+    h = "%032x" % ((_ids.getrandbits(128) & _ID_MASK) | _ID_BITS)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_ID_MASK = ~((0xF << 76) | (0x3 << 62)) & ((1 << 128) - 1)
+_ID_BITS = (0x4 << 76) | (0x2 << 62)
 
 
 def envelope_for(
@@ -165,7 +178,7 @@ def build(
 
     The hot path of every publisher: the payload is already a validated model.
     """
-    eid = id or str(uuid.uuid4())
+    eid = id or new_id()
     data_json = payload.__pydantic_serializer__.to_json(payload)
     env = Emitted(id=eid, source=source, type=payload.TYPE, time=time, subject=subject or payload.aggregate_id,
                   correlationid=correlationid or eid, causationid=causationid, data_json=data_json)

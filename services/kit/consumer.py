@@ -113,6 +113,7 @@ class BatchConsumer:
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.auto_offset_reset = auto_offset_reset
         self.lanes = lanes
+        self._lane_of: dict[tuple[str, int], int] = {}
         self.dlq_topic = f"{service}.dlq.v1"
         assert self.dlq_topic in BY_NAME
         self.consumer: AIOKafkaConsumer | None = None
@@ -187,7 +188,10 @@ class BatchConsumer:
                 if items:
                     split: dict[int, list[Item]] = {}
                     for it in items:
-                        split.setdefault(hash((it.topic, it.partition)) % n, []).append(it)
+                        lane = self._lane_of.get((it.topic, it.partition))
+                        if lane is None:  # round-robin on first sight: balanced, and fixed per partition
+                            lane = self._lane_of[(it.topic, it.partition)] = len(self._lane_of) % n
+                        split.setdefault(lane, []).append(it)
                     done = []
                     for lane, lane_items in split.items():
                         fut = asyncio.get_running_loop().create_future()

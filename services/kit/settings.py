@@ -35,7 +35,7 @@ class ServiceSettings(BaseSettings):
     api_tokens: SecretStr = Field(SecretStr(""), description="app:token pairs, comma separated; a request needs `Authorization: Bearer <token>`")
     consumer_group: str | None = Field(None, description="Kafka consumer group (default: <service>-service)")
     batch_max_records: int = Field(1000, ge=1, le=100_000, description="records fetched and committed per batch")
-    consumer_lanes: int = Field(3, ge=1, le=16, description="concurrent transaction streams, each owning a share of the partitions")
+    consumer_lanes: int = Field(4, ge=1, le=16, description="concurrent transaction streams, each owning a share of the partitions")
     fetch_max_wait_ms: int = Field(50, ge=5, le=10_000, description="broker wait for a fetch to fill")
     outbox_batch: int = Field(2000, ge=1, le=100_000, description="outbox rows the relay publishes per round")
     outbox_poll_seconds: float = Field(0.5, gt=0, description="relay poll when not woken by a commit")

@@ -236,7 +236,7 @@ async def main() -> int:
         port = free_port()
         env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "DATABASE_URL": dsn, "PORT": str(port),
                "GRID_HTTP_PORT": str(port), "TOPIC_PARTITIONS": str(PARTITIONS), "LOG_FORMAT": "text",
-               "GRID_BATCH_MAX_RECORDS": os.environ.get("BENCH_BATCH", "2000")}
+               "GRID_BATCH_MAX_RECORDS": os.environ.get("BENCH_BATCH", "1000")}
         worker = start_worker("tests.bench.pipeline_app", env, work / "pipeline.log")
         try:
             result["pipeline_eps"] = await wait_published(dsn, N, worker)
