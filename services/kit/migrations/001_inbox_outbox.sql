@@ -22,6 +22,11 @@ CREATE TABLE outbox (
     message_type text        NOT NULL DEFAULT '',
     created_at   timestamptz NOT NULL DEFAULT now()
 );
+-- Every published row is deleted, so the table is all churn: vacuum it early and without
+-- throttling, or the relay's ordered scan wades through dead index entries.
+ALTER TABLE outbox SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 10000,
+                        autovacuum_vacuum_cost_delay = 0, autovacuum_analyze_scale_factor = 0,
+                        autovacuum_analyze_threshold = 10000);
 
 -- What a command sent over HTTP produced, so that sending it again is answered with the
 -- same events (idempotent by command id).
