@@ -126,6 +126,12 @@ def envelope_for(
     )
 
 
+def rfc3339(t: datetime) -> str:
+    """A time as the contract writes it (and as pydantic does): UTC as ``Z``, else the offset."""
+    s = t.isoformat()
+    return s[:-6] + "Z" if s.endswith("+00:00") else s
+
+
 class Emitted:
     """An envelope this process has just built from a validated payload.
 
@@ -153,7 +159,7 @@ class Emitted:
 
     def model_dump(self, mode: str = "json", exclude_none: bool = False) -> dict[str, Any]:
         out = {"specversion": self.specversion, "id": self.id, "source": self.source, "type": self.type,
-               "time": self.time.isoformat() if mode == "json" else self.time, "subject": self.subject,
+               "time": rfc3339(self.time) if mode == "json" else self.time, "subject": self.subject,
                "datacontenttype": self.datacontenttype, "correlationid": self.correlationid,
                "causationid": self.causationid, "data": self.data}
         if exclude_none:
@@ -183,7 +189,7 @@ def build(
     env = Emitted(id=eid, source=source, type=payload.TYPE, time=time, subject=subject or payload.aggregate_id,
                   correlationid=correlationid or eid, causationid=causationid, data_json=data_json)
     attrs: dict[str, Any] = {
-        "specversion": "1.0", "id": eid, "source": source, "type": env.type, "time": time.isoformat(),
+        "specversion": "1.0", "id": eid, "source": source, "type": env.type, "time": rfc3339(time),
         "subject": env.subject, "datacontenttype": "application/json", "correlationid": env.correlationid,
     }
     if causationid is not None:

@@ -13,6 +13,7 @@ from schemas.envelope import Emitted, Message, build
 from schemas.rejections import REJECTION_BY_SERVICE
 from schemas.topics import BY_SERVICE
 
+from . import jsonlog
 from . import metrics as m
 from .errors import Rejected
 from .outbox import OutboxRecord
@@ -127,6 +128,8 @@ class Handler:
         name = self._routes.get(msg.type)
         if name is None:
             return
+        token = jsonlog.correlation_id.set(msg.correlation_id)
+        cause_token = jsonlog.causation_id.set(msg.id)
         try:
             await getattr(self, name)(uow, msg)
         except Rejected as e:
@@ -135,6 +138,9 @@ class Handler:
             else:
                 log.warning("reaction to %s %s refused: %s", msg.type, msg.id, e)
                 uow.after_commit(m.COMMANDS_REJECTED.labels(uow.service, msg.type, e.reason).inc)
+        finally:
+            jsonlog.causation_id.reset(cause_token)
+            jsonlog.correlation_id.reset(token)
 
 
 def on(*types: str):
