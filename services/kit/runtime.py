@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import logging
 import time
 from datetime import datetime, timezone
@@ -95,6 +96,8 @@ class ServiceRuntime:
 
     # -- faust app ------------------------------------------------------------------------
     def _make_app(self) -> faust.App:
+        datadir = Path(os.environ.get("VAR_DIR", "var")) / "faust" / f"{self.service}-service"
+        datadir.mkdir(parents=True, exist_ok=True)
         brokers = ";".join(f"kafka://{b.strip()}" for b in self.settings.kafka_bootstrap_servers.split(","))
         return faust.App(
             f"{self.service}-service",
@@ -105,6 +108,8 @@ class ServiceRuntime:
             web_in_thread=False,
             store="memory://",
             autodiscover=False,
+            # faust's own files (no tables are kept there) go under var/, never the working tree
+            datadir=str(datadir),
             producer_acks=-1,
             broker_rebalance_timeout=3,
             broker_session_timeout=10,

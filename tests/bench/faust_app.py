@@ -23,7 +23,9 @@ from services.kit.uow import UnitOfWork
 from .handler import COMPONENTS, BatchPatrolCounter
 
 BOOTSTRAP = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-app = faust.App("bench-faust-agent", broker=f"kafka://{BOOTSTRAP}", web_port=int(os.environ.get("BENCH_WEB_PORT", "6099")),
+os.makedirs("var/faust/bench-faust-agent", exist_ok=True)
+app = faust.App("bench-faust-agent", broker=f"kafka://{BOOTSTRAP}", datadir="var/faust/bench-faust-agent",
+                web_port=int(os.environ.get("BENCH_WEB_PORT", "6099")),
                 web_host="127.0.0.1", store="memory://", autodiscover=False, processing_guarantee="at_least_once",
                 broker_rebalance_timeout=3, broker_session_timeout=10, broker_heartbeat_interval=1,
                 consumer_auto_offset_reset="earliest", topic_partitions=1, stream_buffer_maxsize=4096)
