@@ -72,6 +72,18 @@ class Query:
         v = self.params.get(name)
         return v if v not in (None, "") else default
 
+    def choice(self, name: str, allowed, *, required: bool = False) -> str | None:
+        """A value from a fixed set (an enum's values, a list of codes); 422 naming the set."""
+        v = self.str(name)
+        if v is None:
+            if required:
+                raise HttpError(422, "invalid_query", f"{name} is required", name)
+            return None
+        options = sorted(a.value if hasattr(a, "value") else a for a in allowed)
+        if v not in options:
+            raise HttpError(422, "invalid_query", f"{name} must be one of {', '.join(options)}", name)
+        return v
+
     def int(self, name: str, default: int, *, lo: int = 0, hi: int = 10_000) -> int:
         raw = self.params.get(name)
         if raw in (None, ""):

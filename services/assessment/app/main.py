@@ -21,7 +21,7 @@ from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
 from services.assessment.domain import CATALOGUE, Scheme
 from services.assessment.domain.periods import InvalidPeriod, Period
 from services.assessment.projection import MIGRATIONS, store
-from services.kit.http import HttpError
+from services.kit.http import HttpError, Query
 from services.kit.runtime import Request, ServiceRuntime
 from services.kit.uow import UnitOfWork
 
@@ -66,15 +66,7 @@ def _period(raw: str | None, *, required: bool = True) -> str | None:
 
 
 def _entity_type(raw: str | None, field: str = "entity_type", *, required: bool = True) -> str | None:
-    if raw in (None, ""):
-        if required:
-            raise HttpError(422, "invalid_query", f"{field} is required", field)
-        return None
-    try:
-        return EntityType(raw).value
-    except ValueError:
-        raise HttpError(422, "invalid_query", f"{field} must be one of {[e.value for e in EntityType]}",
-                        field) from None
+    return Query({field: raw or ""}).choice(field, EntityType, required=required)
 
 
 async def _scheme_of(conn, period: str, requested: str | None) -> tuple[str | None, bool]:

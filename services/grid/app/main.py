@@ -60,13 +60,6 @@ def _code(req: Request, name: str) -> str | None:
     return v
 
 
-def _choice(req: Request, name: str, allowed: list[str]) -> str | None:
-    v = req.query.str(name)
-    if v is not None and v not in allowed:
-        raise HttpError(422, "invalid_query", f"{name} must be one of {', '.join(allowed)}", name)
-    return v
-
-
 @rt.route("/v1/cases/{case_id}")
 async def get_case(req: Request):
     async with rt.pool.acquire() as conn:
@@ -80,8 +73,8 @@ async def get_case(req: Request):
 async def list_cases(req: Request):
     f = db.CaseFilter(
         grid_id=_code(req, "grid_id"), community_id=_code(req, "community_id"), street_id=_code(req, "street_id"),
-        status=_choice(req, "status", [s.value for s in CaseStatus]),
-        category=_choice(req, "category", [c.value for c in Category]),
+        status=req.query.choice("status", CaseStatus),
+        category=req.query.choice("category", Category),
         overdue=req.query.bool("overdue"))
     limit, offset = req.query.page()
     async with rt.pool.acquire() as conn:
