@@ -256,20 +256,6 @@ def typed_adapter(types: frozenset[str]) -> TypeAdapter | None:
     return adapter
 
 
-def decode_fast(raw: bytes, types: frozenset[str], allowed: frozenset[str] | None = None) -> Message:
-    """Decode a record of one of ``types``; anything else takes the precise path of :func:`decode`
-    (which raises :class:`DecodeError` with the reason and the field)."""
-    adapter = typed_adapter(types)
-    if adapter is not None:
-        try:
-            env = adapter.validate_json(raw)
-        except ValidationError:
-            pass
-        else:
-            return Message(envelope=env, payload=env.data, raw=raw)
-    return decode(raw, allowed if allowed is not None else types)
-
-
 def decode(raw: bytes | str | dict, allowed: frozenset[str] | None = None) -> Message:
     """Decode a record value into a typed :class:`Message`, or raise :class:`DecodeError`."""
     env = decode_envelope(raw)
