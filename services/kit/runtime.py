@@ -106,6 +106,13 @@ class ServiceRuntime:
             web_port=self.settings.http_port,
             web_enabled=True,
             web_in_thread=False,
+            # only the kit's routes: faust's own pages (router, tables, graph, stats) would expose
+            # internals without authentication
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_graph_enabled=False,
+            web_stats_enabled=False,
+            web_metrics_enabled=False,
             store="memory://",
             autodiscover=False,
             # faust's own files (no tables are kept there) go under var/, never the working tree

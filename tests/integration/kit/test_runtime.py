@@ -71,6 +71,8 @@ async def test_commands_over_http_are_authenticated_validated_idempotent_and_pub
         assert 'kit_commands_rejected_total{reason="ended_before_started",service="grid",type="grid.patrol.log.v1"} 1.0' in text
         assert "kit_outbox_backlog" in text and "kit_ready" in text
         assert (await http("GET", w.url + "/healthz"))[0] == 200
+        for internal in ("/table/", "/router/", "/graph/", "/stats/"):  # faust's own pages are off
+            assert (await http("GET", w.url + internal))[0] == 404, internal
     finally:
         assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
 
