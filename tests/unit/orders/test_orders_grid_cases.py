@@ -95,8 +95,6 @@ def test_a_resident_need_case_that_cannot_become_an_order_is_reported_as_unusabl
 
 def test_the_grid_services_registered_example_maps_when_it_is_a_resident_need():
     path = EXAMPLES / "grid.case.registered.v1.json"
-    if not path.exists():
-        pytest.skip("grid example not present")
     data = json.loads(path.read_text()) | {"category": "resident_need"}
     cmd = order_from_grid_case(data)
     assert cmd.source_case_id == data["case_id"] and cmd.resident_id == data["reporter"]["id"]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pytest
 
 from schemas.common import community_of, street_of
 from services.grid.domain.grid_codes import GridCode
@@ -34,7 +33,6 @@ def test_every_grid_id_is_fifteen_ascii_digits_encoding_its_community_and_street
         assert code.street_id == g.street_id == street_of(g.grid_id)
 
 
-@pytest.mark.skipif(not DEFAULT_REGISTER.exists(), reason="the grid service's register is not there")
 def test_every_grid_is_in_the_grid_services_register_and_the_unknown_one_is_not():
     from services.grid.registry import GridRegister
 
