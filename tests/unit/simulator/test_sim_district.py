@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 
-
 from schemas.common import community_of, street_of
 from services.grid.domain.grid_codes import GridCode
 from services.simulator.district import BUILTIN_REGISTER, DEFAULT_REGISTER, generate, load_register
