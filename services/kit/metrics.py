@@ -46,3 +46,6 @@ HTTP_DURATION = Histogram(
     buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
 READY = Gauge("kit_ready", "1 when the worker is ready (database, broker, migrations)", ["service"])
 TIMER_RUNS = Counter("kit_timer_runs_total", "Timer rounds by timer and outcome", ["service", "timer", "outcome"])
+CLOCK_OFFSET = Gauge(
+    "kit_clock_offset_seconds", "Domain clock minus the real clock: 0 in production; the simulated calendar's "
+    "lead under make run", ["service"])

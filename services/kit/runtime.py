@@ -24,7 +24,7 @@ import gc
 import os
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
 
@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from schemas.envelope import CloudEvent, DecodeError, Message, decode_payload
 from schemas.topics import BY_SERVICE, Topic
 
-from . import jsonlog
+from . import clock, jsonlog
 from . import metrics as m
 from .consumer import BatchConsumer, BatchHandler, claim
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, connect_with_retry
@@ -87,6 +87,7 @@ class ServiceRuntime:
         self._startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.ready = False
         self._tokens = settings.tokens()
+        clock.use(settings.clock())
         self._routes: dict[str, dict[str, tuple[RouteFn, bool, str]]] = {}
         self.app = self._make_app()
         self._install_service()
@@ -149,6 +150,9 @@ class ServiceRuntime:
             gc.freeze()
             gc.set_threshold(s.gc_gen0_threshold, 50, 100)
         m.READY.labels(self.service).set(0)
+        if clock.current().simulated:
+            log.warning("simulated time: %s (domain times are not real; never in production)", clock.current().describe())
+        m.CLOCK_OFFSET.labels(self.service).set_function(lambda: clock.now().timestamp() - time.time())
         self._stop_event = asyncio.Event()
         self.pool = await connect_with_retry(s.dsn(), self.service, service=self.service, max_size=s.db_pool_max)
         async with self.pool.acquire() as conn:
@@ -412,7 +416,7 @@ class ServiceRuntime:
         if not isinstance(obj, dict):
             raise HttpError(422, "invalid_input", "the body must be a JSON object", "body")
         if "specversion" not in obj:
-            obj = {"specversion": "1.0", "source": f"/apps/{app_name}", "time": datetime.now(timezone.utc).isoformat(),
+            obj = {"specversion": "1.0", "source": f"/apps/{app_name}", "time": clock.now().isoformat(),
                    **obj}
         for f in ("id", "type"):
             if not obj.get(f):

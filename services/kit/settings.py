@@ -7,6 +7,8 @@ with the service's prefix (``GRID_HTTP_PORT``, ``ORDERS_API_TOKENS``...). Secret
 """
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -28,6 +30,13 @@ class ServiceSettings(BaseSettings):
     topic_replication_factor: int = _shared("TOPIC_REPLICATION_FACTOR", 1, ge=1, le=10, description="replication factor when provisioned")
     log_level: str = _shared("LOG_LEVEL", "info", description="debug | info | warning | error")
     log_format: str = _shared("LOG_FORMAT", "json", description="json (structured) | text")
+    sim_clock_start: datetime | None = _shared(
+        "SIM_CLOCK_START", None, description="simulation only: first instant of the first simulated month; "
+        "set (by make run) to put every worker on one stepped calendar (services/kit/clock.py)")
+    sim_clock_real_start: float | None = _shared("SIM_CLOCK_REAL_START", None,
+                                                 description="simulation only: Unix time at which SIM_CLOCK_START's month began")
+    sim_month_seconds: float = _shared("SIM_MONTH_SECONDS", 120.0, ge=1, le=7 * 86400,
+                                       description="simulation only: real seconds per simulated month")
 
     # -- per service, prefixed ----------------------------------------------------------
     http_host: str = Field("127.0.0.1", description="address the HTTP server binds")
@@ -51,6 +60,12 @@ class ServiceSettings(BaseSettings):
         if v not in {"debug", "info", "warning", "error"}:
             raise ValueError("log level must be debug, info, warning or error")
         return v
+
+    def clock(self):
+        """The clock these settings describe: the system clock unless ``SIM_CLOCK_START`` is set."""
+        from . import clock
+
+        return clock.from_settings(self.sim_clock_start, self.sim_clock_real_start, self.sim_month_seconds)
 
     def tokens(self) -> dict[str, str]:
         """token -> app name."""

@@ -3,7 +3,7 @@ and its outbox records are written together; and the per-message handler base cl
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Sequence
 
 import asyncpg
@@ -13,7 +13,7 @@ from schemas.envelope import Emitted, Message, build
 from schemas.rejections import REJECTION_BY_SERVICE
 from schemas.topics import BY_SERVICE
 
-from . import jsonlog
+from . import clock, jsonlog
 from . import metrics as m
 from .errors import Rejected
 from .outbox import OutboxRecord
@@ -37,7 +37,7 @@ class UnitOfWork:
         self.service = service
         self.topics = BY_SERVICE[service]
         self.source = service_source(service)
-        self.now = now or datetime.now(timezone.utc)
+        self.now = now or clock.now()
         self.records: list[OutboxRecord] = []
         self.emitted: list[Emitted] = []
         self.rejected: list[tuple[Message, Rejected]] = []

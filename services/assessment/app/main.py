@@ -14,13 +14,14 @@ end. Queries (bearer token):
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from schemas.assessment import EntityType
 from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
 from services.assessment.domain import CATALOGUE, Scheme
 from services.assessment.domain.periods import InvalidPeriod, Period
 from services.assessment.projection import MIGRATIONS, store
+from services.kit import clock
 from services.kit.http import HttpError, Query
 from services.kit.runtime import Request, ServiceRuntime
 from services.kit.uow import UnitOfWork
@@ -139,7 +140,7 @@ async def get_alerts(req: Request):
 
 @rt.route("/v1/schemes/current")
 async def get_current_scheme(req: Request):
-    at = req.query.datetime("at") or datetime.now(timezone.utc)
+    at = req.query.datetime("at") or clock.now()
     async with rt.pool.acquire() as conn:
         scheme = await handler.current_scheme(conn, at)
     return {"scheme_id": scheme.scheme_id, "name": scheme.name, "effective_from": scheme.effective_from.isoformat(),

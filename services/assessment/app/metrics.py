@@ -1,10 +1,11 @@
 """Domain metrics of the assessment service (the kit exports kit_* besides). No ids as labels."""
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from services.kit import clock
 
 SCORECARDS_PUBLISHED = Counter(
     "assessment_scorecards_published_total",
@@ -38,4 +39,4 @@ def applied(newest: datetime | None) -> None:
         _newest[0] = ts
 
 
-PROJECTION_LAG.set_function(lambda: max(0.0, time.time() - _newest[0]) if _newest else 0.0)
+PROJECTION_LAG.set_function(lambda: max(0.0, clock.now().timestamp() - _newest[0]) if _newest else 0.0)

@@ -3,9 +3,9 @@ queries. Run: ``python -m services.points.app worker``."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
 
 from schemas.topics import GRID, ORDERS, POINTS
+from services.kit import clock
 from services.kit.http import HttpError
 from services.kit.runtime import Request, ServiceRuntime
 from services.points.domain.clock import month_of
@@ -77,7 +77,7 @@ async def get_rankings(req: Request):
             raise HttpError(422, "invalid_query", "community_id must be 12 digits", "community_id")
     elif community is not None:
         raise HttpError(422, "invalid_query", "community_id only goes with scope=community", "community_id")
-    period = req.query.str("period") or month_of(datetime.now(timezone.utc))
+    period = req.query.str("period") or month_of(clock.now())
     if not _PERIOD.match(period):
         raise HttpError(422, "invalid_query", "period must be YYYY-MM or YYYY", "period")
     limit, offset = req.query.page(default_limit=20, max_limit=500)
