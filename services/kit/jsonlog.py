@@ -39,10 +39,19 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+def _real_stderr():
+    """The process's stderr, even inside a faust worker: mode's worker replaces ``sys.stderr`` with
+    a proxy that logs what is written to it, and a log handler writing into that proxy has its
+    lines dropped by the proxy's recursion guard — every log line of the worker would be lost."""
+    if type(sys.stderr).__name__ == "FileLogProxy" and sys.__stderr__ is not None:
+        return sys.__stderr__
+    return sys.stderr
+
+
 def configure(service: str, level: str = "info", fmt: str = "json") -> None:
     """Install one handler on the root logger (replacing faust's) in the chosen format."""
     root = logging.getLogger()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(_real_stderr())
     if fmt == "json":
         handler.setFormatter(JsonFormatter(service))
     else:

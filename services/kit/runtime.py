@@ -23,6 +23,7 @@ import contextlib
 import gc
 import os
 import logging
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +52,15 @@ from .settings import ServiceSettings
 from .uow import UnitOfWork
 
 log = logging.getLogger("kit.runtime")
+
+
+class QuietWorker(faust.Worker):
+    """faust's worker without its progress spinner, whose terminal escape codes would break the
+    JSON log (one object per line) for log shippers; ``main`` below silences the rest."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spinner = None
 
 RouteFn = Callable[..., Awaitable[Any]]
 
@@ -95,6 +105,13 @@ class ServiceRuntime:
         self.route("/readyz", auth=False)(self._readyz)
         self._add_metrics_page()
 
+    def main(self) -> None:
+        """faust's command line (``worker -l info``...), quiet unless ``--no-quiet`` is given: the
+        banner and the "OK" marks would otherwise be mixed into the JSON log on stdout."""
+        if not any(a in ("-q", "--quiet", "--no-quiet") for a in sys.argv[1:]):
+            sys.argv.insert(1, "--quiet")
+        self.app.main()
+
     # -- faust app ------------------------------------------------------------------------
     def _make_app(self) -> faust.App:
         datadir = Path(os.environ.get("VAR_DIR", "var")) / "faust" / f"{self.service}-service"
@@ -125,6 +142,7 @@ class ServiceRuntime:
             topic_partitions=1,
             topic_replication_factor=self.settings.topic_replication_factor,
             consumer_auto_offset_reset="earliest",
+            Worker=QuietWorker,
         )
 
     def _install_service(self) -> None:

@@ -1,4 +1,4 @@
 """``python -m services.assessment.app worker`` runs the assessment worker."""
-from .main import app
+from .main import rt
 
-app.main()
+rt.main()

@@ -1,4 +1,4 @@
 """``python -m services.grid.app worker`` runs the grid service."""
-from .main import app
+from .main import rt
 
-app.main()
+rt.main()

@@ -1,4 +1,4 @@
 """``python -m services.orders.app worker`` runs the orders service worker."""
-from .main import app
+from .main import rt
 
-app.main()
+rt.main()

@@ -30,4 +30,4 @@ async def patrol_counts(req):
 app = rt.app
 
 if __name__ == "__main__":
-    app.main()
+    rt.main()
