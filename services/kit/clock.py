@@ -138,7 +138,7 @@ def from_settings(start: datetime | None, real_start: float | None, month_second
         return SystemClock()
     if real_start is None:
         raise ValueError("SIM_CLOCK_START is set but SIM_CLOCK_REAL_START is not")
-    return SteppedCalendar(start, float(real_start), float(month_seconds or 120.0))
+    return SteppedCalendar(start, float(real_start), float(120.0 if month_seconds is None else month_seconds))
 
 
 def from_env(environ: Mapping[str, str] | None = None) -> Clock:

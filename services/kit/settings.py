@@ -35,7 +35,7 @@ class ServiceSettings(BaseSettings):
         "set (by make run) to put every worker on one stepped calendar (services/kit/clock.py)")
     sim_clock_real_start: float | None = _shared("SIM_CLOCK_REAL_START", None,
                                                  description="simulation only: Unix time at which SIM_CLOCK_START's month began")
-    sim_month_seconds: float = _shared("SIM_MONTH_SECONDS", 120.0, ge=1, le=7 * 86400,
+    sim_month_seconds: float = _shared("SIM_MONTH_SECONDS", 120.0, ge=0, le=7 * 86400,
                                        description="simulation only: real seconds per simulated month")
 
     # -- per service, prefixed ----------------------------------------------------------

@@ -6,6 +6,11 @@ the district simulator (unless ``SIMULATE=0``) → a live summary every second u
 (or ``RUN_SECONDS``). A worker that dies is reported and restarted (restarts are counted).
 Stopping: simulator, workers (SIGTERM, then wait, SIGKILL after a grace), broker, database.
 
+Time: with the simulator, every worker and the simulator share a stepped calendar
+(``services/kit/clock.py``) that starts ``SIM_MONTHS_BACK`` (6) months before the real month
+and moves on a month every ``SIM_MONTH_SECONDS`` (120) real seconds; within a month time runs
+at real speed. ``SIM_MONTH_SECONDS=0`` or ``SIMULATE=0`` keeps real time.
+
 Embedded state: the Tansu broker keeps everything in memory, so every embedded run starts
 from an empty log; to match it the embedded PostgreSQL data directory (``var/postgres``) is
 recreated at each start (a database without its log would be inconsistent). With your own
@@ -35,6 +40,8 @@ from pathlib import Path
 
 import aiohttp
 
+from services.kit import clock
+from services.kit.clock import Clock, SystemClock
 from services.kit.infra import EmbeddedKafka, EmbeddedPostgres, _kill_leftover, _pid_alive
 from services.kit.provision import provision
 
@@ -55,6 +62,8 @@ DEMO_DEFAULTS = {
     "ORDERS_METRICS_INTERVAL_SECONDS": "2",
     "GRID_METRICS_INTERVAL_SECONDS": "2",
     "POINTS_METRICS_INTERVAL_SECONDS": "2",
+    # the simulated calendar moves a month every SIM_MONTH_SECONDS: look for ended periods often
+    "ASSESSMENT_CLOSE_CHECK_SECONDS": "1",
 }
 
 
@@ -83,6 +92,8 @@ class Config:
     ready_timeout: float
     refresh: float
     topic_partitions: str
+    sim_month_seconds: float = 120.0
+    sim_months_back: int = 6
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -102,6 +113,8 @@ class Config:
             ready_timeout=float(e.get("READY_TIMEOUT") or 120),
             refresh=float(e.get("SUMMARY_SECONDS") or 1.0),
             topic_partitions=e.get("TOPIC_PARTITIONS") or "4",
+            sim_month_seconds=float(e.get("SIM_MONTH_SECONDS") or 120),
+            sim_months_back=int(e.get("SIM_MONTHS_BACK") or 6),
         )
 
 
@@ -216,6 +229,8 @@ class Launcher:
         self.sim_token = secrets.token_urlsafe(24)
         self.bootstrap = ""
         self.dsn = ""
+        self.clock_env: dict[str, str] = {}
+        self.clock: Clock = SystemClock()
 
     @property
     def run_dir(self) -> Path:
@@ -280,12 +295,26 @@ class Launcher:
         if self.pg is not None:
             self.pg.stop()
 
+    # -- the calendar ---------------------------------------------------------------------------
+    def set_clock(self) -> None:
+        """With the simulator, every process runs on one stepped calendar (``services/kit/clock.py``):
+        it starts ``SIM_MONTHS_BACK`` months before the real month, a month every
+        ``SIM_MONTH_SECONDS``. ``SIM_MONTH_SECONDS=0`` (or ``SIMULATE=0``) keeps real time; a
+        ``SIM_CLOCK_START`` given in the environment is used as it is."""
+        if os.environ.get("SIM_CLOCK_START"):
+            self.clock_env = {}
+        elif self.cfg.simulate and self.cfg.sim_month_seconds > 0:
+            self.clock_env = clock.stepped_env(self.cfg.sim_month_seconds, self.cfg.sim_months_back)
+        self.clock = clock.from_env({**os.environ, **self.clock_env})
+        log.info("time: %s", self.clock.describe())
+
     # -- processes ----------------------------------------------------------------------------
     def base_env(self) -> dict[str, str]:
         env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "DATABASE_URL": self.dsn,
                "TOPIC_PARTITIONS": self.cfg.topic_partitions, "PYTHONUNBUFFERED": "1"}
         for k, v in DEMO_DEFAULTS.items():
             env.setdefault(k, v)
+        env.update(self.clock_env)
         for s in SERVICES:
             env[f"{s.upper()}_API_TOKENS"] = f"launcher:{self.token},simulator:{self.sim_token}"
             env[f"{s.upper()}_HTTP_PORT"] = str(self.cfg.ports[s])
@@ -403,6 +432,9 @@ class Launcher:
             snap["events_per_second"] = rate
             snap["elapsed"] = elapsed
             snap["notes"] = self.notes[-20:]
+            if self.clock.simulated:
+                snap["simulated_time"] = self.clock.now().astimezone(clock.SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+                snap["sim_month_seconds"] = self.clock.month_seconds
             tmp = self.run_dir / "summary.json.tmp"
             tmp.write_text(json.dumps(snap, ensure_ascii=False, default=str))
             tmp.replace(self.run_dir / "summary.json")
@@ -441,6 +473,7 @@ class Launcher:
         try:
             self.stop_leftovers()
             self.start_infra()
+            self.set_clock()
             self.write_tokens()
             self.make_workers()
             final = asyncio.run(self.run_async())

@@ -103,7 +103,8 @@ def line(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate: f
     """One plain line (for logs and non-TTY output)."""
     led = snap.get("ledger") or {}
     w = " ".join(f"{s}:{'up' if i['alive'] else 'DOWN'}/r{i['restarts']}" for s, i in workers.items())
-    return (f"t={elapsed:.0f}s events/s={rate:.1f} cases[{_kv(snap.get('cases', {}))}] "
+    sim = f"simulated={snap['simulated_time']} " if snap.get("simulated_time") else ""
+    return (f"t={elapsed:.0f}s {sim}events/s={rate:.1f} cases[{_kv(snap.get('cases', {}))}] "
             f"orders[{_kv(snap.get('orders', {}))}] points[awarded={snap['points']['awarded']} "
             f"redeemed={snap['points']['redeemed']} ledger_sum={led.get('sum')} postings={led.get('postings')}] "
             f"scorecards={snap.get('scorecards')} periods_closed={snap.get('periods_closed')} "
@@ -116,6 +117,8 @@ def render(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate:
     led = snap.get("ledger") or {}
     rows = [
         f"网格 district live — {elapsed:6.0f}s   events/s {rate:7.1f}   (Ctrl-C stops everything)",
+        *([f"simulated   {snap['simulated_time']}  (one month every {snap.get('sim_month_seconds'):g} s)"]
+          if snap.get("simulated_time") else []),
         "",
         "workers     " + "   ".join(
             f"{s}:{'ready' if snap['ready'].get(s) else ('up' if i['alive'] else 'DOWN')}"

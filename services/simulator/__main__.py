@@ -10,7 +10,8 @@ or the rejection with its reason) — found by ``causationid``. ``follow`` reads
 rejections topics from the beginning for a command sent earlier.
 
 Environment: KAFKA_BOOTSTRAP_SERVERS (127.0.0.1:9092), RATE (commands/s, 5), SEED (7),
-SIM_MONTH_SECONDS (real seconds per simulated month, 120), SIM_MONTHS_BACK (6),
+SIM_CLOCK_START, SIM_CLOCK_REAL_START, SIM_MONTH_SECONDS (the stepped calendar the services run
+on, see services/kit/clock.py; ``make run`` sets them; unset = real time),
 SIM_EXPIRE_WAIT (how long a story waits for an order it leaves unanswered to expire, 90;
 set ORDERS_ACCEPT_WINDOW_SECONDS short for expiries to happen in a demo),
 GRID_REGISTER_PATH (the grid register the district is built on).
@@ -26,6 +27,8 @@ import os
 import signal
 import sys
 
+from services.kit import clock
+
 from .client import CommandClient, command_from
 from .district import generate, load_register
 from .runner import Simulator
@@ -37,9 +40,7 @@ def _env(name: str, default: str) -> str:
 
 async def _run(args) -> int:
     district = generate(args.seed, load_register(os.environ.get("GRID_REGISTER_PATH")))
-    sim = Simulator(district, args.bootstrap, rate=args.rate, seed=args.seed,
-                    month_seconds=float(_env("SIM_MONTH_SECONDS", "120")),
-                    months_back=int(_env("SIM_MONTHS_BACK", "6")),
+    sim = Simulator(district, args.bootstrap, rate=args.rate, seed=args.seed, clock=clock.from_env(),
                     expire_wait=float(_env("SIM_EXPIRE_WAIT", "90")))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -52,7 +53,7 @@ async def _run(args) -> int:
 
 async def _send(args) -> int:
     payload = command_from(args.type, json.loads(args.data))
-    async with CommandClient(args.bootstrap, source=args.source) as client:
+    async with CommandClient(args.bootstrap, source=args.source, now=clock.from_env().now) as client:
         env = await client.send(payload)
         print(json.dumps({"sent": env.model_dump(mode="json", exclude_none=True)}, ensure_ascii=False))
         if args.no_follow:

@@ -82,8 +82,9 @@ class CommandClient:
     """Publishes commands to intake topics and follows outcomes by ``causationid``."""
 
     def __init__(self, bootstrap: str, *, source: str = "/simulator", services: Iterable[str] | None = None,
-                 from_beginning: bool = False, keep: int = 200_000):
+                 from_beginning: bool = False, keep: int = 200_000, now: Callable[[], datetime] | None = None):
         self.bootstrap = bootstrap
+        self.now = now or (lambda: datetime.now(timezone.utc))  # the envelope time of commands
         self.source = source
         self.services = list(services) if services else list(BY_SERVICE)
         self.from_beginning = from_beginning
@@ -145,7 +146,7 @@ class CommandClient:
     def envelope(self, payload: Command, *, id: str | None = None, correlationid: str | None = None,
                  causationid: str | None = None) -> CloudEvent:
         return envelope_for(payload, source=self.source, id=id or str(uuid.uuid4()),
-                            time=datetime.now(timezone.utc), correlationid=correlationid, causationid=causationid)
+                            time=self.now(), correlationid=correlationid, causationid=causationid)
 
     async def send(self, payload: Command, *, id: str | None = None, correlationid: str | None = None,
                    causationid: str | None = None) -> CloudEvent:

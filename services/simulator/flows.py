@@ -18,7 +18,7 @@ import random
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any, Awaitable, Callable, Protocol
 
 import orjson
@@ -36,6 +36,9 @@ from schemas.orders import (
 )
 from schemas.points import OpenAccount, Redeem, ReviewDeed, SubmitDeed
 from schemas.topics import BY_SERVICE
+
+from services.kit import clock
+from services.kit.clock import month_label
 
 from .client import Outcome
 from .district import District, account_id
@@ -138,14 +141,14 @@ class Stories:
 
     def __init__(self, district: District, client: Client, *, pace: Pace | NoPace | None = None,
                  seed: int = 7, follow_timeout: float = 20.0, expire_wait: float = 90.0,
-                 sim_now: Callable[[], datetime] | None = None):
+                 now: Callable[[], datetime] | None = None):
         self.d = district
         self.client = client
         self.pace = pace or NoPace()
         self.seed = seed
         self.follow_timeout = follow_timeout
         self.expire_wait = expire_wait
-        self.sim_now = sim_now or (lambda: datetime.now(timezone.utc))
+        self._now = now or clock.now
         self.stats = Stats()
         self._n = 0
         self._slot = 0  # location lattice slot, so unrelated reports are never within 250 m
@@ -177,7 +180,8 @@ class Stories:
         return out
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        """The services' time (the simulated calendar under ``make run``)."""
+        return self._now()
 
     def location(self, grid_id: str) -> Location:
         g = self.d.grid(grid_id)
@@ -436,14 +440,17 @@ class Stories:
         return out
 
     async def story_review(self, rng: random.Random) -> None:
-        period = self.sim_now().astimezone(timezone(timedelta(hours=8))).strftime("%Y-%m")
+        period = month_label(self.now())
         await self.step(rng.choice(self.reviews_for(period, rng, tag=f"-{rng.getrandbits(32):08x}")))
 
-    async def close_period(self, period: str, rng: random.Random | None = None, round_: int = 0) -> Outcome:
-        """Month-end (结算): every 双向评议 of the period, then close it (scorecards, alerts)."""
+    async def month_end_reviews(self, period: str, rng: random.Random | None = None) -> int:
+        """Month-end (结算) 双向评议: every unit and its street and community score each other."""
         rng = rng or self.rng_for(hash(period) & 0xFFFF)
-        tag = f"-r{round_}" if round_ else ""
-        await asyncio.gather(*(self.step(r) for r in self.reviews_for(period, rng, tag)))
+        outs = await asyncio.gather(*(self.step(r) for r in self.reviews_for(period, rng)))
+        return sum(1 for o in outs if not o.rejected and not o.timed_out)
+
+    async def close_period(self, period: str) -> Outcome:
+        """Close an ended period (scorecards, alerts); a re-close publishes only what changed."""
         out = await self.step(ClosePeriod(period=period))
         if not out.rejected and not out.timed_out:
             self.stats.periods_closed.append(period)

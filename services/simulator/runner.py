@@ -1,17 +1,16 @@
-"""The simulator's main loop: stories at RATE commands/s, month-ends on a compressed calendar.
+"""The simulator's main loop: stories at RATE commands/s, and the month-ends of the calendar.
 
-Time compression (``SIM_MONTH_SECONDS``, default 120): the simulator keeps a simulated calendar
-in which one month passes every ``SIM_MONTH_SECONDS`` real seconds. It starts at the first
-day of the month ``SIM_MONTHS_BACK`` (default 6) months before the real one; each time a
-simulated month ends the simulator does the month-end (月末结算): every 双向评议 of that month,
-then ``assessment.period.close.v1`` for it (and for the quarter / year when those end too).
+The simulator keeps the services' clock (``services.kit.clock``): under ``make run`` that is a
+stepped calendar shared with every worker (``SIM_CLOCK_START``, ``SIM_CLOCK_REAL_START``,
+``SIM_MONTH_SECONDS``; one simulated month every two minutes by default), so case deadlines,
+order windows, points and assessment periods all live on the simulated dates; run against a
+system on real time, it keeps real time too.
 
-The services stamp their facts with the real clock, and assessment only closes a period that
-has really ended, so the simulated months are real past months: their scorecards come from
-the two-way reviews the simulator records for them, while cases and orders count in the real
-current month (closed by the simulator only once it has really ended). When the simulated
-calendar reaches the real month, it starts again from the beginning (a re-close publishes the
-same scorecard ids, with the newer reviews).
+Month-end (月末结算) follows that calendar: when a month is 70 % through, the simulator records
+every 双向评议 of the month; when it has ended, the assessment service's timer closes it (and
+the quarter and year at their ends) and scores every fact of the month; a moment later the
+simulator sends ``assessment.period.close.v1`` for the same periods, as an assessment office
+does after late reports come in — a re-close that publishes only what changed.
 """
 from __future__ import annotations
 
@@ -20,8 +19,9 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+
+from services.kit import clock as kit_clock
+from services.kit.clock import Clock, SteppedCalendar, month_label
 
 from .client import CommandClient
 from .district import District
@@ -29,75 +29,46 @@ from .flows import Pace, Stories
 
 log = logging.getLogger("simulator")
 
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+REVIEWS_AT = 0.7  # share of a month after which its two-way reviews are recorded
 
 
-def month_start(dt: datetime, back: int = 0) -> datetime:
-    """First instant (Asia/Shanghai) of the month ``back`` months before ``dt``'s month."""
-    local = dt.astimezone(SHANGHAI)
-    y, m = local.year, local.month - back
-    while m < 1:
-        y, m = y - 1, m + 12
-    return datetime(y, m, 1, tzinfo=SHANGHAI)
-
-
-def next_month(dt: datetime) -> datetime:
-    y, m = (dt.year + 1, 1) if dt.month == 12 else (dt.year, dt.month + 1)
-    return datetime(y, m, 1, tzinfo=SHANGHAI)
-
-
-def periods_ending(month: datetime) -> list[str]:
-    """The periods that end with the month starting at ``month``: the month, and its quarter/year at their ends."""
-    out = [f"{month.year:04d}-{month.month:02d}"]
-    if month.month % 3 == 0:
-        out.append(f"{month.year:04d}-Q{month.month // 3}")
-    if month.month == 12:
-        out.append(f"{month.year:04d}")
+def periods_ending(month: str) -> list[str]:
+    """The periods that end with the month ``YYYY-MM``: the month, and its quarter/year at their ends."""
+    year, m = int(month[:4]), int(month[5:7])
+    out = [month]
+    if m % 3 == 0:
+        out.append(f"{year:04d}-Q{m // 3}")
+    if m == 12:
+        out.append(f"{year:04d}")
     return out
 
 
-@dataclass
-class SimClock:
-    """A compressed calendar: one simulated month per ``month_seconds`` real seconds."""
-
-    start: datetime
-    month_seconds: float
-    real_start: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.real_start = self.real_start or time.monotonic()
-        self.month = self.start  # the simulated month in progress
-
-    def elapsed_months(self) -> float:
-        return (time.monotonic() - self.real_start) / self.month_seconds
-
-    def now(self) -> datetime:
-        """Simulated now: within the current month, proportionally (months are not all 30 days)."""
-        frac = self.elapsed_months() % 1.0
-        return self.month + (next_month(self.month) - self.month) * frac
-
-    def due_month_ends(self, done: int) -> int:
-        """How many simulated months have ended in total."""
-        return int(self.elapsed_months())
+def months_between(first: str, last: str) -> list[str]:
+    """``YYYY-MM`` labels from ``first`` up to, not including, ``last``."""
+    out: list[str] = []
+    y, m = int(first[:4]), int(first[5:7])
+    while f"{y:04d}-{m:02d}" < last:
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
 
 
 class Simulator:
     """Plays the district against a running system until stopped (or ``seconds`` pass)."""
 
     def __init__(self, district: District, bootstrap: str, *, rate: float = 5.0, seed: int = 7,
-                 month_seconds: float = 120.0, months_back: int = 6, max_active: int | None = None,
+                 clock: Clock | None = None, max_active: int | None = None,
                  expire_wait: float = 90.0, follow_timeout: float = 20.0, stats_every: float = 10.0):
         self.district = district
         self.bootstrap = bootstrap
         self.rate = rate
         self.seed = seed
-        self.month_seconds = month_seconds
-        self.months_back = months_back
+        self.clock = clock or kit_clock.current()
         self.max_active = max_active or max(8, int(rate * 6))
         self.expire_wait = expire_wait
         self.follow_timeout = follow_timeout
         self.stats_every = stats_every
-        self.client = CommandClient(bootstrap, source="/simulator/district-app")
+        self.client = CommandClient(bootstrap, source="/simulator/district-app", now=self.clock.now)
         self.stories: Stories | None = None
         self._stop = asyncio.Event()
 
@@ -107,12 +78,11 @@ class Simulator:
     async def run(self, seconds: float | None = None) -> dict:
         await self.client.start()
         try:
-            real_now = datetime.now(timezone.utc)
-            self.clock = SimClock(month_start(real_now, self.months_back), self.month_seconds)
             self.stories = Stories(self.district, self.client, pace=Pace(self.rate), seed=self.seed,
                                    expire_wait=self.expire_wait, follow_timeout=self.follow_timeout,
-                                   sim_now=self.clock.now)
+                                   now=self.clock.now)
             log.info("district %s: %s", self.district.division, self.district.summary())
+            log.info("time: %s; now %s", self.clock.describe(), self.clock.now().isoformat())
             setup = await self.stories.setup()
             log.info("setup done: %s", setup)
             tasks = [asyncio.ensure_future(self._stories_loop()), asyncio.ensure_future(self._calendar_loop()),
@@ -153,24 +123,35 @@ class Simulator:
             await asyncio.sleep(1.0)
 
     async def _calendar_loop(self) -> None:
+        """Month-end duties on the clock's calendar (see the module doc). They run beside the
+        loop, so a slow close never makes the calendar miss the next month's reviews."""
         assert self.stories is not None
-        done = 0
         rng = random.Random(f"{self.seed}:calendar")
-        real_month = month_start(datetime.now(timezone.utc))
+        reviewed: set[str] = set()
+        current = month_label(self.clock.now())
+        settle = min(5.0, 0.2 * self.clock.month_seconds) if isinstance(self.clock, SteppedCalendar) else 0.0
         while True:
-            await asyncio.sleep(0.5)
-            while done < self.clock.due_month_ends(done):
-                ended = self.clock.month
-                self.clock.month = next_month(ended)
-                if self.clock.month >= real_month:  # caught up with the real calendar: start again
-                    self.clock.month = self.clock.start
-                done += 1
-                round_ = (done - 1) // max(1, self.months_back)  # how often the calendar went round
-                for period in periods_ending(ended):
-                    out = await self.stories.close_period(period, rng, round_)
-                    log.info("month-end: closed %s -> %s", period,
-                             out.reason if out.rejected else "timed out" if out.timed_out
-                             else f"{len(out.events)} events")
+            await asyncio.sleep(0.25)
+            month = month_label(self.clock.now())
+            if month != current:
+                for ended in months_between(current, month):
+                    for period in periods_ending(ended):
+                        self.stories.spawn(self._close(period, settle))
+                current = month
+            if month not in reviewed and self.clock.month_progress() >= REVIEWS_AT:
+                reviewed.add(month)
+                self.stories.spawn(self._reviews(month, random.Random(rng.getrandbits(64))))
+
+    async def _reviews(self, month: str, rng: random.Random) -> None:
+        n = await self.stories.month_end_reviews(month, rng)
+        log.info("month-end reviews of %s: %d recorded (simulated now %s)", month, n,
+                 self.clock.now().isoformat(timespec="seconds"))
+
+    async def _close(self, period: str, settle: float) -> None:
+        await asyncio.sleep(settle)
+        out = await self.stories.close_period(period)
+        log.info("month-end: closed %s -> %s", period,
+                 out.reason if out.rejected else "timed out" if out.timed_out else f"{len(out.events)} events")
 
     async def _stats_loop(self) -> None:
         while True:

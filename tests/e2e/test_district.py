@@ -2,7 +2,7 @@
 
 The launcher runs as a subprocess with its own embedded broker and PostgreSQL on free ports
 (VAR_DIR in a temporary directory), the four workers, and the simulator at a fast rate with
-a compressed calendar (one simulated month every 10 s). While it runs, the test waits for the
+a compressed calendar (one simulated month every 10 s, from six months back). While it runs, the test waits for the
 live summary to show closed cases, evaluated orders, postings and a closed period; then it
 checks through the services' HTTP APIs and the topics; then it stops the launcher with
 SIGTERM and checks the clean stop (no worker restarted, nothing left behind).
@@ -16,11 +16,13 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from schemas.topics import ASSESSMENT, BY_SERVICE, GRID, ORDERS, POINTS
+from services.kit.clock import SHANGHAI
 from services.kit.infra import free_port
 from tests.support.kafka import of_type, read_all
 from tests.support.procs import ROOT, http
@@ -68,7 +70,7 @@ def district(tmp_path_factory):
     env.update({
         "VAR_DIR": str(var), "KAFKA_PORT": str(kafka_port), "PG_PORT": str(pg_port),
         **{f"{s.upper()}_HTTP_PORT": str(p) for s, p in ports.items()},
-        "SIMULATE": "1", "RATE": "25", "SIM_MONTH_SECONDS": "10", "SIM_MONTHS_BACK": "3",
+        "SIMULATE": "1", "RATE": "25", "SIM_MONTH_SECONDS": "10", "SIM_MONTHS_BACK": "6",
         "ORDERS_ACCEPT_WINDOW_SECONDS": "8", "SIM_EXPIRE_WAIT": "40", "RUN_SECONDS": "200",
     })
     out = open(var / "launcher.out", "wb")
@@ -153,6 +155,36 @@ async def test_a_period_was_closed_with_scorecards(running):
                               token=tokens["API_TOKEN"])
     assert status == 200, body
     assert body["items"] and body["items"][0]["rank"] == 1
+
+
+async def test_past_simulated_months_were_scored_from_their_cases_orders_and_points(running):
+    """The stepped calendar: facts carry simulated dates, so months before the real one are
+    scored from what happened in them, not only from the two-way reviews."""
+    var, ports, kafka_port, _, tokens, snap = running
+    real_month = datetime.now(SHANGHAI).strftime("%Y-%m")
+    recs = await read_all(f"127.0.0.1:{kafka_port}", ASSESSMENT.events.name, timeout=10)
+    cards = [e["data"] for e in of_type(recs, "assessment.scorecard.published.v1")]
+    past = [c for c in cards if len(c["period"]) == 7 and c["period"] < real_month]
+    assert past, f"no scorecard of a simulated past month: {sorted({c['period'] for c in cards})}"
+
+    def measured(indicator: str) -> bool:
+        return any((c["details"].get(indicator) or {}).get("denominator") for c in past) \
+            or any(c["indicators"].get(indicator) for c in past)
+    assert measured("registration_rate"), "no cases counted in a simulated past month"
+    assert measured("acceptance_rate") or measured("completion_rate"), "no orders counted in a simulated past month"
+    assert measured("points_earned"), "no points counted in a simulated past month"
+    assert snap.get("simulated_time"), "the summary shows no simulated date"
+
+
+def test_every_worker_logs_json_lines_and_says_it_runs_on_simulated_time(running):
+    var = running[0]
+    for s in SERVICES:
+        raw = [x for x in (var / "log" / f"{s}.log").read_text(errors="replace").splitlines() if x.strip()]
+        assert raw, f"{s}: nothing logged"
+        assert all(x.startswith("{") for x in raw), f"{s}: a line that is not JSON: {next(x for x in raw if not x.startswith('{'))!r}"
+        lines = [json.loads(x) for x in raw]
+        assert all(x["service"] == s and x["level"] for x in lines)
+        assert any(x["msg"].startswith("simulated time: stepped calendar") for x in lines), s
 
 
 async def test_malformed_records_reached_a_dead_letter_topic_and_refusals_their_rejections_topic(running):

@@ -14,7 +14,7 @@ from schemas.registry import types_of
 from services.simulator.client import Outcome
 from services.simulator.district import generate
 from services.simulator.flows import MIX, Pace, Stories, pick_kind
-from services.simulator.runner import SimClock, month_start, next_month, periods_ending
+from services.simulator.runner import months_between, periods_ending
 
 # What a service answers to each command in the fake: the event(s) it leads to.
 ANSWERS = {
@@ -191,26 +191,38 @@ async def test_setup_opens_every_account_and_registers_members_before_claiming_p
     assert max(i for i, t in enumerate(types) if t == "orders.member.register.v1") < types.index("orders.post.claim.v1")
 
 
-async def test_month_end_reviews_every_unit_both_ways_then_closes_the_period():
+async def test_month_end_reviews_every_unit_both_ways():
     c = FakeClient()
     s = stories(c)
+    assert await s.month_end_reviews("2026-05") == 4 * len(s.d.units)
+    reviews = [x for x in c.sent if x.TYPE == "assessment.review.record.v1"]
+    assert len(reviews) == len(c.sent) == 4 * len(s.d.units)
+    assert {r.subject_type.value for r in reviews} == {"unit", "street", "community"}
+    assert {r.period for r in reviews} == {"2026-05"}
+
+
+async def test_closing_a_period_is_one_command_and_is_counted_when_accepted():
+    c = FakeClient(refuse={"assessment.period.close.v1"})
+    s = stories(c)
+    assert (await s.close_period("2026-05")).rejected and s.stats.periods_closed == []
+    c.refuse = set()
     out = await s.close_period("2026-05")
     assert not out.rejected and s.stats.periods_closed == ["2026-05"]
-    reviews = [x for x in c.sent if x.TYPE == "assessment.review.record.v1"]
-    assert len(reviews) == 4 * len(s.d.units)
-    assert {r.subject_type.value for r in reviews} == {"unit", "street", "community"}
-    assert c.sent[-1].TYPE == "assessment.period.close.v1" and c.sent[-1].period == "2026-05"
+    assert [x.TYPE for x in c.sent] == ["assessment.period.close.v1"] * 2 and c.sent[-1].period == "2026-05"
 
 
-def test_the_compressed_calendar_runs_over_real_past_months():
-    now = datetime(2026, 11, 22, 4, 0, tzinfo=timezone.utc)
-    start = month_start(now, 6)
-    assert start.isoformat() == "2026-05-01T00:00:00+08:00"
-    assert next_month(datetime(2026, 12, 1, tzinfo=start.tzinfo)).year == 2027
-    assert periods_ending(datetime(2026, 6, 1, tzinfo=start.tzinfo)) == ["2026-06", "2026-Q2"]
-    assert periods_ending(datetime(2026, 12, 1, tzinfo=start.tzinfo)) == ["2026-12", "2026-Q4", "2026"]
-    clock = SimClock(start, month_seconds=60.0, real_start=1.0)
-    assert clock.month == start
+def test_a_month_end_closes_the_month_and_the_quarter_and_year_it_ends():
+    assert periods_ending("2026-05") == ["2026-05"]
+    assert periods_ending("2026-06") == ["2026-06", "2026-Q2"]
+    assert periods_ending("2026-12") == ["2026-12", "2026-Q4", "2026"]
+    assert months_between("2026-11", "2027-02") == ["2026-11", "2026-12", "2027-01"]
+    assert months_between("2026-11", "2026-11") == []
+
+
+def test_stories_stamp_the_services_clock():
+    when = datetime(2026, 7, 1, 0, 0, 5, tzinfo=timezone.utc)
+    s = Stories(generate(7), FakeClient(), now=lambda: when)
+    assert s.now() == when
 
 
 async def test_the_pace_holds_the_rate():
