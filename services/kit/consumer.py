@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol, Sequence
@@ -173,44 +173,86 @@ class BatchConsumer:
     async def _pipeline(self) -> None:
         assert self.consumer is not None
         n = max(1, self.lanes)
-        queues: list[asyncio.Queue] = [asyncio.Queue(maxsize=2) for _ in range(n)]
-        workers = [asyncio.ensure_future(self._lane(q)) for q in queues]
-        pending = asyncio.ensure_future(self._fetch())
-        committing: asyncio.Future | None = None
+        queues: list[asyncio.Queue] = [asyncio.Queue() for _ in range(n)]
+        backlog = [0] * n  # batches handed to each lane and not finished yet
+        lane_free = asyncio.Event()  # a lane finished a batch
+        workers = [asyncio.ensure_future(self._lane(q, i, backlog, lane_free)) for i, q in enumerate(queues)]
+        batches: deque[tuple[dict[TopicPartition, int], list[asyncio.Future]]] = deque()
+        dispatched = asyncio.Event()
+        committer = asyncio.ensure_future(self._committer(batches, dispatched))
         try:
             while not self._stopping:
-                items = await pending
-                if self.consumer.assignment():
+                # Fetch only the partitions whose lane has room: a busy lane holds back its own
+                # partitions (their records stay in the fetcher's buffer), never the others'.
+                assigned = self.consumer.assignment()
+                if assigned:
                     self.assigned.set()
-                pending = asyncio.ensure_future(self._fetch())  # overlaps with the work below
-                if committing is not None and committing.done() and committing.exception() is not None:
-                    raise committing.exception()
+                full = [i for i in range(n) if backlog[i] >= self.LANE_DEPTH]
+                if full:
+                    wanted = [tp for tp in assigned if self._lane_of.get((tp.topic, tp.partition)) not in full]
+                    lane_free.clear()
+                    if not wanted:
+                        await lane_free.wait()
+                        continue
+                    items = await self._fetch_or_wake(wanted, lane_free)
+                else:
+                    items = await self._fetch()
+                if committer.done():
+                    committer.result()  # raises why it stopped: never commit past a failed batch
                 if items:
                     split: dict[int, list[Item]] = {}
+                    offsets: dict[TopicPartition, int] = {}
                     for it in items:
-                        lane = self._lane_of.get((it.topic, it.partition))
+                        key = (it.topic, it.partition)
+                        lane = self._lane_of.get(key)
                         if lane is None:  # round-robin on first sight: balanced, and fixed per partition
-                            lane = self._lane_of[(it.topic, it.partition)] = len(self._lane_of) % n
+                            lane = self._lane_of[key] = len(self._lane_of) % n
                         split.setdefault(lane, []).append(it)
+                        offsets[TopicPartition(*key)] = it.offset + 1  # a partition's records come in order
                     done = []
                     for lane, lane_items in split.items():
                         fut = asyncio.get_running_loop().create_future()
-                        await queues[lane].put((lane_items, fut))  # waits when that lane is behind
+                        backlog[lane] += 1
+                        queues[lane].put_nowait((lane_items, fut))
                         done.append(fut)
-                    committing = asyncio.ensure_future(self._commit_offsets(items, done, committing))
+                    batches.append((offsets, done))
+                    dispatched.set()
                 self._update_lag()
-            if committing is not None:
-                await committing
+            batches.append(({}, []))  # the end: the committer returns once all before it are committed
+            dispatched.set()
+            await committer
         finally:
-            pending.cancel()
             for w in workers:
                 w.cancel()
-            await asyncio.gather(pending, *workers, return_exceptions=True)
-            if committing is not None and not committing.done():
-                committing.cancel()
-                await asyncio.gather(committing, return_exceptions=True)
+            await asyncio.gather(*workers, return_exceptions=True)
+            if not committer.done():
+                committer.cancel()
+                await asyncio.gather(committer, return_exceptions=True)
 
-    async def _lane(self, queue: asyncio.Queue) -> None:
+    LANE_DEPTH = 2  # batches per lane: one being handled, one decoded and waiting
+
+    async def _fetch_or_wake(self, partitions: list[TopicPartition], wake: asyncio.Event) -> list[Item]:
+        """Fetch from ``partitions``, or give up (returning nothing) as soon as ``wake`` is set.
+
+        Giving up is safe: records are taken from the fetcher's buffer and returned in one
+        step, so a fetch cancelled while it waits has taken nothing."""
+        fetch = asyncio.ensure_future(self._fetch(partitions))
+        woken = asyncio.ensure_future(wake.wait())
+        try:
+            await asyncio.wait((fetch, woken), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            fetch.cancel()
+            raise
+        finally:
+            woken.cancel()
+        if fetch.done():
+            return fetch.result()
+        fetch.cancel()  # a lane has room again: fetch its partitions too
+        await asyncio.gather(fetch, return_exceptions=True)
+        return fetch.result() if not fetch.cancelled() else []
+
+    async def _lane(self, queue: asyncio.Queue, index: int = 0, backlog: list[int] | None = None,
+                    free: asyncio.Event | None = None) -> None:
         while True:
             items, fut = await queue.get()
             try:
@@ -222,6 +264,10 @@ class BatchConsumer:
                 fut.set_exception(e)
             else:
                 fut.set_result(None)
+            if backlog is not None:
+                backlog[index] -= 1
+            if free is not None:
+                free.set()
 
     async def _rewind(self) -> None:
         assert self.consumer is not None
@@ -232,10 +278,10 @@ class BatchConsumer:
             else:
                 self.consumer.seek(tp, committed)
 
-    async def _fetch(self) -> list[Item]:
+    async def _fetch(self, partitions: Sequence[TopicPartition] = ()) -> list[Item]:
         assert self.consumer is not None
         try:
-            batches = await self.consumer.getmany(timeout_ms=1000, max_records=self.max_records)
+            batches = await self.consumer.getmany(*partitions, timeout_ms=1000, max_records=self.max_records)
         except (KafkaError, IllegalStateError) as e:
             log.warning("fetch failed: %r", e)
             await asyncio.sleep(0.5)
@@ -375,18 +421,28 @@ class BatchConsumer:
             finally:
                 correlation_id.reset(token)
 
-    async def _commit_offsets(self, items: list[Item], handled: list[asyncio.Future],
-                              previous: asyncio.Future | None) -> None:
-        """Commit the batch's offsets once its lanes have committed and the previous batch's
-        offsets are committed; a failure anywhere before stops every later commit."""
+    async def _committer(self, batches: deque, dispatched: asyncio.Event) -> None:
+        """Commit offsets in batch order, each only once its lanes and every earlier batch are
+        durably handled; batches finished meanwhile are merged into one commit. A failed batch
+        stops every later commit (the pipeline then rewinds to the committed offsets)."""
+        while True:
+            while not batches:
+                dispatched.clear()
+                await dispatched.wait()
+            offsets, handled = batches[0]
+            if not handled and not offsets:
+                return  # the end marker
+            await asyncio.gather(*handled)  # raises if the batch failed
+            batches.popleft()
+            merged = dict(offsets)
+            while batches and batches[0][1] and all(f.done() and not f.cancelled() and f.exception() is None
+                                                    for f in batches[0][1]):
+                merged.update(batches.popleft()[0])
+            await self._commit_offsets(merged)
+
+    async def _commit_offsets(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit offsets of durably handled records (of partitions still assigned to us)."""
         assert self.consumer is not None
-        if previous is not None:
-            await previous  # raises if an earlier batch failed: never commit past it
-        await asyncio.gather(*handled)
-        offsets: dict[TopicPartition, int] = {}
-        for it in items:
-            tp = TopicPartition(it.topic, it.partition)
-            offsets[tp] = max(offsets.get(tp, -1), it.offset + 1)
         assigned = self.consumer.assignment()
         offsets = {tp: o for tp, o in offsets.items() if tp in assigned}
         if not offsets:

@@ -44,8 +44,9 @@ async def pool(database_url):
 class Pipeline:
     """A consumer and a relay, as a service worker runs them."""
 
-    def __init__(self, kafka: str, pool: asyncpg.Pool, group: str = "kit-test"):
+    def __init__(self, kafka: str, pool: asyncpg.Pool, group: str = "kit-test", handler=None, lanes: int = 1):
         self.kafka, self.pool, self.group = kafka, pool, group
+        self.handler, self.lanes = handler or PatrolCounter(), lanes
         self.tasks: list[asyncio.Task] = []
 
     async def __aenter__(self):
@@ -53,8 +54,8 @@ class Pipeline:
         await self.producer.start()
         self.relay = OutboxRelay(self.pool, self.producer, service="grid", batch=500, poll_seconds=0.1)
         self.consumer = BatchConsumer(service="grid", name="intake", topics=[GRID.intake], group_id=self.group,
-                                      bootstrap=self.kafka, pool=self.pool, handler=PatrolCounter(),
-                                      on_commit=self.relay.notify, max_records=200)
+                                      bootstrap=self.kafka, pool=self.pool, handler=self.handler,
+                                      on_commit=self.relay.notify, max_records=200, lanes=self.lanes)
         await self.consumer.start()
         self.tasks = [asyncio.ensure_future(self.relay.run()), asyncio.ensure_future(self.consumer.run())]
         return self
@@ -98,8 +99,7 @@ async def test_inbox_drops_a_duplicate_command(kafka, pool):
 async def test_crash_between_database_commit_and_offset_commit_causes_no_double_effect(kafka, pool):
     envs = [command(patrol(grid_id=f"110105001002{i:03d}")) for i in range(20)]
     async with Pipeline(kafka, pool, group="crashy") as p:
-        async def crash_instead_of_committing(items, handled, previous):  # dies right after the DB commit
-            await asyncio.gather(*handled)
+        async def crash_instead_of_committing(offsets):  # dies right after the DB commit
             raise asyncio.CancelledError
         p.consumer._commit_offsets = crash_instead_of_committing
         await send(kafka, GRID.intake.name, *envs)
@@ -250,3 +250,55 @@ async def test_only_one_relay_publishes_at_a_time(kafka, pool):
             t.cancel()
         await asyncio.gather(ta, tb, return_exceptions=True)
         await producer.stop()
+
+
+class GatedCounter(PatrolCounter):
+    """Blocks on a patrol by worker ``slow`` until the test opens the gate."""
+
+    def __init__(self):
+        self.entered, self.gate = asyncio.Event(), asyncio.Event()
+
+    async def handle_batch(self, uow, messages):
+        if any(m.payload.grid_worker_id == "slow" for m in messages):
+            self.entered.set()
+            await self.gate.wait()
+        await super().handle_batch(uow, messages)
+
+
+async def test_a_stuck_lane_holds_back_only_its_own_partitions(kafka, pool):
+    from aiokafka.partitioner import DefaultPartitioner
+    from aiokafka import TopicPartition
+
+    handler = GatedCounter()
+    slow_grid = "110105001002001"
+    grids = [f"110105001003{i:03d}" for i in range(1, 41)]
+    async with Pipeline(kafka, pool, group="lanes", handler=handler, lanes=2) as p:
+        await send(kafka, GRID.intake.name, command(patrol(grid_id=slow_grid, worker="slow")))
+        await asyncio.wait_for(handler.entered.wait(), 20)
+        for _ in range(6):  # several batches, each with records for both lanes
+            await send(kafka, GRID.intake.name, *[command(patrol(grid_id=g)) for g in grids + [slow_grid]])
+            await asyncio.sleep(0.3)
+        parts = sorted(p.consumer.consumer.partitions_for_topic(GRID.intake.name))
+        part = DefaultPartitioner()
+        lane_of = lambda g: p.consumer._lane_of.get((GRID.intake.name, part(g.encode(), parts, parts)))
+        stuck = lane_of(slow_grid)
+        free = [g for g in grids if lane_of(g) != stuck]
+        assert free, "every grid landed on the stuck lane"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while True:
+            now = await counts(pool)
+            if sum(now.get(g, 0) for g in free) >= 6 * len(free):
+                break
+            assert loop.time() < deadline, "the other lane was held back by the stuck one"
+            await asyncio.sleep(0.1)
+        stuck_tp = TopicPartition(GRID.intake.name, part(slow_grid.encode(), parts, parts))
+        assert await p.consumer.consumer.committed(stuck_tp) is None  # nothing committed past the stuck batch
+        handler.gate.set()
+        await p.wait_processed(1 + 6 * (len(grids) + 1))
+        total = await counts(pool)
+        assert total[slow_grid] == 7 and all(total[g] == 6 for g in grids)
+        loop_deadline = loop.time() + 10
+        while await p.consumer.consumer.committed(stuck_tp) is None:  # then the offsets follow
+            assert loop.time() < loop_deadline, "offsets never committed"
+            await asyncio.sleep(0.1)
