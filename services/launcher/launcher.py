@@ -62,8 +62,10 @@ DEMO_DEFAULTS = {
     "ORDERS_METRICS_INTERVAL_SECONDS": "2",
     "GRID_METRICS_INTERVAL_SECONDS": "2",
     "POINTS_METRICS_INTERVAL_SECONDS": "2",
-    # the simulated calendar moves a month every SIM_MONTH_SECONDS: look for ended periods often
+    # the simulated calendar moves a month every SIM_MONTH_SECONDS: look for ended periods often,
+    # and give the facts in flight at a month's end (the last relay round) two seconds to arrive
     "ASSESSMENT_CLOSE_CHECK_SECONDS": "1",
+    "ASSESSMENT_CLOSE_DELAY_SECONDS": "2",
 }
 
 
