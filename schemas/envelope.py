@@ -132,6 +132,17 @@ def rfc3339(t: datetime) -> str:
     return s[:-6] + "Z" if s.endswith("+00:00") else s
 
 
+_last_time: list = [None, ""]  # the last time written: a batch's events mostly share one
+
+
+def _rfc3339_memo(t: datetime) -> str:
+    last = _last_time
+    if last[0] is not t:
+        last[1] = rfc3339(t)
+        last[0] = t
+    return last[1]
+
+
 class Emitted:
     """An envelope this process has just built from a validated payload.
 
@@ -189,7 +200,7 @@ def build(
     env = Emitted(id=eid, source=source, type=payload.TYPE, time=time, subject=subject or payload.aggregate_id,
                   correlationid=correlationid or eid, causationid=causationid, data_json=data_json)
     attrs: dict[str, Any] = {
-        "specversion": "1.0", "id": eid, "source": source, "type": env.type, "time": rfc3339(time),
+        "specversion": "1.0", "id": eid, "source": source, "type": env.type, "time": _rfc3339_memo(time),
         "subject": env.subject, "datacontenttype": "application/json", "correlationid": env.correlationid,
     }
     if causationid is not None:

@@ -349,7 +349,8 @@ class BatchConsumer:
             if it.ignored:
                 continue
             if it.message is not None:
-                k = (it.message.source, it.message.id)
+                env = it.message.envelope
+                k = (env.source, env.id)
             else:  # undecodable: its inbox key is its position (and content), so a redelivery is a no-op
                 k = (f"kafka:{it.topic}:{it.partition}", f"{it.offset}:{zlib.crc32(it.value or b'')}")
             if k not in by_key:
@@ -387,14 +388,18 @@ class BatchConsumer:
                 await write_outbox(conn, uow.records + dead)
         # committed: run the handlers' after-commit effects, count, wake the relay
         uow.committed()
-        dup = Counter(by_key[k].topic for k in keys if k not in new)
+        dup = Counter(by_key[k].topic for k in keys if k not in new) if len(new) < len(keys) else Counter()
         dup.update(it.topic for it in extra_copies)
         for topic, n in dup.items():
             m.RECORDS_DUPLICATE.labels(self.service, topic).inc(n)
-        for topic, n in Counter(it.topic for it in items if it.ignored).items():
-            m.RECORDS_IGNORED.labels(self.service, topic).inc(n)
-        for (topic, typ), n in Counter((it.topic, it.message.type) for it in items if it.message is not None
-                                       and (it.message.source, it.message.id) in new).items():
+        if len(keys) + len(extra_copies) < len(items):
+            for topic, n in Counter(it.topic for it in items if it.ignored).items():
+                m.RECORDS_IGNORED.labels(self.service, topic).inc(n)
+        consumed = Counter((it.topic, it.message.envelope.type) for it in fresh_items)  # type: ignore[union-attr]
+        for it in extra_copies:  # a second copy of a message handled now counts as consumed too
+            if it.message is not None and (it.message.source, it.message.id) in new:
+                consumed[(it.topic, it.message.type)] += 1
+        for (topic, typ), n in consumed.items():
             m.RECORDS_CONSUMED.labels(self.service, topic, typ).inc(n)
         for topic, reason in dlq_reasons:
             m.RECORDS_DEAD_LETTERED.labels(self.service, topic, reason).inc()

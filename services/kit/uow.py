@@ -11,7 +11,7 @@ import asyncpg
 from schemas.common import Event
 from schemas.envelope import Emitted, Message, build
 from schemas.rejections import REJECTION_BY_SERVICE
-from schemas.topics import BY_SERVICE
+from schemas.topics import BY_SERVICE, Topic
 
 from . import clock, jsonlog
 from . import metrics as m
@@ -24,6 +24,9 @@ log = logging.getLogger("kit.uow")
 def service_source(service: str) -> str:
     """The CloudEvents ``source`` of everything a service publishes."""
     return f"/services/{service}"
+
+
+_TOPIC_OF: dict[tuple[type, str], Topic] = {}  # (event class, service) -> the topic it goes to
 
 
 class UnitOfWork:
@@ -62,9 +65,12 @@ class UnitOfWork:
     def emit(self, payload: Event, *, cause: Message | None = None, id: str | None = None,
              time: datetime | None = None, key: str | None = None) -> Emitted:
         """Publish an event of this service (via the outbox), caused by ``cause`` if given."""
-        if not isinstance(payload, Event) or payload.service() != self.service:
-            raise ValueError(f"{self.service} may only publish its own events, not {payload.TYPE}")
-        topic = self.topics.rejections if payload.TYPE.endswith(".command.rejected.v1") else self.topics.events
+        topic = _TOPIC_OF.get((type(payload), self.service))
+        if topic is None:  # first event of this class: check it once (isinstance on a model is slow)
+            if not isinstance(payload, Event) or payload.service() != self.service:
+                raise ValueError(f"{self.service} may only publish its own events, not {payload.TYPE}")
+            topic = _TOPIC_OF[(type(payload), self.service)] = (
+                self.topics.rejections if payload.TYPE.endswith(".command.rejected.v1") else self.topics.events)
         env, value = build(
             payload, source=self.source, id=id, time=time or self.now, subject=key,
             correlationid=cause.correlation_id if cause else None,  # None: the start of a story
