@@ -5,7 +5,7 @@
   follow its outcome by ``causationid`` (the example other city systems can copy).
 - :mod:`.flows` — the stories (cases, disputes, duplicates, 四单 orders, deeds, redemptions,
   patrols, reviews, bad input).
-- :mod:`.runner` — the loop: RATE commands/s and month-ends on a compressed calendar.
+- :mod:`.runner` — the loop: RATE commands/s and month-ends on the services' (simulated) calendar.
 
 The simulator talks only Kafka (and nothing else): it never touches a database.
 """
