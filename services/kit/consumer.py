@@ -85,13 +85,22 @@ def dlq_record(service_dlq: str, item: Item, reason: str, error: BaseException) 
 
 
 async def claim(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Record (source, id) pairs in the inbox; return those that were new."""
+    """Record distinct (source, id) pairs in the inbox; return those that were new."""
     if not keys:
         return set()
+    source = keys[0][0]
+    ids = [k[1] for k in keys]
+    if all(k[0] == source for k in keys):  # the usual batch: one source, so send it once
+        rows = await conn.fetch(
+            "INSERT INTO inbox (source, id) SELECT $1::text, id FROM unnest($2::text[]) AS t(id) "
+            "ON CONFLICT DO NOTHING RETURNING id", source, ids)
+        if len(rows) == len(keys):  # all new (the keys are distinct)
+            return set(keys)
+        return {(source, r[0]) for r in rows}
     rows = await conn.fetch(
         "INSERT INTO inbox (source, id) SELECT * FROM unnest($1::text[], $2::text[]) "
         "ON CONFLICT DO NOTHING RETURNING source, id",
-        [k[0] for k in keys], [k[1] for k in keys])
+        [k[0] for k in keys], ids)
     return {(r[0], r[1]) for r in rows}
 
 

@@ -302,3 +302,21 @@ async def test_a_stuck_lane_holds_back_only_its_own_partitions(kafka, pool):
         while await p.consumer.consumer.committed(stuck_tp) is None:  # then the offsets follow
             assert loop.time() < loop_deadline, "offsets never committed"
             await asyncio.sleep(0.1)
+
+
+async def test_claim_returns_exactly_the_new_keys_for_one_source_or_several(pool):
+    from services.kit.consumer import claim
+
+    async with pool.acquire() as conn:
+        async with conn.transaction():
+            assert await claim(conn, [("/a", "1"), ("/a", "2")]) == {("/a", "1"), ("/a", "2")}
+        async with conn.transaction():  # one source, some seen before
+            assert await claim(conn, [("/a", "2"), ("/a", "3")]) == {("/a", "3")}
+        async with conn.transaction():  # several sources, the same id under another source is new
+            assert await claim(conn, [("/a", "3"), ("/b", "3"), ("/b", "4")]) == {("/b", "3"), ("/b", "4")}
+        async with conn.transaction():  # a key twice in one call counts once
+            assert await claim(conn, [("/a", "5"), ("/a", "5")]) == {("/a", "5")}
+            assert await claim(conn, [("/c", "1"), ("/a", "6"), ("/c", "1")]) == {("/c", "1"), ("/a", "6")}
+        async with conn.transaction():
+            assert await claim(conn, [("/a", "1"), ("/b", "4")]) == set()
+        assert await claim(conn, []) == set()
