@@ -273,10 +273,14 @@ async def test_a_stuck_lane_holds_back_only_its_own_partitions(kafka, pool):
     slow_grid = "110105001002001"
     grids = [f"110105001003{i:03d}" for i in range(1, 41)]
     async with Pipeline(kafka, pool, group="lanes", handler=handler, lanes=2) as p:
-        await send(kafka, GRID.intake.name, command(patrol(grid_id=slow_grid, worker="slow")))
+        first = command(patrol(grid_id=slow_grid, worker="slow"))
+        slow_ids = [first.id]
+        await send(kafka, GRID.intake.name, first)
         await asyncio.wait_for(handler.entered.wait(), 20)
         for _ in range(6):  # several batches, each with records for both lanes
-            await send(kafka, GRID.intake.name, *[command(patrol(grid_id=g)) for g in grids + [slow_grid]])
+            envs = [command(patrol(grid_id=g)) for g in grids + [slow_grid]]
+            slow_ids.append(envs[-1].id)
+            await send(kafka, GRID.intake.name, *envs)
             await asyncio.sleep(0.3)
         parts = sorted(p.consumer.consumer.partitions_for_topic(GRID.intake.name))
         part = DefaultPartitioner()
@@ -302,6 +306,9 @@ async def test_a_stuck_lane_holds_back_only_its_own_partitions(kafka, pool):
         while await p.consumer.consumer.committed(stuck_tp) is None:  # then the offsets follow
             assert loop.time() < loop_deadline, "offsets never committed"
             await asyncio.sleep(0.1)
+        events = of_type(await read_all(kafka, GRID.events.name, min_count=len(slow_ids) + 6 * len(grids)),
+                         "grid.patrol.logged.v1")
+    assert [e["causationid"] for e in events if e["causationid"] in slow_ids] == slow_ids  # the key's order
 
 
 async def test_claim_returns_exactly_the_new_keys_for_one_source_or_several(pool):
