@@ -11,6 +11,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import time
 import uuid
 
 import orjson
@@ -47,6 +48,11 @@ GRID_EVENTS = grid_events()
 ORDER_EVENTS = order_events()
 UPSTREAM = len(GRID_EVENTS) + len(ORDER_EVENTS)
 # the case events once more re-wrapped (new envelope ids, as after a producer retry)
+# The worker's domain clock is pinned to a simulated 2026-11-06 (its month runs at real speed for
+# a week), so which periods have ended does not depend on the day the tests run: 2026-10 and
+# earlier have, 2026-11 and 2026-Q4 have not.
+CLOCK = {"SIM_CLOCK_START": "2026-11-01T00:00:00+08:00", "SIM_CLOCK_REAL_START": f"{time.time() - 5 * 86400:.3f}",
+         "SIM_MONTH_SECONDS": str(7 * 86400)}
 REWRAPPED = [e.model_copy(update={"id": "re-" + e.id}) for e in GRID_EVENTS if e.type != "grid.patrol.logged.v1"]
 SCORECARD = "assessment.scorecard.published.v1"
 ALERT = "assessment.alert.raised.v1"
@@ -58,6 +64,7 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
     w = Worker("services.assessment.app", {
         "KAFKA_BOOTSTRAP_SERVERS": module_kafka, "DATABASE_URL": module_database_url, "TOPIC_PARTITIONS": "4",
         "ASSESSMENT_API_TOKENS": f"console:{TOKEN}", "ASSESSMENT_CLOSE_CHECK_SECONDS": "1",
+        **CLOCK,
     }, prefix="ASSESSMENT_", log=d / "worker.log").start()
     try:
         await w.wait_ready()
