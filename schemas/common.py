@@ -13,12 +13,11 @@ refuse. New fields are only ever added as optional.
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
 _REGISTRY: dict[str, type["Payload"]] = {}
 
@@ -85,20 +84,15 @@ class CommandRejectedData(Event):
 # Shared codes
 # ---------------------------------------------------------------------------------------
 
-GRID_ID_RE = re.compile(r"^[0-9]{15}$")
-
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whitespace=True)]
 Text = Annotated[str, StringConstraints(max_length=10_000)]
 Timestamp = AwareDatetime  # RFC 3339 with offset
 
 
-def _check_grid_id(v: str) -> str:
-    if not GRID_ID_RE.match(v):
-        raise ValueError("grid id must be 15 digits: division(6) + street(3) + community(3) + grid(3)")
-    return v
-
-
-GridId = Annotated[str, StringConstraints(min_length=15, max_length=15, pattern=r"^[0-9]{15}$"), AfterValidator(_check_grid_id)]
+# Codes are checked by pydantic's Rust regex engine, in which ``[0-9]`` is the ten ASCII digits
+# only (never "١" or "１"): no Python validator per field, which on the hot path cost ~5% of a
+# worker's decode. Grid id: division(6) + street(3) + community(3) + grid(3).
+GridId = Annotated[str, StringConstraints(min_length=15, max_length=15, pattern=r"^[0-9]{15}$")]
 CommunityId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
 StreetId = Annotated[str, StringConstraints(pattern=r"^[0-9]{9}$")]
 

@@ -15,9 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 
 from .common import _REGISTRY, Payload
 from .registry import model_for
-
-CONTENT_TYPE = "application/cloudevents+json; charset=UTF-8"
-CONTENT_TYPE_HEADER = "content-type"
+from .wire import CONTENT_TYPE, CONTENT_TYPE_HEADER  # noqa: F401  (part of this module's API)
 
 
 class CloudEvent(BaseModel):

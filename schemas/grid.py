@@ -33,24 +33,17 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, ClassVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from . import common
 from .common import Command, Event, NonEmptyStr, Timestamp
 
 
-def _ascii_digits(v: str) -> str:
-    # ``\d`` in the shared patterns also matches non-ASCII digits (e.g. "١"); codes are ASCII.
-    if not (v.isascii() and v.isdigit()):
-        raise ValueError("codes are ASCII digits 0-9 only")
-    return v
-
-
-GridId = Annotated[common.GridId, AfterValidator(_ascii_digits)]
+GridId = common.GridId
 """15-digit grid id: division(6) + street(3) + community(3) + grid(3)."""
-CommunityId = Annotated[common.CommunityId, AfterValidator(_ascii_digits)]
+CommunityId = common.CommunityId
 """12-digit community id: the prefix of its grids' ids."""
-StreetId = Annotated[common.StreetId, AfterValidator(_ascii_digits)]
+StreetId = common.StreetId
 """9-digit street id: the prefix of its communities' ids."""
 
 # ---------------------------------------------------------------------------------------

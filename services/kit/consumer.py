@@ -143,7 +143,7 @@ class BatchConsumer:
             *[t.name for t in self.topics], bootstrap_servers=self.bootstrap, group_id=self.group_id,
             client_id=f"{self.service}-{self.name}", enable_auto_commit=False,
             auto_offset_reset=self.auto_offset_reset, fetch_max_wait_ms=self.fetch_max_wait_ms,
-            max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024,
+            max_partition_fetch_bytes=1024 * 1024, fetch_max_bytes=8 * 1024 * 1024,
             session_timeout_ms=10000, heartbeat_interval_ms=1000, rebalance_timeout_ms=5000,
             max_poll_interval_ms=300000, isolation_level="read_uncommitted",
         )

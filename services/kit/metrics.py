@@ -39,6 +39,8 @@ OUTBOX_BACKLOG = Gauge("kit_outbox_backlog", "Outbox rows not yet published", ["
 OUTBOX_OLDEST_AGE = Gauge(
     "kit_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox row (0 when empty)", ["service"])
 RELAY_ERRORS = Counter("kit_outbox_relay_errors_total", "Failed relay rounds (broker or database away)", ["service"])
+RELAY_RESTARTS = Counter(
+    "kit_outbox_relay_restarts_total", "Times the worker restarted its outbox relay process after it died", ["service"])
 HTTP_REQUESTS = Counter(
     "kit_http_requests_total", "HTTP requests by route and status", ["service", "route", "method", "status"])
 HTTP_DURATION = Histogram(

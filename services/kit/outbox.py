@@ -12,14 +12,14 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Protocol, Sequence
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from schemas.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER
+from schemas.wire import CONTENT_TYPE, CONTENT_TYPE_HEADER
 
 from . import metrics as m
 from .db import UNAVAILABLE_ERRORS
@@ -54,11 +54,45 @@ async def write(conn: asyncpg.Connection, records: Sequence[OutboxRecord]) -> No
     )
 
 
+async def read_stats(conn: asyncpg.Connection) -> tuple[int, float]:
+    """(rows not yet published, age in seconds of the oldest of them; 0 when none)."""
+    stats = await conn.fetchrow("SELECT count(*) AS n, EXTRACT(EPOCH FROM now() - min(created_at)) AS age FROM outbox")
+    return int(stats["n"]), float(stats["age"] or 0.0)
+
+
 async def refresh_stats(conn: asyncpg.Connection, service: str) -> None:
     """Set the outbox backlog and oldest-unpublished-age gauges from the table."""
-    stats = await conn.fetchrow("SELECT count(*) AS n, EXTRACT(EPOCH FROM now() - min(created_at)) AS age FROM outbox")
-    m.OUTBOX_BACKLOG.labels(service).set(stats["n"])
-    m.OUTBOX_OLDEST_AGE.labels(service).set(float(stats["age"] or 0.0))
+    MetricsObserver(service).stats(*await read_stats(conn))
+
+
+class RelayObserver(Protocol):
+    """What a relay reports: the Prometheus metrics of its own process by default, or (in the
+    relay process) a report to the worker that exposes the metrics."""
+
+    def published(self, counts: Counter) -> None:
+        """Records acknowledged by the broker, by (topic, message type)."""
+
+    def failed(self) -> None:
+        """A round failed (broker or database away); its rows stay and are retried."""
+
+    def stats(self, backlog: int, oldest_age: float) -> None:
+        """The outbox backlog and the age of its oldest row."""
+
+
+class MetricsObserver:
+    def __init__(self, service: str):
+        self.service = service
+
+    def published(self, counts: Counter) -> None:
+        for (topic, typ), n in counts.items():
+            m.RECORDS_PRODUCED.labels(self.service, topic, typ).inc(n)
+
+    def failed(self) -> None:
+        m.RELAY_ERRORS.labels(self.service).inc()
+
+    def stats(self, backlog: int, oldest_age: float) -> None:
+        m.OUTBOX_BACKLOG.labels(self.service).set(backlog)
+        m.OUTBOX_OLDEST_AGE.labels(self.service).set(oldest_age)
 
 
 def producer_for(bootstrap: str, client_id: str) -> AIOKafkaProducer:
@@ -77,8 +111,9 @@ class OutboxRelay:
     LOCK_SQL = "SELECT pg_try_advisory_lock(hashtext('outbox-relay:' || current_schema()))"
 
     def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, service: str, batch: int = 2000,
-                 poll_seconds: float = 0.5):
+                 poll_seconds: float = 0.5, observer: RelayObserver | None = None):
         self.pool = pool
+        self.observer = observer or MetricsObserver(service)
         self.producer = producer
         self.service = service
         self.batch = batch
@@ -133,7 +168,7 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # broker or database away: keep the rows, try again
-                m.RELAY_ERRORS.labels(self.service).inc()
+                self.observer.failed()
                 log.warning("outbox relay round failed: %r; retrying", e)
                 await self._release_lock_conn()
                 await asyncio.sleep(1.0)
@@ -155,13 +190,12 @@ class OutboxRelay:
             if rows:
                 counts = await self._send(rows)
                 await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r[0] for r in rows])
-                for (topic, typ), n in counts.items():
-                    m.RECORDS_PRODUCED.labels(self.service, topic, typ).inc(n)
+                self.observer.published(counts)
                 self.published += len(rows)
             if time.monotonic() - self._last_stats < 1.0 and len(rows) == self.batch:
                 return len(rows)
             self._last_stats = time.monotonic()
-            await refresh_stats(conn, self.service)
+            self.observer.stats(*await read_stats(conn))
         return len(rows)
 
     async def _send(self, rows) -> Counter:

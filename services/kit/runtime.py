@@ -48,6 +48,7 @@ from .migrations import KIT_MIGRATIONS, migrate, pending
 from .outbox import OutboxRelay, producer_for, refresh_stats
 from .outbox import write as write_outbox
 from .provision import provision
+from .relay import RelayProcess
 from .settings import ServiceSettings
 from .uow import UnitOfWork
 
@@ -90,7 +91,8 @@ class ServiceRuntime:
         self.topics = BY_SERVICE[service]
         self.components = [("kit", KIT_MIGRATIONS)] + ([(service, migrations)] if migrations else [])
         self.pool: asyncpg.Pool | None = None
-        self.relay: OutboxRelay | None = None
+        self.relay: OutboxRelay | RelayProcess | None = None
+        self._relay_task: asyncio.Future | None = None
         self.producer = None
         self.consumers: list[BatchConsumer] = []
         self._consumer_specs: list[tuple[str, Sequence[Topic], BatchHandler, str | None]] = []
@@ -180,11 +182,18 @@ class ServiceRuntime:
         if s.provision_topics:
             await provision(s.kafka_bootstrap_servers, partitions=s.topic_partitions,
                             replication_factor=s.topic_replication_factor)
-        self.producer = producer_for(s.kafka_bootstrap_servers, f"{self.service}-relay")
+        self.producer = producer_for(s.kafka_bootstrap_servers, f"{self.service}-{'worker' if s.outbox_relay == 'process' else 'relay'}")
         await self.producer.start()
-        self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,
-                                 poll_seconds=s.outbox_poll_seconds)
-        self._tasks = [asyncio.ensure_future(self.relay.run()), asyncio.ensure_future(self._outbox_stats())]
+        if s.outbox_relay == "process":
+            self.relay = RelayProcess(service=self.service, dsn=s.dsn(), bootstrap=s.kafka_bootstrap_servers,
+                                      batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
+                                      log_level=s.log_level, log_format=s.log_format)
+            await self.relay.start()
+        else:
+            self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,
+                                     poll_seconds=s.outbox_poll_seconds)
+            self._relay_task = asyncio.ensure_future(self.relay.run())
+        self._tasks = [asyncio.ensure_future(self._outbox_stats())]
         for hook in self._startup_hooks:
             await hook()
         for name, topics, handler, group in self._consumer_specs:
@@ -232,19 +241,18 @@ class ServiceRuntime:
         m.READY.labels(self.service).set(0)
         for c in self.consumers:
             c._stopping = True
-        relay_task = self._tasks[0] if getattr(self, "_tasks", None) else None
-        others = [t for t in getattr(self, "_tasks", []) if t is not relay_task]
+        others = getattr(self, "_tasks", [])
         for t in others:
             t.cancel()
         await asyncio.gather(*others, return_exceptions=True)
         for c in self.consumers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(c.stop(), 5)
-        if self.relay is not None:
+        if self.relay is not None:  # after the consumers: their last commits are still published
             await self.relay.stop()
-        if relay_task is not None:
-            relay_task.cancel()
-            await asyncio.gather(relay_task, return_exceptions=True)
+        if self._relay_task is not None:
+            self._relay_task.cancel()
+            await asyncio.gather(self._relay_task, return_exceptions=True)
         if self.producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.producer.stop(), 5)
@@ -404,6 +412,8 @@ class ServiceRuntime:
             except Exception as e:
                 checks["broker"] = f"unavailable: {type(e).__name__}"
                 ok = False
+        if isinstance(self.relay, RelayProcess):  # informational: commits are kept in the outbox meanwhile
+            checks["relay"] = self.relay.describe()
         m.READY.labels(self.service).set(1 if ok else 0)
         return (200 if ok else 503), {"status": "ready" if ok else "not_ready", "checks": checks}
 

@@ -8,6 +8,7 @@ with the service's prefix (``GRID_HTTP_PORT``, ``ORDERS_API_TOKENS``...). Secret
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,8 @@ class ServiceSettings(BaseSettings):
     fetch_max_wait_ms: int = Field(50, ge=5, le=10_000, description="broker wait for a fetch to fill")
     outbox_batch: int = Field(2000, ge=1, le=100_000, description="outbox rows the relay publishes per round")
     outbox_poll_seconds: float = Field(0.5, gt=0, description="relay poll when not woken by a commit")
+    outbox_relay: Literal["process", "inline"] = Field(
+        "process", description="where the outbox relay runs: a child process of the worker (another core) or the worker's own event loop")
     provision_topics: bool = Field(True, description="create the contract topics at start-up")
     gc_gen0_threshold: int = Field(50_000, ge=0, le=10_000_000,
                                    description="CPython GC generation-0 threshold (0 keeps Python's default); start-up objects are frozen")

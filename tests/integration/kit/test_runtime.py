@@ -90,7 +90,8 @@ async def test_readyz_is_503_while_postgresql_is_down_and_200_after(kafka, tmp_p
         pg.start()
         await w.wait_ready(timeout=30)
         status, body = await http("GET", w.url + "/readyz")
-        assert status == 200 and body["checks"] == {"worker": "started", "database": "ok", "migrations": "ok", "broker": "ok"}
+        assert status == 200 and body["checks"] == {"worker": "started", "database": "ok", "migrations": "ok", "broker": "ok",
+                                                     "relay": "running"}
     finally:
         w.stop()
         pg.destroy()
