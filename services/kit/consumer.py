@@ -9,7 +9,8 @@ Bad input never stops the consumer: an undecodable record, or one whose handler 
 written to ``<svc>.dlq.v1`` (through the outbox, in the same transaction, so it is never lost)
 with its origin and the error in headers. When the database is away the batch is retried,
 not acknowledged. Records of one partition are handled in order, so per-key order holds.
-The fetch and decode of the next batch overlap with the database work of the current one.
+While a lane waits for PostgreSQL, the others decode and handle their batches and the next
+fetch proceeds.
 """
 from __future__ import annotations
 
@@ -265,6 +266,7 @@ class BatchConsumer:
         while True:
             items, fut = await queue.get()
             try:
+                self._decode(items)
                 await self._process_until_done(items)
             except asyncio.CancelledError:
                 fut.cancel()
@@ -295,30 +297,36 @@ class BatchConsumer:
             log.warning("fetch failed: %r", e)
             await asyncio.sleep(0.5)
             return []
-        items: list[Item] = []
-        for tp, records in batches.items():
-            allowed, tolerant = self._allowed[tp.topic]
-            types = self._types[tp.topic]
-            adapter = typed_adapter(types)
-            for r in records:
-                it = Item(tp.topic, tp.partition, r.offset, r.key, r.value)
-                items.append(it)
-                if adapter is not None and r.value is not None:
-                    try:  # the fast path: envelope and typed payload in one pass over the bytes
-                        env = adapter.validate_json(r.value)
-                        it.message = Message(envelope=env, payload=env.data, raw=r.value)
-                        continue
-                    except ValidationError:
-                        pass
-                try:  # the precise path: which reason, which field
-                    env = decode_envelope(r.value if r.value is not None else b"")
-                    if tolerant and env.type not in types:
-                        it.ignored = True  # a type we do not react to, perhaps newer than us
-                    else:
-                        it.message = Message(envelope=env, payload=decode_payload(env, allowed), raw=r.value)
-                except DecodeError as e:
-                    it.error = e
-        return items
+        return [Item(tp.topic, tp.partition, r.offset, r.key, r.value)
+                for tp, records in batches.items() for r in records]
+
+    def _decode(self, items: list[Item]) -> None:
+        """Decode a batch's records, just before it is handled: a lane's waiting batch stays in
+        its compact raw form (a decoded record is ~2.7 KB of Python objects, its bytes ~0.35)."""
+        adapter = None
+        topic = None
+        for it in items:
+            if it.topic != topic:
+                topic = it.topic
+                allowed, tolerant = self._allowed[topic]
+                types = self._types[topic]
+                adapter = typed_adapter(types)
+            value = it.value
+            if adapter is not None and value is not None:
+                try:  # the fast path: envelope and typed payload in one pass over the bytes
+                    env = adapter.validate_json(value)
+                    it.message = Message(envelope=env, payload=env.data, raw=value)
+                    continue
+                except ValidationError:
+                    pass
+            try:  # the precise path: which reason, which field
+                env = decode_envelope(value if value is not None else b"")
+                if tolerant and env.type not in types:
+                    it.ignored = True  # a type we do not react to, perhaps newer than us
+                else:
+                    it.message = Message(envelope=env, payload=decode_payload(env, allowed), raw=value)
+            except DecodeError as e:
+                it.error = e
 
     async def _process_until_done(self, items: list[Item]) -> None:
         """Handle a batch durably. Retries while the database is away; never gives up on it."""

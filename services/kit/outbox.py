@@ -21,7 +21,6 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.wire import CONTENT_TYPE, CONTENT_TYPE_HEADER
 
-from . import metrics as m
 from .db import UNAVAILABLE_ERRORS
 
 log = logging.getLogger("kit.outbox")
@@ -80,19 +79,25 @@ class RelayObserver(Protocol):
 
 
 class MetricsObserver:
+    """The metrics of this process. (prometheus_client is imported here, not at the top: the
+    relay process reports to its worker instead and stays smaller without it.)"""
+
     def __init__(self, service: str):
+        from . import metrics as m
+
         self.service = service
+        self._m = m
 
     def published(self, counts: Counter) -> None:
         for (topic, typ), n in counts.items():
-            m.RECORDS_PRODUCED.labels(self.service, topic, typ).inc(n)
+            self._m.RECORDS_PRODUCED.labels(self.service, topic, typ).inc(n)
 
     def failed(self) -> None:
-        m.RELAY_ERRORS.labels(self.service).inc()
+        self._m.RELAY_ERRORS.labels(self.service).inc()
 
     def stats(self, backlog: int, oldest_age: float) -> None:
-        m.OUTBOX_BACKLOG.labels(self.service).set(backlog)
-        m.OUTBOX_OLDEST_AGE.labels(self.service).set(oldest_age)
+        self._m.OUTBOX_BACKLOG.labels(self.service).set(backlog)
+        self._m.OUTBOX_OLDEST_AGE.labels(self.service).set(oldest_age)
 
 
 def producer_for(bootstrap: str, client_id: str) -> AIOKafkaProducer:

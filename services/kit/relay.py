@@ -35,7 +35,6 @@ from typing import Any
 import orjson
 
 from . import jsonlog
-from . import metrics as m
 from .db import connect_with_retry
 from .outbox import MetricsObserver, OutboxRelay, RelayObserver, producer_for
 
@@ -126,7 +125,9 @@ class RelayProcess:
                 if self._stopping:
                     return
                 self.restarts += 1
-                m.RELAY_RESTARTS.labels(self.service).inc()
+                from . import metrics  # the worker's side only: the relay process does without prometheus_client
+
+                metrics.RELAY_RESTARTS.labels(self.service).inc()
                 if time.monotonic() - started > 60:
                     delay = 1.0  # it had been running fine: a fresh failure
                 log.error("outbox relay process %d exited with code %s; restarting it in %.0fs (unpublished "
