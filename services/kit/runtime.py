@@ -182,11 +182,11 @@ class ServiceRuntime:
         if s.provision_topics:
             await provision(s.kafka_bootstrap_servers, partitions=s.topic_partitions,
                             replication_factor=s.topic_replication_factor)
-        in_process = s.outbox_relay == "process"
+        relay_apart = s.outbox_relay == "process"  # in a child process
         # the worker's producer: the relay's when it runs inline, else only for /readyz's broker check
-        self.producer = producer_for(s.kafka_bootstrap_servers, f"{self.service}-{'worker' if in_process else 'relay'}")
+        self.producer = producer_for(s.kafka_bootstrap_servers, f"{self.service}-{'worker' if relay_apart else 'relay'}")
         await self.producer.start()
-        if in_process:
+        if relay_apart:
             self.relay = RelayProcess(service=self.service, dsn=s.dsn(), bootstrap=s.kafka_bootstrap_servers,
                                       batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
                                       log_level=s.log_level, log_format=s.log_format)
