@@ -57,7 +57,6 @@ class RelayProcess:
         self.observer = observer or MetricsObserver(service)
         self.max_restart_delay = max_restart_delay
         self.proc: asyncio.subprocess.Process | None = None
-        self.restarts = 0
         self._stopping = False
         self._task: asyncio.Future | None = None
 
@@ -124,7 +123,6 @@ class RelayProcess:
                 code = await proc.wait()
                 if self._stopping:
                     return
-                self.restarts += 1
                 from . import metrics  # the worker's side only: the relay process does without prometheus_client
 
                 metrics.RELAY_RESTARTS.labels(self.service).inc()

@@ -33,6 +33,7 @@ from schemas.grid import LogPatrol
 from schemas.topics import GRID
 from services.kit.infra import EmbeddedKafka, EmbeddedPostgres, free_port
 from services.kit.provision import provision
+from tests.support.procs import child_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 N = int(os.environ.get("BENCH_N", "200000"))
@@ -179,18 +180,6 @@ def _status_mb(pid: int, field: str) -> float:
 
 def peak_rss_mb(pid: int) -> float:
     return _status_mb(pid, "VmHWM")
-
-
-def child_pids(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
 
 
 class WorkerMemory:

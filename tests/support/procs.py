@@ -61,6 +61,21 @@ class Worker:
         return self.proc.returncode if self.proc else None
 
 
+def child_pids(pid: int) -> list[int]:
+    """Live (not zombie) processes whose parent is ``pid`` (e.g. a worker's outbox relay)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
 async def http(method: str, url: str, *, json=None, token: str | None = None, data: bytes | None = None):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with aiohttp.ClientSession() as s:

@@ -13,32 +13,16 @@ import time
 import pytest
 
 from tests.support.kafka import read_all
-from tests.support.procs import http
+from tests.support.procs import child_pids, http
 
 from .test_runtime import TOKEN, echo_worker, patrol_command
 
 pytestmark = pytest.mark.integration
 
 
-def children(pid: int) -> list[int]:
-    """Live (not zombie) processes whose parent is ``pid``."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = open(f"/proc/{entry}/stat").read()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(entry))
-    return out
-
-
 def relay_children(pid: int) -> list[int]:
     found = []
-    for child in children(pid):
+    for child in child_pids(pid):
         try:
             if b"services.kit.relay" in open(f"/proc/{child}/cmdline", "rb").read():
                 found.append(child)
