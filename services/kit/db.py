@@ -35,10 +35,18 @@ def is_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, UNAVAILABLE_ERRORS)
 
 
+def _jsonb_encode(v) -> bytes:
+    return b"\x01" + orjson.dumps(v)  # jsonb's binary format: version 1, then the JSON text
+
+
+def _jsonb_decode(b: bytes):
+    return orjson.loads(b[1:])
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for typ in ("jsonb", "json"):
-        await conn.set_type_codec(typ, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
-                                  schema="pg_catalog", format="text")
+    # Binary format, so that json/jsonb columns also work in binary COPY (the outbox's write).
+    await conn.set_type_codec("jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog", format="binary")
+    await conn.set_type_codec("json", encoder=orjson.dumps, decoder=orjson.loads, schema="pg_catalog", format="binary")
 
 
 async def create_pool(dsn: str, schema: str, *, service: str, max_size: int = 10) -> asyncpg.Pool:
