@@ -15,6 +15,11 @@ two pipes:
 - the child's stdout: JSON lines reporting what it published, failed rounds and the outbox
   statistics, which the worker adds to the metrics it serves on ``/metrics``.
 
+The child lowers its own priority (``<SVC>_OUTBOX_RELAY_NICE``, 10 by default): while the
+consumer and the relay are both busy, the consumer, which is the one that holds back the
+partitions' lag, gets the CPU first and the relay catches up after it; when the CPU is not
+contended (at the usual rates) the niceness changes nothing.
+
 The child logs to the worker's stderr in the worker's log format. If it dies, the worker
 restarts it (``kit_outbox_relay_restarts_total``) with a growing delay; nothing is lost, since
 unpublished rows stay in the outbox. Leadership is unchanged: the relay still takes the
@@ -49,11 +54,11 @@ class RelayProcess:
     """Runs the relay as a child process, wakes it, forwards its reports, restarts it."""
 
     def __init__(self, *, service: str, dsn: str, bootstrap: str, batch: int, poll_seconds: float,
-                 log_level: str = "info", log_format: str = "json", observer: RelayObserver | None = None,
-                 max_restart_delay: float = 30.0):
+                 nice: int = 0, log_level: str = "info", log_format: str = "json",
+                 observer: RelayObserver | None = None, max_restart_delay: float = 30.0):
         self.service = service
         self._config = {"service": service, "dsn": dsn, "bootstrap": bootstrap, "batch": batch,
-                        "poll_seconds": poll_seconds, "log_level": log_level, "log_format": log_format}
+                        "poll_seconds": poll_seconds, "nice": nice, "log_level": log_level, "log_format": log_format}
         self.observer = observer or MetricsObserver(service)
         self.max_restart_delay = max_restart_delay
         self.proc: asyncio.subprocess.Process | None = None
@@ -299,6 +304,11 @@ def main() -> int:
         print(f"services.kit.relay is started by a service worker ({CONFIG_ENV} is not set)", file=sys.stderr)
         return 2
     cfg = orjson.loads(raw)
+    if cfg.get("nice"):
+        try:
+            os.nice(int(cfg["nice"]))
+        except OSError as e:  # e.g. a sandbox that forbids it: run at the worker's priority
+            print(f"outbox relay: cannot lower its priority ({e})", file=sys.stderr)
     jsonlog.configure(cfg["service"], cfg.get("log_level", "info"), cfg.get("log_format", "json"))
     try:
         return asyncio.run(_child(cfg))

@@ -189,7 +189,7 @@ class ServiceRuntime:
         if relay_apart:
             self.relay = RelayProcess(service=self.service, dsn=s.dsn(), bootstrap=s.kafka_bootstrap_servers,
                                       batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
-                                      log_level=s.log_level, log_format=s.log_format)
+                                      nice=s.outbox_relay_nice, log_level=s.log_level, log_format=s.log_format)
             await self.relay.start()
         else:
             self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,

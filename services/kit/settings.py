@@ -51,6 +51,8 @@ class ServiceSettings(BaseSettings):
     outbox_poll_seconds: float = Field(0.5, gt=0, description="relay poll when not woken by a commit")
     outbox_relay: Literal["process", "inline"] = Field(
         "process", description="where the outbox relay runs: a child process of the worker (another core) or the worker's own event loop")
+    outbox_relay_nice: int = Field(
+        10, ge=0, le=19, description="niceness the relay process adds to its own: while both are busy it yields the CPU to the batch consumer (0: the same priority)")
     provision_topics: bool = Field(True, description="create the contract topics at start-up")
     gc_gen0_threshold: int = Field(50_000, ge=0, le=10_000_000,
                                    description="CPython GC generation-0 threshold (0 keeps Python's default); start-up objects are frozen")

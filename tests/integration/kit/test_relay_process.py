@@ -39,6 +39,10 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def niceness(pid: int) -> int:
+    return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[16])
+
+
 async def wait_for(predicate, timeout: float = 20.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -76,6 +80,8 @@ async def test_a_dead_relay_process_is_restarted_and_publishes_what_was_committe
     try:
         await w.wait_ready()
         [first] = await wait_for(lambda: relay_children(w.proc.pid), what="the relay process")
+        # the default <SVC>_OUTBOX_RELAY_NICE: the relay yields the CPU to its worker's consumer
+        await wait_for(lambda: niceness(first) == min(19, niceness(w.proc.pid) + 10), what="the relay's niceness")
         cmd = patrol_command()
         assert (await http("POST", w.url + "/v1/commands", json=cmd, token=TOKEN))[0] == 200
         assert len(await published(kafka, cmd["id"])) == 1
@@ -106,10 +112,13 @@ async def test_a_dead_relay_process_is_restarted_and_publishes_what_was_committe
 
 
 async def test_the_relay_process_never_outlives_its_worker(kafka, database_url, tmp_path):
-    w = echo_worker(kafka, database_url, tmp_path).start()
+    w = echo_worker(kafka, database_url, tmp_path)
+    w.env["GRID_OUTBOX_RELAY_NICE"] = "0"
+    w.start()
     try:
         await w.wait_ready()
         [relay] = await wait_for(lambda: relay_children(w.proc.pid), what="the relay process")
+        assert niceness(relay) == niceness(w.proc.pid)  # 0: the worker's own priority
         os.kill(w.proc.pid, signal.SIGKILL)  # the worker only, not its process group
         w.proc.wait(10)
         await wait_for(lambda: not alive(relay), timeout=15, what="the orphaned relay to exit")
