@@ -23,8 +23,9 @@ from services.kit.uow import UnitOfWork
 from .handler import COMPONENTS, BatchPatrolCounter
 
 BOOTSTRAP = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-os.makedirs("var/faust/bench-faust-agent", exist_ok=True)
-app = faust.App("bench-faust-agent", broker=f"kafka://{BOOTSTRAP}", datadir="var/faust/bench-faust-agent",
+APP_ID = os.environ.get("BENCH_APP_ID", "bench-faust-agent")  # also its consumer group
+os.makedirs(f"var/faust/{APP_ID}", exist_ok=True)
+app = faust.App(APP_ID, broker=f"kafka://{BOOTSTRAP}", datadir=f"var/faust/{APP_ID}",
                 web_port=int(os.environ.get("BENCH_WEB_PORT", "6099")),
                 web_host="127.0.0.1", store="memory://", autodiscover=False, processing_guarantee="at_least_once",
                 broker_rebalance_timeout=3, broker_session_timeout=10, broker_heartbeat_interval=1,

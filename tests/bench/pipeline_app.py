@@ -1,6 +1,8 @@
 """The kit's full path as a worker: batch consumer → inbox → state upsert → outbox → relay."""
 from __future__ import annotations
 
+import os
+
 from pydantic_settings import SettingsConfigDict
 
 from schemas.topics import GRID
@@ -16,7 +18,7 @@ class BenchSettings(ServiceSettings):
 
 rt = ServiceRuntime("grid", BenchSettings())
 rt.components = COMPONENTS
-rt.consume("intake", [GRID.intake], BatchPatrolCounter(), group_id="bench-pipeline")
+rt.consume("intake", [GRID.intake], BatchPatrolCounter(), group_id=os.environ.get("BENCH_GROUP", "bench-pipeline"))
 app = rt.app
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@
 (e) memory    — peak RSS of the pipeline worker, its outbox relay process included.
 
 Everything runs on the embedded broker and database started here. Prints one JSON line at the
-end and exits 1 when a target is missed. BENCH_N, BENCH_RATE, BENCH_E2E_SECONDS tune it.
+end and exits 1 when a target is missed. (b) and (c) run twice, in the order pipeline, faust,
+faust, pipeline, and each figure is the mean of its two runs: these machines' speed drifts over
+minutes, and in this order a steady drift weighs the same on both. BENCH_N, BENCH_RATE,
+BENCH_E2E_SECONDS and BENCH_ROUNDS (1: one run of each) tune it.
 """
 from __future__ import annotations
 
@@ -40,6 +43,7 @@ N = int(os.environ.get("BENCH_N", "200000"))
 RATE = int(os.environ.get("BENCH_RATE", "1000"))
 E2E_SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "15"))
 PARTITIONS = int(os.environ.get("BENCH_PARTITIONS", "12"))
+ROUNDS = max(1, int(os.environ.get("BENCH_ROUNDS", "2")))  # pipeline/faust rounds, in the order P F F P
 TARGETS = {"pipeline_eps": 15000, "vs_faust": 4.0, "ratio": 0.15, "e2e_p99_ms": 250, "worker_rss_mb": 200}
 
 
@@ -114,7 +118,7 @@ async def new_database(server: EmbeddedPostgres, name: str) -> str:
 
 
 async def wait_published(dsn: str, n: int, proc: subprocess.Popen, timeout: float = 600) -> float:
-    """Records/s from the first inbox row to the moment all N are handled and published
+    """Records/s from the first inbox row to the moment all N (or more) are handled and published
     (the relay deletes what the broker acknowledged), both on the database's clock."""
     deadline = time.monotonic() + timeout
     conn = None
@@ -134,7 +138,7 @@ async def wait_published(dsn: str, n: int, proc: subprocess.Popen, timeout: floa
                 "SELECT (SELECT count(*) FROM inbox) AS handled, (SELECT count(*) FROM outbox) AS unpublished, "
                 "EXTRACT(EPOCH FROM clock_timestamp() - (SELECT min(processed_at) FROM inbox)) AS span")
             if row["handled"] >= n and row["unpublished"] == 0:
-                return n / float(row["span"])
+                return row["handled"] / float(row["span"])
             if time.monotonic() - last > 3:
                 log(f"  handled {row['handled']}/{n}, unpublished {row['unpublished']}")
                 last = time.monotonic()
@@ -264,9 +268,53 @@ async def e2e_latency(bootstrap: str, rate: int, seconds: float) -> tuple[float,
     return q[49], q[98], len(latencies)
 
 
+async def run_pipeline(pg: EmbeddedPostgres, broker: EmbeddedKafka, work: Path, run: int,
+                       result: dict[str, float]) -> float:
+    """The kit's full path from the start of the topic (a new consumer group and database).
+    The last run then also measures the end-to-end latency and the worker's memory (last, so
+    that every throughput run reads exactly the N prefilled records)."""
+    dsn = await new_database(pg, f"bench_pipeline_{run}")
+    port = free_port()
+    env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "DATABASE_URL": dsn, "PORT": str(port),
+           "GRID_HTTP_PORT": str(port), "TOPIC_PARTITIONS": str(PARTITIONS), "LOG_FORMAT": "text",
+           "GRID_BATCH_MAX_RECORDS": os.environ.get("BENCH_BATCH", "1000"), "BENCH_GROUP": f"bench-pipeline-{run}"}
+    worker = start_worker("tests.bench.pipeline_app", env, work / f"pipeline-{run}.log")
+    memory = WorkerMemory(worker.pid)
+    try:
+        eps = await wait_published(dsn, N, worker)
+        log(f"pipeline run {run}: {eps:.0f} records/s")
+        if run == ROUNDS:
+            p50, p99, seen = await e2e_latency(broker.bootstrap, RATE, E2E_SECONDS)
+            result["e2e_p50_ms"], result["e2e_p99_ms"] = p50, p99
+            log(f"e2e at {RATE}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({seen} events)")
+            result["worker_rss_mb"] = memory.stop()
+            log(f"pipeline worker peak RSS with its relay process {result['worker_rss_mb']:.0f} MB; {memory.describe()}")
+        return eps
+    finally:
+        memory.stop()
+        stop_worker(worker)
+
+
+async def run_faust(pg: EmbeddedPostgres, broker: EmbeddedKafka, work: Path, run: int) -> float:
+    """The same path as a plain faust agent, from the start of the topic (a new app id, so a new
+    consumer group, and a new database)."""
+    dsn = await new_database(pg, f"bench_faust_{run}")
+    port = free_port()
+    worker = start_worker("tests.bench.faust_app", {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "DATABASE_URL": dsn,
+                                                    "PORT": str(port), "BENCH_WEB_PORT": str(port),
+                                                    "BENCH_APP_ID": f"bench-faust-agent-{run}"},
+                          work / f"faust-{run}.log")
+    try:
+        eps = await wait_published(dsn, N, worker)
+        log(f"faust agent run {run}: {eps:.0f} records/s")
+        return eps
+    finally:
+        stop_worker(worker)
+
+
 async def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-"))
-    log(f"workdir {work}; N={N}, e2e at {RATE}/s for {E2E_SECONDS}s, {PARTITIONS} partitions")
+    log(f"workdir {work}; N={N}, e2e at {RATE}/s for {E2E_SECONDS}s, {PARTITIONS} partitions, {ROUNDS} round(s)")
     broker = EmbeddedKafka(workdir=work / "kafka").start()
     pg = EmbeddedPostgres(work / "pg").start()
     result: dict[str, float] = {}
@@ -279,35 +327,19 @@ async def main() -> int:
         result["raw_eps"] = await raw_throughput(broker.bootstrap, N)
         log(f"raw: {result['raw_eps']:.0f} records/s")
 
-        dsn = await new_database(pg, "bench_pipeline")
-        port = free_port()
-        env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "DATABASE_URL": dsn, "PORT": str(port),
-               "GRID_HTTP_PORT": str(port), "TOPIC_PARTITIONS": str(PARTITIONS), "LOG_FORMAT": "text",
-               "GRID_BATCH_MAX_RECORDS": os.environ.get("BENCH_BATCH", "1000")}
-        worker = start_worker("tests.bench.pipeline_app", env, work / "pipeline.log")
-        memory = WorkerMemory(worker.pid)
-        try:
-            result["pipeline_eps"] = await wait_published(dsn, N, worker)
-            log(f"pipeline: {result['pipeline_eps']:.0f} records/s")
-            p50, p99, seen = await e2e_latency(broker.bootstrap, RATE, E2E_SECONDS)
-            result["e2e_p50_ms"], result["e2e_p99_ms"] = p50, p99
-            log(f"e2e at {RATE}/s: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({seen} events)")
-            result["worker_rss_mb"] = memory.stop()
-            log(f"pipeline worker peak RSS with its relay process {result['worker_rss_mb']:.0f} MB; {memory.describe()}")
-        finally:
-            memory.stop()
-            stop_worker(worker)
-
-        dsn2 = await new_database(pg, "bench_faust")
-        port2 = free_port()
-        fworker = start_worker("tests.bench.faust_app", {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "DATABASE_URL": dsn2,
-                                                         "PORT": str(port2), "BENCH_WEB_PORT": str(port2)},
-                               work / "faust.log")
-        try:
-            result["faust_agent_eps"] = await wait_published(dsn2, N, fworker)
-            log(f"faust agent: {result['faust_agent_eps']:.0f} records/s")
-        finally:
-            stop_worker(fworker)
+        # Pipeline and faust runs in the order P F F P (two rounds): the machine's speed drifts
+        # over minutes, and in this order a steady drift weighs the same on both means.
+        pipeline = [await run_pipeline(pg, broker, work, 1, result)]
+        faust_runs = [await run_faust(pg, broker, work, 1)]
+        for run in range(2, ROUNDS + 1):
+            faust_runs.append(await run_faust(pg, broker, work, run))
+            pipeline.append(await run_pipeline(pg, broker, work, run, result))
+        result["pipeline_eps"] = statistics.fmean(pipeline)
+        result["faust_agent_eps"] = statistics.fmean(faust_runs)
+        if ROUNDS > 1:
+            log(f"pipeline {' / '.join(f'{x:.0f}' for x in pipeline)} records/s, faust agent "
+                f"{' / '.join(f'{x:.0f}' for x in faust_runs)} records/s: means {result['pipeline_eps']:.0f} and "
+                f"{result['faust_agent_eps']:.0f} ({result['pipeline_eps'] / result['faust_agent_eps']:.2f}x)")
     finally:
         pg.destroy()
         broker.stop()
