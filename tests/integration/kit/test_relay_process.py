@@ -95,6 +95,8 @@ async def test_a_dead_relay_process_is_restarted_and_publishes_what_was_committe
 
         [second] = await wait_for(lambda: relay_children(w.proc.pid), what="a new relay process")
         assert second != first
+        await wait_for(lambda: niceness(second) == min(19, niceness(w.proc.pid) + 10),
+                       what="the restarted relay's niceness")  # it yields the CPU as well
         [event] = await published(kafka, while_dead["id"])
         assert event["value"]["id"] == body["events"][0]["id"]
         assert (await http("GET", w.url + "/readyz"))[1]["checks"]["relay"] == "running"
@@ -112,9 +114,7 @@ async def test_a_dead_relay_process_is_restarted_and_publishes_what_was_committe
 
 
 async def test_the_relay_process_never_outlives_its_worker(kafka, database_url, tmp_path):
-    w = echo_worker(kafka, database_url, tmp_path)
-    w.env["GRID_OUTBOX_RELAY_NICE"] = "0"
-    w.start()
+    w = echo_worker(kafka, database_url, tmp_path, GRID_OUTBOX_RELAY_NICE="0").start()
     try:
         await w.wait_ready()
         [relay] = await wait_for(lambda: relay_children(w.proc.pid), what="the relay process")
@@ -127,9 +127,7 @@ async def test_the_relay_process_never_outlives_its_worker(kafka, database_url, 
 
 
 async def test_the_inline_relay_publishes_from_the_workers_own_loop(kafka, database_url, tmp_path):
-    w = echo_worker(kafka, database_url, tmp_path)
-    w.env["GRID_OUTBOX_RELAY"] = "inline"
-    w.start()
+    w = echo_worker(kafka, database_url, tmp_path, GRID_OUTBOX_RELAY="inline").start()
     try:
         await w.wait_ready()
         assert relay_children(w.proc.pid) == []

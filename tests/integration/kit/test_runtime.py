@@ -23,10 +23,10 @@ def patrol_command(**over) -> dict:
     return {"id": str(uuid.uuid4()), "type": "grid.patrol.log.v1", "data": data}
 
 
-def echo_worker(kafka: str, database_url: str, tmp_path: Path) -> Worker:
+def echo_worker(kafka: str, database_url: str, tmp_path: Path, **env: str) -> Worker:
     return Worker("tests.integration.kit.echo_app", {
         "KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": database_url, "GRID_API_TOKENS": f"app-7:{TOKEN}",
-        "TOPIC_PARTITIONS": "4"}, prefix="GRID_", log=tmp_path / "worker.log")
+        "TOPIC_PARTITIONS": "4", **env}, prefix="GRID_", log=tmp_path / "worker.log")
 
 
 async def test_commands_over_http_are_authenticated_validated_idempotent_and_published(kafka, database_url, tmp_path):
