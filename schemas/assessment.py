@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .common import Command, Event, NonEmptyStr, Text, Timestamp
 
-PERIOD_PATTERN = r"^\d{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$"
+PERIOD_PATTERN = r"^[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$"  # [0-9]: ASCII digits only (\d is any Unicode digit)
 
 Period = Annotated[str, StringConstraints(pattern=PERIOD_PATTERN)]
 """An assessment period: ``2026-11`` (month), ``2026-Q4`` (quarter) or ``2026`` (year)."""

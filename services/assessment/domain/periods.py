@@ -18,7 +18,7 @@ SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 PeriodKind = Literal["month", "quarter", "year"]
 
-_RE = re.compile(r"^(?P<y>\d{4})(?:-(?:(?P<m>0[1-9]|1[0-2])|Q(?P<q>[1-4])))?$")
+_RE = re.compile(r"^(?P<y>[0-9]{4})(?:-(?:(?P<m>0[1-9]|1[0-2])|Q(?P<q>[1-4])))?$")  # ASCII digits only
 
 
 class InvalidPeriod(Rejected):

@@ -26,7 +26,8 @@ def test_a_period_string_parses_and_prints_back(text, kind):
     assert p.kind == kind
 
 
-@pytest.mark.parametrize("text", ["2026-13", "2026-00", "2026-Q5", "2026-Q0", "26-11", "2026-1", "2026/11", "", "2026-11-01"])
+@pytest.mark.parametrize("text", ["2026-13", "2026-00", "2026-Q5", "2026-Q0", "26-11", "2026-1", "2026/11", "", "2026-11-01",
+                                  "\u0662\u0660\u0662\u0666-11", "\uff12\uff10\uff12\uff16"])  # Arabic-Indic, fullwidth digits
 def test_a_malformed_period_is_refused_with_a_named_reason(text):
     with pytest.raises(InvalidPeriod) as e:
         parse_period(text)
