@@ -121,6 +121,15 @@ async def new_database(server: EmbeddedPostgres, name: str) -> str:
     return server.url.rsplit("/", 1)[0] + "/" + name
 
 
+async def drop_database(server: EmbeddedPostgres, name: str) -> None:
+    """Drop a finished run's database, so that its autovacuum does not run beside later runs."""
+    conn = await asyncpg.connect(server.url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 async def wait_published(dsn: str, n: int, proc: subprocess.Popen, timeout: float = 600) -> float:
     """Records/s from the first inbox row to the moment all N (or more) are handled and published
     (the relay deletes what the broker acknowledged), both on the database's clock."""
@@ -298,6 +307,7 @@ async def run_pipeline(pg: EmbeddedPostgres, broker: EmbeddedKafka, work: Path, 
     finally:
         memory.stop()
         stop_worker(worker)
+        await drop_database(pg, f"bench_pipeline_{run}")
 
 
 async def run_faust(pg: EmbeddedPostgres, broker: EmbeddedKafka, work: Path, run: int) -> float:
@@ -315,6 +325,7 @@ async def run_faust(pg: EmbeddedPostgres, broker: EmbeddedKafka, work: Path, run
         return eps
     finally:
         stop_worker(worker)
+        await drop_database(pg, f"bench_faust_{run}")
 
 
 async def main() -> int:
