@@ -1,39 +1,185 @@
-"""Aggregate state as jsonb documents in the kit's ``aggregates`` table.
+"""Aggregate state: frozen pydantic models kept as jsonb, loaded and locked many at a time,
+saved once per batch with a version.
 
-For services whose pure domain works on a frozen pydantic state: load the states a batch
-needs in one query (row-locked, so the HTTP path and the consumer never interleave on one
-aggregate), run decide/evolve in memory, save the changed ones in one statement.
+A service declares where each kind of aggregate lives::
+
+    CASES = AggregateStore(CaseState, table="case_state", id_column="case_id",
+                           columns={"next_check_at": ("timestamptz", next_check_at)})
+
+``columns`` are kept beside the state in the same upsert (what queries, candidates and timers
+filter on), so they can never disagree with it. Without a table the states go to the kit's
+``aggregates`` table under ``kind``.
+
+In a unit of work, ``CASES.of(uow)`` is the batch's :class:`AggregateSet`: ``await
+cases.load(ids)`` row-locks and reads the states not loaded yet (in id order, so concurrent
+batches wait for each other instead of deadlocking), ``cases.get(id)`` and ``cases.put(id,
+state)`` work in memory, and the kit saves the changed states once, when it flushes the unit
+of work. A message undone by its savepoint takes its puts (and its loads, whose row locks the
+rollback may have released) with it.
 """
 from __future__ import annotations
 
-from typing import Iterable, TypeVar
+from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
 
 import asyncpg
 from pydantic import BaseModel
 
+from .uow import UnitOfWork
+
 S = TypeVar("S", bound=BaseModel)
 
-
-async def load(conn: asyncpg.Connection, kind: str, ids: Iterable[str], model: type[S], *,
-               lock: bool = True) -> dict[str, S]:
-    """States of the given ids that exist (missing ids are absent from the result)."""
-    ids = sorted(set(ids))  # a fixed lock order avoids deadlocks between concurrent batches
-    if not ids:
-        return {}
-    rows = await conn.fetch(
-        "SELECT id, state FROM aggregates WHERE kind = $1 AND id = ANY($2::text[]) ORDER BY id"
-        + (" FOR UPDATE" if lock else ""), kind, ids)
-    return {r["id"]: model.model_validate(r["state"]) for r in rows}
+_MISSING = object()
 
 
-async def save(conn: asyncpg.Connection, kind: str, states: dict[str, BaseModel]) -> None:
-    """Insert or replace states (one statement). ``version`` counts saves."""
-    if not states:
-        return
-    ids = list(states)
-    await conn.execute(
-        """INSERT INTO aggregates (kind, id, version, state, updated_at)
-           SELECT $1, id, 1, state::jsonb, now() FROM unnest($2::text[], $3::text[]) AS t(id, state)
-           ON CONFLICT (kind, id) DO UPDATE SET state = EXCLUDED.state, version = aggregates.version + 1,
-                                                updated_at = now()""",
-        kind, ids, [states[i].model_dump_json() for i in ids])
+class StaleAggregate(asyncpg.exceptions.SerializationError):
+    """A state changed under us although it was locked: treated as a conflict and retried."""
+
+
+class AggregateStore(Generic[S]):
+    """Where one kind of aggregate is kept (see the module docstring)."""
+
+    def __init__(self, model: type[S], *, kind: str | None = None, table: str = "aggregates", id_column: str = "id",
+                 columns: Mapping[str, tuple[str, Callable[[S], Any]]] | None = None):
+        if table == "aggregates" and kind is None:
+            raise ValueError("states in the kit's aggregates table need a kind")
+        self.model = model
+        self.kind = kind
+        self.table = table
+        self.id_column = id_column
+        self.columns = dict(columns or {})
+        where = f"{id_column} = ANY($1::text[])" + (" AND kind = $2" if kind is not None else "")
+        self._select = f"SELECT {id_column}, version, state FROM {table} WHERE {where} ORDER BY {id_column}"
+        names = [id_column, "version", "state", *self.columns]
+        types = ["text", "bigint", "text", *(t for t, _ in self.columns.values())]
+        params = [f"${i + 1}::{t}[]" for i, t in enumerate(types)]
+        select = ["t.c0", "t.c1 + 1", "t.c2::jsonb", *(f"t.c{i}" for i in range(3, len(names)))]
+        if kind is not None:
+            names.insert(0, "kind")
+            select.insert(0, f"${len(params) + 1}::text")
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in ("version", "state", *self.columns))
+        self._upsert = (
+            f"INSERT INTO {table} ({', '.join(names)}, updated_at) "
+            f"SELECT {', '.join(select)}, now() "
+            f"FROM unnest({', '.join(params)}) AS t({', '.join(f'c{i}' for i in range(len(params)))}) "
+            f"ON CONFLICT ({'kind, ' if kind is not None else ''}{id_column}) DO UPDATE SET {updates}, updated_at = now() "
+            f"WHERE {table}.version = EXCLUDED.version - 1")
+
+    def of(self, uow: UnitOfWork) -> "AggregateSet[S]":
+        """The unit of work's set of these aggregates (created on first use)."""
+        return uow.attach(self, lambda: AggregateSet(self, uow))
+
+    async def read(self, conn: asyncpg.Connection, ids: Iterable[str], *, lock: bool = True,
+                   skip_locked: bool = False) -> dict[str, tuple[int, S]]:
+        """(version, state) of the given ids that exist, row-locked unless ``lock`` is False."""
+        wanted = sorted(set(ids))
+        if not wanted:
+            return {}
+        sql = self._select + (" FOR UPDATE" if lock else "") + (" SKIP LOCKED" if lock and skip_locked else "")
+        args: list[Any] = [wanted] + ([self.kind] if self.kind is not None else [])
+        rows = await conn.fetch(sql, *args)
+        return {r[0]: (r[1], self.model.model_validate(r[2])) for r in rows}
+
+    async def write(self, conn: asyncpg.Connection, states: Mapping[str, tuple[int, S]]) -> None:
+        """Insert or update states, each expected at the given version (0: new); raises
+        :class:`StaleAggregate` when a row was at another version."""
+        if not states:
+            return
+        ids = sorted(states)
+        args: list[Any] = [ids, [states[i][0] for i in ids], [states[i][1].model_dump_json() for i in ids]]
+        for _, fn in self.columns.values():
+            args.append([fn(states[i][1]) for i in ids])
+        if self.kind is not None:
+            args.append(self.kind)
+        status = await conn.execute(self._upsert, *args)
+        if int(status.rsplit(" ", 1)[-1]) != len(ids):
+            raise StaleAggregate(f"{self.table}: a state changed under its lock ({len(ids)} expected, {status})")
+
+
+class AggregateSet(Generic[S]):
+    """The states of one kind that a unit of work has loaded and changed."""
+
+    def __init__(self, store: AggregateStore[S], uow: UnitOfWork):
+        self.store = store
+        self._uow = uow
+        self._states: dict[str, S] = {}
+        self._versions: dict[str, int] = {}  # as stored (0: not stored yet)
+        self._dirty: set[str] = set()
+        # what to undo, newest last: ("load", id), ("put", id, previous state, was dirty),
+        # ("flush", versions before, dirty before)
+        self._journal: list[tuple] = []
+
+    async def load(self, ids: Iterable[str]) -> None:
+        """Lock and read the states of ``ids`` not loaded yet (missing ones count as loaded, absent)."""
+        missing = sorted({i for i in ids if i not in self._versions})
+        if not missing:
+            return
+        found = await self.store.read(self._uow.conn, missing)
+        for i in missing:
+            self._journal.append(("load", i))
+            version, state = found.get(i, (0, None))
+            self._versions[i] = version
+            if state is not None:
+                self._states[i] = state
+
+    async def fetch(self, id: str) -> S | None:
+        """:meth:`load` one id and return its state (None when it does not exist)."""
+        await self.load([id])
+        return self._states.get(id)
+
+    def adopt(self, found: Mapping[str, tuple[int, S]]) -> None:
+        """Take states read (and locked) elsewhere, e.g. by a timer's ``SKIP LOCKED`` query."""
+        for i, (version, state) in found.items():
+            if i not in self._versions:
+                self._journal.append(("load", i))
+                self._versions[i] = version
+                self._states[i] = state
+
+    def get(self, id: str) -> S | None:
+        return self._states.get(id)
+
+    def __contains__(self, id: str) -> bool:
+        return id in self._states
+
+    def items(self):
+        return self._states.items()
+
+    def put(self, id: str, state: S) -> None:
+        """Replace a state in memory; saved when the unit of work is flushed."""
+        if id not in self._versions:
+            raise KeyError(f"{id!r} was not loaded (load it first, so that it is locked)")
+        self._journal.append(("put", id, self._states.get(id, _MISSING), id in self._dirty))
+        self._states[id] = state
+        self._dirty.add(id)
+
+    # -- participant --------------------------------------------------------------------
+    def mark(self) -> int:
+        return len(self._journal)
+
+    def rollback(self, mark: int) -> None:
+        while len(self._journal) > mark:
+            entry = self._journal.pop()
+            if entry[0] == "load":  # forget it: its row lock may have gone with the savepoint
+                self._states.pop(entry[1], None)
+                self._versions.pop(entry[1], None)
+                self._dirty.discard(entry[1])
+            elif entry[0] == "put":
+                _, id, previous, was_dirty = entry
+                if previous is _MISSING:
+                    self._states.pop(id, None)
+                else:
+                    self._states[id] = previous
+                if not was_dirty:
+                    self._dirty.discard(id)
+            else:  # a flush undone: its rows are unwritten again
+                self._versions.update(entry[1])
+                self._dirty |= entry[2]
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        if not self._dirty:
+            return
+        changed = {i: (self._versions[i], self._states[i]) for i in self._dirty}
+        await self.store.write(uow.conn, changed)
+        self._journal.append(("flush", {i: v for i, (v, _) in changed.items()}, set(self._dirty)))
+        for i in self._dirty:
+            self._versions[i] += 1
+        self._dirty.clear()

@@ -21,7 +21,7 @@ import zlib
 from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -29,14 +29,14 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from pydantic import ValidationError
 
-from schemas.envelope import DecodeError, Message, decode_envelope, decode_payload, typed_adapter
+from schemas.envelope import NUL_ESCAPE, DecodeError, Message, decode_envelope, decode_payload, typed_adapter
 from schemas.topics import BY_NAME, Topic
 
 from . import metrics as m
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS
-from .jsonlog import correlation_id
 from .outbox import OutboxRecord
 from .outbox import write as write_outbox
+from .handlers import Handler, dispatch
 from .uow import UnitOfWork
 
 log = logging.getLogger("kit.consumer")
@@ -44,12 +44,6 @@ log = logging.getLogger("kit.consumer")
 
 class _Fault(Exception):
     """A handler raised on some message of a batch: redo the batch isolating each message."""
-
-
-class BatchHandler(Protocol):
-    types: frozenset[str] | None
-
-    async def handle_batch(self, uow: UnitOfWork, messages: Sequence[Message]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -67,26 +61,59 @@ class Item:
 
 
 def dlq_record(service_dlq: str, item: Item, reason: str, error: BaseException) -> OutboxRecord:
-    """A dead-letter record: the original bytes and key, origin and error in headers."""
+    """A dead-letter record: the original bytes and key, origin and error in headers.
+
+    Whatever the record holds, writing this one cannot fail: the key and value are stored as
+    bytes (exactly as received), and every header value is text that PostgreSQL's jsonb and
+    Kafka's UTF-8 headers accept (see :func:`header_text`)."""
     return OutboxRecord(
         topic=service_dlq,
-        key=item.key.decode("utf-8", "replace") if item.key is not None else None,
+        key=item.key,
         value=item.value or b"",
         message_type="dead_letter",
         headers=[
-            ("dlq.origin.topic", item.topic),
+            ("dlq.origin.topic", header_text(item.topic)),
             ("dlq.origin.partition", str(item.partition)),
             ("dlq.origin.offset", str(item.offset)),
-            ("dlq.error.reason", reason),
-            ("dlq.error.class", type(error).__name__),
-            ("dlq.error.message", str(error)[:2000]),
+            ("dlq.error.reason", header_text(reason)),
+            ("dlq.error.class", header_text(type(error).__name__)),
+            ("dlq.error.message", header_text(error, DLQ_MESSAGE_MAX)),
             ("dlq.failed_at", datetime.now(timezone.utc).isoformat()),
         ],
     )
 
 
+DLQ_MESSAGE_MAX = 2000  # characters of the error message kept in the dlq.error.message header
+
+
+def header_text(value: object, limit: int = DLQ_MESSAGE_MAX) -> str:
+    """``str(value)``, at most ``limit`` characters, as text a jsonb value can hold: U+0000
+    (which jsonb refuses) becomes U+FFFD, and an unpaired surrogate (not encodable as UTF-8)
+    a backslash escape. An object whose ``str()`` raises is named by its class instead."""
+    try:
+        s = str(value)[:limit]
+    except Exception:
+        s = f"<{type(value).__name__} that cannot be shown>"
+    if "\x00" in s:
+        s = s.replace("\x00", "\ufffd")
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        s = s.encode("utf-8", "backslashreplace").decode("utf-8")
+    return s
+
+
+def _position_key(it: Item) -> tuple[str, str]:
+    """The inbox key of an undecodable record: its position and content (a redelivery is a no-op)."""
+    return f"kafka:{it.topic}:{it.partition}", f"{it.offset}:{zlib.crc32(it.value or b'')}"
+
+
 async def claim(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Record distinct (source, id) pairs in the inbox; return those that were new."""
+    """Record distinct (source, id) pairs in the inbox; return those that were new.
+
+    The keys are decoded envelopes' (``source``, ``id``), which the envelope keeps storable
+    (no U+0000, bounded lengths: see :class:`schemas.envelope.CloudEvent`), or the position
+    keys of undecodable records: nothing a producer sends can make this insert fail."""
     if not keys:
         return set()
     source = keys[0][0]
@@ -109,7 +136,7 @@ class BatchConsumer:
     """Consumes ``topics`` as consumer group ``group_id`` and feeds ``handler`` in batches."""
 
     def __init__(self, *, service: str, name: str, topics: Sequence[Topic], group_id: str, bootstrap: str,
-                 pool: asyncpg.Pool, handler: BatchHandler, on_commit=None, max_records: int = 1000,
+                 pool: asyncpg.Pool, handler: Handler, on_commit=None, max_records: int = 1000,
                  fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest", lanes: int = 1):
         self.service = service
         self.name = name
@@ -137,6 +164,7 @@ class BatchConsumer:
                        for name, (allowed, tolerant) in self._allowed.items()}
         self.assigned = asyncio.Event()
         self._done: dict[TopicPartition, int] = {}
+        self._retrying: dict[int, float] = {}  # batches being retried: when their first try failed
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -302,7 +330,7 @@ class BatchConsumer:
 
     def _decode(self, items: list[Item]) -> None:
         """Decode a batch's records, just before it is handled: a lane's waiting batch stays in
-        its compact raw form (a decoded record is ~2.7 KB of Python objects, its bytes ~0.35)."""
+        its compact raw form (a decoded record takes several times the memory of its bytes)."""
         adapter = None
         topic = None
         for it in items:
@@ -312,7 +340,7 @@ class BatchConsumer:
                 types = self._types[topic]
                 adapter = typed_adapter(types)
             value = it.value
-            if adapter is not None and value is not None:
+            if adapter is not None and value is not None and NUL_ESCAPE not in value:
                 try:  # the fast path: envelope and typed payload in one pass over the bytes
                     env = adapter.validate_json(value)
                     it.message = Message(envelope=env, payload=env.data, raw=value)
@@ -328,37 +356,77 @@ class BatchConsumer:
             except DecodeError as e:
                 it.error = e
 
-    async def _process_until_done(self, items: list[Item]) -> None:
-        """Handle a batch durably. Retries while the database is away; never gives up on it."""
-        delay = 0.2
-        conflicts = 0
-        isolate = False
-        while True:
-            started = time.perf_counter()
-            try:
-                try:
-                    await self._process(items, isolate=isolate or conflicts >= 3)
-                except _Fault as f:
-                    log.warning("a message in the batch failed (%r); handling the batch one by one", f.__cause__)
-                    isolate = True
-                    continue
-                m.BATCH_DURATION.labels(self.service, self.name).observe(time.perf_counter() - started)
-                m.BATCH_SIZE.labels(self.service, self.name).observe(len(items))
-                return
-            except UNAVAILABLE_ERRORS as e:
-                m.BATCH_RETRIES.labels(self.service, self.name, "unavailable").inc()
-                log.warning("database unavailable (%r); batch of %d kept, retrying in %.1fs", e, len(items), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except CONFLICT_ERRORS as e:
-                conflicts += 1
-                m.BATCH_RETRIES.labels(self.service, self.name, "conflict").inc()
-                log.info("conflict with a concurrent transaction (%r); retry %d", e, conflicts)
-                await asyncio.sleep(0.05 * conflicts)
+    MAX_CONFLICTS = 3  # a batch's conflicts before it is redone one message at a time
+    MAX_ISOLATED_CONFLICTS = 3  # ... and then before the message that keeps conflicting is a fault
+    MAX_FAILURES = 3  # unexplained failures of a batch before its messages are dead-lettered
 
-    async def _process(self, items: list[Item], isolate: bool = False) -> None:
-        dead: list[OutboxRecord] = []
-        dlq_reasons: list[tuple[str, str]] = []
+    async def _process_until_done(self, items: list[Item]) -> None:
+        """Handle a batch durably.
+
+        While the database is away the batch is retried for as long as it takes (never
+        acknowledged meanwhile). Anything else is bounded: a batch that keeps conflicting with
+        concurrent transactions is redone one message at a time, and then the message that
+        still conflicts is dead-lettered; a batch that keeps failing for a reason no message
+        can be blamed for ends in the DLQ as a whole. While a batch is being retried the lane
+        counts as stalled (:meth:`stalled_seconds`, on /readyz and in a metric)."""
+        delay = 0.2
+        conflicts = failures = 0
+        isolate = False
+        self._last_failure: BaseException | None = None
+        try:
+            while True:
+                started = time.perf_counter()
+                try:
+                    if failures >= self.MAX_FAILURES:
+                        await self._dead_letter_all(items, "retries_exhausted", self._last_failure)
+                    else:
+                        await self._process(items, isolate=isolate or conflicts >= self.MAX_CONFLICTS,
+                                            conflicts_are_faults=conflicts >= self.MAX_CONFLICTS + self.MAX_ISOLATED_CONFLICTS)
+                    m.BATCH_DURATION.labels(self.service, self.name).observe(time.perf_counter() - started)
+                    m.BATCH_SIZE.labels(self.service, self.name).observe(len(items))
+                    return
+                except _Fault as f:
+                    log.warning("a batch step failed (%r); handling the batch one message at a time", f.__cause__)
+                    isolate = True
+                except UNAVAILABLE_ERRORS as e:
+                    self._stalled(items)
+                    m.BATCH_RETRIES.labels(self.service, self.name, "unavailable").inc()
+                    log.warning("database unavailable (%r); batch of %d kept, retrying in %.1fs", e, len(items), delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                except CONFLICT_ERRORS as e:
+                    self._stalled(items)
+                    conflicts += 1
+                    m.BATCH_RETRIES.labels(self.service, self.name, "conflict").inc()
+                    log.info("conflict with a concurrent transaction (%r); retry %d", e, conflicts)
+                    await asyncio.sleep(0.05 * conflicts)
+                except Exception as e:  # not the handlers' (those are faults): the kit's own writes failed
+                    self._stalled(items)
+                    failures += 1
+                    isolate = True
+                    self._last_failure = e
+                    m.BATCH_RETRIES.labels(self.service, self.name, "failure").inc()
+                    log.exception("batch of %d failed (%d of %d tries)", len(items), failures, self.MAX_FAILURES)
+                    await asyncio.sleep(0.2 * failures)
+        finally:
+            self._retrying.pop(id(items), None)
+
+    def _stalled(self, items: list[Item]) -> None:
+        """Note that a batch is being retried (its lane does not advance meanwhile)."""
+        self._retrying.setdefault(id(items), time.monotonic())
+
+    @property
+    def stalled_since(self) -> float | None:
+        """Monotonic time since which the oldest batch being retried has been held up."""
+        return min(self._retrying.values(), default=None)
+
+    def stalled_seconds(self) -> float:
+        """How long the oldest batch being retried has been held up (0 when none is)."""
+        since = self.stalled_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def _dedup(self, items: list[Item]) -> tuple[list[tuple[str, str]], dict[tuple[str, str], Item], list[Item]]:
+        """Inbox keys in batch order, the item of each, and second copies of a message."""
         keys: list[tuple[str, str]] = []
         by_key: dict[tuple[str, str], Item] = {}
         extra_copies: list[Item] = []  # the same message twice in one batch
@@ -368,18 +436,23 @@ class BatchConsumer:
             if it.message is not None:
                 env = it.message.envelope
                 k = (env.source, env.id)
-            else:  # undecodable: its inbox key is its position (and content), so a redelivery is a no-op
-                k = (f"kafka:{it.topic}:{it.partition}", f"{it.offset}:{zlib.crc32(it.value or b'')}")
+            else:
+                k = _position_key(it)
             if k not in by_key:
                 by_key[k] = it
                 keys.append(k)
             else:
                 extra_copies.append(it)
+        return keys, by_key, extra_copies
+
+    async def _process(self, items: list[Item], isolate: bool = False, conflicts_are_faults: bool = False) -> None:
+        dead: list[OutboxRecord] = []
+        dlq_reasons: list[tuple[str, str]] = []
+        keys, by_key, extra_copies = self._dedup(items)
         async with self.pool.acquire() as conn:
             async with conn.transaction():
                 new = await claim(conn, keys)
-                fresh: list[Message] = []
-                fresh_items: list[Item] = []
+                fresh: list[Item] = []
                 for k in keys:
                     if k not in new:
                         continue
@@ -389,19 +462,24 @@ class BatchConsumer:
                         dead.append(dlq_record(self.dlq_topic, it, it.error.reason, it.error))
                         dlq_reasons.append((it.topic, it.error.reason))
                     else:
-                        fresh.append(it.message)
-                        fresh_items.append(it)
+                        fresh.append(it)
                 uow = UnitOfWork(conn, self.service)
                 if fresh:
                     if isolate:
-                        await self._handle_isolated(conn, uow, fresh, fresh_items, dead, dlq_reasons)
+                        faults = await self._handle_isolated(uow, fresh, conflicts_are_faults)
                     else:
                         try:
-                            await self.handler.handle_batch(uow, fresh)
+                            faults = await dispatch(self.handler, uow, [it.message for it in fresh])
+                            await uow.flush()
                         except (*UNAVAILABLE_ERRORS, *CONFLICT_ERRORS):
                             raise
                         except Exception as e:
                             raise _Fault() from e  # roll back; redone one message at a time
+                        faults = [(by_key[(msg.source, msg.id)], e) for msg, e in faults]
+                    for it, e in faults:
+                        reason = "conflict" if isinstance(e, CONFLICT_ERRORS) else "handler_error"
+                        dead.append(dlq_record(self.dlq_topic, it, reason, e))
+                        dlq_reasons.append((it.topic, reason))
                 await write_outbox(conn, uow.records + dead)
         # committed: run the handlers' after-commit effects, count, wake the relay
         uow.committed()
@@ -412,7 +490,7 @@ class BatchConsumer:
         if len(keys) + len(extra_copies) < len(items):
             for topic, n in Counter(it.topic for it in items if it.ignored).items():
                 m.RECORDS_IGNORED.labels(self.service, topic).inc(n)
-        consumed = Counter((it.topic, it.message.envelope.type) for it in fresh_items)  # type: ignore[union-attr]
+        consumed = Counter((it.topic, it.message.envelope.type) for it in fresh)  # type: ignore[union-attr]
         for it in extra_copies:  # a second copy of a message handled now counts as consumed too
             if it.message is not None and (it.message.source, it.message.id) in new:
                 consumed[(it.topic, it.message.type)] += 1
@@ -424,24 +502,50 @@ class BatchConsumer:
         if self.on_commit is not None and (uow.records or dead):
             self.on_commit()
 
-    async def _handle_isolated(self, conn, uow, fresh, fresh_items, dead, dlq_reasons) -> None:
-        """One savepoint per message: the faulty ones go to the DLQ, the rest are handled."""
-        for msg, it in zip(fresh, fresh_items):
-            mark = len(uow.records), len(uow.emitted), len(uow.rejected)
-            token = correlation_id.set(msg.correlation_id)
+    async def _handle_isolated(self, uow: UnitOfWork, fresh: list[Item],
+                               conflicts_are_faults: bool) -> list[tuple[Item, Exception]]:
+        """Each message as a batch of its own, in its own savepoint, its events written to the
+        outbox inside it: whatever fails (its batch step, its handler, its flush, its records)
+        is undone and blamed on that message alone."""
+        faults: list[tuple[Item, Exception]] = []
+        for it in fresh:
+            mark = len(uow.records)
             try:
-                async with conn.transaction():
-                    await self.handler.handle_batch(uow, [msg])
-            except (*UNAVAILABLE_ERRORS, *CONFLICT_ERRORS):
+                async with uow.savepoint():
+                    found = await dispatch(self.handler, uow, [it.message], conflicts_are_faults=conflicts_are_faults)
+                    if found:
+                        faults.append((it, found[0][1]))
+                    await uow.flush()
+                    await write_outbox(uow.conn, uow.records[mark:])
+            except UNAVAILABLE_ERRORS:
                 raise
+            except CONFLICT_ERRORS as e:
+                if not conflicts_are_faults:
+                    raise
+                faults.append((it, e))
             except Exception as e:
-                del uow.records[mark[0]:], uow.emitted[mark[1]:], uow.rejected[mark[2]:]
-                log.error("handler failed on %s %s (topic %s partition %d offset %d): %r; dead-lettered",
-                          msg.type, msg.id, it.topic, it.partition, it.offset, e)
-                dead.append(dlq_record(self.dlq_topic, it, "handler_error", e))
-                dlq_reasons.append((it.topic, "handler_error"))
-            finally:
-                correlation_id.reset(token)
+                log.error("%s %s failed (topic %s partition %d offset %d): %r; dead-lettered",
+                          it.message.type, it.message.id, it.topic, it.partition, it.offset, e)
+                faults.append((it, e))
+            else:
+                del uow.records[mark:]  # written already
+        return faults
+
+    async def _dead_letter_all(self, items: list[Item], reason: str, error: BaseException | None) -> None:
+        """The last resort for a batch that keeps failing: every record of it not handled
+        before goes to the DLQ."""
+        keys, by_key, _ = self._dedup(items)
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                new = await claim(conn, keys)
+                await write_outbox(conn, [dlq_record(self.dlq_topic, by_key[k], reason, error or RuntimeError(reason))
+                                          for k in keys if k in new])
+        for k in keys:
+            if k in new:
+                m.RECORDS_DEAD_LETTERED.labels(self.service, by_key[k].topic, reason).inc()
+        log.error("batch of %d dead-lettered after %d failed tries: %r", len(items), self.MAX_FAILURES, error)
+        if self.on_commit is not None:
+            self.on_commit()
 
     async def _committer(self, batches: deque, dispatched: asyncio.Event) -> None:
         """Commit offsets in batch order, each only once its lanes and every earlier batch are

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import asyncpg
 
+from .locks import advisory_lock
+
 log = logging.getLogger("kit.migrations")
 
 KIT_MIGRATIONS = Path(__file__).parent / "migrations"
-_NAME = re.compile(r"^(\d{3,})_([a-z0-9_]+)\.sql$")
+_NAME = re.compile(r"^([0-9]{3,})_([a-z0-9_]+)\.sql$")
 
 
 class MigrationError(RuntimeError):
@@ -43,7 +45,7 @@ async def migrate(conn: asyncpg.Connection, schema: str, components: list[tuple[
         raise MigrationError(f"bad schema name {schema!r}")
     applied_now: list[str] = []
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('migrations:' || $1))", schema)
+        await advisory_lock(conn, f"migrations:{schema}")
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         await conn.execute(f"SET LOCAL search_path TO {schema}, public")
         await conn.execute(

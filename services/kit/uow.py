@@ -1,10 +1,18 @@
 """Unit of work: one PostgreSQL transaction in which a batch's state changes, its inbox rows
-and its outbox records are written together; and the per-message handler base class."""
+and its outbox records are written together.
+
+A handler gets the unit of work with the message it handles (:attr:`UnitOfWork.message`).
+Each message is handled inside :meth:`UnitOfWork.savepoint`, so a refusal or a fault raised
+after some writes undoes exactly that message: its database writes, the events it emitted,
+its after-commit effects and its changes to the batch's participants (aggregate sets and
+other buffers that are written once per batch, at :meth:`UnitOfWork.flush`).
+"""
 from __future__ import annotations
 
+import contextlib
 import logging
 from datetime import datetime
-from typing import Awaitable, Callable, Iterable, Sequence
+from typing import Any, AsyncIterator, Callable, Hashable, Iterable, Protocol, TypeVar
 
 import asyncpg
 
@@ -13,7 +21,7 @@ from schemas.envelope import Emitted, Message, build
 from schemas.rejections import REJECTION_BY_SERVICE
 from schemas.topics import BY_SERVICE, Topic
 
-from . import clock, jsonlog
+from . import clock
 from . import metrics as m
 from .errors import Rejected
 from .outbox import OutboxRecord
@@ -29,25 +37,161 @@ def service_source(service: str) -> str:
 _TOPIC_OF: dict[tuple[type, str], Topic] = {}  # (event class, service) -> the topic it goes to
 
 
+class Participant(Protocol):
+    """Something a unit of work carries through a batch and writes once, at the end (an
+    aggregate set, a buffer of projection rows). It can return to an earlier mark when the
+    message that changed it is undone."""
+
+    def mark(self) -> Any:
+        """A token for the participant's present content."""
+
+    def rollback(self, mark: Any) -> None:
+        """Forget every change made since ``mark``."""
+
+    async def flush(self, uow: "UnitOfWork") -> None:
+        """Write what changed, in the unit of work's transaction."""
+
+
+P = TypeVar("P", bound=Participant)
+
+# The connection methods that talk to the server: inside a savepoint, the first of them opens it.
+_QUERIES = ("execute", "executemany", "fetch", "fetchrow", "fetchval", "fetchmany", "copy_records_to_table",
+            "copy_to_table", "copy_from_table", "copy_from_query", "prepare", "cursor")
+
+
+class _SavepointConnection:
+    """The connection as a handler sees it inside :meth:`UnitOfWork.savepoint`: the SAVEPOINT
+    is sent just before the handler's first statement, so a message that never touches the
+    database costs no round trip."""
+
+    def __init__(self, conn: Any):
+        self._conn = conn
+        self._tx: Any = None
+
+    async def _begin(self) -> None:
+        if self._tx is None:
+            tx = self._conn.transaction()
+            await tx.start()
+            self._tx = tx
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._conn, name)
+        if name not in _QUERIES:
+            return target
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            await self._begin()
+            return await target(*args, **kwargs)
+
+        return call
+
+    def transaction(self, **kwargs: Any) -> "_NestedTransaction":
+        return _NestedTransaction(self, kwargs)
+
+    async def release(self) -> None:
+        if self._tx is not None:
+            await self._tx.commit()
+
+    async def rollback(self) -> None:
+        if self._tx is not None:
+            await self._tx.rollback()
+
+
+class _NestedTransaction:
+    """``conn.transaction()`` inside a savepoint: opens the savepoint first, then its own."""
+
+    def __init__(self, outer: _SavepointConnection, kwargs: dict[str, Any]):
+        self._outer = outer
+        self._kwargs = kwargs
+        self._tx: Any = None
+
+    async def start(self) -> None:
+        await self._outer._begin()
+        self._tx = self._outer._conn.transaction(**self._kwargs)
+        await self._tx.start()
+
+    async def commit(self) -> None:
+        await self._tx.commit()
+
+    async def rollback(self) -> None:
+        await self._tx.rollback()
+
+    async def __aenter__(self) -> "_NestedTransaction":
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            await self.commit()
+        else:
+            await self.rollback()
+
+
 class UnitOfWork:
-    """What a handler gets: the transaction's connection, the time, and ways to emit.
+    """What a handler gets: the transaction's connection, the time, the message being handled,
+    and ways to emit.
 
     Everything emitted is written to the outbox in the same transaction, when the kit commits.
     """
 
     def __init__(self, conn: asyncpg.Connection, service: str, now: datetime | None = None):
-        self.conn = conn
+        self.conn: Any = conn
         self.service = service
         self.topics = BY_SERVICE[service]
         self.source = service_source(service)
         self.now = now or clock.now()
+        self.message: Message | None = None  # set by the kit while a handler runs
         self.records: list[OutboxRecord] = []
         self.emitted: list[Emitted] = []
         self.rejected: list[tuple[Message, Rejected]] = []
         self._after_commit: list[Callable[[], None]] = []
+        self._participants: dict[Hashable, Participant] = {}
 
+    # -- participants ----------------------------------------------------------------------
+    def attach(self, key: Hashable, factory: Callable[[], P]) -> P:
+        """The participant registered under ``key``, created by ``factory`` on first use.
+        Participants are flushed in the order they were attached."""
+        found = self._participants.get(key)
+        if found is None:
+            found = self._participants[key] = factory()
+        return found  # type: ignore[return-value]
+
+    async def flush(self) -> None:
+        """Write what the participants hold (called by the kit once per batch, before the outbox)."""
+        for p in list(self._participants.values()):
+            await p.flush(self)
+
+    # -- savepoints ------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """Undo everything done inside the block when it raises: the database writes (a
+        SAVEPOINT opened before its first statement), the records emitted, the after-commit
+        effects, and the participants' changes. The exception propagates."""
+        marks = (len(self.records), len(self.emitted), len(self.rejected), len(self._after_commit))
+        participants = {k: p.mark() for k, p in self._participants.items()}
+        outer = self.conn
+        guard = _SavepointConnection(outer)
+        self.conn = guard
+        try:
+            yield
+        except BaseException:
+            self.conn = outer
+            with contextlib.suppress(Exception):  # a broken connection fails the whole transaction anyway
+                await guard.rollback()
+            del self.records[marks[0]:], self.emitted[marks[1]:], self.rejected[marks[2]:]
+            del self._after_commit[marks[3]:]
+            for k in [k for k in self._participants if k not in participants]:
+                del self._participants[k]
+            for k, mark in participants.items():
+                self._participants[k].rollback(mark)
+            raise
+        self.conn = outer
+        await guard.release()
+
+    # -- effects ---------------------------------------------------------------------------
     def after_commit(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` once the transaction has committed (never if it rolls back or is retried).
+        """Run ``fn`` once the transaction has committed (never if it rolls back, is retried,
+        or the message that asked for it is undone).
 
         The place for metric counters and other in-memory effects of a handled message.
         """
@@ -64,7 +208,10 @@ class UnitOfWork:
 
     def emit(self, payload: Event, *, cause: Message | None = None, id: str | None = None,
              time: datetime | None = None, key: str | None = None) -> Emitted:
-        """Publish an event of this service (via the outbox), caused by ``cause`` if given."""
+        """Publish an event of this service (via the outbox), caused by ``cause``: by default
+        the message being handled (none in a timer: the start of a story)."""
+        if cause is None:
+            cause = self.message
         topic = _TOPIC_OF.get((type(payload), self.service))
         if topic is None:  # first event of this class: check it once (isinstance on a model is slow)
             if not isinstance(payload, Event) or payload.service() != self.service:
@@ -76,11 +223,13 @@ class UnitOfWork:
             correlationid=cause.correlation_id if cause else None,  # None: the start of a story
             causationid=cause.id if cause else None,
         )
-        self.records.append(OutboxRecord(topic=topic.name, key=env.subject, value=value, message_type=payload.TYPE))
+        self.records.append(OutboxRecord(topic=topic.name, key=env.subject.encode(), value=value,
+                                         message_type=payload.TYPE))
         self.emitted.append(env)
         return env
 
     def emit_all(self, payloads: Iterable[Event], *, cause: Message | None = None) -> list[Emitted]:
+        """:meth:`emit` each payload in order."""
         return [self.emit(p, cause=cause) for p in payloads]
 
     def reject(self, cause: Message, error: Rejected) -> Emitted:
@@ -94,66 +243,3 @@ class UnitOfWork:
 
     def caused_by(self, message_id: str) -> list[Emitted]:
         return [e for e in self.emitted if e.causationid == message_id]
-
-
-HandlerFn = Callable[[UnitOfWork, Message], Awaitable[None]]
-
-
-class Handler:
-    """Routes each message to the method registered for its type.
-
-    Subclasses register methods with :func:`on`. A :class:`Rejected` raised for one of the
-    service's own commands becomes a rejection event; for another service's event (a
-    reaction) it is logged and counted, since a fact cannot be refused. Any other exception
-    is a fault: the kit rolls the batch back and dead-letters the failing record.
-    Decide before writing: raise ``Rejected`` before the first database write of a message.
-    """
-
-    service: str = ""
-    _routes: dict[str, str]
-
-    def __init_subclass__(cls, **kw):
-        super().__init_subclass__(**kw)
-        routes: dict[str, str] = {}
-        for base in reversed(cls.__mro__):
-            for name, fn in vars(base).items():
-                for t in getattr(fn, "_handles", ()):
-                    routes[t] = name
-        cls._routes = routes
-
-    @property
-    def types(self) -> frozenset[str]:
-        """The message types this handler reacts to; others on its topics are ignored."""
-        return frozenset(self._routes)
-
-    async def handle_batch(self, uow: UnitOfWork, messages: Sequence[Message]) -> None:
-        for msg in messages:
-            await self.handle(uow, msg)
-
-    async def handle(self, uow: UnitOfWork, msg: Message) -> None:
-        name = self._routes.get(msg.type)
-        if name is None:
-            return
-        token = jsonlog.correlation_id.set(msg.correlation_id)
-        cause_token = jsonlog.causation_id.set(msg.id)
-        try:
-            await getattr(self, name)(uow, msg)
-        except Rejected as e:
-            if msg.payload.service() == uow.service:
-                uow.reject(msg, e)
-            else:
-                log.warning("reaction to %s %s refused: %s", msg.type, msg.id, e)
-                uow.after_commit(m.COMMANDS_REJECTED.labels(uow.service, msg.type, e.reason).inc)
-        finally:
-            jsonlog.causation_id.reset(cause_token)
-            jsonlog.correlation_id.reset(token)
-
-
-def on(*types: str):
-    """Register a :class:`Handler` method for message types."""
-
-    def deco(fn):
-        fn._handles = (*getattr(fn, "_handles", ()), *types)
-        return fn
-
-    return deco

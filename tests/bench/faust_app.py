@@ -18,6 +18,7 @@ from services.kit.db import create_pool
 from services.kit.migrations import migrate
 from services.kit.outbox import OutboxRelay, producer_for
 from services.kit.outbox import write as write_outbox
+from services.kit.handlers import dispatch
 from services.kit.uow import UnitOfWork
 
 from .handler import COMPONENTS, BatchPatrolCounter
@@ -62,7 +63,8 @@ async def patrols(stream):
             new = await claim(conn, [(m.source, m.id) for m in msgs])
             fresh = [m for m in msgs if (m.source, m.id) in new]
             uow = UnitOfWork(conn, "grid")
-            await handler.handle_batch(uow, fresh)
+            await dispatch(handler, uow, fresh)
+            await uow.flush()
             await write_outbox(conn, uow.records)
         state["relay"].notify()
 

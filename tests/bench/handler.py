@@ -9,9 +9,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
-from schemas.envelope import Message
 from schemas.grid import LogPatrol, PatrolLogged
 from services.kit.migrations import KIT_MIGRATIONS
+from services.kit.handlers import Handler, handles, prepares
 from services.kit.uow import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,13 +27,17 @@ def count_by_grid(commands: Sequence[LogPatrol]) -> tuple[list[str], list[int]]:
     return grids, [per_grid[g] for g in grids]
 
 
-class BatchPatrolCounter:
-    types = frozenset({LogPatrol.TYPE})
+class BatchPatrolCounter(Handler):
+    """One upsert per batch (the batch step), one event per patrol (the handler)."""
 
-    async def handle_batch(self, uow: UnitOfWork, messages: Sequence[Message]) -> None:
-        cmds = [m.payload for m in messages]
-        grids, ns = count_by_grid(cmds)  # type: ignore[arg-type]
+    service = "grid"
+
+    @prepares(LogPatrol)
+    async def count(self, uow: UnitOfWork, commands: Sequence[LogPatrol]) -> None:
+        grids, ns = count_by_grid(commands)
         await uow.conn.execute(UPSERT, grids, ns)
-        for msg, cmd in zip(messages, cmds):
-            uow.emit(PatrolLogged(patrol_id=cmd.patrol_id, grid_id=cmd.grid_id, grid_worker_id=cmd.grid_worker_id,
-                                  started_at=cmd.started_at, ended_at=cmd.ended_at), cause=msg, time=uow.now)
+
+    @handles(LogPatrol)
+    async def log_patrol(self, uow: UnitOfWork, cmd: LogPatrol) -> None:
+        uow.emit(PatrolLogged(patrol_id=cmd.patrol_id, grid_id=cmd.grid_id, grid_worker_id=cmd.grid_worker_id,
+                              started_at=cmd.started_at, ended_at=cmd.ended_at), time=uow.now)

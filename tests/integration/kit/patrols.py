@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from schemas.envelope import Message
 from schemas.grid import LogPatrol, PatrolLogged
 from services.kit.errors import Rejected
 from services.kit.migrations import KIT_MIGRATIONS
-from services.kit.uow import Handler, UnitOfWork, on
+from services.kit.handlers import Handler, handles
+from services.kit.uow import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 COMPONENTS = [("kit", KIT_MIGRATIONS), ("kittest", MIGRATIONS)]
@@ -17,9 +17,8 @@ COMPONENTS = [("kit", KIT_MIGRATIONS), ("kittest", MIGRATIONS)]
 class PatrolCounter(Handler):
     service = "grid"
 
-    @on(LogPatrol.TYPE)
-    async def log_patrol(self, uow: UnitOfWork, msg: Message) -> None:
-        cmd: LogPatrol = msg.payload  # type: ignore[assignment]
+    @handles(LogPatrol)
+    async def log_patrol(self, uow: UnitOfWork, cmd: LogPatrol) -> None:
         if cmd.grid_worker_id == "boom":
             raise RuntimeError("handler fault for testing")
         if cmd.ended_at < cmd.started_at:
@@ -27,4 +26,4 @@ class PatrolCounter(Handler):
         await uow.conn.execute(
             "INSERT INTO patrol_counts (grid_id, n) VALUES ($1, 1) "
             "ON CONFLICT (grid_id) DO UPDATE SET n = patrol_counts.n + 1", cmd.grid_id)
-        uow.emit(PatrolLogged(**cmd.model_dump(exclude={"notes", "route"})), cause=msg)
+        uow.emit(PatrolLogged(**cmd.model_dump(exclude={"notes", "route"})))

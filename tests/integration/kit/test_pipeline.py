@@ -15,6 +15,7 @@ from schemas.topics import GRID
 from services.kit import metrics
 from services.kit.consumer import BatchConsumer
 from services.kit.db import create_pool
+from services.kit.handlers import prepares
 from services.kit.migrations import migrate
 from services.kit.outbox import OutboxRecord, OutboxRelay, producer_for
 from services.kit.outbox import write as write_outbox
@@ -258,11 +259,11 @@ class GatedCounter(PatrolCounter):
     def __init__(self):
         self.entered, self.gate = asyncio.Event(), asyncio.Event()
 
-    async def handle_batch(self, uow, messages):
-        if any(m.payload.grid_worker_id == "slow" for m in messages):
+    @prepares(LogPatrol)
+    async def wait_for_the_gate(self, uow, commands):
+        if any(c.grid_worker_id == "slow" for c in commands):
             self.entered.set()
             await self.gate.wait()
-        await super().handle_batch(uow, messages)
 
 
 async def test_a_stuck_lane_holds_back_only_its_own_partitions(kafka, pool):

@@ -1,0 +1,152 @@
+"""The command path: a service's handlers, declared by payload class, run by the kit.
+
+A service writes one :class:`Handler` subclass with a typed method per command or event
+class it reacts to::
+
+    class GridHandler(Handler):
+        service = "grid"
+
+        @prepares(ReportCase, RegisterCase, ...)   # once per batch, before the handlers
+        async def load_cases(self, uow, commands: Sequence[GridCommand]) -> None: ...
+
+        @handles(RegisterCase)
+        async def register(self, uow, cmd: RegisterCase) -> None: ...
+
+The kit (:func:`dispatch`) runs a batch: each ``prepares`` step once with the payloads of its
+classes in batch order (to load and lock at once what the batch names), then each message's
+handler with its typed payload, inside :meth:`UnitOfWork.savepoint`, with
+:attr:`UnitOfWork.message` set to the message. What a handler raises decides what happens:
+
+- :class:`~services.kit.errors.Rejected` for one of the service's own commands: the message's
+  writes are undone and ``<svc>.command.rejected.v1`` is published (HTTP 409);
+  for another service's event (a fact cannot be refused): logged and counted;
+- a database outage or a conflict with a concurrent transaction: the whole batch is retried;
+- anything else is a fault: the message's writes are undone and the kit dead-letters it.
+
+Batching, the inbox, the outbox, dead letters and offsets stay the kit's business; a service
+never overrides the batch loop.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, ClassVar, Sequence
+
+from schemas.common import Payload
+from schemas.envelope import Message
+
+from . import jsonlog
+from . import metrics as m
+from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS
+from .errors import Rejected
+from .uow import UnitOfWork
+
+log = logging.getLogger("kit.handlers")
+
+HandlerFn = Callable[[Any, UnitOfWork, Any], Awaitable[None]]
+
+
+def handles(*classes: type[Payload]):
+    """Declare a :class:`Handler` method as the handler of messages whose payload is one of
+    ``classes`` (a class is handled by one method)."""
+
+    def deco(fn):
+        fn.__kit_handles__ = (*getattr(fn, "__kit_handles__", ()), *classes)
+        return fn
+
+    return deco
+
+
+def prepares(*classes: type[Payload]):
+    """Declare a :class:`Handler` method as a batch step: called once per batch, before any
+    handler runs, with the payloads of ``classes`` in the batch (in order). A batch step only
+    loads and locks; what it raises fails the batch, which the kit then redoes one message at
+    a time."""
+
+    def deco(fn):
+        fn.__kit_prepares__ = (*getattr(fn, "__kit_prepares__", ()), *classes)
+        return fn
+
+    return deco
+
+
+class Handler:
+    """A service's handlers, found by the payload's class (see the module docstring)."""
+
+    service: ClassVar[str] = ""
+    _handlers: ClassVar[dict[type, str]]
+    _steps: ClassVar[tuple[tuple[str, tuple[type, ...]], ...]]
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        handlers: dict[type, str] = {}
+        steps: dict[str, tuple[type, ...]] = {}
+        for base in reversed(cls.__mro__):
+            for name, fn in vars(base).items():
+                for c in getattr(fn, "__kit_handles__", ()):
+                    if c in handlers and handlers[c] != name and base is cls:
+                        raise TypeError(f"{cls.__name__}: {c.__name__} is handled by {handlers[c]} and {name}")
+                    handlers[c] = name
+                if getattr(fn, "__kit_prepares__", None):
+                    steps[name] = fn.__kit_prepares__
+        cls._handlers = handlers
+        cls._steps = tuple(steps.items())
+
+    @property
+    def types(self) -> frozenset[str]:
+        """The message types this handler reacts to; others on its topics are ignored."""
+        return frozenset(c.TYPE for c in self._handlers)
+
+    def handler_for(self, payload: Payload) -> Callable[[UnitOfWork, Any], Awaitable[None]] | None:
+        name = self._handlers.get(type(payload))
+        return None if name is None else getattr(self, name)
+
+
+async def dispatch(handler: Handler, uow: UnitOfWork, messages: Sequence[Message], *,
+                   conflicts_are_faults: bool = False) -> list[tuple[Message, Exception]]:
+    """Handle a batch in ``uow``: the batch steps, then each message in its savepoint.
+
+    Returns the faults: the messages whose handler raised something other than a refusal (their
+    writes undone), for the caller to dead-letter. Outages propagate, and so do conflicts unless
+    ``conflicts_are_faults`` (a message that has kept conflicting through the kit's retries)."""
+    routed = [(msg, fn) for msg in messages if (fn := handler.handler_for(msg.payload)) is not None]
+    for name, classes in handler._steps:
+        payloads = [msg.payload for msg, _ in routed if isinstance(msg.payload, classes)]
+        if payloads:
+            await getattr(handler, name)(uow, payloads)
+    faults: list[tuple[Message, Exception]] = []
+    for msg, fn in routed:
+        fault = await _handle_one(uow, msg, fn, conflicts_are_faults)
+        if fault is not None:
+            faults.append((msg, fault))
+    return faults
+
+
+async def _handle_one(uow: UnitOfWork, msg: Message, fn: Callable[[UnitOfWork, Any], Awaitable[None]],
+                      conflicts_are_faults: bool) -> Exception | None:
+    uow.message = msg
+    token = jsonlog.correlation_id.set(msg.correlation_id)
+    cause_token = jsonlog.causation_id.set(msg.id)
+    try:
+        async with uow.savepoint():
+            await fn(uow, msg.payload)
+    except Rejected as e:
+        if msg.payload.service() == uow.service:
+            uow.reject(msg, e)
+        else:
+            log.warning("reaction to %s %s refused: %s", msg.type, msg.id, e)
+            uow.after_commit(m.COMMANDS_REJECTED.labels(uow.service, msg.type, e.reason).inc)
+    except UNAVAILABLE_ERRORS:
+        raise
+    except CONFLICT_ERRORS as e:
+        if not conflicts_are_faults:
+            raise
+        log.error("%s %s kept conflicting with concurrent transactions: %r", msg.type, msg.id, e)
+        return e
+    except Exception as e:
+        log.error("handler failed on %s %s: %r", msg.type, msg.id, e)
+        return e
+    finally:
+        uow.message = None
+        jsonlog.causation_id.reset(cause_token)
+        jsonlog.correlation_id.reset(token)
+    return None
