@@ -1,13 +1,13 @@
 """The assessment handler: upstream events into the event log; reviews, scheme changes and
 period closes from the intake (and ``POST /v1/commands``); the period-close timer.
 
-Facts are never counted incrementally. Every consumed upstream event (the types that count,
-:data:`~services.assessment.domain.CONSUMED_TYPES`) is appended verbatim to ``event_log``
-(keyed by CloudEvents source and id, so a duplicate is stored once); closing a period
-replays the whole log in event-time order through the pure domain — the very code path of
-the recompute CLI — and scores the period. Indicator values therefore depend on the event
-history alone, not on arrival order across topics and partitions, and duplicated input
-changes nothing.
+Facts are never counted incrementally. Every consumed upstream event (the payload classes
+the fact builders register for, :data:`UPSTREAM`) is appended to ``event_log`` as received
+(keyed by CloudEvents source and id, so a duplicate is stored once; one insert per batch);
+closing a period replays the whole log in event-time order, each row decoded into its
+payload class, through the pure domain — the very code path of the recompute CLI — and
+scores the period. Indicator values therefore depend on the event history alone, not on
+arrival order across topics and partitions, and duplicated input changes nothing.
 
 Publishing is idempotent: scorecard and alert ids are derived from (entity, period,
 scheme [, indicator]) and each published payload is remembered with a content hash.
@@ -24,11 +24,11 @@ import time
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from schemas.assessment import ChangeScheme, ClosePeriod, RecordReview, ReviewRecorded
-from schemas.envelope import Message
-from schemas.topics import ASSESSMENT, BY_SERVICE
+from schemas.assessment import ChangeScheme, ClosePeriod, RecordReview
+from schemas.common import Event
+from schemas.topics import BY_SERVICE
 from services.assessment.domain import (
-    CONSUMED_TYPES,
+    CONSUMED,
     Publication,
     ReviewBook,
     Scheme,
@@ -40,43 +40,36 @@ from services.assessment.domain import (
     periods_ended_between,
     scheme_for_period,
 )
+from services.assessment.domain.history import StoredEvent, fold
+from services.assessment.domain.publication import content_hash, envelope_id, publication_for, scheme_in_force
 from services.assessment.projection import store
-from services.assessment.projection.history import (
-    StoredEvent,
-    content_hash,
-    envelope_id,
-    fold,
-    publication_for,
-    scheme_in_force,
-)
-from services.kit import aggregates
+from services.kit.aggregates import AggregateStore
 from services.kit.errors import Rejected
-from services.kit.uow import Handler, UnitOfWork, on
+from services.kit.handlers import Handler, handles, prepares
+from services.kit.locks import advisory_lock
+from services.kit.uow import UnitOfWork
 
 from . import metrics as m
+from .event_log import EventLogWriter
 
 log = logging.getLogger("assessment.handler")
 
-UPSTREAM_TYPES: tuple[str, ...] = tuple(sorted(t for t in CONSUMED_TYPES if not t.startswith("assessment.")))
-REVIEW_BOOK = "review_book"
+SERVICE = "assessment"
+UPSTREAM: tuple[type[Event], ...] = tuple(sorted((c for c in CONSUMED if c.service() != SERVICE),
+                                                 key=lambda c: c.TYPE))
+"""The upstream payload classes that enter the event log (assessment's own reviews enter it
+when recorded)."""
+REVIEW_BOOKS = AggregateStore(ReviewBook, kind="review_book")
 CLOSE_MARK = "period_close"
-OWN_SOURCE = "/services/assessment"
 
 
-def topic_of(type_: str) -> str:
-    """The events topic an event type is published on."""
-    return BY_SERVICE[type_.split(".", 1)[0]].events.name
-
-
-def stored(msg: Message) -> StoredEvent:
-    env = msg.envelope
-    if env.time is None:
-        raise ValueError(f"{msg.type} {msg.id} has no time; assessment cannot place it in a period")
-    return StoredEvent(env.source, env.id, topic_of(env.type), env.type, msg.data(), env.time)
+def topic_of(event: Event) -> str:
+    """The events topic an event is published on."""
+    return BY_SERVICE[event.service()].events.name
 
 
 class AssessmentHandler(Handler):
-    service = "assessment"
+    service = SERVICE
 
     def __init__(self, default: Scheme, *, close_delay: timedelta = timedelta(0), timer_since: datetime | None = None):
         self.default = default
@@ -85,51 +78,34 @@ class AssessmentHandler(Handler):
 
     # -- upstream facts -------------------------------------------------------------------
 
-    async def handle_batch(self, uow: UnitOfWork, messages: Sequence[Message]) -> None:
-        """Upstream events of a batch in one insert; then the service's own commands one by one."""
-        upstream = [msg for msg in messages if msg.type in UPSTREAM_TYPES]
-        if upstream:
-            await self._record(uow, [stored(msg) for msg in upstream])
-        for msg in messages:
-            if msg.type not in UPSTREAM_TYPES:
-                await self.handle(uow, msg)
-
-    @on(*UPSTREAM_TYPES)
-    async def record_upstream(self, uow: UnitOfWork, msg: Message) -> None:
-        await self._record(uow, [stored(msg)])
-
-    async def _record(self, uow: UnitOfWork, events: list[StoredEvent]) -> None:
-        new = await store.record_events(uow.conn, events)
-
-        def observe() -> None:
-            for e in new:
-                m.EVENTS_RECORDED.labels(e.topic).inc()
-            if new:
-                m.applied(max(e.time for e in new))
-
-        uow.after_commit(observe)
+    @handles(*UPSTREAM)
+    async def record_fact(self, uow: UnitOfWork, event: Event) -> None:
+        """Into the event log (written with the rest of the batch, in one insert)."""
+        env = uow.message.envelope  # type: ignore[union-attr]
+        if env.time is None:
+            raise ValueError(f"{env.type} {env.id} has no time; assessment cannot place it in a period")
+        EventLogWriter.of(uow).append(StoredEvent(env.source, env.id, topic_of(event), event, env.time,
+                                                  raw=uow.message.data()))  # type: ignore[union-attr]
 
     # -- reviews --------------------------------------------------------------------------
 
-    @on(RecordReview.TYPE)
-    async def record_review(self, uow: UnitOfWork, msg: Message) -> None:
-        cmd: RecordReview = msg.payload  # type: ignore[assignment]
-        book = (await aggregates.load(uow.conn, REVIEW_BOOK, [cmd.subject_id], ReviewBook)).get(cmd.subject_id,
-                                                                                               ReviewBook())
+    @prepares(RecordReview)
+    async def load_review_books(self, uow: UnitOfWork, commands: Sequence[RecordReview]) -> None:
+        await REVIEW_BOOKS.of(uow).load(c.subject_id for c in commands)
+
+    @handles(RecordReview)
+    async def record_review(self, uow: UnitOfWork, cmd: RecordReview) -> None:
+        books = REVIEW_BOOKS.of(uow)
+        book = await books.fetch(cmd.subject_id) or ReviewBook()
         events = decide_review(book, cmd, uow.now)
-        for ev in events:
-            book = evolve_review(book, ev)
         if not events:
             return
-        await aggregates.save(uow.conn, REVIEW_BOOK, {cmd.subject_id: book})
         for ev in events:
-            env = uow.emit(ev, cause=msg)
+            book = evolve_review(book, ev)
+            env = uow.emit(ev)
             # the review counts like any other fact: it enters the log the closes replay
-            await self._record_own(uow, env.id, ev, env.time)
-
-    async def _record_own(self, uow: UnitOfWork, id_: str, ev: ReviewRecorded, at: datetime | None) -> None:
-        await store.record_events(uow.conn, [StoredEvent(OWN_SOURCE, id_, ASSESSMENT.events.name, ev.TYPE,
-                                                         ev.model_dump(mode="json"), at or uow.now)])
+            EventLogWriter.of(uow).append(StoredEvent(env.source, env.id, topic_of(ev), ev, env.time))
+        books.put(cmd.subject_id, book)
 
     # -- schemes --------------------------------------------------------------------------
 
@@ -145,10 +121,9 @@ class AssessmentHandler(Handler):
         """The scheme in force at ``at`` (the latest effective before it)."""
         return scheme_for_period(await self.all_schemes(conn), at) or self.default
 
-    @on(ChangeScheme.TYPE)
-    async def change_scheme(self, uow: UnitOfWork, msg: Message) -> None:
-        cmd: ChangeScheme = msg.payload  # type: ignore[assignment]
-        await store.lock(uow.conn, "schemes")
+    @handles(ChangeScheme)
+    async def change_scheme(self, uow: UnitOfWork, cmd: ChangeScheme) -> None:
+        await advisory_lock(uow.conn, "assessment:schemes")
         if cmd.base_scheme_id is not None:
             base = await self.find_scheme(uow.conn, cmd.base_scheme_id)
             if base is None:
@@ -156,17 +131,14 @@ class AssessmentHandler(Handler):
         else:
             base = await self.current_scheme(uow.conn, uow.now)
         existing = await self.find_scheme(uow.conn, cmd.scheme_id)
-        events = decide_scheme_change(SchemeState(scheme=existing), cmd, base)
-        for ev in events:
-            scheme = Scheme.model_validate(ev.definition)
-            await store.save_scheme(uow.conn, scheme, ev.base_scheme_id)
-            uow.emit(ev, cause=msg)
+        for ev in decide_scheme_change(SchemeState(scheme=existing), cmd, base):
+            await store.save_scheme(uow.conn, Scheme.model_validate(ev.definition), ev.base_scheme_id)
+            uow.emit(ev)
 
     # -- closing periods ------------------------------------------------------------------
 
-    @on(ClosePeriod.TYPE)
-    async def close_period(self, uow: UnitOfWork, msg: Message) -> None:
-        cmd: ClosePeriod = msg.payload  # type: ignore[assignment]
+    @handles(ClosePeriod)
+    async def close_period(self, uow: UnitOfWork, cmd: ClosePeriod) -> None:
         period = check_close(cmd, uow.now)
         if cmd.scheme_id is not None:
             scheme = await self.find_scheme(uow.conn, cmd.scheme_id)
@@ -174,18 +146,19 @@ class AssessmentHandler(Handler):
                 raise Rejected("unknown_scheme", f"no scheme {cmd.scheme_id!r}", "scheme_id")
         else:
             scheme = scheme_in_force(await store.load_schemes(uow.conn), str(period), self.default)
-        await self.close(uow, str(period), scheme, cause=msg, trigger="command")
+        await self.close(uow, str(period), scheme, trigger="command")
 
     async def compute(self, conn, period: str, scheme: Scheme) -> Publication:
         """Replay the event log and score ``period`` under ``scheme`` (nothing is written)."""
         table, lookup = fold(await store.load_history(conn))
         return publication_for(period, table, lookup, scheme)
 
-    async def close(self, uow: UnitOfWork, period: str, scheme: Scheme, *, cause: Message | None,
-                    trigger: str) -> Publication:
-        """Compute the period and publish what is new or changed (see the module docstring)."""
+    async def close(self, uow: UnitOfWork, period: str, scheme: Scheme, *, trigger: str) -> Publication:
+        """Compute the period and publish what is new or changed (see the module docstring),
+        caused by the message being handled (none from the timer)."""
         started = time.perf_counter()
-        await store.lock(uow.conn, f"close:{period}")
+        await advisory_lock(uow.conn, f"assessment:close:{period}")
+        await EventLogWriter.of(uow).flush(uow)  # what this batch recorded before the close counts
         pub = await self.compute(uow.conn, period, scheme)
         cards = [(c, content_hash(c)) for c in pub.scorecards]
         old = await store.published_hashes(uow.conn, [c.scorecard_id for c, _ in cards])
@@ -195,9 +168,9 @@ class AssessmentHandler(Handler):
         all_alerts = [(a, h, envelope_id("alert", a.alert_id, h)) for a, h in alerts]
         fresh_alerts = [t for t in all_alerts if old_alerts.get(t[0].alert_id) != t[1]]
         for c, _, eid in fresh_cards:
-            uow.emit(c, cause=cause, id=eid)
+            uow.emit(c, id=eid)
         for a, _, eid in fresh_alerts:
-            uow.emit(a, cause=cause, id=eid)
+            uow.emit(a, id=eid)
         await store.upsert_scorecards(uow.conn, fresh_cards, uow.now)
         withdrawn = await store.replace_alerts(uow.conn, period, scheme.scheme_id, all_alerts, uow.now)
         await store.record_close(uow.conn, period, scheme.scheme_id, uow.now, scorecards=len(cards),
@@ -220,8 +193,9 @@ class AssessmentHandler(Handler):
     async def close_due_periods(self, uow: UnitOfWork) -> list[str]:
         """The timer: close every period that ended (plus the grace delay) since the last run.
 
-        The mark row is locked, so several workers never close the same periods at once, and
-        it survives restarts. On its first run the timer starts from ``timer_since`` (else now).
+        One worker of the group runs it at a time (an exclusive timer), and the mark row is
+        locked besides, so periods are never closed twice at once; the mark survives restarts.
+        On its first run the timer starts from ``timer_since`` (else now).
         """
         upto = uow.now - self.close_delay
         mark = await store.get_mark(uow.conn, CLOSE_MARK)
@@ -233,6 +207,6 @@ class AssessmentHandler(Handler):
         ended = periods_ended_between(mark, upto)
         schemes = await store.load_schemes(uow.conn)
         for p in ended:
-            await self.close(uow, p, scheme_in_force(schemes, p, self.default), cause=None, trigger="timer")
+            await self.close(uow, p, scheme_in_force(schemes, p, self.default), trigger="timer")
         await store.set_mark(uow.conn, CLOSE_MARK, upto)
         return ended

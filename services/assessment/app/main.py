@@ -16,16 +16,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from schemas.assessment import EntityType
 from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
-from services.assessment.domain import CATALOGUE, Scheme
-from services.assessment.domain.periods import InvalidPeriod, Period
+from services.assessment.domain import Scheme
+from services.assessment.domain.periods import Period
 from services.assessment.projection import MIGRATIONS, store
 from services.kit import clock
-from services.kit.http import HttpError, Query
-from services.kit.runtime import Request, ServiceRuntime
+from services.kit.http import HttpError
+from services.kit.routes import ErrorOut, Request, page
+from services.kit.runtime import ServiceRuntime
 from services.kit.uow import UnitOfWork
 
+from . import api
 from . import metrics as m
 from .handler import AssessmentHandler
 from .settings import AssessmentSettings
@@ -47,27 +48,12 @@ async def _lag_from_log() -> None:
 
 
 if settings.close_timer:
-    @rt.timer(settings.close_check_seconds, name="close_periods")
+    @rt.timer(settings.close_check_seconds, name="close_periods", exclusive=True)
     async def close_periods(uow: UnitOfWork) -> None:
         await handler.close_due_periods(uow)
 
 
-# -- query helpers --------------------------------------------------------------------------
-
-
-def _period(raw: str | None, *, required: bool = True) -> str | None:
-    if raw in (None, ""):
-        if required:
-            raise HttpError(422, "invalid_query", "period is required (2026-11, 2026-Q4 or 2026)", "period")
-        return None
-    try:
-        return str(Period.parse(raw))
-    except InvalidPeriod as e:
-        raise HttpError(422, "invalid_query", e.detail, "period") from None
-
-
-def _entity_type(raw: str | None, field: str = "entity_type", *, required: bool = True) -> str | None:
-    return Query({field: raw or ""}).choice(field, EntityType, required=required)
+# -- routes ---------------------------------------------------------------------------------
 
 
 async def _scheme_of(conn, period: str, requested: str | None) -> tuple[str | None, bool]:
@@ -78,16 +64,16 @@ async def _scheme_of(conn, period: str, requested: str | None) -> tuple[str | No
     return (last["scheme_id"], True) if last else (None, False)
 
 
-# -- routes ---------------------------------------------------------------------------------
+@rt.get("/v1/scorecards/{entity_type}/{entity_id}", path=api.ScorecardRef, query=api.ScorecardQuery,
+        responses={200: api.ScorecardOut, 404: "no scorecard of this entity in this period"})
+async def get_scorecard(req: Request[api.ScorecardRef, api.ScorecardQuery, None]):
+    """An entity's scorecard: the published one, or before the period is closed a provisional one.
 
-
-@rt.route("/v1/scorecards/{entity_type}/{entity_id}")
-async def get_scorecard(req: Request):
-    et = _entity_type(req.params["entity_type"])
-    entity_id = req.params["entity_id"]
-    period = _period(req.query.str("period"))
-    async with rt.pool.acquire() as conn:
-        scheme_id, closed = await _scheme_of(conn, period, req.query.str("scheme_id"))
+    Each indicator's numerator, denominator, value, points, pillar and weight are in `details`."""
+    et, entity_id = req.path.entity_type.value, req.path.entity_id
+    period = str(Period.parse(req.query.period))
+    async with rt.connection() as conn:
+        scheme_id, closed = await _scheme_of(conn, period, req.query.scheme_id)
         if closed:
             row = await store.scorecard(conn, et, entity_id, period, scheme_id)
             if row is None:
@@ -102,46 +88,40 @@ async def get_scorecard(req: Request):
     return {**card.model_dump(mode="json"), "status": "provisional"}
 
 
-@rt.route("/v1/rankings")
-async def get_rankings(req: Request):
+@rt.get("/v1/rankings", query=api.RankingQuery,
+        responses={200: api.Ranking, 404: ("the period has not been closed yet", ErrorOut)})
+async def get_rankings(req: Request[None, api.RankingQuery, None]):
+    """Ranks within the parent from the published scorecards of the period's latest close."""
     q = req.query
-    et = _entity_type(q.str("entity_type"))
-    period = _period(q.str("period"))
-    parent_id = q.str("parent_id")
-    limit, offset = q.page(default_limit=100)
-    async with rt.pool.acquire() as conn:
-        scheme_id, closed = await _scheme_of(conn, period, q.str("scheme_id"))
+    et, period = q.entity_type.value, str(Period.parse(q.period))
+    async with rt.connection() as conn:
+        scheme_id, closed = await _scheme_of(conn, period, q.scheme_id)
         if not closed:
             raise HttpError(404, "not_published", f"{period} has not been closed yet", "period")
         total, rows = await store.ranking(conn, period=period, scheme_id=scheme_id, entity_type=et,
-                                          parent_id=parent_id, limit=limit, offset=offset)
-    return {"period": period, "scheme_id": scheme_id, "entity_type": et, "parent_id": parent_id,
-            "total": total, "limit": limit, "offset": offset,
-            "items": [{"rank": r["rank"], "rank_of": r["rank_of"], "entity_id": r["entity_id"],
-                       "parent_id": r["parent_id"], "score": r["score"], "grade": r["grade"],
-                       "scorecard_id": r["scorecard_id"]} for r in rows]}
+                                          parent_id=q.parent_id, limit=q.limit, offset=q.offset)
+    return {"period": period, "scheme_id": scheme_id, "entity_type": et, "parent_id": q.parent_id,
+            **page(q, total, [{"rank": r["rank"], "rank_of": r["rank_of"], "entity_id": r["entity_id"],
+                               "parent_id": r["parent_id"], "score": r["score"], "grade": r["grade"],
+                               "scorecard_id": r["scorecard_id"]} for r in rows])}
 
 
-@rt.route("/v1/alerts")
-async def get_alerts(req: Request):
+@rt.get("/v1/alerts", query=api.AlertQuery, responses={200: api.AlertPage})
+async def get_alerts(req: Request[None, api.AlertQuery, None]):
+    """Standing alerts (约谈 warnings) of each period's latest close."""
     q = req.query
-    period = _period(q.str("period"), required=False)
-    et = _entity_type(q.str("entity_type"), required=False)
-    indicator = q.str("indicator")
-    if indicator is not None and indicator not in CATALOGUE:
-        raise HttpError(422, "invalid_query", f"unknown indicator {indicator!r}", "indicator")
-    limit, offset = q.page(default_limit=100)
-    async with rt.pool.acquire() as conn:
-        total, rows = await store.alerts(conn, period=period, entity_type=et, indicator=indicator,
-                                         limit=limit, offset=offset)
-    return {"total": total, "limit": limit, "offset": offset,
-            "items": [{**r["alert"], "raised_at": r["raised_at"].isoformat()} for r in rows]}
+    async with rt.connection() as conn:
+        total, rows = await store.alerts(conn, period=q.period and str(Period.parse(q.period)),
+                                         entity_type=q.entity_type and q.entity_type.value, indicator=q.indicator,
+                                         limit=q.limit, offset=q.offset)
+    return page(q, total, [{**r["alert"], "raised_at": r["raised_at"].isoformat()} for r in rows])
 
 
-@rt.route("/v1/schemes/current")
-async def get_current_scheme(req: Request):
-    at = req.query.datetime("at") or clock.now()
-    async with rt.pool.acquire() as conn:
+@rt.get("/v1/schemes/current", query=api.SchemeQuery, responses={200: api.SchemeOut})
+async def get_current_scheme(req: Request[None, api.SchemeQuery, None]):
+    """The scheme in force (flat weights and full definition), now or at `at`."""
+    at = req.query.at or clock.now()
+    async with rt.connection() as conn:
         scheme = await handler.current_scheme(conn, at)
     return {"scheme_id": scheme.scheme_id, "name": scheme.name, "effective_from": scheme.effective_from.isoformat(),
             "at": at.isoformat(), "weights": scheme.flat_weights(), "definition": scheme.to_mapping()}

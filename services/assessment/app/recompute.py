@@ -36,21 +36,23 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from schemas.assessment import ChangeScheme, ClosePeriod, SchemeChanged
-from schemas.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, DecodeError, decode_envelope, encode, envelope_for
+from schemas.envelope import (
+    CONTENT_TYPE,
+    CONTENT_TYPE_HEADER,
+    DecodeError,
+    decode_envelope,
+    decode_payload,
+    encode,
+    envelope_for,
+)
 from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
 from services.assessment.domain import CONSUMED_TYPES, InvalidScheme, Scheme, diff_scorecards, scheme_from_event
+from services.assessment.domain.history import StoredEvent, fold, replay_order
 from services.assessment.domain.periods import InvalidPeriod, Period
+from services.assessment.domain.publication import content_hash, publication_for, scheme_in_force
 from services.assessment.domain.scheme import DEFAULT_SCHEME_PATH
 from services.assessment.domain.scorecards import NAMESPACE
 from services.kit.outbox import producer_for
-from services.assessment.projection.history import (
-    StoredEvent,
-    content_hash,
-    fold,
-    publication_for,
-    replay_order,
-    scheme_in_force,
-)
 
 TOPICS = (GRID.events, ORDERS.events, POINTS.events, ASSESSMENT.events)
 
@@ -100,18 +102,19 @@ async def read_topics(bootstrap: str, topics: Sequence[str] = tuple(t.name for t
 
 
 def history_from_records(records: Sequence[dict]) -> tuple[list[StoredEvent], list[SchemeChanged]]:
-    """(the events that count, in replay order; the scheme changes). Undecodable records are skipped."""
+    """(the events that count, typed, in replay order; the scheme changes). Records that do not
+    decode into their payload class are skipped."""
     events: list[StoredEvent] = []
     changes: list[SchemeChanged] = []
     for r in records:
         try:
             env = decode_envelope(r["value"] or b"")
+            if env.type in CONSUMED_TYPES and env.time is not None:
+                events.append(StoredEvent(env.source, env.id, r["topic"], decode_payload(env), env.time))
+            elif env.type == SchemeChanged.TYPE:
+                changes.append(decode_payload(env))  # type: ignore[arg-type]
         except DecodeError:
             continue
-        if env.type in CONSUMED_TYPES and env.time is not None:
-            events.append(StoredEvent(env.source, env.id, r["topic"], env.type, env.data, env.time))
-        elif env.type == SchemeChanged.TYPE:
-            changes.append(SchemeChanged.model_validate(env.data))
     return replay_order(events), changes
 
 

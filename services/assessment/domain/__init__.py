@@ -2,15 +2,17 @@
 
 - :mod:`.periods`     — months / quarters / years in Asia/Shanghai, period ends.
 - :mod:`.indicators`  — the indicator catalogue, each with its written formula.
-- :mod:`.facts`       — upstream event → counter increments (and refs for attribution).
+- :mod:`.facts`       — consumed event (typed payload) → counter increments (and refs for
+  attribution), one module per upstream service.
+- :mod:`.history`     — the event log's entries, their replay order and fold.
 - :mod:`.scheme`      — schemes: weights, scoring, thresholds, grades; scheme change decide.
 - :mod:`.scorecards`  — composite score, ranking, grades, alerts, deterministic ids, diff.
+- :mod:`.publication` — a period's scorecards from the folded history; publication identity.
 - :mod:`.reviews`     — two-way reviews (双向评议): decide / evolve.
 
 Commands and events are the schema models of :mod:`schemas.assessment`, re-exported here.
 """
 from schemas.assessment import (
-    AlertRaised,
     ChangeScheme,
     ClosePeriod,
     EntityType,
@@ -22,25 +24,21 @@ from schemas.assessment import (
 )
 
 from .facts import (
+    CONSUMED,
     CONSUMED_TYPES,
-    EventEffect,
-    FactDelta,
-    Lookup,
     MemoryLookup,
     effect_of_event,
     facts_by_entity,
     facts_from_event,
     parent_of,
     ref_from_json,
-    refs_from_event,
     replay,
 )
-from .indicators import CATALOGUE, Fact, Indicator, IndicatorValue, evaluate, indicator_values, indicators_for
+from .indicators import CATALOGUE, Fact, evaluate, indicator_values, indicators_for
 from .periods import Period, enclosing_periods, parse_period, period_end, period_start, periods_ended_between, periods_of
 from .reviews import ReviewBook, decide_review, evolve_review
 from .scheme import (
     InvalidScheme,
-    Pillar,
     Scheme,
     SchemeState,
     decide_scheme_change,
@@ -52,8 +50,6 @@ from .scheme import (
 from .scorecards import (
     EntityFacts,
     Publication,
-    ScorecardChange,
-    alert_id,
     alerts_for,
     check_close,
     close_period,

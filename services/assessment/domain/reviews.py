@@ -15,17 +15,19 @@ The aggregate is the reviewed subject (the topic key is the entity id). Rules:
 - the same ``review_id`` again with the same content is a no-op (an idempotent retry);
   with other content it is refused (``review_id_reused``).
 
-A reviewer's type may be given (``reviewer_type``) or derived from the id: 9 digits is a
-street, 12 digits a community, anything else a unit.
+A reviewer's type may be given (``reviewer_type``) or derived from the id: a street id
+(9 digits 0-9) is a street, a community id (12 digits 0-9) a community, a code spelled in
+other digits (e.g. Arabic-Indic or full-width) nobody (``invalid_reviewer_id``), anything
+else a unit.
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.assessment import RecordReview, ReviewParty, ReviewRecorded
+from schemas.codes import CodeKind, is_code_shaped, kind_of
 from services.kit.errors import Rejected
 
 from .periods import Period
@@ -60,13 +62,18 @@ def slot(subject_type: ReviewParty | str, period: str, reviewer_id: str) -> str:
     return f"{ReviewParty(subject_type).value}|{period}|{reviewer_id}"
 
 
-def reviewer_type_of(reviewer_id: str, declared: ReviewParty | None = None) -> ReviewParty:
+def reviewer_type_of(reviewer_id: str, declared: ReviewParty | None = None) -> ReviewParty | None:
+    """The declared type, else the one the id says (see the module rules); None for a
+    malformed code, which names no reviewer."""
     if declared is not None:
         return declared
-    if re.fullmatch(r"\d{9}", reviewer_id):
+    kind = kind_of(reviewer_id)
+    if kind is CodeKind.STREET:
         return ReviewParty.STREET
-    if re.fullmatch(r"\d{12}", reviewer_id):
+    if kind is CodeKind.COMMUNITY:
         return ReviewParty.COMMUNITY
+    if kind is None and is_code_shaped(reviewer_id):
+        return None
     return ReviewParty.UNIT
 
 
@@ -80,6 +87,12 @@ def decide_review(state: ReviewBook, cmd: RecordReview, now: datetime) -> list[R
     """Record (or replace) a two-way review; see the module rules."""
     period = Period.parse(cmd.period)
     rtype = reviewer_type_of(cmd.reviewer_id, cmd.reviewer_type)
+    if rtype is None:
+        raise Rejected(
+            "invalid_reviewer_id",
+            f"reviewer_id {cmd.reviewer_id!r} is no street or community id (digits 0-9 only)",
+            "reviewer_id",
+        )
     if not _allowed(rtype, cmd.subject_type):
         raise Rejected(
             "invalid_review_direction",
@@ -126,7 +139,7 @@ def evolve_review(state: ReviewBook, event: ReviewRecorded) -> ReviewBook:
     entry = ReviewEntry(
         review_id=event.review_id,
         reviewer_id=event.reviewer_id,
-        reviewer_type=reviewer_type_of(event.reviewer_id, event.reviewer_type),
+        reviewer_type=reviewer_type_of(event.reviewer_id, event.reviewer_type) or ReviewParty.UNIT,
         subject_type=event.subject_type,
         period=event.period,
         score=event.score,

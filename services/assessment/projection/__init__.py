@@ -1,5 +1,6 @@
-"""The assessment projection: the event log and published scorecards in PostgreSQL (:mod:`.store`),
-and the replay of the history into a period's scorecards (:mod:`.history`)."""
+"""The assessment projection: the event log, schemes, published scorecards and alerts in
+PostgreSQL (:mod:`.store`, SQL only; the replay of the log is the domain's, in
+:mod:`services.assessment.domain.history`)."""
 from pathlib import Path
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"

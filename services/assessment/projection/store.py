@@ -12,14 +12,14 @@ import asyncpg
 
 from schemas.assessment import AlertRaised, ScorecardPublished
 from services.assessment.domain import Scheme
-
-from .history import StoredEvent, type_rank
+from services.assessment.domain.history import StoredEvent, stored_event
 
 # -- event log ------------------------------------------------------------------------------
 
 
 async def record_events(conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> list[StoredEvent]:
-    """Append events to the log; return those that were new (a repeated (source, id) is skipped)."""
+    """Append events to the log (each ``data`` as received, else its payload's JSON); return
+    those that were new (a repeated (source, id) is skipped)."""
     if not events:
         return []
     rows = await conn.fetch(
@@ -28,17 +28,18 @@ async def record_events(conn: asyncpg.Connection, events: Sequence[StoredEvent])
                                 $6::timestamptz[], $7::timestamptz[], $8::int[])
            ON CONFLICT (source, id) DO NOTHING RETURNING source, id""",
         [e.source for e in events], [e.id for e in events], [e.topic for e in events], [e.type for e in events],
-        [dict(e.data) for e in events], [e.time for e in events], [e.occurred_at for e in events],
-        [type_rank(e.type) for e in events])
+        [e.raw if e.raw is not None else e.payload.model_dump(mode="json") for e in events],
+        [e.time for e in events], [e.occurred_at for e in events], [e.rank for e in events])
     new = {(r["source"], r["id"]) for r in rows}
     return [e for e in events if (e.source, e.id) in new]
 
 
 async def load_history(conn: asyncpg.Connection) -> list[StoredEvent]:
-    """The whole log in replay order (event time, lifecycle rank, source, id)."""
+    """The whole log in replay order (event time, lifecycle rank, source, id), each row decoded
+    into its payload class."""
     rows = await conn.fetch(
         "SELECT source, id, topic, type, data, time FROM event_log ORDER BY occurred_at, type_rank, source, id")
-    return [StoredEvent(r["source"], r["id"], r["topic"], r["type"], r["data"], r["time"]) for r in rows]
+    return [stored_event(r["source"], r["id"], r["topic"], r["type"], r["data"], r["time"]) for r in rows]
 
 
 async def newest_event_time(conn: asyncpg.Connection) -> datetime | None:
@@ -68,11 +69,6 @@ async def save_scheme(conn: asyncpg.Connection, scheme: Scheme, base_scheme_id: 
         "INSERT INTO schemes (scheme_id, effective_from, base_scheme_id, definition) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (scheme_id) DO NOTHING",
         scheme.scheme_id, scheme.effective_from, base_scheme_id, scheme.to_mapping())
-
-
-async def lock(conn: asyncpg.Connection, name: str) -> None:
-    """A transaction-scoped advisory lock (serialises closes of one period, scheme changes)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"assessment:{name}")
 
 
 # -- scorecards and alerts ------------------------------------------------------------------

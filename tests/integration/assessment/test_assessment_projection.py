@@ -8,11 +8,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from schemas.envelope import decode_payload
 from schemas.grid import CaseFeedback
 from services.assessment.app.handler import AssessmentHandler
 from services.assessment.domain import default_scheme
+from services.assessment.domain.history import StoredEvent, fold, replay_order
+from services.assessment.domain.publication import publication_for
 from services.assessment.projection import MIGRATIONS, store
-from services.assessment.projection.history import StoredEvent, fold, publication_for, replay_order
 from services.kit.db import create_pool
 from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.uow import UnitOfWork
@@ -34,7 +36,7 @@ async def pool(database_url):
 
 
 def stored(envs) -> list[StoredEvent]:
-    return [StoredEvent(e.source, e.id, "t", e.type, e.data, e.time) for e in envs]
+    return [StoredEvent(e.source, e.id, "t", decode_payload(e), e.time) for e in envs]
 
 
 async def record(pool, events) -> int:
@@ -45,7 +47,7 @@ async def record(pool, events) -> int:
 async def close(pool, handler, period=PERIOD, now=NOW):
     async with pool.acquire() as conn, conn.transaction():
         uow = UnitOfWork(conn, "assessment", now)
-        pub = await handler.close(uow, period, handler.default, cause=None, trigger="command")
+        pub = await handler.close(uow, period, handler.default, trigger="command")
         return pub, uow.emitted
 
 
@@ -89,7 +91,7 @@ async def test_closing_twice_publishes_nothing_new_and_a_late_event_republishes_
 
     # a late event: feedback on A4 (the open case in grid A) arrives after the first close
     late = CaseFeedback(case_id="A4", satisfaction="satisfied", grid_id=GRID_A, occurred_at=t(30))
-    await record(pool, [StoredEvent("/services/grid", "late-1", "t", late.TYPE, late.model_dump(mode="json"), t(30))])
+    await record(pool, [StoredEvent("/services/grid", "late-1", "t", late, t(30))])
     corrected, emitted3 = await close(pool, handler, now=NOW + timedelta(hours=2))
     changed = {(e.data["entity_type"], e.data["entity_id"]) for e in emitted3
                if e.type == "assessment.scorecard.published.v1"}
@@ -119,8 +121,7 @@ async def test_an_alert_that_no_longer_holds_is_withdrawn_from_the_view(pool):
     assert total == 1  # grid B: 0 satisfied of 1
     more = [CaseFeedback(case_id=f"X{i}", satisfaction="satisfied", grid_id="110105001002004", occurred_at=t(28))
             for i in range(9)]
-    await record(pool, [StoredEvent("/services/grid", f"fb-{i}", "t", f.TYPE, f.model_dump(mode="json"), t(28))
-                        for i, f in enumerate(more)])
+    await record(pool, [StoredEvent("/services/grid", f"fb-{i}", "t", f, t(28)) for i, f in enumerate(more)])
     await close(pool, handler, now=NOW + timedelta(hours=1))
     async with pool.acquire() as conn:
         total, _ = await store.alerts(conn, period=PERIOD, entity_type="grid", indicator="satisfaction_rate",

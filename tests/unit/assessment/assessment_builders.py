@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from schemas.common import Event
 from services.assessment.domain import MemoryLookup, Scheme, effect_of_event
 
 CST = timezone(timedelta(hours=8))
@@ -18,10 +19,6 @@ UNIT = "unit-017"
 
 def at(day: int, hour: int = 9, month: int = 11, year: int = 2026) -> datetime:
     return datetime(year, month, day, hour, tzinfo=CST)
-
-
-def iso(day: int, hour: int = 9, month: int = 11) -> str:
-    return at(day, hour, month).isoformat()
 
 
 def small_scheme(**overrides) -> Scheme:
@@ -46,14 +43,14 @@ def small_scheme(**overrides) -> Scheme:
 
 
 class Story:
-    """Feeds events through the pure mapping the way the application will: effect, then refs."""
+    """Feeds typed events through the fact builders the way the replay does: effect, then refs."""
 
     def __init__(self) -> None:
         self.lookup = MemoryLookup()
         self.table: dict[tuple[str, str, str, str], float] = {}
 
-    def feed(self, type_: str, data: dict, time: datetime):
-        eff = effect_of_event(type_, data, time, self.lookup)
+    def feed(self, event: Event, time: datetime):
+        eff = effect_of_event(event, time, self.lookup)
         for d in eff.facts:
             self.table[d.key] = self.table.get(d.key, 0.0) + d.delta
         self.lookup.apply(eff.refs)

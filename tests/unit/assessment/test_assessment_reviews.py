@@ -76,8 +76,7 @@ def test_a_second_review_by_the_same_reviewer_for_the_same_period_replaces_the_f
     state, [e] = run(state, cmd(review_id="r2", score=90))
     assert (e.replaces_review_id, e.replaced_score) == ("r1", 70)
     assert len(state.reviews) == 1
-    table, _ = replay([("assessment.review.recorded.v1", ev.model_dump(mode="json"), at(20))
-                       for ev in [decide_review(ReviewBook(), cmd(score=70), at(20))[0], e]])
+    table, _ = replay([(ev, at(20)) for ev in [decide_review(ReviewBook(), cmd(score=70), at(20))[0], e]])
     assert table[("unit", UNIT, "2026-Q4", "review_score_sum")] == 90
     assert table[("unit", UNIT, "2026-Q4", "reviews_received")] == 1
 
@@ -102,3 +101,23 @@ def test_the_review_book_round_trips_through_json():
     state, _ = run(ReviewBook(), cmd())
     state, _ = run(state, cmd(review_id="r2", score=95, comment="改进明显"))
     assert ReviewBook.model_validate(state.model_dump(mode="json")) == state
+
+
+@pytest.mark.parametrize("reviewer_id", ["٠٠٠٠٠٠٠٠٠", "١١٠١٠٥٠٠١", "１１０１０５００１００２", "11010500١"])
+def test_a_street_or_community_code_in_other_digits_names_no_reviewer(reviewer_id: str):
+    from services.assessment.domain.reviews import reviewer_type_of
+
+    assert reviewer_type_of(reviewer_id) is None
+    with pytest.raises(Rejected) as e:
+        decide_review(ReviewBook(), cmd(reviewer_id=reviewer_id), at(20))
+    assert (e.value.reason, e.value.field) == ("invalid_reviewer_id", "reviewer_id")
+
+
+def test_reviewer_types_from_ascii_codes_and_other_ids():
+    from schemas.assessment import ReviewParty
+    from services.assessment.domain.reviews import reviewer_type_of
+
+    assert reviewer_type_of(STREET) is ReviewParty.STREET
+    assert reviewer_type_of(COMMUNITY) is ReviewParty.COMMUNITY
+    assert reviewer_type_of(UNIT) is ReviewParty.UNIT
+    assert reviewer_type_of("٠٠٠٠٠٠٠٠٠", ReviewParty.UNIT) is ReviewParty.UNIT  # declared wins

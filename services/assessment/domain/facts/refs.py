@@ -1,0 +1,219 @@
+"""Reference records: what earlier events established about a case, an order, a member, a
+unit, a grid worker or a points account, so that later events can be attributed; the
+:class:`Lookup` the fact builders read them from; and the entities a place or a person counts
+for (:func:`area_entities`, :func:`parent_of`).
+
+Refs are stored by the application as jsonb (``model_dump(mode="json")`` under their
+``KIND``) and rebuilt with :func:`ref_from_json`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Iterable, Mapping, Protocol, Union
+
+from pydantic import BaseModel, ConfigDict
+
+from schemas.assessment import EntityType
+from schemas.codes import community_id_of, is_community_id, is_grid_id, is_street_id, street_id_of
+from schemas.codes import parent_of as code_parent_of
+
+Entity = tuple[str, str]
+"""(entity_type, entity_id)."""
+
+
+class _Ref(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    KIND: ClassVar[str] = ""
+
+    @property
+    def ref_id(self) -> str:
+        raise NotImplementedError
+
+
+class CaseRef(_Ref):
+    """A grid case as far as assessment needs it: where it counts and what was counted."""
+
+    KIND: ClassVar[str] = "case"
+    case_id: str
+    grid_id: str | None = None
+    community_id: str | None = None
+    street_id: str | None = None
+    worker_id: str | None = None
+    reported_at: datetime | None = None
+    due_at: datetime | None = None
+    registered: bool = False
+    dispatched: bool = False
+    late: bool = False
+    reworked: bool = False
+    closed: bool = False
+    feedback: bool = False
+
+    @property
+    def ref_id(self) -> str:
+        return self.case_id
+
+
+class OrderRef(_Ref):
+    """A service order: its community and the current assignee / dispatch."""
+
+    KIND: ClassVar[str] = "order"
+    order_id: str
+    community_id: str | None = None
+    grid_id: str | None = None
+    assignee_id: str | None = None
+    dispatched_at: datetime | None = None
+    accepted_at: datetime | None = None
+    accepted: bool = False
+    completed: bool = False
+    evaluated: bool = False
+
+    @property
+    def ref_id(self) -> str:
+        return self.order_id
+
+
+class MemberRef(_Ref):
+    """A Party member who reported to a community (双报到), with their unit."""
+
+    KIND: ClassVar[str] = "member"
+    member_id: str
+    community_id: str | None = None
+    unit_id: str | None = None
+
+    @property
+    def ref_id(self) -> str:
+        return self.member_id
+
+
+class UnitRef(_Ref):
+    """A resident unit, placed in the community/street where its first member reported."""
+
+    KIND: ClassVar[str] = "unit"
+    unit_id: str
+    community_id: str | None = None
+    street_id: str | None = None
+
+    @property
+    def ref_id(self) -> str:
+        return self.unit_id
+
+
+class WorkerRef(_Ref):
+    """A grid worker and the grid they last patrolled or reported in."""
+
+    KIND: ClassVar[str] = "worker"
+    worker_id: str
+    grid_id: str | None = None
+
+    @property
+    def ref_id(self) -> str:
+        return self.worker_id
+
+
+class AccountRef(_Ref):
+    """A points account: its holder and kind, and the periods it was already counted active in."""
+
+    KIND: ClassVar[str] = "account"
+    account_id: str
+    holder_id: str | None = None
+    kind: str | None = None
+    community_id: str | None = None
+    active_periods: tuple[str, ...] = ()
+
+    @property
+    def ref_id(self) -> str:
+        return self.account_id
+
+
+Ref = Union[CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef]
+REF_TYPES: dict[str, type[_Ref]] = {c.KIND: c for c in (CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef)}
+
+
+def ref_from_json(kind: str, data: Mapping[str, Any]) -> Ref:
+    """Rebuild a stored ref from ``(kind, model_dump(mode="json"))``."""
+    return REF_TYPES[kind].model_validate(data)  # type: ignore[return-value]
+
+
+class Lookup(Protocol):
+    """What earlier events established. Every method returns None when unknown."""
+
+    def case(self, case_id: str) -> CaseRef | None: ...
+    def order(self, order_id: str) -> OrderRef | None: ...
+    def member(self, member_id: str) -> MemberRef | None: ...
+    def unit(self, unit_id: str) -> UnitRef | None: ...
+    def worker(self, worker_id: str) -> WorkerRef | None: ...
+    def account(self, account_id: str) -> AccountRef | None: ...
+
+
+@dataclass
+class MemoryLookup:
+    """A :class:`Lookup` over a dict: the replay's scratch projection (and the tests')."""
+
+    refs: dict[tuple[str, str], Ref] = field(default_factory=dict)
+
+    def _get(self, kind: str, id: str | None) -> Any:
+        return None if id is None else self.refs.get((kind, id))
+
+    def case(self, case_id: str) -> CaseRef | None:
+        return self._get("case", case_id)
+
+    def order(self, order_id: str) -> OrderRef | None:
+        return self._get("order", order_id)
+
+    def member(self, member_id: str) -> MemberRef | None:
+        return self._get("member", member_id)
+
+    def unit(self, unit_id: str) -> UnitRef | None:
+        return self._get("unit", unit_id)
+
+    def worker(self, worker_id: str) -> WorkerRef | None:
+        return self._get("worker", worker_id)
+
+    def account(self, account_id: str) -> AccountRef | None:
+        return self._get("account", account_id)
+
+    def put(self, ref: Ref) -> None:
+        self.refs[(ref.KIND, ref.ref_id)] = ref
+
+    def apply(self, refs: Iterable[Ref]) -> None:
+        for r in refs:
+            self.put(r)
+
+
+def area_entities(grid_id: str | None = None, community_id: str | None = None,
+                  street_id: str | None = None) -> list[Entity]:
+    """Grid, community and street a place belongs to (the ones not given derived from the grid
+    code); malformed or missing codes count for nobody."""
+    out: list[Entity] = []
+    if is_grid_id(grid_id):
+        out.append((EntityType.GRID.value, grid_id))  # type: ignore[arg-type]
+        community_id = community_id or community_id_of(grid_id)  # type: ignore[arg-type]
+    if is_community_id(community_id):
+        out.append((EntityType.COMMUNITY.value, community_id))  # type: ignore[arg-type]
+        street_id = street_id or street_id_of(community_id)  # type: ignore[arg-type]
+    if is_street_id(street_id):
+        out.append((EntityType.STREET.value, street_id))  # type: ignore[arg-type]
+    return out
+
+
+def parent_of(entity_type: str, entity_id: str, lookup: Lookup) -> str | None:
+    """Where an entity is ranked: grids and members within their community, grid workers within
+    the community of their grid, communities and units within their street, streets within
+    their district (6-digit division code). None when unknown (ranked with the other orphans).
+    """
+    et = EntityType(entity_type)
+    if et is EntityType.GRID:
+        return community_id_of(entity_id) if is_grid_id(entity_id) else None
+    if et is EntityType.COMMUNITY:
+        return street_id_of(entity_id) if is_community_id(entity_id) else None
+    if et is EntityType.STREET:
+        return code_parent_of(entity_id) if is_street_id(entity_id) else None
+    if et is EntityType.GRID_WORKER:
+        w = lookup.worker(entity_id)
+        return community_id_of(w.grid_id) if w and is_grid_id(w.grid_id) else None  # type: ignore[arg-type]
+    if et is EntityType.MEMBER:
+        m = lookup.member(entity_id)
+        return m.community_id if m else None
+    u = lookup.unit(entity_id)
+    return u.street_id if u else None

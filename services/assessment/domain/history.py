@@ -1,0 +1,135 @@
+"""The event history: what the event log keeps of each consumed event, the order it is
+replayed in, and its fold into counters.
+
+The service and the recompute CLI share this code path: both hold the consumed events as
+:class:`StoredEvent` (the typed payload with its envelope source, id and time), put them in
+:func:`replay_order` and fold them through the fact builders (:func:`fold`). The order is
+the time each fact occurred, then a lifecycle rank for facts of the same instant (a member
+registers before taking an order, a case is reported before it is registered...), then
+(source, id) — a total order that depends on the history alone, never on the order Kafka
+delivered it in (Kafka orders nothing across topics or partitions).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Iterable, Mapping
+
+from pydantic import ValidationError
+
+from schemas.assessment import ReviewRecorded
+from schemas.common import Event
+from schemas.envelope import DecodeError
+from schemas.grid import (
+    CaseClosed,
+    CaseDismissed,
+    CaseDispatched,
+    CaseFeedback,
+    CaseOverdue,
+    CaseRegistered,
+    CaseReported,
+    CaseVerified,
+    PatrolLogged,
+)
+from schemas.orders import (
+    MemberRegistered,
+    OrderAccepted,
+    OrderCompleted,
+    OrderDeclined,
+    OrderDispatched,
+    OrderDispatchExpired,
+    OrderEvaluated,
+    OrderPlaced,
+    PostClaimed,
+)
+from schemas.points import AccountOpened, DeedApproved, TransferPosted
+from schemas.registry import model_for
+
+from .facts import CONSUMED, MemoryLookup, replay
+from .facts.core import FactTable, occurred_at
+
+LIFECYCLE: tuple[type[Event], ...] = (
+    MemberRegistered,
+    AccountOpened,
+    CaseReported,
+    CaseRegistered,
+    CaseDismissed,
+    CaseDispatched,
+    CaseVerified,
+    CaseOverdue,
+    CaseClosed,
+    CaseFeedback,
+    PatrolLogged,
+    OrderPlaced,
+    OrderDispatched,
+    OrderAccepted,
+    OrderDeclined,
+    OrderDispatchExpired,
+    OrderCompleted,
+    OrderEvaluated,
+    PostClaimed,
+    DeedApproved,
+    TransferPosted,
+    ReviewRecorded,
+)
+"""Lifecycle rank of the consumed payload classes, for facts that occurred at the same instant."""
+_RANK = {c: i for i, c in enumerate(LIFECYCLE)}
+if set(LIFECYCLE) != CONSUMED:
+    raise RuntimeError(f"every consumed payload class needs a lifecycle rank: {set(LIFECYCLE) ^ CONSUMED}")
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One consumed event as the event log keeps it: its typed payload, the envelope's source,
+    id and time, and the topic it came from. ``raw`` is the ``data`` as received, which the
+    log stores verbatim (None: the payload's own JSON); the domain never reads it."""
+
+    source: str
+    id: str
+    topic: str
+    payload: Event
+    time: datetime  # envelope time
+    raw: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def type(self) -> str:
+        return self.payload.TYPE
+
+    @property
+    def rank(self) -> int:
+        return _RANK[type(self.payload)]
+
+    @property
+    def occurred_at(self) -> datetime:
+        return occurred_at(self.payload, self.time)
+
+    @property
+    def sort_key(self) -> tuple:
+        return (self.occurred_at, self.rank, self.source, self.id)
+
+
+def stored_event(source: str, id: str, topic: str, type_: str, data: Mapping[str, Any], time: datetime) -> StoredEvent:
+    """A row of the event log (its stored JSON) decoded into its payload class by the contract
+    registry; :class:`~schemas.envelope.DecodeError` when the type is not consumed or the data
+    does not validate."""
+    model = model_for(type_)
+    if model not in CONSUMED:
+        raise DecodeError("unexpected_type", f"{type_!r} is not an event assessment consumes", "type")
+    try:
+        payload = model.model_validate(data)  # type: ignore[union-attr]
+    except ValidationError as e:
+        raise DecodeError("invalid_data", f"{source} {id}: {e.errors()[0]['msg']}", "data") from None
+    return StoredEvent(source, id, topic, payload, time)
+
+
+def replay_order(events: Iterable[StoredEvent]) -> list[StoredEvent]:
+    """Distinct (source, id), in replay order."""
+    seen: dict[tuple[str, str], StoredEvent] = {}
+    for e in events:
+        seen.setdefault((e.source, e.id), e)
+    return sorted(seen.values(), key=lambda e: e.sort_key)
+
+
+def fold(events: Iterable[StoredEvent]) -> tuple[FactTable, MemoryLookup]:
+    """Counters and refs of a history (already in replay order)."""
+    return replay((e.payload, e.time) for e in events)
