@@ -2,7 +2,7 @@
 
 Commands arrive on ``assessment.intake.v1`` (community and street consoles); events are
 published on ``assessment.events.v1`` by the assessment service only. Type strings and the
-required fields are fixed by CONTRACT.md; every other field here is optional.
+required fields are fixed by the contract (docs/contract.md); every other field here is optional.
 
 Vocabulary:
 

@@ -3,13 +3,24 @@
 Every command and event payload (the CloudEvents ``data``) is a frozen pydantic model that
 derives from :class:`Command` or :class:`Event` and declares:
 
-- ``TYPE``: the CloudEvents ``type`` string, exactly as in CONTRACT.md (a stable string,
+- ``TYPE``: the CloudEvents ``type`` string, as docs/contract.md describes it (a stable string,
   never a module path);
 - ``SUBJECT``: the name of the field that holds the aggregate id, which becomes the
   CloudEvents ``subject`` and the Kafka record key.
 
 Readers are tolerant: unknown fields are ignored (``extra="ignore"``), never a reason to
 refuse. New fields are only ever added as optional.
+
+**Occurrence time.** An event's *occurrence-time field* is a top-level date-time field of its
+``data`` that says when the fact happened, as opposed to a planned or described time
+(deadlines ``due_at`` / ``*_due_at`` / ``accept_by``, the span ``started_at`` /
+``ended_at`` of a patrol, a scheme's ``effective_from``). Every new event type has exactly
+one, named ``occurred_at`` (a ``Timestamp``, optional or required). Event types published
+before this rule keep their names, since the contract is public: ``at`` (orders),
+``opened_at`` / ``submitted_at`` / ``reviewed_at`` / ``posted_at`` / ``refused_at`` (points),
+and none at all (assessment: the envelope ``time`` says it). Rejections
+(:class:`CommandRejectedData`) carry no such field either. ``tests/contract`` freezes that
+list, so a new type with an ``at`` or other ``*_at`` occurrence field, or none, fails it.
 """
 from __future__ import annotations
 
@@ -18,6 +29,22 @@ from enum import Enum
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from .codes import (  # noqa: F401  (GridCode and the predicates are re-exported)
+    COMMUNITY_ID_PATTERN,
+    GRID_ID_LENGTH,
+    GRID_ID_PATTERN,
+    STREET_ID_PATTERN,
+    CodeKind,
+    GridCode,
+    community_id_of,
+    is_community_id,
+    is_grid_id,
+    is_street_id,
+    kind_of,
+    parent_of,
+    street_id_of,
+)
 
 _REGISTRY: dict[str, type["Payload"]] = {}
 
@@ -90,21 +117,22 @@ Timestamp = AwareDatetime  # RFC 3339 with offset
 
 
 # Codes are checked by pydantic's Rust regex engine, in which ``[0-9]`` is the ten ASCII digits
-# only (never "١" or "１"): no Python validator per field, which on the hot path cost ~5% of a
-# worker's decode. Grid id: division(6) + street(3) + community(3) + grid(3).
-GridId = Annotated[str, StringConstraints(min_length=15, max_length=15, pattern=r"^[0-9]{15}$")]
-CommunityId = Annotated[str, StringConstraints(pattern=r"^[0-9]{12}$")]
-StreetId = Annotated[str, StringConstraints(pattern=r"^[0-9]{9}$")]
+# only (never "١" or "１"): no Python validator per field, which on the hot path would cost a
+# noticeable share of a worker's decode. The code tree (division 6 + street 3 + community 3 +
+# grid 3) and its patterns are in :mod:`schemas.codes`.
+GridId = Annotated[str, StringConstraints(min_length=GRID_ID_LENGTH, max_length=GRID_ID_LENGTH, pattern=GRID_ID_PATTERN)]
+CommunityId = Annotated[str, StringConstraints(pattern=COMMUNITY_ID_PATTERN)]
+StreetId = Annotated[str, StringConstraints(pattern=STREET_ID_PATTERN)]
 
 
 def street_of(grid_or_community_id: str) -> str:
-    """Street id = the 9-digit prefix of a grid or community id."""
-    return grid_or_community_id[:9]
+    """Street id of a grid or community id (its 9-digit prefix); ``ValueError`` for a malformed one."""
+    return street_id_of(grid_or_community_id)
 
 
 def community_of(grid_id: str) -> str:
-    """Community id = the 12-digit prefix of a grid id."""
-    return grid_id[:12]
+    """Community id of a grid id (its 12-digit prefix); ``ValueError`` for a malformed one."""
+    return community_id_of(grid_id)
 
 
 def now() -> datetime:

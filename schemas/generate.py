@@ -57,7 +57,7 @@ ID_PREFIX = "urn:grassroots-platform:jsonschema:"
 KAFKA_BINDING_VERSION = "0.5.0"
 ASYNCAPI_VERSION = "3.0.0"
 CONTRACT_VERSION = "1.0.0"
-_REVISION_RE = re.compile(r"^r([1-9]\d*)\.json$")
+_REVISION_RE = re.compile(r"^r([1-9][0-9]*)\.json$")
 
 
 # ---------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ def asyncapi_document(latest: dict[str, int]) -> dict[str, Any]:
             "summary": topic.description,
             "description": (
                 f"{topic.description}. Kind: {topic.kind}. Record key: {topic.key}. "
-                f"Writers: {topic.writers or 'see CONTRACT.md'}."
+                f"Writers: {topic.writers or 'see docs/contract.md'}."
                 + ("" if topic.partitions is not None else " Partitions: the deployment's default partition count.")
             ),
             "messages": {n: {"$ref": f"#/components/messages/{n}"} for n in names},
@@ -367,7 +367,7 @@ def compatibility_problems(old: dict[str, Any], new: dict[str, Any]) -> list[str
 def normalize_pattern(pattern: str) -> str:
     """Spell ``\\d`` as ``[0-9]``, which it means in JSON Schema (ECMA-262) regexes.
 
-    Makes ``^\\d{12}$`` and ``^[0-9]{12}$`` compare equal; the result also keeps Python's
+    Makes ``^\\d{4}$`` and ``^[0-9]{4}$`` compare equal; the result also keeps Python's
     ``re`` from matching non-ASCII digits where JSON Schema would not.
     """
     out: list[str] = []
@@ -559,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     written = write(root)
     for p in written:
         print(f"wrote {ROOT.name}/{p.path} ({p.reason})")
-        m = re.match(rf"^{JSONSCHEMA_DIR}/(.+)/r(\d+)\.json$", p.path)
+        m = re.match(rf"^{JSONSCHEMA_DIR}/(.+)/r([0-9]+)\.json$", p.path)
         if m and int(m.group(2)) > 1:
             t, n = m.group(1), int(m.group(2))
             bad = compatibility_problems(load_revision(root, t, n - 1), load_revision(root, t, n))

@@ -24,7 +24,7 @@ derives (times, due times the policy computes, street/community from the grid id
 Every grid event carries an optional ``occurred_at``: the service always fills it, and the
 pure domain evolves its state from it (the envelope ``time`` carries the same instant).
 
-Note: CONTRACT.md uses ``grid.case.feedback.v1`` both as the command on the intake topic
+Note: the contract uses ``grid.case.feedback.v1`` both as the command on the intake topic
 and as the event on the events topic. One model, :class:`CaseFeedback`, serves both: it
 derives from ``Command`` and ``Event``, so the registry lists it on both topics.
 """

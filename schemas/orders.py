@@ -2,7 +2,7 @@
 
 Commands arrive on ``orders.intake.v1`` (resident apps, community consoles); events are
 published on ``orders.events.v1`` by the orders service only. Type strings and required
-fields are fixed by CONTRACT.md; every other field here is optional. A command's data is
+fields are fixed by the contract (docs/contract.md); every other field here is optional. A command's data is
 the data of the event it leads to, minus what the service derives (the community from the
 grid id, the acceptance deadline from the configured window, the current assignee...).
 
@@ -22,7 +22,7 @@ Order lifecycle (``status`` of the order state)::
       └──── declined / dispatch_expired ──dispatch again──▶ dispatched ...
     cancel: from any state before completed.
 
-Order ``category`` (服务类别, CONTRACT.md "Codes"): see :class:`OrderCategory`.
+Order ``category`` (服务类别, docs/contract.md "Codes"): see :class:`OrderCategory`.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from .common import Command, CommunityId, Event, GridId, NonEmptyStr, StreetId, 
 
 
 class OrderCategory(str, Enum):
-    """The service an order asks for (服务类别), the 12 categories of CONTRACT.md."""
+    """The service an order asks for (服务类别), the 12 categories of docs/contract.md."""
 
     DAILY_CARE = "daily_care"  # 生活照料
     CLEANING = "cleaning"  # 家庭保洁

@@ -1,7 +1,7 @@
 """Points service contract — 道德银行 moral bank: a district-wide double-entry points ledger.
 
 Commands arrive on ``points.intake.v1``; facts leave on ``points.events.v1``. Every record
-is keyed by an account id (CONTRACT.md): a command by the account it acts on (for a
+is keyed by an account id (docs/contract.md): a command by the account it acts on (for a
 transfer: the debit account, whose floor is at stake), an event by the account whose
 holder the fact is about (``account_id``; for a transfer the resident or merchant side).
 
@@ -247,7 +247,7 @@ class TransferPosted(Event):
     ``credit_account``. Never edited or deleted.
 
     ``reason`` is the kind of transfer (award | redemption | expiry | adjustment), as
-    CONTRACT.md names it; ``kind`` repeats it under a clearer name. ``source_event_id`` is
+    docs/contract.md names it; ``kind`` repeats it under a clearer name. ``source_event_id`` is
     the event that earned an award (an order evaluation, a case registration, a deed id).
     ``posted_at`` is when the points count as moved: for an award the time of the earning
     event (it dates the earning lot and the cap period), otherwise the decision time.

@@ -35,7 +35,7 @@ def all_types() -> dict[str, type[Payload]]:
 def types_of(service: str, kind: str) -> frozenset[str]:
     """Every message type of ``service`` of ``kind`` ('command' or 'event').
 
-    A type may be both (CONTRACT.md uses ``grid.case.feedback.v1`` for the command and the event).
+    A type may be both (the contract uses ``grid.case.feedback.v1`` for the command and the event).
     Rejections are excluded: they have a topic of their own.
     """
     _load()

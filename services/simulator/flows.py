@@ -24,6 +24,7 @@ from typing import Any, Awaitable, Callable, Protocol
 import orjson
 
 from schemas.assessment import ClosePeriod, RecordReview
+from schemas.codes import GridCode
 from schemas.common import Command
 from schemas.envelope import CloudEvent, encode, envelope_for
 from schemas.grid import (
@@ -188,7 +189,7 @@ class Stories:
         self._slot = (self._slot + 1) % 900
         row, col = divmod(self._slot, 30)
         return Location(lat=round(g.lat + row * 0.0035, 6), lon=round(g.lon + col * 0.0045, 6),
-                        address=f"{self.d.name}{g.grid_id[-3:]}网格{row + 1}号楼{col + 1}单元")
+                        address=f"{self.d.name}{GridCode.parse(g.grid_id).grid}网格{row + 1}号楼{col + 1}单元")
 
     # -- entry points -----------------------------------------------------------------------
     async def run_one(self, kind: str | None = None) -> str:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from schemas.codes import GridCode
 from schemas.common import community_of, street_of
-from services.grid.domain.grid_codes import GridCode
 from services.simulator.district import BUILTIN_REGISTER, DEFAULT_REGISTER, generate, load_register
 
 
