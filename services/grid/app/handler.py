@@ -1,35 +1,39 @@
 """The grid service's handler: grid commands (intake topic and ``POST /v1/commands``) and the
 overdue timer, around the pure domain.
 
-For a batch of commands: load the states of the cases it names (row-locked), and for each
-command fill in the domain's :class:`Context` (the time, the deadline policy, whether the grid
-is in the register, the open cases near a report), ``decide``, ``evolve`` in memory and emit
-the events; at the end save the states and write the projection (cases, history, patrols)
-in the batch's transaction. A refused command changes nothing and becomes a rejection.
+A batch first locks the states of the cases it names (:meth:`GridHandler.load`). Each
+command's method then fills in the domain's :class:`Context` (the time, the deadline policy,
+whether the grid is in the register, the open cases near a report, whether a patrol is
+logged) and asks ``decide``; :meth:`GridHandler._apply` emits the events, evolves the states
+(:data:`~services.grid.projection.CASES`) and gathers the projection rows
+(:class:`~services.grid.projection.ProjectionRows`), which the kit writes once per batch.
+A refused command changes nothing and becomes a rejection.
 """
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, field
-from datetime import datetime
+import dataclasses
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import yaml
 
-from schemas.common import Event
-from schemas.envelope import Message
+from schemas.common import Command, Event
 from schemas.grid import (
     COMMANDS,
     CaseDuplicateLinked,
+    CaseFeedback,
     DismissCase,
+    DispatchCase,
+    EscalateCase,
+    HandleCase,
     LogPatrol,
     PatrolLogged,
+    RegisterCase,
     ReportCase,
+    VerifyCase,
 )
 from services.grid import projection as db
 from services.grid.domain import (
-    CaseState,
     Context,
     DeadlinePolicy,
     OpenCase,
@@ -37,71 +41,18 @@ from services.grid.domain import (
     decide,
     evolve,
 )
+from services.grid.projection import CASES, ProjectionRows
 from services.grid.registry import GridRegister
-from services.kit.errors import Rejected
-from services.kit.uow import Handler, UnitOfWork, on
+from services.kit.handlers import Handler, handles, prepares
+from services.kit.uow import UnitOfWork
 
-log = logging.getLogger("grid.handler")
+CaseCommand = RegisterCase | DismissCase | DispatchCase | HandleCase | VerifyCase | CaseFeedback | EscalateCase
 
 
 def load_policy(path: Path | str) -> DeadlinePolicy:
     """The deadline policy from a YAML file; raises on a missing or invalid file."""
     with open(path, encoding="utf-8") as f:
         return DeadlinePolicy.from_mapping(yaml.safe_load(f) or {})
-
-
-class PatrolExists(Rejected):
-    """A patrol with this id was already logged (by another command)."""
-
-    def __init__(self, patrol_id: str):
-        super().__init__("patrol_exists", f"patrol {patrol_id!r} is already logged", "patrol_id")
-
-
-@dataclass
-class Batch:
-    """The case states a unit of work has loaded and changed, and the projection rows to write."""
-
-    states: dict[str, CaseState]
-    loaded: set[str] = field(default_factory=set)
-    dirty: set[str] = field(default_factory=set)
-    history: list[db.HistoryEntry] = field(default_factory=list)
-    patrols: dict[str, PatrolLogged] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.loaded |= set(self.states)
-
-    async def ensure(self, conn, ids: Iterable[str]) -> None:
-        """Load (and lock) the states of ``ids`` not loaded yet."""
-        missing = {i for i in ids if i not in self.loaded}
-        if missing:
-            self.states.update(await db.load_states(conn, missing))
-            self.loaded |= missing
-
-    def apply(self, uow: UnitOfWork, events: Sequence[Event], cause: Message | None) -> None:
-        """Evolve the states by ``events``, emit them and record them in the cases' history."""
-        for ev in events:
-            if isinstance(ev, PatrolLogged):
-                self.patrols[ev.patrol_id] = ev
-                uow.emit(ev, cause=cause)
-                continue
-            cid = ev.aggregate_id
-            state = evolve(self.states.get(cid), ev)
-            assert state is not None
-            self.states[cid] = state
-            self.dirty.add(cid)
-            env = uow.emit(ev, cause=cause, time=getattr(ev, "occurred_at", None))
-            self.history.append(db.HistoryEntry(
-                case_id=cid, seq=state.version, event_id=env.id, type=ev.TYPE,
-                occurred_at=getattr(ev, "occurred_at", None) or uow.now,
-                data=ev.model_dump(mode="json", exclude_none=True)))
-
-    async def flush(self, conn, now: datetime) -> None:
-        """Save the changed states and write the projection."""
-        changed = {i: self.states[i] for i in sorted(self.dirty)}
-        await db.save_states(conn, changed)
-        await db.upsert_cases(conn, changed.values(), now)
-        await db.append_history(conn, self.history)
-        await db.upsert_patrols(conn, list(self.patrols.values()), now)
 
 
 class GridHandler(Handler):
@@ -114,83 +65,120 @@ class GridHandler(Handler):
         self.register = register
         self.duplicate_radius_m = duplicate_radius_m
 
-    @on(*(c.TYPE for c in COMMANDS))
-    async def command(self, uow: UnitOfWork, msg: Message) -> None:  # pragma: no cover - routed by handle_batch
-        await self.handle_batch(uow, [msg])
+    @prepares(*COMMANDS)
+    async def load(self, uow: UnitOfWork, commands: Sequence[Command]) -> None:
+        """Lock the states of the cases the batch names (a dismissal's original too) and look up
+        which of its patrols are logged already."""
+        cases = [c.case_id for c in commands if not isinstance(c, LogPatrol)]
+        cases += [c.duplicate_of for c in commands if isinstance(c, DismissCase) and c.duplicate_of]
+        await CASES.of(uow).load(cases)
+        patrols = [c.patrol_id for c in commands if isinstance(c, LogPatrol)]
+        await ProjectionRows.of(uow).load_patrols(uow.conn, patrols)
 
-    async def handle_batch(self, uow: UnitOfWork, messages: Sequence[Message]) -> None:
-        mine = [m for m in messages if m.type in self._routes]
-        ids = set()
-        for m in mine:
-            p = m.payload
-            if hasattr(p, "case_id"):
-                ids.add(p.case_id)
-            if isinstance(p, DismissCase) and p.duplicate_of:
-                ids.add(p.duplicate_of)
-        batch = Batch(await db.load_states(uow.conn, ids))
-        batch.loaded |= ids
-        for m in mine:
-            try:
-                events = await self._decide(uow, batch, m)
-            except Rejected as e:
-                uow.reject(m, e)
-                continue
-            batch.apply(uow, events, m)
-        await batch.flush(uow.conn, uow.now)
+    # -- the commands ---------------------------------------------------------------------
+    @handles(ReportCase)
+    async def report_case(self, uow: UnitOfWork, cmd: ReportCase) -> None:
+        """信息收集; a report near an open case of its category is dismissed as its duplicate."""
+        state = await CASES.of(uow).fetch(cmd.case_id)
+        ctx = self._context(uow, grid_known=cmd.grid_id in self.register)
+        if state is None and ctx.grid_known:
+            events = await self._against_open_cases(uow, cmd, ctx)
+        else:
+            events = decide(state, cmd, ctx)  # refused: the case exists, or the grid is unknown
+        self._apply(uow, events)
 
-    async def _decide(self, uow: UnitOfWork, batch: Batch, msg: Message) -> list[Event]:
-        cmd = msg.payload
-        ctx = Context(now=uow.now, policy=self.policy, duplicate_radius_m=self.duplicate_radius_m)
-        if isinstance(cmd, LogPatrol):
-            if cmd.patrol_id in batch.patrols or await db.patrol_exists(uow.conn, cmd.patrol_id):
-                raise PatrolExists(cmd.patrol_id)
-            return decide(None, cmd, _with(ctx, grid_known=cmd.grid_id in self.register))
-        state = batch.states.get(cmd.case_id)
-        if isinstance(cmd, ReportCase):
-            return await self._report(uow, batch, cmd, state, _with(ctx, grid_known=cmd.grid_id in self.register))
-        if isinstance(cmd, DismissCase) and cmd.duplicate_of:
-            target = batch.states.get(cmd.duplicate_of)
-            ctx = _with(ctx, open_cases=(OpenCase.of(target),) if target is not None and target.is_open else ())
-        return decide(state, cmd, ctx)
+    @handles(RegisterCase)
+    async def register_case(self, uow: UnitOfWork, cmd: RegisterCase) -> None:
+        """立案."""
+        await self._decide_case(uow, cmd)
 
-    async def _report(self, uow: UnitOfWork, batch: Batch, cmd: ReportCase, state: CaseState | None,
-                      ctx: Context) -> list[Event]:
-        """Decide a report against the open cases near it: those in the projection, corrected by
-        the states this batch holds; an original whose locked state is no longer open is dropped."""
-        if state is not None or not ctx.grid_known:
-            return decide(state, cmd, ctx)  # refused: case exists / unknown grid
+    @handles(DismissCase)
+    async def dismiss_case(self, uow: UnitOfWork, cmd: DismissCase) -> None:
+        """不予立案, possibly as the duplicate of another case, which must be open."""
+        original = await CASES.of(uow).fetch(cmd.duplicate_of) if cmd.duplicate_of else None
+        await self._decide_case(uow, cmd, open_cases=(OpenCase.of(original),) if original and original.is_open else ())
+
+    @handles(DispatchCase)
+    async def dispatch_case(self, uow: UnitOfWork, cmd: DispatchCase) -> None:
+        """派遣."""
+        await self._decide_case(uow, cmd)
+
+    @handles(HandleCase)
+    async def handle_case(self, uow: UnitOfWork, cmd: HandleCase) -> None:
+        """处置."""
+        await self._decide_case(uow, cmd)
+
+    @handles(VerifyCase)
+    async def verify_case(self, uow: UnitOfWork, cmd: VerifyCase) -> None:
+        """核查: passed closes the case (结案), failed sends it back (返工)."""
+        await self._decide_case(uow, cmd)
+
+    @handles(CaseFeedback)
+    async def give_feedback(self, uow: UnitOfWork, cmd: CaseFeedback) -> None:
+        """反馈 on a closed case."""
+        await self._decide_case(uow, cmd)
+
+    @handles(EscalateCase)
+    async def escalate_case(self, uow: UnitOfWork, cmd: EscalateCase) -> None:
+        """Escalation on request (joint mediation of complex disputes)."""
+        await self._decide_case(uow, cmd)
+
+    @handles(LogPatrol)
+    async def log_patrol(self, uow: UnitOfWork, cmd: LogPatrol) -> None:
+        """巡查."""
+        logged = await ProjectionRows.of(uow).patrol_logged(uow.conn, cmd.patrol_id)
+        self._apply(uow, decide(None, cmd, self._context(uow, grid_known=cmd.grid_id in self.register,
+                                                         patrol_logged=logged)))
+
+    # -- the timer ------------------------------------------------------------------------
+    async def check_overdue(self, uow: UnitOfWork, limit: int = 500) -> int:
+        """Report missed deadlines of the cases due for a check (once each) and escalate them;
+        returns how many cases were checked. Cases a batch holds are left for a later round."""
+        due = await db.due_for_check(uow.conn, uow.now, limit)
+        CASES.of(uow).adopt(due)
+        for _, state in due.values():
+            self._apply(uow, check_overdue(state, uow.now, self.policy))
+        return len(due)
+
+    # -- the shared steps -----------------------------------------------------------------
+    def _context(self, uow: UnitOfWork, **facts) -> Context:
+        return Context(now=uow.now, policy=self.policy, duplicate_radius_m=self.duplicate_radius_m, **facts)
+
+    async def _decide_case(self, uow: UnitOfWork, cmd: CaseCommand, **facts) -> None:
+        state = await CASES.of(uow).fetch(cmd.case_id)
+        self._apply(uow, decide(state, cmd, self._context(uow, **facts)))
+
+    async def _against_open_cases(self, uow: UnitOfWork, cmd: ReportCase, ctx: Context) -> list[Event]:
+        """Decide a new report against the open cases near it: those in the projection,
+        corrected by the states this unit of work holds; an original whose locked state is no
+        longer open is dropped and the report decided again."""
+        cases = CASES.of(uow)
         near = await db.open_cases_near(uow.conn, cmd.category, cmd.location.lat, cmd.location.lon,
                                         self.duplicate_radius_m)
         candidates = {c.case_id: c for c in near}
-        for cid, s in batch.states.items():  # the batch's own changes are not in the projection yet
+        for cid, s in cases.items():  # the batch's own changes are not in the projection yet
             if s.is_open and s.category == cmd.category:
                 candidates[cid] = OpenCase.of(s)
             else:
                 candidates.pop(cid, None)
         while True:
-            events = decide(state, cmd, _with(ctx, open_cases=tuple(candidates.values())))
-            linked = [e for e in events if isinstance(e, CaseDuplicateLinked)]
-            if not linked:
+            events = decide(None, cmd, dataclasses.replace(ctx, open_cases=tuple(candidates.values())))
+            linked = next((e for e in events if isinstance(e, CaseDuplicateLinked)), None)
+            if linked is None:
                 return events
-            original = linked[0].case_id
-            await batch.ensure(uow.conn, [original])
-            s = batch.states.get(original)
-            if s is not None and s.is_open:
+            original = await cases.fetch(linked.case_id)
+            if original is not None and original.is_open:
                 return events
-            candidates.pop(original, None)  # closed meanwhile: look again without it
+            candidates.pop(linked.case_id, None)  # closed meanwhile: look again without it
 
-    async def check_overdue(self, uow: UnitOfWork, limit: int = 500) -> int:
-        """The timer: report missed deadlines of the cases due for a check (once each) and
-        escalate them; returns how many cases were checked."""
-        states = await db.due_for_check(uow.conn, uow.now, limit)
-        batch = Batch(states)
-        for cid, s in states.items():
-            batch.apply(uow, check_overdue(s, uow.now, self.policy), None)
-            batch.dirty.add(cid)  # saved again: its next check time moves on
-        await batch.flush(uow.conn, uow.now)
-        return len(states)
-
-
-def _with(ctx: Context, **changes) -> Context:
-    return Context(**{**{f: getattr(ctx, f) for f in ("now", "policy", "grid_known", "open_cases",
-                                                        "duplicate_radius_m")}, **changes})
+    def _apply(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
+        """Emit ``events``, evolve the states of their cases, and gather the projection rows."""
+        cases, rows = CASES.of(uow), ProjectionRows.of(uow)
+        for ev in events:
+            env = uow.emit(ev, time=ev.occurred_at)
+            if isinstance(ev, PatrolLogged):
+                rows.patrol(ev)
+                continue
+            state = evolve(cases.get(ev.case_id), ev)
+            cases.put(ev.case_id, state)
+            rows.case(state, ev, env.id)

@@ -2,7 +2,7 @@
 
 Walk it in this order:
 
-- :mod:`.commands`, :mod:`.events` — the messages (defined in :mod:`schemas.grid`).
+- :mod:`schemas.grid` — the messages: the commands and the events (the contract).
 - :mod:`.state` — :class:`CaseState`, its :class:`CaseStatus` and :class:`Deadline` records.
 - :mod:`.decide` — ``decide(state, command, ctx) -> list[Event]`` (refusals raise
   :class:`services.kit.errors.Rejected` subclasses from :mod:`.errors`), and the timer's
@@ -10,31 +10,17 @@ Walk it in this order:
 - :mod:`.evolve` — ``evolve(state, event) -> state`` and ``evolve_all(states, events)``.
 - :mod:`.policy` — :class:`DeadlinePolicy` (``from_mapping``, ``limits_for``, ``due``).
 - :mod:`.geo` — ``find_duplicate`` (haversine, 250 m by default) and :class:`OpenCase`.
-- :mod:`.grid_codes` — :class:`GridCode`: street and community from a 15-digit grid id.
+- :class:`GridCode` (from :mod:`schemas.codes`): street and community from a 15-digit grid id.
 
 No I/O, no clock: the time and everything else from outside come in a :class:`Context`.
 """
+from schemas.codes import GridCode, community_id_of, is_grid_id, street_id_of
+
+from . import errors
 from .decide import DUPLICATE_REASON, Context, check_overdue, decide, next_check_at
-from .errors import (
-    CaseExists,
-    CaseNotFound,
-    DueInPast,
-    DuplicateOfSelf,
-    DuplicateTargetNotOpen,
-    FeedbackAlreadyGiven,
-    IllegalTransition,
-    JointMediationForDisputesOnly,
-    NoHigherLevel,
-    NotAReporter,
-    PatrolEndsBeforeStart,
-    PatrolInFuture,
-    Rejected,
-    ReworkDueWithoutRework,
-    UnknownGrid,
-)
+from .errors import *  # noqa: F401,F403 (the refusals: errors.__all__)
 from .evolve import evolve, evolve_all
 from .geo import DEFAULT_DUPLICATE_RADIUS_M, OpenCase, find_duplicate, haversine_m
-from .grid_codes import GridCode, community_id_of, is_grid_id, street_id_of
 from .policy import DEFAULT_POLICY, DEFAULT_POLICY_MAPPING, DeadlinePolicy, Limits, Span
 from .state import CaseState, CaseStatus, Deadline
 
@@ -44,7 +30,5 @@ __all__ = [
     "DeadlinePolicy", "DEFAULT_POLICY", "DEFAULT_POLICY_MAPPING", "Limits", "Span",
     "OpenCase", "find_duplicate", "haversine_m", "DEFAULT_DUPLICATE_RADIUS_M",
     "GridCode", "is_grid_id", "street_id_of", "community_id_of",
-    "Rejected", "IllegalTransition", "CaseNotFound", "CaseExists", "UnknownGrid", "DueInPast",
-    "ReworkDueWithoutRework", "DuplicateOfSelf", "DuplicateTargetNotOpen", "FeedbackAlreadyGiven", "NotAReporter",
-    "NoHigherLevel", "JointMediationForDisputesOnly", "PatrolEndsBeforeStart", "PatrolInFuture",
+    *errors.__all__,
 ]

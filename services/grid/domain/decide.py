@@ -54,12 +54,14 @@ from .errors import (
     NoHigherLevel,
     NotAReporter,
     PatrolEndsBeforeStart,
+    PatrolExists,
     PatrolInFuture,
     ReworkDueWithoutRework,
     UnknownGrid,
 )
+from schemas.codes import GridCode
+
 from .geo import DEFAULT_DUPLICATE_RADIUS_M, OpenCase, find_duplicate
-from .grid_codes import GridCode
 from .policy import DEFAULT_POLICY, DeadlinePolicy, Limits
 from .state import CaseState, CaseStatus
 
@@ -78,6 +80,7 @@ class Context:
     - ``open_cases``: open cases to check a report against for duplicates (those near the
       report; passing more is harmless), and for ``dismiss`` with ``duplicate_of``, that case.
     - ``duplicate_radius_m``: how near a report of the same category counts as a duplicate.
+    - ``patrol_logged``: for ``patrol.log``, whether a patrol with its id is logged already.
     """
 
     now: datetime
@@ -85,6 +88,7 @@ class Context:
     grid_known: bool = False
     open_cases: tuple[OpenCase, ...] = field(default=())
     duplicate_radius_m: float = DEFAULT_DUPLICATE_RADIUS_M
+    patrol_logged: bool = False
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -306,6 +310,8 @@ def _escalate(state: CaseState, cmd: EscalateCase, ctx: Context) -> list[Event]:
 
 
 def _log_patrol(cmd: LogPatrol, ctx: Context) -> list[Event]:
+    if ctx.patrol_logged:
+        raise PatrolExists(cmd.patrol_id)
     if not ctx.grid_known:
         raise UnknownGrid(cmd.grid_id)
     if cmd.ended_at <= cmd.started_at:

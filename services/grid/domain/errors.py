@@ -14,6 +14,7 @@ __all__ = [
     "Rejected", "IllegalTransition", "CaseNotFound", "CaseExists", "UnknownGrid", "DueInPast",
     "ReworkDueWithoutRework", "DuplicateOfSelf", "DuplicateTargetNotOpen", "FeedbackAlreadyGiven",
     "NotAReporter", "NoHigherLevel", "JointMediationForDisputesOnly", "PatrolEndsBeforeStart", "PatrolInFuture",
+    "PatrolExists",
 ]
 
 
@@ -97,3 +98,10 @@ class PatrolEndsBeforeStart(Rejected):
 class PatrolInFuture(Rejected):
     def __init__(self) -> None:
         super().__init__("patrol_in_future", "a patrol cannot end in the future", "ended_at")
+
+
+class PatrolExists(Rejected):
+    """A patrol with this id was already logged (by another command)."""
+
+    def __init__(self, patrol_id: str):
+        super().__init__("patrol_exists", f"patrol {patrol_id!r} is already logged", "patrol_id")

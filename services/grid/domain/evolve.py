@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Mapping
 
+from schemas.codes import community_id_of, street_id_of
 from schemas.common import Event
 from schemas.grid import (
     CaseClosed,
@@ -96,8 +97,8 @@ def _reported(ev: CaseReported) -> CaseState:
         version=1,
         status=CaseStatus.REPORTED,
         grid_id=ev.grid_id,
-        community_id=ev.community_id or ev.grid_id[:12],
-        street_id=ev.street_id or ev.grid_id[:9],
+        community_id=ev.community_id or community_id_of(ev.grid_id),
+        street_id=ev.street_id or street_id_of(ev.grid_id),
         category=ev.category,
         grade=ev.grade,
         urgent=ev.urgent,

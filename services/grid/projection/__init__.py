@@ -1,12 +1,13 @@
 """The grid service's PostgreSQL side: case states (:mod:`.store`), projection writes
-(:mod:`.cases`) and reads (:mod:`.queries`). All SQL of the service lives here."""
+(:mod:`.cases`, gathered per unit of work by :mod:`.rows`) and reads (:mod:`.queries`).
+All SQL of the service lives here."""
 from .cases import (
     HistoryEntry,
     append_history,
     bounding_box,
     case_row,
+    logged_patrols,
     open_cases_near,
-    patrol_exists,
     upsert_cases,
     upsert_patrols,
 )
@@ -20,10 +21,11 @@ from .queries import (
     metrics_snapshot,
     open311_requests,
 )
-from .store import due_for_check, load_states, save_states
+from .rows import ProjectionRows
+from .store import CASES, due_for_check
 
 __all__ = [
-    "HistoryEntry", "append_history", "bounding_box", "case_row", "open_cases_near", "patrol_exists", "upsert_cases",
+    "HistoryEntry", "append_history", "bounding_box", "case_row", "logged_patrols", "open_cases_near", "upsert_cases",
     "upsert_patrols", "CaseFilter", "MetricsSnapshot", "get_case", "grid_counts", "list_cases", "list_patrols",
-    "metrics_snapshot", "open311_requests", "due_for_check", "load_states", "save_states",
+    "metrics_snapshot", "open311_requests", "ProjectionRows", "CASES", "due_for_check",
 ]

@@ -8,6 +8,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import asyncpg
 
+from schemas.codes import community_id_of, street_id_of
 from schemas.grid import Category, PatrolLogged
 from services.grid.domain import CaseState, OpenCase
 
@@ -18,7 +19,6 @@ _CASE_COLUMNS = (
     "dismissal_reason", "duplicate_of", "result", "on_time", "handling_seconds", "satisfaction", "reported_at",
     "registered_at", "dispatched_at", "handled_at", "closed_at", "updated_at",
 )
-_JSON_COLUMNS = {"reporters", "duplicates", "media"}
 
 
 def case_row(s: CaseState, now: datetime) -> dict[str, Any]:
@@ -46,18 +46,19 @@ def case_row(s: CaseState, now: datetime) -> dict[str, Any]:
     }
 
 
+_CASE_UPSERT = (
+    f"INSERT INTO cases ({', '.join(_CASE_COLUMNS)}) "
+    f"SELECT {', '.join(_CASE_COLUMNS)} FROM jsonb_populate_recordset(NULL::cases, $1::jsonb) "
+    f"ON CONFLICT (case_id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in _CASE_COLUMNS[1:])} "
+    "WHERE cases.version <= EXCLUDED.version")
+
+
 async def upsert_cases(conn: asyncpg.Connection, states: Iterable[CaseState], now: datetime) -> None:
-    """Write the rows of the given case states; an older version never overwrites a newer one."""
+    """Write the rows of the given case states (one statement, one state per case); an older
+    version never overwrites a newer one."""
     rows = [case_row(s, now) for s in sorted(states, key=lambda s: s.case_id)]
-    if not rows:
-        return
-    cols = ", ".join(_CASE_COLUMNS)
-    params = ", ".join(f"${i}" + ("::jsonb" if c in _JSON_COLUMNS else "") for i, c in enumerate(_CASE_COLUMNS, 1))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _CASE_COLUMNS if c != "case_id")
-    await conn.executemany(
-        f"""INSERT INTO cases ({cols}) VALUES ({params})
-            ON CONFLICT (case_id) DO UPDATE SET {updates} WHERE cases.version <= EXCLUDED.version""",
-        [tuple(r[c] for c in _CASE_COLUMNS) for r in rows])
+    if rows:
+        await conn.execute(_CASE_UPSERT, rows)
 
 
 @dataclass(frozen=True)
@@ -73,33 +74,42 @@ class HistoryEntry:
 
 
 async def append_history(conn: asyncpg.Connection, entries: Sequence[HistoryEntry]) -> None:
-    """Add events to the cases' histories (an event already recorded is skipped)."""
+    """Add events to the cases' histories in one statement (an event already recorded is skipped)."""
     if not entries:
         return
-    await conn.executemany(
+    await conn.execute(
         """INSERT INTO case_history (case_id, seq, event_id, type, occurred_at, data)
-           VALUES ($1, $2, $3, $4, $5, $6::jsonb) ON CONFLICT DO NOTHING""",
-        [(e.case_id, e.seq, e.event_id, e.type, e.occurred_at, dict(e.data)) for e in entries])
+           SELECT case_id, seq, event_id, type, occurred_at, data
+           FROM jsonb_populate_recordset(NULL::case_history, $1::jsonb) ON CONFLICT DO NOTHING""",
+        [{"case_id": e.case_id, "seq": e.seq, "event_id": e.event_id, "type": e.type, "occurred_at": e.occurred_at,
+          "data": e.data} for e in entries])
 
 
-async def patrol_exists(conn: asyncpg.Connection, patrol_id: str) -> bool:
-    return bool(await conn.fetchval("SELECT 1 FROM patrols WHERE patrol_id = $1", patrol_id))
+async def logged_patrols(conn: asyncpg.Connection, patrol_ids: Iterable[str]) -> set[str]:
+    """Those of ``patrol_ids`` that are logged already."""
+    rows = await conn.fetch("SELECT patrol_id FROM patrols WHERE patrol_id = ANY($1::text[])", list(patrol_ids))
+    return {r["patrol_id"] for r in rows}
 
 
 async def upsert_patrols(conn: asyncpg.Connection, patrols: Sequence[PatrolLogged], now: datetime) -> None:
-    """Insert or replace patrol logs by ``patrol_id``."""
+    """Insert or replace patrol logs by ``patrol_id``, in one statement (one log per id)."""
     if not patrols:
         return
-    await conn.executemany(
+    await conn.execute(
         """INSERT INTO patrols (patrol_id, grid_id, community_id, street_id, grid_worker_id, started_at, ended_at,
                                 notes, route, logged_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
+           SELECT patrol_id, grid_id, community_id, street_id, grid_worker_id, started_at, ended_at, notes, route,
+                  logged_at
+           FROM jsonb_populate_recordset(NULL::patrols, $1::jsonb)
            ON CONFLICT (patrol_id) DO UPDATE SET grid_id = EXCLUDED.grid_id, community_id = EXCLUDED.community_id,
                street_id = EXCLUDED.street_id, grid_worker_id = EXCLUDED.grid_worker_id,
                started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at, notes = EXCLUDED.notes,
                route = EXCLUDED.route, logged_at = EXCLUDED.logged_at""",
-        [(p.patrol_id, p.grid_id, p.community_id or p.grid_id[:12], p.street_id or p.grid_id[:9], p.grid_worker_id,
-          p.started_at, p.ended_at, p.notes, [r.model_dump(mode="json") for r in p.route], p.occurred_at or now)
+        [{"patrol_id": p.patrol_id, "grid_id": p.grid_id,
+          "community_id": p.community_id or community_id_of(p.grid_id),
+          "street_id": p.street_id or street_id_of(p.grid_id), "grid_worker_id": p.grid_worker_id,
+          "started_at": p.started_at, "ended_at": p.ended_at, "notes": p.notes,
+          "route": [r.model_dump(mode="json") for r in p.route], "logged_at": p.occurred_at or now}
          for p in patrols])
 
 

@@ -14,9 +14,11 @@ from typing import Annotated, Iterable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from schemas.codes import DIVISION_PATTERN, PART_PATTERN
+
 DEFAULT_REGISTER_PATH = Path(__file__).parent / "grids.yaml"
 
-Code3 = Annotated[str, StringConstraints(pattern=r"^[0-9]{3}$")]
+Code3 = Annotated[str, StringConstraints(pattern=PART_PATTERN)]
 
 
 class Community(BaseModel):
@@ -44,7 +46,7 @@ class GridRegister(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    division: Annotated[str, StringConstraints(pattern=r"^[0-9]{6}$")]
+    division: Annotated[str, StringConstraints(pattern=DIVISION_PATTERN)]
     name: str = ""
     streets: tuple[Street, ...] = Field(min_length=1)
 

@@ -1,5 +1,6 @@
 """The grid projection and handler on a real PostgreSQL (no broker): SQL of upserts and queries,
-duplicate lookup, the overdue timer's once-only rule, metrics snapshot."""
+duplicate lookup, the overdue timer's once-only rule, metrics snapshot. Batches run as the kit
+runs them: dispatch, flush, outbox, commit."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -26,7 +27,9 @@ from services.grid.app.metrics import HANDLING_BUCKETS
 from services.grid.domain import DEFAULT_POLICY, CaseStatus
 from services.grid.registry import GridRegister
 from services.kit.db import create_pool
+from services.kit.handlers import dispatch, handles
 from services.kit.migrations import KIT_MIGRATIONS, migrate
+from services.kit.outbox import write as write_outbox
 from services.kit.uow import UnitOfWork
 
 pytestmark = pytest.mark.integration
@@ -62,10 +65,24 @@ def msg(payload) -> Message:
 
 
 async def run(pool, handler: GridHandler, *payloads, now: datetime = T0) -> UnitOfWork:
+    """Handle the commands as one batch, committed as the kit's consumer does."""
     async with pool.acquire() as conn, conn.transaction():
         uow = UnitOfWork(conn, "grid", now)
-        await handler.handle_batch(uow, [msg(p) for p in payloads])
+        assert await dispatch(handler, uow, [msg(p) for p in payloads]) == []
+        await uow.flush()
+        await write_outbox(conn, uow.records)
+    uow.committed()
     return uow
+
+
+async def overdue_round(pool, handler: GridHandler, now: datetime) -> tuple[int, UnitOfWork]:
+    """One round of the overdue timer (cases checked, its unit of work), committed as the kit does."""
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, "grid", now)
+        checked = await handler.check_overdue(uow)
+        await uow.flush()
+        await write_outbox(conn, uow.records)
+    return checked, uow
 
 
 def report(case_id: str, *, where=HERE, category="environment", grid=GRID, **kw) -> ReportCase:
@@ -104,7 +121,7 @@ async def test_an_older_version_never_overwrites_a_newer_case_row(pool, handler)
     await run(pool, handler, report("c2"))
     await run(pool, handler, RegisterCase(case_id="c2", department="城管办"), now=T0 + timedelta(minutes=1))
     async with pool.acquire() as conn:
-        [state] = (await db.load_states(conn, ["c2"])).values()
+        [(_, state)] = (await db.CASES.read(conn, ["c2"], lock=False)).values()
         old = state.model_copy(update={"version": 1, "status": CaseStatus.REPORTED})
         await db.upsert_cases(conn, [old], T0)
         assert (await db.get_case(conn, "c2"))["status"] == "registered"
@@ -172,20 +189,57 @@ async def test_refused_commands_change_nothing_and_become_rejections(pool, handl
 
 async def test_the_overdue_timer_reports_each_missed_deadline_once_and_escalates(pool, handler):
     await run(pool, handler, report("o1"))  # register due in 15 min
-    async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, "grid", T0 + timedelta(minutes=10))
-        assert await handler.check_overdue(uow) == 0
-    async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, "grid", T0 + timedelta(minutes=16))
-        assert await handler.check_overdue(uow) == 1
+    assert (await overdue_round(pool, handler, T0 + timedelta(minutes=10)))[0] == 0
+    checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=16))
+    assert checked == 1
     assert [e.type for e in uow.emitted] == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
     assert uow.emitted[1].data["to_level"] == "street"
-    async with pool.acquire() as conn, conn.transaction():
-        again = UnitOfWork(conn, "grid", T0 + timedelta(minutes=30))
-        assert await handler.check_overdue(again) == 0 and again.emitted == []
+    checked, again = await overdue_round(pool, handler, T0 + timedelta(minutes=30))
+    assert checked == 0 and again.emitted == []
+    async with pool.acquire() as conn:
         case = await db.get_case(conn, "o1")
     assert case["overdue"] is True and case["overdue_count"] == 1 and case["level"] == "street"
     assert [h["type"] for h in case["history"]][-2:] == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
+
+
+class FaultAfterApplying(GridHandler):
+    """Registers, then fails when the department is ``boom``: a fault after the case changed."""
+
+    @handles(RegisterCase)
+    async def register_case(self, uow: UnitOfWork, cmd: RegisterCase) -> None:
+        await super().register_case(uow, cmd)
+        if cmd.department == "boom":
+            raise RuntimeError("a fault after the case was registered")
+
+
+async def test_a_command_that_faults_after_changing_its_case_leaves_no_trace_and_the_batch_goes_on(pool):
+    handler = FaultAfterApplying(DEFAULT_POLICY, GridRegister.load())
+    await run(pool, handler, report("f1"), report("f2", where=FAR))
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, "grid", T0 + timedelta(minutes=1))
+        boom, ok = msg(RegisterCase(case_id="f1", department="boom")), msg(RegisterCase(case_id="f2", department="城管办"))
+        faults = await dispatch(handler, uow, [boom, ok])
+        await uow.flush()
+        await write_outbox(conn, uow.records)
+    assert [(m.id, type(e)) for m, e in faults] == [(boom.id, RuntimeError)]
+    assert [(e.type, e.subject) for e in uow.emitted] == [("grid.case.registered.v1", "f2")]
+    async with pool.acquire() as conn:
+        f1, f2 = await db.get_case(conn, "f1"), await db.get_case(conn, "f2")
+        [(_, state)] = (await db.CASES.read(conn, ["f1"], lock=False)).values()
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 1 + 2  # the two reports and f2's registration
+    assert f1["status"] == "reported" and [h["type"] for h in f1["history"]] == ["grid.case.reported.v1"]
+    assert state.status is CaseStatus.REPORTED and state.version == 1
+    assert f2["status"] == "registered" and [h["seq"] for h in f2["history"]] == [1, 2]
+
+
+async def test_the_overdue_timer_leaves_a_case_that_a_batch_holds_for_a_later_round(pool, handler):
+    await run(pool, handler, report("o2"))
+    async with pool.acquire() as batch, batch.transaction():
+        await db.CASES.read(batch, ["o2"])  # a batch of commands has it locked
+        checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=16))
+        assert checked == 0 and uow.emitted == []
+    checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=16))
+    assert checked == 1 and [e.type for e in uow.emitted] == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
 
 
 async def test_case_lists_filter_and_paginate_and_grid_counts_cover_every_status(pool, handler):

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import asyncpg
 import orjson
 import pytest
 
@@ -126,6 +127,28 @@ async def test_malformed_records_go_to_the_dead_letter_topic_and_the_consumer_go
     dead = await read_all(module_kafka, "grid.dlq.v1", min_count=2, timeout=30)
     assert any(d["key"] == "k1" for d in dead) and any(d["key"] == "k2" for d in dead)
     assert len(await events_of(module_kafka, after)) == 1
+
+
+async def test_a_command_that_faults_is_dead_lettered_and_the_rest_of_its_batch_is_handled(
+        worker, module_kafka, module_database_url):
+    broken, before, after = new_id("broken"), new_id("before"), new_id("after")
+    where = {"lat": 39.86, "lon": 116.22, "address": "b"}
+    assert (await post(worker, report(broken, category="environment", where=where)))[0] == 200
+    conn = await asyncpg.connect(module_database_url)
+    try:  # a stored state this code cannot read: handling a command on the case fails
+        await conn.execute("UPDATE grid.case_state SET state = state - 'status' WHERE case_id = $1", broken)
+    finally:
+        await conn.close()
+    register = cmd("case.register", case_id=broken, department="城管办")
+    batch = [report(before, category="environment", where={"lat": 39.88, "lon": 116.20, "address": "a"}), register,
+             report(after, category="environment", where={"lat": 39.84, "lon": 116.24, "address": "c"})]
+    await send(module_kafka, "grid.intake.v1", *(envelope(c, broken) for c in batch))  # one key: one partition
+    dead = await read_all(module_kafka, "grid.dlq.v1", min_count=1, timeout=30, predicate=lambda r: r["key"] == broken)
+    assert [(d["value"]["id"], d["headers"]["dlq.error.reason"]) for d in dead] == [(register["id"], "handler_error")]
+    for cid in (before, after, broken):
+        assert [e["type"] for e in await events_of(module_kafka, cid)] == ["grid.case.reported.v1"], cid
+    _, case = await get(worker, f"/v1/cases/{broken}")
+    assert case["status"] == "reported" and len(case["history"]) == 1
 
 
 async def test_a_replayed_command_has_no_second_effect(worker, module_kafka):

@@ -308,6 +308,11 @@ def test_patrol_that_ends_in_the_future_is_refused():
     assert reason_of(w, patrol(ended_at=T0 + timedelta(hours=1))) == "patrol_in_future"
 
 
+def test_patrol_whose_id_is_logged_already_is_refused():
+    w = World()
+    assert reason_of(w, patrol(), patrol_logged=True) == "patrol_exists"
+
+
 # --------------------------------------------------------------------------- wrong state, no case
 
 

@@ -1,0 +1,86 @@
+"""The projection rows a unit of work writes: each changed case's ``cases`` row, the events of
+its ``case_history`` and the ``patrols`` logged, gathered while the batch is handled and
+written once, when the kit flushes the unit of work (one statement per table).
+
+:class:`ProjectionRows` is a participant of the unit of work, attached after the batch's case
+states so that it is flushed after them: a case's ``case_state`` row is locked before its
+projection rows are written, on every path. A message undone by its savepoint takes its rows
+with it.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable, Union
+
+import asyncpg
+
+from schemas.grid import CaseEvent, CaseFeedback, PatrolLogged
+from services.grid.domain import CaseState
+from services.kit.uow import UnitOfWork
+
+from .cases import HistoryEntry, append_history, logged_patrols, upsert_cases, upsert_patrols
+from .store import CASES
+
+_CaseChange = tuple[CaseState, Union[CaseEvent, CaseFeedback], str]  # the state after the event, the event, its id
+
+
+class ProjectionRows:
+    """The batch's projection rows, in the order they arose (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._rows: list[_CaseChange | PatrolLogged] = []
+        self._flushed = 0  # rows before this index are written
+        self._checked: set[str] = set()  # patrol ids whose presence in the table is known
+        self._patrols: set[str] = set()  # patrol ids logged, before or in this batch
+
+    @classmethod
+    def of(cls, uow: UnitOfWork) -> "ProjectionRows":
+        """The unit of work's rows (created on first use, after its case states)."""
+        CASES.of(uow)
+        return uow.attach(cls, cls)
+
+    def case(self, state: CaseState, event: CaseEvent | CaseFeedback, event_id: str) -> None:
+        """``event`` (published as ``event_id``) led to ``state``: its history entry and case row."""
+        self._rows.append((state, event, event_id))
+
+    def patrol(self, event: PatrolLogged) -> None:
+        self._rows.append(event)
+        self._patrols.add(event.patrol_id)
+
+    async def load_patrols(self, conn: asyncpg.Connection, patrol_ids: Iterable[str]) -> None:
+        """Find out which of ``patrol_ids`` are logged already (one query for those not known)."""
+        missing = set(patrol_ids) - self._checked
+        if missing:
+            self._patrols |= await logged_patrols(conn, missing)
+            self._checked |= missing
+
+    async def patrol_logged(self, conn: asyncpg.Connection, patrol_id: str) -> bool:
+        await self.load_patrols(conn, [patrol_id])
+        return patrol_id in self._patrols
+
+    # -- participant --------------------------------------------------------------------
+    def mark(self) -> tuple[int, int]:
+        return len(self._rows), self._flushed
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        n, self._flushed = mark
+        for row in self._rows[n:]:
+            if isinstance(row, PatrolLogged):
+                self._patrols.discard(row.patrol_id)
+        del self._rows[n:]
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        rows = self._rows[self._flushed:]
+        if not rows:
+            return
+        changes = [r for r in rows if not isinstance(r, PatrolLogged)]
+        latest = {state.case_id: state for state, _, _ in changes}
+        await upsert_cases(uow.conn, latest.values(), uow.now)
+        await append_history(uow.conn, [_history(state, ev, event_id, uow.now) for state, ev, event_id in changes])
+        await upsert_patrols(uow.conn, [r for r in rows if isinstance(r, PatrolLogged)], uow.now)
+        self._flushed = len(self._rows)
+
+
+def _history(state: CaseState, event: CaseEvent | CaseFeedback, event_id: str, now: datetime) -> HistoryEntry:
+    return HistoryEntry(case_id=state.case_id, seq=state.version, event_id=event_id, type=event.TYPE,
+                        occurred_at=event.occurred_at or now, data=event.model_dump(mode="json", exclude_none=True))
