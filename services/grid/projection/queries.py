@@ -8,6 +8,7 @@ from typing import Any, Sequence
 import asyncpg
 
 from services.grid.domain import CaseStatus
+from services.kit.sql import Where
 
 _CASE_FIELDS = (
     "case_id, status, category, grade, urgent, grid_id, community_id, street_id, description, lat, lon, address, "
@@ -39,47 +40,12 @@ class CaseFilter:
     overdue: bool | None = None
 
 
-class _Where:
-    """A WHERE clause built one condition at a time, with its numbered parameters."""
-
-    def __init__(self) -> None:
-        self.conditions: list[str] = []
-        self.args: list[Any] = []
-
-    def add(self, condition: str, value: Any = None) -> None:
-        """``condition``, where ``$?`` stands for ``value``; none at all when ``value`` is None
-        (a condition without ``$?`` is always added)."""
-        if "$?" not in condition:
-            self.conditions.append(condition)
-        elif value is not None:
-            self.args.append(value)
-            self.conditions.append(condition.replace("$?", f"${len(self.args)}"))
-
-    def equal(self, **columns: Any) -> "_Where":
-        for column, value in columns.items():
-            self.add(f"{column} = $?", value)
-        return self
-
-    def __str__(self) -> str:
-        return ("WHERE " + " AND ".join(self.conditions)) if self.conditions else ""
-
-    async def page(self, conn: asyncpg.Connection, select: str, order: str, limit: int, offset: int) -> list[dict]:
-        """The rows of ``select`` (``SELECT ... FROM table``) with this clause, in ``order``, one page of them."""
-        n = len(self.args)
-        rows = await conn.fetch(f"{select} {self} ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}",
-                                *self.args, limit, offset)
-        return [dict(r) for r in rows]
-
-    async def count(self, conn: asyncpg.Connection, table: str) -> int:
-        return await conn.fetchval(f"SELECT count(*) FROM {table} {self}", *self.args)
-
-
 async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset: int) -> tuple[int, list[dict]]:
     """(total matching, one page of cases, newest report first)."""
-    where = _Where().equal(grid_id=f.grid_id, community_id=f.community_id, street_id=f.street_id, status=f.status,
+    where = Where().equal(grid_id=f.grid_id, community_id=f.community_id, street_id=f.street_id, status=f.status,
                            category=f.category, overdue=f.overdue)
-    return (await where.count(conn, "cases"),
-            await where.page(conn, f"SELECT {_CASE_FIELDS} FROM cases", "reported_at DESC, case_id", limit, offset))
+    return await where.counted_page(conn, "cases", f"SELECT {_CASE_FIELDS} FROM cases", "reported_at DESC, case_id",
+                                    limit, offset)
 
 
 async def grid_counts(conn: asyncpg.Connection, grid_id: str) -> dict[str, int]:
@@ -93,10 +59,10 @@ async def grid_counts(conn: asyncpg.Connection, grid_id: str) -> dict[str, int]:
 async def list_patrols(conn: asyncpg.Connection, grid_id: str | None, grid_worker_id: str | None,
                        limit: int, offset: int) -> tuple[int, list[dict]]:
     """(total matching, one page of patrols, latest first)."""
-    where = _Where().equal(grid_id=grid_id, grid_worker_id=grid_worker_id)
+    where = Where().equal(grid_id=grid_id, grid_worker_id=grid_worker_id)
     select = ("SELECT patrol_id, grid_id, community_id, street_id, grid_worker_id, started_at, ended_at, notes, route, "
               "logged_at FROM patrols")
-    return await where.count(conn, "patrols"), await where.page(conn, select, "started_at DESC, patrol_id", limit, offset)
+    return await where.counted_page(conn, "patrols", select, "started_at DESC, patrol_id", limit, offset)
 
 
 # -- Open311 GeoReport v2 ------------------------------------------------------------------
@@ -106,7 +72,7 @@ async def open311_requests(conn: asyncpg.Connection, *, service_codes: Sequence[
                            end: datetime | None = None, case_id: str | None = None,
                            limit: int = 1000, offset: int = 0) -> list[dict]:
     """Case rows for the Open311 view (open = not closed and not dismissed), newest first."""
-    where = _Where().equal(case_id=case_id)
+    where = Where().equal(case_id=case_id)
     where.add("category = ANY($?::text[])", list(service_codes) if service_codes else None)
     if open_closed and set(open_closed) != {"open", "closed"}:
         where.add("is_open" if "open" in open_closed else "NOT is_open")
