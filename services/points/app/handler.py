@@ -1,33 +1,41 @@
-"""The points handler: commands from ``points.intake.v1`` (and ``POST /v1/commands``) and
-reactions to the orders and grid services' events.
+"""The points handler: commands from ``points.intake.v1`` (and ``POST /v1/commands``),
+reactions to the orders and grid services' events, and the expiry and deed-credit timers.
 
-Each message: take the advisory locks of the accounts/deed it may read or create (hash
-order), load the row-locked state, call the pure domain, store the result (postings move the
-balances in the same transaction), emit the events. A refused transfer of a command publishes
-``points.transfer.refused.v1`` and then raises, so the kit adds ``points.command.rejected.v1``
-(HTTP 409). Refusals are decided before the first write of the message.
+A batch first locks what its messages name (:meth:`PointsHandler.lock_batch`): the deeds, then
+the accounts, each row-locked in one query in id order, so that concurrent batches wait for
+each other instead of deadlocking. Each message then reads the row-locked state it needs, calls
+the pure domain, and stores the result: postings move the balances in the same transaction
+(the ledger stays relational), deeds are kept by the kit's aggregate store and saved once per
+batch. A refused transfer of a command publishes ``points.transfer.refused.v1`` and
+``points.command.rejected.v1`` (HTTP 409); refusals are decided before the first write.
 """
 from __future__ import annotations
 
 import logging
-from functools import partial
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Callable, Sequence
 
+from schemas.codes import GridCode
+from schemas.common import Payload
 from schemas.envelope import Message
-from schemas.grid import CaseDismissed, CaseRegistered, CaseReported
+from schemas.grid import CaseDismissed, CaseRegistered, CaseReported, ReporterKind
 from schemas.orders import OrderCompleted, OrderEvaluated, OrderPlaced
-from schemas.points import AccountKind, Adjust, OpenAccount, Redeem, ReviewDeed, SubmitDeed
-from services.kit.uow import Handler, UnitOfWork, on
+from schemas.points import (
+    AccountKind, Adjust, OpenAccount, Redeem, ReviewDeed, SubmitDeed, TransferPosted, TransferRefused,
+)
+from services.kit.aggregates import AggregateSet
+from services.kit.handlers import Handler, handles, prepares
+from services.kit.uow import UnitOfWork
 from services.points.domain import (
-    Account, Earning, EarningRules, TransferRefusal, account_id_for, award_plan, decide_adjust, decide_award, decide_credit_deed,
-    decide_expire, decide_open_account, decide_redeem, decide_review_deed, decide_submit_deed, deed_transfer_id,
-    earning_from_order, earning_from_report, evolve_deed,
+    Account, Deed, DeedStatus, Earning, EarningRules, RefusalReason, TransferRefusal, award_plan, decide_adjust,
+    decide_award, decide_credit_deed, decide_expire, decide_open_account, decide_redeem, decide_review_deed,
+    decide_submit_deed, deed_transfer_id, earning_from_order, earning_from_report, evolve_deed,
 )
 from services.points.domain.clock import day_of
-from services.points.domain.deeds import Deed, DeedStatus
-from services.points.projection import deeds as deed_store
 from services.points.projection import ledger, sources
+from services.points.projection.deeds import DEEDS, approved_uncredited
+from services.points.projection.ledger import Holder
 
 from . import metrics
 from .rules import RulesFile
@@ -35,12 +43,25 @@ from .rules import RulesFile
 log = logging.getLogger("points.handler")
 
 
-def deed_key(deed_id: str) -> str:
-    return f"deed:{deed_id}"
+def _issuer(community_id: str) -> Holder:
+    return AccountKind.issuer, community_id
 
 
-def _when(msg: Message, uow: UnitOfWork) -> datetime:
-    return msg.envelope.time or uow.now
+def _deed_accounts(deed: Deed) -> tuple[list[str], list[Holder]]:
+    """What a deed's credit reads: its resident account, and its community's issuer (which the
+    credit may open)."""
+    return [deed.account_id], [_issuer(deed.community_id)]
+
+
+def _message(uow: UnitOfWork) -> Message:
+    """The message being handled (the envelope's source, id and time)."""
+    assert uow.message is not None, "a handler runs with its message"
+    return uow.message
+
+
+def _occurred_at(uow: UnitOfWork) -> datetime:
+    """When the message being handled happened: its envelope's time, else now."""
+    return _message(uow).envelope.time or uow.now
 
 
 class PointsHandler(Handler):
@@ -49,225 +70,229 @@ class PointsHandler(Handler):
     def __init__(self, rules: RulesFile):
         self.rules = rules
 
+    # -- the batch -----------------------------------------------------------------------
+    @prepares(OpenAccount, Redeem, Adjust, SubmitDeed, ReviewDeed, OrderEvaluated, CaseRegistered)
+    async def lock_batch(self, uow: UnitOfWork, payloads: Sequence[Payload]) -> None:
+        """Lock the deeds the batch names, then the accounts its messages will read or may
+        open (those known from the messages themselves; a handler locks the rest itself)."""
+        deeds = DEEDS.of(uow)
+        await deeds.load([p.deed_id for p in payloads if isinstance(p, (SubmitDeed, ReviewDeed))])
+        ids: list[str] = []
+        holders: list[Holder] = []
+        keys: list[str] = []
+        for p in payloads:
+            if isinstance(p, OpenAccount):
+                ids.append(p.account_id)
+                keys.extend(ledger.opening_keys(p.kind, p.holder_id, p.account_id))
+            elif isinstance(p, (Redeem, Adjust)):
+                ids += [p.debit_account, p.credit_account]
+            elif isinstance(p, ReviewDeed) and (deed := deeds.get(p.deed_id)) is not None:
+                deed_ids, deed_holders = _deed_accounts(deed)
+                ids += deed_ids
+                holders += deed_holders
+            elif isinstance(p, OrderEvaluated) and p.passed:
+                holders.append((AccountKind.resident, p.assignee_id))
+                if p.community_id is not None:
+                    holders.append(_issuer(p.community_id))
+            elif isinstance(p, CaseRegistered) and p.reporter is not None and p.reporter.kind is ReporterKind.RESIDENT:
+                holders.append((AccountKind.resident, p.reporter.id))
+                if p.grid_id is not None:
+                    holders.append(_issuer(GridCode.parse(p.grid_id).community_id))
+        await ledger.lock_accounts(uow.conn, ids=ids, holders=holders, keys=keys)
+
     # -- accounts ------------------------------------------------------------------------
-    @on(OpenAccount.TYPE)
-    async def open_account(self, uow: UnitOfWork, msg: Message) -> None:
-        cmd: OpenAccount = msg.payload  # type: ignore[assignment]
-        conn = uow.conn
-        await ledger.lock(conn, [ledger.account_key(cmd.account_id), ledger.holder_key(cmd.kind, cmd.holder_id)])
-        existing = (await ledger.load_accounts(conn, [cmd.account_id])).get(cmd.account_id)
-        holder = await ledger.holder_account(conn, cmd.kind, cmd.holder_id, for_update=False)
-        events = decide_open_account(existing, cmd, at=uow.now, holder_account=holder)
-        await ledger.apply(conn, {}, events)
-        uow.emit_all(events, cause=msg)
+    @handles(OpenAccount)
+    async def open_account(self, uow: UnitOfWork, cmd: OpenAccount) -> None:
+        locked = await ledger.lock_accounts(uow.conn, ids=[cmd.account_id], holders=[(cmd.kind, cmd.holder_id)],
+                                            keys=ledger.opening_keys(cmd.kind, cmd.holder_id, cmd.account_id))
+        events = decide_open_account(locked.get(cmd.account_id), cmd, at=uow.now,
+                                     holder_account=locked.held(cmd.kind, cmd.holder_id))
+        await self._post(uow, {}, events)
 
     # -- transfers -----------------------------------------------------------------------
-    async def _transfer(self, uow: UnitOfWork, msg: Message, cmd: Redeem | Adjust, decide) -> None:
-        conn = uow.conn
-        accounts = await ledger.load_accounts(conn, [cmd.debit_account, cmd.credit_account])
-        existing = await ledger.posting(conn, cmd.transfer_id)
+    @handles(Redeem)
+    async def redeem(self, uow: UnitOfWork, cmd: Redeem) -> None:
+        await self._transfer(uow, cmd, decide_redeem)
+
+    @handles(Adjust)
+    async def adjust(self, uow: UnitOfWork, cmd: Adjust) -> None:
+        await self._transfer(uow, cmd, decide_adjust)
+
+    async def _transfer(self, uow: UnitOfWork, cmd: Redeem | Adjust,
+                        decide: Callable[..., list[TransferPosted]]) -> None:
+        locked = await ledger.lock_accounts(uow.conn, ids=[cmd.debit_account, cmd.credit_account])
         try:
-            events = decide(cmd, debit=accounts.get(cmd.debit_account), credit=accounts.get(cmd.credit_account),
-                            existing=existing, at=uow.now, rules=self.rules.current())
-        except TransferRefusal as refusal:
-            uow.emit(refusal.event, cause=msg)
-            uow.after_commit(partial(metrics.count, [refusal.event]))
-            raise
-        await ledger.apply(conn, accounts, events)
-        uow.emit_all(events, cause=msg)
+            events = decide(cmd, debit=locked.get(cmd.debit_account), credit=locked.get(cmd.credit_account),
+                            existing=await ledger.posting(uow.conn, cmd.transfer_id), at=uow.now,
+                            rules=self.rules.current())
+        except TransferRefusal as refusal:  # nothing written yet: publish the refusal and the rejection
+            self._emit(uow, [refusal.event])
+            uow.reject(_message(uow), refusal)
+            return
+        await self._post(uow, locked.by_id, events)
+
+    async def _post(self, uow: UnitOfWork, accounts: dict[str, Account], events: list) -> None:
+        """Store the openings and postings among ``events`` (``accounts``: the locked states the
+        decision saw) and publish them all."""
+        await ledger.apply(uow.conn, accounts, events)
+        self._emit(uow, events)
+
+    @staticmethod
+    def _emit(uow: UnitOfWork, events: list) -> None:
+        uow.emit_all(events)
         uow.after_commit(partial(metrics.count, events))
-
-    @on(Redeem.TYPE)
-    async def redeem(self, uow: UnitOfWork, msg: Message) -> None:
-        await self._transfer(uow, msg, msg.payload, decide_redeem)  # type: ignore[arg-type]
-
-    @on(Adjust.TYPE)
-    async def adjust(self, uow: UnitOfWork, msg: Message) -> None:
-        await self._transfer(uow, msg, msg.payload, decide_adjust)  # type: ignore[arg-type]
 
     # -- awards --------------------------------------------------------------------------
-    async def _holder_accounts(self, uow: UnitOfWork, wanted: list[tuple[AccountKind, str]],
-                               also: list[str] = ()) -> tuple[list[Account | None], dict[str, Account]]:
-        """The accounts of ``(kind, holder)`` pairs (None: missing, the decision may open it) and
-        the row-locked map of those that exist plus ``also`` (account ids).
-
-        Existing accounts are only row-locked (in id order). For a missing one the advisory locks
-        of its holder and default id are taken first and the lookup repeated, so two transactions
-        never open the same account. Advisory locks are thus taken only when an account may be
-        created, which keeps a batch's share of PostgreSQL's lock table small."""
-        conn = uow.conn
-        found = [await ledger.holder_account(conn, kind, holder, for_update=False) for kind, holder in wanted]
-        missing = [w for w, a in zip(wanted, found) if a is None]
-        if missing:
-            await ledger.lock(conn, [k for kind, holder in missing
-                                     for k in (ledger.holder_key(kind, holder), ledger.account_key(account_id_for(kind, holder)))])
-            found = [a or await ledger.holder_account(conn, kind, holder, for_update=False)
-                     for (kind, holder), a in zip(wanted, found)]
-        accounts = await ledger.load_accounts(conn, [*also, *(a.account_id for a in found if a is not None)])
-        return [accounts.get(a.account_id) if a is not None else None for a in found], accounts
-
-    async def _award(self, uow: UnitOfWork, msg: Message | None, earning: Earning) -> list:
-        rules = self.rules.current()
-        plan = award_plan(rules, earning)
+    async def _award(self, uow: UnitOfWork, earning: Earning) -> None:
+        """Award an order's or a report's earning by the rules (nothing when no rule gives it points)."""
+        plan = award_plan(self.rules.current(), earning)
         if plan is None:
-            return []
-        (resident, issuer), accounts = await self._holder_accounts(
-            uow, [(AccountKind.resident, earning.holder_id), (AccountKind.issuer, earning.community_id)])
-        existing = await ledger.posting(uow.conn, plan[2])
-        events = decide_award(rules, earning, resident=resident, issuer=issuer, existing=existing, at=uow.now)
-        await ledger.apply(uow.conn, accounts, events)
-        uow.emit_all(events, cause=msg)
-        uow.after_commit(partial(metrics.count, events))
-        return events
+            return
+        resident, issuer = (AccountKind.resident, earning.holder_id), _issuer(earning.community_id)
+        locked = await ledger.lock_accounts(uow.conn, holders=[resident, issuer])
+        events = decide_award(plan, resident=locked.held(*resident), issuer=locked.held(*issuer),
+                              existing=await ledger.posting(uow.conn, plan.transfer_id), at=uow.now)
+        await self._post(uow, locked.by_id, events)
 
     # -- orders --------------------------------------------------------------------------
-    @on(OrderPlaced.TYPE)
-    async def order_placed(self, uow: UnitOfWork, msg: Message) -> None:
-        e: OrderPlaced = msg.payload  # type: ignore[assignment]
-        await sources.remember_order(uow.conn, e.order_id, category=e.category.value if hasattr(e.category, "value")
-                                     else str(e.category), community_id=e.community_id)
+    @handles(OrderPlaced)
+    async def order_placed(self, uow: UnitOfWork, e: OrderPlaced) -> None:
+        await sources.remember_order(uow.conn, e.order_id, category=e.category.value, community_id=e.community_id)
 
-    @on(OrderCompleted.TYPE)
-    async def order_completed(self, uow: UnitOfWork, msg: Message) -> None:
-        e: OrderCompleted = msg.payload  # type: ignore[assignment]
+    @handles(OrderCompleted)
+    async def order_completed(self, uow: UnitOfWork, e: OrderCompleted) -> None:
         await sources.remember_order(uow.conn, e.order_id, service_minutes=e.service_minutes)
 
-    @on(OrderEvaluated.TYPE)
-    async def order_evaluated(self, uow: UnitOfWork, msg: Message) -> None:
-        e: OrderEvaluated = msg.payload  # type: ignore[assignment]
+    @handles(OrderEvaluated)
+    async def order_evaluated(self, uow: UnitOfWork, e: OrderEvaluated) -> None:
         if not e.passed:
             return
-        facts = await sources.order_facts(uow.conn, e.order_id)
-        earning = earning_from_order(e, placed=facts, completed=facts, source=msg.source, event_id=msg.id,
-                                     occurred_at=_when(msg, uow))
+        msg = _message(uow)
+        earning = earning_from_order(e, facts=await sources.order_facts(uow.conn, e.order_id), source=msg.source,
+                                     event_id=msg.id, occurred_at=_occurred_at(uow))
         if earning is None:
             log.warning("passed order %s earns nothing: its category or community is unknown", e.order_id)
             return
-        await self._award(uow, msg, earning)
+        await self._award(uow, earning)
 
     # -- grid ----------------------------------------------------------------------------
-    @on(CaseReported.TYPE)
-    async def case_reported(self, uow: UnitOfWork, msg: Message) -> None:
-        e: CaseReported = msg.payload  # type: ignore[assignment]
-        row = await sources.report(uow.conn, e.case_id)
-        reported = e.model_dump(mode="json")
-        await sources.save_report(uow.conn, e.case_id, reported=reported)
-        if row["outcome"] == "registered" and not row["awarded"] and row["registered"]:
-            await self._award_report(uow, msg, e.case_id, reported, row["registered"])
+    @handles(CaseReported)
+    async def case_reported(self, uow: UnitOfWork, e: CaseReported) -> None:
+        case = await sources.report(uow.conn, e.case_id)
+        await sources.save_report(uow.conn, e.case_id, reported=e)
+        if case.outcome == "registered" and not case.awarded and case.registration is not None:
+            await self._award_report(uow, e.case_id, case.registration, e)
 
-    @on(CaseRegistered.TYPE)
-    async def case_registered(self, uow: UnitOfWork, msg: Message) -> None:
-        e: CaseRegistered = msg.payload  # type: ignore[assignment]
-        row = await sources.report(uow.conn, e.case_id)
-        if row["outcome"] is not None:
+    @handles(CaseRegistered)
+    async def case_registered(self, uow: UnitOfWork, e: CaseRegistered) -> None:
+        case = await sources.report(uow.conn, e.case_id)
+        if case.outcome is not None:
             return  # a case is registered or dismissed once
-        registered = {"source": msg.source, "id": msg.id, "time": _when(msg, uow).isoformat(),
-                      "data": e.model_dump(mode="json", exclude_none=True)}
-        await sources.save_report(uow.conn, e.case_id, outcome="registered", registered=registered)
-        if row["reported"] is not None or e.reporter is not None:
-            await self._award_report(uow, msg, e.case_id, row["reported"] or {}, registered)
+        msg = _message(uow)
+        registration = sources.Registration(e, msg.source, msg.id, _occurred_at(uow))
+        await sources.save_report(uow.conn, e.case_id, outcome="registered", registration=registration)
+        if case.reported is not None or e.reporter is not None:
+            await self._award_report(uow, e.case_id, registration, case.reported)
 
-    @on(CaseDismissed.TYPE)
-    async def case_dismissed(self, uow: UnitOfWork, msg: Message) -> None:
-        e: CaseDismissed = msg.payload  # type: ignore[assignment]
-        row = await sources.report(uow.conn, e.case_id)
-        if row["outcome"] is None:
+    @handles(CaseDismissed)
+    async def case_dismissed(self, uow: UnitOfWork, e: CaseDismissed) -> None:
+        case = await sources.report(uow.conn, e.case_id)
+        if case.outcome is None:
             await sources.save_report(uow.conn, e.case_id, outcome="dismissed")
 
-    async def _award_report(self, uow: UnitOfWork, msg: Message, case_id: str, reported: dict[str, Any],
-                            registered: dict[str, Any]) -> None:
-        """Award the reporter of a registered case: the report's facts, overridden by what the
-        registration carries; the award is the registration's (its source and id)."""
-        facts = {**reported, **{k: v for k, v in registered["data"].items() if v is not None}}
-        earning = earning_from_report(facts, source=registered["source"], event_id=registered["id"],
-                                      occurred_at=datetime.fromisoformat(registered["time"]))
+    async def _award_report(self, uow: UnitOfWork, case_id: str, registration: sources.Registration,
+                            reported: CaseReported | None) -> None:
+        """Award the reporter of a registered case; the award is the registration's (its
+        source, id and time)."""
+        earning = earning_from_report(registration.event, reported, source=registration.source,
+                                      event_id=registration.id, occurred_at=registration.at)
         await sources.save_report(uow.conn, case_id, awarded=True)
         if earning is not None:
-            await self._award(uow, msg, earning)
+            await self._award(uow, earning)
 
     # -- deeds ---------------------------------------------------------------------------
-    @on(SubmitDeed.TYPE)
-    async def submit_deed(self, uow: UnitOfWork, msg: Message) -> None:
-        cmd: SubmitDeed = msg.payload  # type: ignore[assignment]
-        conn = uow.conn
-        await ledger.lock(conn, [deed_key(cmd.deed_id)])
-        deed = await deed_store.load(conn, cmd.deed_id)
-        account = (await ledger.load_accounts(conn, [cmd.account_id], for_update=False)).get(cmd.account_id)
+    @handles(SubmitDeed)
+    async def submit_deed(self, uow: UnitOfWork, cmd: SubmitDeed) -> None:
+        deeds = DEEDS.of(uow)
+        deed = await deeds.fetch(cmd.deed_id)
+        account = (await ledger.load_accounts(uow.conn, [cmd.account_id], for_update=False)).get(cmd.account_id)
         events = decide_submit_deed(deed, cmd, account=account, rules=self.rules.current(), at=uow.now)
+        await self._record_deed(uow, deeds, deed, {}, events)
+
+    @handles(ReviewDeed)
+    async def review_deed(self, uow: UnitOfWork, cmd: ReviewDeed) -> None:
+        deeds = DEEDS.of(uow)
+        deed = await deeds.fetch(cmd.deed_id)
+        resident, issuer, accounts = await self._credit_parties(uow, deed)
+        events = decide_review_deed(deed, cmd, rules=self.rules.current(), resident=resident, issuer=issuer,
+                                    existing=await ledger.posting(uow.conn, deed_transfer_id(cmd.deed_id)),
+                                    at=uow.now)
+        await self._record_deed(uow, deeds, deed, accounts, events)
+
+    @staticmethod
+    async def _credit_parties(uow: UnitOfWork, deed: Deed | None) -> tuple[Account | None, Account | None,
+                                                                              dict[str, Account]]:
+        """A deed's resident account and its community's issuer, row-locked (None: missing),
+        and the map of the locked accounts."""
+        if deed is None:
+            return None, None, {}
+        ids, holders = _deed_accounts(deed)
+        locked = await ledger.lock_accounts(uow.conn, ids=ids, holders=holders)
+        return locked.get(deed.account_id), locked.held(*_issuer(deed.community_id)), locked.by_id
+
+    async def _record_deed(self, uow: UnitOfWork, deeds: AggregateSet[Deed], deed: Deed | None,
+                           accounts: dict[str, Account], events: list) -> None:
+        """Store and publish a deed decision's events: the postings in the ledger, the evolved
+        deed in the batch's deed set."""
+        after = deed
         for event in events:
-            deed = evolve_deed(deed, event)
-        if events and deed is not None:
-            await deed_store.save(conn, deed)
-        uow.emit_all(events, cause=msg)
-
-    @on(ReviewDeed.TYPE)
-    async def review_deed(self, uow: UnitOfWork, msg: Message) -> None:
-        cmd: ReviewDeed = msg.payload  # type: ignore[assignment]
-        conn = uow.conn
-        peek = await deed_store.load(conn, cmd.deed_id, for_update=False)  # its account and community never change
-        if peek is None:
-            await ledger.lock(conn, [deed_key(cmd.deed_id)])
-            deed, resident, issuer, accounts = None, None, None, {}
-        else:
-            deed, resident, issuer, accounts = await self._deed_accounts(uow, peek)
-        rules = self.rules.current()
-        events = decide_review_deed(
-            deed, cmd, rules=rules, resident=resident, issuer=issuer,
-            existing=await ledger.posting(conn, deed_transfer_id(cmd.deed_id)), at=uow.now)
-        await self._store_deed_events(uow, msg, deed, accounts, events)
-
-    async def _deed_accounts(self, uow: UnitOfWork, peek: Deed):
-        """Lock the deed, then its resident account and its community's issuer (which the credit
-        may open): (deed, resident, issuer, accounts)."""
-        conn = uow.conn
-        await ledger.lock(conn, [deed_key(peek.deed_id)])
-        deed = await deed_store.load(conn, peek.deed_id)
-        [issuer], accounts = await self._holder_accounts(uow, [(AccountKind.issuer, peek.community_id)],
-                                                         also=[peek.account_id])
-        return deed, accounts.get(peek.account_id), issuer, accounts
-
-    async def _store_deed_events(self, uow: UnitOfWork, msg: Message | None, deed: Deed | None,
-                                 accounts: dict[str, Account], events: list) -> None:
-        await ledger.apply(uow.conn, accounts, events)
-        for event in events:
-            deed = evolve_deed(deed, event)
-        if events and deed is not None:
-            await deed_store.save(uow.conn, deed)
-        uow.emit_all(events, cause=msg)
-        uow.after_commit(partial(metrics.count, events))
+            after = evolve_deed(after, event)
+        if events and after is not None:
+            deeds.put(after.deed_id, after)
+        await self._post(uow, accounts, events)
 
     # -- timers --------------------------------------------------------------------------
     async def credit_refused_deeds(self, uow: UnitOfWork, limit: int = 200) -> int:
         """Credit again approved deeds whose credit was refused over a cap, once per Shanghai day
-        (the deed remembers the refusal; a later day has room under the daily cap)."""
-        conn = uow.conn
+        (the deed remembers the refusal; a later day has room under the daily cap). Deeds a
+        batch holds now are left for the next round."""
+        ids = await approved_uncredited(uow.conn, limit)
+        found = await DEEDS.read(uow.conn, ids, skip_locked=True)
+        due = [found[i] for i in ids if i in found and self._credit_due(found[i][1], uow.now)]
+        if not due:
+            return 0
+        deeds = DEEDS.of(uow)
+        deeds.adopt({deed.deed_id: (version, deed) for version, deed in due})
+        needs = [_deed_accounts(deed) for _, deed in due]  # all at once first, in id order
+        await ledger.lock_accounts(uow.conn, ids=[i for ids, _ in needs for i in ids],
+                                   holders=[h for _, holders in needs for h in holders])
+        rules = self.rules.current()
         done = 0
-        for deed_id in await deed_store.approved_uncredited(conn, limit):
-            peek = await deed_store.load(conn, deed_id, for_update=False)
-            if peek is None or peek.refused_reason is None or (peek.reviewed_at and day_of(peek.reviewed_at) == day_of(uow.now)):
-                continue
-            deed, resident, issuer, accounts = await self._deed_accounts(uow, peek)
-            if deed is None or deed.status is not DeedStatus.approved:
-                continue
-            events = decide_credit_deed(deed, rules=self.rules.current(), resident=resident, issuer=issuer,
-                                        existing=await ledger.posting(conn, deed_transfer_id(deed_id)), at=uow.now)
-            if any(getattr(e, "reason", None) == "cap_reached" for e in events):
+        for _, deed in due:
+            resident, issuer, accounts = await self._credit_parties(uow, deed)
+            events = decide_credit_deed(deed, rules=rules, resident=resident, issuer=issuer,
+                                        existing=await ledger.posting(uow.conn, deed_transfer_id(deed.deed_id)),
+                                        at=uow.now)
+            if any(isinstance(e, TransferRefused) and e.reason == RefusalReason.cap_reached for e in events):
                 continue  # still over the cap: nothing new to say
-            await self._store_deed_events(uow, None, deed, accounts, events)
+            await self._record_deed(uow, deeds, deed, accounts, events)
             done += 1
         return done
+
+    @staticmethod
+    def _credit_due(deed: Deed, now: datetime) -> bool:
+        """An approved deed whose credit was refused on an earlier Shanghai day than ``now``."""
+        return (deed.status is DeedStatus.approved and deed.refused_reason is not None
+                and not (deed.reviewed_at and day_of(deed.reviewed_at) == day_of(now)))
 
     async def expire(self, uow: UnitOfWork, *, limit: int) -> int:
         """过期 Expire lots older than the validity, FIFO by earning date, once per lot."""
         conn = uow.conn
-        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock(hashtextextended('points:expiry-timer', 0))"):
-            return 0  # another worker is on it
         rules = self.rules.current()
         ids = await ledger.expiry_candidates(conn, expiry_cutoff(rules, uow.now), limit)
         if not ids:
             return 0
-        origins = await ledger.origin_accounts(conn, ids)
-        accounts = await ledger.load_accounts(conn, [*ids, *origins])
+        accounts = await ledger.load_accounts(conn, [*ids, *await ledger.origin_accounts(conn, ids)])
         posted = 0
         for account_id in ids:
             account = accounts.get(account_id)
@@ -277,8 +302,7 @@ class PointsHandler(Handler):
             if not events:
                 continue
             accounts = await ledger.apply(conn, accounts, events)
-            uow.emit_all(events)
-            uow.after_commit(partial(metrics.count, events))
+            self._emit(uow, events)
             posted += len(events)
         return posted
 

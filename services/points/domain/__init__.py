@@ -6,12 +6,13 @@ needs (accounts, the deed, the posting already stored under a transfer id), call
 
 - :mod:`.accounts`  — :class:`Account` (balance, earning lots, cap counters), floors,
   :func:`decide_open_account`, :func:`evolve_account`
-- :mod:`.transfers` — double-entry postings: :func:`decide_award`, :func:`decide_redeem`,
-  :func:`decide_adjust`, :func:`decide_expire`, deterministic transfer ids
+- :mod:`.transfers` — double-entry postings: :func:`award_plan` → :class:`AwardPlan` →
+  :func:`decide_award`, :func:`decide_redeem`, :func:`decide_adjust`, :func:`decide_expire`,
+  deterministic transfer ids
 - :mod:`.deeds`     — 申报 → 评审 → 兑现: :func:`decide_submit_deed`, :func:`decide_review_deed`,
   :func:`decide_credit_deed`, :func:`evolve_deed`
 - :mod:`.rules`     — :class:`EarningRules` (from ``rules/earning.yaml``), caps, validity
-- :mod:`.sources`   — orders and grid facts → :class:`Earning`
+- :mod:`.sources`   — orders and grid facts (:class:`OrderFacts`, the grid's case events) → :class:`Earning`
 - :mod:`.rankings`  — 好人榜 and 道德模范 candidates
 - :mod:`.clock`     — Asia/Shanghai days and months
 """
@@ -29,19 +30,19 @@ from .events import (
 )
 from .rankings import EarnedPoints, RankingEntry, earned_from, moral_model_candidates, rankings
 from .rules import Caps, EarningRules, Rule, SourceKind, Validity
-from .sources import earning_from_order, earning_from_report
+from .sources import OrderFacts, earning_from_order, earning_from_report
 from .transfers import (
-    Earning, TransferRefusal, award_plan, award_transfer_id, decide_adjust, decide_award, decide_expire,
+    AwardPlan, Earning, TransferRefusal, award_plan, award_transfer_id, decide_adjust, decide_award, decide_expire,
     decide_redeem, due_lots, expiry_transfer_id,
 )
 
 __all__ = [
-    "Account", "AccountKind", "AccountOpened", "Adjust", "Caps", "DEED_SOURCE", "Deed", "DeedApproved", "DeedRejected",
-    "DeedStatus", "DeedSubmitted", "EarnedPoints", "Earning", "EarningRules", "Lot", "OpenAccount", "RankingEntry",
-    "Redeem", "RefusalReason", "ReviewDeed", "Rule", "SourceKind", "SubmitDeed", "TransferKind", "TransferPosted",
-    "TransferRefusal", "TransferRefused", "Validity", "account_id_for", "award_plan", "award_transfer_id",
-    "decide_adjust", "decide_award", "decide_credit_deed", "decide_expire", "decide_open_account", "decide_redeem",
-    "decide_review_deed", "decide_submit_deed", "deed_transfer_id", "due_lots", "earned_from", "earning_from_order",
-    "earning_from_report", "evolve_account", "evolve_accounts", "evolve_deed", "expiry_transfer_id", "floor_of",
-    "issuer_account_id", "moral_model_candidates", "rankings",
+    "Account", "AccountKind", "AccountOpened", "Adjust", "AwardPlan", "Caps", "DEED_SOURCE", "Deed", "DeedApproved",
+    "DeedRejected", "DeedStatus", "DeedSubmitted", "EarnedPoints", "Earning", "EarningRules", "Lot", "OpenAccount",
+    "OrderFacts", "RankingEntry", "Redeem", "RefusalReason", "ReviewDeed", "Rule", "SourceKind", "SubmitDeed",
+    "TransferKind", "TransferPosted", "TransferRefusal", "TransferRefused", "Validity", "account_id_for", "award_plan",
+    "award_transfer_id", "decide_adjust", "decide_award", "decide_credit_deed", "decide_expire", "decide_open_account",
+    "decide_redeem", "decide_review_deed", "decide_submit_deed", "deed_transfer_id", "due_lots", "earned_from",
+    "earning_from_order", "earning_from_report", "evolve_account", "evolve_accounts", "evolve_deed",
+    "expiry_transfer_id", "floor_of", "issuer_account_id", "moral_model_candidates", "rankings",
 ]

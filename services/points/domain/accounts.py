@@ -16,6 +16,7 @@ from typing import Iterable
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.codes import is_community_id
 from schemas.points import AccountKind, AccountOpened, OpenAccount, TransferKind, TransferPosted
 
 from services.kit.errors import IllegalTransition, Rejected
@@ -119,7 +120,7 @@ def decide_open_account(
         )
     community = command.community_id
     if command.kind is AccountKind.issuer:
-        if not (command.holder_id.isdigit() and len(command.holder_id) == 12):
+        if not is_community_id(command.holder_id):
             raise Rejected("invalid_issuer", "an issuer's holder_id is its 12-digit community id", "holder_id")
         if community is not None and community != command.holder_id:
             raise Rejected("invalid_issuer", "an issuer's community_id is its holder_id", "community_id")

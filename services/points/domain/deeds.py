@@ -24,7 +24,7 @@ from services.kit.errors import IllegalTransition, NotFound, Rejected
 
 from .accounts import Account
 from .rules import EarningRules, SourceKind
-from .transfers import Earning, award_events, award_transfer_id
+from .transfers import AwardPlan, Earning, award_transfer_id, decide_award
 
 DEED_SOURCE = "points.deed"
 
@@ -159,10 +159,8 @@ def decide_credit_deed(
         source=DEED_SOURCE, source_event_id=deed.deed_id, kind=SourceKind.deed, holder_id=resident.holder_id,
         category=deed.category, community_id=deed.community_id, occurred_at=at,
     )
-    return award_events(
-        rule, deed.points, deed_transfer_id(deed.deed_id), earning=earning, resident=resident, issuer=issuer,
-        existing=existing, at=at,
-    )
+    plan = AwardPlan(earning, rule, deed.points, deed_transfer_id(deed.deed_id))
+    return decide_award(plan, resident=resident, issuer=issuer, existing=existing, at=at)
 
 
 def evolve_deed(

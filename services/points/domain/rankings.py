@@ -20,8 +20,8 @@ from schemas.points import TransferKind, TransferPosted
 
 from .clock import month_of, year_of
 
-_MONTH = re.compile(r"^\d{4}-\d{2}$")
-_YEAR = re.compile(r"^\d{4}$")
+_MONTH = re.compile(r"^[0-9]{4}-[0-9]{2}$")
+_YEAR = re.compile(r"^[0-9]{4}$")
 
 
 class EarnedPoints(BaseModel):

@@ -27,7 +27,9 @@ application answers 409 / ``points.command.rejected.v1`` and may also publish th
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Callable
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, NonNegativeInt
 
@@ -96,9 +98,21 @@ def _holder_side(debit: Account, credit: Account) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def award_plan(rules: EarningRules, earning: Earning) -> tuple[Rule, int, str] | None:
-    """The rule, amount and transfer id an order or report earning would get, or None when
-    no rule gives it points. (Deeds get the reviewer's points: see :mod:`.deeds`.)"""
+@dataclass(frozen=True, slots=True)
+class AwardPlan:
+    """What one award would post: the ``earning`` it is for, the ``rule`` it falls under (its
+    caps apply), the ``amount`` and the ``transfer_id`` (which the application looks up first,
+    to pass the posting already stored under it to :func:`decide_award`)."""
+
+    earning: Earning
+    rule: Rule
+    amount: int
+    transfer_id: str
+
+
+def award_plan(rules: EarningRules, earning: Earning) -> AwardPlan | None:
+    """The plan of an order or report earning, or None when no rule gives it points. (Deeds
+    get the reviewer's points: see :func:`.deeds.decide_credit_deed`.)"""
     if earning.kind is SourceKind.deed:
         raise ValueError("deeds are credited by review (decide_review_deed), not by award_plan")
     rule = rules.rule_for(earning.kind, earning.category)
@@ -107,47 +121,27 @@ def award_plan(rules: EarningRules, earning: Earning) -> tuple[Rule, int, str] |
     amount = rule.amount_for(earning.service_minutes)
     if amount <= 0:
         return None
-    return rule, amount, award_transfer_id(earning.source, earning.source_event_id, earning.kind)
+    return AwardPlan(earning, rule, amount, award_transfer_id(earning.source, earning.source_event_id, earning.kind))
 
 
 def decide_award(
-    rules: EarningRules,
-    earning: Earning,
+    plan: AwardPlan,
     *,
     resident: Account | None,
     issuer: Account | None,
     existing: TransferPosted | None = None,
     at: datetime | None = None,
 ) -> list[AccountOpened | TransferPosted | TransferRefused]:
-    """奖励 Award a resident for an order or report earning, by the rules.
+    """奖励 Award a resident by ``plan`` (an order or report earning under the rules, or a
+    deed's credit).
 
     ``resident`` is the holder's resident account (None: the ledger opens it), ``issuer``
     the issuer account of ``earning.community_id`` (None: opened too), ``existing`` the
-    posting already stored under the award's transfer id. Returns ``[]`` when no rule gives
-    points or on a redelivery; ``[TransferRefused]`` over a cap; else the openings and the
-    posting. ``at`` (default: ``occurred_at``) stamps openings and refusals."""
-    plan = award_plan(rules, earning)
-    if plan is None:
-        return []
-    rule, amount, transfer_id = plan
-    return award_events(
-        rule, amount, transfer_id, earning=earning, resident=resident, issuer=issuer, existing=existing,
-        at=at or earning.occurred_at,
-    )
-
-
-def award_events(
-    rule: Rule,
-    amount: int,
-    transfer_id: str,
-    *,
-    earning: Earning,
-    resident: Account | None,
-    issuer: Account | None,
-    existing: TransferPosted | None,
-    at: datetime,
-) -> list[AccountOpened | TransferPosted | TransferRefused]:
-    """The events of one award under ``rule`` (shared by rule awards and deed credits)."""
+    posting already stored under ``plan.transfer_id``. Returns ``[]`` on a redelivery;
+    ``[TransferRefused]`` over a cap; else the openings and the posting. ``at`` (default:
+    ``occurred_at``) stamps openings and refusals."""
+    earning, rule, amount, transfer_id = plan.earning, plan.rule, plan.amount, plan.transfer_id
+    at = at or earning.occurred_at
     events: list[AccountOpened | TransferPosted | TransferRefused] = []
     if resident is None:
         resident_open = opened_event(AccountKind.resident, earning.holder_id, at=at)
@@ -272,6 +266,38 @@ def _check_floor(cmd: Redeem | Adjust, kind: TransferKind, debit: Account, at: d
                       f"{debit.account_id} holds {debit.balance}, {cmd.amount} asked", kind, cmd, at, "amount")
 
 
+def _command_transfer(
+    cmd: Redeem | Adjust,
+    kind: TransferKind,
+    *,
+    debit: Account | None,
+    credit: Account | None,
+    existing: TransferPosted | None,
+    at: datetime,
+    rules: EarningRules | None,
+    sides: tuple[AccountKind | None, AccountKind | None],
+    terms: Callable[[Account, Account], dict[str, Any]],
+) -> list[TransferPosted]:
+    """The postings of a command's transfer: the pair checked (each side of the kind in
+    ``sides``, None: any), what is due expired first, the floor checked, then the transfer
+    with the ``terms`` of its kind."""
+    pair = _check_pair(cmd, kind, debit, credit, existing, at)
+    if pair is None:
+        return []
+    debit, credit = pair
+    for account, wanted, field in ((debit, sides[0], "debit_account"), (credit, sides[1], "credit_account")):
+        if wanted is not None and account.kind is not wanted:
+            raise _refuse(RefusalReason.wrong_account_kind, f"{account.account_id} is not a {wanted.value} account",
+                          kind, cmd, at, field)
+    expired, debit = _after_expiry(debit, rules, at)
+    _check_floor(cmd, kind, debit, at)
+    return [
+        *expired,
+        TransferPosted(transfer_id=cmd.transfer_id, debit_account=debit.account_id, credit_account=credit.account_id,
+                       amount=cmd.amount, reason=kind, posted_at=at, **terms(debit, credit)),
+    ]
+
+
 def decide_redeem(
     cmd: Redeem,
     *,
@@ -288,26 +314,10 @@ def decide_redeem(
     Raises :class:`TransferRefusal`: ``unknown_account``, ``wrong_account_kind``,
     ``same_account``, ``insufficient_balance``, ``duplicate_source``. A repeated command
     (same transfer id, same terms) returns ``[]``."""
-    pair = _check_pair(cmd, TransferKind.redemption, debit, credit, existing, at)
-    if pair is None:
-        return []
-    debit, credit = pair
-    if debit.kind is not AccountKind.resident:
-        raise _refuse(RefusalReason.wrong_account_kind, f"{debit.account_id} is not a resident account",
-                      TransferKind.redemption, cmd, at, "debit_account")
-    if credit.kind is not AccountKind.merchant:
-        raise _refuse(RefusalReason.wrong_account_kind, f"{credit.account_id} is not a merchant account",
-                      TransferKind.redemption, cmd, at, "credit_account")
-    expired, debit = _after_expiry(debit, rules, at)
-    _check_floor(cmd, TransferKind.redemption, debit, at)
-    return [
-        *expired,
-        TransferPosted(
-            transfer_id=cmd.transfer_id, debit_account=debit.account_id, credit_account=credit.account_id,
-            amount=cmd.amount, reason=TransferKind.redemption, posted_at=at, account_id=debit.account_id,
-            community_id=credit.community_id,
-        ),
-    ]
+    return _command_transfer(
+        cmd, TransferKind.redemption, debit=debit, credit=credit, existing=existing, at=at, rules=rules,
+        sides=(AccountKind.resident, AccountKind.merchant),
+        terms=lambda debit, credit: {"account_id": debit.account_id, "community_id": credit.community_id})
 
 
 def decide_adjust(
@@ -323,19 +333,11 @@ def decide_adjust(
     debit account's floor holds (only issuers may go below zero). A credit to a resident is
     a new lot earned ``at``; a debit takes the oldest points first (after expiring what is
     due, when ``rules`` are given). Raises :class:`TransferRefusal` like :func:`decide_redeem`."""
-    pair = _check_pair(cmd, TransferKind.adjustment, debit, credit, existing, at)
-    if pair is None:
-        return []
-    debit, credit = pair
-    expired, debit = _after_expiry(debit, rules, at)
-    _check_floor(cmd, TransferKind.adjustment, debit, at)
-    issuer = next((a for a in (debit, credit) if a.kind is AccountKind.issuer), None)
-    return [
-        *expired,
-        TransferPosted(
-            transfer_id=cmd.transfer_id, debit_account=debit.account_id, credit_account=credit.account_id,
-            amount=cmd.amount, reason=TransferKind.adjustment, operator_id=cmd.operator_id, detail=cmd.reason,
-            posted_at=at, account_id=_holder_side(debit, credit),
-            community_id=issuer.community_id if issuer is not None else None,
-        ),
-    ]
+
+    def terms(debit: Account, credit: Account) -> dict[str, Any]:
+        issuer = next((a for a in (debit, credit) if a.kind is AccountKind.issuer), None)
+        return {"operator_id": cmd.operator_id, "detail": cmd.reason, "account_id": _holder_side(debit, credit),
+                "community_id": issuer.community_id if issuer is not None else None}
+
+    return _command_transfer(cmd, TransferKind.adjustment, debit=debit, credit=credit, existing=existing, at=at,
+                             rules=rules, sides=(None, None), terms=terms)

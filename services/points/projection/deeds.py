@@ -1,27 +1,23 @@
-"""Deeds (道德日记) in PostgreSQL: the domain's Deed as jsonb plus columns to query by."""
+"""Deeds (道德日记) in PostgreSQL: the domain's :class:`Deed` kept by the kit's aggregate
+store (jsonb state with a version), with the columns queries and the credit timer filter on."""
 from __future__ import annotations
 
 import asyncpg
 
+from services.kit.aggregates import AggregateStore
 from services.points.domain import Deed
 
-
-async def load(conn: asyncpg.Connection, deed_id: str, *, for_update: bool = True) -> Deed | None:
-    row = await conn.fetchrow("SELECT state FROM deeds WHERE deed_id = $1" + (" FOR UPDATE" if for_update else ""),
-                              deed_id)
-    return Deed.model_validate(row["state"]) if row else None
-
-
-async def save(conn: asyncpg.Connection, deed: Deed) -> None:
-    await conn.execute(
-        """INSERT INTO deeds (deed_id, account_id, community_id, category, status, points, transfer_id, refused_reason,
-                              state, submitted_at, reviewed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11)
-           ON CONFLICT (deed_id) DO UPDATE SET status = EXCLUDED.status, points = EXCLUDED.points,
-               transfer_id = EXCLUDED.transfer_id, refused_reason = EXCLUDED.refused_reason, state = EXCLUDED.state,
-               reviewed_at = EXCLUDED.reviewed_at, updated_at = now()""",
-        deed.deed_id, deed.account_id, deed.community_id, deed.category, deed.status.value, deed.points,
-        deed.transfer_id, deed.refused_reason, deed.model_dump(mode="json"), deed.submitted_at, deed.reviewed_at)
+DEEDS: AggregateStore[Deed] = AggregateStore(Deed, table="deeds", id_column="deed_id", columns={
+    "account_id": ("text", lambda d: d.account_id),
+    "community_id": ("text", lambda d: d.community_id),
+    "category": ("text", lambda d: d.category),
+    "status": ("text", lambda d: d.status.value),
+    "points": ("int", lambda d: d.points),
+    "transfer_id": ("text", lambda d: d.transfer_id),
+    "refused_reason": ("text", lambda d: d.refused_reason),
+    "submitted_at": ("timestamptz", lambda d: d.submitted_at),
+    "reviewed_at": ("timestamptz", lambda d: d.reviewed_at),
+})
 
 
 async def approved_uncredited(conn: asyncpg.Connection, limit: int) -> list[str]:

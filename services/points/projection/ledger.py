@@ -1,11 +1,12 @@
 """The ledger in PostgreSQL: accounts, append-only postings, earnings (for 好人榜).
 
-Write path for one decision, inside the caller's transaction:
+Accounts stay relational: a posting moves the balances of its two accounts in the same
+transaction (a trigger), so an account's row is its balance's one truth. Write path for one
+decision, inside the caller's transaction:
 
-1. :func:`lock` — advisory transaction locks on the keys of everything the decision may read
-   or create (``acct:<id>``, ``holder:<kind>:<holder>``), taken in the order of their 64-bit
-   hash, so two transactions never wait on each other in a cycle; then the account rows
-   themselves ``FOR UPDATE`` in id order (:func:`load_accounts`).
+1. :func:`lock_accounts` — the account rows the decision reads, row-locked ``FOR UPDATE`` in
+   one query in id order; for an account the decision may create (a holder without one, an
+   account id to open), the kit's advisory locks on its keys (:func:`opening_keys`) first;
 2. the pure domain decides;
 3. :func:`apply` — inserts opened accounts, inserts postings (a trigger moves the balances,
    the floor CHECK guards them), records earnings, and stores the evolved account states;
@@ -13,13 +14,15 @@ Write path for one decision, inside the caller's transaction:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable, Sequence
 
 import asyncpg
 
 from schemas.points import AccountKind, AccountOpened, TransferPosted
-from services.points.domain import Account, earned_from, evolve_accounts
+from services.kit.locks import advisory_locks
+from services.points.domain import Account, account_id_for, earned_from, evolve_accounts
 from services.points.domain.clock import month_of, year_of
 
 
@@ -28,23 +31,54 @@ class LedgerMismatch(RuntimeError):
 
 
 def account_key(account_id: str) -> str:
-    return f"acct:{account_id}"
+    return f"points:acct:{account_id}"
 
 
 def holder_key(kind: AccountKind | str, holder_id: str) -> str:
-    return f"holder:{AccountKind(kind).value}:{holder_id}"
+    return f"points:holder:{AccountKind(kind).value}:{holder_id}"
 
 
-async def lock(conn: asyncpg.Connection, keys: Iterable[str]) -> None:
-    """Advisory transaction locks on ``keys``, in hash order (no deadlock between lockers)."""
-    keys = sorted(set(keys))
-    if not keys:
-        return
-    await conn.execute(
-        """SELECT pg_advisory_xact_lock(h) FROM (
-             SELECT DISTINCT hashtextextended('points:' || k, 0) AS h FROM unnest($1::text[]) AS k
-           ) t ORDER BY h""",
-        keys)
+def opening_keys(kind: AccountKind, holder_id: str, account_id: str | None = None) -> tuple[str, str]:
+    """The advisory-lock keys that serialise opening an account of ``kind`` for ``holder_id``
+    (one per holder and kind) under ``account_id`` (default: the ledger's own id for it)."""
+    return holder_key(kind, holder_id), account_key(account_id or account_id_for(kind, holder_id))
+
+
+Holder = tuple[AccountKind, str]
+
+
+@dataclass(frozen=True)
+class LockedAccounts:
+    """Accounts row-locked by a unit of work: their states by id, and which of them the
+    holders asked for hold (absent: the holder has no account of that kind)."""
+
+    by_id: dict[str, Account]
+    by_holder: dict[Holder, str]
+
+    def get(self, account_id: str) -> Account | None:
+        return self.by_id.get(account_id)
+
+    def held(self, kind: AccountKind, holder_id: str) -> Account | None:
+        account_id = self.by_holder.get((kind, holder_id))
+        return None if account_id is None else self.by_id.get(account_id)
+
+
+async def lock_accounts(conn: asyncpg.Connection, *, ids: Iterable[str] = (), holders: Iterable[Holder] = (),
+                        keys: Iterable[str] = ()) -> LockedAccounts:
+    """Row-lock and read the accounts ``ids`` and those the ``holders`` hold, in one query in
+    id order. The advisory locks of ``keys`` and of the opening keys of each holder that has
+    no account yet are taken first (one statement, the kit's order), and those holders are
+    looked up again: two transactions never open the same account, and advisory locks are
+    only taken where an account may be created."""
+    wanted = sorted({(AccountKind(kind), holder) for kind, holder in holders})
+    found = await holder_account_ids(conn, wanted)
+    missing = [h for h in wanted if h not in found]
+    keys = [*keys, *(k for kind, holder in missing for k in opening_keys(kind, holder))]
+    if keys:
+        await advisory_locks(conn, keys)
+    if missing:
+        found.update(await holder_account_ids(conn, missing))
+    return LockedAccounts(await load_accounts(conn, [*ids, *found.values()]), found)
 
 
 def _account(row) -> Account:
@@ -62,13 +96,16 @@ async def load_accounts(conn: asyncpg.Connection, ids: Iterable[str], *, for_upd
     return {r["account_id"]: _account(r) for r in rows}
 
 
-async def holder_account(conn: asyncpg.Connection, kind: AccountKind, holder_id: str, *,
-                         for_update: bool = True) -> Account | None:
-    """The account of ``kind`` that ``holder_id`` holds (one per holder and kind)."""
-    row = await conn.fetchrow(
-        "SELECT account_id, state FROM accounts WHERE kind = $1 AND holder_id = $2"
-        + (" FOR UPDATE" if for_update else ""), AccountKind(kind).value, holder_id)
-    return _account(row) if row else None
+async def holder_account_ids(conn: asyncpg.Connection, holders: Sequence[Holder]) -> dict[Holder, str]:
+    """The ids of the accounts that holders hold, by (kind, holder id) — one query, no lock
+    (an account's kind and holder never change)."""
+    if not holders:
+        return {}
+    rows = await conn.fetch(
+        """SELECT a.kind, a.holder_id, a.account_id FROM accounts a
+           JOIN unnest($1::text[], $2::text[]) AS h(kind, holder_id) USING (kind, holder_id)""",
+        [AccountKind(k).value for k, _ in holders], [h for _, h in holders])
+    return {(AccountKind(r["kind"]), r["holder_id"]): r["account_id"] for r in rows}
 
 
 async def posting(conn: asyncpg.Connection, transfer_id: str) -> TransferPosted | None:

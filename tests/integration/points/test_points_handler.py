@@ -1,5 +1,6 @@
 """The points handler on real PostgreSQL without a broker: deeds credited again after a cap,
-FIFO expiry exactly once, and concurrent redemptions that never overdraw an account."""
+FIFO expiry exactly once, concurrent redemptions that never overdraw an account, and a batch
+of several messages through the kit's loop."""
 from __future__ import annotations
 
 import asyncio
@@ -10,14 +11,14 @@ import pytest
 from schemas.envelope import Message
 from schemas.orders import OrderEvaluated
 from schemas.points import Adjust, OpenAccount, Redeem, ReviewDeed, SubmitDeed
-from services.kit.db import create_pool
 from services.kit.errors import Rejected
-from services.kit.migrations import KIT_MIGRATIONS, migrate
+from services.kit.handlers import dispatch
+from services.kit.outbox import write as write_outbox
 from services.kit.uow import UnitOfWork
 from services.points import DEFAULT_RULES_PATH
 from services.points.app.handler import PointsHandler
 from services.points.app.rules import RulesFile
-from services.points.projection import MIGRATIONS, queries
+from services.points.projection import queries
 from tests.support.kafka import command
 
 pytestmark = pytest.mark.integration
@@ -27,34 +28,32 @@ COMMUNITY = "110105001002"
 
 
 @pytest.fixture
-async def pool(database_url):
-    p = await create_pool(database_url, "points", service="points", max_size=6)
-    async with p.acquire() as conn:
-        await migrate(conn, "points", [("kit", KIT_MIGRATIONS), ("points", MIGRATIONS)])
-    yield p
-    await p.close()
-
-
-@pytest.fixture
 def handler() -> PointsHandler:
     return PointsHandler(RulesFile(DEFAULT_RULES_PATH))
 
 
-async def run(pool, handler: PointsHandler, payload, *, now: datetime = DAY, source: str = "/tests",
-              time: datetime | None = None) -> UnitOfWork:
-    """Handle one message in its own transaction, as the kit does."""
-    msg = Message(envelope=command(payload, source=source, time=time or now), payload=payload)
-    async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, "points", now)
-        await handler.handle(uow, msg)
-        return uow
-
-
 async def timer(pool, fn, now: datetime) -> UnitOfWork:
+    """Run ``fn(uow)`` in its own transaction, then write what it holds and emitted, as the kit does."""
     async with pool.acquire() as conn, conn.transaction():
         uow = UnitOfWork(conn, "points", now)
         await fn(uow)
+        await uow.flush()
+        await write_outbox(conn, uow.records)
         return uow
+
+
+async def batch(pool, handler: PointsHandler, msgs: list[Message], now: datetime = DAY) -> UnitOfWork:
+    """Handle messages as one batch through the kit's loop (none of them may fault)."""
+    async def handle(uow: UnitOfWork) -> None:
+        assert await dispatch(handler, uow, msgs) == []
+    return await timer(pool, handle, now)
+
+
+async def run(pool, handler: PointsHandler, payload, *, now: datetime = DAY, source: str = "/tests",
+              time: datetime | None = None) -> UnitOfWork:
+    """Handle one message in its own transaction."""
+    return await batch(pool, handler, [Message(envelope=command(payload, source=source, time=time or now),
+                                               payload=payload)], now)
 
 
 def types(uow: UnitOfWork) -> list[str]:
@@ -135,3 +134,60 @@ async def test_concurrent_redemptions_never_take_a_resident_below_zero(pool, han
     async with pool.acquire() as conn:
         check = await queries.ledger_check(conn)
     assert check["sum"] == 0 and check["consistent"]
+
+
+async def test_a_batch_is_handled_as_its_messages_one_by_one_and_a_refusal_undoes_only_its_message(pool, handler):
+    """One batch through the kit's loop (the batch step locks its deeds and accounts first):
+    an opening, a deed submitted and approved, a redemption over the balance (refused with both
+    events), a second review of the deed (refused) and an order award."""
+    shop = "merchant:m9"
+    payloads = [
+        OpenAccount(account_id="resident:p9", holder_id="p9", kind="resident", community_id=COMMUNITY),
+        OpenAccount(account_id=shop, holder_id="m9", kind="merchant"),
+        SubmitDeed(deed_id="d9", account_id="resident:p9", category="civility_persuasion"),
+        ReviewDeed(deed_id="d9", account_id="resident:p9", approved=True, points=10, reviewer_id="rev"),
+        Redeem(transfer_id="till-9", debit_account="resident:p9", credit_account=shop, amount=11),
+        ReviewDeed(deed_id="d9", account_id="resident:p9", approved=False, reason="again", reviewer_id="rev"),
+        OrderEvaluated(order_id="o9", assignee_id="p9", rating=5, passed=True, evaluator_id="op",
+                       community_id=COMMUNITY, category="daily_care", service_minutes=60),
+    ]
+    msgs = [Message(envelope=command(p, source="/services/orders" if isinstance(p, OrderEvaluated) else "/tests",
+                                     time=DAY), payload=p) for p in payloads]
+    uow = await batch(pool, handler, msgs)
+    by_message = [[e.type for e in uow.caused_by(m.id)] for m in msgs]
+    assert by_message == [
+        ["points.account.opened.v1"], ["points.account.opened.v1"], ["points.deed.submitted.v1"],
+        ["points.deed.approved.v1", "points.account.opened.v1", "points.transfer.posted.v1"],
+        ["points.transfer.refused.v1", "points.command.rejected.v1"],
+        ["points.command.rejected.v1"],
+        ["points.transfer.posted.v1"],
+    ]
+    assert [e.reason for _, e in uow.rejected] == ["insufficient_balance", "illegal_transition"]
+    assert await balance(pool, "resident:p9") == 17  # 10 for the deed, 7 for the order
+    async with pool.acquire() as conn:
+        deed = await queries.deed(conn, "d9")
+        assert (deed["status"], deed["points"]) == ("credited", 10)
+        assert await conn.fetchval("SELECT version FROM deeds WHERE deed_id = 'd9'") == 1  # saved once, at the flush
+        check = await queries.ledger_check(conn)
+    assert check["sum"] == 0 and check["consistent"]
+
+
+async def test_concurrent_batches_awarding_in_the_same_communities_wait_for_each_other(pool, handler):
+    """Batches that name the same issuers in opposite orders lock them at once, in one order:
+    none of them deadlocks."""
+    communities = [f"11010500100{n}" for n in range(2, 6)]
+    for c in communities:
+        await run(pool, handler, OpenAccount(account_id=f"issuer:{c}", holder_id=c, kind="issuer"))
+
+    def evaluated(batch: int, community: str) -> Message:
+        e = OrderEvaluated(order_id=f"o-{batch}-{community}", assignee_id=f"p-{batch}-{community}", rating=5,
+                           passed=True, evaluator_id="op", community_id=community, category="daily_care",
+                           service_minutes=60)
+        return Message(envelope=command(e, source="/services/orders", time=DAY), payload=e)
+
+    batches = [[evaluated(b, c) for c in (communities if b % 2 else communities[::-1])] for b in range(6)]
+    done = await asyncio.gather(*(batch(pool, handler, msgs) for msgs in batches))
+    assert all(types(uow).count("points.transfer.posted.v1") == len(communities) for uow in done)
+    async with pool.acquire() as conn:
+        check = await queries.ledger_check(conn)
+    assert check["sum"] == 0 and check["consistent"] and check["postings"] == 6 * len(communities)

@@ -7,26 +7,18 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 import pytest
 
+from schemas.grid import CaseRegistered
 from schemas.points import AccountKind, AccountOpened, TransferKind, TransferPosted
 from services.kit.db import create_pool
 from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.points.projection import MIGRATIONS
-from services.points.projection import ledger, queries
+from services.points.projection import ledger, queries, sources
 
 pytestmark = pytest.mark.integration
 
 AT = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
 COMMUNITY = "110105001002"
 OTHER = "110105001003"
-
-
-@pytest.fixture
-async def pool(database_url):
-    p = await create_pool(database_url, "points", service="points", max_size=4)
-    async with p.acquire() as conn:
-        await migrate(conn, "points", [("kit", KIT_MIGRATIONS), ("points", MIGRATIONS)])
-    yield p
-    await p.close()
 
 
 def opened(account_id: str, kind: AccountKind, holder: str, community: str | None = None) -> AccountOpened:
@@ -138,3 +130,30 @@ async def test_apply_refuses_to_store_a_state_that_disagrees_with_the_postings(p
         with pytest.raises(ledger.LedgerMismatch):
             async with conn.transaction():
                 await ledger.apply(conn, accounts, [award("t9", "resident:p1", 5)])
+
+
+async def test_a_registration_kept_before_migration_002_is_read_back_as_its_contract_model(database_url, tmp_path):
+    """Rows kept in the earlier shape ({"source", "id", "time", "data"}) move to the typed one."""
+    first = tmp_path / "migrations"
+    first.mkdir()
+    (first / "001_ledger.sql").write_text((MIGRATIONS / "001_ledger.sql").read_text(encoding="utf-8"), encoding="utf-8")
+    p = await create_pool(database_url, "points", service="points", max_size=1)
+    try:
+        async with p.acquire() as conn:
+            await migrate(conn, "points", [("kit", KIT_MIGRATIONS), ("points", first)])
+            data = {"case_id": "c-1", "due_at": "2026-11-22T12:00:00+00:00", "department": "城市管理办公室",
+                    "reporter": {"kind": "resident", "id": "r-1"}}
+            await conn.execute(
+                "INSERT INTO grid_reports (case_id, outcome, registered) VALUES ('c-1', 'registered', $1::jsonb)",
+                {"source": "/services/grid", "id": "reg-1", "time": "2026-11-22T10:00:00+00:00", "data": data})
+            await conn.execute("INSERT INTO grid_reports (case_id) VALUES ('c-2')")
+            await migrate(conn, "points", [("kit", KIT_MIGRATIONS), ("points", MIGRATIONS)])
+            async with conn.transaction():
+                case = await sources.report(conn, "c-1")
+                empty = await sources.report(conn, "c-2")
+    finally:
+        await p.close()
+    assert case.outcome == "registered" and case.reported is None and not case.awarded
+    assert case.registration == sources.Registration(CaseRegistered.model_validate(data), "/services/grid", "reg-1",
+                                                     datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc))
+    assert empty.registration is None and empty.outcome is None

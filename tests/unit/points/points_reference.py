@@ -74,10 +74,12 @@ class ReferenceLedger:
 
     def award(self, earning: Earning, at: datetime | None = None) -> list:
         plan = award_plan(self.rules, earning)
-        existing = self.postings.get(plan[2]) if plan else None
+        if plan is None:
+            return []
         return self.apply(decide_award(
-            self.rules, earning, resident=self.holder_account(AccountKind.resident, earning.holder_id),
-            issuer=self.accounts.get(issuer_account_id(earning.community_id)), existing=existing, at=at))
+            plan, resident=self.holder_account(AccountKind.resident, earning.holder_id),
+            issuer=self.accounts.get(issuer_account_id(earning.community_id)),
+            existing=self.postings.get(plan.transfer_id), at=at))
 
     def redeem(self, cmd: Redeem, at: datetime) -> list:
         return self._command(lambda: decide_redeem(

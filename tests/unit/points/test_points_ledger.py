@@ -6,8 +6,8 @@ import pytest
 from schemas.points import AccountOpened, Adjust, OpenAccount, Redeem, TransferPosted, TransferRefused
 from services.kit.errors import Rejected
 from services.points.domain import (
-    Account, AccountKind, Earning, EarningRules, TransferRefusal, award_transfer_id, decide_adjust, decide_award,
-    decide_open_account, decide_redeem, evolve_account, floor_of,
+    Account, AccountKind, Earning, EarningRules, TransferRefusal, award_plan, award_transfer_id, decide_adjust,
+    decide_award, decide_open_account, decide_redeem, evolve_account, floor_of,
 )
 from points_reference import ReferenceLedger
 
@@ -200,8 +200,8 @@ def test_issuer_accounts_belong_to_a_community_id():
 
 def test_award_to_a_non_resident_account_is_refused():
     merchant = Account(account_id="merchant:m-7", holder_id="m-7", kind="merchant")
-    events = decide_award(EarningRules.from_mapping({"orders": {"*": {"points": 3}}}), order(), resident=merchant,
-                          issuer=None)
+    plan = award_plan(EarningRules.from_mapping({"orders": {"*": {"points": 3}}}), order())
+    events = decide_award(plan, resident=merchant, issuer=None)
     assert [e.reason for e in events] == ["wrong_account_kind"]
 
 
