@@ -1,35 +1,43 @@
-"""The orders service's application layer: load state, call the pure domain, save, project, emit.
+"""The orders service's handler: its own commands (``orders.intake.v1`` and ``POST /v1/commands``),
+the grid's registered resident-need cases (``grid.events.v1``) and the expiry timer, around the
+pure domain.
 
-- :class:`OrderCommands` — the service's own commands (``orders.intake.v1`` and ``POST /v1/commands``);
-- :class:`GridCases`     — reactions to ``grid.events.v1``: a registered resident-need case → one order;
-- :func:`expire_dispatches` — the timer: dispatches past ``accept_by`` expire and are re-dispatched.
+For a batch, :meth:`OrdersHandler.load` locks and loads at once the orders, members and posts it
+names; each message then decides on those states and :meth:`OrdersHandler._apply` evolves them,
+keeps them and emits the events. The kit saves the changed states (state, version and query
+columns, one upsert per kind) and then the order history and the dispatch misses
+(:class:`~services.orders.projection.store.OrderLog`) when it flushes the unit of work.
+Everything a message causes happens in the batch's transaction, including the automatic
+dispatch after a placement, a decline or an expiry, and the retry of waiting orders when a
+matching post is claimed (so a crash never leaves a claimed post next to an order that should
+have had it).
 
-All three share :class:`Orders`, which applies an aggregate's new events in the unit of work:
-state row + projection columns (one upsert), order history, outbox, metrics. Everything a
-message causes happens in the batch's transaction, including the automatic dispatch after a
-placement, a decline or an expiry, and the retry of waiting orders when a matching post is
-claimed (so a crash never leaves a claimed post next to an order that should have had it).
+The projection reads (dispatch candidates, waiting orders, the order of a grid case) see the
+batch's own changes: the changed orders and posts are written just before them.
 """
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable, Sequence
 from functools import partial
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-import asyncpg
+from pydantic import BaseModel
 
 from schemas.common import Command, Event, community_of
-from schemas.envelope import Message
+from schemas.envelope import Emitted
 from schemas.grid import CaseRegistered
 from schemas.orders import (
     AUTO,
     MEMBER_COMMANDS,
     ORDER_COMMANDS,
     POST_COMMANDS,
+    AcceptOrder,
+    CancelOrder,
     ClaimPost,
+    CompleteOrder,
     DeclineOrder,
     DispatchOrder,
+    EvaluateOrder,
     OrderAccepted,
     OrderCancelled,
     OrderCompleted,
@@ -40,9 +48,14 @@ from schemas.orders import (
     OrderPlaced,
     PlaceOrder,
     PostClaimed,
+    RegisterMember,
+    ReleasePost,
 )
+from services.kit.aggregates import AggregateStore
 from services.kit.errors import Rejected
-from services.kit.uow import Handler, UnitOfWork, on
+from services.kit.handlers import Handler, handles, prepares
+from services.kit.locks import advisory_locks
+from services.kit.uow import UnitOfWork
 from services.orders.domain import (
     Candidate,
     Context,
@@ -54,19 +67,25 @@ from services.orders.domain import (
     check_expiry,
     decide,
     evolve,
+    is_resident_need,
     order_from_grid_case,
+    order_id_for_case,
     post_can_serve,
+    state_key,
 )
 from services.orders.projection import store
+from services.orders.projection.store import MEMBERS, ORDERS, POSTS, OrderLog
 
 from . import metrics as mx
 from .settings import OrdersSettings
 
-log = logging.getLogger("orders.handler")
+S = TypeVar("S", bound=BaseModel)
 
-ORDER_TYPES = tuple(c.TYPE for c in ORDER_COMMANDS)
-MEMBER_TYPES = tuple(c.TYPE for c in MEMBER_COMMANDS)
-POST_TYPES = tuple(c.TYPE for c in POST_COMMANDS)
+STORES: dict[str, AggregateStore[Any]] = {"order": ORDERS, "member": MEMBERS, "post": POSTS}
+"""Where each kind of aggregate (:func:`~services.orders.domain.state_key`) is kept."""
+
+CREATES = (PlaceOrder, RegisterMember, ClaimPost)
+"""The commands that may create their aggregate."""
 
 MISS_TRIGGERS = frozenset({"place", "decline", "expiry"})
 """Automatic dispatches whose miss is counted (a retry on a post claim is not a new miss)."""
@@ -80,73 +99,236 @@ class CaseAlreadyOrdered(Rejected):
                          "source_case_id")
 
 
-async def _creation_lock(conn: asyncpg.Connection, kind: str, id: str) -> None:
-    """Serialise the creation of one aggregate id across transactions (rows that do not exist yet
-    cannot be row-locked)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"orders:{kind}:{id}")
+class OrdersHandler(Handler):
+    """Orders (点单 → 派单 → 接单 → 考单), members (双报到), posts (岗位认领) and grid cases."""
 
-
-class Orders:
-    """Shared application logic: contexts, applying order events, automatic dispatch retries."""
+    service = "orders"
 
     def __init__(self, settings: OrdersSettings):
         self.settings = settings
 
-    # -- context -------------------------------------------------------------------------
-    def context(self, uow: UnitOfWork, candidates: Sequence[Candidate] = (), *, auto: bool | None = None,
-                member: MemberState | None = None) -> Context:
+    # -- the batch step -------------------------------------------------------------------
+
+    @prepares(*ORDER_COMMANDS, *MEMBER_COMMANDS, *POST_COMMANDS, CaseRegistered)
+    async def load(self, uow: UnitOfWork, payloads: Sequence[Command | CaseRegistered]) -> None:
+        """Lock and load the states the batch names, one statement per kind in id order (so
+        concurrent batches wait for each other instead of deadlocking). The ids a command may
+        create, and the grid cases an order may be made from, are first locked by name: a row
+        that does not exist yet cannot be locked."""
+        ids: dict[str, set[str]] = {kind: set() for kind in STORES}
+        names: set[str] = set()
+        for p in payloads:
+            if isinstance(p, CaseRegistered):
+                if is_resident_need(p):
+                    order_id = order_id_for_case(p.case_id)
+                    ids["order"].add(order_id)
+                    names |= {f"orders:order:{order_id}", f"orders:case:{p.case_id}"}
+                continue
+            kind, id = state_key(p)
+            ids[kind].add(id)
+            if isinstance(p, CREATES):
+                names.add(f"orders:{kind}:{id}")
+            if isinstance(p, PlaceOrder) and p.source_case_id is not None:
+                names.add(f"orders:case:{p.source_case_id}")
+        await advisory_locks(uow.conn, names)
+        for kind, states in STORES.items():
+            await states.of(uow).load(ids[kind])
+
+    # -- orders ---------------------------------------------------------------------------
+
+    @handles(PlaceOrder)
+    async def place(self, uow: UnitOfWork, cmd: PlaceOrder) -> None:
+        """点单, followed by an automatic dispatch."""
+        await self._place(uow, cmd)
+
+    @handles(DispatchOrder)
+    async def dispatch_order(self, uow: UnitOfWork, cmd: DispatchOrder) -> None:
+        """派单 to the member named, or automatic when it names nobody."""
+        try:
+            await self._order_command(uow, cmd, candidates=True)
+        except NoEligibleAssignee:
+            # counted now: a refusal undoes the message's after-commit effects
+            mx.AUTO_DISPATCH_MISSES.labels("command").inc()
+            raise
+
+    @handles(AcceptOrder)
+    async def accept(self, uow: UnitOfWork, cmd: AcceptOrder) -> None:
+        """接单."""
+        await self._order_command(uow, cmd)
+
+    @handles(DeclineOrder)
+    async def decline(self, uow: UnitOfWork, cmd: DeclineOrder) -> None:
+        """A decline, followed by an automatic dispatch to someone else."""
+        await self._order_command(uow, cmd, candidates=self.settings.auto_dispatch, trigger="decline")
+
+    @handles(CompleteOrder)
+    async def complete(self, uow: UnitOfWork, cmd: CompleteOrder) -> None:
+        """服务完成, with the minutes served."""
+        await self._order_command(uow, cmd)
+
+    @handles(EvaluateOrder)
+    async def evaluate(self, uow: UnitOfWork, cmd: EvaluateOrder) -> None:
+        """考单."""
+        await self._order_command(uow, cmd)
+
+    @handles(CancelOrder)
+    async def cancel(self, uow: UnitOfWork, cmd: CancelOrder) -> None:
+        """撤单, before completion."""
+        await self._order_command(uow, cmd)
+
+    # -- members and posts ----------------------------------------------------------------
+
+    @handles(RegisterMember)
+    async def register_member(self, uow: UnitOfWork, cmd: RegisterMember) -> None:
+        """双报到."""
+        self._decide(uow, MEMBERS, cmd.member_id, cmd, self._context(uow))
+
+    @handles(ClaimPost)
+    async def claim_post(self, uow: UnitOfWork, cmd: ClaimPost) -> None:
+        """岗位认领, then a dispatch of the waiting orders the new post can serve."""
+        member = await self._member(uow, cmd.member_id)
+        post, events = self._decide(uow, POSTS, cmd.post_id, cmd, self._context(uow, member=member))
+        if any(isinstance(e, PostClaimed) for e in events):
+            await self._retry_waiting(uow, post)
+
+    @handles(ReleasePost)
+    async def release_post(self, uow: UnitOfWork, cmd: ReleasePost) -> None:
+        """A post given up by its holder (the orders it holds stay with the member)."""
+        self._decide(uow, POSTS, cmd.post_id, cmd, self._context(uow))
+
+    # -- the grid's cases -----------------------------------------------------------------
+
+    @handles(CaseRegistered)
+    async def case_registered(self, uow: UnitOfWork, case: CaseRegistered) -> None:
+        """A registered resident-need case (群众需求) becomes exactly one order.
+
+        The order id is derived from the case id, so a grid event delivered twice, republished
+        under a new event id, or a case registered again later all find the order already there.
+        A resident-need case that cannot become an order raises (the record goes to the DLQ).
+        """
+        cmd = order_from_grid_case(case)
+        if cmd is None or ORDERS.of(uow).get(cmd.order_id) is not None:
+            return  # not a resident need, or already this order
+        try:
+            await self._place(uow, cmd)
+        except CaseAlreadyOrdered:
+            return  # a command placed an order naming this case before
+
+    # -- the expiry timer -----------------------------------------------------------------
+
+    async def expire_dispatches(self, uow: UnitOfWork) -> int:
+        """Dispatches past ``accept_by`` expire (超时未接单) and are dispatched again when someone
+        is eligible; returns how many due orders this round took.
+
+        Safe on several workers and after restarts: the due orders are locked ``SKIP LOCKED``
+        (another round has the rest), and ``check_expiry`` yields nothing for an order that is
+        no longer dispatched.
+        """
+        due = await store.due_for_expiry(uow.conn, uow.now, self.settings.expiry_batch)
+        ORDERS.of(uow).adopt(due)
+        for order_id, (_, order) in due.items():
+            cands = await self._candidates(uow, order.community_id) if self.settings.auto_dispatch else ()
+            events = check_expiry(order, uow.now, self._context(uow, cands))
+            self._apply_order(uow, order_id, events, trigger="expiry")
+        return len(due)
+
+    # -- deciding and applying ------------------------------------------------------------
+
+    def _context(self, uow: UnitOfWork, candidates: Sequence[Candidate] = (), *,
+                 member: MemberState | None = None) -> Context:
         s = self.settings
         return Context(now=uow.now, accept_window=s.accept_window, candidates=tuple(candidates),
-                       auto_dispatch=s.auto_dispatch if auto is None else auto,
-                       allow_over_capacity=s.allow_over_capacity, member=member)
+                       auto_dispatch=s.auto_dispatch, allow_over_capacity=s.allow_over_capacity, member=member)
 
-    # -- applying order events -----------------------------------------------------------
-    async def apply_order(self, uow: UnitOfWork, cause: Message | None, state: OrderState | None,
-                          events: Sequence[Event], *, trigger: str, origin: str = "resident") -> OrderState | None:
-        """Evolve, save (state + projection), record history, emit, count. Returns the new state."""
-        new = state
+    def _apply(self, uow: UnitOfWork, states: AggregateStore[S], id: str, events: Sequence[Event],
+               observe: Callable[[Any, Any, Event], None] | None = None) -> tuple[S | None, list[Emitted]]:
+        """Evolve the state of ``id`` by ``events`` (``observe(before, after, event)`` sees each
+        step), keep it for the flush and emit the events. Returns the new state and the envelopes."""
+        loaded = states.of(uow)
+        state: Any = loaded.get(id)
         for e in events:
-            before = new
-            new = evolve(new, e)  # type: ignore[assignment]
-            uow.after_commit(partial(_observe, before, new, e, origin))
-        if events:
-            assert new is not None
-            await store.save_order(uow.conn, new)
-            envelopes = uow.emit_all(events, cause=cause)
-            await store.record_history(uow.conn, envelopes)
-        if (trigger in MISS_TRIGGERS and self.settings.auto_dispatch and events and new is not None
-                and new.awaiting_dispatch):
-            uow.after_commit(mx.AUTO_DISPATCH_MISSES.labels(trigger).inc)
-            await store.record_miss(uow.conn, new.order_id, uow.now)
-        return new
+            after = evolve(state, e)
+            if observe is not None:
+                observe(state, after, e)
+            state = after
+        if not events:
+            return state, []
+        loaded.put(id, state)
+        return state, uow.emit_all(events)
 
-    async def place(self, uow: UnitOfWork, cause: Message, cmd: PlaceOrder, *, origin: str) -> None:
+    def _decide(self, uow: UnitOfWork, states: AggregateStore[S], id: str, cmd: Command,
+                ctx: Context) -> tuple[S | None, list[Event]]:
+        """Decide ``cmd`` on the state of ``id`` and apply the events."""
+        events = decide(states.of(uow).get(id), cmd, ctx)  # type: ignore[arg-type]
+        return self._apply(uow, states, id, events)[0], events
+
+    def _apply_order(self, uow: UnitOfWork, order_id: str, events: Sequence[Event], *, trigger: str,
+                     origin: str = "resident") -> None:
+        """:meth:`_apply` to an order, with its metrics, its history and the count of a miss
+        (an automatic dispatch that found nobody: the order keeps waiting)."""
+        new, emitted = self._apply(uow, ORDERS, order_id, events,
+                                   lambda before, after, e: uow.after_commit(partial(_observe, before, after, e, origin)))
+        if not emitted:
+            return
+        order_log = OrderLog.of(uow)
+        order_log.record(emitted)
+        if trigger in MISS_TRIGGERS and self.settings.auto_dispatch and new is not None and new.awaiting_dispatch:
+            uow.after_commit(mx.AUTO_DISPATCH_MISSES.labels(trigger).inc)
+            order_log.miss(order_id, uow.now)
+
+    async def _order_command(self, uow: UnitOfWork, cmd: Command, *, candidates: bool = False,
+                             trigger: str = "command") -> None:
+        order = ORDERS.of(uow).get(cmd.aggregate_id)
+        cands = await self._candidates(uow, order.community_id) if candidates and order is not None else ()
+        events = decide(order, cmd, self._context(uow, cands))
+        self._apply_order(uow, cmd.aggregate_id, events, trigger=trigger)
+
+    async def _place(self, uow: UnitOfWork, cmd: PlaceOrder) -> None:
         """点单 (from a resident's command or a grid case), followed by an automatic dispatch."""
-        conn = uow.conn
-        await _creation_lock(conn, "order", cmd.order_id)
-        state = await store.load_order(conn, cmd.order_id)
+        state = ORDERS.of(uow).get(cmd.order_id)
         if state is None and cmd.source_case_id is not None:
-            existing = await store.order_for_case(conn, cmd.source_case_id)
+            existing = await store.order_for_case(await self._written(uow), cmd.source_case_id)
             if existing is not None and existing != cmd.order_id:
                 raise CaseAlreadyOrdered(cmd.source_case_id, existing)
-        cands = await store.candidates(conn, community_of(cmd.grid_id)) if state is None else ()
-        events = decide(state, cmd, self.context(uow, cands))
-        await self.apply_order(uow, cause, state, events, trigger="place", origin=origin)
+        cands = await self._candidates(uow, community_of(cmd.grid_id)) if state is None else ()
+        events = decide(state, cmd, self._context(uow, cands))
+        self._apply_order(uow, cmd.order_id, events, trigger="place",
+                          origin="grid_case" if cmd.source_case_id else "resident")
 
-    async def retry_waiting(self, uow: UnitOfWork, cause: Message | None, post: PostState) -> int:
-        """A post was claimed: dispatch the waiting orders it could serve (oldest first). Returns dispatches."""
-        if not self.settings.auto_dispatch:
-            return 0
-        done = 0
-        for order in await store.waiting_orders_for(uow.conn, post, self.settings.retry_on_claim_limit):
-            if not post_can_serve(post, order):
+    async def _retry_waiting(self, uow: UnitOfWork, post: PostState | None) -> None:
+        """A post was claimed: dispatch the waiting orders it can serve (oldest first)."""
+        if not self.settings.auto_dispatch or post is None:
+            return
+        waiting = await store.waiting_orders(await self._written(uow), post, self.settings.retry_on_claim_limit)
+        orders = ORDERS.of(uow)
+        await orders.load(waiting)
+        for order_id in waiting:
+            order = orders.get(order_id)
+            if order is None or not post_can_serve(post, order):
                 continue
-            cands = await store.candidates(uow.conn, order.community_id)
-            events = auto_dispatch(order, self.context(uow, cands))
-            if events:
-                await self.apply_order(uow, cause, order, events, trigger="claim")
-                done += 1
-        return done
+            cands = await self._candidates(uow, order.community_id)
+            self._apply_order(uow, order_id, auto_dispatch(order, self._context(uow, cands)), trigger="claim")
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def _written(self, uow: UnitOfWork) -> Any:
+        """The connection, once the batch's changed orders and posts are written (for a
+        projection read to see them)."""
+        for states in (ORDERS, POSTS):
+            await states.of(uow).flush(uow)
+        return uow.conn
+
+    async def _candidates(self, uow: UnitOfWork, community_id: str) -> tuple[Candidate, ...]:
+        return await store.candidates(await self._written(uow), community_id)
+
+    async def _member(self, uow: UnitOfWork, member_id: str) -> MemberState | None:
+        """A member's state, as this batch has it or as committed (read, not locked: a
+        registration never changes)."""
+        members = MEMBERS.of(uow)
+        if member_id in members:
+            return members.get(member_id)
+        found = await MEMBERS.read(uow.conn, [member_id], lock=False)
+        return found[member_id][1] if member_id in found else None
 
 
 def _seconds(later, earlier) -> float | None:
@@ -184,125 +366,3 @@ def _observe(before: OrderState | None, after: OrderState | None, e: Event, orig
         mx.EVALUATED.labels("true" if e.passed else "false").inc()
     elif isinstance(e, OrderCancelled):
         mx.CANCELLED.inc()
-
-
-class OrderCommands(Handler):
-    """The orders service's own commands: orders, members (双报到) and posts (岗位认领)."""
-
-    service = "orders"
-
-    def __init__(self, orders: Orders):
-        self.orders = orders
-
-    async def handle_batch(self, uow: UnitOfWork, messages: Sequence[Message]) -> None:
-        # Lock the batch's existing rows up front, in id order: concurrent batches (another
-        # worker, the HTTP path) then wait for each other instead of deadlocking.
-        ids: dict[str, set[str]] = {"order": set(), "member": set(), "post": set()}
-        for msg in messages:
-            p: Any = msg.payload
-            if msg.type in ORDER_TYPES:
-                ids["order"].add(p.order_id)
-            elif msg.type in MEMBER_TYPES:
-                ids["member"].add(p.member_id)
-            elif msg.type in POST_TYPES:
-                ids["post"].add(p.post_id)
-        await store.lock(uow.conn, "orders", "order_id", ids["order"])
-        await store.lock(uow.conn, "posts", "post_id", ids["post"])
-        await store.lock(uow.conn, "members", "member_id", ids["member"])
-        await super().handle_batch(uow, messages)
-
-    @on(*ORDER_TYPES)
-    async def order_command(self, uow: UnitOfWork, msg: Message) -> None:
-        cmd: Command = msg.payload
-        if isinstance(cmd, PlaceOrder):
-            await self.orders.place(uow, msg, cmd, origin="grid_case" if cmd.source_case_id else "resident")
-            return
-        conn = uow.conn
-        state = await store.load_order(conn, cmd.order_id)  # type: ignore[attr-defined]
-        needs_candidates = state is not None and (
-            isinstance(cmd, DispatchOrder) or (isinstance(cmd, DeclineOrder) and self.orders.settings.auto_dispatch))
-        cands = await store.candidates(conn, state.community_id) if needs_candidates else ()
-        try:
-            events = decide(state, cmd, self.orders.context(uow, cands))
-        except NoEligibleAssignee:
-            uow.after_commit(mx.AUTO_DISPATCH_MISSES.labels("command").inc)
-            raise
-        trigger = "decline" if isinstance(cmd, DeclineOrder) else "command"
-        await self.orders.apply_order(uow, msg, state, events, trigger=trigger)
-
-    @on(*MEMBER_TYPES)
-    async def member_command(self, uow: UnitOfWork, msg: Message) -> None:
-        cmd: Any = msg.payload
-        await _creation_lock(uow.conn, "member", cmd.member_id)
-        state = await store.load_member(uow.conn, cmd.member_id)
-        events = decide(state, cmd, self.orders.context(uow))
-        if not events:
-            return
-        new = state
-        for e in events:
-            new = evolve(new, e)  # type: ignore[assignment]
-        await store.save_member(uow.conn, new)  # type: ignore[arg-type]
-        uow.emit_all(events, cause=msg)
-
-    @on(*POST_TYPES)
-    async def post_command(self, uow: UnitOfWork, msg: Message) -> None:
-        cmd: Any = msg.payload
-        conn = uow.conn
-        member = None
-        if isinstance(cmd, ClaimPost):
-            await _creation_lock(conn, "post", cmd.post_id)
-            member = await store.load_member(conn, cmd.member_id, lock=False)
-        state = await store.load_post(conn, cmd.post_id)
-        events = decide(state, cmd, self.orders.context(uow, member=member))
-        if not events:
-            return
-        new: PostState | None = state
-        for e in events:
-            new = evolve(new, e)  # type: ignore[assignment]
-        assert new is not None
-        await store.save_post(conn, new)
-        uow.emit_all(events, cause=msg)
-        if any(isinstance(e, PostClaimed) for e in events):
-            await self.orders.retry_waiting(uow, msg, new)
-
-
-class GridCases(Handler):
-    """Reactions to grid events: a registered resident-need case (群众需求) becomes exactly one order.
-
-    The order id is derived from the case id, so a grid event delivered twice, republished
-    under a new event id, or a case registered again later all find the order already there.
-    A resident-need case that cannot become an order raises (the record goes to the DLQ).
-    """
-
-    service = "orders"
-
-    def __init__(self, orders: Orders):
-        self.orders = orders
-
-    @on(CaseRegistered.TYPE)
-    async def case_registered(self, uow: UnitOfWork, msg: Message) -> None:
-        data = {**msg.data(), **msg.payload.model_dump(mode="json", exclude_none=True)}
-        cmd = order_from_grid_case(data)
-        if cmd is None:
-            return  # not a resident need
-        assert cmd.source_case_id is not None
-        await _creation_lock(uow.conn, "order", cmd.order_id)
-        if await store.order_for_case(uow.conn, cmd.source_case_id) is not None:
-            return  # this case already became an order
-        if await store.load_order(uow.conn, cmd.order_id) is not None:
-            return
-        await self.orders.place(uow, msg, cmd, origin="grid_case")
-
-
-async def expire_dispatches(uow: UnitOfWork, orders: Orders) -> int:
-    """Timer: dispatches past ``accept_by`` expire (超时未接单) and are dispatched again when someone is eligible.
-
-    Safe on several workers and after restarts: due rows are taken ``FOR UPDATE SKIP LOCKED``
-    and ``check_expiry`` yields nothing for an order that is no longer dispatched.
-    """
-    due = await store.due_for_expiry(uow.conn, uow.now, orders.settings.expiry_batch)
-    for order in due:
-        cands = await store.candidates(uow.conn, order.community_id) if orders.settings.auto_dispatch else ()
-        events = check_expiry(order, uow.now, orders.context(uow, cands))
-        await orders.apply_order(uow, None, order, events, trigger="expiry")
-    return len(due)

@@ -1,12 +1,12 @@
 """One entry point per verb for the application layer: which state a message concerns,
 ``decide`` and ``evolve`` routed to the right aggregate.
 
-A batch handler does, per command::
+A handler does, per command::
 
     kind, id = state_key(command)                 # ("order" | "member" | "post", id)
-    state = load(kind, id)                        # None or STATE_MODELS[kind].model_validate(row)
+    state = states[kind].get(id)                  # None when it does not exist yet
     events = decide(state, command, ctx)          # may raise Rejected -> orders.command.rejected.v1
-    new_state = evolve_all(state, events)         # store new_state.model_dump(mode="json")
+    new_state = evolve_all(state, events)         # saved under (kind, id)
     publish(events)                               # key = event.aggregate_id (order id / member id)
 
 ``ctx`` needs ``candidates`` for ``DispatchOrder`` (and for ``PlaceOrder`` / ``DeclineOrder``
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import TypeAlias
-
-from pydantic import BaseModel
 
 from schemas.common import Command, Event, Payload
 from schemas.orders import (
@@ -40,9 +38,6 @@ from .state import MemberState, OrderState, PostState
 
 State: TypeAlias = OrderState | MemberState | PostState
 
-STATE_MODELS: dict[str, type[BaseModel]] = {"order": OrderState, "member": MemberState, "post": PostState}
-"""Aggregate kind -> state model (for ``model_validate`` of a stored jsonb row)."""
-
 
 def aggregate_kind(message: Payload | type[Payload]) -> str:
     """``"order"``, ``"member"`` or ``"post"`` for an orders command or event (instance or class)."""
@@ -60,11 +55,6 @@ def state_key(message: Payload) -> tuple[str, str]:
     """(aggregate kind, id) of the state a command or event reads and changes."""
     kind = aggregate_kind(message)
     return kind, getattr(message, f"{kind}_id")
-
-
-def state_from_json(kind: str, row: dict | None) -> State | None:
-    """A stored state row back as its model (None stays None)."""
-    return None if row is None else STATE_MODELS[kind].model_validate(row)  # type: ignore[return-value]
 
 
 def decide(state: State | None, command: Command, ctx: Context) -> list[Event]:

@@ -17,8 +17,9 @@ Refusals: ``unknown_order``, ``order_exists``, ``illegal_transition``, ``not_ass
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
+from typing import Any
 
 from schemas.common import Command, Event, community_of, street_of
 from schemas.orders import (
@@ -71,21 +72,12 @@ def decide_order(state: OrderState | None, command: Command, ctx: Context) -> li
     """The events a command on an order leads to, or a ``Rejected`` naming why not."""
     if isinstance(command, PlaceOrder):
         return _place(state, command, ctx)
+    rule = _RULES.get(type(command))
+    if rule is None:
+        raise TypeError(f"not an order command: {type(command).__name__}")
     if state is None:
         raise NotFound("order", command.aggregate_id, "order_id")
-    if isinstance(command, DispatchOrder):
-        return _dispatch(state, command, ctx)
-    if isinstance(command, AcceptOrder):
-        return _accept(state, command, ctx)
-    if isinstance(command, DeclineOrder):
-        return _decline(state, command, ctx)
-    if isinstance(command, CompleteOrder):
-        return _complete(state, command, ctx)
-    if isinstance(command, EvaluateOrder):
-        return _evaluate(state, command, ctx)
-    if isinstance(command, CancelOrder):
-        return _cancel(state, command, ctx)
-    raise TypeError(f"not an order command: {type(command).__name__}")
+    return rule(state, command, ctx)
 
 
 def _require(state: OrderState, command: Command, allowed: Iterable[OrderStatus]) -> None:
@@ -204,6 +196,13 @@ def _cancel(state: OrderState, cmd: CancelOrder, ctx: Context) -> list[Event]:
     ]
 
 
+_RULES: dict[type, Callable[[OrderState, Any, Context], list[Event]]] = {
+    DispatchOrder: _dispatch, AcceptOrder: _accept, DeclineOrder: _decline, CompleteOrder: _complete,
+    EvaluateOrder: _evaluate, CancelOrder: _cancel,
+}
+"""The rule of each command on an existing order."""
+
+
 # ---------------------------------------------------------------------------------------
 # automatic dispatch and expiry (called by the app's handlers and timers)
 # ---------------------------------------------------------------------------------------
@@ -281,24 +280,14 @@ def evolve_order(state: OrderState | None, event: Event) -> OrderState:
             attempt=event.attempt or state.attempt + 1, dispatched_at=event.at,
             first_dispatched_at=state.first_dispatched_at or event.at, accepted_at=None,
         ))
-    if isinstance(event, OrderAccepted):
+    if isinstance(event, (OrderAccepted, OrderDeclined, OrderDispatchExpired)):
         if not _current_dispatch(state, event.assignee_id, event.attempt):
             return state
-        return state.model_copy(update=dict(status=OrderStatus.ACCEPTED, accepted_at=event.at))
-    if isinstance(event, OrderDeclined):
-        if not _current_dispatch(state, event.assignee_id, event.attempt):
-            return state
-        return state.model_copy(update=dict(
-            status=OrderStatus.DECLINED, assignee_id=None, post_id=None, accept_by=None,
-            declined_by=_with(state.declined_by, event.assignee_id),
-        ))
-    if isinstance(event, OrderDispatchExpired):
-        if not _current_dispatch(state, event.assignee_id, event.attempt):
-            return state
-        return state.model_copy(update=dict(
-            status=OrderStatus.DISPATCH_EXPIRED, assignee_id=None, post_id=None, accept_by=None,
-            expired_for=_with(state.expired_for, event.assignee_id),
-        ))
+        if isinstance(event, OrderAccepted):
+            return state.model_copy(update=dict(status=OrderStatus.ACCEPTED, accepted_at=event.at))
+        if isinstance(event, OrderDeclined):
+            return _unassigned(state, OrderStatus.DECLINED, declined_by=_with(state.declined_by, event.assignee_id))
+        return _unassigned(state, OrderStatus.DISPATCH_EXPIRED, expired_for=_with(state.expired_for, event.assignee_id))
     if isinstance(event, OrderCompleted):
         return state.model_copy(update=dict(
             status=OrderStatus.COMPLETED, service_minutes=event.service_minutes, completed_at=event.at,
@@ -313,6 +302,11 @@ def evolve_order(state: OrderState | None, event: Event) -> OrderState:
             status=OrderStatus.CANCELLED, cancel_reason=event.reason, cancelled_at=event.at,
         ))
     raise TypeError(f"not an order event: {type(event).__name__}")
+
+
+def _unassigned(state: OrderState, status: OrderStatus, **update) -> OrderState:
+    """The current dispatch ended without acceptance: the order waits for another assignee."""
+    return state.model_copy(update=dict(status=status, assignee_id=None, post_id=None, accept_by=None, **update))
 
 
 def _with(members: tuple[str, ...], member_id: str) -> tuple[str, ...]:

@@ -61,7 +61,8 @@ async def get_member(conn: asyncpg.Connection, member_id: str) -> dict[str, Any]
     if m is None:
         return None
     posts = await conn.fetch(
-        """SELECT post_id, community_id, categories, capacity, status, title, claimed_at, released_at
+        """SELECT post_id, community_id, state->'categories' AS categories, capacity, status, title, claimed_at,
+                  released_at
              FROM posts WHERE member_id = $1 ORDER BY status, post_id""", member_id)
     open_orders = await conn.fetch(
         f"""SELECT {_ORDER_COLUMNS} FROM orders WHERE assignee_id = $1 AND status = ANY($2::text[])
@@ -100,7 +101,7 @@ async def community_resources(conn: asyncpg.Connection, community_id: str) -> di
     """资源清单: the community's claimed posts by category (a post serving several categories is
     listed under each), with each member's capacity use."""
     rows = await conn.fetch(
-        """SELECT p.post_id, p.member_id, p.categories, p.capacity, p.title, p.claimed_at,
+        """SELECT p.post_id, p.member_id, p.state->'categories' AS categories, p.capacity, p.title, p.claimed_at,
                   m.name AS member_name, m.unit_id, m.unit_name, coalesce(l.open_orders, 0) AS open_orders
              FROM posts p
              LEFT JOIN members m ON m.member_id = p.member_id

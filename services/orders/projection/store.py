@@ -1,18 +1,24 @@
-"""Writes and loads inside a unit of work (``uow.conn``, one transaction).
+"""What the handler and the timers write and read inside a unit of work (``uow.conn``).
 
-Each aggregate row carries its state as jsonb (what ``decide`` reads) and the columns the
-queries, the dispatch candidates and the expiry timer filter on; both are written by one
-upsert, so they cannot disagree. Loads lock the row (``FOR UPDATE``) so that the HTTP
-command path, the consumers and the timers never interleave on one aggregate.
+The order, member and post states are kept by the kit's :class:`AggregateStore`: the state as
+jsonb, its version, and beside it the columns the queries, the dispatch candidates and the
+expiry timer filter on, written by one upsert so that they never disagree. The order history
+and the automatic dispatch misses are written once per batch by :class:`OrderLog`, after the
+order states (so a miss of an order placed in the same batch finds its row).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from enum import Enum
+from functools import partial
+from typing import Any
 
 import asyncpg
 
-from schemas.envelope import CloudEvent
+from schemas.envelope import Emitted
+from services.kit.aggregates import AggregateStore
+from services.kit.uow import UnitOfWork
 from services.orders.domain import (
     AWAITING_DISPATCH,
     Candidate,
@@ -20,37 +26,43 @@ from services.orders.domain import (
     OrderState,
     PostState,
     candidates_from_posts,
+    check_expiry,
 )
 
 _AWAITING = sorted(s.value for s in AWAITING_DISPATCH)
 
 
-# -- locks and loads ----------------------------------------------------------------------
+def _columns(**types: str) -> dict[str, tuple[str, Callable[[Any], Any]]]:
+    """Query columns named after state fields, with their SQL types (an enum is kept as its value)."""
+    return {name: (sql_type, partial(_field, name)) for name, sql_type in types.items()}
 
 
-async def lock(conn: asyncpg.Connection, table: str, key: str, ids: Iterable[str]) -> None:
-    """Lock the existing rows of ``ids`` in one statement, in id order (no deadlock between batches)."""
-    assert (table, key) in {("orders", "order_id"), ("members", "member_id"), ("posts", "post_id")}
-    ids = sorted(set(ids))
-    if ids:
-        await conn.execute(
-            f"SELECT 1 FROM {table} WHERE {key} = ANY($1::text[]) ORDER BY {key} FOR UPDATE", ids)
+def _field(name: str, state: Any) -> Any:
+    value = getattr(state, name)
+    return value.value if isinstance(value, Enum) else value
 
 
-async def load_order(conn: asyncpg.Connection, order_id: str) -> OrderState | None:
-    row = await conn.fetchrow("SELECT state FROM orders WHERE order_id = $1 FOR UPDATE", order_id)
-    return None if row is None else OrderState.model_validate(row["state"])
+ORDERS = AggregateStore(OrderState, table="orders", id_column="order_id", columns=_columns(
+    status="text", category="text", community_id="text", grid_id="text", resident_id="text", description="text",
+    source_case_id="text", attempt="int", assignee_id="text", post_id="text", dispatched_by="text",
+    accept_by="timestamptz", placed_at="timestamptz", first_dispatched_at="timestamptz", dispatched_at="timestamptz",
+    accepted_at="timestamptz", completed_at="timestamptz", evaluated_at="timestamptz", cancelled_at="timestamptz",
+    service_minutes="int", rating="int", passed="boolean"))
+"""服务订单: one row per order."""
+
+MEMBERS = AggregateStore(MemberState, table="members", id_column="member_id", columns=_columns(
+    community_id="text", unit_id="text", name="text", unit_name="text", registered_at="timestamptz"))
+"""在职党员 (双报到): one row per registered member."""
+
+POSTS = AggregateStore(PostState, table="posts", id_column="post_id", columns=_columns(
+    member_id="text", community_id="text", capacity="int", status="text", title="text", claimed_at="timestamptz",
+    released_at="timestamptz"))
+"""岗位认领: one row per claimed post (a released post stays, with status ``released``); its
+categories are read from the state."""
 
 
-async def load_member(conn: asyncpg.Connection, member_id: str, *, lock: bool = True) -> MemberState | None:
-    row = await conn.fetchrow(
-        "SELECT state FROM members WHERE member_id = $1" + (" FOR UPDATE" if lock else ""), member_id)
-    return None if row is None else MemberState.model_validate(row["state"])
-
-
-async def load_post(conn: asyncpg.Connection, post_id: str) -> PostState | None:
-    row = await conn.fetchrow("SELECT state FROM posts WHERE post_id = $1 FOR UPDATE", post_id)
-    return None if row is None else PostState.model_validate(row["state"])
+# -- reads of the projection -------------------------------------------------------------------
+# They see what the transaction wrote: the handler writes the batch's changed states first.
 
 
 async def order_for_case(conn: asyncpg.Connection, case_id: str) -> str | None:
@@ -59,10 +71,7 @@ async def order_for_case(conn: asyncpg.Connection, case_id: str) -> str | None:
 
 
 async def candidates(conn: asyncpg.Connection, community_id: str) -> tuple[Candidate, ...]:
-    """Active posts in the community with each member's open order count (what dispatch chooses from).
-
-    Reads the transaction's own writes, so orders dispatched earlier in the same batch count.
-    """
+    """Active posts in the community with each member's open order count (what dispatch chooses from)."""
     rows = await conn.fetch(
         """SELECT p.state, coalesce(l.open_orders, 0) AS open_orders
              FROM posts p LEFT JOIN member_open_orders l ON l.member_id = p.member_id
@@ -73,101 +82,75 @@ async def candidates(conn: asyncpg.Connection, community_id: str) -> tuple[Candi
     return candidates_from_posts(posts, load)
 
 
-async def waiting_orders_for(conn: asyncpg.Connection, post: PostState, limit: int) -> list[OrderState]:
-    """Orders waiting for dispatch that ``post`` could serve, oldest first, row-locked."""
+async def waiting_orders(conn: asyncpg.Connection, post: PostState, limit: int) -> list[str]:
+    """Ids of the orders waiting for dispatch that ``post`` could serve, oldest first (not locked)."""
     rows = await conn.fetch(
-        """SELECT state FROM orders
+        """SELECT order_id FROM orders
             WHERE community_id = $1 AND category = ANY($2::text[]) AND status = ANY($3::text[])
             ORDER BY placed_at NULLS FIRST, order_id
-            LIMIT $4
-            FOR UPDATE""",
+            LIMIT $4""",
         post.community_id, [c.value for c in post.categories], _AWAITING, limit)
-    return [OrderState.model_validate(r["state"]) for r in rows]
+    return [r["order_id"] for r in rows]
 
 
-async def due_for_expiry(conn: asyncpg.Connection, now: datetime, limit: int) -> list[OrderState]:
-    """Dispatched orders whose ``accept_by`` passed, locked; rows another worker holds are skipped."""
+async def due_for_expiry(conn: asyncpg.Connection, now: datetime, limit: int) -> dict[str, tuple[int, OrderState]]:
+    """(version, state) of the dispatched orders whose ``accept_by`` passed, soonest first,
+    locked; those another transaction holds are skipped, and so are those that moved on
+    before they were locked."""
     rows = await conn.fetch(
-        """SELECT state FROM orders
+        """SELECT order_id FROM orders
             WHERE status = 'dispatched' AND accept_by < $1
             ORDER BY accept_by, order_id
-            LIMIT $2
-            FOR UPDATE SKIP LOCKED""", now, limit)
-    return [OrderState.model_validate(r["state"]) for r in rows]
+            LIMIT $2""", now, limit)
+    ids = [r["order_id"] for r in rows]
+    found = await ORDERS.read(conn, ids, skip_locked=True)
+    return {i: found[i] for i in ids if i in found and check_expiry(found[i][1], now)}
 
 
-# -- saves ------------------------------------------------------------------------------------
+# -- order history and dispatch misses -------------------------------------------------------
 
 
-async def save_order(conn: asyncpg.Connection, s: OrderState) -> None:
-    await conn.execute(
-        """INSERT INTO orders (order_id, status, category, community_id, grid_id, resident_id, description,
-                               source_case_id, attempt, assignee_id, post_id, dispatched_by, accept_by, placed_at,
-                               first_dispatched_at, dispatched_at, accepted_at, completed_at, evaluated_at,
-                               cancelled_at, service_minutes, rating, passed, state)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23,$24)
-           ON CONFLICT (order_id) DO UPDATE SET
-               status = EXCLUDED.status, category = EXCLUDED.category, community_id = EXCLUDED.community_id,
-               grid_id = EXCLUDED.grid_id, resident_id = EXCLUDED.resident_id, description = EXCLUDED.description,
-               source_case_id = EXCLUDED.source_case_id, attempt = EXCLUDED.attempt,
-               assignee_id = EXCLUDED.assignee_id, post_id = EXCLUDED.post_id,
-               dispatched_by = EXCLUDED.dispatched_by, accept_by = EXCLUDED.accept_by,
-               placed_at = EXCLUDED.placed_at, first_dispatched_at = EXCLUDED.first_dispatched_at,
-               dispatched_at = EXCLUDED.dispatched_at, accepted_at = EXCLUDED.accepted_at,
-               completed_at = EXCLUDED.completed_at, evaluated_at = EXCLUDED.evaluated_at,
-               cancelled_at = EXCLUDED.cancelled_at, service_minutes = EXCLUDED.service_minutes,
-               rating = EXCLUDED.rating, passed = EXCLUDED.passed, state = EXCLUDED.state,
-               version = orders.version + 1, updated_at = now()""",
-        s.order_id, s.status.value, s.category.value, s.community_id, s.grid_id, s.resident_id, s.description,
-        s.source_case_id, s.attempt, s.assignee_id, s.post_id, s.dispatched_by, s.accept_by, s.placed_at,
-        s.first_dispatched_at, s.dispatched_at, s.accepted_at, s.completed_at, s.evaluated_at, s.cancelled_at,
-        s.service_minutes, s.rating, s.passed, s.model_dump(mode="json"))
+class OrderLog:
+    """The order events to append to their orders' history and the automatic dispatch misses
+    to count on their orders, kept through a batch and written when the unit of work flushes."""
+
+    def __init__(self) -> None:
+        self.history: list[Emitted] = []
+        self.misses: list[tuple[str, datetime]] = []
+        self._written = (0, 0)  # how much of each list is in the database already
+
+    @classmethod
+    def of(cls, uow: UnitOfWork) -> "OrderLog":
+        """The unit of work's log, attached after its order states (flushed in that order)."""
+        ORDERS.of(uow)
+        return uow.attach(cls, cls)
+
+    def record(self, envelopes: Sequence[Emitted]) -> None:
+        self.history.extend(e for e in envelopes if e.type.startswith("orders.order."))
+
+    def miss(self, order_id: str, at: datetime) -> None:
+        self.misses.append((order_id, at))
+
+    def mark(self) -> tuple[int, int, tuple[int, int]]:
+        return len(self.history), len(self.misses), self._written
+
+    def rollback(self, mark: tuple[int, int, tuple[int, int]]) -> None:
+        del self.history[mark[0]:], self.misses[mark[1]:]
+        self._written = mark[2]
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        history, misses = self.history[self._written[0]:], self.misses[self._written[1]:]
+        if history:
+            await uow.conn.executemany(
+                """INSERT INTO order_history (order_id, event_id, type, at, data)
+                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
+                [(e.subject, e.id, e.type, e.time, e.data) for e in history])
+        if misses:
+            await uow.conn.executemany(
+                "UPDATE orders SET dispatch_misses = dispatch_misses + 1, last_miss_at = $2 WHERE order_id = $1",
+                misses)
+        self._written = (len(self.history), len(self.misses))
 
 
-async def record_miss(conn: asyncpg.Connection, order_id: str, at: datetime) -> None:
-    """Automatic dispatch found nobody for the order: count it on the order (it keeps waiting)."""
-    await conn.execute(
-        "UPDATE orders SET dispatch_misses = dispatch_misses + 1, last_miss_at = $2 WHERE order_id = $1",
-        order_id, at)
-
-
-async def record_history(conn: asyncpg.Connection, envelopes: Sequence[CloudEvent]) -> None:
-    """Append order events to their orders' history (an event id is recorded once)."""
-    rows = [e for e in envelopes if e.type.startswith("orders.order.")]
-    if not rows:
-        return
-    await conn.executemany(
-        """INSERT INTO order_history (order_id, event_id, type, at, data)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
-        [(e.subject, e.id, e.type, e.time, e.data) for e in rows])
-
-
-async def save_member(conn: asyncpg.Connection, s: MemberState) -> None:
-    await conn.execute(
-        """INSERT INTO members (member_id, community_id, unit_id, name, unit_name, registered_at, state)
-           VALUES ($1,$2,$3,$4,$5,$6,$7)
-           ON CONFLICT (member_id) DO UPDATE SET community_id = EXCLUDED.community_id,
-               unit_id = EXCLUDED.unit_id, name = EXCLUDED.name, unit_name = EXCLUDED.unit_name,
-               registered_at = EXCLUDED.registered_at, state = EXCLUDED.state, updated_at = now()""",
-        s.member_id, s.community_id, s.unit_id, s.name, s.unit_name, s.registered_at, s.model_dump(mode="json"))
-
-
-async def save_post(conn: asyncpg.Connection, s: PostState) -> None:
-    await conn.execute(
-        """INSERT INTO posts (post_id, member_id, community_id, categories, capacity, status, title,
-                              claimed_at, released_at, state)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
-           ON CONFLICT (post_id) DO UPDATE SET member_id = EXCLUDED.member_id,
-               community_id = EXCLUDED.community_id, categories = EXCLUDED.categories,
-               capacity = EXCLUDED.capacity, status = EXCLUDED.status, title = EXCLUDED.title,
-               claimed_at = EXCLUDED.claimed_at, released_at = EXCLUDED.released_at, state = EXCLUDED.state,
-               updated_at = now()""",
-        s.post_id, s.member_id, s.community_id, [c.value for c in s.categories], s.capacity, s.status.value,
-        s.title, s.claimed_at, s.released_at, s.model_dump(mode="json"))
-
-
-__all__ = [
-    "candidates", "due_for_expiry", "load_member", "load_order", "load_post", "lock",
-    "order_for_case", "record_history", "record_miss", "save_member", "save_order", "save_post",
-    "waiting_orders_for",
-]
+__all__ = ["MEMBERS", "ORDERS", "POSTS", "OrderLog", "candidates", "due_for_expiry", "order_for_case",
+           "waiting_orders"]

@@ -1,7 +1,8 @@
 """The orders application layer (handlers, timer, projection, queries) on a real PostgreSQL.
 
-Each message runs as the kit runs it: inbox claim, handler, outbox, one transaction, with the
-decision time given to the unit of work.
+Each message runs as the kit runs it: inbox claim, the handler's batch step and handler
+(``dispatch``), the unit of work's flush, outbox, one transaction, with the decision time given
+to the unit of work.
 """
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from schemas.orders import (
 )
 from services.kit.consumer import claim
 from services.kit.db import create_pool
+from services.kit.handlers import dispatch
 from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.outbox import write as write_outbox
 from services.kit.uow import UnitOfWork
-from services.orders.app.handler import GridCases, OrderCommands, Orders, expire_dispatches
+from services.orders.app.handler import OrdersHandler
 from services.orders.app.settings import MIGRATIONS, OrdersSettings
 from services.orders.domain import UnusableGridCase, order_id_for_case
 from services.orders.projection import queries
@@ -53,23 +55,30 @@ async def pool(database_url):
 class App:
     def __init__(self, pool, **settings):
         self.pool = pool
-        self.orders = Orders(OrdersSettings(accept_window_seconds=WINDOW.total_seconds(), **settings))
-        self.commands = OrderCommands(self.orders)
-        self.grid = GridCases(self.orders)
+        self.handler = OrdersHandler(OrdersSettings(accept_window_seconds=WINDOW.total_seconds(), **settings))
 
-    async def run(self, payload, minutes: float = 0, *, handler=None) -> UnitOfWork:
-        msg = Message(envelope=command(payload), payload=payload)
+    async def run(self, payload, minutes: float = 0) -> UnitOfWork:
+        """Handle one message; a fault of the handler is raised (the kit would dead-letter it)."""
+        return await self.run_batch([payload], minutes)
+
+    async def run_batch(self, payloads, minutes: float = 0) -> UnitOfWork:
+        """Handle messages as one batch, in one transaction."""
+        msgs = [Message(envelope=command(p), payload=p) for p in payloads]
         async with self.pool.acquire() as conn, conn.transaction():
-            assert await claim(conn, [(msg.source, msg.id)])
+            assert len(await claim(conn, [(m.source, m.id) for m in msgs])) == len(msgs)
             uow = UnitOfWork(conn, "orders", T0 + timedelta(minutes=minutes))
-            await (handler or self.commands).handle_batch(uow, [msg])
+            faults = await dispatch(self.handler, uow, msgs)
+            if faults:
+                raise faults[0][1]
+            await uow.flush()
             await write_outbox(conn, uow.records)
         return uow
 
     async def tick(self, minutes: float) -> UnitOfWork:
         async with self.pool.acquire() as conn, conn.transaction():
             uow = UnitOfWork(conn, "orders", T0 + timedelta(minutes=minutes))
-            await expire_dispatches(uow, self.orders)
+            await self.handler.expire_dispatches(uow)
+            await uow.flush()
             await write_outbox(conn, uow.records)
         return uow
 
@@ -114,6 +123,41 @@ async def test_an_order_waits_without_a_post_and_is_dispatched_when_a_matching_p
     assert (order["status"], order["assignee_id"], order["dispatched_by"]) == ("dispatched", "m-fixer", "auto")
     assert order["accept_by"] == T0 + timedelta(minutes=5) + WINDOW
     assert [h["type"] for h in order["history"]] == ["orders.order.placed.v1", "orders.order.dispatched.v1"]
+
+
+def register(member: str, community: str = COMMUNITY) -> RegisterMember:
+    return RegisterMember(member_id=member, community_id=community, unit_id="unit-1", name=member)
+
+
+def claim_post(member: str, *categories: str, capacity: int = 3) -> ClaimPost:
+    return ClaimPost(member_id=member, post_id=f"post-{member}", community_id=COMMUNITY,
+                     categories=list(categories or ("daily_care",)), capacity=capacity)
+
+
+async def test_a_batch_sees_its_own_changes_and_a_refusal_in_it_undoes_only_itself(pool):
+    app = App(pool)
+    uow = await app.run_batch([
+        place("o-b0", "repair"),  # nobody serves repairs yet: it waits (a miss) until the claim below
+        register("m-b1"), claim_post("m-b1", "daily_care", "repair"), register("m-b2"), claim_post("m-b2"),
+        place("o-b1"), place("o-b2"),
+        DeclineOrder(order_id="o-b1", assignee_id="m-nobody", reason="x"),  # refused after reading the batch's rows
+        place("o-b3"),
+    ])
+    assert [e.reason for _, e in uow.rejected] == ["not_assignee"]
+    early = await app.order("o-b0")
+    assert (early["status"], early["assignee_id"], early["dispatch_misses"]) == ("dispatched", "m-b1", 1)
+    assert [h["type"].split(".")[2] for h in early["history"]] == ["placed", "dispatched"]
+    assert [h["type"].split(".")[2] for h in (await app.order("o-b1"))["history"]] == ["placed", "dispatched"]
+    a, b = await app.member("m-b1"), await app.member("m-b2")
+    assert (a["open_order_count"], b["open_order_count"]) == (2, 2)
+
+
+async def test_a_grid_case_and_a_command_naming_it_in_one_batch_make_one_order(pool):
+    app = App(pool)
+    case_id = uid("case")
+    uow = await app.run_batch([grid_case(case_id), place(uid("o"), "proxy", source_case_id=case_id)])
+    assert [e.reason for _, e in uow.rejected] == ["case_already_ordered"]
+    assert (await app.order(order_id_for_case(case_id)))["source_case_id"] == case_id
 
 
 async def test_automatic_dispatch_prefers_the_least_loaded_member_and_counts_open_orders(pool):
@@ -213,10 +257,10 @@ async def test_a_grid_resident_need_case_becomes_exactly_one_order(pool):
     app = App(pool)
     await app.member_with_post("m-proxy", "proxy")
     case_id = uid("case")
-    first = await app.run(grid_case(case_id), handler=app.grid)
+    first = await app.run(grid_case(case_id))
     assert types(first) == ["orders.order.placed.v1", "orders.order.dispatched.v1"]
-    again = await app.run(grid_case(case_id), 60, handler=app.grid)  # redelivered under a new event id
-    later = await app.run(grid_case(case_id, description="changed later"), 600, handler=app.grid)
+    again = await app.run(grid_case(case_id), 60)  # redelivered under a new event id
+    later = await app.run(grid_case(case_id, description="changed later"), 600)
     assert types(again) == [] and types(later) == []
     order = await app.order(order_id_for_case(case_id))
     assert order["source_case_id"] == case_id and order["category"] == "proxy"
@@ -227,9 +271,9 @@ async def test_a_grid_resident_need_case_becomes_exactly_one_order(pool):
 
 async def test_other_grid_cases_make_no_order_and_an_unusable_one_raises(pool):
     app = App(pool)
-    assert types(await app.run(grid_case(uid("case"), category="environment"), handler=app.grid)) == []
+    assert types(await app.run(grid_case(uid("case"), category="environment"))) == []
     with pytest.raises(UnusableGridCase):
-        await app.run(grid_case(uid("case"), reporter=None), handler=app.grid)
+        await app.run(grid_case(uid("case"), reporter=None))
 
 
 async def test_cancel_frees_the_assignee_and_release_keeps_held_orders(pool):
