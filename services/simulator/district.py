@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from schemas.codes import GridCode, street_id_of
 from schemas.orders import OrderCategory
 
 DEFAULT_REGISTER = Path(__file__).resolve().parents[1] / "grid" / "registry" / "grids.yaml"
@@ -51,10 +52,22 @@ _SHOPS = ["爱心超市", "便民菜店", "理发店", "修车铺", "药店", "�
 
 
 @dataclass(frozen=True)
-class Grid:
+class _InGrid:
+    """Placed in the grid ``grid_id``: its community and street are those the grid code names."""
+
     grid_id: str
-    community_id: str
-    street_id: str
+
+    @property
+    def community_id(self) -> str:
+        return GridCode.parse(self.grid_id).community_id
+
+    @property
+    def street_id(self) -> str:
+        return GridCode.parse(self.grid_id).street_id
+
+
+@dataclass(frozen=True)
+class Grid(_InGrid):
     lat: float
     lon: float
 
@@ -62,37 +75,36 @@ class Grid:
 @dataclass(frozen=True)
 class Community:
     community_id: str
-    street_id: str
     name: str
-    grid_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Street:
     street_id: str
     name: str
-    community_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
-class Person:
+class Person(_InGrid):
     """A resident or grid worker: ``person_id`` is also the points account holder id."""
 
     person_id: str
     name: str
-    grid_id: str
-    community_id: str
 
 
 @dataclass(frozen=True)
 class Unit:
-    """驻区单位: an agency, school, firm or hospital with its own Party organisation."""
+    """驻区单位: an agency, school, firm or hospital with its own Party organisation, in a
+    community (and so in that community's street)."""
 
     unit_id: str
     name: str
     kind: str
-    street_id: str
     community_id: str
+
+    @property
+    def street_id(self) -> str:
+        return street_id_of(self.community_id)
 
 
 @dataclass(frozen=True)
@@ -105,14 +117,22 @@ class Post:
 
 @dataclass(frozen=True)
 class Member:
-    """在职党员 who reported to the community where they live (双报到) and claimed posts."""
+    """在职党员 who reported to the community where they live (双报到) and claimed posts,
+    working in ``unit``."""
 
     member_id: str
     name: str
     community_id: str
-    unit_id: str
-    unit_name: str
+    unit: Unit
     posts: tuple[Post, ...]
+
+    @property
+    def unit_id(self) -> str:
+        return self.unit.unit_id
+
+    @property
+    def unit_name(self) -> str:
+        return self.unit.name
 
 
 @dataclass(frozen=True)
@@ -162,7 +182,7 @@ class District:
 
     def unknown_grid_id(self) -> str:
         """A well-formed 15-digit grid id that is NOT in the register (for the rejection path)."""
-        return self.division + "999" + "999" + "999"
+        return GridCode(self.division, "999", "999", "999").grid_id
 
     def summary(self) -> dict[str, int]:
         return {"streets": len(self.streets), "communities": len(self.communities), "grids": len(self.grids),
@@ -200,6 +220,7 @@ def generate(seed: int = 7, register: dict[str, Any] | None = None, *, residents
     streets: list[Street] = []
     communities: list[Community] = []
     grids: list[Grid] = []
+    units: list[Unit] = []
     k = 0
     for s in reg["streets"]:
         street_id = division + s["code"]
@@ -207,28 +228,22 @@ def generate(seed: int = 7, register: dict[str, Any] | None = None, *, residents
         for c in s["communities"]:
             community_id = street_id + c["code"]
             cids.append(community_id)
-            gids = []
+            communities.append(Community(community_id, c.get("name", "")))
             for g in c["grids"]:
-                grid_id = community_id + g
                 row, col = divmod(k, 6)
                 k += 1
-                grids.append(Grid(grid_id, community_id, street_id,
+                grids.append(Grid(GridCode(division, s["code"], c["code"], g).grid_id,
                                   round(CENTRE[0] + (row - 2) * GRID_SPACING_DEG, 6),
                                   round(CENTRE[1] + (col - 3) * GRID_SPACING_DEG, 6)))
-                gids.append(grid_id)
-            communities.append(Community(community_id, street_id, c.get("name", ""), tuple(gids)))
-        streets.append(Street(street_id, s.get("name", ""), tuple(cids)))
-
-    units: list[Unit] = []
-    for st in streets:
+        streets.append(Street(street_id, s.get("name", "")))
         for i in range(units_per_street):
             kind, pattern = rng.choice(_UNIT_KINDS)
-            community_id = rng.choice(st.community_ids)
-            units.append(Unit(f"unit-{st.street_id}-{i + 1:02d}", pattern.format(rng.choice(_UNIT_WORDS)), kind,
-                              st.street_id, community_id))
+            community_id = rng.choice(cids)
+            units.append(Unit(f"unit-{street_id}-{i + 1:02d}", pattern.format(rng.choice(_UNIT_WORDS)), kind,
+                              community_id))
 
-    workers = tuple(Person(f"gw-{g.grid_id}", _name(rng), g.grid_id, g.community_id) for g in grids)
-    residents = tuple(Person(f"res-{g.grid_id}-{i + 1:02d}", _name(rng), g.grid_id, g.community_id)
+    workers = tuple(Person(person_id=f"gw-{g.grid_id}", name=_name(rng), grid_id=g.grid_id) for g in grids)
+    residents = tuple(Person(person_id=f"res-{g.grid_id}-{i + 1:02d}", name=_name(rng), grid_id=g.grid_id)
                       for g in grids for i in range(residents_per_grid))
 
     categories = [c.value for c in OrderCategory]
@@ -242,7 +257,7 @@ def generate(seed: int = 7, register: dict[str, Any] | None = None, *, residents
             own = sorted(set(categories[j] for j in range(i, len(categories), members_per_community))
                          | set(rng.sample(categories, 2)))
             posts = (Post(f"post-{c.community_id}-{i + 1:02d}-a", tuple(own), rng.randint(20, 40), "志愿服务岗"),)
-            members.append(Member(member_id, _name(rng), c.community_id, unit.unit_id, unit.name, posts))
+            members.append(Member(member_id, _name(rng), c.community_id, unit, posts))
 
     merchants = tuple(Merchant(f"m-{c.community_id}-{i + 1}", rng.choice(_SHOPS), c.community_id)
                       for c in communities for i in range(merchants_per_community))

@@ -17,60 +17,37 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
 
-from schemas.assessment import ReviewRecorded
+from schemas import assessment, grid, orders, points
 from schemas.common import Event
 from schemas.envelope import DecodeError
-from schemas.grid import (
-    CaseClosed,
-    CaseDismissed,
-    CaseDispatched,
-    CaseFeedback,
-    CaseOverdue,
-    CaseRegistered,
-    CaseReported,
-    CaseVerified,
-    PatrolLogged,
-)
-from schemas.orders import (
-    MemberRegistered,
-    OrderAccepted,
-    OrderCompleted,
-    OrderDeclined,
-    OrderDispatched,
-    OrderDispatchExpired,
-    OrderEvaluated,
-    OrderPlaced,
-    PostClaimed,
-)
-from schemas.points import AccountOpened, DeedApproved, TransferPosted
 from schemas.registry import model_for
 
 from .facts import CONSUMED, MemoryLookup, replay
 from .facts.core import FactTable, occurred_at
 
 LIFECYCLE: tuple[type[Event], ...] = (
-    MemberRegistered,
-    AccountOpened,
-    CaseReported,
-    CaseRegistered,
-    CaseDismissed,
-    CaseDispatched,
-    CaseVerified,
-    CaseOverdue,
-    CaseClosed,
-    CaseFeedback,
-    PatrolLogged,
-    OrderPlaced,
-    OrderDispatched,
-    OrderAccepted,
-    OrderDeclined,
-    OrderDispatchExpired,
-    OrderCompleted,
-    OrderEvaluated,
-    PostClaimed,
-    DeedApproved,
-    TransferPosted,
-    ReviewRecorded,
+    orders.MemberRegistered,
+    points.AccountOpened,
+    grid.CaseReported,
+    grid.CaseRegistered,
+    grid.CaseDismissed,
+    grid.CaseDispatched,
+    grid.CaseVerified,
+    grid.CaseOverdue,
+    grid.CaseClosed,
+    grid.CaseFeedback,
+    grid.PatrolLogged,
+    orders.OrderPlaced,
+    orders.OrderDispatched,
+    orders.OrderAccepted,
+    orders.OrderDeclined,
+    orders.OrderDispatchExpired,
+    orders.OrderCompleted,
+    orders.OrderEvaluated,
+    orders.PostClaimed,
+    points.DeedApproved,
+    points.TransferPosted,
+    assessment.ReviewRecorded,
 )
 """Lifecycle rank of the consumed payload classes, for facts that occurred at the same instant."""
 _RANK = {c: i for i, c in enumerate(LIFECYCLE)}

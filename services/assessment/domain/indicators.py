@@ -126,35 +126,41 @@ def _one(f: Fact) -> tuple[tuple[Fact, float], ...]:
     return ((f, 1.0),)
 
 
+def _words(f: Fact) -> str:
+    return f.value.replace("_", " ")
+
+
+def _rate(name: str, label: str, numerator: Fact, denominator: Fact, applies_to: frozenset[EntityType],
+          cohort: str = "", *, formula: str = "", lower_is_better: bool = False) -> Indicator:
+    """A rate of one counter over another. Unless ``formula`` is given, the formula is written
+    from the two counters and the cohort they are counted in. A rate where lower is better is
+    scored by its inverse."""
+    formula = formula or f"{_words(numerator)} / {_words(denominator)}" + (f" ({cohort})" if cohort else "")
+    scoring = "inverse_rate" if lower_is_better else "rate"
+    return Indicator(name, label, formula, "rate", _one(numerator), denominator, applies_to,
+                     higher_is_better=not lower_is_better, default_scoring=scoring)
+
+
+def _count(name: str, label: str, formula: str, fact: Fact, applies_to: frozenset[EntityType], target: float,
+           unit: str = "") -> Indicator:
+    """A count (always has a value), scored against ``target``."""
+    return Indicator(name, label, formula, "count", _one(fact), None, applies_to, unit=unit,
+                     default_scoring="target", default_target=target)
+
+
 CATALOGUE: dict[str, Indicator] = {
     i.name: i
     for i in (
-        Indicator(
-            "registration_rate", "立案率", "cases registered / cases received (by report period)",
-            "rate", _one(Fact.CASES_REGISTERED), Fact.CASES_RECEIVED, _CASE_ENTITIES,
-        ),
-        Indicator(
-            "dispatch_rate", "派遣率", "cases dispatched / cases registered (by report period)",
-            "rate", _one(Fact.CASES_DISPATCHED), Fact.CASES_REGISTERED, _AREA,
-        ),
-        Indicator(
-            "closure_rate", "结案率", "cases closed / cases due (by period of the first handling deadline)",
-            "rate", _one(Fact.CASES_CLOSED), Fact.CASES_DUE, _CASE_ENTITIES,
-        ),
-        Indicator(
-            "on_time_closure_rate", "按期结案率", "cases closed on time / cases due",
-            "rate", _one(Fact.CASES_CLOSED_ON_TIME), Fact.CASES_DUE, _CASE_ENTITIES,
-        ),
-        Indicator(
-            "rework_rate", "返工率", "cases sent back by a failed verification (once per case) / cases due",
-            "rate", _one(Fact.CASES_REWORKED), Fact.CASES_DUE, _CASE_ENTITIES,
-            higher_is_better=False, default_scoring="inverse_rate",
-        ),
-        Indicator(
-            "extension_rate", "延期率", "cases extended (later deadline) or overdue (once per case) / cases due",
-            "rate", _one(Fact.CASES_LATE), Fact.CASES_DUE, _CASE_ENTITIES,
-            higher_is_better=False, default_scoring="inverse_rate",
-        ),
+        _rate("registration_rate", "立案率", Fact.CASES_REGISTERED, Fact.CASES_RECEIVED, _CASE_ENTITIES,
+              "by report period"),
+        _rate("dispatch_rate", "派遣率", Fact.CASES_DISPATCHED, Fact.CASES_REGISTERED, _AREA, "by report period"),
+        _rate("closure_rate", "结案率", Fact.CASES_CLOSED, Fact.CASES_DUE, _CASE_ENTITIES,
+              "by period of the first handling deadline"),
+        _rate("on_time_closure_rate", "按期结案率", Fact.CASES_CLOSED_ON_TIME, Fact.CASES_DUE, _CASE_ENTITIES),
+        _rate("rework_rate", "返工率", Fact.CASES_REWORKED, Fact.CASES_DUE, _CASE_ENTITIES, lower_is_better=True,
+              formula="cases sent back by a failed verification (once per case) / cases due"),
+        _rate("extension_rate", "延期率", Fact.CASES_LATE, Fact.CASES_DUE, _CASE_ENTITIES, lower_is_better=True,
+              formula="cases extended (later deadline) or overdue (once per case) / cases due"),
         Indicator(
             "avg_handling_hours", "平均处置时长", "Σ handling_seconds / 3600 / cases closed",
             "average", ((Fact.HANDLING_SECONDS, 1 / 3600),), Fact.CASES_CLOSED, _CASE_ENTITIES,
@@ -166,38 +172,22 @@ CATALOGUE: dict[str, Indicator] = {
             "rate", ((Fact.FEEDBACK_SATISFIED, 1.0), (Fact.FEEDBACK_BASICALLY_SATISFIED, 0.9)),
             Fact.FEEDBACK_RECEIVED, _CASE_ENTITIES,
         ),
-        Indicator(
-            "acceptance_rate", "接单率", "orders accepted / orders dispatched (each dispatch counts)",
-            "rate", _one(Fact.ORDERS_ACCEPTED), Fact.ORDERS_DISPATCHED, _ORDER_ENTITIES,
-        ),
-        Indicator(
-            "completion_rate", "办结率", "orders completed / orders accepted (by acceptance period)",
-            "rate", _one(Fact.ORDERS_COMPLETED), Fact.ORDERS_ACCEPTED, _ORDER_ENTITIES,
-        ),
+        _rate("acceptance_rate", "接单率", Fact.ORDERS_ACCEPTED, Fact.ORDERS_DISPATCHED, _ORDER_ENTITIES,
+              "each dispatch counts"),
+        _rate("completion_rate", "办结率", Fact.ORDERS_COMPLETED, Fact.ORDERS_ACCEPTED, _ORDER_ENTITIES,
+              "by acceptance period"),
         Indicator(
             "avg_order_rating", "考单平均评分", "Σ rating (1-5) / orders evaluated",
             "average", _one(Fact.RATING_SUM), Fact.ORDERS_EVALUATED, _ORDER_ENTITIES,
             unit="★", default_scoring="target", default_target=5.0,
         ),
-        Indicator(
-            "evaluation_pass_rate", "考单通过率", "orders passed / orders evaluated",
-            "rate", _one(Fact.ORDERS_PASSED), Fact.ORDERS_EVALUATED, _ORDER_ENTITIES,
-        ),
-        Indicator(
-            "points_earned", "积分获得", "Σ points awarded to residents (± adjustments)",
-            "count", _one(Fact.POINTS_EARNED), None, frozenset({MEMBER, UNIT, COMMUNITY, STREET}),
-            unit="pt", default_scoring="target", default_target=100.0,
-        ),
-        Indicator(
-            "active_volunteers", "活跃志愿者", "distinct resident accounts awarded points in the period",
-            "count", _one(Fact.ACTIVE_VOLUNTEERS), None, _PEOPLE_AREA,
-            default_scoring="target", default_target=20.0,
-        ),
-        Indicator(
-            "patrols_logged", "巡查次数", "patrols logged (by patrol start)",
-            "count", _one(Fact.PATROLS_LOGGED), None, _CASE_ENTITIES,
-            default_scoring="target", default_target=20.0,
-        ),
+        _rate("evaluation_pass_rate", "考单通过率", Fact.ORDERS_PASSED, Fact.ORDERS_EVALUATED, _ORDER_ENTITIES),
+        _count("points_earned", "积分获得", "Σ points awarded to residents (± adjustments)", Fact.POINTS_EARNED,
+               frozenset({MEMBER, UNIT, COMMUNITY, STREET}), 100.0, unit="pt"),
+        _count("active_volunteers", "活跃志愿者", "distinct resident accounts awarded points in the period",
+               Fact.ACTIVE_VOLUNTEERS, _PEOPLE_AREA, 20.0),
+        _count("patrols_logged", "巡查次数", "patrols logged (by patrol start)", Fact.PATROLS_LOGGED,
+               _CASE_ENTITIES, 20.0),
         Indicator(
             "review_score", "双向评议得分", "Σ review scores / reviews received (latest review per reviewer)",
             "score", _one(Fact.REVIEW_SCORE_SUM), Fact.REVIEWS_RECEIVED, _REVIEWED,

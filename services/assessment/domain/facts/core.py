@@ -2,9 +2,9 @@
 and the fold of a history into a table of counters.
 
 A fact builder is registered with :func:`builds` for the payload classes it handles, with
-the way to read the payload's occurrence time (its ``occurred_at``/``at``/``posted_at``...
-field, else the envelope ``time`` is used). Payload classes without a builder have no effect
-on any counter.
+the name of the payload's occurrence time field (``occurred_at``/``at``/``posted_at``...;
+where it has none or it is unset, the envelope ``time`` is used). Payload classes without a
+builder have no effect on any counter.
 """
 from __future__ import annotations
 
@@ -55,19 +55,20 @@ E = TypeVar("E", bound=Event)
 
 @dataclass(frozen=True)
 class FactBuilder:
-    """A registered builder: ``build(payload, occurred, lookup)`` and how to read the payload's
-    own occurrence time (None: it has none, the envelope time says it)."""
+    """A registered builder: ``build(payload, occurred, lookup)`` and the payload's own
+    occurrence time field (None: it has none, the envelope time says it)."""
 
     build: Callable[[Any, datetime, Lookup], EventEffect]
-    occurred: Callable[[Any], datetime | None] | None = None
+    occurred: str | None = None
 
 
 BUILDERS: dict[type[Event], FactBuilder] = {}
 """Payload class → its fact builder. Filled by the modules of this package as they load."""
 
 
-def builds(*classes: type[E], occurred: Callable[[E], datetime | None] | None = None):
-    """Register the decorated function as the fact builder of ``classes`` (one builder per class)."""
+def builds(*classes: type[E], occurred: str | None = None):
+    """Register the decorated function as the fact builder of ``classes`` (one builder per class),
+    whose payloads carry their occurrence time in the field ``occurred``."""
 
     def deco(fn: Callable[[E, datetime, Lookup], EventEffect]) -> Callable[[E, datetime, Lookup], EventEffect]:
         for c in classes:
@@ -84,7 +85,7 @@ def occurred_at(payload: Event, time: datetime) -> datetime:
     ``time`` (upstream sets both to the same instant; preferring the payload keeps a replay
     exact even if events were re-wrapped)."""
     b = BUILDERS.get(type(payload))
-    at = b.occurred(payload) if b is not None and b.occurred is not None else None
+    at = getattr(payload, b.occurred) if b is not None and b.occurred is not None else None
     return at or time
 
 

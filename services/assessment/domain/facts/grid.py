@@ -11,41 +11,24 @@ listed on :class:`..indicators.Fact`.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
+from schemas import grid
 from schemas.assessment import EntityType
-from schemas.grid import (
-    CaseClosed,
-    CaseDismissed,
-    CaseDispatched,
-    CaseFeedback,
-    CaseOverdue,
-    CaseRegistered,
-    CaseReported,
-    CaseVerified,
-    PatrolLogged,
-    ReporterKind,
-    Satisfaction,
-    Stage,
-)
 
 from ..indicators import Fact
 from .core import EventEffect, FactDelta, builds, increments
 from .refs import CaseRef, Entity, Lookup, Ref, WorkerRef, area_entities
 
 
-def _grid_event(*classes: type):
-    """Register a builder of grid events, which carry their instant in ``occurred_at``."""
-    return builds(*classes, occurred=lambda e: e.occurred_at)
+_grid_event = partial(builds, occurred="occurred_at")
+"""Register a builder of grid events, which carry their instant in ``occurred_at``."""
 
 
-def _case(case_id: str, lookup: Lookup, grid_id: str | None = None, community_id: str | None = None,
-          street_id: str | None = None) -> tuple[CaseRef | None, CaseRef]:
+def _case(e: grid.CaseEvent, lookup: Lookup) -> tuple[CaseRef | None, CaseRef]:
     """(the stored ref or None, a ref to work on, its missing place completed from the event)."""
-    old = lookup.case(case_id)
-    ref = old or CaseRef(case_id=case_id)
-    place = {k: v for k, v in (("grid_id", grid_id), ("community_id", community_id), ("street_id", street_id))
-             if v and getattr(ref, k) is None}
-    return old, (ref.model_copy(update=place) if place else ref)
+    old = lookup.case(e.case_id)
+    return old, (old or CaseRef(case_id=e.case_id)).placed_by(e)
 
 
 def _entities(ref: CaseRef) -> list[Entity]:
@@ -78,13 +61,13 @@ def _mark_late(ref: CaseRef, due: datetime) -> tuple[CaseRef, list[FactDelta]]:
     return ref.model_copy(update={"late": True}), facts + increments(_entities(ref), ref.due_at, Fact.CASES_LATE)
 
 
-@_grid_event(CaseReported)
-def case_reported(e: CaseReported, at: datetime, lookup: Lookup) -> EventEffect:
+@_grid_event(grid.CaseReported)
+def case_reported(e: grid.CaseReported, at: datetime, lookup: Lookup) -> EventEffect:
     """信息收集: received, for the grid worker who reported it too."""
-    old, ref = _case(e.case_id, lookup, e.grid_id, e.community_id, e.street_id)
+    old, ref = _case(e, lookup)
     if old is not None and old.reported_at is not None:
         return EventEffect()  # already counted
-    worker = e.reporter.id if e.reporter.kind is ReporterKind.GRID_WORKER else None
+    worker = e.reporter.id if e.reporter.kind is grid.ReporterKind.GRID_WORKER else None
     ref = ref.model_copy(update={"reported_at": at, "worker_id": ref.worker_id or worker})
     refs: list[Ref] = [ref]
     if worker and ref.grid_id:
@@ -92,11 +75,11 @@ def case_reported(e: CaseReported, at: datetime, lookup: Lookup) -> EventEffect:
     return EventEffect(increments(_entities(ref), at, Fact.CASES_RECEIVED), refs)
 
 
-@_grid_event(CaseRegistered)
-def case_registered(e: CaseRegistered, at: datetime, lookup: Lookup) -> EventEffect:
+@_grid_event(grid.CaseRegistered)
+def case_registered(e: grid.CaseRegistered, at: datetime, lookup: Lookup) -> EventEffect:
     """立案. Its ``due_at`` is the dispatch deadline (a stage time limit), not the handling
     deadline, so it does not make the case due; the first dispatch does."""
-    old, ref = _case(e.case_id, lookup, e.grid_id, e.community_id, e.street_id)
+    old, ref = _case(e, lookup)
     if ref.registered:
         return EventEffect()
     ref, facts = _receive_if_unseen(old, ref, at)
@@ -104,20 +87,20 @@ def case_registered(e: CaseRegistered, at: datetime, lookup: Lookup) -> EventEff
     return EventEffect(facts, [ref.model_copy(update={"registered": True})])
 
 
-@_grid_event(CaseDismissed)
-def case_dismissed(e: CaseDismissed, at: datetime, lookup: Lookup) -> EventEffect:
+@_grid_event(grid.CaseDismissed)
+def case_dismissed(e: grid.CaseDismissed, at: datetime, lookup: Lookup) -> EventEffect:
     """不予立案: received (if its report was not seen), never registered."""
-    old, ref = _case(e.case_id, lookup, e.grid_id)
+    old, ref = _case(e, lookup)
     ref, facts = _receive_if_unseen(old, ref, at)
     return EventEffect(facts, [ref] if facts else [])
 
 
-@_grid_event(CaseDispatched)
-def case_dispatched(e: CaseDispatched, at: datetime, lookup: Lookup) -> EventEffect:
+@_grid_event(grid.CaseDispatched)
+def case_dispatched(e: grid.CaseDispatched, at: datetime, lookup: Lookup) -> EventEffect:
     """派遣. The first dispatch's ``due_at`` (handling deadline) puts the case in its deadline
     cohort; a later dispatch with a later deadline (other than after a rework) is an
     extension (延期)."""
-    old, ref = _case(e.case_id, lookup, e.grid_id)
+    old, ref = _case(e, lookup)
     facts: list[FactDelta] = []
     if not ref.registered:  # dispatch implies registration (立案 precedes 派遣)
         ref, facts = _receive_if_unseen(old, ref, at)
@@ -135,10 +118,10 @@ def case_dispatched(e: CaseDispatched, at: datetime, lookup: Lookup) -> EventEff
     return EventEffect(facts, [ref])
 
 
-@_grid_event(CaseVerified)
-def case_verified(e: CaseVerified, at: datetime, lookup: Lookup) -> EventEffect:
+@_grid_event(grid.CaseVerified)
+def case_verified(e: grid.CaseVerified, at: datetime, lookup: Lookup) -> EventEffect:
     """核查. A failed verification (返工) counts once per case, in its deadline cohort."""
-    _, ref = _case(e.case_id, lookup)
+    _, ref = _case(e, lookup)
     if e.passed or ref.reworked:
         return EventEffect()
     ref, facts = _ensure_due(ref, at)
@@ -146,11 +129,11 @@ def case_verified(e: CaseVerified, at: datetime, lookup: Lookup) -> EventEffect:
     return EventEffect(facts, [ref.model_copy(update={"reworked": True})])
 
 
-@_grid_event(CaseClosed)
-def case_closed(e: CaseClosed, at: datetime, lookup: Lookup) -> EventEffect:
+@_grid_event(grid.CaseClosed)
+def case_closed(e: grid.CaseClosed, at: datetime, lookup: Lookup) -> EventEffect:
     """结案, in the deadline cohort; a case closed without ever getting a handling deadline
     is due in the period it was closed (so closed never exceeds due)."""
-    _, ref = _case(e.case_id, lookup, e.grid_id, e.community_id, e.street_id)
+    _, ref = _case(e, lookup)
     if ref.closed:
         return EventEffect()
     ref, facts = _ensure_due(ref, at)
@@ -162,15 +145,15 @@ def case_closed(e: CaseClosed, at: datetime, lookup: Lookup) -> EventEffect:
     return EventEffect(facts, [ref.model_copy(update={"closed": True})])
 
 
-LATE_STAGES = frozenset({None, Stage.HANDLE, Stage.VERIFY})
+LATE_STAGES = frozenset({None, grid.Stage.HANDLE, grid.Stage.VERIFY})
 """Overdue stages that make a case 延期: a missed handling or verification deadline (or no
 stage given). Missed register/dispatch deadlines are intake delays, seen in 立案率/派遣率."""
 
 
-@_grid_event(CaseOverdue)
-def case_overdue(e: CaseOverdue, at: datetime, lookup: Lookup) -> EventEffect:
+@_grid_event(grid.CaseOverdue)
+def case_overdue(e: grid.CaseOverdue, at: datetime, lookup: Lookup) -> EventEffect:
     """超期 in handling or verification: late (延期) once per case."""
-    _, ref = _case(e.case_id, lookup)
+    _, ref = _case(e, lookup)
     if e.stage not in LATE_STAGES:
         return EventEffect()
     ref, facts = _mark_late(ref, e.due_at)
@@ -178,16 +161,16 @@ def case_overdue(e: CaseOverdue, at: datetime, lookup: Lookup) -> EventEffect:
 
 
 _SATISFACTION = {
-    Satisfaction.SATISFIED: Fact.FEEDBACK_SATISFIED,
-    Satisfaction.BASICALLY_SATISFIED: Fact.FEEDBACK_BASICALLY_SATISFIED,
-    Satisfaction.UNSATISFIED: Fact.FEEDBACK_UNSATISFIED,
+    grid.Satisfaction.SATISFIED: Fact.FEEDBACK_SATISFIED,
+    grid.Satisfaction.BASICALLY_SATISFIED: Fact.FEEDBACK_BASICALLY_SATISFIED,
+    grid.Satisfaction.UNSATISFIED: Fact.FEEDBACK_UNSATISFIED,
 }
 
 
-@_grid_event(CaseFeedback)
-def case_feedback(e: CaseFeedback, at: datetime, lookup: Lookup) -> EventEffect:
+@_grid_event(grid.CaseFeedback)
+def case_feedback(e: grid.CaseFeedback, at: datetime, lookup: Lookup) -> EventEffect:
     """反馈: the first feedback of a case counts, by its satisfaction."""
-    _, ref = _case(e.case_id, lookup, e.grid_id, e.community_id, e.street_id)
+    _, ref = _case(e, lookup)
     if ref.feedback:
         return EventEffect()
     ents = _entities(ref)
@@ -195,8 +178,8 @@ def case_feedback(e: CaseFeedback, at: datetime, lookup: Lookup) -> EventEffect:
     return EventEffect(facts, [ref.model_copy(update={"feedback": True})])
 
 
-@_grid_event(PatrolLogged)
-def patrol_logged(e: PatrolLogged, at: datetime, lookup: Lookup) -> EventEffect:
+@_grid_event(grid.PatrolLogged)
+def patrol_logged(e: grid.PatrolLogged, at: datetime, lookup: Lookup) -> EventEffect:
     """巡查: counts for the grid worker and the area at its start, with its duration."""
     ents = area_entities(e.grid_id, e.community_id, e.street_id)
     ents.append((EntityType.GRID_WORKER.value, e.grid_worker_id))

@@ -10,36 +10,26 @@ id).
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
+from typing import Callable
 
+from schemas import orders
 from schemas.assessment import EntityType
 from schemas.codes import community_id_of, street_id_of
-from schemas.orders import (
-    MemberRegistered,
-    OrderAccepted,
-    OrderCompleted,
-    OrderDeclined,
-    OrderDispatched,
-    OrderDispatchExpired,
-    OrderEvaluated,
-    OrderPlaced,
-    PostClaimed,
-)
+from schemas.common import Event
 
 from ..indicators import Fact
-from .core import EventEffect, builds, increments
+from .core import EventEffect, FactDelta, builds, increments
 from .refs import Entity, Lookup, MemberRef, OrderRef, Ref, UnitRef, area_entities
 
 
-def _orders_event(*classes: type):
-    """Register a builder of orders events, which carry their instant in ``at``."""
-    return builds(*classes, occurred=lambda e: e.at)
+_orders_event = partial(builds, occurred="at")
+"""Register a builder of orders events, which carry their instant in ``at``."""
 
 
-def _order(order_id: str, lookup: Lookup, community_id: str | None = None, grid_id: str | None = None) -> OrderRef:
-    """The stored ref (or a new one), its missing place completed from the event."""
-    ref = lookup.order(order_id) or OrderRef(order_id=order_id)
-    place = {k: v for k, v in (("community_id", community_id), ("grid_id", grid_id)) if v and getattr(ref, k) is None}
-    return ref.model_copy(update=place) if place else ref
+def _order(e: Event, lookup: Lookup) -> OrderRef:
+    """The stored ref of the event's order (or a new one), its missing place completed from the event."""
+    return (lookup.order(e.order_id) or OrderRef(order_id=e.order_id)).placed_by(e)
 
 
 def _area(ref: OrderRef) -> list[Entity]:
@@ -61,76 +51,87 @@ def assignee_entities(assignee_id: str | None, lookup: Lookup) -> list[Entity]:
     return []
 
 
-@_orders_event(OrderPlaced)
-def order_placed(e: OrderPlaced, at: datetime, lookup: Lookup) -> EventEffect:
+_Counted = tuple[list[FactDelta], OrderRef]
+"""What a builder of a fact counted once per order returns: the increments and its updated ref."""
+
+
+def _once_per_order(cls: type[Event], flag: str):
+    """Register ``count(e, at, ref, ents) -> (facts, ref)`` as the builder of ``cls``, a fact
+    counted once per order: nothing when the order's ref has ``flag`` set, else the increments
+    and the ref ``count`` returns, with ``flag`` set. ``ref`` is the order's ref, ``ents`` the
+    order's area and its assignee."""
+
+    def deco(count: Callable[..., _Counted]) -> Callable[..., _Counted]:
+        @_orders_event(cls)
+        def build(e, at: datetime, lookup: Lookup) -> EventEffect:
+            ref = _order(e, lookup)
+            if getattr(ref, flag):
+                return EventEffect()
+            facts, ref = count(e, at, ref, _area(ref) + assignee_entities(e.assignee_id, lookup))
+            return EventEffect(facts, [ref.model_copy(update={flag: True})])
+
+        return count
+
+    return deco
+
+
+@_orders_event(orders.OrderPlaced)
+def order_placed(e: orders.OrderPlaced, at: datetime, lookup: Lookup) -> EventEffect:
     """点单: placed, for the community and street."""
     if lookup.order(e.order_id) is not None:
         return EventEffect()
-    ref = _order(e.order_id, lookup, e.community_id, e.grid_id)
+    ref = _order(e, lookup)
     return EventEffect(increments(_area(ref), at, Fact.ORDERS_PLACED), [ref])
 
 
-@_orders_event(OrderDispatched)
-def order_dispatched(e: OrderDispatched, at: datetime, lookup: Lookup) -> EventEffect:
+@_orders_event(orders.OrderDispatched)
+def order_dispatched(e: orders.OrderDispatched, at: datetime, lookup: Lookup) -> EventEffect:
     """派单: every dispatch is an attempt, counted for the assignee too."""
-    ref = _order(e.order_id, lookup)
+    ref = _order(e, lookup)
     facts = increments(_area(ref) + assignee_entities(e.assignee_id, lookup), at, Fact.ORDERS_DISPATCHED)
     ref = ref.model_copy(update={"assignee_id": e.assignee_id, "dispatched_at": at, "accepted": False,
                                  "accepted_at": None})
     return EventEffect(facts, [ref])
 
 
-@_orders_event(OrderAccepted)
-def order_accepted(e: OrderAccepted, at: datetime, lookup: Lookup) -> EventEffect:
+@_once_per_order(orders.OrderAccepted, "accepted")
+def order_accepted(e: orders.OrderAccepted, at: datetime, ref: OrderRef, ents: list[Entity]) -> _Counted:
     """接单, in the period of the dispatch."""
-    ref = _order(e.order_id, lookup)
-    if ref.accepted:
-        return EventEffect()
-    ents = _area(ref) + assignee_entities(e.assignee_id, lookup)
     facts = increments(ents, ref.dispatched_at or at, Fact.ORDERS_ACCEPTED)
-    return EventEffect(facts, [ref.model_copy(update={"accepted": True, "accepted_at": at,
-                                                      "assignee_id": e.assignee_id})])
+    return facts, ref.model_copy(update={"accepted_at": at, "assignee_id": e.assignee_id})
 
 
-_NOT_TAKEN = {OrderDeclined: Fact.ORDERS_DECLINED, OrderDispatchExpired: Fact.ORDERS_DISPATCH_EXPIRED}
+_NOT_TAKEN = {orders.OrderDeclined: Fact.ORDERS_DECLINED, orders.OrderDispatchExpired: Fact.ORDERS_DISPATCH_EXPIRED}
 
 
-@_orders_event(OrderDeclined, OrderDispatchExpired)
-def order_not_taken(e: OrderDeclined | OrderDispatchExpired, at: datetime, lookup: Lookup) -> EventEffect:
+@_orders_event(orders.OrderDeclined, orders.OrderDispatchExpired)
+def order_not_taken(e: orders.OrderDeclined | orders.OrderDispatchExpired, at: datetime,
+                    lookup: Lookup) -> EventEffect:
     """拒单 or 超时未接单: the dispatch stays counted, without acceptance; the order has no assignee."""
-    ref = _order(e.order_id, lookup)
+    ref = _order(e, lookup)
     facts = increments(_area(ref) + assignee_entities(e.assignee_id, lookup), at, _NOT_TAKEN[type(e)])
     return EventEffect(facts, [ref.model_copy(update={"assignee_id": None})])
 
 
-@_orders_event(OrderCompleted)
-def order_completed(e: OrderCompleted, at: datetime, lookup: Lookup) -> EventEffect:
+@_once_per_order(orders.OrderCompleted, "completed")
+def order_completed(e: orders.OrderCompleted, at: datetime, ref: OrderRef, ents: list[Entity]) -> _Counted:
     """服务完成, in the period of the acceptance, with the minutes of service."""
-    ref = _order(e.order_id, lookup)
-    if ref.completed:
-        return EventEffect()
-    ents = _area(ref) + assignee_entities(e.assignee_id, lookup)
     when = ref.accepted_at or at
-    facts = increments(ents, when, Fact.ORDERS_COMPLETED) + increments(ents, when, Fact.SERVICE_MINUTES,
-                                                                       float(e.service_minutes))
-    return EventEffect(facts, [ref.model_copy(update={"completed": True})])
+    facts = increments(ents, when, Fact.ORDERS_COMPLETED)
+    return facts + increments(ents, when, Fact.SERVICE_MINUTES, float(e.service_minutes)), ref
 
 
-@_orders_event(OrderEvaluated)
-def order_evaluated(e: OrderEvaluated, at: datetime, lookup: Lookup) -> EventEffect:
+@_once_per_order(orders.OrderEvaluated, "evaluated")
+def order_evaluated(e: orders.OrderEvaluated, at: datetime, ref: OrderRef, ents: list[Entity]) -> _Counted:
     """考单: evaluated with its rating, and passed or not."""
-    ref = _order(e.order_id, lookup, e.community_id, e.grid_id)
-    if ref.evaluated:
-        return EventEffect()
-    ents = _area(ref) + assignee_entities(e.assignee_id, lookup)
     facts = increments(ents, at, Fact.ORDERS_EVALUATED) + increments(ents, at, Fact.RATING_SUM, float(e.rating))
     if e.passed:
         facts += increments(ents, at, Fact.ORDERS_PASSED)
-    return EventEffect(facts, [ref.model_copy(update={"evaluated": True})])
+    return facts, ref
 
 
-@_orders_event(MemberRegistered)
-def member_registered(e: MemberRegistered, at: datetime, lookup: Lookup) -> EventEffect:
+@_orders_event(orders.MemberRegistered)
+def member_registered(e: orders.MemberRegistered, at: datetime, lookup: Lookup) -> EventEffect:
     """双报到: counts for the community, street and unit; places the unit where its first
     member reported."""
     ref = MemberRef(member_id=e.member_id, community_id=e.community_id, unit_id=e.unit_id)
@@ -144,8 +145,8 @@ def member_registered(e: MemberRegistered, at: datetime, lookup: Lookup) -> Even
     return EventEffect(increments(ents, at, Fact.MEMBERS_REPORTED), refs)
 
 
-@_orders_event(PostClaimed)
-def post_claimed(e: PostClaimed, at: datetime, lookup: Lookup) -> EventEffect:
+@_orders_event(orders.PostClaimed)
+def post_claimed(e: orders.PostClaimed, at: datetime, lookup: Lookup) -> EventEffect:
     """岗位认领: counts for the community and the member (and the member's unit)."""
     ents = area_entities(None, e.community_id) + assignee_entities(e.member_id, lookup)
     return EventEffect(increments(ents, at, Fact.POSTS_CLAIMED))

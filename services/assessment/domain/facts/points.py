@@ -19,7 +19,7 @@ from .core import EventEffect, FactDelta, builds, increments, increments_in
 from .refs import AccountRef, Entity, Lookup, Ref, area_entities
 
 
-@builds(AccountOpened, occurred=lambda e: e.opened_at)
+@builds(AccountOpened, occurred="opened_at")
 def account_opened(e: AccountOpened, at: datetime, lookup: Lookup) -> EventEffect:
     """开户: no counter; remembers the holder, kind and home community."""
     if lookup.account(e.account_id) is not None:
@@ -44,7 +44,7 @@ def _account(account_id: str, lookup: Lookup) -> AccountRef:
     return lookup.account(account_id) or AccountRef(account_id=account_id)
 
 
-@builds(DeedApproved, occurred=lambda e: e.reviewed_at)
+@builds(DeedApproved, occurred="reviewed_at")
 def deed_approved(e: DeedApproved, at: datetime, lookup: Lookup) -> EventEffect:
     """评审通过: counts for the person who did the deed."""
     person, area = _person_entities(_account(e.account_id, lookup), e.community_id, lookup)
@@ -54,7 +54,7 @@ def deed_approved(e: DeedApproved, at: datetime, lookup: Lookup) -> EventEffect:
 _EARNING = frozenset({TransferKind.award, TransferKind.adjustment})
 
 
-@builds(TransferPosted, occurred=lambda e: e.posted_at)
+@builds(TransferPosted, occurred="posted_at")
 def transfer_posted(e: TransferPosted, at: datetime, lookup: Lookup) -> EventEffect:
     """记账: an award credits points earned (and an active volunteer, once per account and
     period); an adjustment credits one resident side and debits the other."""

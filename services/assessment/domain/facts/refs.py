@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Iterable, Mapping, Protocol, Union
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, Self, Union
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,13 +22,25 @@ Entity = tuple[str, str]
 """(entity_type, entity_id)."""
 
 
+_PLACE = ("grid_id", "community_id", "street_id")
+"""The place fields a ref may carry, which events may complete."""
+
+
 class _Ref(BaseModel):
+    """A ref of kind ``KIND``, identified by its field ``<KIND>_id``."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
     KIND: ClassVar[str] = ""
 
     @property
     def ref_id(self) -> str:
-        raise NotImplementedError
+        return getattr(self, f"{self.KIND}_id")
+
+    def placed_by(self, event: object) -> Self:
+        """This ref with the place it lacks (grid, community, street) taken from what ``event`` carries."""
+        place = {k: v for k in _PLACE
+                 if k in type(self).model_fields and getattr(self, k) is None and (v := getattr(event, k, None))}
+        return self.model_copy(update=place) if place else self
 
 
 class CaseRef(_Ref):
@@ -49,10 +61,6 @@ class CaseRef(_Ref):
     closed: bool = False
     feedback: bool = False
 
-    @property
-    def ref_id(self) -> str:
-        return self.case_id
-
 
 class OrderRef(_Ref):
     """A service order: its community and the current assignee / dispatch."""
@@ -68,10 +76,6 @@ class OrderRef(_Ref):
     completed: bool = False
     evaluated: bool = False
 
-    @property
-    def ref_id(self) -> str:
-        return self.order_id
-
 
 class MemberRef(_Ref):
     """A Party member who reported to a community (双报到), with their unit."""
@@ -80,10 +84,6 @@ class MemberRef(_Ref):
     member_id: str
     community_id: str | None = None
     unit_id: str | None = None
-
-    @property
-    def ref_id(self) -> str:
-        return self.member_id
 
 
 class UnitRef(_Ref):
@@ -94,10 +94,6 @@ class UnitRef(_Ref):
     community_id: str | None = None
     street_id: str | None = None
 
-    @property
-    def ref_id(self) -> str:
-        return self.unit_id
-
 
 class WorkerRef(_Ref):
     """A grid worker and the grid they last patrolled or reported in."""
@@ -105,10 +101,6 @@ class WorkerRef(_Ref):
     KIND: ClassVar[str] = "worker"
     worker_id: str
     grid_id: str | None = None
-
-    @property
-    def ref_id(self) -> str:
-        return self.worker_id
 
 
 class AccountRef(_Ref):
@@ -120,10 +112,6 @@ class AccountRef(_Ref):
     kind: str | None = None
     community_id: str | None = None
     active_periods: tuple[str, ...] = ()
-
-    @property
-    def ref_id(self) -> str:
-        return self.account_id
 
 
 Ref = Union[CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef]
@@ -146,32 +134,28 @@ class Lookup(Protocol):
     def account(self, account_id: str) -> AccountRef | None: ...
 
 
+def _stored(cls: type[_Ref]) -> Callable[["MemoryLookup", str | None], Any]:
+    """The :class:`Lookup` method of ``cls``: its stored ref by id, None when unknown."""
+
+    def get(self: MemoryLookup, ref_id: str | None) -> Any:
+        return None if ref_id is None else self.refs.get((cls.KIND, ref_id))
+
+    get.__name__ = get.__qualname__ = cls.KIND
+    return get
+
+
 @dataclass
 class MemoryLookup:
     """A :class:`Lookup` over a dict: the replay's scratch projection (and the tests')."""
 
     refs: dict[tuple[str, str], Ref] = field(default_factory=dict)
 
-    def _get(self, kind: str, id: str | None) -> Any:
-        return None if id is None else self.refs.get((kind, id))
-
-    def case(self, case_id: str) -> CaseRef | None:
-        return self._get("case", case_id)
-
-    def order(self, order_id: str) -> OrderRef | None:
-        return self._get("order", order_id)
-
-    def member(self, member_id: str) -> MemberRef | None:
-        return self._get("member", member_id)
-
-    def unit(self, unit_id: str) -> UnitRef | None:
-        return self._get("unit", unit_id)
-
-    def worker(self, worker_id: str) -> WorkerRef | None:
-        return self._get("worker", worker_id)
-
-    def account(self, account_id: str) -> AccountRef | None:
-        return self._get("account", account_id)
+    case = _stored(CaseRef)
+    order = _stored(OrderRef)
+    member = _stored(MemberRef)
+    unit = _stored(UnitRef)
+    worker = _stored(WorkerRef)
+    account = _stored(AccountRef)
 
     def put(self, ref: Ref) -> None:
         self.refs[(ref.KIND, ref.ref_id)] = ref
