@@ -19,27 +19,12 @@ import yaml
 
 from schemas.common import Command, Event
 from schemas.grid import (
-    COMMANDS,
-    CaseDuplicateLinked,
-    CaseFeedback,
-    DismissCase,
-    DispatchCase,
-    EscalateCase,
-    HandleCase,
-    LogPatrol,
-    PatrolLogged,
-    RegisterCase,
-    ReportCase,
-    VerifyCase,
+    COMMANDS, CaseDuplicateLinked, CaseFeedback, DismissCase, DispatchCase, EscalateCase, HandleCase, LogPatrol,
+    PatrolLogged, RegisterCase, ReportCase, VerifyCase,
 )
 from services.grid import projection as db
 from services.grid.domain import (
-    Context,
-    DeadlinePolicy,
-    OpenCase,
-    check_overdue,
-    decide,
-    evolve,
+    Context, DeadlinePolicy, OpenCase, check_overdue, decide, evolve,
 )
 from services.grid.projection import CASES, ProjectionRows
 from services.grid.registry import GridRegister

@@ -4,18 +4,19 @@ Run it with ``python -m services.grid.app worker``.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from schemas.codes import GridCode
 from schemas.grid import Category
 from schemas.topics import GRID
 from services.grid import projection as db
-from services.grid.domain import CaseStatus, GridCode, is_grid_id
+from services.grid.domain import CaseStatus
 from services.grid.registry import GridRegister
 from services.kit.http import HttpError
-from services.kit.runtime import Request, ServiceRuntime
+from services.kit.routes import Request, found, page
+from services.kit.runtime import ServiceRuntime
 
-from . import metrics
+from . import api, metrics
 from .handler import GridHandler, load_policy
 from .settings import GridSettings
 
@@ -33,9 +34,10 @@ grid_metrics = metrics.register()
 # -- timers ---------------------------------------------------------------------------------
 
 
-@rt.timer(settings.overdue_interval_seconds, name="overdue")
+@rt.timer(settings.overdue_interval_seconds, name="overdue", exclusive=True)
 async def overdue(uow) -> None:
-    """Missed deadlines → grid.case.overdue.v1 (+ grid.case.escalated.v1), once each."""
+    """Missed deadlines → grid.case.overdue.v1 (+ grid.case.escalated.v1), once each, by one
+    worker of the service at a time."""
     await handler.check_overdue(uow, settings.overdue_batch)
 
 
@@ -46,64 +48,48 @@ async def refresh_metrics(uow) -> None:
 
 # -- queries (bearer token) -----------------------------------------------------------------
 
-_DIGITS = {"community_id": re.compile(r"[0-9]{12}"), "street_id": re.compile(r"[0-9]{9}")}
+
+@rt.get("/v1/cases/{case_id}", path=api.CaseRef, responses={200: api.CaseOut, 404: "no such case"})
+async def get_case(req: Request[api.CaseRef, None, None]):
+    """A case with its full history."""
+    async with rt.connection() as conn:
+        case = await db.get_case(conn, req.path.case_id)
+    return found(case, "case", req.path.case_id, "case_id")
 
 
-def _code(req: Request, name: str) -> str | None:
-    v = req.query.str(name)
-    if v is None:
-        return None
-    ok = is_grid_id(v) if name == "grid_id" else _DIGITS[name].fullmatch(v) is not None
-    if not ok:
-        digits = {"grid_id": 15, "community_id": 12, "street_id": 9}[name]
-        raise HttpError(422, "invalid_query", f"{name} must be {digits} digits", name)
-    return v
+@rt.get("/v1/cases", query=api.CaseQuery, responses={200: api.CasePage})
+async def list_cases(req: Request[None, api.CaseQuery, None]):
+    """Cases by grid, community, street, status, category and overdue, newest report first."""
+    q = req.query
+    f = db.CaseFilter(grid_id=q.grid_id, community_id=q.community_id, street_id=q.street_id,
+                      status=q.status.value if q.status else None, category=q.category.value if q.category else None,
+                      overdue=q.overdue)
+    async with rt.connection() as conn:
+        total, items = await db.list_cases(conn, f, q.limit, q.offset)
+    return page(q, total, items)
 
 
-@rt.route("/v1/cases/{case_id}")
-async def get_case(req: Request):
-    async with rt.pool.acquire() as conn:
-        case = await db.get_case(conn, req.params["case_id"])
-    if case is None:
-        raise HttpError(404, "not_found", f"no case {req.params['case_id']!r}", "case_id")
-    return case
-
-
-@rt.route("/v1/cases")
-async def list_cases(req: Request):
-    f = db.CaseFilter(
-        grid_id=_code(req, "grid_id"), community_id=_code(req, "community_id"), street_id=_code(req, "street_id"),
-        status=req.query.choice("status", CaseStatus),
-        category=req.query.choice("category", Category),
-        overdue=req.query.bool("overdue"))
-    limit, offset = req.query.page()
-    async with rt.pool.acquire() as conn:
-        total, items = await db.list_cases(conn, f, limit, offset)
-    return {"total": total, "limit": limit, "offset": offset, "items": items}
-
-
-@rt.route("/v1/grids/{grid_id}/counts")
-async def grid_counts(req: Request):
-    grid_id = req.params["grid_id"]
-    if not is_grid_id(grid_id):
-        raise HttpError(422, "invalid_input", "grid_id must be 15 digits", "grid_id")
+@rt.get("/v1/grids/{grid_id}/counts", path=api.GridRef,
+        responses={200: api.GridCounts, 404: "the grid is not in the grid register"})
+async def grid_counts(req: Request[api.GridRef, None, None]):
+    """A grid's cases by status."""
+    grid_id = req.path.grid_id
     if grid_id not in register:
         raise HttpError(404, "not_found", f"grid {grid_id!r} is not in the grid register", "grid_id")
-    async with rt.pool.acquire() as conn:
+    async with rt.connection() as conn:
         counts = await db.grid_counts(conn, grid_id)
     code = GridCode.parse(grid_id)
     return {"grid_id": grid_id, "community_id": code.community_id, "street_id": code.street_id,
             "counts": counts, "total": sum(counts.values())}
 
 
-@rt.route("/v1/patrols")
-async def list_patrols(req: Request):
-    grid_id = _code(req, "grid_id")
-    worker = req.query.str("grid_worker_id")
-    limit, offset = req.query.page()
-    async with rt.pool.acquire() as conn:
-        total, items = await db.list_patrols(conn, grid_id, worker, limit, offset)
-    return {"total": total, "limit": limit, "offset": offset, "items": items}
+@rt.get("/v1/patrols", query=api.PatrolQuery, responses={200: api.PatrolPage})
+async def list_patrols(req: Request[None, api.PatrolQuery, None]):
+    """Patrol logs (巡查) by grid and grid worker, latest first."""
+    q = req.query
+    async with rt.connection() as conn:
+        total, items = await db.list_patrols(conn, q.grid_id, q.grid_worker_id, q.limit, q.offset)
+    return page(q, total, items)
 
 
 # -- Open311 GeoReport v2 (public read view, no token) ----------------------------------------
@@ -122,8 +108,14 @@ SERVICE_NAMES: dict[Category, tuple[str, str, str]] = {
 }
 
 
-def _open311_error(status: int, description: str):
-    return status, [{"code": status, "description": description}]
+def _open311_error(e: HttpError) -> tuple[int, list[dict]]:
+    """Open311's error shape, ``[{"code", "description"}]``; an invalid parameter is a 400."""
+    status = 400 if e.status == 422 else e.status
+    return status, [{"code": status, "description": e.detail}]
+
+
+_OPEN311_ERRORS = {400: ("an invalid parameter", list[api.Open311Error]),
+                   503: ("the database is unavailable; retry", list[api.Open311Error])}
 
 
 def _request(row: dict) -> dict:
@@ -153,40 +145,34 @@ def _request(row: dict) -> dict:
     }
 
 
-@rt.route("/open311/v2/services.json", auth=False)
-async def open311_services(req: Request):
+@rt.get("/open311/v2/services.json", auth=False, db=False, responses={200: list[api.Open311Service]})
+async def open311_services(req: Request[None, None, None]):
+    """Open311 GeoReport v2: the services (one per case category)."""
     return [{"service_code": c.value, "service_name": SERVICE_NAMES[c][0], "description": SERVICE_NAMES[c][2],
              "metadata": False, "type": "realtime", "keywords": c.value.replace(".", ","), "group": SERVICE_NAMES[c][1]}
             for c in Category]
 
 
-@rt.route("/open311/v2/requests.json", auth=False)
-async def open311_requests(req: Request):
-    codes = [c.strip() for c in (req.query.str("service_code") or "").split(",") if c.strip()]
-    known = {c.value for c in Category}
-    bad = [c for c in codes if c not in known]
-    if bad:
-        return _open311_error(400, f"unknown service_code {bad[0]!r}")
-    states = [s.strip() for s in (req.query.str("status") or "").split(",") if s.strip()]
-    if any(s not in ("open", "closed") for s in states):
-        return _open311_error(400, "status must be open or closed")
-    try:
-        start, end = req.query.datetime("start_date"), req.query.datetime("end_date")
-        limit, offset = req.query.page(default_limit=1000, max_limit=1000)
-    except HttpError as e:
-        return _open311_error(400, e.detail)
-    async with rt.pool.acquire() as conn:
-        rows = await db.open311_requests(conn, service_codes=codes or None, open_closed=states or None,
-                                         start=start, end=end, limit=limit, offset=offset)
+@rt.get("/open311/v2/requests.json", auth=False, query=api.Open311Query, errors=_open311_error,
+        responses={200: list[api.Open311Request], **_OPEN311_ERRORS})
+async def open311_requests(req: Request[None, api.Open311Query, None]):
+    """Open311 GeoReport v2: service requests (cases), newest first."""
+    q = req.query
+    async with rt.connection() as conn:
+        rows = await db.open311_requests(conn, service_codes=q.split(q.service_code) or None,
+                                         open_closed=q.split(q.status) or None, start=q.start_date, end=q.end_date,
+                                         limit=q.limit, offset=q.offset)
     return [_request(r) for r in rows]
 
 
-@rt.route("/open311/v2/requests/{request_id:[^/]+}.json", auth=False)
-async def open311_request(req: Request):
-    async with rt.pool.acquire() as conn:
-        rows = await db.open311_requests(conn, case_id=req.params["request_id"], limit=1)
-    if not rows:
-        return _open311_error(404, f"no service request {req.params['request_id']!r}")
+@rt.get("/open311/v2/requests/{request_id:[^/]+}.json", auth=False, path=api.Open311Ref, errors=_open311_error,
+        responses={200: list[api.Open311Request], 404: ("no such service request", list[api.Open311Error]),
+                   **_OPEN311_ERRORS})
+async def open311_request(req: Request[api.Open311Ref, None, None]):
+    """Open311 GeoReport v2: one service request (a list of one)."""
+    async with rt.connection() as conn:
+        rows = await db.open311_requests(conn, case_id=req.path.request_id, limit=1)
+    found(rows or None, "service request", req.path.request_id, "request_id")
     return [_request(rows[0])]
 
 

@@ -18,46 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from schemas.grid import (
-    CaseClosed,
-    CaseDismissed,
-    CaseDispatched,
-    CaseDuplicateLinked,
-    CaseEscalated,
-    CaseEvent,
-    CaseFeedback,
-    CaseHandled,
-    CaseOverdue,
-    CaseRegistered,
-    CaseReported,
-    CaseVerified,
-    DismissCase,
-    DispatchCase,
-    EscalateCase,
-    HandleCase,
-    LogPatrol,
-    PatrolLogged,
-    RegisterCase,
-    ReportCase,
-    VerifyCase,
+    CaseClosed, CaseDismissed, CaseDispatched, CaseDuplicateLinked, CaseEscalated, CaseEvent, CaseFeedback,
+    CaseHandled, CaseOverdue, CaseRegistered, CaseReported, CaseVerified, DismissCase, DispatchCase, EscalateCase,
+    HandleCase, LogPatrol, PatrolLogged, RegisterCase, ReportCase, VerifyCase,
 )
 from schemas.common import Command, Event
 
 from .errors import (
-    CaseExists,
-    CaseNotFound,
-    DueInPast,
-    DuplicateOfSelf,
-    DuplicateTargetNotOpen,
-    FeedbackAlreadyGiven,
-    IllegalTransition,
-    JointMediationForDisputesOnly,
-    NoHigherLevel,
-    NotAReporter,
-    PatrolEndsBeforeStart,
-    PatrolExists,
-    PatrolInFuture,
-    ReworkDueWithoutRework,
-    UnknownGrid,
+    CaseExists, CaseNotFound, DueInPast, DuplicateOfSelf, DuplicateTargetNotOpen, FeedbackAlreadyGiven,
+    IllegalTransition, JointMediationForDisputesOnly, NoHigherLevel, NotAReporter, PatrolEndsBeforeStart,
+    PatrolExists, PatrolInFuture, ReworkDueWithoutRework, UnknownGrid,
 )
 from schemas.codes import GridCode
 

@@ -9,20 +9,8 @@ from typing import Iterable, Mapping
 from schemas.codes import community_id_of, street_id_of
 from schemas.common import Event
 from schemas.grid import (
-    CaseClosed,
-    CaseDismissed,
-    CaseDispatched,
-    CaseDuplicateLinked,
-    CaseEscalated,
-    CaseEvent,
-    CaseFeedback,
-    CaseHandled,
-    CaseOverdue,
-    CaseRegistered,
-    CaseReported,
-    CaseVerified,
-    PatrolLogged,
-    Stage,
+    CaseClosed, CaseDismissed, CaseDispatched, CaseDuplicateLinked, CaseEscalated, CaseEvent, CaseFeedback,
+    CaseHandled, CaseOverdue, CaseRegistered, CaseReported, CaseVerified, PatrolLogged, Stage,
 )
 
 from .state import CaseState, CaseStatus, Deadline

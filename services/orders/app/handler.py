@@ -27,28 +27,9 @@ from schemas.common import Command, Event, community_of
 from schemas.envelope import Emitted
 from schemas.grid import CaseRegistered
 from schemas.orders import (
-    AUTO,
-    MEMBER_COMMANDS,
-    ORDER_COMMANDS,
-    POST_COMMANDS,
-    AcceptOrder,
-    CancelOrder,
-    ClaimPost,
-    CompleteOrder,
-    DeclineOrder,
-    DispatchOrder,
-    EvaluateOrder,
-    OrderAccepted,
-    OrderCancelled,
-    OrderCompleted,
-    OrderDeclined,
-    OrderDispatched,
-    OrderDispatchExpired,
-    OrderEvaluated,
-    OrderPlaced,
-    PlaceOrder,
-    PostClaimed,
-    RegisterMember,
+    AUTO, MEMBER_COMMANDS, ORDER_COMMANDS, POST_COMMANDS, AcceptOrder, CancelOrder, ClaimPost, CompleteOrder,
+    DeclineOrder, DispatchOrder, EvaluateOrder, OrderAccepted, OrderCancelled, OrderCompleted, OrderDeclined,
+    OrderDispatched, OrderDispatchExpired, OrderEvaluated, OrderPlaced, PlaceOrder, PostClaimed, RegisterMember,
     ReleasePost,
 )
 from services.kit.aggregates import AggregateStore
@@ -57,21 +38,8 @@ from services.kit.handlers import Handler, handles, prepares
 from services.kit.locks import advisory_locks
 from services.kit.uow import UnitOfWork
 from services.orders.domain import (
-    Candidate,
-    Context,
-    MemberState,
-    NoEligibleAssignee,
-    OrderState,
-    PostState,
-    auto_dispatch,
-    check_expiry,
-    decide,
-    evolve,
-    is_resident_need,
-    order_from_grid_case,
-    order_id_for_case,
-    post_can_serve,
-    state_key,
+    Candidate, Context, MemberState, NoEligibleAssignee, OrderState, PostState, auto_dispatch, check_expiry,
+    decide, evolve, is_resident_need, order_from_grid_case, order_id_for_case, post_can_serve, state_key,
 )
 from services.orders.projection import store
 from services.orders.projection.store import MEMBERS, ORDERS, POSTS, OrderLog

@@ -12,11 +12,9 @@ No I/O, no clock: time and the data of other aggregates come in a :class:`Contex
 - ``errors``     — the named refusals.
 """
 from .aggregates import State, aggregate_kind, decide, evolve, evolve_all, state_key
-from .commands import *  # noqa: F401,F403
 from .context import DEFAULT_ACCEPT_WINDOW, Candidate, Context
 from .dispatch import candidates_from_posts, choose, choose_assignee, eligible_posts, post_can_serve
 from .errors import *  # noqa: F401,F403
-from .events import *  # noqa: F401,F403
 from .grid_cases import GRID_CASE_NAMESPACE, UnusableGridCase, is_resident_need, order_from_grid_case, order_id_for_case
 from .member import decide_member, evolve_member
 from .order import auto_dispatch, check_expiry, decide_order, evolve_order

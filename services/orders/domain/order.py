@@ -23,37 +23,16 @@ from typing import Any
 
 from schemas.common import Command, Event, community_of, street_of
 from schemas.orders import (
-    AUTO,
-    AcceptOrder,
-    CancelOrder,
-    CompleteOrder,
-    DeclineOrder,
-    DispatchOrder,
-    EvaluateOrder,
-    OrderAccepted,
-    OrderCancelled,
-    OrderCompleted,
-    OrderDeclined,
-    OrderDispatched,
-    OrderDispatchExpired,
-    OrderEvaluated,
-    OrderPlaced,
-    PlaceOrder,
+    AUTO, AcceptOrder, CancelOrder, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, OrderAccepted,
+    OrderCancelled, OrderCompleted, OrderDeclined, OrderDispatched, OrderDispatchExpired, OrderEvaluated,
+    OrderPlaced, PlaceOrder,
 )
 
 from .context import Candidate, Context
 from .dispatch import choose, eligible_posts
 from .errors import (
-    AcceptByInPast,
-    AcceptWindowClosed,
-    AlreadyExists,
-    AssigneeNotEligible,
-    CommunityMismatch,
-    IllegalTransition,
-    NoEligibleAssignee,
-    NotAssignee,
-    NotFound,
-    SelfEvaluation,
+    AcceptByInPast, AcceptWindowClosed, AlreadyExists, AssigneeNotEligible, CommunityMismatch, IllegalTransition,
+    NoEligibleAssignee, NotAssignee, NotFound, SelfEvaluation,
 )
 from .state import AWAITING_DISPATCH, CANCELLABLE, OrderState, OrderStatus
 

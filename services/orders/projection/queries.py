@@ -6,6 +6,7 @@ from typing import Any
 import asyncpg
 
 from schemas.orders import CATEGORY_LABELS, OrderCategory
+from services.kit.sql import Where
 from services.orders.domain import AWAITING_DISPATCH, CANCELLABLE, HELD, OrderStatus
 
 _ORDER_COLUMNS = """order_id, status, category, community_id, grid_id, resident_id, description, source_case_id,
@@ -38,18 +39,9 @@ async def list_orders(conn: asyncpg.Connection, *, community_id: str | None = No
                       category: str | None = None, assignee_id: str | None = None, limit: int = 50,
                       offset: int = 0) -> dict[str, Any]:
     """Orders matching every filter given, newest first, one page, with the total count."""
-    where, args = [], []
-    for column, value in (("community_id", community_id), ("status", status), ("category", category),
-                          ("assignee_id", assignee_id)):
-        if value is not None:
-            args.append(value)
-            where.append(f"{column} = ${len(args)}")
-    clause = ("WHERE " + " AND ".join(where)) if where else ""
-    total = await conn.fetchval(f"SELECT count(*) FROM orders {clause}", *args)
-    rows = await conn.fetch(
-        f"""SELECT {_ORDER_COLUMNS} FROM orders {clause}
-            ORDER BY placed_at DESC NULLS LAST, order_id LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}""",
-        *args, limit, offset)
+    where = Where().equal(community_id=community_id, status=status, category=category, assignee_id=assignee_id)
+    total, rows = await where.counted_page(conn, "orders", f"SELECT {_ORDER_COLUMNS} FROM orders",
+                                           "placed_at DESC NULLS LAST, order_id", limit, offset)
     return {"items": [_order(r) for r in rows], "total": total, "limit": limit, "offset": offset}
 
 

@@ -22,15 +22,16 @@ from schemas.envelope import Message
 from schemas.grid import CaseDismissed, CaseRegistered, CaseReported, ReporterKind
 from schemas.orders import OrderCompleted, OrderEvaluated, OrderPlaced
 from schemas.points import (
-    AccountKind, Adjust, OpenAccount, Redeem, ReviewDeed, SubmitDeed, TransferPosted, TransferRefused,
+    AccountKind, Adjust, OpenAccount, Redeem, RefusalReason, ReviewDeed, SubmitDeed, TransferPosted,
+    TransferRefused,
 )
 from services.kit.aggregates import AggregateSet
 from services.kit.handlers import Handler, handles, prepares
 from services.kit.uow import UnitOfWork
 from services.points.domain import (
-    Account, Deed, DeedStatus, Earning, EarningRules, RefusalReason, TransferRefusal, award_plan, decide_adjust,
-    decide_award, decide_credit_deed, decide_expire, decide_open_account, decide_redeem, decide_review_deed,
-    decide_submit_deed, deed_transfer_id, earning_from_order, earning_from_report, evolve_deed,
+    Account, Deed, DeedStatus, Earning, EarningRules, TransferRefusal, award_plan, decide_adjust, decide_award,
+    decide_credit_deed, decide_expire, decide_open_account, decide_redeem, decide_review_deed, decide_submit_deed,
+    deed_transfer_id, earning_from_order, earning_from_report, evolve_deed,
 )
 from services.points.domain.clock import day_of
 from services.points.projection import ledger, sources

@@ -2,23 +2,18 @@
 queries. Run: ``python -m services.points.app worker``."""
 from __future__ import annotations
 
-import re
-
 from schemas.topics import GRID, ORDERS, POINTS
 from services.kit import clock
 from services.kit.http import HttpError
-from services.kit.runtime import Request, ServiceRuntime
+from services.kit.routes import Page, Request, found
+from services.kit.runtime import ServiceRuntime
 from services.points.domain.clock import month_of
 
-from . import metrics
+from . import api, metrics
 from .handler import PointsHandler
 from .rules import RulesFile
 from .settings import PointsSettings
 from ..projection import MIGRATIONS, queries
-
-
-_PERIOD = re.compile(r"^[0-9]{4}(-(0[1-9]|1[0-2]))?$")
-_COMMUNITY = re.compile(r"^[0-9]{12}$")
 
 settings = PointsSettings()
 rules = RulesFile(settings.rules_path)
@@ -29,87 +24,72 @@ rt.consume("reactions", [ORDERS.events, GRID.events], handler)
 rt.command_api(handler)
 
 
-def _pool():
-    assert rt.pool is not None
-    return rt.pool
-
-
 # -- queries -------------------------------------------------------------------------------
-@rt.route("/v1/accounts/{account_id}")
-async def get_account(req: Request):
-    async with _pool().acquire() as conn:
-        found = await queries.account(conn, req.params["account_id"])
-    if found is None:
-        raise HttpError(404, "not_found", f"no account {req.params['account_id']!r}", "account_id")
-    return found
+@rt.get("/v1/accounts/{account_id}", path=api.AccountRef, responses={200: api.AccountOut, 404: "no such account"})
+async def get_account(req: Request[api.AccountRef, None, None]):
+    """An account: balance and earning lots (积分批次)."""
+    async with rt.connection() as conn:
+        account = await queries.account(conn, req.path.account_id)
+    return found(account, "account", req.path.account_id, "account_id")
 
 
-@rt.route("/v1/accounts/{account_id}/statement")
-async def get_statement(req: Request):
-    limit, offset = req.query.page()
-    account_id = req.params["account_id"]
-    async with _pool().acquire() as conn:
-        if await queries.account(conn, account_id) is None:
-            raise HttpError(404, "not_found", f"no account {account_id!r}", "account_id")
-        return await queries.statement(conn, account_id, limit, offset)
+@rt.get("/v1/accounts/{account_id}/statement", path=api.AccountRef, query=Page,
+        responses={200: api.Statement, 404: "no such account"})
+async def get_statement(req: Request[api.AccountRef, Page, None]):
+    """An account's postings, newest first."""
+    account_id, q = req.path.account_id, req.query
+    async with rt.connection() as conn:
+        found(await queries.account(conn, account_id), "account", account_id, "account_id")
+        return await queries.statement(conn, account_id, q.limit, q.offset)
 
 
-@rt.route("/v1/deeds/{deed_id}")
-async def get_deed(req: Request):
-    async with _pool().acquire() as conn:
-        found = await queries.deed(conn, req.params["deed_id"])
-    if found is None:
-        raise HttpError(404, "not_found", f"no deed {req.params['deed_id']!r}", "deed_id")
-    return found
+@rt.get("/v1/deeds/{deed_id}", path=api.DeedRef, responses={200: api.DeedOut, 404: "no such deed"})
+async def get_deed(req: Request[api.DeedRef, None, None]):
+    """A deed (道德日记) and how far it got."""
+    async with rt.connection() as conn:
+        deed = await queries.deed(conn, req.path.deed_id)
+    return found(deed, "deed", req.path.deed_id, "deed_id")
 
 
-@rt.route("/v1/rankings")
-async def get_rankings(req: Request):
-    """好人榜: ?scope=community|district&community_id=&period=YYYY-MM|YYYY (default: this month)."""
-    scope = req.query.str("scope", "district")
-    if scope not in ("community", "district"):
-        raise HttpError(422, "invalid_query", "scope must be community or district", "scope")
-    community = req.query.str("community_id")
-    if scope == "community":
-        if community is None:
-            raise HttpError(422, "invalid_query", "community_id is required for scope=community", "community_id")
-        if not _COMMUNITY.match(community):
-            raise HttpError(422, "invalid_query", "community_id must be 12 digits", "community_id")
-    elif community is not None:
+@rt.get("/v1/rankings", query=api.RankingQuery, responses={200: api.Rankings})
+async def get_rankings(req: Request[None, api.RankingQuery, None]):
+    """好人榜: residents by points earned in a month or year, in a community or the district."""
+    q = req.query
+    if q.scope == "community" and q.community_id is None:
+        raise HttpError(422, "invalid_query", "community_id is required for scope=community", "community_id")
+    if q.scope == "district" and q.community_id is not None:
         raise HttpError(422, "invalid_query", "community_id only goes with scope=community", "community_id")
-    period = req.query.str("period") or month_of(clock.now())
-    if not _PERIOD.match(period):
-        raise HttpError(422, "invalid_query", "period must be YYYY-MM or YYYY", "period")
-    limit, offset = req.query.page(default_limit=20, max_limit=500)
-    async with _pool().acquire() as conn:
-        return await queries.rankings(conn, period=period, community_id=community,
-                                      candidates=settings.moral_model_candidates, limit=limit, offset=offset)
+    async with rt.connection() as conn:
+        return await queries.rankings(conn, period=q.period or month_of(clock.now()), community_id=q.community_id,
+                                      candidates=settings.moral_model_candidates, limit=q.limit, offset=q.offset)
 
 
-@rt.route("/v1/merchants/{account_id}/redemptions")
-async def get_redemptions(req: Request):
-    limit, offset = req.query.page()
-    account_id = req.params["account_id"]
-    async with _pool().acquire() as conn:
-        found = await queries.account(conn, account_id)
-        if found is None or found["kind"] != "merchant":
-            raise HttpError(404, "not_found", f"no merchant account {account_id!r}", "account_id")
-        return await queries.redemptions(conn, account_id, limit, offset)
+@rt.get("/v1/merchants/{account_id}/redemptions", path=api.AccountRef, query=Page,
+        responses={200: api.Redemptions, 404: "no such merchant account"})
+async def get_redemptions(req: Request[api.AccountRef, Page, None]):
+    """The redemptions at a merchant, newest first."""
+    account_id, q = req.path.account_id, req.query
+    async with rt.connection() as conn:
+        account = await queries.account(conn, account_id)
+        found(account if account and account["kind"] == "merchant" else None, "merchant account", account_id,
+              "account_id")
+        return await queries.redemptions(conn, account_id, q.limit, q.offset)
 
 
-@rt.route("/v1/ledger/check")
-async def get_ledger_check(req: Request):
-    async with _pool().acquire() as conn:
+@rt.get("/v1/ledger/check", responses={200: api.LedgerCheck})
+async def get_ledger_check(req: Request[None, None, None]):
+    """The ledger check: balances sum to 0, each balance equals its postings."""
+    async with rt.connection() as conn:
         return await queries.ledger_check(conn)
 
 
 # -- timers --------------------------------------------------------------------------------
-@rt.timer(settings.expiry_interval_seconds)
+@rt.timer(settings.expiry_interval_seconds, exclusive=True)
 async def expire_points(uow):
     await handler.expire(uow, limit=settings.expiry_batch)
 
 
-@rt.timer(settings.deed_credit_interval_seconds)
+@rt.timer(settings.deed_credit_interval_seconds, exclusive=True)
 async def credit_deeds(uow):
     await handler.credit_refused_deeds(uow)
 

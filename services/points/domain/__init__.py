@@ -19,14 +19,9 @@ needs (accounts, the deed, the posting already stored under a transfer id), call
 from .accounts import (
     Account, Lot, account_id_for, decide_open_account, evolve_account, evolve_accounts, floor_of, issuer_account_id,
 )
-from .commands import Adjust, OpenAccount, Redeem, ReviewDeed, SubmitDeed
 from .deeds import (
     DEED_SOURCE, Deed, DeedStatus, decide_credit_deed, decide_review_deed, decide_submit_deed, deed_transfer_id,
     evolve_deed,
-)
-from .events import (
-    AccountKind, AccountOpened, DeedApproved, DeedRejected, DeedSubmitted, RefusalReason, TransferKind, TransferPosted,
-    TransferRefused,
 )
 from .rankings import EarnedPoints, RankingEntry, earned_from, moral_model_candidates, rankings
 from .rules import Caps, EarningRules, Rule, SourceKind, Validity
@@ -37,12 +32,10 @@ from .transfers import (
 )
 
 __all__ = [
-    "Account", "AccountKind", "AccountOpened", "Adjust", "AwardPlan", "Caps", "DEED_SOURCE", "Deed", "DeedApproved",
-    "DeedRejected", "DeedStatus", "DeedSubmitted", "EarnedPoints", "Earning", "EarningRules", "Lot", "OpenAccount",
-    "OrderFacts", "RankingEntry", "Redeem", "RefusalReason", "ReviewDeed", "Rule", "SourceKind", "SubmitDeed",
-    "TransferKind", "TransferPosted", "TransferRefusal", "TransferRefused", "Validity", "account_id_for", "award_plan",
-    "award_transfer_id", "decide_adjust", "decide_award", "decide_credit_deed", "decide_expire", "decide_open_account",
-    "decide_redeem", "decide_review_deed", "decide_submit_deed", "deed_transfer_id", "due_lots", "earned_from",
-    "earning_from_order", "earning_from_report", "evolve_account", "evolve_accounts", "evolve_deed",
-    "expiry_transfer_id", "floor_of", "issuer_account_id", "moral_model_candidates", "rankings",
+    "Account", "AwardPlan", "Caps", "DEED_SOURCE", "Deed", "DeedStatus", "EarnedPoints", "Earning", "EarningRules",
+    "Lot", "OrderFacts", "RankingEntry", "Rule", "SourceKind", "TransferRefusal", "Validity", "account_id_for",
+    "award_plan", "award_transfer_id", "decide_adjust", "decide_award", "decide_credit_deed", "decide_expire",
+    "decide_open_account", "decide_redeem", "decide_review_deed", "decide_submit_deed", "deed_transfer_id",
+    "due_lots", "earned_from", "earning_from_order", "earning_from_report", "evolve_account", "evolve_accounts",
+    "evolve_deed", "expiry_transfer_id", "floor_of", "issuer_account_id", "moral_model_candidates", "rankings",
 ]

@@ -3,17 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from services.orders.domain import (
-    AcceptOrder,
-    Candidate,
-    Context,
-    DispatchOrder,
-    OrderCategory,
-    OrderState,
-    PlaceOrder,
-    decide,
-    evolve_all,
-)
+from schemas.orders import AcceptOrder, DispatchOrder, OrderCategory, PlaceOrder
+from services.orders.domain import Candidate, Context, OrderState, decide, evolve_all
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=CST)

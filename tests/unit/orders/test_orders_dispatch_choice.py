@@ -2,16 +2,9 @@
 from __future__ import annotations
 
 from orders_builders import OPERATOR, ORDER, OTHER_COMMUNITY, ctx, dispatched, placed, post, run
+from schemas.orders import DeclineOrder, DispatchOrder
 from services.orders.domain import (
-    DeclineOrder,
-    DispatchOrder,
-    PostState,
-    auto_dispatch,
-    candidates_from_posts,
-    check_expiry,
-    choose,
-    choose_assignee,
-    evolve_order,
+    PostState, auto_dispatch, candidates_from_posts, check_expiry, choose, choose_assignee, evolve_order,
     post_can_serve,
 )
 

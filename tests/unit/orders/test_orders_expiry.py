@@ -6,20 +6,8 @@ from datetime import timedelta
 import pytest
 
 from orders_builders import ORDER, T0, accepted, ctx, dispatched, placed, post, run
-from services.orders.domain import (
-    AUTO,
-    AcceptOrder,
-    DeclineOrder,
-    DispatchOrder,
-    OrderDispatched,
-    OrderDispatchExpired,
-    OrderStatus,
-    Rejected,
-    check_expiry,
-    decide,
-    evolve_all,
-    evolve_order,
-)
+from schemas.orders import AUTO, AcceptOrder, DeclineOrder, DispatchOrder, OrderDispatchExpired, OrderDispatched
+from services.orders.domain import OrderStatus, Rejected, check_expiry, decide, evolve_all, evolve_order
 
 
 def test_a_dispatch_past_accept_by_expires():

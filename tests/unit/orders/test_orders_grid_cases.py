@@ -9,14 +9,8 @@ import pytest
 
 from orders_builders import COMMUNITY, GRID, ctx
 from schemas.grid import CaseRegistered
-from services.orders.domain import (
-    OrderCategory,
-    UnusableGridCase,
-    decide,
-    evolve_all,
-    order_from_grid_case,
-    order_id_for_case,
-)
+from schemas.orders import OrderCategory
+from services.orders.domain import UnusableGridCase, decide, evolve_all, order_from_grid_case, order_id_for_case
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "schemas" / "examples"
 

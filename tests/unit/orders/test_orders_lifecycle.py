@@ -8,27 +8,11 @@ import pytest
 from orders_builders import (
     COMMUNITY, GRID, OPERATOR, ORDER, OTHER_COMMUNITY, T0, accepted, ctx, dispatched, place_cmd, placed, post, run,
 )
-from services.orders.domain import (
-    AUTO,
-    AcceptOrder,
-    CancelOrder,
-    CompleteOrder,
-    DeclineOrder,
-    DispatchOrder,
-    EvaluateOrder,
-    OrderAccepted,
-    OrderCancelled,
-    OrderCompleted,
-    OrderDeclined,
-    OrderDispatched,
-    OrderEvaluated,
-    OrderPlaced,
-    OrderState,
-    OrderStatus,
-    Rejected,
-    decide,
-    evolve_all,
+from schemas.orders import (
+    AUTO, AcceptOrder, CancelOrder, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, OrderAccepted,
+    OrderCancelled, OrderCompleted, OrderDeclined, OrderDispatched, OrderEvaluated, OrderPlaced,
 )
+from services.orders.domain import OrderState, OrderStatus, Rejected, decide, evolve_all
 
 
 def refusal(state, command, c=None) -> Rejected:

@@ -4,21 +4,10 @@ from __future__ import annotations
 import pytest
 
 from orders_builders import COMMUNITY, OTHER_COMMUNITY, T0, ctx
-from services.orders.domain import (
-    ClaimPost,
-    MemberRegistered,
-    MemberState,
-    PostClaimed,
-    PostReleased,
-    PostState,
-    PostStatus,
-    Rejected,
-    RegisterMember,
-    ReleasePost,
-    decide,
-    evolve_all,
+from services.orders.domain import MemberState, PostState, PostStatus, Rejected, decide, evolve_all
+from schemas.orders import (
+    ClaimPost, DEFAULT_WEEKLY_CAPACITY, MemberRegistered, PostClaimed, PostReleased, RegisterMember, ReleasePost,
 )
-from schemas.orders import DEFAULT_WEEKLY_CAPACITY
 
 
 def register(member_id: str = "m1", community: str = COMMUNITY, unit: str = "unit-1") -> RegisterMember:

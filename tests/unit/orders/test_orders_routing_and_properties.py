@@ -7,28 +7,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orders_builders import COMMUNITY, ORDER, T0, ctx, place_cmd, post
+from schemas.orders import (
+    AcceptOrder, CancelOrder, ClaimPost, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder,
+    MemberRegistered, OrderDispatchExpired, OrderDispatched, PostReleased, RegisterMember, ReleasePost,
+)
 from services.orders.domain import (
-    AcceptOrder,
-    CancelOrder,
-    ClaimPost,
-    CompleteOrder,
-    DeclineOrder,
-    DispatchOrder,
-    EvaluateOrder,
-    MemberRegistered,
-    OrderDispatched,
-    OrderDispatchExpired,
-    OrderState,
-    OrderStatus,
-    PostReleased,
-    Rejected,
-    RegisterMember,
-    ReleasePost,
-    check_expiry,
-    decide,
-    evolve,
-    evolve_all,
-    state_key,
+    OrderState, OrderStatus, Rejected, check_expiry, decide, evolve, evolve_all, state_key,
 )
 
 

@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from schemas.points import Adjust, OpenAccount, Redeem, ReviewDeed, SubmitDeed
+from schemas.points import (
+    AccountKind, AccountOpened, Adjust, DeedApproved, DeedRejected, DeedSubmitted, OpenAccount, Redeem, ReviewDeed,
+    SubmitDeed, TransferPosted, TransferRefused,
+)
 from services.kit.errors import Rejected
 from services.points import DEFAULT_RULES_PATH
 from services.points.domain import (
-    Account, AccountKind, AccountOpened, Deed, DeedApproved, DeedRejected, DeedSubmitted, Earning, EarningRules,
-    TransferPosted, TransferRefusal, TransferRefused, award_plan, decide_adjust, decide_award, decide_expire,
+    Account, Deed, Earning, EarningRules, TransferRefusal, award_plan, decide_adjust, decide_award, decide_expire,
     decide_open_account, decide_redeem, decide_review_deed, decide_submit_deed, deed_transfer_id, evolve_accounts,
     evolve_deed, issuer_account_id,
 )

@@ -1,7 +1,8 @@
 """Daily and monthly caps per account and rule, counted in Shanghai days and months."""
 from datetime import datetime, timedelta, timezone
 
-from services.points.domain import AccountKind, Earning, EarningRules, TransferPosted, TransferRefused
+from schemas.points import AccountKind, TransferPosted, TransferRefused
+from services.points.domain import Earning, EarningRules
 from points_reference import ReferenceLedger
 
 SH = timezone(timedelta(hours=8))

@@ -3,11 +3,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from schemas.points import AccountOpened, Adjust, OpenAccount, Redeem, TransferPosted, TransferRefused
+from schemas.points import AccountKind, AccountOpened, Adjust, OpenAccount, Redeem, TransferPosted, TransferRefused
 from services.kit.errors import Rejected
 from services.points.domain import (
-    Account, AccountKind, Earning, EarningRules, TransferRefusal, award_plan, award_transfer_id, decide_adjust,
-    decide_award, decide_open_account, decide_redeem, evolve_account, floor_of,
+    Account, Earning, EarningRules, TransferRefusal, award_plan, award_transfer_id, decide_adjust, decide_award,
+    decide_open_account, decide_redeem, evolve_account, floor_of,
 )
 from points_reference import ReferenceLedger
 

@@ -1,0 +1,196 @@
+"""What the grid service's HTTP routes take and answer (path, query and response models)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from schemas.common import CommunityId, GridId, StreetId
+from schemas.grid import CaseId, Category, Reporter
+from services.grid.domain import CaseStatus
+from services.kit.routes import Id, Instant, Page, PageOut
+
+# -- path and query ----------------------------------------------------------------------------
+
+
+class CaseRef(BaseModel):
+    case_id: CaseId
+
+
+class GridRef(BaseModel):
+    grid_id: GridId = Field(description="a grid of the grid register (15 digits)")
+
+
+class CaseQuery(Page):
+    grid_id: GridId | None = Field(None, description="cases of this grid (15 digits)")
+    community_id: CommunityId | None = Field(None, description="cases of this community (12 digits)")
+    street_id: StreetId | None = Field(None, description="cases of this street (9 digits)")
+    status: CaseStatus | None = None
+    category: Category | None = None
+    overdue: bool | None = Field(None, description="whether a deadline of the case was missed")
+
+
+class PatrolQuery(Page):
+    grid_id: GridId | None = Field(None, description="patrols of this grid (15 digits)")
+    grid_worker_id: Id | None = Field(None, description="patrols of this grid worker")
+
+
+class Open311Ref(BaseModel):
+    request_id: CaseId = Field(description="the service request id (the case id)")
+
+
+class Open311Query(Page.sized(1000, 1000)):
+    service_code: str | None = Field(None, description="service codes (case categories), comma separated")
+    status: str | None = Field(None, description="`open`, `closed` or both, comma separated")
+    start_date: Instant | None = Field(None, description="requested at or after (RFC 3339)")
+    end_date: Instant | None = Field(None, description="requested at or before (RFC 3339)")
+
+    @field_validator("service_code")
+    @classmethod
+    def _codes(cls, v: str | None) -> str | None:
+        known = {c.value for c in Category}
+        bad = [c for c in cls.split(v) if c not in known]
+        if bad:
+            raise ValueError(f"unknown service_code {bad[0]!r}")
+        return v
+
+    @field_validator("status")
+    @classmethod
+    def _states(cls, v: str | None) -> str | None:
+        if any(s not in ("open", "closed") for s in cls.split(v)):
+            raise ValueError("status must be open or closed")
+        return v
+
+    @staticmethod
+    def split(v: str | None) -> list[str]:
+        return [c.strip() for c in (v or "").split(",") if c.strip()]
+
+
+# -- answers -----------------------------------------------------------------------------------
+
+
+class HistoryEntry(BaseModel):
+    seq: int = Field(description="the case version after the event")
+    event_id: str
+    type: str = Field(description="the event type (grid.case.*.v1)")
+    occurred_at: datetime
+    data: dict[str, Any] = Field(description="the event's data")
+
+
+class CaseRow(BaseModel):
+    """A grid case (案卷) as the projection holds it."""
+
+    case_id: str
+    status: CaseStatus
+    category: Category
+    grade: str | None
+    urgent: bool
+    grid_id: str
+    community_id: str
+    street_id: str
+    description: str
+    lat: float
+    lon: float
+    address: str
+    reporters: list[Reporter] = Field(description="the reporter first, then the co-reporters of duplicates")
+    duplicates: list[str] = Field(description="ids of the dismissed duplicate reports")
+    media: list[str]
+    level: str = Field(description="community, street or district: who handles the case now")
+    joint_mediation: bool
+    department: str | None
+    assignee_id: str | None
+    due_stage: str | None = Field(description="the stage of the open deadline")
+    due_at: datetime | None = Field(description="when the open deadline falls due")
+    overdue: bool = Field(description="a deadline of the case was missed (超期)")
+    overdue_count: int
+    rework_count: int
+    dismissal_reason: str | None
+    duplicate_of: str | None
+    result: str | None
+    on_time: bool | None
+    handling_seconds: int | None
+    satisfaction: str | None
+    reported_at: datetime
+    registered_at: datetime | None
+    dispatched_at: datetime | None
+    handled_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime
+    version: int
+
+
+class CaseOut(CaseRow):
+    """A grid case with its full history."""
+
+    history: list[HistoryEntry] = Field(description="every event of the case, in order")
+
+
+class GridCounts(BaseModel):
+    grid_id: str
+    community_id: str
+    street_id: str
+    counts: dict[str, int] = Field(description="cases by status, every status present")
+    total: int
+
+
+class Patrol(BaseModel):
+    """A patrol log (巡查)."""
+
+    patrol_id: str
+    grid_id: str
+    community_id: str
+    street_id: str
+    grid_worker_id: str
+    started_at: datetime
+    ended_at: datetime
+    notes: str
+    route: list[Any]
+    logged_at: datetime
+
+
+class CasePage(PageOut[CaseRow]):
+    """One page of cases, newest report first."""
+
+
+class PatrolPage(PageOut[Patrol]):
+    """One page of patrol logs, latest first."""
+
+
+class Open311Service(BaseModel):
+    """An Open311 GeoReport v2 service: one per case category."""
+
+    service_code: str
+    service_name: str
+    description: str
+    metadata: bool
+    type: Literal["realtime", "batch", "blackbox"]
+    keywords: str
+    group: str
+
+
+class Open311Request(BaseModel):
+    """An Open311 GeoReport v2 service request: a case as the public sees it."""
+
+    service_request_id: str
+    status: Literal["open", "closed"]
+    status_notes: str
+    service_name: str
+    service_code: str
+    description: str
+    agency_responsible: str
+    service_notice: str
+    requested_datetime: datetime
+    updated_datetime: datetime
+    expected_datetime: datetime | None
+    address: str
+    address_id: str
+    zipcode: str
+    lat: float
+    long: float
+    media_url: str
+
+
+class Open311Error(BaseModel):
+    code: int
+    description: str
