@@ -16,6 +16,13 @@ class Rejected(Exception):
         self.reason = reason
         self.detail = detail
         self.field = field
+        self.effects: list = []
+
+    def after_commit(self, fn) -> "Rejected":
+        """Run ``fn`` once the refusal is committed (e.g. a metric of the refusal itself: the
+        refused command's own after-commit effects are undone with it)."""
+        self.effects.append(fn)
+        return self
 
 
 class IllegalTransition(Rejected):

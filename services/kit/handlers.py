@@ -80,14 +80,16 @@ class Handler:
         super().__init_subclass__(**kw)
         handlers: dict[type, str] = {}
         steps: dict[str, tuple[type, ...]] = {}
-        for base in reversed(cls.__mro__):
+        for base in reversed(cls.__mro__):  # a subclass's method takes over its base's classes
+            own: dict[type, str] = {}
             for name, fn in vars(base).items():
                 for c in getattr(fn, "__kit_handles__", ()):
-                    if c in handlers and handlers[c] != name and base is cls:
-                        raise TypeError(f"{cls.__name__}: {c.__name__} is handled by {handlers[c]} and {name}")
-                    handlers[c] = name
+                    if c in own:
+                        raise TypeError(f"{base.__name__}: {c.__name__} is handled by {own[c]} and {name}")
+                    own[c] = name
                 if getattr(fn, "__kit_prepares__", None):
                     steps[name] = fn.__kit_prepares__
+            handlers.update(own)
         cls._handlers = handlers
         cls._steps = tuple(steps.items())
 
@@ -130,6 +132,8 @@ async def _handle_one(uow: UnitOfWork, msg: Message, fn: Callable[[UnitOfWork, A
         async with uow.savepoint():
             await fn(uow, msg.payload)
     except Rejected as e:
+        for fn in e.effects:
+            uow.after_commit(fn)
         if msg.payload.service() == uow.service:
             uow.reject(msg, e)
         else:

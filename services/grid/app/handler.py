@@ -31,7 +31,7 @@ from services.grid.registry import GridRegister
 from services.kit.handlers import Handler, handles, prepares
 from services.kit.uow import UnitOfWork
 
-CaseCommand = RegisterCase | DismissCase | DispatchCase | HandleCase | VerifyCase | CaseFeedback | EscalateCase
+CaseStep = RegisterCase | DispatchCase | HandleCase | VerifyCase | CaseFeedback | EscalateCase
 
 
 def load_policy(path: Path | str) -> DeadlinePolicy:
@@ -72,9 +72,11 @@ class GridHandler(Handler):
             events = decide(state, cmd, ctx)  # refused: the case exists, or the grid is unknown
         self._apply(uow, events)
 
-    @handles(RegisterCase)
-    async def register_case(self, uow: UnitOfWork, cmd: RegisterCase) -> None:
-        """立案."""
+    @handles(RegisterCase, DispatchCase, HandleCase, VerifyCase, CaseFeedback, EscalateCase)
+    async def case_step(self, uow: UnitOfWork, cmd: CaseStep) -> None:
+        """The steps of the loop that need only the case itself: 立案 register, 派遣 dispatch,
+        处置 handle, 核查 verify (passed closes the case, 结案; failed sends it back, 返工),
+        反馈 feedback on a closed case, and escalation on request (joint mediation)."""
         await self._decide_case(uow, cmd)
 
     @handles(DismissCase)
@@ -82,31 +84,6 @@ class GridHandler(Handler):
         """不予立案, possibly as the duplicate of another case, which must be open."""
         original = await CASES.of(uow).fetch(cmd.duplicate_of) if cmd.duplicate_of else None
         await self._decide_case(uow, cmd, open_cases=(OpenCase.of(original),) if original and original.is_open else ())
-
-    @handles(DispatchCase)
-    async def dispatch_case(self, uow: UnitOfWork, cmd: DispatchCase) -> None:
-        """派遣."""
-        await self._decide_case(uow, cmd)
-
-    @handles(HandleCase)
-    async def handle_case(self, uow: UnitOfWork, cmd: HandleCase) -> None:
-        """处置."""
-        await self._decide_case(uow, cmd)
-
-    @handles(VerifyCase)
-    async def verify_case(self, uow: UnitOfWork, cmd: VerifyCase) -> None:
-        """核查: passed closes the case (结案), failed sends it back (返工)."""
-        await self._decide_case(uow, cmd)
-
-    @handles(CaseFeedback)
-    async def give_feedback(self, uow: UnitOfWork, cmd: CaseFeedback) -> None:
-        """反馈 on a closed case."""
-        await self._decide_case(uow, cmd)
-
-    @handles(EscalateCase)
-    async def escalate_case(self, uow: UnitOfWork, cmd: EscalateCase) -> None:
-        """Escalation on request (joint mediation of complex disputes)."""
-        await self._decide_case(uow, cmd)
 
     @handles(LogPatrol)
     async def log_patrol(self, uow: UnitOfWork, cmd: LogPatrol) -> None:
@@ -129,7 +106,7 @@ class GridHandler(Handler):
     def _context(self, uow: UnitOfWork, **facts) -> Context:
         return Context(now=uow.now, policy=self.policy, duplicate_radius_m=self.duplicate_radius_m, **facts)
 
-    async def _decide_case(self, uow: UnitOfWork, cmd: CaseCommand, **facts) -> None:
+    async def _decide_case(self, uow: UnitOfWork, cmd: CaseStep | DismissCase, **facts) -> None:
         state = await CASES.of(uow).fetch(cmd.case_id)
         self._apply(uow, decide(state, cmd, self._context(uow, **facts)))
 

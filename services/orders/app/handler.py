@@ -114,35 +114,19 @@ class OrdersHandler(Handler):
         """派单 to the member named, or automatic when it names nobody."""
         try:
             await self._order_command(uow, cmd, candidates=True)
-        except NoEligibleAssignee:
-            # counted now: a refusal undoes the message's after-commit effects
-            mx.AUTO_DISPATCH_MISSES.labels("command").inc()
-            raise
+        except NoEligibleAssignee as e:
+            raise e.after_commit(mx.AUTO_DISPATCH_MISSES.labels("command").inc)
 
-    @handles(AcceptOrder)
-    async def accept(self, uow: UnitOfWork, cmd: AcceptOrder) -> None:
-        """接单."""
+    @handles(AcceptOrder, CompleteOrder, EvaluateOrder, CancelOrder)
+    async def order_step(self, uow: UnitOfWork, cmd: AcceptOrder | CompleteOrder | EvaluateOrder | CancelOrder) -> None:
+        """The steps that need only the order itself: 接单 accept, 服务完成 complete (with the
+        minutes served), 考单 evaluate, 撤单 cancel before completion."""
         await self._order_command(uow, cmd)
 
     @handles(DeclineOrder)
     async def decline(self, uow: UnitOfWork, cmd: DeclineOrder) -> None:
         """A decline, followed by an automatic dispatch to someone else."""
         await self._order_command(uow, cmd, candidates=self.settings.auto_dispatch, trigger="decline")
-
-    @handles(CompleteOrder)
-    async def complete(self, uow: UnitOfWork, cmd: CompleteOrder) -> None:
-        """服务完成, with the minutes served."""
-        await self._order_command(uow, cmd)
-
-    @handles(EvaluateOrder)
-    async def evaluate(self, uow: UnitOfWork, cmd: EvaluateOrder) -> None:
-        """考单."""
-        await self._order_command(uow, cmd)
-
-    @handles(CancelOrder)
-    async def cancel(self, uow: UnitOfWork, cmd: CancelOrder) -> None:
-        """撤单, before completion."""
-        await self._order_command(uow, cmd)
 
     # -- members and posts ----------------------------------------------------------------
 

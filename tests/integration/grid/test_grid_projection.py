@@ -207,7 +207,7 @@ class FaultAfterApplying(GridHandler):
 
     @handles(RegisterCase)
     async def register_case(self, uow: UnitOfWork, cmd: RegisterCase) -> None:
-        await super().register_case(uow, cmd)
+        await self.case_step(uow, cmd)
         if cmd.department == "boom":
             raise RuntimeError("a fault after the case was registered")
 

@@ -187,3 +187,34 @@ async def test_advisory_locks_on_overlapping_sets_do_not_deadlock(pool):
             await asyncio.sleep(0.05)
 
     await asyncio.wait_for(asyncio.gather(*(lock(["x", "y", "z"][::d]) for d in (1, -1, 1, -1))), 10)
+
+
+def test_a_class_is_handled_once_per_class_and_a_subclass_takes_it_over():
+    with pytest.raises(TypeError, match="LogPatrol is handled by"):
+        class Twice(Handler):
+            @handles(LogPatrol)
+            async def a(self, uow, cmd): ...
+
+            @handles(LogPatrol)
+            async def b(self, uow, cmd): ...
+
+    class Sub(Recorder):
+        @handles(LogPatrol)
+        async def other(self, uow, cmd): ...
+
+    sub = Sub()
+    assert sub.handler_for(message().payload) == sub.other
+    assert Recorder().types == frozenset({"grid.patrol.logged.v1".replace("logged", "log")})
+
+
+async def test_the_effects_a_refusal_carries_run_after_the_commit_while_the_commands_own_are_undone(pool):
+    class RefusesWithAMetric(Recorder):
+        @handles(LogPatrol)
+        async def log_patrol(self, uow, cmd):
+            uow.after_commit(lambda: self.effects.append("undone"))
+            raise Rejected("no_way").after_commit(lambda: self.effects.append("refusal counted"))
+
+    h = RefusesWithAMetric()
+    uow, _ = await run_batch(pool, h, [message()])
+    assert h.effects == ["refusal counted"]
+    assert [e.type for e in uow.emitted] == ["grid.command.rejected.v1"]
