@@ -11,7 +11,8 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Union
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import (AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model,
+                      field_validator)
 
 from .common import _REGISTRY, Payload
 from .registry import model_for
@@ -24,6 +25,13 @@ class CloudEvent(BaseModel):
     ``id`` is unique per ``source``; a repeated (``source``, ``id``) is a duplicate.
     ``causationid`` is the id of the message that caused this one; ``correlationid`` follows
     a whole story across services. Unknown extension attributes are kept, never refused.
+
+    Bounds, so that every consumer can record (``source``, ``id``) in its inbox (a PostgreSQL
+    btree entry, at most 2704 bytes): ``id`` at most 200 characters (≤ 800 bytes of UTF-8),
+    ``source`` at most 500 characters and :data:`SOURCE_MAX_BYTES` bytes of UTF-8 (any 500
+    characters of the Basic Multilingual Plane fit). No string of an envelope, ``data``
+    included, may hold U+0000, which PostgreSQL text and jsonb cannot store
+    (:func:`decode_envelope` refuses it as ``nul_character``).
     """
 
     model_config = ConfigDict(frozen=True, extra="allow")
@@ -39,6 +47,13 @@ class CloudEvent(BaseModel):
     causationid: str | None = Field(default=None, max_length=200)
     data: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("source")
+    @classmethod
+    def _source_fits_an_inbox_key(cls, v: str) -> str:
+        if len(v) > SOURCE_MAX_BYTES // 4 and len(v.encode("utf-8", "surrogatepass")) > SOURCE_MAX_BYTES:
+            raise ValueError(f"source must be at most {SOURCE_MAX_BYTES} bytes of UTF-8")
+        return v
+
 
 class DecodeError(ValueError):
     """A record that cannot be read as a contract message. ``reason`` is a stable code."""
@@ -48,6 +63,40 @@ class DecodeError(ValueError):
         self.reason = reason
         self.detail = detail
         self.field = field
+
+
+SOURCE_MAX_BYTES = 1800  # with an id's 800 bytes at most, an inbox key stays under PostgreSQL's btree limit
+NUL_ESCAPE = b"\\u0000"  # the only way JSON text can hold U+0000 (a raw NUL byte is malformed JSON)
+
+
+def nul_field(obj: Any) -> str | None:
+    """The dotted path (``data.media.0``) of the first string in a decoded JSON value that holds
+    U+0000, an object key included (named with its NUL written ``\\u0000``); None if none does."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), obj)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return ".".join(path) or "value"
+        elif isinstance(v, dict):
+            children = []
+            for k, x in v.items():
+                k = str(k)
+                if "\x00" in k:
+                    return ".".join((*path, k.replace("\x00", "\\u0000")))
+                children.append(((*path, k), x))
+            stack.extend(reversed(children))  # depth first, in document order
+        elif isinstance(v, list):
+            stack.extend(((*path, str(i)), x) for i, x in reversed(list(enumerate(v))))
+    return None
+
+
+def refuse_nul(obj: Any) -> None:
+    """Raise :class:`DecodeError` ``nul_character`` naming the field if a string holds U+0000."""
+    field = nul_field(obj)
+    if field is not None:
+        raise DecodeError("nul_character", f"{field}: the text holds the NUL character (U+0000), which is not allowed",
+                          field)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +141,8 @@ def new_id() -> str:
     """A random (version 4) UUID string for an envelope id.
 
     Ids need only be unique per source; drawing 122 random bits from a PRNG seeded from the OS
-    keeps uuid4's collision odds without a getrandom() system call per event (uuid4 was a tenth
-    of a worker's CPU on the hot path)."""
+    keeps uuid4's collision odds without a getrandom() system call per event (on the hot path
+    that call per event was a sizeable part of a worker's CPU)."""
     h = "%032x" % ((_ids.getrandbits(128) & _ID_MASK) | _ID_BITS)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
@@ -212,15 +261,24 @@ def encode(envelope: CloudEvent) -> bytes:
 
 
 def decode_envelope(raw: bytes | str | dict) -> CloudEvent:
+    """The envelope of a record value, or :class:`DecodeError` with the reason: ``malformed_json``,
+    ``not_an_object``, ``nul_character`` (a string holds U+0000), ``invalid_envelope``.
+
+    The search for U+0000 walks the value only when its text holds the escape ``\\u0000``
+    (a decoded dict is always walked)."""
     if isinstance(raw, (bytes, str)):
         try:
             obj = orjson.loads(raw)
         except orjson.JSONDecodeError as e:
             raise DecodeError("malformed_json", str(e)) from None
+        suspect = (NUL_ESCAPE in raw) if isinstance(raw, bytes) else ("\\u0000" in raw)
     else:
         obj = raw
+        suspect = True
     if not isinstance(obj, dict):
         raise DecodeError("not_an_object", "the record value must be a JSON object")
+    if suspect:
+        refuse_nul(obj)
     try:
         return CloudEvent.model_validate(obj)
     except ValidationError as e:
@@ -248,7 +306,10 @@ _TYPED: dict[frozenset[str], TypeAdapter] = {}
 
 def typed_adapter(types: frozenset[str]) -> TypeAdapter | None:
     """One validator for envelopes of the given types, discriminated on ``type``, that parses
-    the JSON bytes and the typed payload in a single pass (pydantic-core)."""
+    the JSON bytes and the typed payload in a single pass (pydantic-core).
+
+    It does not look for U+0000 (pydantic accepts it): a value holding :data:`NUL_ESCAPE`
+    must go through :func:`decode_envelope` instead, which refuses it."""
     adapter = _TYPED.get(types)
     if adapter is None and types not in _TYPED:
         models = []

@@ -1,4 +1,4 @@
-"""Fixtures: a real Tansu broker per test (80 ms to start, memory only) and a real PostgreSQL
+"""Fixtures: a real Tansu broker per test (quick to start, memory only) and a real PostgreSQL
 per session with a fresh database per test.
 
 Tests never touch a developer's running system: they start their own servers on free ports.

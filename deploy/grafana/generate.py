@@ -140,6 +140,10 @@ def kit_panels(svc: str) -> list[dict]:
            (f"sum by (cause) (rate(kit_batch_retries_total{{{s}}}[{RATE}]))", "batch retry: {{cause}}"),
            (f"sum(rate(kit_outbox_relay_errors_total{{{s}}}[{RATE}]))", "relay errors"),
            unit="ops", desc="Batches retried after a database outage or conflict; relay rounds that failed (broker or database away)."),
+        ts("Consumers stalled",
+           (f"max by (consumer, instance) (kit_consumer_stalled_seconds{{{s}}})", "{{consumer}} {{instance}}"),
+           unit="s", desc="How long each consumer's oldest batch has been retrying (0 while its lanes advance). "
+                          "Past 60 s its worker's /readyz fails; over 60 s for 2 min = GrassrootsConsumerStalled."),
         ts("HTTP requests / s by status",
            (f"sum by (status) (rate(kit_http_requests_total{{{s}}}[{RATE}]))", "{{status}}"), unit="reqps", stack=True),
         ts("HTTP p95 by route",

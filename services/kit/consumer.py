@@ -355,6 +355,9 @@ class BatchConsumer:
                     it.message = Message(envelope=env, payload=decode_payload(env, allowed), raw=value)
             except DecodeError as e:
                 it.error = e
+            except Exception as e:  # a reader's bug must not stop the partition either
+                log.exception("decoding a record of %s failed unexpectedly", it.topic)
+                it.error = DecodeError("undecodable", f"{type(e).__name__}: {e}")
 
     MAX_CONFLICTS = 3  # a batch's conflicts before it is redone one message at a time
     MAX_ISOLATED_CONFLICTS = 3  # ... and then before the message that keeps conflicting is a fault
@@ -532,18 +535,19 @@ class BatchConsumer:
         return faults
 
     async def _dead_letter_all(self, items: list[Item], reason: str, error: BaseException | None) -> None:
-        """The last resort for a batch that keeps failing: every record of it not handled
-        before goes to the DLQ."""
-        keys, by_key, _ = self._dedup(items)
+        """The last resort for a batch that keeps failing: each of its records goes to the DLQ,
+        claimed by its position (a key that cannot fail, whatever the record holds)."""
+        by_key = {_position_key(it): it for it in items if not it.ignored}
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                new = await claim(conn, keys)
-                await write_outbox(conn, [dlq_record(self.dlq_topic, by_key[k], reason, error or RuntimeError(reason))
-                                          for k in keys if k in new])
-        for k in keys:
+                new = await claim(conn, list(by_key))
+                await write_outbox(conn, [dlq_record(self.dlq_topic, it, reason, error or RuntimeError(reason))
+                                          for k, it in by_key.items() if k in new])
+        for k, it in by_key.items():
             if k in new:
-                m.RECORDS_DEAD_LETTERED.labels(self.service, by_key[k].topic, reason).inc()
+                m.RECORDS_DEAD_LETTERED.labels(self.service, it.topic, reason).inc()
         log.error("batch of %d dead-lettered after %d failed tries: %r", len(items), self.MAX_FAILURES, error)
+        self.processed += len(items)
         if self.on_commit is not None:
             self.on_commit()
 

@@ -35,6 +35,9 @@ BATCH_RETRIES = Counter(
     "kit_batch_retries_total", "Batches retried after a database outage or conflict", ["service", "consumer", "cause"])
 CONSUMER_LAG = Gauge(
     "kit_consumer_lag", "Records behind the fetch highwater, per partition", ["service", "topic", "partition"])
+CONSUMER_STALLED = Gauge(
+    "kit_consumer_stalled_seconds", "How long the consumer's oldest unfinished batch has been retrying (0 while "
+    "its lanes advance)", ["service", "consumer"])
 OUTBOX_BACKLOG = Gauge("kit_outbox_backlog", "Outbox rows not yet published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
     "kit_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox row (0 when empty)", ["service"])

@@ -42,10 +42,14 @@ class ServiceSettings(BaseSettings):
     # -- per service, prefixed ----------------------------------------------------------
     http_host: str = Field("127.0.0.1", description="address the HTTP server binds")
     http_port: int = Field(8000, ge=1, le=65535, description="HTTP port (/healthz, /readyz, /metrics, API)")
+    http_max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+                                     description="largest request body accepted; a larger one is answered 413")
     api_tokens: SecretStr = Field(SecretStr(""), description="app:token pairs, comma separated; a request needs `Authorization: Bearer <token>`")
     consumer_group: str | None = Field(None, description="Kafka consumer group (default: <service>-service)")
     batch_max_records: int = Field(1000, ge=1, le=100_000, description="records fetched and committed per batch")
     consumer_lanes: int = Field(4, ge=1, le=16, description="concurrent transaction streams, each owning a share of the partitions")
+    consumer_stall_seconds: float = Field(
+        60.0, gt=0, le=86_400, description="/readyz fails (503) while a consumer's oldest batch has been retrying longer than this")
     fetch_max_wait_ms: int = Field(50, ge=5, le=10_000, description="broker wait for a fetch to fill")
     outbox_batch: int = Field(2000, ge=1, le=100_000, description="outbox rows the relay publishes per round")
     outbox_poll_seconds: float = Field(0.5, gt=0, description="relay poll when not woken by a commit")

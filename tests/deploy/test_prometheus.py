@@ -15,7 +15,7 @@ RECORDING = PROMETHEUS / "rules" / "recording.yml"
 UNIT_TESTS = PROMETHEUS / "tests" / "alerts_test.yml"
 REQUIRED_ALERTS = {
     "GrassrootsConsumerLagRising", "GrassrootsRecordsDeadLettered", "GrassrootsOutboxNotPublishing",
-    "GrassrootsWorkerDown", "GrassrootsOverdueCasesHigh", "GrassrootsWorkerNotReady",
+    "GrassrootsWorkerDown", "GrassrootsOverdueCasesHigh", "GrassrootsWorkerNotReady", "GrassrootsConsumerStalled",
 }
 
 

@@ -15,7 +15,7 @@ from schemas.topics import GRID
 from services.kit import metrics
 from services.kit.consumer import BatchConsumer
 from services.kit.db import create_pool
-from services.kit.handlers import prepares
+from services.kit.handlers import handles, prepares
 from services.kit.migrations import migrate
 from services.kit.outbox import OutboxRecord, OutboxRelay, producer_for
 from services.kit.outbox import write as write_outbox
@@ -143,6 +143,47 @@ async def test_poison_records_go_to_the_dead_letter_topic_and_the_next_record_is
     assert "data.grid_id" in invalid["headers"]["dlq.error.message"]
     malformed = next(r for r in dlq if r["headers"]["dlq.error.reason"] == "malformed_json")
     assert malformed["value"] == b"{not json"
+
+
+class ConflictsForever(PatrolCounter):
+    """A patrol by worker ``clash`` always hits a unique violation (a conflict that never resolves)."""
+
+    @handles(LogPatrol)
+    async def log_patrol(self, uow, cmd):
+        if cmd.grid_worker_id == "clash":
+            raise asyncpg.UniqueViolationError("duplicate key value violates unique constraint")
+        await super().log_patrol(uow, cmd)
+
+
+async def test_a_message_that_keeps_conflicting_is_dead_lettered_after_bounded_retries(kafka, pool):
+    first, clash, after = (command(patrol(grid_id="110105001002001", worker=w)) for w in ("gw", "clash", "gw"))
+    async with Pipeline(kafka, pool, handler=ConflictsForever()) as p:
+        await send(kafka, GRID.intake.name, first, clash, after)
+        await p.wait_processed(3, timeout=60)
+        dlq = await read_all(kafka, GRID.dlq.name, min_count=1)
+        assert p.consumer.stalled_seconds() == 0.0
+    assert await counts(pool) == {"110105001002001": 2}
+    assert [r["headers"]["dlq.error.reason"] for r in dlq] == ["conflict"]
+    assert dlq[0]["value"]["id"] == clash.id
+
+
+async def test_a_batch_that_keeps_failing_outside_the_handlers_ends_in_the_dead_letter_topic(kafka, pool):
+    async with Pipeline(kafka, pool) as p:
+        real_process = p.consumer._process
+        calls = []
+
+        async def failing(items, **kw):  # the kit's own writes keep failing for this batch
+            calls.append(len(items))
+            raise RuntimeError("the kit cannot write this batch")
+
+        p.consumer._process = failing
+        await send(kafka, GRID.intake.name, command(patrol()))
+        await p.wait_processed(1, timeout=60)
+        dlq = await read_all(kafka, GRID.dlq.name, min_count=1)
+        p.consumer._process = real_process
+    assert len(calls) == BatchConsumer.MAX_FAILURES
+    assert [r["headers"]["dlq.error.reason"] for r in dlq] == ["retries_exhausted"]
+    assert "the kit cannot write this batch" in dlq[0]["headers"]["dlq.error.message"]
 
 
 async def test_refused_command_yields_a_rejection_event(kafka, pool):

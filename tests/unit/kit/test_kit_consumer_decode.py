@@ -1,0 +1,57 @@
+"""The consumer's decode step: a record holding U+0000 leaves the fast typed path and becomes a
+decode error (dead-lettered as ``nul_character``); the others decode as before."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import orjson
+
+from schemas.envelope import encode, envelope_for
+from schemas.grid import LogPatrol
+from schemas.topics import GRID
+from services.kit.consumer import BatchConsumer, Item
+from services.kit.handlers import Handler, handles
+
+T0 = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
+
+
+class Patrols(Handler):
+    service = "grid"
+
+    @handles(LogPatrol)
+    async def log(self, uow, cmd: LogPatrol) -> None:  # never called here
+        raise AssertionError
+
+
+def consumer() -> BatchConsumer:
+    return BatchConsumer(service="grid", name="intake", topics=[GRID.intake], group_id="g", bootstrap="unused:9092",
+                         pool=None, handler=Patrols())  # type: ignore[arg-type]
+
+
+def value(worker: str = "gw-1", **env_over) -> bytes:
+    payload = LogPatrol(patrol_id="p-1", grid_id="110105001002003", grid_worker_id=worker, started_at=T0, ended_at=T0)
+    env = orjson.loads(encode(envelope_for(payload, source="/apps/grid-app")))
+    env.update(env_over)
+    return orjson.dumps(env)
+
+
+def test_records_holding_a_nul_character_are_decode_errors_naming_the_field():
+    items = [Item(GRID.intake.name, 0, i, key, v) for i, (key, v) in enumerate([
+        (b"110105001002003", value()),
+        (b"110105001002003", value(id="a\x00b")),
+        (b"110105001002003", value(source="/apps/\x00")),
+        (b"110105001002003", value(worker="gw\x00")),
+        (b"k\x00\xff", b"garbage"),
+        (b"k\x00", value()),  # a NUL in the key alone does not matter to decoding
+        (b"110105001002003", value(worker="gw-\\u0000")),  # the text \u0000, not a NUL
+    ])]
+    consumer()._decode(items)
+    ok, nul_id, nul_source, nul_data, garbage, nul_key, text = items
+    assert ok.message is not None and ok.error is None
+    assert (nul_id.error.reason, nul_id.error.field) == ("nul_character", "id")
+    assert (nul_source.error.reason, nul_source.error.field) == ("nul_character", "source")
+    assert (nul_data.error.reason, nul_data.error.field) == ("nul_character", "data.grid_worker_id")
+    assert garbage.error.reason == "malformed_json"
+    assert nul_key.message is not None
+    assert text.message is not None and text.message.payload.grid_worker_id == "gw-\\u0000"
+    assert all(it.message is None for it in (nul_id, nul_source, nul_data, garbage))
