@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Callable, Sequence
+from typing import Sequence
 
 from schemas.codes import GridCode
 from schemas.common import Payload
@@ -22,15 +22,15 @@ from schemas.envelope import Message
 from schemas.grid import CaseDismissed, CaseRegistered, CaseReported, ReporterKind
 from schemas.orders import OrderCompleted, OrderEvaluated, OrderPlaced
 from schemas.points import (
-    AccountKind, Adjust, OpenAccount, Redeem, RefusalReason, ReviewDeed, SubmitDeed, TransferPosted,
+    AccountKind, Adjust, OpenAccount, Redeem, RefusalReason, ReviewDeed, SubmitDeed,
     TransferRefused,
 )
 from services.kit.aggregates import AggregateSet
 from services.kit.handlers import Handler, handles, prepares
 from services.kit.uow import UnitOfWork
 from services.points.domain import (
-    Account, Deed, DeedStatus, Earning, EarningRules, TransferRefusal, award_plan, decide_adjust, decide_award,
-    decide_credit_deed, decide_expire, decide_open_account, decide_redeem, decide_review_deed, decide_submit_deed,
+    Account, Deed, DeedStatus, Earning, EarningRules, TransferRefusal, award_plan, decide_transfer, decide_award,
+    decide_credit_deed, decide_expire, decide_open_account, decide_review_deed, decide_submit_deed,
     deed_transfer_id, earning_from_order, earning_from_report, evolve_deed,
 )
 from services.points.domain.clock import day_of
@@ -111,21 +111,15 @@ class PointsHandler(Handler):
         await self._post(uow, {}, events)
 
     # -- transfers -----------------------------------------------------------------------
-    @handles(Redeem)
-    async def redeem(self, uow: UnitOfWork, cmd: Redeem) -> None:
-        await self._transfer(uow, cmd, decide_redeem)
-
-    @handles(Adjust)
-    async def adjust(self, uow: UnitOfWork, cmd: Adjust) -> None:
-        await self._transfer(uow, cmd, decide_adjust)
-
-    async def _transfer(self, uow: UnitOfWork, cmd: Redeem | Adjust,
-                        decide: Callable[..., list[TransferPosted]]) -> None:
+    @handles(Redeem, Adjust)
+    async def transfer(self, uow: UnitOfWork, cmd: Redeem | Adjust) -> None:
+        """兑换 a redemption at a merchant, or 调整 an operator's correction. A refusal publishes
+        ``points.transfer.refused.v1`` beside the command's rejection."""
         locked = await ledger.lock_accounts(uow.conn, ids=[cmd.debit_account, cmd.credit_account])
         try:
-            events = decide(cmd, debit=locked.get(cmd.debit_account), credit=locked.get(cmd.credit_account),
-                            existing=await ledger.posting(uow.conn, cmd.transfer_id), at=uow.now,
-                            rules=self.rules.current())
+            events = decide_transfer(cmd, debit=locked.get(cmd.debit_account), credit=locked.get(cmd.credit_account),
+                                     existing=await ledger.posting(uow.conn, cmd.transfer_id), at=uow.now,
+                                     rules=self.rules.current())
         except TransferRefusal as refusal:  # nothing written yet: publish the refusal and the rejection
             self._emit(uow, [refusal.event])
             uow.reject(_message(uow), refusal)

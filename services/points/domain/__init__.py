@@ -7,7 +7,7 @@ needs (accounts, the deed, the posting already stored under a transfer id), call
 - :mod:`.accounts`  — :class:`Account` (balance, earning lots, cap counters), floors,
   :func:`decide_open_account`, :func:`evolve_account`
 - :mod:`.transfers` — double-entry postings: :func:`award_plan` → :class:`AwardPlan` →
-  :func:`decide_award`, :func:`decide_redeem`, :func:`decide_adjust`, :func:`decide_expire`,
+  :func:`decide_award`, :func:`decide_transfer` (redeem, adjust), :func:`decide_expire`,
   deterministic transfer ids
 - :mod:`.deeds`     — 申报 → 评审 → 兑现: :func:`decide_submit_deed`, :func:`decide_review_deed`,
   :func:`decide_credit_deed`, :func:`evolve_deed`
@@ -27,15 +27,15 @@ from .rankings import EarnedPoints, RankingEntry, earned_from, moral_model_candi
 from .rules import Caps, EarningRules, Rule, SourceKind, Validity
 from .sources import OrderFacts, earning_from_order, earning_from_report
 from .transfers import (
-    AwardPlan, Earning, TransferRefusal, award_plan, award_transfer_id, decide_adjust, decide_award, decide_expire,
-    decide_redeem, due_lots, expiry_transfer_id,
+    AwardPlan, Earning, TransferRefusal, award_plan, award_transfer_id, decide_transfer, decide_award,
+    decide_expire, due_lots, expiry_transfer_id,
 )
 
 __all__ = [
     "Account", "AwardPlan", "Caps", "DEED_SOURCE", "Deed", "DeedStatus", "EarnedPoints", "Earning", "EarningRules",
     "Lot", "OrderFacts", "RankingEntry", "Rule", "SourceKind", "TransferRefusal", "Validity", "account_id_for",
-    "award_plan", "award_transfer_id", "decide_adjust", "decide_award", "decide_credit_deed", "decide_expire",
-    "decide_open_account", "decide_redeem", "decide_review_deed", "decide_submit_deed", "deed_transfer_id",
-    "due_lots", "earned_from", "earning_from_order", "earning_from_report", "evolve_account", "evolve_accounts",
-    "evolve_deed", "expiry_transfer_id", "floor_of", "issuer_account_id", "moral_model_candidates", "rankings",
+    "award_plan", "award_transfer_id", "decide_award", "decide_credit_deed", "decide_expire", "decide_open_account",
+    "decide_review_deed", "decide_submit_deed", "decide_transfer", "deed_transfer_id", "due_lots", "earned_from",
+    "earning_from_order", "earning_from_report", "evolve_account", "evolve_accounts", "evolve_deed",
+    "expiry_transfer_id", "floor_of", "issuer_account_id", "moral_model_candidates", "rankings",
 ]

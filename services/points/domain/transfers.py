@@ -266,21 +266,45 @@ def _check_floor(cmd: Redeem | Adjust, kind: TransferKind, debit: Account, at: d
                       f"{debit.account_id} holds {debit.balance}, {cmd.amount} asked", kind, cmd, at, "amount")
 
 
-def _command_transfer(
+def _redemption_terms(cmd: Redeem, debit: Account, credit: Account) -> dict[str, Any]:
+    return {"account_id": debit.account_id, "community_id": credit.community_id}
+
+
+def _adjustment_terms(cmd: Adjust, debit: Account, credit: Account) -> dict[str, Any]:
+    issuer = next((a for a in (debit, credit) if a.kind is AccountKind.issuer), None)
+    return {"operator_id": cmd.operator_id, "detail": cmd.reason, "account_id": _holder_side(debit, credit),
+            "community_id": issuer.community_id if issuer is not None else None}
+
+
+# per command: the kind of transfer, the account kinds of its (debit, credit) sides (None: any), its terms
+_COMMAND_TRANSFERS: dict[type, tuple[TransferKind, tuple[AccountKind | None, AccountKind | None], Callable]] = {
+    Redeem: (TransferKind.redemption, (AccountKind.resident, AccountKind.merchant), _redemption_terms),
+    Adjust: (TransferKind.adjustment, (None, None), _adjustment_terms),
+}
+
+
+def decide_transfer(
     cmd: Redeem | Adjust,
-    kind: TransferKind,
     *,
     debit: Account | None,
     credit: Account | None,
-    existing: TransferPosted | None,
+    existing: TransferPosted | None = None,
     at: datetime,
-    rules: EarningRules | None,
-    sides: tuple[AccountKind | None, AccountKind | None],
-    terms: Callable[[Account, Account], dict[str, Any]],
+    rules: EarningRules | None = None,
 ) -> list[TransferPosted]:
-    """The postings of a command's transfer: the pair checked (each side of the kind in
-    ``sides``, None: any), what is due expired first, the floor checked, then the transfer
-    with the ``terms`` of its kind."""
+    """The postings of a transfer a command asks for.
+
+    - 兑换 :class:`Redeem`: a resident (``debit``) spends points at a merchant (``credit``).
+    - 调整 :class:`Adjust`: an operator's correction between any two accounts, with reason and
+      operator; the debit account's floor holds (only issuers may go below zero). A credit to a
+      resident is a new lot earned ``at``; a debit takes the oldest points first.
+
+    With ``rules``, the debit side's lots that are due are expired first (their ``expiry``
+    postings come before the transfer in the result), so expired points are never spent.
+    Raises :class:`TransferRefusal`: ``unknown_account``, ``wrong_account_kind``,
+    ``same_account``, ``insufficient_balance``, ``duplicate_source``. A repeated command
+    (same transfer id, same terms) returns ``[]``."""
+    kind, sides, terms = _COMMAND_TRANSFERS[type(cmd)]
     pair = _check_pair(cmd, kind, debit, credit, existing, at)
     if pair is None:
         return []
@@ -294,50 +318,5 @@ def _command_transfer(
     return [
         *expired,
         TransferPosted(transfer_id=cmd.transfer_id, debit_account=debit.account_id, credit_account=credit.account_id,
-                       amount=cmd.amount, reason=kind, posted_at=at, **terms(debit, credit)),
+                       amount=cmd.amount, reason=kind, posted_at=at, **terms(cmd, debit, credit)),
     ]
-
-
-def decide_redeem(
-    cmd: Redeem,
-    *,
-    debit: Account | None,
-    credit: Account | None,
-    existing: TransferPosted | None = None,
-    at: datetime,
-    rules: EarningRules | None = None,
-) -> list[TransferPosted]:
-    """兑换 A resident (``debit``) spends points at a merchant (``credit``).
-
-    With ``rules``, lots of the resident that are due are expired first (their ``expiry``
-    postings come before the redemption in the result), so expired points are never spent.
-    Raises :class:`TransferRefusal`: ``unknown_account``, ``wrong_account_kind``,
-    ``same_account``, ``insufficient_balance``, ``duplicate_source``. A repeated command
-    (same transfer id, same terms) returns ``[]``."""
-    return _command_transfer(
-        cmd, TransferKind.redemption, debit=debit, credit=credit, existing=existing, at=at, rules=rules,
-        sides=(AccountKind.resident, AccountKind.merchant),
-        terms=lambda debit, credit: {"account_id": debit.account_id, "community_id": credit.community_id})
-
-
-def decide_adjust(
-    cmd: Adjust,
-    *,
-    debit: Account | None,
-    credit: Account | None,
-    existing: TransferPosted | None = None,
-    at: datetime,
-    rules: EarningRules | None = None,
-) -> list[TransferPosted]:
-    """调整 An operator's correction between any two accounts, with reason and operator; the
-    debit account's floor holds (only issuers may go below zero). A credit to a resident is
-    a new lot earned ``at``; a debit takes the oldest points first (after expiring what is
-    due, when ``rules`` are given). Raises :class:`TransferRefusal` like :func:`decide_redeem`."""
-
-    def terms(debit: Account, credit: Account) -> dict[str, Any]:
-        issuer = next((a for a in (debit, credit) if a.kind is AccountKind.issuer), None)
-        return {"operator_id": cmd.operator_id, "detail": cmd.reason, "account_id": _holder_side(debit, credit),
-                "community_id": issuer.community_id if issuer is not None else None}
-
-    return _command_transfer(cmd, TransferKind.adjustment, debit=debit, credit=credit, existing=existing, at=at,
-                             rules=rules, sides=(None, None), terms=terms)

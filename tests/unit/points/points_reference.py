@@ -13,8 +13,8 @@ from schemas.points import (
 from services.kit.errors import Rejected
 from services.points import DEFAULT_RULES_PATH
 from services.points.domain import (
-    Account, Deed, Earning, EarningRules, TransferRefusal, award_plan, decide_adjust, decide_award, decide_expire,
-    decide_open_account, decide_redeem, decide_review_deed, decide_submit_deed, deed_transfer_id, evolve_accounts,
+    Account, Deed, Earning, EarningRules, TransferRefusal, award_plan, decide_transfer, decide_award,
+    decide_expire, decide_open_account, decide_review_deed, decide_submit_deed, deed_transfer_id, evolve_accounts,
     evolve_deed, issuer_account_id,
 )
 
@@ -84,12 +84,12 @@ class ReferenceLedger:
             existing=self.postings.get(plan.transfer_id), at=at))
 
     def redeem(self, cmd: Redeem, at: datetime) -> list:
-        return self._command(lambda: decide_redeem(
+        return self._command(lambda: decide_transfer(
             cmd, debit=self.accounts.get(cmd.debit_account), credit=self.accounts.get(cmd.credit_account),
             existing=self.postings.get(cmd.transfer_id), at=at, rules=self.rules))
 
     def adjust(self, cmd: Adjust, at: datetime) -> list:
-        return self._command(lambda: decide_adjust(
+        return self._command(lambda: decide_transfer(
             cmd, debit=self.accounts.get(cmd.debit_account), credit=self.accounts.get(cmd.credit_account),
             existing=self.postings.get(cmd.transfer_id), at=at, rules=self.rules))
 

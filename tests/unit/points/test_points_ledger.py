@@ -6,8 +6,8 @@ import pytest
 from schemas.points import AccountKind, AccountOpened, Adjust, OpenAccount, Redeem, TransferPosted, TransferRefused
 from services.kit.errors import Rejected
 from services.points.domain import (
-    Account, Earning, EarningRules, TransferRefusal, award_plan, award_transfer_id, decide_adjust, decide_award,
-    decide_open_account, decide_redeem, evolve_account, floor_of,
+    Account, Earning, EarningRules, TransferRefusal, award_plan, award_transfer_id, decide_transfer, decide_award,
+    decide_open_account, evolve_account, floor_of,
 )
 from points_reference import ReferenceLedger
 
@@ -101,7 +101,7 @@ def test_redeem_over_the_balance_is_refused_with_insufficient_balance_and_moves_
     ledger.award(order())
     cmd = Redeem(transfer_id="till-1", debit_account="resident:m-7", credit_account="merchant:shop", amount=21)
     with pytest.raises(TransferRefusal) as refusal:
-        decide_redeem(cmd, debit=ledger.accounts["resident:m-7"], credit=ledger.accounts["merchant:shop"], at=AT)
+        decide_transfer(cmd, debit=ledger.accounts["resident:m-7"], credit=ledger.accounts["merchant:shop"], at=AT)
     assert refusal.value.reason == "insufficient_balance" and refusal.value.field == "amount"
     assert refusal.value.event.reason == "insufficient_balance" and refusal.value.event.account_id == "resident:m-7"
     assert refusal.value.event.kind == "redemption"
@@ -208,7 +208,7 @@ def test_award_to_a_non_resident_account_is_refused():
 def test_adjust_needs_two_different_existing_accounts():
     ledger = ledger_with_merchant()
     with pytest.raises(TransferRefusal) as e:
-        decide_adjust(Adjust(transfer_id="a", debit_account="merchant:shop", credit_account="merchant:shop", amount=1,
+        decide_transfer(Adjust(transfer_id="a", debit_account="merchant:shop", credit_account="merchant:shop", amount=1,
                              operator_id="o", reason="r"), debit=ledger.accounts["merchant:shop"],
                       credit=ledger.accounts["merchant:shop"], at=AT)
     assert e.value.reason == "same_account"
