@@ -1,5 +1,5 @@
-"""SQL for the projections' read queries: a WHERE clause built from optional filters, and
-one page of its rows with the total count."""
+"""SQL for the projections' read queries: a WHERE clause built from optional filters, one page
+of its rows with the total count, and a row with its history."""
 from __future__ import annotations
 
 from typing import Any
@@ -45,3 +45,12 @@ class Where:
                            offset: int) -> tuple[int, list[dict]]:
         """(total matching, one page of rows): :meth:`count` and :meth:`page` together."""
         return await self.count(conn, table), await self.page(conn, select, order, limit, offset)
+
+
+async def with_history(conn: asyncpg.Connection, row_sql: str, history_sql: str, id: str) -> dict[str, Any] | None:
+    """The row ``row_sql`` finds for ``id`` with ``"history"``: the rows ``history_sql`` finds
+    for it (both take ``id`` as ``$1``); None when there is no such row."""
+    row = await conn.fetchrow(row_sql, id)
+    if row is None:
+        return None
+    return {**dict(row), "history": [dict(h) for h in await conn.fetch(history_sql, id)]}

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import asyncpg
 
 from services.grid.domain import CaseStatus
-from services.kit.sql import Where
+from services.kit.sql import Where, with_history
 
 _CASE_FIELDS = (
     "case_id, status, category, grade, urgent, grid_id, community_id, street_id, description, lat, lon, address, "
@@ -20,12 +20,9 @@ _CASE_FIELDS = (
 
 async def get_case(conn: asyncpg.Connection, case_id: str) -> dict[str, Any] | None:
     """A case row with its full history (events in order), or None."""
-    row = await conn.fetchrow(f"SELECT {_CASE_FIELDS} FROM cases WHERE case_id = $1", case_id)
-    if row is None:
-        return None
-    history = await conn.fetch(
-        "SELECT seq, event_id, type, occurred_at, data FROM case_history WHERE case_id = $1 ORDER BY seq", case_id)
-    return {**dict(row), "history": [dict(h) for h in history]}
+    return await with_history(conn, f"SELECT {_CASE_FIELDS} FROM cases WHERE case_id = $1",
+                              "SELECT seq, event_id, type, occurred_at, data FROM case_history WHERE case_id = $1 "
+                              "ORDER BY seq", case_id)
 
 
 @dataclass(frozen=True)

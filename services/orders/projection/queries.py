@@ -6,7 +6,7 @@ from typing import Any
 import asyncpg
 
 from schemas.orders import CATEGORY_LABELS, OrderCategory
-from services.kit.sql import Where
+from services.kit.sql import Where, with_history
 from services.orders.domain import AWAITING_DISPATCH, CANCELLABLE, HELD, OrderStatus
 
 _ORDER_COLUMNS = """order_id, status, category, community_id, grid_id, resident_id, description, source_case_id,
@@ -18,7 +18,7 @@ _HELD = sorted(s.value for s in HELD)
 _AWAITING = sorted(s.value for s in AWAITING_DISPATCH)
 
 
-def _order(row: asyncpg.Record) -> dict[str, Any]:
+def _order(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     out["category_label"] = CATEGORY_LABELS[OrderCategory(out["category"])]
     out["awaiting_dispatch"] = out["status"] in _AWAITING
@@ -27,12 +27,10 @@ def _order(row: asyncpg.Record) -> dict[str, Any]:
 
 async def get_order(conn: asyncpg.Connection, order_id: str) -> dict[str, Any] | None:
     """The order with its history (every event, in order), or None."""
-    row = await conn.fetchrow(f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = $1", order_id)
-    if row is None:
-        return None
-    history = await conn.fetch(
-        "SELECT event_id, type, at, data FROM order_history WHERE order_id = $1 ORDER BY seq", order_id)
-    return {**_order(row), "history": [dict(h) for h in history]}
+    found = await with_history(conn, f"SELECT {_ORDER_COLUMNS} FROM orders WHERE order_id = $1",
+                               "SELECT event_id, type, at, data FROM order_history WHERE order_id = $1 ORDER BY seq",
+                               order_id)
+    return None if found is None else _order(found)
 
 
 async def list_orders(conn: asyncpg.Connection, *, community_id: str | None = None, status: str | None = None,
