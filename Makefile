@@ -12,7 +12,7 @@ help:
 	@echo "make run       - the whole district live: embedded Kafka + PostgreSQL, 4 services, simulator (Ctrl-C stops)"
 	@echo "make test      - unit, contract, integration, deploy and end-to-end tests (real broker + database)"
 	@echo "make bench     - throughput/latency/memory benchmark; prints one JSON line"
-	@echo "make schemas   - regenerate JSON Schema + AsyncAPI from the contract package"
+	@echo "make schemas   - regenerate JSON Schema + AsyncAPI from the contract package, OpenAPI from the routes"
 	@echo "make provision - create the contract topics on KAFKA_BOOTSTRAP_SERVERS"
 
 $(STAMP): pyproject.toml
@@ -53,6 +53,7 @@ test-e2e: $(STAMP)
 
 schemas: $(STAMP)
 	$(PY) -m schemas.generate
+	$(PY) -m services.kit.openapi
 
 dashboards: $(STAMP)
 	$(PY) deploy/grafana/generate.py

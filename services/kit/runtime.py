@@ -3,24 +3,28 @@
 faust-streaming gives the App and worker lifecycle, the web server, timers and the CLI
 (``python -m services.<svc>.app worker``). The hot consume path is the kit's aiokafka
 :class:`~services.kit.consumer.BatchConsumer` running inside the worker as a mode Service,
-because faust's per-message agents cap a worker near 4,000 records/s.
+because faust's per-message agents handle one record at a time and cap a worker far below what
+batches reach.
 
 A service's ``app`` module does::
 
     rt = ServiceRuntime("grid", GridSettings(), migrations=Path(__file__).parent.parent / "migrations")
     rt.consume("intake", [GRID.intake], GridHandler(...))
     rt.command_api(handler)                 # POST /v1/commands, same handler as the intake
-    @rt.route("/v1/cases/{case_id}")         # queries
-    async def get_case(req): ...
+    @rt.get("/v1/cases/{case_id}", path=CaseRef, responses={200: CaseOut})  # queries (services.kit.routes)
+    async def get_case(req: Request[CaseRef, None, None]): ...
     @rt.timer(10.0)                          # periodic work in one transaction
     async def overdue(uow): ...
     app = rt.app
+
+``GET /openapi.json`` is built from the declared routes (:mod:`services.kit.openapi`).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import gc
+import inspect
 import os
 import logging
 import sys
@@ -36,20 +40,24 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from schemas.envelope import CloudEvent, DecodeError, Message, decode_payload
+from schemas.envelope import CloudEvent, DecodeError, Message, decode_payload, refuse_nul
 from schemas.topics import BY_SERVICE, Topic
 
 from . import clock, jsonlog
 from . import metrics as m
-from .consumer import BatchConsumer, BatchHandler, claim
+from .consumer import BatchConsumer, claim
+from .handlers import Handler, dispatch
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, connect_with_retry
-from .http import HttpError, Query, authenticate, dumps, from_validation_error
+from .http import HttpError, authenticate, dumps, from_validation_error
 from .migrations import KIT_MIGRATIONS, migrate, pending
 from .outbox import OutboxRelay, producer_for, refresh_stats
 from .outbox import write as write_outbox
 from .provision import provision
 from .relay import RelayProcess
+from .routes import (CommandOut, CommandRefused, Documented, ErrorShape, Health, Readiness, Request, Route,
+                     RouteFn, command_body)
 from .settings import ServiceSettings
+from .locks import try_advisory_lock
 from .uow import UnitOfWork
 
 log = logging.getLogger("kit.runtime")
@@ -63,26 +71,6 @@ class QuietWorker(faust.Worker):
         super().__init__(*args, **kwargs)
         self.spinner = None
 
-RouteFn = Callable[..., Awaitable[Any]]
-
-
-class Request:
-    """What a route function gets: path params, query, JSON body, the authenticated app."""
-
-    def __init__(self, raw, params: dict[str, str], app_name: str | None):
-        self.raw = raw
-        self.params = params
-        self.query = Query(raw.query)
-        self.app_name = app_name
-        self.headers = raw.headers
-
-    async def json(self) -> Any:
-        body = await self.raw.read()
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as e:
-            raise HttpError(400, "malformed_json", str(e), "body") from None
-
 
 class ServiceRuntime:
     def __init__(self, service: str, settings: ServiceSettings, *, migrations: Path | None = None):
@@ -95,16 +83,21 @@ class ServiceRuntime:
         self._relay_task: asyncio.Future | None = None
         self.producer = None
         self.consumers: list[BatchConsumer] = []
-        self._consumer_specs: list[tuple[str, Sequence[Topic], BatchHandler, str | None]] = []
+        self._consumer_specs: list[tuple[str, Sequence[Topic], Handler, str | None]] = []
         self._startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.ready = False
         self._tokens = settings.tokens()
         clock.use(settings.clock())
-        self._routes: dict[str, dict[str, tuple[RouteFn, bool, str]]] = {}
+        self._routes: dict[str, dict[str, Route]] = {}  # path template -> method -> declaration
         self.app = self._make_app()
         self._install_service()
-        self.route("/healthz", auth=False)(self._healthz)
-        self.route("/readyz", auth=False)(self._readyz)
+        self._openapi: dict[str, Any] | None = None
+        self.get("/healthz", auth=False, db=False, responses={200: Health})(self._healthz)
+        self.get("/readyz", auth=False, db=False,
+                 responses={200: ("ready", Readiness), 503: ("not ready: `checks` says which check fails", Readiness)}
+                 )(self._readyz)
+        self.get("/openapi.json", auth=False, db=False, name="/openapi.json",
+                 responses={200: ("this document (OpenAPI 3.1)", dict[str, Any])})(self._openapi_json)
         self._add_metrics_page()
 
     def main(self) -> None:
@@ -126,6 +119,8 @@ class ServiceRuntime:
             web_port=self.settings.http_port,
             web_enabled=True,
             web_in_thread=False,
+            # aiohttp refuses a larger body when a route reads it (answered 413 by the kit)
+            web_application_options={"client_max_size": self.settings.http_max_body_bytes},
             # only the kit's routes: faust's own pages (router, tables, graph, stats) would expose
             # internals without authentication
             web_router_enabled=False,
@@ -166,7 +161,8 @@ class ServiceRuntime:
         jsonlog.configure(self.service, s.log_level, s.log_format)
         if s.gc_gen0_threshold:
             # A high allocation rate makes CPython's cyclic GC run often over long-lived objects;
-            # freezing what start-up made and raising the threshold cut ~15% CPU per record.
+            # freezing what start-up made and raising the threshold makes collections rarer and keeps
+            # them off those objects.
             gc.freeze()
             gc.set_threshold(s.gc_gen0_threshold, 50, 100)
         m.READY.labels(self.service).set(0)
@@ -205,6 +201,7 @@ class ServiceRuntime:
                 bootstrap=s.kafka_bootstrap_servers, pool=self.pool, handler=handler,
                 on_commit=self.relay.notify, max_records=s.batch_max_records,
                 fetch_max_wait_ms=s.fetch_max_wait_ms, lanes=s.consumer_lanes)
+            m.CONSUMER_STALLED.labels(self.service, name).set_function(c.stalled_seconds)
             await c.start()
             self.consumers.append(c)
             self._tasks.append(asyncio.ensure_future(self._supervise(c)))
@@ -263,7 +260,7 @@ class ServiceRuntime:
                 await asyncio.wait_for(self.pool.close(), 5)
 
     # -- registration API -----------------------------------------------------------------
-    def consume(self, name: str, topics: Sequence[Topic], handler: BatchHandler, group_id: str | None = None) -> None:
+    def consume(self, name: str, topics: Sequence[Topic], handler: Handler, group_id: str | None = None) -> None:
         """Run a batch consumer over ``topics`` feeding ``handler``."""
         self._consumer_specs.append((name, topics, handler, group_id))
 
@@ -279,24 +276,33 @@ class ServiceRuntime:
         async with self.pool.acquire() as conn, conn.transaction():
             uow = UnitOfWork(conn, self.service, now)
             yield uow
+            await uow.flush()
             await write_outbox(conn, uow.records)
         uow.committed()
         if uow.records and self.relay is not None:
             self.relay.notify()
 
-    def timer(self, seconds: float, *, name: str | None = None, on_leader: bool = False):
-        """Run ``fn(uow)`` every ``seconds`` in its own transaction, once the worker is ready."""
+    def timer(self, seconds: float, *, name: str | None = None, exclusive: bool = False):
+        """Run ``fn(uow)`` every ``seconds`` in its own transaction, once the worker is ready.
+
+        ``exclusive``: one worker of the service at a time runs it (a transaction-scoped
+        advisory lock named after the timer; a worker that finds it taken skips its turn)."""
 
         def deco(fn: Callable[[UnitOfWork], Awaitable[None]]):
             tname = name or fn.__name__
+            lock_key = f"timer:{self.service}:{tname}"
 
             async def tick() -> None:
                 if not self.ready:
                     return
+                outcome = "ok"
                 try:
                     async with self.transaction() as uow:
-                        await fn(uow)
-                    m.TIMER_RUNS.labels(self.service, tname, "ok").inc()
+                        if exclusive and not await try_advisory_lock(uow.conn, lock_key):
+                            outcome = "skipped"
+                        else:
+                            await fn(uow)
+                    m.TIMER_RUNS.labels(self.service, tname, outcome).inc()
                 except (*UNAVAILABLE_ERRORS, *CONFLICT_ERRORS) as e:
                     m.TIMER_RUNS.labels(self.service, tname, "retry").inc()
                     log.warning("timer %s: database unavailable or conflict (%r); next round retries", tname, e)
@@ -305,58 +311,92 @@ class ServiceRuntime:
                     log.exception("timer %s failed", tname)
 
             tick.__name__ = f"timer_{tname}"
-            self.app.timer(seconds, on_leader=on_leader, name=f"{self.service}.{tname}")(tick)
+            self.app.timer(seconds, name=f"{self.service}.{tname}")(tick)
             return fn
 
         return deco
 
-    def route(self, path: str, *, method: str = "GET", auth: bool = True, name: str | None = None):
-        """Register ``fn(request) -> body | (status, body)`` at ``path`` (faust/aiohttp syntax)."""
+    def route(self, template: str, /, *, method: str = "GET", auth: bool = True, name: str | None = None,
+              path: type | None = None, query: type | None = None, body: Any = None,
+              responses: dict[int, Any] | None = None, summary: str | None = None, description: str | None = None,
+              errors: ErrorShape | None = None, db: bool = True):
+        """Declare ``fn(request) -> body | (status, body)`` at ``template`` (aiohttp syntax), with the
+        models of its path parameters, query and body and the responses it gives
+        (:mod:`services.kit.routes`); ``name`` is its label in the HTTP metrics."""
 
         def deco(fn: RouteFn) -> RouteFn:
-            first = path not in self._routes
-            self._routes.setdefault(path, {})[method.lower()] = (fn, auth, name or path)
+            doc = inspect.cleandoc(fn.__doc__ or "").split("\n\n", 1)
+            route = Route(template, method.upper(), fn, auth=auth, label=name or template, path=path, query=query,
+                          body=body, responses=responses or {},
+                          summary=summary or " ".join(doc[0].split()) or None,
+                          description=description or (doc[1].strip() if len(doc) > 1 else None), errors=errors, db=db)
+            first = template not in self._routes
+            self._routes.setdefault(template, {})[method.lower()] = route
             if first:
-                self._add_view(path)
+                self._add_view(template)
             return fn
 
         return deco
 
-    def _add_view(self, path: str) -> None:
+    def get(self, template: str, /, **kw):
+        """``route(template, method="GET", ...)``."""
+        return self.route(template, method="GET", **kw)
+
+    def post(self, template: str, /, **kw):
+        """``route(template, method="POST", ...)``."""
+        return self.route(template, method="POST", **kw)
+
+    @contextlib.asynccontextmanager
+    async def connection(self):
+        """A pooled connection for a query; 503 while the database is not connected."""
+        if self.pool is None:
+            raise HttpError(503, "unavailable", "the database is not connected yet")
+        async with self.pool.acquire() as conn:
+            yield conn
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI 3.1 document of this service's routes (built once)."""
+        if self._openapi is None:
+            from .openapi import document
+
+            self._openapi = document(self)
+        return self._openapi
+
+    def _add_view(self, template: str) -> None:
         rt = self
-        methods = self._routes[path]
+        methods = self._routes[template]
+
+        def reply(view: faust.web.View, status: int, body: Any):
+            if isinstance(body, (bytes, str)):
+                return view.bytes(body.encode() if isinstance(body, str) else body,
+                                  content_type="text/plain; charset=utf-8", status=status)
+            return view.bytes(dumps(body), content_type="application/json", status=status)
 
         async def _serve(view: faust.web.View, request, **params):
-            meth = request.method.lower()
-            fn, auth, label = methods[meth]
+            route = methods[request.method.lower()]
             started = time.perf_counter()
             status = 500
             try:
-                app_name = authenticate(request.headers, rt._tokens) if auth else None
-                result = await fn(Request(request, params, app_name))
+                try:
+                    app_name = authenticate(request.headers, rt._tokens) if route.auth else None
+                    req = await route.bind(request, params, app_name)
+                    result = await route.fn(req)
+                except ValidationError as e:  # a model the function validated itself
+                    raise from_validation_error(e) from None
+                except UNAVAILABLE_ERRORS as e:
+                    raise HttpError(503, "unavailable", type(e).__name__) from None
                 status, body = result if isinstance(result, tuple) else (200, result)
-                if isinstance(body, (bytes, str)):
-                    return view.bytes(body.encode() if isinstance(body, str) else body,
-                                      content_type="text/plain; charset=utf-8", status=status)
-                return view.bytes(dumps(body), content_type="application/json", status=status)
+                return reply(view, status, body)
             except HttpError as e:
-                status = e.status
-                return view.bytes(dumps(e.body()), content_type="application/json", status=e.status)
-            except ValidationError as e:
-                err = from_validation_error(e)
-                status = err.status
-                return view.bytes(dumps(err.body()), content_type="application/json", status=err.status)
-            except (*UNAVAILABLE_ERRORS,) as e:
-                status = 503
-                return view.bytes(dumps({"error": "unavailable", "detail": type(e).__name__}),
-                                  content_type="application/json", status=503)
+                status, body = route.errors(e) if route.errors else (e.status, e.body())
+                return reply(view, status, body)
             except Exception as e:
+                status = 500
                 log.exception("HTTP %s %s failed", request.method, request.path)
-                return view.bytes(dumps({"error": "internal_error", "detail": type(e).__name__}),
-                                  content_type="application/json", status=500)
+                return reply(view, 500, {"error": "internal_error", "detail": type(e).__name__})
             finally:
-                m.HTTP_REQUESTS.labels(rt.service, label, request.method, str(status)).inc()
-                m.HTTP_DURATION.labels(rt.service, label).observe(time.perf_counter() - started)
+                m.HTTP_REQUESTS.labels(rt.service, route.label, request.method, str(status)).inc()
+                m.HTTP_DURATION.labels(rt.service, route.label).observe(time.perf_counter() - started)
 
         class RouteView(faust.web.View):
             pass
@@ -368,8 +408,8 @@ class ServiceRuntime:
                                       content_type="application/json", status=405)
                 return await _serve(self, request, **kw)
             setattr(RouteView, meth, handler)
-        RouteView.__name__ = "view_" + "".join(c if c.isalnum() else "_" for c in path)
-        self.app.page(path, name=RouteView.__name__)(RouteView)
+        RouteView.__name__ = "view_" + "".join(c if c.isalnum() else "_" for c in template)
+        self.app.page(template, name=RouteView.__name__)(RouteView)
 
     def _add_metrics_page(self) -> None:
         class MetricsView(faust.web.View):
@@ -379,12 +419,17 @@ class ServiceRuntime:
         self.app.page("/metrics", name="metrics")(MetricsView)
 
     # -- health ---------------------------------------------------------------------------
+    async def _openapi_json(self, req: Request):
+        """The OpenAPI document of this service."""
+        return self.openapi()
+
     async def _healthz(self, req: Request):
         """Liveness: the worker's event loop answers. No external checks."""
         return {"status": "ok", "service": self.service}
 
     async def _readyz(self, req: Request):
-        """Readiness: database reachable, migrations applied, broker reachable, worker started."""
+        """Readiness: database reachable, migrations applied, broker reachable, worker started,
+        and no consumer stalled (its oldest batch retrying for over ``consumer_stall_seconds``)."""
         checks: dict[str, str] = {}
         ok = self.ready
         checks["worker"] = "started" if self.ready else "starting"
@@ -411,16 +456,24 @@ class ServiceRuntime:
                 async with asyncio.timeout(3):
                     fine = await self.producer.client.fetch_all_metadata()
                 checks["broker"] = "ok" if fine is not None else "unavailable"
+                ok = ok and fine is not None
             except Exception as e:
                 checks["broker"] = f"unavailable: {type(e).__name__}"
                 ok = False
         if isinstance(self.relay, RelayProcess):  # informational: commits are kept in the outbox meanwhile
             checks["relay"] = self.relay.describe()
+        for c in self.consumers:  # a lane whose batch keeps failing holds back its partitions
+            stalled = c.stalled_seconds()
+            if stalled > self.settings.consumer_stall_seconds:
+                checks[f"consumer:{c.name}"] = f"stalled {stalled:.0f}s"
+                ok = False
+            else:
+                checks[f"consumer:{c.name}"] = f"retrying {stalled:.0f}s" if stalled > 0 else "ok"
         m.READY.labels(self.service).set(1 if ok else 0)
         return (200 if ok else 503), {"status": "ready" if ok else "not_ready", "checks": checks}
 
     # -- commands over HTTP ---------------------------------------------------------------
-    def command_api(self, handler: BatchHandler, path: str = "/v1/commands") -> None:
+    def command_api(self, handler: Handler, path: str = "/v1/commands") -> None:
         """``POST /v1/commands``: the same handler as the intake topic, answered synchronously.
 
         Body: a CloudEvent (structured JSON) or ``{"id", "type", "data"}``. 200 with the
@@ -429,8 +482,14 @@ class ServiceRuntime:
         """
         allowed = self.topics.intake.message_types
 
-        @self.route(path, method="POST", name="/v1/commands")
+        @self.post(path, name="/v1/commands", body=Documented(command_body(allowed)), responses={
+            200: ("the events the command caused; `replayed` when its id was seen before", CommandOut),
+            409: ("refused by the rules: `error` is the reason, `field` the command field at fault", CommandRefused),
+            503: "the database is unavailable or busy; retry"})
         async def post_command(req: Request):
+            """Send a command, answered with the events it caused.
+
+            The same handler as the intake topic, idempotent by (`source`, `id`)."""
             obj = await req.json()
             msg = self.command_from_json(obj, req.app_name or "anonymous", allowed)
             events, replay = await self.execute(msg, handler)
@@ -453,6 +512,10 @@ class ServiceRuntime:
                 raise HttpError(422, "invalid_input", f"{f} is required", f)
         if "data" not in obj:
             raise HttpError(422, "invalid_input", "data is required", "data")
+        try:  # U+0000 in any string: PostgreSQL cannot store it; refused as on the intake topic
+            refuse_nul(obj)
+        except DecodeError as e:
+            raise HttpError(422, "invalid_input", e.detail, e.field) from None
         try:
             env = CloudEvent.model_validate(obj)
         except ValidationError as e:
@@ -467,7 +530,7 @@ class ServiceRuntime:
             env = env.model_copy(update={"subject": payload.aggregate_id})
         return Message(envelope=env, payload=payload)
 
-    async def execute(self, msg: Message, handler: BatchHandler) -> tuple[list[CloudEvent], bool]:
+    async def execute(self, msg: Message, handler: Handler) -> tuple[list[CloudEvent], bool]:
         """Handle one message now, idempotently: (events it caused, whether it was a replay)."""
         assert self.pool is not None
         for attempt in range(5):
@@ -480,11 +543,10 @@ class ServiceRuntime:
                                 "SELECT events FROM command_outcomes WHERE source = $1 AND id = $2", msg.source, msg.id)
                             return [CloudEvent.model_validate(e) for e in events or []], True
                         uow = UnitOfWork(conn, self.service)
-                        token = jsonlog.correlation_id.set(msg.correlation_id)
-                        try:
-                            await handler.handle_batch(uow, [msg])
-                        finally:
-                            jsonlog.correlation_id.reset(token)
+                        faults = await dispatch(handler, uow, [msg])
+                        if faults:  # valid input the handler failed on: a bug, answered 500
+                            raise faults[0][1]
+                        await uow.flush()
                         await write_outbox(conn, uow.records)
                         await conn.execute(
                             "INSERT INTO command_outcomes (source, id, events) VALUES ($1, $2, $3)", msg.source, msg.id,

@@ -4,11 +4,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from schemas.assessment import AlertRaised, EntityType, Period, ScorecardPublished
 from services.assessment.domain import CATALOGUE
-from services.kit.routes import Id, Page, PageOut
+from services.kit.routes import Id, Instant, Page, PageOut
 
 Indicator = Literal[tuple(sorted(CATALOGUE))]  # type: ignore[valid-type]
 """An indicator of the catalogue (立案率, 按期结案率, 满意率...)."""
@@ -40,7 +40,7 @@ class AlertQuery(Page.sized(100, 500)):
 
 
 class SchemeQuery(BaseModel):
-    at: AwareDatetime | None = Field(None, description="the instant (RFC 3339; default: now)")
+    at: Instant | None = Field(None, description="the instant (RFC 3339; default: now)")
 
 
 # -- answers -----------------------------------------------------------------------------------

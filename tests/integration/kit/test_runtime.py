@@ -30,7 +30,7 @@ def echo_worker(kafka: str, database_url: str, tmp_path: Path, **env: str) -> Wo
 
 
 async def test_commands_over_http_are_authenticated_validated_idempotent_and_published(kafka, database_url, tmp_path):
-    w = echo_worker(kafka, database_url, tmp_path).start()
+    w = echo_worker(kafka, database_url, tmp_path, GRID_HTTP_MAX_BODY_BYTES="262144").start()
     try:
         await w.wait_ready()
         cmd = patrol_command()
@@ -43,6 +43,13 @@ async def test_commands_over_http_are_authenticated_validated_idempotent_and_pub
         assert status == 422 and body["field"] == "type"
         status, body = await http("POST", w.url + "/v1/commands", data=b"{oops", token=TOKEN)
         assert status == 400 and body["field"] == "body"
+        big = {**cmd, "data": {**cmd["data"], "notes": "x" * 300_000}}
+        status, body = await http("POST", w.url + "/v1/commands", json=big, token=TOKEN)
+        assert status == 413 and body["error"] == "payload_too_large" and body["field"] == "body"
+        for bad, field in ((patrol_command(grid_worker_id="gw\x00"), "data.grid_worker_id"),
+                           ({**patrol_command(), "id": "cmd-\x00"}, "id"), ({**patrol_command(), "id": "x" * 100_000}, "id")):
+            status, body = await http("POST", w.url + "/v1/commands", json=bad, token=TOKEN)
+            assert status == 422 and body["field"] == field, body  # not a 500 from PostgreSQL
 
         status, body = await http("POST", w.url + "/v1/commands", json=cmd, token=TOKEN)
         assert status == 200, body
@@ -71,6 +78,9 @@ async def test_commands_over_http_are_authenticated_validated_idempotent_and_pub
         assert 'kit_commands_rejected_total{reason="ended_before_started",service="grid",type="grid.patrol.log.v1"} 1.0' in text
         assert "kit_outbox_backlog" in text and "kit_ready" in text
         assert (await http("GET", w.url + "/healthz"))[0] == 200
+        status, doc = await http("GET", w.url + "/openapi.json")
+        assert status == 200 and doc["openapi"] == "3.1.0" and "/v1/patrol-counts" in doc["paths"]
+        assert (await http("DELETE", w.url + "/v1/patrol-counts", token=TOKEN))[0] == 405
         for internal in ("/table/", "/router/", "/graph/", "/stats/"):  # faust's own pages are off
             assert (await http("GET", w.url + internal))[0] == 404, internal
     finally:
@@ -87,11 +97,13 @@ async def test_readyz_is_503_while_postgresql_is_down_and_200_after(kafka, tmp_p
         status, body = await http("GET", w.url + "/readyz")
         assert status == 503 and body["checks"]["database"].startswith("unavailable")
         assert (await http("GET", w.url + "/healthz"))[0] == 200  # liveness has no external checks
+        status, body = await http("GET", w.url + "/v1/patrol-counts", token=TOKEN)
+        assert status == 503 and body["error"] == "unavailable", body  # a query, not a 500
         pg.start()
         await w.wait_ready(timeout=30)
         status, body = await http("GET", w.url + "/readyz")
         assert status == 200 and body["checks"] == {"worker": "started", "database": "ok", "migrations": "ok", "broker": "ok",
-                                                     "relay": "running"}
+                                                     "relay": "running", "consumer:intake": "ok"}
     finally:
         w.stop()
         pg.destroy()
