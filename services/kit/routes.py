@@ -63,6 +63,12 @@ T = TypeVar("T")
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 """An aggregate id in a path (case, order, member, account...): the contract's id length."""
 
+def ref(name: str, field: str, type_: Any = Id, description: str | None = None) -> type[BaseModel]:
+    """The path model ``name`` of a route that names one object by ``field`` (``ref("OrderRef",
+    "order_id")``)."""
+    return create_model(name, **{field: (type_, Field(description=description))})
+
+
 _RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}")
 
 
@@ -271,7 +277,7 @@ class Route:
 
     async def bind(self, raw, params: Mapping[str, str], app_name: str | None) -> Request:
         """The request as the function gets it, validated (HttpError otherwise)."""
-        path = query = body = None
+        path = query = None
         if self.path is not None:
             path = _validate(self.path, {k: _text(k, v, "invalid_input") for k, v in params.items()}, "invalid_input")
         if self.query is not None:

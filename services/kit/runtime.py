@@ -36,7 +36,6 @@ from typing import Any, Awaitable, Callable, Sequence
 import asyncpg
 import faust
 import mode
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
@@ -55,7 +54,7 @@ from .outbox import write as write_outbox
 from .provision import provision
 from .relay import RelayProcess
 from .routes import (CommandOut, CommandRefused, Documented, ErrorShape, Health, Readiness, Request, Route,
-                     RouteFn, command_body)
+                     RouteFn, command_body, found)
 from .settings import ServiceSettings
 from .locks import try_advisory_lock
 from .uow import UnitOfWork
@@ -342,6 +341,21 @@ class ServiceRuntime:
         """``route(template, method="GET", ...)``."""
         return self.route(template, method="GET", **kw)
 
+    def lookup(self, template: str, /, *, path: type, out: Any, fetch: Callable[[Any, str], Awaitable[Any]],
+               summary: str) -> None:
+        """``GET template``: the object ``fetch(conn, id)`` finds for the one path parameter
+        (``<what>_id``), or a 404 naming it."""
+        field = next(iter(path.model_fields))
+        what = field.removesuffix("_id")
+
+        async def get_one(req: Request):
+            id = getattr(req.path, field)
+            async with self.connection() as conn:
+                return found(await fetch(conn, id), what, id, field)
+
+        get_one.__name__ = f"get_{what}"
+        self.get(template, path=path, responses={200: out, 404: f"no such {what}"}, summary=summary)(get_one)
+
     def post(self, template: str, /, **kw):
         """``route(template, method="POST", ...)``."""
         return self.route(template, method="POST", **kw)
@@ -430,36 +444,15 @@ class ServiceRuntime:
     async def _readyz(self, req: Request):
         """Readiness: database reachable, migrations applied, broker reachable, worker started,
         and no consumer stalled (its oldest batch retrying for over ``consumer_stall_seconds``)."""
-        checks: dict[str, str] = {}
+        checks: dict[str, str] = {"worker": "started" if self.ready else "starting"}
         ok = self.ready
-        checks["worker"] = "started" if self.ready else "starting"
-        if self.pool is None:
-            checks["database"] = "not connected"
-            ok = False
-        else:
+        for name, timeout, probe in (("database", 2, self._database_ready), ("broker", 3, self._broker_ready)):
             try:
-                async with asyncio.timeout(2):
-                    async with self.pool.acquire() as conn:
-                        await conn.fetchval("SELECT 1")
-                        missing = await pending(conn, self.service, self.components)
-                checks["database"] = "ok"
-                checks["migrations"] = "ok" if not missing else f"pending: {', '.join(missing)}"
-                ok = ok and not missing
+                async with asyncio.timeout(timeout):
+                    fine = await probe(checks)
             except Exception as e:
-                checks["database"] = f"unavailable: {type(e).__name__}"
-                ok = False
-        if self.producer is None:
-            checks["broker"] = "not connected"
-            ok = False
-        else:
-            try:
-                async with asyncio.timeout(3):
-                    fine = await self.producer.client.fetch_all_metadata()
-                checks["broker"] = "ok" if fine is not None else "unavailable"
-                ok = ok and fine is not None
-            except Exception as e:
-                checks["broker"] = f"unavailable: {type(e).__name__}"
-                ok = False
+                checks[name], fine = f"unavailable: {type(e).__name__}", False
+            ok = ok and fine
         if isinstance(self.relay, RelayProcess):  # informational: commits are kept in the outbox meanwhile
             checks["relay"] = self.relay.describe()
         for c in self.consumers:  # a lane whose batch keeps failing holds back its partitions
@@ -471,6 +464,25 @@ class ServiceRuntime:
                 checks[f"consumer:{c.name}"] = f"retrying {stalled:.0f}s" if stalled > 0 else "ok"
         m.READY.labels(self.service).set(1 if ok else 0)
         return (200 if ok else 503), {"status": "ready" if ok else "not_ready", "checks": checks}
+
+    async def _database_ready(self, checks: dict[str, str]) -> bool:
+        if self.pool is None:
+            checks["database"] = "not connected"
+            return False
+        async with self.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+            missing = await pending(conn, self.service, self.components)
+        checks["database"] = "ok"
+        checks["migrations"] = "ok" if not missing else f"pending: {', '.join(missing)}"
+        return not missing
+
+    async def _broker_ready(self, checks: dict[str, str]) -> bool:
+        if self.producer is None:
+            checks["broker"] = "not connected"
+            return False
+        fine = await self.producer.client.fetch_all_metadata() is not None
+        checks["broker"] = "ok" if fine else "unavailable"
+        return fine
 
     # -- commands over HTTP ---------------------------------------------------------------
     def command_api(self, handler: Handler, path: str = "/v1/commands") -> None:

@@ -9,17 +9,15 @@ from pydantic import BaseModel, Field, field_validator
 from schemas.common import CommunityId, GridId, StreetId
 from schemas.grid import CaseId, Category, Reporter
 from services.grid.domain import CaseStatus
-from services.kit.routes import Id, Instant, Page, PageOut
+from services.kit.routes import Id, Instant, Page, PageOut, ref
 
 # -- path and query ----------------------------------------------------------------------------
 
 
-class CaseRef(BaseModel):
-    case_id: CaseId
+CaseRef = ref("CaseRef", "case_id", CaseId)
 
 
-class GridRef(BaseModel):
-    grid_id: GridId = Field(description="a grid of the grid register (15 digits)")
+GridRef = ref("GridRef", "grid_id", GridId, "a grid of the grid register (15 digits)")
 
 
 class CaseQuery(Page):
@@ -36,8 +34,7 @@ class PatrolQuery(Page):
     grid_worker_id: Id | None = Field(None, description="patrols of this grid worker")
 
 
-class Open311Ref(BaseModel):
-    request_id: CaseId = Field(description="the service request id (the case id)")
+Open311Ref = ref("Open311Ref", "request_id", CaseId, "the service request id (the case id)")
 
 
 class Open311Query(Page.sized(1000, 1000)):

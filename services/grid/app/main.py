@@ -49,12 +49,8 @@ async def refresh_metrics(uow) -> None:
 # -- queries (bearer token) -----------------------------------------------------------------
 
 
-@rt.get("/v1/cases/{case_id}", path=api.CaseRef, responses={200: api.CaseOut, 404: "no such case"})
-async def get_case(req: Request[api.CaseRef, None, None]):
-    """A case with its full history."""
-    async with rt.connection() as conn:
-        case = await db.get_case(conn, req.path.case_id)
-    return found(case, "case", req.path.case_id, "case_id")
+rt.lookup("/v1/cases/{case_id}", path=api.CaseRef, out=api.CaseOut, fetch=db.get_case,
+          summary="A case with its full history.")
 
 
 @rt.get("/v1/cases", query=api.CaseQuery, responses={200: api.CasePage})

@@ -145,6 +145,12 @@ def _report(state: CaseState | None, cmd: ReportCase, ctx: Context) -> list[Even
     return events
 
 
+def _placed(state: CaseState) -> dict:
+    """Where a case is and what it is about, as the events that carry it for their readers name it."""
+    return {"grid_id": state.grid_id, "community_id": state.community_id, "street_id": state.street_id,
+            "category": state.category}
+
+
 def _register(state: CaseState, cmd: RegisterCase, ctx: Context) -> list[Event]:
     due_at = ctx.policy.due(ctx.now, _limits(state, ctx.policy).dispatch)
     return [
@@ -152,10 +158,7 @@ def _register(state: CaseState, cmd: RegisterCase, ctx: Context) -> list[Event]:
             case_id=state.case_id,
             due_at=due_at,
             department=cmd.department,
-            grid_id=state.grid_id,
-            community_id=state.community_id,
-            street_id=state.street_id,
-            category=state.category,
+            **_placed(state),
             grade=state.grade,
             description=state.description,
             location=state.location,
@@ -229,10 +232,7 @@ def _verify(state: CaseState, cmd: VerifyCase, ctx: Context) -> list[Event]:
                 handling_seconds=max(0, int((now - state.reported_at).total_seconds())),
                 department=state.department,
                 assignee_id=state.assignee_id,
-                grid_id=state.grid_id,
-                community_id=state.community_id,
-                street_id=state.street_id,
-                category=state.category,
+                **_placed(state),
                 rework_count=state.rework_count,
                 occurred_at=now,
             ),

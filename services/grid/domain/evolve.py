@@ -99,18 +99,25 @@ def _reported(ev: CaseReported) -> CaseState:
     )
 
 
-def _registered(s: CaseState, ev: CaseRegistered) -> dict:
+def _stage(s: CaseState, ev: CaseEvent, status: CaseStatus, stamp: str, done: Stage, then: Stage | None = None,
+           due_at: datetime | None = None, **fields) -> dict:
+    """A step of the loop: the case takes ``status``, ``stamp`` records when, the deadline of the
+    stage ``done`` is met, and the next stage's (``then``, due at ``due_at``) starts."""
     at = _at(ev)
-    deadlines = _started(_met(s.deadlines, Stage.REGISTER, at), Stage.DISPATCH, at, ev.due_at)
-    return {"status": CaseStatus.REGISTERED, "registered_at": at, "department": ev.department, "deadlines": deadlines}
+    deadlines = _met(s.deadlines, done, at)
+    if then is not None:
+        deadlines = _started(deadlines, then, at, due_at)
+    return {"status": status, stamp: at, "deadlines": deadlines, **fields}
+
+
+def _registered(s: CaseState, ev: CaseRegistered) -> dict:
+    return _stage(s, ev, CaseStatus.REGISTERED, "registered_at", Stage.REGISTER, Stage.DISPATCH, ev.due_at,
+                  department=ev.department)
 
 
 def _dismissed(s: CaseState, ev: CaseDismissed) -> dict:
-    at = _at(ev)
-    return {
-        "status": CaseStatus.DISMISSED, "dismissed_at": at, "dismissal_reason": ev.reason,
-        "duplicate_of": ev.duplicate_of, "deadlines": _met(s.deadlines, Stage.REGISTER, at),
-    }
+    return _stage(s, ev, CaseStatus.DISMISSED, "dismissed_at", Stage.REGISTER, dismissal_reason=ev.reason,
+                  duplicate_of=ev.duplicate_of)
 
 
 def _duplicate_linked(s: CaseState, ev: CaseDuplicateLinked) -> dict:
@@ -120,18 +127,13 @@ def _duplicate_linked(s: CaseState, ev: CaseDuplicateLinked) -> dict:
 
 
 def _dispatched(s: CaseState, ev: CaseDispatched) -> dict:
-    at = _at(ev)
-    deadlines = _started(_met(s.deadlines, Stage.DISPATCH, at), Stage.HANDLE, at, ev.due_at)
-    return {
-        "status": CaseStatus.DISPATCHED, "dispatched_at": at, "department": ev.department,
-        "assignee_id": ev.assignee_id, "deadlines": deadlines,
-    }
+    return _stage(s, ev, CaseStatus.DISPATCHED, "dispatched_at", Stage.DISPATCH, Stage.HANDLE, ev.due_at,
+                  department=ev.department, assignee_id=ev.assignee_id)
 
 
 def _handled(s: CaseState, ev: CaseHandled) -> dict:
-    at = _at(ev)
-    deadlines = _started(_met(s.deadlines, Stage.HANDLE, at), Stage.VERIFY, at, ev.verify_due_at)
-    return {"status": CaseStatus.HANDLED, "handled_at": at, "result": ev.result, "deadlines": deadlines}
+    return _stage(s, ev, CaseStatus.HANDLED, "handled_at", Stage.HANDLE, Stage.VERIFY, ev.verify_due_at,
+                  result=ev.result)
 
 
 def _verified(s: CaseState, ev: CaseVerified) -> dict:

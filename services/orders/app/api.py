@@ -8,22 +8,19 @@ from pydantic import BaseModel, Field
 
 from schemas.common import CommunityId
 from schemas.orders import OrderCategory
-from services.kit.routes import Id, Page, PageOut
+from services.kit.routes import Id, Page, PageOut, ref
 from services.orders.domain import OrderStatus
 
 # -- path and query ----------------------------------------------------------------------------
 
 
-class OrderRef(BaseModel):
-    order_id: Id
+OrderRef = ref("OrderRef", "order_id")
 
 
-class MemberRef(BaseModel):
-    member_id: Id
+MemberRef = ref("MemberRef", "member_id")
 
 
-class CommunityRef(BaseModel):
-    community_id: CommunityId = Field(description="12 digits")
+CommunityRef = ref("CommunityRef", "community_id", CommunityId, "12 digits")
 
 
 class OrderQuery(Page):

@@ -5,7 +5,7 @@ Run: ``python -m services.orders.app worker``.
 from __future__ import annotations
 
 from schemas.topics import GRID, ORDERS
-from services.kit.routes import Request, found
+from services.kit.routes import Request
 from services.kit.runtime import ServiceRuntime
 from services.kit.uow import UnitOfWork
 from services.orders.projection import queries
@@ -42,12 +42,8 @@ async def status_gauge(uow: UnitOfWork) -> None:
 # -- queries --------------------------------------------------------------------------------
 
 
-@rt.get("/v1/orders/{order_id}", path=api.OrderRef, responses={200: api.OrderOut, 404: "no such order"})
-async def get_order(req: Request[api.OrderRef, None, None]):
-    """An order (服务订单) with its history."""
-    async with rt.connection() as conn:
-        order = await queries.get_order(conn, req.path.order_id)
-    return found(order, "order", req.path.order_id, "order_id")
+rt.lookup("/v1/orders/{order_id}", path=api.OrderRef, out=api.OrderOut, fetch=queries.get_order,
+          summary="An order (服务订单) with its history.")
 
 
 @rt.get("/v1/orders", query=api.OrderQuery, responses={200: api.OrderPage})
@@ -60,12 +56,8 @@ async def list_orders(req: Request[None, api.OrderQuery, None]):
                                          limit=q.limit, offset=q.offset)
 
 
-@rt.get("/v1/members/{member_id}", path=api.MemberRef, responses={200: api.MemberOut, 404: "no such member"})
-async def get_member(req: Request[api.MemberRef, None, None]):
-    """A member's registration (双报到), claimed posts (岗位认领) and open orders."""
-    async with rt.connection() as conn:
-        member = await queries.get_member(conn, req.path.member_id)
-    return found(member, "member", req.path.member_id, "member_id")
+rt.lookup("/v1/members/{member_id}", path=api.MemberRef, out=api.MemberOut, fetch=queries.get_member,
+          summary="A member's registration (双报到), claimed posts (岗位认领) and open orders.")
 
 
 @rt.get("/v1/communities/{community_id}/needs", path=api.CommunityRef, query=api.NeedsQuery,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, StringConstraints
 
 from schemas.common import CommunityId
-from services.kit.routes import Id, Page, PageOut
+from services.kit.routes import Page, PageOut, ref
 
 RankingPeriod = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}(-(0[1-9]|1[0-2]))?$")]
 """A month ``2026-11`` or a year ``2026`` (ASCII digits)."""
@@ -15,12 +15,10 @@ RankingPeriod = Annotated[str, StringConstraints(pattern=r"^[0-9]{4}(-(0[1-9]|1[
 # -- path and query ----------------------------------------------------------------------------
 
 
-class AccountRef(BaseModel):
-    account_id: Id = Field(description="`<kind>:<holder id>`, e.g. `resident:r-42`")
+AccountRef = ref("AccountRef", "account_id", description="`<kind>:<holder id>`, e.g. `resident:r-42`")
 
 
-class DeedRef(BaseModel):
-    deed_id: Id
+DeedRef = ref("DeedRef", "deed_id")
 
 
 class RankingQuery(Page.sized(20, 500)):

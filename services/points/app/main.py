@@ -25,12 +25,8 @@ rt.command_api(handler)
 
 
 # -- queries -------------------------------------------------------------------------------
-@rt.get("/v1/accounts/{account_id}", path=api.AccountRef, responses={200: api.AccountOut, 404: "no such account"})
-async def get_account(req: Request[api.AccountRef, None, None]):
-    """An account: balance and earning lots (积分批次)."""
-    async with rt.connection() as conn:
-        account = await queries.account(conn, req.path.account_id)
-    return found(account, "account", req.path.account_id, "account_id")
+rt.lookup("/v1/accounts/{account_id}", path=api.AccountRef, out=api.AccountOut, fetch=queries.account,
+          summary="An account: balance and earning lots (积分批次).")
 
 
 @rt.get("/v1/accounts/{account_id}/statement", path=api.AccountRef, query=Page,
@@ -43,12 +39,8 @@ async def get_statement(req: Request[api.AccountRef, Page, None]):
         return await queries.statement(conn, account_id, q.limit, q.offset)
 
 
-@rt.get("/v1/deeds/{deed_id}", path=api.DeedRef, responses={200: api.DeedOut, 404: "no such deed"})
-async def get_deed(req: Request[api.DeedRef, None, None]):
-    """A deed (道德日记) and how far it got."""
-    async with rt.connection() as conn:
-        deed = await queries.deed(conn, req.path.deed_id)
-    return found(deed, "deed", req.path.deed_id, "deed_id")
+rt.lookup("/v1/deeds/{deed_id}", path=api.DeedRef, out=api.DeedOut, fetch=queries.deed,
+          summary="A deed (道德日记) and how far it got.")
 
 
 @rt.get("/v1/rankings", query=api.RankingQuery, responses={200: api.Rankings})
