@@ -76,7 +76,13 @@ class AssessmentHandler(Handler):
         self.close_delay = close_delay
         self.timer_since = timer_since
 
-    # -- upstream facts -------------------------------------------------------------------
+    # -- the batch step ----------------------------------------------------------------
+    @prepares(RecordReview)
+    async def load(self, uow: UnitOfWork, commands: Sequence[RecordReview]) -> None:
+        """Lock the review books of the subjects the batch's reviews name."""
+        await REVIEW_BOOKS.of(uow).load(c.subject_id for c in commands)
+
+    # -- reactions: upstream facts -----------------------------------------------------
 
     @handles(*UPSTREAM)
     async def record_fact(self, uow: UnitOfWork, event: Event) -> None:
@@ -87,11 +93,7 @@ class AssessmentHandler(Handler):
         EventLogWriter.of(uow).append(StoredEvent(env.source, env.id, topic_of(event), event, env.time,
                                                   raw=uow.message.data()))  # type: ignore[union-attr]
 
-    # -- reviews --------------------------------------------------------------------------
-
-    @prepares(RecordReview)
-    async def load_review_books(self, uow: UnitOfWork, commands: Sequence[RecordReview]) -> None:
-        await REVIEW_BOOKS.of(uow).load(c.subject_id for c in commands)
+    # -- commands: reviews -------------------------------------------------------------
 
     @handles(RecordReview)
     async def record_review(self, uow: UnitOfWork, cmd: RecordReview) -> None:
@@ -107,7 +109,7 @@ class AssessmentHandler(Handler):
             EventLogWriter.of(uow).append(StoredEvent(env.source, env.id, topic_of(ev), ev, env.time))
         books.put(cmd.subject_id, book)
 
-    # -- schemes --------------------------------------------------------------------------
+    # -- commands: schemes -------------------------------------------------------------
 
     async def all_schemes(self, conn) -> list[Scheme]:
         return [self.default, *await store.load_schemes(conn)]
@@ -135,7 +137,7 @@ class AssessmentHandler(Handler):
             await store.save_scheme(uow.conn, Scheme.model_validate(ev.definition), ev.base_scheme_id)
             uow.emit(ev)
 
-    # -- closing periods ------------------------------------------------------------------
+    # -- commands and timers: closing periods ------------------------------------------
 
     @handles(ClosePeriod)
     async def close_period(self, uow: UnitOfWork, cmd: ClosePeriod) -> None:

@@ -50,6 +50,7 @@ class GridHandler(Handler):
         self.register = register
         self.duplicate_radius_m = duplicate_radius_m
 
+    # -- the batch step ----------------------------------------------------------------
     @prepares(*COMMANDS)
     async def load(self, uow: UnitOfWork, commands: Sequence[Command]) -> None:
         """Lock the states of the cases the batch names (a dismissal's original too) and look up
@@ -60,7 +61,7 @@ class GridHandler(Handler):
         patrols = [c.patrol_id for c in commands if isinstance(c, LogPatrol)]
         await ProjectionRows.of(uow).load_patrols(uow.conn, patrols)
 
-    # -- the commands ---------------------------------------------------------------------
+    # -- commands ----------------------------------------------------------------------
     @handles(ReportCase)
     async def report_case(self, uow: UnitOfWork, cmd: ReportCase) -> None:
         """信息收集; a report near an open case of its category is dismissed as its duplicate."""
@@ -92,7 +93,7 @@ class GridHandler(Handler):
         self._apply(uow, decide(None, cmd, self._context(uow, grid_known=cmd.grid_id in self.register,
                                                          patrol_logged=logged)))
 
-    # -- the timer ------------------------------------------------------------------------
+    # -- timers ------------------------------------------------------------------------
     async def check_overdue(self, uow: UnitOfWork, limit: int = 500) -> int:
         """Report missed deadlines of the cases due for a check (once each) and escalate them;
         returns how many cases were checked. Cases a batch holds are left for a later round."""
@@ -102,7 +103,7 @@ class GridHandler(Handler):
             self._apply(uow, check_overdue(state, uow.now, self.policy))
         return len(due)
 
-    # -- the shared steps -----------------------------------------------------------------
+    # -- shared steps ------------------------------------------------------------------
     def _context(self, uow: UnitOfWork, **facts) -> Context:
         return Context(now=uow.now, policy=self.policy, duplicate_radius_m=self.duplicate_radius_m, **facts)
 

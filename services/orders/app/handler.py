@@ -75,7 +75,7 @@ class OrdersHandler(Handler):
     def __init__(self, settings: OrdersSettings):
         self.settings = settings
 
-    # -- the batch step -------------------------------------------------------------------
+    # -- the batch step ----------------------------------------------------------------
 
     @prepares(*ORDER_COMMANDS, *MEMBER_COMMANDS, *POST_COMMANDS, CaseRegistered)
     async def load(self, uow: UnitOfWork, payloads: Sequence[Command | CaseRegistered]) -> None:
@@ -102,7 +102,7 @@ class OrdersHandler(Handler):
         for kind, states in STORES.items():
             await states.of(uow).load(ids[kind])
 
-    # -- orders ---------------------------------------------------------------------------
+    # -- commands: orders --------------------------------------------------------------
 
     @handles(PlaceOrder)
     async def place(self, uow: UnitOfWork, cmd: PlaceOrder) -> None:
@@ -128,7 +128,7 @@ class OrdersHandler(Handler):
         """A decline, followed by an automatic dispatch to someone else."""
         await self._order_command(uow, cmd, candidates=self.settings.auto_dispatch, trigger="decline")
 
-    # -- members and posts ----------------------------------------------------------------
+    # -- commands: members and posts ---------------------------------------------------
 
     @handles(RegisterMember)
     async def register_member(self, uow: UnitOfWork, cmd: RegisterMember) -> None:
@@ -148,7 +148,7 @@ class OrdersHandler(Handler):
         """A post given up by its holder (the orders it holds stay with the member)."""
         self._decide(uow, POSTS, cmd.post_id, cmd, self._context(uow))
 
-    # -- the grid's cases -----------------------------------------------------------------
+    # -- reactions: the grid's cases ---------------------------------------------------
 
     @handles(CaseRegistered)
     async def case_registered(self, uow: UnitOfWork, case: CaseRegistered) -> None:
@@ -166,7 +166,7 @@ class OrdersHandler(Handler):
         except CaseAlreadyOrdered:
             return  # a command placed an order naming this case before
 
-    # -- the expiry timer -----------------------------------------------------------------
+    # -- timers ------------------------------------------------------------------------
 
     async def expire_dispatches(self, uow: UnitOfWork) -> int:
         """Dispatches past ``accept_by`` expire (超时未接单) and are dispatched again when someone
@@ -184,7 +184,7 @@ class OrdersHandler(Handler):
             self._apply_order(uow, order_id, events, trigger="expiry")
         return len(due)
 
-    # -- deciding and applying ------------------------------------------------------------
+    # -- shared steps ------------------------------------------------------------------
 
     def _context(self, uow: UnitOfWork, candidates: Sequence[Candidate] = (), *,
                  member: MemberState | None = None) -> Context:
@@ -261,7 +261,7 @@ class OrdersHandler(Handler):
             cands = await self._candidates(uow, order.community_id)
             self._apply_order(uow, order_id, auto_dispatch(order, self._context(uow, cands)), trigger="claim")
 
-    # -- reads ----------------------------------------------------------------------------
+    # -- shared steps: reads -----------------------------------------------------------
 
     async def _written(self, uow: UnitOfWork) -> Any:
         """The connection, once the batch's changed orders and posts are written (for a

@@ -1,7 +1,7 @@
 """The points handler: commands from ``points.intake.v1`` (and ``POST /v1/commands``),
 reactions to the orders and grid services' events, and the expiry and deed-credit timers.
 
-A batch first locks what its messages name (:meth:`PointsHandler.lock_batch`): the deeds, then
+A batch first locks what its messages name (:meth:`PointsHandler.load`): the deeds, then
 the accounts, each row-locked in one query in id order, so that concurrent batches wait for
 each other instead of deadlocking. Each message then reads the row-locked state it needs, calls
 the pure domain, and stores the result: postings move the balances in the same transaction
@@ -71,9 +71,9 @@ class PointsHandler(Handler):
     def __init__(self, rules: RulesFile):
         self.rules = rules
 
-    # -- the batch -----------------------------------------------------------------------
+    # -- the batch step ----------------------------------------------------------------
     @prepares(OpenAccount, Redeem, Adjust, SubmitDeed, ReviewDeed, OrderEvaluated, CaseRegistered)
-    async def lock_batch(self, uow: UnitOfWork, payloads: Sequence[Payload]) -> None:
+    async def load(self, uow: UnitOfWork, payloads: Sequence[Payload]) -> None:
         """Lock the deeds the batch names, then the accounts its messages will read or may
         open (those known from the messages themselves; a handler locks the rest itself)."""
         deeds = DEEDS.of(uow)
@@ -101,7 +101,7 @@ class PointsHandler(Handler):
                     holders.append(_issuer(GridCode.parse(p.grid_id).community_id))
         await ledger.lock_accounts(uow.conn, ids=ids, holders=holders, keys=keys)
 
-    # -- accounts ------------------------------------------------------------------------
+    # -- commands: accounts ------------------------------------------------------------
     @handles(OpenAccount)
     async def open_account(self, uow: UnitOfWork, cmd: OpenAccount) -> None:
         locked = await ledger.lock_accounts(uow.conn, ids=[cmd.account_id], holders=[(cmd.kind, cmd.holder_id)],
@@ -110,7 +110,7 @@ class PointsHandler(Handler):
                                      holder_account=locked.held(cmd.kind, cmd.holder_id))
         await self._post(uow, {}, events)
 
-    # -- transfers -----------------------------------------------------------------------
+    # -- commands: transfers -----------------------------------------------------------
     @handles(Redeem, Adjust)
     async def transfer(self, uow: UnitOfWork, cmd: Redeem | Adjust) -> None:
         """兑换 a redemption at a merchant, or 调整 an operator's correction. A refusal publishes
@@ -137,7 +137,7 @@ class PointsHandler(Handler):
         uow.emit_all(events)
         uow.after_commit(partial(metrics.count, events))
 
-    # -- awards --------------------------------------------------------------------------
+    # -- shared steps: awards ----------------------------------------------------------
     async def _award(self, uow: UnitOfWork, earning: Earning) -> None:
         """Award an order's or a report's earning by the rules (nothing when no rule gives it points)."""
         plan = award_plan(self.rules.current(), earning)
@@ -149,7 +149,7 @@ class PointsHandler(Handler):
                               existing=await ledger.posting(uow.conn, plan.transfer_id), at=uow.now)
         await self._post(uow, locked.by_id, events)
 
-    # -- orders --------------------------------------------------------------------------
+    # -- reactions: orders -------------------------------------------------------------
     @handles(OrderPlaced)
     async def order_placed(self, uow: UnitOfWork, e: OrderPlaced) -> None:
         await sources.remember_order(uow.conn, e.order_id, category=e.category.value, community_id=e.community_id)
@@ -170,7 +170,7 @@ class PointsHandler(Handler):
             return
         await self._award(uow, earning)
 
-    # -- grid ----------------------------------------------------------------------------
+    # -- reactions: the grid's cases ---------------------------------------------------
     @handles(CaseReported)
     async def case_reported(self, uow: UnitOfWork, e: CaseReported) -> None:
         case = await sources.report(uow.conn, e.case_id)
@@ -205,7 +205,7 @@ class PointsHandler(Handler):
         if earning is not None:
             await self._award(uow, earning)
 
-    # -- deeds ---------------------------------------------------------------------------
+    # -- commands: deeds ---------------------------------------------------------------
     @handles(SubmitDeed)
     async def submit_deed(self, uow: UnitOfWork, cmd: SubmitDeed) -> None:
         deeds = DEEDS.of(uow)
@@ -246,7 +246,7 @@ class PointsHandler(Handler):
             deeds.put(after.deed_id, after)
         await self._post(uow, accounts, events)
 
-    # -- timers --------------------------------------------------------------------------
+    # -- timers ------------------------------------------------------------------------
     async def credit_refused_deeds(self, uow: UnitOfWork, limit: int = 200) -> int:
         """Credit again approved deeds whose credit was refused over a cap, once per Shanghai day
         (the deed remembers the refusal; a later day has room under the daily cap). Deeds a
