@@ -25,26 +25,11 @@ list, so a new type with an ``at`` or other ``*_at`` occurrence field, or none, 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 from typing import Annotated, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
-from .codes import (  # noqa: F401  (GridCode and the predicates are re-exported)
-    COMMUNITY_ID_PATTERN,
-    GRID_ID_LENGTH,
-    GRID_ID_PATTERN,
-    STREET_ID_PATTERN,
-    CodeKind,
-    GridCode,
-    community_id_of,
-    is_community_id,
-    is_grid_id,
-    is_street_id,
-    kind_of,
-    parent_of,
-    street_id_of,
-)
+from .codes import COMMUNITY_ID_PATTERN, GRID_ID_LENGTH, GRID_ID_PATTERN, STREET_ID_PATTERN
 
 _REGISTRY: dict[str, type["Payload"]] = {}
 
@@ -123,16 +108,6 @@ Timestamp = AwareDatetime  # RFC 3339 with offset
 GridId = Annotated[str, StringConstraints(min_length=GRID_ID_LENGTH, max_length=GRID_ID_LENGTH, pattern=GRID_ID_PATTERN)]
 CommunityId = Annotated[str, StringConstraints(pattern=COMMUNITY_ID_PATTERN)]
 StreetId = Annotated[str, StringConstraints(pattern=STREET_ID_PATTERN)]
-
-
-def street_of(grid_or_community_id: str) -> str:
-    """Street id of a grid or community id (its 9-digit prefix); ``ValueError`` for a malformed one."""
-    return street_id_of(grid_or_community_id)
-
-
-def community_of(grid_id: str) -> str:
-    """Community id of a grid id (its 12-digit prefix); ``ValueError`` for a malformed one."""
-    return community_id_of(grid_id)
 
 
 def now() -> datetime:

@@ -375,13 +375,13 @@ class BatchConsumer:
         delay = 0.2
         conflicts = failures = 0
         isolate = False
-        self._last_failure: BaseException | None = None
+        last_failure: BaseException | None = None
         try:
             while True:
                 started = time.perf_counter()
                 try:
                     if failures >= self.MAX_FAILURES:
-                        await self._dead_letter_all(items, "retries_exhausted", self._last_failure)
+                        await self._dead_letter_all(items, "retries_exhausted", last_failure)
                     else:
                         await self._process(items, isolate=isolate or conflicts >= self.MAX_CONFLICTS,
                                             conflicts_are_faults=conflicts >= self.MAX_CONFLICTS + self.MAX_ISOLATED_CONFLICTS)
@@ -407,7 +407,7 @@ class BatchConsumer:
                     self._stalled(items)
                     failures += 1
                     isolate = True
-                    self._last_failure = e
+                    last_failure = e
                     m.BATCH_RETRIES.labels(self.service, self.name, "failure").inc()
                     log.exception("batch of %d failed (%d of %d tries)", len(items), failures, self.MAX_FAILURES)
                     await asyncio.sleep(0.2 * failures)

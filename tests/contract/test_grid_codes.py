@@ -8,7 +8,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas import codes
 from schemas.codes import CodeKind, GridCode
-from schemas.common import CommunityId, GridId, StreetId, community_of, street_of
+from schemas.codes import community_id_of as community_of, street_id_of as street_of
+from schemas.common import CommunityId, GridId, StreetId
 
 GRID = "110105001002003"
 COMMUNITY = "110105001002"

@@ -10,12 +10,9 @@ Walk it in this order:
 - :mod:`.evolve` — ``evolve(state, event) -> state`` and ``evolve_all(states, events)``.
 - :mod:`.policy` — :class:`DeadlinePolicy` (``from_mapping``, ``limits_for``, ``due``).
 - :mod:`.geo` — ``find_duplicate`` (haversine, 250 m by default) and :class:`OpenCase`.
-- :class:`GridCode` (from :mod:`schemas.codes`): street and community from a 15-digit grid id.
 
 No I/O, no clock: the time and everything else from outside come in a :class:`Context`.
 """
-from schemas.codes import GridCode, community_id_of, is_grid_id, street_id_of
-
 from . import errors
 from .decide import DUPLICATE_REASON, Context, check_overdue, decide, next_check_at
 from .errors import *  # noqa: F401,F403 (the refusals: errors.__all__)
@@ -29,6 +26,5 @@ __all__ = [
     "CaseState", "CaseStatus", "Deadline",
     "DeadlinePolicy", "DEFAULT_POLICY", "DEFAULT_POLICY_MAPPING", "Limits", "Span",
     "OpenCase", "find_duplicate", "haversine_m", "DEFAULT_DUPLICATE_RADIUS_M",
-    "GridCode", "is_grid_id", "street_id_of", "community_id_of",
     *errors.__all__,
 ]

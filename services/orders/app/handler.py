@@ -23,7 +23,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
-from schemas.common import Command, Event, community_of
+from schemas.codes import community_id_of
+from schemas.common import Command, Event
 from schemas.envelope import Emitted
 from schemas.grid import CaseRegistered
 from schemas.orders import (
@@ -242,7 +243,7 @@ class OrdersHandler(Handler):
             existing = await store.order_for_case(await self._written(uow), cmd.source_case_id)
             if existing is not None and existing != cmd.order_id:
                 raise CaseAlreadyOrdered(cmd.source_case_id, existing)
-        cands = await self._candidates(uow, community_of(cmd.grid_id)) if state is None else ()
+        cands = await self._candidates(uow, community_id_of(cmd.grid_id)) if state is None else ()
         events = decide(state, cmd, self._context(uow, cands))
         self._apply_order(uow, cmd.order_id, events, trigger="place",
                           origin="grid_case" if cmd.source_case_id else "resident")

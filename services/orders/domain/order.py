@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from schemas.common import Command, Event, community_of, street_of
+from schemas.codes import community_id_of, street_id_of
+from schemas.common import Command, Event
 from schemas.orders import (
     AUTO, AcceptOrder, CancelOrder, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, OrderAccepted,
     OrderCancelled, OrderCompleted, OrderDeclined, OrderDispatched, OrderDispatchExpired, OrderEvaluated,
@@ -70,7 +71,7 @@ def _require_assignee(state: OrderState, assignee_id: str) -> None:
 
 
 def _place(state: OrderState | None, cmd: PlaceOrder, ctx: Context) -> list[Event]:
-    community_id = community_of(cmd.grid_id)
+    community_id = community_id_of(cmd.grid_id)
     if cmd.community_id is not None and cmd.community_id != community_id:
         raise CommunityMismatch(cmd.community_id, cmd.grid_id)
     if state is not None:
@@ -85,7 +86,7 @@ def _place(state: OrderState | None, cmd: PlaceOrder, ctx: Context) -> list[Even
     placed = OrderPlaced(
         order_id=cmd.order_id, resident_id=cmd.resident_id, community_id=community_id, grid_id=cmd.grid_id,
         category=cmd.category, description=cmd.description, source_case_id=cmd.source_case_id,
-        street_id=street_of(cmd.grid_id), at=ctx.now,
+        street_id=street_id_of(cmd.grid_id), at=ctx.now,
     )
     events: list[Event] = [placed]
     if ctx.auto_dispatch:

@@ -13,7 +13,7 @@ from schemas.envelope import DecodeError, decode, encode, envelope_for
 from schemas.grid import COMMANDS, EVENTS, CaseFeedback, CaseReported, Category, EscalationLevel, ReportCase
 from schemas.registry import model_for, types_of
 from schemas.topics import GRID
-from services.grid.domain import GridCode, community_id_of, is_grid_id, street_id_of
+from schemas.codes import GridCode, community_id_of, is_grid_id, street_id_of
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "schemas" / "examples"
 GRID_TYPES = sorted({m.TYPE for m in (*COMMANDS, *EVENTS)})

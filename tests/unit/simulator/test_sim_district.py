@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 from schemas.codes import GridCode
-from schemas.common import community_of, street_of
+from schemas.codes import community_id_of as community_of, street_id_of as street_of
 from services.simulator.district import BUILTIN_REGISTER, DEFAULT_REGISTER, generate, load_register
 
 
