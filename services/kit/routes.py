@@ -4,18 +4,19 @@ A service declares what a route takes and what it answers; the kit validates the
 before the function runs and builds ``GET /openapi.json`` from the same declarations
 (:mod:`services.kit.openapi`)::
 
-    class CaseRef(BaseModel):
-        case_id: Id
+    GridRef = ref("GridRef", "grid_id", GridId)
 
-    @rt.get("/v1/cases/{case_id}", path=CaseRef, responses={200: CaseOut, 404: "no such case"})
-    async def get_case(req: Request[CaseRef, None, None]):
+    @rt.get("/v1/grids/{grid_id}/counts", path=GridRef, responses={200: GridCounts, 404: "no such grid"})
+    async def grid_counts(req: Request[GridRef, None, None]):
         # the docstring's first paragraph is the operation's summary, the rest its description
         async with rt.connection() as conn:
-            case = await db.get_case(conn, req.path.case_id)
-        return found(case, "case", req.path.case_id, "case_id")
+            return found(await db.grid_counts(conn, req.path.grid_id), "grid", req.path.grid_id, "grid_id")
+
+    rt.lookup("/v1/cases/{case_id}", path=CaseRef, out=CaseOut, fetch=db.get_case, summary="A case.")
 
 ``Request[P, Q, B]`` types the path, query and body a function gets; ``rt.get`` / ``rt.post``
-are ``rt.route(template, method=...)``.
+are ``rt.route(template, method=...)``; ``rt.lookup`` declares the common "one object by its id,
+or 404" route whole.
 
 - ``path=`` / ``query=`` / ``body=``: pydantic models; the function gets the validated
   instances as ``req.path``, ``req.query``, ``req.body``. A value that does not validate is
@@ -62,6 +63,7 @@ T = TypeVar("T")
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 """An aggregate id in a path (case, order, member, account...): the contract's id length."""
+
 
 def ref(name: str, field: str, type_: Any = Id, description: str | None = None) -> type[BaseModel]:
     """The path model ``name`` of a route that names one object by ``field`` (``ref("OrderRef",
