@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime
-from typing import Any, AsyncIterator, Callable, Hashable, Iterable, Protocol, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Protocol, TypeVar
 
 import asyncpg
 
@@ -88,10 +88,6 @@ class _SavepointConnection:
     def transaction(self, **kwargs: Any) -> "_NestedTransaction":
         return _NestedTransaction(self, kwargs)
 
-    async def release(self) -> None:
-        if self._tx is not None:
-            await self._tx.commit()
-
     async def rollback(self) -> None:
         if self._tx is not None:
             await self._tx.rollback()
@@ -125,6 +121,38 @@ class _NestedTransaction:
             await self.commit()
         else:
             await self.rollback()
+
+
+class _Savepoint:
+    """:meth:`UnitOfWork.savepoint` (a class rather than a generator: it runs once per message)."""
+
+    __slots__ = ("uow", "marks", "participants", "outer", "guard")
+
+    def __init__(self, uow: "UnitOfWork"):
+        self.uow = uow
+
+    async def __aenter__(self) -> None:
+        uow = self.uow
+        self.marks = (len(uow.records), len(uow.emitted), len(uow.rejected), len(uow._after_commit))
+        self.participants = {k: p.mark() for k, p in uow._participants.items()} if uow._participants else {}
+        self.outer = uow.conn
+        self.guard = uow.conn = _SavepointConnection(self.outer)
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        uow = self.uow
+        uow.conn = self.outer
+        if exc_type is None:
+            if self.guard._tx is not None:
+                await self.guard._tx.commit()
+            return
+        with contextlib.suppress(Exception):  # a broken connection fails the whole transaction anyway
+            await self.guard.rollback()
+        records, emitted, rejected, effects = self.marks
+        del uow.records[records:], uow.emitted[emitted:], uow.rejected[rejected:], uow._after_commit[effects:]
+        for k in [k for k in uow._participants if k not in self.participants]:
+            del uow._participants[k]
+        for k, mark in self.participants.items():
+            uow._participants[k].rollback(mark)
 
 
 class UnitOfWork:
@@ -162,31 +190,12 @@ class UnitOfWork:
             await p.flush(self)
 
     # -- savepoints ------------------------------------------------------------------------
-    @contextlib.asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        """Undo everything done inside the block when it raises: the database writes (a
-        SAVEPOINT opened before its first statement), the records emitted, the after-commit
-        effects, and the participants' changes. The exception propagates."""
-        marks = (len(self.records), len(self.emitted), len(self.rejected), len(self._after_commit))
-        participants = {k: p.mark() for k, p in self._participants.items()}
-        outer = self.conn
-        guard = _SavepointConnection(outer)
-        self.conn = guard
-        try:
-            yield
-        except BaseException:
-            self.conn = outer
-            with contextlib.suppress(Exception):  # a broken connection fails the whole transaction anyway
-                await guard.rollback()
-            del self.records[marks[0]:], self.emitted[marks[1]:], self.rejected[marks[2]:]
-            del self._after_commit[marks[3]:]
-            for k in [k for k in self._participants if k not in participants]:
-                del self._participants[k]
-            for k, mark in participants.items():
-                self._participants[k].rollback(mark)
-            raise
-        self.conn = outer
-        await guard.release()
+    def savepoint(self) -> "_Savepoint":
+        """``async with uow.savepoint():`` undoes everything done inside the block when it
+        raises: the database writes (a SAVEPOINT opened before its first statement), the records
+        emitted, the after-commit effects, and the participants' changes. The exception
+        propagates."""
+        return _Savepoint(self)
 
     # -- effects ---------------------------------------------------------------------------
     def after_commit(self, fn: Callable[[], None]) -> None:
