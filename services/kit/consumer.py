@@ -29,7 +29,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from pydantic import ValidationError
 
-from schemas.envelope import NUL_ESCAPE, DecodeError, Message, decode_envelope, decode_payload, typed_adapter
+from schemas.envelope import (NUL_ESCAPE, DecodeError, Message, decode_envelope, decode_payload, source_fits,
+                              typed_adapter)
 from schemas.topics import BY_NAME, Topic
 
 from . import metrics as m
@@ -343,8 +344,9 @@ class BatchConsumer:
             if adapter is not None and value is not None and NUL_ESCAPE not in value:
                 try:  # the fast path: envelope and typed payload in one pass over the bytes
                     env = adapter.validate_json(value)
-                    it.message = Message(envelope=env, payload=env.data, raw=value)
-                    continue
+                    if source_fits(env):
+                        it.message = Message(envelope=env, payload=env.data, raw=value)
+                        continue
                 except ValidationError:
                     pass
             try:  # the precise path: which reason, which field

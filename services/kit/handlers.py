@@ -58,7 +58,7 @@ def handles(*classes: type[Payload]):
 
 def prepares(*classes: type[Payload]):
     """Declare a :class:`Handler` method as a batch step: called once per batch, before any
-    handler runs, with the payloads of ``classes`` in the batch (in order). A batch step only
+    handler runs, with the payloads of ``classes`` (exactly those classes) in the batch, in order. A batch step only
     loads and locks; what it raises fails the batch, which the kit then redoes one message at
     a time."""
 
@@ -74,7 +74,7 @@ class Handler:
 
     service: ClassVar[str] = ""
     _handlers: ClassVar[dict[type, str]]
-    _steps: ClassVar[tuple[tuple[str, tuple[type, ...]], ...]]
+    _steps: ClassVar[tuple[tuple[str, frozenset[type]], ...]]
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
@@ -88,7 +88,7 @@ class Handler:
                         raise TypeError(f"{base.__name__}: {c.__name__} is handled by {own[c]} and {name}")
                     own[c] = name
                 if getattr(fn, "__kit_prepares__", None):
-                    steps[name] = fn.__kit_prepares__
+                    steps[name] = frozenset(fn.__kit_prepares__)
             handlers.update(own)
         cls._handlers = handlers
         cls._steps = tuple(steps.items())
@@ -99,8 +99,11 @@ class Handler:
         return frozenset(c.TYPE for c in self._handlers)
 
     def handler_for(self, payload: Payload) -> Callable[[UnitOfWork, Any], Awaitable[None]] | None:
-        name = self._handlers.get(type(payload))
-        return None if name is None else getattr(self, name)
+        """The bound handler of the payload's class (by its exact class), or None."""
+        bound = self.__dict__.get("_bound")
+        if bound is None:
+            bound = self.__dict__["_bound"] = {c: getattr(self, name) for c, name in self._handlers.items()}
+        return bound.get(type(payload))
 
 
 async def dispatch(handler: Handler, uow: UnitOfWork, messages: Sequence[Message], *,
@@ -112,7 +115,7 @@ async def dispatch(handler: Handler, uow: UnitOfWork, messages: Sequence[Message
     ``conflicts_are_faults`` (a message that has kept conflicting through the kit's retries)."""
     routed = [(msg, fn) for msg in messages if (fn := handler.handler_for(msg.payload)) is not None]
     for name, classes in handler._steps:
-        payloads = [msg.payload for msg, _ in routed if isinstance(msg.payload, classes)]
+        payloads = [msg.payload for msg, _ in routed if type(msg.payload) in classes]
         if payloads:
             await getattr(handler, name)(uow, payloads)
     faults: list[tuple[Message, Exception]] = []

@@ -39,7 +39,7 @@ import mode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
-from schemas.envelope import CloudEvent, DecodeError, Message, decode_payload, refuse_nul
+from schemas.envelope import SOURCE_MAX_BYTES, CloudEvent, DecodeError, Message, decode_payload, refuse_nul, source_fits
 from schemas.topics import BY_SERVICE, Topic
 
 from . import clock, jsonlog
@@ -532,6 +532,8 @@ class ServiceRuntime:
             env = CloudEvent.model_validate(obj)
         except ValidationError as e:
             raise from_validation_error(e) from None
+        if not source_fits(env):
+            raise HttpError(422, "invalid_input", f"source: must be at most {SOURCE_MAX_BYTES} bytes of UTF-8", "source")
         if env.type not in allowed:
             raise HttpError(422, "invalid_input", f"{env.type!r} is not a command of the {self.service} service", "type")
         try:
