@@ -22,7 +22,8 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
     try:
         await w.wait_ready()
         now = datetime.now(timezone.utc)
-        for c in (report(CASE, category="dispute.neighbour"), report(new_id("fuzz"), category="environment"),
+        for c in (report(CASE, category="public_facility"), report(new_id("fuzz"), category="dispute.neighbour"),
+                  report(new_id("fuzz"), category="environment"),
                   cmd("case.register", case_id=CASE, department="社区服务站", registrar_id="clerk-1"),
                   cmd("patrol.log", patrol_id=PATROL, grid_id=GRID, grid_worker_id="gw-1",
                       started_at=(now - timedelta(hours=1)).isoformat(), ended_at=now.isoformat())):

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from schemas.common import CommunityId, GridId, StreetId
 from schemas.grid import CaseId, Category, Reporter
-from services.grid.domain import CaseStatus
+from services.grid.domain import PUBLIC_CATEGORIES, PUBLIC_COORDINATE_DECIMALS, CaseStatus
 from services.kit.routes import Id, Instant, Page, PageOut, ref
 
 # -- path and query ----------------------------------------------------------------------------
@@ -38,7 +38,8 @@ Open311Ref = ref("Open311Ref", "request_id", CaseId, "the service request id (th
 
 
 class Open311Query(Page.sized(1000, 1000)):
-    service_code: str | None = Field(None, description="service codes (case categories), comma separated")
+    service_code: str | None = Field(None, description="service codes (public case categories), comma separated; "
+                                                      "a code that services.json does not list is refused")
     status: str | None = Field(None, description="`open`, `closed` or both, comma separated")
     start_date: Instant | None = Field(None, description="requested at or after (RFC 3339)")
     end_date: Instant | None = Field(None, description="requested at or before (RFC 3339)")
@@ -46,7 +47,7 @@ class Open311Query(Page.sized(1000, 1000)):
     @field_validator("service_code")
     @classmethod
     def _codes(cls, v: str | None) -> str | None:
-        known = {c.value for c in Category}
+        known = {c.value for c in PUBLIC_CATEGORIES}  # a private category is as unknown as a made-up one
         bad = [c for c in cls.split(v) if c not in known]
         if bad:
             raise ValueError(f"unknown service_code {bad[0]!r}")
@@ -167,25 +168,31 @@ class Open311Service(BaseModel):
 
 
 class Open311Request(BaseModel):
-    """An Open311 GeoReport v2 service request: a case as the public sees it."""
+    """An Open311 GeoReport v2 service request: a case as the public sees it.
+
+    Cases of private categories (disputes, resident needs) are not published. No address, photo
+    or reporter is shown, and the position is rounded to about 100 m.
+    """
 
     service_request_id: str
     status: Literal["open", "closed"]
-    status_notes: str
+    status_notes: str = Field(description="the handling result; for a dismissed case `dismissed`, with the reason "
+                                          "only when it is a code (`duplicate`, naming the original)")
     service_name: str
     service_code: str
-    description: str
+    description: str = Field(description="the reported problem, once the case is registered (立案); empty before "
+                                          "and for a dismissed case")
     agency_responsible: str
     service_notice: str
     requested_datetime: datetime
     updated_datetime: datetime
     expected_datetime: datetime | None
-    address: str
+    address: str = Field(description="always empty: addresses are not published")
     address_id: str
     zipcode: str
-    lat: float
-    long: float
-    media_url: str
+    lat: float = Field(description=f"latitude rounded to {PUBLIC_COORDINATE_DECIMALS} decimals (about 100 m)")
+    long: float = Field(description=f"longitude rounded to {PUBLIC_COORDINATE_DECIMALS} decimals (about 100 m)")
+    media_url: str = Field(description="always empty: photos are not published")
 
 
 class Open311Error(BaseModel):

@@ -10,7 +10,7 @@ from schemas.codes import GridCode
 from schemas.grid import Category
 from schemas.topics import GRID
 from services.grid import projection as db
-from services.grid.domain import CaseStatus
+from services.grid.domain import PUBLIC_CATEGORIES, CaseStatus
 from services.grid.registry import GridRegister
 from services.kit.http import HttpError
 from services.kit.routes import Request, found, page
@@ -89,6 +89,8 @@ async def list_patrols(req: Request[None, api.PatrolQuery, None]):
 
 
 # -- Open311 GeoReport v2 (public read view, no token) ----------------------------------------
+# A public projection: which categories are private, and what of a case the public may see, is
+# decided in services/grid/domain/publication.py and applied by the query (db.open311_requests).
 
 SERVICE_NAMES: dict[Category, tuple[str, str, str]] = {
     Category.HAZARD_FIRE: ("消防隐患 Fire hazard", "hazard", "Fire safety hazards (graded general/major/severe)"),
@@ -115,11 +117,15 @@ _OPEN311_ERRORS = {400: ("an invalid parameter", list[api.Open311Error]),
 
 
 def _request(row: dict) -> dict:
+    """A public row (db.open311_requests) as a service request: no address, no media, no reporter."""
     name = SERVICE_NAMES[Category(row["category"])][0]
     notes = row["result"] or ""
-    if row["status"] == CaseStatus.DISMISSED.value:
-        notes = f"dismissed: {row['dismissal_reason']}" + (f" (duplicate of {row['duplicate_of']})"
-                                                           if row["duplicate_of"] else "")
+    if row["status"] == CaseStatus.DISMISSED.value:  # the query gives only a public reason code and original
+        notes = "dismissed"
+        if row["duplicate_of"]:
+            notes += f": duplicate of {row['duplicate_of']}"
+        elif row["dismissal_reason"]:
+            notes += f": {row['dismissal_reason']}"
     return {
         "service_request_id": row["case_id"],
         "status": "open" if row["is_open"] else "closed",
@@ -132,27 +138,30 @@ def _request(row: dict) -> dict:
         "requested_datetime": row["reported_at"],
         "updated_datetime": row["updated_at"],
         "expected_datetime": row["due_at"],
-        "address": row["address"],
+        "address": "",
         "address_id": "",
         "zipcode": "",
         "lat": row["lat"],
         "long": row["lon"],
-        "media_url": (row["media"] or [""])[0],
+        "media_url": "",
     }
 
 
 @rt.get("/open311/v2/services.json", auth=False, db=False, responses={200: list[api.Open311Service]})
 async def open311_services(req: Request[None, None, None]):
-    """Open311 GeoReport v2: the services (one per case category)."""
+    """Open311 GeoReport v2: the services (one per public case category; private ones are not offered)."""
     return [{"service_code": c.value, "service_name": SERVICE_NAMES[c][0], "description": SERVICE_NAMES[c][2],
              "metadata": False, "type": "realtime", "keywords": c.value.replace(".", ","), "group": SERVICE_NAMES[c][1]}
-            for c in Category]
+            for c in PUBLIC_CATEGORIES]
 
 
 @rt.get("/open311/v2/requests.json", auth=False, query=api.Open311Query, errors=_open311_error,
         responses={200: list[api.Open311Request], **_OPEN311_ERRORS})
 async def open311_requests(req: Request[None, api.Open311Query, None]):
-    """Open311 GeoReport v2: service requests (cases), newest first."""
+    """Open311 GeoReport v2: service requests (the public cases), newest first.
+
+    Cases of private categories are never listed; a private service code is refused as unknown.
+    """
     q = req.query
     async with rt.connection() as conn:
         rows = await db.open311_requests(conn, service_codes=q.split(q.service_code) or None,
@@ -165,7 +174,7 @@ async def open311_requests(req: Request[None, api.Open311Query, None]):
         responses={200: list[api.Open311Request], 404: ("no such service request", list[api.Open311Error]),
                    **_OPEN311_ERRORS})
 async def open311_request(req: Request[api.Open311Ref, None, None]):
-    """Open311 GeoReport v2: one service request (a list of one)."""
+    """Open311 GeoReport v2: one service request (a list of one); a private case is not found."""
     async with rt.connection() as conn:
         rows = await db.open311_requests(conn, case_id=req.path.request_id, limit=1)
     found(rows or None, "service request", req.path.request_id, "request_id")

@@ -10,6 +10,8 @@ Walk it in this order:
 - :mod:`.evolve` — ``evolve(state, event) -> state`` and ``evolve_all(states, events)``.
 - :mod:`.policy` — :class:`DeadlinePolicy` (``from_mapping``, ``limits_for``, ``due``).
 - :mod:`.geo` — ``find_duplicate`` (haversine, 250 m by default) and :class:`OpenCase`.
+- :mod:`.publication` — what the public Open311 view may show: :data:`PRIVATE_CATEGORIES`,
+  rounded positions, descriptions after registration only, dismissal reasons that are codes.
 
 No I/O, no clock: the time and everything else from outside come in a :class:`Context`.
 """
@@ -19,6 +21,9 @@ from .errors import *  # noqa: F401,F403 (the refusals: errors.__all__)
 from .evolve import evolve, evolve_all
 from .geo import DEFAULT_DUPLICATE_RADIUS_M, OpenCase, find_duplicate, haversine_m
 from .policy import DEFAULT_POLICY, DEFAULT_POLICY_MAPPING, DeadlinePolicy, Limits, Span
+from .publication import (
+    PRIVATE_CATEGORIES, PUBLIC_CATEGORIES, PUBLIC_COORDINATE_DECIMALS, PUBLIC_DISMISSAL_REASONS,
+)
 from .state import CaseState, CaseStatus, Deadline
 
 __all__ = [
@@ -26,5 +31,6 @@ __all__ = [
     "CaseState", "CaseStatus", "Deadline",
     "DeadlinePolicy", "DEFAULT_POLICY", "DEFAULT_POLICY_MAPPING", "Limits", "Span",
     "OpenCase", "find_duplicate", "haversine_m", "DEFAULT_DUPLICATE_RADIUS_M",
+    "PRIVATE_CATEGORIES", "PUBLIC_CATEGORIES", "PUBLIC_COORDINATE_DECIMALS", "PUBLIC_DISMISSAL_REASONS",
     *errors.__all__,
 ]

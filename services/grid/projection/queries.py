@@ -1,13 +1,14 @@
-"""Projection reads: cases and their history, per-grid counts, patrols, Open311 requests, metrics."""
+"""Projection reads: cases and their history, per-grid counts, patrols, the public Open311 rows, metrics."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Sequence
 
 import asyncpg
 
-from services.grid.domain import CaseStatus
+from services.grid.domain import CaseStatus, PRIVATE_CATEGORIES, PUBLIC_COORDINATE_DECIMALS, PUBLIC_DISMISSAL_REASONS
 from services.kit.sql import Where, with_history
 
 _CASE_FIELDS = (
@@ -64,20 +65,48 @@ async def list_patrols(conn: asyncpg.Connection, grid_id: str | None, grid_worke
 
 # -- Open311 GeoReport v2 ------------------------------------------------------------------
 
+
+def _sql_texts(values) -> str:
+    """A constant ``text[]`` literal of codes (letters, dots and underscores only)."""
+    codes = sorted(str(getattr(v, "value", v)) for v in values)
+    if not all(re.fullmatch(r"[a-z][a-z._]*", c) for c in codes):
+        raise ValueError(f"not a code: {codes}")
+    return "ARRAY[" + ", ".join(f"'{c}'" for c in codes) + "]::text[]"
+
+
+_PRIVATE = _sql_texts(PRIVATE_CATEGORIES)
+_OPEN311_SELECT = f"""SELECT case_id, status, is_open, category, department, reported_at, updated_at, result, due_at,
+           CASE WHEN registered_at IS NOT NULL AND status <> 'dismissed' THEN description ELSE '' END AS description,
+           round(lat::numeric, {PUBLIC_COORDINATE_DECIMALS})::double precision AS lat,
+           round(lon::numeric, {PUBLIC_COORDINATE_DECIMALS})::double precision AS lon,
+           CASE WHEN dismissal_reason = ANY({_sql_texts(PUBLIC_DISMISSAL_REASONS)}) THEN dismissal_reason END
+               AS dismissal_reason,
+           (SELECT o.case_id FROM cases o WHERE o.case_id = cases.duplicate_of AND o.category <> ALL({_PRIVATE}))
+               AS duplicate_of
+    FROM cases"""
+
+
 async def open311_requests(conn: asyncpg.Connection, *, service_codes: Sequence[str] | None = None,
                            open_closed: Sequence[str] | None = None, start: datetime | None = None,
                            end: datetime | None = None, case_id: str | None = None,
                            limit: int = 1000, offset: int = 0) -> list[dict]:
-    """Case rows for the Open311 view (open = not closed and not dismissed), newest first."""
-    where = Where().equal(case_id=case_id)
+    """The public rows of the Open311 view (open = not closed and not dismissed), newest first.
+
+    The rules of :mod:`services.grid.domain.publication` are applied here, in the query: cases of
+    a private category are never selected (whatever ``service_codes`` asks for); there is no
+    address, media or reporter; positions are rounded; the description is empty until the case
+    is registered; a dismissal reason is given only when it is a public code, and the original
+    of a duplicate only when that case is public itself.
+    """
+    where = Where()
+    where.add(f"category <> ALL({_PRIVATE})")
+    where.equal(case_id=case_id)
     where.add("category = ANY($?::text[])", list(service_codes) if service_codes else None)
     if open_closed and set(open_closed) != {"open", "closed"}:
         where.add("is_open" if "open" in open_closed else "NOT is_open")
     where.add("reported_at >= $?", start)
     where.add("reported_at <= $?", end)
-    select = ("SELECT case_id, status, is_open, category, description, lat, lon, address, department, reported_at, "
-              "updated_at, media, dismissal_reason, duplicate_of, result, due_at FROM cases")
-    return await where.page(conn, select, "reported_at DESC, case_id", limit, offset)
+    return await where.page(conn, _OPEN311_SELECT, "reported_at DESC, case_id", limit, offset)
 
 
 # -- metrics ---------------------------------------------------------------------------------

@@ -310,3 +310,39 @@ def test_the_sample_grid_register_has_two_streets_of_three_communities_of_four_g
     reg = GridRegister.load()
     assert len(reg.grid_ids) == 24 and GRID in reg and "110105003001001" not in reg
     assert {g[:9] for g in reg.grid_ids} == {"110105001", "110105002"}
+
+
+async def test_open311_rows_are_a_public_projection_without_private_categories_or_personal_data(pool, handler):
+    spot = {"lat": 39.921949, "lon": 116.443651, "address": "金台里3号楼2单元501室"}
+    far = {"lat": 39.95, "lon": 116.47, "address": "光华路1号"}
+    elsewhere = {"lat": 39.98, "lon": 116.50, "address": "朝阳路9号"}
+    await run(pool, handler, report("pub-reported", where=spot, media=["https://media.example/p1.jpg"]),
+              report("pub-registered", where=far, category="public_facility"),
+              report("pub-dismissed", where=elsewhere, category="other"),
+              report("priv-dispute", where=spot, category="dispute.neighbour"),
+              report("priv-need", where=far, category="resident_need"),
+              report("priv-labour", where=elsewhere, category="dispute.labour"))
+    await run(pool, handler, RegisterCase(case_id="pub-registered", department="城管办"),
+              RegisterCase(case_id="priv-dispute", department="调解委员会"),
+              DismissCase(case_id="pub-dismissed", reason="张三家的私事，与楼下王五有关"),
+              now=T0 + timedelta(minutes=1))
+    private = {"priv-dispute", "priv-need", "priv-labour"}
+    async with pool.acquire() as conn:
+        rows = await db.open311_requests(conn, open_closed=["open", "closed"])
+        assert {r["case_id"] for r in rows} == {"pub-reported", "pub-registered", "pub-dismissed"}
+        for code in ("dispute.neighbour", "dispute.property", "dispute.labour", "resident_need"):
+            assert await db.open311_requests(conn, service_codes=[code]) == []
+        assert [r["case_id"] for r in await db.open311_requests(conn, service_codes=["dispute.neighbour",
+                                                                                       "public_facility"])] \
+            == ["pub-registered"]
+        for cid in private:
+            assert await db.open311_requests(conn, case_id=cid) == []
+    by_id = {r["case_id"]: r for r in rows}
+    for r in rows:
+        assert not {"address", "media", "reporters", "reporter"} & set(r), r
+        assert "金台里" not in repr(r) and "media.example" not in repr(r) and "r-pub" not in repr(r)
+    assert (by_id["pub-reported"]["lat"], by_id["pub-reported"]["lon"]) == (39.922, 116.444)
+    assert (by_id["pub-registered"]["lat"], by_id["pub-registered"]["lon"]) == (39.95, 116.47)
+    assert by_id["pub-reported"]["description"] == ""  # reported, not registered yet: not moderated
+    assert by_id["pub-registered"]["description"] == "垃圾桶满溢"
+    assert by_id["pub-dismissed"]["description"] == "" and "张三" not in repr(by_id["pub-dismissed"])

@@ -249,26 +249,36 @@ async def test_patrols_are_logged_once_and_listed_by_grid_and_worker(worker):
     assert (await get(worker, "/v1/patrols?grid_id=abc"))[0] == 422
 
 
-async def test_the_open311_view_lists_services_and_requests_without_a_token(worker):
+PRIVATE = ("dispute.neighbour", "dispute.property", "dispute.labour", "resident_need")
+
+
+async def test_the_open311_view_lists_public_services_and_requests_without_a_token(worker):
     status, services = await http("GET", worker.url + "/open311/v2/services.json")
-    assert status == 200 and len(services) == 10
-    assert {s["service_code"] for s in services} >= {"hazard.fire", "resident_need", "other"}
+    assert status == 200 and len(services) == 6
+    assert {s["service_code"] for s in services} >= {"hazard.fire", "environment", "other"}
+    assert not {s["service_code"] for s in services} & set(PRIVATE)
     assert all(s["metadata"] is False and s["type"] == "realtime" for s in services)
 
     cid = new_id("o311.case")  # dots are allowed in case ids: the {id}.json route must cope
-    where = {"lat": 39.97, "lon": 116.41, "address": "光华路1号"}
-    assert (await post(worker, report(cid, category="dispute.neighbour", where=where)))[0] == 200
+    where = {"lat": 39.971234, "lon": 116.408765, "address": "光华路1号"}
+    assert (await post(worker, report(cid, category="public_facility", where=where, reporter="res-o311",
+                                      media=["https://media.example/o311.jpg"])))[0] == 200
     status, [one] = await http("GET", worker.url + f"/open311/v2/requests/{cid}.json")
     assert status == 200 and one["service_request_id"] == cid and one["status"] == "open"
-    assert one["service_code"] == "dispute.neighbour" and one["lat"] == 39.97 and one["long"] == 116.41
-    assert one["address"] == "光华路1号" and one["description"] == "楼道堆物"
+    assert one["service_code"] == "public_facility" and one["lat"] == 39.971 and one["long"] == 116.409
+    assert one["description"] == ""  # reported, not yet registered (moderated)
+    assert one["address"] == "" and one["media_url"] == "" and "reporter" not in one
+    assert "光华路" not in str(one) and "media.example" not in str(one) and "res-o311" not in str(one)
     assert one["requested_datetime"] and one["updated_datetime"] and "agency_responsible" in one
+    assert (await post(worker, cmd("case.register", case_id=cid, department="城管办", registrar_id="clerk-1")))[0] == 200
+    _, [one] = await http("GET", worker.url + f"/open311/v2/requests/{cid}.json")
+    assert one["description"] == "楼道堆物" and one["agency_responsible"] == "城管办" and one["address"] == ""
     status, body = await http("GET", worker.url + "/open311/v2/requests/nothing-here.json")
     assert status == 404 and body[0]["code"] == 404
 
-    status, reqs = await http("GET", worker.url + "/open311/v2/requests.json?service_code=dispute.neighbour&status=open")
+    status, reqs = await http("GET", worker.url + "/open311/v2/requests.json?service_code=public_facility&status=open")
     assert status == 200 and cid in [r["service_request_id"] for r in reqs]
-    assert all(r["service_code"] == "dispute.neighbour" and r["status"] == "open" for r in reqs)
+    assert all(r["service_code"] == "public_facility" and r["status"] == "open" for r in reqs)
     _, closed = await http("GET", worker.url + "/open311/v2/requests.json?status=closed")
     assert cid not in [r["service_request_id"] for r in closed]
     future = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -277,6 +287,42 @@ async def test_the_open311_view_lists_services_and_requests_without_a_token(work
     status, err = await http("GET", worker.url + "/open311/v2/requests.json?service_code=weather")
     assert status == 400 and err[0]["code"] == 400
     assert (await http("GET", worker.url + "/open311/v2/requests.json?start_date=yesterday"))[0] == 400
+
+
+async def test_private_categories_never_appear_in_the_open311_view(worker):
+    dispute, need = new_id("o311-dispute"), new_id("o311-need")
+    for c in (report(dispute, category="dispute.neighbour", where={"lat": 39.96, "lon": 116.42, "address": "x"}),
+              report(need, category="resident_need", where={"lat": 39.965, "lon": 116.425, "address": "y"}),
+              cmd("case.register", case_id=dispute, department="调解委员会", registrar_id="clerk-1")):
+        assert (await post(worker, c))[0] == 200
+    assert (await get(worker, f"/v1/cases/{dispute}"))[0] == 200  # the token-protected API still has them
+    for cid in (dispute, need):
+        status, body = await http("GET", worker.url + f"/open311/v2/requests/{cid}.json")
+        assert status == 404 and body[0]["code"] == 404, body  # as if unknown
+    status, everything = await http("GET", worker.url + "/open311/v2/requests.json?status=open,closed")
+    assert status == 200 and everything
+    assert not {dispute, need} & {r["service_request_id"] for r in everything}
+    assert not set(PRIVATE) & {r["service_code"] for r in everything}
+    for code in PRIVATE:
+        status, err = await http("GET", worker.url + f"/open311/v2/requests.json?service_code={code}")
+        assert status == 400 and err[0]["code"] == 400, code  # as for an unknown code
+    status, err = await http("GET", worker.url + "/open311/v2/requests.json?service_code=environment,dispute.labour")
+    assert status == 400
+
+
+async def test_a_dismissed_request_shows_a_reason_code_never_free_text(worker):
+    original, dup, other = new_id("o311-orig"), new_id("o311-dup"), new_id("o311-dismissed")
+    spot = {"lat": 39.90, "lon": 116.30, "address": "z"}
+    assert (await post(worker, report(original, where=spot)))[0] == 200
+    assert (await post(worker, report(dup, where=spot)))[0] == 200  # within 250 m: dismissed as a duplicate
+    assert (await post(worker, report(other, category="other", where={"lat": 39.80, "lon": 116.20, "address": "w"})))[0] == 200
+    assert (await post(worker, cmd("case.dismiss", case_id=other, reason="李四说是王五家的私事",
+                                   registrar_id="clerk-1")))[0] == 200
+    _, [d] = await http("GET", worker.url + f"/open311/v2/requests/{dup}.json")
+    assert d["status"] == "closed" and d["status_notes"] == f"dismissed: duplicate of {original}" and d["description"] == ""
+    _, [o] = await http("GET", worker.url + f"/open311/v2/requests/{other}.json")
+    assert o["status"] == "closed" and o["status_notes"] == "dismissed" and o["description"] == ""
+    assert "李四" not in str(o)
 
 
 async def test_domain_metrics_come_from_the_projection(worker):
