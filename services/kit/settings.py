@@ -14,6 +14,19 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+DEFAULT_JWT_ISSUER = "http://127.0.0.1:8080/realms/grassroots"
+"""The issuer tokens are checked against unless ``JWT_ISSUER`` says otherwise: a Keycloak realm
+``grassroots`` on the local machine (deploy/keycloak/), and the issuer of the tokens that
+``python -m services.kit.devidentity`` mints."""
+DEFAULT_JWT_AUDIENCE = "grassroots-platform"
+"""The audience every service expects in a token (the realm's client id)."""
+DEFAULT_JWT_ALGORITHMS = "RS256,ES256"
+ASYMMETRIC_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+                                   "ES256", "ES384", "ES512", "EdDSA"})
+"""The signature algorithms a verifier may be told to accept: public-key ones only (an HMAC
+algorithm would let anyone holding the JWKS, which is public, sign tokens)."""
+
+
 def _shared(name: str, default, **kw):
     return Field(default, validation_alias=AliasChoices(name), **kw)
 
@@ -38,6 +51,19 @@ class ServiceSettings(BaseSettings):
                                                  description="simulation only: Unix time at which SIM_CLOCK_START's month began")
     sim_month_seconds: float = _shared("SIM_MONTH_SECONDS", 120.0, ge=0, le=7 * 86400,
                                        description="simulation only: real seconds per simulated month")
+
+    jwks: str | None = _shared(
+        "JWKS", None, description="the identity provider's public keys (JWKS): a file path (re-read when it changes) "
+        "or an https URL (e.g. Keycloak's /realms/<realm>/protocol/openid-connect/certs)")
+    jwt_issuer: str = _shared("JWT_ISSUER", DEFAULT_JWT_ISSUER, min_length=1, description="the `iss` every token must carry")
+    jwt_audience: str = _shared("JWT_AUDIENCE", DEFAULT_JWT_AUDIENCE, min_length=1,
+                                description="the `aud` every token must name")
+    jwt_leeway_seconds: float = _shared("JWT_LEEWAY_SECONDS", 30.0, ge=0, le=300,
+                                        description="clock skew allowed when checking exp, nbf and iat")
+    jwt_algorithms: str = _shared("JWT_ALGORITHMS", DEFAULT_JWT_ALGORITHMS,
+                                  description="signature algorithms accepted, comma separated (public-key ones only)")
+    jwt_scope_claim: str = _shared("JWT_SCOPE_CLAIM", "scope", pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$",
+                                   description="the claim holding the caller's area scope object")
 
     # -- per service, prefixed ----------------------------------------------------------
     http_host: str = Field("127.0.0.1", description="address the HTTP server binds")
@@ -69,6 +95,21 @@ class ServiceSettings(BaseSettings):
         if v not in {"debug", "info", "warning", "error"}:
             raise ValueError("log level must be debug, info, warning or error")
         return v
+
+    @field_validator("jwt_algorithms")
+    @classmethod
+    def _algorithms(cls, v: str) -> str:
+        names = [a.strip() for a in v.split(",") if a.strip()]
+        if not names:
+            raise ValueError("name at least one signature algorithm")
+        wrong = [a for a in names if a not in ASYMMETRIC_ALGORITHMS]
+        if wrong:
+            raise ValueError(f"not a public-key signature algorithm: {', '.join(wrong)} "
+                             f"(one of {', '.join(sorted(ASYMMETRIC_ALGORITHMS))})")
+        return ",".join(names)
+
+    def jwt_algorithm_list(self) -> tuple[str, ...]:
+        return tuple(self.jwt_algorithms.split(","))
 
     def clock(self):
         """The clock these settings describe: the system clock unless ``SIM_CLOCK_START`` is set."""
