@@ -1,6 +1,10 @@
 """Errors shared by the pure domains and the kit. No I/O here."""
 from __future__ import annotations
 
+from typing import Mapping, TypeVar
+
+R = TypeVar("R")
+
 
 class Rejected(Exception):
     """A command refused by the rules of a domain.
@@ -39,3 +43,12 @@ class NotFound(Rejected):
 
     def __init__(self, what: str, id: str, field: str | None = None):
         super().__init__(f"unknown_{what}", f"no {what} {id!r}", field)
+
+
+def rule_for(rules: Mapping[type, R], command: object, domain: str) -> R:
+    """The rule a domain's table holds for the command's class. A class without one is a bug
+    (the kit routes to a domain only the classes its handler declares): ``TypeError``."""
+    rule = rules.get(type(command))
+    if rule is None:
+        raise TypeError(f"the {domain} domain has no rule for {type(command).__name__}")
+    return rule

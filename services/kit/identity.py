@@ -37,7 +37,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Iterable, Literal, Mapping, get_args
+from typing import Annotated, Any, Iterable, Literal, get_args
 from urllib.parse import urlsplit
 
 import jwt
@@ -277,6 +277,16 @@ class _Cached:
     generation: int
 
 
+# PyJWT's refusals and the reasons they are given as (any other: malformed)
+_REFUSALS: tuple[tuple[type[Exception], str], ...] = (
+    (jwt.InvalidSignatureError, "bad_signature"),
+    (jwt.InvalidAlgorithmError, "algorithm"),
+    (jwt.InvalidIssuerError, "wrong_issuer"),
+    (jwt.InvalidAudienceError, "wrong_audience"),
+    (jwt.MissingRequiredClaimError, "missing_claim"),
+)
+
+
 class TokenVerifier:
     """Verifies tokens against one identity provider's keys; see the module's docstring."""
 
@@ -367,18 +377,9 @@ class TokenVerifier:
                 token, key, algorithms=list(self.algorithms), audience=self.audience, issuer=self.issuer,
                 options={"require": list(REQUIRED_CLAIMS), "verify_exp": False, "verify_nbf": False,
                          "verify_iat": False, "strict_aud": False})
-        except jwt.InvalidSignatureError as e:
-            raise Unauthenticated("bad_signature", str(e)) from None
-        except jwt.InvalidAlgorithmError as e:
-            raise Unauthenticated("algorithm", str(e)) from None
-        except jwt.InvalidIssuerError as e:
-            raise Unauthenticated("wrong_issuer", str(e)) from None
-        except jwt.InvalidAudienceError as e:
-            raise Unauthenticated("wrong_audience", str(e)) from None
-        except jwt.MissingRequiredClaimError as e:
-            raise Unauthenticated("missing_claim", str(e)) from None
         except jwt.PyJWTError as e:
-            raise Unauthenticated("malformed", str(e)) from None
+            reason = next((r for cls, r in _REFUSALS if isinstance(e, cls)), "malformed")
+            raise Unauthenticated(reason, str(e)) from None
         if self.scope_claim != "scope":
             payload = dict(payload)
             payload["scope"] = payload.pop(self.scope_claim, None) or {}

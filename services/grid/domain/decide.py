@@ -24,6 +24,8 @@ from schemas.grid import (
 )
 from schemas.common import Command, Event
 
+from services.kit.errors import rule_for
+
 from .errors import (
     CaseExists, CaseNotFound, DueInPast, DuplicateOfSelf, DuplicateTargetNotOpen, FeedbackAlreadyGiven,
     IllegalTransition, JointMediationForDisputesOnly, NoHigherLevel, NotAReporter, PatrolEndsBeforeStart,
@@ -79,14 +81,11 @@ def decide(state: CaseState | None, command: Command, ctx: Context) -> list[Even
         return _log_patrol(command, ctx)
     if isinstance(command, ReportCase):
         return _report(state, command, ctx)
-    handler = _CASE_HANDLERS.get(type(command))
-    if handler is None:
-        raise TypeError(f"the grid domain has no rule for {type(command).__name__}")
+    allowed, fn = rule_for(_CASE_HANDLERS, command, "grid")
     if state is None:
         raise CaseNotFound(command.case_id)  # type: ignore[attr-defined]
     if state.case_id != command.case_id:  # type: ignore[attr-defined]
         raise ValueError(f"state of case {state.case_id!r} given for a command on {command.case_id!r}")  # type: ignore[attr-defined]
-    allowed, fn = handler
     if state.status not in allowed:
         raise IllegalTransition(_verb(command), state.status.value)
     return fn(state, command, ctx)

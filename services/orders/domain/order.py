@@ -29,6 +29,8 @@ from schemas.orders import (
     OrderPlaced, PlaceOrder,
 )
 
+from services.kit.errors import rule_for
+
 from .context import Candidate, Context
 from .dispatch import choose, eligible_posts
 from .errors import (
@@ -52,9 +54,7 @@ def decide_order(state: OrderState | None, command: Command, ctx: Context) -> li
     """The events a command on an order leads to, or a ``Rejected`` naming why not."""
     if isinstance(command, PlaceOrder):
         return _place(state, command, ctx)
-    rule = _RULES.get(type(command))
-    if rule is None:
-        raise TypeError(f"not an order command: {type(command).__name__}")
+    rule = rule_for(_RULES, command, "orders")
     if state is None:
         raise NotFound("order", command.aggregate_id, "order_id")
     return rule(state, command, ctx)
