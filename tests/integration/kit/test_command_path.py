@@ -12,15 +12,12 @@ from pydantic import BaseModel, ConfigDict
 from schemas.envelope import Message, envelope_for
 from schemas.grid import LogPatrol, PatrolLogged
 from services.kit.aggregates import AggregateStore, StaleAggregate
-from services.kit.db import create_pool
 from services.kit.errors import Rejected
 from services.kit.handlers import Handler, dispatch, handles, prepares
 from services.kit.locks import advisory_locks, try_advisory_lock
-from services.kit.migrations import migrate
 from services.kit.outbox import write as write_outbox
 from services.kit.uow import UnitOfWork
 
-from .patrols import COMPONENTS
 
 pytestmark = pytest.mark.integration
 
@@ -69,15 +66,6 @@ def message(worker: str = "gw-1", grid: str = "110105001002003") -> Message:
     cmd = LogPatrol(patrol_id=str(uuid.uuid4()), grid_id=grid, grid_worker_id=worker,
                     started_at=T0, ended_at=T0 + timedelta(minutes=30))
     return Message(envelope=envelope_for(cmd, source="/apps/test", id=str(uuid.uuid4()), time=T0), payload=cmd)
-
-
-@pytest.fixture
-async def pool(database_url):
-    p = await create_pool(database_url, "grid", service="grid", max_size=4)
-    async with p.acquire() as conn:
-        await migrate(conn, "grid", COMPONENTS)
-    yield p
-    await p.close()
 
 
 async def run_batch(pool, handler: Handler, messages: list[Message]):

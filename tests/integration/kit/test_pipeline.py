@@ -14,14 +14,13 @@ from schemas.grid import LogPatrol
 from schemas.topics import GRID
 from services.kit import metrics
 from services.kit.consumer import BatchConsumer
-from services.kit.db import create_pool
 from services.kit.handlers import handles, prepares
-from services.kit.migrations import migrate
 from services.kit.outbox import OutboxRecord, OutboxRelay, producer_for
 from services.kit.outbox import write as write_outbox
 from tests.support.kafka import command, of_type, produce, read_all, send
 
-from .patrols import COMPONENTS, PatrolCounter
+from .support import Pipeline
+from .patrols import PatrolCounter
 
 pytestmark = pytest.mark.integration
 
@@ -31,51 +30,6 @@ T0 = datetime(2026, 11, 22, 8, 0, tzinfo=timezone(timedelta(hours=8)))
 def patrol(grid_id: str = "110105001002003", worker: str = "gw-1", **kw) -> LogPatrol:
     return LogPatrol(patrol_id=str(uuid.uuid4()), grid_id=grid_id, grid_worker_id=worker,
                      started_at=T0, ended_at=T0 + timedelta(minutes=30), **kw)
-
-
-@pytest.fixture
-async def pool(database_url):
-    p = await create_pool(database_url, "grid", service="grid", max_size=6)
-    async with p.acquire() as conn:
-        await migrate(conn, "grid", COMPONENTS)
-    yield p
-    await p.close()
-
-
-class Pipeline:
-    """A consumer and a relay, as a service worker runs them."""
-
-    def __init__(self, kafka: str, pool: asyncpg.Pool, group: str = "kit-test", handler=None, lanes: int = 1):
-        self.kafka, self.pool, self.group = kafka, pool, group
-        self.handler, self.lanes = handler or PatrolCounter(), lanes
-        self.tasks: list[asyncio.Task] = []
-
-    async def __aenter__(self):
-        self.producer = producer_for(self.kafka, "kit-test-relay")
-        await self.producer.start()
-        self.relay = OutboxRelay(self.pool, self.producer, service="grid", batch=500, poll_seconds=0.1)
-        self.consumer = BatchConsumer(service="grid", name="intake", topics=[GRID.intake], group_id=self.group,
-                                      bootstrap=self.kafka, pool=self.pool, handler=self.handler,
-                                      on_commit=self.relay.notify, max_records=200, lanes=self.lanes)
-        await self.consumer.start()
-        self.tasks = [asyncio.ensure_future(self.relay.run()), asyncio.ensure_future(self.consumer.run())]
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.relay.stop()
-        self.consumer._stopping = True
-        for t in self.tasks:
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.consumer.stop()
-        await self.producer.stop()
-
-    async def wait_processed(self, n: int, timeout: float = 30.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.consumer.processed < n:
-            assert loop.time() < deadline, f"processed {self.consumer.processed} of {n}"
-            await asyncio.sleep(0.05)
 
 
 async def counts(pool) -> dict[str, int]:

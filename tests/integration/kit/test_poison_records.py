@@ -19,12 +19,11 @@ from aiokafka.partitioner import DefaultPartitioner
 from schemas.envelope import CONTENT_TYPE, encode, envelope_for
 from schemas.grid import LogPatrol
 from schemas.topics import GRID
-from services.kit.consumer import BatchConsumer, claim
+from services.kit.consumer import claim
 from services.kit.db import create_pool
 from services.kit.migrations import KIT_MIGRATIONS, migrate
-from services.kit.outbox import OutboxRelay, producer_for
 
-from .patrols import COMPONENTS, PatrolCounter
+from .support import Pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +42,6 @@ def patrol_command(worker: str = "gw-1", **env_over) -> bytes:
     env = orjson.loads(encode(envelope_for(payload, source="/tests")))
     env.update(env_over)
     return orjson.dumps(env)
-
-
-@pytest.fixture
-async def pool(database_url):
-    p = await create_pool(database_url, "grid", service="grid", max_size=6)
-    async with p.acquire() as conn:
-        await migrate(conn, "grid", COMPONENTS)
-    yield p
-    await p.close()
 
 
 async def produce_raw(bootstrap: str, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> None:
@@ -85,39 +75,6 @@ async def read_raw(bootstrap: str, topic: str, count: int, timeout: float = 30.0
         await c.stop()
 
 
-class Pipeline:
-    def __init__(self, kafka: str, pool: asyncpg.Pool, group: str):
-        self.kafka, self.pool, self.group = kafka, pool, group
-
-    async def __aenter__(self):
-        self.producer = producer_for(self.kafka, "poison-test-relay")
-        await self.producer.start()
-        self.relay = OutboxRelay(self.pool, self.producer, service="grid", batch=500, poll_seconds=0.1)
-        self.consumer = BatchConsumer(service="grid", name="intake", topics=[GRID.intake], group_id=self.group,
-                                      bootstrap=self.kafka, pool=self.pool, handler=PatrolCounter(),
-                                      on_commit=self.relay.notify, max_records=200, lanes=2)
-        await self.consumer.start()
-        self.tasks = [asyncio.ensure_future(self.relay.run()), asyncio.ensure_future(self.consumer.run())]
-        return self
-
-    async def __aexit__(self, *exc):
-        await self.relay.stop()
-        self.consumer._stopping = True
-        for t in self.tasks:
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.consumer.stop()
-        await self.producer.stop()
-
-    async def wait_processed(self, n: int, timeout: float = 40.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self.consumer.processed < n:
-            assert loop.time() < deadline, (f"processed {self.consumer.processed} of {n}; "
-                                            f"stalled {self.consumer.stalled_seconds():.0f}s")
-            await asyncio.sleep(0.05)
-
-
 async def test_unstorable_records_are_dead_lettered_with_their_reason_and_the_partition_moves_on(kafka, pool):
     nul_key = b"\x00\xff" + GRID_ID.encode() + b"\x00"  # NUL bytes, and not UTF-8
     poison = [
@@ -134,7 +91,7 @@ async def test_unstorable_records_are_dead_lettered_with_their_reason_and_the_pa
             (GRID_ID.encode(), patrol_command(source="/" + astral(449), id=astral(200))),  # the largest that fits
             (GRID_ID.encode(), patrol_command(worker="gw-\\u0000"))]  # the text \u0000: no NUL
     records = [(k, v) for k, v, _ in poison[:4]] + good[:2] + [(k, v) for k, v, _ in poison[4:]] + good[2:]
-    async with Pipeline(kafka, pool, group="poison") as p:
+    async with Pipeline(kafka, pool, group="poison", lanes=2) as p:
         await produce_raw(kafka, GRID.intake.name, 0, records)
         await p.wait_processed(len(records))
         dlq = await read_raw(kafka, GRID.dlq.name, len(poison))
@@ -228,7 +185,7 @@ records = st.lists(st.tuples(st.none() | st.binary(max_size=64),
 
 @pytest.fixture
 async def live(kafka, pool):
-    async with Pipeline(kafka, pool, group="any-record") as p:
+    async with Pipeline(kafka, pool, group="any-record", lanes=2) as p:
         yield p
 
 

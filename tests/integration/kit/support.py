@@ -1,0 +1,49 @@
+"""A consumer with its relay, as a service worker runs them, for the kit's integration tests."""
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from schemas.topics import GRID
+from services.kit.consumer import BatchConsumer
+from services.kit.outbox import OutboxRelay, producer_for
+
+from .patrols import PatrolCounter
+
+
+class Pipeline:
+    """A consumer and a relay, as a service worker runs them."""
+
+    def __init__(self, kafka: str, pool: asyncpg.Pool, group: str = "kit-test", handler=None, lanes: int = 1):
+        self.kafka, self.pool, self.group = kafka, pool, group
+        self.handler, self.lanes = handler or PatrolCounter(), lanes
+        self.tasks: list[asyncio.Task] = []
+
+    async def __aenter__(self):
+        self.producer = producer_for(self.kafka, "kit-test-relay")
+        await self.producer.start()
+        self.relay = OutboxRelay(self.pool, self.producer, service="grid", batch=500, poll_seconds=0.1)
+        self.consumer = BatchConsumer(service="grid", name="intake", topics=[GRID.intake], group_id=self.group,
+                                      bootstrap=self.kafka, pool=self.pool, handler=self.handler,
+                                      on_commit=self.relay.notify, max_records=200, lanes=self.lanes)
+        await self.consumer.start()
+        self.tasks = [asyncio.ensure_future(self.relay.run()), asyncio.ensure_future(self.consumer.run())]
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.relay.stop()
+        self.consumer._stopping = True
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    async def wait_processed(self, n: int, timeout: float = 40.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.consumer.processed < n:
+            assert loop.time() < deadline, (f"processed {self.consumer.processed} of {n}; "
+                                            f"stalled {self.consumer.stalled_seconds():.0f}s")
+            await asyncio.sleep(0.05)
