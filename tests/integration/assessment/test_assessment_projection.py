@@ -15,9 +15,8 @@ from services.assessment.domain import default_scheme
 from services.assessment.domain.history import StoredEvent, fold, replay_order
 from services.assessment.domain.publication import publication_for
 from services.assessment.projection import MIGRATIONS, store
-from services.kit.db import create_pool
-from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.uow import UnitOfWork
+from tests.support.db import migrated_pool
 
 from .scenario import GRID_A, GRID_A_SCORE, GRID_B_SCORE, PERIOD, grid_events, order_events, t
 
@@ -28,11 +27,8 @@ NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 async def pool(database_url):
-    p = await create_pool(database_url, "assessment", service="assessment", max_size=4)
-    async with p.acquire() as conn:
-        await migrate(conn, "assessment", [("kit", KIT_MIGRATIONS), ("assessment", MIGRATIONS)])
-    yield p
-    await p.close()
+    async with migrated_pool(database_url, "assessment", MIGRATIONS) as p:
+        yield p
 
 
 def stored(envs) -> list[StoredEvent]:

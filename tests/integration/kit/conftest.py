@@ -3,16 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from services.kit.db import create_pool
-from services.kit.migrations import migrate
+from tests.support.db import migrated_pool
 
 from .patrols import COMPONENTS
 
 
 @pytest.fixture
 async def pool(database_url):
-    p = await create_pool(database_url, "grid", service="grid", max_size=6)
-    async with p.acquire() as conn:
-        await migrate(conn, "grid", COMPONENTS)
-    yield p
-    await p.close()
+    async with migrated_pool(database_url, "grid", components=COMPONENTS) as p:
+        yield p

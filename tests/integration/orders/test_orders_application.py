@@ -25,15 +25,14 @@ from schemas.orders import (
     ReleasePost,
 )
 from services.kit.consumer import claim
-from services.kit.db import create_pool
 from services.kit.handlers import dispatch
-from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.outbox import write as write_outbox
 from services.kit.uow import UnitOfWork
 from services.orders.app.handler import OrdersHandler
 from services.orders.app.settings import MIGRATIONS, OrdersSettings
 from services.orders.domain import UnusableGridCase, order_id_for_case
 from services.orders.projection import queries
+from tests.support.db import migrated_pool
 from tests.support.kafka import command
 
 from .support import COMMUNITY, GRID, T0, grid_case, uid
@@ -45,11 +44,8 @@ WINDOW = timedelta(minutes=30)
 
 @pytest.fixture
 async def pool(database_url):
-    p = await create_pool(database_url, "orders", service="orders", max_size=6)
-    async with p.acquire() as conn:
-        await migrate(conn, "orders", [("kit", KIT_MIGRATIONS), ("orders", MIGRATIONS)])
-    yield p
-    await p.close()
+    async with migrated_pool(database_url, "orders", MIGRATIONS) as p:
+        yield p
 
 
 class App:
