@@ -135,7 +135,7 @@ async def test_the_run_has_an_identity_provider_and_every_api_call_needs_its_tok
     assert {r for p in people for r in p["roles"]} == set(ROLES)
     assert {f"{r.upper()}_TOKEN" for r in ROLES} <= set(tokens)
     for svc, path in (("grid", "/v1/cases"), ("orders", "/v1/orders"), ("points", "/v1/ledger/check"),
-                      ("assessment", "/v1/rankings?entity_type=unit&period=2026-01")):
+                      ("assessment", "/v1/alerts")):
         status, body = await http("GET", f"http://127.0.0.1:{ports[svc]}{path}")
         assert status == 401 and body["detail"].startswith("missing_token"), (svc, body)
         status, body = await http("GET", f"http://127.0.0.1:{ports[svc]}{path}", token=tokens["AUDITOR_TOKEN"])
