@@ -104,3 +104,13 @@ async def module_kafka():
     """A fresh broker shared by the tests of one module."""
     async for b in _broker():
         yield b
+
+
+@pytest.fixture(scope="session")
+def identity():
+    """The test identity provider (:mod:`tests.support.identity`): its JWKS file, issuer and
+    audience go to every worker :class:`~tests.support.procs.Worker` starts; ``identity.token()``
+    mints a token for an HTTP call."""
+    from tests.support.identity import test_identity
+
+    return test_identity()

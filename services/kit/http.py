@@ -1,11 +1,16 @@
-"""HTTP plumbing on faust's web server: JSON bodies, JSON errors, token auth (routes: :mod:`.routes`)."""
+"""HTTP plumbing on faust's web server: JSON bodies, JSON errors, bearer-token authentication
+(routes: :mod:`.routes`; tokens: :mod:`.identity`)."""
 from __future__ import annotations
 
-import hmac
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import orjson
 from pydantic import ValidationError
+
+from .identity import Principal, Unauthenticated
+
+if TYPE_CHECKING:
+    from .identity import TokenVerifier
 
 
 class HttpError(Exception):
@@ -59,13 +64,40 @@ def _default(o: Any):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def authenticate(headers: Mapping[str, str], tokens: Mapping[str, str]) -> str:
-    """The app name for a valid ``Authorization: Bearer <token>``; 401 otherwise."""
+def bearer_token(headers: Mapping[str, str]) -> str:
+    """The token of ``Authorization: Bearer <token>``; 401 when there is none."""
     auth = headers.get("Authorization") or headers.get("authorization") or ""
-    scheme, _, token = auth.partition(" ")
+    scheme, _, token = auth.strip().partition(" ")
+    token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise HttpError(401, "unauthorized", "send Authorization: Bearer <token>")
-    for known, app in tokens.items():
-        if hmac.compare_digest(known.encode(), token.strip().encode()):
-            return app
-    raise HttpError(401, "unauthorized", "unknown API token")
+        raise HttpError(401, "unauthorized", "missing_token: send Authorization: Bearer <JWT>")
+    return token
+
+
+def unauthorized(e: Unauthenticated) -> HttpError:
+    """401 ``{"error": "unauthorized", "detail": "<reason>: <what is wrong>"}``."""
+    return HttpError(401, "unauthorized", str(e))
+
+
+def authenticate(headers: Mapping[str, str], verifier: "TokenVerifier") -> Principal:
+    """The principal of a valid ``Authorization: Bearer <JWT>``; 401 naming the reason otherwise
+    (``missing_token``, ``expired``, ``bad_signature``, ``unknown_key``...). The verification
+    may read a JWKS file; a verifier on a JWKS URL is called from a thread (:func:`authenticate_async`)."""
+    token = bearer_token(headers)
+    try:
+        return verifier.verify(token)
+    except Unauthenticated as e:
+        raise unauthorized(e) from None
+
+
+async def authenticate_async(headers: Mapping[str, str], verifier: "TokenVerifier", *, in_thread: bool) -> Principal:
+    """:func:`authenticate`, in a thread when ``in_thread`` (a JWKS URL may be fetched)."""
+    if not in_thread:
+        return authenticate(headers, verifier)
+    import asyncio
+
+    token = bearer_token(headers)
+    try:
+        return await asyncio.to_thread(verifier.verify, token)
+    except Unauthenticated as e:
+        raise unauthorized(e) from None

@@ -97,8 +97,9 @@ def document(rt) -> dict[str, Any]:
         "components": {
             "schemas": {},
             "securitySchemes": {"bearerAuth": {
-                "type": "http", "scheme": "bearer",
-                "description": f"an API token of `{rt.service.upper()}_API_TOKENS` (`app:token` pairs)"}},
+                "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                "description": "a JWT from the district's identity provider, verified against its public keys "
+                               "(`JWKS`) with the issuer `JWT_ISSUER` and the audience `JWT_AUDIENCE`"}},
         },
     }
     doc["components"]["schemas"] = _reachable(doc["paths"], defs)

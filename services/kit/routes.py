@@ -55,6 +55,7 @@ from pydantic.json_schema import SkipJsonSchema
 from schemas.envelope import CloudEvent, nul_field
 
 from .http import HttpError, from_validation_error
+from .identity import Principal
 
 P = TypeVar("P")
 Q = TypeVar("Q")
@@ -175,13 +176,14 @@ class Documented:
 
 class Request(Generic[P, Q, B]):
     """What a route function gets: the validated ``path``, ``query`` and ``body`` (None where
-    the route declares none), the authenticated app, the raw parameters and request."""
+    the route declares none), the caller's verified :class:`~services.kit.identity.Principal`
+    (None on a route without authentication), the raw parameters and request."""
 
-    def __init__(self, raw, params: Mapping[str, str], app_name: str | None,
+    def __init__(self, raw, params: Mapping[str, str], principal: Principal | None,
                  path: P = None, query: Q = None, body: B = None):
         self.raw = raw
         self.params = params
-        self.app_name = app_name
+        self.principal = principal
         self.headers = raw.headers
         self.path = path
         self.query = query
@@ -277,14 +279,14 @@ class Route:
             raise TypeError(f"{self.method} {self.template}: declare path=<model> for {names}")
         self._query_lists = {n for n, f in self.query.model_fields.items() if _is_list(f)} if self.query else set()
 
-    async def bind(self, raw, params: Mapping[str, str], app_name: str | None) -> Request:
+    async def bind(self, raw, params: Mapping[str, str], principal: Principal | None) -> Request:
         """The request as the function gets it, validated (HttpError otherwise)."""
         path = query = None
         if self.path is not None:
             path = _validate(self.path, {k: _text(k, v, "invalid_input") for k, v in params.items()}, "invalid_input")
         if self.query is not None:
             query = _validate(self.query, self._query_values(raw.query), "invalid_query")
-        req = Request(raw, params, app_name, path, query)
+        req = Request(raw, params, principal, path, query)
         if isinstance(self.body, type) and issubclass(self.body, BaseModel):
             obj = await req.json()
             bad = nul_field(obj)  # PostgreSQL text and jsonb cannot hold U+0000
@@ -306,7 +308,8 @@ class Route:
         out: dict[int, Answer] = {}
         if self.errors is None:
             if self.auth:
-                out[401] = Answer("no valid `Authorization: Bearer <token>`", ErrorOut)
+                out[401] = Answer("no valid `Authorization: Bearer <JWT>`: `detail` names the reason "
+                                  "(missing_token, expired, bad_signature...)", ErrorOut)
             if self.path or self.query or self.body:
                 out[422] = Answer("a parameter or body field is invalid; `field` names it", ErrorOut)
             if self.body is not None:
@@ -331,7 +334,7 @@ class Route:
 
 class CommandEnvelope(BaseModel):
     """A command: ``{"id", "type", "data"}``, or a whole CloudEvent (``specversion``, ``source``,
-    ``time``... given). Without ``specversion``, ``source`` defaults to ``/apps/<app of the token>``
+    ``time``... given). Without ``specversion``, ``source`` is ``/users/<sub of the token>``
     and ``time`` to now."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra=lambda schema: _envelope_schema(schema))

@@ -18,6 +18,11 @@ A service's ``app`` module does::
     app = rt.app
 
 ``GET /openapi.json`` is built from the declared routes (:mod:`services.kit.openapi`).
+
+Every route but ``/healthz``, ``/readyz``, ``/metrics`` and ``/openapi.json`` (and those declared
+``auth=False``) needs ``Authorization: Bearer <JWT>``, verified by one
+:class:`~services.kit.identity.TokenVerifier` built from the settings (``JWKS``, ``JWT_ISSUER``,
+``JWT_AUDIENCE``...); the route gets the caller as ``req.principal``.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
+from urllib.parse import quote
 
 import asyncpg
 import faust
@@ -47,7 +53,8 @@ from . import metrics as m
 from .consumer import BatchConsumer, claim
 from .handlers import Handler, dispatch
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, connect_with_retry
-from .http import HttpError, authenticate, dumps, from_validation_error
+from .http import HttpError, authenticate_async, dumps, from_validation_error
+from .identity import Principal, TokenVerifier, Unauthenticated
 from .migrations import KIT_MIGRATIONS, migrate, pending
 from .outbox import OutboxRelay, producer_for, refresh_stats
 from .outbox import write as write_outbox
@@ -85,7 +92,9 @@ class ServiceRuntime:
         self._consumer_specs: list[tuple[str, Sequence[Topic], Handler, str | None]] = []
         self._startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.ready = False
-        self._tokens = settings.tokens()
+        # None when JWKS is not set: the worker refuses to start then (building a document does not need it)
+        self.verifier: TokenVerifier | None = TokenVerifier.from_settings(settings) if settings.jwks else None
+        self._verify_in_thread = bool(settings.jwks) and settings.jwks.startswith(("https://", "http://"))
         clock.use(settings.clock())
         self._routes: dict[str, dict[str, Route]] = {}  # path template -> method -> declaration
         self.app = self._make_app()
@@ -102,6 +111,14 @@ class ServiceRuntime:
     def main(self) -> None:
         """faust's command line (``worker -l info``...), quiet unless ``--no-quiet`` is given: the
         banner and the "OK" marks would otherwise be mixed into the JSON log on stdout."""
+        if self.verifier is None and "worker" in sys.argv[1:]:
+            raise SystemExit(f"{self.service}: JWKS is not set: no token could be verified (set JWKS to the "
+                             "identity provider's JWKS file or URL)")
+        if self.verifier is not None and not self._verify_in_thread and "worker" in sys.argv[1:]:
+            try:  # a JWKS file must be readable from the start
+                self.verifier.prefetch()
+            except Unauthenticated as e:
+                raise SystemExit(f"{self.service}: JWKS {self.settings.jwks}: {e}") from None
         if not any(a in ("-q", "--quiet", "--no-quiet") for a in sys.argv[1:]):
             sys.argv.insert(1, "--quiet")
         self.app.main()
@@ -169,6 +186,7 @@ class ServiceRuntime:
             log.warning("simulated time: %s (domain times are not real; never in production)", clock.current().describe())
         m.CLOCK_OFFSET.labels(self.service).set_function(lambda: clock.now().timestamp() - time.time())
         self._stop_event = asyncio.Event()
+        await self._load_keys()
         self.pool = await connect_with_retry(s.dsn(), self.service, service=self.service, max_size=s.db_pool_max)
         async with self.pool.acquire() as conn:
             applied = await migrate(conn, self.service, self.components)
@@ -207,6 +225,22 @@ class ServiceRuntime:
         self.ready = True
         m.READY.labels(self.service).set(1)
         log.info("%s service started", self.service)
+
+    async def _load_keys(self) -> None:
+        """The JWKS at start-up: a file must be readable now (a mistake in JWKS stops the worker);
+        a URL is fetched in a thread, and a provider that is away only delays the first requests
+        (the verifier fetches again when a token comes)."""
+        if self.verifier is None:
+            raise RuntimeError("JWKS is not set: no token could be verified (set JWKS to the identity "
+                               "provider's JWKS file or URL)")
+        if not self._verify_in_thread:
+            self.verifier.prefetch()
+            return
+        try:
+            await asyncio.to_thread(self.verifier.prefetch)
+        except Unauthenticated as e:
+            log.warning("JWKS %s not fetched at start-up (%s); fetched again on the first request",
+                        self.settings.jwks, e.detail or e.reason)
 
     async def _outbox_stats(self, every: float = 5.0) -> None:
         """Every worker keeps the outbox gauges current, leader or not, broker up or down."""
@@ -392,8 +426,8 @@ class ServiceRuntime:
             status = 500
             try:
                 try:
-                    app_name = authenticate(request.headers, rt._tokens) if route.auth else None
-                    req = await route.bind(request, params, app_name)
+                    principal = await rt._authenticate(request) if route.auth else None
+                    req = await route.bind(request, params, principal)
                     result = await route.fn(req)
                 except ValidationError as e:  # a model the function validated itself
                     raise from_validation_error(e) from None
@@ -424,6 +458,11 @@ class ServiceRuntime:
             setattr(RouteView, meth, handler)
         RouteView.__name__ = "view_" + "".join(c if c.isalnum() else "_" for c in template)
         self.app.page(template, name=RouteView.__name__)(RouteView)
+
+    async def _authenticate(self, request) -> Principal:
+        if self.verifier is None:
+            raise HttpError(401, "unauthorized", "jwks_unavailable: JWKS is not set")
+        return await authenticate_async(request.headers, self.verifier, in_thread=self._verify_in_thread)
 
     def _add_metrics_page(self) -> None:
         class MetricsView(faust.web.View):
@@ -491,6 +530,8 @@ class ServiceRuntime:
         Body: a CloudEvent (structured JSON) or ``{"id", "type", "data"}``. 200 with the
         resulting events; 200 with the original events when the command id was seen before;
         409 when refused by the rules; 422 naming the invalid field; 401 without a valid token.
+        The source of a ``{"id", "type", "data"}`` body is the caller, ``/users/<sub>``; the
+        handler finds the caller in ``uow.principal``.
         """
         allowed = self.topics.intake.message_types
 
@@ -503,8 +544,8 @@ class ServiceRuntime:
 
             The same handler as the intake topic, idempotent by (`source`, `id`)."""
             obj = await req.json()
-            msg = self.command_from_json(obj, req.app_name or "anonymous", allowed)
-            events, replay = await self.execute(msg, handler)
+            msg = self.command_from_json(obj, req.principal, allowed)
+            events, replay = await self.execute(msg, handler, principal=req.principal)
             rejection = next((e for e in events if e.type.endswith(".command.rejected.v1")), None)
             body = {"command_id": msg.id, "replayed": replay,
                     "events": [e.model_dump(mode="json", exclude_none=True) for e in events]}
@@ -513,12 +554,12 @@ class ServiceRuntime:
                 return 409, {"error": d["reason"], "detail": d.get("detail", ""), "field": d.get("field"), **body}
             return 200, body
 
-    def command_from_json(self, obj: Any, app_name: str, allowed: frozenset[str]) -> Message:
+    def command_from_json(self, obj: Any, principal: Principal | None, allowed: frozenset[str]) -> Message:
         if not isinstance(obj, dict):
             raise HttpError(422, "invalid_input", "the body must be a JSON object", "body")
         if "specversion" not in obj:
-            obj = {"specversion": "1.0", "source": f"/apps/{app_name}", "time": clock.now().isoformat(),
-                   **obj}
+            # the caller is the source: a "source" in such a body does not speak for someone else
+            obj = {"specversion": "1.0", "time": clock.now().isoformat(), **obj, "source": user_source(principal)}
         for f in ("id", "type"):
             if not obj.get(f):
                 raise HttpError(422, "invalid_input", f"{f} is required", f)
@@ -544,8 +585,10 @@ class ServiceRuntime:
             env = env.model_copy(update={"subject": payload.aggregate_id})
         return Message(envelope=env, payload=payload)
 
-    async def execute(self, msg: Message, handler: Handler) -> tuple[list[CloudEvent], bool]:
-        """Handle one message now, idempotently: (events it caused, whether it was a replay)."""
+    async def execute(self, msg: Message, handler: Handler, *,
+                      principal: Principal | None = None) -> tuple[list[CloudEvent], bool]:
+        """Handle one message now, idempotently: (events it caused, whether it was a replay).
+        ``principal``: who sent it (``uow.principal`` for the handler)."""
         assert self.pool is not None
         for attempt in range(5):
             try:
@@ -556,7 +599,7 @@ class ServiceRuntime:
                             events = await conn.fetchval(
                                 "SELECT events FROM command_outcomes WHERE source = $1 AND id = $2", msg.source, msg.id)
                             return [CloudEvent.model_validate(e) for e in events or []], True
-                        uow = UnitOfWork(conn, self.service)
+                        uow = UnitOfWork(conn, self.service, principal=principal)
                         faults = await dispatch(handler, uow, [msg])
                         if faults:  # valid input the handler failed on: a bug, answered 500
                             raise faults[0][1]
@@ -573,3 +616,11 @@ class ServiceRuntime:
             except CONFLICT_ERRORS:
                 await asyncio.sleep(0.05 * (attempt + 1))
         raise HttpError(503, "busy", "conflicting concurrent updates; retry")
+
+
+def user_source(principal: Principal | None) -> str:
+    """The CloudEvent ``source`` of a command a person or an app sent: ``/users/<sub>`` (the
+    ``sub`` percent-encoded where it is not URI-safe)."""
+    if principal is None:
+        return "/users/anonymous"
+    return "/users/" + quote(principal.sub, safe="@:-._~!$&'()*+,;=")

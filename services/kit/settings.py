@@ -2,7 +2,7 @@
 
 Infrastructure addresses are shared by every service and read without a prefix
 (``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``, ``TOPIC_PARTITIONS``...); everything else is read
-with the service's prefix (``GRID_HTTP_PORT``, ``ORDERS_API_TOKENS``...). Secrets are
+with the service's prefix (``GRID_HTTP_PORT``, ``ORDERS_ACCEPT_WINDOW_SECONDS``...). Secrets are
 ``SecretStr`` and there are no default passwords.
 """
 from __future__ import annotations
@@ -70,7 +70,6 @@ class ServiceSettings(BaseSettings):
     http_port: int = Field(8000, ge=1, le=65535, description="HTTP port (/healthz, /readyz, /metrics, API)")
     http_max_body_bytes: int = Field(1024 * 1024, ge=1024, le=64 * 1024 * 1024,
                                      description="largest request body accepted; a larger one is answered 413")
-    api_tokens: SecretStr = Field(SecretStr(""), description="app:token pairs, comma separated; a request needs `Authorization: Bearer <token>`")
     consumer_group: str | None = Field(None, description="Kafka consumer group (default: <service>-service)")
     batch_max_records: int = Field(1000, ge=1, le=100_000, description="records fetched and committed per batch")
     consumer_lanes: int = Field(4, ge=1, le=16, description="concurrent transaction streams, each owning a share of the partitions")
@@ -116,19 +115,6 @@ class ServiceSettings(BaseSettings):
         from . import clock
 
         return clock.from_settings(self.sim_clock_start, self.sim_clock_real_start, self.sim_month_seconds)
-
-    def tokens(self) -> dict[str, str]:
-        """token -> app name."""
-        out: dict[str, str] = {}
-        for pair in self.api_tokens.get_secret_value().split(","):
-            pair = pair.strip()
-            if not pair:
-                continue
-            app, sep, token = pair.partition(":")
-            if not sep or not app or not token:
-                raise ValueError("API tokens must be app:token pairs, comma separated")
-            out[token] = app
-        return out
 
     def dsn(self) -> str:
         if self.database_url is None:

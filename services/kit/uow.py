@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime
-from typing import Any, Callable, Hashable, Iterable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Protocol, TypeVar
 
 import asyncpg
 
@@ -25,6 +25,9 @@ from . import clock
 from . import metrics as m
 from .errors import Rejected
 from .outbox import OutboxRecord
+
+if TYPE_CHECKING:
+    from .identity import Principal
 
 log = logging.getLogger("kit.uow")
 
@@ -162,13 +165,16 @@ class UnitOfWork:
     Everything emitted is written to the outbox in the same transaction, when the kit commits.
     """
 
-    def __init__(self, conn: asyncpg.Connection, service: str, now: datetime | None = None):
+    def __init__(self, conn: asyncpg.Connection, service: str, now: datetime | None = None,
+                 principal: Principal | None = None):
         self.conn: Any = conn
         self.service = service
         self.topics = BY_SERVICE[service]
         self.source = service_source(service)
         self.now = now or clock.now()
         self.message: Message | None = None  # set by the kit while a handler runs
+        # who sent the command: the verified caller of POST /v1/commands; None for Kafka records
+        self.principal: Principal | None = principal
         self.records: list[OutboxRecord] = []
         self.emitted: list[Emitted] = []
         self.rejected: list[tuple[Message, Rejected]] = []

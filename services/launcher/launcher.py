@@ -1,7 +1,9 @@
 """``make run``: the whole district on one machine.
 
 Steps: embedded broker and database (unless ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` are
-given) → topics → the four workers as separate processes → wait for every ``/readyz`` →
+given) → topics → a stand-in identity provider (``services.kit.devidentity``: a fresh signing key,
+its JWKS and demo identities with tokens under ``run/``) → the four workers, each verifying tokens
+against that JWKS as separate processes → wait for every ``/readyz`` →
 the district simulator (unless ``SIMULATE=0``) → a live summary every second until Ctrl-C
 (or ``RUN_SECONDS``). A worker that dies is reported and restarted (restarts are counted).
 Stopping: simulator, workers (SIGTERM, then wait, SIGKILL after a grace), broker, database.
@@ -19,8 +21,10 @@ schemas — do that when you give a database but let the broker be embedded).
 
 Everything a run writes is under ``VAR_DIR`` (default ``var/``): ``log/<svc>.log``,
 ``log/simulator.log``, ``log/launcher.log``, ``run/<svc>.pid`` (leftovers of a crashed run are
-stopped at the next start), ``run/tokens.env`` (the generated API tokens, mode 600) and
-``run/summary.json`` (the latest summary, rewritten every refresh).
+stopped at the next start), ``run/jwks.json``, ``run/signing-key.pem`` and ``run/identities.json``
+(the identity provider's keys and demo identities, the last two mode 600), ``run/api.env`` (the
+service URLs and one token per role, mode 600) and ``run/summary.json`` (the latest summary,
+rewritten every refresh).
 """
 from __future__ import annotations
 
@@ -29,7 +33,6 @@ import contextlib
 import json
 import logging
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -40,7 +43,7 @@ from pathlib import Path
 
 import aiohttp
 
-from services.kit import clock
+from services.kit import clock, devidentity
 from services.kit.clock import Clock, SystemClock
 from services.kit.infra import EmbeddedKafka, EmbeddedPostgres, _kill_leftover, _pid_alive
 from services.kit.provision import provision
@@ -227,8 +230,8 @@ class Launcher:
         self.simulator: Proc | None = None
         self.stopping = asyncio.Event()
         self.notes: list[str] = []
-        self.token = secrets.token_urlsafe(24)
-        self.sim_token = secrets.token_urlsafe(24)
+        self.identity: dict[str, Path] = {}  # jwks, signing_key, identities (devidentity.generate)
+        self.tokens: dict[str, str] = {}  # role -> the token of the first demo identity holding it
         self.bootstrap = ""
         self.dsn = ""
         self.clock_env: dict[str, str] = {}
@@ -317,8 +320,8 @@ class Launcher:
         for k, v in DEMO_DEFAULTS.items():
             env.setdefault(k, v)
         env.update(self.clock_env)
+        env.update(self.identity_env())
         for s in SERVICES:
-            env[f"{s.upper()}_API_TOKENS"] = f"launcher:{self.token},simulator:{self.sim_token}"
             env[f"{s.upper()}_HTTP_PORT"] = str(self.cfg.ports[s])
             env[f"{s.upper()}_HTTP_HOST"] = self.cfg.host
         return env
@@ -326,13 +329,39 @@ class Launcher:
     def url(self, svc: str) -> str:
         return f"http://{self.cfg.host}:{self.cfg.ports[svc]}"
 
-    def write_tokens(self) -> None:
+    def identity_env(self) -> dict[str, str]:
+        """Where the workers find the identity provider's keys, and what its tokens say (nothing
+        before :meth:`make_identities`)."""
+        if not self.identity:
+            return {}
+        return {"JWKS": str(self.identity["jwks"]), "JWT_ISSUER": self.issuer, "JWT_AUDIENCE": self.audience,
+                "JWT_SCOPE_CLAIM": "scope"}
+
+    @property
+    def issuer(self) -> str:
+        return os.environ.get("JWT_ISSUER") or devidentity.DEFAULT_JWT_ISSUER
+
+    @property
+    def audience(self) -> str:
+        return os.environ.get("JWT_AUDIENCE") or devidentity.DEFAULT_JWT_AUDIENCE
+
+    def make_identities(self) -> None:
+        """A fresh key pair, its JWKS and the demo identities (tokens for 12 h) under ``run/``."""
+        self.identity = devidentity.generate(self.run_dir, issuer=self.issuer, audience=self.audience)
+        for person in json.loads(self.identity["identities"].read_text()):
+            for role in person["roles"]:
+                self.tokens.setdefault(role, person["token"])
+        log.info("identity provider: JWKS %s, demo identities %s", self.identity["jwks"], self.identity["identities"])
+
+    def write_api_env(self) -> None:
+        """``run/api.env``: the service URLs and one token per role (``<ROLE>_TOKEN``), to source."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        p = self.run_dir / "tokens.env"
-        p.write_text("".join(f"{s.upper()}_URL={self.url(s)}\n" for s in SERVICES)
-                     + f"API_TOKEN={self.token}\nSIMULATOR_API_TOKEN={self.sim_token}\n"
-                     + f"KAFKA_BOOTSTRAP_SERVERS={self.bootstrap}\nDATABASE_URL={self.dsn}\n")
-        p.chmod(0o600)
+        (self.run_dir / "tokens.env").unlink(missing_ok=True)  # what runs before identities wrote
+        lines = [f"{s.upper()}_URL={self.url(s)}" for s in SERVICES]
+        lines += [f"{role.upper()}_TOKEN={tok}" for role, tok in sorted(self.tokens.items())]
+        lines += [f"IDENTITIES_FILE={self.identity['identities']}", f"KAFKA_BOOTSTRAP_SERVERS={self.bootstrap}",
+                  f"DATABASE_URL={self.dsn}"]
+        devidentity.write_file(self.run_dir / "api.env", ("\n".join(lines) + "\n").encode(), 0o600)
 
     def make_workers(self) -> None:
         env = self.base_env()
@@ -380,7 +409,8 @@ class Launcher:
             await asyncio.sleep(0.3)
 
     def start_simulator(self) -> None:
-        env = {**self.base_env(), "RATE": self.cfg.rate, "SIMULATOR_API_TOKEN": self.sim_token, "LOG_FORMAT": "text"}
+        env = {**self.base_env(), "RATE": self.cfg.rate, "IDENTITIES_FILE": str(self.identity["identities"]),
+               "LOG_FORMAT": "text"}
         argv = [sys.executable, "-m", "services.simulator", "run"]
         self.simulator = Proc("simulator", argv, env, self.log_dir / "simulator.log", self.run_dir / "simulator.pid")
         self.simulator.start()
@@ -423,7 +453,7 @@ class Launcher:
         urls = {s: self.url(s) for s in self.workers}
         while not self.stopping.is_set():
             self.supervise()
-            snap = await summary.collect(session, urls, self.token)
+            snap = await summary.collect(session, urls, self.tokens.get("points_operator"))
             now = time.monotonic()
             rate = 0.0
             if last_produced is not None and now > last_t:
@@ -476,7 +506,8 @@ class Launcher:
             self.stop_leftovers()
             self.start_infra()
             self.set_clock()
-            self.write_tokens()
+            self.make_identities()
+            self.write_api_env()
             self.make_workers()
             final = asyncio.run(self.run_async())
         except KeyboardInterrupt:

@@ -14,7 +14,9 @@ SIM_CLOCK_START, SIM_CLOCK_REAL_START, SIM_MONTH_SECONDS (the stepped calendar t
 on, see services/kit/clock.py; ``make run`` sets them; unset = real time),
 SIM_EXPIRE_WAIT (how long a story waits for an order it leaves unanswered to expire, 90;
 set ORDERS_ACCEPT_WINDOW_SECONDS short for expiries to happen in a demo),
-GRID_REGISTER_PATH (the grid register the district is built on).
+GRID_REGISTER_PATH (the grid register the district is built on), IDENTITIES_FILE (the demo
+identities whose tokens the commands carry, one per sender role: services/simulator/identities.py;
+default $VAR_DIR/run/identities.json, written by ``make run`` or ``python -m services.kit.devidentity``).
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ from services.kit import clock
 
 from .client import CommandClient, command_from
 from .district import generate, load_register
+from .identities import default_path, tokens_by_role
 from .runner import Simulator
 
 
@@ -38,10 +41,18 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
 
 
+def _tokens() -> dict[str, str]:
+    path = default_path()
+    if not path.exists():
+        logging.getLogger("simulator").warning("%s does not exist: commands are sent without a token", path)
+        return {}
+    return tokens_by_role(path)
+
+
 async def _run(args) -> int:
     district = generate(args.seed, load_register(os.environ.get("GRID_REGISTER_PATH")))
     sim = Simulator(district, args.bootstrap, rate=args.rate, seed=args.seed, clock=clock.from_env(),
-                    expire_wait=float(_env("SIM_EXPIRE_WAIT", "90")))
+                    expire_wait=float(_env("SIM_EXPIRE_WAIT", "90")), tokens=_tokens())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sim.stop)
@@ -53,7 +64,7 @@ async def _run(args) -> int:
 
 async def _send(args) -> int:
     payload = command_from(args.type, json.loads(args.data))
-    async with CommandClient(args.bootstrap, source=args.source, now=clock.from_env().now) as client:
+    async with CommandClient(args.bootstrap, source=args.source, now=clock.from_env().now, tokens=_tokens()) as client:
         env = await client.send(payload)
         print(json.dumps({"sent": env.model_dump(mode="json", exclude_none=True)}, ensure_ascii=False))
         if args.no_follow:

@@ -14,7 +14,10 @@ beyond the contract (``schemas``).
         else:
             print([e.type for e in outcome.events])
 
-``send_and_follow(payload)`` does both. The client reads the events and rejections topics of
+``send_and_follow(payload)`` does both. With ``tokens`` (role -> JWT, e.g.
+:func:`services.simulator.identities.tokens_by_role`), every command carries the token of the
+role that sends it (:data:`services.simulator.identities.ROLE_OF`) in an ``authorization``
+record header (``Bearer <JWT>``), as an HTTP call carries it; the services do not read it yet. The client reads the events and rejections topics of
 every service from the moment it starts (``from_beginning=True`` to read history, e.g. to
 follow a command sent earlier). Outcomes of a command are complete once its service has
 committed; a command causes all its direct events in one transaction, so they arrive together.
@@ -28,7 +31,7 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Awaitable, Callable, Iterable
+from typing import Awaitable, Callable, Iterable, Mapping
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -36,6 +39,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.common import Command, Payload
 from schemas.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, CloudEvent, encode, envelope_for
 from schemas.topics import BY_SERVICE, Topic
+
+from .identities import role_for
 
 log = logging.getLogger("simulator.client")
 
@@ -82,8 +87,10 @@ class CommandClient:
     """Publishes commands to intake topics and follows outcomes by ``causationid``."""
 
     def __init__(self, bootstrap: str, *, source: str = "/simulator", services: Iterable[str] | None = None,
-                 from_beginning: bool = False, keep: int = 200_000, now: Callable[[], datetime] | None = None):
+                 from_beginning: bool = False, keep: int = 200_000, now: Callable[[], datetime] | None = None,
+                 tokens: Mapping[str, str] | None = None):
         self.bootstrap = bootstrap
+        self.tokens = dict(tokens or {})  # role -> JWT
         self.now = now or (lambda: datetime.now(timezone.utc))  # the envelope time of commands
         self.source = source
         self.services = list(services) if services else list(BY_SERVICE)
@@ -155,15 +162,22 @@ class CommandClient:
         await self.send_envelope(env)
         return env
 
+    def token_for(self, command_type: str) -> str | None:
+        """The token a command of ``command_type`` is sent with: its sender role's."""
+        role = role_for(command_type)
+        return self.tokens.get(role) if role else None
+
     async def send_envelope(self, env: CloudEvent) -> None:
         topic = BY_SERVICE[env.type.split(".", 1)[0]].intake
-        await self.send_raw(topic.name, encode(env), key=env.subject)
+        await self.send_raw(topic.name, encode(env), key=env.subject, token=self.token_for(env.type))
 
-    async def send_raw(self, topic: str, value: bytes, *, key: str | None = None) -> None:
+    async def send_raw(self, topic: str, value: bytes, *, key: str | None = None, token: str | None = None) -> None:
         """Publish raw bytes (also used to show what happens to a malformed record: the DLQ)."""
         assert self._producer is not None, "start() the client first"
-        await self._producer.send_and_wait(topic, value, key=key.encode() if key else None,
-                                           headers=[(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())])
+        headers = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
+        if token:
+            headers.append(("authorization", f"Bearer {token}".encode()))
+        await self._producer.send_and_wait(topic, value, key=key.encode() if key else None, headers=headers)
         self.sent += 1
 
     # -- following --------------------------------------------------------------------------

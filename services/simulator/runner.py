@@ -19,6 +19,7 @@ import contextlib
 import logging
 import random
 import time
+from typing import Mapping
 
 from services.kit import clock as kit_clock
 from services.kit.clock import Clock, SteppedCalendar, month_label
@@ -58,7 +59,8 @@ class Simulator:
 
     def __init__(self, district: District, bootstrap: str, *, rate: float = 5.0, seed: int = 7,
                  clock: Clock | None = None, max_active: int | None = None,
-                 expire_wait: float = 90.0, follow_timeout: float = 20.0, stats_every: float = 10.0):
+                 expire_wait: float = 90.0, follow_timeout: float = 20.0, stats_every: float = 10.0,
+                 tokens: Mapping[str, str] | None = None):
         self.district = district
         self.bootstrap = bootstrap
         self.rate = rate
@@ -68,7 +70,8 @@ class Simulator:
         self.expire_wait = expire_wait
         self.follow_timeout = follow_timeout
         self.stats_every = stats_every
-        self.client = CommandClient(bootstrap, source="/simulator/district-app", now=self.clock.now)
+        # tokens: role -> JWT (services.simulator.identities); each command goes with its sender role's
+        self.client = CommandClient(bootstrap, source="/simulator/district-app", now=self.clock.now, tokens=tokens)
         self.stories: Stories | None = None
         self._stop = asyncio.Event()
 

@@ -31,9 +31,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from services.kit import openapi
+from tests.support.identity import token
 from tests.support.procs import Worker, http
 
-TOKEN = "api-fuzz-token"
+TOKEN = token(sub="api-fuzz")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "20"))
 RANDOM = os.environ.get("API_FUZZ_RANDOM", "") not in ("", "0")
@@ -65,7 +66,7 @@ def start(service: str, kafka: str, database_url: str, directory: Path, **env: s
     prefix = f"{service.upper()}_"
     return Worker(f"services.{service}.app", {
         "KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": database_url, "TOPIC_PARTITIONS": "4",
-        f"{prefix}API_TOKENS": f"fuzz:{TOKEN}", **env}, prefix=prefix, log=directory / "worker.log").start()
+        **env}, prefix=prefix, log=directory / "worker.log").start()
 
 
 async def command(worker: Worker, type_: str, **data: Any) -> dict:

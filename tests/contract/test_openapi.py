@@ -39,8 +39,9 @@ def test_the_committed_documents_are_what_the_services_serve(built):
 def test_every_operation_documents_what_the_kit_answers(built, svc):
     doc = json.loads(built[svc])
     assert doc["openapi"] == "3.1.0"
-    assert doc["components"]["securitySchemes"]["bearerAuth"] == {
-        "type": "http", "scheme": "bearer", "description": doc["components"]["securitySchemes"]["bearerAuth"]["description"]}
+    scheme = doc["components"]["securitySchemes"]["bearerAuth"]
+    assert scheme == {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": scheme["description"]}
+    assert "JWKS" in scheme["description"]
     for path, method, op in operations(doc):
         codes = set(op["responses"])
         assert any(c.startswith("2") for c in codes), (path, method)

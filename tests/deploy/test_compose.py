@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 
+from services.kit.identity import TokenVerifier
+
 from .support import (CLUSTER_OVERRIDE, COMPOSE, DEPLOY, ENV_EXAMPLE, PORTS, ROOT, SERVICES, accepted_env_keys, compose,
                       environment, env_example, interpolate, load_yaml, service_module, settings_class, variables)
 
@@ -99,8 +101,9 @@ def test_every_environment_key_of_our_containers_is_a_setting_the_service_reads(
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         settings = cls()
-        settings.tokens()
         if svc is not None:
+            assert settings.jwks, f"{name}: every API call needs the identity provider's keys"
+            TokenVerifier.from_settings(settings)  # the values make a verifier (nothing is fetched here)
             assert settings.http_port == PORTS[svc]
             assert settings.provision_topics is False, "topics come from the provision-topics job"
         assert settings.topic_replication_factor == (3 if cluster else 1)
@@ -171,7 +174,7 @@ def test_no_secret_is_committed_and_every_required_variable_is_documented_in_env
     documented = env_example()
     text = repr(load_yaml(COMPOSE)) + repr(load_yaml(CLUSTER_OVERRIDE))  # values only, not comments
     required = {name for name, op, _ in variables(text) if op in (":?", "?")}
-    assert {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", *(f"{p}API_TOKENS" for p in SERVICES.values())} <= required
+    assert {"POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "JWKS", "JWT_ISSUER"} <= required
     assert required <= set(documented), f"undocumented in .env.example: {required - set(documented)}"
     for name in required:
         assert "change-me" in documented[name] or not re.search(r"PASSWORD|TOKEN", name), \
@@ -184,7 +187,7 @@ def test_no_secret_is_committed_and_every_required_variable_is_documented_in_env
         url = environment(svc).get("DATABASE_URL", "")
         assert not url or "${POSTGRES_PASSWORD:?" in url, f"{name}: the database password must come from .env"
     with pytest.raises(KeyError):  # compose refuses to start without .env
-        interpolate(raw["services"]["grid"]["environment"]["GRID_API_TOKENS"], {})
+        interpolate(raw["services"]["grid"]["environment"]["JWKS"], {})
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode
     assert ignored == 0, ".env must be git-ignored"
     assert ENV_EXAMPLE.exists()

@@ -77,13 +77,14 @@ def test_every_environment_key_in_the_manifests_is_a_setting_and_secrets_come_fr
         if "valueFrom" in item:
             ref = item["valueFrom"]["secretKeyRef"]
             assert ref["name"] == "grassroots-secrets" and ref["key"] == item["name"]
-            env[item["name"]] = "app:token" if item["name"].endswith("API_TOKENS") else "postgresql://u:p@h/db"
+            env[item["name"]] = "postgresql://u:p@h/db"
         else:
             assert not any(w in item["name"] for w in ("PASSWORD", "TOKEN", "DATABASE_URL")), f"{item['name']} in clear"
             env[item["name"]] = item["value"]
     unknown = sorted(k for k in env if k.upper() not in keys)
     assert not unknown, f"{svc}: {unknown} are not settings of {cls.__name__}"
-    assert {"DATABASE_URL", f"{prefix}API_TOKENS"} <= {i["name"] for i in c["env"] if "valueFrom" in i}
+    assert {"DATABASE_URL"} <= {i["name"] for i in c["env"] if "valueFrom" in i}
+    assert env["JWKS"].startswith("https://") and env["JWT_ISSUER"], "every API call needs the identity provider's keys"
     for k in list(os.environ):
         if k.upper() in keys or k.upper().startswith(prefix):
             monkeypatch.delenv(k)

@@ -38,7 +38,7 @@ async def live_metrics(module_kafka, module_database_url, tmp_path_factory) -> d
         prefix = SERVICES[svc]
         workers[svc] = Worker(f"services.{svc}.app", {
             "KAFKA_BOOTSTRAP_SERVERS": module_kafka, "DATABASE_URL": module_database_url, "TOPIC_PARTITIONS": "4",
-            f"{prefix}API_TOKENS": "deploy-test:token", f"{prefix}PROVISION_TOPICS": "false",
+            f"{prefix}PROVISION_TOPICS": "false",
         }, prefix=prefix, log=logs / f"{svc}.log").start()
     try:
         try:

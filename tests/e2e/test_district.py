@@ -24,6 +24,7 @@ import pytest
 from schemas.topics import ASSESSMENT, BY_SERVICE, GRID, ORDERS, POINTS
 from services.kit.clock import SHANGHAI
 from services.kit.infra import free_port
+from services.kit.identity import ROLES
 from tests.support.kafka import of_type, read_all
 from tests.support.procs import ROOT, http
 
@@ -112,22 +113,39 @@ def running(district):
                  and s.get("periods_closed", 0) >= 1 and s.get("scorecards", 0) >= 1
                  and sum(s.get("dead_lettered", {}).values()) >= 1,
                  "closed cases, evaluated orders, postings, a closed period and a dead letter", 110)
-    tokens = _env_file(var / "run" / "tokens.env")
+    tokens = _env_file(var / "run" / "api.env")
     return var, ports, kafka_port, proc, tokens, snap
 
 
 async def test_cases_were_closed_through_the_whole_loop(running):
     var, ports, _, _, tokens, _ = running
     status, body = await http("GET", f"http://127.0.0.1:{ports['grid']}/v1/cases?status=closed&limit=5",
-                              token=tokens["API_TOKEN"])
+                              token=tokens["COMMUNITY_OFFICER_TOKEN"])
     assert status == 200, body
     assert body["total"] >= 3 and body["items"]
+
+
+async def test_the_run_has_an_identity_provider_and_every_api_call_needs_its_token(running):
+    var, ports, _, _, tokens, _ = running
+    run = var / "run"
+    for name in ("identities.json", "signing-key.pem", "api.env"):
+        assert (run / name).stat().st_mode & 0o777 == 0o600, name
+    assert not (run / "tokens.env").exists()
+    people = json.loads((run / "identities.json").read_text())
+    assert {r for p in people for r in p["roles"]} == set(ROLES)
+    assert {f"{r.upper()}_TOKEN" for r in ROLES} <= set(tokens)
+    for svc, path in (("grid", "/v1/cases"), ("orders", "/v1/orders"), ("points", "/v1/ledger/check"),
+                      ("assessment", "/v1/alerts")):
+        status, body = await http("GET", f"http://127.0.0.1:{ports[svc]}{path}")
+        assert status == 401 and body["detail"].startswith("missing_token"), (svc, body)
+        status, body = await http("GET", f"http://127.0.0.1:{ports[svc]}{path}", token=tokens["AUDITOR_TOKEN"])
+        assert status == 200, (svc, status, body)
 
 
 async def test_orders_were_evaluated(running):
     var, ports, _, _, tokens, _ = running
     status, body = await http("GET", f"http://127.0.0.1:{ports['orders']}/v1/orders?status=evaluated&limit=5",
-                              token=tokens["API_TOKEN"])
+                              token=tokens["COMMUNITY_OFFICER_TOKEN"])
     assert status == 200, body
     items = body.get("items", body if isinstance(body, list) else [])
     assert items
@@ -135,7 +153,7 @@ async def test_orders_were_evaluated(running):
 
 async def test_points_were_posted_and_the_ledger_sums_to_zero(running):
     var, ports, _, _, tokens, _ = running
-    status, body = await http("GET", f"http://127.0.0.1:{ports['points']}/v1/ledger/check", token=tokens["API_TOKEN"])
+    status, body = await http("GET", f"http://127.0.0.1:{ports['points']}/v1/ledger/check", token=tokens["POINTS_OPERATOR_TOKEN"])
     assert status == 200, body
     assert body["postings"] > 0
     assert body["sum"] == 0 and body["consistent"] is True, body
@@ -152,7 +170,7 @@ async def test_a_period_was_closed_with_scorecards(running):
     period = cards[0]["period"]
     assert {c["entity_type"] for c in cards} & {"unit", "community", "street"}
     status, body = await http("GET", f"http://127.0.0.1:{ports['assessment']}/v1/rankings?entity_type=unit&period={period}",
-                              token=tokens["API_TOKEN"])
+                              token=tokens["ASSESSOR_TOKEN"])
     assert status == 200, body
     assert body["items"] and body["items"][0]["rank"] == 1
 

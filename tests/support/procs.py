@@ -1,4 +1,7 @@
-"""Run a service worker as a real process (``python -m <module> worker``) and wait for it."""
+"""Run a service worker as a real process (``python -m <module> worker``) and wait for it.
+
+A worker verifies tokens of the test identity provider (:mod:`tests.support.identity`) unless
+the test gives it ``JWKS`` / ``JWT_ISSUER`` / ``JWT_AUDIENCE`` of its own."""
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +16,8 @@ import aiohttp
 
 from services.kit.infra import free_port
 
+from .identity import test_identity
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -20,7 +25,7 @@ class Worker:
     def __init__(self, module: str, env: dict[str, str], *, prefix: str, port: int | None = None, log: Path | None = None):
         self.module = module
         self.port = port or free_port()
-        self.env = {**os.environ, **env, f"{prefix}HTTP_PORT": str(self.port), f"{prefix}HTTP_HOST": "127.0.0.1",
+        self.env = {**os.environ, **test_identity().env(), **env, f"{prefix}HTTP_PORT": str(self.port), f"{prefix}HTTP_HOST": "127.0.0.1",
                     "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
         self.log = log
         self.proc: subprocess.Popen | None = None

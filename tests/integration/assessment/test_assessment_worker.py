@@ -20,6 +20,7 @@ import yaml
 
 from services.assessment.domain.scheme import DEFAULT_SCHEME_PATH
 from tests.support.kafka import of_type, read_all, send
+from tests.support.identity import token
 from tests.support.procs import ROOT, Worker, http
 
 from .scenario import (
@@ -43,7 +44,7 @@ from .scenario import (
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "assessment-test-token"
+TOKEN = token(sub="console")
 GRID_EVENTS = grid_events()
 ORDER_EVENTS = order_events()
 UPSTREAM = len(GRID_EVENTS) + len(ORDER_EVENTS)
@@ -63,7 +64,7 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
     d = tmp_path_factory.mktemp("assessment-worker")
     w = Worker("services.assessment.app", {
         "KAFKA_BOOTSTRAP_SERVERS": module_kafka, "DATABASE_URL": module_database_url, "TOPIC_PARTITIONS": "4",
-        "ASSESSMENT_API_TOKENS": f"console:{TOKEN}", "ASSESSMENT_CLOSE_CHECK_SECONDS": "1",
+        "ASSESSMENT_CLOSE_CHECK_SECONDS": "1",
         **CLOCK,
     }, prefix="ASSESSMENT_", log=d / "worker.log").start()
     try:

@@ -6,9 +6,10 @@ import uuid
 from pathlib import Path
 
 from tests.support.kafka import read_all
+from tests.support.identity import token
 from tests.support.procs import Worker
 
-TOKEN = "grid-test-token"
+TOKEN = token(sub="app-7")
 FAST_POLICY = Path(__file__).parent / "fast_policy.yaml"
 GRID = "110105001002003"
 HERE = {"lat": 39.9219, "lon": 116.4436, "address": "金台里3号楼"}
@@ -18,7 +19,7 @@ NEAR = {"lat": 39.9225, "lon": 116.4440, "address": "金台里5号楼"}  # ~75 m
 def grid_worker(kafka: str, database_url: str, log: Path) -> Worker:
     return Worker("services.grid.app", {
         "KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": database_url, "TOPIC_PARTITIONS": "4",
-        "GRID_API_TOKENS": f"app-7:{TOKEN}", "GRID_POLICY_PATH": str(FAST_POLICY),
+        "GRID_POLICY_PATH": str(FAST_POLICY),
         "GRID_OVERDUE_INTERVAL_SECONDS": "0.5", "GRID_METRICS_INTERVAL_SECONDS": "0.5"}, prefix="GRID_", log=log)
 
 

@@ -34,7 +34,7 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
 
 def envelope(c: dict, subject: str) -> CloudEvent:
     """The command as app-7 would put it on the intake (the same source as its HTTP commands)."""
-    return CloudEvent.model_validate({"specversion": "1.0", "source": "/apps/app-7", "subject": subject,
+    return CloudEvent.model_validate({"specversion": "1.0", "source": "/users/app-7", "subject": subject,
                                       "time": datetime.now(timezone.utc).isoformat(), **c})
 
 

@@ -11,6 +11,8 @@ from services.kit.handlers import Handler, handles
 from services.kit.uow import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SENDERS: dict[str, str | None] = {}
+"""command id -> the ``sub`` of ``uow.principal`` when the handler ran (None: no principal)."""
 COMPONENTS = [("kit", KIT_MIGRATIONS), ("kittest", MIGRATIONS)]
 
 
@@ -21,6 +23,8 @@ class PatrolCounter(Handler):
     async def log_patrol(self, uow: UnitOfWork, cmd: LogPatrol) -> None:
         if cmd.grid_worker_id == "boom":
             raise RuntimeError("handler fault for testing")
+        if uow.message is not None:
+            SENDERS[uow.message.id] = uow.principal.sub if uow.principal is not None else None
         if cmd.ended_at < cmd.started_at:
             raise Rejected("ended_before_started", "a patrol cannot end before it starts", "ended_at")
         await uow.conn.execute(

@@ -9,11 +9,13 @@ import pytest
 
 from services.kit.infra import EmbeddedPostgres
 from tests.support.kafka import of_type, read_all
+from services.kit import devidentity
+from tests.support.identity import test_identity, token
 from tests.support.procs import Worker, http
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "s3cret-token"
+TOKEN = token(sub="app-7")
 
 
 def patrol_command(**over) -> dict:
@@ -25,7 +27,7 @@ def patrol_command(**over) -> dict:
 
 def echo_worker(kafka: str, database_url: str, tmp_path: Path, **env: str) -> Worker:
     return Worker("tests.integration.kit.echo_app", {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": database_url, "GRID_API_TOKENS": f"app-7:{TOKEN}",
+        "KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": database_url,
         "TOPIC_PARTITIONS": "4", **env}, prefix="GRID_", log=tmp_path / "worker.log")
 
 
@@ -85,6 +87,58 @@ async def test_commands_over_http_are_authenticated_validated_idempotent_and_pub
             assert (await http("GET", w.url + internal))[0] == 404, internal
     finally:
         assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
+
+
+async def test_every_api_call_needs_a_token_of_the_identity_provider(kafka, database_url, tmp_path):
+    w = echo_worker(kafka, database_url, tmp_path).start()
+    idp = test_identity()
+    other = devidentity.generate_key()
+    try:
+        await w.wait_ready()
+        cmd = patrol_command()
+        status, body = await http("POST", w.url + "/v1/commands", json=cmd)
+        assert status == 401 and body["error"] == "unauthorized" and body["detail"].startswith("missing_token"), body
+        status, body = await http("POST", w.url + "/v1/commands", json=cmd, token="not.a.jwt")
+        assert status == 401 and body["detail"].startswith("malformed"), body
+        status, body = await http("POST", w.url + "/v1/commands", json=cmd, token=idp.token(key=other))
+        assert status == 401 and body["detail"].startswith("unknown_key"), body
+        forged = idp.token(key=other, kid=idp.kid)  # another key, claiming to be the provider's
+        status, body = await http("POST", w.url + "/v1/commands", json=cmd, token=forged)
+        assert status == 401 and body["detail"].startswith("bad_signature"), body
+        status, body = await http("POST", w.url + "/v1/commands", json=cmd, token=idp.token(lifetime=-300))
+        assert status == 401 and body == {"error": "unauthorized", "detail": "expired: the token has expired"}, body
+        status, body = await http("GET", w.url + "/v1/whoami", token=idp.token(aud="another-platform"))
+        assert status == 401 and body["detail"].startswith("wrong_audience"), body
+        status, body = await http("GET", w.url + "/v1/whoami", token=idp.token(iss="https://elsewhere.invalid"))
+        assert status == 401 and body["detail"].startswith("wrong_issuer"), body
+        for public in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
+            assert (await http("GET", w.url + public))[0] == 200, public
+
+        status, body = await http("GET", w.url + "/v1/whoami", token=token(sub="gw-0042", roles=["grid_worker"],
+                                                                         scope={"grids": ["110105001002003"]}))
+        assert status == 200 and body["sub"] == "gw-0042" and body["roles"] == ["grid_worker"], body
+        assert body["scope"]["grids"] == ["110105001002003"]
+
+        status, body = await http("POST", w.url + "/v1/commands", json=cmd, token=token(sub="gw-0042"))
+        assert status == 200 and body["replayed"] is False, body
+        status, senders = await http("GET", w.url + "/v1/command-senders", token=TOKEN)
+        assert status == 200 and senders[cmd["id"]] == {"source": "/users/gw-0042", "principal": "gw-0042"}, senders
+        # the same command id from another person is another command
+        status, body = await http("POST", w.url + "/v1/commands", json=cmd, token=token(sub="gw-0043"))
+        assert status == 200 and body["replayed"] is False, body
+        status, body = await http("POST", w.url + "/v1/commands", json=cmd, token=token(sub="gw-0042"))
+        assert status == 200 and body["replayed"] is True, body
+    finally:
+        assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-3000:]
+
+
+async def test_a_worker_without_jwks_does_not_start(kafka, database_url, tmp_path):
+    w = echo_worker(kafka, database_url, tmp_path, JWKS="").start()
+    try:
+        assert w.proc.wait(60) != 0
+    finally:
+        w.stop()
+    assert "JWKS is not set" in (tmp_path / "worker.log").read_text()
 
 
 async def test_readyz_is_503_while_postgresql_is_down_and_200_after(kafka, tmp_path):

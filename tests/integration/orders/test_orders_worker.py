@@ -21,13 +21,14 @@ from schemas.orders import (
 from schemas.topics import GRID, ORDERS
 from services.orders.domain import order_id_for_case
 from tests.support.kafka import command, of_type, produce, read_all, send
+from tests.support.identity import token
 from tests.support.procs import Worker, http
 
 from .support import grid_case, uid
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "orders-test-token"
+TOKEN = token(sub="console")
 ACCEPT_WINDOW = 6.0
 
 
@@ -36,7 +37,7 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
     log = tmp_path_factory.mktemp("orders") / "worker.log"
     w = Worker("services.orders.app", {
         "KAFKA_BOOTSTRAP_SERVERS": module_kafka, "DATABASE_URL": module_database_url, "TOPIC_PARTITIONS": "4",
-        "ORDERS_API_TOKENS": f"console:{TOKEN}", "ORDERS_ACCEPT_WINDOW_SECONDS": str(ACCEPT_WINDOW),
+        "ORDERS_ACCEPT_WINDOW_SECONDS": str(ACCEPT_WINDOW),
         "ORDERS_EXPIRY_INTERVAL_SECONDS": "0.5", "ORDERS_METRICS_INTERVAL_SECONDS": "0.5",
     }, prefix="ORDERS_", log=log).start()
     try:

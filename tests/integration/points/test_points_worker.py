@@ -17,11 +17,12 @@ from services.points import DEFAULT_RULES_PATH
 from services.points.domain import award_transfer_id, deed_transfer_id
 from services.points.domain.clock import month_of, year_of
 from tests.support.kafka import command, of_type, read_all, send
+from tests.support.identity import token
 from tests.support.procs import Worker, http
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "points-test-token"
+TOKEN = token(sub="console")
 ORDERS_SOURCE = "/services/orders"
 GRID_SOURCE = "/services/grid"
 
@@ -34,7 +35,7 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
     (d / "earning.yaml").write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
     w = Worker("services.points.app", {
         "KAFKA_BOOTSTRAP_SERVERS": module_kafka, "DATABASE_URL": module_database_url, "TOPIC_PARTITIONS": "4",
-        "POINTS_API_TOKENS": f"console:{TOKEN}", "POINTS_RULES_PATH": str(d / "earning.yaml"),
+        "POINTS_RULES_PATH": str(d / "earning.yaml"),
         "POINTS_EXPIRY_INTERVAL_SECONDS": "0.5", "POINTS_METRICS_INTERVAL_SECONDS": "0.5",
         "POINTS_MORAL_MODEL_CANDIDATES": "1",
     }, prefix="POINTS_", log=d / "worker.log").start()

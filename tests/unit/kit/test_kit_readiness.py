@@ -8,6 +8,7 @@ import contextlib
 
 import pytest
 
+from services.kit.identity import Principal
 from services.kit import metrics
 from services.kit import runtime as runtime_module
 from services.kit.http import HttpError
@@ -96,7 +97,7 @@ def test_the_stall_limit_is_a_setting(monkeypatch):
 ])
 def test_a_command_holding_a_nul_character_is_a_422_naming_the_field(rt, body, field):
     with pytest.raises(HttpError) as e:
-        rt.command_from_json(body, "app-7", frozenset({PATROL}))
+        rt.command_from_json(body, Principal("app-7"), frozenset({PATROL}))
     assert e.value.status == 422
     assert e.value.body()["field"] == field
     assert "U+0000" in e.value.detail
@@ -104,5 +105,18 @@ def test_a_command_holding_a_nul_character_is_a_422_naming_the_field(rt, body, f
 
 def test_a_command_with_an_oversized_id_is_a_422_naming_the_field(rt):
     with pytest.raises(HttpError) as e:
-        rt.command_from_json({"id": "x" * 100_000, "type": PATROL, "data": {}}, "app-7", frozenset({PATROL}))
+        rt.command_from_json({"id": "x" * 100_000, "type": PATROL, "data": {}}, Principal("app-7"), frozenset({PATROL}))
     assert e.value.status == 422 and e.value.body()["field"] == "id"
+
+
+def test_a_command_without_an_envelope_is_sourced_from_the_caller(rt):
+    body = {"id": "cmd-1", "type": PATROL, "data": {
+        "patrol_id": "p-1", "grid_id": "110105001002003", "grid_worker_id": "gw-9",
+        "started_at": "2026-11-22T08:00:00+08:00", "ended_at": "2026-11-22T08:40:00+08:00"}}
+    assert rt.command_from_json(dict(body), Principal("gw-0042"), frozenset({PATROL})).source == "/users/gw-0042"
+    odd = rt.command_from_json(dict(body), Principal("a b/c"), frozenset({PATROL}))
+    assert odd.source == "/users/a%20b%2Fc"
+    spoofed = {**body, "source": "/users/someone-else"}  # no envelope: the caller is the source
+    assert rt.command_from_json(spoofed, Principal("gw-0042"), frozenset({PATROL})).source == "/users/gw-0042"
+    given = {**body, "specversion": "1.0", "source": "/grid-apps/app-7"}  # a whole CloudEvent keeps its source
+    assert rt.command_from_json(given, Principal("gw-0042"), frozenset({PATROL})).source == "/grid-apps/app-7"

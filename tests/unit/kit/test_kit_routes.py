@@ -9,6 +9,7 @@ from multidict import MultiDict
 from pydantic import BaseModel, Field
 
 from schemas.common import CommunityId, GridId
+from services.kit.identity import Principal
 from services.kit.http import HttpError
 from services.kit.routes import (
     Answer,
@@ -70,7 +71,7 @@ def route(**kw) -> Route:
 
 
 async def bind(r: Route, raw: Raw, params=None):
-    return await r.bind(raw, params or {}, "app-1")
+    return await r.bind(raw, params or {}, Principal("app-1"))
 
 
 async def test_a_query_is_read_leniently_with_defaults_and_empty_values_as_absent():
@@ -78,7 +79,7 @@ async def test_a_query_is_read_leniently_with_defaults_and_empty_values_as_absen
     q = req.query
     assert (q.limit, q.offset, q.overdue, q.community_id, q.status, q.tags) == (5, 0, True, None, "open", ["a", "b"])
     assert (await bind(route(query=Filter), Raw(""))).query.limit == 20
-    assert req.app_name == "app-1" and req.path is None and req.body is None
+    assert req.principal == Principal("app-1") and req.path is None and req.body is None
 
 
 @pytest.mark.parametrize("query, field", [
