@@ -29,7 +29,7 @@ from services.kit.errors import rule_for
 from .errors import (
     CaseExists, CaseNotFound, DueInPast, DuplicateOfSelf, DuplicateTargetNotOpen, FeedbackAlreadyGiven,
     IllegalTransition, JointMediationForDisputesOnly, NoHigherLevel, NotAReporter, PatrolEndsBeforeStart,
-    PatrolExists, PatrolInFuture, ReworkDueWithoutRework, UnknownGrid,
+    PatrolExists, PatrolInFuture, ReworkDueWithoutRework, SelfVerification, UnknownGrid,
 )
 from schemas.codes import GridCode
 
@@ -214,6 +214,9 @@ def _handle(state: CaseState, cmd: HandleCase, ctx: Context) -> list[Event]:
 
 
 def _verify(state: CaseState, cmd: VerifyCase, ctx: Context) -> list[Event]:
+    # separation of duties: the handler does not check their own handling (either id unknown: no rule)
+    if cmd.verifier_id is not None and cmd.verifier_id == state.handled_by:
+        raise SelfVerification(cmd.verifier_id)
     now = ctx.now
     if cmd.passed:
         if cmd.rework_due_at is not None:

@@ -14,7 +14,7 @@ __all__ = [
     "Rejected", "IllegalTransition", "CaseNotFound", "CaseExists", "UnknownGrid", "DueInPast",
     "ReworkDueWithoutRework", "DuplicateOfSelf", "DuplicateTargetNotOpen", "FeedbackAlreadyGiven",
     "NotAReporter", "NoHigherLevel", "JointMediationForDisputesOnly", "PatrolEndsBeforeStart", "PatrolInFuture",
-    "PatrolExists",
+    "PatrolExists", "SelfVerification",
 ]
 
 
@@ -73,6 +73,13 @@ class FeedbackAlreadyGiven(Rejected):
 class NotAReporter(Rejected):
     def __init__(self, reporter_id: str):
         super().__init__("not_a_reporter", f"{reporter_id!r} did not report this case", "reporter_id")
+
+
+class SelfVerification(Rejected):
+    """The verifier handled the case: 核查 checks the handling, so it is someone else's duty."""
+
+    def __init__(self, verifier_id: str):
+        super().__init__("self_verification", f"{verifier_id!r} handled this case and cannot verify it", "verifier_id")
 
 
 class NoHigherLevel(Rejected):

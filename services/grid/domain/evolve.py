@@ -133,7 +133,7 @@ def _dispatched(s: CaseState, ev: CaseDispatched) -> dict:
 
 def _handled(s: CaseState, ev: CaseHandled) -> dict:
     return _stage(s, ev, CaseStatus.HANDLED, "handled_at", Stage.HANDLE, Stage.VERIFY, ev.verify_due_at,
-                  result=ev.result)
+                  result=ev.result, handled_by=ev.handled_by)
 
 
 def _verified(s: CaseState, ev: CaseVerified) -> dict:
@@ -145,6 +145,7 @@ def _verified(s: CaseState, ev: CaseVerified) -> dict:
         "status": CaseStatus.DISPATCHED,
         "verified_at": at,
         "handled_at": None,
+        "handled_by": None,
         "rework_count": max(ev.rework_count, s.rework_count + 1),
         "deadlines": _started(deadlines, Stage.HANDLE, at, ev.rework_due_at),
     }

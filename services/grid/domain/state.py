@@ -82,6 +82,7 @@ class CaseState(BaseModel):
     duplicate_of: str | None = None
     dispatched_at: datetime | None = None
     handled_at: datetime | None = None
+    handled_by: str | None = None  # who did the handling awaiting 核查 (None again after 返工)
     result: str | None = None
     verified_at: datetime | None = None
     rework_count: int = 0  # 返工次数

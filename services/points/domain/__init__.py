@@ -11,17 +11,19 @@ needs (accounts, the deed, the posting already stored under a transfer id), call
   deterministic transfer ids
 - :mod:`.deeds`     — 申报 → 评审 → 兑现: :func:`decide_submit_deed`, :func:`decide_review_deed`,
   :func:`decide_credit_deed`, :func:`evolve_deed`
+- :mod:`.errors`    — the named refusals (:class:`~.errors.SelfReview`)
 - :mod:`.rules`     — :class:`EarningRules` (from ``rules/earning.yaml``), caps, validity
 - :mod:`.sources`   — orders and grid facts (:class:`OrderFacts`, the grid's case events) → :class:`Earning`
 - :mod:`.rankings`  — 好人榜 and 道德模范 candidates
 - :mod:`.clock`     — Asia/Shanghai days and months
 """
+from . import errors
 from .accounts import (
     Account, Lot, account_id_for, decide_open_account, evolve_account, evolve_accounts, floor_of, issuer_account_id,
 )
 from .deeds import (
     DEED_SOURCE, Deed, DeedStatus, decide_credit_deed, decide_review_deed, decide_submit_deed, deed_transfer_id,
-    evolve_deed,
+    evolve_deed, submitter_of,
 )
 from .rankings import EarnedPoints, RankingEntry, earned_from, moral_model_candidates, rankings
 from .rules import Caps, EarningRules, Rule, SourceKind, Validity
@@ -37,5 +39,6 @@ __all__ = [
     "award_plan", "award_transfer_id", "decide_award", "decide_credit_deed", "decide_expire", "decide_open_account",
     "decide_review_deed", "decide_submit_deed", "decide_transfer", "deed_transfer_id", "due_lots", "earned_from",
     "earning_from_order", "earning_from_report", "evolve_account", "evolve_accounts", "evolve_deed",
-    "expiry_transfer_id", "floor_of", "issuer_account_id", "moral_model_candidates", "rankings",
+    "expiry_transfer_id", "floor_of", "issuer_account_id", "moral_model_candidates", "rankings", "submitter_of",
+    "errors",
 ]

@@ -23,6 +23,7 @@ from schemas.points import (
 from services.kit.errors import IllegalTransition, NotFound, Rejected
 
 from .accounts import Account
+from .errors import SelfReview
 from .rules import EarningRules, SourceKind
 from .transfers import AwardPlan, Earning, award_transfer_id, decide_award
 
@@ -62,6 +63,15 @@ class Deed(BaseModel):
 def deed_transfer_id(deed_id: str) -> str:
     """The id of the award that credits a deed."""
     return award_transfer_id(DEED_SOURCE, deed_id, SourceKind.deed)
+
+
+def submitter_of(deed: Deed, account: Account | None = None) -> str | None:
+    """Who submitted a deed: the holder of its account — ``account`` when it is that account,
+    else the holder its id names (``resident:<holder id>``); None when neither tells."""
+    if account is not None and account.account_id == deed.account_id:
+        return account.holder_id
+    kind, sep, holder = deed.account_id.partition(":")
+    return holder if sep and kind == AccountKind.resident.value and holder else None
 
 
 def decide_submit_deed(
@@ -108,13 +118,16 @@ def decide_review_deed(
     TransferPosted]`` or ``[DeedApproved, TransferRefused]`` over a cap. ``resident`` is the
     deed's account, ``issuer`` the issuer of the deed's community (None: opened).
     Refused: ``unknown_deed``, ``wrong_account`` (the deed belongs to another account),
-    ``illegal_transition`` (already reviewed), ``points_out_of_bounds``."""
+    ``illegal_transition`` (already reviewed), ``self_review`` (the reviewer is the deed's
+    submitter: separation of duties), ``points_out_of_bounds``."""
     if deed is None:
         raise NotFound("deed", cmd.deed_id, "deed_id")
     if cmd.account_id != deed.account_id:
         raise Rejected("wrong_account", f"deed {deed.deed_id!r} belongs to {deed.account_id!r}", "account_id")
     if deed.status is not DeedStatus.submitted:
         raise IllegalTransition("review", deed.status.value)
+    if cmd.reviewer_id == submitter_of(deed, resident):
+        raise SelfReview(cmd.reviewer_id)
     if not cmd.approved:
         return [
             DeedRejected(

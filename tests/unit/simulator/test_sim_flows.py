@@ -11,6 +11,7 @@ import pytest
 
 from schemas.envelope import CloudEvent, decode
 from schemas.registry import types_of
+from services.points.domain import Deed, submitter_of
 from services.simulator.client import Outcome
 from services.simulator.district import generate
 from services.simulator.flows import MIX, Pace, Stories, pick_kind
@@ -103,6 +104,26 @@ async def test_an_order_goes_through_the_four_steps_and_is_evaluated_by_the_comm
         assert t in types
     ev = c.sent[-1]
     assert ev.evaluator_id.startswith("cw-") and ev.evaluator_id != "pm-x"
+
+
+async def test_no_case_is_verified_by_its_handler_and_no_deed_reviewed_by_its_submitter():
+    c = FakeClient()
+    s = stories(c)
+    for kind in ("hazard", "dispute", "environment", "deed") * 15:
+        await s.run_one(kind)
+    handler: dict[str, str | None] = {}
+    verified = reviewed = 0
+    for cmd in c.sent:
+        if cmd.TYPE == "grid.case.handle.v1":
+            handler[cmd.case_id] = cmd.handled_by
+        elif cmd.TYPE == "grid.case.verify.v1":
+            assert cmd.verifier_id and cmd.verifier_id != handler.get(cmd.case_id), cmd
+            verified += 1
+        elif cmd.TYPE == "points.deed.review.v1":
+            deed = Deed(deed_id=cmd.deed_id, account_id=cmd.account_id, category="x", community_id="")
+            assert submitter_of(deed) is not None and cmd.reviewer_id != submitter_of(deed), cmd
+            reviewed += 1
+    assert verified and reviewed
 
 
 async def test_some_orders_are_declined_and_some_left_unanswered_to_expire():
