@@ -37,6 +37,7 @@ from schemas.grid import LogPatrol
 from schemas.topics import GRID
 from services.kit.infra import EmbeddedKafka, EmbeddedPostgres, free_port
 from services.kit.provision import provision
+from tests.support.identity import test_identity
 from tests.support.procs import child_pids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -291,7 +292,8 @@ async def run_pipeline(pg: EmbeddedPostgres, broker: EmbeddedKafka, work: Path, 
     port = free_port()
     env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "DATABASE_URL": dsn, "PORT": str(port),
            "GRID_HTTP_PORT": str(port), "TOPIC_PARTITIONS": str(PARTITIONS), "LOG_FORMAT": "text",
-           "GRID_BATCH_MAX_RECORDS": os.environ.get("BENCH_BATCH", "1000"), "BENCH_GROUP": f"bench-pipeline-{run}"}
+           "GRID_BATCH_MAX_RECORDS": os.environ.get("BENCH_BATCH", "1000"), "BENCH_GROUP": f"bench-pipeline-{run}",
+           **test_identity().env()}  # a worker verifies tokens on its HTTP API: it needs a JWKS to start
     worker = start_worker("tests.bench.pipeline_app", env, work / f"pipeline-{run}.log")
     memory = WorkerMemory(worker.pid)
     try:
