@@ -46,7 +46,7 @@ from schemas.envelope import (
     envelope_for,
 )
 from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
-from services.assessment.domain import CONSUMED_TYPES, InvalidScheme, Scheme, diff_scorecards, scheme_from_event
+from services.assessment.domain import CONSUMED, InvalidScheme, Scheme, diff_scorecards, scheme_from_event
 from services.assessment.domain.history import StoredEvent, fold, replay_order
 from services.assessment.domain.periods import InvalidPeriod, Period
 from services.assessment.domain.publication import content_hash, publication_for, scheme_in_force
@@ -109,12 +109,13 @@ def history_from_records(records: Sequence[dict]) -> tuple[list[StoredEvent], li
     for r in records:
         try:
             env = decode_envelope(r["value"] or b"")
-            if env.type in CONSUMED_TYPES and env.time is not None:
-                events.append(StoredEvent(env.source, env.id, r["topic"], decode_payload(env), env.time))
-            elif env.type == SchemeChanged.TYPE:
-                changes.append(decode_payload(env))  # type: ignore[arg-type]
+            payload = decode_payload(env)
         except DecodeError:
             continue
+        if isinstance(payload, SchemeChanged):
+            changes.append(payload)
+        elif type(payload) in CONSUMED and env.time is not None:
+            events.append(StoredEvent(env.source, env.id, r["topic"], payload, env.time))
     return replay_order(events), changes
 
 
