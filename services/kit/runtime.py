@@ -557,9 +557,10 @@ class ServiceRuntime:
     def command_from_json(self, obj: Any, principal: Principal | None, allowed: frozenset[str]) -> Message:
         if not isinstance(obj, dict):
             raise HttpError(422, "invalid_input", "the body must be a JSON object", "body")
-        if "specversion" not in obj:
-            # the caller is the source: a "source" in such a body does not speak for someone else
-            obj = {"specversion": "1.0", "time": clock.now().isoformat(), **obj, "source": user_source(principal)}
+        # The caller is the source, whatever the body says: a command's (source, id) is its inbox
+        # key and the key of its remembered outcome, so a body naming another source could both
+        # pass for that caller and read back the events of that caller's commands.
+        obj = {"specversion": "1.0", "time": clock.now().isoformat(), **obj, "source": user_source(principal)}
         for f in ("id", "type"):
             if not obj.get(f):
                 raise HttpError(422, "invalid_input", f"{f} is required", f)
