@@ -107,6 +107,9 @@ class Message:
     envelope: CloudEvent
     payload: Payload
     raw: bytes | None = None
+    principal: Any = None
+    """Who sent it, verified (a :class:`services.kit.identity.Principal`): the caller of an HTTP
+    command, or the holder of an intake record's token; None for another service's event."""
 
     def data(self) -> dict[str, Any]:
         """The envelope's ``data`` as received (fields this reader does not know included)."""

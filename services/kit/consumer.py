@@ -38,6 +38,7 @@ from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS
 from .outbox import OutboxRecord
 from .outbox import write as write_outbox
 from .handlers import Handler, dispatch
+from .identity import Principal, TokenVerifier, Unauthenticated
 from .uow import UnitOfWork
 
 log = logging.getLogger("kit.consumer")
@@ -56,6 +57,8 @@ class Item:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: int | None = None  # the record's timestamp, milliseconds since 1970
+    token: bytes | None = None  # the bearer token of its ``authorization`` header (own intake only)
     message: Message | None = None
     error: DecodeError | None = None
     ignored: bool = False
@@ -80,8 +83,29 @@ def dlq_record(service_dlq: str, item: Item, reason: str, error: BaseException) 
             ("dlq.error.class", header_text(type(error).__name__)),
             ("dlq.error.message", header_text(error, DLQ_MESSAGE_MAX)),
             ("dlq.failed_at", datetime.now(timezone.utc).isoformat()),
+            *_sender_header(item),
         ],
     )
+
+
+def _sender_header(item: Item) -> list[tuple[str, str]]:
+    """``dlq.origin.sub``: the verified sender of a dead-lettered command (its token is not kept)."""
+    p = item.message.principal if item.message is not None else None
+    return [("dlq.origin.sub", header_text(p.sub, 255))] if isinstance(p, Principal) else []
+
+
+def bearer(headers: Sequence[tuple[str, bytes]] | None) -> bytes | None:
+    """The token of a record's ``authorization: Bearer <JWT>`` header (the last one), else None.
+
+    This is how a Kafka-only client says who it is, as an HTTP client does: the same JWT, in a
+    record header. The consumer verifies it; a dead letter never copies it (headers are not
+    carried over), so the DLQ holds no usable token."""
+    token = None
+    for name, value in headers or ():
+        if name.lower() == "authorization" and value:
+            scheme, _, rest = bytes(value).partition(b" ")
+            token = rest.strip() if scheme.lower() == b"bearer" and rest.strip() else b""
+    return token
 
 
 DLQ_MESSAGE_MAX = 2000  # characters of the error message kept in the dlq.error.message header
@@ -138,7 +162,8 @@ class BatchConsumer:
 
     def __init__(self, *, service: str, name: str, topics: Sequence[Topic], group_id: str, bootstrap: str,
                  pool: asyncpg.Pool, handler: Handler, on_commit=None, max_records: int = 1000,
-                 fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest", lanes: int = 1):
+                 fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest", lanes: int = 1,
+                 verifier: TokenVerifier | None = None):
         self.service = service
         self.name = name
         self.topics = list(topics)
@@ -157,6 +182,9 @@ class BatchConsumer:
         self.consumer: AIOKafkaConsumer | None = None
         self.processed = 0
         self._stopping = False
+        self.verifier = verifier
+        own_intake = [t.name for t in self.topics if t.kind == "intake" and t.service == service]
+        self._intake = own_intake[0] if own_intake else None
         self._allowed = {t.name: (t.message_types, t.kind == "events" and t.service != service) for t in self.topics}
         interested = getattr(handler, "types", None)
         # the types decoded per topic: all its types, or, on another service's events topic,
@@ -326,7 +354,9 @@ class BatchConsumer:
             log.warning("fetch failed: %r", e)
             await asyncio.sleep(0.5)
             return []
-        return [Item(tp.topic, tp.partition, r.offset, r.key, r.value)
+        intake = self._intake
+        return [Item(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp,
+                     bearer(r.headers) if tp.topic == intake else None)
                 for tp, records in batches.items() for r in records]
 
     def _decode(self, items: list[Item]) -> None:
@@ -345,7 +375,8 @@ class BatchConsumer:
                 try:  # the fast path: envelope and typed payload in one pass over the bytes
                     env = adapter.validate_json(value)
                     if source_fits(env):
-                        it.message = Message(envelope=env, payload=env.data, raw=value)
+                        it.message = Message(envelope=env, payload=env.data, raw=value,
+                                             principal=self._sender(it) if it.topic == self._intake else None)
                         continue
                 except ValidationError:
                     pass
@@ -354,12 +385,27 @@ class BatchConsumer:
                 if tolerant and env.type not in types:
                     it.ignored = True  # a type we do not react to, perhaps newer than us
                 else:
-                    it.message = Message(envelope=env, payload=decode_payload(env, allowed), raw=value)
+                    it.message = Message(envelope=env, payload=decode_payload(env, allowed), raw=value,
+                                         principal=self._sender(it) if it.topic == self._intake else None)
             except DecodeError as e:
                 it.error = e
             except Exception as e:  # a reader's bug must not stop the partition either
                 log.exception("decoding a record of %s failed unexpectedly", it.topic)
                 it.error = DecodeError("undecodable", f"{type(e).__name__}: {e}")
+
+    def _sender(self, it: Item) -> Principal | Unauthenticated:
+        """Who sent a command record: the holder of its token, verified as of the record's
+        timestamp (so a redelivery after the token expired is still the same sender), or the
+        reason there is none (the policy turns it into an ``unauthenticated`` rejection)."""
+        if it.token is None:
+            return Unauthenticated("missing_token", "the record has no authorization header (Bearer <JWT>)")
+        if self.verifier is None:
+            return Unauthenticated("jwks_unavailable", "this worker has no JWKS")
+        at = it.timestamp / 1000 if it.timestamp is not None and it.timestamp >= 0 else None
+        try:
+            return self.verifier.verify(it.token, at=at)
+        except Unauthenticated as e:
+            return e
 
     MAX_CONFLICTS = 3  # a batch's conflicts before it is redone one message at a time
     MAX_ISOLATED_CONFLICTS = 3  # ... and then before the message that keeps conflicting is a fault

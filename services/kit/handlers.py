@@ -28,6 +28,7 @@ never overrides the batch loop.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Awaitable, Callable, ClassVar, Sequence
 
@@ -38,6 +39,7 @@ from . import jsonlog
 from . import metrics as m
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS
 from .errors import Rejected
+from .policy import Policy, Refused
 from .uow import UnitOfWork
 
 log = logging.getLogger("kit.handlers")
@@ -73,6 +75,10 @@ class Handler:
     """A service's handlers, found by the payload's class (see the module docstring)."""
 
     service: ClassVar[str] = ""
+    policy: ClassVar[Policy | None] = None
+    """Who may send the service's commands (:mod:`services.kit.policy`); checked by the kit
+    before the handler of each own command, over HTTP and Kafka alike. None: no checks (the
+    kit's own tests only; every service declares one)."""
     _handlers: ClassVar[dict[type, str]]
     _steps: ClassVar[tuple[tuple[str, frozenset[type]], ...]]
 
@@ -113,7 +119,18 @@ async def dispatch(handler: Handler, uow: UnitOfWork, messages: Sequence[Message
     Returns the faults: the messages whose handler raised something other than a refusal (their
     writes undone), for the caller to dead-letter. Outages propagate, and so do conflicts unless
     ``conflicts_are_faults`` (a message that has kept conflicting through the kit's retries)."""
-    routed = [(msg, fn) for msg in messages if (fn := handler.handler_for(msg.payload)) is not None]
+    routed = []
+    for msg in messages:
+        fn = handler.handler_for(msg.payload)
+        if fn is None:
+            continue
+        if handler.policy is not None and msg.payload.service() == uow.service:
+            try:
+                msg = admit(handler.policy, msg)
+            except Refused as e:
+                uow.reject(msg, e)
+                continue
+        routed.append((msg, fn))
     for name, classes in handler._steps:
         payloads = [msg.payload for msg, _ in routed if type(msg.payload) in classes]
         if payloads:
@@ -124,6 +141,12 @@ async def dispatch(handler: Handler, uow: UnitOfWork, messages: Sequence[Message
         if fault is not None:
             faults.append((msg, fault))
     return faults
+
+
+def admit(policy: Policy, msg: Message) -> Message:
+    """``msg`` as its sender may send it (actor fields filled from the token), or :class:`Refused`."""
+    payload = policy.admit(msg.payload, msg.principal)
+    return msg if payload is msg.payload else dataclasses.replace(msg, payload=payload)
 
 
 async def _handle_one(uow: UnitOfWork, msg: Message, fn: Callable[[UnitOfWork, Any], Awaitable[None]],

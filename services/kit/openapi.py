@@ -80,6 +80,8 @@ def document(rt) -> dict[str, Any]:
         op["responses"] = responses
         if r.auth:
             op["security"] = [{"bearerAuth": []}]
+        if r.roles is not None:
+            op["x-roles"] = sorted(r.roles)
         paths.setdefault(openapi_path(r.template), {})[r.method.lower()] = op
     paths["/metrics"] = {"get": {
         "operationId": _unique("metrics", "GET", operation_ids),

@@ -55,7 +55,7 @@ from pydantic.json_schema import SkipJsonSchema
 from schemas.envelope import CloudEvent, nul_field
 
 from .http import HttpError, from_validation_error
-from .identity import Principal
+from .identity import ROLES, Principal
 
 P = TypeVar("P")
 Q = TypeVar("Q")
@@ -265,9 +265,17 @@ class Route:
     description: str | None = None
     errors: ErrorShape | None = None
     db: bool = True
+    roles: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         self.label = self.label or self.template
+        if self.roles is not None:
+            if not self.auth:
+                raise TypeError(f"{self.method} {self.template}: roles= on a route without authentication")
+            unknown = sorted(set(self.roles) - set(ROLES))
+            if unknown or not self.roles:
+                raise TypeError(f"{self.method} {self.template}: unknown roles {unknown or 'none given'}")
+            self.roles = frozenset(self.roles)
         self.responses = dict(self.responses) or {200: Answer("OK")}
         names = template_params(self.template)
         if self.path is not None:
@@ -278,6 +286,12 @@ class Route:
         elif names:
             raise TypeError(f"{self.method} {self.template}: declare path=<model> for {names}")
         self._query_lists = {n for n, f in self.query.model_fields.items() if _is_list(f)} if self.query else set()
+
+    def permit(self, principal: Principal | None) -> None:
+        """403 ``forbidden`` when the route names roles and the caller holds none of them."""
+        if self.roles is not None and principal is not None and not (self.roles & principal.roles):
+            raise HttpError(403, "forbidden", f"{self.method} {self.template} is for {', '.join(sorted(self.roles))}; "
+                                              f"the caller's roles are {', '.join(sorted(principal.roles)) or 'none'}")
 
     async def bind(self, raw, params: Mapping[str, str], principal: Principal | None) -> Request:
         """The request as the function gets it, validated (HttpError otherwise)."""
@@ -310,6 +324,9 @@ class Route:
             if self.auth:
                 out[401] = Answer("no valid `Authorization: Bearer <JWT>`: `detail` names the reason "
                                   "(missing_token, expired, bad_signature...)", ErrorOut)
+            if self.roles is not None:
+                out[403] = Answer("`forbidden`: the caller's roles may not do this (roles: "
+                                  + ", ".join(sorted(self.roles)) + ")", ErrorOut)
             if self.path or self.query or self.body:
                 out[422] = Answer("a parameter or body field is invalid; `field` names it", ErrorOut)
             if self.body is not None:

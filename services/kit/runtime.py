@@ -36,7 +36,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Sequence
 from urllib.parse import quote
 
 import asyncpg
@@ -51,10 +51,11 @@ from schemas.topics import BY_SERVICE, Topic
 from . import clock, jsonlog
 from . import metrics as m
 from .consumer import BatchConsumer, claim
-from .handlers import Handler, dispatch
+from .handlers import Handler, admit, dispatch
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, connect_with_retry
 from .http import HttpError, authenticate_async, dumps, from_validation_error
 from .identity import Principal, TokenVerifier, Unauthenticated
+from .policy import Refused
 from .migrations import KIT_MIGRATIONS, migrate, pending
 from .outbox import OutboxRelay, producer_for, refresh_stats
 from .outbox import write as write_outbox
@@ -217,7 +218,7 @@ class ServiceRuntime:
                 group_id=group or s.consumer_group or f"{self.service}-service-{name}",
                 bootstrap=s.kafka_bootstrap_servers, pool=self.pool, handler=handler,
                 on_commit=self.relay.notify, max_records=s.batch_max_records,
-                fetch_max_wait_ms=s.fetch_max_wait_ms, lanes=s.consumer_lanes)
+                fetch_max_wait_ms=s.fetch_max_wait_ms, lanes=s.consumer_lanes, verifier=self.verifier)
             m.CONSUMER_STALLED.labels(self.service, name).set_function(c.stalled_seconds)
             await c.start()
             self.consumers.append(c)
@@ -352,17 +353,20 @@ class ServiceRuntime:
     def route(self, template: str, /, *, method: str = "GET", auth: bool = True, name: str | None = None,
               path: type | None = None, query: type | None = None, body: Any = None,
               responses: dict[int, Any] | None = None, summary: str | None = None, description: str | None = None,
-              errors: ErrorShape | None = None, db: bool = True):
+              errors: ErrorShape | None = None, db: bool = True, roles: Iterable[str] | None = None):
         """Declare ``fn(request) -> body | (status, body)`` at ``template`` (aiohttp syntax), with the
         models of its path parameters, query and body and the responses it gives
-        (:mod:`services.kit.routes`); ``name`` is its label in the HTTP metrics."""
+        (:mod:`services.kit.routes`); ``name`` is its label in the HTTP metrics. ``roles``: who may
+        call it (403 ``forbidden`` for others; what each may see is the function's to limit, see
+        :func:`services.kit.policy.read_scope`)."""
 
         def deco(fn: RouteFn) -> RouteFn:
             doc = inspect.cleandoc(fn.__doc__ or "").split("\n\n", 1)
             route = Route(template, method.upper(), fn, auth=auth, label=name or template, path=path, query=query,
                           body=body, responses=responses or {},
                           summary=summary or " ".join(doc[0].split()) or None,
-                          description=description or (doc[1].strip() if len(doc) > 1 else None), errors=errors, db=db)
+                          description=description or (doc[1].strip() if len(doc) > 1 else None), errors=errors, db=db,
+                          roles=frozenset(roles) if roles is not None else None)
             first = template not in self._routes
             self._routes.setdefault(template, {})[method.lower()] = route
             if first:
@@ -375,20 +379,23 @@ class ServiceRuntime:
         """``route(template, method="GET", ...)``."""
         return self.route(template, method="GET", **kw)
 
-    def lookup(self, template: str, /, *, path: type, out: Any, fetch: Callable[[Any, str], Awaitable[Any]],
-               summary: str) -> None:
+    def lookup(self, template: str, /, *, path: type, out: Any, fetch: Callable[..., Awaitable[Any]],
+               summary: str, roles: Iterable[str] | None = None, scoped: bool = False) -> None:
         """``GET template``: the object ``fetch(conn, id)`` finds for the one path parameter
-        (``<what>_id``), or a 404 naming it."""
+        (``<what>_id``), or a 404 naming it. ``scoped``: ``fetch(conn, id, principal)``, which
+        returns None for an object outside what the caller may read (the same 404)."""
         field = next(iter(path.model_fields))
         what = field.removesuffix("_id")
 
         async def get_one(req: Request):
             id = getattr(req.path, field)
             async with self.connection() as conn:
-                return found(await fetch(conn, id), what, id, field)
+                value = await (fetch(conn, id, req.principal) if scoped else fetch(conn, id))
+                return found(value, what, id, field)
 
         get_one.__name__ = f"get_{what}"
-        self.get(template, path=path, responses={200: out, 404: f"no such {what}"}, summary=summary)(get_one)
+        self.get(template, path=path, responses={200: out, 404: f"no such {what}" + (" the caller may read" if scoped else "")},
+                 summary=summary, roles=roles)(get_one)
 
     def post(self, template: str, /, **kw):
         """``route(template, method="POST", ...)``."""
@@ -427,6 +434,7 @@ class ServiceRuntime:
             try:
                 try:
                     principal = await rt._authenticate(request) if route.auth else None
+                    route.permit(principal)
                     req = await route.bind(request, params, principal)
                     result = await route.fn(req)
                 except ValidationError as e:  # a model the function validated itself
@@ -534,8 +542,10 @@ class ServiceRuntime:
         handler finds the caller in ``uow.principal``.
         """
         allowed = self.topics.intake.message_types
+        policy = handler.policy
+        roles = {r for cls in policy.commands for r in policy.roles_for(cls)} if policy is not None else None
 
-        @self.post(path, name="/v1/commands", body=Documented(command_body(allowed)), responses={
+        @self.post(path, name="/v1/commands", body=Documented(command_body(allowed)), roles=roles, responses={
             200: ("the events the command caused; `replayed` when its id was seen before", CommandOut),
             409: ("refused by the rules: `error` is the reason, `field` the command field at fault", CommandRefused),
             503: "the database is unavailable or busy; retry"})
@@ -545,13 +555,18 @@ class ServiceRuntime:
             The same handler as the intake topic, idempotent by (`source`, `id`)."""
             obj = await req.json()
             msg = self.command_from_json(obj, req.principal, allowed)
+            if policy is not None:  # refused before the database is touched; the handler's path checks again
+                try:
+                    msg = admit(policy, msg)
+                except Refused as e:
+                    raise HttpError(e.status, e.reason, e.detail, e.field) from None
             events, replay = await self.execute(msg, handler, principal=req.principal)
             rejection = next((e for e in events if e.type.endswith(".command.rejected.v1")), None)
             body = {"command_id": msg.id, "replayed": replay,
                     "events": [e.model_dump(mode="json", exclude_none=True) for e in events]}
             if rejection is not None:
                 d = rejection.data
-                return 409, {"error": d["reason"], "detail": d.get("detail", ""), "field": d.get("field"), **body}
+                return Refused.STATUS.get(d["reason"], 409), {"error": d["reason"], "detail": d.get("detail", ""), "field": d.get("field"), **body}
             return 200, body
 
     def command_from_json(self, obj: Any, principal: Principal | None, allowed: frozenset[str]) -> Message:
@@ -584,7 +599,7 @@ class ServiceRuntime:
             raise HttpError(422, "invalid_input", e.detail, e.field) from None
         if env.subject is None:
             env = env.model_copy(update={"subject": payload.aggregate_id})
-        return Message(envelope=env, payload=payload)
+        return Message(envelope=env, payload=payload, principal=principal)
 
     async def execute(self, msg: Message, handler: Handler, *,
                       principal: Principal | None = None) -> tuple[list[CloudEvent], bool]:

@@ -173,13 +173,22 @@ class UnitOfWork:
         self.source = service_source(service)
         self.now = now or clock.now()
         self.message: Message | None = None  # set by the kit while a handler runs
-        # who sent the command: the verified caller of POST /v1/commands; None for Kafka records
-        self.principal: Principal | None = principal
+        self._principal = principal
         self.records: list[OutboxRecord] = []
         self.emitted: list[Emitted] = []
         self.rejected: list[tuple[Message, Rejected]] = []
         self._after_commit: list[Callable[[], None]] = []
         self._participants: dict[Hashable, Participant] = {}
+
+    @property
+    def principal(self) -> Principal | None:
+        """Who sent the message being handled, verified: the caller of an HTTP command or the
+        holder of an intake record's token (``message.principal``); None for another service's
+        event and for a timer."""
+        msg = self.message
+        if msg is not None and msg.principal is not None:
+            return msg.principal
+        return self._principal
 
     # -- participants ----------------------------------------------------------------------
     def attach(self, key: Hashable, factory: Callable[[], P]) -> P:
