@@ -10,12 +10,16 @@ worker it starts at its JWKS, issuer and audience, and tests mint tokens for the
 from __future__ import annotations
 
 import atexit
+import functools
+import importlib
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from schemas.common import Payload
+from schemas.envelope import CONTENT_TYPE, CloudEvent, decode_payload
 from services.kit import devidentity
 
 ISSUER = "https://identity.test.invalid/realms/grassroots-test"
@@ -84,3 +88,82 @@ test_identity.__test__ = False  # type: ignore[attr-defined]
 def token(sub: str = DEFAULT_SUB, roles: Iterable[str] = DEFAULT_ROLES, **kw: Any) -> str:
     """A valid token of this process's test identity provider."""
     return test_identity().token(sub, roles, **kw)
+
+
+# -- tokens for the sender a command names ------------------------------------------------------------
+
+def all_streets() -> list[str]:
+    """Every street of the grid register (a scope covering the whole test district)."""
+    return _register_streets()
+
+
+@functools.cache
+def _register_streets() -> list[str]:
+    import yaml
+
+    from schemas.codes import GridCode
+
+    doc = yaml.safe_load(devidentity.DEFAULT_REGISTER.read_text())
+    return sorted({GridCode(str(doc["division"]), str(s["code"]), "001", "001").street_id for s in doc["streets"]})
+
+
+def policy_of(service: str):
+    """The service's policy table (``services.<svc>.app.policy.POLICY``), or None."""
+    try:
+        return importlib.import_module(f"services.{service}.app.policy").POLICY
+    except ModuleNotFoundError:
+        return None
+
+
+def sender_token(payload: Payload, *, role: str | None = None, departments: Iterable[str] = (), **kw: Any) -> str:
+    """A token for the person who would send ``payload``: the first role its service's policy
+    allows it to (or ``role``), ``sub`` read back from the command's actor fields, and a scope
+    covering every street of the test district (plus ``departments``), so that tests written
+    before the policy keep sending what the policy allows."""
+    policy = policy_of(payload.service())
+    if policy is None:
+        return token(**kw)
+    grants = policy.commands.get(type(payload), ())
+    grant = next((g for g in grants if role is None or role in g.roles), None)
+    if grant is None:
+        return token(roles=[role] if role else [], **kw)
+    sub = kw.pop("sub", None) or _sub_from(payload, grant) or DEFAULT_SUB
+    roles = [role] if role else [sorted(grant.roles)[0]]
+    scope = {"streets": all_streets(), "departments": list(departments)}
+    return token(sub, roles, scope=scope, **kw)
+
+
+def _sub_from(payload: Payload, grant) -> str | None:
+    from services.kit.policy import SUB, _get
+
+    for path, template in grant.actor.items():
+        if SUB not in template:
+            continue
+        value = _get(payload, path)
+        prefix, _, suffix = template.partition(SUB)
+        if isinstance(value, str) and value.startswith(prefix) and value.endswith(suffix):
+            return value[len(prefix):len(value) - len(suffix)] if suffix else value[len(prefix):]
+    return None
+
+
+def command_headers(envelope: CloudEvent, **kw: Any) -> list[tuple[str, bytes]]:
+    """Kafka headers of a command record: its content type and its sender's token."""
+    try:
+        payload = decode_payload(envelope, None)
+    except Exception:  # a malformed command (a test of refusals): the default token
+        return [("content-type", CONTENT_TYPE.encode()), ("authorization", f"Bearer {token(**kw)}".encode())]
+    return [("content-type", CONTENT_TYPE.encode()),
+            ("authorization", f"Bearer {sender_token(payload, **kw)}".encode())]
+
+
+def command_token(body: Mapping[str, Any], **kw: Any) -> str:
+    """The sender's token (:func:`sender_token`) for a ``POST /v1/commands`` body
+    (``{"id", "type", "data"}`` or a whole CloudEvent); the default token when it does not decode."""
+    from schemas.registry import model_for
+
+    model = model_for(str(body.get("type")))
+    try:
+        payload = model.model_validate(body.get("data")) if model is not None else None
+    except Exception:
+        payload = None
+    return sender_token(payload, **kw) if payload is not None else token(**kw)

@@ -11,12 +11,15 @@ from schemas.common import Payload
 from schemas.envelope import CONTENT_TYPE, CloudEvent, encode, envelope_for
 
 
-async def produce(bootstrap: str, topic: str, items: list[tuple[str | None, bytes]], headers=None) -> None:
+async def produce(bootstrap: str, topic: str, items: list[tuple], headers=None) -> None:
+    """``items``: ``(key, value)``, or ``(key, value, headers)`` for a record's own headers."""
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=5)
     await p.start()
     try:
-        futs = [await p.send(topic, v, key=k.encode() if k else None, headers=headers or [("content-type", CONTENT_TYPE.encode())])
-                for k, v in items]
+        default = headers or [("content-type", CONTENT_TYPE.encode())]
+        futs = [await p.send(topic, it[1], key=it[0].encode() if it[0] else None,
+                             headers=it[2] if len(it) > 2 else default)
+                for it in items]
         await asyncio.gather(*futs)
     finally:
         await p.stop()
@@ -26,8 +29,18 @@ def command(payload: Payload, *, source: str = "/tests", id: str | None = None, 
     return envelope_for(payload, source=source, id=id, **kw)
 
 
-async def send(bootstrap: str, topic: str, *envelopes: CloudEvent) -> None:
-    await produce(bootstrap, topic, [(e.subject, encode(e)) for e in envelopes])
+async def send(bootstrap: str, topic: str, *envelopes: CloudEvent, token: str | None = None) -> None:
+    """Produce ``envelopes`` to ``topic``. On an intake topic each record carries its sender's
+    token (``authorization: Bearer``): ``token``, else one minted for the person the command
+    names (:func:`tests.support.identity.sender_token`)."""
+    if not topic.endswith(".intake.v1"):
+        await produce(bootstrap, topic, [(e.subject, encode(e)) for e in envelopes])
+        return
+    from .identity import command_headers
+
+    given = [("content-type", CONTENT_TYPE.encode()), ("authorization", f"Bearer {token}".encode())]
+    await produce(bootstrap, topic, [(e.subject, encode(e), command_headers(e) if token is None else given)
+                                     for e in envelopes])
 
 
 async def read_all(bootstrap: str, topic: str, *, min_count: int = 0, timeout: float = 20.0,
