@@ -278,11 +278,14 @@ class PlaceOrder(Command):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    resident_id: NonEmptyStr
+    resident_id: NonEmptyStr | None = Field(
+        default=None, description="the resident: the sender (filled from the token when absent)")
     grid_id: GridId
     category: OrderCategory
     description: Text
-    source_case_id: NonEmptyStr | None = None
+    source_case_id: NonEmptyStr | None = Field(
+        default=None, description="the grid case the order is made from: set by the service for a resident-need "
+                                  "case, refused on a command")
     community_id: CommunityId | None = None
 
 
@@ -290,8 +293,8 @@ class DispatchOrder(Command):
     """派单: give the order to a member. Leads to :class:`OrderDispatched`.
 
     Without ``assignee_id`` the service chooses (automatic dispatch, ``dispatched_by`` =
-    ``"auto"``). A manual dispatch names the community operator in ``dispatched_by``.
-    ``accept_by`` overrides the service's acceptance window.
+    ``"auto"``). A manual dispatch records its sender, the community or street officer, in
+    ``dispatched_by`` (filled from the token). ``accept_by`` overrides the service's acceptance window.
     """
 
     TYPE: ClassVar[str] = "orders.order.dispatch.v1"
@@ -299,13 +302,14 @@ class DispatchOrder(Command):
 
     order_id: NonEmptyStr
     assignee_id: NonEmptyStr | None = None
-    dispatched_by: NonEmptyStr | None = None
+    dispatched_by: NonEmptyStr | None = Field(
+        default=None, description="the officer: the sender (filled from the token when absent)")
     accept_by: Timestamp | None = None
 
     @model_validator(mode="after")
     def _manual_dispatch_names_operator(self) -> "DispatchOrder":
-        if self.assignee_id is not None and (self.dispatched_by is None or self.dispatched_by == AUTO):
-            raise ValueError("a manual dispatch (with assignee_id) must name the operator in dispatched_by")
+        if self.assignee_id is not None and self.dispatched_by == AUTO:
+            raise ValueError(f"a manual dispatch (with assignee_id) is by a person, not {AUTO!r}")
         return self
 
     @property
@@ -320,7 +324,8 @@ class AcceptOrder(Command):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr
+    assignee_id: NonEmptyStr | None = Field(
+        default=None, description="the assignee: the sender (filled from the token when absent)")
 
 
 class DeclineOrder(Command):
@@ -330,7 +335,8 @@ class DeclineOrder(Command):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr
+    assignee_id: NonEmptyStr | None = Field(
+        default=None, description="the assignee: the sender (filled from the token when absent)")
     reason: NonEmptyStr
 
 
@@ -341,7 +347,8 @@ class CompleteOrder(Command):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr
+    assignee_id: NonEmptyStr | None = Field(
+        default=None, description="the assignee: the sender (filled from the token when absent)")
     service_minutes: ServiceMinutes
     note: Text | None = None
 
@@ -355,7 +362,9 @@ class EvaluateOrder(Command):
     order_id: NonEmptyStr
     rating: Rating
     passed: bool
-    evaluator_id: NonEmptyStr
+    evaluator_id: NonEmptyStr | None = Field(
+        default=None, description="the resident who placed the order or an officer of its community: the sender "
+                                  "(filled from the token when absent)")
     comment: Text | None = None
 
 
@@ -367,7 +376,9 @@ class CancelOrder(Command):
 
     order_id: NonEmptyStr
     reason: NonEmptyStr
-    cancelled_by: NonEmptyStr | None = None
+    cancelled_by: NonEmptyStr | None = Field(
+        default=None, description="the resident who placed the order or an officer of its community: the sender "
+                                  "(filled from the token when absent)")
 
 
 class RegisterMember(Command):
@@ -389,7 +400,8 @@ class ClaimPost(Command):
     TYPE: ClassVar[str] = "orders.post.claim.v1"
     SUBJECT: ClassVar[str] = "member_id"
 
-    member_id: NonEmptyStr
+    member_id: NonEmptyStr | None = Field(
+        default=None, description="the member: the sender (filled from the token when absent)")
     post_id: NonEmptyStr
     community_id: CommunityId
     categories: Categories
@@ -409,7 +421,8 @@ class ReleasePost(Command):
     TYPE: ClassVar[str] = "orders.post.release.v1"
     SUBJECT: ClassVar[str] = "member_id"
 
-    member_id: NonEmptyStr
+    member_id: NonEmptyStr | None = Field(
+        default=None, description="the member: the sender (filled from the token when absent)")
     post_id: NonEmptyStr
     reason: NonEmptyStr | None = None
 

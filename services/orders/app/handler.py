@@ -37,15 +37,18 @@ from services.kit.aggregates import AggregateStore
 from services.kit.errors import Rejected
 from services.kit.handlers import Handler, handles, prepares
 from services.kit.locks import advisory_locks
+from services.kit.policy import Refused
 from services.kit.uow import UnitOfWork
 from services.orders.domain import (
-    Candidate, Context, MemberState, NoEligibleAssignee, OrderState, PostState, auto_dispatch, check_expiry,
+    Candidate, Context, MemberState, NoEligibleAssignee, NotFound, OrderState, PostState, auto_dispatch, check_expiry,
     decide, evolve, is_resident_need, order_from_grid_case, order_id_for_case, post_can_serve, state_key,
 )
 from services.orders.projection import store
 from services.orders.projection.store import MEMBERS, ORDERS, POSTS, OrderLog
 
+from . import access
 from . import metrics as mx
+from .policy import POLICY
 from .settings import OrdersSettings
 
 S = TypeVar("S", bound=BaseModel)
@@ -58,6 +61,14 @@ CREATES = (PlaceOrder, RegisterMember, ClaimPost)
 
 MISS_TRIGGERS = frozenset({"place", "decline", "expiry"})
 """Automatic dispatches whose miss is counted (a retry on a post claim is not a new miss)."""
+
+MAY_ACT: dict[type[Command], Callable[[Any, OrderState], bool]] = {
+    DispatchOrder: access.may_manage,
+    CancelOrder: access.may_close, EvaluateOrder: access.may_close,
+    AcceptOrder: access.may_serve, DeclineOrder: access.may_serve, CompleteOrder: access.may_serve,
+}
+"""Whether the sender may act on the order a command names (:mod:`.access`); an order they may
+not is refused exactly as an unknown one (``unknown_order``)."""
 
 
 class CaseAlreadyOrdered(Rejected):
@@ -72,6 +83,7 @@ class OrdersHandler(Handler):
     """Orders (点单 → 派单 → 接单 → 考单), members (双报到), posts (岗位认领) and grid cases."""
 
     service = "orders"
+    policy = POLICY
 
     def __init__(self, settings: OrdersSettings):
         self.settings = settings
@@ -107,7 +119,12 @@ class OrdersHandler(Handler):
 
     @handles(PlaceOrder)
     async def place(self, uow: UnitOfWork, cmd: PlaceOrder) -> None:
-        """点单, followed by an automatic dispatch."""
+        """点单, followed by an automatic dispatch. A grid case becomes an order through the grid's
+        event only: a person's order naming one could take the case's place (and the case's
+        resident would never get the order)."""
+        if cmd.source_case_id is not None:
+            raise Refused("forbidden", "an order is made from a grid case by the grid's event, not by a command",
+                          "source_case_id")
         await self._place(uow, cmd)
 
     @handles(DispatchOrder)
@@ -146,7 +163,12 @@ class OrdersHandler(Handler):
 
     @handles(ReleasePost)
     async def release_post(self, uow: UnitOfWork, cmd: ReleasePost) -> None:
-        """A post given up by its holder (the orders it holds stay with the member)."""
+        """A post given up by its holder (the orders it holds stay with the member). Another
+        member's post is refused as an unknown one."""
+        post = POSTS.of(uow).get(cmd.post_id)
+        principal = uow.principal
+        if post is not None and (principal is None or post.member_id != principal.sub):
+            raise NotFound("post", cmd.post_id, "post_id")
         self._decide(uow, POSTS, cmd.post_id, cmd, self._context(uow))
 
     # -- reactions: the grid's cases ---------------------------------------------------
@@ -232,6 +254,8 @@ class OrdersHandler(Handler):
     async def _order_command(self, uow: UnitOfWork, cmd: Command, *, candidates: bool = False,
                              trigger: str = "command") -> None:
         order = ORDERS.of(uow).get(cmd.aggregate_id)
+        if order is not None and not MAY_ACT[type(cmd)](uow.principal, order):
+            raise NotFound("order", cmd.aggregate_id, "order_id")
         cands = await self._candidates(uow, order.community_id) if candidates and order is not None else ()
         events = decide(order, cmd, self._context(uow, cands))
         self._apply_order(uow, cmd.aggregate_id, events, trigger=trigger)

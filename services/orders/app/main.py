@@ -5,12 +5,13 @@ Run: ``python -m services.orders.app worker``.
 from __future__ import annotations
 
 from schemas.topics import GRID, ORDERS
+from services.kit.http import HttpError
 from services.kit.routes import Request
 from services.kit.runtime import ServiceRuntime
 from services.kit.uow import UnitOfWork
 from services.orders.projection import queries
 
-from . import api
+from . import access, api
 from . import metrics as mx
 from .handler import OrdersHandler
 from .settings import MIGRATIONS, OrdersSettings
@@ -40,39 +41,69 @@ async def status_gauge(uow: UnitOfWork) -> None:
 
 
 # -- queries --------------------------------------------------------------------------------
+# Who reads what (services.orders.app.access): an auditor everything; a community or street
+# officer the orders, members and posts of the communities in their scope; a resident the orders
+# they placed; a party member the orders dispatched to them and their own member record. Anything
+# else is a 404 (a single object) or left out (a list), so that existence does not leak.
 
 
-rt.lookup("/v1/orders/{order_id}", path=api.OrderRef, out=api.OrderOut, fetch=queries.get_order,
-          summary="An order (服务订单) with its history.")
+async def _order_for(conn, order_id: str, principal):
+    order = await queries.get_order(conn, order_id)
+    return order if order is not None and access.may_read_order(principal, order) else None
 
 
-@rt.get("/v1/orders", query=api.OrderQuery, responses={200: api.OrderPage})
+async def _member_for(conn, member_id: str, principal):
+    member = await queries.get_member(conn, member_id)
+    return member if member is not None and access.may_read_member(principal, member) else None
+
+
+rt.lookup("/v1/orders/{order_id}", path=api.OrderRef, out=api.OrderOut, fetch=_order_for, scoped=True,
+          roles=access.ORDER_READERS, summary="An order (服务订单) with its history.")
+
+
+@rt.get("/v1/orders", query=api.OrderQuery, responses={200: api.OrderPage}, roles=access.ORDER_READERS)
 async def list_orders(req: Request[None, api.OrderQuery, None]):
-    """Orders by community / status / category / assignee, newest first, paginated."""
+    """Orders by community / status / category / assignee, newest first, paginated.
+
+    Only the orders the caller may read: an officer's communities, a resident's own orders, a
+    party member's orders dispatched to them (an auditor: every order)."""
     q = req.query
     async with rt.connection() as conn:
         return await queries.list_orders(conn, community_id=q.community_id, status=q.status and q.status.value,
                                          category=q.category and q.category.value, assignee_id=q.assignee_id,
-                                         limit=q.limit, offset=q.offset)
+                                         limit=q.limit, offset=q.offset,
+                                         restrict=lambda where: access.order_filter(where, req.principal))
 
 
-rt.lookup("/v1/members/{member_id}", path=api.MemberRef, out=api.MemberOut, fetch=queries.get_member,
+rt.lookup("/v1/members/{member_id}", path=api.MemberRef, out=api.MemberOut, fetch=_member_for, scoped=True,
+          roles=access.MEMBER_READERS,
           summary="A member's registration (双报到), claimed posts (岗位认领) and open orders.")
 
 
+def _community(req) -> str:
+    """The community of the path, or a 404 when it is outside the caller's scope."""
+    community_id = req.path.community_id
+    if not access.may_read_community(req.principal, community_id):
+        raise HttpError(404, "not_found", f"no community {community_id!r}", "community_id")
+    return community_id
+
+
 @rt.get("/v1/communities/{community_id}/needs", path=api.CommunityRef, query=api.NeedsQuery,
-        responses={200: api.Needs})
+        responses={200: api.Needs, 404: "a community outside the caller's scope"}, roles=access.COMMUNITY_READERS)
 async def community_needs(req: Request[api.CommunityRef, api.NeedsQuery, None]):
     """需求清单: the community's open orders by category."""
+    community_id = _community(req)
     async with rt.connection() as conn:
-        return await queries.community_needs(conn, req.path.community_id, per_category=req.query.per_category)
+        return await queries.community_needs(conn, community_id, per_category=req.query.per_category)
 
 
-@rt.get("/v1/communities/{community_id}/resources", path=api.CommunityRef, responses={200: api.Resources})
+@rt.get("/v1/communities/{community_id}/resources", path=api.CommunityRef,
+        responses={200: api.Resources, 404: "a community outside the caller's scope"}, roles=access.COMMUNITY_READERS)
 async def community_resources(req: Request[api.CommunityRef, None, None]):
-    """资源清单: the community's claimed posts by category."""
+    """资源清单: the community's claimed posts by category (members' names and work units)."""
+    community_id = _community(req)
     async with rt.connection() as conn:
-        return await queries.community_resources(conn, req.path.community_id)
+        return await queries.community_resources(conn, community_id)
 
 
 app = rt.app

@@ -1,6 +1,7 @@
 """Read queries behind the HTTP API and the metrics gauge (plain dicts, JSON-ready)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -35,9 +36,12 @@ async def get_order(conn: asyncpg.Connection, order_id: str) -> dict[str, Any] |
 
 async def list_orders(conn: asyncpg.Connection, *, community_id: str | None = None, status: str | None = None,
                       category: str | None = None, assignee_id: str | None = None, limit: int = 50,
-                      offset: int = 0) -> dict[str, Any]:
-    """Orders matching every filter given, newest first, one page, with the total count."""
+                      offset: int = 0, restrict: Callable[[Where], None] | None = None) -> dict[str, Any]:
+    """Orders matching every filter given, newest first, one page, with the total count.
+    ``restrict`` adds a condition of its own (the orders a caller may read)."""
     where = Where().equal(community_id=community_id, status=status, category=category, assignee_id=assignee_id)
+    if restrict is not None:
+        restrict(where)
     total, rows = await where.counted_page(conn, "orders", f"SELECT {_ORDER_COLUMNS} FROM orders",
                                            "placed_at DESC NULLS LAST, order_id", limit, offset)
     return {"items": [_order(r) for r in rows], "total": total, "limit": limit, "offset": offset}
