@@ -98,9 +98,8 @@ def test_manual_dispatch_to_a_member_without_a_matching_post_is_refused():
         assert (r.reason, r.field) == ("assignee_not_eligible", "assignee_id")
 
 
-def test_manual_dispatch_without_an_operator_is_malformed():
-    with pytest.raises(ValueError):
-        DispatchOrder(order_id=ORDER, assignee_id="m1")
+def test_a_manual_dispatch_is_by_a_person_whom_the_token_names_when_the_body_does_not():
+    assert DispatchOrder(order_id=ORDER, assignee_id="m1").dispatched_by is None  # filled by the policy
     with pytest.raises(ValueError):
         DispatchOrder(order_id=ORDER, assignee_id="m1", dispatched_by="auto")
 
