@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import pytest
 
+import uuid
+
 from schemas.orders import ClaimPost, PlaceOrder, RegisterMember
 from tests.integration.orders.support import COMMUNITY, uid
+from tests.support.identity import command_token
+from tests.support.procs import http
 
 from . import support
 
@@ -14,12 +18,20 @@ schema = support.load("orders")
 MEMBER, ORDER = uid("m"), uid("o")
 
 
+async def seed(worker, *payloads) -> None:
+    """POST commands, each with its sender's token (the policy's role, the actor it names)."""
+    for p in payloads:
+        body = {"id": str(uuid.uuid4()), "type": p.TYPE, "data": p.model_dump(mode="json", exclude_none=True)}
+        status, answer = await http("POST", worker.url + "/v1/commands", token=command_token(body), json=body)
+        assert status == 200, (p.TYPE, status, answer)
+
+
 @pytest.fixture(scope="module")
 async def worker(module_kafka, module_database_url, tmp_path_factory):
     w = support.start("orders", module_kafka, module_database_url, tmp_path_factory.mktemp("orders-api"))
     try:
         await w.wait_ready()
-        await support.commands(
+        await seed(
             w, RegisterMember(member_id=MEMBER, community_id=COMMUNITY, unit_id="unit-9", name="张三"),
             ClaimPost(member_id=MEMBER, post_id=uid("post"), community_id=COMMUNITY, categories=["medical"], capacity=3),
             PlaceOrder(order_id=ORDER, resident_id="resident-5", grid_id=COMMUNITY + "002", category="medical",

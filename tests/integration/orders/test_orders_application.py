@@ -35,7 +35,7 @@ from services.orders.projection import queries
 from tests.support.db import migrated_pool
 from tests.support.kafka import command
 
-from .support import COMMUNITY, GRID, T0, grid_case, uid
+from .support import COMMUNITY, GRID, T0, grid_case, sender, uid
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ class App:
 
     async def run_batch(self, payloads, minutes: float = 0) -> UnitOfWork:
         """Handle messages as one batch, in one transaction."""
-        msgs = [Message(envelope=command(p), payload=p) for p in payloads]
+        msgs = [Message(envelope=command(p), payload=p, principal=sender(p)) for p in payloads]
         async with self.pool.acquire() as conn, conn.transaction():
             assert len(await claim(conn, [(m.source, m.id) for m in msgs])) == len(msgs)
             uow = UnitOfWork(conn, "orders", T0 + timedelta(minutes=minutes))
@@ -139,7 +139,7 @@ async def test_a_batch_sees_its_own_changes_and_a_refusal_in_it_undoes_only_itse
         DeclineOrder(order_id="o-b1", assignee_id="m-nobody", reason="x"),  # refused after reading the batch's rows
         place("o-b3"),
     ])
-    assert [e.reason for _, e in uow.rejected] == ["not_assignee"]
+    assert [e.reason for _, e in uow.rejected] == ["unknown_order"]  # not m-nobody's order: as if unknown
     early = await app.order("o-b0")
     assert (early["status"], early["assignee_id"], early["dispatch_misses"]) == ("dispatched", "m-b1", 1)
     assert [h["type"].split(".")[2] for h in early["history"]] == ["placed", "dispatched"]
@@ -148,12 +148,16 @@ async def test_a_batch_sees_its_own_changes_and_a_refusal_in_it_undoes_only_itse
     assert (a["open_order_count"], b["open_order_count"]) == (2, 2)
 
 
-async def test_a_grid_case_and_a_command_naming_it_in_one_batch_make_one_order(pool):
+async def test_a_grid_case_makes_one_order_and_a_command_naming_a_grid_case_is_refused(pool):
     app = App(pool)
-    case_id = uid("case")
-    uow = await app.run_batch([grid_case(case_id), place(uid("o"), "proxy", source_case_id=case_id)])
-    assert [e.reason for _, e in uow.rejected] == ["case_already_ordered"]
+    case_id, taken = uid("case"), uid("case")
+    # a resident naming someone else's case first would take its place: the case's order is the grid's to make
+    uow = await app.run_batch([place(uid("o"), "proxy", source_case_id=taken), grid_case(case_id),
+                               place(uid("o"), "proxy", source_case_id=case_id)])
+    assert [(e.reason, e.field) for _, e in uow.rejected] == [("forbidden", "source_case_id")] * 2
     assert (await app.order(order_id_for_case(case_id)))["source_case_id"] == case_id
+    await app.run(grid_case(taken))
+    assert (await app.order(order_id_for_case(taken)))["resident_id"] == "resident-42"
 
 
 async def test_automatic_dispatch_prefers_the_least_loaded_member_and_counts_open_orders(pool):
@@ -262,7 +266,7 @@ async def test_a_grid_resident_need_case_becomes_exactly_one_order(pool):
     assert order["source_case_id"] == case_id and order["category"] == "proxy"
     assert order["resident_id"] == "resident-42" and order["assignee_id"] == "m-proxy"
     other = await app.run(place(uid("o"), "proxy", source_case_id=case_id))
-    assert other.rejected[0][1].reason == "case_already_ordered"
+    assert other.rejected[0][1].reason == "forbidden"
 
 
 async def test_other_grid_cases_make_no_order_and_an_unusable_one_raises(pool):

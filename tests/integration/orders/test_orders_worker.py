@@ -21,7 +21,7 @@ from schemas.orders import (
 from schemas.topics import GRID, ORDERS
 from services.orders.domain import order_id_for_case
 from tests.support.kafka import command, of_type, produce, read_all, send
-from tests.support.identity import token
+from tests.support.identity import command_token, token
 from tests.support.procs import Worker, http
 
 from .support import grid_case, uid
@@ -78,7 +78,7 @@ async def order_when(w: Worker, order_id: str, predicate, timeout: float = 20.0)
 
 async def post_command(w: Worker, payload, **kw):
     body = {"id": str(uuid.uuid4()), "type": payload.TYPE, "data": payload.model_dump(mode="json", exclude_none=True)}
-    return await http("POST", w.url + "/v1/commands", json=body, token=kw.pop("token", TOKEN))
+    return await http("POST", w.url + "/v1/commands", json=body, token=kw.pop("token", None) or command_token(body))
 
 
 async def member_with_post(w: Worker, member: str, community_id: str, *categories: str) -> None:
@@ -223,7 +223,7 @@ async def test_http_commands_and_queries_authenticate_validate_and_refuse(worker
     status, body = await post_command(worker, place)
     assert status == 200
     status, body = await post_command(worker, AcceptOrder(order_id=order_id, assignee_id="someone-else"))
-    assert status == 409 and body["error"] == "not_assignee" and body["field"] == "assignee_id"
+    assert status == 409 and body["error"] == "unknown_order" and body["field"] == "order_id"  # not theirs
     status, body = await post_command(worker, CompleteOrder(order_id=order_id, assignee_id=member, service_minutes=5))
     assert status == 409 and body["error"] == "illegal_transition"
     status, body = await post_command(worker, AcceptOrder(order_id=uid("o"), assignee_id=member))
