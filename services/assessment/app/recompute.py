@@ -1,6 +1,6 @@
 """Recompute a past period under another scheme, from the history (the what-if of weight changes).
 
-    python -m services.assessment.app.recompute --period 2026-10 --scheme path/to/scheme.yaml [--publish]
+    python -m services.assessment.app.recompute --period 2026-10 --scheme path/to/scheme.yaml [--publish --token JWT]
 
 Reads ``grid.events.v1``, ``orders.events.v1``, ``points.events.v1`` and
 ``assessment.events.v1`` from offset 0 to their current end (a plain consumer, no group, no
