@@ -90,7 +90,10 @@ class RecordReview(Command):
 
     One review per (reviewer, subject, period): a later review with a new ``review_id``
     replaces the earlier one. ``reviewer_type`` may be omitted: a 9-digit id is a street,
-    a 12-digit id a community, anything else a unit.
+    a 12-digit id a community, anything else a unit. ``reviewer_id`` names the reviewing
+    party; the person recording the review is ``recorded_by``, taken from their token (a
+    community officer records their community's reviews, a street officer their street's and
+    its units' reviews of its communities, the assessor units' reviews of streets).
     """
 
     TYPE: ClassVar[str] = "assessment.review.record.v1"
@@ -104,6 +107,8 @@ class RecordReview(Command):
     score: Score
     reviewer_type: ReviewParty | None = None
     comment: Text | None = None
+    recorded_by: NonEmptyStr | None = Field(
+        None, description="the person who records the review for the reviewing party (filled from the token)")
 
 
 class ChangeScheme(Command):
@@ -167,6 +172,7 @@ class ReviewRecorded(Event):
     comment: Text | None = None
     replaces_review_id: str | None = None
     replaced_score: Score | None = None
+    recorded_by: str | None = Field(None, description="the person who recorded it (from their token)")
 
 
 class SchemeChanged(Event):

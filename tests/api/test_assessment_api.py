@@ -1,9 +1,13 @@
 """The assessment service's HTTP API keeps its OpenAPI document (schemathesis on a live worker)."""
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timezone
 
 import pytest
+
+from tests.support.identity import command_token
+from tests.support.procs import http
 
 from . import support
 
@@ -27,8 +31,11 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
                       ASSESSMENT_CLOSE_TIMER="false")
     try:
         await w.wait_ready()
-        await support.command(w, "assessment.review.record.v1", review_id="rv-fuzz", reviewer_id=COMMUNITY,
-                              subject_type="unit", subject_id=UNIT, period=PERIOD, score=88)
+        review = {"id": str(uuid.uuid4()), "type": "assessment.review.record.v1",  # by a community officer
+                  "data": {"review_id": "rv-fuzz", "reviewer_id": COMMUNITY, "subject_type": "unit",
+                           "subject_id": UNIT, "period": PERIOD, "score": 88}}
+        status, body = await http("POST", w.url + "/v1/commands", token=command_token(review), json=review)
+        assert status == 200, body
         await support.command(w, "assessment.period.close.v1", period=PERIOD)
         yield w
     finally:

@@ -1,5 +1,6 @@
 """The assessment handler: upstream events into the event log; reviews, scheme changes and
-period closes from the intake (and ``POST /v1/commands``); the period-close timer.
+period closes from the intake (and ``POST /v1/commands``); the period-close timer. Who may send
+which command is the policy's (:mod:`services.assessment.app.policy`), checked by the kit first.
 
 Facts are never counted incrementally. Every consumed upstream event (the payload classes
 the fact builders register for, :data:`UPSTREAM`) is appended to ``event_log`` as received
@@ -51,6 +52,7 @@ from services.kit.uow import UnitOfWork
 
 from . import metrics as m
 from .event_log import EventLogWriter
+from .policy import POLICY
 
 log = logging.getLogger("assessment.handler")
 
@@ -70,6 +72,7 @@ def topic_of(event: Event) -> str:
 
 class AssessmentHandler(Handler):
     service = SERVICE
+    policy = POLICY
 
     def __init__(self, default: Scheme, *, close_delay: timedelta = timedelta(0), timer_since: datetime | None = None):
         self.default = default

@@ -11,6 +11,11 @@ end. Queries (bearer token):
   within the parent from the published scorecards of the period's latest close;
 - ``GET /v1/alerts?period=&entity_type=&indicator=&limit=&offset=`` — standing alerts;
 - ``GET /v1/schemes/current?at=`` — the scheme in force (flat weights and full definition).
+
+Who reads what (:mod:`services.assessment.app.access`): the assessor and the auditor everything;
+community and street officers the scorecards, rankings and alerts of their scope (a scorecard
+outside it is 404); a grid worker or party member their own scorecard. Who sends what:
+:mod:`services.assessment.app.policy`.
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from services.kit.routes import ErrorOut, Request, page
 from services.kit.runtime import ServiceRuntime
 from services.kit.uow import UnitOfWork
 
-from . import api
+from . import access, api
 from . import metrics as m
 from .handler import AssessmentHandler
 from .settings import AssessmentSettings
@@ -65,33 +70,38 @@ async def _scheme_of(conn, period: str, requested: str | None) -> tuple[str | No
 
 
 @rt.get("/v1/scorecards/{entity_type}/{entity_id}", path=api.ScorecardRef, query=api.ScorecardQuery,
-        responses={200: api.ScorecardOut, 404: "no scorecard of this entity in this period"})
+        roles=access.CARD_READERS,
+        responses={200: api.ScorecardOut, 404: "no scorecard of this entity in this period (or not the caller's to read)"})
 async def get_scorecard(req: Request[api.ScorecardRef, api.ScorecardQuery, None]):
     """An entity's scorecard: the published one, or before the period is closed a provisional one.
 
-    Each indicator's numerator, denominator, value, points, pillar and weight are in `details`."""
+    Each indicator's numerator, denominator, value, points, pillar and weight are in `details`.
+    Officers read the scorecards of their scope, grid workers and party members their own;
+    any other is answered 404 like an unknown one."""
     et, entity_id = req.path.entity_type.value, req.path.entity_id
     period = str(Period.parse(req.query.period))
     async with rt.connection() as conn:
         scheme_id, closed = await _scheme_of(conn, period, req.query.scheme_id)
         if closed:
             row = await store.scorecard(conn, et, entity_id, period, scheme_id)
-            if row is None:
+            if row is None or not access.may_read(req.principal, et, entity_id, row["card"].get("parent_id")):
                 raise HttpError(404, "not_found", f"no published {et} scorecard for {entity_id} in {period}")
             return {**row["card"], "status": "published", "published_at": row["published_at"].isoformat(),
                     "revision": row["revision"]}
         scheme = await handler.current_scheme(conn, Period.parse(period).end)
         pub = await handler.compute(conn, period, scheme)
     card = next((c for c in pub.scorecards if c.entity_type.value == et and c.entity_id == entity_id), None)
-    if card is None:
+    if card is None or not access.may_read(req.principal, et, entity_id, card.parent_id):
         raise HttpError(404, "not_found", f"no facts for {et} {entity_id} in {period}")
     return {**card.model_dump(mode="json"), "status": "provisional"}
 
 
-@rt.get("/v1/rankings", query=api.RankingQuery,
+@rt.get("/v1/rankings", query=api.RankingQuery, roles=access.LIST_READERS,
         responses={200: api.Ranking, 404: ("the period has not been closed yet", ErrorOut)})
 async def get_rankings(req: Request[None, api.RankingQuery, None]):
-    """Ranks within the parent from the published scorecards of the period's latest close."""
+    """Ranks within the parent from the published scorecards of the period's latest close.
+
+    An officer sees the entities of their scope only (with their ranks among all)."""
     q = req.query
     et, period = q.entity_type.value, str(Period.parse(q.period))
     async with rt.connection() as conn:
@@ -99,25 +109,26 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
         if not closed:
             raise HttpError(404, "not_published", f"{period} has not been closed yet", "period")
         total, rows = await store.ranking(conn, period=period, scheme_id=scheme_id, entity_type=et,
-                                          parent_id=q.parent_id, limit=q.limit, offset=q.offset)
+                                          parent_id=q.parent_id, limit=q.limit, offset=q.offset,
+                                          scope=access.list_scope(req.principal))
     return {"period": period, "scheme_id": scheme_id, "entity_type": et, "parent_id": q.parent_id,
             **page(q, total, [{"rank": r["rank"], "rank_of": r["rank_of"], "entity_id": r["entity_id"],
                                "parent_id": r["parent_id"], "score": r["score"], "grade": r["grade"],
                                "scorecard_id": r["scorecard_id"]} for r in rows])}
 
 
-@rt.get("/v1/alerts", query=api.AlertQuery, responses={200: api.AlertPage})
+@rt.get("/v1/alerts", query=api.AlertQuery, roles=access.LIST_READERS, responses={200: api.AlertPage})
 async def get_alerts(req: Request[None, api.AlertQuery, None]):
-    """Standing alerts (约谈 warnings) of each period's latest close."""
+    """Standing alerts (约谈 warnings) of each period's latest close (an officer: of their scope)."""
     q = req.query
     async with rt.connection() as conn:
         total, rows = await store.alerts(conn, period=q.period and str(Period.parse(q.period)),
                                          entity_type=q.entity_type and q.entity_type.value, indicator=q.indicator,
-                                         limit=q.limit, offset=q.offset)
+                                         limit=q.limit, offset=q.offset, scope=access.list_scope(req.principal))
     return page(q, total, [{**r["alert"], "raised_at": r["raised_at"].isoformat()} for r in rows])
 
 
-@rt.get("/v1/schemes/current", query=api.SchemeQuery, responses={200: api.SchemeOut})
+@rt.get("/v1/schemes/current", query=api.SchemeQuery, roles=access.CARD_READERS, responses={200: api.SchemeOut})
 async def get_current_scheme(req: Request[None, api.SchemeQuery, None]):
     """The scheme in force (flat weights and full definition), now or at `at`."""
     at = req.query.at or clock.now()

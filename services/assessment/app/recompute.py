@@ -1,6 +1,6 @@
 """Recompute a past period under another scheme, from the history (the what-if of weight changes).
 
-    python -m services.assessment.app.recompute --period 2026-10 --scheme path/to/scheme.yaml [--publish]
+    python -m services.assessment.app.recompute --period 2026-10 --scheme path/to/scheme.yaml [--publish --token JWT]
 
 Reads ``grid.events.v1``, ``orders.events.v1``, ``points.events.v1`` and
 ``assessment.events.v1`` from offset 0 to their current end (a plain consumer, no group, no
@@ -19,9 +19,12 @@ with the file as ``definition`` (its ``scheme_id`` and ``effective_from`` — mi
 scheme whose ``effective_from`` precedes later periods' ends will govern them too), then
 ``assessment.period.close.v1`` {period, scheme_id}. The scheme change's command id is
 derived from the scheme's content, so publishing twice is harmless; a scheme id already
-used for other content is refused here before anything is sent.
+used for other content is refused here before anything is sent. The service takes these
+commands from the assessor only: ``--publish`` needs the assessor's token (``--token``, else the
+environment's ``API_TOKEN``), sent as the records' ``authorization: Bearer <JWT>`` header, and
+refuses to publish without one (before reading anything).
 
-Exit status: 0 done, 2 bad arguments or scheme file.
+Exit status: 0 done, 2 bad arguments, scheme file or no token to publish with.
 """
 from __future__ import annotations
 
@@ -137,8 +140,11 @@ def recompute(events: Sequence[StoredEvent], period: str, new: Scheme, current: 
     return changes, after, before
 
 
-async def publish(bootstrap: str, period: str, scheme: Scheme) -> list[str]:
-    """Send scheme.change (content-derived id) and period.close to the assessment intake."""
+async def publish(bootstrap: str, period: str, scheme: Scheme, token: str) -> list[str]:
+    """Send scheme.change (content-derived id) and period.close to the assessment intake, as the
+    holder of ``token`` (an assessor's JWT)."""
+    if not token:
+        raise ValueError("publishing needs the sender's token")
     definition = scheme.to_mapping()
     digest = content_hash(ChangeScheme(scheme_id=scheme.scheme_id, effective_from=scheme.effective_from,
                                        definition=definition))
@@ -152,7 +158,8 @@ async def publish(bootstrap: str, period: str, scheme: Scheme) -> list[str]:
         # both keyed by the scheme id: one partition, so the change is handled before the close
         for env in (change, close):
             await (await p.send(ASSESSMENT.intake.name, encode(env), key=scheme.scheme_id.encode(),
-                                headers=[(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]))
+                                headers=[(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode()),
+                                         ("authorization", f"Bearer {token}".encode())]))
     finally:
         await p.stop()
     return [change.id, close.id]
@@ -164,10 +171,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--scheme", required=True, help="scheme data file (YAML), as services/assessment/schemes/default.yaml")
     ap.add_argument("--publish", action="store_true", help="ask the service to publish the new scorecards")
     ap.add_argument("--all", action="store_true", help="print unchanged scorecards too")
+    ap.add_argument("--token", default=os.environ.get("API_TOKEN"),
+                    help="the assessor's JWT that --publish sends the commands with (default: $API_TOKEN)")
     ap.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     ap.add_argument("--default-scheme", default=os.environ.get("ASSESSMENT_SCHEME_FILE", str(DEFAULT_SCHEME_PATH)),
                     help="the service's default scheme file (the fallback scheme in force)")
     args = ap.parse_args(argv)
+    token = (args.token or "").strip()
+    if token.lower().startswith("bearer "):
+        token = token[7:].strip()
+    if args.publish and not token:
+        print("error: no_token: --publish sends commands as the assessor: give their JWT with --token "
+              "or API_TOKEN", file=sys.stderr)
+        return 2
     try:
         period = str(Period.parse(args.period))
         new = Scheme.load(args.scheme)
@@ -196,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: scheme_exists: scheme id {new.scheme_id!r} is in use with other content; "
                   "give the file a new scheme_id", file=sys.stderr)
             return 2
-        ids = asyncio.run(publish(args.bootstrap, period, new))
+        ids = asyncio.run(publish(args.bootstrap, period, new, token))
         print(orjson.dumps({"published": {"scheme_change_id": ids[0], "close_id": ids[1]}}).decode(), file=sys.stderr)
     return 0
 

@@ -131,6 +131,7 @@ def decide_review(state: ReviewBook, cmd: RecordReview, now: datetime) -> list[R
             comment=cmd.comment,
             replaces_review_id=previous.review_id if previous else None,
             replaced_score=previous.score if previous else None,
+            recorded_by=cmd.recorded_by,
         )
     ]
 

@@ -13,6 +13,7 @@ import asyncpg
 from schemas.assessment import AlertRaised, ScorecardPublished
 from services.assessment.domain import Scheme
 from services.assessment.domain.history import StoredEvent, stored_event
+from services.kit.identity import Scope
 
 # -- event log ------------------------------------------------------------------------------
 
@@ -163,13 +164,32 @@ async def scorecard(conn: asyncpg.Connection, entity_type: str, entity_id: str, 
         entity_type, entity_id, period, scheme_id)
 
 
+def in_scope(scope: Scope | None, args: list[Any], t: str = "") -> str:
+    """A condition on a scorecards row (alias ``t``) that its area (the entity's own code for a
+    grid, community or street, else its ``parent_id``) lies in ``scope`` (as
+    :meth:`Scope.covers`), appending its parameters to ``args``; true for None (the district)."""
+    if scope is None:
+        return "TRUE"
+    p = f"{t}." if t else ""
+    area = f"(CASE WHEN {p}entity_type IN ('grid', 'community', 'street') THEN {p}entity_id ELSE {p}parent_id END)"
+    args += [sorted(scope.grids), sorted(scope.communities), sorted(scope.streets)]
+    g, c, s = len(args) - 2, len(args) - 1, len(args)
+    return (f"({area} ~ '^[0-9]{{9}}([0-9]{{3}}){{0,2}}$' AND (({area} = ANY(${g}::text[]) AND length({area}) = 15)"
+            f" OR (length({area}) >= 12 AND left({area}, 12) = ANY(${c}::text[]))"
+            f" OR left({area}, 9) = ANY(${s}::text[])))")
+
+
 async def ranking(conn: asyncpg.Connection, *, period: str, scheme_id: str, entity_type: str,
-                  parent_id: str | None, limit: int, offset: int) -> tuple[int, list[asyncpg.Record]]:
+                  parent_id: str | None, limit: int, offset: int,
+                  scope: Scope | None = None) -> tuple[int, list[asyncpg.Record]]:
+    """One page of a ranking; only entities in ``scope`` (None: all), their ranks unchanged."""
     where = "period = $1 AND scheme_id = $2 AND entity_type = $3"
     args: list[Any] = [period, scheme_id, entity_type]
     if parent_id is not None:
         where += " AND parent_id = $4"
         args.append(parent_id)
+    if scope is not None:
+        where += " AND " + in_scope(scope, args)
     total = await conn.fetchval(f"SELECT count(*) FROM scorecards WHERE {where}", *args)
     rows = await conn.fetch(
         f"SELECT entity_id, parent_id, score, rank, grade, card->'rank_of' AS rank_of, scorecard_id FROM scorecards "
@@ -179,13 +199,18 @@ async def ranking(conn: asyncpg.Connection, *, period: str, scheme_id: str, enti
 
 
 async def alerts(conn: asyncpg.Connection, *, period: str | None, entity_type: str | None, indicator: str | None,
-                 limit: int, offset: int) -> tuple[int, list[asyncpg.Record]]:
-    """Standing alerts, filtered; by default only those of each period's latest close."""
-    conds, args = [], []
+                 limit: int, offset: int, scope: Scope | None = None) -> tuple[int, list[asyncpg.Record]]:
+    """Standing alerts, filtered; by default only those of each period's latest close; only those
+    of entities in ``scope`` (None: all; where an entity lies is its scorecard's business)."""
+    conds: list[str] = []
+    args: list[Any] = []
     for col, v in (("period", period), ("entity_type", entity_type), ("indicator", indicator)):
         if v is not None:
             args.append(v)
             conds.append(f"a.{col} = ${len(args)}")
+    if scope is not None:
+        conds.append(f"EXISTS (SELECT 1 FROM scorecards s WHERE s.scorecard_id = a.scorecard_id AND "
+                     f"{in_scope(scope, args, 's')})")
     conds.append("""a.scheme_id = (SELECT c.scheme_id FROM period_closes c WHERE c.period = a.period
                                    ORDER BY c.closed_at DESC, c.scheme_id LIMIT 1)""")
     where = " AND ".join(conds)

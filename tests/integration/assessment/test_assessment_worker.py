@@ -1,7 +1,8 @@
 """The assessment worker as a real process (one per module) over a real broker and PostgreSQL:
 a scripted month of grid and order events → two-way reviews → period close → scorecards that
 match the hand-computed values; duplicated input changes nothing; the recompute CLI's
-what-if difference and its publication; scheme changes; HTTP 401/409/422; every query; metrics.
+what-if difference and its publication (with the assessor's token); scheme changes; HTTP
+401/403/409/422; every query; metrics. Who may do what: test_assessment_policy.py.
 
 The tests run in file order and build on each other (one worker, one history).
 """
@@ -20,7 +21,7 @@ import yaml
 
 from services.assessment.domain.scheme import DEFAULT_SCHEME_PATH
 from tests.support.kafka import of_type, read_all, send
-from tests.support.identity import token
+from tests.support.identity import all_streets, command_token, token
 from tests.support.procs import ROOT, Worker, http
 
 from .scenario import (
@@ -44,7 +45,8 @@ from .scenario import (
 
 pytestmark = pytest.mark.integration
 
-TOKEN = token(sub="console")
+TOKEN = token(sub="console")  # community officer (no scope), points operator, assessor, auditor
+OFFICER = token(sub="officer-1", roles=["community_officer"], scope={"streets": all_streets()})
 GRID_EVENTS = grid_events()
 ORDER_EVENTS = order_events()
 UPSTREAM = len(GRID_EVENTS) + len(ORDER_EVENTS)
@@ -81,9 +83,15 @@ async def get(w: Worker, path: str):
     return await http("GET", w.url + path, token=TOKEN)
 
 
-async def post(w: Worker, type_: str, data: dict, id: str | None = None):
-    return await http("POST", w.url + "/v1/commands", token=TOKEN,
+async def post(w: Worker, type_: str, data: dict, id: str | None = None, token: str = TOKEN):
+    return await http("POST", w.url + "/v1/commands", token=token,
                       json={"id": id or str(uuid.uuid4()), "type": type_, "data": data})
+
+
+async def review(w: Worker, data: dict, role: str | None = None):
+    """A review, sent by an officer who may record it (the policy's first grant, or ``role``)."""
+    body = {"type": "assessment.review.record.v1", "data": data}
+    return await post(w, body["type"], data, token=command_token(body, role=role))
 
 
 def metric(text: str, name: str, **labels) -> float:
@@ -123,14 +131,15 @@ async def test_a_scripted_month_closes_into_the_hand_computed_scorecards(worker)
     await send(worker.kafka, "orders.events.v1", *ORDER_EVENTS)
     await eventually_metric(worker, "assessment_events_recorded_total", UPSTREAM)
 
-    # two-way reviews (双向评议): the community reviews its resident unit, the unit the community
-    status, body = await post(worker, "assessment.review.record.v1", {
+    # two-way reviews (双向评议): the community reviews its resident unit (recorded by a community
+    # officer), the unit the community (its opinion recorded by the street)
+    status, body = await review(worker, {
         "review_id": "rv-1", "reviewer_id": COMMUNITY, "subject_type": "unit", "subject_id": "u-1",
         "period": PERIOD, "score": 80})
     assert status == 200 and body["events"][0]["type"] == "assessment.review.recorded.v1", body
-    status, body = await post(worker, "assessment.review.record.v1", {
+    status, body = await review(worker, {
         "review_id": "rv-2", "reviewer_id": "u-1", "subject_type": "community", "subject_id": COMMUNITY,
-        "period": PERIOD, "score": 70})
+        "period": PERIOD, "score": 70}, role="street_officer")
     assert status == 200, body
 
     status, body = await post(worker, "assessment.period.close.v1", {"period": PERIOD})
@@ -190,13 +199,14 @@ async def test_http_refuses_without_token_bad_input_and_broken_rules(worker):
     assert status == 422 and body["field"] == "data.period"
     status, body = await post(worker, "assessment.period.close.v1", {"period": PERIOD, "scheme_id": "nope"})
     assert status == 409 and body["error"] == "unknown_scheme"
+    # a community reviewing a community: no role records that (the domain would refuse the direction)
     status, body = await post(worker, "assessment.review.record.v1", {
         "review_id": "rv-x", "reviewer_id": COMMUNITY, "subject_type": "community", "subject_id": "110105001003",
-        "period": PERIOD, "score": 50})
-    assert status == 409 and body["error"] == "invalid_review_direction"
+        "period": PERIOD, "score": 50}, token=OFFICER)
+    assert status == 403 and body["error"] == "forbidden"
     status, body = await post(worker, "assessment.review.record.v1", {
         "review_id": "rv-y", "reviewer_id": COMMUNITY, "subject_type": "unit", "subject_id": "u-1",
-        "period": PERIOD, "score": 101})
+        "period": PERIOD, "score": 101}, token=OFFICER)
     assert status == 422 and body["field"] == "data.score"
 
     for path, field in [(f"/v1/scorecards/planet/x?period={PERIOD}", "entity_type"),
@@ -254,8 +264,14 @@ def whatif_scheme(path) -> None:
     path.write_text(yaml.safe_dump(d, allow_unicode=True), encoding="utf-8")
 
 
-def run_recompute(worker, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": worker.kafka}
+ASSESSOR = token(sub="assessor-1", roles=["assessor"])
+
+
+def run_recompute(worker, *args: str, api_token: str | None = ASSESSOR) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "API_TOKEN"}
+    env["KAFKA_BOOTSTRAP_SERVERS"] = worker.kafka
+    if api_token is not None:
+        env["API_TOKEN"] = api_token
     return subprocess.run([sys.executable, "-m", "services.assessment.app.recompute", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -275,6 +291,10 @@ async def test_recompute_prints_the_difference_a_scheme_makes_and_publishes_it(w
     assert summary["scheme_in_force"] == "default-2026"
 
     assert (await asyncio.to_thread(run_recompute, worker, "--period", "2026-14", "--scheme", str(path))).returncode == 2
+    # publishing sends commands as the assessor: not without a token
+    done = await asyncio.to_thread(run_recompute, worker, "--period", PERIOD, "--scheme", str(path), "--publish",
+                                   api_token=None)
+    assert done.returncode == 2 and "no_token" in done.stderr, done.stderr
 
     done = await asyncio.to_thread(run_recompute, worker, "--period", PERIOD, "--scheme", str(path), "--publish")
     assert done.returncode == 0, done.stderr
