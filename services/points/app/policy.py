@@ -28,9 +28,9 @@ def _opening_area(cmd: OpenAccount) -> str:
 
 POLICY = Policy("points", {
     OpenAccount: (
+        allow("points_operator", note="any kind, issuer accounts included"),
         allow("community_officer", "street_officer", area=_opening_area,
               note="resident and merchant accounts of a community in scope (`community_id`)"),
-        allow("points_operator", note="any kind, issuer accounts included"),
     ),
     Adjust: allow("points_operator", actor={"operator_id": SUB},
                   note="never crediting an account the operator holds; over 100 points waits for a second operator"),
