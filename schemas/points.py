@@ -15,7 +15,7 @@ from datetime import date
 from enum import Enum
 from typing import Any, ClassVar
 
-from pydantic import Field, PositiveInt, model_validator
+from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
 from .common import Command, CommunityId, Event, NonEmptyStr, Text, Timestamp
 
@@ -62,6 +62,7 @@ class RefusalReason(str, Enum):
     unknown_account = "unknown_account"  # an account of the transfer does not exist
     wrong_account_kind = "wrong_account_kind"  # e.g. redeeming from a merchant account
     same_account = "same_account"  # debit and credit are the same account
+    account_conflict = "account_conflict"  # the ledger's id for the holder's account is held by another holder
 
 
 # ---------------------------------------------------------------------------------------
@@ -69,21 +70,44 @@ class RefusalReason(str, Enum):
 # ---------------------------------------------------------------------------------------
 
 
+def derived_account_id(kind: "AccountKind | str", holder_id: str) -> str:
+    """The one id an account of ``kind`` held by ``holder_id`` has: ``resident:<holder id>``,
+    ``merchant:<holder id>``, ``issuer:<community id>``. The caller never chooses it."""
+    return f"{AccountKind(kind).value}:{holder_id}"
+
+
 class OpenAccount(Command):
     """开户 Open an account for a resident, a merchant or a community issuer.
 
     For an issuer, ``holder_id`` is the 12-digit community id. ``community_id`` is the
-    home community of a resident or merchant (optional; a resident's account is valid in
-    every community), and is the holder itself for an issuer.
+    home community of a resident or merchant (optional for a points operator; a community or
+    street officer names a community of their scope; a resident's account is valid in every
+    community), and is the holder itself for an issuer.
+
+    ``account_id`` is derived from ``kind`` and ``holder_id`` (``<kind>:<holder id>``): it may be
+    omitted, and a body naming another id is refused (field ``account_id``).
     """
 
     TYPE: ClassVar[str] = "points.account.open.v1"
     SUBJECT: ClassVar[str] = "account_id"
 
-    account_id: NonEmptyStr
     holder_id: NonEmptyStr
     kind: AccountKind
     community_id: CommunityId | None = None
+    account_id: NonEmptyStr | None = Field(
+        default=None, validate_default=True,
+        description="`<kind>:<holder_id>`; derived when omitted, refused when it differs")
+
+    @field_validator("account_id")
+    @classmethod
+    def _derived_id(cls, v: str | None, info: ValidationInfo) -> str | None:
+        kind, holder = info.data.get("kind"), info.data.get("holder_id")
+        if kind is None or holder is None:
+            return v  # kind or holder_id is invalid itself
+        want = derived_account_id(kind, holder)
+        if v is not None and v != want:
+            raise ValueError(f"must be {want!r} (<kind>:<holder_id>), not {v!r}")
+        return want
 
 
 class SubmitDeed(Command):
@@ -97,7 +121,7 @@ class SubmitDeed(Command):
     SUBJECT: ClassVar[str] = "account_id"
 
     deed_id: NonEmptyStr
-    account_id: NonEmptyStr
+    account_id: NonEmptyStr | None = Field(default=None, description="the sender's own `resident:<sub>` (filled from the token)")
     category: NonEmptyStr
     description: Text = ""
     community_id: CommunityId | None = None
@@ -115,7 +139,7 @@ class ReviewDeed(Command):
     account_id: NonEmptyStr
     approved: bool
     points: PositiveInt | None = None
-    reviewer_id: NonEmptyStr
+    reviewer_id: NonEmptyStr | None = Field(default=None, description="the sender (filled from the token)")
     reason: NonEmptyStr | None = None
 
     @model_validator(mode="after")
@@ -129,21 +153,41 @@ class ReviewDeed(Command):
 
 class Redeem(Command):
     """兑换 A resident redeems points at a merchant: ``amount`` moves from the resident
-    (``debit_account``) to the merchant (``credit_account``). ``transfer_id`` is chosen by
-    the sender (the till), so a repeated command is the same transfer."""
+    (``debit_account``) to the merchant (``credit_account``, the sending merchant's own
+    ``merchant:<sub>``). ``transfer_id`` is chosen by the sender (the till), so a repeated
+    command is the same transfer.
+
+    ``consent_code`` is the resident's consent: a short-lived, single-use code the resident
+    created for their account (``POST /v1/redemption-codes``) for at most some amount. Without
+    one nothing moves (``consent_required``); an unknown, expired, used code, one of another
+    account or for less than ``amount`` is ``invalid_consent``. The code is never published."""
 
     TYPE: ClassVar[str] = "points.redeem.v1"
     SUBJECT: ClassVar[str] = "debit_account"
 
     transfer_id: NonEmptyStr
     debit_account: NonEmptyStr
-    credit_account: NonEmptyStr
+    credit_account: NonEmptyStr | None = Field(default=None, description="the sender's own `merchant:<sub>` (filled from the token)")
     amount: PositiveInt
+    consent_code: NonEmptyStr | None = Field(default=None, description="the resident's redemption code (never published)")
+
+
+MAX_ADJUSTMENT = 100_000
+"""The most one adjustment may move (a larger amount is invalid)."""
+
+SINGLE_APPROVAL_MAX = 100
+"""An adjustment of at most this many points takes effect at once; a larger one waits for a
+second, different operator's approval (:class:`ApproveAdjustment`)."""
 
 
 class Adjust(Command):
     """调整 An operator's correction: a new transfer between any two accounts, with the
-    operator and the reason. Postings are never edited; this is how mistakes are undone."""
+    operator and the reason. Postings are never edited; this is how mistakes are undone.
+
+    At most 100,000 points (``MAX_ADJUSTMENT``; a larger amount is invalid). Up to 100 points
+    it is posted at once; above, it is only requested (``points.adjustment.requested.v1``) and
+    is posted when another points operator approves it (``points.adjust.approve.v1``). An
+    operator never credits an account they hold. Adjustments never count as earned points."""
 
     TYPE: ClassVar[str] = "points.adjust.v1"
     SUBJECT: ClassVar[str] = "debit_account"
@@ -151,9 +195,28 @@ class Adjust(Command):
     transfer_id: NonEmptyStr
     debit_account: NonEmptyStr
     credit_account: NonEmptyStr
-    amount: PositiveInt
-    operator_id: NonEmptyStr
+    amount: PositiveInt = Field(description=f"at most {MAX_ADJUSTMENT} points")
+    operator_id: NonEmptyStr | None = Field(default=None, description="the sender (filled from the token)")
     reason: NonEmptyStr
+
+    @field_validator("amount")
+    @classmethod
+    def _bounded(cls, v: int) -> int:
+        if v > MAX_ADJUSTMENT:
+            raise ValueError(f"one adjustment moves at most {MAX_ADJUSTMENT} points, not {v}")
+        return v
+
+
+class ApproveAdjustment(Command):
+    """批准调整 A second points operator approves a requested adjustment of more than 100 points
+    (``transfer_id``); it is then posted. The operator who requested it cannot approve it
+    (``self_approval``)."""
+
+    TYPE: ClassVar[str] = "points.adjust.approve.v1"
+    SUBJECT: ClassVar[str] = "transfer_id"
+
+    transfer_id: NonEmptyStr
+    approver_id: NonEmptyStr | None = Field(default=None, description="the sender (filled from the token)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -272,6 +335,7 @@ class TransferPosted(Event):
     category: NonEmptyStr | None = None
     community_id: CommunityId | None = Field(default=None, description="community of the issuer side")
     operator_id: NonEmptyStr | None = None
+    approver_id: NonEmptyStr | None = Field(default=None, description="the second operator of a large adjustment")
     detail: Text | None = None
     lot_id: NonEmptyStr | None = None
     posted_at: Timestamp | None = None
@@ -286,6 +350,29 @@ class TransferPosted(Event):
         if self.debit_account == self.credit_account:
             raise ValueError("debit_account and credit_account must differ")
         return self
+
+
+class AdjustmentRequested(Event):
+    """调整待批准 An adjustment of more than 100 points was requested by ``operator_id`` and waits
+    for a second, different operator's approval; nothing moved yet. ``account_id`` is the
+    record key: the resident or merchant side (the debit side if both)."""
+
+    TYPE: ClassVar[str] = "points.adjustment.requested.v1"
+    SUBJECT: ClassVar[str] = "account_id"
+
+    transfer_id: NonEmptyStr
+    debit_account: NonEmptyStr
+    credit_account: NonEmptyStr
+    amount: PositiveInt
+    operator_id: NonEmptyStr
+    detail: Text = Field(default="", description="the operator's reason")
+    account_id: NonEmptyStr | None = None
+    occurred_at: Timestamp | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key(cls, data: Any) -> Any:
+        return _same_kind_fields(data, None)
 
 
 class TransferRefused(Event):
@@ -322,7 +409,7 @@ class TransferRefused(Event):
         return self.account_id or self.transfer_id
 
 
-COMMANDS: tuple[type[Command], ...] = (OpenAccount, SubmitDeed, ReviewDeed, Redeem, Adjust)
+COMMANDS: tuple[type[Command], ...] = (OpenAccount, SubmitDeed, ReviewDeed, Redeem, Adjust, ApproveAdjustment)
 EVENTS: tuple[type[Event], ...] = (
-    AccountOpened, DeedSubmitted, DeedApproved, DeedRejected, TransferPosted, TransferRefused,
+    AccountOpened, DeedSubmitted, DeedApproved, DeedRejected, TransferPosted, TransferRefused, AdjustmentRequested,
 )

@@ -5,6 +5,9 @@ import uuid
 
 import pytest
 
+from tests.support.identity import command_token, token
+from tests.support.procs import http
+
 from . import support
 
 pytestmark = pytest.mark.integration
@@ -20,6 +23,9 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
     try:
         await w.wait_ready()
         resident = f"resident:{PERSON}"
+        status, consent = await http("POST", w.url + "/v1/redemption-codes", json={"amount": 3},
+                                     token=token(PERSON, ["resident"]))
+        assert status == 201, consent
         for type_, data in (
                 ("points.account.open.v1", {"account_id": resident, "holder_id": PERSON, "kind": "resident",
                                             "community_id": COMMUNITY}),
@@ -28,8 +34,11 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
                 ("points.deed.review.v1", {"deed_id": DEED, "account_id": resident, "approved": True, "points": 8,
                                            "reviewer_id": "r"}),
                 ("points.redeem.v1", {"transfer_id": f"till-{DEED}", "debit_account": resident,
-                                      "credit_account": f"merchant:{SHOP}", "amount": 3})):
-            await support.command(w, type_, **data)
+                                      "credit_account": f"merchant:{SHOP}", "amount": 3,
+                                      "consent_code": consent["code"]})):
+            body = {"id": str(uuid.uuid4()), "type": type_, "data": data}  # each as the sender the policy names
+            status, answer = await http("POST", w.url + "/v1/commands", json=body, token=command_token(body))
+            assert status == 200, (type_, status, answer)
         yield w
     finally:
         support.stop(w)

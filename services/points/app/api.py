@@ -27,6 +27,12 @@ class RankingQuery(Page.sized(20, 500)):
     period: RankingPeriod | None = Field(None, description="a month (YYYY-MM) or a year (YYYY); default: this month")
 
 
+class RedemptionCodeIn(BaseModel):
+    """A resident's consent to one redemption from their own account."""
+
+    amount: int = Field(gt=0, le=100_000, description="the most points the merchant may take with the code")
+
+
 # -- answers -----------------------------------------------------------------------------------
 
 
@@ -134,3 +140,12 @@ class LedgerCheck(BaseModel):
     accounts: int
     consistent: bool
     mismatched: list[Mismatch]
+
+
+class RedemptionCode(BaseModel):
+    """A single-use redemption code: show it at the till before ``expires_at``. Only its hash is kept."""
+
+    code: str
+    account_id: str = Field(description="the resident's own account, `resident:<sub>`")
+    amount: int
+    expires_at: datetime

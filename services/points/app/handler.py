@@ -22,23 +22,27 @@ from schemas.envelope import Message
 from schemas.grid import CaseDismissed, CaseRegistered, CaseReported, ReporterKind
 from schemas.orders import OrderCompleted, OrderEvaluated, OrderPlaced
 from schemas.points import (
-    AccountKind, Adjust, OpenAccount, Redeem, RefusalReason, ReviewDeed, SubmitDeed,
+    AccountKind, Adjust, ApproveAdjustment, OpenAccount, Redeem, RefusalReason, ReviewDeed, SubmitDeed,
     TransferRefused,
 )
 from services.kit.aggregates import AggregateSet
+from services.kit.errors import NotFound
 from services.kit.handlers import Handler, handles, prepares
+from services.kit.policy import Refused, in_area
 from services.kit.uow import UnitOfWork
 from services.points.domain import (
-    Account, Deed, DeedStatus, Earning, EarningRules, TransferRefusal, award_plan, decide_transfer, decide_award,
-    decide_credit_deed, decide_expire, decide_open_account, decide_review_deed, decide_submit_deed,
-    deed_transfer_id, earning_from_order, earning_from_report, evolve_deed,
+    Account, Deed, DeedStatus, Earning, EarningRules, TransferRefusal, account_id_for, award_plan, check_consent,
+    code_hash, decide_approve_adjustment, decide_award, decide_credit_deed, decide_expire, decide_open_account,
+    decide_request_adjustment, decide_review_deed, decide_submit_deed, decide_transfer, deed_transfer_id,
+    earning_from_order, earning_from_report, evolve_deed, needs_approval,
 )
 from services.points.domain.clock import day_of
-from services.points.projection import ledger, sources
+from services.points.projection import approvals, ledger, sources
 from services.points.projection.deeds import DEEDS, approved_uncredited
-from services.points.projection.ledger import Holder
+from services.points.projection.ledger import Holder, LockedAccounts
 
 from . import metrics
+from .policy import POLICY
 from .rules import RulesFile
 
 log = logging.getLogger("points.handler")
@@ -65,8 +69,20 @@ def _occurred_at(uow: UnitOfWork) -> datetime:
     return _message(uow).envelope.time or uow.now
 
 
+def _taken(locked: LockedAccounts, *holders: Holder) -> set[str]:
+    """The ledger's ids for ``holders`` that hold no account, where such an id exists already
+    (held by someone else: an account opened under it before ids were derived)."""
+    return {aid for kind, holder in holders
+            if locked.held(kind, holder) is None and locked.get(aid := account_id_for(kind, holder)) is not None}
+
+
+def _holders_ids(*holders: Holder) -> list[str]:
+    return [account_id_for(kind, holder) for kind, holder in holders]
+
+
 class PointsHandler(Handler):
     service = "points"
+    policy = POLICY
 
     def __init__(self, rules: RulesFile):
         self.rules = rules
@@ -104,6 +120,9 @@ class PointsHandler(Handler):
     # -- commands: accounts ------------------------------------------------------------
     @handles(OpenAccount)
     async def open_account(self, uow: UnitOfWork, cmd: OpenAccount) -> None:
+        """开户. An issuer account is a points operator's to open (officers open residents and merchants)."""
+        if cmd.kind is AccountKind.issuer and not (uow.principal is not None and uow.principal.has("points_operator")):
+            raise Refused("forbidden", "issuer accounts are opened by a points operator", "kind")
         locked = await ledger.lock_accounts(uow.conn, ids=[cmd.account_id], holders=[(cmd.kind, cmd.holder_id)],
                                             keys=ledger.opening_keys(cmd.kind, cmd.holder_id, cmd.account_id))
         events = decide_open_account(locked.get(cmd.account_id), cmd, at=uow.now,
@@ -111,20 +130,73 @@ class PointsHandler(Handler):
         await self._post(uow, {}, events)
 
     # -- commands: transfers -----------------------------------------------------------
-    @handles(Redeem, Adjust)
-    async def transfer(self, uow: UnitOfWork, cmd: Redeem | Adjust) -> None:
-        """兑换 a redemption at a merchant, or 调整 an operator's correction. A refusal publishes
-        ``points.transfer.refused.v1`` beside the command's rejection."""
+    @handles(Redeem)
+    async def redeem(self, uow: UnitOfWork, cmd: Redeem) -> None:
+        """兑换 a redemption at a merchant, with the resident's consent code, consumed in this
+        transaction. A refusal of the transfer publishes ``points.transfer.refused.v1`` beside the
+        command's rejection (and leaves the code unused)."""
+        existing = await ledger.posting(uow.conn, cmd.transfer_id)
+        consume = None
+        if existing is None:  # a repeated command is answered by the posting itself
+            key = code_hash(cmd.consent_code) if cmd.consent_code is not None else None
+            if check_consent(await approvals.lock_code(uow.conn, key) if key else None, cmd, uow.now):
+                consume = key
         locked = await ledger.lock_accounts(uow.conn, ids=[cmd.debit_account, cmd.credit_account])
+        events = self._decide_or_refuse(uow, lambda: decide_transfer(
+            cmd, debit=locked.get(cmd.debit_account), credit=locked.get(cmd.credit_account), existing=existing,
+            at=uow.now, rules=self.rules.current()))
+        if events is None:
+            return
+        if consume is not None and events:
+            await approvals.consume_code(uow.conn, consume, cmd.transfer_id, uow.now)
+        await self._post(uow, locked.by_id, events)
+
+    @handles(Adjust)
+    async def adjust(self, uow: UnitOfWork, cmd: Adjust) -> None:
+        """调整 an operator's correction: posted at once up to 100 points, else requested for a
+        second operator's approval."""
+        locked = await ledger.lock_accounts(uow.conn, ids=[cmd.debit_account, cmd.credit_account])
+        debit, credit = locked.get(cmd.debit_account), locked.get(cmd.credit_account)
+        existing = await ledger.posting(uow.conn, cmd.transfer_id)
+        if needs_approval(cmd):
+            requested = await approvals.lock_request(uow.conn, cmd.transfer_id)
+            events = self._decide_or_refuse(uow, lambda: decide_request_adjustment(
+                cmd, debit=debit, credit=credit, requested=requested, existing=existing, at=uow.now))
+            if events:
+                await approvals.save_request(uow.conn, events[0])
+                self._emit(uow, events)
+            return
+        events = self._decide_or_refuse(uow, lambda: decide_transfer(
+            cmd, debit=debit, credit=credit, existing=existing, at=uow.now, rules=self.rules.current()))
+        if events is not None:
+            await self._post(uow, locked.by_id, events)
+
+    @handles(ApproveAdjustment)
+    async def approve_adjustment(self, uow: UnitOfWork, cmd: ApproveAdjustment) -> None:
+        """批准调整 a second operator's approval: the requested adjustment is posted."""
+        requested = await approvals.lock_request(uow.conn, cmd.transfer_id)
+        if requested is None:
+            raise NotFound("adjustment", cmd.transfer_id, "transfer_id")
+        locked = await ledger.lock_accounts(uow.conn, ids=[requested.debit_account, requested.credit_account])
+        existing = await ledger.posting(uow.conn, cmd.transfer_id)
+        events = self._decide_or_refuse(uow, lambda: decide_approve_adjustment(
+            requested, cmd, debit=locked.get(requested.debit_account), credit=locked.get(requested.credit_account),
+            existing=existing, at=uow.now, rules=self.rules.current()))
+        if events is None:
+            return
+        if events:
+            await approvals.mark_approved(uow.conn, cmd.transfer_id, cmd.approver_id or "", uow.now)
+        await self._post(uow, locked.by_id, events)
+
+    def _decide_or_refuse(self, uow: UnitOfWork, decide) -> list | None:
+        """``decide()``, or None when it refused the transfer: nothing written yet, the refusal
+        event and the rejection are published."""
         try:
-            events = decide_transfer(cmd, debit=locked.get(cmd.debit_account), credit=locked.get(cmd.credit_account),
-                                     existing=await ledger.posting(uow.conn, cmd.transfer_id), at=uow.now,
-                                     rules=self.rules.current())
-        except TransferRefusal as refusal:  # nothing written yet: publish the refusal and the rejection
+            return decide()
+        except TransferRefusal as refusal:
             self._emit(uow, [refusal.event])
             uow.reject(_message(uow), refusal)
-            return
-        await self._post(uow, locked.by_id, events)
+            return None
 
     async def _post(self, uow: UnitOfWork, accounts: dict[str, Account], events: list) -> None:
         """Store the openings and postings among ``events`` (``accounts``: the locked states the
@@ -144,9 +216,10 @@ class PointsHandler(Handler):
         if plan is None:
             return
         resident, issuer = (AccountKind.resident, earning.holder_id), _issuer(earning.community_id)
-        locked = await ledger.lock_accounts(uow.conn, holders=[resident, issuer])
+        locked = await ledger.lock_accounts(uow.conn, ids=_holders_ids(resident, issuer), holders=[resident, issuer])
         events = decide_award(plan, resident=locked.held(*resident), issuer=locked.held(*issuer),
-                              existing=await ledger.posting(uow.conn, plan.transfer_id), at=uow.now)
+                              existing=await ledger.posting(uow.conn, plan.transfer_id), at=uow.now,
+                              taken=_taken(locked, resident, issuer))
         await self._post(uow, locked.by_id, events)
 
     # -- reactions: orders -------------------------------------------------------------
@@ -216,8 +289,12 @@ class PointsHandler(Handler):
 
     @handles(ReviewDeed)
     async def review_deed(self, uow: UnitOfWork, cmd: ReviewDeed) -> None:
+        """评审, by an officer whose scope holds the deed's community (another community's deed is
+        refused as an unknown one, so that its existence does not leak)."""
         deeds = DEEDS.of(uow)
         deed = await deeds.fetch(cmd.deed_id)
+        if deed is not None and not in_area(uow.principal, deed.community_id):
+            raise NotFound("deed", cmd.deed_id, "deed_id")
         resident, issuer, accounts = await self._credit_parties(uow, deed)
         events = decide_review_deed(deed, cmd, rules=self.rules.current(), resident=resident, issuer=issuer,
                                     existing=await ledger.posting(uow.conn, deed_transfer_id(cmd.deed_id)),

@@ -2,18 +2,22 @@
 queries. Run: ``python -m services.points.app worker``."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 from schemas.topics import GRID, ORDERS, POINTS
 from services.kit import clock
 from services.kit.http import HttpError
+from services.kit.identity import ROLES
 from services.kit.routes import Page, Request, found
 from services.kit.runtime import ServiceRuntime
+from services.points.domain import code_hash, new_code
 from services.points.domain.clock import month_of
 
 from . import api, metrics
 from .handler import PointsHandler
 from .rules import RulesFile
 from .settings import PointsSettings
-from ..projection import MIGRATIONS, queries
+from ..projection import MIGRATIONS, approvals, queries
 
 settings = PointsSettings()
 rules = RulesFile(settings.rules_path)
@@ -24,26 +28,51 @@ rt.consume("reactions", [ORDERS.events, GRID.events], handler)
 rt.command_api(handler)
 
 
+# -- consent -------------------------------------------------------------------------------
+@rt.post("/v1/redemption-codes", body=api.RedemptionCodeIn, roles=("resident",),
+         responses={201: api.RedemptionCode})
+async def create_redemption_code(req: Request[None, None, api.RedemptionCodeIn]):
+    """A resident's consent to one redemption from their own account (兑换授权码).
+
+    The code is random, valid for a few minutes (``POINTS_REDEMPTION_CODE_SECONDS``), good for
+    one redemption of at most ``amount`` points from ``resident:<sub>``; the merchant sends it
+    as ``consent_code`` of ``points.redeem.v1``. Only its hash is kept."""
+    assert req.principal is not None
+    account_id = f"resident:{req.principal.sub}"
+    now = clock.now()
+    expires_at = now + timedelta(seconds=settings.redemption_code_seconds)
+    code = new_code()
+    async with rt.connection() as conn:
+        await approvals.create_code(conn, code_hash(code), account_id, req.body.amount, at=now, expires_at=expires_at)
+    return 201, {"code": code, "account_id": account_id, "amount": req.body.amount,
+                 "expires_at": expires_at.isoformat()}
+
+
 # -- queries -------------------------------------------------------------------------------
+ACCOUNT_READERS = ("resident", "merchant", "community_officer", "street_officer", "points_operator", "auditor")
+"""Who reads accounts, statements, deeds and redemptions: each only what is theirs or in their scope
+(:func:`queries.may_read`); another's is a 404."""
+
 rt.lookup("/v1/accounts/{account_id}", path=api.AccountRef, out=api.AccountOut, fetch=queries.account,
-          summary="An account: balance and earning lots (积分批次).")
+          summary="An account: balance and earning lots (积分批次).", roles=ACCOUNT_READERS, scoped=True)
 
 
-@rt.get("/v1/accounts/{account_id}/statement", path=api.AccountRef, query=Page,
-        responses={200: api.Statement, 404: "no such account"})
+@rt.get("/v1/accounts/{account_id}/statement", path=api.AccountRef, query=Page, roles=ACCOUNT_READERS,
+        responses={200: api.Statement, 404: "no such account the caller may read"})
 async def get_statement(req: Request[api.AccountRef, Page, None]):
-    """An account's postings, newest first."""
+    """An account's postings, newest first (a resident their own, a merchant their own, an
+    officer the accounts of their communities)."""
     account_id, q = req.path.account_id, req.query
     async with rt.connection() as conn:
-        found(await queries.account(conn, account_id), "account", account_id, "account_id")
+        found(await queries.account(conn, account_id, req.principal), "account", account_id, "account_id")
         return await queries.statement(conn, account_id, q.limit, q.offset)
 
 
 rt.lookup("/v1/deeds/{deed_id}", path=api.DeedRef, out=api.DeedOut, fetch=queries.deed,
-          summary="A deed (道德日记) and how far it got.")
+          summary="A deed (道德日记) and how far it got.", roles=ACCOUNT_READERS, scoped=True)
 
 
-@rt.get("/v1/rankings", query=api.RankingQuery, responses={200: api.Rankings})
+@rt.get("/v1/rankings", query=api.RankingQuery, responses={200: api.Rankings}, roles=ROLES)
 async def get_rankings(req: Request[None, api.RankingQuery, None]):
     """好人榜: residents by points earned in a month or year, in a community or the district."""
     q = req.query
@@ -56,19 +85,19 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
                                       candidates=settings.moral_model_candidates, limit=q.limit, offset=q.offset)
 
 
-@rt.get("/v1/merchants/{account_id}/redemptions", path=api.AccountRef, query=Page,
-        responses={200: api.Redemptions, 404: "no such merchant account"})
+@rt.get("/v1/merchants/{account_id}/redemptions", path=api.AccountRef, query=Page, roles=ACCOUNT_READERS,
+        responses={200: api.Redemptions, 404: "no such merchant account the caller may read"})
 async def get_redemptions(req: Request[api.AccountRef, Page, None]):
-    """The redemptions at a merchant, newest first."""
+    """The redemptions at a merchant, newest first (a merchant their own)."""
     account_id, q = req.path.account_id, req.query
     async with rt.connection() as conn:
-        account = await queries.account(conn, account_id)
+        account = await queries.account(conn, account_id, req.principal)
         found(account if account and account["kind"] == "merchant" else None, "merchant account", account_id,
               "account_id")
         return await queries.redemptions(conn, account_id, q.limit, q.offset)
 
 
-@rt.get("/v1/ledger/check", responses={200: api.LedgerCheck})
+@rt.get("/v1/ledger/check", responses={200: api.LedgerCheck}, roles=("points_operator", "auditor"))
 async def get_ledger_check(req: Request[None, None, None]):
     """The ledger check: balances sum to 0, each balance equals its postings."""
     async with rt.connection() as conn:
@@ -79,6 +108,7 @@ async def get_ledger_check(req: Request[None, None, None]):
 @rt.timer(settings.expiry_interval_seconds, exclusive=True)
 async def expire_points(uow):
     await handler.expire(uow, limit=settings.expiry_batch)
+    await approvals.forget_expired_codes(uow.conn, uow.now - timedelta(days=1))
 
 
 @rt.timer(settings.deed_credit_interval_seconds, exclusive=True)

@@ -20,4 +20,6 @@ class PointsSettings(ServiceSettings):
     deed_credit_interval_seconds: float = Field(
         600.0, gt=0, description="how often approved deeds whose credit was refused (over a cap) are credited again")
     metrics_interval_seconds: float = Field(15.0, gt=0, description="how often the accounts gauge is refreshed")
+    redemption_code_seconds: float = Field(
+        600.0, gt=0, le=86_400, description="how long a resident's redemption code (consent) stays valid")
     moral_model_candidates: int = Field(10, ge=0, le=1000, description="yearly 好人榜 ranks flagged as 道德模范 candidates")

@@ -11,6 +11,7 @@ needs (accounts, the deed, the posting already stored under a transfer id), call
   deterministic transfer ids
 - :mod:`.deeds`     — 申报 → 评审 → 兑现: :func:`decide_submit_deed`, :func:`decide_review_deed`,
   :func:`decide_credit_deed`, :func:`evolve_deed`
+- :mod:`.consent`   — a resident's single-use redemption codes (consent to a redemption)
 - :mod:`.errors`    — the named refusals (:class:`~.errors.SelfReview`)
 - :mod:`.rules`     — :class:`EarningRules` (from ``rules/earning.yaml``), caps, validity
 - :mod:`.sources`   — orders and grid facts (:class:`OrderFacts`, the grid's case events) → :class:`Earning`
@@ -29,9 +30,11 @@ from .rankings import EarnedPoints, RankingEntry, earned_from, moral_model_candi
 from .rules import Caps, EarningRules, Rule, SourceKind, Validity
 from .sources import OrderFacts, earning_from_order, earning_from_report
 from .transfers import (
-    AwardPlan, Earning, TransferRefusal, award_plan, award_transfer_id, decide_transfer, decide_award,
-    decide_expire, due_lots, expiry_transfer_id,
+    AwardPlan, Earning, SelfApproval, SelfCredit, TransferRefusal, award_plan, award_transfer_id,
+    decide_approve_adjustment, decide_award, decide_expire, decide_request_adjustment, decide_transfer, due_lots,
+    expiry_transfer_id, needs_approval,
 )
+from .consent import Consent, check_consent, code_hash, new_code
 
 __all__ = [
     "Account", "AwardPlan", "Caps", "DEED_SOURCE", "Deed", "DeedStatus", "EarnedPoints", "Earning", "EarningRules",
@@ -40,5 +43,6 @@ __all__ = [
     "decide_review_deed", "decide_submit_deed", "decide_transfer", "deed_transfer_id", "due_lots", "earned_from",
     "earning_from_order", "earning_from_report", "evolve_account", "evolve_accounts", "evolve_deed",
     "expiry_transfer_id", "floor_of", "issuer_account_id", "moral_model_candidates", "rankings", "submitter_of",
-    "errors",
+    "errors", "SelfApproval", "SelfCredit", "decide_approve_adjustment", "decide_request_adjustment", "needs_approval",
+    "Consent", "check_consent", "code_hash", "new_code",
 ]

@@ -2,8 +2,8 @@
 the yearly top earners are 道德模范 (moral model) candidates.
 
 Pure functions over :class:`EarnedPoints` rows (the projection keeps them). Points earned
-are awards, plus or minus adjustments between a resident and an issuer (corrections of
-awards); redemptions and expiry do not lower what someone earned. A resident's account
+are awards only: an operator's adjustment never counts (so that an operator cannot put
+anyone on the list), and redemptions and expiry do not lower what someone earned. A resident's account
 is valid across the district; for a community ranking an award counts in the community
 whose issuer paid it. Periods are Shanghai calendar months (``2026-11``) or years (``2026``).
 Ties share a rank (1, 2, 2, 4) and are listed by account id.
@@ -54,13 +54,6 @@ def earned_from(posting: TransferPosted) -> EarnedPoints | None:
     if posting.reason is TransferKind.award:
         return EarnedPoints(account_id=posting.credit_account, amount=posting.amount, earned_at=at,
                             community_id=posting.community_id)
-    if posting.reason is TransferKind.adjustment and posting.community_id is not None:
-        if posting.account_id == posting.credit_account:
-            return EarnedPoints(account_id=posting.credit_account, amount=posting.amount, earned_at=at,
-                                community_id=posting.community_id)
-        if posting.account_id == posting.debit_account:
-            return EarnedPoints(account_id=posting.debit_account, amount=-posting.amount, earned_at=at,
-                                community_id=posting.community_id)
     return None
 
 

@@ -29,15 +29,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, NonNegativeInt
 
 from schemas.common import CommunityId
 from schemas.points import (
-    AccountKind, AccountOpened, Adjust, RefusalReason, Redeem, TransferKind, TransferPosted, TransferRefused,
+    SINGLE_APPROVAL_MAX, AccountKind, AccountOpened, Adjust, AdjustmentRequested, ApproveAdjustment, RefusalReason,
+    Redeem, TransferKind, TransferPosted, TransferRefused,
 )
-from services.kit.errors import Rejected
+from services.kit.errors import IllegalTransition, NotFound, Rejected
 
 from .accounts import Account, Lot, evolve_account, opened_event
 from .rules import EarningRules, Rule, SourceKind
@@ -131,6 +132,7 @@ def decide_award(
     issuer: Account | None,
     existing: TransferPosted | None = None,
     at: datetime | None = None,
+    taken: Collection[str] = (),
 ) -> list[AccountOpened | TransferPosted | TransferRefused]:
     """奖励 Award a resident by ``plan`` (an order or report earning under the rules, or a
     deed's credit).
@@ -139,14 +141,18 @@ def decide_award(
     the issuer account of ``earning.community_id`` (None: opened too), ``existing`` the
     posting already stored under ``plan.transfer_id``. Returns ``[]`` on a redelivery;
     ``[TransferRefused]`` over a cap; else the openings and the posting. ``at`` (default:
-    ``occurred_at``) stamps openings and refusals."""
+    ``occurred_at``) stamps openings and refusals. ``taken``: account ids that exist but are
+    held by someone else; an account to open under one of them is refused
+    (``account_conflict``), never a unique violation. A resident account the ledger opens
+    belongs to the earning's community (whose officers read it)."""
     earning, rule, amount, transfer_id = plan.earning, plan.rule, plan.amount, plan.transfer_id
     at = at or earning.occurred_at
     events: list[AccountOpened | TransferPosted | TransferRefused] = []
     if resident is None:
-        resident_open = opened_event(AccountKind.resident, earning.holder_id, at=at)
+        resident_open = opened_event(AccountKind.resident, earning.holder_id, at=at, community_id=earning.community_id)
         events.append(resident_open)
-        resident = Account(account_id=resident_open.account_id, holder_id=earning.holder_id, kind=AccountKind.resident)
+        resident = Account(account_id=resident_open.account_id, holder_id=earning.holder_id, kind=AccountKind.resident,
+                           community_id=earning.community_id)
     if issuer is None:
         issuer_open = opened_event(AccountKind.issuer, earning.community_id, at=at)
         events.append(issuer_open)
@@ -167,6 +173,9 @@ def decide_award(
             category=earning.category, community_id=earning.community_id, refused_at=at,
         )]
 
+    clash = [e.account_id for e in events if isinstance(e, AccountOpened) and e.account_id in taken]
+    if clash:
+        return refused(RefusalReason.account_conflict, f"{clash[0]} is held by another holder")
     if existing is not None:
         if same_terms(existing, posting):
             return []
@@ -305,6 +314,8 @@ def decide_transfer(
     ``same_account``, ``insufficient_balance``, ``duplicate_source``. A repeated command
     (same transfer id, same terms) returns ``[]``."""
     kind, sides, terms = _COMMAND_TRANSFERS[type(cmd)]
+    if isinstance(cmd, Adjust):
+        check_not_own(cmd.operator_id, cmd.credit_account, credit)
     pair = _check_pair(cmd, kind, debit, credit, existing, at)
     if pair is None:
         return []
@@ -320,3 +331,104 @@ def decide_transfer(
         TransferPosted(transfer_id=cmd.transfer_id, debit_account=debit.account_id, credit_account=credit.account_id,
                        amount=cmd.amount, reason=kind, posted_at=at, **terms(cmd, debit, credit)),
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# adjustments: separation of duties
+# ---------------------------------------------------------------------------------------
+
+
+class SelfCredit(Rejected):
+    """``self_credit``: an operator's adjustment (or approval) would credit an account they hold."""
+
+    def __init__(self, operator_id: str, account_id: str, field: str = "credit_account"):
+        super().__init__("self_credit", f"{operator_id!r} holds {account_id!r} and cannot credit it", field)
+
+
+class SelfApproval(Rejected):
+    """``self_approval``: the second approval of an adjustment comes from the operator who asked."""
+
+    def __init__(self, approver_id: str):
+        super().__init__("self_approval", f"{approver_id!r} requested this adjustment; another operator approves it",
+                         "approver_id")
+
+
+def check_not_own(operator_id: str | None, credit_account: str, credit: Account | None) -> None:
+    """Refuse an adjustment that credits an account ``operator_id`` holds: one the ledger holds
+    for them, or one whose id names them (``resident:<operator>``, ``merchant:<operator>``...)."""
+    if operator_id is None:
+        return
+    _, sep, holder = credit_account.partition(":")
+    if (sep and holder == operator_id) or (credit is not None and credit.holder_id == operator_id):
+        raise SelfCredit(operator_id, credit_account)
+
+
+def needs_approval(cmd: Adjust) -> bool:
+    """Whether an adjustment waits for a second operator (more than ``SINGLE_APPROVAL_MAX`` points)."""
+    return cmd.amount > SINGLE_APPROVAL_MAX
+
+
+def _same_request(a: AdjustmentRequested, cmd: Adjust) -> bool:
+    return (a.debit_account, a.credit_account, a.amount, a.operator_id) == (
+        cmd.debit_account, cmd.credit_account, cmd.amount, cmd.operator_id)
+
+
+def decide_request_adjustment(
+    cmd: Adjust,
+    *,
+    debit: Account | None,
+    credit: Account | None,
+    requested: AdjustmentRequested | None,
+    existing: TransferPosted | None = None,
+    at: datetime,
+) -> list[AdjustmentRequested]:
+    """调整申请 An adjustment over ``SINGLE_APPROVAL_MAX`` points: checked as the transfer would be
+    now (accounts, kinds, the debit's floor, the operator's own accounts) and recorded as
+    requested; nothing moves until another operator approves it. ``requested``: the request
+    already stored under the transfer id. A repeated request is a no-op."""
+    if requested is not None:
+        if _same_request(requested, cmd):
+            return []
+        raise _refuse(RefusalReason.duplicate_source, f"adjustment {cmd.transfer_id} was requested with other terms",
+                      TransferKind.adjustment, cmd, at, "transfer_id")
+    postings = decide_transfer(cmd, debit=debit, credit=credit, existing=existing, at=at)
+    if not postings:
+        return []  # posted already, with these terms
+    assert debit is not None and credit is not None
+    return [AdjustmentRequested(
+        transfer_id=cmd.transfer_id, debit_account=cmd.debit_account, credit_account=cmd.credit_account,
+        amount=cmd.amount, operator_id=cmd.operator_id or "", detail=cmd.reason,
+        account_id=_holder_side(debit, credit), occurred_at=at,
+    )]
+
+
+def decide_approve_adjustment(
+    requested: AdjustmentRequested | None,
+    cmd: ApproveAdjustment,
+    *,
+    debit: Account | None,
+    credit: Account | None,
+    existing: TransferPosted | None = None,
+    at: datetime,
+    rules: EarningRules | None = None,
+) -> list[TransferPosted]:
+    """批准调整 A second operator approves a requested adjustment: it is posted now (the floor is
+    checked again). Refused: ``unknown_adjustment``, ``self_approval`` (the requesting
+    operator), ``self_credit`` (the approver holds the credited account), ``illegal_transition``
+    (approved already by someone else), and the transfer's own refusals. Approving it again is
+    a no-op."""
+    if requested is None:
+        raise NotFound("adjustment", cmd.transfer_id, "transfer_id")
+    if cmd.approver_id == requested.operator_id:
+        raise SelfApproval(cmd.approver_id or "")
+    check_not_own(cmd.approver_id, requested.credit_account, credit)
+    if existing is not None:
+        if existing.approver_id == cmd.approver_id:
+            return []
+        raise IllegalTransition("approve", "approved", f"adjustment {cmd.transfer_id} was approved already")
+    adjust = Adjust(transfer_id=requested.transfer_id, debit_account=requested.debit_account,
+                    credit_account=requested.credit_account, amount=requested.amount,
+                    operator_id=requested.operator_id, reason=requested.detail or "adjustment")
+    postings = decide_transfer(adjust, debit=debit, credit=credit, existing=None, at=at, rules=rules)
+    return [p.model_copy(update={"approver_id": cmd.approver_id}) if p.transfer_id == cmd.transfer_id else p
+            for p in postings]

@@ -5,6 +5,27 @@ from typing import Any
 
 import asyncpg
 
+from services.kit.identity import Principal
+from services.kit.policy import sees_district
+
+OFFICERS = frozenset({"community_officer", "street_officer"})
+
+
+def may_read(principal: Principal | None, *, account_id: str, community_id: str | None) -> bool:
+    """Whether ``principal`` reads the account ``account_id`` (of ``community_id``) and what is
+    about it (its statement, deeds, redemptions): the district roles everything; a resident only
+    ``resident:<sub>``, a merchant only ``merchant:<sub>``; a community or street officer the
+    accounts of the communities of their scope."""
+    if principal is None:
+        return False
+    if sees_district(principal):
+        return True
+    if principal.has("resident") and account_id == f"resident:{principal.sub}":
+        return True
+    if principal.has("merchant") and account_id == f"merchant:{principal.sub}":
+        return True
+    return bool(principal.roles & OFFICERS) and community_id is not None and principal.scope.covers(community_id)
+
 
 def _posting(row, account_id: str | None = None) -> dict[str, Any]:
     out = {
@@ -19,11 +40,16 @@ def _posting(row, account_id: str | None = None) -> dict[str, Any]:
     return {k: v for k, v in out.items() if v is not None}
 
 
-async def account(conn: asyncpg.Connection, account_id: str) -> dict[str, Any] | None:
+async def account(conn: asyncpg.Connection, account_id: str, principal: Principal | None = None, *,
+                  everyone: bool = False) -> dict[str, Any] | None:
+    """An account as ``principal`` may read it (None: absent, or not theirs to read);
+    ``everyone``: unchecked (the service's own use)."""
     row = await conn.fetchrow(
         """SELECT account_id, kind, holder_id, community_id, balance, opened_at, state FROM accounts
            WHERE account_id = $1""", account_id)
     if row is None:
+        return None
+    if not everyone and not may_read(principal, account_id=row["account_id"], community_id=row["community_id"]):
         return None
     state = row["state"]
     return {
@@ -47,9 +73,15 @@ async def statement(conn: asyncpg.Connection, account_id: str, limit: int, offse
             "items": [_posting(r, account_id) for r in rows]}
 
 
-async def deed(conn: asyncpg.Connection, deed_id: str) -> dict[str, Any] | None:
-    row = await conn.fetchrow("SELECT state FROM deeds WHERE deed_id = $1", deed_id)
-    return {k: v for k, v in row["state"].items() if v is not None} if row else None
+async def deed(conn: asyncpg.Connection, deed_id: str, principal: Principal | None = None, *,
+               everyone: bool = False) -> dict[str, Any] | None:
+    """A deed as ``principal`` may read it: its resident, the officers of its community, the district roles."""
+    row = await conn.fetchrow("SELECT account_id, community_id, state FROM deeds WHERE deed_id = $1", deed_id)
+    if row is None:
+        return None
+    if not everyone and not may_read(principal, account_id=row["account_id"], community_id=row["community_id"]):
+        return None
+    return {k: v for k, v in row["state"].items() if v is not None}
 
 
 async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str | None, candidates: int,

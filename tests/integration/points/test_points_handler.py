@@ -21,6 +21,8 @@ from services.points.app.rules import RulesFile
 from services.points.projection import queries
 from tests.support.kafka import command
 
+from .senders import consent, sender
+
 pytestmark = pytest.mark.integration
 
 DAY = datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
@@ -49,11 +51,16 @@ async def batch(pool, handler: PointsHandler, msgs: list[Message], now: datetime
     return await timer(pool, handle, now)
 
 
+def message(payload, *, source: str = "/tests", time: datetime = DAY, principal=None) -> Message:
+    """A message as the kit hands it over: a command with its sender (the policy's), an event without."""
+    return Message(envelope=command(payload, source=source, time=time), payload=payload,
+                   principal=principal or sender(payload))
+
+
 async def run(pool, handler: PointsHandler, payload, *, now: datetime = DAY, source: str = "/tests",
-              time: datetime | None = None) -> UnitOfWork:
+              time: datetime | None = None, principal=None) -> UnitOfWork:
     """Handle one message in its own transaction."""
-    return await batch(pool, handler, [Message(envelope=command(payload, source=source, time=time or now),
-                                               payload=payload)], now)
+    return await batch(pool, handler, [message(payload, source=source, time=time or now, principal=principal)], now)
 
 
 def types(uow: UnitOfWork) -> list[str]:
@@ -68,7 +75,7 @@ async def open_resident(pool, handler, holder: str) -> str:
 
 async def balance(pool, account_id: str) -> int:
     async with pool.acquire() as conn:
-        return (await queries.account(conn, account_id))["balance"]
+        return (await queries.account(conn, account_id, everyone=True))["balance"]
 
 
 async def test_a_deed_refused_over_the_daily_cap_is_credited_by_the_timer_on_a_later_day(pool, handler):
@@ -85,7 +92,7 @@ async def test_a_deed_refused_over_the_daily_cap_is_credited_by_the_timer_on_a_l
     assert types(next_day) == ["points.transfer.posted.v1"]
     assert await balance(pool, account) == 30
     async with pool.acquire() as conn:
-        assert (await queries.deed(conn, "d3"))["status"] == "credited"
+        assert (await queries.deed(conn, "d3", everyone=True))["status"] == "credited"
     assert (await timer(pool, handler.credit_refused_deeds, DAY + timedelta(days=2))).emitted == []
 
 
@@ -97,8 +104,9 @@ async def test_expiry_retires_lots_oldest_first_once_each_after_spending_took_th
                                                 evaluator_id="op", community_id=COMMUNITY, category="daily_care",
                                                 service_minutes=minutes),
                   source="/services/orders", time=DAY + timedelta(days=30 * (n - 1)))
-    await run(pool, handler, Redeem(transfer_id="till-1", debit_account=account, credit_account="merchant:m", amount=5),
-              now=DAY + timedelta(days=40))  # takes 5 of the first lot
+    code = await consent(pool, account, 5, at=DAY + timedelta(days=40))
+    await run(pool, handler, Redeem(transfer_id="till-1", debit_account=account, credit_account="merchant:m", amount=5,
+                                    consent_code=code), now=DAY + timedelta(days=40))  # takes 5 of the first lot
     two_years = DAY.replace(year=2028)
     first = await timer(pool, lambda uow: handler.expire(uow, limit=100), two_years + timedelta(days=1))
     assert [(e.data["amount"], e.data["reason"]) for e in first.emitted] == [(2, "expiry")]
@@ -119,10 +127,13 @@ async def test_concurrent_redemptions_never_take_a_resident_below_zero(pool, han
     await run(pool, handler, Adjust(transfer_id="seed", debit_account="issuer:" + COMMUNITY, credit_account=account,
                                     amount=10, operator_id="op", reason="opening grant"))
 
+    codes = [await consent(pool, account, 3, at=DAY) for _ in range(8)]
+
     async def redeem(n: int):
         try:
             return await run(pool, handler, Redeem(transfer_id=f"t{n}", debit_account=account,
-                                                   credit_account=f"merchant:m{1 + n % 2}", amount=3))
+                                                   credit_account=f"merchant:m{1 + n % 2}", amount=3,
+                                                   consent_code=codes[n]))
         except Rejected as e:  # not expected: the handler turns refusals into events
             return e
 
@@ -141,18 +152,18 @@ async def test_a_batch_is_handled_as_its_messages_one_by_one_and_a_refusal_undoe
     an opening, a deed submitted and approved, a redemption over the balance (refused with both
     events), a second review of the deed (refused) and an order award."""
     shop = "merchant:m9"
+    code = await consent(pool, "resident:p9", 11, at=DAY)
     payloads = [
         OpenAccount(account_id="resident:p9", holder_id="p9", kind="resident", community_id=COMMUNITY),
         OpenAccount(account_id=shop, holder_id="m9", kind="merchant"),
         SubmitDeed(deed_id="d9", account_id="resident:p9", category="civility_persuasion"),
         ReviewDeed(deed_id="d9", account_id="resident:p9", approved=True, points=10, reviewer_id="rev"),
-        Redeem(transfer_id="till-9", debit_account="resident:p9", credit_account=shop, amount=11),
+        Redeem(transfer_id="till-9", debit_account="resident:p9", credit_account=shop, amount=11, consent_code=code),
         ReviewDeed(deed_id="d9", account_id="resident:p9", approved=False, reason="again", reviewer_id="rev"),
         OrderEvaluated(order_id="o9", assignee_id="p9", rating=5, passed=True, evaluator_id="op",
                        community_id=COMMUNITY, category="daily_care", service_minutes=60),
     ]
-    msgs = [Message(envelope=command(p, source="/services/orders" if isinstance(p, OrderEvaluated) else "/tests",
-                                     time=DAY), payload=p) for p in payloads]
+    msgs = [message(p, source="/services/orders" if isinstance(p, OrderEvaluated) else "/tests") for p in payloads]
     uow = await batch(pool, handler, msgs)
     by_message = [[e.type for e in uow.caused_by(m.id)] for m in msgs]
     assert by_message == [
@@ -165,7 +176,7 @@ async def test_a_batch_is_handled_as_its_messages_one_by_one_and_a_refusal_undoe
     assert [e.reason for _, e in uow.rejected] == ["insufficient_balance", "illegal_transition"]
     assert await balance(pool, "resident:p9") == 17  # 10 for the deed, 7 for the order
     async with pool.acquire() as conn:
-        deed = await queries.deed(conn, "d9")
+        deed = await queries.deed(conn, "d9", everyone=True)
         assert (deed["status"], deed["points"]) == ("credited", 10)
         assert await conn.fetchval("SELECT version FROM deeds WHERE deed_id = 'd9'") == 1  # saved once, at the flush
         check = await queries.ledger_check(conn)
@@ -183,7 +194,7 @@ async def test_concurrent_batches_awarding_in_the_same_communities_wait_for_each
         e = OrderEvaluated(order_id=f"o-{batch}-{community}", assignee_id=f"p-{batch}-{community}", rating=5,
                            passed=True, evaluator_id="op", community_id=community, category="daily_care",
                            service_minutes=60)
-        return Message(envelope=command(e, source="/services/orders", time=DAY), payload=e)
+        return message(e, source="/services/orders")
 
     batches = [[evaluated(b, c) for c in (communities if b % 2 else communities[::-1])] for b in range(6)]
     done = await asyncio.gather(*(batch(pool, handler, msgs) for msgs in batches))

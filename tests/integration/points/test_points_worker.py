@@ -17,7 +17,7 @@ from services.points import DEFAULT_RULES_PATH
 from services.points.domain import award_transfer_id, deed_transfer_id
 from services.points.domain.clock import month_of, year_of
 from tests.support.kafka import command, of_type, read_all, send
-from tests.support.identity import token
+from tests.support.identity import command_token, token
 from tests.support.procs import Worker, http
 
 pytestmark = pytest.mark.integration
@@ -79,9 +79,22 @@ async def balance_is(w: Worker, account_id: str, expected: int) -> None:
     await eventually(probe)
 
 
-async def post_command(w: Worker, type_: str, data: dict, *, id: str | None = None, token: str | None = TOKEN):
-    return await http("POST", w.url + "/v1/commands", json={"id": id or str(uuid.uuid4()), "type": type_, "data": data},
-                      token=token)
+SENDER = object()
+
+
+async def post_command(w: Worker, type_: str, data: dict, *, id: str | None = None, token=SENDER):
+    """POST a command, by default with the token of the sender it names (the policy's role)."""
+    body = {"id": id or str(uuid.uuid4()), "type": type_, "data": data}
+    return await http("POST", w.url + "/v1/commands", json=body,
+                      token=command_token(body) if token is SENDER else token)
+
+
+async def consent_code(w: Worker, resident: str, amount: int) -> str:
+    """A resident's consent to one redemption of at most ``amount`` (POST /v1/redemption-codes)."""
+    status, body = await http("POST", w.url + "/v1/redemption-codes", json={"amount": amount},
+                              token=token(sub=resident, roles=["resident"]))
+    assert status == 201 and body["account_id"] == f"resident:{resident}", body
+    return body["code"]
 
 
 def evaluated(assignee: str, *, category: str = "daily_care", minutes: int = 60, passed: bool = True,
@@ -199,7 +212,7 @@ async def test_a_residents_registered_report_awards_the_reporter_in_either_order
 
 async def test_a_deed_submitted_and_approved_over_kafka_is_credited(worker):
     person, deed_id = uid("p"), uid("deed")
-    account = f"acct-{person}"
+    account = f"resident:{person}"
     await send(worker.kafka, "points.intake.v1",
                command(OpenAccount(account_id=account, holder_id=person, kind="resident", community_id="110105001002")),
                command(SubmitDeed(deed_id=deed_id, account_id=account, category="civility_persuasion",
@@ -216,7 +229,8 @@ async def test_a_redemption_over_the_balance_over_kafka_is_refused_with_both_eve
     opening = [command(OpenAccount(account_id=f"resident:{person}", holder_id=person, kind="resident")),
                command(OpenAccount(account_id=f"merchant:{shop}", holder_id=shop, kind="merchant"))]
     redeem = command(Redeem(transfer_id=uid("till"), debit_account=f"resident:{person}",
-                            credit_account=f"merchant:{shop}", amount=50))
+                            credit_account=f"merchant:{shop}", amount=50,
+                            consent_code=await consent_code(worker, person, 50)))
     await send(worker.kafka, "points.intake.v1", *opening)  # keyed by different accounts: wait for both
     await balance_is(worker, f"resident:{person}", 0)
     await balance_is(worker, f"merchant:{shop}", 0)
@@ -256,7 +270,7 @@ async def test_commands_over_http_answer_401_422_409_and_replay_idempotently(wor
     assert status == 200 and again["replayed"] is True and again["events"] == body["events"]
     status, body = await post_command(worker, "points.account.open.v1",
                                       {**open_resident, "account_id": f"second-{person}"})
-    assert status == 409 and body["error"] == "holder_has_account" and body["field"] == "holder_id"
+    assert status == 422 and body["field"] == "data.account_id"  # the id is <kind>:<holder_id>, never chosen
     assert (await post_command(worker, "points.account.open.v1",
                                {"account_id": f"merchant:{shop}", "holder_id": shop, "kind": "merchant"}))[0] == 200
 
@@ -278,7 +292,7 @@ async def test_commands_over_http_answer_401_422_409_and_replay_idempotently(wor
     assert status == 409 and body["error"] == "illegal_transition"
 
     redeem = {"transfer_id": uid("till"), "debit_account": f"resident:{person}", "credit_account": f"merchant:{shop}",
-              "amount": 9}
+              "amount": 9, "consent_code": await consent_code(worker, person, 9)}
     status, body = await post_command(worker, "points.redeem.v1", redeem)
     assert status == 409 and body["error"] == "insufficient_balance"
     assert [e["type"] for e in body["events"]] == ["points.transfer.refused.v1", "points.command.rejected.v1"]

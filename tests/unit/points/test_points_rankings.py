@@ -71,11 +71,12 @@ def posting(**kw):
     return TransferPosted(**{**base, **kw})
 
 
-def test_awards_and_issuer_adjustments_count_as_earned_but_redemptions_and_expiry_do_not():
+def test_only_awards_count_as_earned_never_adjustments_redemptions_or_expiry():
     assert earned_from(posting(reason="award")).amount == 7
-    assert earned_from(posting(reason="adjustment", account_id="resident:r")).amount == 7
+    # an operator's adjustment never puts anyone on 好人榜 (issue 14: 2^62 points "earned")
+    assert earned_from(posting(reason="adjustment", account_id="resident:r")) is None
     back = posting(reason="adjustment", debit_account="resident:r", credit_account=f"issuer:{C1}", account_id="resident:r")
-    assert (earned_from(back).account_id, earned_from(back).amount) == ("resident:r", -7)
+    assert earned_from(back) is None
     assert earned_from(posting(reason="redemption", debit_account="resident:r", credit_account="merchant:m",
                                community_id=None)) is None
     assert earned_from(posting(reason="expiry", debit_account="resident:r", credit_account=f"issuer:{C1}")) is None
