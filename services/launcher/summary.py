@@ -71,6 +71,12 @@ async def collect(session: aiohttp.ClientSession, urls: dict[str, str], token: s
     mets = dict(got[:n])
     readiness = dict(got[n:2 * n])
     ledger_status, ledger = got[2 * n]
+    return snapshot(mets, readiness, ledger if ledger_status == 200 else None)
+
+
+def snapshot(mets: dict[str, dict | None], readiness: dict[str, bool], ledger: Any) -> dict[str, Any]:
+    """The summary from each service's parsed metrics (None: unreachable), readiness and the
+    ledger check's answer (None: unavailable)."""
     snap: dict[str, Any] = {"ready": readiness, "produced": 0.0, "consumed": 0.0, "lag": {}, "rejected": {},
                             "refused": {}, "policy_refusals": {}, "dead_lettered": {}}
     for svc, m in mets.items():
@@ -95,7 +101,7 @@ async def collect(session: aiohttp.ClientSession, urls: dict[str, str], token: s
                       "redeemed": int(total(p, "points_redeemed_points_total")),
                       "refused": int(total(p, "points_transfers_refused_total")),
                       "accounts": int(total(p, "points_accounts"))}
-    if ledger_status == 200 and isinstance(ledger, dict):
+    if isinstance(ledger, dict):
         snap["ledger"] = {"sum": ledger.get("sum"), "postings": ledger.get("postings"),
                           "consistent": ledger.get("consistent")}
     else:

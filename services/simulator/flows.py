@@ -536,7 +536,7 @@ class Stories:
     async def story_bad_input(self, rng: random.Random) -> None:
         """Input a service refuses for what it says, never for who sends it: each by someone
         who may send it (a refusal ``forbidden`` would be the simulator's fault)."""
-        kind = rng.choice(["malformed_json", "unknown_grid", "illegal_transition", "not_assignee"])
+        kind = rng.choice(["malformed_json", "unknown_grid", "illegal_transition", "skipped_step"])
         self.stats.bad_input[kind] += 1
         if kind == "malformed_json":
             svc = rng.choice(list(BY_SERVICE))
@@ -559,13 +559,14 @@ class Stories:
                                              reporter=Reporter(kind="grid_worker", id=worker.sub)), worker)
             if not out.rejected:
                 await self.step(VerifyCase(case_id=case_id, passed=True, verifier_id=worker.sub), worker)
-        else:  # a member of another community accepts an order that was never dispatched to them
+        else:  # the member an order was dispatched to reports it complete before accepting it
             resident = rng.choice(self.d.residents)
             order_id = self.new_id("order", rng)
             out = await self.step(PlaceOrder(order_id=order_id, resident_id=resident.person_id, grid_id=resident.grid_id,
                                              category=OrderCategory.POLICY, description="政策咨询"),
                                   self.cast.resident(resident))
-            if not out.rejected:
-                others = [m for m in self.d.members if m.community_id != resident.community_id] or list(self.d.members)
-                member = self.cast.member(rng.choice(others).member_id)
-                await self.step(AcceptOrder(order_id=order_id, assignee_id=member.sub), member)
+            got = out.of_type(DISPATCHED)
+            if not out.rejected and got:
+                assignee = got[0].data["assignee_id"]
+                await self.step(CompleteOrder(order_id=order_id, assignee_id=assignee, service_minutes=30,
+                                              note="未接单先完成"), self.cast.member(assignee))

@@ -31,11 +31,14 @@ class FakeClient:
 
     def __init__(self, refuse: set[str] = frozenset()):
         self.sent: list = []
+        self.senders: list = []  # the Actor who sent each command of ``sent``
         self.raw: list[tuple[str, bytes]] = []
+        self.codes: list[tuple[str, int]] = []  # (resident, amount) of each consent code given
         self.refuse = refuse
 
-    async def send_and_follow(self, payload, *, timeout: float = 0) -> Outcome:
+    async def send_and_follow(self, payload, *, sender=None, timeout: float = 0) -> Outcome:
         self.sent.append(payload)
+        self.senders.append(sender)
         cid = f"cmd-{len(self.sent)}"
         if payload.TYPE in self.refuse:
             rej = CloudEvent(id="r", source="/services/x", type="x.command.rejected.v1", causationid=cid,
@@ -48,6 +51,10 @@ class FakeClient:
 
     async def send_raw(self, topic: str, value: bytes, *, key=None) -> None:
         self.raw.append((topic, value))
+
+    async def redemption_code(self, resident, amount: int) -> dict:
+        self.codes.append((resident.sub, amount))
+        return {"code": f"code-{len(self.codes)}", "account_id": f"resident:{resident.sub}", "amount": amount}
 
     def expect(self, predicate):
         return asyncio.get_running_loop().create_future()
@@ -180,7 +187,7 @@ async def test_bad_input_covers_malformed_json_unknown_grids_and_illegal_transit
     s = stories(c)
     for _ in range(40):
         await s.run_one("bad_input")
-    assert set(s.stats.bad_input) == {"malformed_json", "unknown_grid", "illegal_transition", "not_assignee"}
+    assert set(s.stats.bad_input) == {"malformed_json", "unknown_grid", "illegal_transition", "skipped_step"}
     for topic, value in c.raw:
         assert topic.endswith(".intake.v1")
         with pytest.raises(Exception):
@@ -212,14 +219,17 @@ async def test_setup_opens_every_account_and_registers_members_before_claiming_p
     assert max(i for i, t in enumerate(types) if t == "orders.member.register.v1") < types.index("orders.post.claim.v1")
 
 
-async def test_month_end_reviews_every_unit_both_ways():
+async def test_month_end_reviews_every_unit_by_its_street_and_community_and_every_community_by_its_street():
     c = FakeClient()
     s = stories(c)
-    assert await s.month_end_reviews("2026-05") == 4 * len(s.d.units)
+    n = 2 * len(s.d.units) + len(s.d.communities)
+    assert await s.month_end_reviews("2026-05") == n
     reviews = [x for x in c.sent if x.TYPE == "assessment.review.record.v1"]
-    assert len(reviews) == len(c.sent) == 4 * len(s.d.units)
-    assert {r.subject_type.value for r in reviews} == {"unit", "street", "community"}
+    assert len(reviews) == len(c.sent) == n
+    assert {r.subject_type.value for r in reviews} == {"unit", "community"}
+    assert {r.reviewer_type.value for r in reviews} == {"street", "community"}
     assert {r.period for r in reviews} == {"2026-05"}
+    assert all(r.reviewer_id == by.sub for r, by in zip(c.sent, c.senders))
 
 
 async def test_closing_a_period_is_one_command_and_is_counted_when_accepted():
