@@ -13,8 +13,9 @@ passes through :meth:`Stories.step`, which waits for the simulator's pace (RATE 
 Every command is sent by the person or office that really sends it
 (:class:`~.identities.Cast`), with their own token, and names them in its actor fields: a grid
 worker reports in their grid and verifies its cases, the community office (``cw-<community>``)
-registers, dispatches, evaluates orders, reviews deeds and opens residents' accounts, the street
-office (``so-<street>``) escalates and reviews communities, the department's officer handles,
+registers, dispatches, evaluates orders, reviews deeds, opens residents' accounts and records
+its reviews of units, the street office (``so-<street>``) escalates and records its street's and
+its units' reviews, the department's officer handles,
 the resident gives feedback on their own report, places orders, submits deeds and gives the
 consent code a merchant's redemption presents, the Party member acts on their own posts and
 orders, two points operators adjust and approve, the assessment office closes periods. The
@@ -35,7 +36,7 @@ from typing import Any, Awaitable, Callable, Protocol
 import orjson
 
 from schemas.assessment import ClosePeriod, RecordReview
-from schemas.codes import GridCode, street_id_of
+from schemas.codes import GridCode
 from schemas.common import Command
 from schemas.envelope import CloudEvent, encode, envelope_for
 from schemas.grid import (
@@ -495,24 +496,27 @@ class Stories:
                                   notes="日常巡查"), worker)
 
     def reviews_for(self, period: str, rng: random.Random, tag: str = "") -> list[tuple[RecordReview, Actor]]:
-        """双向评议 of one period, each with the office that records it: the community office
-        and the street office score each resident unit of their area, and the street office
-        scores each of its communities.
+        """双向评议 of one period: each unit is scored by its street and community, and scores them;
+        each review with the office that records it (``recorded_by``, filled from its token): the
+        community office records its community's reviews of units, the street office its street's
+        and the units' reviews of its communities, the assessment office the units' reviews of
+        streets (a street does not record opinions of itself).
 
         ``tag`` makes the review ids new (a later review of the same pair replaces the earlier one).
         """
+        cast = self.cast
         out = []
         for u in self.d.units:
-            for office, rtype in ((self.cast.street_officer(u.street_id), "street"),
-                                  (self.cast.community_officer(u.community_id), "community")):
-                out.append((RecordReview(review_id=f"rv-{period}-{office.sub}-{u.unit_id}{tag}", reviewer_id=office.sub,
+            street = cast.street_officer(u.street_id)
+            for reviewer, rtype, by, by_unit in ((u.street_id, "street", street, cast.assessor()),
+                                                 (u.community_id, "community", cast.community_officer(u.community_id),
+                                                  street)):
+                out.append((RecordReview(review_id=f"rv-{period}-{reviewer}-{u.unit_id}{tag}", reviewer_id=reviewer,
                                          reviewer_type=rtype, subject_type="unit", subject_id=u.unit_id,
-                                         period=period, score=rng.randint(70, 100)), office))
-        for c in self.d.communities:
-            street = self.cast.street_officer(street_id_of(c.community_id))
-            out.append((RecordReview(review_id=f"rv-{period}-{street.sub}-{c.community_id}{tag}", reviewer_id=street.sub,
-                                     reviewer_type="street", subject_type="community", subject_id=c.community_id,
-                                     period=period, score=rng.randint(65, 100)), street))
+                                         period=period, score=rng.randint(70, 100)), by))
+                out.append((RecordReview(review_id=f"rv-{period}-{u.unit_id}-{reviewer}{tag}", reviewer_id=u.unit_id,
+                                         reviewer_type="unit", subject_type=rtype, subject_id=reviewer,
+                                         period=period, score=rng.randint(65, 100)), by_unit))
         return out
 
     async def story_review(self, rng: random.Random) -> None:
@@ -520,7 +524,7 @@ class Stories:
         await self.step(*rng.choice(self.reviews_for(period, rng, tag=f"-{rng.getrandbits(32):08x}")))
 
     async def month_end_reviews(self, period: str, rng: random.Random | None = None) -> int:
-        """Month-end (结算) 双向评议: the offices score their units and communities."""
+        """Month-end (结算) 双向评议: every unit and its street and community score each other."""
         rng = rng or self.rng_for(hash(period) & 0xFFFF)
         outs = await asyncio.gather(*(self.step(r, by) for r, by in self.reviews_for(period, rng)))
         return sum(1 for o in outs if not o.rejected and not o.timed_out)

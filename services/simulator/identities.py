@@ -68,7 +68,7 @@ ROLE_OF: Mapping[str, str] = {
     "points.deed.review.v1": "community_officer",
     "points.redeem.v1": "merchant",
     # assessment: the assessment office closes periods and changes schemes; the community and
-    # street offices record the two-way reviews
+    # street offices record the two-way reviews (the assessment office those of streets)
     "assessment.period.close.v1": "assessor",
     "assessment.review.record.v1": "community_officer",
     "assessment.scheme.change.v1": "assessor",

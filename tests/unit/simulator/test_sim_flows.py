@@ -219,17 +219,17 @@ async def test_setup_opens_every_account_and_registers_members_before_claiming_p
     assert max(i for i, t in enumerate(types) if t == "orders.member.register.v1") < types.index("orders.post.claim.v1")
 
 
-async def test_month_end_reviews_every_unit_by_its_street_and_community_and_every_community_by_its_street():
+async def test_month_end_reviews_every_unit_both_ways():
     c = FakeClient()
     s = stories(c)
-    n = 2 * len(s.d.units) + len(s.d.communities)
-    assert await s.month_end_reviews("2026-05") == n
+    assert await s.month_end_reviews("2026-05") == 4 * len(s.d.units)
     reviews = [x for x in c.sent if x.TYPE == "assessment.review.record.v1"]
-    assert len(reviews) == len(c.sent) == n
-    assert {r.subject_type.value for r in reviews} == {"unit", "community"}
-    assert {r.reviewer_type.value for r in reviews} == {"street", "community"}
+    assert len(reviews) == len(c.sent) == 4 * len(s.d.units)
+    assert {r.subject_type.value for r in reviews} == {"unit", "street", "community"}
     assert {r.period for r in reviews} == {"2026-05"}
-    assert all(r.reviewer_id == by.sub for r, by in zip(c.sent, c.senders))
+    recorders = {(r.reviewer_type.value, r.subject_type.value): by.role for r, by in zip(c.sent, c.senders)}
+    assert recorders == {("community", "unit"): "community_officer", ("street", "unit"): "street_officer",
+                         ("unit", "community"): "street_officer", ("unit", "street"): "assessor"}
 
 
 async def test_closing_a_period_is_one_command_and_is_counted_when_accepted():

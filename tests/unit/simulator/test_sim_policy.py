@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from schemas.codes import GridCode, street_id_of
+from schemas.codes import CodeKind, GridCode, kind_of, street_id_of
 from schemas.envelope import CloudEvent
 from services.kit import devidentity
 from services.kit.identity import ROLES, Principal, Scope, TokenVerifier
@@ -61,7 +61,7 @@ ALLOWED: dict[str, set[str]] = {
     "points.redeem.v1": {"merchant"},
     "assessment.period.close.v1": {"assessor"},
     "assessment.scheme.change.v1": {"assessor"},
-    "assessment.review.record.v1": OFFICERS,
+    "assessment.review.record.v1": OFFICERS | {"assessor"},
 }
 
 
@@ -76,8 +76,9 @@ class World:
     adjustments: dict[str, str] = field(default_factory=dict)  # transfer id -> operator
     codes: dict[str, str] = field(default_factory=dict)  # consent code -> account it debits
 
-    def unit(self, unit_id: str):
-        return next((u for u in self.district.units if u.unit_id == unit_id), None)
+
+def street_or_community(code: str) -> bool:
+    return kind_of(code) in (CodeKind.STREET, CodeKind.COMMUNITY)
 
 
 def violation(p, pr: Principal, w: World) -> str | None:
@@ -171,14 +172,22 @@ def violation(p, pr: Principal, w: World) -> str | None:
     if t in ("assessment.period.close.v1", "assessment.scheme.change.v1"):
         return None
     if t == "assessment.review.record.v1":
-        if p.reviewer_id != sub:
+        # reviewer_id is the reviewing party (community, street or unit); the person recording is
+        # ``recorded_by`` (the sender, filled from the token), as the assessment service has it
+        if getattr(p, "recorded_by", None) not in (None, sub):
             return "a review recorded in someone else's name"
-        if p.subject_type.value == "unit":
-            u = w.unit(p.subject_id)
-            return None if u is not None and scope.covers(u.community_id) else "a unit outside their area"
-        if p.subject_type.value == "community" and "street_officer" in roles:
-            return None if scope.covers(p.subject_id) else "a community outside their street"
-        return f"{sorted(roles)} may not review a {p.subject_type.value}"
+        by, of = p.reviewer_type.value, p.subject_type.value
+        if by not in ("unit", "street", "community") or (by != "unit") != bool(street_or_community(p.reviewer_id)):
+            return f"reviewer {p.reviewer_id!r} is not a {by}"
+        if "community_officer" in roles and (by, of) == ("community", "unit") and scope.covers(p.reviewer_id):
+            return None
+        if "street_officer" in roles and of == "unit" and by in ("street", "community") and scope.covers(p.reviewer_id):
+            return None
+        if "street_officer" in roles and (by, of) == ("unit", "community") and scope.covers(p.subject_id):
+            return None
+        if "assessor" in roles and (by, of) == ("unit", "street"):
+            return None
+        return f"{sorted(roles)} may not record a review by {by} {p.reviewer_id} of {of} {p.subject_id}"
     return f"no rule for {t}"
 
 
@@ -314,6 +323,9 @@ async def test_every_simulated_command_is_one_its_sender_may_send(provider):
     assert {r for _, pr in client.sent for r in pr.roles} >= {
         "resident", "grid_worker", "community_officer", "street_officer", "department_officer", "party_member",
         "merchant", "points_operator", "assessor"}
+    assert {(p.reviewer_type.value, p.subject_type.value) for p, _ in client.sent
+            if p.TYPE == "assessment.review.record.v1"} == {("community", "unit"), ("street", "unit"),
+                                                             ("unit", "community"), ("unit", "street")}
     unsent = set(ALLOWED) - set(types)
     assert unsent <= {"grid.case.dismiss.v1", "orders.order.cancel.v1", "orders.post.release.v1",
                       "assessment.scheme.change.v1", "points.adjust.approve.v1"}, unsent
