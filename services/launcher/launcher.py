@@ -6,6 +6,11 @@ its JWKS and demo identities with tokens under ``run/``) → the four workers, e
 against that JWKS as separate processes → wait for every ``/readyz`` →
 the district simulator (unless ``SIMULATE=0``) → a live summary every second until Ctrl-C
 (or ``RUN_SECONDS``). A worker that dies is reported and restarted (restarts are counted).
+The simulator plays every person with a token of their own, signed with the identity provider's
+key (``SIGNING_KEY_FILE``), and asks the points API (``POINTS_URL``) for residents' redemption
+consent codes. A command refused for lack of a right (``forbidden`` / ``unauthenticated``) is a
+failure of the run: the summary lists it (``policy_refusals``, ``failures``; see
+:mod:`.summary`) and the launcher exits with 1.
 Stopping: simulator, workers (SIGTERM, then wait, SIGKILL after a grace), broker, database.
 
 Time: with the simulator, every worker and the simulator share a stepped calendar
@@ -409,7 +414,9 @@ class Launcher:
             await asyncio.sleep(0.3)
 
     def start_simulator(self) -> None:
+        # the simulator signs a token per simulated person with the identity provider's key
         env = {**self.base_env(), "RATE": self.cfg.rate, "IDENTITIES_FILE": str(self.identity["identities"]),
+               "SIGNING_KEY_FILE": str(self.identity["signing_key"]), "POINTS_URL": self.url("points"),
                "LOG_FORMAT": "text"}
         argv = [sys.executable, "-m", "services.simulator", "run"]
         self.simulator = Proc("simulator", argv, env, self.log_dir / "simulator.log", self.run_dir / "simulator.pid")
@@ -522,4 +529,6 @@ class Launcher:
                 final["stopped"] = True
                 (self.run_dir / "summary.json").write_text(json.dumps(final, ensure_ascii=False, default=str))
             log.info("stopped cleanly")
-        return 0
+        for failure in final.get("failures") or ():
+            log.error("run failed: %s", failure)
+        return 1 if final.get("failures") else 0

@@ -2,6 +2,12 @@
 
 :func:`collect` fetches each service's ``/metrics`` (and the points ledger check) and returns a
 plain dict; :func:`render` draws it for a terminal, :func:`line` as one log line.
+
+Refusals are counted by service and reason (``refused``). A refusal for lack of a right
+(:data:`POLICY_REASONS`: ``forbidden``, ``unauthenticated``) is a failure of the run: the
+simulator sends every command as someone the policy allows to send it, so ``policy_refusals``
+(``"<service> <command type> <reason>"`` -> count) must stay empty, and ``failures`` says so
+when it does not (commands sent by hand over Kafka count too).
 """
 from __future__ import annotations
 
@@ -13,6 +19,8 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 SERVICES = ("grid", "orders", "points", "assessment")
+POLICY_REASONS = ("forbidden", "unauthenticated")
+"""Rejection reasons that mean "not allowed to", not "not possible": none is expected in a run."""
 
 
 def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -63,8 +71,14 @@ async def collect(session: aiohttp.ClientSession, urls: dict[str, str], token: s
     mets = dict(got[:n])
     readiness = dict(got[n:2 * n])
     ledger_status, ledger = got[2 * n]
+    return snapshot(mets, readiness, ledger if ledger_status == 200 else None)
+
+
+def snapshot(mets: dict[str, dict | None], readiness: dict[str, bool], ledger: Any) -> dict[str, Any]:
+    """The summary from each service's parsed metrics (None: unreachable), readiness and the
+    ledger check's answer (None: unavailable)."""
     snap: dict[str, Any] = {"ready": readiness, "produced": 0.0, "consumed": 0.0, "lag": {}, "rejected": {},
-                            "dead_lettered": {}}
+                            "refused": {}, "policy_refusals": {}, "dead_lettered": {}}
     for svc, m in mets.items():
         if m is None:
             continue
@@ -72,6 +86,11 @@ async def collect(session: aiohttp.ClientSession, urls: dict[str, str], token: s
         snap["consumed"] += total(m, "kit_records_consumed_total")
         snap["lag"][svc] = total(m, "kit_consumer_lag")
         snap["rejected"][svc] = total(m, "kit_commands_rejected_total")
+        snap["refused"][svc] = {k: int(v) for k, v in by_label(m, "kit_commands_rejected_total", "reason").items()}
+        for labels, v in m.get("kit_commands_rejected_total", []):
+            if labels.get("reason") in POLICY_REASONS and v:
+                key = f"{svc} {labels.get('type', '?')} {labels['reason']}"
+                snap["policy_refusals"][key] = snap["policy_refusals"].get(key, 0) + int(v)
         snap["dead_lettered"][svc] = total(m, "kit_records_dead_lettered_total")
     g, o, p, a = (mets.get(s) or {} for s in SERVICES)
     snap["cases"] = {k: int(v) for k, v in by_label(g, "grid_cases", "status").items()}
@@ -82,7 +101,7 @@ async def collect(session: aiohttp.ClientSession, urls: dict[str, str], token: s
                       "redeemed": int(total(p, "points_redeemed_points_total")),
                       "refused": int(total(p, "points_transfers_refused_total")),
                       "accounts": int(total(p, "points_accounts"))}
-    if ledger_status == 200 and isinstance(ledger, dict):
+    if isinstance(ledger, dict):
         snap["ledger"] = {"sum": ledger.get("sum"), "postings": ledger.get("postings"),
                           "consistent": ledger.get("consistent")}
     else:
@@ -92,7 +111,17 @@ async def collect(session: aiohttp.ClientSession, urls: dict[str, str], token: s
                                   by_label(a, "assessment_scorecards_published_total", "entity_type").items()}
     snap["periods_closed"] = int(total(a, "assessment_periods_closed_total"))
     snap["alerts"] = int(total(a, "assessment_alerts_raised_total"))
+    snap["failures"] = failures(snap)
     return snap
+
+
+def failures(snap: dict[str, Any]) -> list[str]:
+    """What is wrong with the run: commands refused for lack of a right (see the module doc)."""
+    refused = snap.get("policy_refusals") or {}
+    if not refused:
+        return []
+    return [f"{n} command(s) refused by the policy ({key}): the simulator sent something its sender may not"
+            for key, n in sorted(refused.items())]
 
 
 def _kv(d: dict) -> str:
@@ -109,7 +138,8 @@ def line(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate: f
             f"redeemed={snap['points']['redeemed']} ledger_sum={led.get('sum')} postings={led.get('postings')}] "
             f"scorecards={snap.get('scorecards')} periods_closed={snap.get('periods_closed')} "
             f"lag={int(sum(snap['lag'].values()))} rejected={int(sum(snap['rejected'].values()))} "
-            f"dlq={int(sum(snap['dead_lettered'].values()))} workers[{w}]")
+            f"dlq={int(sum(snap['dead_lettered'].values()))} "
+            f"policy_refusals={sum((snap.get('policy_refusals') or {}).values())} workers[{w}]")
 
 
 def render(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate: float, notes: list[str]) -> str:
@@ -135,8 +165,12 @@ def render(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate:
         "",
         f"consumer lag {_kv({k: int(v) for k, v in snap['lag'].items()})}",
         f"rejected     {_kv({k: int(v) for k, v in snap['rejected'].items()})}",
+        f"  by reason  {' '.join(f'{k}[{_kv(v)}]' for k, v in (snap.get('refused') or {}).items() if v) or '-'}",
         f"dead-letter  {_kv({k: int(v) for k, v in snap['dead_lettered'].items()})}",
     ]
+    if snap.get("failures"):
+        rows += ["", "FAILED — refused by the policy, though the simulator sends only what it allows:",
+                 *(f"  {k}: {n}" for k, n in sorted(snap["policy_refusals"].items())[:8])]
     if notes:
         rows += ["", *notes[-6:]]
     return "\n".join(rows)

@@ -2,7 +2,7 @@
 
     python -m services.simulator run [--rate 5] [--seed 7] [--seconds N]   # play the district
     python -m services.simulator district [--seed 7]                       # print the sample district
-    python -m services.simulator send grid.case.report.v1 '{"case_id": ...}' [--no-follow]
+    python -m services.simulator send grid.case.report.v1 '{"case_id": ...}' [--as NAME] [--no-follow]
     python -m services.simulator follow <command id> [--timeout 30]        # what a command caused
 
 ``send`` publishes one command on its service's intake topic and prints what it caused (events,
@@ -14,9 +14,14 @@ SIM_CLOCK_START, SIM_CLOCK_REAL_START, SIM_MONTH_SECONDS (the stepped calendar t
 on, see services/kit/clock.py; ``make run`` sets them; unset = real time),
 SIM_EXPIRE_WAIT (how long a story waits for an order it leaves unanswered to expire, 90;
 set ORDERS_ACCEPT_WINDOW_SECONDS short for expiries to happen in a demo),
-GRID_REGISTER_PATH (the grid register the district is built on), IDENTITIES_FILE (the demo
-identities whose tokens the commands carry, one per sender role: services/simulator/identities.py;
-default $VAR_DIR/run/identities.json, written by ``make run`` or ``python -m services.kit.devidentity``).
+GRID_REGISTER_PATH (the grid register the district is built on), SIGNING_KEY_FILE (the dev
+identity provider's private key that ``run`` signs a token per simulated person with, default
+``signing-key.pem`` beside IDENTITIES_FILE; JWT_ISSUER / JWT_AUDIENCE as the services expect),
+IDENTITIES_FILE (the demo identities: ``send`` uses the one of the role that sends the command,
+or ``--as NAME``; default $VAR_DIR/run/identities.json; both files are written by ``make run`` or
+``python -m services.kit.devidentity``), POINTS_URL (the points HTTP API, where a resident asks
+for the consent code of a redemption; default http://$POINTS_HTTP_HOST:$POINTS_HTTP_PORT, or
+http://127.0.0.1:8003). See services/simulator/identities.py.
 """
 from __future__ import annotations
 
@@ -33,7 +38,7 @@ from services.kit import clock
 
 from .client import CommandClient, command_from
 from .district import generate, load_register
-from .identities import default_path, tokens_by_role
+from .identities import default_path, demo_token, minter_from_env, role_for, tokens_by_role
 from .runner import Simulator
 
 
@@ -49,10 +54,21 @@ def _tokens() -> dict[str, str]:
     return tokens_by_role(path)
 
 
+def _points_url() -> str:
+    return os.environ.get("POINTS_URL") or \
+        f"http://{_env('POINTS_HTTP_HOST', '127.0.0.1')}:{_env('POINTS_HTTP_PORT', '8003')}"
+
+
 async def _run(args) -> int:
     district = generate(args.seed, load_register(os.environ.get("GRID_REGISTER_PATH")))
+    minter = minter_from_env()
+    if minter is None:
+        logging.getLogger("simulator").warning(
+            "no signing key (SIGNING_KEY_FILE): commands go with the demo token of their role, and services "
+            "that check who sends them will refuse most of them")
     sim = Simulator(district, args.bootstrap, rate=args.rate, seed=args.seed, clock=clock.from_env(),
-                    expire_wait=float(_env("SIM_EXPIRE_WAIT", "90")), tokens=_tokens())
+                    expire_wait=float(_env("SIM_EXPIRE_WAIT", "90")), tokens=_tokens(), minter=minter,
+                    points_url=_points_url())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sim.stop)
@@ -64,7 +80,11 @@ async def _run(args) -> int:
 
 async def _send(args) -> int:
     payload = command_from(args.type, json.loads(args.data))
-    async with CommandClient(args.bootstrap, source=args.source, now=clock.from_env().now, tokens=_tokens()) as client:
+    tokens = _tokens()
+    if args.as_ is not None:  # the demo identity named: its token for every role
+        tok = demo_token(default_path(), args.as_)
+        tokens = {role_for(args.type) or "": tok}
+    async with CommandClient(args.bootstrap, source=args.source, now=clock.from_env().now, tokens=tokens) as client:
         env = await client.send(payload)
         print(json.dumps({"sent": env.model_dump(mode="json", exclude_none=True)}, ensure_ascii=False))
         if args.no_follow:
@@ -97,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--source", default="/cli")
     s.add_argument("--timeout", type=float, default=30.0)
     s.add_argument("--no-follow", action="store_true")
+    s.add_argument("--as", dest="as_", metavar="NAME", default=None,
+                   help="send as this demo identity of identities.json (name or sub); default: the first "
+                        "one holding the role that sends the command. Actor fields left out are filled "
+                        "from its token")
     f = sub.add_parser("follow", help="print what a command (by id) caused")
     f.add_argument("command_id")
     f.add_argument("--timeout", type=float, default=30.0)

@@ -14,10 +14,16 @@ beyond the contract (``schemas``).
         else:
             print([e.type for e in outcome.events])
 
-``send_and_follow(payload)`` does both. With ``tokens`` (role -> JWT, e.g.
-:func:`services.simulator.identities.tokens_by_role`), every command carries the token of the
-role that sends it (:data:`services.simulator.identities.ROLE_OF`) in an ``authorization``
-record header (``Bearer <JWT>``), as an HTTP call carries it; the services do not read it yet. The client reads the events and rejections topics of
+``send_and_follow(payload)`` does both. Every command record carries its sender's JWT in an
+``authorization`` header (``Bearer <JWT>``), as an HTTP call carries it, and the service admits
+it only if that token may send it (role, actor fields, scope: issue 14). Give the sender with
+``sender=`` (a :class:`~services.simulator.identities.Actor`) and a ``minter``
+(:class:`~services.simulator.identities.TokenMinter`) to sign a token per person; without
+them a command goes with the demo token of the role that sends its type (``tokens``: role ->
+JWT, :func:`services.simulator.identities.tokens_by_role`, roles from
+:data:`~services.simulator.identities.ROLE_OF`). With ``points_url``,
+:meth:`CommandClient.redemption_code` asks the points HTTP API for a resident's consent code
+(``POST /v1/redemption-codes``) that a merchant's redemption presents. The client reads the events and rejections topics of
 every service from the moment it starts (``from_beginning=True`` to read history, e.g. to
 follow a command sent earlier). Outcomes of a command are complete once its service has
 committed; a command causes all its direct events in one transaction, so they arrive together.
@@ -33,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Awaitable, Callable, Iterable, Mapping
 
+import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -40,7 +47,7 @@ from schemas.common import Command, Payload
 from schemas.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, CloudEvent, encode, envelope_for
 from schemas.topics import BY_SERVICE, Topic
 
-from .identities import role_for
+from .identities import Actor, TokenMinter, role_for
 
 log = logging.getLogger("simulator.client")
 
@@ -88,9 +95,13 @@ class CommandClient:
 
     def __init__(self, bootstrap: str, *, source: str = "/simulator", services: Iterable[str] | None = None,
                  from_beginning: bool = False, keep: int = 200_000, now: Callable[[], datetime] | None = None,
-                 tokens: Mapping[str, str] | None = None):
+                 tokens: Mapping[str, str] | None = None, minter: TokenMinter | None = None,
+                 points_url: str | None = None):
         self.bootstrap = bootstrap
-        self.tokens = dict(tokens or {})  # role -> JWT
+        self.tokens = dict(tokens or {})  # role -> JWT (the demo identities), when there is no sender/minter
+        self.minter = minter  # a token per sender (Actor)
+        self.points_url = points_url.rstrip("/") if points_url else None
+        self._http: aiohttp.ClientSession | None = None
         self.now = now or (lambda: datetime.now(timezone.utc))  # the envelope time of commands
         self.source = source
         self.services = list(services) if services else list(BY_SERVICE)
@@ -128,6 +139,9 @@ class CommandClient:
         return self
 
     async def stop(self) -> None:
+        if self._http is not None:
+            with contextlib.suppress(Exception):
+                await self._http.close()
         if self._task:
             self._task.cancel()
             with contextlib.suppress(BaseException):
@@ -155,21 +169,49 @@ class CommandClient:
         return envelope_for(payload, source=self.source, id=id or str(uuid.uuid4()),
                             time=self.now(), correlationid=correlationid, causationid=causationid)
 
-    async def send(self, payload: Command, *, id: str | None = None, correlationid: str | None = None,
-                   causationid: str | None = None) -> CloudEvent:
-        """Publish ``payload`` on its service's intake topic (key = its aggregate id)."""
+    async def send(self, payload: Command, *, sender: Actor | None = None, id: str | None = None,
+                   correlationid: str | None = None, causationid: str | None = None) -> CloudEvent:
+        """Publish ``payload`` on its service's intake topic (key = its aggregate id), with the
+        token of ``sender`` (see :meth:`token_for`)."""
         env = self.envelope(payload, id=id, correlationid=correlationid, causationid=causationid)
-        await self.send_envelope(env)
+        await self.send_envelope(env, sender=sender)
         return env
 
-    def token_for(self, command_type: str) -> str | None:
-        """The token a command of ``command_type`` is sent with: its sender role's."""
+    def token_for(self, command_type: str, sender: Actor | None = None) -> str | None:
+        """The token a command of ``command_type`` is sent with: the sender's own (minted), else
+        the demo token of the sender's role (or of the role that sends the type)."""
+        if sender is not None and self.minter is not None:
+            return self.minter.token(sender)
         role = role_for(command_type)
+        if sender is not None and (role is None or role not in sender.roles):
+            role = sender.role
         return self.tokens.get(role) if role else None
 
-    async def send_envelope(self, env: CloudEvent) -> None:
+    async def send_envelope(self, env: CloudEvent, *, sender: Actor | None = None) -> None:
         topic = BY_SERVICE[env.type.split(".", 1)[0]].intake
-        await self.send_raw(topic.name, encode(env), key=env.subject, token=self.token_for(env.type))
+        await self.send_raw(topic.name, encode(env), key=env.subject, token=self.token_for(env.type, sender))
+
+    async def redemption_code(self, resident: Actor, amount: int, *, timeout: float = 10.0) -> dict | None:
+        """A consent code of ``resident`` for a redemption of ``amount`` points: ``POST
+        /v1/redemption-codes`` on the points HTTP API as that resident; the answer
+        (``{"code", "account_id", "amount", "expires_at"}``), or None when refused (logged)."""
+        if self.points_url is None:
+            raise RuntimeError("the client has no points_url: it cannot ask for redemption codes")
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        token = self.minter.token(resident) if self.minter is not None else self.tokens.get("resident")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            async with self._http.post(self.points_url + "/v1/redemption-codes", json={"amount": amount},
+                                       headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)) as r:
+                body = await r.json(content_type=None)
+                if r.status == 201 and isinstance(body, dict) and body.get("code"):
+                    return body
+                log.info("redemption code for %s refused: %s %s", resident.sub, r.status, body)
+                return None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+            log.warning("redemption code for %s: %r", resident.sub, e)
+            return None
 
     async def send_raw(self, topic: str, value: bytes, *, key: str | None = None, token: str | None = None) -> None:
         """Publish raw bytes (also used to show what happens to a malformed record: the DLQ)."""
@@ -236,8 +278,9 @@ class CommandClient:
         rejection = next((e for e in got if e.type.endswith(".command.rejected.v1")), None)
         return Outcome(command_id, [e for e in got if e is not rejection], rejection)
 
-    async def send_and_follow(self, payload: Command, *, timeout: float = 15.0, **kw) -> Outcome:
-        env = await self.send(payload, **kw)
+    async def send_and_follow(self, payload: Command, *, sender: Actor | None = None, timeout: float = 15.0,
+                              **kw) -> Outcome:
+        env = await self.send(payload, sender=sender, **kw)
         return await self.follow(env.id, timeout)
 
     def expect(self, predicate: Callable[[CloudEvent], bool]) -> asyncio.Future:

@@ -27,6 +27,7 @@ from services.kit.clock import Clock, SteppedCalendar, month_label
 from .client import CommandClient
 from .district import District
 from .flows import Pace, Stories
+from .identities import TokenMinter
 
 log = logging.getLogger("simulator")
 
@@ -60,7 +61,8 @@ class Simulator:
     def __init__(self, district: District, bootstrap: str, *, rate: float = 5.0, seed: int = 7,
                  clock: Clock | None = None, max_active: int | None = None,
                  expire_wait: float = 90.0, follow_timeout: float = 20.0, stats_every: float = 10.0,
-                 tokens: Mapping[str, str] | None = None):
+                 tokens: Mapping[str, str] | None = None, minter: TokenMinter | None = None,
+                 points_url: str | None = None):
         self.district = district
         self.bootstrap = bootstrap
         self.rate = rate
@@ -70,8 +72,10 @@ class Simulator:
         self.expire_wait = expire_wait
         self.follow_timeout = follow_timeout
         self.stats_every = stats_every
-        # tokens: role -> JWT (services.simulator.identities); each command goes with its sender role's
-        self.client = CommandClient(bootstrap, source="/simulator/district-app", now=self.clock.now, tokens=tokens)
+        # each command goes with its sender's own token (minter), else the demo token of its role
+        # (tokens: role -> JWT); see services.simulator.identities
+        self.client = CommandClient(bootstrap, source="/simulator/district-app", now=self.clock.now, tokens=tokens,
+                                    minter=minter, points_url=points_url)
         self.stories: Stories | None = None
         self._stop = asyncio.Event()
 

@@ -44,6 +44,16 @@ def _env_file(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
+def _issuer() -> str:
+    from services.kit.settings import DEFAULT_JWT_ISSUER
+    return os.environ.get("JWT_ISSUER") or DEFAULT_JWT_ISSUER
+
+
+def _audience() -> str:
+    from services.kit.settings import DEFAULT_JWT_AUDIENCE
+    return os.environ.get("JWT_AUDIENCE") or DEFAULT_JWT_AUDIENCE
+
+
 def _our_processes(var: Path, ports: dict[str, int], kafka_port: int) -> list[str]:
     """Processes of this run still alive: workers (by web port), simulator/postgres (by var dir), broker."""
     marks = [str(var), f"127.0.0.1:{kafka_port}", *(f"--web-port\0{p}\0" for p in ports.values())]
@@ -120,7 +130,7 @@ def running(district):
 async def test_cases_were_closed_through_the_whole_loop(running):
     var, ports, _, _, tokens, _ = running
     status, body = await http("GET", f"http://127.0.0.1:{ports['grid']}/v1/cases?status=closed&limit=5",
-                              token=tokens["COMMUNITY_OFFICER_TOKEN"])
+                              token=tokens["AUDITOR_TOKEN"])  # a community officer sees only their community
     assert status == 200, body
     assert body["total"] >= 3 and body["items"]
 
@@ -145,7 +155,7 @@ async def test_the_run_has_an_identity_provider_and_every_api_call_needs_its_tok
 async def test_orders_were_evaluated(running):
     var, ports, _, _, tokens, _ = running
     status, body = await http("GET", f"http://127.0.0.1:{ports['orders']}/v1/orders?status=evaluated&limit=5",
-                              token=tokens["COMMUNITY_OFFICER_TOKEN"])
+                              token=tokens["AUDITOR_TOKEN"])
     assert status == 200, body
     items = body.get("items", body if isinstance(body, list) else [])
     assert items
@@ -205,6 +215,17 @@ def test_every_worker_logs_json_lines_and_says_it_runs_on_simulated_time(running
         assert any(x["msg"].startswith("simulated time: stepped calendar") for x in lines), s
 
 
+def test_nothing_the_policy_allows_was_refused(running):
+    """Every simulated person sends with their own token: no command was refused ``forbidden`` or
+    ``unauthenticated`` (the summary counts refusals by reason)."""
+    var, _, _, proc, _, _ = running
+    snap = _wait(var, proc, lambda s: "policy_refusals" in s, "a summary with policy refusals counted", 10)
+    assert snap["policy_refusals"] == {}, snap["policy_refusals"]
+    assert snap["failures"] == []
+    refused = {svc: reasons for svc, reasons in snap["refused"].items() if reasons}
+    assert refused, "the simulator's bad input was refused somewhere"
+
+
 async def test_malformed_records_reached_a_dead_letter_topic_and_refusals_their_rejections_topic(running):
     var, ports, kafka_port, _, tokens, _ = running
     bootstrap = f"127.0.0.1:{kafka_port}"
@@ -224,17 +245,24 @@ async def test_the_example_client_follows_a_command_by_causationid(running):
     var, ports, kafka_port, _, tokens, _ = running
     from schemas.grid import Category, Location, ReportCase, Reporter
     from services.simulator.client import CommandClient
+    from services.simulator.identities import Actor, TokenMinter
 
-    async with CommandClient(f"127.0.0.1:{kafka_port}", source="/tests/e2e") as client:
+    # an app holding the run's identity provider's key signs its people's tokens, as the simulator does
+    env = _env_file(var / "run" / "api.env")
+    minter = TokenMinter.from_file(var / "run" / "signing-key.pem", issuer=env.get("JWT_ISSUER") or _issuer(),
+                                   audience=env.get("JWT_AUDIENCE") or _audience())
+    worker = Actor("gw-e2e", ("grid_worker",), grids=("110105002003004",))
+    resident = Actor("res-e2e", ("resident",))
+    async with CommandClient(f"127.0.0.1:{kafka_port}", source="/tests/e2e", minter=minter) as client:
         ok = await client.send_and_follow(ReportCase(
             case_id=f"e2e-{time.time_ns()}", grid_id="110105002003004", category=Category.OTHER,
             description="e2e", location=Location(lat=10.0, lon=10.0, address="e2e"),
-            reporter=Reporter(kind="grid_worker", id="gw-e2e")), timeout=20)
+            reporter=Reporter(kind="grid_worker", id=worker.sub)), sender=worker, timeout=20)
         assert not ok.timed_out and not ok.rejected and ok.of_type("grid.case.reported.v1")
         bad = await client.send_and_follow(ReportCase(
             case_id=f"e2e-{time.time_ns()}", grid_id="110105999999999", category=Category.OTHER,
             description="e2e", location=Location(lat=10.0, lon=10.0, address="e2e"),
-            reporter=Reporter(kind="grid_worker", id="gw-e2e")), timeout=20)
+            reporter=Reporter(kind="resident", id=resident.sub)), sender=resident, timeout=20)
         assert bad.rejected and bad.reason == "unknown_grid"
 
 
@@ -244,6 +272,8 @@ def test_zz_the_launcher_stops_cleanly_and_no_worker_restarted(district, running
     assert proc.wait(90) == 0
     final = _summary(var)
     assert final.get("stopped") is True
+    # the simulator sent every command as someone the policy allows: nothing refused for lack of a right
+    assert final.get("policy_refusals") == {} and final.get("failures") == [], final.get("policy_refusals")
     assert {s: w["restarts"] for s, w in final["workers"].items()} == {s: 0 for s in SERVICES}
     assert not _our_processes(var, ports, kafka_port), "processes left behind"
     assert not list((var / "run").glob("*.pid")) and not (var / "kafka" / "tansu.pid").exists()

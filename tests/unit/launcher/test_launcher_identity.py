@@ -50,8 +50,22 @@ def test_every_simulated_command_has_a_sender_role_with_a_demo_identity(tmp_path
     from schemas.topics import BY_SERVICE
 
     commands = {t for topics in BY_SERVICE.values() for t in topics.intake.message_types}
-    assert set(ROLE_OF) == commands
+    assert commands <= set(ROLE_OF)
+    assert set(ROLE_OF) - commands <= {"points.adjust.approve.v1"}  # the second operator's approval (issue 14)
     assert set(ROLE_OF.values()) <= set(ROLES)
     la = launcher(monkeypatch, tmp_path)
     la.make_identities()
     assert set(ROLE_OF.values()) <= set(tokens_by_role(la.identity["identities"]))
+
+
+def test_the_simulator_gets_the_signing_key_and_the_points_api(monkeypatch, tmp_path):
+    la = launcher(monkeypatch, tmp_path)
+    la.make_identities()
+    started = {}
+    monkeypatch.setattr("services.launcher.launcher.Proc.start", lambda self: started.update(env=self.env))
+    la.start_simulator()
+    env = started["env"]
+    assert env["SIGNING_KEY_FILE"] == str(tmp_path / "run" / "signing-key.pem")
+    assert env["POINTS_URL"] == la.url("points")
+    assert env["IDENTITIES_FILE"] == str(tmp_path / "run" / "identities.json")
+    assert env["JWT_ISSUER"] == la.issuer and env["JWT_AUDIENCE"] == la.audience

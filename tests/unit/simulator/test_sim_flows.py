@@ -31,11 +31,14 @@ class FakeClient:
 
     def __init__(self, refuse: set[str] = frozenset()):
         self.sent: list = []
+        self.senders: list = []  # the Actor who sent each command of ``sent``
         self.raw: list[tuple[str, bytes]] = []
+        self.codes: list[tuple[str, int]] = []  # (resident, amount) of each consent code given
         self.refuse = refuse
 
-    async def send_and_follow(self, payload, *, timeout: float = 0) -> Outcome:
+    async def send_and_follow(self, payload, *, sender=None, timeout: float = 0) -> Outcome:
         self.sent.append(payload)
+        self.senders.append(sender)
         cid = f"cmd-{len(self.sent)}"
         if payload.TYPE in self.refuse:
             rej = CloudEvent(id="r", source="/services/x", type="x.command.rejected.v1", causationid=cid,
@@ -48,6 +51,10 @@ class FakeClient:
 
     async def send_raw(self, topic: str, value: bytes, *, key=None) -> None:
         self.raw.append((topic, value))
+
+    async def redemption_code(self, resident, amount: int) -> dict:
+        self.codes.append((resident.sub, amount))
+        return {"code": f"code-{len(self.codes)}", "account_id": f"resident:{resident.sub}", "amount": amount}
 
     def expect(self, predicate):
         return asyncio.get_running_loop().create_future()
@@ -180,7 +187,7 @@ async def test_bad_input_covers_malformed_json_unknown_grids_and_illegal_transit
     s = stories(c)
     for _ in range(40):
         await s.run_one("bad_input")
-    assert set(s.stats.bad_input) == {"malformed_json", "unknown_grid", "illegal_transition", "not_assignee"}
+    assert set(s.stats.bad_input) == {"malformed_json", "unknown_grid", "illegal_transition", "skipped_step"}
     for topic, value in c.raw:
         assert topic.endswith(".intake.v1")
         with pytest.raises(Exception):
@@ -220,6 +227,9 @@ async def test_month_end_reviews_every_unit_both_ways():
     assert len(reviews) == len(c.sent) == 4 * len(s.d.units)
     assert {r.subject_type.value for r in reviews} == {"unit", "street", "community"}
     assert {r.period for r in reviews} == {"2026-05"}
+    recorders = {(r.reviewer_type.value, r.subject_type.value): by.role for r, by in zip(c.sent, c.senders)}
+    assert recorders == {("community", "unit"): "community_officer", ("street", "unit"): "street_officer",
+                         ("unit", "community"): "street_officer", ("unit", "street"): "assessor"}
 
 
 async def test_closing_a_period_is_one_command_and_is_counted_when_accepted():
