@@ -181,7 +181,8 @@ class ReportCase(Command):
     grade: Grade | None = Field(default=None, validate_default=True)
     description: Description
     location: Location
-    reporter: Reporter
+    reporter: Reporter | None = Field(None, description="who reports: a grid worker or a resident, filled from the "
+                                                        "caller's token when omitted")
     media: Media = ()
     urgent: bool = False
 
@@ -294,7 +295,7 @@ class LogPatrol(Command):
 
     patrol_id: CaseId
     grid_id: GridId
-    grid_worker_id: NonEmptyStr
+    grid_worker_id: NonEmptyStr | None = None
     started_at: Timestamp
     ended_at: Timestamp
     notes: Note = ""
