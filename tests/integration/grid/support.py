@@ -8,7 +8,9 @@ from pathlib import Path
 from schemas.common import Payload
 from services.grid.app.policy import POLICY
 from services.kit.identity import Principal, Scope
-from tests.support.kafka import read_all
+from schemas.envelope import CloudEvent, encode
+from tests.support.identity import command_headers
+from tests.support.kafka import produce, read_all
 from tests.support.identity import _fits, _sub_from, all_streets, command_token, token
 from tests.support.procs import Worker
 
@@ -37,6 +39,12 @@ def sender(payload: Payload, role: str | None = None, sub: str | None = None) ->
 def sender_jwt(body: dict, **kw) -> str:
     """The token for a ``POST /v1/commands`` body (its sender, department officers with the test departments)."""
     return command_token(body, departments=DEPARTMENTS, **kw)
+
+
+async def send_as_senders(kafka: str, *envelopes: CloudEvent, topic: str = "grid.intake.v1") -> None:
+    """Produce commands to the intake, each with the token of its sender (:func:`sender_jwt`)."""
+    await produce(kafka, topic, [(e.subject, encode(e), command_headers(e, departments=DEPARTMENTS))
+                                 for e in envelopes])
 
 
 def grid_worker(kafka: str, database_url: str, log: Path) -> Worker:
