@@ -170,6 +170,7 @@ class ReportCase(Command):
     ``grade`` is required for hazards (``hazard.*``) and not allowed otherwise.
     ``urgent`` asks for the urgent register/dispatch limits (紧急); the policy may also
     make a category/grade urgent. Street and community are derived from ``grid_id``.
+    ``reporter`` is the sender (a grid worker or a resident), filled from their token when omitted.
     """
 
     TYPE: ClassVar[str] = "grid.case.report.v1"
