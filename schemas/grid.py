@@ -170,6 +170,7 @@ class ReportCase(Command):
     ``grade`` is required for hazards (``hazard.*``) and not allowed otherwise.
     ``urgent`` asks for the urgent register/dispatch limits (紧急); the policy may also
     make a category/grade urgent. Street and community are derived from ``grid_id``.
+    ``reporter`` is the sender (a grid worker or a resident), filled from their token when omitted.
     """
 
     TYPE: ClassVar[str] = "grid.case.report.v1"
@@ -181,7 +182,8 @@ class ReportCase(Command):
     grade: Grade | None = Field(default=None, validate_default=True)
     description: Description
     location: Location
-    reporter: Reporter
+    reporter: Reporter | None = Field(None, description="who reports: a grid worker or a resident, filled from the "
+                                                        "caller's token when omitted")
     media: Media = ()
     urgent: bool = False
 
@@ -294,7 +296,7 @@ class LogPatrol(Command):
 
     patrol_id: CaseId
     grid_id: GridId
-    grid_worker_id: NonEmptyStr
+    grid_worker_id: NonEmptyStr | None = None
     started_at: Timestamp
     ended_at: Timestamp
     notes: Note = ""

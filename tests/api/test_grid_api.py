@@ -5,7 +5,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.integration.grid.support import FAST_POLICY, GRID, cmd, new_id, report
+from tests.integration.grid.support import FAST_POLICY, GRID, cmd, new_id, report, sender_jwt
+from tests.support.procs import http
 
 from . import support
 
@@ -27,7 +28,8 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
                   cmd("case.register", case_id=CASE, department="社区服务站", registrar_id="clerk-1"),
                   cmd("patrol.log", patrol_id=PATROL, grid_id=GRID, grid_worker_id="gw-1",
                       started_at=(now - timedelta(hours=1)).isoformat(), ended_at=now.isoformat())):
-            await support.command(w, c["type"], **c["data"])
+            status, body = await http("POST", w.url + "/v1/commands", json=c, token=sender_jwt(c))
+            assert status == 200, (c["type"], status, body)
         yield w
     finally:
         support.stop(w)

@@ -124,13 +124,21 @@ def sender_token(payload: Payload, *, role: str | None = None, departments: Iter
     if policy is None:
         return token(**kw)
     grants = policy.commands.get(type(payload), ())
-    grant = next((g for g in grants if role is None or role in g.roles), None)
+    grant = next((g for g in grants if (role is None or role in g.roles) and _fits(payload, g)), None)
     if grant is None:
         return token(roles=[role] if role else [], **kw)
     sub = kw.pop("sub", None) or _sub_from(payload, grant) or DEFAULT_SUB
     roles = [role] if role else [sorted(grant.roles)[0]]
     scope = {"streets": all_streets(), "departments": list(departments)}
     return token(sub, roles, scope=scope, **kw)
+
+
+def _fits(payload: Payload, grant) -> bool:
+    """Whether the constant actor fields of ``grant`` (e.g. ``reporter.kind`` = ``resident``) are
+    the payload's or left empty: the grant a command naming its kind of sender is sent under."""
+    from services.kit.policy import SUB, _get
+
+    return all(_get(payload, path) in (None, template) for path, template in grant.actor.items() if SUB not in template)
 
 
 def _sub_from(payload: Payload, grant) -> str | None:

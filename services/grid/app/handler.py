@@ -20,16 +20,19 @@ import yaml
 from schemas.common import Command, Event
 from schemas.grid import (
     COMMANDS, CaseDuplicateLinked, CaseFeedback, DismissCase, DispatchCase, EscalateCase, HandleCase, LogPatrol,
-    PatrolLogged, RegisterCase, ReportCase, VerifyCase,
+    PatrolLogged, RegisterCase, ReportCase, Reporter, ReporterKind, VerifyCase,
 )
 from services.grid import projection as db
 from services.grid.domain import (
-    Context, DeadlinePolicy, OpenCase, check_overdue, decide, evolve,
+    CaseState, Context, DeadlinePolicy, OpenCase, check_overdue, decide, evolve,
 )
 from services.grid.projection import CASES, ProjectionRows
 from services.grid.registry import GridRegister
 from services.kit.handlers import Handler, handles, prepares
+from services.kit.identity import Principal
 from services.kit.uow import UnitOfWork
+
+from .policy import POLICY
 
 CaseStep = RegisterCase | DispatchCase | HandleCase | VerifyCase | CaseFeedback | EscalateCase
 
@@ -40,13 +43,29 @@ def load_policy(path: Path | str) -> DeadlinePolicy:
         return DeadlinePolicy.from_mapping(yaml.safe_load(f) or {})
 
 
+def may_act_on(principal: Principal | None, cmd: CaseStep | DismissCase, state: CaseState) -> bool:
+    """Whether the sender of ``cmd`` (admitted by :data:`POLICY`) may act on the case ``state``:
+    a department officer on a case of one of their departments, a resident (feedback) on a case
+    they reported, everyone else (grid workers' 核查, officers) on a case of a grid their token's
+    scope covers. Never through a district role's reach: no grid command is granted to one."""
+    if principal is None:
+        return False
+    if isinstance(cmd, HandleCase):
+        return principal.has("department_officer") and principal.scope.covers_department(state.department)
+    if isinstance(cmd, CaseFeedback):
+        me = Reporter(kind=ReporterKind.RESIDENT, id=principal.sub)
+        return principal.has("resident") and me in state.reporters
+    return principal.scope.covers(state.grid_id)
+
+
 class GridHandler(Handler):
     """Every grid command, one shared path for the intake topic and HTTP."""
 
     service = "grid"
+    policy = POLICY
 
-    def __init__(self, policy: DeadlinePolicy, register: GridRegister, duplicate_radius_m: float = 250.0):
-        self.policy = policy
+    def __init__(self, deadlines: DeadlinePolicy, register: GridRegister, duplicate_radius_m: float = 250.0):
+        self.deadlines = deadlines
         self.register = register
         self.duplicate_radius_m = duplicate_radius_m
 
@@ -84,6 +103,8 @@ class GridHandler(Handler):
     async def dismiss_case(self, uow: UnitOfWork, cmd: DismissCase) -> None:
         """不予立案, possibly as the duplicate of another case, which must be open."""
         original = await CASES.of(uow).fetch(cmd.duplicate_of) if cmd.duplicate_of else None
+        if original is not None and not may_act_on(uow.principal, cmd, original):
+            original = None  # outside the caller's scope: as unknown (not an open case)
         await self._decide_case(uow, cmd, open_cases=(OpenCase.of(original),) if original and original.is_open else ())
 
     @handles(LogPatrol)
@@ -100,15 +121,17 @@ class GridHandler(Handler):
         due = await db.due_for_check(uow.conn, uow.now, limit)
         CASES.of(uow).adopt(due)
         for _, state in due.values():
-            self._apply(uow, check_overdue(state, uow.now, self.policy))
+            self._apply(uow, check_overdue(state, uow.now, self.deadlines))
         return len(due)
 
     # -- shared steps ------------------------------------------------------------------
     def _context(self, uow: UnitOfWork, **facts) -> Context:
-        return Context(now=uow.now, policy=self.policy, duplicate_radius_m=self.duplicate_radius_m, **facts)
+        return Context(now=uow.now, policy=self.deadlines, duplicate_radius_m=self.duplicate_radius_m, **facts)
 
     async def _decide_case(self, uow: UnitOfWork, cmd: CaseStep | DismissCase, **facts) -> None:
         state = await CASES.of(uow).fetch(cmd.case_id)
+        if state is not None and not may_act_on(uow.principal, cmd, state):
+            state = None  # a case the sender may not act on is refused as an unknown one (unknown_case)
         self._apply(uow, decide(state, cmd, self._context(uow, **facts)))
 
     async def _against_open_cases(self, uow: UnitOfWork, cmd: ReportCase, ctx: Context) -> list[Event]:

@@ -21,9 +21,9 @@ from .handler import GridHandler, load_policy
 from .settings import GridSettings
 
 settings = GridSettings()
-policy = load_policy(settings.policy_path)
+deadlines = load_policy(settings.policy_path)
 register = GridRegister.load(settings.register_path)
-handler = GridHandler(policy, register, settings.duplicate_radius_m)
+handler = GridHandler(deadlines, register, settings.duplicate_radius_m)
 
 rt = ServiceRuntime("grid", settings, migrations=Path(__file__).resolve().parent.parent / "migrations")
 rt.consume("intake", [GRID.intake], handler)
@@ -46,31 +46,47 @@ async def refresh_metrics(uow) -> None:
     grid_metrics.update(await db.metrics_snapshot(uow.conn, metrics.HANDLING_BUCKETS))
 
 
-# -- queries (bearer token) -----------------------------------------------------------------
+# -- queries (bearer token, roles) -----------------------------------------------------------------
 
 
-rt.lookup("/v1/cases/{case_id}", path=api.CaseRef, out=api.CaseOut, fetch=db.get_case,
-          summary="A case with its full history.")
+# Who reads what (issue 14, db.Reader): auditor everything; grid workers and officers the cases and
+# patrols of their scope; department officers the cases dispatched to their departments; a resident
+# the cases they reported. A case outside is a 404, a list holds only what the caller may read.
+CASE_READERS = ("grid_worker", "community_officer", "street_officer", "department_officer", "resident", "auditor")
+PATROL_READERS = ("grid_worker", "community_officer", "street_officer", "auditor")
+COUNT_READERS = ("community_officer", "street_officer", "assessor", "auditor")
 
 
-@rt.get("/v1/cases", query=api.CaseQuery, responses={200: api.CasePage})
+async def _case(conn, case_id: str, principal):
+    return await db.get_case(conn, case_id, db.Reader.of(principal))
+
+
+rt.lookup("/v1/cases/{case_id}", path=api.CaseRef, out=api.CaseOut, fetch=_case, roles=CASE_READERS, scoped=True,
+          summary="A case with its full history (a case the caller may read: see the list).")
+
+
+@rt.get("/v1/cases", query=api.CaseQuery, responses={200: api.CasePage}, roles=CASE_READERS)
 async def list_cases(req: Request[None, api.CaseQuery, None]):
-    """Cases by grid, community, street, status, category and overdue, newest report first."""
+    """Cases by grid, community, street, status, category and overdue, newest report first.
+
+    Only the cases the caller may read: an auditor every case; a grid worker or an officer the cases
+    of the grids, communities and streets of their scope; a department officer the cases dispatched
+    to their departments; a resident the cases they reported (without the other reporters)."""
     q = req.query
     f = db.CaseFilter(grid_id=q.grid_id, community_id=q.community_id, street_id=q.street_id,
                       status=q.status.value if q.status else None, category=q.category.value if q.category else None,
                       overdue=q.overdue)
     async with rt.connection() as conn:
-        total, items = await db.list_cases(conn, f, q.limit, q.offset)
+        total, items = await db.list_cases(conn, f, q.limit, q.offset, db.Reader.of(req.principal))
     return page(q, total, items)
 
 
-@rt.get("/v1/grids/{grid_id}/counts", path=api.GridRef,
-        responses={200: api.GridCounts, 404: "the grid is not in the grid register"})
+@rt.get("/v1/grids/{grid_id}/counts", path=api.GridRef, roles=COUNT_READERS,
+        responses={200: api.GridCounts, 404: "the grid is not in the grid register, or not in the caller's scope"})
 async def grid_counts(req: Request[api.GridRef, None, None]):
-    """A grid's cases by status."""
+    """A grid's cases by status (officers: a grid of their scope; assessor and auditor: any grid)."""
     grid_id = req.path.grid_id
-    if grid_id not in register:
+    if grid_id not in register or not db.Reader.of(req.principal, {"auditor", "assessor"}).covers(grid_id):
         raise HttpError(404, "not_found", f"grid {grid_id!r} is not in the grid register", "grid_id")
     async with rt.connection() as conn:
         counts = await db.grid_counts(conn, grid_id)
@@ -79,12 +95,14 @@ async def grid_counts(req: Request[api.GridRef, None, None]):
             "counts": counts, "total": sum(counts.values())}
 
 
-@rt.get("/v1/patrols", query=api.PatrolQuery, responses={200: api.PatrolPage})
+@rt.get("/v1/patrols", query=api.PatrolQuery, responses={200: api.PatrolPage}, roles=PATROL_READERS)
 async def list_patrols(req: Request[None, api.PatrolQuery, None]):
-    """Patrol logs (巡查) by grid and grid worker, latest first."""
+    """Patrol logs (巡查) by grid and grid worker, latest first: those of the grids in the caller's
+    scope (an auditor: every patrol)."""
     q = req.query
     async with rt.connection() as conn:
-        total, items = await db.list_patrols(conn, q.grid_id, q.grid_worker_id, q.limit, q.offset)
+        total, items = await db.list_patrols(conn, q.grid_id, q.grid_worker_id, q.limit, q.offset,
+                                             db.Reader.of(req.principal))
     return page(q, total, items)
 
 

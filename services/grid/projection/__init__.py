@@ -14,6 +14,7 @@ from .cases import (
 from .queries import (
     CaseFilter,
     MetricsSnapshot,
+    Reader,
     get_case,
     grid_counts,
     list_cases,
@@ -26,6 +27,6 @@ from .store import CASES, due_for_check
 
 __all__ = [
     "HistoryEntry", "append_history", "bounding_box", "case_row", "logged_patrols", "open_cases_near", "upsert_cases",
-    "upsert_patrols", "CaseFilter", "MetricsSnapshot", "get_case", "grid_counts", "list_cases", "list_patrols",
+    "upsert_patrols", "CaseFilter", "MetricsSnapshot", "Reader", "get_case", "grid_counts", "list_cases", "list_patrols",
     "metrics_snapshot", "open311_requests", "ProjectionRows", "CASES", "due_for_check",
 ]

@@ -9,7 +9,9 @@ from typing import Any, Sequence
 import asyncpg
 
 from services.grid.domain import CaseStatus, PRIVATE_CATEGORIES, PUBLIC_COORDINATE_DECIMALS, PUBLIC_DISMISSAL_REASONS
-from services.kit.sql import Where, with_history
+from schemas.codes import GridCode
+from services.kit.identity import Principal
+from services.kit.sql import Where
 
 _CASE_FIELDS = (
     "case_id, status, category, grade, urgent, grid_id, community_id, street_id, description, lat, lon, address, "
@@ -19,11 +21,101 @@ _CASE_FIELDS = (
 )
 
 
-async def get_case(conn: asyncpg.Connection, case_id: str) -> dict[str, Any] | None:
-    """A case row with its full history (events in order), or None."""
-    return await with_history(conn, f"SELECT {_CASE_FIELDS} FROM cases WHERE case_id = $1",
-                              "SELECT seq, event_id, type, occurred_at, data FROM case_history WHERE case_id = $1 "
-                              "ORDER BY seq", case_id)
+# -- who reads what --------------------------------------------------------------------------
+
+
+AREA_READERS = frozenset({"grid_worker", "community_officer", "street_officer"})
+"""Roles that read the cases and patrols of the areas of their token's scope."""
+
+
+@dataclass(frozen=True)
+class Reader:
+    """What of the cases and patrols a caller may read (issue 14): everything (a district role the
+    route admits, e.g. ``auditor``); the cases and patrols of the streets, communities and grids of
+    their scope (grid workers, officers); the cases dispatched to their departments (department
+    officers); the cases they reported (a resident, ``resident`` = their id). Each is a way in; a
+    caller with several roles reads the union."""
+
+    everything: bool = False
+    streets: frozenset[str] = frozenset()
+    communities: frozenset[str] = frozenset()
+    grids: frozenset[str] = frozenset()
+    departments: frozenset[str] = frozenset()
+    resident: str | None = None
+
+    @classmethod
+    def of(cls, principal: Principal | None, district: frozenset[str] | set[str] = frozenset({"auditor"})) -> "Reader":
+        """The reads of ``principal``; ``district``: the roles that read everything here."""
+        if principal is None:
+            return cls()
+        scope = principal.scope
+        area = bool(principal.roles & AREA_READERS)
+        return cls(
+            everything=bool(principal.roles & set(district)),
+            streets=scope.streets if area else frozenset(),
+            communities=scope.communities if area else frozenset(),
+            grids=scope.grids if area else frozenset(),
+            departments=scope.departments if principal.has("department_officer") else frozenset(),
+            resident=principal.sub if principal.has("resident") else None,
+        )
+
+    @property
+    def only_own(self) -> bool:
+        """Reads only as a resident: the other reporters of their cases are not shown."""
+        return not (self.everything or self.streets or self.communities or self.grids or self.departments)
+
+    def covers(self, grid_id: str) -> bool:
+        """Whether the areas of this reader hold the grid ``grid_id`` (every grid for ``everything``)."""
+        if self.everything:
+            return True
+        code = GridCode.parse(grid_id)
+        return grid_id in self.grids or code.community_id in self.communities or code.street_id in self.streets
+
+    def restrict(self, where: Where, *, cases: bool = True) -> Where:
+        """Add to ``where`` the rows of ``cases`` (else of ``patrols``) this reader may read."""
+        if self.everything:
+            return where
+
+        def arg(value: Any) -> str:
+            where.args.append(value)
+            return f"${len(where.args)}"
+
+        ways = [f"{column} = ANY({arg(sorted(ids))}::text[])"
+                for column, ids in (("street_id", self.streets), ("community_id", self.communities),
+                                    ("grid_id", self.grids)) if ids]
+        if cases and self.departments:
+            ways.append(f"(department = ANY({arg(sorted(self.departments))}::text[]) AND dispatched_at IS NOT NULL)")
+        if cases and self.resident is not None:
+            ways.append(f"reporters @> {arg([{'kind': 'resident', 'id': self.resident}])}::jsonb")
+        where.add("(" + " OR ".join(ways) + ")" if ways else "false")
+        return where
+
+    def redact(self, row: dict[str, Any]) -> dict[str, Any]:
+        """``row`` as this reader sees it: a resident sees themselves among the reporters, no one else
+        (nor another reporter in the case's history)."""
+        if not self.only_own:
+            return row
+        me = {"kind": "resident", "id": self.resident}
+        row = {**row, "reporters": [r for r in row["reporters"] if r == me]}
+        if "history" in row:
+            row["history"] = [{**h, "data": {k: v for k, v in h["data"].items() if k != "reporter" or v == me}}
+                              for h in row["history"]]
+        return row
+
+
+async def get_case(conn: asyncpg.Connection, case_id: str, reader: Reader | None = None) -> dict[str, Any] | None:
+    """A case row with its full history (events in order), or None; with ``reader``, None also
+    for a case the reader may not read."""
+    where = Where().equal(case_id=case_id)
+    if reader is not None:
+        reader.restrict(where)
+    row = await conn.fetchrow(f"SELECT {_CASE_FIELDS} FROM cases {where}", *where.args)
+    if row is None:
+        return None
+    history = await conn.fetch("SELECT seq, event_id, type, occurred_at, data FROM case_history WHERE case_id = $1 "
+                               "ORDER BY seq", case_id)
+    out = {**dict(row), "history": [dict(h) for h in history]}
+    return reader.redact(out) if reader is not None else out
 
 
 @dataclass(frozen=True)
@@ -38,12 +130,17 @@ class CaseFilter:
     overdue: bool | None = None
 
 
-async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset: int) -> tuple[int, list[dict]]:
-    """(total matching, one page of cases, newest report first)."""
+async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset: int,
+                     reader: Reader | None = None) -> tuple[int, list[dict]]:
+    """(total matching, one page of cases, newest report first); with ``reader``, only the cases
+    it may read."""
     where = Where().equal(grid_id=f.grid_id, community_id=f.community_id, street_id=f.street_id, status=f.status,
                            category=f.category, overdue=f.overdue)
-    return await where.counted_page(conn, "cases", f"SELECT {_CASE_FIELDS} FROM cases", "reported_at DESC, case_id",
-                                    limit, offset)
+    if reader is not None:
+        reader.restrict(where)
+    total, items = await where.counted_page(conn, "cases", f"SELECT {_CASE_FIELDS} FROM cases",
+                                            "reported_at DESC, case_id", limit, offset)
+    return total, [reader.redact(r) for r in items] if reader is not None else items
 
 
 async def grid_counts(conn: asyncpg.Connection, grid_id: str) -> dict[str, int]:
@@ -55,9 +152,12 @@ async def grid_counts(conn: asyncpg.Connection, grid_id: str) -> dict[str, int]:
 
 
 async def list_patrols(conn: asyncpg.Connection, grid_id: str | None, grid_worker_id: str | None,
-                       limit: int, offset: int) -> tuple[int, list[dict]]:
-    """(total matching, one page of patrols, latest first)."""
+                       limit: int, offset: int, reader: Reader | None = None) -> tuple[int, list[dict]]:
+    """(total matching, one page of patrols, latest first); with ``reader``, only the patrols of
+    its areas."""
     where = Where().equal(grid_id=grid_id, grid_worker_id=grid_worker_id)
+    if reader is not None:
+        reader.restrict(where, cases=False)
     select = ("SELECT patrol_id, grid_id, community_id, street_id, grid_worker_id, started_at, ended_at, notes, route, "
               "logged_at FROM patrols")
     return await where.counted_page(conn, "patrols", select, "started_at DESC, patrol_id", limit, offset)

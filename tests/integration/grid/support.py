@@ -5,8 +5,13 @@ import asyncio
 import uuid
 from pathlib import Path
 
-from tests.support.kafka import read_all
-from tests.support.identity import token
+from schemas.common import Payload
+from services.grid.app.policy import POLICY
+from services.kit.identity import Principal, Scope
+from schemas.envelope import CloudEvent, encode
+from tests.support.identity import command_headers
+from tests.support.kafka import produce, read_all
+from tests.support.identity import _fits, _sub_from, all_streets, command_token, token
 from tests.support.procs import Worker
 
 TOKEN = token(sub="app-7")
@@ -14,6 +19,32 @@ FAST_POLICY = Path(__file__).parent / "fast_policy.yaml"
 GRID = "110105001002003"
 HERE = {"lat": 39.9219, "lon": 116.4436, "address": "金台里3号楼"}
 NEAR = {"lat": 39.9225, "lon": 116.4440, "address": "金台里5号楼"}  # ~75 m from HERE
+
+
+DEPARTMENTS = ("城管办", "社区服务站", "调解委员会", "boom", "物业办", "安监站")
+"""The departments the tests dispatch cases to: a department officer of the tests holds them all."""
+
+
+def sender(payload: Payload, role: str | None = None, sub: str | None = None) -> Principal:
+    """The principal who would send ``payload`` (as :func:`tests.support.identity.sender_token`
+    mints its token): the first role of its grant (or ``role``), ``sub`` from its actor fields
+    (else ``test-<role>``, so that the handler and the verifier of a case differ), every street of
+    the district and the test departments in scope."""
+    grant = next(g for g in POLICY.commands[type(payload)] if (role is None or role in g.roles) and _fits(payload, g))
+    role = role or sorted(grant.roles)[0]
+    sub = sub or _sub_from(payload, grant) or f"test-{role}"
+    return Principal(sub, frozenset({role}), Scope.of(streets=all_streets(), departments=DEPARTMENTS))
+
+
+def sender_jwt(body: dict, **kw) -> str:
+    """The token for a ``POST /v1/commands`` body (its sender, department officers with the test departments)."""
+    return command_token(body, departments=DEPARTMENTS, **kw)
+
+
+async def send_as_senders(kafka: str, *envelopes: CloudEvent, topic: str = "grid.intake.v1") -> None:
+    """Produce commands to the intake, each with the token of its sender (:func:`sender_jwt`)."""
+    await produce(kafka, topic, [(e.subject, encode(e), command_headers(e, departments=DEPARTMENTS))
+                                 for e in envelopes])
 
 
 def grid_worker(kafka: str, database_url: str, log: Path) -> Worker:

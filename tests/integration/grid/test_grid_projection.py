@@ -31,6 +31,7 @@ from services.kit.handlers import dispatch, handles
 from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.outbox import write as write_outbox
 from services.kit.uow import UnitOfWork
+from tests.integration.grid.support import sender
 
 pytestmark = pytest.mark.integration
 
@@ -61,14 +62,16 @@ def handler() -> GridHandler:
 
 
 def msg(payload) -> Message:
-    return Message(envelope=envelope_for(payload, source="/tests"), payload=payload)
+    return Message(envelope=envelope_for(payload, source="/tests"), payload=payload, principal=sender(payload))
 
 
-async def run(pool, handler: GridHandler, *payloads, now: datetime = T0) -> UnitOfWork:
+async def run(pool, handler: GridHandler, *payloads, now: datetime = T0, refused: bool = False) -> UnitOfWork:
     """Handle the commands as one batch, committed as the kit's consumer does."""
     async with pool.acquire() as conn, conn.transaction():
         uow = UnitOfWork(conn, "grid", now)
         assert await dispatch(handler, uow, [msg(p) for p in payloads]) == []
+        assert not refused or uow.rejected, "expected a refusal"
+        assert refused or not uow.rejected, [(m.type, e.reason, e.detail) for m, e in uow.rejected]
         await uow.flush()
         await write_outbox(conn, uow.records)
     uow.committed()
@@ -109,7 +112,7 @@ async def test_a_case_row_follows_the_loop_and_its_history_lists_every_event(poo
     assert [h["seq"] for h in case["history"]] == [1, 2, 3, 4, 5]
     await run(pool, handler, HandleCase(case_id="c1", result="已彻底清理"), now=T0 + timedelta(hours=3))
     await run(pool, handler, VerifyCase(case_id="c1", passed=True), now=T0 + timedelta(hours=3, minutes=20))
-    await run(pool, handler, CaseFeedback(case_id="c1", satisfaction="satisfied"), now=T0 + timedelta(hours=4))
+    await run(pool, handler, CaseFeedback(case_id="c1", satisfaction="satisfied", reporter_id="r-c1"), now=T0 + timedelta(hours=4))
     async with pool.acquire() as conn:
         case = await db.get_case(conn, "c1")
     assert case["status"] == "closed" and case["on_time"] is True and case["satisfaction"] == "satisfied"
@@ -162,7 +165,7 @@ async def test_a_manual_dismissal_as_duplicate_links_to_an_open_case_only(pool, 
                     now=T0 + timedelta(minutes=1))
     assert [e.type for e in uow.emitted] == ["grid.case.dismissed.v1", "grid.case.duplicate_linked.v1"]
     uow = await run(pool, handler, DismissCase(case_id="m-c", reason="同一问题", duplicate_of="m-b"),
-                    now=T0 + timedelta(minutes=2))
+                    now=T0 + timedelta(minutes=2), refused=True)
     assert [e.reason for _, e in uow.rejected] == ["duplicate_target_not_open"]
     async with pool.acquire() as conn:
         assert (await db.get_case(conn, "m-a"))["duplicates"] == ["m-b"]
@@ -179,7 +182,8 @@ async def test_a_report_near_a_closed_case_is_not_a_duplicate(pool, handler):
 
 
 async def test_refused_commands_change_nothing_and_become_rejections(pool, handler):
-    uow = await run(pool, handler, report("r1", grid="110105009009009"), HandleCase(case_id="nope", result="x"))
+    uow = await run(pool, handler, report("r1", grid="110105009009009"), HandleCase(case_id="nope", result="x"),
+                    refused=True)
     assert [e.reason for _, e in uow.rejected] == ["unknown_grid", "unknown_case"]
     assert [e.type for e in uow.emitted] == ["grid.command.rejected.v1"] * 2
     async with pool.acquire() as conn:
@@ -264,7 +268,7 @@ async def test_patrols_are_upserted_by_id_listed_by_grid_and_worker_and_not_logg
                   ended_at=T0 - timedelta(minutes=5))
     uow = await run(pool, handler, p)
     assert [e.type for e in uow.emitted] == ["grid.patrol.logged.v1"]
-    again = await run(pool, handler, p)
+    again = await run(pool, handler, p, refused=True)
     assert [e.reason for _, e in again.rejected] == ["patrol_exists"]
     async with pool.acquire() as conn:
         assert (await db.list_patrols(conn, GRID, None, 10, 0))[0] == 1

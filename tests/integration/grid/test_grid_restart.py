@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.procs import http
 
-from .support import TOKEN, events_of, grid_worker, new_id, report
+from .support import TOKEN, events_of, grid_worker, new_id, report, sender_jwt
 
 pytestmark = pytest.mark.integration
 
@@ -21,14 +21,14 @@ async def test_overdue_is_detected_once_across_a_worker_restart(kafka, database_
     w = grid_worker(kafka, database_url, log).start()
     try:
         await w.wait_ready()
-        status, body = await http("POST", w.url + "/v1/commands", json=report(before, category="other"), token=TOKEN)
+        r = report(before, category="other")
+        status, body = await http("POST", w.url + "/v1/commands", json=r, token=sender_jwt(r))
         assert status == 200, body
         got = await events_of(kafka, before, min_count=2, types=OVERDUE, timeout=30)
         assert [e["type"] for e in got] == list(OVERDUE)
         # due in 2 s; the worker stops at once, so the deadline passes while none runs
-        assert (await http("POST", w.url + "/v1/commands", json=report(during, category="other",
-                                                                       where={"lat": 39.99, "lon": 116.2, "address": "z"}),
-                           token=TOKEN))[0] == 200
+        r = report(during, category="other", where={"lat": 39.99, "lon": 116.2, "address": "z"})
+        assert (await http("POST", w.url + "/v1/commands", json=r, token=sender_jwt(r)))[0] == 200
     finally:
         assert w.stop() == 0, log.read_text()[-3000:]
     await asyncio.sleep(3.0)

@@ -15,7 +15,7 @@ from schemas.envelope import CloudEvent
 from tests.support.kafka import produce, read_all, send
 from tests.support.procs import http
 
-from .support import GRID, NEAR, TOKEN, cmd, events_of, grid_worker, new_id, report
+from .support import GRID, NEAR, TOKEN, cmd, events_of, grid_worker, new_id, report, send_as_senders, sender_jwt
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +38,13 @@ def envelope(c: dict, subject: str) -> CloudEvent:
                                       "time": datetime.now(timezone.utc).isoformat(), **c})
 
 
-async def post(worker, body, token=TOKEN):
-    return await http("POST", worker.url + "/v1/commands", json=body, token=token)
+SENDER = object()
+
+
+async def post(worker, body, token=SENDER):
+    """POST /v1/commands, by default with the token of the person the command names (the policy's role)."""
+    return await http("POST", worker.url + "/v1/commands", json=body,
+                      token=sender_jwt(body) if token is SENDER else token)
 
 
 async def get(worker, path, token=TOKEN):
@@ -52,13 +57,13 @@ async def test_a_resident_need_goes_round_the_whole_loop_over_kafka(worker, modu
         report(cid, category="resident_need", reporter="res-42"),
         cmd("case.register", case_id=cid, department="社区服务站", registrar_id="clerk-1"),
         cmd("case.dispatch", case_id=cid, department="社区服务站", assignee_id="staff-7"),
-        cmd("case.handle", case_id=cid, result="已上门维修"),
-        cmd("case.verify", case_id=cid, passed=False, comment="仍漏水"),
-        cmd("case.handle", case_id=cid, result="更换水管"),
-        cmd("case.verify", case_id=cid, passed=True),
+        cmd("case.handle", case_id=cid, result="已上门维修", handled_by="staff-7"),
+        cmd("case.verify", case_id=cid, passed=False, comment="仍漏水", verifier_id="gw-9"),
+        cmd("case.handle", case_id=cid, result="更换水管", handled_by="staff-7"),
+        cmd("case.verify", case_id=cid, passed=True, verifier_id="gw-9"),
         cmd("case.feedback", case_id=cid, satisfaction="basically_satisfied", reporter_id="res-42"),
     ]
-    await send(module_kafka, "grid.intake.v1", *(envelope(s, cid) for s in steps))
+    await send_as_senders(module_kafka, *(envelope(s, cid) for s in steps))
     got = await events_of(module_kafka, cid, min_count=9)
     assert [e["type"] for e in got] == [
         "grid.case.reported.v1", "grid.case.registered.v1", "grid.case.dispatched.v1", "grid.case.handled.v1",
@@ -95,10 +100,11 @@ async def test_a_missed_deadline_is_reported_overdue_once_and_escalates_the_case
     # a shortened rework deadline: register, dispatch, handle, fail verification with 1 s to redo
     for c in (cmd("case.register", case_id=cid, department="城管办"),
               cmd("case.dispatch", case_id=cid, department="城管办", assignee_id="s-1"),
-              cmd("case.handle", case_id=cid, result="done")):
+              cmd("case.handle", case_id=cid, result="done", handled_by="staff-1")):
         assert (await post(worker, c))[0] == 200
     due = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
-    assert (await post(worker, cmd("case.verify", case_id=cid, passed=False, rework_due_at=due)))[0] == 200
+    assert (await post(worker, cmd("case.verify", case_id=cid, passed=False, rework_due_at=due,
+                                   verifier_id="gw-1")))[0] == 200
     got = await events_of(module_kafka, cid, min_count=9, timeout=30)
     tail = [(e["type"], e["data"].get("stage"), e["data"].get("to_level")) for e in got[7:]]
     assert tail == [("grid.case.overdue.v1", "handle", None), ("grid.case.escalated.v1", "handle", "district")]
@@ -158,7 +164,7 @@ async def test_a_replayed_command_has_no_second_effect(worker, module_kafka):
     await send(module_kafka, "grid.intake.v1", rep)
     await send(module_kafka, "grid.intake.v1", rep)
     assert len(await events_of(module_kafka, cid)) == 1
-    reg = cmd("case.register", case_id=cid, department="消防站")
+    reg = cmd("case.register", case_id=cid, department="消防站", registrar_id="app-7")  # app-7: the envelopes' source
     status, first = await post(worker, reg)
     status2, again = await post(worker, reg)
     assert status == status2 == 200 and again["replayed"] is True
@@ -183,8 +189,8 @@ async def test_http_commands_need_a_token_valid_input_and_a_legal_transition(wor
     status, body = await post(worker, report(cid, grid="110105009009009"))
     assert status == 409 and body["error"] == "unknown_grid"
     assert (await post(worker, report(cid, where={"lat": 39.96, "lon": 116.3, "address": "y"})))[0] == 200
-    status, body = await post(worker, cmd("case.handle", case_id=cid, result="too early"))
-    assert status == 409 and body["error"] == "illegal_transition"
+    status, body = await post(worker, cmd("case.dispatch", case_id=cid, department="城管办", assignee_id="s-1"))
+    assert status == 409 and body["error"] == "illegal_transition"  # not registered yet
     status, body = await post(worker, cmd("case.register", case_id="no-such-case", department="x"))
     assert status == 409
     status, body = await post(worker, cmd("case.escalate", case_id=cid, reason="复杂", joint_mediation=True))

@@ -1,0 +1,34 @@
+"""Who may send each grid command (issue 14's role table), checked by the kit on every path.
+
+What the table cannot say, because it needs the case, the handler checks
+(:mod:`services.grid.app.access`): a case step is for a case in the sender's area (a department
+officer: a case of one of their departments; a resident's feedback: a case they reported); any
+other case is refused exactly as an unknown one (``unknown_case``), so that existence does not leak.
+"""
+from __future__ import annotations
+
+from schemas.grid import (
+    CaseFeedback, DismissCase, DispatchCase, EscalateCase, HandleCase, LogPatrol, RegisterCase, ReportCase, VerifyCase,
+)
+from services.kit.policy import SUB, Policy, allow
+
+OFFICERS = ("community_officer", "street_officer")
+
+POLICY = Policy("grid", {
+    ReportCase: (
+        allow("grid_worker", actor={"reporter.kind": "grid_worker", "reporter.id": SUB}, area=lambda c: c.grid_id,
+              note="a grid of the caller's scope"),
+        allow("resident", actor={"reporter.kind": "resident", "reporter.id": SUB},
+              note="any grid of the district"),
+    ),
+    LogPatrol: allow("grid_worker", actor={"grid_worker_id": SUB}, area=lambda c: c.grid_id),
+    VerifyCase: allow("grid_worker", actor={"verifier_id": SUB},
+                      note="a case of the caller's grids, not handled by the caller"),
+    RegisterCase: allow(*OFFICERS, actor={"registrar_id": SUB}, note="a case in the caller's scope"),
+    DismissCase: allow(*OFFICERS, actor={"registrar_id": SUB}, note="a case in the caller's scope"),
+    DispatchCase: allow(*OFFICERS, actor={"dispatcher_id": SUB}, note="a case in the caller's scope"),
+    EscalateCase: allow("street_officer", actor={"requested_by": SUB}, note="a case in the caller's scope"),
+    HandleCase: allow("department_officer", actor={"handled_by": SUB},
+                      note="a case of one of the caller's departments"),
+    CaseFeedback: allow("resident", actor={"reporter_id": SUB}, note="a case the caller reported"),
+})
