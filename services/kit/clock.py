@@ -187,3 +187,9 @@ def current() -> Clock:
 def now() -> datetime:
     """The current domain time (aware, UTC)."""
     return _current.now()
+
+
+def wall_clock() -> datetime:
+    """The real time, whatever calendar :func:`now` follows: for operational deadlines that are
+    about people waiting (a consent code's few minutes), never for domain dates."""
+    return datetime.now(timezone.utc)

@@ -26,6 +26,7 @@ from schemas.points import (
     TransferRefused,
 )
 from services.kit.aggregates import AggregateSet
+from services.kit.clock import wall_clock
 from services.kit.errors import NotFound
 from services.kit.handlers import Handler, handles, prepares
 from services.kit.policy import Refused, in_area
@@ -139,7 +140,9 @@ class PointsHandler(Handler):
         consume = None
         if existing is None:  # a repeated command is answered by the posting itself
             key = code_hash(cmd.consent_code) if cmd.consent_code is not None else None
-            if check_consent(await approvals.lock_code(uow.conn, key) if key else None, cmd, uow.now):
+            # a code's few minutes are real minutes (the wall clock, not a simulated calendar that
+            # may jump a month while the merchant waits)
+            if check_consent(await approvals.lock_code(uow.conn, key) if key else None, cmd, wall_clock()):
                 consume = key
         locked = await ledger.lock_accounts(uow.conn, ids=[cmd.debit_account, cmd.credit_account])
         events = self._decide_or_refuse(uow, lambda: decide_transfer(
@@ -148,7 +151,7 @@ class PointsHandler(Handler):
         if events is None:
             return
         if consume is not None and events:
-            await approvals.consume_code(uow.conn, consume, cmd.transfer_id, uow.now)
+            await approvals.consume_code(uow.conn, consume, cmd.transfer_id, wall_clock())
         await self._post(uow, locked.by_id, events)
 
     @handles(Adjust)

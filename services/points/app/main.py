@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from schemas.topics import GRID, ORDERS, POINTS
 from services.kit import clock
+from services.kit.clock import wall_clock
 from services.kit.http import HttpError
 from services.kit.identity import ROLES
 from services.kit.routes import Page, Request, found
@@ -39,7 +40,7 @@ async def create_redemption_code(req: Request[None, None, api.RedemptionCodeIn])
     as ``consent_code`` of ``points.redeem.v1``. Only its hash is kept."""
     assert req.principal is not None
     account_id = f"resident:{req.principal.sub}"
-    now = clock.now()
+    now = wall_clock()  # real minutes, also under make run's stepped calendar
     expires_at = now + timedelta(seconds=settings.redemption_code_seconds)
     code = new_code()
     async with rt.connection() as conn:
@@ -108,7 +109,7 @@ async def get_ledger_check(req: Request[None, None, None]):
 @rt.timer(settings.expiry_interval_seconds, exclusive=True)
 async def expire_points(uow):
     await handler.expire(uow, limit=settings.expiry_batch)
-    await approvals.forget_expired_codes(uow.conn, uow.now - timedelta(days=1))
+    await approvals.forget_expired_codes(uow.conn, wall_clock() - timedelta(days=1))
 
 
 @rt.timer(settings.deed_credit_interval_seconds, exclusive=True)

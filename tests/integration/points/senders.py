@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Iterable
 
 from schemas.common import Payload
+from services.kit.clock import wall_clock
 from services.kit.identity import Principal, Scope
 from services.points.app.policy import POLICY
 from services.points.domain import code_hash, new_code
@@ -28,9 +29,11 @@ def sender(payload: Payload, role: str | None = None) -> Principal | None:
     return principal(_sub_from(payload, grant) or DEFAULT_SUB, role or sorted(grant.roles)[0])
 
 
-async def consent(pool, account_id: str, amount: int, *, at: datetime, seconds: float = 600) -> str:
+async def consent(pool, account_id: str, amount: int, *, at: datetime | None = None, seconds: float = 600) -> str:
     """A consent code of ``account_id``'s resident for at most ``amount`` points, as
-    ``POST /v1/redemption-codes`` stores it."""
+    ``POST /v1/redemption-codes`` stores it. A code's minutes are wall-clock minutes, whatever
+    date the test's domain clock says (``at`` is ignored)."""
+    at = wall_clock()
     code = new_code()
     async with pool.acquire() as conn:
         await approvals.create_code(conn, code_hash(code), account_id, amount, at=at,
