@@ -81,6 +81,9 @@ class Unauthenticated(Exception):
 
 # -- the area a principal acts for ------------------------------------------------------------------
 
+_COMMUNITY_LENGTH = CodeKind.COMMUNITY.length
+_STREET_LENGTH = CodeKind.STREET.length
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """The streets, communities, grids and departments a principal acts for."""
@@ -89,6 +92,9 @@ class Scope:
     communities: frozenset[str] = frozenset()
     grids: frozenset[str] = frozenset()
     departments: frozenset[str] = frozenset()
+    _covered: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    """Answers of :meth:`covers` so far: a verified token's principal (and its scope) is cached,
+    and its commands name the same few areas again and again."""
 
     def __post_init__(self) -> None:
         for name, kind in (("streets", CodeKind.STREET), ("communities", CodeKind.COMMUNITY), ("grids", CodeKind.GRID)):
@@ -107,14 +113,26 @@ class Scope:
     def covers(self, code: object) -> bool:
         """Whether ``code`` (a street, community or grid id) is one of this scope's areas or lies
         inside one of them; False for a malformed code and for a division."""
-        kind = kind_of(code)
+        try:
+            return self._covered[code]
+        except (KeyError, TypeError):  # not asked yet, or not hashable (not a code)
+            pass
+        answer = self._covers(code)
+        if isinstance(code, str):
+            if len(self._covered) >= 1024:
+                self._covered.clear()
+            self._covered[code] = answer
+        return answer
+
+    def _covers(self, code: object) -> bool:
+        kind = kind_of(code)  # well-formed: its prefixes are its street and community ids
         if kind is None or kind is CodeKind.DIVISION:
             return False
         if kind is CodeKind.GRID and code in self.grids:
             return True
-        if kind is not CodeKind.STREET and ancestor_of(code, CodeKind.COMMUNITY) in self.communities:
+        if kind is not CodeKind.STREET and code[:_COMMUNITY_LENGTH] in self.communities:  # type: ignore[index]
             return True
-        return ancestor_of(code, CodeKind.STREET) in self.streets
+        return code[:_STREET_LENGTH] in self.streets  # type: ignore[index]
 
     def covers_department(self, department_id: object) -> bool:
         return isinstance(department_id, str) and department_id in self.departments

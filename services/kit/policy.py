@@ -75,18 +75,26 @@ class Grant:
     area: Callable[[Any], str | None] | None = None
     note: str = ""
 
+    def __post_init__(self) -> None:
+        # what every check needs, worked out once (a check runs for every command record)
+        object.__setattr__(self, "_paths", tuple((path, tuple(path.split(".")), template)
+                                                  for path, template in self.actor.items()))
+        object.__setattr__(self, "_district", self.roles & DISTRICT_ROLES)
+
     def check(self, payload: Payload, principal: Principal) -> Payload:
         """``payload`` with its actor fields filled; :class:`Refused` where it names someone else
         or lies outside the principal's scope."""
-        fill: dict[str, Any] = {}
-        for path, template in self.actor.items():
+        fill: dict[str, Any] | None = None
+        for path, parts, template in self._paths:  # type: ignore[attr-defined]
             want = template.replace(SUB, principal.sub)
-            have = _get(payload, path)
+            have = _get_parts(payload, parts)
             if have is None:
+                if fill is None:
+                    fill = {}
                 fill[path] = want
-            elif _plain(have) != want:
+            elif have != want and _plain(have) != want:
                 raise Refused("forbidden", f"{path} must be the caller ({want!r}), not {_plain(have)!r}", path)
-        if self.area is not None and not (self.roles & DISTRICT_ROLES & principal.roles):
+        if self.area is not None and not (self._district and self._district & principal.roles):  # type: ignore[attr-defined]
             code = self.area(payload)
             if code is not None and not principal.scope.covers(code):
                 raise Refused("forbidden", f"{code!r} is outside the caller's scope", None)
@@ -181,10 +189,14 @@ def read_scope(principal: Principal) -> Scope | None:
 
 
 def _get(obj: Any, path: str) -> Any:
-    for part in path.split("."):
+    return _get_parts(obj, path.split("."))
+
+
+def _get_parts(obj: Any, parts: Sequence[str]) -> Any:
+    for part in parts:
         if obj is None:
             return None
-        obj = obj.get(part) if isinstance(obj, Mapping) else getattr(obj, part, None)
+        obj = obj.get(part) if type(obj) is dict else getattr(obj, part, None)
     return obj
 
 
@@ -192,7 +204,7 @@ def _plain(value: Any) -> Any:
     """An actor field's value as the text a template gives: an enum's value, a number as text."""
     if isinstance(value, Enum):
         value = value.value
-    return value if isinstance(value, str) else str(value)
+    return value if type(value) is str else str(value)
 
 
 def _filled(payload: Payload, fill: Mapping[str, Any]) -> Payload:
