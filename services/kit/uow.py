@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Protocol, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Protocol, TypeVar
 
 import asyncpg
 
