@@ -54,6 +54,7 @@ test-e2e: $(STAMP)
 schemas: $(STAMP)
 	$(PY) -m schemas.generate
 	$(PY) -m services.kit.openapi
+	$(PY) -m services.kit.policydoc
 
 dashboards: $(STAMP)
 	$(PY) deploy/grafana/generate.py

@@ -58,6 +58,7 @@ class Item:
     key: bytes | None
     value: bytes | None
     timestamp: int | None = None  # the record's timestamp, milliseconds since 1970
+    timestamp_type: int = 0  # 0: CreateTime (its producer's word), 1: LogAppendTime (the broker's)
     token: bytes | None = None  # the bearer token of its ``authorization`` header (own intake only)
     message: Message | None = None
     error: DecodeError | None = None
@@ -163,7 +164,7 @@ class BatchConsumer:
     def __init__(self, *, service: str, name: str, topics: Sequence[Topic], group_id: str, bootstrap: str,
                  pool: asyncpg.Pool, handler: Handler, on_commit=None, max_records: int = 1000,
                  fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest", lanes: int = 1,
-                 verifier: TokenVerifier | None = None):
+                 verifier: TokenVerifier | None = None, max_record_age: float = 3600.0):
         self.service = service
         self.name = name
         self.topics = list(topics)
@@ -183,6 +184,7 @@ class BatchConsumer:
         self.processed = 0
         self._stopping = False
         self.verifier = verifier
+        self.max_record_age = max_record_age
         own_intake = [t.name for t in self.topics if t.kind == "intake" and t.service == service]
         self._intake = own_intake[0] if own_intake else None
         self._allowed = {t.name: (t.message_types, t.kind == "events" and t.service != service) for t in self.topics}
@@ -355,7 +357,7 @@ class BatchConsumer:
             await asyncio.sleep(0.5)
             return []
         intake = self._intake
-        return [Item(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp,
+        return [Item(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp, r.timestamp_type,
                      bearer(r.headers) if tp.topic == intake else None)
                 for tp, records in batches.items() for r in records]
 
@@ -364,6 +366,7 @@ class BatchConsumer:
         its compact raw form (a decoded record takes several times the memory of its bytes)."""
         adapter = None
         topic = None
+        now = time.time()
         for it in items:
             if it.topic != topic:
                 topic = it.topic
@@ -376,7 +379,7 @@ class BatchConsumer:
                     env = adapter.validate_json(value)
                     if source_fits(env):
                         it.message = Message(envelope=env, payload=env.data, raw=value,
-                                             principal=self._sender(it) if it.topic == self._intake else None)
+                                             principal=self._sender(it, now) if it.topic == self._intake else None)
                         continue
                 except ValidationError:
                     pass
@@ -386,22 +389,40 @@ class BatchConsumer:
                     it.ignored = True  # a type we do not react to, perhaps newer than us
                 else:
                     it.message = Message(envelope=env, payload=decode_payload(env, allowed), raw=value,
-                                         principal=self._sender(it) if it.topic == self._intake else None)
+                                         principal=self._sender(it, now) if it.topic == self._intake else None)
             except DecodeError as e:
                 it.error = e
             except Exception as e:  # a reader's bug must not stop the partition either
                 log.exception("decoding a record of %s failed unexpectedly", it.topic)
                 it.error = DecodeError("undecodable", f"{type(e).__name__}: {e}")
 
-    def _sender(self, it: Item) -> Principal | Unauthenticated:
+    def _sender(self, it: Item, now: float | None = None) -> Principal | Unauthenticated:
         """Who sent a command record: the holder of its token, verified as of the record's
         timestamp (so a redelivery after the token expired is still the same sender), or the
-        reason there is none (the policy turns it into an ``unauthenticated`` rejection)."""
+        reason there is none (the policy turns it into an ``unauthenticated`` rejection).
+
+        A CreateTime timestamp is the producer's own word, and a producer holding an expired
+        token could backdate its record into the token's lifetime. Such a timestamp is believed
+        only within ``max_record_age`` seconds before now (``INTAKE_MAX_RECORD_AGE_SECONDS``)
+        and the verifier's leeway after it: an expired token is good for at most that long
+        after its ``exp``. A LogAppendTime timestamp (a broker honouring the intake topic's
+        ``message.timestamp.type``, as Kafka does) is the broker's and is believed as it is."""
         if it.token is None:
             return Unauthenticated("missing_token", "the record has no authorization header (Bearer <JWT>)")
         if self.verifier is None:
             return Unauthenticated("jwks_unavailable", "this worker has no JWKS")
         at = it.timestamp / 1000 if it.timestamp is not None and it.timestamp >= 0 else None
+        if at is not None and it.timestamp_type == 0 and self.max_record_age > 0:
+            now = time.time() if now is None else now
+            if at < now - self.max_record_age:
+                return Unauthenticated(
+                    "record_too_old", f"the record's timestamp (CreateTime, set by its producer) is {now - at:.0f} s "
+                    f"old, more than the {self.max_record_age:.0f} s (INTAKE_MAX_RECORD_AGE_SECONDS) a producer's "
+                    "timestamp is believed for; send the command again with a current token")
+            if at > now + self.verifier.leeway:
+                return Unauthenticated(
+                    "record_from_the_future", f"the record's timestamp (CreateTime, set by its producer) is "
+                    f"{at - now:.0f} s ahead of this worker's clock")
         try:
             return self.verifier.verify(it.token, at=at)
         except Unauthenticated as e:

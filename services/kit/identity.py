@@ -21,8 +21,9 @@ role names, ``scope`` an object of well-formed codes (:mod:`schemas.codes`); and
 A JWKS file is loaded once and re-read when it changes (a rotation puts the new key beside the
 old one, then removes the old one); a URL goes through PyJWT's :class:`jwt.PyJWKClient` with
 its key-set cache, which fetches again for an unknown ``kid``. Verified tokens are kept in a small
-LRU cache for a short while; a cached principal is still refused once its token has expired,
-and the cache is emptied whenever the JWKS file changes.
+LRU cache for a short while; a cached principal is still refused once its token has expired
+(the times are checked at every use), and is dropped when the JWKS file changes (noticed within
+a second: the file is looked at once per second at most while tokens come from the cache).
 
 The URL fetch blocks (urllib): call :meth:`TokenVerifier.verify` from a thread where a fetch may
 happen on an event loop, or :meth:`TokenVerifier.prefetch` at start-up.
@@ -80,6 +81,9 @@ class Unauthenticated(Exception):
 
 # -- the area a principal acts for ------------------------------------------------------------------
 
+_COMMUNITY_LENGTH = CodeKind.COMMUNITY.length
+_STREET_LENGTH = CodeKind.STREET.length
+
 @dataclass(frozen=True, slots=True)
 class Scope:
     """The streets, communities, grids and departments a principal acts for."""
@@ -88,6 +92,9 @@ class Scope:
     communities: frozenset[str] = frozenset()
     grids: frozenset[str] = frozenset()
     departments: frozenset[str] = frozenset()
+    _covered: dict = field(default_factory=dict, init=False, repr=False, compare=False, hash=False)
+    """Answers of :meth:`covers` so far: a verified token's principal (and its scope) is cached,
+    and its commands name the same few areas again and again."""
 
     def __post_init__(self) -> None:
         for name, kind in (("streets", CodeKind.STREET), ("communities", CodeKind.COMMUNITY), ("grids", CodeKind.GRID)):
@@ -106,14 +113,26 @@ class Scope:
     def covers(self, code: object) -> bool:
         """Whether ``code`` (a street, community or grid id) is one of this scope's areas or lies
         inside one of them; False for a malformed code and for a division."""
-        kind = kind_of(code)
+        try:
+            return self._covered[code]
+        except (KeyError, TypeError):  # not asked yet, or not hashable (not a code)
+            pass
+        answer = self._covers(code)
+        if isinstance(code, str):
+            if len(self._covered) >= 1024:
+                self._covered.clear()
+            self._covered[code] = answer
+        return answer
+
+    def _covers(self, code: object) -> bool:
+        kind = kind_of(code)  # well-formed: its prefixes are its street and community ids
         if kind is None or kind is CodeKind.DIVISION:
             return False
         if kind is CodeKind.GRID and code in self.grids:
             return True
-        if kind is not CodeKind.STREET and ancestor_of(code, CodeKind.COMMUNITY) in self.communities:
+        if kind is not CodeKind.STREET and code[:_COMMUNITY_LENGTH] in self.communities:  # type: ignore[index]
             return True
-        return ancestor_of(code, CodeKind.STREET) in self.streets
+        return code[:_STREET_LENGTH] in self.streets  # type: ignore[index]
 
     def covers_department(self, department_id: object) -> bool:
         return isinstance(department_id, str) and department_id in self.departments
@@ -179,15 +198,23 @@ class Claims(BaseModel):
 # -- keys -------------------------------------------------------------------------------------------------
 
 class _FileKeys:
-    """A JWKS file: parsed once, parsed again when its (mtime, size, inode) changes."""
+    """A JWKS file: parsed once, parsed again when its (mtime, size, inode) changes.
 
-    def __init__(self, path: Path):
+    Looking a key up (a token not verified before) always looks at the file; the cache's
+    question "are the keys still those?" (:meth:`current`, asked on every cache hit, so on
+    nearly every command of the intake topic) looks at most once per ``check_seconds``: a key
+    removed from the file stops answering for cached tokens that much later at most."""
+
+    def __init__(self, path: Path, check_seconds: float = 1.0):
         self.path = path
+        self.check_seconds = check_seconds
+        self._checked = float("-inf")  # monotonic time of the last look at the file
         self._stamp: tuple[int, int, int] | None = None
         self._set: jwt.PyJWKSet | None = None
         self.generation = 0  # bumped at every successful load
 
     def _refresh(self) -> None:
+        self._checked = time.monotonic()
         try:
             st = os.stat(self.path)
         except OSError as e:
@@ -210,8 +237,10 @@ class _FileKeys:
         log.info("JWKS loaded from %s: %d key(s) %s", self.path, len(new.keys), [k.key_id for k in new.keys])
 
     def current(self) -> int:
-        """The generation of the keys as the file is now (a stat; a parse when it changed)."""
-        self._refresh()
+        """The generation of the keys as the file is now (a stat, at most once per
+        ``check_seconds``; a parse when it changed)."""
+        if time.monotonic() - self._checked >= self.check_seconds:
+            self._refresh()
         return self.generation
 
     def key(self, kid: str | None) -> jwt.PyJWK:
@@ -293,7 +322,7 @@ class TokenVerifier:
     def __init__(self, jwks: str | os.PathLike, *, issuer: str, audience: str,
                  algorithms: Iterable[str] = ("RS256", "ES256"), leeway: float = 30.0,
                  scope_claim: str = "scope", cache_size: int = 1024, cache_seconds: float = 60.0,
-                 jwks_lifespan: float = 300.0):
+                 jwks_lifespan: float = 300.0, jwks_check_seconds: float = 1.0):
         algorithms = tuple(algorithms)
         wrong = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
         if not algorithms or wrong:
@@ -303,7 +332,7 @@ class TokenVerifier:
             _check_url(source)
             self._keys: _FileKeys | _UrlKeys = _UrlKeys(source, lifespan=jwks_lifespan)
         else:
-            self._keys = _FileKeys(Path(source))
+            self._keys = _FileKeys(Path(source), jwks_check_seconds)
         self.issuer = issuer
         self.audience = audience
         self.algorithms = algorithms
@@ -401,8 +430,9 @@ class TokenVerifier:
             hit = self._cache.get(token)
             if hit is None:
                 return None
-            if (time.monotonic() - hit.stored > self.cache_seconds or hit.generation != self._keys.current()
-                    or hit.exp <= time.time() - self.leeway):
+            # An expired token stays: its times are checked at each use, against the instant asked
+            # about (a record's timestamp: a redelivered backlog is not decoded record by record).
+            if time.monotonic() - hit.stored > self.cache_seconds or hit.generation != self._keys.current():
                 del self._cache[token]
                 return None
             self._cache.move_to_end(token)

@@ -31,7 +31,10 @@ README's generated policy section (``make schemas``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from pydantic import BaseModel, ValidationError
 
 from schemas.common import Payload
 
@@ -72,18 +75,26 @@ class Grant:
     area: Callable[[Any], str | None] | None = None
     note: str = ""
 
+    def __post_init__(self) -> None:
+        # what every check needs, worked out once (a check runs for every command record)
+        object.__setattr__(self, "_paths", tuple((path, tuple(path.split(".")), template)
+                                                  for path, template in self.actor.items()))
+        object.__setattr__(self, "_district", self.roles & DISTRICT_ROLES)
+
     def check(self, payload: Payload, principal: Principal) -> Payload:
         """``payload`` with its actor fields filled; :class:`Refused` where it names someone else
         or lies outside the principal's scope."""
-        fill: dict[str, Any] = {}
-        for path, template in self.actor.items():
+        fill: dict[str, Any] | None = None
+        for path, parts, template in self._paths:  # type: ignore[attr-defined]
             want = template.replace(SUB, principal.sub)
-            have = _get(payload, path)
+            have = _get_parts(payload, parts)
             if have is None:
+                if fill is None:
+                    fill = {}
                 fill[path] = want
-            elif have != want:
-                raise Refused("forbidden", f"{path} must be the caller ({want!r}), not {have!r}", path)
-        if self.area is not None and not (self.roles & DISTRICT_ROLES & principal.roles):
+            elif have != want and _plain(have) != want:
+                raise Refused("forbidden", f"{path} must be the caller ({want!r}), not {_plain(have)!r}", path)
+        if self.area is not None and not (self._district and self._district & principal.roles):  # type: ignore[attr-defined]
             code = self.area(payload)
             if code is not None and not principal.scope.covers(code):
                 raise Refused("forbidden", f"{code!r} is outside the caller's scope", None)
@@ -178,26 +189,71 @@ def read_scope(principal: Principal) -> Scope | None:
 
 
 def _get(obj: Any, path: str) -> Any:
-    for part in path.split("."):
+    return _get_parts(obj, path.split("."))
+
+
+def _get_parts(obj: Any, parts: Sequence[str]) -> Any:
+    for part in parts:
         if obj is None:
             return None
-        obj = getattr(obj, part, None)
+        obj = obj.get(part) if type(obj) is dict else getattr(obj, part, None)
     return obj
 
 
+def _plain(value: Any) -> Any:
+    """An actor field's value as the text a template gives: an enum's value, a number as text."""
+    if isinstance(value, Enum):
+        value = value.value
+    return value if type(value) is str else str(value)
+
+
 def _filled(payload: Payload, fill: Mapping[str, Any]) -> Payload:
-    """A copy of ``payload`` with dotted paths set (nested models copied along the way),
-    validated again so that a filled value obeys the field's type."""
-    data = payload.model_dump()
+    """A copy of ``payload`` with dotted paths set, validated again so that a filled value obeys
+    the field's type and the model's own rules (a model validator sees the filled value).
+
+    Only the models on a filled path are rebuilt, from their field values as they are (no
+    dump and re-parse: nested models, defaults and values that do not survive a round trip
+    through ``model_dump`` are kept as they were); a parent left None is built from the filled
+    fields alone. A token whose ``sub`` cannot stand in the field (too long, not the field's
+    pattern) makes the command :class:`Refused` (``forbidden``), never an error of the kit."""
+    tree: dict[str, Any] = {}
     for path, value in fill.items():
         *parents, last = path.split(".")
-        at = data
-        for p in parents:
-            if at.get(p) is None:
-                at[p] = {}
-            at = at[p]
+        at = tree
+        for part in parents:
+            at = at.setdefault(part, {})
         at[last] = value
-    return type(payload).model_validate(data)
+    try:
+        return _rebuilt(payload, tree)
+    except ValidationError as e:
+        err = e.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise Refused("forbidden", f"the caller's id cannot fill {', '.join(fill)}: {where}: {err['msg']}",
+                      next(iter(fill))) from None
+
+
+def _rebuilt(model: Any, changes: Mapping[str, Any]) -> Any:
+    """``model`` (a pydantic model, a mapping or None) with ``changes`` applied; a nested
+    mapping in ``changes`` changes the nested object of that name."""
+    if model is None:
+        return {k: _rebuilt(None, v) if isinstance(v, dict) else v for k, v in changes.items()}
+    current = (lambda k: model.get(k)) if isinstance(model, Mapping) else (lambda k: getattr(model, k, None))
+    new = {k: _rebuilt(current(k), v) if isinstance(v, dict) else v for k, v in changes.items()}
+    if isinstance(model, Mapping):
+        return {**model, **new}
+    if not isinstance(model, BaseModel):
+        raise TypeError(f"cannot fill a field of {type(model).__name__}")
+    cls = type(model)
+    by_name = bool(cls.model_config.get("populate_by_name") or cls.model_config.get("validate_by_name"))
+
+    def key(name: str) -> str:
+        alias = cls.model_fields[name].alias if name in cls.model_fields else None
+        return alias if alias and not by_name else name
+
+    data = {key(n): getattr(model, n) for n in model.model_fields_set if n in cls.model_fields}
+    data.update(model.model_extra or {})
+    data.update({key(n): v for n, v in new.items()})
+    return cls.model_validate(data)
 
 
 def roles_table(policies: Iterable[Policy]) -> list[tuple[str, str, str]]:

@@ -18,6 +18,19 @@ from schemas.topics import ALL_TOPICS, Topic
 log = logging.getLogger("kit.provision")
 
 
+INTAKE_CONFIGS = {"message.timestamp.type": "LogAppendTime"}
+"""An intake topic's records carry the broker's time: the consumer checks the sender's token as of
+a record's timestamp, and a timestamp the producer sets (CreateTime) could be backdated into an
+expired token's lifetime. Kafka honours this setting; Tansu (the embedded broker) accepts and
+stores it but keeps the producer's timestamp (CreateTime), so the consumer also bounds the age of
+a CreateTime timestamp (``INTAKE_MAX_RECORD_AGE_SECONDS``, :meth:`BatchConsumer._sender`)."""
+
+
+def topic_configs(topic: Topic) -> dict[str, str]:
+    """The topic-level settings a topic is created with."""
+    return dict(INTAKE_CONFIGS) if topic.kind == "intake" else {}
+
+
 async def provision(bootstrap: str, *, partitions: int = 12, replication_factor: int = 1,
                     topics: Iterable[Topic] = ALL_TOPICS, timeout: float = 60.0) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
@@ -37,7 +50,8 @@ async def provision(bootstrap: str, *, partitions: int = 12, replication_factor:
         wanted = [t for t in topics if t.name not in existing]
         if not wanted:
             return []
-        new = [NewTopic(t.name, t.partitions or partitions, replication_factor) for t in wanted]
+        new = [NewTopic(t.name, t.partitions or partitions, replication_factor, topic_configs=topic_configs(t))
+               for t in wanted]
         try:
             await admin.create_topics(new)
         except TopicAlreadyExistsError:

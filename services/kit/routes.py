@@ -288,8 +288,13 @@ class Route:
         self._query_lists = {n for n, f in self.query.model_fields.items() if _is_list(f)} if self.query else set()
 
     def permit(self, principal: Principal | None) -> None:
-        """403 ``forbidden`` when the route names roles and the caller holds none of them."""
-        if self.roles is not None and principal is not None and not (self.roles & principal.roles):
+        """403 ``forbidden`` when the route names roles and the caller holds none of them; 401
+        when it names roles and there is no verified caller at all."""
+        if self.roles is None:
+            return
+        if principal is None:
+            raise HttpError(401, "unauthorized", f"{self.method} {self.template} needs a verified caller")
+        if not (self.roles & principal.roles):
             raise HttpError(403, "forbidden", f"{self.method} {self.template} is for {', '.join(sorted(self.roles))}; "
                                               f"the caller's roles are {', '.join(sorted(principal.roles)) or 'none'}")
 

@@ -218,7 +218,8 @@ class ServiceRuntime:
                 group_id=group or s.consumer_group or f"{self.service}-service-{name}",
                 bootstrap=s.kafka_bootstrap_servers, pool=self.pool, handler=handler,
                 on_commit=self.relay.notify, max_records=s.batch_max_records,
-                fetch_max_wait_ms=s.fetch_max_wait_ms, lanes=s.consumer_lanes, verifier=self.verifier)
+                fetch_max_wait_ms=s.fetch_max_wait_ms, lanes=s.consumer_lanes, verifier=self.verifier,
+                max_record_age=s.intake_max_record_age_seconds)
             m.CONSUMER_STALLED.labels(self.service, name).set_function(c.stalled_seconds)
             await c.start()
             self.consumers.append(c)

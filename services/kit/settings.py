@@ -62,6 +62,12 @@ class ServiceSettings(BaseSettings):
                                         description="clock skew allowed when checking exp, nbf and iat")
     jwt_algorithms: str = _shared("JWT_ALGORITHMS", DEFAULT_JWT_ALGORITHMS,
                                   description="signature algorithms accepted, comma separated (public-key ones only)")
+    intake_max_record_age_seconds: float = _shared(
+        "INTAKE_MAX_RECORD_AGE_SECONDS", 3600.0, ge=0, le=30 * 86400,
+        description="a command record whose timestamp was set by its producer (CreateTime) is refused "
+        "(unauthenticated, record_too_old) when older than this on arrival: the token is checked as of that "
+        "timestamp, so this is how long after its exp a token stays good on the intake topic. 0: no bound "
+        "(only with a broker that stamps intake records itself, LogAppendTime)")
     jwt_scope_claim: str = _shared("JWT_SCOPE_CLAIM", "scope", pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$",
                                    description="the claim holding the caller's area scope object")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable, Protocol, TypeVar
+from typing import Any, Callable, Hashable, Iterable, Protocol, TypeVar
 
 import asyncpg
 
@@ -24,10 +24,8 @@ from schemas.topics import BY_SERVICE, Topic
 from . import clock
 from . import metrics as m
 from .errors import Rejected
+from .identity import Principal
 from .outbox import OutboxRecord
-
-if TYPE_CHECKING:
-    from .identity import Principal
 
 log = logging.getLogger("kit.uow")
 
@@ -184,10 +182,12 @@ class UnitOfWork:
     def principal(self) -> Principal | None:
         """Who sent the message being handled, verified: the caller of an HTTP command or the
         holder of an intake record's token (``message.principal``); None for another service's
-        event and for a timer."""
+        event and for a timer, and for an intake record whose token did not verify (its
+        ``message.principal`` says why; a service's policy refuses such a command before any
+        handler runs)."""
         msg = self.message
         if msg is not None and msg.principal is not None:
-            return msg.principal
+            return msg.principal if isinstance(msg.principal, Principal) else None
         return self._principal
 
     # -- participants ----------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Sequence
 from schemas.grid import LogPatrol, PatrolLogged
 from services.kit.migrations import KIT_MIGRATIONS
 from services.kit.handlers import Handler, handles, prepares
+from services.kit.policy import SUB, Policy, allow
 from services.kit.uow import UnitOfWork
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,10 +28,19 @@ def count_by_grid(commands: Sequence[LogPatrol]) -> tuple[list[str], list[int]]:
     return grids, [per_grid[g] for g in grids]
 
 
+POLICY = Policy("grid", {
+    LogPatrol: allow("grid_worker", actor={"grid_worker_id": SUB}, area=lambda c: c.grid_id),
+})
+"""As a service's table: every record's token verified (as of its timestamp) and its grid worker,
+role and grid checked, before the batch step."""
+
+
 class BatchPatrolCounter(Handler):
-    """One upsert per batch (the batch step), one event per patrol (the handler)."""
+    """One upsert per batch (the batch step), one event per patrol (the handler); every command
+    admitted by :data:`POLICY` first."""
 
     service = "grid"
+    policy = POLICY
 
     @prepares(LogPatrol)
     async def count(self, uow: UnitOfWork, commands: Sequence[LogPatrol]) -> None:

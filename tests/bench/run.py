@@ -1,8 +1,10 @@
 """``make bench``: throughput, latency and memory of the kit, measured in one run.
 
 (a) raw       — a plain aiokafka consumer decoding + validating N envelopes (the ceiling);
-(b) pipeline  — the kit's full path in a worker process: consume → inbox → state upsert →
-                outbox → relay publish, N records from a prefilled topic;
+(b) pipeline  — the kit's full path in a worker process: consume → token check → policy →
+                inbox → state upsert → outbox → relay publish, N records from a prefilled topic,
+                each carrying its grid worker's JWT (``authorization: Bearer``; BENCH_SENDERS
+                distinct tokens, 300 by default);
 (c) faust     — the same full path as a plain faust agent with ``take_events`` (peer baseline);
 (d) e2e       — at a fixed rate (1,000/s), command sent → resulting event seen on the events topic;
 (e) memory    — peak RSS of the pipeline worker, its outbox relay process included.
@@ -32,7 +34,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from schemas.envelope import decode, encode, envelope_for
+from schemas.envelope import CONTENT_TYPE, decode, encode, envelope_for
 from schemas.grid import LogPatrol
 from schemas.topics import GRID
 from services.kit.infra import EmbeddedKafka, EmbeddedPostgres, free_port
@@ -42,6 +44,7 @@ from tests.support.procs import child_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 N = int(os.environ.get("BENCH_N", "200000"))
+SENDERS = int(os.environ.get("BENCH_SENDERS", "300"))  # distinct grid workers, each with a token of their own
 RATE = int(os.environ.get("BENCH_RATE", "1000"))
 E2E_SECONDS = float(os.environ.get("BENCH_E2E_SECONDS", "15"))
 PARTITIONS = int(os.environ.get("BENCH_PARTITIONS", "12"))
@@ -53,18 +56,31 @@ def log(msg: str) -> None:
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
 
 
-def patrol_envelopes(n: int, *, start: int = 0) -> list[tuple[bytes, bytes]]:
+def sender_headers(n: int = SENDERS) -> list[list[tuple[str, bytes]]]:
+    """Record headers for ``n`` grid workers: each one's own token (ES256, signed by the test
+    identity provider, a scope of the bench's street), as a Kafka-only client sends it."""
+    ident = test_identity()
+    scope = {"streets": ["110105001"]}
+    return [[("content-type", CONTENT_TYPE.encode()),
+             ("authorization", f"Bearer {ident.token(f'gw-{w}', ['grid_worker'], scope=scope)}".encode())]
+            for w in range(n)]
+
+
+def patrol_envelopes(n: int, *, start: int = 0) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """``(key, value, headers)`` of ``n`` patrols, each sent by its grid worker with their token."""
     t = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
+    senders = sender_headers()
     out = []
     for i in range(start, start + n):
         grid = f"110105001{(i % 6) + 1:03d}{(i % 40) + 1:03d}"
-        cmd = LogPatrol(patrol_id=f"p-{i}", grid_id=grid, grid_worker_id=f"gw-{i % 97}", started_at=t, ended_at=t)
+        w = (i * 7919) % SENDERS  # workers spread over grids and partitions
+        cmd = LogPatrol(patrol_id=f"p-{i}", grid_id=grid, grid_worker_id=f"gw-{w}", started_at=t, ended_at=t)
         env = envelope_for(cmd, source="/bench/app-1", id=str(uuid.uuid4()), time=t)
-        out.append((grid.encode(), encode(env)))
+        out.append((grid.encode(), encode(env), senders[w]))
     return out
 
 
-async def prefill(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
+async def prefill(bootstrap: str, records: list[tuple[bytes, bytes, list]]) -> None:
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=20,
                          max_batch_size=512 * 1024, acks="all")
     await p.start()
@@ -72,12 +88,12 @@ async def prefill(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
         parts = sorted(await p.partitions_for(GRID.intake.name))
         batches = {pt: p.create_batch() for pt in parts}
         futs = []
-        for key, value in records:
+        for key, value, headers in records:
             pt = parts[hash(key) % len(parts)]
-            if batches[pt].append(key=key, value=value, timestamp=None) is None:
+            if batches[pt].append(key=key, value=value, timestamp=None, headers=headers) is None:
                 futs.append(await p.send_batch(batches[pt], GRID.intake.name, partition=pt))
                 batches[pt] = p.create_batch()
-                batches[pt].append(key=key, value=value, timestamp=None)
+                batches[pt].append(key=key, value=value, timestamp=None, headers=headers)
         for pt, b in batches.items():
             if b.record_count():
                 futs.append(await p.send_batch(b, GRID.intake.name, partition=pt))
@@ -168,6 +184,18 @@ async def wait_published(dsn: str, n: int, proc: subprocess.Popen, timeout: floa
         await conn.close()
 
 
+async def check_admitted(dsn: str, n: int) -> None:
+    """Every prefilled command passed its token and policy checks (a refused one would be a
+    cheaper rejection, and the figure would not measure the command path)."""
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": "grid"})
+    try:
+        counted = await conn.fetchval("SELECT coalesce(sum(n), 0) FROM patrol_counts")
+    finally:
+        await conn.close()
+    if counted < n:
+        raise RuntimeError(f"only {counted} of {n} commands admitted: see the worker's log and grid.rejections.v1")
+
+
 def start_worker(module: str, env: dict[str, str], logfile: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", module, "worker", "-l", "warn", "--web-port", str(env["PORT"]),
                              "--web-host", "127.0.0.1"], cwd=ROOT, env={**os.environ, **env},
@@ -252,13 +280,13 @@ async def e2e_latency(bootstrap: str, rate: int, seconds: float) -> tuple[float,
 
     async def sender() -> None:
         t0 = time.perf_counter()
-        for i, (key, value) in enumerate(records):
+        for i, (key, value, headers) in enumerate(records):
             due = t0 + i / rate
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             sent[orjson.loads(value)["id"]] = time.perf_counter()
-            await p.send(GRID.intake.name, value, key=key)
+            await p.send(GRID.intake.name, value, key=key, headers=headers)
         await p.flush()
 
     async def receiver() -> None:
@@ -299,6 +327,7 @@ async def run_pipeline(pg: EmbeddedPostgres, broker: EmbeddedKafka, work: Path, 
     try:
         eps = await wait_published(dsn, N, worker)
         log(f"pipeline run {run}: {eps:.0f} records/s")
+        await check_admitted(dsn, N)
         if run == ROUNDS:
             p50, p99, seen = await e2e_latency(broker.bootstrap, RATE, E2E_SECONDS)
             result["e2e_p50_ms"], result["e2e_p99_ms"] = p50, p99

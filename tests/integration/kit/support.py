@@ -15,9 +15,11 @@ from .patrols import PatrolCounter
 class Pipeline:
     """A consumer and a relay, as a service worker runs them."""
 
-    def __init__(self, kafka: str, pool: asyncpg.Pool, group: str = "kit-test", handler=None, lanes: int = 1):
+    def __init__(self, kafka: str, pool: asyncpg.Pool, group: str = "kit-test", handler=None, lanes: int = 1,
+                 verifier=None, max_record_age: float = 3600.0):
         self.kafka, self.pool, self.group = kafka, pool, group
         self.handler, self.lanes = handler or PatrolCounter(), lanes
+        self.verifier, self.max_record_age = verifier, max_record_age
         self.tasks: list[asyncio.Task] = []
 
     async def __aenter__(self):
@@ -26,7 +28,8 @@ class Pipeline:
         self.relay = OutboxRelay(self.pool, self.producer, service="grid", batch=500, poll_seconds=0.1)
         self.consumer = BatchConsumer(service="grid", name="intake", topics=[GRID.intake], group_id=self.group,
                                       bootstrap=self.kafka, pool=self.pool, handler=self.handler,
-                                      on_commit=self.relay.notify, max_records=200, lanes=self.lanes)
+                                      on_commit=self.relay.notify, max_records=200, lanes=self.lanes,
+                                      verifier=self.verifier, max_record_age=self.max_record_age)
         await self.consumer.start()
         self.tasks = [asyncio.ensure_future(self.relay.run()), asyncio.ensure_future(self.consumer.run())]
         return self

@@ -228,6 +228,20 @@ def test_the_cache_returns_the_same_principal_and_refuses_after_exp(verifier, ke
     refused(verifier, token, "expired")
 
 
+def test_an_expired_token_asked_about_a_past_instant_comes_from_the_cache(verifier, key, monkeypatch):
+    """A backlog redelivered after its tokens expired: verified as of each record's timestamp,
+    decoded once per token, not once per record."""
+    now = time.time()
+    token = mint(claims(iat=now - 7200, nbf=None, exp=now - 3600), key)
+    calls = []
+    real = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    for i in range(50):
+        assert verifier.verify(token, at=now - 5000 + i).sub == "grid-worker-0001"
+    refused(verifier, token, "expired")  # now: from the cache, refused all the same
+    assert calls == [1]
+
+
 def test_the_cache_is_bounded(jwks_file, key):
     v = TokenVerifier(jwks_file, issuer=DEFAULT_JWT_ISSUER, audience=DEFAULT_JWT_AUDIENCE, cache_size=3)
     tokens = [mint(claims(sub=f"resident-{i}"), key) for i in range(5)]
@@ -238,7 +252,9 @@ def test_the_cache_is_bounded(jwks_file, key):
 
 # -- key rotation ---------------------------------------------------------------------------------------
 
-def test_key_rotation_with_the_jwks_file(jwks_file, verifier, key):
+def test_key_rotation_with_the_jwks_file(jwks_file, key):
+    # the file looked at on every use (by default at most once a second while tokens come from the cache)
+    verifier = TokenVerifier(jwks_file, issuer=DEFAULT_JWT_ISSUER, audience=DEFAULT_JWT_AUDIENCE, jwks_check_seconds=0)
     old_token = mint(claims(sub="old"), key)
     assert verifier.verify(old_token).sub == "old"
     new = generate_key()
@@ -252,6 +268,27 @@ def test_key_rotation_with_the_jwks_file(jwks_file, verifier, key):
     write_jwks(jwks_file, [public_jwk(new)])  # the old key retired
     refused(verifier, old_token, "unknown_key")  # not even from the cache
     assert verifier.verify(new_token).sub == "new"
+
+
+def test_cached_tokens_look_at_the_jwks_file_at_most_once_a_second(jwks_file, key, monkeypatch):
+    import services.kit.identity as identity
+
+    clock = [1000.0]
+    monkeypatch.setattr(identity.time, "monotonic", lambda: clock[0])
+    verifier = TokenVerifier(jwks_file, issuer=DEFAULT_JWT_ISSUER, audience=DEFAULT_JWT_AUDIENCE)
+    token = mint(claims(sub="old"), key)
+    verifier.verify(token)
+    stats = []
+    real_stat = identity.os.stat
+    monkeypatch.setattr(identity.os, "stat", lambda path, **kw: stats.append(path) or real_stat(path, **kw))
+    for _ in range(1000):
+        assert verifier.verify(token).sub == "old"
+    assert stats == []  # no look at the file within the second
+    write_jwks(jwks_file, [public_jwk(generate_key())])  # the key retired
+    assert verifier.verify(token).sub == "old"  # still within the second
+    clock[0] += 1.0
+    refused(verifier, token, "unknown_key")  # noticed on the next look
+    assert len(stats) >= 1
 
 
 def test_an_unreadable_jwks_file_keeps_the_keys_loaded(jwks_file, verifier, key):
