@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import inspect
 import os
@@ -561,6 +562,9 @@ class ServiceRuntime:
                     msg = admit(policy, msg)
                 except Refused as e:
                     raise HttpError(e.status, e.reason, e.detail, e.field) from None
+            if msg.envelope.subject is None:  # the aggregate, once the token has filled the actor fields
+                msg = dataclasses.replace(msg, envelope=msg.envelope.model_copy(
+                    update={"subject": msg.payload.aggregate_id}))
             events, replay = await self.execute(msg, handler, principal=req.principal)
             rejection = next((e for e in events if e.type.endswith(".command.rejected.v1")), None)
             body = {"command_id": msg.id, "replayed": replay,
@@ -598,8 +602,6 @@ class ServiceRuntime:
             payload = decode_payload(env, allowed)
         except DecodeError as e:
             raise HttpError(422, "invalid_input", e.detail, e.field) from None
-        if env.subject is None:
-            env = env.model_copy(update={"subject": payload.aggregate_id})
         return Message(envelope=env, payload=payload, principal=principal)
 
     async def execute(self, msg: Message, handler: Handler, *,
