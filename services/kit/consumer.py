@@ -406,7 +406,9 @@ class BatchConsumer:
         only within ``max_record_age`` seconds before now (``INTAKE_MAX_RECORD_AGE_SECONDS``)
         and the verifier's leeway after it: an expired token is good for at most that long
         after its ``exp``. A LogAppendTime timestamp (a broker honouring the intake topic's
-        ``message.timestamp.type``, as Kafka does) is the broker's and is believed as it is."""
+        ``message.timestamp.type``, as Kafka does) is the broker's and is believed as it is. An
+        old record whose token is still valid now is not refused (backdating gains it nothing), so
+        a backlog is refused only where its tokens have expired since."""
         if it.token is None:
             return Unauthenticated("missing_token", "the record has no authorization header (Bearer <JWT>)")
         if self.verifier is None:
@@ -414,7 +416,7 @@ class BatchConsumer:
         at = it.timestamp / 1000 if it.timestamp is not None and it.timestamp >= 0 else None
         if at is not None and it.timestamp_type == 0 and self.max_record_age > 0:
             now = time.time() if now is None else now
-            if at < now - self.max_record_age:
+            if at < now - self.max_record_age and not self._valid_now(it.token, now):
                 return Unauthenticated(
                     "record_too_old", f"the record's timestamp (CreateTime, set by its producer) is {now - at:.0f} s "
                     f"old, more than the {self.max_record_age:.0f} s (INTAKE_MAX_RECORD_AGE_SECONDS) a producer's "
@@ -427,6 +429,14 @@ class BatchConsumer:
             return self.verifier.verify(it.token, at=at)
         except Unauthenticated as e:
             return e
+
+    def _valid_now(self, token: bytes, now: float) -> bool:
+        assert self.verifier is not None
+        try:
+            self.verifier.verify(token, at=now)
+            return True
+        except Unauthenticated:
+            return False
 
     MAX_CONFLICTS = 3  # a batch's conflicts before it is redone one message at a time
     MAX_ISOLATED_CONFLICTS = 3  # ... and then before the message that keeps conflicting is a fault

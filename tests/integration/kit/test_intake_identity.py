@@ -151,18 +151,21 @@ async def test_a_producers_timestamp_is_believed_only_within_the_record_age_boun
     ms = lambda t: int(t * 1000)  # noqa: E731
     long_ago = worker_token(now=now - 7200, lifetime=600)  # valid two hours ago for ten minutes
     recently = worker_token(now=now - 50, lifetime=20)  # expired half a minute ago
-    old, within, future = patrol(), patrol(), patrol()
+    still_valid = worker_token(now=now - 7200, lifetime=4 * 3600)  # issued two hours ago, good for two more
+    old, within, future, backlog = patrol(), patrol(), patrol(), patrol()
     await produce(kafka, [(old[1], long_ago, ms(now - 7000)),  # backdated into its lifetime, 2 h ago
                           (within[1], recently, ms(now - 40)),  # backdated 40 s: within the 60 s bound
-                          (future[1], worker_token(), ms(now + 600))])
+                          (future[1], worker_token(), ms(now + 600)),
+                          (backlog[1], still_valid, ms(now - 7000))])  # an old record whose token still holds
     async with Pipeline(kafka, pool, group="backdated", handler=Guarded(), verifier=verifier(leeway=0),
                         max_record_age=60) as p:
-        await p.wait_processed(3)
+        await p.wait_processed(4)
         refused = await rejections(kafka, 2)
     assert refused[old[0]]["reason"] == "unauthenticated" and "record_too_old" in refused[old[0]]["detail"]
     assert "INTAKE_MAX_RECORD_AGE_SECONDS" in refused[old[0]]["detail"]
     assert refused[future[0]]["reason"] == "unauthenticated" and "record_from_the_future" in refused[future[0]]["detail"]
     assert within[0] not in refused and SENDERS[within[0]] == "gw-1"  # what the bound leaves open
+    assert backlog[0] not in refused and SENDERS[backlog[0]] == "gw-1"  # backdating gains a valid token nothing
 
 
 async def test_the_dead_letter_of_a_command_record_holds_no_token(kafka, pool):
