@@ -144,13 +144,13 @@ def demo_identities(register: Path = DEFAULT_REGISTER) -> list[dict[str, Any]]:
         ("community-officer-2", "community-officer-0002", ["community_officer"], scope(communities=[c2])),
         ("street-officer", "street-officer-0001", ["street_officer"], scope(streets=streets[:1])),
         ("department-officer", "department-officer-0001", ["department_officer"],
-         scope(departments=["civil-affairs"])),
+         scope(departments=["区城管执法局"])),  # the department environment cases go to in make run
         ("party-member", "party-member-0001", ["party_member", "resident"], scope(communities=[c1])),
         ("party-secretary", "party-secretary-0001", ["party_secretary", "party_member"], scope(communities=[c1])),
         ("merchant", "merchant-0001", ["merchant"], scope(communities=[c2])),
         ("points-operator", "points-operator-0001", ["points_operator"], scope(streets=streets)),
         ("assessor", "assessor-0001", ["assessor"], scope(streets=streets)),
-        ("auditor", "auditor-0001", ["auditor"], scope(streets=streets, departments=["civil-affairs"])),
+        ("auditor", "auditor-0001", ["auditor"], scope(streets=streets)),
         ("data-protection-officer", "dpo-0001", ["data_protection_officer"], scope(streets=streets)),
     ]
     out = [{"name": n, "sub": sub, "roles": roles, "scope": sc} for n, sub, roles, sc in people]
