@@ -16,11 +16,15 @@ Aggregates and record keys (= CloudEvents ``subject``):
 Order lifecycle (``status`` of the order state)::
 
     placed ──dispatch──▶ dispatched ──accept──▶ accepted ──complete──▶ completed ──evaluate──▶ evaluated
-      ▲                    │  │
+      ▲                    │  │                                          (rate)
       │                 decline expire (accept_by passed)
       │                    ▼  ▼
       └──── declined / dispatch_expired ──dispatch again──▶ dispatched ...
     cancel: from any state before completed.
+
+After completion the resident who placed the order rates it (``rate``: 1-5, once; the status
+does not change) and the organisation reviews it (考单, ``evaluate``: a community or street
+officer; passed or not, which is what earns the member points).
 
 Order ``category`` (服务类别, docs/contract.md "Codes"): see :class:`OrderCategory`.
 """
@@ -184,8 +188,27 @@ class OrderCompleted(Event):
     at: Timestamp | None = None
 
 
+class OrderRated(Event):
+    """评价: the resident who placed the order rated the completed service (1-5), once.
+
+    A rating earns nobody anything: only the organisation's 考单 (:class:`OrderEvaluated`)
+    passes an order. A 考单 that states no rating carries this one.
+    """
+
+    TYPE: ClassVar[str] = "orders.order.rated.v1"
+    SUBJECT: ClassVar[str] = "order_id"
+
+    order_id: NonEmptyStr
+    resident_id: NonEmptyStr
+    rating: Rating
+    comment: Text | None = None
+    occurred_at: Timestamp | None = Field(default=None, description="when the resident rated")
+
+
 class OrderEvaluated(Event):
-    """考单: the resident's rating (1-5) and the organisation's review (``passed``).
+    """考单: the organisation's review (``passed``) of a completed order, by a community or
+    street officer (``evaluator_id``), with a rating 1-5: the officer's, or else the resident's
+    (:class:`OrderRated`).
 
     Passed orders feed volunteer points (by ``category`` and ``service_minutes``) and the
     assessment of the assignee and ``community_id``; those extras are copied from the order.
@@ -353,18 +376,39 @@ class CompleteOrder(Command):
     note: Text | None = None
 
 
+class RateOrder(Command):
+    """评价: the resident who placed a completed order rates the service. Leads to :class:`OrderRated`.
+
+    Once per order: the same rating again is a no-op, a different one is refused (``already_rated``).
+    """
+
+    TYPE: ClassVar[str] = "orders.order.rate.v1"
+    SUBJECT: ClassVar[str] = "order_id"
+
+    order_id: NonEmptyStr
+    resident_id: NonEmptyStr | None = Field(
+        default=None, description="the resident who placed the order: the sender (filled from the token when absent)")
+    rating: Rating
+    comment: Text | None = None
+
+
 class EvaluateOrder(Command):
-    """考单: the resident's rating and the organisation's pass/fail. Leads to :class:`OrderEvaluated`."""
+    """考单: the organisation's pass/fail of a completed order. Leads to :class:`OrderEvaluated`.
+
+    ``rating`` may be omitted once the resident has rated (:class:`RateOrder`): the 考单 then
+    carries the resident's rating; with neither it is refused (``rating_required``).
+    """
 
     TYPE: ClassVar[str] = "orders.order.evaluate.v1"
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    rating: Rating
+    rating: Rating | None = Field(
+        default=None, description="1-5; when absent, the resident's rating (refused if the resident has not rated)")
     passed: bool
     evaluator_id: NonEmptyStr | None = Field(
-        default=None, description="the resident who placed the order or an officer of its community: the sender "
-                                  "(filled from the token when absent)")
+        default=None, description="a community or street officer of the order's community: the sender (filled from "
+                                  "the token when absent)")
     comment: Text | None = None
 
 
@@ -429,13 +473,13 @@ class ReleasePost(Command):
 
 ORDER_EVENTS: tuple[type[Event], ...] = (
     OrderPlaced, OrderDispatched, OrderAccepted, OrderDeclined, OrderDispatchExpired,
-    OrderCompleted, OrderEvaluated, OrderCancelled,
+    OrderCompleted, OrderRated, OrderEvaluated, OrderCancelled,
 )
 MEMBER_EVENTS: tuple[type[Event], ...] = (MemberRegistered,)
 POST_EVENTS: tuple[type[Event], ...] = (PostClaimed, PostReleased)
 
 ORDER_COMMANDS: tuple[type[Command], ...] = (
-    PlaceOrder, DispatchOrder, AcceptOrder, DeclineOrder, CompleteOrder, EvaluateOrder, CancelOrder,
+    PlaceOrder, DispatchOrder, AcceptOrder, DeclineOrder, CompleteOrder, RateOrder, EvaluateOrder, CancelOrder,
 )
 MEMBER_COMMANDS: tuple[type[Command], ...] = (RegisterMember,)
 POST_COMMANDS: tuple[type[Command], ...] = (ClaimPost, ReleasePost)

@@ -16,7 +16,7 @@ worker reports in their grid and verifies its cases, the community office (``cw-
 registers, dispatches, evaluates orders, reviews deeds, opens residents' accounts and records
 its reviews of units, the street office (``so-<street>``) escalates and records its street's and
 its units' reviews, the department's officer handles,
-the resident gives feedback on their own report, places orders, submits deeds and gives the
+the resident gives feedback on their own report, places and rates orders, submits deeds and gives the
 consent code a merchant's redemption presents, the Party member acts on their own posts and
 orders, two points operators adjust and approve, the assessment office closes periods. The
 services refuse anything else (issue 14); a run of the simulator is refused nothing for lack of
@@ -45,7 +45,7 @@ from schemas.grid import (
 )
 from schemas.orders import (
     AcceptOrder, ClaimPost, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, OrderCategory, PlaceOrder,
-    RegisterMember,
+    RateOrder, RegisterMember,
 )
 from schemas.points import Adjust, OpenAccount, Redeem, ReviewDeed, SubmitDeed
 from schemas.registry import model_for
@@ -70,6 +70,8 @@ MIX: dict[str, float] = {
 }
 ADJUST_APPROVAL_ABOVE = 100  # an adjustment of more points takes effect when a second operator approves it
 APPROVE_ADJUSTMENT = "points.adjust.approve.v1"  # {transfer_id, approver_id}; sent when the contract has it
+RATE_SHARE = 0.85  # the share of completed orders their resident rates (评价) before the 考单
+RATING_COMMENTS = {5: "非常满意", 4: "满意", 3: "一般", 2: "不太满意"}
 CONSENT_FIELD = "consent_code"  # of points.redeem.v1: the resident's code (POST /v1/redemption-codes)
 
 DEPARTMENTS = {
@@ -344,7 +346,7 @@ class Stories:
                 placed = await self.client.wait_for(fut, timeout=self.follow_timeout)
                 if placed is not None:
                     self.spawn(self._order_cycle(rng, placed.data["order_id"], placed.data["community_id"],
-                                                 placed.data["resident_id"]))
+                                                 placed.data["resident_id"], by_resident=False))
                     self.stats.stories["order_from_case"] += 1
             return then
 
@@ -368,11 +370,14 @@ class Stories:
                                   and (after is None or e.id != after.id))
 
     async def _order_cycle(self, rng: random.Random, order_id: str, community_id: str, resident_id: str,
-                           dispatched: CloudEvent | None = None) -> None:
-        """派单 → (decline | expiry → 派单 again) → 接单 → complete → 考单.
+                           dispatched: CloudEvent | None = None, *, by_resident: bool = True) -> None:
+        """派单 → (decline | expiry → 派单 again) → 接单 → complete → 评价 → 考单.
 
         The orders service dispatches automatically on placement, decline and expiry; the
         community console (this story) dispatches by hand only when nothing was dispatched.
+        After completion the resident who placed the order (``by_resident``; an order made from
+        a grid case was taken down by the grid worker) rates it most of the time, then the
+        community office evaluates it (考单), carrying the resident's rating when there is one.
         """
         office = self.cast.community_officer(community_id)
         dispatched = dispatched or self.client.seen(order_id, DISPATCHED)
@@ -419,7 +424,13 @@ class Stories:
         if out.rejected or out.timed_out:
             return
         rating = rng.choices([5, 4, 3, 2], weights=[55, 30, 10, 5])[0]
-        out = await self.step(EvaluateOrder(order_id=order_id, rating=rating, passed=rating >= 3,
+        rated = False
+        if by_resident and rng.random() < RATE_SHARE:  # 评价: the resident who placed the order rates it
+            out = await self.step(RateOrder(order_id=order_id, resident_id=resident_id, rating=rating,
+                                            comment=RATING_COMMENTS[rating]), self.cast.resident(resident_id))
+            rated = not (out.rejected or out.timed_out)
+        # 考单: the community office reviews the order; it carries the resident's rating when there is one
+        out = await self.step(EvaluateOrder(order_id=order_id, rating=None if rated else rating, passed=rating >= 3,
                                             evaluator_id=office.sub, comment="组织考单"), office)
         if rating >= 3 and not out.rejected:  # a passed order earns the assignee points
             self.earners.append(account_id("resident", assignee))

@@ -47,9 +47,11 @@ ROLE_OF: Mapping[str, str] = {
     "grid.case.escalate.v1": "street_officer",
     "grid.case.handle.v1": "department_officer",
     "grid.case.feedback.v1": "resident",
-    # orders: residents ask, party members serve, the community office dispatches and evaluates
+    # orders: residents ask and rate, party members serve, the community office dispatches and
+    # evaluates (考单)
     "orders.order.place.v1": "resident",
     "orders.order.cancel.v1": "resident",
+    "orders.order.rate.v1": "resident",
     "orders.order.evaluate.v1": "community_officer",
     "orders.order.accept.v1": "party_member",
     "orders.order.decline.v1": "party_member",

@@ -49,14 +49,18 @@ def held_by(order: OrderState, member_id: str) -> bool:
 
 
 def may_manage(principal: Principal | None, order: OrderState) -> bool:
-    """Dispatch (派单): an officer of the order's community."""
+    """Dispatch (派单) and evaluate (考单): an officer of the order's community."""
     return officer_of(principal, order.community_id)
 
 
+def placed_by(principal: Principal | None, order: OrderState) -> bool:
+    """Rate: the resident who placed the order."""
+    return principal is not None and principal.has("resident") and order.resident_id == principal.sub
+
+
 def may_close(principal: Principal | None, order: OrderState) -> bool:
-    """Cancel or evaluate: an officer of the order's community, or the resident who placed it."""
-    return officer_of(principal, order.community_id) or (
-        principal is not None and principal.has("resident") and order.resident_id == principal.sub)
+    """Cancel: an officer of the order's community, or the resident who placed it."""
+    return officer_of(principal, order.community_id) or placed_by(principal, order)
 
 
 def may_serve(principal: Principal | None, order: OrderState) -> bool:
@@ -117,5 +121,5 @@ def order_filter(where: Where, principal: Principal) -> None:
 
 
 __all__ = ["COMMUNITY_READERS", "MEMBER_READERS", "ORDER_READERS", "held_by", "may_close", "may_manage",
-           "may_read_community", "may_read_member", "may_read_order", "may_serve", "officer_of", "order_filter",
+           "may_read_community", "placed_by", "may_read_member", "may_read_order", "may_serve", "officer_of", "order_filter",
            "reads_all"]

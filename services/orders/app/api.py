@@ -60,11 +60,14 @@ class OrderRow(BaseModel):
     dispatched_at: datetime | None
     accepted_at: datetime | None
     completed_at: datetime | None
+    rated_at: datetime | None = Field(description="when the resident rated the service")
     evaluated_at: datetime | None
     cancelled_at: datetime | None
     service_minutes: int | None
-    rating: int | None
-    passed: bool | None
+    resident_rating: int | None = Field(description="the resident's own rating (1-5) of the completed service")
+    resident_comment: str | None = Field(description="the resident's comment with their rating")
+    rating: int | None = Field(description="the 考单's rating (1-5): the officer's, or else the resident's")
+    passed: bool | None = Field(description="the 考单's verdict (organisation evaluation)")
     dispatch_misses: int
     last_miss_at: datetime | None
     updated_at: datetime

@@ -30,8 +30,8 @@ from schemas.grid import CaseRegistered
 from schemas.orders import (
     AUTO, MEMBER_COMMANDS, ORDER_COMMANDS, POST_COMMANDS, AcceptOrder, CancelOrder, ClaimPost, CompleteOrder,
     DeclineOrder, DispatchOrder, EvaluateOrder, OrderAccepted, OrderCancelled, OrderCompleted, OrderDeclined,
-    OrderDispatched, OrderDispatchExpired, OrderEvaluated, OrderPlaced, PlaceOrder, PostClaimed, RegisterMember,
-    ReleasePost,
+    OrderDispatched, OrderDispatchExpired, OrderEvaluated, OrderPlaced, OrderRated, PlaceOrder, PostClaimed,
+    RateOrder, RegisterMember, ReleasePost,
 )
 from services.kit.aggregates import AggregateStore
 from services.kit.errors import Rejected
@@ -63,8 +63,8 @@ MISS_TRIGGERS = frozenset({"place", "decline", "expiry"})
 """Automatic dispatches whose miss is counted (a retry on a post claim is not a new miss)."""
 
 MAY_ACT: dict[type[Command], Callable[[Any, OrderState], bool]] = {
-    DispatchOrder: access.may_manage,
-    CancelOrder: access.may_close, EvaluateOrder: access.may_close,
+    DispatchOrder: access.may_manage, EvaluateOrder: access.may_manage,
+    CancelOrder: access.may_close, RateOrder: access.placed_by,
     AcceptOrder: access.may_serve, DeclineOrder: access.may_serve, CompleteOrder: access.may_serve,
 }
 """Whether the sender may act on the order a command names (:mod:`.access`); an order they may
@@ -135,10 +135,11 @@ class OrdersHandler(Handler):
         except NoEligibleAssignee as e:
             raise e.after_commit(mx.AUTO_DISPATCH_MISSES.labels("command").inc)
 
-    @handles(AcceptOrder, CompleteOrder, EvaluateOrder, CancelOrder)
-    async def order_step(self, uow: UnitOfWork, cmd: AcceptOrder | CompleteOrder | EvaluateOrder | CancelOrder) -> None:
+    @handles(AcceptOrder, CompleteOrder, RateOrder, EvaluateOrder, CancelOrder)
+    async def order_step(self, uow: UnitOfWork,
+                         cmd: AcceptOrder | CompleteOrder | RateOrder | EvaluateOrder | CancelOrder) -> None:
         """The steps that need only the order itself: 接单 accept, 服务完成 complete (with the
-        minutes served), 考单 evaluate, 撤单 cancel before completion."""
+        minutes served), the resident's rating, 考单 evaluate, 撤单 cancel before completion."""
         await self._order_command(uow, cmd)
 
     @handles(DeclineOrder)
@@ -339,6 +340,8 @@ def _observe(before: OrderState | None, after: OrderState | None, e: Event, orig
         t = _seconds(e.at, before.placed_at if before else None)
         if t is not None:
             mx.TIME_TO_COMPLETE.observe(t)
+    elif isinstance(e, OrderRated):
+        mx.RATED.labels(str(e.rating)).inc()
     elif isinstance(e, OrderEvaluated):
         mx.EVALUATED.labels("true" if e.passed else "false").inc()
     elif isinstance(e, OrderCancelled):

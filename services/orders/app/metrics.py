@@ -36,6 +36,7 @@ AUTO_DISPATCH_MISSES = Counter(
     "orders_auto_dispatch_misses_total",
     "Automatic dispatch attempts that found no eligible member (the order keeps waiting), by what triggered them",
     ["trigger"])
+RATED = Counter("orders_rated_total", "Completed orders rated by their resident (评价), by rating", ["rating"])
 EVALUATED = Counter("orders_evaluated_total", "Orders evaluated (考单), by the organisation's verdict", ["passed"])
 PLACED = Counter("orders_placed_total", "Orders placed (点单), by origin (resident or grid case)", ["origin"])
 CANCELLED = Counter("orders_cancelled_total", "Orders cancelled before completion (撤单)")
@@ -45,3 +46,5 @@ for _mode in ("auto", "manual"):
     DISPATCHED.labels(_mode)
 for _p in ("true", "false"):
     EVALUATED.labels(_p)
+for _r in range(1, 6):
+    RATED.labels(str(_r))

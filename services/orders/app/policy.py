@@ -12,16 +12,17 @@ any other order or post is refused exactly as an unknown one (``unknown_order`` 
 ``unknown_post``), so that its existence does not leak. The member who served an order never
 evaluates it (``self_evaluation``, the domain's rule).
 
-Evaluation today is one step (``orders.order.evaluate.v1`` → ``evaluated``) carrying both the
-rating and the pass mark: the resident who placed the order may send it (their rating of the
-service), and so may an officer of the order's community (考单); whoever sends it first closes
-the order, with ``evaluator_id`` = the sender.
+After completion the resident rates the service (``orders.order.rate.v1`` → ``rated``, once),
+and the organisation reviews it (考单, ``orders.order.evaluate.v1`` → ``evaluated``): only an
+officer of the order's community passes an order, which is what earns the member points, so a
+resident and the member who served them cannot earn points between themselves. A 考单 without a
+rating carries the resident's.
 """
 from __future__ import annotations
 
 from schemas.orders import (
     AcceptOrder, CancelOrder, ClaimPost, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, PlaceOrder,
-    RegisterMember, ReleasePost,
+    RateOrder, RegisterMember, ReleasePost,
 )
 from services.kit.policy import SUB, Policy, allow
 
@@ -37,8 +38,9 @@ POLICY = Policy("orders", {
     # officers first: the grant a test's sender_token picks for a command naming nobody
     CancelOrder: (allow(*OFFICERS, actor={"cancelled_by": SUB}, note=_IN_SCOPE),
                   allow("resident", actor={"cancelled_by": SUB}, note=_OWN)),
-    EvaluateOrder: (allow(*OFFICERS, actor={"evaluator_id": SUB}, note=_IN_SCOPE + " (考单)"),
-                    allow("resident", actor={"evaluator_id": SUB}, note=_OWN + " (the resident's rating)")),
+    RateOrder: allow("resident", actor={"resident_id": SUB}, note=_OWN + ", completed; one rating per order"),
+    EvaluateOrder: allow(*OFFICERS, actor={"evaluator_id": SUB},
+                         note=_IN_SCOPE + " (考单); not the member who served it"),
     DispatchOrder: allow(*OFFICERS, actor={"dispatched_by": SUB}, note=_IN_SCOPE),
     AcceptOrder: allow("party_member", actor={"assignee_id": SUB}, note=_THEIRS),
     DeclineOrder: allow("party_member", actor={"assignee_id": SUB}, note=_THEIRS),

@@ -19,10 +19,10 @@ from .grid_cases import GRID_CASE_NAMESPACE, UnusableGridCase, is_resident_need,
 from .member import decide_member, evolve_member
 from .order import auto_dispatch, check_expiry, decide_order, evolve_order
 from .post import decide_post, evolve_post
-from .state import AWAITING_DISPATCH, CANCELLABLE, HELD, MemberState, OrderState, OrderStatus, PostState, PostStatus
+from .state import AWAITING_DISPATCH, CANCELLABLE, HELD, RATABLE, MemberState, OrderState, OrderStatus, PostState, PostStatus
 
 __all__ = [
-    "AWAITING_DISPATCH", "CANCELLABLE", "DEFAULT_ACCEPT_WINDOW", "GRID_CASE_NAMESPACE", "HELD",
+    "AWAITING_DISPATCH", "CANCELLABLE", "DEFAULT_ACCEPT_WINDOW", "GRID_CASE_NAMESPACE", "HELD", "RATABLE",
     "Candidate", "Context", "MemberState", "OrderState", "OrderStatus", "PostState", "PostStatus", "State",
     "UnusableGridCase", "aggregate_kind", "auto_dispatch", "candidates_from_posts", "check_expiry", "choose",
     "choose_assignee", "decide", "decide_member", "decide_order", "decide_post", "eligible_posts", "evolve",

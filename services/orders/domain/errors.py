@@ -10,9 +10,9 @@ from __future__ import annotations
 from services.kit.errors import IllegalTransition, NotFound, Rejected
 
 __all__ = [
-    "AcceptByInPast", "AcceptWindowClosed", "AlreadyExists", "AssigneeNotEligible", "CommunityMismatch",
-    "IllegalTransition", "NoEligibleAssignee", "NotAssignee", "NotFound", "NotPostHolder",
-    "PostOutsideMemberCommunity", "Rejected", "SelfEvaluation",
+    "AcceptByInPast", "AcceptWindowClosed", "AlreadyExists", "AlreadyRated", "AssigneeNotEligible",
+    "CommunityMismatch", "IllegalTransition", "NoEligibleAssignee", "NotAssignee", "NotFound", "NotPostHolder",
+    "PostOutsideMemberCommunity", "RatingRequired", "Rejected", "SelfEvaluation",
 ]
 
 
@@ -74,6 +74,21 @@ class SelfEvaluation(Rejected):
 
     def __init__(self, evaluator_id: str):
         super().__init__("self_evaluation", f"{evaluator_id!r} served this order and cannot evaluate it", "evaluator_id")
+
+
+class AlreadyRated(Rejected):
+    """``already_rated``: the resident rated this order already, differently (a rating is given once)."""
+
+    def __init__(self, order_id: str, rating: int):
+        super().__init__("already_rated", f"order {order_id!r} was already rated {rating}", "rating")
+
+
+class RatingRequired(Rejected):
+    """``rating_required``: a 考单 without a rating, on an order the resident has not rated."""
+
+    def __init__(self, order_id: str):
+        super().__init__("rating_required",
+                         f"order {order_id!r} has no rating from its resident: the 考单 must give one", "rating")
 
 
 class CommunityMismatch(Rejected):

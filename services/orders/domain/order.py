@@ -8,12 +8,17 @@ Transitions (command → event, from which statuses)::
     DeclineOrder   → OrderDeclined          dispatched, by the assignee
     (timer)        → OrderDispatchExpired   dispatched and now > accept_by   (check_expiry)
     CompleteOrder  → OrderCompleted         accepted, by the assignee
-    EvaluateOrder  → OrderEvaluated         completed, not by the assignee
+    RateOrder      → OrderRated             completed | evaluated, by the resident who placed it,
+                                            once (the same rating again: no-op); status unchanged
+    EvaluateOrder  → OrderEvaluated         completed, not by the assignee; without a rating it
+                                            carries the resident's (``rating_required`` if none)
     CancelOrder    → OrderCancelled         any status before completed
 
 Refusals: ``unknown_order``, ``order_exists``, ``illegal_transition``, ``not_assignee``,
 ``accept_window_closed``, ``accept_by_in_past``, ``assignee_not_eligible``,
-``no_eligible_assignee``, ``self_evaluation``, ``community_mismatch`` (see ``errors``).
+``no_eligible_assignee``, ``self_evaluation``, ``already_rated``, ``rating_required``,
+``community_mismatch`` (see ``errors``). A rating by anyone but the resident who placed the
+order is refused as an unknown order (``unknown_order``).
 """
 from __future__ import annotations
 
@@ -26,7 +31,7 @@ from schemas.common import Command, Event
 from schemas.orders import (
     AUTO, AcceptOrder, CancelOrder, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, OrderAccepted,
     OrderCancelled, OrderCompleted, OrderDeclined, OrderDispatched, OrderDispatchExpired, OrderEvaluated,
-    OrderPlaced, PlaceOrder,
+    OrderPlaced, OrderRated, PlaceOrder, RateOrder,
 )
 
 from services.kit.errors import rule_for
@@ -34,14 +39,14 @@ from services.kit.errors import rule_for
 from .context import Candidate, Context
 from .dispatch import choose, eligible_posts
 from .errors import (
-    AcceptByInPast, AcceptWindowClosed, AlreadyExists, AssigneeNotEligible, CommunityMismatch, IllegalTransition,
-    NoEligibleAssignee, NotAssignee, NotFound, SelfEvaluation,
+    AcceptByInPast, AcceptWindowClosed, AlreadyExists, AlreadyRated, AssigneeNotEligible, CommunityMismatch,
+    IllegalTransition, NoEligibleAssignee, NotAssignee, NotFound, RatingRequired, SelfEvaluation,
 )
-from .state import AWAITING_DISPATCH, CANCELLABLE, OrderState, OrderStatus
+from .state import AWAITING_DISPATCH, CANCELLABLE, RATABLE, OrderState, OrderStatus
 
 _COMMAND_NAMES = {
     PlaceOrder: "place", DispatchOrder: "dispatch", AcceptOrder: "accept", DeclineOrder: "decline",
-    CompleteOrder: "complete", EvaluateOrder: "evaluate", CancelOrder: "cancel",
+    CompleteOrder: "complete", RateOrder: "rate", EvaluateOrder: "evaluate", CancelOrder: "cancel",
 }
 
 
@@ -151,14 +156,29 @@ def _complete(state: OrderState, cmd: CompleteOrder, ctx: Context) -> list[Event
     ]
 
 
+def _rate(state: OrderState, cmd: RateOrder, ctx: Context) -> list[Event]:
+    if cmd.resident_id != state.resident_id:  # not theirs: as if there were no such order
+        raise NotFound("order", state.order_id, "order_id")
+    _require(state, cmd, RATABLE)
+    if state.resident_rating is not None:
+        if (state.resident_rating, state.resident_comment) == (cmd.rating, cmd.comment):
+            return []  # the same rating again (a retry): once
+        raise AlreadyRated(state.order_id, state.resident_rating)
+    return [OrderRated(order_id=state.order_id, resident_id=state.resident_id, rating=cmd.rating,
+                       comment=cmd.comment, occurred_at=ctx.now)]
+
+
 def _evaluate(state: OrderState, cmd: EvaluateOrder, ctx: Context) -> list[Event]:
     _require(state, cmd, {OrderStatus.COMPLETED})
     assert state.assignee_id is not None
     if cmd.evaluator_id == state.assignee_id:
         raise SelfEvaluation(cmd.evaluator_id)
+    rating = cmd.rating if cmd.rating is not None else state.resident_rating
+    if rating is None:
+        raise RatingRequired(state.order_id)
     return [
         OrderEvaluated(
-            order_id=state.order_id, assignee_id=state.assignee_id, rating=cmd.rating, passed=cmd.passed,
+            order_id=state.order_id, assignee_id=state.assignee_id, rating=rating, passed=cmd.passed,
             evaluator_id=cmd.evaluator_id, community_id=state.community_id, grid_id=state.grid_id,
             category=state.category, service_minutes=state.service_minutes, resident_id=state.resident_id,
             comment=cmd.comment, at=ctx.now,
@@ -178,7 +198,7 @@ def _cancel(state: OrderState, cmd: CancelOrder, ctx: Context) -> list[Event]:
 
 _RULES: dict[type, Callable[[OrderState, Any, Context], list[Event]]] = {
     DispatchOrder: _dispatch, AcceptOrder: _accept, DeclineOrder: _decline, CompleteOrder: _complete,
-    EvaluateOrder: _evaluate, CancelOrder: _cancel,
+    RateOrder: _rate, EvaluateOrder: _evaluate, CancelOrder: _cancel,
 }
 """The rule of each command on an existing order."""
 
@@ -271,6 +291,12 @@ def evolve_order(state: OrderState | None, event: Event) -> OrderState:
     if isinstance(event, OrderCompleted):
         return state.model_copy(update=dict(
             status=OrderStatus.COMPLETED, service_minutes=event.service_minutes, completed_at=event.at,
+        ))
+    if isinstance(event, OrderRated):
+        if state.resident_rating is not None:
+            return state  # rated once
+        return state.model_copy(update=dict(
+            resident_rating=event.rating, resident_comment=event.comment, rated_at=event.occurred_at,
         ))
     if isinstance(event, OrderEvaluated):
         return state.model_copy(update=dict(

@@ -26,7 +26,7 @@ class OrderStatus(str, Enum):
     ACCEPTED = "accepted"  # 已接单, being served
     DECLINED = "declined"  # the last assignee declined; waiting for another dispatch
     DISPATCH_EXPIRED = "dispatch_expired"  # the last assignee let accept_by pass; waiting for another dispatch
-    COMPLETED = "completed"  # 已完成, waiting for 考单
+    COMPLETED = "completed"  # 已完成, waiting for 考单 (the resident may rate it)
     EVALUATED = "evaluated"  # 已考单 (final)
     CANCELLED = "cancelled"  # 已撤单 (final)
 
@@ -40,6 +40,9 @@ HELD = frozenset({OrderStatus.DISPATCHED, OrderStatus.ACCEPTED})
 CANCELLABLE = AWAITING_DISPATCH | HELD
 """Statuses before completion: an order can be cancelled in any of them."""
 
+RATABLE = frozenset({OrderStatus.COMPLETED, OrderStatus.EVALUATED})
+"""Statuses after completion: the resident who placed the order may rate it (once)."""
+
 
 class OrderState(_State):
     """A service order (服务订单) and what happened to it so far.
@@ -48,6 +51,8 @@ class OrderState(_State):
     list the members who declined this order or let a dispatch of it expire: automatic
     dispatch skips them. ``assignee_id`` is the member currently holding the order (set
     while dispatched / accepted and kept afterwards as the one who served it).
+    ``resident_rating`` is the resident's own rating (评价); ``rating`` and ``passed`` are the
+    考单's (whose rating is the resident's when the officer gave none).
     """
 
     order_id: str
@@ -73,6 +78,10 @@ class OrderState(_State):
 
     service_minutes: int | None = None
     completed_at: datetime | None = None
+
+    resident_rating: int | None = None
+    resident_comment: str | None = None
+    rated_at: datetime | None = None
 
     rating: int | None = None
     passed: bool | None = None

@@ -12,7 +12,8 @@ from services.orders.domain import AWAITING_DISPATCH, CANCELLABLE, HELD, OrderSt
 
 _ORDER_COLUMNS = """order_id, status, category, community_id, grid_id, resident_id, description, source_case_id,
     attempt, assignee_id, post_id, dispatched_by, accept_by, placed_at, first_dispatched_at, dispatched_at,
-    accepted_at, completed_at, evaluated_at, cancelled_at, service_minutes, rating, passed, dispatch_misses,
+    accepted_at, completed_at, rated_at, evaluated_at, cancelled_at, service_minutes, resident_rating,
+    resident_comment, rating, passed, dispatch_misses,
     last_miss_at, updated_at"""
 _OPEN = sorted(s.value for s in CANCELLABLE)
 _HELD = sorted(s.value for s in HELD)

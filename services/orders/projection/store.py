@@ -47,7 +47,8 @@ ORDERS = AggregateStore(OrderState, table="orders", id_column="order_id", column
     source_case_id="text", attempt="int", assignee_id="text", post_id="text", dispatched_by="text",
     accept_by="timestamptz", placed_at="timestamptz", first_dispatched_at="timestamptz", dispatched_at="timestamptz",
     accepted_at="timestamptz", completed_at="timestamptz", evaluated_at="timestamptz", cancelled_at="timestamptz",
-    service_minutes="int", rating="int", passed="boolean"))
+    service_minutes="int", resident_rating="int", resident_comment="text", rated_at="timestamptz", rating="int",
+    passed="boolean"))
 """服务订单: one row per order."""
 
 MEMBERS = AggregateStore(MemberState, table="members", id_column="member_id", columns=_columns(

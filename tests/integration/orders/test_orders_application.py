@@ -21,6 +21,7 @@ from schemas.orders import (
     DispatchOrder,
     EvaluateOrder,
     PlaceOrder,
+    RateOrder,
     RegisterMember,
     ReleasePost,
 )
@@ -180,14 +181,23 @@ async def test_a_full_story_accept_complete_evaluate_carries_what_points_need(po
     assert (await app.run(AcceptOrder(order_id="o-story", assignee_id="m-1"), 10)).emitted[0].type == \
         "orders.order.accepted.v1"
     await app.run(CompleteOrder(order_id="o-story", assignee_id="m-1", service_minutes=90), 100)
-    uow = await app.run(EvaluateOrder(order_id="o-story", rating=5, passed=True, evaluator_id="org-1"), 200)
+    [rated] = (await app.run(RateOrder(order_id="o-story", resident_id="resident-1", rating=5, comment="干净"),
+                             150)).emitted
+    assert rated.type == "orders.order.rated.v1" and rated.data["rating"] == 5
+    order = await app.order("o-story")
+    assert (order["status"], order["resident_rating"], order["resident_comment"], order["rating"]) == (
+        "completed", 5, "干净", None)
+    assert order["rated_at"] is not None
+    uow = await app.run(EvaluateOrder(order_id="o-story", passed=True, evaluator_id="org-1"), 200)
     [evaluated] = uow.emitted
     assert evaluated.data["community_id"] == COMMUNITY and evaluated.data["category"] == "cleaning"
     assert evaluated.data["service_minutes"] == 90 and evaluated.data["assignee_id"] == "m-1"
+    assert (evaluated.data["rating"], evaluated.data["evaluator_id"]) == (5, "org-1")  # the resident's rating
     order = await app.order("o-story")
     assert (order["status"], order["rating"], order["passed"], order["service_minutes"]) == ("evaluated", 5, True, 90)
+    assert order["resident_rating"] == 5
     assert [h["type"].split(".")[2] for h in order["history"]] == [
-        "placed", "dispatched", "accepted", "completed", "evaluated"]
+        "placed", "dispatched", "accepted", "completed", "rated", "evaluated"]
     assert (await app.member("m-1"))["open_order_count"] == 0
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from schemas.orders import (
     AcceptOrder, CancelOrder, ClaimPost, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, PlaceOrder,
-    RegisterMember, ReleasePost,
+    RateOrder, RegisterMember, ReleasePost,
 )
 from schemas.topics import ORDERS
 from services.kit.identity import ROLES
@@ -106,6 +106,7 @@ def _matrix_commands(c: str) -> list[tuple[type, dict]]:
     return [
         (PlaceOrder, {"order_id": uid("o"), "grid_id": c + "001", "category": "repair", "description": "x"}),
         (CancelOrder, {"order_id": nowhere, "reason": "x"}),
+        (RateOrder, {"order_id": nowhere, "rating": 5}),
         (EvaluateOrder, {"order_id": nowhere, "rating": 5, "passed": True}),
         (DispatchOrder, {"order_id": nowhere}),
         (AcceptOrder, {"order_id": nowhere}),
@@ -145,6 +146,9 @@ async def test_every_role_may_send_exactly_the_commands_the_policy_grants_it(wor
     assert outcome[("party_member", AcceptOrder.TYPE)] == (409, "unknown_order")
     assert outcome[("party_member", ClaimPost.TYPE)] == (409, "unknown_member")
     assert outcome[("party_member", ReleasePost.TYPE)] == (409, "unknown_post")
+    assert outcome[("resident", RateOrder.TYPE)] == (409, "unknown_order")
+    assert outcome[("community_officer", EvaluateOrder.TYPE)] == (409, "unknown_order")
+    assert outcome[("resident", EvaluateOrder.TYPE)] == (403, "forbidden")  # 考单 is the organisation's
 
 
 async def test_the_whole_story_succeeds_for_the_senders_the_policy_names(worker):
@@ -155,8 +159,24 @@ async def test_the_whole_story_succeeds_for_the_senders_the_policy_names(worker)
     [accepted] = await ok(worker, AcceptOrder(order_id=order_id), pm)
     assert accepted["data"]["assignee_id"] == "pm-story"
     await ok(worker, CompleteOrder(order_id=order_id, service_minutes=60), pm)
-    [evaluated] = await ok(worker, EvaluateOrder(order_id=order_id, rating=5, passed=True), resident("res-story"))
-    assert evaluated["data"]["evaluator_id"] == "res-story"
+    [rated] = await ok(worker, RateOrder(order_id=order_id, rating=4, comment="很及时"), resident("res-story"))
+    assert rated["type"] == "orders.order.rated.v1"
+    assert {k: rated["data"].get(k) for k in ("order_id", "resident_id", "rating", "comment")} == {
+        "order_id": order_id, "resident_id": "res-story", "rating": 4, "comment": "很及时"}
+    assert rated["data"]["occurred_at"]
+    assert await ok(worker, RateOrder(order_id=order_id, rating=4, comment="很及时"), resident("res-story")) == []
+    status, body = await post(worker, RateOrder(order_id=order_id, rating=1), resident("res-story"))
+    assert (status, body["error"], body.get("field")) == (409, "already_rated", "rating")
+    status, order = await get(worker, f"/v1/orders/{order_id}", resident("res-story"))
+    assert (order["status"], order["resident_rating"], order["resident_comment"], order["rating"]) == (
+        "completed", 4, "很及时", None)
+    [evaluated] = await ok(worker, EvaluateOrder(order_id=order_id, passed=True), off)  # carries the rating
+    assert evaluated["type"] == "orders.order.evaluated.v1"
+    assert {k: evaluated["data"][k] for k in ("assignee_id", "rating", "passed", "evaluator_id")} == {
+        "assignee_id": "pm-story", "rating": 4, "passed": True, "evaluator_id": "officer-s"}
+    status, order = await get(worker, f"/v1/orders/{order_id}", resident("res-story"))
+    assert (order["status"], order["resident_rating"], order["rating"], order["passed"]) == ("evaluated", 4, 4, True)
+    assert [e["type"] for e in order["history"]][-2:] == ["orders.order.rated.v1", "orders.order.evaluated.v1"]
 
     # an officer's 考单, a manual dispatch, a decline, a cancellation, a release
     second = await served_order(worker, c, "res-story", off, "pm-story-2", category="cleaning")
@@ -166,6 +186,8 @@ async def test_the_whole_story_succeeds_for_the_senders_the_policy_names(worker)
     assert dispatched["data"]["dispatched_by"] == "officer-s"
     await ok(worker, AcceptOrder(order_id=second), member("pm-story-2"))
     await ok(worker, CompleteOrder(order_id=second, service_minutes=20), member("pm-story-2"))
+    status, body = await post(worker, EvaluateOrder(order_id=second, passed=False), off)  # nobody rated it
+    assert (status, body["error"], body.get("field")) == (409, "rating_required", "rating")
     [review] = await ok(worker, EvaluateOrder(order_id=second, rating=3, passed=False), off)
     assert review["data"]["evaluator_id"] == "officer-s"
     third = uid("o")
@@ -226,8 +248,8 @@ async def test_a_body_naming_someone_else_is_refused_and_an_omitted_actor_is_the
         (PlaceOrder(order_id=uid("o"), resident_id="res-victim", grid_id=c + "001", category="repair",
                     description="x"), resident("res-actor"), "resident_id"),
         (AcceptOrder(order_id=order_id, assignee_id="pm-actor"), member("pm-intruder"), "assignee_id"),
-        (EvaluateOrder(order_id=order_id, rating=5, passed=True, evaluator_id="officer-a"), resident("res-actor"),
-         "evaluator_id"),
+        (EvaluateOrder(order_id=order_id, rating=5, passed=True, evaluator_id="officer-z"), off, "evaluator_id"),
+        (RateOrder(order_id=order_id, rating=5, resident_id="res-victim"), resident("res-actor"), "resident_id"),
         (DispatchOrder(order_id=order_id, assignee_id="pm-actor", dispatched_by="officer-z"), off, "dispatched_by"),
         (CancelOrder(order_id=order_id, reason="x", cancelled_by="res-actor"), off, "cancelled_by"),
         (ClaimPost(member_id="pm-actor", post_id=uid("post"), community_id=c, categories=["repair"]),
@@ -308,9 +330,11 @@ async def test_a_resident_and_a_member_read_and_act_on_only_their_own_records(wo
     assert status == 200 and [o["order_id"] for o in page["items"]] == [mine]
     status, page = await get(worker, f"/v1/orders?community_id={c}&category=cleaning", me)
     assert page["items"] == [] and page["total"] == 0
-    for cmd in (CancelOrder(order_id=theirs, reason="x"), EvaluateOrder(order_id=theirs, rating=1, passed=False)):
+    for cmd in (CancelOrder(order_id=theirs, reason="x"), RateOrder(order_id=theirs, rating=1)):
         status, body = await post(worker, cmd, me)
         assert (status, body["error"]) == (409, "unknown_order")
+    status, body = await post(worker, EvaluateOrder(order_id=theirs, rating=1, passed=False), me)
+    assert (status, body["error"]) == (403, "forbidden")
     assert (await get(worker, "/v1/orders/" + theirs, AUDITOR))[1]["status"] == "dispatched"
 
     pm = member("pm-own")
@@ -360,3 +384,52 @@ async def test_no_token_but_the_members_own_an_officer_in_scope_or_an_auditor_re
         assert (status, m["name"], m["unit_name"]) == (200, "张党员", "区财政局"), who
     status, res = await get(worker, f"/v1/communities/{c}/resources", off)
     assert res["categories"][0]["posts"][0]["member_name"] == "张党员"
+
+
+# -- 6. the attack: a resident and a member farm points with a 考单 of their own -------------------------
+
+
+async def test_a_resident_and_the_member_who_served_them_cannot_pass_the_order_without_an_officer(
+        worker, module_kafka):
+    """The resident who placed an order and the member who served it collude: the resident's
+    rating is all they can give, no ``orders.order.evaluated.v1`` comes of it (the points
+    service awards a member only for a passed 考单), and the resident's 考单 is refused."""
+    c = community()
+    off = officer("officer-farm", c)
+    order_id = await served_order(worker, c, "res-farm", off, "pm-farm")
+    pm, me = member("pm-farm"), resident("res-farm")
+    await ok(worker, AcceptOrder(order_id=order_id), pm)
+    await ok(worker, CompleteOrder(order_id=order_id, service_minutes=600), pm)
+
+    for tok in (me, pm, member("pm-farm", "resident")):
+        for evaluate in (EvaluateOrder(order_id=order_id, rating=5, passed=True),
+                         EvaluateOrder(order_id=order_id, passed=True)):
+            status, body = await post(worker, evaluate, tok)
+            assert (status, body["error"]) == (403, "forbidden")
+    status, body = await post(worker, RateOrder(order_id=order_id, rating=5), pm)  # not the resident
+    assert (status, body["error"]) == (403, "forbidden")
+    status, body = await post(worker, RateOrder(order_id=order_id, rating=5), member("pm-farm", "resident"))
+    assert (status, body["error"]) == (409, "unknown_order")  # a member who is a resident too, but not this one's
+    events = await ok(worker, RateOrder(order_id=order_id, rating=5, comment="非常满意"), me)
+    assert [e["type"] for e in events] == ["orders.order.rated.v1"]
+
+    # over Kafka as well: the resident's 考单 is refused, nothing is evaluated
+    over_kafka = command(EvaluateOrder(order_id=order_id, rating=5, passed=True, evaluator_id="res-farm"))
+    await send(module_kafka, ORDERS.intake.name, over_kafka, token=me)
+    assert (await _rejection(module_kafka, over_kafka.id))["reason"] == "forbidden"
+
+    status, order = await get(worker, f"/v1/orders/{order_id}", AUDITOR)
+    assert (order["status"], order["passed"], order["resident_rating"]) == ("completed", None, 5)
+    assert "orders.order.evaluated.v1" not in [e["type"] for e in order["history"]]
+    published = await read_all(module_kafka, ORDERS.events.name, min_count=5, predicate=lambda r: (
+        isinstance(r["value"], dict) and r["value"].get("subject") == order_id))
+    types = [r["value"]["type"] for r in published]
+    assert "orders.order.rated.v1" in types and "orders.order.evaluated.v1" not in types, types
+    # the points service awards a member on a passed 考单 only: a rating is nothing it reacts to
+    from services.points.app.handler import PointsHandler
+    reacts_to = {c.TYPE for c in PointsHandler._handlers}
+    assert "orders.order.evaluated.v1" in reacts_to and "orders.order.rated.v1" not in reacts_to
+
+    # only the officer's 考单 passes it (and that is what the points service awards on)
+    [evaluated] = await ok(worker, EvaluateOrder(order_id=order_id, passed=True), off)
+    assert (evaluated["data"]["evaluator_id"], evaluated["data"]["rating"]) == ("officer-farm", 5)

@@ -10,7 +10,7 @@ from orders_builders import (
 )
 from schemas.orders import (
     AUTO, AcceptOrder, CancelOrder, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, OrderAccepted,
-    OrderCancelled, OrderCompleted, OrderDeclined, OrderDispatched, OrderEvaluated, OrderPlaced,
+    OrderCancelled, OrderCompleted, OrderDeclined, OrderDispatched, OrderEvaluated, OrderPlaced, OrderRated, RateOrder,
 )
 from services.orders.domain import OrderState, OrderStatus, Rejected, decide, evolve_all
 
@@ -240,6 +240,89 @@ def test_the_assignee_cannot_evaluate_their_own_service():
 def test_a_rating_outside_one_to_five_is_malformed(rating):
     with pytest.raises(ValueError):
         EvaluateOrder(order_id=ORDER, rating=rating, passed=True, evaluator_id=OPERATOR)
+    with pytest.raises(ValueError):
+        RateOrder(order_id=ORDER, rating=rating, resident_id="resident-1")
+
+
+def test_a_kaodan_without_rating_carries_the_residents():
+    rated = run(completed(), RateOrder(order_id=ORDER, resident_id="resident-1", rating=3, comment="还行"))[0]
+    state, (e,) = run(rated, EvaluateOrder(order_id=ORDER, passed=True, evaluator_id=OPERATOR))
+    assert isinstance(e, OrderEvaluated) and (e.rating, e.passed, e.evaluator_id) == (3, True, OPERATOR)
+    assert (state.rating, state.resident_rating, state.status) == (3, 3, OrderStatus.EVALUATED)
+
+
+def test_a_kaodan_with_its_own_rating_keeps_it_beside_the_residents():
+    rated = run(completed(), RateOrder(order_id=ORDER, resident_id="resident-1", rating=2))[0]
+    state, (e,) = run(rated, EvaluateOrder(order_id=ORDER, rating=4, passed=False, evaluator_id=OPERATOR))
+    assert (e.rating, state.rating, state.resident_rating) == (4, 4, 2)
+
+
+def test_a_kaodan_without_any_rating_is_refused():
+    r = refusal(completed(), EvaluateOrder(order_id=ORDER, passed=True, evaluator_id=OPERATOR))
+    assert (r.reason, r.field) == ("rating_required", "rating")
+
+
+# --- the resident's rating (评价) ----------------------------------------------------------
+
+
+def test_the_resident_rates_a_completed_order_without_closing_it():
+    state, (e,) = run(completed(), RateOrder(order_id=ORDER, resident_id="resident-1", rating=5, comment="很好"),
+                      ctx(100))
+    assert isinstance(e, OrderRated)
+    assert (e.order_id, e.resident_id, e.rating, e.comment, e.occurred_at) == (
+        ORDER, "resident-1", 5, "很好", T0 + timedelta(minutes=100))
+    assert state.status is OrderStatus.COMPLETED and state.passed is None and state.rating is None
+    assert (state.resident_rating, state.resident_comment, state.rated_at) == (5, "很好", e.occurred_at)
+
+
+def test_a_rating_earns_nothing_only_the_kaodan_passes_an_order():
+    _, events = run(completed(), RateOrder(order_id=ORDER, resident_id="resident-1", rating=5))
+    assert not any(isinstance(e, OrderEvaluated) for e in events)
+
+
+def test_the_resident_may_rate_after_the_kaodan_too():
+    evaluated = run(completed(), EvaluateOrder(order_id=ORDER, rating=4, passed=True, evaluator_id=OPERATOR))[0]
+    state, (e,) = run(evaluated, RateOrder(order_id=ORDER, resident_id="resident-1", rating=2))
+    assert isinstance(e, OrderRated)
+    assert (state.status, state.rating, state.passed, state.resident_rating) == (OrderStatus.EVALUATED, 4, True, 2)
+
+
+def test_a_rating_is_given_once_the_same_again_is_a_no_op_and_another_refused():
+    rate = RateOrder(order_id=ORDER, resident_id="resident-1", rating=4, comment="好")
+    state = run(completed(), rate)[0]
+    assert decide(state, rate, ctx(5)) == []
+    r = refusal(state, rate.model_copy(update={"rating": 1}))
+    assert (r.reason, r.field) == ("already_rated", "rating")
+    assert refusal(state, rate.model_copy(update={"comment": "其实不好"})).reason == "already_rated"
+
+
+@pytest.mark.parametrize("make", [placed, dispatched, accepted])
+def test_an_order_not_completed_cannot_be_rated(make):
+    r = refusal(make(), RateOrder(order_id=ORDER, resident_id="resident-1", rating=5))
+    assert r.reason == "illegal_transition"
+
+
+def test_a_cancelled_order_cannot_be_rated():
+    cancelled = run(placed(), CancelOrder(order_id=ORDER, reason="x"))[0]
+    assert refusal(cancelled, RateOrder(order_id=ORDER, resident_id="resident-1", rating=5)).reason == "illegal_transition"
+
+
+@pytest.mark.parametrize("make", [placed, completed])
+def test_only_the_resident_who_placed_the_order_rates_it_others_find_no_such_order(make):
+    unknown = refusal(None, RateOrder(order_id=ORDER, resident_id="resident-2", rating=5))
+    r = refusal(make(), RateOrder(order_id=ORDER, resident_id="resident-2", rating=5))
+    assert (r.reason, r.field, r.detail) == (unknown.reason, unknown.field, unknown.detail) == (
+        "unknown_order", "order_id", unknown.detail)
+
+
+def test_the_member_who_served_cannot_rate_as_the_resident():
+    assert refusal(completed(), RateOrder(order_id=ORDER, resident_id="m1", rating=5)).reason == "unknown_order"
+
+
+def test_a_rating_applied_twice_keeps_the_first():
+    e = OrderRated(order_id=ORDER, resident_id="resident-1", rating=5)
+    state = evolve_all(completed(), [e, e.model_copy(update={"rating": 1})])
+    assert state.resident_rating == 5
 
 
 # --- cancel -------------------------------------------------------------------------------
@@ -276,11 +359,13 @@ def test_the_full_story_round_trips_through_json_at_every_step():
         (DispatchOrder(order_id=ORDER), ctx(3, candidates=(post("m1"), post("m2", open_orders=1)))),
         (AcceptOrder(order_id=ORDER, assignee_id="m2"), ctx(4)),
         (CompleteOrder(order_id=ORDER, assignee_id="m2", service_minutes=45), ctx(50)),
-        (EvaluateOrder(order_id=ORDER, rating=5, passed=True, evaluator_id=OPERATOR), ctx(60)),
+        (RateOrder(order_id=ORDER, resident_id="resident-1", rating=5), ctx(55)),
+        (EvaluateOrder(order_id=ORDER, passed=True, evaluator_id=OPERATOR), ctx(60)),
     ]
     state = None
     for command, c in story:
         state = evolve_all(state, decide(state, command, c))
         assert OrderState.model_validate(state.model_dump(mode="json")) == state
     assert state.status is OrderStatus.EVALUATED and state.assignee_id == "m2" and state.attempt == 2
+    assert state.rating == state.resident_rating == 5
     assert state.first_dispatched_at == T0 + timedelta(minutes=1)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from schemas.orders import AcceptOrder, PlaceOrder, RegisterMember
+from schemas.orders import AcceptOrder, EvaluateOrder, PlaceOrder, RateOrder, RegisterMember
 from schemas.topics import ORDERS
 from services.kit.identity import Principal, Scope
 from services.kit.policy import Refused
@@ -55,3 +55,29 @@ def test_the_object_checks_count_only_the_roles_that_are_granted():
     assert access.may_read_order(who("x", "auditor"), row) and access.may_read_order(who("pm-1", "party_member"), row)
     assert not access.may_read_order(who("pm-0", "party_member"), row)  # no longer theirs
     assert not access.may_read_order(who("res-1", "party_member"), row)  # resident only as a resident
+
+
+def test_the_resident_rates_and_only_officers_evaluate():
+    assert POLICY.roles_for(RateOrder) == {"resident"}
+    assert POLICY.roles_for(EvaluateOrder) == {"community_officer", "street_officer"}
+    assert POLICY.admit(RateOrder(order_id="o", rating=5), who("res-1", "resident")).resident_id == "res-1"
+    with pytest.raises(Refused) as e:
+        POLICY.admit(RateOrder(order_id="o", rating=5, resident_id="res-2"), who("res-1", "resident"))
+    assert (e.value.reason, e.value.field) == ("forbidden", "resident_id")
+    for cmd in (EvaluateOrder(order_id="o", rating=5, passed=True), EvaluateOrder(order_id="o", passed=True)):
+        with pytest.raises(Refused) as e:
+            POLICY.admit(cmd, who("res-1", "resident"))
+        assert e.value.reason == "forbidden"
+    assert POLICY.admit(EvaluateOrder(order_id="o", passed=True),
+                        who("cw-1", "community_officer", communities=[A])).evaluator_id == "cw-1"
+
+
+def test_only_the_resident_who_placed_an_order_rates_it_and_only_its_officers_evaluate_it():
+    o = order(status=OrderStatus.COMPLETED)
+    assert access.placed_by(who("res-1", "resident"), o)
+    assert not access.placed_by(who("res-2", "resident"), o)
+    assert not access.placed_by(who("res-1", "party_member"), o)  # the resident's id, but not as a resident
+    assert not access.placed_by(who("off", "community_officer", communities=[A]), o)
+    assert access.may_manage(who("off", "community_officer", communities=[A]), o)
+    assert not access.may_manage(who("res-1", "resident"), o)
+    assert not access.may_manage(who("off", "community_officer", communities=[B]), o)

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from orders_builders import COMMUNITY, ORDER, T0, ctx, place_cmd, post
 from schemas.orders import (
     AcceptOrder, CancelOrder, ClaimPost, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder,
-    MemberRegistered, OrderDispatchExpired, OrderDispatched, PostReleased, RegisterMember, ReleasePost,
+    MemberRegistered, RateOrder, OrderDispatchExpired, OrderDispatched, PostReleased, RegisterMember, ReleasePost,
 )
 from services.orders.domain import (
     OrderState, OrderStatus, Rejected, check_expiry, decide, evolve, evolve_all, state_key,
@@ -43,6 +43,8 @@ steps = st.lists(
         st.tuples(st.just("decline"), st.sampled_from(MEMBERS)),
         st.tuples(st.just("complete"), st.sampled_from(MEMBERS)),
         st.tuples(st.just("evaluate"), st.sampled_from(["operator", *MEMBERS])),
+        st.tuples(st.just("evaluate_unrated"), st.just("operator")),
+        st.tuples(st.just("rate"), st.sampled_from(["resident-1", "other", *MEMBERS])),
         st.tuples(st.just("cancel"), st.just("operator")),
         st.tuples(st.just("tick"), st.integers(min_value=0, max_value=3000)),
     ),
@@ -57,6 +59,8 @@ def command_for(step, who):
         "decline": lambda: DeclineOrder(order_id=ORDER, assignee_id=who, reason="busy"),
         "complete": lambda: CompleteOrder(order_id=ORDER, assignee_id=who, service_minutes=30),
         "evaluate": lambda: EvaluateOrder(order_id=ORDER, rating=4, passed=True, evaluator_id=who),
+        "evaluate_unrated": lambda: EvaluateOrder(order_id=ORDER, passed=True, evaluator_id=who),
+        "rate": lambda: RateOrder(order_id=ORDER, resident_id=who, rating=2),
         "cancel": lambda: CancelOrder(order_id=ORDER, reason="x"),
     }[step]()
 
@@ -95,6 +99,9 @@ def test_any_story_keeps_the_order_consistent(story, auto):
             assert state.holder is None
         if state.status is OrderStatus.EVALUATED:
             assert state.evaluator_id != state.assignee_id and state.service_minutes == 30
+            assert state.rating in (state.resident_rating, 4)
+        if state.resident_rating is not None:
+            assert state.resident_rating == 2 and state.status in (OrderStatus.COMPLETED, OrderStatus.EVALUATED)
     assert all(n == 1 for n in expiries.values())
     assert state.attempt == dispatches
     assert state.placed_at == T0

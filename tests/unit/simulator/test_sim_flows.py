@@ -113,6 +113,37 @@ async def test_an_order_goes_through_the_four_steps_and_is_evaluated_by_the_comm
     assert ev.evaluator_id.startswith("cw-") and ev.evaluator_id != "pm-x"
 
 
+async def test_the_resident_rates_most_orders_before_the_community_evaluates_them():
+    c = FakeClient()
+    s = stories(c)
+    for _ in range(40):
+        await s.run_one("order")
+    place = {x.order_id: x for x in c.sent if x.TYPE == "orders.order.place.v1"}
+    rates = {x.order_id: (x, who) for x, who in zip(c.sent, c.senders) if x.TYPE == "orders.order.rate.v1"}
+    evaluations = [(i, x, who) for i, (x, who) in enumerate(zip(c.sent, c.senders))
+                   if x.TYPE == "orders.order.evaluate.v1"]
+    assert evaluations and 0.6 < len(rates) / len(evaluations) < 1
+    for i, ev, who in evaluations:
+        assert who.roles == ("community_officer",) and ev.evaluator_id == who.sub
+        rated = rates.get(ev.order_id)
+        if rated is None:
+            assert ev.rating is not None  # the office gives a rating of its own
+            continue
+        rate, resident = rated
+        assert c.sent.index(rate) < i and ev.rating is None  # the 考单 carries the resident's rating
+        assert rate.resident_id == resident.sub == place[ev.order_id].resident_id and "resident" in resident.roles
+        assert ev.passed == (rate.rating >= 3)
+
+
+async def test_an_order_made_from_a_grid_case_is_not_rated_in_a_residents_name():
+    c = FakeClient()
+    s = stories(c)
+    for _ in range(20):
+        await s._order_cycle(random.Random(3), "o-case", "110105001002", "gw-1", by_resident=False)
+    assert not [x for x in c.sent if x.TYPE == "orders.order.rate.v1"]
+    assert all(x.rating is not None for x in c.sent if x.TYPE == "orders.order.evaluate.v1")
+
+
 async def test_no_case_is_verified_by_its_handler_and_no_deed_reviewed_by_its_submitter():
     c = FakeClient()
     s = stories(c)

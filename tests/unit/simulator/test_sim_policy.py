@@ -45,7 +45,8 @@ ALLOWED: dict[str, set[str]] = {
     "grid.case.feedback.v1": {"resident"},
     "orders.order.place.v1": {"resident"},
     "orders.order.cancel.v1": {"resident"} | OFFICERS,
-    "orders.order.evaluate.v1": {"resident"} | OFFICERS,
+    "orders.order.rate.v1": {"resident"},
+    "orders.order.evaluate.v1": OFFICERS,
     "orders.order.accept.v1": {"party_member"},
     "orders.order.decline.v1": {"party_member"},
     "orders.order.complete.v1": {"party_member"},
@@ -131,12 +132,14 @@ def violation(p, pr: Principal, w: World) -> str | None:
             if p.dispatched_by not in (None, sub):
                 return "dispatched_by names someone else"
             return None if scope.covers(order["community"]) else "an order of another community"
+        if t == "orders.order.rate.v1":
+            return None if p.resident_id == sub == order["resident"] else "rates an order the caller did not place"
         if t == "orders.order.evaluate.v1":
             if p.evaluator_id != sub or sub == order["assignee"]:
                 return "evaluator is not the caller, or is the assignee"
-            if order["resident"] == sub or (pr.roles & OFFICERS and scope.covers(order["community"])):
+            if pr.roles & OFFICERS and scope.covers(order["community"]):
                 return None
-            return "evaluates an order that is neither theirs nor of their area"
+            return "evaluates an order outside the caller's area"
         if t == "orders.order.cancel.v1":
             ok = p.cancelled_by in (None, sub) and (order["resident"] == sub or scope.covers(order["community"]))
             return None if ok else "cancels an order that is neither theirs nor of their area"
