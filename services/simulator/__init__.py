@@ -6,7 +6,7 @@
 - :mod:`.flows` — the stories (cases, disputes, duplicates, 四单 orders, deeds, redemptions,
   adjustments, patrols, reviews, bad input).
 - :mod:`.identities` — who sends what: every simulated person with a token of their own, signed
-  with the dev identity provider's key, as the role the services' policy allows (issue 14).
+  with the dev identity provider's key, as the role the services' policy allows.
 - :mod:`.runner` — the loop: RATE commands/s and month-ends on the services' (simulated) calendar.
 
 The simulator talks Kafka, plus one HTTP call (a resident's redemption consent code from the

@@ -16,7 +16,7 @@ beyond the contract (``schemas``).
 
 ``send_and_follow(payload)`` does both. Every command record carries its sender's JWT in an
 ``authorization`` header (``Bearer <JWT>``), as an HTTP call carries it, and the service admits
-it only if that token may send it (role, actor fields, scope: issue 14). Give the sender with
+it only if that token may send it (role, actor fields, scope). Give the sender with
 ``sender=`` (a :class:`~services.simulator.identities.Actor`) and a ``minter``
 (:class:`~services.simulator.identities.TokenMinter`) to sign a token per person; without
 them a command goes with the demo token of the role that sends its type (``tokens``: role ->

@@ -19,7 +19,7 @@ its units' reviews, the department's officer handles,
 the resident gives feedback on their own report, places and rates orders, submits deeds and gives the
 consent code a merchant's redemption presents, the Party member acts on their own posts and
 orders, two points operators adjust and approve, the assessment office closes periods. The
-services refuse anything else (issue 14); a run of the simulator is refused nothing for lack of
+services refuse anything else; a run of the simulator is refused nothing for lack of
 a right (``forbidden`` / ``unauthenticated``): the launcher's summary flags such refusals.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Who the simulator speaks as: every simulated person with a token of their own.
 
-The services enforce who may do what (issue 14; each service's ``app/policy.py``): a command is
+The services enforce who may do what (each service's ``app/policy.py``): a command is
 admitted only from a token whose role may send it, whose ``sub`` is the person the command
 names as its actor (``reporter.id``, ``verifier_id``, ``assignee_id``, ``reviewer_id``...) and
 whose scope covers the command's grid, community or street. The district has hundreds of

@@ -1,4 +1,4 @@
-"""Who reads which scorecard and alert (issue 14's role table).
+"""Who reads which scorecard and alert (the platform's role table).
 
 - ``assessor`` and ``auditor`` read every scorecard, ranking and alert of the district;
 - ``community_officer`` / ``street_officer`` read those of the entities in their scope: a grid,

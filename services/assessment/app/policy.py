@@ -1,4 +1,4 @@
-"""Who may send each assessment command (issue 14's role table), checked by the kit on every path.
+"""Who may send each assessment command (the platform's role table), checked by the kit on every path.
 
 - Closing periods and changing schemes (and so the what-if recompute's publication, which sends
   those two commands) are the assessor's (组织部 / 考核办) alone.

@@ -49,7 +49,7 @@ async def refresh_metrics(uow) -> None:
 # -- queries (bearer token, roles) -----------------------------------------------------------------
 
 
-# Who reads what (issue 14, db.Reader): auditor everything; grid workers and officers the cases and
+# Who reads what (db.Reader): auditor everything; grid workers and officers the cases and
 # patrols of their scope; department officers the cases dispatched to their departments; a resident
 # the cases they reported. A case outside is a 404, a list holds only what the caller may read.
 CASE_READERS = ("grid_worker", "community_officer", "street_officer", "department_officer", "resident", "auditor")

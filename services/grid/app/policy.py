@@ -1,4 +1,4 @@
-"""Who may send each grid command (issue 14's role table), checked by the kit on every path.
+"""Who may send each grid command (the platform's role table), checked by the kit on every path.
 
 What the table cannot say, because it needs the case, the handler checks
 (:mod:`services.grid.app.access`): a case step is for a case in the sender's area (a department

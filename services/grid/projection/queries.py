@@ -30,7 +30,7 @@ AREA_READERS = frozenset({"grid_worker", "community_officer", "street_officer"})
 
 @dataclass(frozen=True)
 class Reader:
-    """What of the cases and patrols a caller may read (issue 14): everything (a district role the
+    """What of the cases and patrols a caller may read: everything (a district role the
     route admits, e.g. ``auditor``); the cases and patrols of the streets, communities and grids of
     their scope (grid workers, officers); the cases dispatched to their departments (department
     officers); the cases they reported (a resident, ``resident`` = their id). Each is a way in; a

@@ -1,4 +1,4 @@
-"""Which orders, members and posts a caller may act on and read (issue 14), beyond the policy
+"""Which orders, members and posts a caller may act on and read, beyond the policy
 table (:mod:`services.orders.app.policy`), which cannot see the object a command names.
 
 An object the caller may not touch is answered exactly as an unknown one: a command is refused

@@ -1,4 +1,4 @@
-"""Who may send each orders command (issue 14's role table), checked by the kit on every path.
+"""Who may send each orders command (the platform's role table), checked by the kit on every path.
 
 What the table cannot say, because it needs the order or the post, the handler checks
 (:mod:`services.orders.app.access`):

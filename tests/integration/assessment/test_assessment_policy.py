@@ -1,7 +1,7 @@
-"""Who may do what in assessment (issue 14), against a live worker over a real broker and PostgreSQL:
+"""Who may do what in assessment, against a live worker over a real broker and PostgreSQL:
 every role × every command over HTTP; the Kafka intake without a token and with a forbidden one;
 the recorder of a review filled from the token; reads limited to the caller's scope; and the
-attack of the issue (any token closes periods or changes the scheme) doing no harm.
+attack (any token closes periods or changes the scheme) doing no harm.
 
 The tests run in file order and build on each other (one worker, one history).
 """
@@ -186,7 +186,7 @@ async def test_reads_are_limited_to_the_caller_s_scope(worker):
 
 
 async def test_anyone_but_the_assessor_closes_no_period_and_changes_no_scheme(worker):
-    """The attack of issue 14: with one valid token (of every role but the assessor's, with the
+    """The attack: with one valid token (of every role but the assessor's, with the
     whole district in scope) close a period under a scheme of one's own making. Nothing changes."""
     _, before = await get(worker, "/v1/schemes/current", ASSESSOR)
     _, card_before = await get(worker, f"/v1/scorecards/grid/{GRID_A}?period={PERIOD}", ASSESSOR)

@@ -1,4 +1,4 @@
-"""Who may do what in the grid service (issue 14), on a live worker with a real broker and PostgreSQL:
+"""Who may do what in the grid service, on a live worker with a real broker and PostgreSQL:
 every role × every command, the Kafka intake's refusals, actor fields from the token, scopes
 (404 outside, lists filtered), a resident's own records, and the attack "any token reads any case
 with its reporters, patrol routes"."""

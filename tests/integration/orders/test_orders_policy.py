@@ -1,6 +1,6 @@
-"""Who may do what in the orders service (issue 14), on a live worker: every role × every
+"""Who may do what in the orders service, on a live worker: every role × every
 command, the actors taken from the token, the sender's scope and own records, over HTTP and
-Kafka, and the attacks of the issue that concern orders.
+Kafka, and the attacks on it that concern orders.
 
 Each test uses its own communities, so the scenarios do not see each other's orders and members.
 """

@@ -1,7 +1,7 @@
-"""Who may do what in the points service (issue 14), on a live worker: every role × every
+"""Who may do what in the points service, on a live worker: every role × every
 command, Kafka intake without a token or with a forbidden one, actor fields from the token,
 reads limited to the caller, consent to redemptions, two operators for large adjustments, and
-the attacks of the issue, each of which now fails to do harm."""
+the attacks on it, each of which now fails to do harm."""
 from __future__ import annotations
 
 import asyncio
@@ -323,7 +323,7 @@ async def test_an_adjustment_over_100_waits_for_a_second_different_operator(work
     assert (status, body["error"]) == (409, "unknown_adjustment")
 
 
-# -- 7. the attacks of the issue ------------------------------------------------------------------------
+# -- 7. the attacks on it ------------------------------------------------------------------------
 
 async def test_attack_2_62_points_into_the_attackers_own_account_moves_nothing(worker):
     attacker = uid("op")

@@ -56,7 +56,7 @@ def test_every_role_sends_exactly_what_the_table_allows(role, name):
 
 
 def test_anyone_but_the_assessor_is_refused_closing_periods_and_changing_schemes():
-    """The attack of issue 14: one valid token of any other role closes nothing, changes nothing."""
+    """The attack: one valid token of any other role closes nothing, changes nothing."""
     everyone_else = Principal("mallory", frozenset(set(ROLES) - {"assessor"}), Scope.of(streets=[STREET]))
     for cmd in (COMMANDS["close_period"], COMMANDS["change_scheme"]):
         with pytest.raises(Refused) as e:

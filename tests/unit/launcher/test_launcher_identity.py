@@ -51,7 +51,7 @@ def test_every_simulated_command_has_a_sender_role_with_a_demo_identity(tmp_path
 
     commands = {t for topics in BY_SERVICE.values() for t in topics.intake.message_types}
     assert commands <= set(ROLE_OF)
-    assert set(ROLE_OF) - commands <= {"points.adjust.approve.v1"}  # the second operator's approval (issue 14)
+    assert set(ROLE_OF) - commands <= {"points.adjust.approve.v1"}  # the second operator's approval
     assert set(ROLE_OF.values()) <= set(ROLES)
     la = launcher(monkeypatch, tmp_path)
     la.make_identities()

@@ -73,7 +73,7 @@ def posting(**kw):
 
 def test_only_awards_count_as_earned_never_adjustments_redemptions_or_expiry():
     assert earned_from(posting(reason="award")).amount == 7
-    # an operator's adjustment never puts anyone on 好人榜 (issue 14: 2^62 points "earned")
+    # an operator's adjustment never puts anyone on 好人榜 (the 2^62 points "earned" attack)
     assert earned_from(posting(reason="adjustment", account_id="resident:r")) is None
     back = posting(reason="adjustment", debit_account="resident:r", credit_account=f"issuer:{C1}", account_id="resident:r")
     assert earned_from(back) is None

@@ -1,10 +1,10 @@
-"""Every command the simulator sends is one its sender may send (issue 14's policy), no services needed.
+"""Every command the simulator sends is one its sender may send (the platform's policy), no services needed.
 
 The stories run against a fake client that does what the services would answer (orders are
 dispatched to a member of their community, consent codes are given to the resident who asks).
 Each command's token is minted as the simulator mints it, verified as a service verifies it
 (:class:`~services.kit.identity.TokenVerifier` against the JWKS), and the principal is checked
-against the policy of the issue, written out here (:func:`violation`): the role may send the
+against the platform's policy, written out here (:func:`violation`): the role may send the
 command, the actor fields name the sender, the area is in the sender's scope, and the
 separations of duty hold. Where a service's own table exists (``services/<svc>/app/policy.py``),
 its :meth:`~services.kit.policy.Policy.admit` must admit the command too.
@@ -32,7 +32,7 @@ from services.simulator.identities import ROLE_OF, Actor, Cast, TokenMinter
 ISSUER, AUDIENCE = "https://identity.sim.invalid/realms/sim", "sim"
 OFFICERS = {"community_officer", "street_officer"}
 
-# The roles that may send each command (issue 14's table, as the brief of the services states it).
+# The roles that may send each command (the platform's role table, written out independently of the services' code).
 ALLOWED: dict[str, set[str]] = {
     "grid.case.report.v1": {"grid_worker", "resident"},
     "grid.patrol.log.v1": {"grid_worker"},
