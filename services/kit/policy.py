@@ -131,9 +131,7 @@ class Policy:
         grants = self.commands.get(type(payload), ())
         mine = [g for g in grants if g.roles & principal.roles]
         if not mine:
-            may = sorted({r for g in grants for r in g.roles})
-            raise Refused("forbidden", f"{payload.TYPE} may be sent by {', '.join(may) or 'nobody'}; "
-                                       f"the caller's roles are {', '.join(sorted(principal.roles)) or 'none'}")
+            raise _not_for(payload.TYPE, self.roles_for(type(payload)), principal)
         first: Refused | None = None
         for g in mine:
             try:
@@ -142,6 +140,16 @@ class Policy:
                 first = first or e
         assert first is not None
         raise first
+
+    def permits_type(self, message_type: str, principal: Principal | None) -> None:
+        """:class:`Refused` when none of the principal's roles may send ``message_type`` at all
+        (checked before the command's body is validated: a role's refusal does not depend on it)."""
+        if principal is None:
+            raise Refused("unauthenticated", "a command needs a verified sender (a JWT)")
+        cls = next((c for c in self.commands if c.TYPE == message_type), None)
+        roles = self.roles_for(cls) if cls is not None else frozenset()
+        if not (roles & principal.roles):
+            raise _not_for(message_type, roles, principal)
 
     def roles_for(self, cls: type[Payload]) -> frozenset[str]:
         return frozenset(r for g in self.commands.get(cls, ()) for r in g.roles)
@@ -159,6 +167,11 @@ class Policy:
                     cond.append(g.note)
                 out.append((cls.TYPE, ", ".join(f"`{r}`" for r in sorted(g.roles)), "; ".join(cond)))
         return out
+
+
+def _not_for(message_type: str, roles: frozenset[str], principal: Principal) -> Refused:
+    return Refused("forbidden", f"{message_type} may be sent by {', '.join(sorted(roles)) or 'nobody'}; "
+                                f"the caller's roles are {', '.join(sorted(principal.roles)) or 'none'}")
 
 
 # -- areas ------------------------------------------------------------------------------------------

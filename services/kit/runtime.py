@@ -556,6 +556,11 @@ class ServiceRuntime:
 
             The same handler as the intake topic, idempotent by (`source`, `id`)."""
             obj = await req.json()
+            if policy is not None and isinstance(obj, dict) and obj.get("type") in allowed:
+                try:  # a role that may not send this type at all: 403 before its body is even read
+                    policy.permits_type(obj["type"], req.principal)
+                except Refused as e:
+                    raise HttpError(e.status, e.reason, e.detail, e.field) from None
             msg = self.command_from_json(obj, req.principal, allowed)
             if policy is not None:  # refused before the database is touched; the handler's path checks again
                 try:

@@ -346,3 +346,19 @@ def test_openapi_names_a_routes_roles_and_its_403():
     assert op["x-roles"] == ["auditor", "community_officer"]
     assert "403" in op["responses"] and "forbidden" in op["responses"]["403"]["description"]
     assert "x-roles" not in doc["paths"]["/v1/anyone"]["get"] and "403" not in doc["paths"]["/v1/anyone"]["get"]["responses"]
+
+
+def test_a_role_that_may_not_send_a_type_is_refused_by_the_type_alone():
+    """POST /v1/commands asks this before validating the body: 403 does not wait for a valid one."""
+    policy = Policy("kitpolicy", {Verify: allow("grid_worker", actor={"verifier_id": SUB})})
+    policy.permits_type(Verify.TYPE, Principal("gw-1", frozenset({"grid_worker"})))
+    for roles in ({"resident"}, set()):
+        with pytest.raises(Refused) as e:
+            policy.permits_type(Verify.TYPE, Principal("r-1", frozenset(roles)))
+        assert e.value.reason == "forbidden" and e.value.status == 403
+    with pytest.raises(Refused) as e:
+        policy.permits_type(Unlisted.TYPE, Principal("gw-1", frozenset({"grid_worker"})))  # not in the table
+    assert e.value.reason == "forbidden"
+    with pytest.raises(Refused) as e:
+        policy.permits_type(Verify.TYPE, None)
+    assert e.value.reason == "unauthenticated"
