@@ -32,7 +32,7 @@ import dataclasses
 import logging
 from typing import Any, Awaitable, Callable, ClassVar, Sequence
 
-from schemas.common import Payload
+from schemas.common import Command, Payload
 from schemas.envelope import Message
 
 from . import jsonlog
@@ -124,7 +124,7 @@ async def dispatch(handler: Handler, uow: UnitOfWork, messages: Sequence[Message
         fn = handler.handler_for(msg.payload)
         if fn is None:
             continue
-        if handler.policy is not None and msg.payload.service() == uow.service:
+        if handler.policy is not None and isinstance(msg.payload, Command) and msg.payload.service() == uow.service:
             try:
                 msg = admit(handler.policy, msg)
             except Refused as e:

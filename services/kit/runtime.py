@@ -556,7 +556,7 @@ class ServiceRuntime:
 
             The same handler as the intake topic, idempotent by (`source`, `id`)."""
             obj = await req.json()
-            if policy is not None and isinstance(obj, dict) and obj.get("type") in allowed:
+            if policy is not None and isinstance(obj, dict) and isinstance(obj.get("type"), str) and obj["type"] in allowed:
                 try:  # a role that may not send this type at all: 403 before its body is even read
                     policy.permits_type(obj["type"], req.principal)
                 except Refused as e:

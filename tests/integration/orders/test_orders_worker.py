@@ -215,10 +215,12 @@ async def test_http_commands_and_queries_authenticate_validate_and_refuse(worker
 
     assert (await post_command(worker, place, token="wrong"))[0] == 401
     assert (await http("GET", worker.url + f"/v1/orders/{order_id}"))[0] == 401
-    status, body = await http("POST", worker.url + "/v1/commands", token=TOKEN, json={
-        "id": str(uuid.uuid4()), "type": "orders.order.place.v1",
-        "data": {**place.model_dump(mode="json"), "category": "gardening"}})
-    assert status == 422 and body["field"] == "data.category"
+    invalid = {"id": str(uuid.uuid4()), "type": "orders.order.place.v1",
+               "data": {**place.model_dump(mode="json"), "category": "gardening"}}
+    status, body = await http("POST", worker.url + "/v1/commands", token=command_token(invalid), json=invalid)
+    assert status == 422 and body["field"] == "data.category"  # the resident's own order, with a bad field
+    status, body = await http("POST", worker.url + "/v1/commands", token=TOKEN, json=invalid)
+    assert status == 403 and body["error"] == "forbidden"  # not a resident: refused whatever the body holds
 
     status, body = await post_command(worker, place)
     assert status == 200
