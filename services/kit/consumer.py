@@ -184,6 +184,7 @@ class BatchConsumer:
         self.processed = 0
         self._stopping = False
         self.verifier = verifier
+        self._tokens: dict[bytes, bytes] = {}
         self.max_record_age = max_record_age
         own_intake = [t.name for t in self.topics if t.kind == "intake" and t.service == service]
         self._intake = own_intake[0] if own_intake else None
@@ -358,8 +359,23 @@ class BatchConsumer:
             return []
         intake = self._intake
         return [Item(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp, r.timestamp_type,
-                     bearer(r.headers) if tp.topic == intake else None)
+                     self._interned(bearer(r.headers)) if tp.topic == intake else None)
                 for tp, records in batches.items() for r in records]
+
+    TOKENS_KEPT = 4096
+
+    def _interned(self, token: bytes | None) -> bytes | None:
+        """One bytes object per distinct token: a sender's records share it while they wait in a
+        lane (a token is some 600 bytes, and a few hundred senders send thousands of records)."""
+        if not token:
+            return token
+        pool = self._tokens
+        kept = pool.get(token)
+        if kept is None:
+            if len(pool) >= self.TOKENS_KEPT:
+                pool.clear()
+            kept = pool[token] = token
+        return kept
 
     def _decode(self, items: list[Item]) -> None:
         """Decode a batch's records, just before it is handled: a lane's waiting batch stays in
