@@ -19,7 +19,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from .common import Command, Event, NonEmptyStr, Text, Timestamp
+from .common import Command, Event, NonEmptyStr, Text, Timestamp, pii
 
 PERIOD_PATTERN = r"^[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$"  # [0-9]: ASCII digits only (\d is any Unicode digit)
 
@@ -100,14 +100,14 @@ class RecordReview(Command):
     SUBJECT: ClassVar[str] = "subject_id"
 
     review_id: NonEmptyStr
-    reviewer_id: NonEmptyStr
+    reviewer_id: Annotated[NonEmptyStr, pii("identifier")]
     subject_type: ReviewParty
-    subject_id: NonEmptyStr
+    subject_id: Annotated[NonEmptyStr, pii("identifier")]
     period: Period
     score: Score
     reviewer_type: ReviewParty | None = None
-    comment: Text | None = None
-    recorded_by: NonEmptyStr | None = Field(
+    comment: Annotated[Text | None, pii("free_text")] = None
+    recorded_by: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         None, description="the person who records the review for the reviewing party (filled from the token)")
 
 
@@ -163,16 +163,16 @@ class ReviewRecorded(Event):
     SUBJECT: ClassVar[str] = "subject_id"
 
     review_id: NonEmptyStr
-    reviewer_id: NonEmptyStr
+    reviewer_id: Annotated[NonEmptyStr, pii("identifier")]
     subject_type: ReviewParty
-    subject_id: NonEmptyStr
+    subject_id: Annotated[NonEmptyStr, pii("identifier")]
     period: Period
     score: Score
     reviewer_type: ReviewParty | None = None
-    comment: Text | None = None
+    comment: Annotated[Text | None, pii("free_text")] = None
     replaces_review_id: str | None = None
     replaced_score: Score | None = None
-    recorded_by: str | None = Field(None, description="the person who recorded it (from their token)")
+    recorded_by: Annotated[str | None, pii("identifier")] = Field(None, description="the person who recorded it (from their token)")
 
 
 class SchemeChanged(Event):
@@ -208,7 +208,7 @@ class ScorecardPublished(Event):
     SUBJECT: ClassVar[str] = "entity_id"
 
     entity_type: EntityType
-    entity_id: NonEmptyStr
+    entity_id: Annotated[NonEmptyStr, pii("identifier")]
     period: Period
     indicators: dict[str, float | None]
     score: Score | None
@@ -234,7 +234,7 @@ class AlertRaised(Event):
     SUBJECT: ClassVar[str] = "entity_id"
 
     entity_type: EntityType
-    entity_id: NonEmptyStr
+    entity_id: Annotated[NonEmptyStr, pii("identifier")]
     indicator: NonEmptyStr
     value: float
     threshold: float

@@ -110,6 +110,32 @@ CommunityId = Annotated[str, StringConstraints(pattern=COMMUNITY_ID_PATTERN)]
 StreetId = Annotated[str, StringConstraints(pattern=STREET_ID_PATTERN)]
 
 
+# ---------------------------------------------------------------------------------------
+# Personal data
+# ---------------------------------------------------------------------------------------
+
+PII_CATEGORIES: dict[str, str] = {
+    "identifier": "an id that names a person (resident, member, grid worker, officer, reviewer; "
+                  "an account id that embeds one; a scorecard entity that may be a person)",
+    "name": "a person's name",
+    "contact": "a phone number, e-mail or other way to reach a person",
+    "location": "coordinates, an address or a route where a person was or lives",
+    "free_text": "text a person wrote (description, note, comment, reason, result)",
+    "media": "photos, videos or other recordings (URLs or object keys)",
+    "credential": "a secret a person hands over (a consent code); never published",
+}
+"""The personal data categories of the contract (``x-pii`` in the generated JSON Schemas)."""
+
+
+def pii(category: str) -> Any:
+    """Tag a field as personal data: ``field: Annotated[T, pii("free_text")]``. Shows as
+    ``"x-pii": "<category>"`` on the property in the JSON Schema and AsyncAPI; read back by
+    :mod:`schemas.pii` (the inventory, and what downstream projections leave out)."""
+    if category not in PII_CATEGORIES:
+        raise ValueError(f"unknown personal data category {category!r}; known: {sorted(PII_CATEGORIES)}")
+    return Field(json_schema_extra={"x-pii": category})
+
+
 def now() -> datetime:
     from datetime import timezone
 

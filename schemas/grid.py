@@ -36,7 +36,7 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from . import common
-from .common import Command, Event, NonEmptyStr, Timestamp
+from .common import Command, Event, NonEmptyStr, Timestamp, pii
 
 
 GridId = common.GridId
@@ -145,9 +145,9 @@ class Location(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-    address: Annotated[str, StringConstraints(max_length=500, strip_whitespace=True)]
+    lat: Annotated[float, pii("location")] = Field(ge=-90, le=90)
+    lon: Annotated[float, pii("location")] = Field(ge=-180, le=180)
+    address: Annotated[str, StringConstraints(max_length=500, strip_whitespace=True), pii("location")]
 
 
 class Reporter(BaseModel):
@@ -156,7 +156,7 @@ class Reporter(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     kind: ReporterKind
-    id: NonEmptyStr
+    id: Annotated[NonEmptyStr, pii("identifier")]
 
 
 # ---------------------------------------------------------------------------------------
@@ -180,11 +180,11 @@ class ReportCase(Command):
     grid_id: GridId
     category: Category
     grade: Grade | None = Field(default=None, validate_default=True)
-    description: Description
-    location: Location
-    reporter: Reporter | None = Field(None, description="who reports: a grid worker or a resident, filled from the "
-                                                        "caller's token when omitted")
-    media: Media = ()
+    description: Annotated[Description, pii("free_text")]
+    location: Annotated[Location, pii("location")]
+    reporter: Annotated[Reporter | None, pii("identifier")] = Field(
+        None, description="who reports: a grid worker or a resident, filled from the caller's token when omitted")
+    media: Annotated[Media, pii("media")] = ()
     urgent: bool = False
 
     @field_validator("grade")
@@ -211,8 +211,8 @@ class RegisterCase(Command):
 
     case_id: CaseId
     department: NonEmptyStr
-    registrar_id: NonEmptyStr | None = None
-    note: Note = ""
+    registrar_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+    note: Annotated[Note, pii("free_text")] = ""
 
 
 class DismissCase(Command):
@@ -222,9 +222,9 @@ class DismissCase(Command):
     SUBJECT: ClassVar[str] = "case_id"
 
     case_id: CaseId
-    reason: NonEmptyStr
+    reason: Annotated[NonEmptyStr, pii("free_text")]
     duplicate_of: CaseId | None = None
-    registrar_id: NonEmptyStr | None = None
+    registrar_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
 
 
 class DispatchCase(Command):
@@ -239,9 +239,9 @@ class DispatchCase(Command):
 
     case_id: CaseId
     department: NonEmptyStr
-    assignee_id: NonEmptyStr
+    assignee_id: Annotated[NonEmptyStr, pii("identifier")]
     due_at: Timestamp | None = None
-    dispatcher_id: NonEmptyStr | None = None
+    dispatcher_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
 
 
 class HandleCase(Command):
@@ -251,9 +251,9 @@ class HandleCase(Command):
     SUBJECT: ClassVar[str] = "case_id"
 
     case_id: CaseId
-    result: Description
-    media: Media = ()
-    handled_by: NonEmptyStr | None = None
+    result: Annotated[Description, pii("free_text")]
+    media: Annotated[Media, pii("media")] = ()
+    handled_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
 
 
 class VerifyCase(Command):
@@ -268,8 +268,8 @@ class VerifyCase(Command):
 
     case_id: CaseId
     passed: bool
-    comment: Note = ""
-    verifier_id: NonEmptyStr | None = None
+    comment: Annotated[Note, pii("free_text")] = ""
+    verifier_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     rework_due_at: Timestamp | None = None
 
 
@@ -282,10 +282,10 @@ class EscalateCase(Command):
     SUBJECT: ClassVar[str] = "case_id"
 
     case_id: CaseId
-    reason: NonEmptyStr
+    reason: Annotated[NonEmptyStr, pii("free_text")]
     to_level: EscalationLevel | None = None
     joint_mediation: bool = False
-    requested_by: NonEmptyStr | None = None
+    requested_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
 
 
 class LogPatrol(Command):
@@ -296,11 +296,11 @@ class LogPatrol(Command):
 
     patrol_id: CaseId
     grid_id: GridId
-    grid_worker_id: NonEmptyStr | None = None
+    grid_worker_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     started_at: Timestamp
     ended_at: Timestamp
-    notes: Note = ""
-    route: tuple[Location, ...] = Field(default=(), max_length=500)
+    notes: Annotated[Note, pii("free_text")] = ""
+    route: Annotated[tuple[Location, ...], pii("location")] = Field(default=(), max_length=500)
 
 
 # ---------------------------------------------------------------------------------------
@@ -328,11 +328,11 @@ class CaseReported(CaseEvent):
 
     grid_id: GridId
     category: Category
-    description: Description
-    location: Location
-    reporter: Reporter
+    description: Annotated[Description, pii("free_text")]
+    location: Annotated[Location, pii("location")]
+    reporter: Annotated[Reporter, pii("identifier")]
     grade: Grade | None = None
-    media: Media = ()
+    media: Annotated[Media, pii("media")] = ()
     community_id: CommunityId | None = None
     street_id: StreetId | None = None
     urgent: bool = False
@@ -356,10 +356,10 @@ class CaseRegistered(CaseEvent):
     street_id: StreetId | None = None
     category: Category | None = None
     grade: Grade | None = None
-    description: Description | None = None
-    location: Location | None = None
-    reporter: Reporter | None = None
-    registrar_id: NonEmptyStr | None = None
+    description: Annotated[Description | None, pii("free_text")] = None
+    location: Annotated[Location | None, pii("location")] = None
+    reporter: Annotated[Reporter | None, pii("identifier")] = None
+    registrar_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
 
 
 class CaseDismissed(CaseEvent):
@@ -367,11 +367,11 @@ class CaseDismissed(CaseEvent):
 
     TYPE: ClassVar[str] = "grid.case.dismissed.v1"
 
-    reason: NonEmptyStr
+    reason: Annotated[NonEmptyStr, pii("free_text")]
     duplicate_of: CaseId | None
     grid_id: GridId | None = None
     category: Category | None = None
-    registrar_id: NonEmptyStr | None = None
+    registrar_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
 
 
 class CaseDuplicateLinked(CaseEvent):
@@ -381,7 +381,7 @@ class CaseDuplicateLinked(CaseEvent):
     TYPE: ClassVar[str] = "grid.case.duplicate_linked.v1"
 
     duplicate_case_id: CaseId
-    reporter: Reporter
+    reporter: Annotated[Reporter, pii("identifier")]
 
 
 class CaseDispatched(CaseEvent):
@@ -390,9 +390,9 @@ class CaseDispatched(CaseEvent):
     TYPE: ClassVar[str] = "grid.case.dispatched.v1"
 
     department: NonEmptyStr
-    assignee_id: NonEmptyStr
+    assignee_id: Annotated[NonEmptyStr, pii("identifier")]
     due_at: Timestamp
-    dispatcher_id: NonEmptyStr | None = None
+    dispatcher_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     grid_id: GridId | None = None
 
 
@@ -401,9 +401,9 @@ class CaseHandled(CaseEvent):
 
     TYPE: ClassVar[str] = "grid.case.handled.v1"
 
-    result: Description
-    media: Media = ()
-    handled_by: NonEmptyStr | None = None
+    result: Annotated[Description, pii("free_text")]
+    media: Annotated[Media, pii("media")] = ()
+    handled_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
     verify_due_at: Timestamp | None = None
 
 
@@ -415,8 +415,8 @@ class CaseVerified(CaseEvent):
     TYPE: ClassVar[str] = "grid.case.verified.v1"
 
     passed: bool
-    comment: Note = ""
-    verifier_id: NonEmptyStr | None = None
+    comment: Annotated[Note, pii("free_text")] = ""
+    verifier_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     rework_due_at: Timestamp | None = None
     rework_count: int = Field(default=0, ge=0)
 
@@ -433,7 +433,7 @@ class CaseClosed(CaseEvent):
     on_time: bool
     handling_seconds: int = Field(ge=0)
     department: NonEmptyStr | None = None
-    assignee_id: NonEmptyStr | None = None
+    assignee_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     grid_id: GridId | None = None
     community_id: CommunityId | None = None
     street_id: StreetId | None = None
@@ -461,10 +461,10 @@ class CaseEscalated(CaseEvent):
 
     from_level: EscalationLevel
     to_level: EscalationLevel
-    reason: NonEmptyStr
+    reason: Annotated[NonEmptyStr, pii("free_text")]
     stage: Stage | None = None
     joint_mediation: bool = False
-    requested_by: NonEmptyStr | None = None
+    requested_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
 
 
 class CaseFeedback(Command, Event):
@@ -480,8 +480,8 @@ class CaseFeedback(Command, Event):
 
     case_id: CaseId
     satisfaction: Satisfaction
-    comment: Note = ""
-    reporter_id: NonEmptyStr | None = None
+    comment: Annotated[Note, pii("free_text")] = ""
+    reporter_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     occurred_at: Timestamp | None = None
     grid_id: GridId | None = None
     community_id: CommunityId | None = None
@@ -497,11 +497,11 @@ class PatrolLogged(Event):
 
     patrol_id: CaseId
     grid_id: GridId
-    grid_worker_id: NonEmptyStr
+    grid_worker_id: Annotated[NonEmptyStr, pii("identifier")]
     started_at: Timestamp
     ended_at: Timestamp
-    notes: Note = ""
-    route: tuple[Location, ...] = ()
+    notes: Annotated[Note, pii("free_text")] = ""
+    route: Annotated[tuple[Location, ...], pii("location")] = ()
     community_id: CommunityId | None = None
     street_id: StreetId | None = None
     occurred_at: Timestamp | None = None

@@ -35,7 +35,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
-from .common import Command, CommunityId, Event, GridId, NonEmptyStr, StreetId, Text, Timestamp
+from .common import Command, CommunityId, Event, GridId, NonEmptyStr, StreetId, Text, Timestamp, pii
 
 
 class OrderCategory(str, Enum):
@@ -107,11 +107,11 @@ class OrderPlaced(Event):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    resident_id: NonEmptyStr
+    resident_id: Annotated[NonEmptyStr, pii("identifier")]
     community_id: CommunityId
     grid_id: GridId
     category: OrderCategory
-    description: Text
+    description: Annotated[Text, pii("free_text")]
     source_case_id: NonEmptyStr | None
     street_id: StreetId | None = Field(default=None, description="9-digit street prefix of the grid id")
     at: Timestamp | None = Field(default=None, description="when the order was placed")
@@ -129,8 +129,8 @@ class OrderDispatched(Event):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr
-    dispatched_by: NonEmptyStr
+    assignee_id: Annotated[NonEmptyStr, pii("identifier")]
+    dispatched_by: Annotated[NonEmptyStr, pii("identifier")]
     accept_by: Timestamp
     post_id: NonEmptyStr | None = None
     attempt: int | None = Field(default=None, ge=1)
@@ -144,7 +144,7 @@ class OrderAccepted(Event):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr
+    assignee_id: Annotated[NonEmptyStr, pii("identifier")]
     attempt: int | None = Field(default=None, ge=1)
     at: Timestamp | None = None
 
@@ -156,8 +156,8 @@ class OrderDeclined(Event):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr
-    reason: NonEmptyStr
+    assignee_id: Annotated[NonEmptyStr, pii("identifier")]
+    reason: Annotated[NonEmptyStr, pii("free_text")]
     attempt: int | None = Field(default=None, ge=1)
     at: Timestamp | None = None
 
@@ -169,7 +169,7 @@ class OrderDispatchExpired(Event):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr
+    assignee_id: Annotated[NonEmptyStr, pii("identifier")]
     accept_by: Timestamp | None = None
     attempt: int | None = Field(default=None, ge=1)
     at: Timestamp | None = None
@@ -182,9 +182,9 @@ class OrderCompleted(Event):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr
+    assignee_id: Annotated[NonEmptyStr, pii("identifier")]
     service_minutes: ServiceMinutes
-    note: Text | None = None
+    note: Annotated[Text | None, pii("free_text")] = None
     at: Timestamp | None = None
 
 
@@ -199,9 +199,9 @@ class OrderRated(Event):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    resident_id: NonEmptyStr
+    resident_id: Annotated[NonEmptyStr, pii("identifier")]
     rating: Rating
-    comment: Text | None = None
+    comment: Annotated[Text | None, pii("free_text")] = None
     occurred_at: Timestamp | None = Field(default=None, description="when the resident rated")
 
 
@@ -218,16 +218,16 @@ class OrderEvaluated(Event):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr
+    assignee_id: Annotated[NonEmptyStr, pii("identifier")]
     rating: Rating
     passed: bool
-    evaluator_id: NonEmptyStr
+    evaluator_id: Annotated[NonEmptyStr, pii("identifier")]
     community_id: CommunityId | None = None
     grid_id: GridId | None = None
     category: OrderCategory | None = None
     service_minutes: ServiceMinutes | None = None
-    resident_id: NonEmptyStr | None = None
-    comment: Text | None = None
+    resident_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+    comment: Annotated[Text | None, pii("free_text")] = None
     at: Timestamp | None = None
 
 
@@ -238,9 +238,9 @@ class OrderCancelled(Event):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    reason: NonEmptyStr
-    cancelled_by: NonEmptyStr | None = None
-    assignee_id: NonEmptyStr | None = None
+    reason: Annotated[NonEmptyStr, pii("free_text")]
+    cancelled_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
+    assignee_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     at: Timestamp | None = None
 
 
@@ -250,10 +250,10 @@ class MemberRegistered(Event):
     TYPE: ClassVar[str] = "orders.member.registered.v1"
     SUBJECT: ClassVar[str] = "member_id"
 
-    member_id: NonEmptyStr
+    member_id: Annotated[NonEmptyStr, pii("identifier")]
     community_id: CommunityId
     unit_id: NonEmptyStr
-    name: NonEmptyStr | None = None
+    name: Annotated[NonEmptyStr | None, pii("name")] = None
     unit_name: NonEmptyStr | None = None
     at: Timestamp | None = None
 
@@ -264,7 +264,7 @@ class PostClaimed(Event):
     TYPE: ClassVar[str] = "orders.post.claimed.v1"
     SUBJECT: ClassVar[str] = "member_id"
 
-    member_id: NonEmptyStr
+    member_id: Annotated[NonEmptyStr, pii("identifier")]
     post_id: NonEmptyStr
     community_id: CommunityId
     categories: Categories
@@ -279,10 +279,10 @@ class PostReleased(Event):
     TYPE: ClassVar[str] = "orders.post.released.v1"
     SUBJECT: ClassVar[str] = "member_id"
 
-    member_id: NonEmptyStr
+    member_id: Annotated[NonEmptyStr, pii("identifier")]
     post_id: NonEmptyStr
     community_id: CommunityId | None = None
-    reason: NonEmptyStr | None = None
+    reason: Annotated[NonEmptyStr | None, pii("free_text")] = None
     at: Timestamp | None = None
 
 
@@ -301,11 +301,11 @@ class PlaceOrder(Command):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    resident_id: NonEmptyStr | None = Field(
+    resident_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         default=None, description="the resident: the sender (filled from the token when absent)")
     grid_id: GridId
     category: OrderCategory
-    description: Text
+    description: Annotated[Text, pii("free_text")]
     source_case_id: NonEmptyStr | None = Field(
         default=None, description="the grid case the order is made from: set by the service for a resident-need "
                                   "case, refused on a command")
@@ -324,8 +324,8 @@ class DispatchOrder(Command):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr | None = None
-    dispatched_by: NonEmptyStr | None = Field(
+    assignee_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+    dispatched_by: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         default=None, description="the officer: the sender (filled from the token when absent)")
     accept_by: Timestamp | None = None
 
@@ -347,7 +347,7 @@ class AcceptOrder(Command):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr | None = Field(
+    assignee_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         default=None, description="the assignee: the sender (filled from the token when absent)")
 
 
@@ -358,9 +358,9 @@ class DeclineOrder(Command):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr | None = Field(
+    assignee_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         default=None, description="the assignee: the sender (filled from the token when absent)")
-    reason: NonEmptyStr
+    reason: Annotated[NonEmptyStr, pii("free_text")]
 
 
 class CompleteOrder(Command):
@@ -370,10 +370,10 @@ class CompleteOrder(Command):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    assignee_id: NonEmptyStr | None = Field(
+    assignee_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         default=None, description="the assignee: the sender (filled from the token when absent)")
     service_minutes: ServiceMinutes
-    note: Text | None = None
+    note: Annotated[Text | None, pii("free_text")] = None
 
 
 class RateOrder(Command):
@@ -386,10 +386,10 @@ class RateOrder(Command):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    resident_id: NonEmptyStr | None = Field(
+    resident_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         default=None, description="the resident who placed the order: the sender (filled from the token when absent)")
     rating: Rating
-    comment: Text | None = None
+    comment: Annotated[Text | None, pii("free_text")] = None
 
 
 class EvaluateOrder(Command):
@@ -406,10 +406,10 @@ class EvaluateOrder(Command):
     rating: Rating | None = Field(
         default=None, description="1-5; when absent, the resident's rating (refused if the resident has not rated)")
     passed: bool
-    evaluator_id: NonEmptyStr | None = Field(
+    evaluator_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         default=None, description="a community or street officer of the order's community: the sender (filled from "
                                   "the token when absent)")
-    comment: Text | None = None
+    comment: Annotated[Text | None, pii("free_text")] = None
 
 
 class CancelOrder(Command):
@@ -419,8 +419,8 @@ class CancelOrder(Command):
     SUBJECT: ClassVar[str] = "order_id"
 
     order_id: NonEmptyStr
-    reason: NonEmptyStr
-    cancelled_by: NonEmptyStr | None = Field(
+    reason: Annotated[NonEmptyStr, pii("free_text")]
+    cancelled_by: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         default=None, description="the resident who placed the order or an officer of its community: the sender "
                                   "(filled from the token when absent)")
 
@@ -431,10 +431,10 @@ class RegisterMember(Command):
     TYPE: ClassVar[str] = "orders.member.register.v1"
     SUBJECT: ClassVar[str] = "member_id"
 
-    member_id: NonEmptyStr
+    member_id: Annotated[NonEmptyStr, pii("identifier")]
     community_id: CommunityId
     unit_id: NonEmptyStr
-    name: NonEmptyStr | None = None
+    name: Annotated[NonEmptyStr | None, pii("name")] = None
     unit_name: NonEmptyStr | None = None
 
 
@@ -444,7 +444,7 @@ class ClaimPost(Command):
     TYPE: ClassVar[str] = "orders.post.claim.v1"
     SUBJECT: ClassVar[str] = "member_id"
 
-    member_id: NonEmptyStr | None = Field(
+    member_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         default=None, description="the member: the sender (filled from the token when absent)")
     post_id: NonEmptyStr
     community_id: CommunityId
@@ -465,10 +465,10 @@ class ReleasePost(Command):
     TYPE: ClassVar[str] = "orders.post.release.v1"
     SUBJECT: ClassVar[str] = "member_id"
 
-    member_id: NonEmptyStr | None = Field(
+    member_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         default=None, description="the member: the sender (filled from the token when absent)")
     post_id: NonEmptyStr
-    reason: NonEmptyStr | None = None
+    reason: Annotated[NonEmptyStr | None, pii("free_text")] = None
 
 
 ORDER_EVENTS: tuple[type[Event], ...] = (

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from datetime import date
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
-from .common import Command, CommunityId, Event, NonEmptyStr, Text, Timestamp
+from .common import Command, CommunityId, Event, NonEmptyStr, Text, Timestamp, pii
 
 
 class AccountKind(str, Enum):
@@ -91,10 +91,10 @@ class OpenAccount(Command):
     TYPE: ClassVar[str] = "points.account.open.v1"
     SUBJECT: ClassVar[str] = "account_id"
 
-    holder_id: NonEmptyStr
+    holder_id: Annotated[NonEmptyStr, pii("identifier")]
     kind: AccountKind
     community_id: CommunityId | None = None
-    account_id: NonEmptyStr | None = Field(
+    account_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
         default=None, validate_default=True,
         description="`<kind>:<holder_id>`; derived when omitted, refused when it differs")
 
@@ -121,9 +121,9 @@ class SubmitDeed(Command):
     SUBJECT: ClassVar[str] = "account_id"
 
     deed_id: NonEmptyStr
-    account_id: NonEmptyStr | None = Field(default=None, description="the sender's own `resident:<sub>` (filled from the token)")
+    account_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(default=None, description="the sender's own `resident:<sub>` (filled from the token)")
     category: NonEmptyStr
-    description: Text = ""
+    description: Annotated[Text, pii("free_text")] = ""
     community_id: CommunityId | None = None
     occurred_on: date | None = Field(default=None, description="the day the deed was done")
 
@@ -136,11 +136,11 @@ class ReviewDeed(Command):
     SUBJECT: ClassVar[str] = "account_id"
 
     deed_id: NonEmptyStr
-    account_id: NonEmptyStr
+    account_id: Annotated[NonEmptyStr, pii("identifier")]
     approved: bool
     points: PositiveInt | None = None
-    reviewer_id: NonEmptyStr | None = Field(default=None, description="the sender (filled from the token)")
-    reason: NonEmptyStr | None = None
+    reviewer_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(default=None, description="the sender (filled from the token)")
+    reason: Annotated[NonEmptyStr | None, pii("free_text")] = None
 
     @model_validator(mode="after")
     def _points_or_reason(self) -> "ReviewDeed":
@@ -166,10 +166,10 @@ class Redeem(Command):
     SUBJECT: ClassVar[str] = "debit_account"
 
     transfer_id: NonEmptyStr
-    debit_account: NonEmptyStr
-    credit_account: NonEmptyStr | None = Field(default=None, description="the sender's own `merchant:<sub>` (filled from the token)")
+    debit_account: Annotated[NonEmptyStr, pii("identifier")]
+    credit_account: Annotated[NonEmptyStr | None, pii("identifier")] = Field(default=None, description="the sender's own `merchant:<sub>` (filled from the token)")
     amount: PositiveInt
-    consent_code: NonEmptyStr | None = Field(default=None, description="the resident's redemption code (never published)")
+    consent_code: Annotated[NonEmptyStr | None, pii("credential")] = Field(default=None, description="the resident's redemption code (never published)")
 
 
 MAX_ADJUSTMENT = 100_000
@@ -193,11 +193,11 @@ class Adjust(Command):
     SUBJECT: ClassVar[str] = "debit_account"
 
     transfer_id: NonEmptyStr
-    debit_account: NonEmptyStr
-    credit_account: NonEmptyStr
+    debit_account: Annotated[NonEmptyStr, pii("identifier")]
+    credit_account: Annotated[NonEmptyStr, pii("identifier")]
     amount: PositiveInt = Field(description=f"at most {MAX_ADJUSTMENT} points")
-    operator_id: NonEmptyStr | None = Field(default=None, description="the sender (filled from the token)")
-    reason: NonEmptyStr
+    operator_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(default=None, description="the sender (filled from the token)")
+    reason: Annotated[NonEmptyStr, pii("free_text")]
 
     @field_validator("amount")
     @classmethod
@@ -216,7 +216,7 @@ class ApproveAdjustment(Command):
     SUBJECT: ClassVar[str] = "transfer_id"
 
     transfer_id: NonEmptyStr
-    approver_id: NonEmptyStr | None = Field(default=None, description="the sender (filled from the token)")
+    approver_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(default=None, description="the sender (filled from the token)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -230,8 +230,8 @@ class AccountOpened(Event):
     TYPE: ClassVar[str] = "points.account.opened.v1"
     SUBJECT: ClassVar[str] = "account_id"
 
-    account_id: NonEmptyStr
-    holder_id: NonEmptyStr
+    account_id: Annotated[NonEmptyStr, pii("identifier")]
+    holder_id: Annotated[NonEmptyStr, pii("identifier")]
     kind: AccountKind
     community_id: CommunityId | None = None
     opened_at: Timestamp | None = None
@@ -244,9 +244,9 @@ class DeedSubmitted(Event):
     SUBJECT: ClassVar[str] = "account_id"
 
     deed_id: NonEmptyStr
-    account_id: NonEmptyStr
+    account_id: Annotated[NonEmptyStr, pii("identifier")]
     category: NonEmptyStr
-    description: Text = ""
+    description: Annotated[Text, pii("free_text")] = ""
     community_id: CommunityId | None = None
     occurred_on: date | None = None
     submitted_at: Timestamp | None = None
@@ -260,10 +260,10 @@ class DeedApproved(Event):
     SUBJECT: ClassVar[str] = "account_id"
 
     deed_id: NonEmptyStr
-    account_id: NonEmptyStr
+    account_id: Annotated[NonEmptyStr, pii("identifier")]
     category: NonEmptyStr
     points: PositiveInt
-    reviewer_id: NonEmptyStr | None = None
+    reviewer_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     community_id: CommunityId | None = None
     transfer_id: NonEmptyStr | None = None
     reviewed_at: Timestamp | None = None
@@ -276,10 +276,10 @@ class DeedRejected(Event):
     SUBJECT: ClassVar[str] = "account_id"
 
     deed_id: NonEmptyStr
-    account_id: NonEmptyStr
+    account_id: Annotated[NonEmptyStr, pii("identifier")]
     category: NonEmptyStr
-    reason: NonEmptyStr
-    reviewer_id: NonEmptyStr | None = None
+    reason: Annotated[NonEmptyStr, pii("free_text")]
+    reviewer_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     reviewed_at: Timestamp | None = None
 
 
@@ -323,20 +323,20 @@ class TransferPosted(Event):
     SUBJECT: ClassVar[str] = "account_id"
 
     transfer_id: NonEmptyStr
-    debit_account: NonEmptyStr
-    credit_account: NonEmptyStr
+    debit_account: Annotated[NonEmptyStr, pii("identifier")]
+    credit_account: Annotated[NonEmptyStr, pii("identifier")]
     amount: PositiveInt
     reason: TransferKind
     source_event_id: NonEmptyStr | None = None
     kind: TransferKind | None = None
-    account_id: NonEmptyStr | None = None
+    account_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     source: NonEmptyStr | None = Field(default=None, description="CloudEvents source of the source event")
     rule: NonEmptyStr | None = Field(default=None, description="id of the earning rule of an award")
     category: NonEmptyStr | None = None
     community_id: CommunityId | None = Field(default=None, description="community of the issuer side")
-    operator_id: NonEmptyStr | None = None
-    approver_id: NonEmptyStr | None = Field(default=None, description="the second operator of a large adjustment")
-    detail: Text | None = None
+    operator_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+    approver_id: Annotated[NonEmptyStr | None, pii("identifier")] = Field(default=None, description="the second operator of a large adjustment")
+    detail: Annotated[Text | None, pii("free_text")] = None
     lot_id: NonEmptyStr | None = None
     posted_at: Timestamp | None = None
 
@@ -361,12 +361,12 @@ class AdjustmentRequested(Event):
     SUBJECT: ClassVar[str] = "account_id"
 
     transfer_id: NonEmptyStr
-    debit_account: NonEmptyStr
-    credit_account: NonEmptyStr
+    debit_account: Annotated[NonEmptyStr, pii("identifier")]
+    credit_account: Annotated[NonEmptyStr, pii("identifier")]
     amount: PositiveInt
-    operator_id: NonEmptyStr
-    detail: Text = Field(default="", description="the operator's reason")
-    account_id: NonEmptyStr | None = None
+    operator_id: Annotated[NonEmptyStr, pii("identifier")]
+    detail: Annotated[Text, pii("free_text")] = Field(default="", description="the operator's reason")
+    account_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     occurred_at: Timestamp | None = None
 
     @model_validator(mode="before")
@@ -386,11 +386,11 @@ class TransferRefused(Event):
 
     transfer_id: NonEmptyStr
     reason: NonEmptyStr
-    detail: Text = ""
+    detail: Annotated[Text, pii("free_text")] = ""
     kind: TransferKind | None = None
-    account_id: NonEmptyStr | None = None
-    debit_account: NonEmptyStr | None = None
-    credit_account: NonEmptyStr | None = None
+    account_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+    debit_account: Annotated[NonEmptyStr | None, pii("identifier")] = None
+    credit_account: Annotated[NonEmptyStr | None, pii("identifier")] = None
     amount: PositiveInt | None = None
     source: NonEmptyStr | None = None
     source_event_id: NonEmptyStr | None = None
