@@ -16,7 +16,10 @@ checked without git history::
 
 A new revision is written only when the schema differs from the latest one (compared
 byte-wise as canonical JSON: sorted keys, two-space indent, ``$id`` left out); an existing
-revision is never rewritten. :func:`compatibility_problems` says whether a revision is
+revision is never rewritten. That holds for annotations too: tagging a field as personal
+data (``x-pii``, :mod:`schemas.pii`) writes a new revision, said to have the same shape as
+the one before; it validates exactly what its predecessor did, so it is compatible and a
+subscriber pinned to the older revision loses nothing. :func:`compatibility_problems` says whether a revision is
 backward compatible with its predecessor (optional-only additions); the contract tests
 apply it to every pair of consecutive revisions. Before a type has ever been released, a
 wrong revision can be dropped by deleting ``schemas/jsonschema/<type>/r<N>.json`` by hand
@@ -24,7 +27,8 @@ and regenerating; after release, a breaking change needs a new ``.v2`` type inst
 
 **AsyncAPI 3.0** (``schemas/asyncapi.yaml``): a channel per topic of
 :data:`schemas.topics.ALL_TOPICS` (address = topic name, Kafka bindings), a message per
-type whose payload references the latest JSON Schema revision, and the operations seen
+type whose payload references the latest JSON Schema revision (and whose ``x-pii`` lists the
+payload's personal data fields, :func:`schemas.pii.tagged_paths`), and the operations seen
 from each service (it *receives* its intake topic, *sends* on its events, rejections and
 dead-letter topics). Output is sorted, so regenerating is stable.
 """
@@ -45,6 +49,7 @@ import yaml
 
 from .common import CommandRejectedData, Payload
 from .envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, CloudEvent
+from .pii import tagged_paths
 from .registry import all_types
 from .topics import ALL_TOPICS, Topic
 
@@ -139,6 +144,20 @@ def _without_id(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if k != "$id"}
 
 
+ANNOTATIONS = frozenset({"x-pii"})
+"""Keywords that describe a property without changing what validates: a revision that only
+adds or changes them has the same shape (and is compatible by :func:`compatibility_problems`,
+which ignores them)."""
+
+
+def _without_annotations(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_annotations(v) for k, v in node.items() if k not in ANNOTATIONS}
+    if isinstance(node, list):
+        return [_without_annotations(v) for v in node]
+    return node
+
+
 # ---------------------------------------------------------------------------------------
 # The plan: which files must be written to bring a schemas/ directory up to date
 # ---------------------------------------------------------------------------------------
@@ -165,7 +184,10 @@ def latest_revisions(root: Path = ROOT) -> dict[str, tuple[int, list[Planned]]]:
             if canonical_json(_without_id(load_revision(root, t, last))) == canonical_json(body):
                 out[t] = (last, [])
                 continue
-            n, reason = last + 1, f"schema changed since r{last}"
+            previous = _without_annotations(_without_id(load_revision(root, t, last)))
+            same_shape = canonical_json(previous) == canonical_json(_without_annotations(body))
+            n, reason = last + 1, (f"personal data tags (x-pii) changed since r{last}, same shape" if same_shape
+                                   else f"schema changed since r{last}")
         else:
             n, reason = 1, "new message type"
         doc = {"$id": schema_id(t, n), **body}
@@ -315,7 +337,10 @@ def _message(message_type: str, model: type[Payload], revision: int) -> dict[str
             f"the aggregate id: data.{model.SUBJECT} (also the CloudEvents subject), "
             "so one aggregate's messages stay in order"
         )
+    tagged = tagged_paths(model)
+    extra = {"x-pii": dict(sorted(tagged.items()))} if tagged else {}
     return {
+        **extra,
         "name": message_type,
         "title": model.__name__,
         "summary": _first_line(doc),
