@@ -23,3 +23,17 @@ async def migrated_pool(database_url: str, schema: str, migrations: Path | None 
         yield pool
     finally:
         await pool.close()
+
+
+async def tables_containing(conn: asyncpg.Connection, schema: str, needle: str) -> list[str]:
+    """The tables of ``schema`` with a row whose text (every column, jsonb included) contains
+    ``needle``: where a piece of personal data is kept."""
+    tables = await conn.fetch(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE' "
+        "ORDER BY table_name", schema)
+    found = []
+    for r in tables:
+        name = f'"{schema}"."{r["table_name"]}"'
+        if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {name} t WHERE strpos(t::text, $1) > 0)", needle):
+            found.append(r["table_name"])
+    return found

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from schemas import assessment, grid, orders, points
 from schemas.common import Event
 from schemas.envelope import DecodeError
+from schemas.pii import restored
 from schemas.registry import model_for
 
 from .facts import CONSUMED, MemoryLookup, replay
@@ -59,7 +60,8 @@ if set(LIFECYCLE) != CONSUMED:
 class StoredEvent:
     """One consumed event as the event log keeps it: its typed payload, the envelope's source,
     id and time, and the topic it came from. ``raw`` is the ``data`` as received, which the
-    log stores verbatim (None: the payload's own JSON); the domain never reads it."""
+    log stores without the personal fields no rule reads (free text, places, media, names:
+    :func:`schemas.pii.minimised`; None: the payload's own JSON); the domain never reads it."""
 
     source: str
     id: str
@@ -87,13 +89,14 @@ class StoredEvent:
 
 def stored_event(source: str, id: str, topic: str, type_: str, data: Mapping[str, Any], time: datetime) -> StoredEvent:
     """A row of the event log (its stored JSON) decoded into its payload class by the contract
-    registry; :class:`~schemas.envelope.DecodeError` when the type is not consumed or the data
+    registry (the personal fields the log does not keep get neutral stand-ins,
+    :func:`schemas.pii.restored`); :class:`~schemas.envelope.DecodeError` when the type is not consumed or the data
     does not validate."""
     model = model_for(type_)
     if model not in CONSUMED:
         raise DecodeError("unexpected_type", f"{type_!r} is not an event assessment consumes", "type")
     try:
-        payload = model.model_validate(data)  # type: ignore[union-attr]
+        payload = restored(model, data)  # type: ignore[arg-type]
     except ValidationError as e:
         raise DecodeError("invalid_data", f"{source} {id}: {e.errors()[0]['msg']}", "data") from None
     return StoredEvent(source, id, topic, payload, time)

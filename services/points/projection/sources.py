@@ -1,7 +1,8 @@
 """Facts of other services the points service keeps until the event that decides an award:
 an order's category/community/minutes, and a grid case's report until it is registered or
 dismissed (in either order of arrival). The grid's events are kept as their contract models'
-JSON and read back as those models."""
+JSON without the personal fields no award reads (description, location, media, other text:
+:func:`schemas.pii.minimised`) and read back as those models (:func:`schemas.pii.restored`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from datetime import datetime
 import asyncpg
 
 from schemas.grid import CaseRegistered, CaseReported
+from schemas.pii import minimised, restored
 from services.points.domain import OrderFacts
 
 
@@ -60,9 +62,9 @@ async def report(conn: asyncpg.Connection, case_id: str) -> CaseReport:
         """SELECT reported, outcome, registered, registered_source, registered_id, registered_at, awarded
            FROM grid_reports WHERE case_id = $1 FOR UPDATE""", case_id)
     registration = None if row["registered"] is None else Registration(
-        CaseRegistered.model_validate(row["registered"]), row["registered_source"], row["registered_id"],
+        restored(CaseRegistered, row["registered"]), row["registered_source"], row["registered_id"],
         row["registered_at"])
-    reported = None if row["reported"] is None else CaseReported.model_validate(row["reported"])
+    reported = None if row["reported"] is None else restored(CaseReported, row["reported"])
     return CaseReport(reported, row["outcome"], registration, row["awarded"])
 
 
@@ -77,7 +79,7 @@ async def save_report(conn: asyncpg.Connection, case_id: str, *, reported: CaseR
                registered_id = COALESCE($6, registered_id), registered_at = COALESCE($7, registered_at),
                awarded = COALESCE($8, awarded), updated_at = now()
            WHERE case_id = $1""",
-        case_id, reported.model_dump(mode="json") if reported is not None else None, outcome,
-        r.event.model_dump(mode="json", exclude_none=True) if r is not None else None,
+        case_id, minimised(CaseReported, reported.model_dump(mode="json")) if reported is not None else None, outcome,
+        minimised(CaseRegistered, r.event.model_dump(mode="json", exclude_none=True)) if r is not None else None,
         r.source if r is not None else None, r.id if r is not None else None, r.at if r is not None else None,
         awarded)

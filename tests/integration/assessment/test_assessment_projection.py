@@ -150,3 +150,58 @@ async def test_a_fresh_timer_without_a_start_mark_closes_nothing_old(pool):
         assert await handler.close_due_periods(UnitOfWork(conn, "assessment", NOW)) == []
     async with pool.acquire() as conn:
         assert await store.last_close(conn, "2026-10") is None
+
+
+# ---------------------------------------------------------------------------------------
+# Personal data: the log keeps facts (ids, times, outcomes), not people's words or places
+# ---------------------------------------------------------------------------------------
+
+SECRETS = {"description": "PII-DESC-7f3a", "address": "PII-ADDR-7f3a", "media": "PII-MEDIA-7f3a",
+           "comment": "PII-COMMENT-7f3a", "notes": "PII-NOTES-7f3a", "name": "PII-NAME-7f3a",
+           "reason": "PII-REASON-7f3a", "note": "PII-NOTE-7f3a", "unknown": "PII-PHONE-7f3a"}
+
+
+def personal_events() -> list[StoredEvent]:
+    from schemas.grid import CaseDismissed, CaseRegistered, CaseReported, Location, PatrolLogged, Reporter
+    from schemas.orders import MemberRegistered, OrderCompleted, OrderEvaluated, OrderPlaced
+
+    where = Location(lat=39.9, lon=116.4, address=SECRETS["address"])
+    who = Reporter(kind="resident", id="resident-pii-1")
+    s = SECRETS
+    payloads = [
+        CaseReported(case_id="P1", grid_id=GRID_A, category="environment", description=s["description"],
+                     location=where, reporter=who, media=(f"https://media.example/{s['media']}.jpg",), occurred_at=t(2)),
+        CaseRegistered(case_id="P1", due_at=t(3), department="城管", grid_id=GRID_A, category="environment",
+                       description=s["description"], location=where, reporter=who, occurred_at=t(2, 10)),
+        CaseDismissed(case_id="P2", reason=s["reason"], duplicate_of=None, grid_id=GRID_A, occurred_at=t(2)),
+        CaseFeedback(case_id="P1", satisfaction="satisfied", comment=s["comment"], grid_id=GRID_A, occurred_at=t(5)),
+        PatrolLogged(patrol_id="pp-1", grid_id=GRID_A, grid_worker_id="gw-1", started_at=t(4), ended_at=t(4, 11),
+                     notes=s["notes"], route=(where,), occurred_at=t(4, 11)),
+        MemberRegistered(member_id="m-pii", community_id="110105001002", unit_id="u-1", name=s["name"], at=t(1)),
+        OrderPlaced(order_id="op-1", resident_id="resident-pii-1", community_id="110105001002", grid_id=GRID_A,
+                    category="daily_care", description=s["description"], source_case_id=None, at=t(6)),
+        OrderCompleted(order_id="op-1", assignee_id="m-pii", service_minutes=30, note=s["note"], at=t(7)),
+        OrderEvaluated(order_id="op-1", assignee_id="m-pii", rating=5, passed=True, evaluator_id="co-1",
+                       comment=s["comment"], at=t(8)),
+    ]
+    out = []
+    for n, p in enumerate(payloads):
+        raw = {**p.model_dump(mode="json"), "phone": s["unknown"]}  # as received, with a field no revision has
+        out.append(StoredEvent(f"/services/{p.service()}", f"pii-{n}", "t", p, t(9), raw=raw))
+    return out
+
+
+async def test_the_event_log_keeps_no_free_text_location_media_or_name_of_upstream_events(pool):
+    from tests.support.db import tables_containing
+
+    events = personal_events()
+    assert await record(pool, events) == len(events)
+    async with pool.acquire() as conn:
+        for what, needle in SECRETS.items():
+            assert await tables_containing(conn, "assessment", needle) == [], what
+        assert await tables_containing(conn, "assessment", "39.9") == []  # no coordinates either
+        # the facts are kept: ids, and each row reads back as its payload class
+        assert await tables_containing(conn, "assessment", "resident-pii-1") == ["event_log"]
+        history = await store.load_history(conn)
+    assert sorted(e.id for e in history) == sorted(e.id for e in events)
+    assert fold(history) == fold(replay_order(events))  # the same counters as the full events
