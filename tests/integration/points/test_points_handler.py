@@ -202,3 +202,26 @@ async def test_concurrent_batches_awarding_in_the_same_communities_wait_for_each
     async with pool.acquire() as conn:
         check = await queries.ledger_check(conn)
     assert check["sum"] == 0 and check["consistent"] and check["postings"] == 6 * len(communities)
+
+
+async def test_a_grid_case_is_kept_without_its_description_location_or_media(pool, handler):
+    """points keeps of a case's report and registration what the award needs (the reporter's
+    id, the grid, the category), never the resident's words, address, position or photos."""
+    from schemas.grid import CaseRegistered, CaseReported, Location, Reporter
+    from tests.support.db import tables_containing
+
+    account = await open_resident(pool, handler, "resident-pii-9")
+    where = Location(lat=39.912345, lon=116.412345, address="PII-ADDR-51c0")
+    who = Reporter(kind="resident", id="resident-pii-9")
+    await run(pool, handler, CaseReported(
+        case_id="pii-c1", grid_id="110105001002003", category="environment", description="PII-DESC-51c0",
+        location=where, reporter=who, media=("https://media.example/PII-MEDIA-51c0.jpg",), occurred_at=DAY),
+        source="/services/grid")
+    await run(pool, handler, CaseRegistered(
+        case_id="pii-c1", due_at=DAY + timedelta(hours=4), department="城管", grid_id="110105001002003",
+        category="environment", description="PII-DESC-51c0", location=where, reporter=who, occurred_at=DAY),
+        source="/services/grid")
+    assert await balance(pool, account) > 0  # the report was awarded from what was kept
+    async with pool.acquire() as conn:
+        for needle in ("PII-DESC-51c0", "PII-ADDR-51c0", "PII-MEDIA-51c0", "39.912345", "116.412345"):
+            assert await tables_containing(conn, "points", needle) == [], needle
