@@ -335,3 +335,24 @@ async def test_orders_are_filtered_by_community_status_category_and_assignee(poo
     assert by_category["total"] == 1 and by_category["items"][0]["category_label"] == "医疗保障"
     assert empty == {"items": [], "total": 0, "limit": 50, "offset": 0}
     assert counts["dispatched"] == 1 and counts["placed"] == 1 and counts["evaluated"] == 0
+
+
+async def test_orders_keep_of_a_grid_case_only_what_the_order_needs(pool):
+    """A resident-need case becomes an order with the resident's id and the description of the
+    need; its address and position are not kept, and of any other case nothing at all."""
+    from schemas.grid import Location
+    from tests.support.db import tables_containing
+
+    app = App(pool)
+    await app.member_with_post("m-pii", "proxy")
+    where = Location(lat=39.917531, lon=116.417531, address="PII-ADDR-c2d9")
+    need = grid_case(uid("case"), description="PII-NEED-c2d9").model_copy(update={"location": where})
+    other = grid_case(uid("case"), category="environment", description="PII-OTHER-c2d9").model_copy(
+        update={"location": where})
+    await app.run(need)
+    await app.run(other)
+    order = await app.order(order_id_for_case(need.case_id))
+    assert order["description"] == "PII-NEED-c2d9" and order["resident_id"] == "resident-42"
+    async with pool.acquire() as conn:
+        for needle in ("PII-ADDR-c2d9", "39.917531", "116.417531", "PII-OTHER-c2d9"):
+            assert await tables_containing(conn, "orders", needle) == [], needle
