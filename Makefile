@@ -55,6 +55,7 @@ schemas: $(STAMP)
 	$(PY) -m schemas.generate
 	$(PY) -m services.kit.openapi
 	$(PY) -m services.kit.policydoc
+	$(PY) -m services.kit.piidoc
 
 dashboards: $(STAMP)
 	$(PY) deploy/grafana/generate.py
