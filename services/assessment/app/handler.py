@@ -3,8 +3,9 @@ period closes from the intake (and ``POST /v1/commands``); the period-close time
 which command is the policy's (:mod:`services.assessment.app.policy`), checked by the kit first.
 
 Facts are never counted incrementally. Every consumed upstream event (the payload classes
-the fact builders register for, :data:`UPSTREAM`) is appended to ``event_log`` as received
-(keyed by CloudEvents source and id, so a duplicate is stored once; one insert per batch);
+the fact builders register for, :data:`UPSTREAM`) is appended to ``event_log`` as received,
+less the personal fields no indicator reads (free text, places, media, names:
+:func:`schemas.pii.minimised`; ids, times and outcomes stay) (keyed by CloudEvents source and id, so a duplicate is stored once; one insert per batch);
 closing a period replays the whole log in event-time order, each row decoded into its
 payload class, through the pure domain — the very code path of the recompute CLI — and
 scores the period. Indicator values therefore depend on the event history alone, not on
