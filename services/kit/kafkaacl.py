@@ -57,7 +57,7 @@ def writers_of(topic: Topic) -> tuple[str, ...]:
     """The principals that may write ``topic``, from its writers column."""
     out: list[str] = []
     for phrase in (p.strip() for p in topic.writers.split(",")):
-        m = re.fullmatch(r"(\w+) service only", phrase)
+        m = re.fullmatch(r"([a-z]+) service only", phrase)
         if m:
             if m.group(1) != topic.service:
                 raise ValueError(f"{topic.name}: written by {phrase!r}, not its own service")
