@@ -33,6 +33,7 @@ from schemas.envelope import (NUL_ESCAPE, DecodeError, Message, decode_envelope,
                               typed_adapter)
 from schemas.topics import BY_NAME, Topic
 
+from .kafkasec import KafkaSecurity, client_kwargs
 from . import metrics as m
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS
 from .outbox import OutboxRecord
@@ -164,8 +165,10 @@ class BatchConsumer:
     def __init__(self, *, service: str, name: str, topics: Sequence[Topic], group_id: str, bootstrap: str,
                  pool: asyncpg.Pool, handler: Handler, on_commit=None, max_records: int = 1000,
                  fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest", lanes: int = 1,
-                 verifier: TokenVerifier | None = None, max_record_age: float = 3600.0):
+                 verifier: TokenVerifier | None = None, max_record_age: float = 3600.0,
+                 security: KafkaSecurity | None = None):
         self.service = service
+        self.security = security
         self.name = name
         self.topics = list(topics)
         self.group_id = group_id
@@ -206,7 +209,7 @@ class BatchConsumer:
             auto_offset_reset=self.auto_offset_reset, fetch_max_wait_ms=self.fetch_max_wait_ms,
             max_partition_fetch_bytes=1024 * 1024, fetch_max_bytes=8 * 1024 * 1024,
             session_timeout_ms=10000, heartbeat_interval_ms=1000, rebalance_timeout_ms=5000,
-            max_poll_interval_ms=300000, isolation_level="read_uncommitted",
+            max_poll_interval_ms=300000, isolation_level="read_uncommitted", **client_kwargs(self.security),
         )
         await self.consumer.start()
 

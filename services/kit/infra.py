@@ -71,11 +71,18 @@ def _kill_leftover(pidfile: Path, expect: str) -> None:
 
 
 class EmbeddedKafka:
-    """A memory-only Tansu broker on 127.0.0.1:<port>."""
+    """A memory-only Tansu broker on 127.0.0.1:<port>.
 
-    def __init__(self, port: int | None = None, workdir: Path | None = None):
+    ``authentication``: Tansu's ``--authentication`` (every client must authenticate with SASL
+    SCRAM). Its memory storage loses every SCRAM credential on a restart and a broker that
+    requires authentication refuses ``tansu user create`` itself, so no client can authenticate:
+    the tests use it to prove that an unauthenticated or unknown client is refused
+    ("Kafka security" in deploy/README.md)."""
+
+    def __init__(self, port: int | None = None, workdir: Path | None = None, *, authentication: bool = False):
         self.port = port or free_port()
         self.workdir = workdir
+        self.authentication = authentication
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -94,7 +101,7 @@ class EmbeddedKafka:
         logf = open(self.workdir / "tansu.log", "ab") if self.workdir else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--cluster-id", "grassroots"],
+             "--cluster-id", "grassroots", *(["--authentication"] if self.authentication else [])],
             stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
         )

@@ -21,6 +21,7 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.wire import CONTENT_TYPE, CONTENT_TYPE_HEADER
 
+from .kafkasec import KafkaSecurity, client_kwargs
 from .db import UNAVAILABLE_ERRORS
 from .locks import try_session_lock
 
@@ -108,13 +109,13 @@ class MetricsObserver:
         self._m.OUTBOX_OLDEST_AGE.labels(self.service).set(oldest_age)
 
 
-def producer_for(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+def producer_for(bootstrap: str, client_id: str, security: KafkaSecurity | None = None) -> AIOKafkaProducer:
     # Idempotent producer is off on purpose: Tansu does not support it; duplicates are
     # absorbed by idempotent consumers (inbox), which production needs anyway.
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=False,
         linger_ms=5, max_batch_size=256 * 1024, max_request_size=4 * 1024 * 1024,
-        request_timeout_ms=30000, retry_backoff_ms=200,
+        request_timeout_ms=30000, retry_backoff_ms=200, **client_kwargs(security),
     )
 
 

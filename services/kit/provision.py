@@ -15,6 +15,8 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from schemas.topics import ALL_TOPICS, Topic
 
+from .kafkasec import KafkaSecurity, client_kwargs
+
 log = logging.getLogger("kit.provision")
 
 
@@ -32,9 +34,12 @@ def topic_configs(topic: Topic) -> dict[str, str]:
 
 
 async def provision(bootstrap: str, *, partitions: int = 12, replication_factor: int = 1,
-                    topics: Iterable[Topic] = ALL_TOPICS, timeout: float = 60.0) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="provisioner", request_timeout_ms=15000)
+                    topics: Iterable[Topic] = ALL_TOPICS, timeout: float = 60.0,
+                    security: KafkaSecurity | None = None) -> list[str]:
+    """Create the topics that do not exist yet; return the names created. On a cluster with ACLs
+    only the provisioner's principal may create topics: ``security`` is whose credentials are used."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="provisioner", request_timeout_ms=15000,
+                                **client_kwargs(security))
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         try:
@@ -71,7 +76,7 @@ def main() -> None:
     s = ServiceSettings()
     logging.basicConfig(level="INFO")
     created = asyncio.run(provision(args.bootstrap or s.kafka_bootstrap_servers, partitions=s.topic_partitions,
-                                    replication_factor=s.topic_replication_factor))
+                                    replication_factor=s.topic_replication_factor, security=s.kafka_security()))
     print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
 
 

@@ -41,11 +41,13 @@ import orjson
 
 from . import jsonlog
 from .db import connect_with_retry
+from .kafkasec import KafkaSecurity
 from .outbox import MetricsObserver, OutboxRelay, RelayObserver, producer_for
 
 log = logging.getLogger("kit.relay")
 
-CONFIG_ENV = "KIT_RELAY_CONFIG"  # the child's settings (JSON; in the environment, not argv: the DSN may hold a password)
+CONFIG_ENV = "KIT_RELAY_CONFIG"  # the child's settings (JSON; in the environment, not argv: the DSN and the
+# Kafka SASL password are secrets)
 ROOT = Path(__file__).resolve().parents[2]  # holds the ``services`` package
 SIGNAL_GRACE_SECONDS = 10.0  # a signalled child waits this long for its worker to close the pipe
 
@@ -55,10 +57,12 @@ class RelayProcess:
 
     def __init__(self, *, service: str, dsn: str, bootstrap: str, batch: int, poll_seconds: float,
                  nice: int = 0, log_level: str = "info", log_format: str = "json",
-                 observer: RelayObserver | None = None, max_restart_delay: float = 30.0):
+                 observer: RelayObserver | None = None, max_restart_delay: float = 30.0,
+                 security: KafkaSecurity | None = None):
         self.service = service
         self._config = {"service": service, "dsn": dsn, "bootstrap": bootstrap, "batch": batch,
-                        "poll_seconds": poll_seconds, "nice": nice, "log_level": log_level, "log_format": log_format}
+                        "poll_seconds": poll_seconds, "nice": nice, "log_level": log_level, "log_format": log_format,
+                        "kafka_security": (security or KafkaSecurity()).to_config()}
         self.observer = observer or MetricsObserver(service)
         self.max_restart_delay = max_restart_delay
         self.proc: asyncio.subprocess.Process | None = None
@@ -259,7 +263,7 @@ async def _child(cfg: dict[str, Any]) -> int:
             raise
         delay = 0.5
         while not stop.is_set():
-            producer = producer_for(cfg["bootstrap"], f"{service}-relay")
+            producer = producer_for(cfg["bootstrap"], f"{service}-relay", KafkaSecurity.from_config(cfg.get("kafka_security")))
             try:
                 await producer.start()
                 break

@@ -58,6 +58,7 @@ from .http import HttpError, authenticate_async, dumps, from_validation_error
 from .identity import Principal, TokenVerifier, Unauthenticated
 from .policy import Refused
 from .migrations import KIT_MIGRATIONS, migrate, pending
+from .kafkasec import faust_credentials
 from .outbox import OutboxRelay, producer_for, refresh_stats
 from .outbox import write as write_outbox
 from .provision import provision
@@ -158,6 +159,8 @@ class ServiceRuntime:
             topic_replication_factor=self.settings.topic_replication_factor,
             consumer_auto_offset_reset="earliest",
             Worker=QuietWorker,
+            # the same principal and TLS as the kit's own clients (faust's producer and consumer)
+            broker_credentials=faust_credentials(self.settings.kafka_security()),
         )
 
     def _install_service(self) -> None:
@@ -194,17 +197,20 @@ class ServiceRuntime:
             applied = await migrate(conn, self.service, self.components)
         if applied:
             log.info("migrations applied: %s", applied)
+        security = s.kafka_security()
         if s.provision_topics:
             await provision(s.kafka_bootstrap_servers, partitions=s.topic_partitions,
-                            replication_factor=s.topic_replication_factor)
+                            replication_factor=s.topic_replication_factor, security=security)
         relay_apart = s.outbox_relay == "process"  # in a child process
         # the worker's producer: the relay's when it runs inline, else only for /readyz's broker check
-        self.producer = producer_for(s.kafka_bootstrap_servers, f"{self.service}-{'worker' if relay_apart else 'relay'}")
+        self.producer = producer_for(s.kafka_bootstrap_servers, f"{self.service}-{'worker' if relay_apart else 'relay'}",
+                                     security)
         await self.producer.start()
         if relay_apart:
             self.relay = RelayProcess(service=self.service, dsn=s.dsn(), bootstrap=s.kafka_bootstrap_servers,
                                       batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
-                                      nice=s.outbox_relay_nice, log_level=s.log_level, log_format=s.log_format)
+                                      nice=s.outbox_relay_nice, log_level=s.log_level, log_format=s.log_format,
+                                      security=security)
             await self.relay.start()
         else:
             self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,
@@ -220,7 +226,7 @@ class ServiceRuntime:
                 bootstrap=s.kafka_bootstrap_servers, pool=self.pool, handler=handler,
                 on_commit=self.relay.notify, max_records=s.batch_max_records,
                 fetch_max_wait_ms=s.fetch_max_wait_ms, lanes=s.consumer_lanes, verifier=self.verifier,
-                max_record_age=s.intake_max_record_age_seconds)
+                max_record_age=s.intake_max_record_age_seconds, security=security)
             m.CONSUMER_STALLED.labels(self.service, name).set_function(c.stalled_seconds)
             await c.start()
             self.consumers.append(c)

@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +41,22 @@ class ServiceSettings(BaseSettings):
     # -- shared, unprefixed -------------------------------------------------------------
     kafka_bootstrap_servers: str = _shared("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092",
                                            description="Kafka bootstrap servers, comma separated")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = _shared(
+        "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", description="how every Kafka client connects: PLAINTEXT, SSL (TLS), "
+        "SASL_PLAINTEXT or SASL_SSL (SASL authentication, over TLS for SASL_SSL)")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = _shared(
+        "KAFKA_SASL_MECHANISM", "SCRAM-SHA-512", description="SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+    kafka_sasl_username: str | None = _shared("KAFKA_SASL_USERNAME", None,
+                                              description="the SASL principal (needed by SASL_PLAINTEXT and SASL_SSL)")
+    kafka_sasl_password: SecretStr | None = _shared("KAFKA_SASL_PASSWORD", None, description="the SASL password")
+    kafka_sasl_password_file: str | None = _shared(
+        "KAFKA_SASL_PASSWORD_FILE", None, description="a file holding the SASL password (a Kubernetes or compose "
+        "secret); read when KAFKA_SASL_PASSWORD is not set, one trailing newline dropped")
+    kafka_ssl_cafile: str | None = _shared("KAFKA_SSL_CAFILE", None,
+                                           description="CA bundle the brokers' certificates are verified against "
+                                           "(default: the system's)")
+    kafka_ssl_certfile: str | None = _shared("KAFKA_SSL_CERTFILE", None, description="client certificate (PEM), for mutual TLS")
+    kafka_ssl_keyfile: str | None = _shared("KAFKA_SSL_KEYFILE", None, description="the client certificate's private key (PEM)")
     database_url: SecretStr | None = _shared("DATABASE_URL", None, description="PostgreSQL URL (postgresql://user:pw@host:port/db)")
     topic_partitions: int = _shared("TOPIC_PARTITIONS", 12, ge=1, le=1000, description="partitions of each topic when provisioned")
     topic_replication_factor: int = _shared("TOPIC_REPLICATION_FACTOR", 1, ge=1, le=10, description="replication factor when provisioned")
@@ -112,6 +130,26 @@ class ServiceSettings(BaseSettings):
             raise ValueError(f"not a public-key signature algorithm: {', '.join(wrong)} "
                              f"(one of {', '.join(sorted(ASYMMETRIC_ALGORITHMS))})")
         return ",".join(names)
+
+    @model_validator(mode="after")
+    def _kafka(self) -> "ServiceSettings":
+        if self.kafka_sasl_password is None and self.kafka_sasl_password_file:
+            try:
+                text = Path(self.kafka_sasl_password_file).read_text()
+            except OSError as e:
+                raise ValueError(f"KAFKA_SASL_PASSWORD_FILE: {e.strerror}: {self.kafka_sasl_password_file}") from None
+            self.kafka_sasl_password = SecretStr(text[:-1] if text.endswith("\n") else text)
+        self.kafka_security()  # the combination is checked now, not at the first connection
+        return self
+
+    def kafka_security(self):
+        """The Kafka security settings as one checked object (:mod:`services.kit.kafkasec`)."""
+        from .kafkasec import KafkaSecurity
+
+        return KafkaSecurity(protocol=self.kafka_security_protocol, mechanism=self.kafka_sasl_mechanism,
+                             username=self.kafka_sasl_username, password=self.kafka_sasl_password,
+                             cafile=self.kafka_ssl_cafile, certfile=self.kafka_ssl_certfile,
+                             keyfile=self.kafka_ssl_keyfile)
 
     def jwt_algorithm_list(self) -> tuple[str, ...]:
         return tuple(self.jwt_algorithms.split(","))

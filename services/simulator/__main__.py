@@ -34,7 +34,7 @@ import os
 import signal
 import sys
 
-from services.kit import clock
+from services.kit import clock, kafkasec
 
 from .client import CommandClient, command_from
 from .district import generate, load_register
@@ -68,7 +68,7 @@ async def _run(args) -> int:
             "that check who sends them will refuse most of them")
     sim = Simulator(district, args.bootstrap, rate=args.rate, seed=args.seed, clock=clock.from_env(),
                     expire_wait=float(_env("SIM_EXPIRE_WAIT", "90")), tokens=_tokens(), minter=minter,
-                    points_url=_points_url())
+                    points_url=_points_url(), security=kafkasec.from_env())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, sim.stop)
@@ -84,7 +84,8 @@ async def _send(args) -> int:
     if args.as_ is not None:  # the demo identity named: its token for every role
         tok = demo_token(default_path(), args.as_)
         tokens = {role_for(args.type) or "": tok}
-    async with CommandClient(args.bootstrap, source=args.source, now=clock.from_env().now, tokens=tokens) as client:
+    async with CommandClient(args.bootstrap, source=args.source, now=clock.from_env().now, tokens=tokens,
+                             security=kafkasec.from_env()) as client:
         env = await client.send(payload)
         print(json.dumps({"sent": env.model_dump(mode="json", exclude_none=True)}, ensure_ascii=False))
         if args.no_follow:
@@ -95,7 +96,7 @@ async def _send(args) -> int:
 
 
 async def _follow(args) -> int:
-    async with CommandClient(args.bootstrap, from_beginning=True) as client:
+    async with CommandClient(args.bootstrap, from_beginning=True, security=kafkasec.from_env()) as client:
         out = await client.follow(args.command_id, args.timeout, settle=1.0)
     print(json.dumps(out.as_dict(), ensure_ascii=False, indent=2))
     return 1 if out.rejected or out.timed_out else 0

@@ -44,6 +44,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.common import Command, Payload
+from services.kit.kafkasec import KafkaSecurity, client_kwargs
 from schemas.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, CloudEvent, encode, envelope_for
 from schemas.topics import BY_SERVICE, Topic
 
@@ -96,8 +97,9 @@ class CommandClient:
     def __init__(self, bootstrap: str, *, source: str = "/simulator", services: Iterable[str] | None = None,
                  from_beginning: bool = False, keep: int = 200_000, now: Callable[[], datetime] | None = None,
                  tokens: Mapping[str, str] | None = None, minter: TokenMinter | None = None,
-                 points_url: str | None = None):
+                 points_url: str | None = None, security: KafkaSecurity | None = None):
         self.bootstrap = bootstrap
+        self.security = security  # the app's Kafka principal (None: PLAINTEXT)
         self.tokens = dict(tokens or {})  # role -> JWT (the demo identities), when there is no sender/minter
         self.minter = minter  # a token per sender (Actor)
         self.points_url = points_url.rstrip("/") if points_url else None
@@ -121,12 +123,13 @@ class CommandClient:
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self) -> "CommandClient":
         self._producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, linger_ms=5, acks="all",
-                                          enable_idempotence=False, client_id=f"client{self.source}")
+                                          enable_idempotence=False, client_id=f"client{self.source}",
+                                          **client_kwargs(self.security))
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(
             *[t.name for t in outcome_topics(self.services)], bootstrap_servers=self.bootstrap,
             group_id=None, enable_auto_commit=False, fetch_max_wait_ms=50,
-            auto_offset_reset="earliest" if self.from_beginning else "latest")
+            auto_offset_reset="earliest" if self.from_beginning else "latest", **client_kwargs(self.security))
         await self._consumer.start()
         # Pin the starting positions now, so nothing produced after start() is missed.
         for _ in range(100):

@@ -23,6 +23,7 @@ from typing import Mapping
 
 from services.kit import clock as kit_clock
 from services.kit.clock import Clock, SteppedCalendar, month_label
+from services.kit.kafkasec import KafkaSecurity
 
 from .client import CommandClient
 from .district import District
@@ -62,7 +63,7 @@ class Simulator:
                  clock: Clock | None = None, max_active: int | None = None,
                  expire_wait: float = 90.0, follow_timeout: float = 20.0, stats_every: float = 10.0,
                  tokens: Mapping[str, str] | None = None, minter: TokenMinter | None = None,
-                 points_url: str | None = None):
+                 points_url: str | None = None, security: KafkaSecurity | None = None):
         self.district = district
         self.bootstrap = bootstrap
         self.rate = rate
@@ -75,7 +76,7 @@ class Simulator:
         # each command goes with its sender's own token (minter), else the demo token of its role
         # (tokens: role -> JWT); see services.simulator.identities
         self.client = CommandClient(bootstrap, source="/simulator/district-app", now=self.clock.now, tokens=tokens,
-                                    minter=minter, points_url=points_url)
+                                    minter=minter, points_url=points_url, security=security)
         self.stories: Stories | None = None
         self._stop = asyncio.Event()
 

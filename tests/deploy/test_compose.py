@@ -12,7 +12,7 @@ from .support import (CLUSTER_OVERRIDE, COMPOSE, DEPLOY, ENV_EXAMPLE, PORTS, ROO
                       environment, env_example, interpolate, load_yaml, service_module, settings_class, variables)
 
 LAYOUTS = [pytest.param(False, id="single-node"), pytest.param(True, id="kafka-cluster")]
-ONE_SHOT = {"provision-topics"}
+ONE_SHOT = {"provision-topics", "kafka-init"}
 
 
 def containers(cluster: bool) -> dict[str, dict]:
@@ -145,7 +145,9 @@ def test_depends_on_waits_for_healthy_infrastructure_and_the_completed_topic_job
         assert {b: {"condition": "service_healthy"} for b in brokers}.items() <= deps.items()
         assert deps["postgres"] == {"condition": "service_healthy"}
         assert deps["provision-topics"] == {"condition": "service_completed_successfully"}
-    assert set(services["provision-topics"]["depends_on"]) == brokers
+        assert deps["kafka-init"] == {"condition": "service_completed_successfully"}  # its principal exists
+    assert set(services["provision-topics"]["depends_on"]) == brokers | {"kafka-init"}
+    assert set(services["kafka-init"]["depends_on"]) == brokers
     assert services["grafana"]["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
 
 
@@ -158,7 +160,7 @@ def test_the_cluster_switch_runs_three_kraft_voters_with_replication_three():
         assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
         assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
         assert env["KAFKA_MIN_INSYNC_REPLICAS"] == "2" and env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
-        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{b}:9092"
+        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"SASL://{b}:9092"
         ids.add(env["KAFKA_NODE_ID"])
     assert ids == {"1", "2", "3"}
     assert len({services[b]["volumes"][0] for b in ("kafka", "kafka-2", "kafka-3")}) == 3

@@ -55,16 +55,19 @@ from services.assessment.domain.periods import InvalidPeriod, Period
 from services.assessment.domain.publication import content_hash, publication_for, scheme_in_force
 from services.assessment.domain.scheme import DEFAULT_SCHEME_PATH
 from services.assessment.domain.scorecards import NAMESPACE
+from services.kit import kafkasec
+from services.kit.kafkasec import KafkaSecurity, client_kwargs
 from services.kit.outbox import producer_for
 
 TOPICS = (GRID.events, ORDERS.events, POINTS.events, ASSESSMENT.events)
 
 
 async def read_topics(bootstrap: str, topics: Sequence[str] = tuple(t.name for t in TOPICS),
-                      timeout: float = 60.0) -> list[dict]:
+                      timeout: float = 60.0, security: KafkaSecurity | None = None) -> list[dict]:
     """Every record value (decoded JSON envelope) of ``topics`` from offset 0 to the end at start."""
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                         auto_offset_reset="earliest", fetch_max_wait_ms=100, client_id="assessment-recompute")
+                         auto_offset_reset="earliest", fetch_max_wait_ms=100, client_id="assessment-recompute",
+                         **client_kwargs(security))
     await c.start()
     try:
         tps = []
@@ -140,7 +143,8 @@ def recompute(events: Sequence[StoredEvent], period: str, new: Scheme, current: 
     return changes, after, before
 
 
-async def publish(bootstrap: str, period: str, scheme: Scheme, token: str) -> list[str]:
+async def publish(bootstrap: str, period: str, scheme: Scheme, token: str,
+                  security: KafkaSecurity | None = None) -> list[str]:
     """Send scheme.change (content-derived id) and period.close to the assessment intake, as the
     holder of ``token`` (an assessor's JWT)."""
     if not token:
@@ -152,7 +156,7 @@ async def publish(bootstrap: str, period: str, scheme: Scheme, token: str) -> li
                                        definition=definition),
                           source="/tools/assessment-recompute", id=str(uuid.uuid5(NAMESPACE, f"scheme-change:{digest}")))
     close = envelope_for(ClosePeriod(period=period, scheme_id=scheme.scheme_id), source="/tools/assessment-recompute")
-    p = producer_for(bootstrap, "assessment-recompute")
+    p = producer_for(bootstrap, "assessment-recompute", security)
     await p.start()
     try:
         # both keyed by the scheme id: one partition, so the change is handled before the close
@@ -194,7 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    records = asyncio.run(read_topics(args.bootstrap))
+    records = asyncio.run(read_topics(args.bootstrap, security=kafkasec.from_env()))
     events, scheme_changes = history_from_records(records)
     known = schemes_from_changes(scheme_changes)
     current = scheme_in_force(known, period, default)
@@ -212,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: scheme_exists: scheme id {new.scheme_id!r} is in use with other content; "
                   "give the file a new scheme_id", file=sys.stderr)
             return 2
-        ids = asyncio.run(publish(args.bootstrap, period, new, token))
+        ids = asyncio.run(publish(args.bootstrap, period, new, token, kafkasec.from_env()))
         print(orjson.dumps({"published": {"scheme_change_id": ids[0], "close_id": ids[1]}}).decode(), file=sys.stderr)
     return 0
 
