@@ -39,7 +39,11 @@ class ServiceSettings(BaseSettings):
     # -- shared, unprefixed -------------------------------------------------------------
     kafka_bootstrap_servers: str = _shared("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092",
                                            description="Kafka bootstrap servers, comma separated")
-    database_url: SecretStr | None = _shared("DATABASE_URL", None, description="PostgreSQL URL (postgresql://user:pw@host:port/db)")
+    database_url: SecretStr | None = _shared("DATABASE_URL", None, description="PostgreSQL URL (postgresql://user:pw@host:port/db) "
+                                             "the service works as: its runtime role (<svc>_app, data-only grants)")
+    migration_database_url: SecretStr | None = _shared(
+        "MIGRATION_DATABASE_URL", None, description="PostgreSQL URL the migrations run as: the service's owner role "
+        "(<svc>_owner, see services/kit/dbroles.py); unset: DATABASE_URL's")
     topic_partitions: int = _shared("TOPIC_PARTITIONS", 12, ge=1, le=1000, description="partitions of each topic when provisioned")
     topic_replication_factor: int = _shared("TOPIC_REPLICATION_FACTOR", 1, ge=1, le=10, description="replication factor when provisioned")
     log_level: str = _shared("LOG_LEVEL", "info", description="debug | info | warning | error")
@@ -126,3 +130,9 @@ class ServiceSettings(BaseSettings):
         if self.database_url is None:
             raise RuntimeError("DATABASE_URL is not set (make run / the test fixtures set it for the embedded server)")
         return self.database_url.get_secret_value()
+
+    def migration_dsn(self) -> str:
+        """Where migrations run: ``MIGRATION_DATABASE_URL``, else ``DATABASE_URL``."""
+        if self.migration_database_url is not None:
+            return self.migration_database_url.get_secret_value()
+        return self.dsn()
