@@ -163,3 +163,29 @@ async def test_a_points_worker_migrates_as_the_owner_and_serves_as_the_runtime_r
         assert sessions >= 1
     finally:
         await conn.close()
+
+
+async def test_make_run_gives_each_worker_its_own_owner_and_runtime_urls(database_url, monkeypatch, tmp_path):
+    from services.launcher.launcher import SERVICES as LAUNCHED, Config, Launcher
+
+    for k in ("JWKS", "JWT_ISSUER", "JWT_AUDIENCE", "JWT_SCOPE_CLAIM", "SIMULATE", "DB_ROLES", "MIGRATION_DATABASE_URL"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    assert Config.from_env().db_roles is False  # a given database: as before unless DB_ROLES=1
+    monkeypatch.setenv("DB_ROLES", "1")
+    la = Launcher(Config.from_env())
+    la.bootstrap, la.dsn = "127.0.0.1:1", database_url
+    la.set_clock()
+    await la.make_db_roles()
+    la.make_workers()
+    for s in LAUNCHED:
+        env = la.workers[s].env
+        for key, role in (("DATABASE_URL", app_role(s)), ("MIGRATION_DATABASE_URL", owner_role(s))):
+            assert f"//{role}:" in env[key]
+            conn = await asyncpg.connect(env[key])
+            try:
+                assert await conn.fetchval("SELECT current_user") == role
+                assert await conn.fetchval("SHOW search_path") == s
+            finally:
+                await conn.close()
