@@ -50,10 +50,10 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(dsn: str, schema: str, *, service: str, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections see ``schema`` first, with jsonb <-> Python via orjson."""
+    """A pool whose connections see ``schema`` only (never ``public``), with jsonb <-> Python via orjson."""
     return await asyncpg.create_pool(
         dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=60,
-        server_settings={"search_path": f"{schema},public", "application_name": f"{service}-service"},
+        server_settings={"search_path": schema, "application_name": f"{service}-service"},
     )
 
 

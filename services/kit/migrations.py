@@ -3,7 +3,9 @@
 The kit's own tables (inbox, outbox, aggregates) are component ``kit``; a service's files are
 component ``<service>``. Applied files are recorded with a checksum in ``schema_migrations``;
 an applied file that changed afterwards stops the start-up (fix forward with a new file).
-A transaction-scoped advisory lock lets several workers start at once.
+A transaction-scoped advisory lock lets several workers start at once. Run as the service's
+owner role where :mod:`.dbroles` set the roles up (``MIGRATION_DATABASE_URL``); afterwards the
+runtime role's privileges on the restricted tables are cut back (:func:`.dbroles.restrict`).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
+from .dbroles import restrict
 from .locks import advisory_lock
 
 log = logging.getLogger("kit.migrations")
@@ -46,8 +49,10 @@ async def migrate(conn: asyncpg.Connection, schema: str, components: list[tuple[
     applied_now: list[str] = []
     async with conn.transaction():
         await advisory_lock(conn, f"migrations:{schema}")
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+        if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+            # only when missing: the owner role (services.kit.dbroles) may not create schemas
+            await conn.execute(f"CREATE SCHEMA {schema}")
+        await conn.execute(f"SET LOCAL search_path TO {schema}")
         await conn.execute(
             """CREATE TABLE IF NOT EXISTS schema_migrations (
                  component text NOT NULL, version int NOT NULL, name text NOT NULL,
@@ -70,6 +75,8 @@ async def migrate(conn: asyncpg.Connection, schema: str, components: list[tuple[
                     component, version, name, checksum,
                 )
                 applied_now.append(f"{component}/{name}")
+        # tables just created got the owner's default grants: cut the append-only ones back
+        await restrict(conn, schema)
     return applied_now
 
 

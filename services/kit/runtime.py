@@ -192,9 +192,20 @@ class ServiceRuntime:
         m.CLOCK_OFFSET.labels(self.service).set_function(lambda: clock.now().timestamp() - time.time())
         self._stop_event = asyncio.Event()
         await self._load_keys()
-        self.pool = await connect_with_retry(s.dsn(), self.service, service=self.service, max_size=s.db_pool_max)
-        async with self.pool.acquire() as conn:
-            applied = await migrate(conn, self.service, self.components)
+        if s.migration_dsn() != s.dsn():
+            # DDL as the owner role, then serve as the runtime role (services/kit/dbroles.py)
+            owner = await connect_with_retry(s.migration_dsn(), self.service, service=f"{self.service}-migrations",
+                                             max_size=1)
+            try:
+                async with owner.acquire() as conn:
+                    applied = await migrate(conn, self.service, self.components)
+            finally:
+                await owner.close()
+            self.pool = await connect_with_retry(s.dsn(), self.service, service=self.service, max_size=s.db_pool_max)
+        else:
+            self.pool = await connect_with_retry(s.dsn(), self.service, service=self.service, max_size=s.db_pool_max)
+            async with self.pool.acquire() as conn:
+                applied = await migrate(conn, self.service, self.components)
         if applied:
             log.info("migrations applied: %s", applied)
         security = s.kafka_security()

@@ -57,7 +57,11 @@ class ServiceSettings(BaseSettings):
                                            "(default: the system's)")
     kafka_ssl_certfile: str | None = _shared("KAFKA_SSL_CERTFILE", None, description="client certificate (PEM), for mutual TLS")
     kafka_ssl_keyfile: str | None = _shared("KAFKA_SSL_KEYFILE", None, description="the client certificate's private key (PEM)")
-    database_url: SecretStr | None = _shared("DATABASE_URL", None, description="PostgreSQL URL (postgresql://user:pw@host:port/db)")
+    database_url: SecretStr | None = _shared("DATABASE_URL", None, description="PostgreSQL URL (postgresql://user:pw@host:port/db) "
+                                             "the service works as: its runtime role (<svc>_app, data-only grants)")
+    migration_database_url: SecretStr | None = _shared(
+        "MIGRATION_DATABASE_URL", None, description="PostgreSQL URL the migrations run as: the service's owner role "
+        "(<svc>_owner, see services/kit/dbroles.py); unset: DATABASE_URL's")
     topic_partitions: int = _shared("TOPIC_PARTITIONS", 12, ge=1, le=1000, description="partitions of each topic when provisioned")
     topic_replication_factor: int = _shared("TOPIC_REPLICATION_FACTOR", 1, ge=1, le=10, description="replication factor when provisioned")
     log_level: str = _shared("LOG_LEVEL", "info", description="debug | info | warning | error")
@@ -164,3 +168,9 @@ class ServiceSettings(BaseSettings):
         if self.database_url is None:
             raise RuntimeError("DATABASE_URL is not set (make run / the test fixtures set it for the embedded server)")
         return self.database_url.get_secret_value()
+
+    def migration_dsn(self) -> str:
+        """Where migrations run: ``MIGRATION_DATABASE_URL``, else ``DATABASE_URL``."""
+        if self.migration_database_url is not None:
+            return self.migration_database_url.get_secret_value()
+        return self.dsn()

@@ -18,6 +18,12 @@ Time: with the simulator, every worker and the simulator share a stepped calenda
 and moves on a month every ``SIM_MONTH_SECONDS`` (120) real seconds; within a month time runs
 at real speed. ``SIM_MONTH_SECONDS=0`` or ``SIMULATE=0`` keeps real time.
 
+Database roles: on the embedded PostgreSQL (and on a given ``DATABASE_URL`` with ``DB_ROLES=1``)
+the launcher bootstraps the roles of ``services.kit.dbroles`` as the administrator, each with a
+fresh random password, and gives each worker its own URLs: ``MIGRATION_DATABASE_URL`` as
+``<svc>_owner`` (migrations) and ``DATABASE_URL`` as ``<svc>_app`` (data only). With a given
+``DATABASE_URL`` and no ``DB_ROLES=1`` every worker uses that URL for both, as before.
+
 Embedded state: the Tansu broker keeps everything in memory, so every embedded run starts
 from an empty log; to match it the embedded PostgreSQL data directory (``var/postgres``) is
 recreated at each start (a database without its log would be inconsistent). With your own
@@ -104,6 +110,7 @@ class Config:
     topic_partitions: str
     sim_month_seconds: float = 120.0
     sim_months_back: int = 6
+    db_roles: bool = True
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -125,6 +132,7 @@ class Config:
             topic_partitions=e.get("TOPIC_PARTITIONS") or "4",
             sim_month_seconds=float(e.get("SIM_MONTH_SECONDS") or 120),
             sim_months_back=int(e.get("SIM_MONTHS_BACK") or 6),
+            db_roles=env_flag("DB_ROLES", not e.get("DATABASE_URL")),
         )
 
 
@@ -239,6 +247,7 @@ class Launcher:
         self.tokens: dict[str, str] = {}  # role -> the token of the first demo identity holding it
         self.bootstrap = ""
         self.dsn = ""
+        self.db_urls: dict[str, dict[str, str]] = {}  # service -> DATABASE_URL, MIGRATION_DATABASE_URL
         self.clock_env: dict[str, str] = {}
         self.clock: Clock = SystemClock()
 
@@ -285,8 +294,31 @@ class Launcher:
             self.pg.start()
             self.dsn = self.pg.url
             log.info("embedded PostgreSQL on %s (data in %s, recreated each run)", self.dsn, self.pg.datadir)
+        if cfg.db_roles:
+            asyncio.run(self.make_db_roles())
         created = asyncio.run(provision(self.bootstrap, partitions=int(self.cfg.topic_partitions)))
         log.info("topics created: %s", created or "(all existed)")
+
+    async def make_db_roles(self) -> None:
+        """Per service an owner role (migrations) and a runtime role (data only), with fresh
+        passwords; each worker gets its own two URLs (services/kit/dbroles.py)."""
+        import secrets
+
+        import asyncpg
+
+        from services.kit import dbroles
+
+        passwords = {r: secrets.token_urlsafe(18) for s in SERVICES for r in (dbroles.owner_role(s), dbroles.app_role(s))}
+        conn = await asyncpg.connect(self.dsn)
+        try:
+            await dbroles.bootstrap(conn, SERVICES, passwords)
+        finally:
+            await conn.close()
+        for s in SERVICES:
+            owner, app = dbroles.owner_role(s), dbroles.app_role(s)
+            self.db_urls[s] = {"DATABASE_URL": dbroles.role_url(self.dsn, app, passwords[app]),
+                               "MIGRATION_DATABASE_URL": dbroles.role_url(self.dsn, owner, passwords[owner])}
+        log.info("database roles: %s", ", ".join(f"{dbroles.owner_role(s)}/{dbroles.app_role(s)}" for s in SERVICES))
 
     async def drop_schemas(self) -> None:
         import asyncpg
@@ -378,7 +410,7 @@ class Launcher:
             port = self.cfg.ports[s]
             argv = [sys.executable, "-m", f"services.{s}.app", "worker", "-l", "warn",
                     "--web-port", str(port), "--web-host", self.cfg.host]
-            self.workers[s] = Proc(s, argv, env, self.log_dir / f"{s}.log", self.run_dir / f"{s}.pid")
+            self.workers[s] = Proc(s, argv, {**env, **self.db_urls.get(s, {})}, self.log_dir / f"{s}.log", self.run_dir / f"{s}.pid")
 
     def stop_leftovers(self) -> None:
         """Workers and a simulator an earlier run left behind (kill -9 of the launcher): stop them."""

@@ -12,7 +12,7 @@ from .support import (CLUSTER_OVERRIDE, COMPOSE, DEPLOY, ENV_EXAMPLE, PORTS, ROO
                       environment, env_example, interpolate, load_yaml, service_module, settings_class, variables)
 
 LAYOUTS = [pytest.param(False, id="single-node"), pytest.param(True, id="kafka-cluster")]
-ONE_SHOT = {"provision-topics", "kafka-init"}
+ONE_SHOT = {"provision-topics", "kafka-init", "db-roles"}
 
 
 def containers(cluster: bool) -> dict[str, dict]:
@@ -20,11 +20,12 @@ def containers(cluster: bool) -> dict[str, dict]:
 
 
 def app_containers(cluster: bool) -> dict[str, tuple[dict, str | None]]:
-    """Containers running our code -> (definition, service name or None for the kit's provisioner)."""
+    """Containers running our code -> (definition, service name or None for the kit's provisioner);
+    the database roles job (no service settings) is checked on its own."""
     out = {}
     for name, svc in containers(cluster).items():
         mod = service_module(svc)
-        if mod is None:
+        if mod is None or mod == "services.kit.dbroles":
             continue
         m = re.fullmatch(r"services\.(\w+)\.app", mod)
         if m:
@@ -39,7 +40,7 @@ def app_containers(cluster: bool) -> dict[str, tuple[dict, str | None]]:
 def test_the_four_services_and_the_infrastructure_are_all_there():
     names = set(containers(False))
     assert set(SERVICES) <= names
-    assert {"kafka", "postgres", "provision-topics", "kafka-exporter", "prometheus", "grafana"} <= names
+    assert {"kafka", "postgres", "provision-topics", "db-roles", "kafka-exporter", "prometheus", "grafana"} <= names
     assert {"kafka-2", "kafka-3"} <= set(containers(True))
 
 
@@ -64,6 +65,7 @@ def test_the_dockerfile_base_image_is_pinned_and_every_service_builds_from_it():
         assert line == "${PYTHON_IMAGE}", f"unpinned FROM {line}"
     builds = {name: svc["build"] for name, (svc, _) in app_containers(False).items()}
     assert set(builds) == set(SERVICES) | {"provision-topics"}
+    assert containers(False)["db-roles"]["build"] == {"context": ".", "dockerfile": "deploy/docker/Dockerfile"}
     for name, build in builds.items():
         assert build == {"context": ".", "dockerfile": "deploy/docker/Dockerfile"}, name
     # the build context is the repository root; the Dockerfile-specific ignore file keeps it small
@@ -146,6 +148,8 @@ def test_depends_on_waits_for_healthy_infrastructure_and_the_completed_topic_job
         assert deps["postgres"] == {"condition": "service_healthy"}
         assert deps["provision-topics"] == {"condition": "service_completed_successfully"}
         assert deps["kafka-init"] == {"condition": "service_completed_successfully"}  # its principal exists
+        assert deps["db-roles"] == {"condition": "service_completed_successfully"}
+    assert services["db-roles"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert set(services["provision-topics"]["depends_on"]) == brokers | {"kafka-init"}
     assert set(services["kafka-init"]["depends_on"]) == brokers
     assert services["grafana"]["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
@@ -186,8 +190,9 @@ def test_no_secret_is_committed_and_every_required_variable_is_documented_in_env
         for key, value in environment(svc).items():
             if secretish.search(key):
                 assert re.fullmatch(r"\$\{\w+:\?[^}]*\}", value), f"{name}.{key} must come from .env (${{VAR:?}}), not the file"
-        url = environment(svc).get("DATABASE_URL", "")
-        assert not url or "${POSTGRES_PASSWORD:?" in url, f"{name}: the database password must come from .env"
+        for key in ("DATABASE_URL", "MIGRATION_DATABASE_URL", "ADMIN_DATABASE_URL"):
+            url = environment(svc).get(key, "")
+            assert not url or re.search(r"\$\{\w+PASSWORD:\?", url), f"{name}.{key}: the database password must come from .env"
     with pytest.raises(KeyError):  # compose refuses to start without .env
         interpolate(raw["services"]["grid"]["environment"]["JWKS"], {})
     ignored = subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode
@@ -212,3 +217,28 @@ def test_the_worker_modules_the_containers_run_exist():
     missing = [svc for svc in SERVICES if not (ROOT / "services" / svc / "app" / "__main__.py").exists()]
     assert not missing, f"python -m services.<svc>.app is not runnable for {missing}"
     assert (ROOT / "services" / "kit" / "provision.py").exists()
+
+
+@pytest.mark.parametrize("cluster", LAYOUTS)
+def test_each_service_migrates_as_its_owner_role_and_works_as_its_runtime_role(cluster):
+    """PostgreSQL least privilege: the administrator (POSTGRES_USER) is used only by the one-shot
+    db-roles job; each service connects as its own roles, with passwords from .env."""
+    services = containers(cluster)
+    env = env_example()
+    for svc in SERVICES:
+        e = environment(services[svc])
+        assert e["DATABASE_URL"].startswith(f"postgresql://{svc}_app:{env[svc.upper() + '_DB_APP_PASSWORD']}@postgres:5432/")
+        assert e["MIGRATION_DATABASE_URL"].startswith(
+            f"postgresql://{svc}_owner:{env[svc.upper() + '_DB_OWNER_PASSWORD']}@postgres:5432/")
+    job = services["db-roles"]
+    assert job["command"] == ["python", "-m", "services.kit.dbroles"]
+    e = environment(job)
+    assert e["ADMIN_DATABASE_URL"].startswith(f"postgresql://{env['POSTGRES_USER']}:{env['POSTGRES_PASSWORD']}@postgres:5432/")
+    from services.kit.dbroles import passwords_from_env
+
+    given = passwords_from_env(env=e)
+    assert set(given) == {f"{s}_{r}" for s in SERVICES for r in ("owner", "app")} and all(given.values())
+    raw = load_yaml(COMPOSE)["services"]
+    for name, svc in raw.items():  # nobody else holds the administrator's password
+        if name not in ("postgres", "db-roles"):
+            assert "POSTGRES_PASSWORD" not in repr(svc), name

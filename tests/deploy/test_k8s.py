@@ -25,7 +25,7 @@ def config() -> dict[str, str]:
 
 def test_kustomization_lists_every_manifest_and_pins_the_image():
     k = docs("kustomization.yaml")[0]
-    assert sorted(k["resources"]) == sorted(["namespace.yaml", "config.yaml", *(f"{s}.yaml" for s in SERVICES)])
+    assert sorted(k["resources"]) == sorted(["namespace.yaml", "config.yaml", "db-roles.yaml", *(f"{s}.yaml" for s in SERVICES)])
     [image] = k["images"]
     assert image["name"] == "grassroots" and image["newTag"] not in ("", "latest")
 
@@ -76,14 +76,14 @@ def test_every_environment_key_in_the_manifests_is_a_setting_and_secrets_come_fr
     for item in c["env"]:
         if "valueFrom" in item:
             ref = item["valueFrom"]["secretKeyRef"]
-            assert ref["name"] == "grassroots-secrets" and ref["key"] == item["name"]
+            assert ref["name"] == f"grassroots-db-{svc}" and ref["key"] == item["name"]
             env[item["name"]] = "postgresql://u:p@h/db"
         else:
             assert not any(w in item["name"] for w in ("PASSWORD", "TOKEN", "DATABASE_URL")), f"{item['name']} in clear"
             env[item["name"]] = item["value"]
     unknown = sorted(k for k in env if k.upper() not in keys)
     assert not unknown, f"{svc}: {unknown} are not settings of {cls.__name__}"
-    assert {"DATABASE_URL"} <= {i["name"] for i in c["env"] if "valueFrom" in i}
+    assert {"DATABASE_URL", "MIGRATION_DATABASE_URL"} <= {i["name"] for i in c["env"] if "valueFrom" in i}
     assert env["JWKS"].startswith("https://") and env["JWT_ISSUER"], "every API call needs the identity provider's keys"
     for k in list(os.environ):
         if k.upper() in keys or k.upper().startswith(prefix):
@@ -100,3 +100,20 @@ def test_the_kubernetes_scrape_job_gives_up_the_service_label_the_alerts_key_on(
     assert job["job_name"] == "grassroots-services" and job["honor_labels"] is True
     targets = {r.get("target_label") for r in job["relabel_configs"]}
     assert {"service", "instance", "__address__"} <= targets
+
+
+def test_the_database_roles_job_alone_holds_the_administrators_secret():
+    """PostgreSQL least privilege: the db-roles Job bootstraps the roles as the administrator;
+    each service reads only its own Secret (its runtime and migration URLs)."""
+    [job] = docs("db-roles.yaml")
+    assert job["kind"] == "Job"
+    pod = job["spec"]["template"]["spec"]
+    [c] = pod["containers"]
+    assert c["command"] == ["python", "-m", "services.kit.dbroles"]
+    assert c["envFrom"] == [{"secretRef": {"name": "grassroots-db-admin"}}]
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False and pod["securityContext"]["runAsNonRoot"] is True
+    for svc in SERVICES:
+        text = (K8S / f"{svc}.yaml").read_text()
+        assert "grassroots-db-admin" not in text and "grassroots-secrets" not in text
+        others = [o for o in SERVICES if o != svc]
+        assert not any(f"grassroots-db-{o}" in text for o in others), f"{svc} reads another service's database secret"

@@ -266,6 +266,25 @@ async def test_the_example_client_follows_a_command_by_causationid(running):
         assert bad.rejected and bad.reason == "unknown_grid"
 
 
+async def test_each_worker_works_as_its_own_runtime_role(running):
+    """make run bootstraps the PostgreSQL roles: each worker (and its relay) connects as <svc>_app."""
+    import asyncpg
+
+    var = running[0]
+    conn = await asyncpg.connect(_env_file(var / "run" / "api.env")["DATABASE_URL"])  # the administrator
+    try:
+        rows = await conn.fetch("SELECT DISTINCT application_name, usename FROM pg_stat_activity "
+                                "WHERE application_name LIKE '%-service' OR application_name LIKE '%-relay'")
+    finally:
+        await conn.close()
+    seen: dict[str, set[str]] = {}
+    for r in rows:
+        seen.setdefault(r["application_name"], set()).add(r["usename"])
+    for s in SERVICES:
+        assert seen.get(f"{s}-service") == {f"{s}_app"}, seen
+        assert seen.get(f"{s}-relay", {f"{s}_app"}) == {f"{s}_app"}, seen
+
+
 def test_zz_the_launcher_stops_cleanly_and_no_worker_restarted(district, running):
     var, ports, kafka_port, pg_port, proc = district
     os.killpg(proc.pid, signal.SIGTERM)
