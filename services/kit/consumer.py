@@ -455,7 +455,11 @@ class BatchConsumer:
         at = env.time
         hook = self._event_time
         if hook is not None:
-            at = hook(payload, at)
+            try:
+                at = hook(payload, at)
+            except Exception as e:  # a reader's bug must not stop the partition
+                log.exception("the event time of a record of %s could not be read", it.topic)
+                return DecodeError("undecodable", f"event time: {type(e).__name__}: {e}")
         if at is None:
             return None
         real = ts / 1000

@@ -103,3 +103,14 @@ def test_intake_records_are_not_checked_for_provenance():
     it = item("/users/x", NOW - timedelta(days=9), NOW, topic=POINTS.intake.name)
     c._decode([it])
     assert it.error is None or it.error.reason not in ("untrusted_source", "implausible_time")
+
+
+class BrokenEventTime(Reacts):
+    event_time = staticmethod(lambda payload, time: 1 / 0)
+
+
+def test_a_handler_s_event_time_that_raises_dead_letters_the_record_and_the_batch_goes_on():
+    c = consumer(BrokenEventTime())
+    items = [item("/services/orders", NOW, NOW), item("/services/orders", NOW, NOW)]
+    c._decode(items)
+    assert [it.error.reason for it in items] == ["undecodable", "undecodable"]
