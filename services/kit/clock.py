@@ -65,7 +65,13 @@ def month_label(dt: datetime) -> str:
 
 
 class Clock(Protocol):
+    simulated: bool
+
     def now(self) -> datetime: ...
+
+    def at(self, real: float) -> datetime:
+        """This clock's time at the real Unix time ``real``."""
+        ...
 
     def month_progress(self) -> float:
         """How far the current month is through, 0 ≤ p < 1 (in this clock's pace)."""
@@ -79,6 +85,10 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(timezone.utc)
+
+    def at(self, real: float) -> datetime:
+        """The time at the real Unix time ``real``: itself."""
+        return datetime.fromtimestamp(real, timezone.utc)
 
     def month_progress(self) -> float:
         t = self.now()

@@ -33,6 +33,7 @@ from schemas.envelope import (NUL_ESCAPE, DecodeError, Message, decode_envelope,
                               typed_adapter)
 from schemas.topics import BY_NAME, Topic
 
+from . import clock
 from .kafkasec import KafkaSecurity, client_kwargs
 from . import metrics as m
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS
@@ -40,7 +41,7 @@ from .outbox import OutboxRecord
 from .outbox import write as write_outbox
 from .handlers import Handler, dispatch
 from .identity import Principal, TokenVerifier, Unauthenticated
-from .uow import UnitOfWork
+from .uow import UnitOfWork, service_source
 
 log = logging.getLogger("kit.consumer")
 
@@ -166,7 +167,7 @@ class BatchConsumer:
                  pool: asyncpg.Pool, handler: Handler, on_commit=None, max_records: int = 1000,
                  fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest", lanes: int = 1,
                  verifier: TokenVerifier | None = None, max_record_age: float = 3600.0,
-                 security: KafkaSecurity | None = None):
+                 security: KafkaSecurity | None = None, max_event_skew: float = 300.0):
         self.service = service
         self.security = security
         self.name = name
@@ -192,6 +193,10 @@ class BatchConsumer:
         own_intake = [t.name for t in self.topics if t.kind == "intake" and t.service == service]
         self._intake = own_intake[0] if own_intake else None
         self._allowed = {t.name: (t.message_types, t.kind == "events" and t.service != service) for t in self.topics}
+        # provenance: an events topic carries only its owner's events (source /services/<owner>)
+        self._trusted = {t.name: service_source(t.service) if t.kind == "events" else None for t in self.topics}
+        self.max_event_skew = max_event_skew
+        self._event_time = getattr(handler, "event_time", None)
         interested = getattr(handler, "types", None)
         # the types decoded per topic: all its types, or, on another service's events topic,
         # only those the handler reacts to (the rest are skipped undecoded)
@@ -382,9 +387,13 @@ class BatchConsumer:
 
     def _decode(self, items: list[Item]) -> None:
         """Decode a batch's records, just before it is handled: a lane's waiting batch stays in
-        its compact raw form (a decoded record takes several times the memory of its bytes)."""
+        its compact raw form (a decoded record takes several times the memory of its bytes).
+
+        A record of an events topic must come from the topic's owner and be dated near its
+        record timestamp (:meth:`_untrusted`); any other is an error, dead-lettered."""
         adapter = None
         topic = None
+        trusted = None
         now = time.time()
         for it in items:
             if it.topic != topic:
@@ -392,11 +401,16 @@ class BatchConsumer:
                 allowed, tolerant = self._allowed[topic]
                 types = self._types[topic]
                 adapter = typed_adapter(types)
+                trusted = self._trusted[topic]
             value = it.value
             if adapter is not None and value is not None and NUL_ESCAPE not in value:
                 try:  # the fast path: envelope and typed payload in one pass over the bytes
                     env = adapter.validate_json(value)
                     if source_fits(env):
+                        if trusted is not None:
+                            it.error = self._untrusted(it, env, env.data, trusted)
+                            if it.error is not None:
+                                continue
                         it.message = Message(envelope=env, payload=env.data, raw=value,
                                              principal=self._sender(it, now) if it.topic == self._intake else None)
                         continue
@@ -404,16 +418,66 @@ class BatchConsumer:
                     pass
             try:  # the precise path: which reason, which field
                 env = decode_envelope(value if value is not None else b"")
-                if tolerant and env.type not in types:
+                if trusted is not None and env.source != trusted:
+                    it.error = self._untrusted(it, env, None, trusted)
+                elif tolerant and env.type not in types:
                     it.ignored = True  # a type we do not react to, perhaps newer than us
                 else:
-                    it.message = Message(envelope=env, payload=decode_payload(env, allowed), raw=value,
+                    payload = decode_payload(env, allowed)
+                    if trusted is not None:
+                        it.error = self._untrusted(it, env, payload, trusted)
+                        if it.error is not None:
+                            continue
+                    it.message = Message(envelope=env, payload=payload, raw=value,
                                          principal=self._sender(it, now) if it.topic == self._intake else None)
             except DecodeError as e:
                 it.error = e
             except Exception as e:  # a reader's bug must not stop the partition either
                 log.exception("decoding a record of %s failed unexpectedly", it.topic)
                 it.error = DecodeError("undecodable", f"{type(e).__name__}: {e}")
+
+    def _untrusted(self, it: Item, env, payload, trusted: str) -> DecodeError | None:
+        """Why an events topic's record is not to be believed, or None.
+
+        ``untrusted_source``: its ``source`` is not the topic owner's (``/services/<owner>``),
+        so anyone able to produce to the topic could have written it. ``implausible_time``: the
+        event time a rule would use (the envelope's ``time``, or the time the handler's
+        ``event_time`` reads from the payload) is more than ``max_event_skew`` seconds
+        (``EVENT_TIME_MAX_SKEW_SECONDS``) from the record's timestamp, read on this worker's
+        clock (a simulated calendar maps it as it maps any real instant). Caps and periods
+        are dated by that time, so a backdated or future-dated event is refused rather than
+        counted in another period. ``payload`` None: only the source is checked."""
+        if env.source != trusted:
+            return DecodeError("untrusted_source", f"source {header_text(env.source, 200)!r} is not {trusted!r}, "
+                               f"the only source {it.topic} accepts", "source")
+        skew = self.max_event_skew
+        ts = it.timestamp
+        if payload is None or skew <= 0 or ts is None or ts < 0:
+            return None
+        at = env.time
+        hook = self._event_time
+        if hook is not None:
+            try:
+                at = hook(payload, at)
+            except Exception as e:  # a reader's bug must not stop the partition
+                log.exception("the event time of a record of %s could not be read", it.topic)
+                return DecodeError("undecodable", f"event time: {type(e).__name__}: {e}")
+        if at is None:
+            return None
+        real = ts / 1000
+        clk = clock.current()
+        if not clk.simulated:
+            off = at.timestamp() - real
+            if -skew <= off <= skew:
+                return None
+        else:
+            lo, hi = clk.at(real - skew), clk.at(real + skew)  # a month's step within reach is fine
+            if lo <= at <= hi:
+                return None
+            off = (at - clk.at(real)).total_seconds()
+        return DecodeError("implausible_time", f"the event time {at.isoformat()} is {abs(off):.0f} s "
+                           f"{'before' if off < 0 else 'after'} the record's timestamp, more than the "
+                           f"{skew:.0f} s (EVENT_TIME_MAX_SKEW_SECONDS) an event time may be from it", "time")
 
     def _sender(self, it: Item, now: float | None = None) -> Principal | Unauthenticated:
         """Who sent a command record: the holder of its token, verified as of the record's

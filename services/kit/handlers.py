@@ -79,6 +79,11 @@ class Handler:
     """Who may send the service's commands (:mod:`services.kit.policy`); checked by the kit
     before the handler of each own command, over HTTP and Kafka alike. None: no checks (the
     kit's own tests only; every service declares one)."""
+    event_time: ClassVar[Callable[[Any, Any], Any] | None] = None
+    """``event_time(payload, envelope_time)``: the time this service's rules date another
+    service's event by, where that is not the envelope's ``time`` (None: it is). The consumer
+    refuses an event whose time is implausibly far from its record's timestamp
+    (``implausible_time``, ``EVENT_TIME_MAX_SKEW_SECONDS``)."""
     _handlers: ClassVar[dict[type, str]]
     _steps: ClassVar[tuple[tuple[str, frozenset[type]], ...]]
 

@@ -199,7 +199,8 @@ class OutboxRelay:
     async def publish_once(self) -> int:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
-                "SELECT seq, topic, key, value, headers, message_type FROM outbox ORDER BY seq LIMIT $1", self.batch)
+                "SELECT seq, topic, key, value, headers, message_type, "
+                "(extract(epoch FROM created_at) * 1000)::bigint FROM outbox ORDER BY seq LIMIT $1", self.batch)
             if rows:
                 counts = await self._send(rows)
                 await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r[0] for r in rows])
@@ -216,13 +217,16 @@ class OutboxRelay:
 
         Records go out in per-partition batches (the partition chosen as Kafka's default
         partitioner does: murmur2 of the key), which keeps each key's order and costs a
-        fraction of one send() per record."""
+        fraction of one send() per record. A record's timestamp (CreateTime) is when its row was
+        written, in the transaction that made the event, not when the relay got to it: a consumer
+        compares it with the event's time (``EVENT_TIME_MAX_SKEW_SECONDS``), which a relay that
+        was away for a while must not push out of reach."""
         partitions: dict[str, list[int]] = {}
         part_of: dict[tuple[str, bytes], int] = {}
         open_batches: dict[tuple[str, int], object] = {}
         counts: Counter = Counter()
         futures = []
-        for seq, topic, key, value, headers, message_type in rows:
+        for seq, topic, key, value, headers, message_type, stamp in rows:
             counts[(topic, message_type)] += 1
             parts = partitions.get(topic)
             if parts is None:
@@ -238,10 +242,10 @@ class OutboxRelay:
             batch = open_batches.get((topic, part))
             if batch is None:
                 batch = open_batches[(topic, part)] = self.producer.create_batch()
-            if batch.append(key=kbytes, value=value, timestamp=None, headers=hdrs) is None:
+            if batch.append(key=kbytes, value=value, timestamp=stamp, headers=hdrs) is None:
                 futures.append(await self.producer.send_batch(batch, topic, partition=part))
                 batch = open_batches[(topic, part)] = self.producer.create_batch()
-                if batch.append(key=kbytes, value=value, timestamp=None, headers=hdrs) is None:
+                if batch.append(key=kbytes, value=value, timestamp=stamp, headers=hdrs) is None:
                     raise ValueError(f"outbox record {seq} is larger than the producer's batch size")
         for (topic, part), batch in open_batches.items():
             if batch.record_count():

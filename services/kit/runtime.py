@@ -237,7 +237,8 @@ class ServiceRuntime:
                 bootstrap=s.kafka_bootstrap_servers, pool=self.pool, handler=handler,
                 on_commit=self.relay.notify, max_records=s.batch_max_records,
                 fetch_max_wait_ms=s.fetch_max_wait_ms, lanes=s.consumer_lanes, verifier=self.verifier,
-                max_record_age=s.intake_max_record_age_seconds, security=security)
+                max_record_age=s.intake_max_record_age_seconds, security=security,
+                max_event_skew=s.event_time_max_skew_seconds)
             m.CONSUMER_STALLED.labels(self.service, name).set_function(c.stalled_seconds)
             await c.start()
             self.consumers.append(c)

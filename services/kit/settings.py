@@ -90,6 +90,11 @@ class ServiceSettings(BaseSettings):
         "(unauthenticated, record_too_old) when older than this on arrival: the token is checked as of that "
         "timestamp, so this is how long after its exp a token stays good on the intake topic. 0: no bound "
         "(only with a broker that stamps intake records itself, LogAppendTime)")
+    event_time_max_skew_seconds: float = _shared(
+        "EVENT_TIME_MAX_SKEW_SECONDS", 300.0, ge=0, le=86400,
+        description="an event from another service whose event time (the envelope's time, or the payload's "
+        "occurrence time where the consumer dates by it) is further than this from its record's timestamp is "
+        "dead-lettered (implausible_time): caps and periods are dated by that time. 0: no bound")
     jwt_scope_claim: str = _shared("JWT_SCOPE_CLAIM", "scope", pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$",
                                    description="the claim holding the caller's area scope object")
 

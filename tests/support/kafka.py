@@ -12,13 +12,15 @@ from schemas.envelope import CONTENT_TYPE, CloudEvent, encode, envelope_for
 
 
 async def produce(bootstrap: str, topic: str, items: list[tuple], headers=None) -> None:
-    """``items``: ``(key, value)``, or ``(key, value, headers)`` for a record's own headers."""
+    """``items``: ``(key, value)``, or ``(key, value, headers)`` for a record's own headers, or
+    ``(key, value, headers, timestamp_ms)`` for its own timestamp too (headers None: the default)."""
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=5)
     await p.start()
     try:
         default = headers or [("content-type", CONTENT_TYPE.encode())]
         futs = [await p.send(topic, it[1], key=it[0].encode() if it[0] else None,
-                             headers=it[2] if len(it) > 2 else default)
+                             headers=it[2] if len(it) > 2 and it[2] is not None else default,
+                             timestamp_ms=it[3] if len(it) > 3 else None)
                 for it in items]
         await asyncio.gather(*futs)
     finally:
@@ -33,6 +35,10 @@ async def send(bootstrap: str, topic: str, *envelopes: CloudEvent, token: str | 
     """Produce ``envelopes`` to ``topic``. On an intake topic each record carries its sender's
     token (``authorization: Bearer``): ``token``, else one minted for the person the command
     names (:func:`tests.support.identity.sender_token`)."""
+    if topic.endswith(".events.v1"):
+        await produce(bootstrap, topic, [(e.subject, encode(as_published(topic, e)), None, _stamp(e))
+                                         for e in envelopes])
+        return
     if not topic.endswith(".intake.v1"):
         await produce(bootstrap, topic, [(e.subject, encode(e)) for e in envelopes])
         return
@@ -41,6 +47,22 @@ async def send(bootstrap: str, topic: str, *envelopes: CloudEvent, token: str | 
     given = [("content-type", CONTENT_TYPE.encode()), ("authorization", f"Bearer {token}".encode())]
     await produce(bootstrap, topic, [(e.subject, encode(e), command_headers(e) if token is None else given)
                                      for e in envelopes])
+
+
+def as_published(topic: str, e: CloudEvent) -> CloudEvent:
+    """``e`` as its service publishes it on its events topic ``topic``: a test's envelope (source
+    ``/tests``) gets the owner's source, ``/services/<svc>``, the only one a consumer accepts
+    there (another source is left as it is: a test of a forged event)."""
+    if e.source != "/tests":
+        return e
+    return e.model_copy(update={"source": f"/services/{topic.split('.', 1)[0]}"})
+
+
+def _stamp(e: CloudEvent) -> int | None:
+    """A record timestamp at the event's time, as the relay stamps it (when its row was
+    written): a test may date an event in the past, and the consumer bounds how far an event's
+    time may be from its record's timestamp (``EVENT_TIME_MAX_SKEW_SECONDS``)."""
+    return round(e.time.timestamp() * 1000) if e.time is not None else None
 
 
 async def read_all(bootstrap: str, topic: str, *, min_count: int = 0, timeout: float = 20.0,

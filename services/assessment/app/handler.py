@@ -42,6 +42,7 @@ from services.assessment.domain import (
     periods_ended_between,
     scheme_for_period,
 )
+from services.assessment.domain.facts.core import occurred_at
 from services.assessment.domain.history import StoredEvent, fold
 from services.assessment.domain.publication import content_hash, envelope_id, publication_for, scheme_in_force
 from services.assessment.projection import store
@@ -71,9 +72,15 @@ def topic_of(event: Event) -> str:
     return BY_SERVICE[event.service()].events.name
 
 
+def _event_time(payload: Event, time: datetime | None) -> datetime | None:
+    """What periods are dated by: the payload's occurrence time, else the envelope's."""
+    return occurred_at(payload, time) if time is not None else None
+
+
 class AssessmentHandler(Handler):
     service = SERVICE
     policy = POLICY
+    event_time = staticmethod(_event_time)
 
     def __init__(self, default: Scheme, *, close_delay: timedelta = timedelta(0), timer_since: datetime | None = None):
         self.default = default

@@ -30,6 +30,10 @@ OTHER_COMMUNITY = STREET + "003"
 ASSESSOR = token(sub="assessor-1", roles=["assessor"])
 CLOCK = {"SIM_CLOCK_START": "2026-11-01T00:00:00+08:00", "SIM_CLOCK_REAL_START": f"{time.time() - 5 * 86400:.3f}",
          "SIM_MONTH_SECONDS": str(7 * 86400)}
+# The scripted history is dated in the simulated past and sent now, as a replay would be: its
+# records' timestamps say nothing of the events' times, so the skew bound is off here (the
+# bound itself: tests/integration/test_provenance.py).
+CLOCK["EVENT_TIME_MAX_SKEW_SECONDS"] = "0"
 
 
 def as_role(role: str, sub: str | None = None, **scope) -> str:

@@ -56,6 +56,10 @@ UPSTREAM = len(GRID_EVENTS) + len(ORDER_EVENTS)
 # earlier have, 2026-11 and 2026-Q4 have not.
 CLOCK = {"SIM_CLOCK_START": "2026-11-01T00:00:00+08:00", "SIM_CLOCK_REAL_START": f"{time.time() - 5 * 86400:.3f}",
          "SIM_MONTH_SECONDS": str(7 * 86400)}
+# The scripted history is dated in the simulated past and sent now, as a replay would be: its
+# records' timestamps say nothing of the events' times, so the skew bound is off here (the
+# bound itself: tests/integration/test_provenance.py).
+CLOCK["EVENT_TIME_MAX_SKEW_SECONDS"] = "0"
 REWRAPPED = [e.model_copy(update={"id": "re-" + e.id}) for e in GRID_EVENTS if e.type != "grid.patrol.logged.v1"]
 SCORECARD = "assessment.scorecard.published.v1"
 ALERT = "assessment.alert.raised.v1"

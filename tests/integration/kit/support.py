@@ -16,20 +16,22 @@ class Pipeline:
     """A consumer and a relay, as a service worker runs them."""
 
     def __init__(self, kafka: str, pool: asyncpg.Pool, group: str = "kit-test", handler=None, lanes: int = 1,
-                 verifier=None, max_record_age: float = 3600.0):
+                 verifier=None, max_record_age: float = 3600.0, topics=(GRID.intake,), max_event_skew: float = 300.0):
         self.kafka, self.pool, self.group = kafka, pool, group
         self.handler, self.lanes = handler or PatrolCounter(), lanes
         self.verifier, self.max_record_age = verifier, max_record_age
+        self.topics, self.max_event_skew = list(topics), max_event_skew
         self.tasks: list[asyncio.Task] = []
 
     async def __aenter__(self):
         self.producer = producer_for(self.kafka, "kit-test-relay")
         await self.producer.start()
         self.relay = OutboxRelay(self.pool, self.producer, service="grid", batch=500, poll_seconds=0.1)
-        self.consumer = BatchConsumer(service="grid", name="intake", topics=[GRID.intake], group_id=self.group,
+        self.consumer = BatchConsumer(service="grid", name="intake", topics=self.topics, group_id=self.group,
                                       bootstrap=self.kafka, pool=self.pool, handler=self.handler,
                                       on_commit=self.relay.notify, max_records=200, lanes=self.lanes,
-                                      verifier=self.verifier, max_record_age=self.max_record_age)
+                                      verifier=self.verifier, max_record_age=self.max_record_age,
+                                      max_event_skew=self.max_event_skew)
         await self.consumer.start()
         self.tasks = [asyncio.ensure_future(self.relay.run()), asyncio.ensure_future(self.consumer.run())]
         return self

@@ -15,7 +15,7 @@ class FakeBatch:
         self.records: list[dict] = []
 
     def append(self, *, key, value, timestamp, headers):
-        self.records.append({"key": key, "value": value, "headers": headers})
+        self.records.append({"key": key, "value": value, "timestamp": timestamp, "headers": headers})
         return object()
 
     def record_count(self) -> int:
@@ -58,8 +58,8 @@ async def test_keys_are_written_as_bytes_and_text_keys_as_their_utf8():
 
 async def test_the_relay_sends_the_key_bytes_as_read_on_the_partition_of_their_murmur2():
     keys = [b"case-1", b"\x00", b"\xff\xfe", "网格".encode(), b"case-1", None, b"x" * 100_000]
-    rows = [(seq, "grid.dlq.v1", k, b"value-%d" % seq, [["dlq.error.reason", "malformed_json"]], "dead_letter")
-            for seq, k in enumerate(keys)]
+    rows = [(seq, "grid.dlq.v1", k, b"value-%d" % seq, [["dlq.error.reason", "malformed_json"]], "dead_letter",
+             1_700_000_000_000 + seq) for seq, k in enumerate(keys)]
     producer = FakeProducer()
     relay = OutboxRelay(pool=None, producer=producer, service="grid")  # type: ignore[arg-type]
     counts = await relay._send(rows)
@@ -72,6 +72,7 @@ async def test_the_relay_sends_the_key_bytes_as_read_on_the_partition_of_their_m
         if k is not None:
             assert p == part(k, PARTS, PARTS)
         assert r["headers"] == [("dlq.error.reason", b"malformed_json")]
+        assert r["timestamp"] == 1_700_000_000_000 + seq  # when the row was written, not when it is sent
     # one key's records stay in their order on one partition
     same = [r["value"] for _, p, r in producer.sent if r["key"] == b"case-1"]
     assert same == [b"value-0", b"value-4"]
