@@ -68,7 +68,8 @@ def test_autoscaling_follows_consumer_lag_and_never_exceeds_the_partitions(svc):
 
 
 @pytest.mark.parametrize("svc", SERVICES)
-def test_every_environment_key_in_the_manifests_is_a_setting_and_secrets_come_from_the_secret(svc, monkeypatch):
+def test_every_environment_key_in_the_manifests_is_a_setting_and_secrets_come_from_the_secret(svc, monkeypatch,
+                                                                                               tmp_path):
     cls, prefix, _ = settings_class(svc)
     keys = accepted_env_keys(cls)
     [c] = by_kind(svc)["Deployment"]["spec"]["template"]["spec"]["containers"]
@@ -79,7 +80,8 @@ def test_every_environment_key_in_the_manifests_is_a_setting_and_secrets_come_fr
             assert ref["name"] == f"grassroots-db-{svc}" and ref["key"] == item["name"]
             env[item["name"]] = "postgresql://u:p@h/db"
         else:
-            assert not any(w in item["name"] for w in ("PASSWORD", "TOKEN", "DATABASE_URL")), f"{item['name']} in clear"
+            secretish = item["name"].replace("PASSWORD_FILE", "")  # a path to a mounted Secret, not the secret
+            assert not any(w in secretish for w in ("PASSWORD", "TOKEN", "DATABASE_URL")), f"{item['name']} in clear"
             env[item["name"]] = item["value"]
     unknown = sorted(k for k in env if k.upper() not in keys)
     assert not unknown, f"{svc}: {unknown} are not settings of {cls.__name__}"
@@ -88,9 +90,13 @@ def test_every_environment_key_in_the_manifests_is_a_setting_and_secrets_come_fr
     for k in list(os.environ):
         if k.upper() in keys or k.upper().startswith(prefix):
             monkeypatch.delenv(k)
+    for mounted in ("KAFKA_SSL_CAFILE", "KAFKA_SASL_PASSWORD_FILE"):  # files of mounted Secrets, here stand-ins
+        (tmp_path / mounted).write_text("x\n")
+        env[mounted] = str(tmp_path / mounted)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     s = cls()
+    assert s.kafka_security_protocol == "SASL_SSL" and s.kafka_sasl_username == f"{svc}-service"
     assert s.http_port == PORTS[svc] and s.http_host == "0.0.0.0" and s.topic_replication_factor == 3
 
 
@@ -117,3 +123,23 @@ def test_the_database_roles_job_alone_holds_the_administrators_secret():
         assert "grassroots-db-admin" not in text and "grassroots-secrets" not in text
         others = [o for o in SERVICES if o != svc]
         assert not any(f"grassroots-db-{o}" in text for o in others), f"{svc} reads another service's database secret"
+
+
+@pytest.mark.parametrize("svc", SERVICES)
+def test_each_service_talks_to_kafka_as_its_own_principal_over_tls(svc):
+    """The principal the ACLs are written for (services.kit.kafkaacl), its password from its own
+    Secret as a file, the cluster's CA from the CA Secret; never a password in the environment."""
+    from services.kit.kafkaacl import principals, service_principal
+
+    spec = by_kind(svc)["Deployment"]["spec"]["template"]["spec"]
+    [c] = spec["containers"]
+    env = {i["name"]: i for i in c["env"]}
+    assert env["KAFKA_SASL_USERNAME"]["value"] == service_principal(svc) and service_principal(svc) in principals()
+    assert "KAFKA_SASL_PASSWORD" not in env
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v.get("secret") for v in spec["volumes"]}
+    assert volumes["kafka-user"]["secretName"] == service_principal(svc)
+    assert env["KAFKA_SASL_PASSWORD_FILE"]["value"] == mounts["kafka-user"] + "/password"
+    assert volumes["kafka-ca"]["secretName"] == "grassroots-cluster-ca-cert"
+    assert config()["KAFKA_SSL_CAFILE"] == mounts["kafka-ca"] + "/ca.crt"
+    assert config()["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL" and config()["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
