@@ -285,7 +285,8 @@ class Launcher:
             self.pg.start()
             self.dsn = self.pg.url
             log.info("embedded PostgreSQL on %s (data in %s, recreated each run)", self.dsn, self.pg.datadir)
-        created = asyncio.run(provision(self.bootstrap, partitions=int(self.cfg.topic_partitions)))
+        created = asyncio.run(provision(self.bootstrap, partitions=int(self.cfg.topic_partitions),
+                                        dlq_retention_days=float(os.environ.get("DLQ_RETENTION_DAYS") or 14)))
         log.info("topics created: %s", created or "(all existed)")
 
     async def drop_schemas(self) -> None:
