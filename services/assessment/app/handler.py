@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from schemas.assessment import ChangeScheme, ClosePeriod, RecordReview
+from schemas.assessment import ChangeScheme, ClosePeriod, ErasePerson, RecordReview
 from schemas.common import Event
 from schemas.topics import BY_SERVICE
 from services.assessment.domain import (
@@ -45,6 +45,7 @@ from services.assessment.domain import (
 from services.assessment.domain.history import StoredEvent, fold
 from services.assessment.domain.publication import content_hash, envelope_id, publication_for, scheme_in_force
 from services.assessment.projection import store
+from services.kit import erasure
 from services.kit.aggregates import AggregateStore
 from services.kit.errors import Rejected
 from services.kit.handlers import Handler, handles, prepares
@@ -69,6 +70,10 @@ CLOSE_MARK = "period_close"
 def topic_of(event: Event) -> str:
     """The events topic an event is published on."""
     return BY_SERVICE[event.service()].events.name
+
+
+async def _nothing_more(conn, person_id: str, pseudonym: str) -> None:
+    """assessment keeps ids, times and outcomes only: the kit's replacement of the id is all."""
 
 
 class AssessmentHandler(Handler):
@@ -96,6 +101,20 @@ class AssessmentHandler(Handler):
             raise ValueError(f"{env.type} {env.id} has no time; assessment cannot place it in a period")
         EventLogWriter.of(uow).append(StoredEvent(env.source, env.id, topic_of(event), event, env.time,
                                                   raw=uow.message.data()))  # type: ignore[union-attr]
+
+    # -- erasure -----------------------------------------------------------------------
+
+    @handles(ErasePerson)
+    async def erase_person(self, uow: UnitOfWork, cmd: ErasePerson) -> None:
+        """擦除: the person's id becomes a pseudonym in the event log, the review books and the
+        published scorecards (the log keeps no free text, addresses or media: it is minimised
+        when recorded). Counts and scores stay."""
+        await erasure.erase(uow, cmd.person_id, _nothing_more)
+
+    @handles(*erasure.other_services_erased(SERVICE))
+    async def person_erased(self, uow: UnitOfWork, event) -> None:
+        """Another service erased a person: erase assessment's copy under the same pseudonym."""
+        await erasure.erase(uow, event.person_id, _nothing_more, pseudonym=event.pseudonym, origin=event.service())
 
     # -- commands: reviews -------------------------------------------------------------
 
