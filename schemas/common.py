@@ -157,7 +157,8 @@ class ErasePersonCommand(Command):
     person_id: Annotated[NonEmptyStr, pii("identifier")] = Field(description="the person to erase: a resident, "
                                                                       "member, grid worker or other person id")
     reason: Annotated[NonEmptyStr, pii("free_text")] = Field(description="why (the legal ground, the request's reference)")
-    requested_by: NonEmptyStr | None = Field(default=None, description="the data protection officer (filled from the token)")
+    requested_by: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
+        default=None, description="the data protection officer (filled from the token)")
 
 
 class PersonErasedEvent(Event):

@@ -527,14 +527,15 @@ class PersonErased(PersonErasedEvent):
 
 COMMANDS: tuple[type[Command], ...] = (
     ReportCase, RegisterCase, DismissCase, DispatchCase, HandleCase, VerifyCase, CaseFeedback, EscalateCase, LogPatrol,
+    ErasePerson,
 )
 EVENTS: tuple[type[Event], ...] = (
     CaseReported, CaseRegistered, CaseDismissed, CaseDuplicateLinked, CaseDispatched, CaseHandled, CaseVerified,
-    CaseClosed, CaseOverdue, CaseEscalated, CaseFeedback, PatrolLogged,
+    CaseClosed, CaseOverdue, CaseEscalated, CaseFeedback, PatrolLogged, PersonErased,
 )
 
 __all__ = [
     "Category", "Grade", "ReporterKind", "Satisfaction", "EscalationLevel", "Stage", "Location", "Reporter",
     "CaseId", *(m.__name__ for m in COMMANDS), *(m.__name__ for m in EVENTS if m not in COMMANDS),
-    "CaseEvent", "COMMANDS", "EVENTS", "ErasePerson", "PersonErased",
+    "CaseEvent", "COMMANDS", "EVENTS",
 ]

@@ -72,7 +72,7 @@ class GridHandler(Handler):
         self.duplicate_radius_m = duplicate_radius_m
 
     # -- the batch step ----------------------------------------------------------------
-    @prepares(*COMMANDS)
+    @prepares(*(c for c in COMMANDS if c is not ErasePerson))
     async def load(self, uow: UnitOfWork, commands: Sequence[Command]) -> None:
         """Lock the states of the cases the batch names (a dismissal's original too) and look up
         which of its patrols are logged already."""

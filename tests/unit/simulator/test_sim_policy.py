@@ -63,6 +63,7 @@ ALLOWED: dict[str, set[str]] = {
     "assessment.period.close.v1": {"assessor"},
     "assessment.scheme.change.v1": {"assessor"},
     "assessment.review.record.v1": OFFICERS | {"assessor"},
+    **{f"{svc}.person.erase.v1": {"data_protection_officer"} for svc in ("grid", "orders", "points", "assessment")},
 }
 
 
