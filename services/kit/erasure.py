@@ -11,7 +11,8 @@ command (sent by a data protection officer) and on the other services' ``person.
 3. runs the service's ``scrub(conn, person_id, pseudonym)``: removes the free text, addresses,
    locations and media the person gave, and replaces the ids that need care (a primary key that
    others reference, an append-only table);
-4. replaces the id by the pseudonym in every other text and jsonb column of the service's schema
+4. replaces the id, and the points account ids that embed it (``resident:<id>``), by the
+   pseudonym in every other text and jsonb column of the service's schema
    (:func:`replace_everywhere`: equal text values; jsonb string values equal to the id);
 5. publishes ``<svc>.person.erased.v1`` with the pseudonym as key.
 
@@ -100,6 +101,14 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def account_pairs(person_id: str, pseudonym: str) -> list[tuple[str, str]]:
+    """The points account ids that embed the person's id (``resident:<id>``, ``merchant:<id>``),
+    with their pseudonymous counterparts: every service that keeps points events holds them."""
+    from schemas.points import derived_account_id
+
+    return [(derived_account_id(k, person_id), derived_account_id(k, pseudonym)) for k in ("resident", "merchant")]
+
+
 async def erase(uow: UnitOfWork, person_id: str, scrub: Scrub, *, pseudonym: str | None = None,
                 origin: str = "command", extra_pairs: Callable[[str, str], Iterable[tuple[str, str]]] | None = None,
                 skip: Iterable[str] = ()) -> str | None:
@@ -111,7 +120,7 @@ async def erase(uow: UnitOfWork, person_id: str, scrub: Scrub, *, pseudonym: str
         return None
     await uow.flush()  # the batch's pending rows are written, so that they are erased too
     await scrub(uow.conn, person_id, new)
-    pairs = [*(extra_pairs(person_id, new) if extra_pairs else ()), (person_id, new)]
+    pairs = [*account_pairs(person_id, new), *(extra_pairs(person_id, new) if extra_pairs else ()), (person_id, new)]
     changed = await replace_everywhere(uow.conn, pairs, skip=skip)
     log.info("erasure: person erased as %s (%s); replaced in %s", new, origin, changed)
     model = model_for(f"{uow.service}.person.erased.v1")

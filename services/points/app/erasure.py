@@ -9,17 +9,11 @@ their description; the adjustment requests naming their account lose the operato
 """
 from __future__ import annotations
 
-from typing import Iterable
-
 import asyncpg
 
 HOLDER_KINDS = ("resident", "merchant")
 SKIP = ("postings",)
 """Rewritten by ``erase_account`` only (the runtime role may not UPDATE it)."""
-
-
-def account_pairs(person_id: str, pseudonym: str) -> Iterable[tuple[str, str]]:
-    return [(f"{k}:{person_id}", f"{k}:{pseudonym}") for k in HOLDER_KINDS]
 
 
 async def scrub(conn: asyncpg.Connection, person_id: str, pseudonym: str) -> None:

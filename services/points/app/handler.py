@@ -136,7 +136,7 @@ class PointsHandler(Handler):
 
         await ledger.lock_accounts(uow.conn, holders=[(k, person_id) for k in points_erasure.HOLDER_KINDS])
         await erasure.erase(uow, person_id, points_erasure.scrub, pseudonym=pseudonym, origin=origin,
-                            extra_pairs=points_erasure.account_pairs, skip=points_erasure.SKIP)
+                            skip=points_erasure.SKIP)
 
     # -- commands: accounts ------------------------------------------------------------
     @handles(OpenAccount)
