@@ -5,7 +5,7 @@ through the database function ``erase_account`` (migration 005): a new account r
 balance and lots, the postings, earnings and deeds moved to it, the old row deleted. The postings
 are append-only; the function alone may rewrite their ids and free text, and never an amount,
 so the balances and the ledger's sum (zero) are unchanged. The deeds the person submitted lose
-their description; the adjustment requests naming their account lose the operator's reason.
+their description; the postings and adjustment requests naming their account lose the operator's detail.
 """
 from __future__ import annotations
 

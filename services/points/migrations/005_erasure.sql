@@ -1,7 +1,6 @@
 -- Erasure of a person (services/points/app/erasure.py). The ledger is append-only, and stays so
 -- for every change but one: an erasure replaces the holder's account id by a pseudonymous one in
--- the postings that name it, and removes the free text (the operator's reason, the published
--- `detail`). Amounts, kinds, times and transfer ids never change, so every balance and the sum of
+-- the postings that name it, and removes the free text (the published `detail`). Amounts, kinds, times and transfer ids never change, so every balance and the sum of
 -- the ledger (zero) are what they were.
 --
 -- The change is made by erase_account(), which runs with its owner's rights (the migration's
@@ -46,7 +45,6 @@ BEGIN
        SET debit_account = CASE WHEN debit_account = old_account THEN new_account ELSE debit_account END,
            credit_account = CASE WHEN credit_account = old_account THEN new_account ELSE credit_account END,
            account_id = CASE WHEN account_id = old_account THEN new_account ELSE account_id END,
-           reason = NULL,
            event = (replace(replace(event::text, to_jsonb(old_account)::text, to_jsonb(new_account)::text),
                             to_jsonb(old_holder)::text, to_jsonb(new_holder)::text)::jsonb) - 'detail'
      WHERE debit_account = old_account OR credit_account = old_account;
