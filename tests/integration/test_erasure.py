@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import contextlib
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import asyncpg
 import pytest
 
 from schemas.envelope import Message, decode, encode
@@ -37,7 +39,6 @@ from tests.integration.grid.support import sender as grid_sender
 from tests.integration.points.senders import sender as points_sender
 from tests.support.db import migrated_pool, tables_containing
 from tests.support.identity import all_streets
-from pathlib import Path
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +115,7 @@ def report(case_id: str, category: str) -> ReportCase:
         reporter={"kind": "resident", "id": RESIDENT}))
 
 
-async def ledger(pool) -> tuple[int, dict[str, int]]:
+async def ledger(pool) -> tuple[int, dict[str, int], int]:
     async with pool.acquire() as conn:
         total = await conn.fetchval("SELECT coalesce(sum(balance), 0) FROM accounts")
         rows = await conn.fetch("SELECT account_id, balance FROM accounts WHERE kind = 'resident'")
@@ -207,8 +208,6 @@ async def test_only_a_data_protection_officer_may_erase(pools, handlers):
 
 async def test_the_ledger_refuses_any_other_change_to_a_posting(pools, handlers):
     await build_up(pools, handlers)
-    import asyncpg
-
     async with pools["points"].acquire() as conn:
         with pytest.raises(asyncpg.PostgresError, match="append-only"):
             await conn.execute("UPDATE postings SET amount = amount + 1")
