@@ -19,7 +19,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from .common import Command, Event, NonEmptyStr, Text, Timestamp, pii
+from .common import Command, Event, NonEmptyStr, Text, Timestamp, pii, ErasePersonCommand, PersonErasedEvent
 
 PERIOD_PATTERN = r"^[0-9]{4}(-(0[1-9]|1[0-2])|-Q[1-4])?$"  # [0-9]: ASCII digits only (\d is any Unicode digit)
 
@@ -247,3 +247,20 @@ class AlertRaised(Event):
 
 COMMANDS: tuple[type[Command], ...] = (RecordReview, ChangeScheme, ClosePeriod)
 EVENTS: tuple[type[Event], ...] = (ReviewRecorded, SchemeChanged, ScorecardPublished, AlertRaised)
+
+
+# ---------------------------------------------------------------------------------------
+# Erasure (shapes in schemas.common)
+# ---------------------------------------------------------------------------------------
+
+
+class ErasePerson(ErasePersonCommand):
+    """擦除 Erase a person's personal data in the assessment service (see :class:`~schemas.common.ErasePersonCommand`)."""
+
+    TYPE: ClassVar[str] = "assessment.person.erase.v1"
+
+
+class PersonErased(PersonErasedEvent):
+    """A person's data was erased in the assessment service (see :class:`~schemas.common.PersonErasedEvent`)."""
+
+    TYPE: ClassVar[str] = "assessment.person.erased.v1"

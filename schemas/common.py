@@ -136,6 +136,50 @@ def pii(category: str) -> Any:
     return Field(json_schema_extra={"x-pii": category})
 
 
+# ---------------------------------------------------------------------------------------
+# Erasure of a person (every service has a command and an event of these shapes)
+# ---------------------------------------------------------------------------------------
+
+ERASED_PREFIX = "erased-"
+"""Every pseudonym an erasure gives a person starts with this."""
+
+
+class ErasePersonCommand(Command):
+    """擦除 Erase a person's personal data in this service: sent by a data protection officer,
+    with the reason. The person's id is replaced by a pseudonym wherever the service keeps it,
+    their free text, addresses, locations and media are removed, and the service publishes
+    ``<svc>.person.erased.v1`` so that the services holding copies do the same. Amounts and
+    aggregate statistics stay as they are (the points ledger still sums to zero). Erasing a
+    person again changes nothing and publishes nothing."""
+
+    SUBJECT: ClassVar[str] = "person_id"
+
+    person_id: Annotated[NonEmptyStr, pii("identifier")] = Field(description="the person to erase: a resident, "
+                                                                      "member, grid worker or other person id")
+    reason: Annotated[NonEmptyStr, pii("free_text")] = Field(description="why (the legal ground, the request's reference)")
+    requested_by: Annotated[NonEmptyStr | None, pii("identifier")] = Field(
+        default=None, description="the data protection officer (filled from the token)")
+
+
+class PersonErasedEvent(Event):
+    """A person's data was erased in this service (by a command, or in reaction to another
+    service's ``person.erased.v1``).
+
+    ``person_id`` is the original id, carried this once: a subscriber cannot find the rows to
+    erase without it (a digest would need every id it holds hashed to compare). It is the last
+    record naming the person; the record key is the pseudonym. ``pseudonym`` is what the person
+    is called from now on, in every service: a subscriber erasing in reaction uses the same one,
+    so that counts per person still agree across services."""
+
+    SUBJECT: ClassVar[str] = "pseudonym"
+
+    pseudonym: str = Field(min_length=len(ERASED_PREFIX) + 1, max_length=100,
+                           description="the pseudonym that replaces the id everywhere (`erased-<random>`)")
+    person_id: Annotated[NonEmptyStr, pii("identifier")] = Field(
+        description="the erased id, so that subscribers can erase their copies; never stored by them")
+    occurred_at: Timestamp
+
+
 def now() -> datetime:
     from datetime import timezone
 

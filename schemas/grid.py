@@ -36,7 +36,7 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from . import common
-from .common import Command, Event, NonEmptyStr, Timestamp, pii
+from .common import Command, Event, NonEmptyStr, Timestamp, pii, ErasePersonCommand, PersonErasedEvent
 
 
 GridId = common.GridId
@@ -507,12 +507,31 @@ class PatrolLogged(Event):
     occurred_at: Timestamp | None = None
 
 
+
+# ---------------------------------------------------------------------------------------
+# Erasure (shapes in schemas.common)
+# ---------------------------------------------------------------------------------------
+
+
+class ErasePerson(ErasePersonCommand):
+    """擦除 Erase a person's personal data in the grid service (see :class:`~schemas.common.ErasePersonCommand`)."""
+
+    TYPE: ClassVar[str] = "grid.person.erase.v1"
+
+
+class PersonErased(PersonErasedEvent):
+    """A person's data was erased in the grid service (see :class:`~schemas.common.PersonErasedEvent`)."""
+
+    TYPE: ClassVar[str] = "grid.person.erased.v1"
+
+
 COMMANDS: tuple[type[Command], ...] = (
     ReportCase, RegisterCase, DismissCase, DispatchCase, HandleCase, VerifyCase, CaseFeedback, EscalateCase, LogPatrol,
+    ErasePerson,
 )
 EVENTS: tuple[type[Event], ...] = (
     CaseReported, CaseRegistered, CaseDismissed, CaseDuplicateLinked, CaseDispatched, CaseHandled, CaseVerified,
-    CaseClosed, CaseOverdue, CaseEscalated, CaseFeedback, PatrolLogged,
+    CaseClosed, CaseOverdue, CaseEscalated, CaseFeedback, PatrolLogged, PersonErased,
 )
 
 __all__ = [

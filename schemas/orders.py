@@ -35,7 +35,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field, model_validator
 
-from .common import Command, CommunityId, Event, GridId, NonEmptyStr, StreetId, Text, Timestamp, pii
+from .common import Command, CommunityId, Event, GridId, NonEmptyStr, StreetId, Text, Timestamp, pii, ErasePersonCommand, PersonErasedEvent
 
 
 class OrderCategory(str, Enum):
@@ -483,3 +483,20 @@ ORDER_COMMANDS: tuple[type[Command], ...] = (
 )
 MEMBER_COMMANDS: tuple[type[Command], ...] = (RegisterMember,)
 POST_COMMANDS: tuple[type[Command], ...] = (ClaimPost, ReleasePost)
+
+
+# ---------------------------------------------------------------------------------------
+# Erasure (shapes in schemas.common)
+# ---------------------------------------------------------------------------------------
+
+
+class ErasePerson(ErasePersonCommand):
+    """擦除 Erase a person's personal data in the orders service (see :class:`~schemas.common.ErasePersonCommand`)."""
+
+    TYPE: ClassVar[str] = "orders.person.erase.v1"
+
+
+class PersonErased(PersonErasedEvent):
+    """A person's data was erased in the orders service (see :class:`~schemas.common.PersonErasedEvent`)."""
+
+    TYPE: ClassVar[str] = "orders.person.erased.v1"

@@ -17,7 +17,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator, model_validator
 
-from .common import Command, CommunityId, Event, NonEmptyStr, Text, Timestamp, pii
+from .common import Command, CommunityId, Event, NonEmptyStr, Text, Timestamp, pii, ErasePersonCommand, PersonErasedEvent
 
 
 class AccountKind(str, Enum):
@@ -413,3 +413,20 @@ COMMANDS: tuple[type[Command], ...] = (OpenAccount, SubmitDeed, ReviewDeed, Rede
 EVENTS: tuple[type[Event], ...] = (
     AccountOpened, DeedSubmitted, DeedApproved, DeedRejected, TransferPosted, TransferRefused, AdjustmentRequested,
 )
+
+
+# ---------------------------------------------------------------------------------------
+# Erasure (shapes in schemas.common)
+# ---------------------------------------------------------------------------------------
+
+
+class ErasePerson(ErasePersonCommand):
+    """擦除 Erase a person's personal data in the points service (see :class:`~schemas.common.ErasePersonCommand`)."""
+
+    TYPE: ClassVar[str] = "points.person.erase.v1"
+
+
+class PersonErased(PersonErasedEvent):
+    """A person's data was erased in the points service (see :class:`~schemas.common.PersonErasedEvent`)."""
+
+    TYPE: ClassVar[str] = "points.person.erased.v1"

@@ -40,9 +40,9 @@ APP_PHRASES: dict[str, tuple[str, ...]] = {
 phrase in the registry fails :func:`writers_of` until it is given principals here."""
 
 CONSUMES: dict[str, tuple[Topic, ...]] = {
-    "grid": (GRID.intake,),
-    "orders": (ORDERS.intake, GRID.events),
-    "points": (POINTS.intake, ORDERS.events, GRID.events),
+    "grid": (GRID.intake, ORDERS.events, POINTS.events, ASSESSMENT.events),
+    "orders": (ORDERS.intake, GRID.events, POINTS.events, ASSESSMENT.events),
+    "points": (POINTS.intake, ORDERS.events, GRID.events, ASSESSMENT.events),
     "assessment": (ASSESSMENT.intake, GRID.events, ORDERS.events, POINTS.events),
 }
 """The topics each service's consumers read (the ``rt.consume`` lines of services/<svc>/app/main.py;

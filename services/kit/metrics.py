@@ -54,3 +54,5 @@ TIMER_RUNS = Counter("kit_timer_runs_total", "Timer rounds by timer and outcome"
 CLOCK_OFFSET = Gauge(
     "kit_clock_offset_seconds", "Domain clock minus the real clock: 0 in production; the simulated calendar's "
     "lead under make run", ["service"])
+RETENTION_DELETED = Counter("kit_retention_deleted_total", "Rows the retention timer deleted, by table",
+                            ["service", "table"])

@@ -30,6 +30,9 @@ README = ROOT / "README.md"
 SERVICES = ("grid", "orders", "points", "assessment")
 START, END = "<!-- pii:start -->", "<!-- pii:end -->"
 
+ERASED = ("of `person.erased.v1`, nothing: the id it carries names the rows to erase, and the pseudonym "
+          "replaces it (services/kit/erasure.py)")
+
 KEEPS: dict[tuple[str, str], str] = {
     ("grid", "orders"): "of a registered resident-need case, the reporter's id (the order's resident) and the "
                         "description (the work asked for); no location, media or other text",
@@ -42,6 +45,12 @@ KEEPS: dict[tuple[str, str], str] = {
     ("orders", "assessment"): "ids, times, outcomes, ratings and categories; no description, note, comment, "
                               "reason or name",
     ("points", "assessment"): "account and holder ids, amounts, kinds and times; no description or detail",
+    ("orders", "grid"): ERASED,
+    ("points", "grid"): ERASED,
+    ("assessment", "grid"): ERASED,
+    ("points", "orders"): ERASED,
+    ("assessment", "orders"): ERASED,
+    ("assessment", "points"): ERASED,
 }
 """(publishing service, reading service) -> what the reader keeps in its own tables. The
 integration tests of the projections check that no free text, location or media is kept

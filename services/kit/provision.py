@@ -28,14 +28,20 @@ stores it but keeps the producer's timestamp (CreateTime), so the consumer also 
 a CreateTime timestamp (``INTAKE_MAX_RECORD_AGE_SECONDS``, :meth:`BatchConsumer._sender`)."""
 
 
-def topic_configs(topic: Topic) -> dict[str, str]:
-    """The topic-level settings a topic is created with."""
-    return dict(INTAKE_CONFIGS) if topic.kind == "intake" else {}
+def topic_configs(topic: Topic, *, dlq_retention_days: float = 0) -> dict[str, str]:
+    """The topic-level settings a topic is created with. A dead-letter topic holds raw records,
+    personal data included: it keeps them ``dlq_retention_days`` (``DLQ_RETENTION_DAYS``; 0: the
+    broker's default)."""
+    if topic.kind == "intake":
+        return dict(INTAKE_CONFIGS)
+    if topic.kind == "dlq" and dlq_retention_days > 0:
+        return {"retention.ms": str(int(dlq_retention_days * 86_400_000))}
+    return {}
 
 
 async def provision(bootstrap: str, *, partitions: int = 12, replication_factor: int = 1,
                     topics: Iterable[Topic] = ALL_TOPICS, timeout: float = 60.0,
-                    security: KafkaSecurity | None = None) -> list[str]:
+                    security: KafkaSecurity | None = None, dlq_retention_days: float = 0) -> list[str]:
     """Create the topics that do not exist yet; return the names created. On a cluster with ACLs
     only the provisioner's principal may create topics: ``security`` is whose credentials are used."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="provisioner", request_timeout_ms=15000,
@@ -55,7 +61,7 @@ async def provision(bootstrap: str, *, partitions: int = 12, replication_factor:
         wanted = [t for t in topics if t.name not in existing]
         if not wanted:
             return []
-        new = [NewTopic(t.name, t.partitions or partitions, replication_factor, topic_configs=topic_configs(t))
+        new = [NewTopic(t.name, t.partitions or partitions, replication_factor, topic_configs=topic_configs(t, dlq_retention_days=dlq_retention_days))
                for t in wanted]
         try:
             await admin.create_topics(new)
@@ -76,7 +82,8 @@ def main() -> None:
     s = ServiceSettings()
     logging.basicConfig(level="INFO")
     created = asyncio.run(provision(args.bootstrap or s.kafka_bootstrap_servers, partitions=s.topic_partitions,
-                                    replication_factor=s.topic_replication_factor, security=s.kafka_security()))
+                                    replication_factor=s.topic_replication_factor, security=s.kafka_security(),
+                                    dlq_retention_days=s.dlq_retention_days))
     print(f"created {len(created)} topics: {', '.join(created) or '(all existed)'}")
 
 

@@ -67,6 +67,7 @@ from .routes import (CommandOut, CommandRefused, Documented, ErrorShape, Health,
                      RouteFn, command_body, found)
 from .settings import ServiceSettings
 from .locks import try_advisory_lock
+from . import retention
 from .uow import UnitOfWork
 
 log = logging.getLogger("kit.runtime")
@@ -110,6 +111,11 @@ class ServiceRuntime:
         self.get("/openapi.json", auth=False, db=False, name="/openapi.json",
                  responses={200: ("this document (OpenAPI 3.1)", dict[str, Any])})(self._openapi_json)
         self._add_metrics_page()
+        self.retention_rules: list[retention.Rule] = [
+            retention.Rule("inbox", "processed_at", settings.inbox_retention_days),
+            retention.Rule("command_outcomes", "recorded_at", settings.inbox_retention_days),
+            retention.Rule("outbox", "created_at", settings.outbox_retention_days)]
+        self.timer(settings.retention_interval_seconds, name="retention", exclusive=True)(self._retention)
 
     def main(self) -> None:
         """faust's command line (``worker -l info``...), quiet unless ``--no-quiet`` is given: the
@@ -211,7 +217,8 @@ class ServiceRuntime:
         security = s.kafka_security()
         if s.provision_topics:
             await provision(s.kafka_bootstrap_servers, partitions=s.topic_partitions,
-                            replication_factor=s.topic_replication_factor, security=security)
+                            replication_factor=s.topic_replication_factor, security=security,
+                            dlq_retention_days=s.dlq_retention_days)
         relay_apart = s.outbox_relay == "process"  # in a child process
         # the worker's producer: the relay's when it runs inline, else only for /readyz's broker check
         self.producer = producer_for(s.kafka_bootstrap_servers, f"{self.service}-{'worker' if relay_apart else 'relay'}",
@@ -335,6 +342,18 @@ class ServiceRuntime:
         uow.committed()
         if uow.records and self.relay is not None:
             self.relay.notify()
+
+    def retain(self, table: str, column: str, days: float) -> None:
+        """Add a table of the service's own to the retention timer (:mod:`services.kit.retention`)."""
+        self.retention_rules.append(retention.Rule(table, column, days))
+
+    async def _retention(self, uow: UnitOfWork) -> None:
+        deleted = await retention.prune_all(uow.conn, self.retention_rules, self.settings.retention_batch)
+        for table, n in deleted.items():
+            if n:
+                m.RETENTION_DELETED.labels(self.service, table).inc(n)
+        if any(deleted.values()):
+            log.info("retention: deleted %s", {t: n for t, n in deleted.items() if n})
 
     def timer(self, seconds: float, *, name: str | None = None, exclusive: bool = False):
         """Run ``fn(uow)`` every ``seconds`` in its own transaction, once the worker is ready.

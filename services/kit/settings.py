@@ -74,6 +74,22 @@ class ServiceSettings(BaseSettings):
     sim_month_seconds: float = _shared("SIM_MONTH_SECONDS", 120.0, ge=0, le=7 * 86400,
                                        description="simulation only: real seconds per simulated month")
 
+    inbox_retention_days: float = _shared(
+        "INBOX_RETENTION_DAYS", 30.0, ge=0, le=3650,
+        description="days the inbox (ids of consumed messages) and the HTTP command outcomes are kept; a duplicate "
+        "older than this is no longer recognised, so keep it beyond the topics' retention (0: for ever)")
+    outbox_retention_days: float = _shared(
+        "OUTBOX_RETENTION_DAYS", 14.0, ge=0, le=3650,
+        description="days an outbox row the relay never got acknowledged is kept before it is deleted (0: for ever)")
+    dlq_retention_days: float = _shared(
+        "DLQ_RETENTION_DAYS", 14.0, ge=0, le=3650,
+        description="retention.ms of the <service>.dlq.v1 topics when provisioned: dead letters hold raw records, "
+        "personal data included (0: the broker's default)")
+    retention_interval_seconds: float = _shared(
+        "RETENTION_INTERVAL_SECONDS", 300.0, gt=0, le=86400, description="how often the retention timer runs")
+    retention_batch: int = _shared("RETENTION_BATCH", 5000, ge=1, le=1_000_000,
+                                   description="rows of each table the retention timer deletes at most per round")
+
     jwks: str | None = _shared(
         "JWKS", None, description="the identity provider's public keys (JWKS): a file path (re-read when it changes) "
         "or an https URL (e.g. Keycloak's /realms/<realm>/protocol/openid-connect/certs)")

@@ -296,7 +296,8 @@ class Launcher:
             log.info("embedded PostgreSQL on %s (data in %s, recreated each run)", self.dsn, self.pg.datadir)
         if cfg.db_roles:
             asyncio.run(self.make_db_roles())
-        created = asyncio.run(provision(self.bootstrap, partitions=int(self.cfg.topic_partitions)))
+        created = asyncio.run(provision(self.bootstrap, partitions=int(self.cfg.topic_partitions),
+                                        dlq_retention_days=float(os.environ.get("DLQ_RETENTION_DAYS") or 14)))
         log.info("topics created: %s", created or "(all existed)")
 
     async def make_db_roles(self) -> None:

@@ -47,6 +47,11 @@ ROLE_OF: Mapping[str, str] = {
     "grid.case.escalate.v1": "street_officer",
     "grid.case.handle.v1": "department_officer",
     "grid.case.feedback.v1": "resident",
+    # erasure of a person, in any service: the data protection officer (the simulation sends none)
+    "grid.person.erase.v1": "data_protection_officer",
+    "orders.person.erase.v1": "data_protection_officer",
+    "points.person.erase.v1": "data_protection_officer",
+    "assessment.person.erase.v1": "data_protection_officer",
     # orders: residents ask and rate, party members serve, the community office dispatches and
     # evaluates (考单)
     "orders.order.place.v1": "resident",

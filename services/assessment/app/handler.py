@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from schemas.assessment import ChangeScheme, ClosePeriod, RecordReview
+from schemas.assessment import ChangeScheme, ClosePeriod, ErasePerson, RecordReview
 from schemas.common import Event
 from schemas.topics import BY_SERVICE
 from services.assessment.domain import (
@@ -46,6 +46,7 @@ from services.assessment.domain.facts.core import occurred_at
 from services.assessment.domain.history import StoredEvent, fold
 from services.assessment.domain.publication import content_hash, envelope_id, publication_for, scheme_in_force
 from services.assessment.projection import store
+from services.kit import erasure
 from services.kit.aggregates import AggregateStore
 from services.kit.errors import Rejected
 from services.kit.handlers import Handler, handles, prepares
@@ -77,6 +78,10 @@ def _event_time(payload: Event, time: datetime | None) -> datetime | None:
     return occurred_at(payload, time) if time is not None else None
 
 
+async def _nothing_more(conn, person_id: str, pseudonym: str) -> None:
+    """assessment keeps ids, times and outcomes only: the kit's replacement of the id is all."""
+
+
 class AssessmentHandler(Handler):
     service = SERVICE
     policy = POLICY
@@ -103,6 +108,20 @@ class AssessmentHandler(Handler):
             raise ValueError(f"{env.type} {env.id} has no time; assessment cannot place it in a period")
         EventLogWriter.of(uow).append(StoredEvent(env.source, env.id, topic_of(event), event, env.time,
                                                   raw=uow.message.data()))  # type: ignore[union-attr]
+
+    # -- erasure -----------------------------------------------------------------------
+
+    @handles(ErasePerson)
+    async def erase_person(self, uow: UnitOfWork, cmd: ErasePerson) -> None:
+        """擦除: the person's id becomes a pseudonym in the event log, the review books and the
+        published scorecards (the log keeps no free text, addresses or media: it is minimised
+        when recorded). Counts and scores stay."""
+        await erasure.erase(uow, cmd.person_id, _nothing_more)
+
+    @handles(*erasure.other_services_erased(SERVICE))
+    async def person_erased(self, uow: UnitOfWork, event) -> None:
+        """Another service erased a person: erase assessment's copy under the same pseudonym."""
+        await erasure.erase(uow, event.person_id, _nothing_more, pseudonym=event.pseudonym, origin=event.service())
 
     # -- commands: reviews -------------------------------------------------------------
 

@@ -44,6 +44,7 @@ rt = ServiceRuntime("assessment", settings, migrations=MIGRATIONS)
 rt.consume("upstream", [GRID.events, ORDERS.events, POINTS.events], handler)
 rt.consume("intake", [ASSESSMENT.intake], handler)
 rt.command_api(handler)
+rt.retain("event_log", "recorded_at", settings.fact_retention_days)
 
 
 @rt.on_startup

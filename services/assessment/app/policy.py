@@ -27,7 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.assessment import ChangeScheme, ClosePeriod, RecordReview, ReviewParty
+from schemas.assessment import ChangeScheme, ClosePeriod, ErasePerson, RecordReview, ReviewParty
 from schemas.common import Payload
 from services.assessment.domain.reviews import reviewer_type_of
 from services.kit.identity import Principal
@@ -77,4 +77,5 @@ POLICY = Policy("assessment", {
     ),
     ChangeScheme: allow("assessor", note="also the what-if recompute's publication"),
     ClosePeriod: allow("assessor", note="also the what-if recompute's publication"),
+    ErasePerson: allow("data_protection_officer", actor={"requested_by": SUB}, note="any person, with a reason"),
 })

@@ -19,8 +19,8 @@ import yaml
 
 from schemas.common import Command, Event
 from schemas.grid import (
-    COMMANDS, CaseDuplicateLinked, CaseFeedback, DismissCase, DispatchCase, EscalateCase, HandleCase, LogPatrol,
-    PatrolLogged, RegisterCase, ReportCase, Reporter, ReporterKind, VerifyCase,
+    COMMANDS, CaseDuplicateLinked, CaseFeedback, DismissCase, DispatchCase, EscalateCase, ErasePerson, HandleCase,
+    LogPatrol, PatrolLogged, RegisterCase, ReportCase, Reporter, ReporterKind, VerifyCase,
 )
 from services.grid import projection as db
 from services.grid.domain import (
@@ -28,10 +28,12 @@ from services.grid.domain import (
 )
 from services.grid.projection import CASES, ProjectionRows
 from services.grid.registry import GridRegister
+from services.kit import erasure
 from services.kit.handlers import Handler, handles, prepares
 from services.kit.identity import Principal
 from services.kit.uow import UnitOfWork
 
+from . import erasure as grid_erasure
 from .policy import POLICY
 
 CaseStep = RegisterCase | DispatchCase | HandleCase | VerifyCase | CaseFeedback | EscalateCase
@@ -70,7 +72,7 @@ class GridHandler(Handler):
         self.duplicate_radius_m = duplicate_radius_m
 
     # -- the batch step ----------------------------------------------------------------
-    @prepares(*COMMANDS)
+    @prepares(*(c for c in COMMANDS if c is not ErasePerson))
     async def load(self, uow: UnitOfWork, commands: Sequence[Command]) -> None:
         """Lock the states of the cases the batch names (a dismissal's original too) and look up
         which of its patrols are logged already."""
@@ -113,6 +115,18 @@ class GridHandler(Handler):
         logged = await ProjectionRows.of(uow).patrol_logged(uow.conn, cmd.patrol_id)
         self._apply(uow, decide(None, cmd, self._context(uow, grid_known=cmd.grid_id in self.register,
                                                          patrol_logged=logged)))
+
+    # -- erasure -----------------------------------------------------------------------
+    @handles(ErasePerson)
+    async def erase_person(self, uow: UnitOfWork, cmd: ErasePerson) -> None:
+        """擦除: the person's id becomes a pseudonym, their words, places and media go."""
+        await erasure.erase(uow, cmd.person_id, grid_erasure.scrub)
+
+    @handles(*erasure.other_services_erased("grid"))
+    async def person_erased(self, uow: UnitOfWork, event) -> None:
+        """Another service erased a person: erase the grid's copy under the same pseudonym."""
+        await erasure.erase(uow, event.person_id, grid_erasure.scrub, pseudonym=event.pseudonym,
+                            origin=event.service())
 
     # -- timers ------------------------------------------------------------------------
     async def check_overdue(self, uow: UnitOfWork, limit: int = 500) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from schemas.codes import GridCode
 from schemas.grid import Category
-from schemas.topics import GRID
+from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
 from services.grid import projection as db
 from services.grid.domain import PUBLIC_CATEGORIES, CaseStatus
 from services.grid.registry import GridRegister
@@ -27,6 +27,7 @@ handler = GridHandler(deadlines, register, settings.duplicate_radius_m)
 
 rt = ServiceRuntime("grid", settings, migrations=Path(__file__).resolve().parent.parent / "migrations")
 rt.consume("intake", [GRID.intake], handler)
+rt.consume("erasures", [ORDERS.events, POINTS.events, ASSESSMENT.events], handler)  # person.erased.v1 only
 rt.command_api(handler)
 grid_metrics = metrics.register()
 

@@ -8,7 +8,8 @@ other case is refused exactly as an unknown one (``unknown_case``), so that exis
 from __future__ import annotations
 
 from schemas.grid import (
-    CaseFeedback, DismissCase, DispatchCase, EscalateCase, HandleCase, LogPatrol, RegisterCase, ReportCase, VerifyCase,
+    CaseFeedback, DismissCase, DispatchCase, ErasePerson, EscalateCase, HandleCase, LogPatrol, RegisterCase, ReportCase,
+    VerifyCase,
 )
 from services.kit.policy import SUB, Policy, allow
 
@@ -31,4 +32,5 @@ POLICY = Policy("grid", {
     HandleCase: allow("department_officer", actor={"handled_by": SUB},
                       note="a case of one of the caller's departments"),
     CaseFeedback: allow("resident", actor={"reporter_id": SUB}, note="a case the caller reported"),
+    ErasePerson: allow("data_protection_officer", actor={"requested_by": SUB}, note="any person, with a reason"),
 })

@@ -31,8 +31,9 @@ from schemas.orders import (
     AUTO, MEMBER_COMMANDS, ORDER_COMMANDS, POST_COMMANDS, AcceptOrder, CancelOrder, ClaimPost, CompleteOrder,
     DeclineOrder, DispatchOrder, EvaluateOrder, OrderAccepted, OrderCancelled, OrderCompleted, OrderDeclined,
     OrderDispatched, OrderDispatchExpired, OrderEvaluated, OrderPlaced, OrderRated, PlaceOrder, PostClaimed,
-    RateOrder, RegisterMember, ReleasePost,
+    ErasePerson, RateOrder, RegisterMember, ReleasePost,
 )
+from services.kit import erasure
 from services.kit.aggregates import AggregateStore
 from services.kit.errors import Rejected
 from services.kit.handlers import Handler, handles, prepares
@@ -171,6 +172,23 @@ class OrdersHandler(Handler):
         if post is not None and (principal is None or post.member_id != principal.sub):
             raise NotFound("post", cmd.post_id, "post_id")
         self._decide(uow, POSTS, cmd.post_id, cmd, self._context(uow))
+
+    # -- erasure -----------------------------------------------------------------------
+
+    @handles(ErasePerson)
+    async def erase_person(self, uow: UnitOfWork, cmd: ErasePerson) -> None:
+        """擦除: the person's id becomes a pseudonym, their words go."""
+        from . import erasure as orders_erasure
+
+        await erasure.erase(uow, cmd.person_id, orders_erasure.scrub)
+
+    @handles(*erasure.other_services_erased("orders"))
+    async def person_erased(self, uow: UnitOfWork, event) -> None:
+        """Another service erased a person: erase the orders service's copy under the same pseudonym."""
+        from . import erasure as orders_erasure
+
+        await erasure.erase(uow, event.person_id, orders_erasure.scrub, pseudonym=event.pseudonym,
+                            origin=event.service())
 
     # -- reactions: the grid's cases ---------------------------------------------------
 

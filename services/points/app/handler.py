@@ -22,9 +22,10 @@ from schemas.envelope import Message
 from schemas.grid import CaseDismissed, CaseRegistered, CaseReported, ReporterKind
 from schemas.orders import OrderCompleted, OrderEvaluated, OrderPlaced
 from schemas.points import (
-    AccountKind, Adjust, ApproveAdjustment, OpenAccount, Redeem, RefusalReason, ReviewDeed, SubmitDeed,
+    AccountKind, Adjust, ApproveAdjustment, ErasePerson, OpenAccount, Redeem, RefusalReason, ReviewDeed, SubmitDeed,
     TransferRefused,
 )
+from services.kit import erasure
 from services.kit.aggregates import AggregateSet
 from services.kit.clock import wall_clock
 from services.kit.errors import NotFound
@@ -117,6 +118,25 @@ class PointsHandler(Handler):
                 if p.grid_id is not None:
                     holders.append(_issuer(GridCode.parse(p.grid_id).community_id))
         await ledger.lock_accounts(uow.conn, ids=ids, holders=holders, keys=keys)
+
+    # -- erasure -----------------------------------------------------------------------
+    @handles(ErasePerson)
+    async def erase_person(self, uow: UnitOfWork, cmd: ErasePerson) -> None:
+        """擦除: the person's accounts get a pseudonymous id (balances and the ledger unchanged),
+        their words go."""
+        await self._erase(uow, cmd.person_id, None, "command")
+
+    @handles(*erasure.other_services_erased("points"))
+    async def person_erased(self, uow: UnitOfWork, event) -> None:
+        """Another service erased a person: erase the points service's copy under the same pseudonym."""
+        await self._erase(uow, event.person_id, event.pseudonym, event.service())
+
+    async def _erase(self, uow: UnitOfWork, person_id: str, pseudonym: str | None, origin: str) -> None:
+        from . import erasure as points_erasure
+
+        await ledger.lock_accounts(uow.conn, holders=[(k, person_id) for k in points_erasure.HOLDER_KINDS])
+        await erasure.erase(uow, person_id, points_erasure.scrub, pseudonym=pseudonym, origin=origin,
+                            skip=points_erasure.SKIP)
 
     # -- commands: accounts ------------------------------------------------------------
     @handles(OpenAccount)

@@ -15,7 +15,7 @@
 """
 from __future__ import annotations
 
-from schemas.points import Adjust, ApproveAdjustment, OpenAccount, Redeem, ReviewDeed, SubmitDeed
+from schemas.points import Adjust, ApproveAdjustment, ErasePerson, OpenAccount, Redeem, ReviewDeed, SubmitDeed
 from services.kit.policy import SUB, Policy, allow
 
 NO_COMMUNITY = "(no community_id)"
@@ -41,4 +41,5 @@ POLICY = Policy("points", {
                       note="the deed's community in scope; not one's own deed"),
     Redeem: allow("merchant", actor={"credit_account": "merchant:" + SUB},
                   note="with the resident's consent code"),
+    ErasePerson: allow("data_protection_officer", actor={"requested_by": SUB}, note="any person, with a reason"),
 })

@@ -82,6 +82,8 @@ def matrix() -> list[tuple[str, str, dict, set[str]]]:
          {"scheme_id": f"m-{uuid.uuid4().hex[:8]}", "weights": {"grid.organisation": 0.5},
           "effective_from": "2031-01-01T00:00:00+08:00"}, {"assessor"}),
         ("close_period", "assessment.period.close.v1", {"period": "2026-09"}, {"assessor"}),
+        ("erase_person", "assessment.person.erase.v1", {"person_id": f"p-{uuid.uuid4().hex[:8]}", "reason": "matrix"},
+         {"data_protection_officer"}),
     ]
 
 

@@ -126,12 +126,13 @@ def body_for(type_: str, case_id: str) -> dict:
         "grid.case.handle.v1": lambda: cmd("case.handle", case_id=case_id, result="已处理"),
         "grid.case.verify.v1": lambda: cmd("case.verify", case_id=case_id, passed=True),
         "grid.case.feedback.v1": lambda: cmd("case.feedback", case_id=case_id, satisfaction="satisfied"),
+        "grid.person.erase.v1": lambda: cmd("person.erase", person_id=new_id("pol-erased"), reason="DP-2026-1"),
     }[type_]()
 
 
 async def test_every_role_may_send_exactly_the_commands_the_policy_grants_it(worker):
     types = [cls.TYPE for cls in POLICY.commands]
-    assert len(types) == 9
+    assert len(types) == 10
     for role, type_ in itertools.product(ROLES, types):
         allowed = role in POLICY.roles_for(next(c for c in POLICY.commands if c.TYPE == type_))
         sub = "res-1" if role == "resident" else None

@@ -13,7 +13,7 @@ import pytest
 
 from schemas.orders import (
     AcceptOrder, CancelOrder, ClaimPost, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, PlaceOrder,
-    RateOrder, RegisterMember, ReleasePost,
+    ErasePerson, RateOrder, RegisterMember, ReleasePost,
 )
 from schemas.topics import ORDERS
 from services.kit.identity import ROLES
@@ -115,6 +115,7 @@ def _matrix_commands(c: str) -> list[tuple[type, dict]]:
         (ClaimPost, {"post_id": uid("post"), "community_id": c, "categories": ["repair"]}),
         (ReleasePost, {"post_id": uid("post")}),
         (RegisterMember, {"member_id": uid("m"), "community_id": c, "unit_id": "u-1"}),
+        (ErasePerson, {"person_id": uid("p"), "reason": "matrix"}),
     ]
 
 

@@ -117,6 +117,7 @@ def bodies() -> dict[str, dict]:
         "points.deed.review.v1": {"deed_id": uid("d"), "account_id": "resident:nobody", "approved": False,
                                   "reason": "matrix"},
         "points.redeem.v1": {"transfer_id": uid("t"), "debit_account": "resident:nobody", "amount": 1},
+        "points.person.erase.v1": {"person_id": uid("p"), "reason": "matrix"},
     }
 
 

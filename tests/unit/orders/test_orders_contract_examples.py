@@ -23,6 +23,7 @@ def test_the_contracts_orders_types_all_exist():
         "orders.order.dispatch_expired.v1", "orders.order.completed.v1", "orders.order.rated.v1",
         "orders.order.evaluated.v1",
         "orders.order.cancelled.v1", "orders.member.registered.v1", "orders.post.claimed.v1", "orders.post.released.v1",
+        "orders.person.erase.v1", "orders.person.erased.v1",
     }
 
 
