@@ -36,7 +36,7 @@ from tests.support.procs import Worker, http
 
 TOKEN = token(sub="api-fuzz")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("API_FUZZ_EXAMPLES", "10"))
 RANDOM = os.environ.get("API_FUZZ_RANDOM", "") not in ("", "0")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           negative_data_rejection, ignored_auth]
