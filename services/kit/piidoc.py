@@ -13,9 +13,7 @@ until it is regenerated and committed.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
-import sys
 from pathlib import Path
 from typing import Mapping
 
@@ -24,6 +22,7 @@ from schemas.pii import inventory, published_topics
 from schemas.topics import BY_NAME
 
 from .handlers import Handler
+from . import readmedoc
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -108,16 +107,12 @@ def render(read_by: Mapping[str, list[str]]) -> str:
 
 
 def section(text: str) -> str:
-    """What lies between the markers of ``text`` (ValueError without them)."""
-    if START not in text or END not in text:
-        raise ValueError(f"README.md has no {START} ... {END} section")
-    return text.split(START, 1)[1].split(END, 1)[0].strip("\n") + "\n"
+    """What lies between this section's markers in ``text``."""
+    return readmedoc.section(text, START, END)
 
 
 def replaced(text: str, body: str) -> str:
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{body}{END}{tail}"
+    return readmedoc.replaced(text, body, START, END)
 
 
 def current() -> str:
@@ -125,21 +120,8 @@ def current() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.kit.piidoc", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 when README.md's section is stale")
-    parser.add_argument("--readme", type=Path, default=README, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    text = args.readme.read_text(encoding="utf-8")
-    fresh = current()
-    if section(text) == fresh:
-        print("README.md's data protection section is fresh")
-        return 0
-    if args.check:
-        print("README.md's data protection section is stale (run `python -m services.kit.piidoc`)", file=sys.stderr)
-        return 1
-    args.readme.write_text(replaced(text, fresh), encoding="utf-8")
-    print("wrote README.md's data protection section")
-    return 0
+    return readmedoc.main(argv, prog="services.kit.piidoc", description=__doc__.split("\n\n")[0], what="data protection",
+                          start=START, end=END, current=current)
 
 
 if __name__ == "__main__":
