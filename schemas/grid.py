@@ -127,6 +127,9 @@ class Stage(str, Enum):
     DISPATCH = "dispatch"  # 派遣 (from registration)
     HANDLE = "handle"  # 处置 (from dispatch, or from a failed verification: 返工)
     VERIFY = "verify"  # 核查 (from handling)
+    ACCEPT = "accept"  # 签收 by the department (from dispatch)
+    CONTACT = "contact"  # 先行联系: the department contacts the reporter (from dispatch); what 响应率 measures
+    CONTROL = "control"  # 管控: a severe hazard (重大隐患) brought under control (from dispatch); rectification is ``handle``
 
 
 # ---------------------------------------------------------------------------------------
