@@ -39,6 +39,7 @@ class EntityType(str, Enum):
     COMMUNITY = "community"  # 社区
     STREET = "street"  # 街道
     UNIT = "unit"  # 驻区单位
+    DEPARTMENT = "department"  # 职能部门 (its id as in the grid's department register)
 
 
 class ReviewParty(str, Enum):

@@ -27,7 +27,7 @@ from enum import Enum
 __all__ = [
     "CodeKind", "GridCode",
     "DIVISION_LENGTH", "STREET_ID_LENGTH", "COMMUNITY_ID_LENGTH", "GRID_ID_LENGTH", "PART_LENGTH",
-    "DIVISION_PATTERN", "STREET_ID_PATTERN", "COMMUNITY_ID_PATTERN", "GRID_ID_PATTERN", "PART_PATTERN",
+    "DIVISION_PATTERN", "STREET_ID_PATTERN", "COMMUNITY_ID_PATTERN", "GRID_ID_PATTERN", "PART_PATTERN", "DEPARTMENT_ID_PATTERN",
     "kind_of", "is_code_shaped", "is_grid_id", "is_community_id", "is_street_id", "is_division",
     "parent_of", "ancestor_of", "is_within", "street_id_of", "community_id_of",
 ]
@@ -46,6 +46,9 @@ STREET_ID_PATTERN = r"^[0-9]{9}$"
 COMMUNITY_ID_PATTERN = r"^[0-9]{12}$"
 GRID_ID_PATTERN = r"^[0-9]{15}$"
 PART_PATTERN = r"^[0-9]{3}$"
+DEPARTMENT_ID_PATTERN = r"^[0-9]{6}([0-9]{3})?\.[a-z][a-z0-9_]{0,31}$"
+"""A department of the register: the division (district department) or a street id (the street's
+own), a dot, a short lower-case code: ``110105.cgj``, ``110105001.zhzf``."""
 
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 

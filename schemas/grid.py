@@ -36,6 +36,7 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 from . import common
+from .codes import DEPARTMENT_ID_PATTERN
 from .common import Command, Event, NonEmptyStr, Timestamp, pii, ErasePersonCommand, PersonErasedEvent
 
 
@@ -120,6 +121,23 @@ class EscalationLevel(str, Enum):
 _LEVELS = (EscalationLevel.COMMUNITY, EscalationLevel.STREET, EscalationLevel.DISTRICT)
 
 
+class ContactChannel(str, Enum):
+    """How a department contacted the reporter (先行联系)."""
+
+    PHONE = "phone"  # 电话
+    VISIT = "visit"  # 上门
+    SMS = "sms"  # 短信
+    APP = "app"  # the resident app
+
+
+class Supervision(str, Enum):
+    """超期督办: what a missed deadline, or a severe hazard, brings on the case."""
+
+    YELLOW_CARD = "yellow_card"  # 黄牌: a case's first missed deadline
+    RED_CARD = "red_card"  # 红牌: a later missed deadline of the same case
+    LISTED = "listed"  # 挂牌督办: a severe hazard, listed from dispatch until 销号
+
+
 class Stage(str, Enum):
     """A stage of the loop that has a time limit (时限): each stage has one deadline."""
 
@@ -141,6 +159,10 @@ Description = Annotated[str, StringConstraints(min_length=1, max_length=10_000, 
 Note = Annotated[str, StringConstraints(max_length=2_000)]
 MediaRef = Annotated[str, StringConstraints(min_length=1, max_length=2_000, strip_whitespace=True)]
 Media = Annotated[tuple[MediaRef, ...], Field(default=(), max_length=20, description="URLs or object keys of photos/videos")]
+DepartmentId = Annotated[str, StringConstraints(pattern=DEPARTMENT_ID_PATTERN)]
+"""A department of the department register (职能部门): the district's 6-digit division code for a
+district department, or a 9-digit street id for a street's own, then a dot and a short code
+(``110105.cgj`` 区城管委, ``110105001.zhzf`` a street's 综合执法队)."""
 
 
 class Location(BaseModel):
@@ -206,14 +228,16 @@ class ReportCase(Command):
 class RegisterCase(Command):
     """立案: accept a reported case and name the responsible department.
 
-    The service derives ``due_at`` (the dispatch deadline) from the deadline policy.
+    ``department`` defaults to the one the department register's 权责清单 names for the case's
+    category (and street); a department not in the register is refused. The service derives
+    ``due_at`` (the dispatch deadline) from the deadline policy.
     """
 
     TYPE: ClassVar[str] = "grid.case.register.v1"
     SUBJECT: ClassVar[str] = "case_id"
 
     case_id: CaseId
-    department: NonEmptyStr
+    department: NonEmptyStr | None = None
     registrar_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     note: Annotated[Note, pii("free_text")] = ""
 
@@ -231,7 +255,7 @@ class DismissCase(Command):
 
 
 class DispatchCase(Command):
-    """任务派遣: send a registered case to a department and an assignee.
+    """任务派遣: send a registered case to a department of the register and an assignee.
 
     ``due_at`` may set the handling deadline (整改期限) explicitly; when omitted the service
     derives it from the deadline policy.
@@ -306,6 +330,183 @@ class LogPatrol(Command):
     route: Annotated[tuple[Location, ...], pii("location")] = Field(default=(), max_length=500)
 
 
+class AcceptCase(Command):
+    """签收: the department takes a case dispatched to it (before the ``accept`` deadline to be on time)."""
+
+    TYPE: ClassVar[str] = "grid.case.accept.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    accepted_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class ReturnCase(Command):
+    """退单: the department sends a dispatched case back, saying why (not its duty under the
+    权责清单, wrong place...). The dispatcher's level reviews the return."""
+
+    TYPE: ClassVar[str] = "grid.case.return.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    reason: Annotated[Description, pii("free_text")]
+    returned_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class ReviewReturn(Command):
+    """退单审核: the community or street approves a return, re-dispatching the case to
+    ``department`` and ``assignee_id`` (both required then), or refuses it (the case stays
+    with the department, which must handle it)."""
+
+    TYPE: ClassVar[str] = "grid.case.return.review.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    approved: bool
+    comment: Annotated[Note, pii("free_text")] = ""
+    department: DepartmentId | None = None
+    assignee_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+    reviewer_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+    @field_validator("assignee_id")
+    @classmethod
+    def _redispatch_when_approved(cls, v: str | None, info: ValidationInfo) -> str | None:
+        approved, department = info.data.get("approved"), info.data.get("department")
+        if approved is None:  # approved itself failed; that error is reported
+            return v
+        if approved and (department is None or v is None):
+            raise ValueError("an approved return names the department and assignee the case is re-dispatched to")
+        if not approved and (department is not None or v is not None):
+            raise ValueError("a refused return stays with its department: no department or assignee")
+        return v
+
+
+class ContactReporter(Command):
+    """先行联系: the department contacted the reporter about the case (what 响应率 measures)."""
+
+    TYPE: ClassVar[str] = "grid.case.contact.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    channel: ContactChannel
+    note: Annotated[Note, pii("free_text")] = ""
+    contacted_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class ControlHazard(Command):
+    """管控: the department reports a severe hazard (重大隐患) under control; rectification
+    (整改, ``grid.case.handle.v1``) follows by its own deadline."""
+
+    TYPE: ClassVar[str] = "grid.case.control.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    measures: Annotated[Description, pii("free_text")]
+    controlled_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class RequestExtension(Command):
+    """延期申请: the department asks to move the handling deadline to ``until``, before it passes."""
+
+    TYPE: ClassVar[str] = "grid.case.extension.request.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    until: Timestamp
+    reason: Annotated[Description, pii("free_text")]
+    requested_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class ReviewExtension(Command):
+    """延期审批: the community or street grants the pending extension (to ``until`` when given,
+    else to what was asked) or refuses it."""
+
+    TYPE: ClassVar[str] = "grid.case.extension.review.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    granted: bool
+    until: Timestamp | None = None
+    comment: Annotated[Note, pii("free_text")] = ""
+    reviewer_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class RequestExclusion(Command):
+    """不合理诉求: the department asks to leave a case out of the rates (响应率, 解决率, 满意率),
+    saying why; it counts once approved."""
+
+    TYPE: ClassVar[str] = "grid.case.exclusion.request.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    reason: Annotated[Description, pii("free_text")]
+    requested_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class ReviewExclusion(Command):
+    """不合理诉求审核: the street approves or refuses a pending exclusion."""
+
+    TYPE: ClassVar[str] = "grid.case.exclusion.review.v1"
+    SUBJECT: ClassVar[str] = "case_id"
+
+    case_id: CaseId
+    approved: bool
+    comment: Annotated[Note, pii("free_text")] = ""
+    reviewer_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+WhistleId = CaseId
+Rating = Annotated[int, Field(ge=1, le=5)]
+
+
+class BlowWhistle(Command):
+    """街乡吹哨: a street summons departments to a matter it cannot solve alone (a case of the
+    street, or none), each to report (报到) before ``report_by``."""
+
+    TYPE: ClassVar[str] = "grid.whistle.blow.v1"
+    SUBJECT: ClassVar[str] = "whistle_id"
+
+    whistle_id: WhistleId
+    street_id: StreetId
+    case_id: CaseId | None = None
+    departments: tuple[DepartmentId, ...] = Field(min_length=1, max_length=20)
+    report_by: Timestamp
+    matter: Annotated[Description, pii("free_text")]
+    blown_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+    @field_validator("departments")
+    @classmethod
+    def _distinct(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(v)) != len(v):
+            raise ValueError("a department is summoned once")
+        return v
+
+
+class AnswerWhistle(Command):
+    """部门报到: a summoned department reports to the street's whistle."""
+
+    TYPE: ClassVar[str] = "grid.whistle.answer.v1"
+    SUBJECT: ClassVar[str] = "whistle_id"
+
+    whistle_id: WhistleId
+    department: DepartmentId
+    note: Annotated[Note, pii("free_text")] = ""
+    answered_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class RateWhistle(Command):
+    """The street rates a summoned department's response to its whistle, 1 (poor) to 5 (excellent);
+    once per department."""
+
+    TYPE: ClassVar[str] = "grid.whistle.rate.v1"
+    SUBJECT: ClassVar[str] = "whistle_id"
+
+    whistle_id: WhistleId
+    department: DepartmentId
+    rating: Rating
+    comment: Annotated[Note, pii("free_text")] = ""
+    rated_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
 # ---------------------------------------------------------------------------------------
 # Events (grid.events.v1)
 # ---------------------------------------------------------------------------------------
@@ -363,6 +564,8 @@ class CaseRegistered(CaseEvent):
     location: Annotated[Location | None, pii("location")] = None
     reporter: Annotated[Reporter | None, pii("identifier")] = None
     registrar_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+    proposed_department: DepartmentId | None = Field(
+        None, description="the department the register's 权责清单 names for the case (None: it names none)")
 
 
 class CaseDismissed(CaseEvent):
@@ -397,6 +600,13 @@ class CaseDispatched(CaseEvent):
     due_at: Timestamp
     dispatcher_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     grid_id: GridId | None = None
+    accept_due_at: Timestamp | None = Field(None, description="签收 deadline")
+    contact_due_at: Timestamp | None = Field(None, description="先行联系 deadline")
+    control_due_at: Timestamp | None = Field(None, description="管控 deadline of a severe hazard")
+    redispatch: bool = Field(False, description="a re-dispatch after an approved return (退单)")
+    community_id: CommunityId | None = None
+    street_id: StreetId | None = None
+    category: Category | None = None
 
 
 class CaseHandled(CaseEvent):
@@ -490,6 +700,8 @@ class CaseFeedback(Command, Event):
     community_id: CommunityId | None = None
     street_id: StreetId | None = None
     department: NonEmptyStr | None = None
+    resolved: bool | None = Field(
+        None, description="回访: whether the reporter says the problem is solved (已解决) or not (未解决)")
 
 
 class PatrolLogged(Event):
@@ -508,6 +720,201 @@ class PatrolLogged(Event):
     community_id: CommunityId | None = None
     street_id: StreetId | None = None
     occurred_at: Timestamp | None = None
+
+
+class DepartmentCaseEvent(CaseEvent):
+    """Base of the events of a department's part of a case: the department, and where the case is."""
+
+    department: NonEmptyStr
+    grid_id: GridId | None = None
+    community_id: CommunityId | None = None
+    street_id: StreetId | None = None
+    category: Category | None = None
+
+
+class CaseAccepted(DepartmentCaseEvent):
+    """签收: the department took the case; ``on_time`` against its ``accept`` deadline."""
+
+    TYPE: ClassVar[str] = "grid.case.accepted.v1"
+
+    accepted_by: Annotated[NonEmptyStr, pii("identifier")]
+    on_time: bool
+
+
+class CaseReturned(DepartmentCaseEvent):
+    """退单: the department sent the case back with a reason; it awaits review."""
+
+    TYPE: ClassVar[str] = "grid.case.returned.v1"
+
+    reason: Annotated[Description, pii("free_text")]
+    returned_by: Annotated[NonEmptyStr, pii("identifier")]
+
+
+class CaseReturnReviewed(DepartmentCaseEvent):
+    """退单审核: a return approved (``grid.case.dispatched.v1`` with ``redispatch`` follows, to
+    another department) or refused (the case stays with ``department``)."""
+
+    TYPE: ClassVar[str] = "grid.case.return.reviewed.v1"
+
+    approved: bool
+    comment: Annotated[Note, pii("free_text")] = ""
+    reviewer_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class CaseContacted(DepartmentCaseEvent):
+    """先行联系: the department contacted the reporter; ``on_time`` against the ``contact``
+    deadline (what 响应率 counts)."""
+
+    TYPE: ClassVar[str] = "grid.case.contacted.v1"
+
+    channel: ContactChannel
+    contacted_by: Annotated[NonEmptyStr, pii("identifier")]
+    on_time: bool
+    note: Annotated[Note, pii("free_text")] = ""
+
+
+class CaseControlled(DepartmentCaseEvent):
+    """管控: a severe hazard is under control; ``on_time`` against its ``control`` deadline."""
+
+    TYPE: ClassVar[str] = "grid.case.controlled.v1"
+
+    measures: Annotated[Description, pii("free_text")]
+    controlled_by: Annotated[NonEmptyStr, pii("identifier")]
+    on_time: bool
+
+
+class CaseExtensionRequested(DepartmentCaseEvent):
+    """延期申请: the department asked to move the ``stage`` deadline ``due_at`` to ``until``."""
+
+    TYPE: ClassVar[str] = "grid.case.extension.requested.v1"
+
+    stage: Stage
+    due_at: Timestamp
+    until: Timestamp
+    reason: Annotated[Description, pii("free_text")]
+    requested_by: Annotated[NonEmptyStr, pii("identifier")]
+
+
+class CaseExtensionGranted(DepartmentCaseEvent):
+    """延期: the extension was granted; the ``stage`` deadline moved from ``previous_due_at`` to ``due_at``."""
+
+    TYPE: ClassVar[str] = "grid.case.extension.granted.v1"
+
+    stage: Stage
+    previous_due_at: Timestamp
+    due_at: Timestamp
+    comment: Annotated[Note, pii("free_text")] = ""
+    reviewer_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class CaseExtensionRefused(DepartmentCaseEvent):
+    """延期 refused: the ``stage`` deadline stays ``due_at``."""
+
+    TYPE: ClassVar[str] = "grid.case.extension.refused.v1"
+
+    stage: Stage
+    due_at: Timestamp
+    comment: Annotated[Note, pii("free_text")] = ""
+    reviewer_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class CaseSupervised(CaseEvent):
+    """超期督办: a missed deadline (``stage``, ``due_at``) brings a yellow card, a later one of
+    the same case a red card; a severe hazard is listed (挂牌督办) from dispatch until 销号.
+    Escalation is not automatic: it stays a decision (``grid.case.escalate.v1``)."""
+
+    TYPE: ClassVar[str] = "grid.case.supervised.v1"
+
+    supervision: Supervision
+    level: EscalationLevel
+    stage: Stage | None = None
+    due_at: Timestamp | None = None
+    department: NonEmptyStr | None = None
+    grid_id: GridId | None = None
+    community_id: CommunityId | None = None
+    street_id: StreetId | None = None
+    category: Category | None = None
+
+
+class CaseDelisted(CaseEvent):
+    """销号: a listed severe hazard was rectified and verified; its 挂牌督办 ends."""
+
+    TYPE: ClassVar[str] = "grid.case.delisted.v1"
+
+    department: NonEmptyStr | None = None
+    street_id: StreetId | None = None
+
+
+class CaseExclusionRequested(DepartmentCaseEvent):
+    """不合理诉求: the department asked to leave the case out of the rates."""
+
+    TYPE: ClassVar[str] = "grid.case.exclusion.requested.v1"
+
+    reason: Annotated[Description, pii("free_text")]
+    requested_by: Annotated[NonEmptyStr, pii("identifier")]
+
+
+class CaseExclusionReviewed(DepartmentCaseEvent):
+    """不合理诉求审核: ``approved`` leaves the case out of the department's rates."""
+
+    TYPE: ClassVar[str] = "grid.case.exclusion.reviewed.v1"
+
+    approved: bool
+    comment: Annotated[Note, pii("free_text")] = ""
+    reviewer_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
+
+
+class WhistleEvent(Event):
+    """Base of the 吹哨报到 events: keyed by the whistle, with its street and the instant."""
+
+    SUBJECT: ClassVar[str] = "whistle_id"
+
+    whistle_id: WhistleId
+    street_id: StreetId
+    occurred_at: Timestamp | None = None
+
+
+class WhistleBlown(WhistleEvent):
+    """街乡吹哨: the street summoned ``departments`` to report before ``report_by``."""
+
+    TYPE: ClassVar[str] = "grid.whistle.blown.v1"
+
+    case_id: CaseId | None = None
+    departments: tuple[DepartmentId, ...] = Field(min_length=1)
+    report_by: Timestamp
+    matter: Annotated[Description, pii("free_text")]
+    blown_by: Annotated[NonEmptyStr, pii("identifier")]
+
+
+class WhistleAnswered(WhistleEvent):
+    """部门报到: a summoned department reported; ``on_time`` before ``report_by``."""
+
+    TYPE: ClassVar[str] = "grid.whistle.answered.v1"
+
+    department: DepartmentId
+    answered_by: Annotated[NonEmptyStr, pii("identifier")]
+    on_time: bool
+    note: Annotated[Note, pii("free_text")] = ""
+
+
+class WhistleMissed(WhistleEvent):
+    """A summoned department had not reported by ``report_by``: recorded as missing (未报到)."""
+
+    TYPE: ClassVar[str] = "grid.whistle.missed.v1"
+
+    department: DepartmentId
+    report_by: Timestamp
+
+
+class WhistleRated(WhistleEvent):
+    """The street rated a summoned department's response, 1–5 (counts in the department's 考核)."""
+
+    TYPE: ClassVar[str] = "grid.whistle.rated.v1"
+
+    department: DepartmentId
+    rating: Rating
+    comment: Annotated[Note, pii("free_text")] = ""
+    rated_by: Annotated[NonEmptyStr | None, pii("identifier")] = None
 
 
 
@@ -531,14 +938,20 @@ class PersonErased(PersonErasedEvent):
 COMMANDS: tuple[type[Command], ...] = (
     ReportCase, RegisterCase, DismissCase, DispatchCase, HandleCase, VerifyCase, CaseFeedback, EscalateCase, LogPatrol,
     ErasePerson,
+    AcceptCase, ReturnCase, ReviewReturn, ContactReporter, ControlHazard, RequestExtension, ReviewExtension,
+    RequestExclusion, ReviewExclusion, BlowWhistle, AnswerWhistle, RateWhistle,
 )
 EVENTS: tuple[type[Event], ...] = (
     CaseReported, CaseRegistered, CaseDismissed, CaseDuplicateLinked, CaseDispatched, CaseHandled, CaseVerified,
     CaseClosed, CaseOverdue, CaseEscalated, CaseFeedback, PatrolLogged, PersonErased,
+    CaseAccepted, CaseReturned, CaseReturnReviewed, CaseContacted, CaseControlled, CaseExtensionRequested,
+    CaseExtensionGranted, CaseExtensionRefused, CaseSupervised, CaseDelisted, CaseExclusionRequested,
+    CaseExclusionReviewed, WhistleBlown, WhistleAnswered, WhistleMissed, WhistleRated,
 )
 
 __all__ = [
     "Category", "Grade", "ReporterKind", "Satisfaction", "EscalationLevel", "Stage", "Location", "Reporter",
-    "CaseId", *(m.__name__ for m in COMMANDS), *(m.__name__ for m in EVENTS if m not in COMMANDS),
+    "CaseId", "ContactChannel", "Supervision", "DepartmentId", "DEPARTMENT_ID_PATTERN", "WhistleId", "Rating",
+    "DepartmentCaseEvent", "WhistleEvent", *(m.__name__ for m in COMMANDS), *(m.__name__ for m in EVENTS if m not in COMMANDS),
     "CaseEvent", "COMMANDS", "EVENTS",
 ]

@@ -21,11 +21,12 @@ OCCURRED_AT = "occurred_at"
 
 
 def not_occurrence(name: str) -> bool:
-    """Planned or described times: deadlines, a patrol's span, a scheme's start."""
-    return name.endswith("due_at") or name in {"accept_by", "started_at", "ended_at", "effective_from"}
+    """Planned or described times: deadlines, a patrol's span, a scheme's start, an extension asked for."""
+    return name.endswith("due_at") or name in {"accept_by", "report_by", "until", "started_at", "ended_at",
+                                               "effective_from"}
 
 
-NOT_OCCURRENCE = "due_at, *_due_at, accept_by, started_at, ended_at, effective_from"
+NOT_OCCURRENCE = "due_at, *_due_at, accept_by, report_by, until, started_at, ended_at, effective_from"
 
 BEFORE_THE_RULE: dict[str, tuple[str, ...]] = {
     "assessment.alert.raised.v1": (),

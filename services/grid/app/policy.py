@@ -8,12 +8,14 @@ other case is refused exactly as an unknown one (``unknown_case``), so that exis
 from __future__ import annotations
 
 from schemas.grid import (
-    CaseFeedback, DismissCase, DispatchCase, ErasePerson, EscalateCase, HandleCase, LogPatrol, RegisterCase, ReportCase,
-    VerifyCase,
+    AcceptCase, AnswerWhistle, BlowWhistle, CaseFeedback, ContactReporter, ControlHazard, DismissCase, DispatchCase,
+    ErasePerson, EscalateCase, HandleCase, LogPatrol, RateWhistle, RegisterCase, ReportCase, RequestExclusion,
+    RequestExtension, ReturnCase, ReviewExclusion, ReviewExtension, ReviewReturn, VerifyCase,
 )
 from services.kit.policy import SUB, Policy, allow
 
 OFFICERS = ("community_officer", "street_officer")
+DEPARTMENT_CASE = "a case dispatched to one of the caller's departments"
 
 POLICY = Policy("grid", {
     ReportCase: (
@@ -32,5 +34,21 @@ POLICY = Policy("grid", {
     HandleCase: allow("department_officer", actor={"handled_by": SUB},
                       note="a case of one of the caller's departments"),
     CaseFeedback: allow("resident", actor={"reporter_id": SUB}, note="a case the caller reported"),
+    # the department's part of a case (a case dispatched to one of the caller's departments)
+    AcceptCase: allow("department_officer", actor={"accepted_by": SUB}, note=DEPARTMENT_CASE),
+    ReturnCase: allow("department_officer", actor={"returned_by": SUB}, note=DEPARTMENT_CASE),
+    ContactReporter: allow("department_officer", actor={"contacted_by": SUB}, note=DEPARTMENT_CASE),
+    ControlHazard: allow("department_officer", actor={"controlled_by": SUB}, note=DEPARTMENT_CASE),
+    RequestExtension: allow("department_officer", actor={"requested_by": SUB}, note=DEPARTMENT_CASE),
+    RequestExclusion: allow("department_officer", actor={"requested_by": SUB}, note=DEPARTMENT_CASE),
+    # the dispatcher's level reviews what a department asks; the street decides what leaves the rates
+    ReviewReturn: allow(*OFFICERS, actor={"reviewer_id": SUB}, note="a case in the caller's scope"),
+    ReviewExtension: allow(*OFFICERS, actor={"reviewer_id": SUB}, note="a case in the caller's scope"),
+    ReviewExclusion: allow("street_officer", actor={"reviewer_id": SUB}, note="a case in the caller's scope"),
+    # 吹哨报到
+    BlowWhistle: allow("street_officer", actor={"blown_by": SUB}, area=lambda c: c.street_id),
+    AnswerWhistle: allow("department_officer", actor={"answered_by": SUB},
+                         note="a whistle that summoned one of the caller's departments, as that department"),
+    RateWhistle: allow("street_officer", actor={"rated_by": SUB}, note="a whistle of the caller's streets"),
     ErasePerson: allow("data_protection_officer", actor={"requested_by": SUB}, note="any person, with a reason"),
 })

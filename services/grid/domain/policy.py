@@ -163,7 +163,7 @@ class DeadlinePolicy(BaseModel):
     @field_validator("default")
     @classmethod
     def _complete_default(cls, v: StageLimits) -> StageLimits:
-        missing = [s.value for s in Stage if getattr(v, s.value) is None]
+        missing = [s for s in ('register', 'dispatch', 'handle', 'verify') if getattr(v, s) is None]
         if missing:
             raise ValueError(f"the default rule must give every stage a limit; missing: {', '.join(missing)}")
         return v

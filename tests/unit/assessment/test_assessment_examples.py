@@ -75,7 +75,7 @@ def test_the_alert_example_belongs_to_the_scorecard_example():
     ("assessment.review.record.v1", "subject_type", "grid"),
     ("assessment.period.close.v1", "period", "2026-13"),
     ("assessment.period.close.v1", "period", "\u0662\u0660\u0662\u0666-11"),  # Arabic-Indic digits
-    ("assessment.scorecard.published.v1", "entity_type", "department"),
+    ("assessment.scorecard.published.v1", "entity_type", "ministry"),
     ("assessment.scorecard.published.v1", "rank", 0),
 ])
 def test_the_contract_refuses_out_of_range_values(t, field, bad):
