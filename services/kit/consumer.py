@@ -167,8 +167,10 @@ class BatchConsumer:
                  pool: asyncpg.Pool, handler: Handler, on_commit=None, max_records: int = 1000,
                  fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest", lanes: int = 1,
                  verifier: TokenVerifier | None = None, max_record_age: float = 3600.0,
-                 security: KafkaSecurity | None = None, max_event_skew: float = 300.0):
+                 security: KafkaSecurity | None = None, max_event_skew: float = 300.0,
+                 session_timeout_ms: int = 10_000):
         self.service = service
+        self.session_timeout_ms = session_timeout_ms
         self.security = security
         self.name = name
         self.topics = list(topics)
@@ -213,7 +215,8 @@ class BatchConsumer:
             client_id=f"{self.service}-{self.name}", enable_auto_commit=False,
             auto_offset_reset=self.auto_offset_reset, fetch_max_wait_ms=self.fetch_max_wait_ms,
             max_partition_fetch_bytes=1024 * 1024, fetch_max_bytes=8 * 1024 * 1024,
-            session_timeout_ms=10000, heartbeat_interval_ms=1000, rebalance_timeout_ms=5000,
+            session_timeout_ms=self.session_timeout_ms, heartbeat_interval_ms=min(1000, self.session_timeout_ms // 3),
+            rebalance_timeout_ms=5000,
             max_poll_interval_ms=300000, isolation_level="read_uncommitted", **client_kwargs(self.security),
         )
         await self.consumer.start()

@@ -159,8 +159,8 @@ class ServiceRuntime:
             datadir=str(datadir),
             producer_acks=-1,
             broker_rebalance_timeout=3,
-            broker_session_timeout=10,
-            broker_heartbeat_interval=1,
+            broker_session_timeout=self.settings.kafka_session_timeout_ms / 1000,
+            broker_heartbeat_interval=min(1.0, self.settings.kafka_session_timeout_ms / 3000),
             topic_partitions=1,
             topic_replication_factor=self.settings.topic_replication_factor,
             consumer_auto_offset_reset="earliest",
@@ -245,10 +245,18 @@ class ServiceRuntime:
                 on_commit=self.relay.notify, max_records=s.batch_max_records,
                 fetch_max_wait_ms=s.fetch_max_wait_ms, lanes=s.consumer_lanes, verifier=self.verifier,
                 max_record_age=s.intake_max_record_age_seconds, security=security,
-                max_event_skew=s.event_time_max_skew_seconds)
+                max_event_skew=s.event_time_max_skew_seconds, session_timeout_ms=s.kafka_session_timeout_ms)
             m.CONSUMER_STALLED.labels(self.service, name).set_function(c.stalled_seconds)
-            await c.start()
             self.consumers.append(c)
+        # every group forms at once: joining one takes a while (half the session timeout on the
+        # embedded broker), and a worker with three consumers must not wait for three in a row
+        started = await asyncio.gather(*(c.start() for c in self.consumers), return_exceptions=True)
+        failed = [e for e in started if isinstance(e, BaseException)]
+        if failed:
+            for c in self.consumers:
+                await c.stop()
+            raise failed[0]
+        for c in self.consumers:
             self._tasks.append(asyncio.ensure_future(self._supervise(c)))
         self.ready = True
         m.READY.labels(self.service).set(1)

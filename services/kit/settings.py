@@ -41,6 +41,11 @@ class ServiceSettings(BaseSettings):
     # -- shared, unprefixed -------------------------------------------------------------
     kafka_bootstrap_servers: str = _shared("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092",
                                            description="Kafka bootstrap servers, comma separated")
+    kafka_session_timeout_ms: int = _shared(
+        "KAFKA_SESSION_TIMEOUT_MS", 10_000, ge=3_000, le=300_000,
+        description="consumer group session timeout of every consumer (the kit's and faust's): a worker that sends no "
+                    "heartbeat for this long loses its partitions to the others. A group forms in half of it on the "
+                    "embedded broker, so it also bounds how fast a worker starts")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = _shared(
         "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", description="how every Kafka client connects: PLAINTEXT, SSL (TLS), "
         "SASL_PLAINTEXT or SASL_SSL (SASL authentication, over TLS for SASL_SSL)")

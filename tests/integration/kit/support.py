@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import asyncpg
 
@@ -31,7 +32,8 @@ class Pipeline:
                                       bootstrap=self.kafka, pool=self.pool, handler=self.handler,
                                       on_commit=self.relay.notify, max_records=200, lanes=self.lanes,
                                       verifier=self.verifier, max_record_age=self.max_record_age,
-                                      max_event_skew=self.max_event_skew)
+                                      max_event_skew=self.max_event_skew,
+                                      session_timeout_ms=int(os.environ["KAFKA_SESSION_TIMEOUT_MS"]))
         await self.consumer.start()
         self.tasks = [asyncio.ensure_future(self.relay.run()), asyncio.ensure_future(self.consumer.run())]
         return self
