@@ -22,9 +22,9 @@ from schemas.grid import (
     VerifyCase,
 )
 from services.grid import projection as db
-from services.grid.app.handler import GridHandler, load_policy
+from services.grid.app.handler import GridHandler, load_calendar, load_policy
 from services.grid.app.metrics import HANDLING_BUCKETS
-from services.grid.domain import DEFAULT_POLICY, CaseStatus
+from services.grid.domain import DEFAULT_POLICY, DEFAULT_POLICY_MAPPING, CaseStatus, DeadlinePolicy
 from services.grid.registry import GridRegister
 from services.kit.db import create_pool
 from services.kit.handlers import dispatch, handles
@@ -306,8 +306,10 @@ async def test_the_metrics_snapshot_counts_cases_reports_dismissals_reworks_patr
     assert snap.handling_bucket_counts[:3] == [0, 0, 1]  # 600 s: above 60 and 300, within 900
 
 
-def test_the_shipped_policy_file_parses_to_the_default_policy():
-    assert load_policy(Path(__file__).resolve().parents[3] / "services/grid/policy/deadlines.yaml") == DEFAULT_POLICY
+def test_the_shipped_policy_file_parses_to_the_default_policy_on_the_shipped_calendar():
+    shipped = load_policy(Path(__file__).resolve().parents[3] / "services/grid/policy/deadlines.yaml")
+    assert shipped == DeadlinePolicy.from_mapping(DEFAULT_POLICY_MAPPING, calendar=load_calendar())
+    assert shipped.limits_for(Category.OTHER) == DEFAULT_POLICY.limits_for(Category.OTHER)
 
 
 def test_the_sample_grid_register_has_two_streets_of_three_communities_of_four_grids():
