@@ -24,7 +24,7 @@ from schemas.grid import (
 )
 from services.grid import projection as db
 from services.grid.domain import (
-    CaseState, Context, DeadlinePolicy, OpenCase, check_overdue, decide, evolve,
+    CaseState, Context, DeadlinePolicy, OpenCase, WorkCalendar, check_overdue, decide, evolve,
 )
 from services.grid.projection import CASES, ProjectionRows
 from services.grid.registry import GridRegister
@@ -39,10 +39,23 @@ from .policy import POLICY
 CaseStep = RegisterCase | DispatchCase | HandleCase | VerifyCase | CaseFeedback | EscalateCase
 
 
-def load_policy(path: Path | str) -> DeadlinePolicy:
-    """The deadline policy from a YAML file; raises on a missing or invalid file."""
+GRID_DIR = Path(__file__).resolve().parent.parent
+CALENDAR_FILE = GRID_DIR / "policy" / "calendar.yaml"
+
+
+def load_calendar(path: Path | str = CALENDAR_FILE) -> WorkCalendar:
+    """The working-time calendar from a YAML file; raises on a missing or invalid file."""
     with open(path, encoding="utf-8") as f:
-        return DeadlinePolicy.from_mapping(yaml.safe_load(f) or {})
+        return WorkCalendar.from_mapping(yaml.safe_load(f) or {})
+
+
+def load_policy(path: Path | str, calendar: WorkCalendar | Path | str = CALENDAR_FILE) -> DeadlinePolicy:
+    """The deadline policy from a YAML file, on ``calendar`` (a calendar, or the path of its
+    file: by default the package's); raises on a missing or invalid file."""
+    if not isinstance(calendar, WorkCalendar):
+        calendar = load_calendar(calendar)
+    with open(path, encoding="utf-8") as f:
+        return DeadlinePolicy.from_mapping(yaml.safe_load(f) or {}, calendar=calendar)
 
 
 def may_act_on(principal: Principal | None, cmd: CaseStep | DismissCase, state: CaseState) -> bool:

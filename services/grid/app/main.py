@@ -17,11 +17,12 @@ from services.kit.routes import Request, found, page
 from services.kit.runtime import ServiceRuntime
 
 from . import api, metrics
-from .handler import GridHandler, load_policy
+from .handler import GridHandler, load_calendar, load_policy
 from .settings import GridSettings
 
 settings = GridSettings()
-deadlines = load_policy(settings.policy_path)
+calendar = load_calendar(settings.calendar_path)
+deadlines = load_policy(settings.policy_path, calendar)
 register = GridRegister.load(settings.register_path)
 handler = GridHandler(deadlines, register, settings.duplicate_radius_m)
 
@@ -45,6 +46,7 @@ async def overdue(uow) -> None:
 @rt.timer(settings.metrics_interval_seconds, name="metrics")
 async def refresh_metrics(uow) -> None:
     grid_metrics.update(await db.metrics_snapshot(uow.conn, metrics.HANDLING_BUCKETS))
+    grid_metrics.check_calendar(calendar, uow.now)
 
 
 # -- queries (bearer token, roles) -----------------------------------------------------------------

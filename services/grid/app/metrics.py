@@ -6,6 +6,8 @@ A short timer (``GRID_METRICS_INTERVAL_SECONDS``) takes a :class:`MetricsSnapsho
 - ``grid_cases{status,category}`` (gauge): cases by status and category.
 - ``grid_cases_overdue_open`` (gauge): open cases that missed a deadline.
 - ``grid_case_handling_seconds`` (histogram): report-to-close time of closed cases.
+- ``grid_calendar_covers_next_year`` (gauge, 0/1): whether the working-time calendar lists
+  next year's holidays (0: from January on, working days will be plain Monday–Friday).
 - ``grid_reports_received_total``, ``grid_reports_dismissed_total{reason}`` (duplicate | other),
   ``grid_cases_reworked_total``, ``grid_patrols_logged_total`` (counters).
 
@@ -16,10 +18,13 @@ No ids as labels.
 """
 from __future__ import annotations
 
+import logging
+from datetime import date, datetime
+
 from prometheus_client.core import REGISTRY, CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from schemas.grid import Category
-from services.grid.domain import CaseStatus
+from services.grid.domain import CaseStatus, WorkCalendar
 from services.grid.projection import MetricsSnapshot
 
 HANDLING_BUCKETS: tuple[float, ...] = (
@@ -28,15 +33,35 @@ HANDLING_BUCKETS: tuple[float, ...] = (
 )
 DISMISS_REASONS = ("duplicate", "other")
 
+log = logging.getLogger("grid.metrics")
+
+
+def covers_next_year(calendar: WorkCalendar, now: datetime) -> bool:
+    """Whether ``calendar`` lists the year after ``now`` (in the calendar's zone)."""
+    return calendar.covers(date(now.astimezone(calendar.tz).year + 1, 1, 1))
+
 
 class GridMetrics:
     """A prometheus collector over the latest projection snapshot."""
 
     def __init__(self) -> None:
         self.snapshot: MetricsSnapshot | None = None
+        self.calendar_covers_next_year: bool | None = None
 
     def update(self, snapshot: MetricsSnapshot) -> None:
         self.snapshot = snapshot
+
+    def check_calendar(self, calendar: WorkCalendar, now: datetime) -> bool:
+        """Set the calendar gauge; log a warning when the calendar stops covering next year
+        (once per change, so at start-up too)."""
+        covered = covers_next_year(calendar, now)
+        if not covered and self.calendar_covers_next_year is not False:
+            year = now.astimezone(calendar.tz).year + 1
+            log.warning("the working-time calendar does not list %d: its working days will be plain Monday-Friday, "
+                        "without holidays or make-up days; add the holiday notice for %d to the calendar file "
+                        "(GRID_CALENDAR_PATH)", year, year)
+        self.calendar_covers_next_year = covered
+        return covered
 
     def collect(self):
         s = self.snapshot
@@ -62,6 +87,9 @@ class GridMetrics:
         yield dismissed
         yield CounterMetricFamily("grid_cases_reworked", "Failed verifications sending a case back (返工)",
                                   value=s.reworks if s else 0)
+        yield GaugeMetricFamily("grid_calendar_covers_next_year",
+                                "1 when the working-time calendar lists next year's holidays and make-up days",
+                                value=1 if self.calendar_covers_next_year else 0)
         yield CounterMetricFamily("grid_patrols_logged", "Patrols logged by grid workers", value=s.patrols if s else 0)
 
 

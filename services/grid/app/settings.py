@@ -17,6 +17,9 @@ class GridSettings(ServiceSettings):
     http_port: int = Field(8001, ge=1, le=65535, description="HTTP port (/healthz, /readyz, /metrics, API)")
     policy_path: Path = Field(GRID_DIR / "policy" / "deadlines.yaml",
                               description="deadline policy file (YAML, see services/grid/domain/policy.py)")
+    calendar_path: Path = Field(GRID_DIR / "policy" / "calendar.yaml",
+                                description="working-time calendar file (YAML): working hours, holidays and "
+                                            "make-up working days (调休) per year")
     register_path: Path = Field(GRID_DIR / "registry" / "grids.yaml",
                                 description="grid register file (YAML): the known grids of the district")
     duplicate_radius_m: float = Field(250.0, gt=0, le=10_000,

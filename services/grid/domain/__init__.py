@@ -8,7 +8,9 @@ Walk it in this order:
   :class:`services.kit.errors.Rejected` subclasses from :mod:`.errors`), and the timer's
   ``check_overdue(state, now, policy)`` / ``next_check_at(state)``.
 - :mod:`.evolve` — ``evolve(state, event) -> state`` and ``evolve_all(states, events)``.
-- :mod:`.policy` — :class:`DeadlinePolicy` (``from_mapping``, ``limits_for``, ``due``).
+- :mod:`.policy` — :class:`DeadlinePolicy` (``from_mapping``, ``limits_for``, ``due``,
+  ``working_between``), with limits on the clock or in working time.
+- :mod:`.calendar` — :class:`WorkCalendar`: working days (holidays, 调休) and working hours.
 - :mod:`.geo` — ``find_duplicate`` (haversine, 250 m by default) and :class:`OpenCase`.
 - :mod:`.publication` — what the public Open311 view may show: :data:`PRIVATE_CATEGORIES`,
   rounded positions, descriptions after registration only, dismissal reasons that are codes.
@@ -16,6 +18,7 @@ Walk it in this order:
 No I/O, no clock: the time and everything else from outside come in a :class:`Context`.
 """
 from . import errors
+from .calendar import WorkCalendar, YearSchedule
 from .decide import DUPLICATE_REASON, Context, check_overdue, decide, next_check_at
 from .errors import *  # noqa: F401,F403 (the refusals: errors.__all__)
 from .evolve import evolve, evolve_all
@@ -29,7 +32,7 @@ from .state import CaseState, CaseStatus, Deadline
 __all__ = [
     "Context", "decide", "evolve", "evolve_all", "check_overdue", "next_check_at", "DUPLICATE_REASON",
     "CaseState", "CaseStatus", "Deadline",
-    "DeadlinePolicy", "DEFAULT_POLICY", "DEFAULT_POLICY_MAPPING", "Limits", "Span",
+    "DeadlinePolicy", "DEFAULT_POLICY", "DEFAULT_POLICY_MAPPING", "Limits", "Span", "WorkCalendar", "YearSchedule",
     "OpenCase", "find_duplicate", "haversine_m", "DEFAULT_DUPLICATE_RADIUS_M",
     "PRIVATE_CATEGORIES", "PUBLIC_CATEGORIES", "PUBLIC_COORDINATE_DECIMALS", "PUBLIC_DISMISSAL_REASONS",
     *errors.__all__,

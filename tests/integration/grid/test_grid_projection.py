@@ -22,9 +22,9 @@ from schemas.grid import (
     VerifyCase,
 )
 from services.grid import projection as db
-from services.grid.app.handler import GridHandler, load_policy
+from services.grid.app.handler import GridHandler, load_calendar, load_policy
 from services.grid.app.metrics import HANDLING_BUCKETS
-from services.grid.domain import DEFAULT_POLICY, CaseStatus
+from services.grid.domain import DEFAULT_POLICY, DEFAULT_POLICY_MAPPING, CaseStatus, DeadlinePolicy
 from services.grid.registry import GridRegister
 from services.kit.db import create_pool
 from services.kit.handlers import dispatch, handles
@@ -192,13 +192,13 @@ async def test_refused_commands_change_nothing_and_become_rejections(pool, handl
 
 
 async def test_the_overdue_timer_reports_each_missed_deadline_once_and_escalates(pool, handler):
-    await run(pool, handler, report("o1"))  # register due in 15 min
-    assert (await overdue_round(pool, handler, T0 + timedelta(minutes=10)))[0] == 0
-    checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=16))
+    await run(pool, handler, report("o1"))  # register due in one working hour (Monday 09:00 in Shanghai)
+    assert (await overdue_round(pool, handler, T0 + timedelta(minutes=50)))[0] == 0
+    checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=61))
     assert checked == 1
     assert [e.type for e in uow.emitted] == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
     assert uow.emitted[1].data["to_level"] == "street"
-    checked, again = await overdue_round(pool, handler, T0 + timedelta(minutes=30))
+    checked, again = await overdue_round(pool, handler, T0 + timedelta(minutes=90))
     assert checked == 0 and again.emitted == []
     async with pool.acquire() as conn:
         case = await db.get_case(conn, "o1")
@@ -240,9 +240,9 @@ async def test_the_overdue_timer_leaves_a_case_that_a_batch_holds_for_a_later_ro
     await run(pool, handler, report("o2"))
     async with pool.acquire() as batch, batch.transaction():
         await db.CASES.read(batch, ["o2"])  # a batch of commands has it locked
-        checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=16))
+        checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=61))
         assert checked == 0 and uow.emitted == []
-    checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=16))
+    checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=61))
     assert checked == 1 and [e.type for e in uow.emitted] == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
 
 
@@ -306,8 +306,10 @@ async def test_the_metrics_snapshot_counts_cases_reports_dismissals_reworks_patr
     assert snap.handling_bucket_counts[:3] == [0, 0, 1]  # 600 s: above 60 and 300, within 900
 
 
-def test_the_shipped_policy_file_parses_to_the_default_policy():
-    assert load_policy(Path(__file__).resolve().parents[3] / "services/grid/policy/deadlines.yaml") == DEFAULT_POLICY
+def test_the_shipped_policy_file_parses_to_the_default_policy_on_the_shipped_calendar():
+    shipped = load_policy(Path(__file__).resolve().parents[3] / "services/grid/policy/deadlines.yaml")
+    assert shipped == DeadlinePolicy.from_mapping(DEFAULT_POLICY_MAPPING, calendar=load_calendar())
+    assert shipped.limits_for(Category.OTHER) == DEFAULT_POLICY.limits_for(Category.OTHER)
 
 
 def test_the_sample_grid_register_has_two_streets_of_three_communities_of_four_grids():

@@ -12,6 +12,8 @@ import orjson
 import pytest
 
 from schemas.envelope import CloudEvent
+from services.grid.app.handler import load_calendar
+from services.grid.app.metrics import covers_next_year
 from tests.support.kafka import produce, read_all, send
 from tests.support.procs import http
 
@@ -344,3 +346,5 @@ async def test_domain_metrics_come_from_the_projection(worker):
     assert lines["grid_patrols_logged_total"] >= 1
     assert lines["grid_case_handling_seconds_count"] >= 1
     assert "grid_cases_overdue_open" in lines
+    # the shipped calendar lists next year while it is current (the worker runs on the real clock)
+    assert lines["grid_calendar_covers_next_year"] == float(covers_next_year(load_calendar(), datetime.now(timezone.utc)))

@@ -48,7 +48,7 @@ def test_report_opens_a_case_with_street_and_community_derived_from_the_grid_id(
 
 def test_report_sets_the_registration_deadline_from_the_policy():
     [ev] = World().run(report())
-    assert ev.register_due_at == T0 + timedelta(minutes=15)
+    assert ev.register_due_at == T0 + timedelta(hours=1)  # one working hour (Monday 09:00)
     assert ev.urgent is False
 
 
@@ -82,7 +82,7 @@ def test_register_accepts_the_case_with_a_dispatch_deadline():
     w = world_at("reported")
     [ev] = w.run(register(department="城管办"))
     assert isinstance(ev, CaseRegistered)
-    assert ev.due_at == w.now + timedelta(minutes=15)
+    assert ev.due_at == w.now + timedelta(hours=1)  # one working hour
     s = w.state()
     assert s.status is CaseStatus.REGISTERED and s.department == "城管办" and s.registered_at == w.now
 
@@ -113,7 +113,7 @@ def test_dispatch_sends_the_case_to_a_department_with_the_policy_handling_deadli
     w = world_at("registered")
     [ev] = w.run(dispatch(department="环卫所", assignee_id="staff-7"))
     assert isinstance(ev, CaseDispatched)
-    assert ev.due_at == w.now + timedelta(days=2)  # environment: 2 days
+    assert ev.due_at == w.now + timedelta(days=2)  # environment: 2 working days (from a Monday)
     s = w.state()
     assert (s.status, s.department, s.assignee_id) == (CaseStatus.DISPATCHED, "环卫所", "staff-7")
 
@@ -133,10 +133,11 @@ def test_dispatch_with_a_due_time_in_the_past_is_refused():
     assert (e.value.reason, e.value.field) == ("due_in_past", "due_at")
 
 
-def test_handle_records_the_result_and_starts_the_one_hour_verification_deadline():
+def test_handle_records_the_result_and_starts_the_four_working_hour_verification_deadline():
     w = world_at("dispatched")
     [ev] = w.run(handle(result="已清运", media=["https://m/1.jpg"]))
-    assert isinstance(ev, CaseHandled) and ev.verify_due_at == w.now + timedelta(hours=1)
+    # 09:03 + 4 working hours: 2 h 57 min to 12:00, the lunch break, 1 h 03 min from 13:30
+    assert isinstance(ev, CaseHandled) and ev.verify_due_at == w.now + timedelta(hours=5, minutes=30)
     s = w.state()
     assert s.status is CaseStatus.HANDLED and s.result == "已清运"
 
@@ -168,7 +169,7 @@ def test_a_case_closed_after_a_missed_deadline_is_not_on_time():
 
 def test_a_late_verification_makes_the_close_late():
     w = world_at("handled")
-    w.tick(hours=2)
+    w.tick(hours=6)  # verification was due at 14:33
     assert w.run(verify(passed=True))[1].on_time is False
 
 
