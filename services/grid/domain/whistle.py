@@ -33,6 +33,7 @@ from typing import Container
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.codes import parent_of
 from schemas.common import Command
 from schemas.grid import (
     AnswerWhistle, BlowWhistle, RateWhistle, WhistleAnswered, WhistleBlown, WhistleEvent, WhistleMissed, WhistleRated,
@@ -123,7 +124,7 @@ def may_summon(street_id: str, department: str) -> bool:
     """Whether a street may summon ``department`` (its shape aside): a district department of
     the street's district (``<division>.<code>``) or the street's own (``<street_id>.<code>``)."""
     owner = department.split(".", 1)[0]
-    return owner in (street_id[:6], street_id)
+    return owner in (parent_of(street_id), street_id)
 
 
 def decide_whistle(state: WhistleState | None, command: Command, ctx: WhistleContext) -> list[WhistleEvent]:
