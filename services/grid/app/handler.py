@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Sequence
+from typing import Container, Sequence
 
 import yaml
 
@@ -35,6 +35,7 @@ from services.kit.uow import UnitOfWork
 
 from . import erasure as grid_erasure
 from .policy import POLICY
+from .whistles import WHISTLE_COMMANDS, WhistleSteps  # 吹哨报到
 
 CaseStep = RegisterCase | DispatchCase | HandleCase | VerifyCase | CaseFeedback | EscalateCase
 
@@ -73,19 +74,22 @@ def may_act_on(principal: Principal | None, cmd: CaseStep | DismissCase, state: 
     return principal.scope.covers(state.grid_id)
 
 
-class GridHandler(Handler):
-    """Every grid command, one shared path for the intake topic and HTTP."""
+class GridHandler(WhistleSteps, Handler):
+    """Every grid command, one shared path for the intake topic and HTTP (the whistles' in
+    :class:`~services.grid.app.whistles.WhistleSteps`)."""
 
     service = "grid"
     policy = POLICY
 
-    def __init__(self, deadlines: DeadlinePolicy, register: GridRegister, duplicate_radius_m: float = 250.0):
+    def __init__(self, deadlines: DeadlinePolicy, register: GridRegister, duplicate_radius_m: float = 250.0,
+                 departments: Container[str] = frozenset()):
         self.deadlines = deadlines
         self.register = register
         self.duplicate_radius_m = duplicate_radius_m
+        self.departments = departments  # which department ids exist (吹哨报到)
 
     # -- the batch step ----------------------------------------------------------------
-    @prepares(*(c for c in COMMANDS if c is not ErasePerson))
+    @prepares(*(c for c in COMMANDS if c is not ErasePerson and c not in WHISTLE_COMMANDS))
     async def load(self, uow: UnitOfWork, commands: Sequence[Command]) -> None:
         """Lock the states of the cases the batch names (a dismissal's original too) and look up
         which of its patrols are logged already."""

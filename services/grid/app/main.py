@@ -11,12 +11,14 @@ from schemas.grid import Category
 from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
 from services.grid import projection as db
 from services.grid.domain import PUBLIC_CATEGORIES, CaseStatus
+from services.grid.projection import whistles as whistle_db
 from services.grid.registry import GridRegister
+from services.grid.registry.whistle_departments import KnownDepartments
 from services.kit.http import HttpError
 from services.kit.routes import Request, found, page
 from services.kit.runtime import ServiceRuntime
 
-from . import api, metrics
+from . import api, metrics, whistles
 from .handler import GridHandler, load_calendar, load_policy
 from .settings import GridSettings
 
@@ -24,7 +26,8 @@ settings = GridSettings()
 calendar = load_calendar(settings.calendar_path)
 deadlines = load_policy(settings.policy_path, calendar)
 register = GridRegister.load(settings.register_path)
-handler = GridHandler(deadlines, register, settings.duplicate_radius_m)
+handler = GridHandler(deadlines, register, settings.duplicate_radius_m,
+                      departments=KnownDepartments.load(settings.whistle_departments_path))
 
 rt = ServiceRuntime("grid", settings, migrations=Path(__file__).resolve().parent.parent / "migrations")
 rt.consume("intake", [GRID.intake], handler)
@@ -106,6 +109,51 @@ async def list_patrols(req: Request[None, api.PatrolQuery, None]):
     async with rt.connection() as conn:
         total, items = await db.list_patrols(conn, q.grid_id, q.grid_worker_id, q.limit, q.offset,
                                              db.Reader.of(req.principal))
+    return page(q, total, items)
+
+
+# -- 吹哨报到: the missed-department timer, queries and metrics --------------------------------
+# Who reads which whistles (whistle_db.WhistleReader): auditor all; street and community officers
+# those of their streets (a community's street); department officers those that summoned one of
+# their departments. A whistle outside is a 404, a list holds only what the caller may read.
+
+whistle_metrics = whistles.register_metrics()
+
+
+@rt.timer(settings.whistle_interval_seconds, name="whistles", exclusive=True)
+async def whistles_timer(uow) -> None:
+    """Summoned departments without a report by report_by → grid.whistle.missed.v1, once each,
+    by one worker of the service at a time."""
+    await handler.check_whistles(uow, settings.whistle_batch)
+
+
+@rt.timer(settings.metrics_interval_seconds, name="whistle_metrics")
+async def refresh_whistle_metrics(uow) -> None:
+    whistle_metrics.update(await whistle_db.whistle_snapshot(uow.conn))
+
+
+async def _whistle(conn, whistle_id: str, principal):
+    return await whistle_db.get_whistle(conn, whistle_id, whistle_db.WhistleReader.of(principal))
+
+
+rt.lookup("/v1/whistles/{whistle_id}", path=whistles.WhistleRef, out=whistles.WhistleOut, fetch=_whistle,
+          roles=whistles.WHISTLE_READERS, scoped=True,
+          summary="A whistle (吹哨) and each summoned department's report, missing record and rating.")
+
+
+@rt.get("/v1/whistles", query=whistles.WhistleQuery, responses={200: whistles.WhistlePage},
+        roles=whistles.WHISTLE_READERS)
+async def list_whistles(req: Request[None, whistles.WhistleQuery, None]):
+    """Whistles (吹哨报到) by street, summoned department and open, latest first.
+
+    Only the whistles the caller may read: an auditor every whistle; a street or community officer
+    those of their streets (a community officer: of their communities' streets); a department
+    officer those that summoned one of their departments."""
+    q = req.query
+    async with rt.connection() as conn:
+        total, items = await whistle_db.list_whistles(
+            conn, street_id=q.street_id, department=q.department, open=q.open, limit=q.limit, offset=q.offset,
+            reader=whistle_db.WhistleReader.of(req.principal))
     return page(q, total, items)
 
 

@@ -15,6 +15,8 @@ __all__ = [
     "ReworkDueWithoutRework", "DuplicateOfSelf", "DuplicateTargetNotOpen", "FeedbackAlreadyGiven",
     "NotAReporter", "NoHigherLevel", "JointMediationForDisputesOnly", "PatrolEndsBeforeStart", "PatrolInFuture",
     "PatrolExists", "SelfVerification",
+    "WhistleNotFound", "WhistleExists", "UnknownDepartment", "NotSummoned", "AlreadyAnswered", "NotYetAnswered",
+    "AlreadyRated", "MissingActor",
 ]
 
 
@@ -112,3 +114,64 @@ class PatrolExists(Rejected):
 
     def __init__(self, patrol_id: str):
         super().__init__("patrol_exists", f"patrol {patrol_id!r} is already logged", "patrol_id")
+
+
+# -- 吹哨报到 (whistles) ---------------------------------------------------------------------
+
+
+class WhistleNotFound(NotFound):
+    """No whistle with this id, or one the sender may not act on (reason ``unknown_whistle``)."""
+
+    def __init__(self, whistle_id: str):
+        super().__init__("whistle", whistle_id, field="whistle_id")
+
+
+class WhistleExists(Rejected):
+    """A whistle id that is already taken."""
+
+    def __init__(self, whistle_id: str):
+        super().__init__("whistle_exists", f"whistle {whistle_id!r} was already blown", "whistle_id")
+
+
+class UnknownDepartment(Rejected):
+    """A department that is not in the department register, or that the street may not summon
+    (another district's, or another street's own)."""
+
+    def __init__(self, department: str, field: str = "departments"):
+        super().__init__("unknown_department", f"department {department!r} is not one the street may summon", field)
+
+
+class NotSummoned(Rejected):
+    """A department the whistle did not summon."""
+
+    def __init__(self, department: str):
+        super().__init__("not_summoned", f"the whistle did not summon {department!r}", "department")
+
+
+class AlreadyAnswered(Rejected):
+    """A department reports to a whistle once."""
+
+    def __init__(self, department: str):
+        super().__init__("already_answered", f"{department!r} has already reported to this whistle", "department")
+
+
+class NotYetAnswered(Rejected):
+    """Rating a department that has neither reported nor been recorded missing."""
+
+    def __init__(self, department: str):
+        super().__init__("not_yet_answered", f"{department!r} has neither reported nor been recorded missing",
+                         "department")
+
+
+class AlreadyRated(Rejected):
+    """The street rates a department's response to a whistle once."""
+
+    def __init__(self, department: str):
+        super().__init__("already_rated", f"{department!r} is already rated for this whistle", "department")
+
+
+class MissingActor(Rejected):
+    """A whistle command without the person who sends it (the policy fills it from the token)."""
+
+    def __init__(self, field: str):
+        super().__init__("missing_actor", f"{field} is required", field)

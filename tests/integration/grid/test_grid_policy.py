@@ -403,7 +403,8 @@ async def test_every_authenticated_route_declares_its_roles(worker):
     assert status == 200
     authenticated = [(m, p, op) for p, ops in doc["paths"].items() for m, op in ops.items() if op.get("security")]
     assert {p for _, p, _ in authenticated} == {"/v1/cases", "/v1/cases/{case_id}", "/v1/commands",
-                                                "/v1/grids/{grid_id}/counts", "/v1/patrols"}
+                                                "/v1/grids/{grid_id}/counts", "/v1/patrols",
+                                                "/v1/whistles", "/v1/whistles/{whistle_id}"}
     for method, path, op in authenticated:
         assert op.get("x-roles"), (method, path)
     assert "x-roles" not in doc["paths"]["/open311/v2/requests.json"]["get"]  # the public view needs no token
