@@ -25,7 +25,7 @@ from services.kit.errors import Rejected
 from assessment_builders import CST, small_scheme
 
 
-def test_the_default_scheme_covers_all_six_entity_types_over_the_three_pillars():
+def test_the_default_scheme_covers_all_seven_entity_types_over_the_three_pillars():
     s = default_scheme()
     assert set(s.entity_types) == set(EntityType)
     for es in s.entity_types.values():
@@ -137,6 +137,10 @@ def test_flat_weights_name_every_pillar_and_indicator():
         "grid.organisation.rework_rate": 0.5,
         "grid.satisfaction": 0.25,
         "grid.satisfaction.satisfaction_rate": 1.0,
+        "basically_satisfied_weight": 0.9,
+        "three_rates.response_rate": 0.3,
+        "three_rates.resolution_rate": 0.35,
+        "three_rates.satisfaction_rate": 0.35,
     }
 
 

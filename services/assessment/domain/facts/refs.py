@@ -60,6 +60,23 @@ class CaseRef(_Ref):
     reworked: bool = False
     closed: bool = False
     feedback: bool = False
+    register_due_at: datetime | None = None
+    verify_due_at: datetime | None = None
+    department: str | None = None
+    dept_received_at: datetime | None = None
+    dept_counted: tuple[str, ...] = ()
+    contacted_at: datetime | None = None
+    feedback_at: datetime | None = None
+    feedback_department: str | None = None
+    feedback_facts: tuple[str, ...] = ()
+
+    def counted(self, what: str) -> bool:
+        """Whether ``what`` (accepted, contacted, returned, extended, supervised, closed,
+        excluded) was already counted for the case's current department."""
+        return what in self.dept_counted
+
+    def count(self, what: str, **update: Any) -> "CaseRef":
+        return self.model_copy(update={"dept_counted": tuple(sorted({*self.dept_counted, what})), **update})
 
 
 class OrderRef(_Ref):
@@ -96,11 +113,30 @@ class UnitRef(_Ref):
 
 
 class WorkerRef(_Ref):
-    """A grid worker and the grid they last patrolled or reported in."""
+    """A grid worker and the grid they last patrolled or reported in; every grid they patrolled
+    or reported in with the first instant they were seen there, and the (grid, Monday of the
+    week) pairs they patrolled (巡查覆盖率)."""
 
     KIND: ClassVar[str] = "worker"
     worker_id: str
     grid_id: str | None = None
+    grids: tuple[tuple[str, datetime], ...] = ()
+    patrolled: tuple[tuple[str, str], ...] = ()
+
+    def seen_in(self, grid_id: str, at: datetime) -> "WorkerRef":
+        """This worker, now last seen in ``grid_id`` (first seen there at ``at`` if new)."""
+        grids = self.grids if any(g == grid_id for g, _ in self.grids) else (*self.grids, (grid_id, at))
+        return self.model_copy(update={"grid_id": grid_id, "grids": grids})
+
+
+class WhistleRef(_Ref):
+    """A whistle (吹哨) and what was counted of it per department."""
+
+    KIND: ClassVar[str] = "whistle"
+    whistle_id: str
+    summoned: tuple[str, ...] = ()
+    answered: tuple[str, ...] = ()
+    rated: tuple[str, ...] = ()
 
 
 class AccountRef(_Ref):
@@ -114,8 +150,9 @@ class AccountRef(_Ref):
     active_periods: tuple[str, ...] = ()
 
 
-Ref = Union[CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef]
-REF_TYPES: dict[str, type[_Ref]] = {c.KIND: c for c in (CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef)}
+Ref = Union[CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef, WhistleRef]
+REF_TYPES: dict[str, type[_Ref]] = {
+    c.KIND: c for c in (CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef, WhistleRef)}
 
 
 def ref_from_json(kind: str, data: Mapping[str, Any]) -> Ref:
@@ -132,6 +169,7 @@ class Lookup(Protocol):
     def unit(self, unit_id: str) -> UnitRef | None: ...
     def worker(self, worker_id: str) -> WorkerRef | None: ...
     def account(self, account_id: str) -> AccountRef | None: ...
+    def whistle(self, whistle_id: str) -> WhistleRef | None: ...
 
 
 def _stored(cls: type[_Ref]) -> Callable[["MemoryLookup", str | None], Any]:
@@ -156,6 +194,7 @@ class MemoryLookup:
     unit = _stored(UnitRef)
     worker = _stored(WorkerRef)
     account = _stored(AccountRef)
+    whistle = _stored(WhistleRef)
 
     def put(self, ref: Ref) -> None:
         self.refs[(ref.KIND, ref.ref_id)] = ref
@@ -183,8 +222,8 @@ def area_entities(grid_id: str | None = None, community_id: str | None = None,
 
 def parent_of(entity_type: str, entity_id: str, lookup: Lookup) -> str | None:
     """Where an entity is ranked: grids and members within their community, grid workers within
-    the community of their grid, communities and units within their street, streets within
-    their district (6-digit division code). None when unknown (ranked with the other orphans).
+    the community of their grid, communities and units within their street, streets and
+    departments within their district (6-digit division code). None when unknown (ranked with the other orphans).
     """
     et = EntityType(entity_type)
     if et is EntityType.GRID:
@@ -199,5 +238,14 @@ def parent_of(entity_type: str, entity_id: str, lookup: Lookup) -> str | None:
     if et is EntityType.MEMBER:
         m = lookup.member(entity_id)
         return m.community_id if m else None
+    if et is EntityType.DEPARTMENT:
+        return department_district(entity_id)
     u = lookup.unit(entity_id)
     return u.street_id if u else None
+
+
+def department_district(department_id: str) -> str | None:
+    """Where a department is ranked: its district (the 6-digit division its id starts with),
+    so that a district's departments and its streets' own are ranked together."""
+    head = department_id.split(".", 1)[0]
+    return head[:6] if len(head) in (6, 9) and head.isdigit() else None
