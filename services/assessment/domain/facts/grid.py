@@ -20,7 +20,7 @@ from schemas.assessment import EntityType
 from ..indicators import Fact
 from ..periods import week_of
 from .core import EventEffect, FactDelta, builds, increments
-from .refs import CaseRef, Entity, Lookup, Ref, WhistleRef, WorkerRef, area_entities
+from .refs import CaseRef, Entity, Lookup, Ref, WhistleRef, WorkerRef, area_entities, is_department_id
 
 
 _grid_event = partial(builds, occurred="occurred_at")
@@ -126,7 +126,7 @@ def case_dispatched(e: grid.CaseDispatched, at: datetime, lookup: Lookup) -> Eve
         ref, more = _mark_late(ref, e.due_at)
         facts += more
     if e.department != ref.department:  # the department's part starts (a re-dispatch: the next one's)
-        dept = [_dept(e.department)]
+        dept = _depts(e.department)
         facts += increments(dept, at, Fact.DEPT_CASES_RECEIVED) + increments(dept, at, Fact.DEPT_CASES_IN_RATES)
         ref = ref.model_copy(update={"department": e.department, "dept_received_at": at, "dept_counted": (),
                                      "contacted_at": None})
@@ -176,9 +176,9 @@ def case_closed(e: grid.CaseClosed, at: datetime, lookup: Lookup) -> EventEffect
     facts += increments(ents, ref.due_at, Fact.HANDLING_SECONDS, float(e.handling_seconds))
     dept = e.department or ref.department
     if dept:
-        facts += increments([_dept(dept)], at, Fact.DEPT_CASES_CLOSED)
+        facts += increments(_depts(dept), at, Fact.DEPT_CASES_CLOSED)
         if e.on_time:
-            facts += increments([_dept(dept)], at, Fact.DEPT_CASES_CLOSED_ON_TIME)
+            facts += increments(_depts(dept), at, Fact.DEPT_CASES_CLOSED_ON_TIME)
     return EventEffect(facts, [ref.model_copy(update={"closed": True})])
 
 
@@ -216,7 +216,7 @@ def case_feedback(e: grid.CaseFeedback, at: datetime, lookup: Lookup) -> EventEf
     update: dict = {"feedback": True}
     dept = ref.department or e.department
     if dept and not (dept == ref.department and ref.counted("excluded")):
-        facts += [d for f in counted for d in increments([_dept(dept)], at, f)]
+        facts += [d for f in counted for d in increments(_depts(dept), at, f)]
         update.update(feedback_at=at, feedback_department=dept, feedback_facts=tuple(f.value for f in counted))
     return EventEffect(facts, [ref.model_copy(update=update)])
 
@@ -247,8 +247,10 @@ def patrol_logged(e: grid.PatrolLogged, at: datetime, lookup: Lookup) -> EventEf
 # resolved are taken back in the periods they were counted in); its other rates keep it.
 
 
-def _dept(department: str) -> Entity:
-    return (EntityType.DEPARTMENT.value, department)
+def _depts(department: str | None) -> list[Entity]:
+    """The department entity of a department id of the register; a free-text department (an
+    event from before the register) counts for no department."""
+    return [(EntityType.DEPARTMENT.value, department)] if is_department_id(department) else []
 
 
 def _holder(e: grid.DepartmentCaseEvent | grid.CaseSupervised, ref: CaseRef) -> str | None:
@@ -261,8 +263,8 @@ def _once(ref: CaseRef, e, what: str, fact: Fact, at: datetime, when: bool = Tru
     if not dept or not when or (dept == ref.department and ref.counted(what)):
         return EventEffect()
     if dept != ref.department:  # a department's event for a case not seen dispatched to it
-        return EventEffect(increments([_dept(dept)], at, fact))
-    return EventEffect(increments([_dept(dept)], at, fact), [ref.count(what, **update)])
+        return EventEffect(increments(_depts(dept), at, fact))
+    return EventEffect(increments(_depts(dept), at, fact), [ref.count(what, **update)])
 
 
 @_grid_event(grid.CaseAccepted)
@@ -284,7 +286,7 @@ def case_contacted(e: grid.CaseContacted, at: datetime, lookup: Lookup) -> Event
 def _out_of_rates(ref: CaseRef) -> list[FactDelta]:
     """Take the case back out of its current department's 响应率/解决率: received in rates and
     contacted on time, in the periods they were counted in."""
-    d = [_dept(ref.department)] if ref.department else []
+    d = _depts(ref.department)
     facts = increments(d, ref.dept_received_at, Fact.DEPT_CASES_IN_RATES, -1)
     if ref.counted("contacted"):
         facts += increments(d, ref.contacted_at, Fact.CASES_CONTACTED_ON_TIME, -1)
@@ -336,7 +338,7 @@ def case_exclusion_reviewed(e: grid.CaseExclusionReviewed, at: datetime, lookup:
         return EventEffect()
     facts = [] if ref.counted("returned") else _out_of_rates(ref)
     if ref.feedback_department == ref.department:
-        d = [_dept(ref.department)]  # type: ignore[list-item]
+        d = _depts(ref.department)
         facts += [x for f in ref.feedback_facts for x in increments(d, ref.feedback_at, Fact(f), -1)]
     return EventEffect(facts, [ref.count("excluded", feedback_department=None, feedback_facts=())])
 
@@ -355,7 +357,7 @@ def whistle_blown(e: grid.WhistleBlown, at: datetime, lookup: Lookup) -> EventEf
     new = [d for d in e.departments if d not in w.summoned]
     if not new:
         return EventEffect()
-    return EventEffect(increments([_dept(d) for d in new], at, Fact.WHISTLES_SUMMONED),
+    return EventEffect(increments([x for d in new for x in _depts(d)], at, Fact.WHISTLES_SUMMONED),
                        [w.model_copy(update={"summoned": (*w.summoned, *new)})])
 
 
@@ -366,7 +368,7 @@ def whistle_answered(e: grid.WhistleAnswered, at: datetime, lookup: Lookup) -> E
     w = _whistle(e, lookup)
     if not e.on_time or e.department in w.answered:
         return EventEffect()
-    return EventEffect(increments([_dept(e.department)], at, Fact.WHISTLES_ANSWERED_ON_TIME),
+    return EventEffect(increments(_depts(e.department), at, Fact.WHISTLES_ANSWERED_ON_TIME),
                        [w.model_copy(update={"answered": (*w.answered, e.department)})])
 
 
@@ -376,6 +378,6 @@ def whistle_rated(e: grid.WhistleRated, at: datetime, lookup: Lookup) -> EventEf
     w = _whistle(e, lookup)
     if e.department in w.rated:
         return EventEffect()
-    d = [_dept(e.department)]
+    d = _depts(e.department)
     return EventEffect(increments(d, at, Fact.WHISTLES_RATED) + increments(d, at, Fact.WHISTLE_RATING_SUM, e.rating),
                        [w.model_copy(update={"rated": (*w.rated, e.department)})])

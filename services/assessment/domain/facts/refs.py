@@ -8,6 +8,7 @@ Refs are stored by the application as jsonb (``model_dump(mode="json")`` under t
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, Self, Union
@@ -15,7 +16,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, Self, U
 from pydantic import BaseModel, ConfigDict
 
 from schemas.assessment import EntityType
-from schemas.codes import community_id_of, is_community_id, is_grid_id, is_street_id, street_id_of
+from schemas.codes import DEPARTMENT_ID_PATTERN, community_id_of, is_community_id, is_grid_id, is_street_id, street_id_of
 from schemas.codes import parent_of as code_parent_of
 
 Entity = tuple[str, str]
@@ -244,8 +245,15 @@ def parent_of(entity_type: str, entity_id: str, lookup: Lookup) -> str | None:
     return u.street_id if u else None
 
 
+_DEPARTMENT_ID = re.compile(DEPARTMENT_ID_PATTERN)
+
+
+def is_department_id(value: object) -> bool:
+    """Whether ``value`` is a department id of the register (``110105.cgj``, ``110105001.zhzf``)."""
+    return isinstance(value, str) and _DEPARTMENT_ID.fullmatch(value) is not None
+
+
 def department_district(department_id: str) -> str | None:
     """Where a department is ranked: its district (the 6-digit division its id starts with),
     so that a district's departments and its streets' own are ranked together."""
-    head = department_id.split(".", 1)[0]
-    return head[:6] if len(head) in (6, 9) and head.isdigit() else None
+    return department_id[:6] if is_department_id(department_id) else None
