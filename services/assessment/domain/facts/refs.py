@@ -256,4 +256,7 @@ def is_department_id(value: object) -> bool:
 def department_district(department_id: str) -> str | None:
     """Where a department is ranked: its district (the 6-digit division its id starts with),
     so that a district's departments and its streets' own are ranked together."""
-    return department_id[:6] if is_department_id(department_id) else None
+    if not is_department_id(department_id):
+        return None
+    head = department_id.split(".", 1)[0]
+    return code_parent_of(head) if is_street_id(head) else head
