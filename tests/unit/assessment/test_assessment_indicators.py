@@ -167,3 +167,15 @@ def test_three_rates_renormalises_over_the_rates_that_have_a_value():
 
 def test_three_rates_without_any_rate_has_no_value():
     assert evaluate(CATALOGUE["three_rates"], {"dept_cases_received": 3}).value is None
+
+
+def test_the_readmes_indicator_table_is_what_the_catalogue_and_the_default_scheme_say():
+    from services.assessment import indicatordoc
+    from services.kit import readmedoc
+
+    text = readmedoc.README.read_text(encoding="utf-8")
+    assert readmedoc.section(text, indicatordoc.START, indicatordoc.END) == indicatordoc.render(), \
+        "README.md's indicator table is stale: run `python -m services.assessment.indicatordoc`"
+    rows = indicatordoc.render().splitlines()
+    assert any(r.startswith("| `extension_rate` | 延期率 | cases with a granted extension") and "| department |" in r
+               for r in rows)
