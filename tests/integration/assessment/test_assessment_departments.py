@@ -236,6 +236,11 @@ async def test_a_month_of_department_events_closes_into_department_scorecards_wi
     # and answered by the queries, like any other entity type
     status, card = await http("GET", worker.url + f"/v1/scorecards/department/{CGJ}?period={PERIOD}", token=TOKEN)
     assert status == 200 and card["indicators"]["three_rates"] == 0.755
+    officer = token("dept-officer-1", ["department_officer"], scope={"departments": [CGJ]})
+    status, card = await http("GET", worker.url + f"/v1/scorecards/department/{CGJ}?period={PERIOD}", token=officer)
+    assert status == 200 and card["entity_id"] == CGJ
+    status, _ = await http("GET", worker.url + f"/v1/scorecards/department/{ZHZF}?period={PERIOD}", token=officer)
+    assert status == 404  # another department's: as an unknown one
     status, r = await http("GET", worker.url + f"/v1/rankings?entity_type=department&parent_id={DISTRICT}"
                                                f"&period={PERIOD}", token=TOKEN)
     assert status == 200 and [i["entity_id"] for i in r["items"]] == [CGJ, ZHZF]
