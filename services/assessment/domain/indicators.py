@@ -4,7 +4,11 @@ An indicator value is computed from the counters an entity accumulated in one pe
 :mod:`.facts` for how each upstream event increments them). Rates and averages have a
 denominator; when the denominator is empty (0) the indicator has **no value** (``None``) —
 not 0 and not an error — and the weighting re-normalises over indicators that have one.
-Counts (points earned, active volunteers, patrols) always have a value.
+Counts (points earned, active volunteers, patrols) always have a value. A composite (三率综合,
+``three_rates``) is the weighted mean of its component rates that have a value. Two numbers
+come from the scheme (:class:`Parameters`): 基本满意's weight in every 满意率 and the 三率
+weights. Where an entity type answers for something else than an area does (a department's
+延期率 and 按期办结率), the indicator has a formula of its own for it (:func:`indicator_for`).
 
 Rates are fractions 0-1 (``0.95``); how a value becomes 0-100 points is the scheme's
 business (:mod:`.scheme`).
