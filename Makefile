@@ -56,6 +56,7 @@ schemas: $(STAMP)
 	$(PY) -m services.kit.openapi
 	$(PY) -m services.kit.policydoc
 	$(PY) -m services.kit.piidoc
+	$(PY) -m services.assessment.indicatordoc
 
 dashboards: $(STAMP)
 	$(PY) deploy/grafana/generate.py

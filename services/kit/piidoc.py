@@ -37,8 +37,9 @@ KEEPS: dict[tuple[str, str], str] = {
                         "description (the work asked for); no location, media or other text",
     ("grid", "points"): "of a case's report and registration, the ids (the reporter is the award's holder); "
                         "no description, location, media or other text",
-    ("grid", "assessment"): "ids, times, outcomes and categories; no description, location, media, note, "
-                            "comment or reason",
+    ("grid", "assessment"): "ids, times, outcomes, ratings and categories; no description, location, media, "
+                            "note, comment, reason or matter, and not who handled, accepted, contacted, reviewed, "
+                            "blew, answered or rated",
     ("orders", "points"): "the assignee's id of an evaluated order (the award's holder), its category, "
                           "community and minutes; no text",
     ("orders", "assessment"): "ids, times, outcomes, ratings and categories; no description, note, comment, "

@@ -129,7 +129,13 @@ def test_the_table_names_the_services_that_read_each_type():
     read_by = piidoc.readers()
     assert read_by["grid.case.registered.v1"] == ["orders", "points", "assessment"]
     assert "assessment" in read_by["orders.order.evaluated.v1"] and "points" in read_by["orders.order.evaluated.v1"]
-    assert "grid.case.handled.v1" not in read_by  # nobody downstream takes the handling's result and photos
+    # only assessment takes the handling, for its verification deadline (核查及时率): its log keeps
+    # neither the result, the photos nor who handled it
+    assert read_by["grid.case.handled.v1"] == ["assessment"]
+    from services.assessment.domain.history import log_data
+    handled = grid.CaseHandled(case_id="c-1", result="已清理", media=("m.jpg",), handled_by="staff-1",
+                               verify_due_at="2026-11-02T09:00:00+08:00").model_dump(mode="json")
+    assert set(log_data(grid.CaseHandled, handled)) == {"case_id", "verify_due_at", "occurred_at"}
 
 
 def test_a_reader_without_a_word_on_what_it_keeps_fails_the_generator(monkeypatch):

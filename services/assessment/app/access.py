@@ -6,7 +6,10 @@
   (its scorecard's ``parent_id``: the community of a grid worker's grid or of a member, the street
   of a unit). Lists are filtered to that; a single scorecard outside it is answered 404 like an
   unknown one, so that existence does not leak;
-- a ``grid_worker`` or ``party_member`` reads their own scorecard (``entity_id`` = their ``sub``).
+- a ``grid_worker`` or ``party_member`` reads their own scorecard (``entity_id`` = their ``sub``);
+- a department (职能部门) is ranked within its district (``parent_id`` the 6-digit division), so
+  its scorecard, ranking and alerts are the district's to read (assessor, auditor); a
+  ``department_officer`` reads the scorecards of the departments of their scope.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from services.kit.policy import sees_district
 OFFICERS = frozenset({"community_officer", "street_officer"})
 LIST_READERS = ("assessor", "auditor", "community_officer", "street_officer")
 """Rankings and alerts."""
-CARD_READERS = (*LIST_READERS, "grid_worker", "party_member")
+CARD_READERS = (*LIST_READERS, "grid_worker", "party_member", "department_officer")
 """A single scorecard (and the scheme it is scored by)."""
 AREA_TYPES = frozenset({"grid", "community", "street"})
 """Entity types whose id is an area code."""
@@ -39,6 +42,9 @@ def may_read(principal: Principal | None, entity_type: str, entity_id: str, pare
         area = area_of(entity_type, entity_id, parent_id)
         if area is not None and principal.scope.covers(area):
             return True
+    if entity_type == "department" and principal.has("department_officer") \
+            and principal.scope.covers_department(entity_id):
+        return True
     return any(principal.has(role) and entity_type == et and entity_id == principal.sub for role, et in OWN.items())
 
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from schemas import assessment, grid, orders, points
 from schemas.common import Event
 from schemas.envelope import DecodeError
-from schemas.pii import restored
+from schemas.pii import field_tags, minimised, restored
 from schemas.registry import model_for
 
 from .facts import CONSUMED, MemoryLookup, replay
@@ -33,11 +33,21 @@ LIFECYCLE: tuple[type[Event], ...] = (
     grid.CaseRegistered,
     grid.CaseDismissed,
     grid.CaseDispatched,
+    grid.CaseAccepted,
+    grid.CaseContacted,
+    grid.CaseReturnReviewed,
+    grid.CaseExtensionGranted,
+    grid.CaseHandled,
     grid.CaseVerified,
     grid.CaseOverdue,
+    grid.CaseSupervised,
     grid.CaseClosed,
     grid.CaseFeedback,
+    grid.CaseExclusionReviewed,
     grid.PatrolLogged,
+    grid.WhistleBlown,
+    grid.WhistleAnswered,
+    grid.WhistleRated,
     orders.OrderPlaced,
     orders.OrderDispatched,
     orders.OrderAccepted,
@@ -56,12 +66,41 @@ if set(LIFECYCLE) != CONSUMED:
     raise RuntimeError(f"every consumed payload class needs a lifecycle rank: {set(LIFECYCLE) ^ CONSUMED}")
 
 
+UNREAD_IDENTIFIERS: dict[type[Event], frozenset[str]] = {
+    c: frozenset(name for name, category in field_tags(c).items() if category == "identifier")
+    for c in (grid.CaseHandled, grid.CaseAccepted, grid.CaseContacted, grid.CaseReturnReviewed,
+              grid.CaseExtensionGranted, grid.CaseSupervised, grid.CaseExclusionReviewed,
+              grid.WhistleBlown, grid.WhistleAnswered, grid.WhistleRated)
+}
+"""Consumed event types whose identifiers no rule reads (who accepted, contacted, reviewed,
+blew, answered or rated: department staff and officers): the log keeps none of them. A
+department's, street's or case's id is no person's and stays."""
+
+_IDENTIFIER_STAND_IN = "-"
+
+
+def log_data(model: type[Event], data: Mapping[str, Any]) -> dict[str, Any]:
+    """What the event log keeps of an event's ``data``: :func:`schemas.pii.minimised` (no free
+    text, places, media, names, contacts or credentials), less the identifiers no rule reads
+    (:data:`UNREAD_IDENTIFIERS`)."""
+    kept = minimised(model, data)
+    drop = UNREAD_IDENTIFIERS.get(model, frozenset())
+    return {k: v for k, v in kept.items() if k not in drop}
+
+
+def _with_stand_ins(model: type[Event], data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``data`` with a neutral stand-in for each required identifier the log did not keep."""
+    missing = [n for n in UNREAD_IDENTIFIERS.get(model, ()) if n not in data and model.model_fields[n].is_required()]
+    return {**data, **{n: _IDENTIFIER_STAND_IN for n in missing}} if missing else data
+
+
 @dataclass(frozen=True)
 class StoredEvent:
     """One consumed event as the event log keeps it: its typed payload, the envelope's source,
     id and time, and the topic it came from. ``raw`` is the ``data`` as received, which the
     log stores without the personal fields no rule reads (free text, places, media, names:
-    :func:`schemas.pii.minimised`; None: the payload's own JSON); the domain never reads it."""
+    :func:`schemas.pii.minimised`, and the identifiers of :data:`UNREAD_IDENTIFIERS`:
+    :func:`log_data`; None: the payload's own JSON); the domain never reads it."""
 
     source: str
     id: str
@@ -96,7 +135,7 @@ def stored_event(source: str, id: str, topic: str, type_: str, data: Mapping[str
     if model not in CONSUMED:
         raise DecodeError("unexpected_type", f"{type_!r} is not an event assessment consumes", "type")
     try:
-        payload = restored(model, data)  # type: ignore[arg-type]
+        payload = restored(model, _with_stand_ins(model, data))  # type: ignore[arg-type]
     except ValidationError as e:
         raise DecodeError("invalid_data", f"{source} {id}: {e.errors()[0]['msg']}", "data") from None
     return StoredEvent(source, id, topic, payload, time)

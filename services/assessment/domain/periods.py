@@ -127,6 +127,26 @@ def periods_of(ts: datetime) -> tuple[str, str, str]:
     return (f"{local.year:04d}-{local.month:02d}", f"{local.year:04d}-Q{(local.month - 1) // 3 + 1}", f"{local.year:04d}")
 
 
+def week_of(ts: datetime) -> str:
+    """The Monday (ISO date, Asia/Shanghai) of the week an instant falls in."""
+    local = _aware(ts).astimezone(SHANGHAI).date()
+    return (local - timedelta(days=local.weekday())).isoformat()
+
+
+def mondays_in(period: str) -> tuple[str, ...]:
+    """The Mondays (ISO dates, Asia/Shanghai) that fall in a period: the weeks the period counts
+    (a week belongs to the period of its Monday)."""
+    p = Period.parse(period)
+    day = p.start.astimezone(SHANGHAI).date()
+    day += timedelta(days=(7 - day.weekday()) % 7)
+    end = p.end.astimezone(SHANGHAI).date()
+    out = []
+    while day < end:
+        out.append(day.isoformat())
+        day += timedelta(days=7)
+    return tuple(out)
+
+
 def period_start(period: str) -> datetime:
     return Period.parse(period).start
 

@@ -13,6 +13,7 @@ import orjson
 from schemas.common import Payload
 
 from .facts import MemoryLookup, facts_by_entity, parent_of
+from .facts.coverage import with_coverage
 from .facts.core import FactTable
 from .periods import Period
 from .scheme import Scheme, scheme_for_period
@@ -20,10 +21,11 @@ from .scorecards import NAMESPACE, EntityFacts, Publication, close_period
 
 
 def publication_for(period: str, table: FactTable, lookup: MemoryLookup, scheme: Scheme) -> Publication:
-    """Ranked, graded scorecards of every entity with counters in ``period``, and the alerts."""
+    """Ranked, graded scorecards of every entity with counters in ``period``, and the alerts
+    (grid workers' patrol coverage derived for the period, :mod:`.facts.coverage`)."""
     p = str(Period.parse(period))
     entities = [
-        EntityFacts(et, eid, facts, parent_of(et, eid, lookup))
+        EntityFacts(et, eid, with_coverage(et, eid, facts, p, lookup), parent_of(et, eid, lookup))
         for (et, eid), facts in facts_by_entity(table, p).items()
     ]
     return close_period(p, entities, scheme)

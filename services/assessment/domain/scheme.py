@@ -23,6 +23,13 @@ Thresholds (``thresholds``) are on the indicator's raw value: an alert is raised
 higher-is-better indicator is below it, or an inverse indicator above it. Grades: score ≥
 ``excellent`` → 优秀, ≥ ``good`` → 良好, ≥ ``fair`` → 一般, else 较差.
 
+Formula parameters (``parameters``): ``basically_satisfied_weight`` (基本满意's weight in every
+满意率, default 0.9, within 0..1) and ``three_rates`` (the weights of the 三率 composite over
+``response_rate`` / ``resolution_rate`` / ``satisfaction_rate``, default 30/35/35, normalised
+to sum to 1; each share within 0..1, at least one positive). A scheme change carries them as
+weight keys ``basically_satisfied_weight`` and ``three_rates.<rate>`` (a share, like the
+other weights), and they are among :meth:`Scheme.flat_weights`.
+
 Validation (``InvalidScheme``, reason ``invalid_scheme``): weights positive, indicators
 known and applicable to the entity type, pillars known and non-empty, targets positive for
 target scorings, cut-offs 0-100 and descending. :meth:`Scheme.from_mapping` normalises
@@ -40,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from schemas.assessment import ChangeScheme, EntityType, Grade, SchemeChanged
 from services.kit.errors import Rejected
 
-from .indicators import CATALOGUE, Indicator
+from .indicators import CATALOGUE, DEFAULT_PARAMETERS, THREE_RATES, Indicator, Parameters
 
 DEFAULT_SCHEME_PATH = Path(__file__).resolve().parent.parent / "schemes" / "default.yaml"
 
@@ -122,6 +129,24 @@ class GradeCutoffs(_Frozen):
     fair: float = 60.0
 
 
+class SchemeParameters(_Frozen):
+    """The formula parameters of a scheme (see the module docstring)."""
+
+    basically_satisfied_weight: float = DEFAULT_PARAMETERS.basically_satisfied_weight
+    three_rates: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_PARAMETERS.three_rates))
+
+    def normalised(self) -> "SchemeParameters":
+        total = sum(self.three_rates.values())
+        if total <= 0:
+            return self
+        d = _divisor(self.three_rates.values())
+        return self.model_copy(update={"three_rates": {k: v / d for k, v in self.three_rates.items()}})
+
+    def formula_parameters(self) -> Parameters:
+        return Parameters(basically_satisfied_weight=self.basically_satisfied_weight,
+                          three_rates=tuple((k, self.three_rates.get(k, 0.0)) for k in THREE_RATES))
+
+
 class Scheme(_Frozen):
     """A whole assessment scheme. Immutable; a change is a new scheme with a new id."""
 
@@ -131,6 +156,7 @@ class Scheme(_Frozen):
     effective_from: datetime
     grades: GradeCutoffs = GradeCutoffs()
     scoring: dict[str, Scoring] = Field(default_factory=dict)
+    parameters: SchemeParameters = SchemeParameters()
     entity_types: dict[EntityType, EntityScheme]
 
     @model_validator(mode="after")
@@ -192,7 +218,7 @@ class Scheme(_Frozen):
                     indicators={n: i.model_copy(update={"weight": i.weight / itotal}) for n, i in p.indicators.items()},
                 )
             ets[et] = es.model_copy(update={"pillars": pillars})
-        return self.model_copy(update={"entity_types": ets})
+        return self.model_copy(update={"entity_types": ets, "parameters": self.parameters.normalised()})
 
     def to_mapping(self) -> dict[str, Any]:
         """JSON-able form; ``Scheme.from_mapping(s.to_mapping())`` gives ``s`` back."""
@@ -211,6 +237,10 @@ class Scheme(_Frozen):
         if indicator in self.scoring:
             return self.scoring[indicator]
         return default_scoring(CATALOGUE[indicator])
+
+    def formula_parameters(self) -> Parameters:
+        """The parameters the indicator formulas take (基本满意's weight, the 三率 weights)."""
+        return self.parameters.normalised().formula_parameters()
 
     def thresholds_for(self, entity_type: EntityType | str) -> dict[str, float]:
         es = self.entity_types.get(EntityType(entity_type))
@@ -237,6 +267,9 @@ class Scheme(_Frozen):
                 out[f"{et.value}.{pn.value}"] = round(p.weight, 6)
                 for iname, wi in p.indicators.items():
                     out[f"{et.value}.{pn.value}.{iname}"] = round(wi.weight, 6)
+        out["basically_satisfied_weight"] = round(n.parameters.basically_satisfied_weight, 6)
+        for rate, w in n.parameters.three_rates.items():
+            out[f"three_rates.{rate}"] = round(w, 6)
         return dict(sorted(out.items()))
 
     # -- change ----------------------------------------------------------------------
@@ -252,14 +285,29 @@ class Scheme(_Frozen):
 
         Keys: ``<indicator>`` (wherever the indicator is used), ``<entity_type>.<pillar>``,
         or ``<entity_type>.<pillar>.<indicator>`` (adds the indicator to the pillar when it
-        applies to the entity type). Raises :class:`InvalidScheme`.
+        applies to the entity type); the formula parameters ``basically_satisfied_weight``
+        (0..1) and ``three_rates.<rate>`` (a share 0..1 of the 三率 composite, the others
+        re-normalised). Raises :class:`InvalidScheme`.
         """
         data = self.to_mapping()
         ets = data["entity_types"]
+        params = data["parameters"]
         for key, w in weights.items():
-            if not isinstance(w, (int, float)) or isinstance(w, bool) or not w > 0:
-                raise InvalidScheme(f"weight of {key!r} must be a positive number, got {w!r}")
+            if not isinstance(w, (int, float)) or isinstance(w, bool):
+                raise InvalidScheme(f"weight of {key!r} must be a number, got {w!r}")
             parts = key.split(".")
+            if key == "basically_satisfied_weight" or parts[0] == "three_rates":
+                if not 0 <= w <= 1:
+                    raise InvalidScheme(f"{key!r} must be within 0..1, got {w!r}")
+                if key == "basically_satisfied_weight":
+                    params["basically_satisfied_weight"] = float(w)
+                elif len(parts) == 2 and parts[1] in THREE_RATES:
+                    params["three_rates"][parts[1]] = float(w)
+                else:
+                    raise InvalidScheme(f"{key!r}: the 三率 weights are three_rates.<{'|'.join(THREE_RATES)}>")
+                continue
+            if not w > 0:
+                raise InvalidScheme(f"weight of {key!r} must be a positive number, got {w!r}")
             if len(parts) == 1:
                 hits = [
                     p["indicators"][key]
@@ -335,6 +383,18 @@ def _problems(s: Scheme) -> list[str]:
         if name not in CATALOGUE:
             out.append(f"scoring: unknown indicator {name!r}")
         out += _scoring_problems("scoring", name, sc)
+    pm = s.parameters
+    if not 0 <= pm.basically_satisfied_weight <= 1:
+        out.append(f"parameters.basically_satisfied_weight must be within 0..1, got {pm.basically_satisfied_weight}")
+    for rate, w in pm.three_rates.items():
+        if rate not in THREE_RATES:
+            out.append(f"parameters.three_rates: {rate!r} is not one of {', '.join(THREE_RATES)}")
+        if not w >= 0:
+            out.append(f"parameters.three_rates.{rate}: weight must not be negative")
+    if not sum(pm.three_rates.values()) > 0:
+        out.append("parameters.three_rates: at least one weight must be positive")
+    elif any(w > 1 for w in pm.normalised().three_rates.values()):
+        out.append("parameters.three_rates: each share must be within 0..1")
     if not s.entity_types:
         out.append("a scheme needs at least one entity type")
     for et, es in s.entity_types.items():

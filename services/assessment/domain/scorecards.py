@@ -82,7 +82,7 @@ def _weighted_mean(pairs: Iterable[tuple[float, float | None]]) -> tuple[float |
 def score_entity(entity: EntityFacts, period: str, scheme: Scheme) -> ScorecardPublished:
     """An unranked scorecard (rank None, rank_of None) for one entity and period."""
     et = EntityType(entity.entity_type)
-    values = indicator_values(et, entity.facts)
+    values = indicator_values(et, entity.facts, scheme.formula_parameters())
     es = scheme.entity_types.get(et)
     pillar_of = {i: pn for pn, p in (es.pillars.items() if es else ()) for i in p.indicators}
 

@@ -11,9 +11,8 @@ from typing import Any, Sequence
 import asyncpg
 
 from schemas.assessment import AlertRaised, ScorecardPublished
-from schemas.pii import minimised
 from services.assessment.domain import Scheme
-from services.assessment.domain.history import StoredEvent, stored_event
+from services.assessment.domain.history import StoredEvent, log_data, stored_event
 from services.kit.identity import Scope
 
 # -- event log ------------------------------------------------------------------------------
@@ -21,7 +20,8 @@ from services.kit.identity import Scope
 
 async def record_events(conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> list[StoredEvent]:
     """Append events to the log (each ``data`` as received, else its payload's JSON, without
-    its personal free text, places, media and names: :func:`schemas.pii.minimised`); return
+    its personal free text, places, media and names, and the identifiers no rule reads:
+    :func:`~services.assessment.domain.history.log_data`); return
     those that were new (a repeated (source, id) is skipped)."""
     if not events:
         return []
@@ -31,7 +31,7 @@ async def record_events(conn: asyncpg.Connection, events: Sequence[StoredEvent])
                                 $6::timestamptz[], $7::timestamptz[], $8::int[])
            ON CONFLICT (source, id) DO NOTHING RETURNING source, id""",
         [e.source for e in events], [e.id for e in events], [e.topic for e in events], [e.type for e in events],
-        [minimised(type(e.payload), e.raw if e.raw is not None else e.payload.model_dump(mode="json"))
+        [log_data(type(e.payload), e.raw if e.raw is not None else e.payload.model_dump(mode="json"))
          for e in events],
         [e.time for e in events], [e.occurred_at for e in events], [e.rank for e in events])
     new = {(r["source"], r["id"]) for r in rows}

@@ -168,9 +168,12 @@ async def test_reads_are_limited_to_the_caller_s_scope(worker):
     assert (await get(worker, f"/v1/scorecards/grid_worker/gw-2?period={PERIOD}", as_role("grid_worker", "gw-1")))[0] == 404
     assert (await get(worker, f"/v1/scorecards/member/m-1?period={PERIOD}", as_role("party_member", "m-1")))[0] == 200
     assert (await get(worker, card, as_role("party_member", "m-1")))[0] == 404
-    for role in ("resident", "merchant", "points_operator", "department_officer"):
+    for role in ("resident", "merchant", "points_operator"):
         assert (await get(worker, card, as_role(role)))[0] == 403, role
         assert (await get(worker, f"/v1/alerts?period={PERIOD}", as_role(role)))[0] == 403, role
+    # a department officer reads their departments' scorecards only (the lists are the district's)
+    assert (await get(worker, card, as_role("department_officer", departments=["110105.cgj"])))[0] == 404
+    assert (await get(worker, f"/v1/alerts?period={PERIOD}", as_role("department_officer")))[0] == 403
     assert (await get(worker, f"/v1/rankings?entity_type=grid&period={PERIOD}", as_role("grid_worker", "gw-1")))[0] == 403
 
     # lists: filtered to the scope, ranks as among all

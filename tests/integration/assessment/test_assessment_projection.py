@@ -80,7 +80,7 @@ async def test_closing_twice_publishes_nothing_new_and_a_late_event_republishes_
     pub, emitted = await close(pool, handler)
     cards = [e for e in emitted if e.type == "assessment.scorecard.published.v1"]
     alerts = [e for e in emitted if e.type == "assessment.alert.raised.v1"]
-    assert len(cards) == len(pub.scorecards) == 8 and len(alerts) == len(pub.alerts) == 10
+    assert len(cards) == len(pub.scorecards) == 8 and len(alerts) == len(pub.alerts) == 11
 
     again, emitted_again = await close(pool, handler, now=NOW + timedelta(hours=1))
     assert again == pub and emitted_again == []
@@ -91,7 +91,7 @@ async def test_closing_twice_publishes_nothing_new_and_a_late_event_republishes_
     corrected, emitted3 = await close(pool, handler, now=NOW + timedelta(hours=2))
     changed = {(e.data["entity_type"], e.data["entity_id"]) for e in emitted3
                if e.type == "assessment.scorecard.published.v1"}
-    assert changed == {("grid", GRID_A), ("grid_worker", "gw-1"), ("community", "110105001002"),
+    assert changed == {("grid", GRID_A), ("community", "110105001002"),  # a grid worker is not scored on feedback
                        ("street", "110105001")}
     old_ids = {e.data["entity_id"]: (e.data["scorecard_id"], e.id) for e in cards}
     for e in emitted3:

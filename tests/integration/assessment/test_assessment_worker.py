@@ -149,7 +149,7 @@ async def test_a_scripted_month_closes_into_the_hand_computed_scorecards(worker)
     status, body = await post(worker, "assessment.period.close.v1", {"period": PERIOD})
     assert status == 200, body
     types = [e["type"] for e in body["events"]]
-    assert types.count(SCORECARD) == 8 and types.count(ALERT) == 10
+    assert types.count(SCORECARD) == 8 and types.count(ALERT) == 11
 
     cards = by_entity(await scorecards_on_topic(worker, 8))
     assert len(cards) == 8
@@ -169,10 +169,14 @@ async def test_a_scripted_month_closes_into_the_hand_computed_scorecards(worker)
     assert {k: m["indicators"][k] for k in MEMBER_INDICATORS} == MEMBER_INDICATORS
     assert cards[("grid_worker", "gw-1")]["indicators"]["patrols_logged"] == 2.0
 
-    alerts = of_type(await read_all(worker.kafka, "assessment.events.v1", min_count=18), ALERT)
+    alerts = of_type(await read_all(worker.kafka, "assessment.events.v1", min_count=19), ALERT)
     assert {(x["data"]["entity_id"], x["data"]["indicator"]) for x in alerts
             if x["data"]["entity_type"] == "grid"} == GRID_ALERTS
-    assert len(alerts) == 10
+    assert len(alerts) == 11
+    # grid workers on their own duties: gw-1 reported 4 cases, 3 registered (0.75), patrolled 2 of
+    # October's 4 weeks; gw-2 none
+    assert {(x["data"]["entity_id"], x["data"]["indicator"]) for x in alerts if x["data"]["entity_type"] == "grid_worker"} \
+        == {("gw-1", "report_timeliness"), ("gw-1", "patrol_coverage"), ("gw-2", "patrol_coverage")}
 
 
 async def test_the_same_input_delivered_twice_changes_no_indicator(worker):
@@ -251,7 +255,7 @@ async def test_queries_answer_scorecards_rankings_alerts_and_the_scheme(worker):
     assert status == 200 and al["total"] == 4
     assert {(x["entity_id"], x["indicator"]) for x in al["items"]} == GRID_ALERTS
     status, al = await get(worker, "/v1/alerts?indicator=satisfaction_rate")
-    assert {x["entity_type"] for x in al["items"]} == {"grid", "grid_worker", "community", "street"}
+    assert {x["entity_type"] for x in al["items"]} == {"grid", "community", "street"}  # not grid workers
     assert all(x["value"] < x["threshold"] and x["direction"] == "below_minimum" for x in al["items"])
 
     status, s = await get(worker, "/v1/schemes/current")

@@ -123,3 +123,15 @@ def test_reads_follow_the_scope():
     assert access.may_read(who("party_member", "m-1"), "member", "m-1", COMMUNITY)
     assert not access.may_read(who("party_member", "m-1"), "grid_worker", "m-1", COMMUNITY)
     assert access.list_scope(who("party_member", "m-1")).is_empty()
+
+
+def test_a_departments_scorecard_is_the_districts_and_its_own_officers_to_read():
+    cgj, zhzf = "110105.cgj", "110105001.zhzf"
+    own = who("department_officer", departments=[cgj])
+    assert access.may_read(own, "department", cgj, "110105")
+    assert not access.may_read(own, "department", zhzf, "110105")
+    assert not access.may_read(who("department_officer"), "department", cgj, "110105")
+    assert not access.may_read(who("street_officer", streets=[STREET]), "department", zhzf, "110105")
+    for role in ("assessor", "auditor"):
+        assert access.may_read(who(role), "department", cgj, "110105")
+    assert "department_officer" in access.CARD_READERS and "department_officer" not in access.LIST_READERS

@@ -25,7 +25,7 @@ from services.kit.errors import Rejected
 from assessment_builders import CST, small_scheme
 
 
-def test_the_default_scheme_covers_all_six_entity_types_over_the_three_pillars():
+def test_the_default_scheme_covers_all_seven_entity_types_over_the_three_pillars():
     s = default_scheme()
     assert set(s.entity_types) == set(EntityType)
     for es in s.entity_types.values():
@@ -137,6 +137,10 @@ def test_flat_weights_name_every_pillar_and_indicator():
         "grid.organisation.rework_rate": 0.5,
         "grid.satisfaction": 0.25,
         "grid.satisfaction.satisfaction_rate": 1.0,
+        "basically_satisfied_weight": 0.9,
+        "three_rates.response_rate": 0.3,
+        "three_rates.resolution_rate": 0.35,
+        "three_rates.satisfaction_rate": 0.35,
     }
 
 
@@ -238,3 +242,60 @@ def test_a_scheme_change_may_carry_a_whole_definition():
 def test_scheme_state_round_trips_through_json():
     state = evolve_scheme(SchemeState(), decide_scheme_change(SchemeState(), _change(), small_scheme())[0])
     assert SchemeState.model_validate(state.model_dump(mode="json")) == state
+
+
+# -- formula parameters: 基本满意's weight and the 三率 weights ---------------------------------
+
+
+def test_the_default_scheme_weighs_basically_satisfied_at_nine_tenths_and_the_three_rates_30_35_35():
+    p = default_scheme().formula_parameters()
+    assert p.basically_satisfied_weight == 0.9
+    assert dict(p.three_rates) == pytest.approx({"response_rate": 0.30, "resolution_rate": 0.35,
+                                                 "satisfaction_rate": 0.35})
+
+
+def test_a_scheme_without_parameters_has_the_defaults():
+    assert small_scheme().formula_parameters() == default_scheme().formula_parameters()
+
+
+def test_the_three_rates_weights_are_normalised():
+    s = small_scheme(parameters={"three_rates": {"response_rate": 1, "resolution_rate": 1, "satisfaction_rate": 2}})
+    assert s.parameters.three_rates == {"response_rate": 0.25, "resolution_rate": 0.25, "satisfaction_rate": 0.5}
+    assert Scheme.from_mapping(s.to_mapping()) == s
+
+
+@pytest.mark.parametrize(
+    "parameters, words",
+    [
+        ({"basically_satisfied_weight": 1.2}, "0..1"),
+        ({"basically_satisfied_weight": -0.1}, "0..1"),
+        ({"three_rates": {"response_rate": -1, "resolution_rate": 1, "satisfaction_rate": 1}}, "negative"),
+        ({"three_rates": {"response_rate": 0, "resolution_rate": 0, "satisfaction_rate": 0}}, "positive"),
+        ({"three_rates": {"response_rate": 1, "happiness": 1}}, "happiness"),
+        ({"speed": 3}, "speed"),
+    ],
+)
+def test_invalid_parameters_are_refused(parameters, words):
+    with pytest.raises(InvalidScheme) as e:
+        small_scheme(parameters=parameters)
+    assert words in e.value.detail
+
+
+def test_a_scheme_change_carries_the_three_rates_weights_and_basically_satisfieds_weight():
+    cmd = _change(weights={"three_rates.response_rate": 0.5, "three_rates.resolution_rate": 0.25,
+                           "three_rates.satisfaction_rate": 0.25, "basically_satisfied_weight": 0.8})
+    [ev] = decide_scheme_change(SchemeState(), cmd, default_scheme())
+    assert ev.weights["three_rates.response_rate"] == 0.5
+    assert ev.weights["basically_satisfied_weight"] == 0.8
+    s = scheme_from_event(ev)
+    assert dict(s.formula_parameters().three_rates)["response_rate"] == 0.5
+    assert s.formula_parameters().basically_satisfied_weight == 0.8
+    from_weights = scheme_from_event(ev.model_copy(update={"definition": None}), default_scheme())
+    assert from_weights.formula_parameters() == s.formula_parameters()
+
+
+@pytest.mark.parametrize("weights", [{"basically_satisfied_weight": 1.5}, {"three_rates.response_rate": -0.1},
+                                     {"three_rates.speed": 0.3}, {"three_rates": 0.3}])
+def test_a_scheme_change_with_parameters_outside_0_1_or_unknown_is_refused(weights):
+    with pytest.raises(InvalidScheme):
+        decide_scheme_change(SchemeState(), _change(weights=weights), default_scheme())

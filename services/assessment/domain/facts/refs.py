@@ -8,6 +8,7 @@ Refs are stored by the application as jsonb (``model_dump(mode="json")`` under t
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, Self, Union
@@ -15,7 +16,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, Protocol, Self, U
 from pydantic import BaseModel, ConfigDict
 
 from schemas.assessment import EntityType
-from schemas.codes import community_id_of, is_community_id, is_grid_id, is_street_id, street_id_of
+from schemas.codes import DEPARTMENT_ID_PATTERN, community_id_of, is_community_id, is_grid_id, is_street_id, street_id_of
 from schemas.codes import parent_of as code_parent_of
 
 Entity = tuple[str, str]
@@ -60,6 +61,23 @@ class CaseRef(_Ref):
     reworked: bool = False
     closed: bool = False
     feedback: bool = False
+    register_due_at: datetime | None = None
+    verify_due_at: datetime | None = None
+    department: str | None = None
+    dept_received_at: datetime | None = None
+    dept_counted: tuple[str, ...] = ()
+    contacted_at: datetime | None = None
+    feedback_at: datetime | None = None
+    feedback_department: str | None = None
+    feedback_facts: tuple[str, ...] = ()
+
+    def counted(self, what: str) -> bool:
+        """Whether ``what`` (accepted, contacted, returned, extended, supervised, closed,
+        excluded) was already counted for the case's current department."""
+        return what in self.dept_counted
+
+    def count(self, what: str, **update: Any) -> "CaseRef":
+        return self.model_copy(update={"dept_counted": tuple(sorted({*self.dept_counted, what})), **update})
 
 
 class OrderRef(_Ref):
@@ -96,11 +114,30 @@ class UnitRef(_Ref):
 
 
 class WorkerRef(_Ref):
-    """A grid worker and the grid they last patrolled or reported in."""
+    """A grid worker and the grid they last patrolled or reported in; every grid they patrolled
+    or reported in with the first instant they were seen there, and the (grid, Monday of the
+    week) pairs they patrolled (巡查覆盖率)."""
 
     KIND: ClassVar[str] = "worker"
     worker_id: str
     grid_id: str | None = None
+    grids: tuple[tuple[str, datetime], ...] = ()
+    patrolled: tuple[tuple[str, str], ...] = ()
+
+    def seen_in(self, grid_id: str, at: datetime) -> "WorkerRef":
+        """This worker, now last seen in ``grid_id`` (first seen there at ``at`` if new)."""
+        grids = self.grids if any(g == grid_id for g, _ in self.grids) else (*self.grids, (grid_id, at))
+        return self.model_copy(update={"grid_id": grid_id, "grids": grids})
+
+
+class WhistleRef(_Ref):
+    """A whistle (吹哨) and what was counted of it per department."""
+
+    KIND: ClassVar[str] = "whistle"
+    whistle_id: str
+    summoned: tuple[str, ...] = ()
+    answered: tuple[str, ...] = ()
+    rated: tuple[str, ...] = ()
 
 
 class AccountRef(_Ref):
@@ -114,8 +151,9 @@ class AccountRef(_Ref):
     active_periods: tuple[str, ...] = ()
 
 
-Ref = Union[CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef]
-REF_TYPES: dict[str, type[_Ref]] = {c.KIND: c for c in (CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef)}
+Ref = Union[CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef, WhistleRef]
+REF_TYPES: dict[str, type[_Ref]] = {
+    c.KIND: c for c in (CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef, WhistleRef)}
 
 
 def ref_from_json(kind: str, data: Mapping[str, Any]) -> Ref:
@@ -132,6 +170,7 @@ class Lookup(Protocol):
     def unit(self, unit_id: str) -> UnitRef | None: ...
     def worker(self, worker_id: str) -> WorkerRef | None: ...
     def account(self, account_id: str) -> AccountRef | None: ...
+    def whistle(self, whistle_id: str) -> WhistleRef | None: ...
 
 
 def _stored(cls: type[_Ref]) -> Callable[["MemoryLookup", str | None], Any]:
@@ -156,6 +195,7 @@ class MemoryLookup:
     unit = _stored(UnitRef)
     worker = _stored(WorkerRef)
     account = _stored(AccountRef)
+    whistle = _stored(WhistleRef)
 
     def put(self, ref: Ref) -> None:
         self.refs[(ref.KIND, ref.ref_id)] = ref
@@ -183,8 +223,8 @@ def area_entities(grid_id: str | None = None, community_id: str | None = None,
 
 def parent_of(entity_type: str, entity_id: str, lookup: Lookup) -> str | None:
     """Where an entity is ranked: grids and members within their community, grid workers within
-    the community of their grid, communities and units within their street, streets within
-    their district (6-digit division code). None when unknown (ranked with the other orphans).
+    the community of their grid, communities and units within their street, streets and
+    departments within their district (6-digit division code). None when unknown (ranked with the other orphans).
     """
     et = EntityType(entity_type)
     if et is EntityType.GRID:
@@ -199,5 +239,24 @@ def parent_of(entity_type: str, entity_id: str, lookup: Lookup) -> str | None:
     if et is EntityType.MEMBER:
         m = lookup.member(entity_id)
         return m.community_id if m else None
+    if et is EntityType.DEPARTMENT:
+        return department_district(entity_id)
     u = lookup.unit(entity_id)
     return u.street_id if u else None
+
+
+_DEPARTMENT_ID = re.compile(DEPARTMENT_ID_PATTERN)
+
+
+def is_department_id(value: object) -> bool:
+    """Whether ``value`` is a department id of the register (``110105.cgj``, ``110105001.zhzf``)."""
+    return isinstance(value, str) and _DEPARTMENT_ID.fullmatch(value) is not None
+
+
+def department_district(department_id: str) -> str | None:
+    """Where a department is ranked: its district (the 6-digit division its id starts with),
+    so that a district's departments and its streets' own are ranked together."""
+    if not is_department_id(department_id):
+        return None
+    head = department_id.split(".", 1)[0]
+    return code_parent_of(head) if is_street_id(head) else head
