@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from schemas.codes import GridCode
+from schemas.codes import GridCode, parent_of
 
 from .identity import ROLES
 from .settings import DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER
@@ -143,8 +143,9 @@ def demo_identities(register: Path = DEFAULT_REGISTER) -> list[dict[str, Any]]:
         ("community-officer", "community-officer-0001", ["community_officer"], scope(communities=[c1])),
         ("community-officer-2", "community-officer-0002", ["community_officer"], scope(communities=[c2])),
         ("street-officer", "street-officer-0001", ["street_officer"], scope(streets=streets[:1])),
+        # 区城管委 of the department register, which the 权责清单 names for environment cases
         ("department-officer", "department-officer-0001", ["department_officer"],
-         scope(departments=["区城管执法局"])),  # the department environment cases go to in make run
+         scope(departments=[f"{parent_of(streets[0])}.cgw"])),
         ("party-member", "party-member-0001", ["party_member", "resident"], scope(communities=[c1])),
         ("party-secretary", "party-secretary-0001", ["party_secretary", "party_member"], scope(communities=[c1])),
         ("merchant", "merchant-0001", ["merchant"], scope(communities=[c2])),

@@ -75,6 +75,10 @@ DEMO_DEFAULTS = {
     "ORDERS_EXPIRY_INTERVAL_SECONDS": "2",
     "ORDERS_METRICS_INTERVAL_SECONDS": "2",
     "GRID_METRICS_INTERVAL_SECONDS": "2",
+    # deadlines left open at a month's end pass when the calendar steps: supervise them, and record
+    # the departments missing from a whistle, within two seconds of the step
+    "GRID_OVERDUE_INTERVAL_SECONDS": "2",
+    "GRID_WHISTLE_INTERVAL_SECONDS": "2",
     "POINTS_METRICS_INTERVAL_SECONDS": "2",
     # the simulated calendar moves a month every SIM_MONTH_SECONDS: look for ended periods often,
     # and give the facts in flight at a month's end (the last relay round) two seconds to arrive

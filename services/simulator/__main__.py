@@ -14,7 +14,8 @@ SIM_CLOCK_START, SIM_CLOCK_REAL_START, SIM_MONTH_SECONDS (the stepped calendar t
 on, see services/kit/clock.py; ``make run`` sets them; unset = real time),
 SIM_EXPIRE_WAIT (how long a story waits for an order it leaves unanswered to expire, 90;
 set ORDERS_ACCEPT_WINDOW_SECONDS short for expiries to happen in a demo),
-GRID_REGISTER_PATH (the grid register the district is built on), SIGNING_KEY_FILE (the dev
+GRID_REGISTER_PATH (the grid register the district is built on), GRID_DEPARTMENTS_PATH (the
+department register its departments come from), SIGNING_KEY_FILE (the dev
 identity provider's private key that ``run`` signs a token per simulated person with, default
 ``signing-key.pem`` beside IDENTITIES_FILE; JWT_ISSUER / JWT_AUDIENCE as the services expect),
 IDENTITIES_FILE (the demo identities: ``send`` uses the one of the role that sends the command,
@@ -37,7 +38,7 @@ import sys
 from services.kit import clock, kafkasec
 
 from .client import CommandClient, command_from
-from .district import generate, load_register
+from .district import generate, load_departments, load_register
 from .identities import default_path, demo_token, minter_from_env, role_for, tokens_by_role
 from .runner import Simulator
 
@@ -60,7 +61,8 @@ def _points_url() -> str:
 
 
 async def _run(args) -> int:
-    district = generate(args.seed, load_register(os.environ.get("GRID_REGISTER_PATH")))
+    district = generate(args.seed, load_register(os.environ.get("GRID_REGISTER_PATH")),
+                        departments=load_departments(os.environ.get("GRID_DEPARTMENTS_PATH")))
     minter = minter_from_env()
     if minter is None:
         logging.getLogger("simulator").warning(
@@ -134,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             args = p.parse_args([*(argv or sys.argv[1:]), "run"])
         return asyncio.run(_run(args))
     if args.cmd == "district":
-        district = generate(args.seed, load_register(os.environ.get("GRID_REGISTER_PATH")))
+        district = generate(args.seed, load_register(os.environ.get("GRID_REGISTER_PATH")),
+                        departments=load_departments(os.environ.get("GRID_DEPARTMENTS_PATH")))
         print(json.dumps(dataclasses.asdict(district), ensure_ascii=False, indent=1, default=str))
         return 0
     if args.cmd == "send":

@@ -6,7 +6,10 @@ communities → grids, with 15-digit grid ids (division 6 + street 3 + community
 On top of it the seed decides everything else: grid workers (one per grid), residents,
 in-service Party members (在职党员) who report to their community (双报到) and claim service
 posts (岗位认领), resident units (驻区单位) the members work in, and merchants of the moral
-alliance (道德联盟). The same seed and register always give the same district.
+alliance (道德联盟). The departments (职能部门) are those of the grid service's department register
+(``services/grid/registry/departments.yaml``, with its 权责清单); the seed gives each a diligence,
+how reliably it accepts, contacts, handles and reports on time, so that their rates differ.
+The same seed and registers always give the same district.
 
 Only public codes and made-up names are used; nothing here comes from a database.
 """
@@ -20,7 +23,9 @@ from typing import Any
 import yaml
 
 from schemas.codes import GridCode, street_id_of
+from schemas.grid import Category, Grade
 from schemas.orders import OrderCategory
+from services.grid.registry import DepartmentRegister
 
 DEFAULT_REGISTER = Path(__file__).resolve().parents[1] / "grid" / "registry" / "grids.yaml"
 
@@ -82,6 +87,21 @@ class Community:
 class Street:
     street_id: str
     name: str
+
+
+@dataclass(frozen=True)
+class Department:
+    """A department (职能部门) of the department register: a district one (``street_id`` None) or a
+    street's own. ``diligence`` (0.6–0.98, from the seed) is how reliably it does its part on time."""
+
+    department_id: str
+    name: str
+    street_id: str | None
+    diligence: float
+
+    def serves(self, street_id: str) -> bool:
+        """Whether a case or whistle of ``street_id`` may go to it (a district one, or the street's own)."""
+        return self.street_id in (None, street_id)
 
 
 @dataclass(frozen=True)
@@ -161,6 +181,8 @@ class District:
     members: tuple[Member, ...]
     units: tuple[Unit, ...]
     merchants: tuple[Merchant, ...]
+    departments: tuple[Department, ...] = ()
+    register: DepartmentRegister | None = field(default=None, compare=False, repr=False)
     _by_grid: dict[str, Grid] = field(default_factory=dict, compare=False, repr=False)
 
     def grid(self, grid_id: str) -> Grid:
@@ -180,6 +202,17 @@ class District:
     def merchants_of(self, community_id: str) -> list[Merchant]:
         return [m for m in self.merchants if m.community_id == community_id]
 
+    def department(self, department_id: str) -> Department:
+        return next(d for d in self.departments if d.department_id == department_id)
+
+    def departments_of(self, street_id: str) -> list[Department]:
+        """The departments a case or whistle of ``street_id`` may go to."""
+        return [d for d in self.departments if d.serves(street_id)]
+
+    def responsible(self, category: Category, grade: Grade | None, street_id: str) -> str | None:
+        """The department the register's 权责清单 names for such a case (what registration proposes)."""
+        return self.register.responsible(category, grade, street_id) if self.register is not None else None
+
     def unknown_grid_id(self) -> str:
         """A well-formed 15-digit grid id that is NOT in the register (for the rejection path)."""
         return GridCode(self.division, "999", "999", "999").grid_id
@@ -188,7 +221,7 @@ class District:
         return {"streets": len(self.streets), "communities": len(self.communities), "grids": len(self.grids),
                 "grid_workers": len(self.grid_workers), "residents": len(self.residents),
                 "members": len(self.members), "posts": sum(len(m.posts) for m in self.members),
-                "units": len(self.units), "merchants": len(self.merchants)}
+                "units": len(self.units), "merchants": len(self.merchants), "departments": len(self.departments)}
 
 
 def account_id(kind: str, holder_id: str) -> str:
@@ -211,9 +244,25 @@ def _name(rng: random.Random) -> str:
     return rng.choice(_SURNAMES) + "".join(rng.choice(_GIVEN) for _ in range(rng.choice((1, 2))))
 
 
+def load_departments(path: Path | str | None = None) -> DepartmentRegister:
+    """The department register: ``path``, else the grid service's default file."""
+    return DepartmentRegister.load(path) if path else DepartmentRegister.load()
+
+
+def _departments(register: DepartmentRegister, streets: list[Street], seed: int) -> tuple[Department, ...]:
+    """The register's departments of the district's streets (and the district's own), each with a
+    diligence drawn from the seed (its own stream, so the rest of the district does not move)."""
+    rng = random.Random(f"{seed}:departments")
+    ours = {s.street_id for s in streets}
+    return tuple(Department(d.department_id, d.name, d.street_id, round(rng.uniform(0.6, 0.98), 3))
+                 for d in register if d.street_id is None or d.street_id in ours)
+
+
 def generate(seed: int = 7, register: dict[str, Any] | None = None, *, residents_per_grid: int = 6,
-             members_per_community: int = 6, units_per_street: int = 3, merchants_per_community: int = 2) -> District:
-    """Build the district for ``seed`` over ``register`` (default: :func:`load_register`)."""
+             members_per_community: int = 6, units_per_street: int = 3, merchants_per_community: int = 2,
+             departments: DepartmentRegister | None = None) -> District:
+    """Build the district for ``seed`` over ``register`` (default: :func:`load_register`) and the
+    department register ``departments`` (default: :func:`load_departments`)."""
     reg = register if register is not None else load_register()
     rng = random.Random(seed)
     division = str(reg["division"])
@@ -261,5 +310,7 @@ def generate(seed: int = 7, register: dict[str, Any] | None = None, *, residents
 
     merchants = tuple(Merchant(f"m-{c.community_id}-{i + 1}", rng.choice(_SHOPS), c.community_id)
                       for c in communities for i in range(merchants_per_community))
+    dept_register = departments if departments is not None else load_departments()
     return District(seed, division, str(reg.get("name", "")), tuple(streets), tuple(communities), tuple(grids),
-                    workers, residents, tuple(members), tuple(units), merchants)
+                    workers, residents, tuple(members), tuple(units), merchants,
+                    _departments(dept_register, streets, seed), dept_register)

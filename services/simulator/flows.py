@@ -7,7 +7,10 @@ an order declined or expired, a redemption refused for lack of points) exactly l
 app would. Randomness comes from one seeded :class:`random.Random` per story, so a story's
 choices are reproducible from the simulator seed and the story number.
 
-Story kinds and their weights are :data:`MIX`; :func:`pick_kind` chooses one. Every command
+Story kinds and their weights are :data:`MIX`; :func:`pick_kind` chooses one. A case goes to
+the department the register's 权责清单 names, and the department behaves as diligently as the
+seed made it (:class:`~.district.Department`): a step it is late with waits for the calendar's
+next month, when the grid's timer has supervised the missed deadline (:meth:`Stories.next_month`). Every command
 passes through :meth:`Stories.step`, which waits for the simulator's pace (RATE per second).
 
 Every command is sent by the person or office that really sends it
@@ -15,8 +18,11 @@ Every command is sent by the person or office that really sends it
 worker reports in their grid and verifies its cases, the community office (``cw-<community>``)
 registers, dispatches, evaluates orders, reviews deeds, opens residents' accounts and records
 its reviews of units, the street office (``so-<street>``) escalates and records its street's and
-its units' reviews, the department's officer handles,
-the resident gives feedback on their own report, places and rates orders, submits deeds and gives the
+its units' reviews, reviews departments' returns and extensions, the street office
+(``so-<street>``) also blows whistles (吹哨), rates the departments' response and decides what
+leaves the rates, the officer of a department of the department register (``do-<department>``)
+accepts, returns, contacts, controls, asks for extensions and exclusions, handles and reports to
+whistles, the resident gives feedback on their own report, places and rates orders, submits deeds and gives the
 consent code a merchant's redemption presents, the Party member acts on their own posts and
 orders, two points operators adjust and approve, the assessment office closes periods. The
 services refuse anything else; a run of the simulator is refused nothing for lack of
@@ -40,8 +46,10 @@ from schemas.codes import GridCode
 from schemas.common import Command
 from schemas.envelope import CloudEvent, encode, envelope_for
 from schemas.grid import (
-    CaseFeedback, Category, DispatchCase, EscalateCase, Grade, HandleCase, Location, LogPatrol, RegisterCase,
-    ReportCase, Reporter, VerifyCase,
+    AcceptCase, AnswerWhistle, BlowWhistle, CaseFeedback, Category, ContactChannel, ContactReporter, ControlHazard,
+    DispatchCase, EscalateCase, Grade, HandleCase, Location, LogPatrol, RateWhistle, RegisterCase, ReportCase,
+    Reporter, RequestExclusion, RequestExtension, ReturnCase, ReviewExclusion, ReviewExtension, ReviewReturn,
+    VerifyCase,
 )
 from schemas.orders import (
     AcceptOrder, ClaimPost, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, OrderCategory, PlaceOrder,
@@ -55,7 +63,7 @@ from services.kit import clock
 from services.kit.clock import month_label
 
 from .client import Outcome
-from .district import District, account_id
+from .district import Department, District, account_id
 from .identities import Actor, Cast
 
 log = logging.getLogger("simulator.flows")
@@ -66,7 +74,7 @@ EXPIRED = "orders.order.dispatch_expired.v1"
 # Story kinds and their relative weights (a modest, realistic mix; bad input ~4%).
 MIX: dict[str, float] = {
     "hazard": 14, "dispute": 10, "environment": 8, "resident_need": 8, "order": 18, "deed": 14,
-    "redemption": 8, "patrol": 10, "review": 4, "adjustment": 2, "bad_input": 4,
+    "redemption": 8, "patrol": 10, "review": 4, "adjustment": 2, "bad_input": 4, "whistle": 1,
 }
 ADJUST_APPROVAL_ABOVE = 100  # an adjustment of more points takes effect when a second operator approves it
 APPROVE_ADJUSTMENT = "points.adjust.approve.v1"  # {transfer_id, approver_id}; sent when the contract has it
@@ -74,12 +82,21 @@ RATE_SHARE = 0.85  # the share of completed orders their resident rates (评价)
 RATING_COMMENTS = {5: "非常满意", 4: "满意", 3: "一般", 2: "不太满意"}
 CONSENT_FIELD = "consent_code"  # of points.redeem.v1: the resident's code (POST /v1/redemption-codes)
 
-DEPARTMENTS = {
-    "hazard.fire": "区消防救援支队", "hazard.production": "区应急管理局", "hazard.food": "区市场监管局",
-    "dispute.neighbour": "社区人民调解委员会", "dispute.property": "区住建委物业科", "dispute.labour": "区人力社保局劳动监察大队",
-    "environment": "区城管执法局", "public_facility": "区市政市容委", "resident_need": "社区党群服务中心",
-    "other": "街道综合执法队",
-}
+# The department's part of a case. How a department behaves follows its diligence d (0.6–0.98,
+# drawn from the seed per department, see .district): the worse it is, the more often it is late.
+PROPOSED_SHARE = 0.85  # registrations that leave the department to the register's 权责清单 (the rest name it)
+RETURN_SHARE = (0.03, 0.25)  # 退单: a + b × (1 − d), about 8 % on average
+RETURN_APPROVED = 0.75  # the community approves most returns (re-dispatch to another department)
+EXTENSION_SHARE = 0.10  # 延期 asked for
+EXTENSION_GRANTED = 0.8
+EXCLUSION_SHARE = 0.02  # 不合理诉求 asked to be left out of the rates
+EXCLUSION_APPROVED = 0.7  # by the street
+WHISTLE_REPORT_HOURS = 4  # a whistle's report_by, from when it is blown
+RETURN_REASONS = ["不属于本部门职责范围", "地址不在本部门管辖范围", "需其他部门牵头处置"]
+EXCLUSION_REASONS = ["诉求人要求超出政策规定范围", "诉求人重复反映已办结事项且无新情况"]
+WHISTLE_MATTERS = ["背街小巷环境综合整治", "老旧小区违建拆除", "占道经营集中整治", "群租房安全隐患排查",
+                   "施工扰民联合执法", "汛期积水点联合处置"]
+
 DEEDS = {"civility_persuasion": (10, 10), "lost_property": (5, 10), "mediation": (5, 10),
          "hardship_help": (10, 10), "disaster_relief": (20, 20)}
 DESCRIPTIONS = {
@@ -162,7 +179,7 @@ class Stories:
 
     def __init__(self, district: District, client: Client, *, pace: Pace | NoPace | None = None,
                  seed: int = 7, follow_timeout: float = 20.0, expire_wait: float = 90.0,
-                 now: Callable[[], datetime] | None = None):
+                 now: Callable[[], datetime] | None = None, late_wait: float = 180.0, settle: float = 3.0):
         self.d = district
         self.client = client
         self.pace = pace or NoPace()
@@ -170,6 +187,9 @@ class Stories:
         self.follow_timeout = follow_timeout
         self.expire_wait = expire_wait
         self._now = now or clock.now
+        self.late_wait = late_wait  # how long a story waits for the calendar's next month (a late step)
+        self.settle = settle  # after a month's step, time for the grid's timers to supervise what passed
+        self.idle = 0  # stories waiting for the next month now (the runner does not count them as busy)
         self.stats = Stats()
         self._n = 0
         self._slot = 0  # location lattice slot, so unrelated reports are never within 250 m
@@ -204,6 +224,23 @@ class Stories:
     def now(self) -> datetime:
         """The services' time (the simulated calendar under ``make run``)."""
         return self._now()
+
+    async def next_month(self) -> bool:
+        """Wait until the calendar steps to the next month (and the grid's timers have come round):
+        what a department left undone is then late, and supervised. False when it did not step
+        within ``late_wait`` (on real time a month is long: the step is then never done)."""
+        loop = asyncio.get_running_loop()
+        month, until = month_label(self.now()), loop.time() + self.late_wait
+        self.idle += 1
+        try:
+            while month_label(self.now()) == month:
+                if loop.time() >= until:
+                    return False
+                await asyncio.sleep(0.25)
+            await asyncio.sleep(self.settle)
+            return True
+        finally:
+            self.idle -= 1
 
     def location(self, grid_id: str) -> Location:
         g = self.d.grid(grid_id)
@@ -288,16 +325,22 @@ class Stories:
             await self.step(ReportCase(case_id=dup, grid_id=grid.grid_id, category=category, grade=grade,
                                        description=text, location=near,
                                        reporter=Reporter(kind="resident", id=other.person_id)), cast.resident(other))
-        department = DEPARTMENTS.get(category.value, "街道综合执法队")
-        handler = cast.department_officer(department)
+        # 立案: most often the office leaves the department to the register's 权责清单, which proposes it
+        named = self.d.responsible(category, grade, grid.street_id)
         then = on_register(case_id) if on_register is not None else None  # listen before sending
-        out = await self.step(RegisterCase(case_id=case_id, department=department, registrar_id=office.sub), office)
+        out = await self.step(RegisterCase(case_id=case_id, department=None if rng.random() < PROPOSED_SHARE else named,
+                                           registrar_id=office.sub), office)
         if out.rejected or out.timed_out:
+            return None
+        got = out.of_type("grid.case.registered.v1")
+        department = (got[0].data.get("department") if got else None) or named
+        if department is None:
             return None
         if by_resident:  # a registered resident report earns points (道德银行)
             self.earners.append(account_id("resident", reporter.id))
         if then is not None:
             await then()
+        handler = cast.department_officer(department)
         out = await self.step(DispatchCase(case_id=case_id, department=department, assignee_id=handler.sub,
                                            dispatcher_id=office.sub), office)
         if out.rejected or out.timed_out:
@@ -306,6 +349,18 @@ class Stories:
             street = cast.street_officer(grid.street_id)
             await self.step(EscalateCase(case_id=case_id, reason="涉及多个部门，需要联合调解", joint_mediation=True,
                                          requested_by=street.sub), street)
+            if rng.random() < 0.5:  # and summons the departments to it (吹哨报到)
+                self.stats.stories["whistle_on_case"] += 1
+                others = [d for d in self.d.departments_of(grid.street_id) if d.department_id != department]
+                summoned = [self.d.department(department), *rng.sample(others, min(len(others), rng.randint(1, 2)))]
+                self.spawn(self.whistle(random.Random(rng.getrandbits(64)), grid.street_id, summoned, case_id=case_id))
+        dispatched = out.of_type("grid.case.dispatched.v1")
+        part = await self._department_part(rng, case_id, grid.street_id, department, office,
+                                           severe=grade is Grade.SEVERE,
+                                           due_at=dispatched[0].data.get("due_at") if dispatched else None)
+        if part is None:
+            return None
+        handler, dept = part
         rework = rng.random() < 0.12
         for attempt in range(2 if rework else 1):
             out = await self.step(HandleCase(case_id=case_id, result="已现场处置" if attempt == 0 else "返工后已整改到位",
@@ -317,12 +372,153 @@ class Stories:
                                              comment="" if passed else "整改不到位，返工"), worker)
             if out.rejected or out.timed_out:
                 return None
-        # feedback (回访) comes from the resident who reported; a grid worker's report has none
+        # 回访 (feedback) comes from the resident who reported; a grid worker's report has none. A
+        # diligent department leaves more residents satisfied and problems solved.
         if rng.random() < 0.7 and by_resident:
-            satisfaction = rng.choices(["satisfied", "basically_satisfied", "unsatisfied"], weights=[70, 22, 8])[0]
-            await self.step(CaseFeedback(case_id=case_id, satisfaction=satisfaction, reporter_id=reporter.id),
-                            reporter_actor)
+            d = dept.diligence
+            satisfaction = rng.choices(["satisfied", "basically_satisfied", "unsatisfied"],
+                                       weights=[40 + 40 * d, 22, 3 + 30 * (1 - d)])[0]
+            resolved = rng.random() < {"satisfied": 0.97, "basically_satisfied": 0.8, "unsatisfied": 0.25}[satisfaction]
+            await self.step(CaseFeedback(case_id=case_id, satisfaction=satisfaction, reporter_id=reporter.id,
+                                         resolved=resolved), reporter_actor)
         return case_id
+
+    async def _department_part(self, rng: random.Random, case_id: str, street_id: str, department: str,
+                               office: Actor, *, severe: bool, due_at: Any) -> tuple[Actor, Department] | None:
+        """The department's part of a dispatched case, up to handling: 签收, perhaps 退单 (reviewed by
+        the community: a re-dispatch to another department, which then does its part, or a refusal),
+        先行联系, 管控 of a severe hazard, perhaps 不合理诉求 (reviewed by the street) and 延期
+        (reviewed by the community). A step the department is late with waits for the next month
+        (:meth:`next_month`): the grid's timer has supervised the missed deadline by then.
+
+        Returns the officer who is to handle the case and their department (None: the story ends here)."""
+        cast = self.cast
+        for attempt in range(2):  # the first department, and the one an approved return re-dispatches to
+            dept = self.d.department(department)
+            officer, d = cast.department_officer(department), dept.diligence
+            if rng.random() < 0.5 * (1 - d):  # 签收 left for later: the accept deadline passes
+                self.stats.stories["department_late_accept"] += 1
+                if not await self.next_month():
+                    return None
+            out = await self.step(AcceptCase(case_id=case_id, accepted_by=officer.sub), officer)
+            if out.rejected or out.timed_out:
+                return None
+            if attempt == 0 and rng.random() < RETURN_SHARE[0] + RETURN_SHARE[1] * (1 - d):
+                out = await self.step(ReturnCase(case_id=case_id, reason=rng.choice(RETURN_REASONS),
+                                                 returned_by=officer.sub), officer)
+                if out.rejected or out.timed_out:
+                    return None
+                others = [x for x in self.d.departments_of(street_id) if x.department_id != department]
+                if others and rng.random() < RETURN_APPROVED:
+                    other = rng.choice(others)
+                    out = await self.step(ReviewReturn(case_id=case_id, approved=True, comment="同意退单，改派",
+                                                       department=other.department_id,
+                                                       assignee_id=cast.department_officer(other.department_id).sub,
+                                                       reviewer_id=office.sub), office)
+                    if out.rejected or out.timed_out:
+                        return None
+                    self.stats.stories["department_return_approved"] += 1
+                    department = other.department_id
+                    redispatched = out.of_type("grid.case.dispatched.v1")
+                    due_at = redispatched[0].data.get("due_at") if redispatched else None
+                    continue
+                out = await self.step(ReviewReturn(case_id=case_id, approved=False, comment="属本部门职责，请按期办理",
+                                                   reviewer_id=office.sub), office)
+                if out.rejected or out.timed_out:
+                    return None
+                self.stats.stories["department_return_refused"] += 1
+            break
+        contact = rng.choices(["on_time", "late", "never"], weights=[d, 0.6 * (1 - d), 0.4 * (1 - d)])[0]
+        self.stats.stories[f"department_contact_{contact}"] += 1
+        if contact == "on_time":
+            await self._contact(rng, case_id, officer)
+        if severe:  # 管控 before rectification
+            if rng.random() < 0.5 * (1 - d) and not await self.next_month():
+                return None
+            out = await self.step(ControlHazard(case_id=case_id, measures="设置警戒区域，停止使用，专人值守",
+                                                controlled_by=officer.sub), officer)
+            if out.rejected or out.timed_out:
+                return None
+        if rng.random() < EXCLUSION_SHARE:  # 不合理诉求: the street decides whether it leaves the rates
+            self.stats.stories["department_exclusion"] += 1
+            out = await self.step(RequestExclusion(case_id=case_id, reason=rng.choice(EXCLUSION_REASONS),
+                                                   requested_by=officer.sub), officer)
+            if not (out.rejected or out.timed_out):
+                street = cast.street_officer(street_id)
+                approved = rng.random() < EXCLUSION_APPROVED
+                await self.step(ReviewExclusion(case_id=case_id, approved=approved, reviewer_id=street.sub,
+                                                comment="经核实属不合理诉求" if approved else "诉求合理，计入考核"), street)
+        if rng.random() < EXTENSION_SHARE:  # 延期: asked before the handling deadline, reviewed by the community
+            self.stats.stories["department_extension"] += 1
+            due = datetime.fromisoformat(due_at) if isinstance(due_at, str) else due_at
+            until = (due if isinstance(due, datetime) else self.now() + timedelta(days=10)) + timedelta(days=5)
+            out = await self.step(RequestExtension(case_id=case_id, until=until, reason="需协调产权单位，整改周期较长",
+                                                   requested_by=officer.sub), officer)
+            if not (out.rejected or out.timed_out):
+                granted = rng.random() < EXTENSION_GRANTED
+                await self.step(ReviewExtension(case_id=case_id, granted=granted, reviewer_id=office.sub,
+                                                comment="同意延期" if granted else "不同意延期，请按期办结"), office)
+        if contact == "late" or rng.random() < 0.6 * (1 - d):  # the handling (and a late contact) after the step
+            self.stats.stories["department_late_handling"] += 1
+            if not await self.next_month():
+                return None
+            if contact == "late":
+                await self._contact(rng, case_id, officer)
+        return officer, dept
+
+    async def _contact(self, rng: random.Random, case_id: str, officer: Actor) -> None:
+        """先行联系: the department calls (or visits, texts...) the reporter."""
+        channel = rng.choices(list(ContactChannel), weights=[70, 15, 10, 5])[0]
+        await self.step(ContactReporter(case_id=case_id, channel=channel, note="已与诉求人联系，了解情况",
+                                        contacted_by=officer.sub), officer)
+
+    # -- 吹哨报到 -------------------------------------------------------------------------------
+    async def story_whistle(self, rng: random.Random, street_id: str | None = None) -> None:
+        """街乡吹哨、部门报到: a street summons two to four departments to a matter of its own."""
+        street_id = street_id or rng.choice(self.d.streets).street_id
+        candidates = self.d.departments_of(street_id)
+        await self.whistle(rng, street_id, rng.sample(candidates, min(len(candidates), rng.randint(2, 4))))
+
+    async def whistle(self, rng: random.Random, street_id: str, departments: list[Department], *,
+                      case_id: str | None = None) -> str | None:
+        """The street officer blows a whistle; each summoned department reports on time (most,
+        as diligent as it is), late (after the next month's step, when the grid's timer has
+        recorded it missing) or never; the street rates each one it can (a reported or missing
+        department), lower the later it came."""
+        street = self.cast.street_officer(street_id)
+        whistle_id = self.new_id("whistle", rng)
+        out = await self.step(BlowWhistle(whistle_id=whistle_id, street_id=street_id, case_id=case_id,
+                                          departments=tuple(d.department_id for d in departments),
+                                          report_by=self.now() + timedelta(hours=WHISTLE_REPORT_HOURS),
+                                          matter=rng.choice(WHISTLE_MATTERS) if case_id is None else "案件联合处置",
+                                          blown_by=street.sub), street)
+        if out.rejected or out.timed_out:
+            return None
+        self.stats.stories["whistle"] += 1
+        plans = {d.department_id: rng.choices(["on_time", "late", "never"],
+                                              weights=[d.diligence, 0.6 * (1 - d.diligence), 0.4 * (1 - d.diligence)])[0]
+                 for d in departments}
+        for dept, plan in plans.items():
+            if plan == "on_time":
+                await self._answer(whistle_id, dept)
+        if any(p != "on_time" for p in plans.values()) and await self.next_month():
+            for dept, plan in plans.items():
+                if plan == "late":
+                    await self._answer(whistle_id, dept)
+        else:  # nobody is still to come, or the month did not step: the rest cannot be rated yet
+            plans = {k: v for k, v in plans.items() if v == "on_time"}
+        for dept, plan in plans.items():
+            rating = {"on_time": rng.choice([4, 5, 5]), "late": rng.choice([2, 3]), "never": 1}[plan]
+            self.stats.stories[f"whistle_{plan}"] += 1
+            await self.step(RateWhistle(whistle_id=whistle_id, department=dept, rating=rating, rated_by=street.sub,
+                                        comment={5: "响应迅速", 4: "按时报到", 3: "报到不及时", 2: "报到迟缓",
+                                                 1: "未报到"}[rating]), street)
+        return whistle_id
+
+    async def _answer(self, whistle_id: str, department: str) -> None:
+        officer = self.cast.department_officer(department)
+        await self.step(AnswerWhistle(whistle_id=whistle_id, department=department, answered_by=officer.sub,
+                                      note="已到场对接"), officer)
 
     async def story_hazard(self, rng: random.Random) -> None:
         cat = rng.choice([Category.HAZARD_FIRE, Category.HAZARD_PRODUCTION, Category.HAZARD_FOOD])

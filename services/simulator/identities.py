@@ -13,8 +13,9 @@ services.kit.devidentity``; same issuer and audience as the demo identities):
   departments).
 - :class:`Cast` — the actors of a :class:`~services.simulator.district.District`: the grid
   worker of a grid, the office of a community (``cw-<community>``) or street (``so-<street>``),
-  the officer of a department (``<department>-专员``, the assignee the grid cases are dispatched
-  to), residents, members (``party_member`` and ``resident``: they have a points account too),
+  the officer of a department of the department register (``do-<department id>``, the assignee
+  the grid cases are dispatched to, who accepts, contacts, returns, handles and reports to
+  whistles for it), residents, members (``party_member`` and ``resident``: they have a points account too),
   merchants, two points operators (an adjustment over 100 points needs a second one) and the
   assessment office.
 - :class:`TokenMinter` — one token per actor, cached and minted again before it expires.
@@ -36,8 +37,9 @@ from services.kit import devidentity
 from services.kit.settings import DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER
 
 ROLE_OF: Mapping[str, str] = {
-    # grid: the grid worker on the street (or a resident's app), the community office, the
-    # street office (escalation), the handling department
+    # grid: the grid worker on the street (or a resident's app), the community office (registers,
+    # dispatches, reviews returns and extensions), the street office (escalation, exclusions from
+    # the rates, 吹哨), the department's officer (its part of a case, 报到 to a whistle)
     "grid.case.report.v1": "grid_worker",
     "grid.patrol.log.v1": "grid_worker",
     "grid.case.verify.v1": "grid_worker",
@@ -47,6 +49,18 @@ ROLE_OF: Mapping[str, str] = {
     "grid.case.escalate.v1": "street_officer",
     "grid.case.handle.v1": "department_officer",
     "grid.case.feedback.v1": "resident",
+    "grid.case.accept.v1": "department_officer",
+    "grid.case.return.v1": "department_officer",
+    "grid.case.contact.v1": "department_officer",
+    "grid.case.control.v1": "department_officer",
+    "grid.case.extension.request.v1": "department_officer",
+    "grid.case.exclusion.request.v1": "department_officer",
+    "grid.case.return.review.v1": "community_officer",
+    "grid.case.extension.review.v1": "community_officer",
+    "grid.case.exclusion.review.v1": "street_officer",
+    "grid.whistle.blow.v1": "street_officer",
+    "grid.whistle.answer.v1": "department_officer",
+    "grid.whistle.rate.v1": "street_officer",
     # erasure of a person, in any service: the data protection officer (the simulation sends none)
     "grid.person.erase.v1": "data_protection_officer",
     "orders.person.erase.v1": "data_protection_officer",
@@ -165,8 +179,9 @@ class Cast:
 
 
 def department_officer_id(department: str) -> str:
-    """The officer of a department who handles the cases dispatched to it (their ``assignee_id``)."""
-    return f"{department}-专员"
+    """The officer of a department (a department register id) who handles the cases dispatched to
+    it (their ``assignee_id``)."""
+    return f"do-{department}"
 
 
 # -- tokens ---------------------------------------------------------------------------------------

@@ -6,6 +6,10 @@ stepped calendar shared with every worker (``SIM_CLOCK_START``, ``SIM_CLOCK_REAL
 order windows, points and assessment periods all live on the simulated dates; run against a
 system on real time, it keeps real time too.
 
+Each street blows at least one whistle a month (吹哨报到): early in every month the simulator
+plays a whistle story for each street, so every month has departments reporting, late or
+missing.
+
 Month-end (月末结算) follows that calendar: when a month is 70 % through, the simulator records
 every 双向评议 of the month; when it has ended, the assessment service's timer closes it (and
 the quarter and year at their ends) and scores every fact of the month; a moment later the
@@ -33,6 +37,7 @@ from .identities import TokenMinter
 log = logging.getLogger("simulator")
 
 REVIEWS_AT = 0.7  # share of a month after which its two-way reviews are recorded
+WHISTLES_AT = 0.05  # share of a month after which each street blows its whistle of the month
 
 
 def periods_ending(month: str) -> list[str]:
@@ -88,7 +93,7 @@ class Simulator:
         try:
             self.stories = Stories(self.district, self.client, pace=Pace(self.rate), seed=self.seed,
                                    expire_wait=self.expire_wait, follow_timeout=self.follow_timeout,
-                                   now=self.clock.now)
+                                   now=self.clock.now, late_wait=self._late_wait())
             log.info("district %s: %s", self.district.division, self.district.summary())
             log.info("time: %s; now %s", self.clock.describe(), self.clock.now().isoformat())
             setup = await self.stories.setup()
@@ -115,7 +120,8 @@ class Simulator:
         assert self.stories is not None
         active: set[asyncio.Task] = set()
         while True:
-            while len(active) + len(self.stories.tasks) < self.max_active:
+            # stories waiting for the next month (a department late with a step) do not count as busy
+            while len(active) + len(self.stories.tasks) - self.stories.idle < self.max_active:
                 t = asyncio.ensure_future(self._one())
                 active.add(t)
                 t.add_done_callback(active.discard)
@@ -136,6 +142,7 @@ class Simulator:
         assert self.stories is not None
         rng = random.Random(f"{self.seed}:calendar")
         reviewed: set[str] = set()
+        whistled: set[str] = set()
         current = month_label(self.clock.now())
         settle = min(5.0, 0.2 * self.clock.month_seconds) if isinstance(self.clock, SteppedCalendar) else 0.0
         while True:
@@ -146,9 +153,20 @@ class Simulator:
                     for period in periods_ending(ended):
                         self.stories.spawn(self._close(period, settle))
                 current = month
+            if month not in whistled and self.clock.month_progress() >= WHISTLES_AT:
+                whistled.add(month)
+                for street in self.district.streets:
+                    self.stories.spawn(self.stories.story_whistle(random.Random(rng.getrandbits(64)), street.street_id))
             if month not in reviewed and self.clock.month_progress() >= REVIEWS_AT:
                 reviewed.add(month)
                 self.stories.spawn(self._reviews(month, random.Random(rng.getrandbits(64))))
+
+    def _late_wait(self) -> float:
+        """How long a story waits for the next month: a month and a bit on a stepped calendar; on
+        real time a few minutes (a step left for later is then not done within the run)."""
+        if isinstance(self.clock, SteppedCalendar):
+            return 1.5 * self.clock.month_seconds + 10.0
+        return 180.0
 
     async def _reviews(self, month: str, rng: random.Random) -> None:
         n = await self.stories.month_end_reviews(month, rng)
