@@ -95,6 +95,9 @@ class StageLimits:
     handle: Span | None = None
     verify: Span | None = None
     rework: Span | None = None
+    accept: Span | None = None
+    contact: Span | None = None
+    control: Span | None = None
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -115,6 +118,9 @@ class Limits:
     handle: Span
     verify: Span
     rework: Span
+    accept: Span
+    contact: Span
+    control: Span | None = None  # only severe hazards (重大隐患) have a control stage
 
     def for_stage(self, stage: Stage) -> Span:
         return getattr(self, stage.value)
@@ -200,6 +206,8 @@ class DeadlinePolicy(BaseModel):
             merged["register"] = self.urgent.register
             merged["dispatch"] = self.urgent.dispatch
         merged.setdefault("rework", merged["handle"])
+        merged.setdefault("accept", Span(amount=2, unit="h"))
+        merged.setdefault("contact", Span(amount=4, unit="h"))
         merged["urgent"] = is_urgent
         return Limits(**merged)
 
@@ -238,17 +246,17 @@ DEFAULT_POLICY_MAPPING: dict[str, Any] = {
     "holidays": [],
     "escalate_on_overdue": True,
     "urgent": {"register": "5m", "dispatch": "5m"},
-    "default": {"register": "15m", "dispatch": "15m", "handle": "5d", "verify": "1h"},
+    "default": {"register": "15m", "dispatch": "15m", "handle": "5d", "verify": "1h", "accept": "2h", "contact": "4h"},
     "rules": {
         "hazard.fire/general": {"handle": "3d"},
         "hazard.fire/major": {"urgent": True, "handle": "2d"},
-        "hazard.fire/severe": {"urgent": True, "handle": "24h"},
+        "hazard.fire/severe": {"urgent": True, "control": "4h", "handle": "24h"},
         "hazard.production/general": {"handle": "3d"},
         "hazard.production/major": {"urgent": True, "handle": "2d"},
-        "hazard.production/severe": {"urgent": True, "handle": "24h"},
+        "hazard.production/severe": {"urgent": True, "control": "4h", "handle": "24h"},
         "hazard.food/general": {"handle": "3d"},
         "hazard.food/major": {"urgent": True, "handle": "2d"},
-        "hazard.food/severe": {"urgent": True, "handle": "24h"},
+        "hazard.food/severe": {"urgent": True, "control": "4h", "handle": "24h"},
         "dispute.neighbour": {"handle": "5d"},
         "dispute.property": {"handle": "5d"},
         "dispute.labour": {"handle": "5d"},
