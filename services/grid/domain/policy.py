@@ -9,7 +9,6 @@ Shape of the mapping (every key optional except where noted)::
     timezone: Asia/Shanghai          # due times are computed and expressed in this zone
     working_days_only: false         # see "Working days" below
     holidays: [2026-10-01, ...]      # extra non-working dates (working-days mode only)
-    escalate_on_overdue: true        # a missed deadline also escalates the case one level
     urgent: {register: 5m, dispatch: 5m}          # replace register/dispatch when urgent
     default: {register: 15m, dispatch: 15m, handle: 5d, verify: 1h}   # all four required
     rules:                           # per category, or per "category/grade" for hazards
@@ -152,7 +151,6 @@ class DeadlinePolicy(BaseModel):
     timezone: str = "Asia/Shanghai"
     working_days_only: bool = False
     holidays: frozenset[date] = frozenset()
-    escalate_on_overdue: bool = True
     urgent: UrgentLimits = UrgentLimits(register=Span(amount=5, unit="m"), dispatch=Span(amount=5, unit="m"))
     default: StageLimits
     rules: dict[str, StageLimits] = Field(default_factory=dict)
@@ -244,7 +242,6 @@ DEFAULT_POLICY_MAPPING: dict[str, Any] = {
     "timezone": "Asia/Shanghai",
     "working_days_only": False,
     "holidays": [],
-    "escalate_on_overdue": True,
     "urgent": {"register": "5m", "dispatch": "5m"},
     "default": {"register": "15m", "dispatch": "15m", "handle": "5d", "verify": "1h", "accept": "2h", "contact": "4h"},
     "rules": {

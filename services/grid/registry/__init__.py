@@ -88,3 +88,8 @@ class GridRegister(BaseModel):
         """Read and validate a register file (YAML); raises on a missing or invalid file."""
         with open(path, encoding="utf-8") as f:
             return cls.model_validate(yaml.safe_load(f))
+
+
+from .departments import DEFAULT_DEPARTMENTS_PATH, Department, DepartmentRegister  # noqa: E402 (needs GridRegister)
+
+__all__ = ["GridRegister", "DEFAULT_REGISTER_PATH", "DepartmentRegister", "Department", "DEFAULT_DEPARTMENTS_PATH"]
