@@ -8,6 +8,8 @@ A short timer (``GRID_METRICS_INTERVAL_SECONDS``) takes a :class:`MetricsSnapsho
 - ``grid_case_handling_seconds`` (histogram): report-to-close time of closed cases.
 - ``grid_reports_received_total``, ``grid_reports_dismissed_total{reason}`` (duplicate | other),
   ``grid_cases_reworked_total``, ``grid_patrols_logged_total`` (counters).
+- ``grid_supervisions_total{supervision}`` (counter): 超期督办 cards by card (yellow_card |
+  red_card) and 挂牌督办 listings (listed).
 
 Because they are derived from committed rows, a replayed command, a rolled-back batch or a
 restart never counts twice, and the counters continue across restarts. Every worker of the
@@ -27,6 +29,7 @@ HANDLING_BUCKETS: tuple[float, ...] = (
     14 * 86400, 30 * 86400,
 )
 DISMISS_REASONS = ("duplicate", "other")
+SUPERVISIONS = ("yellow_card", "red_card", "listed")
 
 
 class GridMetrics:
@@ -63,6 +66,11 @@ class GridMetrics:
         yield CounterMetricFamily("grid_cases_reworked", "Failed verifications sending a case back (返工)",
                                   value=s.reworks if s else 0)
         yield CounterMetricFamily("grid_patrols_logged", "Patrols logged by grid workers", value=s.patrols if s else 0)
+        cards = CounterMetricFamily("grid_supervisions", "Supervisions issued: cards on missed deadlines (超期督办) "
+                                    "and listings of severe hazards (挂牌督办)", labels=["supervision"])
+        for card in SUPERVISIONS:
+            cards.add_metric([card], s.supervisions.get(card, 0) if s else 0)
+        yield cards
 
 
 def _le(b: float) -> str:
