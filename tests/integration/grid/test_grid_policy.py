@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 # community A (光华里) and community B (芳草地, another street)
 GRID_A, GRID_A2, GRID_B = "110105001003001", "110105001003002", "110105002003002"
 COMMUNITY_A, COMMUNITY_B = GRID_A[:12], GRID_B[:12]
-DEPT, OTHER_DEPT = "城管办", "物业办"
+DEPT, OTHER_DEPT = "110105.cgw", "110105.zjw"
 _spot = itertools.count()
 
 
