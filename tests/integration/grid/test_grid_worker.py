@@ -165,7 +165,7 @@ async def test_a_replayed_command_has_no_second_effect(worker, module_kafka):
     await send(module_kafka, "grid.intake.v1", rep)
     await send(module_kafka, "grid.intake.v1", rep)
     assert len(await events_of(module_kafka, cid)) == 1
-    reg = cmd("case.register", case_id=cid, department="消防站", registrar_id="app-7")  # app-7: the envelopes' source
+    reg = cmd("case.register", case_id=cid, department="110105.xfjy", registrar_id="app-7")  # app-7: the envelopes' source
     status, first = await post(worker, reg)
     status2, again = await post(worker, reg)
     assert status == status2 == 200 and again["replayed"] is True
