@@ -286,8 +286,9 @@ class Stories:
                                        description=text, location=near,
                                        reporter=Reporter(kind="resident", id=other.person_id)), cast.resident(other))
         # the department the grid's register names for the case (its 权责清单); dispatch to any other is refused
-        department = (REGISTER.responsible(category, grade, GridCode.parse(grid.grid_id).street_id)
-                      or f"{grid.grid_id[:6]}.{DEFAULT_DEPARTMENT_CODE}")
+        code = GridCode.parse(grid.grid_id)
+        department = (REGISTER.responsible(category, grade, code.street_id)
+                      or f"{code.division}.{DEFAULT_DEPARTMENT_CODE}")
         handler = cast.department_officer(department)
         then = on_register(case_id) if on_register is not None else None  # listen before sending
         out = await self.step(RegisterCase(case_id=case_id, department=department, registrar_id=office.sub), office)
