@@ -51,6 +51,7 @@ from schemas.points import Adjust, OpenAccount, Redeem, ReviewDeed, SubmitDeed
 from schemas.registry import model_for
 from schemas.topics import BY_SERVICE
 
+from services.grid.registry import DepartmentRegister
 from services.kit import clock
 from services.kit.clock import month_label
 
@@ -74,12 +75,8 @@ RATE_SHARE = 0.85  # the share of completed orders their resident rates (评价)
 RATING_COMMENTS = {5: "非常满意", 4: "满意", 3: "一般", 2: "不太满意"}
 CONSENT_FIELD = "consent_code"  # of points.redeem.v1: the resident's code (POST /v1/redemption-codes)
 
-DEPARTMENTS = {
-    "hazard.fire": "区消防救援支队", "hazard.production": "区应急管理局", "hazard.food": "区市场监管局",
-    "dispute.neighbour": "社区人民调解委员会", "dispute.property": "区住建委物业科", "dispute.labour": "区人力社保局劳动监察大队",
-    "environment": "区城管执法局", "public_facility": "区市政市容委", "resident_need": "社区党群服务中心",
-    "other": "街道综合执法队",
-}
+REGISTER = DepartmentRegister.load()  # the grid service's department register (services/grid/registry)
+DEFAULT_DEPARTMENT_CODE = "cgw"  # 区城管委, for a street the register does not list
 DEEDS = {"civility_persuasion": (10, 10), "lost_property": (5, 10), "mediation": (5, 10),
          "hardship_help": (10, 10), "disaster_relief": (20, 20)}
 DESCRIPTIONS = {
@@ -288,7 +285,10 @@ class Stories:
             await self.step(ReportCase(case_id=dup, grid_id=grid.grid_id, category=category, grade=grade,
                                        description=text, location=near,
                                        reporter=Reporter(kind="resident", id=other.person_id)), cast.resident(other))
-        department = DEPARTMENTS.get(category.value, "街道综合执法队")
+        # the department the grid's register names for the case (its 权责清单); dispatch to any other is refused
+        code = GridCode.parse(grid.grid_id)
+        department = (REGISTER.responsible(category, grade, code.street_id)
+                      or f"{code.division}.{DEFAULT_DEPARTMENT_CODE}")
         handler = cast.department_officer(department)
         then = on_register(case_id) if on_register is not None else None  # listen before sending
         out = await self.step(RegisterCase(case_id=case_id, department=department, registrar_id=office.sub), office)
