@@ -33,7 +33,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator, model_validator
 
 from . import common
 from .codes import DEPARTMENT_ID_PATTERN
@@ -367,17 +367,13 @@ class ReviewReturn(Command):
     assignee_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
     reviewer_id: Annotated[NonEmptyStr | None, pii("identifier")] = None
 
-    @field_validator("assignee_id")
-    @classmethod
-    def _redispatch_when_approved(cls, v: str | None, info: ValidationInfo) -> str | None:
-        approved, department = info.data.get("approved"), info.data.get("department")
-        if approved is None:  # approved itself failed; that error is reported
-            return v
-        if approved and (department is None or v is None):
+    @model_validator(mode="after")
+    def _redispatch_when_approved(self) -> "ReviewReturn":
+        if self.approved and (self.department is None or self.assignee_id is None):
             raise ValueError("an approved return names the department and assignee the case is re-dispatched to")
-        if not approved and (department is not None or v is not None):
+        if not self.approved and (self.department is not None or self.assignee_id is not None):
             raise ValueError("a refused return stays with its department: no department or assignee")
-        return v
+        return self
 
 
 class ContactReporter(Command):

@@ -10,19 +10,19 @@ choices are reproducible from the simulator seed and the story number.
 Story kinds and their weights are :data:`MIX`; :func:`pick_kind` chooses one. A case goes to
 the department the register's 权责清单 names, and the department behaves as diligently as the
 seed made it (:class:`~.district.Department`): a step it is late with waits for the calendar's
-next month, when the grid's timer has supervised the missed deadline (:meth:`Stories.next_month`). Every command
-passes through :meth:`Stories.step`, which waits for the simulator's pace (RATE per second).
+next month, when the grid's timer has supervised the missed deadline (:meth:`Stories.next_month`).
+Every command passes through :meth:`Stories.step`, which waits for the simulator's pace (RATE per second).
 
 Every command is sent by the person or office that really sends it
 (:class:`~.identities.Cast`), with their own token, and names them in its actor fields: a grid
 worker reports in their grid and verifies its cases, the community office (``cw-<community>``)
-registers, dispatches, evaluates orders, reviews deeds, opens residents' accounts and records
-its reviews of units, the street office (``so-<street>``) escalates and records its street's and
-its units' reviews, reviews departments' returns and extensions, the street office
-(``so-<street>``) also blows whistles (吹哨), rates the departments' response and decides what
-leaves the rates, the officer of a department of the department register (``do-<department>``)
-accepts, returns, contacts, controls, asks for extensions and exclusions, handles and reports to
-whistles, the resident gives feedback on their own report, places and rates orders, submits deeds and gives the
+registers, dispatches, reviews departments' returns and extensions, evaluates orders, reviews
+deeds, opens residents' accounts and records its reviews of units, the street office
+(``so-<street>``) escalates, blows whistles (吹哨) and rates the departments' response, decides
+what leaves the rates (不合理诉求) and records its street's and its units' reviews, the officer of
+a department of the department register (``do-<department>``) accepts, returns, contacts,
+controls, asks for extensions and exclusions, handles and reports to whistles, the resident gives
+feedback on their own report, places and rates orders, submits deeds and gives the
 consent code a merchant's redemption presents, the Party member acts on their own posts and
 orders, two points operators adjust and approve, the assessment office closes periods. The
 services refuse anything else; a run of the simulator is refused nothing for lack of

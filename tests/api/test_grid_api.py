@@ -25,7 +25,7 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
         now = datetime.now(timezone.utc)
         for c in (report(CASE, category="public_facility"), report(new_id("fuzz"), category="dispute.neighbour"),
                   report(new_id("fuzz"), category="environment"),
-                  cmd("case.register", case_id=CASE, department="社区服务站", registrar_id="clerk-1"),
+                  cmd("case.register", case_id=CASE, department="110105001.zhzf", registrar_id="clerk-1"),
                   cmd("patrol.log", patrol_id=PATROL, grid_id=GRID, grid_worker_id="gw-1",
                       started_at=(now - timedelta(hours=1)).isoformat(), ended_at=now.isoformat())):
             status, body = await http("POST", w.url + "/v1/commands", json=c, token=sender_jwt(c))

@@ -142,7 +142,7 @@ async def build_up(pools, handlers) -> None:
         r = report(case_id, category)
         uow = await run(pools["grid"], "grid", handlers["grid"], [command(r, grid_sender(r))], T0 + timedelta(minutes=i))
         published += wire(uow)
-        reg = RegisterCase(case_id=case_id, department="城管办")
+        reg = RegisterCase(case_id=case_id, department="110105.cgw")
         uow = await run(pools["grid"], "grid", handlers["grid"], [command(reg, grid_sender(reg))],
                         T0 + timedelta(minutes=5 + i))
         published += wire(uow)
@@ -183,7 +183,7 @@ async def test_an_erased_resident_is_in_no_table_and_no_new_event_and_the_ledger
     assert f"resident:{RESIDENT}" not in balances_after
 
     # what the services publish from now on names the pseudonym, never the id
-    step = DispatchCase(case_id="e-2", department="城管办", assignee_id="staff-1")
+    step = DispatchCase(case_id="e-2", department="110105.cgw", assignee_id="staff-1")
     uow = await run(pools["grid"], "grid", handlers["grid"], [command(step, grid_sender(step))], later + timedelta(minutes=1))
     newer = wire(uow)
     assert newer and all(RESIDENT not in encode(m.envelope).decode() for m in newer)

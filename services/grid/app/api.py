@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from schemas.common import CommunityId, GridId, StreetId
-from schemas.grid import CaseId, Category, Reporter
+from schemas.grid import CaseId, Category, DepartmentId, Reporter
 from services.grid.domain import PUBLIC_CATEGORIES, PUBLIC_COORDINATE_DECIMALS, CaseStatus
 from services.kit.routes import Id, Instant, Page, PageOut, ref
 
@@ -27,6 +27,9 @@ class CaseQuery(Page):
     status: CaseStatus | None = None
     category: Category | None = None
     overdue: bool | None = Field(None, description="whether a deadline of the case was missed")
+    department: DepartmentId | None = Field(None, description="cases of this department of the department register")
+    listed: bool | None = Field(None, description="whether the case is under 挂牌督办 (a severe hazard not yet 销号)")
+    supervised: bool | None = Field(None, description="whether a card (超期督办) was issued on the case")
 
 
 class PatrolQuery(Page):
@@ -116,6 +119,24 @@ class CaseRow(BaseModel):
     closed_at: datetime | None
     updated_at: datetime
     version: int
+    # the department's part (签收, 先行联系, 管控, 退单, 延期, 不合理诉求) and supervision
+    accepted_at: datetime | None = Field(description="when the department accepted the case (签收)")
+    contacted_at: datetime | None = Field(description="when the department contacted the reporter (先行联系)")
+    controlled_at: datetime | None = Field(description="when a severe hazard was brought under control (管控)")
+    accept_due_at: datetime | None = Field(description="the accept deadline, while unmet")
+    contact_due_at: datetime | None = Field(description="the contact deadline, while unmet")
+    control_due_at: datetime | None = Field(description="the control deadline of a severe hazard, while unmet")
+    return_pending: bool = Field(description="the department returned the case (退单) and the return awaits review")
+    return_count: int = Field(description="returns reviewed")
+    extension_until: datetime | None = Field(description="the handling deadline asked for (延期), awaiting review")
+    extension_count: int = Field(description="extensions granted")
+    exclusion_pending: bool = Field(description="an exclusion from the rates (不合理诉求) awaits review")
+    excluded: bool = Field(description="left out of the department's rates (approved 不合理诉求)")
+    supervision_count: int = Field(description="cards issued on missed deadlines (超期督办)")
+    last_card: str | None = Field(description="yellow_card or red_card: the latest card")
+    listed: bool = Field(description="under 挂牌督办 (a severe hazard, from dispatch until 销号)")
+    delisted_at: datetime | None = Field(description="when a listed case was delisted (销号)")
+    resolved: bool | None = Field(description="回访: whether the reporter said the problem is solved")
 
 
 class CaseOut(CaseRow):
@@ -145,6 +166,16 @@ class Patrol(BaseModel):
     notes: str
     route: list[Any]
     logged_at: datetime
+
+
+class Department(BaseModel):
+    """A department of the department register (职能部门)."""
+
+    department_id: str = Field(description="<division>.<code> for a district department, <street_id>.<code> for a "
+                                           "street's own")
+    name: str
+    level: Literal["district", "street"]
+    street_id: str | None = Field(description="the street of a street department")
 
 
 class CasePage(PageOut[CaseRow]):

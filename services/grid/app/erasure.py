@@ -3,14 +3,16 @@
 The cases the person reported (the first reporter; a co-reporter's own words are in the dismissed
 duplicate they reported) lose their description, address, coordinates (set to 0, 0: the case keeps
 its grid, community and street) and media, in the projection, the case state and the case history
-(with the comments given on them). The patrols the person logged lose their notes and route. Every
+(with the comments given on them, and the department's words on them: the reasons of returns,
+extensions and exclusions, the note of a contact, the measures of a control). The patrols the person logged lose their notes and route. Every
 id of the person becomes the pseudonym, in every table.
 """
 from __future__ import annotations
 
 import asyncpg
 
-FREE_TEXT_KEYS = ["description", "location", "address", "media", "comment", "notes", "route"]
+FREE_TEXT_KEYS = ["description", "location", "address", "media", "comment", "notes", "route", "reason", "note",
+                  "measures"]
 """Keys taken out of the stored events (case_history.data) of the person's cases."""
 
 

@@ -4,7 +4,8 @@ overdue timer, around the pure domain.
 A batch first locks the states of the cases it names (:meth:`GridHandler.load`). Each
 command's method then fills in the domain's :class:`Context` (the time, the deadline policy,
 whether the grid is in the register, the open cases near a report, whether a patrol is
-logged) and asks ``decide``; :meth:`GridHandler._apply` emits the events, evolves the states
+logged, whether a department is in the department register and which one its 权责清单
+proposes) and asks ``decide``; :meth:`GridHandler._apply` emits the events, evolves the states
 (:data:`~services.grid.projection.CASES`) and gathers the projection rows
 (:class:`~services.grid.projection.ProjectionRows`), which the kit writes once per batch.
 A refused command changes nothing and becomes a rejection.
@@ -13,31 +14,34 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Container, Sequence
+from typing import Sequence
 
 import yaml
 
 from schemas.common import Command, Event
 from schemas.grid import (
-    COMMANDS, CaseDuplicateLinked, CaseFeedback, DismissCase, DispatchCase, EscalateCase, ErasePerson, HandleCase,
-    LogPatrol, PatrolLogged, RegisterCase, ReportCase, Reporter, ReporterKind, VerifyCase,
+    COMMANDS, AcceptCase, CaseDuplicateLinked, CaseFeedback, ContactReporter, ControlHazard, DismissCase, DispatchCase,
+    EscalateCase, ErasePerson, HandleCase, LogPatrol, PatrolLogged, RegisterCase, ReportCase, RequestExclusion,
+    RequestExtension, ReturnCase, ReviewExclusion, ReviewExtension, ReviewReturn, VerifyCase,
 )
 from services.grid import projection as db
 from services.grid.domain import (
-    CaseState, Context, DeadlinePolicy, OpenCase, WorkCalendar, check_overdue, decide, evolve,
+    Context, DeadlinePolicy, OpenCase, WorkCalendar, check_overdue, decide, evolve,
 )
 from services.grid.projection import CASES, ProjectionRows
-from services.grid.registry import GridRegister
+from services.grid.registry import DepartmentRegister, GridRegister
 from services.kit import erasure
 from services.kit.handlers import Handler, handles, prepares
-from services.kit.identity import Principal
 from services.kit.uow import UnitOfWork
 
 from . import erasure as grid_erasure
+from .access import may_act_on
 from .policy import POLICY
 from .whistles import WHISTLE_COMMANDS, WhistleSteps  # 吹哨报到
 
 CaseStep = RegisterCase | DispatchCase | HandleCase | VerifyCase | CaseFeedback | EscalateCase
+DepartmentStep = (AcceptCase | ReturnCase | ReviewReturn | ContactReporter | ControlHazard | RequestExtension
+                  | ReviewExtension | RequestExclusion | ReviewExclusion)
 
 
 GRID_DIR = Path(__file__).resolve().parent.parent
@@ -59,21 +63,6 @@ def load_policy(path: Path | str, calendar: WorkCalendar | Path | str = CALENDAR
         return DeadlinePolicy.from_mapping(yaml.safe_load(f) or {}, calendar=calendar)
 
 
-def may_act_on(principal: Principal | None, cmd: CaseStep | DismissCase, state: CaseState) -> bool:
-    """Whether the sender of ``cmd`` (admitted by :data:`POLICY`) may act on the case ``state``:
-    a department officer on a case of one of their departments, a resident (feedback) on a case
-    they reported, everyone else (grid workers' 核查, officers) on a case of a grid their token's
-    scope covers. Never through a district role's reach: no grid command is granted to one."""
-    if principal is None:
-        return False
-    if isinstance(cmd, HandleCase):
-        return principal.has("department_officer") and principal.scope.covers_department(state.department)
-    if isinstance(cmd, CaseFeedback):
-        me = Reporter(kind=ReporterKind.RESIDENT, id=principal.sub)
-        return principal.has("resident") and me in state.reporters
-    return principal.scope.covers(state.grid_id)
-
-
 class GridHandler(WhistleSteps, Handler):
     """Every grid command, one shared path for the intake topic and HTTP (the whistles' in
     :class:`~services.grid.app.whistles.WhistleSteps`)."""
@@ -82,11 +71,11 @@ class GridHandler(WhistleSteps, Handler):
     policy = POLICY
 
     def __init__(self, deadlines: DeadlinePolicy, register: GridRegister, duplicate_radius_m: float = 250.0,
-                 departments: Container[str] = frozenset()):
+                 departments: DepartmentRegister | None = None):
         self.deadlines = deadlines
         self.register = register
+        self.departments = departments if departments is not None else DepartmentRegister.load(grids=register)
         self.duplicate_radius_m = duplicate_radius_m
-        self.departments = departments  # which department ids exist (吹哨报到)
 
     # -- the batch step ----------------------------------------------------------------
     @prepares(*(c for c in COMMANDS if c is not ErasePerson and c not in WHISTLE_COMMANDS))
@@ -111,11 +100,32 @@ class GridHandler(WhistleSteps, Handler):
             events = decide(state, cmd, ctx)  # refused: the case exists, or the grid is unknown
         self._apply(uow, events)
 
-    @handles(RegisterCase, DispatchCase, HandleCase, VerifyCase, CaseFeedback, EscalateCase)
+    @handles(HandleCase, VerifyCase, CaseFeedback, EscalateCase)
     async def case_step(self, uow: UnitOfWork, cmd: CaseStep) -> None:
-        """The steps of the loop that need only the case itself: 立案 register, 派遣 dispatch,
-        处置 handle, 核查 verify (passed closes the case, 结案; failed sends it back, 返工),
-        反馈 feedback on a closed case, and escalation on request (joint mediation)."""
+        """The steps of the loop that need only the case itself: 处置 handle, 核查 verify (passed
+        closes the case, 结案, and delists a listed one, 销号; failed sends it back, 返工), 反馈
+        feedback on a closed case, and escalation on request (joint mediation)."""
+        await self._decide_case(uow, cmd)
+
+    @handles(RegisterCase)
+    async def register_case(self, uow: UnitOfWork, cmd: RegisterCase) -> None:
+        """立案: the department named, or else the one the register's 权责清单 proposes."""
+        state = await CASES.of(uow).fetch(cmd.case_id)
+        proposed = self.departments.responsible(state.category, state.grade, state.street_id) if state else None
+        await self._decide_case(uow, cmd, proposed_department=proposed,
+                                department_known=(cmd.department or proposed) in self.departments)
+
+    @handles(DispatchCase, ReviewReturn)
+    async def dispatch_case(self, uow: UnitOfWork, cmd: DispatchCase | ReviewReturn) -> None:
+        """派遣, and the review of a return (退单审核), which re-dispatches when approved: to a
+        department of the register."""
+        await self._decide_case(uow, cmd, department_known=cmd.department in self.departments)
+
+    @handles(AcceptCase, ReturnCase, ContactReporter, ControlHazard, RequestExtension, ReviewExtension,
+             RequestExclusion, ReviewExclusion)
+    async def department_step(self, uow: UnitOfWork, cmd: DepartmentStep) -> None:
+        """The department's part of a case — 签收, 退单, 先行联系, 管控, 延期申请, 不合理诉求 — and
+        the reviews of extensions and exclusions."""
         await self._decide_case(uow, cmd)
 
     @handles(DismissCase)
@@ -147,8 +157,8 @@ class GridHandler(WhistleSteps, Handler):
 
     # -- timers ------------------------------------------------------------------------
     async def check_overdue(self, uow: UnitOfWork, limit: int = 500) -> int:
-        """Report missed deadlines of the cases due for a check (once each) and escalate them;
-        returns how many cases were checked. Cases a batch holds are left for a later round."""
+        """Report missed deadlines of the cases due for a check (once each) and supervise them
+        (超期督办: yellow, then red cards); returns how many cases were checked. Cases a batch holds are left for a later round."""
         due = await db.due_for_check(uow.conn, uow.now, limit)
         CASES.of(uow).adopt(due)
         for _, state in due.values():
@@ -159,7 +169,7 @@ class GridHandler(WhistleSteps, Handler):
     def _context(self, uow: UnitOfWork, **facts) -> Context:
         return Context(now=uow.now, policy=self.deadlines, duplicate_radius_m=self.duplicate_radius_m, **facts)
 
-    async def _decide_case(self, uow: UnitOfWork, cmd: CaseStep | DismissCase, **facts) -> None:
+    async def _decide_case(self, uow: UnitOfWork, cmd: CaseStep | DepartmentStep | DismissCase, **facts) -> None:
         state = await CASES.of(uow).fetch(cmd.case_id)
         if state is not None and not may_act_on(uow.principal, cmd, state):
             state = None  # a case the sender may not act on is refused as an unknown one (unknown_case)

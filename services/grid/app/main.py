@@ -12,8 +12,7 @@ from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
 from services.grid import projection as db
 from services.grid.domain import PUBLIC_CATEGORIES, CaseStatus
 from services.grid.projection import whistles as whistle_db
-from services.grid.registry import GridRegister
-from services.grid.registry.whistle_departments import KnownDepartments
+from services.grid.registry import DepartmentRegister, GridRegister
 from services.kit.http import HttpError
 from services.kit.routes import Request, found, page
 from services.kit.runtime import ServiceRuntime
@@ -26,8 +25,8 @@ settings = GridSettings()
 calendar = load_calendar(settings.calendar_path)
 deadlines = load_policy(settings.policy_path, calendar)
 register = GridRegister.load(settings.register_path)
-handler = GridHandler(deadlines, register, settings.duplicate_radius_m,
-                      departments=KnownDepartments.load(settings.whistle_departments_path))
+departments = DepartmentRegister.load(settings.departments_path, grids=register)
+handler = GridHandler(deadlines, register, settings.duplicate_radius_m, departments)
 
 rt = ServiceRuntime("grid", settings, migrations=Path(__file__).resolve().parent.parent / "migrations")
 rt.consume("intake", [GRID.intake], handler)
@@ -41,8 +40,8 @@ grid_metrics = metrics.register()
 
 @rt.timer(settings.overdue_interval_seconds, name="overdue", exclusive=True)
 async def overdue(uow) -> None:
-    """Missed deadlines → grid.case.overdue.v1 (+ grid.case.escalated.v1), once each, by one
-    worker of the service at a time."""
+    """Missed deadlines → grid.case.overdue.v1 (+ grid.case.supervised.v1 while the case is open),
+    once each, by one worker of the service at a time."""
     await handler.check_overdue(uow, settings.overdue_batch)
 
 
@@ -61,6 +60,7 @@ async def refresh_metrics(uow) -> None:
 CASE_READERS = ("grid_worker", "community_officer", "street_officer", "department_officer", "resident", "auditor")
 PATROL_READERS = ("grid_worker", "community_officer", "street_officer", "auditor")
 COUNT_READERS = ("community_officer", "street_officer", "assessor", "auditor")
+DEPARTMENT_READERS = ("community_officer", "street_officer", "department_officer", "assessor", "auditor")
 
 
 async def _case(conn, case_id: str, principal):
@@ -73,7 +73,8 @@ rt.lookup("/v1/cases/{case_id}", path=api.CaseRef, out=api.CaseOut, fetch=_case,
 
 @rt.get("/v1/cases", query=api.CaseQuery, responses={200: api.CasePage}, roles=CASE_READERS)
 async def list_cases(req: Request[None, api.CaseQuery, None]):
-    """Cases by grid, community, street, status, category and overdue, newest report first.
+    """Cases by grid, community, street, status, category, overdue, department, listed (挂牌督办) and
+    supervised (超期督办), newest report first.
 
     Only the cases the caller may read: an auditor every case; a grid worker or an officer the cases
     of the grids, communities and streets of their scope; a department officer the cases dispatched
@@ -81,7 +82,7 @@ async def list_cases(req: Request[None, api.CaseQuery, None]):
     q = req.query
     f = db.CaseFilter(grid_id=q.grid_id, community_id=q.community_id, street_id=q.street_id,
                       status=q.status.value if q.status else None, category=q.category.value if q.category else None,
-                      overdue=q.overdue)
+                      overdue=q.overdue, department=q.department, listed=q.listed, supervised=q.supervised)
     async with rt.connection() as conn:
         total, items = await db.list_cases(conn, f, q.limit, q.offset, db.Reader.of(req.principal))
     return page(q, total, items)
@@ -99,6 +100,12 @@ async def grid_counts(req: Request[api.GridRef, None, None]):
     code = GridCode.parse(grid_id)
     return {"grid_id": grid_id, "community_id": code.community_id, "street_id": code.street_id,
             "counts": counts, "total": sum(counts.values())}
+
+
+@rt.get("/v1/departments", responses={200: list[api.Department]}, roles=DEPARTMENT_READERS)
+async def list_departments(req: Request[None, None, None]):
+    """The department register (部门登记册): every department, district ones first, by id."""
+    return sorted((d.model_dump() for d in departments), key=lambda d: (d["level"] != "district", d["department_id"]))
 
 
 @rt.get("/v1/patrols", query=api.PatrolQuery, responses={200: api.PatrolPage}, roles=PATROL_READERS)

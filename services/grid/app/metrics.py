@@ -10,6 +10,8 @@ A short timer (``GRID_METRICS_INTERVAL_SECONDS``) takes a :class:`MetricsSnapsho
   next year's holidays (0: from January on, working days will be plain Monday–Friday).
 - ``grid_reports_received_total``, ``grid_reports_dismissed_total{reason}`` (duplicate | other),
   ``grid_cases_reworked_total``, ``grid_patrols_logged_total`` (counters).
+- ``grid_supervisions_total{supervision}`` (counter): 超期督办 cards by card (yellow_card |
+  red_card) and 挂牌督办 listings (listed).
 
 Because they are derived from committed rows, a replayed command, a rolled-back batch or a
 restart never counts twice, and the counters continue across restarts. Every worker of the
@@ -32,6 +34,7 @@ HANDLING_BUCKETS: tuple[float, ...] = (
     14 * 86400, 30 * 86400,
 )
 DISMISS_REASONS = ("duplicate", "other")
+SUPERVISIONS = ("yellow_card", "red_card", "listed")
 
 log = logging.getLogger("grid.metrics")
 
@@ -91,6 +94,11 @@ class GridMetrics:
                                 "1 when the working-time calendar lists next year's holidays and make-up days",
                                 value=1 if self.calendar_covers_next_year else 0)
         yield CounterMetricFamily("grid_patrols_logged", "Patrols logged by grid workers", value=s.patrols if s else 0)
+        cards = CounterMetricFamily("grid_supervisions", "Supervisions issued: cards on missed deadlines (超期督办) "
+                                    "and listings of severe hazards (挂牌督办)", labels=["supervision"])
+        for card in SUPERVISIONS:
+            cards.add_metric([card], s.supervisions.get(card, 0) if s else 0)
+        yield cards
 
 
 def _le(b: float) -> str:

@@ -22,6 +22,8 @@ class GridSettings(ServiceSettings):
                                             "make-up working days (调休) per year")
     register_path: Path = Field(GRID_DIR / "registry" / "grids.yaml",
                                 description="grid register file (YAML): the known grids of the district")
+    departments_path: Path = Field(GRID_DIR / "registry" / "departments.yaml",
+                                   description="department register file (YAML): the departments and the 权责清单")
     duplicate_radius_m: float = Field(250.0, gt=0, le=10_000,
                                       description="a report of the same category this near an open case is a duplicate")
     overdue_interval_seconds: float = Field(10.0, gt=0, le=3600,

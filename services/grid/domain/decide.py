@@ -10,7 +10,17 @@ The loop (GB/T 30428)::
                  │                                            ▲                              │
                  └─dismiss (or duplicate)─► dismissed         └──── failed: 返工 rework ◄────┤
                                                                                  passed ─► closed ─feedback
-    escalate: any open case, to a higher level.   check_overdue: missed deadlines of any case.
+    escalate: any open case, to a higher level (a decision: a missed deadline never escalates).
+
+The department's part, beside ``handle`` from dispatch (each with its own deadline):
+accept (签收), contact the reporter (先行联系), control a severe hazard (管控, before handling);
+return (退单) → the dispatcher's level approves (re-dispatch to another department) or refuses;
+extension (延期) of the handling deadline → granted or refused; exclusion from the rates
+(不合理诉求) → approved or refused by the street.
+
+check_overdue: missed deadlines of any case → overdue + supervision (超期督办: a yellow card,
+then red cards). A severe hazard is listed (挂牌督办) at dispatch and delisted (销号) when its
+verification passes.
 """
 from __future__ import annotations
 
@@ -18,9 +28,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from schemas.grid import (
-    CaseClosed, CaseDismissed, CaseDispatched, CaseDuplicateLinked, CaseEscalated, CaseEvent, CaseFeedback,
-    CaseHandled, CaseOverdue, CaseRegistered, CaseReported, CaseVerified, DismissCase, DispatchCase, EscalateCase,
-    HandleCase, LogPatrol, PatrolLogged, RegisterCase, ReportCase, VerifyCase,
+    AcceptCase, CaseAccepted, CaseClosed, CaseContacted, CaseControlled, CaseDelisted, CaseDismissed, CaseDispatched,
+    CaseDuplicateLinked, CaseEscalated, CaseEvent, CaseExclusionRequested, CaseExclusionReviewed,
+    CaseExtensionGranted, CaseExtensionRefused, CaseExtensionRequested, CaseFeedback, CaseHandled, CaseOverdue,
+    CaseRegistered, CaseReported, CaseReturned, CaseReturnReviewed, CaseSupervised, CaseVerified, ContactReporter,
+    ControlHazard, DismissCase, DispatchCase, EscalateCase, HandleCase, LogPatrol, PatrolLogged, RegisterCase,
+    ReportCase, RequestExclusion, RequestExtension, ReturnCase, ReviewExclusion, ReviewExtension, ReviewReturn, Stage,
+    Supervision, VerifyCase,
 )
 from schemas.common import Command, Event
 
@@ -30,12 +44,19 @@ from .errors import (
     CaseExists, CaseNotFound, DueInPast, DuplicateOfSelf, DuplicateTargetNotOpen, FeedbackAlreadyGiven,
     IllegalTransition, JointMediationForDisputesOnly, NoHigherLevel, NotAReporter, PatrolEndsBeforeStart,
     PatrolExists, PatrolInFuture, ReworkDueWithoutRework, SelfVerification, UnknownGrid,
+    AlreadyAccepted, AlreadyContacted, AlreadyControlled, DeadlinePassed, ExclusionAlreadyRequested,
+    ExtensionNotLater, ExtensionPending, NoPendingExclusion, NoPendingExtension, NoPendingReturn, NotASevereHazard,
+    NotControlled, ReturnPending, SameDepartment, UnknownDepartment,
 )
 from schemas.codes import GridCode
 
 from .geo import DEFAULT_DUPLICATE_RADIUS_M, OpenCase, find_duplicate
 from .policy import DEFAULT_POLICY, DeadlinePolicy, Limits
-from .state import CaseState, CaseStatus
+from .state import LOOP_STAGES, CaseState, CaseStatus
+
+ON_TIME_STAGES = LOOP_STAGES | {Stage.CONTROL}
+"""The deadlines whose miss makes a closed case late (按期办结): the loop's and a severe hazard's
+control; accept and contact are measured on their own (签收及时率, 响应率)."""
 
 DUPLICATE_REASON = "duplicate"
 PATROL_CLOCK_SKEW = timedelta(minutes=5)  # a field device's clock may run this far ahead
@@ -53,6 +74,12 @@ class Context:
       report; passing more is harmless), and for ``dismiss`` with ``duplicate_of``, that case.
     - ``duplicate_radius_m``: how near a report of the same category counts as a duplicate.
     - ``patrol_logged``: for ``patrol.log``, whether a patrol with its id is logged already.
+    - ``department_known``: whether the department the command names (``register``,
+      ``dispatch``, an approved ``return.review``; for ``register`` without one, the proposed
+      department) is in the department register (the default, False, refuses as
+      ``unknown_department``).
+    - ``proposed_department``: for ``register``, the department the register's 权责清单 names
+      for the case (None: it names none).
     """
 
     now: datetime
@@ -61,6 +88,8 @@ class Context:
     open_cases: tuple[OpenCase, ...] = field(default=())
     duplicate_radius_m: float = DEFAULT_DUPLICATE_RADIUS_M
     patrol_logged: bool = False
+    department_known: bool = False
+    proposed_department: str | None = None
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -151,12 +180,16 @@ def _placed(state: CaseState) -> dict:
 
 
 def _register(state: CaseState, cmd: RegisterCase, ctx: Context) -> list[Event]:
+    department = cmd.department or ctx.proposed_department
+    if department is None or not ctx.department_known:
+        raise UnknownDepartment(cmd.department)
     due_at = ctx.policy.due(ctx.now, _limits(state, ctx.policy).dispatch)
     return [
         CaseRegistered(
             case_id=state.case_id,
             due_at=due_at,
-            department=cmd.department,
+            department=department,
+            proposed_department=ctx.proposed_department,
             **_placed(state),
             grade=state.grade,
             description=state.description,
@@ -190,21 +223,44 @@ def _dismiss(state: CaseState, cmd: DismissCase, ctx: Context) -> list[Event]:
 
 
 def _dispatch(state: CaseState, cmd: DispatchCase, ctx: Context) -> list[Event]:
+    if not ctx.department_known:
+        raise UnknownDepartment(cmd.department)
     if cmd.due_at is not None:
         if cmd.due_at <= ctx.now:
             raise DueInPast("due_at", cmd.due_at)
         due_at = cmd.due_at.astimezone(ctx.policy.tz)
     else:
-        due_at = ctx.policy.due(ctx.now, _limits(state, ctx.policy).handle)
-    return [
+        due_at = None
+    return _dispatched(state, ctx, cmd.department, cmd.assignee_id, cmd.dispatcher_id, due_at)
+
+
+def _dispatched(state: CaseState, ctx: Context, department: str, assignee_id: str, dispatcher_id: str | None,
+                due_at=None, redispatch: bool = False) -> list[Event]:
+    """任务派遣 (or a re-dispatch after an approved return): the handling deadline and the
+    department's accept, contact and (severe hazard) control deadlines, all from now; a severe
+    hazard is listed (挂牌督办) when it is first dispatched."""
+    limits, now = _limits(state, ctx.policy), ctx.now
+    control = limits.control if state.is_severe_hazard else None
+    events: list[Event] = [
         CaseDispatched(
-            case_id=state.case_id, department=cmd.department, assignee_id=cmd.assignee_id, due_at=due_at,
-            dispatcher_id=cmd.dispatcher_id, grid_id=state.grid_id, occurred_at=ctx.now,
+            case_id=state.case_id, department=department, assignee_id=assignee_id,
+            due_at=due_at or ctx.policy.due(now, limits.handle), dispatcher_id=dispatcher_id,
+            accept_due_at=ctx.policy.due(now, limits.accept), contact_due_at=ctx.policy.due(now, limits.contact),
+            control_due_at=ctx.policy.due(now, control) if control is not None else None,
+            redispatch=redispatch, **_placed(state), occurred_at=now,
         )
     ]
+    if state.is_severe_hazard and not state.listed:
+        events.append(CaseSupervised(case_id=state.case_id, supervision=Supervision.LISTED, level=state.level,
+                                     department=department, **_placed(state), occurred_at=now))
+    return events
 
 
 def _handle(state: CaseState, cmd: HandleCase, ctx: Context) -> list[Event]:
+    if state.return_pending:
+        raise ReturnPending(state.case_id)
+    if state.is_severe_hazard and state.controlled_at is None:
+        raise NotControlled(state.case_id)
     return [
         CaseHandled(
             case_id=state.case_id, result=cmd.result, media=cmd.media, handled_by=cmd.handled_by,
@@ -222,7 +278,9 @@ def _verify(state: CaseState, cmd: VerifyCase, ctx: Context) -> list[Event]:
         if cmd.rework_due_at is not None:
             raise ReworkDueWithoutRework()
         # the verify deadline is met now; the case is on time if no deadline was missed
-        late = state.missed_any(now)
+        late = state.missed_any(now, ON_TIME_STAGES)
+        delisted: list[Event] = [CaseDelisted(case_id=state.case_id, department=state.department,
+                                              street_id=state.street_id, occurred_at=now)] if state.listed else []
         return [
             CaseVerified(
                 case_id=state.case_id, passed=True, comment=cmd.comment, verifier_id=cmd.verifier_id,
@@ -238,6 +296,7 @@ def _verify(state: CaseState, cmd: VerifyCase, ctx: Context) -> list[Event]:
                 rework_count=state.rework_count,
                 occurred_at=now,
             ),
+            *delisted,
         ]
     if cmd.rework_due_at is not None:
         if cmd.rework_due_at <= now:
@@ -262,7 +321,7 @@ def _feedback(state: CaseState, cmd: CaseFeedback, ctx: Context) -> list[Event]:
         CaseFeedback(
             case_id=state.case_id, satisfaction=cmd.satisfaction, comment=cmd.comment, reporter_id=cmd.reporter_id,
             occurred_at=ctx.now, grid_id=state.grid_id, community_id=state.community_id,
-            street_id=state.street_id, department=state.department,
+            street_id=state.street_id, department=state.department, resolved=cmd.resolved,
         )
     ]
 
@@ -300,7 +359,120 @@ def _log_patrol(cmd: LogPatrol, ctx: Context) -> list[Event]:
     ]
 
 
+# -- the department's part ---------------------------------------------------------------
+
+
+def _dept(state: CaseState) -> dict:
+    """What every event of the department's part carries: the department, and where the case is."""
+    return {"department": state.department, **_placed(state)}
+
+
+def _actor(state: CaseState, given: str | None) -> str:
+    """Who acted for the department: the sender (the kit sets it from the token), else the assignee."""
+    return given or state.assignee_id or state.department or "unknown"
+
+
+def _on_time(state: CaseState, stage: Stage, now: datetime) -> bool:
+    d = state.unmet(stage)
+    return d is None or now <= d.due_at
+
+
+def _accept(state: CaseState, cmd: AcceptCase, ctx: Context) -> list[Event]:
+    if state.return_pending:
+        raise ReturnPending(state.case_id)
+    if state.accepted_at is not None:
+        raise AlreadyAccepted(state.case_id)
+    return [CaseAccepted(case_id=state.case_id, accepted_by=_actor(state, cmd.accepted_by),
+                         on_time=_on_time(state, Stage.ACCEPT, ctx.now), **_dept(state), occurred_at=ctx.now)]
+
+
+def _return(state: CaseState, cmd: ReturnCase, ctx: Context) -> list[Event]:
+    if state.return_pending:
+        raise ReturnPending(state.case_id)
+    return [CaseReturned(case_id=state.case_id, reason=cmd.reason, returned_by=_actor(state, cmd.returned_by),
+                         **_dept(state), occurred_at=ctx.now)]
+
+
+def _review_return(state: CaseState, cmd: ReviewReturn, ctx: Context) -> list[Event]:
+    if not state.return_pending:
+        raise NoPendingReturn(state.case_id)
+    reviewed = CaseReturnReviewed(case_id=state.case_id, approved=cmd.approved, comment=cmd.comment,
+                                  reviewer_id=cmd.reviewer_id, **_dept(state), occurred_at=ctx.now)
+    if not cmd.approved:
+        return [reviewed]
+    assert cmd.department is not None and cmd.assignee_id is not None  # the command's validator
+    if not ctx.department_known:
+        raise UnknownDepartment(cmd.department)
+    if cmd.department == state.department:
+        raise SameDepartment(cmd.department)
+    return [reviewed, *_dispatched(state, ctx, cmd.department, cmd.assignee_id, cmd.reviewer_id, redispatch=True)]
+
+
+def _contact(state: CaseState, cmd: ContactReporter, ctx: Context) -> list[Event]:
+    if state.contacted_at is not None:
+        raise AlreadyContacted(state.case_id)
+    return [CaseContacted(case_id=state.case_id, channel=cmd.channel, note=cmd.note,
+                          contacted_by=_actor(state, cmd.contacted_by), on_time=_on_time(state, Stage.CONTACT, ctx.now),
+                          **_dept(state), occurred_at=ctx.now)]
+
+
+def _control(state: CaseState, cmd: ControlHazard, ctx: Context) -> list[Event]:
+    if not state.is_severe_hazard:
+        raise NotASevereHazard(state.case_id)
+    if state.controlled_at is not None:
+        raise AlreadyControlled(state.case_id)
+    return [CaseControlled(case_id=state.case_id, measures=cmd.measures, controlled_by=_actor(state, cmd.controlled_by),
+                           on_time=_on_time(state, Stage.CONTROL, ctx.now), **_dept(state), occurred_at=ctx.now)]
+
+
+def _request_extension(state: CaseState, cmd: RequestExtension, ctx: Context) -> list[Event]:
+    if state.extension_until is not None:
+        raise ExtensionPending(state.case_id)
+    d = state.unmet(Stage.HANDLE)
+    if d is None:  # a dispatched case always has one; kept for a state that does not
+        raise IllegalTransition(_verb(cmd), state.status.value)
+    if ctx.now > d.due_at:
+        raise DeadlinePassed(d.due_at)
+    if cmd.until <= d.due_at:
+        raise ExtensionNotLater(cmd.until, d.due_at)
+    return [CaseExtensionRequested(case_id=state.case_id, stage=Stage.HANDLE, due_at=d.due_at,
+                                   until=cmd.until.astimezone(ctx.policy.tz), reason=cmd.reason,
+                                   requested_by=_actor(state, cmd.requested_by), **_dept(state), occurred_at=ctx.now)]
+
+
+def _review_extension(state: CaseState, cmd: ReviewExtension, ctx: Context) -> list[Event]:
+    d = state.unmet(Stage.HANDLE)
+    if state.extension_until is None or d is None:
+        raise NoPendingExtension(state.case_id)
+    common = dict(case_id=state.case_id, stage=Stage.HANDLE, comment=cmd.comment, reviewer_id=cmd.reviewer_id,
+                  **_dept(state), occurred_at=ctx.now)
+    if not cmd.granted:
+        return [CaseExtensionRefused(due_at=d.due_at, **common)]
+    until = cmd.until or state.extension_until
+    if until <= d.due_at:
+        raise ExtensionNotLater(until, d.due_at)
+    return [CaseExtensionGranted(previous_due_at=d.due_at, due_at=until.astimezone(ctx.policy.tz), **common)]
+
+
+def _request_exclusion(state: CaseState, cmd: RequestExclusion, ctx: Context) -> list[Event]:
+    if state.dispatched_at is None:  # a reopened status cannot get here; kept for clarity
+        raise IllegalTransition(_verb(cmd), state.status.value)
+    if state.exclusion_requested:
+        raise ExclusionAlreadyRequested(state.case_id)
+    return [CaseExclusionRequested(case_id=state.case_id, reason=cmd.reason,
+                                   requested_by=_actor(state, cmd.requested_by), **_dept(state), occurred_at=ctx.now)]
+
+
+def _review_exclusion(state: CaseState, cmd: ReviewExclusion, ctx: Context) -> list[Event]:
+    if not state.exclusion_pending:
+        raise NoPendingExclusion(state.case_id)
+    return [CaseExclusionReviewed(case_id=state.case_id, approved=cmd.approved, comment=cmd.comment,
+                                  reviewer_id=cmd.reviewer_id, **_dept(state), occurred_at=ctx.now)]
+
+
 _OPEN = frozenset(s for s in CaseStatus if s.is_open)
+_DISPATCHED = frozenset({CaseStatus.DISPATCHED})
+_AFTER_DISPATCH = frozenset({CaseStatus.DISPATCHED, CaseStatus.HANDLED, CaseStatus.CLOSED})
 
 # command type -> (statuses in which it applies, rule)
 _CASE_HANDLERS: dict[type, tuple[frozenset[CaseStatus], object]] = {
@@ -311,6 +483,15 @@ _CASE_HANDLERS: dict[type, tuple[frozenset[CaseStatus], object]] = {
     VerifyCase: (frozenset({CaseStatus.HANDLED}), _verify),
     CaseFeedback: (frozenset({CaseStatus.CLOSED}), _feedback),
     EscalateCase: (_OPEN, _escalate),
+    AcceptCase: (_DISPATCHED, _accept),
+    ReturnCase: (_DISPATCHED, _return),
+    ReviewReturn: (_DISPATCHED, _review_return),
+    ContactReporter: (frozenset({CaseStatus.DISPATCHED, CaseStatus.HANDLED}), _contact),
+    ControlHazard: (_DISPATCHED, _control),
+    RequestExtension: (_DISPATCHED, _request_extension),
+    ReviewExtension: (_DISPATCHED, _review_extension),
+    RequestExclusion: (_AFTER_DISPATCH, _request_exclusion),
+    ReviewExclusion: (_AFTER_DISPATCH, _review_exclusion),
 }
 
 
@@ -320,9 +501,13 @@ _CASE_HANDLERS: dict[type, tuple[frozenset[CaseStatus], object]] = {
 
 
 def check_overdue(state: CaseState | None, now: datetime, policy: DeadlinePolicy = DEFAULT_POLICY) -> list[CaseEvent]:
-    """``grid.case.overdue.v1`` for every missed deadline not yet reported, each followed by
-    ``grid.case.escalated.v1`` one level up (community → street → district) while the case
-    is open, the policy escalates on overdue, and there is a level above.
+    """``grid.case.overdue.v1`` for every missed deadline not yet reported, each followed, while
+    the case is open, by ``grid.case.supervised.v1`` (超期督办): a yellow card for the case's
+    first missed deadline, a red card for each later one. A missed deadline never escalates
+    the case: escalation is a decision (``grid.case.escalate.v1``).
+
+    The handling deadline is not reported while an extension of it awaits review (a granted
+    extension moves it; a refused one leaves it to be reported then).
 
     Once-only: applying the returned events marks the deadlines (``Deadline.overdue``), so a
     second call — or a call after a restart, from the stored state — returns nothing for
@@ -335,21 +520,25 @@ def check_overdue(state: CaseState | None, now: datetime, policy: DeadlinePolicy
     if state is None:
         return []
     events: list[CaseEvent] = []
-    level = state.level
-    for d in state.deadlines:
+    cards = state.supervision_count
+    for d in _checked(state):
         if d.overdue or not d.missed_by(now):
             continue
-        events.append(CaseOverdue(case_id=state.case_id, due_at=d.due_at, level=level, stage=d.stage, occurred_at=now))
-        up = level.next()
-        if state.is_open and policy.escalate_on_overdue and up is not None:
-            events.append(
-                CaseEscalated(
-                    case_id=state.case_id, from_level=level, to_level=up, reason=f"overdue: {d.stage.value} deadline missed",
-                    stage=d.stage, occurred_at=now,
-                )
-            )
-            level = up
+        events.append(CaseOverdue(case_id=state.case_id, due_at=d.due_at, level=state.level, stage=d.stage,
+                                  occurred_at=now))
+        if state.is_open:
+            card = Supervision.YELLOW_CARD if cards == 0 else Supervision.RED_CARD
+            cards += 1
+            events.append(CaseSupervised(case_id=state.case_id, supervision=card, level=state.level, stage=d.stage,
+                                         due_at=d.due_at, department=state.department, **_placed(state),
+                                         occurred_at=now))
     return events
+
+
+def _checked(state: CaseState):
+    """The deadlines the timer looks at: all but a handling deadline whose extension awaits review."""
+    return [d for d in state.deadlines
+            if not (state.extension_until is not None and d.stage is Stage.HANDLE and d.met_at is None)]
 
 
 def next_check_at(state: CaseState | None) -> datetime | None:
@@ -358,5 +547,5 @@ def next_check_at(state: CaseState | None) -> datetime | None:
     cases with ``next_check_at <= now``."""
     if state is None:
         return None
-    pending = [d.due_at for d in state.deadlines if not d.overdue and (d.met_at is None or d.met_at > d.due_at)]
+    pending = [d.due_at for d in _checked(state) if not d.overdue and (d.met_at is None or d.met_at > d.due_at)]
     return min(pending, default=None)

@@ -15,8 +15,11 @@ __all__ = [
     "ReworkDueWithoutRework", "DuplicateOfSelf", "DuplicateTargetNotOpen", "FeedbackAlreadyGiven",
     "NotAReporter", "NoHigherLevel", "JointMediationForDisputesOnly", "PatrolEndsBeforeStart", "PatrolInFuture",
     "PatrolExists", "SelfVerification",
-    "WhistleNotFound", "WhistleExists", "UnknownDepartment", "NotSummoned", "AlreadyAnswered", "NotYetAnswered",
-    "AlreadyRated", "MissingActor",
+    "UnknownDepartment", "SameDepartment", "AlreadyAccepted", "ReturnPending", "NoPendingReturn", "AlreadyContacted",
+    "NotASevereHazard", "AlreadyControlled", "NotControlled", "ExtensionPending", "NoPendingExtension",
+    "ExtensionNotLater", "DeadlinePassed", "ExclusionAlreadyRequested", "NoPendingExclusion",
+    "WhistleNotFound", "WhistleExists", "NotSummoned", "AlreadyAnswered", "NotYetAnswered", "AlreadyRated",
+    "MissingActor",
 ]
 
 
@@ -116,6 +119,106 @@ class PatrolExists(Rejected):
         super().__init__("patrol_exists", f"patrol {patrol_id!r} is already logged", "patrol_id")
 
 
+# -- the department's part of a case ----------------------------------------------------------
+
+
+class UnknownDepartment(Rejected):
+    """The department is not in the department register, or none was named and the register's
+    权责清单 names none for the case."""
+
+    def __init__(self, department: str | None, field: str = "department"):
+        detail = (f"department {department!r} is not in the department register" if department
+                  else "no department named, and the department register names none for this case")
+        super().__init__("unknown_department", detail, field)
+
+
+class SameDepartment(Rejected):
+    """An approved return re-dispatched to the department that returned the case."""
+
+    def __init__(self, department: str):
+        super().__init__("same_department", f"the case was returned by {department!r}: re-dispatch it elsewhere",
+                         "department")
+
+
+class AlreadyAccepted(Rejected):
+    def __init__(self, case_id: str):
+        super().__init__("already_accepted", f"case {case_id!r} is accepted already")
+
+
+class ReturnPending(Rejected):
+    """The department returned the case (退单) and the return awaits review."""
+
+    def __init__(self, case_id: str):
+        super().__init__("return_pending", f"case {case_id!r} was returned and the return awaits review")
+
+
+class NoPendingReturn(Rejected):
+    def __init__(self, case_id: str):
+        super().__init__("no_pending_return", f"case {case_id!r} has no return awaiting review")
+
+
+class AlreadyContacted(Rejected):
+    """The reporter was contacted already (the first contact is what counts)."""
+
+    def __init__(self, case_id: str):
+        super().__init__("already_contacted", f"the reporter of case {case_id!r} was contacted already")
+
+
+class NotASevereHazard(Rejected):
+    """管控 is the first stage of a severe hazard (重大隐患) only."""
+
+    def __init__(self, case_id: str):
+        super().__init__("not_a_severe_hazard", f"case {case_id!r} is not a severe hazard")
+
+
+class AlreadyControlled(Rejected):
+    def __init__(self, case_id: str):
+        super().__init__("already_controlled", f"the hazard of case {case_id!r} is under control already")
+
+
+class NotControlled(Rejected):
+    """A severe hazard is rectified (handled) only after it is brought under control (管控)."""
+
+    def __init__(self, case_id: str):
+        super().__init__("not_controlled", f"the severe hazard of case {case_id!r} is not under control yet")
+
+
+class ExtensionPending(Rejected):
+    def __init__(self, case_id: str):
+        super().__init__("extension_pending", f"case {case_id!r} has an extension request awaiting review")
+
+
+class NoPendingExtension(Rejected):
+    def __init__(self, case_id: str):
+        super().__init__("no_pending_extension", f"case {case_id!r} has no extension request awaiting review")
+
+
+class ExtensionNotLater(Rejected):
+    """An extension that does not move the deadline later."""
+
+    def __init__(self, until: object, due_at: object):
+        super().__init__("extension_not_later", f"until {until} is not after the deadline {due_at}", "until")
+
+
+class DeadlinePassed(Rejected):
+    """An extension asked for once the handling deadline has passed (超期 is not 延期)."""
+
+    def __init__(self, due_at: object):
+        super().__init__("deadline_passed", f"the handling deadline {due_at} has passed")
+
+
+class ExclusionAlreadyRequested(Rejected):
+    """A case may be put forward as a 不合理诉求 once."""
+
+    def __init__(self, case_id: str):
+        super().__init__("exclusion_already_requested", f"an exclusion of case {case_id!r} was requested already")
+
+
+class NoPendingExclusion(Rejected):
+    def __init__(self, case_id: str):
+        super().__init__("no_pending_exclusion", f"case {case_id!r} has no exclusion request awaiting review")
+
+
 # -- 吹哨报到 (whistles) ---------------------------------------------------------------------
 
 
@@ -131,14 +234,6 @@ class WhistleExists(Rejected):
 
     def __init__(self, whistle_id: str):
         super().__init__("whistle_exists", f"whistle {whistle_id!r} was already blown", "whistle_id")
-
-
-class UnknownDepartment(Rejected):
-    """A department that is not in the department register, or that the street may not summon
-    (another district's, or another street's own)."""
-
-    def __init__(self, department: str, field: str = "departments"):
-        super().__init__("unknown_department", f"department {department!r} is not one the street may summon", field)
 
 
 class NotSummoned(Rejected):

@@ -9,8 +9,11 @@ from typing import Iterable, Mapping
 from schemas.codes import community_id_of, street_id_of
 from schemas.common import Event
 from schemas.grid import (
-    CaseClosed, CaseDismissed, CaseDispatched, CaseDuplicateLinked, CaseEscalated, CaseEvent, CaseFeedback,
-    CaseHandled, CaseOverdue, CaseRegistered, CaseReported, CaseVerified, PatrolLogged, Stage,
+    CaseAccepted, CaseClosed, CaseContacted, CaseControlled, CaseDelisted, CaseDismissed, CaseDispatched,
+    CaseDuplicateLinked, CaseEscalated, CaseEvent, CaseExclusionRequested, CaseExclusionReviewed,
+    CaseExtensionGranted, CaseExtensionRefused, CaseExtensionRequested, CaseFeedback, CaseHandled, CaseOverdue,
+    CaseRegistered, CaseReported, CaseReturned, CaseReturnReviewed, CaseSupervised, CaseVerified, PatrolLogged, Stage,
+    Supervision,
 )
 
 from .state import CaseState, CaseStatus, Deadline
@@ -126,14 +129,38 @@ def _duplicate_linked(s: CaseState, ev: CaseDuplicateLinked) -> dict:
     return {"co_reporters": (*s.co_reporters, ev.reporter), "duplicates": (*s.duplicates, ev.duplicate_case_id)}
 
 
+_DEPARTMENT_STAGES = (Stage.HANDLE, Stage.ACCEPT, Stage.CONTACT, Stage.CONTROL)
+
+
 def _dispatched(s: CaseState, ev: CaseDispatched) -> dict:
-    return _stage(s, ev, CaseStatus.DISPATCHED, "dispatched_at", Stage.DISPATCH, Stage.HANDLE, ev.due_at,
-                  department=ev.department, assignee_id=ev.assignee_id)
+    """派遣: the handling deadline and the department's accept, contact and control deadlines start.
+    A re-dispatch (after an approved return) ends the previous department's unmet ones (met when
+    the case left it) and starts the new department's part afresh."""
+    at = _at(ev)
+    deadlines = s.deadlines
+    if ev.redispatch:
+        for stage in _DEPARTMENT_STAGES:
+            deadlines = _met(deadlines, stage, at)
+    changes = _stage(s.model_copy(update={"deadlines": deadlines}), ev, CaseStatus.DISPATCHED, "dispatched_at",
+                     Stage.DISPATCH, Stage.HANDLE, ev.due_at, department=ev.department, assignee_id=ev.assignee_id)
+    deadlines = changes["deadlines"]
+    for stage, due in ((Stage.ACCEPT, ev.accept_due_at), (Stage.CONTACT, ev.contact_due_at),
+                       (Stage.CONTROL, ev.control_due_at)):
+        deadlines = _started(deadlines, stage, at, due)
+    changes["deadlines"] = deadlines
+    if ev.redispatch:
+        changes.update(accepted_at=None, contacted_at=None, controlled_at=None, return_pending=False,
+                       extension_until=None)
+    return changes
 
 
 def _handled(s: CaseState, ev: CaseHandled) -> dict:
-    return _stage(s, ev, CaseStatus.HANDLED, "handled_at", Stage.HANDLE, Stage.VERIFY, ev.verify_due_at,
-                  result=ev.result, handled_by=ev.handled_by)
+    """处置; handling a case takes it, so an unmet accept deadline is met too (on time or late),
+    and a pending extension request lapses."""
+    changes = _stage(s, ev, CaseStatus.HANDLED, "handled_at", Stage.HANDLE, Stage.VERIFY, ev.verify_due_at,
+                     result=ev.result, handled_by=ev.handled_by, extension_until=None)
+    changes["deadlines"] = _met(changes["deadlines"], Stage.ACCEPT, _at(ev))
+    return changes
 
 
 def _verified(s: CaseState, ev: CaseVerified) -> dict:
@@ -152,9 +179,13 @@ def _verified(s: CaseState, ev: CaseVerified) -> dict:
 
 
 def _closed(s: CaseState, ev: CaseClosed) -> dict:
+    """结案. A deadline still unmet and not yet due (a reporter not yet contacted) can no longer
+    be missed and is dropped; one already past due stays, to be reported."""
+    at = _at(ev)
     return {
-        "status": CaseStatus.CLOSED, "closed_at": _at(ev), "on_time": ev.on_time,
+        "status": CaseStatus.CLOSED, "closed_at": at, "on_time": ev.on_time,
         "handling_seconds": ev.handling_seconds,
+        "deadlines": tuple(d for d in s.deadlines if d.met_at is not None or d.due_at < at),
     }
 
 
@@ -176,7 +207,67 @@ def _escalated(s: CaseState, ev: CaseEscalated) -> dict:
 
 
 def _feedback(s: CaseState, ev: CaseFeedback) -> dict:
-    return {"satisfaction": ev.satisfaction, "feedback_at": _at(ev)}
+    return {"satisfaction": ev.satisfaction, "feedback_at": _at(ev), "resolved": ev.resolved}
+
+
+def _accepted(s: CaseState, ev: CaseAccepted) -> dict:
+    at = _at(ev)
+    return {"accepted_at": at, "deadlines": _met(s.deadlines, Stage.ACCEPT, at)}
+
+
+def _returned(s: CaseState, ev: CaseReturned) -> dict:
+    return {"return_pending": True}
+
+
+def _return_reviewed(s: CaseState, ev: CaseReturnReviewed) -> dict:
+    # approved: the re-dispatch that follows starts the new department's part
+    return {"return_pending": False, "return_count": s.return_count + 1}
+
+
+def _contacted(s: CaseState, ev: CaseContacted) -> dict:
+    at = _at(ev)
+    return {"contacted_at": at, "deadlines": _met(s.deadlines, Stage.CONTACT, at)}
+
+
+def _controlled(s: CaseState, ev: CaseControlled) -> dict:
+    at = _at(ev)
+    return {"controlled_at": at, "deadlines": _met(s.deadlines, Stage.CONTROL, at)}
+
+
+def _extension_requested(s: CaseState, ev: CaseExtensionRequested) -> dict:
+    return {"extension_until": ev.until}
+
+
+def _extension_granted(s: CaseState, ev: CaseExtensionGranted) -> dict:
+    """延期: the unmet deadline of the stage now falls due at ``due_at``."""
+    out, done = [], False
+    for d in reversed(s.deadlines):
+        if not done and d.stage == ev.stage and d.met_at is None:
+            d, done = d.model_copy(update={"due_at": ev.due_at}), True
+        out.append(d)
+    return {"deadlines": tuple(reversed(out)), "extension_until": None, "extension_count": s.extension_count + 1}
+
+
+def _extension_refused(s: CaseState, ev: CaseExtensionRefused) -> dict:
+    return {"extension_until": None}
+
+
+def _exclusion_requested(s: CaseState, ev: CaseExclusionRequested) -> dict:
+    return {"exclusion_requested": True, "exclusion_pending": True}
+
+
+def _exclusion_reviewed(s: CaseState, ev: CaseExclusionReviewed) -> dict:
+    return {"exclusion_pending": False, "excluded": ev.approved}
+
+
+def _supervised(s: CaseState, ev: CaseSupervised) -> dict:
+    if ev.supervision is Supervision.LISTED:
+        return {"listed": True}
+    return {"supervision_count": s.supervision_count + 1, "last_card": ev.supervision}
+
+
+def _delisted(s: CaseState, ev: CaseDelisted) -> dict:
+    return {"delisted_at": _at(ev)}
 
 
 _APPLY = {
@@ -190,4 +281,16 @@ _APPLY = {
     CaseOverdue: _overdue,
     CaseEscalated: _escalated,
     CaseFeedback: _feedback,
+    CaseAccepted: _accepted,
+    CaseReturned: _returned,
+    CaseReturnReviewed: _return_reviewed,
+    CaseContacted: _contacted,
+    CaseControlled: _controlled,
+    CaseExtensionRequested: _extension_requested,
+    CaseExtensionGranted: _extension_granted,
+    CaseExtensionRefused: _extension_refused,
+    CaseExclusionRequested: _exclusion_requested,
+    CaseExclusionReviewed: _exclusion_reviewed,
+    CaseSupervised: _supervised,
+    CaseDelisted: _delisted,
 }

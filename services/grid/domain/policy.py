@@ -261,13 +261,6 @@ class DeadlinePolicy(BaseModel):
         earlier): what "within N working hours" rates measure."""
         return self.calendar.working_seconds_between(a, b)
 
-    @property
-    def escalate_on_overdue(self) -> bool:
-        """Transitional, for the overdue check that still reads it: true, as before. The policy
-        file no longer has the key (a missed deadline leads to supervision, 超期督办); this goes
-        when the overdue check records supervision instead of escalating."""
-        return True
-
 
 # The defaults, identical to services/grid/policy/deadlines.yaml (a test keeps them equal).
 DEFAULT_POLICY_MAPPING: dict[str, Any] = {

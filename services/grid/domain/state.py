@@ -10,7 +10,11 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.grid import Category, EscalationLevel, Grade, Location, Reporter, Satisfaction, Stage
+from schemas.grid import Category, EscalationLevel, Grade, Location, Reporter, Satisfaction, Stage, Supervision
+
+LOOP_STAGES = frozenset({Stage.REGISTER, Stage.DISPATCH, Stage.HANDLE, Stage.VERIFY})
+"""The stages of the loop itself, one after the other; the department's ``accept``, ``contact``
+and ``control`` deadlines run beside ``handle`` from dispatch."""
 
 
 class CaseStatus(str, Enum):
@@ -87,27 +91,53 @@ class CaseState(BaseModel):
     verified_at: datetime | None = None
     rework_count: int = 0  # 返工次数
     deadlines: tuple[Deadline, ...] = ()
+    # the department's part (from dispatch; accept, contact and control start again on a re-dispatch)
+    accepted_at: datetime | None = None  # 签收
+    contacted_at: datetime | None = None  # 先行联系
+    controlled_at: datetime | None = None  # 管控 (severe hazards)
+    return_pending: bool = False  # 退单 awaiting review
+    return_count: int = 0  # returns approved or refused
+    extension_until: datetime | None = None  # 延期 asked for, awaiting review
+    extension_count: int = 0  # extensions granted
+    exclusion_requested: bool = False  # 不合理诉求, once per case
+    exclusion_pending: bool = False
+    excluded: bool = False  # left out of the rates (approved)
+    # supervision (超期督办, 挂牌督办)
+    supervision_count: int = 0  # yellow and red cards
+    last_card: Supervision | None = None
+    listed: bool = False  # 挂牌督办 (a severe hazard, from dispatch)
+    delisted_at: datetime | None = None  # 销号
     # outcome
     closed_at: datetime | None = None
     on_time: bool | None = None
     handling_seconds: int | None = None
     satisfaction: Satisfaction | None = None
     feedback_at: datetime | None = None
+    resolved: bool | None = None  # 回访: 已解决 / 未解决 (None: not said)
 
     @property
     def is_open(self) -> bool:
         return self.status.is_open
 
     @property
+    def is_severe_hazard(self) -> bool:
+        """A 重大隐患: a hazard of grade severe, with two stages (control, then rectification)."""
+        return self.category.is_hazard and self.grade is Grade.SEVERE
+
+    @property
     def open_deadline(self) -> Deadline | None:
-        """The deadline of the current stage, if any (at most one is unmet at a time)."""
-        return next((d for d in reversed(self.deadlines) if d.met_at is None), None)
+        """The deadline of the current stage of the loop, if any (at most one is unmet at a time)."""
+        return next((d for d in reversed(self.deadlines) if d.met_at is None and d.stage in LOOP_STAGES), None)
+
+    def unmet(self, stage: Stage) -> Deadline | None:
+        """The unmet deadline of ``stage``, if any."""
+        return next((d for d in reversed(self.deadlines) if d.met_at is None and d.stage == stage), None)
 
     @property
     def reporters(self) -> tuple[Reporter, ...]:
         """The reporter and everyone whose duplicate report was linked to this case."""
         return (self.reporter, *self.co_reporters)
 
-    def missed_any(self, now: datetime) -> bool:
-        """Whether any deadline of the case was missed, as seen at ``now``."""
-        return any(d.overdue or d.missed_by(now) for d in self.deadlines)
+    def missed_any(self, now: datetime, stages: frozenset[Stage] | None = None) -> bool:
+        """Whether any deadline of the case (of ``stages``, when given) was missed, as seen at ``now``."""
+        return any(d.overdue or d.missed_by(now) for d in self.deadlines if stages is None or d.stage in stages)

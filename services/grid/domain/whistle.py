@@ -155,7 +155,7 @@ def _blow(state: WhistleState | None, cmd: BlowWhistle, ctx: WhistleContext) -> 
         raise DueInPast("report_by", cmd.report_by)
     for d in cmd.departments:
         if d not in ctx.departments or not may_summon(cmd.street_id, d):
-            raise UnknownDepartment(d)
+            raise UnknownDepartment(d, "departments")
     if cmd.case_id is not None and not ctx.case_in_street:
         raise CaseNotFound(cmd.case_id)
     return [WhistleBlown(whistle_id=cmd.whistle_id, street_id=cmd.street_id, case_id=cmd.case_id,

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import asyncpg
 
 from schemas.codes import community_id_of, street_id_of
-from schemas.grid import Category, PatrolLogged
+from schemas.grid import Category, PatrolLogged, Stage
 from services.grid.domain import CaseState, OpenCase
 
 _CASE_COLUMNS = (
@@ -18,6 +18,9 @@ _CASE_COLUMNS = (
     "department", "assignee_id", "due_stage", "due_at", "overdue", "overdue_count", "rework_count",
     "dismissal_reason", "duplicate_of", "result", "on_time", "handling_seconds", "satisfaction", "reported_at",
     "registered_at", "dispatched_at", "handled_at", "closed_at", "updated_at",
+    "accepted_at", "contacted_at", "controlled_at", "accept_due_at", "contact_due_at", "control_due_at",
+    "return_pending", "return_count", "extension_until", "extension_count", "exclusion_pending", "excluded",
+    "supervision_count", "last_card", "listed", "delisted_at", "resolved",
 )
 
 
@@ -43,6 +46,22 @@ def case_row(s: CaseState, now: datetime) -> dict[str, Any]:
         "satisfaction": s.satisfaction.value if s.satisfaction else None, "reported_at": s.reported_at,
         "registered_at": s.registered_at, "dispatched_at": s.dispatched_at, "handled_at": s.handled_at,
         "closed_at": s.closed_at, "updated_at": now,
+        **_department_part(s),
+    }
+
+
+def _department_part(s: CaseState) -> dict[str, Any]:
+    """The department's part of a case row: when it accepted, contacted, controlled; its unmet
+    deadlines; returns, extensions and exclusion; supervision; the 回访's resolved."""
+    due = {stage: (d.due_at if (d := s.unmet(stage)) is not None and s.is_open else None)
+           for stage in (Stage.ACCEPT, Stage.CONTACT, Stage.CONTROL)}
+    return {
+        "accepted_at": s.accepted_at, "contacted_at": s.contacted_at, "controlled_at": s.controlled_at,
+        "accept_due_at": due[Stage.ACCEPT], "contact_due_at": due[Stage.CONTACT], "control_due_at": due[Stage.CONTROL],
+        "return_pending": s.return_pending, "return_count": s.return_count, "extension_until": s.extension_until,
+        "extension_count": s.extension_count, "exclusion_pending": s.exclusion_pending, "excluded": s.excluded,
+        "supervision_count": s.supervision_count, "last_card": s.last_card.value if s.last_card else None,
+        "listed": s.listed and s.delisted_at is None, "delisted_at": s.delisted_at, "resolved": s.resolved,
     }
 
 

@@ -17,7 +17,10 @@ _CASE_FIELDS = (
     "case_id, status, category, grade, urgent, grid_id, community_id, street_id, description, lat, lon, address, "
     "reporters, duplicates, media, level, joint_mediation, department, assignee_id, due_stage, due_at, overdue, "
     "overdue_count, rework_count, dismissal_reason, duplicate_of, result, on_time, handling_seconds, satisfaction, "
-    "reported_at, registered_at, dispatched_at, handled_at, closed_at, updated_at, version"
+    "reported_at, registered_at, dispatched_at, handled_at, closed_at, updated_at, version, "
+    "accepted_at, contacted_at, controlled_at, accept_due_at, contact_due_at, control_due_at, return_pending, "
+    "return_count, extension_until, extension_count, exclusion_pending, excluded, supervision_count, last_card, "
+    "listed, delisted_at, resolved"
 )
 
 
@@ -128,6 +131,9 @@ class CaseFilter:
     status: str | None = None
     category: str | None = None
     overdue: bool | None = None
+    department: str | None = None
+    listed: bool | None = None  # under 挂牌督办 now
+    supervised: bool | None = None  # a card (超期督办) was issued
 
 
 async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset: int,
@@ -135,7 +141,9 @@ async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset
     """(total matching, one page of cases, newest report first); with ``reader``, only the cases
     it may read."""
     where = Where().equal(grid_id=f.grid_id, community_id=f.community_id, street_id=f.street_id, status=f.status,
-                           category=f.category, overdue=f.overdue)
+                           category=f.category, overdue=f.overdue, department=f.department, listed=f.listed)
+    if f.supervised is not None:
+        where.add("supervision_count > 0" if f.supervised else "supervision_count = 0")
     if reader is not None:
         reader.restrict(where)
     total, items = await where.counted_page(conn, "cases", f"SELECT {_CASE_FIELDS} FROM cases",
@@ -225,6 +233,7 @@ class MetricsSnapshot:
     handling_bucket_counts: list[int]  # cumulative counts of closed cases with handling_seconds <= each bound
     handling_count: int
     handling_sum: float
+    supervisions: dict[str, int]  # cards and listings issued, by supervision (yellow_card, red_card, listed)
 
 
 async def metrics_snapshot(conn: asyncpg.Connection, buckets: Sequence[float]) -> MetricsSnapshot:
@@ -242,6 +251,12 @@ async def metrics_snapshot(conn: asyncpg.Connection, buckets: Sequence[float]) -
             FROM cases WHERE status = 'closed' AND handling_seconds IS NOT NULL""")
     counts = [hist[f"le{i}"] for i in range(len(buckets))]
     patrols = await conn.fetchval("SELECT count(*) FROM patrols")
+    # each case's first card is yellow, every later one red; a listed case was listed once
+    cards = await conn.fetchrow(
+        """SELECT count(*) FILTER (WHERE supervision_count > 0) AS yellow_card,
+                  coalesce(sum(greatest(supervision_count - 1, 0)), 0) AS red_card,
+                  count(*) FILTER (WHERE listed OR delisted_at IS NOT NULL) AS listed
+           FROM cases""")
     return MetricsSnapshot(
         by_status_category={(r["status"], r["category"]): r["n"] for r in rows},
         overdue_open=sum(r["overdue_open"] for r in rows),
@@ -252,4 +267,5 @@ async def metrics_snapshot(conn: asyncpg.Connection, buckets: Sequence[float]) -
         handling_bucket_counts=counts,
         handling_count=hist["n"],
         handling_sum=float(hist["total"]),
+        supervisions={k: int(cards[k]) for k in ("yellow_card", "red_card", "listed")},
     )

@@ -4,6 +4,9 @@ The file (``grids.yaml`` here by default) lists one district's streets, their co
 and their grids by their 3-digit codes; the full ids are derived (division 6 + street 3 +
 community 3 + grid 3 = 15 digits). The application layer loads it at start-up and answers
 ``grid_known`` for the domain's :class:`~services.grid.domain.Context`.
+
+The department register (``departments.yaml``, :mod:`.departments`) lists the district's
+departments and each street's own, with the 权责清单 naming who answers for a case.
 """
 from __future__ import annotations
 
@@ -88,3 +91,8 @@ class GridRegister(BaseModel):
         """Read and validate a register file (YAML); raises on a missing or invalid file."""
         with open(path, encoding="utf-8") as f:
             return cls.model_validate(yaml.safe_load(f))
+
+
+from .departments import DEFAULT_DEPARTMENTS_PATH, Department, DepartmentRegister  # noqa: E402 (needs GridRegister)
+
+__all__ = ["GridRegister", "DEFAULT_REGISTER_PATH", "DepartmentRegister", "Department", "DEFAULT_DEPARTMENTS_PATH"]

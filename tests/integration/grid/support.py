@@ -21,8 +21,9 @@ HERE = {"lat": 39.9219, "lon": 116.4436, "address": "金台里3号楼"}
 NEAR = {"lat": 39.9225, "lon": 116.4440, "address": "金台里5号楼"}  # ~75 m from HERE
 
 
-DEPARTMENTS = ("城管办", "社区服务站", "调解委员会", "boom", "物业办", "安监站")
-"""The departments the tests dispatch cases to: a department officer of the tests holds them all."""
+DEPARTMENTS = ("110105.cgw", "110105001.zhzf", "110105001.sfs", "110105.zjw", "110105.yjglj", "110105.xfjy")
+"""The departments (of the department register) the tests dispatch cases to: a department officer of
+the tests holds them all."""
 
 
 def sender(payload: Payload, role: str | None = None, sub: str | None = None) -> Principal:

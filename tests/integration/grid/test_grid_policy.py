@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 # community A (光华里) and community B (芳草地, another street)
 GRID_A, GRID_A2, GRID_B = "110105001003001", "110105001003002", "110105002003002"
 COMMUNITY_A, COMMUNITY_B = GRID_A[:12], GRID_B[:12]
-DEPT, OTHER_DEPT = "城管办", "物业办"
+DEPT, OTHER_DEPT = "110105.cgw", "110105.zjw"
 _spot = itertools.count()
 
 
@@ -108,7 +108,34 @@ async def case_at(worker, stage: str, *, grid: str = GRID_A, reporter: str = RES
 STAGE_BEFORE = {"grid.case.register.v1": "reported", "grid.case.dismiss.v1": "reported",
                 "grid.case.escalate.v1": "reported", "grid.case.dispatch.v1": "registered",
                 "grid.case.handle.v1": "dispatched", "grid.case.verify.v1": "handled",
-                "grid.case.feedback.v1": "closed"}
+                "grid.case.feedback.v1": "closed",
+                # the department's part
+                "grid.case.accept.v1": "dispatched", "grid.case.return.v1": "dispatched",
+                "grid.case.contact.v1": "dispatched", "grid.case.extension.request.v1": "dispatched",
+                "grid.case.exclusion.request.v1": "dispatched", "grid.case.control.v1": "severe",
+                "grid.case.return.review.v1": "returned", "grid.case.extension.review.v1": "extension",
+                "grid.case.exclusion.review.v1": "exclusion"}
+WHISTLES = {"grid.whistle.blow.v1", "grid.whistle.answer.v1", "grid.whistle.rate.v1"}  # tested with 吹哨报到
+
+
+async def case_before(worker, stage: str) -> str:
+    """A case at ``stage``: one of :func:`case_at`'s, a dispatched severe hazard, or a dispatched
+    case whose department returned it or asked for an extension or an exclusion."""
+    if stage == "severe":
+        cid = new_id("pol-severe")
+        await ok(worker, reporting(cid, category="hazard.fire", grade="severe"), RES_1)
+        await ok(worker, cmd("case.register", case_id=cid), OFFICER)
+        await ok(worker, cmd("case.dispatch", case_id=cid, department=DEPT, assignee_id="staff-1"), OFFICER)
+        return cid
+    asks = {"returned": lambda c: cmd("case.return", case_id=c, reason="不属本部门"),
+            "extension": lambda c: cmd("case.extension.request", case_id=c, reason="需协调",
+                                       until=(datetime.now(timezone.utc) + timedelta(days=30)).isoformat()),
+            "exclusion": lambda c: cmd("case.exclusion.request", case_id=c, reason="不合理诉求")}
+    if stage not in asks:
+        return await case_at(worker, stage)
+    cid = await case_at(worker, "dispatched")
+    await ok(worker, asks[stage](cid), DEPT_OFFICER)
+    return cid
 
 
 def body_for(type_: str, case_id: str) -> dict:
@@ -127,12 +154,23 @@ def body_for(type_: str, case_id: str) -> dict:
         "grid.case.verify.v1": lambda: cmd("case.verify", case_id=case_id, passed=True),
         "grid.case.feedback.v1": lambda: cmd("case.feedback", case_id=case_id, satisfaction="satisfied"),
         "grid.person.erase.v1": lambda: cmd("person.erase", person_id=new_id("pol-erased"), reason="DP-2026-1"),
+        "grid.case.accept.v1": lambda: cmd("case.accept", case_id=case_id),
+        "grid.case.return.v1": lambda: cmd("case.return", case_id=case_id, reason="不属本部门"),
+        "grid.case.contact.v1": lambda: cmd("case.contact", case_id=case_id, channel="phone"),
+        "grid.case.control.v1": lambda: cmd("case.control", case_id=case_id, measures="设警戒"),
+        "grid.case.extension.request.v1": lambda: cmd("case.extension.request", case_id=case_id, reason="需协调",
+                                                      until=(now + timedelta(days=30)).isoformat()),
+        "grid.case.exclusion.request.v1": lambda: cmd("case.exclusion.request", case_id=case_id, reason="不合理"),
+        "grid.case.return.review.v1": lambda: cmd("case.return.review", case_id=case_id, approved=True,
+                                                  department=OTHER_DEPT, assignee_id="s-3"),
+        "grid.case.extension.review.v1": lambda: cmd("case.extension.review", case_id=case_id, granted=True),
+        "grid.case.exclusion.review.v1": lambda: cmd("case.exclusion.review", case_id=case_id, approved=False),
     }[type_]()
 
 
 async def test_every_role_may_send_exactly_the_commands_the_policy_grants_it(worker):
-    types = [cls.TYPE for cls in POLICY.commands]
-    assert len(types) == 10
+    types = [cls.TYPE for cls in POLICY.commands if cls.TYPE not in WHISTLES]
+    assert len(types) == 19
     for role, type_ in itertools.product(ROLES, types):
         allowed = role in POLICY.roles_for(next(c for c in POLICY.commands if c.TYPE == type_))
         sub = "res-1" if role == "resident" else None
@@ -141,7 +179,7 @@ async def test_every_role_may_send_exactly_the_commands_the_policy_grants_it(wor
             assert status == 403 and body["error"] == "forbidden", (role, type_, status, body)
             continue
         stage = STAGE_BEFORE.get(type_)
-        case_id = await case_at(worker, stage) if stage else "unused"
+        case_id = await case_before(worker, stage) if stage else "unused"
         status, body = await post(worker, body_for(type_, case_id), tok(role, sub))
         assert status == 200, (role, type_, status, body)
     # the auditor reads everything and sends nothing
@@ -403,7 +441,7 @@ async def test_every_authenticated_route_declares_its_roles(worker):
     assert status == 200
     authenticated = [(m, p, op) for p, ops in doc["paths"].items() for m, op in ops.items() if op.get("security")]
     assert {p for _, p, _ in authenticated} == {"/v1/cases", "/v1/cases/{case_id}", "/v1/commands",
-                                                "/v1/grids/{grid_id}/counts", "/v1/patrols",
+                                                "/v1/departments", "/v1/grids/{grid_id}/counts", "/v1/patrols",
                                                 "/v1/whistles", "/v1/whistles/{whistle_id}"}
     for method, path, op in authenticated:
         assert op.get("x-roles"), (method, path)

@@ -95,15 +95,15 @@ def report(case_id: str, *, where=HERE, category="environment", grid=GRID, **kw)
 
 async def test_a_case_row_follows_the_loop_and_its_history_lists_every_event(pool, handler):
     await run(pool, handler, report("c1"))
-    await run(pool, handler, RegisterCase(case_id="c1", department="城管办"), now=T0 + timedelta(minutes=5))
-    await run(pool, handler, DispatchCase(case_id="c1", department="城管办", assignee_id="staff-1"),
+    await run(pool, handler, RegisterCase(case_id="c1", department="110105.cgw"), now=T0 + timedelta(minutes=5))
+    await run(pool, handler, DispatchCase(case_id="c1", department="110105.cgw", assignee_id="staff-1"),
               now=T0 + timedelta(minutes=10))
     await run(pool, handler, HandleCase(case_id="c1", result="已清运"), now=T0 + timedelta(hours=2))
     await run(pool, handler, VerifyCase(case_id="c1", passed=False, comment="未清理干净"), now=T0 + timedelta(hours=2, minutes=30))
     async with pool.acquire() as conn:
         case = await db.get_case(conn, "c1")
     assert case["status"] == "dispatched" and case["rework_count"] == 1 and case["due_stage"] == "handle"
-    assert case["department"] == "城管办" and case["assignee_id"] == "staff-1"
+    assert case["department"] == "110105.cgw" and case["assignee_id"] == "staff-1"
     assert case["community_id"] == "110105001002" and case["street_id"] == "110105001"
     assert case["reporters"] == [{"kind": "resident", "id": "r-c1"}]
     assert [h["type"] for h in case["history"]] == [
@@ -122,7 +122,7 @@ async def test_a_case_row_follows_the_loop_and_its_history_lists_every_event(poo
 
 async def test_an_older_version_never_overwrites_a_newer_case_row(pool, handler):
     await run(pool, handler, report("c2"))
-    await run(pool, handler, RegisterCase(case_id="c2", department="城管办"), now=T0 + timedelta(minutes=1))
+    await run(pool, handler, RegisterCase(case_id="c2", department="110105.cgw"), now=T0 + timedelta(minutes=1))
     async with pool.acquire() as conn:
         [(_, state)] = (await db.CASES.read(conn, ["c2"], lock=False)).values()
         old = state.model_copy(update={"version": 1, "status": CaseStatus.REPORTED})
@@ -174,8 +174,8 @@ async def test_a_manual_dismissal_as_duplicate_links_to_an_open_case_only(pool, 
 
 async def test_a_report_near_a_closed_case_is_not_a_duplicate(pool, handler):
     await run(pool, handler, report("x1"))
-    await run(pool, handler, RegisterCase(case_id="x1", department="城管办"),
-              DispatchCase(case_id="x1", department="城管办", assignee_id="s"), HandleCase(case_id="x1", result="ok"),
+    await run(pool, handler, RegisterCase(case_id="x1", department="110105.cgw"),
+              DispatchCase(case_id="x1", department="110105.cgw", assignee_id="s"), HandleCase(case_id="x1", result="ok"),
               VerifyCase(case_id="x1", passed=True), now=T0 + timedelta(minutes=3))
     uow = await run(pool, handler, report("x2", where=NEAR), now=T0 + timedelta(minutes=4))
     assert [e.type for e in uow.emitted] == ["grid.case.reported.v1"]
@@ -191,28 +191,31 @@ async def test_refused_commands_change_nothing_and_become_rejections(pool, handl
         assert await conn.fetchval("SELECT count(*) FROM case_state") == 0
 
 
-async def test_the_overdue_timer_reports_each_missed_deadline_once_and_escalates(pool, handler):
+async def test_the_overdue_timer_reports_each_missed_deadline_once_and_supervises_it(pool, handler):
     await run(pool, handler, report("o1"))  # register due in one working hour (Monday 09:00 in Shanghai)
     assert (await overdue_round(pool, handler, T0 + timedelta(minutes=50)))[0] == 0
     checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=61))
     assert checked == 1
-    assert [e.type for e in uow.emitted] == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
-    assert uow.emitted[1].data["to_level"] == "street"
+    assert [e.type for e in uow.emitted] == ["grid.case.overdue.v1", "grid.case.supervised.v1"]
+    assert uow.emitted[1].data["supervision"] == "yellow_card" and uow.emitted[1].data["stage"] == "register"
     checked, again = await overdue_round(pool, handler, T0 + timedelta(minutes=90))
     assert checked == 0 and again.emitted == []
     async with pool.acquire() as conn:
         case = await db.get_case(conn, "o1")
-    assert case["overdue"] is True and case["overdue_count"] == 1 and case["level"] == "street"
-    assert [h["type"] for h in case["history"]][-2:] == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
+        _, supervised = await db.list_cases(conn, db.CaseFilter(supervised=True), 10, 0)
+    assert case["overdue"] is True and case["overdue_count"] == 1 and case["level"] == "community"
+    assert (case["supervision_count"], case["last_card"]) == (1, "yellow_card")
+    assert [h["type"] for h in case["history"]][-2:] == ["grid.case.overdue.v1", "grid.case.supervised.v1"]
+    assert [c["case_id"] for c in supervised] == ["o1"]
 
 
 class FaultAfterApplying(GridHandler):
-    """Registers, then fails when the department is ``boom``: a fault after the case changed."""
+    """Registers, then fails when the registrar is ``boom``: a fault after the case changed."""
 
     @handles(RegisterCase)
     async def register_case(self, uow: UnitOfWork, cmd: RegisterCase) -> None:
-        await self.case_step(uow, cmd)
-        if cmd.department == "boom":
+        await super().register_case(uow, cmd)
+        if cmd.registrar_id == "boom":
             raise RuntimeError("a fault after the case was registered")
 
 
@@ -221,7 +224,7 @@ async def test_a_command_that_faults_after_changing_its_case_leaves_no_trace_and
     await run(pool, handler, report("f1"), report("f2", where=FAR))
     async with pool.acquire() as conn, conn.transaction():
         uow = UnitOfWork(conn, "grid", T0 + timedelta(minutes=1))
-        boom, ok = msg(RegisterCase(case_id="f1", department="boom")), msg(RegisterCase(case_id="f2", department="城管办"))
+        boom, ok = msg(RegisterCase(case_id="f1", department="110105.cgw", registrar_id="boom")), msg(RegisterCase(case_id="f2", department="110105.cgw"))
         faults = await dispatch(handler, uow, [boom, ok])
         await uow.flush()
         await write_outbox(conn, uow.records)
@@ -243,12 +246,12 @@ async def test_the_overdue_timer_leaves_a_case_that_a_batch_holds_for_a_later_ro
         checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=61))
         assert checked == 0 and uow.emitted == []
     checked, uow = await overdue_round(pool, handler, T0 + timedelta(minutes=61))
-    assert checked == 1 and [e.type for e in uow.emitted] == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
+    assert checked == 1 and [e.type for e in uow.emitted] == ["grid.case.overdue.v1", "grid.case.supervised.v1"]
 
 
 async def test_case_lists_filter_and_paginate_and_grid_counts_cover_every_status(pool, handler):
     await run(pool, handler, report("l1"), report("l2", where=FAR), report("l3", grid=OTHER_GRID, category="other"))
-    await run(pool, handler, RegisterCase(case_id="l2", department="城管办"), now=T0 + timedelta(minutes=1))
+    await run(pool, handler, RegisterCase(case_id="l2", department="110105.cgw"), now=T0 + timedelta(minutes=1))
     async with pool.acquire() as conn:
         total, items = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 1, 0)
         assert total == 2 and len(items) == 1
@@ -278,8 +281,8 @@ async def test_patrols_are_upserted_by_id_listed_by_grid_and_worker_and_not_logg
 
 async def test_open311_rows_filter_by_service_code_status_and_dates(pool, handler):
     await run(pool, handler, report("s1"), report("s2", where=FAR, category="public_facility"))
-    await run(pool, handler, RegisterCase(case_id="s1", department="城管办"),
-              DispatchCase(case_id="s1", department="城管办", assignee_id="s"), HandleCase(case_id="s1", result="ok"),
+    await run(pool, handler, RegisterCase(case_id="s1", department="110105.cgw"),
+              DispatchCase(case_id="s1", department="110105.cgw", assignee_id="s"), HandleCase(case_id="s1", result="ok"),
               VerifyCase(case_id="s1", passed=True), now=T0 + timedelta(minutes=3))
     async with pool.acquire() as conn:
         assert [r["case_id"] for r in await db.open311_requests(conn, open_closed=["closed"])] == ["s1"]
@@ -291,8 +294,8 @@ async def test_open311_rows_filter_by_service_code_status_and_dates(pool, handle
 
 async def test_the_metrics_snapshot_counts_cases_reports_dismissals_reworks_patrols_and_handling_times(pool, handler):
     await run(pool, handler, report("m1"), report("m2", where=NEAR))  # m2 is a duplicate
-    await run(pool, handler, RegisterCase(case_id="m1", department="城管办"),
-              DispatchCase(case_id="m1", department="城管办", assignee_id="s"), HandleCase(case_id="m1", result="ok"),
+    await run(pool, handler, RegisterCase(case_id="m1", department="110105.cgw"),
+              DispatchCase(case_id="m1", department="110105.cgw", assignee_id="s"), HandleCase(case_id="m1", result="ok"),
               VerifyCase(case_id="m1", passed=False), HandleCase(case_id="m1", result="ok2"),
               VerifyCase(case_id="m1", passed=True), now=T0 + timedelta(minutes=10))
     await run(pool, handler, LogPatrol(patrol_id="pp", grid_id=GRID, grid_worker_id="gw", started_at=T0 - timedelta(hours=1),
@@ -328,8 +331,8 @@ async def test_open311_rows_are_a_public_projection_without_private_categories_o
               report("priv-dispute", where=spot, category="dispute.neighbour"),
               report("priv-need", where=far, category="resident_need"),
               report("priv-labour", where=elsewhere, category="dispute.labour"))
-    await run(pool, handler, RegisterCase(case_id="pub-registered", department="城管办"),
-              RegisterCase(case_id="priv-dispute", department="调解委员会"),
+    await run(pool, handler, RegisterCase(case_id="pub-registered", department="110105.cgw"),
+              RegisterCase(case_id="priv-dispute", department="110105001.sfs"),
               DismissCase(case_id="pub-dismissed", reason="张三家的私事，与楼下王五有关"),
               now=T0 + timedelta(minutes=1))
     private = {"priv-dispute", "priv-need", "priv-labour"}

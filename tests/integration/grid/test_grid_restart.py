@@ -12,7 +12,7 @@ from .support import TOKEN, events_of, grid_worker, new_id, report, sender_jwt
 
 pytestmark = pytest.mark.integration
 
-OVERDUE = ("grid.case.overdue.v1", "grid.case.escalated.v1")
+OVERDUE = ("grid.case.overdue.v1", "grid.case.supervised.v1")
 
 
 async def test_overdue_is_detected_once_across_a_worker_restart(kafka, database_url, tmp_path):
@@ -40,8 +40,9 @@ async def test_overdue_is_detected_once_across_a_worker_restart(kafka, database_
         for cid in (before, during):
             got = await events_of(kafka, cid, min_count=2, types=OVERDUE)
             assert [e["type"] for e in got] == list(OVERDUE), cid
-            assert got[1]["data"]["to_level"] == "street"
+            assert got[1]["data"]["supervision"] == "yellow_card"
         status, case = await http("GET", w.url + f"/v1/cases/{during}", token=TOKEN)
-        assert status == 200 and case["overdue_count"] == 1 and case["level"] == "street"
+        assert status == 200 and case["overdue_count"] == 1 and case["level"] == "community"
+        assert case["supervision_count"] == 1 and case["last_card"] == "yellow_card"
     finally:
         assert w.stop() == 0, log.read_text()[-3000:]

@@ -1,5 +1,5 @@
 """The grid service as a real worker (one per module) on a real broker and PostgreSQL:
-the whole loop over Kafka, overdue escalation, duplicates, DLQ, replay, HTTP commands,
+the whole loop over Kafka, overdue supervision, duplicates, DLQ, replay, HTTP commands,
 queries, the Open311 view and metrics."""
 from __future__ import annotations
 
@@ -57,8 +57,8 @@ async def test_a_resident_need_goes_round_the_whole_loop_over_kafka(worker, modu
     cid = new_id("loop")
     steps = [
         report(cid, category="resident_need", reporter="res-42"),
-        cmd("case.register", case_id=cid, department="社区服务站", registrar_id="clerk-1"),
-        cmd("case.dispatch", case_id=cid, department="社区服务站", assignee_id="staff-7"),
+        cmd("case.register", case_id=cid, department="110105001.zhzf", registrar_id="clerk-1"),
+        cmd("case.dispatch", case_id=cid, department="110105001.zhzf", assignee_id="staff-7"),
         cmd("case.handle", case_id=cid, result="已上门维修", handled_by="staff-7"),
         cmd("case.verify", case_id=cid, passed=False, comment="仍漏水", verifier_id="gw-9"),
         cmd("case.handle", case_id=cid, result="更换水管", handled_by="staff-7"),
@@ -74,10 +74,10 @@ async def test_a_resident_need_goes_round_the_whole_loop_over_kafka(worker, modu
     registered = got[1]["data"]
     assert registered["grid_id"] == GRID and registered["community_id"] == GRID[:12]
     assert registered["description"] == "楼道堆物" and registered["reporter"] == {"kind": "resident", "id": "res-42"}
-    assert registered["category"] == "resident_need" and registered["department"] == "社区服务站"
+    assert registered["category"] == "resident_need" and registered["department"] == "110105001.zhzf"
     assert got[4]["data"]["passed"] is False and got[4]["data"]["rework_count"] == 1
     assert got[7]["data"]["on_time"] is True and got[7]["data"]["rework_count"] == 1
-    assert got[8]["data"]["satisfaction"] == "basically_satisfied" and got[8]["data"]["department"] == "社区服务站"
+    assert got[8]["data"]["satisfaction"] == "basically_satisfied" and got[8]["data"]["department"] == "110105001.zhzf"
     assert all(e["causationid"] == s["id"] for e, s in zip(got[:7], steps))
 
     status, case = await get(worker, f"/v1/cases/{cid}")
@@ -86,30 +86,31 @@ async def test_a_resident_need_goes_round_the_whole_loop_over_kafka(worker, modu
     assert [h["type"] for h in case["history"]] == [e["type"] for e in got]
 
 
-async def test_a_missed_deadline_is_reported_overdue_once_and_escalates_the_case(worker, module_kafka):
+async def test_a_missed_deadline_is_reported_overdue_once_and_supervised_not_escalated(worker, module_kafka):
     cid = new_id("late")
     await send(module_kafka, "grid.intake.v1", envelope(report(cid, category="other"), cid))  # register within 2 s
     got = await events_of(module_kafka, cid, min_count=3, timeout=30)
-    assert [e["type"] for e in got] == ["grid.case.reported.v1", "grid.case.overdue.v1", "grid.case.escalated.v1"]
+    assert [e["type"] for e in got] == ["grid.case.reported.v1", "grid.case.overdue.v1", "grid.case.supervised.v1"]
     assert got[1]["data"]["level"] == "community" and got[1]["data"]["stage"] == "register"
-    assert (got[2]["data"]["from_level"], got[2]["data"]["to_level"]) == ("community", "street")
+    assert (got[2]["data"]["supervision"], got[2]["data"]["stage"]) == ("yellow_card", "register")
     await asyncio.sleep(2.0)  # several more timer rounds: nothing more
     assert len(await events_of(module_kafka, cid, min_count=3)) == 3
     status, case = await get(worker, f"/v1/cases/{cid}")
-    assert case["overdue"] is True and case["level"] == "street" and case["overdue_count"] == 1
+    assert case["overdue"] is True and case["level"] == "community" and case["overdue_count"] == 1
+    assert case["supervision_count"] == 1 and case["last_card"] == "yellow_card"
     status, page = await get(worker, f"/v1/cases?overdue=true&grid_id={GRID}")
     assert cid in [c["case_id"] for c in page["items"]]
     # a shortened rework deadline: register, dispatch, handle, fail verification with 1 s to redo
-    for c in (cmd("case.register", case_id=cid, department="城管办"),
-              cmd("case.dispatch", case_id=cid, department="城管办", assignee_id="s-1"),
+    for c in (cmd("case.register", case_id=cid, department="110105.cgw"),
+              cmd("case.dispatch", case_id=cid, department="110105.cgw", assignee_id="s-1"),
               cmd("case.handle", case_id=cid, result="done", handled_by="staff-1")):
         assert (await post(worker, c))[0] == 200
     due = (datetime.now(timezone.utc) + timedelta(seconds=1)).isoformat()
     assert (await post(worker, cmd("case.verify", case_id=cid, passed=False, rework_due_at=due,
                                    verifier_id="gw-1")))[0] == 200
     got = await events_of(module_kafka, cid, min_count=9, timeout=30)
-    tail = [(e["type"], e["data"].get("stage"), e["data"].get("to_level")) for e in got[7:]]
-    assert tail == [("grid.case.overdue.v1", "handle", None), ("grid.case.escalated.v1", "handle", "district")]
+    tail = [(e["type"], e["data"].get("stage"), e["data"].get("supervision")) for e in got[7:]]
+    assert tail == [("grid.case.overdue.v1", "handle", None), ("grid.case.supervised.v1", "handle", "red_card")]
 
 
 async def test_a_report_near_an_open_case_of_the_same_category_is_dismissed_as_its_duplicate(worker, module_kafka):
@@ -147,7 +148,7 @@ async def test_a_command_that_faults_is_dead_lettered_and_the_rest_of_its_batch_
         await conn.execute("UPDATE grid.case_state SET state = state - 'status' WHERE case_id = $1", broken)
     finally:
         await conn.close()
-    register = cmd("case.register", case_id=broken, department="城管办")
+    register = cmd("case.register", case_id=broken, department="110105.cgw")
     batch = [report(before, category="environment", where={"lat": 39.88, "lon": 116.20, "address": "a"}), register,
              report(after, category="environment", where={"lat": 39.84, "lon": 116.24, "address": "c"})]
     await send(module_kafka, "grid.intake.v1", *(envelope(c, broken) for c in batch))  # one key: one partition
@@ -166,7 +167,7 @@ async def test_a_replayed_command_has_no_second_effect(worker, module_kafka):
     await send(module_kafka, "grid.intake.v1", rep)
     await send(module_kafka, "grid.intake.v1", rep)
     assert len(await events_of(module_kafka, cid)) == 1
-    reg = cmd("case.register", case_id=cid, department="消防站", registrar_id="app-7")  # app-7: the envelopes' source
+    reg = cmd("case.register", case_id=cid, department="110105.xfjy", registrar_id="app-7")  # app-7: the envelopes' source
     status, first = await post(worker, reg)
     status2, again = await post(worker, reg)
     assert status == status2 == 200 and again["replayed"] is True
@@ -191,7 +192,7 @@ async def test_http_commands_need_a_token_valid_input_and_a_legal_transition(wor
     status, body = await post(worker, report(cid, grid="110105009009009"))
     assert status == 409 and body["error"] == "unknown_grid"
     assert (await post(worker, report(cid, where={"lat": 39.96, "lon": 116.3, "address": "y"})))[0] == 200
-    status, body = await post(worker, cmd("case.dispatch", case_id=cid, department="城管办", assignee_id="s-1"))
+    status, body = await post(worker, cmd("case.dispatch", case_id=cid, department="110105.cgw", assignee_id="s-1"))
     assert status == 409 and body["error"] == "illegal_transition"  # not registered yet
     status, body = await post(worker, cmd("case.register", case_id="no-such-case", department="x"))
     assert status == 409
@@ -216,7 +217,7 @@ async def test_queries_filter_paginate_count_and_refuse_bad_filters(worker):
     for i, cid in enumerate(ids):
         where = {"lat": 39.90 + i * 0.01, "lon": 116.45, "address": f"朝外{i}号"}
         assert (await post(worker, report(cid, category="environment", grid=grid, where=where)))[0] == 200
-    assert (await post(worker, cmd("case.register", case_id=ids[0], department="城管办")))[0] == 200
+    assert (await post(worker, cmd("case.register", case_id=ids[0], department="110105.cgw")))[0] == 200
 
     status, page = await get(worker, f"/v1/cases?grid_id={grid}&limit=2")
     assert status == 200 and page["total"] == 3 and len(page["items"]) == 2
@@ -278,9 +279,9 @@ async def test_the_open311_view_lists_public_services_and_requests_without_a_tok
     assert one["address"] == "" and one["media_url"] == "" and "reporter" not in one
     assert "光华路" not in str(one) and "media.example" not in str(one) and "res-o311" not in str(one)
     assert one["requested_datetime"] and one["updated_datetime"] and "agency_responsible" in one
-    assert (await post(worker, cmd("case.register", case_id=cid, department="城管办", registrar_id="clerk-1")))[0] == 200
+    assert (await post(worker, cmd("case.register", case_id=cid, department="110105.cgw", registrar_id="clerk-1")))[0] == 200
     _, [one] = await http("GET", worker.url + f"/open311/v2/requests/{cid}.json")
-    assert one["description"] == "楼道堆物" and one["agency_responsible"] == "城管办" and one["address"] == ""
+    assert one["description"] == "楼道堆物" and one["agency_responsible"] == "110105.cgw" and one["address"] == ""
     status, body = await http("GET", worker.url + "/open311/v2/requests/nothing-here.json")
     assert status == 404 and body[0]["code"] == 404
 
@@ -301,7 +302,7 @@ async def test_private_categories_never_appear_in_the_open311_view(worker):
     dispute, need = new_id("o311-dispute"), new_id("o311-need")
     for c in (report(dispute, category="dispute.neighbour", where={"lat": 39.96, "lon": 116.42, "address": "x"}),
               report(need, category="resident_need", where={"lat": 39.965, "lon": 116.425, "address": "y"}),
-              cmd("case.register", case_id=dispute, department="调解委员会", registrar_id="clerk-1")):
+              cmd("case.register", case_id=dispute, department="110105001.sfs", registrar_id="clerk-1")):
         assert (await post(worker, c))[0] == 200
     assert (await get(worker, f"/v1/cases/{dispute}"))[0] == 200  # the token-protected API still has them
     for cid in (dispute, need):

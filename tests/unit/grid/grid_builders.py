@@ -18,12 +18,16 @@ from schemas.grid import (
     VerifyCase,
 )
 from services.grid.domain import DEFAULT_POLICY, CaseState, Context, DeadlinePolicy, OpenCase, decide, evolve_all
+from services.grid.registry import DepartmentRegister
 
 SH = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=SH)  # a Monday
 GRID = "110105001002003"
 CASE = "case-1"
 HERE = {"lat": 39.9219, "lon": 116.4436, "address": "金台里社区3号楼"}
+DEPARTMENTS = DepartmentRegister.load()  # the register of services/grid/registry/departments.yaml
+CGW = "110105.cgw"  # 区城管委: what the 权责清单 names for environment cases
+ZHZF = "110105001.zhzf"  # 建外街道综合执法队 (the street of GRID)
 
 
 def report(case_id: str = CASE, **kw) -> ReportCase:
@@ -36,7 +40,7 @@ def report(case_id: str = CASE, **kw) -> ReportCase:
 
 
 def register(case_id: str = CASE, **kw) -> RegisterCase:
-    return RegisterCase(case_id=case_id, department=kw.pop("department", "城管办"), **kw)
+    return RegisterCase(case_id=case_id, department=kw.pop("department", CGW), **kw)
 
 
 def dismiss(case_id: str = CASE, **kw) -> DismissCase:
@@ -45,7 +49,7 @@ def dismiss(case_id: str = CASE, **kw) -> DismissCase:
 
 def dispatch(case_id: str = CASE, **kw) -> DispatchCase:
     return DispatchCase(
-        case_id=case_id, department=kw.pop("department", "城管办"), assignee_id=kw.pop("assignee_id", "staff-1"), **kw
+        case_id=case_id, department=kw.pop("department", CGW), assignee_id=kw.pop("assignee_id", "staff-1"), **kw
     )
 
 
@@ -93,7 +97,12 @@ class World:
         return Context(now=self.now, policy=self.policy, **kw)
 
     def decide(self, command: Command, **ctx) -> list[Event]:
-        return decide(self.states.get(command.aggregate_id), command, self.ctx(**ctx))
+        state = self.states.get(command.aggregate_id)
+        named = getattr(command, "department", None)
+        if isinstance(command, RegisterCase) and state is not None:
+            ctx.setdefault("proposed_department", DEPARTMENTS.responsible(state.category, state.grade, state.street_id))
+        ctx.setdefault("department_known", (named or ctx.get("proposed_department")) in DEPARTMENTS)
+        return decide(state, command, self.ctx(**ctx))
 
     def run(self, command: Command, **ctx) -> list[Event]:
         events = self.decide(command, **ctx)

@@ -5,12 +5,13 @@ from datetime import datetime, timedelta
 
 import pytest
 from grid_builders import (
-    CASE, GRID, T0, World, dismiss, dispatch, escalate, feedback, handle, patrol, register, report, types, verify,
+    CASE, CGW, GRID, T0, ZHZF, World, dismiss, dispatch, escalate, feedback, handle, patrol, register, report, types, verify,
     world_at,
 )
 
 from schemas.grid import (
     CaseClosed,
+    Stage,
     CaseDispatched,
     CaseEscalated,
     CaseFeedback,
@@ -80,11 +81,11 @@ def test_report_in_a_grid_missing_from_the_register_is_refused():
 
 def test_register_accepts_the_case_with_a_dispatch_deadline():
     w = world_at("reported")
-    [ev] = w.run(register(department="城管办"))
+    [ev] = w.run(register(department=CGW))
     assert isinstance(ev, CaseRegistered)
     assert ev.due_at == w.now + timedelta(hours=1)  # one working hour
     s = w.state()
-    assert s.status is CaseStatus.REGISTERED and s.department == "城管办" and s.registered_at == w.now
+    assert s.status is CaseStatus.REGISTERED and s.department == CGW and s.registered_at == w.now
 
 
 def test_registered_resident_need_carries_what_the_orders_service_needs():
@@ -111,11 +112,16 @@ def test_dismiss_closes_a_reported_case_without_registering_it():
 
 def test_dispatch_sends_the_case_to_a_department_with_the_policy_handling_deadline():
     w = world_at("registered")
-    [ev] = w.run(dispatch(department="环卫所", assignee_id="staff-7"))
+    [ev] = w.run(dispatch(department=ZHZF, assignee_id="staff-7"))
     assert isinstance(ev, CaseDispatched)
     assert ev.due_at == w.now + timedelta(days=2)  # environment: 2 working days (from a Monday)
+    # 2 and 4 working hours from 09:02 on a Monday (12:00-13:30 is no working time); control: severe hazards only
+    assert (ev.accept_due_at, ev.contact_due_at, ev.control_due_at) == (
+        w.now + timedelta(hours=2), w.now.replace(hour=14, minute=32), None)
     s = w.state()
-    assert (s.status, s.department, s.assignee_id) == (CaseStatus.DISPATCHED, "环卫所", "staff-7")
+    assert (s.status, s.department, s.assignee_id) == (CaseStatus.DISPATCHED, ZHZF, "staff-7")
+    assert s.open_deadline.stage is Stage.HANDLE
+    assert {d.stage for d in s.deadlines if d.met_at is None} == {Stage.HANDLE, Stage.ACCEPT, Stage.CONTACT}
 
 
 def test_dispatch_may_set_the_handling_deadline_explicitly():
@@ -153,7 +159,7 @@ def test_passed_verification_closes_the_case_on_time_with_handling_seconds():
     assert isinstance(closed, CaseClosed)
     assert closed.on_time is True
     assert closed.handling_seconds == int((w.now - T0).total_seconds())
-    assert (closed.department, closed.assignee_id, closed.grid_id) == ("城管办", "staff-1", GRID)
+    assert (closed.department, closed.assignee_id, closed.grid_id) == (CGW, "staff-1", GRID)
     s = w.state()
     assert s.status is CaseStatus.CLOSED and s.on_time is True and s.closed_at == w.now
 
@@ -180,7 +186,7 @@ def test_rework_sends_case_back_to_department():
     assert ev.rework_count == 1
     assert ev.rework_due_at == w.now + timedelta(days=2)
     s = w.state()
-    assert s.status is CaseStatus.DISPATCHED and s.rework_count == 1 and s.department == "城管办"
+    assert s.status is CaseStatus.DISPATCHED and s.rework_count == 1 and s.department == CGW
     assert s.open_deadline.stage.value == "handle" and s.open_deadline.due_at == ev.rework_due_at
 
 
@@ -223,7 +229,7 @@ def test_feedback_after_closing_records_satisfaction():
     w = world_at("closed")
     [ev] = w.run(feedback(satisfaction="basically_satisfied", reporter_id="gw-1"))
     assert isinstance(ev, CaseFeedback)
-    assert (ev.grid_id, ev.department) == (GRID, "城管办")
+    assert (ev.grid_id, ev.department) == (GRID, CGW)
     assert w.state().satisfaction.value == "basically_satisfied"
 
 

@@ -1,4 +1,5 @@
-"""Overdue detection and escalation: once per missed deadline, across restarts, never missed."""
+"""Overdue detection and supervision (超期督办): once per missed deadline, across restarts, never
+missed; a missed deadline never escalates the case."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,8 +8,10 @@ from grid_builders import CASE, T0, World, dispatch, handle, register, report, t
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.grid import CaseEscalated, CaseOverdue, EscalationLevel, Stage
+from schemas.grid import CaseEscalated, CaseOverdue, CaseSupervised, EscalationLevel, Stage, Supervision
+from services.grid.domain.decide import ON_TIME_STAGES
 from services.grid.domain import CaseState, check_overdue, next_check_at
+from services.grid.domain.policy import Span
 
 
 def test_nothing_is_overdue_before_the_deadline():
@@ -16,19 +19,24 @@ def test_nothing_is_overdue_before_the_deadline():
     assert check_overdue(w.state(), T0 + timedelta(hours=1), w.policy) == []
 
 
-def test_a_missed_registration_deadline_is_overdue_and_escalates_to_the_street():
+def test_a_missed_registration_deadline_yields_a_supervision_not_an_escalation():
     w = World()
     w.run(report())
     now = T0 + timedelta(minutes=61)
     events = check_overdue(w.state(), now, w.policy)
-    assert types(events) == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
-    overdue, escalated = events
-    assert isinstance(overdue, CaseOverdue) and isinstance(escalated, CaseEscalated)
+    assert types(events) == ["grid.case.overdue.v1", "grid.case.supervised.v1"]
+    overdue, supervised = events
+    assert isinstance(overdue, CaseOverdue) and isinstance(supervised, CaseSupervised)
     assert (overdue.stage, overdue.level, overdue.due_at) == (Stage.REGISTER, EscalationLevel.COMMUNITY, T0 + timedelta(hours=1))
-    assert (escalated.from_level, escalated.to_level, escalated.stage) == (EscalationLevel.COMMUNITY, EscalationLevel.STREET, Stage.REGISTER)
+    assert (supervised.supervision, supervised.stage, supervised.due_at, supervised.level) == (
+        Supervision.YELLOW_CARD, Stage.REGISTER, T0 + timedelta(hours=1), EscalationLevel.COMMUNITY)
+    assert (supervised.grid_id, supervised.street_id, supervised.department) == (w.state().grid_id, "110105001", None)
     w.apply(events)
-    assert w.state().level is EscalationLevel.STREET
-    assert w.state().deadlines[0].overdue is True
+    assert not any(isinstance(e, CaseEscalated) for e in w.log)
+    s = w.state()
+    assert s.level is EscalationLevel.COMMUNITY  # nobody escalated it
+    assert (s.supervision_count, s.last_card) == (1, Supervision.YELLOW_CARD)
+    assert s.deadlines[0].overdue is True
 
 
 def test_the_same_missed_deadline_is_reported_only_once():
@@ -48,20 +56,22 @@ def test_overdue_detection_survives_a_restart_from_stored_state():
     assert check_overdue(restarted, T0 + timedelta(hours=2), w.policy) == []
 
 
-def test_each_missed_deadline_climbs_one_level_up_to_the_district():
+def test_the_first_missed_deadline_is_a_yellow_card_and_each_later_one_a_red_card():
     w = World()
     w.run(report())
-    w.tick(minutes=70).apply(check_overdue(w.state(), w.now, w.policy))  # register missed → street
+    w.tick(minutes=70).apply(check_overdue(w.state(), w.now, w.policy))  # register missed: yellow
     w.run(register())
-    w.tick(minutes=70).apply(check_overdue(w.state(), w.now, w.policy))  # dispatch missed → district
+    w.tick(minutes=70).apply(check_overdue(w.state(), w.now, w.policy))  # dispatch missed: red
     w.run(dispatch())
     w.tick(days=3)
-    events = check_overdue(w.state(), w.now, w.policy)  # handle missed: overdue, nowhere higher
-    assert types(events) == ["grid.case.overdue.v1"]
-    assert events[0].level is EscalationLevel.DISTRICT and events[0].stage is Stage.HANDLE
+    events = check_overdue(w.state(), w.now, w.policy)  # accept, contact and handle missed: red each
+    assert sorted(e.stage.value for e in events if isinstance(e, CaseOverdue)) == ["accept", "contact", "handle"]
     w.apply(events)
-    levels = [(e.from_level.value, e.to_level.value) for e in w.log if isinstance(e, CaseEscalated)]
-    assert levels == [("community", "street"), ("street", "district")]
+    cards = [(e.stage.value, e.supervision.value) for e in w.log if isinstance(e, CaseSupervised)]
+    assert cards[:2] == [("register", "yellow_card"), ("dispatch", "red_card")]
+    assert [c for _, c in cards[2:]] == ["red_card"] * 3
+    assert w.state().supervision_count == 5 and w.state().level is EscalationLevel.COMMUNITY
+    assert not any(isinstance(e, CaseEscalated) for e in w.log)
 
 
 def test_a_deadline_met_late_while_no_timer_ran_is_still_reported():
@@ -70,17 +80,17 @@ def test_a_deadline_met_late_while_no_timer_ran_is_still_reported():
     w.tick(minutes=70)
     w.run(register())  # late, and the timer was down
     events = check_overdue(w.state(), w.now, w.policy)
-    assert types(events) == ["grid.case.overdue.v1", "grid.case.escalated.v1"]
+    assert types(events) == ["grid.case.overdue.v1", "grid.case.supervised.v1"]
     assert events[0].stage is Stage.REGISTER
 
 
 def test_a_closed_case_with_an_unreported_late_deadline_gets_its_overdue_but_no_escalation():
     w = world_at("handled")
-    w.tick(hours=6)  # verification was due at 14:33
+    w.tick(hours=6)  # verification was due at 14:33, the contact (先行联系, never made) at 14:32
     w.run(verify(passed=True))
     events = check_overdue(w.state(), w.now, w.policy)
-    assert types(events) == ["grid.case.overdue.v1"]
-    assert events[0].stage is Stage.VERIFY
+    assert types(events) == ["grid.case.overdue.v1", "grid.case.overdue.v1"]  # no card once closed
+    assert {e.stage for e in events} == {Stage.CONTACT, Stage.VERIFY}
 
 
 def test_a_rework_deadline_is_a_new_deadline_with_its_own_overdue():
@@ -93,8 +103,9 @@ def test_a_rework_deadline_is_a_new_deadline_with_its_own_overdue():
     w.tick(days=5)  # rework due 2 working days after a Thursday: Monday
     events = check_overdue(w.state(), w.now, w.policy)
     assert [(type(e).__name__, getattr(e, "stage", None)) for e in events] == [
-        ("CaseOverdue", Stage.HANDLE), ("CaseEscalated", Stage.HANDLE)
+        ("CaseOverdue", Stage.HANDLE), ("CaseSupervised", Stage.HANDLE)
     ]
+    assert events[1].supervision is Supervision.RED_CARD
     assert events[0].due_at == w.state().open_deadline.due_at
 
 
@@ -122,7 +133,9 @@ def test_next_check_at_is_the_next_unreported_deadline():
     w.apply(check_overdue(w.state(), w.now, w.policy))
     assert next_check_at(w.state()) is None
     w.run(dispatch())
-    assert next_check_at(w.state()) == w.now + timedelta(days=2)
+    accept_due = w.policy.due(w.now, Span.model_validate("2wh"))  # 13:45: the lunch break does not count
+    assert accept_due < w.policy.due(w.now, Span.model_validate("4wh"))
+    assert next_check_at(w.state()) == accept_due  # the accept deadline comes first
 
 
 def test_next_check_at_of_a_closed_case_on_time_is_none():
@@ -166,11 +179,11 @@ def test_every_missed_deadline_is_reported_exactly_once_whatever_the_timer_sched
     timer()
 
     s = w.state()
-    missed = [d for d in s.deadlines if d.met_at is not None and d.met_at > d.due_at]
+    missed = [d for d in s.deadlines if d.missed_by(w.now)]
     overdue = [e for e in w.log if isinstance(e, CaseOverdue)]
     assert sorted((e.stage, e.due_at) for e in overdue) == sorted((d.stage, d.due_at) for d in missed)
     assert all(d.overdue for d in missed)
-    escalations = [e for e in w.log if isinstance(e, CaseEscalated)]
-    assert len(escalations) <= 2
-    assert [e.to_level for e in escalations] == [EscalationLevel.STREET, EscalationLevel.DISTRICT][: len(escalations)]
-    assert s.on_time is (len(missed) == 0)
+    assert not any(isinstance(e, CaseEscalated) for e in w.log)
+    cards = [e.supervision for e in w.log if isinstance(e, CaseSupervised)]
+    assert cards == [Supervision.YELLOW_CARD, *[Supervision.RED_CARD] * (len(cards) - 1)][: len(cards)]
+    assert s.on_time is (not any(d.stage in ON_TIME_STAGES for d in missed))

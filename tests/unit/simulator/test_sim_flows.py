@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -66,8 +66,20 @@ class FakeClient:
         return None
 
 
-def stories(client=None, seed=7) -> Stories:
-    return Stories(generate(seed), client or FakeClient(), seed=seed, follow_timeout=0.01, expire_wait=0.01)
+class Stepping:
+    """A calendar that steps a month on every reading: a department's late step goes on at once."""
+
+    def __init__(self, start: datetime = datetime(2026, 5, 1, tzinfo=timezone.utc)):
+        self.at = start
+
+    def __call__(self) -> datetime:
+        self.at += timedelta(days=31)
+        return self.at
+
+
+def stories(client=None, seed=7, **kw) -> Stories:
+    kw = {"now": Stepping(), "settle": 0.0, "late_wait": 1.0, **kw}
+    return Stories(generate(seed), client or FakeClient(), seed=seed, follow_timeout=0.01, expire_wait=0.01, **kw)
 
 
 def test_the_mix_picks_every_kind_in_roughly_its_share():
@@ -279,6 +291,108 @@ def test_a_month_end_closes_the_month_and_the_quarter_and_year_it_ends():
     assert periods_ending("2026-12") == ["2026-12", "2026-Q4", "2026"]
     assert months_between("2026-11", "2027-02") == ["2026-11", "2026-12", "2027-01"]
     assert months_between("2026-11", "2026-11") == []
+
+
+CASE_KINDS = ("hazard", "dispute", "environment", "resident_need")
+
+
+async def test_cases_go_to_the_registers_department_which_does_its_part():
+    c = FakeClient()
+    s = stories(c)
+    for _ in range(120):
+        await s.run_one(CASE_KINDS[_ % 4])
+    sent = list(zip(c.sent, c.senders))
+    types = Counter(x.TYPE for x in c.sent)
+    registers = [x for x in c.sent if x.TYPE == "grid.case.register.v1"]
+    # most registrations leave the department to the register's 权责清单; the rest name that same one
+    assert 0.7 < sum(x.department is None for x in registers) / len(registers) < 0.97
+    reports = {x.case_id: x for x in c.sent if x.TYPE == "grid.case.report.v1"}
+    for x in registers:
+        r = reports[x.case_id]
+        named = s.d.responsible(r.category, r.grade, s.d.grid(r.grid_id).street_id)
+        assert x.department in (None, named)
+        dispatch = next(y for y in c.sent if y.TYPE == "grid.case.dispatch.v1" and y.case_id == x.case_id)
+        assert dispatch.department == named and dispatch.assignee_id == f"do-{named}"
+    for t in ("grid.case.accept.v1", "grid.case.contact.v1", "grid.case.return.v1", "grid.case.return.review.v1",
+              "grid.case.extension.request.v1", "grid.case.extension.review.v1", "grid.case.feedback.v1"):
+        assert types[t], t
+    assert types["grid.case.accept.v1"] >= types["grid.case.dispatch.v1"]  # the first department, or the next
+    assert types["grid.case.contact.v1"] < types["grid.case.accept.v1"]  # some never contact the reporter
+    assert 0.02 < types["grid.case.return.v1"] / types["grid.case.dispatch.v1"] < 0.2
+    reviews = [x for x in c.sent if x.TYPE == "grid.case.return.review.v1"]
+    for x in reviews:  # an approved return re-dispatches to another department of the register
+        if x.approved:
+            returned = next(y for y in c.sent if y.TYPE == "grid.case.dispatch.v1" and y.case_id == x.case_id)
+            assert x.department != returned.department and x.department in {d.department_id for d in s.d.departments}
+    for x, who in sent:  # each step by its sender: the department's officer, the community, the street
+        if x.TYPE in ("grid.case.accept.v1", "grid.case.contact.v1", "grid.case.return.v1", "grid.case.control.v1",
+                      "grid.case.extension.request.v1", "grid.case.exclusion.request.v1", "grid.case.handle.v1"):
+            assert who.roles == ("department_officer",) and who.sub.startswith("do-")
+        if x.TYPE in ("grid.case.return.review.v1", "grid.case.extension.review.v1"):
+            assert who.roles == ("community_officer",)
+        if x.TYPE == "grid.case.exclusion.review.v1":
+            assert who.roles == ("street_officer",)
+    feedback = [x for x in c.sent if x.TYPE == "grid.case.feedback.v1"]
+    assert {x.resolved for x in feedback} == {True, False}
+    assert s.stats.stories["department_late_accept"] and s.stats.stories["department_late_handling"]
+    assert s.stats.stories["department_contact_never"] and s.stats.stories["department_contact_late"]
+
+
+async def test_severe_hazards_are_controlled_before_they_are_handled():
+    c = FakeClient()
+    s = stories(c)
+    for _ in range(150):
+        await s.run_one("hazard")
+    severe = {x.case_id for x in c.sent if x.TYPE == "grid.case.report.v1" and x.grade is not None
+              and x.grade.value == "severe"}
+    assert severe
+    types = [(x.TYPE, getattr(x, "case_id", None)) for x in c.sent]
+    for case in severe:
+        if ("grid.case.handle.v1", case) in types:
+            assert types.index(("grid.case.control.v1", case)) < types.index(("grid.case.handle.v1", case))
+    assert {case for t, case in types if t == "grid.case.control.v1"} <= severe
+
+
+async def test_a_department_late_with_a_step_waits_for_the_next_month():
+    when = [datetime(2026, 5, 3, tzinfo=timezone.utc)]
+    s = stories(now=lambda: when[0], late_wait=0.3)
+    assert await s.next_month() is False  # the month did not step: the step is left undone
+    waiting = asyncio.ensure_future(s.next_month())
+    await asyncio.sleep(0.05)
+    assert s.idle == 1
+    when[0] = datetime(2026, 6, 1, tzinfo=timezone.utc)
+    assert await waiting is True and s.idle == 0
+
+
+def test_departments_come_from_the_register_with_a_diligence_of_the_seed():
+    a, b, other = generate(7), generate(7), generate(8)
+    assert [d.department_id for d in a.departments] == [d.department_id for d in a.register]
+    assert a.departments == b.departments and a.departments != other.departments
+    assert len({d.diligence for d in a.departments}) > 3 and all(0.6 <= d.diligence <= 0.98 for d in a.departments)
+    street = a.streets[0].street_id
+    assert all(d.street_id in (None, street) for d in a.departments_of(street))
+
+
+async def test_a_whistle_summons_departments_that_report_on_time_late_or_never_and_are_rated():
+    c = FakeClient()
+    s = stories(c)
+    for street in s.d.streets * 15:
+        await s.story_whistle(random.Random(len(c.sent)), street.street_id)
+    blows = [x for x in c.sent if x.TYPE == "grid.whistle.blow.v1"]
+    assert len(blows) == 30
+    for x, who in zip(c.sent, c.senders):
+        if x.TYPE in ("grid.whistle.blow.v1", "grid.whistle.rate.v1"):
+            assert who.roles == ("street_officer",)
+        if x.TYPE == "grid.whistle.answer.v1":
+            assert who.sub == f"do-{x.department}"
+    summoned = {(b.whistle_id, d) for b in blows for d in b.departments}
+    for b in blows:
+        assert all(s.d.department(d).serves(b.street_id) for d in b.departments)
+    answered = {(x.whistle_id, x.department) for x in c.sent if x.TYPE == "grid.whistle.answer.v1"}
+    rated = {(x.whistle_id, x.department): x.rating for x in c.sent if x.TYPE == "grid.whistle.rate.v1"}
+    assert answered < summoned and set(rated) == summoned  # some never reported; the street rates every one
+    assert {r for k, r in rated.items() if k not in answered} == {1}
+    assert s.stats.stories["whistle_on_time"] and s.stats.stories["whistle_late"] and s.stats.stories["whistle_never"]
 
 
 def test_stories_stamp_the_services_clock():

@@ -11,10 +11,12 @@ its :meth:`~services.kit.policy.Policy.admit` must admit the command too.
 """
 from __future__ import annotations
 
+import asyncio
 import importlib
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -43,6 +45,14 @@ ALLOWED: dict[str, set[str]] = {
     "grid.case.escalate.v1": {"street_officer"},
     "grid.case.handle.v1": {"department_officer"},
     "grid.case.feedback.v1": {"resident"},
+    **{f"grid.case.{c}.v1": {"department_officer"}
+       for c in ("accept", "return", "contact", "control", "extension.request", "exclusion.request")},
+    "grid.case.return.review.v1": OFFICERS,
+    "grid.case.extension.review.v1": OFFICERS,
+    "grid.case.exclusion.review.v1": {"street_officer"},
+    "grid.whistle.blow.v1": {"street_officer"},
+    "grid.whistle.answer.v1": {"department_officer"},
+    "grid.whistle.rate.v1": {"street_officer"},
     "orders.order.place.v1": {"resident"},
     "orders.order.cancel.v1": {"resident"} | OFFICERS,
     "orders.order.rate.v1": {"resident"},
@@ -73,6 +83,7 @@ class World:
 
     district: object
     cases: dict[str, dict] = field(default_factory=dict)  # case id -> grid, reporter, department, handler
+    whistles: dict[str, dict] = field(default_factory=dict)  # whistle id -> street, departments
     orders: dict[str, dict] = field(default_factory=dict)  # order id -> community, resident, assignee
     deeds: dict[str, dict] = field(default_factory=dict)  # deed id -> account, community
     adjustments: dict[str, str] = field(default_factory=dict)  # transfer id -> operator
@@ -98,6 +109,20 @@ def violation(p, pr: Principal, w: World) -> str | None:
         return None
     if t == "grid.patrol.log.v1":
         return None if p.grid_worker_id == sub and scope.covers(p.grid_id) else "patrol of another worker or grid"
+    if t == "grid.whistle.blow.v1":
+        if p.blown_by != sub or not scope.covers(p.street_id):
+            return "a whistle of another street, or blown in someone else's name"
+        division = p.street_id[:6]
+        return None if all(d.split(".")[0] in (division, p.street_id) for d in p.departments) else \
+            "summons a department the street may not summon"
+    if t in ("grid.whistle.answer.v1", "grid.whistle.rate.v1"):
+        whistle = w.whistles.get(p.whistle_id)
+        if whistle is None or p.department not in whistle["departments"]:
+            return "a whistle that did not summon the department"
+        if t == "grid.whistle.answer.v1":
+            return None if p.answered_by == sub and p.department in scope.departments else \
+                "reports for a department not the caller's"
+        return None if p.rated_by == sub and scope.covers(whistle["street"]) else "rates a whistle of another street"
     case = w.cases.get(getattr(p, "case_id", None) or "", {})
     if t.startswith("grid.case."):
         if not case:
@@ -105,10 +130,14 @@ def violation(p, pr: Principal, w: World) -> str | None:
         actor = {"grid.case.verify.v1": "verifier_id", "grid.case.register.v1": "registrar_id",
                  "grid.case.dismiss.v1": "registrar_id", "grid.case.dispatch.v1": "dispatcher_id",
                  "grid.case.escalate.v1": "requested_by", "grid.case.handle.v1": "handled_by",
-                 "grid.case.feedback.v1": "reporter_id"}[t]
+                 "grid.case.feedback.v1": "reporter_id", "grid.case.accept.v1": "accepted_by",
+                 "grid.case.return.v1": "returned_by", "grid.case.contact.v1": "contacted_by",
+                 "grid.case.control.v1": "controlled_by", "grid.case.extension.request.v1": "requested_by",
+                 "grid.case.exclusion.request.v1": "requested_by", "grid.case.return.review.v1": "reviewer_id",
+                 "grid.case.extension.review.v1": "reviewer_id", "grid.case.exclusion.review.v1": "reviewer_id"}[t]
         if getattr(p, actor) != sub:
             return f"{actor}={getattr(p, actor)!r} is not the caller {sub!r}"
-        if t == "grid.case.handle.v1":
+        if "department_officer" in roles:
             return None if case.get("department") in scope.departments else "a case of another department"
         if t == "grid.case.feedback.v1":
             return None if case["reporter"] == ("resident", sub) else "feedback on a case the caller did not report"
@@ -231,6 +260,10 @@ class PolicyClient:
             return [("grid.case.reported.v1", {"case_id": p.case_id})]
         if t in ("grid.case.register.v1", "grid.case.dispatch.v1"):
             w.cases[p.case_id]["department"] = p.department
+        if t == "grid.case.return.review.v1" and p.approved:  # re-dispatched
+            w.cases[p.case_id]["department"] = p.department
+        if t == "grid.whistle.blow.v1":
+            w.whistles[p.whistle_id] = {"street": p.street_id, "departments": set(p.departments)}
         if t == "grid.case.handle.v1":
             w.cases[p.case_id]["handler"] = pr.sub
         if t == "orders.order.place.v1":
@@ -299,11 +332,20 @@ async def played(provider, stories_per_kind: int = 25, seed: int = 7) -> PolicyC
     minter, verifier = provider
     district = generate(seed)
     client = PolicyClient(World(district), minter, verifier)
-    s = Stories(district, client, seed=seed, follow_timeout=0.01, expire_wait=0.01)
+    at = [datetime(2026, 5, 1, tzinfo=timezone.utc)]
+
+    def stepping() -> datetime:  # a calendar that steps a month on every reading: late steps go on at once
+        at[0] += timedelta(days=31)
+        return at[0]
+
+    s = Stories(district, client, seed=seed, follow_timeout=0.01, expire_wait=0.01, now=stepping, settle=0.0)
     await s.setup()
     for kind in MIX:
         for _ in range(stories_per_kind * (4 if kind == "order" else 1)):
             await s.run_one(kind)
+    for street in district.streets:  # each street's whistle of the month
+        await s.story_whistle(random.Random(street.street_id), street.street_id)
+    await asyncio.gather(*s.tasks)
     await s.month_end_reviews("2026-05", random.Random(1))
     await s.close_period("2026-05")
     return client
@@ -375,7 +417,8 @@ def test_the_cast_gives_each_person_their_own_area():
     assert set(cast.member(m.member_id).roles) == {"party_member", "resident"}
     assert cast.resident(m.member_id) == cast.member(m.member_id)  # a member redeems as the resident they are
     assert cast.points_operator(0).sub != cast.points_operator(1).sub
-    assert cast.department_officer("区城管执法局").departments == ("区城管执法局",)
+    assert cast.department_officer("110105.cgw").departments == ("110105.cgw",)
+    assert cast.department_officer("110105.cgw").sub == "do-110105.cgw"
     assert all(r in ROLES for a in (cast.assessor(), cast.merchant(d.merchants[0])) for r in a.roles)
 
 
