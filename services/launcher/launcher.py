@@ -497,7 +497,9 @@ class Launcher:
         urls = {s: self.url(s) for s in self.workers}
         while not self.stopping.is_set():
             self.supervise()
-            snap = await summary.collect(session, urls, self.tokens.get("points_operator"))
+            snap = await summary.collect(session, urls, self.tokens.get("points_operator"),
+                                         assessor_token=self.tokens.get("assessor"),
+                                         period=clock.month_label(clock.month_start(self.clock.now(), 1)))
             now = time.monotonic()
             rate = 0.0
             if last_produced is not None and now > last_t:

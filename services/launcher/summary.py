@@ -8,6 +8,10 @@ Refusals are counted by service and reason (``refused``). A refusal for lack of 
 simulator sends every command as someone the policy allows to send it, so ``policy_refusals``
 (``"<service> <command type> <reason>"`` -> count) must stay empty, and ``failures`` says so
 when it does not (commands sent by hand over Kafka count too).
+
+:func:`departments` reads the departments' scorecards of the last closed month from the
+assessment API (``/v1/rankings`` and ``/v1/scorecards``, as the assessor): the 三率 (响应率,
+解决率, 满意率), their composite and the score of the best- and worst-ranked departments.
 """
 from __future__ import annotations
 
@@ -19,8 +23,29 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 SERVICES = ("grid", "orders", "points", "assessment")
+DEPARTMENT_RATES = ("response_rate", "resolution_rate", "satisfaction_rate", "three_rates")
+"""What the summary shows of a department's scorecard: the 三率 and their composite."""
 POLICY_REASONS = ("forbidden", "unauthenticated")
 """Rejection reasons that mean "not allowed to", not "not possible": none is expected in a run."""
+
+
+async def departments(session: aiohttp.ClientSession, url: str, token: str | None, period: str,
+                      shown: int = 6) -> dict[str, Any] | None:
+    """The departments' scorecards of ``period`` (a closed month): the ranking, and the 三率, composite
+    and score of the ``shown`` best- and worst-ranked departments; None before the period is published."""
+    status, body = await _get(session, f"{url}/v1/rankings?entity_type=department&period={period}&limit=100", token)
+    if status != 200 or not isinstance(body, dict) or not body.get("items"):
+        return None
+    items = body["items"]
+    picked = items if len(items) <= shown else items[:shown // 2] + items[-(shown - shown // 2):]
+    cards = await asyncio.gather(*(_get(session, f"{url}/v1/scorecards/department/{r['entity_id']}?period={period}",
+                                        token) for r in picked))
+    rows = []
+    for r, (st, card) in zip(picked, cards):
+        ind = card.get("indicators", {}) if st == 200 and isinstance(card, dict) else {}
+        rows.append({"department": r["entity_id"], "rank": r["rank"], "score": r["score"],
+                     **{k: ind.get(k) for k in DEPARTMENT_RATES}})
+    return {"period": period, "ranked": len(items), "items": rows}
 
 
 def parse_metrics(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -54,8 +79,10 @@ async def _get(session: aiohttp.ClientSession, url: str, token: str | None = Non
         return 0, repr(e)
 
 
-async def collect(session: aiohttp.ClientSession, urls: dict[str, str], token: str | None) -> dict[str, Any]:
-    """One snapshot of the district: metrics of every service, readiness, the ledger check."""
+async def collect(session: aiohttp.ClientSession, urls: dict[str, str], token: str | None, *,
+                  assessor_token: str | None = None, period: str | None = None) -> dict[str, Any]:
+    """One snapshot of the district: metrics of every service, readiness, the ledger check, and
+    (with ``period`` and an assessor's token) the departments' scorecards of that period."""
     async def metrics(svc: str):
         status, body = await _get(session, urls[svc] + "/metrics")
         return svc, (parse_metrics(body) if status == 200 and isinstance(body, str) else None)
@@ -66,12 +93,16 @@ async def collect(session: aiohttp.ClientSession, urls: dict[str, str], token: s
 
     got = await asyncio.gather(*(metrics(s) for s in urls), *(ready(s) for s in urls),
                                _get(session, urls["points"] + "/v1/ledger/check", token) if "points" in urls
-                               else asyncio.sleep(0, (0, None)))
+                               else asyncio.sleep(0, (0, None)),
+                               departments(session, urls["assessment"], assessor_token, period)
+                               if period and "assessment" in urls else asyncio.sleep(0, None))
     n = len(urls)
     mets = dict(got[:n])
     readiness = dict(got[n:2 * n])
     ledger_status, ledger = got[2 * n]
-    return snapshot(mets, readiness, ledger if ledger_status == 200 else None)
+    snap = snapshot(mets, readiness, ledger if ledger_status == 200 else None)
+    snap["departments"] = got[2 * n + 1]
+    return snap
 
 
 def snapshot(mets: dict[str, dict | None], readiness: dict[str, bool], ledger: Any) -> dict[str, Any]:
@@ -124,6 +155,22 @@ def failures(snap: dict[str, Any]) -> list[str]:
             for key, n in sorted(refused.items())]
 
 
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.0f}%"
+
+
+def department_rows(deps: dict[str, Any] | None) -> list[str]:
+    """The departments' 三率 for a terminal (empty before a month is published)."""
+    if not deps:
+        return []
+    rows = ["", f"departments {deps['period']} ({deps['ranked']} ranked)   响应率 解决率 满意率  三率   score"]
+    for r in deps["items"]:
+        rows.append(f"  #{r['rank']:<3} {r['department']:<22} {_pct(r['response_rate']):>6} "
+                    f"{_pct(r['resolution_rate']):>6} {_pct(r['satisfaction_rate']):>6} "
+                    f"{_pct(r['three_rates']):>5} {'-' if r['score'] is None else format(r['score'], '.1f'):>6}")
+    return rows
+
+
 def _kv(d: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in d.items()) or "-"
 
@@ -139,7 +186,15 @@ def line(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate: f
             f"scorecards={snap.get('scorecards')} periods_closed={snap.get('periods_closed')} "
             f"lag={int(sum(snap['lag'].values()))} rejected={int(sum(snap['rejected'].values()))} "
             f"dlq={int(sum(snap['dead_lettered'].values()))} "
-            f"policy_refusals={sum((snap.get('policy_refusals') or {}).values())} workers[{w}]")
+            f"policy_refusals={sum((snap.get('policy_refusals') or {}).values())} workers[{w}]"
+            + _department_line(snap.get("departments")))
+
+
+def _department_line(deps: dict[str, Any] | None) -> str:
+    if not deps:
+        return ""
+    return f" departments[{deps['period']} " + " ".join(
+        f"{r['department']}:三率={_pct(r['three_rates'])}" for r in deps["items"]) + "]"
 
 
 def render(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate: float, notes: list[str]) -> str:
@@ -168,6 +223,7 @@ def render(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate:
         f"  by reason  {' '.join(f'{k}[{_kv(v)}]' for k, v in (snap.get('refused') or {}).items() if v) or '-'}",
         f"dead-letter  {_kv({k: int(v) for k, v in snap['dead_lettered'].items()})}",
     ]
+    rows += department_rows(snap.get("departments"))
     if snap.get("failures"):
         rows += ["", "FAILED — refused by the policy, though the simulator sends only what it allows:",
                  *(f"  {k}: {n}" for k, n in sorted(snap["policy_refusals"].items())[:8])]
