@@ -31,6 +31,7 @@ a right (``forbidden`` / ``unauthenticated``): the launcher's summary flags such
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -231,14 +232,20 @@ class Stories:
         within ``late_wait`` (on real time a month is long: the step is then never done)."""
         loop = asyncio.get_running_loop()
         month, until = month_label(self.now()), loop.time() + self.late_wait
-        self.idle += 1
-        try:
+        with self.waiting():
             while month_label(self.now()) == month:
                 if loop.time() >= until:
                     return False
                 await asyncio.sleep(0.25)
             await asyncio.sleep(self.settle)
             return True
+
+    @contextlib.contextmanager
+    def waiting(self):
+        """A story that waits for the calendar or a timer (not for its next command) is idle."""
+        self.idle += 1
+        try:
+            yield
         finally:
             self.idle -= 1
 
@@ -393,6 +400,7 @@ class Stories:
 
         Returns the officer who is to handle the case and their department (None: the story ends here)."""
         cast = self.cast
+        late = False  # the department let a deadline pass: what it asks for now comes too late
         for attempt in range(2):  # the first department, and the one an approved return re-dispatches to
             dept = self.d.department(department)
             officer, d = cast.department_officer(department), dept.diligence
@@ -400,6 +408,7 @@ class Stories:
                 self.stats.stories["department_late_accept"] += 1
                 if not await self.next_month():
                     return None
+                late = True
             out = await self.step(AcceptCase(case_id=case_id, accepted_by=officer.sub), officer)
             if out.rejected or out.timed_out:
                 return None
@@ -433,8 +442,10 @@ class Stories:
         if contact == "on_time":
             await self._contact(rng, case_id, officer)
         if severe:  # 管控 before rectification
-            if rng.random() < 0.5 * (1 - d) and not await self.next_month():
-                return None
+            if rng.random() < 0.5 * (1 - d):
+                if not await self.next_month():
+                    return None
+                late = True
             out = await self.step(ControlHazard(case_id=case_id, measures="设置警戒区域，停止使用，专人值守",
                                                 controlled_by=officer.sub), officer)
             if out.rejected or out.timed_out:
@@ -448,7 +459,7 @@ class Stories:
                 approved = rng.random() < EXCLUSION_APPROVED
                 await self.step(ReviewExclusion(case_id=case_id, approved=approved, reviewer_id=street.sub,
                                                 comment="经核实属不合理诉求" if approved else "诉求合理，计入考核"), street)
-        if rng.random() < EXTENSION_SHARE:  # 延期: asked before the handling deadline, reviewed by the community
+        if not late and rng.random() < EXTENSION_SHARE:  # 延期: asked before the handling deadline, reviewed by the community
             self.stats.stories["department_extension"] += 1
             due = datetime.fromisoformat(due_at) if isinstance(due_at, str) else due_at
             until = (due if isinstance(due, datetime) else self.now() + timedelta(days=10)) + timedelta(days=5)
@@ -594,7 +605,9 @@ class Stories:
                 self.stats.stories["order_left_to_expire"] += 1
                 expired = self.client.expect(lambda e: e.type == EXPIRED and e.data.get("order_id") == order_id)
                 nxt = self._dispatched(order_id, after=dispatched)
-                if await self.client.wait_for(expired, timeout=self.expire_wait) is None:
+                with self.waiting():
+                    got_expired = await self.client.wait_for(expired, timeout=self.expire_wait)
+                if got_expired is None:
                     nxt.cancel()
                     return
                 dispatched = await self.client.wait_for(nxt, timeout=self.follow_timeout)

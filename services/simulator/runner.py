@@ -74,7 +74,11 @@ class Simulator:
         self.rate = rate
         self.seed = seed
         self.clock = clock or kit_clock.current()
-        self.max_active = max_active or max(8, int(rate * 6))
+        # stories under way at once: few enough that a story's commands follow each other closely
+        # (a command waits about max_active / rate seconds for the pace), so a case's steps fall
+        # within the simulated month they belong to; stories waiting for the calendar or a timer
+        # do not count (Stories.idle)
+        self.max_active = max_active or max(6, int(rate * 0.6))
         self.expire_wait = expire_wait
         self.follow_timeout = follow_timeout
         self.stats_every = stats_every

@@ -2,7 +2,8 @@
 
 The launcher runs as a subprocess with its own embedded broker and PostgreSQL on free ports
 (VAR_DIR in a temporary directory), the four workers, and the simulator at a fast rate with
-a compressed calendar (one simulated month every 10 s, from six months back). While it runs, the test waits for the
+a compressed calendar (one simulated month every 20 s, from six months back: long enough for
+most of a case's steps to fall in the month it was reported in). While it runs, the test waits for the
 live summary to show closed cases, evaluated orders, postings and a closed period; then it
 checks through the services' HTTP APIs and the topics; then it stops the launcher with
 SIGTERM and checks the clean stop (no worker restarted, nothing left behind).
@@ -81,7 +82,7 @@ def district(tmp_path_factory):
     env.update({
         "VAR_DIR": str(var), "KAFKA_PORT": str(kafka_port), "PG_PORT": str(pg_port),
         **{f"{s.upper()}_HTTP_PORT": str(p) for s, p in ports.items()},
-        "SIMULATE": "1", "RATE": "25", "SIM_MONTH_SECONDS": "10", "SIM_MONTHS_BACK": "6",
+        "SIMULATE": "1", "RATE": "25", "SIM_MONTH_SECONDS": "20", "SIM_MONTHS_BACK": "6",
         "ORDERS_ACCEPT_WINDOW_SECONDS": "8", "SIM_EXPIRE_WAIT": "40", "RUN_SECONDS": "200",
     })
     out = open(var / "launcher.out", "wb")
@@ -202,6 +203,42 @@ async def test_past_simulated_months_were_scored_from_their_cases_orders_and_poi
     assert measured("acceptance_rate") or measured("completion_rate"), "no orders counted in a simulated past month"
     assert measured("points_earned"), "no points counted in a simulated past month"
     assert snap.get("simulated_time"), "the summary shows no simulated date"
+
+
+async def test_departments_were_scored_on_the_three_rates_with_a_composite_that_differs(running):
+    """After a simulated month the departments of the register have scorecards with 响应率, 解决率
+    and 满意率 and their composite, which differs between departments (each is as diligent as the
+    seed made it); each street blew whistles, and the departments' 吹哨报到率 was scored."""
+    var, ports, kafka_port, proc, tokens, _ = running
+    from services.grid.registry import DepartmentRegister
+
+    registered = {d.department_id for d in DepartmentRegister.load()}
+    recs = await read_all(f"127.0.0.1:{kafka_port}", ASSESSMENT.events.name, timeout=10)
+    cards = [e["data"] for e in of_type(recs, "assessment.scorecard.published.v1")
+             if e["data"]["entity_type"] == "department" and "Q" not in e["data"]["period"]
+             and len(e["data"]["period"]) == 7]
+    assert cards, "no department scorecard of a month"
+    assert {c["entity_id"] for c in cards} <= registered
+    by_period: dict[str, dict[str, dict]] = {}
+    for c in cards:  # the latest card of each department and month
+        by_period.setdefault(c["period"], {})[c["entity_id"]] = c
+    rated = {p: {d: c["indicators"] for d, c in deps.items()
+                 if all(c["indicators"].get(k) is not None for k in ("response_rate", "resolution_rate",
+                                                                      "satisfaction_rate", "three_rates"))}
+             for p, deps in by_period.items()}
+    period, full = max(rated.items(), key=lambda kv: len(kv[1]))
+    assert len(full) >= 2, f"no month with two departments scored on all three rates: {rated}"
+    assert len({round(i["three_rates"], 6) for i in full.values()}) >= 2, full
+    assert any(c["indicators"].get("whistle_report_rate") is not None for c in cards), "no 吹哨报到率 scored"
+    grid = await read_all(f"127.0.0.1:{kafka_port}", GRID.events.name, timeout=10)
+    blown = of_type(grid, "grid.whistle.blown.v1")
+    assert {e["data"]["street_id"] for e in blown} == {s for s in (d.split(".")[0][:9] for d in registered)
+                                                       if len(s) == 9}
+    assert of_type(grid, "grid.whistle.answered.v1") and of_type(grid, "grid.whistle.rated.v1")
+    for t in ("accepted", "contacted", "returned", "return.reviewed", "extension.requested", "supervised"):
+        assert of_type(grid, f"grid.case.{t}.v1"), t
+    snap = _wait(var, proc, lambda s: (s.get("departments") or {}).get("items"), "department rates in the summary", 30)
+    assert all(k in snap["departments"]["items"][0] for k in ("response_rate", "resolution_rate", "three_rates"))
 
 
 def test_every_worker_logs_json_lines_and_says_it_runs_on_simulated_time(running):
