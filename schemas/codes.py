@@ -48,7 +48,7 @@ GRID_ID_PATTERN = r"^[0-9]{15}$"
 PART_PATTERN = r"^[0-9]{3}$"
 DEPARTMENT_ID_PATTERN = r"^[0-9]{6}([0-9]{3})?\.[a-z][a-z0-9_]{0,31}$"
 """A department of the register: the division (district department) or a street id (the street's
-own), a dot, a short lower-case code: ``110105.cgj``, ``110105001.zhzf``."""
+own), a dot, a short lower-case code: ``110105.cgw``, ``110105001.zhzf``."""
 
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 

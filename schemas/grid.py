@@ -162,7 +162,7 @@ Media = Annotated[tuple[MediaRef, ...], Field(default=(), max_length=20, descrip
 DepartmentId = Annotated[str, StringConstraints(pattern=DEPARTMENT_ID_PATTERN)]
 """A department of the department register (职能部门): the district's 6-digit division code for a
 district department, or a 9-digit street id for a street's own, then a dot and a short code
-(``110105.cgj`` 区城管委, ``110105001.zhzf`` a street's 综合执法队)."""
+(``110105.cgw`` 区城管委, ``110105001.zhzf`` a street's 综合执法队)."""
 
 
 class Location(BaseModel):

@@ -184,6 +184,12 @@ def grid_panels() -> list[dict]:
            ("max by (reason) (rate(grid_reports_dismissed_total[1h])) * 3600", "dismissed: {{reason}}"),
            ("max(rate(grid_cases_reworked_total[1h])) * 3600", "reworks"),
            ("max(rate(grid_patrols_logged_total[1h])) * 3600", "patrols")),
+        ts("Supervision (超期督办 cards, 挂牌督办 listings) / h",
+           ("max by (supervision) (rate(grid_supervisions_total[1h])) * 3600", "{{supervision}}")),
+        ts("吹哨报到 / h",
+           ("max(rate(grid_whistles_blown_total[1h])) * 3600", "whistles blown"),
+           ("max by (on_time) (rate(grid_whistle_answers_total[1h])) * 3600", "reports, on time: {{on_time}}"),
+           ("max(rate(grid_whistle_departments_missed_total[1h])) * 3600", "departments missing")),
     ]
 
 

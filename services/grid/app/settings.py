@@ -32,8 +32,6 @@ class GridSettings(ServiceSettings):
     metrics_interval_seconds: float = Field(5.0, gt=0, le=3600,
                                             description="how often the domain metrics are refreshed from the projection")
     # 吹哨报到
-    whistle_departments_path: Path = Field(GRID_DIR / "registry" / "whistle_departments.yaml",
-                                           description="departments a whistle may summon (YAML)")
     whistle_interval_seconds: float = Field(10.0, gt=0, le=3600,
                                             description="how often the whistles timer records missing departments")
     whistle_batch: int = Field(500, ge=1, le=100_000, description="whistles the whistles timer checks per round")

@@ -17,7 +17,7 @@ from .support import FAST_POLICY, GRID, events_of, new_id, report, sender_jwt
 pytestmark = pytest.mark.integration
 
 STREET, OTHER_STREET = GRID[:9], "110105002"  # GRID lies in STREET
-CGJ, SCJG, YJJ, ZHZF = "110105.cgj", "110105.scjg", "110105.yjj", "110105001.zhzf"
+CGJ, SCJG, YJJ, ZHZF = "110105.cgw", "110105.scjgj", "110105.yjglj", "110105001.zhzf"
 STREET_1 = token("street-1", ["street_officer"], scope={"streets": [STREET]})
 STREET_2 = token("street-2", ["street_officer"], scope={"streets": [OTHER_STREET]})
 COMMUNITY_1 = token("community-1", ["community_officer"], scope={"communities": [GRID[:12]]})
