@@ -313,3 +313,22 @@ def test_a_department_scorecard_has_the_three_rates_and_their_composite_and_an_a
     assert card.details["three_rates"].pillar == "satisfaction"
     alerted = {a.indicator for a in pub.alerts if a.entity_id == CGJ}
     assert {"response_rate", "resolution_rate", "satisfaction_rate", "three_rates"} <= alerted
+
+
+def test_a_departments_facts_count_in_the_period_it_received_the_case_so_no_rate_passes_one():
+    """Dispatched on 30 November, contacted, supervised, rated and resolved in December: every
+    fact of the case counts in November, beside the received count it is a rate of."""
+    s = Story()
+    reported(s, "c1", day=28)
+    s.feed(CaseDispatched(case_id="c1", department=CGJ, assignee_id="staff-1", due_at=at(4, month=12),
+                          grid_id=GRID), at(30, 10))
+    december = at(2, 10, month=12)
+    s.feed(dept_event(CaseContacted, "c1", CGJ, channel="phone", contacted_by="staff-1", on_time=True), december)
+    s.feed(CaseSupervised(case_id="c1", supervision="yellow_card", level="community", stage="handle",
+                          department=CGJ, grid_id=GRID), december)
+    s.feed(CaseFeedback(case_id="c1", satisfaction="satisfied", resolved=True, department=CGJ, grid_id=GRID),
+           december)
+    for name in ("dept_cases_received", "cases_contacted_on_time", "cases_supervised", "cases_resolved",
+                 "feedback_received"):
+        assert fact(s, CGJ, name, "2026-11") == 1, name
+        assert fact(s, CGJ, name, "2026-12") == 0, name

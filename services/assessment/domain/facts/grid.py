@@ -216,8 +216,9 @@ def case_feedback(e: grid.CaseFeedback, at: datetime, lookup: Lookup) -> EventEf
     update: dict = {"feedback": True}
     dept = ref.department or e.department
     if dept and not (dept == ref.department and ref.counted("excluded")):
-        facts += [d for f in counted for d in increments(_depts(dept), at, f)]
-        update.update(feedback_at=at, feedback_department=dept, feedback_facts=tuple(f.value for f in counted))
+        when = _cohort(ref, at) if dept == ref.department else at
+        facts += [d for f in counted for d in increments(_depts(dept), when, f)]
+        update.update(feedback_at=when, feedback_department=dept, feedback_facts=tuple(f.value for f in counted))
     return EventEffect(facts, [ref.model_copy(update=update)])
 
 
@@ -264,7 +265,15 @@ def _once(ref: CaseRef, e, what: str, fact: Fact, at: datetime, when: bool = Tru
         return EventEffect()
     if dept != ref.department:  # a department's event for a case not seen dispatched to it
         return EventEffect(increments(_depts(dept), at, fact))
-    return EventEffect(increments(_depts(dept), at, fact), [ref.count(what, **update)])
+    return EventEffect(increments(_depts(dept), _cohort(ref, at), fact), [ref.count(what, **update)])
+
+
+def _cohort(ref: CaseRef, at: datetime) -> datetime:
+    """When a department's fact about a case counts: in the period the department received the
+    case (its cohort), like the case's received count it is a rate of. Counted when it happened,
+    a contact or a 回访 in the month after the dispatch would fall in a period whose received
+    count does not hold the case, and a rate could pass 1."""
+    return ref.dept_received_at or at
 
 
 @_grid_event(grid.CaseAccepted)
@@ -280,7 +289,7 @@ def case_contacted(e: grid.CaseContacted, at: datetime, lookup: Lookup) -> Event
     _, ref = _case(e, lookup)
     if ref.counted("excluded") or ref.counted("returned"):
         return EventEffect()
-    return _once(ref, e, "contacted", Fact.CASES_CONTACTED_ON_TIME, at, e.on_time, contacted_at=at)
+    return _once(ref, e, "contacted", Fact.CASES_CONTACTED_ON_TIME, at, e.on_time, contacted_at=_cohort(ref, at))
 
 
 def _out_of_rates(ref: CaseRef) -> list[FactDelta]:
