@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
+from . import kafkaclient
+
 Protocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 Mechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -100,17 +102,8 @@ def from_env() -> KafkaSecurity:
 
 def client_kwargs(security: KafkaSecurity | None) -> dict[str, Any]:
     """aiokafka keyword arguments (``security_protocol``, ``ssl_context``, ``sasl_*``) for a
-    producer, consumer or admin client. ``None`` means PLAINTEXT."""
-    security = security or PLAINTEXT
-    kw: dict[str, Any] = {"security_protocol": security.protocol}
-    if security.tls:
-        kw["ssl_context"] = security.ssl_context()
-    if security.sasl:
-        assert security.password is not None
-        kw["sasl_mechanism"] = security.mechanism
-        kw["sasl_plain_username"] = security.username
-        kw["sasl_plain_password"] = security.password.get_secret_value()
-    return kw
+    producer, consumer or admin client. ``None`` means PLAINTEXT (:mod:`.kafkaclient` maps it)."""
+    return kafkaclient.client_kwargs(security)
 
 
 def faust_credentials(security: KafkaSecurity | None):

@@ -12,7 +12,7 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import asyncpg
 import orjson
@@ -21,7 +21,10 @@ from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.wire import CONTENT_TYPE, CONTENT_TYPE_HEADER
 
-from .kafkasec import KafkaSecurity, client_kwargs
+from .kafkaclient import client_kwargs
+
+if TYPE_CHECKING:  # the relay process does not import pydantic (services/kit/kafkaclient.py)
+    from .kafkasec import KafkaSecurity
 from .db import UNAVAILABLE_ERRORS
 from .locks import try_session_lock
 
@@ -109,7 +112,9 @@ class MetricsObserver:
         self._m.OUTBOX_OLDEST_AGE.labels(self.service).set(oldest_age)
 
 
-def producer_for(bootstrap: str, client_id: str, security: KafkaSecurity | None = None) -> AIOKafkaProducer:
+def producer_for(bootstrap: str, client_id: str,
+                 security: KafkaSecurity | dict[str, Any] | None = None) -> AIOKafkaProducer:
+    """A producer for the outbox; ``security``: a ``KafkaSecurity``, its configuration or None (PLAINTEXT)."""
     # Idempotent producer is off on purpose: Tansu does not support it; duplicates are
     # absorbed by idempotent consumers (inbox), which production needs anyway.
     return AIOKafkaProducer(

@@ -35,14 +35,16 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from . import jsonlog
 from .db import connect_with_retry
-from .kafkasec import KafkaSecurity
 from .outbox import MetricsObserver, OutboxRelay, RelayObserver, producer_for
+
+if TYPE_CHECKING:  # the child process does not import pydantic (services/kit/kafkaclient.py)
+    from .kafkasec import KafkaSecurity
 
 log = logging.getLogger("kit.relay")
 
@@ -62,7 +64,7 @@ class RelayProcess:
         self.service = service
         self._config = {"service": service, "dsn": dsn, "bootstrap": bootstrap, "batch": batch,
                         "poll_seconds": poll_seconds, "nice": nice, "log_level": log_level, "log_format": log_format,
-                        "kafka_security": (security or KafkaSecurity()).to_config()}
+                        "kafka_security": security.to_config() if security is not None else None}
         self.observer = observer or MetricsObserver(service)
         self.max_restart_delay = max_restart_delay
         self.proc: asyncio.subprocess.Process | None = None
@@ -263,7 +265,8 @@ async def _child(cfg: dict[str, Any]) -> int:
             raise
         delay = 0.5
         while not stop.is_set():
-            producer = producer_for(cfg["bootstrap"], f"{service}-relay", KafkaSecurity.from_config(cfg.get("kafka_security")))
+            # the parent checked the settings; the child maps them without pydantic (services/kit/kafkaclient.py)
+            producer = producer_for(cfg["bootstrap"], f"{service}-relay", cfg.get("kafka_security") or {})
             try:
                 await producer.start()
                 break

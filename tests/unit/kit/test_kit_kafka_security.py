@@ -203,3 +203,19 @@ async def test_every_client_the_kit_makes_takes_the_security(monkeypatch):
         for cls in ("AIOKafkaProducer(", "AIOKafkaConsumer(", "AIOKafkaAdminClient("):
             for chunk in text.split(cls)[1:]:  # each construction: the kwargs are in its first lines
                 assert "client_kwargs(" in chunk[:800], f"{path}: an {cls[:-1]} without the Kafka security kwargs"
+
+
+def test_the_relay_process_maps_its_security_without_pydantic(pki):
+    """The relay child takes the parent's checked configuration and imports no pydantic (its
+    memory counts in every worker's); the mapping is the one every other client gets."""
+    import subprocess
+    import sys
+
+    from services.kit.kafkaclient import kwargs_from_config
+
+    code = "import sys, services.kit.relay; sys.exit('pydantic' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[3]).returncode == 0
+    s = security("SASL_SSL", "SCRAM-SHA-256", pki)
+    mapped, direct = kwargs_from_config(s.to_config()), client_kwargs(s)
+    assert {k: v for k, v in mapped.items() if k != "ssl_context"} == {k: v for k, v in direct.items() if k != "ssl_context"}
+    assert mapped["sasl_plain_password"] == PASSWORD and mapped["ssl_context"] is not None
