@@ -420,7 +420,8 @@ class CouncilEffective(Event):
 
 class MeetingHeld(Event):
     """联席会议 held: ``quorum`` when more than half the members attended; a meeting without a
-    quorum adopts nothing."""
+    quorum adopts nothing. ``open_resolutions`` are the council's resolutions adopted at earlier
+    meetings and not completed when this one was recorded: they are reported to it."""
 
     TYPE: ClassVar[str] = "party.meeting.held.v1"
     SUBJECT: ClassVar[str] = "council_id"
@@ -433,6 +434,7 @@ class MeetingHeld(Event):
     quorum: bool
     area_id: AreaId | None = None
     resolutions: tuple[ResolutionItem, ...] = ()
+    open_resolutions: tuple[ResolutionItem, ...] = ()
     occurred_at: Timestamp | None = None
 
 
