@@ -26,7 +26,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from .common import (
     Command, CommunityId, ErasePersonCommand, Event, GridId, NonEmptyStr, PersonErasedEvent, StreetId, Text,
@@ -110,13 +110,13 @@ class ResolutionItem(BaseModel):
 class _Attendance(Command):
     """A meeting's attendance: each person once, present or absent."""
 
-    @field_validator("absentees", check_fields=False)
-    @classmethod
-    def _each_person_once(cls, v: tuple[str, ...], info) -> tuple[str, ...]:
-        present = info.data.get("attendees") or ()
-        if len(set(present)) != len(present) or len(set(v)) != len(v) or set(v) & set(present):
+    @model_validator(mode="after")
+    def _each_person_once(self):
+        # a model validator, so that it also runs when ``absentees`` is left to its default
+        present, absent = self.attendees, self.absentees
+        if len(set(present)) != len(present) or len(set(absent)) != len(absent) or set(absent) & set(present):
             raise ValueError("each person is listed once, as present or as absent")
-        return v
+        return self
 
 
 # ---------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from schemas.party import (
     CompleteResolution, CouncilEffective, CouncilLevel, CouncilProposed, CouncilSeat, HoldMeeting, MeetingHeld,
@@ -504,3 +505,17 @@ def test_any_sequence_of_timer_runs_reports_each_missed_quarter_once(runs, meeti
         start = _quarter_after(start)
     assert reported == expected
     assert list(state.overdue_quarters) == expected
+
+
+def test_a_meeting_recorded_late_is_reported_only_the_resolutions_adopted_before_it():
+    state = effective_council()
+    earlier, later = EFFECTIVE + timedelta(days=1), EFFECTIVE + timedelta(days=2)
+    state, _ = run(state, hold("m-2", later, resolutions=(item("r-2"),)), later)
+    state, events = run(state, hold("m-1", earlier), later)
+    assert events[0].open_resolutions == ()
+
+
+@pytest.mark.parametrize("attendees, absentees", [(("p0", "p0"), ()), (("p0",), ("p1", "p1")), (("p0",), ("p0",))])
+def test_a_meeting_lists_each_person_once(attendees, absentees):
+    with pytest.raises(ValidationError, match="each person is listed once"):
+        hold(attendees=attendees, absentees=absentees)
