@@ -1,7 +1,6 @@
 """单位报到, 共建协议 and the 项目清单 projects (posted → claimed → completed → rated)."""
 from __future__ import annotations
 
-from datetime import timedelta
 
 import pytest
 
