@@ -251,12 +251,13 @@ class ClaimProject(Command):
 
 
 class CompleteProject(Command):
-    """The claiming unit completes its project."""
+    """The claiming unit completes its project (only the unit that claimed it)."""
 
     TYPE: ClassVar[str] = "party.project.complete.v1"
     SUBJECT: ClassVar[str] = "project_id"
 
     project_id: PartyId
+    unit_id: NonEmptyStr = Field(description="the unit reporting completion: the one that claimed the project")
     result: Annotated[Text, pii("free_text")] = ""
 
 
@@ -488,6 +489,8 @@ class UnitReported(Event):
     street_id: StreetId | None = None
     org_id: PartyId | None = None
     resources: tuple[NonEmptyStr, ...] = ()
+    moved_from: CommunityId | None = Field(
+        None, description="a unit that reported elsewhere before: the community it moved from (a new report moves it)")
     occurred_at: Timestamp | None = None
 
 
@@ -563,6 +566,8 @@ class MemberReportOverdue(Event):
     community_id: CommunityId | None = None
     due_at: Timestamp | None = None
     moved: bool = False
+    from_community_id: CommunityId | None = Field(
+        None, description="for a move: the community the member was registered with before (``community_id`` is the new one)")
     occurred_at: Timestamp | None = None
 
 
