@@ -35,7 +35,7 @@ APP_PHRASES: dict[str, tuple[str, ...]] = {
     "community consoles": ("community-console",),
     "merchants": ("merchant",),
     "community and street consoles": ("community-console", "street-console"),
-    "party secretaries' and community consoles": ("party-console", "community-console"),
+    "party and community consoles": ("party-console", "community-console"),
 }
 """Each phrase of the registry's writers column that names apps -> the app principals. A new
 phrase in the registry fails :func:`writers_of` until it is given principals here."""
