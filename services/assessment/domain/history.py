@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
 
-from schemas import assessment, grid, orders, points
+from schemas import assessment, grid, orders, party, points
 from schemas.common import Event
 from schemas.envelope import DecodeError
 from schemas.pii import field_tags, minimised, restored
@@ -27,6 +27,13 @@ from .facts import CONSUMED, MemoryLookup, replay
 from .facts.core import FactTable, occurred_at
 
 LIFECYCLE: tuple[type[Event], ...] = (
+    party.OrgEstablished,
+    party.CoverageGap,
+    party.CouncilProposed,
+    party.CouncilEffective,
+    party.UnitReported,
+    party.AgreementSigned,
+    party.MemberReportOverdue,
     orders.MemberRegistered,
     points.AccountOpened,
     grid.CaseReported,
@@ -58,6 +65,17 @@ LIFECYCLE: tuple[type[Event], ...] = (
     orders.PostClaimed,
     points.DeedApproved,
     points.TransferPosted,
+    party.MeetingHeld,
+    party.MeetingOverdue,
+    party.ResolutionCompleted,
+    party.ResolutionOverdue,
+    party.ProjectPosted,
+    party.ProjectClaimed,
+    party.ProjectCompleted,
+    party.OrgLifeHeld,
+    party.OrgLifeOverdue,
+    party.CommitmentMade,
+    party.CommitmentFulfilled,
     assessment.ReviewRecorded,
 )
 """Lifecycle rank of the consumed payload classes, for facts that occurred at the same instant."""
