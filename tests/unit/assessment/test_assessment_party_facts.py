@@ -366,3 +366,25 @@ def test_the_default_community_scorecards_organisation_pillar_is_made_of_party_f
     points = [(2, 200 / 3), (2, 100 / 3), (1, 80), (1, 37.5), (1, 50), (1, 50), (1, 0), (1, 100 / 3)]
     expected = sum(w * p for w, p in points) / sum(w for w, _ in points)
     assert card.pillars["organisation"] == pytest.approx(expected, abs=0.01)
+
+
+# -- what the event log keeps ---------------------------------------------------------------------
+
+
+def test_the_event_log_keeps_how_many_attended_not_who_and_the_replay_counts_the_same():
+    from services.assessment.domain.history import log_data, stored_event
+
+    e = OrgLifeHeld(org_id="b1", meeting_id="m1", kind="theme_day", held_at=at(5), attendees=("member-1", "member-2"),
+                    absentees=("member-3",), topic="学习二十大精神")
+    kept = log_data(OrgLifeHeld, e.model_dump(mode="json"))
+    assert kept["attendees"] == ["-", "-"] and kept["absentees"] == ["-"]
+    assert "topic" not in kept and "member-1" not in str(kept)
+    back = stored_event("/services/party", "x", "party.events.v1", OrgLifeHeld.TYPE, kept, at(5)).payload
+    s, t = Story(), Story()
+    org(s, "b1", "grid_branch", GRID)
+    org(t, "b1", "grid_branch", GRID)
+    s.feed(e, at(5))
+    t.feed(back, at(5))
+    assert s.table == t.table
+    est = OrgEstablished(org_id="b1", kind="grid_branch", parent_id=None, area_id=GRID, name="b", secretary_id="sec-1")
+    assert "secretary_id" not in log_data(OrgEstablished, est.model_dump(mode="json"))

@@ -146,9 +146,9 @@ def _council(council_id: str, area_id: str | None, lookup: Lookup) -> CouncilRef
     return (ref or CouncilRef(council_id=council_id)).model_copy(update=place)
 
 
-@_party_event(party.CouncilProposed, party.CouncilEffective)
-def council_placed(e: party.CouncilProposed | party.CouncilEffective, at: datetime, lookup: Lookup) -> EventEffect:
-    """No counter: places the council by its area."""
+@_party_event(party.CouncilEffective)
+def council_placed(e: party.CouncilEffective, at: datetime, lookup: Lookup) -> EventEffect:
+    """No counter: places the council by its area (the proposal, with its members, is not read)."""
     ref = _council(e.council_id, e.area_id, lookup)
     return EventEffect([], [ref] if ref != lookup.council(e.council_id) else [])
 
