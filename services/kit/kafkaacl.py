@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from schemas.topics import ALL_TOPICS, ASSESSMENT, BY_SERVICE, GRID, ORDERS, POINTS, Topic
+from schemas.topics import ALL_TOPICS, ASSESSMENT, BY_SERVICE, GRID, ORDERS, PARTY, POINTS, Topic
 
 ADMIN = "admin"
 """The super user: the brokers' own identity (PLAIN, defined in the broker's JAAS settings) and
@@ -43,7 +43,7 @@ CONSUMES: dict[str, tuple[Topic, ...]] = {
     "grid": (GRID.intake, ORDERS.events, POINTS.events, ASSESSMENT.events),
     "orders": (ORDERS.intake, GRID.events, POINTS.events, ASSESSMENT.events),
     "points": (POINTS.intake, ORDERS.events, GRID.events, ASSESSMENT.events),
-    "assessment": (ASSESSMENT.intake, GRID.events, ORDERS.events, POINTS.events),
+    "assessment": (ASSESSMENT.intake, GRID.events, ORDERS.events, POINTS.events, PARTY.events),
 }
 """The topics each service's consumers read (the ``rt.consume`` lines of services/<svc>/app/main.py;
 a test compares them)."""
