@@ -43,7 +43,7 @@ _KEYS = {
     "orders": ("order id / member id", "resident apps, community consoles"),
     "points": ("account id", "resident apps, community consoles, merchants"),
     "assessment": ("entity id", "community and street consoles"),
-    "party": ("org id / council id / unit id / project id / member id", "party secretaries' and community consoles"),
+    "party": ("org id / council id / unit id / project id / member id", "community and street consoles"),
 }
 
 
