@@ -21,7 +21,7 @@ from schemas.common import Event
 from ..indicators import Fact
 from .core import EventEffect, FactDelta, builds, increments
 from .party import registered_after_overdue
-from .refs import Entity, Lookup, MemberRef, OrderRef, Ref, UnitRef, area_entities
+from .refs import Entity, Lookup, MemberRef, OrderRef, UnitRef, area_entities
 
 
 _orders_event = partial(builds, occurred="at")
