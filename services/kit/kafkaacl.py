@@ -44,7 +44,7 @@ CONSUMES: dict[str, tuple[Topic, ...]] = {
     "grid": (GRID.intake, ORDERS.events, POINTS.events, ASSESSMENT.events),
     "orders": (ORDERS.intake, GRID.events, POINTS.events, ASSESSMENT.events),
     "points": (POINTS.intake, ORDERS.events, GRID.events, ASSESSMENT.events),
-    "assessment": (ASSESSMENT.intake, GRID.events, ORDERS.events, POINTS.events),
+    "assessment": (ASSESSMENT.intake, GRID.events, ORDERS.events, POINTS.events, PARTY.events),
     # orders' events for the members' service log (双重管理), the others' for person.erased.v1
     "party": (PARTY.intake, ORDERS.events, GRID.events, POINTS.events, ASSESSMENT.events),
 }

@@ -45,6 +45,9 @@ KEEPS: dict[tuple[str, str], str] = {
     ("orders", "assessment"): "ids, times, outcomes, ratings and categories; no description, note, comment, "
                               "reason or name",
     ("points", "assessment"): "account and holder ids, amounts, kinds and times; no description or detail",
+    ("party", "assessment"): "org, council, unit, project and member ids, kinds, times and outcomes, and how many "
+                             "attended or were absent; not who (attendees, absentees, secretaries), no name, "
+                             "topic, need, result, note, comment or commitment text",
     ("orders", "grid"): ERASED,
     ("points", "grid"): ERASED,
     ("assessment", "grid"): ERASED,
