@@ -38,7 +38,7 @@ import asyncpg
 
 log = logging.getLogger("kit.dbroles")
 
-SERVICES = ("grid", "orders", "points", "assessment")
+SERVICES = ("grid", "orders", "points", "assessment", "party")
 
 DATA_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
