@@ -122,7 +122,7 @@ def test_the_readme_data_protection_table_is_the_inventory():
     assert piidoc.section(piidoc.README.read_text(encoding="utf-8")) == fresh, \
         "README.md's data protection section is stale: run `python -m services.kit.piidoc`"
     inv = inventory()
-    assert set(inv) == {f"{s}.{k}.v1" for s in ("grid", "orders", "points", "assessment")
+    assert set(inv) == {f"{s}.{k}.v1" for s in ("grid", "orders", "points", "assessment", "party")
                         for k in ("events", "rejections")}
     for topic, types in inv.items():
         for mtype, paths in types.items():

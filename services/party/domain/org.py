@@ -28,7 +28,6 @@ Refusals: ``org_exists``, ``unknown_parent``, ``parent_required``, ``parent_not_
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
 from datetime import datetime
 
@@ -63,7 +62,6 @@ PARENT_KINDS: dict[OrgKind, tuple[OrgKind, ...]] = {
 MIN_MEMBERS_FOR_BRANCH = 3
 """A grid with this many members or more has a grid branch (网格党支部), or it is a coverage gap."""
 
-_BUILDING = re.compile(r"^([0-9]{15}):(\S.*)$")
 
 
 class OrgState(BaseModel):
@@ -104,8 +102,8 @@ class OrgContext(BaseModel):
 
 def building_grid(area_id: str) -> str | None:
     """The grid of a building (``<grid id>:<building>``), None for anything else."""
-    m = _BUILDING.match(area_id)
-    return m.group(1) if m and kind_of(m.group(1)) is CodeKind.GRID else None
+    grid, sep, building = area_id.partition(":")
+    return grid if sep and building.strip() and kind_of(grid) is CodeKind.GRID else None
 
 
 def codes_of(kind: OrgKind, area_id: str, parent: OrgState | None) -> dict[str, str | None]:
