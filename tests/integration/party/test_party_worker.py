@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from schemas.party import AttachMember, EstablishOrg, MarkCentralHousehold, OrgKind
+from schemas.party import AttachMember, ErasePerson, EstablishOrg, MarkCentralHousehold, OrgKind
 from schemas.topics import PARTY
 from tests.support.identity import command_token, token
 from tests.support.kafka import command, of_type, read_all, send
@@ -163,3 +163,28 @@ async def test_a_grid_with_three_members_and_no_branch_is_reported_once(worker, 
     status, cov = await get(worker, f"/v1/coverage?street_id={STREET}")
     row = next(g for g in cov["grids"] if g["grid_id"] == grid)
     assert (row["branch_id"], row["gap"], cov["covered"], cov["rate"]) == (branch, False, 1, 1.0)
+
+
+async def test_an_erased_member_becomes_the_pseudonym_in_the_org_and_its_history_loses_their_words(worker):
+    street, community = uid("o-s"), uid("o-c")
+    for payload in (establish(street, K.STREET_WORKING_COMMITTEE, STREET),
+                    establish(community, K.COMMUNITY_COMMITTEE, "110105001008", street)):
+        status, body = await post_command(worker, payload)
+        assert status == 200, body
+    member, other = uid("pm"), uid("pm")
+    for m in (member, other):
+        status, body = await post_command(worker, AttachMember(org_id=community, member_id=m, reason=f"{m} 的转入说明"))
+        assert status == 200, body
+    status, body = await post_command(worker, ErasePerson(person_id=member, reason="个人信息删除申请"))
+    assert status == 200, body
+    pseudonym = body["events"][0]["data"]["pseudonym"]
+
+    org = await org_when(worker, community)
+    assert sorted(m["member_id"] for m in org["members"]) == sorted([pseudonym, other])
+    attached = {h["data"]["member_id"]: h["data"] for h in org["history"] if h["type"] == "party.member.attached.v1"}
+    assert set(attached) == {pseudonym, other}
+    assert "reason" not in attached[pseudonym] and attached[other]["reason"] == f"{other} 的转入说明"
+    assert member not in str(org)
+    # the state keeps the member under the pseudonym: attaching them again is still `already_member`
+    status, body = await post_command(worker, AttachMember(org_id=community, member_id=pseudonym))
+    assert (status, body["error"]) == (409, "already_member"), body
