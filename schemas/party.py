@@ -147,6 +147,9 @@ class AttachMember(Command):
 
     org_id: PartyId
     member_id: Annotated[NonEmptyStr, pii("identifier")]
+    grid_id: GridId | None = Field(
+        None, description="the grid the member lives in (居住网格), counted for coverage; a grid branch's or "
+                          "building group's own grid when left out")
     reason: Annotated[Text, pii("free_text")] = ""
 
 
@@ -350,6 +353,7 @@ class MemberAttached(Event):
     org_id: PartyId
     member_id: Annotated[NonEmptyStr, pii("identifier")]
     from_org_id: PartyId | None = None
+    grid_id: GridId | None = Field(None, description="the grid the member lives in (居住网格), counted for coverage")
     reason: Annotated[Text, pii("free_text")] = ""
     occurred_at: Timestamp | None = None
 

@@ -26,7 +26,7 @@ from . import readmedoc
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-SERVICES = ("grid", "orders", "points", "assessment")
+SERVICES = ("grid", "orders", "points", "assessment", "party")
 START, END = "<!-- pii:start -->", "<!-- pii:end -->"
 
 ERASED = ("of `person.erased.v1`, nothing: the id it carries names the rows to erase, and the pseudonym "
@@ -54,6 +54,14 @@ KEEPS: dict[tuple[str, str], str] = {
     ("points", "orders"): ERASED,
     ("assessment", "orders"): ERASED,
     ("assessment", "points"): ERASED,
+    ("party", "grid"): ERASED,
+    ("party", "orders"): ERASED,
+    ("party", "points"): ERASED,
+    ("party", "assessment"): ERASED,
+    ("grid", "party"): ERASED,
+    ("orders", "party"): ERASED,
+    ("points", "party"): ERASED,
+    ("assessment", "party"): ERASED,
 }
 """(publishing service, reading service) -> what the reader keeps in its own tables. The
 integration tests of the projections check that no free text, location or media is kept

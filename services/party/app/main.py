@@ -1,0 +1,77 @@
+"""The party service worker: intake + the coverage timer + queries on the kit runtime.
+
+Run: ``python -m services.party.app worker``.
+"""
+from __future__ import annotations
+
+from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
+from services.kit.routes import Request
+from services.kit.runtime import ServiceRuntime
+from services.kit.uow import UnitOfWork
+from services.party.projection import queries
+
+from . import access, api
+from . import metrics as mx
+from .handler import PartyHandler
+from .settings import MIGRATIONS, PartySettings
+
+settings = PartySettings()
+handler = PartyHandler(settings)
+
+rt = ServiceRuntime("party", settings, migrations=MIGRATIONS)
+rt.consume("intake", [PARTY.intake], handler)
+rt.consume("erasures", [GRID.events, ORDERS.events, POINTS.events, ASSESSMENT.events], handler)  # person.erased.v1
+rt.command_api(handler)
+
+
+# -- timers ---------------------------------------------------------------------------------
+
+
+@rt.timer(settings.coverage_interval_seconds, name="coverage", exclusive=True)
+async def coverage(uow: UnitOfWork) -> None:
+    """Coverage gaps, once per grid (one worker at a time), and the gauges."""
+    await handler.report_coverage_gaps(uow)
+    for kind, n in (await queries.org_counts(uow.conn)).items():
+        mx.ORGS.labels(kind).set(n)
+    mx.COVERAGE_GAPS.set(await queries.open_gaps(uow.conn))
+
+
+# -- queries --------------------------------------------------------------------------------
+# Who reads what (services.party.app.access): an auditor everything; a party secretary and a
+# community or street officer the organisations and grids of the areas in their scope. Anything
+# else is a 404 (a single object) or left out (a list), so that existence does not leak.
+
+
+async def _org_for(conn, org_id: str, principal):
+    org = await queries.get_org(conn, org_id)
+    return org if org is not None and access.may_read(principal, org["grid_id"] or org["community_id"]
+                                                      or org["street_id"]) else None
+
+
+rt.lookup("/v1/orgs/{org_id}", path=api.OrgRef, out=api.OrgOut, fetch=_org_for, scoped=True,
+          roles=access.READERS,
+          summary="A Party organisation (党组织) with its members (组织关系, 党员中心户), children and history.")
+
+
+@rt.get("/v1/orgs", query=api.OrgQuery, responses={200: api.OrgPage}, roles=access.READERS)
+async def list_orgs(req: Request[None, api.OrgQuery, None]):
+    """Organisations by kind / area / parent, in id order, paginated.
+
+    Only the organisations of the areas in the caller's scope (an auditor: every one)."""
+    q = req.query
+    async with rt.connection() as conn:
+        return await queries.list_orgs(conn, kind=q.kind and q.kind.value, area_id=q.area_id,
+                                       parent_id=q.parent_id, limit=q.limit, offset=q.offset,
+                                       restrict=lambda where: access.org_filter(where, req.principal))
+
+
+@rt.get("/v1/coverage", query=api.CoverageQuery, responses={200: api.Coverage}, roles=access.READERS)
+async def coverage_of_street(req: Request[None, api.CoverageQuery, None]):
+    """组织覆盖: the street's grids with members or a grid branch, and its gaps (a grid with at
+    least 3 members and no branch). Only the grids in the caller's scope."""
+    async with rt.connection() as conn:
+        return await queries.coverage(conn, req.query.street_id,
+                                      restrict=lambda where: access.org_filter(where, req.principal, "g."))
+
+
+app = rt.app
