@@ -62,6 +62,7 @@ acl assessment-service Read group prefixed assessment-service
 acl assessment-service Read topic literal assessment.intake.v1
 acl assessment-service Read topic literal grid.events.v1
 acl assessment-service Read topic literal orders.events.v1
+acl assessment-service Read topic literal party.events.v1
 acl assessment-service Read topic literal points.events.v1
 acl assessment-service Write topic literal assessment.dlq.v1
 acl assessment-service Write topic literal assessment.events.v1
