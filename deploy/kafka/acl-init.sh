@@ -77,6 +77,7 @@ acl grid-service Read group prefixed grid-service
 acl grid-service Read topic literal assessment.events.v1
 acl grid-service Read topic literal grid.intake.v1
 acl grid-service Read topic literal orders.events.v1
+acl grid-service Read topic literal party.events.v1
 acl grid-service Read topic literal points.events.v1
 acl grid-service Write topic literal grid.dlq.v1
 acl grid-service Write topic literal grid.events.v1
@@ -98,6 +99,7 @@ acl orders-service Read group prefixed orders-service
 acl orders-service Read topic literal assessment.events.v1
 acl orders-service Read topic literal grid.events.v1
 acl orders-service Read topic literal orders.intake.v1
+acl orders-service Read topic literal party.events.v1
 acl orders-service Read topic literal points.events.v1
 acl orders-service Write topic literal orders.dlq.v1
 acl orders-service Write topic literal orders.events.v1
@@ -119,6 +121,7 @@ acl points-service Read group prefixed points-service
 acl points-service Read topic literal assessment.events.v1
 acl points-service Read topic literal grid.events.v1
 acl points-service Read topic literal orders.events.v1
+acl points-service Read topic literal party.events.v1
 acl points-service Read topic literal points.intake.v1
 acl points-service Write topic literal points.dlq.v1
 acl points-service Write topic literal points.events.v1

@@ -41,9 +41,9 @@ APP_PHRASES: dict[str, tuple[str, ...]] = {
 phrase in the registry fails :func:`writers_of` until it is given principals here."""
 
 CONSUMES: dict[str, tuple[Topic, ...]] = {
-    "grid": (GRID.intake, ORDERS.events, POINTS.events, ASSESSMENT.events),
-    "orders": (ORDERS.intake, GRID.events, POINTS.events, ASSESSMENT.events),
-    "points": (POINTS.intake, ORDERS.events, GRID.events, ASSESSMENT.events),
+    "grid": (GRID.intake, ORDERS.events, POINTS.events, ASSESSMENT.events, PARTY.events),
+    "orders": (ORDERS.intake, GRID.events, POINTS.events, ASSESSMENT.events, PARTY.events),
+    "points": (POINTS.intake, ORDERS.events, GRID.events, ASSESSMENT.events, PARTY.events),
     "assessment": (ASSESSMENT.intake, GRID.events, ORDERS.events, POINTS.events, PARTY.events),
     # orders' events for the members' service log (双重管理), the others' for person.erased.v1
     "party": (PARTY.intake, ORDERS.events, GRID.events, POINTS.events, ASSESSMENT.events),
