@@ -17,7 +17,8 @@ from services.kit.sql import Where
 from .policy import OFFICERS, SECRETARY
 
 ACTORS = (SECRETARY,)
-"""Who acts on an existing organisation (its members, its 党员中心户)."""
+"""Who acts on an existing organisation (its members, its 党员中心户, its organisational life,
+its members' commitments)."""
 
 READERS = (SECRETARY, *OFFICERS, "auditor")
 """Who may call the organisation and coverage routes (each reads what its scope allows)."""

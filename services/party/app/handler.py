@@ -15,6 +15,7 @@ changed states and then the organisations' history and the members' current orga
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 from schemas.common import Command, Event
 from schemas.party import (
@@ -29,19 +30,23 @@ from services.party.projection import store
 from services.party.projection.store import ORGS, OrgLog
 
 from . import access
+from .life import LifeSteps, load_life_policy
 from . import metrics as mx
 from .policy import POLICY
 from .settings import PartySettings
 
 
-class PartyHandler(Handler):
-    """The organisation tree (党组织, 组织关系, 党员中心户) and its coverage."""
+class PartyHandler(LifeSteps, Handler):
+    """The organisation tree (党组织, 组织关系, 党员中心户) and its coverage; organisational life,
+    commitments and the member half of 双报到 (:class:`~services.party.app.life.LifeSteps`)."""
 
     service = "party"
     policy = POLICY
 
     def __init__(self, settings: PartySettings):
         self.settings = settings
+        self.life_policy = load_life_policy(settings.org_life_path)
+        self.report_window = timedelta(days=settings.member_report_window_days)
 
     # -- the batch step ----------------------------------------------------------------
 

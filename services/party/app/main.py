@@ -1,16 +1,19 @@
-"""The party service worker: intake + the coverage timer + queries on the kit runtime.
+"""The party service worker: intake + the coverage, organisational life and member timers + queries
+on the kit runtime.
 
 Run: ``python -m services.party.app worker``.
 """
 from __future__ import annotations
 
 from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
+from services.kit.http import HttpError
 from services.kit.routes import Request
 from services.kit.runtime import ServiceRuntime
 from services.kit.uow import UnitOfWork
+from services.party.projection import life as life_db
 from services.party.projection import queries
 
-from . import access, api
+from . import access, api, life
 from . import metrics as mx
 from .handler import PartyHandler
 from .settings import MIGRATIONS, PartySettings
@@ -20,7 +23,9 @@ handler = PartyHandler(settings)
 
 rt = ServiceRuntime("party", settings, migrations=MIGRATIONS)
 rt.consume("intake", [PARTY.intake], handler)
-rt.consume("erasures", [GRID.events, ORDERS.events, POINTS.events, ASSESSMENT.events], handler)  # person.erased.v1
+# person.erased.v1 of every other service; of orders' events also the members' registrations and
+# the completed and evaluated orders (the member half of 双报到 and its quarterly feedback)
+rt.consume("erasures", [GRID.events, ORDERS.events, POINTS.events, ASSESSMENT.events], handler)
 rt.command_api(handler)
 
 
@@ -34,6 +39,33 @@ async def coverage(uow: UnitOfWork) -> None:
     for kind, n in (await queries.org_counts(uow.conn)).items():
         mx.ORGS.labels(kind).set(n)
     mx.COVERAGE_GAPS.set(await queries.open_gaps(uow.conn))
+
+
+@rt.timer(settings.org_life_interval_seconds, name="org_life", exclusive=True)
+async def org_life(uow: UnitOfWork) -> None:
+    """Closed periods without a meeting of a kind an organisation must hold → party.org_life.overdue.v1,
+    once each (one worker at a time)."""
+    await handler.check_org_life(uow)
+
+
+@rt.timer(settings.member_interval_seconds, name="member_reports", exclusive=True)
+async def member_reports(uow: UnitOfWork) -> None:
+    """Members whose unit has not reported within the window → party.member.report_overdue.v1, once each."""
+    await handler.check_member_reports(uow, settings.member_batch)
+
+
+@rt.timer(settings.member_interval_seconds, name="member_feedback", exclusive=True)
+async def member_feedback(uow: UnitOfWork) -> None:
+    """双重管理: the last quarter's party.member.feedback.v1, once per member and quarter."""
+    await handler.quarterly_feedback(uow, settings.member_batch)
+
+
+life_metrics = life.register_metrics()
+
+
+@rt.timer(settings.metrics_interval_seconds, name="life_metrics")
+async def refresh_life_metrics(uow: UnitOfWork) -> None:
+    life_metrics.update(await life_db.snapshot(uow.conn))
 
 
 # -- queries --------------------------------------------------------------------------------
@@ -72,6 +104,20 @@ async def coverage_of_street(req: Request[None, api.CoverageQuery, None]):
     async with rt.connection() as conn:
         return await queries.coverage(conn, req.query.street_id,
                                       restrict=lambda where: access.org_filter(where, req.principal, "g."))
+
+
+@rt.get("/v1/orgs/{org_id}/life", path=api.OrgRef, query=life.LifeQuery, responses={200: life.LifeOut},
+        roles=access.READERS)
+async def org_life_of(req: Request[api.OrgRef, life.LifeQuery, None]):
+    """组织生活: an organisation's meetings held and periods missed (reported overdue), of one period
+    or all. An organisation outside the caller's scope is a 404, like an unknown one."""
+    org_id, period = req.path.org_id, req.query.period
+    async with rt.connection() as conn:
+        if await _org_for(conn, org_id, req.principal) is None:
+            raise HttpError(404, "not_found", f"no org {org_id!r}", "org_id")
+        entries = await life_db.life_of(conn, org_id, period)
+    return {"org_id": org_id, "period": period, "held": sum(1 for e in entries if e["held"]),
+            "missed": sum(1 for e in entries if not e["held"]), "entries": entries}
 
 
 app = rt.app

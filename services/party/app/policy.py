@@ -10,10 +10,16 @@ in an organisation of the caller's scope, and a unit's Party organisation is est
 under a parent in it; any other organisation is refused exactly as an unknown one
 (``unknown_org`` / ``unknown_parent``), so that its existence does not leak. A transfer
 (转接) into an organisation of the caller's scope may come from an organisation outside it.
+Organisational life is recorded, and a member's commitments made, fulfilled and rated, by a
+secretary of the organisation (the member's) in their scope; any other is refused as unknown
+(``unknown_org`` / ``unknown_member``).
 """
 from __future__ import annotations
 
-from schemas.party import AttachMember, ErasePerson, EstablishOrg, MarkCentralHousehold, OrgKind, ReportUnit
+from schemas.party import (
+    AttachMember, ErasePerson, EstablishOrg, FulfilCommitment, MakeCommitment, MarkCentralHousehold, OrgKind,
+    RateCommitment, RecordOrgLife, ReportUnit,
+)
 from services.kit.policy import SUB, Policy, allow
 from services.party.domain import building_grid
 
@@ -37,6 +43,10 @@ POLICY = Policy("party", {
                         note="a unit's Party organisation under a parent in the caller's scope"),
     AttachMember: allow(SECRETARY, note="into an organisation in the caller's scope (from any)"),
     MarkCentralHousehold: allow(SECRETARY, note="in a building group in the caller's scope"),
+    RecordOrgLife: allow(SECRETARY, note="for an organisation in the caller's scope"),
+    MakeCommitment: allow(SECRETARY, note="for a member of an organisation in the caller's scope"),
+    FulfilCommitment: allow(SECRETARY, note="for a member of an organisation in the caller's scope"),
+    RateCommitment: allow(SECRETARY, note="for a member of an organisation in the caller's scope"),
     ReportUnit: allow(*OFFICERS, SECRETARY, area=lambda c: c.community_id),
     ErasePerson: allow("data_protection_officer", actor={"requested_by": SUB}, note="any person, with a reason"),
 })

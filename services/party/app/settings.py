@@ -8,6 +8,8 @@ from pydantic_settings import SettingsConfigDict
 
 from services.kit.settings import ServiceSettings
 
+PARTY_DIR = Path(__file__).resolve().parent.parent
+
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 """The party service's numbered SQL migrations (schema ``party``)."""
 
@@ -21,3 +23,16 @@ class PartySettings(ServiceSettings):
     coverage_interval_seconds: float = Field(
         60.0, gt=0, description="how often the timer looks for grids with members and no grid branch (coverage "
                                 "gaps, each reported once) and refreshes the party_orgs gauge")
+    org_life_path: Path = Field(PARTY_DIR / "policy" / "org_life.yaml",
+                                description="the frequency table of organisational life (三会一课, 主题党日)")
+    org_life_interval_seconds: float = Field(
+        3600.0, gt=0, description="how often the timer looks for closed periods without a meeting of a kind an "
+                                  "organisation must hold (each reported once)")
+    member_report_window_days: float = Field(
+        30.0, gt=0, description="how long after a member's registration their unit has to have reported (单位报到)")
+    member_interval_seconds: float = Field(
+        3600.0, gt=0, description="how often the timers flag members whose unit has not reported and give the "
+                                  "last quarter's feedback to members' units")
+    member_batch: int = Field(500, ge=1, description="members each member timer takes per round")
+    metrics_interval_seconds: float = Field(15.0, gt=0, description="how often the life metrics are read from "
+                                                                    "the projection")
