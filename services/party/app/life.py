@@ -168,7 +168,7 @@ class LifeSteps:
     async def order_evaluated(self, uow: UnitOfWork, event: OrderEvaluated) -> None:
         """考单: counted for the assignee's quarterly feedback."""
         await db.order_evaluated(uow.conn, event.order_id, event.assignee_id, event.passed, event.rating,
-                                 getattr(event, "occurred_at", None) or uow.now)
+                                 event.at or uow.now)
 
     async def check_member_reports(self, uow: UnitOfWork, limit: int = 500) -> int:
         """Members whose unit has not reported within the window after their registration are

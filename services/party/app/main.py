@@ -6,8 +6,7 @@ Run: ``python -m services.party.app worker``.
 from __future__ import annotations
 
 from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
-from services.kit.http import HttpError
-from services.kit.routes import Request
+from services.kit.routes import Request, found
 from services.kit.runtime import ServiceRuntime
 from services.kit.uow import UnitOfWork
 from services.party.projection import life as life_db
@@ -113,8 +112,7 @@ async def org_life_of(req: Request[api.OrgRef, life.LifeQuery, None]):
     or all. An organisation outside the caller's scope is a 404, like an unknown one."""
     org_id, period = req.path.org_id, req.query.period
     async with rt.connection() as conn:
-        if await _org_for(conn, org_id, req.principal) is None:
-            raise HttpError(404, "not_found", f"no org {org_id!r}", "org_id")
+        found(await _org_for(conn, org_id, req.principal), "org", org_id, "org_id")
         entries = await life_db.life_of(conn, org_id, period)
     return {"org_id": org_id, "period": period, "held": sum(1 for e in entries if e["held"]),
             "missed": sum(1 for e in entries if not e["held"]), "entries": entries}
