@@ -19,6 +19,8 @@ from schemas.party import (
 )
 from schemas.topics import ORDERS, PARTY
 from services.kit.clock import SHANGHAI, SteppedCalendar, month_start, next_month
+from services.party.app.life import previous_quarter
+from services.party.domain.members import quarter_bounds
 from tests.support.identity import token
 from tests.support.kafka import command, read_all, send
 from tests.support.procs import Worker, http
@@ -189,9 +191,14 @@ async def test_a_member_overdue_once_a_move_flagged_and_a_quarters_feedback(sim,
     moved = await wait_for(lambda: overdue(True))
     assert (moved[0]["from_community_id"], moved[0]["community_id"]) == (COMMUNITY, OTHER_COMMUNITY)
 
-    # 双重管理: a member registered in the first quarter gets its feedback, from the quarter's orders
+    # 双重管理: once a quarter has ended, a member registered in it gets its feedback, from the
+    # quarter's orders (the quarter has two simulated months to run: the timer sees it as the last one)
+    while clock.now().astimezone(SHANGHAI).month % 3 != 1:
+        await asyncio.sleep(0.1)
+    quarter = previous_quarter(clock.now())
+    start, _ = quarter_bounds(quarter)
     served = uid("pm")
-    march = datetime(2026, 3, 20, 10, tzinfo=SHANGHAI)
+    march = start + timedelta(days=20)
     o1, o2 = uid("o"), uid("o")
     await send(module_kafka, ORDERS.events.name,
                orders_event(OrderCompleted(order_id=o1, assignee_id=served, service_minutes=60, at=march)),
@@ -208,11 +215,11 @@ async def test_a_member_overdue_once_a_move_flagged_and_a_quarters_feedback(sim,
     finally:
         await conn.close()
     await send(module_kafka, ORDERS.events.name, orders_event(MemberRegistered(
-        member_id=served, community_id=COMMUNITY, unit_id=unit, at=datetime(2026, 3, 1, tzinfo=SHANGHAI))))
+        member_id=served, community_id=COMMUNITY, unit_id=unit, at=start)))
 
     async def feedback():
         return await events_of(module_kafka, "party.member.feedback.v1",
-                               lambda d: d["member_id"] == served and d["quarter"] == "2026-Q1")
+                               lambda d: d["member_id"] == served and d["quarter"] == quarter)
     got = await wait_for(feedback)
     await asyncio.sleep(1.0)
     got = await feedback()
