@@ -1,8 +1,9 @@
 """What the party service removes when a person is erased (:mod:`services.kit.erasure` does the rest).
 
-A member's id is a key of their organisation's state (its members and the grids they live in):
-it becomes the pseudonym there; the reason given for their attachment or transfer goes (in the
-organisation's history). Organisations, kinds, areas, grids and times stay (statistics); every
+A member's id is a key of their organisation's state (its members and the grids they live in),
+of their commitments, of their follow-up and of the orders they served, and is in the attendance
+of meetings: it becomes the pseudonym there; the reason given for their attachment or transfer
+goes (in the organisation's history), and so do the words of their commitments. Organisations, kinds, areas, grids and times stay (statistics); every
 other id of the person becomes the pseudonym.
 """
 from __future__ import annotations
@@ -19,3 +20,28 @@ async def scrub(conn: asyncpg.Connection, person_id: str, pseudonym: str) -> Non
             WHERE state->'members' ? $1::text""", person_id, pseudonym)
     await conn.execute("UPDATE org_history SET data = data - $2::text[] WHERE data->>'member_id' = $1",
                        person_id, FREE_TEXT_KEYS)
+    # commitments, follow-up and the orders a member served: keyed by the member, who becomes the
+    # pseudonym; the words of their commitments go
+    await conn.execute(
+        """UPDATE commitments SET member_id = $2,
+                  state = jsonb_set(state, '{member_id}', to_jsonb($2::text)) || jsonb_build_object('commitments',
+                      coalesce((SELECT jsonb_agg(c || '{"text": "", "note": ""}'::jsonb)
+                                  FROM jsonb_array_elements(state->'commitments') c), '[]'::jsonb))
+            WHERE member_id = $1""", person_id, pseudonym)
+    await conn.execute("""UPDATE member_follow_ups SET member_id = $2,
+                                 state = jsonb_set(state, '{member_id}', to_jsonb($2::text)) WHERE member_id = $1""",
+                       person_id, pseudonym)
+    await conn.execute("UPDATE member_orders SET member_id = $2 WHERE member_id = $1", person_id, pseudonym)
+    # a meeting's attendance names them: the pseudonym instead
+    await conn.execute(
+        """UPDATE org_life SET state = jsonb_set(state, '{meetings}', (
+                  SELECT jsonb_agg(m || jsonb_build_object(
+                      'attendees', (SELECT coalesce(jsonb_agg(CASE WHEN a = to_jsonb($1::text) THEN to_jsonb($2::text)
+                                                                  ELSE a END), '[]'::jsonb)
+                                      FROM jsonb_array_elements(m->'attendees') a),
+                      'absentees', (SELECT coalesce(jsonb_agg(CASE WHEN a = to_jsonb($1::text) THEN to_jsonb($2::text)
+                                                                  ELSE a END), '[]'::jsonb)
+                                      FROM jsonb_array_elements(m->'absentees') a)))
+                    FROM jsonb_array_elements(state->'meetings') m))
+            WHERE state::text LIKE '%' || to_json($1::text)::text || '%'
+              AND jsonb_array_length(state->'meetings') > 0""", person_id, pseudonym)

@@ -15,7 +15,7 @@ import pytest
 
 from schemas.orders import MemberRegistered, OrderCompleted, OrderEvaluated
 from schemas.party import (
-    AttachMember, EstablishOrg, FulfilCommitment, MakeCommitment, OrgKind, OrgLifeKind, RateCommitment, RecordOrgLife,
+    AttachMember, ErasePerson, EstablishOrg, FulfilCommitment, MakeCommitment, OrgKind, OrgLifeKind, RateCommitment, RecordOrgLife,
 )
 from schemas.topics import ORDERS, PARTY
 from services.kit.clock import SHANGHAI, SteppedCalendar, month_start, next_month
@@ -142,9 +142,9 @@ async def test_a_meeting_held_and_a_missed_month_reported_once(sim, module_kafka
     assert 'party_org_life_held_total{kind="theme_day"} 0.0' not in text
 
 
-async def test_a_commitment_made_fulfilled_and_rated(sim):
+async def test_a_commitment_made_fulfilled_and_rated_and_its_member_erased(sim, module_database_url):
     w, clock = sim
-    _, member = await a_community_with_a_member(w)
+    community, member = await a_community_with_a_member(w)
     year = clock.now().astimezone(SHANGHAI).year
     make = MakeCommitment(member_id=member, commitment_id=uid("c"), year=year, text="每月参加一次志愿服务")
     status, body = await post_command(w, make, OUTSIDER)
@@ -161,6 +161,24 @@ async def test_a_commitment_made_fulfilled_and_rated(sim):
     assert status == 200 and body["events"][0]["data"]["rating"] == 5, body
     status, body = await post_command(w, rate.model_copy(update={"rating": 3}), SECRETARY)
     assert (status, body["error"]) == (409, "already_rated"), body
+
+    # erased: the member becomes the pseudonym in their commitments and in a meeting's attendance
+    status, body = await post_command(w, RecordOrgLife(org_id=community, meeting_id=uid("m"),
+                                                       kind=OrgLifeKind.THEME_DAY, held_at=clock.now(),
+                                                       attendees=[member]), SECRETARY)
+    assert status == 200 and body["events"], body
+    status, body = await post_command(w, ErasePerson(person_id=member, reason="个人信息删除申请"),
+                                      token(sub="dpo-1", roles=["data_protection_officer"]))
+    assert status == 200, body
+    pseudonym = body["events"][0]["data"]["pseudonym"]
+    conn = await asyncpg.connect(module_database_url)
+    try:
+        kept = await conn.fetchval("SELECT state FROM party.commitments WHERE member_id = $1", pseudonym)
+        life = await conn.fetchval("SELECT state::text FROM party.org_life WHERE org_id = $1", community)
+    finally:
+        await conn.close()
+    assert kept is not None and "志愿服务" not in kept and member not in kept
+    assert member not in life and pseudonym in life
 
 
 def orders_event(payload):
