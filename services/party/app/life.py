@@ -210,7 +210,7 @@ class LifeSteps:
 
 
 class LifeQuery(BaseModel):
-    period: str | None = Field(None, pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$",
+    period: str | None = Field(None, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$",
                                description="a Shanghai month (2026-11) or quarter (2026-Q4); every period when absent")
 
 
