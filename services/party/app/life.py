@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 import yaml
 from prometheus_client.core import REGISTRY, CounterMetricFamily
@@ -27,20 +26,17 @@ from pydantic import BaseModel, Field
 
 from schemas.common import Event
 from schemas.orders import MemberRegistered, OrderCompleted, OrderEvaluated
-from schemas.party import (
-    CommitmentFulfilled, CommitmentMade, CommitmentRated, FulfilCommitment, MakeCommitment, OrgLifeKind,
-    RateCommitment, RecordOrgLife,
-)
+from schemas.party import FulfilCommitment, MakeCommitment, OrgLifeKind, RateCommitment, RecordOrgLife
 from services.kit.errors import NotFound
 from services.kit.handlers import handles, prepares
 from services.kit.locks import advisory_locks
 from services.kit.uow import UnitOfWork
 from services.party.domain.life import (
     LifeContext, OrgLifePolicy, decide_commitment, decide_org_life, evolve_commitment, evolve_org_life,
-    org_life_overdue, period_of, Every,
+    org_life_overdue,
 )
 from services.party.domain.members import (
-    MemberContext, evolve_follow_up, member_report_overdue, on_member_registered, quarterly_feedback, SHANGHAI,
+    SHANGHAI, MemberContext, evolve_follow_up, member_report_overdue, on_member_registered, quarterly_feedback,
 )
 from services.party.projection import life as db
 from services.party.projection.life import COMMITMENTS, FOLLOW_UPS, ORG_LIFE

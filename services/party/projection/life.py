@@ -17,7 +17,7 @@ import asyncpg
 
 from schemas.envelope import Emitted
 from services.kit.aggregates import AggregateStore
-from services.party.domain.life import CommitmentsState, Every, OrgLifePolicy, OrgLifeState, OrgRef, period_of
+from services.party.domain.life import CommitmentsState, OrgLifePolicy, OrgLifeState, OrgRef, period_of
 from services.party.domain.members import MemberFollowUp, OrderTally, quarter_bounds
 
 ORG_LIFE = AggregateStore(OrgLifeState, table="org_life", id_column="org_id")
@@ -168,4 +168,4 @@ async def snapshot(conn: asyncpg.Connection) -> LifeSnapshot:
     return s
 
 
-__all__ = ["COMMITMENTS", "FOLLOW_UPS", "LifeSnapshot", "ORG_LIFE", "Every"]
+__all__ = ["COMMITMENTS", "FOLLOW_UPS", "LifeSnapshot", "ORG_LIFE"]
