@@ -30,12 +30,14 @@ from services.party.projection.store import ORGS, OrgLog
 
 from . import access
 from . import metrics as mx
+from .councils import CouncilSteps  # 区域化党建, 双报到 of units
 from .policy import POLICY
 from .settings import PartySettings
 
 
-class PartyHandler(Handler):
-    """The organisation tree (党组织, 组织关系, 党员中心户) and its coverage."""
+class PartyHandler(CouncilSteps, Handler):
+    """The organisation tree (党组织, 组织关系, 党员中心户) and its coverage (the regional council,
+    units and projects in :class:`~services.party.app.councils.CouncilSteps`)."""
 
     service = "party"
     policy = POLICY

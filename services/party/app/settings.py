@@ -21,3 +21,8 @@ class PartySettings(ServiceSettings):
     coverage_interval_seconds: float = Field(
         60.0, gt=0, description="how often the timer looks for grids with members and no grid branch (coverage "
                                 "gaps, each reported once) and refreshes the party_orgs gauge")
+    council_interval_seconds: float = Field(
+        60.0, gt=0, description="how often the council timer makes proposals effective at the end of their "
+                                "公示, reports quarters without a joint meeting and supervises resolutions past "
+                                "their deadline (each once)")
+    council_batch: int = Field(500, ge=1, description="councils the council timer checks per round, at most")
