@@ -17,7 +17,7 @@ import pytest
 
 from schemas.envelope import Message, envelope_for
 from schemas.party import (
-    ClaimProject, CompleteProject, CompleteResolution, CouncilLevel, CouncilSeat, HoldMeeting, PostProject,
+    ClaimProject, ErasePerson, CompleteProject, CompleteResolution, CouncilLevel, CouncilSeat, HoldMeeting, PostProject,
     ProposeCouncil, RateProject, ReportUnit, ResolutionItem,
 )
 from schemas.topics import PARTY
@@ -103,9 +103,10 @@ async def timer_round(pool, handler: PartyHandler, now: datetime) -> tuple[int, 
     return checked, emitted(uow)
 
 
-def seats(n: int, part_time: int) -> tuple[CouncilSeat, ...]:
-    return tuple(CouncilSeat(person_id=f"p{i}", role="secretary" if i == 0 else "member", part_time=i < part_time,
-                             unit_id=f"unit-{i}" if i < part_time else None) for i in range(n))
+def seats(people: list[str], part_time: int) -> tuple[CouncilSeat, ...]:
+    return tuple(CouncilSeat(person_id=p, name=f"委员{i}", role="secretary" if i == 0 else "member",
+                             part_time=i < part_time, unit_id=f"unit-{i}" if i < part_time else None)
+                 for i, p in enumerate(people))
 
 
 async def get(w: Worker, path: str, tok: str = READER):
@@ -129,14 +130,15 @@ async def wait_for(fn, *, timeout: float = 20.0, every: float = 0.2):
 
 async def test_a_council_takes_effect_after_its_publication_meets_and_misses_a_quarter_once(worker, pool, handler):
     council = uid("rc")
+    members = [uid("p") for _ in range(7)]
     # the 1/3 rule: two part-time members of seven are too few, and nothing is kept
     bad = await run(pool, handler, ProposeCouncil(council_id=council, level=CouncilLevel.COMMUNITY,
-                                                  area_id=COMMUNITY, seats=seats(7, 2)), T0)
+                                                  area_id=COMMUNITY, seats=seats(members, 2)), T0)
     assert refusals(bad) == ["part_time_below_third"] and emitted(bad) == []
     assert (await get(worker, f"/v1/councils/{council}"))[0] == 404
 
     proposed = await run(pool, handler, ProposeCouncil(council_id=council, level=CouncilLevel.COMMUNITY,
-                                                       area_id=COMMUNITY, seats=seats(7, 3)), T0)
+                                                       area_id=COMMUNITY, seats=seats(members, 3)), T0)
     assert emitted(proposed) == ["party.council.proposed.v1"]
     assert proposed.emitted[0].data["proposed_by"] == "sec-1"
     status, body = await get(worker, f"/v1/councils/{council}")
@@ -152,7 +154,6 @@ async def test_a_council_takes_effect_after_its_publication_meets_and_misses_a_q
     assert status == 200 and body["effective"] and len(body["current"]["seats"]) == 7, body
 
     # a meeting with 4 of 7 has a quorum and adopts a resolution; 3 of 7 adopts nothing
-    members = [f"p{i}" for i in range(7)]
     due = T0 + timedelta(days=40)
     met = await run(pool, handler, HoldMeeting(
         council_id=council, meeting_id=uid("m"), held_at=T0 + timedelta(days=9), attendees=tuple(members[:4]),
@@ -188,6 +189,15 @@ async def test_a_council_takes_effect_after_its_publication_meets_and_misses_a_q
         await dispatch(handler, uow, [Message(envelope=envelope_for(cmd, source="/tests"), payload=cmd,
                                               principal=outsider)])
         assert refusals(uow) == ["unknown_council"]
+
+    # a member erased: their seat keeps its role and unit, under the pseudonym, without a name
+    status, body = await post_command(worker, ErasePerson(person_id=members[6], reason="个人信息删除申请"))
+    assert status == 200, body
+    pseudonym = body["events"][0]["data"]["pseudonym"]
+    status, body = await get(worker, f"/v1/councils/{council}")
+    seat = next(s for s in body["current"]["seats"] if s["person_id"] == pseudonym)
+    assert seat["name"] is None and members[6] not in str(body)
+    assert next(s for s in body["current"]["seats"] if s["person_id"] == members[5])["name"] == "委员5"
 
 
 async def test_a_unit_reports_and_a_project_is_posted_claimed_completed_and_rated(worker, module_kafka):
