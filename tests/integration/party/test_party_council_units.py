@@ -12,7 +12,6 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
-import asyncpg
 import pytest
 
 from schemas.envelope import Message, envelope_for
