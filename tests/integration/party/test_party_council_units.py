@@ -17,7 +17,7 @@ import pytest
 from schemas.envelope import Message, envelope_for
 from schemas.party import (
     ClaimProject, ErasePerson, CompleteProject, CompleteResolution, CouncilLevel, CouncilSeat, HoldMeeting, PostProject,
-    ProposeCouncil, RateProject, ReportUnit, ResolutionItem,
+    ProposeCouncil, RateProject, ReportUnit, ResolutionItem, SignAgreement,
 )
 from schemas.topics import PARTY
 from services.kit.clock import SHANGHAI
@@ -210,6 +210,21 @@ async def test_a_unit_reports_and_a_project_is_posted_claimed_completed_and_rate
     page = await wait_for(reported)
     row = next(u for u in page["items"] if u["unit_id"] == unit)
     assert (row["street_id"], row["resources"]) == (STREET, ["义诊", "会议室"])
+
+    # 共建协议 with the community, renewed under the same id; a unit that never reported there cannot sign
+    agreement, start = uid("ag"), datetime(2027, 1, 1, tzinfo=SHANGHAI)
+    for valid_from, renewal in ((start, False), (start.replace(year=2028), True)):
+        status, body = await post_command(worker, SignAgreement(
+            agreement_id=agreement, unit_id=unit, community_id=COMMUNITY, commitments=("义诊",),
+            valid_from=valid_from, valid_until=valid_from.replace(year=valid_from.year + 1)))
+        assert status == 200 and [e["data"]["renewal"] for e in body["events"]] == [renewal], body
+    status, body = await post_command(worker, SignAgreement(
+        agreement_id=uid("ag"), unit_id=stranger, community_id=COMMUNITY, commitments=("场地",),
+        valid_from=start, valid_until=start.replace(year=2028)))
+    assert (status, body["error"]) == (409, "unit_not_reported"), body
+    status, page = await get(worker, f"/v1/units?community_id={COMMUNITY}")
+    row = next(u for u in page["items"] if u["unit_id"] == unit)
+    assert [(a["agreement_id"], a["renewals"]) for a in row["agreements"]] == [(agreement, 1)]
 
     status, body = await post_command(worker, PostProject(project_id=project, community_id=COMMUNITY,
                                                           title="楼道照明改造", need="12 个楼道"))
