@@ -156,19 +156,23 @@ async def test_a_council_takes_effect_after_its_publication_meets_and_misses_a_q
     due = T0 + timedelta(days=40)
     met = await run(pool, handler, HoldMeeting(
         council_id=council, meeting_id=uid("m"), held_at=T0 + timedelta(days=9), attendees=tuple(members[:4]),
-        absentees=tuple(members[4:]), resolutions=(ResolutionItem(resolution_id="r-1", title="共建停车场",
-                                                                  owner_unit_id="unit-0", due_at=due),)),
+        absentees=tuple(members[4:]), resolutions=(
+            ResolutionItem(resolution_id="r-1", title="共建停车场", owner_unit_id="unit-0", due_at=due),
+            ResolutionItem(resolution_id="r-2", title="老旧小区改造", owner_unit_id="unit-1", due_at=due))),
         T0 + timedelta(days=10))
     assert emitted(met) == ["party.meeting.held.v1"] and met.emitted[0].data["quorum"] is True
     thin = await run(pool, handler, HoldMeeting(
         council_id=council, meeting_id=uid("m"), held_at=T0 + timedelta(days=11), attendees=tuple(members[:3]),
-        absentees=tuple(members[3:]), resolutions=(ResolutionItem(resolution_id="r-2", title="加装电梯",
+        absentees=tuple(members[3:]), resolutions=(ResolutionItem(resolution_id="r-3", title="加装电梯",
                                                                   owner_unit_id="unit-1", due_at=due),)),
         T0 + timedelta(days=12))
     assert refusals(thin) == ["no_quorum"] and emitted(thin) == []
     done = await run(pool, handler, CompleteResolution(council_id=council, resolution_id="r-1"),
                      T0 + timedelta(days=20))
     assert emitted(done) == ["party.resolution.completed.v1"] and done.emitted[0].data["on_time"] is True
+    # the other one, still open after its deadline, is supervised (督办) once
+    assert (await timer_round(pool, handler, due + timedelta(hours=1)))[1] == ["party.resolution.overdue.v1"]
+    assert (await timer_round(pool, handler, due + timedelta(hours=2)))[1] == []
 
     # the first whole quarter (2030-Q2) passes without a meeting: overdue once
     after_q2 = datetime(2030, 7, 1, 1, 0, tzinfo=SHANGHAI)
@@ -177,7 +181,8 @@ async def test_a_council_takes_effect_after_its_publication_meets_and_misses_a_q
     assert (await timer_round(pool, handler, after_q2 + timedelta(hours=1)))[1] == []
     status, body = await get(worker, f"/v1/councils/{council}")
     assert status == 200 and body["overdue_quarters"] == ["2030-Q2"] and body["met_quarters"] == ["2030-Q1"], body
-    assert [(r["resolution_id"], r["on_time"]) for r in body["resolutions"]] == [("r-1", True)]
+    assert [(r["resolution_id"], r["on_time"], r["overdue"]) for r in body["resolutions"]] == [
+        ("r-1", True, False), ("r-2", None, True)]
 
     # another street's secretary neither reads it nor holds a meeting of it (as unknown)
     assert (await get(worker, f"/v1/councils/{council}", OUTSIDER))[0] == 404
