@@ -28,8 +28,8 @@ from pydantic import BaseModel, Field
 
 from schemas.common import CommunityId, Event
 from schemas.party import (
-    ClaimProject, CompleteProject, CompleteResolution, CouncilLevel, HoldMeeting, PostProject, ProposeCouncil,
-    RateProject, ReportUnit, SignAgreement,
+    ClaimProject, CompleteProject, CompleteResolution, CouncilLevel, HoldMeeting, MeetingHeld, MeetingOverdue,
+    PostProject, ProposeCouncil, RateProject, ReportUnit, SignAgreement,
 )
 from services.kit.handlers import handles, prepares
 from services.kit.identity import Principal
@@ -43,6 +43,7 @@ from services.party.domain.units import (
 )
 from services.party.projection.councils import COUNCILS, PROJECTS, UNITS, agreement_holder, councils_due
 
+from . import metrics as mx
 from .policy import OFFICERS, SECRETARY
 
 COUNCIL_COMMANDS = (ProposeCouncil, HoldMeeting, CompleteResolution)
@@ -122,6 +123,10 @@ class CouncilSteps:
         for ev in events:
             uow.emit(ev, time=ev.occurred_at)
             councils.put(ev.council_id, evolve_council(councils.get(ev.council_id), ev))
+            if isinstance(ev, MeetingHeld):
+                uow.after_commit(mx.MEETINGS_HELD.labels("true" if ev.quorum else "false").inc)
+            elif isinstance(ev, MeetingOverdue):
+                uow.after_commit(mx.MEETINGS_OVERDUE.inc)
 
     # -- units and projects --------------------------------------------------------------
 

@@ -1,5 +1,11 @@
 """The regional council, units and projects in the party worker, on a real broker and database.
 
+A council takes effect at the end of its 公示, a meeting with a quorum adopts resolutions and one
+without adopts nothing, a resolution past its deadline is supervised once, a quarter without a
+meeting is reported once, the 1/3 rule and another area's secretary are refused, and an erased
+member's seat loses its name. A unit reports, signs and renews an agreement, and claims, completes
+and has rated a project; a unit that did not report cannot claim.
+
 The council's calendar (a 5-day 公示, quarters, deadlines) is played in the test process on the
 worker's database with a later ``now``, each batch and each timer round committed as the kit
 does, in 2030 (after the real clock, so that the worker's own council timer never finds these
@@ -13,11 +19,12 @@ import uuid
 from datetime import datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas.envelope import Message, envelope_for
 from schemas.party import (
-    ClaimProject, ErasePerson, CompleteProject, CompleteResolution, CouncilLevel, CouncilSeat, HoldMeeting, PostProject,
-    ProposeCouncil, RateProject, ReportUnit, ResolutionItem, SignAgreement,
+    ClaimProject, CompleteProject, CompleteResolution, CouncilLevel, CouncilSeat, ErasePerson, HoldMeeting,
+    PostProject, ProposeCouncil, RateProject, ReportUnit, ResolutionItem, SignAgreement,
 )
 from schemas.topics import PARTY
 from services.kit.clock import SHANGHAI
@@ -99,7 +106,13 @@ async def timer_round(pool, handler: PartyHandler, now: datetime) -> tuple[int, 
         checked = await handler.check_councils(uow)
         await uow.flush()
         await write_outbox(conn, uow.records)
+    uow.committed()
     return checked, emitted(uow)
+
+
+def counted(name: str, **labels: str) -> float:
+    """A counter of the party service in this process (the handler's, run here)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def seats(people: list[str], part_time: int) -> tuple[CouncilSeat, ...]:
@@ -154,6 +167,7 @@ async def test_a_council_takes_effect_after_its_publication_meets_and_misses_a_q
 
     # a meeting with 4 of 7 has a quorum and adopts a resolution; 3 of 7 adopts nothing
     due = T0 + timedelta(days=40)
+    held, overdue = counted("party_meetings_held_total", quorum="true"), counted("party_meetings_overdue_total")
     met = await run(pool, handler, HoldMeeting(
         council_id=council, meeting_id=uid("m"), held_at=T0 + timedelta(days=9), attendees=tuple(members[:4]),
         absentees=tuple(members[4:]), resolutions=(
@@ -179,6 +193,8 @@ async def test_a_council_takes_effect_after_its_publication_meets_and_misses_a_q
     assert (await timer_round(pool, handler, after_q2 - timedelta(hours=2)))[1] == []
     assert (await timer_round(pool, handler, after_q2))[1] == ["party.meeting.overdue.v1"]
     assert (await timer_round(pool, handler, after_q2 + timedelta(hours=1)))[1] == []
+    assert counted("party_meetings_held_total", quorum="true") == held + 1
+    assert counted("party_meetings_overdue_total") == overdue + 1
     status, body = await get(worker, f"/v1/councils/{council}")
     assert status == 200 and body["overdue_quarters"] == ["2030-Q2"] and body["met_quarters"] == ["2030-Q1"], body
     assert [(r["resolution_id"], r["on_time"], r["overdue"]) for r in body["resolutions"]] == [
