@@ -10,7 +10,8 @@ The council's calendar (a 5-day 公示, quarters, deadlines) is played in the te
 worker's database with a later ``now``, each batch and each timer round committed as the kit
 does, in 2030 (after the real clock, so that the worker's own council timer never finds these
 councils due); the worker answers ``GET /v1/councils/{council_id}``. Units and projects go
-through the worker itself, over Kafka and HTTP."""
+through the worker itself, over Kafka and HTTP; and the worker's own council timer makes a council
+whose 公示 has ended effective, once."""
 from __future__ import annotations
 
 import asyncio
@@ -36,7 +37,7 @@ from services.kit.uow import UnitOfWork
 from services.party.app.handler import PartyHandler
 from services.party.app.settings import PartySettings
 from tests.support.identity import command_token, token
-from tests.support.kafka import command, send
+from tests.support.kafka import command, of_type, read_all, send
 from tests.support.procs import Worker, http
 
 pytestmark = pytest.mark.integration
@@ -276,3 +277,27 @@ async def test_a_unit_reports_and_a_project_is_posted_claimed_completed_and_rate
     for path in (f"/v1/units?community_id={COMMUNITY}", f"/v1/projects?community_id={COMMUNITY}"):
         status, page = await get(worker, path, OUTSIDER)
         assert (status, page["total"], page["items"]) == (200, 0, []), page
+
+
+async def test_the_workers_council_timer_makes_a_council_effective_once_its_publication_has_ended(
+        worker, pool, handler, module_kafka):
+    council = uid("rc")
+    proposed_at = datetime.now(SHANGHAI) - timedelta(days=6)  # its 公示 ended yesterday
+    uow = await run(pool, handler, ProposeCouncil(council_id=council, level=CouncilLevel.COMMUNITY,
+                                                  area_id=COMMUNITY, seats=seats([uid("p") for _ in range(7)], 3)),
+                    proposed_at)
+    assert emitted(uow) == ["party.council.proposed.v1"]
+
+    async def effective():
+        status, body = await get(worker, f"/v1/councils/{council}")
+        return body if status == 200 and body["effective"] else None
+    body = await wait_for(effective)
+    assert body["pending"] is None and body["current"]["effective_at"] == body["compositions"][0]["effective_at"]
+    found = await read_all(module_kafka, PARTY.events.name, min_count=1,
+                           predicate=lambda r: isinstance(r["value"], dict)
+                           and r["value"]["type"] == "party.council.effective.v1"
+                           and r["value"]["data"]["council_id"] == council)
+    await asyncio.sleep(1.0)  # several more rounds of the timer
+    mine = [e for e in of_type(await read_all(module_kafka, PARTY.events.name), "party.council.effective.v1")
+            if e["data"]["council_id"] == council]
+    assert found and len(mine) == 1 and (mine[0]["data"]["members"], mine[0]["data"]["part_time_members"]) == (7, 3)
