@@ -32,12 +32,14 @@ from services.party.projection.store import ORGS, OrgLog
 from . import access
 from .life import LifeSteps, load_life_policy
 from . import metrics as mx
+from .councils import CouncilSteps  # 区域化党建, 双报到 of units
 from .policy import POLICY
 from .settings import PartySettings
 
 
-class PartyHandler(LifeSteps, Handler):
-    """The organisation tree (党组织, 组织关系, 党员中心户) and its coverage; organisational life,
+class PartyHandler(LifeSteps, CouncilSteps, Handler):
+    """The organisation tree (党组织, 组织关系, 党员中心户) and its coverage; the regional council, units
+    and projects (:class:`~services.party.app.councils.CouncilSteps`); organisational life,
     commitments and the member half of 双报到 (:class:`~services.party.app.life.LifeSteps`)."""
 
     service = "party"

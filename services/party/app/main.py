@@ -1,5 +1,5 @@
-"""The party service worker: intake + the coverage, organisational life and member timers + queries
-on the kit runtime.
+"""The party service worker: intake + the coverage, council, organisational life and member timers +
+queries on the kit runtime.
 
 Run: ``python -m services.party.app worker``.
 """
@@ -9,10 +9,11 @@ from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
 from services.kit.routes import Request, found
 from services.kit.runtime import ServiceRuntime
 from services.kit.uow import UnitOfWork
+from services.party.projection import councils as council_db
 from services.party.projection import life as life_db
 from services.party.projection import queries
 
-from . import access, api, life
+from . import access, api, councils, life
 from . import metrics as mx
 from .handler import PartyHandler
 from .settings import MIGRATIONS, PartySettings
@@ -116,6 +117,56 @@ async def org_life_of(req: Request[api.OrgRef, life.LifeQuery, None]):
         entries = await life_db.life_of(conn, org_id, period)
     return {"org_id": org_id, "period": period, "held": sum(1 for e in entries if e["held"]),
             "missed": sum(1 for e in entries if not e["held"]), "entries": entries}
+
+# -- 区域化党建 and 双报到 of units: the council timer and queries ----------------------------------
+# Who reads: an auditor everything; a party secretary and a community or street officer the
+# councils, units and projects of the areas in their scope. Another council is a 404; the units
+# and projects of another community an empty page.
+
+
+@rt.timer(settings.council_interval_seconds, name="councils", exclusive=True)
+async def councils_timer(uow: UnitOfWork) -> None:
+    """公示 ended → party.council.effective.v1; a quarter without a joint meeting →
+    party.meeting.overdue.v1; a resolution past its deadline → party.resolution.overdue.v1; each
+    once (one worker at a time)."""
+    await handler.check_councils(uow, settings.council_batch)
+
+
+async def _council_for(conn, council_id: str, principal):
+    council = await council_db.get_council(conn, council_id)
+    return council if council is not None and access.may_read(principal, council["area_id"]) else None
+
+
+rt.lookup("/v1/councils/{council_id}", path=councils.CouncilRef, out=councils.CouncilOut, fetch=_council_for,
+          scoped=True, roles=access.READERS,
+          summary="A regional council (大工委 / 大党委): its compositions, meetings and resolutions.")
+
+
+def _empty(q) -> dict:
+    return {"items": [], "total": 0, "limit": q.limit, "offset": q.offset}
+
+
+@rt.get("/v1/units", query=councils.UnitQuery, responses={200: councils.UnitPage}, roles=access.READERS)
+async def list_units(req: Request[None, councils.UnitQuery, None]):
+    """The units that reported (单位报到) to a community, with their agreements (共建协议), in unit id
+    order. Only a community in the caller's scope (another: an empty page)."""
+    q = req.query
+    if not access.may_read(req.principal, q.community_id):
+        return _empty(q)
+    async with rt.connection() as conn:
+        return await council_db.list_units(conn, q.community_id, limit=q.limit, offset=q.offset)
+
+
+@rt.get("/v1/projects", query=councils.ProjectQuery, responses={200: councils.ProjectPage}, roles=access.READERS)
+async def list_projects(req: Request[None, councils.ProjectQuery, None]):
+    """A community's projects (项目清单) by status, latest posted first. Only a community in the
+    caller's scope (another: an empty page)."""
+    q = req.query
+    if not access.may_read(req.principal, q.community_id):
+        return _empty(q)
+    async with rt.connection() as conn:
+        return await council_db.list_projects(conn, q.community_id, status=q.status and q.status.value,
+                                              limit=q.limit, offset=q.offset)
 
 
 app = rt.app

@@ -17,9 +17,14 @@ ESTABLISHED = Counter("party_orgs_established_total", "Party organisations estab
 TRANSFERS = Counter("party_member_transfers_total", "Members' relationships (组织关系) attached, first or "
                                                     "transferred from another org", ["transfer"])
 GAPS_REPORTED = Counter("party_coverage_gaps_reported_total", "Coverage gaps reported (once per grid)")
+MEETINGS_HELD = Counter("party_meetings_held_total", "Joint meetings (联席会议) of the regional councils recorded, "
+                                                   "with a quorum or without (nothing adopted)", ["quorum"])
+MEETINGS_OVERDUE = Counter("party_meetings_overdue_total", "Quarters a regional council held no joint meeting with a "
+                                                           "quorum (party.meeting.overdue.v1)")
 
 for _k in OrgKind:
     ORGS.labels(_k.value)
     ESTABLISHED.labels(_k.value)
 for _t in ("true", "false"):
     TRANSFERS.labels(_t)
+    MEETINGS_HELD.labels(_t)

@@ -3,12 +3,16 @@
 A party secretary (``party_secretary``) acts for the Party organisations in its token's scope:
 an organisation's area is a street, community or grid id (a building group's is its grid; a
 unit's Party organisation and a regional council act for their parent's area). Community and
-street officers establish organisations and take units' reports (单位报到) in their area too.
+street officers establish organisations and take units' reports (单位报到) in their area too, and
+act with the secretary for the regional council (区域化党建) of their street or community, its
+units' agreements (共建协议) and its projects (项目清单).
 What the table cannot say, because it needs the organisation, the handler checks
 (:mod:`services.party.app.access`): a member is attached, and a central household marked, only
 in an organisation of the caller's scope, and a unit's Party organisation is established only
 under a parent in it; any other organisation is refused exactly as an unknown one
-(``unknown_org`` / ``unknown_parent``), so that its existence does not leak. A transfer
+(``unknown_org`` / ``unknown_parent``), so that its existence does not leak; a council or a project
+outside the caller's scope likewise (``unknown_council`` / ``unknown_project``,
+:mod:`services.party.app.councils`). A transfer
 (转接) into an organisation of the caller's scope may come from an organisation outside it.
 Organisational life is recorded, and a member's commitments made, fulfilled and rated, by a
 secretary of the organisation (the member's) in their scope; any other is refused as unknown
@@ -17,8 +21,9 @@ secretary of the organisation (the member's) in their scope; any other is refuse
 from __future__ import annotations
 
 from schemas.party import (
-    AttachMember, ErasePerson, EstablishOrg, FulfilCommitment, MakeCommitment, MarkCentralHousehold, OrgKind,
-    RateCommitment, RecordOrgLife, ReportUnit,
+    AttachMember, ClaimProject, CompleteProject, CompleteResolution, ErasePerson, EstablishOrg, FulfilCommitment,
+    HoldMeeting, MakeCommitment, MarkCentralHousehold, OrgKind, PostProject, ProposeCouncil, RateCommitment,
+    RateProject, RecordOrgLife, ReportUnit, SignAgreement,
 )
 from services.kit.policy import SUB, Policy, allow
 from services.party.domain import building_grid
@@ -48,5 +53,16 @@ POLICY = Policy("party", {
     FulfilCommitment: allow(SECRETARY, note="for a member of an organisation in the caller's scope"),
     RateCommitment: allow(SECRETARY, note="for a member of an organisation in the caller's scope"),
     ReportUnit: allow(*OFFICERS, SECRETARY, area=lambda c: c.community_id),
+    ProposeCouncil: allow(SECRETARY, *OFFICERS, actor={"proposed_by": SUB}, area=lambda c: c.area_id),
+    HoldMeeting: allow(SECRETARY, *OFFICERS, actor={"recorded_by": SUB}, note="a council of the caller's scope"),
+    CompleteResolution: allow(SECRETARY, *OFFICERS, note="a resolution of a council of the caller's scope"),
+    SignAgreement: allow(SECRETARY, *OFFICERS, area=lambda c: c.community_id,
+                         note="with a unit reported to the community"),
+    PostProject: allow(SECRETARY, *OFFICERS, area=lambda c: c.community_id),
+    ClaimProject: allow(SECRETARY, *OFFICERS,
+                        note="a project of a community in the caller's scope, by a unit reported there"),
+    CompleteProject: allow(SECRETARY, *OFFICERS, note="a project of a community in the caller's scope, "
+                                                      "by the unit that claimed it"),
+    RateProject: allow(SECRETARY, *OFFICERS, note="a completed project of a community in the caller's scope"),
     ErasePerson: allow("data_protection_officer", actor={"requested_by": SUB}, note="any person, with a reason"),
 })

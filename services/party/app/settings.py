@@ -36,3 +36,8 @@ class PartySettings(ServiceSettings):
     member_batch: int = Field(500, ge=1, description="members each member timer takes per round")
     metrics_interval_seconds: float = Field(15.0, gt=0, description="how often the life metrics are read from "
                                                                     "the projection")
+    council_interval_seconds: float = Field(
+        60.0, gt=0, description="how often the council timer makes proposals effective at the end of their "
+                                "公示, reports quarters without a joint meeting and supervises resolutions past "
+                                "their deadline (each once)")
+    council_batch: int = Field(500, ge=1, description="councils the council timer checks per round, at most")
