@@ -239,9 +239,8 @@ class LifeOut(BaseModel):
 class LifeMetrics:
     """A prometheus collector over the latest :class:`~services.party.projection.life.LifeSnapshot`
     (from committed rows, so a replay or a restart never counts twice; no ids as labels):
-    ``party_org_life_held_total{kind}``, ``party_org_life_overdue_total{kind}``,
-    ``party_meetings_held_total{quorum}`` and ``party_meetings_overdue_total`` (the regional
-    councils' joint meetings)."""
+    ``party_org_life_held_total{kind}`` and ``party_org_life_overdue_total{kind}`` (the regional
+    councils' joint meetings are counted by :mod:`.metrics`)."""
 
     def __init__(self) -> None:
         self.snapshot = db.LifeSnapshot()
@@ -260,13 +259,6 @@ class LifeMetrics:
             overdue.add_metric([k.value], s.overdue.get(k.value, 0))
         yield held
         yield overdue
-        meetings = CounterMetricFamily("party_meetings_held", "Joint meetings of regional councils held",
-                                       labels=["quorum"])
-        for q in ("true", "false"):
-            meetings.add_metric([q], s.meetings_held.get(q, 0))
-        yield meetings
-        yield CounterMetricFamily("party_meetings_overdue", "Joint meetings of regional councils reported overdue",
-                                  value=s.meetings_overdue)
 
 
 LIFE_METRICS = LifeMetrics()

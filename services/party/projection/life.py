@@ -151,14 +151,11 @@ async def life_of(conn: asyncpg.Connection, org_id: str, period: str | None) -> 
 @dataclass
 class LifeSnapshot:
     """The counts the party metrics export, from committed rows: meetings of organisational life
-    held and periods missed, by kind (``org_life_log``). The regional councils' joint meetings
-    (``meetings_held`` by quorum, ``meetings_overdue``) are counted from the councils' own tables,
-    which this snapshot does not read yet: until it does they stay zero."""
+    held and periods missed, by kind (``org_life_log``). The regional councils' joint meetings are
+    counted where the council steps handle them (:mod:`services.party.app.metrics`)."""
 
     held: dict[str, int] = field(default_factory=dict)
     overdue: dict[str, int] = field(default_factory=dict)
-    meetings_held: dict[str, int] = field(default_factory=dict)
-    meetings_overdue: int = 0
 
 
 async def snapshot(conn: asyncpg.Connection) -> LifeSnapshot:
