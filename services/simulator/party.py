@@ -15,7 +15,7 @@ from datetime import timedelta
 from schemas.party import (
     AttachMember, ClaimProject, CompleteProject, CompleteResolution, CouncilSeat, EstablishOrg, FulfilCommitment,
     HoldMeeting, MakeCommitment, OrgKind, OrgLifeKind, PostProject, ProposeCouncil, RateCommitment, RateProject,
-    RecordOrgLife, ReportUnit, ResolutionItem,
+    RecordOrgLife, ReportUnit, ResolutionItem, SignAgreement,
 )
 from schemas.codes import street_id_of
 from services.kit.clock import month_label
@@ -82,6 +82,12 @@ class PartyStories:
                 out = await self.step(ReportUnit(unit_id=u.unit_id, name=u.name, community_id=c.community_id,
                                                  resources=("活动场地", "志愿者")), office)
                 done["units"] += 0 if out.rejected else 1
+                if not out.rejected:  # 共建协议 with the community for the year
+                    now = self.now()
+                    await self.step(SignAgreement(agreement_id=f"ag-{u.unit_id}-{now.year}", unit_id=u.unit_id,
+                                                  community_id=c.community_id, commitments=("共享活动场地",),
+                                                  valid_from=now, valid_until=now + timedelta(days=365)),
+                                    self.cast.party_secretary(c.community_id))
 
         async def street_tree(s) -> None:
             if not await establish(OrgKind.STREET_WORKING_COMMITTEE, s.street_id, None, f"{s.name}党工委",

@@ -369,6 +369,8 @@ async def played(provider, stories_per_kind: int = 25, seed: int = 7) -> PolicyC
     await asyncio.gather(*s.tasks)
     for month in range(2):  # a month of Party life and a quarter's last (the councils' joint meetings)
         await s.party_month(random.Random(month))
+    for street in district.streets:
+        await s.joint_meeting(street.street_id, random.Random(street.street_id))
     await s.month_end_reviews("2026-05", random.Random(1))
     await s.close_period("2026-05")
     return client
@@ -392,7 +394,7 @@ async def test_every_simulated_command_is_one_its_sender_may_send(provider):
                                                              ("unit", "community"), ("unit", "street")}
     unsent = set(ALLOWED) - set(types) - {t for t in ALLOWED if t.endswith(".person.erase.v1")}  # not simulated
     assert unsent <= {"grid.case.dismiss.v1", "orders.order.cancel.v1", "orders.post.release.v1",
-                      "assessment.scheme.change.v1", "points.adjust.approve.v1"}, unsent
+                      "assessment.scheme.change.v1", "points.adjust.approve.v1", "party.household.mark.v1"}, unsent
 
 
 async def test_the_services_own_tables_admit_every_simulated_command(provider):
