@@ -14,7 +14,8 @@ refuse. New fields are only ever added as optional.
 **Occurrence time.** An event's *occurrence-time field* is a top-level date-time field of its
 ``data`` that says when the fact happened, as opposed to a planned or described time
 (deadlines ``due_at`` / ``*_due_at`` / ``accept_by``, the span ``started_at`` /
-``ended_at`` of a patrol, a scheme's ``effective_from``). Every new event type has exactly
+``ended_at`` of a patrol, a scheme's ``effective_from``, the day a meeting was ``held_at`` as its
+minutes say, an agreement's ``valid_from`` / ``valid_until``, the end of a 公示 ``effective_at``). Every new event type has exactly
 one, named ``occurred_at`` (a ``Timestamp``, optional or required). Event types published
 before this rule keep their names, since the contract is public: ``at`` (orders),
 ``opened_at`` / ``submitted_at`` / ``reviewed_at`` / ``posted_at`` / ``refused_at`` (points),

@@ -5,7 +5,7 @@ import importlib
 
 from .common import _REGISTRY, Command, Event, Payload
 
-SERVICES = ("grid", "orders", "points", "assessment")
+SERVICES = ("grid", "orders", "points", "assessment", "party")
 _loaded = False
 
 

@@ -30,9 +30,16 @@ class AssessmentCommandRejected(CommandRejectedData):
     TYPE: ClassVar[str] = "assessment.command.rejected.v1"
 
 
+class PartyCommandRejected(CommandRejectedData):
+    """A party command refused (a parent of the wrong kind, a composition short of part-time members, ...)."""
+
+    TYPE: ClassVar[str] = "party.command.rejected.v1"
+
+
 REJECTION_BY_SERVICE: dict[str, type[CommandRejectedData]] = {
     "grid": GridCommandRejected,
     "orders": OrdersCommandRejected,
     "points": PointsCommandRejected,
     "assessment": AssessmentCommandRejected,
+    "party": PartyCommandRejected,
 }

@@ -43,6 +43,7 @@ _KEYS = {
     "orders": ("order id / member id", "resident apps, community consoles"),
     "points": ("account id", "resident apps, community consoles, merchants"),
     "assessment": ("entity id", "community and street consoles"),
+    "party": ("org / council / unit / project / member id", "party and community consoles"),
 }
 
 
@@ -80,8 +81,9 @@ GRID = _service_topics("grid")
 ORDERS = _service_topics("orders")
 POINTS = _service_topics("points")
 ASSESSMENT = _service_topics("assessment")
+PARTY = _service_topics("party")
 
-BY_SERVICE: dict[str, ServiceTopics] = {t.service: t for t in (GRID, ORDERS, POINTS, ASSESSMENT)}
+BY_SERVICE: dict[str, ServiceTopics] = {t.service: t for t in (GRID, ORDERS, POINTS, ASSESSMENT, PARTY)}
 assert tuple(BY_SERVICE) == SERVICES
 
 ALL_TOPICS: tuple[Topic, ...] = tuple(t for s in BY_SERVICE.values() for t in s.all())

@@ -10,7 +10,7 @@ deploy/prometheus/rules/recording.yml: tests/deploy/test_metric_names.py checks 
 
 Aggregation (see the recording rules): counters are summed over a service's workers; gauges read
 from the projection (grid_cases, orders_orders, points_accounts, kit_outbox_*) are the same on
-every worker of a service, so they are taken with ``max``.
+every worker of a service, so they are taken with ``max`` (party_orgs and party_coverage_gaps too).
 """
 from __future__ import annotations
 
@@ -276,11 +276,40 @@ def assessment_panels() -> list[dict]:
     ]
 
 
+def party_panels() -> list[dict]:
+    return [
+        row("Party organisations and organisational life (党组织 · 联席会议 · 三会一课)"),
+        stat("Party organisations", "sum(max by (kind) (party_orgs))",
+             desc="Organisations of the tree, from the street working committee down to the building groups."),
+        stat("Coverage gaps", "max(party_coverage_gaps)",
+             desc="Grids with at least 3 members and no grid branch (网格党支部). Above 0 for a day = GrassrootsPartyCoverageGap.",
+             thresholds=[(None, "green"), (1, "orange")]),
+        stat("Joint meetings held (90d)", "sum(increase(party_meetings_held_total[90d]))",
+             desc="联席会议 of the regional councils held in the last 90 days, with or without a quorum."),
+        stat("Joint meetings overdue (90d)", "sum(increase(party_meetings_overdue_total[90d]))",
+             desc="Quarters a council held no joint meeting (每季度召开1次). Any new one = GrassrootsPartyMeetingOverdue.",
+             thresholds=[(None, "green"), (1, "red")]),
+        stat("Org life overdue (30d)", "sum(increase(party_org_life_overdue_total[30d]))",
+             desc="Required 三会一课 / 主题党日 meetings an organisation missed in the last 30 days.",
+             thresholds=[(None, "green"), (1, "orange")]),
+        stat("Org life held (30d)", "sum(increase(party_org_life_held_total[30d]))",
+             desc="三会一课 and 主题党日 recorded in the last 30 days."),
+        ts("Organisations by kind", ("max by (kind) (party_orgs)", "{{kind}}"), stack=True),
+        ts("Coverage gaps", ("max(party_coverage_gaps)", "grids without a branch")),
+        ts("Joint meetings held and overdue / d",
+           ("sum by (quorum) (rate(party_meetings_held_total[1d])) * 86400", "held, quorum={{quorum}}"),
+           ("sum(rate(party_meetings_overdue_total[1d])) * 86400", "overdue")),
+        ts("Org life held and overdue / d by kind",
+           ("sum by (kind) (rate(party_org_life_held_total[1d])) * 86400", "held: {{kind}}"),
+           ("sum by (kind) (rate(party_org_life_overdue_total[1d])) * 86400", "overdue: {{kind}}")),
+    ]
+
+
 def district_panels() -> list[dict]:
     return [
         row("District health"),
-        stat("Workers ready", "sum(kit_ready)", thresholds=[(None, "red"), (4, "green")],
-             desc="Ready workers across the four services (at least one each)."),
+        stat("Workers ready", "sum(kit_ready)", thresholds=[(None, "red"), (5, "green")],
+             desc="Ready workers across the five services (at least one each)."),
         stat("Kafka brokers", "max(kafka_brokers)", thresholds=[(None, "red"), (1, "green")]),
         stat("Events / s in", "district:kit_records_consumed:rate5m", unit="ops"),
         stat("Events / s out", "district:kit_records_produced:rate5m", unit="ops"),
@@ -303,6 +332,10 @@ def district_panels() -> list[dict]:
         stat("Order acceptance (1h)", "district:orders_acceptance:ratio_rate1h", unit="percentunit"),
         stat("Points awarded (24h)", "sum(increase(points_awarded_points_total[24h]))"),
         stat("Points redeemed (24h)", "sum(increase(points_redeemed_points_total[24h]))"),
+        stat("Party coverage gaps", "max(party_coverage_gaps)", thresholds=[(None, "green"), (1, "orange")],
+             desc="Grids with at least 3 members and no grid branch (网格党支部)."),
+        stat("Joint meetings overdue (90d)", "sum(increase(party_meetings_overdue_total[90d]))",
+             thresholds=[(None, "green"), (1, "red")], desc="Quarters a regional council held no joint meeting."),
         ts("Cases by status", ("status:grid_cases:max", "{{status}}"), stack=True),
         ts("Orders by status", ("status:orders_orders:max", "{{status}}"), stack=True),
         ts("Scorecards and alerts / h",
@@ -318,6 +351,8 @@ SERVICES = {
     "orders": ("Orders (四单式服务)", orders_panels, "Resident needs through 点单 派单 接单 考单."),
     "points": ("Points (积分)", points_panels, "Points ledger: awards, redemptions, expiries, refusals."),
     "assessment": ("Assessment (考核评价)", assessment_panels, "Periods, indicators and scorecards."),
+    "party": ("Party building (党建引领)", party_panels,
+              "Party organisations and their coverage, regional councils' joint meetings, organisational life."),
 }
 
 
@@ -328,7 +363,7 @@ def build() -> dict[str, dict]:
                                        kit_panels(svc) + domain(), [svc], desc)
     out["district.json"] = dashboard("grassroots-district", "Grassroots · District overview (街道总览)",
                                      district_panels(), ["district"],
-                                     "The four services at a glance: health, flow, backlog, governance outcomes.")
+                                     "The five services at a glance: health, flow, backlog, governance outcomes.")
     return out
 
 

@@ -45,12 +45,14 @@ user grid-service KAFKA_PASSWORD_GRID_SERVICE
 user orders-service KAFKA_PASSWORD_ORDERS_SERVICE
 user points-service KAFKA_PASSWORD_POINTS_SERVICE
 user assessment-service KAFKA_PASSWORD_ASSESSMENT_SERVICE
+user party-service KAFKA_PASSWORD_PARTY_SERVICE
 user grid-app KAFKA_PASSWORD_GRID_APP
 user other-system KAFKA_PASSWORD_OTHER_SYSTEM
 user resident-app KAFKA_PASSWORD_RESIDENT_APP
 user community-console KAFKA_PASSWORD_COMMUNITY_CONSOLE
 user merchant KAFKA_PASSWORD_MERCHANT
 user street-console KAFKA_PASSWORD_STREET_CONSOLE
+user party-console KAFKA_PASSWORD_PARTY_CONSOLE
 user provisioner KAFKA_PASSWORD_PROVISIONER
 user monitor KAFKA_PASSWORD_MONITOR
 
@@ -60,12 +62,14 @@ acl assessment-service Read group prefixed assessment-service
 acl assessment-service Read topic literal assessment.intake.v1
 acl assessment-service Read topic literal grid.events.v1
 acl assessment-service Read topic literal orders.events.v1
+acl assessment-service Read topic literal party.events.v1
 acl assessment-service Read topic literal points.events.v1
 acl assessment-service Write topic literal assessment.dlq.v1
 acl assessment-service Write topic literal assessment.events.v1
 acl assessment-service Write topic literal assessment.rejections.v1
 acl community-console Write topic literal assessment.intake.v1
 acl community-console Write topic literal orders.intake.v1
+acl community-console Write topic literal party.intake.v1
 acl community-console Write topic literal points.intake.v1
 acl grid-app Write topic literal grid.intake.v1
 acl grid-service All topic prefixed grid-service-
@@ -73,6 +77,7 @@ acl grid-service Read group prefixed grid-service
 acl grid-service Read topic literal assessment.events.v1
 acl grid-service Read topic literal grid.intake.v1
 acl grid-service Read topic literal orders.events.v1
+acl grid-service Read topic literal party.events.v1
 acl grid-service Read topic literal points.events.v1
 acl grid-service Write topic literal grid.dlq.v1
 acl grid-service Write topic literal grid.events.v1
@@ -82,26 +87,41 @@ acl monitor Describe cluster literal kafka-cluster
 acl monitor Describe group prefixed assessment-service
 acl monitor Describe group prefixed grid-service
 acl monitor Describe group prefixed orders-service
+acl monitor Describe group prefixed party-service
 acl monitor Describe group prefixed points-service
 acl monitor Describe topic prefixed assessment.
 acl monitor Describe topic prefixed grid.
 acl monitor Describe topic prefixed orders.
+acl monitor Describe topic prefixed party.
 acl monitor Describe topic prefixed points.
 acl orders-service All topic prefixed orders-service-
 acl orders-service Read group prefixed orders-service
 acl orders-service Read topic literal assessment.events.v1
 acl orders-service Read topic literal grid.events.v1
 acl orders-service Read topic literal orders.intake.v1
+acl orders-service Read topic literal party.events.v1
 acl orders-service Read topic literal points.events.v1
 acl orders-service Write topic literal orders.dlq.v1
 acl orders-service Write topic literal orders.events.v1
 acl orders-service Write topic literal orders.rejections.v1
 acl other-system Write topic literal grid.intake.v1
+acl party-console Write topic literal party.intake.v1
+acl party-service All topic prefixed party-service-
+acl party-service Read group prefixed party-service
+acl party-service Read topic literal assessment.events.v1
+acl party-service Read topic literal grid.events.v1
+acl party-service Read topic literal orders.events.v1
+acl party-service Read topic literal party.intake.v1
+acl party-service Read topic literal points.events.v1
+acl party-service Write topic literal party.dlq.v1
+acl party-service Write topic literal party.events.v1
+acl party-service Write topic literal party.rejections.v1
 acl points-service All topic prefixed points-service-
 acl points-service Read group prefixed points-service
 acl points-service Read topic literal assessment.events.v1
 acl points-service Read topic literal grid.events.v1
 acl points-service Read topic literal orders.events.v1
+acl points-service Read topic literal party.events.v1
 acl points-service Read topic literal points.intake.v1
 acl points-service Write topic literal points.dlq.v1
 acl points-service Write topic literal points.events.v1
@@ -118,6 +138,10 @@ acl provisioner Create topic literal orders.dlq.v1
 acl provisioner Create topic literal orders.events.v1
 acl provisioner Create topic literal orders.intake.v1
 acl provisioner Create topic literal orders.rejections.v1
+acl provisioner Create topic literal party.dlq.v1
+acl provisioner Create topic literal party.events.v1
+acl provisioner Create topic literal party.intake.v1
+acl provisioner Create topic literal party.rejections.v1
 acl provisioner Create topic literal points.dlq.v1
 acl provisioner Create topic literal points.events.v1
 acl provisioner Create topic literal points.intake.v1
@@ -134,6 +158,10 @@ acl provisioner Describe topic literal orders.dlq.v1
 acl provisioner Describe topic literal orders.events.v1
 acl provisioner Describe topic literal orders.intake.v1
 acl provisioner Describe topic literal orders.rejections.v1
+acl provisioner Describe topic literal party.dlq.v1
+acl provisioner Describe topic literal party.events.v1
+acl provisioner Describe topic literal party.intake.v1
+acl provisioner Describe topic literal party.rejections.v1
 acl provisioner Describe topic literal points.dlq.v1
 acl provisioner Describe topic literal points.events.v1
 acl provisioner Describe topic literal points.intake.v1

@@ -36,9 +36,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-log = logging.getLogger("kit.dbroles")
+from schemas.registry import SERVICES  # every registered service has its schema and its two roles
 
-SERVICES = ("grid", "orders", "points", "assessment")
+log = logging.getLogger("kit.dbroles")
 
 DATA_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 
@@ -200,7 +200,7 @@ async def _main_async(url: str, services: tuple[str, ...]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m services.kit.dbroles", description=__doc__.split("\n")[0])
-    p.add_argument("--services", default=",".join(SERVICES), help="comma separated (default: all four)")
+    p.add_argument("--services", default=",".join(SERVICES), help="comma separated (default: all five)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     url = os.environ.get("ADMIN_DATABASE_URL") or os.environ.get("DATABASE_URL")

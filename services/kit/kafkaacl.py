@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from schemas.topics import ALL_TOPICS, ASSESSMENT, BY_SERVICE, GRID, ORDERS, POINTS, Topic
+from schemas.topics import ALL_TOPICS, ASSESSMENT, BY_SERVICE, GRID, ORDERS, PARTY, POINTS, Topic
 
 ADMIN = "admin"
 """The super user: the brokers' own identity (PLAIN, defined in the broker's JAAS settings) and
@@ -35,15 +35,18 @@ APP_PHRASES: dict[str, tuple[str, ...]] = {
     "community consoles": ("community-console",),
     "merchants": ("merchant",),
     "community and street consoles": ("community-console", "street-console"),
+    "party and community consoles": ("party-console", "community-console"),
 }
 """Each phrase of the registry's writers column that names apps -> the app principals. A new
 phrase in the registry fails :func:`writers_of` until it is given principals here."""
 
 CONSUMES: dict[str, tuple[Topic, ...]] = {
-    "grid": (GRID.intake, ORDERS.events, POINTS.events, ASSESSMENT.events),
-    "orders": (ORDERS.intake, GRID.events, POINTS.events, ASSESSMENT.events),
-    "points": (POINTS.intake, ORDERS.events, GRID.events, ASSESSMENT.events),
-    "assessment": (ASSESSMENT.intake, GRID.events, ORDERS.events, POINTS.events),
+    "grid": (GRID.intake, ORDERS.events, POINTS.events, ASSESSMENT.events, PARTY.events),
+    "orders": (ORDERS.intake, GRID.events, POINTS.events, ASSESSMENT.events, PARTY.events),
+    "points": (POINTS.intake, ORDERS.events, GRID.events, ASSESSMENT.events, PARTY.events),
+    "assessment": (ASSESSMENT.intake, GRID.events, ORDERS.events, POINTS.events, PARTY.events),
+    # orders' events for the members' service log (双重管理), the others' for person.erased.v1
+    "party": (PARTY.intake, ORDERS.events, GRID.events, POINTS.events, ASSESSMENT.events),
 }
 """The topics each service's consumers read (the ``rt.consume`` lines of services/<svc>/app/main.py;
 a test compares them)."""

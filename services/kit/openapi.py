@@ -28,7 +28,7 @@ from .routes import Documented, openapi_path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT_DIR = ROOT / "schemas" / "openapi"
-SERVICES = ("grid", "orders", "points", "assessment")
+SERVICES = ("grid", "orders", "points", "assessment", "party")
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
 _REF = "#/components/schemas/{model}"

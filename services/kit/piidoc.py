@@ -26,7 +26,7 @@ from . import readmedoc
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-SERVICES = ("grid", "orders", "points", "assessment")
+SERVICES = ("grid", "orders", "points", "assessment", "party")
 START, END = "<!-- pii:start -->", "<!-- pii:end -->"
 
 ERASED = ("of `person.erased.v1`, nothing: the id it carries names the rows to erase, and the pseudonym "
@@ -45,12 +45,23 @@ KEEPS: dict[tuple[str, str], str] = {
     ("orders", "assessment"): "ids, times, outcomes, ratings and categories; no description, note, comment, "
                               "reason or name",
     ("points", "assessment"): "account and holder ids, amounts, kinds and times; no description or detail",
+    ("party", "assessment"): "org, council, unit, project and member ids, kinds, times and outcomes, and how many "
+                             "attended or were absent; not who (attendees, absentees, secretaries), no name, "
+                             "topic, need, result, note, comment or commitment text",
     ("orders", "grid"): ERASED,
     ("points", "grid"): ERASED,
     ("assessment", "grid"): ERASED,
     ("points", "orders"): ERASED,
     ("assessment", "orders"): ERASED,
     ("assessment", "points"): ERASED,
+    ("party", "grid"): ERASED,
+    ("party", "orders"): ERASED,
+    ("party", "points"): ERASED,
+    ("party", "assessment"): ERASED,
+    ("grid", "party"): ERASED,
+    ("orders", "party"): ERASED,
+    ("points", "party"): ERASED,
+    ("assessment", "party"): ERASED,
 }
 """(publishing service, reading service) -> what the reader keeps in its own tables. The
 integration tests of the projections check that no free text, location or media is kept

@@ -24,7 +24,7 @@ from . import readmedoc
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 OPENAPI_DIR = ROOT / "schemas" / "openapi"
-SERVICES = ("grid", "orders", "points", "assessment")
+SERVICES = ("grid", "orders", "points", "assessment", "party")
 START, END = "<!-- policy:start -->", "<!-- policy:end -->"
 
 

@@ -2,7 +2,7 @@
 
 Steps: embedded broker and database (unless ``KAFKA_BOOTSTRAP_SERVERS`` / ``DATABASE_URL`` are
 given) → topics → a stand-in identity provider (``services.kit.devidentity``: a fresh signing key,
-its JWKS and demo identities with tokens under ``run/``) → the four workers, each verifying tokens
+its JWKS and demo identities with tokens under ``run/``) → the five workers, each verifying tokens
 against that JWKS as separate processes → wait for every ``/readyz`` →
 the district simulator (unless ``SIMULATE=0``) → a live summary every second until Ctrl-C
 (or ``RUN_SECONDS``). A worker that dies is reported and restarted (restarts are counted).
@@ -27,7 +27,7 @@ fresh random password, and gives each worker its own URLs: ``MIGRATION_DATABASE_
 Embedded state: the Tansu broker keeps everything in memory, so every embedded run starts
 from an empty log; to match it the embedded PostgreSQL data directory (``var/postgres``) is
 recreated at each start (a database without its log would be inconsistent). With your own
-``DATABASE_URL`` nothing is dropped unless ``RESET_DATABASE=1`` (drops the four service
+``DATABASE_URL`` nothing is dropped unless ``RESET_DATABASE=1`` (drops the five service
 schemas — do that when you give a database but let the broker be embedded).
 
 Everything a run writes is under ``VAR_DIR`` (default ``var/``): ``log/<svc>.log``,
@@ -54,6 +54,7 @@ from pathlib import Path
 
 import aiohttp
 
+from schemas.registry import SERVICES
 from services.kit import clock, devidentity
 from services.kit.clock import Clock, SystemClock
 from services.kit.infra import EmbeddedKafka, EmbeddedPostgres, _kill_leftover, _pid_alive
@@ -64,8 +65,10 @@ from . import summary
 log = logging.getLogger("launcher")
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ("grid", "orders", "points", "assessment")
-DEFAULT_PORTS = {"grid": 8001, "orders": 8002, "points": 8003, "assessment": 8004}
+# every registered service (schemas/registry.py), in that order; a service whose worker module is
+# not there is reported and not started (make_workers)
+DEFAULT_PORTS = {"grid": 8001, "orders": 8002, "points": 8003, "assessment": 8004, "party": 8005}
+assert set(DEFAULT_PORTS) == set(SERVICES), "every registered service needs a default port"
 SERVICE_SCHEMAS = SERVICES
 
 # Demo pacing of the services (only when not set in the environment): short acceptance window

@@ -22,7 +22,6 @@ from typing import Any
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
-SERVICES = ("grid", "orders", "points", "assessment")
 DEPARTMENT_RATES = ("response_rate", "resolution_rate", "satisfaction_rate", "three_rates")
 """What the summary shows of a department's scorecard: the 三率 and their composite."""
 POLICY_REASONS = ("forbidden", "unauthenticated")
@@ -123,7 +122,7 @@ def snapshot(mets: dict[str, dict | None], readiness: dict[str, bool], ledger: A
                 key = f"{svc} {labels.get('type', '?')} {labels['reason']}"
                 snap["policy_refusals"][key] = snap["policy_refusals"].get(key, 0) + int(v)
         snap["dead_lettered"][svc] = total(m, "kit_records_dead_lettered_total")
-    g, o, p, a = (mets.get(s) or {} for s in SERVICES)
+    g, o, p, a, pt = (mets.get(s) or {} for s in ("grid", "orders", "points", "assessment", "party"))
     snap["cases"] = {k: int(v) for k, v in by_label(g, "grid_cases", "status").items()}
     snap["cases_overdue_open"] = int(total(g, "grid_cases_overdue_open"))
     snap["duplicates"] = int(total(g, "grid_reports_dismissed_total", reason="duplicate"))
@@ -142,8 +141,21 @@ def snapshot(mets: dict[str, dict | None], readiness: dict[str, bool], ledger: A
                                   by_label(a, "assessment_scorecards_published_total", "entity_type").items()}
     snap["periods_closed"] = int(total(a, "assessment_periods_closed_total"))
     snap["alerts"] = int(total(a, "assessment_alerts_raised_total"))
+    snap["party"] = party(pt) if mets.get("party") is not None else None  # None: party not running
     snap["failures"] = failures(snap)
     return snap
+
+
+def party(m: dict) -> dict[str, Any]:
+    """The party service's numbers: organisations by kind, coverage gaps (grids with 3 or more
+    members and no branch), joint meetings held and overdue, organisational life held and overdue."""
+    return {"orgs": {k: int(v) for k, v in by_label(m, "party_orgs", "kind").items()},
+            "coverage_gaps": int(total(m, "party_coverage_gaps")),
+            "meetings_held": int(total(m, "party_meetings_held_total")),
+            "meetings_no_quorum": int(total(m, "party_meetings_held_total", quorum="false")),
+            "meetings_overdue": int(total(m, "party_meetings_overdue_total")),
+            "org_life_held": int(total(m, "party_org_life_held_total")),
+            "org_life_overdue": int(total(m, "party_org_life_overdue_total"))}
 
 
 def failures(snap: dict[str, Any]) -> list[str]:
@@ -184,10 +196,19 @@ def line(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate: f
             f"orders[{_kv(snap.get('orders', {}))}] points[awarded={snap['points']['awarded']} "
             f"redeemed={snap['points']['redeemed']} ledger_sum={led.get('sum')} postings={led.get('postings')}] "
             f"scorecards={snap.get('scorecards')} periods_closed={snap.get('periods_closed')} "
+            f"party[{_party_kv(snap.get('party'))}] "
             f"lag={int(sum(snap['lag'].values()))} rejected={int(sum(snap['rejected'].values()))} "
             f"dlq={int(sum(snap['dead_lettered'].values()))} "
             f"policy_refusals={sum((snap.get('policy_refusals') or {}).values())} workers[{w}]"
             + _department_line(snap.get("departments")))
+
+
+def _party_kv(pt: dict[str, Any] | None) -> str:
+    if not pt:
+        return "-"
+    return (f"orgs={sum(pt['orgs'].values())} gaps={pt['coverage_gaps']} meetings={pt['meetings_held']} "
+            f"meetings_overdue={pt['meetings_overdue']} org_life={pt['org_life_held']} "
+            f"org_life_overdue={pt['org_life_overdue']}")
 
 
 def _department_line(deps: dict[str, Any] | None) -> str:
@@ -195,6 +216,14 @@ def _department_line(deps: dict[str, Any] | None) -> str:
         return ""
     return f" departments[{deps['period']} " + " ".join(
         f"{r['department']}:三率={_pct(r['three_rates'])}" for r in deps["items"]) + "]"
+
+
+def _party_rows(pt: dict[str, Any] | None) -> list[str]:
+    if not pt:
+        return []
+    return [f"party       orgs {_kv(pt['orgs'])}  coverage gaps={pt['coverage_gaps']}",
+            f"            joint meetings held={pt['meetings_held']} (no quorum {pt['meetings_no_quorum']}) "
+            f"overdue={pt['meetings_overdue']}  org life held={pt['org_life_held']} overdue={pt['org_life_overdue']}"]
 
 
 def render(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate: float, notes: list[str]) -> str:
@@ -217,6 +246,7 @@ def render(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate:
         f"ledger      sum={led.get('sum')} postings={led.get('postings')} consistent={led.get('consistent')}",
         f"scorecards  {snap.get('scorecards')} ({_kv(snap.get('scorecards_by_type', {}))})  "
         f"periods closed={snap.get('periods_closed')} alerts={snap.get('alerts')}",
+        *_party_rows(snap.get("party")),
         "",
         f"consumer lag {_kv({k: int(v) for k, v in snap['lag'].items()})}",
         f"rejected     {_kv({k: int(v) for k, v in snap['rejected'].items()})}",

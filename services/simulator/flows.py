@@ -66,6 +66,7 @@ from services.kit.clock import month_label
 from .client import Outcome
 from .district import Department, District, account_id
 from .identities import Actor, Cast
+from .party import PartyStories
 
 log = logging.getLogger("simulator.flows")
 
@@ -175,7 +176,7 @@ class Stats:
                 "bad_input": dict(self.bad_input), "periods_closed": list(self.periods_closed)}
 
 
-class Stories:
+class Stories(PartyStories):
     """The story library, bound to a district, a client, a pace and the simulated clock."""
 
     def __init__(self, district: District, client: Client, *, pace: Pace | NoPace | None = None,
@@ -197,6 +198,7 @@ class Stories:
         self.earners: list[str] = []  # accounts that earned points (deeds, resident reports, passed orders)
         self.cast = Cast(district)  # who sends what (each with their own token)
         self.tasks: set[asyncio.Task] = set()
+        self.effective: set[str] = set()  # councils whose 公示 has passed
 
     def spawn(self, coro) -> None:
         """Run a follow-up story in the background (kept until done)."""
@@ -304,6 +306,7 @@ class Stories:
                   cast.member(m.member_id))
                  for m in self.d.members for p in m.posts]
         await asyncio.gather(*(one(c, by) for c, by in posts))
+        result.update({f"party_{k}": v for k, v in (await self.party_setup()).items()})
         return dict(result)
 
     # -- grid cases -------------------------------------------------------------------------
@@ -794,3 +797,4 @@ class Stories:
                 assignee = got[0].data["assignee_id"]
                 await self.step(CompleteOrder(order_id=order_id, assignee_id=assignee, service_minutes=30,
                                               note="未接单先完成"), self.cast.member(assignee))
+

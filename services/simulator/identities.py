@@ -16,7 +16,7 @@ services.kit.devidentity``; same issuer and audience as the demo identities):
   the officer of a department of the department register (``do-<department id>``, the assignee
   the grid cases are dispatched to, who accepts, contacts, returns, handles and reports to
   whistles for it), residents, members (``party_member`` and ``resident``: they have a points account too),
-  merchants, two points operators (an adjustment over 100 points needs a second one) and the
+  merchants, the Party secretaries of streets, communities and grids (``ps-<area>``), two points operators (an adjustment over 100 points needs a second one) and the
   assessment office.
 - :class:`TokenMinter` — one token per actor, cached and minted again before it expires.
 
@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from schemas.codes import CodeKind, kind_of
 from services.kit import devidentity
 from services.kit.settings import DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER
 
@@ -93,6 +94,27 @@ ROLE_OF: Mapping[str, str] = {
     "assessment.period.close.v1": "assessor",
     "assessment.review.record.v1": "community_officer",
     "assessment.scheme.change.v1": "assessor",
+    # party: the secretary of a street's, community's or grid's Party organisation builds the org
+    # tree, records organisational life and members' commitments, proposes the regional council,
+    # records its joint meetings and resolutions and runs the project list; the community office
+    # takes units' reports (单位报到)
+    "party.org.establish.v1": "party_secretary",
+    "party.member.attach.v1": "party_secretary",
+    "party.household.mark.v1": "party_secretary",
+    "party.org_life.record.v1": "party_secretary",
+    "party.commitment.make.v1": "party_secretary",
+    "party.commitment.fulfil.v1": "party_secretary",
+    "party.commitment.rate.v1": "party_secretary",
+    "party.council.propose.v1": "party_secretary",
+    "party.meeting.hold.v1": "party_secretary",
+    "party.resolution.complete.v1": "party_secretary",
+    "party.unit.report.v1": "community_officer",
+    "party.agreement.sign.v1": "party_secretary",
+    "party.project.post.v1": "party_secretary",
+    "party.project.claim.v1": "party_secretary",
+    "party.project.complete.v1": "party_secretary",
+    "party.project.rate.v1": "party_secretary",
+    "party.person.erase.v1": "data_protection_officer",
 }
 
 TOKEN_LIFETIME_SECONDS = 3600.0
@@ -170,6 +192,13 @@ class Cast:
 
     def department_officer(self, department: str) -> Actor:
         return Actor(department_officer_id(department), ("department_officer",), departments=(department,))
+
+    def party_secretary(self, area_id: str) -> Actor:
+        """The secretary of the Party organisation of a street, community or grid (``ps-<area>``),
+        scoped to that area."""
+        kind = kind_of(area_id)
+        scope = {CodeKind.STREET: "streets", CodeKind.COMMUNITY: "communities", CodeKind.GRID: "grids"}[kind]
+        return Actor(f"ps-{area_id}", ("party_secretary",), **{scope: (area_id,)})
 
     def points_operator(self, n: int = 0) -> Actor:
         return Actor(self.OPERATORS[n], ("points_operator",), streets=self._streets)

@@ -157,6 +157,7 @@ class Simulator:
                     for period in periods_ending(ended):
                         self.stories.spawn(self._close(period, settle))
                 current = month
+                self.stories.spawn(self.stories.party_month(random.Random(rng.getrandbits(64))))  # 党建 of the month
             if month not in whistled and self.clock.month_progress() >= WHISTLES_AT:
                 whistled.add(month)
                 for street in self.district.streets:

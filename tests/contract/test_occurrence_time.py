@@ -21,12 +21,15 @@ OCCURRED_AT = "occurred_at"
 
 
 def not_occurrence(name: str) -> bool:
-    """Planned or described times: deadlines, a patrol's span, a scheme's start, an extension asked for."""
+    """Planned or described times: deadlines, a patrol's span, a scheme's start, an extension asked for,
+    when a meeting was held (its minutes), an agreement's validity, the end of a 公示."""
     return name.endswith("due_at") or name in {"accept_by", "report_by", "until", "started_at", "ended_at",
-                                               "effective_from"}
+                                               "effective_from", "held_at", "valid_from", "valid_until",
+                                               "effective_at"}
 
 
-NOT_OCCURRENCE = "due_at, *_due_at, accept_by, report_by, until, started_at, ended_at, effective_from"
+NOT_OCCURRENCE = ("due_at, *_due_at, accept_by, report_by, until, started_at, ended_at, effective_from, held_at, "
+                  "valid_from, valid_until, effective_at")
 
 BEFORE_THE_RULE: dict[str, tuple[str, ...]] = {
     "assessment.alert.raised.v1": (),

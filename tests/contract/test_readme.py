@@ -11,7 +11,7 @@ from schemas.topics import ALL_TOPICS
 from services.kit.settings import ServiceSettings
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-SERVICES = ("grid", "orders", "points", "assessment")
+SERVICES = ("grid", "orders", "points", "assessment", "party")
 
 
 def topic_rows() -> list[str]:

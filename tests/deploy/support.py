@@ -13,6 +13,7 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
+from schemas.registry import SERVICES as REGISTERED_SERVICES
 from services.kit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,8 +23,9 @@ CLUSTER_OVERRIDE = DEPLOY / "compose" / "kafka-cluster.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 PROMETHEUS = DEPLOY / "prometheus"
 DASHBOARDS = DEPLOY / "grafana" / "dashboards"
-SERVICES = {"grid": "GRID_", "orders": "ORDERS_", "points": "POINTS_", "assessment": "ASSESSMENT_"}
-PORTS = {"grid": 8001, "orders": 8002, "points": 8003, "assessment": 8004}
+SERVICES = {svc: f"{svc.upper()}_" for svc in REGISTERED_SERVICES}
+PORTS = {"grid": 8001, "orders": 8002, "points": 8003, "assessment": 8004, "party": 8005}
+assert set(PORTS) == set(SERVICES), "a registered service without a port here"
 
 # Names that no worker exports but that Prometheus has anyway: its own `up` per target, and the
 # kafka_exporter metrics the dashboards use (https://github.com/danielqsj/kafka_exporter#metrics).

@@ -8,7 +8,7 @@ import subprocess
 
 import yaml
 
-from .support import PROMETHEUS, load_yaml, promtool, rule_exprs
+from .support import PORTS, PROMETHEUS, load_yaml, promtool, rule_exprs
 
 ALERTS = PROMETHEUS / "rules" / "alerts.yml"
 RECORDING = PROMETHEUS / "rules" / "recording.yml"
@@ -16,6 +16,7 @@ UNIT_TESTS = PROMETHEUS / "tests" / "alerts_test.yml"
 REQUIRED_ALERTS = {
     "GrassrootsConsumerLagRising", "GrassrootsRecordsDeadLettered", "GrassrootsOutboxNotPublishing",
     "GrassrootsWorkerDown", "GrassrootsOverdueCasesHigh", "GrassrootsWorkerNotReady", "GrassrootsConsumerStalled",
+    "GrassrootsPartyMeetingOverdue", "GrassrootsPartyCoverageGap",
 }
 
 
@@ -81,5 +82,5 @@ def test_the_rule_files_loaded_by_prometheus_are_the_ones_tested():
     assert sorted(load_yaml(UNIT_TESTS)["rule_files"]) == ["../rules/alerts.yml", "../rules/recording.yml"]
     jobs = {j["job_name"]: j for j in cfg["scrape_configs"]}
     targets = {t for sc in jobs["grassroots-services"]["static_configs"] for t in sc["targets"]}
-    assert targets == {"grid:8001", "orders:8002", "points:8003", "assessment:8004"}
+    assert targets == {f"{svc}:{port}" for svc, port in PORTS.items()}
     assert jobs["grassroots-services"]["honor_labels"] is True

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from schemas.registry import SERVICES as REGISTERED
 from schemas.topics import ASSESSMENT, BY_SERVICE, GRID, ORDERS, POINTS
 from services.kit.clock import SHANGHAI
 from services.kit.infra import free_port
@@ -31,7 +32,7 @@ from tests.support.procs import ROOT, http
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-SERVICES = ("grid", "orders", "points", "assessment")
+SERVICES = tuple(REGISTERED)  # every registered service runs in the district (the launcher starts each)
 
 
 def _summary(var: Path) -> dict:

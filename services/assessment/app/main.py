@@ -1,6 +1,6 @@
 """The assessment worker: ``python -m services.assessment.app worker``.
 
-Consumes grid, orders and points events (into the event log) and its own intake (reviews,
+Consumes grid, orders, points and party events (into the event log) and its own intake (reviews,
 scheme changes, period closes; also ``POST /v1/commands``); a timer closes periods when they
 end. Queries (bearer token):
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
+from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
 from services.assessment.domain import Scheme
 from services.assessment.domain.periods import Period
 from services.assessment.projection import MIGRATIONS, store
@@ -41,7 +41,7 @@ handler = AssessmentHandler(Scheme.load(settings.scheme_file),
                             close_delay=timedelta(seconds=settings.close_delay_seconds),
                             timer_since=settings.close_timer_since)
 rt = ServiceRuntime("assessment", settings, migrations=MIGRATIONS)
-rt.consume("upstream", [GRID.events, ORDERS.events, POINTS.events], handler)
+rt.consume("upstream", [GRID.events, ORDERS.events, POINTS.events, PARTY.events], handler)
 rt.consume("intake", [ASSESSMENT.intake], handler)
 rt.command_api(handler)
 rt.retain("event_log", "recorded_at", settings.fact_retention_days)

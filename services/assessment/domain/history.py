@@ -17,7 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from pydantic import ValidationError
 
-from schemas import assessment, grid, orders, points
+from schemas import assessment, grid, orders, party, points
 from schemas.common import Event
 from schemas.envelope import DecodeError
 from schemas.pii import field_tags, minimised, restored
@@ -27,6 +27,12 @@ from .facts import CONSUMED, MemoryLookup, replay
 from .facts.core import FactTable, occurred_at
 
 LIFECYCLE: tuple[type[Event], ...] = (
+    party.OrgEstablished,
+    party.CoverageGap,
+    party.CouncilEffective,
+    party.UnitReported,
+    party.AgreementSigned,
+    party.MemberReportOverdue,
     orders.MemberRegistered,
     points.AccountOpened,
     grid.CaseReported,
@@ -58,6 +64,17 @@ LIFECYCLE: tuple[type[Event], ...] = (
     orders.PostClaimed,
     points.DeedApproved,
     points.TransferPosted,
+    party.MeetingHeld,
+    party.MeetingOverdue,
+    party.ResolutionCompleted,
+    party.ResolutionOverdue,
+    party.ProjectPosted,
+    party.ProjectClaimed,
+    party.ProjectCompleted,
+    party.OrgLifeHeld,
+    party.OrgLifeOverdue,
+    party.CommitmentMade,
+    party.CommitmentFulfilled,
     assessment.ReviewRecorded,
 )
 """Lifecycle rank of the consumed payload classes, for facts that occurred at the same instant."""
@@ -70,22 +87,32 @@ UNREAD_IDENTIFIERS: dict[type[Event], frozenset[str]] = {
     c: frozenset(name for name, category in field_tags(c).items() if category == "identifier")
     for c in (grid.CaseHandled, grid.CaseAccepted, grid.CaseContacted, grid.CaseReturnReviewed,
               grid.CaseExtensionGranted, grid.CaseSupervised, grid.CaseExclusionReviewed,
-              grid.WhistleBlown, grid.WhistleAnswered, grid.WhistleRated)
+              grid.WhistleBlown, grid.WhistleAnswered, grid.WhistleRated, party.OrgEstablished)
 }
 """Consumed event types whose identifiers no rule reads (who accepted, contacted, reviewed,
-blew, answered or rated: department staff and officers): the log keeps none of them. A
+blew, answered or rated: department staff and officers; an organisation's secretary): the log
+keeps none of them. A
 department's, street's or case's id is no person's and stays."""
 
 _IDENTIFIER_STAND_IN = "-"
+
+COUNTED_ONLY: dict[type[Event], tuple[str, ...]] = {
+    party.MeetingHeld: ("attendees", "absentees"),
+    party.OrgLifeHeld: ("attendees", "absentees"),
+}
+"""Lists of people the rules only count (出勤率, 参学率): the log keeps how many, each id
+replaced by a neutral stand-in."""
 
 
 def log_data(model: type[Event], data: Mapping[str, Any]) -> dict[str, Any]:
     """What the event log keeps of an event's ``data``: :func:`schemas.pii.minimised` (no free
     text, places, media, names, contacts or credentials), less the identifiers no rule reads
-    (:data:`UNREAD_IDENTIFIERS`)."""
+    (:data:`UNREAD_IDENTIFIERS`), and only the length of the lists the rules count
+    (:data:`COUNTED_ONLY`)."""
     kept = minimised(model, data)
     drop = UNREAD_IDENTIFIERS.get(model, frozenset())
-    return {k: v for k, v in kept.items() if k not in drop}
+    counted = {n: [_IDENTIFIER_STAND_IN] * len(kept[n]) for n in COUNTED_ONLY.get(model, ()) if n in kept}
+    return {k: counted.get(k, v) for k, v in kept.items() if k not in drop}
 
 
 def _with_stand_ins(model: type[Event], data: Mapping[str, Any]) -> Mapping[str, Any]:

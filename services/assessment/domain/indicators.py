@@ -57,7 +57,20 @@ class Fact(str, Enum):
       cases_accepted_on_time, cases_contacted_on_time, cases_resolved, feedback_*,
       returns_approved, extensions_granted, cases_supervised, dept_cases_closed,
       dept_cases_closed_on_time; whistles_summoned at the whistle, whistles_answered_on_time,
-      whistles_rated, whistle_rating_sum at the answer and the rating.
+      whistles_rated, whistle_rating_sum at the answer and the rating;
+    - Party organisation (组织建设, from ``party.events.v1``; see :mod:`.facts.party`):
+      org_life_held, org_life_required in the required period (a month, or a quarter for the
+      quarterly kinds: then in the quarter and year only); org_life_attendees,
+      org_life_expected at the meeting; council_quarters_held, council_quarters_due in the
+      quarter (and year); council_attendees, council_expected at the meeting;
+      resolutions_completed at completion, resolutions_due at completion or overdue (an overdue
+      one completed later is taken back where it was counted); projects_posted,
+      projects_claimed, projects_completed in the period the project was posted;
+      members_report_due at registration (beside members_reported) or at the party service's
+      report overdue (taken back when the member registers); commitments_made,
+      commitments_fulfilled in the commitment's year; grids_covered, grids_coverable,
+      units_known, units_reported are standing counts derived when a period is scored (see
+      :func:`.facts.standing.standing_facts`).
     """
 
     CASES_RECEIVED = "cases_received"
@@ -111,6 +124,26 @@ class Fact(str, Enum):
     WHISTLES_ANSWERED_ON_TIME = "whistles_answered_on_time"
     WHISTLES_RATED = "whistles_rated"
     WHISTLE_RATING_SUM = "whistle_rating_sum"
+    GRIDS_COVERED = "grids_covered"
+    GRIDS_COVERABLE = "grids_coverable"
+    ORG_LIFE_HELD = "org_life_held"
+    ORG_LIFE_REQUIRED = "org_life_required"
+    ORG_LIFE_ATTENDEES = "org_life_attendees"
+    ORG_LIFE_EXPECTED = "org_life_expected"
+    UNITS_KNOWN = "units_known"
+    UNITS_REPORTED = "units_reported"
+    COUNCIL_QUARTERS_HELD = "council_quarters_held"
+    COUNCIL_QUARTERS_DUE = "council_quarters_due"
+    COUNCIL_ATTENDEES = "council_attendees"
+    COUNCIL_EXPECTED = "council_expected"
+    RESOLUTIONS_COMPLETED = "resolutions_completed"
+    RESOLUTIONS_DUE = "resolutions_due"
+    PROJECTS_POSTED = "projects_posted"
+    PROJECTS_CLAIMED = "projects_claimed"
+    PROJECTS_COMPLETED = "projects_completed"
+    MEMBERS_REPORT_DUE = "members_report_due"
+    COMMITMENTS_MADE = "commitments_made"
+    COMMITMENTS_FULFILLED = "commitments_fulfilled"
 
 
 IndicatorKind = Literal["rate", "average", "count", "score", "composite"]
@@ -183,6 +216,8 @@ _REVIEWED = frozenset({UNIT, COMMUNITY, STREET})
 _AREA_DEPT = frozenset({GRID, COMMUNITY, STREET, DEPT})
 _DEPT = frozenset({DEPT})
 _GW = frozenset({GW})
+_PARTY_AREA = frozenset({COMMUNITY, STREET})
+_PARTY_UNIT = frozenset({UNIT, COMMUNITY, STREET})
 
 
 def _one(f: Fact) -> tuple[tuple[Fact, float], ...]:
@@ -288,6 +323,44 @@ CATALOGUE: dict[str, Indicator] = {
             "default 30/35/35)",
             "composite", (), None, _DEPT, components=THREE_RATES,
         ),
+        _rate("org_coverage_rate", "组织覆盖率", Fact.GRIDS_COVERED, Fact.GRIDS_COVERABLE, _PARTY_AREA,
+              formula="grids with a grid branch (网格党支部) established by the period's end / grids that need one "
+                      "by then: those with a branch, and those the party service reported as a coverage gap "
+                      "(≥ 3 members, no branch) and still without one (a standing count at the period's end)"),
+        _rate("org_life_on_time_rate", "三会一课按期召开率", Fact.ORG_LIFE_HELD, Fact.ORG_LIFE_REQUIRED, _PARTY_UNIT,
+              formula="required meetings held (each organisation, kind and required period once: 支委会, 党小组会 "
+                      "and 主题党日 monthly, 支部党员大会 and 党课 quarterly) / those plus the ones the party service "
+                      "reported overdue (by required period; a quarterly one counts in its quarter and year)"),
+        _rate("org_life_attendance_rate", "党员参学率", Fact.ORG_LIFE_ATTENDEES, Fact.ORG_LIFE_EXPECTED, _PARTY_UNIT,
+              formula="attendees / (attendees + absentees) of the organisational life held (三会一课, 主题党日; "
+                      "by meeting time)"),
+        _rate("unit_report_rate", "单位报到率", Fact.UNITS_REPORTED, Fact.UNITS_KNOWN, _PARTY_UNIT,
+              formula="resident units that reported (单位报到) by the period's end / units known by then: those "
+                      "that reported, signed a co-building agreement (共建协议) or had a member register (双报到), "
+                      "each placed where it reported, else where it signed, else where its first member "
+                      "registered (a standing count; a unit's own is 1 or 0)"),
+        _rate("council_meeting_on_time_rate", "联席会议按期召开率", Fact.COUNCIL_QUARTERS_HELD,
+              Fact.COUNCIL_QUARTERS_DUE, _PARTY_AREA,
+              formula="council quarters with a quorate joint meeting (联席会议, more than half attending) / council "
+                      "quarters with a meeting or reported overdue (by quarter; a community's 大党委 counts for its "
+                      "street too)"),
+        _rate("council_attendance_rate", "联席会议出勤率", Fact.COUNCIL_ATTENDEES, Fact.COUNCIL_EXPECTED, _PARTY_AREA,
+              formula="attendees / (attendees + absentees) of the joint meetings held (by meeting time)"),
+        _rate("resolution_completion_rate", "议定事项办结率", Fact.RESOLUTIONS_COMPLETED, Fact.RESOLUTIONS_DUE,
+              _PARTY_UNIT,
+              formula="resolutions (议定事项) completed / (completed + overdue and still open), completions by "
+                      "completion time, overdue ones when reported (督办); for a unit, those it owns"),
+        _rate("project_claim_rate", "项目认领率", Fact.PROJECTS_CLAIMED, Fact.PROJECTS_POSTED, _PARTY_AREA,
+              formula="projects of the 项目清单 claimed by a unit / projects posted (by the period of the posting)"),
+        _rate("project_completion_rate", "项目完成率", Fact.PROJECTS_COMPLETED, Fact.PROJECTS_CLAIMED, _PARTY_UNIT,
+              formula="projects completed / projects claimed (by the period of the posting; for a unit, the "
+                      "projects it claimed)"),
+        _rate("member_report_rate", "党员报到率", Fact.MEMBERS_REPORTED, Fact.MEMBERS_REPORT_DUE, _PARTY_UNIT,
+              formula="members registered (双报到, at registration) / those plus the members the party service "
+                      "reported overdue or moved away and not registered since (at the overdue report)"),
+        _rate("commitment_fulfilment_rate", "践诺率", Fact.COMMITMENTS_FULFILLED, Fact.COMMITMENTS_MADE, _PARTY_UNIT,
+              formula="members' commitments (承诺) fulfilled (践诺) / commitments made (by the commitment's year: "
+                      "yearly scorecards only)"),
         Indicator(
             "review_score", "双向评议得分", "Σ review scores / reviews received (latest review per reviewer)",
             "score", _one(Fact.REVIEW_SCORE_SUM), Fact.REVIEWS_RECEIVED, _REVIEWED,

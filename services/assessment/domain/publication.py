@@ -14,6 +14,7 @@ from schemas.common import Payload
 
 from .facts import MemoryLookup, facts_by_entity, parent_of
 from .facts.coverage import with_coverage
+from .facts.standing import with_standing
 from .facts.core import FactTable
 from .periods import Period
 from .scheme import Scheme, scheme_for_period
@@ -22,11 +23,12 @@ from .scorecards import NAMESPACE, EntityFacts, Publication, close_period
 
 def publication_for(period: str, table: FactTable, lookup: MemoryLookup, scheme: Scheme) -> Publication:
     """Ranked, graded scorecards of every entity with counters in ``period``, and the alerts
-    (grid workers' patrol coverage derived for the period, :mod:`.facts.coverage`)."""
+    (grid workers' patrol coverage derived for the period, :mod:`.facts.coverage`; the Party
+    organisation's standing counts, :mod:`.facts.standing`)."""
     p = str(Period.parse(period))
     entities = [
         EntityFacts(et, eid, with_coverage(et, eid, facts, p, lookup), parent_of(et, eid, lookup))
-        for (et, eid), facts in facts_by_entity(table, p).items()
+        for (et, eid), facts in with_standing(facts_by_entity(table, p), p, lookup).items()
     ]
     return close_period(p, entities, scheme)
 

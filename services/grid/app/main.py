@@ -8,7 +8,7 @@ from pathlib import Path
 
 from schemas.codes import GridCode
 from schemas.grid import Category
-from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
+from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
 from services.grid import projection as db
 from services.grid.domain import PUBLIC_CATEGORIES, CaseStatus
 from services.grid.projection import whistles as whistle_db
@@ -30,7 +30,7 @@ handler = GridHandler(deadlines, register, settings.duplicate_radius_m, departme
 
 rt = ServiceRuntime("grid", settings, migrations=Path(__file__).resolve().parent.parent / "migrations")
 rt.consume("intake", [GRID.intake], handler)
-rt.consume("erasures", [ORDERS.events, POINTS.events, ASSESSMENT.events], handler)  # person.erased.v1 only
+rt.consume("erasures", [ORDERS.events, POINTS.events, ASSESSMENT.events, PARTY.events], handler)  # person.erased.v1 only
 rt.command_api(handler)
 grid_metrics = metrics.register()
 

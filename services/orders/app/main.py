@@ -4,7 +4,7 @@ Run: ``python -m services.orders.app worker``.
 """
 from __future__ import annotations
 
-from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
+from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
 from services.kit.http import HttpError
 from services.kit.routes import Request
 from services.kit.runtime import ServiceRuntime
@@ -22,7 +22,7 @@ handler = OrdersHandler(settings)
 rt = ServiceRuntime("orders", settings, migrations=MIGRATIONS)
 rt.consume("intake", [ORDERS.intake], handler)
 rt.consume("grid", [GRID.events], handler)
-rt.consume("erasures", [POINTS.events, ASSESSMENT.events], handler)  # person.erased.v1 only
+rt.consume("erasures", [POINTS.events, ASSESSMENT.events, PARTY.events], handler)  # person.erased.v1 only
 rt.command_api(handler)
 
 

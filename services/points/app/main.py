@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
+from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
 from services.kit import clock
 from services.kit.clock import wall_clock
 from services.kit.http import HttpError
@@ -26,7 +26,7 @@ handler = PointsHandler(rules)
 rt = ServiceRuntime("points", settings, migrations=MIGRATIONS)
 rt.consume("intake", [POINTS.intake], handler)
 rt.consume("reactions", [ORDERS.events, GRID.events], handler)
-rt.consume("erasures", [ASSESSMENT.events], handler)  # person.erased.v1 only
+rt.consume("erasures", [ASSESSMENT.events, PARTY.events], handler)  # person.erased.v1 only
 rt.command_api(handler)
 
 

@@ -38,6 +38,18 @@ FORMULAS = [
     ("overdue_rate", {"cases_supervised": 3, "dept_cases_received": 20}, 3, 20, 0.15),
     ("whistle_report_rate", {"whistles_answered_on_time": 3, "whistles_summoned": 4}, 3, 4, 0.75),
     ("avg_whistle_rating", {"whistle_rating_sum": 13, "whistles_rated": 3}, 13, 3, 13 / 3),
+    # 组织建设, from party facts
+    ("org_coverage_rate", {"grids_covered": 5, "grids_coverable": 8}, 5, 8, 0.625),
+    ("org_life_on_time_rate", {"org_life_held": 9, "org_life_required": 12}, 9, 12, 0.75),
+    ("org_life_attendance_rate", {"org_life_attendees": 45, "org_life_expected": 50}, 45, 50, 0.9),
+    ("unit_report_rate", {"units_reported": 3, "units_known": 4}, 3, 4, 0.75),
+    ("council_meeting_on_time_rate", {"council_quarters_held": 1, "council_quarters_due": 2}, 1, 2, 0.5),
+    ("council_attendance_rate", {"council_attendees": 8, "council_expected": 10}, 8, 10, 0.8),
+    ("resolution_completion_rate", {"resolutions_completed": 3, "resolutions_due": 5}, 3, 5, 0.6),
+    ("project_claim_rate", {"projects_claimed": 4, "projects_posted": 5}, 4, 5, 0.8),
+    ("project_completion_rate", {"projects_completed": 1, "projects_claimed": 4}, 1, 4, 0.25),
+    ("member_report_rate", {"members_reported": 7, "members_report_due": 10}, 7, 10, 0.7),
+    ("commitment_fulfilment_rate", {"commitments_fulfilled": 2, "commitments_made": 3}, 2, 3, 2 / 3),
     # 三率: response 0.85 × 0.30 + resolution 0.70 × 0.35 + satisfaction 0.87 × 0.35 = 0.8045
     ("three_rates", {"cases_contacted_on_time": 17, "cases_resolved": 14, "dept_cases_in_rates": 20,
                      "feedback_satisfied": 6, "feedback_basically_satisfied": 3, "feedback_received": 10},

@@ -153,9 +153,20 @@ def test_with_weights_overrides_a_pillar_and_renormalises():
 
 def test_with_weights_by_indicator_name_changes_it_everywhere():
     s = default_scheme().with_weights({"on_time_closure_rate": 10}, scheme_id="otc")
-    for et in ("grid", "community", "street"):
-        org = s.entity_types[EntityType(et)].pillars["organisation"].indicators
-        assert org["on_time_closure_rate"].weight > max(w.weight for n, w in org.items() if n != "on_time_closure_rate")
+    for et, pillar in (("grid", "organisation"), ("community", "satisfaction"), ("street", "satisfaction")):
+        inds = s.entity_types[EntityType(et)].pillars[pillar].indicators
+        assert inds["on_time_closure_rate"].weight > max(w.weight for n, w in inds.items() if n != "on_time_closure_rate")
+
+
+def test_the_default_scheme_puts_no_case_rate_under_the_organisation_pillar_of_communities_and_streets():
+    case_rates = {"registration_rate", "dispatch_rate", "closure_rate", "on_time_closure_rate", "rework_rate",
+                  "extension_rate", "avg_handling_hours"}
+    for et in ("community", "street"):
+        org = set(default_scheme().entity_types[EntityType(et)].pillars["organisation"].indicators)
+        assert not org & case_rates
+        assert {"org_coverage_rate", "org_life_on_time_rate", "member_report_rate", "commitment_fulfilment_rate"} <= org
+    unit = set(default_scheme().entity_types[EntityType.UNIT].pillars["organisation"].indicators)
+    assert {"unit_report_rate", "project_completion_rate"} <= unit
 
 
 def test_with_weights_can_add_an_applicable_indicator_to_a_pillar():

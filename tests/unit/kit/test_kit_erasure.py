@@ -24,7 +24,8 @@ def test_the_account_ids_that_embed_the_id_are_replaced_too():
                                                           ("merchant:res-1", "merchant:erased-x")]
 
 
-def test_every_service_reacts_to_the_three_others():
-    for svc in ("grid", "orders", "points", "assessment"):
+def test_every_service_reacts_to_the_four_others():
+    services = ("grid", "orders", "points", "assessment", "party")
+    for svc in services:
         types = {c.TYPE for c in erasure.other_services_erased(svc)}
-        assert types == {f"{o}.person.erased.v1" for o in ("grid", "orders", "points", "assessment") if o != svc}
+        assert types == {f"{o}.person.erased.v1" for o in services if o != svc}

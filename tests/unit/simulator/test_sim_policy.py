@@ -73,7 +73,13 @@ ALLOWED: dict[str, set[str]] = {
     "assessment.period.close.v1": {"assessor"},
     "assessment.scheme.change.v1": {"assessor"},
     "assessment.review.record.v1": OFFICERS | {"assessor"},
-    **{f"{svc}.person.erase.v1": {"data_protection_officer"} for svc in ("grid", "orders", "points", "assessment")},
+    **{f"party.{c}.v1": {"party_secretary"} for c in ("member.attach", "household.mark", "org_life.record",
+                                                      "commitment.make", "commitment.fulfil", "commitment.rate")},
+    **{f"party.{c}.v1": {"party_secretary"} | OFFICERS
+       for c in ("org.establish", "unit.report", "council.propose", "meeting.hold", "resolution.complete",
+                 "agreement.sign", "project.post", "project.claim", "project.complete", "project.rate")},
+    **{f"{svc}.person.erase.v1": {"data_protection_officer"}
+       for svc in ("grid", "orders", "points", "assessment", "party")},
 }
 
 
@@ -221,6 +227,17 @@ def violation(p, pr: Principal, w: World) -> str | None:
         if "assessor" in roles and (by, of) == ("unit", "street"):
             return None
         return f"{sorted(roles)} may not record a review by {by} {p.reviewer_id} of {of} {p.subject_id}"
+    if t.startswith("party."):  # a secretary (or officer) acts in their own area, in their own name
+        if getattr(p, "proposed_by", None) not in (None, sub) or getattr(p, "recorded_by", None) not in (None, sub):
+            return "a council step in someone else's name"
+        area = getattr(p, "community_id", None) or getattr(p, "area_id", None) or getattr(p, "grid_id", None)
+        area = area or getattr(p, "council_id", "").removeprefix("council-") or getattr(p, "org_id", "")
+        code = area.split(":")[0] if area else ""
+        if code.startswith("po-"):
+            code = code.rsplit("-", 1)[-1]
+        if code and kind_of(code) is not None and not scope.covers(code):
+            return f"{t}: area {code} outside {scope}"
+        return None
     return f"no rule for {t}"
 
 
@@ -284,6 +301,10 @@ class PolicyClient:
             w.deeds[p.deed_id] = {"account": p.account_id, "community": p.community_id}
         if t == "points.adjust.v1":
             w.adjustments[p.transfer_id] = pr.sub
+        if t == "party.org.establish.v1":
+            return [("party.org.established.v1", {"org_id": p.org_id})]
+        if t == "party.council.propose.v1":  # the fake's 公示 passes at once
+            return [("party.council.proposed.v1", {}), ("party.council.effective.v1", {"council_id": p.council_id})]
         return [(t.replace(".v1", "d.v1"), {})]
 
     async def send_raw(self, topic: str, value: bytes, *, key=None) -> None:
@@ -325,7 +346,7 @@ def provider(tmp_path_factory):
 def service_policies() -> dict[str, object]:
     """The services' own tables (every service has one)."""
     return {svc: importlib.import_module(f"services.{svc}.app.policy").POLICY
-            for svc in ("grid", "orders", "points", "assessment")}
+            for svc in ("grid", "orders", "points", "assessment", "party")}
 
 
 async def played(provider, stories_per_kind: int = 25, seed: int = 7) -> PolicyClient:
@@ -346,6 +367,10 @@ async def played(provider, stories_per_kind: int = 25, seed: int = 7) -> PolicyC
     for street in district.streets:  # each street's whistle of the month
         await s.story_whistle(random.Random(street.street_id), street.street_id)
     await asyncio.gather(*s.tasks)
+    for month in range(2):  # a month of Party life and a quarter's last (the councils' joint meetings)
+        await s.party_month(random.Random(month))
+    for street in district.streets:
+        await s.joint_meeting(street.street_id, random.Random(street.street_id))
     await s.month_end_reviews("2026-05", random.Random(1))
     await s.close_period("2026-05")
     return client
@@ -369,7 +394,7 @@ async def test_every_simulated_command_is_one_its_sender_may_send(provider):
                                                              ("unit", "community"), ("unit", "street")}
     unsent = set(ALLOWED) - set(types) - {t for t in ALLOWED if t.endswith(".person.erase.v1")}  # not simulated
     assert unsent <= {"grid.case.dismiss.v1", "orders.order.cancel.v1", "orders.post.release.v1",
-                      "assessment.scheme.change.v1", "points.adjust.approve.v1"}, unsent
+                      "assessment.scheme.change.v1", "points.adjust.approve.v1", "party.household.mark.v1"}, unsent
 
 
 async def test_the_services_own_tables_admit_every_simulated_command(provider):

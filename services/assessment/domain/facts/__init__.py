@@ -11,6 +11,9 @@ events can be attributed. Builders are registered per payload class:
 - :mod:`.grid`    — cases and patrols;
 - :mod:`.orders`  — orders, members (双报到) and claimed posts;
 - :mod:`.points`  — accounts, approved deeds and posted transfers;
+- :mod:`.party`   — organisational life, councils' meetings and resolutions, projects, members'
+  双报到 follow-up and commitments (组织建设); :mod:`.standing` derives the standing counts
+  (组织覆盖率, 单位报到率) when a period is scored;
 - :mod:`.reviews` — assessment's own two-way reviews;
 - :mod:`.refs`    — the reference records, the lookup, the entities a place counts for;
 - :mod:`.core`    — the registry and the fold of a history into counters.
@@ -21,7 +24,7 @@ builder (:data:`CONSUMED`); every other event has no effect on any indicator.
 """
 from schemas.common import Event
 
-from . import grid, orders, points, reviews  # noqa: F401  (each registers its builders)
+from . import grid, orders, party, points, reviews  # noqa: F401  (each registers its builders)
 from .core import BUILDERS, effect_of_event, facts_by_entity, facts_from_event, replay
 from .refs import MemoryLookup, parent_of, ref_from_json
 

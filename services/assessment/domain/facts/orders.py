@@ -20,7 +20,8 @@ from schemas.common import Event
 
 from ..indicators import Fact
 from .core import EventEffect, FactDelta, builds, increments
-from .refs import Entity, Lookup, MemberRef, OrderRef, Ref, UnitRef, area_entities
+from .party import registered_after_overdue
+from .refs import Entity, Lookup, MemberRef, OrderRef, UnitRef, area_entities
 
 
 _orders_event = partial(builds, occurred="at")
@@ -132,17 +133,24 @@ def order_evaluated(e: orders.OrderEvaluated, at: datetime, ref: OrderRef, ents:
 
 @_orders_event(orders.MemberRegistered)
 def member_registered(e: orders.MemberRegistered, at: datetime, lookup: Lookup) -> EventEffect:
-    """双报到: counts for the community, street and unit; places the unit where its first
-    member reported."""
+    """双报到: counts reported (and due, 党员报到率) for the community, street and unit; a member
+    the party service reported overdue is no longer (:func:`.party.registered_after_overdue`);
+    the unit becomes known, placed where its first member reported unless it is placed already."""
     ref = MemberRef(member_id=e.member_id, community_id=e.community_id, unit_id=e.unit_id)
+    facts, refs = registered_after_overdue(e.member_id, lookup)
     if lookup.member(e.member_id) == ref:
-        return EventEffect()
-    refs: list[Ref] = [ref]
+        return EventEffect(facts, refs)
+    refs.append(ref)
     ents = area_entities(None, e.community_id)
     ents.append((EntityType.UNIT.value, e.unit_id))
-    if lookup.unit(e.unit_id) is None:
-        refs.append(UnitRef(unit_id=e.unit_id, community_id=e.community_id, street_id=street_id_of(e.community_id)))
-    return EventEffect(increments(ents, at, Fact.MEMBERS_REPORTED), refs)
+    unit = lookup.unit(e.unit_id)
+    if unit is None:
+        refs.append(UnitRef(unit_id=e.unit_id, community_id=e.community_id, street_id=street_id_of(e.community_id),
+                            known_at=at))
+    elif unit.known_at is None or at < unit.known_at:
+        refs.append(unit.model_copy(update={"known_at": at}))
+    facts += increments(ents, at, Fact.MEMBERS_REPORTED) + increments(ents, at, Fact.MEMBERS_REPORT_DUE)
+    return EventEffect(facts, refs)
 
 
 @_orders_event(orders.PostClaimed)

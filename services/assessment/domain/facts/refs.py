@@ -105,12 +105,18 @@ class MemberRef(_Ref):
 
 
 class UnitRef(_Ref):
-    """A resident unit, placed in the community/street where its first member reported."""
+    """A resident unit, placed in the community/street where it reported (单位报到: a unit
+    reports where it sits), else where it signed a co-building agreement, else where its first
+    member reported; ``known_at`` the first instant any event named it, ``reported_at`` when it
+    reported (单位报到率)."""
 
     KIND: ClassVar[str] = "unit"
     unit_id: str
     community_id: str | None = None
     street_id: str | None = None
+    known_at: datetime | None = None
+    reported_at: datetime | None = None
+    signed: bool = False
 
 
 class WorkerRef(_Ref):
@@ -151,9 +157,87 @@ class AccountRef(_Ref):
     active_periods: tuple[str, ...] = ()
 
 
-Ref = Union[CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef, WhistleRef]
+class OrgRef(_Ref):
+    """A Party organisation: its kind and where it counts (its area's grid, community and street,
+    or the unit of a unit's Party org), and what of its organisational life was counted: the
+    required periods (``<kind>@<period>``) counted required and held, and the meetings whose
+    attendance was counted."""
+
+    KIND: ClassVar[str] = "org"
+    org_id: str
+    kind: str | None = None
+    grid_id: str | None = None
+    community_id: str | None = None
+    street_id: str | None = None
+    unit_id: str | None = None
+    required: tuple[str, ...] = ()
+    held: tuple[str, ...] = ()
+    meetings: tuple[str, ...] = ()
+
+
+class GridRef(_Ref):
+    """A grid as the Party organisation tree sees it (组织覆盖率): when its grid branch
+    (网格党支部) was first established, and when a coverage gap (≥ 3 members, no branch) was
+    first reported for it."""
+
+    KIND: ClassVar[str] = "grid"
+    grid_id: str
+    community_id: str | None = None
+    street_id: str | None = None
+    branch_at: datetime | None = None
+    gap_at: datetime | None = None
+
+
+class CouncilRef(_Ref):
+    """A regional council (大工委 / 大党委): where it counts, the quarters counted held or
+    missed (联席会议), the meetings whose attendance was counted, and its resolutions (议定事项)
+    counted completed or overdue (with the instant the overdue was counted)."""
+
+    KIND: ClassVar[str] = "council"
+    council_id: str
+    grid_id: str | None = None
+    community_id: str | None = None
+    street_id: str | None = None
+    quarters_due: tuple[str, ...] = ()
+    quarters_held: tuple[str, ...] = ()
+    meetings: tuple[str, ...] = ()
+    completed: tuple[str, ...] = ()
+    overdue: tuple[tuple[str, datetime], ...] = ()
+
+
+class ProjectRef(_Ref):
+    """A project of a community's 项目清单: when it was posted, who claimed it and when, and
+    whether its completion was counted."""
+
+    KIND: ClassVar[str] = "project"
+    project_id: str
+    community_id: str | None = None
+    posted_at: datetime | None = None
+    unit_id: str | None = None
+    claimed_at: datetime | None = None
+    completed: bool = False
+
+
+class DutyRef(_Ref):
+    """A member's 双报到 duty as the party service follows it: overdue (not reported to the
+    residential community by the deadline, or moved away) since ``overdue_at``, counted for
+    the community, street and unit it names, until the member registers; and the member's
+    yearly commitments (承诺) counted made and fulfilled (践诺)."""
+
+    KIND: ClassVar[str] = "duty"
+    duty_id: str
+    community_id: str | None = None
+    unit_id: str | None = None
+    overdue_at: datetime | None = None
+    made: tuple[str, ...] = ()
+    fulfilled: tuple[str, ...] = ()
+
+
+Ref = Union[CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef, WhistleRef, OrgRef, GridRef, CouncilRef,
+            ProjectRef, DutyRef]
 REF_TYPES: dict[str, type[_Ref]] = {
-    c.KIND: c for c in (CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef, WhistleRef)}
+    c.KIND: c for c in (CaseRef, OrderRef, MemberRef, UnitRef, WorkerRef, AccountRef, WhistleRef, OrgRef, GridRef,
+                        CouncilRef, ProjectRef, DutyRef)}
 
 
 def ref_from_json(kind: str, data: Mapping[str, Any]) -> Ref:
@@ -171,6 +255,11 @@ class Lookup(Protocol):
     def worker(self, worker_id: str) -> WorkerRef | None: ...
     def account(self, account_id: str) -> AccountRef | None: ...
     def whistle(self, whistle_id: str) -> WhistleRef | None: ...
+    def org(self, org_id: str) -> OrgRef | None: ...
+    def grid(self, grid_id: str) -> GridRef | None: ...
+    def council(self, council_id: str) -> CouncilRef | None: ...
+    def project(self, project_id: str) -> ProjectRef | None: ...
+    def duty(self, member_id: str) -> DutyRef | None: ...
 
 
 def _stored(cls: type[_Ref]) -> Callable[["MemoryLookup", str | None], Any]:
@@ -196,6 +285,15 @@ class MemoryLookup:
     worker = _stored(WorkerRef)
     account = _stored(AccountRef)
     whistle = _stored(WhistleRef)
+    org = _stored(OrgRef)
+    grid = _stored(GridRef)
+    council = _stored(CouncilRef)
+    project = _stored(ProjectRef)
+    duty = _stored(DutyRef)
+
+    def of_kind(self, cls: type[_Ref]) -> list[Any]:
+        """Every stored ref of ``cls``, by id (what a period's standing counters are derived from)."""
+        return [r for (k, _), r in sorted(self.refs.items(), key=lambda kv: kv[0]) if k == cls.KIND]
 
     def put(self, ref: Ref) -> None:
         self.refs[(ref.KIND, ref.ref_id)] = ref

@@ -1,0 +1,1 @@
+"""The party service's application layer (handlers, timers, queries, metrics) on the kit runtime."""

@@ -1,0 +1,4 @@
+"""``python -m services.party.app worker`` runs the party service worker."""
+from .main import rt
+
+rt.main()

@@ -1,0 +1,274 @@
+"""Organisational life, commitments and the member half of 双报到 in the party worker: the
+handler steps, the timers' steps, what the life route takes and answers, and the metrics.
+
+:class:`LifeSteps` is a part of :class:`~services.party.app.handler.PartyHandler` (which sets
+``life_policy``, the frequency table of ``org_life.yaml``, and ``settings``):
+
+- ``RecordOrgLife``: a party secretary records a meeting of an organisation of their scope; an
+  organisation outside it is refused exactly as an unknown one (``unknown_org``);
+- ``MakeCommitment`` / ``FulfilCommitment`` / ``RateCommitment``: a party secretary, for a member
+  of an organisation of their scope; a member of no organisation, or of one outside the scope,
+  is refused as unknown (``unknown_member``; a commitment of theirs as ``unknown_commitment``);
+- ``orders.member.registered.v1``: the member is followed (a move flagged once), and the report
+  timer flags them once when their unit has not reported (单位报到) within the window;
+- ``orders.order.completed.v1`` / ``orders.order.evaluated.v1``: what the member's quarterly
+  feedback (双重管理) counts, kept per order.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+from prometheus_client.core import REGISTRY, CounterMetricFamily
+from pydantic import BaseModel, Field
+
+from schemas.common import Event
+from schemas.orders import MemberRegistered, OrderCompleted, OrderEvaluated
+from schemas.party import FulfilCommitment, MakeCommitment, OrgLifeKind, RateCommitment, RecordOrgLife
+from services.kit.errors import NotFound
+from services.kit.handlers import handles, prepares
+from services.kit.locks import advisory_locks
+from services.kit.uow import UnitOfWork
+from services.party.domain.life import (
+    LifeContext, OrgLifePolicy, decide_commitment, decide_org_life, evolve_commitment, evolve_org_life,
+    org_life_overdue,
+)
+from services.party.domain.members import (
+    SHANGHAI, MemberContext, evolve_follow_up, member_report_overdue, on_member_registered, quarterly_feedback,
+)
+from services.party.projection import life as db
+from services.party.projection.life import COMMITMENTS, FOLLOW_UPS, ORG_LIFE
+
+from . import access
+
+LIFE_COMMANDS = (RecordOrgLife,)
+COMMITMENT_COMMANDS = (MakeCommitment, FulfilCommitment, RateCommitment)
+
+
+def load_life_policy(path: Path | str) -> OrgLifePolicy:
+    """The frequency table of organisational life, from its YAML file."""
+    return OrgLifePolicy.from_mapping(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
+
+
+def previous_quarter(now: datetime) -> str:
+    """The last quarter (Asia/Shanghai) that has ended by ``now``."""
+    local = now.astimezone(SHANGHAI)
+    q = (local.month - 1) // 3 + 1
+    return f"{local.year - 1}-Q4" if q == 1 else f"{local.year}-Q{q - 1}"
+
+
+class LifeSteps:
+    """The organisational life, commitment and member steps of the party handler."""
+
+    life_policy: OrgLifePolicy
+    report_window: timedelta
+
+    # -- organisational life -----------------------------------------------------------
+
+    @prepares(*LIFE_COMMANDS)
+    async def load_life(self, uow: UnitOfWork, commands: Sequence[RecordOrgLife]) -> None:
+        """Lock by name, then lock and load, the organisations' life the batch names."""
+        ids = {c.org_id for c in commands}
+        await advisory_locks(uow.conn, {f"party:life:{i}" for i in ids})
+        await ORG_LIFE.of(uow).load(ids)
+
+    @handles(RecordOrgLife)
+    async def record_org_life(self, uow: UnitOfWork, cmd: RecordOrgLife) -> None:
+        """三会一课, 主题党日: a meeting held, recorded by a secretary of the organisation's area."""
+        found = (await db.org_refs(uow.conn, [cmd.org_id])).get(cmd.org_id)
+        org = found[0] if found is not None and access.may_act(uow.principal, found[1]) else None
+        lives = ORG_LIFE.of(uow)
+        state = await lives.fetch(cmd.org_id)
+        events = decide_org_life(state, cmd, LifeContext(now=uow.now, org=org, policy=self.life_policy))
+        await self._apply_life(uow, events)
+
+    async def check_org_life(self, uow: UnitOfWork) -> int:
+        """Each closed period without a meeting of a kind an organisation must hold is reported
+        once (``party.org_life.overdue.v1``); returns how many were reported this round. The
+        organisations a batch holds are left for a later round."""
+        refs = await db.org_refs(uow.conn)
+        if not refs:
+            return 0
+        await advisory_locks(uow.conn, {f"party:life:{i}" for i in refs})
+        lives = ORG_LIFE.of(uow)
+        await lives.load(refs)
+        events: list[Event] = []
+        for org_id, (org, _) in refs.items():
+            events += org_life_overdue(org, lives.get(org_id), self.life_policy, uow.now)
+        await self._apply_life(uow, events)
+        return len(events)
+
+    async def _apply_life(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        lives = ORG_LIFE.of(uow)
+        for e in events:
+            lives.put(e.org_id, evolve_org_life(lives.get(e.org_id), e))
+        await db.record_life(uow.conn, uow.emit_all(events), self.life_policy)
+
+    # -- commitments (承诺、践诺、评诺) ---------------------------------------------------
+
+    @prepares(*COMMITMENT_COMMANDS)
+    async def load_commitments(self, uow: UnitOfWork, commands: Sequence[MakeCommitment]) -> None:
+        ids = {c.member_id for c in commands}
+        await advisory_locks(uow.conn, {f"party:commitments:{i}" for i in ids})
+        await COMMITMENTS.of(uow).load(ids)
+
+    @handles(*COMMITMENT_COMMANDS)
+    async def commitment(self, uow: UnitOfWork, cmd: MakeCommitment | FulfilCommitment | RateCommitment) -> None:
+        """A member's yearly commitment, made, fulfilled and rated through a secretary of their organisation."""
+        org_id = await db.org_of_member(uow.conn, cmd.member_id)
+        scope_id = None
+        if org_id is not None:
+            found = (await db.org_refs(uow.conn, [org_id])).get(org_id)
+            scope_id = found[1] if found is not None else None
+        if not access.may_act(uow.principal, scope_id):
+            raise NotFound("member", cmd.member_id, "member_id")
+        commitments = COMMITMENTS.of(uow)
+        state = await commitments.fetch(cmd.member_id)
+        events = decide_commitment(state, cmd, LifeContext(now=uow.now, member_org_id=org_id))
+        for e in events:
+            state = evolve_commitment(state, e)
+            commitments.put(cmd.member_id, state)
+        uow.emit_all(events)
+
+    # -- the member half of 双报到 -------------------------------------------------------
+
+    @prepares(MemberRegistered)
+    async def load_follow_ups(self, uow: UnitOfWork, events: Sequence[MemberRegistered]) -> None:
+        ids = {e.member_id for e in events}
+        await advisory_locks(uow.conn, {f"party:follow_up:{i}" for i in ids})
+        await FOLLOW_UPS.of(uow).load(ids)
+
+    @handles(MemberRegistered)
+    async def member_registered(self, uow: UnitOfWork, event: MemberRegistered) -> None:
+        """A member's registration with orders: follow them; a move to another community is flagged once."""
+        follow_ups = FOLLOW_UPS.of(uow)
+        state = await follow_ups.fetch(event.member_id)
+        ctx = MemberContext(now=uow.now, report_window=self.report_window)
+        flags = on_member_registered(state, event, ctx)
+        state = evolve_follow_up(state, event, uow.now)
+        for f in flags:
+            state = evolve_follow_up(state, f)
+        follow_ups.put(event.member_id, state)
+        uow.emit_all(flags)
+
+    @handles(OrderCompleted)
+    async def order_completed(self, uow: UnitOfWork, event: OrderCompleted) -> None:
+        """Counted for the assignee's quarterly feedback."""
+        await db.order_completed(uow.conn, event.order_id, event.assignee_id, event.at or uow.now)
+
+    @handles(OrderEvaluated)
+    async def order_evaluated(self, uow: UnitOfWork, event: OrderEvaluated) -> None:
+        """考单: counted for the assignee's quarterly feedback."""
+        await db.order_evaluated(uow.conn, event.order_id, event.assignee_id, event.passed, event.rating,
+                                 event.at or uow.now)
+
+    async def check_member_reports(self, uow: UnitOfWork, limit: int = 500) -> int:
+        """Members whose unit has not reported within the window after their registration are
+        flagged once (``party.member.report_overdue.v1``); returns how many this round."""
+        due = await db.follow_ups_due(uow.conn, uow.now - self.report_window, limit)
+        if not due:
+            return 0
+        follow_ups = FOLLOW_UPS.of(uow)
+        follow_ups.adopt(due)
+        ctx = MemberContext(now=uow.now, report_window=self.report_window,
+                            reported_units=await db.reported_units(uow.conn, (s.unit_id for _, s in due.values())))
+        n = 0
+        for member_id, (_, state) in due.items():
+            for f in member_report_overdue(state, ctx):
+                state = evolve_follow_up(state, f)
+                follow_ups.put(member_id, state)
+                uow.emit(f)
+                n += 1
+        return n
+
+    async def quarterly_feedback(self, uow: UnitOfWork, limit: int = 500) -> int:
+        """双重管理: each member registered before the last quarter's end gets its feedback once
+        (``party.member.feedback.v1``), with the quarter's tallies; returns how many this round."""
+        quarter = previous_quarter(uow.now)
+        members = await db.followed_members(uow.conn, quarter, limit)
+        if not members:
+            return 0
+        follow_ups = FOLLOW_UPS.of(uow)
+        follow_ups.adopt(members)
+        tallies = await db.tallies(uow.conn, quarter, members)
+        events = quarterly_feedback(quarter, [s for _, s in members.values()], tallies, uow.now)
+        for e in events:
+            follow_ups.put(e.member_id, evolve_follow_up(follow_ups.get(e.member_id), e))
+        uow.emit_all(events)
+        return len(events)
+
+
+# -- the life route -----------------------------------------------------------------------------
+
+
+class LifeQuery(BaseModel):
+    period: str | None = Field(None, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$",
+                               description="a Shanghai month (2026-11) or quarter (2026-Q4); every period when absent")
+
+
+class LifeEntry(BaseModel):
+    """A meeting held (held = true), or a period missed (held = false, reported overdue)."""
+
+    kind: OrgLifeKind
+    held: bool
+    meeting_id: str | None
+    period: str
+    held_at: datetime | None
+    attendees: int | None
+    absentees: int | None
+    at: datetime = Field(description="when it was recorded, or reported overdue")
+
+
+class LifeOut(BaseModel):
+    """组织生活: an organisation's meetings held and periods missed."""
+
+    org_id: str
+    period: str | None
+    held: int
+    missed: int
+    entries: list[LifeEntry]
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+class LifeMetrics:
+    """A prometheus collector over the latest :class:`~services.party.projection.life.LifeSnapshot`
+    (from committed rows, so a replay or a restart never counts twice; no ids as labels):
+    ``party_org_life_held_total{kind}`` and ``party_org_life_overdue_total{kind}`` (the regional
+    councils' joint meetings are counted by :mod:`.metrics`)."""
+
+    def __init__(self) -> None:
+        self.snapshot = db.LifeSnapshot()
+
+    def update(self, snapshot: db.LifeSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def collect(self):
+        s = self.snapshot
+        held = CounterMetricFamily("party_org_life_held", "Meetings of organisational life held (三会一课, 主题党日)",
+                                   labels=["kind"])
+        overdue = CounterMetricFamily("party_org_life_overdue", "Periods without a meeting of a kind an "
+                                      "organisation must hold, reported overdue", labels=["kind"])
+        for k in OrgLifeKind:
+            held.add_metric([k.value], s.held.get(k.value, 0))
+            overdue.add_metric([k.value], s.overdue.get(k.value, 0))
+        yield held
+        yield overdue
+
+
+LIFE_METRICS = LifeMetrics()
+_registered = False
+
+
+def register_metrics() -> LifeMetrics:
+    """Register the collector once per process (idempotent)."""
+    global _registered
+    if not _registered:
+        REGISTRY.register(LIFE_METRICS)
+        _registered = True
+    return LIFE_METRICS

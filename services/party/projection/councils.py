@@ -1,0 +1,103 @@
+"""区域化党建 and 双报到 of units in PostgreSQL: the council, unit and project states (kept by
+the kit's :class:`~services.kit.aggregates.AggregateStore`, with the columns the queries and the
+council timer filter on derived from the state in the same upsert), the timer's pick of the
+councils due, and the reads behind the council, unit and project routes.
+
+A batch of commands loads the councils, units and projects it names row-locked; the council
+timer takes the due ones with ``SKIP LOCKED``, so it never waits for a batch.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from services.kit.aggregates import AggregateStore
+from services.kit.sql import Where
+from services.party.domain.council import CouncilState, next_check_at
+from services.party.domain.units import ProjectState, UnitState
+
+COUNCILS = AggregateStore(CouncilState, table="councils", id_column="council_id", columns={
+    "level": ("text", lambda s: s.level.value),
+    "area_id": ("text", lambda s: s.area_id),
+    "effective": ("boolean", lambda s: s.effective),
+    "next_check_at": ("timestamptz", next_check_at),
+})
+"""大工委 / 大党委: one row per regional council."""
+
+UNITS = AggregateStore(UnitState, table="units", id_column="unit_id", columns={
+    "name": ("text", lambda s: s.name),
+    "community_id": ("text", lambda s: s.community_id),
+    "street_id": ("text", lambda s: s.street_id),
+    "org_id": ("text", lambda s: s.org_id),
+    "reported_at": ("timestamptz", lambda s: s.reported_at),
+})
+"""驻区单位: one row per unit that reported, with its agreements."""
+
+PROJECTS = AggregateStore(ProjectState, table="projects", id_column="project_id", columns={
+    "community_id": ("text", lambda s: s.community_id),
+    "status": ("text", lambda s: s.status.value),
+    "unit_id": ("text", lambda s: s.unit_id),
+    "posted_at": ("timestamptz", lambda s: s.posted_at),
+})
+"""项目清单: one row per project."""
+
+
+async def councils_due(conn: asyncpg.Connection, now: datetime,
+                       limit: int = 500) -> dict[str, tuple[int, CouncilState]]:
+    """(version, state) of the councils whose ``next_check_at`` has come, locked; those another
+    transaction holds are skipped, and so are those that moved on before they were locked."""
+    ids = await conn.fetch(
+        "SELECT council_id FROM councils WHERE next_check_at <= $1 ORDER BY next_check_at LIMIT $2", now, limit)
+    found = await COUNCILS.read(conn, [r["council_id"] for r in ids], skip_locked=True)
+    return {i: (v, s) for i, (v, s) in found.items() if (at := next_check_at(s)) is not None and at <= now}
+
+
+async def agreement_holder(conn: asyncpg.Connection, agreement_id: str) -> str | None:
+    """The unit whose state holds the agreement, as committed (None: no unit does)."""
+    return await conn.fetchval(
+        "SELECT unit_id FROM units WHERE (state->'agreements') @> $1::jsonb ORDER BY unit_id LIMIT 1",
+        [{"agreement_id": agreement_id}])
+
+
+# -- reads -------------------------------------------------------------------------------------
+
+
+def council_row(state: CouncilState) -> dict[str, Any]:
+    """A council as the route answers it: the state, the composition in force and when the timer
+    next looks at it."""
+    out = state.model_dump(mode="json")
+    out["effective"] = state.effective
+    out["current"] = out["compositions"][-1] if out["compositions"] else None
+    at = next_check_at(state)
+    out["next_check_at"] = at.isoformat() if at is not None else None
+    return out
+
+
+async def get_council(conn: asyncpg.Connection, council_id: str) -> dict[str, Any] | None:
+    state = await conn.fetchval("SELECT state FROM councils WHERE council_id = $1", council_id)
+    return council_row(CouncilState.model_validate(state)) if state is not None else None
+
+
+async def list_units(conn: asyncpg.Connection, community_id: str, *, limit: int = 50,
+                     offset: int = 0) -> dict[str, Any]:
+    """The units that reported to the community (sitting there now), in unit id order."""
+    where = Where().equal(community_id=community_id)
+    total, rows = await where.counted_page(conn, "units", "SELECT state FROM units", "unit_id", limit, offset)
+    return {"items": [UnitState.model_validate(r["state"]).model_dump(mode="json") for r in rows],
+            "total": total, "limit": limit, "offset": offset}
+
+
+async def list_projects(conn: asyncpg.Connection, community_id: str, *, status: str | None = None,
+                        limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    """The community's projects (项目清单), by status, latest posted first."""
+    where = Where().equal(community_id=community_id, status=status)
+    total, rows = await where.counted_page(conn, "projects", "SELECT state FROM projects",
+                                           "posted_at DESC, project_id", limit, offset)
+    return {"items": [ProjectState.model_validate(r["state"]).model_dump(mode="json") for r in rows],
+            "total": total, "limit": limit, "offset": offset}
+
+
+__all__ = ["COUNCILS", "PROJECTS", "UNITS", "agreement_holder", "council_row", "councils_due", "get_council",
+           "list_projects", "list_units"]

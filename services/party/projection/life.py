@@ -1,0 +1,168 @@
+"""Organisational life, commitments and the member half of 双报到 in PostgreSQL.
+
+The states (``org_life``, ``commitments``, ``member_follow_ups``) are kept by the kit's
+:class:`~services.kit.aggregates.AggregateStore`; a batch loads the ones it names row-locked,
+the timers take theirs with ``SKIP LOCKED`` so that they never wait for a batch. Beside them:
+``org_life_log`` (one row per meeting held or period missed: the route and the metrics) and
+``member_orders`` (what the quarterly feedback counts of the orders a member served).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from schemas.envelope import Emitted
+from services.kit.aggregates import AggregateStore
+from services.party.domain.life import CommitmentsState, OrgLifePolicy, OrgLifeState, OrgRef, period_of
+from services.party.domain.members import MemberFollowUp, OrderTally, quarter_bounds
+
+ORG_LIFE = AggregateStore(OrgLifeState, table="org_life", id_column="org_id")
+"""An organisation's meetings and the periods flagged overdue."""
+
+COMMITMENTS = AggregateStore(CommitmentsState, table="commitments", id_column="member_id")
+"""A member's commitments (承诺、践诺、评诺)."""
+
+FOLLOW_UPS = AggregateStore(MemberFollowUp, table="member_follow_ups", id_column="member_id", columns={
+    "community_id": ("text", lambda s: s.community_id),
+    "unit_id": ("text", lambda s: s.unit_id),
+    "registered_at": ("timestamptz", lambda s: s.registered_at),
+    "overdue_flagged": ("boolean", lambda s: s.overdue_flagged),
+})
+"""A registered member as the party service follows them."""
+
+
+async def org_refs(conn: asyncpg.Connection, org_ids: Iterable[str] | None = None) -> dict[str, tuple[OrgRef, str]]:
+    """org id → (what organisational life needs of the org, the area code a scope must cover),
+    for the established organisations given (all of them when ``org_ids`` is None)."""
+    sql = """SELECT org_id, kind, established_at, area_id, coalesce(grid_id, community_id, street_id) AS scope_id
+               FROM orgs WHERE established_at IS NOT NULL"""
+    args: list[Any] = []
+    if org_ids is not None:
+        sql += " AND org_id = ANY($1::text[])"
+        args.append(sorted(set(org_ids)))
+    rows = await conn.fetch(sql + " ORDER BY org_id", *args)
+    return {r["org_id"]: (OrgRef(org_id=r["org_id"], kind=r["kind"], established_at=r["established_at"],
+                                 area_id=r["area_id"]), r["scope_id"]) for r in rows}
+
+
+async def org_of_member(conn: asyncpg.Connection, member_id: str) -> str | None:
+    return await conn.fetchval("SELECT org_id FROM org_members WHERE member_id = $1", member_id)
+
+
+async def record_life(conn: asyncpg.Connection, emitted: Sequence[Emitted], policy: OrgLifePolicy) -> None:
+    """One ``org_life_log`` row per meeting held or period missed."""
+    rows = []
+    for e in emitted:
+        d = e.data
+        if e.type == "party.org_life.held.v1":
+            held_at = datetime.fromisoformat(d["held_at"]) if isinstance(d["held_at"], str) else d["held_at"]
+            every = policy.frequencies[d["kind"]].every
+            rows.append((e.id, d["org_id"], d["kind"], True, d["meeting_id"], period_of(held_at, every), held_at,
+                         len(d.get("attendees") or ()), len(d.get("absentees") or ()), e.time))
+        elif e.type == "party.org_life.overdue.v1":
+            rows.append((e.id, d["org_id"], d["kind"], False, None, d["period"], None, None, None, e.time))
+    if rows:
+        await conn.executemany(
+            """INSERT INTO org_life_log (event_id, org_id, kind, held, meeting_id, period, held_at, attendees,
+                                         absentees, at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING""", rows)
+
+
+async def life_due(conn: asyncpg.Connection, org_ids: Sequence[str]) -> dict[str, tuple[int, OrgLifeState]]:
+    """(version, state) of the organisations' life rows that exist, locked (those a batch holds are skipped)."""
+    return await ORG_LIFE.read(conn, org_ids, skip_locked=True)
+
+
+async def follow_ups_due(conn: asyncpg.Connection, before: datetime, limit: int) -> dict[str, tuple[int, MemberFollowUp]]:
+    """Members registered before ``before`` and not flagged overdue yet, locked (``SKIP LOCKED``)."""
+    ids = await conn.fetch(
+        """SELECT member_id FROM member_follow_ups WHERE NOT overdue_flagged AND registered_at <= $1
+            ORDER BY registered_at LIMIT $2""", before, limit)
+    return await FOLLOW_UPS.read(conn, [r["member_id"] for r in ids], skip_locked=True)
+
+
+async def reported_units(conn: asyncpg.Connection, unit_ids: Iterable[str]) -> frozenset[str]:
+    """The units among ``unit_ids`` that have reported (单位报到), from the units' table when the
+    service has one (``units``, with ``unit_id``)."""
+    ids = sorted(set(unit_ids))
+    if not ids or await conn.fetchval("SELECT to_regclass('units')") is None:
+        return frozenset()
+    return frozenset(r["unit_id"] for r in await conn.fetch(
+        "SELECT unit_id FROM units WHERE unit_id = ANY($1::text[])", ids))
+
+
+async def followed_members(conn: asyncpg.Connection, quarter: str, limit: int) -> dict[str, tuple[int, MemberFollowUp]]:
+    """Members registered before the quarter's end without its feedback yet, locked (``SKIP LOCKED``)."""
+    _, end = quarter_bounds(quarter)
+    ids = await conn.fetch(
+        """SELECT member_id FROM member_follow_ups
+            WHERE registered_at < $1 AND NOT (state->'feedback_quarters') ? $2
+            ORDER BY member_id LIMIT $3""", end, quarter, limit)
+    return await FOLLOW_UPS.read(conn, [r["member_id"] for r in ids], skip_locked=True)
+
+
+async def order_completed(conn: asyncpg.Connection, order_id: str, member_id: str, at: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO member_orders (order_id, member_id, completed_at) VALUES ($1, $2, $3)
+           ON CONFLICT (order_id) DO UPDATE SET member_id = EXCLUDED.member_id, completed_at = EXCLUDED.completed_at""",
+        order_id, member_id, at)
+
+
+async def order_evaluated(conn: asyncpg.Connection, order_id: str, member_id: str, passed: bool, rating: int,
+                          at: datetime) -> None:
+    await conn.execute(
+        """INSERT INTO member_orders (order_id, member_id, evaluated_at, passed, rating) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (order_id) DO UPDATE SET evaluated_at = EXCLUDED.evaluated_at, passed = EXCLUDED.passed,
+               rating = EXCLUDED.rating""", order_id, member_id, at, passed, rating)
+
+
+async def tallies(conn: asyncpg.Connection, quarter: str, member_ids: Iterable[str]) -> dict[str, OrderTally]:
+    """member id → their orders of the quarter: completed in it; passed at 考单 in it, and the ratings."""
+    start, end = quarter_bounds(quarter)
+    rows = await conn.fetch(
+        """SELECT member_id,
+                  count(*) FILTER (WHERE completed_at >= $2 AND completed_at < $3)::int AS completed,
+                  count(*) FILTER (WHERE passed AND evaluated_at >= $2 AND evaluated_at < $3)::int AS passed,
+                  coalesce(sum(rating) FILTER (WHERE evaluated_at >= $2 AND evaluated_at < $3), 0)::int AS rating_sum,
+                  count(rating) FILTER (WHERE evaluated_at >= $2 AND evaluated_at < $3)::int AS ratings
+             FROM member_orders WHERE member_id = ANY($1::text[]) GROUP BY member_id""",
+        sorted(set(member_ids)), start, end)
+    return {r["member_id"]: OrderTally(member_id=r["member_id"], orders_completed=r["completed"],
+                                       orders_passed=r["passed"], rating_sum=r["rating_sum"], ratings=r["ratings"])
+            for r in rows}
+
+
+async def life_of(conn: asyncpg.Connection, org_id: str, period: str | None) -> list[dict[str, Any]]:
+    """The organisation's meetings held and periods missed (of ``period`` when given), in order."""
+    where, args = "org_id = $1", [org_id]
+    if period:
+        where += " AND period = $2"
+        args.append(period)
+    rows = await conn.fetch(
+        f"""SELECT kind, held, meeting_id, period, held_at, attendees, absentees, at FROM org_life_log
+             WHERE {where} ORDER BY period, kind, held DESC, held_at NULLS LAST, event_id""", *args)
+    return [dict(r) for r in rows]
+
+
+@dataclass
+class LifeSnapshot:
+    """The counts the party metrics export, from committed rows: meetings of organisational life
+    held and periods missed, by kind (``org_life_log``). The regional councils' joint meetings are
+    counted where the council steps handle them (:mod:`services.party.app.metrics`)."""
+
+    held: dict[str, int] = field(default_factory=dict)
+    overdue: dict[str, int] = field(default_factory=dict)
+
+
+async def snapshot(conn: asyncpg.Connection) -> LifeSnapshot:
+    s = LifeSnapshot()
+    for r in await conn.fetch("SELECT kind, held, count(*)::int AS n FROM org_life_log GROUP BY kind, held"):
+        (s.held if r["held"] else s.overdue)[r["kind"]] = r["n"]
+    return s
+
+
+__all__ = ["COMMITMENTS", "FOLLOW_UPS", "LifeSnapshot", "ORG_LIFE"]

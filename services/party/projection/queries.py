@@ -1,0 +1,106 @@
+"""Read queries behind the HTTP API and the metrics gauges (plain dicts, JSON-ready)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from schemas.party import OrgKind
+from services.kit.sql import Where, with_history
+from services.party.domain import MIN_MEMBERS_FOR_BRANCH
+
+_ORG_COLUMNS = """org_id, kind, parent_id, area_id, name, secretary_id, street_id, community_id, grid_id,
+    established_at, member_count, updated_at"""
+
+
+async def get_org(conn: asyncpg.Connection, org_id: str) -> dict[str, Any] | None:
+    """The organisation with its members (组织关系, 党员中心户), its child organisations and its
+    history (every event, in order), or None."""
+    found = await with_history(conn, f"SELECT {_ORG_COLUMNS}, state FROM orgs WHERE org_id = $1",
+                               "SELECT event_id, type, at, data FROM org_history WHERE org_id = $1 ORDER BY seq",
+                               org_id)
+    if found is None:
+        return None
+    state = found.pop("state")
+    central = set(state.get("central_households") or ())
+    members = await conn.fetch(
+        """SELECT member_id, grid_id, from_org_id, attached_at FROM org_members WHERE org_id = $1
+            ORDER BY attached_at, member_id""", org_id)
+    children = await conn.fetch("SELECT org_id, kind, area_id, name FROM orgs WHERE parent_id = $1 ORDER BY org_id",
+                                org_id)
+    found["members"] = [{**dict(m), "central_household": m["member_id"] in central} for m in members]
+    found["children"] = [dict(c) for c in children]
+    return found
+
+
+async def list_orgs(conn: asyncpg.Connection, *, kind: str | None = None, area_id: str | None = None,
+                    parent_id: str | None = None, limit: int = 50, offset: int = 0,
+                    restrict: Callable[[Where], None] | None = None) -> dict[str, Any]:
+    """Organisations matching every filter given (``area_id``: their own area, or a street,
+    community or grid id they lie in), in org id order, one page, with the total count."""
+    where = Where().equal(kind=kind, parent_id=parent_id)
+    if area_id is not None:
+        where.args.append(area_id)
+        n = f"${len(where.args)}"
+        where.add(f"(area_id = {n} OR street_id = {n} OR community_id = {n} OR grid_id = {n})")
+    if restrict is not None:
+        restrict(where)
+    total, rows = await where.counted_page(conn, "orgs", f"SELECT {_ORG_COLUMNS} FROM orgs", "org_id", limit, offset)
+    return {"items": rows, "total": total, "limit": limit, "offset": offset}
+
+
+async def coverage(conn: asyncpg.Connection, street_id: str,
+                   restrict: Callable[[Where], None] | None = None) -> dict[str, Any]:
+    """组织覆盖: each grid of the street that has members or a grid branch, with its members, its
+    branch and whether it is a gap (at least 3 members and no branch; when it was reported)."""
+    where = Where()
+    where.add("left(g.grid_id, 9) = $?", street_id)
+    if restrict is not None:
+        restrict(where)
+    rows = await conn.fetch(
+        f"""WITH g AS (
+                SELECT grid_id, left(grid_id, 12) AS community_id, left(grid_id, 9) AS street_id
+                  FROM org_members WHERE grid_id IS NOT NULL
+                UNION
+                SELECT grid_id, community_id, street_id FROM orgs WHERE kind = 'grid_branch' AND grid_id IS NOT NULL)
+            SELECT g.grid_id, g.community_id,
+                   (SELECT count(*)::int FROM org_members m WHERE m.grid_id = g.grid_id) AS members,
+                   (SELECT min(o.org_id) FROM orgs o WHERE o.kind = 'grid_branch' AND o.grid_id = g.grid_id)
+                       AS branch_id,
+                   c.reported_at AS gap_reported_at
+              FROM (SELECT DISTINCT grid_id, community_id, street_id FROM g) g
+              LEFT JOIN coverage_gaps c ON c.grid_id = g.grid_id
+            {where}
+             ORDER BY g.grid_id""", *where.args)
+    grids = []
+    for r in rows:
+        needs = r["members"] >= MIN_MEMBERS_FOR_BRANCH
+        grids.append({**dict(r), "needs_branch": needs, "gap": needs and r["branch_id"] is None})
+    needing = [g for g in grids if g["needs_branch"]]
+    return {
+        "street_id": street_id,
+        "min_members": MIN_MEMBERS_FOR_BRANCH,
+        "grids_needing_branch": len(needing),
+        "covered": sum(1 for g in needing if g["branch_id"] is not None),
+        "rate": (sum(1 for g in needing if g["branch_id"] is not None) / len(needing)) if needing else None,
+        "gaps": sum(1 for g in grids if g["gap"]),
+        "grids": grids,
+    }
+
+
+async def org_counts(conn: asyncpg.Connection) -> dict[str, int]:
+    """Organisations of each kind (every kind present, zero when none)."""
+    rows = await conn.fetch("SELECT kind, count(*)::int AS n FROM orgs GROUP BY kind")
+    out = {k.value: 0 for k in OrgKind}
+    out.update({r["kind"]: r["n"] for r in rows})
+    return out
+
+
+async def open_gaps(conn: asyncpg.Connection) -> int:
+    """Grids with at least 3 members and no grid branch."""
+    return await conn.fetchval(
+        """SELECT count(*)::int FROM (SELECT grid_id FROM org_members WHERE grid_id IS NOT NULL
+                                       GROUP BY grid_id HAVING count(*) >= $1) m
+            WHERE NOT EXISTS (SELECT 1 FROM orgs o WHERE o.kind = 'grid_branch' AND o.grid_id = m.grid_id)""",
+        MIN_MEMBERS_FOR_BRANCH)
