@@ -40,6 +40,8 @@ from tests.support.identity import command_token, token
 from tests.support.kafka import command, of_type, read_all, send
 from tests.support.procs import Worker, http
 
+from .support import party_worker
+
 pytestmark = pytest.mark.integration
 
 READER = token(sub="auditor-1", roles=["auditor"])
@@ -52,15 +54,8 @@ T0 = datetime(2030, 1, 6, 10, 0, tzinfo=SHANGHAI)  # 2030-Q1; the 公示 ends 20
 @pytest.fixture(scope="module")
 async def worker(module_kafka, module_database_url, tmp_path_factory):
     log = tmp_path_factory.mktemp("party-council") / "worker.log"
-    w = Worker("services.party.app", {
-        "KAFKA_BOOTSTRAP_SERVERS": module_kafka, "DATABASE_URL": module_database_url, "TOPIC_PARTITIONS": "4",
-        "PARTY_COUNCIL_INTERVAL_SECONDS": "0.3",
-    }, prefix="PARTY_", log=log).start()
-    try:
-        await w.wait_ready()
+    async with party_worker(module_kafka, module_database_url, log, PARTY_COUNCIL_INTERVAL_SECONDS="0.3") as w:
         yield w
-    finally:
-        assert w.stop() == 0, log.read_text()[-4000:]
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ from tests.support.identity import token
 from tests.support.kafka import command, read_all, send
 from tests.support.procs import Worker, http
 
+from .support import party_worker
+
 pytestmark = pytest.mark.integration
 
 MONTH_SECONDS = 8.0
@@ -39,18 +41,12 @@ OUTSIDER = token(sub="sec-2", roles=["party_secretary"], scope={"streets": ["110
 async def sim(module_kafka, module_database_url, tmp_path_factory):
     log = tmp_path_factory.mktemp("party-life") / "worker.log"
     real_start = time.time()
-    w = Worker("services.party.app", {
-        "KAFKA_BOOTSTRAP_SERVERS": module_kafka, "DATABASE_URL": module_database_url, "TOPIC_PARTITIONS": "4",
-        "SIM_CLOCK_START": SIM_START.isoformat(), "SIM_CLOCK_REAL_START": str(real_start),
-        "SIM_MONTH_SECONDS": str(MONTH_SECONDS),
-        "PARTY_ORG_LIFE_INTERVAL_SECONDS": "0.3", "PARTY_MEMBER_INTERVAL_SECONDS": "0.3",
-        "PARTY_METRICS_INTERVAL_SECONDS": "0.3", "PARTY_MEMBER_REPORT_WINDOW_DAYS": "20",
-    }, prefix="PARTY_", log=log).start()
-    try:
-        await w.wait_ready()
+    async with party_worker(
+            module_kafka, module_database_url, log, SIM_CLOCK_START=SIM_START.isoformat(),
+            SIM_CLOCK_REAL_START=str(real_start), SIM_MONTH_SECONDS=str(MONTH_SECONDS),
+            PARTY_ORG_LIFE_INTERVAL_SECONDS="0.3", PARTY_MEMBER_INTERVAL_SECONDS="0.3",
+            PARTY_METRICS_INTERVAL_SECONDS="0.3", PARTY_MEMBER_REPORT_WINDOW_DAYS="20") as w:
         yield w, SteppedCalendar(SIM_START, real_start, MONTH_SECONDS)
-    finally:
-        assert w.stop() == 0, log.read_text()[-4000:]
 
 
 def uid(prefix: str) -> str:
