@@ -5,6 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): the tests mostly wait on brokers and worker start-up, so more
+# processes than cores pay. Whole files go to one process (module fixtures stay shared), the
+# slowest first (tests/support/durations.json). PYTEST_WORKERS=0 runs serially in one process.
+PYTEST_WORKERS ?= 4
+PYTEST_PAR = -n $(PYTEST_WORKERS) $(if $(filter 0,$(PYTEST_WORKERS)),,--dist loadfile --no-loadscope-reorder)
+PYTEST = $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_PAR)
 
 .PHONY: run promtool test test-unit test-integration test-deploy test-e2e schemas dashboards bench provision clean help
 
@@ -37,19 +43,19 @@ promtool:
 	  || echo "note: promtool not installed; the rule tests will skip (apt-get install prometheus)"
 
 test: $(STAMP) promtool
-	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests/unit tests/contract $(PYTEST_ARGS)
+	$(PYTEST) tests/unit tests/contract $(PYTEST_ARGS)
 
 test-integration: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests/integration $(PYTEST_ARGS)
+	$(PYTEST) tests/integration $(PYTEST_ARGS)
 
 test-deploy: $(STAMP) promtool
-	$(PY) -m pytest -q -p no:cacheprovider tests/deploy $(PYTEST_ARGS)
+	$(PYTEST) tests/deploy $(PYTEST_ARGS)
 
 test-e2e: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests/e2e $(PYTEST_ARGS)
+	$(PYTEST) tests/e2e $(PYTEST_ARGS)
 
 schemas: $(STAMP)
 	$(PY) -m schemas.generate

@@ -1,14 +1,20 @@
 """Fixtures: a real Tansu broker per test (quick to start, memory only) and a real PostgreSQL
 per session with a fresh database per test.
 
-Tests never touch a developer's running system: they start their own servers on free ports.
+Tests never touch a developer's running system: they start their own servers on free ports,
+and everything a worker they start writes (``VAR_DIR``) goes to a temporary directory of the
+test process. Under pytest-xdist (``make test`` runs ``-n``) each test process has its own
+PostgreSQL, brokers, identity provider and ``VAR_DIR``: nothing is shared between processes.
 ``TEST_DATABASE_URL`` points the tests at an existing PostgreSQL server instead (each test
 still gets its own database); ``TEST_KAFKA_BOOTSTRAP_SERVERS`` at an existing broker (then
 tests share its topics; use with care).
 """
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import shutil
 import tempfile
 import uuid
 from pathlib import Path
@@ -25,6 +31,59 @@ TEST_PARTITIONS = 4
 # Workers the tests start form their consumer groups in half the session timeout on the embedded
 # broker: 1.5 s instead of the default's 5 s per start (a worker's consumer groups form at once).
 os.environ.setdefault("KAFKA_SESSION_TIMEOUT_MS", "3000")
+
+# faust's data directory and anything else a worker writes under VAR_DIR: this process's own,
+# never the working tree's var/ (shared with `make run` and with other test processes).
+_VAR_DIR = tempfile.mkdtemp(prefix="grassroots-test-var-")
+atexit.register(shutil.rmtree, _VAR_DIR, True)
+os.environ["VAR_DIR"] = _VAR_DIR
+
+# -- order under pytest-xdist: the slowest files first ----------------------------------------------
+# `make test` hands whole files to its worker processes (--dist loadfile) in collection order
+# (--no-loadscope-reorder); a slow file handed out last would keep one process busy alone at the
+# end. tests/support/durations.json holds each file's measured seconds (setup, call and teardown
+# of its tests), written by `--record-durations=tests/support/durations.json`; a file not in it
+# counts as the slowest (a new file is handed out early: if it is quick, that costs nothing).
+DURATIONS = Path(__file__).parent / "support" / "durations.json"
+
+
+def pytest_addoption(parser):
+    parser.addoption("--record-durations", metavar="PATH", default=None,
+                     help="write each test file's total seconds (setup+call+teardown) to PATH as JSON")
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(session, config, items):
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # a serial run keeps pytest's order
+    try:
+        known: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    unknown = max(known.values(), default=0.0) + 1.0
+    first_seen = {}
+    for i, item in enumerate(items):
+        first_seen.setdefault(_file_of(item.nodeid), i)
+    # stable: the tests of a file keep their order and stay together
+    items.sort(key=lambda it: (-known.get(_file_of(it.nodeid), unknown), first_seen[_file_of(it.nodeid)]))
+
+
+_recorded: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    _recorded[_file_of(report.nodeid)] = _recorded.get(_file_of(report.nodeid), 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    path = session.config.getoption("--record-durations")
+    if not path or os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # the controller (or a serial run) sees every process's reports
+    out = {k: round(v, 1) for k, v in sorted(_recorded.items(), key=lambda kv: -kv[1])}
+    Path(path).write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
 
 
 @pytest.fixture(scope="session")
