@@ -10,7 +10,9 @@ PYTEST_ARGS ?=
 # slowest first (tests/support/durations.json). PYTEST_WORKERS=0 runs serially in one process.
 PYTEST_WORKERS ?= 4
 PYTEST_PAR = -n $(PYTEST_WORKERS) $(if $(filter 0,$(PYTEST_WORKERS)),,--dist loadfile --no-loadscope-reorder)
-PYTEST = $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_PAR)
+# Bytecode is cached (__pycache__, ignored by git) even where the environment says not to: every
+# test process and every worker a test starts would otherwise compile the whole tree again.
+PYTEST = env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_PAR)
 
 .PHONY: run promtool test test-unit test-integration test-deploy test-e2e schemas dashboards bench provision clean help
 
