@@ -25,6 +25,7 @@ import pytest
 
 from services.kit.infra import EmbeddedKafka, EmbeddedPostgres
 from services.kit.provision import provision
+from tests.support.order import file_of, slowest_files_first
 
 TEST_PARTITIONS = 4
 
@@ -52,10 +53,6 @@ def pytest_addoption(parser):
                      help="write each test file's total seconds (setup+call+teardown) to PATH as JSON")
 
 
-def _file_of(nodeid: str) -> str:
-    return nodeid.split("::", 1)[0]
-
-
 def pytest_collection_modifyitems(session, config, items):
     if not os.environ.get("PYTEST_XDIST_WORKER"):
         return  # a serial run keeps pytest's order
@@ -63,19 +60,14 @@ def pytest_collection_modifyitems(session, config, items):
         known: dict[str, float] = json.loads(DURATIONS.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return
-    unknown = max(known.values(), default=0.0) + 1.0
-    first_seen = {}
-    for i, item in enumerate(items):
-        first_seen.setdefault(_file_of(item.nodeid), i)
-    # stable: the tests of a file keep their order and stay together
-    items.sort(key=lambda it: (-known.get(_file_of(it.nodeid), unknown), first_seen[_file_of(it.nodeid)]))
+    items[:] = slowest_files_first(items, known, key=lambda it: it.nodeid)
 
 
 _recorded: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report):
-    _recorded[_file_of(report.nodeid)] = _recorded.get(_file_of(report.nodeid), 0.0) + report.duration
+    _recorded[file_of(report.nodeid)] = _recorded.get(file_of(report.nodeid), 0.0) + report.duration
 
 
 def pytest_sessionfinish(session):
