@@ -205,7 +205,9 @@ class BatchConsumer:
         self._types = {name: (allowed & interested if tolerant and interested is not None else allowed)
                        for name, (allowed, tolerant) in self._allowed.items()}
         self.assigned = asyncio.Event()
-        self._done: dict[TopicPartition, int] = {}
+        self._done: dict[TopicPartition, int] = {}  # the next offset to handle, as last committed by us
+        self._seen: dict[TopicPartition, int] = {}  # the offset after the highest record fetched
+        self._first: dict[TopicPartition, int] = {}  # the first offset this worker fetched
         self._retrying: dict[int, float] = {}  # batches being retried: when their first try failed
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -289,7 +291,13 @@ class BatchConsumer:
                         if lane is None:  # round-robin on first sight: balanced, and fixed per partition
                             lane = self._lane_of[key] = len(self._lane_of) % n
                         split.setdefault(lane, []).append(it)
-                        offsets[TopicPartition(*key)] = it.offset + 1  # a partition's records come in order
+                        tp = TopicPartition(*key)
+                        if tp not in offsets:
+                            self._first.setdefault(tp, it.offset)  # where this worker began reading it
+                        offsets[tp] = it.offset + 1  # a partition's records come in order
+                    for tp, end in offsets.items():
+                        if end > self._seen.get(tp, -1):
+                            self._seen[tp] = end
                     done = []
                     for lane, lane_items in split.items():
                         fut = asyncio.get_running_loop().create_future()
@@ -751,10 +759,24 @@ class BatchConsumer:
             log.info("offset commit failed after a rebalance (%r); the inbox absorbs redelivery", e)
 
     def _update_lag(self) -> None:
-        """Lag = fetch highwater - next offset to handle, per assigned partition."""
+        """``kit_consumer_lag`` per assigned partition: see :func:`partition_lag`."""
         assert self.consumer is not None
         for tp in self.consumer.assignment():
-            hw = self.consumer.highwater(tp)
-            done = self._done.get(tp)
-            if hw is not None and done is not None:
-                m.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, hw - done))
+            done = self._done.get(tp, self._first.get(tp))
+            lag = partition_lag(self.consumer.highwater(tp), self._seen.get(tp), done)
+            if lag is not None:
+                m.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(lag)
+
+
+def partition_lag(highwater: int | None, seen_end: int | None, next_offset: int | None) -> int | None:
+    """Records of a partition not yet handled: its end minus the next offset to handle.
+
+    The end is the larger of the broker's reported high watermark and the offset after the
+    highest record fetched: the embedded broker may report a high watermark short of what is
+    readable, and a lag read from it alone would be low (0 while records are still coming).
+    ``next_offset``: what this worker last committed, or, before its first commit, the first
+    offset it fetched (so a lane stuck on its first batch shows its lag). None: nothing known."""
+    ends = [e for e in (highwater, seen_end) if e is not None]
+    if not ends or next_offset is None:
+        return None
+    return max(0, max(ends) - next_offset)
