@@ -37,7 +37,8 @@ from . import clock
 from .kafkasec import KafkaSecurity, client_kwargs
 from . import metrics as m
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS
-from .outbox import OutboxRecord
+from . import outbox as _outbox
+from .outbox import OutboxRecord, fit_dead_letter
 from .outbox import write as write_outbox
 from .handlers import Handler, dispatch
 from .identity import Principal, TokenVerifier, Unauthenticated
@@ -72,11 +73,13 @@ def dlq_record(service_dlq: str, item: Item, reason: str, error: BaseException) 
 
     Whatever the record holds, writing this one cannot fail: the key and value are stored as
     bytes (exactly as received), and every header value is text that PostgreSQL's jsonb and
-    Kafka's UTF-8 headers accept (see :func:`header_text`)."""
+    Kafka's UTF-8 headers accept (see :func:`header_text`). A record too large to be published
+    again keeps its first bytes (:func:`~services.kit.outbox.fit_dead_letter`)."""
+    key, value, truncated = fit_dead_letter(item.key, item.value or b"")
     return OutboxRecord(
         topic=service_dlq,
-        key=item.key,
-        value=item.value or b"",
+        key=key,
+        value=value,
         message_type="dead_letter",
         headers=[
             ("dlq.origin.topic", header_text(item.topic)),
@@ -87,6 +90,7 @@ def dlq_record(service_dlq: str, item: Item, reason: str, error: BaseException) 
             ("dlq.error.message", header_text(error, DLQ_MESSAGE_MAX)),
             ("dlq.failed_at", datetime.now(timezone.utc).isoformat()),
             *_sender_header(item),
+            *truncated,
         ],
     )
 
@@ -414,6 +418,11 @@ class BatchConsumer:
                 adapter = typed_adapter(types)
                 trusted = self._trusted[topic]
             value = it.value
+            if value is not None and len(value) + len(it.key or b"") > _outbox.MAX_RECORD_BYTES:
+                it.error = DecodeError("record_too_large", f"the record's key and value are "
+                                       f"{len(value) + len(it.key or b'')} bytes, over the {_outbox.MAX_RECORD_BYTES} "
+                                       "bytes a record may hold (KAFKA_MAX_RECORD_BYTES)")
+                continue
             if adapter is not None and value is not None and NUL_ESCAPE not in value:
                 try:  # the fast path: envelope and typed payload in one pass over the bytes
                     env = adapter.validate_json(value)
@@ -653,10 +662,14 @@ class BatchConsumer:
                             raise _Fault() from e  # roll back; redone one message at a time
                         faults = [(by_key[(msg.source, msg.id)], e) for msg, e in faults]
                     for it, e in faults:
-                        reason = "conflict" if isinstance(e, CONFLICT_ERRORS) else "handler_error"
+                        reason = ("conflict" if isinstance(e, CONFLICT_ERRORS) else
+                                  "record_too_large" if isinstance(e, _outbox.RecordTooLarge) else "handler_error")
                         dead.append(dlq_record(self.dlq_topic, it, reason, e))
                         dlq_reasons.append((it.topic, reason))
-                await write_outbox(conn, uow.records + dead)
+                try:
+                    await write_outbox(conn, uow.records + dead)
+                except _outbox.RecordTooLarge as e:  # an event too large: blamed on the message that made it
+                    raise _Fault() from e
         # committed: run the handlers' after-commit effects, count, wake the relay
         uow.committed()
         dup = Counter(by_key[k].topic for k in keys if k not in new) if len(new) < len(keys) else Counter()

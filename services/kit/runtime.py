@@ -59,7 +59,7 @@ from .identity import Principal, TokenVerifier, Unauthenticated
 from .policy import Refused
 from .migrations import KIT_MIGRATIONS, migrate, pending
 from .kafkasec import faust_credentials
-from .outbox import OutboxRelay, producer_for, refresh_stats
+from .outbox import OutboxRelay, RecordTooLarge, producer_for, refresh_stats, set_max_record_bytes
 from .outbox import write as write_outbox
 from .provision import provision
 from .relay import RelayProcess
@@ -236,6 +236,7 @@ class ServiceRuntime:
             gc.freeze()
             gc.set_threshold(s.gc_gen0_threshold, 50, 100)
         m.READY.labels(self.service).set(0)
+        set_max_record_bytes(s.kafka_max_record_bytes)
         if clock.current().simulated:
             log.warning("simulated time: %s (domain times are not real; never in production)", clock.current().describe())
         m.CLOCK_OFFSET.labels(self.service).set_function(lambda: clock.now().timestamp() - time.time())
@@ -271,7 +272,7 @@ class ServiceRuntime:
             self.relay = RelayProcess(service=self.service, dsn=s.dsn(), bootstrap=s.kafka_bootstrap_servers,
                                       batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
                                       nice=s.outbox_relay_nice, log_level=s.log_level, log_format=s.log_format,
-                                      security=security)
+                                      security=security, max_record_bytes=s.kafka_max_record_bytes)
             await self.relay.start()
         else:
             self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,
@@ -567,6 +568,8 @@ class ServiceRuntime:
                 raise from_validation_error(e) from None
             except NotReady as e:
                 raise HttpError(503, "unavailable", str(e)) from None
+            except RecordTooLarge as e:  # the events a command makes would be over the record limit
+                raise HttpError(413, "payload_too_large", str(e), "data") from None
             except UNAVAILABLE_ERRORS as e:
                 raise HttpError(503, "unavailable", type(e).__name__) from None
             status, body = result if isinstance(result, tuple) else (200, result)
