@@ -95,6 +95,17 @@ def dlq_record(service_dlq: str, item: Item, reason: str, error: BaseException) 
     )
 
 
+def fault_reason(e: BaseException) -> str:
+    """The ``dlq.error.reason`` of a message its handling failed on."""
+    if isinstance(e, CONFLICT_ERRORS):
+        return "conflict"
+    if isinstance(e, _outbox.RecordTooLarge):
+        return "record_too_large"
+    if isinstance(e, asyncpg.DataError):  # a value PostgreSQL refuses: the message's content
+        return "invalid_data"
+    return "handler_error"
+
+
 def _sender_header(item: Item) -> list[tuple[str, str]]:
     """``dlq.origin.sub``: the verified sender of a dead-lettered command (its token is not kept)."""
     p = item.message.principal if item.message is not None else None
@@ -213,6 +224,7 @@ class BatchConsumer:
         self._seen: dict[TopicPartition, int] = {}  # the offset after the highest record fetched
         self._first: dict[TopicPartition, int] = {}  # the first offset this worker fetched
         self._retrying: dict[int, float] = {}  # batches being retried: when their first try failed
+        self._rewound_at: float | None = None  # when the loop first went back to the committed offsets
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -253,6 +265,9 @@ class BatchConsumer:
                 # Not the input's fault (that is dead-lettered) nor an outage (retried): a bug.
                 # Never skip a batch: go back to the last committed offsets and try again.
                 failures += 1
+                if self._rewound_at is None:  # held up until a batch commits again: a stalled lane
+                    self._rewound_at = time.monotonic()
+                m.BATCH_RETRIES.labels(self.service, self.name, "rewind").inc()
                 log.exception("batch failed unexpectedly; rewinding to the committed offsets")
                 await asyncio.sleep(min(0.5 * failures, 10.0))
                 await self._rewind()
@@ -563,7 +578,8 @@ class BatchConsumer:
                 started = time.perf_counter()
                 try:
                     if failures >= self.MAX_FAILURES:
-                        await self._dead_letter_all(items, "retries_exhausted", last_failure)
+                        await self._dead_letter_all(items, "invalid_data" if isinstance(last_failure, asyncpg.DataError)
+                                                    else "retries_exhausted", last_failure)
                     else:
                         await self._process(items, isolate=isolate or conflicts >= self.MAX_CONFLICTS,
                                             conflicts_are_faults=conflicts >= self.MAX_CONFLICTS + self.MAX_ISOLATED_CONFLICTS)
@@ -585,6 +601,19 @@ class BatchConsumer:
                     m.BATCH_RETRIES.labels(self.service, self.name, "conflict").inc()
                     log.info("conflict with a concurrent transaction (%r); retry %d", e, conflicts)
                     await asyncio.sleep(0.05 * conflicts)
+                except asyncpg.DataError as e:
+                    # PostgreSQL refused a value the records carried (class 22: a character it
+                    # cannot store, a number out of range...): bad input, not an outage. Each
+                    # message alone, then, if the kit's own batch writes still fail, the batch
+                    # by its records' positions: never retried as if the database were away.
+                    self._stalled(items)
+                    last_failure = e
+                    if isolate:
+                        failures = self.MAX_FAILURES
+                    isolate = True
+                    m.BATCH_RETRIES.labels(self.service, self.name, "invalid_data").inc()
+                    log.warning("PostgreSQL refused a value of a batch of %d (%r); %s", len(items), e,
+                                "dead-lettering it" if failures >= self.MAX_FAILURES else "one message at a time")
                 except Exception as e:  # not the handlers' (those are faults): the kit's own writes failed
                     self._stalled(items)
                     failures += 1
@@ -602,8 +631,13 @@ class BatchConsumer:
 
     @property
     def stalled_since(self) -> float | None:
-        """Monotonic time since which the oldest batch being retried has been held up."""
-        return min(self._retrying.values(), default=None)
+        """Monotonic time since which the oldest batch being retried has been held up, or since
+        the loop went back to the committed offsets after an unexpected failure (until a batch
+        commits again)."""
+        oldest = min(self._retrying.values(), default=None)
+        if self._rewound_at is not None and (oldest is None or self._rewound_at < oldest):
+            return self._rewound_at
+        return oldest
 
     def stalled_seconds(self) -> float:
         """How long the oldest batch being retried has been held up (0 when none is)."""
@@ -662,8 +696,7 @@ class BatchConsumer:
                             raise _Fault() from e  # roll back; redone one message at a time
                         faults = [(by_key[(msg.source, msg.id)], e) for msg, e in faults]
                     for it, e in faults:
-                        reason = ("conflict" if isinstance(e, CONFLICT_ERRORS) else
-                                  "record_too_large" if isinstance(e, _outbox.RecordTooLarge) else "handler_error")
+                        reason = fault_reason(e)
                         dead.append(dlq_record(self.dlq_topic, it, reason, e))
                         dlq_reasons.append((it.topic, reason))
                 try:
@@ -764,6 +797,7 @@ class BatchConsumer:
         if not offsets:
             return
         self._done.update(offsets)
+        self._rewound_at = None  # handled again since the rewind
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as e:

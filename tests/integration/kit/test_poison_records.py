@@ -242,3 +242,19 @@ async def test_a_record_over_the_record_limit_is_dead_lettered_with_its_first_by
     headers = {k: v.decode() for k, v in dead.headers}
     assert headers["dlq.error.reason"] == "record_too_large"
     assert headers["dlq.value.bytes"] == str(len(huge)) and dead.value == huge[:outbox.DEAD_LETTER_KEPT_BYTES]
+
+
+async def test_a_value_postgresql_refuses_is_bad_input_dead_lettered_not_retried_forever(kafka, pool):
+    records = [(GRID_ID.encode(), patrol_command()), (GRID_ID.encode(), patrol_command(worker="divide-by-zero")),
+               (GRID_ID.encode(), patrol_command())]
+    async with Pipeline(kafka, pool, group="data-error") as p:
+        await produce_raw(kafka, GRID.intake.name, 0, records)
+        await p.wait_processed(len(records))
+        [(_, dead)] = await read_raw(kafka, GRID.dlq.name, 1)
+        committed = await p.consumer.consumer.committed(TopicPartition(GRID.intake.name, 0))
+        assert p.consumer.stalled_seconds() == 0
+    assert committed == len(records)
+    assert await pool.fetchval("SELECT n FROM patrol_counts WHERE grid_id = $1", GRID_ID) == 2
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert headers["dlq.error.reason"] == "invalid_data" and headers["dlq.error.class"] == "DivisionByZeroError"
+    assert dead.value == records[1][1]

@@ -111,3 +111,16 @@ def test_a_record_over_the_limit_is_dead_lettered_with_its_first_bytes_and_its_s
     # just under: kept whole
     whole = dlq_record("grid.dlq.v1", item(b"k", b"v" * 900_000), "handler_error", ValueError("x"))
     assert whole.value == b"v" * 900_000 and "dlq.truncated" not in dict(whole.headers)
+
+
+def test_a_value_postgresql_refuses_is_the_message_s_fault_named_invalid_data():
+    import asyncpg
+
+    from services.kit.consumer import fault_reason
+    from services.kit.outbox import RecordTooLarge
+
+    assert fault_reason(asyncpg.exceptions.CharacterNotInRepertoireError("NUL")) == "invalid_data"
+    assert fault_reason(asyncpg.exceptions.NumericValueOutOfRangeError("2^62")) == "invalid_data"
+    assert fault_reason(asyncpg.exceptions.SerializationError("retry")) == "conflict"
+    assert fault_reason(RecordTooLarge("grid.events.v1", 2_000_000, 1_000_000)) == "record_too_large"
+    assert fault_reason(RuntimeError("bug")) == "handler_error"
