@@ -262,6 +262,67 @@ async def test_departments_were_scored_on_the_three_rates_with_a_composite_that_
     assert all(k in snap["departments"]["items"][0] for k in ("response_rate", "resolution_rate", "three_rates"))
 
 
+PARTY_INDICATORS = ("org_coverage_rate", "org_life_on_time_rate", "org_life_attendance_rate", "unit_report_rate",
+                    "council_meeting_on_time_rate", "council_attendance_rate", "resolution_completion_rate",
+                    "project_claim_rate", "project_completion_rate", "member_report_rate",
+                    "commitment_fulfilment_rate")
+CASE_RATES = ("registration_rate", "dispatch_rate", "closure_rate", "on_time_closure_rate", "rework_rate",
+              "extension_rate", "avg_handling_hours", "satisfaction_rate")
+
+
+async def test_two_simulated_quarters_score_communities_and_streets_on_party_facts(running):
+    """After two simulated quarters, the community and street scorecards of each quarter have a
+    组织建设 pillar made of the party service's facts (组织覆盖率, 三会一课, 联席会议, 议定事项, 项目清单,
+    单位/党员报到, 践诺), each with a denominator, and no case rate in it."""
+    var, ports, kafka_port, proc, tokens, _ = running
+
+    def measured(card: dict) -> set[str]:
+        return {i for i in PARTY_INDICATORS if ((card.get("details") or {}).get(i) or {}).get("denominator")}
+
+    async def quarters() -> dict[str, dict[str, list[dict]]]:
+        recs = await read_all(f"127.0.0.1:{kafka_port}", ASSESSMENT.events.name, timeout=10)
+        latest: dict[tuple, dict] = {}  # the latest card of each entity and quarter (a re-close publishes again)
+        for e in of_type(recs, "assessment.scorecard.published.v1"):
+            c = e["data"]
+            if c["entity_type"] in ("community", "street") and "-Q" in c["period"]:
+                latest[(c["entity_type"], c["entity_id"], c["period"])] = c
+        out: dict[str, dict[str, list[dict]]] = {}
+        for (kind, _, period), c in latest.items():
+            out.setdefault(period, {}).setdefault(kind, []).append(c)
+        return out
+
+    def complete(by_kind: dict[str, list[dict]]) -> bool:  # both kinds scored on most party indicators
+        return all(any(c["pillars"].get("organisation") is not None and len(measured(c)) >= 8 for c in by_kind.get(k, ()))
+                   for k in ("community", "street"))
+
+    deadline = time.monotonic() + 200  # a simulated quarter is three months of SIM_MONTH_SECONDS
+    got = await quarters()
+    while sum(map(complete, got.values())) < 2 and time.monotonic() < deadline:
+        assert proc.poll() is None, "the launcher stopped"
+        await asyncio.sleep(5)
+        got = await quarters()
+    done = sorted(p for p, by_kind in got.items() if complete(by_kind))
+    found = {p: {k: {c["entity_id"]: sorted(set(PARTY_INDICATORS) - measured(c)) for c in cs} for k, cs in bk.items()}
+             for p, bk in got.items()}
+    (var / "party-quarters.json").write_text(json.dumps(got, ensure_ascii=False, indent=1))
+    assert len(done) >= 2, f"quarters with community and street cards, and what they do not measure: {found}"
+    seen: set[str] = set()
+    for period in done:
+        for c in got[period]["community"] + got[period]["street"]:
+            pillar = {i for i, d in (c.get("details") or {}).items() if d.get("pillar") == "organisation"}
+            assert not pillar & set(CASE_RATES), (c["entity_id"], period, pillar)  # 组织建设 holds no case rate
+            assert pillar <= {*PARTY_INDICATORS, "review_score"}, (c["entity_id"], period, pillar)
+            for i in measured(c):
+                assert 0 <= c["indicators"][i] <= 1, (c["entity_id"], period, i, c["indicators"][i])
+            seen |= measured(c)
+    # every party indicator is measured somewhere over the two quarters
+    assert seen >= set(PARTY_INDICATORS), sorted(set(PARTY_INDICATORS) - seen)
+    best = max((c for c in got[done[-1]]["community"]), key=lambda c: len(measured(c)))
+    street = max((c for c in got[done[-1]]["street"]), key=lambda c: len(measured(c)))
+    (var / "community-scorecard.json").write_text(json.dumps(best, ensure_ascii=False, indent=2))  # for a reader
+    (var / "street-scorecard.json").write_text(json.dumps(street, ensure_ascii=False, indent=2))
+
+
 def test_every_worker_logs_json_lines_and_says_it_runs_on_simulated_time(running):
     var = running[0]
     for s in SERVICES:
