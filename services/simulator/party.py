@@ -226,15 +226,17 @@ class PartyStories:
         now = self.now()
         label = month_label(now)
         month_end = add_months(month_start(now), 1) - timedelta(seconds=1)
-        await asyncio.gather(*(self._org_life(oid, kind, area, label, quarter_of(now), month_end, rng)
-                               for oid, (kind, area) in sorted(self.party_orgs.items())))
-        await self._commitments(now.year, rng)
+        # each organisation, member, community and council in parallel (the pace bounds the rate)
+        meetings = [s.street_id for s in self.d.streets] + [c.community_id for c in self.d.communities] \
+            if now.month % 3 == 0 else []
+        await asyncio.gather(
+            *(self._org_life(oid, kind, area, label, quarter_of(now), month_end, rng)
+              for oid, (kind, area) in sorted(self.party_orgs.items())),
+            *(self._project(c.community_id, label, rng) for c in self.d.communities),
+            *(self.joint_meeting(a, rng) for a in meetings),
+            *(self._commitment(m, now.year, rng) for m in self.d.members))
         if now.month % 3 == 2:
             await self.member_moves(rng)
-        await asyncio.gather(*(self._project(c.community_id, label, rng) for c in self.d.communities))
-        if now.month % 3 == 0:
-            areas = [s.street_id for s in self.d.streets] + [c.community_id for c in self.d.communities]
-            await asyncio.gather(*(self.joint_meeting(a, rng) for a in areas))
 
     def _attendance(self, kind: OrgKind, area: str, oid: str) -> list[str]:
         if kind is OrgKind.GRID_BRANCH:
@@ -271,23 +273,23 @@ class PartyStories:
     def _member_secretary(self, m) -> Actor:
         return self.cast.party_secretary(self.home_of(m)[1])
 
-    async def _commitments(self, year: int, rng: random.Random) -> None:
-        """承诺、践诺、评诺: each member's commitment of the year, made once; some of the open ones fulfilled and rated."""
-        for m in self.d.members:
-            cid, fulfilled = self.commitments.get(m.member_id, ("", False))
-            sec = self._member_secretary(m)
-            if cid and not fulfilled and rng.random() < FULFIL_A_MONTH:
-                out = await self.step(FulfilCommitment(member_id=m.member_id, commitment_id=cid, note="已兑现"), sec)
-                if not out.rejected:
-                    self.commitments[m.member_id] = (cid, True)
-                    await self.step(RateCommitment(member_id=m.member_id, commitment_id=cid,
-                                                   rating=rng.choice([3, 4, 5])), sec)
-            if not cid.endswith(f"-{year}"):
-                cid = f"cm-{m.member_id}-{year}"
-                out = await self.step(MakeCommitment(member_id=m.member_id, commitment_id=cid, year=year,
-                                                     text="每月参加一次社区志愿服务"), sec)
-                if not out.rejected or out.reason == "commitment_exists":
-                    self.commitments[m.member_id] = (cid, False)
+    async def _commitment(self, m, year: int, rng: random.Random) -> None:
+        """承诺、践诺、评诺: a member's commitment of the year, made once; an open one sometimes
+        fulfilled and rated."""
+        cid, fulfilled = self.commitments.get(m.member_id, ("", False))
+        sec = self._member_secretary(m)
+        if cid and not fulfilled and rng.random() < FULFIL_A_MONTH:
+            out = await self.step(FulfilCommitment(member_id=m.member_id, commitment_id=cid, note="已兑现"), sec)
+            if not out.rejected:
+                self.commitments[m.member_id] = (cid, True)
+                await self.step(RateCommitment(member_id=m.member_id, commitment_id=cid,
+                                               rating=rng.choice([3, 4, 5])), sec)
+        if not cid.endswith(f"-{year}"):
+            cid = f"cm-{m.member_id}-{year}"
+            out = await self.step(MakeCommitment(member_id=m.member_id, commitment_id=cid, year=year,
+                                                 text="每月参加一次社区志愿服务"), sec)
+            if not out.rejected or out.reason == "commitment_exists":
+                self.commitments[m.member_id] = (cid, False)
 
     async def member_moves(self, rng: random.Random) -> None:
         """One member moves to another community of their street: the new community's office records
