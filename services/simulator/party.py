@@ -33,7 +33,7 @@ from schemas.party import (
     HoldMeeting, MakeCommitment, MarkCentralHousehold, OrgKind, OrgLifeKind, PostProject, ProposeCouncil,
     RateCommitment, RateProject, RecordOrgLife, ReportUnit, ResolutionItem, SignAgreement,
 )
-from services.kit.clock import add_months, month_label, month_start
+from services.kit.clock import SHANGHAI, add_months, month_label, month_start
 from services.party.domain.life import OrgLifePolicy
 
 from .client import Outcome
@@ -64,7 +64,8 @@ def life_policy() -> OrgLifePolicy:
 
 
 def quarter_of(dt: datetime) -> str:
-    return f"{dt.year}-Q{(dt.month - 1) // 3 + 1}"
+    local = dt.astimezone(SHANGHAI)
+    return f"{local.year}-Q{(local.month - 1) // 3 + 1}"
 
 
 def unit_secretary(unit) -> Actor:
@@ -224,18 +225,19 @@ class PartyStories:
         joint meeting, whose resolutions the owning units then complete."""
         self._party_init()
         now = self.now()
+        local = now.astimezone(SHANGHAI)  # months, quarters and years are Shanghai's, as the services count them
         label = month_label(now)
         month_end = add_months(month_start(now), 1) - timedelta(seconds=1)
         # each organisation, member, community and council in parallel (the pace bounds the rate)
         meetings = [s.street_id for s in self.d.streets] + [c.community_id for c in self.d.communities] \
-            if now.month % 3 == 0 else []
+            if local.month % 3 == 0 else []
         await asyncio.gather(
             *(self._org_life(oid, kind, area, label, quarter_of(now), month_end, rng)
               for oid, (kind, area) in sorted(self.party_orgs.items())),
             *(self._project(c.community_id, label, rng) for c in self.d.communities),
             *(self.joint_meeting(a, rng) for a in meetings),
-            *(self._commitment(m, now.year, rng) for m in self.d.members))
-        if now.month % 3 == 2:
+            *(self._commitment(m, local.year, rng) for m in self.d.members))
+        if local.month % 3 == 2:
             await self.member_moves(rng)
 
     def _attendance(self, kind: OrgKind, area: str, oid: str) -> list[str]:
