@@ -236,7 +236,8 @@ class PartyStories:
               for oid, (kind, area) in sorted(self.party_orgs.items())),
             *(self._project(c.community_id, label, rng) for c in self.d.communities),
             *(self.joint_meeting(a, rng) for a in meetings),
-            *(self._commitment(m, local.year, rng) for m in self.d.members))
+            # a commitment is for the year; in December members commit for the next one
+            *(self._commitment(m, local.year + (local.month == 12), rng) for m in self.d.members))
         if local.month % 3 == 2:
             await self.member_moves(rng)
 

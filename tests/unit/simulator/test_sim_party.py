@@ -71,6 +71,11 @@ async def test_the_month_is_shanghais_the_first_of_a_quarter_holds_no_joint_meet
 async def test_a_commitment_is_made_for_shanghais_year():
     _, fake = await played(datetime(2026, 12, 31, 16, 0, 5, tzinfo=timezone.utc))  # 1 January 2027 in Shanghai
     assert {p.year for p, _ in fake.of("party.commitment.make.v1")} == {2027}
+    _, fake = await played(datetime(2027, 5, 31, 16, 0, 5, tzinfo=timezone.utc))  # June
+    assert {p.year for p, _ in fake.of("party.commitment.make.v1")} == {2027}
+    # in December for the next year: a commitment sent late in December is still valid in January
+    _, fake = await played(datetime(2027, 11, 30, 16, 0, 5, tzinfo=timezone.utc))
+    assert {p.year for p, _ in fake.of("party.commitment.make.v1")} == {2028}
 
 
 async def test_each_organisation_holds_what_the_table_asks_and_units_claim_their_own_projects():
