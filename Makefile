@@ -17,7 +17,7 @@ PYTEST = env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -p no:cacheprovider $
 .PHONY: run promtool test test-unit test-integration test-deploy test-e2e schemas dashboards bench provision clean help
 
 help:
-	@echo "make run       - the whole district live: embedded Kafka + PostgreSQL, 4 services, simulator (Ctrl-C stops)"
+	@echo "make run       - the whole district live: embedded Kafka + PostgreSQL, 5 services, simulator (Ctrl-C stops)"
 	@echo "make test      - unit, contract, integration, deploy and end-to-end tests (real broker + database)"
 	@echo "make bench     - throughput/latency/memory benchmark; prints one JSON line"
 	@echo "make schemas   - regenerate JSON Schema + AsyncAPI from the contract package, OpenAPI from the routes"

@@ -88,6 +88,9 @@ ServiceMinutes = Annotated[int, Field(ge=1, le=MAX_SERVICE_MINUTES)]
 Capacity = Annotated[int, Field(ge=1, le=100)]
 """How many orders a week a member offers to take through one post."""
 
+MOVE_REPORT_DAYS = 30
+"""Days a member who moved has to report to their new community, unless the move names a deadline."""
+
 Categories = Annotated[list[OrderCategory], Field(min_length=1, max_length=len(OrderCategory))]
 
 
@@ -256,6 +259,22 @@ class MemberRegistered(Event):
     name: Annotated[NonEmptyStr | None, pii("name")] = None
     unit_name: NonEmptyStr | None = None
     at: Timestamp | None = None
+
+
+class MemberMoved(Event):
+    """A registered member moved to another residential community (搬迁): from ``at`` on they report
+    to ``community_id`` (the 双报到 of the member's half starts again there) by ``report_by``.
+    Their work unit is unchanged; ``from_community_id`` is the community they left."""
+
+    TYPE: ClassVar[str] = "orders.member.moved.v1"
+    SUBJECT: ClassVar[str] = "member_id"
+
+    member_id: Annotated[NonEmptyStr, pii("identifier")]
+    community_id: CommunityId
+    from_community_id: CommunityId
+    unit_id: NonEmptyStr
+    report_by: Timestamp = Field(description="the fresh deadline for reporting to the new community")
+    occurred_at: Timestamp = Field(description="when the move was recorded")
 
 
 class PostClaimed(Event):
@@ -438,6 +457,21 @@ class RegisterMember(Command):
     unit_name: NonEmptyStr | None = None
 
 
+class MoveMember(Command):
+    """A registered member moved to another residential community: the new community's office
+    records it. Leads to :class:`MemberMoved` (the member's work unit stays; the same community
+    again changes nothing)."""
+
+    TYPE: ClassVar[str] = "orders.member.move.v1"
+    SUBJECT: ClassVar[str] = "member_id"
+
+    member_id: Annotated[NonEmptyStr, pii("identifier")]
+    community_id: CommunityId = Field(description="the community the member lives in now")
+    report_by: Timestamp | None = Field(
+        default=None, description=f"the deadline for reporting to the new community; default "
+                                  f"{MOVE_REPORT_DAYS} days after the move")
+
+
 class ClaimPost(Command):
     """岗位认领: a registered member claims a service post. Leads to :class:`PostClaimed`."""
 
@@ -475,13 +509,13 @@ ORDER_EVENTS: tuple[type[Event], ...] = (
     OrderPlaced, OrderDispatched, OrderAccepted, OrderDeclined, OrderDispatchExpired,
     OrderCompleted, OrderRated, OrderEvaluated, OrderCancelled,
 )
-MEMBER_EVENTS: tuple[type[Event], ...] = (MemberRegistered,)
+MEMBER_EVENTS: tuple[type[Event], ...] = (MemberRegistered, MemberMoved)
 POST_EVENTS: tuple[type[Event], ...] = (PostClaimed, PostReleased)
 
 ORDER_COMMANDS: tuple[type[Command], ...] = (
     PlaceOrder, DispatchOrder, AcceptOrder, DeclineOrder, CompleteOrder, RateOrder, EvaluateOrder, CancelOrder,
 )
-MEMBER_COMMANDS: tuple[type[Command], ...] = (RegisterMember,)
+MEMBER_COMMANDS: tuple[type[Command], ...] = (RegisterMember, MoveMember)
 POST_COMMANDS: tuple[type[Command], ...] = (ClaimPost, ReleasePost)
 
 

@@ -87,6 +87,14 @@ DEMO_DEFAULTS = {
     # and give the facts in flight at a month's end (the last relay round) two seconds to arrive
     "ASSESSMENT_CLOSE_CHECK_SECONDS": "1",
     "ASSESSMENT_CLOSE_DELAY_SECONDS": "2",
+    # the party timers (hourly and every minute in production) would let whole simulated quarters
+    # pass unseen: report missed organisational life and joint meetings, overdue members and the
+    # councils' 公示 ending within two seconds of the step, before the period is scored
+    "PARTY_ORG_LIFE_INTERVAL_SECONDS": "2",
+    "PARTY_MEMBER_INTERVAL_SECONDS": "2",
+    "PARTY_COUNCIL_INTERVAL_SECONDS": "2",
+    "PARTY_COVERAGE_INTERVAL_SECONDS": "2",
+    "PARTY_METRICS_INTERVAL_SECONDS": "2",
 }
 
 

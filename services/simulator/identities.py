@@ -80,6 +80,7 @@ ROLE_OF: Mapping[str, str] = {
     "orders.post.release.v1": "party_member",
     "orders.order.dispatch.v1": "community_officer",
     "orders.member.register.v1": "community_officer",
+    "orders.member.move.v1": "community_officer",
     # points: the community office opens residents' and merchants' accounts and reviews deeds,
     # the district points office opens issuers and adjusts (a second operator approves), residents
     # submit deeds, merchants redeem with the resident's consent code

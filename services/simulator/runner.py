@@ -10,7 +10,9 @@ Each street blows at least one whistle a month (吹哨报到): early in every mo
 plays a whistle story for each street, so every month has departments reporting, late or
 missing.
 
-Month-end (月末结算) follows that calendar: when a month is 70 % through, the simulator records
+A month's Party life (党建: organisational life, commitments, a member's move, projects, the
+councils' joint meetings at a quarter's end) is played once a month is a fifth through, the first
+month included. Month-end (月末结算) follows that calendar: when a month is 70 % through, the simulator records
 every 双向评议 of the month; when it has ended, the assessment service's timer closes it (and
 the quarter and year at their ends) and scores every fact of the month; a moment later the
 simulator sends ``assessment.period.close.v1`` for the same periods, as an assessment office
@@ -37,6 +39,7 @@ from .identities import TokenMinter
 log = logging.getLogger("simulator")
 
 REVIEWS_AT = 0.7  # share of a month after which its two-way reviews are recorded
+PARTY_AT = 0.2  # share of a month after which its Party life is recorded (the first month too, after the setup)
 WHISTLES_AT = 0.05  # share of a month after which each street blows its whistle of the month
 
 
@@ -147,6 +150,7 @@ class Simulator:
         rng = random.Random(f"{self.seed}:calendar")
         reviewed: set[str] = set()
         whistled: set[str] = set()
+        partied: set[str] = set()
         current = month_label(self.clock.now())
         settle = min(5.0, 0.2 * self.clock.month_seconds) if isinstance(self.clock, SteppedCalendar) else 0.0
         while True:
@@ -157,11 +161,13 @@ class Simulator:
                     for period in periods_ending(ended):
                         self.stories.spawn(self._close(period, settle))
                 current = month
-                self.stories.spawn(self.stories.party_month(random.Random(rng.getrandbits(64))))  # 党建 of the month
             if month not in whistled and self.clock.month_progress() >= WHISTLES_AT:
                 whistled.add(month)
                 for street in self.district.streets:
                     self.stories.spawn(self.stories.story_whistle(random.Random(rng.getrandbits(64)), street.street_id))
+            if month not in partied and self.clock.month_progress() >= PARTY_AT:  # 党建 of the month
+                partied.add(month)
+                self.stories.spawn(self.stories.party_month(random.Random(rng.getrandbits(64))))
             if month not in reviewed and self.clock.month_progress() >= REVIEWS_AT:
                 reviewed.add(month)
                 self.stories.spawn(self._reviews(month, random.Random(rng.getrandbits(64))))

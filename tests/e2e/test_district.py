@@ -4,7 +4,8 @@ The launcher runs as a subprocess with its own embedded broker and PostgreSQL on
 (VAR_DIR in a temporary directory), the four workers, and the simulator at a fast rate with
 a compressed calendar (one simulated month every 20 s, from six months back: long enough for
 most of a case's steps to fall in the month it was reported in). While it runs, the test waits for the
-live summary to show closed cases, evaluated orders, postings and a closed period; then it
+live summary to show closed cases, evaluated orders, postings and a closed period (and, for the
+party, two simulated quarters scored on the Party organisation's facts); then it
 checks through the services' HTTP APIs and the topics; then it stops the launcher with
 SIGTERM and checks the clean stop (no worker restarted, nothing left behind).
 """
@@ -84,7 +85,7 @@ def district(tmp_path_factory):
         "VAR_DIR": str(var), "KAFKA_PORT": str(kafka_port), "PG_PORT": str(pg_port),
         **{f"{s.upper()}_HTTP_PORT": str(p) for s, p in ports.items()},
         "SIMULATE": "1", "RATE": "25", "SIM_MONTH_SECONDS": "20", "SIM_MONTHS_BACK": "6",
-        "ORDERS_ACCEPT_WINDOW_SECONDS": "8", "SIM_EXPIRE_WAIT": "40", "RUN_SECONDS": "320",
+        "ORDERS_ACCEPT_WINDOW_SECONDS": "8", "SIM_EXPIRE_WAIT": "40", "RUN_SECONDS": "420",
     })
     out = open(var / "launcher.out", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "services.launcher"], cwd=ROOT, env=env, stdout=out,
@@ -260,6 +261,81 @@ async def test_departments_were_scored_on_the_three_rates_with_a_composite_that_
         assert of_type(grid, f"grid.case.{t}.v1"), t
     snap = _wait(var, proc, lambda s: (s.get("departments") or {}).get("items"), "department rates in the summary", 30)
     assert all(k in snap["departments"]["items"][0] for k in ("response_rate", "resolution_rate", "three_rates"))
+
+
+PARTY_INDICATORS = ("org_coverage_rate", "org_life_on_time_rate", "org_life_attendance_rate", "unit_report_rate",
+                    "council_meeting_on_time_rate", "council_attendance_rate", "resolution_completion_rate",
+                    "project_claim_rate", "project_completion_rate", "member_report_rate",
+                    "commitment_fulfilment_rate")
+CASE_RATES = ("registration_rate", "dispatch_rate", "closure_rate", "on_time_closure_rate", "rework_rate",
+              "extension_rate", "avg_handling_hours", "satisfaction_rate")
+
+
+async def test_two_simulated_quarters_score_communities_and_streets_on_party_facts(running):
+    """After two simulated quarters, the community and street scorecards of each quarter have a
+    组织建设 pillar made of the party service's facts and no case rate: 组织覆盖率, 三会一课 (with
+    the misses the party timer reported), 单位报到, 联席会议 of the 大党委 and 大工委, 议定事项 and the
+    项目清单 in each quarter; 践诺率 and 党员报到率 (registrations, and the quarters' moves) in the year."""
+    var, ports, kafka_port, proc, tokens, _ = running
+    area_indicators = {"org_coverage_rate", "org_life_on_time_rate", "org_life_attendance_rate", "unit_report_rate",
+                       "council_meeting_on_time_rate", "council_attendance_rate", "project_claim_rate",
+                       "project_completion_rate"}
+
+    def measured(card: dict) -> set[str]:
+        return {i for i in PARTY_INDICATORS if ((card.get("details") or {}).get(i) or {}).get("denominator")}
+
+    async def cards() -> dict[str, dict[str, list[dict]]]:
+        """period -> community / street -> the latest card of each (a re-close publishes again)."""
+        recs = await read_all(f"127.0.0.1:{kafka_port}", ASSESSMENT.events.name, timeout=10)
+        latest: dict[tuple, dict] = {}
+        for e in of_type(recs, "assessment.scorecard.published.v1"):
+            c = e["data"]
+            if c["entity_type"] in ("community", "street"):
+                latest[(c["entity_type"], c["entity_id"], c["period"])] = c
+        out: dict[str, dict[str, list[dict]]] = {}
+        for (kind, _, period), c in latest.items():
+            out.setdefault(period, {}).setdefault(kind, []).append(c)
+        return out
+
+    def scored(by_kind: dict[str, list[dict]]) -> bool:  # communities and streets on the party's facts
+        seen = {k: set().union(*(measured(c) for c in by_kind.get(k, ()))) for k in ("community", "street")}
+        return seen["community"] >= area_indicators and seen["street"] >= area_indicators | {
+            "resolution_completion_rate"}
+
+    def quarters(got: dict) -> list[str]:
+        return sorted(p for p, by_kind in got.items() if "-Q" in p and scored(by_kind))
+
+    deadline = time.monotonic() + 240  # a simulated quarter is three months of SIM_MONTH_SECONDS
+    got = await cards()
+    while (len(quarters(got)) < 2 or not any(len(p) == 4 for p in got)) and time.monotonic() < deadline \
+            and proc.poll() is None:
+        assert proc.poll() is None, "the launcher stopped"
+        await asyncio.sleep(5)
+        got = await cards()
+    (var / "party-scorecards.json").write_text(json.dumps(got, ensure_ascii=False, indent=1))
+    missing = {p: {k: sorted(area_indicators - set().union(*(measured(c) for c in cs))) for k, cs in bk.items()}
+               for p, bk in got.items() if "-Q" in p}
+    done = quarters(got)
+    assert len(done) >= 2, f"quarters and the party indicators their community and street cards lack: {missing}"
+    for period in done:
+        for c in got[period]["community"] + got[period]["street"]:
+            assert c["pillars"].get("organisation") is not None, (c["entity_id"], period)
+            pillar = {i for i, d in (c.get("details") or {}).items() if d.get("pillar") == "organisation"}
+            assert not pillar & set(CASE_RATES), (c["entity_id"], period, pillar)  # 组织建设 holds no case rate
+            assert pillar <= {*PARTY_INDICATORS, "review_score"}, (c["entity_id"], period, pillar)
+            for i in measured(c):
+                assert 0 <= c["indicators"][i] <= 1, (c["entity_id"], period, i, c["indicators"][i])
+    # the simulator misses some organisational life: the party timer reported it, and it counts
+    assert any(c["indicators"]["org_life_on_time_rate"] < 1 for p in done for k in ("community", "street")
+               for c in got[p][k] if "org_life_on_time_rate" in measured(c)), "no missed 三会一课 counted"
+    years = [p for p in got if len(p) == 4]
+    assert years, f"no yearly card: {sorted(got)}"
+    year = {i for c in got[years[0]].get("community", []) + got[years[0]].get("street", []) for i in measured(c)}
+    assert "member_report_rate" in year, sorted(year)  # the members' registrations of the year (双报到)
+    best = max(got[done[-1]]["community"], key=lambda c: len(measured(c)))
+    (var / "community-scorecard.json").write_text(json.dumps(best, ensure_ascii=False, indent=2))  # for a reader
+    street = max(got[done[-1]]["street"], key=lambda c: len(measured(c)))
+    (var / "street-scorecard.json").write_text(json.dumps(street, ensure_ascii=False, indent=2))
 
 
 def test_every_worker_logs_json_lines_and_says_it_runs_on_simulated_time(running):

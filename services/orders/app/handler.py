@@ -31,7 +31,7 @@ from schemas.orders import (
     AUTO, MEMBER_COMMANDS, ORDER_COMMANDS, POST_COMMANDS, AcceptOrder, CancelOrder, ClaimPost, CompleteOrder,
     DeclineOrder, DispatchOrder, EvaluateOrder, OrderAccepted, OrderCancelled, OrderCompleted, OrderDeclined,
     OrderDispatched, OrderDispatchExpired, OrderEvaluated, OrderPlaced, OrderRated, PlaceOrder, PostClaimed,
-    ErasePerson, RateOrder, RegisterMember, ReleasePost,
+    ErasePerson, MoveMember, RateOrder, RegisterMember, ReleasePost,
 )
 from services.kit import erasure
 from services.kit.aggregates import AggregateStore
@@ -150,9 +150,10 @@ class OrdersHandler(Handler):
 
     # -- commands: members and posts ---------------------------------------------------
 
-    @handles(RegisterMember)
-    async def register_member(self, uow: UnitOfWork, cmd: RegisterMember) -> None:
-        """双报到."""
+    @handles(RegisterMember, MoveMember)
+    async def register_member(self, uow: UnitOfWork, cmd: RegisterMember | MoveMember) -> None:
+        """双报到, and a registered member's move to another residential community (the posts
+        they hold stay theirs until they release them)."""
         self._decide(uow, MEMBERS, cmd.member_id, cmd, self._context(uow))
 
     @handles(ClaimPost)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from schemas.orders import (
     AcceptOrder, CancelOrder, ClaimPost, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, PlaceOrder,
-    ErasePerson, RateOrder, RegisterMember, ReleasePost,
+    ErasePerson, MoveMember, RateOrder, RegisterMember, ReleasePost,
 )
 from services.kit.policy import SUB, Policy, allow
 
@@ -48,5 +48,7 @@ POLICY = Policy("orders", {
     ClaimPost: allow("party_member", actor={"member_id": SUB}, note="in the community the caller registered with"),
     ReleasePost: allow("party_member", actor={"member_id": SUB}, note="a post the caller holds"),
     RegisterMember: allow(*OFFICERS, area=lambda c: c.community_id),
+    MoveMember: allow(*OFFICERS, area=lambda c: c.community_id, note="the community the member moved to in the "
+                      "caller's scope"),
     ErasePerson: allow("data_protection_officer", actor={"requested_by": SUB}, note="any person, with a reason"),
 })

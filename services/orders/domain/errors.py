@@ -12,7 +12,7 @@ from services.kit.errors import IllegalTransition, NotFound, Rejected
 __all__ = [
     "AcceptByInPast", "AcceptWindowClosed", "AlreadyExists", "AlreadyRated", "AssigneeNotEligible",
     "CommunityMismatch", "IllegalTransition", "NoEligibleAssignee", "NotAssignee", "NotFound", "NotPostHolder",
-    "PostOutsideMemberCommunity", "RatingRequired", "Rejected", "SelfEvaluation",
+    "PostOutsideMemberCommunity", "RatingRequired", "Rejected", "ReportByInPast", "SelfEvaluation",
 ]
 
 
@@ -42,6 +42,13 @@ class AcceptByInPast(Rejected):
 
     def __init__(self, accept_by: str):
         super().__init__("accept_by_in_past", f"accept_by {accept_by} is not in the future", "accept_by")
+
+
+class ReportByInPast(Rejected):
+    """``report_by_in_past``: a member who moved must be left some time to report to the new community."""
+
+    def __init__(self, report_by: str):
+        super().__init__("report_by_in_past", f"report_by {report_by} is not in the future", "report_by")
 
 
 class NoEligibleAssignee(Rejected):

@@ -121,6 +121,8 @@ class MemberState(_State):
     name: str | None = None
     unit_name: str | None = None
     registered_at: datetime | None = None
+    moved_at: datetime | None = None
+    previous_communities: tuple[str, ...] = ()
 
 
 class PostStatus(str, Enum):

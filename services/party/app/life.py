@@ -11,6 +11,9 @@ handler steps, the timers' steps, what the life route takes and answers, and the
   is refused as unknown (``unknown_member``; a commitment of theirs as ``unknown_commitment``);
 - ``orders.member.registered.v1``: the member is followed (a move flagged once), and the report
   timer flags them once when their unit has not reported (单位报到) within the window;
+- ``orders.member.moved.v1``: the move is flagged once, with the new community's deadline (the
+  timer's window then ends there), and it goes into the 组织关系 history of the member's
+  organisation (the relationship is transferred by a secretary of the new community);
 - ``orders.order.completed.v1`` / ``orders.order.evaluated.v1``: what the member's quarterly
   feedback (双重管理) counts, kept per order.
 """
@@ -25,7 +28,7 @@ from prometheus_client.core import REGISTRY, CounterMetricFamily
 from pydantic import BaseModel, Field
 
 from schemas.common import Event
-from schemas.orders import MemberRegistered, OrderCompleted, OrderEvaluated
+from schemas.orders import MemberMoved, MemberRegistered, OrderCompleted, OrderEvaluated
 from schemas.party import FulfilCommitment, MakeCommitment, OrgLifeKind, RateCommitment, RecordOrgLife
 from services.kit.errors import NotFound
 from services.kit.handlers import handles, prepares
@@ -36,7 +39,8 @@ from services.party.domain.life import (
     org_life_overdue,
 )
 from services.party.domain.members import (
-    SHANGHAI, MemberContext, evolve_follow_up, member_report_overdue, on_member_registered, quarterly_feedback,
+    SHANGHAI, MemberContext, evolve_follow_up, member_report_overdue, on_member_moved, on_member_registered,
+    quarterly_feedback,
 )
 from services.party.projection import life as db
 from services.party.projection.life import COMMITMENTS, FOLLOW_UPS, ORG_LIFE
@@ -136,8 +140,8 @@ class LifeSteps:
 
     # -- the member half of 双报到 -------------------------------------------------------
 
-    @prepares(MemberRegistered)
-    async def load_follow_ups(self, uow: UnitOfWork, events: Sequence[MemberRegistered]) -> None:
+    @prepares(MemberRegistered, MemberMoved)
+    async def load_follow_ups(self, uow: UnitOfWork, events: Sequence[MemberRegistered | MemberMoved]) -> None:
         ids = {e.member_id for e in events}
         await advisory_locks(uow.conn, {f"party:follow_up:{i}" for i in ids})
         await FOLLOW_UPS.of(uow).load(ids)
@@ -155,6 +159,22 @@ class LifeSteps:
         follow_ups.put(event.member_id, state)
         uow.emit_all(flags)
 
+    @handles(MemberMoved)
+    async def member_moved(self, uow: UnitOfWork, event: MemberMoved) -> None:
+        """A member moved to another community (orders): flagged once, followed there with the
+        move's deadline, and written into the history of the organisation they belong to."""
+        follow_ups = FOLLOW_UPS.of(uow)
+        state = await follow_ups.fetch(event.member_id)
+        flags = on_member_moved(state, event, MemberContext(now=uow.now, report_window=self.report_window))
+        state = evolve_follow_up(state, event, uow.now)
+        for f in flags:
+            state = evolve_follow_up(state, f)
+        follow_ups.put(event.member_id, state)
+        emitted = uow.emit_all(flags)
+        org_id = await db.org_of_member(uow.conn, event.member_id)
+        if org_id is not None and emitted:
+            await db.append_history(uow.conn, org_id, emitted)
+
     @handles(OrderCompleted)
     async def order_completed(self, uow: UnitOfWork, event: OrderCompleted) -> None:
         """Counted for the assignee's quarterly feedback."""
@@ -169,7 +189,7 @@ class LifeSteps:
     async def check_member_reports(self, uow: UnitOfWork, limit: int = 500) -> int:
         """Members whose unit has not reported within the window after their registration are
         flagged once (``party.member.report_overdue.v1``); returns how many this round."""
-        due = await db.follow_ups_due(uow.conn, uow.now - self.report_window, limit)
+        due = await db.follow_ups_due(uow.conn, uow.now - self.report_window, limit, now=uow.now)
         if not due:
             return 0
         follow_ups = FOLLOW_UPS.of(uow)

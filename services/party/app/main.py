@@ -24,7 +24,7 @@ handler = PartyHandler(settings)
 rt = ServiceRuntime("party", settings, migrations=MIGRATIONS)
 rt.consume("intake", [PARTY.intake], handler)
 # person.erased.v1 of every other service; of orders' events also the members' registrations and
-# the completed and evaluated orders (the member half of 双报到 and its quarterly feedback)
+# moves, and the completed and evaluated orders (the member half of 双报到 and its quarterly feedback)
 rt.consume("erasures", [GRID.events, ORDERS.events, POINTS.events, ASSESSMENT.events], handler)
 rt.command_api(handler)
 

@@ -8,6 +8,9 @@ What the party service follows up, per member (keyed by ``member_id``)::
                                  MemberReportOverdue(moved=true), once per move
                                  (:func:`on_member_registered`; ``community_id`` is the new
                                  community, ``from_community_id`` the one left)
+    MemberMoved (orders)       → MemberReportOverdue(moved=true, due_at = the move's ``report_by``),
+                                 once per move (:func:`on_member_moved`); the follow-up starts again
+                                 in the new community, with the move's deadline as its window's end
     (timer)                    → MemberReportOverdue(moved=false), once per registration, when the
                                  report window (default 30 days, configurable) has passed since the
                                  registration and the member's unit has still not reported
@@ -16,7 +19,7 @@ What the party service follows up, per member (keyed by ``member_id``)::
                                  tallies of the member's orders (:func:`quarterly_feedback`)
 
 A new registration (a move, or the member's unit changing) starts a new window; a registration
-older than the one on record changes nothing. The app evolves the follow-up with the registration
+or move older than the one on record changes nothing. The app evolves the follow-up with the registration
 first, then with the flags it led to. Nothing here is a command: there are no refusals.
 """
 from __future__ import annotations
@@ -27,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from schemas.common import Event
-from schemas.orders import MemberRegistered
+from schemas.orders import MemberMoved, MemberRegistered
 from schemas.party import MemberFeedback, MemberReportOverdue
 
 SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -46,6 +49,7 @@ class MemberFollowUp(BaseModel):
     community_id: str
     unit_id: str
     registered_at: datetime
+    report_due_at: datetime | None = Field(None, description="a move's deadline (else the window after registered_at)")
     previous_communities: tuple[str, ...] = ()
     overdue_flagged: bool = False
     move_flagged: bool = False
@@ -93,12 +97,26 @@ def on_member_registered(state: MemberFollowUp | None, event: MemberRegistered, 
     ]
 
 
+def on_member_moved(state: MemberFollowUp | None, event: MemberMoved, ctx: MemberContext) -> list[Event]:
+    """The events a move recorded by orders leads to: the move flag (with the new deadline), once;
+    nothing for a move older than what is on record, or one already applied."""
+    if state is not None and (event.occurred_at < state.registered_at
+                              or (state.community_id == event.community_id and state.move_flagged)):
+        return []
+    return [
+        MemberReportOverdue(
+            member_id=event.member_id, unit_id=event.unit_id, community_id=event.community_id, due_at=event.report_by,
+            moved=True, from_community_id=event.from_community_id, occurred_at=ctx.now,
+        )
+    ]
+
+
 def member_report_overdue(state: MemberFollowUp | None, ctx: MemberContext) -> list[Event]:
     """The timer: ``MemberReportOverdue(moved=false)`` once the window has passed since the current
     registration and the member's unit has not reported; nothing if flagged already."""
     if state is None or state.overdue_flagged:
         return []
-    due_at = state.registered_at + ctx.report_window
+    due_at = state.report_due_at or state.registered_at + ctx.report_window
     if ctx.now < due_at or state.unit_id in ctx.reported_units:
         return []
     return [
@@ -126,6 +144,18 @@ def evolve_follow_up(state: MemberFollowUp | None, event: Event, now: datetime |
             previous = (*previous, state.community_id)
         return state.model_copy(update=dict(
             community_id=event.community_id, unit_id=event.unit_id, registered_at=at, previous_communities=previous,
+            report_due_at=None, overdue_flagged=False, move_flagged=False,
+        ))
+    if isinstance(event, MemberMoved):
+        if state is None:  # the registration was never seen here: follow the member from the move
+            return MemberFollowUp(member_id=event.member_id, community_id=event.community_id, unit_id=event.unit_id,
+                                  registered_at=event.occurred_at, report_due_at=event.report_by,
+                                  previous_communities=(event.from_community_id,))
+        if event.occurred_at < state.registered_at or state.community_id == event.community_id:
+            return state
+        return state.model_copy(update=dict(
+            community_id=event.community_id, unit_id=event.unit_id, registered_at=event.occurred_at,
+            report_due_at=event.report_by, previous_communities=(*state.previous_communities, state.community_id),
             overdue_flagged=False, move_flagged=False,
         ))
     if state is None:

@@ -30,6 +30,7 @@ FOLLOW_UPS = AggregateStore(MemberFollowUp, table="member_follow_ups", id_column
     "community_id": ("text", lambda s: s.community_id),
     "unit_id": ("text", lambda s: s.unit_id),
     "registered_at": ("timestamptz", lambda s: s.registered_at),
+    "report_due_at": ("timestamptz", lambda s: s.report_due_at),
     "overdue_flagged": ("boolean", lambda s: s.overdue_flagged),
 })
 """A registered member as the party service follows them."""
@@ -77,12 +78,29 @@ async def life_due(conn: asyncpg.Connection, org_ids: Sequence[str]) -> dict[str
     return await ORG_LIFE.read(conn, org_ids, skip_locked=True)
 
 
-async def follow_ups_due(conn: asyncpg.Connection, before: datetime, limit: int) -> dict[str, tuple[int, MemberFollowUp]]:
-    """Members registered before ``before`` and not flagged overdue yet, locked (``SKIP LOCKED``)."""
+async def follow_ups_due(conn: asyncpg.Connection, before: datetime, limit: int,
+                         now: datetime | None = None) -> dict[str, tuple[int, MemberFollowUp]]:
+    """Members not flagged overdue yet whose deadline has passed by ``now``: registered before
+    ``before`` (the window's start), or who moved with a deadline (``report_due_at``) before
+    ``now``; locked (``SKIP LOCKED``)."""
     ids = await conn.fetch(
-        """SELECT member_id FROM member_follow_ups WHERE NOT overdue_flagged AND registered_at <= $1
-            ORDER BY registered_at LIMIT $2""", before, limit)
+        """(SELECT member_id, registered_at AS due FROM member_follow_ups
+             WHERE NOT overdue_flagged AND report_due_at IS NULL AND registered_at <= $1
+             ORDER BY registered_at LIMIT $2)
+           UNION ALL
+           (SELECT member_id, report_due_at AS due FROM member_follow_ups
+             WHERE NOT overdue_flagged AND report_due_at <= $3
+             ORDER BY report_due_at LIMIT $2)
+           ORDER BY due LIMIT $2""", before, limit, now or before)
     return await FOLLOW_UPS.read(conn, [r["member_id"] for r in ids], skip_locked=True)
+
+
+async def append_history(conn: asyncpg.Connection, org_id: str, envelopes: Sequence[Any]) -> None:
+    """Append events about a member (a move) to the history of the organisation they belong to."""
+    await conn.executemany(
+        """INSERT INTO org_history (org_id, event_id, type, at, data)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
+        [(org_id, e.id, e.type, e.time, e.data) for e in envelopes])
 
 
 async def reported_units(conn: asyncpg.Connection, unit_ids: Iterable[str]) -> frozenset[str]:

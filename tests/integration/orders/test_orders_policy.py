@@ -13,7 +13,7 @@ import pytest
 
 from schemas.orders import (
     AcceptOrder, CancelOrder, ClaimPost, CompleteOrder, DeclineOrder, DispatchOrder, EvaluateOrder, PlaceOrder,
-    ErasePerson, RateOrder, RegisterMember, ReleasePost,
+    ErasePerson, MoveMember, RateOrder, RegisterMember, ReleasePost,
 )
 from schemas.topics import ORDERS
 from services.kit.identity import ROLES
@@ -115,6 +115,7 @@ def _matrix_commands(c: str) -> list[tuple[type, dict]]:
         (ClaimPost, {"post_id": uid("post"), "community_id": c, "categories": ["repair"]}),
         (ReleasePost, {"post_id": uid("post")}),
         (RegisterMember, {"member_id": uid("m"), "community_id": c, "unit_id": "u-1"}),
+        (MoveMember, {"member_id": uid("m"), "community_id": c}),
         (ErasePerson, {"person_id": uid("p"), "reason": "matrix"}),
     ]
 
@@ -144,12 +145,31 @@ async def test_every_role_may_send_exactly_the_commands_the_policy_grants_it(wor
     assert outcome[("resident", PlaceOrder.TYPE)] == (200, None)
     assert outcome[("community_officer", RegisterMember.TYPE)] == (200, None)
     assert outcome[("street_officer", RegisterMember.TYPE)] == (200, None)
+    assert outcome[("community_officer", MoveMember.TYPE)] == (409, "unknown_member")
     assert outcome[("party_member", AcceptOrder.TYPE)] == (409, "unknown_order")
     assert outcome[("party_member", ClaimPost.TYPE)] == (409, "unknown_member")
     assert outcome[("party_member", ReleasePost.TYPE)] == (409, "unknown_post")
     assert outcome[("resident", RateOrder.TYPE)] == (409, "unknown_order")
     assert outcome[("community_officer", EvaluateOrder.TYPE)] == (409, "unknown_order")
     assert outcome[("resident", EvaluateOrder.TYPE)] == (403, "forbidden")  # 考单 is the organisation's
+
+
+async def test_a_member_who_moved_is_recorded_by_the_new_communitys_office_with_a_fresh_deadline(worker):
+    """orders.member.move.v1: the office of the community the member moved to records it (the old
+    community's office may not); the member's record shows the new community, and the same move
+    again changes nothing."""
+    c, there = community(), community()
+    mid = uid("pm")
+    await ok(worker, RegisterMember(member_id=mid, community_id=c, unit_id="u-1"), officer("officer-here", c))
+    status, body = await post(worker, MoveMember(member_id=mid, community_id=there), officer("officer-here", c))
+    assert (status, body.get("error")) == (403, "forbidden"), body
+    [moved] = await ok(worker, MoveMember(member_id=mid, community_id=there), officer("officer-there", there))
+    assert moved["type"] == "orders.member.moved.v1"
+    assert (moved["data"]["community_id"], moved["data"]["from_community_id"]) == (there, c)
+    assert moved["data"]["report_by"] > moved["data"]["occurred_at"]
+    assert await ok(worker, MoveMember(member_id=mid, community_id=there), officer("officer-there", there)) == []
+    status, m = await get(worker, f"/v1/members/{mid}", AUDITOR)
+    assert status == 200 and m["community_id"] == there, m
 
 
 async def test_the_whole_story_succeeds_for_the_senders_the_policy_names(worker):

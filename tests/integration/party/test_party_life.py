@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import asyncpg
 import pytest
 
-from schemas.orders import MemberRegistered, OrderCompleted, OrderEvaluated
+from schemas.orders import MemberMoved, MemberRegistered, OrderCompleted, OrderEvaluated
 from schemas.party import (
     AttachMember, ErasePerson, EstablishOrg, FulfilCommitment, MakeCommitment, OrgKind, OrgLifeKind, RateCommitment, RecordOrgLife,
 )
@@ -239,3 +239,37 @@ async def test_a_member_overdue_once_a_move_flagged_and_a_quarters_feedback(sim,
     got = await feedback()
     assert [(d["orders_completed"], d["orders_passed"], d["average_rating"], d["unit_id"]) for d in got] == [
         (1, 1, 3.0, unit)], got
+
+
+async def test_a_member_who_moved_is_flagged_into_their_orgs_history_and_overdue_by_the_moves_deadline(
+        sim, module_kafka):
+    """orders.member.moved.v1: the move is flagged once (with the new deadline) and written into the
+    组织关系 history of the member's organisation; once the deadline passes without their unit
+    reporting, the member is overdue in the new community."""
+    w, clock = sim
+    org, member = await a_community_with_a_member(w)
+    unit = uid("unit")
+    await send(module_kafka, ORDERS.events.name, orders_event(MemberRegistered(
+        member_id=member, community_id=COMMUNITY, unit_id=unit, at=clock.now())))
+    now = clock.now()
+    report_by = now + timedelta(days=2)
+    await send(module_kafka, ORDERS.events.name, orders_event(MemberMoved(
+        member_id=member, community_id=OTHER_COMMUNITY, from_community_id=COMMUNITY, unit_id=unit,
+        report_by=report_by, occurred_at=now + timedelta(seconds=1))))
+
+    async def flags(moved: bool):
+        return await events_of(module_kafka, "party.member.report_overdue.v1",
+                               lambda d: d["member_id"] == member and d.get("moved", False) is moved)
+    (flag,) = await wait_for(lambda: flags(True))
+    assert (flag["community_id"], flag["from_community_id"], flag["unit_id"]) == (OTHER_COMMUNITY, COMMUNITY, unit)
+    assert datetime.fromisoformat(flag["due_at"]) == report_by
+
+    status, body = await http("GET", f"{w.url}/v1/orgs/{org}", token=READER)
+    assert status == 200, body
+    assert [h["type"] for h in body["history"] if h["data"].get("member_id") == member] == [
+        "party.member.attached.v1", "party.member.report_overdue.v1"]
+
+    await until(clock, report_by)  # the move's deadline, not the 20-day window after the registration
+    (late,) = await wait_for(lambda: flags(False))
+    assert (late["community_id"], datetime.fromisoformat(late["due_at"])) == (OTHER_COMMUNITY, report_by)
+    assert len(await flags(True)) == 1

@@ -17,12 +17,13 @@ def test_the_contracts_orders_types_all_exist():
     assert set(ORDERS_TYPES) == {
         "orders.order.place.v1", "orders.order.dispatch.v1", "orders.order.accept.v1", "orders.order.decline.v1",
         "orders.order.complete.v1", "orders.order.rate.v1", "orders.order.evaluate.v1", "orders.order.cancel.v1",
-        "orders.member.register.v1",
+        "orders.member.register.v1", "orders.member.move.v1",
         "orders.post.claim.v1", "orders.post.release.v1",
         "orders.order.placed.v1", "orders.order.dispatched.v1", "orders.order.accepted.v1", "orders.order.declined.v1",
         "orders.order.dispatch_expired.v1", "orders.order.completed.v1", "orders.order.rated.v1",
         "orders.order.evaluated.v1",
-        "orders.order.cancelled.v1", "orders.member.registered.v1", "orders.post.claimed.v1", "orders.post.released.v1",
+        "orders.order.cancelled.v1", "orders.member.registered.v1", "orders.member.moved.v1", "orders.post.claimed.v1",
+        "orders.post.released.v1",
         "orders.person.erase.v1", "orders.person.erased.v1",
     }
 

@@ -1,12 +1,15 @@
 """双报到 member registration and 岗位认领 post claims and releases."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from orders_builders import COMMUNITY, OTHER_COMMUNITY, T0, ctx
 from services.orders.domain import MemberState, PostState, PostStatus, Rejected, decide, evolve_all
 from schemas.orders import (
-    ClaimPost, DEFAULT_WEEKLY_CAPACITY, MemberRegistered, PostClaimed, PostReleased, RegisterMember, ReleasePost,
+    ClaimPost, DEFAULT_WEEKLY_CAPACITY, MOVE_REPORT_DAYS, MemberMoved, MemberRegistered, MoveMember, PostClaimed,
+    PostReleased, RegisterMember, ReleasePost,
 )
 
 
@@ -110,3 +113,51 @@ def test_a_released_post_cannot_be_released_again_or_claimed_again():
     released = evolve_all(claimed(), decide(claimed(), ReleasePost(member_id="m1", post_id="p1"), ctx()))
     assert refusal(released, ReleasePost(member_id="m1", post_id="p1")).reason == "illegal_transition"
     assert refusal(released, claim(), ctx(member=member())).reason == "post_exists"
+
+
+# -- a member who moved (搬迁) ------------------------------------------------------------
+
+def move(member_id: str = "m1", community: str = OTHER_COMMUNITY, report_by=None) -> MoveMember:
+    return MoveMember(member_id=member_id, community_id=community, report_by=report_by)
+
+
+def test_a_registered_member_moves_to_another_community_with_a_fresh_deadline():
+    (e,) = decide(member(), move(), ctx(60))
+    assert isinstance(e, MemberMoved) and e.aggregate_id == "m1"
+    assert (e.community_id, e.from_community_id, e.unit_id) == (OTHER_COMMUNITY, COMMUNITY, "unit-1")
+    assert e.occurred_at == T0 + timedelta(minutes=60)
+    assert e.report_by == e.occurred_at + timedelta(days=MOVE_REPORT_DAYS)
+    state = evolve_all(member(), [e])
+    assert (state.community_id, state.unit_id, state.previous_communities, state.moved_at) == (
+        OTHER_COMMUNITY, "unit-1", (COMMUNITY,), e.occurred_at)
+    assert state.registered_at == T0  # the registration stands; the move is a new fact beside it
+
+
+def test_a_move_names_its_own_deadline_but_not_a_past_one():
+    (e,) = decide(member(), move(report_by=T0 + timedelta(days=7)), ctx())
+    assert e.report_by == T0 + timedelta(days=7)
+    r = refusal(member(), move(report_by=T0 - timedelta(minutes=1)))
+    assert (r.reason, r.field) == ("report_by_in_past", "report_by")
+
+
+def test_a_move_to_the_community_the_member_lives_in_changes_nothing():
+    assert decide(member(), move(community=COMMUNITY), ctx()) == []
+    moved = evolve_all(member(), decide(member(), move(), ctx()))
+    assert decide(moved, move(), ctx(5)) == []  # the same move again
+
+
+def test_an_unregistered_member_cannot_move():
+    r = refusal(None, move())
+    assert (r.reason, r.field) == ("unknown_member", "member_id")
+
+
+def test_a_member_who_moved_claims_posts_in_the_new_community_only():
+    moved = evolve_all(member(), decide(member(), move(), ctx()))
+    assert decide(None, claim(community=OTHER_COMMUNITY), ctx(member=moved))
+    assert refusal(None, claim(), ctx(member=moved)).reason == "post_outside_member_community"
+
+
+def test_a_member_who_moved_is_still_not_registered_twice():
+    moved = evolve_all(member(), decide(member(), move(), ctx()))
+    assert decide(moved, register(community=OTHER_COMMUNITY), ctx()) == []
+    assert refusal(moved, register(community=COMMUNITY)).reason == "member_exists"

@@ -6,11 +6,11 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings, strategies as st
 
 from party_life_builders import COMMUNITY, CST, OTHER_COMMUNITY, T0, at
-from schemas.orders import MemberRegistered
+from schemas.orders import MemberMoved, MemberRegistered
 from schemas.party import MemberFeedback, MemberReportOverdue
 from services.party.domain.members import (
     DEFAULT_REPORT_WINDOW, MemberContext, MemberFollowUp, OrderTally, evolve_follow_up, member_report_overdue,
-    on_member_registered, quarterly_feedback,
+    on_member_moved, on_member_registered, quarterly_feedback,
 )
 
 
@@ -142,3 +142,60 @@ def test_each_member_gets_one_feedback_per_quarter_from_their_tallies():
 def test_no_feedback_before_the_quarter_ends_nor_for_a_member_registered_after_it():
     assert quarterly_feedback("2026-Q4", [follow_up()], {}, Q4_END - timedelta(seconds=1)) == []
     assert quarterly_feedback("2026-Q3", [follow_up()], {}, Q4_END) == []  # registered 22 November
+
+
+# -- a move recorded by orders (orders.member.moved.v1) -----------------------------------
+
+def moved(community: str = OTHER_COMMUNITY, days: float = 10, report_days: float = 30, frm: str = COMMUNITY,
+          member: str = "m1") -> MemberMoved:
+    return MemberMoved(member_id=member, community_id=community, from_community_id=frm, unit_id="unit-1",
+                       report_by=at(days + report_days), occurred_at=at(days))
+
+
+def receive_move(state, move: MemberMoved, c: MemberContext):
+    """What the app does with a move from orders: flags, then evolve (the move first)."""
+    events = on_member_moved(state, move, c)
+    state = evolve_follow_up(state, move, c.now)
+    for e in events:
+        state = evolve_follow_up(state, e)
+    return state, events
+
+
+def test_a_move_is_flagged_once_with_the_new_community_and_its_deadline():
+    state, (e,) = receive_move(follow_up(), moved(report_days=14), ctx(10))
+    assert isinstance(e, MemberReportOverdue) and e.aggregate_id == "m1"
+    assert (e.moved, e.community_id, e.from_community_id, e.unit_id, e.due_at) == (
+        True, OTHER_COMMUNITY, COMMUNITY, "unit-1", at(24))
+    assert (state.community_id, state.previous_communities, state.registered_at, state.report_due_at,
+            state.move_flagged) == (OTHER_COMMUNITY, (COMMUNITY,), at(10), at(24), True)
+    assert MemberFollowUp.model_validate(state.model_dump(mode="json")) == state
+    assert receive_move(state, moved(report_days=14), ctx(11))[1] == []  # delivered again: nothing more
+
+
+def test_after_a_move_the_overdue_timer_uses_the_moves_deadline():
+    state = follow_up()
+    state = evolve_follow_up(state, member_report_overdue(state, ctx(31))[0])  # overdue in the old community
+    state, _ = receive_move(state, moved(days=40, report_days=7), ctx(40))
+    assert member_report_overdue(state, ctx(46.9)) == []
+    (e,) = member_report_overdue(state, ctx(47))
+    assert (e.moved, e.community_id, e.due_at) == (False, OTHER_COMMUNITY, at(47))
+    assert member_report_overdue(state, ctx(47, reported_units=frozenset({"unit-1"}))) == []
+
+
+def test_a_move_older_than_the_registration_on_record_changes_nothing():
+    state, _ = receive(follow_up(), registered(OTHER_COMMUNITY, days=20), ctx(20))
+    again, events = receive_move(state, moved("110105001005", days=5, frm=COMMUNITY), ctx(21))
+    assert events == [] and again == state
+
+
+def test_a_move_of_a_member_whose_registration_was_not_seen_is_followed_from_the_move():
+    state, (e,) = receive_move(None, moved(), ctx(10))
+    assert e.moved and (state.community_id, state.previous_communities, state.report_due_at) == (
+        OTHER_COMMUNITY, (COMMUNITY,), at(40))
+
+
+def test_a_registration_after_a_move_drops_the_moves_deadline():
+    state, _ = receive_move(follow_up(), moved(report_days=7), ctx(10))
+    state, _ = receive(state, registered("110105001005", days=12), ctx(12))
+    assert state.report_due_at is None and member_report_overdue(state, ctx(20)) == []
+    assert member_report_overdue(state, ctx(42))

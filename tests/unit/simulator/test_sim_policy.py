@@ -64,6 +64,7 @@ ALLOWED: dict[str, set[str]] = {
     "orders.post.release.v1": {"party_member"},
     "orders.order.dispatch.v1": OFFICERS,
     "orders.member.register.v1": OFFICERS,
+    "orders.member.move.v1": OFFICERS,
     "points.account.open.v1": OFFICERS | {"points_operator"},
     "points.adjust.v1": {"points_operator"},
     "points.adjust.approve.v1": {"points_operator"},
@@ -156,7 +157,7 @@ def violation(p, pr: Principal, w: World) -> str | None:
         return None if p.resident_id == sub else "an order for someone else"
     if t in ("orders.post.claim.v1", "orders.post.release.v1"):
         return None if p.member_id == sub else "someone else's post"
-    if t == "orders.member.register.v1":
+    if t in ("orders.member.register.v1", "orders.member.move.v1"):  # a move: the new community's office
         return None if scope.covers(p.community_id) else "a member of another community"
     if t.startswith("orders.order."):
         order = w.orders.get(p.order_id)
@@ -227,6 +228,9 @@ def violation(p, pr: Principal, w: World) -> str | None:
         if "assessor" in roles and (by, of) == ("unit", "street"):
             return None
         return f"{sorted(roles)} may not record a review by {by} {p.reviewer_id} of {of} {p.subject_id}"
+    if t in ("party.project.claim.v1", "party.project.complete.v1"):  # 双向认领: the unit's own secretary
+        return None if sub == f"ps-{p.unit_id}" and "party_secretary" in roles else \
+            f"a project claimed or completed for unit {p.unit_id} by {sub}"
     if t.startswith("party."):  # a secretary (or officer) acts in their own area, in their own name
         if getattr(p, "proposed_by", None) not in (None, sub) or getattr(p, "recorded_by", None) not in (None, sub):
             return "a council step in someone else's name"
@@ -367,7 +371,7 @@ async def played(provider, stories_per_kind: int = 25, seed: int = 7) -> PolicyC
     for street in district.streets:  # each street's whistle of the month
         await s.story_whistle(random.Random(street.street_id), street.street_id)
     await asyncio.gather(*s.tasks)
-    for month in range(2):  # a month of Party life and a quarter's last (the councils' joint meetings)
+    for month in range(3):  # months of Party life (a quarter's last: the councils' joint meetings)
         await s.party_month(random.Random(month))
     for street in district.streets:
         await s.joint_meeting(street.street_id, random.Random(street.street_id))
@@ -394,7 +398,7 @@ async def test_every_simulated_command_is_one_its_sender_may_send(provider):
                                                              ("unit", "community"), ("unit", "street")}
     unsent = set(ALLOWED) - set(types) - {t for t in ALLOWED if t.endswith(".person.erase.v1")}  # not simulated
     assert unsent <= {"grid.case.dismiss.v1", "orders.order.cancel.v1", "orders.post.release.v1",
-                      "assessment.scheme.change.v1", "points.adjust.approve.v1", "party.household.mark.v1"}, unsent
+                      "assessment.scheme.change.v1", "points.adjust.approve.v1"}, unsent
 
 
 async def test_the_services_own_tables_admit_every_simulated_command(provider):
@@ -427,6 +431,16 @@ def test_the_policy_check_catches_a_wrong_sender():
     assert violation(LogPatrol(patrol_id="p", grid_id=g, grid_worker_id="gw-x", started_at=at, ended_at=at), me, w)
     w.cases["c"] = {"grid": g, "reporter": ("grid_worker", worker), "handler": worker}
     assert "handled" in violation(VerifyCase(case_id="c", passed=True, verifier_id=worker), me, w)
+    from schemas.party import ClaimProject
+
+    unit = d.units[0]
+    community_secretary = Principal(f"ps-{unit.community_id}", frozenset({"party_secretary"}),
+                                    Scope.of(communities=[unit.community_id]))
+    unit_secretary = Principal(f"ps-{unit.unit_id}", frozenset({"party_secretary"}),
+                               Scope.of(communities=[unit.community_id]))
+    claim = ClaimProject(project_id="pj-1", unit_id=unit.unit_id)
+    assert violation(claim, unit_secretary, w) is None
+    assert violation(claim, community_secretary, w)  # the community does not claim for its units
     resident = Principal("r", frozenset({"resident"}))
     assert violation(LogPatrol(patrol_id="p", grid_id=g, grid_worker_id="r", started_at=at, ended_at=at), resident, w)
 
