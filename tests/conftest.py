@@ -22,12 +22,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from hypothesis import settings
 
 from services.kit.infra import EmbeddedKafka, EmbeddedPostgres
 from services.kit.provision import provision
 from tests.support.order import file_of, slowest_files_first
 
 TEST_PARTITIONS = 4
+
+# Hypothesis' per-example deadline measures the machine's load, not the code: tests run in parallel
+# processes beside brokers and workers, so an example may wait seconds for a CPU. No deadline here.
+settings.register_profile("grassroots", deadline=None)
+settings.load_profile("grassroots")
 
 # Workers the tests start form their consumer groups in half the session timeout on the embedded
 # broker: 1.5 s instead of the default's 5 s per start (a worker's consumer groups form at once).
