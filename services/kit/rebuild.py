@@ -88,6 +88,10 @@ class Outcome:
     seconds: float = 0.0
     suppressed: Counter = field(default_factory=Counter)  # topic -> records not published again
     handled_times: int = 0  # messages whose live handling time was found
+    rejected: Counter = field(default_factory=Counter)  # reason -> commands refused again
+    fetch_seconds: float = 0.0  # waiting for the broker
+    handle_seconds: float = 0.0  # in the worker's path (handler, inbox, transaction)
+    batches: int = 0
 
     @property
     def per_second(self) -> float:
@@ -95,8 +99,10 @@ class Outcome:
 
     def as_dict(self) -> dict[str, Any]:
         return {"service": self.service, "records": self.records, "seconds": round(self.seconds, 3),
-                "records_per_second": round(self.per_second), "handled_times_found": self.handled_times,
-                "not_published_again": dict(self.suppressed)}
+                "records_per_second": round(self.per_second), "batches": self.batches,
+                "fetch_seconds": round(self.fetch_seconds, 3), "handle_seconds": round(self.handle_seconds, 3),
+                "handled_times_found": self.handled_times,
+                "not_published_again": dict(self.suppressed), "rejected": dict(self.rejected)}
 
 
 class _OneConnection:
@@ -173,6 +179,11 @@ class _ReplayConsumer(BatchConsumer):
     async def _write_outbox(self, conn, records: list[OutboxRecord]) -> None:
         for r in records:
             self.outcome.suppressed[r.topic] += 1
+            if r.topic.endswith(".rejections.v1"):
+                try:
+                    self.outcome.rejected[orjson.loads(r.value)["data"]["reason"]] += 1
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    pass
 
     def _sender(self, it: Item, now: float | None = None):
         # as of the record's timestamp: a history's tokens have long expired by now
@@ -406,6 +417,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
                     t = cal.at(it.timestamp / 1000)
                 if t is not None:
                     times[it.message.id] = t
+            t0 = time.perf_counter()
             rc.times = times
             ids: dict[tuple[str, str], list[str]] = {}
             if found:
@@ -414,6 +426,8 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
                     ids.setdefault((r[0], r[1]), []).append(r[2])
             rc.ids = ids
             await rc._process_until_done(pending)  # noqa: SLF001
+            outcome.handle_seconds += time.perf_counter() - t0
+            outcome.batches += 1
             outcome.records += len(pending)
             progress.update(task, advance=len(pending),
                             rate=f"{outcome.records / max(1e-9, time.perf_counter() - started):,.0f} records/s")
@@ -423,7 +437,9 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
             """Fetch until every partition in ``want`` has buffered records or is at its end."""
             want = [tp for tp in want if fetched[tp] < ends[tp]]
             while want:
+                t0 = time.perf_counter()
                 got = await consumer.getmany(*want, timeout_ms=1000, max_records=FETCH_RECORDS)
+                outcome.fetch_seconds += time.perf_counter() - t0
                 for tp, records in got.items():
                     records = [r for r in records if r.offset < ends[tp]]
                     if not records:
@@ -434,14 +450,14 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
                                   else None) for r in records]
                     keys, known = await _order_keys(conn, items)
                     live_at.setdefault(tp, set()).update(it.offset for it, k in zip(items, known) if k)
-                    was_empty = not buffers[tp]
                     buffers[tp] = list(zip(keys, items))[::-1] + buffers[tp]
-                    if was_empty:
-                        k, head = buffers[tp][-1]
-                        heapq.heappush(heap, _Head(k, tp.topic, tp.partition, head.offset, tp))
                 want = [tp for tp in want if not buffers[tp] and fetched[tp] < ends[tp]]
 
         await refill(list(bounds))
+        for tp, buffered in buffers.items():
+            if buffered:
+                k, head = buffered[-1]
+                heapq.heappush(heap, _Head(k, tp.topic, tp.partition, head.offset, tp))
         while heap:
             head = heapq.heappop(heap)
             tp = head.tp
@@ -459,8 +475,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
             pending_consumer = rc
             pending.append(it)
             if not buffers[tp] and fetched[tp] < ends[tp]:
-                await flush()  # the partition's next records are needed to keep the order
-                await refill([tp])
+                await refill([tp])  # its next record is needed to know what comes next
             if buffers[tp]:
                 k, head = buffers[tp][-1]
                 heapq.heappush(heap, _Head(k, tp.topic, tp.partition, head.offset, tp))
