@@ -387,6 +387,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
         ends = {tp: e for tp, (_, e) in bounds.items()}
         fetched = {tp: b for tp, (b, _) in bounds.items()}  # next offset not yet fetched
         heap: list[_Head] = []
+        have_times = bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM rebuild_handled)"))
         live_at: dict[TopicPartition, set[int]] = {}  # offsets whose live handling time is known
         batch_at: float | None = None
         started = time.perf_counter()
@@ -405,7 +406,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
                 if it.message is not None:
                     ids.append(it.message.id)
             found = dict(await conn.fetch("SELECT id, at FROM rebuild_handled WHERE id = ANY($1::text[])", ids)) \
-                if ids else {}
+                if ids and have_times else {}
             outcome.handled_times += len(found)
             cal = clock.current()
             times = {}
@@ -448,7 +449,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
                     items = [Item(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp, r.timestamp_type,
                                   by_topic[tp.topic]._interned(bearer(r.headers)) if tp.topic == by_topic[tp.topic]._intake  # noqa: SLF001
                                   else None) for r in records]
-                    keys, known = await _order_keys(conn, items)
+                    keys, known = await _order_keys(conn, items, have_times)
                     live_at.setdefault(tp, set()).update(it.offset for it, k in zip(items, known) if k)
                     buffers[tp] = list(zip(keys, items))[::-1] + buffers[tp]
                 want = [tp for tp in want if not buffers[tp] and fetched[tp] < ends[tp]]
@@ -485,20 +486,21 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
         await consumer.stop()
 
 
-async def _order_keys(conn: asyncpg.Connection, items: list[Item]) -> tuple[list[float], list[bool]]:
+async def _order_keys(conn: asyncpg.Connection, items: list[Item],
+                      have_times: bool = True) -> tuple[list[float], list[bool]]:
     """The order the worker handled each record in: its live handling time, else its timestamp."""
     ids: list[str | None] = []
-    for it in items:
+    for it in items if have_times else ():
         try:
             doc = orjson.loads(it.value) if it.value else None
             ids.append(doc.get("id") if isinstance(doc, dict) and isinstance(doc.get("id"), str) else None)
         except orjson.JSONDecodeError:
             ids.append(None)
     found = dict(await conn.fetch("SELECT id, at FROM rebuild_handled WHERE id = ANY($1::text[])",
-                                  [i for i in ids if i is not None]))
+                                  [i for i in ids if i is not None])) if have_times else {}
     cal = clock.current()
     keys, known = [], []
-    for it, i in zip(items, ids):
+    for it, i in zip(items, ids if have_times else [None] * len(items)):
         t = found.get(i) if i is not None else None
         known.append(t is not None)
         if t is None:
