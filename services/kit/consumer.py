@@ -682,7 +682,7 @@ class BatchConsumer:
                         dlq_reasons.append((it.topic, it.error.reason))
                     else:
                         fresh.append(it)
-                uow = UnitOfWork(conn, self.service)
+                uow = self._unit_of_work(conn, fresh)
                 if fresh:
                     if isolate:
                         faults = await self._handle_isolated(uow, fresh, conflicts_are_faults)
@@ -700,7 +700,7 @@ class BatchConsumer:
                         dead.append(dlq_record(self.dlq_topic, it, reason, e))
                         dlq_reasons.append((it.topic, reason))
                 try:
-                    await write_outbox(conn, uow.records + dead)
+                    await self._write_outbox(conn, uow.records + dead)
                 except _outbox.RecordTooLarge as e:  # an event too large: blamed on the message that made it
                     raise _Fault() from e
         # committed: run the handlers' after-commit effects, count, wake the relay
@@ -724,6 +724,14 @@ class BatchConsumer:
         if self.on_commit is not None and (uow.records or dead):
             self.on_commit()
 
+    def _unit_of_work(self, conn: asyncpg.Connection, fresh: list[Item]) -> UnitOfWork:
+        """The unit of work of a batch (a rebuild gives each message the time it was handled live)."""
+        return UnitOfWork(conn, self.service)
+
+    async def _write_outbox(self, conn: asyncpg.Connection, records: list[OutboxRecord]) -> None:
+        """Write a batch's records to the outbox (a rebuild suppresses them: they were published)."""
+        await write_outbox(conn, records)
+
     async def _handle_isolated(self, uow: UnitOfWork, fresh: list[Item],
                                conflicts_are_faults: bool) -> list[tuple[Item, Exception]]:
         """Each message as a batch of its own, in its own savepoint, its events written to the
@@ -738,7 +746,7 @@ class BatchConsumer:
                     if found:
                         faults.append((it, found[0][1]))
                     await uow.flush()
-                    await write_outbox(uow.conn, uow.records[mark:])
+                    await self._write_outbox(uow.conn, uow.records[mark:])
             except UNAVAILABLE_ERRORS:
                 raise
             except CONFLICT_ERRORS as e:
@@ -760,7 +768,7 @@ class BatchConsumer:
         async with self.pool.acquire() as conn:
             async with conn.transaction():
                 new = await claim(conn, list(by_key))
-                await write_outbox(conn, [dlq_record(self.dlq_topic, it, reason, error or RuntimeError(reason))
+                await self._write_outbox(conn, [dlq_record(self.dlq_topic, it, reason, error or RuntimeError(reason))
                                           for k, it in by_key.items() if k in new])
         for k, it in by_key.items():
             if k in new:

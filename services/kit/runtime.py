@@ -155,6 +155,11 @@ class ServiceRuntime:
     def main(self) -> None:
         """faust's command line (``worker -l info``...), quiet unless ``--no-quiet`` is given: the
         banner and the "OK" marks would otherwise be mixed into the JSON log on stdout."""
+        if sys.argv[1:2] == ["rebuild"]:  # the kit's own command (services/kit/rebuild.py), not faust's
+            from .rebuild import main as rebuild_main
+
+            rebuild_main(self, sys.argv[2:])
+            return
         if self.verifier is None and "worker" in sys.argv[1:]:
             raise SystemExit(f"{self.service}: JWKS is not set: no token could be verified (set JWKS to the "
                              "identity provider's JWKS file or URL)")

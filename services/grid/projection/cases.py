@@ -151,6 +151,6 @@ async def open_cases_near(conn: asyncpg.Connection, category: Category, lat: flo
     rows = await conn.fetch(
         """SELECT case_id, category, lat, lon FROM cases
            WHERE is_open AND category = $1 AND lat BETWEEN $2 AND $3 AND lon BETWEEN $4 AND $5
-           ORDER BY reported_at LIMIT $6""",
+           ORDER BY reported_at, case_id LIMIT $6""",  # reports handled in one batch share reported_at
         category.value, lo_lat, hi_lat, lo_lon, hi_lon, limit)
     return [OpenCase(case_id=r["case_id"], category=Category(r["category"]), lat=r["lat"], lon=r["lon"]) for r in rows]

@@ -1,0 +1,564 @@
+"""Rebuild a service's projection from its input topics: ``python -m services.<svc>.app rebuild``.
+
+Used after a projection migration that cannot be written as a data migration, after a damaged
+database, or to prove that the projection is a function of the log. Steps:
+
+1. **Exclusive.** The rebuild holds the service's migration lock for its whole run (a worker
+   starting meanwhile waits at its migrations) and refuses to start while any worker of the
+   service is connected to the database (a connection named ``<svc>-service``) or while the
+   outbox still holds unpublished records (they would be lost: let a worker's relay drain it).
+2. **Handling times.** It reads the service's own events and rejections topics and notes, for
+   every message that caused something, the time the live worker handled it (the ``time`` of
+   the first record it caused, found by ``causationid``). Replayed, the message is handled at
+   that time again, so dates the handler takes from its clock (registration, deadlines,
+   windows) come out as they were. A message that caused nothing is handled at its record's
+   timestamp (on the service's calendar).
+3. **Drop and migrate.** Every object in the service's schema is dropped (the kit's tables
+   too: inbox, outbox, remembered HTTP outcomes, aggregates, erasures) and the migrations run
+   again.
+4. **Replay.** Its input topics (every topic its consumers read) are read from the earliest
+   offset to the end they had when the rebuild started, merged across partitions in the order
+   the worker handled them (handling time, else record timestamp; a partition's own order is
+   kept), and fed in batches through the worker's own path
+   (:class:`~services.kit.consumer.BatchConsumer`: decoding, provenance checks, the inbox, the
+   handler, one transaction per batch). A command's token is verified as of its record's
+   timestamp, as if the record had been handled when it was written.
+5. **Nothing is published again.** The events, rejections and dead letters the replay causes
+   were published when the messages were first handled: the topics hold them, and consumers
+   of other services have acted on them. So the rebuild writes none of them to the outbox (it
+   counts them); publishing them again would hand every consumer a second copy under a new
+   event id, which no inbox would recognise as a duplicate.
+
+What the input topics cannot give back, a rebuild does not have:
+
+- commands sent over HTTP (``POST /v1/commands``) are handled without passing through the
+  intake topic: their effects are not rebuilt;
+- the effects of the service's timers (overdue checks, expiries, period closes) are not
+  input: the timers of the next worker derive them again from the rebuilt state and the
+  clock (and publish what they find);
+- the topics must hold the whole history (no retention shorter than the projection's life),
+  and the JWKS must still hold the keys that signed the commands' tokens.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import heapq
+import logging
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Sequence
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from schemas.topics import Topic
+
+from . import clock
+from .consumer import BatchConsumer, Item, bearer
+from .db import _init_connection
+from .handlers import Handler
+from .kafkasec import client_kwargs
+from .locks import try_session_lock
+from .migrations import migrate
+from .outbox import OutboxRecord
+from .uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from .runtime import ServiceRuntime
+
+log = logging.getLogger("kit.rebuild")
+
+FETCH_RECORDS = 5000  # records per fetch (the worker's batch is smaller: it also has to be quick)
+BATCH_RECORDS = 2000  # records per transaction
+
+
+class RebuildRefused(RuntimeError):
+    """A rebuild may not start now (a worker is live, the outbox is not empty...)."""
+
+
+@dataclass
+class Outcome:
+    service: str
+    records: int = 0
+    seconds: float = 0.0
+    suppressed: Counter = field(default_factory=Counter)  # topic -> records not published again
+    handled_times: int = 0  # messages whose live handling time was found
+    rejected: Counter = field(default_factory=Counter)  # reason -> commands refused again
+    fetch_seconds: float = 0.0  # waiting for the broker
+    handle_seconds: float = 0.0  # in the worker's path (handler, inbox, transaction)
+    batches: int = 0
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"service": self.service, "records": self.records, "seconds": round(self.seconds, 3),
+                "records_per_second": round(self.per_second), "batches": self.batches,
+                "fetch_seconds": round(self.fetch_seconds, 3), "handle_seconds": round(self.handle_seconds, 3),
+                "handled_times_found": self.handled_times,
+                "not_published_again": dict(self.suppressed), "rejected": dict(self.rejected)}
+
+
+class _OneConnection:
+    """A pool of the one connection the rebuild holds (the consumer's path acquires from a pool)."""
+
+    def __init__(self, conn: asyncpg.Connection):
+        self.conn = conn
+
+    def acquire(self):
+        conn = self.conn
+
+        class _Ctx:
+            async def __aenter__(self):
+                return conn
+
+            async def __aexit__(self, *exc):
+                return False
+
+        return _Ctx()
+
+
+class _ReplayUnitOfWork(UnitOfWork):
+    """A unit of work whose ``now`` is, while a message is handled, the time that message was
+    handled live (else its record's time); between messages the batch's last such time."""
+
+    def __init__(self, conn, service: str, times: dict[str, datetime], ids: dict[tuple[str, str], list[str]],
+                 batch_now: datetime):
+        self._times = times
+        self._ids = ids
+        super().__init__(conn, service, batch_now)
+
+    def emit(self, payload, *, cause=None, id=None, time=None, key=None):
+        """An event gets the id the worker gave it when it first published it (the n-th event of
+        its type caused by the same message), so that rows which name an event name the one on
+        the topic."""
+        if id is None:
+            c = cause if cause is not None else self.message
+            if c is not None:
+                known = self._ids.get((c.id, payload.TYPE))
+                if known:
+                    id = known.pop(0)
+        return super().emit(payload, cause=cause, id=id, time=time, key=key)
+
+    @property  # type: ignore[override]
+    def now(self) -> datetime:
+        msg = self.message
+        if msg is not None:
+            t = self._times.get(msg.id)
+            if t is not None:
+                return t
+        return self._batch_now
+
+    @now.setter
+    def now(self, value: datetime) -> None:
+        self._batch_now = value
+
+
+class _ReplayConsumer(BatchConsumer):
+    """The worker's batch path, with the rebuild's time and without the outbox."""
+
+    def __init__(self, *, outcome: Outcome, **kw):
+        super().__init__(**kw)
+        self.outcome = outcome
+        self.times: dict[str, datetime] = {}
+        self.ids: dict[tuple[str, str], list[str]] = {}
+
+    def _unit_of_work(self, conn, fresh: list[Item]) -> UnitOfWork:
+        batch_now = max((self.times[it.message.id] for it in fresh if it.message is not None
+                         and it.message.id in self.times), default=None) or clock.now()
+        # a batch retried (conflict, outage) starts again from the same ids
+        ids = {k: list(v) for k, v in self.ids.items()}
+        return _ReplayUnitOfWork(conn, self.service, self.times, ids, batch_now)
+
+    async def _write_outbox(self, conn, records: list[OutboxRecord]) -> None:
+        for r in records:
+            self.outcome.suppressed[r.topic] += 1
+            if r.topic.endswith(".rejections.v1"):
+                try:
+                    self.outcome.rejected[orjson.loads(r.value)["data"]["reason"]] += 1
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    pass
+
+    def _sender(self, it: Item, now: float | None = None):
+        # as of the record's timestamp: a history's tokens have long expired by now
+        at = it.timestamp / 1000 if it.timestamp is not None and it.timestamp >= 0 else None
+        return super()._sender(it, at)
+
+
+async def _connect(dsn: str, schema: str, service: str) -> asyncpg.Connection:
+    conn = await asyncpg.connect(dsn, server_settings={"search_path": schema,
+                                                       "application_name": f"{service}-rebuild"})
+    await _init_connection(conn)
+    return conn
+
+
+async def _exclusive(conn: asyncpg.Connection, service: str) -> None:
+    """Hold the service's migration lock (session-scoped, so a worker starting meanwhile waits
+    at its migrations) and refuse while a worker is live or records wait in the outbox."""
+    if not await try_session_lock(conn, f"migrations:{service}"):
+        raise RebuildRefused(f"{service}: a worker is applying migrations, or another rebuild is running")
+    live = await conn.fetch(
+        "SELECT pid, client_addr::text AS addr, backend_start FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid()",
+        f"{service}-service")
+    if live:
+        who = ", ".join(f"pid {r['pid']} from {r['addr'] or 'local'}" for r in live[:5])
+        raise RebuildRefused(f"{service}: {len(live)} connection(s) of a live {service} worker ({who}); "
+                             "stop every worker of the service first")
+    if await conn.fetchval("SELECT to_regclass('outbox') IS NOT NULL"):
+        waiting = await conn.fetchval("SELECT count(*) FROM outbox")
+        if waiting:
+            raise RebuildRefused(f"{service}: {waiting} record(s) in the outbox are not published yet; "
+                                 "run a worker (or its relay) until the outbox is empty, then stop it")
+
+
+async def empty_schema(conn: asyncpg.Connection, schema: str) -> list[str]:
+    """Drop every object in ``schema`` (the schema itself stays: its owner may not create one)."""
+    dropped: list[str] = []
+    rels = await conn.fetch(
+        "SELECT c.relname, c.relkind::text AS relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') "
+        "AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)", schema)
+    kinds = {"r": "TABLE", "p": "TABLE", "v": "VIEW", "m": "MATERIALIZED VIEW", "f": "FOREIGN TABLE"}
+    for r in sorted(rels, key=lambda r: r["relkind"] not in "vm"):  # views first
+        await conn.execute(f'DROP {kinds[r["relkind"]]} IF EXISTS {schema}."{r["relname"]}" CASCADE')
+        dropped.append(r["relname"])
+    for r in await conn.fetch(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relkind = 'S'", schema):
+        await conn.execute(f'DROP SEQUENCE IF EXISTS {schema}."{r["relname"]}" CASCADE')
+    for r in await conn.fetch(
+            "SELECT p.oid::regprocedure::text AS sig, p.prokind::text AS prokind FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1", schema):
+        kind = {"p": "PROCEDURE", "a": "AGGREGATE"}.get(r["prokind"], "FUNCTION")
+        await conn.execute(f"DROP {kind} IF EXISTS {r['sig']} CASCADE")
+    for r in await conn.fetch(
+            "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE n.nspname = $1 AND t.typtype IN ('e', 'd', 'r', 'c', 'm') "
+            "AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')", schema):
+        await conn.execute(f'DROP TYPE IF EXISTS {schema}."{r["typname"]}" CASCADE')
+    return dropped
+
+
+def _consumer(rt: "ServiceRuntime", **kw) -> AIOKafkaConsumer:
+    s = rt.settings
+    return AIOKafkaConsumer(
+        bootstrap_servers=s.kafka_bootstrap_servers, group_id=None, enable_auto_commit=False,
+        client_id=f"{rt.service}-rebuild", auto_offset_reset="earliest", fetch_max_wait_ms=100,
+        max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+        isolation_level="read_uncommitted", **client_kwargs(s.kafka_security()), **kw)
+
+
+async def _bounds(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> dict[TopicPartition, tuple[int, int]]:
+    parts = []
+    for t in topics:
+        ps = consumer.partitions_for_topic(t)
+        if ps is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 (aiokafka has no public way)
+            ps = consumer.partitions_for_topic(t) or set()
+        parts += [TopicPartition(t, p) for p in sorted(ps)]
+    if not parts:
+        return {}
+    consumer.assign(parts)
+    begin = await consumer.beginning_offsets(parts)
+    end = dict(await consumer.end_offsets(parts))
+    # A broker may report an end short of what is readable (the embedded one does, by some
+    # records): read on from the reported end until nothing more comes, and end there.
+    for tp in parts:
+        consumer.seek(tp, max(begin[tp], end[tp]))
+    idle = 0
+    while idle < 2:
+        got = await consumer.getmany(*parts, timeout_ms=300, max_records=FETCH_RECORDS)
+        idle = 0 if any(got.values()) else idle + 1
+        for tp, records in got.items():
+            if records:
+                end[tp] = max(end[tp], records[-1].offset + 1)
+    return {tp: (begin[tp], end[tp]) for tp in parts if end[tp] > begin[tp]}
+
+
+def _progress(enabled: bool):
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    disable=not enabled, transient=False)
+
+
+async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, progress) -> int:
+    """Fill the temporary table ``rebuild_handled`` (message id -> time it was handled live)
+    from the service's own events and rejections topics."""
+    await conn.execute("CREATE TEMPORARY TABLE rebuild_handled (id text PRIMARY KEY, at timestamptz NOT NULL)")
+    await conn.execute("CREATE TEMPORARY TABLE rebuild_emitted (cause text NOT NULL, type text NOT NULL, "
+                       "seq bigint NOT NULL, id text NOT NULL)")
+    consumer = _consumer(rt)
+    await consumer.start()
+    try:
+        bounds = await _bounds(consumer, [rt.topics.events.name, rt.topics.rejections.name])
+        total = sum(e - b for b, e in bounds.values())
+        task = progress.add_task(f"{rt.service}: handling times", total=total, rate="")
+        for tp, (b, _) in bounds.items():
+            consumer.seek(tp, b)
+        left = {tp: e for tp, (_, e) in bounds.items()}
+        seen: dict[str, datetime] = {}
+        n_emitted = 0
+        while left:
+            got = await consumer.getmany(*left, timeout_ms=1000, max_records=FETCH_RECORDS)
+            rows = []
+            emitted = []
+            for tp, records in got.items():
+                end = left.get(tp)
+                if end is None:
+                    continue
+                for r in records:
+                    if r.offset >= end:
+                        break
+                    try:
+                        doc = orjson.loads(r.value)
+                        cause, at = doc.get("causationid"), doc.get("time")
+                        typ, eid = doc.get("type"), doc.get("id")
+                    except (orjson.JSONDecodeError, AttributeError, TypeError):
+                        continue
+                    if isinstance(cause, str) and isinstance(typ, str) and isinstance(eid, str):
+                        emitted.append((cause, typ, len(emitted) + n_emitted, eid))
+                    if isinstance(cause, str) and isinstance(at, str) and cause not in seen:
+                        try:
+                            seen[cause] = datetime.fromisoformat(at)
+                        except ValueError:
+                            continue
+                        rows.append((cause, seen[cause]))
+                progress.advance(task, len(records))
+                if records and records[-1].offset + 1 >= end:
+                    del left[tp]
+            if rows:
+                await conn.copy_records_to_table("rebuild_handled", records=rows, columns=("id", "at"))
+            if emitted:
+                await conn.copy_records_to_table("rebuild_emitted", records=emitted,
+                                                 columns=("cause", "type", "seq", "id"))
+                n_emitted += len(emitted)
+            if len(seen) > 200_000:  # the table keeps the first time of each; the dict only saves a lookup
+                seen.clear()
+        await conn.execute("CREATE INDEX ON rebuild_emitted (cause, seq)")
+        return await conn.fetchval("SELECT count(*) FROM rebuild_handled")
+    finally:
+        await consumer.stop()
+
+
+@dataclass(order=True)
+class _Head:
+    """A partition's next record in the merge: by the time the worker handled it, then (the
+    records of one batch were all handled at one time) in the order its fetch gave them,
+    partition by partition."""
+    at: float
+    topic: str
+    partition: int
+    offset: int
+    tp: TopicPartition = field(compare=False)
+
+
+async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outcome: Outcome,
+                  batch_records: int) -> None:
+    s = rt.settings
+    pool = _OneConnection(conn)
+    by_topic: dict[str, _ReplayConsumer] = {}
+    for name, topics, handler, _group in rt._consumer_specs:  # noqa: SLF001 (the kit's own)
+        rc = _ReplayConsumer(
+            outcome=outcome, service=rt.service, name=f"rebuild-{name}", topics=topics, group_id="-",
+            bootstrap=s.kafka_bootstrap_servers, pool=pool, handler=handler, verifier=rt.verifier,
+            max_record_age=s.intake_max_record_age_seconds, security=s.kafka_security(),
+            max_event_skew=s.event_time_max_skew_seconds)
+        for t in topics:
+            by_topic[t.name] = rc
+    consumer = _consumer(rt)
+    await consumer.start()
+    try:
+        bounds = await _bounds(consumer, list(by_topic))
+        total = sum(e - b for b, e in bounds.values())
+        task = progress.add_task(f"{rt.service}: replay", total=total, rate="")
+        for tp, (b, _) in bounds.items():
+            consumer.seek(tp, b)
+        buffers: dict[TopicPartition, list] = {tp: [] for tp in bounds}  # (key, Item), reversed
+        ends = {tp: e for tp, (_, e) in bounds.items()}
+        fetched = {tp: b for tp, (b, _) in bounds.items()}  # next offset not yet fetched
+        heap: list[_Head] = []
+        have_times = bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM rebuild_handled)"))
+        live_at: dict[TopicPartition, set[int]] = {}  # offsets whose live handling time is known
+        batch_at: float | None = None
+        started = time.perf_counter()
+        pending: list[Item] = []
+        pending_consumer: _ReplayConsumer | None = None
+
+        async def flush() -> None:
+            nonlocal pending, pending_consumer
+            if not pending:
+                return
+            rc = pending_consumer
+            assert rc is not None
+            ids = []
+            rc._decode(pending)  # noqa: SLF001
+            for it in pending:
+                if it.message is not None:
+                    ids.append(it.message.id)
+            found = dict(await conn.fetch("SELECT id, at FROM rebuild_handled WHERE id = ANY($1::text[])", ids)) \
+                if ids and have_times else {}
+            outcome.handled_times += len(found)
+            cal = clock.current()
+            times = {}
+            for it in pending:
+                if it.message is None:
+                    continue
+                t = found.get(it.message.id)
+                if t is None and it.timestamp is not None and it.timestamp >= 0:
+                    t = cal.at(it.timestamp / 1000)
+                if t is not None:
+                    times[it.message.id] = t
+            t0 = time.perf_counter()
+            rc.times = times
+            ids: dict[tuple[str, str], list[str]] = {}
+            if found:
+                for r in await conn.fetch("SELECT cause, type, id FROM rebuild_emitted WHERE cause = ANY($1::text[]) "
+                                          "ORDER BY seq", list(found)):
+                    ids.setdefault((r[0], r[1]), []).append(r[2])
+            rc.ids = ids
+            await rc._process_until_done(pending)  # noqa: SLF001
+            outcome.handle_seconds += time.perf_counter() - t0
+            outcome.batches += 1
+            outcome.records += len(pending)
+            progress.update(task, advance=len(pending),
+                            rate=f"{outcome.records / max(1e-9, time.perf_counter() - started):,.0f} records/s")
+            pending = []
+
+        async def refill(want: list[TopicPartition]) -> None:
+            """Fetch until every partition in ``want`` has buffered records or is at its end."""
+            want = [tp for tp in want if fetched[tp] < ends[tp]]
+            while want:
+                t0 = time.perf_counter()
+                got = await consumer.getmany(*want, timeout_ms=1000, max_records=FETCH_RECORDS)
+                outcome.fetch_seconds += time.perf_counter() - t0
+                for tp, records in got.items():
+                    records = [r for r in records if r.offset < ends[tp]]
+                    if not records:
+                        continue
+                    fetched[tp] = records[-1].offset + 1
+                    items = [Item(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp, r.timestamp_type,
+                                  by_topic[tp.topic]._interned(bearer(r.headers)) if tp.topic == by_topic[tp.topic]._intake  # noqa: SLF001
+                                  else None) for r in records]
+                    keys, known = await _order_keys(conn, items, have_times)
+                    live_at.setdefault(tp, set()).update(it.offset for it, k in zip(items, known) if k)
+                    buffers[tp] = list(zip(keys, items))[::-1] + buffers[tp]
+                want = [tp for tp in want if not buffers[tp] and fetched[tp] < ends[tp]]
+
+        await refill(list(bounds))
+        for tp, buffered in buffers.items():
+            if buffered:
+                k, head = buffered[-1]
+                heapq.heappush(heap, _Head(k, tp.topic, tp.partition, head.offset, tp))
+        while heap:
+            head = heapq.heappop(heap)
+            tp = head.tp
+            _, it = buffers[tp].pop()
+            rc = by_topic[tp.topic]
+            live = head.offset in live_at.get(tp, ())
+            if pending and (rc is not pending_consumer or len(pending) >= batch_records
+                            or (live and batch_at is not None and head.at != batch_at)):
+                await flush()
+            if not pending:
+                batch_at = None
+            if live:  # the worker handled it in a batch of its own: replayed in the same batch
+                batch_at = head.at
+                live_at[tp].discard(head.offset)
+            pending_consumer = rc
+            pending.append(it)
+            if not buffers[tp] and fetched[tp] < ends[tp]:
+                await refill([tp])  # its next record is needed to know what comes next
+            if buffers[tp]:
+                k, head = buffers[tp][-1]
+                heapq.heappush(heap, _Head(k, tp.topic, tp.partition, head.offset, tp))
+        await flush()
+        outcome.seconds = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+
+
+async def _order_keys(conn: asyncpg.Connection, items: list[Item],
+                      have_times: bool = True) -> tuple[list[float], list[bool]]:
+    """The order the worker handled each record in: its live handling time, else its timestamp."""
+    ids: list[str | None] = []
+    for it in items if have_times else ():
+        try:
+            doc = orjson.loads(it.value) if it.value else None
+            ids.append(doc.get("id") if isinstance(doc, dict) and isinstance(doc.get("id"), str) else None)
+        except orjson.JSONDecodeError:
+            ids.append(None)
+    found = dict(await conn.fetch("SELECT id, at FROM rebuild_handled WHERE id = ANY($1::text[])",
+                                  [i for i in ids if i is not None])) if have_times else {}
+    cal = clock.current()
+    keys, known = [], []
+    for it, i in zip(items, ids if have_times else [None] * len(items)):
+        t = found.get(i) if i is not None else None
+        known.append(t is not None)
+        if t is None:
+            ts = (it.timestamp or 0) / 1000
+            keys.append(cal.at(ts).timestamp() if cal.simulated else ts)
+        else:
+            keys.append(t.timestamp())
+    return keys, known
+
+
+async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_records: int = BATCH_RECORDS) -> Outcome:
+    """Rebuild ``rt``'s projection (see the module docstring); the outcome says how fast."""
+    s = rt.settings
+    clock.use(s.clock())
+    if rt.verifier is not None:
+        rt.verifier.prefetch()
+    outcome = Outcome(rt.service)
+    conn = await _connect(s.migration_dsn(), rt.service, rt.service)
+    try:
+        await _exclusive(conn, rt.service)
+        with _progress(progress_bar) as progress:
+            await _read_handling_times(rt, conn, progress)
+            async with conn.transaction():
+                await empty_schema(conn, rt.service)
+            await migrate(conn, rt.service, rt.components)
+            for hook in rt._startup_hooks:  # noqa: SLF001 (reference data the handlers load)
+                await _run_hook(rt, hook, conn)
+            await _replay(rt, conn, progress, outcome, batch_records)
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+    return outcome
+
+
+async def _run_hook(rt: "ServiceRuntime", hook, conn: asyncpg.Connection) -> None:
+    """A start-up hook reads from ``rt.pool``: lend it the rebuild's connection meanwhile."""
+    before = rt.pool
+    rt.pool = _OneConnection(conn)  # type: ignore[assignment]
+    try:
+        await hook()
+    finally:
+        rt.pool = before
+
+
+def main(rt: "ServiceRuntime", argv: Sequence[str]) -> None:
+    """``python -m services.<svc>.app rebuild [--batch N] [--no-progress]``: prints one JSON line."""
+    from . import jsonlog
+
+    p = argparse.ArgumentParser(prog=f"python -m services.{rt.service}.app rebuild",
+                                description=f"Drop the {rt.service} projection and rebuild it from its input topics.")
+    p.add_argument("--batch", type=int, default=BATCH_RECORDS, help="records per transaction")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in a log)")
+    args = p.parse_args(list(argv))
+    jsonlog.configure(rt.service, "warning", rt.settings.log_format)
+    try:
+        out = asyncio.run(rebuild(rt, progress_bar=not args.no_progress and sys.stderr.isatty(),
+                                  batch_records=args.batch))
+    except RebuildRefused as e:
+        print(f"rebuild refused: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(orjson.dumps(out.as_dict()).decode())
