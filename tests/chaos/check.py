@@ -1,0 +1,239 @@
+"""The invariants, read only from the topics and the public HTTP APIs once the load has stopped
+and the lag is 0. :func:`check` returns the figures and the list of failed checks.
+
+- every command on an intake topic (by id) has exactly one outcome: its events, or one
+  rejection, or its dead letter (a command the simulator broke on purpose); none is *lost* (no
+  outcome) or *duplicated* (two rejections, events and a rejection, or two events of one type
+  and subject caused by it);
+- every passed order (``orders.order.evaluated.v1``, ``passed``) is awarded exactly once, or
+  refused with a reason (``points.transfer.posted.v1`` / ``.refused.v1`` naming it as source);
+- every ``resident_need`` case registered became exactly one order;
+- every period that was closed has scorecards;
+- no event id appears twice on an events topic (the campaign's own redeliveries excepted);
+- the ledger sums to 0, its postings are those on ``points.events.v1``, and the balances the
+  API reports equal the postings replayed;
+- every poison record is in a DLQ with its reason.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter, defaultdict
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer
+
+from schemas.topics import BY_SERVICE
+from services.orders.domain.grid_cases import order_id_for_case
+
+from .inject import COPY_HEADER
+
+
+async def read_topic(bootstrap: str, topic: str, idle: float = 3.0) -> list[Any]:
+    """Every record of ``topic``, from the start, until nothing new came for ``idle`` seconds
+    after the reported end offsets were reached (the embedded broker may report an end short of
+    what is readable, so the end offsets alone are not trusted)."""
+    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                         auto_offset_reset="earliest", fetch_max_wait_ms=100, max_partition_fetch_bytes=8 << 20)
+    await c.start()
+    try:
+        from aiokafka import TopicPartition
+        parts = c.partitions_for_topic(topic)
+        for _ in range(50):
+            if parts:
+                break
+            await c.force_metadata_update()
+            parts = c.partitions_for_topic(topic)
+            await asyncio.sleep(0.1)
+        tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        end = await c.end_offsets(tps)
+        out: list = []
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            got = await c.getmany(timeout_ms=300, max_records=5000)
+            for recs in got.values():
+                out.extend(recs)
+            if got:
+                last = loop.time()
+            reached = True
+            for tp in tps:
+                reached = reached and (await c.position(tp)) >= end[tp]
+            if reached and loop.time() - last > idle:
+                return out
+    finally:
+        await c.stop()
+
+
+def envelope(raw: bytes | None) -> dict | None:
+    try:
+        v = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    return v if isinstance(v, dict) and "id" in v and "type" in v else None
+
+
+def copied(r) -> bool:
+    return any(k == COPY_HEADER for k, _ in r.headers or ())
+
+
+async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison: list[str],
+                session: aiohttp.ClientSession, seed: int) -> tuple[dict, list[str]]:
+    failed: list[str] = []
+    topics = {k: [] for k in ("intake", "events", "rejections", "dlq")}
+    raw: dict[str, list] = {}
+    for svc in BY_SERVICE.values():
+        for kind in topics:
+            t = getattr(svc, kind).name
+            raw[t] = await read_topic(bootstrap, t)
+            topics[kind].append(t)
+
+    # -- commands and their outcomes
+    commands: dict[str, str] = {}  # id -> type
+    for t in topics["intake"]:
+        for r in raw[t]:
+            e = envelope(r.value)
+            if e is not None and isinstance(e.get("id"), str):
+                commands.setdefault(e["id"], e["type"])
+    events: list[dict] = []
+    ids_per_topic: dict[str, Counter] = {}
+    for t in topics["events"]:
+        ids = Counter()
+        for r in raw[t]:
+            e = envelope(r.value)
+            if e is None:
+                continue
+            if not copied(r):
+                ids[e["id"]] += 1
+                events.append(e)
+        ids_per_topic[t] = ids
+    distinct = {e["id"]: e for e in events}
+    caused: dict[str, Counter] = defaultdict(Counter)
+    for e in distinct.values():
+        if e.get("causationid") in commands:
+            caused[e["causationid"]][(e["type"], e.get("subject"))] += 1
+    rejected: Counter = Counter()
+    rej_ids: set[str] = set()
+    for t in topics["rejections"]:
+        for r in raw[t]:
+            e = envelope(r.value)
+            if e is None or e["id"] in rej_ids:
+                continue
+            rej_ids.add(e["id"])
+            cid = (e.get("data") or {}).get("command_id")
+            if cid in commands:
+                rejected[cid] += 1
+    dead: dict[str, str] = {}  # command id or poison marker -> reason
+    dlq_values: list[tuple[bytes, str]] = []
+    for t in topics["dlq"]:
+        for r in raw[t]:
+            reason = dict((k, v.decode(errors="replace")) for k, v in r.headers or ()).get("dlq.error.reason", "")
+            dlq_values.append((r.value or b"", reason))
+            e = envelope(r.value)
+            if e is not None and isinstance(e.get("id"), str):
+                dead[e["id"]] = reason
+    lost = [c for c in commands if not caused.get(c) and not rejected.get(c) and c not in dead]
+    duplicated = [c for c in commands if rejected.get(c, 0) > 1 or (rejected.get(c) and caused.get(c))
+                  or any(n > 1 for n in caused.get(c, {}).values())]
+    if lost:
+        by_type = Counter(commands[c] for c in lost)
+        failed.append(f"lost: {len(lost)} command(s) without an outcome, by type {dict(by_type)}; e.g. {lost[:3]}")
+    if duplicated:
+        failed.append(f"duplicated: {len(duplicated)} command(s) with more than one outcome; e.g. {duplicated[:3]}")
+
+    # -- event ids
+    dup_event_ids = {t: [i for i, n in ids.items() if n > 1] for t, ids in ids_per_topic.items()}
+    dup_event_ids = {t: v for t, v in dup_event_ids.items() if v}
+    if dup_event_ids:
+        failed.append(f"event ids twice on an events topic: { {t: v[:3] for t, v in dup_event_ids.items()} }")
+
+    # -- passed orders → one award or one refusal
+    by_type: dict[str, list[dict]] = defaultdict(list)
+    for e in distinct.values():
+        by_type[e["type"]].append(e)
+    passed = [e["id"] for e in by_type["orders.order.evaluated.v1"] if (e.get("data") or {}).get("passed")]
+    awards = Counter((e["data"] or {}).get("source_event_id") for e in by_type["points.transfer.posted.v1"]
+                     if (e["data"] or {}).get("reason") == "award")
+    refusals = Counter((e["data"] or {}).get("source_event_id") for e in by_type["points.transfer.refused.v1"])
+    refusal_reasons = Counter((e["data"] or {}).get("reason") for e in by_type["points.transfer.refused.v1"]
+                              if (e["data"] or {}).get("source_event_id") in set(passed))
+    not_once = [p for p in passed if awards.get(p, 0) + refusals.get(p, 0) != 1]
+    if not_once:
+        failed.append(f"passed orders not awarded exactly once nor refused: {len(not_once)} of {len(passed)}; "
+                      f"e.g. {[(p, awards.get(p, 0), refusals.get(p, 0)) for p in not_once[:3]]}")
+
+    # -- resident needs → one order each
+    needs = {(e["data"] or {}).get("case_id") for e in by_type["grid.case.registered.v1"]
+             if (e["data"] or {}).get("category") == "resident_need"}
+    placed = Counter((e["data"] or {}).get("order_id") for e in by_type["orders.order.placed.v1"])
+    need_bad = [c for c in needs if placed.get(order_id_for_case(c), 0) != 1]
+    if need_bad:
+        failed.append(f"resident_need cases without exactly one order: {len(need_bad)} of {len(needs)}; e.g. {need_bad[:3]}")
+
+    # -- closed periods → scorecards
+    cards = Counter((e["data"] or {}).get("period") for e in by_type["assessment.scorecard.published.v1"])
+    closed = {}
+    for t in topics["intake"]:
+        for r in raw[t]:
+            e = envelope(r.value)
+            if e and e["type"] == "assessment.period.close.v1" and not rejected.get(e["id"]) and e["id"] not in dead:
+                closed[(e.get("data") or {}).get("period")] = e["id"]
+    no_cards = sorted(p for p in closed if not cards.get(p))
+    if no_cards:
+        failed.append(f"closed periods without scorecards: {no_cards}")
+
+    # -- ledger
+    status, ledger = await _get(session, f"{points_url}/v1/ledger/check", tokens.get("POINTS_OPERATOR_TOKEN"))
+    postings = {(e["data"] or {}).get("transfer_id"): e["data"] for e in by_type["points.transfer.posted.v1"]}
+    balance: Counter = Counter()
+    for p in postings.values():
+        balance[p["debit_account"]] -= p["amount"]
+        balance[p["credit_account"]] += p["amount"]
+    ledger_sum = ledger.get("sum") if status == 200 else None
+    if status != 200:
+        failed.append(f"ledger check answered {status}: {ledger}")
+    else:
+        if ledger["sum"] != 0 or not ledger["consistent"]:
+            failed.append(f"ledger: sum {ledger['sum']}, consistent {ledger['consistent']}")
+        if ledger["postings"] != len(postings):
+            failed.append(f"ledger: {ledger['postings']} postings in the ledger, {len(postings)} on points.events.v1")
+    accounts = sorted(balance)
+    sample = random.Random(seed).sample(accounts, min(40, len(accounts)))
+    wrong = []
+    for a in sample:
+        st, acc = await _get(session, f"{points_url}/v1/accounts/{a}", tokens.get("AUDITOR_TOKEN"))
+        if st != 200 or acc.get("balance") != balance[a]:
+            wrong.append((a, balance[a], acc.get("balance") if st == 200 else st))
+    if wrong:
+        failed.append(f"balances differ from the postings replayed: {wrong[:3]} ({len(wrong)} of {len(sample)})")
+
+    # -- poison → DLQ with reason
+    missing = [m for m in poison if not any(m.encode() in v and reason for v, reason in dlq_values)]
+    if missing:
+        failed.append(f"poison records not in a DLQ with a reason: {len(missing)} of {len(poison)}; e.g. {missing[:3]}")
+
+    figures = {"commands": len(commands), "lost": len(lost), "duplicated": len(duplicated),
+               "rejected": sum(1 for c in rejected), "dead_lettered_commands": sum(1 for c in commands if c in dead),
+               "events": len(distinct), "passed_orders": len(passed),
+               "awarded": sum(1 for p in passed if awards.get(p)), "award_refused": sum(1 for p in passed if refusals.get(p)),
+               "award_refusal_reasons": dict(refusal_reasons), "resident_needs": len(needs),
+               "closed_periods": len(closed), "ledger_sum": ledger_sum, "postings": len(postings),
+               "balances_checked": len(sample), "poison_in_dlq": len(poison) - len(missing),
+               "dlq_records": len(dlq_values)}
+    return figures, failed
+
+
+async def _get(session: aiohttp.ClientSession, url: str, token: str | None) -> tuple[int, Any]:
+    for _ in range(5):
+        try:
+            async with session.get(url, headers={"Authorization": f"Bearer {token}"},
+                                   timeout=aiohttp.ClientTimeout(total=10)) as r:
+                return r.status, await r.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+            err = repr(e)
+            await asyncio.sleep(1)
+    return 0, err
