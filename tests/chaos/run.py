@@ -45,6 +45,7 @@ from services.launcher.summary import parse_metrics, total
 from . import check, rules
 from .faults import Fault, Faults
 from .inject import Counts, HttpFuzzer, Poisoner, Redeliverer, paced
+from .lag import BrokerLag
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2
@@ -90,7 +91,7 @@ def pick_base_ports(step: int) -> dict[str, int]:
     """Base ports for the services such that every worker's port (base + i*step) is free."""
     r = random.SystemRandom()
     for _ in range(200):
-        base = r.randrange(20000, 60000, 100)
+        base = r.randrange(20000, 32000, 100)  # below the ephemeral ports free_port() hands out
         ports = {s: base + i for i, s in enumerate(SERVICES)}
         if all(port_free("127.0.0.1", p + k * step) for p in ports.values() for k in range(WORKERS)):
             return ports
@@ -120,7 +121,10 @@ class Campaign:
         self.lag = -1.0
         self.ready: dict[str, bool] = {}
         self.t0 = time.monotonic()
+        self.kit_lag_at_end = None
         self.lag_ok = 50.0
+        self.sampled_at = 0.0
+        self.blag, self.blag_at, self.group_lag = -1.0, 0.0, {}
 
     def log(self, msg: str) -> None:
         line = f"{time.strftime('%H:%M:%S')} +{time.monotonic() - self.t0:5.0f}s {msg}"
@@ -203,11 +207,30 @@ class Campaign:
             return name, ready, lag
 
         while not stopping.is_set():
+            began = time.monotonic()
             got = await asyncio.gather(*(one(n, u) for n, u in self.worker_url.items()), self.read_alerts(session))
             self.ready = {n: ok for n, ok, _ in got[:-1]}
             lags = [lag for _, _, lag in got[:-1]]
             self.lag = -1.0 if any(x is None for x in lags) else sum(lags)
+            self.sampled_at = began  # what the round saw is no older than this
             await asyncio.sleep(1)
+
+    async def watch_broker(self, stopping: asyncio.Event) -> None:
+        """Every two seconds: the consumer groups' lag as the broker sees it (``tests/chaos/lag.py``)."""
+        lag = BrokerLag(self.bootstrap, int(os.environ.get("TOPIC_PARTITIONS") or 4))
+        while not stopping.is_set():
+            began = time.monotonic()
+            try:
+                if lag.reader is None:
+                    await lag.start()
+                by_group = await asyncio.wait_for(lag.lag(), 15)
+                self.group_lag = by_group
+                self.blag = float(sum(by_group.values()))
+            except Exception:
+                self.blag = -1.0
+            self.blag_at = began
+            await asyncio.sleep(2)
+        await lag.stop()
 
     async def read_alerts(self, session: aiohttp.ClientSession) -> None:
         try:
@@ -229,13 +252,18 @@ class Campaign:
             self.log(f"alert firing: {key}")
         self.firing_now = firing
 
-    def healthy(self, lag_ok: float = 0) -> bool:
-        return bool(self.ready) and all(self.ready.values()) and 0 <= self.lag <= lag_ok
+    def healthy(self, lag_ok: float = 0, since: float = 0) -> bool:
+        """Every worker ready and the consumer groups' lag (the broker's view) at most ``lag_ok``,
+        both seen by rounds that began after ``since``."""
+        return (self.sampled_at >= since and self.blag_at >= since and bool(self.ready) and all(self.ready.values())
+                and 0 <= self.blag <= lag_ok)
 
     async def wait_healthy(self, bound: float, lag_ok: float = 0) -> float | None:
+        """When every worker was ready and the lag at most ``lag_ok``, in a round of the watcher
+        that began after this call (None: not within ``bound`` seconds)."""
         start = time.monotonic()
         while time.monotonic() - start < bound:
-            if self.healthy(lag_ok):
+            if self.healthy(lag_ok, since=start):
                 return time.monotonic()
             await asyncio.sleep(0.5)
         return None
@@ -247,8 +275,8 @@ class Campaign:
         samples = []
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            if self.lag >= 0:
-                samples.append(self.lag)
+            if self.blag >= 0:
+                samples.append(self.blag)
             await asyncio.sleep(1)
         return max(50.0, 3 * statistics.median(samples)) if samples else 50.0
 
@@ -277,6 +305,7 @@ class Campaign:
         tokens = {k: v for k, v in self.tokens.items() if k.endswith("_TOKEN")}
         async with aiohttp.ClientSession() as session:
             watcher = asyncio.create_task(self.watch(session, stopping))
+            broker_watcher = asyncio.create_task(self.watch_broker(stopping))
             redeliver = Redeliverer(self.bootstrap, random.Random(self.seed + 1), self.counts)
             poisoner = Poisoner(self.bootstrap, random.Random(self.seed + 2), self.seed, self.counts)
             fuzzer = HttpFuzzer(self.urls, tokens, random.Random(self.seed + 3), self.counts, self.fault_on)
@@ -317,7 +346,8 @@ class Campaign:
             settled = await self.wait_healthy(180)
             stuck = [n for n, ok in self.ready.items() if not ok] if settled is None else []
             if settled is None:
-                self.failed.append(f"stuck: lag {self.lag} / not ready {stuck} 180 s after the load stopped")
+                stuck = stuck or [g for g, n in self.group_lag.items() if n]
+                self.failed.append(f"stuck: group lag {self.group_lag} / not ready {stuck} 180 s after the load stopped")
             cleared = await self.wait_alerts_cleared(90)
             if cleared:
                 self.failed.append(f"fault alerts still firing after the campaign: {sorted(cleared)}")
@@ -325,8 +355,10 @@ class Campaign:
             figures, failed = await check.check(self.bootstrap, self.urls["points"][0], self.tokens,
                                                 self.counts.poison, session, self.seed)
             self.failed += failed
+            self.kit_lag_at_end = self.lag
             stopping.set()
             await watcher
+            await broker_watcher
         await producer.stop()
         return self.result(done, figures, settled, last, stuck)
 
@@ -390,6 +422,7 @@ class Campaign:
             "recovery_max_s": round(max(recoveries), 1) if recoveries else None,
             "lag_zero_after_last_fault_s": round(settled - last, 1) if settled else None,
             "steady_lag_bound": self.lag_ok,
+            "kit_consumer_lag_at_end": self.kit_lag_at_end,
             "alerts_fired": sorted({k[0] for k in self.alerts}),
             "alerts_by_fault": {k: dict(v) for k, v in alerts_by_fault.items()},
             "injected": {"redelivered_seen": c.seen, "duplicates": c.duplicates, "out_of_order": c.late,
