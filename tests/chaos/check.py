@@ -85,12 +85,11 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
                 session: aiohttp.ClientSession, seed: int) -> tuple[dict, list[str]]:
     failed: list[str] = []
     topics = {k: [] for k in ("intake", "events", "rejections", "dlq")}
-    raw: dict[str, list] = {}
     for svc in BY_SERVICE.values():
         for kind in topics:
-            t = getattr(svc, kind).name
-            raw[t] = await read_topic(bootstrap, t)
-            topics[kind].append(t)
+            topics[kind].append(getattr(svc, kind).name)
+    names = [t for ts in topics.values() for t in ts]
+    raw: dict[str, list] = dict(zip(names, await asyncio.gather(*(read_topic(bootstrap, t) for t in names))))
 
     # -- commands and their outcomes
     commands: dict[str, str] = {}  # id -> type
@@ -101,6 +100,7 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
                 commands.setdefault(e["id"], e["type"])
     events: list[dict] = []
     ids_per_topic: dict[str, Counter] = {}
+    where: dict[str, list[str]] = defaultdict(list)  # event id -> partition@offset (timestamp) of each copy
     for t in topics["events"]:
         ids = Counter()
         for r in raw[t]:
@@ -109,6 +109,7 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
                 continue
             if not copied(r):
                 ids[e["id"]] += 1
+                where[e["id"]].append(f"{r.partition}@{r.offset} ts={r.timestamp}")
                 events.append(e)
         ids_per_topic[t] = ids
     distinct = {e["id"]: e for e in events}
@@ -143,13 +144,17 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
         by_type = Counter(commands[c] for c in lost)
         failed.append(f"lost: {len(lost)} command(s) without an outcome, by type {dict(by_type)}; e.g. {lost[:3]}")
     if duplicated:
-        failed.append(f"duplicated: {len(duplicated)} command(s) with more than one outcome; e.g. {duplicated[:3]}")
+        failed.append(f"duplicated: {len(duplicated)} command(s) with more than one outcome; e.g. "
+                      + "; ".join(f"{c} ({commands[c]}): events {dict(caused.get(c, {}))}, rejections {rejected.get(c, 0)}"
+                                  for c in duplicated[:3]))
 
     # -- event ids
     dup_event_ids = {t: [i for i, n in ids.items() if n > 1] for t, ids in ids_per_topic.items()}
     dup_event_ids = {t: v for t, v in dup_event_ids.items() if v}
     if dup_event_ids:
-        failed.append(f"event ids twice on an events topic: { {t: v[:3] for t, v in dup_event_ids.items()} }")
+        failed.append("event ids twice on an events topic: " + "; ".join(
+            f"{t}: {len(v)}, e.g. " + ", ".join(f"{i} {distinct[i]['type']} at {where[i]}" for i in v[:2])
+            for t, v in dup_event_ids.items()))
 
     # -- passed orders → one award or one refusal
     by_type: dict[str, list[dict]] = defaultdict(list)
