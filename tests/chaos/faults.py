@@ -37,6 +37,7 @@ class Fault:
     target: str = ""  # a worker name (grid-2), a service, or "" for the broker / database
     hold: float = 0.0
     started: float = 0.0
+    wall: float = 0.0  # time.time() at the start
     ended: float = 0.0
     recovered: float | None = None
     alerts: list[str] = field(default_factory=list)

@@ -323,7 +323,7 @@ class Campaign:
                     self.failed.append(f"time budget spent: {len(self.faults) - len(done)} fault(s) not injected")
                     break
                 self.current = f
-                f.started = time.monotonic()
+                f.started, f.wall = time.monotonic(), time.time()
                 self.log(f"fault {len(done) + 1}/{len(self.faults)}: {f.name}")
                 try:
                     await faults.run(f)
@@ -428,6 +428,9 @@ class Campaign:
             "injected": {"redelivered_seen": c.seen, "duplicates": c.duplicates, "out_of_order": c.late,
                          "poison": len(c.poison), "poison_nul_key": c.poison_nul_key, "http": c.http,
                          "http_status": {str(k): v for k, v in sorted(c.http_status.items())}},
+            "fault_log": [f"{time.strftime('%H:%M:%S', time.localtime(f.wall))} {f.name} held {f.ended - f.started:.0f}s "
+                          f"recovered {'%.1fs' % (f.recovered - f.ended) if f.recovered else 'never'} "
+                          f"alerts {','.join(f.alerts) or '-'}" for f in done],
             "checks": figures, "failed": self.failed, "ok": not self.failed,
         }
 
