@@ -4,7 +4,8 @@ and the lag is 0. :func:`check` returns the figures and the list of failed check
 - every command on an intake topic (by id) has exactly one outcome: its events, or one
   rejection, or its dead letter (a command the simulator broke on purpose); none is *lost* (no
   outcome) or *duplicated* (two rejections, events and a rejection, or two events of one type
-  and subject caused by it);
+  and subject caused by it). A refused transfer's ``points.transfer.refused.v1`` goes with its
+  rejection (:data:`REFUSAL_EVENTS`);
 - every passed order (``orders.order.evaluated.v1``, ``passed``) is awarded exactly once, or
   refused with a reason (``points.transfer.posted.v1`` / ``.refused.v1`` naming it as source);
 - every ``resident_need`` case registered became exactly one order;
@@ -29,6 +30,10 @@ from schemas.topics import BY_SERVICE
 from services.orders.domain.grid_cases import order_id_for_case
 
 from .inject import COPY_HEADER
+
+# A refused transfer is published both ways, by design: the refusal event on points.events.v1
+# (the ledger's story) and the command's rejection. Together they are one outcome.
+REFUSAL_EVENTS = {"points.transfer.refused.v1"}
 
 
 async def read_topic(bootstrap: str, topic: str, idle: float = 3.0) -> list[Any]:
@@ -138,7 +143,8 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
             if e is not None and isinstance(e.get("id"), str):
                 dead[e["id"]] = reason
     lost = [c for c in commands if not caused.get(c) and not rejected.get(c) and c not in dead]
-    duplicated = [c for c in commands if rejected.get(c, 0) > 1 or (rejected.get(c) and caused.get(c))
+    duplicated = [c for c in commands if rejected.get(c, 0) > 1
+                  or (rejected.get(c) and any(t not in REFUSAL_EVENTS for t, _ in caused.get(c, {})))
                   or any(n > 1 for n in caused.get(c, {}).values())]
     if lost:
         by_type = Counter(commands[c] for c in lost)
