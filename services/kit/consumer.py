@@ -37,7 +37,8 @@ from . import clock
 from .kafkasec import KafkaSecurity, client_kwargs
 from . import metrics as m
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS
-from .outbox import OutboxRecord
+from . import outbox as _outbox
+from .outbox import OutboxRecord, fit_dead_letter
 from .outbox import write as write_outbox
 from .handlers import Handler, dispatch
 from .identity import Principal, TokenVerifier, Unauthenticated
@@ -72,11 +73,13 @@ def dlq_record(service_dlq: str, item: Item, reason: str, error: BaseException) 
 
     Whatever the record holds, writing this one cannot fail: the key and value are stored as
     bytes (exactly as received), and every header value is text that PostgreSQL's jsonb and
-    Kafka's UTF-8 headers accept (see :func:`header_text`)."""
+    Kafka's UTF-8 headers accept (see :func:`header_text`). A record too large to be published
+    again keeps its first bytes (:func:`~services.kit.outbox.fit_dead_letter`)."""
+    key, value, truncated = fit_dead_letter(item.key, item.value or b"")
     return OutboxRecord(
         topic=service_dlq,
-        key=item.key,
-        value=item.value or b"",
+        key=key,
+        value=value,
         message_type="dead_letter",
         headers=[
             ("dlq.origin.topic", header_text(item.topic)),
@@ -87,8 +90,20 @@ def dlq_record(service_dlq: str, item: Item, reason: str, error: BaseException) 
             ("dlq.error.message", header_text(error, DLQ_MESSAGE_MAX)),
             ("dlq.failed_at", datetime.now(timezone.utc).isoformat()),
             *_sender_header(item),
+            *truncated,
         ],
     )
+
+
+def fault_reason(e: BaseException) -> str:
+    """The ``dlq.error.reason`` of a message its handling failed on."""
+    if isinstance(e, CONFLICT_ERRORS):
+        return "conflict"
+    if isinstance(e, _outbox.RecordTooLarge):
+        return "record_too_large"
+    if isinstance(e, asyncpg.DataError):  # a value PostgreSQL refuses: the message's content
+        return "invalid_data"
+    return "handler_error"
 
 
 def _sender_header(item: Item) -> list[tuple[str, str]]:
@@ -205,8 +220,11 @@ class BatchConsumer:
         self._types = {name: (allowed & interested if tolerant and interested is not None else allowed)
                        for name, (allowed, tolerant) in self._allowed.items()}
         self.assigned = asyncio.Event()
-        self._done: dict[TopicPartition, int] = {}
+        self._done: dict[TopicPartition, int] = {}  # the next offset to handle, as last committed by us
+        self._seen: dict[TopicPartition, int] = {}  # the offset after the highest record fetched
+        self._first: dict[TopicPartition, int] = {}  # the first offset this worker fetched
         self._retrying: dict[int, float] = {}  # batches being retried: when their first try failed
+        self._rewound_at: float | None = None  # when the loop first went back to the committed offsets
 
     # -- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -247,6 +265,9 @@ class BatchConsumer:
                 # Not the input's fault (that is dead-lettered) nor an outage (retried): a bug.
                 # Never skip a batch: go back to the last committed offsets and try again.
                 failures += 1
+                if self._rewound_at is None:  # held up until a batch commits again: a stalled lane
+                    self._rewound_at = time.monotonic()
+                m.BATCH_RETRIES.labels(self.service, self.name, "rewind").inc()
                 log.exception("batch failed unexpectedly; rewinding to the committed offsets")
                 await asyncio.sleep(min(0.5 * failures, 10.0))
                 await self._rewind()
@@ -289,7 +310,13 @@ class BatchConsumer:
                         if lane is None:  # round-robin on first sight: balanced, and fixed per partition
                             lane = self._lane_of[key] = len(self._lane_of) % n
                         split.setdefault(lane, []).append(it)
-                        offsets[TopicPartition(*key)] = it.offset + 1  # a partition's records come in order
+                        tp = TopicPartition(*key)
+                        if tp not in offsets:
+                            self._first.setdefault(tp, it.offset)  # where this worker began reading it
+                        offsets[tp] = it.offset + 1  # a partition's records come in order
+                    for tp, end in offsets.items():
+                        if end > self._seen.get(tp, -1):
+                            self._seen[tp] = end
                     done = []
                     for lane, lane_items in split.items():
                         fut = asyncio.get_running_loop().create_future()
@@ -406,6 +433,11 @@ class BatchConsumer:
                 adapter = typed_adapter(types)
                 trusted = self._trusted[topic]
             value = it.value
+            if value is not None and len(value) + len(it.key or b"") > _outbox.MAX_RECORD_BYTES:
+                it.error = DecodeError("record_too_large", f"the record's key and value are "
+                                       f"{len(value) + len(it.key or b'')} bytes, over the {_outbox.MAX_RECORD_BYTES} "
+                                       "bytes a record may hold (KAFKA_MAX_RECORD_BYTES)")
+                continue
             if adapter is not None and value is not None and NUL_ESCAPE not in value:
                 try:  # the fast path: envelope and typed payload in one pass over the bytes
                     env = adapter.validate_json(value)
@@ -546,7 +578,8 @@ class BatchConsumer:
                 started = time.perf_counter()
                 try:
                     if failures >= self.MAX_FAILURES:
-                        await self._dead_letter_all(items, "retries_exhausted", last_failure)
+                        await self._dead_letter_all(items, "invalid_data" if isinstance(last_failure, asyncpg.DataError)
+                                                    else "retries_exhausted", last_failure)
                     else:
                         await self._process(items, isolate=isolate or conflicts >= self.MAX_CONFLICTS,
                                             conflicts_are_faults=conflicts >= self.MAX_CONFLICTS + self.MAX_ISOLATED_CONFLICTS)
@@ -568,6 +601,19 @@ class BatchConsumer:
                     m.BATCH_RETRIES.labels(self.service, self.name, "conflict").inc()
                     log.info("conflict with a concurrent transaction (%r); retry %d", e, conflicts)
                     await asyncio.sleep(0.05 * conflicts)
+                except asyncpg.DataError as e:
+                    # PostgreSQL refused a value the records carried (class 22: a character it
+                    # cannot store, a number out of range...): bad input, not an outage. Each
+                    # message alone, then, if the kit's own batch writes still fail, the batch
+                    # by its records' positions: never retried as if the database were away.
+                    self._stalled(items)
+                    last_failure = e
+                    if isolate:
+                        failures = self.MAX_FAILURES
+                    isolate = True
+                    m.BATCH_RETRIES.labels(self.service, self.name, "invalid_data").inc()
+                    log.warning("PostgreSQL refused a value of a batch of %d (%r); %s", len(items), e,
+                                "dead-lettering it" if failures >= self.MAX_FAILURES else "one message at a time")
                 except Exception as e:  # not the handlers' (those are faults): the kit's own writes failed
                     self._stalled(items)
                     failures += 1
@@ -585,8 +631,13 @@ class BatchConsumer:
 
     @property
     def stalled_since(self) -> float | None:
-        """Monotonic time since which the oldest batch being retried has been held up."""
-        return min(self._retrying.values(), default=None)
+        """Monotonic time since which the oldest batch being retried has been held up, or since
+        the loop went back to the committed offsets after an unexpected failure (until a batch
+        commits again)."""
+        oldest = min(self._retrying.values(), default=None)
+        if self._rewound_at is not None and (oldest is None or self._rewound_at < oldest):
+            return self._rewound_at
+        return oldest
 
     def stalled_seconds(self) -> float:
         """How long the oldest batch being retried has been held up (0 when none is)."""
@@ -645,10 +696,13 @@ class BatchConsumer:
                             raise _Fault() from e  # roll back; redone one message at a time
                         faults = [(by_key[(msg.source, msg.id)], e) for msg, e in faults]
                     for it, e in faults:
-                        reason = "conflict" if isinstance(e, CONFLICT_ERRORS) else "handler_error"
+                        reason = fault_reason(e)
                         dead.append(dlq_record(self.dlq_topic, it, reason, e))
                         dlq_reasons.append((it.topic, reason))
-                await write_outbox(conn, uow.records + dead)
+                try:
+                    await write_outbox(conn, uow.records + dead)
+                except _outbox.RecordTooLarge as e:  # an event too large: blamed on the message that made it
+                    raise _Fault() from e
         # committed: run the handlers' after-commit effects, count, wake the relay
         uow.committed()
         dup = Counter(by_key[k].topic for k in keys if k not in new) if len(new) < len(keys) else Counter()
@@ -743,6 +797,7 @@ class BatchConsumer:
         if not offsets:
             return
         self._done.update(offsets)
+        self._rewound_at = None  # handled again since the rewind
         try:
             await self.consumer.commit(offsets)
         except (CommitFailedError, IllegalStateError, KafkaError) as e:
@@ -751,10 +806,24 @@ class BatchConsumer:
             log.info("offset commit failed after a rebalance (%r); the inbox absorbs redelivery", e)
 
     def _update_lag(self) -> None:
-        """Lag = fetch highwater - next offset to handle, per assigned partition."""
+        """``kit_consumer_lag`` per assigned partition: see :func:`partition_lag`."""
         assert self.consumer is not None
         for tp in self.consumer.assignment():
-            hw = self.consumer.highwater(tp)
-            done = self._done.get(tp)
-            if hw is not None and done is not None:
-                m.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, hw - done))
+            done = self._done.get(tp, self._first.get(tp))
+            lag = partition_lag(self.consumer.highwater(tp), self._seen.get(tp), done)
+            if lag is not None:
+                m.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(lag)
+
+
+def partition_lag(highwater: int | None, seen_end: int | None, next_offset: int | None) -> int | None:
+    """Records of a partition not yet handled: its end minus the next offset to handle.
+
+    The end is the larger of the broker's reported high watermark and the offset after the
+    highest record fetched: the embedded broker may report a high watermark short of what is
+    readable, and a lag read from it alone would be low (0 while records are still coming).
+    ``next_offset``: what this worker last committed, or, before its first commit, the first
+    offset it fetched (so a lane stuck on its first batch shows its lag). None: nothing known."""
+    ends = [e for e in (highwater, seen_end) if e is not None]
+    if not ends or next_offset is None:
+        return None
+    return max(0, max(ends) - next_offset)

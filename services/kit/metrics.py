@@ -34,7 +34,7 @@ BATCH_SIZE = Histogram(
 BATCH_RETRIES = Counter(
     "kit_batch_retries_total", "Batches retried after a database outage or conflict", ["service", "consumer", "cause"])
 CONSUMER_LAG = Gauge(
-    "kit_consumer_lag", "Records behind the fetch highwater, per partition", ["service", "topic", "partition"])
+    "kit_consumer_lag", "Records of a partition not handled yet (its end: the reported high watermark or the highest offset fetched + 1, the larger)", ["service", "topic", "partition"])
 CONSUMER_STALLED = Gauge(
     "kit_consumer_stalled_seconds", "How long the consumer's oldest unfinished batch has been retrying (0 while "
     "its lanes advance)", ["service", "consumer"])

@@ -44,6 +44,51 @@ class OutboxRecord:
 
 _COLUMNS = ("topic", "key", "value", "message_type", "headers")
 
+# The largest record (key + value + headers) the kit produces or accepts: under Apache Kafka's
+# default message.max.bytes (1,048,588 bytes for a whole batch), so a record alone in its batch
+# always fits. KAFKA_MAX_RECORD_BYTES sets it (services/kit/settings.py) for every process.
+MAX_RECORD_BYTES = 1_000_000
+
+
+def set_max_record_bytes(n: int) -> None:
+    """The process's record size limit (from ``KAFKA_MAX_RECORD_BYTES``; the worker and its relay set it)."""
+    global MAX_RECORD_BYTES
+    MAX_RECORD_BYTES = int(n)
+
+
+class RecordTooLarge(ValueError):
+    """A record over :data:`MAX_RECORD_BYTES`: no broker past the default would take it."""
+
+    def __init__(self, topic: str, size: int, limit: int):
+        super().__init__(f"a record of {size} bytes for {topic} is over the {limit} bytes a record may hold "
+                         "(KAFKA_MAX_RECORD_BYTES)")
+        self.topic, self.size, self.limit = topic, size, limit
+
+
+DEAD_LETTER_KEPT_BYTES = 64 * 1024  # of an oversized record's value (and key), what its dead letter keeps
+
+
+def fit_dead_letter(key: bytes | None, value: bytes, headers_size: int = 16 * 1024
+                    ) -> tuple[bytes | None, bytes, list[tuple[str, str]]]:
+    """(key, value, headers to add) of a dead letter that always fits :data:`MAX_RECORD_BYTES`:
+    the record's own bytes when they fit beside ``headers_size`` bytes of headers, else the first
+    :data:`DEAD_LETTER_KEPT_BYTES` of each, with ``dlq.value.bytes`` / ``dlq.key.bytes`` giving
+    their whole length and ``dlq.truncated`` saying so."""
+    if len(value) + len(key or b"") + headers_size <= MAX_RECORD_BYTES:
+        return key, value, []
+    keep = DEAD_LETTER_KEPT_BYTES
+    return ((key[:keep] if key is not None else None), value[:keep],
+            [("dlq.truncated", f"the first {keep} bytes of the key and value are kept"),
+             ("dlq.value.bytes", str(len(value))), ("dlq.key.bytes", str(len(key or b"")))])
+
+
+def record_size(key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, Any]] | None) -> int:
+    """A record's bytes as the limit counts them: key, value, and each header's name and value."""
+    n = len(key or b"") + len(value or b"")
+    for name, v in headers or ():
+        n += len(name) + len(v.encode() if isinstance(v, str) else v or b"")
+    return n
+
 
 async def write(conn: asyncpg.Connection, records: Sequence[OutboxRecord]) -> None:
     """Insert records in order (call inside the state-change transaction).
@@ -52,9 +97,19 @@ async def write(conn: asyncpg.Connection, records: Sequence[OutboxRecord]) -> No
     than an ``INSERT ... unnest`` of the same rows (no five parameter arrays to build and
     encode), and is no slower for a single row.
 
-    The key column is ``bytea``: any key bytes are stored (and later sent) exactly as given."""
+    The key column is ``bytea``: any key bytes are stored (and later sent) exactly as given.
+    A record over :data:`MAX_RECORD_BYTES` raises :class:`RecordTooLarge` (the transaction is
+    the caller's to undo): it would stop the relay at the broker, so it never enters the outbox."""
     if not records:
         return
+    limit = MAX_RECORD_BYTES
+    for r in records:
+        key = r.key
+        size = len(r.value) + (0 if key is None else len(key))
+        if r.headers is not None or size > limit // 2:  # a str key's characters: its bytes counted here
+            size = record_size(key if key is None or key.__class__ is bytes else _key_bytes(key), r.value, r.headers)
+        if size > limit:
+            raise RecordTooLarge(r.topic, size, limit)
     await conn.copy_records_to_table(
         "outbox", columns=_COLUMNS,
         records=[(r.topic, r.key if r.key is None or r.key.__class__ is bytes else _key_bytes(r.key), r.value,
@@ -217,6 +272,19 @@ class OutboxRelay:
             self.observer.stats(*await read_stats(conn))
         return len(rows)
 
+    def _too_large(self, seq: int, topic: str, key: bytes | None, value: bytes, headers) -> tuple:
+        """An outbox row over the record limit (written before the limit was lowered, or by hand):
+        the broker would refuse it on every round and hold back every row after it. It goes to
+        the service's DLQ instead, as a dead letter that fits (its first bytes, its size, why)."""
+        size = record_size(key, value, headers)
+        log.error("outbox record %d for %s is %d bytes, over the %d bytes a record may hold "
+                  "(KAFKA_MAX_RECORD_BYTES): dead-lettered, not published", seq, topic, size, MAX_RECORD_BYTES)
+        key, value, extra = fit_dead_letter(key, value)
+        dead = [("dlq.origin.topic", topic), ("dlq.origin.outbox_seq", str(seq)),
+                ("dlq.error.reason", "record_too_large"), ("dlq.error.class", "RecordTooLarge"),
+                ("dlq.error.message", str(RecordTooLarge(topic, size, MAX_RECORD_BYTES))), *extra]
+        return f"{self.service}.dlq.v1", key, value, dead, "dead_letter"
+
     async def _send(self, rows) -> Counter:
         """Publish rows in order and wait for acks=all; return counts by (topic, type).
 
@@ -231,7 +299,10 @@ class OutboxRelay:
         open_batches: dict[tuple[str, int], object] = {}
         counts: Counter = Counter()
         futures = []
+        limit = MAX_RECORD_BYTES
         for seq, topic, key, value, headers, message_type, stamp in rows:
+            if len(value) + len(key or b"") > limit // 2 and record_size(key, value, headers) > limit:
+                topic, key, value, headers, message_type = self._too_large(seq, topic, key, value, headers)
             counts[(topic, message_type)] += 1
             parts = partitions.get(topic)
             if parts is None:

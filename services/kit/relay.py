@@ -41,7 +41,7 @@ import orjson
 
 from . import jsonlog
 from .db import connect_with_retry
-from .outbox import MetricsObserver, OutboxRelay, RelayObserver, producer_for
+from .outbox import MetricsObserver, OutboxRelay, RelayObserver, producer_for, set_max_record_bytes
 
 if TYPE_CHECKING:  # the child process does not import pydantic (services/kit/kafkaclient.py)
     from .kafkasec import KafkaSecurity
@@ -60,11 +60,12 @@ class RelayProcess:
     def __init__(self, *, service: str, dsn: str, bootstrap: str, batch: int, poll_seconds: float,
                  nice: int = 0, log_level: str = "info", log_format: str = "json",
                  observer: RelayObserver | None = None, max_restart_delay: float = 30.0,
-                 security: KafkaSecurity | None = None):
+                 security: KafkaSecurity | None = None, max_record_bytes: int | None = None):
         self.service = service
         self._config = {"service": service, "dsn": dsn, "bootstrap": bootstrap, "batch": batch,
                         "poll_seconds": poll_seconds, "nice": nice, "log_level": log_level, "log_format": log_format,
-                        "kafka_security": security.to_config() if security is not None else None}
+                        "kafka_security": security.to_config() if security is not None else None,
+                        "max_record_bytes": max_record_bytes}
         self.observer = observer or MetricsObserver(service)
         self.max_restart_delay = max_restart_delay
         self.proc: asyncio.subprocess.Process | None = None
@@ -317,6 +318,8 @@ def main() -> int:
         except OSError as e:  # e.g. a sandbox that forbids it: run at the worker's priority
             print(f"outbox relay: cannot lower its priority ({e})", file=sys.stderr)
     jsonlog.configure(cfg["service"], cfg.get("log_level", "info"), cfg.get("log_format", "json"))
+    if cfg.get("max_record_bytes"):
+        set_max_record_bytes(int(cfg["max_record_bytes"]))
     try:
         return asyncio.run(_child(cfg))
     except Exception:

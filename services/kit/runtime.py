@@ -59,7 +59,7 @@ from .identity import Principal, TokenVerifier, Unauthenticated
 from .policy import Refused
 from .migrations import KIT_MIGRATIONS, migrate, pending
 from .kafkasec import faust_credentials
-from .outbox import OutboxRelay, producer_for, refresh_stats
+from .outbox import OutboxRelay, RecordTooLarge, producer_for, refresh_stats, set_max_record_bytes
 from .outbox import write as write_outbox
 from .provision import provision
 from .relay import RelayProcess
@@ -71,6 +71,38 @@ from . import retention
 from .uow import UnitOfWork
 
 log = logging.getLogger("kit.runtime")
+
+
+class NotReady(ConnectionError):
+    """The worker has no database pool yet (it is starting or stopping): answered 503 with
+    ``Retry-After`` over HTTP, retried by a timer (one of :data:`~services.kit.db.UNAVAILABLE_ERRORS`)."""
+
+
+RETRY_AFTER_SECONDS = 2  # the Retry-After of every 503: a starting worker is ready in seconds
+
+
+def response_headers(status: int) -> dict[str, str] | None:
+    """Headers an answer carries besides its content type: every 503 (starting, database away,
+    busy) says when to come back."""
+    return {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+
+
+class KitApp(faust.App):
+    """faust's App that begins the kit's start-up (:meth:`ServiceRuntime._start`) as soon as the
+    App starts, instead of after faust's own consumer has joined its group: the two group joins
+    (faust's and the kit's, each a session-timeout-bound wait on a restart) overlap."""
+
+    kit: "ServiceRuntime | None" = None
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        if self.kit is not None:
+            self.kit._begin_start()
+
+    async def on_stop(self) -> None:
+        if self.kit is not None:  # stopped before faust started the kit's service: stop what began
+            await self.kit._stop()
+        await super().on_stop()
 
 
 class QuietWorker(faust.Worker):
@@ -96,6 +128,9 @@ class ServiceRuntime:
         self._consumer_specs: list[tuple[str, Sequence[Topic], Handler, str | None]] = []
         self._startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.ready = False
+        self.serving = False  # migrations applied and start-up hooks run: routes with db=True may run
+        self._starting: asyncio.Future | None = None
+        self._stopped = False
         # None when JWKS is not set: the worker refuses to start then (building a document does not need it)
         self.verifier: TokenVerifier | None = TokenVerifier.from_settings(settings) if settings.jwks else None
         self._verify_in_thread = bool(settings.jwks) and settings.jwks.startswith(("https://", "http://"))
@@ -137,7 +172,7 @@ class ServiceRuntime:
         datadir = Path(os.environ.get("VAR_DIR", "var")) / "faust" / f"{self.service}-service"
         datadir.mkdir(parents=True, exist_ok=True)
         brokers = ";".join(f"kafka://{b.strip()}" for b in self.settings.kafka_bootstrap_servers.split(","))
-        return faust.App(
+        app = KitApp(
             f"{self.service}-service",
             broker=brokers,
             web_host=self.settings.http_host,
@@ -168,6 +203,8 @@ class ServiceRuntime:
             # the same principal and TLS as the kit's own clients (faust's producer and consumer)
             broker_credentials=faust_credentials(self.settings.kafka_security()),
         )
+        app.kit = self
+        return app
 
     def _install_service(self) -> None:
         rt = self
@@ -176,12 +213,18 @@ class ServiceRuntime:
             """Database, migrations, topics, producer, outbox relay and batch consumers."""
 
             async def on_start(self) -> None:
-                await rt._start()
+                rt._begin_start()  # begun already when the App started (KitApp)
+                await rt._starting  # type: ignore[misc]
 
             async def on_stop(self) -> None:
                 await rt._stop()
 
         self.app.service(KitService)
+
+    def _begin_start(self) -> None:
+        """Start the kit in the background, once (its errors surface where it is awaited)."""
+        if self._starting is None:
+            self._starting = asyncio.ensure_future(self._start())
 
     async def _start(self) -> None:
         s = self.settings
@@ -193,6 +236,7 @@ class ServiceRuntime:
             gc.freeze()
             gc.set_threshold(s.gc_gen0_threshold, 50, 100)
         m.READY.labels(self.service).set(0)
+        set_max_record_bytes(s.kafka_max_record_bytes)
         if clock.current().simulated:
             log.warning("simulated time: %s (domain times are not real; never in production)", clock.current().describe())
         m.CLOCK_OFFSET.labels(self.service).set_function(lambda: clock.now().timestamp() - time.time())
@@ -228,7 +272,7 @@ class ServiceRuntime:
             self.relay = RelayProcess(service=self.service, dsn=s.dsn(), bootstrap=s.kafka_bootstrap_servers,
                                       batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
                                       nice=s.outbox_relay_nice, log_level=s.log_level, log_format=s.log_format,
-                                      security=security)
+                                      security=security, max_record_bytes=s.kafka_max_record_bytes)
             await self.relay.start()
         else:
             self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,
@@ -237,6 +281,7 @@ class ServiceRuntime:
         self._tasks = [asyncio.ensure_future(self._outbox_stats())]
         for hook in self._startup_hooks:
             await hook()
+        self.serving = True
         for name, topics, handler, group in self._consumer_specs:
             c = BatchConsumer(
                 service=self.service, name=name, topics=topics,
@@ -305,8 +350,14 @@ class ServiceRuntime:
     async def _stop(self) -> None:
         """Stop consumers, let the relay finish its round, then close; bounded even when the
         broker or the database is gone."""
-        self.ready = False
+        if self._stopped:
+            return
+        self._stopped = True
+        self.ready = self.serving = False
         m.READY.labels(self.service).set(0)
+        if self._starting is not None and not self._starting.done():  # stopped while starting
+            self._starting.cancel()
+            await asyncio.gather(self._starting, return_exceptions=True)
         for c in self.consumers:
             c._stopping = True
         others = getattr(self, "_tasks", [])
@@ -340,9 +391,9 @@ class ServiceRuntime:
 
     @contextlib.asynccontextmanager
     async def transaction(self, now: datetime | None = None):
-        """A unit of work outside the consumer (timers, tools); its outbox is written on exit."""
-        assert self.pool is not None
-        async with self.pool.acquire() as conn, conn.transaction():
+        """A unit of work outside the consumer (timers, tools); its outbox is written on exit.
+        :class:`NotReady` while the worker has no database pool."""
+        async with self.require_pool().acquire() as conn, conn.transaction():
             uow = UnitOfWork(conn, self.service, now)
             yield uow
             await uow.flush()
@@ -450,11 +501,17 @@ class ServiceRuntime:
 
     @contextlib.asynccontextmanager
     async def connection(self):
-        """A pooled connection for a query; 503 while the database is not connected."""
-        if self.pool is None:
-            raise HttpError(503, "unavailable", "the database is not connected yet")
-        async with self.pool.acquire() as conn:
+        """A pooled connection for a query; 503 (``Retry-After``) while the worker has no pool."""
+        async with self.require_pool().acquire() as conn:
             yield conn
+
+    def require_pool(self) -> asyncpg.Pool:
+        """The database pool, or :class:`NotReady` (503 with ``Retry-After`` on a route) while the
+        worker starts or stops."""
+        pool = self.pool
+        if pool is None or not self.serving:
+            raise NotReady("the worker is starting: its database is not ready yet")
+        return pool
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of this service's routes (built once)."""
@@ -469,37 +526,15 @@ class ServiceRuntime:
         methods = self._routes[template]
 
         def reply(view: faust.web.View, status: int, body: Any):
+            headers = response_headers(status)
             if isinstance(body, (bytes, str)):
                 return view.bytes(body.encode() if isinstance(body, str) else body,
-                                  content_type="text/plain; charset=utf-8", status=status)
-            return view.bytes(dumps(body), content_type="application/json", status=status)
+                                  content_type="text/plain; charset=utf-8", status=status, headers=headers)
+            return view.bytes(dumps(body), content_type="application/json", status=status, headers=headers)
 
         async def _serve(view: faust.web.View, request, **params):
-            route = methods[request.method.lower()]
-            started = time.perf_counter()
-            status = 500
-            try:
-                try:
-                    principal = await rt._authenticate(request) if route.auth else None
-                    route.permit(principal)
-                    req = await route.bind(request, params, principal)
-                    result = await route.fn(req)
-                except ValidationError as e:  # a model the function validated itself
-                    raise from_validation_error(e) from None
-                except UNAVAILABLE_ERRORS as e:
-                    raise HttpError(503, "unavailable", type(e).__name__) from None
-                status, body = result if isinstance(result, tuple) else (200, result)
-                return reply(view, status, body)
-            except HttpError as e:
-                status, body = route.errors(e) if route.errors else (e.status, e.body())
-                return reply(view, status, body)
-            except Exception as e:
-                status = 500
-                log.exception("HTTP %s %s failed", request.method, request.path)
-                return reply(view, 500, {"error": "internal_error", "detail": type(e).__name__})
-            finally:
-                m.HTTP_REQUESTS.labels(rt.service, route.label, request.method, str(status)).inc()
-                m.HTTP_DURATION.labels(rt.service, route.label).observe(time.perf_counter() - started)
+            status, body = await rt.answer(methods[request.method.lower()], request, params)
+            return reply(view, status, body)
 
         class RouteView(faust.web.View):
             pass
@@ -513,6 +548,42 @@ class ServiceRuntime:
             setattr(RouteView, meth, handler)
         RouteView.__name__ = "view_" + "".join(c if c.isalnum() else "_" for c in template)
         self.app.page(template, name=RouteView.__name__)(RouteView)
+
+    async def answer(self, route: Route, request, params: dict[str, str]) -> tuple[int, Any]:
+        """(status, body) of one request to a declared route: authenticated, permitted, validated,
+        then the route's function. Never a 500 for what is not a bug: a worker that is starting
+        (no database pool, migrations not applied yet) or whose database is away answers 503 (sent
+        with ``Retry-After``) on every route declared ``db=True``."""
+        started = time.perf_counter()
+        status = 500
+        try:
+            try:
+                principal = await self._authenticate(request) if route.auth else None
+                route.permit(principal)
+                req = await route.bind(request, params, principal)
+                if route.db and not self.serving:  # every route that may touch the database
+                    raise NotReady("the worker is starting: its database is not ready yet")
+                result = await route.fn(req)
+            except ValidationError as e:  # a model the function validated itself
+                raise from_validation_error(e) from None
+            except NotReady as e:
+                raise HttpError(503, "unavailable", str(e)) from None
+            except RecordTooLarge as e:  # the events a command makes would be over the record limit
+                raise HttpError(413, "payload_too_large", str(e), "data") from None
+            except UNAVAILABLE_ERRORS as e:
+                raise HttpError(503, "unavailable", type(e).__name__) from None
+            status, body = result if isinstance(result, tuple) else (200, result)
+            return status, body
+        except HttpError as e:
+            status, body = route.errors(e) if route.errors else (e.status, e.body())
+            return status, body
+        except Exception as e:
+            status = 500
+            log.exception("HTTP %s %s failed", request.method, request.path)
+            return 500, {"error": "internal_error", "detail": type(e).__name__}
+        finally:
+            m.HTTP_REQUESTS.labels(self.service, route.label, request.method, str(status)).inc()
+            m.HTTP_DURATION.labels(self.service, route.label).observe(time.perf_counter() - started)
 
     async def _authenticate(self, request) -> Principal:
         if self.verifier is None:
@@ -658,10 +729,10 @@ class ServiceRuntime:
                       principal: Principal | None = None) -> tuple[list[CloudEvent], bool]:
         """Handle one message now, idempotently: (events it caused, whether it was a replay).
         ``principal``: who sent it (``uow.principal`` for the handler)."""
-        assert self.pool is not None
+        pool = self.require_pool()
         for attempt in range(5):
             try:
-                async with self.pool.acquire() as conn:
+                async with pool.acquire() as conn:
                     async with conn.transaction():
                         new = await claim(conn, [(msg.source, msg.id)])
                         if not new:  # answered before (or handled from the intake topic: no events kept)

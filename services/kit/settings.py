@@ -67,6 +67,12 @@ class ServiceSettings(BaseSettings):
     migration_database_url: SecretStr | None = _shared(
         "MIGRATION_DATABASE_URL", None, description="PostgreSQL URL the migrations run as: the service's owner role "
         "(<svc>_owner, see services/kit/dbroles.py); unset: DATABASE_URL's")
+    kafka_max_record_bytes: int = _shared(
+        "KAFKA_MAX_RECORD_BYTES", 1_000_000, ge=100_000, le=100 * 1024 * 1024,
+        description="the largest record (key + value + headers) a service produces or accepts: an event over it is "
+                    "refused where it is made (its command dead-lettered `record_too_large`, or 413 over HTTP), a "
+                    "consumed record over it is dead-lettered `record_too_large` with its first 64 KiB. Keep it under "
+                    "the broker's message.max.bytes (1048588 by default on Kafka)")
     topic_partitions: int = _shared("TOPIC_PARTITIONS", 12, ge=1, le=1000, description="partitions of each topic when provisioned")
     topic_replication_factor: int = _shared("TOPIC_REPLICATION_FACTOR", 1, ge=1, le=10, description="replication factor when provisioned")
     log_level: str = _shared("LOG_LEVEL", "info", description="debug | info | warning | error")

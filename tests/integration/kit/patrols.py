@@ -23,6 +23,8 @@ class PatrolCounter(Handler):
     async def log_patrol(self, uow: UnitOfWork, cmd: LogPatrol) -> None:
         if cmd.grid_worker_id == "boom":
             raise RuntimeError("handler fault for testing")
+        if cmd.grid_worker_id == "divide-by-zero":  # PostgreSQL refuses what the command asks (class 22)
+            await uow.conn.execute("SELECT 1 / (length($1) - length($1))", cmd.grid_worker_id)
         if uow.message is not None:
             SENDERS[uow.message.id] = uow.principal.sub if uow.principal is not None else None
         if cmd.ended_at < cmd.started_at:

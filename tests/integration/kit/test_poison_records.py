@@ -46,7 +46,7 @@ def patrol_command(worker: str = "gw-1", **env_over) -> bytes:
 
 async def produce_raw(bootstrap: str, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]) -> None:
     """Records with any key bytes, all on one partition, in this order."""
-    p = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=5)
+    p = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=5, max_request_size=4 << 20)
     await p.start()
     try:
         futs = [await p.send(topic, v, key=k, partition=partition, headers=[("content-type", CONTENT_TYPE.encode())])
@@ -225,3 +225,36 @@ async def test_any_record_is_handled_or_dead_lettered_with_its_bytes_and_the_nex
         if h["dlq.origin.partition"] == b"1" and int(h["dlq.origin.offset"]) in offsets:
             dead[int(h["dlq.origin.offset"])] = (r.key, r.value, h["dlq.error.reason"].decode())
     assert dead == expected_dead  # exactly the undecodable ones, each with its key and value as sent
+
+
+async def test_a_record_over_the_record_limit_is_dead_lettered_with_its_first_bytes_and_the_next_is_applied(kafka, pool):
+    from services.kit import outbox
+
+    huge = patrol_command(extension="x" * 1_500_000)  # over KAFKA_MAX_RECORD_BYTES (1,000,000)
+    records = [(GRID_ID.encode(), huge), (GRID_ID.encode(), patrol_command())]
+    async with Pipeline(kafka, pool, group="oversized") as p:
+        await produce_raw(kafka, GRID.intake.name, 0, records)
+        await p.wait_processed(len(records))
+        [(_, dead)] = await read_raw(kafka, GRID.dlq.name, 1)
+        committed = await p.consumer.consumer.committed(TopicPartition(GRID.intake.name, 0))
+    assert committed == len(records)
+    assert await pool.fetchval("SELECT n FROM patrol_counts WHERE grid_id = $1", GRID_ID) == 1
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert headers["dlq.error.reason"] == "record_too_large"
+    assert headers["dlq.value.bytes"] == str(len(huge)) and dead.value == huge[:outbox.DEAD_LETTER_KEPT_BYTES]
+
+
+async def test_a_value_postgresql_refuses_is_bad_input_dead_lettered_not_retried_forever(kafka, pool):
+    records = [(GRID_ID.encode(), patrol_command()), (GRID_ID.encode(), patrol_command(worker="divide-by-zero")),
+               (GRID_ID.encode(), patrol_command())]
+    async with Pipeline(kafka, pool, group="data-error") as p:
+        await produce_raw(kafka, GRID.intake.name, 0, records)
+        await p.wait_processed(len(records))
+        [(_, dead)] = await read_raw(kafka, GRID.dlq.name, 1)
+        committed = await p.consumer.consumer.committed(TopicPartition(GRID.intake.name, 0))
+        assert p.consumer.stalled_seconds() == 0
+    assert committed == len(records)
+    assert await pool.fetchval("SELECT n FROM patrol_counts WHERE grid_id = $1", GRID_ID) == 2
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert headers["dlq.error.reason"] == "invalid_data" and headers["dlq.error.class"] == "DivisionByZeroError"
+    assert dead.value == records[1][1]

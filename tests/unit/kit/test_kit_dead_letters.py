@@ -16,7 +16,7 @@ KEYS = {
     "only_nul": b"\x00",
     "invalid_utf8": b"\xff\xfe\xc3(",
     "every_byte": bytes(range(256)),
-    "huge": b"k" * 1_000_000,
+    "huge": b"k" * 500_000,  # a record over the record limit keeps its first bytes (below)
     "empty": b"",
     "chinese": "网格-110105".encode(),
     "none": None,
@@ -95,3 +95,32 @@ def test_a_record_without_a_value_becomes_an_empty_dead_letter_value():
     rec = dlq_record("grid.dlq.v1", item(b"\x00", None), "malformed_json", ValueError("empty"))
     assert rec.value == b"" and rec.key == b"\x00"
     assert orjson.loads(orjson.dumps(rec.headers))  # plain JSON too
+
+
+def test_a_record_over_the_limit_is_dead_lettered_with_its_first_bytes_and_its_size():
+    from services.kit import outbox
+
+    big = item(b"k" * 2_000_000, b"v" * 3_000_000)
+    rec = dlq_record("grid.dlq.v1", big, "record_too_large", ValueError("too large"))
+    headers = dict(rec.headers)
+    assert rec.key == b"k" * outbox.DEAD_LETTER_KEPT_BYTES and rec.value == b"v" * outbox.DEAD_LETTER_KEPT_BYTES
+    assert headers["dlq.value.bytes"] == "3000000" and headers["dlq.key.bytes"] == "2000000"
+    assert "dlq.truncated" in headers and headers["dlq.error.reason"] == "record_too_large"
+    assert outbox.record_size(rec.key, rec.value, rec.headers) <= outbox.MAX_RECORD_BYTES
+    jsonb_safe(rec.headers)
+    # just under: kept whole
+    whole = dlq_record("grid.dlq.v1", item(b"k", b"v" * 900_000), "handler_error", ValueError("x"))
+    assert whole.value == b"v" * 900_000 and "dlq.truncated" not in dict(whole.headers)
+
+
+def test_a_value_postgresql_refuses_is_the_message_s_fault_named_invalid_data():
+    import asyncpg
+
+    from services.kit.consumer import fault_reason
+    from services.kit.outbox import RecordTooLarge
+
+    assert fault_reason(asyncpg.exceptions.CharacterNotInRepertoireError("NUL")) == "invalid_data"
+    assert fault_reason(asyncpg.exceptions.NumericValueOutOfRangeError("2^62")) == "invalid_data"
+    assert fault_reason(asyncpg.exceptions.SerializationError("retry")) == "conflict"
+    assert fault_reason(RecordTooLarge("grid.events.v1", 2_000_000, 1_000_000)) == "record_too_large"
+    assert fault_reason(RuntimeError("bug")) == "handler_error"
