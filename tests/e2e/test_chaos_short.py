@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 def test_the_district_survives_a_short_fault_campaign(tmp_path):
-    env = {**os.environ, "CHAOS_PLAN": "short", "CHAOS_MINUTES": "6", "SEED": os.environ.get("CHAOS_SEED", "18"),
+    env = {**os.environ, "CHAOS_PLAN": "short", "CHAOS_MINUTES": "8", "SEED": os.environ.get("CHAOS_SEED", "18"),
            "CHAOS_VAR_DIR": str(tmp_path / "chaos"), "CHAOS_RATE": "15"}
     env.pop("KAFKA_SESSION_TIMEOUT_MS", None)  # the campaign sets its own (a stopped worker must lose its partitions)
     proc = subprocess.run([sys.executable, "-m", "tests.chaos.run"], cwd=ROOT, env=env, capture_output=True,
