@@ -436,6 +436,8 @@ class Campaign:
 
 
 def main() -> int:
+    # SIGTERM (a timeout, a test runner) stops like Ctrl-C: the district is stopped on the way out
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     camp = Campaign()
     result = asyncio.run(camp.campaign())
     if not result:
