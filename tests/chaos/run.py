@@ -10,7 +10,7 @@ the budget is spent and a fault left out is a failed check), stops by itself and
 2. Beside the simulator: redeliveries of the intake and events topics' records (duplicates and
    late, out-of-order copies), poison records and fuzzed HTTP commands (``tests/chaos/inject.py``).
 3. The faults of the plan (``CHAOS_PLAN``: ``full``, or ``short`` for the test in ``make
-   test``), in a seeded order, one after the other at random moments (3-12 s apart): each is
+   test``), in a seeded order, one after the other at random moments (2-8 s apart): each is
    injected, lifted, and the district must recover (every worker ready and the consumer lag 0)
    within ``CHAOS_RECOVERY_SECONDS`` (90). Meanwhile Prometheus's ``/api/v1/alerts`` is read
    every second: each fault's alert must fire (see :data:`EXPECTED`).
@@ -318,7 +318,7 @@ class Campaign:
             self.log(f"steady lag under load: recovered means every worker ready and lag <= {self.lag_ok:.0f}")
             done: list[Fault] = []
             for f in self.faults:
-                await asyncio.sleep(self.rng.uniform(3, 12))
+                await asyncio.sleep(self.rng.uniform(2, 8))
                 if time.monotonic() > budget_end:
                     self.failed.append(f"time budget spent: {len(self.faults) - len(done)} fault(s) not injected")
                     break
