@@ -33,6 +33,11 @@ from services.orders.domain.grid_cases import order_id_for_case
 
 from .inject import COPY_HEADER
 
+# Errors of the database or the connection, not of the message: a record dead-lettered with one
+# of these was lost to a fault (it should have been retried until the database came back).
+OUTAGE_ERRORS = {"ReadOnlySQLTransactionError", "InternalClientError", "ConnectionDoesNotExistError",
+                 "CannotConnectNowError", "AdminShutdownError", "ConnectionFailureError", "InterfaceError",
+                 "ConnectionRefusedError", "ConnectionResetError", "TimeoutError", "OSError", "TooManyConnectionsError"}
 # A refused transfer is published both ways, by design: the refusal event on points.events.v1
 # (the ledger's story) and the command's rejection. Together they are one outcome.
 REFUSAL_EVENTS = {"points.transfer.refused.v1"}
@@ -149,14 +154,19 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
             if cid in commands:
                 rejected[cid] += 1
     dead: dict[str, str] = {}  # command id or poison marker -> reason
+    dead_by_outage: dict[str, str] = {}  # command id -> the infrastructure error that dead-lettered it
     dlq_values: list[tuple[bytes, str]] = []
     for t in topics["dlq"]:
         for r in raw[t]:
-            reason = dict((k, v.decode(errors="replace")) for k, v in r.headers or ()).get("dlq.error.reason", "")
+            hdrs = dict((k, v.decode(errors="replace")) for k, v in r.headers or ())
+            reason = hdrs.get("dlq.error.reason", "")
             dlq_values.append((r.value or b"", reason))
             e = envelope(r.value)
             if e is not None and isinstance(e.get("id"), str):
-                dead[e["id"]] = reason
+                if hdrs.get("dlq.error.class", "") in OUTAGE_ERRORS:
+                    dead_by_outage[e["id"]] = hdrs.get("dlq.error.class", "")
+                else:
+                    dead[e["id"]] = reason
     # a period closed again with nothing changed publishes nothing, by design (only what changed)
     cards = Counter((e["data"] or {}).get("period") for e in distinct.values()
                     if e["type"] == "assessment.scorecard.published.v1")
@@ -165,6 +175,9 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
     duplicated = [c for c in commands if rejected.get(c, 0) > 1
                   or (rejected.get(c) and any(t not in REFUSAL_EVENTS for t, _ in caused.get(c, {})))
                   or any(n > 1 for n in caused.get(c, {}).values())]
+    if dead_by_outage:
+        failed.append(f"lost to a fault: {len(dead_by_outage)} command(s) dead-lettered by an infrastructure error "
+                      f"{dict(Counter(dead_by_outage.values()))}; e.g. {list(dead_by_outage)[:3]}")
     if lost:
         by_type = Counter(commands[c] for c in lost)
         failed.append(f"lost: {len(lost)} command(s) without an outcome, by type {dict(by_type)}; e.g. {lost[:3]}")
@@ -254,7 +267,8 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
     if missing:
         failed.append(f"poison records not in a DLQ with a reason: {len(missing)} of {len(poison)}; e.g. {missing[:3]}")
 
-    figures = {"commands": len(commands), "lost": len(lost), "duplicated": len(duplicated),
+    figures = {"commands": len(commands), "lost": len(lost) + len(dead_by_outage), "duplicated": len(duplicated),
+               "dead_lettered_by_outage": len(dead_by_outage),
                "rejected": sum(1 for c in rejected), "dead_lettered_commands": sum(1 for c in commands if c in dead),
                "events": len(distinct), "events_republished": {t: n for t, n in republished.items() if n},
                "republished_e_g": [f"{i} {distinct[i]['type']} at {where[i]}" for t, ids in ids_per_topic.items()
