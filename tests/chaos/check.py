@@ -173,7 +173,7 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
     reclosed = {c for c, (t, period) in command_periods.items() if t == "assessment.period.close.v1" and cards.get(period)}
     lost = [c for c in commands if not caused.get(c) and not rejected.get(c) and c not in dead and c not in reclosed]
     duplicated = [c for c in commands if rejected.get(c, 0) > 1
-                  or (rejected.get(c) and any(t not in REFUSAL_EVENTS for t, _ in caused.get(c, {})))
+                  or (rejected.get(c) and any(k[0] not in REFUSAL_EVENTS for k in caused.get(c, {})))
                   or any(n > 1 for n in caused.get(c, {}).values())]
     if dead_by_outage:
         failed.append(f"lost to a fault: {len(dead_by_outage)} command(s) dead-lettered by an infrastructure error "

@@ -352,8 +352,11 @@ class Campaign:
             if cleared:
                 self.failed.append(f"fault alerts still firing after the campaign: {sorted(cleared)}")
             self.log("checking the invariants")
-            figures, failed = await check.check(self.bootstrap, self.urls["points"][0], self.tokens,
-                                                self.counts.poison, session, self.seed)
+            try:
+                figures, failed = await check.check(self.bootstrap, self.urls["points"][0], self.tokens,
+                                                    self.counts.poison, session, self.seed)
+            except Exception as e:  # a checker that breaks is a failed run, with the figures so far
+                figures, failed = {}, [f"the invariants checker failed: {e!r}"]
             self.failed += failed
             self.kit_lag_at_end = self.lag
             stopping.set()
