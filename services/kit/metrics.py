@@ -32,7 +32,7 @@ BATCH_SIZE = Histogram(
     "kit_batch_records", "Records per consumed batch", ["service", "consumer"],
     buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 2500, 5000))
 BATCH_RETRIES = Counter(
-    "kit_batch_retries_total", "Batches retried after a database outage or conflict", ["service", "consumer", "cause"])
+    "kit_batch_retries_total", "Batches retried: database outage, conflict, failure, a value PostgreSQL refused (invalid_data), or the loop rewound (rewind)", ["service", "consumer", "cause"])
 CONSUMER_LAG = Gauge(
     "kit_consumer_lag", "Records of a partition not handled yet (its end: the reported high watermark or the highest offset fetched + 1, the larger)", ["service", "topic", "partition"])
 CONSUMER_STALLED = Gauge(

@@ -393,7 +393,7 @@ class ServiceRuntime:
     async def transaction(self, now: datetime | None = None):
         """A unit of work outside the consumer (timers, tools); its outbox is written on exit.
         :class:`NotReady` while the worker has no database pool."""
-        async with self.require_pool().acquire() as conn, conn.transaction():
+        async with self.require_pool(serving=False).acquire() as conn, conn.transaction():
             uow = UnitOfWork(conn, self.service, now)
             yield uow
             await uow.flush()
@@ -505,11 +505,12 @@ class ServiceRuntime:
         async with self.require_pool().acquire() as conn:
             yield conn
 
-    def require_pool(self) -> asyncpg.Pool:
+    def require_pool(self, *, serving: bool = True) -> asyncpg.Pool:
         """The database pool, or :class:`NotReady` (503 with ``Retry-After`` on a route) while the
-        worker starts or stops."""
+        worker starts or stops. ``serving=False``: the pool as soon as it exists (a start-up
+        hook's transaction), migrations applied or not."""
         pool = self.pool
-        if pool is None or not self.serving:
+        if pool is None or (serving and not self.serving):
             raise NotReady("the worker is starting: its database is not ready yet")
         return pool
 

@@ -1,6 +1,7 @@
 """The kit's worker runtime as a real faust worker process: HTTP commands, health, metrics."""
 from __future__ import annotations
 
+import asyncio
 import tempfile
 import uuid
 from pathlib import Path
@@ -161,3 +162,28 @@ async def test_readyz_is_503_while_postgresql_is_down_and_200_after(kafka, tmp_p
     finally:
         w.stop()
         pg.destroy()
+
+
+async def test_a_worker_starting_without_its_database_answers_503_with_retry_after_on_every_route(kafka, tmp_path):
+    import aiohttp
+
+    from services.kit.infra import free_port
+
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"  # nothing listens: the kit waits for it
+    w = echo_worker(kafka, nowhere, tmp_path).start()
+    try:
+        answers: dict[str, tuple[int, str | None]] = {}
+        async with aiohttp.ClientSession() as s:
+            for _ in range(600):  # the web server comes up before the kit's start finishes
+                try:
+                    for method, path, body in (("GET", "/v1/patrol-counts", None), ("POST", "/v1/commands", patrol_command())):
+                        async with s.request(method, w.url + path, json=body, headers={"Authorization": f"Bearer {TOKEN}"},
+                                             timeout=aiohttp.ClientTimeout(total=5)) as r:
+                            answers[path] = (r.status, r.headers.get("Retry-After"))
+                    break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+        assert answers == {"/v1/patrol-counts": (503, "2"), "/v1/commands": (503, "2")}
+        assert (await http("GET", w.url + "/readyz"))[0] == 503
+    finally:
+        w.stop()
