@@ -14,12 +14,15 @@ PYTEST_PAR = -n $(PYTEST_WORKERS) $(if $(filter 0,$(PYTEST_WORKERS)),,--dist loa
 # test process and every worker a test starts would otherwise compile the whole tree again.
 PYTEST = env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_PAR)
 
-.PHONY: run promtool test test-unit test-integration test-deploy test-e2e schemas dashboards bench provision clean help
+.PHONY: run promtool test test-unit test-integration test-deploy test-e2e schemas dashboards bench chaos provision clean help
 
 help:
-	@echo "make run       - the whole district live: embedded Kafka + PostgreSQL, 5 services, simulator (Ctrl-C stops)"
+	@echo "make run       - the whole district live: embedded Kafka + PostgreSQL, 5 services, simulator, Prometheus"
+	@echo "                 on :9090 (Ctrl-C stops; WORKERS=N workers per service, PROMETHEUS=0 without it)"
 	@echo "make test      - unit, contract, integration, deploy and end-to-end tests (real broker + database)"
 	@echo "make bench     - throughput/latency/memory benchmark; prints one JSON line"
+	@echo "make chaos     - the district (2 workers/service, Prometheus) under seeded faults, then its invariants"
+	@echo "                 checked; one JSON line, exit 1 on a failed check (SEED, CHAOS_MINUTES<=20, CHAOS_RATE)"
 	@echo "make schemas   - regenerate JSON Schema + AsyncAPI from the contract package, OpenAPI from the routes"
 	@echo "make provision - create the contract topics on KAFKA_BOOTSTRAP_SERVERS"
 
@@ -71,6 +74,9 @@ dashboards: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m tests.bench.run
+
+chaos: $(STAMP) promtool
+	$(PY) -m tests.chaos.run
 
 clean:
 	rm -rf var/ .pytest_cache .hypothesis

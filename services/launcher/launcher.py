@@ -11,7 +11,23 @@ key (``SIGNING_KEY_FILE``), and asks the points API (``POINTS_URL``) for residen
 consent codes. A command refused for lack of a right (``forbidden`` / ``unauthenticated``) is a
 failure of the run: the summary lists it (``policy_refusals``, ``failures``; see
 :mod:`.summary`) and the launcher exits with 1.
-Stopping: simulator, workers (SIGTERM, then wait, SIGKILL after a grace), broker, database.
+Stopping: simulator, workers (SIGTERM, then wait, SIGKILL after a grace), Prometheus, broker, database.
+
+Several workers per service (``WORKERS=N``, default 1): the N workers of a service share its
+consumer groups (as the Kubernetes HPA runs them) and each has its own HTTP and metrics port:
+worker ``i`` (1..N) of a service listens on ``<SVC>_HTTP_PORT + (i-1) * WORKER_PORT_STEP``
+(step 10: grid 8001, 8011, 8021...; party 8005, 8015...). The first worker of a service is
+named after it (``grid``), the others ``grid-2``, ``grid-3``...: their logs are
+``log/grid-2.log``, their pid files ``run/grid-2.pid``. The simulator and ``run/api.env`` use
+the first worker of each service; the summary lists every worker and adds up their counters.
+
+Prometheus (``PROMETHEUS``, on by default when ``/usr/bin/prometheus`` exists, from Debian's
+``prometheus`` package): the launcher starts it on 127.0.0.1:``PROMETHEUS_PORT`` (9090) with
+the rule files of ``PROMETHEUS_RULES`` (``deploy/prometheus/rules``) and a scrape configuration
+it writes to ``prometheus/prometheus.yml`` that scrapes every worker every
+``PROMETHEUS_SCRAPE_SECONDS`` (5; the relay's counts are on its worker's ``/metrics``); its data
+is under ``prometheus/data``, recreated at each start. ``PROMETHEUS=0`` turns it off; a port in
+use is reported and Prometheus is left out.
 
 Time: with the simulator, every worker and the simulator share a stepped calendar
 (``services/kit/clock.py``) that starts ``SIM_MONTHS_BACK`` (6) months before the real month
@@ -96,6 +112,7 @@ DEMO_DEFAULTS = {
     "PARTY_COVERAGE_INTERVAL_SECONDS": "2",
     "PARTY_METRICS_INTERVAL_SECONDS": "2",
 }
+PROMETHEUS_BIN = "/usr/bin/prometheus"
 
 
 def env_flag(name: str, default: bool) -> bool:
@@ -126,6 +143,12 @@ class Config:
     sim_month_seconds: float = 120.0
     sim_months_back: int = 6
     db_roles: bool = True
+    workers: int = 1
+    worker_port_step: int = 10
+    prometheus: bool = False
+    prometheus_port: int = 9090
+    prometheus_rules: Path = ROOT / "deploy" / "prometheus" / "rules"
+    prometheus_scrape_seconds: float = 5.0
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -148,7 +171,21 @@ class Config:
             sim_month_seconds=float(e.get("SIM_MONTH_SECONDS") or 120),
             sim_months_back=int(e.get("SIM_MONTHS_BACK") or 6),
             db_roles=env_flag("DB_ROLES", not e.get("DATABASE_URL")),
+            workers=max(1, int(e.get("WORKERS") or 1)),
+            worker_port_step=int(e.get("WORKER_PORT_STEP") or 10),
+            prometheus=env_flag("PROMETHEUS", Path(PROMETHEUS_BIN).exists()),
+            prometheus_port=int(e.get("PROMETHEUS_PORT") or 9090),
+            prometheus_rules=Path(e.get("PROMETHEUS_RULES") or ROOT / "deploy" / "prometheus" / "rules").absolute(),
+            prometheus_scrape_seconds=float(e.get("PROMETHEUS_SCRAPE_SECONDS") or 5),
         )
+
+    def worker_names(self, svc: str) -> list[str]:
+        """The workers of ``svc``: the first named after the service, the others ``<svc>-<i>``."""
+        return [svc if i == 1 else f"{svc}-{i}" for i in range(1, self.workers + 1)]
+
+    def worker_port(self, svc: str, index: int) -> int:
+        """The HTTP/metrics port of worker ``index`` (1..N) of ``svc``."""
+        return self.ports[svc] + (index - 1) * self.worker_port_step
 
 
 @dataclass
@@ -162,6 +199,8 @@ class Proc:
     restarts: int = 0
     started_at: float = 0.0
     exits: list[int] = field(default_factory=list)
+    service: str = ""  # the service a worker runs ("" for the simulator and Prometheus)
+    port: int = 0  # a worker's HTTP/metrics port
 
     def start(self) -> None:
         _kill_leftover(self.pid_path, self.argv[2] if len(self.argv) > 2 else self.argv[-1])
@@ -256,6 +295,7 @@ class Launcher:
         self.pg: EmbeddedPostgres | None = None
         self.workers: dict[str, Proc] = {}
         self.simulator: Proc | None = None
+        self.prometheus: Proc | None = None
         self.stopping = asyncio.Event()
         self.notes: list[str] = []
         self.identity: dict[str, Path] = {}  # jwks, signing_key, identities (devidentity.generate)
@@ -380,7 +420,66 @@ class Launcher:
         return env
 
     def url(self, svc: str) -> str:
+        """The first worker of ``svc`` (what the simulator and ``run/api.env`` use)."""
         return f"http://{self.cfg.host}:{self.cfg.ports[svc]}"
+
+    def worker_url(self, w: Proc) -> str:
+        return f"http://{self.cfg.host}:{w.port}"
+
+    def service_urls(self) -> dict[str, list[str]]:
+        """Every running service and the URLs of its workers, the first worker first."""
+        out: dict[str, list[str]] = {}
+        for w in self.workers.values():
+            out.setdefault(w.service, []).append(self.worker_url(w))
+        return out
+
+    # -- Prometheus -----------------------------------------------------------------------------
+    def prometheus_config(self) -> dict:
+        """The scrape configuration of the launcher's Prometheus: every worker, labelled with its
+        service and worker name, and the rule files of ``PROMETHEUS_RULES``."""
+        every = f"{self.cfg.prometheus_scrape_seconds:g}s"
+        rules = sorted(str(p) for p in self.cfg.prometheus_rules.glob("*.yml"))
+        targets = [{"targets": [f"{self.cfg.host}:{w.port}"], "labels": {"service": w.service, "worker": w.name}}
+                   for w in self.workers.values()]
+        return {"global": {"scrape_interval": every, "scrape_timeout": every, "evaluation_interval": every,
+                           "external_labels": {"platform": "grassroots"}},
+                "rule_files": rules,
+                "scrape_configs": [{"job_name": "grassroots-services", "honor_labels": True, "metrics_path": "/metrics",
+                                    "static_configs": targets},
+                                   {"job_name": "prometheus", "static_configs": [
+                                       {"targets": [f"127.0.0.1:{self.cfg.prometheus_port}"]}]}]}
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.cfg.prometheus_port}"
+
+    def start_prometheus(self) -> None:
+        """Prometheus on 127.0.0.1:PROMETHEUS_PORT scraping every worker (see the module doc)."""
+        if not self.cfg.prometheus:
+            return
+        if not Path(PROMETHEUS_BIN).exists():
+            self.note(f"PROMETHEUS=1 but {PROMETHEUS_BIN} is missing (apt-get install prometheus); not started")
+            return
+        import shutil
+
+        import yaml
+
+        pdir = self.cfg.var_dir / "prometheus"
+        _kill_leftover(self.run_dir / "prometheus.pid", "prometheus")
+        shutil.rmtree(pdir / "data", ignore_errors=True)
+        pdir.mkdir(parents=True, exist_ok=True)
+        if not wait_port_free("127.0.0.1", self.cfg.prometheus_port, 3):
+            self.note(f"port {self.cfg.prometheus_port} is in use: Prometheus not started (set PROMETHEUS_PORT)")
+            return
+        conf = pdir / "prometheus.yml"
+        conf.write_text(yaml.safe_dump(self.prometheus_config(), sort_keys=False))
+        argv = [PROMETHEUS_BIN, f"--config.file={conf}", f"--storage.tsdb.path={pdir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.cfg.prometheus_port}", "--storage.tsdb.retention.time=1d",
+                "--log.level=warn"]
+        self.prometheus = Proc("prometheus", argv, dict(os.environ), self.log_dir / "prometheus.log",
+                               self.run_dir / "prometheus.pid")
+        self.prometheus.start()
+        log.info("Prometheus on %s (rules %s, config %s)", self.prometheus_url, self.cfg.prometheus_rules, conf)
 
     def identity_env(self) -> dict[str, str]:
         """Where the workers find the identity provider's keys, and what its tokens say (nothing
@@ -423,23 +522,32 @@ class Launcher:
             if not main.exists():
                 self.note(f"{s}: services/{s}/app/main.py does not exist yet; not started")
                 continue
-            port = self.cfg.ports[s]
-            argv = [sys.executable, "-m", f"services.{s}.app", "worker", "-l", "warn",
-                    "--web-port", str(port), "--web-host", self.cfg.host]
-            self.workers[s] = Proc(s, argv, {**env, **self.db_urls.get(s, {})}, self.log_dir / f"{s}.log", self.run_dir / f"{s}.pid")
+            for i, name in enumerate(self.cfg.worker_names(s), 1):
+                port = self.cfg.worker_port(s, i)
+                argv = [sys.executable, "-m", f"services.{s}.app", "worker", "-l", "warn",
+                        "--web-port", str(port), "--web-host", self.cfg.host]
+                wenv = {**env, **self.db_urls.get(s, {}), f"{s.upper()}_HTTP_PORT": str(port)}
+                self.workers[name] = Proc(name, argv, wenv, self.log_dir / f"{name}.log", self.run_dir / f"{name}.pid",
+                                          service=s, port=port)
 
     def stop_leftovers(self) -> None:
         """Workers and a simulator an earlier run left behind (kill -9 of the launcher): stop them."""
-        for name in (*SERVICES, "simulator"):
-            module = "services.simulator" if name == "simulator" else f"services.{name}.app"
-            _kill_leftover(self.run_dir / f"{name}.pid", module)
+        for pid in sorted(self.run_dir.glob("*.pid")):
+            name = pid.stem
+            svc = name.rsplit("-", 1)[0] if name.rsplit("-", 1)[-1].isdigit() else name
+            if name == "simulator":
+                _kill_leftover(pid, "services.simulator")
+            elif name == "prometheus":
+                _kill_leftover(pid, "prometheus")
+            elif svc in SERVICES:
+                _kill_leftover(pid, f"services.{svc}.app")
 
     def start_workers(self) -> None:
         for w in self.workers.values():
             _kill_leftover(w.pid_path, w.argv[2])
-            if not wait_port_free(self.cfg.host, self.cfg.ports[w.name], 10):
-                raise SystemExit(f"port {self.cfg.ports[w.name]} for {w.name} is in use: stop what uses it "
-                                 f"or set {w.name.upper()}_HTTP_PORT")
+            if not wait_port_free(self.cfg.host, w.port, 10):
+                raise SystemExit(f"port {w.port} for {w.name} is in use: stop what uses it "
+                                 f"or set {w.service.upper()}_HTTP_PORT (or WORKER_PORT_STEP)")
             w.start()
             log.info("%s worker started (pid %s, log %s)", w.name, w.proc.pid, w.log_path)
 
@@ -453,10 +561,10 @@ class Launcher:
                 w = self.workers[s]
                 if not w.alive:
                     raise SystemExit(f"{s} worker exited with {w.proc.returncode} while starting; see {w.log_path}")
-                status, _ = await summary._get(session, self.url(s) + "/readyz")
+                status, _ = await summary._get(session, self.worker_url(w) + "/readyz")
                 if status == 200:
                     pending.discard(s)
-                    log.info("%s ready on %s", s, self.url(s))
+                    log.info("%s ready on %s", s, self.worker_url(w))
             if time.monotonic() > deadline:
                 raise SystemExit(f"not ready after {self.cfg.ready_timeout:.0f}s: {sorted(pending)}; see {self.log_dir}")
             await asyncio.sleep(0.3)
@@ -482,6 +590,11 @@ class Launcher:
                 w.restarts += 1
                 self.note(f"{w.name} worker died (exit {rc}); restarting it (restart #{w.restarts}), see {w.log_path}")
                 w.start()
+        if self.prometheus is not None and not self.prometheus.alive:
+            self.prometheus.exits.append(self.prometheus.proc.returncode)
+            self.prometheus.restarts += 1
+            self.note(f"Prometheus died (exit {self.prometheus.proc.returncode}); restarting it, see {self.prometheus.log_path}")
+            self.prometheus.start()
         if self.simulator is not None and not self.simulator.alive and not self.simulator.exits:
             self.simulator.exits.append(self.simulator.proc.returncode)
             self.note(f"simulator ended (exit {self.simulator.proc.returncode}); see {self.simulator.log_path}")
@@ -494,10 +607,13 @@ class Launcher:
         deadline = time.monotonic() + float(os.environ.get("STOP_GRACE_SECONDS") or 20)
         for w in self.workers.values():  # one shared grace period, then SIGKILL
             w.stop(grace=max(0.5, deadline - time.monotonic()))
+        if self.prometheus is not None:
+            self.prometheus.stop(grace=10)
 
     # -- the live loop --------------------------------------------------------------------------
     def worker_info(self) -> dict[str, dict]:
-        return {s: {"alive": w.alive, "restarts": w.restarts, "pid": w.proc.pid if w.proc else None}
+        return {s: {"alive": w.alive, "restarts": w.restarts, "pid": w.proc.pid if w.proc else None,
+                    "service": w.service, "port": w.port}
                 for s, w in self.workers.items()}
 
     async def live(self, session: aiohttp.ClientSession) -> dict:
@@ -505,7 +621,8 @@ class Launcher:
         started = time.monotonic()
         last_produced, last_t = None, None
         snap: dict = {}
-        urls = {s: self.url(s) for s in self.workers}
+        urls = self.service_urls()
+        names = {self.worker_url(w): n for n, w in self.workers.items()}
         while not self.stopping.is_set():
             self.supervise()
             snap = await summary.collect(session, urls, self.tokens.get("points_operator"),
@@ -518,6 +635,9 @@ class Launcher:
             last_produced, last_t = snap["produced"], now
             elapsed = now - started
             snap["workers"] = self.worker_info()
+            snap["workers_ready"] = {names[u]: ok for u, ok in (snap.pop("ready_by_url", None) or {}).items() if u in names}
+            if self.prometheus is not None:
+                snap["prometheus"] = self.prometheus_url
             snap["events_per_second"] = rate
             snap["elapsed"] = elapsed
             snap["notes"] = self.notes[-20:]
@@ -548,7 +668,7 @@ class Launcher:
             await self.wait_ready(session)
             if self.stopping.is_set():
                 return {}
-            log.info("all workers ready: %s", ", ".join(f"{s} {self.url(s)}" for s in self.workers))
+            log.info("all workers ready: %s", ", ".join(f"{n} {self.worker_url(w)}" for n, w in self.workers.items()))
             if self.cfg.simulate:
                 self.start_simulator()
             return await self.live(session)
@@ -566,13 +686,14 @@ class Launcher:
             self.make_identities()
             self.write_api_env()
             self.make_workers()
+            self.start_prometheus()
             final = asyncio.run(self.run_async())
         except KeyboardInterrupt:
             log.info("interrupted")
         finally:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-            log.info("stopping: simulator, workers, broker, database")
+            log.info("stopping: simulator, workers, Prometheus, broker, database")
             self.stop_processes()
             self.stop_infra()
             if final:

@@ -78,29 +78,60 @@ async def _get(session: aiohttp.ClientSession, url: str, token: str | None = Non
         return 0, repr(e)
 
 
-async def collect(session: aiohttp.ClientSession, urls: dict[str, str], token: str | None, *,
+def merge_workers(parts: list[dict | None]) -> dict | None:
+    """The metrics of one service's workers as one: the kit's metrics and every counter
+    (``*_total``) added up (each worker counts what it handled, and owns its partitions' lag); a
+    domain gauge read from the shared projection (``grid_cases``...) is the same on every worker,
+    so the highest is kept. None when no worker answered."""
+    got = [p for p in parts if p is not None]
+    if not got:
+        return None
+    if len(got) == 1:
+        return got[0]
+    out: dict[str, dict[tuple, tuple[dict[str, str], float]]] = defaultdict(dict)
+    for m in got:
+        for name, samples in m.items():
+            add = name.startswith("kit_") or name.endswith("_total")
+            for labels, v in samples:
+                key = tuple(sorted(labels.items()))
+                old = out[name].get(key)
+                out[name][key] = (labels, v if old is None else (old[1] + v if add else max(old[1], v)))
+    return {name: list(byl.values()) for name, byl in out.items()}
+
+
+async def collect(session: aiohttp.ClientSession, urls: dict[str, str | list[str]], token: str | None, *,
                   assessor_token: str | None = None, period: str | None = None) -> dict[str, Any]:
-    """One snapshot of the district: metrics of every service, readiness, the ledger check, and
-    (with ``period`` and an assessor's token) the departments' scorecards of that period."""
-    async def metrics(svc: str):
-        status, body = await _get(session, urls[svc] + "/metrics")
-        return svc, (parse_metrics(body) if status == 200 and isinstance(body, str) else None)
+    """One snapshot of the district: metrics of every service (of all its workers, see
+    :func:`merge_workers`), readiness (a service is ready when all its workers are), the ledger
+    check, and (with ``period`` and an assessor's token) the departments' scorecards of that period.
+    ``urls``: service -> the URL of its worker, or the URLs of its workers (the first is asked the
+    API questions). ``ready_by_url`` in the result holds each worker's readiness."""
+    every = {s: [u] if isinstance(u, str) else list(u) for s, u in urls.items()}
+    first = {s: us[0] for s, us in every.items()}
+    flat = [(s, u) for s, us in every.items() for u in us]
 
-    async def ready(svc: str):
-        status, _ = await _get(session, urls[svc] + "/readyz")
-        return svc, status == 200
+    async def metrics(url: str):
+        status, body = await _get(session, url + "/metrics")
+        return parse_metrics(body) if status == 200 and isinstance(body, str) else None
 
-    got = await asyncio.gather(*(metrics(s) for s in urls), *(ready(s) for s in urls),
-                               _get(session, urls["points"] + "/v1/ledger/check", token) if "points" in urls
+    async def ready(url: str):
+        status, _ = await _get(session, url + "/readyz")
+        return status == 200
+
+    got = await asyncio.gather(*(metrics(u) for _, u in flat), *(ready(u) for _, u in flat),
+                               _get(session, first["points"] + "/v1/ledger/check", token) if "points" in first
                                else asyncio.sleep(0, (0, None)),
-                               departments(session, urls["assessment"], assessor_token, period)
-                               if period and "assessment" in urls else asyncio.sleep(0, None))
-    n = len(urls)
-    mets = dict(got[:n])
-    readiness = dict(got[n:2 * n])
+                               departments(session, first["assessment"], assessor_token, period)
+                               if period and "assessment" in first else asyncio.sleep(0, None))
+    n = len(flat)
+    per_url = {u: got[i] for i, (_, u) in enumerate(flat)}
+    ready_by_url = {u: got[n + i] for i, (_, u) in enumerate(flat)}
+    mets = {s: merge_workers([per_url[u] for u in us]) for s, us in every.items()}
+    readiness = {s: all(ready_by_url[u] for u in us) for s, us in every.items()}
     ledger_status, ledger = got[2 * n]
     snap = snapshot(mets, readiness, ledger if ledger_status == 200 else None)
     snap["departments"] = got[2 * n + 1]
+    snap["ready_by_url"] = ready_by_url
     return snap
 
 
@@ -190,7 +221,8 @@ def _kv(d: dict) -> str:
 def line(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate: float) -> str:
     """One plain line (for logs and non-TTY output)."""
     led = snap.get("ledger") or {}
-    w = " ".join(f"{s}:{'up' if i['alive'] else 'DOWN'}/r{i['restarts']}" for s, i in workers.items())
+    w = " ".join(f"{s}{':' + str(i['port']) if i.get('port') else ''}:{'up' if i['alive'] else 'DOWN'}/r{i['restarts']}"
+                 for s, i in workers.items())
     sim = f"simulated={snap['simulated_time']} " if snap.get("simulated_time") else ""
     return (f"t={elapsed:.0f}s {sim}events/s={rate:.1f} cases[{_kv(snap.get('cases', {}))}] "
             f"orders[{_kv(snap.get('orders', {}))}] points[awarded={snap['points']['awarded']} "
@@ -200,6 +232,7 @@ def line(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate: f
             f"lag={int(sum(snap['lag'].values()))} rejected={int(sum(snap['rejected'].values()))} "
             f"dlq={int(sum(snap['dead_lettered'].values()))} "
             f"policy_refusals={sum((snap.get('policy_refusals') or {}).values())} workers[{w}]"
+            + (f" prometheus={snap['prometheus']}" if snap.get("prometheus") else "")
             + _department_line(snap.get("departments")))
 
 
@@ -235,8 +268,10 @@ def render(snap: dict[str, Any], workers: dict[str, dict], elapsed: float, rate:
           if snap.get("simulated_time") else []),
         "",
         "workers     " + "   ".join(
-            f"{s}:{'ready' if snap['ready'].get(s) else ('up' if i['alive'] else 'DOWN')}"
+            f"{s}{':' + str(i['port']) if i.get('port') else ''}:"
+            f"{'ready' if (snap.get('workers_ready') or snap['ready']).get(s) else ('up' if i['alive'] else 'DOWN')}"
             f"{' restarts=' + str(i['restarts']) if i['restarts'] else ''}" for s, i in workers.items()),
+        *([f"prometheus  {snap['prometheus']}  (alerts: {snap['prometheus']}/alerts)"] if snap.get("prometheus") else []),
         "",
         f"cases       {_kv(snap.get('cases', {}))}",
         f"            overdue open={snap.get('cases_overdue_open')}  duplicates linked={snap.get('duplicates')}",

@@ -85,7 +85,7 @@ def district(tmp_path_factory):
         "VAR_DIR": str(var), "KAFKA_PORT": str(kafka_port), "PG_PORT": str(pg_port),
         **{f"{s.upper()}_HTTP_PORT": str(p) for s, p in ports.items()},
         "SIMULATE": "1", "RATE": "25", "SIM_MONTH_SECONDS": "20", "SIM_MONTHS_BACK": "6",
-        "ORDERS_ACCEPT_WINDOW_SECONDS": "8", "SIM_EXPIRE_WAIT": "40", "RUN_SECONDS": "420",
+        "ORDERS_ACCEPT_WINDOW_SECONDS": "8", "SIM_EXPIRE_WAIT": "40", "RUN_SECONDS": "420", "PROMETHEUS": "0",
     })
     out = open(var / "launcher.out", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "services.launcher"], cwd=ROOT, env=env, stdout=out,

@@ -1,0 +1,110 @@
+"""WORKERS=N: N workers per service in one consumer group, each on its own port; the launcher's
+Prometheus scrapes every one of them; the summary adds up their counters."""
+from __future__ import annotations
+
+import pytest
+
+from schemas.registry import SERVICES
+from services.launcher import launcher, summary
+
+
+@pytest.fixture
+def cfg(monkeypatch, tmp_path):
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    for s in SERVICES:
+        monkeypatch.delenv(f"{s.upper()}_HTTP_PORT", raising=False)
+    for k in ("WORKERS", "WORKER_PORT_STEP", "PROMETHEUS", "PROMETHEUS_PORT", "PROMETHEUS_SCRAPE_SECONDS",
+              "PROMETHEUS_RULES"):
+        monkeypatch.delenv(k, raising=False)
+    return monkeypatch
+
+
+def test_one_worker_per_service_by_default_named_after_it(cfg):
+    la = launcher.Launcher(launcher.Config.from_env())
+    la.make_workers()
+    assert set(la.workers) == set(SERVICES)
+    assert {n: w.port for n, w in la.workers.items()} == launcher.DEFAULT_PORTS
+
+
+def test_workers_n_gives_each_service_n_workers_on_ports_ten_apart(cfg):
+    cfg.setenv("WORKERS", "3")
+    la = launcher.Launcher(launcher.Config.from_env())
+    la.make_workers()
+    assert len(la.workers) == 3 * len(SERVICES)
+    grid = {n: w for n, w in la.workers.items() if w.service == "grid"}
+    assert sorted(grid) == ["grid", "grid-2", "grid-3"]
+    assert [grid[n].port for n in ("grid", "grid-2", "grid-3")] == [8001, 8011, 8021]
+    assert la.workers["party-2"].port == 8015
+    assert len({w.port for w in la.workers.values()}) == len(la.workers), "every worker has its own port"
+    w = la.workers["grid-2"]
+    assert w.argv[w.argv.index("--web-port") + 1] == "8011" and w.env["GRID_HTTP_PORT"] == "8011"
+    assert w.log_path.name == "grid-2.log" and w.pid_path.name == "grid-2.pid"
+    # one consumer group per service: no worker is given a group of its own
+    assert not any(k.endswith("_CONSUMER_GROUP") for k in w.env if k not in la.workers["grid"].env)
+    assert la.service_urls()["grid"] == ["http://127.0.0.1:8001", "http://127.0.0.1:8011", "http://127.0.0.1:8021"]
+
+
+def test_worker_port_step_moves_the_other_workers(cfg):
+    cfg.setenv("WORKERS", "2")
+    cfg.setenv("WORKER_PORT_STEP", "100")
+    c = launcher.Config.from_env()
+    assert c.worker_port("orders", 2) == 8102 and c.worker_names("orders") == ["orders", "orders-2"]
+
+
+def test_prometheus_scrapes_every_worker_with_the_projects_rules(cfg):
+    cfg.setenv("WORKERS", "2")
+    cfg.setenv("PROMETHEUS", "1")
+    cfg.setenv("PROMETHEUS_SCRAPE_SECONDS", "2")
+    la = launcher.Launcher(launcher.Config.from_env())
+    la.make_workers()
+    conf = la.prometheus_config()
+    services = next(j for j in conf["scrape_configs"] if j["job_name"] == "grassroots-services")
+    targets = {t["targets"][0]: t["labels"] for t in services["static_configs"]}
+    assert targets["127.0.0.1:8011"] == {"service": "grid", "worker": "grid-2"}
+    assert len(targets) == 2 * len(SERVICES) and services["honor_labels"] is True
+    assert {p.rsplit("/", 1)[-1] for p in conf["rule_files"]} == {"alerts.yml", "recording.yml"}
+    assert conf["global"]["scrape_interval"] == "2s"
+    assert la.prometheus_url == "http://127.0.0.1:9090"
+
+
+def test_prometheus_0_turns_it_off(cfg, tmp_path):
+    cfg.setenv("PROMETHEUS", "0")
+    la = launcher.Launcher(launcher.Config.from_env())
+    la.make_workers()
+    la.start_prometheus()
+    assert la.prometheus is None and not (tmp_path / "prometheus").exists()
+
+
+def test_the_summary_adds_up_the_workers_counters_and_keeps_one_copy_of_a_projection_gauge():
+    a = summary.parse_metrics('kit_consumer_lag{service="grid",topic="t",partition="0"} 5.0\n'
+                              'kit_records_consumed_total{service="grid"} 10.0\n'
+                              'grid_cases{service="grid",status="open"} 7.0\n')
+    b = summary.parse_metrics('kit_consumer_lag{service="grid",topic="t",partition="1"} 2.0\n'
+                              'kit_records_consumed_total{service="grid"} 4.0\n'
+                              'grid_cases{service="grid",status="open"} 7.0\n')
+    m = summary.merge_workers([a, None, b])
+    snap = summary.snapshot({"grid": m}, {"grid": True}, None)
+    assert snap["consumed"] == 14 and snap["lag"]["grid"] == 7 and snap["cases"] == {"open": 7}
+    assert summary.merge_workers([None, None]) is None
+
+
+def test_the_summary_lists_every_worker_and_links_prometheus():
+    snap = summary.snapshot({"grid": {}}, {"grid": True}, None)
+    snap["prometheus"] = "http://127.0.0.1:9090"
+    snap["workers_ready"] = {"grid": True, "grid-2": False}
+    workers = {"grid": {"alive": True, "restarts": 0, "port": 8001},
+               "grid-2": {"alive": True, "restarts": 1, "port": 8011}}
+    screen = summary.render(snap, workers, 1, 0.0, [])
+    assert "grid:8001:ready" in screen and "grid-2:8011:up restarts=1" in screen
+    assert "prometheus  http://127.0.0.1:9090" in screen
+    assert "grid-2:8011:up/r1" in summary.line(snap, workers, 1, 0.0) and "prometheus=http" in summary.line(snap, workers, 1, 0.0)
+
+
+def test_leftover_workers_of_every_name_are_stopped(cfg, tmp_path):
+    la = launcher.Launcher(launcher.Config.from_env())
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("grid-2", "party", "prometheus", "simulator"):
+        (run / f"{name}.pid").write_text("999999999")  # no such process: only the pid file goes
+    la.stop_leftovers()
+    assert not list(run.glob("*.pid"))
