@@ -20,6 +20,12 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
+    # The database refuses writes for now (a read-only replica after a failover, an operator's
+    # default_transaction_read_only, a full disk or no memory): the same work succeeds later.
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    # The connection broke in the middle of the protocol (e.g. while the server shuts down).
+    asyncpg.exceptions.InternalClientError,
 )
 # A conflict with a concurrent transaction: retry a few times; if it persists it is a fault.
 CONFLICT_ERRORS: tuple[type[BaseException], ...] = (
