@@ -221,6 +221,7 @@ class BatchConsumer:
                        for name, (allowed, tolerant) in self._allowed.items()}
         self.assigned = asyncio.Event()
         self._done: dict[TopicPartition, int] = {}  # the next offset to handle, as last committed by us
+        self._lag_reported: set[TopicPartition] = set()  # partitions whose lag this worker reports
         self._seen: dict[TopicPartition, int] = {}  # the offset after the highest record fetched
         self._first: dict[TopicPartition, int] = {}  # the first offset this worker fetched
         self._retrying: dict[int, float] = {}  # batches being retried: when their first try failed
@@ -816,11 +817,21 @@ class BatchConsumer:
     def _update_lag(self) -> None:
         """``kit_consumer_lag`` per assigned partition: see :func:`partition_lag`."""
         assert self.consumer is not None
-        for tp in self.consumer.assignment():
+        assigned = self.consumer.assignment()
+        # A partition a rebalance moved away is no longer ours to report: its last value would
+        # stay in the gauge for good, and the max over replicas would show lag that is not there.
+        for tp in self._lag_reported - assigned:
+            try:
+                m.CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
+            except KeyError:
+                pass
+        self._lag_reported &= assigned
+        for tp in assigned:
             done = self._done.get(tp, self._first.get(tp))
             lag = partition_lag(self.consumer.highwater(tp), self._seen.get(tp), done)
             if lag is not None:
                 m.CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(lag)
+                self._lag_reported.add(tp)
 
 
 def partition_lag(highwater: int | None, seen_end: int | None, next_offset: int | None) -> int | None:

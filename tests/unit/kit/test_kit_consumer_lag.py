@@ -39,6 +39,24 @@ def test_the_gauge_counts_from_the_first_record_fetched_until_the_first_commit()
     stuck, moving = TopicPartition("grid.intake.v1", 7), TopicPartition("grid.intake.v1", 8)
     c.consumer = Kafka({stuck: 300, moving: 300})  # reported short of the 500 fetched
     c._done, c._seen, c._first = {moving: 450}, {stuck: 500, moving: 500}, {stuck: 120, moving: 100}
+    c._lag_reported = set()
     c._update_lag()
     assert lag_of(stuck) == 380  # no commit yet: from where this worker began reading
     assert lag_of(moving) == 50  # from its last commit, to the highest record fetched
+
+
+def test_a_partition_moved_away_by_a_rebalance_is_no_longer_reported():
+    """The campaign saw a lag of 238 on a district whose every offset was committed: the worker
+    that lost a partition kept its last value, and the max over replicas read it for good."""
+    c = BatchConsumer.__new__(BatchConsumer)
+    c.service = "grid"
+    kept, moved = TopicPartition("grid.events.v1", 1), TopicPartition("grid.events.v1", 2)
+    c.consumer = Kafka({kept: 10, moved: 500})
+    c._done, c._seen, c._first, c._lag_reported = {kept: 10, moved: 262}, {}, {}, set()
+    c._update_lag()
+    assert lag_of(moved) == 238
+    c.consumer = Kafka({kept: 10})  # the rebalance gave `moved` to the other worker
+    c._update_lag()
+    reported = {tuple(s.labels.values()) for s in metrics.CONSUMER_LAG.collect()[0].samples}
+    assert ("grid", "grid.events.v1", "2") not in reported
+    assert ("grid", "grid.events.v1", "1") in reported
