@@ -67,7 +67,7 @@ async def get_statement(req: Request[api.AccountRef, Page, None]):
     account_id, q = req.path.account_id, req.query
     async with rt.connection() as conn:
         found(await queries.account(conn, account_id, req.principal), "account", account_id, "account_id")
-        return await queries.statement(conn, account_id, q.limit, q.offset)
+        return await queries.statement(conn, account_id, q.limit, q.offset, q.cursor)
 
 
 rt.lookup("/v1/deeds/{deed_id}", path=api.DeedRef, out=api.DeedOut, fetch=queries.deed,
@@ -84,7 +84,8 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
         raise HttpError(422, "invalid_query", "community_id only goes with scope=community", "community_id")
     async with rt.connection() as conn:
         return await queries.rankings(conn, period=q.period or month_of(clock.now()), community_id=q.community_id,
-                                      candidates=settings.moral_model_candidates, limit=q.limit, offset=q.offset)
+                                      candidates=settings.moral_model_candidates, limit=q.limit, offset=q.offset,
+                                      cursor=q.cursor)
 
 
 @rt.get("/v1/merchants/{account_id}/redemptions", path=api.AccountRef, query=Page, roles=ACCOUNT_READERS,
@@ -96,7 +97,7 @@ async def get_redemptions(req: Request[api.AccountRef, Page, None]):
         account = await queries.account(conn, account_id, req.principal)
         found(account if account and account["kind"] == "merchant" else None, "merchant account", account_id,
               "account_id")
-        return await queries.redemptions(conn, account_id, q.limit, q.offset)
+        return await queries.redemptions(conn, account_id, q.limit, q.offset, q.cursor)
 
 
 @rt.get("/v1/ledger/check", responses={200: api.LedgerCheck}, roles=("points_operator", "auditor"))

@@ -7,6 +7,7 @@ import asyncpg
 
 from services.kit.identity import Principal
 from services.kit.policy import sees_district
+from services.kit.sql import COUNT_CAP, Keyset, Paged, Where
 
 OFFICERS = frozenset({"community_officer", "street_officer"})
 
@@ -62,15 +63,33 @@ async def account(conn: asyncpg.Connection, account_id: str, principal: Principa
     }
 
 
-async def statement(conn: asyncpg.Connection, account_id: str, limit: int, offset: int) -> dict[str, Any]:
-    """Postings of an account, newest first, with the signed change for the account."""
-    total = await conn.fetchval(
-        "SELECT count(*) FROM postings WHERE debit_account = $1 OR credit_account = $1", account_id)
+POSTING_ORDER = Keyset(("seq",), (int,), descending=True)
+"""Postings newest first (``seq``: the indexes ``postings_debit``, ``postings_credit``, ``postings_redemptions``)."""
+
+
+async def statement(conn: asyncpg.Connection, account_id: str, limit: int, offset: int = 0,
+                    cursor: str | None = None) -> dict[str, Any]:
+    """Postings of an account, newest first, after ``cursor``, with the signed change for the
+    account. The debit side and the credit side are each read down their own index and merged,
+    so a page costs the same for an account with millions of postings (the issuer's)."""
+    before = POSTING_ORDER.decode_or_422(cursor)[0] if cursor is not None else None
+    take = limit + offset + 1
     rows = await conn.fetch(
-        """SELECT * FROM postings WHERE debit_account = $1 OR credit_account = $1
-           ORDER BY seq DESC LIMIT $2 OFFSET $3""", account_id, limit, offset)
-    return {"account_id": account_id, "total": total, "limit": limit, "offset": offset,
-            "items": [_posting(r, account_id) for r in rows]}
+        """SELECT * FROM (
+             (SELECT * FROM postings WHERE debit_account = $1 AND ($2::bigint IS NULL OR seq < $2)
+               ORDER BY seq DESC LIMIT $3)
+             UNION ALL
+             (SELECT * FROM postings WHERE credit_account = $1 AND ($2::bigint IS NULL OR seq < $2)
+               ORDER BY seq DESC LIMIT $3)) p
+           ORDER BY seq DESC LIMIT $3""", account_id, before, take)
+    rows = rows[offset:]
+    n = await conn.fetchval(
+        f"""SELECT (SELECT count(*) FROM (SELECT 1 FROM postings WHERE debit_account = $1 LIMIT {COUNT_CAP + 1}) d)
+                 + (SELECT count(*) FROM (SELECT 1 FROM postings WHERE credit_account = $1 LIMIT {COUNT_CAP + 1}) c)""",
+        account_id)
+    paged = Paged([_posting(r, account_id) for r in rows[:limit]], min(n, COUNT_CAP), n <= COUNT_CAP,
+                  POSTING_ORDER.encode(rows[limit - 1]) if len(rows) > limit else None)
+    return paged.answer(limit, offset, account_id=account_id)
 
 
 async def deed(conn: asyncpg.Connection, deed_id: str, principal: Principal | None = None, *,
@@ -84,39 +103,56 @@ async def deed(conn: asyncpg.Connection, deed_id: str, principal: Principal | No
     return {k: v for k, v in row["state"].items() if v is not None}
 
 
+RANKING_ORDER = Keyset(("points", "account_id"), (int, str), descending=True)
+"""好人榜: most points first, ties by account id (descending, one direction for the keyset)."""
+
+
 async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str | None, candidates: int,
-                   limit: int, offset: int) -> dict[str, Any]:
+                   limit: int, offset: int = 0, cursor: str | None = None) -> dict[str, Any]:
     """好人榜: earned points per resident in ``period`` (YYYY-MM or YYYY), of one community or the
-    district; ties share a rank; in a yearly ranking ranks ≤ ``candidates`` are 道德模范 candidates."""
+    district, one page after ``cursor``; ties share a rank; in a yearly ranking ranks ≤
+    ``candidates`` are 道德模范 candidates. The cost follows the period's earnings (an
+    index-only scan of ``earnings_period_*``), never all of history."""
     column = "month" if len(period) == 7 else "year"
+    args: list[Any] = [period, community_id]
+    after = RANKING_ORDER.after(RANKING_ORDER.decode_or_422(cursor), args) if cursor is not None else "TRUE"
     rows = await conn.fetch(
         f"""WITH totals AS (
               SELECT account_id, sum(amount)::bigint AS points FROM earnings
               WHERE {column} = $1 AND ($2::text IS NULL OR community_id = $2)
-              GROUP BY account_id HAVING sum(amount) > 0)
-            SELECT rank() OVER (ORDER BY t.points DESC) AS rank, t.account_id, t.points, a.holder_id,
-                   count(*) OVER () AS total
-            FROM totals t JOIN accounts a USING (account_id)
-            ORDER BY t.points DESC, t.account_id LIMIT $3 OFFSET $4""",
-        period, community_id, limit, offset)
+              GROUP BY account_id HAVING sum(amount) > 0),
+            ranked AS (
+              SELECT rank() OVER (ORDER BY points DESC) AS rank, account_id, points, count(*) OVER () AS total
+              FROM totals)
+            SELECT r.rank, r.account_id, r.points, r.total, a.holder_id
+            FROM (SELECT * FROM ranked WHERE {after} ORDER BY {RANKING_ORDER.order}
+                  LIMIT {int(limit) + 1} OFFSET {int(offset)}) r
+            JOIN accounts a USING (account_id)
+            ORDER BY {RANKING_ORDER.order}""", *args)
     yearly = column == "year"
+    total = rows[0]["total"] if rows else 0
     return {
         "period": period, "scope": "community" if community_id else "district", "community_id": community_id,
-        "total": rows[0]["total"] if rows else 0, "limit": limit, "offset": offset,
+        "total": total, "total_exact": True, "limit": limit, "offset": offset,
+        "next_cursor": RANKING_ORDER.encode(rows[limit - 1]) if len(rows) > limit else None,
         "items": [{"rank": r["rank"], "account_id": r["account_id"], "holder_id": r["holder_id"],
-                   "points": r["points"], "candidate": yearly and r["rank"] <= candidates} for r in rows],
+                   "points": r["points"], "candidate": yearly and r["rank"] <= candidates} for r in rows[:limit]],
     }
 
 
-async def redemptions(conn: asyncpg.Connection, account_id: str, limit: int, offset: int) -> dict[str, Any]:
-    total, points = await conn.fetchrow(
-        "SELECT count(*), COALESCE(sum(amount), 0)::bigint FROM postings WHERE kind = 'redemption' AND credit_account = $1",
+async def redemptions(conn: asyncpg.Connection, account_id: str, limit: int, offset: int = 0,
+                      cursor: str | None = None) -> dict[str, Any]:
+    """The redemptions at a merchant, newest first, after ``cursor``, and the points redeemed
+    there in all (an index-only sum over ``postings_redemptions``)."""
+    points = await conn.fetchval(
+        "SELECT COALESCE(sum(amount), 0)::bigint FROM postings WHERE kind = 'redemption' AND credit_account = $1",
         account_id)
-    rows = await conn.fetch(
-        """SELECT * FROM postings WHERE kind = 'redemption' AND credit_account = $1
-           ORDER BY seq DESC LIMIT $2 OFFSET $3""", account_id, limit, offset)
-    return {"account_id": account_id, "total": total, "points": points, "limit": limit, "offset": offset,
-            "items": [_posting(r) for r in rows]}
+    where = Where()
+    where.add("kind = 'redemption'")
+    where.equal(credit_account=account_id)
+    paged = await where.counted_page(conn, "postings", "SELECT * FROM postings", POSTING_ORDER, limit, offset, cursor)
+    paged.items = [_posting(r) for r in paged.items]
+    return paged.answer(limit, offset, account_id=account_id, points=points)
 
 
 async def ledger_check(conn: asyncpg.Connection) -> dict[str, Any]:
