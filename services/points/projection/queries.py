@@ -8,6 +8,7 @@ import asyncpg
 from services.kit.identity import Principal
 from services.kit.policy import sees_district
 from services.kit.sql import COUNT_CAP, Keyset, Paged, Where
+from services.points.domain.ledgersums import P, Sums
 
 OFFICERS = frozenset({"community_officer", "street_officer"})
 
@@ -103,8 +104,8 @@ async def deed(conn: asyncpg.Connection, deed_id: str, principal: Principal | No
     return {k: v for k, v in row["state"].items() if v is not None}
 
 
-RANKING_ORDER = Keyset(("points", "account_id"), (int, str), descending=True)
-"""好人榜: most points first, ties by account id (descending, one direction for the keyset)."""
+RANKING_ORDER = Keyset(("less", "account_id"), (int, str), exprs=("-points", "account_id"))
+"""好人榜: most points first (``less`` = -points, one direction for the keyset), ties by account id."""
 
 
 async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str | None, candidates: int,
@@ -124,11 +125,11 @@ async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str |
             ranked AS (
               SELECT rank() OVER (ORDER BY points DESC) AS rank, account_id, points, count(*) OVER () AS total
               FROM totals)
-            SELECT r.rank, r.account_id, r.points, r.total, a.holder_id
+            SELECT r.rank, r.account_id, r.points, -r.points AS less, r.total, a.holder_id
             FROM (SELECT * FROM ranked WHERE {after} ORDER BY {RANKING_ORDER.order}
                   LIMIT {int(limit) + 1} OFFSET {int(offset)}) r
             JOIN accounts a USING (account_id)
-            ORDER BY {RANKING_ORDER.order}""", *args)
+            ORDER BY -r.points, r.account_id""", *args)
     yearly = column == "year"
     total = rows[0]["total"] if rows else 0
     return {
@@ -155,12 +156,65 @@ async def redemptions(conn: asyncpg.Connection, account_id: str, limit: int, off
     return paged.answer(limit, offset, account_id=account_id, points=points)
 
 
+_SUMS = ("postings", "amount", "digests", "moves", "accounts", "balance_total", "balances", "states")
+
+
+async def stored_sums(conn: asyncpg.Connection) -> tuple[Sums, int]:
+    """(the running totals: ``ledger_totals`` plus the deltas not folded yet; how many deltas
+    that is)."""
+    totals = await conn.fetchrow(f"SELECT {', '.join(_SUMS)} FROM ledger_totals")
+    deltas = await conn.fetchrow(
+        f"SELECT count(*) AS n, {', '.join(f'coalesce(sum({c}), 0) AS {c}' for c in _SUMS)} FROM ledger_deltas")
+    return Sums(*(int(totals[c]) for c in _SUMS)).plus(Sums(*(int(deltas[c]) for c in _SUMS))), deltas["n"]
+
+
+async def fold_deltas(conn: asyncpg.Connection) -> int:
+    """Fold the deltas into ``ledger_totals`` (the timer); returns how many were folded."""
+    sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in _SUMS)
+    sets = ", ".join(f"{c} = ((t.{c} + d.{c}) % {P} + {P}) % {P}" if c in ("digests", "moves", "balances", "states")
+                     else f"{c} = t.{c} + d.{c}" for c in _SUMS)
+    return await conn.fetchval(
+        f"""WITH gone AS (DELETE FROM ledger_deltas RETURNING *),
+                 d AS (SELECT count(*) AS n, {sums} FROM gone),
+                 done AS (UPDATE ledger_totals t SET {sets}, folded_at = now() FROM d WHERE d.n > 0)
+            SELECT n FROM d""")
+
+
+def _answer(mode: str, sums: Sums, problems: list[str], mismatched: list[dict], pending: int) -> dict[str, Any]:
+    return {"mode": mode, "sum": sums.balance_total, "postings": sums.postings, "accounts": sums.accounts,
+            "consistent": not problems and not mismatched, "problems": problems, "mismatched": mismatched,
+            "pending": pending}
+
+
 async def ledger_check(conn: asyncpg.Connection) -> dict[str, Any]:
-    """The district-wide sum of balances (must be 0), the counts, and the accounts whose stored
-    balance differs from the sum of their postings (must be none)."""
+    """The incremental check, from the running totals alone (O(1) in the history): the balances
+    sum to 0, and the stored balances and the account states both weigh what the postings
+    moved. It names no account: the full check does."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        total, accounts = await conn.fetchrow("SELECT COALESCE(sum(balance), 0)::bigint, count(*) FROM accounts")
-        postings = await conn.fetchval("SELECT count(*) FROM postings")
+        sums, pending = await stored_sums(conn)
+    return _answer("incremental", sums, sums.problems(), [], pending)
+
+
+async def ledger_check_full(conn: asyncpg.Connection) -> dict[str, Any]:
+    """The full check: every posting and every account read again, in one snapshot. The sums
+    computed from them must equal the running totals (a posting altered in place changes its
+    digest), the balances sum to 0, and each stored balance equal its postings (the accounts
+    that do not are listed, up to 100)."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        stored, pending = await stored_sums(conn)
+        p = await conn.fetchrow(
+            f"""SELECT count(*) AS postings, coalesce(sum(amount), 0) AS amount,
+                       coalesce(sum(ledger_digest(transfer_id, debit_account, credit_account, amount, kind, posted_at)),
+                                0) % {P} AS digests,
+                       (coalesce(sum((ledger_weight(credit_account) - ledger_weight(debit_account))::numeric * amount),
+                                 0) % {P} + {P}) % {P} AS moves
+                FROM postings""")
+        a = await conn.fetchrow(
+            f"""SELECT count(*) AS accounts, coalesce(sum(balance), 0) AS balance_total,
+                       (coalesce(sum(ledger_weight(account_id)::numeric * balance), 0) % {P} + {P}) % {P} AS balances,
+                       (coalesce(sum(ledger_weight(account_id)::numeric * coalesce((state->>'balance')::bigint, 0)), 0)
+                           % {P} + {P}) % {P} AS states
+                FROM accounts""")
         mismatched = await conn.fetch(
             """WITH moves AS (
                  SELECT debit_account AS account_id, -amount AS amount FROM postings
@@ -171,10 +225,32 @@ async def ledger_check(conn: asyncpg.Connection) -> dict[str, Any]:
                WHERE a.balance <> COALESCE(d.balance, 0) OR a.balance <> (a.state->>'balance')::bigint
                ORDER BY a.account_id LIMIT 100""")
         below = await conn.fetchval("SELECT count(*) FROM accounts WHERE kind <> 'issuer' AND balance < 0")
-    return {"sum": int(total), "postings": postings, "accounts": accounts,
-            "consistent": total == 0 and not mismatched and below == 0,
-            "mismatched": [{"account_id": r["account_id"], "balance": r["balance"], "derived": int(r["derived"])}
-                           for r in mismatched]}
+    computed = Sums(**{k: int(v) for k, v in {**dict(p), **dict(a)}.items()})
+    problems = computed.problems()
+    if (computed.postings, computed.amount, computed.digests) != (stored.postings, stored.amount, stored.digests):
+        problems.append("the postings are not those the running totals recorded (a posting was changed, added "
+                        "or removed behind the ledger's back)")
+    if (computed.moves, computed.balances, computed.states, computed.balance_total, computed.accounts) != (
+            stored.moves, stored.balances, stored.states, stored.balance_total, stored.accounts):
+        problems.append("the running totals differ from the postings and accounts read again")
+    if below:
+        problems.append(f"{below} accounts below zero")
+    return _answer("full", computed, problems,
+                   [{"account_id": r["account_id"], "balance": r["balance"], "derived": int(r["derived"])}
+                    for r in mismatched], pending)
+
+
+async def claim_full_check(conn: asyncpg.Connection, every_seconds: float) -> float | None:
+    """Claim the next full check: None when it may run now (and is marked as started), else the
+    seconds until it may."""
+    if await conn.fetchval(
+            """UPDATE ledger_totals SET full_check_at = now()
+               WHERE full_check_at IS NULL OR full_check_at <= now() - make_interval(secs => $1) RETURNING true""",
+            float(every_seconds)):
+        return None
+    return float(await conn.fetchval(
+        "SELECT extract(epoch FROM full_check_at + make_interval(secs => $1) - now()) FROM ledger_totals",
+        float(every_seconds)))
 
 
 async def accounts_by_kind(conn: asyncpg.Connection) -> dict[str, int]:
