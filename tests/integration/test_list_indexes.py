@@ -18,11 +18,12 @@ import asyncpg
 import pytest
 
 from services.kit.identity import Principal, Scope
+from services.kit.db import _init_connection as init_connection
 from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.sql import Keyset
 
 ROOT = Path(__file__).resolve().parents[2] / "services"
-N = 40_000  # rows of each big table
+N = 30_000  # rows of each big table
 
 STREET, COMMUNITY, GRID = "110105001", "110105001002", "110105001002003"
 # ids: street 1101050SS, community <street>CCC, grid <community>GGG (20 streets, 5 communities each, 8 grids each)
@@ -56,16 +57,19 @@ class Planner:
         return None
 
 
-def _nodes(plan: dict[str, Any]):
-    yield plan
+def _scans(plan: dict[str, Any], limited: bool = False):
+    """(node, whether a Limit above it bounds it) for each node of ``plan``."""
+    yield plan, limited
     for child in plan.get("Plans", ()):
-        yield from _nodes(child)
+        yield from _scans(child, limited or plan["Node Type"] == "Limit")
 
 
 def seq_scans(planner: Planner, big: set[str]) -> list[str]:
-    """The sequential scans of a big table in the plans, with their query."""
-    return [f"Seq Scan on {n['Relation Name']}: {sql}" for sql, plan in planner.plans for n in _nodes(plan)
-            if n["Node Type"] == "Seq Scan" and n.get("Relation Name") in big]
+    """The sequential scans of a big table in the plans, with their query. A scan without a
+    filter under a Limit reads no more rows than the limit (the bounded count of an unfiltered
+    list): it is allowed."""
+    return [f"Seq Scan on {n['Relation Name']}: {sql}" for sql, plan in planner.plans for n, limited in _scans(plan)
+            if n["Node Type"] == "Seq Scan" and n.get("Relation Name") in big and not (limited and "Filter" not in n)]
 
 
 async def check(conn: asyncpg.Connection, big: set[str], *queries) -> None:
@@ -82,6 +86,7 @@ async def migrated(database_url: str, schema: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
     await migrate(conn, schema, [("kit", KIT_MIGRATIONS), (schema, ROOT / schema / "migrations")])
     await conn.execute(f"SET search_path TO {schema}")
+    await init_connection(conn)  # jsonb parameters as the services pass them
     return conn
 
 
@@ -234,9 +239,9 @@ async def test_points_and_assessment_queries_use_their_indexes(database_url):
             SELECT 'x-' || i, 'resident:r-' || (i % 2000 + 1), 'merchant:m-' || (i % 20 + 1), 1, 'redemption', at, '{{}}'
             FROM (SELECT i, {_IDS} FROM generate_series(1, {N} / 4) i) s;
             INSERT INTO earnings (transfer_id, account_id, amount, community_id, earned_at, month, year)
-            SELECT transfer_id, credit_account, amount, a.community_id, posted_at, to_char(posted_at, 'YYYY-MM'),
-                   to_char(posted_at, 'YYYY')
-            FROM postings JOIN accounts a ON a.account_id = credit_account WHERE kind = 'award';""", "accounts", "postings", "earnings")
+            SELECT p.transfer_id, p.credit_account, p.amount, a.community_id, p.posted_at, to_char(p.posted_at, 'YYYY-MM'),
+                   to_char(p.posted_at, 'YYYY')
+            FROM postings p JOIN accounts a ON a.account_id = p.credit_account WHERE p.kind = 'award';""", "accounts", "postings", "earnings")
         seq = await conn.fetchval("SELECT max(seq) / 2 FROM postings")
         after = cursor(points.POSTING_ORDER, seq=seq)
         await check(conn, {"postings", "earnings"},

@@ -32,3 +32,4 @@ DROP INDEX whistles_street;
 DROP INDEX whistles_blown_at;
 CREATE INDEX whistles_keyset ON whistles (blown_at, whistle_id);
 CREATE INDEX whistles_street_keyset ON whistles (street_id, blown_at, whistle_id);
+CREATE INDEX cases_overdue_keyset ON cases (reported_at, case_id) WHERE overdue;
