@@ -72,7 +72,7 @@ class Keyset:
     @property
     def tag(self) -> str:
         """Tells the cursors of this sort key from those of another list."""
-        return hashlib.sha1(self.order.encode()).hexdigest()[:6]
+        return hashlib.blake2s(self.order.encode(), digest_size=3).hexdigest()
 
     def encode(self, row: dict[str, Any]) -> str:
         """The cursor that pages on after ``row``."""

@@ -30,7 +30,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def weight(key: str) -> int:
     """A 60-bit weight of ``key``: the first 15 hex digits of its MD5 (``ledger_weight`` in SQL)."""
-    return int(hashlib.md5(key.encode()).hexdigest()[:15], 16)
+    return int(hashlib.md5(key.encode()).hexdigest(), 16) >> (128 - 60)
 
 
 def digest(transfer_id: str, debit: str, credit: str, amount: int, kind: str, posted_at: datetime) -> int:
