@@ -73,16 +73,15 @@ async def statement(conn: asyncpg.Connection, account_id: str, limit: int, offse
     """Postings of an account, newest first, after ``cursor``, with the signed change for the
     account. The debit side and the credit side are each read down their own index and merged,
     so a page costs the same for an account with millions of postings (the issuer's)."""
-    before = POSTING_ORDER.decode_or_422(cursor)[0] if cursor is not None else None
-    take = limit + offset + 1
+    args: list[Any] = [account_id, limit + offset + 1]
+    # the condition is left out rather than made optional: a generic plan keeps it an index bound
+    after = f"AND {POSTING_ORDER.after(POSTING_ORDER.decode_or_422(cursor), args)}" if cursor is not None else ""
     rows = await conn.fetch(
-        """SELECT * FROM (
-             (SELECT * FROM postings WHERE debit_account = $1 AND ($2::bigint IS NULL OR seq < $2)
-               ORDER BY seq DESC LIMIT $3)
-             UNION ALL
-             (SELECT * FROM postings WHERE credit_account = $1 AND ($2::bigint IS NULL OR seq < $2)
-               ORDER BY seq DESC LIMIT $3)) p
-           ORDER BY seq DESC LIMIT $3""", account_id, before, take)
+        f"""SELECT * FROM (
+              (SELECT * FROM postings WHERE debit_account = $1 {after} ORDER BY seq DESC LIMIT $2)
+              UNION ALL
+              (SELECT * FROM postings WHERE credit_account = $1 {after} ORDER BY seq DESC LIMIT $2)) p
+            ORDER BY seq DESC LIMIT $2""", *args)
     rows = rows[offset:]
     n = await conn.fetchval(
         f"""SELECT (SELECT count(*) FROM (SELECT 1 FROM postings WHERE debit_account = $1 LIMIT {COUNT_CAP + 1}) d)
