@@ -126,7 +126,7 @@ class Page(BaseModel):
     (:data:`~services.kit.sql.MAX_OFFSET`): a deep page is read with the cursor."""
 
     limit: int = Field(50, ge=1, le=500, description="items per page")
-    cursor: str | None = Field(None, max_length=MAX_CURSOR_CHARS,
+    cursor: str | None = Field(None, max_length=MAX_CURSOR_CHARS, pattern=r"^[A-Za-z0-9_-]+$",
                                description="the `next_cursor` of the previous page: the page after it")
     offset: int = Field(0, ge=0, description=f"items to skip (at most {MAX_OFFSET}; page further with `cursor`)",
                         json_schema_extra={"maximum": MAX_OFFSET})

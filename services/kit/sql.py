@@ -25,7 +25,7 @@ MAX_OFFSET = 1000
 COUNT_CAP = 10_000
 """``total`` counts the matching rows up to this many (``total_exact`` false beyond)."""
 
-MAX_CURSOR_CHARS = 1000
+MAX_CURSOR_CHARS = 512
 
 
 class BadCursor(ValueError):
