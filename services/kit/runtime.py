@@ -531,16 +531,15 @@ class ServiceRuntime:
         rt = self
         methods = self._routes[template]
 
-        def reply(view: faust.web.View, status: int, body: Any):
-            headers = response_headers(status)
+        def reply(view: faust.web.View, status: int, body: Any, headers: dict[str, str] | None):
             if isinstance(body, (bytes, str)):
                 return view.bytes(body.encode() if isinstance(body, str) else body,
                                   content_type="text/plain; charset=utf-8", status=status, headers=headers)
             return view.bytes(dumps(body), content_type="application/json", status=status, headers=headers)
 
         async def _serve(view: faust.web.View, request, **params):
-            status, body = await rt.answer(methods[request.method.lower()], request, params)
-            return reply(view, status, body)
+            status, body, headers = await rt.answer(methods[request.method.lower()], request, params)
+            return reply(view, status, body, headers)
 
         class RouteView(faust.web.View):
             pass
@@ -555,7 +554,7 @@ class ServiceRuntime:
         RouteView.__name__ = "view_" + "".join(c if c.isalnum() else "_" for c in template)
         self.app.page(template, name=RouteView.__name__)(RouteView)
 
-    async def answer(self, route: Route, request, params: dict[str, str]) -> tuple[int, Any]:
+    async def answer(self, route: Route, request, params: dict[str, str]) -> tuple[int, Any, dict[str, str] | None]:
         """(status, body) of one request to a declared route: authenticated, permitted, validated,
         then the route's function. Never a 500 for what is not a bug: a worker that is starting
         (no database pool, migrations not applied yet) or whose database is away answers 503 (sent
@@ -579,14 +578,15 @@ class ServiceRuntime:
             except UNAVAILABLE_ERRORS as e:
                 raise HttpError(503, "unavailable", type(e).__name__) from None
             status, body = result if isinstance(result, tuple) else (200, result)
-            return status, body
+            return status, body, response_headers(status)
         except HttpError as e:
             status, body = route.errors(e) if route.errors else (e.status, e.body())
-            return status, body
+            # an error may say when to come back (e.g. the Retry-After of a rate-limited 429)
+            return status, body, {**(response_headers(status) or {}), **(getattr(e, "headers", None) or {})} or None
         except Exception as e:
             status = 500
             log.exception("HTTP %s %s failed", request.method, request.path)
-            return 500, {"error": "internal_error", "detail": type(e).__name__}
+            return 500, {"error": "internal_error", "detail": type(e).__name__}, None
         finally:
             m.HTTP_REQUESTS.labels(self.service, route.label, request.method, str(status)).inc()
             m.HTTP_DURATION.labels(self.service, route.label).observe(time.perf_counter() - started)

@@ -109,13 +109,13 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
         scheme_id, closed = await _scheme_of(conn, period, q.scheme_id)
         if not closed:
             raise HttpError(404, "not_published", f"{period} has not been closed yet", "period")
-        total, rows = await store.ranking(conn, period=period, scheme_id=scheme_id, entity_type=et,
-                                          parent_id=q.parent_id, limit=q.limit, offset=q.offset,
-                                          scope=access.list_scope(req.principal))
+        paged = await store.ranking(conn, period=period, scheme_id=scheme_id, entity_type=et,
+                                    parent_id=q.parent_id, limit=q.limit, offset=q.offset, cursor=q.cursor,
+                                    scope=access.list_scope(req.principal))
     return {"period": period, "scheme_id": scheme_id, "entity_type": et, "parent_id": q.parent_id,
-            **page(q, total, [{"rank": r["rank"], "rank_of": r["rank_of"], "entity_id": r["entity_id"],
+            **page(q, paged, [{"rank": r["rank"], "rank_of": r["rank_of"], "entity_id": r["entity_id"],
                                "parent_id": r["parent_id"], "score": r["score"], "grade": r["grade"],
-                               "scorecard_id": r["scorecard_id"]} for r in rows])}
+                               "scorecard_id": r["scorecard_id"]} for r in paged.items])}
 
 
 @rt.get("/v1/alerts", query=api.AlertQuery, roles=access.LIST_READERS, responses={200: api.AlertPage})
@@ -123,10 +123,11 @@ async def get_alerts(req: Request[None, api.AlertQuery, None]):
     """Standing alerts (约谈 warnings) of each period's latest close (an officer: of their scope)."""
     q = req.query
     async with rt.connection() as conn:
-        total, rows = await store.alerts(conn, period=q.period and str(Period.parse(q.period)),
-                                         entity_type=q.entity_type and q.entity_type.value, indicator=q.indicator,
-                                         limit=q.limit, offset=q.offset, scope=access.list_scope(req.principal))
-    return page(q, total, [{**r["alert"], "raised_at": r["raised_at"].isoformat()} for r in rows])
+        paged = await store.alerts(conn, period=q.period and str(Period.parse(q.period)),
+                                   entity_type=q.entity_type and q.entity_type.value, indicator=q.indicator,
+                                   limit=q.limit, offset=q.offset, cursor=q.cursor,
+                                   scope=access.list_scope(req.principal))
+    return page(q, paged, [{**r["alert"], "raised_at": r["raised_at"].isoformat()} for r in paged.items])
 
 
 @rt.get("/v1/schemes/current", query=api.SchemeQuery, roles=access.CARD_READERS, responses={200: api.SchemeOut})

@@ -14,6 +14,7 @@ from schemas.assessment import AlertRaised, ScorecardPublished
 from services.assessment.domain import Scheme
 from services.assessment.domain.history import StoredEvent, log_data, stored_event
 from services.kit.identity import Scope
+from services.kit.sql import Keyset, Paged, Where
 
 # -- event log ------------------------------------------------------------------------------
 
@@ -182,27 +183,33 @@ def in_scope(scope: Scope | None, args: list[Any], t: str = "") -> str:
             f" OR left({area}, 9) = ANY(${s}::text[])))")
 
 
+RANKING_ORDER = Keyset(("parent_key", "rank_key", "entity_id"), (str, int, str),
+                       exprs=("coalesce(parent_id, '')", "coalesce(rank, 2147483647)", "entity_id"))
+"""A ranking by parent (none first), rank (unranked last), entity id: the index ``scorecards_ranking_keyset``."""
+
+ALERT_ORDER = Keyset(("period", "entity_type", "entity_id", "indicator", "alert_id"), (str, str, str, str, str),
+                     exprs=("a.period", "a.entity_type", "a.entity_id", "a.indicator", "a.alert_id"))
+
+
 async def ranking(conn: asyncpg.Connection, *, period: str, scheme_id: str, entity_type: str,
-                  parent_id: str | None, limit: int, offset: int,
-                  scope: Scope | None = None) -> tuple[int, list[asyncpg.Record]]:
-    """One page of a ranking; only entities in ``scope`` (None: all), their ranks unchanged."""
-    where = "period = $1 AND scheme_id = $2 AND entity_type = $3"
-    args: list[Any] = [period, scheme_id, entity_type]
-    if parent_id is not None:
-        where += " AND parent_id = $4"
-        args.append(parent_id)
+                  parent_id: str | None, limit: int, offset: int, cursor: str | None = None,
+                  scope: Scope | None = None) -> Paged:
+    """One page of a ranking after ``cursor``; only entities in ``scope`` (None: all), their
+    ranks unchanged."""
+    where = Where()
+    where.equal(period=period, scheme_id=scheme_id, entity_type=entity_type)
+    where.add("coalesce(parent_id, '') = $?", parent_id)
     if scope is not None:
-        where += " AND " + in_scope(scope, args)
-    total = await conn.fetchval(f"SELECT count(*) FROM scorecards WHERE {where}", *args)
-    rows = await conn.fetch(
-        f"SELECT entity_id, parent_id, score, rank, grade, card->'rank_of' AS rank_of, scorecard_id FROM scorecards "
-        f"WHERE {where} ORDER BY parent_id NULLS LAST, rank NULLS LAST, entity_id "
-        f"LIMIT {int(limit)} OFFSET {int(offset)}", *args)
-    return total, rows
+        where.add(in_scope(scope, where.args))
+    return await where.counted_page(
+        conn, "scorecards",
+        "SELECT entity_id, parent_id, score, rank, grade, card->'rank_of' AS rank_of, scorecard_id, "
+        "coalesce(parent_id, '') AS parent_key, coalesce(rank, 2147483647) AS rank_key FROM scorecards",
+        RANKING_ORDER, limit, offset, cursor)
 
 
 async def alerts(conn: asyncpg.Connection, *, period: str | None, entity_type: str | None, indicator: str | None,
-                 limit: int, offset: int, scope: Scope | None = None) -> tuple[int, list[asyncpg.Record]]:
+                 limit: int, offset: int, cursor: str | None = None, scope: Scope | None = None) -> Paged:
     """Standing alerts, filtered; by default only those of each period's latest close; only those
     of entities in ``scope`` (None: all; where an entity lies is its scorecard's business)."""
     conds: list[str] = []
@@ -216,12 +223,11 @@ async def alerts(conn: asyncpg.Connection, *, period: str | None, entity_type: s
                      f"{in_scope(scope, args, 's')})")
     conds.append("""a.scheme_id = (SELECT c.scheme_id FROM period_closes c WHERE c.period = a.period
                                    ORDER BY c.closed_at DESC, c.scheme_id LIMIT 1)""")
-    where = " AND ".join(conds)
-    total = await conn.fetchval(f"SELECT count(*) FROM alerts a WHERE {where}", *args)
-    rows = await conn.fetch(
-        f"SELECT a.alert, a.raised_at FROM alerts a WHERE {where} "
-        f"ORDER BY a.period, a.entity_type, a.entity_id, a.indicator LIMIT {int(limit)} OFFSET {int(offset)}", *args)
-    return total, rows
+    where = Where()
+    where.conditions, where.args = conds, args
+    return await where.counted_page(
+        conn, "alerts a", "SELECT a.alert, a.raised_at, a.period, a.entity_type, a.entity_id, a.indicator, a.alert_id "
+        "FROM alerts a", ALERT_ORDER, limit, offset, cursor)
 
 
 async def get_mark(conn: asyncpg.Connection, name: str) -> datetime | None:

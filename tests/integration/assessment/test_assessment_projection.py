@@ -112,16 +112,16 @@ async def test_an_alert_that_no_longer_holds_is_withdrawn_from_the_view(pool):
     handler = AssessmentHandler(default_scheme())
     await close(pool, handler)
     async with pool.acquire() as conn:
-        total, _ = await store.alerts(conn, period=PERIOD, entity_type="grid", indicator="satisfaction_rate",
-                                      limit=10, offset=0)
+        total = (await store.alerts(conn, period=PERIOD, entity_type="grid", indicator="satisfaction_rate",
+                                    limit=10, offset=0)).total
     assert total == 1  # grid B: 0 satisfied of 1
     more = [CaseFeedback(case_id=f"X{i}", satisfaction="satisfied", grid_id="110105001002004", occurred_at=t(28))
             for i in range(9)]
     await record(pool, [StoredEvent("/services/grid", f"fb-{i}", "t", f, t(28)) for i, f in enumerate(more)])
     await close(pool, handler, now=NOW + timedelta(hours=1))
     async with pool.acquire() as conn:
-        total, _ = await store.alerts(conn, period=PERIOD, entity_type="grid", indicator="satisfaction_rate",
-                                      limit=10, offset=0)
+        total = (await store.alerts(conn, period=PERIOD, entity_type="grid", indicator="satisfaction_rate",
+                                    limit=10, offset=0)).total
     assert total == 0  # 9 of 10 satisfied: 0.9 ≥ 0.8
 
 
