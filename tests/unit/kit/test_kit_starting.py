@@ -39,8 +39,9 @@ def a_route(rt: ServiceRuntime, calls: list, *, db: bool = True) -> Route:
 
 async def test_a_route_before_the_pool_exists_is_503_not_500(rt):
     calls: list = []
-    status, body = await rt.answer(a_route(rt, calls), Raw(), {})
+    status, body, headers = await rt.answer(a_route(rt, calls), Raw(), {})
     assert status == 503 and body["error"] == "unavailable" and "starting" in body["detail"]
+    assert headers == {"Retry-After": "2"}
     assert calls == []  # the function never ran
 
 
@@ -48,12 +49,12 @@ async def test_a_route_while_migrations_run_is_503_though_the_pool_exists(rt):
     rt.pool = Pool()  # connected, migrations or start-up hooks not done yet
     assert (await rt.answer(a_route(rt, []), Raw(), {}))[0] == 503
     rt.serving = True
-    assert await rt.answer(a_route(rt, []), Raw(), {}) == (200, {"ok": True})
+    assert await rt.answer(a_route(rt, []), Raw(), {}) == (200, {"ok": True}, None)
 
 
 async def test_a_route_declared_without_the_database_reaches_its_function_and_a_missing_pool_inside_is_503(rt):
     calls: list = []
-    status, body = await rt.answer(a_route(rt, calls, db=False), Raw(), {})
+    status, body, _ = await rt.answer(a_route(rt, calls, db=False), Raw(), {})
     assert len(calls) == 1 and status == 503 and body["error"] == "unavailable"
 
 
