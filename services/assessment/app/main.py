@@ -1,12 +1,12 @@
 """The assessment worker: ``python -m services.assessment.app worker``.
 
-Consumes grid, orders, points and party events (into the event log) and its own intake (reviews,
+Consumes grid, orders, points and party events (into the event log and its counters) and its own intake (reviews,
 scheme changes, period closes; also ``POST /v1/commands``); a timer closes periods when they
 end. Queries (bearer token):
 
 - ``GET /v1/scorecards/{entity_type}/{entity_id}?period=&scheme_id=`` — the published
   scorecard with each indicator's numerator, denominator, value, points, pillar and weight;
-  before the period is closed, a provisional one computed from the log (``status``);
+  before the period is closed, a provisional one computed from the period's counters (``status``);
 - ``GET /v1/rankings?entity_type=&period=&parent_id=&scheme_id=&limit=&offset=`` — ranks
   within the parent from the published scorecards of the period's latest close;
 - ``GET /v1/alerts?period=&entity_type=&indicator=&limit=&offset=`` — standing alerts;
@@ -33,6 +33,7 @@ from services.kit.uow import UnitOfWork
 
 from . import access, api
 from . import metrics as m
+from .event_log import fold_unfolded
 from .handler import AssessmentHandler
 from .settings import AssessmentSettings
 
@@ -51,6 +52,13 @@ rt.retain("event_log", "recorded_at", settings.fact_retention_days)
 async def _lag_from_log() -> None:
     async with rt.pool.acquire() as conn:
         m.applied(await store.newest_event_time(conn))
+
+
+@rt.on_startup
+async def _fold_the_rest_of_the_log() -> None:
+    """Fold the log rows not folded yet: those recorded before the counters were kept, or all
+    of them after the counters were emptied to be rebuilt (see migration 003)."""
+    await fold_unfolded(rt.pool)
 
 
 if settings.close_timer:
