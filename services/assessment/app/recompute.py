@@ -33,7 +33,6 @@ import sys
 import uuid
 from typing import Sequence
 
-import asyncpg
 import orjson
 
 from schemas.assessment import ChangeScheme, ClosePeriod
@@ -48,6 +47,7 @@ from services.assessment.domain.scheme import DEFAULT_SCHEME_PATH
 from services.assessment.domain.scorecards import NAMESPACE
 from services.assessment.projection import store
 from services.kit import kafkasec
+from services.kit.db import create_pool
 from services.kit.kafkasec import KafkaSecurity
 from services.kit.outbox import producer_for
 
@@ -56,13 +56,13 @@ from .scoring import period_inputs
 
 async def read_period(database_url: str, period: str) -> tuple[FactTable, MemoryLookup, list[Scheme]]:
     """(the period's counters, the refs scoring it reads, the schemes introduced by commands)."""
-    conn = await asyncpg.connect(database_url, server_settings={"search_path": "assessment"})
+    pool = await create_pool(database_url, "assessment", service="assessment-recompute", max_size=1)
     try:
-        async with conn.transaction(readonly=True, isolation="repeatable_read"):
+        async with pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
             table, lookup = await period_inputs(conn, period)
             return table, lookup, await store.load_schemes(conn)
     finally:
-        await conn.close()
+        await pool.close()
 
 
 def recompute(table: FactTable, lookup: MemoryLookup, period: str, new: Scheme, current: Scheme, *,
