@@ -97,13 +97,13 @@ async def fill(pool, years: int, grids: int, members: int, cases_per_year: int) 
     rng = random.Random(years)
     ents = entities(grids, members)
     async with pool.acquire() as conn:
-        await conn.execute("TRUNCATE facts, refs, scorecards, alerts, period_closes")
+        await conn.execute("TRUNCATE facts, refs, scorecards, alerts, period_closes", timeout=600)
         started = time.perf_counter()
         await conn.copy_records_to_table("facts", records=list(fact_rows(years, ents, rng)),
-                                         columns=["period", "entity_type", "entity_id", "fact", "value", "n"], timeout=None)
+                                         columns=["period", "entity_type", "entity_id", "fact", "value", "n"], timeout=3600)
         await conn.copy_records_to_table("refs", records=list(ref_rows(years, ents, cases_per_year, rng)),
-                                         columns=["kind", "ref_id", "data"], timeout=None)
-        await conn.execute("ANALYZE facts; ANALYZE refs")
+                                         columns=["kind", "ref_id", "data"], timeout=3600)
+        await conn.execute("ANALYZE facts; ANALYZE refs", timeout=600)
         return {"fact_rows": await conn.fetchval("SELECT count(*) FROM facts"),
                 "ref_rows": await conn.fetchval("SELECT count(*) FROM refs"),
                 "fill_seconds": round(time.perf_counter() - started, 1)}
@@ -134,12 +134,16 @@ async def measure(pool, month: str) -> dict:
             finally:
                 await tr.rollback()
 
-    async def provisional():
-        async with pool.acquire() as conn:
-            pub = await compute_period(conn, month, scheme)
-            assert pub.scorecards
+    def provisional(entity: tuple[str, str]):
+        async def run():
+            async with pool.acquire() as conn:
+                pub = await compute_period(conn, month, scheme, of=entity)
+                assert any((c.entity_type.value, c.entity_id) == entity for c in pub.scorecards)
+        return run
 
-    return {"month_close_ms": await timed(close), "provisional_scorecard_ms": await timed(provisional),
+    return {"month_close_ms": await timed(close),
+            "provisional_member_ms": await timed(provisional(("member", "m-000000"))),
+            "provisional_grid_ms": await timed(provisional(("grid", entities(1, 1)["grid"][0]))),
             "scorecards_in_month": cards}
 
 

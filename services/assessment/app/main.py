@@ -35,6 +35,7 @@ from . import access, api
 from . import metrics as m
 from .event_log import fold_unfolded
 from .handler import AssessmentHandler
+from .scoring import compute_period
 from .settings import AssessmentSettings
 
 settings = AssessmentSettings()
@@ -98,7 +99,7 @@ async def get_scorecard(req: Request[api.ScorecardRef, api.ScorecardQuery, None]
             return {**row["card"], "status": "published", "published_at": row["published_at"].isoformat(),
                     "revision": row["revision"]}
         scheme = await handler.current_scheme(conn, Period.parse(period).end)
-        pub = await handler.compute(conn, period, scheme)
+        pub = await compute_period(conn, period, scheme, of=(et, entity_id))  # the entity's rank group only
     card = next((c for c in pub.scorecards if c.entity_type.value == et and c.entity_id == entity_id), None)
     if card is None or not access.may_read(req.principal, et, entity_id, card.parent_id):
         raise HttpError(404, "not_found", f"no facts for {et} {entity_id} in {period}")

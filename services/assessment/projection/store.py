@@ -128,9 +128,10 @@ async def save_fold(conn: asyncpg.Connection, deltas: Deltas, put: Sequence[Ref]
             [orjson.dumps(_undo_json(u)).decode() for _, u in applied])
 
 
-async def period_facts(conn: asyncpg.Connection, period: str) -> FactTable:
-    """The counters of one period (what a close and a provisional scorecard score)."""
-    rows = await conn.fetch("SELECT entity_type, entity_id, fact, value FROM facts WHERE period = $1 AND n > 0", period)
+async def period_facts(conn: asyncpg.Connection, period: str, entity_type: str | None = None) -> FactTable:
+    """The counters of one period (what a close scores), or of one entity type in it (a provisional scorecard)."""
+    rows = await conn.fetch("SELECT entity_type, entity_id, fact, value FROM facts WHERE period = $1 AND n > 0 "
+                            "AND ($2::text IS NULL OR entity_type = $2)", period, entity_type)
     return {(r["entity_type"], r["entity_id"], period, r["fact"]): float(r["value"]) for r in rows}
 
 

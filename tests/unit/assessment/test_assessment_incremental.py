@@ -148,3 +148,12 @@ def test_advance_with_nothing_new_does_nothing():
     assert step.new == [e]
     again = advance(lookup, step.applied, [e])
     assert again.applied == [] and again.deltas == {}
+
+
+def test_the_scorecards_of_one_rank_group_are_those_of_the_whole_period():
+    table, lookup = replayed(HISTORY)
+    whole = publication_for("2026-10", table, lookup, default_scheme())
+    for c in whole.scorecards:
+        group = publication_for("2026-10", table, lookup, default_scheme(), of=(c.entity_type.value, c.entity_id))
+        assert c in group.scorecards
+        assert all((g.entity_type, g.parent_id) == (c.entity_type, c.parent_id) for g in group.scorecards)
