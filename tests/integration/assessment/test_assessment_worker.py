@@ -239,7 +239,7 @@ async def test_queries_answer_scorecards_rankings_alerts_and_the_scheme(worker):
     assert (d["numerator"], d["denominator"], d["value"], d["pillar"]) == (1.0, 3.0, 0.3333, "organisation")
     assert (await get(worker, f"/v1/scorecards/grid/110105001002999?period={PERIOD}"))[0] == 404
 
-    # the quarter is not closed: a provisional scorecard, computed from the log
+    # the quarter is not closed: a provisional scorecard, computed from its counters
     status, q = await get(worker, f"/v1/scorecards/grid/{GRID_A}?period=2026-Q4")
     assert status == 200 and q["status"] == "provisional" and q["period"] == "2026-Q4"
     assert q["indicators"]["registration_rate"] == 0.75
