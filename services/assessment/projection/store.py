@@ -138,9 +138,11 @@ async def period_facts(conn: asyncpg.Connection, period: str, entity_type: str |
 async def scoring_refs(conn: asyncpg.Connection, workers: Sequence[str], members: Sequence[str]) -> list[Ref]:
     """The refs scoring a period reads: every grid and unit (standing counts, units' parents) and
     the scored workers (patrol coverage, parent) and members (parent)."""
+    # one index range per kind (an OR over kinds would scan every ref, cases included: the history)
     rows = await conn.fetch(
-        "SELECT kind, data FROM refs WHERE kind = 'grid' OR kind = 'unit' "
-        "OR (kind = 'worker' AND ref_id = ANY($1::text[])) OR (kind = 'member' AND ref_id = ANY($2::text[]))",
+        "SELECT kind, data FROM refs WHERE kind = 'grid' UNION ALL SELECT kind, data FROM refs WHERE kind = 'unit' "
+        "UNION ALL SELECT kind, data FROM refs WHERE kind = 'worker' AND ref_id = ANY($1::text[]) "
+        "UNION ALL SELECT kind, data FROM refs WHERE kind = 'member' AND ref_id = ANY($2::text[])",
         list(workers), list(members))
     return [ref_from_json(r["kind"], r["data"]) for r in rows]
 
