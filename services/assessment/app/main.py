@@ -1,12 +1,12 @@
 """The assessment worker: ``python -m services.assessment.app worker``.
 
-Consumes grid, orders, points and party events (into the event log) and its own intake (reviews,
+Consumes grid, orders, points and party events (into the event log and its counters) and its own intake (reviews,
 scheme changes, period closes; also ``POST /v1/commands``); a timer closes periods when they
 end. Queries (bearer token):
 
 - ``GET /v1/scorecards/{entity_type}/{entity_id}?period=&scheme_id=`` — the published
   scorecard with each indicator's numerator, denominator, value, points, pillar and weight;
-  before the period is closed, a provisional one computed from the log (``status``);
+  before the period is closed, a provisional one computed from the period's counters (``status``);
 - ``GET /v1/rankings?entity_type=&period=&parent_id=&scheme_id=&limit=&offset=`` — ranks
   within the parent from the published scorecards of the period's latest close;
 - ``GET /v1/alerts?period=&entity_type=&indicator=&limit=&offset=`` — standing alerts;
@@ -33,7 +33,9 @@ from services.kit.uow import UnitOfWork
 
 from . import access, api
 from . import metrics as m
+from .event_log import fold_unfolded
 from .handler import AssessmentHandler
+from .scoring import compute_period
 from .settings import AssessmentSettings
 
 settings = AssessmentSettings()
@@ -51,6 +53,13 @@ rt.retain("event_log", "recorded_at", settings.fact_retention_days)
 async def _lag_from_log() -> None:
     async with rt.pool.acquire() as conn:
         m.applied(await store.newest_event_time(conn))
+
+
+@rt.on_startup
+async def _fold_the_rest_of_the_log() -> None:
+    """Fold the log rows not folded yet: those recorded before the counters were kept, or all
+    of them after the counters were emptied to be rebuilt (see migration 003)."""
+    await fold_unfolded(rt.pool)
 
 
 if settings.close_timer:
@@ -90,7 +99,7 @@ async def get_scorecard(req: Request[api.ScorecardRef, api.ScorecardQuery, None]
             return {**row["card"], "status": "published", "published_at": row["published_at"].isoformat(),
                     "revision": row["revision"]}
         scheme = await handler.current_scheme(conn, Period.parse(period).end)
-        pub = await handler.compute(conn, period, scheme)
+        pub = await compute_period(conn, period, scheme, of=(et, entity_id))  # the entity's rank group only
     card = next((c for c in pub.scorecards if c.entity_type.value == et and c.entity_id == entity_id), None)
     if card is None or not access.may_read(req.principal, et, entity_id, card.parent_id):
         raise HttpError(404, "not_found", f"no facts for {et} {entity_id} in {period}")
