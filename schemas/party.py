@@ -606,6 +606,9 @@ class OrgLifeHeld(Event):
     area_id: AreaId | None = None
     topic: Annotated[Text, pii("free_text")] = ""
     occurred_at: Timestamp | None = None
+    period: Period | None = Field(
+        None, description="the required period the meeting fulfils: its month, or its quarter for the kinds the "
+        "party service's organisational-life policy requires each quarter (absent on events recorded before the field)")
 
 
 class OrgLifeOverdue(Event):

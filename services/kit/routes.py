@@ -36,7 +36,8 @@ or 404" route whole.
 The function returns a body (JSON-serialisable; ``str``/``bytes`` are sent as text) or
 ``(status, body)``; it raises :class:`~services.kit.http.HttpError` for an error answer.
 :func:`found` is fetch-or-404; :class:`Page` / :class:`PageOut` / :func:`page` are the
-``limit``/``offset`` pagination every list uses.
+keyset pagination every list uses (``limit``, ``cursor``, a bounded ``offset``; the answer's
+``next_cursor``; :mod:`services.kit.sql`).
 """
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ from typing import Annotated, Any, Awaitable, Callable, Generic, Literal, Mappin
 
 import orjson
 from pydantic import (AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError,
-                      create_model)
+                      create_model, field_validator)
 from pydantic.fields import FieldInfo
 from pydantic.json_schema import SkipJsonSchema
 
@@ -56,6 +57,7 @@ from schemas.envelope import CloudEvent, nul_field
 
 from .http import HttpError, from_validation_error
 from .identity import ROLES, Principal
+from .sql import COUNT_CAP, MAX_CURSOR_CHARS, MAX_OFFSET, Paged
 
 P = TypeVar("P")
 Q = TypeVar("Q")
@@ -116,11 +118,33 @@ class ErrorOut(BaseModel):
 
 
 class Page(BaseModel):
-    """``limit``/``offset`` query parameters of a list. ``Page.sized(default, maximum)`` gives
-    the same with another default or upper bound of ``limit``."""
+    """``limit``/``cursor``/``offset`` query parameters of a list. ``Page.sized(default, maximum)``
+    gives the same with another default or upper bound of ``limit``.
+
+    A list pages by keyset: each answer's ``next_cursor`` is the ``cursor`` of the next page.
+    ``offset`` skips a few more rows (after the cursor, if any) and is bounded
+    (:data:`~services.kit.sql.MAX_OFFSET`): a deep page is read with the cursor."""
 
     limit: int = Field(50, ge=1, le=500, description="items per page")
-    offset: int = Field(0, ge=0, le=10_000_000, description="items to skip")
+    cursor: str | None = Field(None, max_length=MAX_CURSOR_CHARS, pattern=r"^[A-Za-z0-9_-]+$",
+                               description="the `next_cursor` of the previous page: the page after it")
+    offset: int = Field(0, ge=0, description=f"items to skip (at most {MAX_OFFSET}; page further with `cursor`)",
+                        json_schema_extra={"maximum": MAX_OFFSET})
+
+    @field_validator("offset")
+    @classmethod
+    def _small_offset(cls, v: int) -> int:
+        if v > MAX_OFFSET:
+            raise ValueError(f"offset is at most {MAX_OFFSET}: read further pages with cursor "
+                             "(the next_cursor of the page before)")
+        return v
+
+    @field_validator("cursor")
+    @classmethod
+    def _cursor(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[A-Za-z0-9_-]+", v):
+            raise ValueError("cursor is not a cursor a list gave out (base64url)")
+        return v
 
     @classmethod
     def sized(cls, default: int = 50, maximum: int = 500) -> type["Page"]:
@@ -134,11 +158,14 @@ def _sized_page(default: int, maximum: int) -> type[Page]:
 
 
 class PageOut(BaseModel, Generic[T]):
-    """One page of a list: the total matching, the page asked for, its items."""
+    """One page of a list: the count matching (bounded), the page asked for, its items and the
+    cursor of the next page."""
 
-    total: int = Field(ge=0, description="items matching, on every page")
+    total: int = Field(ge=0, description=f"items matching, on every page, counted up to {COUNT_CAP}")
+    total_exact: bool = Field(description=f"false when more than {COUNT_CAP} match (`total` is then {COUNT_CAP})")
     limit: int
     offset: int
+    next_cursor: str | None = Field(description="the `cursor` of the next page; null on the last page")
     items: list[T]
 
 
@@ -152,9 +179,13 @@ class Readiness(BaseModel):
     checks: dict[str, str] = Field(description="worker, database, migrations, broker (and relay): ok or what is wrong")
 
 
-def page(q: Page, total: int, items: list) -> dict[str, Any]:
-    """The ``{"total", "limit", "offset", "items"}`` answer of a list."""
-    return {"total": total, "limit": q.limit, "offset": q.offset, "items": items}
+def page(q: Page, result: Paged, items: list | None = None, **extra: Any) -> dict[str, Any]:
+    """The ``{"total", "total_exact", "limit", "offset", "next_cursor", "items"}`` answer of a
+    list (``items``: the page's rows as answered, when not ``result.items`` themselves)."""
+    out = result.answer(q.limit, q.offset, **extra)
+    if items is not None:
+        out["items"] = items
+    return out
 
 
 def found(value: T | None, what: str, id: str, field: str | None = None) -> T:

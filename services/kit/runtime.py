@@ -473,11 +473,11 @@ class ServiceRuntime:
         rt = self
         methods = self._routes[template]
 
-        def reply(view: faust.web.View, status: int, body: Any):
+        def reply(view: faust.web.View, status: int, body: Any, headers: dict | None = None):
             if isinstance(body, (bytes, str)):
                 return view.bytes(body.encode() if isinstance(body, str) else body,
-                                  content_type="text/plain; charset=utf-8", status=status)
-            return view.bytes(dumps(body), content_type="application/json", status=status)
+                                  content_type="text/plain; charset=utf-8", status=status, headers=headers)
+            return view.bytes(dumps(body), content_type="application/json", status=status, headers=headers)
 
         async def _serve(view: faust.web.View, request, **params):
             route = methods[request.method.lower()]
@@ -497,7 +497,7 @@ class ServiceRuntime:
                 return reply(view, status, body)
             except HttpError as e:
                 status, body = route.errors(e) if route.errors else (e.status, e.body())
-                return reply(view, status, body)
+                return reply(view, status, body, getattr(e, "headers", None))  # e.g. Retry-After of a 429
             except Exception as e:
                 status = 500
                 log.exception("HTTP %s %s failed", request.method, request.path)

@@ -1,10 +1,144 @@
 """SQL for the projections' read queries: a WHERE clause built from optional filters, one page
-of its rows with the total count, and a row with its history."""
+of its rows by keyset (a cursor) with a bounded count, and a row with its history.
+
+Every list pages by its sort key (:class:`Keyset`): the sort key is unique (the id is the last
+column) and matches an index, so a page is one index range scan, however deep in the list it
+is. The answer's ``next_cursor`` (base64url of the last row's sort key) asks for the next page;
+``offset`` is kept for small jumps only (at most :data:`MAX_OFFSET`). The ``total`` is counted
+up to :data:`COUNT_CAP` rows, so a page read never counts all of history: past the cap the
+answer says ``total_exact: false``.
+"""
 from __future__ import annotations
 
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
+
+MAX_OFFSET = 1000
+"""The largest ``offset`` a list takes; further pages are read with the cursor."""
+
+COUNT_CAP = 10_000
+"""``total`` counts the matching rows up to this many (``total_exact`` false beyond)."""
+
+MAX_CURSOR_CHARS = 512
+
+
+class BadCursor(ValueError):
+    """A ``cursor`` that is not one this list gave out."""
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """The sort key of a list: ``columns`` (as the select returns them, never null) with their
+    Python ``types`` (``str``, ``int``, ``datetime``), all in one direction; the last is unique
+    (the id), so the key orders rows totally. ``exprs``: the SQL of each column when it is not
+    the plain name (``a.period``, ``coalesce(rank, 2147483647)``). An index on the same
+    columns (in the same or the opposite direction) serves it."""
+
+    columns: tuple[str, ...]
+    types: tuple[type, ...]
+    descending: bool = False
+    exprs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.columns) != len(self.types) or not self.columns:
+            raise TypeError("a keyset needs one type per column")
+        if self.exprs and len(self.exprs) != len(self.columns):
+            raise TypeError("a keyset needs one expression per column")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The SQL of the columns."""
+        return self.exprs or self.columns
+
+    @property
+    def order(self) -> str:
+        d = " DESC" if self.descending else ""
+        return ", ".join(f"{c}{d}" for c in self.keys)
+
+    def after(self, key: list[Any], args: list[Any]) -> str:
+        """The condition "after ``key``" (appending its parameters to ``args``)."""
+        marks = []
+        for v in key:
+            args.append(v)
+            marks.append(f"${len(args)}")
+        return f"({', '.join(self.keys)}) {'<' if self.descending else '>'} ({', '.join(marks)})"
+
+    @property
+    def tag(self) -> str:
+        """Tells the cursors of this sort key from those of another list."""
+        return hashlib.blake2s(self.order.encode(), digest_size=3).hexdigest()
+
+    def encode(self, row: dict[str, Any]) -> str:
+        """The cursor that pages on after ``row``."""
+        key = [row[c].isoformat() if isinstance(row[c], datetime) else row[c] for c in self.columns]
+        return base64.urlsafe_b64encode(orjson.dumps([self.tag, *key])).decode().rstrip("=")
+
+    def decode_or_422(self, cursor: str) -> list[Any]:
+        """:meth:`decode`, a bad cursor answered 422 naming ``cursor``."""
+        try:
+            return self.decode(cursor)
+        except BadCursor as e:
+            raise bad_cursor(e) from None
+
+    def decode(self, cursor: str) -> list[Any]:
+        """The sort key in ``cursor``; :class:`BadCursor` when it is not a cursor of this list."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            value = orjson.loads(raw)
+        except (ValueError, orjson.JSONDecodeError):
+            raise BadCursor("cursor is not a cursor this list gave out (not base64url JSON)") from None
+        if not isinstance(value, list) or len(value) != len(self.columns) + 1 or value[0] != self.tag:
+            raise BadCursor("cursor is not a cursor of this list")
+        key = []
+        for v, t, c in zip(value[1:], self.types, self.columns):
+            try:
+                if t is datetime:
+                    if not isinstance(v, str):
+                        raise ValueError
+                    v = datetime.fromisoformat(v)
+                    if v.tzinfo is None:
+                        raise ValueError
+                elif t is int:
+                    if not isinstance(v, int) or isinstance(v, bool):
+                        raise ValueError
+                elif t is str:
+                    if not isinstance(v, str) or "\x00" in v:
+                        raise ValueError
+                elif not isinstance(v, t):
+                    raise ValueError
+            except ValueError:
+                raise BadCursor(f"cursor holds a bad {c}") from None
+            key.append(v)
+        return key
+
+
+def bad_cursor(e: BadCursor) -> Exception:
+    """The 422 answer naming ``cursor``."""
+    from .http import HttpError
+
+    return HttpError(422, "invalid_query", str(e), "cursor")
+
+
+@dataclass
+class Paged:
+    """One page of a list: its rows, the matching count (exact up to :data:`COUNT_CAP`) and the
+    cursor of the next page (None on the last)."""
+
+    items: list[dict]
+    total: int
+    total_exact: bool
+    next_cursor: str | None
+
+    def answer(self, limit: int, offset: int, **extra: Any) -> dict[str, Any]:
+        """The list's JSON answer (``extra`` first: e.g. the account of a statement)."""
+        return {**extra, "total": self.total, "total_exact": self.total_exact, "limit": limit, "offset": offset,
+                "next_cursor": self.next_cursor, "items": self.items}
 
 
 class Where:
@@ -31,20 +165,39 @@ class Where:
     def __str__(self) -> str:
         return ("WHERE " + " AND ".join(self.conditions)) if self.conditions else ""
 
-    async def page(self, conn: asyncpg.Connection, select: str, order: str, limit: int, offset: int) -> list[dict]:
-        """The rows of ``select`` (``SELECT ... FROM table``) with this clause, in ``order``, one page of them."""
-        n = len(self.args)
-        rows = await conn.fetch(f"{select} {self} ORDER BY {order} LIMIT ${n + 1} OFFSET ${n + 2}",
-                                *self.args, limit, offset)
-        return [dict(r) for r in rows]
+    def after(self, keyset: Keyset, cursor: str | None) -> "Where":
+        """This clause with the rows after ``cursor`` in ``keyset`` order (a copy; 422 naming
+        ``cursor`` when it is not one of this list)."""
+        out = Where()
+        out.conditions, out.args = list(self.conditions), list(self.args)
+        if cursor is not None:
+            key = keyset.decode_or_422(cursor)
+            out.conditions.append(keyset.after(key, out.args))
+        return out
 
-    async def count(self, conn: asyncpg.Connection, table: str) -> int:
-        return await conn.fetchval(f"SELECT count(*) FROM {table} {self}", *self.args)
+    async def page(self, conn: asyncpg.Connection, select: str, keyset: Keyset, limit: int, offset: int = 0,
+                   cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """(one page of the rows of ``select`` (``SELECT ... FROM table``) with this clause in
+        ``keyset`` order, after ``cursor`` and ``offset`` more; the cursor of the next page)."""
+        where = self.after(keyset, cursor)
+        n = len(where.args)
+        rows = await conn.fetch(f"{select} {where} ORDER BY {keyset.order} LIMIT ${n + 1} OFFSET ${n + 2}",
+                                *where.args, limit + 1, offset)
+        items = [dict(r) for r in rows[:limit]]
+        return items, (keyset.encode(items[-1]) if len(rows) > limit else None)
 
-    async def counted_page(self, conn: asyncpg.Connection, table: str, select: str, order: str, limit: int,
-                           offset: int) -> tuple[int, list[dict]]:
-        """(total matching, one page of rows): :meth:`count` and :meth:`page` together."""
-        return await self.count(conn, table), await self.page(conn, select, order, limit, offset)
+    async def count(self, conn: asyncpg.Connection, table: str, cap: int = COUNT_CAP) -> tuple[int, bool]:
+        """(rows matching, counted up to ``cap``; whether that is all of them)."""
+        n = await conn.fetchval(f"SELECT count(*) FROM (SELECT 1 FROM {table} {self} LIMIT {int(cap) + 1}) AS m",
+                                *self.args)
+        return min(n, cap), n <= cap
+
+    async def counted_page(self, conn: asyncpg.Connection, table: str, select: str, keyset: Keyset, limit: int,
+                           offset: int = 0, cursor: str | None = None) -> Paged:
+        """One page with the (bounded) count of all matching rows: :meth:`count` and :meth:`page` together."""
+        items, next_cursor = await self.page(conn, select, keyset, limit, offset, cursor)
+        total, exact = await self.count(conn, table)
+        return Paged(items, total, exact, next_cursor)
 
 
 async def with_history(conn: asyncpg.Connection, row_sql: str, history_sql: str, id: str) -> dict[str, Any] | None:

@@ -2,14 +2,17 @@
 period closes from the intake (and ``POST /v1/commands``); the period-close timer. Who may send
 which command is the policy's (:mod:`services.assessment.app.policy`), checked by the kit first.
 
-Facts are never counted incrementally. Every consumed upstream event (the payload classes
-the fact builders register for, :data:`UPSTREAM`) is appended to ``event_log`` as received,
-less the personal fields no indicator reads (free text, places, media, names:
-:func:`schemas.pii.minimised`; ids, times and outcomes stay) (keyed by CloudEvents source and id, so a duplicate is stored once; one insert per batch);
-closing a period replays the whole log in event-time order, each row decoded into its
-payload class, through the pure domain — the very code path of the recompute CLI — and
-scores the period. Indicator values therefore depend on the event history alone, not on
-arrival order across topics and partitions, and duplicated input changes nothing.
+Facts are counted as events arrive. Every consumed upstream event (the payload classes the
+fact builders register for, :data:`UPSTREAM`) and every review this service records is
+appended to ``event_log`` as received, less the personal fields no indicator reads (free text,
+places, media, names: :func:`schemas.pii.minimised`; ids, times and outcomes stay), keyed by
+CloudEvents source and id so that a duplicate is stored and counted once; in the same
+transaction as the inbox it is folded into the counters per (period, entity, fact) and the
+refs (:mod:`.event_log`, :mod:`services.assessment.domain.incremental`). An event that arrives
+after events that occurred later has those unwound and folded again after it, so the counters
+always equal one replay of the log in event-time order: they depend on the event history
+alone, not on arrival order across topics and partitions. Closing a period, and a provisional
+scorecard, read the period's counters and the refs of what they score — never the history.
 
 Publishing is idempotent: scorecard and alert ids are derived from (entity, period,
 scheme [, indicator]) and each published payload is remembered with a content hash.
@@ -43,8 +46,8 @@ from services.assessment.domain import (
     scheme_for_period,
 )
 from services.assessment.domain.facts.core import occurred_at
-from services.assessment.domain.history import StoredEvent, fold
-from services.assessment.domain.publication import content_hash, envelope_id, publication_for, scheme_in_force
+from services.assessment.domain.history import StoredEvent
+from services.assessment.domain.publication import content_hash, envelope_id, scheme_in_force
 from services.assessment.projection import store
 from services.kit import erasure
 from services.kit.aggregates import AggregateStore
@@ -55,6 +58,7 @@ from services.kit.uow import UnitOfWork
 
 from . import metrics as m
 from .event_log import EventLogWriter
+from .scoring import compute_period
 from .policy import POLICY
 
 log = logging.getLogger("assessment.handler")
@@ -135,7 +139,7 @@ class AssessmentHandler(Handler):
         for ev in events:
             book = evolve_review(book, ev)
             env = uow.emit(ev)
-            # the review counts like any other fact: it enters the log the closes replay
+            # the review counts like any other fact: it enters the log and the counters
             EventLogWriter.of(uow).append(StoredEvent(env.source, env.id, topic_of(ev), ev, env.time))
         books.put(cmd.subject_id, book)
 
@@ -181,9 +185,8 @@ class AssessmentHandler(Handler):
         await self.close(uow, str(period), scheme, trigger="command")
 
     async def compute(self, conn, period: str, scheme: Scheme) -> Publication:
-        """Replay the event log and score ``period`` under ``scheme`` (nothing is written)."""
-        table, lookup = fold(await store.load_history(conn))
-        return publication_for(period, table, lookup, scheme)
+        """Score ``period`` under ``scheme`` from its stored counters (nothing is written)."""
+        return await compute_period(conn, period, scheme)
 
     async def close(self, uow: UnitOfWork, period: str, scheme: Scheme, *, trigger: str) -> Publication:
         """Compute the period and publish what is new or changed (see the module docstring),

@@ -1,12 +1,12 @@
 """The assessment worker: ``python -m services.assessment.app worker``.
 
-Consumes grid, orders, points and party events (into the event log) and its own intake (reviews,
+Consumes grid, orders, points and party events (into the event log and its counters) and its own intake (reviews,
 scheme changes, period closes; also ``POST /v1/commands``); a timer closes periods when they
 end. Queries (bearer token):
 
 - ``GET /v1/scorecards/{entity_type}/{entity_id}?period=&scheme_id=`` — the published
   scorecard with each indicator's numerator, denominator, value, points, pillar and weight;
-  before the period is closed, a provisional one computed from the log (``status``);
+  before the period is closed, a provisional one computed from the period's counters (``status``);
 - ``GET /v1/rankings?entity_type=&period=&parent_id=&scheme_id=&limit=&offset=`` — ranks
   within the parent from the published scorecards of the period's latest close;
 - ``GET /v1/alerts?period=&entity_type=&indicator=&limit=&offset=`` — standing alerts;
@@ -33,7 +33,9 @@ from services.kit.uow import UnitOfWork
 
 from . import access, api
 from . import metrics as m
+from .event_log import fold_unfolded
 from .handler import AssessmentHandler
+from .scoring import compute_period
 from .settings import AssessmentSettings
 
 settings = AssessmentSettings()
@@ -51,6 +53,13 @@ rt.retain("event_log", "recorded_at", settings.fact_retention_days)
 async def _lag_from_log() -> None:
     async with rt.pool.acquire() as conn:
         m.applied(await store.newest_event_time(conn))
+
+
+@rt.on_startup
+async def _fold_the_rest_of_the_log() -> None:
+    """Fold the log rows not folded yet: those recorded before the counters were kept, or all
+    of them after the counters were emptied to be rebuilt (see migration 003)."""
+    await fold_unfolded(rt.pool)
 
 
 if settings.close_timer:
@@ -90,7 +99,7 @@ async def get_scorecard(req: Request[api.ScorecardRef, api.ScorecardQuery, None]
             return {**row["card"], "status": "published", "published_at": row["published_at"].isoformat(),
                     "revision": row["revision"]}
         scheme = await handler.current_scheme(conn, Period.parse(period).end)
-        pub = await handler.compute(conn, period, scheme)
+        pub = await compute_period(conn, period, scheme, of=(et, entity_id))  # the entity's rank group only
     card = next((c for c in pub.scorecards if c.entity_type.value == et and c.entity_id == entity_id), None)
     if card is None or not access.may_read(req.principal, et, entity_id, card.parent_id):
         raise HttpError(404, "not_found", f"no facts for {et} {entity_id} in {period}")
@@ -109,13 +118,13 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
         scheme_id, closed = await _scheme_of(conn, period, q.scheme_id)
         if not closed:
             raise HttpError(404, "not_published", f"{period} has not been closed yet", "period")
-        total, rows = await store.ranking(conn, period=period, scheme_id=scheme_id, entity_type=et,
-                                          parent_id=q.parent_id, limit=q.limit, offset=q.offset,
-                                          scope=access.list_scope(req.principal))
+        paged = await store.ranking(conn, period=period, scheme_id=scheme_id, entity_type=et,
+                                    parent_id=q.parent_id, limit=q.limit, offset=q.offset, cursor=q.cursor,
+                                    scope=access.list_scope(req.principal))
     return {"period": period, "scheme_id": scheme_id, "entity_type": et, "parent_id": q.parent_id,
-            **page(q, total, [{"rank": r["rank"], "rank_of": r["rank_of"], "entity_id": r["entity_id"],
+            **page(q, paged, [{"rank": r["rank"], "rank_of": r["rank_of"], "entity_id": r["entity_id"],
                                "parent_id": r["parent_id"], "score": r["score"], "grade": r["grade"],
-                               "scorecard_id": r["scorecard_id"]} for r in rows])}
+                               "scorecard_id": r["scorecard_id"]} for r in paged.items])}
 
 
 @rt.get("/v1/alerts", query=api.AlertQuery, roles=access.LIST_READERS, responses={200: api.AlertPage})
@@ -123,10 +132,11 @@ async def get_alerts(req: Request[None, api.AlertQuery, None]):
     """Standing alerts (约谈 warnings) of each period's latest close (an officer: of their scope)."""
     q = req.query
     async with rt.connection() as conn:
-        total, rows = await store.alerts(conn, period=q.period and str(Period.parse(q.period)),
-                                         entity_type=q.entity_type and q.entity_type.value, indicator=q.indicator,
-                                         limit=q.limit, offset=q.offset, scope=access.list_scope(req.principal))
-    return page(q, total, [{**r["alert"], "raised_at": r["raised_at"].isoformat()} for r in rows])
+        paged = await store.alerts(conn, period=q.period and str(Period.parse(q.period)),
+                                   entity_type=q.entity_type and q.entity_type.value, indicator=q.indicator,
+                                   limit=q.limit, offset=q.offset, cursor=q.cursor,
+                                   scope=access.list_scope(req.principal))
+    return page(q, paged, [{**r["alert"], "raised_at": r["raised_at"].isoformat()} for r in paged.items])
 
 
 @rt.get("/v1/schemes/current", query=api.SchemeQuery, roles=access.CARD_READERS, responses={200: api.SchemeOut})

@@ -16,10 +16,13 @@ ALERTS_RAISED = Counter(
 EVENTS_RECORDED = Counter(
     "assessment_events_recorded_total", "Upstream events appended to the event log (duplicates excluded), by topic",
     ["topic"])
+EVENTS_REFOLDED = Counter(
+    "assessment_events_refolded_total",
+    "Events unwound and folded again because an event that occurred before them arrived after them")
 PERIODS_CLOSED = Counter(
     "assessment_periods_closed_total", "Period closes, by trigger (command | timer)", ["trigger"])
 CLOSE_DURATION = Histogram(
-    "assessment_close_duration_seconds", "Time to replay the history and score one period",
+    "assessment_close_duration_seconds", "Time to score one period from its counters and publish it",
     buckets=(.01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120))
 PROJECTION_LAG = Gauge(
     "assessment_projection_lag_seconds",

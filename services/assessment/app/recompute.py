@@ -1,17 +1,15 @@
-"""Recompute a past period under another scheme, from the history (the what-if of weight changes).
+"""Recompute a past period under another scheme, from its stored counters (the what-if of weight changes).
 
     python -m services.assessment.app.recompute --period 2026-10 --scheme path/to/scheme.yaml [--publish --token JWT]
 
-Reads ``grid.events.v1``, ``orders.events.v1``, ``points.events.v1`` and
-``assessment.events.v1`` from offset 0 to their current end (a plain consumer, no group, no
-offsets committed), keeps the types that count in a scratch in-memory projection
-(duplicates by source and id dropped), replays it in event-time order through the pure domain
-— the same code path as the service's period close — and scores the period twice: under the
-scheme in force for it (the default file, or the latest ``assessment.scheme.changed.v1``
-effective before the period's end) and under the given scheme file. The difference is
-printed on stdout as JSON lines, one per scorecard that differs (``ScorecardChange``:
-score, rank, grade, changed indicators, alerted indicators before → after); a summary goes
-to stderr. ``--all`` prints unchanged scorecards too.
+Reads the period's counters and the refs scoring it reads from the service's database
+(``DATABASE_URL``, a read-only role does: nothing is written) — the very inputs of the
+service's period close, with no event replayed — and scores the period twice: under the
+scheme in force for it (the default file, or the latest scheme introduced by
+``assessment.scheme.change.v1`` effective before the period's end) and under the given scheme
+file. The difference is printed on stdout as JSON lines, one per scorecard that differs
+(``ScorecardChange``: score, rank, grade, changed indicators, alerted indicators before →
+after); a summary goes to stderr. ``--all`` prints unchanged scorecards too.
 
 ``--publish`` sends two commands on ``assessment.intake.v1``, so that the service itself
 publishes (the CLI never writes the service's events): ``assessment.scheme.change.v1``
@@ -36,106 +34,41 @@ import uuid
 from typing import Sequence
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas.assessment import ChangeScheme, ClosePeriod, SchemeChanged
-from schemas.envelope import (
-    CONTENT_TYPE,
-    CONTENT_TYPE_HEADER,
-    DecodeError,
-    decode_envelope,
-    decode_payload,
-    encode,
-    envelope_for,
-)
-from schemas.topics import ASSESSMENT, GRID, ORDERS, POINTS
-from services.assessment.domain import CONSUMED, InvalidScheme, Scheme, diff_scorecards, scheme_from_event
-from services.assessment.domain.history import StoredEvent, fold, replay_order
+from schemas.assessment import ChangeScheme, ClosePeriod
+from schemas.envelope import CONTENT_TYPE, CONTENT_TYPE_HEADER, encode, envelope_for
+from schemas.topics import ASSESSMENT
+from services.assessment.domain import InvalidScheme, Scheme, diff_scorecards
+from services.assessment.domain.facts.core import FactTable
+from services.assessment.domain.facts.refs import MemoryLookup
 from services.assessment.domain.periods import InvalidPeriod, Period
 from services.assessment.domain.publication import content_hash, publication_for, scheme_in_force
 from services.assessment.domain.scheme import DEFAULT_SCHEME_PATH
 from services.assessment.domain.scorecards import NAMESPACE
+from services.assessment.projection import store
 from services.kit import kafkasec
-from services.kit.kafkasec import KafkaSecurity, client_kwargs
+from services.kit.db import create_pool
+from services.kit.kafkasec import KafkaSecurity
 from services.kit.outbox import producer_for
 
-TOPICS = (GRID.events, ORDERS.events, POINTS.events, ASSESSMENT.events)
+from .scoring import period_inputs
 
 
-async def read_topics(bootstrap: str, topics: Sequence[str] = tuple(t.name for t in TOPICS),
-                      timeout: float = 60.0, security: KafkaSecurity | None = None) -> list[dict]:
-    """Every record value (decoded JSON envelope) of ``topics`` from offset 0 to the end at start."""
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                         auto_offset_reset="earliest", fetch_max_wait_ms=100, client_id="assessment-recompute",
-                         **client_kwargs(security))
-    await c.start()
+async def read_period(database_url: str, period: str) -> tuple[FactTable, MemoryLookup, list[Scheme]]:
+    """(the period's counters, the refs scoring it reads, the schemes introduced by commands)."""
+    pool = await create_pool(database_url, "assessment", service="assessment-recompute", max_size=1)
     try:
-        tps = []
-        for t in topics:
-            parts = c.partitions_for_topic(t)
-            if not parts:
-                await c._client.force_metadata_update()  # noqa: SLF001
-                parts = c.partitions_for_topic(t) or set()
-            tps += [TopicPartition(t, p) for p in sorted(parts)]
-        if not tps:
-            return []
-        c.assign(tps)
-        await c.seek_to_beginning(*tps)
-        end = await c.end_offsets(tps)
-        reached: dict[TopicPartition, int] = {tp: 0 for tp in tps}
-        out: list[dict] = []
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        idle = 0
-        # to the end offsets listed at start, and then until nothing more comes (some brokers
-        # list end offsets below the real high watermark, so the fetch's own highwater counts too)
-        while idle < 2 or any(reached[tp] < max(end[tp], c.highwater(tp) or 0) for tp in tps):
-            if loop.time() > deadline:
-                raise TimeoutError("could not read the topics to their end")
-            batch = await c.getmany(timeout_ms=300, max_records=10_000)
-            for tp, recs in batch.items():
-                for r in recs:
-                    out.append({"topic": tp.topic, "value": r.value})
-                if recs:
-                    reached[tp] = recs[-1].offset + 1
-            idle = 0 if batch else idle + 1
-            if idle >= 5:  # offsets below the end that hold no record (transaction markers)
-                for tp in tps:
-                    reached[tp] = max(reached[tp], await c.position(tp))
-        return out
+        async with pool.acquire() as conn, conn.transaction(readonly=True, isolation="repeatable_read"):
+            table, lookup = await period_inputs(conn, period)
+            return table, lookup, await store.load_schemes(conn)
     finally:
-        await c.stop()
+        await pool.close()
 
 
-def history_from_records(records: Sequence[dict]) -> tuple[list[StoredEvent], list[SchemeChanged]]:
-    """(the events that count, typed, in replay order; the scheme changes). Records that do not
-    decode into their payload class are skipped."""
-    events: list[StoredEvent] = []
-    changes: list[SchemeChanged] = []
-    for r in records:
-        try:
-            env = decode_envelope(r["value"] or b"")
-            payload = decode_payload(env)
-        except DecodeError:
-            continue
-        if isinstance(payload, SchemeChanged):
-            changes.append(payload)
-        elif type(payload) in CONSUMED and env.time is not None:
-            events.append(StoredEvent(env.source, env.id, r["topic"], payload, env.time))
-    return replay_order(events), changes
-
-
-def schemes_from_changes(changes: Sequence[SchemeChanged]) -> list[Scheme]:
-    out: dict[str, Scheme] = {}
-    for ch in changes:
-        if ch.definition is not None:
-            out.setdefault(ch.scheme_id, scheme_from_event(ch))
-    return list(out.values())
-
-
-def recompute(events: Sequence[StoredEvent], period: str, new: Scheme, current: Scheme, *, include_unchanged=False):
-    """(changes, publication under the new scheme, publication under the current one)."""
-    table, lookup = fold(events)
+def recompute(table: FactTable, lookup: MemoryLookup, period: str, new: Scheme, current: Scheme, *,
+              include_unchanged=False):
+    """(changes, publication under the new scheme, publication under the current one), from the
+    period's stored counters."""
     before = publication_for(period, table, lookup, current)
     after = publication_for(period, table, lookup, new)
     changes = diff_scorecards(before.scorecards, after.scorecards, alerts_before=before.alerts,
@@ -177,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--all", action="store_true", help="print unchanged scorecards too")
     ap.add_argument("--token", default=os.environ.get("API_TOKEN"),
                     help="the assessor's JWT that --publish sends the commands with (default: $API_TOKEN)")
+    ap.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                    help="the assessment service's database (default: $DATABASE_URL); only read")
     ap.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
     ap.add_argument("--default-scheme", default=os.environ.get("ASSESSMENT_SCHEME_FILE", str(DEFAULT_SCHEME_PATH)),
                     help="the service's default scheme file (the fallback scheme in force)")
@@ -198,15 +133,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    records = asyncio.run(read_topics(args.bootstrap, security=kafkasec.from_env()))
-    events, scheme_changes = history_from_records(records)
-    known = schemes_from_changes(scheme_changes)
+    if not args.database_url:
+        print("error: no_database: give the service's database with --database-url or DATABASE_URL", file=sys.stderr)
+        return 2
+    table, lookup, known = asyncio.run(read_period(args.database_url, period))
     current = scheme_in_force(known, period, default)
-    changes, after, before = recompute(events, period, new, current, include_unchanged=args.all)
+    changes, after, before = recompute(table, lookup, period, new, current, include_unchanged=args.all)
     for ch in changes:
         sys.stdout.write(orjson.dumps(ch.model_dump(mode="json")).decode() + "\n")
     sys.stdout.flush()
-    print(orjson.dumps({"period": period, "events_replayed": len(events), "scheme_in_force": current.scheme_id,
+    print(orjson.dumps({"period": period, "counters": len(table), "scheme_in_force": current.scheme_id,
                         "scheme": new.scheme_id, "scorecards": len(after.scorecards), "changed": sum(
                             1 for c in changes if c.change != "unchanged"), "alerts_before": len(before.alerts),
                         "alerts_after": len(after.alerts)}).decode(), file=sys.stderr)

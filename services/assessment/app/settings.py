@@ -19,7 +19,8 @@ class AssessmentSettings(ServiceSettings):
                               "introduced by assessment.scheme.change.v1 take precedence from their effective_from")
     fact_retention_days: float = Field(
         800.0, ge=0, le=36500, description="days an upstream fact is kept in the event log (by when it was recorded); "
-        "a period whose facts are gone can no longer be recomputed, so keep it beyond the longest period (0: for ever)")
+        "the counters stay, but a late event cannot unwind pruned ones and a rebuild from the log starts at what "
+        "is left, so keep it beyond the longest period (0: for ever)")
     close_timer: bool = Field(True, description="close periods automatically when they end")
     close_check_seconds: float = Field(60.0, gt=0, description="how often the period-close timer looks for ended periods")
     close_delay_seconds: float = Field(0.0, ge=0, description="grace after a period's end before the timer closes it "

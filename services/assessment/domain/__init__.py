@@ -5,6 +5,8 @@
 - :mod:`.facts`       — consumed event (typed payload) → counter increments (and refs for
   attribution), one module per upstream service.
 - :mod:`.history`     — the event log's entries, their replay order and fold.
+- :mod:`.incremental` — the same fold one event at a time as events arrive, in any order (undo
+  and re-fold of what occurred after a late event), exactly equal to a replay.
 - :mod:`.scheme`      — schemes: weights, scoring, thresholds, grades; scheme change decide.
 - :mod:`.scorecards`  — composite score, ranking, grades, alerts, deterministic ids, diff.
 - :mod:`.publication` — a period's scorecards from the folded history; publication identity.

@@ -1,9 +1,10 @@
 """The event history: what the event log keeps of each consumed event, the order it is
 replayed in, and its fold into counters.
 
-The service and the recompute CLI share this code path: both hold the consumed events as
-:class:`StoredEvent` (the typed payload with its envelope source, id and time), put them in
-:func:`replay_order` and fold them through the fact builders (:func:`fold`). The order is
+The service holds the consumed events as :class:`StoredEvent` (the typed payload with its
+envelope source, id and time) and folds them through the fact builders one at a time as they
+arrive (:mod:`.incremental`), with the result of putting them all in :func:`replay_order` and
+folding them at once (:func:`fold`, what the tests compare it with). The order is
 the time each fact occurred, then a lifecycle rank for facts of the same instant (a member
 registers before taking an order, a case is reported before it is registered...), then
 (source, id) — a total order that depends on the history alone, never on the order Kafka

@@ -328,8 +328,9 @@ CATALOGUE: dict[str, Indicator] = {
                       "by then: those with a branch, and those the party service reported as a coverage gap "
                       "(≥ 3 members, no branch) and still without one (a standing count at the period's end)"),
         _rate("org_life_on_time_rate", "三会一课按期召开率", Fact.ORG_LIFE_HELD, Fact.ORG_LIFE_REQUIRED, _PARTY_UNIT,
-              formula="required meetings held (each organisation, kind and required period once: 支委会, 党小组会 "
-                      "and 主题党日 monthly, 支部党员大会 and 党课 quarterly) / those plus the ones the party service "
+              formula="required meetings held (each organisation, kind and required period once: the period the "
+                      "party service names on each meeting from its org_life.yaml, today 支委会, 党小组会 and 主题党日 "
+                      "monthly, 支部党员大会 and 党课 quarterly) / those plus the ones the party service "
                       "reported overdue (by required period; a quarterly one counts in its quarter and year)"),
         _rate("org_life_attendance_rate", "党员参学率", Fact.ORG_LIFE_ATTENDEES, Fact.ORG_LIFE_EXPECTED, _PARTY_UNIT,
               formula="attendees / (attendees + absentees) of the organisational life held (三会一课, 主题党日; "

@@ -21,15 +21,22 @@ from .scheme import Scheme, scheme_for_period
 from .scorecards import NAMESPACE, EntityFacts, Publication, close_period
 
 
-def publication_for(period: str, table: FactTable, lookup: MemoryLookup, scheme: Scheme) -> Publication:
+def publication_for(period: str, table: FactTable, lookup: MemoryLookup, scheme: Scheme,
+                    of: tuple[str, str] | None = None) -> Publication:
     """Ranked, graded scorecards of every entity with counters in ``period``, and the alerts
     (grid workers' patrol coverage derived for the period, :mod:`.facts.coverage`; the Party
-    organisation's standing counts, :mod:`.facts.standing`)."""
+    organisation's standing counts, :mod:`.facts.standing`). With ``of`` (entity type, id):
+    only the cards of the entities ranked with it (same type and parent), which give its card
+    exactly as the whole period's do (a score is the entity's own; ranks are within the group)."""
     p = str(Period.parse(period))
-    entities = [
-        EntityFacts(et, eid, with_coverage(et, eid, facts, p, lookup), parent_of(et, eid, lookup))
-        for (et, eid), facts in with_standing(facts_by_entity(table, p), p, lookup).items()
-    ]
+    group = None if of is None else (of[0], parent_of(of[0], of[1], lookup))
+    entities = []
+    for (et, eid), facts in with_standing(facts_by_entity(table, p), p, lookup).items():
+        if group is not None and et != group[0]:
+            continue
+        parent = parent_of(et, eid, lookup)
+        if group is None or parent == group[1]:
+            entities.append(EntityFacts(et, eid, with_coverage(et, eid, facts, p, lookup), parent))
     return close_period(p, entities, scheme)
 
 

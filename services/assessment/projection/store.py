@@ -1,19 +1,24 @@
-"""The assessment projection in PostgreSQL: the event log, schemes, published scorecards and
-alerts, period closes. asyncpg functions only; every query of the service lives here.
+"""The assessment projection in PostgreSQL: the event log, the counters and refs folded from it
+as events arrive, schemes, published scorecards and alerts, period closes. asyncpg functions only; every query of the service lives here.
 
 All functions take the connection of the caller's transaction (``uow.conn``) or a pooled one.
 """
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import asyncpg
+import orjson
 
 from schemas.assessment import AlertRaised, ScorecardPublished
 from services.assessment.domain import Scheme
+from services.assessment.domain.facts.core import FactTable
+from services.assessment.domain.facts.refs import Ref, ref_from_json
 from services.assessment.domain.history import StoredEvent, log_data, stored_event
+from services.assessment.domain.incremental import Deltas, Undo
 from services.kit.identity import Scope
+from services.kit.sql import Keyset, Paged, Where
 
 # -- event log ------------------------------------------------------------------------------
 
@@ -44,6 +49,103 @@ async def load_history(conn: asyncpg.Connection) -> list[StoredEvent]:
     rows = await conn.fetch(
         "SELECT source, id, topic, type, data, time FROM event_log ORDER BY occurred_at, type_rank, source, id")
     return [stored_event(r["source"], r["id"], r["topic"], r["type"], r["data"], r["time"]) for r in rows]
+
+
+# -- the incremental fold: counters, refs, undo ---------------------------------------------
+
+
+def _undo_json(undo: Undo) -> list:
+    return [[k, i, None if r is None else r.model_dump(mode="json")] for (k, i), r in undo]
+
+
+def _undo_of(data: list | None) -> Undo:
+    return tuple(((k, i), None if d is None else ref_from_json(k, d)) for k, i, d in (data or ()))
+
+
+def _event_of(r: asyncpg.Record) -> StoredEvent:
+    return stored_event(r["source"], r["id"], r["topic"], r["type"], r["data"], r["time"])
+
+
+async def folded_after(conn: asyncpg.Connection, key: tuple) -> list[tuple[StoredEvent, Undo]]:
+    """The folded events after ``key`` (occurred_at, type_rank, source, id) in replay order, with
+    their undo: the tail a late event unwinds."""
+    rows = await conn.fetch(
+        "SELECT source, id, topic, type, data, time, undo FROM event_log "
+        "WHERE (occurred_at, type_rank, source, id) > ($1, $2, $3, $4) AND undo IS NOT NULL "
+        "ORDER BY occurred_at, type_rank, source, id", *key)
+    return [(_event_of(r), _undo_of(r["undo"])) for r in rows]
+
+
+async def unfolded(conn: asyncpg.Connection, limit: int) -> list[StoredEvent]:
+    """The oldest ``limit`` rows of the log not folded yet (recorded before the counters were kept)."""
+    rows = await conn.fetch(
+        "SELECT source, id, topic, type, data, time FROM event_log WHERE undo IS NULL "
+        "ORDER BY occurred_at, type_rank, source, id LIMIT $1", limit)
+    return [_event_of(r) for r in rows]
+
+
+async def load_refs(conn: asyncpg.Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Ref]:
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = await conn.fetch("SELECT r.kind, r.ref_id, r.data FROM refs r JOIN unnest($1::text[], $2::text[]) "
+                            "AS k(kind, ref_id) USING (kind, ref_id)", [k for k, _ in keys], [i for _, i in keys])
+    return {(r["kind"], r["ref_id"]): ref_from_json(r["kind"], r["data"]) for r in rows}
+
+
+async def save_fold(conn: asyncpg.Connection, deltas: Deltas, put: Sequence[Ref], removed: Sequence[tuple[str, str]],
+                    applied: Sequence[tuple[StoredEvent, Undo]]) -> None:
+    """Write what a fold step did: add the deltas to the counters (dropping keys no delta builds
+    any more), upsert and delete refs, and record each (re)folded event's undo."""
+    if deltas:
+        keys = list(deltas)
+        await conn.execute(
+            """INSERT INTO facts AS f (period, entity_type, entity_id, fact, value, n)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::int[])
+               ON CONFLICT (period, entity_type, entity_id, fact)
+               DO UPDATE SET value = f.value + EXCLUDED.value, n = f.n + EXCLUDED.n""",
+            [k[2] for k in keys], [k[0] for k in keys], [k[1] for k in keys], [k[3] for k in keys],
+            [deltas[k].value for k in keys], [deltas[k].n for k in keys])
+        if any(deltas[k].n < 0 for k in keys):
+            await conn.execute(
+                """DELETE FROM facts f USING unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                   AS k(period, entity_type, entity_id, fact)
+                   WHERE f.n = 0 AND (f.period, f.entity_type, f.entity_id, f.fact) = (k.period, k.entity_type, k.entity_id, k.fact)""",
+                [k[2] for k in keys], [k[0] for k in keys], [k[1] for k in keys], [k[3] for k in keys])
+    if put:
+        await conn.execute(
+            """INSERT INTO refs (kind, ref_id, data) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+               ON CONFLICT (kind, ref_id) DO UPDATE SET data = EXCLUDED.data""",
+            [r.KIND for r in put], [r.ref_id for r in put], [r.model_dump(mode="json") for r in put])
+    if removed:
+        await conn.execute("DELETE FROM refs r USING unnest($1::text[], $2::text[]) AS k(kind, ref_id) "
+                           "WHERE (r.kind, r.ref_id) = (k.kind, k.ref_id)",
+                           [k for k, _ in removed], [i for _, i in removed])
+    if applied:
+        await conn.execute(
+            "UPDATE event_log l SET undo = u.undo::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) "
+            "AS u(source, id, undo) WHERE (l.source, l.id) = (u.source, u.id)",
+            [e.source for e, _ in applied], [e.id for e, _ in applied],
+            [orjson.dumps(_undo_json(u)).decode() for _, u in applied])
+
+
+async def period_facts(conn: asyncpg.Connection, period: str, entity_type: str | None = None) -> FactTable:
+    """The counters of one period (what a close scores), or of one entity type in it (a provisional scorecard)."""
+    rows = await conn.fetch("SELECT entity_type, entity_id, fact, value FROM facts WHERE period = $1 AND n > 0 "
+                            "AND ($2::text IS NULL OR entity_type = $2)", period, entity_type)
+    return {(r["entity_type"], r["entity_id"], period, r["fact"]): float(r["value"]) for r in rows}
+
+
+async def scoring_refs(conn: asyncpg.Connection, workers: Sequence[str], members: Sequence[str]) -> list[Ref]:
+    """The refs scoring a period reads: every grid and unit (standing counts, units' parents) and
+    the scored workers (patrol coverage, parent) and members (parent)."""
+    # one index range per kind (an OR over kinds would scan every ref, cases included: the history)
+    rows = await conn.fetch(
+        "SELECT kind, data FROM refs WHERE kind = 'grid' UNION ALL SELECT kind, data FROM refs WHERE kind = 'unit' "
+        "UNION ALL SELECT kind, data FROM refs WHERE kind = 'worker' AND ref_id = ANY($1::text[]) "
+        "UNION ALL SELECT kind, data FROM refs WHERE kind = 'member' AND ref_id = ANY($2::text[])",
+        list(workers), list(members))
+    return [ref_from_json(r["kind"], r["data"]) for r in rows]
 
 
 async def newest_event_time(conn: asyncpg.Connection) -> datetime | None:
@@ -182,27 +284,33 @@ def in_scope(scope: Scope | None, args: list[Any], t: str = "") -> str:
             f" OR left({area}, 9) = ANY(${s}::text[])))")
 
 
+RANKING_ORDER = Keyset(("parent_key", "rank_key", "entity_id"), (str, int, str),
+                       exprs=("coalesce(parent_id, '')", "coalesce(rank, 2147483647)", "entity_id"))
+"""A ranking by parent (none first), rank (unranked last), entity id: the index ``scorecards_ranking_keyset``."""
+
+ALERT_ORDER = Keyset(("period", "entity_type", "entity_id", "indicator", "alert_id"), (str, str, str, str, str),
+                     exprs=("a.period", "a.entity_type", "a.entity_id", "a.indicator", "a.alert_id"))
+
+
 async def ranking(conn: asyncpg.Connection, *, period: str, scheme_id: str, entity_type: str,
-                  parent_id: str | None, limit: int, offset: int,
-                  scope: Scope | None = None) -> tuple[int, list[asyncpg.Record]]:
-    """One page of a ranking; only entities in ``scope`` (None: all), their ranks unchanged."""
-    where = "period = $1 AND scheme_id = $2 AND entity_type = $3"
-    args: list[Any] = [period, scheme_id, entity_type]
-    if parent_id is not None:
-        where += " AND parent_id = $4"
-        args.append(parent_id)
+                  parent_id: str | None, limit: int, offset: int, cursor: str | None = None,
+                  scope: Scope | None = None) -> Paged:
+    """One page of a ranking after ``cursor``; only entities in ``scope`` (None: all), their
+    ranks unchanged."""
+    where = Where()
+    where.equal(period=period, scheme_id=scheme_id, entity_type=entity_type)
+    where.add("coalesce(parent_id, '') = $?", parent_id)
     if scope is not None:
-        where += " AND " + in_scope(scope, args)
-    total = await conn.fetchval(f"SELECT count(*) FROM scorecards WHERE {where}", *args)
-    rows = await conn.fetch(
-        f"SELECT entity_id, parent_id, score, rank, grade, card->'rank_of' AS rank_of, scorecard_id FROM scorecards "
-        f"WHERE {where} ORDER BY parent_id NULLS LAST, rank NULLS LAST, entity_id "
-        f"LIMIT {int(limit)} OFFSET {int(offset)}", *args)
-    return total, rows
+        where.add(in_scope(scope, where.args))
+    return await where.counted_page(
+        conn, "scorecards",
+        "SELECT entity_id, parent_id, score, rank, grade, card->'rank_of' AS rank_of, scorecard_id, "
+        "coalesce(parent_id, '') AS parent_key, coalesce(rank, 2147483647) AS rank_key FROM scorecards",
+        RANKING_ORDER, limit, offset, cursor)
 
 
 async def alerts(conn: asyncpg.Connection, *, period: str | None, entity_type: str | None, indicator: str | None,
-                 limit: int, offset: int, scope: Scope | None = None) -> tuple[int, list[asyncpg.Record]]:
+                 limit: int, offset: int, cursor: str | None = None, scope: Scope | None = None) -> Paged:
     """Standing alerts, filtered; by default only those of each period's latest close; only those
     of entities in ``scope`` (None: all; where an entity lies is its scorecard's business)."""
     conds: list[str] = []
@@ -216,12 +324,11 @@ async def alerts(conn: asyncpg.Connection, *, period: str | None, entity_type: s
                      f"{in_scope(scope, args, 's')})")
     conds.append("""a.scheme_id = (SELECT c.scheme_id FROM period_closes c WHERE c.period = a.period
                                    ORDER BY c.closed_at DESC, c.scheme_id LIMIT 1)""")
-    where = " AND ".join(conds)
-    total = await conn.fetchval(f"SELECT count(*) FROM alerts a WHERE {where}", *args)
-    rows = await conn.fetch(
-        f"SELECT a.alert, a.raised_at FROM alerts a WHERE {where} "
-        f"ORDER BY a.period, a.entity_type, a.entity_id, a.indicator LIMIT {int(limit)} OFFSET {int(offset)}", *args)
-    return total, rows
+    where = Where()
+    where.conditions, where.args = conds, args
+    return await where.counted_page(
+        conn, "alerts a", "SELECT a.alert, a.raised_at, a.period, a.entity_type, a.entity_id, a.indicator, a.alert_id "
+        "FROM alerts a", ALERT_ORDER, limit, offset, cursor)
 
 
 async def get_mark(conn: asyncpg.Connection, name: str) -> datetime | None:

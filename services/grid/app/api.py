@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from schemas.common import CommunityId, GridId, StreetId
 from schemas.grid import CaseId, Category, DepartmentId, Reporter
@@ -41,6 +42,10 @@ Open311Ref = ref("Open311Ref", "request_id", CaseId, "the service request id (th
 
 
 class Open311Query(Page.sized(1000, 1000)):
+    """GeoReport v2 answers a bare list, so there is no cursor to give back: a client pages by
+    ``end_date`` (the ``requested_datetime`` of the last request seen) and a small ``offset``."""
+
+    cursor: SkipJsonSchema[None] = None
     service_code: str | None = Field(None, description="service codes (public case categories), comma separated; "
                                                       "a code that services.json does not list is refused")
     status: str | None = Field(None, description="`open`, `closed` or both, comma separated")

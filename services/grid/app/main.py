@@ -84,8 +84,8 @@ async def list_cases(req: Request[None, api.CaseQuery, None]):
                       status=q.status.value if q.status else None, category=q.category.value if q.category else None,
                       overdue=q.overdue, department=q.department, listed=q.listed, supervised=q.supervised)
     async with rt.connection() as conn:
-        total, items = await db.list_cases(conn, f, q.limit, q.offset, db.Reader.of(req.principal))
-    return page(q, total, items)
+        paged = await db.list_cases(conn, f, q.limit, q.offset, db.Reader.of(req.principal), q.cursor)
+    return page(q, paged)
 
 
 @rt.get("/v1/grids/{grid_id}/counts", path=api.GridRef, roles=COUNT_READERS,
@@ -114,9 +114,9 @@ async def list_patrols(req: Request[None, api.PatrolQuery, None]):
     scope (an auditor: every patrol)."""
     q = req.query
     async with rt.connection() as conn:
-        total, items = await db.list_patrols(conn, q.grid_id, q.grid_worker_id, q.limit, q.offset,
-                                             db.Reader.of(req.principal))
-    return page(q, total, items)
+        paged = await db.list_patrols(conn, q.grid_id, q.grid_worker_id, q.limit, q.offset,
+                                      db.Reader.of(req.principal), q.cursor)
+    return page(q, paged)
 
 
 # -- 吹哨报到: the missed-department timer, queries and metrics --------------------------------
@@ -158,10 +158,10 @@ async def list_whistles(req: Request[None, whistles.WhistleQuery, None]):
     officer those that summoned one of their departments."""
     q = req.query
     async with rt.connection() as conn:
-        total, items = await whistle_db.list_whistles(
+        paged = await whistle_db.list_whistles(
             conn, street_id=q.street_id, department=q.department, open=q.open, limit=q.limit, offset=q.offset,
-            reader=whistle_db.WhistleReader.of(req.principal))
-    return page(q, total, items)
+            reader=whistle_db.WhistleReader.of(req.principal), cursor=q.cursor)
+    return page(q, paged)
 
 
 # -- Open311 GeoReport v2 (public read view, no token) ----------------------------------------

@@ -11,7 +11,7 @@ import asyncpg
 from services.grid.domain import CaseStatus, PRIVATE_CATEGORIES, PUBLIC_COORDINATE_DECIMALS, PUBLIC_DISMISSAL_REASONS
 from schemas.codes import GridCode
 from services.kit.identity import Principal
-from services.kit.sql import Where
+from services.kit.sql import Keyset, Paged, Where
 
 _CASE_FIELDS = (
     "case_id, status, category, grade, urgent, grid_id, community_id, street_id, description, lat, lon, address, "
@@ -136,19 +136,26 @@ class CaseFilter:
     supervised: bool | None = None  # a card (超期督办) was issued
 
 
-async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset: int,
-                     reader: Reader | None = None) -> tuple[int, list[dict]]:
-    """(total matching, one page of cases, newest report first); with ``reader``, only the cases
-    it may read."""
+CASE_ORDER = Keyset(("reported_at", "case_id"), (datetime, str), descending=True)
+"""Cases newest report first (the index ``cases_reported_at`` and the per-filter ones of 006)."""
+PATROL_ORDER = Keyset(("started_at", "patrol_id"), (datetime, str), descending=True)
+
+
+async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset: int = 0,
+                     reader: Reader | None = None, cursor: str | None = None) -> Paged:
+    """One page of the cases matching ``f``, newest report first, after ``cursor``; with
+    ``reader``, only the cases it may read."""
     where = Where().equal(grid_id=f.grid_id, community_id=f.community_id, street_id=f.street_id, status=f.status,
                            category=f.category, overdue=f.overdue, department=f.department, listed=f.listed)
     if f.supervised is not None:
         where.add("supervision_count > 0" if f.supervised else "supervision_count = 0")
     if reader is not None:
         reader.restrict(where)
-    total, items = await where.counted_page(conn, "cases", f"SELECT {_CASE_FIELDS} FROM cases",
-                                            "reported_at DESC, case_id", limit, offset)
-    return total, [reader.redact(r) for r in items] if reader is not None else items
+    paged = await where.counted_page(conn, "cases", f"SELECT {_CASE_FIELDS} FROM cases", CASE_ORDER, limit, offset,
+                                     cursor)
+    if reader is not None:
+        paged.items = [reader.redact(r) for r in paged.items]
+    return paged
 
 
 async def grid_counts(conn: asyncpg.Connection, grid_id: str) -> dict[str, int]:
@@ -160,15 +167,15 @@ async def grid_counts(conn: asyncpg.Connection, grid_id: str) -> dict[str, int]:
 
 
 async def list_patrols(conn: asyncpg.Connection, grid_id: str | None, grid_worker_id: str | None,
-                       limit: int, offset: int, reader: Reader | None = None) -> tuple[int, list[dict]]:
-    """(total matching, one page of patrols, latest first); with ``reader``, only the patrols of
+                       limit: int, offset: int = 0, reader: Reader | None = None, cursor: str | None = None) -> Paged:
+    """One page of patrols, latest first, after ``cursor``; with ``reader``, only the patrols of
     its areas."""
     where = Where().equal(grid_id=grid_id, grid_worker_id=grid_worker_id)
     if reader is not None:
         reader.restrict(where, cases=False)
     select = ("SELECT patrol_id, grid_id, community_id, street_id, grid_worker_id, started_at, ended_at, notes, route, "
               "logged_at FROM patrols")
-    return await where.counted_page(conn, "patrols", select, "started_at DESC, patrol_id", limit, offset)
+    return await where.counted_page(conn, "patrols", select, PATROL_ORDER, limit, offset, cursor)
 
 
 # -- Open311 GeoReport v2 ------------------------------------------------------------------
@@ -214,7 +221,8 @@ async def open311_requests(conn: asyncpg.Connection, *, service_codes: Sequence[
         where.add("is_open" if "open" in open_closed else "NOT is_open")
     where.add("reported_at >= $?", start)
     where.add("reported_at <= $?", end)
-    return await where.page(conn, _OPEN311_SELECT, "reported_at DESC, case_id", limit, offset)
+    rows, _ = await where.page(conn, _OPEN311_SELECT, CASE_ORDER, limit, offset)
+    return rows
 
 
 # -- metrics ---------------------------------------------------------------------------------

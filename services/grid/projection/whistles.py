@@ -18,7 +18,7 @@ from schemas.codes import street_id_of
 from services.grid.domain.whistle import WhistleState, whistle_next_check_at
 from services.kit.aggregates import AggregateStore
 from services.kit.identity import Principal
-from services.kit.sql import Where
+from services.kit.sql import Keyset, Paged, Where
 
 WHISTLES = AggregateStore(WhistleState, table="whistles", id_column="whistle_id", columns={
     "street_id": ("text", lambda s: s.street_id),
@@ -106,17 +106,21 @@ async def get_whistle(conn: asyncpg.Connection, whistle_id: str, reader: Whistle
 
 
 async def list_whistles(conn: asyncpg.Connection, *, street_id: str | None, department: str | None,
-                        open: bool | None, limit: int, offset: int,
-                        reader: WhistleReader | None = None) -> tuple[int, list[dict]]:
-    """(total matching, one page of whistles, latest first), filtered by street, summoned
+                        open: bool | None, limit: int, offset: int = 0,
+                        reader: WhistleReader | None = None, cursor: str | None = None) -> Paged:
+    """One page of whistles, latest first, after ``cursor``, filtered by street, summoned
     department and open; with ``reader``, only the whistles it may read."""
     where = Where().equal(street_id=street_id, is_open=open)
     where.add("(state->'summons') @> $?::jsonb", [{"department": department}] if department else None)
     if reader is not None:
         reader.restrict(where)
-    total, rows = await where.counted_page(conn, "whistles", "SELECT state FROM whistles",
-                                           "blown_at DESC, whistle_id", limit, offset)
-    return total, [whistle_row(WhistleState.model_validate(r["state"])) for r in rows]
+    paged = await where.counted_page(conn, "whistles", "SELECT blown_at, whistle_id, state FROM whistles",
+                                     WHISTLE_ORDER, limit, offset, cursor)
+    paged.items = [whistle_row(WhistleState.model_validate(r["state"])) for r in paged.items]
+    return paged
+
+
+WHISTLE_ORDER = Keyset(("blown_at", "whistle_id"), (datetime, str), descending=True)
 
 
 # -- metrics ---------------------------------------------------------------------------------

@@ -72,7 +72,7 @@ async def list_orders(req: Request[None, api.OrderQuery, None]):
     async with rt.connection() as conn:
         return await queries.list_orders(conn, community_id=q.community_id, status=q.status and q.status.value,
                                          category=q.category and q.category.value, assignee_id=q.assignee_id,
-                                         limit=q.limit, offset=q.offset,
+                                         limit=q.limit, offset=q.offset, cursor=q.cursor,
                                          restrict=lambda where: access.order_filter(where, req.principal))
 
 

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from schemas.orders import CATEGORY_LABELS, OrderCategory
-from services.kit.sql import Where, with_history
+from services.kit.sql import Keyset, Where, with_history
 from services.orders.domain import AWAITING_DISPATCH, CANCELLABLE, HELD, OrderStatus
 
 _ORDER_COLUMNS = """order_id, status, category, community_id, grid_id, resident_id, description, source_case_id,
@@ -35,17 +36,23 @@ async def get_order(conn: asyncpg.Connection, order_id: str) -> dict[str, Any] |
     return None if found is None else _order(found)
 
 
+ORDER_ORDER = Keyset(("placed_at", "order_id"), (datetime, str), descending=True)
+"""Orders newest first (every order is placed before it is stored: ``placed_at`` is never null)."""
+
+
 async def list_orders(conn: asyncpg.Connection, *, community_id: str | None = None, status: str | None = None,
                       category: str | None = None, assignee_id: str | None = None, limit: int = 50,
-                      offset: int = 0, restrict: Callable[[Where], None] | None = None) -> dict[str, Any]:
-    """Orders matching every filter given, newest first, one page, with the total count.
-    ``restrict`` adds a condition of its own (the orders a caller may read)."""
+                      offset: int = 0, cursor: str | None = None,
+                      restrict: Callable[[Where], None] | None = None) -> dict[str, Any]:
+    """Orders matching every filter given, newest first, one page after ``cursor``, with the
+    (bounded) count. ``restrict`` adds a condition of its own (the orders a caller may read)."""
     where = Where().equal(community_id=community_id, status=status, category=category, assignee_id=assignee_id)
     if restrict is not None:
         restrict(where)
-    total, rows = await where.counted_page(conn, "orders", f"SELECT {_ORDER_COLUMNS} FROM orders",
-                                           "placed_at DESC NULLS LAST, order_id", limit, offset)
-    return {"items": [_order(r) for r in rows], "total": total, "limit": limit, "offset": offset}
+    paged = await where.counted_page(conn, "orders", f"SELECT {_ORDER_COLUMNS} FROM orders", ORDER_ORDER, limit,
+                                     offset, cursor)
+    paged.items = [_order(r) for r in paged.items]
+    return paged.answer(limit, offset)
 
 
 async def get_member(conn: asyncpg.Connection, member_id: str) -> dict[str, Any] | None:

@@ -93,7 +93,7 @@ async def list_orgs(req: Request[None, api.OrgQuery, None]):
     q = req.query
     async with rt.connection() as conn:
         return await queries.list_orgs(conn, kind=q.kind and q.kind.value, area_id=q.area_id,
-                                       parent_id=q.parent_id, limit=q.limit, offset=q.offset,
+                                       parent_id=q.parent_id, limit=q.limit, offset=q.offset, cursor=q.cursor,
                                        restrict=lambda where: access.org_filter(where, req.principal))
 
 
@@ -143,7 +143,7 @@ rt.lookup("/v1/councils/{council_id}", path=councils.CouncilRef, out=councils.Co
 
 
 def _empty(q) -> dict:
-    return {"items": [], "total": 0, "limit": q.limit, "offset": q.offset}
+    return {"items": [], "total": 0, "total_exact": True, "limit": q.limit, "offset": q.offset, "next_cursor": None}
 
 
 @rt.get("/v1/units", query=councils.UnitQuery, responses={200: councils.UnitPage}, roles=access.READERS)
@@ -154,7 +154,7 @@ async def list_units(req: Request[None, councils.UnitQuery, None]):
     if not access.may_read(req.principal, q.community_id):
         return _empty(q)
     async with rt.connection() as conn:
-        return await council_db.list_units(conn, q.community_id, limit=q.limit, offset=q.offset)
+        return await council_db.list_units(conn, q.community_id, limit=q.limit, offset=q.offset, cursor=q.cursor)
 
 
 @rt.get("/v1/projects", query=councils.ProjectQuery, responses={200: councils.ProjectPage}, roles=access.READERS)
@@ -166,7 +166,7 @@ async def list_projects(req: Request[None, councils.ProjectQuery, None]):
         return _empty(q)
     async with rt.connection() as conn:
         return await council_db.list_projects(conn, q.community_id, status=q.status and q.status.value,
-                                              limit=q.limit, offset=q.offset)
+                                              limit=q.limit, offset=q.offset, cursor=q.cursor)
 
 
 app = rt.app

@@ -273,6 +273,7 @@ def decide_org_life(state: OrgLifeState | None, command: Command, ctx: LifeConte
             org_id=org.org_id, meeting_id=command.meeting_id, kind=command.kind, held_at=command.held_at,
             attendees=tuple(command.attendees), absentees=tuple(command.absentees), area_id=org.area_id,
             topic=command.topic, occurred_at=ctx.now,
+            period=period_of(command.held_at, ctx.policy.frequencies[command.kind].every),
         )
     ]
 

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from services.kit.aggregates import AggregateStore
-from services.kit.sql import Where
+from services.kit.sql import Keyset, Where
 from services.party.domain.council import CouncilState, next_check_at
 from services.party.domain.units import ProjectState, UnitState
 
@@ -80,23 +80,29 @@ async def get_council(conn: asyncpg.Connection, council_id: str) -> dict[str, An
     return council_row(CouncilState.model_validate(state)) if state is not None else None
 
 
+UNIT_ORDER = Keyset(("unit_id",), (str,))
+PROJECT_ORDER = Keyset(("posted_at", "project_id"), (datetime, str), descending=True)
+"""Projects latest posted first (a project is stored once posted: ``posted_at`` is never null)."""
+
+
 async def list_units(conn: asyncpg.Connection, community_id: str, *, limit: int = 50,
-                     offset: int = 0) -> dict[str, Any]:
+                     offset: int = 0, cursor: str | None = None) -> dict[str, Any]:
     """The units that reported to the community (sitting there now), in unit id order."""
     where = Where().equal(community_id=community_id)
-    total, rows = await where.counted_page(conn, "units", "SELECT state FROM units", "unit_id", limit, offset)
-    return {"items": [UnitState.model_validate(r["state"]).model_dump(mode="json") for r in rows],
-            "total": total, "limit": limit, "offset": offset}
+    paged = await where.counted_page(conn, "units", "SELECT unit_id, state FROM units", UNIT_ORDER, limit, offset,
+                                     cursor)
+    paged.items = [UnitState.model_validate(r["state"]).model_dump(mode="json") for r in paged.items]
+    return paged.answer(limit, offset)
 
 
 async def list_projects(conn: asyncpg.Connection, community_id: str, *, status: str | None = None,
-                        limit: int = 50, offset: int = 0) -> dict[str, Any]:
+                        limit: int = 50, offset: int = 0, cursor: str | None = None) -> dict[str, Any]:
     """The community's projects (项目清单), by status, latest posted first."""
     where = Where().equal(community_id=community_id, status=status)
-    total, rows = await where.counted_page(conn, "projects", "SELECT state FROM projects",
-                                           "posted_at DESC, project_id", limit, offset)
-    return {"items": [ProjectState.model_validate(r["state"]).model_dump(mode="json") for r in rows],
-            "total": total, "limit": limit, "offset": offset}
+    paged = await where.counted_page(conn, "projects", "SELECT posted_at, project_id, state FROM projects",
+                                     PROJECT_ORDER, limit, offset, cursor)
+    paged.items = [ProjectState.model_validate(r["state"]).model_dump(mode="json") for r in paged.items]
+    return paged.answer(limit, offset)
 
 
 __all__ = ["COUNCILS", "PROJECTS", "UNITS", "agreement_holder", "council_row", "councils_due", "get_council",

@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from schemas.party import OrgKind
-from services.kit.sql import Where, with_history
+from services.kit.sql import Keyset, Where, with_history
 from services.party.domain import MIN_MEMBERS_FOR_BRANCH
 
 _ORG_COLUMNS = """org_id, kind, parent_id, area_id, name, secretary_id, street_id, community_id, grid_id,
@@ -35,7 +35,7 @@ async def get_org(conn: asyncpg.Connection, org_id: str) -> dict[str, Any] | Non
 
 
 async def list_orgs(conn: asyncpg.Connection, *, kind: str | None = None, area_id: str | None = None,
-                    parent_id: str | None = None, limit: int = 50, offset: int = 0,
+                    parent_id: str | None = None, limit: int = 50, offset: int = 0, cursor: str | None = None,
                     restrict: Callable[[Where], None] | None = None) -> dict[str, Any]:
     """Organisations matching every filter given (``area_id``: their own area, or a street,
     community or grid id they lie in), in org id order, one page, with the total count."""
@@ -46,8 +46,11 @@ async def list_orgs(conn: asyncpg.Connection, *, kind: str | None = None, area_i
         where.add(f"(area_id = {n} OR street_id = {n} OR community_id = {n} OR grid_id = {n})")
     if restrict is not None:
         restrict(where)
-    total, rows = await where.counted_page(conn, "orgs", f"SELECT {_ORG_COLUMNS} FROM orgs", "org_id", limit, offset)
-    return {"items": rows, "total": total, "limit": limit, "offset": offset}
+    paged = await where.counted_page(conn, "orgs", f"SELECT {_ORG_COLUMNS} FROM orgs", ORG_ORDER, limit, offset, cursor)
+    return paged.answer(limit, offset)
+
+
+ORG_ORDER = Keyset(("org_id",), (str,))
 
 
 async def coverage(conn: asyncpg.Connection, street_id: str,

@@ -135,11 +135,17 @@ class Mismatch(BaseModel):
 class LedgerCheck(BaseModel):
     """The ledger check: the balances sum to 0 and each equals its postings."""
 
-    sum: int
+    mode: Literal["incremental", "full"] = Field(
+        description="incremental: from the running totals kept with each write (O(1)); full: every posting and "
+                    "account read again")
+    sum: int = Field(description="the sum of all balances (0)")
     postings: int
     accounts: int
     consistent: bool
-    mismatched: list[Mismatch]
+    problems: list[str] = Field(description="what disagrees, in words (empty when consistent)")
+    mismatched: list[Mismatch] = Field(description="full check: accounts whose balance is not their postings' sum "
+                                                   "(up to 100); always empty in the incremental check")
+    pending: int = Field(description="write deltas not yet folded into the running totals (the check adds them)")
 
 
 class RedemptionCode(BaseModel):

@@ -2,6 +2,7 @@
 queries. Run: ``python -m services.points.app worker``."""
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
@@ -67,7 +68,7 @@ async def get_statement(req: Request[api.AccountRef, Page, None]):
     account_id, q = req.path.account_id, req.query
     async with rt.connection() as conn:
         found(await queries.account(conn, account_id, req.principal), "account", account_id, "account_id")
-        return await queries.statement(conn, account_id, q.limit, q.offset)
+        return await queries.statement(conn, account_id, q.limit, q.offset, q.cursor)
 
 
 rt.lookup("/v1/deeds/{deed_id}", path=api.DeedRef, out=api.DeedOut, fetch=queries.deed,
@@ -84,7 +85,8 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
         raise HttpError(422, "invalid_query", "community_id only goes with scope=community", "community_id")
     async with rt.connection() as conn:
         return await queries.rankings(conn, period=q.period or month_of(clock.now()), community_id=q.community_id,
-                                      candidates=settings.moral_model_candidates, limit=q.limit, offset=q.offset)
+                                      candidates=settings.moral_model_candidates, limit=q.limit, offset=q.offset,
+                                      cursor=q.cursor)
 
 
 @rt.get("/v1/merchants/{account_id}/redemptions", path=api.AccountRef, query=Page, roles=ACCOUNT_READERS,
@@ -96,14 +98,39 @@ async def get_redemptions(req: Request[api.AccountRef, Page, None]):
         account = await queries.account(conn, account_id, req.principal)
         found(account if account and account["kind"] == "merchant" else None, "merchant account", account_id,
               "account_id")
-        return await queries.redemptions(conn, account_id, q.limit, q.offset)
+        return await queries.redemptions(conn, account_id, q.limit, q.offset, q.cursor)
 
 
-@rt.get("/v1/ledger/check", responses={200: api.LedgerCheck}, roles=("points_operator", "auditor"))
+LEDGER_CHECKERS = ("points_operator", "auditor")
+
+
+@rt.get("/v1/ledger/check", responses={200: api.LedgerCheck}, roles=LEDGER_CHECKERS)
 async def get_ledger_check(req: Request[None, None, None]):
-    """The ledger check: balances sum to 0, each balance equals its postings."""
+    """The incremental ledger check: balances sum to 0, stored balances follow the postings.
+
+    It reads the running totals every write keeps (in the same transaction as the postings), so
+    it costs the same whatever the history; it does not name accounts (the full check does)."""
     async with rt.connection() as conn:
         return await queries.ledger_check(conn)
+
+
+@rt.post("/v1/ledger/check/full", roles=LEDGER_CHECKERS,
+         responses={200: api.LedgerCheck, 429: "a full check ran less than POINTS_LEDGER_FULL_CHECK_INTERVAL_SECONDS "
+                                              "ago; `Retry-After` says when the next may"})
+async def post_ledger_check_full(req: Request[None, None, None]):
+    """The full ledger check: every posting and account read again (rate-limited).
+
+    It recomputes the running totals from all postings and accounts (a posting altered in place
+    is caught here) and lists the accounts whose balance is not the sum of their postings. It
+    scans all of history: one run per `POINTS_LEDGER_FULL_CHECK_INTERVAL_SECONDS`, district-wide."""
+    async with rt.connection() as conn:
+        wait = await queries.claim_full_check(conn, settings.ledger_full_check_interval_seconds)
+        if wait is not None:
+            e = HttpError(429, "too_many_requests", f"a full ledger check ran recently; retry in {math.ceil(wait)} s",
+                          retry_after=math.ceil(wait))
+            e.headers = {"Retry-After": str(math.ceil(wait))}
+            raise e
+        return await queries.ledger_check_full(conn)
 
 
 # -- timers --------------------------------------------------------------------------------
@@ -116,6 +143,11 @@ async def expire_points(uow):
 @rt.timer(settings.deed_credit_interval_seconds, exclusive=True)
 async def credit_deeds(uow):
     await handler.credit_refused_deeds(uow)
+
+
+@rt.timer(settings.ledger_fold_interval_seconds, exclusive=True)
+async def fold_ledger(uow):
+    await queries.fold_deltas(uow.conn)
 
 
 @rt.timer(settings.metrics_interval_seconds)

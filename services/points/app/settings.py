@@ -22,4 +22,8 @@ class PointsSettings(ServiceSettings):
     metrics_interval_seconds: float = Field(15.0, gt=0, description="how often the accounts gauge is refreshed")
     redemption_code_seconds: float = Field(
         600.0, gt=0, le=86_400, description="how long a resident's redemption code (consent) stays valid")
+    ledger_fold_interval_seconds: float = Field(
+        5.0, gt=0, description="how often the ledger's write deltas are folded into its running totals")
+    ledger_full_check_interval_seconds: float = Field(
+        600.0, ge=0, description="the least time between two full ledger checks (POST /v1/ledger/check/full)")
     moral_model_candidates: int = Field(10, ge=0, le=1000, description="yearly 好人榜 ranks flagged as 道德模范 candidates")

@@ -7,6 +7,8 @@ import asyncpg
 
 from services.kit.identity import Principal
 from services.kit.policy import sees_district
+from services.kit.sql import COUNT_CAP, Keyset, Paged, Where
+from services.points.domain.ledgersums import P, Sums
 
 OFFICERS = frozenset({"community_officer", "street_officer"})
 
@@ -62,15 +64,32 @@ async def account(conn: asyncpg.Connection, account_id: str, principal: Principa
     }
 
 
-async def statement(conn: asyncpg.Connection, account_id: str, limit: int, offset: int) -> dict[str, Any]:
-    """Postings of an account, newest first, with the signed change for the account."""
-    total = await conn.fetchval(
-        "SELECT count(*) FROM postings WHERE debit_account = $1 OR credit_account = $1", account_id)
+POSTING_ORDER = Keyset(("seq",), (int,), descending=True)
+"""Postings newest first (``seq``: the indexes ``postings_debit``, ``postings_credit``, ``postings_redemptions``)."""
+
+
+async def statement(conn: asyncpg.Connection, account_id: str, limit: int, offset: int = 0,
+                    cursor: str | None = None) -> dict[str, Any]:
+    """Postings of an account, newest first, after ``cursor``, with the signed change for the
+    account. The debit side and the credit side are each read down their own index and merged,
+    so a page costs the same for an account with millions of postings (the issuer's)."""
+    args: list[Any] = [account_id, limit + offset + 1]
+    # the condition is left out rather than made optional: a generic plan keeps it an index bound
+    after = f"AND {POSTING_ORDER.after(POSTING_ORDER.decode_or_422(cursor), args)}" if cursor is not None else ""
     rows = await conn.fetch(
-        """SELECT * FROM postings WHERE debit_account = $1 OR credit_account = $1
-           ORDER BY seq DESC LIMIT $2 OFFSET $3""", account_id, limit, offset)
-    return {"account_id": account_id, "total": total, "limit": limit, "offset": offset,
-            "items": [_posting(r, account_id) for r in rows]}
+        f"""SELECT * FROM (
+              (SELECT * FROM postings WHERE debit_account = $1 {after} ORDER BY seq DESC LIMIT $2)
+              UNION ALL
+              (SELECT * FROM postings WHERE credit_account = $1 {after} ORDER BY seq DESC LIMIT $2)) p
+            ORDER BY seq DESC LIMIT $2""", *args)
+    rows = rows[offset:]
+    n = await conn.fetchval(
+        f"""SELECT (SELECT count(*) FROM (SELECT 1 FROM postings WHERE debit_account = $1 LIMIT {COUNT_CAP + 1}) d)
+                 + (SELECT count(*) FROM (SELECT 1 FROM postings WHERE credit_account = $1 LIMIT {COUNT_CAP + 1}) c)""",
+        account_id)
+    paged = Paged([_posting(r, account_id) for r in rows[:limit]], min(n, COUNT_CAP), n <= COUNT_CAP,
+                  POSTING_ORDER.encode(rows[limit - 1]) if len(rows) > limit else None)
+    return paged.answer(limit, offset, account_id=account_id)
 
 
 async def deed(conn: asyncpg.Connection, deed_id: str, principal: Principal | None = None, *,
@@ -84,47 +103,117 @@ async def deed(conn: asyncpg.Connection, deed_id: str, principal: Principal | No
     return {k: v for k, v in row["state"].items() if v is not None}
 
 
+RANKING_ORDER = Keyset(("less", "account_id"), (int, str), exprs=("-points", "account_id"))
+"""好人榜: most points first (``less`` = -points, one direction for the keyset), ties by account id."""
+
+
 async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str | None, candidates: int,
-                   limit: int, offset: int) -> dict[str, Any]:
+                   limit: int, offset: int = 0, cursor: str | None = None) -> dict[str, Any]:
     """好人榜: earned points per resident in ``period`` (YYYY-MM or YYYY), of one community or the
-    district; ties share a rank; in a yearly ranking ranks ≤ ``candidates`` are 道德模范 candidates."""
+    district, one page after ``cursor``; ties share a rank; in a yearly ranking ranks ≤
+    ``candidates`` are 道德模范 candidates. The cost follows the period's earnings (an
+    index-only scan of ``earnings_period_*``), never all of history."""
     column = "month" if len(period) == 7 else "year"
+    args: list[Any] = [period, community_id]
+    after = RANKING_ORDER.after(RANKING_ORDER.decode_or_422(cursor), args) if cursor is not None else "TRUE"
     rows = await conn.fetch(
         f"""WITH totals AS (
               SELECT account_id, sum(amount)::bigint AS points FROM earnings
               WHERE {column} = $1 AND ($2::text IS NULL OR community_id = $2)
-              GROUP BY account_id HAVING sum(amount) > 0)
-            SELECT rank() OVER (ORDER BY t.points DESC) AS rank, t.account_id, t.points, a.holder_id,
-                   count(*) OVER () AS total
-            FROM totals t JOIN accounts a USING (account_id)
-            ORDER BY t.points DESC, t.account_id LIMIT $3 OFFSET $4""",
-        period, community_id, limit, offset)
+              GROUP BY account_id HAVING sum(amount) > 0),
+            ranked AS (
+              SELECT rank() OVER (ORDER BY points DESC) AS rank, account_id, points, count(*) OVER () AS total
+              FROM totals)
+            SELECT r.rank, r.account_id, r.points, -r.points AS less, r.total, a.holder_id
+            FROM (SELECT * FROM ranked WHERE {after} ORDER BY {RANKING_ORDER.order}
+                  LIMIT {int(limit) + 1} OFFSET {int(offset)}) r
+            JOIN accounts a USING (account_id)
+            ORDER BY -r.points, r.account_id""", *args)
     yearly = column == "year"
+    total = rows[0]["total"] if rows else 0
     return {
         "period": period, "scope": "community" if community_id else "district", "community_id": community_id,
-        "total": rows[0]["total"] if rows else 0, "limit": limit, "offset": offset,
+        "total": total, "total_exact": True, "limit": limit, "offset": offset,
+        "next_cursor": RANKING_ORDER.encode(rows[limit - 1]) if len(rows) > limit else None,
         "items": [{"rank": r["rank"], "account_id": r["account_id"], "holder_id": r["holder_id"],
-                   "points": r["points"], "candidate": yearly and r["rank"] <= candidates} for r in rows],
+                   "points": r["points"], "candidate": yearly and r["rank"] <= candidates} for r in rows[:limit]],
     }
 
 
-async def redemptions(conn: asyncpg.Connection, account_id: str, limit: int, offset: int) -> dict[str, Any]:
-    total, points = await conn.fetchrow(
-        "SELECT count(*), COALESCE(sum(amount), 0)::bigint FROM postings WHERE kind = 'redemption' AND credit_account = $1",
+async def redemptions(conn: asyncpg.Connection, account_id: str, limit: int, offset: int = 0,
+                      cursor: str | None = None) -> dict[str, Any]:
+    """The redemptions at a merchant, newest first, after ``cursor``, and the points redeemed
+    there in all (an index-only sum over ``postings_redemptions``)."""
+    points = await conn.fetchval(
+        "SELECT COALESCE(sum(amount), 0)::bigint FROM postings WHERE kind = 'redemption' AND credit_account = $1",
         account_id)
-    rows = await conn.fetch(
-        """SELECT * FROM postings WHERE kind = 'redemption' AND credit_account = $1
-           ORDER BY seq DESC LIMIT $2 OFFSET $3""", account_id, limit, offset)
-    return {"account_id": account_id, "total": total, "points": points, "limit": limit, "offset": offset,
-            "items": [_posting(r) for r in rows]}
+    where = Where()
+    where.add("kind = 'redemption'")
+    where.equal(credit_account=account_id)
+    paged = await where.counted_page(conn, "postings", "SELECT * FROM postings", POSTING_ORDER, limit, offset, cursor)
+    paged.items = [_posting(r) for r in paged.items]
+    return paged.answer(limit, offset, account_id=account_id, points=points)
+
+
+_SUMS = ("postings", "amount", "digests", "moves", "accounts", "balance_total", "balances", "states")
+
+
+async def stored_sums(conn: asyncpg.Connection) -> tuple[Sums, int]:
+    """(the running totals: ``ledger_totals`` plus the deltas not folded yet; how many deltas
+    that is)."""
+    totals = await conn.fetchrow(f"SELECT {', '.join(_SUMS)} FROM ledger_totals")
+    deltas = await conn.fetchrow(
+        f"SELECT count(*) AS n, {', '.join(f'coalesce(sum({c}), 0) AS {c}' for c in _SUMS)} FROM ledger_deltas")
+    return Sums(*(int(totals[c]) for c in _SUMS)).plus(Sums(*(int(deltas[c]) for c in _SUMS))), deltas["n"]
+
+
+async def fold_deltas(conn: asyncpg.Connection) -> int:
+    """Fold the deltas into ``ledger_totals`` (the timer); returns how many were folded."""
+    sums = ", ".join(f"coalesce(sum({c}), 0) AS {c}" for c in _SUMS)
+    sets = ", ".join(f"{c} = ((t.{c} + d.{c}) % {P} + {P}) % {P}" if c in ("digests", "moves", "balances", "states")
+                     else f"{c} = t.{c} + d.{c}" for c in _SUMS)
+    return await conn.fetchval(
+        f"""WITH gone AS (DELETE FROM ledger_deltas RETURNING *),
+                 d AS (SELECT count(*) AS n, {sums} FROM gone),
+                 done AS (UPDATE ledger_totals t SET {sets}, folded_at = now() FROM d WHERE d.n > 0)
+            SELECT n FROM d""")
+
+
+def _answer(mode: str, sums: Sums, problems: list[str], mismatched: list[dict], pending: int) -> dict[str, Any]:
+    return {"mode": mode, "sum": sums.balance_total, "postings": sums.postings, "accounts": sums.accounts,
+            "consistent": not problems and not mismatched, "problems": problems, "mismatched": mismatched,
+            "pending": pending}
 
 
 async def ledger_check(conn: asyncpg.Connection) -> dict[str, Any]:
-    """The district-wide sum of balances (must be 0), the counts, and the accounts whose stored
-    balance differs from the sum of their postings (must be none)."""
+    """The incremental check, from the running totals alone (O(1) in the history): the balances
+    sum to 0, and the stored balances and the account states both weigh what the postings
+    moved. It names no account: the full check does."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        total, accounts = await conn.fetchrow("SELECT COALESCE(sum(balance), 0)::bigint, count(*) FROM accounts")
-        postings = await conn.fetchval("SELECT count(*) FROM postings")
+        sums, pending = await stored_sums(conn)
+    return _answer("incremental", sums, sums.problems(), [], pending)
+
+
+async def ledger_check_full(conn: asyncpg.Connection) -> dict[str, Any]:
+    """The full check: every posting and every account read again, in one snapshot. The sums
+    computed from them must equal the running totals (a posting altered in place changes its
+    digest), the balances sum to 0, and each stored balance equal its postings (the accounts
+    that do not are listed, up to 100)."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        stored, pending = await stored_sums(conn)
+        p = await conn.fetchrow(
+            f"""SELECT count(*) AS postings, coalesce(sum(amount), 0) AS amount,
+                       coalesce(sum(ledger_digest(transfer_id, debit_account, credit_account, amount, kind, posted_at)),
+                                0) % {P} AS digests,
+                       (coalesce(sum((ledger_weight(credit_account) - ledger_weight(debit_account))::numeric * amount),
+                                 0) % {P} + {P}) % {P} AS moves
+                FROM postings""")
+        a = await conn.fetchrow(
+            f"""SELECT count(*) AS accounts, coalesce(sum(balance), 0) AS balance_total,
+                       (coalesce(sum(ledger_weight(account_id)::numeric * balance), 0) % {P} + {P}) % {P} AS balances,
+                       (coalesce(sum(ledger_weight(account_id)::numeric * coalesce((state->>'balance')::bigint, 0)), 0)
+                           % {P} + {P}) % {P} AS states
+                FROM accounts""")
         mismatched = await conn.fetch(
             """WITH moves AS (
                  SELECT debit_account AS account_id, -amount AS amount FROM postings
@@ -135,10 +224,32 @@ async def ledger_check(conn: asyncpg.Connection) -> dict[str, Any]:
                WHERE a.balance <> COALESCE(d.balance, 0) OR a.balance <> (a.state->>'balance')::bigint
                ORDER BY a.account_id LIMIT 100""")
         below = await conn.fetchval("SELECT count(*) FROM accounts WHERE kind <> 'issuer' AND balance < 0")
-    return {"sum": int(total), "postings": postings, "accounts": accounts,
-            "consistent": total == 0 and not mismatched and below == 0,
-            "mismatched": [{"account_id": r["account_id"], "balance": r["balance"], "derived": int(r["derived"])}
-                           for r in mismatched]}
+    computed = Sums(**{k: int(v) for k, v in {**dict(p), **dict(a)}.items()})
+    problems = computed.problems()
+    if (computed.postings, computed.amount, computed.digests) != (stored.postings, stored.amount, stored.digests):
+        problems.append("the postings are not those the running totals recorded (a posting was changed, added "
+                        "or removed behind the ledger's back)")
+    if (computed.moves, computed.balances, computed.states, computed.balance_total, computed.accounts) != (
+            stored.moves, stored.balances, stored.states, stored.balance_total, stored.accounts):
+        problems.append("the running totals differ from the postings and accounts read again")
+    if below:
+        problems.append(f"{below} accounts below zero")
+    return _answer("full", computed, problems,
+                   [{"account_id": r["account_id"], "balance": r["balance"], "derived": int(r["derived"])}
+                    for r in mismatched], pending)
+
+
+async def claim_full_check(conn: asyncpg.Connection, every_seconds: float) -> float | None:
+    """Claim the next full check: None when it may run now (and is marked as started), else the
+    seconds until it may."""
+    if await conn.fetchval(
+            """UPDATE ledger_totals SET full_check_at = now()
+               WHERE full_check_at IS NULL OR full_check_at <= now() - make_interval(secs => $1) RETURNING true""",
+            float(every_seconds)):
+        return None
+    return float(await conn.fetchval(
+        "SELECT extract(epoch FROM full_check_at + make_interval(secs => $1) - now()) FROM ledger_totals",
+        float(every_seconds)))
 
 
 async def accounts_by_kind(conn: asyncpg.Connection) -> dict[str, int]:

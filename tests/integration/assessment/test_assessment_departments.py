@@ -180,6 +180,7 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
     try:
         await w.wait_ready()
         w.kafka = module_kafka
+        w.database_url = module_database_url
         w.dir = d
         yield w
     finally:

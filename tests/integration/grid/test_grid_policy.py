@@ -339,7 +339,7 @@ async def test_an_officer_of_community_a_reads_neither_case_nor_list_entry_nor_c
     assert a in ids and b not in ids and all(c["community_id"] == COMMUNITY_A for c in mine["items"])
     assert mine["total"] == len(mine["items"])
     _, asked = await get(worker, f"/v1/cases?grid_id={GRID_B}", OFFICER_A)
-    assert asked == {"total": 0, "limit": 50, "offset": 0, "items": []}
+    assert asked == {"total": 0, "total_exact": True, "limit": 50, "offset": 0, "next_cursor": None, "items": []}
     _, everything = await get(worker, "/v1/cases?limit=500", AUDITOR)
     assert {a, b} <= {c["case_id"] for c in everything["items"]}
 

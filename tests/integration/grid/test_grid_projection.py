@@ -202,7 +202,7 @@ async def test_the_overdue_timer_reports_each_missed_deadline_once_and_supervise
     assert checked == 0 and again.emitted == []
     async with pool.acquire() as conn:
         case = await db.get_case(conn, "o1")
-        _, supervised = await db.list_cases(conn, db.CaseFilter(supervised=True), 10, 0)
+        supervised = (await db.list_cases(conn, db.CaseFilter(supervised=True), 10, 0)).items
     assert case["overdue"] is True and case["overdue_count"] == 1 and case["level"] == "community"
     assert (case["supervision_count"], case["last_card"]) == (1, "yellow_card")
     assert [h["type"] for h in case["history"]][-2:] == ["grid.case.overdue.v1", "grid.case.supervised.v1"]
@@ -253,15 +253,18 @@ async def test_case_lists_filter_and_paginate_and_grid_counts_cover_every_status
     await run(pool, handler, report("l1"), report("l2", where=FAR), report("l3", grid=OTHER_GRID, category="other"))
     await run(pool, handler, RegisterCase(case_id="l2", department="110105.cgw"), now=T0 + timedelta(minutes=1))
     async with pool.acquire() as conn:
-        total, items = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 1, 0)
-        assert total == 2 and len(items) == 1
-        total, items = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 10, 1)
-        assert total == 2 and len(items) == 1
-        _, items = await db.list_cases(conn, db.CaseFilter(status="registered"), 10, 0)
+        first = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 1, 0)
+        assert (first.total, first.total_exact, len(first.items)) == (2, True, 1) and first.next_cursor
+        second = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 1, 0, cursor=first.next_cursor)
+        assert len(second.items) == 1 and second.next_cursor is None
+        assert {first.items[0]["case_id"], second.items[0]["case_id"]} == {"l1", "l2"}
+        by_offset = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 10, 1)
+        assert by_offset.total == 2 and by_offset.items[0]["case_id"] == second.items[0]["case_id"]
+        items = (await db.list_cases(conn, db.CaseFilter(status="registered"), 10, 0)).items
         assert [i["case_id"] for i in items] == ["l2"]
-        _, items = await db.list_cases(conn, db.CaseFilter(street_id="110105002", category="other"), 10, 0)
+        items = (await db.list_cases(conn, db.CaseFilter(street_id="110105002", category="other"), 10, 0)).items
         assert [i["case_id"] for i in items] == ["l3"]
-        assert (await db.list_cases(conn, db.CaseFilter(community_id="110105001002", overdue=True), 10, 0))[0] == 0
+        assert (await db.list_cases(conn, db.CaseFilter(community_id="110105001002", overdue=True), 10, 0)).total == 0
         counts = await db.grid_counts(conn, GRID)
     assert counts == {"reported": 1, "registered": 1, "dismissed": 0, "dispatched": 0, "handled": 0, "closed": 0}
 
@@ -274,9 +277,9 @@ async def test_patrols_are_upserted_by_id_listed_by_grid_and_worker_and_not_logg
     again = await run(pool, handler, p, refused=True)
     assert [e.reason for _, e in again.rejected] == ["patrol_exists"]
     async with pool.acquire() as conn:
-        assert (await db.list_patrols(conn, GRID, None, 10, 0))[0] == 1
-        assert (await db.list_patrols(conn, None, "gw-1", 10, 0))[1][0]["community_id"] == "110105001002"
-        assert (await db.list_patrols(conn, OTHER_GRID, None, 10, 0))[0] == 0
+        assert (await db.list_patrols(conn, GRID, None, 10, 0)).total == 1
+        assert (await db.list_patrols(conn, None, "gw-1", 10, 0)).items[0]["community_id"] == "110105001002"
+        assert (await db.list_patrols(conn, OTHER_GRID, None, 10, 0)).total == 0
 
 
 async def test_open311_rows_filter_by_service_code_status_and_dates(pool, handler):

@@ -333,7 +333,7 @@ async def test_orders_are_filtered_by_community_status_category_and_assignee(poo
     assert [o["order_id"] for o in by_assignee["items"]] == ["o-f1"]
     assert [o["order_id"] for o in by_status["items"]] == ["o-f2"]
     assert by_category["total"] == 1 and by_category["items"][0]["category_label"] == "医疗保障"
-    assert empty == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    assert empty == {"items": [], "total": 0, "total_exact": True, "limit": 50, "offset": 0, "next_cursor": None}
     assert counts["dispatched"] == 1 and counts["placed"] == 1 and counts["evaluated"] == 0
 
 

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import aiohttp
 import pytest
 import yaml
 
@@ -357,6 +358,16 @@ async def test_the_ledger_sums_to_zero_and_the_metrics_count_points(worker):
     status, check = await get(worker, "/v1/ledger/check")
     assert status == 200 and check["sum"] == 0 and check["consistent"] is True
     assert check["postings"] > 0 and check["accounts"] > 0 and check["mismatched"] == []
+    assert check["mode"] == "incremental" and check["problems"] == []
+    # the full check reads everything again, and then not before its interval has passed
+    status, full = await http("POST", worker.url + "/v1/ledger/check/full", token=TOKEN)
+    assert status == 200 and full["mode"] == "full" and full["consistent"] is True, full
+    assert (full["postings"], full["accounts"], full["sum"]) == (check["postings"], check["accounts"], 0)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(worker.url + "/v1/ledger/check/full", headers={"Authorization": f"Bearer {TOKEN}"}) as r:
+            again = await r.json()
+            assert r.status == 429 and again["error"] == "too_many_requests", again
+            assert 0 < int(r.headers["Retry-After"]) <= 600
 
     async def metrics():
         status, text = await http("GET", worker.url + "/metrics")

@@ -93,7 +93,7 @@ def org_life_story() -> Story:
                        absentees=people(1, "a")), at(5))
     s.feed(OrgLifeHeld(**life, meeting_id="m2", kind="committee_meeting", held_at=at(20), attendees=people(5),
                        absentees=()), at(20))  # a second 支委会 in the month: required once
-    s.feed(OrgLifeHeld(**life, meeting_id="m3", kind="branch_meeting", held_at=at(10), attendees=people(3),
+    s.feed(OrgLifeHeld(**life, meeting_id="m3", kind="branch_meeting", held_at=at(10), period="2026-Q4", attendees=people(3),
                        absentees=people(2, "a")), at(10))  # quarterly
     s.feed(OrgLifeOverdue(**life, kind="theme_day", period="2026-11"), at(1, 1, month=12))
     s.feed(OrgLifeOverdue(**life, kind="group_meeting", period="2026-11"), at(1, 1, month=12))
@@ -109,6 +109,17 @@ def test_org_life_on_time_is_required_periods_held_over_required_periods():
     assert rate(s, "org_life_on_time_rate", "community", COMMUNITY, "2026-Q4") == 0.5
     assert rate(s, "org_life_on_time_rate", "street", STREET, "2026") == 0.5
     assert s.facts("grid", GRID, "2026-11") == {}
+
+
+def test_the_required_period_is_the_one_the_party_service_names_else_the_meetings_month():
+    s = Story()
+    org(s, "b1", "grid_branch", GRID)
+    s.feed(OrgLifeHeld(org_id="b1", meeting_id="q", kind="theme_day", held_at=at(5), period="2026-Q4",
+                       attendees=people(1), absentees=()), at(5))  # the party's policy made it quarterly
+    s.feed(OrgLifeHeld(org_id="b1", meeting_id="m", kind="branch_meeting", held_at=at(6), attendees=people(1),
+                       absentees=()), at(6))  # an event from before the field: its month
+    assert s.facts("community", COMMUNITY, "2026-11")["org_life_required"] == 1
+    assert s.facts("community", COMMUNITY, "2026-Q4")["org_life_required"] == 2
 
 
 def test_attendance_is_attendees_over_attendees_and_absentees_of_every_meeting():

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from schemas.common import CommunityId, GridId
 from services.kit.identity import Principal
 from services.kit.http import HttpError
+from services.kit.sql import MAX_OFFSET, Paged
 from services.kit.routes import (
     Answer,
     Documented,
@@ -84,6 +85,7 @@ async def test_a_query_is_read_leniently_with_defaults_and_empty_values_as_absen
 
 @pytest.mark.parametrize("query, field", [
     ("limit=0", "limit"), ("limit=101", "limit"), ("offset=-1", "offset"), ("limit=abc", "limit"),
+    ("offset=1001", "offset"), ("cursor=not%20base64!", "cursor"),
     ("community_id=12", "community_id"), ("community_id=１１０１０５００１００２", "community_id"),
     ("status=lost", "status"), ("overdue=maybe", "overdue"), ("since=0.5", "since"),
     ("since=2026-11-01T08:00:00", "since"), ("tags=a%00", "tags"), ("status=op%00en", "status"),
@@ -137,9 +139,19 @@ def test_found_is_the_value_or_a_404_naming_the_id():
 
 def test_a_page_answer_and_its_bounds():
     q = Page.sized(20, 100)(limit=7, offset=14)
-    assert page(q, 30, [1, 2]) == {"total": 30, "limit": 7, "offset": 14, "items": [1, 2]}
+    assert page(q, Paged([1, 2], 30, True, "abc")) == {
+        "total": 30, "total_exact": True, "limit": 7, "offset": 14, "next_cursor": "abc", "items": [1, 2]}
+    assert page(q, Paged([1], 1, True, None), ["one"])["items"] == ["one"]
     assert Page().limit == 50 and Page.sized(20, 100) is Page.sized(20, 100)
-    assert PageOut[int].model_validate({"total": 1, "limit": 1, "offset": 0, "items": [3]}).items == [3]
+    assert PageOut[int].model_validate({"total": 1, "total_exact": True, "limit": 1, "offset": 0, "next_cursor": None,
+                                        "items": [3]}).items == [3]
+    assert Page(offset=MAX_OFFSET).offset == MAX_OFFSET
+
+
+async def test_an_offset_past_its_bound_tells_to_use_the_cursor():
+    with pytest.raises(HttpError) as e:
+        await bind(route(query=Filter), Raw(f"offset={MAX_OFFSET + 1}"))
+    assert e.value.field == "offset" and "cursor" in e.value.detail
 
 
 def test_what_a_route_answers_is_documented_with_the_kits_own_statuses():

@@ -56,6 +56,16 @@ def test_a_table_without_every_kind_or_with_an_unknown_frequency_is_refused():
 # --- recording a meeting ---------------------------------------------------------------
 
 
+def test_a_meeting_says_which_required_period_it_fulfils_by_the_tables_frequency_of_its_kind():
+    (monthly,) = decide_org_life(None, record(), ctx())
+    (quarterly,) = decide_org_life(None, record(kind="branch_meeting", meeting_id="mt-2"), ctx())
+    assert monthly.period == period_of(T0, Every.MONTH) and quarterly.period == period_of(T0, Every.QUARTER)
+    table = policy().model_dump()
+    table["frequencies"][OrgLifeKind.THEME_DAY]["every"] = Every.QUARTER  # the table changed: the events follow it
+    (e,) = decide_org_life(None, record(), ctx().model_copy(update={"policy": OrgLifePolicy.model_validate(table)}))
+    assert e.period == period_of(T0, Every.QUARTER)
+
+
 def test_an_org_records_a_meeting_of_a_kind_it_holds():
     (e,) = decide_org_life(None, record(), ctx())
     assert isinstance(e, OrgLifeHeld) and e.aggregate_id == "br-1"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping, TypeVar
 
 from schemas.common import Event
@@ -111,15 +112,18 @@ def replay(events: Iterable[tuple[Event, datetime]], lookup: MemoryLookup | None
     """Fold a history of (payload, envelope time) into counters from scratch.
 
     Events must come in the order they were processed (see :mod:`..history` for the order).
+    Each counter is summed exactly (the decimal of each delta's shortest repr), so that its value
+    does not depend on the order of the additions: the incremental accumulation
+    (:mod:`..incremental`) and the stored counters (``numeric``) give the very same floats.
     """
     lookup = lookup if lookup is not None else MemoryLookup()
-    table: FactTable = {}
+    sums: dict[FactKey, Decimal] = {}
     for payload, time in events:
         eff = effect_of_event(payload, time, lookup)
         for d in eff.facts:
-            table[d.key] = table.get(d.key, 0.0) + d.delta
+            sums[d.key] = sums.get(d.key, Decimal(0)) + Decimal(repr(float(d.delta)))
         lookup.apply(eff.refs)
-    return table, lookup
+    return {k: float(v) for k, v in sums.items()}, lookup
 
 
 def facts_by_entity(table: Mapping[FactKey, float], period: str) -> dict[Entity, dict[str, float]]:

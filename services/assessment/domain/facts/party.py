@@ -27,11 +27,6 @@ from .refs import CouncilRef, DutyRef, Entity, GridRef, Lookup, OrgRef, ProjectR
 _party_event = partial(builds, occurred="occurred_at")
 """Register a builder of party events, which carry their instant in ``occurred_at``."""
 
-QUARTERLY = frozenset({party.OrgLifeKind.BRANCH_MEETING, party.OrgLifeKind.PARTY_LECTURE})
-"""The kinds of organisational life required each quarter (支部党员大会, 党课); the others
-(支委会, 党小组会, 主题党日) each month."""
-
-
 def place_of(area_id: str | None) -> dict[str, str]:
     """Where an area id puts an organisation or a council: its grid, community and street (a
     building ``<grid id>:<building>`` is in its grid), or a unit (any other id)."""
@@ -94,11 +89,11 @@ def coverage_gap(e: party.CoverageGap, at: datetime, lookup: Lookup) -> EventEff
 # -- organisational life (三会一课, 主题党日) --------------------------------------------------
 
 
-def required_period(kind: party.OrgLifeKind, held_at: datetime) -> str:
-    """The required period a meeting of ``kind`` held at ``held_at`` fulfils: its month, or its
-    quarter for the quarterly kinds."""
-    month, quarter, _ = periods_of(held_at)
-    return quarter if kind in QUARTERLY else month
+def required_period(e: party.OrgLifeHeld) -> str:
+    """The required period a meeting fulfils, as the party service says from its policy of how
+    often each kind is due (``period``: its month, or its quarter for the quarterly kinds); a
+    meeting whose event predates the field fulfils its month."""
+    return e.period or periods_of(e.held_at)[0]
 
 
 @_party_event(party.OrgLifeHeld)
@@ -109,7 +104,7 @@ def org_life_held(e: party.OrgLifeHeld, at: datetime, lookup: Lookup) -> EventEf
     ref = _org(e.org_id, e.area_id, lookup)
     ents = _where(ref)
     facts: list[FactDelta] = []
-    key = f"{e.kind.value}@{required_period(e.kind, e.held_at)}"
+    key = f"{e.kind.value}@{required_period(e)}"
     periods = enclosing_periods(key.split("@", 1)[1])
     if key not in ref.required:
         facts += increments_in(ents, periods, Fact.ORG_LIFE_REQUIRED, 1)

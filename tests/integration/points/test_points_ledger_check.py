@@ -1,0 +1,99 @@
+"""The incremental ledger check against PostgreSQL: the running totals the triggers keep agree
+with the postings and accounts read again, an erasure keeps them so, tampering shows (a balance
+at once, a posting changed in place in the full check), and the incremental check stays fast
+over a large ledger. The full check is rate-limited."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from schemas.points import AccountKind
+from services.points.domain.ledgersums import Sums
+from services.points.projection import queries
+from tests.integration.points.test_points_projection import COMMUNITY, award, base, opened, seed
+
+pytestmark = pytest.mark.integration
+
+
+async def python_sums(conn) -> Sums:
+    """The totals computed in Python from the rows (the pure arithmetic, not the SQL one)."""
+    postings = await conn.fetch("SELECT transfer_id, debit_account, credit_account, amount, kind, posted_at "
+                                "FROM postings")
+    accounts = await conn.fetch("SELECT account_id, balance, coalesce((state->>'balance')::bigint, 0) FROM accounts")
+    return Sums.of_postings(tuple(r) for r in postings).plus(Sums.of_accounts(tuple(r) for r in accounts))
+
+
+async def test_the_running_totals_are_the_sums_of_the_rows_before_and_after_a_fold(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, award("t1", "resident:p1", 12), award("t2", "resident:p2", 5))
+        await seed(conn, award("t3", "resident:p1", 7))
+        stored, pending = await queries.stored_sums(conn)
+        assert pending > 0 and stored == await python_sums(conn) and stored.postings == 3
+        check = await queries.ledger_check(conn)
+        assert (check["mode"], check["consistent"], check["sum"], check["postings"], check["accounts"]) == (
+            "incremental", True, 0, 3, 5)
+        assert await queries.fold_deltas(conn) == pending
+        assert await queries.stored_sums(conn) == (stored, 0)
+        assert await queries.fold_deltas(conn) == 0
+        full = await queries.ledger_check_full(conn)
+        assert (full["mode"], full["consistent"], full["problems"], full["mismatched"]) == ("full", True, [], [])
+
+
+async def test_an_erasure_keeps_both_checks_consistent(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, award("t1", "resident:p1", 12))
+        assert await conn.fetchval("SELECT erase_account('resident:p1', 'resident:erased-1', 'p1', 'erased-1')") == 2
+        assert (await queries.ledger_check(conn))["consistent"]
+        full = await queries.ledger_check_full(conn)
+        assert full["consistent"] and full["accounts"] == 5, full
+
+
+async def test_a_balance_moved_without_a_posting_fails_the_incremental_check(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, award("t1", "resident:p1", 12))
+        await conn.execute("UPDATE accounts SET balance = balance + 5 WHERE account_id = 'resident:p1'")
+        check = await queries.ledger_check(conn)
+    assert not check["consistent"] and "the stored balances are not the sums of the postings" in check["problems"]
+
+
+async def test_a_posting_altered_in_place_is_caught_by_the_full_check_while_the_incremental_stays_fast(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, opened("resident:p3", AccountKind.resident, "p3"))
+        # a large ledger in one statement: the statement trigger moves each balance once
+        await conn.execute(
+            """INSERT INTO postings (transfer_id, debit_account, credit_account, amount, kind, posted_at, event)
+               SELECT 'bulk-' || i, $1, (ARRAY['resident:p1', 'resident:p2', 'resident:p3'])[i % 3 + 1], i % 50 + 1,
+                      'award', now(), '{}'
+               FROM generate_series(1, 30000) i""", f"issuer:{COMMUNITY}")
+        # the aggregate states follow the stored balances, as the service keeps them
+        await conn.execute("UPDATE accounts SET state = jsonb_set(state, '{balance}', to_jsonb(balance))")
+        await queries.fold_deltas(conn)
+        assert (await queries.ledger_check_full(conn))["consistent"]
+        # tampering: the triggers switched off, a posting's amount changed in place
+        async with conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute("UPDATE postings SET amount = amount + 1 WHERE transfer_id = 'bulk-77'")
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            check = await queries.ledger_check(conn)
+            times.append(time.perf_counter() - started)
+        assert check["consistent"] and check["postings"] == 30000  # the running totals cannot see it
+        assert min(times) < 0.1, times
+        full = await queries.ledger_check_full(conn)
+    assert not full["consistent"]
+    assert any("a posting was changed" in p for p in full["problems"]), full["problems"]
+    assert {m["account_id"] for m in full["mismatched"]} == {f"issuer:{COMMUNITY}", "resident:p3"}
+
+
+async def test_the_full_check_runs_once_per_interval(pool):
+    async with pool.acquire() as conn:
+        assert await queries.claim_full_check(conn, 600) is None
+        wait = await queries.claim_full_check(conn, 600)
+        assert wait is not None and 590 < wait <= 600
+        assert await queries.claim_full_check(conn, 0) is None  # an interval of 0: no limit
