@@ -6,12 +6,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run promtool test test-unit test-integration test-deploy test-e2e schemas dashboards bench provision clean help
+.PHONY: run promtool test test-unit test-integration test-deploy test-e2e schemas dashboards bench history bench-history provision clean help
 
 help:
 	@echo "make run       - the whole district live: embedded Kafka + PostgreSQL, 4 services, simulator (Ctrl-C stops)"
 	@echo "make test      - unit, contract, integration, deploy and end-to-end tests (real broker + database)"
 	@echo "make bench     - throughput/latency/memory benchmark; prints one JSON line"
+	@echo "make history  - YEARS=5 SCALE=1.0: a district's years of history in PostgreSQL (DATABASE_URL, else var/history)"
+	@echo "make bench-history - read, close and ledger-check figures on a generated history vs an empty one; one JSON line"
 	@echo "make schemas   - regenerate JSON Schema + AsyncAPI from the contract package, OpenAPI from the routes"
 	@echo "make provision - create the contract topics on KAFKA_BOOTSTRAP_SERVERS"
 
@@ -63,6 +65,14 @@ dashboards: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m tests.bench.run
+
+YEARS ?= 5
+SCALE ?= 1.0
+history: $(STAMP)
+	$(PY) -m tests.history.generate --years $(YEARS) --scale $(SCALE) $(if $(DATABASE_URL),,--keep)
+
+bench-history: $(STAMP)
+	$(PY) -m tests.history.bench --years $(YEARS) --scale $(SCALE)
 
 clean:
 	rm -rf var/ .pytest_cache .hypothesis
