@@ -69,10 +69,10 @@ bench: $(STAMP)
 YEARS ?= 5
 SCALE ?= 1.0
 history: $(STAMP)
-	$(PY) -m tests.history.generate --years $(YEARS) --scale $(SCALE) $(if $(DATABASE_URL),,--keep)
+	$(PY) -m tests.history.generate --years $(YEARS) --scale $(SCALE)
 
 bench-history: $(STAMP)
-	$(PY) -m tests.history.bench --years $(YEARS) --scale $(SCALE)
+	$(PY) -m tests.history.bench
 
 clean:
 	rm -rf var/ .pytest_cache .hypothesis

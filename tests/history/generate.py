@@ -466,31 +466,46 @@ async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, logg
 
 # -- the database -----------------------------------------------------------------------------
 
+HISTORY_DIR = ROOT / "var" / "history" / "pg"
+HISTORY_DB = "history"
+
+
+async def create_database(server_url: str, name: str, *, replace: bool = False) -> str:
+    """A database ``name`` on the server of ``server_url`` (dropped first with ``replace``); its URL."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        if replace:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def embedded_history():
+    """The embedded PostgreSQL of ``var/history`` (started; its data stay between runs)."""
+    from services.kit.infra import EmbeddedPostgres
+    return EmbeddedPostgres(HISTORY_DIR).start()
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.history.generate", description=__doc__.split("\n")[0])
     ap.add_argument("--years", type=int, default=int(os.environ.get("YEARS", "5")))
     ap.add_argument("--scale", type=float, default=float(os.environ.get("SCALE", "1.0")))
     ap.add_argument("--seed", type=int, default=19)
-    ap.add_argument("--keep", action="store_true", help="leave the embedded PostgreSQL running")
     args = ap.parse_args(argv)
     plan = Plan(years=args.years, scale=args.scale, seed=args.seed)
     dsn = os.environ.get("DATABASE_URL")
     pg = None
-    if not dsn:
-        from services.kit.infra import EmbeddedPostgres
-        datadir = ROOT / "var" / "history" / "pg"
-        if datadir.exists():
-            import shutil
-            shutil.rmtree(datadir)
-        pg = EmbeddedPostgres(datadir).start()
-        dsn = pg.url
     try:
+        if not dsn:  # database "history" of var/history (replaced), kept for make bench-history
+            pg = embedded_history()
+            dsn = asyncio.run(create_database(pg.url, HISTORY_DB, replace=True))
         out = asyncio.run(generate(dsn, plan))
-        out["database_url"] = dsn if pg is None or args.keep else None
+        out["database"] = "var/history" if pg is not None else "DATABASE_URL"
         print(orjson.dumps(out).decode(), flush=True)
     finally:
-        if pg is not None and not args.keep:
+        if pg is not None:
             pg.stop()
     return 0
 
