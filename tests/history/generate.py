@@ -88,7 +88,9 @@ class Plan:
     years: int
     scale: float
     seed: int = 19
-    end: datetime = field(default_factory=lambda: datetime(2026, 12, 1, tzinfo=SH))
+    end: datetime = field(default_factory=lambda: datetime.now(SH).replace(minute=0, second=0, microsecond=0))
+    """The end of the history (default: this hour): the periods that ended before it are closed,
+    the current month is open (what a provisional scorecard reads)."""
 
     @property
     def start(self) -> datetime:

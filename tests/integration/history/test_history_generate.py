@@ -1,6 +1,8 @@
 """The history generator at a tiny scale: what it builds passes each service's own checks."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 
 from services.assessment.app.scoring import compute_period
@@ -12,9 +14,9 @@ from services.assessment.projection import store
 from services.grid.domain import CaseState
 from services.kit.db import create_pool
 from services.points.projection.queries import ledger_check, ledger_check_full
-from tests.history.generate import Plan, generate
+from tests.history.generate import SH, Plan, generate
 
-PLAN = Plan(years=1, scale=0.00006)  # 300 cases over a year
+PLAN = Plan(years=1, scale=0.00006, end=datetime(2026, 11, 20, 9, tzinfo=SH))  # 300 cases over a year
 
 
 @pytest.fixture(scope="module")
