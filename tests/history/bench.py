@@ -72,7 +72,7 @@ async def _load(session: aiohttp.ClientSession, urls: list[str], tok: str) -> di
     return {"p50_ms": _pct(times, 0.5), "p99_ms": _pct(times, 0.99), "status": statuses}
 
 
-async def _sample(dsn: str) -> dict[str, Any]:
+async def sample_of(dsn: str) -> dict[str, Any]:
     """Ids the requests name, taken from the history (the same ones are asked of the empty run)."""
     conn = await asyncpg.connect(dsn)
     try:
@@ -89,6 +89,12 @@ async def _sample(dsn: str) -> dict[str, Any]:
         open_month = await conn.fetchval(
             """SELECT max(period) FROM assessment.facts WHERE period ~ '^[0-9]{4}-[0-9]{2}$'
                AND period NOT IN (SELECT period FROM assessment.period_closes)""")
+        scored = [r[0] for r in await conn.fetch(
+            "SELECT entity_id FROM assessment.scorecards WHERE entity_type = 'grid' AND period = $1", months[0])
+                  ] if months else []
+        open_grids = [r[0] for r in await conn.fetch(
+            "SELECT DISTINCT entity_id FROM assessment.facts WHERE entity_type = 'grid' AND period = $1",
+            open_month)] if open_month else []
         size = {"cases": await conn.fetchval("SELECT count(*) FROM grid.cases"),
                 "case_history": await conn.fetchval("SELECT count(*) FROM grid.case_history"),
                 "postings": await conn.fetchval("SELECT count(*) FROM points.postings"),
@@ -102,13 +108,13 @@ async def _sample(dsn: str) -> dict[str, Any]:
     if not (cases and residents and months and quarters):
         raise SystemExit("the history is empty: run make history first")
     return {"cases": cases, "grids": grids, "residents": residents, "merchants": merchants or residents,
-            "month": months[0], "quarter": quarters[0], "open_month": open_month or months[0], "size": size}
+            "scored_grids": scored or grids, "open_grids": open_grids or grids, "month": months[0], "quarter": quarters[0], "open_month": open_month or months[0], "size": size}
 
 
-def _endpoints(s: dict[str, Any]) -> dict[str, tuple[str, str, list[str]]]:
-    """name -> (service, token, paths), REQUESTS paths each (cycling over the sample)."""
+def _endpoints(s: dict[str, Any], n: int) -> dict[str, tuple[str, str, list[str]]]:
+    """name -> (service, token, paths), ``n`` paths each (cycling over the sample)."""
     def cyc(fmt: str, xs: list[str]) -> list[str]:
-        return [fmt.format(xs[i % len(xs)]) for i in range(REQUESTS)]
+        return [fmt.format(xs[i % len(xs)]) for i in range(n)]
     m = s["month"]
     return {
         "grid.case": ("grid", AUDITOR, cyc("/v1/cases/{}", s["cases"])),
@@ -120,7 +126,7 @@ def _endpoints(s: dict[str, Any]) -> dict[str, tuple[str, str, list[str]]]:
         "points.redemptions": ("points", AUDITOR, cyc("/v1/merchants/{}/redemptions?limit=50", s["merchants"])),
         "points.rankings": ("points", AUDITOR, cyc("/v1/rankings?period={}", [m])),
         "points.ledger_check": ("points", OPERATOR, cyc("/v1/ledger/check", [""])),
-        "assessment.scorecard": ("assessment", ASSESSOR, cyc("/v1/scorecards/grid/{}?period=" + m, s["grids"])),
+        "assessment.scorecard": ("assessment", ASSESSOR, cyc("/v1/scorecards/grid/{}?period=" + m, s["scored_grids"])),
         "assessment.rankings": ("assessment", ASSESSOR, cyc("/v1/rankings?entity_type=grid&period={}", [m])),
         "assessment.alerts": ("assessment", ASSESSOR, cyc("/v1/alerts?period={}", [m])),
     }
@@ -141,21 +147,23 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict | None, tok
         return r.status, time.perf_counter() - t
 
 
-async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path) -> dict[str, Any]:
+async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path,
+                  requests: int = REQUESTS) -> dict[str, Any]:
+    """The figures of the workers started on ``dsn`` (see the module docstring)."""
     workers = {svc: _start(svc, bootstrap, dsn, logdir) for svc in ("grid", "points", "assessment")}
     out: dict[str, Any] = {}
     try:
         await asyncio.gather(*(w.wait_ready(180) for w in workers.values()))
         conn = aiohttp.TCPConnector(limit=CONCURRENCY)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as session:
-            for name, (svc, tok, paths) in _endpoints(sample).items():
+            for name, (svc, tok, paths) in _endpoints(sample, requests).items():
                 base = workers[svc].url
                 await _load(session, [base + p for p in paths[:CONCURRENCY]], tok)  # warm-up
                 out[name] = await _load(session, [base + p for p in paths], tok)
             a = workers["assessment"].url
             times = []
             for i in range(PROVISIONAL_READS):
-                grid = sample["grids"][i % len(sample["grids"])]
+                grid = sample["open_grids"][i % len(sample["open_grids"])]
                 t = time.perf_counter()
                 async with session.get(f"{a}/v1/scorecards/grid/{grid}?period={sample['open_month']}",
                                        headers={"Authorization": f"Bearer {ASSESSOR}"}) as r:
@@ -197,7 +205,7 @@ async def run() -> dict[str, Any]:
     broker = EmbeddedKafka(workdir=work / "kafka").start()
     try:
         await provision(broker.bootstrap, partitions=4)
-        sample = await _sample(dsn)
+        sample = await sample_of(dsn)
         empty = await create_database(dsn, "history_empty", replace=True)
         c = await asyncpg.connect(empty)
         try:

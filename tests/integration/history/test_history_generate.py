@@ -1,4 +1,5 @@
-"""The history generator at a tiny scale: what it builds passes each service's own checks."""
+"""The history generator at a tiny scale: what it builds passes each service's own checks, and the
+history bench measures it (a smoke run: few requests, the history only)."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -14,9 +15,10 @@ from services.assessment.projection import store
 from services.grid.domain import CaseState
 from services.kit.db import create_pool
 from services.points.projection.queries import ledger_check, ledger_check_full
+from tests.history.bench import measure, sample_of
 from tests.history.generate import SH, Plan, generate
 
-PLAN = Plan(years=1, scale=0.00006, end=datetime(2026, 11, 20, 9, tzinfo=SH))  # 300 cases over a year
+PLAN = Plan(years=1, scale=0.00004, end=datetime(2026, 11, 20, 9, tzinfo=SH))  # 200 cases over a year
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +95,15 @@ async def test_closed_months_rescore_to_the_stored_scorecards(history):
                 assert facts == pytest.approx({k: v for k, v in replayed.items() if k[2] == period}), period
     finally:
         await pool.close()
+
+
+async def test_the_bench_measures_every_figure(history, module_kafka, tmp_path):
+    url, _ = history
+    out = await measure(url, module_kafka, await sample_of(url), tmp_path, requests=32)
+    reads = {k: v for k, v in out.items() if "p99_ms" in v}
+    assert len(reads) == 12
+    for name, v in reads.items():
+        assert 0 < v["p50_ms"] <= v["p99_ms"] and set(v["status"]) <= {200}, (name, v)
+    assert out["provisional_scorecard"]["status"] == 200, out["provisional_scorecard"]
+    assert out["close_month"]["status"] == 200 and out["close_quarter"]["status"] == 200, out
+    assert out["ledger_check_full"]["status"] == 200, out
