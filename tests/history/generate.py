@@ -66,6 +66,8 @@ from services.points.domain.accounts import Account, evolve_account, opened_even
 from services.points.domain.clock import month_of, year_of
 from services.points.domain.rankings import earned_from
 from services.points.domain.rules import SourceKind
+from schemas.points import DeedApproved, ReviewDeed, SubmitDeed
+from services.points.domain.deeds import Deed, decide_review_deed, decide_submit_deed, evolve_deed
 from services.points.domain.transfers import Earning, award_plan, decide_award, decide_expire, decide_transfer
 from services.points.domain import EarningRules
 
@@ -228,6 +230,9 @@ class Ledger:
         self.opened: list[AccountOpened] = []
         self.postings: list[TransferPosted] = []
         self.merchants = [account_id_for(AccountKind.merchant, f"shop-{m:05d}") for m in range(plan.merchants)]
+        self.deeds: dict[str, tuple[Deed, int]] = {}  # deed id -> (state, saves)
+        self.deed_events: list[Any] = []  # the deed decisions' events assessment consumes
+        self.deed_categories = self.rules.deed_categories()
 
     def _apply(self, events: Iterable[Any]) -> None:
         for e in events:
@@ -265,6 +270,31 @@ class Ledger:
         except Exception as e:  # noqa: BLE001 - expired points may leave too little: the till is refused
             if type(e).__name__ != "TransferRefusal":
                 raise
+
+    def submit_deed(self, account_id: str, deed_id: str, at: datetime) -> None:
+        """A resident submits a good deed (道德日记) of a category the rules know."""
+        account = self.accounts[account_id]
+        category = self.deed_categories[self.rng.randrange(len(self.deed_categories))]
+        cmd = SubmitDeed(deed_id=deed_id, account_id=account_id, category=category, description="帮助邻居")
+        events = decide_submit_deed(None, cmd, account=account, rules=self.rules, at=at)
+        self.deeds[deed_id] = (evolve_deed(None, events[0]), 1)
+
+    def review_deed(self, deed_id: str, at: datetime) -> None:
+        """The community reviews it: most are approved (and credited, caps permitting)."""
+        deed, saves = self.deeds[deed_id]
+        rule = self.rules.rule_for(SourceKind.deed, deed.category)
+        approved = self.rng.random() < 0.85
+        cmd = ReviewDeed(deed_id=deed_id, account_id=deed.account_id, approved=approved,
+                         points=self.rng.randint(rule.min, rule.max) if approved else None,
+                         reviewer_id=f"officer-{deed.community_id}", reason=None if approved else "材料不足")
+        events = decide_review_deed(deed, cmd, rules=self.rules, resident=self.accounts[deed.account_id],
+                                    issuer=self.accounts.get(account_id_for(AccountKind.issuer, deed.community_id)),
+                                    at=at)
+        for e in events:
+            deed = evolve_deed(deed, e) or deed
+        self.deeds[deed_id] = (deed, saves + 1)
+        self.deed_events += [e for e in events if isinstance(e, DeedApproved)]
+        self._apply(e for e in events if isinstance(e, (AccountOpened, TransferPosted)))
 
     def expire_all(self, now: datetime) -> None:
         for account_id in sorted(a for a, acc in self.accounts.items() if acc.kind is AccountKind.resident):
@@ -334,11 +364,7 @@ async def generate(dsn: str, plan: Plan) -> dict[str, Any]:
                                                 community_id=s.community_id, occurred_at=ev.occurred_at))
                 progress.advance(task)
             task = progress.add_task("points: postings (domain)", total=len(earnings))
-            for e in earnings:
-                ledger.award(e)
-                ledger.maybe_redeem(account_id_for(AccountKind.resident, e.holder_id),
-                                    e.occurred_at + timedelta(days=rng.uniform(1, 120)))
-                progress.advance(task)
+            _run_ledger(ledger, earnings, plan, rng, progress, task)
             ledger.expire_all(plan.end)
             postings = sorted(ledger.postings, key=lambda p: (p.posted_at, p.transfer_id))
 
@@ -367,6 +393,42 @@ async def generate(dsn: str, plan: Plan) -> dict[str, Any]:
     return {"years": plan.years, "scale": plan.scale, **counts, "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def _run_ledger(ledger: Ledger, earnings: list[Earning], plan: Plan, rng: random.Random, progress: Progress,
+                task) -> None:
+    """What the points worker decides, in the order things happen: each award when its report is
+    registered; after it, maybe a redemption within 4 months and a deed (submitted within a
+    month, reviewed within 5 days); nothing after the end of the history."""
+    import heapq
+    queue: list[tuple[datetime, int, str, Any]] = [(e.occurred_at, n, "award", e) for n, e in enumerate(earnings)]
+    heapq.heapify(queue)
+    n = len(queue)
+    while queue:
+        at, _, what, arg = heapq.heappop(queue)
+        if what == "award":
+            ledger.award(arg)
+            progress.advance(task)
+            resident = account_id_for(AccountKind.resident, arg.holder_id)
+            if resident not in ledger.accounts:
+                continue
+            later = [(at + timedelta(days=rng.uniform(1, 120)), "redeem", resident)]
+            if rng.random() < 0.4:
+                later.append((at + timedelta(days=rng.uniform(1, 30)), "submit", (resident, f"deed-{n:08d}")))
+            for t, kind, x in later:
+                if t <= plan.end:
+                    n += 1
+                    heapq.heappush(queue, (t, n, kind, x))
+        elif what == "redeem":
+            ledger.maybe_redeem(arg, at)
+        elif what == "submit":
+            ledger.submit_deed(arg[0], arg[1], at)
+            t = at + timedelta(days=rng.uniform(1, 5))
+            if t <= plan.end:
+                n += 1
+                heapq.heappush(queue, (t, n, "review", arg[1]))
+        elif what == "review":
+            ledger.review_deed(arg, at)
+
+
 def _seq(run: CaseRun, ev: Any) -> int:
     """The case version after ``ev`` (its position among the case's events, from 1)."""
     for n, (e, _) in enumerate(run.events, 1):
@@ -387,6 +449,8 @@ async def _write_points(conn: asyncpg.Connection, ledger: Ledger, postings: list
                      acc.model_dump_json(), min(lots, default=None), e.opened_at, datetime.now(timezone.utc)))
     await _copy(conn, "points", "accounts", ("account_id", "kind", "holder_id", "community_id", "balance", "state",
                                              "oldest_lot_at", "opened_at", "updated_at"), rows)
+    deed_cols = ("deed_id", "account_id", "community_id", "category", "status", "points", "transfer_id",
+                 "refused_reason", "state", "submitted_at", "reviewed_at", "version", "updated_at")
     task = progress.add_task("points: COPY", total=len(postings))
     await conn.execute("SET search_path TO points")
     cols = ("transfer_id", "debit_account", "credit_account", "amount", "kind", "rule", "category", "community_id",
@@ -404,6 +468,10 @@ async def _write_points(conn: asyncpg.Connection, ledger: Ledger, postings: list
                 (p.transfer_id, x.account_id, x.amount, x.community_id, x.earned_at, month_of(x.earned_at),
                  year_of(x.earned_at)) for p, x in earned])
         progress.advance(task, len(chunk))
+    await _copy(conn, "points", "deeds", deed_cols, [
+        (d.deed_id, d.account_id, d.community_id, d.category, d.status.value, d.points, d.transfer_id,
+         d.refused_reason, d.model_dump_json(), d.submitted_at, d.reviewed_at, saves, datetime.now(timezone.utc))
+        for d, saves in ledger.deeds.values()])
 
 
 async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, logged: list[tuple[Any, str]],
@@ -430,6 +498,8 @@ async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, logg
         events.append(StoredEvent(POINTS_SOURCE, _uuid(rng), topic_of(e), e, e.opened_at or plan.start))
     for p in postings:
         events.append(StoredEvent(POINTS_SOURCE, _uuid(rng), topic_of(p), p, p.posted_at or plan.end))
+    for d in ledger.deed_events:
+        events.append(StoredEvent(POINTS_SOURCE, _uuid(rng), topic_of(d), d, d.reviewed_at or plan.end))
     events = [e for e in events if type(e.payload) in CONSUMED]
     pool = await create_pool(dsn, "assessment", service="assessment", max_size=1)
     try:

@@ -42,6 +42,7 @@ async def test_points_ledger_checks_pass(history):
             inc = await ledger_check(conn)
             full = await ledger_check_full(conn)
             kinds = {r["kind"] for r in await conn.fetch("SELECT DISTINCT kind FROM postings")}
+            deeds = {r[0] for r in await conn.fetch("SELECT DISTINCT status FROM deeds")}
             derived = await conn.fetchval(
                 """SELECT count(*) FROM accounts a WHERE a.balance <> (a.state->>'balance')::bigint""")
     finally:
@@ -51,6 +52,7 @@ async def test_points_ledger_checks_pass(history):
     assert inc["postings"] == full["postings"] and inc["sum"] == 0
     assert {"award", "redemption"} <= kinds
     assert derived == 0
+    assert "credited" in deeds, deeds
 
 
 async def test_grid_rows_are_the_case_states(history):
