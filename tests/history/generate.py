@@ -11,8 +11,10 @@ services run them at start-up. Then the projections are filled, in chunks, with 
   newest still open at every stage), the overdue timer's events included.
 - points: each registered report of a resident earns an award by the earning rules
   (``award_plan`` / ``decide_award``, caps included); residents redeem points at merchants
-  (``decide_transfer``, with the expiry of lots past their validity before a spend); the expiry
-  timer's postings up to the end of the history. ``accounts`` hold the evolved account states,
+  (``decide_transfer``, with the expiry of lots past their validity before a spend) and submit
+  good deeds that the community reviews (``decide_submit_deed`` / ``decide_review_deed``, the
+  approved ones credited); all decided in the order they happen; the expiry timer's postings
+  up to the end of the history. ``deeds`` hold the deed states. ``accounts`` hold the evolved account states,
   ``postings`` and ``earnings`` the postings in time order; the ledger's own triggers keep the
   balances and the running totals (one statement per chunk), so the incremental and full ledger
   checks hold.
@@ -25,8 +27,8 @@ The events topics are not filled: at scale that is the rebuild's workload, measu
 (``tests/history/rebuild_bench.py``). Nothing is written to an outbox, so a worker started on
 the result publishes nothing from the past. Orders and party keep their (empty) schemas.
 
-``SCALE`` 1.0 is a large district over ``YEARS`` 5: about 5 M cases; the postings follow from
-the cases (about 3 per resident report); the points accounts from the residents who report.
+``SCALE`` 1.0 is a large district over ``YEARS`` 5: about 5 M cases, 500,000 residents who may
+report, 2,000 merchants; the postings follow from the residents' registered reports.
 The database is ``DATABASE_URL``, else an embedded PostgreSQL under ``var/history`` (left
 running with ``--keep``; its URL is printed). Deterministic for a given ``--seed``.
 """
