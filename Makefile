@@ -14,7 +14,7 @@ PYTEST_PAR = -n $(PYTEST_WORKERS) $(if $(filter 0,$(PYTEST_WORKERS)),,--dist loa
 # test process and every worker a test starts would otherwise compile the whole tree again.
 PYTEST = env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_PAR)
 
-.PHONY: run promtool test test-unit test-integration test-deploy test-e2e schemas dashboards bench chaos provision clean help
+.PHONY: run promtool test test-unit test-integration test-deploy test-e2e schemas dashboards bench chaos history bench-history provision clean help
 
 help:
 	@echo "make run       - the whole district live: embedded Kafka + PostgreSQL, 5 services, simulator, Prometheus"
@@ -23,6 +23,8 @@ help:
 	@echo "make bench     - throughput/latency/memory benchmark; prints one JSON line"
 	@echo "make chaos     - the district (2 workers/service, Prometheus) under seeded faults, then its invariants"
 	@echo "                 checked; one JSON line, exit 1 on a failed check (SEED, CHAOS_MINUTES<=20, CHAOS_RATE)"
+	@echo "make history  - YEARS=5 SCALE=1.0: a district's years of history in PostgreSQL (DATABASE_URL, else var/history)"
+	@echo "make bench-history - read, close and ledger-check figures on a generated history vs an empty one; one JSON line"
 	@echo "make schemas   - regenerate JSON Schema + AsyncAPI from the contract package, OpenAPI from the routes"
 	@echo "make provision - create the contract topics on KAFKA_BOOTSTRAP_SERVERS"
 
@@ -77,6 +79,14 @@ bench: $(STAMP)
 
 chaos: $(STAMP) promtool
 	$(PY) -m tests.chaos.run
+
+YEARS ?= 5
+SCALE ?= 1.0
+history: $(STAMP)
+	$(PY) -m tests.history.generate --years $(YEARS) --scale $(SCALE)
+
+bench-history: $(STAMP)
+	$(PY) -m tests.history.bench
 
 clean:
 	rm -rf var/ .pytest_cache .hypothesis

@@ -1,0 +1,232 @@
+"""Reads, closes and ledger checks on a generated history, against the same on an empty one:
+``python -m tests.history.bench`` (``make bench-history``, after ``make history``).
+
+The history is database ``history`` of the embedded PostgreSQL under ``var/history`` (what
+``make history`` leaves), else ``DATABASE_URL``. An empty database with the same migrations is
+created beside it (``history_empty``, replaced each run). On an embedded broker, the grid,
+points and assessment workers start on each database in turn (as the launcher starts them, with
+signed development tokens of the test identity), and:
+
+- each read endpoint gets ``BENCH_REQUESTS`` requests (default 640) over 32 concurrent
+  connections (aiohttp): p50 and p99 in ms;
+- a provisional scorecard (the open month of a grid) is read 20 times, one after the other;
+- closing the last closed month and quarter again (``assessment.period.close.v1`` over
+  ``POST /v1/commands``, which answers once the close is written): seconds;
+- the incremental ledger check (``GET /v1/ledger/check``, in the endpoint figures) and the full
+  one (``POST /v1/ledger/check/full``, once): seconds.
+
+Prints one JSON line: the figures of both runs, the size of the history and the ratios
+history/empty of each p99 and time.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from services.kit.infra import EmbeddedKafka
+from services.kit.provision import provision
+from tests.history.generate import HISTORY_DB, HISTORY_DIR, create_database, embedded_history, migrate_all
+from tests.support.identity import command_token, token
+from tests.support.procs import Worker
+
+CONCURRENCY = 32
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "640"))
+PROVISIONAL_READS = 20
+AUDITOR = token("bench-auditor", ["auditor"])
+ASSESSOR = token("bench-assessor", ["assessor"])
+OPERATOR = token("bench-operator", ["points_operator"])
+
+
+def _pct(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 1)
+
+
+async def _load(session: aiohttp.ClientSession, urls: list[str], tok: str) -> dict[str, Any]:
+    """Every url of ``urls`` once, 32 at a time: p50 and p99 of the latencies, and the statuses."""
+    times: list[float] = []
+    statuses: dict[int, int] = {}
+    queue = list(urls)
+
+    async def one() -> None:
+        while queue:
+            url = queue.pop()
+            t = time.perf_counter()
+            async with session.get(url, headers={"Authorization": f"Bearer {tok}"}) as r:
+                await r.read()
+                statuses[r.status] = statuses.get(r.status, 0) + 1
+            times.append(time.perf_counter() - t)
+
+    await asyncio.gather(*(one() for _ in range(CONCURRENCY)))
+    return {"p50_ms": _pct(times, 0.5), "p99_ms": _pct(times, 0.99), "status": statuses}
+
+
+async def sample_of(dsn: str) -> dict[str, Any]:
+    """Ids the requests name, taken from the history (the same ones are asked of the empty run)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        cases = [r[0] for r in await conn.fetch("SELECT case_id FROM grid.cases ORDER BY random() LIMIT 200")]
+        grids = [r[0] for r in await conn.fetch("SELECT DISTINCT grid_id FROM grid.cases")]
+        residents = [r[0] for r in await conn.fetch(
+            "SELECT account_id FROM points.accounts WHERE kind = 'resident' ORDER BY random() LIMIT 200")]
+        merchants = [r[0] for r in await conn.fetch(
+            "SELECT account_id FROM points.accounts WHERE kind = 'merchant' ORDER BY random() LIMIT 50")]
+        months = [r[0] for r in await conn.fetch(
+            "SELECT period FROM assessment.period_closes WHERE period ~ '^[0-9]{4}-[0-9]{2}$' ORDER BY period DESC")]
+        quarters = [r[0] for r in await conn.fetch(
+            "SELECT period FROM assessment.period_closes WHERE period ~ 'Q' ORDER BY period DESC")]
+        open_month = await conn.fetchval(
+            """SELECT max(period) FROM assessment.facts WHERE period ~ '^[0-9]{4}-[0-9]{2}$'
+               AND period NOT IN (SELECT period FROM assessment.period_closes)""")
+        scored = [r[0] for r in await conn.fetch(
+            "SELECT entity_id FROM assessment.scorecards WHERE entity_type = 'grid' AND period = $1", months[0])
+                  ] if months else []
+        open_grids = [r[0] for r in await conn.fetch(
+            "SELECT DISTINCT entity_id FROM assessment.facts WHERE entity_type = 'grid' AND period = $1",
+            open_month)] if open_month else []
+        size = {"cases": await conn.fetchval("SELECT count(*) FROM grid.cases"),
+                "case_history": await conn.fetchval("SELECT count(*) FROM grid.case_history"),
+                "postings": await conn.fetchval("SELECT count(*) FROM points.postings"),
+                "accounts": await conn.fetchval("SELECT count(*) FROM points.accounts"),
+                "event_log": await conn.fetchval("SELECT count(*) FROM assessment.event_log"),
+                "facts": await conn.fetchval("SELECT count(*) FROM assessment.facts"),
+                "scorecards": await conn.fetchval("SELECT count(*) FROM assessment.scorecards"),
+                "closed_months": len(months)}
+    finally:
+        await conn.close()
+    if not (cases and residents and months and quarters):
+        raise SystemExit("the history is empty: run make history first")
+    return {"cases": cases, "grids": grids, "residents": residents, "merchants": merchants or residents,
+            "scored_grids": scored or grids, "open_grids": open_grids or grids, "month": months[0], "quarter": quarters[0], "open_month": open_month or months[0], "size": size}
+
+
+def _endpoints(s: dict[str, Any], n: int) -> dict[str, tuple[str, str, list[str]]]:
+    """name -> (service, token, paths), ``n`` paths each (cycling over the sample)."""
+    def cyc(fmt: str, xs: list[str]) -> list[str]:
+        return [fmt.format(xs[i % len(xs)]) for i in range(n)]
+    m = s["month"]
+    return {
+        "grid.case": ("grid", AUDITOR, cyc("/v1/cases/{}", s["cases"])),
+        "grid.cases": ("grid", AUDITOR, cyc("/v1/cases?limit=50&grid_id={}", s["grids"])),
+        "grid.cases_open": ("grid", AUDITOR, cyc("/v1/cases?limit=50&status=dispatched&grid_id={}", s["grids"])),
+        "grid.counts": ("grid", AUDITOR, cyc("/v1/grids/{}/counts", s["grids"])),
+        "points.account": ("points", AUDITOR, cyc("/v1/accounts/{}", s["residents"])),
+        "points.statement": ("points", AUDITOR, cyc("/v1/accounts/{}/statement?limit=50", s["residents"])),
+        "points.redemptions": ("points", AUDITOR, cyc("/v1/merchants/{}/redemptions?limit=50", s["merchants"])),
+        "points.rankings": ("points", AUDITOR, cyc("/v1/rankings?period={}", [m])),
+        "points.ledger_check": ("points", OPERATOR, cyc("/v1/ledger/check", [""])),
+        "assessment.scorecard": ("assessment", ASSESSOR, cyc("/v1/scorecards/grid/{}?period=" + m, s["scored_grids"])),
+        "assessment.rankings": ("assessment", ASSESSOR, cyc("/v1/rankings?entity_type=grid&period={}", [m])),
+        "assessment.alerts": ("assessment", ASSESSOR, cyc("/v1/alerts?period={}", [m])),
+    }
+
+
+def _start(service: str, bootstrap: str, dsn: str, logdir: Path) -> Worker:
+    prefix = f"{service.upper()}_"
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": dsn, "TOPIC_PARTITIONS": "4",
+           "POINTS_LEDGER_FULL_CHECK_INTERVAL_SECONDS": "0"}
+    return Worker(f"services.{service}.app", env, prefix=prefix, log=logdir / f"{service}.log").start()
+
+
+async def _post(session: aiohttp.ClientSession, url: str, body: dict | None, tok: str) -> tuple[int, float]:
+    t = time.perf_counter()
+    async with session.post(url, json=body, headers={"Authorization": f"Bearer {tok}"},
+                            timeout=aiohttp.ClientTimeout(total=600)) as r:
+        await r.read()
+        return r.status, time.perf_counter() - t
+
+
+async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path,
+                  requests: int = REQUESTS) -> dict[str, Any]:
+    """The figures of the workers started on ``dsn`` (see the module docstring)."""
+    workers = {svc: _start(svc, bootstrap, dsn, logdir) for svc in ("grid", "points", "assessment")}
+    out: dict[str, Any] = {}
+    try:
+        await asyncio.gather(*(w.wait_ready(180) for w in workers.values()))
+        conn = aiohttp.TCPConnector(limit=CONCURRENCY)
+        async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as session:
+            for name, (svc, tok, paths) in _endpoints(sample, requests).items():
+                base = workers[svc].url
+                await _load(session, [base + p for p in paths[:CONCURRENCY]], tok)  # warm-up
+                out[name] = await _load(session, [base + p for p in paths], tok)
+            a = workers["assessment"].url
+            times = []
+            for i in range(PROVISIONAL_READS):
+                grid = sample["open_grids"][i % len(sample["open_grids"])]
+                t = time.perf_counter()
+                async with session.get(f"{a}/v1/scorecards/grid/{grid}?period={sample['open_month']}",
+                                       headers={"Authorization": f"Bearer {ASSESSOR}"}) as r:
+                    await r.read()
+                    status = r.status
+                times.append(time.perf_counter() - t)
+            out["provisional_scorecard"] = {"p50_ms": _pct(times, 0.5), "max_ms": _pct(times, 1.0),
+                                            "status": status, "period": sample["open_month"]}
+            for label, period in (("close_month", sample["month"]), ("close_quarter", sample["quarter"])):
+                body = {"id": str(uuid.uuid4()), "type": "assessment.period.close.v1", "data": {"period": period}}
+                status, secs = await _post(session, a + "/v1/commands", body, command_token(body))
+                out[label] = {"seconds": round(secs, 3), "status": status, "period": period}
+            status, secs = await _post(session, workers["points"].url + "/v1/ledger/check/full", None, OPERATOR)
+            out["ledger_check_full"] = {"seconds": round(secs, 3), "status": status}
+    finally:
+        for w in workers.values():
+            w.stop()
+    return out
+
+
+def _ratios(h: dict[str, Any], e: dict[str, Any]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for k, v in h.items():
+        key = "p99_ms" if "p99_ms" in v else "seconds" if "seconds" in v else "p50_ms"
+        base = e.get(k, {}).get(key)
+        out[k] = round(v[key] / base, 2) if base else None
+    return out
+
+
+async def run() -> dict[str, Any]:
+    pg = None
+    dsn = os.environ.get("DATABASE_URL")
+    if not dsn:
+        if not (HISTORY_DIR / "PG_VERSION").exists():
+            raise SystemExit("no history under var/history: run make history first")
+        pg = embedded_history()
+        dsn = pg.url.rsplit("/", 1)[0] + "/" + HISTORY_DB
+    work = Path(tempfile.mkdtemp(prefix="bench-history-"))
+    broker = EmbeddedKafka(workdir=work / "kafka").start()
+    try:
+        await provision(broker.bootstrap, partitions=4)
+        sample = await sample_of(dsn)
+        empty = await create_database(dsn, "history_empty", replace=True)
+        c = await asyncpg.connect(empty)
+        try:
+            await migrate_all(c)
+        finally:
+            await c.close()
+        history = await measure(dsn, broker.bootstrap, sample, work)
+        blank = await measure(empty, broker.bootstrap, sample, work)
+        return {"history": sample["size"], "concurrency": CONCURRENCY, "requests": REQUESTS,
+                "at_history": history, "at_empty": blank, "ratio": _ratios(history, blank)}
+    finally:
+        broker.stop()
+        if pg is not None:
+            pg.stop()
+
+
+def main() -> int:
+    out = asyncio.run(run())
+    print(json.dumps(out, separators=(",", ":")), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,588 @@
+"""A district's years of history, built directly in PostgreSQL:
+``python -m tests.history.generate --years 5 --scale 1.0`` (``make history YEARS=5 SCALE=1.0``).
+
+Every service's migrations run into its own schema with the kit's runner, exactly as the
+services run them at start-up. Then the projections are filled, in chunks, with COPY:
+
+- grid: cases driven through the grid domain itself (``decide`` / ``evolve`` with the deadline
+  policy, the grid and department registers): ``case_state``, ``cases`` and ``case_history``
+  are what the worker would have written for the same commands. Most cases are reported,
+  registered, dispatched, handled, verified and closed (some reworked, some dismissed, the
+  newest still open at every stage), the overdue timer's events included.
+- points: each registered report of a resident earns an award by the earning rules
+  (``award_plan`` / ``decide_award``, caps included); residents redeem points at merchants
+  (``decide_transfer``, with the expiry of lots past their validity before a spend) and submit
+  good deeds that the community reviews (``decide_submit_deed`` / ``decide_review_deed``, the
+  approved ones credited); all decided in the order they happen; the expiry timer's postings
+  up to the end of the history. ``deeds`` hold the deed states. ``accounts`` hold the evolved account states,
+  ``postings`` and ``earnings`` the postings in time order; the ledger's own triggers keep the
+  balances and the running totals (one statement per chunk), so the incremental and full ledger
+  checks hold.
+- assessment: the events above enter ``event_log`` as the assessment worker records them, are
+  folded into ``facts`` and ``refs`` by the service's own fold, and every period that ended
+  is closed as the period-close timer closes it (scorecards, alerts, ``period_closes``; the
+  timer's mark is set to the end of the history).
+
+The events topics are not filled: at scale that is the rebuild's workload, measured separately
+(``tests/history/rebuild_bench.py``). Nothing is written to an outbox, so a worker started on
+the result publishes nothing from the past. Orders and party keep their (empty) schemas.
+
+``SCALE`` 1.0 is a large district over ``YEARS`` 5: about 5 M cases, 500,000 residents who may
+report, 2,000 merchants; the postings follow from the residents' registered reports.
+The database is ``DATABASE_URL``, else an embedded PostgreSQL under ``var/history`` (left
+running with ``--keep``; its URL is printed). Deterministic for a given ``--seed``.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import orjson
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from schemas.grid import (
+    AcceptCase, CaseFeedback, Category, ContactReporter, ControlHazard, DismissCase, DispatchCase, Grade, HandleCase, RegisterCase, ReportCase, VerifyCase,
+)
+from schemas.points import AccountKind, AccountOpened, Redeem, TransferPosted
+from services.grid.domain import CaseState, Context, decide, evolve_all
+from services.grid.domain import next_check_at as case_next_check_at
+from services.grid.domain.decide import check_overdue
+from services.grid.projection.cases import _CASE_COLUMNS, case_row
+from services.grid.projection.rows import _history
+from services.grid.registry import DepartmentRegister, GridRegister
+from services.kit.db import create_pool
+from services.kit.migrations import KIT_MIGRATIONS, migrate
+from services.points.domain.accounts import Account, evolve_account, opened_event, account_id_for
+from services.points.domain.clock import month_of, year_of
+from services.points.domain.rankings import earned_from
+from services.points.domain.rules import SourceKind
+from schemas.points import DeedApproved, ReviewDeed, SubmitDeed
+from services.points.domain.deeds import Deed, decide_review_deed, decide_submit_deed, evolve_deed
+from services.points.domain.transfers import Earning, award_plan, decide_award, decide_expire, decide_transfer
+from services.points.domain import EarningRules
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ("grid", "orders", "points", "assessment", "party")
+SH = ZoneInfo("Asia/Shanghai")
+CASES_AT_FULL_SCALE = 5_000_000
+RESIDENTS_AT_FULL_SCALE = 500_000
+MERCHANTS_AT_FULL_SCALE = 2_000
+GRID_SOURCE = "/services/grid"
+POINTS_SOURCE = "/services/points"
+CHUNK = 20_000
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    years: int
+    scale: float
+    seed: int = 19
+    end: datetime = field(default_factory=lambda: datetime.now(SH).replace(minute=0, second=0, microsecond=0))
+    """The end of the history (default: this hour): the periods that ended before it are closed,
+    the current month is open (what a provisional scorecard reads)."""
+
+    @property
+    def start(self) -> datetime:
+        return self.end.replace(year=self.end.year - self.years)
+
+    @property
+    def cases(self) -> int:
+        return max(20, round(CASES_AT_FULL_SCALE * self.scale))
+
+    @property
+    def residents(self) -> int:
+        return max(5, round(RESIDENTS_AT_FULL_SCALE * self.scale))
+
+    @property
+    def merchants(self) -> int:
+        return max(2, round(MERCHANTS_AT_FULL_SCALE * self.scale))
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _dumps(v: Any) -> str:
+    return orjson.dumps(v).decode()
+
+
+# -- grid -------------------------------------------------------------------------------------
+
+
+@dataclass
+class CaseRun:
+    """One case's life: its final state, its case_state version (one save per command), and
+    its events (each with its id) in order."""
+
+    state: CaseState
+    saves: int
+    events: list[tuple[Any, str]]
+
+
+class GridWorld:
+    """Drives cases through the grid domain as the worker would (one command per message)."""
+
+    def __init__(self, plan: Plan, rng: random.Random):
+        self.plan, self.rng = plan, rng
+        self.grids = sorted(GridRegister.load().grid_ids)
+        self.departments = DepartmentRegister.load()
+        self.categories = list(Category)
+
+    def _ctx(self, now: datetime, **kw) -> Context:
+        return Context(now=now, grid_known=True, department_known=True, **kw)
+
+    def run_case(self, i: int, reported_at: datetime) -> CaseRun:
+        rng, end = self.rng, self.plan.end
+        case_id = f"case-{i:08d}"
+        category = self.categories[rng.randrange(len(self.categories))]
+        grade = rng.choice((Grade.GENERAL, Grade.GENERAL, Grade.MAJOR, Grade.SEVERE)) if category.is_hazard else None
+        grid = self.grids[rng.randrange(len(self.grids))]
+        resident = rng.random() < 0.6
+        reporter = ({"kind": "resident", "id": f"res-{rng.randrange(self.plan.residents):07d}"} if resident
+                    else {"kind": "grid_worker", "id": f"gw-{grid[-6:]}-{rng.randrange(3)}"})
+        run = CaseRun(state=None, saves=0, events=[])  # type: ignore[arg-type]
+        state: CaseState | None = None
+        now = reported_at
+
+        def apply(events) -> None:
+            nonlocal state
+            for ev in events:
+                run.events.append((ev, _uuid(rng)))
+            if events:
+                state = evolve_all({case_id: state}, events)[case_id]
+                run.saves += 1
+
+        def step(cmd, **ctx) -> None:
+            nonlocal now
+            if now > end:
+                return
+            due = check_overdue(state, now) if state is not None else []
+            apply(due)
+            apply(decide(state, cmd, self._ctx(now, **ctx)))
+
+        def later(lo_minutes: float, hi_minutes: float) -> bool:
+            nonlocal now
+            now = now + timedelta(minutes=rng.uniform(lo_minutes, hi_minutes))
+            return now <= end
+
+        step(ReportCase.model_validate({
+            "case_id": case_id, "grid_id": grid, "category": category.value, "grade": grade.value if grade else None,
+            "description": "网格巡查发现的问题", "location": {"lat": 39.92 + rng.uniform(-0.02, 0.02),
+                                                       "lon": 116.44 + rng.uniform(-0.02, 0.02), "address": "朝阳区"},
+            "reporter": reporter}))
+        assert state is not None
+        if later(10, 240):
+            if rng.random() < 0.05:
+                step(DismissCase(case_id=case_id, reason="不属于网格事项"))
+            else:
+                proposed = self.departments.responsible(state.category, state.grade, state.street_id)
+                step(RegisterCase(case_id=case_id, department=proposed), proposed_department=proposed)
+                department = state.department or proposed
+                if later(5, 120):
+                    step(DispatchCase(case_id=case_id, department=department,
+                                      assignee_id=f"staff-{rng.randrange(200):03d}"))
+                    if later(5, 60 * 6):
+                        step(AcceptCase(case_id=case_id))
+                    if resident and later(10, 60 * 12):
+                        step(ContactReporter(case_id=case_id, channel="phone"))
+                    if state.is_severe_hazard and later(10, 60 * 4):
+                        step(ControlHazard(case_id=case_id, measures="已设置警戒"))
+                    reworks = 1 if rng.random() < 0.08 else 0
+                    for attempt in range(reworks + 1):
+                        if not later(60, 60 * 24 * (3 if rng.random() < 0.9 else 12)):
+                            break
+                        step(HandleCase(case_id=case_id, result="已处置"))
+                        if not later(30, 60 * 20):
+                            break
+                        step(VerifyCase(case_id=case_id, passed=attempt == reworks, verifier_id="verifier-1"))
+                    if state.status.value == "closed" and resident and rng.random() < 0.5 and later(60, 60 * 48):
+                        step(CaseFeedback(case_id=case_id, satisfaction=rng.choice(
+                            ("satisfied", "satisfied", "basically_satisfied", "unsatisfied")),
+                            reporter_id=reporter["id"]))
+        apply(check_overdue(state, end))  # the timer has run up to the end of the history
+        run.state = state
+        return run
+
+
+# -- points -----------------------------------------------------------------------------------
+
+
+class Ledger:
+    """The ledger the points worker would hold: account states and the postings, in order."""
+
+    def __init__(self, plan: Plan, rng: random.Random):
+        self.plan, self.rng = plan, rng
+        self.rules = EarningRules.from_yaml((ROOT / "services/points/rules/earning.yaml").read_text(encoding="utf-8"))
+        self.accounts: dict[str, Account] = {}
+        self.opened: list[AccountOpened] = []
+        self.postings: list[TransferPosted] = []
+        self.merchants = [account_id_for(AccountKind.merchant, f"shop-{m:05d}") for m in range(plan.merchants)]
+        self.deeds: dict[str, tuple[Deed, int]] = {}  # deed id -> (state, saves)
+        self.deed_events: list[Any] = []  # the deed decisions' events assessment consumes
+        self.deed_categories = self.rules.deed_categories()
+
+    def _apply(self, events: Iterable[Any]) -> None:
+        for e in events:
+            if isinstance(e, AccountOpened):
+                if e.account_id not in self.accounts:
+                    self.accounts[e.account_id] = evolve_account(None, e)
+                    self.opened.append(e)
+            elif isinstance(e, TransferPosted):
+                for side in (e.debit_account, e.credit_account):
+                    self.accounts[side] = evolve_account(self.accounts[side], e)
+                self.postings.append(e)
+
+    def open_merchants(self, at: datetime) -> None:
+        for m in self.merchants:
+            self._apply([opened_event(AccountKind.merchant, m.split(":", 1)[1], at=at)])
+
+    def award(self, earning: Earning) -> None:
+        plan = award_plan(self.rules, earning)
+        if plan is None:
+            return
+        resident = self.accounts.get(account_id_for(AccountKind.resident, earning.holder_id))
+        issuer = self.accounts.get(account_id_for(AccountKind.issuer, earning.community_id))
+        self._apply(e for e in decide_award(plan, resident=resident, issuer=issuer)
+                    if isinstance(e, (AccountOpened, TransferPosted)))
+
+    def maybe_redeem(self, account_id: str, at: datetime) -> None:
+        account = self.accounts[account_id]
+        if account.balance < 5 or self.rng.random() < 0.5:
+            return
+        amount = self.rng.randint(1, account.balance)
+        merchant = self.merchants[self.rng.randrange(len(self.merchants))]
+        cmd = Redeem(transfer_id=_uuid(self.rng), debit_account=account_id, credit_account=merchant, amount=amount)
+        try:
+            self._apply(decide_transfer(cmd, debit=account, credit=self.accounts[merchant], at=at, rules=self.rules))
+        except Exception as e:  # noqa: BLE001 - expired points may leave too little: the till is refused
+            if type(e).__name__ != "TransferRefusal":
+                raise
+
+    def submit_deed(self, account_id: str, deed_id: str, at: datetime) -> None:
+        """A resident submits a good deed (道德日记) of a category the rules know."""
+        account = self.accounts[account_id]
+        category = self.deed_categories[self.rng.randrange(len(self.deed_categories))]
+        cmd = SubmitDeed(deed_id=deed_id, account_id=account_id, category=category, description="帮助邻居")
+        events = decide_submit_deed(None, cmd, account=account, rules=self.rules, at=at)
+        self.deeds[deed_id] = (evolve_deed(None, events[0]), 1)
+
+    def review_deed(self, deed_id: str, at: datetime) -> None:
+        """The community reviews it: most are approved (and credited, caps permitting)."""
+        deed, saves = self.deeds[deed_id]
+        rule = self.rules.rule_for(SourceKind.deed, deed.category)
+        approved = self.rng.random() < 0.85
+        cmd = ReviewDeed(deed_id=deed_id, account_id=deed.account_id, approved=approved,
+                         points=self.rng.randint(rule.min, rule.max) if approved else None,
+                         reviewer_id=f"officer-{deed.community_id}", reason=None if approved else "材料不足")
+        events = decide_review_deed(deed, cmd, rules=self.rules, resident=self.accounts[deed.account_id],
+                                    issuer=self.accounts.get(account_id_for(AccountKind.issuer, deed.community_id)),
+                                    at=at)
+        for e in events:
+            deed = evolve_deed(deed, e) or deed
+        self.deeds[deed_id] = (deed, saves + 1)
+        self.deed_events += [e for e in events if isinstance(e, DeedApproved)]
+        self._apply(e for e in events if isinstance(e, (AccountOpened, TransferPosted)))
+
+    def expire_all(self, now: datetime) -> None:
+        for account_id in sorted(a for a, acc in self.accounts.items() if acc.kind is AccountKind.resident):
+            self._apply(decide_expire(self.accounts[account_id], rules=self.rules, now=now))
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+async def _copy(conn: asyncpg.Connection, schema: str, table: str, columns: Sequence[str],
+                rows: Sequence[tuple], progress: Progress | None = None, task=None) -> None:
+    await conn.execute(f"SET search_path TO {schema}")  # the tables' triggers name their tables unqualified
+    for i in range(0, len(rows), CHUNK):
+        chunk = rows[i:i + CHUNK]
+        await conn.copy_records_to_table(table, schema_name=schema, columns=list(columns), records=chunk)
+        if progress is not None:
+            progress.advance(task, len(chunk))
+
+
+async def migrate_all(conn: asyncpg.Connection) -> None:
+    """Each service's schema, by the kit's migration runner, as the service runs it at start-up."""
+    for svc in SERVICES:
+        await migrate(conn, svc, [("kit", KIT_MIGRATIONS), (svc, ROOT / "services" / svc / "migrations")])
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TimeRemainingColumn(), transient=False, disable=not sys.stderr.isatty() and not os.environ.get(
+                        "HISTORY_PROGRESS"))
+
+
+async def generate(dsn: str, plan: Plan) -> dict[str, Any]:
+    """Build the history into the database at ``dsn`` (its service schemas must not exist yet);
+    returns the counts and the seconds taken."""
+    t0 = time.perf_counter()
+    rng = random.Random(plan.seed)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for svc in SERVICES:
+            if await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", svc):
+                raise SystemExit(f"schema {svc} exists already: generate into an empty database")
+        await migrate_all(conn)
+        with _progress() as progress:
+            world, ledger = GridWorld(plan, rng), Ledger(plan, rng)
+            span = (plan.end - plan.start).total_seconds()
+            times = sorted(plan.start + timedelta(seconds=rng.random() * span) for _ in range(plan.cases))
+            ledger.open_merchants(plan.start)
+            task = progress.add_task("grid: cases (domain)", total=plan.cases)
+            case_rows, history_rows, state_rows = [], [], []
+            logged: list[tuple[Any, str]] = []
+            earnings: list[Earning] = []
+            for i, at in enumerate(times):
+                run = world.run_case(i, at)
+                s = run.state
+                state_rows.append((s.case_id, run.saves, _dumps(s.model_dump(mode="json")), case_next_check_at(s),
+                                   plan.end))
+                row = case_row(s, plan.end)
+                case_rows.append(tuple(_dumps(row[c]) if c in ("reporters", "duplicates", "media") else row[c]
+                                       for c in _CASE_COLUMNS))
+                for ev, eid in run.events:
+                    h = _history(s, ev, eid, plan.end)
+                    history_rows.append((s.case_id, _seq(run, ev), eid, h.type, h.occurred_at, _dumps(h.data)))
+                    logged.append((ev, eid))
+                    if ev.TYPE == "grid.case.registered.v1" and s.reporter.kind.value == "resident":
+                        earnings.append(Earning(source=GRID_SOURCE, source_event_id=eid, kind=SourceKind.report,
+                                                holder_id=s.reporter.id, category=s.category.value,
+                                                community_id=s.community_id, occurred_at=ev.occurred_at))
+                progress.advance(task)
+            task = progress.add_task("points: postings (domain)", total=len(earnings))
+            _run_ledger(ledger, earnings, plan, rng, progress, task)
+            ledger.expire_all(plan.end)
+            postings = sorted(ledger.postings, key=lambda p: (p.posted_at, p.transfer_id))
+
+            task = progress.add_task("grid: COPY", total=len(state_rows) + len(case_rows) + len(history_rows))
+            await _copy(conn, "grid", "case_state", ("case_id", "version", "state", "next_check_at", "updated_at"),
+                        state_rows, progress, task)
+            await _copy(conn, "grid", "cases", _CASE_COLUMNS, case_rows, progress, task)
+            await _copy(conn, "grid", "case_history", ("case_id", "seq", "event_id", "type", "occurred_at", "data"),
+                        history_rows, progress, task)
+            del state_rows, case_rows, history_rows
+            await _write_points(conn, ledger, postings, progress)
+            await _write_assessment(conn, dsn, plan, logged, ledger, postings, progress)
+        await conn.execute("ANALYZE")
+        counts = {
+            "cases": await conn.fetchval("SELECT count(*) FROM grid.cases"),
+            "case_history": await conn.fetchval("SELECT count(*) FROM grid.case_history"),
+            "accounts": await conn.fetchval("SELECT count(*) FROM points.accounts"),
+            "postings": await conn.fetchval("SELECT count(*) FROM points.postings"),
+            "event_log": await conn.fetchval("SELECT count(*) FROM assessment.event_log"),
+            "facts": await conn.fetchval("SELECT count(*) FROM assessment.facts"),
+            "scorecards": await conn.fetchval("SELECT count(*) FROM assessment.scorecards"),
+            "closed_periods": await conn.fetchval("SELECT count(*) FROM assessment.period_closes"),
+        }
+    finally:
+        await conn.close()
+    return {"years": plan.years, "scale": plan.scale, **counts, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _run_ledger(ledger: Ledger, earnings: list[Earning], plan: Plan, rng: random.Random, progress: Progress,
+                task) -> None:
+    """What the points worker decides, in the order things happen: each award when its report is
+    registered; after it, maybe a redemption within 4 months and a deed (submitted within a
+    month, reviewed within 5 days); nothing after the end of the history."""
+    import heapq
+    queue: list[tuple[datetime, int, str, Any]] = [(e.occurred_at, n, "award", e) for n, e in enumerate(earnings)]
+    heapq.heapify(queue)
+    n = len(queue)
+    while queue:
+        at, _, what, arg = heapq.heappop(queue)
+        if what == "award":
+            ledger.award(arg)
+            progress.advance(task)
+            resident = account_id_for(AccountKind.resident, arg.holder_id)
+            if resident not in ledger.accounts:
+                continue
+            later = [(at + timedelta(days=rng.uniform(1, 120)), "redeem", resident)]
+            if rng.random() < 0.4:
+                later.append((at + timedelta(days=rng.uniform(1, 30)), "submit", (resident, f"deed-{n:08d}")))
+            for t, kind, x in later:
+                if t <= plan.end:
+                    n += 1
+                    heapq.heappush(queue, (t, n, kind, x))
+        elif what == "redeem":
+            ledger.maybe_redeem(arg, at)
+        elif what == "submit":
+            ledger.submit_deed(arg[0], arg[1], at)
+            t = at + timedelta(days=rng.uniform(1, 5))
+            if t <= plan.end:
+                n += 1
+                heapq.heappush(queue, (t, n, "review", arg[1]))
+        elif what == "review":
+            ledger.review_deed(arg, at)
+
+
+def _seq(run: CaseRun, ev: Any) -> int:
+    """The case version after ``ev`` (its position among the case's events, from 1)."""
+    for n, (e, _) in enumerate(run.events, 1):
+        if e is ev:
+            return n
+    raise ValueError("event not in the run")
+
+
+async def _write_points(conn: asyncpg.Connection, ledger: Ledger, postings: list[TransferPosted],
+                        progress: Progress) -> None:
+    """Accounts first (balance 0, the final state: the postings' trigger moves the balances to it),
+    then the postings and earnings in time order, one statement per chunk."""
+    rows = []
+    for e in ledger.opened:
+        acc = ledger.accounts[e.account_id]
+        lots = [lot.earned_at for lot in acc.lots if lot.remaining > 0]
+        rows.append((acc.account_id, acc.kind.value, acc.holder_id, acc.community_id, 0,
+                     acc.model_dump_json(), min(lots, default=None), e.opened_at, datetime.now(timezone.utc)))
+    await _copy(conn, "points", "accounts", ("account_id", "kind", "holder_id", "community_id", "balance", "state",
+                                             "oldest_lot_at", "opened_at", "updated_at"), rows)
+    deed_cols = ("deed_id", "account_id", "community_id", "category", "status", "points", "transfer_id",
+                 "refused_reason", "state", "submitted_at", "reviewed_at", "version", "updated_at")
+    task = progress.add_task("points: COPY", total=len(postings))
+    await conn.execute("SET search_path TO points")
+    cols = ("transfer_id", "debit_account", "credit_account", "amount", "kind", "rule", "category", "community_id",
+            "source", "source_event_id", "operator_id", "reason", "lot_id", "account_id", "posted_at", "event")
+    for i in range(0, len(postings), CHUNK):
+        chunk = postings[i:i + CHUNK]
+        async with conn.transaction():
+            await conn.copy_records_to_table("postings", schema_name="points", columns=list(cols), records=[
+                (p.transfer_id, p.debit_account, p.credit_account, p.amount, p.reason.value, p.rule, p.category,
+                 p.community_id, p.source, p.source_event_id, p.operator_id, p.detail, p.lot_id, p.account_id,
+                 p.posted_at, p.model_dump_json(exclude_none=True)) for p in chunk])
+            earned = [(p, x) for p in chunk if (x := earned_from(p)) is not None]
+            await conn.copy_records_to_table("earnings", schema_name="points", columns=[
+                "transfer_id", "account_id", "amount", "community_id", "earned_at", "month", "year"], records=[
+                (p.transfer_id, x.account_id, x.amount, x.community_id, x.earned_at, month_of(x.earned_at),
+                 year_of(x.earned_at)) for p, x in earned])
+        progress.advance(task, len(chunk))
+    await _copy(conn, "points", "deeds", deed_cols, [
+        (d.deed_id, d.account_id, d.community_id, d.category, d.status.value, d.points, d.transfer_id,
+         d.refused_reason, d.model_dump_json(), d.submitted_at, d.reviewed_at, saves, datetime.now(timezone.utc))
+        for d, saves in ledger.deeds.values()])
+
+
+async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, logged: list[tuple[Any, str]],
+                            ledger: Ledger, postings: list[TransferPosted], progress: Progress) -> None:
+    """The event log as the worker records it, folded by the service's fold, then every period
+    that ended closed as the timer closes it."""
+    from services.assessment.app.event_log import fold_unfolded
+    from services.assessment.app.handler import CLOSE_MARK, topic_of
+    from services.assessment.app.scoring import compute_period
+    from services.assessment.app.settings import AssessmentSettings
+    from services.assessment.domain import Scheme
+    from services.assessment.domain.history import CONSUMED, StoredEvent
+    from services.assessment.domain.periods import periods_ended_between
+    from services.assessment.domain.publication import scheme_in_force
+    from services.assessment.projection import store
+    from services.assessment.domain.publication import content_hash, envelope_id
+
+    events: list[StoredEvent] = []
+    for ev, eid in logged:
+        at = getattr(ev, "occurred_at", None) or plan.end
+        events.append(StoredEvent(GRID_SOURCE, eid, topic_of(ev), ev, at))
+    rng = random.Random(plan.seed + 1)
+    for e in ledger.opened:
+        events.append(StoredEvent(POINTS_SOURCE, _uuid(rng), topic_of(e), e, e.opened_at or plan.start))
+    for p in postings:
+        events.append(StoredEvent(POINTS_SOURCE, _uuid(rng), topic_of(p), p, p.posted_at or plan.end))
+    for d in ledger.deed_events:
+        events.append(StoredEvent(POINTS_SOURCE, _uuid(rng), topic_of(d), d, d.reviewed_at or plan.end))
+    events = [e for e in events if type(e.payload) in CONSUMED]
+    pool = await create_pool(dsn, "assessment", service="assessment", max_size=1)
+    try:
+        task = progress.add_task("assessment: event log", total=len(events))
+        async with pool.acquire() as c:
+            for i in range(0, len(events), CHUNK):
+                async with c.transaction():
+                    await store.record_events(c, events[i:i + CHUNK])
+                progress.advance(task, min(CHUNK, len(events) - i))
+        del events
+        task = progress.add_task("assessment: fold (service)", total=None)
+        folded = await fold_unfolded(pool)
+        progress.update(task, total=folded, completed=folded)
+        default = Scheme.load(AssessmentSettings().scheme_file)
+        async with pool.acquire() as c:
+            schemes = await store.load_schemes(c)
+            ended = periods_ended_between(plan.start, plan.end)
+            task = progress.add_task("assessment: closes", total=len(ended))
+            for period in ended:
+                async with c.transaction():
+                    scheme = scheme_in_force(schemes, period, default)
+                    pub = await compute_period(c, period, scheme)
+                    cards = [(card, content_hash(card)) for card in pub.scorecards]
+                    await store.upsert_scorecards(c, [(card, h, envelope_id("scorecard", card.scorecard_id, h))
+                                                      for card, h in cards], plan.end)
+                    alerts = [(a, h, envelope_id("alert", a.alert_id, h))
+                              for a in pub.alerts for h in [content_hash(a)]]
+                    await store.replace_alerts(c, period, scheme.scheme_id, alerts, plan.end)
+                    await store.record_close(c, period, scheme.scheme_id, plan.end, scorecards=len(cards),
+                                             alerts=len(alerts), published=len(cards), trigger="timer")
+                progress.advance(task)
+            await store.set_mark(c, CLOSE_MARK, plan.end)
+    finally:
+        await pool.close()
+
+
+# -- the database -----------------------------------------------------------------------------
+
+HISTORY_DIR = ROOT / "var" / "history" / "pg"
+HISTORY_DB = "history"
+
+
+async def create_database(server_url: str, name: str, *, replace: bool = False) -> str:
+    """A database ``name`` on the server of ``server_url`` (dropped first with ``replace``); its URL."""
+    admin = await asyncpg.connect(server_url)
+    try:
+        if replace:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return server_url.rsplit("/", 1)[0] + "/" + name
+
+
+def embedded_history():
+    """The embedded PostgreSQL of ``var/history`` (started; its data stay between runs)."""
+    from services.kit.infra import EmbeddedPostgres
+    return EmbeddedPostgres(HISTORY_DIR).start()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.history.generate", description=__doc__.split("\n")[0])
+    ap.add_argument("--years", type=int, default=int(os.environ.get("YEARS", "5")))
+    ap.add_argument("--scale", type=float, default=float(os.environ.get("SCALE", "1.0")))
+    ap.add_argument("--seed", type=int, default=19)
+    args = ap.parse_args(argv)
+    plan = Plan(years=args.years, scale=args.scale, seed=args.seed)
+    dsn = os.environ.get("DATABASE_URL")
+    pg = None
+    try:
+        if not dsn:  # database "history" of var/history (replaced), kept for make bench-history
+            pg = embedded_history()
+            dsn = asyncio.run(create_database(pg.url, HISTORY_DB, replace=True))
+        out = asyncio.run(generate(dsn, plan))
+        out["database"] = "var/history" if pg is not None else "DATABASE_URL"
+        print(orjson.dumps(out).decode(), flush=True)
+    finally:
+        if pg is not None:
+            pg.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
