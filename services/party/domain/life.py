@@ -21,7 +21,7 @@ period already flagged overdue, is recorded; the flag stays.
 
 A member's commitments (keyed by ``member_id``)::
 
-    MakeCommitment   → CommitmentMade       once per commitment id (the same again is a no-op),
+    MakeCommitment   → CommitmentMade       once per commitment id (again: ``commitment_exists``),
                                             for one year: the current year or the next
     FulfilCommitment → CommitmentFulfilled  a made commitment, once, before its year ends
     RateCommitment   → CommitmentRated      1-5, once (the same rating again is a no-op), after
@@ -352,9 +352,9 @@ def decide_commitment(state: CommitmentsState | None, command: Command, ctx: Lif
 def _make(state: CommitmentsState | None, cmd: MakeCommitment, ctx: LifeContext) -> list[Event]:
     known = state.get(cmd.commitment_id) if state is not None else None
     if known is not None:
-        if (known.year, known.text) == (cmd.year, cmd.text):
-            return []
-        raise CommitmentExists(cmd.commitment_id)
+        # A second command for a commitment already made gets an answer, never silence: the
+        # sender (who may have retried after losing the first answer) learns it is made.
+        raise CommitmentExists(cmd.commitment_id, same=(known.year, known.text) == (cmd.year, cmd.text))
     current = ctx.now.astimezone(SHANGHAI).year
     if cmd.year not in (current, current + 1):
         raise CommitmentYearInvalid(cmd.year, current)

@@ -118,11 +118,12 @@ class MeetingExists(Rejected):
 
 
 class CommitmentExists(Rejected):
-    """``commitment_exists``: the commitment id is taken by a different commitment of the member."""
+    """``commitment_exists``: the commitment id is taken, by this very commitment (a retry under a
+    new command id) or by a different one of the member."""
 
-    def __init__(self, commitment_id: str):
-        super().__init__("commitment_exists", f"commitment {commitment_id!r} already exists with other data",
-                         "commitment_id")
+    def __init__(self, commitment_id: str, same: bool = False):
+        detail = "is already made" if same else "already exists with other data"
+        super().__init__("commitment_exists", f"commitment {commitment_id!r} {detail}", "commitment_id")
 
 
 class CommitmentYearInvalid(Rejected):

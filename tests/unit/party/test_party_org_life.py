@@ -219,7 +219,9 @@ def test_a_member_makes_fulfils_and_has_a_commitment_rated():
 
 
 def test_a_commitment_is_made_once_per_id():
-    assert decide_commitment(made(), make(), ctx(1)) == []
+    # the same commitment again (a retry under a new command id) is answered, never silent
+    r = refused(decide_commitment, made(), make(), ctx(1))
+    assert (r.reason, r.field) == ("commitment_exists", "commitment_id") and "already made" in r.detail
     r = refused(decide_commitment, made(), make(text="另一项"), ctx(1))
     assert (r.reason, r.field) == ("commitment_exists", "commitment_id")
 
