@@ -1,7 +1,10 @@
 """The party worker the integration tests of the party service run against."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
+import uuid
 
 from tests.support.procs import Worker
 
@@ -17,3 +20,19 @@ async def party_worker(kafka: str, database_url: str, log, **env: str):
         yield w
     finally:
         assert w.stop() == 0, log.read_text()[-4000:]
+
+
+def uid(prefix: str) -> str:
+    """A fresh id for a test's own organisations, members and commands."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def wait_for(fn, *, timeout: float = 30.0, every: float = 0.2):
+    """Poll ``fn`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await fn()
+        if got:
+            return got
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(every)

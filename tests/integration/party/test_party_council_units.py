@@ -15,7 +15,6 @@ whose 公示 has ended effective, once."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -40,7 +39,7 @@ from tests.support.identity import command_token, token
 from tests.support.kafka import command, of_type, read_all, send
 from tests.support.procs import Worker, http
 
-from .support import party_worker
+from .support import party_worker, uid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -70,9 +69,6 @@ async def pool(worker, module_database_url):
 def handler() -> PartyHandler:
     return PartyHandler(PartySettings())
 
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 async def run(pool, handler: PartyHandler, payload, now: datetime) -> UnitOfWork:
@@ -125,15 +121,6 @@ async def post_command(w: Worker, payload, tok: str | None = None):
     body = {"id": str(uuid.uuid4()), "type": payload.TYPE, "data": payload.model_dump(mode="json", exclude_none=True)}
     return await http("POST", w.url + "/v1/commands", json=body, token=tok or command_token(body))
 
-
-async def wait_for(fn, *, timeout: float = 20.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await fn()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(every)
 
 
 async def test_a_council_takes_effect_after_its_publication_meets_and_misses_a_quarter_once(worker, pool, handler):

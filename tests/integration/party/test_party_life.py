@@ -25,7 +25,7 @@ from tests.support.identity import token
 from tests.support.kafka import command, read_all, send
 from tests.support.procs import Worker, http
 
-from .support import party_worker
+from .support import party_worker, uid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,19 +48,6 @@ async def sim(module_kafka, module_database_url, tmp_path_factory):
             PARTY_METRICS_INTERVAL_SECONDS="0.3", PARTY_MEMBER_REPORT_WINDOW_DAYS="20") as w:
         yield w, SteppedCalendar(SIM_START, real_start, MONTH_SECONDS)
 
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-async def wait_for(fn, *, timeout: float = 30.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await fn()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(every)
 
 
 async def until(clock: SteppedCalendar, at: datetime) -> None:

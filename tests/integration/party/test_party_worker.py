@@ -4,7 +4,6 @@ timer reports a grid with members and no branch exactly once."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import pytest
@@ -15,7 +14,7 @@ from tests.support.identity import command_token, token
 from tests.support.kafka import command, of_type, read_all, send
 from tests.support.procs import Worker, http
 
-from .support import party_worker
+from .support import party_worker, uid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -31,19 +30,6 @@ async def worker(module_kafka, module_database_url, tmp_path_factory):
     async with party_worker(module_kafka, module_database_url, log, PARTY_COVERAGE_INTERVAL_SECONDS="0.3") as w:
         yield w
 
-
-def uid(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-async def wait_for(fn, *, timeout: float = 20.0, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await fn()
-        if got:
-            return got
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(every)
 
 
 async def get(w: Worker, path: str, tok: str = READER):
