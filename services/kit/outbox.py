@@ -198,6 +198,11 @@ class OutboxRelay:
         self._partitioner = DefaultPartitioner()
         self._last_stats = 0.0
         self._in_round = False
+        # seqs the broker has acknowledged whose DELETE has not gone through yet (the database
+        # refused it: read-only, restarting, connection lost). The next round deletes them
+        # before it reads anything, instead of publishing them again every round while the
+        # database stays unwritable.
+        self._acked: list[int] = []
 
     def notify(self) -> None:
         """Wake the relay now (called after a commit that wrote outbox rows)."""
@@ -258,14 +263,19 @@ class OutboxRelay:
 
     async def publish_once(self) -> int:
         async with self.pool.acquire() as conn:
+            if self._acked:  # published already: only their DELETE is owed
+                await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", self._acked)
+                self._acked = []
             rows = await conn.fetch(
                 "SELECT seq, topic, key, value, headers, message_type, "
                 "(extract(epoch FROM created_at) * 1000)::bigint FROM outbox ORDER BY seq LIMIT $1", self.batch)
             if rows:
                 counts = await self._send(rows)
-                await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", [r[0] for r in rows])
+                self._acked = [r[0] for r in rows]
                 self.observer.published(counts)
                 self.published += len(rows)
+                await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", self._acked)
+                self._acked = []
             if time.monotonic() - self._last_stats < 1.0 and len(rows) == self.batch:
                 return len(rows)
             self._last_stats = time.monotonic()

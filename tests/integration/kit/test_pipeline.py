@@ -224,6 +224,35 @@ async def test_relay_resumes_after_a_restart_without_losing_records(kafka, pool)
     assert metrics.OUTBOX_BACKLOG.labels("grid")._value.get() == 0
 
 
+async def test_a_relay_that_cannot_delete_what_it_published_does_not_publish_it_again(kafka, pool):
+    """A read-only (or failing-over) database acknowledges nothing the relay deletes: the rows the
+    broker already took are deleted once the database takes writes again, not republished every
+    round meanwhile (a campaign saw one row 38 times on its topic during a read-only spell)."""
+    async with pool.acquire() as conn:
+        await write_outbox(conn, [OutboxRecord(GRID.events.name, f"k{i % 3}", orjson.dumps({"i": i}), "t")
+                                  for i in range(20)])
+        await conn.execute("""
+            CREATE FUNCTION refuse_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'cannot execute DELETE in a read-only transaction' USING ERRCODE = '25006'; END $$;
+            CREATE TRIGGER refuse_delete BEFORE DELETE ON outbox FOR EACH STATEMENT EXECUTE FUNCTION refuse_delete();
+        """)
+    producer = producer_for(kafka, "read-only-test")
+    await producer.start()
+    relay = OutboxRelay(pool, producer, service="grid", batch=100, poll_seconds=0.05)
+    try:
+        for _ in range(4):  # the first round publishes; none of them may publish again
+            with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+                await relay.publish_once()
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 20
+        await pool.execute("DROP TRIGGER refuse_delete ON outbox")
+        assert await relay.publish_once() == 0  # the owed DELETE, then nothing left to read
+        assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+        records = await read_all(kafka, GRID.events.name, min_count=20)
+    finally:
+        await producer.stop()
+    assert sorted(r["value"]["i"] for r in records) == list(range(20))
+
+
 async def test_only_one_relay_publishes_at_a_time(kafka, pool):
     producer = producer_for(kafka, "leader-test")
     await producer.start()
