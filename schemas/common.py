@@ -81,7 +81,9 @@ class CommandRejectedData(Event):
     """A command refused by the rules, published on ``<svc>.rejections.v1``.
 
     ``reason`` is a stable machine-readable code (e.g. ``illegal_transition``,
-    ``unknown_grid``, ``insufficient_balance``); ``detail`` is for humans.
+    ``unknown_grid``, ``insufficient_balance``); ``detail`` is for humans. ``no_change``: the
+    command was valid but the state already is what it asks (sent again under a new command
+    id), so it caused no event.
     """
 
     SUBJECT: ClassVar[str] = "command_id"

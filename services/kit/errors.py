@@ -29,6 +29,18 @@ class Rejected(Exception):
         return self
 
 
+class NoChange(Rejected):
+    """``no_change``: a command whose handler decided nothing — no event, no refusal — because
+    the state already is what it asks (a registration, a close, an erasure sent again under a
+    new command id). The kit answers every such command of a service's own with this rejection
+    (:func:`services.kit.handlers.dispatch`), so that each command has an outcome; what the
+    handler wrote meanwhile stays."""
+
+    def __init__(self, command_type: str):
+        super().__init__("no_change", f"{command_type} changes nothing: the state already is what it asks")
+        self.command_type = command_type
+
+
 class IllegalTransition(Rejected):
     """The command does not apply in the aggregate's current state."""
 

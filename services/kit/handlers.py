@@ -20,6 +20,10 @@ handler with its typed payload, inside :meth:`UnitOfWork.savepoint`, with
 - :class:`~services.kit.errors.Rejected` for one of the service's own commands: the message's
   writes are undone and ``<svc>.command.rejected.v1`` is published (HTTP 409);
   for another service's event (a fact cannot be refused): logged and counted;
+- nothing, for one of the service's own commands, and the handler emitted neither an event nor a
+  rejection: the kit publishes the rejection ``no_change`` (:class:`~services.kit.errors.NoChange`;
+  HTTP 409), so that every command has an outcome; the handler's writes stay. Another service's
+  event that changes nothing has no outcome (nobody waits for one);
 - a database outage or a conflict with a concurrent transaction: the whole batch is retried;
 - anything else is a fault: the message's writes are undone and the kit dead-letters it.
 
@@ -38,7 +42,7 @@ from schemas.envelope import Message
 from . import jsonlog
 from . import metrics as m
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS
-from .errors import Rejected
+from .errors import NoChange, Rejected
 from .policy import Policy, Refused
 from .uow import UnitOfWork
 
@@ -159,9 +163,13 @@ async def _handle_one(uow: UnitOfWork, msg: Message, fn: Callable[[UnitOfWork, A
     uow.message = msg
     token = jsonlog.correlation_id.set(msg.correlation_id)
     cause_token = jsonlog.causation_id.set(msg.id)
+    own_command = isinstance(msg.payload, Command) and msg.payload.service() == uow.service
+    before = (len(uow.emitted), len(uow.rejected))
     try:
         async with uow.savepoint():
             await fn(uow, msg.payload)
+            if own_command and (len(uow.emitted), len(uow.rejected)) == before:
+                uow.reject(msg, NoChange(msg.type))  # an answer, not an undo: the handler's writes stay
     except Rejected as e:
         for fn in e.effects:
             uow.after_commit(fn)

@@ -661,7 +661,9 @@ class ServiceRuntime:
 
         Body: a CloudEvent (structured JSON) or ``{"id", "type", "data"}``. 200 with the
         resulting events; 200 with the original events when the command id was seen before;
-        409 when refused by the rules; 422 naming the invalid field; 401 without a valid token.
+        409 when refused by the rules, or ``no_change`` when it caused nothing (the kit's
+        answer, :class:`~services.kit.errors.NoChange`); 422 naming the invalid field; 401
+        without a valid token. A replay of a refused command is answered as the first time.
         The source of a ``{"id", "type", "data"}`` body is the caller, ``/users/<sub>``; the
         handler finds the caller in ``uow.principal``.
         """
@@ -671,7 +673,8 @@ class ServiceRuntime:
 
         @self.post(path, name="/v1/commands", body=Documented(command_body(allowed)), roles=roles, responses={
             200: ("the events the command caused; `replayed` when its id was seen before", CommandOut),
-            409: ("refused by the rules: `error` is the reason, `field` the command field at fault", CommandRefused),
+            409: ("refused by the rules, or `no_change` (the state already is what the command asks): `error` is "
+                  "the reason, `field` the command field at fault", CommandRefused),
             503: "the database is unavailable or busy; retry"})
         async def post_command(req: Request):
             """Send a command, answered with the events it caused.

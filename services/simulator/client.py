@@ -69,6 +69,11 @@ class Outcome:
         return self.rejection is not None
 
     @property
+    def unchanged(self) -> bool:
+        """Answered ``no_change``: valid, and the state already was what it asked."""
+        return self.reason == "no_change"
+
+    @property
     def reason(self) -> str | None:
         return self.rejection.data.get("reason") if self.rejection else None
 

@@ -107,7 +107,7 @@ class PartyStories:
                 and (community_id is None or self.home_of(m)[0] == community_id)]
 
     def _established(self, out: Outcome) -> bool:
-        return bool(out.of_type(ESTABLISHED)) or out.reason == "org_exists"
+        return bool(out.of_type(ESTABLISHED)) or out.reason in ("org_exists", "no_change")
 
     # -- the tree, at start --------------------------------------------------------------
 
@@ -140,10 +140,11 @@ class PartyStories:
             for i, m in enumerate(self.members_in(grid_id=grid_id)):
                 into = group if i == 0 and has_group else branch
                 out = await self.step(AttachMember(org_id=into, member_id=m.member_id, grid_id=grid_id), sec)
-                done["attached" if not out.rejected or out.reason == "already_member" else "attach_refused"] += 1
-                if into == group and (not out.rejected or out.reason == "already_member"):
+                attached = not out.rejected or out.reason in ("already_member", "no_change")
+                done["attached" if attached else "attach_refused"] += 1
+                if into == group and attached:
                     out = await self.step(MarkCentralHousehold(org_id=group, member_id=m.member_id), sec)
-                    done["households" if not out.rejected else "household_refused"] += 1
+                    done["households" if not out.rejected or out.unchanged else "household_refused"] += 1
 
         async def community_tree(c) -> None:
             parent = org_id("street_working_committee", street_id_of(c.community_id))
@@ -181,12 +182,13 @@ class PartyStories:
             sec = self.cast.party_secretary(area)
             out = await self.step(ProposeCouncil(council_id=cid, level=level, area_id=area, seats=tuple(seats),
                                                  proposed_by=sec.sub), sec)
-            done["councils" if not out.rejected or out.reason == "council_exists" else "council_refused"] += 1
-            if not out.rejected or out.reason == "council_exists":
+            proposed = not out.rejected or out.reason in ("council_exists", "no_change")
+            done["councils" if proposed else "council_refused"] += 1
+            if proposed:
                 self.council_seats[cid] = [s.person_id for s in seats]
             if out.of_type(COUNCIL_EFFECTIVE) or out.reason == "council_exists":
                 self.effective.add(cid)
-            elif not out.rejected:  # its 公示 passes on the calendar: the worker's timer makes it effective
+            elif proposed:  # its 公示 passes on the calendar: the worker's timer makes it effective
                 self.spawn(self._await_effective(cid))
 
         async def street_tree(s) -> None:
@@ -270,7 +272,7 @@ class PartyStories:
                 org_id=oid, meeting_id=f"ol-{oid}-{life.value}-{label}", kind=life,
                 held_at=min(self.now(), month_end), attendees=tuple(p for p in people if p not in absent),
                 absentees=tuple(absent), topic=TOPICS[life]), sec)
-            if quarterly and (not out.rejected or out.reason == "meeting_exists"):
+            if quarterly and (not out.rejected or out.reason in ("meeting_exists", "no_change")):
                 self.quarterly_held.add((oid, life.value, quarter))
 
     def _member_secretary(self, m) -> Actor:
@@ -291,7 +293,7 @@ class PartyStories:
             cid = f"cm-{m.member_id}-{year}"
             out = await self.step(MakeCommitment(member_id=m.member_id, commitment_id=cid, year=year,
                                                  text="每月参加一次社区志愿服务"), sec)
-            if not out.rejected or out.reason == "commitment_exists":
+            if not out.rejected or out.reason in ("commitment_exists", "no_change"):
                 self.commitments[m.member_id] = (cid, False)
 
     async def member_moves(self, rng: random.Random) -> None:

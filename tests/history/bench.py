@@ -11,7 +11,8 @@ signed development tokens of the test identity), and:
   connections (aiohttp): p50 and p99 in ms;
 - a provisional scorecard (the open month of a grid) is read 20 times, one after the other;
 - closing the last closed month and quarter again (``assessment.period.close.v1`` over
-  ``POST /v1/commands``, which answers once the close is written): seconds;
+  ``POST /v1/commands``, which answers once the close is written): seconds, and the answer
+  (``no_change``, a 409, when the scores are those published at the last close);
 - the incremental ledger check (``GET /v1/ledger/check``, in the endpoint figures) and the full
   one (``POST /v1/ledger/check/full``, once): seconds.
 
@@ -139,12 +140,24 @@ def _start(service: str, bootstrap: str, dsn: str, logdir: Path) -> Worker:
     return Worker(f"services.{service}.app", env, prefix=prefix, log=logdir / f"{service}.log").start()
 
 
-async def _post(session: aiohttp.ClientSession, url: str, body: dict | None, tok: str) -> tuple[int, float]:
+async def _post(session: aiohttp.ClientSession, url: str, body: dict | None, tok: str) -> tuple[int, float, Any]:
     t = time.perf_counter()
     async with session.post(url, json=body, headers={"Authorization": f"Bearer {tok}"},
                             timeout=aiohttp.ClientTimeout(total=600)) as r:
-        await r.read()
-        return r.status, time.perf_counter() - t
+        raw = await r.read()
+        secs = time.perf_counter() - t
+        try:
+            return r.status, secs, json.loads(raw)
+        except ValueError:
+            return r.status, secs, None
+
+
+def close_answer(status: int, body: Any) -> str:
+    """What a close answered: ``published <n>`` (200), or the error code (``no_change`` when
+    nothing changed since the period was last closed)."""
+    if status == 200 and isinstance(body, dict):
+        return f"published {len(body.get('events') or [])}"
+    return body.get("error", str(status)) if isinstance(body, dict) else str(status)
 
 
 async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path,
@@ -174,9 +187,10 @@ async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path
                                             "status": status, "period": sample["open_month"]}
             for label, period in (("close_month", sample["month"]), ("close_quarter", sample["quarter"])):
                 body = {"id": str(uuid.uuid4()), "type": "assessment.period.close.v1", "data": {"period": period}}
-                status, secs = await _post(session, a + "/v1/commands", body, command_token(body))
-                out[label] = {"seconds": round(secs, 3), "status": status, "period": period}
-            status, secs = await _post(session, workers["points"].url + "/v1/ledger/check/full", None, OPERATOR)
+                status, secs, answer = await _post(session, a + "/v1/commands", body, command_token(body))
+                out[label] = {"seconds": round(secs, 3), "status": status, "answer": close_answer(status, answer),
+                              "period": period}
+            status, secs, _ = await _post(session, workers["points"].url + "/v1/ledger/check/full", None, OPERATOR)
             out["ledger_check_full"] = {"seconds": round(secs, 3), "status": status}
     finally:
         for w in workers.values():

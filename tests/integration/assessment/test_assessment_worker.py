@@ -188,7 +188,8 @@ async def test_the_same_input_delivered_twice_changes_no_indicator(worker):
     await eventually_metric(worker, "assessment_events_recorded_total", UPSTREAM + len(REWRAPPED))
 
     status, body = await post(worker, "assessment.period.close.v1", {"period": PERIOD})
-    assert status == 200 and body["events"] == [], body  # nothing changed: nothing re-published
+    assert (status, body["error"]) == (409, "no_change"), body  # nothing changed: nothing re-published
+    assert [e["type"] for e in body["events"]] == ["assessment.command.rejected.v1"]
 
     status, card = await get(worker, f"/v1/scorecards/grid/{GRID_A}?period={PERIOD}")
     assert status == 200 and card["status"] == "published" and card["revision"] == 1
@@ -346,7 +347,7 @@ async def test_scheme_changes_are_validated_idempotent_and_immutable(worker):
     assert (await get(worker, "/v1/schemes/current?at=2026-10-25T00:00:00%2B08:00"))[1]["scheme_id"] == "whatif-1"
     # October is still governed by whatif-1 (w-2 takes effect in November): re-closing changes nothing
     status, body = await post(worker, "assessment.period.close.v1", {"period": PERIOD})
-    assert status == 200 and body["events"] == []
+    assert (status, body["error"]) == (409, "no_change"), body
 
 
 async def test_metrics_count_publications_alerts_events_and_lag(worker):

@@ -133,6 +133,35 @@ async def test_a_grid_resident_need_case_is_ordered_once_dispatched_accepted_com
             if isinstance(r["value"], dict) and r["value"].get("subject") == order_id} == {order_id}
 
 
+async def test_a_registration_sent_again_under_a_new_id_is_answered_no_change_once(worker, module_kafka):
+    c = community()
+    member = uid("m")
+    register = RegisterMember(member_id=member, community_id=c, unit_id="unit-1", name="李四")
+    first, again = command(register), command(register)
+    await send(module_kafka, ORDERS.intake.name, first)
+    await wait_for(lambda: _ok(get(worker, f"/v1/members/{member}"), lambda b: True))
+    await send(module_kafka, ORDERS.intake.name, again, again)  # the second copy: the same command, redelivered
+
+    def answers(r) -> bool:
+        return isinstance(r["value"], dict) and r["value"]["data"]["command_id"] in (first.id, again.id)
+    [rejection] = [r["value"] for r in await read_all(module_kafka, ORDERS.rejections.name, min_count=1,
+                                                      predicate=answers) if answers(r)]
+    assert rejection["data"]["command_id"] == again.id and rejection["causationid"] == again.id
+    assert (rejection["type"], rejection["data"]["reason"]) == ("orders.command.rejected.v1", "no_change")
+    assert rejection["data"]["detail"].startswith("orders.member.register.v1 changes nothing")
+    assert not [e for e in await read_all(module_kafka, ORDERS.events.name)
+                if isinstance(e["value"], dict) and e["value"].get("causationid") == again.id]
+
+    # over HTTP the same answer, and the same again for the same command id
+    body = {"id": str(uuid.uuid4()), "type": register.TYPE, "data": register.model_dump(mode="json", exclude_none=True)}
+    status, out = await http("POST", worker.url + "/v1/commands", json=body, token=command_token(body))
+    assert (status, out["error"], out["replayed"]) == (409, "no_change", False), out
+    assert [e["data"]["reason"] for e in out["events"]] == ["no_change"]
+    status, replay = await http("POST", worker.url + "/v1/commands", json=body, token=command_token(body))
+    assert (status, replay["error"], replay["replayed"]) == (409, "no_change", True)
+    assert replay["events"] == out["events"]
+
+
 async def _ok(coro, predicate):
     status, body = await coro
     return body if status == 200 and predicate(body) else None

@@ -91,9 +91,9 @@ async def test_a_meeting_held_and_a_missed_month_reported_once(sim, module_kafka
                             attendees=[member], topic="学习")
     status, body = await post_command(w, meeting, SECRETARY)
     assert status == 200 and [e["type"] for e in body["events"]] == ["party.org_life.held.v1"], body
-    # the same meeting again is a no-op; a building group's kind is not the community's; outside the scope: unknown
+    # the same meeting again changes nothing; a building group's kind is not the community's; outside the scope: unknown
     status, body = await post_command(w, meeting, SECRETARY)
-    assert status == 200 and body["events"] == [], body
+    assert (status, body["error"]) == (409, "no_change"), body
     status, body = await post_command(w, meeting.model_copy(update={"meeting_id": uid("m"),
                                                                     "kind": OrgLifeKind.GROUP_MEETING}), SECRETARY)
     assert (status, body["error"]) == (409, "org_life_not_applicable"), body
