@@ -4,9 +4,10 @@ and the lag is 0. :func:`check` returns the figures and the list of failed check
 - every command on an intake topic (by id) has exactly one outcome: its events, or one
   rejection, or its dead letter (a command the simulator broke on purpose); none is *lost* (no
   outcome) or *duplicated* (two rejections, events and a rejection, or two events of one type
-  and subject and content caused by it). A period closed again with nothing changed publishes
-  nothing, by design: it is not lost when the period has scorecards. A refused transfer's ``points.transfer.refused.v1`` goes with its
-  rejection (:data:`REFUSAL_EVENTS`);
+  and subject and content caused by it). A command that changes nothing (a period closed again
+  with no scorecard changed, a registration sent again) is answered with the rejection
+  ``no_change`` like any other: no command is excused. A refused transfer's
+  ``points.transfer.refused.v1`` goes with its rejection (:data:`REFUSAL_EVENTS`);
 - every passed order (``orders.order.evaluated.v1``, ``passed``) is awarded exactly once, or
   refused with a reason (``points.transfer.posted.v1`` / ``.refused.v1`` naming it as source);
 - every ``resident_need`` case registered became exactly one order;
@@ -113,14 +114,11 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
 
     # -- commands and their outcomes
     commands: dict[str, str] = {}  # id -> type
-    command_periods: dict[str, tuple] = {}
     for t in topics["intake"]:
         for r in raw[t]:
             e = envelope(r.value)
             if e is not None and isinstance(e.get("id"), str):
                 commands.setdefault(e["id"], e["type"])
-                if isinstance(e.get("data"), dict):
-                    command_periods[e["id"]] = (e["type"], e["data"].get("period"))
     events: list[dict] = []
     ids_per_topic: dict[str, Counter] = {}
     where: dict[str, list[str]] = defaultdict(list)  # event id -> partition@offset (timestamp) of each copy
@@ -167,11 +165,7 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
                     dead_by_outage[e["id"]] = hdrs.get("dlq.error.class", "")
                 else:
                     dead[e["id"]] = reason
-    # a period closed again with nothing changed publishes nothing, by design (only what changed)
-    cards = Counter((e["data"] or {}).get("period") for e in distinct.values()
-                    if e["type"] == "assessment.scorecard.published.v1")
-    reclosed = {c for c, (t, period) in command_periods.items() if t == "assessment.period.close.v1" and cards.get(period)}
-    lost = [c for c in commands if not caused.get(c) and not rejected.get(c) and c not in dead and c not in reclosed]
+    lost = [c for c in commands if not caused.get(c) and not rejected.get(c) and c not in dead]
     duplicated = [c for c in commands if rejected.get(c, 0) > 1
                   or (rejected.get(c) and any(k[0] not in REFUSAL_EVENTS for k in caused.get(c, {})))
                   or any(n > 1 for n in caused.get(c, {}).values())]
