@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Callable
 
 import asyncpg
 import orjson
@@ -63,7 +64,9 @@ async def create_pool(dsn: str, schema: str, *, service: str, max_size: int = 10
     )
 
 
-async def connect_with_retry(dsn: str, schema: str, *, service: str, max_size: int, stop: asyncio.Event | None = None) -> asyncpg.Pool:
+async def connect_with_retry(dsn: str, schema: str, *, service: str, max_size: int, stop: asyncio.Event | None = None,
+                             on_retry: Callable[[], None] | None = None) -> asyncpg.Pool:
+    """A pool, once the database answers (``on_retry`` is called after each failed try)."""
     delay = 0.2
     while True:
         try:
@@ -71,6 +74,8 @@ async def connect_with_retry(dsn: str, schema: str, *, service: str, max_size: i
         except UNAVAILABLE_ERRORS as e:
             if stop is not None and stop.is_set():
                 raise
+            if on_retry is not None:
+                on_retry()
             log.warning("database not reachable yet (%s); retrying in %.1fs", e.__class__.__name__, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)

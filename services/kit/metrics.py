@@ -41,7 +41,9 @@ CONSUMER_STALLED = Gauge(
 OUTBOX_BACKLOG = Gauge("kit_outbox_backlog", "Outbox rows not yet published", ["service"])
 OUTBOX_OLDEST_AGE = Gauge(
     "kit_outbox_oldest_unpublished_age_seconds", "Age of the oldest unpublished outbox row (0 when empty)", ["service"])
-RELAY_ERRORS = Counter("kit_outbox_relay_errors_total", "Failed relay rounds (broker or database away)", ["service"])
+RELAY_ERRORS = Counter(
+    "kit_outbox_relay_errors_total", "Relay failures: a failed round, a failed try at the leadership while the "
+    "database is away, each OUTBOX_RELAY_STALL_SECONDS a round waits on the broker or the database", ["service"])
 RELAY_RESTARTS = Counter(
     "kit_outbox_relay_restarts_total", "Times the worker restarted its outbox relay process after it died", ["service"])
 HTTP_REQUESTS = Counter(
@@ -51,6 +53,9 @@ HTTP_DURATION = Histogram(
     buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
 READY = Gauge("kit_ready", "1 when the worker is ready (database, broker, migrations)", ["service"])
 TIMER_RUNS = Counter("kit_timer_runs_total", "Timer rounds by timer and outcome", ["service", "timer", "outcome"])
+TIMER_FAILURES_IN_A_ROW = Gauge(
+    "kit_timer_consecutive_failures", "Rounds of a timer in a row that did not complete (outcome retry or error); "
+    "0 after one that completed or was another worker's turn", ["service", "timer"])
 CLOCK_OFFSET = Gauge(
     "kit_clock_offset_seconds", "Domain clock minus the real clock: 0 in production; the simulated calendar's "
     "lead under make run", ["service"])

@@ -180,12 +180,20 @@ def producer_for(bootstrap: str, client_id: str,
 
 
 class OutboxRelay:
-    """Publishes unpublished outbox rows in ``seq`` order, then marks them published."""
+    """Publishes unpublished outbox rows in ``seq`` order, then marks them published.
 
+    What it counts as a failure (:meth:`RelayObserver.failed`, ``kit_outbox_relay_errors_total``),
+    so that a relay that cannot publish shows whatever the cause: a round that raised (the
+    broker refused or timed out, the database failed), a try at the leadership that failed
+    because the database is away (retried every second), and each ``stall_seconds`` that a round
+    has been waiting (a broker that does not answer: the producer itself gives a send up only
+    after its 30 s request timeout, and a paused broker answers nothing). A round still waiting
+    is not abandoned: it goes on until it completes or fails."""
 
     def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, service: str, batch: int = 2000,
-                 poll_seconds: float = 0.5, observer: RelayObserver | None = None):
+                 poll_seconds: float = 0.5, observer: RelayObserver | None = None, stall_seconds: float = 10.0):
         self.pool = pool
+        self.stall_seconds = stall_seconds
         self.observer = observer or MetricsObserver(service)
         self.producer = producer
         self.service = service
@@ -209,13 +217,19 @@ class OutboxRelay:
         self.wakeup.set()
 
     async def _acquire_leadership(self) -> None:
+        away = False
         while not self._stopping:
             try:
                 if self._lock_conn is None or self._lock_conn.is_closed():
                     self._lock_conn = await self.pool.acquire()
                 if await try_session_lock(self._lock_conn, f"outbox-relay:{self.service}"):
                     return
-            except UNAVAILABLE_ERRORS:
+                away = False  # another worker's relay leads: nothing wrong
+            except UNAVAILABLE_ERRORS as e:
+                self.observer.failed()
+                if not away:
+                    log.warning("outbox relay: database unavailable (%r); trying again every second", e)
+                away = True
                 await self._release_lock_conn()
             await asyncio.sleep(1.0)
 
@@ -234,7 +248,7 @@ class OutboxRelay:
                 while not self._stopping:
                     self._in_round = True
                     try:
-                        n = await self.publish_once()
+                        n = await self._watched(self.publish_once())
                     finally:
                         self._in_round = False
                     if n < self.batch:
@@ -250,6 +264,22 @@ class OutboxRelay:
                 log.warning("outbox relay round failed: %r; retrying", e)
                 await self._release_lock_conn()
                 await asyncio.sleep(1.0)
+
+    async def _watched(self, round: Any) -> int:
+        """Run a round, counting a failure for each ``stall_seconds`` it has been waiting."""
+        task = asyncio.ensure_future(round)
+        waited = 0.0
+        try:
+            while True:
+                done, _ = await asyncio.wait((task,), timeout=self.stall_seconds)
+                if done:
+                    return task.result()
+                waited += self.stall_seconds
+                self.observer.failed()
+                log.warning("outbox relay round waiting for %.1fs on the broker or the database; still waiting", waited)
+        finally:
+            if not task.done():  # the relay is being cancelled: so is its round
+                task.cancel()
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop after the round in progress: a round cut between the broker's ack and the

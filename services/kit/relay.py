@@ -60,12 +60,13 @@ class RelayProcess:
     def __init__(self, *, service: str, dsn: str, bootstrap: str, batch: int, poll_seconds: float,
                  nice: int = 0, log_level: str = "info", log_format: str = "json",
                  observer: RelayObserver | None = None, max_restart_delay: float = 30.0,
-                 security: KafkaSecurity | None = None, max_record_bytes: int | None = None):
+                 security: KafkaSecurity | None = None, max_record_bytes: int | None = None,
+                 stall_seconds: float = 10.0):
         self.service = service
         self._config = {"service": service, "dsn": dsn, "bootstrap": bootstrap, "batch": batch,
                         "poll_seconds": poll_seconds, "nice": nice, "log_level": log_level, "log_format": log_format,
                         "kafka_security": security.to_config() if security is not None else None,
-                        "max_record_bytes": max_record_bytes}
+                        "max_record_bytes": max_record_bytes, "stall_seconds": stall_seconds}
         self.observer = observer or MetricsObserver(service)
         self.max_restart_delay = max_restart_delay
         self.proc: asyncio.subprocess.Process | None = None
@@ -259,7 +260,8 @@ async def _child(cfg: dict[str, Any]) -> int:
     flusher = asyncio.ensure_future(reporter.run())
     try:
         try:
-            pool = await connect_with_retry(cfg["dsn"], service, service=f"{service}-relay", max_size=3, stop=stop)
+            pool = await connect_with_retry(cfg["dsn"], service, service=f"{service}-relay", max_size=3, stop=stop,
+                                            on_retry=reporter.failed)
         except Exception:
             if stop.is_set():
                 return 0
@@ -272,6 +274,7 @@ async def _child(cfg: dict[str, Any]) -> int:
                 await producer.start()
                 break
             except Exception as e:
+                reporter.failed()  # a relay that cannot start publishes nothing: a failure like any round's
                 log.warning("broker not reachable yet (%r); retrying in %.1fs", e, delay)
                 await producer.stop()
                 producer = None
@@ -280,7 +283,8 @@ async def _child(cfg: dict[str, Any]) -> int:
         if producer is None:
             return 0
         relay = OutboxRelay(pool, producer, service=service, batch=int(cfg["batch"]),
-                            poll_seconds=float(cfg["poll_seconds"]), observer=reporter)
+                            poll_seconds=float(cfg["poll_seconds"]), observer=reporter,
+                            stall_seconds=float(cfg.get("stall_seconds") or 10.0))
         task = asyncio.ensure_future(relay.run())
         waiter = asyncio.ensure_future(stop.wait())
         await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)

@@ -277,11 +277,12 @@ class ServiceRuntime:
             self.relay = RelayProcess(service=self.service, dsn=s.dsn(), bootstrap=s.kafka_bootstrap_servers,
                                       batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
                                       nice=s.outbox_relay_nice, log_level=s.log_level, log_format=s.log_format,
-                                      security=security, max_record_bytes=s.kafka_max_record_bytes)
+                                      security=security, max_record_bytes=s.kafka_max_record_bytes,
+                                      stall_seconds=s.outbox_relay_stall_seconds)
             await self.relay.start()
         else:
             self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,
-                                     poll_seconds=s.outbox_poll_seconds)
+                                     poll_seconds=s.outbox_poll_seconds, stall_seconds=s.outbox_relay_stall_seconds)
             self._relay_task = asyncio.ensure_future(self.relay.run())
         self._tasks = [asyncio.ensure_future(self._outbox_stats())]
         for hook in self._startup_hooks:
@@ -439,14 +440,15 @@ class ServiceRuntime:
                             outcome = "skipped"
                         else:
                             await fn(uow)
-                    m.TIMER_RUNS.labels(self.service, tname, outcome).inc()
                 except (*UNAVAILABLE_ERRORS, *CONFLICT_ERRORS) as e:
-                    m.TIMER_RUNS.labels(self.service, tname, "retry").inc()
+                    outcome = "retry"
                     log.warning("timer %s: database unavailable or conflict (%r); next round retries", tname, e)
                 except Exception:
-                    m.TIMER_RUNS.labels(self.service, tname, "error").inc()
+                    outcome = "error"
                     log.exception("timer %s failed", tname)
+                timer_round(self.service, tname, outcome)
 
+            m.TIMER_FAILURES_IN_A_ROW.labels(self.service, tname).set(0)
             tick.__name__ = f"timer_{tname}"
             self.app.timer(seconds, name=f"{self.service}.{tname}")(tick)
             return fn
@@ -765,6 +767,20 @@ class ServiceRuntime:
             except CONFLICT_ERRORS:
                 await asyncio.sleep(0.05 * (attempt + 1))
         raise HttpError(503, "busy", "conflicting concurrent updates; retry")
+
+
+def timer_round(service: str, timer: str, outcome: str) -> None:
+    """Count a timer's round (``kit_timer_runs_total``) and keep ``kit_timer_consecutive_failures``:
+    the rounds in a row that did not complete (``retry``: the database away or a conflict;
+    ``error``: a fault), back to 0 after one that completed (``ok``) or that another worker had
+    (``skipped``). A timer whose every round fails, whatever the cause, shows there
+    (GrassrootsTimerNotCompleting); ``error`` alone is GrassrootsTimerFailing."""
+    m.TIMER_RUNS.labels(service, timer, outcome).inc()
+    failing = m.TIMER_FAILURES_IN_A_ROW.labels(service, timer)
+    if outcome in ("retry", "error"):
+        failing.inc()
+    else:
+        failing.set(0)
 
 
 def user_source(principal: Principal | None) -> str:

@@ -140,6 +140,10 @@ class ServiceSettings(BaseSettings):
     outbox_poll_seconds: float = Field(0.5, gt=0, description="relay poll when not woken by a commit")
     outbox_relay: Literal["process", "inline"] = Field(
         "process", description="where the outbox relay runs: a child process of the worker (another core) or the worker's own event loop")
+    outbox_relay_stall_seconds: float = Field(
+        10.0, gt=0, le=300, description="a relay round still waiting on the broker's acknowledgement (or the database) "
+        "after this long counts as a relay failure, and again each time this passes (kit_outbox_relay_errors_total): "
+        "the producer itself gives a send up only after 30 s")
     outbox_relay_nice: int = Field(
         10, ge=0, le=19, description="niceness the relay process adds to its own: while both are busy it yields the CPU to the batch consumer (0: the same priority)")
     provision_topics: bool = Field(True, description="create the contract topics at start-up")

@@ -1,0 +1,108 @@
+"""A relay that cannot publish counts its failures, whatever keeps it from publishing: a paused
+broker (a produce that waits, and would wait 30 s before the producer gives up) and a database
+that is away (the relay's tries at its leadership)."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import asyncpg
+import orjson
+import pytest
+
+from schemas.topics import GRID
+from services.kit.infra import EmbeddedKafka, free_port
+from services.kit.outbox import OutboxRecord, OutboxRelay, producer_for
+from services.kit.outbox import write as write_outbox
+from services.kit.provision import provision
+from tests.support.kafka import read_all
+
+pytestmark = pytest.mark.integration
+
+
+class Observer:
+    """The relay's observer, as the relay process's reporter is: what it counted."""
+
+    def __init__(self):
+        self.failures = 0
+        self.records = 0
+
+    def published(self, counts) -> None:
+        self.records += sum(counts.values())
+
+    def failed(self) -> None:
+        self.failures += 1
+
+    def stats(self, backlog: int, oldest_age: float) -> None:
+        pass
+
+
+async def until(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+def rows(start: int, n: int) -> list[OutboxRecord]:
+    return [OutboxRecord(GRID.events.name, f"k{i % 3}", orjson.dumps({"i": i}), "t") for i in range(start, start + n)]
+
+
+async def test_a_relay_waiting_on_a_paused_broker_counts_a_failure_each_stall_and_publishes_when_it_answers(pool):
+    broker = EmbeddedKafka().start()
+    producer = None
+    task = None
+    seen = Observer()
+    try:
+        await provision(broker.bootstrap, partitions=2)
+        producer = producer_for(broker.bootstrap, "stall-test")
+        await producer.start()
+        relay = OutboxRelay(pool, producer, service="grid", batch=100, poll_seconds=0.05, observer=seen,
+                            stall_seconds=0.5)
+        task = asyncio.ensure_future(relay.run())
+        async with pool.acquire() as conn:
+            await write_outbox(conn, rows(0, 10))
+        await until(lambda: seen.records == 10)
+        assert seen.failures == 0
+
+        os.kill(broker.proc.pid, signal.SIGSTOP)  # the broker holds its connections and answers nothing
+        try:
+            async with pool.acquire() as conn:
+                await write_outbox(conn, rows(10, 10))
+            relay.notify()
+            await asyncio.sleep(2.8)
+            assert seen.failures >= 4, seen.failures  # one each 0.5 s of waiting, long before the 30 s timeout
+            assert seen.records == 10
+        finally:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+        await until(lambda: seen.records == 20)
+        stalled = seen.failures
+        records = await read_all(broker.bootstrap, GRID.events.name, min_count=20)
+        assert sorted({r["value"]["i"] for r in records}) == list(range(20))
+        await asyncio.sleep(1.0)
+        assert seen.failures == stalled  # publishing again: no more failures
+    finally:
+        if task is not None:
+            await relay.stop()  # gives its leadership's connection back to the pool
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if producer is not None:
+            await producer.stop()
+        broker.stop()
+
+
+async def test_a_relay_whose_database_is_away_counts_each_try_at_its_leadership():
+    nowhere = await asyncpg.create_pool(f"postgresql://nobody@127.0.0.1:{free_port()}/none", min_size=0, max_size=1)
+    seen = Observer()
+    relay = OutboxRelay(nowhere, None, service="grid", observer=seen)  # type: ignore[arg-type]
+    task = asyncio.ensure_future(relay.run())
+    try:
+        await asyncio.sleep(2.5)
+        assert seen.failures >= 2, seen.failures  # one a second: before, none at all
+    finally:
+        await relay.stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await nowhere.close()
