@@ -26,7 +26,7 @@ THRESHOLDS = {
     "GrassrootsConsumerLagRising": ("> 1000", "> 20"),
     "GrassrootsConsumerStalled": ("> 60", "> 3"),
     "GrassrootsOutboxNotPublishing": ("> 60", "> 3"),
-    "GrassrootsOutboxRelayFailing": ("> 10", "> 1"),
+    "GrassrootsOutboxRelayFailing": ("> 2", "> 0"),
 }
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+)([smhd])\b")

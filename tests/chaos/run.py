@@ -52,15 +52,21 @@ WORKERS = 2
 SESSION_TIMEOUT_MS = 6000
 # fault kind -> the alerts of which one must fire while it is on (or soon after, within the
 # alert's `for:` window and a few scrapes). A worker's alert must name that worker.
+# GrassrootsTimerFailing is for a timer's code errors: no fault of the campaign makes one (an
+# outage is a timer's `retry`, which GrassrootsTimerNotCompleting sees).
 EXPECTED = {
     "kill_worker": ("GrassrootsWorkerDown",),
     "stop_worker": ("GrassrootsWorkerDown",),
     "pause_broker": ("GrassrootsWorkerNotReady", "GrassrootsOutboxRelayFailing", "GrassrootsConsumerLagRising",
                      "GrassrootsOutboxNotPublishing"),
-    "stop_postgres": ("GrassrootsWorkerNotReady",),
-    "read_only": ("GrassrootsConsumerStalled", "GrassrootsWorkerNotReady", "GrassrootsTimerFailing"),
+    "stop_postgres": ("GrassrootsWorkerNotReady", "GrassrootsOutboxRelayFailing", "GrassrootsTimerNotCompleting"),
+    "read_only": ("GrassrootsConsumerStalled", "GrassrootsWorkerNotReady", "GrassrootsOutboxRelayFailing",
+                  "GrassrootsTimerNotCompleting"),
     "kill_relay": (),  # the worker restarts its relay within a second: nothing for an alert to see
 }
+# the relay counts a failure each this many seconds a round waits on the paused broker (10 s in
+# production, against rules whose windows are 30 times shorter here)
+RELAY_STALL_SECONDS = 2
 PER_WORKER = {"kill_worker", "stop_worker"}
 # alerts about the simulated district itself, not about a fault: they may stay on
 DOMAIN_ALERTS = {"GrassrootsSimulatedClock", "GrassrootsOverdueCasesHigh", "GrassrootsPartyMeetingOverdue",
@@ -153,6 +159,7 @@ class Campaign:
             "STOP_GRACE_SECONDS": "15", "READY_TIMEOUT": "240",
             **{f"{s.upper()}_DB_POOL_MAX": "4" for s in SERVICES},
             **{f"{s.upper()}_CONSUMER_STALL_SECONDS": "5" for s in SERVICES},
+            **{f"{s.upper()}_OUTBOX_RELAY_STALL_SECONDS": str(RELAY_STALL_SECONDS) for s in SERVICES},
         })
         self.launcher_out = open(self.var / "launcher.out", "wb")
         self.launcher = subprocess.Popen([sys.executable, "-m", "services.launcher"], cwd=ROOT, env=env,

@@ -46,6 +46,8 @@ def test_the_campaign_rules_compress_time_and_leave_the_production_rules_alone(t
     exprs = {r["alert"]: r["expr"] for g in doc["groups"] for r in g["rules"]}
     assert "[20s]" in exprs["GrassrootsRecordsDeadLettered"] and "10m" not in exprs["GrassrootsRecordsDeadLettered"]
     assert "> 20" in exprs["GrassrootsConsumerLagRising"] and "> 3" in exprs["GrassrootsConsumerStalled"]
+    # the relay's failures come each RELAY_STALL_SECONDS (2) while the broker is paused: the window holds two
+    assert "[4s])) > 0" in exprs["GrassrootsOutboxRelayFailing"] and windows["GrassrootsOutboxRelayFailing"] == 6
     if shutil.which("promtool"):
         out = subprocess.run(["promtool", "check", "rules", str(tmp_path / "alerts.yml")], capture_output=True)
         assert out.returncode == 0, out.stdout + out.stderr
