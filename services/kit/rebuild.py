@@ -132,7 +132,14 @@ class _ReplayUnitOfWork(UnitOfWork):
                  batch_now: datetime):
         self._times = times
         self._ids = ids
+        self._types: dict[str, set[str]] = {}  # message id -> types of the events it caused live
+        for cause, type_ in ids:
+            self._types.setdefault(cause, set()).add(type_)
         super().__init__(conn, service, batch_now)
+
+    def caused_live(self, event_type: str) -> bool | None:
+        msg = self.message
+        return msg is not None and event_type in self._types.get(msg.id, ())
 
     def emit(self, payload, *, cause=None, id=None, time=None, key=None):
         """An event gets the id the worker gave it when it first published it (the n-th event of
