@@ -35,6 +35,10 @@ WALL_CLOCK: dict[str, dict[str, set[str]]] = {
     "grid": {
         "case_state": {"updated_at"},       # the aggregate store's now() at each save
     },
+    "orders": {                             # the aggregate store's now() at each save
+        "orders": {"updated_at"}, "members": {"updated_at"}, "posts": {"updated_at"},
+        "order_history": {"recorded_at"},   # DEFAULT now() (each entry's event has its time)
+    },
     "points": {
         "accounts": {"updated_at"},         # now() of the ledger's trigger at each posting
         "postings": {"recorded_at"},        # DEFAULT now() (posted_at is the history's time)
@@ -50,6 +54,25 @@ NOT_REBUILT: dict[str, dict[str, str]] = {
         # minutes: a replayed redemption that was posted live is not asked for its code again
         "redemption_codes": "made over HTTP",
     },
+}
+
+
+@dataclass(frozen=True)
+class Ordinal:
+    """A ``bigserial`` column that numbers rows in the order they were written. The worker's
+    lanes handle partitions concurrently, so across two aggregates that order is the order in
+    which transactions happened to write, which no replay repeats; within one aggregate (one
+    partition key) it is the order of its history, and must come out equal. Compared as each
+    row's rank within each group of ``within``; ``key`` identifies a row instead."""
+    column: str
+    within: tuple[tuple[str, ...], ...]
+    key: tuple[str, ...]
+
+
+ORDINALS: dict[str, dict[str, Ordinal]] = {
+    "orders": {"order_history": Ordinal("seq", (("order_id",),), ("event_id",))},
+    # an account's statement is in seq order: the rank among its debits and among its credits
+    "points": {"postings": Ordinal("seq", (("debit_account",), ("credit_account",)), ("transfer_id",))},
 }
 
 _P = 2305843009213693951  # the ledger's modulus (services/points/migrations/007_ledger_totals.sql)
@@ -158,8 +181,17 @@ async def snapshot(dsn: str, schema: str, *, skip_columns: Mapping[str, Iterable
                     f"{_ident(schema)}.{_ident(t)}")]
                 if not cols:
                     continue
-                rows = await conn.fetch(f"SELECT {', '.join(_ident(c) for c in cols)} "
-                                        f"FROM {_ident(schema)}.{_ident(t)}")
+                exprs = [_ident(c) for c in cols]
+                ordinal = ORDINALS.get(schema, {}).get(t)
+                if ordinal is not None and ordinal.column in cols:
+                    i = cols.index(ordinal.column)
+                    del cols[i], exprs[i]
+                    for group in ordinal.within:
+                        cols.append(f"{ordinal.column} within {', '.join(group)}")
+                        exprs.append(f"row_number() OVER (PARTITION BY {', '.join(_ident(g) for g in group)} "
+                                     f"ORDER BY {_ident(ordinal.column)})")
+                    key_names = list(ordinal.key)
+                rows = await conn.fetch(f"SELECT {', '.join(exprs)} FROM {_ident(schema)}.{_ident(t)}")
             snap.columns[t] = cols
             snap.keys[t] = [cols.index(k) for k in key_names if k in cols]
             snap.rows[t] = Counter(tuple(None if v is None else str(v) for v in r.values()) for r in rows)
