@@ -63,7 +63,8 @@ class Ordinal:
     lanes handle partitions concurrently, so across two aggregates that order is the order in
     which transactions happened to write, which no replay repeats; within one aggregate (one
     partition key) it is the order of its history, and must come out equal. Compared as each
-    row's rank within each group of ``within``; ``key`` identifies a row instead."""
+    row's rank within each group of ``within`` (none: not compared); ``key`` identifies a row
+    instead."""
     column: str
     within: tuple[tuple[str, ...], ...]
     key: tuple[str, ...]
@@ -71,8 +72,9 @@ class Ordinal:
 
 ORDINALS: dict[str, dict[str, Ordinal]] = {
     "orders": {"order_history": Ordinal("seq", (("order_id",),), ("event_id",))},
-    # an account's statement is in seq order: the rank among its debits and among its credits
-    "points": {"postings": Ordinal("seq", (("debit_account",), ("credit_account",)), ("transfer_id",))},
+    # Not even within an account: an account takes postings from messages of every partition
+    # (an issuer pays every award of its community), which the lanes handle concurrently.
+    "points": {"postings": Ordinal("seq", (), ("transfer_id",))},
 }
 
 _P = 2305843009213693951  # the ledger's modulus (services/points/migrations/007_ledger_totals.sql)
