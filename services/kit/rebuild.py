@@ -11,8 +11,9 @@ database, or to prove that the projection is a function of the log. Steps:
    every message that caused something, the time the live worker handled it (the ``time`` of
    the first record it caused, found by ``causationid``). Replayed, the message is handled at
    that time again, so dates the handler takes from its clock (registration, deadlines,
-   windows) come out as they were. A message that caused nothing is handled at its record's
-   timestamp (on the service's calendar).
+   windows) come out as they were. A message that caused nothing is handled when the inbox
+   (read before it is dropped) says the worker handled it, else at its record's timestamp
+   (on the service's calendar).
 3. **Drop and migrate.** Every object in the service's schema is dropped (the kit's tables
    too: inbox, outbox, remembered HTTP outcomes, aggregates, erasures) and the migrations run
    again.
@@ -357,6 +358,35 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
         await consumer.stop()
 
 
+async def _read_inbox_times(conn: asyncpg.Connection) -> int:
+    """Add to ``rebuild_handled`` the messages that caused nothing, at the time the inbox says
+    the worker handled them (its transaction's start, on the service's calendar), before the
+    inbox is dropped with the rest. Such a message (an upstream fact assessment only counts, a
+    registration orders only keeps) would else be replayed at its record's timestamp, which a
+    record published late (a relay or broker down for a while) dates before messages the worker
+    handled before it: a period closed live without a late fact would be closed with it. A
+    message the inbox no longer holds (its retention) keeps its record's timestamp."""
+    if not await conn.fetchval("SELECT to_regclass('inbox') IS NOT NULL"):
+        return 0
+    cal = clock.current()
+    known = 0
+    async with conn.transaction():  # a cursor lives in a transaction
+        cur = conn.cursor("SELECT i.id, min(i.processed_at) FROM inbox i WHERE i.source NOT LIKE 'kafka:%' "
+                          "AND NOT EXISTS (SELECT 1 FROM rebuild_handled h WHERE h.id = i.id) GROUP BY i.id",
+                          prefetch=FETCH_RECORDS)
+        rows: list[tuple[str, datetime]] = []
+        async for r in cur:
+            rows.append((r[0], cal.at(r[1].timestamp()) if cal.simulated else r[1]))
+            if len(rows) >= FETCH_RECORDS:
+                await conn.copy_records_to_table("rebuild_handled", records=rows, columns=("id", "at"))
+                known += len(rows)
+                rows = []
+        if rows:
+            await conn.copy_records_to_table("rebuild_handled", records=rows, columns=("id", "at"))
+            known += len(rows)
+    return known
+
+
 @dataclass(order=True)
 class _Head:
     """A partition's next record in the merge: by the time the worker handled it, then (the
@@ -530,6 +560,7 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
         await _exclusive(conn, rt.service)
         with _progress(progress_bar) as progress:
             await _read_handling_times(rt, conn, progress)
+            await _read_inbox_times(conn)
             async with conn.transaction():
                 await empty_schema(conn, rt.service)
             await migrate(conn, rt.service, rt.components)

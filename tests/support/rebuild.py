@@ -44,6 +44,10 @@ WALL_CLOCK: dict[str, dict[str, set[str]]] = {
         "org_life": {"updated_at"}, "commitments": {"updated_at"}, "member_follow_ups": {"updated_at"},
         "org_history": {"recorded_at"},     # DEFAULT now() (each entry's event has its time)
     },
+    "assessment": {
+        "event_log": {"recorded_at"},       # DEFAULT now(): when the fact was recorded (its retention's clock)
+        "schemes": {"recorded_at"},         # DEFAULT now()
+    },
     "points": {
         "accounts": {"updated_at"},         # now() of the ledger's trigger at each posting
         "postings": {"recorded_at"},        # DEFAULT now() (posted_at is the history's time)

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from schemas.grid import CaseDismissed, CaseRegistered, CaseReported
+from schemas.grid import CaseDismissed, CaseRegistered
 from schemas.orders import OrderCompleted, OrderEvaluated, OrderPlaced
 from schemas.party import PersonErased as PartyPersonErased
 from schemas.points import Adjust, ApproveAdjustment, ErasePerson, OpenAccount, Redeem, ReviewDeed, SubmitDeed
