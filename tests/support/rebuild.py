@@ -57,10 +57,11 @@ WALL_CLOCK: dict[str, dict[str, set[str]]] = {
 }
 
 # The version of a state kept by the kit's aggregate store (``services/kit/aggregates.py``)
-# counts its saves, one per batch that changed it, not its events. A replay keeps the worker's
-# batches where it knows them (messages that caused an event, by the time they were handled),
-# but a message that caused none joins whatever batch the replay is filling: a state changed
-# by such messages may be saved fewer times. Its content must come out equal.
+# counts its saves, one per batch that changed it, not its events. A replay cuts its batches
+# where the time of handling changes: for a message that caused an event that is the time of
+# the event, for one that caused none the start of its transaction (the inbox's); a live batch
+# that held both is replayed as two, and a state it changed saved once more. Its content must
+# come out equal.
 SAVE_COUNTS: dict[str, dict[str, set[str]]] = {
     "orders": {"orders": {"version"}, "members": {"version"}, "posts": {"version"}},
     "party": {t: {"version"} for t in ("orgs", "councils", "units", "projects", "org_life", "commitments",
