@@ -32,8 +32,8 @@ KIT_WALL_CLOCK: dict[str, set[str]] = {
 }
 # and each service's own (schema -> table -> columns):
 WALL_CLOCK: dict[str, dict[str, set[str]]] = {
-    "grid": {
-        "case_state": {"updated_at"},       # the aggregate store's now() at each save
+    "grid": {                               # the aggregate store's now() at each save
+        "case_state": {"updated_at"}, "whistles": {"updated_at"},
     },
     "orders": {                             # the aggregate store's now() at each save
         "orders": {"updated_at"}, "members": {"updated_at"}, "posts": {"updated_at"},
@@ -69,7 +69,13 @@ SAVE_COUNTS: dict[str, dict[str, set[str]]] = {
     "points": {"deeds": {"version"}},
 }
 
-# Tables whose rows no input topic holds, by service: a rebuild leaves them empty, by design.
+# Tables whose rows no input topic holds: a rebuild leaves them empty, by design. The kit's,
+# in every schema:
+KIT_NOT_REBUILT: dict[str, str] = {
+    # what each command sent over HTTP (POST /v1/commands) produced, to answer it again
+    "command_outcomes": "made over HTTP",
+}
+# and each service's own (schema -> table -> why):
 NOT_REBUILT: dict[str, dict[str, str]] = {
     "points": {
         # residents' consent codes, made over HTTP (POST /v1/redemption-codes) and valid for
@@ -178,7 +184,7 @@ async def snapshot(dsn: str, schema: str, *, skip_columns: Mapping[str, Iterable
     for t, cols in (skip_columns or {}).items():
         skip.setdefault(t, set()).update(cols)
     views = {**VIEWS.get(schema, {}), **(views or {})}
-    skip_tables = {*skip_tables, *NOT_REBUILT.get(schema, {})}
+    skip_tables = {*skip_tables, *KIT_NOT_REBUILT, *NOT_REBUILT.get(schema, {})}
     conn = await asyncpg.connect(dsn)
     try:
         snap = Snapshot(schema)
