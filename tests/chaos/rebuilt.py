@@ -17,10 +17,13 @@ the launcher stop every worker (``SIGUSR1``: the broker and the database stay up
 What a rebuild cannot give back by design is left out too (``services/kit/rebuild.py``): the
 effects of the services' timers and of the commands sent over HTTP. Both are events of the
 service that no message on its input topics caused (a timer's have no ``causationid``, an
-HTTP command's name a command that is on no topic): the rows that name the subject of such an
-event (the aggregate it changed: a case, an order, an account...) are not compared, on either
-side, and are counted (``rebuild.excluded``). A difference anywhere else is a failed check,
-with a sample of the differing rows.
+HTTP command's name a command that is on no topic): in the tables a service's timers write
+(:data:`TIMER_TABLES`), the rows that name what one of its timers' events is about (its subject:
+a case, an order, an account; a closed period), and in every table the rows that name what an
+HTTP command's event is about, are not compared, on either side, and are counted
+(``excluded``), as are the inbox rows of the HTTP commands (ids on no input topic). The tables
+only timers write are left out whole (:data:`TIMER_ONLY`). A difference anywhere else is a
+failed check, with a sample of the differing rows.
 """
 from __future__ import annotations
 
@@ -133,6 +136,19 @@ async def rebuild(service: str, env: dict[str, str], copy: str, timeout: float =
     return outcome
 
 
+def input_ids(service: str, raw: dict[str, list]) -> set[str]:
+    """The ids of the messages on ``service``'s input topics."""
+    from .check import envelope
+
+    ids: set[str] = set()
+    for topic in CONSUMES[service]:
+        for r in raw.get(topic.name, ()):
+            e = envelope(r.value)
+            if e is not None:
+                ids.add(e["id"])
+    return ids
+
+
 def not_from_input(service: str, raw: dict[str, list]) -> tuple[set[str], set[str], Counter]:
     """What ``service``'s events that no message on its input topics caused are about: its
     timers' (no ``causationid``) and those of the commands sent to it over HTTP (a command on no
@@ -140,12 +156,7 @@ def not_from_input(service: str, raw: dict[str, list]) -> tuple[set[str], set[st
     such events of each kind there were."""
     from .check import envelope
 
-    inputs: set[str] = set()
-    for topic in CONSUMES[service]:
-        for r in raw.get(topic.name, ()):
-            e = envelope(r.value)
-            if e is not None:
-                inputs.add(e["id"])
+    inputs = input_ids(service, raw)
     timers: set[str] = set()
     http: set[str] = set()
     kinds: Counter = Counter()
@@ -163,6 +174,16 @@ def not_from_input(service: str, raw: dict[str, list]) -> tuple[set[str], set[st
         data = e.get("data") if isinstance(e.get("data"), dict) else {}
         about.update(v for f in ABOUT.get(service, ()) if isinstance(v := data.get(f), str))
     return timers - {""}, http - {""}, kinds
+
+
+def http_commands(snap: Snapshot, inputs: set[str]) -> set[str]:
+    """The ids in the inbox of ``snap`` that are on no input topic: commands sent over HTTP (an
+    undecodable record's inbox key, ``kafka:<topic>:<partition>``, is on the topic)."""
+    columns = snap.columns.get("inbox", [])
+    if "source" not in columns or "id" not in columns:
+        return set()
+    source, id_ = columns.index("source"), columns.index("id")
+    return {row[id_] for row in snap.rows["inbox"] if not row[source].startswith("kafka:")} - inputs
 
 
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
@@ -232,7 +253,10 @@ async def compare(var: Path, admin: str, raw: dict[str, list], services: Sequenc
             only = TIMER_ONLY.get(s, {})
             live, rebuilt = await snapshot(admin, s, skip_tables=only), await snapshot(copy, s, skip_tables=only)
             timers, http, kinds = not_from_input(s, raw)
-            excluded = leave_out(live, timers, TIMER_TABLES.get(s, ())) + leave_out(live, http)
+            commands = http_commands(live, input_ids(s, raw))
+            kinds["http_commands"] = len(commands)
+            excluded = (leave_out(live, timers, TIMER_TABLES.get(s, ())) + leave_out(live, http)
+                        + leave_out(live, commands, ("inbox",)))
             leave_out(rebuilt, timers, TIMER_TABLES.get(s, ()))
             leave_out(rebuilt, http)
             diffs = differences(live, rebuilt)

@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.chaos.rebuilt import copy_database, drop_database, leave_out, not_from_input
+from tests.chaos.rebuilt import copy_database, drop_database, http_commands, leave_out, not_from_input
 from tests.support.rebuild import differences, report, snapshot
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ async def test_a_copy_compares_equal_and_a_row_altered_in_it_is_named(live):
         await conn.close()
 
 
-async def test_the_rows_an_event_no_input_caused_is_about_are_left_out_of_the_tables_named(live):
+async def test_the_rows_an_event_no_input_caused_is_about_and_the_http_commands_are_left_out(live):
     snap = await snapshot(live, "orders")
     # the order a timer expired: its row and its history's, by a column or a string in a JSON column
     dropped = leave_out(snap, {"o-2"}, ("orders", "order_history"))
@@ -79,6 +79,16 @@ async def test_the_rows_an_event_no_input_caused_is_about_are_left_out_of_the_ta
     assert sum(snap.rows["order_history"].values()) == 2
     assert leave_out(snap, {"o-1"}, ("inbox",)) == {}  # only the tables named
     assert leave_out(snap, set()) == {}
+    # a command sent over HTTP is in the inbox and on no topic; an undecodable record's key is on its topic
+    conn = await asyncpg.connect(live)
+    try:
+        await conn.execute("INSERT INTO orders.inbox (source, id) VALUES ('/users/officer-1', 'http-7'), "
+                           "('kafka:orders.intake.v1:2', '17:99')")
+    finally:
+        await conn.close()
+    snap = await snapshot(live, "orders")
+    assert http_commands(snap, inputs={"c-1"}) == {"http-7"}
+    assert leave_out(snap, {"http-7"}, ("inbox",)) == {"inbox": 1}
 
 
 def test_what_a_timers_and_an_http_commands_events_are_about_are_told_apart_from_the_inputs_effects():
