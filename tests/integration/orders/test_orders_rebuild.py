@@ -3,7 +3,10 @@
 automatically, accepted, declined, completed, rated, evaluated, cancelled, a member's move and
 a post given up, an erasure, refusals, a repeat, a poison record) and the upstream events it
 consumes (grid's registered cases, one a resident need delivered twice; points' erasure) are
-handled live; the rebuilt projection equals the live one row for row."""
+handled live; the rebuilt projection equals the live one row for row.
+
+Its expiry timer finds nothing to do within the test (the accept window is a day): its
+effects are no input (``services/kit/rebuild.py``)."""
 from __future__ import annotations
 
 import asyncio

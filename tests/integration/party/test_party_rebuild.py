@@ -4,7 +4,10 @@ household, a regional council proposed, units reporting and signing, a project's
 organisational life, a commitment's life, an erasure, refusals, a repeat, a poison record) and
 the upstream events it consumes (orders' members registered and moved and their orders
 completed and evaluated; grid's erasure) are handled live; the rebuilt projection equals the
-live one row for row."""
+live one row for row.
+
+Its timers (coverage, organisational life, members' reports, councils) find nothing due
+within the test: their effects are no input (``services/kit/rebuild.py``)."""
 from __future__ import annotations
 
 import asyncio

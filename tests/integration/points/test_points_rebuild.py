@@ -2,7 +2,10 @@
 ``points.intake.v1`` (accounts, deeds, redemptions with and without consent, adjustments and an
 approval, an erasure, refusals, a repeat, a poison record) and the upstream events it consumes
 (orders' placed, completed and evaluated orders, grid's reported, registered and dismissed cases,
-party's erasure) are handled live; the rebuilt projection equals the live one row for row."""
+party's erasure) are handled live; the rebuilt projection equals the live one row for row.
+
+Its timers (expiry after years, deeds credited again on a later day) find nothing to do
+within the test: their effects are no input (``services/kit/rebuild.py``)."""
 from __future__ import annotations
 
 import asyncio
