@@ -13,7 +13,8 @@ database, or to prove that the projection is a function of the log. Steps:
    that time again, so dates the handler takes from its clock (registration, deadlines,
    windows) come out as they were. A message that caused nothing is handled when the inbox
    (read before it is dropped) says the worker handled it, else at its record's timestamp
-   (on the service's calendar).
+   (on the service's calendar). A decision that rests on state no topic holds asks the unit
+   of work what the worker's handling caused (:meth:`UnitOfWork.caused_live`).
 3. **Drop and migrate.** Every object in the service's schema is dropped (the kit's tables
    too: inbox, outbox, remembered HTTP outcomes, aggregates, erasures) and the migrations run
    again.
@@ -369,14 +370,16 @@ async def _read_inbox_times(conn: asyncpg.Connection) -> int:
     if not await conn.fetchval("SELECT to_regclass('inbox') IS NOT NULL"):
         return 0
     cal = clock.current()
+    query = ("SELECT i.id, min(i.processed_at) FROM inbox i WHERE i.source NOT LIKE 'kafka:%' "
+             "AND NOT EXISTS (SELECT 1 FROM rebuild_handled h WHERE h.id = i.id) GROUP BY i.id")
+    if not cal.simulated:  # the real clock: the inbox's times as they are
+        return int((await conn.execute(f"INSERT INTO rebuild_handled (id, at) {query}")).split()[-1])
     known = 0
     async with conn.transaction():  # a cursor lives in a transaction
-        cur = conn.cursor("SELECT i.id, min(i.processed_at) FROM inbox i WHERE i.source NOT LIKE 'kafka:%' "
-                          "AND NOT EXISTS (SELECT 1 FROM rebuild_handled h WHERE h.id = i.id) GROUP BY i.id",
-                          prefetch=FETCH_RECORDS)
+        cur = conn.cursor(query, prefetch=FETCH_RECORDS)
         rows: list[tuple[str, datetime]] = []
         async for r in cur:
-            rows.append((r[0], cal.at(r[1].timestamp()) if cal.simulated else r[1]))
+            rows.append((r[0], cal.at(r[1].timestamp())))
             if len(rows) >= FETCH_RECORDS:
                 await conn.copy_records_to_table("rebuild_handled", records=rows, columns=("id", "at"))
                 known += len(rows)

@@ -122,6 +122,11 @@ async def test_a_message_that_caused_nothing_is_replayed_when_the_inbox_says_the
         assert await _read_inbox_times(conn) == 1
         got = dict(await conn.fetch("SELECT id, at FROM rebuild_handled"))
         assert got == {"caused-events": t0, "fact": datetime(2026, 5, 1, tzinfo=clock.SHANGHAI) + timedelta(seconds=10)}
+        # on the real clock, the inbox's own times
+        await conn.execute("INSERT INTO inbox VALUES ('/services/party', 'late-fact', $1)", t0 + timedelta(hours=2))
+        clock.use(clock.SystemClock())
+        assert await _read_inbox_times(conn) == 1
+        assert await conn.fetchval("SELECT at FROM rebuild_handled WHERE id = 'late-fact'") == t0 + timedelta(hours=2)
         await conn.execute("DROP TABLE inbox")
         assert await _read_inbox_times(conn) == 0  # no inbox (a damaged database): the records' timestamps
     finally:
