@@ -131,9 +131,10 @@ class _ReplayUnitOfWork(UnitOfWork):
     handled live (else its record's time); between messages the batch's last such time."""
 
     def __init__(self, conn, service: str, times: dict[str, datetime], ids: dict[tuple[str, str], list[str]],
-                 batch_now: datetime):
+                 batch_now: datetime, data: dict[tuple[str, str], list[dict]] | None = None):
         self._times = times
         self._ids = ids
+        self._data = data or {}
         self._types: dict[str, set[str]] = {}  # message id -> types of the events it caused live
         for cause, type_ in ids:
             self._types.setdefault(cause, set()).add(type_)
@@ -142,6 +143,12 @@ class _ReplayUnitOfWork(UnitOfWork):
     def caused_live(self, event_type: str) -> bool | None:
         msg = self.message
         return msg is not None and event_type in self._types.get(msg.id, ())
+
+    def live_events(self, event_type: str) -> list[dict[str, Any]] | None:
+        msg = self.message
+        if msg is None or msg.id not in self._types:
+            return None
+        return list(self._data.get((msg.id, event_type), ()))
 
     def emit(self, payload, *, cause=None, id=None, time=None, key=None):
         """An event gets the id the worker gave it when it first published it (the n-th event of
@@ -177,13 +184,14 @@ class _ReplayConsumer(BatchConsumer):
         self.outcome = outcome
         self.times: dict[str, datetime] = {}
         self.ids: dict[tuple[str, str], list[str]] = {}
+        self.data: dict[tuple[str, str], list[dict]] = {}  # (cause, type) -> the live events' data
 
     def _unit_of_work(self, conn, fresh: list[Item]) -> UnitOfWork:
         batch_now = max((self.times[it.message.id] for it in fresh if it.message is not None
                          and it.message.id in self.times), default=None) or clock.now()
         # a batch retried (conflict, outage) starts again from the same ids
         ids = {k: list(v) for k, v in self.ids.items()}
-        return _ReplayUnitOfWork(conn, self.service, self.times, ids, batch_now)
+        return _ReplayUnitOfWork(conn, self.service, self.times, ids, batch_now, self.data)
 
     async def _write_outbox(self, conn, records: list[OutboxRecord]) -> None:
         for r in records:
@@ -305,7 +313,8 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
     from the service's own events and rejections topics."""
     await conn.execute("CREATE TEMPORARY TABLE rebuild_handled (id text PRIMARY KEY, at timestamptz NOT NULL)")
     await conn.execute("CREATE TEMPORARY TABLE rebuild_emitted (cause text NOT NULL, type text NOT NULL, "
-                       "seq bigint NOT NULL, id text NOT NULL)")
+                       "seq bigint NOT NULL, id text NOT NULL, data text)")
+    replayed = {t for _, _, handler, _ in rt._consumer_specs for t in handler.replayed}  # noqa: SLF001
     consumer = _consumer(rt)
     await consumer.start()
     try:
@@ -335,7 +344,8 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
                     except (orjson.JSONDecodeError, AttributeError, TypeError):
                         continue
                     if isinstance(cause, str) and isinstance(typ, str) and isinstance(eid, str):
-                        emitted.append((cause, typ, len(emitted) + n_emitted, eid))
+                        data = orjson.dumps(doc.get("data")).decode() if typ in replayed else None
+                        emitted.append((cause, typ, len(emitted) + n_emitted, eid, data))
                     if isinstance(cause, str) and isinstance(at, str) and cause not in seen:
                         try:
                             seen[cause] = datetime.fromisoformat(at)
@@ -349,7 +359,7 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
                 await conn.copy_records_to_table("rebuild_handled", records=rows, columns=("id", "at"))
             if emitted:
                 await conn.copy_records_to_table("rebuild_emitted", records=emitted,
-                                                 columns=("cause", "type", "seq", "id"))
+                                                 columns=("cause", "type", "seq", "id", "data"))
                 n_emitted += len(emitted)
             if len(seen) > 200_000:  # the table keeps the first time of each; the dict only saves a lookup
                 seen.clear()
@@ -461,11 +471,15 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
             t0 = time.perf_counter()
             rc.times = times
             ids: dict[tuple[str, str], list[str]] = {}
+            data: dict[tuple[str, str], list[dict]] = {}
             if found:
-                for r in await conn.fetch("SELECT cause, type, id FROM rebuild_emitted WHERE cause = ANY($1::text[]) "
-                                          "ORDER BY seq", list(found)):
+                for r in await conn.fetch("SELECT cause, type, id, data FROM rebuild_emitted "
+                                          "WHERE cause = ANY($1::text[]) ORDER BY seq", list(found)):
                     ids.setdefault((r[0], r[1]), []).append(r[2])
+                    if r[3] is not None:
+                        data.setdefault((r[0], r[1]), []).append(orjson.loads(r[3]))
             rc.ids = ids
+            rc.data = data
             await rc._process_until_done(pending)  # noqa: SLF001
             outcome.handle_seconds += time.perf_counter() - t0
             outcome.batches += 1

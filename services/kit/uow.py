@@ -275,5 +275,15 @@ class UnitOfWork:
         record instead of deciding it again without that state."""
         return None
 
+    def live_events(self, event_type: str) -> list[dict[str, Any]] | None:
+        """In a rebuild: the data of the events of ``event_type`` (one of the handler's
+        ``replayed`` types) the worker published for the message being handled, in order
+        (empty: none of that type). None when the message is handled live, or when the rebuild
+        knows nothing it caused.
+
+        For a decision that rests on the state of other aggregates, which the service's timers
+        changed (and a replay does not): replayed, the handler takes the worker's choice."""
+        return None
+
     def caused_by(self, message_id: str) -> list[Emitted]:
         return [e for e in self.emitted if e.causationid == message_id]
