@@ -14,7 +14,8 @@ database, or to prove that the projection is a function of the log. Steps:
    windows) come out as they were. A message that caused nothing is handled when the inbox
    (read before it is dropped) says the worker handled it, else at its record's timestamp
    (on the service's calendar). A decision that rests on state no topic holds asks the unit
-   of work what the worker's handling caused (:meth:`UnitOfWork.caused_live`).
+   of work what the worker's handling caused (:meth:`UnitOfWork.caused_live`, and the data
+   of the event types the handler names in ``replayed``: :meth:`UnitOfWork.live_events`).
 3. **Drop and migrate.** Every object in the service's schema is dropped (the kit's tables
    too: inbox, outbox, remembered HTTP outcomes, aggregates, erasures) and the migrations run
    again.
