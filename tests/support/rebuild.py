@@ -1,13 +1,18 @@
 """A projection compared with its rebuild, row for row: what the rebuild tests of every service
-and the fault campaign's check (``tests/chaos/check.py``) share.
+and the fault campaign's check (``tests/chaos/rebuilt.py``) share.
 
-:func:`snapshot` reads every table of a service's schema (but the columns a rebuild cannot give
-back, :data:`WALL_CLOCK`, and the tables :data:`NOT_REBUILT` names) as a multiset of rows;
+:func:`snapshot` reads every table of a service's schema as a multiset of rows, less what a
+rebuild cannot give back by design, each with its reason below: the columns that hold
+wall-clock times (:data:`WALL_CLOCK`), the aggregate store's save counts (:data:`SAVE_COUNTS`),
+the tables no topic holds (:data:`NOT_REBUILT`); a ``bigserial`` is compared as a rank within
+its aggregate (:data:`ORDINALS`), and some tables through a query (:data:`VIEWS`).
 :func:`differences` says, table by table, which rows are on one side only, pairing those with
 the same primary key to name the columns that differ.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -168,9 +173,6 @@ class Snapshot:
     keys: dict[str, list[int]] = field(default_factory=dict)
     rows: dict[str, Counter] = field(default_factory=dict)
 
-    def table(self, name: str) -> list[tuple]:
-        return sorted(self.rows[name].elements())
-
 
 async def snapshot(dsn: str, schema: str, *, skip_columns: Mapping[str, Iterable[str]] | None = None,
                    skip_tables: Iterable[str] = (), views: Mapping[str, str] | None = None) -> Snapshot:
@@ -276,8 +278,6 @@ def run_rebuild(service: str, env: Mapping[str, str], *, timeout: float = 300) -
 
 async def outbox_drained(dsn: str, schema: str, *, timeout: float = 30.0) -> None:
     """Wait until ``schema``'s outbox is empty (the relay published everything)."""
-    import asyncio
-
     conn = await asyncpg.connect(dsn)
     try:
         loop = asyncio.get_running_loop()
@@ -294,8 +294,6 @@ async def handled(dsn: str, schema: str, ids: Iterable[str], *, positions: int =
     """Wait until the worker of ``schema`` has handled every message of ``ids`` (they are in its
     inbox) and ``positions`` undecodable records (their inbox keys are their positions), then
     until its outbox is drained."""
-    import asyncio
-
     ids = sorted(set(ids))
     conn = await asyncpg.connect(dsn)
     try:
@@ -318,6 +316,4 @@ async def handled(dsn: str, schema: str, ids: Iterable[str], *, positions: int =
 
 def report(diffs: list[TableDiff], n: int = 3) -> str:
     """The differences as indented JSON text (for an assertion's message)."""
-    import json
-
     return "rebuilt projection differs:\n" + json.dumps(describe(diffs, n), indent=1, ensure_ascii=False, default=str)
