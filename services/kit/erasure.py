@@ -16,8 +16,9 @@ command (sent by a data protection officer) and on the other services' ``person.
    (:func:`replace_everywhere`: equal text values; jsonb string values equal to the id);
 5. publishes ``<svc>.person.erased.v1`` with the pseudonym as key.
 
-The pseudonym (``erased-<16 hex digits>``, random) is the commanded service's; a service reacting
-to another's event takes the one in the event, so that a person's counts still agree across the
+The pseudonym (``erased-<16 hex digits>``, from a digest of the command's id: a rebuild that
+replays the command gives the same one) is the commanded service's; a service reacting to
+another's event takes the one in the event, so that a person's counts still agree across the
 services. Amounts, times, categories and areas stay: statistics are unchanged.
 
 What is not reached: records already on Kafka topics (they expire with the topics' retention; the
@@ -51,8 +52,16 @@ def digest(person_id: str) -> str:
     return hashlib.sha256(f"person:{person_id}".encode()).hexdigest()
 
 
-def new_pseudonym() -> str:
-    return ERASED_PREFIX + secrets.token_hex(8)
+def new_pseudonym(uow: UnitOfWork | None = None) -> str:
+    """The pseudonym of a person erased by the message ``uow`` handles: derived from the
+    service and the message's source and id, so that a rebuild replaying the command gives the
+    person the pseudonym the other services took from the event (random without a message).
+    The message's id says nothing about the person."""
+    msg = uow.message if uow is not None else None
+    if msg is None:
+        return ERASED_PREFIX + secrets.token_hex(8)
+    seed = f"pseudonym|{uow.service}|{msg.source}|{msg.id}".encode()
+    return ERASED_PREFIX + hashlib.sha256(seed).hexdigest()[:16]
 
 
 async def record(conn: asyncpg.Connection, person_id: str, pseudonym: str, origin: str) -> bool:
@@ -114,7 +123,7 @@ async def erase(uow: UnitOfWork, person_id: str, scrub: Scrub, *, pseudonym: str
                 skip: Iterable[str] = ()) -> str | None:
     """Erase ``person_id`` in the unit of work's service (see the module doc); the pseudonym, or
     None when the person had been erased here already (nothing is done or published then)."""
-    new = pseudonym or new_pseudonym()
+    new = pseudonym or new_pseudonym(uow)
     if not await record(uow.conn, person_id, new, origin):
         log.info("erasure: already erased here (%s)", origin)
         return None

@@ -88,6 +88,10 @@ class Handler:
     service's event by, where that is not the envelope's ``time`` (None: it is). The consumer
     refuses an event whose time is implausibly far from its record's timestamp
     (``implausible_time``, ``EVENT_TIME_MAX_SKEW_SECONDS``)."""
+    replayed: ClassVar[tuple[str, ...]] = ()
+    """Types of this service's events whose data a rebuild keeps from the events topic, so that
+    a handler replaying a message can take a decision the worker took from what it published
+    (:meth:`~services.kit.uow.UnitOfWork.live_events`)."""
     _handlers: ClassVar[dict[type, str]]
     _steps: ClassVar[tuple[tuple[str, frozenset[type]], ...]]
 

@@ -11,8 +11,11 @@ database, or to prove that the projection is a function of the log. Steps:
    every message that caused something, the time the live worker handled it (the ``time`` of
    the first record it caused, found by ``causationid``). Replayed, the message is handled at
    that time again, so dates the handler takes from its clock (registration, deadlines,
-   windows) come out as they were. A message that caused nothing is handled at its record's
-   timestamp (on the service's calendar).
+   windows) come out as they were. A message that caused nothing is handled when the inbox
+   (read before it is dropped) says the worker handled it, else at its record's timestamp
+   (on the service's calendar). A decision that rests on state no topic holds asks the unit
+   of work what the worker's handling caused (:meth:`UnitOfWork.caused_live`, and the data
+   of the event types the handler names in ``replayed``: :meth:`UnitOfWork.live_events`).
 3. **Drop and migrate.** Every object in the service's schema is dropped (the kit's tables
    too: inbox, outbox, remembered HTTP outcomes, aggregates, erasures) and the migrations run
    again.
@@ -129,10 +132,24 @@ class _ReplayUnitOfWork(UnitOfWork):
     handled live (else its record's time); between messages the batch's last such time."""
 
     def __init__(self, conn, service: str, times: dict[str, datetime], ids: dict[tuple[str, str], list[str]],
-                 batch_now: datetime):
+                 batch_now: datetime, data: dict[tuple[str, str], list[dict]] | None = None):
         self._times = times
         self._ids = ids
+        self._data = data or {}
+        self._types: dict[str, set[str]] = {}  # message id -> types of the events it caused live
+        for cause, type_ in ids:
+            self._types.setdefault(cause, set()).add(type_)
         super().__init__(conn, service, batch_now)
+
+    def caused_live(self, event_type: str) -> bool | None:
+        msg = self.message
+        return msg is not None and event_type in self._types.get(msg.id, ())
+
+    def live_events(self, event_type: str) -> list[dict[str, Any]] | None:
+        msg = self.message
+        if msg is None or msg.id not in self._types:
+            return None
+        return list(self._data.get((msg.id, event_type), ()))
 
     def emit(self, payload, *, cause=None, id=None, time=None, key=None):
         """An event gets the id the worker gave it when it first published it (the n-th event of
@@ -168,13 +185,14 @@ class _ReplayConsumer(BatchConsumer):
         self.outcome = outcome
         self.times: dict[str, datetime] = {}
         self.ids: dict[tuple[str, str], list[str]] = {}
+        self.data: dict[tuple[str, str], list[dict]] = {}  # (cause, type) -> the live events' data
 
     def _unit_of_work(self, conn, fresh: list[Item]) -> UnitOfWork:
         batch_now = max((self.times[it.message.id] for it in fresh if it.message is not None
                          and it.message.id in self.times), default=None) or clock.now()
         # a batch retried (conflict, outage) starts again from the same ids
         ids = {k: list(v) for k, v in self.ids.items()}
-        return _ReplayUnitOfWork(conn, self.service, self.times, ids, batch_now)
+        return _ReplayUnitOfWork(conn, self.service, self.times, ids, batch_now, self.data)
 
     async def _write_outbox(self, conn, records: list[OutboxRecord]) -> None:
         for r in records:
@@ -296,7 +314,8 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
     from the service's own events and rejections topics."""
     await conn.execute("CREATE TEMPORARY TABLE rebuild_handled (id text PRIMARY KEY, at timestamptz NOT NULL)")
     await conn.execute("CREATE TEMPORARY TABLE rebuild_emitted (cause text NOT NULL, type text NOT NULL, "
-                       "seq bigint NOT NULL, id text NOT NULL)")
+                       "seq bigint NOT NULL, id text NOT NULL, data text)")
+    replayed = {t for _, _, handler, _ in rt._consumer_specs for t in handler.replayed}  # noqa: SLF001
     consumer = _consumer(rt)
     await consumer.start()
     try:
@@ -326,7 +345,8 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
                     except (orjson.JSONDecodeError, AttributeError, TypeError):
                         continue
                     if isinstance(cause, str) and isinstance(typ, str) and isinstance(eid, str):
-                        emitted.append((cause, typ, len(emitted) + n_emitted, eid))
+                        data = orjson.dumps(doc.get("data")).decode() if typ in replayed else None
+                        emitted.append((cause, typ, len(emitted) + n_emitted, eid, data))
                     if isinstance(cause, str) and isinstance(at, str) and cause not in seen:
                         try:
                             seen[cause] = datetime.fromisoformat(at)
@@ -340,7 +360,7 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
                 await conn.copy_records_to_table("rebuild_handled", records=rows, columns=("id", "at"))
             if emitted:
                 await conn.copy_records_to_table("rebuild_emitted", records=emitted,
-                                                 columns=("cause", "type", "seq", "id"))
+                                                 columns=("cause", "type", "seq", "id", "data"))
                 n_emitted += len(emitted)
             if len(seen) > 200_000:  # the table keeps the first time of each; the dict only saves a lookup
                 seen.clear()
@@ -348,6 +368,37 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
         return await conn.fetchval("SELECT count(*) FROM rebuild_handled")
     finally:
         await consumer.stop()
+
+
+async def _read_inbox_times(conn: asyncpg.Connection) -> int:
+    """Add to ``rebuild_handled`` the messages that caused nothing, at the time the inbox says
+    the worker handled them (its transaction's start, on the service's calendar), before the
+    inbox is dropped with the rest. Such a message (an upstream fact assessment only counts, a
+    registration orders only keeps) would else be replayed at its record's timestamp, which a
+    record published late (a relay or broker down for a while) dates before messages the worker
+    handled before it: a period closed live without a late fact would be closed with it. A
+    message the inbox no longer holds (its retention) keeps its record's timestamp."""
+    if not await conn.fetchval("SELECT to_regclass('inbox') IS NOT NULL"):
+        return 0
+    cal = clock.current()
+    query = ("SELECT i.id, min(i.processed_at) FROM inbox i WHERE i.source NOT LIKE 'kafka:%' "
+             "AND NOT EXISTS (SELECT 1 FROM rebuild_handled h WHERE h.id = i.id) GROUP BY i.id")
+    if not cal.simulated:  # the real clock: the inbox's times as they are
+        return int((await conn.execute(f"INSERT INTO rebuild_handled (id, at) {query}")).split()[-1])
+    known = 0
+    async with conn.transaction():  # a cursor lives in a transaction
+        cur = conn.cursor(query, prefetch=FETCH_RECORDS)
+        rows: list[tuple[str, datetime]] = []
+        async for r in cur:
+            rows.append((r[0], cal.at(r[1].timestamp())))
+            if len(rows) >= FETCH_RECORDS:
+                await conn.copy_records_to_table("rebuild_handled", records=rows, columns=("id", "at"))
+                known += len(rows)
+                rows = []
+        if rows:
+            await conn.copy_records_to_table("rebuild_handled", records=rows, columns=("id", "at"))
+            known += len(rows)
+    return known
 
 
 @dataclass(order=True)
@@ -421,11 +472,15 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
             t0 = time.perf_counter()
             rc.times = times
             ids: dict[tuple[str, str], list[str]] = {}
+            data: dict[tuple[str, str], list[dict]] = {}
             if found:
-                for r in await conn.fetch("SELECT cause, type, id FROM rebuild_emitted WHERE cause = ANY($1::text[]) "
-                                          "ORDER BY seq", list(found)):
+                for r in await conn.fetch("SELECT cause, type, id, data FROM rebuild_emitted "
+                                          "WHERE cause = ANY($1::text[]) ORDER BY seq", list(found)):
                     ids.setdefault((r[0], r[1]), []).append(r[2])
+                    if r[3] is not None:
+                        data.setdefault((r[0], r[1]), []).append(orjson.loads(r[3]))
             rc.ids = ids
+            rc.data = data
             await rc._process_until_done(pending)  # noqa: SLF001
             outcome.handle_seconds += time.perf_counter() - t0
             outcome.batches += 1
@@ -523,6 +578,7 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
         await _exclusive(conn, rt.service)
         with _progress(progress_bar) as progress:
             await _read_handling_times(rt, conn, progress)
+            await _read_inbox_times(conn)
             async with conn.transaction():
                 await empty_schema(conn, rt.service)
             await migrate(conn, rt.service, rt.components)

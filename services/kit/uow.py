@@ -265,5 +265,25 @@ class UnitOfWork:
         self.after_commit(m.COMMANDS_REJECTED.labels(self.service, cause.type, error.reason).inc)
         return self.emit(payload, cause=cause, key=cause.envelope.subject or cause.payload.aggregate_id)
 
+    def caused_live(self, event_type: str) -> bool | None:
+        """In a rebuild (``services/kit/rebuild.py``): whether the worker, when it first handled
+        the message being handled, published an event of ``event_type`` for it (its events and
+        rejections topics say so). None when the message is being handled live.
+
+        For a decision that rests on state no input topic holds (a consent code created over
+        HTTP and checked on the wall clock): replayed, the handler takes the outcome the topics
+        record instead of deciding it again without that state."""
+        return None
+
+    def live_events(self, event_type: str) -> list[dict[str, Any]] | None:
+        """In a rebuild: the data of the events of ``event_type`` (one of the handler's
+        ``replayed`` types) the worker published for the message being handled, in order
+        (empty: none of that type). None when the message is handled live, or when the rebuild
+        knows nothing it caused.
+
+        For a decision that rests on the state of other aggregates, which the service's timers
+        changed (and a replay does not): replayed, the handler takes the worker's choice."""
+        return None
+
     def caused_by(self, message_id: str) -> list[Emitted]:
         return [e for e in self.emitted if e.causationid == message_id]

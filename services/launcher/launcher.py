@@ -297,6 +297,8 @@ class Launcher:
         self.simulator: Proc | None = None
         self.prometheus: Proc | None = None
         self.stopping = asyncio.Event()
+        self.hold = asyncio.Event()  # SIGUSR1: stop the simulator and the workers, keep the rest
+        self.workers_stopped = False
         self.notes: list[str] = []
         self.identity: dict[str, Path] = {}  # jwks, signing_key, identities (devidentity.generate)
         self.tokens: dict[str, str] = {}  # role -> the token of the first demo identity holding it
@@ -529,6 +531,15 @@ class Launcher:
                 wenv = {**env, **self.db_urls.get(s, {}), f"{s.upper()}_HTTP_PORT": str(port)}
                 self.workers[name] = Proc(name, argv, wenv, self.log_dir / f"{name}.log", self.run_dir / f"{name}.pid",
                                           service=s, port=port)
+                if i == 1:
+                    self.write_worker_env(s, wenv)
+
+    def write_worker_env(self, service: str, env: dict[str, str]) -> None:
+        """``run/<svc>.env``: the environment the service's workers run with, one ``KEY=value``
+        a line (mode 600: it holds the service's database passwords), to run another command of
+        the service as its workers would (``python -m services.<svc>.app rebuild``)."""
+        lines = [f"{k}={v}" for k, v in sorted(env.items()) if "\n" not in v and "=" not in k]
+        devidentity.write_file(self.run_dir / f"{service}.env", ("\n".join(lines) + "\n").encode(), 0o600)
 
     def stop_leftovers(self) -> None:
         """Workers and a simulator an earlier run left behind (kill -9 of the launcher): stop them."""
@@ -581,7 +592,7 @@ class Launcher:
 
     def supervise(self) -> None:
         """Restart a worker that died (and say so); report a simulator that ended."""
-        if self.stopping.is_set():
+        if self.stopping.is_set() or self.hold.is_set():
             return
         for w in self.workers.values():
             if not w.alive:
@@ -598,6 +609,21 @@ class Launcher:
         if self.simulator is not None and not self.simulator.alive and not self.simulator.exits:
             self.simulator.exits.append(self.simulator.proc.returncode)
             self.note(f"simulator ended (exit {self.simulator.proc.returncode}); see {self.simulator.log_path}")
+
+    def stop_workers(self) -> None:
+        """SIGUSR1: stop the simulator and every worker as at the end of a run, and restart none;
+        the broker, the database and Prometheus stay up until SIGTERM (a fault campaign
+        compares each projection with its rebuild while nothing writes)."""
+        log.info("SIGUSR1: stopping the simulator and the workers; the broker and the database stay up")
+        if self.simulator is not None:
+            self.simulator.stop(grace=15)
+        for w in self.workers.values():
+            w.signal(signal.SIGTERM)
+        deadline = time.monotonic() + float(os.environ.get("STOP_GRACE_SECONDS") or 20)
+        for w in self.workers.values():
+            w.stop(grace=max(0.5, deadline - time.monotonic()))
+        self.workers_stopped = True
+        self.note("workers stopped (SIGUSR1); the broker and the database stay up until SIGTERM")
 
     def stop_processes(self) -> None:
         if self.simulator is not None:
@@ -624,6 +650,8 @@ class Launcher:
         urls = self.service_urls()
         names = {self.worker_url(w): n for n, w in self.workers.items()}
         while not self.stopping.is_set():
+            if self.hold.is_set() and not self.workers_stopped:
+                await asyncio.to_thread(self.stop_workers)
             self.supervise()
             snap = await summary.collect(session, urls, self.tokens.get("points_operator"),
                                          assessor_token=self.tokens.get("assessor"),
@@ -635,6 +663,7 @@ class Launcher:
             last_produced, last_t = snap["produced"], now
             elapsed = now - started
             snap["workers"] = self.worker_info()
+            snap["workers_stopped"] = self.workers_stopped
             snap["workers_ready"] = {names[u]: ok for u, ok in (snap.pop("ready_by_url", None) or {}).items() if u in names}
             if self.prometheus is not None:
                 snap["prometheus"] = self.prometheus_url
@@ -663,6 +692,7 @@ class Launcher:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGUSR1, self.hold.set)
         async with aiohttp.ClientSession() as session:
             self.start_workers()
             await self.wait_ready(session)

@@ -16,7 +16,16 @@ and the lag is 0. :func:`check` returns the figures and the list of failed check
   excepted; the relay's byte-identical republications after a fault are counted, not failed);
 - the ledger sums to 0, its postings are those on ``points.events.v1``, and the balances the
   API reports equal the postings replayed;
-- every poison record is in a DLQ with its reason.
+- every poison record is in a DLQ with its reason;
+- (after these, once the workers are stopped: ``tests/chaos/rebuilt.py``) each service's
+  projection equals a rebuild from its input topics, row for row, in a copy of the database.
+  Left out by design: the columns that hold wall-clock times, the aggregate store's save
+  counts and the tables no topic holds (``tests/support/rebuild.py``, as in the services'
+  rebuild tests), and the effects of the timers and of the commands sent over HTTP, which no
+  input topic holds: in the tables a service's timers write, the rows that name what one of
+  its timers' events is about (a case, an order, an account, a closed period), and in every
+  table the rows that name what an HTTP command's event is about. The campaign's HTTP
+  commands are a few, mostly refused; the timers act on every month's step.
 """
 from __future__ import annotations
 

@@ -16,7 +16,10 @@ the budget is spent and a fault left out is a failed check), stops by itself and
    every second: each fault's alert must fire (see :data:`EXPECTED`).
 4. The load stops; once the lag is 0, the invariants are checked from the topics and the
    APIs (``tests/chaos/check.py``); the fault alerts must clear.
-5. The launcher stops everything. One JSON line is printed (and written to
+5. The launcher stops the workers (``SIGUSR1``) and each service's projection is compared row
+   for row with its rebuild from its input topics, in a copy of the database
+   (``tests/chaos/rebuilt.py``).
+6. The launcher stops everything. One JSON line is printed (and written to
    ``<var>/result.json``); the exit status is 1 if any check failed.
 """
 from __future__ import annotations
@@ -42,7 +45,7 @@ from services.kit.infra import free_port
 from services.launcher.launcher import port_free
 from services.launcher.summary import parse_metrics, total
 
-from . import check, rules
+from . import check, rebuilt, rules
 from .faults import Fault, Faults
 from .inject import Counts, HttpFuzzer, Poisoner, Redeliverer, paced
 from .lag import BrokerLag
@@ -370,7 +373,30 @@ class Campaign:
             await watcher
             await broker_watcher
         await producer.stop()
+        if settled is not None:
+            figures["rebuild"] = await self.check_rebuilds(admin)
+        else:
+            figures["rebuild"] = {"skipped": "the district did not settle: its projections are not final"}
         return self.result(done, figures, settled, last, stuck)
+
+    async def check_rebuilds(self, admin: str) -> dict:
+        """Stop the workers (the launcher keeps the broker and the database) and compare each
+        service's projection with its rebuild from its input topics (``tests/chaos/rebuilt.py``)."""
+        self.log("stopping the workers: each projection against its rebuild from its input topics")
+        os.kill(self.launcher.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 90
+        while not self.summary().get("workers_stopped"):
+            if time.monotonic() > deadline or self.launcher.poll() is not None:
+                self.failed.append("rebuild check: the launcher did not stop the workers within 90 s")
+                return {}
+            await asyncio.sleep(0.5)
+        try:
+            figures, failed = await rebuilt.check(self.var, admin, self.bootstrap)
+        except Exception as e:  # a checker that breaks is a failed run
+            figures, failed = {}, [f"the rebuild check failed: {e!r}"]
+        self.failed += failed
+        self.log(f"rebuild check: {len(failed)} failed, {figures.get('seconds')} s")
+        return figures
 
     def stop_simulator(self) -> None:
         pid = self.var / "run" / "simulator.pid"

@@ -85,6 +85,7 @@ class OrdersHandler(Handler):
 
     service = "orders"
     policy = POLICY
+    replayed = (OrderDispatched.TYPE,)  # a rebuild dispatches as the worker did (_as_the_worker_chose)
 
     def __init__(self, settings: OrdersSettings):
         self.settings = settings
@@ -222,7 +223,7 @@ class OrdersHandler(Handler):
         due = await store.due_for_expiry(uow.conn, uow.now, self.settings.expiry_batch)
         ORDERS.of(uow).adopt(due)
         for order_id, (_, order) in due.items():
-            cands = await self._candidates(uow, order.community_id) if self.settings.auto_dispatch else ()
+            cands = await self._candidates(uow, order.community_id, order_id) if self.settings.auto_dispatch else ()
             events = check_expiry(order, uow.now, self._context(uow, cands))
             self._apply_order(uow, order_id, events, trigger="expiry")
         return len(due)
@@ -276,7 +277,8 @@ class OrdersHandler(Handler):
         order = ORDERS.of(uow).get(cmd.aggregate_id)
         if order is not None and not MAY_ACT[type(cmd)](uow.principal, order):
             raise NotFound("order", cmd.aggregate_id, "order_id")
-        cands = await self._candidates(uow, order.community_id) if candidates and order is not None else ()
+        cands = await self._candidates(uow, order.community_id, order.order_id) if candidates and order is not None \
+            else ()
         events = decide(order, cmd, self._context(uow, cands))
         self._apply_order(uow, cmd.aggregate_id, events, trigger=trigger)
 
@@ -287,7 +289,7 @@ class OrdersHandler(Handler):
             existing = await store.order_for_case(await self._written(uow), cmd.source_case_id)
             if existing is not None and existing != cmd.order_id:
                 raise CaseAlreadyOrdered(cmd.source_case_id, existing)
-        cands = await self._candidates(uow, community_id_of(cmd.grid_id)) if state is None else ()
+        cands = await self._candidates(uow, community_id_of(cmd.grid_id), cmd.order_id) if state is None else ()
         events = decide(state, cmd, self._context(uow, cands))
         self._apply_order(uow, cmd.order_id, events, trigger="place",
                           origin="grid_case" if cmd.source_case_id else "resident")
@@ -303,7 +305,7 @@ class OrdersHandler(Handler):
             order = orders.get(order_id)
             if order is None or not post_can_serve(post, order):
                 continue
-            cands = await self._candidates(uow, order.community_id)
+            cands = await self._candidates(uow, order.community_id, order_id)
             self._apply_order(uow, order_id, auto_dispatch(order, self._context(uow, cands)), trigger="claim")
 
     # -- shared steps: reads -----------------------------------------------------------
@@ -315,8 +317,9 @@ class OrdersHandler(Handler):
             await states.of(uow).flush(uow)
         return uow.conn
 
-    async def _candidates(self, uow: UnitOfWork, community_id: str) -> tuple[Candidate, ...]:
-        return await store.candidates(await self._written(uow), community_id)
+    async def _candidates(self, uow: UnitOfWork, community_id: str, order_id: str) -> tuple[Candidate, ...]:
+        """The posts that may take ``order_id`` (the community's), as the worker saw them."""
+        return _as_the_worker_chose(uow, order_id, await store.candidates(await self._written(uow), community_id))
 
     async def _member(self, uow: UnitOfWork, member_id: str) -> MemberState | None:
         """A member's state, as this batch has it or as committed (read, not locked: a
@@ -326,6 +329,19 @@ class OrdersHandler(Handler):
             return members.get(member_id)
         found = await MEMBERS.read(uow.conn, [member_id], lock=False)
         return found[member_id][1] if member_id in found else None
+
+
+def _as_the_worker_chose(uow: UnitOfWork, order_id: str, candidates: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
+    """Replayed by a rebuild, a dispatch goes to the post the worker gave the order to, and
+    nowhere when it gave it to nobody: an automatic choice weighs the members' open orders,
+    which the expiry timer changed live and a replay does not (a dispatch that expired live
+    stays with its member in the replay), so the replay would choose others. The post the
+    worker chose counts as having room, as it had then."""
+    live = uow.live_events(OrderDispatched.TYPE)
+    if live is None:  # handled live, or the rebuild knows nothing this message caused
+        return candidates
+    posts = {e.get("post_id") for e in live if e.get("order_id") == order_id}
+    return tuple(c.model_copy(update={"open_orders": 0}) for c in candidates if c.post_id in posts)
 
 
 def _seconds(later, earlier) -> float | None:

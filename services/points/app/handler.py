@@ -23,7 +23,7 @@ from schemas.grid import CaseDismissed, CaseRegistered, CaseReported, ReporterKi
 from schemas.orders import OrderCompleted, OrderEvaluated, OrderPlaced
 from schemas.points import (
     AccountKind, Adjust, ApproveAdjustment, ErasePerson, OpenAccount, Redeem, RefusalReason, ReviewDeed, SubmitDeed,
-    TransferRefused,
+    TransferPosted, TransferRefused,
 )
 from services.kit import erasure
 from services.kit.aggregates import AggregateSet
@@ -158,7 +158,10 @@ class PointsHandler(Handler):
         command's rejection (and leaves the code unused)."""
         existing = await ledger.posting(uow.conn, cmd.transfer_id)
         consume = None
-        if existing is None:  # a repeated command is answered by the posting itself
+        # A repeated command is answered by the posting itself. Replayed by a rebuild, a command
+        # the worker posted had a good code: the code (made over HTTP, valid for minutes of the
+        # wall clock) is no input, the posting on the topic is what says so.
+        if existing is None and not uow.caused_live(TransferPosted.TYPE):
             key = code_hash(cmd.consent_code) if cmd.consent_code is not None else None
             # a code's few minutes are real minutes (the wall clock, not a simulated calendar that
             # may jump a month while the merchant waits)

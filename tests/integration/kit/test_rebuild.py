@@ -4,51 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import asyncpg
 import orjson
 import pytest
 
 from schemas.envelope import CloudEvent, encode
+from services.kit import clock
+from services.kit.rebuild import _read_inbox_times
 from tests.integration.grid.support import (DEPARTMENTS, GRID, cmd, grid_worker, new_id, report,
                                             send_as_senders)
 from tests.support.kafka import produce, read_all
-from tests.support.procs import ROOT
+from tests.support.rebuild import differences, snapshot
+from tests.support.rebuild import report as diff_report
+from tests.support.rebuild import run_rebuild as rebuild_of
 
 pytestmark = pytest.mark.integration
-
-# Columns a rebuild cannot give back as they were, because they hold the wall-clock time at
-# which a row was written, not a time of the history: every other column must come out equal.
-WALL_CLOCK = {
-    "inbox": {"processed_at"},              # when the message was first handled (DEFAULT now())
-    "schema_migrations": {"applied_at"},    # when the migration ran
-    "aggregates": {"updated_at"},           # when the snapshot was last written (DEFAULT now())
-    "case_state": {"updated_at"},           # the same, for grid's aggregate store (now() at each save)
-    "command_outcomes": {"recorded_at"},
-    "erasures": {"erased_at"},
-    "outbox": {"created_at", "seq"},
-}
-
-
-async def snapshot(url: str, schema: str) -> dict[str, list]:
-    conn = await asyncpg.connect(url)
-    try:
-        tables = [r[0] for r in await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE' "
-            "ORDER BY 1", schema)]
-        out = {}
-        for t in tables:
-            cols = [r[0] for r in await conn.fetch(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2 "
-                "ORDER BY ordinal_position", schema, t) if r[0] not in WALL_CLOCK.get(t, ())]
-            rows = await conn.fetch(f"SELECT {', '.join(cols)} FROM {schema}.{t}")
-            out[t] = sorted((tuple(str(v) for v in r.values()) for r in rows))
-        return out
-    finally:
-        await conn.close()
-
 
 def envelope(c: dict, subject: str) -> CloudEvent:
     return CloudEvent.model_validate({"specversion": "1.0", "source": "/users/app-7", "subject": subject,
@@ -56,8 +28,7 @@ def envelope(c: dict, subject: str) -> CloudEvent:
 
 
 def run_rebuild(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "services.grid.app", "rebuild", "--no-progress"], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=120)
+    return rebuild_of("grid", env, timeout=120)
 
 
 async def test_a_rebuilt_grid_projection_equals_the_live_one_row_for_row(kafka, database_url, tmp_path):
@@ -110,15 +81,14 @@ async def test_a_rebuilt_grid_projection_equals_the_live_one_row_for_row(kafka, 
         assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
     published = {t: len(await read_all(kafka, t, timeout=2)) for t in ("grid.events.v1", "grid.rejections.v1", "grid.dlq.v1")}
     live = await snapshot(database_url, "grid")
-    assert len(live["cases"]) == len(cases)
+    assert sum(live.rows["cases"].values()) == len(cases)
 
     done = await asyncio.to_thread(run_rebuild, env)
     assert done.returncode == 0, done.stderr[-4000:]
     outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
     rebuilt = await snapshot(database_url, "grid")
-    for table in live:
-        diff = [(a, b) for a, b in zip(rebuilt[table], live[table]) if a != b][:2]
-        assert rebuilt[table] == live[table], (table, outcome, diff)
+    diffs = differences(live, rebuilt)
+    assert not diffs, f"{outcome}\n{diff_report(diffs)}"
     assert outcome["records"] == total + 1
     assert outcome["handled_times_found"] == total
     # the rebuild caused what the worker had published, and published none of it again
@@ -128,4 +98,37 @@ async def test_a_rebuilt_grid_projection_equals_the_live_one_row_for_row(kafka, 
     try:
         assert await conn.fetchval("SELECT count(*) FROM grid.outbox") == 0
     finally:
+        await conn.close()
+
+
+async def test_a_message_that_caused_nothing_is_replayed_when_the_inbox_says_the_worker_handled_it(database_url):
+    """Its record's timestamp may be far earlier (published late, after an outage of the relay):
+    the inbox's time of handling, on the service's calendar, is when it came. A message whose
+    events give its time keeps that time; an undecodable record's position key is no message."""
+    t0 = datetime(2026, 12, 4, 5, 0, tzinfo=timezone.utc)
+    conn = await asyncpg.connect(database_url)
+    before = clock.current()
+    try:
+        await conn.execute("CREATE TABLE inbox (source text, id text, processed_at timestamptz, PRIMARY KEY (source, id))")
+        await conn.execute("CREATE TEMPORARY TABLE rebuild_handled (id text PRIMARY KEY, at timestamptz NOT NULL)")
+        await conn.execute("INSERT INTO rebuild_handled VALUES ('caused-events', $1)", t0)
+        await conn.executemany("INSERT INTO inbox VALUES ($1, $2, $3)", [
+            ("/services/grid", "fact", t0 + timedelta(seconds=20)),
+            ("/services/orders", "fact", t0 + timedelta(seconds=10)),  # the same id from another source: the first
+            ("/services/grid", "caused-events", t0 + timedelta(seconds=30)),
+            ("kafka:grid.intake.v1:0", "5:123", t0)])
+        # a stepped calendar: a month every 60 real seconds from t0
+        clock.use(clock.SteppedCalendar(datetime(2026, 5, 1, tzinfo=clock.SHANGHAI), t0.timestamp(), 60.0))
+        assert await _read_inbox_times(conn) == 1
+        got = dict(await conn.fetch("SELECT id, at FROM rebuild_handled"))
+        assert got == {"caused-events": t0, "fact": datetime(2026, 5, 1, tzinfo=clock.SHANGHAI) + timedelta(seconds=10)}
+        # on the real clock, the inbox's own times
+        await conn.execute("INSERT INTO inbox VALUES ('/services/party', 'late-fact', $1)", t0 + timedelta(hours=2))
+        clock.use(clock.SystemClock())
+        assert await _read_inbox_times(conn) == 1
+        assert await conn.fetchval("SELECT at FROM rebuild_handled WHERE id = 'late-fact'") == t0 + timedelta(hours=2)
+        await conn.execute("DROP TABLE inbox")
+        assert await _read_inbox_times(conn) == 0  # no inbox (a damaged database): the records' timestamps
+    finally:
+        clock.use(before)
         await conn.close()

@@ -108,3 +108,32 @@ def test_leftover_workers_of_every_name_are_stopped(cfg, tmp_path):
         (run / f"{name}.pid").write_text("999999999")  # no such process: only the pid file goes
     la.stop_leftovers()
     assert not list(run.glob("*.pid"))
+
+
+def test_each_services_worker_environment_is_written_for_its_other_commands(cfg, tmp_path):
+    """run/<svc>.env: what a rebuild of the service needs to run as its workers do (mode 600:
+    it holds the service's database passwords)."""
+    cfg.setenv("WORKERS", "2")
+    la = launcher.Launcher(launcher.Config.from_env())
+    la.db_urls["grid"] = {"DATABASE_URL": "postgresql://grid_app:pw@127.0.0.1:5433/postgres",
+                          "MIGRATION_DATABASE_URL": "postgresql://grid_owner:pw@127.0.0.1:5433/postgres"}
+    la.make_workers()
+    path = tmp_path / "run" / "grid.env"
+    env = dict(line.split("=", 1) for line in path.read_text().splitlines())
+    assert env["MIGRATION_DATABASE_URL"].startswith("postgresql://grid_owner:") and env["GRID_HTTP_PORT"] == "8001"
+    assert env["ORDERS_ACCEPT_WINDOW_SECONDS"] == launcher.DEMO_DEFAULTS["ORDERS_ACCEPT_WINDOW_SECONDS"]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in (tmp_path / "run").glob("*.env")) == sorted(f"{s}.env" for s in SERVICES)
+
+
+def test_a_worker_is_not_restarted_once_the_workers_were_stopped_on_purpose(cfg):
+    started: list[str] = []
+    cfg.setattr(launcher.Proc, "start", lambda self: started.append(self.name))
+    la = launcher.Launcher(launcher.Config.from_env())
+    la.make_workers()
+    la.supervise()  # none of them runs: each is (re)started
+    assert sorted(started) == sorted(la.workers)
+    started.clear()
+    la.hold.set()  # SIGUSR1
+    la.supervise()
+    assert started == []

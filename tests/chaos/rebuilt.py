@@ -1,0 +1,301 @@
+"""Each service's projection against its rebuild from its input topics, once a fault campaign
+has stopped (``tests/chaos/run.py``): the campaign's last check.
+
+When the load has stopped, the lag is 0 and the other invariants are checked, the campaign has
+the launcher stop every worker (``SIGUSR1``: the broker and the database stay up). Then:
+
+1. the database is copied (``CREATE DATABASE ... TEMPLATE``: nothing else is connected to it
+   now), every service's schema with it;
+2. each service is rebuilt in the copy, ``python -m services.<svc>.app rebuild`` with the
+   environment its workers ran with (``run/<svc>.env``, the launcher's) pointed at the copy,
+   two at a time;
+3. each service's tables in the live database are compared row for row with the copy's, as the
+   rebuild tests of every service compare them (``tests/support/rebuild.py``: the columns that
+   hold wall-clock times, the aggregate store's save counts and the tables no topic holds are
+   left out there).
+
+What a rebuild cannot give back by design is left out too (``services/kit/rebuild.py``): the
+effects of the services' timers and of the commands sent over HTTP. Both are events of the
+service that no message on its input topics caused (a timer's have no ``causationid``, an
+HTTP command's name a command that is on no topic): in the tables a service's timers write
+(:data:`TIMER_TABLES`), the rows that name what one of its timers' events is about (its subject:
+a case, an order, an account; a closed period), and in every table the rows that name what an
+HTTP command's event is about, are not compared, on either side, and are counted
+(``excluded``), as are the inbox rows of the HTTP commands (ids on no input topic). The tables
+only timers write are left out whole (:data:`TIMER_ONLY`). A difference anywhere else is a
+failed check, with a sample of the differing rows.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from schemas.registry import SERVICES
+from services.kit.kafkaacl import CONSUMES
+from tests.support.procs import ROOT
+from tests.support.rebuild import Snapshot, differences, snapshot
+
+COPY = "rebuilt"
+
+# The tables each service's timers write (the ``rt.timer`` functions of services/<svc>/app/main.py).
+# In them, the rows that name what one of its timers' events is about are left out.
+TIMER_TABLES: dict[str, tuple[str, ...]] = {
+    "grid": ("case_state", "cases", "case_history",  # cases overdue (督办)
+             "whistles"),                              # departments recorded missing from a whistle
+    "orders": ("orders", "order_history"),             # dispatches expired, and dispatched again
+    "points": ("accounts", "postings", "earnings",     # lots expired
+               "deeds"),                               # deeds credited again on a later day
+    "assessment": ("scorecards", "alerts", "period_closes"),  # periods closed when they end
+    "party": ("org_life", "org_life_log",              # periods without their meetings
+              "member_follow_ups",                     # members overdue; quarterly feedback
+              "councils"),                             # councils effective, meetings and resolutions overdue
+}
+# Tables only timers write: left out whole.
+TIMER_ONLY: dict[str, dict[str, str]] = {
+    "assessment": {"timer_marks": "how far the close timer has looked"},
+    "party": {"coverage_gaps": "the coverage timer's record of the gaps it reported"},
+}
+# What an event is about besides its subject (fields of its data): a period's close is about
+# every card of the period; a posting about both its accounts (an expiry credits the issuer).
+ABOUT: dict[str, tuple[str, ...]] = {"assessment": ("period",), "points": ("debit_account", "credit_account")}
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` naming database ``name`` instead."""
+    p = urlsplit(url)
+    return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
+
+
+def env_file(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+async def copy_database(admin: str, name: str = COPY, timeout: float = 60.0) -> str:
+    """A copy of ``admin``'s database as ``name`` (dropped first if it exists); its URL. The
+    source must have no other session: the workers' last ones may take a moment to end."""
+    source = urlsplit(admin).path.lstrip("/") or "postgres"
+    conn = await asyncpg.connect(with_database(admin, "template1"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{source}"')
+                return with_database(admin, name)
+            except asyncpg.ObjectInUseError:
+                if time.monotonic() > deadline:
+                    who = await conn.fetch("SELECT application_name, state FROM pg_stat_activity WHERE datname = $1",
+                                           source)
+                    raise RuntimeError(f"{source} still has sessions after {timeout:.0f} s: "
+                                       f"{[tuple(r) for r in who]}") from None
+                await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
+async def drop_database(admin: str, name: str = COPY) -> None:
+    conn = await asyncpg.connect(with_database(admin, "template1"))
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def rebuild(service: str, env: dict[str, str], copy: str, timeout: float = 600) -> dict:
+    """Rebuild ``service`` in database ``copy`` (the URLs of ``env`` naming it instead); its
+    outcome line, or ``{"error": ...}``."""
+    env = dict(env)
+    for k in ("DATABASE_URL", "MIGRATION_DATABASE_URL"):
+        if env.get(k):
+            env[k] = with_database(env[k], copy)
+    env = {k: v for k, v in env.items() if not k.startswith(f"{service.upper()}_HTTP")}
+    started = time.monotonic()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", f"services.{service}.app", "rebuild", "--no-progress", cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return {"error": f"no outcome within {timeout:.0f} s"}
+    lines = [x for x in out.decode(errors="replace").splitlines() if x.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        return {"error": f"exit {proc.returncode}: {err.decode(errors='replace')[-1500:]}"}
+    outcome = json.loads(lines[-1])
+    outcome["wall_seconds"] = round(time.monotonic() - started, 1)
+    return outcome
+
+
+def input_ids(service: str, raw: dict[str, list]) -> set[str]:
+    """The ids of the messages on ``service``'s input topics."""
+    from .check import envelope
+
+    ids: set[str] = set()
+    for topic in CONSUMES[service]:
+        for r in raw.get(topic.name, ()):
+            e = envelope(r.value)
+            if e is not None:
+                ids.add(e["id"])
+    return ids
+
+
+def not_from_input(service: str, raw: dict[str, list]) -> tuple[set[str], set[str], Counter]:
+    """What ``service``'s events that no message on its input topics caused are about: its
+    timers' (no ``causationid``) and those of the commands sent to it over HTTP (a command on no
+    topic), as two sets of ids (the subject, and the fields of :data:`ABOUT`); and how many
+    such events of each kind there were."""
+    from .check import envelope
+
+    inputs = input_ids(service, raw)
+    timers: set[str] = set()
+    http: set[str] = set()
+    kinds: Counter = Counter()
+    for r in raw.get(f"{service}.events.v1", ()):
+        e = envelope(r.value)
+        if e is None:
+            continue
+        cause = e.get("causationid")
+        if cause is not None and cause in inputs:
+            continue
+        kinds["timer" if cause is None else "http"] += 1
+        about = timers if cause is None else http
+        subject = e.get("subject") if isinstance(e.get("subject"), str) else (r.key or b"").decode(errors="replace")
+        about.add(subject)
+        data = e.get("data") if isinstance(e.get("data"), dict) else {}
+        about.update(v for f in ABOUT.get(service, ()) if isinstance(v := data.get(f), str))
+    return timers - {""}, http - {""}, kinds
+
+
+def http_commands(snap: Snapshot, inputs: set[str]) -> set[str]:
+    """The ids in the inbox of ``snap`` that are on no input topic: commands sent over HTTP (an
+    undecodable record's inbox key, ``kafka:<topic>:<partition>``, is on the topic)."""
+    columns = snap.columns.get("inbox", [])
+    if "source" not in columns or "id" not in columns:
+        return set()
+    source, id_ = columns.index("source"), columns.index("id")
+    return {row[id_] for row in snap.rows["inbox"] if not row[source].startswith("kafka:")} - inputs
+
+
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def leave_out(snap: Snapshot, ids: set[str], tables: Iterable[str] | None = None) -> Counter:
+    """Drop from ``snap`` (from ``tables``, else from every table) each row that names one of
+    ``ids``: a column equal to it, or a string equal to it in a column's JSON; how many were
+    dropped, by table."""
+    dropped: Counter = Counter()
+    if not ids:
+        return dropped
+    for table in (snap.rows if tables is None else [t for t in tables if t in snap.rows]):
+        keep = Counter()
+        for row, n in snap.rows[table].items():
+            if any(v is not None and (v in ids or (v[:1] in "[{" and not ids.isdisjoint(_QUOTED.findall(v))))
+                   for v in row):
+                dropped[table] += n
+            else:
+                keep[row] = n
+        snap.rows[table] = keep
+    return +dropped
+
+
+async def _empty_outboxes(copy: str, services: Sequence[str]) -> dict[str, int]:
+    """Empty the copy's outboxes (a rebuild refuses to drop records not yet published) and say
+    how many records each held: events the workers' relays had not published when they stopped,
+    which no other service has seen (the next worker would publish them)."""
+    conn = await asyncpg.connect(copy)
+    try:
+        left = {}
+        for s in services:
+            n = int((await conn.execute(f'DELETE FROM "{s}".outbox')).split()[-1])
+            if n:
+                left[s] = n
+        return left
+    finally:
+        await conn.close()
+
+
+async def compare(var: Path, admin: str, raw: dict[str, list], services: Sequence[str] = SERVICES,
+                  parallel: int = 2) -> tuple[dict[str, Any], list[str]]:
+    """Copy, rebuild and compare (the module's doc): the figures and the failed checks."""
+    started = time.monotonic()
+    failed: list[str] = []
+    envs = {s: env_file(var / "run" / f"{s}.env") for s in services}
+    copy = await copy_database(admin)
+    figures: dict[str, Any] = {"copy_seconds": round(time.monotonic() - started, 1)}
+    try:
+        figures["unpublished"] = await _empty_outboxes(copy, services)
+        gate = asyncio.Semaphore(parallel)
+
+        async def one(s: str) -> dict:
+            async with gate:
+                return await rebuild(s, envs[s], COPY)
+
+        outcomes = dict(zip(services, await asyncio.gather(*(one(s) for s in services))))
+        figures["rebuild_seconds"] = round(time.monotonic() - started - figures["copy_seconds"], 1)
+        compared = time.monotonic()
+        per: dict[str, Any] = {}
+        for s in services:
+            o = outcomes[s]
+            if "error" in o:
+                failed.append(f"rebuild of {s} failed: {o['error']}")
+                per[s] = {"error": o["error"][:200]}
+                continue
+            only = TIMER_ONLY.get(s, {})
+            live, rebuilt = await snapshot(admin, s, skip_tables=only), await snapshot(copy, s, skip_tables=only)
+            timers, http, kinds = not_from_input(s, raw)
+            commands = http_commands(live, input_ids(s, raw))
+            kinds["http_commands"] = len(commands)
+            excluded = (leave_out(live, timers, TIMER_TABLES.get(s, ())) + leave_out(live, http)
+                        + leave_out(live, commands, ("inbox",)))
+            leave_out(rebuilt, timers, TIMER_TABLES.get(s, ()))
+            leave_out(rebuilt, http)
+            diffs = differences(live, rebuilt)
+            per[s] = {"records": o.get("records"), "seconds": o.get("wall_seconds"),
+                      "rows_compared": sum(sum(c.values()) for c in live.rows.values()),
+                      "not_from_input": dict(kinds), "excluded": dict(excluded),
+                      "differing": {d.table: d.count for d in diffs}}
+            if diffs:
+                failed.append(f"{s}: the projection differs from its rebuild in {len(diffs)} table(s): "
+                              + json.dumps([d.sample(2) for d in diffs[:4]], ensure_ascii=False, default=str)[:3000])
+        figures["services"] = per
+        figures["compare_seconds"] = round(time.monotonic() - compared, 1)
+    finally:
+        await drop_database(admin)
+    return figures, failed
+
+
+async def check(var: Path, admin: str, bootstrap: str) -> tuple[dict[str, Any], list[str]]:
+    """Read the input and events topics (now that no worker writes), then :func:`compare`."""
+    from .check import read_topic
+
+    started = time.monotonic()
+    names = sorted({t.name for ts in CONSUMES.values() for t in ts} | {f"{s}.events.v1" for s in SERVICES})
+    raw = dict(zip(names, await asyncio.gather(*(read_topic(bootstrap, t) for t in names))))
+    read = time.monotonic() - started
+    figures, failed = await compare(var, admin, raw)
+    figures["read_seconds"] = round(read, 1)
+    figures["seconds"] = round(time.monotonic() - started, 1)
+    return figures, failed
+
+
+async def _main(var: Path) -> int:
+    """``python -m tests.chaos.rebuilt <var dir>``: the comparison on a district whose workers
+    are stopped and whose broker and database run (as the campaign leaves them)."""
+    api = env_file(var / "run" / "api.env")
+    figures, failed = await check(var, api["DATABASE_URL"], api["KAFKA_BOOTSTRAP_SERVERS"])
+    print(json.dumps({"figures": figures, "failed": failed}, ensure_ascii=False, indent=1, default=str))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(_main(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "var" / "chaos")))

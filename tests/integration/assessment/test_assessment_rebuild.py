@@ -1,0 +1,117 @@
+"""``python -m services.assessment.app rebuild`` against a real assessment worker: the upstream
+events it consumes (a scripted month of grid cases and patrols and of orders, delivered twice
+and re-wrapped; points' accounts, deeds and postings; party's organisational life and units;
+an erasure of orders') and commands on ``assessment.intake.v1`` (two-way reviews, a scheme
+change, period closes before and after a late event, an erasure, refusals, a poison record)
+are handled live; the rebuilt projection equals the live one row for row. The close timer is
+off: its closes are no input (the rebuild's docstring)."""
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+
+import pytest
+
+from schemas.assessment import ChangeScheme, ClosePeriod, ErasePerson, RecordReview
+from schemas.envelope import envelope_for
+from schemas.grid import CaseReported, Reporter
+from schemas.orders import PersonErased as OrdersPersonErased
+from schemas.party import OrgLifeHeld, OrgLifeKind, UnitReported
+from schemas.points import AccountOpened, DeedApproved, TransferPosted
+from tests.support.identity import sender_token
+from tests.support.kafka import command, produce, send
+from tests.support.procs import Worker
+from tests.support.rebuild import differences, handled, report, run_rebuild, snapshot
+
+from .scenario import COMMUNITY, GRID_A, PERIOD, WHERE, grid_events, order_events, t
+
+pytestmark = pytest.mark.integration
+
+# the worker's domain clock pinned to a simulated 2026-11-06 (as in test_assessment_worker.py), the
+# scripted history dated in its past and sent now (no bound on the skew of an event's time)
+CLOCK = {"SIM_CLOCK_START": "2026-11-01T00:00:00+08:00", "SIM_CLOCK_REAL_START": f"{time.time() - 5 * 86400:.3f}",
+         "SIM_MONTH_SECONDS": str(7 * 86400), "EVENT_TIME_MAX_SKEW_SECONDS": "0"}
+
+
+def at(payload, when: datetime, source: str, id: str):
+    return envelope_for(payload, source=source, id=id, time=when)
+
+
+@pytest.fixture(scope="module")
+async def compared(module_kafka, module_database_url, tmp_path_factory):
+    d = tmp_path_factory.mktemp("assessment-rebuild")
+    kafka, db = module_kafka, module_database_url
+    w = Worker("services.assessment.app", {"KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": db,
+                                           "TOPIC_PARTITIONS": "4", "ASSESSMENT_CLOSE_TIMER": "false", **CLOCK},
+               prefix="ASSESSMENT_", log=d / "worker.log").start()
+    sent: list[str] = []
+
+    async def phase(topic: str, *envelopes, token: str | None = None) -> None:
+        """Send, and wait until the worker has handled it all (so that the next phase sees it)."""
+        await send(kafka, topic, *envelopes, token=token)
+        sent.extend(e.id for e in envelopes)
+        await handled(db, "assessment", sent)
+
+    try:
+        await w.wait_ready()
+        grid, orders = grid_events(), order_events()
+        await phase("grid.events.v1", *grid)
+        await phase("orders.events.v1", *orders)
+        # the same again, and the cases re-wrapped (new envelope ids, as after a producer retry)
+        await phase("grid.events.v1", *grid, *(e.model_copy(update={"id": "re-" + e.id}) for e in grid
+                                               if e.type != "grid.patrol.logged.v1"))
+        points, party = "/services/points", "/services/party"
+        await phase("points.events.v1",
+                    at(AccountOpened(account_id="resident:m-1", holder_id="m-1", kind="resident",
+                                     community_id=COMMUNITY, opened_at=t(2)), t(2), points, "p-1"),
+                    at(DeedApproved(deed_id="d-1", account_id="resident:m-1", community_id=COMMUNITY,
+                                    category="civility_persuasion", points=10, reviewer_id="rev-1", occurred_at=t(6)),
+                       t(6), points, "p-2"),
+                    at(TransferPosted(transfer_id="tr-1", debit_account=f"issuer:{COMMUNITY}",
+                                      credit_account="resident:m-1", amount=10, reason="award", kind="award",
+                                      community_id=COMMUNITY, account_id="resident:m-1", posted_at=t(6)),
+                       t(6), points, "p-3"))
+        await phase("party.events.v1",
+                    at(OrgLifeHeld(org_id="o-c-1", meeting_id="mt-1", kind=OrgLifeKind.THEME_DAY, held_at=t(12),
+                                   attendees=("m-1",), absentees=(), area_id=COMMUNITY, period=PERIOD,
+                                   occurred_at=t(12)), t(12), party, "y-1"),
+                    at(UnitReported(unit_id="u-1", name="区医院", community_id=COMMUNITY, occurred_at=t(1)),
+                       t(1), party, "y-2"))
+        # two-way reviews, a scheme change for November, a refusal, October closed
+        await phase("assessment.intake.v1",
+                    command(RecordReview(review_id="rv-1", reviewer_id=COMMUNITY, subject_type="unit",
+                                         subject_id="u-1", period=PERIOD, score=80)),
+                    command(ChangeScheme(scheme_id="w-2", weights={"grid.member_role": 0.5},
+                                         effective_from=datetime.fromisoformat("2026-11-01T00:00:00+08:00"))),
+                    command(ClosePeriod(period="2026-12")))  # refused: it has not ended
+        await phase("assessment.intake.v1", command(ClosePeriod(period=PERIOD)))
+        # a late report of October, a second review, and the period closed again (corrections)
+        late = CaseReported(case_id="A9", grid_id=GRID_A, category="environment", description="垃圾堆放",
+                            location=WHERE, reporter=Reporter(kind="grid_worker", id="gw-1"), occurred_at=t(27))
+        await phase("grid.events.v1", at(late, t(27), "/services/grid", "g-late"))
+        by_street = RecordReview(review_id="rv-2", reviewer_id="u-1", subject_type="community", subject_id=COMMUNITY,
+                                 period=PERIOD, score=70)  # the unit's opinion, recorded by the street
+        await phase("assessment.intake.v1", command(by_street), token=sender_token(by_street, role="street_officer"))
+        await phase("assessment.intake.v1", command(ClosePeriod(period=PERIOD)))
+        # erasures: a command, and orders' event
+        await phase("assessment.intake.v1", command(ErasePerson(person_id="gw-2", reason="本人申请",
+                                                                requested_by="dpo-1")))
+        await phase("orders.events.v1", command(OrdersPersonErased(pseudonym="erased-" + "12" * 8, person_id="m-1",
+                                                                   occurred_at=t(30)), source="/services/orders"))
+        await produce(kafka, "assessment.intake.v1", [("poison", b'{"specversion": "1.0", "id": "broken')])
+        await handled(db, "assessment", sent, positions=1)
+    finally:
+        assert w.stop() == 0, (d / "worker.log").read_text()[-4000:]
+    live = await snapshot(db, "assessment")
+    done = await asyncio.to_thread(run_rebuild, "assessment", w.env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    rebuilt = await snapshot(db, "assessment")
+    return live, rebuilt
+
+
+async def test_a_rebuilt_assessment_projection_equals_the_live_one_row_for_row(compared):
+    live, rebuilt = compared
+    assert live.rows["scorecards"] and live.rows["alerts"] and live.rows["event_log"] and live.rows["erasures"]
+    diffs = differences(live, rebuilt)
+    assert not diffs, report(diffs)
