@@ -426,6 +426,7 @@ class BatchConsumer:
         topic = None
         trusted = None
         now = time.time()
+        tokens: dict[bytes, object] = {}  # each distinct token of the batch verified once
         for it in items:
             if it.topic != topic:
                 topic = it.topic
@@ -448,7 +449,7 @@ class BatchConsumer:
                             if it.error is not None:
                                 continue
                         it.message = Message(envelope=env, payload=env.data, raw=value,
-                                             principal=self._sender(it, now) if it.topic == self._intake else None)
+                                             principal=self._sender(it, now, tokens) if it.topic == self._intake else None)
                         continue
                 except ValidationError:
                     pass
@@ -465,7 +466,7 @@ class BatchConsumer:
                         if it.error is not None:
                             continue
                     it.message = Message(envelope=env, payload=payload, raw=value,
-                                         principal=self._sender(it, now) if it.topic == self._intake else None)
+                                         principal=self._sender(it, now, tokens) if it.topic == self._intake else None)
             except DecodeError as e:
                 it.error = e
             except Exception as e:  # a reader's bug must not stop the partition either
@@ -515,7 +516,8 @@ class BatchConsumer:
                            f"{'before' if off < 0 else 'after'} the record's timestamp, more than the "
                            f"{skew:.0f} s (EVENT_TIME_MAX_SKEW_SECONDS) an event time may be from it", "time")
 
-    def _sender(self, it: Item, now: float | None = None) -> Principal | Unauthenticated:
+    def _sender(self, it: Item, now: float | None = None,
+                tokens: dict[bytes, object] | None = None) -> Principal | Unauthenticated:
         """Who sent a command record: the holder of its token, verified as of the record's
         timestamp (so a redelivery after the token expired is still the same sender), or the
         reason there is none (the policy turns it into an ``unauthenticated`` rejection).
@@ -545,7 +547,18 @@ class BatchConsumer:
                     "record_from_the_future", f"the record's timestamp (CreateTime, set by its producer) is "
                     f"{at - now:.0f} s ahead of this worker's clock")
         try:
-            return self.verifier.verify(it.token, at=at)
+            if tokens is None:
+                return self.verifier.verify(it.token, at=at)
+            entry = tokens.get(it.token)
+            if entry is None:  # ``tokens``: what each token of this batch verified to (or why not)
+                try:
+                    entry = self.verifier.verified(it.token)
+                except Unauthenticated as e:
+                    entry = e
+                tokens[it.token] = entry
+            if isinstance(entry, Unauthenticated):
+                return entry
+            return self.verifier.valid_at(entry, at)  # type: ignore[arg-type]
         except Unauthenticated as e:
             return e
 
