@@ -416,17 +416,20 @@ class BatchConsumer:
             kept = pool[token] = token
         return kept
 
-    def _decode(self, items: list[Item]) -> None:
+    def _decode(self, items: list[Item], tokens: dict[bytes, object] | None = None) -> None:
         """Decode a batch's records, just before it is handled: a lane's waiting batch stays in
         its compact raw form (a decoded record takes several times the memory of its bytes).
 
         A record of an events topic must come from the topic's owner and be dated near its
-        record timestamp (:meth:`_untrusted`); any other is an error, dead-lettered."""
+        record timestamp (:meth:`_untrusted`); any other is an error, dead-lettered. Each
+        distinct token is verified once (``tokens``: what the batch's tokens verified to, when
+        the batch is decoded in parts)."""
         adapter = None
         topic = None
         trusted = None
         now = time.time()
-        tokens: dict[bytes, object] = {}  # each distinct token of the batch verified once
+        if tokens is None:
+            tokens = {}
         for it in items:
             if it.topic != topic:
                 topic = it.topic

@@ -77,6 +77,8 @@ log = logging.getLogger("kit.rebuild")
 
 FETCH_RECORDS = 5000  # records per fetch (the worker's batch is smaller: it also has to be quick)
 BATCH_RECORDS = 2000  # records per transaction
+LOOKAHEAD = 2  # batches decoded ahead of the one being handled
+DECODE_STEP = 250  # records decoded (or merged) before the handling task may go on
 
 
 class RebuildRefused(RuntimeError):
@@ -362,8 +364,15 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
         await consumer.stop()
 
 
-async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outcome: Outcome,
-                  batch_records: int) -> None:
+async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncpg.Connection, progress,
+                  outcome: Outcome, batch_records: int) -> None:
+    """Merge the input topics and feed the batches through the worker's path on ``conn``.
+
+    Two tasks share the process: this one fetches, merges, decodes each batch and looks up its
+    handling times (on ``lookup``, the connection that holds them), and hands the batch over;
+    the other handles the batches one after the other, each in its transaction on ``conn``.
+    While PostgreSQL writes one batch, the next is being decoded: a batch is handled only after
+    the one before it has committed, exactly as one after the other."""
     s = rt.settings
     pool = _OneConnection(conn)
     by_topic: dict[str, _ReplayConsumer] = {}
@@ -377,6 +386,8 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
             by_topic[t.name] = rc
     consumer = _consumer(rt)
     await consumer.start()
+    ready: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=LOOKAHEAD)
+    handling: asyncio.Future | None = None
     try:
         bounds = await _bounds(consumer, list(by_topic))
         total = sum(e - b for b, e in bounds.values())
@@ -390,7 +401,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
         # partition, offset, partition): by that time, then (the records of one batch were all
         # handled at one time) in the order its fetch gave them, partition by partition
         heap: list[tuple[float, str, int, int, TopicPartition]] = []
-        have_times = bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM rebuild_handled)"))
+        have_times = bool(await lookup.fetchval("SELECT EXISTS (SELECT 1 FROM rebuild_handled)"))
         live_at: dict[TopicPartition, set[int]] = {}  # offsets whose live handling time is known
         batch_at: float | None = None
         started = time.perf_counter()
@@ -398,20 +409,44 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
         pending: list[Item] = []
         pending_consumer: _ReplayConsumer | None = None
 
+        async def handle() -> None:
+            """Handle the batches handed over, in order, each after the one before has committed."""
+            while (batch := await ready.get()) is not None:
+                t0 = time.perf_counter()
+                batch.consumer.times, batch.consumer.ids = batch.times, batch.ids
+                await batch.consumer._process_until_done(batch.items)  # noqa: SLF001
+                outcome.handle_seconds += time.perf_counter() - t0
+                outcome.batches += 1
+                outcome.records += len(batch.items)
+                progress.update(task, advance=len(batch.items),
+                                rate=f"{outcome.records / max(1e-9, time.perf_counter() - started):,.0f} records/s")
+
+        handling = asyncio.ensure_future(handle())
+
+        async def hand_over(batch: _Batch | None) -> None:
+            """Queue a batch for :func:`handle` (waiting while it is ``LOOKAHEAD`` batches behind);
+            if handling failed, raise why."""
+            put = asyncio.ensure_future(ready.put(batch))
+            await asyncio.wait((put, handling), return_when=asyncio.FIRST_COMPLETED)
+            if handling.done() and not put.done():
+                put.cancel()
+            if handling.done() and (handling.cancelled() or handling.exception() is not None):
+                handling.result()
+
         async def flush() -> None:
             nonlocal pending, pending_consumer
             if not pending:
                 return
             rc = pending_consumer
             assert rc is not None
-            ids = []
             t0 = time.perf_counter()
-            rc._decode(pending)  # noqa: SLF001
+            tokens: dict[bytes, object] = {}
+            for i in range(0, len(pending), DECODE_STEP):  # in steps: the handling task goes on between them
+                rc._decode(pending[i:i + DECODE_STEP], tokens)  # noqa: SLF001
+                await asyncio.sleep(0)
             outcome.decode_seconds += time.perf_counter() - t0
-            for it in pending:
-                if it.message is not None:
-                    ids.append(it.message.id)
-            found = dict(await conn.fetch("SELECT id, at FROM rebuild_handled WHERE id = ANY($1::text[])", ids)) \
+            ids = [it.message.id for it in pending if it.message is not None]
+            found = dict(await lookup.fetch("SELECT id, at FROM rebuild_handled WHERE id = ANY($1::text[])", ids)) \
                 if ids and have_times else {}
             outcome.handled_times += len(found)
             cal = clock.current()
@@ -427,20 +462,12 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
                     t = last_at
                 if t is not None:
                     times[it.message.id] = t
-            t0 = time.perf_counter()
-            rc.times = times
-            ids: dict[tuple[str, str], list[str]] = {}
+            emitted: dict[tuple[str, str], list[str]] = {}
             if found:
-                for r in await conn.fetch("SELECT cause, type, id FROM rebuild_emitted WHERE cause = ANY($1::text[]) "
-                                          "ORDER BY seq", list(found)):
-                    ids.setdefault((r[0], r[1]), []).append(r[2])
-            rc.ids = ids
-            await rc._process_until_done(pending)  # noqa: SLF001
-            outcome.handle_seconds += time.perf_counter() - t0
-            outcome.batches += 1
-            outcome.records += len(pending)
-            progress.update(task, advance=len(pending),
-                            rate=f"{outcome.records / max(1e-9, time.perf_counter() - started):,.0f} records/s")
+                for r in await lookup.fetch("SELECT cause, type, id FROM rebuild_emitted WHERE cause = ANY($1::text[]) "
+                                            "ORDER BY seq", list(found)):
+                    emitted.setdefault((r[0], r[1]), []).append(r[2])
+            await hand_over(_Batch(rc, pending, times, emitted))
             pending = []
 
         async def refill(want: list[TopicPartition]) -> None:
@@ -458,7 +485,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
                     items = [Item(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp, r.timestamp_type,
                                   by_topic[tp.topic]._interned(bearer(r.headers)) if tp.topic == by_topic[tp.topic]._intake  # noqa: SLF001
                                   else None) for r in records]
-                    keys, known = await _order_keys(conn, items, have_times)
+                    keys, known = await _order_keys(lookup, items, have_times)
                     live_at.setdefault(tp, set()).update(it.offset for it, k in zip(items, known) if k)
                     buffers[tp] = list(zip(keys, items))[::-1] + buffers[tp]
                 want = [tp for tp in want if not buffers[tp] and fetched[tp] < ends[tp]]
@@ -468,6 +495,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
             if buffered:
                 k, head = buffered[-1]
                 heapq.heappush(heap, (k, tp.topic, tp.partition, head.offset, tp))
+        merged = 0
         while heap:
             at, _, _, offset, tp = heapq.heappop(heap)
             _, it = buffers[tp].pop()
@@ -488,11 +516,29 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
             if buffers[tp]:
                 k, head = buffers[tp][-1]
                 heapq.heappush(heap, (k, tp.topic, tp.partition, head.offset, tp))
+            merged += 1
+            if merged % DECODE_STEP == 0:
+                await asyncio.sleep(0)  # let the handling task go on
         await flush()
+        await hand_over(None)
+        await handling
         outcome.seconds = time.perf_counter() - started
         outcome.cpu_seconds = time.process_time() - cpu_started
     finally:
+        if handling is not None and not handling.done():
+            handling.cancel()
+            await asyncio.gather(handling, return_exceptions=True)
         await consumer.stop()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch decoded and ready to be handled: its consumer, records, and each message's
+    handling time and the ids its events were published under."""
+    consumer: _ReplayConsumer
+    items: list[Item]
+    times: dict[str, datetime]
+    ids: dict[tuple[str, str], list[str]]
 
 
 async def _order_keys(conn: asyncpg.Connection, items: list[Item],
@@ -528,20 +574,24 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
         rt.verifier.prefetch()
     outcome = Outcome(rt.service)
     conn = await _connect(s.migration_dsn(), rt.service, rt.service)
+    lookup = None  # a second connection: the handling times, looked up while ``conn`` writes
     try:
         await _exclusive(conn, rt.service)
+        lookup = await _connect(s.migration_dsn(), rt.service, rt.service)
         with _progress(progress_bar) as progress:
-            await _read_handling_times(rt, conn, progress)
+            await _read_handling_times(rt, lookup, progress)
             async with conn.transaction():
                 await empty_schema(conn, rt.service)
             await migrate(conn, rt.service, rt.components)
             for hook in rt._startup_hooks:  # noqa: SLF001 (reference data the handlers load)
                 await _run_hook(rt, hook, conn)
             with _few_collections():
-                await _replay(rt, conn, progress, outcome, batch_records)
+                await _replay(rt, conn, lookup, progress, outcome, batch_records)
         await conn.execute("SET synchronous_commit = on")
         await conn.execute("ANALYZE")
     finally:
+        if lookup is not None:
+            await lookup.close()
         await conn.close()
     return outcome
 
