@@ -687,7 +687,7 @@ class BatchConsumer:
         keys, by_key, extra_copies = self._dedup(items)
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                new = await claim(conn, keys)
+                new = await self._claim(conn, keys)
                 fresh: list[Item] = []
                 for k in keys:
                     if k not in new:
@@ -740,6 +740,11 @@ class BatchConsumer:
         self.processed += len(items)
         if self.on_commit is not None and (uow.records or dead):
             self.on_commit()
+
+    async def _claim(self, conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Record a batch's inbox keys in its transaction; those that were new (a rebuild has
+        claimed them before the batch's turn)."""
+        return await claim(conn, keys)
 
     def _unit_of_work(self, conn: asyncpg.Connection, fresh: list[Item]) -> UnitOfWork:
         """The unit of work of a batch (a rebuild gives each message the time it was handled live)."""
