@@ -22,7 +22,9 @@ database, or to prove that the projection is a function of the log. Steps:
    kept), and fed in batches through the worker's own path
    (:class:`~services.kit.consumer.BatchConsumer`: decoding, provenance checks, the inbox, the
    handler, one transaction per batch). A command's token is verified as of its record's
-   timestamp, as if the record had been handled when it was written.
+   timestamp, as if the record had been handled when it was written. The next batches are
+   decoded, and their messages claimed in the inbox, on a second connection while a batch is
+   handled (see :func:`_replay`).
 5. **Nothing is published again.** The events, rejections and dead letters the replay causes
    were published when the messages were first handled: the topics hold them, and consumers
    of other services have acted on them. So the rebuild writes none of them to the outbox (it
