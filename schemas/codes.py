@@ -192,11 +192,25 @@ class GridCode:
 
     @classmethod
     def parse(cls, grid_id: object) -> "GridCode":
-        """Split a grid id; raises ``ValueError`` for a malformed one."""
+        """Split a grid id; raises ``ValueError`` for a malformed one.
+
+        A district has a few thousand grids and every command and event names one: the codes
+        parsed last are kept (a code is immutable), so a handler parsing its grid id per
+        message does not check the digits again each time."""
+        memo = cls is GridCode and grid_id.__class__ is str
+        if memo:
+            hit = _PARSED.get(grid_id)  # type: ignore[call-overload]
+            if hit is not None:
+                return hit
         if not is_grid_id(grid_id):
             raise ValueError(f"malformed grid id {grid_id!r}: expected 15 digits 0-9")
         g: str = grid_id  # type: ignore[assignment]
-        return cls(g[:6], g[6:9], g[9:12], g[12:15])
+        code = cls(g[:6], g[6:9], g[9:12], g[12:15])
+        if memo:
+            if len(_PARSED) >= _PARSED_KEPT:
+                _PARSED.clear()
+            _PARSED[g] = code
+        return code
 
     @classmethod
     def try_parse(cls, grid_id: object) -> "GridCode | None":
@@ -224,3 +238,7 @@ class GridCode:
 
     def __str__(self) -> str:
         return self.grid_id
+
+
+_PARSED: dict[str, GridCode] = {}  # grid id -> its parsed code (GridCode.parse)
+_PARSED_KEPT = 20_000

@@ -187,8 +187,12 @@ _last_time: list = [None, ""]  # the last time written: a batch's events mostly 
 
 def _rfc3339_memo(t: datetime) -> str:
     last = _last_time
-    if last[0] is not t:
-        last[1] = rfc3339(t)
+    held = last[0]
+    if held is not t:
+        # an equal instant at the same offset is written the same (times read from the database
+        # are equal without being one object)
+        if held is None or held != t or held.utcoffset() != t.utcoffset():
+            last[1] = rfc3339(t)
         last[0] = t
     return last[1]
 

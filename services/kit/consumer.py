@@ -416,16 +416,20 @@ class BatchConsumer:
             kept = pool[token] = token
         return kept
 
-    def _decode(self, items: list[Item]) -> None:
+    def _decode(self, items: list[Item], tokens: dict[bytes, object] | None = None) -> None:
         """Decode a batch's records, just before it is handled: a lane's waiting batch stays in
         its compact raw form (a decoded record takes several times the memory of its bytes).
 
         A record of an events topic must come from the topic's owner and be dated near its
-        record timestamp (:meth:`_untrusted`); any other is an error, dead-lettered."""
+        record timestamp (:meth:`_untrusted`); any other is an error, dead-lettered. Each
+        distinct token is verified once (``tokens``: what the batch's tokens verified to, when
+        the batch is decoded in parts)."""
         adapter = None
         topic = None
         trusted = None
         now = time.time()
+        if tokens is None:
+            tokens = {}
         for it in items:
             if it.topic != topic:
                 topic = it.topic
@@ -448,7 +452,7 @@ class BatchConsumer:
                             if it.error is not None:
                                 continue
                         it.message = Message(envelope=env, payload=env.data, raw=value,
-                                             principal=self._sender(it, now) if it.topic == self._intake else None)
+                                             principal=self._sender(it, now, tokens) if it.topic == self._intake else None)
                         continue
                 except ValidationError:
                     pass
@@ -465,7 +469,7 @@ class BatchConsumer:
                         if it.error is not None:
                             continue
                     it.message = Message(envelope=env, payload=payload, raw=value,
-                                         principal=self._sender(it, now) if it.topic == self._intake else None)
+                                         principal=self._sender(it, now, tokens) if it.topic == self._intake else None)
             except DecodeError as e:
                 it.error = e
             except Exception as e:  # a reader's bug must not stop the partition either
@@ -515,7 +519,8 @@ class BatchConsumer:
                            f"{'before' if off < 0 else 'after'} the record's timestamp, more than the "
                            f"{skew:.0f} s (EVENT_TIME_MAX_SKEW_SECONDS) an event time may be from it", "time")
 
-    def _sender(self, it: Item, now: float | None = None) -> Principal | Unauthenticated:
+    def _sender(self, it: Item, now: float | None = None,
+                tokens: dict[bytes, object] | None = None) -> Principal | Unauthenticated:
         """Who sent a command record: the holder of its token, verified as of the record's
         timestamp (so a redelivery after the token expired is still the same sender), or the
         reason there is none (the policy turns it into an ``unauthenticated`` rejection).
@@ -545,7 +550,18 @@ class BatchConsumer:
                     "record_from_the_future", f"the record's timestamp (CreateTime, set by its producer) is "
                     f"{at - now:.0f} s ahead of this worker's clock")
         try:
-            return self.verifier.verify(it.token, at=at)
+            if tokens is None:
+                return self.verifier.verify(it.token, at=at)
+            entry = tokens.get(it.token)
+            if entry is None:  # ``tokens``: what each token of this batch verified to (or why not)
+                try:
+                    entry = self.verifier.verified(it.token)
+                except Unauthenticated as e:
+                    entry = e
+                tokens[it.token] = entry
+            if isinstance(entry, Unauthenticated):
+                return entry
+            return self.verifier.valid_at(entry, at)  # type: ignore[arg-type]
         except Unauthenticated as e:
             return e
 
@@ -671,7 +687,7 @@ class BatchConsumer:
         keys, by_key, extra_copies = self._dedup(items)
         async with self.pool.acquire() as conn:
             async with conn.transaction():
-                new = await claim(conn, keys)
+                new = await self._claim(conn, keys)
                 fresh: list[Item] = []
                 for k in keys:
                     if k not in new:
@@ -724,6 +740,11 @@ class BatchConsumer:
         self.processed += len(items)
         if self.on_commit is not None and (uow.records or dead):
             self.on_commit()
+
+    async def _claim(self, conn: asyncpg.Connection, keys: list[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Record a batch's inbox keys in its transaction; those that were new (a rebuild has
+        claimed them before the batch's turn)."""
+        return await claim(conn, keys)
 
     def _unit_of_work(self, conn: asyncpg.Connection, fresh: list[Item]) -> UnitOfWork:
         """The unit of work of a batch (a rebuild gives each message the time it was handled live)."""

@@ -367,6 +367,13 @@ class TokenVerifier:
         ``at`` (an aware datetime or Unix seconds): check ``exp``, ``nbf`` and ``iat`` at that
         instant rather than now, e.g. a Kafka record's broker timestamp.
         """
+        return self.valid_at(self.verified(token), at)
+
+    def verified(self, token: str | bytes) -> "_Cached":
+        """A token whose signature and claims are good: its principal and the times it is valid
+        between, not yet checked against any instant (:meth:`valid_at` does that).
+        :class:`Unauthenticated` otherwise. A consumer verifies each distinct token of a batch
+        once this way, then checks each record's time."""
         if isinstance(token, bytes):
             try:
                 token = token.decode("ascii")
@@ -374,17 +381,19 @@ class TokenVerifier:
                 raise Unauthenticated("malformed", "a token is ASCII") from None
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_BYTES:
             raise Unauthenticated("malformed", "no token, or an over-long one")
-        when = _instant(at)
         hit = self._cached(token)
         if hit is not None:
-            self._check_times(hit.exp, hit.not_before, when)
-            return hit.principal
-
+            return hit
         claims = self._decode(token)
-        self._check_times(claims.exp, _not_before(claims), when)
         principal = Principal(claims.sub, frozenset(claims.roles), claims.scope.scope())
-        self._store(token, _Cached(principal, claims.exp, _not_before(claims), time.monotonic(), self._keys.generation))
-        return principal
+        entry = _Cached(principal, claims.exp, _not_before(claims), time.monotonic(), self._keys.generation)
+        self._store(token, entry)
+        return entry
+
+    def valid_at(self, entry: "_Cached", at: datetime | float | None = None) -> Principal:
+        """The principal of a :meth:`verified` token if it is valid at ``at`` (see :meth:`verify`)."""
+        self._check_times(entry.exp, entry.not_before, _instant(at))
+        return entry.principal
 
     # -- internals -------------------------------------------------------------------------------------
 

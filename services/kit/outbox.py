@@ -102,6 +102,15 @@ async def write(conn: asyncpg.Connection, records: Sequence[OutboxRecord]) -> No
     the caller's to undo): it would stop the relay at the broker, so it never enters the outbox."""
     if not records:
         return
+    check_sizes(records)
+    await conn.copy_records_to_table(
+        "outbox", columns=_COLUMNS,
+        records=[(r.topic, r.key if r.key is None or r.key.__class__ is bytes else _key_bytes(r.key), r.value,
+                  r.message_type, r.headers) for r in records])
+
+
+def check_sizes(records: Sequence[OutboxRecord]) -> None:
+    """:class:`RecordTooLarge` for the first record over :data:`MAX_RECORD_BYTES`."""
     limit = MAX_RECORD_BYTES
     for r in records:
         key = r.key
@@ -110,10 +119,6 @@ async def write(conn: asyncpg.Connection, records: Sequence[OutboxRecord]) -> No
             size = record_size(key if key is None or key.__class__ is bytes else _key_bytes(key), r.value, r.headers)
         if size > limit:
             raise RecordTooLarge(r.topic, size, limit)
-    await conn.copy_records_to_table(
-        "outbox", columns=_COLUMNS,
-        records=[(r.topic, r.key if r.key is None or r.key.__class__ is bytes else _key_bytes(r.key), r.value,
-                  r.message_type, r.headers) for r in records])
 
 
 def _key_bytes(key: str | bytes | bytearray | memoryview) -> bytes:

@@ -25,7 +25,9 @@ database, or to prove that the projection is a function of the log. Steps:
    kept), and fed in batches through the worker's own path
    (:class:`~services.kit.consumer.BatchConsumer`: decoding, provenance checks, the inbox, the
    handler, one transaction per batch). A command's token is verified as of its record's
-   timestamp, as if the record had been handled when it was written.
+   timestamp, as if the record had been handled when it was written. The next batches are
+   decoded, and their messages claimed in the inbox, on a second connection while a batch is
+   handled (see :func:`_replay`).
 5. **Nothing is published again.** The events, rejections and dead letters the replay causes
    were published when the messages were first handled: the topics hold them, and consumers
    of other services have acted on them. So the rebuild writes none of them to the outbox (it
@@ -46,6 +48,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import heapq
 import logging
 import sys
@@ -62,13 +66,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from schemas.topics import Topic
 
 from . import clock
-from .consumer import BatchConsumer, Item, bearer
+from .consumer import BatchConsumer, Item, bearer, claim
 from .db import _init_connection
 from .handlers import Handler
 from .kafkasec import client_kwargs
 from .locks import try_session_lock
 from .migrations import migrate
-from .outbox import OutboxRecord
+from .outbox import OutboxRecord, check_sizes
 from .uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -78,6 +82,8 @@ log = logging.getLogger("kit.rebuild")
 
 FETCH_RECORDS = 5000  # records per fetch (the worker's batch is smaller: it also has to be quick)
 BATCH_RECORDS = 2000  # records per transaction
+LOOKAHEAD = 2  # batches decoded ahead of the one being handled
+DECODE_STEP = 250  # records decoded (or merged) before the handling task may go on
 
 
 class RebuildRefused(RuntimeError):
@@ -94,6 +100,8 @@ class Outcome:
     rejected: Counter = field(default_factory=Counter)  # reason -> commands refused again
     fetch_seconds: float = 0.0  # waiting for the broker
     handle_seconds: float = 0.0  # in the worker's path (handler, inbox, transaction)
+    decode_seconds: float = 0.0  # decoding the records and verifying their tokens
+    cpu_seconds: float = 0.0  # this process's CPU time while replaying (the rest: waiting)
     batches: int = 0
 
     @property
@@ -104,6 +112,7 @@ class Outcome:
         return {"service": self.service, "records": self.records, "seconds": round(self.seconds, 3),
                 "records_per_second": round(self.per_second), "batches": self.batches,
                 "fetch_seconds": round(self.fetch_seconds, 3), "handle_seconds": round(self.handle_seconds, 3),
+                "decode_seconds": round(self.decode_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
                 "handled_times_found": self.handled_times,
                 "not_published_again": dict(self.suppressed), "rejected": dict(self.rejected)}
 
@@ -186,6 +195,15 @@ class _ReplayConsumer(BatchConsumer):
         self.times: dict[str, datetime] = {}
         self.ids: dict[tuple[str, str], list[str]] = {}
         self.data: dict[tuple[str, str], list[dict]] = {}  # (cause, type) -> the live events' data
+        self.claimed: set[tuple[str, str]] | None = None  # the batch's new inbox keys, claimed ahead
+
+    async def _claim(self, conn, keys):
+        # Claimed ahead on the other connection, in merge order, while the batch before was
+        # handled: a rebuild that stops half-way is run again from an empty schema anyway, so
+        # the inbox need not commit with the batch. A retried batch gets the same answer.
+        if self.claimed is None:
+            return await super()._claim(conn, keys)
+        return self.claimed
 
     def _unit_of_work(self, conn, fresh: list[Item]) -> UnitOfWork:
         batch_now = max((self.times[it.message.id] for it in fresh if it.message is not None
@@ -195,6 +213,9 @@ class _ReplayConsumer(BatchConsumer):
         return _ReplayUnitOfWork(conn, self.service, self.times, ids, batch_now, self.data)
 
     async def _write_outbox(self, conn, records: list[OutboxRecord]) -> None:
+        # what the worker could not write to its outbox it did not handle (the message was
+        # dead-lettered, its effects undone): so the replay, which writes nothing, still checks
+        check_sizes(records)
         for r in records:
             self.outcome.suppressed[r.topic] += 1
             if r.topic.endswith(".rejections.v1"):
@@ -203,15 +224,19 @@ class _ReplayConsumer(BatchConsumer):
                 except (orjson.JSONDecodeError, KeyError, TypeError):
                     pass
 
-    def _sender(self, it: Item, now: float | None = None):
+    def _sender(self, it: Item, now: float | None = None, tokens: dict | None = None):
         # as of the record's timestamp: a history's tokens have long expired by now
         at = it.timestamp / 1000 if it.timestamp is not None and it.timestamp >= 0 else None
-        return super()._sender(it, at)
+        return super()._sender(it, at, tokens)
 
 
 async def _connect(dsn: str, schema: str, service: str) -> asyncpg.Connection:
+    # Commits do not wait for their WAL to reach the disk: a rebuild cut short by a crash is
+    # run again from the start anyway. The last statement (ANALYZE) commits with the wait, which
+    # makes everything before it durable too (the WAL is written in order).
     conn = await asyncpg.connect(dsn, server_settings={"search_path": schema,
-                                                       "application_name": f"{service}-rebuild"})
+                                                       "application_name": f"{service}-rebuild",
+                                                       "synchronous_commit": "off"})
     await _init_connection(conn)
     return conn
 
@@ -401,20 +426,16 @@ async def _read_inbox_times(conn: asyncpg.Connection) -> int:
     return known
 
 
-@dataclass(order=True)
-class _Head:
-    """A partition's next record in the merge: by the time the worker handled it, then (the
-    records of one batch were all handled at one time) in the order its fetch gave them,
-    partition by partition."""
-    at: float
-    topic: str
-    partition: int
-    offset: int
-    tp: TopicPartition = field(compare=False)
+async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncpg.Connection, progress,
+                  outcome: Outcome, batch_records: int) -> None:
+    """Merge the input topics and feed the batches through the worker's path on ``conn``.
 
-
-async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outcome: Outcome,
-                  batch_records: int) -> None:
+    Two tasks share the process: this one fetches, merges, decodes each batch, looks up its
+    handling times and claims its messages in the inbox (on ``lookup``, the connection that
+    holds the times), and hands the batch over; the other handles the batches one after the
+    other, each in its transaction on ``conn``. So while PostgreSQL writes one batch the next is
+    being decoded, and while the handlers run PostgreSQL claims the next batch's messages; a
+    batch is still handled only after the one before it has committed."""
     s = rt.settings
     pool = _OneConnection(conn)
     by_topic: dict[str, _ReplayConsumer] = {}
@@ -428,6 +449,8 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
             by_topic[t.name] = rc
     consumer = _consumer(rt)
     await consumer.start()
+    ready: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=LOOKAHEAD)
+    handling: asyncio.Future | None = None
     try:
         bounds = await _bounds(consumer, list(by_topic))
         total = sum(e - b for b, e in bounds.values())
@@ -437,13 +460,42 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
         buffers: dict[TopicPartition, list] = {tp: [] for tp in bounds}  # (key, Item), reversed
         ends = {tp: e for tp, (_, e) in bounds.items()}
         fetched = {tp: b for tp, (b, _) in bounds.items()}  # next offset not yet fetched
-        heap: list[_Head] = []
-        have_times = bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM rebuild_handled)"))
+        # the merge: each partition's next record as (the time the worker handled it, topic,
+        # partition, offset, partition): by that time, then (the records of one batch were all
+        # handled at one time) in the order its fetch gave them, partition by partition
+        heap: list[tuple[float, str, int, int, TopicPartition]] = []
+        have_times = bool(await lookup.fetchval("SELECT EXISTS (SELECT 1 FROM rebuild_handled)"))
         live_at: dict[TopicPartition, set[int]] = {}  # offsets whose live handling time is known
         batch_at: float | None = None
         started = time.perf_counter()
+        cpu_started = time.process_time()
         pending: list[Item] = []
         pending_consumer: _ReplayConsumer | None = None
+
+        async def handle() -> None:
+            """Handle the batches handed over, in order, each after the one before has committed."""
+            while (batch := await ready.get()) is not None:
+                t0 = time.perf_counter()
+                batch.consumer.times, batch.consumer.ids, batch.consumer.data = batch.times, batch.ids, batch.data
+                batch.consumer.claimed = batch.claimed
+                await batch.consumer._process_until_done(batch.items)  # noqa: SLF001
+                outcome.handle_seconds += time.perf_counter() - t0
+                outcome.batches += 1
+                outcome.records += len(batch.items)
+                progress.update(task, advance=len(batch.items),
+                                rate=f"{outcome.records / max(1e-9, time.perf_counter() - started):,.0f} records/s")
+
+        handling = asyncio.ensure_future(handle())
+
+        async def hand_over(batch: _Batch | None) -> None:
+            """Queue a batch for :func:`handle` (waiting while it is ``LOOKAHEAD`` batches behind);
+            if handling failed, raise why."""
+            put = asyncio.ensure_future(ready.put(batch))
+            await asyncio.wait((put, handling), return_when=asyncio.FIRST_COMPLETED)
+            if handling.done() and not put.done():
+                put.cancel()
+            if handling.done() and (handling.cancelled() or handling.exception() is not None):
+                handling.result()
 
         async def flush() -> None:
             nonlocal pending, pending_consumer
@@ -451,42 +503,40 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
                 return
             rc = pending_consumer
             assert rc is not None
-            ids = []
-            rc._decode(pending)  # noqa: SLF001
-            for it in pending:
-                if it.message is not None:
-                    ids.append(it.message.id)
-            found = dict(await conn.fetch("SELECT id, at FROM rebuild_handled WHERE id = ANY($1::text[])", ids)) \
+            t0 = time.perf_counter()
+            tokens: dict[bytes, object] = {}
+            for i in range(0, len(pending), DECODE_STEP):  # in steps: the handling task goes on between them
+                rc._decode(pending[i:i + DECODE_STEP], tokens)  # noqa: SLF001
+                await asyncio.sleep(0)
+            outcome.decode_seconds += time.perf_counter() - t0
+            ids = [it.message.id for it in pending if it.message is not None]
+            found = dict(await lookup.fetch("SELECT id, at FROM rebuild_handled WHERE id = ANY($1::text[])", ids)) \
                 if ids and have_times else {}
             outcome.handled_times += len(found)
             cal = clock.current()
             times = {}
+            last_ts, last_at = None, None  # records written in the same millisecond share one time
             for it in pending:
                 if it.message is None:
                     continue
                 t = found.get(it.message.id)
                 if t is None and it.timestamp is not None and it.timestamp >= 0:
-                    t = cal.at(it.timestamp / 1000)
+                    if it.timestamp != last_ts:
+                        last_ts, last_at = it.timestamp, cal.at(it.timestamp / 1000)
+                    t = last_at
                 if t is not None:
                     times[it.message.id] = t
-            t0 = time.perf_counter()
-            rc.times = times
-            ids: dict[tuple[str, str], list[str]] = {}
+            emitted: dict[tuple[str, str], list[str]] = {}
             data: dict[tuple[str, str], list[dict]] = {}
             if found:
-                for r in await conn.fetch("SELECT cause, type, id, data FROM rebuild_emitted "
-                                          "WHERE cause = ANY($1::text[]) ORDER BY seq", list(found)):
-                    ids.setdefault((r[0], r[1]), []).append(r[2])
+                for r in await lookup.fetch("SELECT cause, type, id, data FROM rebuild_emitted "
+                                            "WHERE cause = ANY($1::text[]) ORDER BY seq", list(found)):
+                    emitted.setdefault((r[0], r[1]), []).append(r[2])
                     if r[3] is not None:
                         data.setdefault((r[0], r[1]), []).append(orjson.loads(r[3]))
-            rc.ids = ids
-            rc.data = data
-            await rc._process_until_done(pending)  # noqa: SLF001
-            outcome.handle_seconds += time.perf_counter() - t0
-            outcome.batches += 1
-            outcome.records += len(pending)
-            progress.update(task, advance=len(pending),
-                            rate=f"{outcome.records / max(1e-9, time.perf_counter() - started):,.0f} records/s")
+            keys, _, _ = rc._dedup(pending)  # noqa: SLF001
+            claimed = await claim(lookup, keys)
+            await hand_over(_Batch(rc, pending, times, emitted, claimed, data))
             pending = []
 
         async def refill(want: list[TopicPartition]) -> None:
@@ -504,7 +554,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
                     items = [Item(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp, r.timestamp_type,
                                   by_topic[tp.topic]._interned(bearer(r.headers)) if tp.topic == by_topic[tp.topic]._intake  # noqa: SLF001
                                   else None) for r in records]
-                    keys, known = await _order_keys(conn, items, have_times)
+                    keys, known = await _order_keys(lookup, items, have_times)
                     live_at.setdefault(tp, set()).update(it.offset for it, k in zip(items, known) if k)
                     buffers[tp] = list(zip(keys, items))[::-1] + buffers[tp]
                 want = [tp for tp in want if not buffers[tp] and fetched[tp] < ends[tp]]
@@ -513,32 +563,53 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, progress, outc
         for tp, buffered in buffers.items():
             if buffered:
                 k, head = buffered[-1]
-                heapq.heappush(heap, _Head(k, tp.topic, tp.partition, head.offset, tp))
+                heapq.heappush(heap, (k, tp.topic, tp.partition, head.offset, tp))
+        merged = 0
         while heap:
-            head = heapq.heappop(heap)
-            tp = head.tp
+            at, _, _, offset, tp = heapq.heappop(heap)
             _, it = buffers[tp].pop()
             rc = by_topic[tp.topic]
-            live = head.offset in live_at.get(tp, ())
+            live = offset in live_at.get(tp, ())
             if pending and (rc is not pending_consumer or len(pending) >= batch_records
-                            or (live and batch_at is not None and head.at != batch_at)):
+                            or (live and batch_at is not None and at != batch_at)):
                 await flush()
             if not pending:
                 batch_at = None
             if live:  # the worker handled it in a batch of its own: replayed in the same batch
-                batch_at = head.at
-                live_at[tp].discard(head.offset)
+                batch_at = at
+                live_at[tp].discard(offset)
             pending_consumer = rc
             pending.append(it)
             if not buffers[tp] and fetched[tp] < ends[tp]:
                 await refill([tp])  # its next record is needed to know what comes next
             if buffers[tp]:
                 k, head = buffers[tp][-1]
-                heapq.heappush(heap, _Head(k, tp.topic, tp.partition, head.offset, tp))
+                heapq.heappush(heap, (k, tp.topic, tp.partition, head.offset, tp))
+            merged += 1
+            if merged % DECODE_STEP == 0:
+                await asyncio.sleep(0)  # let the handling task go on
         await flush()
+        await hand_over(None)
+        await handling
         outcome.seconds = time.perf_counter() - started
+        outcome.cpu_seconds = time.process_time() - cpu_started
     finally:
+        if handling is not None and not handling.done():
+            handling.cancel()
+            await asyncio.gather(handling, return_exceptions=True)
         await consumer.stop()
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A batch decoded and ready to be handled: its consumer, records, each message's handling
+    time and the ids its events were published under, and its inbox keys that were new."""
+    consumer: _ReplayConsumer
+    items: list[Item]
+    times: dict[str, datetime]
+    ids: dict[tuple[str, str], list[str]]
+    claimed: set[tuple[str, str]]
+    data: dict[tuple[str, str], list[dict]]  # (cause, type) -> the live events' data the handler asks for
 
 
 async def _order_keys(conn: asyncpg.Connection, items: list[Item],
@@ -574,21 +645,48 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
         rt.verifier.prefetch()
     outcome = Outcome(rt.service)
     conn = await _connect(s.migration_dsn(), rt.service, rt.service)
+    lookup = None  # a second connection: the handling times, looked up while ``conn`` writes
     try:
         await _exclusive(conn, rt.service)
+        lookup = await _connect(s.migration_dsn(), rt.service, rt.service)
         with _progress(progress_bar) as progress:
-            await _read_handling_times(rt, conn, progress)
-            await _read_inbox_times(conn)
+            await _read_handling_times(rt, lookup, progress)
+            await _read_inbox_times(lookup)
             async with conn.transaction():
                 await empty_schema(conn, rt.service)
             await migrate(conn, rt.service, rt.components)
             for hook in rt._startup_hooks:  # noqa: SLF001 (reference data the handlers load)
                 await _run_hook(rt, hook, conn)
-            await _replay(rt, conn, progress, outcome, batch_records)
+            with _few_collections():
+                await _replay(rt, conn, lookup, progress, outcome, batch_records)
+        await conn.execute("SET synchronous_commit = on")
         await conn.execute("ANALYZE")
     finally:
+        if lookup is not None:
+            await lookup.close()
         await conn.close()
     return outcome
+
+
+@contextlib.contextmanager
+def _few_collections():
+    """Less of the cyclic garbage collector while replaying.
+
+    A replay allocates millions of short-lived objects, and with the collector's default
+    thresholds it walked everything alive again and again (the modules and their models, and
+    the records buffered for the merge): a quarter of the replay's CPU. What exists when the
+    replay starts is frozen (never walked again), and the young generations are collected less
+    often. Most of what a record allocates is freed by reference counting anyway; the rest is
+    collected at the higher thresholds."""
+    before = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 async def _run_hook(rt: "ServiceRuntime", hook, conn: asyncpg.Connection) -> None:

@@ -80,23 +80,23 @@ def patrol_envelopes(n: int, *, start: int = 0) -> list[tuple[bytes, bytes, list
     return out
 
 
-async def prefill(bootstrap: str, records: list[tuple[bytes, bytes, list]]) -> None:
+async def prefill(bootstrap: str, records: list[tuple[bytes, bytes, list]], topic: str = GRID.intake.name) -> None:
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False, linger_ms=20,
                          max_batch_size=512 * 1024, acks="all")
     await p.start()
     try:
-        parts = sorted(await p.partitions_for(GRID.intake.name))
+        parts = sorted(await p.partitions_for(topic))
         batches = {pt: p.create_batch() for pt in parts}
         futs = []
         for key, value, headers in records:
             pt = parts[hash(key) % len(parts)]
             if batches[pt].append(key=key, value=value, timestamp=None, headers=headers) is None:
-                futs.append(await p.send_batch(batches[pt], GRID.intake.name, partition=pt))
+                futs.append(await p.send_batch(batches[pt], topic, partition=pt))
                 batches[pt] = p.create_batch()
                 batches[pt].append(key=key, value=value, timestamp=None, headers=headers)
         for pt, b in batches.items():
             if b.record_count():
-                futs.append(await p.send_batch(b, GRID.intake.name, partition=pt))
+                futs.append(await p.send_batch(b, topic, partition=pt))
         await asyncio.gather(*futs)
     finally:
         await p.stop()

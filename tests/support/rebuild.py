@@ -267,12 +267,12 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def run_rebuild(service: str, env: Mapping[str, str], *, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python -m services.<service>.app rebuild --no-progress`` with ``env`` (the worker's,
+def run_rebuild(service: str, env: Mapping[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m services.<service>.app rebuild --no-progress [args]`` with ``env`` (the worker's,
     without its HTTP settings)."""
     prefix = f"{service.upper()}_HTTP"
     env = {k: v for k, v in env.items() if not k.startswith(prefix)}
-    return subprocess.run([sys.executable, "-m", f"services.{service}.app", "rebuild", "--no-progress"], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", f"services.{service}.app", "rebuild", "--no-progress", *args], cwd=ROOT,
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
 
 

@@ -128,6 +128,19 @@ def test_grid_code_refuses_a_malformed_id(bad):
         GridCode.parse(bad)
 
 
+def test_grid_codes_parsed_before_are_kept_and_malformed_ones_never_are():
+    first = GridCode.parse("110105001002004")
+    assert GridCode.parse("110105001002004") is first  # kept: a handler parses a grid id per message
+
+    class Sub(GridCode):
+        pass
+
+    assert type(Sub.parse("110105001002004")) is Sub  # a subclass gets its own class, not the kept code
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            GridCode.parse("11010500100200x")
+
+
 def test_report_command_and_event_share_their_fields():
     missing = set(ReportCase.model_fields) - set(CaseReported.model_fields)
     assert missing == set()

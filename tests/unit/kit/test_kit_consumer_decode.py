@@ -1,5 +1,6 @@
 """The consumer's decode step: a record holding U+0000 leaves the fast typed path and becomes a
-decode error (dead-lettered as ``nul_character``); the others decode as before."""
+decode error (dead-lettered as ``nul_character``); the others decode as before. Each distinct
+token of a batch is verified once, and checked at each record's time."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -55,3 +56,34 @@ def test_records_holding_a_nul_character_are_decode_errors_naming_the_field():
     assert nul_key.message is not None
     assert text.message is not None and text.message.payload.grid_worker_id == "gw-\\u0000"
     assert all(it.message is None for it in (nul_id, nul_source, nul_data, garbage))
+
+
+def test_each_token_of_a_batch_is_looked_up_once_and_checked_at_each_records_time(tmp_path):
+    import time
+
+    from services.kit.devidentity import claims_for, generate_key, mint, public_jwk, write_jwks
+    from services.kit.identity import Principal, TokenVerifier, Unauthenticated
+    from services.kit.settings import DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER
+
+    key = generate_key()
+    write_jwks(tmp_path / "jwks.json", [public_jwk(key)])
+    v = TokenVerifier(tmp_path / "jwks.json", issuer=DEFAULT_JWT_ISSUER, audience=DEFAULT_JWT_AUDIENCE, leeway=0)
+    now = time.time()
+    token = mint({**claims_for("gw-1", ["grid_worker"], {"streets": ["110105001"]}, lifetime=600),
+                  "iat": int(now) - 300, "nbf": int(now) - 300, "exp": int(now) + 300}, key).encode()
+    looked_up = []
+    real = v.verified
+    v.verified = lambda t: looked_up.append(t) or real(t)  # type: ignore[method-assign]
+    c = consumer()
+    c.verifier = v
+    stamps = [now - 60, now - 30, now + 400, now - 600, now]  # within, within, after exp, before iat, within
+    items = [Item(GRID.intake.name, 0, i, b"k", value(), int(ts * 1000), 1, token) for i, ts in enumerate(stamps)]
+    items.append(Item(GRID.intake.name, 0, 9, b"k", value(), int(now * 1000), 1, b"not.a.token"))
+    c._decode(items)
+    senders = [it.message.principal for it in items]
+    assert [type(p) for p in senders[:5]] == [Principal, Principal, Unauthenticated, Unauthenticated, Principal]
+    assert (senders[2].reason, senders[3].reason, senders[5].reason) == ("expired", "not_yet_valid", "malformed")
+    assert senders[0].sub == "gw-1"
+    assert looked_up == [token, b"not.a.token"]  # once per distinct token in the batch
+    c._decode(items[:1])
+    assert looked_up[2:] == [token]  # a new batch looks it up again (from the verifier's cache)

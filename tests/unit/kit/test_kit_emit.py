@@ -41,3 +41,15 @@ def test_each_event_carries_its_own_time_when_times_alternate():
     assert written == ["2026-11-22T08:00:00Z", "2026-11-22T08:00:01Z", "2026-11-22T08:00:00Z",
                        "2026-11-22T16:00:00+08:00", "2026-11-22T08:00:00Z"]
     assert all(r.topic == "grid.events.v1" for r in uow.records)
+
+
+def test_equal_times_that_are_not_one_object_are_written_alike_and_a_naive_one_apart():
+    uow = UnitOfWork(None, "grid", now=T0)
+    times = [T0, datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc), datetime(2026, 11, 22, 8, 0),
+             datetime(2026, 11, 22, 8, 0, 0, 1, tzinfo=timezone.utc)]
+    assert times[1] is not T0
+    for i, t in enumerate(times):
+        uow.emit(logged(i), time=t)
+    written = [orjson.loads(r.value)["time"] for r in uow.records]
+    assert written == ["2026-11-22T08:00:00Z", "2026-11-22T08:00:00Z", "2026-11-22T08:00:00",
+                       "2026-11-22T08:00:00.000001Z"]

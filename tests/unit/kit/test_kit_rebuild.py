@@ -47,3 +47,27 @@ def test_events_get_the_ids_they_were_published_under_in_order_per_type():
     assert third.id not in ("ev-a", "ev-b")  # more than the worker published: a new id
     uow.message = message(2)
     assert uow.emit(logged(2)).id not in ("ev-a", "ev-b")
+
+
+async def test_an_event_too_large_for_the_outbox_fails_in_the_replay_as_it_failed_live():
+    """The worker could not write such an event to its outbox: the message was dead-lettered and
+    its effects undone. The replay writes no outbox, and must still fail the same way."""
+    import pytest
+
+    from schemas.topics import GRID
+    from services.kit import outbox
+    from services.kit.handlers import Handler
+    from services.kit.outbox import OutboxRecord, RecordTooLarge
+    from services.kit.rebuild import Outcome, _ReplayConsumer
+
+    class Nothing(Handler):
+        service = "grid"
+
+    rc = _ReplayConsumer(outcome=Outcome("grid"), service="grid", name="rebuild-intake", topics=[GRID.intake],
+                         group_id="-", bootstrap="unused:9092", pool=None, handler=Nothing())
+    fits = OutboxRecord(topic="grid.events.v1", key=b"k", value=b"x" * 100, message_type="t")
+    await rc._write_outbox(None, [fits])
+    with pytest.raises(RecordTooLarge):
+        await rc._write_outbox(None, [OutboxRecord(topic="grid.events.v1", key=b"k",
+                                                   value=b"x" * (outbox.MAX_RECORD_BYTES + 1), message_type="t")])
+    assert rc.outcome.suppressed == {"grid.events.v1": 1}  # only what the worker could publish
