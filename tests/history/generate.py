@@ -9,28 +9,39 @@ services run them at start-up. Then the projections are filled, in chunks, with 
   are what the worker would have written for the same commands. Most cases are reported,
   registered, dispatched, handled, verified and closed (some reworked, some dismissed, the
   newest still open at every stage), the overdue timer's events included.
-- points: each registered report of a resident earns an award by the earning rules
-  (``award_plan`` / ``decide_award``, caps included); residents redeem points at merchants
-  (``decide_transfer``, with the expiry of lots past their validity before a spend) and submit
-  good deeds that the community reviews (``decide_submit_deed`` / ``decide_review_deed``, the
-  approved ones credited); all decided in the order they happen; the expiry timer's postings
-  up to the end of the history. ``deeds`` hold the deed states. ``accounts`` hold the evolved account states,
-  ``postings`` and ``earnings`` the postings in time order; the ledger's own triggers keep the
-  balances and the running totals (one statement per chunk), so the incremental and full ledger
-  checks hold.
-- assessment: the events above enter ``event_log`` as the assessment worker records them, are
-  folded into ``facts`` and ``refs`` by the service's own fold, and every period that ended
+- orders: members register (双报到) and claim posts; each registered resident-need case becomes
+  its order and residents place their own, and every order goes through the orders domain in
+  time order (dispatched automatically against the members' open orders, accepted, declined or
+  expired and dispatched again, completed, rated, evaluated, some cancelled; the newest still
+  open): ``orders``, ``order_history``, ``members``, ``posts`` (:mod:`tests.history.orders`).
+- points: each registered report of a resident and each passed order earns an award by the
+  earning rules (``award_plan`` / ``decide_award``, caps included); residents redeem points at
+  merchants (``decide_transfer``, with the expiry of lots past their validity before a spend) and
+  submit good deeds that the community reviews (``decide_submit_deed`` / ``decide_review_deed``,
+  the approved ones credited); all decided in the order they happen; the expiry timer's postings
+  up to the end of the history. ``deeds`` hold the deed states. ``accounts`` hold the evolved
+  account states, ``postings`` and ``earnings`` the postings in time order; the ledger's own
+  triggers keep the balances and the running totals (one statement per chunk), so the
+  incremental and full ledger checks hold. ``order_facts`` and ``grid_reports`` hold what the
+  worker keeps of the orders and the cases until they decide an award.
+- assessment: the events above that it consumes enter ``event_log`` as the worker records them,
+  are folded into ``facts`` and ``refs`` by the service's own fold, and every period that ended
   is closed as the period-close timer closes it (scorecards, alerts, ``period_closes``; the
   timer's mark is set to the end of the history).
 
-The events topics are not filled: at scale that is the rebuild's workload, measured separately
-(``tests/history/rebuild_bench.py``). Nothing is written to an outbox, so a worker started on
-the result publishes nothing from the past. Orders and party keep their (empty) schemas.
+Every event carries the id, time, cause and correlation its service would have given it; the rows
+that name events name those ids. With ``--topics`` (``TOPICS=1``; the default up to ``SCALE``
+0.01) they are written as the events topics: ``var/history/topics.tsv.gz`` in time order, and
+the events topics of ``KAFKA_BOOTSTRAP_SERVERS`` when it is set (:mod:`tests.history.topics`);
+``make bench-history`` rebuilds points and assessment from them. The intake topics stay empty
+(what the commands were is not kept), and nothing is written to an outbox, so a worker started
+on the result publishes nothing from the past. Party keeps its (empty) schema.
 
 ``SCALE`` 1.0 is a large district over ``YEARS`` 5: about 5 M cases, 500,000 residents who may
-report, 2,000 merchants; the postings follow from the residents' registered reports.
-The database is ``DATABASE_URL``, else an embedded PostgreSQL under ``var/history`` (left
-running with ``--keep``; its URL is printed). Deterministic for a given ``--seed``.
+report, 2,000 merchants, 3,000 members, about 1 M orders (half from the cases); the postings
+follow from the registered reports, the passed orders and the deeds.
+The database is ``DATABASE_URL``, else database ``history`` of an embedded PostgreSQL under
+``var/history`` (replaced each run, kept for ``make bench-history``). Deterministic for a given ``--seed``.
 """
 from __future__ import annotations
 
@@ -630,6 +641,9 @@ async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs
 
 HISTORY_DIR = ROOT / "var" / "history" / "pg"
 HISTORY_DB = "history"
+TOPICS_UP_TO_SCALE = 0.01
+"""Without ``--topics``/``--no-topics`` or ``TOPICS``, the topics are written up to this scale:
+beyond it, keeping every event in memory until they are sorted and written costs too much."""
 HISTORY_TOPICS = ROOT / "var" / "history" / "topics.tsv.gz"
 """The events topics of the last history made with ``--topics`` (:mod:`tests.history.topics`)."""
 
@@ -657,9 +671,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--years", type=int, default=int(os.environ.get("YEARS", "5")))
     ap.add_argument("--scale", type=float, default=float(os.environ.get("SCALE", "1.0")))
     ap.add_argument("--seed", type=int, default=19)
-    ap.add_argument("--topics", action="store_true", default=os.environ.get("TOPICS", "0") not in ("", "0"),
-                    help="also the events topics: var/history/topics.tsv.gz, and KAFKA_BOOTSTRAP_SERVERS if set")
+    ap.add_argument("--topics", action=argparse.BooleanOptionalAction, default=None,
+                    help="also the events topics: var/history/topics.tsv.gz, and KAFKA_BOOTSTRAP_SERVERS if set "
+                         f"(default: env TOPICS=1/0, else up to --scale {TOPICS_UP_TO_SCALE})")
     args = ap.parse_args(argv)
+    if args.topics is None:
+        given = os.environ.get("TOPICS", "")
+        args.topics = given not in ("", "0") if given else args.scale <= TOPICS_UP_TO_SCALE
     plan = Plan(years=args.years, scale=args.scale, seed=args.seed)
     dsn = os.environ.get("DATABASE_URL")
     HISTORY_TOPICS.unlink(missing_ok=True)  # an older history's topics must not pass for this one's
