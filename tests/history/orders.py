@@ -136,10 +136,10 @@ class OrdersWorld:
                     self._at(released, "release", ReleasePost(member_id=member_id, post_id=post_id,
                                                               reason="工作调动"))
 
-    def plan_direct_orders(self) -> None:
-        """Residents' own orders, at random times over the history."""
+    def plan_direct_orders(self, n: int | None = None) -> None:
+        """Residents' own orders (``n``, else as many as the scale gives), at random times over the history."""
         plan, rng = self.plan, self.rng
-        n = max(10, round(DIRECT_ORDERS_AT_FULL_SCALE * plan.scale))
+        n = n if n is not None else max(10, round(DIRECT_ORDERS_AT_FULL_SCALE * plan.scale))
         span = (plan.end - plan.start).total_seconds()
         weights = [3 if c in (OrderCategory.DAILY_CARE, OrderCategory.REPAIR, OrderCategory.CLEANING) else 1
                    for c in CATEGORIES]
