@@ -256,6 +256,7 @@ class Ledger:
         self.merchants = [account_id_for(AccountKind.merchant, f"shop-{m:05d}") for m in range(plan.merchants)]
         self.deeds: dict[str, tuple[Deed, int]] = {}  # deed id -> (state, saves)
         self.deed_categories = self.rules.deed_categories()
+        self.lots_due: list[tuple[datetime, str]] = []  # (when a lot credited since last asked expires, account)
 
     def _apply(self, events: Iterable[Any], at: datetime, cause: str | None, story: str | None) -> None:
         """Keep the openings and postings, publish every event (as the worker's ``_post``)."""
@@ -268,6 +269,8 @@ class Ledger:
                 for side in (e.debit_account, e.credit_account):
                     self.accounts[side] = evolve_account(self.accounts[side], e)
                 self.postings.append(e)
+                if self.accounts[e.credit_account].kind is AccountKind.resident:  # a lot, which will expire
+                    self.lots_due.append((self.rules.expires_at(e.posted_at), e.credit_account))
             self.pubs.append(Pub(at, next(self.seq), "points", _uuid(self.rng), e, cause, story))
 
     def open_merchants(self, at: datetime) -> None:
@@ -327,9 +330,13 @@ class Ledger:
         cid = _uuid(self.rng)
         self._apply(events, at, cid, cid)
 
+    def expire(self, account_id: str, now: datetime) -> None:
+        """The expiry timer's round at ``now`` for one account (its lots past their validity)."""
+        self._apply(decide_expire(self.accounts[account_id], rules=self.rules, now=now), now, None, None)
+
     def expire_all(self, now: datetime) -> None:
         for account_id in sorted(a for a, acc in self.accounts.items() if acc.kind is AccountKind.resident):
-            self._apply(decide_expire(self.accounts[account_id], rules=self.rules, now=now), now, None, None)
+            self.expire(account_id, now)
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -492,14 +499,29 @@ def _run_ledger(ledger: Ledger, earnings: list[tuple[Earning, str | None]], plan
                 progress: Progress, task) -> None:
     """What the points worker decides, in the order things happen: each award when its report is
     registered or its order passed; after it, maybe a redemption within 4 months and a deed
-    (submitted within a month, reviewed within 5 days); nothing after the end of the history."""
+    (submitted within a month, reviewed within 5 days); each lot expired by the expiry timer's
+    first round after its validity ends (the timer runs every ``POINTS_EXPIRY_INTERVAL_SECONDS``);
+    nothing after the end of the history."""
     import heapq
+    from services.points.app.settings import PointsSettings
+    interval = PointsSettings.model_fields["expiry_interval_seconds"].default
     queue: list[tuple[datetime, int, str, Any]] = [(e.occurred_at, n, "award", (e, story))
                                                    for n, (e, story) in enumerate(earnings)]
     heapq.heapify(queue)
     n = len(queue)
-    while queue:
+    while True:
+        for due, account_id in ledger.lots_due:  # what the last step credited
+            t = due + timedelta(seconds=rng.uniform(0, interval))
+            if t <= plan.end:
+                n += 1
+                heapq.heappush(queue, (t, n, "expire", account_id))
+        ledger.lots_due.clear()
+        if not queue:
+            break
         at, _, what, arg = heapq.heappop(queue)
+        if what == "expire":
+            ledger.expire(arg, at)
+            continue
         if what == "award":
             earning, story = arg
             ledger.award(earning, story)
