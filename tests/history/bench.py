@@ -201,11 +201,11 @@ async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path
     return out
 
 
-async def rebuild(service: str, dsn: str, bootstrap: str, *, database: str | None = None) -> dict[str, Any]:
+async def rebuild(service: str, dsn: str, bootstrap: str) -> dict[str, Any]:
     """``python -m services.<service>.app rebuild`` from the topics of ``bootstrap`` into a new
     database beside ``dsn``'s (``history_rebuild_<service>``, replaced); its JSON line, with the
     database's URL."""
-    url = await create_database(dsn, database or f"history_rebuild_{service}", replace=True)
+    url = await create_database(dsn, f"history_rebuild_{service}", replace=True)
     env = {**os.environ, **test_identity().env(), "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
            "LOG_FORMAT": "text"}
     proc = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", f"services.{service}.app", "rebuild",
