@@ -24,7 +24,9 @@ help:
 	@echo "make chaos     - the district (2 workers/service, Prometheus) under seeded faults, then its invariants"
 	@echo "                 checked; one JSON line, exit 1 on a failed check (SEED, CHAOS_MINUTES<=20, CHAOS_RATE)"
 	@echo "make history  - YEARS=5 SCALE=1.0: a district's years of history in PostgreSQL (DATABASE_URL, else var/history)"
-	@echo "make bench-history - read, close and ledger-check figures on a generated history vs an empty one; one JSON line"
+	@echo "                 and, with TOPICS=1 (the default up to SCALE=0.01), the events topics the services published"
+	@echo "make bench-history - read, close and ledger-check figures on a generated history vs an empty one, rebuilds"
+	@echo "                 from its topics; one JSON line"
 	@echo "make schemas   - regenerate JSON Schema + AsyncAPI from the contract package, OpenAPI from the routes"
 	@echo "make provision - create the contract topics on KAFKA_BOOTSTRAP_SERVERS"
 
@@ -82,8 +84,11 @@ chaos: $(STAMP) promtool
 
 YEARS ?= 5
 SCALE ?= 1.0
+# TOPICS=1 also writes the events topics (var/history/topics.tsv.gz, and KAFKA_BOOTSTRAP_SERVERS
+# when set); TOPICS=0 does not; unset, they are written up to SCALE 0.01.
+TOPICS ?=
 history: $(STAMP)
-	$(PY) -m tests.history.generate --years $(YEARS) --scale $(SCALE)
+	TOPICS=$(TOPICS) $(PY) -m tests.history.generate --years $(YEARS) --scale $(SCALE)
 
 bench-history: $(STAMP)
 	$(PY) -m tests.history.bench

@@ -16,8 +16,17 @@ signed development tokens of the test identity), and:
 - the incremental ledger check (``GET /v1/ledger/check``, in the endpoint figures) and the full
   one (``POST /v1/ledger/check/full``, once): seconds.
 
+Then, when the history was made with its events topics (``make history TOPICS=1``: the dump
+``var/history/topics.tsv.gz``), the rebuild of each service whose input topics those hold
+(points: the grid's and the orders' events; assessment: the grid's, the orders' and the
+points' events): the dump is loaded into an embedded broker under ``var/history/kafka`` (its
+seconds reported), and ``python -m services.<svc>.app rebuild`` runs for each service into a
+database of its own (``history_rebuild_<svc>``, replaced each run), never into the history:
+records, seconds and records/s. With ``KAFKA_BOOTSTRAP_SERVERS`` the topics are read there
+instead (the broker the history was written to) and nothing is loaded.
+
 Prints one JSON line: the figures of both runs, the size of the history and the ratios
-history/empty of each p99 and time.
+history/empty of each p99 and time, and the rebuilds.
 """
 from __future__ import annotations
 
@@ -25,6 +34,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,10 +47,16 @@ import asyncpg
 
 from services.kit.infra import EmbeddedKafka
 from services.kit.provision import provision
-from tests.history.generate import HISTORY_DB, HISTORY_DIR, create_database, embedded_history, migrate_all
-from tests.support.identity import command_token, token
+from tests.history.generate import (
+    HISTORY_DB, HISTORY_DIR, HISTORY_TOPICS, ROOT, create_database, embedded_history, migrate_all,
+)
+from tests.history.topics import produce, read_dump
+from tests.support.identity import command_token, test_identity, token
 from tests.support.procs import Worker
 
+REBUILT = ("points", "assessment")
+"""The services whose input topics a history's topics hold (their own intake aside, which the
+history does not fill)."""
 CONCURRENCY = 32
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "640"))
 PROVISIONAL_READS = 20
@@ -98,6 +114,7 @@ async def sample_of(dsn: str) -> dict[str, Any]:
             open_month)] if open_month else []
         size = {"cases": await conn.fetchval("SELECT count(*) FROM grid.cases"),
                 "case_history": await conn.fetchval("SELECT count(*) FROM grid.case_history"),
+                "orders": await conn.fetchval("SELECT count(*) FROM orders.orders"),
                 "postings": await conn.fetchval("SELECT count(*) FROM points.postings"),
                 "accounts": await conn.fetchval("SELECT count(*) FROM points.accounts"),
                 "event_log": await conn.fetchval("SELECT count(*) FROM assessment.event_log"),
@@ -198,6 +215,51 @@ async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path
     return out
 
 
+async def rebuild(service: str, dsn: str, bootstrap: str) -> dict[str, Any]:
+    """``python -m services.<service>.app rebuild`` from the topics of ``bootstrap`` into a new
+    database beside ``dsn``'s (``history_rebuild_<service>``, replaced); its JSON line, with the
+    database's URL."""
+    url = await create_database(dsn, f"history_rebuild_{service}", replace=True)
+    env = {**os.environ, **test_identity().env(), "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+           "LOG_FORMAT": "text"}
+    proc = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", f"services.{service}.app", "rebuild",
+                                                    "--no-progress"], cwd=ROOT, env=env, capture_output=True,
+                                   text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the {service} rebuild failed ({proc.returncode}): {proc.stderr[-4000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out["database"] = url
+    return out
+
+
+async def rebuilds(dsn: str) -> dict[str, Any]:
+    """The rebuild of each service of :data:`REBUILT` from the history's topics (see the module
+    docstring), or why there is none."""
+    given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not given and not HISTORY_TOPICS.exists():
+        return {"skipped": "the history has no topics: make history TOPICS=1"}
+    broker = None
+    out: dict[str, Any] = {}
+    try:
+        if given:
+            bootstrap = given
+        else:
+            broker = EmbeddedKafka(workdir=HISTORY_TOPICS.parent / "kafka").start()
+            bootstrap = broker.bootstrap
+            await provision(bootstrap, partitions=int(os.environ.get("TOPIC_PARTITIONS", "12")))
+            t = time.perf_counter()
+            loaded = await produce(bootstrap, read_dump(HISTORY_TOPICS))
+            out["loaded"] = {"records": dict(sorted(loaded.items())), "seconds": round(time.perf_counter() - t, 1)}
+        for svc in REBUILT:
+            r = await rebuild(svc, dsn, bootstrap)
+            out[svc] = {k: r[k] for k in ("records", "seconds", "records_per_second", "handle_seconds",
+                                          "fetch_seconds", "not_published_again")}
+    finally:
+        if broker is not None:
+            broker.stop()
+    return out
+
+
 def _ratios(h: dict[str, Any], e: dict[str, Any]) -> dict[str, float | None]:
     out: dict[str, float | None] = {}
     for k, v in h.items():
@@ -228,8 +290,10 @@ async def run() -> dict[str, Any]:
             await c.close()
         history = await measure(dsn, broker.bootstrap, sample, work)
         blank = await measure(empty, broker.bootstrap, sample, work)
+        broker.stop()
         return {"history": sample["size"], "concurrency": CONCURRENCY, "requests": REQUESTS,
-                "at_history": history, "at_empty": blank, "ratio": _ratios(history, blank)}
+                "at_history": history, "at_empty": blank, "ratio": _ratios(history, blank),
+                "rebuild": await rebuilds(dsn)}
     finally:
         broker.stop()
         if pg is not None:

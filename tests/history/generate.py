@@ -9,33 +9,45 @@ services run them at start-up. Then the projections are filled, in chunks, with 
   are what the worker would have written for the same commands. Most cases are reported,
   registered, dispatched, handled, verified and closed (some reworked, some dismissed, the
   newest still open at every stage), the overdue timer's events included.
-- points: each registered report of a resident earns an award by the earning rules
-  (``award_plan`` / ``decide_award``, caps included); residents redeem points at merchants
-  (``decide_transfer``, with the expiry of lots past their validity before a spend) and submit
-  good deeds that the community reviews (``decide_submit_deed`` / ``decide_review_deed``, the
-  approved ones credited); all decided in the order they happen; the expiry timer's postings
-  up to the end of the history. ``deeds`` hold the deed states. ``accounts`` hold the evolved account states,
-  ``postings`` and ``earnings`` the postings in time order; the ledger's own triggers keep the
-  balances and the running totals (one statement per chunk), so the incremental and full ledger
-  checks hold.
-- assessment: the events above enter ``event_log`` as the assessment worker records them, are
-  folded into ``facts`` and ``refs`` by the service's own fold, and every period that ended
+- orders: members register (双报到) and claim posts; each registered resident-need case becomes
+  its order and residents place their own, and every order goes through the orders domain in
+  time order (dispatched automatically against the members' open orders, accepted, declined or
+  expired and dispatched again, completed, rated, evaluated, some cancelled; the newest still
+  open): ``orders``, ``order_history``, ``members``, ``posts`` (:mod:`tests.history.orders`).
+- points: each registered report of a resident and each passed order earns an award by the
+  earning rules (``award_plan`` / ``decide_award``, caps included); residents redeem points at
+  merchants (``decide_transfer``, with the expiry of lots past their validity before a spend) and
+  submit good deeds that the community reviews (``decide_submit_deed`` / ``decide_review_deed``,
+  the approved ones credited); all decided in the order they happen; the expiry timer's postings
+  up to the end of the history. ``deeds`` hold the deed states. ``accounts`` hold the evolved
+  account states, ``postings`` and ``earnings`` the postings in time order; the ledger's own
+  triggers keep the balances and the running totals (one statement per chunk), so the
+  incremental and full ledger checks hold. ``order_facts`` and ``grid_reports`` hold what the
+  worker keeps of the orders and the cases until they decide an award.
+- assessment: the events above that it consumes enter ``event_log`` as the worker records them,
+  are folded into ``facts`` and ``refs`` by the service's own fold, and every period that ended
   is closed as the period-close timer closes it (scorecards, alerts, ``period_closes``; the
   timer's mark is set to the end of the history).
 
-The events topics are not filled: at scale that is the rebuild's workload, measured separately
-(``tests/history/rebuild_bench.py``). Nothing is written to an outbox, so a worker started on
-the result publishes nothing from the past. Orders and party keep their (empty) schemas.
+Every event carries the id, time, cause and correlation its service would have given it; the rows
+that name events name those ids. With ``--topics`` (``TOPICS=1``; the default up to ``SCALE``
+0.01) they are written as the events topics: ``var/history/topics.tsv.gz`` in time order, and
+the events topics of ``KAFKA_BOOTSTRAP_SERVERS`` when it is set (:mod:`tests.history.topics`);
+``make bench-history`` rebuilds points and assessment from them. The intake topics stay empty
+(what the commands were is not kept), and nothing is written to an outbox, so a worker started
+on the result publishes nothing from the past. Party keeps its (empty) schema.
 
 ``SCALE`` 1.0 is a large district over ``YEARS`` 5: about 5 M cases, 500,000 residents who may
-report, 2,000 merchants; the postings follow from the residents' registered reports.
-The database is ``DATABASE_URL``, else an embedded PostgreSQL under ``var/history`` (left
-running with ``--keep``; its URL is printed). Deterministic for a given ``--seed``.
+report, 2,000 merchants, 3,000 members, about 1 M orders (half from the cases); the postings
+follow from the registered reports, the passed orders and the deeds.
+The database is ``DATABASE_URL``, else database ``history`` of an embedded PostgreSQL under
+``var/history`` (replaced each run, kept for ``make bench-history``). Deterministic for a given ``--seed``.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import sys
@@ -68,10 +80,17 @@ from services.points.domain.accounts import Account, evolve_account, opened_even
 from services.points.domain.clock import month_of, year_of
 from services.points.domain.rankings import earned_from
 from services.points.domain.rules import SourceKind
-from schemas.points import DeedApproved, ReviewDeed, SubmitDeed
+from schemas.points import ReviewDeed, SubmitDeed
+from schemas.grid import CaseDismissed, CaseRegistered, CaseReported
+from schemas.pii import minimised
 from services.points.domain.deeds import Deed, decide_review_deed, decide_submit_deed, evolve_deed
-from services.points.domain.transfers import Earning, award_plan, decide_award, decide_expire, decide_transfer
+from services.points.domain.transfers import (
+    Earning, TransferRefusal, award_plan, decide_award, decide_expire, decide_transfer,
+)
 from services.points.domain import EarningRules
+from schemas.orders import OrderEvaluated
+from tests.history.orders import OrdersWorld
+from tests.history.topics import Pub, in_time_order, produce, read_dump, write_dump
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("grid", "orders", "points", "assessment", "party")
@@ -127,11 +146,12 @@ def _dumps(v: Any) -> str:
 @dataclass
 class CaseRun:
     """One case's life: its final state, its case_state version (one save per command), and
-    its events (each with its id) in order."""
+    its events in order, each with its id, the time the worker handled what caused it (the
+    envelope's time) and the id of the command that caused it (None: the overdue timer)."""
 
     state: CaseState
     saves: int
-    events: list[tuple[Any, str]]
+    events: list[tuple[Any, str, datetime, str | None]]
 
 
 class GridWorld:
@@ -159,10 +179,10 @@ class GridWorld:
         state: CaseState | None = None
         now = reported_at
 
-        def apply(events) -> None:
+        def apply(events, at: datetime, cause: str | None) -> None:
             nonlocal state
             for ev in events:
-                run.events.append((ev, _uuid(rng)))
+                run.events.append((ev, _uuid(rng), at, cause))
             if events:
                 state = evolve_all({case_id: state}, events)[case_id]
                 run.saves += 1
@@ -172,8 +192,8 @@ class GridWorld:
             if now > end:
                 return
             due = check_overdue(state, now) if state is not None else []
-            apply(due)
-            apply(decide(state, cmd, self._ctx(now, **ctx)))
+            apply(due, now, None)
+            apply(decide(state, cmd, self._ctx(now, **ctx)), now, _uuid(rng))
 
         def later(lo_minutes: float, hi_minutes: float) -> bool:
             nonlocal now
@@ -214,7 +234,7 @@ class GridWorld:
                         step(CaseFeedback(case_id=case_id, satisfaction=rng.choice(
                             ("satisfied", "satisfied", "basically_satisfied", "unsatisfied")),
                             reporter_id=reporter["id"]))
-        apply(check_overdue(state, end))  # the timer has run up to the end of the history
+        apply(check_overdue(state, end), end, None)  # the timer has run up to the end of the history
         run.state = state
         return run
 
@@ -223,20 +243,23 @@ class GridWorld:
 
 
 class Ledger:
-    """The ledger the points worker would hold: account states and the postings, in order."""
+    """The ledger the points worker would hold: account states and the postings, in order, and
+    every event it published (:class:`Pub`: openings, postings, refusals, deeds)."""
 
-    def __init__(self, plan: Plan, rng: random.Random):
-        self.plan, self.rng = plan, rng
+    def __init__(self, plan: Plan, rng: random.Random, seq: itertools.count):
+        self.plan, self.rng, self.seq = plan, rng, seq
         self.rules = EarningRules.from_yaml((ROOT / "services/points/rules/earning.yaml").read_text(encoding="utf-8"))
         self.accounts: dict[str, Account] = {}
         self.opened: list[AccountOpened] = []
         self.postings: list[TransferPosted] = []
+        self.pubs: list[Pub] = []
         self.merchants = [account_id_for(AccountKind.merchant, f"shop-{m:05d}") for m in range(plan.merchants)]
         self.deeds: dict[str, tuple[Deed, int]] = {}  # deed id -> (state, saves)
-        self.deed_events: list[Any] = []  # the deed decisions' events assessment consumes
         self.deed_categories = self.rules.deed_categories()
+        self.lots_due: list[tuple[datetime, str]] = []  # (when a lot credited since last asked expires, account)
 
-    def _apply(self, events: Iterable[Any]) -> None:
+    def _apply(self, events: Iterable[Any], at: datetime, cause: str | None, story: str | None) -> None:
+        """Keep the openings and postings, publish every event (as the worker's ``_post``)."""
         for e in events:
             if isinstance(e, AccountOpened):
                 if e.account_id not in self.accounts:
@@ -246,19 +269,25 @@ class Ledger:
                 for side in (e.debit_account, e.credit_account):
                     self.accounts[side] = evolve_account(self.accounts[side], e)
                 self.postings.append(e)
+                if self.accounts[e.credit_account].kind is AccountKind.resident:  # a lot, which will expire
+                    self.lots_due.append((self.rules.expires_at(e.posted_at), e.credit_account))
+            self.pubs.append(Pub(at, next(self.seq), "points", _uuid(self.rng), e, cause, story))
 
     def open_merchants(self, at: datetime) -> None:
         for m in self.merchants:
-            self._apply([opened_event(AccountKind.merchant, m.split(":", 1)[1], at=at)])
+            cid = _uuid(self.rng)  # an operator's OpenAccount
+            self._apply([opened_event(AccountKind.merchant, m.split(":", 1)[1], at=at)], at, cid, cid)
 
-    def award(self, earning: Earning) -> None:
+    def award(self, earning: Earning, story: str | None) -> None:
+        """The award of a registered report or a passed order, handled when it happened (the
+        event that earns is the cause)."""
         plan = award_plan(self.rules, earning)
         if plan is None:
             return
         resident = self.accounts.get(account_id_for(AccountKind.resident, earning.holder_id))
         issuer = self.accounts.get(account_id_for(AccountKind.issuer, earning.community_id))
-        self._apply(e for e in decide_award(plan, resident=resident, issuer=issuer)
-                    if isinstance(e, (AccountOpened, TransferPosted)))
+        self._apply(decide_award(plan, resident=resident, issuer=issuer), earning.occurred_at,
+                    earning.source_event_id, story)
 
     def maybe_redeem(self, account_id: str, at: datetime) -> None:
         account = self.accounts[account_id]
@@ -267,11 +296,12 @@ class Ledger:
         amount = self.rng.randint(1, account.balance)
         merchant = self.merchants[self.rng.randrange(len(self.merchants))]
         cmd = Redeem(transfer_id=_uuid(self.rng), debit_account=account_id, credit_account=merchant, amount=amount)
+        cid = _uuid(self.rng)
         try:
-            self._apply(decide_transfer(cmd, debit=account, credit=self.accounts[merchant], at=at, rules=self.rules))
-        except Exception as e:  # noqa: BLE001 - expired points may leave too little: the till is refused
-            if type(e).__name__ != "TransferRefusal":
-                raise
+            events = decide_transfer(cmd, debit=account, credit=self.accounts[merchant], at=at, rules=self.rules)
+        except TransferRefusal as e:  # expired points may leave too little: the till is refused
+            events = [e.event]
+        self._apply(events, at, cid, cid)
 
     def submit_deed(self, account_id: str, deed_id: str, at: datetime) -> None:
         """A resident submits a good deed (道德日记) of a category the rules know."""
@@ -280,6 +310,8 @@ class Ledger:
         cmd = SubmitDeed(deed_id=deed_id, account_id=account_id, category=category, description="帮助邻居")
         events = decide_submit_deed(None, cmd, account=account, rules=self.rules, at=at)
         self.deeds[deed_id] = (evolve_deed(None, events[0]), 1)
+        cid = _uuid(self.rng)
+        self._apply(events, at, cid, cid)
 
     def review_deed(self, deed_id: str, at: datetime) -> None:
         """The community reviews it: most are approved (and credited, caps permitting)."""
@@ -295,12 +327,16 @@ class Ledger:
         for e in events:
             deed = evolve_deed(deed, e) or deed
         self.deeds[deed_id] = (deed, saves + 1)
-        self.deed_events += [e for e in events if isinstance(e, DeedApproved)]
-        self._apply(e for e in events if isinstance(e, (AccountOpened, TransferPosted)))
+        cid = _uuid(self.rng)
+        self._apply(events, at, cid, cid)
+
+    def expire(self, account_id: str, now: datetime) -> None:
+        """The expiry timer's round at ``now`` for one account (its lots past their validity)."""
+        self._apply(decide_expire(self.accounts[account_id], rules=self.rules, now=now), now, None, None)
 
     def expire_all(self, now: datetime) -> None:
         for account_id in sorted(a for a, acc in self.accounts.items() if acc.kind is AccountKind.resident):
-            self._apply(decide_expire(self.accounts[account_id], rules=self.rules, now=now))
+            self.expire(account_id, now)
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -328,11 +364,15 @@ def _progress() -> Progress:
                         "HISTORY_PROGRESS"))
 
 
-async def generate(dsn: str, plan: Plan) -> dict[str, Any]:
+async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
+                   bootstrap: str | None = None) -> dict[str, Any]:
     """Build the history into the database at ``dsn`` (its service schemas must not exist yet);
-    returns the counts and the seconds taken."""
+    returns the counts and the seconds taken. With ``topics``, every event the services
+    published is written there in time order (:mod:`tests.history.topics`), and with
+    ``bootstrap`` also sent to that broker's events topics (provisioned if missing)."""
     t0 = time.perf_counter()
     rng = random.Random(plan.seed)
+    seq = itertools.count()
     conn = await asyncpg.connect(dsn)
     try:
         for svc in SERVICES:
@@ -340,14 +380,15 @@ async def generate(dsn: str, plan: Plan) -> dict[str, Any]:
                 raise SystemExit(f"schema {svc} exists already: generate into an empty database")
         await migrate_all(conn)
         with _progress() as progress:
-            world, ledger = GridWorld(plan, rng), Ledger(plan, rng)
+            world, ledger = GridWorld(plan, rng), Ledger(plan, rng, seq)
+            orders = OrdersWorld(plan, rng, seq)
             span = (plan.end - plan.start).total_seconds()
             times = sorted(plan.start + timedelta(seconds=rng.random() * span) for _ in range(plan.cases))
             ledger.open_merchants(plan.start)
             task = progress.add_task("grid: cases (domain)", total=plan.cases)
-            case_rows, history_rows, state_rows = [], [], []
-            logged: list[tuple[Any, str]] = []
-            earnings: list[Earning] = []
+            case_rows, history_rows, state_rows, report_rows = [], [], [], []
+            pubs: list[Pub] = []
+            earnings: list[tuple[Earning, str | None]] = []
             for i, at in enumerate(times):
                 run = world.run_case(i, at)
                 s = run.state
@@ -356,15 +397,26 @@ async def generate(dsn: str, plan: Plan) -> dict[str, Any]:
                 row = case_row(s, plan.end)
                 case_rows.append(tuple(_dumps(row[c]) if c in ("reporters", "duplicates", "media") else row[c]
                                        for c in _CASE_COLUMNS))
-                for ev, eid in run.events:
+                for n, (ev, eid, t, cause) in enumerate(run.events, 1):
                     h = _history(s, ev, eid, plan.end)
-                    history_rows.append((s.case_id, _seq(run, ev), eid, h.type, h.occurred_at, _dumps(h.data)))
-                    logged.append((ev, eid))
-                    if ev.TYPE == "grid.case.registered.v1" and s.reporter.kind.value == "resident":
-                        earnings.append(Earning(source=GRID_SOURCE, source_event_id=eid, kind=SourceKind.report,
-                                                holder_id=s.reporter.id, category=s.category.value,
-                                                community_id=s.community_id, occurred_at=ev.occurred_at))
+                    history_rows.append((s.case_id, n, eid, h.type, h.occurred_at, _dumps(h.data)))
+                    pubs.append(Pub(t, next(seq), "grid", eid, ev, cause, cause))
+                    if isinstance(ev, CaseRegistered):
+                        if s.reporter.kind.value == "resident":
+                            earnings.append((Earning(source=GRID_SOURCE, source_event_id=eid, kind=SourceKind.report,
+                                                     holder_id=s.reporter.id, category=s.category.value,
+                                                     community_id=s.community_id, occurred_at=t), cause))
+                        orders.plan_case(ev, eid, cause, t)
+                report_rows.append(_grid_report(run))
                 progress.advance(task)
+            task = progress.add_task("orders: orders (domain)", total=None)
+            orders.plan_members()
+            orders.plan_direct_orders()
+            progress.update(task, total=orders.planned_orders())
+            orders.run(progress, task)
+            stories = {p.id: p.story for p in orders.pubs if isinstance(p.payload, OrderEvaluated)}
+            earnings += [(e, stories[e.source_event_id]) for e in orders.earnings]
+            earnings.sort(key=lambda x: x[0].occurred_at)
             task = progress.add_task("points: postings (domain)", total=len(earnings))
             _run_ledger(ledger, earnings, plan, rng, progress, task)
             ledger.expire_all(plan.end)
@@ -377,12 +429,18 @@ async def generate(dsn: str, plan: Plan) -> dict[str, Any]:
             await _copy(conn, "grid", "case_history", ("case_id", "seq", "event_id", "type", "occurred_at", "data"),
                         history_rows, progress, task)
             del state_rows, case_rows, history_rows
-            await _write_points(conn, ledger, postings, progress)
-            await _write_assessment(conn, dsn, plan, logged, ledger, postings, progress)
+            await _write_orders(conn, orders, plan, progress)
+            await _write_points(conn, ledger, postings, orders, report_rows, progress)
+            del report_rows
+            pubs = in_time_order(pubs + orders.pubs + ledger.pubs)
+            pubs += await _write_assessment(conn, dsn, plan, pubs, seq, progress)
         await conn.execute("ANALYZE")
         counts = {
             "cases": await conn.fetchval("SELECT count(*) FROM grid.cases"),
             "case_history": await conn.fetchval("SELECT count(*) FROM grid.case_history"),
+            "orders": await conn.fetchval("SELECT count(*) FROM orders.orders"),
+            "order_history": await conn.fetchval("SELECT count(*) FROM orders.order_history"),
+            "members": await conn.fetchval("SELECT count(*) FROM orders.members"),
             "accounts": await conn.fetchval("SELECT count(*) FROM points.accounts"),
             "postings": await conn.fetchval("SELECT count(*) FROM points.postings"),
             "event_log": await conn.fetchval("SELECT count(*) FROM assessment.event_log"),
@@ -392,24 +450,83 @@ async def generate(dsn: str, plan: Plan) -> dict[str, Any]:
         }
     finally:
         await conn.close()
-    return {"years": plan.years, "scale": plan.scale, **counts, "seconds": round(time.perf_counter() - t0, 1)}
+    out: dict[str, Any] = {"years": plan.years, "scale": plan.scale, **counts}
+    if topics is not None:
+        out["topics"] = await _write_topics(topics, bootstrap, pubs)
+    return {**out, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def _run_ledger(ledger: Ledger, earnings: list[Earning], plan: Plan, rng: random.Random, progress: Progress,
-                task) -> None:
+async def _write_topics(path: Path, bootstrap: str | None, pubs: list[Pub]) -> dict[str, Any]:
+    """The dump of every published event (in time order), then, given a broker, its records sent
+    there; the records per topic and the seconds each step took."""
+    with _progress() as progress:
+        t = time.perf_counter()
+        task = progress.add_task("topics: encode", total=len(pubs))
+        counts = write_dump(path, pubs, progress, task)
+        out: dict[str, Any] = {"records": dict(sorted(counts.items())),
+                               "dump_seconds": round(time.perf_counter() - t, 1)}
+        if bootstrap is not None:
+            from services.kit.provision import provision
+            t = time.perf_counter()
+            await provision(bootstrap, partitions=int(os.environ.get("TOPIC_PARTITIONS", "12")))
+            task = progress.add_task("topics: produce", total=sum(counts.values()))
+            sent = await produce(bootstrap, read_dump(path), progress, task)
+            if sent != counts:
+                raise RuntimeError(f"sent {dict(sent)} of {dict(counts)}")
+            out["produce_seconds"] = round(time.perf_counter() - t, 1)
+    return out
+
+
+def _grid_report(run: CaseRun) -> tuple:
+    """The ``points.grid_reports`` row of a case: its report, and its registration (which
+    awards its resident reporter) or dismissal, as the points worker keeps them."""
+    reported = registered = None
+    outcome = None
+    for ev, eid, t, _ in run.events:
+        if isinstance(ev, CaseReported) and reported is None:
+            reported = minimised(CaseReported, ev.model_dump(mode="json"))
+        elif isinstance(ev, CaseRegistered) and outcome is None:
+            outcome, registered = "registered", (ev, eid, t)
+        elif isinstance(ev, CaseDismissed) and outcome is None:
+            outcome = "dismissed"
+    reg = minimised(CaseRegistered, registered[0].model_dump(mode="json", exclude_none=True)) if registered else None
+    return (run.state.case_id, _dumps(reported) if reported is not None else None, outcome,
+            _dumps(reg) if reg is not None else None, GRID_SOURCE if registered else None,
+            registered[1] if registered else None, registered[2] if registered else None, registered is not None)
+
+
+def _run_ledger(ledger: Ledger, earnings: list[tuple[Earning, str | None]], plan: Plan, rng: random.Random,
+                progress: Progress, task) -> None:
     """What the points worker decides, in the order things happen: each award when its report is
-    registered; after it, maybe a redemption within 4 months and a deed (submitted within a
-    month, reviewed within 5 days); nothing after the end of the history."""
+    registered or its order passed; after it, maybe a redemption within 4 months and a deed
+    (submitted within a month, reviewed within 5 days); each lot expired by the expiry timer's
+    first round after its validity ends (the timer runs every ``POINTS_EXPIRY_INTERVAL_SECONDS``);
+    nothing after the end of the history."""
     import heapq
-    queue: list[tuple[datetime, int, str, Any]] = [(e.occurred_at, n, "award", e) for n, e in enumerate(earnings)]
+    from services.points.app.settings import PointsSettings
+    interval = PointsSettings.model_fields["expiry_interval_seconds"].default
+    queue: list[tuple[datetime, int, str, Any]] = [(e.occurred_at, n, "award", (e, story))
+                                                   for n, (e, story) in enumerate(earnings)]
     heapq.heapify(queue)
     n = len(queue)
-    while queue:
+    while True:
+        for due, account_id in ledger.lots_due:  # what the last step credited
+            t = due + timedelta(seconds=rng.uniform(0, interval))
+            if t <= plan.end:
+                n += 1
+                heapq.heappush(queue, (t, n, "expire", account_id))
+        ledger.lots_due.clear()
+        if not queue:
+            break
         at, _, what, arg = heapq.heappop(queue)
+        if what == "expire":
+            ledger.expire(arg, at)
+            continue
         if what == "award":
-            ledger.award(arg)
+            earning, story = arg
+            ledger.award(earning, story)
             progress.advance(task)
-            resident = account_id_for(AccountKind.resident, arg.holder_id)
+            resident = account_id_for(AccountKind.resident, earning.holder_id)
             if resident not in ledger.accounts:
                 continue
             later = [(at + timedelta(days=rng.uniform(1, 120)), "redeem", resident)]
@@ -431,18 +548,24 @@ def _run_ledger(ledger: Ledger, earnings: list[Earning], plan: Plan, rng: random
             ledger.review_deed(arg, at)
 
 
-def _seq(run: CaseRun, ev: Any) -> int:
-    """The case version after ``ev`` (its position among the case's events, from 1)."""
-    for n, (e, _) in enumerate(run.events, 1):
-        if e is ev:
-            return n
-    raise ValueError("event not in the run")
+async def _write_orders(conn: asyncpg.Connection, orders: OrdersWorld, plan: Plan, progress: Progress) -> None:
+    """The orders worker's rows: members, posts, orders (one statement per chunk each) and the
+    order history in the order the events were applied."""
+    history = orders.history_rows()
+    task = progress.add_task("orders: COPY", total=len(orders.orders) + len(history))
+    for table, (cols, rows) in (("members", orders.member_rows(plan.end)), ("posts", orders.post_rows(plan.end)),
+                                ("orders", orders.order_rows(plan.end))):
+        await _copy(conn, "orders", table, cols, rows, progress if table == "orders" else None, task)
+    await _copy(conn, "orders", "order_history", ("order_id", "event_id", "type", "at", "data"), history,
+                progress, task)
 
 
 async def _write_points(conn: asyncpg.Connection, ledger: Ledger, postings: list[TransferPosted],
-                        progress: Progress) -> None:
+                        orders: OrdersWorld, report_rows: list[tuple], progress: Progress) -> None:
     """Accounts first (balance 0, the final state: the postings' trigger moves the balances to it),
-    then the postings and earnings in time order, one statement per chunk."""
+    then the postings and earnings in time order, one statement per chunk; the deeds, and what
+    the worker keeps of other services' facts until they decide an award (the orders' category,
+    community and minutes; the grid cases' reports and registrations)."""
     rows = []
     for e in ledger.opened:
         acc = ledger.accounts[e.account_id]
@@ -474,12 +597,17 @@ async def _write_points(conn: asyncpg.Connection, ledger: Ledger, postings: list
         (d.deed_id, d.account_id, d.community_id, d.category, d.status.value, d.points, d.transfer_id,
          d.refused_reason, d.model_dump_json(), d.submitted_at, d.reviewed_at, saves, datetime.now(timezone.utc))
         for d, saves in ledger.deeds.values()])
+    await _copy(conn, "points", "order_facts", ("order_id", "category", "community_id", "service_minutes"),
+                [(o, *f) for o, f in orders.facts.items()])
+    await _copy(conn, "points", "grid_reports", ("case_id", "reported", "outcome", "registered", "registered_source",
+                                                 "registered_id", "registered_at", "awarded"), report_rows)
 
 
-async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, logged: list[tuple[Any, str]],
-                            ledger: Ledger, postings: list[TransferPosted], progress: Progress) -> None:
-    """The event log as the worker records it, folded by the service's fold, then every period
-    that ended closed as the timer closes it."""
+async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs: list[Pub], seq: itertools.count,
+                            progress: Progress) -> list[Pub]:
+    """The event log as the worker records it (the consumed events of ``pubs``, in time order),
+    folded by the service's fold, then every period that ended closed as the timer closes it;
+    returns what the closes published (scorecards and alerts, at the end of the history)."""
     from services.assessment.app.event_log import fold_unfolded
     from services.assessment.app.handler import CLOSE_MARK, topic_of
     from services.assessment.app.scoring import compute_period
@@ -491,18 +619,9 @@ async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, logg
     from services.assessment.projection import store
     from services.assessment.domain.publication import content_hash, envelope_id
 
-    events: list[StoredEvent] = []
-    for ev, eid in logged:
-        at = getattr(ev, "occurred_at", None) or plan.end
-        events.append(StoredEvent(GRID_SOURCE, eid, topic_of(ev), ev, at))
-    rng = random.Random(plan.seed + 1)
-    for e in ledger.opened:
-        events.append(StoredEvent(POINTS_SOURCE, _uuid(rng), topic_of(e), e, e.opened_at or plan.start))
-    for p in postings:
-        events.append(StoredEvent(POINTS_SOURCE, _uuid(rng), topic_of(p), p, p.posted_at or plan.end))
-    for d in ledger.deed_events:
-        events.append(StoredEvent(POINTS_SOURCE, _uuid(rng), topic_of(d), d, d.reviewed_at or plan.end))
-    events = [e for e in events if type(e.payload) in CONSUMED]
+    events = [StoredEvent(p.source, p.id, topic_of(p.payload), p.payload, p.at) for p in pubs
+              if type(p.payload) in CONSUMED]
+    published: list[Pub] = []
     pool = await create_pool(dsn, "assessment", service="assessment", max_size=1)
     try:
         task = progress.add_task("assessment: event log", total=len(events))
@@ -524,24 +643,31 @@ async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, logg
                 async with c.transaction():
                     scheme = scheme_in_force(schemes, period, default)
                     pub = await compute_period(c, period, scheme)
-                    cards = [(card, content_hash(card)) for card in pub.scorecards]
-                    await store.upsert_scorecards(c, [(card, h, envelope_id("scorecard", card.scorecard_id, h))
-                                                      for card, h in cards], plan.end)
+                    cards = [(card, h, envelope_id("scorecard", card.scorecard_id, h))
+                             for card in pub.scorecards for h in [content_hash(card)]]
+                    await store.upsert_scorecards(c, cards, plan.end)
                     alerts = [(a, h, envelope_id("alert", a.alert_id, h))
                               for a in pub.alerts for h in [content_hash(a)]]
                     await store.replace_alerts(c, period, scheme.scheme_id, alerts, plan.end)
                     await store.record_close(c, period, scheme.scheme_id, plan.end, scorecards=len(cards),
                                              alerts=len(alerts), published=len(cards), trigger="timer")
+                published += [Pub(plan.end, next(seq), "assessment", eid, x) for x, _, eid in cards + alerts]
                 progress.advance(task)
             await store.set_mark(c, CLOSE_MARK, plan.end)
     finally:
         await pool.close()
+    return published
 
 
 # -- the database -----------------------------------------------------------------------------
 
 HISTORY_DIR = ROOT / "var" / "history" / "pg"
 HISTORY_DB = "history"
+TOPICS_UP_TO_SCALE = 0.01
+"""Without ``--topics``/``--no-topics`` or ``TOPICS``, the topics are written up to this scale:
+beyond it, keeping every event in memory until they are sorted and written costs too much."""
+HISTORY_TOPICS = ROOT / "var" / "history" / "topics.tsv.gz"
+"""The events topics of the last history made with ``--topics`` (:mod:`tests.history.topics`)."""
 
 
 async def create_database(server_url: str, name: str, *, replace: bool = False) -> str:
@@ -567,15 +693,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--years", type=int, default=int(os.environ.get("YEARS", "5")))
     ap.add_argument("--scale", type=float, default=float(os.environ.get("SCALE", "1.0")))
     ap.add_argument("--seed", type=int, default=19)
+    ap.add_argument("--topics", action=argparse.BooleanOptionalAction, default=None,
+                    help="also the events topics: var/history/topics.tsv.gz, and KAFKA_BOOTSTRAP_SERVERS if set "
+                         f"(default: env TOPICS=1/0, else up to --scale {TOPICS_UP_TO_SCALE})")
     args = ap.parse_args(argv)
+    if args.topics is None:
+        given = os.environ.get("TOPICS", "")
+        args.topics = given not in ("", "0") if given else args.scale <= TOPICS_UP_TO_SCALE
     plan = Plan(years=args.years, scale=args.scale, seed=args.seed)
     dsn = os.environ.get("DATABASE_URL")
+    HISTORY_TOPICS.unlink(missing_ok=True)  # an older history's topics must not pass for this one's
     pg = None
     try:
         if not dsn:  # database "history" of var/history (replaced), kept for make bench-history
             pg = embedded_history()
             dsn = asyncio.run(create_database(pg.url, HISTORY_DB, replace=True))
-        out = asyncio.run(generate(dsn, plan))
+        out = asyncio.run(generate(dsn, plan, topics=HISTORY_TOPICS if args.topics else None,
+                                   bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") if args.topics else None))
         out["database"] = "var/history" if pg is not None else "DATABASE_URL"
         print(orjson.dumps(out).decode(), flush=True)
     finally:

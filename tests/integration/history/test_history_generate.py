@@ -1,10 +1,15 @@
-"""The history generator at a tiny scale: what it builds passes each service's own checks, and the
+"""The history generator at a tiny scale: what it builds passes each service's own checks, its
+events topics hold what its tables say and rebuild the services that consume them, and the
 history bench measures it (a smoke run: few requests, the history only)."""
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 
+import asyncpg
+import orjson
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 
 from services.assessment.app.scoring import compute_period
 from services.assessment.app.settings import AssessmentSettings
@@ -12,26 +17,61 @@ from services.assessment.domain import Scheme
 from services.assessment.domain.history import fold
 from services.assessment.domain.publication import scheme_in_force
 from services.assessment.projection import store
+from schemas.envelope import decode
+from schemas.registry import model_for
+from services.assessment.domain.facts.core import occurred_at
+from services.assessment.domain.history import CONSUMED
 from services.grid.domain import CaseState
 from services.kit.db import create_pool
+from services.kit.infra import EmbeddedKafka
+from services.kit.provision import provision
+from services.kit.settings import ServiceSettings
+from services.orders.domain import OrderState, evolve, order_id_for_case
+from services.points.domain import EarningRules
+from services.points.domain.rules import SourceKind
 from services.points.projection.queries import ledger_check, ledger_check_full
-from tests.history.bench import measure, sample_of
-from tests.history.generate import SH, Plan, generate
+from tests.history.bench import measure, rebuild, sample_of
+from tests.history.generate import ROOT, SH, Plan, generate
+from tests.history.topics import read_topic
 
-PLAN = Plan(years=1, scale=0.00004, end=datetime(2026, 11, 20, 9, tzinfo=SH))  # 200 cases over a year
+# 200 cases over three years: points earned in the first year expire (by the expiry timer) in the third
+PLAN = Plan(years=3, scale=0.00004, end=datetime(2026, 11, 20, 9, tzinfo=SH))
+SKEW = ServiceSettings.model_fields["event_time_max_skew_seconds"].default
+TOPICS = ("grid.events.v1", "orders.events.v1", "points.events.v1", "assessment.events.v1")
 
 
 @pytest.fixture(scope="module")
-async def history(module_database_url):
-    out = await generate(module_database_url, PLAN)
+async def topics_broker():
+    """A broker of the history's own (the bench's workers use ``module_kafka``: they must not
+    consume the history)."""
+    broker = EmbeddedKafka().start()
+    try:
+        await provision(broker.bootstrap, partitions=4)
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+async def history(module_database_url, topics_broker, tmp_path_factory):
+    dump = tmp_path_factory.mktemp("history") / "topics.tsv.gz"
+    out = await generate(module_database_url, PLAN, topics=dump, bootstrap=topics_broker)
     return module_database_url, out
+
+
+@pytest.fixture(scope="module")
+async def records(history, topics_broker):
+    """Each events topic's records, decoded."""
+    return {t: [(r, decode(r.value)) for r in await read_topic(topics_broker, t)] for t in TOPICS}
 
 
 async def test_counts_follow_the_plan(history):
     _, out = history
     assert out["cases"] == PLAN.cases
     assert out["postings"] > 0 and out["accounts"] > 0 and out["scorecards"] > 0
-    assert out["closed_periods"] == 12 + 4 + 1  # the months, quarters and the year that ended
+    assert out["closed_periods"] == 36 + 12 + 3  # the months, quarters and years that ended
+    assert out["orders"] > 0 and out["members"] > 0
+    assert sum(out["topics"]["records"].values()) > out["case_history"]
 
 
 async def test_points_ledger_checks_pass(history):
@@ -50,7 +90,7 @@ async def test_points_ledger_checks_pass(history):
     assert inc["consistent"], inc
     assert full["consistent"], full
     assert inc["postings"] == full["postings"] and inc["sum"] == 0
-    assert {"award", "redemption"} <= kinds
+    assert {"award", "redemption", "expiry"} <= kinds
     assert derived == 0
     assert "credited" in deeds, deeds
 
@@ -97,6 +137,178 @@ async def test_closed_months_rescore_to_the_stored_scorecards(history):
                 assert facts == pytest.approx({k: v for k, v in replayed.items() if k[2] == period}), period
     finally:
         await pool.close()
+
+
+async def test_every_registered_resident_need_case_is_one_order(history):
+    url, _ = history
+    pool = await create_pool(url, "orders", service="orders", max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            needs = [r[0] for r in await conn.fetch(
+                """SELECT c.case_id FROM grid.cases c WHERE c.category = 'resident_need' AND EXISTS (
+                     SELECT 1 FROM grid.case_history h WHERE h.case_id = c.case_id
+                        AND h.type = 'grid.case.registered.v1')""")]
+            made = dict(await conn.fetch("SELECT source_case_id, order_id FROM orders WHERE source_case_id IS NOT NULL"))
+            direct = await conn.fetchval("SELECT count(*) FROM orders WHERE source_case_id IS NULL")
+    finally:
+        await pool.close()
+    assert needs and direct > 0
+    assert sorted(made) == sorted(needs)
+    assert all(made[c] == order_id_for_case(c) for c in needs)
+
+
+async def test_order_rows_are_their_histories_replayed(history):
+    """Each order's state is its history's events evolved in order, its query columns agree with
+    the state, and each member's open orders (the dispatch load) are the orders they hold."""
+    url, _ = history
+    pool = await create_pool(url, "orders", service="orders", max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            rows = {r["order_id"]: r for r in await conn.fetch("SELECT * FROM orders")}
+            events: dict[str, list] = {}
+            for r in await conn.fetch("SELECT order_id, type, data FROM order_history ORDER BY seq"):
+                data = r["data"] if isinstance(r["data"], dict) else orjson.loads(r["data"])
+                events.setdefault(r["order_id"], []).append(model_for(r["type"]).model_validate(data))
+            load = dict(await conn.fetch("SELECT member_id, open_orders FROM member_open_orders"))
+            facts = {r["order_id"]: (r["category"], r["community_id"], r["service_minutes"])
+                     for r in await conn.fetch("SELECT * FROM points.order_facts")}
+            members = {r[0] for r in await conn.fetch("SELECT member_id FROM members")}
+    finally:
+        await pool.close()
+    assert rows.keys() == events.keys()
+    held: Counter = Counter()
+    for order_id, row in rows.items():
+        state = None
+        for e in events[order_id]:
+            state = evolve(state, e)
+        stored = OrderState.model_validate(row["state"])
+        assert stored == state, order_id
+        assert (row["status"], row["assignee_id"], row["attempt"], row["passed"], row["service_minutes"]) == (
+            state.status.value, state.assignee_id, state.attempt, state.passed, state.service_minutes)
+        assert 1 <= row["version"] <= len(events[order_id])
+        assert facts[order_id] == (state.category.value, state.community_id, state.service_minutes)
+        if state.holder is not None:
+            held[state.holder] += 1
+        assert state.assignee_id is None or state.assignee_id in members
+    assert load == dict(held)
+    statuses = {r["status"] for r in rows.values()}
+    assert {"evaluated", "cancelled"} <= statuses, statuses
+
+
+async def test_every_passed_order_is_awarded_once(history, records):
+    """A passed 考单 earns its assignee one award posting (the rule's amount for its minutes),
+    unless the cap refused it: then the points topic holds the refusal."""
+    url, _ = history
+    rules = EarningRules.from_yaml((ROOT / "services/points/rules/earning.yaml").read_text(encoding="utf-8"))
+    pool = await create_pool(url, "points", service="points", max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            passed = {r["event_id"]: r["data"] for r in await conn.fetch(
+                """SELECT event_id, data FROM orders.order_history
+                    WHERE type = 'orders.order.evaluated.v1' AND (data->>'passed')::boolean""")}
+            awards = await conn.fetch(
+                "SELECT source_event_id, amount, account_id FROM postings WHERE source = '/services/orders'")
+    finally:
+        await pool.close()
+    refused = {m.payload.source_event_id for _, m in records["points.events.v1"]
+               if m.type == "points.transfer.refused.v1" and m.payload.source == "/services/orders"}
+    counted = Counter(r["source_event_id"] for r in awards)
+    assert passed and set(counted) | refused == set(passed) and not set(counted) & refused
+    assert set(counted.values()) == {1}
+    for r in awards:
+        e = passed[r["source_event_id"]]
+        rule = rules.rule_for(SourceKind.order, e["category"])
+        assert r["amount"] == rule.amount_for(e["service_minutes"])
+        assert r["account_id"] == f"resident:{e['assignee_id']}"
+
+
+async def test_topics_hold_what_the_tables_say(history, records, topics_broker):
+    """Every event a table names is on its topic under the same id, keyed and partitioned as the
+    services key and partition them, each partition in time order; the assessment log is
+    exactly the consumed events of the topics."""
+    url, _ = history
+    parts = DefaultPartitioner()
+    for topic, recs in records.items():
+        by_partition: dict[int, list[int]] = {}
+        for r, m in recs:
+            assert r.key.decode() == m.envelope.subject == m.payload.aggregate_id
+            assert r.partition == parts(r.key, list(range(4)), list(range(4)))
+            assert r.timestamp == int(m.envelope.time.timestamp() * 1000)
+            assert m.envelope.source == "/services/" + topic.split(".")[0]
+            by_partition.setdefault(r.partition, []).append(r.timestamp)
+            # what a consumer dates it by is near enough the record's time (else: implausible_time)
+            off = (m.envelope.time - occurred_at(m.payload, m.envelope.time)).total_seconds()
+            assert 0 <= off <= SKEW, (m.type, m.envelope)
+        assert all(ts == sorted(ts) for ts in by_partition.values()), topic
+    ids = {t: Counter(m.id for _, m in recs) for t, recs in records.items()}
+    assert all(set(c.values()) == {1} for c in ids.values())
+
+    def of(topic: str, prefix: str) -> set[str]:
+        return {m.id for _, m in records[topic] if m.type.startswith(prefix)}
+
+    conn = await asyncpg.connect(url)
+    try:
+        assert of("grid.events.v1", "grid.") == {r[0] for r in await conn.fetch(
+            "SELECT event_id FROM grid.case_history")}
+        assert of("orders.events.v1", "orders.order.") == {r[0] for r in await conn.fetch(
+            "SELECT event_id FROM orders.order_history")}
+        on_topic = Counter(m.type for _, m in records["orders.events.v1"])
+        assert on_topic["orders.member.registered.v1"] == await conn.fetchval("SELECT count(*) FROM orders.members")
+        assert on_topic["orders.post.claimed.v1"] == await conn.fetchval("SELECT count(*) FROM orders.posts")
+        assert on_topic["orders.post.released.v1"] == await conn.fetchval(
+            "SELECT count(*) FROM orders.posts WHERE status = 'released'")
+        posted = [m.payload for _, m in records["points.events.v1"] if m.type == "points.transfer.posted.v1"]
+        assert sorted(p.transfer_id for p in posted) == sorted(r[0] for r in await conn.fetch(
+            "SELECT transfer_id FROM points.postings"))
+        opened = [m.payload for _, m in records["points.events.v1"] if m.type == "points.account.opened.v1"]
+        assert sorted(p.account_id for p in opened) == sorted(r[0] for r in await conn.fetch(
+            "SELECT account_id FROM points.accounts"))
+        assert of("assessment.events.v1", "assessment.scorecard.") == {r[0] for r in await conn.fetch(
+            "SELECT envelope_id FROM assessment.scorecards")}
+        assert of("assessment.events.v1", "assessment.alert.") == {r[0] for r in await conn.fetch(
+            "SELECT envelope_id FROM assessment.alerts")}
+        logged = {(r[0], r[1]) for r in await conn.fetch("SELECT source, id FROM assessment.event_log")}
+    finally:
+        await conn.close()
+    consumed = {(m.source, m.id) for recs in records.values() for _, m in recs if type(m.payload) in CONSUMED}
+    assert logged == consumed
+
+
+async def test_points_and_assessment_rebuild_from_the_topics(history, topics_broker, records):
+    """The consumers of the topics rebuilt from them alone (into databases of their own): the
+    assessment log and counters as generated; the points awards, order facts and grid reports
+    as generated (redemptions and deeds are the points intake's, which the history leaves empty)."""
+    url, _ = history
+    a = await rebuild("assessment", url, topics_broker)
+    p = await rebuild("points", url, topics_broker)
+    assert a["records"] > 0 and p["records"] > 0 and a["records_per_second"] > 0
+    assert a["not_published_again"] == {}, a  # assessment publishes nothing as it records: nothing dead-lettered
+    # what points published for the grid's and the orders' events is what it decides again, caused
+    # by the same events (the rebuild finds when each was handled by the causes on its topic)
+    upstream = {m.id for t in ("grid.events.v1", "orders.events.v1") for _, m in records[t]}
+    caused = [m for _, m in records["points.events.v1"] if m.envelope.causationid in upstream]
+    assert p["not_published_again"] == {"points.events.v1": len(caused)}
+    assert p["handled_times_found"] == len({m.envelope.causationid for m in caused})
+
+    async def rows(dsn: str, sql: str) -> list[tuple]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return sorted(tuple(r) for r in await conn.fetch(sql))
+        finally:
+            await conn.close()
+
+    for sql in ("SELECT source, id, type, time, occurred_at FROM assessment.event_log",
+                "SELECT period, entity_type, entity_id, fact, value, n FROM assessment.facts",
+                "SELECT kind, ref_id, data::text FROM assessment.refs"):
+        generated, rebuilt = await rows(url, sql), await rows(a["database"], sql)
+        assert generated and rebuilt == generated, sql
+    for sql in ("""SELECT transfer_id, debit_account, credit_account, amount, rule, source, source_event_id, posted_at
+                     FROM points.postings WHERE kind = 'award' AND source IN ('/services/grid', '/services/orders')""",
+                "SELECT order_id, category, community_id, service_minutes FROM points.order_facts",
+                """SELECT case_id, reported::text, outcome, registered::text, registered_source, registered_id,
+                          registered_at, awarded FROM points.grid_reports"""):
+        generated, rebuilt = await rows(url, sql), await rows(p["database"], sql)
+        assert generated and rebuilt == generated, sql
 
 
 async def test_the_bench_measures_every_figure(history, module_kafka, tmp_path):

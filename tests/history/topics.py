@@ -1,0 +1,178 @@
+"""The events topics of a generated history: what each service would have published, in time order.
+
+A :class:`Pub` is one event as its service publishes it: the envelope's ``source``, ``id``,
+``time``, ``causationid`` and ``correlationid``, and the payload. :func:`write_dump` encodes
+them as the kit encodes what a worker emits (:func:`schemas.envelope.build`: CloudEvents,
+structured JSON, ``subject`` = the payload's aggregate id, which is also the record key) in
+time order into a gzip file of one line per record (topic, key, timestamp in ms, value,
+tab-separated). :func:`produce` sends a dump to a broker as the outbox relay sends records:
+the partition by murmur2 of the key (Kafka's default partitioner), the ``content-type``
+header, the event's time as the record's timestamp, each key's records in order.
+
+The dump is what keeps the topics: the embedded broker holds everything in memory, so a
+history's topics outlive the run that made them only as this file (``make bench-history``
+loads it into a broker of its own before it measures the rebuilds).
+"""
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+from schemas.envelope import build
+from schemas.topics import BY_SERVICE
+from schemas.wire import CONTENT_TYPE, CONTENT_TYPE_HEADER
+
+RANK = {"grid": 0, "orders": 1, "points": 2, "assessment": 3, "party": 4}
+"""At the same instant a cause comes before what it causes: a grid case before the order and
+the award it leads to, an order's evaluation before its award, everything before a close."""
+
+_HEADERS = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
+
+
+@dataclass(slots=True)
+class Pub:
+    """One published event: ``at`` is the envelope's time (when its service handled what
+    caused it), ``cause`` the id of that message (None: a timer's), ``story`` the correlation
+    id (None: the event starts a story: its own id)."""
+
+    at: datetime
+    seq: int
+    service: str
+    id: str
+    payload: Any
+    cause: str | None = None
+    story: str | None = None
+
+    @property
+    def source(self) -> str:
+        return f"/services/{self.service}"
+
+    @property
+    def topic(self) -> str:
+        return BY_SERVICE[self.service].events.name
+
+    def sort_key(self) -> tuple[datetime, int, int]:
+        return self.at, RANK[self.service], self.seq
+
+
+def in_time_order(pubs: Iterable[Pub]) -> list[Pub]:
+    return sorted(pubs, key=Pub.sort_key)
+
+
+def encoded(p: Pub) -> tuple[str, bytes, int, bytes]:
+    """(topic, key, timestamp in ms, value) of a published event."""
+    env, value = build(p.payload, source=p.source, time=p.at, id=p.id, correlationid=p.story, causationid=p.cause)
+    return p.topic, env.subject.encode(), int(p.at.timestamp() * 1000), value
+
+
+def write_dump(path: Path, pubs: Iterable[Pub], progress=None, task=None) -> Counter:
+    """Write ``pubs`` (already in time order) to ``path``; returns the records per topic."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    counts: Counter = Counter()
+    tmp = path.with_suffix(path.suffix + ".part")
+    with gzip.open(tmp, "wb", compresslevel=1) as f:
+        lines = []
+        for p in pubs:
+            topic, key, ts, value = encoded(p)
+            if b"\t" in key or b"\n" in key:
+                raise ValueError(f"a record key holds a tab or a newline: {key!r}")
+            lines.append(b"%s\t%s\t%d\t%s\n" % (topic.encode(), key, ts, value))
+            counts[topic] += 1
+            if len(lines) >= 10_000:
+                f.write(b"".join(lines))
+                if progress is not None:
+                    progress.advance(task, len(lines))
+                lines = []
+        f.write(b"".join(lines))
+        if progress is not None:
+            progress.advance(task, len(lines))
+    tmp.replace(path)
+    return counts
+
+
+def read_dump(path: Path) -> Iterator[tuple[str, bytes, int, bytes]]:
+    """The records of a dump, in its order."""
+    with gzip.open(path, "rb") as f:
+        for line in f:
+            topic, key, ts, value = line.rstrip(b"\n").split(b"\t", 3)
+            yield topic.decode(), key, int(ts), value
+
+
+async def produce(bootstrap: str, records: Iterable[tuple[str, bytes, int, bytes]], progress=None,
+                  task=None) -> Counter:
+    """Send records to ``bootstrap`` (their topics must exist), as the outbox relay sends them;
+    returns the records per topic once the broker has acknowledged them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5,
+                                max_batch_size=512 * 1024, max_request_size=4 * 1024 * 1024)
+    partitioner = DefaultPartitioner()
+    await producer.start()
+    counts: Counter = Counter()
+    try:
+        parts: dict[str, list[int]] = {}
+        part_of: dict[tuple[str, bytes], int] = {}
+        batches: dict[tuple[str, int], Any] = {}
+        futures: list[asyncio.Future] = []
+        sent = 0
+        for topic, key, ts, value in records:
+            ps = parts.get(topic)
+            if ps is None:
+                ps = parts[topic] = sorted(await producer.partitions_for(topic))
+            part = part_of.get((topic, key))
+            if part is None:
+                part = part_of[(topic, key)] = partitioner(key, ps, ps)
+            batch = batches.get((topic, part))
+            if batch is None:
+                batch = batches[(topic, part)] = producer.create_batch()
+            if batch.append(key=key, value=value, timestamp=ts, headers=_HEADERS) is None:
+                futures.append(await producer.send_batch(batch, topic, partition=part))
+                batch = batches[(topic, part)] = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=ts, headers=_HEADERS) is None:
+                    raise ValueError(f"a record of {topic} is larger than a batch")
+            counts[topic] += 1
+            sent += 1
+            if len(futures) >= 64:  # keep what is in flight bounded
+                await asyncio.gather(*futures)
+                futures = []
+            if progress is not None and sent % 10_000 == 0:
+                progress.advance(task, 10_000)
+        for (topic, part), batch in batches.items():
+            if batch.record_count():
+                futures.append(await producer.send_batch(batch, topic, partition=part))
+        await asyncio.gather(*futures)
+        if progress is not None:
+            progress.advance(task, sent % 10_000)
+    finally:
+        await producer.stop()
+    return counts
+
+
+async def read_topic(bootstrap: str, topic: str, *, idle_ms: int = 1500) -> list[Any]:
+    """Every record of ``topic`` (partition by partition, each in offset order): for checks."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 (no public way)
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Any] = []
+        idle = 0  # the embedded broker may report an end short of what is readable: read until quiet
+        while idle * 300 < idle_ms:
+            got = await consumer.getmany(*tps, timeout_ms=300, max_records=5000)
+            idle = 0 if any(got.values()) else idle + 1
+            for records in got.values():
+                out.extend(records)
+        return out
+    finally:
+        await consumer.stop()
