@@ -41,6 +41,12 @@ What the input topics cannot give back, a rebuild does not have:
 - the effects of the service's timers (overdue checks, expiries, period closes) are not
   input: the timers of the next worker derive them again from the rebuilt state and the
   clock (and publish what they find);
+- two messages on different partitions whose handling touches one row (a redemption crediting
+  a merchant while an adjustment debits it) are handled by two lanes at once; which of the two
+  saw the other's change is the order their transactions committed in, which no topic records.
+  The replay takes the order of their handling times, the same whenever one committed before
+  the other began, and can decide differently only for such a pair handled within the same
+  moment;
 - the topics must hold the whole history (no retention shorter than the projection's life),
   and the JWKS must still hold the keys that signed the commands' tokens.
 """

@@ -281,6 +281,14 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+async def live_and_rebuilt(dsn: str, service: str, env: Mapping[str, str]) -> tuple["Snapshot", "Snapshot"]:
+    """The stopped worker's projection, then the same schema after a rebuild (which must succeed)."""
+    live = await snapshot(dsn, service)
+    done = await asyncio.to_thread(run_rebuild, service, env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return live, await snapshot(dsn, service)
+
+
 def run_rebuild(service: str, env: Mapping[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """``python -m services.<service>.app rebuild --no-progress [args]`` with ``env`` (the worker's,
     without its HTTP settings)."""

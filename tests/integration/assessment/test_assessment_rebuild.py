@@ -7,7 +7,6 @@ are handled live; the rebuilt projection equals the live one row for row. The cl
 off: its closes are no input (the rebuild's docstring)."""
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime
 
@@ -22,7 +21,7 @@ from schemas.points import AccountOpened, DeedApproved, TransferPosted
 from tests.support.identity import sender_token
 from tests.support.kafka import command, produce, send
 from tests.support.procs import Worker
-from tests.support.rebuild import differences, handled, report, run_rebuild, snapshot
+from tests.support.rebuild import differences, handled, live_and_rebuilt, report
 
 from .scenario import COMMUNITY, GRID_A, PERIOD, WHERE, grid_events, order_events, t
 
@@ -103,11 +102,7 @@ async def compared(module_kafka, module_database_url, tmp_path_factory):
         await handled(db, "assessment", sent, positions=1)
     finally:
         assert w.stop() == 0, (d / "worker.log").read_text()[-4000:]
-    live = await snapshot(db, "assessment")
-    done = await asyncio.to_thread(run_rebuild, "assessment", w.env)
-    assert done.returncode == 0, done.stderr[-4000:]
-    rebuilt = await snapshot(db, "assessment")
-    return live, rebuilt
+    return await live_and_rebuilt(db, "assessment", w.env)
 
 
 async def test_a_rebuilt_assessment_projection_equals_the_live_one_row_for_row(compared):

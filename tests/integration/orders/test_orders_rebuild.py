@@ -25,7 +25,7 @@ from tests.chaos.check import read_topic
 from tests.chaos.rebuilt import leave_out, not_from_input
 from tests.support.kafka import command, produce, send
 from tests.support.procs import Worker
-from tests.support.rebuild import differences, handled, report, run_rebuild, snapshot
+from tests.support.rebuild import differences, handled, live_and_rebuilt, report, run_rebuild, snapshot
 
 from .support import grid_case, uid
 
@@ -104,11 +104,7 @@ async def compared(module_kafka, module_database_url, tmp_path_factory):
         await handled(db, "orders", sent, positions=1)
     finally:
         assert w.stop() == 0, (d / "worker.log").read_text()[-4000:]
-    live = await snapshot(db, "orders")
-    done = await asyncio.to_thread(run_rebuild, "orders", w.env)
-    assert done.returncode == 0, done.stderr[-4000:]
-    rebuilt = await snapshot(db, "orders")
-    return live, rebuilt
+    return await live_and_rebuilt(db, "orders", w.env)
 
 
 async def test_a_rebuilt_orders_projection_equals_the_live_one_row_for_row(compared):

@@ -10,7 +10,6 @@ Its timers (coverage, organisational life, members' reports, councils) find noth
 within the test: their effects are no input (``services/kit/rebuild.py``)."""
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -24,7 +23,7 @@ from schemas.party import (
 )
 from services.kit.clock import SHANGHAI
 from tests.support.kafka import command, produce, read_all, send
-from tests.support.rebuild import differences, handled, report, run_rebuild, snapshot
+from tests.support.rebuild import differences, handled, live_and_rebuilt, report
 
 from .support import party_worker, uid
 
@@ -136,10 +135,7 @@ async def compared(module_kafka, module_database_url, tmp_path_factory):
         await produce(kafka, "party.intake.v1", [("poison", b'{"specversion": "1.0", "id": "broken')])
         await handled(db, "party", sent, positions=1)
         rejections = [r["value"]["data"]["reason"] for r in await read_all(kafka, "party.rejections.v1", timeout=2)]
-    live = await snapshot(db, "party")
-    done = await asyncio.to_thread(run_rebuild, "party", w.env)
-    assert done.returncode == 0, done.stderr[-4000:]
-    rebuilt = await snapshot(db, "party")
+    live, rebuilt = await live_and_rebuilt(db, "party", w.env)
     return live, rebuilt, rejections
 
 
