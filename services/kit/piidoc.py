@@ -57,9 +57,11 @@ KEEPS: dict[tuple[str, str], str] = {
     ("party", "grid"): ERASED,
     ("party", "orders"): ERASED,
     ("party", "points"): ERASED,
-    ("party", "assessment"): ERASED,
     ("grid", "party"): ERASED,
-    ("orders", "party"): ERASED,
+    ("orders", "party"): "of a member's registration and move, the member's id, community, unit and times (whom to "
+                         "follow up, and where they were before); of a completed or evaluated order, its id, the "
+                         "assignee's id, whether it passed, its rating and time (the quarter's feedback); no name "
+                         "or text",
     ("points", "party"): ERASED,
     ("assessment", "party"): ERASED,
 }

@@ -535,10 +535,16 @@ class Launcher:
                     self.write_worker_env(s, wenv)
 
     def write_worker_env(self, service: str, env: dict[str, str]) -> None:
-        """``run/<svc>.env``: the environment the service's workers run with, one ``KEY=value``
-        a line (mode 600: it holds the service's database passwords), to run another command of
-        the service as its workers would (``python -m services.<svc>.app rebuild``)."""
-        lines = [f"{k}={v}" for k, v in sorted(env.items()) if "\n" not in v and "=" not in k]
+        """``run/<svc>.env``: what the launcher gives the service's workers beyond the
+        environment it was started with, one ``KEY=value`` a line (mode 600: it holds the
+        service's database passwords), to run another command of the service as its workers
+        would (``python -m services.<svc>.app rebuild``) from the same environment. Nothing the
+        launcher inherited is written (it may hold anyone's secrets)."""
+        own = {k: v for k, v in env.items() if os.environ.get(k) != v}
+        broken = sorted(k for k, v in own.items() if "\n" in v or "=" in k)
+        if broken:
+            raise SystemExit(f"run/{service}.env cannot hold {', '.join(broken)}: a line break in the value")
+        lines = [f"{k}={v}" for k, v in sorted(own.items())]
         devidentity.write_file(self.run_dir / f"{service}.env", ("\n".join(lines) + "\n").encode(), 0o600)
 
     def stop_leftovers(self) -> None:
@@ -615,17 +621,11 @@ class Launcher:
         the broker, the database and Prometheus stay up until SIGTERM (a fault campaign
         compares each projection with its rebuild while nothing writes)."""
         log.info("SIGUSR1: stopping the simulator and the workers; the broker and the database stay up")
-        if self.simulator is not None:
-            self.simulator.stop(grace=15)
-        for w in self.workers.values():
-            w.signal(signal.SIGTERM)
-        deadline = time.monotonic() + float(os.environ.get("STOP_GRACE_SECONDS") or 20)
-        for w in self.workers.values():
-            w.stop(grace=max(0.5, deadline - time.monotonic()))
+        self._stop_simulator_and_workers()
         self.workers_stopped = True
         self.note("workers stopped (SIGUSR1); the broker and the database stay up until SIGTERM")
 
-    def stop_processes(self) -> None:
+    def _stop_simulator_and_workers(self) -> None:
         if self.simulator is not None:
             self.simulator.stop(grace=15)
         for w in self.workers.values():
@@ -633,6 +633,9 @@ class Launcher:
         deadline = time.monotonic() + float(os.environ.get("STOP_GRACE_SECONDS") or 20)
         for w in self.workers.values():  # one shared grace period, then SIGKILL
             w.stop(grace=max(0.5, deadline - time.monotonic()))
+
+    def stop_processes(self) -> None:
+        self._stop_simulator_and_workers()
         if self.prometheus is not None:
             self.prometheus.stop(grace=10)
 

@@ -18,8 +18,9 @@ What a rebuild cannot give back by design is left out too (``services/kit/rebuil
 effects of the services' timers and of the commands sent over HTTP. Both are events of the
 service that no message on its input topics caused (a timer's have no ``causationid``, an
 HTTP command's name a command that is on no topic): in the tables a service's timers write
-(:data:`TIMER_TABLES`), the rows that name what one of its timers' events is about (its subject:
-a case, an order, an account; a closed period), and in every table the rows that name what an
+(:data:`TIMER_TABLES`), the rows that name what one of its timers' events is about there (its
+subject: a case, an order; a closed period; a posting and the balances of its accounts:
+:data:`ABOUT`), and in every table the rows that name what an
 HTTP command's event is about, are not compared, on either side, and are counted
 (``excluded``), as are the inbox rows of the HTTP commands (ids on no input topic). The tables
 only timers write are left out whole (:data:`TIMER_ONLY`). A difference anywhere else is a
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -42,7 +44,7 @@ import asyncpg
 from schemas.registry import SERVICES
 from services.kit.kafkaacl import CONSUMES
 from tests.support.procs import ROOT
-from tests.support.rebuild import Snapshot, differences, snapshot
+from tests.support.rebuild import Snapshot, differences, run_rebuild, snapshot
 
 COPY = "rebuilt"
 
@@ -64,9 +66,22 @@ TIMER_ONLY: dict[str, dict[str, str]] = {
     "assessment": {"timer_marks": "how far the close timer has looked"},
     "party": {"coverage_gaps": "the coverage timer's record of the gaps it reported"},
 }
-# What an event is about besides its subject (fields of its data): a period's close is about
-# every card of the period; a posting about both its accounts (an expiry credits the issuer).
-ABOUT: dict[str, tuple[str, ...]] = {"assessment": ("period",), "points": ("debit_account", "credit_account")}
+# What an event is about, table by table: its subject (``"subject"``) and fields of its data.
+# By default (``"*"``) its subject: a case, an order, an organisation. A period's close is about
+# every card of the period. A posting is about its own row (``transfer_id``: its subject is an
+# account, whose other postings the rebuild does give back) and about the balances of both its
+# accounts (an expiry credits the issuer, whose every award names it too).
+ABOUT: dict[str, dict[str, tuple[str, ...]]] = {
+    "assessment": {"*": ("subject", "period")},
+    "points": {"*": ("subject",), "postings": ("transfer_id",), "earnings": ("transfer_id",),
+               "accounts": ("debit_account", "credit_account", "subject")},
+}
+
+
+def about(service: str, events: Iterable[dict[str, str]], table: str) -> set[str]:
+    """The ids that ``events`` (what :func:`not_from_input` gives) are about in ``table``."""
+    fields = ABOUT.get(service, {}).get(table) or ABOUT.get(service, {}).get("*") or ("subject",)
+    return {v for e in events for f in fields if (v := e.get(f))}
 
 
 def with_database(url: str, name: str) -> str:
@@ -111,26 +126,18 @@ async def drop_database(admin: str, name: str = COPY) -> None:
 
 
 async def rebuild(service: str, env: dict[str, str], copy: str, timeout: float = 600) -> dict:
-    """Rebuild ``service`` in database ``copy`` (the URLs of ``env`` naming it instead); its
-    outcome line, or ``{"error": ...}``."""
-    env = dict(env)
-    for k in ("DATABASE_URL", "MIGRATION_DATABASE_URL"):
-        if env.get(k):
-            env[k] = with_database(env[k], copy)
-    env = {k: v for k, v in env.items() if not k.startswith(f"{service.upper()}_HTTP")}
+    """Rebuild ``service`` in database ``copy`` (the URLs of ``env``, the workers' own settings,
+    naming it instead); its outcome line, or ``{"error": ...}``."""
+    env = {k: with_database(v, copy) if k in ("DATABASE_URL", "MIGRATION_DATABASE_URL") and v else v
+           for k, v in env.items()}
     started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", f"services.{service}.app", "rebuild", "--no-progress", cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
-        proc.kill()
-        await proc.wait()
+        proc = await asyncio.to_thread(run_rebuild, service, env, timeout=timeout)
+    except subprocess.TimeoutExpired:
         return {"error": f"no outcome within {timeout:.0f} s"}
-    lines = [x for x in out.decode(errors="replace").splitlines() if x.startswith("{")]
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     if proc.returncode != 0 or not lines:
-        return {"error": f"exit {proc.returncode}: {err.decode(errors='replace')[-1500:]}"}
+        return {"error": f"exit {proc.returncode}: {proc.stderr[-1500:]}"}
     outcome = json.loads(lines[-1])
     outcome["wall_seconds"] = round(time.monotonic() - started, 1)
     return outcome
@@ -149,16 +156,16 @@ def input_ids(service: str, raw: dict[str, list]) -> set[str]:
     return ids
 
 
-def not_from_input(service: str, raw: dict[str, list]) -> tuple[set[str], set[str], Counter]:
-    """What ``service``'s events that no message on its input topics caused are about: its
-    timers' (no ``causationid``) and those of the commands sent to it over HTTP (a command on no
-    topic), as two sets of ids (the subject, and the fields of :data:`ABOUT`); and how many
-    such events of each kind there were."""
+def not_from_input(service: str, raw: dict[str, list]) -> tuple[list[dict[str, str]], list[dict[str, str]], Counter]:
+    """``service``'s events that no message on its input topics caused: its timers' (no
+    ``causationid``) and those of the commands sent to it over HTTP (a command on no topic), each
+    as what it names (its subject, and its data's string fields: :func:`about` says which name
+    rows of a table); and how many such events of each kind there were."""
     from .check import envelope
 
     inputs = input_ids(service, raw)
-    timers: set[str] = set()
-    http: set[str] = set()
+    timers: list[dict[str, str]] = []
+    http: list[dict[str, str]] = []
     kinds: Counter = Counter()
     for r in raw.get(f"{service}.events.v1", ()):
         e = envelope(r.value)
@@ -168,12 +175,23 @@ def not_from_input(service: str, raw: dict[str, list]) -> tuple[set[str], set[st
         if cause is not None and cause in inputs:
             continue
         kinds["timer" if cause is None else "http"] += 1
-        about = timers if cause is None else http
         subject = e.get("subject") if isinstance(e.get("subject"), str) else (r.key or b"").decode(errors="replace")
-        about.add(subject)
         data = e.get("data") if isinstance(e.get("data"), dict) else {}
-        about.update(v for f in ABOUT.get(service, ()) if isinstance(v := data.get(f), str))
-    return timers - {""}, http - {""}, kinds
+        names = {k: v for k, v in data.items() if isinstance(v, str) and v}
+        if subject:
+            names["subject"] = subject
+        (timers if cause is None else http).append(names)
+    return timers, http, kinds
+
+
+def leave_out_events(service: str, snap: Snapshot, events: list[dict[str, str]],
+                     tables: Iterable[str] | None = None) -> Counter:
+    """:func:`leave_out`, in each table (of ``tables``, else every table), the rows that
+    ``events`` are about there (:func:`about`)."""
+    dropped: Counter = Counter()
+    for table in (list(snap.rows) if tables is None else tables):
+        dropped += leave_out(snap, about(service, events, table), (table,))
+    return dropped
 
 
 def http_commands(snap: Snapshot, inputs: set[str]) -> set[str]:
@@ -255,10 +273,10 @@ async def compare(var: Path, admin: str, raw: dict[str, list], services: Sequenc
             timers, http, kinds = not_from_input(s, raw)
             commands = http_commands(live, input_ids(s, raw))
             kinds["http_commands"] = len(commands)
-            excluded = (leave_out(live, timers, TIMER_TABLES.get(s, ())) + leave_out(live, http)
+            excluded = (leave_out_events(s, live, timers, TIMER_TABLES.get(s, ())) + leave_out_events(s, live, http)
                         + leave_out(live, commands, ("inbox",)))
-            leave_out(rebuilt, timers, TIMER_TABLES.get(s, ()))
-            leave_out(rebuilt, http)
+            leave_out_events(s, rebuilt, timers, TIMER_TABLES.get(s, ()))
+            leave_out_events(s, rebuilt, http)
             diffs = differences(live, rebuilt)
             per[s] = {"records": o.get("records"), "seconds": o.get("wall_seconds"),
                       "rows_compared": sum(sum(c.values()) for c in live.rows.values()),

@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.chaos.rebuilt import copy_database, drop_database, http_commands, leave_out, not_from_input
+from tests.chaos.rebuilt import about, copy_database, drop_database, http_commands, leave_out, not_from_input
 from tests.support.rebuild import differences, report, snapshot
 
 pytestmark = pytest.mark.integration
@@ -106,8 +106,18 @@ def test_what_a_timers_and_an_http_commands_events_are_about_are_told_apart_from
         ],
     }
     timers, http, kinds = not_from_input("orders", raw)
-    assert (timers, http, dict(kinds)) == ({"o-2"}, {"o-3"}, {"timer": 1, "http": 1})
+    assert dict(kinds) == {"timer": 1, "http": 1}
+    assert about("orders", timers, "orders") == {"o-2"} and about("orders", http, "order_history") == {"o-3"}
     # a period's close by the timer is about every card of the period
     raw["assessment.events.v1"] = [rec("g-1", id="s-1", type="assessment.scorecard.published.v1", subject="g-1",
                                        data={"period": "2026-06"})]
-    assert not_from_input("assessment", raw)[0] == {"g-1", "2026-06"}
+    assert about("assessment", not_from_input("assessment", raw)[0], "scorecards") == {"g-1", "2026-06"}
+    # a lot's expiry is about its own posting and both accounts' balances, not about every
+    # posting that names the resident or the issuer
+    raw["points.events.v1"] = [rec("resident:r-1", id="x-1", type="points.transfer.posted.v1", subject="resident:r-1",
+                                   data={"transfer_id": "exp-1", "kind": "expiry", "lot_id": "award-1",
+                                         "debit_account": "resident:r-1", "credit_account": "issuer:c-1"})]
+    expiry = not_from_input("points", raw)[0]
+    assert about("points", expiry, "postings") == about("points", expiry, "earnings") == {"exp-1"}
+    assert about("points", expiry, "accounts") == {"resident:r-1", "issuer:c-1"}
+    assert about("points", expiry, "deeds") == {"resident:r-1"}

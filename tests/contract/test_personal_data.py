@@ -163,3 +163,13 @@ def test_minimised_keeps_ids_and_facts_and_restored_reads_them_back():
     assert back.reporter.id == "r-1" and back.category.value == "environment" and back.media == ()
     assert NOT_KEPT >= {"free_text", "location", "media", "name", "contact"}
     assert "identifier" not in NOT_KEPT
+
+
+def test_a_reader_of_more_than_erasures_is_said_to_keep_more_than_nothing():
+    """What a service keeps of another's facts is said, not only what it makes of its erasures
+    (a second word on one pair of services replaced the first)."""
+    read_by = piidoc.readers()
+    facts = {(mtype.split(".")[0], reader) for mtype, readers in read_by.items() if ".person.erased." not in mtype
+             for reader in readers}
+    assert ("party", "assessment") in facts
+    assert [pair for pair in sorted(facts) if piidoc.KEEPS.get(pair) == piidoc.ERASED] == []

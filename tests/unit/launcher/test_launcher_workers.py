@@ -112,8 +112,10 @@ def test_leftover_workers_of_every_name_are_stopped(cfg, tmp_path):
 
 def test_each_services_worker_environment_is_written_for_its_other_commands(cfg, tmp_path):
     """run/<svc>.env: what a rebuild of the service needs to run as its workers do (mode 600:
-    it holds the service's database passwords)."""
+    it holds the service's database passwords), and nothing of the environment the launcher
+    inherited."""
     cfg.setenv("WORKERS", "2")
+    cfg.setenv("SOMEONES_CLOUD_TOKEN", "secret")
     la = launcher.Launcher(launcher.Config.from_env())
     la.db_urls["grid"] = {"DATABASE_URL": "postgresql://grid_app:pw@127.0.0.1:5433/postgres",
                           "MIGRATION_DATABASE_URL": "postgresql://grid_owner:pw@127.0.0.1:5433/postgres"}
@@ -122,6 +124,7 @@ def test_each_services_worker_environment_is_written_for_its_other_commands(cfg,
     env = dict(line.split("=", 1) for line in path.read_text().splitlines())
     assert env["MIGRATION_DATABASE_URL"].startswith("postgresql://grid_owner:") and env["GRID_HTTP_PORT"] == "8001"
     assert env["ORDERS_ACCEPT_WINDOW_SECONDS"] == launcher.DEMO_DEFAULTS["ORDERS_ACCEPT_WINDOW_SECONDS"]
+    assert "SOMEONES_CLOUD_TOKEN" not in env and "PATH" not in env
     assert path.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in (tmp_path / "run").glob("*.env")) == sorted(f"{s}.env" for s in SERVICES)
 
