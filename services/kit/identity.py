@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 import jwt
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from schemas.codes import (COMMUNITY_ID_PATTERN, GRID_ID_PATTERN, STREET_ID_PATTERN, CodeKind, ancestor_of,
+from schemas.codes import (COMMUNITY_ID_PATTERN, GRID_ID_PATTERN, STREET_ID_PATTERN, CodeKind,
                            kind_of)
 
 from .settings import ASYMMETRIC_ALGORITHMS, ServiceSettings

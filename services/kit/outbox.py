@@ -12,10 +12,9 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Coroutine, Protocol, Sequence
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
@@ -270,9 +269,9 @@ class OutboxRelay:
                 await self._release_lock_conn()
                 await asyncio.sleep(1.0)
 
-    async def _watched(self, round: Any) -> int:
+    async def _watched(self, publishing: Coroutine[Any, Any, int]) -> int:
         """Run a round, counting a failure for each ``stall_seconds`` it has been waiting."""
-        task = asyncio.ensure_future(round)
+        task = asyncio.ensure_future(publishing)
         waited = 0.0
         try:
             while True:
@@ -283,8 +282,9 @@ class OutboxRelay:
                 self.observer.failed()
                 log.warning("outbox relay round waiting for %.1fs on the broker or the database; still waiting", waited)
         finally:
-            if not task.done():  # the relay is being cancelled: so is its round
+            if not task.done():  # the relay is being cancelled: so is its round, which gives its connection back
                 task.cancel()
+                await asyncio.wait((task,), timeout=5.0)
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop after the round in progress: a round cut between the broker's ack and the

@@ -62,19 +62,16 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from schemas.topics import Topic
-
 from . import clock
 from .consumer import BatchConsumer, Item, bearer, claim
 from .db import _init_connection
-from .handlers import Handler
 from .kafkasec import client_kwargs
 from .locks import try_session_lock
 from .migrations import migrate
@@ -147,11 +144,14 @@ class _ReplayUnitOfWork(UnitOfWork):
     handled live (else its record's time); between messages the batch's last such time."""
 
     def __init__(self, conn, service: str, times: dict[str, datetime], ids: dict[tuple[str, str], list[str]],
-                 batch_now: datetime, data: dict[tuple[str, str], list[dict]] | None = None):
+                 batch_now: datetime, data: dict[tuple[str, str], list[dict]] | None = None,
+                 known: set[str] | frozenset[str] = frozenset()):
         self._times = times
         self._ids = ids
         self._data = data or {}
-        self._types: dict[str, set[str]] = {}  # message id -> types of the events it caused live
+        # message id -> types of the events it caused live; a message the worker is known to have
+        # handled (its events, or the inbox) with no events is known to have caused none
+        self._types: dict[str, set[str]] = {i: set() for i in known}
         for cause, type_ in ids:
             self._types.setdefault(cause, set()).add(type_)
         super().__init__(conn, service, batch_now)
@@ -201,6 +201,7 @@ class _ReplayConsumer(BatchConsumer):
         self.times: dict[str, datetime] = {}
         self.ids: dict[tuple[str, str], list[str]] = {}
         self.data: dict[tuple[str, str], list[dict]] = {}  # (cause, type) -> the live events' data
+        self.known: set[str] = set()  # the messages the worker is known to have handled
         self.claimed: set[tuple[str, str]] | None = None  # the batch's new inbox keys, claimed ahead
 
     async def _claim(self, conn, keys):
@@ -216,7 +217,7 @@ class _ReplayConsumer(BatchConsumer):
                          and it.message.id in self.times), default=None) or clock.now()
         # a batch retried (conflict, outage) starts again from the same ids
         ids = {k: list(v) for k, v in self.ids.items()}
-        return _ReplayUnitOfWork(conn, self.service, self.times, ids, batch_now, self.data)
+        return _ReplayUnitOfWork(conn, self.service, self.times, ids, batch_now, self.data, self.known)
 
     async def _write_outbox(self, conn, records: list[OutboxRecord]) -> None:
         # what the worker could not write to its outbox it did not handle (the message was
@@ -482,7 +483,8 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             """Handle the batches handed over, in order, each after the one before has committed."""
             while (batch := await ready.get()) is not None:
                 t0 = time.perf_counter()
-                batch.consumer.times, batch.consumer.ids, batch.consumer.data = batch.times, batch.ids, batch.data
+                c = batch.consumer
+                c.times, c.ids, c.data, c.known = batch.times, batch.ids, batch.data, batch.known
                 batch.consumer.claimed = batch.claimed
                 await batch.consumer._process_until_done(batch.items)  # noqa: SLF001
                 outcome.handle_seconds += time.perf_counter() - t0
@@ -504,7 +506,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                 handling.result()
 
         async def flush() -> None:
-            nonlocal pending, pending_consumer
+            nonlocal pending
             if not pending:
                 return
             rc = pending_consumer
@@ -542,7 +544,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                         data.setdefault((r[0], r[1]), []).append(orjson.loads(r[3]))
             keys, _, _ = rc._dedup(pending)  # noqa: SLF001
             claimed = await claim(lookup, keys)
-            await hand_over(_Batch(rc, pending, times, emitted, claimed, data))
+            await hand_over(_Batch(rc, pending, times, emitted, claimed, data, set(found)))
             pending = []
 
         async def refill(want: list[TopicPartition]) -> None:
@@ -616,6 +618,7 @@ class _Batch:
     ids: dict[tuple[str, str], list[str]]
     claimed: set[tuple[str, str]]
     data: dict[tuple[str, str], list[dict]]  # (cause, type) -> the live events' data the handler asks for
+    known: set[str]  # the messages whose live handling is known (their events or the inbox)
 
 
 async def _order_keys(conn: asyncpg.Connection, items: list[Item],

@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -290,7 +289,7 @@ async def run() -> dict[str, Any]:
             await c.close()
         history = await measure(dsn, broker.bootstrap, sample, work)
         blank = await measure(empty, broker.bootstrap, sample, work)
-        broker.stop()
+        broker.stop()  # now: the rebuilds load the topics into a broker of their own
         return {"history": sample["size"], "concurrency": CONCURRENCY, "requests": REQUESTS,
                 "at_history": history, "at_empty": blank, "ratio": _ratios(history, blank),
                 "rebuild": await rebuilds(dsn)}

@@ -53,7 +53,6 @@ import random
 import sys
 import time
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -188,7 +187,6 @@ class GridWorld:
                 run.saves += 1
 
         def step(cmd, **ctx) -> None:
-            nonlocal now
             if now > end:
                 return
             due = check_overdue(state, now) if state is not None else []
@@ -698,8 +696,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"(default: env TOPICS=1/0, else up to --scale {TOPICS_UP_TO_SCALE})")
     args = ap.parse_args(argv)
     if args.topics is None:
-        given = os.environ.get("TOPICS", "")
-        args.topics = given not in ("", "0") if given else args.scale <= TOPICS_UP_TO_SCALE
+        given = os.environ.get("TOPICS", "").strip().lower()
+        args.topics = given not in ("0", "false", "no", "off") if given else args.scale <= TOPICS_UP_TO_SCALE
     plan = Plan(years=args.years, scale=args.scale, seed=args.seed)
     dsn = os.environ.get("DATABASE_URL")
     HISTORY_TOPICS.unlink(missing_ok=True)  # an older history's topics must not pass for this one's

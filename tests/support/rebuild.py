@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping
 
 import asyncpg
 
+from tests.support.kafka import send
 from tests.support.procs import ROOT
 
 # Columns that hold the wall-clock time at which a row was written (``DEFAULT now()``, or
@@ -310,6 +311,24 @@ async def outbox_drained(dsn: str, schema: str, *, timeout: float = 30.0) -> Non
             await asyncio.sleep(0.2)
     finally:
         await conn.close()
+
+
+class Phases:
+    """A worker fed phase by phase: ``await phase(topic, *envelopes)`` sends them and returns once
+    the worker has handled everything sent so far (so that the next phase sees it);
+    :meth:`handled` waits for undecodable records as well."""
+
+    def __init__(self, bootstrap: str, dsn: str, schema: str):
+        self.bootstrap, self.dsn, self.schema = bootstrap, dsn, schema
+        self.sent: list[str] = []
+
+    async def __call__(self, topic: str, *envelopes, token: str | None = None, positions: int = 0) -> None:
+        await send(self.bootstrap, topic, *envelopes, token=token)
+        self.sent.extend(e.id for e in envelopes)
+        await self.handled(positions=positions)
+
+    async def handled(self, *, positions: int = 0) -> None:
+        await handled(self.dsn, self.schema, self.sent, positions=positions)
 
 
 async def handled(dsn: str, schema: str, ids: Iterable[str], *, positions: int = 0, timeout: float = 60.0) -> None:

@@ -208,8 +208,13 @@ class AssessmentHandler(Handler):
             uow.emit(a, id=eid)
         await store.upsert_scorecards(uow.conn, fresh_cards, uow.now)
         withdrawn = await store.replace_alerts(uow.conn, period, scheme.scheme_id, all_alerts, uow.now)
-        await store.record_close(uow.conn, period, scheme.scheme_id, uow.now, scorecards=len(cards),
-                                 alerts=len(alerts), published=len(fresh_cards), trigger=trigger)
+        # A close that changed nothing (every card and alert as published) leaves the record of
+        # the close that did: it has no event, and a rebuild, which replays what has events,
+        # must come to the same record (a timer's round and a command close one period at once).
+        if fresh_cards or fresh_alerts or withdrawn or not await store.close_recorded(uow.conn, period,
+                                                                                       scheme.scheme_id):
+            await store.record_close(uow.conn, period, scheme.scheme_id, uow.now, scorecards=len(cards),
+                                     alerts=len(alerts), published=len(fresh_cards), trigger=trigger)
         duration = time.perf_counter() - started
 
         def observe() -> None:

@@ -252,6 +252,11 @@ async def record_close(conn: asyncpg.Connection, period: str, scheme_id: str, at
         period, scheme_id, at, scorecards, alerts, published, trigger)
 
 
+async def close_recorded(conn: asyncpg.Connection, period: str, scheme_id: str) -> bool:
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM period_closes WHERE period = $1 AND scheme_id = $2)",
+                               period, scheme_id)
+
+
 async def last_close(conn: asyncpg.Connection, period: str) -> asyncpg.Record | None:
     return await conn.fetchrow(
         "SELECT period, scheme_id, closed_at, scorecards, alerts, published, trigger FROM period_closes "

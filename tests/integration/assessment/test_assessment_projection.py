@@ -177,6 +177,24 @@ async def test_the_timer_closes_each_ended_period_once_from_its_mark(pool):
         assert last["trigger"] == "timer" and last["scorecards"] == 6
 
 
+async def test_a_close_that_changes_nothing_leaves_the_record_of_the_close_that_did(pool):
+    """A command closes the month, and the timer's round, waiting on the same period, closes it
+    again with every card as published: no event, and the record still says the command's
+    close (a rebuild, which replays only what has events, comes to the same record)."""
+    await record(pool, stored(grid_events()))
+    handler = AssessmentHandler(default_scheme(), timer_since=datetime(2026, 10, 15, tzinfo=timezone.utc))
+    async with pool.acquire() as conn, conn.transaction():
+        await handler.close(UnitOfWork(conn, "assessment", NOW), "2026-10", default_scheme(), trigger="command")
+    async with pool.acquire() as conn:
+        first = dict(await store.last_close(conn, "2026-10"))
+    assert first["trigger"] == "command" and first["published"] == first["scorecards"] == 6
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, "assessment", NOW + timedelta(seconds=1))
+        assert await handler.close_due_periods(uow) == ["2026-10"] and uow.emitted == []
+    async with pool.acquire() as conn:
+        assert dict(await store.last_close(conn, "2026-10")) == first
+
+
 async def test_a_fresh_timer_without_a_start_mark_closes_nothing_old(pool):
     await record(pool, stored(grid_events()))
     handler = AssessmentHandler(default_scheme())

@@ -19,9 +19,9 @@ from schemas.orders import PersonErased as OrdersPersonErased
 from schemas.party import OrgLifeHeld, OrgLifeKind, UnitReported
 from schemas.points import AccountOpened, DeedApproved, TransferPosted
 from tests.support.identity import sender_token
-from tests.support.kafka import command, produce, send
+from tests.support.kafka import command, produce
 from tests.support.procs import Worker
-from tests.support.rebuild import differences, handled, live_and_rebuilt, report
+from tests.support.rebuild import Phases, differences, live_and_rebuilt, report
 
 from .scenario import COMMUNITY, GRID_A, PERIOD, WHERE, grid_events, order_events, t
 
@@ -44,13 +44,7 @@ async def compared(module_kafka, module_database_url, tmp_path_factory):
     w = Worker("services.assessment.app", {"KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": db,
                                            "TOPIC_PARTITIONS": "4", "ASSESSMENT_CLOSE_TIMER": "false", **CLOCK},
                prefix="ASSESSMENT_", log=d / "worker.log").start()
-    sent: list[str] = []
-
-    async def phase(topic: str, *envelopes, token: str | None = None) -> None:
-        """Send, and wait until the worker has handled it all (so that the next phase sees it)."""
-        await send(kafka, topic, *envelopes, token=token)
-        sent.extend(e.id for e in envelopes)
-        await handled(db, "assessment", sent)
+    phase = Phases(kafka, db, "assessment")
 
     try:
         await w.wait_ready()
@@ -99,7 +93,7 @@ async def compared(module_kafka, module_database_url, tmp_path_factory):
         await phase("orders.events.v1", command(OrdersPersonErased(pseudonym="erased-" + "12" * 8, person_id="m-1",
                                                                    occurred_at=t(30)), source="/services/orders"))
         await produce(kafka, "assessment.intake.v1", [("poison", b'{"specversion": "1.0", "id": "broken')])
-        await handled(db, "assessment", sent, positions=1)
+        await phase.handled(positions=1)
     finally:
         assert w.stop() == 0, (d / "worker.log").read_text()[-4000:]
     return await live_and_rebuilt(db, "assessment", w.env)

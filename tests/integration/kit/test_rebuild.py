@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 import pytest
 
-from schemas.envelope import CloudEvent, encode
+from schemas.envelope import CloudEvent
 from services.kit import clock
 from services.kit.rebuild import _read_inbox_times
 from tests.integration.grid.support import (DEPARTMENTS, GRID, cmd, grid_worker, new_id, report,
@@ -33,7 +33,7 @@ def run_rebuild(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 
 async def test_a_rebuilt_grid_projection_equals_the_live_one_row_for_row(kafka, database_url, tmp_path):
     w = grid_worker(kafka, database_url, tmp_path / "worker.log").start()
-    env = {k: v for k, v in w.env.items() if not k.startswith("GRID_HTTP")}
+    env = w.env  # run_rebuild leaves out its HTTP settings
     cases = [new_id("rb") for _ in range(12)]
     try:
         await w.wait_ready()
@@ -138,8 +138,7 @@ async def test_a_message_twice_on_the_topic_is_handled_once_when_its_copies_fall
     """The replay claims each batch's messages in the inbox before the batch's turn: a copy that
     comes batches after the first (here: batches of two, a topic never handled live) is a
     duplicate there, as in the worker's inbox."""
-    env = {k: v for k, v in grid_worker(kafka, database_url, tmp_path / "w.log").env.items()
-           if not k.startswith("GRID_HTTP")}
+    env = grid_worker(kafka, database_url, tmp_path / "w.log").env
     start = datetime.now(timezone.utc) - timedelta(hours=1)
     patrols = [envelope(cmd("patrol.log", patrol_id=new_id("rb-patrol"), grid_id=GRID, grid_worker_id="gw-1",
                             started_at=start.isoformat(), ended_at=(start + timedelta(minutes=30)).isoformat()),

@@ -22,10 +22,10 @@ from schemas.orders import (
 from schemas.points import PersonErased as PointsPersonErased
 from services.orders.domain import order_id_for_case
 from tests.chaos.check import read_topic
-from tests.chaos.rebuilt import leave_out, not_from_input
-from tests.support.kafka import command, produce, send
+from tests.chaos.rebuilt import about, leave_out_events, not_from_input
+from tests.support.kafka import command, produce
 from tests.support.procs import Worker
-from tests.support.rebuild import differences, handled, live_and_rebuilt, report, run_rebuild, snapshot
+from tests.support.rebuild import Phases, differences, live_and_rebuilt, report
 
 from .support import grid_case, uid
 
@@ -41,13 +41,7 @@ async def compared(module_kafka, module_database_url, tmp_path_factory):
     kafka, db = module_kafka, module_database_url
     w = Worker("services.orders.app", {"KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": db, "TOPIC_PARTITIONS": "4"},
                prefix="ORDERS_", log=d / "worker.log").start()
-    sent: list[str] = []
-
-    async def phase(topic: str, *envelopes) -> None:
-        """Send, and wait until the worker has handled it all (so that the next phase sees it)."""
-        await send(kafka, topic, *envelopes)
-        sent.extend(e.id for e in envelopes)
-        await handled(db, "orders", sent)
+    phase = Phases(kafka, db, "orders")
 
     try:
         await w.wait_ready()
@@ -101,7 +95,7 @@ async def compared(module_kafka, module_database_url, tmp_path_factory):
                                                                    occurred_at=datetime.now(timezone.utc)),
                                                 source="/services/points"))
         await produce(kafka, "orders.intake.v1", [("poison", b'{"specversion": "1.0", "id": "broken')])
-        await handled(db, "orders", sent, positions=1)
+        await phase.handled(positions=1)
     finally:
         assert w.stop() == 0, (d / "worker.log").read_text()[-4000:]
     return await live_and_rebuilt(db, "orders", w.env)
@@ -124,12 +118,10 @@ async def test_a_dispatch_is_replayed_to_whom_the_worker_gave_it_though_an_expir
                                        "TOPIC_PARTITIONS": "4", "ORDERS_ACCEPT_WINDOW_SECONDS": "2",
                                        "ORDERS_EXPIRY_INTERVAL_SECONDS": "0.5"},
                prefix="ORDERS_", log=tmp_path / "worker.log").start()
-    sent: list[str] = []
+    intake, phases = "orders.intake.v1", Phases(kafka, database_url, "orders")
 
     async def phase(*envelopes) -> None:
-        await send(kafka, "orders.intake.v1", *envelopes)
-        sent.extend(e.id for e in envelopes)
-        await handled(database_url, "orders", sent)
+        await phases(intake, *envelopes)
 
     a, b = f"m-a-{uid('')}", f"m-b-{uid('')}"
     first, second = uid("o"), uid("o")
@@ -156,15 +148,12 @@ async def test_a_dispatch_is_replayed_to_whom_the_worker_gave_it_though_an_expir
             await conn.close()
     finally:
         assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
-    live = await snapshot(database_url, "orders")
-    done = await asyncio.to_thread(run_rebuild, "orders", w.env)
-    assert done.returncode == 0, done.stderr[-4000:]
-    rebuilt = await snapshot(database_url, "orders")
-    raw = {t: await read_topic(kafka, t) for t in ("orders.intake.v1", "orders.events.v1", "grid.events.v1")}
+    live, rebuilt = await live_and_rebuilt(database_url, "orders", w.env)
+    raw = {t: await read_topic(kafka, t) for t in (intake, "orders.events.v1", "grid.events.v1")}
     timers, _, kinds = not_from_input("orders", raw)
-    assert timers == {first} and kinds["timer"] == 2  # expired, dispatched again
+    assert about("orders", timers, "orders") == {first} and kinds["timer"] == 2  # expired, dispatched again
     for snap in (live, rebuilt):
-        leave_out(snap, timers, ("orders", "order_history"))
+        leave_out_events("orders", snap, timers, ("orders", "order_history"))
     diffs = differences(live, rebuilt)
     assert not diffs, report(diffs)
     assert any(r[0] == second for r in rebuilt.rows["orders"])

@@ -22,8 +22,8 @@ from schemas.party import (
     RateCommitment, RateProject, RecordOrgLife, ReportUnit, SignAgreement,
 )
 from services.kit.clock import SHANGHAI
-from tests.support.kafka import command, produce, read_all, send
-from tests.support.rebuild import differences, handled, live_and_rebuilt, report
+from tests.support.kafka import command, produce, read_all
+from tests.support.rebuild import Phases, differences, live_and_rebuilt, report
 
 from .support import party_worker, uid
 
@@ -43,13 +43,7 @@ def seats(people: list[str], part_time: int) -> tuple[CouncilSeat, ...]:
 async def compared(module_kafka, module_database_url, tmp_path_factory):
     d = tmp_path_factory.mktemp("party-rebuild")
     kafka, db = module_kafka, module_database_url
-    sent: list[str] = []
-
-    async def phase(topic: str, *envelopes) -> None:
-        """Send, and wait until the worker has handled it all (so that the next phase sees it)."""
-        await send(kafka, topic, *envelopes)
-        sent.extend(e.id for e in envelopes)
-        await handled(db, "party", sent)
+    phase = Phases(kafka, db, "party")
 
     async with party_worker(kafka, db, d / "worker.log") as w:
         street, community, branch, group, unit_org = (uid(p) for p in ("o-s", "o-c", "o-g", "o-b", "o-u"))
@@ -133,7 +127,7 @@ async def compared(module_kafka, module_database_url, tmp_path_factory):
         await phase("grid.events.v1", command(GridPersonErased(pseudonym="erased-" + "ef" * 8, person_id=people[6],
                                                                occurred_at=now), source="/services/grid"))
         await produce(kafka, "party.intake.v1", [("poison", b'{"specversion": "1.0", "id": "broken')])
-        await handled(db, "party", sent, positions=1)
+        await phase.handled(positions=1)
         rejections = [r["value"]["data"]["reason"] for r in await read_all(kafka, "party.rejections.v1", timeout=2)]
     live, rebuilt = await live_and_rebuilt(db, "party", w.env)
     return live, rebuilt, rejections

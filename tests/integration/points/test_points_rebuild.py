@@ -17,9 +17,9 @@ from schemas.orders import OrderCompleted, OrderEvaluated, OrderPlaced
 from schemas.party import PersonErased as PartyPersonErased
 from schemas.points import Adjust, ApproveAdjustment, ErasePerson, OpenAccount, Redeem, ReviewDeed, SubmitDeed
 from tests.support.identity import token
-from tests.support.kafka import command, produce, send
+from tests.support.kafka import command, produce
 from tests.support.procs import Worker, http
-from tests.support.rebuild import differences, handled, live_and_rebuilt, report
+from tests.support.rebuild import Phases, differences, live_and_rebuilt, report
 
 from .test_points_worker import evaluated, registered, reported, uid
 
@@ -42,13 +42,7 @@ async def compared(module_kafka, module_database_url, tmp_path_factory):
     kafka, db = module_kafka, module_database_url
     w = Worker("services.points.app", {"KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": db, "TOPIC_PARTITIONS": "4"},
                prefix="POINTS_", log=d / "worker.log").start()
-    sent: list[str] = []
-
-    async def phase(topic: str, *envelopes, positions: int = 0) -> None:
-        """Send, and wait until the worker has handled it all (so that the next phase sees it)."""
-        await send(kafka, topic, *envelopes)
-        sent.extend(e.id for e in envelopes)
-        await handled(db, "points", sent, positions=positions)
+    phase = Phases(kafka, db, "points")
 
     try:
         await w.wait_ready()
@@ -115,7 +109,7 @@ async def compared(module_kafka, module_database_url, tmp_path_factory):
                                                                          occurred_at=datetime.now(timezone.utc)),
                                                source="/services/party"))
         await produce(kafka, "points.intake.v1", [("poison", b'{"specversion": "1.0", "id": "broken')])
-        await handled(db, "points", sent, positions=1)
+        await phase.handled(positions=1)
     finally:
         assert w.stop() == 0, (d / "worker.log").read_text()[-4000:]
     return await live_and_rebuilt(db, "points", w.env)
