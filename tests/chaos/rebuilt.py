@@ -7,7 +7,8 @@ the launcher stop every worker (``SIGUSR1``: the broker and the database stay up
 1. the database is copied (``CREATE DATABASE ... TEMPLATE``: nothing else is connected to it
    now), every service's schema with it;
 2. each service is rebuilt in the copy, ``python -m services.<svc>.app rebuild`` with the
-   environment its workers ran with (``run/<svc>.env``, the launcher's) pointed at the copy,
+   environment its workers ran with (the launcher's own, and what it gave them: ``run/<svc>.env``)
+   pointed at the copy,
    two at a time;
 3. each service's tables in the live database are compared row for row with the copy's, as the
    rebuild tests of every service compare them (``tests/support/rebuild.py``: the columns that
@@ -30,13 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -92,6 +94,12 @@ def with_database(url: str, name: str) -> str:
 
 def env_file(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+
+
+def worker_env(var: Path, service: str, launched: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment ``service``'s workers ran with: the one the launcher was started in
+    (``launched``, else this process's) and what the launcher gave them (``run/<svc>.env``)."""
+    return {**(os.environ if launched is None else launched), **env_file(var / "run" / f"{service}.env")}
 
 
 async def copy_database(admin: str, name: str = COPY, timeout: float = 60.0) -> str:
@@ -243,11 +251,13 @@ async def _empty_outboxes(copy: str, services: Sequence[str]) -> dict[str, int]:
 
 
 async def compare(var: Path, admin: str, raw: dict[str, list], services: Sequence[str] = SERVICES,
-                  parallel: int = 2) -> tuple[dict[str, Any], list[str]]:
-    """Copy, rebuild and compare (the module's doc): the figures and the failed checks."""
+                  parallel: int = 2, launched: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Copy, rebuild and compare (the module's doc): the figures and the failed checks.
+    ``launched``: the environment the launcher was started with (else this process's), to which
+    ``run/<svc>.env`` adds what the launcher gave the workers."""
     started = time.monotonic()
     failed: list[str] = []
-    envs = {s: env_file(var / "run" / f"{s}.env") for s in services}
+    envs = {s: worker_env(var, s, launched) for s in services}
     copy = await copy_database(admin)
     figures: dict[str, Any] = {"copy_seconds": round(time.monotonic() - started, 1)}
     try:
@@ -292,7 +302,8 @@ async def compare(var: Path, admin: str, raw: dict[str, list], services: Sequenc
     return figures, failed
 
 
-async def check(var: Path, admin: str, bootstrap: str) -> tuple[dict[str, Any], list[str]]:
+async def check(var: Path, admin: str, bootstrap: str,
+                launched: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
     """Read the input and events topics (now that no worker writes), then :func:`compare`."""
     from .check import read_topic
 
@@ -300,7 +311,7 @@ async def check(var: Path, admin: str, bootstrap: str) -> tuple[dict[str, Any], 
     names = sorted({t.name for ts in CONSUMES.values() for t in ts} | {f"{s}.events.v1" for s in SERVICES})
     raw = dict(zip(names, await asyncio.gather(*(read_topic(bootstrap, t) for t in names))))
     read = time.monotonic() - started
-    figures, failed = await compare(var, admin, raw)
+    figures, failed = await compare(var, admin, raw, launched=launched)
     figures["read_seconds"] = round(read, 1)
     figures["seconds"] = round(time.monotonic() - started, 1)
     return figures, failed

@@ -164,6 +164,7 @@ class Campaign:
             **{f"{s.upper()}_CONSUMER_STALL_SECONDS": "5" for s in SERVICES},
             **{f"{s.upper()}_OUTBOX_RELAY_STALL_SECONDS": str(RELAY_STALL_SECONDS) for s in SERVICES},
         })
+        self.launcher_env = env  # a rebuild runs in it too, with what the launcher gave the workers
         self.launcher_out = open(self.var / "launcher.out", "wb")
         self.launcher = subprocess.Popen([sys.executable, "-m", "services.launcher"], cwd=ROOT, env=env,
                                          stdout=self.launcher_out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -391,7 +392,7 @@ class Campaign:
                 return {}
             await asyncio.sleep(0.5)
         try:
-            figures, failed = await rebuilt.check(self.var, admin, self.bootstrap)
+            figures, failed = await rebuilt.check(self.var, admin, self.bootstrap, launched=self.launcher_env)
         except Exception as e:  # a checker that breaks is a failed run
             figures, failed = {}, [f"the rebuild check failed: {e!r}"]
         self.failed += failed

@@ -2,10 +2,13 @@
 Prometheus scrapes every one of them; the summary adds up their counters."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from schemas.registry import SERVICES
 from services.launcher import launcher, summary
+from tests.chaos.rebuilt import worker_env
 
 
 @pytest.fixture
@@ -125,6 +128,13 @@ def test_each_services_worker_environment_is_written_for_its_other_commands(cfg,
     assert env["MIGRATION_DATABASE_URL"].startswith("postgresql://grid_owner:") and env["GRID_HTTP_PORT"] == "8001"
     assert env["ORDERS_ACCEPT_WINDOW_SECONDS"] == launcher.DEMO_DEFAULTS["ORDERS_ACCEPT_WINDOW_SECONDS"]
     assert "SOMEONES_CLOUD_TOKEN" not in env and "PATH" not in env
+    # what the launcher inherited and passed on as it was (a calendar's month length) is in the
+    # environment it was started in: the workers' environment is both
+    cfg.setenv("SIM_MONTH_SECONDS", "60")
+    la.make_workers()
+    launched = {**os.environ}
+    assert "SIM_MONTH_SECONDS" not in dict(line.split("=", 1) for line in path.read_text().splitlines())
+    assert worker_env(tmp_path, "grid", launched) == la.workers["grid"].env
     assert path.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in (tmp_path / "run").glob("*.env")) == sorted(f"{s}.env" for s in SERVICES)
 
