@@ -12,7 +12,8 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.chaos.rebuilt import about, copy_database, drop_database, http_commands, leave_out, not_from_input
+from tests.chaos.rebuilt import (empty_outboxes, about, copy_database, drop_database, http_commands, leave_out,
+                                 not_from_input)
 from tests.support.rebuild import differences, report, snapshot
 
 pytestmark = pytest.mark.integration
@@ -121,3 +122,28 @@ def test_what_a_timers_and_an_http_commands_events_are_about_are_told_apart_from
     assert about("points", expiry, "postings") == about("points", expiry, "earnings") == {"exp-1"}
     assert about("points", expiry, "accounts") == {"resident:r-1", "issuer:c-1"}
     assert about("points", expiry, "deeds") == {"resident:r-1"}
+
+
+async def test_what_the_relay_had_not_published_is_read_as_the_topic_would_hold_it(live):
+    """A timer's events committed just before the workers stopped, still in the outbox: emptied
+    from the copy before its rebuild, and read as records of the events topic, so that what they
+    are about is left out like any timer's."""
+    conn = await asyncpg.connect(live)
+    try:
+        await conn.execute("CREATE TABLE orders.outbox (seq bigserial PRIMARY KEY, topic text NOT NULL, key text, "
+                           "value bytea NOT NULL)")
+        expired = orjson.dumps({"specversion": "1.0", "id": "e-9", "source": "/services/orders",
+                                "type": "orders.order.dispatch_expired.v1", "subject": "o-2", "data": {}})
+        await conn.execute("INSERT INTO orders.outbox (topic, key, value) VALUES ('orders.events.v1', 'o-2', $1), "
+                           "('orders.rejections.v1', 'c-9', '{}')", expired)
+    finally:
+        await conn.close()
+    left = await empty_outboxes(live, ["orders"])
+    assert [(r.key, r.value) for r in left["orders"]] == [(b"o-2", expired)]  # the events topic's only
+    timers, http, kinds = not_from_input("orders", {"orders.events.v1": left["orders"]})
+    assert about("orders", timers, "orders") == {"o-2"} and not http and kinds == {"timer": 1}
+    conn = await asyncpg.connect(live)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM orders.outbox") == 0
+    finally:
+        await conn.close()
