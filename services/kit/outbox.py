@@ -206,6 +206,7 @@ class OutboxRelay:
         self.wakeup = asyncio.Event()
         self._stopping = False
         self._lock_conn: asyncpg.Connection | None = None
+        self._leading = False  # _lock_conn holds the service's relay lock
         self.published = 0
         self._partitioner = DefaultPartitioner()
         self._last_stats = 0.0
@@ -227,6 +228,7 @@ class OutboxRelay:
                 if self._lock_conn is None or self._lock_conn.is_closed():
                     self._lock_conn = await self.pool.acquire()
                 if await try_session_lock(self._lock_conn, f"outbox-relay:{self.service}"):
+                    self._leading = True
                     return
                 away = False  # another worker's relay leads: nothing wrong
             except UNAVAILABLE_ERRORS as e:
@@ -238,6 +240,7 @@ class OutboxRelay:
             await asyncio.sleep(1.0)
 
     async def _release_lock_conn(self) -> None:
+        self._leading = False  # the pool's reset of the connection lets the lock go
         if self._lock_conn is not None:
             try:
                 await self.pool.release(self._lock_conn)
@@ -287,14 +290,36 @@ class OutboxRelay:
                 await asyncio.wait((task,), timeout=5.0)
 
     async def stop(self, timeout: float = 10.0) -> None:
-        """Stop after the round in progress: a round cut between the broker's ack and the
-        DELETE would publish its records again on the next start (at-least-once, but avoidable)."""
+        """Stop after the round in progress (a round cut between the broker's ack and the
+        DELETE would publish its records again on the next start: at-least-once, but
+        avoidable), then publish what is left (:meth:`_drain`), all within ``timeout``."""
         self._stopping = True
         self.wakeup.set()
         deadline = time.monotonic() + timeout
         while self._in_round and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        if not self._in_round:
+            await self._drain(deadline)
         await self._release_lock_conn()
+
+    async def _drain(self, deadline: float) -> None:
+        """The worker stops its relay once its consumers and timers have stopped: what they
+        committed after the relay's last round (a period closed a moment before) is published
+        now rather than by the next worker to start, when this relay leads or can take the lead
+        now (another worker's relay that still leads publishes it). Whatever is left at the
+        deadline, or on a broker or database away, stays for the next worker."""
+        try:
+            if not self._leading:
+                if self._lock_conn is None or self._lock_conn.is_closed():
+                    self._lock_conn = await asyncio.wait_for(self.pool.acquire(), max(0.0, deadline - time.monotonic()))
+                if not await try_session_lock(self._lock_conn, f"outbox-relay:{self.service}"):
+                    return
+                self._leading = True
+            while (left := deadline - time.monotonic()) > 0:
+                if await asyncio.wait_for(self.publish_once(), left) < self.batch:
+                    return
+        except Exception as e:  # incl. the deadline: nothing is lost, the rows stay in the outbox
+            log.warning("outbox relay stopping with rows left for the next worker (%r)", e)
 
     async def publish_once(self) -> int:
         async with self.pool.acquire() as conn:

@@ -95,6 +95,43 @@ async def test_a_relay_waiting_on_a_paused_broker_counts_a_failure_each_stall_an
         broker.stop()
 
 
+async def test_a_stopping_relay_publishes_what_was_committed_after_its_last_round(pool):
+    """The worker stops its relay after its consumers and timers: rows they committed since the
+    relay's last round (no wake-up reached it, its next poll is a minute away) are published by
+    the stop, not left for the next worker."""
+    broker = EmbeddedKafka().start()
+    producer = None
+    task = None
+    seen = Observer()
+    try:
+        await provision(broker.bootstrap, partitions=2)
+        producer = producer_for(broker.bootstrap, "drain-test")
+        await producer.start()
+        relay = OutboxRelay(pool, producer, service="grid", batch=4, poll_seconds=60, observer=seen)
+        task = asyncio.ensure_future(relay.run())
+        async with pool.acquire() as conn:
+            await write_outbox(conn, rows(0, 3))
+        relay.notify()
+        await until(lambda: seen.records == 3 and not relay._in_round)  # noqa: SLF001
+        async with pool.acquire() as conn:
+            await write_outbox(conn, rows(3, 9))  # more than a batch, and no notify
+        await asyncio.sleep(0.3)
+        assert seen.records == 3
+        await relay.stop()
+        assert seen.records == 12
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        records = await read_all(broker.bootstrap, GRID.events.name, min_count=12)
+        assert sorted({r["value"]["i"] for r in records}) == list(range(12))
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if producer is not None:
+            await producer.stop()
+        broker.stop()
+
+
 async def test_a_relay_whose_database_is_away_counts_each_try_at_its_leadership():
     nowhere = await asyncpg.create_pool(f"postgresql://nobody@127.0.0.1:{free_port()}/none", min_size=0, max_size=1)
     seen = Observer()
