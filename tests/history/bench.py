@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -47,11 +46,12 @@ import asyncpg
 from services.kit.infra import EmbeddedKafka
 from services.kit.provision import provision
 from tests.history.generate import (
-    HISTORY_DB, HISTORY_DIR, HISTORY_TOPICS, ROOT, create_database, embedded_history, migrate_all,
+    HISTORY_DB, HISTORY_DIR, HISTORY_TOPICS, create_database, embedded_history, migrate_all,
 )
 from tests.history.topics import produce, read_dump
 from tests.support.identity import command_token, test_identity, token
 from tests.support.procs import Worker
+from tests.support.rebuild import run_rebuild
 
 REBUILT = ("points", "assessment")
 """The services whose input topics a history's topics hold (their own intake aside, which the
@@ -219,11 +219,8 @@ async def rebuild(service: str, dsn: str, bootstrap: str) -> dict[str, Any]:
     database beside ``dsn``'s (``history_rebuild_<service>``, replaced); its JSON line, with the
     database's URL."""
     url = await create_database(dsn, f"history_rebuild_{service}", replace=True)
-    env = {**os.environ, **test_identity().env(), "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-           "LOG_FORMAT": "text"}
-    proc = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", f"services.{service}.app", "rebuild",
-                                                    "--no-progress"], cwd=ROOT, env=env, capture_output=True,
-                                   text=True)
+    env = {**test_identity().env(), "DATABASE_URL": url, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_FORMAT": "text"}
+    proc = await asyncio.to_thread(run_rebuild, service, env, timeout=24 * 3600)
     if proc.returncode != 0:
         raise RuntimeError(f"the {service} rebuild failed ({proc.returncode}): {proc.stderr[-4000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
