@@ -59,7 +59,10 @@ user monitor KAFKA_PASSWORD_MONITOR
 # -- ACLs
 acl assessment-service All topic prefixed assessment-service-
 acl assessment-service Read group prefixed assessment-service
+acl assessment-service Read topic literal assessment.dlq.v1
+acl assessment-service Read topic literal assessment.events.v1
 acl assessment-service Read topic literal assessment.intake.v1
+acl assessment-service Read topic literal assessment.rejections.v1
 acl assessment-service Read topic literal grid.events.v1
 acl assessment-service Read topic literal orders.events.v1
 acl assessment-service Read topic literal party.events.v1
@@ -75,7 +78,10 @@ acl grid-app Write topic literal grid.intake.v1
 acl grid-service All topic prefixed grid-service-
 acl grid-service Read group prefixed grid-service
 acl grid-service Read topic literal assessment.events.v1
+acl grid-service Read topic literal grid.dlq.v1
+acl grid-service Read topic literal grid.events.v1
 acl grid-service Read topic literal grid.intake.v1
+acl grid-service Read topic literal grid.rejections.v1
 acl grid-service Read topic literal orders.events.v1
 acl grid-service Read topic literal party.events.v1
 acl grid-service Read topic literal points.events.v1
@@ -98,7 +104,10 @@ acl orders-service All topic prefixed orders-service-
 acl orders-service Read group prefixed orders-service
 acl orders-service Read topic literal assessment.events.v1
 acl orders-service Read topic literal grid.events.v1
+acl orders-service Read topic literal orders.dlq.v1
+acl orders-service Read topic literal orders.events.v1
 acl orders-service Read topic literal orders.intake.v1
+acl orders-service Read topic literal orders.rejections.v1
 acl orders-service Read topic literal party.events.v1
 acl orders-service Read topic literal points.events.v1
 acl orders-service Write topic literal orders.dlq.v1
@@ -111,7 +120,10 @@ acl party-service Read group prefixed party-service
 acl party-service Read topic literal assessment.events.v1
 acl party-service Read topic literal grid.events.v1
 acl party-service Read topic literal orders.events.v1
+acl party-service Read topic literal party.dlq.v1
+acl party-service Read topic literal party.events.v1
 acl party-service Read topic literal party.intake.v1
+acl party-service Read topic literal party.rejections.v1
 acl party-service Read topic literal points.events.v1
 acl party-service Write topic literal party.dlq.v1
 acl party-service Write topic literal party.events.v1
@@ -122,7 +134,10 @@ acl points-service Read topic literal assessment.events.v1
 acl points-service Read topic literal grid.events.v1
 acl points-service Read topic literal orders.events.v1
 acl points-service Read topic literal party.events.v1
+acl points-service Read topic literal points.dlq.v1
+acl points-service Read topic literal points.events.v1
 acl points-service Read topic literal points.intake.v1
+acl points-service Read topic literal points.rejections.v1
 acl points-service Write topic literal points.dlq.v1
 acl points-service Write topic literal points.events.v1
 acl points-service Write topic literal points.rejections.v1

@@ -6,7 +6,9 @@ cluster with ``allow.everyone.if.no.acl.found=false`` needs:
 
 - a service writes its own ``events``, ``rejections`` and ``dlq`` topics and nothing else of
   the contract, reads the topics it consumes (:data:`CONSUMES`) under its own consumer groups
-  (``<svc>-service...``), and keeps faust's private topics (``<svc>-service-...``);
+  (``<svc>-service...``), reads back the topics it writes (its relay checks what a round that
+  did not finish left there; its rebuild reads when each message was handled), and keeps
+  faust's private topics (``<svc>-service-...``);
 - an app writes only the intake topics whose writers name it, and reads nothing;
 - only the provisioner creates (and describes) the contract topics;
 - the monitor (kafka_exporter) describes topics and groups, and reads no record.
@@ -102,6 +104,8 @@ def acls() -> list[Acl]:
     out: list[Acl] = []
     for t in ALL_TOPICS:
         out += [Acl(p, "Write", "topic", "literal", t.name) for p in writers_of(t)]
+        # a service reads back what it writes (no group: the relay's check, the rebuild)
+        out += [Acl(p, "Read", "topic", "literal", t.name) for p in writers_of(t) if p == service_principal(t.service)]
         out += [Acl(PROVISIONER, op, "topic", "literal", t.name) for op in ("Create", "Describe")]
     for svc, topics in CONSUMES.items():
         p = service_principal(svc)

@@ -12,10 +12,11 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Coroutine, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Protocol, Sequence
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.wire import CONTENT_TYPE, CONTENT_TYPE_HEADER
@@ -171,20 +172,48 @@ class MetricsObserver:
         self._m.OUTBOX_OLDEST_AGE.labels(self.service).set(oldest_age)
 
 
-def producer_for(bootstrap: str, client_id: str,
-                 security: KafkaSecurity | dict[str, Any] | None = None) -> AIOKafkaProducer:
+def producer_for(bootstrap: str, client_id: str, security: KafkaSecurity | dict[str, Any] | None = None, *,
+                 request_timeout_ms: int = 30000) -> AIOKafkaProducer:
     """A producer for the outbox; ``security``: a ``KafkaSecurity``, its configuration or None (PLAINTEXT)."""
     # Idempotent producer is off on purpose: Tansu does not support it; duplicates are
     # absorbed by idempotent consumers (inbox), which production needs anyway.
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=False,
         linger_ms=5, max_batch_size=256 * 1024, max_request_size=4 * 1024 * 1024,
-        request_timeout_ms=30000, retry_backoff_ms=200, **client_kwargs(security),
+        request_timeout_ms=request_timeout_ms, retry_backoff_ms=200, **client_kwargs(security),
     )
+
+
+def reader_for(bootstrap: str, client_id: str,
+               security: KafkaSecurity | dict[str, Any] | None = None) -> Callable[[], AIOKafkaConsumer]:
+    """What the relay reads its own topics back with (:meth:`OutboxRelay._already_published`): a
+    consumer of no group, made for each check and closed after it."""
+    def make() -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id=client_id, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=100,
+                                request_timeout_ms=30000, isolation_level="read_uncommitted",
+                                **client_kwargs(security))
+    return make
+
+
+READ_BACK_MARGIN = 500
+"""Records read back before a partition's reported end beyond twice the rows about to go there
+(:meth:`OutboxRelay._already_published`)."""
+
+READ_BACK_IDLE_POLLS = 2
+"""Empty polls in a row (of 200 ms) after which a read-back takes a partition as read to its end."""
 
 
 class OutboxRelay:
     """Publishes unpublished outbox rows in ``seq`` order, then marks them published.
+
+    Without an idempotent producer (the embedded broker speaks only ``InitProducerId`` v0), a
+    send that failed or was cut off is ambiguous: the broker may have written some of its
+    records. A relay that leads again (after a failed round, a database that went away, or
+    another worker's relay killed mid-round) therefore reads back, before its first send, the
+    partitions its rows go to and deletes the rows whose records are already there
+    (:meth:`_already_published`), instead of publishing them a second time. It goes on
+    checking, round after round, until a round's rows are none of them on the topic.
 
     What it counts as a failure (:meth:`RelayObserver.failed`, ``kit_outbox_relay_errors_total``),
     so that a relay that cannot publish shows whatever the cause: a round that raised (the
@@ -195,8 +224,13 @@ class OutboxRelay:
     is not abandoned: it goes on until it completes or fails."""
 
     def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, service: str, batch: int = 2000,
-                 poll_seconds: float = 0.5, observer: RelayObserver | None = None, stall_seconds: float = 10.0):
+                 poll_seconds: float = 0.5, observer: RelayObserver | None = None, stall_seconds: float = 10.0,
+                 reader: Callable[[], AIOKafkaConsumer] | None = None):
         self.pool = pool
+        # None: no read-back (a relay that may publish a record twice after an ambiguous send)
+        self.reader = reader
+        self._unsure = True  # rows about to be sent may be on their topic already
+        self.read_back = 0  # rows found on their topic by a read-back, and not sent again
         self.stall_seconds = stall_seconds
         self.observer = observer or MetricsObserver(service)
         self.producer = producer
@@ -229,6 +263,7 @@ class OutboxRelay:
                     self._lock_conn = await self.pool.acquire()
                 if await try_session_lock(self._lock_conn, f"outbox-relay:{self.service}"):
                     self._leading = True
+                    self._unsure = True  # a relay before it may have sent some of the rows
                     return
                 away = False  # another worker's relay leads: nothing wrong
             except UNAVAILABLE_ERRORS as e:
@@ -267,6 +302,7 @@ class OutboxRelay:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # broker or database away: keep the rows, try again
+                self._unsure = True  # the round may have sent some of its rows
                 self.observer.failed()
                 log.warning("outbox relay round failed: %r; retrying", e)
                 await self._release_lock_conn()
@@ -315,6 +351,7 @@ class OutboxRelay:
                 if not await try_session_lock(self._lock_conn, f"outbox-relay:{self.service}"):
                     return
                 self._leading = True
+                self._unsure = True
             while (left := deadline - time.monotonic()) > 0:
                 if await asyncio.wait_for(self.publish_once(), left) < self.batch:
                     return
@@ -329,6 +366,16 @@ class OutboxRelay:
             rows = await conn.fetch(
                 "SELECT seq, topic, key, value, headers, message_type, "
                 "(extract(epoch FROM created_at) * 1000)::bigint FROM outbox ORDER BY seq LIMIT $1", self.batch)
+            taken = len(rows)  # off the outbox this round: a full batch reads on at once
+            if rows and self._unsure and self.reader is not None:
+                there = await self._already_published(rows)
+                self._unsure = bool(there)  # until a round whose rows are none of them there
+                if there:
+                    await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", sorted(there))
+                    self.read_back += len(there)
+                    log.info("outbox relay: %d of %d rows are on their topics already (sent by a round "
+                             "that did not finish): deleted, not sent again", len(there), taken)
+                    rows = [r for r in rows if r[0] not in there]
             if rows:
                 counts = await self._send(rows)
                 self._acked = [r[0] for r in rows]
@@ -336,11 +383,11 @@ class OutboxRelay:
                 self.published += len(rows)
                 await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", self._acked)
                 self._acked = []
-            if time.monotonic() - self._last_stats < 1.0 and len(rows) == self.batch:
-                return len(rows)
+            if time.monotonic() - self._last_stats < 1.0 and taken == self.batch:
+                return taken
             self._last_stats = time.monotonic()
             self.observer.stats(*await read_stats(conn))
-        return len(rows)
+        return taken
 
     def _too_large(self, seq: int, topic: str, key: bytes | None, value: bytes, headers) -> tuple:
         """An outbox row over the record limit (written before the limit was lowered, or by hand):
@@ -364,37 +411,106 @@ class OutboxRelay:
         written, in the transaction that made the event, not when the relay got to it: a consumer
         compares it with the event's time (``EVENT_TIME_MAX_SKEW_SECONDS``), which a relay that
         was away for a while must not push out of reach."""
-        partitions: dict[str, list[int]] = {}
-        part_of: dict[tuple[str, bytes], int] = {}
         open_batches: dict[tuple[str, int], object] = {}
         counts: Counter = Counter()
         futures = []
-        limit = MAX_RECORD_BYTES
-        for seq, topic, key, value, headers, message_type, stamp in rows:
-            if len(value) + len(key or b"") > limit // 2 and record_size(key, value, headers) > limit:
-                topic, key, value, headers, message_type = self._too_large(seq, topic, key, value, headers)
+        for seq, topic, part, key, value, hdrs, message_type, stamp in await self._wire(rows):
             counts[(topic, message_type)] += 1
-            parts = partitions.get(topic)
-            if parts is None:
-                parts = partitions[topic] = sorted(await self.producer.partitions_for(topic))
-            kbytes = key  # bytea: the key's bytes, sent as they were written
-            if kbytes is None:
-                part = parts[seq % len(parts)]
-            else:
-                part = part_of.get((topic, kbytes))
-                if part is None:
-                    part = part_of[(topic, kbytes)] = self._partitioner(kbytes, parts, parts)
-            hdrs = _DEFAULT_HEADERS if headers is None else [(k, v.encode()) for k, v in headers]
             batch = open_batches.get((topic, part))
             if batch is None:
                 batch = open_batches[(topic, part)] = self.producer.create_batch()
-            if batch.append(key=kbytes, value=value, timestamp=stamp, headers=hdrs) is None:
+            if batch.append(key=key, value=value, timestamp=stamp, headers=hdrs) is None:
                 futures.append(await self.producer.send_batch(batch, topic, partition=part))
                 batch = open_batches[(topic, part)] = self.producer.create_batch()
-                if batch.append(key=kbytes, value=value, timestamp=stamp, headers=hdrs) is None:
+                if batch.append(key=key, value=value, timestamp=stamp, headers=hdrs) is None:
                     raise ValueError(f"outbox record {seq} is larger than the producer's batch size")
         for (topic, part), batch in open_batches.items():
             if batch.record_count():
                 futures.append(await self.producer.send_batch(batch, topic, partition=part))
-        await asyncio.gather(*futures)
+        # every batch settles before the round ends, failed or not: none of this round's records
+        # may still be on its way to the broker when the next round reads back what is there
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
         return counts
+
+    async def _wire(self, rows) -> list[tuple]:
+        """Each row as it is sent: ``(seq, topic, partition, key, value, headers, type, timestamp)``.
+
+        The partition is chosen as Kafka's default partitioner does (murmur2 of the key; a row
+        without a key by its ``seq``), so the same row goes to the same partition whichever
+        relay sends it. A row over the record limit becomes its dead letter (:meth:`_too_large`)."""
+        partitions: dict[str, list[int]] = {}
+        part_of: dict[tuple[str, bytes], int] = {}
+        limit = MAX_RECORD_BYTES
+        out = []
+        for seq, topic, key, value, headers, message_type, stamp in rows:
+            if len(value) + len(key or b"") > limit // 2 and record_size(key, value, headers) > limit:
+                topic, key, value, headers, message_type = self._too_large(seq, topic, key, value, headers)
+            parts = partitions.get(topic)
+            if parts is None:
+                parts = partitions[topic] = sorted(await self.producer.partitions_for(topic))
+            if key is None:
+                part = parts[seq % len(parts)]
+            else:  # bytea: the key's bytes, sent as they were written
+                part = part_of.get((topic, key))
+                if part is None:
+                    part = part_of[(topic, key)] = self._partitioner(key, parts, parts)
+            hdrs = _DEFAULT_HEADERS if headers is None else [(k, v.encode()) for k, v in headers]
+            out.append((seq, topic, part, key, value, hdrs, message_type, stamp))
+        return out
+
+    async def _already_published(self, rows) -> set[int]:
+        """The seqs of ``rows`` whose records are on their partitions already.
+
+        A round that failed or was cut off (a relay killed, a broker that went away, a database
+        lost between the broker's ack and the DELETE) may have had any part of its records
+        written, and they are the last ones on their partitions: no other relay publishes while
+        this one leads. So the check reads, for each partition the rows go to, from
+        ``2 n + READ_BACK_MARGIN`` records before the partition's reported end (``n``: the rows
+        that go there; twice for a batch the producer itself sent again) until a poll returns
+        nothing more, which also reads past an end the broker reports short of what is
+        readable. A row is published when a record with the same key and value is there: the
+        value holds the event's id, and the relay sends a row's bytes unchanged. Each record
+        there answers for one row, so a row written twice is published twice.
+
+        A broker that refuses the service's principal the right to read its own topics
+        (missing ACLs) is logged, and the rows are sent as before: at least once."""
+        wire = await self._wire(rows)
+        want: dict[TopicPartition, list[tuple[int, bytes | None, bytes]]] = {}
+        for seq, topic, part, key, value, *_ in wire:
+            want.setdefault(TopicPartition(topic, part), []).append((seq, key, value))
+        assert self.reader is not None
+        consumer = self.reader()
+        try:
+            await consumer.start()
+            tps = list(want)
+            consumer.assign(tps)
+            begin = await consumer.beginning_offsets(tps)
+            end = await consumer.end_offsets(tps)
+            for tp in tps:
+                consumer.seek(tp, max(begin[tp], end[tp] - 2 * len(want[tp]) - READ_BACK_MARGIN))
+            there: dict[TopicPartition, Counter] = {tp: Counter() for tp in tps}
+            idle = 0
+            while idle < READ_BACK_IDLE_POLLS:
+                got = await consumer.getmany(*tps, timeout_ms=200, max_records=5000)
+                idle = 0 if any(got.values()) else idle + 1
+                for tp, records in got.items():
+                    for r in records:
+                        there[tp][(r.key, r.value)] += 1
+        except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as e:
+            log.error("outbox relay cannot read its own topics back (%r): rows of a round that did not "
+                      "finish are sent again; grant the service's principal Read on its topics", e)
+            self.reader = None
+            return set()
+        finally:
+            await consumer.stop()
+        published: set[int] = set()
+        for tp, pending in want.items():
+            seen = there[tp]
+            for seq, key, value in pending:
+                if seen[(key, value)] > 0:
+                    seen[(key, value)] -= 1
+                    published.add(seq)
+        return published

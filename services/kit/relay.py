@@ -41,7 +41,7 @@ import orjson
 
 from . import jsonlog
 from .db import connect_with_retry
-from .outbox import MetricsObserver, OutboxRelay, RelayObserver, producer_for, set_max_record_bytes
+from .outbox import MetricsObserver, OutboxRelay, RelayObserver, producer_for, reader_for, set_max_record_bytes
 
 if TYPE_CHECKING:  # the child process does not import pydantic (services/kit/kafkaclient.py)
     from .kafkasec import KafkaSecurity
@@ -284,7 +284,9 @@ async def _child(cfg: dict[str, Any]) -> int:
             return 0
         relay = OutboxRelay(pool, producer, service=service, batch=int(cfg["batch"]),
                             poll_seconds=float(cfg["poll_seconds"]), observer=reporter,
-                            stall_seconds=float(cfg.get("stall_seconds") or 10.0))
+                            stall_seconds=float(cfg.get("stall_seconds") or 10.0),
+                            reader=reader_for(cfg["bootstrap"], f"{service}-relay-check",
+                                              cfg.get("kafka_security") or {}))
         task = asyncio.ensure_future(relay.run())
         waiter = asyncio.ensure_future(stop.wait())
         await asyncio.wait((task, waiter), return_when=asyncio.FIRST_COMPLETED)

@@ -59,7 +59,7 @@ from .identity import Principal, TokenVerifier, Unauthenticated
 from .policy import Refused
 from .migrations import KIT_MIGRATIONS, migrate, pending
 from .kafkasec import faust_credentials
-from .outbox import OutboxRelay, RecordTooLarge, producer_for, refresh_stats, set_max_record_bytes
+from .outbox import OutboxRelay, RecordTooLarge, producer_for, reader_for, refresh_stats, set_max_record_bytes
 from .outbox import write as write_outbox
 from .provision import provision
 from .relay import RelayProcess
@@ -282,7 +282,9 @@ class ServiceRuntime:
             await self.relay.start()
         else:
             self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,
-                                     poll_seconds=s.outbox_poll_seconds, stall_seconds=s.outbox_relay_stall_seconds)
+                                     poll_seconds=s.outbox_poll_seconds, stall_seconds=s.outbox_relay_stall_seconds,
+                                     reader=reader_for(s.kafka_bootstrap_servers, f"{self.service}-relay-check",
+                                                       security))
             self._relay_task = asyncio.ensure_future(self.relay.run())
         self._tasks = [asyncio.ensure_future(self._outbox_stats())]
         for hook in self._startup_hooks:

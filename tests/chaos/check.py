@@ -12,8 +12,8 @@ and the lag is 0. :func:`check` returns the figures and the list of failed check
   refused with a reason (``points.transfer.posted.v1`` / ``.refused.v1`` naming it as source);
 - every ``resident_need`` case registered became exactly one order;
 - every period that was closed has scorecards;
-- no event id names two different events on an events topic (the campaign's own redeliveries
-  excepted; the relay's byte-identical republications after a fault are counted, not failed);
+- no event id appears twice on an events topic (the campaign's own redeliveries excepted):
+  neither on two different events nor as the same event sent again (:func:`event_id_failures`);
 - the ledger sums to 0, its postings are those on ``points.events.v1``, and the balances the
   API reports equal the postings replayed;
 - every poison record is in a DLQ with its reason;
@@ -191,19 +191,8 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
                                   f"rejections {rejected.get(c, 0)}" for c in duplicated[:3]))
 
     # -- event ids
-    # The relay publishes at least once: a relay killed, or a database or broker lost, between
-    # the broker's acknowledgement and the DELETE of its outbox rows publishes those rows again,
-    # byte for byte (services/kit/outbox.py; the consumers' inboxes absorb them). Such copies are
-    # counted (``events_republished``); an id on two different events is a failed check, and so
-    # is one event made twice (two ids), which the outcome check above sees.
-    republished = {t: sum(n - 1 for i, n in ids.items() if n > 1 and len(values[i]) == 1)
-                   for t, ids in ids_per_topic.items()}
-    dup_event_ids = {t: [i for i, n in ids.items() if n > 1 and len(values[i]) > 1] for t, ids in ids_per_topic.items()}
-    dup_event_ids = {t: v for t, v in dup_event_ids.items() if v}
-    if dup_event_ids:
-        failed.append("one event id on two different events: " + "; ".join(
-            f"{t}: {len(v)}, e.g. " + ", ".join(f"{i} {distinct[i]['type']} at {where[i]}" for i in v[:2])
-            for t, v in dup_event_ids.items()))
+    republished, id_failures = event_id_failures(ids_per_topic, values, distinct, where)
+    failed += id_failures
 
     # -- passed orders → one award or one refusal
     by_type: dict[str, list[dict]] = defaultdict(list)
@@ -273,9 +262,7 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
     figures = {"commands": len(commands), "lost": len(lost) + len(dead_by_outage), "duplicated": len(duplicated),
                "dead_lettered_by_outage": len(dead_by_outage),
                "rejected": sum(1 for c in rejected), "dead_lettered_commands": sum(1 for c in commands if c in dead),
-               "events": len(distinct), "events_republished": {t: n for t, n in republished.items() if n},
-               "republished_e_g": [f"{i} {distinct[i]['type']} at {where[i]}" for t, ids in ids_per_topic.items()
-                                   for i, n in ids.items() if n > 1 and len(values[i]) == 1][:3],
+               "events": len(distinct), "events_republished": republished,
                "passed_orders": len(passed),
                "awarded": sum(1 for p in passed if awards.get(p)), "award_refused": sum(1 for p in passed if refusals.get(p)),
                "award_refusal_reasons": dict(refusal_reasons), "resident_needs": len(needs),
@@ -283,6 +270,33 @@ async def check(bootstrap: str, points_url: str, tokens: dict[str, str], poison:
                "balances_checked": len(sample), "poison_in_dlq": len(poison) - len(missing),
                "dlq_records": len(dlq_values)}
     return figures, failed
+
+
+def event_id_failures(ids_per_topic: dict[str, Counter], values: dict[str, set[bytes]],
+                      distinct: dict[str, dict], where: dict[str, list[str]]) -> tuple[dict[str, int], list[str]]:
+    """No event id twice on an events topic: the copies of each topic (``events_republished``)
+    and the failed checks.
+
+    Two kinds, each a failure: an id on two different events, and an event on its topic twice,
+    byte for byte. The relay sends no record twice: a round that did not finish (a relay killed
+    between the broker's acknowledgement and its DELETE, a produce given up on a paused broker
+    that wrote it after all) is read back by the next (services/kit/outbox.py). The consumers'
+    inboxes would absorb a copy, but a reader of the topic would see it."""
+    failed = []
+    republished = {t: sum(n - 1 for i, n in ids.items() if n > 1 and len(values[i]) == 1)
+                   for t, ids in ids_per_topic.items()}
+    republished = {t: n for t, n in republished.items() if n}
+    if republished:
+        e_g = [f"{i} {distinct[i]['type']} at {where[i]}" for ids in ids_per_topic.values()
+               for i, n in ids.items() if n > 1 and len(values[i]) == 1][:3]
+        failed.append(f"events on their topic twice: {republished}; e.g. {e_g}")
+    dup_event_ids = {t: [i for i, n in ids.items() if n > 1 and len(values[i]) > 1] for t, ids in ids_per_topic.items()}
+    dup_event_ids = {t: v for t, v in dup_event_ids.items() if v}
+    if dup_event_ids:
+        failed.append("one event id on two different events: " + "; ".join(
+            f"{t}: {len(v)}, e.g. " + ", ".join(f"{i} {distinct[i]['type']} at {where[i]}" for i in v[:2])
+            for t, v in dup_event_ids.items()))
+    return republished, failed
 
 
 async def _get(session: aiohttp.ClientSession, url: str, token: str | None) -> tuple[int, Any]:

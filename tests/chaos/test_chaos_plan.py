@@ -62,3 +62,21 @@ def test_http_commands_are_generated_from_the_openapi_documents(svc):
     assert types <= set(schema["discriminator"]["mapping"]) and len(types) > 1
     hows = Counter(mutate(generate(doc, schema, rng), rng)[1] for _ in range(200))
     assert {"as_generated", "field_missing", "wrong_type", "nul_byte", "too_large", "unknown_type"} <= set(hows)
+
+
+def test_an_event_on_its_topic_twice_fails_the_campaign_as_does_one_id_on_two_events():
+    from tests.chaos.check import event_id_failures
+
+    distinct = {"a": {"type": "t.a"}, "b": {"type": "t.b"}, "c": {"type": "t.c"}}
+    where = {"a": ["0@1"], "b": ["0@2", "0@3"], "c": ["1@4", "1@9"]}
+    clean = {"x.events.v1": Counter({"a": 1})}
+    assert event_id_failures(clean, {"a": {b"A"}}, distinct, where) == ({}, [])
+
+    copied = {"x.events.v1": Counter({"a": 1, "b": 2})}  # b sent again, byte for byte
+    republished, failed = event_id_failures(copied, {"a": {b"A"}, "b": {b"B"}}, distinct, where)
+    assert republished == {"x.events.v1": 1}
+    assert len(failed) == 1 and "twice" in failed[0] and "t.b" in failed[0]
+
+    clash = {"x.events.v1": Counter({"c": 2})}  # one id, two different events
+    republished, failed = event_id_failures(clash, {"c": {b"C1", b"C2"}}, distinct, where)
+    assert republished == {} and len(failed) == 1 and "two different events" in failed[0]

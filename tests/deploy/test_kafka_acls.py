@@ -140,13 +140,16 @@ def test_only_the_provisioner_creates_topics():
             assert not [t for t in BY_NAME if t.startswith(name)], (principal, op, name)
 
 
-def test_services_read_what_they_consume_under_their_own_groups():
+def test_services_read_what_they_consume_under_their_own_groups_and_what_they_write():
     _, acls = parsed_script()
     for svc in SERVICES:
         consumed = consumed_by_main_module(svc)
         assert {t.name for t in kafkaacl.CONSUMES[svc]} == consumed
         readable = {t.name for t in ALL_TOPICS if f"{svc}-service" in grants(acls, "Read", t.name)}
-        assert readable == consumed, svc
+        written = {t.name for t in ALL_TOPICS if f"{svc}-service" in grants(acls, "Write", t.name)}
+        assert written == {f"{svc}.events.v1", f"{svc}.rejections.v1", f"{svc}.dlq.v1"}, svc
+        # and reads back what it writes: its relay's check, its rebuild's handling times
+        assert readable == consumed | written, svc
         # faust's group is <svc>-service, the kit's consumers' <svc>-service-<name>: one prefix
         groups = {(pat, n) for p, op, r, pat, n in acls if r == "group" and p == f"{svc}-service"}
         assert groups == {("prefixed", f"{svc}-service")}, svc

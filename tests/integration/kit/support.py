@@ -8,7 +8,7 @@ import asyncpg
 
 from schemas.topics import GRID
 from services.kit.consumer import BatchConsumer
-from services.kit.outbox import OutboxRelay, producer_for
+from services.kit.outbox import OutboxRelay, producer_for, reader_for
 
 from .patrols import PatrolCounter
 
@@ -27,7 +27,8 @@ class Pipeline:
     async def __aenter__(self):
         self.producer = producer_for(self.kafka, "kit-test-relay")
         await self.producer.start()
-        self.relay = OutboxRelay(self.pool, self.producer, service="grid", batch=500, poll_seconds=0.1)
+        self.relay = OutboxRelay(self.pool, self.producer, service="grid", batch=500, poll_seconds=0.1,
+                                 reader=reader_for(self.kafka, "kit-test-relay-check"))
         self.consumer = BatchConsumer(service="grid", name="intake", topics=self.topics, group_id=self.group,
                                       bootstrap=self.kafka, pool=self.pool, handler=self.handler,
                                       on_commit=self.relay.notify, max_records=200, lanes=self.lanes,

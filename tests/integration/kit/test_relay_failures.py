@@ -1,12 +1,15 @@
 """A relay that cannot publish counts its failures, whatever keeps it from publishing: a paused
 broker (a produce that waits, and would wait 30 s before the producer gives up) and a database
-that is away (the relay's tries at its leadership)."""
+that is away (the relay's tries at its leadership). And a round that did not finish (a relay
+killed between the broker's ack and its DELETE, a produce that timed out on a paused broker that
+wrote it after all) does not put a record on its topic twice: the next round reads back."""
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
 import time
+from collections import Counter
 
 import asyncpg
 import orjson
@@ -14,7 +17,7 @@ import pytest
 
 from schemas.topics import GRID
 from services.kit.infra import EmbeddedKafka, free_port
-from services.kit.outbox import OutboxRecord, OutboxRelay, producer_for
+from services.kit.outbox import OutboxRecord, OutboxRelay, producer_for, reader_for
 from services.kit.outbox import write as write_outbox
 from services.kit.provision import provision
 from tests.support.kafka import read_all
@@ -145,3 +148,96 @@ async def test_a_relay_whose_database_is_away_counts_each_try_at_its_leadership(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await nowhere.close()
+
+
+async def _published_once(bootstrap: str, n: int) -> None:
+    """The topic holds records 0..n-1, each once (read to its end: a copy would come after)."""
+    records = await read_all(bootstrap, GRID.events.name, min_count=n + 1, timeout=3.0)
+    counts = Counter(r["value"]["i"] for r in records)
+    assert sorted(counts) == list(range(n))
+    assert [i for i, c in counts.items() if c > 1] == []
+
+
+async def test_a_relay_leading_after_one_killed_mid_round_sends_none_of_its_records_again(pool):
+    """The killed relay had sent the first 20 of 30 rows (the broker acknowledged them) and died
+    before deleting them; the relay that leads next publishes only the other 10."""
+    broker = EmbeddedKafka().start()
+    producer = None
+    try:
+        await provision(broker.bootstrap, partitions=2)
+        producer = producer_for(broker.bootstrap, "killed-test")
+        await producer.start()
+        async with pool.acquire() as conn:
+            await write_outbox(conn, rows(0, 30))
+            pending = await conn.fetch("SELECT seq, topic, key, value, headers, message_type, "
+                                       "(extract(epoch FROM created_at) * 1000)::bigint FROM outbox ORDER BY seq")
+        killed = OutboxRelay(pool, producer, service="grid")
+        await killed._send(pending[:20])  # noqa: SLF001 (acknowledged; the DELETE never ran)
+
+        relay = OutboxRelay(pool, producer, service="grid", batch=100,
+                            reader=reader_for(broker.bootstrap, "killed-test-check"))
+        assert await relay.publish_once() == 30
+        assert relay.read_back == 20 and relay.published == 10
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        await _published_once(broker.bootstrap, 30)
+
+        # the check found rows there: the next round checks again, and one that finds none stops checking
+        async with pool.acquire() as conn:
+            await write_outbox(conn, rows(30, 5))
+        assert relay._unsure  # noqa: SLF001
+        assert await relay.publish_once() == 5
+        assert relay.read_back == 20 and not relay._unsure  # noqa: SLF001
+        await _published_once(broker.bootstrap, 35)
+    finally:
+        if producer is not None:
+            await producer.stop()
+        broker.stop()
+
+
+async def test_a_produce_that_timed_out_on_a_paused_broker_and_was_written_after_all_is_not_sent_again(pool):
+    """The broker is paused with a round's produce in its socket; the producer gives the send up
+    (here after 2 s rather than 30 s), and the broker, resumed, writes it. The relay's next round
+    finds those records on the topic and deletes their rows instead of sending them again."""
+    broker = EmbeddedKafka().start()
+    producer = None
+    task = None
+    seen = Observer()
+    try:
+        await provision(broker.bootstrap, partitions=2)
+        producer = producer_for(broker.bootstrap, "paused-test", request_timeout_ms=2000)
+        await producer.start()
+        relay = OutboxRelay(pool, producer, service="grid", batch=100, poll_seconds=0.05, observer=seen,
+                            stall_seconds=0.5, reader=reader_for(broker.bootstrap, "paused-test-check"))
+        task = asyncio.ensure_future(relay.run())
+        async with pool.acquire() as conn:
+            await write_outbox(conn, rows(0, 10))
+        await until(lambda: seen.records == 10)
+        os.kill(broker.proc.pid, signal.SIGSTOP)
+        try:
+            async with pool.acquire() as conn:
+                await write_outbox(conn, rows(10, 10))
+            relay.notify()
+            await asyncio.sleep(3.5)  # the produce timed out at 2 s: the round failed
+            assert seen.records == 10
+        finally:
+            os.kill(broker.proc.pid, signal.SIGCONT)
+
+        async def outbox_empty() -> bool:
+            async with pool.acquire() as conn:
+                return await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+        deadline = time.monotonic() + 40
+        while not await outbox_empty():
+            assert time.monotonic() < deadline, "the relay did not publish after the broker came back"
+            await asyncio.sleep(0.2)
+        await _published_once(broker.bootstrap, 20)
+        assert relay.read_back == 10
+    finally:
+        if task is not None:
+            await relay.stop()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        if producer is not None:
+            await producer.stop()
+        broker.stop()
