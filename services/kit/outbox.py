@@ -8,11 +8,12 @@ commit order, and the relay publishes in ``seq`` order with ``acks=all``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Coroutine, Protocol, Sequence
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -358,8 +359,22 @@ class OutboxRelay:
         except Exception as e:  # incl. the deadline: nothing is lost, the rows stay in the outbox
             log.warning("outbox relay stopping with rows left for the next worker (%r)", e)
 
+    @contextlib.asynccontextmanager
+    async def _round_connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A leading relay's rounds run on the session that holds its lock, so that a round runs
+        only while the lock is held. The server may end that session (a restart, an operator's
+        ``pg_terminate_backend``, a dropped connection): the lock is gone and another worker's
+        relay takes the lead, while a round on a fresh connection from the pool would go on
+        publishing the same rows as well. On the lock's session, the round fails instead, and
+        the relay tries for the lead again."""
+        if self._leading and self._lock_conn is not None:
+            yield self._lock_conn
+        else:  # a round outside run(): a test's, or one before the relay leads
+            async with self.pool.acquire() as conn:
+                yield conn
+
     async def publish_once(self) -> int:
-        async with self.pool.acquire() as conn:
+        async with self._round_connection() as conn:
             if self._acked:  # published already: only their DELETE is owed
                 await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", self._acked)
                 self._acked = []

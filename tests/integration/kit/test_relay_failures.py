@@ -241,3 +241,63 @@ async def test_a_produce_that_timed_out_on_a_paused_broker_and_was_written_after
         if producer is not None:
             await producer.stop()
         broker.stop()
+
+
+async def test_a_relay_whose_lock_session_was_ended_stops_publishing_while_another_leads(pool):
+    """The session that holds a relay's lock is ended by the server (an operator's
+    pg_terminate_backend, a connection dropped). The lock is gone, and the other worker's relay
+    takes the lead; the first relay, which could get a fresh connection from its pool for its
+    next round, must not go on publishing as well: both would send the same rows."""
+    broker = EmbeddedKafka().start()
+    producer = None
+    relays: list[OutboxRelay] = []
+    tasks = []
+    try:
+        await provision(broker.bootstrap, partitions=2)
+        producer = producer_for(broker.bootstrap, "split-test")
+        await producer.start()
+        first = OutboxRelay(pool, producer, service="grid", batch=100, poll_seconds=0.05,
+                            reader=reader_for(broker.bootstrap, "split-test-check"))
+        relays.append(first)
+        tasks.append(asyncio.ensure_future(first.run()))
+        await until(lambda: first._leading)  # noqa: SLF001
+        second = OutboxRelay(pool, producer, service="grid", batch=100, poll_seconds=0.05,
+                             reader=reader_for(broker.bootstrap, "split-test-check"))
+        relays.append(second)
+        tasks.append(asyncio.ensure_future(second.run()))
+        async with pool.acquire() as conn:
+            await write_outbox(conn, rows(0, 10))
+        first.notify()
+        await until(lambda: first.published == 10)
+        assert second.published == 0
+
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_terminate_backend($1)",
+                                       first._lock_conn.get_server_pid())  # noqa: SLF001
+        await until(lambda: second._leading, timeout=10)  # noqa: SLF001
+        for start in range(10, 40, 5):
+            async with pool.acquire() as conn:
+                await write_outbox(conn, rows(start, 5))
+            first.notify()
+            second.notify()
+            await asyncio.sleep(0.1)
+
+        async def outbox_empty() -> bool:
+            async with pool.acquire() as conn:
+                return await conn.fetchval("SELECT count(*) FROM outbox") == 0
+
+        deadline = time.monotonic() + 20
+        while not await outbox_empty():
+            assert time.monotonic() < deadline, "the outbox was not published"
+            await asyncio.sleep(0.1)
+        assert first.published == 10 and second.published == 30
+        await _published_once(broker.bootstrap, 40)
+    finally:
+        for relay in relays:
+            await relay.stop()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if producer is not None:
+            await producer.stop()
+        broker.stop()
