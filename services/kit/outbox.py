@@ -328,8 +328,8 @@ class OutboxRelay:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop after the round in progress (a round cut between the broker's ack and the
-        DELETE would publish its records again on the next start: at-least-once, but
-        avoidable), then publish what is left (:meth:`_drain`), all within ``timeout``."""
+        DELETE leaves the next leader to read its records back: avoidable work), then publish
+        what is left (:meth:`_drain`), all within ``timeout``."""
         self._stopping = True
         self.wakeup.set()
         deadline = time.monotonic() + timeout
