@@ -202,7 +202,11 @@ READ_BACK_MARGIN = 500
 (:meth:`OutboxRelay._already_published`)."""
 
 READ_BACK_IDLE_POLLS = 2
-"""Empty polls in a row (of 200 ms) after which a read-back takes a partition as read to its end."""
+"""Empty polls in a row (of 300 ms), once every partition is read to its reported end, after
+which a read-back takes its partitions as read to their end."""
+
+READ_BACK_SECONDS = 60
+"""A read-back that has not reached its partitions' ends by then sends what it did not find."""
 
 
 class OutboxRelay:
@@ -484,9 +488,9 @@ class OutboxRelay:
         written, and they are the last ones on their partitions: no other relay publishes while
         this one leads. So the check reads, for each partition the rows go to, from
         ``2 n + READ_BACK_MARGIN`` records before the partition's reported end (``n``: the rows
-        that go there; twice for a batch the producer itself sent again) until a poll returns
-        nothing more, which also reads past an end the broker reports short of what is
-        readable. A row is published when a record with the same key and value is there: the
+        that go there; twice for a batch the producer itself sent again) to that end, and on
+        until polls return nothing more, which also reads past an end the broker reports short
+        of what is readable. A row is published when a record with the same key and value is there: the
         value holds the event's id, and the relay sends a row's bytes unchanged. Each record
         there answers for one row, so a row written twice is published twice.
 
@@ -504,16 +508,27 @@ class OutboxRelay:
             consumer.assign(tps)
             begin = await consumer.beginning_offsets(tps)
             end = await consumer.end_offsets(tps)
+            at: dict[TopicPartition, int] = {}  # the next offset to read
             for tp in tps:
-                consumer.seek(tp, max(begin[tp], end[tp] - 2 * len(want[tp]) - READ_BACK_MARGIN))
+                at[tp] = max(begin[tp], end[tp] - 2 * len(want[tp]) - READ_BACK_MARGIN)
+                consumer.seek(tp, at[tp])
             there: dict[TopicPartition, Counter] = {tp: Counter() for tp in tps}
             idle = 0
-            while idle < READ_BACK_IDLE_POLLS:
-                got = await consumer.getmany(*tps, timeout_ms=200, max_records=5000)
+            give_up = time.monotonic() + READ_BACK_SECONDS
+            # to the reported end at least (a slow broker's empty poll is no end), then on
+            # until polls come back empty (past an end reported short)
+            while idle < READ_BACK_IDLE_POLLS or any(at[tp] < end[tp] for tp in tps):
+                if time.monotonic() > give_up:
+                    log.warning("outbox relay: reading its partitions back took over %ds; sending "
+                                "what it did not find there", READ_BACK_SECONDS)
+                    break
+                got = await consumer.getmany(*tps, timeout_ms=300, max_records=5000)
                 idle = 0 if any(got.values()) else idle + 1
                 for tp, records in got.items():
                     for r in records:
                         there[tp][(r.key, r.value)] += 1
+                    if records:
+                        at[tp] = records[-1].offset + 1
         except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as e:
             log.error("outbox relay cannot read its own topics back (%r): rows of a round that did not "
                       "finish are sent again; grant the service's principal Read on its topics", e)

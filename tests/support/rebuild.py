@@ -73,6 +73,7 @@ WALL_CLOCK: dict[str, dict[str, set[str]]] = {
 # that held both is replayed as two, and a state it changed saved once more. Its content must
 # come out equal.
 SAVE_COUNTS: dict[str, dict[str, set[str]]] = {
+    "grid": {"case_state": {"version"}, "whistles": {"version"}},
     "orders": {"orders": {"version"}, "members": {"version"}, "posts": {"version"}},
     "party": {t: {"version"} for t in ("orgs", "councils", "units", "projects", "org_life", "commitments",
                                         "member_follow_ups")},
