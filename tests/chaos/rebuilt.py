@@ -261,6 +261,7 @@ async def compare(var: Path, admin: str, raw: dict[str, list], services: Sequenc
     started = time.monotonic()
     failed: list[str] = []
     envs = {s: worker_env(var, s, launched) for s in services}
+    per: dict[str, Any] = {}
     copy = await copy_database(admin)
     figures: dict[str, Any] = {"copy_seconds": round(time.monotonic() - started, 1)}
     try:
@@ -275,7 +276,6 @@ async def compare(var: Path, admin: str, raw: dict[str, list], services: Sequenc
         outcomes = dict(zip(services, await asyncio.gather(*(one(s) for s in services))))
         figures["rebuild_seconds"] = round(time.monotonic() - started - figures["copy_seconds"], 1)
         compared = time.monotonic()
-        per: dict[str, Any] = {}
         for s in services:
             o = outcomes[s]
             if "error" in o:
@@ -303,11 +303,33 @@ async def compare(var: Path, admin: str, raw: dict[str, list], services: Sequenc
             if diffs:
                 failed.append(f"{s}: the projection differs from its rebuild in {len(diffs)} table(s): "
                               + json.dumps([d.sample(2) for d in diffs[:4]], ensure_ascii=False, default=str)[:3000])
+                per[s]["evidence"] = str(keep_evidence(var, s, raw, diffs))
         figures["services"] = per
         figures["compare_seconds"] = round(time.monotonic() - compared, 1)
     finally:
-        await drop_database(admin)
+        if any(per.get(s, {}).get("evidence") for s in services):
+            figures["rebuilt_database_kept"] = COPY  # to look into (the next campaign drops it)
+        else:
+            await drop_database(admin)
     return figures, failed
+
+
+def keep_evidence(var: Path, service: str, raw: dict[str, list], diffs) -> Path:
+    """What a difference is looked into with, once the broker (memory only) is gone: every
+    record of ``service``'s input topics and events topic as read for the check, one JSON line
+    each, and every differing row; the rebuilt copy of the database is kept beside the live one."""
+    out = var / "rebuild-evidence" / f"{service}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as f:
+        for d in diffs:
+            f.write(json.dumps({"table": d.table, "only_live": d.only_live, "only_rebuilt": d.only_rebuilt},
+                               ensure_ascii=False, default=str) + "\n")
+        for topic in [*(t.name for t in CONSUMES[service]), f"{service}.events.v1"]:
+            for r in raw.get(topic, ()):
+                f.write(json.dumps({"topic": topic, "partition": r.partition, "offset": r.offset,
+                                    "timestamp": r.timestamp, "key": (r.key or b"").decode("utf-8", "replace"),
+                                    "value": (r.value or b"").decode("utf-8", "replace")}, ensure_ascii=False) + "\n")
+    return out
 
 
 async def check(var: Path, admin: str, bootstrap: str,

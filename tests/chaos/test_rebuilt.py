@@ -5,6 +5,7 @@ rows a timer's or an HTTP command's event is about are left out (the campaign it
 tests/e2e/test_chaos_short.py)."""
 from __future__ import annotations
 
+import json
 import uuid
 from collections import namedtuple
 
@@ -147,3 +148,18 @@ async def test_what_the_relay_had_not_published_is_read_as_the_topic_would_hold_
         assert await conn.fetchval("SELECT count(*) FROM orders.outbox") == 0
     finally:
         await conn.close()
+
+
+def test_a_difference_leaves_its_evidence_the_records_of_the_services_topics_and_the_rows(tmp_path):
+    from types import SimpleNamespace
+
+    from tests.chaos.rebuilt import keep_evidence
+
+    rec = SimpleNamespace(partition=1, offset=7, timestamp=1000, key=b"case-1", value=b'{"id": "e1"}')
+    other = SimpleNamespace(partition=0, offset=0, timestamp=1, key=None, value=b"{}")
+    diff = SimpleNamespace(table="case_state", only_live=[("case-1", 2)], only_rebuilt=[])
+    path = keep_evidence(tmp_path, "grid", {"grid.intake.v1": [rec], "points.intake.v1": [other]}, [diff])
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert lines[0] == {"table": "case_state", "only_live": [["case-1", 2]], "only_rebuilt": []}
+    assert lines[1:] == [{"topic": "grid.intake.v1", "partition": 1, "offset": 7, "timestamp": 1000,
+                          "key": "case-1", "value": '{"id": "e1"}'}]  # not another service's intake
