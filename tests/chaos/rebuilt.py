@@ -299,7 +299,9 @@ async def compare(var: Path, admin: str, raw: dict[str, list], services: Sequenc
             per[s] = {"records": o.get("records"), "seconds": o.get("wall_seconds"),
                       "rows_compared": sum(sum(c.values()) for c in live.rows.values()),
                       "not_from_input": dict(kinds), "excluded": dict(excluded),
-                      "differing": {d.table: d.count for d in diffs}}
+                      "differing": {d.table: d.count for d in diffs},
+                      # what the replay refused and did not publish again (dead letters included)
+                      "rejected": o.get("rejected") or {}, "not_published_again": o.get("not_published_again") or {}}
             if diffs:
                 failed.append(f"{s}: the projection differs from its rebuild in {len(diffs)} table(s): "
                               + json.dumps([d.sample(2) for d in diffs[:4]], ensure_ascii=False, default=str)[:3000])
