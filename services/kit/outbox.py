@@ -176,8 +176,9 @@ class MetricsObserver:
 def producer_for(bootstrap: str, client_id: str, security: KafkaSecurity | dict[str, Any] | None = None, *,
                  request_timeout_ms: int = 30000) -> AIOKafkaProducer:
     """A producer for the outbox; ``security``: a ``KafkaSecurity``, its configuration or None (PLAINTEXT)."""
-    # Idempotent producer is off on purpose: Tansu does not support it; duplicates are
-    # absorbed by idempotent consumers (inbox), which production needs anyway.
+    # Idempotent producer is off on purpose: Tansu does not support it. A round that did not
+    # finish is read back before it is sent again (OutboxRelay._already_published); what is
+    # left of at-least-once is absorbed by idempotent consumers (inbox), which production needs anyway.
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=False,
         linger_ms=5, max_batch_size=256 * 1024, max_request_size=4 * 1024 * 1024,
@@ -490,9 +491,9 @@ class OutboxRelay:
         ``2 n + READ_BACK_MARGIN`` records before the partition's reported end (``n``: the rows
         that go there; twice for a batch the producer itself sent again) to that end, and on
         until polls return nothing more, which also reads past an end the broker reports short
-        of what is readable. A row is published when a record with the same key and value is there: the
-        value holds the event's id, and the relay sends a row's bytes unchanged. Each record
-        there answers for one row, so a row written twice is published twice.
+        of what is readable. A row is published when a record with the same key and value is
+        there: the value holds the event's id, and the relay sends a row's bytes unchanged. Each
+        record there answers for one row, so a row written twice is published twice.
 
         A broker that refuses the service's principal the right to read its own topics
         (missing ACLs) is logged, and the rows are sent as before: at least once."""
