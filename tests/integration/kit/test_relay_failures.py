@@ -6,6 +6,7 @@ wrote it after all) does not put a record on its topic twice: the next round rea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -53,86 +54,94 @@ def rows(start: int, n: int) -> list[OutboxRecord]:
     return [OutboxRecord(GRID.events.name, f"k{i % 3}", orjson.dumps({"i": i}), "t") for i in range(start, start + n)]
 
 
-async def test_a_relay_waiting_on_a_paused_broker_counts_a_failure_each_stall_and_publishes_when_it_answers(pool):
+@contextlib.asynccontextmanager
+async def own_broker(client_id: str, **producer_kw):
+    """A broker of the test's own (a test pauses it), its topics in two partitions, and the
+    relay's producer on it: ``(broker, producer)``."""
     broker = EmbeddedKafka().start()
     producer = None
-    task = None
-    seen = Observer()
     try:
         await provision(broker.bootstrap, partitions=2)
-        producer = producer_for(broker.bootstrap, "stall-test")
+        producer = producer_for(broker.bootstrap, client_id, **producer_kw)
         await producer.start()
-        relay = OutboxRelay(pool, producer, service="grid", batch=100, poll_seconds=0.05, observer=seen,
-                            stall_seconds=0.5)
-        task = asyncio.ensure_future(relay.run())
-        async with pool.acquire() as conn:
-            await write_outbox(conn, rows(0, 10))
-        await until(lambda: seen.records == 10)
-        assert seen.failures == 0
-
-        os.kill(broker.proc.pid, signal.SIGSTOP)  # the broker holds its connections and answers nothing
-        try:
-            async with pool.acquire() as conn:
-                await write_outbox(conn, rows(10, 10))
-            relay.notify()
-            await asyncio.sleep(2.8)
-            assert seen.failures >= 4, seen.failures  # one each 0.5 s of waiting, long before the 30 s timeout
-            assert seen.records == 10
-        finally:
-            os.kill(broker.proc.pid, signal.SIGCONT)
-        # the round that waited has ended (its records counted, its rows deleted): a failure it
-        # counted while finishing is its own
-        await until(lambda: seen.records == 20 and not relay._in_round)  # noqa: SLF001
-        stalled = seen.failures
-        records = await read_all(broker.bootstrap, GRID.events.name, min_count=20)
-        assert sorted({r["value"]["i"] for r in records}) == list(range(20))
-        await asyncio.sleep(1.0)
-        assert seen.failures == stalled  # publishing again: no more failures
+        yield broker, producer
     finally:
-        if task is not None:
-            await relay.stop()  # gives its leadership's connection back to the pool
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
         if producer is not None:
             await producer.stop()
         broker.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(*relays: OutboxRelay):
+    """The relays' ``run()``; stopped (each gives its leadership's connection back) and cancelled after."""
+    tasks = [asyncio.ensure_future(r.run()) for r in relays]
+    try:
+        yield
+    finally:
+        for r in relays:
+            await r.stop()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def outbox_left(pool) -> int:
+    async with pool.acquire() as conn:
+        return await conn.fetchval("SELECT count(*) FROM outbox")
+
+
+async def test_a_relay_waiting_on_a_paused_broker_counts_a_failure_each_stall_and_publishes_when_it_answers(pool):
+    seen = Observer()
+    async with own_broker("stall-test") as (broker, producer):
+        relay = OutboxRelay(pool, producer, service="grid", batch=100, poll_seconds=0.05, observer=seen,
+                            stall_seconds=0.5)
+        async with running(relay):
+            async with pool.acquire() as conn:
+                await write_outbox(conn, rows(0, 10))
+            await until(lambda: seen.records == 10)
+            assert seen.failures == 0
+
+            os.kill(broker.proc.pid, signal.SIGSTOP)  # the broker holds its connections and answers nothing
+            try:
+                async with pool.acquire() as conn:
+                    await write_outbox(conn, rows(10, 10))
+                relay.notify()
+                await asyncio.sleep(2.8)
+                assert seen.failures >= 4, seen.failures  # one each 0.5 s of waiting, long before the 30 s timeout
+                assert seen.records == 10
+            finally:
+                os.kill(broker.proc.pid, signal.SIGCONT)
+            # the round that waited has ended (its records counted, its rows deleted): a failure it
+            # counted while finishing is its own
+            await until(lambda: seen.records == 20 and not relay._in_round)  # noqa: SLF001
+            stalled = seen.failures
+            records = await read_all(broker.bootstrap, GRID.events.name, min_count=20)
+            assert sorted({r["value"]["i"] for r in records}) == list(range(20))
+            await asyncio.sleep(1.0)
+            assert seen.failures == stalled  # publishing again: no more failures
 
 
 async def test_a_stopping_relay_publishes_what_was_committed_after_its_last_round(pool):
     """The worker stops its relay after its consumers and timers: rows they committed since the
     relay's last round (no wake-up reached it, its next poll is a minute away) are published by
     the stop, not left for the next worker."""
-    broker = EmbeddedKafka().start()
-    producer = None
-    task = None
     seen = Observer()
-    try:
-        await provision(broker.bootstrap, partitions=2)
-        producer = producer_for(broker.bootstrap, "drain-test")
-        await producer.start()
+    async with own_broker("drain-test") as (broker, producer):
         relay = OutboxRelay(pool, producer, service="grid", batch=4, poll_seconds=60, observer=seen)
-        task = asyncio.ensure_future(relay.run())
-        async with pool.acquire() as conn:
-            await write_outbox(conn, rows(0, 3))
-        relay.notify()
-        await until(lambda: seen.records == 3 and not relay._in_round)  # noqa: SLF001
-        async with pool.acquire() as conn:
-            await write_outbox(conn, rows(3, 9))  # more than a batch, and no notify
-        await asyncio.sleep(0.3)
-        assert seen.records == 3
-        await relay.stop()
-        assert seen.records == 12
-        async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        async with running(relay):
+            async with pool.acquire() as conn:
+                await write_outbox(conn, rows(0, 3))
+            relay.notify()
+            await until(lambda: seen.records == 3 and not relay._in_round)  # noqa: SLF001
+            async with pool.acquire() as conn:
+                await write_outbox(conn, rows(3, 9))  # more than a batch, and no notify
+            await asyncio.sleep(0.3)
+            assert seen.records == 3
+            await relay.stop()
+            assert seen.records == 12
+            assert await outbox_left(pool) == 0
         records = await read_all(broker.bootstrap, GRID.events.name, min_count=12)
         assert sorted({r["value"]["i"] for r in records}) == list(range(12))
-    finally:
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        if producer is not None:
-            await producer.stop()
-        broker.stop()
 
 
 async def test_a_relay_whose_database_is_away_counts_each_try_at_its_leadership():
@@ -161,12 +170,7 @@ async def _published_once(bootstrap: str, n: int) -> None:
 async def test_a_relay_leading_after_one_killed_mid_round_sends_none_of_its_records_again(pool):
     """The killed relay had sent the first 20 of 30 rows (the broker acknowledged them) and died
     before deleting them; the relay that leads next publishes only the other 10."""
-    broker = EmbeddedKafka().start()
-    producer = None
-    try:
-        await provision(broker.bootstrap, partitions=2)
-        producer = producer_for(broker.bootstrap, "killed-test")
-        await producer.start()
+    async with own_broker("killed-test") as (broker, producer):
         async with pool.acquire() as conn:
             await write_outbox(conn, rows(0, 30))
             pending = await conn.fetch("SELECT seq, topic, key, value, headers, message_type, "
@@ -178,8 +182,7 @@ async def test_a_relay_leading_after_one_killed_mid_round_sends_none_of_its_reco
                             reader=reader_for(broker.bootstrap, "killed-test-check"))
         assert await relay.publish_once() == 30
         assert relay.read_back == 20 and relay.published == 10
-        async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        assert await outbox_left(pool) == 0
         await _published_once(broker.bootstrap, 30)
 
         # the check found rows there: the next round checks again, and one that finds none stops checking
@@ -189,58 +192,39 @@ async def test_a_relay_leading_after_one_killed_mid_round_sends_none_of_its_reco
         assert await relay.publish_once() == 5
         assert relay.read_back == 20 and not relay._unsure  # noqa: SLF001
         await _published_once(broker.bootstrap, 35)
-    finally:
-        if producer is not None:
-            await producer.stop()
-        broker.stop()
+
+
+async def until_published(pool, timeout: float = 40.0) -> None:
+    deadline = time.monotonic() + timeout
+    while await outbox_left(pool):
+        assert time.monotonic() < deadline, "the outbox was not published"
+        await asyncio.sleep(0.1)
 
 
 async def test_a_produce_that_timed_out_on_a_paused_broker_and_was_written_after_all_is_not_sent_again(pool):
     """The broker is paused with a round's produce in its socket; the producer gives the send up
     (here after 2 s rather than 30 s), and the broker, resumed, writes it. The relay's next round
     finds those records on the topic and deletes their rows instead of sending them again."""
-    broker = EmbeddedKafka().start()
-    producer = None
-    task = None
     seen = Observer()
-    try:
-        await provision(broker.bootstrap, partitions=2)
-        producer = producer_for(broker.bootstrap, "paused-test", request_timeout_ms=2000)
-        await producer.start()
+    async with own_broker("paused-test", request_timeout_ms=2000) as (broker, producer):
         relay = OutboxRelay(pool, producer, service="grid", batch=100, poll_seconds=0.05, observer=seen,
                             stall_seconds=0.5, reader=reader_for(broker.bootstrap, "paused-test-check"))
-        task = asyncio.ensure_future(relay.run())
-        async with pool.acquire() as conn:
-            await write_outbox(conn, rows(0, 10))
-        await until(lambda: seen.records == 10)
-        os.kill(broker.proc.pid, signal.SIGSTOP)
-        try:
+        async with running(relay):
             async with pool.acquire() as conn:
-                await write_outbox(conn, rows(10, 10))
-            relay.notify()
-            await asyncio.sleep(3.5)  # the produce timed out at 2 s: the round failed
-            assert seen.records == 10
-        finally:
-            os.kill(broker.proc.pid, signal.SIGCONT)
-
-        async def outbox_empty() -> bool:
-            async with pool.acquire() as conn:
-                return await conn.fetchval("SELECT count(*) FROM outbox") == 0
-
-        deadline = time.monotonic() + 40
-        while not await outbox_empty():
-            assert time.monotonic() < deadline, "the relay did not publish after the broker came back"
-            await asyncio.sleep(0.2)
-        await _published_once(broker.bootstrap, 20)
-        assert relay.read_back == 10
-    finally:
-        if task is not None:
-            await relay.stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        if producer is not None:
-            await producer.stop()
-        broker.stop()
+                await write_outbox(conn, rows(0, 10))
+            await until(lambda: seen.records == 10)
+            os.kill(broker.proc.pid, signal.SIGSTOP)
+            try:
+                async with pool.acquire() as conn:
+                    await write_outbox(conn, rows(10, 10))
+                relay.notify()
+                await asyncio.sleep(3.5)  # the produce timed out at 2 s: the round failed
+                assert seen.records == 10
+            finally:
+                os.kill(broker.proc.pid, signal.SIGCONT)
+            await until_published(pool)
+            await _published_once(broker.bootstrap, 20)
+            assert relay.read_back == 10
 
 
 async def test_a_relay_whose_lock_session_was_ended_stops_publishing_while_another_leads(pool):
@@ -248,56 +232,28 @@ async def test_a_relay_whose_lock_session_was_ended_stops_publishing_while_anoth
     pg_terminate_backend, a connection dropped). The lock is gone, and the other worker's relay
     takes the lead; the first relay, which could get a fresh connection from its pool for its
     next round, must not go on publishing as well: both would send the same rows."""
-    broker = EmbeddedKafka().start()
-    producer = None
-    relays: list[OutboxRelay] = []
-    tasks = []
-    try:
-        await provision(broker.bootstrap, partitions=2)
-        producer = producer_for(broker.bootstrap, "split-test")
-        await producer.start()
-        first = OutboxRelay(pool, producer, service="grid", batch=100, poll_seconds=0.05,
-                            reader=reader_for(broker.bootstrap, "split-test-check"))
-        relays.append(first)
-        tasks.append(asyncio.ensure_future(first.run()))
-        await until(lambda: first._leading)  # noqa: SLF001
-        second = OutboxRelay(pool, producer, service="grid", batch=100, poll_seconds=0.05,
-                             reader=reader_for(broker.bootstrap, "split-test-check"))
-        relays.append(second)
-        tasks.append(asyncio.ensure_future(second.run()))
-        async with pool.acquire() as conn:
-            await write_outbox(conn, rows(0, 10))
-        first.notify()
-        await until(lambda: first.published == 10)
-        assert second.published == 0
+    async with own_broker("split-test") as (broker, producer):
+        first, second = (OutboxRelay(pool, producer, service="grid", batch=100, poll_seconds=0.05,
+                                     reader=reader_for(broker.bootstrap, "split-test-check")) for _ in range(2))
+        async with running(first):
+            await until(lambda: first._leading)  # noqa: SLF001
+            async with running(second):
+                async with pool.acquire() as conn:
+                    await write_outbox(conn, rows(0, 10))
+                first.notify()
+                await until(lambda: first.published == 10)
+                assert second.published == 0
 
-        async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT pg_terminate_backend($1)",
-                                       first._lock_conn.get_server_pid())  # noqa: SLF001
-        await until(lambda: second._leading, timeout=10)  # noqa: SLF001
-        for start in range(10, 40, 5):
-            async with pool.acquire() as conn:
-                await write_outbox(conn, rows(start, 5))
-            first.notify()
-            second.notify()
-            await asyncio.sleep(0.1)
-
-        async def outbox_empty() -> bool:
-            async with pool.acquire() as conn:
-                return await conn.fetchval("SELECT count(*) FROM outbox") == 0
-
-        deadline = time.monotonic() + 20
-        while not await outbox_empty():
-            assert time.monotonic() < deadline, "the outbox was not published"
-            await asyncio.sleep(0.1)
-        assert first.published == 10 and second.published == 30
-        await _published_once(broker.bootstrap, 40)
-    finally:
-        for relay in relays:
-            await relay.stop()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if producer is not None:
-            await producer.stop()
-        broker.stop()
+                async with pool.acquire() as conn:
+                    assert await conn.fetchval("SELECT pg_terminate_backend($1)",
+                                               first._lock_conn.get_server_pid())  # noqa: SLF001
+                await until(lambda: second._leading, timeout=10)  # noqa: SLF001
+                for start in range(10, 40, 5):
+                    async with pool.acquire() as conn:
+                        await write_outbox(conn, rows(start, 5))
+                    first.notify()
+                    second.notify()
+                    await asyncio.sleep(0.1)
+                await until_published(pool, timeout=20)
+                assert first.published == 10 and second.published == 30
+                await _published_once(broker.bootstrap, 40)
