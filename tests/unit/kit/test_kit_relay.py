@@ -76,3 +76,30 @@ def test_a_worker_that_has_gone_does_not_crash_the_reporter():
 
     r = Reporter(Closed())
     r.failed()  # swallowed: the child is about to stop anyway
+
+
+class _Producer:
+    async def partitions_for(self, topic):
+        return {0, 1}
+
+
+class _Refusing:
+    """A reader whose broker refuses the service's principal the right to read its own topics."""
+
+    async def start(self):
+        from aiokafka.errors import TopicAuthorizationFailedError
+
+        raise TopicAuthorizationFailedError("grid.events.v1")
+
+    async def stop(self):
+        pass
+
+
+async def test_a_relay_that_may_not_read_its_topics_back_says_so_and_sends_as_before():
+    from services.kit.outbox import OutboxRelay
+
+    relay = OutboxRelay(None, _Producer(), service="grid", observer=Seen(),  # type: ignore[arg-type]
+                        reader=_Refusing)
+    rows = [(1, "grid.events.v1", b"k", b"{}", None, "t", 0)]
+    assert await relay._already_published(rows) == set()  # noqa: SLF001 (nothing found: all sent)
+    assert relay.reader is None  # it does not try again on every round
