@@ -246,7 +246,7 @@ async def empty_outboxes(copy: str, services: Sequence[str]) -> dict[str, list[S
         for s in services:
             rows = await conn.fetch(f'DELETE FROM "{s}".outbox RETURNING topic, key, value')
             if rows:
-                left[s] = [SimpleNamespace(key=(r["key"] or "").encode(), value=bytes(r["value"]))
+                left[s] = [SimpleNamespace(key=r["key"], value=bytes(r["value"]))  # the key: bytea, as sent
                            for r in rows if r["topic"] == f"{s}.events.v1"]
         return left
     finally:
