@@ -387,20 +387,21 @@ class OutboxRelay:
                 "SELECT seq, topic, key, value, headers, message_type, "
                 "(extract(epoch FROM created_at) * 1000)::bigint FROM outbox ORDER BY seq LIMIT $1", self.batch)
             taken = len(rows)  # off the outbox this round: a full batch reads on at once
-            if rows and self._unsure and self.reader is not None:
-                there = await self._already_published(rows)
+            wire = await self._wire(rows)
+            if wire and self._unsure and self.reader is not None:
+                there = await self._already_published(wire)
                 self._unsure = bool(there)  # until a round whose rows are none of them there
                 if there:
                     await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", sorted(there))
                     self.read_back += len(there)
                     log.info("outbox relay: %d of %d rows are on their topics already (sent by a round "
                              "that did not finish): deleted, not sent again", len(there), taken)
-                    rows = [r for r in rows if r[0] not in there]
-            if rows:
-                counts = await self._send(rows)
-                self._acked = [r[0] for r in rows]
+                    wire = [w for w in wire if w[0] not in there]
+            if wire:
+                counts = await self._send(wire)
+                self._acked = [w[0] for w in wire]
                 self.observer.published(counts)
-                self.published += len(rows)
+                self.published += len(wire)
                 await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", self._acked)
                 self._acked = []
             if time.monotonic() - self._last_stats < 1.0 and taken == self.batch:
@@ -422,8 +423,9 @@ class OutboxRelay:
                 ("dlq.error.message", str(RecordTooLarge(topic, size, MAX_RECORD_BYTES))), *extra]
         return f"{self.service}.dlq.v1", key, value, dead, "dead_letter"
 
-    async def _send(self, rows) -> Counter:
-        """Publish rows in order and wait for acks=all; return counts by (topic, type).
+    async def _send(self, wire: list[tuple]) -> Counter:
+        """Publish rows as :meth:`_wire` gives them, in order, and wait for acks=all; return
+        counts by (topic, type).
 
         Records go out in per-partition batches (the partition chosen as Kafka's default
         partitioner does: murmur2 of the key), which keeps each key's order and costs a
@@ -434,7 +436,7 @@ class OutboxRelay:
         open_batches: dict[tuple[str, int], object] = {}
         counts: Counter = Counter()
         futures = []
-        for seq, topic, part, key, value, hdrs, message_type, stamp in await self._wire(rows):
+        for seq, topic, part, key, value, hdrs, message_type, stamp in wire:
             counts[(topic, message_type)] += 1
             batch = open_batches.get((topic, part))
             if batch is None:
@@ -481,8 +483,9 @@ class OutboxRelay:
             out.append((seq, topic, part, key, value, hdrs, message_type, stamp))
         return out
 
-    async def _already_published(self, rows) -> set[int]:
-        """The seqs of ``rows`` whose records are on their partitions already.
+    async def _already_published(self, wire: list[tuple]) -> set[int]:
+        """The seqs of the rows (as :meth:`_wire` gives them) whose records are on their
+        partitions already.
 
         A round that failed or was cut off (a relay killed, a broker that went away, a database
         lost between the broker's ack and the DELETE) may have had any part of its records
@@ -497,7 +500,6 @@ class OutboxRelay:
 
         A broker that refuses the service's principal the right to read its own topics
         (missing ACLs) is logged, and the rows are sent as before: at least once."""
-        wire = await self._wire(rows)
         want: dict[TopicPartition, list[tuple[int, bytes | None, bytes]]] = {}
         for seq, topic, part, key, value, *_ in wire:
             want.setdefault(TopicPartition(topic, part), []).append((seq, key, value))

@@ -176,7 +176,7 @@ async def test_a_relay_leading_after_one_killed_mid_round_sends_none_of_its_reco
             pending = await conn.fetch("SELECT seq, topic, key, value, headers, message_type, "
                                        "(extract(epoch FROM created_at) * 1000)::bigint FROM outbox ORDER BY seq")
         killed = OutboxRelay(pool, producer, service="grid")
-        await killed._send(pending[:20])  # noqa: SLF001 (acknowledged; the DELETE never ran)
+        await killed._send(await killed._wire(pending[:20]))  # noqa: SLF001 (acknowledged; the DELETE never ran)
 
         relay = OutboxRelay(pool, producer, service="grid", batch=100,
                             reader=reader_for(broker.bootstrap, "killed-test-check"))

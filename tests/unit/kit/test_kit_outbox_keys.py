@@ -62,7 +62,7 @@ async def test_the_relay_sends_the_key_bytes_as_read_on_the_partition_of_their_m
              1_700_000_000_000 + seq) for seq, k in enumerate(keys)]
     producer = FakeProducer()
     relay = OutboxRelay(pool=None, producer=producer, service="grid")  # type: ignore[arg-type]
-    counts = await relay._send(rows)
+    counts = await relay._send(await relay._wire(rows))
     assert counts == {("grid.dlq.v1", "dead_letter"): len(keys)}
     part = DefaultPartitioner()
     by_value = {r["value"]: (p, r) for _, p, r in producer.sent}

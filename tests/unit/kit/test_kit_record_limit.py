@@ -98,7 +98,7 @@ async def test_the_relay_dead_letters_an_oversized_row_and_publishes_the_rows_af
     rows = [(1, "grid.events.v1", b"a", b"first", None, "grid.patrol.logged.v1", 0),
             (2, "grid.events.v1", b"b", huge, None, "grid.patrol.logged.v1", 0),
             (3, "grid.events.v1", b"a", b"third", None, "grid.patrol.logged.v1", 0)]
-    counts = await relay._send(rows)
+    counts = await relay._send(await relay._wire(rows))
     assert counts == Counter({("grid.events.v1", "grid.patrol.logged.v1"): 2, ("grid.dlq.v1", "dead_letter"): 1})
     sent = {(t, k): (v, h) for t, _, recs in relay.producer.sent for k, v, h in recs}
     events = [v for t, _, recs in relay.producer.sent for k, v, h in recs if t == "grid.events.v1"]
