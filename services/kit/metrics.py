@@ -44,6 +44,10 @@ OUTBOX_OLDEST_AGE = Gauge(
 RELAY_ERRORS = Counter(
     "kit_outbox_relay_errors_total", "Relay failures: a failed round, a failed try at the leadership while the "
     "database is away, each OUTBOX_RELAY_STALL_SECONDS a round waits on the broker or the database", ["service"])
+RELAY_READ_BACK = Counter(
+    "kit_outbox_read_back_total", "Outbox rows a relay found on their topic already, sent by a round that did "
+    "not finish (a relay killed after the broker's ack, a send given up that the broker wrote), and did not "
+    "send again", ["service"])
 RELAY_RESTARTS = Counter(
     "kit_outbox_relay_restarts_total", "Times the worker restarted its outbox relay process after it died", ["service"])
 HTTP_REQUESTS = Counter(

@@ -150,6 +150,9 @@ class RelayObserver(Protocol):
     def stats(self, backlog: int, oldest_age: float) -> None:
         """The outbox backlog and the age of its oldest row."""
 
+    def read_back(self, n: int) -> None:
+        """Rows found on their topic already by a read-back, and deleted rather than sent again."""
+
 
 class MetricsObserver:
     """The metrics of this process. (prometheus_client is imported here, not at the top: the
@@ -167,6 +170,9 @@ class MetricsObserver:
 
     def failed(self) -> None:
         self._m.RELAY_ERRORS.labels(self.service).inc()
+
+    def read_back(self, n: int) -> None:
+        self._m.RELAY_READ_BACK.labels(self.service).inc(n)
 
     def stats(self, backlog: int, oldest_age: float) -> None:
         self._m.OUTBOX_BACKLOG.labels(self.service).set(backlog)
@@ -394,6 +400,7 @@ class OutboxRelay:
                 if there:
                     await conn.execute("DELETE FROM outbox WHERE seq = ANY($1::bigint[])", sorted(there))
                     self.read_back += len(there)
+                    self.observer.read_back(len(there))
                     log.info("outbox relay: %d of %d rows are on their topics already (sent by a round "
                              "that did not finish): deleted, not sent again", len(there), taken)
                     wire = [w for w in wire if w[0] not in there]

@@ -174,6 +174,8 @@ def apply_report(report: dict[str, Any], observer: RelayObserver) -> None:
         observer.published(Counter({(t, typ): int(n) for t, typ, n in report["produced"]}))
     for _ in range(int(report.get("errors", 0))):
         observer.failed()
+    if report.get("read_back"):
+        observer.read_back(int(report["read_back"]))
     if report.get("stats") is not None:
         backlog, age = report["stats"]
         observer.stats(int(backlog), float(age))
@@ -189,6 +191,7 @@ class Reporter:
         self.every = every
         self._produced: Counter = Counter()
         self._errors = 0
+        self._read_back = 0
         self._stats: tuple[int, float] | None = None
 
     def published(self, counts: Counter) -> None:
@@ -202,17 +205,23 @@ class Reporter:
     def stats(self, backlog: int, oldest_age: float) -> None:
         self._stats = (backlog, oldest_age)
 
+    def read_back(self, n: int) -> None:
+        self._read_back += n
+        self.flush()
+
     def flush(self) -> None:
-        if not (self._produced or self._errors or self._stats):
+        if not (self._produced or self._errors or self._read_back or self._stats):
             return
         report: dict[str, Any] = {}
         if self._produced:
             report["produced"] = [[t, typ, n] for (t, typ), n in self._produced.items()]
         if self._errors:
             report["errors"] = self._errors
+        if self._read_back:
+            report["read_back"] = self._read_back
         if self._stats is not None:
             report["stats"] = list(self._stats)
-        self._produced, self._errors, self._stats = Counter(), 0, None
+        self._produced, self._errors, self._read_back, self._stats = Counter(), 0, 0, None
         try:
             self.out.write(orjson.dumps(report) + b"\n")
             self.out.flush()

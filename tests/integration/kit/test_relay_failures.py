@@ -32,6 +32,7 @@ class Observer:
     def __init__(self):
         self.failures = 0
         self.records = 0
+        self.found = 0  # rows a read-back found on their topic
 
     def published(self, counts) -> None:
         self.records += sum(counts.values())
@@ -41,6 +42,9 @@ class Observer:
 
     def stats(self, backlog: int, oldest_age: float) -> None:
         pass
+
+    def read_back(self, n: int) -> None:
+        self.found += n
 
 
 async def until(predicate, timeout: float = 30.0) -> None:
@@ -224,7 +228,7 @@ async def test_a_produce_that_timed_out_on_a_paused_broker_and_was_written_after
                 os.kill(broker.proc.pid, signal.SIGCONT)
             await until_published(pool)
             await _published_once(broker.bootstrap, 20)
-            assert relay.read_back == 10
+            assert relay.read_back == 10 and seen.found == 10  # and kit_outbox_read_back_total
 
 
 async def test_a_relay_whose_lock_session_was_ended_stops_publishing_while_another_leads(pool):

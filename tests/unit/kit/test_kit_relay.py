@@ -13,6 +13,7 @@ class Seen:
     def __init__(self):
         self.produced: Counter = Counter()
         self.failures = 0
+        self.found = 0
         self.seen_stats: list[tuple[int, float]] = []
 
     def published(self, counts):
@@ -23,6 +24,9 @@ class Seen:
 
     def stats(self, backlog, age):
         self.seen_stats.append((backlog, age))
+
+    def read_back(self, n):
+        self.found += n
 
 
 def lines(out: io.BytesIO) -> list[dict]:
@@ -51,6 +55,16 @@ def test_a_failed_round_is_reported_at_once():
     r = Reporter(out)
     r.failed()
     assert lines(out) == [{"errors": 1}]
+
+
+def test_rows_a_read_back_found_are_reported_at_once_and_counted_by_the_worker():
+    out = io.BytesIO()
+    r = Reporter(out)
+    r.read_back(7)
+    assert lines(out) == [{"read_back": 7}]
+    seen = Seen()
+    apply_report(lines(out)[0], seen)
+    assert seen.found == 7 and seen.failures == 0
 
 
 def test_the_worker_applies_every_report_to_its_observer():
