@@ -9,7 +9,7 @@ before the function runs and builds ``GET /openapi.json`` from the same declarat
     @rt.get("/v1/grids/{grid_id}/counts", path=GridRef, responses={200: GridCounts, 404: "no such grid"})
     async def grid_counts(req: Request[GridRef, None, None]):
         # the docstring's first paragraph is the operation's summary, the rest its description
-        async with rt.connection() as conn:
+        async with rt.snapshot() as conn:
             return found(await db.grid_counts(conn, req.path.grid_id), "grid", req.path.grid_id, "grid_id")
 
     rt.lookup("/v1/cases/{case_id}", path=CaseRef, out=CaseOut, fetch=db.get_case, summary="A case.")

@@ -496,7 +496,7 @@ class ServiceRuntime:
 
         async def get_one(req: Request):
             id = getattr(req.path, field)
-            async with self.connection() as conn:
+            async with self.snapshot() as conn:
                 value = await (fetch(conn, id, req.principal) if scoped else fetch(conn, id))
                 return found(value, what, id, field)
 
@@ -512,6 +512,15 @@ class ServiceRuntime:
     async def connection(self):
         """A pooled connection for a query; 503 (``Retry-After``) while the worker has no pool."""
         async with self.require_pool().acquire() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self):
+        """A pooled connection in a read-only REPEATABLE READ transaction, for a query of several
+        statements (a row and its history, a page and its count): each sees the same commits, so
+        an answer never pairs a batch's members with the history from before it. 503 as
+        :meth:`connection`."""
+        async with self.connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             yield conn
 
     def require_pool(self, *, serving: bool = True) -> asyncpg.Pool:

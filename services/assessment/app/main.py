@@ -90,7 +90,7 @@ async def get_scorecard(req: Request[api.ScorecardRef, api.ScorecardQuery, None]
     any other is answered 404 like an unknown one."""
     et, entity_id = req.path.entity_type.value, req.path.entity_id
     period = str(Period.parse(req.query.period))
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         scheme_id, closed = await _scheme_of(conn, period, req.query.scheme_id)
         if closed:
             row = await store.scorecard(conn, et, entity_id, period, scheme_id)
@@ -114,7 +114,7 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
     An officer sees the entities of their scope only (with their ranks among all)."""
     q = req.query
     et, period = q.entity_type.value, str(Period.parse(q.period))
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         scheme_id, closed = await _scheme_of(conn, period, q.scheme_id)
         if not closed:
             raise HttpError(404, "not_published", f"{period} has not been closed yet", "period")
@@ -131,7 +131,7 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
 async def get_alerts(req: Request[None, api.AlertQuery, None]):
     """Standing alerts (约谈 warnings) of each period's latest close (an officer: of their scope)."""
     q = req.query
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         paged = await store.alerts(conn, period=q.period and str(Period.parse(q.period)),
                                    entity_type=q.entity_type and q.entity_type.value, indicator=q.indicator,
                                    limit=q.limit, offset=q.offset, cursor=q.cursor,
@@ -143,7 +143,7 @@ async def get_alerts(req: Request[None, api.AlertQuery, None]):
 async def get_current_scheme(req: Request[None, api.SchemeQuery, None]):
     """The scheme in force (flat weights and full definition), now or at `at`."""
     at = req.query.at or clock.now()
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         scheme = await handler.current_scheme(conn, at)
     return {"scheme_id": scheme.scheme_id, "name": scheme.name, "effective_from": scheme.effective_from.isoformat(),
             "at": at.isoformat(), "weights": scheme.flat_weights(), "definition": scheme.to_mapping()}

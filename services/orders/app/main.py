@@ -69,7 +69,7 @@ async def list_orders(req: Request[None, api.OrderQuery, None]):
     Only the orders the caller may read: an officer's communities, a resident's own orders, a
     party member's orders dispatched to them (an auditor: every order)."""
     q = req.query
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         return await queries.list_orders(conn, community_id=q.community_id, status=q.status and q.status.value,
                                          category=q.category and q.category.value, assignee_id=q.assignee_id,
                                          limit=q.limit, offset=q.offset, cursor=q.cursor,
@@ -94,7 +94,7 @@ def _community(req) -> str:
 async def community_needs(req: Request[api.CommunityRef, api.NeedsQuery, None]):
     """需求清单: the community's open orders by category."""
     community_id = _community(req)
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         return await queries.community_needs(conn, community_id, per_category=req.query.per_category)
 
 
@@ -103,7 +103,7 @@ async def community_needs(req: Request[api.CommunityRef, api.NeedsQuery, None]):
 async def community_resources(req: Request[api.CommunityRef, None, None]):
     """资源清单: the community's claimed posts by category (members' names and work units)."""
     community_id = _community(req)
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         return await queries.community_resources(conn, community_id)
 
 

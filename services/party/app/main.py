@@ -91,7 +91,7 @@ async def list_orgs(req: Request[None, api.OrgQuery, None]):
 
     Only the organisations of the areas in the caller's scope (an auditor: every one)."""
     q = req.query
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         return await queries.list_orgs(conn, kind=q.kind and q.kind.value, area_id=q.area_id,
                                        parent_id=q.parent_id, limit=q.limit, offset=q.offset, cursor=q.cursor,
                                        restrict=lambda where: access.org_filter(where, req.principal))
@@ -101,7 +101,7 @@ async def list_orgs(req: Request[None, api.OrgQuery, None]):
 async def coverage_of_street(req: Request[None, api.CoverageQuery, None]):
     """组织覆盖: the street's grids with members or a grid branch, and its gaps (a grid with at
     least 3 members and no branch). Only the grids in the caller's scope."""
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         return await queries.coverage(conn, req.query.street_id,
                                       restrict=lambda where: access.org_filter(where, req.principal, "g."))
 
@@ -112,7 +112,7 @@ async def org_life_of(req: Request[api.OrgRef, life.LifeQuery, None]):
     """组织生活: an organisation's meetings held and periods missed (reported overdue), of one period
     or all. An organisation outside the caller's scope is a 404, like an unknown one."""
     org_id, period = req.path.org_id, req.query.period
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         found(await _org_for(conn, org_id, req.principal), "org", org_id, "org_id")
         entries = await life_db.life_of(conn, org_id, period)
     return {"org_id": org_id, "period": period, "held": sum(1 for e in entries if e["held"]),
@@ -153,7 +153,7 @@ async def list_units(req: Request[None, councils.UnitQuery, None]):
     q = req.query
     if not access.may_read(req.principal, q.community_id):
         return _empty(q)
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         return await council_db.list_units(conn, q.community_id, limit=q.limit, offset=q.offset, cursor=q.cursor)
 
 
@@ -164,7 +164,7 @@ async def list_projects(req: Request[None, councils.ProjectQuery, None]):
     q = req.query
     if not access.may_read(req.principal, q.community_id):
         return _empty(q)
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         return await council_db.list_projects(conn, q.community_id, status=q.status and q.status.value,
                                               limit=q.limit, offset=q.offset, cursor=q.cursor)
 

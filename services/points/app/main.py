@@ -66,7 +66,7 @@ async def get_statement(req: Request[api.AccountRef, Page, None]):
     """An account's postings, newest first (a resident their own, a merchant their own, an
     officer the accounts of their communities)."""
     account_id, q = req.path.account_id, req.query
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         found(await queries.account(conn, account_id, req.principal), "account", account_id, "account_id")
         return await queries.statement(conn, account_id, q.limit, q.offset, q.cursor)
 
@@ -83,7 +83,7 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
         raise HttpError(422, "invalid_query", "community_id is required for scope=community", "community_id")
     if q.scope == "district" and q.community_id is not None:
         raise HttpError(422, "invalid_query", "community_id only goes with scope=community", "community_id")
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         return await queries.rankings(conn, period=q.period or month_of(clock.now()), community_id=q.community_id,
                                       candidates=settings.moral_model_candidates, limit=q.limit, offset=q.offset,
                                       cursor=q.cursor)
@@ -94,7 +94,7 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
 async def get_redemptions(req: Request[api.AccountRef, Page, None]):
     """The redemptions at a merchant, newest first (a merchant their own)."""
     account_id, q = req.path.account_id, req.query
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         account = await queries.account(conn, account_id, req.principal)
         found(account if account and account["kind"] == "merchant" else None, "merchant account", account_id,
               "account_id")
@@ -110,7 +110,7 @@ async def get_ledger_check(req: Request[None, None, None]):
 
     It reads the running totals every write keeps (in the same transaction as the postings), so
     it costs the same whatever the history; it does not name accounts (the full check does)."""
-    async with rt.connection() as conn:
+    async with rt.snapshot() as conn:
         return await queries.ledger_check(conn)
 
 
