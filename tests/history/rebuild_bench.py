@@ -14,7 +14,7 @@ Prints the rebuild's JSON line (``records_per_second`` is the figure; ``cpu_seco
 rebuild's own CPU while replaying, ``db_cpu_seconds`` the database server's during the whole
 rebuild, migrations and the final ANALYZE included) with the load average before and after,
 the prefill's time and a count of what was built. ``REBUILD_PROFILE=<file>`` writes a cProfile
-of the rebuild (timed by CPU, not wall clock).
+of the rebuild (timed by CPU, not wall clock); ``REBUILD_LOG=<file>`` keeps its log.
 """
 from __future__ import annotations
 
@@ -143,6 +143,8 @@ async def main() -> int:
             command = ["-c", PROFILED, os.environ["REBUILD_PROFILE"], *command[1:]]
         proc = await asyncio.to_thread(subprocess.run, [sys.executable, *command], cwd=ROOT, env=env,
                                        capture_output=True, text=True)
+        if os.environ.get("REBUILD_LOG"):  # the rebuild's log, for a run that needs explaining
+            Path(os.environ["REBUILD_LOG"]).write_text(proc.stderr)
         if proc.returncode != 0:
             print(proc.stderr[-4000:], file=sys.stderr)
             return 1

@@ -142,16 +142,16 @@ async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str |
 
 async def redemptions(conn: asyncpg.Connection, account_id: str, limit: int, offset: int = 0,
                       cursor: str | None = None) -> dict[str, Any]:
-    """The redemptions at a merchant, newest first, after ``cursor``, and the points redeemed
-    there in all (an index-only sum over ``postings_redemptions``)."""
-    points = await conn.fetchval(
-        "SELECT COALESCE(sum(amount), 0)::bigint FROM postings WHERE kind = 'redemption' AND credit_account = $1",
-        account_id)
+    """The redemptions at a merchant, newest first, after ``cursor``, with how many there are
+    and the points redeemed there in all (one row of ``redemption_totals``, whatever the
+    merchant's history)."""
     where = Where()
     where.add("kind = 'redemption'")
     where.equal(credit_account=account_id)
-    paged = await where.counted_page(conn, "postings", "SELECT * FROM postings", POSTING_ORDER, limit, offset, cursor)
-    paged.items = [_posting(r) for r in paged.items]
+    items, next_cursor = await where.page(conn, "SELECT * FROM postings", POSTING_ORDER, limit, offset, cursor)
+    totals = await conn.fetchrow("SELECT redemptions, points FROM redemption_totals WHERE account_id = $1", account_id)
+    n, points = (totals["redemptions"], totals["points"]) if totals else (0, 0)
+    paged = Paged([_posting(r) for r in items], n, True, next_cursor)
     return paged.answer(limit, offset, account_id=account_id, points=points)
 
 

@@ -97,3 +97,38 @@ async def test_the_full_check_runs_once_per_interval(pool):
         wait = await queries.claim_full_check(conn, 600)
         assert wait is not None and 590 < wait <= 600
         assert await queries.claim_full_check(conn, 0) is None  # an interval of 0: no limit
+
+
+async def test_a_merchants_redemption_totals_follow_its_postings_and_its_erasure(pool):
+    """A page of redemptions reads its total and points from ``redemption_totals``, which the
+    triggers keep as postings are written (one at a time or many in a statement) and move to
+    the pseudonym when the merchant is erased."""
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, award("t1", "resident:p1", 500))
+
+        async def redeem(*rows: tuple[str, int]) -> None:
+            await conn.executemany(
+                """INSERT INTO postings (transfer_id, debit_account, credit_account, amount, kind, posted_at, event)
+                   VALUES ($1, 'resident:p1', 'merchant:m1', $2, 'redemption', now(), '{}')""", rows)
+
+        async def totals(account: str) -> tuple[int, int, int]:
+            page = await queries.redemptions(conn, account, 2)
+            counted = await conn.fetchrow("SELECT count(*), coalesce(sum(amount), 0) FROM postings "
+                                          "WHERE kind = 'redemption' AND credit_account = $1", account)
+            assert (page["total"], page["points"]) == tuple(counted), page
+            return page["total"], page["points"], len(page["items"])
+
+        assert await totals("merchant:m1") == (0, 0, 0)
+        await redeem(("r1", 10))
+        await redeem(("r2", 20), ("r3", 5))
+        await conn.execute(
+            """INSERT INTO postings (transfer_id, debit_account, credit_account, amount, kind, posted_at, event)
+               SELECT 'rb-' || i, 'resident:p1', 'merchant:m1', 1, 'redemption', now(), '{}'
+               FROM generate_series(1, 40) i""")
+        await seed(conn, award("t2", "resident:p2", 3))  # other kinds leave the totals alone
+        assert await totals("merchant:m1") == (43, 75, 2)
+        assert await conn.fetchval("SELECT erase_account('merchant:m1', 'merchant:erased-9', 'm1', 'erased-9')")
+        assert await totals("merchant:erased-9") == (43, 75, 2)
+        assert await totals("merchant:m1") == (0, 0, 0)
+        assert await conn.fetchval("SELECT count(*) FROM redemption_totals") == 1
