@@ -90,7 +90,12 @@ TOPICS ?=
 history: $(STAMP)
 	TOPICS=$(TOPICS) $(PY) -m tests.history.generate --years $(YEARS) --scale $(SCALE)
 
+# wrk (Debian package `wrk`) is the read load: installed here when missing and apt-get is usable
+# as root; otherwise the bench loads from aiohttp in its own process and says so (load_tool).
 bench-history: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null) ; } \
+	  || echo "note: wrk not installed; the reads are loaded from aiohttp (apt-get install wrk)"
 	$(PY) -m tests.history.bench
 
 clean:

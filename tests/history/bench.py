@@ -7,8 +7,12 @@ created beside it (``history_empty``, replaced each run). On an embedded broker,
 points and assessment workers start on each database in turn (as the launcher starts them, with
 signed development tokens of the test identity), and:
 
-- each read endpoint gets ``BENCH_REQUESTS`` requests (default 640) over 32 concurrent
-  connections (aiohttp): p50 and p99 in ms;
+- each read endpoint is loaded over 32 concurrent connections: with ``wrk`` (one thread,
+  ``BENCH_SECONDS`` seconds each, default 5, after a second of warm-up; ``tests/history/wrk.lua``
+  turns over the sampled paths) when it is installed, else ``BENCH_REQUESTS`` requests (default
+  640) from aiohttp in this process: p50 and p99 in ms, the requests and their statuses
+  (``load_tool`` says which). wrk is a C load tool that costs the two cores little; aiohttp's
+  client takes a good part of them from the workers it measures;
 - a provisional scorecard (the open month of a grid) is read 20 times, one after the other;
 - closing the last closed month and quarter again (``assessment.period.close.v1`` over
   ``POST /v1/commands``, which answers once the close is written): seconds, and the answer
@@ -33,6 +37,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -58,6 +64,9 @@ REBUILT = ("points", "assessment")
 history does not fill)."""
 CONCURRENCY = 32
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "640"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+WRK = shutil.which("wrk")
+WRK_SCRIPT = Path(__file__).with_name("wrk.lua")
 PROVISIONAL_READS = 20
 AUDITOR = token("bench-auditor", ["auditor"])
 ASSESSOR = token("bench-assessor", ["assessor"])
@@ -86,6 +95,34 @@ async def _load(session: aiohttp.ClientSession, urls: list[str], tok: str) -> di
 
     await asyncio.gather(*(one() for _ in range(CONCURRENCY)))
     return {"p50_ms": _pct(times, 0.5), "p99_ms": _pct(times, 0.99), "status": statuses}
+
+
+async def _wrk(base: str, paths: list[str], tok: str, seconds: int) -> dict[str, Any]:
+    """``paths`` of ``base`` in turn for ``seconds`` over 32 connections from wrk (one thread):
+    its JSON line (:file:`wrk.lua`)."""
+    assert WRK is not None
+    with tempfile.NamedTemporaryFile("w", suffix=".paths") as f:
+        f.write("\n".join(paths) + "\n")
+        f.flush()
+        proc = await asyncio.to_thread(
+            subprocess.run, [WRK, "-t1", f"-c{CONCURRENCY}", f"-d{seconds}s", "--timeout", "30s", "-s", str(WRK_SCRIPT),
+                             base], env={**os.environ, "WRK_PATHS": f.name, "WRK_TOKEN": tok},
+            capture_output=True, text=True, timeout=seconds + 60)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {proc.stderr[-2000:] or proc.stdout[-2000:]}")
+    out = json.loads(lines[-1])
+    out["status"] = {int(k): v for k, v in out["status"].items()}
+    return out
+
+
+async def load(session: aiohttp.ClientSession, base: str, paths: list[str], tok: str) -> dict[str, Any]:
+    """One endpoint's figures, from wrk when it is installed, else from aiohttp (a warm-up first)."""
+    if WRK is not None:
+        await _wrk(base, paths, tok, 1)
+        return await _wrk(base, paths, tok, SECONDS)
+    await _load(session, [base + p for p in paths[:CONCURRENCY]], tok)
+    return await _load(session, [base + p for p in paths], tok)
 
 
 async def sample_of(dsn: str) -> dict[str, Any]:
@@ -186,9 +223,7 @@ async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path
         conn = aiohttp.TCPConnector(limit=CONCURRENCY)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as session:
             for name, (svc, tok, paths) in _endpoints(sample, requests).items():
-                base = workers[svc].url
-                await _load(session, [base + p for p in paths[:CONCURRENCY]], tok)  # warm-up
-                out[name] = await _load(session, [base + p for p in paths], tok)
+                out[name] = await load(session, workers[svc].url, paths, tok)
             a = workers["assessment"].url
             times = []
             for i in range(PROVISIONAL_READS):
@@ -287,7 +322,8 @@ async def run() -> dict[str, Any]:
         history = await measure(dsn, broker.bootstrap, sample, work)
         blank = await measure(empty, broker.bootstrap, sample, work)
         broker.stop()  # now: the rebuilds load the topics into a broker of their own
-        return {"history": sample["size"], "concurrency": CONCURRENCY, "requests": REQUESTS,
+        return {"history": sample["size"], "concurrency": CONCURRENCY,
+                "load_tool": {"wrk": {"seconds": SECONDS}} if WRK else {"aiohttp": {"requests": REQUESTS}},
                 "at_history": history, "at_empty": blank, "ratio": _ratios(history, blank),
                 "rebuild": await rebuilds(dsn)}
     finally:
