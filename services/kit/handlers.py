@@ -92,9 +92,6 @@ class Handler:
     """Types of this service's events whose data a rebuild keeps from the events topic, so that
     a handler replaying a message can take a decision the worker took from what it published
     (:meth:`~services.kit.uow.UnitOfWork.live_events`)."""
-    replay_batch: ClassVar[int | None] = None
-    """Records per transaction of a rebuild's replay, where the kit's default does not suit the
-    handlers (None: the default, ``rebuild --batch`` overrides either)."""
     _handlers: ClassVar[dict[type, str]]
     _steps: ClassVar[tuple[tuple[str, frozenset[type]], ...]]
 

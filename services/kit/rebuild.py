@@ -646,7 +646,7 @@ async def _order_keys(conn: asyncpg.Connection, items: list[Item],
     return keys, known
 
 
-async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_records: int | None = None) -> Outcome:
+async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_records: int = BATCH_RECORDS) -> Outcome:
     """Rebuild ``rt``'s projection (see the module docstring); the outcome says how fast."""
     s = rt.settings
     clock.use(s.clock())
@@ -667,7 +667,7 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
             for hook in rt._startup_hooks:  # noqa: SLF001 (reference data the handlers load)
                 await _run_hook(rt, hook, conn)
             with _few_collections():
-                await _replay(rt, conn, lookup, progress, outcome, batch_records or default_batch(rt))
+                await _replay(rt, conn, lookup, progress, outcome, batch_records)
         await conn.execute("SET synchronous_commit = on")
         await conn.execute("ANALYZE")
     finally:
@@ -708,21 +708,13 @@ async def _run_hook(rt: "ServiceRuntime", hook, conn: asyncpg.Connection) -> Non
         rt.pool = before
 
 
-def default_batch(rt: "ServiceRuntime") -> int:
-    """Records per transaction of ``rt``'s replay: the smallest its handlers ask for
-    (:attr:`~services.kit.handlers.Handler.replay_batch`), else :data:`BATCH_RECORDS`."""
-    asked = [h.replay_batch for _, _, h, _ in rt._consumer_specs if h.replay_batch]  # noqa: SLF001
-    return min(asked, default=BATCH_RECORDS)
-
-
 def main(rt: "ServiceRuntime", argv: Sequence[str]) -> None:
     """``python -m services.<svc>.app rebuild [--batch N] [--no-progress]``: prints one JSON line."""
     from . import jsonlog
 
     p = argparse.ArgumentParser(prog=f"python -m services.{rt.service}.app rebuild",
                                 description=f"Drop the {rt.service} projection and rebuild it from its input topics.")
-    p.add_argument("--batch", type=int, default=default_batch(rt),
-                   help="records per transaction (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=BATCH_RECORDS, help="records per transaction")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in a log)")
     args = p.parse_args(list(argv))
     jsonlog.configure(rt.service, "warning", rt.settings.log_format)

@@ -4,9 +4,10 @@ reactions to the orders and grid services' events, and the expiry and deed-credi
 A batch first locks what its messages name (:meth:`PointsHandler.load`): the deeds, then
 the accounts, each row-locked in one query in id order, so that concurrent batches wait for
 each other instead of deadlocking. Each message then reads the row-locked state it needs, calls
-the pure domain, and stores the result: postings move the balances in the same transaction
-(the ledger stays relational), deeds are kept by the kit's aggregate store and saved once per
-batch. A refused transfer of a command publishes ``points.transfer.refused.v1`` and
+the pure domain, and keeps the result in the unit of work: the openings, postings and account
+states in its :class:`~services.points.projection.ledger.Ledger`, the deeds in the kit's
+aggregate store; both are written once per batch, in its transaction (the postings move the
+balances there: the ledger stays relational). A refused transfer of a command publishes ``points.transfer.refused.v1`` and
 ``points.command.rejected.v1`` (HTTP 409); refusals are decided before the first write.
 """
 from __future__ import annotations
@@ -41,7 +42,7 @@ from services.points.domain import (
 from services.points.domain.clock import day_of
 from services.points.projection import approvals, ledger, sources
 from services.points.projection.deeds import DEEDS, approved_uncredited
-from services.points.projection.ledger import Holder, LockedAccounts
+from services.points.projection.ledger import Holder, Ledger, LockedAccounts
 
 from . import metrics
 from .policy import POLICY
@@ -85,19 +86,20 @@ def _holders_ids(*holders: Holder) -> list[str]:
 class PointsHandler(Handler):
     service = "points"
     policy = POLICY
-    # A replay's transaction updates a community's issuer account once per award it pays, and
-    # each update of a row within one transaction leaves a version every later one walks past:
-    # batches of 2,000 replayed at 83 records/s, of 100 at 239-255 (tests/history/rebuild_bench.py)
-    replay_batch = 100
 
     def __init__(self, rules: RulesFile):
         self.rules = rules
 
     # -- the batch step ----------------------------------------------------------------
-    @prepares(OpenAccount, Redeem, Adjust, SubmitDeed, ReviewDeed, OrderEvaluated, CaseRegistered)
+    @prepares(OpenAccount, Redeem, Adjust, SubmitDeed, ReviewDeed, OrderEvaluated, CaseReported, CaseRegistered,
+              CaseDismissed)
     async def load(self, uow: UnitOfWork, payloads: Sequence[Payload]) -> None:
-        """Lock the deeds the batch names, then the accounts its messages will read or may
-        open (those known from the messages themselves; a handler locks the rest itself)."""
+        """Lock the grid cases the batch names, its deeds, then the accounts its messages will
+        read or may open (those known from the messages themselves; a handler locks the rest
+        itself)."""
+        ledger_ = Ledger.of(uow)  # attached first, so flushed first: a deed names its account
+        await sources.Reports.of(uow).load(
+            [p.case_id for p in payloads if isinstance(p, (CaseReported, CaseRegistered, CaseDismissed))])
         deeds = DEEDS.of(uow)
         await deeds.load([p.deed_id for p in payloads if isinstance(p, (SubmitDeed, ReviewDeed))])
         ids: list[str] = []
@@ -121,7 +123,7 @@ class PointsHandler(Handler):
                 holders.append((AccountKind.resident, p.reporter.id))
                 if p.grid_id is not None:
                     holders.append(_issuer(GridCode.parse(p.grid_id).community_id))
-        await ledger.lock_accounts(uow.conn, ids=ids, holders=holders, keys=keys)
+        await ledger_.lock(ids=ids, holders=holders, keys=keys)
 
     # -- erasure -----------------------------------------------------------------------
     @handles(ErasePerson)
@@ -138,9 +140,12 @@ class PointsHandler(Handler):
     async def _erase(self, uow: UnitOfWork, person_id: str, pseudonym: str | None, origin: str) -> None:
         from . import erasure as points_erasure
 
-        await ledger.lock_accounts(uow.conn, holders=[(k, person_id) for k in points_erasure.HOLDER_KINDS])
+        await Ledger.of(uow).lock(holders=[(k, person_id) for k in points_erasure.HOLDER_KINDS])
         await erasure.erase(uow, person_id, points_erasure.scrub, pseudonym=pseudonym, origin=origin,
                             skip=points_erasure.SKIP)
+        # what the batch read is renamed now (the unit of work flushed before): read it again
+        Ledger.of(uow).forget()
+        sources.Reports.of(uow).forget()
 
     # -- commands: accounts ------------------------------------------------------------
     @handles(OpenAccount)
@@ -148,8 +153,8 @@ class PointsHandler(Handler):
         """开户. An issuer account is a points operator's to open (officers open residents and merchants)."""
         if cmd.kind is AccountKind.issuer and not (uow.principal is not None and uow.principal.has("points_operator")):
             raise Refused("forbidden", "issuer accounts are opened by a points operator", "kind")
-        locked = await ledger.lock_accounts(uow.conn, ids=[cmd.account_id], holders=[(cmd.kind, cmd.holder_id)],
-                                            keys=ledger.opening_keys(cmd.kind, cmd.holder_id, cmd.account_id))
+        locked = await Ledger.of(uow).lock(ids=[cmd.account_id], holders=[(cmd.kind, cmd.holder_id)],
+                                           keys=ledger.opening_keys(cmd.kind, cmd.holder_id, cmd.account_id))
         events = decide_open_account(locked.get(cmd.account_id), cmd, at=uow.now,
                                      holder_account=locked.held(cmd.kind, cmd.holder_id))
         await self._post(uow, {}, events)
@@ -160,7 +165,7 @@ class PointsHandler(Handler):
         """兑换 a redemption at a merchant, with the resident's consent code, consumed in this
         transaction. A refusal of the transfer publishes ``points.transfer.refused.v1`` beside the
         command's rejection (and leaves the code unused)."""
-        existing = await ledger.posting(uow.conn, cmd.transfer_id)
+        existing = await Ledger.of(uow).posting(cmd.transfer_id)
         consume = None
         # A repeated command is answered by the posting itself. Replayed by a rebuild, a command
         # the worker posted had a good code: the code (made over HTTP, valid for minutes of the
@@ -171,7 +176,7 @@ class PointsHandler(Handler):
             # may jump a month while the merchant waits)
             if check_consent(await approvals.lock_code(uow.conn, key) if key else None, cmd, wall_clock()):
                 consume = key
-        locked = await ledger.lock_accounts(uow.conn, ids=[cmd.debit_account, cmd.credit_account])
+        locked = await Ledger.of(uow).lock(ids=[cmd.debit_account, cmd.credit_account])
         events = self._decide_or_refuse(uow, lambda: decide_transfer(
             cmd, debit=locked.get(cmd.debit_account), credit=locked.get(cmd.credit_account), existing=existing,
             at=uow.now, rules=self.rules.current()))
@@ -185,9 +190,9 @@ class PointsHandler(Handler):
     async def adjust(self, uow: UnitOfWork, cmd: Adjust) -> None:
         """调整 an operator's correction: posted at once up to 100 points, else requested for a
         second operator's approval."""
-        locked = await ledger.lock_accounts(uow.conn, ids=[cmd.debit_account, cmd.credit_account])
+        locked = await Ledger.of(uow).lock(ids=[cmd.debit_account, cmd.credit_account])
         debit, credit = locked.get(cmd.debit_account), locked.get(cmd.credit_account)
-        existing = await ledger.posting(uow.conn, cmd.transfer_id)
+        existing = await Ledger.of(uow).posting(cmd.transfer_id)
         if needs_approval(cmd):
             requested = await approvals.lock_request(uow.conn, cmd.transfer_id)
             events = self._decide_or_refuse(uow, lambda: decide_request_adjustment(
@@ -207,8 +212,8 @@ class PointsHandler(Handler):
         requested = await approvals.lock_request(uow.conn, cmd.transfer_id)
         if requested is None:
             raise NotFound("adjustment", cmd.transfer_id, "transfer_id")
-        locked = await ledger.lock_accounts(uow.conn, ids=[requested.debit_account, requested.credit_account])
-        existing = await ledger.posting(uow.conn, cmd.transfer_id)
+        locked = await Ledger.of(uow).lock(ids=[requested.debit_account, requested.credit_account])
+        existing = await Ledger.of(uow).posting(cmd.transfer_id)
         events = self._decide_or_refuse(uow, lambda: decide_approve_adjustment(
             requested, cmd, debit=locked.get(requested.debit_account), credit=locked.get(requested.credit_account),
             existing=existing, at=uow.now, rules=self.rules.current()))
@@ -231,7 +236,7 @@ class PointsHandler(Handler):
     async def _post(self, uow: UnitOfWork, accounts: dict[str, Account], events: list) -> None:
         """Store the openings and postings among ``events`` (``accounts``: the locked states the
         decision saw) and publish them all."""
-        await ledger.apply(uow.conn, accounts, events)
+        Ledger.of(uow).apply(accounts, events)
         self._emit(uow, events)
 
     @staticmethod
@@ -246,9 +251,9 @@ class PointsHandler(Handler):
         if plan is None:
             return
         resident, issuer = (AccountKind.resident, earning.holder_id), _issuer(earning.community_id)
-        locked = await ledger.lock_accounts(uow.conn, ids=_holders_ids(resident, issuer), holders=[resident, issuer])
+        locked = await Ledger.of(uow).lock(ids=_holders_ids(resident, issuer), holders=[resident, issuer])
         events = decide_award(plan, resident=locked.held(*resident), issuer=locked.held(*issuer),
-                              existing=await ledger.posting(uow.conn, plan.transfer_id), at=uow.now,
+                              existing=await Ledger.of(uow).posting(plan.transfer_id), at=uow.now,
                               taken=_taken(locked, resident, issuer))
         await self._post(uow, locked.by_id, events)
 
@@ -276,27 +281,29 @@ class PointsHandler(Handler):
     # -- reactions: the grid's cases ---------------------------------------------------
     @handles(CaseReported)
     async def case_reported(self, uow: UnitOfWork, e: CaseReported) -> None:
-        case = await sources.report(uow.conn, e.case_id)
-        await sources.save_report(uow.conn, e.case_id, reported=e)
+        reports = sources.Reports.of(uow)
+        case = await reports.get(e.case_id)
+        reports.save(e.case_id, reported=e)
         if case.outcome == "registered" and not case.awarded and case.registration is not None:
             await self._award_report(uow, e.case_id, case.registration, e)
 
     @handles(CaseRegistered)
     async def case_registered(self, uow: UnitOfWork, e: CaseRegistered) -> None:
-        case = await sources.report(uow.conn, e.case_id)
+        reports = sources.Reports.of(uow)
+        case = await reports.get(e.case_id)
         if case.outcome is not None:
             return  # a case is registered or dismissed once
         msg = _message(uow)
         registration = sources.Registration(e, msg.source, msg.id, _occurred_at(uow))
-        await sources.save_report(uow.conn, e.case_id, outcome="registered", registration=registration)
+        reports.save(e.case_id, outcome="registered", registration=registration)
         if case.reported is not None or e.reporter is not None:
             await self._award_report(uow, e.case_id, registration, case.reported)
 
     @handles(CaseDismissed)
     async def case_dismissed(self, uow: UnitOfWork, e: CaseDismissed) -> None:
-        case = await sources.report(uow.conn, e.case_id)
-        if case.outcome is None:
-            await sources.save_report(uow.conn, e.case_id, outcome="dismissed")
+        reports = sources.Reports.of(uow)
+        if (await reports.get(e.case_id)).outcome is None:
+            reports.save(e.case_id, outcome="dismissed")
 
     async def _award_report(self, uow: UnitOfWork, case_id: str, registration: sources.Registration,
                             reported: CaseReported | None) -> None:
@@ -304,7 +311,7 @@ class PointsHandler(Handler):
         source, id and time)."""
         earning = earning_from_report(registration.event, reported, source=registration.source,
                                       event_id=registration.id, occurred_at=registration.at)
-        await sources.save_report(uow.conn, case_id, awarded=True)
+        sources.Reports.of(uow).save(case_id, awarded=True)
         if earning is not None:
             await self._award(uow, earning)
 
@@ -313,7 +320,7 @@ class PointsHandler(Handler):
     async def submit_deed(self, uow: UnitOfWork, cmd: SubmitDeed) -> None:
         deeds = DEEDS.of(uow)
         deed = await deeds.fetch(cmd.deed_id)
-        account = (await ledger.load_accounts(uow.conn, [cmd.account_id], for_update=False)).get(cmd.account_id)
+        account = await Ledger.of(uow).peek(cmd.account_id)
         events = decide_submit_deed(deed, cmd, account=account, rules=self.rules.current(), at=uow.now)
         await self._record_deed(uow, deeds, deed, {}, events)
 
@@ -327,7 +334,7 @@ class PointsHandler(Handler):
             raise NotFound("deed", cmd.deed_id, "deed_id")
         resident, issuer, accounts = await self._credit_parties(uow, deed)
         events = decide_review_deed(deed, cmd, rules=self.rules.current(), resident=resident, issuer=issuer,
-                                    existing=await ledger.posting(uow.conn, deed_transfer_id(cmd.deed_id)),
+                                    existing=await Ledger.of(uow).posting(deed_transfer_id(cmd.deed_id)),
                                     at=uow.now)
         await self._record_deed(uow, deeds, deed, accounts, events)
 
@@ -339,7 +346,7 @@ class PointsHandler(Handler):
         if deed is None:
             return None, None, {}
         ids, holders = _deed_accounts(deed)
-        locked = await ledger.lock_accounts(uow.conn, ids=ids, holders=holders)
+        locked = await Ledger.of(uow).lock(ids=ids, holders=holders)
         return locked.get(deed.account_id), locked.held(*_issuer(deed.community_id)), locked.by_id
 
     async def _record_deed(self, uow: UnitOfWork, deeds: AggregateSet[Deed], deed: Deed | None,
@@ -366,14 +373,14 @@ class PointsHandler(Handler):
         deeds = DEEDS.of(uow)
         deeds.adopt({deed.deed_id: (version, deed) for version, deed in due})
         needs = [_deed_accounts(deed) for _, deed in due]  # all at once first, in id order
-        await ledger.lock_accounts(uow.conn, ids=[i for ids, _ in needs for i in ids],
+        await Ledger.of(uow).lock(ids=[i for ids, _ in needs for i in ids],
                                    holders=[h for _, holders in needs for h in holders])
         rules = self.rules.current()
         done = 0
         for _, deed in due:
             resident, issuer, accounts = await self._credit_parties(uow, deed)
             events = decide_credit_deed(deed, rules=rules, resident=resident, issuer=issuer,
-                                        existing=await ledger.posting(uow.conn, deed_transfer_id(deed.deed_id)),
+                                        existing=await Ledger.of(uow).posting(deed_transfer_id(deed.deed_id)),
                                         at=uow.now)
             if any(isinstance(e, TransferRefused) and e.reason == RefusalReason.cap_reached for e in events):
                 continue  # still over the cap: nothing new to say

@@ -1,27 +1,35 @@
 """The ledger in PostgreSQL: accounts, append-only postings, earnings (for 好人榜).
 
-Accounts stay relational: a posting moves the balances of its two accounts in the same
-transaction (a trigger), so an account's row is its balance's one truth. Write path for one
-decision, inside the caller's transaction:
+Accounts stay relational: the postings move the balances of their accounts in the same
+transaction (a statement trigger), so an account's row is its balance's one truth. A handler
+works through the unit of work's :class:`Ledger` (``Ledger.of(uow)``):
 
-1. :func:`lock_accounts` — the account rows the decision reads, row-locked ``FOR UPDATE`` in
-   one query in id order; for an account the decision may create (a holder without one, an
-   account id to open), the kit's advisory locks on its keys (:func:`opening_keys`) first;
+1. :meth:`Ledger.lock` — the account rows the decision reads, row-locked ``FOR UPDATE`` in one
+   query in id order, once per transaction; for an account the decision may create (a holder
+   without one, an account id to open), the kit's advisory locks on its keys
+   (:func:`opening_keys`) first. Once locked, an account's state is kept in memory: the row
+   cannot change under the transaction, and every change to it goes through the ledger;
 2. the pure domain decides;
-3. :func:`apply` — inserts opened accounts, inserts postings (a trigger moves the balances,
-   the floor CHECK guards them), records earnings, and stores the evolved account states;
-   it verifies that each stored balance equals the state's balance.
+3. :meth:`Ledger.apply` — the evolved states, and the openings, postings and earnings to write,
+   kept in memory until the unit of work flushes. Then each table is written in one statement
+   (the postings' trigger moves each balance once), and each stored balance is checked against
+   the state's. A message undone by its savepoint takes its changes with it.
+
+A batch of a thousand awards paid by one community's issuer so writes the issuer's row twice,
+not two thousand times: within one transaction every update of a row leaves a version that
+each later one walks past. :func:`apply` writes at once (the expiry timer, tools and tests).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import asyncpg
 
 from schemas.points import AccountKind, AccountOpened, TransferPosted
 from services.kit.locks import advisory_locks
+from services.kit.uow import UnitOfWork
 from services.points.domain import Account, account_id_for, earned_from, evolve_accounts
 from services.points.domain.clock import month_of, year_of
 
@@ -120,48 +128,226 @@ def _oldest_lot(account: Account) -> datetime | None:
 
 
 async def apply(conn: asyncpg.Connection, accounts: dict[str, Account], events: Sequence[object]) -> dict[str, Account]:
-    """Store what ``events`` (openings and postings) do to ``accounts`` (the locked states the
-    decision saw); returns the evolved states. Other events in the list are ignored."""
+    """Store at once what ``events`` (openings and postings) do to ``accounts`` (the locked
+    states the decision saw); returns the evolved states. Other events in the list are ignored."""
     opened = [e for e in events if isinstance(e, AccountOpened) and e.account_id not in accounts]
     postings = [e for e in events if isinstance(e, TransferPosted)]
     if not opened and not postings:
         return accounts
     after = evolve_accounts(accounts, [e for e in events if isinstance(e, (AccountOpened, TransferPosted))])
-    for e in opened:
-        await conn.execute(
-            """INSERT INTO accounts (account_id, kind, holder_id, community_id, balance, state, opened_at)
-               VALUES ($1, $2, $3, $4, 0, $5::jsonb, $6)""",
-            e.account_id, e.kind.value, e.holder_id, e.community_id,
-            Account(account_id=e.account_id, holder_id=e.holder_id, kind=e.kind, community_id=e.community_id,
-                    opened_at=e.opened_at).model_dump(mode="json"), e.opened_at)
-    for p in postings:
-        await conn.execute(
-            """INSERT INTO postings (transfer_id, debit_account, credit_account, amount, kind, rule, category,
-                                     community_id, source, source_event_id, operator_id, reason, lot_id,
-                                     account_id, posted_at, event)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16::jsonb)""",
-            p.transfer_id, p.debit_account, p.credit_account, p.amount, p.reason.value, p.rule, p.category,
-            p.community_id, p.source, p.source_event_id, p.operator_id, p.detail, p.lot_id, p.account_id,
-            p.posted_at, p.model_dump(mode="json", exclude_none=True))
-        earned = earned_from(p)
-        if earned is not None:
-            await conn.execute(
-                """INSERT INTO earnings (transfer_id, account_id, amount, community_id, earned_at, month, year)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-                p.transfer_id, earned.account_id, earned.amount, earned.community_id, earned.earned_at,
-                month_of(earned.earned_at), year_of(earned.earned_at))
     changed = {e.account_id for e in opened} | {a for p in postings for a in (p.debit_account, p.credit_account)}
-    ids = sorted(changed)
+    await write(conn, opened, postings, {i: after[i] for i in changed})
+    return after
+
+
+_POSTING_COLUMNS = (
+    ("transfer_id", "text"), ("debit_account", "text"), ("credit_account", "text"), ("amount", "bigint"),
+    ("kind", "text"), ("rule", "text"), ("category", "text"), ("community_id", "text"), ("source", "text"),
+    ("source_event_id", "text"), ("operator_id", "text"), ("reason", "text"), ("lot_id", "text"),
+    ("account_id", "text"), ("posted_at", "timestamptz"), ("event", "jsonb"))
+
+
+def _unnest(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    """``INSERT INTO table (...) SELECT * FROM unnest($1::t1[], ...)``: many rows, one statement."""
+    return (f"INSERT INTO {table} ({', '.join(c for c, _ in columns)}) SELECT * FROM unnest("
+            + ", ".join(f"${i}::{t}[]" for i, (_, t) in enumerate(columns, 1)) + ")")
+
+
+_INSERT_ACCOUNTS = _unnest("accounts", (("account_id", "text"), ("kind", "text"), ("holder_id", "text"),
+                                        ("community_id", "text"), ("balance", "bigint"), ("state", "jsonb"),
+                                        ("opened_at", "timestamptz")))
+_INSERT_POSTINGS = _unnest("postings", _POSTING_COLUMNS)
+_INSERT_EARNINGS = _unnest("earnings", (("transfer_id", "text"), ("account_id", "text"), ("amount", "bigint"),
+                                        ("community_id", "text"), ("earned_at", "timestamptz"), ("month", "text"),
+                                        ("year", "text")))
+
+
+async def write(conn: asyncpg.Connection, opened: Sequence[AccountOpened], postings: Sequence[TransferPosted],
+                states: dict[str, Account]) -> None:
+    """Write openings, postings (their earnings beside) and the accounts' states, one statement
+    a table, in that order; then check that every stored balance is its state's."""
+    if opened:
+        rows = [(e.account_id, e.kind.value, e.holder_id, e.community_id, 0,
+                 Account(account_id=e.account_id, holder_id=e.holder_id, kind=e.kind, community_id=e.community_id,
+                         opened_at=e.opened_at).model_dump(mode="json"), e.opened_at) for e in opened]
+        await conn.execute(_INSERT_ACCOUNTS, *map(list, zip(*rows)))
+    if postings:
+        rows = [(p.transfer_id, p.debit_account, p.credit_account, p.amount, p.reason.value, p.rule, p.category,
+                 p.community_id, p.source, p.source_event_id, p.operator_id, p.detail, p.lot_id, p.account_id,
+                 p.posted_at, p.model_dump(mode="json", exclude_none=True)) for p in postings]
+        await conn.execute(_INSERT_POSTINGS, *map(list, zip(*rows)))
+        earned = [(p.transfer_id, e.account_id, e.amount, e.community_id, e.earned_at, month_of(e.earned_at),
+                   year_of(e.earned_at)) for p in postings if (e := earned_from(p)) is not None]
+        if earned:
+            await conn.execute(_INSERT_EARNINGS, *map(list, zip(*earned)))
+    if not states:
+        return
+    ids = sorted(states)
     rows = await conn.fetch(
         """UPDATE accounts AS a SET state = t.state::jsonb, oldest_lot_at = t.oldest, updated_at = now()
            FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS t(id, state, oldest)
            WHERE a.account_id = t.id RETURNING a.account_id, a.balance""",
-        ids, [after[i].model_dump_json() for i in ids], [_oldest_lot(after[i]) for i in ids])
+        ids, [states[i].model_dump_json() for i in ids], [_oldest_lot(states[i]) for i in ids])
     stored = {r["account_id"]: r["balance"] for r in rows}
     for i in ids:
-        if stored.get(i) != after[i].balance:
-            raise LedgerMismatch(f"account {i}: stored balance {stored.get(i)} but the ledger state says {after[i].balance}")
-    return after
+        if stored.get(i) != states[i].balance:
+            raise LedgerMismatch(f"account {i}: stored balance {stored.get(i)} but the ledger state says {states[i].balance}")
+
+
+_MISSING: Any = object()
+
+
+class Ledger:
+    """The ledger as one unit of work sees it: the accounts it has locked (their states, kept
+    in memory from then on), the holders whose accounts it knows, the advisory keys it holds,
+    and what it has yet to write. See the module docstring."""
+
+    def __init__(self, uow: UnitOfWork):
+        self._uow = uow
+        self._accounts: dict[str, Account] = {}
+        self._holders: dict[Holder, str] = {}
+        self._keys: set[str] = set()
+        self._absent: set[str] = set()  # ids read and not found, whose account key this transaction holds
+        self._opened: list[AccountOpened] = []
+        self._postings: list[TransferPosted] = []
+        self._posted: dict[str, TransferPosted] = {}  # the postings not written yet, by transfer id
+        self._dirty: set[str] = set()
+        self._written = (0, 0)  # of _opened and _postings
+        # what to undo, newest last: (a dict or set, key, the value before or _MISSING); or
+        # ("flush", written before, dirty before)
+        self._journal: list[tuple] = []
+
+    @classmethod
+    def of(cls, uow: UnitOfWork) -> "Ledger":
+        return uow.attach(cls, lambda: cls(uow))
+
+    # -- reads ----------------------------------------------------------------------------
+    async def lock(self, *, ids: Iterable[str] = (), holders: Iterable[Holder] = (),
+                   keys: Iterable[str] = ()) -> LockedAccounts:
+        """:func:`lock_accounts`, for what this unit of work has not locked yet."""
+        conn = self._uow.conn
+        wanted = sorted({(AccountKind(kind), holder) for kind, holder in holders})
+        # a holder whose opening keys this transaction holds has no account but one it opens
+        unknown = [h for h in wanted if h not in self._holders
+                   and not all(k in self._keys for k in opening_keys(*h))]
+        found = await holder_account_ids(conn, unknown)
+        missing = [h for h in unknown if h not in found]
+        keys = [k for k in dict.fromkeys([*keys, *(k for kind, holder in missing
+                                                    for k in opening_keys(kind, holder))]) if k not in self._keys]
+        if keys:
+            await advisory_locks(conn, keys)
+            for k in keys:
+                self._remember(self._keys, k, True)
+        if missing:
+            found.update(await holder_account_ids(conn, missing))
+        for h, account_id in found.items():
+            self._remember(self._holders, h, account_id)
+        ids = {i for i in ids if i}
+        by_holder = {h: self._holders[h] for h in wanted if h in self._holders}
+        ids.update(by_holder.values())
+        unread = [i for i in ids if i not in self._accounts and i not in self._absent]
+        loaded = await load_accounts(conn, unread)
+        for i in unread:
+            if i in loaded:
+                self._remember(self._accounts, i, loaded[i])
+            elif account_key(i) in self._keys:  # nobody else can open it now: absent until opened here
+                self._remember(self._absent, i, True)
+        return LockedAccounts({i: self._accounts[i] for i in sorted(ids) if i in self._accounts}, by_holder)
+
+    async def peek(self, account_id: str) -> Account | None:
+        """An account as this unit of work sees it, without locking it."""
+        if account_id in self._accounts:
+            return self._accounts[account_id]
+        return (await load_accounts(self._uow.conn, [account_id], for_update=False)).get(account_id)
+
+    async def posting(self, transfer_id: str) -> TransferPosted | None:
+        """:func:`posting`, this unit of work's postings not written yet included."""
+        return self._posted.get(transfer_id) or await posting(self._uow.conn, transfer_id)
+
+    # -- writes ---------------------------------------------------------------------------
+    def apply(self, accounts: dict[str, Account], events: Sequence[object]) -> None:
+        """Take what ``events`` (openings and postings) do to ``accounts`` (states this unit of
+        work locked, or none for an account it opens), to write when it flushes."""
+        opened = [e for e in events if isinstance(e, AccountOpened) and e.account_id not in accounts]
+        postings = [e for e in events if isinstance(e, TransferPosted)]
+        if not opened and not postings:
+            return
+        for i in accounts:
+            if self._accounts.get(i) is not accounts[i]:
+                raise LedgerMismatch(f"account {i}: a decision saw a state that is not the ledger's latest")
+        after = evolve_accounts(accounts, [e for e in events if isinstance(e, (AccountOpened, TransferPosted))])
+        for e in opened:
+            self._journal.append((self._opened, None, None))
+            self._opened.append(e)
+            self._remember(self._absent, e.account_id, _MISSING)
+            self._remember(self._holders, (e.kind, e.holder_id), e.account_id)
+        for p in postings:
+            self._journal.append((self._postings, None, None))
+            self._postings.append(p)
+            self._remember(self._posted, p.transfer_id, p)
+        for i in {e.account_id for e in opened} | {a for p in postings for a in (p.debit_account, p.credit_account)}:
+            self._remember(self._accounts, i, after[i])
+            self._remember(self._dirty, i, True)
+
+    def forget(self) -> None:
+        """Forget every account and holder known (after an erasure has renamed accounts under
+        the ledger): the next :meth:`lock` reads them again. Call it after a flush."""
+        for i in list(self._accounts):
+            self._remember(self._accounts, i, _MISSING)
+        for h in list(self._holders):
+            self._remember(self._holders, h, _MISSING)
+        for i in list(self._absent):
+            self._remember(self._absent, i, _MISSING)
+
+    def _remember(self, where: dict | set, key: Any, value: Any) -> None:
+        """Set ``where[key]`` (for a set: add, or with _MISSING remove), journalled."""
+        if isinstance(where, set):
+            self._journal.append((where, key, True if key in where else _MISSING))
+            if value is _MISSING:
+                where.discard(key)
+            else:
+                where.add(key)
+            return
+        self._journal.append((where, key, where.get(key, _MISSING)))
+        if value is _MISSING:
+            where.pop(key, None)
+        else:
+            where[key] = value
+
+    # -- participant ----------------------------------------------------------------------
+    def mark(self) -> int:
+        return len(self._journal)
+
+    def rollback(self, mark: int) -> None:
+        while len(self._journal) > mark:
+            where, key, before = self._journal.pop()
+            if where == "flush":  # a flush undone: its rows are unwritten again
+                self._written, dirty, posted = key, before[0], before[1]
+                self._dirty |= dirty
+                self._posted.update(posted)
+            elif isinstance(where, list):
+                where.pop()
+            elif isinstance(where, set):
+                if before is _MISSING:
+                    where.discard(key)
+                else:
+                    where.add(key)
+            elif before is _MISSING:
+                where.pop(key, None)
+            else:
+                where[key] = before
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        opened, postings = self._opened[self._written[0]:], self._postings[self._written[1]:]
+        if not (opened or postings or self._dirty):
+            return
+        await write(uow.conn, opened, postings, {i: self._accounts[i] for i in self._dirty})
+        self._journal.append(("flush", self._written, (set(self._dirty), dict(self._posted))))
+        self._written = (len(self._opened), len(self._postings))
+        self._dirty.clear()
+        self._posted.clear()
+
+
 
 
 # ---------------------------------------------------------------------------------------

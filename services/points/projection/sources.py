@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Iterable
 
 import asyncpg
 
 from schemas.grid import CaseRegistered, CaseReported
 from schemas.pii import minimised, restored
+from services.kit.uow import UnitOfWork
 from services.points.domain import OrderFacts
 
 
@@ -55,31 +57,108 @@ class CaseReport:
     awarded: bool
 
 
-async def report(conn: asyncpg.Connection, case_id: str) -> CaseReport:
-    """The case's row, locked (so a report and its registration never race)."""
-    await conn.execute("INSERT INTO grid_reports (case_id) VALUES ($1) ON CONFLICT DO NOTHING", case_id)
-    row = await conn.fetchrow(
-        """SELECT reported, outcome, registered, registered_source, registered_id, registered_at, awarded
-           FROM grid_reports WHERE case_id = $1 FOR UPDATE""", case_id)
-    registration = None if row["registered"] is None else Registration(
-        restored(CaseRegistered, row["registered"]), row["registered_source"], row["registered_id"],
-        row["registered_at"])
-    reported = None if row["reported"] is None else restored(CaseReported, row["reported"])
-    return CaseReport(reported, row["outcome"], registration, row["awarded"])
 
+class Reports:
+    """The grid cases a unit of work reads and changes (``Reports.of(uow)``): row-locked and
+    read once (:meth:`load`, a batch's cases in one query in id order, a row made for a case
+    not seen before), changed in memory, and written in one statement when the unit of work
+    flushes. A message undone by its savepoint takes its changes (and its loads) with it."""
 
-async def save_report(conn: asyncpg.Connection, case_id: str, *, reported: CaseReported | None = None,
-                      outcome: str | None = None, registration: Registration | None = None,
-                      awarded: bool | None = None) -> None:
-    """Change what is given (None: unchanged)."""
-    r = registration
-    await conn.execute(
-        """UPDATE grid_reports SET reported = COALESCE($2::jsonb, reported), outcome = COALESCE($3, outcome),
-               registered = COALESCE($4::jsonb, registered), registered_source = COALESCE($5, registered_source),
-               registered_id = COALESCE($6, registered_id), registered_at = COALESCE($7, registered_at),
-               awarded = COALESCE($8, awarded), updated_at = now()
-           WHERE case_id = $1""",
-        case_id, minimised(CaseReported, reported.model_dump(mode="json")) if reported is not None else None, outcome,
-        minimised(CaseRegistered, r.event.model_dump(mode="json", exclude_none=True)) if r is not None else None,
-        r.source if r is not None else None, r.id if r is not None else None, r.at if r is not None else None,
-        awarded)
+    def __init__(self, uow: UnitOfWork):
+        self._uow = uow
+        # case id -> (the report, the JSON stored of its report and of its registration)
+        self._cases: dict[str, tuple[CaseReport, dict | None, dict | None]] = {}
+        self._dirty: set[str] = set()
+        self._journal: list[tuple] = []  # ("load", id) | ("save", id, before, was dirty) | ("flush", dirty)
+
+    @classmethod
+    def of(cls, uow: UnitOfWork) -> "Reports":
+        return uow.attach(cls, lambda: cls(uow))
+
+    async def load(self, case_ids: Iterable[str]) -> None:
+        missing = sorted({i for i in case_ids if i not in self._cases})
+        if not missing:
+            return
+        conn = self._uow.conn
+        await conn.execute("INSERT INTO grid_reports (case_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+                           missing)
+        rows = await conn.fetch(
+            """SELECT case_id, reported, outcome, registered, registered_source, registered_id, registered_at, awarded
+               FROM grid_reports WHERE case_id = ANY($1::text[]) ORDER BY case_id FOR UPDATE""", missing)
+        for row in rows:
+            registration = None if row["registered"] is None else Registration(
+                restored(CaseRegistered, row["registered"]), row["registered_source"], row["registered_id"],
+                row["registered_at"])
+            reported = None if row["reported"] is None else restored(CaseReported, row["reported"])
+            self._journal.append(("load", row["case_id"]))
+            self._cases[row["case_id"]] = (CaseReport(reported, row["outcome"], registration, row["awarded"]),
+                                           row["reported"], row["registered"])
+
+    async def get(self, case_id: str) -> CaseReport:
+        """The case's report, locked."""
+        await self.load([case_id])
+        return self._cases[case_id][0]
+
+    def save(self, case_id: str, *, reported: CaseReported | None = None, outcome: str | None = None,
+             registration: Registration | None = None, awarded: bool | None = None) -> None:
+        """Change what is given (None: unchanged). The grid's events are kept as they are stored
+        (minimised), so that a later message reads the same before and after a flush."""
+        entry = self._cases[case_id]
+        case, reported_json, registered_json = entry
+        if reported is not None:
+            reported_json = minimised(CaseReported, reported.model_dump(mode="json"))
+            reported = restored(CaseReported, reported_json)
+        if registration is not None:
+            registered_json = minimised(CaseRegistered, registration.event.model_dump(mode="json", exclude_none=True))
+            registration = Registration(restored(CaseRegistered, registered_json), registration.source,
+                                        registration.id, registration.at)
+        self._journal.append(("save", case_id, entry, case_id in self._dirty))
+        self._cases[case_id] = (CaseReport(reported or case.reported, outcome or case.outcome,
+                                           registration or case.registration,
+                                           case.awarded if awarded is None else awarded),
+                                reported_json, registered_json)
+        self._dirty.add(case_id)
+
+    def forget(self) -> None:
+        """Forget every case read (after an erasure has rewritten them, flushed before)."""
+        for case_id in list(self._cases):
+            self._journal.append(("save", case_id, self._cases.pop(case_id), False))
+
+    def mark(self) -> int:
+        return len(self._journal)
+
+    def rollback(self, mark: int) -> None:
+        while len(self._journal) > mark:
+            entry = self._journal.pop()
+            if entry[0] == "load":  # its row lock may have gone with the savepoint
+                self._cases.pop(entry[1], None)
+                self._dirty.discard(entry[1])
+            elif entry[0] == "save":
+                _, case_id, before, was_dirty = entry
+                self._cases[case_id] = before
+                if not was_dirty:
+                    self._dirty.discard(case_id)
+            else:  # a flush undone: its rows are unwritten again
+                self._dirty |= entry[1]
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        if not self._dirty:
+            return
+        ids = sorted(self._dirty)
+        entries = [self._cases[i] for i in ids]
+        regs = [case.registration for case, _, _ in entries]
+        await uow.conn.execute(
+            """UPDATE grid_reports AS g SET reported = t.reported, outcome = t.outcome, registered = t.registered,
+                   registered_source = t.registered_source, registered_id = t.registered_id,
+                   registered_at = t.registered_at, awarded = t.awarded, updated_at = now()
+               FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
+                           $7::timestamptz[], $8::boolean[])
+                    AS t(case_id, reported, outcome, registered, registered_source, registered_id, registered_at,
+                         awarded)
+               WHERE g.case_id = t.case_id""",
+            ids, [reported for _, reported, _ in entries], [case.outcome for case, _, _ in entries],
+            [registered for _, _, registered in entries], [None if r is None else r.source for r in regs],
+            [None if r is None else r.id for r in regs], [None if r is None else r.at for r in regs],
+            [case.awarded for case, _, _ in entries])
+        self._journal.append(("flush", set(self._dirty)))
+        self._dirty.clear()

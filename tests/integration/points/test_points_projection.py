@@ -11,6 +11,7 @@ from schemas.grid import CaseRegistered
 from schemas.points import AccountKind, AccountOpened, TransferKind, TransferPosted
 from services.kit.db import create_pool
 from services.kit.migrations import KIT_MIGRATIONS, migrate
+from services.kit.uow import UnitOfWork
 from services.points.projection import MIGRATIONS
 from services.points.projection import ledger, queries, sources
 
@@ -151,11 +152,103 @@ async def test_a_registration_kept_before_migration_002_is_read_back_as_its_cont
             await conn.execute("INSERT INTO grid_reports (case_id) VALUES ('c-2')")
             await migrate(conn, "points", [("kit", KIT_MIGRATIONS), ("points", MIGRATIONS)])
             async with conn.transaction():
-                case = await sources.report(conn, "c-1")
-                empty = await sources.report(conn, "c-2")
+                reports = sources.Reports(UnitOfWork(conn, "points"))
+                case = await reports.get("c-1")
+                empty = await reports.get("c-2")
     finally:
         await p.close()
     assert case.outcome == "registered" and case.reported is None and not case.awarded
     assert case.registration == sources.Registration(CaseRegistered.model_validate(data), "/services/grid", "reg-1",
                                                      datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc))
     assert empty.registration is None and empty.outcome is None
+
+
+async def balances(conn) -> dict[str, int]:
+    return {r["account_id"]: r["balance"] for r in await conn.fetch("SELECT account_id, balance FROM accounts")}
+
+
+async def test_a_units_ledger_writes_once_at_flush_and_an_undone_message_takes_its_changes_with_it(pool):
+    """The unit of work's ledger: states locked once and kept in memory, a message undone by its
+    savepoint leaves nothing (in memory or written), a flush undone by a savepoint leaves its rows
+    to write again, and two awards to one account in a batch move its row once."""
+    async with pool.acquire() as conn:
+        await base(conn)
+        async with conn.transaction():
+            uow = UnitOfWork(conn, "points")
+            book = ledger.Ledger.of(uow)
+            locked = await book.lock(ids=["resident:p1", f"issuer:{COMMUNITY}"])
+            book.apply(locked.by_id, [award("t1", "resident:p1", 12)])
+            assert await conn.fetchval("SELECT count(*) FROM postings") == 0  # nothing written yet
+            assert (await book.posting("t1")).amount == 12  # but the batch sees it
+            with pytest.raises(RuntimeError):
+                async with uow.savepoint():
+                    again = await book.lock(ids=["resident:p1", f"issuer:{COMMUNITY}", "resident:p2"])
+                    assert again.get("resident:p1").balance == 12  # the state in memory, not the row
+                    book.apply(again.by_id, [award("t2", "resident:p1", 5), award("t3", "resident:p2", 7)])
+                    raise RuntimeError("the handler failed")
+            assert await book.posting("t2") is None
+            locked = await book.lock(ids=["resident:p1", f"issuer:{COMMUNITY}"])
+            assert locked.get("resident:p1").balance == 12
+            book.apply(locked.by_id, [award("t4", "resident:p1", 3)])
+            with pytest.raises(RuntimeError):
+                async with uow.savepoint():
+                    await uow.flush()  # the isolated path: a message's flush inside its savepoint
+                    assert await conn.fetchval("SELECT count(*) FROM postings") == 2
+                    raise RuntimeError("its outbox write failed")
+            assert await conn.fetchval("SELECT count(*) FROM postings") == 0
+            deltas = await conn.fetchval("SELECT count(*) FROM ledger_deltas")
+            await uow.flush()
+        assert [r[0] for r in await conn.fetch("SELECT transfer_id FROM postings ORDER BY seq")] == ["t1", "t4"]
+        assert (await balances(conn))["resident:p1"] == 15
+        # one statement for both postings and one for the states: three rows of deltas (the
+        # postings, the balances they moved, the states), where a posting at a time wrote six
+        assert await conn.fetchval("SELECT count(*) FROM ledger_deltas") - deltas == 3
+        assert (await queries.ledger_check(conn))["consistent"]
+
+
+async def test_an_account_opened_in_a_batch_is_known_to_its_later_messages(pool):
+    async with pool.acquire() as conn:
+        await base(conn)
+        async with conn.transaction():
+            uow = UnitOfWork(conn, "points")
+            book = ledger.Ledger.of(uow)
+            holder = (AccountKind.resident, "p9")
+            keys = ledger.opening_keys(*holder)
+            locked = await book.lock(ids=["resident:p9"], holders=[holder], keys=keys)
+            assert locked.held(*holder) is None and locked.get("resident:p9") is None
+            book.apply({}, [opened("resident:p9", AccountKind.resident, "p9")])
+            locked = await book.lock(ids=["resident:p9", f"issuer:{COMMUNITY}"], holders=[holder])
+            assert locked.held(*holder).account_id == "resident:p9"
+            book.apply(locked.by_id, [award("t1", "resident:p9", 4)])
+            await uow.flush()
+        assert (await balances(conn))["resident:p9"] == 4
+
+
+async def test_the_cases_an_award_waits_on_are_read_once_and_written_at_flush(pool):
+    from schemas.grid import CaseReported
+    async with pool.acquire() as conn:
+        await base(conn)
+        async with conn.transaction():
+            uow = UnitOfWork(conn, "points")
+            reports = sources.Reports.of(uow)
+            await reports.load(["c-1", "c-2"])
+            assert (await reports.get("c-1")).outcome is None
+            reports.save("c-1", outcome="dismissed")
+            with pytest.raises(RuntimeError):
+                async with uow.savepoint():
+                    reports.save("c-2", outcome="dismissed", awarded=True)
+                    raise RuntimeError("undone")
+            assert (await reports.get("c-2")).outcome is None and not (await reports.get("c-2")).awarded
+            reported = CaseReported.model_validate({
+                "case_id": "c-2", "grid_id": "110105001002003", "category": "environment", "description": "楼道堆物",
+                "location": {"lat": 39.92, "lon": 116.44, "address": "朝阳区"},
+                "reporter": {"kind": "resident", "id": "p2"}})
+            reports.save("c-2", reported=reported)
+            kept = (await reports.get("c-2")).reported
+            await uow.flush()
+        rows = {r["case_id"]: r for r in await conn.fetch("SELECT * FROM grid_reports")}
+        assert rows["c-1"]["outcome"] == "dismissed" and rows["c-2"]["outcome"] is None
+        # what a later message read in memory is what is stored: the report without its words
+        assert "description" not in rows["c-2"]["reported"] and kept.reporter.id == "p2"
+        async with conn.transaction():
+            assert (await sources.Reports(UnitOfWork(conn, "points")).get("c-2")).reported == kept

@@ -71,11 +71,3 @@ async def test_an_event_too_large_for_the_outbox_fails_in_the_replay_as_it_faile
         await rc._write_outbox(None, [OutboxRecord(topic="grid.events.v1", key=b"k",
                                                    value=b"x" * (outbox.MAX_RECORD_BYTES + 1), message_type="t")])
     assert rc.outcome.suppressed == {"grid.events.v1": 1}  # only what the worker could publish
-
-
-def test_a_replay_batches_as_its_smallest_handler_asks_else_the_kits_default():
-    from services.kit.rebuild import BATCH_RECORDS, default_batch
-    from services.points.app.main import rt as points
-    from services.grid.app.main import rt as grid
-    assert default_batch(points) == 100 < BATCH_RECORDS
-    assert default_batch(grid) == BATCH_RECORDS
