@@ -28,9 +28,10 @@ only if some event gave it a delta — an entity with a counter at 0 still has a
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from .facts.core import FactDelta, FactKey, FactTable, effect_of_event
 from .facts.refs import MemoryLookup, Ref
@@ -43,19 +44,21 @@ Undo = tuple[tuple[RefKey, Ref | None], ...]
 """The before-images of the refs an event wrote, in the order it first wrote them."""
 
 
-@dataclass(frozen=True)
-class Acc:
+class Acc(NamedTuple):
     """The exact sum of the deltas of one counter key and how many there were."""
 
     value: Decimal = Decimal(0)
     n: int = 0
 
-    def __add__(self, other: "Acc") -> "Acc":
+    def __add__(self, other: "Acc") -> "Acc":  # type: ignore[override]  (a sum, not a concatenation)
         return Acc(self.value + other.value, self.n + other.n)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def exact(delta: float) -> Decimal:
-    """A delta as the decimal of its shortest repr (whole seconds, counts and ratings exactly)."""
+    """A delta as the decimal of its shortest repr (whole seconds, counts and ratings exactly).
+    Kept for the values met again and again (1, ratings, common durations): a Decimal cannot
+    change."""
     return Decimal(repr(float(delta)))
 
 
@@ -63,9 +66,14 @@ Deltas = dict[FactKey, Acc]
 
 
 def add(into: Deltas, facts: Iterable[FactDelta], sign: int = 1) -> None:
-    for d in facts:
-        a = into.get(d.key, Acc())
-        into[d.key] = Acc(a.value + sign * exact(d.delta), a.n + sign)
+    for entity_type, entity_id, period, fact, delta in facts:
+        key = (entity_type, entity_id, period, fact)
+        value = exact(delta)
+        a = into.get(key)
+        if a is None:
+            into[key] = Acc(value if sign > 0 else -value, sign)
+        else:
+            into[key] = Acc(a.value + value if sign > 0 else a.value - value, a.n + sign)
 
 
 def table_of(acc: Mapping[FactKey, Acc]) -> FactTable:
