@@ -5,10 +5,12 @@ A batch first locks what its messages name (:meth:`PointsHandler.load`): the dee
 the accounts, each row-locked in one query in id order, so that concurrent batches wait for
 each other instead of deadlocking. Each message then reads the row-locked state it needs, calls
 the pure domain, and keeps the result in the unit of work: the openings, postings and account
-states in its :class:`~services.points.projection.ledger.Ledger`, the deeds in the kit's
-aggregate store; both are written once per batch, in its transaction (the postings move the
-balances there: the ledger stays relational). A refused transfer of a command publishes ``points.transfer.refused.v1`` and
-``points.command.rejected.v1`` (HTTP 409); refusals are decided before the first write.
+states in its :class:`~services.points.projection.ledger.Ledger`, the grid cases in its
+:class:`~services.points.projection.sources.Reports`, the deeds in the kit's aggregate store;
+all are written once per batch, in its transaction (the postings move the balances there: the
+ledger stays relational). A refused transfer of a command publishes
+``points.transfer.refused.v1`` and ``points.command.rejected.v1`` (HTTP 409); refusals are
+decided before the first write.
 """
 from __future__ import annotations
 
