@@ -155,3 +155,49 @@ async def test_a_message_twice_on_the_topic_is_handled_once_when_its_copies_fall
         assert await conn.fetchval("SELECT count(*) FROM grid.inbox") == 5
     finally:
         await conn.close()
+
+
+async def test_a_copy_of_an_event_on_the_services_own_topic_changes_nothing_in_the_rebuild(
+        kafka, database_url, tmp_path):
+    """A record of the events topic sent again unchanged (a redelivery, as the fault campaign
+    injects): the rebuild reads that topic for handling times and event ids, and the copy is the
+    same event, not a second one the command caused."""
+    w = grid_worker(kafka, database_url, tmp_path / "worker.log").start()
+    env = w.env
+    cases = [new_id("rb-copy") for _ in range(3)]
+    try:
+        await w.wait_ready()
+        steps = []
+        for i, cid in enumerate(cases):
+            where = {"lat": 39.9219 + 0.01 * i, "lon": 116.4436, "address": f"金台里{i}号楼"}
+            steps += [(report(cid, reporter=f"res-{i}", where=where), cid),
+                      (cmd("case.register", case_id=cid, department=DEPARTMENTS[0], registrar_id="clerk-1"), cid)]
+        await send_as_senders(kafka, *(envelope(c, s) for c, s in steps))
+        for _ in range(120):
+            out = await read_all(kafka, "grid.events.v1", timeout=2)
+            if len({r["value"]["causationid"] for r in out if isinstance(r["value"], dict)}) >= len(steps):
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError("the worker did not handle every command")
+        conn = await asyncpg.connect(database_url)
+        try:
+            for _ in range(100):
+                if not await conn.fetchval("SELECT count(*) FROM grid.outbox"):
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await conn.close()
+    finally:
+        assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
+    live = await snapshot(database_url, "grid")
+    first = [r for r in await read_all(kafka, "grid.events.v1", timeout=2)
+             if isinstance(r["value"], dict) and r["value"].get("subject") == cases[0]]
+    assert first
+    await produce(kafka, "grid.events.v1", [(r["key"], orjson.dumps(r["value"]),
+                                             [(k, v.encode()) for k, v in r["headers"].items()]) for r in first])
+    done = await asyncio.to_thread(run_rebuild, env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    rebuilt = await snapshot(database_url, "grid")
+    diffs = differences(live, rebuilt)
+    assert not diffs, diff_report(diffs)
