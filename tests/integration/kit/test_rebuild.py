@@ -31,6 +31,27 @@ def run_rebuild(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return rebuild_of("grid", env, *args, timeout=120)
 
 
+async def handled_and_published(kafka: str, database_url: str, commands: int, *, dead_letter: bool = False) -> None:
+    """Wait until ``commands`` commands have their outcome on the grid's events or rejections
+    topic (and, with ``dead_letter``, the DLQ has a record), then until the outbox is empty."""
+    for _ in range(120):
+        out = await read_all(kafka, "grid.events.v1", timeout=2) + await read_all(kafka, "grid.rejections.v1", timeout=2)
+        dlq = await read_all(kafka, "grid.dlq.v1", timeout=1) if dead_letter else [None]
+        if len({r["value"]["causationid"] for r in out if isinstance(r["value"], dict)}) >= commands and dlq:
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise AssertionError("the worker did not handle every command")
+    conn = await asyncpg.connect(database_url)
+    try:
+        for _ in range(100):
+            if not await conn.fetchval("SELECT count(*) FROM grid.outbox"):
+                break
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+
+
 async def test_a_rebuilt_grid_projection_equals_the_live_one_row_for_row(kafka, database_url, tmp_path):
     w = grid_worker(kafka, database_url, tmp_path / "worker.log").start()
     env = w.env  # run_rebuild leaves out its HTTP settings
@@ -61,22 +82,7 @@ async def test_a_rebuilt_grid_projection_equals_the_live_one_row_for_row(kafka, 
         await produce(kafka, "grid.intake.v1", [("poison", b'{"specversion": "1.0", "id": "broken')])
         total = len(steps)
         # every command has its outcome on the events or rejections topic, and the poison its dead letter
-        for _ in range(120):
-            out = await read_all(kafka, "grid.events.v1", timeout=2) + await read_all(kafka, "grid.rejections.v1", timeout=2)
-            dlq = await read_all(kafka, "grid.dlq.v1", timeout=1)
-            if len({r["value"]["causationid"] for r in out if isinstance(r["value"], dict)}) >= total and dlq:
-                break
-            await asyncio.sleep(0.5)
-        else:
-            raise AssertionError("the worker did not handle every command")
-        conn = await asyncpg.connect(database_url)
-        try:
-            for _ in range(100):
-                if not await conn.fetchval("SELECT count(*) FROM grid.outbox"):
-                    break
-                await asyncio.sleep(0.2)
-        finally:
-            await conn.close()
+        await handled_and_published(kafka, database_url, total, dead_letter=True)
     finally:
         assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
     published = {t: len(await read_all(kafka, t, timeout=2)) for t in ("grid.events.v1", "grid.rejections.v1", "grid.dlq.v1")}
@@ -173,21 +179,7 @@ async def test_a_copy_of_an_event_on_the_services_own_topic_changes_nothing_in_t
             steps += [(report(cid, reporter=f"res-{i}", where=where), cid),
                       (cmd("case.register", case_id=cid, department=DEPARTMENTS[0], registrar_id="clerk-1"), cid)]
         await send_as_senders(kafka, *(envelope(c, s) for c, s in steps))
-        for _ in range(120):
-            out = await read_all(kafka, "grid.events.v1", timeout=2)
-            if len({r["value"]["causationid"] for r in out if isinstance(r["value"], dict)}) >= len(steps):
-                break
-            await asyncio.sleep(0.5)
-        else:
-            raise AssertionError("the worker did not handle every command")
-        conn = await asyncpg.connect(database_url)
-        try:
-            for _ in range(100):
-                if not await conn.fetchval("SELECT count(*) FROM grid.outbox"):
-                    break
-                await asyncio.sleep(0.2)
-        finally:
-            await conn.close()
+        await handled_and_published(kafka, database_url, len(steps))
     finally:
         assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
     live = await snapshot(database_url, "grid")
