@@ -209,12 +209,11 @@ class Ledger:
         self._keys: set[str] = set()
         self._absent: set[str] = set()  # ids read and not found, whose account key this transaction holds
         self._opened: list[AccountOpened] = []
-        self._postings: list[TransferPosted] = []
-        self._posted: dict[str, TransferPosted] = {}  # the postings not written yet, by transfer id
+        self._posted: dict[str, TransferPosted] = {}  # by transfer id, in the order they were applied
         self._dirty: set[str] = set()
-        self._written = (0, 0)  # of _opened and _postings
-        # what to undo, newest last: (a dict or set, key, the value before or _MISSING); or
-        # ("flush", written before, dirty before)
+        self._written = (0, 0)  # how many of _opened and _posted are written
+        # what to undo, newest last: (a list, None, None) for an append; (a dict or set, key, the
+        # value before or _MISSING); or ("flush", written before, dirty before)
         self._journal: list[tuple] = []
 
     @classmethod
@@ -261,7 +260,7 @@ class Ledger:
         return (await load_accounts(self._uow.conn, [account_id], for_update=False)).get(account_id)
 
     async def posting(self, transfer_id: str) -> TransferPosted | None:
-        """:func:`posting`, this unit of work's postings not written yet included."""
+        """:func:`posting`, this unit of work's own postings (written or not) looked up first."""
         return self._posted.get(transfer_id) or await posting(self._uow.conn, transfer_id)
 
     # -- writes ---------------------------------------------------------------------------
@@ -282,22 +281,21 @@ class Ledger:
             self._remember(self._absent, e.account_id, _MISSING)
             self._remember(self._holders, (e.kind, e.holder_id), e.account_id)
         for p in postings:
-            self._journal.append((self._postings, None, None))
-            self._postings.append(p)
             self._remember(self._posted, p.transfer_id, p)
         for i in {e.account_id for e in opened} | {a for p in postings for a in (p.debit_account, p.credit_account)}:
             self._remember(self._accounts, i, after[i])
             self._remember(self._dirty, i, True)
 
     def forget(self) -> None:
-        """Forget every account and holder known (after an erasure has renamed accounts under
-        the ledger): the next :meth:`lock` reads them again. Call it after a flush."""
-        for i in list(self._accounts):
-            self._remember(self._accounts, i, _MISSING)
-        for h in list(self._holders):
-            self._remember(self._holders, h, _MISSING)
-        for i in list(self._absent):
-            self._remember(self._absent, i, _MISSING)
+        """Forget every account, holder and posting known (after an erasure has renamed accounts
+        under the ledger): the next :meth:`lock` and :meth:`posting` read them again. Call it
+        after a flush (nothing unwritten)."""
+        assert not self._dirty and self._written == (len(self._opened), len(self._posted)), "flush first"
+        for where in (self._accounts, self._holders, self._absent, self._posted):
+            for key in list(where):
+                self._remember(where, key, _MISSING)
+        self._journal.append(("flush", self._written, set()))  # undone: what was written is again
+        self._written = (len(self._opened), 0)
 
     def _remember(self, where: dict | set, key: Any, value: Any) -> None:
         """Set ``where[key]`` (for a set: add, or with _MISSING remove), journalled."""
@@ -322,9 +320,8 @@ class Ledger:
         while len(self._journal) > mark:
             where, key, before = self._journal.pop()
             if where == "flush":  # a flush undone: its rows are unwritten again
-                self._written, dirty, posted = key, before[0], before[1]
-                self._dirty |= dirty
-                self._posted.update(posted)
+                self._written = key
+                self._dirty |= before
             elif isinstance(where, list):
                 where.pop()
             elif isinstance(where, set):
@@ -338,14 +335,13 @@ class Ledger:
                 where[key] = before
 
     async def flush(self, uow: UnitOfWork) -> None:
-        opened, postings = self._opened[self._written[0]:], self._postings[self._written[1]:]
+        opened, postings = self._opened[self._written[0]:], list(self._posted.values())[self._written[1]:]
         if not (opened or postings or self._dirty):
             return
         await write(uow.conn, opened, postings, {i: self._accounts[i] for i in self._dirty})
-        self._journal.append(("flush", self._written, (set(self._dirty), dict(self._posted))))
-        self._written = (len(self._opened), len(self._postings))
+        self._journal.append(("flush", self._written, set(self._dirty)))
+        self._written = (len(self._opened), len(self._posted))
         self._dirty.clear()
-        self._posted.clear()
 
 
 
