@@ -327,9 +327,9 @@ async def alerts(conn: asyncpg.Connection, *, period: str | None, entity_type: s
     if scope is not None:
         conds.append(f"EXISTS (SELECT 1 FROM scorecards s WHERE s.scorecard_id = a.scorecard_id AND "
                      f"{in_scope(scope, args, 's')})")
-    # the latest close's scheme: looked up once when the period is given (then the subquery does
-    # not depend on the row), else once per row's period
-    of = f"${args.index(period) + 1}" if period is not None else "a.period"
+    # the latest close's scheme: looked up once when the period is given (its parameter, the
+    # first: then the subquery does not depend on the row), else once per row's period
+    of = "$1" if period is not None else "a.period"
     conds.append(f"""a.scheme_id = (SELECT c.scheme_id FROM period_closes c WHERE c.period = {of}
                                     ORDER BY c.closed_at DESC, c.scheme_id LIMIT 1)""")
     where = Where()
