@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 import pytest
 
-from schemas.grid import CaseRegistered
+from schemas.grid import CaseRegistered, CaseReported
 from schemas.points import AccountKind, AccountOpened, TransferKind, TransferPosted
 from services.kit.db import create_pool
 from services.kit.migrations import KIT_MIGRATIONS, migrate
@@ -225,7 +225,6 @@ async def test_an_account_opened_in_a_batch_is_known_to_its_later_messages(pool)
 
 
 async def test_the_cases_an_award_waits_on_are_read_once_and_written_at_flush(pool):
-    from schemas.grid import CaseReported
     async with pool.acquire() as conn:
         await base(conn)
         async with conn.transaction():
