@@ -5,7 +5,8 @@ given) → topics → a stand-in identity provider (``services.kit.devidentity``
 its JWKS and demo identities with tokens under ``run/``) → the five workers, each verifying tokens
 against that JWKS as separate processes → wait for every ``/readyz`` →
 the district simulator (unless ``SIMULATE=0``) → a live summary every second until Ctrl-C
-(or ``RUN_SECONDS``). A worker that dies is reported and restarted (restarts are counted).
+(or ``RUN_SECONDS``). A worker that dies is reported and restarted ``RESTART_DELAY_SECONDS`` (1)
+after it was found dead, as a supervisor's backoff (restarts are counted).
 The simulator plays every person with a token of their own, signed with the identity provider's
 key (``SIGNING_KEY_FILE``), and asks the points API (``POINTS_URL``) for residents' redemption
 consent codes. A command refused for lack of a right (``forbidden`` / ``unauthenticated``) is a
@@ -149,6 +150,7 @@ class Config:
     prometheus_port: int = 9090
     prometheus_rules: Path = ROOT / "deploy" / "prometheus" / "rules"
     prometheus_scrape_seconds: float = 5.0
+    restart_delay: float = 1.0
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -177,6 +179,7 @@ class Config:
             prometheus_port=int(e.get("PROMETHEUS_PORT") or 9090),
             prometheus_rules=Path(e.get("PROMETHEUS_RULES") or ROOT / "deploy" / "prometheus" / "rules").absolute(),
             prometheus_scrape_seconds=float(e.get("PROMETHEUS_SCRAPE_SECONDS") or 5),
+            restart_delay=float(e.get("RESTART_DELAY_SECONDS") or 1),
         )
 
     def worker_names(self, svc: str) -> list[str]:
@@ -199,6 +202,7 @@ class Proc:
     restarts: int = 0
     started_at: float = 0.0
     exits: list[int] = field(default_factory=list)
+    died_at: float | None = None  # time.monotonic() when it was found dead, until restarted
     service: str = ""  # the service a worker runs ("" for the simulator and Prometheus)
     port: int = 0  # a worker's HTTP/metrics port
 
@@ -600,12 +604,19 @@ class Launcher:
         """Restart a worker that died (and say so); report a simulator that ended."""
         if self.stopping.is_set() or self.hold.is_set():
             return
+        now = time.monotonic()
         for w in self.workers.values():
-            if not w.alive:
+            if w.alive:
+                continue
+            if w.died_at is None:  # found dead: said once, restarted after the delay (as a supervisor's backoff)
+                w.died_at = now
                 rc = w.proc.returncode if w.proc else None
                 w.exits.append(rc)
+                self.note(f"{w.name} worker died (exit {rc}); restarting it in {self.cfg.restart_delay:g}s "
+                          f"(restart #{w.restarts + 1}), see {w.log_path}")
+            if now - w.died_at >= self.cfg.restart_delay:
+                w.died_at = None
                 w.restarts += 1
-                self.note(f"{w.name} worker died (exit {rc}); restarting it (restart #{w.restarts}), see {w.log_path}")
                 w.start()
         if self.prometheus is not None and not self.prometheus.alive:
             self.prometheus.exits.append(self.prometheus.proc.returncode)

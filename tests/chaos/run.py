@@ -54,6 +54,7 @@ from .lag import BrokerLag
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 2
 SESSION_TIMEOUT_MS = 6000
+SCRAPE_SECONDS = 1  # Prometheus scrapes and evaluates every second here
 # fault kind -> the alerts of which one must fire while it is on (or soon after, within the
 # alert's `for:` window and a few scrapes). A worker's alert must name that worker.
 # GrassrootsTimerFailing is for a timer's code errors: no fault of the campaign makes one (an
@@ -156,11 +157,14 @@ class Campaign:
             "VAR_DIR": str(self.var), "KAFKA_PORT": str(self.kafka_port), "PG_PORT": str(self.pg_port),
             **{f"{s.upper()}_HTTP_PORT": str(p) for s, p in self.ports.items()}, "WORKER_PORT_STEP": str(step),
             "WORKERS": str(WORKERS), "PROMETHEUS": "1", "PROMETHEUS_PORT": str(self.prom_port),
-            "PROMETHEUS_RULES": str(self.var / "rules"), "PROMETHEUS_SCRAPE_SECONDS": "1",
+            "PROMETHEUS_RULES": str(self.var / "rules"), "PROMETHEUS_SCRAPE_SECONDS": str(SCRAPE_SECONDS),
             "SIMULATE": "1", "RATE": f"{self.rate:g}", "SEED": str(self.seed),
             "SIM_MONTH_SECONDS": os.environ.get("SIM_MONTH_SECONDS") or "60",
             "KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS), "RUN_SECONDS": str(self.minutes * 60 + 900),
             "STOP_GRACE_SECONDS": "15", "READY_TIMEOUT": "240",
+            # a killed worker stays down past its alert's window and two scrapes: a restart quicker
+            # than the window is, by the rule, no outage, and would fire nothing
+            "RESTART_DELAY_SECONDS": str(self.for_s["GrassrootsWorkerDown"] + 2 * SCRAPE_SECONDS),
             **{f"{s.upper()}_DB_POOL_MAX": "4" for s in SERVICES},
             **{f"{s.upper()}_CONSUMER_STALL_SECONDS": "5" for s in SERVICES},
             **{f"{s.upper()}_OUTBOX_RELAY_STALL_SECONDS": str(RELAY_STALL_SECONDS) for s in SERVICES},

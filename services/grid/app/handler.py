@@ -69,6 +69,7 @@ class GridHandler(WhistleSteps, Handler):
 
     service = "grid"
     policy = POLICY
+    replayed = (CaseDuplicateLinked.TYPE,)  # a rebuild links a report as the worker did (_as_the_worker_linked)
 
     def __init__(self, deadlines: DeadlinePolicy, register: GridRegister, duplicate_radius_m: float = 250.0,
                  departments: DepartmentRegister | None = None):
@@ -188,6 +189,7 @@ class GridHandler(WhistleSteps, Handler):
                 candidates[cid] = OpenCase.of(s)
             else:
                 candidates.pop(cid, None)
+        candidates = _as_the_worker_linked(uow, cmd.case_id, candidates)
         while True:
             events = decide(None, cmd, dataclasses.replace(ctx, open_cases=tuple(candidates.values())))
             linked = next((e for e in events if isinstance(e, CaseDuplicateLinked)), None)
@@ -209,3 +211,17 @@ class GridHandler(WhistleSteps, Handler):
             state = evolve(cases.get(ev.case_id), ev)
             cases.put(ev.case_id, state)
             rows.case(state, ev, env.id)
+
+
+def _as_the_worker_linked(uow: UnitOfWork, case_id: str, candidates: dict[str, OpenCase]) -> dict[str, OpenCase]:
+    """Replayed by a rebuild, a report is the duplicate of the case the worker linked it to, and
+    of none when the worker linked it to none. Two reports near each other on different
+    partitions are handled live by two lanes at once, each in its transaction, and neither sees
+    the other's new case; the replay handles them one after the other, and the second would see
+    the first. So the rebuild keeps only the original the worker chose (still subject to being
+    open, near and of the category in the replayed state). Live, the candidates are as found."""
+    live = uow.live_events(CaseDuplicateLinked.TYPE)
+    if live is None:  # handled live, or the rebuild knows nothing this message caused
+        return candidates
+    chosen = {e.get("case_id") for e in live if e.get("duplicate_case_id") == case_id}
+    return {cid: c for cid, c in candidates.items() if cid in chosen}

@@ -13,9 +13,10 @@ import pytest
 from schemas.envelope import CloudEvent
 from services.kit import clock
 from services.kit.rebuild import _read_inbox_times
-from tests.integration.grid.support import (DEPARTMENTS, GRID, cmd, grid_worker, new_id, report,
-                                            send_as_senders)
+from tests.integration.grid.support import (DEPARTMENTS, GRID, HERE, NEAR, cmd, events_of, grid_worker, new_id,
+                                            report, send_as_senders, sender_jwt)
 from tests.support.kafka import produce, read_all
+from tests.support.procs import http
 from tests.support.rebuild import differences, snapshot
 from tests.support.rebuild import report as diff_report
 from tests.support.rebuild import run_rebuild as rebuild_of
@@ -193,3 +194,53 @@ async def test_a_copy_of_an_event_on_the_services_own_topic_changes_nothing_in_t
     rebuilt = await snapshot(database_url, "grid")
     diffs = differences(live, rebuilt)
     assert not diffs, diff_report(diffs)
+
+
+async def test_a_replayed_report_is_the_duplicate_of_the_case_the_worker_linked_it_to_and_of_no_other(
+        kafka, database_url, tmp_path):
+    """Whether a report is a duplicate rests on which cases near it were open when the worker
+    handled it, which no input topic need hold: two reports on different partitions are handled
+    by two lanes at once and neither sees the other's case (live, both stay cases; replayed one
+    after the other, the second would see the first). Here the state the topics lack is a
+    dismissal sent over HTTP: live, the next report near it is a case of its own, and the replay,
+    where the first case is still open, must not make it that case's duplicate. A later report
+    that the worker did link is linked again."""
+    w = grid_worker(kafka, database_url, tmp_path / "worker.log").start()
+    env = w.env
+    first, second, third = (new_id("rb-dup") for _ in range(3))
+    try:
+        await w.wait_ready()
+        await send_as_senders(kafka, envelope(report(first, where=HERE, reporter="res-1"), first))
+        await events_of(kafka, first)
+        dismissal = cmd("case.dismiss", case_id=first, reason="不属于受理范围", registrar_id="clerk-1")
+        status, out = await http("POST", w.url + "/v1/commands", json=dismissal, token=sender_jwt(dismissal))
+        assert status == 200, out
+        await send_as_senders(kafka, envelope(report(second, where=NEAR, reporter="res-2"), second))
+        assert [e["type"] for e in await events_of(kafka, second)] == ["grid.case.reported.v1"]
+        await send_as_senders(kafka, envelope(report(third, where=NEAR, reporter="res-3"), third))
+        await handled_and_published(kafka, database_url, 3)
+    finally:
+        assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
+
+    async def rows(dsn: str) -> tuple[dict, list]:
+        conn = await asyncpg.connect(dsn)
+        try:
+            cases = {r["case_id"]: (r["status"], r["duplicate_of"], r["duplicates"]) for r in await conn.fetch(
+                "SELECT case_id, status, duplicate_of, duplicates::text FROM grid.cases WHERE case_id = ANY($1)",
+                [first, second, third])}
+            history = [tuple(r) for r in await conn.fetch(
+                "SELECT case_id, seq, type, event_id, data::text FROM grid.case_history WHERE case_id = ANY($1) "
+                "ORDER BY case_id, seq", [second, third])]
+            return cases, history
+        finally:
+            await conn.close()
+
+    live_cases, live_history = await rows(database_url)
+    assert live_cases[first][0] == "dismissed" and live_cases[second][0] == "reported"
+    assert live_cases[third][:2] == ("dismissed", second)
+    done = await asyncio.to_thread(run_rebuild, env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    rebuilt_cases, rebuilt_history = await rows(database_url)
+    assert rebuilt_cases[first][0] == "reported"  # the HTTP dismissal is not input: open, and near the second
+    assert {c: rebuilt_cases[c] for c in (second, third)} == {c: live_cases[c] for c in (second, third)}
+    assert rebuilt_history == live_history

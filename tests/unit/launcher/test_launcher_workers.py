@@ -17,7 +17,7 @@ def cfg(monkeypatch, tmp_path):
     for s in SERVICES:
         monkeypatch.delenv(f"{s.upper()}_HTTP_PORT", raising=False)
     for k in ("WORKERS", "WORKER_PORT_STEP", "PROMETHEUS", "PROMETHEUS_PORT", "PROMETHEUS_SCRAPE_SECONDS",
-              "PROMETHEUS_RULES"):
+              "PROMETHEUS_RULES", "RESTART_DELAY_SECONDS"):
         monkeypatch.delenv(k, raising=False)
     return monkeypatch
 
@@ -142,6 +142,7 @@ def test_each_services_worker_environment_is_written_for_its_other_commands(cfg,
 def test_a_worker_is_not_restarted_once_the_workers_were_stopped_on_purpose(cfg):
     started: list[str] = []
     cfg.setattr(launcher.Proc, "start", lambda self: started.append(self.name))
+    cfg.setenv("RESTART_DELAY_SECONDS", "0")
     la = launcher.Launcher(launcher.Config.from_env())
     la.make_workers()
     la.supervise()  # none of them runs: each is (re)started
@@ -150,3 +151,28 @@ def test_a_worker_is_not_restarted_once_the_workers_were_stopped_on_purpose(cfg)
     la.hold.set()  # SIGUSR1
     la.supervise()
     assert started == []
+
+
+def test_a_dead_worker_is_said_dead_once_and_restarted_after_the_delay(cfg):
+    """As a supervisor's backoff: found dead, it is noted at once and started again
+    ``RESTART_DELAY_SECONDS`` later (a fault campaign keeps a killed worker down past its alert's
+    window), and its exit and restart are counted once."""
+    started: list[str] = []
+    now = [100.0]
+    cfg.setattr(launcher.Proc, "start", lambda self: started.append(self.name))
+    cfg.setattr(launcher.time, "monotonic", lambda: now[0])
+    cfg.setenv("RESTART_DELAY_SECONDS", "4")
+    la = launcher.Launcher(launcher.Config.from_env())
+    la.make_workers()
+    notes: list[str] = []
+    la.note = notes.append
+    grid = la.workers["grid"]
+    for t in (100.0, 101.0, 103.9):
+        now[0] = t
+        la.supervise()
+        assert started == []
+    assert len([n for n in notes if n.startswith("grid worker died")]) == 1 and "in 4s" in notes[0]
+    now[0] = 104.0
+    la.supervise()
+    assert sorted(started) == sorted(la.workers)
+    assert grid.restarts == 1 and grid.exits == [None] and grid.died_at is None
