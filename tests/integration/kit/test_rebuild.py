@@ -64,9 +64,8 @@ async def test_a_rebuilt_grid_projection_equals_the_live_one_row_for_row(kafka, 
         steps = []
         for i, cid in enumerate(cases):
             dept = DEPARTMENTS[i % 3]
-            # each case ~1 km from the next: the worker's four lanes handle partitions concurrently, so
-            # whether one report is a duplicate of another in a different partition depends on which
-            # transaction commits first, live; no replay can give that race's outcome back
+            # each case ~1 km from the next: none is a duplicate of another (a replayed duplicate is
+            # the test after the next one's)
             where = {"lat": 39.9219 + 0.01 * i, "lon": 116.4436, "address": f"金台里{i}号楼"}
             steps.append((report(cid, reporter=f"res-{i}", where=where), cid))
             if i % 4 == 3:
