@@ -54,6 +54,7 @@ from . import metrics as m
 from .consumer import BatchConsumer, claim
 from .handlers import Handler, admit, dispatch
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, connect_with_retry
+from .eventloop import use_event_loop
 from .http import HttpError, authenticate_async, dumps, from_validation_error
 from .identity import Principal, TokenVerifier, Unauthenticated
 from .policy import Refused
@@ -170,6 +171,7 @@ class ServiceRuntime:
                 raise SystemExit(f"{self.service}: JWKS {self.settings.jwks}: {e}") from None
         if not any(a in ("-q", "--quiet", "--no-quiet") for a in sys.argv[1:]):
             sys.argv.insert(1, "--quiet")
+        use_event_loop(self.settings.event_loop)
         self.app.main()
 
     # -- faust app ------------------------------------------------------------------------
@@ -278,7 +280,7 @@ class ServiceRuntime:
                                       batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
                                       nice=s.outbox_relay_nice, log_level=s.log_level, log_format=s.log_format,
                                       security=security, max_record_bytes=s.kafka_max_record_bytes,
-                                      stall_seconds=s.outbox_relay_stall_seconds)
+                                      stall_seconds=s.outbox_relay_stall_seconds, event_loop=s.event_loop)
             await self.relay.start()
         else:
             self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,
@@ -313,7 +315,7 @@ class ServiceRuntime:
             self._tasks.append(asyncio.ensure_future(self._supervise(c)))
         self.ready = True
         m.READY.labels(self.service).set(1)
-        log.info("%s service started", self.service)
+        log.info("%s service started (event loop: %s)", self.service, type(asyncio.get_running_loop()).__module__.split(".")[0])
 
     async def _load_keys(self) -> None:
         """The JWKS at start-up: a file must be readable now (a mistake in JWKS stops the worker);
