@@ -72,7 +72,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from . import clock
 from .consumer import BatchConsumer, Item, bearer, claim
 from .db import _init_connection
-from .eventloop import use_event_loop
 from .kafkasec import client_kwargs
 from .locks import try_session_lock
 from .migrations import migrate
@@ -719,7 +718,6 @@ def main(rt: "ServiceRuntime", argv: Sequence[str]) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in a log)")
     args = p.parse_args(list(argv))
     jsonlog.configure(rt.service, "warning", rt.settings.log_format)
-    use_event_loop(rt.settings.event_loop)
     try:
         out = asyncio.run(rebuild(rt, progress_bar=not args.no_progress and sys.stderr.isatty(),
                                   batch_records=args.batch))

@@ -41,7 +41,6 @@ import orjson
 
 from . import jsonlog
 from .db import connect_with_retry
-from .eventloop import use_event_loop
 from .outbox import MetricsObserver, OutboxRelay, RelayObserver, producer_for, reader_for, set_max_record_bytes
 
 if TYPE_CHECKING:  # the child process does not import pydantic (services/kit/kafkaclient.py)
@@ -62,13 +61,12 @@ class RelayProcess:
                  nice: int = 0, log_level: str = "info", log_format: str = "json",
                  observer: RelayObserver | None = None, max_restart_delay: float = 30.0,
                  security: KafkaSecurity | None = None, max_record_bytes: int | None = None,
-                 stall_seconds: float = 10.0, event_loop: str = "uvloop"):
+                 stall_seconds: float = 10.0):
         self.service = service
         self._config = {"service": service, "dsn": dsn, "bootstrap": bootstrap, "batch": batch,
                         "poll_seconds": poll_seconds, "nice": nice, "log_level": log_level, "log_format": log_format,
                         "kafka_security": security.to_config() if security is not None else None,
-                        "max_record_bytes": max_record_bytes, "stall_seconds": stall_seconds,
-                        "event_loop": event_loop}
+                        "max_record_bytes": max_record_bytes, "stall_seconds": stall_seconds}
         self.observer = observer or MetricsObserver(service)
         self.max_restart_delay = max_restart_delay
         self.proc: asyncio.subprocess.Process | None = None
@@ -337,7 +335,6 @@ def main() -> int:
     jsonlog.configure(cfg["service"], cfg.get("log_level", "info"), cfg.get("log_format", "json"))
     if cfg.get("max_record_bytes"):
         set_max_record_bytes(int(cfg["max_record_bytes"]))
-    use_event_loop(cfg.get("event_loop", "asyncio"))
     try:
         return asyncio.run(_child(cfg))
     except Exception:

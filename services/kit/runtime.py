@@ -54,7 +54,6 @@ from . import metrics as m
 from .consumer import BatchConsumer, claim
 from .handlers import Handler, admit, dispatch
 from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, connect_with_retry
-from .eventloop import use_event_loop
 from .http import HttpError, authenticate_async, dumps, from_validation_error
 from .identity import Principal, TokenVerifier, Unauthenticated
 from .policy import Refused
@@ -171,7 +170,6 @@ class ServiceRuntime:
                 raise SystemExit(f"{self.service}: JWKS {self.settings.jwks}: {e}") from None
         if not any(a in ("-q", "--quiet", "--no-quiet") for a in sys.argv[1:]):
             sys.argv.insert(1, "--quiet")
-        use_event_loop(self.settings.event_loop)
         self.app.main()
 
     # -- faust app ------------------------------------------------------------------------
@@ -280,7 +278,7 @@ class ServiceRuntime:
                                       batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
                                       nice=s.outbox_relay_nice, log_level=s.log_level, log_format=s.log_format,
                                       security=security, max_record_bytes=s.kafka_max_record_bytes,
-                                      stall_seconds=s.outbox_relay_stall_seconds, event_loop=s.event_loop)
+                                      stall_seconds=s.outbox_relay_stall_seconds)
             await self.relay.start()
         else:
             self.relay = OutboxRelay(self.pool, self.producer, service=self.service, batch=s.outbox_batch,
@@ -315,7 +313,7 @@ class ServiceRuntime:
             self._tasks.append(asyncio.ensure_future(self._supervise(c)))
         self.ready = True
         m.READY.labels(self.service).set(1)
-        log.info("%s service started (event loop: %s)", self.service, type(asyncio.get_running_loop()).__module__.split(".")[0])
+        log.info("%s service started", self.service)
 
     async def _load_keys(self) -> None:
         """The JWKS at start-up: a file must be readable now (a mistake in JWKS stops the worker);

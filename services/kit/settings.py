@@ -150,9 +150,6 @@ class ServiceSettings(BaseSettings):
     gc_gen0_threshold: int = Field(50_000, ge=0, le=10_000_000,
                                    description="CPython GC generation-0 threshold (0 keeps Python's default); start-up objects are frozen")
     db_pool_max: int = Field(10, ge=2, le=200, description="PostgreSQL pool size")
-    event_loop: Literal["uvloop", "asyncio"] = Field(
-        "uvloop", description="the worker's event loop: uvloop (libuv: the HTTP API's sockets and the database "
-        "protocol cost less per request) or Python's own asyncio")
 
     @field_validator("log_level")
     @classmethod
