@@ -149,6 +149,10 @@ def kit_panels(svc: str) -> list[dict]:
         ts("HTTP p95 by route",
            (f"histogram_quantile(0.95, sum by (route, le) (rate(kit_http_request_duration_seconds_bucket{{{s}}}[{RATE}])))", "{{route}}"),
            unit="s"),
+        ts("Database pool wait p99",
+           (f"histogram_quantile(0.99, sum by (instance, le) (rate(kit_db_pool_wait_seconds_bucket{{{s}}}[{RATE}])))", "{{instance}}"),
+           unit="s", desc="How long batches, timers and HTTP requests waited, in turn, for a connection of their "
+                          "worker's pool. Near the API's latency: the pool is the bottleneck (<SVC>_DB_POOL_MAX)."),
         ts("Timer rounds / s by outcome",
            (f"sum by (timer, outcome) (rate(kit_timer_runs_total{{{s}}}[{RATE}]))", "{{timer}} {{outcome}}"),
            unit="ops", desc="Periodic jobs (overdue checks, expiries, metrics refresh): ok, retry (database away), error."),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Callable
 
 import asyncpg
@@ -70,6 +71,7 @@ class FairPool:
     def __init__(self, pool: asyncpg.Pool):
         self._pool = pool
         self._turns = asyncio.Semaphore(pool.get_max_size())
+        self.observe_wait: Callable[[float], None] | None = None  # seconds each caller waited for its turn
 
     def acquire(self) -> "_Acquire":
         """``async with pool.acquire() as conn`` or ``conn = await pool.acquire()`` (then
@@ -83,7 +85,15 @@ class FairPool:
             self._turns.release()
 
     async def _take(self) -> asyncpg.Connection:
-        await self._turns.acquire()
+        if self.observe_wait is None:
+            await self._turns.acquire()
+        elif self._turns.locked():
+            t = time.perf_counter()
+            await self._turns.acquire()
+            self.observe_wait(time.perf_counter() - t)
+        else:
+            await self._turns.acquire()
+            self.observe_wait(0.0)
         try:
             return await self._pool.acquire()
         except BaseException:

@@ -55,6 +55,10 @@ HTTP_REQUESTS = Counter(
 HTTP_DURATION = Histogram(
     "kit_http_request_duration_seconds", "HTTP request duration by route", ["service", "route"],
     buckets=(.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+DB_POOL_WAIT = Histogram(
+    "kit_db_pool_wait_seconds", "Time a caller (a batch, a timer, an HTTP request) waited for a connection of the "
+    "worker's database pool, in turn (0 while the pool has one free)", ["service"],
+    buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
 READY = Gauge("kit_ready", "1 when the worker is ready (database, broker, migrations)", ["service"])
 TIMER_RUNS = Counter("kit_timer_runs_total", "Timer rounds by timer and outcome", ["service", "timer", "outcome"])
 TIMER_FAILURES_IN_A_ROW = Gauge(

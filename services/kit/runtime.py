@@ -256,9 +256,9 @@ class ServiceRuntime:
                     applied = await migrate(conn, self.service, self.components)
             finally:
                 await owner.close()
-            self.pool = await connect_with_retry(s.dsn(), self.service, service=self.service, max_size=s.db_pool_max)
-        else:
-            self.pool = await connect_with_retry(s.dsn(), self.service, service=self.service, max_size=s.db_pool_max)
+        self.pool = await connect_with_retry(s.dsn(), self.service, service=self.service, max_size=s.db_pool_max)
+        self.pool.observe_wait = m.DB_POOL_WAIT.labels(self.service).observe
+        if s.migration_dsn() == s.dsn():
             async with self.pool.acquire() as conn:
                 applied = await migrate(conn, self.service, self.components)
         if applied:

@@ -68,3 +68,17 @@ async def test_with_room_nobody_waits_and_the_pools_own_attributes_show_through(
             await pool.release(c)
         async with pool.acquire() as conn:
             assert conn.startswith("conn-")
+
+
+async def test_each_caller_s_wait_for_its_turn_is_observed():
+    """``kit_db_pool_wait_seconds``: 0 for a caller that found a connection free, the time it
+    waited for one that queued."""
+    waits: list[float] = []
+    pool = FairPool(QueuePool(1))
+    pool.observe_wait = waits.append
+    held = await pool.acquire()
+    queued = asyncio.ensure_future(pool.acquire())
+    await asyncio.sleep(0.05)
+    await pool.release(held)
+    await pool.release(await queued)
+    assert waits[0] == 0.0 and 0.04 < waits[1] < 1.0 and len(waits) == 2
