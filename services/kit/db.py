@@ -85,15 +85,10 @@ class FairPool:
             self._turns.release()
 
     async def _take(self) -> asyncpg.Connection:
-        if self.observe_wait is None:
-            await self._turns.acquire()
-        elif self._turns.locked():
-            t = time.perf_counter()
-            await self._turns.acquire()
-            self.observe_wait(time.perf_counter() - t)
-        else:
-            await self._turns.acquire()
-            self.observe_wait(0.0)
+        queued_at = time.perf_counter() if self._turns.locked() else None  # None: a turn is free
+        await self._turns.acquire()
+        if self.observe_wait is not None:
+            self.observe_wait(0.0 if queued_at is None else time.perf_counter() - queued_at)
         try:
             return await self._pool.acquire()
         except BaseException:
