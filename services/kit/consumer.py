@@ -36,7 +36,7 @@ from schemas.topics import BY_NAME, Topic
 from . import clock
 from .kafkasec import KafkaSecurity, client_kwargs
 from . import metrics as m
-from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS
+from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, FairPool
 from . import outbox as _outbox
 from .outbox import OutboxRecord, fit_dead_letter
 from .outbox import write as write_outbox
@@ -179,7 +179,7 @@ class BatchConsumer:
     """Consumes ``topics`` as consumer group ``group_id`` and feeds ``handler`` in batches."""
 
     def __init__(self, *, service: str, name: str, topics: Sequence[Topic], group_id: str, bootstrap: str,
-                 pool: asyncpg.Pool, handler: Handler, on_commit=None, max_records: int = 1000,
+                 pool: FairPool, handler: Handler, on_commit=None, max_records: int = 1000,
                  fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest", lanes: int = 1,
                  verifier: TokenVerifier | None = None, max_record_age: float = 3600.0,
                  security: KafkaSecurity | None = None, max_event_skew: float = 300.0,

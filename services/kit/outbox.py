@@ -26,7 +26,7 @@ from .kafkaclient import client_kwargs
 
 if TYPE_CHECKING:  # the relay process does not import pydantic (services/kit/kafkaclient.py)
     from .kafkasec import KafkaSecurity
-from .db import UNAVAILABLE_ERRORS
+from .db import UNAVAILABLE_ERRORS, FairPool
 from .locks import try_session_lock
 
 log = logging.getLogger("kit.outbox")
@@ -235,7 +235,7 @@ class OutboxRelay:
     after its 30 s request timeout, and a paused broker answers nothing). A round still waiting
     is not abandoned: it goes on until it completes or fails."""
 
-    def __init__(self, pool: asyncpg.Pool, producer: AIOKafkaProducer, *, service: str, batch: int = 2000,
+    def __init__(self, pool: FairPool, producer: AIOKafkaProducer, *, service: str, batch: int = 2000,
                  poll_seconds: float = 0.5, observer: RelayObserver | None = None, stall_seconds: float = 10.0,
                  reader: Callable[[], AIOKafkaConsumer] | None = None):
         self.pool = pool

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable, Sequence
 from urllib.parse import quote
 
-import asyncpg
 import faust
 import mode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -53,7 +52,7 @@ from . import clock, jsonlog
 from . import metrics as m
 from .consumer import BatchConsumer, claim
 from .handlers import Handler, admit, dispatch
-from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, connect_with_retry
+from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, FairPool, connect_with_retry
 from .http import HttpError, authenticate_async, dumps, from_validation_error
 from .identity import Principal, TokenVerifier, Unauthenticated
 from .policy import Refused
@@ -120,7 +119,7 @@ class ServiceRuntime:
         self.settings = settings
         self.topics = BY_SERVICE[service]
         self.components = [("kit", KIT_MIGRATIONS)] + ([(service, migrations)] if migrations else [])
-        self.pool: asyncpg.Pool | None = None
+        self.pool: FairPool | None = None
         self.relay: OutboxRelay | RelayProcess | None = None
         self._relay_task: asyncio.Future | None = None
         self.producer = None
@@ -523,7 +522,7 @@ class ServiceRuntime:
         async with self.connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
             yield conn
 
-    def require_pool(self, *, serving: bool = True) -> asyncpg.Pool:
+    def require_pool(self, *, serving: bool = True) -> FairPool:
         """The database pool, or :class:`NotReady` (503 with ``Retry-After`` on a route) while the
         worker starts or stops. ``serving=False``: the pool as soon as it exists (a start-up
         hook's transaction), migrations applied or not."""

@@ -18,6 +18,7 @@ from services.assessment.domain.facts.refs import MemoryLookup
 from services.assessment.domain.history import StoredEvent
 from services.assessment.domain.incremental import Advance, advance
 from services.assessment.projection import store
+from services.kit.db import FairPool
 from services.kit.locks import advisory_lock
 from services.kit.uow import UnitOfWork
 
@@ -82,7 +83,7 @@ async def record_and_fold(conn: asyncpg.Connection, events: Sequence[StoredEvent
     return recorded
 
 
-async def fold_unfolded(pool: asyncpg.Pool, chunk: int = 5000) -> int:
+async def fold_unfolded(pool: FairPool, chunk: int = 5000) -> int:
     """Fold the log rows not folded yet (recorded before the counters were kept, or after the
     counters were emptied to rebuild them), oldest first, one transaction per chunk."""
     done = 0
