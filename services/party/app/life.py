@@ -35,7 +35,7 @@ from services.kit.handlers import handles, prepares
 from services.kit.locks import advisory_locks
 from services.kit.uow import UnitOfWork
 from services.party.domain.life import (
-    LifeContext, OrgLifePolicy, decide_commitment, decide_org_life, evolve_commitment, evolve_org_life,
+    LifeContext, OrgLifePolicy, OrgRef, decide_commitment, decide_org_life, evolve_commitment, evolve_org_life,
     org_life_overdue,
 )
 from services.party.domain.members import (
@@ -44,6 +44,7 @@ from services.party.domain.members import (
 )
 from services.party.projection import life as db
 from services.party.projection.life import COMMITMENTS, FOLLOW_UPS, ORG_LIFE
+from services.party.projection.store import ORGS
 
 from . import access
 
@@ -81,7 +82,7 @@ class LifeSteps:
     @handles(RecordOrgLife)
     async def record_org_life(self, uow: UnitOfWork, cmd: RecordOrgLife) -> None:
         """三会一课, 主题党日: a meeting held, recorded by a secretary of the organisation's area."""
-        found = (await db.org_refs(uow.conn, [cmd.org_id])).get(cmd.org_id)
+        found = await _org_ref(uow, cmd.org_id)
         org = found[0] if found is not None and access.may_act(uow.principal, found[1]) else None
         lives = ORG_LIFE.of(uow)
         state = await lives.fetch(cmd.org_id)
@@ -123,10 +124,10 @@ class LifeSteps:
     @handles(*COMMITMENT_COMMANDS)
     async def commitment(self, uow: UnitOfWork, cmd: MakeCommitment | FulfilCommitment | RateCommitment) -> None:
         """A member's yearly commitment, made, fulfilled and rated through a secretary of their organisation."""
-        org_id = await db.org_of_member(uow.conn, cmd.member_id)
+        org_id = await _org_of_member(uow, cmd.member_id)
         scope_id = None
         if org_id is not None:
-            found = (await db.org_refs(uow.conn, [org_id])).get(org_id)
+            found = await _org_ref(uow, org_id)
             scope_id = found[1] if found is not None else None
         if not access.may_act(uow.principal, scope_id):
             raise NotFound("member", cmd.member_id, "member_id")
@@ -171,7 +172,7 @@ class LifeSteps:
             state = evolve_follow_up(state, f)
         follow_ups.put(event.member_id, state)
         emitted = uow.emit_all(flags)
-        org_id = await db.org_of_member(uow.conn, event.member_id)
+        org_id = await _org_of_member(uow, event.member_id)
         if org_id is not None and emitted:
             await db.append_history(uow.conn, org_id, emitted)
 
@@ -292,3 +293,31 @@ def register_metrics() -> LifeMetrics:
         REGISTRY.register(LIFE_METRICS)
         _registered = True
     return LIFE_METRICS
+
+
+# The organisations as the batch has them. An organisation established, or a member attached,
+# earlier in the same batch is only in the batch's states until the unit of work is flushed:
+# read from the tables alone, it would be unknown to the messages after it in the batch, and a
+# message's outcome would depend on which batch it came in. Neither reads locks anything.
+
+async def _org_ref(uow: UnitOfWork, org_id: str) -> tuple[OrgRef, str | None] | None:
+    """(what organisational life needs of the organisation, the area a scope must cover), for an
+    established organisation; None for one unknown or not established."""
+    org = ORGS.of(uow).get(org_id)
+    if org is None:
+        return (await db.org_refs(uow.conn, [org_id])).get(org_id)
+    if org.established_at is None:
+        return None
+    return OrgRef(org_id=org_id, kind=org.kind, established_at=org.established_at, area_id=org.area_id), org.scope_id
+
+
+async def _org_of_member(uow: UnitOfWork, member_id: str) -> str | None:
+    """The organisation the member belongs to now."""
+    orgs = ORGS.of(uow)
+    for org_id, org in orgs.items():
+        if member_id in org.members:
+            return org_id
+    committed = await db.org_of_member(uow.conn, member_id)
+    if committed is not None and committed in orgs:  # the batch's state of it no longer holds the member
+        return None
+    return committed
