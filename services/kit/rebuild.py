@@ -24,8 +24,12 @@ database, or to prove that the projection is a function of the log. Steps:
    the worker handled them (handling time, else record timestamp; a partition's own order is
    kept), and fed in batches through the worker's own path
    (:class:`~services.kit.consumer.BatchConsumer`: decoding, provenance checks, the inbox, the
-   handler, one transaction per batch). A command's token is verified as of its record's
-   timestamp, as if the record had been handled when it was written. The next batches are
+   handler, one transaction per batch). A batch holds up to ``--batch`` records of one
+   consumer, however many of the worker's batches they came in: each message is handled at its
+   own time, so how messages are grouped changes nothing they do (the handlers give the same
+   result for a batch as for its messages one by one, which the worker relies on when it redoes
+   a batch message by message). A command's token is verified as of its record's timestamp, as
+   if the record had been handled when it was written. The next batches are
    decoded, and their messages claimed in the inbox, on a second connection while a batch is
    handled (see :func:`_replay`).
 5. **Nothing is published again.** The events, rejections and dead letters the replay causes
@@ -472,8 +476,6 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
         # handled at one time) in the order its fetch gave them, partition by partition
         heap: list[tuple[float, str, int, int, TopicPartition]] = []
         have_times = bool(await lookup.fetchval("SELECT EXISTS (SELECT 1 FROM rebuild_handled)"))
-        live_at: dict[TopicPartition, set[int]] = {}  # offsets whose live handling time is known
-        batch_at: float | None = None
         started = time.perf_counter()
         cpu_started = time.process_time()
         pending: list[Item] = []
@@ -562,8 +564,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                     items = [Item(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp, r.timestamp_type,
                                   by_topic[tp.topic]._interned(bearer(r.headers)) if tp.topic == by_topic[tp.topic]._intake  # noqa: SLF001
                                   else None) for r in records]
-                    keys, known = await _order_keys(lookup, items, have_times)
-                    live_at.setdefault(tp, set()).update(it.offset for it, k in zip(items, known) if k)
+                    keys = await _order_keys(lookup, items, have_times)
                     buffers[tp] = list(zip(keys, items))[::-1] + buffers[tp]
                 want = [tp for tp in want if not buffers[tp] and fetched[tp] < ends[tp]]
 
@@ -574,18 +575,11 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                 heapq.heappush(heap, (k, tp.topic, tp.partition, head.offset, tp))
         merged = 0
         while heap:
-            at, _, _, offset, tp = heapq.heappop(heap)
+            _, _, _, _, tp = heapq.heappop(heap)
             _, it = buffers[tp].pop()
             rc = by_topic[tp.topic]
-            live = offset in live_at.get(tp, ())
-            if pending and (rc is not pending_consumer or len(pending) >= batch_records
-                            or (live and batch_at is not None and at != batch_at)):
+            if pending and (rc is not pending_consumer or len(pending) >= batch_records):
                 await flush()
-            if not pending:
-                batch_at = None
-            if live:  # the worker handled it in a batch of its own: replayed in the same batch
-                batch_at = at
-                live_at[tp].discard(offset)
             pending_consumer = rc
             pending.append(it)
             if not buffers[tp] and fetched[tp] < ends[tp]:
@@ -621,8 +615,7 @@ class _Batch:
     known: set[str]  # the messages whose live handling is known (their events or the inbox)
 
 
-async def _order_keys(conn: asyncpg.Connection, items: list[Item],
-                      have_times: bool = True) -> tuple[list[float], list[bool]]:
+async def _order_keys(conn: asyncpg.Connection, items: list[Item], have_times: bool = True) -> list[float]:
     """The order the worker handled each record in: its live handling time, else its timestamp."""
     ids: list[str | None] = []
     for it in items if have_times else ():
@@ -634,16 +627,15 @@ async def _order_keys(conn: asyncpg.Connection, items: list[Item],
     found = dict(await conn.fetch("SELECT id, at FROM rebuild_handled WHERE id = ANY($1::text[])",
                                   [i for i in ids if i is not None])) if have_times else {}
     cal = clock.current()
-    keys, known = [], []
+    keys = []
     for it, i in zip(items, ids if have_times else [None] * len(items)):
         t = found.get(i) if i is not None else None
-        known.append(t is not None)
         if t is None:
             ts = (it.timestamp or 0) / 1000
             keys.append(cal.at(ts).timestamp() if cal.simulated else ts)
         else:
             keys.append(t.timestamp())
-    return keys, known
+    return keys
 
 
 async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_records: int = BATCH_RECORDS) -> Outcome:

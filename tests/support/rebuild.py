@@ -67,11 +67,9 @@ WALL_CLOCK: dict[str, dict[str, set[str]]] = {
 }
 
 # The version of a state kept by the kit's aggregate store (``services/kit/aggregates.py``)
-# counts its saves, one per batch that changed it, not its events. A replay cuts its batches
-# where the time of handling changes: for a message that caused an event that is the time of
-# the event, for one that caused none the start of its transaction (the inbox's); a live batch
-# that held both is replayed as two, and a state it changed saved once more. Its content must
-# come out equal.
+# counts its saves, one per batch that changed it, not its events. A replay groups messages
+# into batches by size, not as the worker's batches were (so a state changed by several of the
+# worker's batches may be saved once). Its content must come out equal.
 SAVE_COUNTS: dict[str, dict[str, set[str]]] = {
     "grid": {"case_state": {"version"}, "whistles": {"version"}},
     "orders": {"orders": {"version"}, "members": {"version"}, "posts": {"version"}},

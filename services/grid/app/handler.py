@@ -206,11 +206,11 @@ class GridHandler(WhistleSteps, Handler):
         for ev in events:
             env = uow.emit(ev, time=ev.occurred_at)
             if isinstance(ev, PatrolLogged):
-                rows.patrol(ev)
+                rows.patrol(ev, uow.now)
                 continue
             state = evolve(cases.get(ev.case_id), ev)
             cases.put(ev.case_id, state)
-            rows.case(state, ev, env.id)
+            rows.case(state, ev, env.id, uow.now)
 
 
 def _as_the_worker_linked(uow: UnitOfWork, case_id: str, candidates: dict[str, OpenCase]) -> dict[str, OpenCase]:

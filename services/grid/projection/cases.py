@@ -72,10 +72,10 @@ _CASE_UPSERT = (
     "WHERE cases.version <= EXCLUDED.version")
 
 
-async def upsert_cases(conn: asyncpg.Connection, states: Iterable[CaseState], now: datetime) -> None:
-    """Write the rows of the given case states (one statement, one state per case); an older
-    version never overwrites a newer one."""
-    rows = [case_row(s, now) for s in sorted(states, key=lambda s: s.case_id)]
+async def upsert_cases(conn: asyncpg.Connection, states: Iterable[tuple[CaseState, datetime]]) -> None:
+    """Write the rows of the given case states, each as of its time (one statement, one state
+    per case); an older version never overwrites a newer one."""
+    rows = [case_row(s, now) for s, now in sorted(states, key=lambda x: x[0].case_id)]
     if rows:
         await conn.execute(_CASE_UPSERT, rows)
 
@@ -110,8 +110,9 @@ async def logged_patrols(conn: asyncpg.Connection, patrol_ids: Iterable[str]) ->
     return {r["patrol_id"] for r in rows}
 
 
-async def upsert_patrols(conn: asyncpg.Connection, patrols: Sequence[PatrolLogged], now: datetime) -> None:
-    """Insert or replace patrol logs by ``patrol_id``, in one statement (one log per id)."""
+async def upsert_patrols(conn: asyncpg.Connection, patrols: Sequence[tuple[PatrolLogged, datetime]]) -> None:
+    """Insert or replace patrol logs by ``patrol_id``, each logged at its event's time, else at
+    the time it was handled (one statement, one log per id)."""
     if not patrols:
         return
     await conn.execute(
@@ -129,7 +130,7 @@ async def upsert_patrols(conn: asyncpg.Connection, patrols: Sequence[PatrolLogge
           "street_id": p.street_id or street_id_of(p.grid_id), "grid_worker_id": p.grid_worker_id,
           "started_at": p.started_at, "ended_at": p.ended_at, "notes": p.notes,
           "route": [r.model_dump(mode="json") for r in p.route], "logged_at": p.occurred_at or now}
-         for p in patrols])
+         for p, now in patrols])
 
 
 METRES_PER_DEGREE_LAT = 111_320.0

@@ -2,6 +2,11 @@
 its ``case_history`` and the ``patrols`` logged, gathered while the batch is handled and
 written once, when the kit flushes the unit of work (one statement per table).
 
+Each row is written as of the time its message was handled (the unit of work's ``now`` when
+the change was gathered): a worker's batch has one time, and a rebuild, which replays many of
+the worker's batches in one, gives each message the time the worker handled it. So a case's
+``updated_at`` and ``overdue`` do not depend on how messages were grouped into batches.
+
 :class:`ProjectionRows` is a participant of the unit of work, attached after the batch's case
 states so that it is flushed after them: a case's ``case_state`` row is locked before its
 projection rows are written, on every path. A message undone by its savepoint takes its rows
@@ -21,14 +26,15 @@ from services.kit.uow import UnitOfWork
 from .cases import HistoryEntry, append_history, logged_patrols, upsert_cases, upsert_patrols
 from .store import CASES
 
-_CaseChange = tuple[CaseState, Union[CaseEvent, CaseFeedback], str]  # the state after the event, the event, its id
+# the state after the event, the event, its id, and when it was handled
+_CaseChange = tuple[CaseState, Union[CaseEvent, CaseFeedback], str, datetime]
 
 
 class ProjectionRows:
     """The batch's projection rows, in the order they arose (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._rows: list[_CaseChange | PatrolLogged] = []
+        self._rows: list[_CaseChange | tuple[PatrolLogged, datetime]] = []
         self._flushed = 0  # rows before this index are written
         self._checked: set[str] = set()  # patrol ids whose presence in the table is known
         self._patrols: set[str] = set()  # patrol ids logged, before or in this batch
@@ -39,12 +45,13 @@ class ProjectionRows:
         CASES.of(uow)
         return uow.attach(cls, cls)
 
-    def case(self, state: CaseState, event: CaseEvent | CaseFeedback, event_id: str) -> None:
-        """``event`` (published as ``event_id``) led to ``state``: its history entry and case row."""
-        self._rows.append((state, event, event_id))
+    def case(self, state: CaseState, event: CaseEvent | CaseFeedback, event_id: str, now: datetime) -> None:
+        """``event`` (published as ``event_id``), handled at ``now``, led to ``state``: its
+        history entry and case row."""
+        self._rows.append((state, event, event_id, now))
 
-    def patrol(self, event: PatrolLogged) -> None:
-        self._rows.append(event)
+    def patrol(self, event: PatrolLogged, now: datetime) -> None:
+        self._rows.append((event, now))
         self._patrols.add(event.patrol_id)
 
     async def load_patrols(self, conn: asyncpg.Connection, patrol_ids: Iterable[str]) -> None:
@@ -65,19 +72,19 @@ class ProjectionRows:
     def rollback(self, mark: tuple[int, int]) -> None:
         n, self._flushed = mark
         for row in self._rows[n:]:
-            if isinstance(row, PatrolLogged):
-                self._patrols.discard(row.patrol_id)
+            if isinstance(row[0], PatrolLogged):
+                self._patrols.discard(row[0].patrol_id)
         del self._rows[n:]
 
     async def flush(self, uow: UnitOfWork) -> None:
         rows = self._rows[self._flushed:]
         if not rows:
             return
-        changes = [r for r in rows if not isinstance(r, PatrolLogged)]
-        latest = {state.case_id: state for state, _, _ in changes}
-        await upsert_cases(uow.conn, latest.values(), uow.now)
-        await append_history(uow.conn, [_history(state, ev, event_id, uow.now) for state, ev, event_id in changes])
-        await upsert_patrols(uow.conn, [r for r in rows if isinstance(r, PatrolLogged)], uow.now)
+        changes = [r for r in rows if len(r) == 4]
+        latest = {state.case_id: (state, now) for state, _, _, now in changes}
+        await upsert_cases(uow.conn, latest.values())
+        await append_history(uow.conn, [_history(state, ev, event_id, now) for state, ev, event_id, now in changes])
+        await upsert_patrols(uow.conn, [r for r in rows if len(r) == 2])
         self._flushed = len(self._rows)
 
 

@@ -126,7 +126,7 @@ async def test_an_older_version_never_overwrites_a_newer_case_row(pool, handler)
     async with pool.acquire() as conn:
         [(_, state)] = (await db.CASES.read(conn, ["c2"], lock=False)).values()
         old = state.model_copy(update={"version": 1, "status": CaseStatus.REPORTED})
-        await db.upsert_cases(conn, [old], T0)
+        await db.upsert_cases(conn, [(old, T0)])
         assert (await db.get_case(conn, "c2"))["status"] == "registered"
 
 
