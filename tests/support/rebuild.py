@@ -57,6 +57,7 @@ WALL_CLOCK: dict[str, dict[str, set[str]]] = {
     "assessment": {
         "event_log": {"recorded_at"},       # DEFAULT now(): when the fact was recorded (its retention's clock)
         "schemes": {"recorded_at"},         # DEFAULT now()
+        "fold_mark": {"token"},             # a random token each fold leaves (a cache's validity)
     },
     "points": {
         "accounts": {"updated_at"},         # now() of the ledger's trigger at each posting

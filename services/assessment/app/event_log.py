@@ -10,6 +10,7 @@ its entries with it (and puts back those an undone early flush wrote).
 """
 from __future__ import annotations
 
+import uuid
 from typing import Sequence
 
 import asyncpg
@@ -29,34 +30,121 @@ FOLD_LOCK = "assessment:facts"
 others folded."""
 
 
-class _Recording(dict):
-    """The refs a fold step runs on: those loaded from ``refs``, recording the keys read that
-    were not loaded (the step runs again once they are)."""
+class RefCache:
+    """The refs as this process's last fold left them, so that a fold reads from memory what it
+    would read from ``refs``. Valid while the fold's mark (``fold_mark``) holds the token that
+    fold left there: another worker's fold leaves its own, and any other change to ``refs``
+    (an erasure) puts its transaction's id there (a trigger). A cache started on an empty
+    ``refs`` holds every ref there is (``complete``: a ref it lacks does not exist), so a
+    rebuild's folds read none. Past ``limit`` refs it starts again."""
 
-    def __init__(self, loaded: dict, known: set) -> None:
-        super().__init__(loaded)
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self.reset()
+
+    def reset(self) -> None:
+        self.token: str | None = None
+        self.refs: dict = {}  # key -> ref, for those known to exist
+        self.known: set = set()  # keys known to exist or not
+        self.complete = False
+        self._found = ""
+
+    async def begin(self, conn: asyncpg.Connection) -> None:
+        """At the start of a fold (its lock held): keep what is cached only if the mark still
+        holds the token this process's last fold left."""
+        found = await store.fold_token(conn)
+        if self.token is None or found != self.token or len(self.refs) > self.limit:
+            self.reset()
+            self.complete = not await store.any_refs(conn)
+        self._found, self.token = found, None  # no token until the fold is written
+
+    async def saved(self, conn: asyncpg.Connection, loaded: dict, known: set, put: Sequence,
+                    removed: Sequence) -> None:
+        """The fold begun is written (in its transaction): what it read and wrote is cached, and
+        its token left in the mark. If the transaction does not commit, the mark keeps what it
+        held, and the next fold starts again."""
+        token = uuid.uuid4().hex
+        if not await store.leave_fold_token(conn, token, self._found):
+            self.reset()  # the refs were changed meanwhile by another transaction
+            return
+        self.refs.update(loaded)
+        self.known |= known
+        for r in put:
+            key = (r.KIND, r.ref_id)
+            self.refs[key] = r
+            self.known.add(key)
+        for key in removed:
+            self.refs.pop(key, None)
+            self.known.add(key)
+        self.token = token
+
+
+REF_CACHE = RefCache()
+"""This process's cache (its limit is a setting: ``ASSESSMENT_REF_CACHE_ENTRIES``)."""
+
+
+_GONE = object()
+
+
+class _Recording(dict):
+    """The refs a fold step runs on: its own writes over the refs loaded from ``refs`` and the
+    cache, recording the keys read that neither holds nor knows absent (the step runs again
+    once they are loaded)."""
+
+    def __init__(self, cache: RefCache, loaded: dict, known: set) -> None:
+        super().__init__()
+        self.cache = cache
+        self.loaded = loaded
         self.known = known
         self.missing: set = set()
 
     def get(self, key, default=None):
-        if key not in self.known and not dict.__contains__(self, key):
+        if dict.__contains__(self, key):
+            v = dict.__getitem__(self, key)
+            return default if v is _GONE else v
+        v = self.loaded.get(key)
+        if v is not None:
+            return v
+        cache = self.cache
+        v = cache.refs.get(key)
+        if v is not None:
+            return v
+        if key not in self.known and key not in cache.known and not cache.complete:
             self.missing.add(key)
-        return dict.get(self, key, default)
+        return default
+
+    def pop(self, key, default=None):  # only to drop a ref (the value is not read)
+        self[key] = _GONE
+        return default
+
+    def changes(self) -> tuple[list, list]:
+        """(the refs written, the keys deleted), against what was loaded or cached."""
+        put, removed = [], []
+        for key, v in self.items():
+            if v is _GONE:
+                removed.append(key)
+            elif v != (self.loaded.get(key) or self.cache.refs.get(key)):
+                put.append(v)
+        return put, removed
 
 
-async def fold_events(conn: asyncpg.Connection, new: Sequence[StoredEvent]) -> Advance | None:
+async def fold_events(conn: asyncpg.Connection, new: Sequence[StoredEvent],
+                      cache: RefCache | None = None) -> Advance | None:
     """Fold events just recorded (not folded yet) into the counters and refs: the folded events
     that occurred after the earliest of them are unwound and folded again after it
     (:func:`~services.assessment.domain.incremental.advance`). Reads only the refs the step
-    reads (loaded on demand: a step that read an unloaded ref runs again with it)."""
+    reads and the cache does not hold (loaded on demand: a step that read an unloaded ref runs
+    again with it). ``cache``: this process's (:data:`REF_CACHE`) unless given."""
     if not new:
         return None
     await advisory_lock(conn, FOLD_LOCK)
+    cache = cache or REF_CACHE
+    await cache.begin(conn)
     tail = await store.folded_after(conn, min(e.sort_key for e in new))
     loaded: dict = {}
     known: set = set()
     while True:
-        refs = _Recording(loaded, known)
+        refs = _Recording(cache, loaded, known)
         try:
             step = advance(MemoryLookup(refs=refs), tail, new)
         except Exception:
@@ -66,20 +154,19 @@ async def fold_events(conn: asyncpg.Connection, new: Sequence[StoredEvent]) -> A
             break
         loaded.update(await store.load_refs(conn, refs.missing))
         known |= refs.missing
-    final = dict(refs)
-    touched = known | {k for _, undo in tail for k, _ in undo}
-    put = [r for k, r in final.items() if loaded.get(k) != r]
-    removed = [k for k in touched if k not in final]
+    put, removed = refs.changes()
     await store.save_fold(conn, step.deltas, put, removed, step.applied)
+    await cache.saved(conn, loaded, known, put, removed)
     if tail:
         m.EVENTS_REFOLDED.inc(len(tail))
     return step
 
 
-async def record_and_fold(conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> list[StoredEvent]:
+async def record_and_fold(conn: asyncpg.Connection, events: Sequence[StoredEvent],
+                          cache: RefCache | None = None) -> list[StoredEvent]:
     """Record events in the log and fold those that were new; return them."""
     recorded = await store.record_events(conn, events)
-    await fold_events(conn, recorded)
+    await fold_events(conn, recorded, cache)
     return recorded
 
 

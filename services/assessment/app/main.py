@@ -33,7 +33,7 @@ from services.kit.uow import UnitOfWork
 
 from . import access, api
 from . import metrics as m
-from .event_log import fold_unfolded
+from .event_log import REF_CACHE, fold_unfolded
 from .handler import AssessmentHandler
 from .scoring import compute_period
 from .settings import AssessmentSettings
@@ -43,6 +43,7 @@ handler = AssessmentHandler(Scheme.load(settings.scheme_file),
                             close_delay=timedelta(seconds=settings.close_delay_seconds),
                             timer_since=settings.close_timer_since)
 rt = ServiceRuntime("assessment", settings, migrations=MIGRATIONS)
+REF_CACHE.limit = settings.ref_cache_entries
 rt.consume("upstream", [GRID.events, ORDERS.events, POINTS.events, PARTY.events], handler)
 rt.consume("intake", [ASSESSMENT.intake], handler)
 rt.command_api(handler)

@@ -21,6 +21,10 @@ class AssessmentSettings(ServiceSettings):
         800.0, ge=0, le=36500, description="days an upstream fact is kept in the event log (by when it was recorded); "
         "the counters stay, but a late event cannot unwind pruned ones and a rebuild from the log starts at what "
         "is left, so keep it beyond the longest period (0: for ever)")
+    ref_cache_entries: int = Field(
+        100_000, ge=0, le=50_000_000, description="refs (what the counters know of cases, members, accounts...) a "
+        "worker keeps in memory between folds, so that a fold reads from the table only what another worker or an "
+        "erasure changed; past it the cache starts again (0: none; some 1 kB each)")
     close_timer: bool = Field(True, description="close periods automatically when they end")
     close_check_seconds: float = Field(60.0, gt=0, description="how often the period-close timer looks for ended periods")
     close_delay_seconds: float = Field(0.0, ge=0, description="grace after a period's end before the timer closes it "

@@ -93,6 +93,23 @@ async def load_refs(conn: asyncpg.Connection, keys: Iterable[tuple[str, str]]) -
     return {(r["kind"], r["ref_id"]): ref_from_json(r["kind"], r["data"]) for r in rows}
 
 
+async def fold_token(conn: asyncpg.Connection) -> str:
+    """The token in the fold's mark."""
+    return await conn.fetchval("SELECT token FROM fold_mark")
+
+
+async def leave_fold_token(conn: asyncpg.Connection, token: str, found: str) -> bool:
+    """Put ``token`` in the fold's mark if nothing but this transaction has changed the refs since
+    the mark held ``found``; whether it did."""
+    return await conn.fetchval(
+        "UPDATE fold_mark SET token = $1 WHERE token = $2 OR token = 'tx:' || txid_current()::text "
+        "RETURNING true", token, found) is not None
+
+
+async def any_refs(conn: asyncpg.Connection) -> bool:
+    return await conn.fetchval("SELECT EXISTS (SELECT 1 FROM refs)")
+
+
 async def save_fold(conn: asyncpg.Connection, deltas: Deltas, put: Sequence[Ref], removed: Sequence[tuple[str, str]],
                     applied: Sequence[tuple[StoredEvent, Undo]]) -> None:
     """Write what a fold step did: add the deltas to the counters (dropping keys no delta builds

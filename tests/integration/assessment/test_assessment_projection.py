@@ -10,7 +10,7 @@ import pytest
 
 from schemas.envelope import decode_payload
 from schemas.grid import CaseFeedback
-from services.assessment.app.event_log import fold_unfolded, record_and_fold
+from services.assessment.app.event_log import RefCache, fold_unfolded, record_and_fold
 from services.assessment.app.handler import AssessmentHandler
 from services.assessment.domain import default_scheme
 from services.assessment.domain.history import StoredEvent, fold, replay_order
@@ -106,6 +106,47 @@ async def test_counters_folded_batch_by_batch_in_any_order_with_duplicates_equal
         await conn.execute("TRUNCATE facts, refs; UPDATE event_log SET undo = NULL")
     assert await fold_unfolded(pool, chunk=7) == len(events)
     assert await counters(pool) == before
+
+
+async def test_two_workers_folding_in_turn_each_with_its_cache_of_refs_equal_one_replay(pool):
+    """Each worker keeps the refs its last fold left in memory; a fold by the other worker, or a
+    change to the refs outside a fold, makes it read them from the table again."""
+    events = stored(grid_events() + order_events())
+    rng = random.Random(5)
+    arrival = events + rng.sample(events, 6)
+    rng.shuffle(arrival)
+    a, b = RefCache(), RefCache()
+    cuts = sorted(rng.sample(range(1, len(arrival)), 7))
+    for n, (i, j) in enumerate(zip([0, *cuts], [*cuts, len(arrival)])):
+        cache = a if n % 3 else b  # a folds twice in a row now and then: its cache is used
+        async with pool.acquire() as conn, conn.transaction():
+            await record_and_fold(conn, arrival[i:j], cache)
+            assert cache.token == await store.fold_token(conn) and (cache.refs or not cache.known)
+    table, lookup = fold(replay_order(events))
+    async with pool.acquire() as conn:
+        assert await store.period_facts(conn, "2026-10") == {k: v for k, v in table.items() if k[2] == "2026-10"}
+        stored_refs = {(r["kind"], r["ref_id"]): r["data"] for r in await conn.fetch("SELECT * FROM refs")}
+    assert stored_refs == {k: r.model_dump(mode="json") for k, r in lookup.refs.items()}
+
+    # a change to the refs outside a fold (an erasure rewrites them): the cache is not used again
+    async with pool.acquire() as conn:
+        await conn.execute("UPDATE refs SET data = data WHERE kind = 'case'")
+        assert await store.fold_token(conn) != a.token
+        async with conn.transaction():
+            await a.begin(conn)
+            assert a.refs == {} and not a.complete
+    # nor after a transaction that folded with it rolled back
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await a.begin(conn)
+        await a.saved(conn, {}, set(), [], [])
+        token = a.token
+        await tx.rollback()
+        assert await store.fold_token(conn) != token
+        async with conn.transaction():
+            await a.begin(conn)
+            assert a.known == set()
 
 
 async def test_closing_twice_publishes_nothing_new_and_a_late_event_republishes_only_what_changed(pool):
