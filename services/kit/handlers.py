@@ -64,9 +64,9 @@ def handles(*classes: type[Payload]):
 
 def prepares(*classes: type[Payload]):
     """Declare a :class:`Handler` method as a batch step: called once per batch, before any
-    handler runs, with the payloads of ``classes`` (exactly those classes) in the batch, in order. A batch step only
-    loads and locks; what it raises fails the batch, which the kit then redoes one message at
-    a time."""
+    handler runs, with the payloads of ``classes`` (exactly those classes) in the batch, in order
+    (the messages themselves, envelopes and all, are ``uow.batch``). A batch step only loads
+    and locks; what it raises fails the batch, which the kit then redoes one message at a time."""
 
     def deco(fn):
         fn.__kit_prepares__ = (*getattr(fn, "__kit_prepares__", ()), *classes)
@@ -144,6 +144,7 @@ async def dispatch(handler: Handler, uow: UnitOfWork, messages: Sequence[Message
                 uow.reject(msg, e)
                 continue
         routed.append((msg, fn))
+    uow.batch = tuple(msg for msg, _ in routed)
     for name, classes in handler._steps:
         payloads = [msg.payload for msg, _ in routed if type(msg.payload) in classes]
         if payloads:

@@ -171,6 +171,7 @@ class UnitOfWork:
         self.source = service_source(service)
         self.now = now or clock.now()
         self.message: Message | None = None  # set by the kit while a handler runs
+        self.batch: tuple[Message, ...] = ()  # the batch's messages, set by the kit for its batch steps
         self._principal = principal
         self.records: list[OutboxRecord] = []
         self.emitted: list[Emitted] = []

@@ -36,7 +36,8 @@ from services.kit.handlers import Handler, handles, prepares
 from services.kit.policy import Refused, in_area
 from services.kit.uow import UnitOfWork
 from services.points.domain import (
-    Account, Deed, DeedStatus, Earning, EarningRules, TransferRefusal, account_id_for, award_plan, check_consent,
+    Account, Deed, DeedStatus, Earning, EarningRules, SourceKind, TransferRefusal, account_id_for, award_plan,
+    award_transfer_id, check_consent,
     code_hash, decide_approve_adjustment, decide_award, decide_credit_deed, decide_expire, decide_open_account,
     decide_request_adjustment, decide_review_deed, decide_submit_deed, decide_transfer, deed_transfer_id,
     earning_from_order, earning_from_report, evolve_deed, needs_approval,
@@ -79,6 +80,21 @@ def _taken(locked: LockedAccounts, *holders: Holder) -> set[str]:
     (held by someone else: an account opened under it before ids were derived)."""
     return {aid for kind, holder in holders
             if locked.held(kind, holder) is None and locked.get(aid := account_id_for(kind, holder)) is not None}
+
+
+def _awards_of(batch: Sequence[Message]) -> list[str]:
+    """The ids of the awards the messages of a batch may post (each award is looked up before
+    it is posted: an event delivered again must not pay twice)."""
+    ids = []
+    for msg in batch:
+        p = msg.payload
+        if isinstance(p, CaseRegistered):
+            ids.append(award_transfer_id(msg.source, msg.id, SourceKind.report))
+        elif isinstance(p, OrderEvaluated) and p.passed:
+            ids.append(award_transfer_id(msg.source, msg.id, SourceKind.order))
+        elif isinstance(p, ReviewDeed):
+            ids.append(deed_transfer_id(p.deed_id))
+    return ids
 
 
 def _holders_ids(*holders: Holder) -> list[str]:
@@ -126,6 +142,7 @@ class PointsHandler(Handler):
                 if p.grid_id is not None:
                     holders.append(_issuer(GridCode.parse(p.grid_id).community_id))
         await ledger_.lock(ids=ids, holders=holders, keys=keys)
+        await ledger_.know_postings(_awards_of(uow.batch))
 
     # -- erasure -----------------------------------------------------------------------
     @handles(ErasePerson)

@@ -116,6 +116,13 @@ async def holder_account_ids(conn: asyncpg.Connection, holders: Sequence[Holder]
     return {(AccountKind(r["kind"]), r["holder_id"]): r["account_id"] for r in rows}
 
 
+async def postings(conn: asyncpg.Connection, transfer_ids: Sequence[str]) -> dict[str, TransferPosted]:
+    """The postings stored under ``transfer_ids`` (as published), by transfer id."""
+    rows = await conn.fetch("SELECT transfer_id, event FROM postings WHERE transfer_id = ANY($1::text[])",
+                            list(transfer_ids))
+    return {r["transfer_id"]: TransferPosted.model_validate(r["event"]) for r in rows}
+
+
 async def posting(conn: asyncpg.Connection, transfer_id: str) -> TransferPosted | None:
     """The posting stored under ``transfer_id`` (as published), if any."""
     row = await conn.fetchrow("SELECT event FROM postings WHERE transfer_id = $1", transfer_id)
@@ -210,6 +217,7 @@ class Ledger:
         self._absent: set[str] = set()  # ids read and not found, whose account key this transaction holds
         self._opened: list[AccountOpened] = []
         self._posted: dict[str, TransferPosted] = {}  # by transfer id, in the order they were applied
+        self._stored: dict[str, TransferPosted | None] = {}  # postings looked up ahead, as stored (None: none)
         self._dirty: set[str] = set()
         self._written = (0, 0)  # how many of _opened and _posted are written
         # what to undo, newest last: (a list, None, None) for an append; (a dict or set, key, the
@@ -259,9 +267,25 @@ class Ledger:
             return self._accounts[account_id]
         return (await load_accounts(self._uow.conn, [account_id], for_update=False)).get(account_id)
 
+    async def know_postings(self, transfer_ids: Iterable[str]) -> None:
+        """Look up at once the stored postings of ``transfer_ids`` that :meth:`posting` will be
+        asked for (a batch step: one query instead of one per message)."""
+        wanted = sorted({t for t in transfer_ids if t not in self._stored})
+        if not wanted:
+            return
+        found = await postings(self._uow.conn, wanted)
+        for t in wanted:
+            self._stored[t] = found.get(t)
+
     async def posting(self, transfer_id: str) -> TransferPosted | None:
-        """:func:`posting`, this unit of work's own postings (written or not) looked up first."""
-        return self._posted.get(transfer_id) or await posting(self._uow.conn, transfer_id)
+        """:func:`posting`, this unit of work's own postings (written or not) looked up first,
+        then those looked up ahead."""
+        mine = self._posted.get(transfer_id)
+        if mine is not None:
+            return mine
+        if transfer_id in self._stored:
+            return self._stored[transfer_id]
+        return await posting(self._uow.conn, transfer_id)
 
     # -- writes ---------------------------------------------------------------------------
     def apply(self, accounts: dict[str, Account], events: Sequence[object]) -> None:
@@ -294,6 +318,7 @@ class Ledger:
         for where in (self._accounts, self._holders, self._absent, self._posted):
             for key in list(where):
                 self._remember(where, key, _MISSING)
+        self._stored.clear()  # as stored before the erasure
         self._journal.append(("flush", self._written, set()))  # undone: what was written is again
         self._written = (len(self._opened), 0)
 

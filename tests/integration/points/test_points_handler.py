@@ -225,3 +225,45 @@ async def test_a_grid_case_is_kept_without_its_description_location_or_media(poo
     async with pool.acquire() as conn:
         for needle in ("PII-DESC-51c0", "PII-ADDR-51c0", "PII-MEDIA-51c0", "39.912345", "116.412345"):
             assert await tables_containing(conn, "points", needle) == [], needle
+
+
+class _Counting:
+    """A connection that counts the statements reading ``postings`` (the rest passes through)."""
+
+    def __init__(self, conn):
+        self._conn = conn
+        self.posting_reads = 0
+
+    def __getattr__(self, name):
+        target = getattr(self._conn, name)
+        if name not in ("fetch", "fetchrow", "fetchval"):
+            return target
+
+        async def counted(sql, *args, **kw):
+            if "FROM postings" in sql:
+                self.posting_reads += 1
+            return await target(sql, *args, **kw)
+        return counted
+
+
+async def test_a_batch_looks_its_awards_up_in_one_query_and_an_award_delivered_again_pays_once(pool, handler):
+    evaluations = [message(OrderEvaluated(order_id=f"ob{n}", assignee_id=f"pb{n % 3}", rating=5, passed=True,
+                                          evaluator_id="op", community_id=COMMUNITY, category="daily_care",
+                                          service_minutes=60), source="/services/orders") for n in range(6)]
+
+    async def counted_batch(msgs) -> tuple[UnitOfWork, int]:
+        async with pool.acquire() as conn, conn.transaction():
+            counting = _Counting(conn)
+            uow = UnitOfWork(counting, "points", DAY)
+            assert await dispatch(handler, uow, msgs) == []
+            await uow.flush()
+            await write_outbox(conn, uow.records)
+        return uow, counting.posting_reads
+
+    uow, reads = await counted_batch(evaluations)
+    assert types(uow).count("points.transfer.posted.v1") == 6 and reads == 1
+    before = [await balance(pool, f"resident:pb{n}") for n in range(3)]
+    assert all(b > 0 for b in before)
+    again, reads = await counted_batch(evaluations[:2] + evaluations[4:])  # delivered again (past the inbox)
+    assert reads == 1 and "points.transfer.posted.v1" not in types(again)
+    assert [await balance(pool, f"resident:pb{n}") for n in range(3)] == before
