@@ -476,6 +476,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
         # handled at one time) in the order its fetch gave them, partition by partition
         heap: list[tuple[float, str, int, int, TopicPartition]] = []
         have_times = bool(await lookup.fetchval("SELECT EXISTS (SELECT 1 FROM rebuild_handled)"))
+        live: dict[str, datetime] = {}  # message id -> its live handling time, from the merge to its batch
         started = time.perf_counter()
         cpu_started = time.process_time()
         pending: list[Item] = []
@@ -519,9 +520,12 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                 rc._decode(pending[i:i + DECODE_STEP], tokens)  # noqa: SLF001
                 await asyncio.sleep(0)
             outcome.decode_seconds += time.perf_counter() - t0
-            ids = [it.message.id for it in pending if it.message is not None]
-            found = dict(await lookup.fetch("SELECT id, at FROM rebuild_handled WHERE id = ANY($1::text[])", ids)) \
-                if ids and have_times else {}
+            # the live handling times the merge looked up (a second copy of a message finds none:
+            # the inbox has it already, so it is not handled)
+            found = {}
+            for it in pending:
+                if it.message is not None and (t := live.pop(it.message.id, None)) is not None:
+                    found[it.message.id] = t
             outcome.handled_times += len(found)
             cal = clock.current()
             times = {}
@@ -539,8 +543,9 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             emitted: dict[tuple[str, str], list[str]] = {}
             data: dict[tuple[str, str], list[dict]] = {}
             if found:
-                for r in await lookup.fetch("SELECT cause, type, id, data FROM rebuild_emitted "
-                                            "WHERE cause = ANY($1::text[]) ORDER BY seq", list(found)):
+                for r in await lookup.fetch("SELECT cause, type, id, data FROM rebuild_emitted WHERE cause IN "
+                                            "(SELECT jsonb_array_elements_text($1::text::jsonb)) ORDER BY seq",
+                                            orjson.dumps(list(found)).decode()):
                     emitted.setdefault((r[0], r[1]), []).append(r[2])
                     if r[3] is not None:
                         data.setdefault((r[0], r[1]), []).append(orjson.loads(r[3]))
@@ -564,7 +569,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                     items = [Item(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp, r.timestamp_type,
                                   by_topic[tp.topic]._interned(bearer(r.headers)) if tp.topic == by_topic[tp.topic]._intake  # noqa: SLF001
                                   else None) for r in records]
-                    keys = await _order_keys(lookup, items, have_times)
+                    keys = await _order_keys(lookup, items, have_times, live)
                     buffers[tp] = list(zip(keys, items))[::-1] + buffers[tp]
                 want = [tp for tp in want if not buffers[tp] and fetched[tp] < ends[tp]]
 
@@ -615,8 +620,10 @@ class _Batch:
     known: set[str]  # the messages whose live handling is known (their events or the inbox)
 
 
-async def _order_keys(conn: asyncpg.Connection, items: list[Item], have_times: bool = True) -> list[float]:
-    """The order the worker handled each record in: its live handling time, else its timestamp."""
+async def _order_keys(conn: asyncpg.Connection, items: list[Item], have_times: bool = True,
+                      live: dict[str, datetime] | None = None) -> list[float]:
+    """The order the worker handled each record in: its live handling time, else its timestamp.
+    The live times found are added to ``live`` (message id -> time)."""
     ids: list[str | None] = []
     for it in items if have_times else ():
         try:
@@ -624,8 +631,11 @@ async def _order_keys(conn: asyncpg.Connection, items: list[Item], have_times: b
             ids.append(doc.get("id") if isinstance(doc, dict) and isinstance(doc.get("id"), str) else None)
         except orjson.JSONDecodeError:
             ids.append(None)
-    found = dict(await conn.fetch("SELECT id, at FROM rebuild_handled WHERE id = ANY($1::text[])",
-                                  [i for i in ids if i is not None])) if have_times else {}
+    found = dict(await conn.fetch(
+        "SELECT id, at FROM rebuild_handled WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
+        orjson.dumps([i for i in ids if i is not None]).decode())) if have_times else {}
+    if live is not None:
+        live.update(found)
     cal = clock.current()
     keys = []
     for it, i in zip(items, ids if have_times else [None] * len(items)):

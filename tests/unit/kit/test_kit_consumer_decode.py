@@ -87,3 +87,35 @@ def test_each_token_of_a_batch_is_looked_up_once_and_checked_at_each_records_tim
     assert looked_up == [token, b"not.a.token"]  # once per distinct token in the batch
     c._decode(items[:1])
     assert looked_up[2:] == [token]  # a new batch looks it up again (from the verifier's cache)
+
+
+def test_on_another_services_events_a_type_not_handled_is_skipped_and_a_misleading_type_text_changes_nothing():
+    """The consumer reads a record's ``type`` from its text first, as a hint for the typed fast
+    path: a record whose type is written differently (an escape) is decoded all the same, one of
+    a type the handler does not react to is ignored, and a malformed one is still an error."""
+    import re
+
+    from schemas.grid import CaseDismissed
+
+    class Dismissals(Handler):
+        service = "points"
+
+        @handles(CaseDismissed)
+        async def dismissed(self, uow, e) -> None:  # never called here
+            raise AssertionError
+
+    c = BatchConsumer(service="points", name="grid", topics=[GRID.events], group_id="g", bootstrap="unused:9092",
+                      pool=None, handler=Dismissals())  # type: ignore[arg-type]
+    dismissed = CaseDismissed(case_id="c-1", reason="重复", duplicate_of=None)
+    plain = encode(envelope_for(dismissed, source="/services/grid"))
+    escaped = plain.replace(b'"type":"grid.case.dismissed.v1"', b'"type":"grid.case.dismis\\u0073ed.v1"')
+    assert escaped != plain
+    closed = plain.replace(b'"type":"grid.case.dismissed.v1"', b'"type":"grid.case.closed.v1"')
+    broken = re.sub(rb'"id":"[^"]*"', b'"id":7', closed)
+    items = [Item(GRID.events.name, 0, i, b"k", v) for i, v in enumerate([plain, escaped, closed, broken])]
+    c._decode(items)
+    a, b, not_handled, malformed = items
+    assert a.message is not None and a.message.payload == dismissed
+    assert b.error is None and b.message is not None and b.message.payload == dismissed
+    assert not_handled.ignored and not_handled.message is None and not_handled.error is None
+    assert malformed.error is not None and malformed.error.reason == "invalid_envelope"

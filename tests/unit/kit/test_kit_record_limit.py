@@ -49,6 +49,7 @@ def test_a_consumed_record_over_the_limit_is_a_decode_error_without_being_parsed
     c = BatchConsumer.__new__(BatchConsumer)
     c._allowed = {GRID.intake.name: (GRID.intake.message_types, False)}
     c._types = {GRID.intake.name: GRID.intake.message_types}
+    c._type_bytes = {GRID.intake.name: frozenset(t.encode() for t in GRID.intake.message_types)}
     c._trusted = {GRID.intake.name: None}
     c._intake = GRID.intake.name
     big = Item(GRID.intake.name, 0, 7, b"k", b'{"specversion": "1.0", "pad": "' + b"x" * 100_000 + b'"}')
