@@ -129,12 +129,14 @@ class _Recording(dict):
 
 
 async def fold_events(conn: asyncpg.Connection, new: Sequence[StoredEvent],
-                      cache: RefCache | None = None) -> Advance | None:
+                      cache: RefCache | None = None, *, recorded: bool = True) -> Advance | None:
     """Fold events just recorded (not folded yet) into the counters and refs: the folded events
     that occurred after the earliest of them are unwound and folded again after it
     (:func:`~services.assessment.domain.incremental.advance`). Reads only the refs the step
     reads and the cache does not hold (loaded on demand: a step that read an unloaded ref runs
-    again with it). ``cache``: this process's (:data:`REF_CACHE`) unless given."""
+    again with it). ``cache``: this process's (:data:`REF_CACHE`) unless given. ``recorded``
+    False: ``new`` is not in the log yet, and the caller writes it with the undos the step
+    returns (only the tail's are written back here)."""
     if not new:
         return None
     await advisory_lock(conn, FOLD_LOCK)
@@ -155,7 +157,9 @@ async def fold_events(conn: asyncpg.Connection, new: Sequence[StoredEvent],
         loaded.update(await store.load_refs(conn, refs.missing))
         known |= refs.missing
     put, removed = refs.changes()
-    await store.save_fold(conn, step.deltas, put, removed, step.applied)
+    fresh = set() if recorded else {(e.source, e.id) for e in step.new}
+    await store.save_fold(conn, step.deltas, put, removed,
+                          [(e, u) for e, u in step.applied if (e.source, e.id) not in fresh])
     await cache.saved(conn, loaded, known, put, removed)
     if tail:
         m.EVENTS_REFOLDED.inc(len(tail))
@@ -164,10 +168,18 @@ async def fold_events(conn: asyncpg.Connection, new: Sequence[StoredEvent],
 
 async def record_and_fold(conn: asyncpg.Connection, events: Sequence[StoredEvent],
                           cache: RefCache | None = None) -> list[StoredEvent]:
-    """Record events in the log and fold those that were new; return them."""
-    recorded = await store.record_events(conn, events)
-    await fold_events(conn, recorded, cache)
-    return recorded
+    """Record events in the log and fold those that were new; return them. Under the fold's
+    lock, the new ones are found first and folded, then written with their undo: a row is
+    written once (recorded, then updated with its undo, it would be written twice)."""
+    if not events:
+        return []
+    await advisory_lock(conn, FOLD_LOCK)
+    new = await store.unrecorded(conn, events)
+    step = await fold_events(conn, new, cache, recorded=False)
+    if step is not None:
+        undos = {(e.source, e.id): u for e, u in step.applied}
+        await store.record_folded(conn, step.new, undos)
+    return new
 
 
 async def fold_unfolded(pool: FairPool, chunk: int = 5000) -> int:

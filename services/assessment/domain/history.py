@@ -12,6 +12,8 @@ delivered it in (Kafka orders nothing across topics or partitions).
 """
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable, Mapping
@@ -145,11 +147,12 @@ class StoredEvent:
     def rank(self) -> int:
         return _RANK[type(self.payload)]
 
-    @property
+    # kept once computed (the fold sorts and compares events by them many times over)
+    @functools.cached_property
     def occurred_at(self) -> datetime:
         return occurred_at(self.payload, self.time)
 
-    @property
+    @functools.cached_property
     def sort_key(self) -> tuple:
         return (self.occurred_at, self.rank, self.source, self.id)
 

@@ -6,7 +6,7 @@ All functions take the connection of the caller's transaction (``uow.conn``) or 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import asyncpg
 import orjson
@@ -41,6 +41,42 @@ async def record_events(conn: asyncpg.Connection, events: Sequence[StoredEvent])
         [e.time for e in events], [e.occurred_at for e in events], [e.rank for e in events])
     new = {(r["source"], r["id"]) for r in rows}
     return [e for e in events if (e.source, e.id) in new]
+
+
+async def unrecorded(conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> list[StoredEvent]:
+    """Those of ``events`` the log does not hold yet (each (source, id) once, the first)."""
+    first: dict[tuple[str, str], StoredEvent] = {}
+    for e in events:
+        first.setdefault((e.source, e.id), e)
+    if not first:
+        return []
+    rows = await conn.fetch(
+        "SELECT l.source, l.id FROM event_log l JOIN jsonb_array_elements($1::text::jsonb) AS k(key) "
+        "ON (l.source, l.id) = (k.key->>0, k.key->>1)", orjson.dumps(list(first)).decode())
+    for r in rows:
+        first.pop((r["source"], r["id"]), None)
+    return list(first.values())
+
+
+async def record_folded(conn: asyncpg.Connection, events: Sequence[StoredEvent],
+                        undos: Mapping[tuple[str, str], Undo]) -> None:
+    """Append events not in the log yet (:func:`unrecorded`, under the fold's lock) with the undo
+    their fold gave them: each row written once. Their data as :func:`record_events` keeps it."""
+    if not events:
+        return
+    rows = [{"source": e.source, "id": e.id, "topic": e.topic, "type": e.type,
+             "data": log_data(type(e.payload), e.raw if e.raw is not None else e.payload.model_dump(mode="json")),
+             "time": e.time, "occurred_at": e.occurred_at, "type_rank": e.rank,
+             "undo": _undo_json(undos[(e.source, e.id)])} for e in events]
+    status = await conn.execute(
+        """INSERT INTO event_log (source, id, topic, type, data, time, occurred_at, type_rank, undo)
+           SELECT source, id, topic, type, data, time, occurred_at, type_rank, undo
+           FROM jsonb_to_recordset($1::text::jsonb) AS r(source text, id text, topic text, type text, data jsonb,
+                                                      time timestamptz, occurred_at timestamptz, type_rank int,
+                                                      undo jsonb)
+           ON CONFLICT (source, id) DO NOTHING""", orjson.dumps(rows).decode())
+    if int(status.rsplit(" ", 1)[-1]) != len(rows):  # recorded meanwhile, although the fold's lock was held
+        raise asyncpg.exceptions.SerializationError("event_log: an event was recorded by another transaction")
 
 
 async def load_history(conn: asyncpg.Connection) -> list[StoredEvent]:
@@ -116,13 +152,15 @@ async def save_fold(conn: asyncpg.Connection, deltas: Deltas, put: Sequence[Ref]
     any more), upsert and delete refs, and record each (re)folded event's undo."""
     if deltas:
         keys = list(deltas)
+        # one JSON text rather than arrays (asyncpg checks each array element against several
+        # abstract base classes); each value as the text of its decimal, exactly
         await conn.execute(
             """INSERT INTO facts AS f (period, entity_type, entity_id, fact, value, n)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[], $6::int[])
+               SELECT r->>2, r->>0, r->>1, r->>3, (r->>4)::numeric, (r->>5)::int
+               FROM jsonb_array_elements($1::text::jsonb) AS t(r)
                ON CONFLICT (period, entity_type, entity_id, fact)
                DO UPDATE SET value = f.value + EXCLUDED.value, n = f.n + EXCLUDED.n""",
-            [k[2] for k in keys], [k[0] for k in keys], [k[1] for k in keys], [k[3] for k in keys],
-            [deltas[k].value for k in keys], [deltas[k].n for k in keys])
+            orjson.dumps([(*k, str(deltas[k].value), deltas[k].n) for k in keys]).decode())
         if any(deltas[k].n < 0 for k in keys):
             await conn.execute(
                 """DELETE FROM facts f USING unnest($1::text[], $2::text[], $3::text[], $4::text[])
@@ -131,19 +169,18 @@ async def save_fold(conn: asyncpg.Connection, deltas: Deltas, put: Sequence[Ref]
                 [k[2] for k in keys], [k[0] for k in keys], [k[1] for k in keys], [k[3] for k in keys])
     if put:
         await conn.execute(
-            """INSERT INTO refs (kind, ref_id, data) SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[])
+            """INSERT INTO refs (kind, ref_id, data) SELECT r->>0, r->>1, r->2 FROM jsonb_array_elements($1::text::jsonb) AS t(r)
                ON CONFLICT (kind, ref_id) DO UPDATE SET data = EXCLUDED.data""",
-            [r.KIND for r in put], [r.ref_id for r in put], [r.model_dump(mode="json") for r in put])
+            orjson.dumps([(r.KIND, r.ref_id, r.model_dump(mode="json")) for r in put]).decode())
     if removed:
         await conn.execute("DELETE FROM refs r USING unnest($1::text[], $2::text[]) AS k(kind, ref_id) "
                            "WHERE (r.kind, r.ref_id) = (k.kind, k.ref_id)",
                            [k for k, _ in removed], [i for _, i in removed])
     if applied:
         await conn.execute(
-            "UPDATE event_log l SET undo = u.undo::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) "
-            "AS u(source, id, undo) WHERE (l.source, l.id) = (u.source, u.id)",
-            [e.source for e, _ in applied], [e.id for e, _ in applied],
-            [orjson.dumps(_undo_json(u)).decode() for _, u in applied])
+            "UPDATE event_log l SET undo = u.undo FROM jsonb_to_recordset($1::text::jsonb) "
+            "AS u(source text, id text, undo jsonb) WHERE (l.source, l.id) = (u.source, u.id)",
+            orjson.dumps([{"source": e.source, "id": e.id, "undo": _undo_json(u)} for e, u in applied]).decode())
 
 
 async def period_facts(conn: asyncpg.Connection, period: str, entity_type: str | None = None) -> FactTable:
