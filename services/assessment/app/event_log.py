@@ -3,8 +3,10 @@ per batch.
 
 A kit participant (see :mod:`services.kit.uow`): handlers :meth:`~EventLogWriter.append`
 the events of a batch; the kit flushes them once, when it flushes the unit of work, in the
-transaction of the inbox. A flush inserts the entries into ``event_log`` (a repeated source and
-id is skipped) and folds the new ones into ``facts`` and ``refs`` (:func:`fold_events`). A close
+transaction of the inbox. A flush finds which entries ``event_log`` does not hold yet (a
+repeated source and id is skipped), folds them into ``facts`` and ``refs`` (:func:`fold_events`)
+and inserts them with the undo their fold gave them, under the fold's lock. The refs a fold
+reads come from this process's :class:`RefCache` while no other transaction has changed them. A close
 flushes earlier, so that its own batch's events count. A message undone by its savepoint takes
 its entries with it (and puts back those an undone early flush wrote).
 """
