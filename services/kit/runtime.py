@@ -519,8 +519,10 @@ class ServiceRuntime:
         statements (a row and its history, a page and its count): each sees the same commits, so
         an answer never pairs a batch's members with the history from before it. 503 as
         :meth:`connection`."""
-        async with self.connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            yield conn
+        async with self.connection() as conn:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                yield conn
+            conn.clean()  # the transaction ended as it began: the pool need not reset the connection
 
     def require_pool(self, *, serving: bool = True) -> FairPool:
         """The database pool, or :class:`NotReady` (503 with ``Retry-After`` on a route) while the

@@ -58,3 +58,24 @@ async def test_a_caller_cancelled_while_waiting_gives_its_turn_back(database_url
         await pool.release(conn)
     finally:
         await pool.close()
+
+
+async def test_a_connection_marked_clean_goes_back_without_the_reset_and_any_other_with_it(database_url):
+    """The pool resets a connection on release (session settings, advisory locks, LISTENs); one
+    lent only for a transaction that ended (``clean()``, as a read snapshot marks it) skips that
+    round trip. Shown here with a session setting, which only the reset would undo."""
+    pool = await create_pool(database_url, "public", service="fair", max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            default = await conn.fetchval("SHOW work_mem")
+            await conn.execute("SET work_mem = '7MB'")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW work_mem") == default  # reset
+            await conn.execute("SET work_mem = '7MB'")
+            conn.clean()
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW work_mem") == "7MB"  # not reset: the mark was believed
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SHOW work_mem") == default  # the mark holds for one release only
+    finally:
+        await pool.close()
