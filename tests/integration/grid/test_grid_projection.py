@@ -269,6 +269,33 @@ async def test_case_lists_filter_and_paginate_and_grid_counts_cover_every_status
     assert counts == {"reported": 1, "registered": 1, "dismissed": 0, "dispatched": 0, "handled": 0, "closed": 0}
 
 
+async def test_the_counts_kept_beside_the_cases_follow_every_insert_change_and_delete(pool, handler):
+    """``grid_status_counts`` (what a grid's counts read) is kept by triggers on ``cases``; after
+    cases reported, registered, dismissed, an older version not written, a row changed and one
+    deleted, it equals counting the cases."""
+    async def counted(conn) -> tuple[dict, dict]:
+        kept = {(r["grid_id"], r["status"]): r["n"] for r in await conn.fetch("SELECT * FROM grid_status_counts")}
+        real = {(r["grid_id"], r["status"]): r["n"] for r in await conn.fetch(
+            "SELECT grid_id, status, count(*) AS n FROM cases GROUP BY grid_id, status")}
+        return kept, real  # no row of a count at 0
+
+    await run(pool, handler, report("k1"), report("k2", where=FAR), report("k3", grid=OTHER_GRID, category="other"),
+              report("k4", where={"lat": 39.9500, "lon": 116.4436, "address": "far too"}))
+    await run(pool, handler, RegisterCase(case_id="k2", department="110105.cgw"), DismissCase(case_id="k4", reason="重复"),
+              now=T0 + timedelta(minutes=1))
+    async with pool.acquire() as conn:
+        kept, real = await counted(conn)
+        assert kept == real and real[(GRID, "registered")] == 1 and real[(GRID, "dismissed")] == 1
+        [(_, state)] = (await db.CASES.read(conn, ["k2"], lock=False)).values()
+        await db.upsert_cases(conn, [(state.model_copy(update={"version": 1, "status": CaseStatus.REPORTED}), T0)])
+        await conn.execute("UPDATE cases SET status = 'closed' WHERE case_id = 'k1'")
+        await conn.execute("DELETE FROM cases WHERE case_id = 'k3'")
+        kept, real = await counted(conn)
+        assert kept == real and real[(GRID, "closed")] == 1 and (OTHER_GRID, "reported") not in kept
+        assert await db.grid_counts(conn, GRID) == {
+            "reported": 0, "registered": 1, "dismissed": 1, "dispatched": 0, "handled": 0, "closed": 1}
+
+
 async def test_patrols_are_upserted_by_id_listed_by_grid_and_worker_and_not_logged_twice(pool, handler):
     p = LogPatrol(patrol_id="p1", grid_id=GRID, grid_worker_id="gw-1", started_at=T0 - timedelta(hours=1),
                   ended_at=T0 - timedelta(minutes=5))
