@@ -62,6 +62,7 @@ import contextlib
 import gc
 import heapq
 import logging
+import os
 import sys
 import time
 from collections import Counter
@@ -91,6 +92,9 @@ FETCH_RECORDS = 5000  # records per fetch (the worker's batch is smaller: it als
 BATCH_RECORDS = 2000  # records per transaction
 LOOKAHEAD = 2  # batches decoded ahead of the one being handled
 DECODE_STEP = 250  # records decoded (or merged) before the handling task may go on
+# causes whose handling time is remembered while the service's own topics are read (the rows
+# written are made distinct at the end); REBUILD_SEEN_KEPT lets a test forget them at once
+SEEN_KEPT = int(os.environ.get("REBUILD_SEEN_KEPT", "200000"))
 
 
 class RebuildRefused(RuntimeError):
@@ -349,6 +353,9 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
     """Fill the temporary table ``rebuild_handled`` (message id -> time it was handled live)
     from the service's own events and rejections topics."""
     await conn.execute("CREATE TEMPORARY TABLE rebuild_handled (id text PRIMARY KEY, at timestamptz NOT NULL)")
+    # each cause's first time as read, in topic order (``seq``); made distinct at the end
+    await conn.execute("CREATE TEMPORARY TABLE rebuild_caused (seq bigint NOT NULL, id text NOT NULL, "
+                       "at timestamptz NOT NULL)")
     await conn.execute("CREATE TEMPORARY TABLE rebuild_emitted (cause text NOT NULL, type text NOT NULL, "
                        "seq bigint NOT NULL, id text NOT NULL, data text)")
     replayed = {t for _, _, handler, _ in rt._consumer_specs for t in handler.replayed}  # noqa: SLF001
@@ -362,7 +369,7 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
             consumer.seek(tp, b)
         left = {tp: e for tp, (_, e) in bounds.items()}
         seen: dict[str, datetime] = {}
-        n_emitted = 0
+        n_emitted = n_rows = 0
         while left:
             got = await consumer.getmany(*left, timeout_ms=1000, max_records=FETCH_RECORDS)
             rows = []
@@ -384,22 +391,26 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
                         data = orjson.dumps(doc.get("data")).decode() if typ in replayed else None
                         emitted.append((cause, typ, len(emitted) + n_emitted, eid, data))
                     if isinstance(cause, str) and isinstance(at, str) and cause not in seen:
+                        if len(seen) >= SEEN_KEPT:  # the dict only saves rows: the first of each is kept below
+                            seen.clear()
                         try:
                             seen[cause] = datetime.fromisoformat(at)
                         except ValueError:
                             continue
-                        rows.append((cause, seen[cause]))
+                        rows.append((n_rows + len(rows), cause, seen[cause]))
                 progress.advance(task, len(records))
                 if records and records[-1].offset + 1 >= end:
                     del left[tp]
             if rows:
-                await conn.copy_records_to_table("rebuild_handled", records=rows, columns=("id", "at"))
+                await conn.copy_records_to_table("rebuild_caused", records=rows, columns=("seq", "id", "at"))
+                n_rows += len(rows)
             if emitted:
                 await conn.copy_records_to_table("rebuild_emitted", records=emitted,
                                                  columns=("cause", "type", "seq", "id", "data"))
                 n_emitted += len(emitted)
-            if len(seen) > 200_000:  # the table keeps the first time of each; the dict only saves a lookup
-                seen.clear()
+        await conn.execute("INSERT INTO rebuild_handled (id, at) SELECT DISTINCT ON (id) id, at FROM rebuild_caused "
+                           "ORDER BY id, seq")
+        await conn.execute("DROP TABLE rebuild_caused")
         await conn.execute("CREATE INDEX ON rebuild_emitted (cause, seq)")
         return await conn.fetchval("SELECT count(*) FROM rebuild_handled")
     finally:
