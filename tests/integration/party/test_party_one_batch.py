@@ -10,20 +10,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-import asyncpg
 import pytest
 
 from schemas.envelope import Message, envelope_for
 from schemas.party import AttachMember, EstablishOrg, FulfilCommitment, MakeCommitment, OrgKind, OrgLifeKind, RecordOrgLife
-from services.kit.db import create_pool
 from services.kit.handlers import dispatch
 from services.kit.identity import Principal, Scope
-from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.outbox import write as write_outbox
 from services.kit.uow import UnitOfWork
 from services.party.app.handler import PartyHandler
-from services.party.app.settings import MIGRATIONS
-from services.party.app.settings import PartySettings
+from services.party.app.settings import MIGRATIONS, PartySettings
+from tests.support.db import migrated_pool
 
 pytestmark = pytest.mark.integration
 
@@ -34,14 +31,8 @@ T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 async def pool(database_url):
-    conn = await asyncpg.connect(database_url)
-    try:
-        await migrate(conn, "party", [("kit", KIT_MIGRATIONS), ("party", MIGRATIONS)])
-    finally:
-        await conn.close()
-    p = await create_pool(database_url, "party", service="party", max_size=2)
-    yield p
-    await p.close()
+    async with migrated_pool(database_url, "party", MIGRATIONS) as p:
+        yield p
 
 
 async def batch(pool, payloads, now: datetime) -> UnitOfWork:
