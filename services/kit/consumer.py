@@ -24,7 +24,6 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 import asyncpg
-import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
@@ -41,6 +40,7 @@ from .db import CONFLICT_ERRORS, UNAVAILABLE_ERRORS, FairPool
 from . import outbox as _outbox
 from .outbox import OutboxRecord, fit_dead_letter
 from .outbox import write as write_outbox
+from .sql import bulk
 from .handlers import Handler, dispatch
 from .identity import Principal, TokenVerifier, Unauthenticated
 from .uow import UnitOfWork, service_source
@@ -176,19 +176,17 @@ async def claim(conn: asyncpg.Connection, keys: Sequence[tuple[str, str]]) -> se
     keys of undecodable records: nothing a producer sends can make this insert fail."""
     if not keys:
         return set()
-    # The keys go as one JSON text, not as text[] arrays: asyncpg checks each element of an
-    # array against several abstract base classes, which cost more than the insert's own work.
     source = keys[0][0]
     if all(k[0] == source for k in keys):  # the usual batch: one source, so send it once
         rows = await conn.fetch(
             "INSERT INTO inbox (source, id) SELECT $1::text, id FROM jsonb_array_elements_text($2::text::jsonb) AS t(id) "
-            "ON CONFLICT DO NOTHING RETURNING id", source, orjson.dumps([k[1] for k in keys]).decode())
+            "ON CONFLICT DO NOTHING RETURNING id", source, bulk([k[1] for k in keys]))
         if len(rows) == len(keys):  # all new (the keys are distinct)
             return set(keys)
         return {(source, r[0]) for r in rows}
     rows = await conn.fetch(
         "INSERT INTO inbox (source, id) SELECT k->>0, k->>1 FROM jsonb_array_elements($1::text::jsonb) AS t(k) "
-        "ON CONFLICT DO NOTHING RETURNING source, id", orjson.dumps(keys).decode())
+        "ON CONFLICT DO NOTHING RETURNING source, id", bulk(keys))
     return {(r[0], r[1]) for r in rows}
 
 

@@ -81,6 +81,7 @@ from .kafkasec import client_kwargs
 from .locks import try_session_lock
 from .migrations import migrate
 from .outbox import OutboxRecord, check_sizes
+from .sql import bulk
 from .uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -556,7 +557,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             if found:
                 for r in await lookup.fetch("SELECT cause, type, id, data FROM rebuild_emitted WHERE cause IN "
                                             "(SELECT jsonb_array_elements_text($1::text::jsonb)) ORDER BY seq",
-                                            orjson.dumps(list(found)).decode()):
+                                            bulk(list(found))):
                     emitted.setdefault((r[0], r[1]), []).append(r[2])
                     if r[3] is not None:
                         data.setdefault((r[0], r[1]), []).append(orjson.loads(r[3]))
@@ -644,7 +645,7 @@ async def _order_keys(conn: asyncpg.Connection, items: list[Item], have_times: b
             ids.append(None)
     found = dict(await conn.fetch(
         "SELECT id, at FROM rebuild_handled WHERE id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
-        orjson.dumps([i for i in ids if i is not None]).decode())) if have_times else {}
+        bulk([i for i in ids if i is not None]))) if have_times else {}
     if live is not None:
         live.update(found)
     cal = clock.current()

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, Iterable, Mapping, Sequence
 
 import asyncpg
-import orjson
 
 from schemas.assessment import AlertRaised, ScorecardPublished
 from services.assessment.domain import Scheme
@@ -18,9 +17,14 @@ from services.assessment.domain.facts.refs import Ref, ref_from_json
 from services.assessment.domain.history import StoredEvent, log_data, stored_event
 from services.assessment.domain.incremental import Deltas, Undo
 from services.kit.identity import Scope
-from services.kit.sql import Keyset, Paged, Where
+from services.kit.sql import Keyset, Paged, Where, bulk
 
 # -- event log ------------------------------------------------------------------------------
+
+
+def _logged(e: StoredEvent) -> dict[str, Any]:
+    """What the log keeps of an event's data (:func:`~services.assessment.domain.history.log_data`)."""
+    return log_data(type(e.payload), e.raw if e.raw is not None else e.payload.model_dump(mode="json"))
 
 
 async def record_events(conn: asyncpg.Connection, events: Sequence[StoredEvent]) -> list[StoredEvent]:
@@ -36,8 +40,7 @@ async def record_events(conn: asyncpg.Connection, events: Sequence[StoredEvent])
                                 $6::timestamptz[], $7::timestamptz[], $8::int[])
            ON CONFLICT (source, id) DO NOTHING RETURNING source, id""",
         [e.source for e in events], [e.id for e in events], [e.topic for e in events], [e.type for e in events],
-        [log_data(type(e.payload), e.raw if e.raw is not None else e.payload.model_dump(mode="json"))
-         for e in events],
+        [_logged(e) for e in events],
         [e.time for e in events], [e.occurred_at for e in events], [e.rank for e in events])
     new = {(r["source"], r["id"]) for r in rows}
     return [e for e in events if (e.source, e.id) in new]
@@ -52,7 +55,7 @@ async def unrecorded(conn: asyncpg.Connection, events: Sequence[StoredEvent]) ->
         return []
     rows = await conn.fetch(
         "SELECT l.source, l.id FROM event_log l JOIN jsonb_array_elements($1::text::jsonb) AS k(key) "
-        "ON (l.source, l.id) = (k.key->>0, k.key->>1)", orjson.dumps(list(first)).decode())
+        "ON (l.source, l.id) = (k.key->>0, k.key->>1)", bulk(list(first)))
     for r in rows:
         first.pop((r["source"], r["id"]), None)
     return list(first.values())
@@ -65,7 +68,7 @@ async def record_folded(conn: asyncpg.Connection, events: Sequence[StoredEvent],
     if not events:
         return
     rows = [{"source": e.source, "id": e.id, "topic": e.topic, "type": e.type,
-             "data": log_data(type(e.payload), e.raw if e.raw is not None else e.payload.model_dump(mode="json")),
+             "data": _logged(e),
              "time": e.time, "occurred_at": e.occurred_at, "type_rank": e.rank,
              "undo": _undo_json(undos[(e.source, e.id)])} for e in events]
     status = await conn.execute(
@@ -74,7 +77,7 @@ async def record_folded(conn: asyncpg.Connection, events: Sequence[StoredEvent],
            FROM jsonb_to_recordset($1::text::jsonb) AS r(source text, id text, topic text, type text, data jsonb,
                                                       time timestamptz, occurred_at timestamptz, type_rank int,
                                                       undo jsonb)
-           ON CONFLICT (source, id) DO NOTHING""", orjson.dumps(rows).decode())
+           ON CONFLICT (source, id) DO NOTHING""", bulk(rows))
     if int(status.rsplit(" ", 1)[-1]) != len(rows):  # recorded meanwhile, although the fold's lock was held
         raise asyncpg.exceptions.SerializationError("event_log: an event was recorded by another transaction")
 
@@ -152,15 +155,14 @@ async def save_fold(conn: asyncpg.Connection, deltas: Deltas, put: Sequence[Ref]
     any more), upsert and delete refs, and record each (re)folded event's undo."""
     if deltas:
         keys = list(deltas)
-        # one JSON text rather than arrays (asyncpg checks each array element against several
-        # abstract base classes); each value as the text of its decimal, exactly
+        # each value as the text of its decimal, exactly
         await conn.execute(
             """INSERT INTO facts AS f (period, entity_type, entity_id, fact, value, n)
                SELECT r->>2, r->>0, r->>1, r->>3, (r->>4)::numeric, (r->>5)::int
                FROM jsonb_array_elements($1::text::jsonb) AS t(r)
                ON CONFLICT (period, entity_type, entity_id, fact)
                DO UPDATE SET value = f.value + EXCLUDED.value, n = f.n + EXCLUDED.n""",
-            orjson.dumps([(*k, str(deltas[k].value), deltas[k].n) for k in keys]).decode())
+            bulk([(*k, str(deltas[k].value), deltas[k].n) for k in keys]))
         if any(deltas[k].n < 0 for k in keys):
             await conn.execute(
                 """DELETE FROM facts f USING unnest($1::text[], $2::text[], $3::text[], $4::text[])
@@ -171,7 +173,7 @@ async def save_fold(conn: asyncpg.Connection, deltas: Deltas, put: Sequence[Ref]
         await conn.execute(
             """INSERT INTO refs (kind, ref_id, data) SELECT r->>0, r->>1, r->2 FROM jsonb_array_elements($1::text::jsonb) AS t(r)
                ON CONFLICT (kind, ref_id) DO UPDATE SET data = EXCLUDED.data""",
-            orjson.dumps([(r.KIND, r.ref_id, r.model_dump(mode="json")) for r in put]).decode())
+            bulk([(r.KIND, r.ref_id, r.model_dump(mode="json")) for r in put]))
     if removed:
         await conn.execute("DELETE FROM refs r USING unnest($1::text[], $2::text[]) AS k(kind, ref_id) "
                            "WHERE (r.kind, r.ref_id) = (k.kind, k.ref_id)",
@@ -180,7 +182,7 @@ async def save_fold(conn: asyncpg.Connection, deltas: Deltas, put: Sequence[Ref]
         await conn.execute(
             "UPDATE event_log l SET undo = u.undo FROM jsonb_to_recordset($1::text::jsonb) "
             "AS u(source text, id text, undo jsonb) WHERE (l.source, l.id) = (u.source, u.id)",
-            orjson.dumps([{"source": e.source, "id": e.id, "undo": _undo_json(u)} for e, u in applied]).decode())
+            bulk([{"source": e.source, "id": e.id, "undo": _undo_json(u)} for e, u in applied]))
 
 
 async def period_facts(conn: asyncpg.Connection, period: str, entity_type: str | None = None) -> FactTable:
