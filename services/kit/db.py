@@ -71,11 +71,8 @@ class KitConnection(asyncpg.Connection):
         self._kit_clean = True
 
     def get_reset_query(self) -> str:
-        if getattr(self, "_kit_clean", False):
-            self._kit_clean = False
-            return ""
-        self._kit_clean = False
-        return super().get_reset_query()
+        clean, self._kit_clean = getattr(self, "_kit_clean", False), False
+        return "" if clean else super().get_reset_query()
 
 
 class FairPool:

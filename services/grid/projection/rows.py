@@ -80,11 +80,12 @@ class ProjectionRows:
         rows = self._rows[self._flushed:]
         if not rows:
             return
-        changes = [r for r in rows if len(r) == 4]
+        patrols = [r for r in rows if isinstance(r[0], PatrolLogged)]
+        changes = [r for r in rows if not isinstance(r[0], PatrolLogged)]
         latest = {state.case_id: (state, now) for state, _, _, now in changes}
         await upsert_cases(uow.conn, latest.values())
         await append_history(uow.conn, [_history(state, ev, event_id, now) for state, ev, event_id, now in changes])
-        await upsert_patrols(uow.conn, [r for r in rows if len(r) == 2])
+        await upsert_patrols(uow.conn, patrols)
         self._flushed = len(self._rows)
 
 
