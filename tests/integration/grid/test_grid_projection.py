@@ -28,6 +28,7 @@ from services.grid.domain import DEFAULT_POLICY, DEFAULT_POLICY_MAPPING, CaseSta
 from services.grid.registry import GridRegister
 from services.kit.db import create_pool
 from services.kit.handlers import dispatch, handles
+from services.kit.identity import Principal, Scope
 from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.outbox import write as write_outbox
 from services.kit.uow import UnitOfWork
@@ -267,6 +268,32 @@ async def test_case_lists_filter_and_paginate_and_grid_counts_cover_every_status
         assert (await db.list_cases(conn, db.CaseFilter(community_id="110105001002", overdue=True), 10, 0)).total == 0
         counts = await db.grid_counts(conn, GRID)
     assert counts == {"reported": 1, "registered": 1, "dismissed": 0, "dispatched": 0, "handled": 0, "closed": 0}
+
+
+async def test_a_grids_list_takes_its_total_from_the_kept_counts_only_when_they_count_what_the_reader_sees(
+        pool, handler):
+    """A list of a grid's cases (of one status or all) whose reader sees the whole grid gives the
+    total of ``grid_status_counts``, exact without counting the cases; with another filter, or a
+    reader who sees only some of the grid's cases (a department's), the matching rows are counted."""
+    await run(pool, handler, report("t1"), report("t2", where=FAR), report("t3", grid=OTHER_GRID))
+    await run(pool, handler, RegisterCase(case_id="t2", department="110105.cgw"), now=T0 + timedelta(minutes=1))
+    area = db.Reader.of(Principal("c1", frozenset({"community_officer"}), Scope(communities={GRID[:12]})))
+    department = db.Reader.of(Principal("d1", frozenset({"department_officer"}), Scope(departments={"110105.cgw"})))
+    async with pool.acquire() as conn:
+        for f, reader, total in ((db.CaseFilter(grid_id=GRID), None, 2),
+                                 (db.CaseFilter(grid_id=GRID, status="registered"), area, 1),
+                                 (db.CaseFilter(grid_id=GRID, status="closed"), None, 0),
+                                 (db.CaseFilter(grid_id=OTHER_GRID), area, 0)):
+            page = await db.list_cases(conn, f, 10, 0, reader=reader)
+            assert (page.total, page.total_exact, len(page.items)) == (total, True, total), f
+        # the kept counts are what those lists read: made wrong on purpose, they show through
+        await conn.execute("UPDATE grid_status_counts SET n = n + 40 WHERE grid_id = $1", GRID)
+        assert (await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 10, 0)).total == 82
+        assert (await db.list_cases(conn, db.CaseFilter(grid_id=GRID, status="reported"), 10, 0, reader=area)).total == 41
+        # ... and not the lists they do not count: another filter, a reader of part of the grid
+        assert (await db.list_cases(conn, db.CaseFilter(grid_id=GRID, category="environment"), 10, 0)).total == 2
+        assert (await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 10, 0, reader=department)).total == 0
+        await conn.execute("UPDATE grid_status_counts SET n = n - 40 WHERE grid_id = $1", GRID)
 
 
 async def test_the_counts_kept_beside_the_cases_follow_every_insert_change_and_delete(pool, handler):
