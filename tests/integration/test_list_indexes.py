@@ -250,7 +250,7 @@ async def test_points_and_assessment_queries_use_their_indexes(database_url):
             FROM postings p JOIN accounts a ON a.account_id = p.credit_account WHERE p.kind = 'award';""", "accounts", "postings", "earnings")
         seq = await conn.fetchval("SELECT max(seq) / 2 FROM postings")
         after = cursor(points.POSTING_ORDER, seq=seq)
-        await check(conn, {"postings", "earnings"},
+        await check(conn, {"postings", "earnings", "earned_totals"},
                     *[lambda c, a=a, acc=acc: points.statement(c, acc, 50, 0, a)
                       for a in (None, after) for acc in ("issuer:district", "resident:r-7", "merchant:m-3")],
                     *[lambda c, a=a: points.redemptions(c, "merchant:m-3", 50, 0, a) for a in (None, after)],

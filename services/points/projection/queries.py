@@ -104,39 +104,55 @@ async def deed(conn: asyncpg.Connection, deed_id: str, principal: Principal | No
 
 
 RANKING_ORDER = Keyset(("less", "account_id"), (int, str), exprs=("-points", "account_id"))
-"""好人榜: most points first (``less`` = -points, one direction for the keyset), ties by account id."""
+"""好人榜: most points first (``less`` = -points, one direction for the keyset), ties by account id
+(the index ``earned_totals_ranked``)."""
 
 
 async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str | None, candidates: int,
                    limit: int, offset: int = 0, cursor: str | None = None) -> dict[str, Any]:
     """好人榜: earned points per resident in ``period`` (YYYY-MM or YYYY), of one community or the
     district, one page after ``cursor``; ties share a rank; in a yearly ranking ranks ≤
-    ``candidates`` are 道德模范 candidates. The cost follows the period's earnings (an
-    index-only scan of ``earnings_period_*``), never all of history."""
-    column = "month" if len(period) == 7 else "year"
-    args: list[Any] = [period, community_id]
-    after = RANKING_ORDER.after(RANKING_ORDER.decode_or_422(cursor), args) if cursor is not None else "TRUE"
+    ``candidates`` are 道德模范 candidates.
+
+    The totals are kept as awards are earned (``earned_totals``, with the size of each ranking
+    in ``earned_ranked``): a page is one index range of the period's totals in rank order, and
+    its first rank counts the totals above it, so the first pages cost the same however many
+    accounts earned in the period and however long the history."""
+    args: list[Any] = [period, community_id or ""]
+    after = f"AND {RANKING_ORDER.after(RANKING_ORDER.decode_or_422(cursor), args)}" if cursor is not None else ""
     rows = await conn.fetch(
-        f"""WITH totals AS (
-              SELECT account_id, sum(amount)::bigint AS points FROM earnings
-              WHERE {column} = $1 AND ($2::text IS NULL OR community_id = $2)
-              GROUP BY account_id HAVING sum(amount) > 0),
-            ranked AS (
-              SELECT rank() OVER (ORDER BY points DESC) AS rank, account_id, points, count(*) OVER () AS total
-              FROM totals)
-            SELECT r.rank, r.account_id, r.points, -r.points AS less, r.total, a.holder_id
-            FROM (SELECT * FROM ranked WHERE {after} ORDER BY {RANKING_ORDER.order}
-                  LIMIT {int(limit) + 1} OFFSET {int(offset)}) r
+        f"""SELECT t.account_id, t.points, -t.points AS less, a.holder_id
+            FROM (SELECT account_id, points FROM earned_totals
+                  WHERE period = $1 AND scope = $2 AND points > 0 {after}
+                  ORDER BY {RANKING_ORDER.order} LIMIT {int(limit) + 1} OFFSET {int(offset)}) t
             JOIN accounts a USING (account_id)
-            ORDER BY -r.points, r.account_id""", *args)
-    yearly = column == "year"
-    total = rows[0]["total"] if rows else 0
+            ORDER BY {RANKING_ORDER.order}""", *args)
+    if rows and (cursor is not None or offset):
+        # the totals before the page's first row, and those of them with more points than it
+        first = rows[0]
+        above = await conn.fetchrow(
+            """SELECT count(*) AS before, count(*) FILTER (WHERE -points < $3) AS more,
+                      (SELECT accounts FROM earned_ranked WHERE period = $1 AND scope = $2) AS total
+               FROM earned_totals WHERE period = $1 AND scope = $2 AND points > 0 AND (-points, account_id) < ($3, $4)""",
+            args[0], args[1], first["less"], first["account_id"])
+        before, more, total = above["before"], above["more"], above["total"] or 0
+    else:
+        before = more = 0
+        total = await conn.fetchval("SELECT accounts FROM earned_ranked WHERE period = $1 AND scope = $2",
+                                    args[0], args[1]) or 0
+    yearly = len(period) == 4
+    items, rank, previous = [], more + 1, None
+    for position, r in enumerate(rows[:limit], start=before + 1):
+        if previous is not None and r["points"] != previous:
+            rank = position
+        previous = r["points"]
+        items.append({"rank": rank, "account_id": r["account_id"], "holder_id": r["holder_id"], "points": r["points"],
+                      "candidate": yearly and rank <= candidates})
     return {
         "period": period, "scope": "community" if community_id else "district", "community_id": community_id,
         "total": total, "total_exact": True, "limit": limit, "offset": offset,
         "next_cursor": RANKING_ORDER.encode(rows[limit - 1]) if len(rows) > limit else None,
-        "items": [{"rank": r["rank"], "account_id": r["account_id"], "holder_id": r["holder_id"],
-                   "points": r["points"], "candidate": yearly and r["rank"] <= candidates} for r in rows[:limit]],
+        "items": items,
     }
 
 

@@ -2,6 +2,7 @@
 the balance floor, the ledger check and the 好人榜 query."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
@@ -122,6 +123,104 @@ async def test_rankings_share_ranks_on_ties_filter_by_community_and_flag_yearly_
         year = await queries.rankings(conn, period="2026", community_id=None, candidates=1, limit=10, offset=0)
         assert [(e["account_id"], e["points"], e["candidate"]) for e in year["items"]] == [
             ("resident:p3", 24, True), ("resident:p1", 10, False), ("resident:p2", 10, False)]
+
+
+async def kept_totals_agree(conn) -> None:
+    """``earned_totals`` and ``earned_ranked`` are what summing the earnings gives, with no row at 0."""
+    summed = {(r["period"], r["scope"], r["account_id"]): r["points"] for r in await conn.fetch(
+        """SELECT period, scope, account_id, sum(amount) AS points
+           FROM earnings, LATERAL (VALUES (month, ''), (month, community_id), (year, ''), (year, community_id))
+                AS k(period, scope)
+           WHERE scope IS NOT NULL GROUP BY 1, 2, 3 HAVING sum(amount) <> 0""")}
+    kept = {(r["period"], r["scope"], r["account_id"]): r["points"] for r in await conn.fetch("SELECT * FROM earned_totals")}
+    assert kept == summed
+    counted: dict[tuple[str, str], int] = {}
+    for (period, scope, _), points in summed.items():
+        if points > 0:
+            counted[(period, scope)] = counted.get((period, scope), 0) + 1
+    assert {(r["period"], r["scope"]): r["accounts"] for r in await conn.fetch("SELECT * FROM earned_ranked")} == counted
+
+
+async def test_rankings_read_from_kept_totals_page_by_cursor_and_offset_as_the_pure_ranking_orders_them(pool):
+    """Awards in several batches over months, communities and tied amounts: every page of every
+    ranking, by cursor and by offset, equals :func:`rankings` over the same earnings; the kept
+    totals follow earnings moved to another account (as an erasure does) and deleted."""
+    import random
+
+    from services.points.domain import EarnedPoints, rankings
+
+    rnd = random.Random(7)
+    residents = [f"resident:q{i:02d}" for i in range(23)]
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, *(opened(r, AccountKind.resident, r.split(":")[1]) for r in residents))
+        n = 0
+        for _ in range(6):
+            batch = []
+            for _ in range(rnd.randint(5, 25)):
+                n += 1
+                batch.append(award(f"k{n}", rnd.choice(residents), rnd.choice((5, 10, 10, 20)),
+                                   at=AT - timedelta(days=rnd.choice((0, 0, 31, 400))),
+                                   community=rnd.choice((COMMUNITY, OTHER))))
+            await seed(conn, *batch)
+        await kept_totals_agree(conn)
+
+        async def pages(period: str, community: str | None, *, by_offset: bool) -> tuple[list, int]:
+            got, cursor, offset = [], None, 0
+            while True:
+                page = await queries.rankings(conn, period=period, community_id=community, candidates=3, limit=4,
+                                              offset=offset if by_offset else 0, cursor=None if by_offset else cursor)
+                got += [(e["rank"], e["account_id"], e["points"], e["candidate"]) for e in page["items"]]
+                if page["next_cursor"] is None:
+                    return got, page["total"]
+                cursor, offset = page["next_cursor"], offset + 4
+
+        async def agree() -> None:
+            earned = [EarnedPoints(account_id=r["account_id"], amount=r["amount"], earned_at=r["earned_at"],
+                                   community_id=r["community_id"]) for r in await conn.fetch("SELECT * FROM earnings")]
+            for period in ("2026-11", "2026-10", "2026", "2025"):
+                for community in (None, COMMUNITY, OTHER):
+                    want = [(e.rank, e.account_id, e.points, e.candidate) for e in
+                            rankings(earned, period=period, community_id=community, candidates=3)]
+                    for by_offset in (False, True):
+                        assert await pages(period, community, by_offset=by_offset) == (want, len(want)), (
+                            period, community, by_offset)
+        await agree()
+        assert len((await pages("2026-11", None, by_offset=False))[0]) > 8  # several pages, ties among them
+
+        # an erasure moves an account's earnings to another id: its totals move with them
+        await conn.execute("UPDATE earnings SET account_id = $1 WHERE account_id = $2", residents[1], residents[0])
+        await conn.execute("DELETE FROM earnings WHERE account_id = $1", residents[2])
+        await kept_totals_agree(conn)
+        await agree()
+
+
+async def test_two_transactions_earning_for_one_account_at_once_count_it_once_in_the_ranking(pool):
+    """The ranking's size moves by what each total was just before the transaction's own move,
+    as the upsert found it after waiting for the other transaction, not as its snapshot had it."""
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, award("c1", "resident:p1", 5), award("c2", "resident:p1", 7))
+        await conn.execute("DELETE FROM earnings")
+        assert await conn.fetchval("SELECT count(*) FROM earned_ranked") == 0
+        rows = {r["transfer_id"]: r for r in await conn.fetch("SELECT * FROM postings")}
+    insert = """INSERT INTO earnings (transfer_id, account_id, amount, community_id, earned_at, month, year)
+                VALUES ($1, 'resident:p1', $2, $3, $4, '2026-11', '2026')"""
+    async with pool.acquire() as a, pool.acquire() as b:
+        ta, tb = a.transaction(), b.transaction()
+        await ta.start()
+        await tb.start()
+        await a.execute(insert, "c1", 5, COMMUNITY, rows["c1"]["posted_at"])
+        waiting = asyncio.ensure_future(b.execute(insert, "c2", 7, COMMUNITY, rows["c2"]["posted_at"]))
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # b waits on a's totals
+        await ta.commit()
+        await waiting
+        await tb.commit()
+    async with pool.acquire() as conn:
+        assert await conn.fetchval(
+            "SELECT accounts FROM earned_ranked WHERE period = '2026-11' AND scope = ''") == 1
+        await kept_totals_agree(conn)
 
 
 async def test_apply_refuses_to_store_a_state_that_disagrees_with_the_postings(pool):
