@@ -64,6 +64,11 @@ async def account(conn: asyncpg.Connection, account_id: str, principal: Principa
     }
 
 
+_POSTING_COLUMNS = ("seq, transfer_id, kind, debit_account, credit_account, amount, rule, category, community_id, "
+                    "source_event_id, operator_id, reason, lot_id, posted_at, recorded_at")
+"""What a list shows of a posting: all but the published event (a JSON document per row,
+decoded for nothing)."""
+
 POSTING_ORDER = Keyset(("seq",), (int,), descending=True)
 """Postings newest first (``seq``: the indexes ``postings_debit``, ``postings_credit``, ``postings_redemptions``)."""
 
@@ -78,9 +83,9 @@ async def statement(conn: asyncpg.Connection, account_id: str, limit: int, offse
     after = f"AND {POSTING_ORDER.after(POSTING_ORDER.decode_or_422(cursor), args)}" if cursor is not None else ""
     rows = await conn.fetch(
         f"""SELECT * FROM (
-              (SELECT * FROM postings WHERE debit_account = $1 {after} ORDER BY seq DESC LIMIT $2)
+              (SELECT {_POSTING_COLUMNS} FROM postings WHERE debit_account = $1 {after} ORDER BY seq DESC LIMIT $2)
               UNION ALL
-              (SELECT * FROM postings WHERE credit_account = $1 {after} ORDER BY seq DESC LIMIT $2)) p
+              (SELECT {_POSTING_COLUMNS} FROM postings WHERE credit_account = $1 {after} ORDER BY seq DESC LIMIT $2)) p
             ORDER BY seq DESC LIMIT $2""", *args)
     rows = rows[offset:]
     n = await conn.fetchval(
@@ -164,7 +169,8 @@ async def redemptions(conn: asyncpg.Connection, account_id: str, limit: int, off
     where = Where()
     where.add("kind = 'redemption'")
     where.equal(credit_account=account_id)
-    items, next_cursor = await where.page(conn, "SELECT * FROM postings", POSTING_ORDER, limit, offset, cursor)
+    items, next_cursor = await where.page(conn, f"SELECT {_POSTING_COLUMNS} FROM postings", POSTING_ORDER, limit,
+                                          offset, cursor)
     totals = await conn.fetchrow("SELECT redemptions, points FROM redemption_totals WHERE account_id = $1", account_id)
     n, points = (totals["redemptions"], totals["points"]) if totals else (0, 0)
     paged = Paged([_posting(r) for r in items], n, True, next_cursor)
