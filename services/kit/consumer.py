@@ -195,7 +195,8 @@ class BatchConsumer:
 
     def __init__(self, *, service: str, name: str, topics: Sequence[Topic], group_id: str, bootstrap: str,
                  pool: FairPool, handler: Handler, on_commit=None, max_records: int = 1000,
-                 fetch_max_wait_ms: int = 50, auto_offset_reset: str = "earliest", lanes: int = 1,
+                 fetch_max_wait_ms: int = 50, fetch_max_bytes: int = 2 * 1024 * 1024,
+                 auto_offset_reset: str = "earliest", lanes: int = 1,
                  verifier: TokenVerifier | None = None, max_record_age: float = 3600.0,
                  security: KafkaSecurity | None = None, max_event_skew: float = 300.0,
                  session_timeout_ms: int = 10_000):
@@ -211,6 +212,7 @@ class BatchConsumer:
         self.on_commit = on_commit
         self.max_records = max_records
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.fetch_max_bytes = fetch_max_bytes
         self.auto_offset_reset = auto_offset_reset
         self.lanes = lanes
         self._lane_of: dict[tuple[str, int], int] = {}
@@ -249,7 +251,7 @@ class BatchConsumer:
             *[t.name for t in self.topics], bootstrap_servers=self.bootstrap, group_id=self.group_id,
             client_id=f"{self.service}-{self.name}", enable_auto_commit=False,
             auto_offset_reset=self.auto_offset_reset, fetch_max_wait_ms=self.fetch_max_wait_ms,
-            max_partition_fetch_bytes=1024 * 1024, fetch_max_bytes=8 * 1024 * 1024,
+            max_partition_fetch_bytes=min(1024 * 1024, self.fetch_max_bytes), fetch_max_bytes=self.fetch_max_bytes,
             session_timeout_ms=self.session_timeout_ms, heartbeat_interval_ms=min(1000, self.session_timeout_ms // 3),
             rebalance_timeout_ms=5000,
             max_poll_interval_ms=300000, isolation_level="read_uncommitted", **client_kwargs(self.security),

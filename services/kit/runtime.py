@@ -295,7 +295,8 @@ class ServiceRuntime:
                 group_id=group or s.consumer_group or f"{self.service}-service-{name}",
                 bootstrap=s.kafka_bootstrap_servers, pool=self.pool, handler=handler,
                 on_commit=self.relay.notify, max_records=s.batch_max_records,
-                fetch_max_wait_ms=s.fetch_max_wait_ms, lanes=s.consumer_lanes, verifier=self.verifier,
+                fetch_max_wait_ms=s.fetch_max_wait_ms, fetch_max_bytes=s.fetch_max_bytes, lanes=s.consumer_lanes,
+                verifier=self.verifier,
                 max_record_age=s.intake_max_record_age_seconds, security=security,
                 max_event_skew=s.event_time_max_skew_seconds, session_timeout_ms=s.kafka_session_timeout_ms)
             m.CONSUMER_STALLED.labels(self.service, name).set_function(c.stalled_seconds)

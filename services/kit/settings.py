@@ -136,6 +136,9 @@ class ServiceSettings(BaseSettings):
     consumer_stall_seconds: float = Field(
         60.0, gt=0, le=86_400, description="/readyz fails (503) while a consumer's oldest batch has been retrying longer than this")
     fetch_max_wait_ms: int = Field(50, ge=5, le=10_000, description="broker wait for a fetch to fill")
+    fetch_max_bytes: int = Field(
+        2 * 1024 * 1024, ge=64 * 1024, le=64 * 1024 * 1024,
+        description="most bytes a fetch brings (the records waiting in a worker's memory: a few batches' worth)")
     outbox_batch: int = Field(2000, ge=1, le=100_000, description="outbox rows the relay publishes per round")
     outbox_poll_seconds: float = Field(0.5, gt=0, description="relay poll when not woken by a commit")
     outbox_relay: Literal["process", "inline"] = Field(
