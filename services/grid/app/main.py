@@ -95,7 +95,7 @@ async def grid_counts(req: Request[api.GridRef, None, None]):
     grid_id = req.path.grid_id
     if grid_id not in register or not db.Reader.of(req.principal, {"auditor", "assessor"}).covers(grid_id):
         raise HttpError(404, "not_found", f"grid {grid_id!r} is not in the grid register", "grid_id")
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         counts = await db.grid_counts(conn, grid_id)
     code = GridCode.parse(grid_id)
     return {"grid_id": grid_id, "community_id": code.community_id, "street_id": code.street_id,

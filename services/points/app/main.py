@@ -57,7 +57,8 @@ ACCOUNT_READERS = ("resident", "merchant", "community_officer", "street_officer"
 (:func:`queries.may_read`); another's is a 404."""
 
 rt.lookup("/v1/accounts/{account_id}", path=api.AccountRef, out=api.AccountOut, fetch=queries.account,
-          summary="An account: balance and earning lots (积分批次).", roles=ACCOUNT_READERS, scoped=True)
+          summary="An account: balance and earning lots (积分批次).", roles=ACCOUNT_READERS, scoped=True,
+          one_statement=True)
 
 
 @rt.get("/v1/accounts/{account_id}/statement", path=api.AccountRef, query=Page, roles=ACCOUNT_READERS,
@@ -72,7 +73,7 @@ async def get_statement(req: Request[api.AccountRef, Page, None]):
 
 
 rt.lookup("/v1/deeds/{deed_id}", path=api.DeedRef, out=api.DeedOut, fetch=queries.deed,
-          summary="A deed (道德日记) and how far it got.", roles=ACCOUNT_READERS, scoped=True)
+          summary="A deed (道德日记) and how far it got.", roles=ACCOUNT_READERS, scoped=True, one_statement=True)
 
 
 @rt.get("/v1/rankings", query=api.RankingQuery, responses={200: api.Rankings}, roles=ROLES)

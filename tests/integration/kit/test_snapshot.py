@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from services.kit.db import create_pool
 from services.kit.runtime import ServiceRuntime
 from services.kit.settings import ServiceSettings
 
@@ -38,3 +39,23 @@ async def test_a_snapshot_cannot_write(rt):
     with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
         async with rt.snapshot() as conn:
             await conn.execute("CREATE TABLE snap_written (id int)")
+
+
+async def test_a_read_of_one_statement_runs_outside_a_transaction_and_goes_back_without_the_reset(database_url):
+    """``rt.read()`` (a lookup of one statement): no BEGIN and COMMIT around it, and no reset on
+    its release, which a session setting shows, since only the reset would undo it."""
+    pool = await create_pool(database_url, "public", service="grid", max_size=1)
+    runtime = ServiceRuntime("grid", ServiceSettings())
+    runtime.pool, runtime.serving = pool, True
+    try:
+        async with runtime.read() as conn:
+            assert not conn.is_in_transaction()
+            default = await conn.fetchval("SHOW work_mem")
+            await conn.execute("SET work_mem = '7MB'")
+        async with runtime.connection() as conn:  # the one connection, not reset
+            assert await conn.fetchval("SHOW work_mem") == "7MB"
+        async with runtime.read() as conn:  # reset by the release before
+            assert await conn.fetchval("SHOW work_mem") == default
+    finally:
+        runtime.pool = None
+        await pool.close()
