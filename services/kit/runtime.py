@@ -531,9 +531,9 @@ class ServiceRuntime:
     @contextlib.asynccontextmanager
     async def snapshot(self):
         """A pooled connection in a read-only REPEATABLE READ transaction, for a query of several
-        statements (a row and its history, a page and its count): each sees the same commits, so
-        an answer never pairs a batch's members with the history from before it. 503 as
-        :meth:`connection`."""
+        statements (a row and its history): each sees the same commits, so an answer never pairs
+        a batch's members with the history from before it. 503 as :meth:`connection`. (A list's
+        page and its count are one statement: :meth:`read`.)"""
         async with self.connection() as conn:
             async with conn.transaction(isolation="repeatable_read", readonly=True):
                 yield conn

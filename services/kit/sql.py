@@ -192,12 +192,36 @@ class Where:
                                 *self.args)
         return min(n, cap), n <= cap
 
+    def param(self, value: Any) -> str:
+        """A parameter for SQL beside this clause's conditions (``total`` of
+        :meth:`counted_page`): its placeholder."""
+        self.args.append(value)
+        return f"${len(self.args)}"
+
     async def counted_page(self, conn: asyncpg.Connection, table: str, select: str, keyset: Keyset, limit: int,
-                           offset: int = 0, cursor: str | None = None) -> Paged:
-        """One page with the (bounded) count of all matching rows: :meth:`count` and :meth:`page` together."""
-        items, next_cursor = await self.page(conn, select, keyset, limit, offset, cursor)
-        total, exact = await self.count(conn, table)
-        return Paged(items, total, exact, next_cursor)
+                           offset: int = 0, cursor: str | None = None, total: str | None = None) -> Paged:
+        """One page (:meth:`page`) with the count of all matching rows (:meth:`count`, bounded),
+        or ``total``, SQL that gives the exact count another way (a count kept beside the rows).
+
+        Both are one statement, so they read one snapshot without a transaction around them: the
+        page is joined to the count, which an empty page (after the last) still answers."""
+        where = self.after(keyset, cursor)
+        n = len(where.args)
+        counted = total or f"SELECT count(*) FROM (SELECT 1 FROM {table} {self} LIMIT {COUNT_CAP + 1}) AS m"
+        d = " DESC" if keyset.descending else ""
+        rows = await conn.fetch(
+            f"""SELECT ({counted}) AS kit_total, p.* FROM (SELECT) AS one
+                LEFT JOIN LATERAL ({select} {where} ORDER BY {keyset.order} LIMIT ${n + 1} OFFSET ${n + 2}) AS p ON true
+                ORDER BY {", ".join(f"p.{c}{d}" for c in keyset.columns)}""", *where.args, limit + 1, offset)
+        found = rows[0]["kit_total"] if rows else 0
+        if rows and rows[0][keyset.columns[-1]] is None:  # no row on this page (the key's last column: never null)
+            rows = []
+        items = [dict(r) for r in rows[:limit]]
+        for item in items:
+            del item["kit_total"]
+        exact = total is not None or found <= COUNT_CAP
+        return Paged(items, found if total is not None else min(found, COUNT_CAP), exact,
+                     keyset.encode(items[-1]) if len(rows) > limit else None)
 
 
 def bulk(rows: Any) -> str:

@@ -132,7 +132,7 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
 async def get_alerts(req: Request[None, api.AlertQuery, None]):
     """Standing alerts (约谈 warnings) of each period's latest close (an officer: of their scope)."""
     q = req.query
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         paged = await store.alerts(conn, period=q.period and str(Period.parse(q.period)),
                                    entity_type=q.entity_type and q.entity_type.value, indicator=q.indicator,
                                    limit=q.limit, offset=q.offset, cursor=q.cursor,

@@ -83,7 +83,7 @@ async def list_cases(req: Request[None, api.CaseQuery, None]):
     f = db.CaseFilter(grid_id=q.grid_id, community_id=q.community_id, street_id=q.street_id,
                       status=q.status.value if q.status else None, category=q.category.value if q.category else None,
                       overdue=q.overdue, department=q.department, listed=q.listed, supervised=q.supervised)
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         paged = await db.list_cases(conn, f, q.limit, q.offset, db.Reader.of(req.principal), q.cursor)
     return page(q, paged)
 
@@ -113,7 +113,7 @@ async def list_patrols(req: Request[None, api.PatrolQuery, None]):
     """Patrol logs (巡查) by grid and grid worker, latest first: those of the grids in the caller's
     scope (an auditor: every patrol)."""
     q = req.query
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         paged = await db.list_patrols(conn, q.grid_id, q.grid_worker_id, q.limit, q.offset,
                                       db.Reader.of(req.principal), q.cursor)
     return page(q, paged)
@@ -157,7 +157,7 @@ async def list_whistles(req: Request[None, whistles.WhistleQuery, None]):
     those of their streets (a community officer: of their communities' streets); a department
     officer those that summoned one of their departments."""
     q = req.query
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         paged = await whistle_db.list_whistles(
             conn, street_id=q.street_id, department=q.department, open=q.open, limit=q.limit, offset=q.offset,
             reader=whistle_db.WhistleReader.of(req.principal), cursor=q.cursor)
@@ -239,7 +239,7 @@ async def open311_requests(req: Request[None, api.Open311Query, None]):
     Cases of private categories are never listed; a private service code is refused as unknown.
     """
     q = req.query
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         rows = await db.open311_requests(conn, service_codes=q.split(q.service_code) or None,
                                          open_closed=q.split(q.status) or None, start=q.start_date, end=q.end_date,
                                          limit=q.limit, offset=q.offset)
@@ -251,7 +251,7 @@ async def open311_requests(req: Request[None, api.Open311Query, None]):
                    **_OPEN311_ERRORS})
 async def open311_request(req: Request[api.Open311Ref, None, None]):
     """Open311 GeoReport v2: one service request (a list of one); a private case is not found."""
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         rows = await db.open311_requests(conn, case_id=req.path.request_id, limit=1)
     found(rows or None, "service request", req.path.request_id, "request_id")
     return [_request(rows[0])]

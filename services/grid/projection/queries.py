@@ -151,17 +151,15 @@ async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset
         where.add("supervision_count > 0" if f.supervised else "supervision_count = 0")
     if reader is not None:
         reader.restrict(where)
-    select = f"SELECT {_CASE_FIELDS} FROM cases"
+    total = None
     if f.grid_id is not None and _only_grid_and_status(f) and (reader is None or reader.covers(f.grid_id)):
         # every case of the grid (of the status) is the reader's: the counts kept beside the
         # cases give the total exactly, in a row or a few, however long the grid's history
-        items, next_cursor = await where.page(conn, select, CASE_ORDER, limit, offset, cursor)
-        total = await conn.fetchval(
-            "SELECT coalesce(sum(n), 0)::bigint FROM grid_status_counts WHERE grid_id = $1 AND ($2::text IS NULL "
-            "OR status = $2)", f.grid_id, f.status)
-        paged = Paged(items, total, True, next_cursor)
-    else:
-        paged = await where.counted_page(conn, "cases", select, CASE_ORDER, limit, offset, cursor)
+        status = f"AND status = {where.param(f.status)}" if f.status is not None else ""
+        total = (f"SELECT coalesce(sum(n), 0)::bigint FROM grid_status_counts WHERE grid_id = {where.param(f.grid_id)} "
+                 f"{status}")
+    paged = await where.counted_page(conn, "cases", f"SELECT {_CASE_FIELDS} FROM cases", CASE_ORDER, limit, offset,
+                                     cursor, total=total)
     if reader is not None:
         paged.items = [reader.redact(r) for r in paged.items]
     return paged

@@ -69,7 +69,7 @@ async def list_orders(req: Request[None, api.OrderQuery, None]):
     Only the orders the caller may read: an officer's communities, a resident's own orders, a
     party member's orders dispatched to them (an auditor: every order)."""
     q = req.query
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         return await queries.list_orders(conn, community_id=q.community_id, status=q.status and q.status.value,
                                          category=q.category and q.category.value, assignee_id=q.assignee_id,
                                          limit=q.limit, offset=q.offset, cursor=q.cursor,

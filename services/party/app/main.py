@@ -91,7 +91,7 @@ async def list_orgs(req: Request[None, api.OrgQuery, None]):
 
     Only the organisations of the areas in the caller's scope (an auditor: every one)."""
     q = req.query
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         return await queries.list_orgs(conn, kind=q.kind and q.kind.value, area_id=q.area_id,
                                        parent_id=q.parent_id, limit=q.limit, offset=q.offset, cursor=q.cursor,
                                        restrict=lambda where: access.org_filter(where, req.principal))
@@ -153,7 +153,7 @@ async def list_units(req: Request[None, councils.UnitQuery, None]):
     q = req.query
     if not access.may_read(req.principal, q.community_id):
         return _empty(q)
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         return await council_db.list_units(conn, q.community_id, limit=q.limit, offset=q.offset, cursor=q.cursor)
 
 
@@ -164,7 +164,7 @@ async def list_projects(req: Request[None, councils.ProjectQuery, None]):
     q = req.query
     if not access.may_read(req.principal, q.community_id):
         return _empty(q)
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         return await council_db.list_projects(conn, q.community_id, status=q.status and q.status.value,
                                               limit=q.limit, offset=q.offset, cursor=q.cursor)
 

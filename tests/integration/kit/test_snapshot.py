@@ -1,6 +1,9 @@
-"""A query of several statements reads one snapshot: a row and its history, or a page and its
-count, never straddle a commit made between them."""
+"""A query of several statements reads one snapshot: a row and its history never straddle a
+commit made between them. A list's page and its count are one statement, which reads one
+snapshot by itself; a read of one statement needs no transaction."""
 from __future__ import annotations
+
+import asyncio
 
 import asyncpg
 import pytest
@@ -8,6 +11,7 @@ import pytest
 from services.kit.db import create_pool
 from services.kit.runtime import ServiceRuntime
 from services.kit.settings import ServiceSettings
+from services.kit.sql import COUNT_CAP, Keyset, Where
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +63,32 @@ async def test_a_read_of_one_statement_runs_outside_a_transaction_and_goes_back_
     finally:
         runtime.pool = None
         await pool.close()
+
+
+async def test_a_page_and_its_count_are_one_statement_that_an_empty_page_still_counts(pool):
+    """``Where.counted_page``: the page joined to its count, in key order; after the last page
+    the count still comes (from the one row of the join); ``total`` counts another way."""
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS paged_rows (id int PRIMARY KEY, odd bool NOT NULL)")
+        await conn.execute("TRUNCATE paged_rows")
+        await conn.execute("INSERT INTO paged_rows SELECT i, i % 2 = 1 FROM generate_series(1, 25) i")
+        order = Keyset(("id",), (int,), descending=True)
+        where = Where().equal(odd=True)
+        pages, cursor, totals, statements = [], None, set(), []
+        conn.add_query_logger(lambda q: statements.append(q.query))
+        while True:
+            page = await where.counted_page(conn, "paged_rows", "SELECT id FROM paged_rows", order, 5, cursor=cursor)
+            pages.append([r["id"] for r in page.items])
+            totals.add((page.total, page.total_exact))
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert pages == [[25, 23, 21, 19, 17], [15, 13, 11, 9, 7], [5, 3, 1]] and totals == {(13, True)}
+        await asyncio.sleep(0.05)  # the query logger is called soon after each statement
+        assert len(statements) == 3  # one a page
+        after_last = await where.counted_page(conn, "paged_rows", "SELECT id FROM paged_rows", order, 5, offset=20)
+        assert (after_last.items, after_last.total, after_last.next_cursor) == ([], 13, None)
+        kept = Where().equal(odd=False)
+        other = await kept.counted_page(conn, "paged_rows", "SELECT id FROM paged_rows", order, 2,
+                                        total=f"SELECT {kept.param(COUNT_CAP + 5)}::bigint")
+        assert ([r["id"] for r in other.items], other.total, other.total_exact) == ([24, 22], COUNT_CAP + 5, True)
