@@ -12,6 +12,7 @@ its entries with it (and puts back those an undone early flush wrote).
 """
 from __future__ import annotations
 
+import itertools
 import uuid
 from typing import Sequence
 
@@ -38,7 +39,10 @@ class RefCache:
     fold left there: another worker's fold leaves its own, and any other change to ``refs``
     (an erasure) puts its transaction's id there (a trigger). A cache started on an empty
     ``refs`` holds every ref there is (``complete``: a ref it lacks does not exist), so a
-    rebuild's folds read none. Past ``limit`` refs it starts again."""
+    rebuild's folds read none. Past ``limit`` refs it drops the older half (in the order they
+    were first cached); a complete cache remembers the keys it dropped (``evicted``), so it still
+    knows that any other ref it lacks does not exist, and a fold loads only the dropped refs it
+    reads (a long rebuild's refs outgrow any limit). ``limit`` 0: nothing is kept."""
 
     def __init__(self, limit: int = 100_000) -> None:
         self.limit = limit
@@ -49,16 +53,32 @@ class RefCache:
         self.refs: dict = {}  # key -> ref, for those known to exist
         self.known: set = set()  # keys known to exist or not
         self.complete = False
+        self.evicted: set = set()  # keys of refs dropped past the limit, while complete
         self._found = ""
 
     async def begin(self, conn: asyncpg.Connection) -> None:
         """At the start of a fold (its lock held): keep what is cached only if the mark still
         holds the token this process's last fold left."""
         found = await store.fold_token(conn)
-        if self.token is None or found != self.token or len(self.refs) > self.limit:
+        if self.token is None or found != self.token or self.limit <= 0:
             self.reset()
-            self.complete = not await store.any_refs(conn)
+            self.complete = self.limit > 0 and not await store.any_refs(conn)
+        elif len(self.refs) > self.limit:
+            self._evict()
         self._found, self.token = found, None  # no token until the fold is written
+
+    def _evict(self) -> None:
+        """Drop the older half of the refs, and what is known of absent ones."""
+        drop = list(itertools.islice(self.refs, len(self.refs) // 2 + 1))
+        for key in drop:
+            del self.refs[key]
+        if self.complete:
+            self.evicted.update(drop)
+        self.known.clear()
+
+    def lacks(self, key) -> bool:
+        """Whether a fold must load ``key`` from ``refs`` (it is neither cached nor known absent)."""
+        return key not in self.known and (not self.complete or key in self.evicted)
 
     async def saved(self, conn: asyncpg.Connection, loaded: dict, known: set, put: Sequence,
                     removed: Sequence) -> None:
@@ -111,7 +131,7 @@ class _Recording(dict):
         v = cache.refs.get(key)
         if v is not None:
             return v
-        if key not in self.known and key not in cache.known and not cache.complete:
+        if key not in self.known and cache.lacks(key):
             self.missing.add(key)
         return default
 

@@ -24,7 +24,7 @@ class AssessmentSettings(ServiceSettings):
     ref_cache_entries: int = Field(
         100_000, ge=0, le=50_000_000, description="refs (what the counters know of cases, members, accounts...) a "
         "worker keeps in memory between folds, so that a fold reads from the table only what another worker or an "
-        "erasure changed; past it the cache starts again (0: none; some 1 kB each)")
+        "erasure changed; past it the cache drops its older half (0: none; some 1 kB each)")
     close_timer: bool = Field(True, description="close periods automatically when they end")
     close_check_seconds: float = Field(60.0, gt=0, description="how often the period-close timer looks for ended periods")
     close_delay_seconds: float = Field(0.0, ge=0, description="grace after a period's end before the timer closes it "

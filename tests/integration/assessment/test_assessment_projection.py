@@ -149,6 +149,28 @@ async def test_two_workers_folding_in_turn_each_with_its_cache_of_refs_equal_one
             assert a.known == set()
 
 
+async def test_a_cache_past_its_limit_drops_its_older_refs_and_still_folds_as_one_replay(pool):
+    """A cache of three refs drops the older half again and again without starting over: it stays
+    complete (a ref it never had does not exist), and the dropped ones are read from the table
+    when a fold needs them."""
+    events = stored(grid_events() + order_events())
+    rng = random.Random(11)
+    arrival = events + rng.sample(events, 4)
+    rng.shuffle(arrival)
+    cache = RefCache(limit=3)
+    cuts = sorted(rng.sample(range(1, len(arrival)), 10))
+    for i, j in zip([0, *cuts], [*cuts, len(arrival)]):
+        async with pool.acquire() as conn, conn.transaction():
+            await record_and_fold(conn, arrival[i:j], cache)
+    assert cache.complete and cache.evicted
+    table, lookup = fold(replay_order(events))
+    async with pool.acquire() as conn:
+        for p in ("2026-10", "2026-Q4", "2026"):
+            assert await store.period_facts(conn, p) == {k: v for k, v in table.items() if k[2] == p}
+        stored_refs = {(r["kind"], r["ref_id"]): r["data"] for r in await conn.fetch("SELECT * FROM refs")}
+    assert stored_refs == {k: r.model_dump(mode="json") for k, r in lookup.refs.items()}
+
+
 async def test_closing_twice_publishes_nothing_new_and_a_late_event_republishes_only_what_changed(pool):
     await record(pool, stored(grid_events() + order_events()))
     handler = AssessmentHandler(default_scheme())
