@@ -180,17 +180,14 @@ class Where:
         """(one page of the rows of ``select`` (``SELECT ... FROM table``) with this clause in
         ``keyset`` order, after ``cursor`` and ``offset`` more; the cursor of the next page)."""
         where = self.after(keyset, cursor)
-        n = len(where.args)
-        rows = await conn.fetch(f"{select} {where} ORDER BY {keyset.order} LIMIT ${n + 1} OFFSET ${n + 2}",
-                                *where.args, limit + 1, offset)
+        rows = await conn.fetch(where._page_sql(select, keyset), *where.args, limit + 1, offset)
         items = [dict(r) for r in rows[:limit]]
         return items, (keyset.encode(items[-1]) if len(rows) > limit else None)
 
-    async def count(self, conn: asyncpg.Connection, table: str, cap: int = COUNT_CAP) -> tuple[int, bool]:
-        """(rows matching, counted up to ``cap``; whether that is all of them)."""
-        n = await conn.fetchval(f"SELECT count(*) FROM (SELECT 1 FROM {table} {self} LIMIT {int(cap) + 1}) AS m",
-                                *self.args)
-        return min(n, cap), n <= cap
+    def _page_sql(self, select: str, keyset: Keyset) -> str:
+        """``select`` with this clause in ``keyset`` order, its limit and offset the two parameters after it."""
+        n = len(self.args)
+        return f"{select} {self} ORDER BY {keyset.order} LIMIT ${n + 1} OFFSET ${n + 2}"
 
     def param(self, value: Any) -> str:
         """A parameter for SQL beside this clause's conditions (``total`` of
@@ -200,18 +197,17 @@ class Where:
 
     async def counted_page(self, conn: asyncpg.Connection, table: str, select: str, keyset: Keyset, limit: int,
                            offset: int = 0, cursor: str | None = None, total: str | None = None) -> Paged:
-        """One page (:meth:`page`) with the count of all matching rows (:meth:`count`, bounded),
+        """One page (:meth:`page`) with the count of all matching rows, up to :data:`COUNT_CAP`,
         or ``total``, SQL that gives the exact count another way (a count kept beside the rows).
 
         Both are one statement, so they read one snapshot without a transaction around them: the
         page is joined to the count, which an empty page (after the last) still answers."""
         where = self.after(keyset, cursor)
-        n = len(where.args)
         counted = total or f"SELECT count(*) FROM (SELECT 1 FROM {table} {self} LIMIT {COUNT_CAP + 1}) AS m"
         d = " DESC" if keyset.descending else ""
         rows = await conn.fetch(
             f"""SELECT ({counted}) AS kit_total, p.* FROM (SELECT) AS one
-                LEFT JOIN LATERAL ({select} {where} ORDER BY {keyset.order} LIMIT ${n + 1} OFFSET ${n + 2}) AS p ON true
+                LEFT JOIN LATERAL ({where._page_sql(select, keyset)}) AS p ON true
                 ORDER BY {", ".join(f"p.{c}{d}" for c in keyset.columns)}""", *where.args, limit + 1, offset)
         found = rows[0]["kit_total"] if rows else 0
         if rows and rows[0][keyset.columns[-1]] is None:  # no row on this page (the key's last column: never null)
