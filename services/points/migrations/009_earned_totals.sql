@@ -97,7 +97,13 @@ CREATE TRIGGER earned_totals_update AFTER UPDATE ON earnings REFERENCING OLD TAB
 CREATE TRIGGER earned_totals_delete AFTER DELETE ON earnings REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION earned_totals_move();
 
--- the earnings kept so far, moved once
-SELECT earned_totals_apply(array_agg(account_id), array_agg(amount), array_agg(month), array_agg(year),
-                           array_agg(community_id))
-  FROM earnings;
+-- the earnings kept so far, summed once (set-based: a district's years of earnings in one pass)
+INSERT INTO earned_totals (period, scope, account_id, points)
+SELECT k.period, k.scope, e.account_id, sum(e.amount)
+  FROM earnings e
+ CROSS JOIN LATERAL (VALUES (e.month, ''), (e.month, e.community_id), (e.year, ''), (e.year, e.community_id))
+       AS k(period, scope)
+ WHERE k.scope IS NOT NULL
+ GROUP BY k.period, k.scope, e.account_id HAVING sum(e.amount) <> 0;
+INSERT INTO earned_ranked (period, scope, accounts)
+SELECT period, scope, count(*) FROM earned_totals WHERE points > 0 GROUP BY period, scope;

@@ -262,6 +262,34 @@ async def test_a_registration_kept_before_migration_002_is_read_back_as_its_cont
     assert empty.registration is None and empty.outcome is None
 
 
+async def test_migration_009_sums_the_earnings_kept_before_it_as_its_triggers_keep_the_later_ones(
+        database_url, tmp_path):
+    """A ledger that earned before the kept totals existed: the migration sums its earnings once,
+    and the triggers go on from there; both tables agree with summing the earnings."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for f in sorted(MIGRATIONS.glob("00[1-8]_*.sql")):
+        (before / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    p = await create_pool(database_url, "points", service="points", max_size=1)
+    try:
+        async with p.acquire() as conn:
+            await migrate(conn, "points", [("kit", KIT_MIGRATIONS), ("points", before)])
+            await base(conn)
+            await seed(conn, award("m1", "resident:p1", 10), award("m2", "resident:p2", 10, community=OTHER),
+                       award("m3", "resident:p1", 5, at=AT - timedelta(days=40)))
+            assert not await conn.fetchval("SELECT to_regclass('earned_totals') IS NOT NULL")
+            await migrate(conn, "points", [("kit", KIT_MIGRATIONS), ("points", MIGRATIONS)])
+            assert await conn.fetchval("SELECT count(*) FROM earned_totals") == 10
+            await kept_totals_agree(conn)
+            await seed(conn, award("m4", "resident:p2", 1))
+            await kept_totals_agree(conn)
+            year = await queries.rankings(conn, period="2026", community_id=None, candidates=1, limit=10)
+    finally:
+        await p.close()
+    assert [(e["rank"], e["account_id"], e["points"]) for e in year["items"]] == [
+        (1, "resident:p1", 15), (2, "resident:p2", 11)]
+
+
 async def balances(conn) -> dict[str, int]:
     return {r["account_id"]: r["balance"] for r in await conn.fetch("SELECT account_id, balance FROM accounts")}
 
