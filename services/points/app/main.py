@@ -111,7 +111,7 @@ async def get_ledger_check(req: Request[None, None, None]):
 
     It reads the running totals every write keeps (in the same transaction as the postings), so
     it costs the same whatever the history; it does not name accounts (the full check does)."""
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:
         return await queries.ledger_check(conn)
 
 
