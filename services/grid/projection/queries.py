@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Sequence
 
@@ -166,9 +166,9 @@ async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset
 
 
 def _only_grid_and_status(f: CaseFilter) -> bool:
-    """Whether ``f`` filters by grid and status alone (what ``grid_status_counts`` counts)."""
-    return all(getattr(f, name) is None for name in
-               ("community_id", "street_id", "category", "overdue", "department", "listed", "supervised"))
+    """Whether ``f`` filters by grid and status alone (what ``grid_status_counts`` counts): every
+    other filter, those added later included, is unset."""
+    return all(getattr(f, x.name) is None for x in fields(f) if x.name not in ("grid_id", "status"))
 
 
 async def grid_counts(conn: asyncpg.Connection, grid_id: str) -> dict[str, int]:
