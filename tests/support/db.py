@@ -1,6 +1,8 @@
-"""A pool on a test database with a service's migrations applied (the kit's first)."""
+"""A pool on a test database with a service's migrations applied (the kit's first), and the
+statements a connection sends."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 from typing import AsyncIterator, Sequence
@@ -37,3 +39,18 @@ async def tables_containing(conn: asyncpg.Connection, schema: str, needle: str) 
         if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {name} t WHERE strpos(t::text, $1) > 0)", needle):
             found.append(r["table_name"])
     return found
+
+
+@contextlib.asynccontextmanager
+async def statements_sent(conn: asyncpg.Connection) -> AsyncIterator[list[str]]:
+    """The statements ``conn`` sends inside the block, in order (BEGIN and COMMIT included)."""
+    sent: list[str] = []
+
+    def logged(query) -> None:
+        sent.append(query.query)
+    conn.add_query_logger(logged)
+    try:
+        yield sent
+        await asyncio.sleep(0.05)  # asyncpg calls its query loggers soon after each statement
+    finally:
+        conn.remove_query_logger(logged)

@@ -4,7 +4,6 @@ at once, a posting changed in place in the full check), and the incremental chec
 over a large ledger. The full check is rate-limited."""
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -12,6 +11,7 @@ import pytest
 from schemas.points import AccountKind
 from services.points.domain.ledgersums import Sums
 from services.points.projection import queries
+from tests.support.db import statements_sent
 from tests.integration.points.test_points_projection import COMMUNITY, award, base, opened, seed
 
 pytestmark = pytest.mark.integration
@@ -32,14 +32,8 @@ async def test_the_running_totals_are_the_sums_of_the_rows_before_and_after_a_fo
         await seed(conn, award("t3", "resident:p1", 7))
         stored, pending = await queries.stored_sums(conn)
         assert pending > 0 and stored == await python_sums(conn) and stored.postings == 3
-        statements: list[str] = []
-
-        def logged(q) -> None:
-            statements.append(q.query)
-        conn.add_query_logger(logged)
-        check = await queries.ledger_check(conn)  # the totals and the pending deltas in one statement
-        await asyncio.sleep(0.05)  # the query logger is called soon after each statement
-        conn.remove_query_logger(logged)
+        async with statements_sent(conn) as statements:
+            check = await queries.ledger_check(conn)  # the totals and the pending deltas in one statement
         assert len(statements) == 1
         assert (check["mode"], check["consistent"], check["sum"], check["postings"], check["accounts"]) == (
             "incremental", True, 0, 3, 5)
