@@ -125,26 +125,22 @@ async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str |
     accounts earned in the period and however long the history."""
     args: list[Any] = [period, community_id or ""]
     after = f"AND {RANKING_ORDER.after(RANKING_ORDER.decode_or_422(cursor), args)}" if cursor is not None else ""
+    size = "SELECT accounts FROM earned_ranked WHERE period = $1 AND scope = $2"
     rows = await conn.fetch(
-        f"""SELECT t.account_id, t.points, -t.points AS less, a.holder_id
+        f"""SELECT t.account_id, t.points, -t.points AS less, a.holder_id, ({size}) AS total
             FROM (SELECT account_id, points FROM earned_totals
                   WHERE period = $1 AND scope = $2 AND points > 0 {after}
                   ORDER BY {RANKING_ORDER.order} LIMIT {int(limit) + 1} OFFSET {int(offset)}) t
             JOIN accounts a USING (account_id)
             ORDER BY {RANKING_ORDER.order}""", *args)
+    total = rows[0]["total"] if rows else await conn.fetchval(size, args[0], args[1]) or 0
+    before = more = 0  # the totals before the page's first row, and those of them with more points
     if rows and (cursor is not None or offset):
-        # the totals before the page's first row, and those of them with more points than it
         first = rows[0]
-        above = await conn.fetchrow(
-            """SELECT count(*) AS before, count(*) FILTER (WHERE -points < $3) AS more,
-                      (SELECT accounts FROM earned_ranked WHERE period = $1 AND scope = $2) AS total
-               FROM earned_totals WHERE period = $1 AND scope = $2 AND points > 0 AND (-points, account_id) < ($3, $4)""",
+        before, more = await conn.fetchrow(
+            """SELECT count(*), count(*) FILTER (WHERE -points < $3) FROM earned_totals
+               WHERE period = $1 AND scope = $2 AND points > 0 AND (-points, account_id) < ($3, $4)""",
             args[0], args[1], first["less"], first["account_id"])
-        before, more, total = above["before"], above["more"], above["total"] or 0
-    else:
-        before = more = 0
-        total = await conn.fetchval("SELECT accounts FROM earned_ranked WHERE period = $1 AND scope = $2",
-                                    args[0], args[1]) or 0
     yearly = len(period) == 4
     items, rank, previous = [], more + 1, None
     for position, r in enumerate(rows[:limit], start=before + 1):
