@@ -191,7 +191,7 @@ class Where:
 
     def param(self, value: Any) -> str:
         """A parameter for SQL beside this clause's conditions (``total`` of
-        :meth:`counted_page`): its placeholder."""
+        :meth:`counted_page`, ``head`` of :meth:`headed_page`): its placeholder."""
         self.args.append(value)
         return f"${len(self.args)}"
 
@@ -200,24 +200,38 @@ class Where:
         """One page (:meth:`page`) with the count of all matching rows, up to :data:`COUNT_CAP`,
         or ``total``, SQL that gives the exact count another way (a count kept beside the rows).
 
-        Both are one statement, so they read one snapshot without a transaction around them: the
-        page is joined to the count, which an empty page (after the last) still answers."""
-        where = self.after(keyset, cursor)
+        Both are one statement (:meth:`headed_page`), so they read one snapshot without a
+        transaction around them: an empty page (after the last) still answers the count."""
         counted = total or f"SELECT count(*) FROM (SELECT 1 FROM {table} {self} LIMIT {COUNT_CAP + 1}) AS m"
+        head, items, next_cursor = await self.headed_page(conn, f"SELECT ({counted}) AS n", select, keyset, limit,
+                                                          offset, cursor)
+        found = head["n"] if head is not None else 0  # (a SELECT without FROM has its row)
+        exact = total is not None or found <= COUNT_CAP
+        return Paged(items, found if total is not None else min(found, COUNT_CAP), exact, next_cursor)
+
+    async def headed_page(self, conn: asyncpg.Connection, head: str, select: str, keyset: Keyset, limit: int,
+                          offset: int = 0, cursor: str | None = None) -> tuple[dict | None, list[dict], str | None]:
+        """(the row ``head`` finds, as a dict of JSON values: None when it finds none; one page
+        (:meth:`page`), empty when ``head`` finds no row; the cursor of the next page), in one
+        statement: what a list needs beside its rows (the count, or the row whose list it is,
+        to check that the caller may read it) costs no second round trip and reads the same
+        snapshot, without a transaction. ``head`` is a query of at most one row; its parameters
+        come from :meth:`param`."""
+        where = self.after(keyset, cursor)
         d = " DESC" if keyset.descending else ""
         rows = await conn.fetch(
-            f"""SELECT ({counted}) AS kit_total, p.* FROM (SELECT) AS one
+            f"""SELECT to_jsonb(h) AS kit_head, p.* FROM ({head}) AS h
                 LEFT JOIN LATERAL ({where._page_sql(select, keyset)}) AS p ON true
                 ORDER BY {", ".join(f"p.{c}{d}" for c in keyset.columns)}""", *where.args, limit + 1, offset)
-        found = rows[0]["kit_total"] if rows else 0
-        if rows and rows[0][keyset.columns[-1]] is None:  # no row on this page (the key's last column: never null)
+        if not rows:
+            return None, [], None
+        found = rows[0]["kit_head"]
+        if rows[0][keyset.columns[-1]] is None:  # no row on this page (the key's last column: never null)
             rows = []
         items = [dict(r) for r in rows[:limit]]
         for item in items:
-            del item["kit_total"]
-        exact = total is not None or found <= COUNT_CAP
-        return Paged(items, found if total is not None else min(found, COUNT_CAP), exact,
-                     keyset.encode(items[-1]) if len(rows) > limit else None)
+            del item["kit_head"]
+        return found, items, (keyset.encode(items[-1]) if len(rows) > limit else None)
 
 
 def bulk(rows: Any) -> str:

@@ -251,9 +251,9 @@ async def test_points_and_assessment_queries_use_their_indexes(database_url):
         seq = await conn.fetchval("SELECT max(seq) / 2 FROM postings")
         after = cursor(points.POSTING_ORDER, seq=seq)
         await check(conn, {"postings", "earnings", "earned_totals"},
-                    *[lambda c, a=a, acc=acc: points.statement(c, acc, 50, 0, a)
+                    *[lambda c, a=a, acc=acc: points.statement(c, acc, None, 50, 0, a)
                       for a in (None, after) for acc in ("issuer:district", "resident:r-7", "merchant:m-3")],
-                    *[lambda c, a=a: points.redemptions(c, "merchant:m-3", 50, 0, a) for a in (None, after)],
+                    *[lambda c, a=a: points.redemptions(c, "merchant:m-3", None, 50, 0, a) for a in (None, after)],
                     *[lambda c, p=p, cid=cid: points.rankings(c, period=p, community_id=cid, candidates=10, limit=20)
                       for p in ("2023-05", "2024") for cid in (None, "110105003001")],
                     lambda c: points.account(c, "resident:r-7", everyone=True))

@@ -67,9 +67,9 @@ async def get_statement(req: Request[api.AccountRef, Page, None]):
     """An account's postings, newest first (a resident their own, a merchant their own, an
     officer the accounts of their communities)."""
     account_id, q = req.path.account_id, req.query
-    async with rt.snapshot() as conn:
-        found(await queries.account(conn, account_id, req.principal), "account", account_id, "account_id")
-        return await queries.statement(conn, account_id, q.limit, q.offset, q.cursor)
+    async with rt.read() as conn:
+        page = await queries.statement(conn, account_id, req.principal, q.limit, q.offset, q.cursor)
+    return found(page, "account", account_id, "account_id")
 
 
 rt.lookup("/v1/deeds/{deed_id}", path=api.DeedRef, out=api.DeedOut, fetch=queries.deed,
@@ -95,11 +95,9 @@ async def get_rankings(req: Request[None, api.RankingQuery, None]):
 async def get_redemptions(req: Request[api.AccountRef, Page, None]):
     """The redemptions at a merchant, newest first (a merchant their own)."""
     account_id, q = req.path.account_id, req.query
-    async with rt.snapshot() as conn:
-        account = await queries.account(conn, account_id, req.principal)
-        found(account if account and account["kind"] == "merchant" else None, "merchant account", account_id,
-              "account_id")
-        return await queries.redemptions(conn, account_id, q.limit, q.offset, q.cursor)
+    async with rt.read() as conn:
+        page = await queries.redemptions(conn, account_id, req.principal, q.limit, q.offset, q.cursor)
+    return found(page, "merchant account", account_id, "account_id")
 
 
 LEDGER_CHECKERS = ("points_operator", "auditor")

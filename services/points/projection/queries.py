@@ -7,7 +7,7 @@ import asyncpg
 
 from services.kit.identity import Principal
 from services.kit.policy import sees_district
-from services.kit.sql import COUNT_CAP, Keyset, Paged, Where
+from services.kit.sql import Keyset, Paged, Where
 from services.points.domain.ledgersums import P, Sums
 
 OFFICERS = frozenset({"community_officer", "street_officer"})
@@ -73,26 +73,32 @@ POSTING_ORDER = Keyset(("seq",), (int,), descending=True)
 """Postings newest first (``seq``: the indexes ``postings_debit``, ``postings_credit``, ``postings_redemptions``)."""
 
 
-async def statement(conn: asyncpg.Connection, account_id: str, limit: int, offset: int = 0,
-                    cursor: str | None = None) -> dict[str, Any]:
+async def statement(conn: asyncpg.Connection, account_id: str, principal: Principal | None, limit: int,
+                    offset: int = 0, cursor: str | None = None) -> dict[str, Any] | None:
     """Postings of an account, newest first, after ``cursor``, with the signed change for the
-    account. The debit side and the credit side are each read down their own index and merged,
-    so a page costs the same for an account with millions of postings (the issuer's)."""
+    account; None when there is no such account or it is not ``principal``'s to read.
+
+    One statement reads the account (to check the reader), its count of postings (kept in its
+    state with its balance, so exact whatever the history) and the page: the debit side and the
+    credit side are each read down their own index and merged, so a page costs the same for an
+    account with millions of postings (the issuer's)."""
     args: list[Any] = [account_id, limit + offset + 1]
     # the condition is left out rather than made optional: a generic plan keeps it an index bound
     after = f"AND {POSTING_ORDER.after(POSTING_ORDER.decode_or_422(cursor), args)}" if cursor is not None else ""
     rows = await conn.fetch(
-        f"""SELECT * FROM (
+        f"""SELECT a.community_id AS kit_community, coalesce((a.state->>'postings')::bigint, 0) AS kit_total, p.*
+            FROM accounts a LEFT JOIN LATERAL (SELECT * FROM (
               (SELECT {_POSTING_COLUMNS} FROM postings WHERE debit_account = $1 {after} ORDER BY seq DESC LIMIT $2)
               UNION ALL
-              (SELECT {_POSTING_COLUMNS} FROM postings WHERE credit_account = $1 {after} ORDER BY seq DESC LIMIT $2)) p
-            ORDER BY seq DESC LIMIT $2""", *args)
-    rows = rows[offset:]
-    n = await conn.fetchval(
-        f"""SELECT (SELECT count(*) FROM (SELECT 1 FROM postings WHERE debit_account = $1 LIMIT {COUNT_CAP + 1}) d)
-                 + (SELECT count(*) FROM (SELECT 1 FROM postings WHERE credit_account = $1 LIMIT {COUNT_CAP + 1}) c)""",
-        account_id)
-    paged = Paged([_posting(r, account_id) for r in rows[:limit]], min(n, COUNT_CAP), n <= COUNT_CAP,
+              (SELECT {_POSTING_COLUMNS} FROM postings WHERE credit_account = $1 {after} ORDER BY seq DESC LIMIT $2)) u
+              ORDER BY seq DESC LIMIT $2) p ON true
+            WHERE a.account_id = $1
+            ORDER BY p.seq DESC""", *args)
+    if not rows or not may_read(principal, account_id=account_id, community_id=rows[0]["kit_community"]):
+        return None
+    total = rows[0]["kit_total"]
+    rows = rows[offset:] if rows[0]["seq"] is not None else []
+    paged = Paged([_posting(r, account_id) for r in rows[:limit]], total, True,
                   POSTING_ORDER.encode(rows[limit - 1]) if len(rows) > limit else None)
     return paged.answer(limit, offset, account_id=account_id)
 
@@ -157,20 +163,25 @@ async def rankings(conn: asyncpg.Connection, *, period: str, community_id: str |
     }
 
 
-async def redemptions(conn: asyncpg.Connection, account_id: str, limit: int, offset: int = 0,
-                      cursor: str | None = None) -> dict[str, Any]:
+async def redemptions(conn: asyncpg.Connection, account_id: str, principal: Principal | None, limit: int,
+                      offset: int = 0, cursor: str | None = None) -> dict[str, Any] | None:
     """The redemptions at a merchant, newest first, after ``cursor``, with how many there are
     and the points redeemed there in all (one row of ``redemption_totals``, whatever the
-    merchant's history)."""
+    merchant's history); None when ``account_id`` is no merchant's account ``principal`` may
+    read. The account, its totals and the page are one statement."""
     where = Where()
     where.add("kind = 'redemption'")
     where.equal(credit_account=account_id)
-    items, next_cursor = await where.page(conn, f"SELECT {_POSTING_COLUMNS} FROM postings", POSTING_ORDER, limit,
-                                          offset, cursor)
-    totals = await conn.fetchrow("SELECT redemptions, points FROM redemption_totals WHERE account_id = $1", account_id)
-    n, points = (totals["redemptions"], totals["points"]) if totals else (0, 0)
-    paged = Paged([_posting(r) for r in items], n, True, next_cursor)
-    return paged.answer(limit, offset, account_id=account_id, points=points)
+    head = f"""SELECT a.kind, a.community_id, coalesce(t.redemptions, 0) AS redemptions, coalesce(t.points, 0) AS points
+               FROM accounts a LEFT JOIN redemption_totals t USING (account_id)
+               WHERE a.account_id = {where.param(account_id)}"""
+    merchant, items, next_cursor = await where.headed_page(conn, head, f"SELECT {_POSTING_COLUMNS} FROM postings",
+                                                           POSTING_ORDER, limit, offset, cursor)
+    if (merchant is None or merchant["kind"] != "merchant"
+            or not may_read(principal, account_id=account_id, community_id=merchant["community_id"])):
+        return None
+    paged = Paged([_posting(r) for r in items], merchant["redemptions"], True, next_cursor)
+    return paged.answer(limit, offset, account_id=account_id, points=merchant["points"])
 
 
 _SUMS = ("postings", "amount", "digests", "moves", "accounts", "balance_total", "balances", "states")

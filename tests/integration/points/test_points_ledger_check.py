@@ -11,8 +11,11 @@ import pytest
 from schemas.points import AccountKind
 from services.points.domain.ledgersums import Sums
 from services.points.projection import queries
+from tests.integration.points.senders import principal
 from tests.support.db import statements_sent
 from tests.integration.points.test_points_projection import COMMUNITY, award, base, opened, seed
+
+AUDITOR = principal("auditor-1", "auditor")
 
 pytestmark = pytest.mark.integration
 
@@ -116,7 +119,10 @@ async def test_a_merchants_redemption_totals_follow_its_postings_and_its_erasure
                    VALUES ($1, 'resident:p1', 'merchant:m1', $2, 'redemption', now(), '{}')""", rows)
 
         async def totals(account: str) -> tuple[int, int, int]:
-            page = await queries.redemptions(conn, account, 2)
+            page = await queries.redemptions(conn, account, AUDITOR, 2)
+            if page is None:  # no such account (erased): nothing is kept under its id either
+                assert await conn.fetchval("SELECT count(*) FROM redemption_totals WHERE account_id = $1", account) == 0
+                return 0, 0, 0
             counted = await conn.fetchrow("SELECT count(*), coalesce(sum(amount), 0) FROM postings "
                                           "WHERE kind = 'redemption' AND credit_account = $1", account)
             assert (page["total"], page["points"]) == tuple(counted), page
@@ -135,3 +141,52 @@ async def test_a_merchants_redemption_totals_follow_its_postings_and_its_erasure
         assert await totals("merchant:erased-9") == (43, 75, 2)
         assert await totals("merchant:m1") == (0, 0, 0)
         assert await conn.fetchval("SELECT count(*) FROM redemption_totals") == 1
+
+
+async def test_a_statement_and_a_merchants_redemptions_are_one_statement_with_the_readers_check(pool):
+    """Each is one statement (no transaction needed for one snapshot): the account, what the
+    reader may see of it, the count and the page. A statement's count is the account's own
+    (kept with its balance, exact at any size), and pages by cursor walk every posting once."""
+    from schemas.points import TransferKind, TransferPosted
+
+    def redemption(transfer_id: str, amount: int) -> TransferPosted:
+        return TransferPosted(transfer_id=transfer_id, debit_account="resident:p1", credit_account="merchant:m1",
+                              amount=amount, reason=TransferKind.redemption, community_id=COMMUNITY,
+                              posted_at=award("x", "resident:p1", 1).posted_at, source="/tests")
+
+    officer = principal("officer-1", "community_officer", streets=(), communities=(COMMUNITY,))
+    stranger = principal("officer-2", "community_officer", streets=(), communities=("110105001003",))
+    async with pool.acquire() as conn:
+        await base(conn)
+        await seed(conn, *[award(f"t{i}", "resident:p1", 10) for i in range(7)])
+        await seed(conn, *[redemption(f"r{i}", 3) for i in range(5)])
+        async with statements_sent(conn) as sent:
+            page = await queries.statement(conn, "resident:p1", AUDITOR, 3)
+            redeemed = await queries.redemptions(conn, "merchant:m1", AUDITOR, 2)
+        assert len(sent) == 2, sent
+        assert (page["total"], page["total_exact"]) == (12, True)
+        assert (redeemed["total"], redeemed["points"], len(redeemed["items"])) == (5, 15, 2)
+
+        seen, cursor = [], None
+        while True:
+            page = await queries.statement(conn, "resident:p1", AUDITOR, 5, cursor=cursor)
+            seen += [p["transfer_id"] for p in page["items"]]
+            if (cursor := page["next_cursor"]) is None:
+                break
+        assert sorted(seen) == sorted([f"t{i}" for i in range(7)] + [f"r{i}" for i in range(5)])
+        assert [p["change"] for p in (await queries.statement(conn, "resident:p1", AUDITOR, 1))["items"]] == [-3]
+        assert (await queries.statement(conn, "resident:p1", AUDITOR, 5, offset=20))["items"] == []
+
+        # the merchant's community is the officer's: theirs to read; another community's officer and
+        # a statement of no account get None (the route's 404), and a resident's account is no merchant's
+        await conn.execute("UPDATE accounts SET community_id = $1 WHERE account_id = 'merchant:m1'", COMMUNITY)
+        assert (await queries.redemptions(conn, "merchant:m1", officer, 2))["total"] == 5
+        assert await queries.redemptions(conn, "merchant:m1", stranger, 2) is None
+        assert await queries.statement(conn, "merchant:m1", stranger, 2) is None
+        assert await queries.statement(conn, "resident:nobody", AUDITOR, 2) is None
+        assert await queries.redemptions(conn, "resident:p1", AUDITOR, 2) is None
+
+        # erased: the count moves with the account to its pseudonym
+        assert await conn.fetchval("SELECT erase_account('resident:p1', 'resident:erased-1', 'p1', 'erased-1')")
+        assert (await queries.statement(conn, "resident:erased-1", AUDITOR, 2))["total"] == 12
+        assert await queries.statement(conn, "resident:p1", AUDITOR, 2) is None
