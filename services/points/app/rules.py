@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 from services.points.domain import EarningRules
@@ -10,12 +11,16 @@ log = logging.getLogger("points.rules")
 
 
 class RulesFile:
-    """The current :class:`EarningRules` of ``path``. A changed file is read again on the next
-    use; an invalid one is logged and the previous rules stay in force."""
+    """The current :class:`EarningRules` of ``path``. A changed file is read again on the first
+    use after it changed, once ``recheck_seconds`` have passed since the file was last looked
+    at (a stat a second, rather than one per award: a rebuild awards thousands a second); an
+    invalid one is logged and the previous rules stay in force."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, recheck_seconds: float = 1.0):
         self.path = Path(path)
+        self.recheck_seconds = recheck_seconds
         self._stamp: tuple[int, int] | None = None
+        self._checked = time.monotonic()
         self._rules = self._read()
 
     def _read(self) -> EarningRules:
@@ -25,6 +30,10 @@ class RulesFile:
         return rules
 
     def current(self) -> EarningRules:
+        now = time.monotonic()
+        if now - self._checked < self.recheck_seconds:
+            return self._rules
+        self._checked = now
         try:
             st = self.path.stat()
             if (st.st_mtime_ns, st.st_size) != self._stamp:

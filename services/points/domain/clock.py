@@ -28,7 +28,8 @@ def day_of(at: datetime) -> str:
 
 def month_of(at: datetime) -> str:
     """The Shanghai calendar month of ``at``: ``2026-11``."""
-    return local(at).strftime("%Y-%m")
+    t = local(at)
+    return f"{t.year:04d}-{t.month:02d}"
 
 
 def year_of(at: datetime) -> str:

@@ -89,3 +89,35 @@ def test_rules_are_data_that_round_trip():
     assert EarningRules.model_validate(rules.model_dump(mode="json")) == rules
     with pytest.raises(ValidationError):
         EarningRules.model_validate({"rules": [r.model_dump() for r in rules.rules[:1]] * 2})
+
+
+def test_a_changed_rules_file_is_read_again_once_its_recheck_interval_passed(tmp_path):
+    """The file is looked at no more than once per ``recheck_seconds``: a change shows at the
+    first use after that; an invalid file keeps the rules in force."""
+    import os
+
+    import yaml
+
+    from points_reference import DEFAULT_RULES_PATH
+    from services.points.app.rules import RulesFile
+
+    path = tmp_path / "earning.yaml"
+    mapping = yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    path.write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
+
+    def change(days: int) -> None:
+        mapping["validity"] = {"days": days}
+        path.write_text(yaml.safe_dump(mapping, allow_unicode=True), encoding="utf-8")
+        os.utime(path, ns=(path.stat().st_mtime_ns + days * 1_000_000_000,) * 2)  # a new stamp, however fast
+
+    slow = RulesFile(path, recheck_seconds=3600)
+    change(3)
+    assert slow.current().validity.years == 2  # not looked at again within the hour
+    slow.recheck_seconds = 0
+    assert slow.current().validity.days == 3
+
+    eager = RulesFile(path, recheck_seconds=0)
+    change(5)
+    assert eager.current().validity.days == 5
+    path.write_text("orders: [", encoding="utf-8")
+    assert eager.current().validity.days == 5  # invalid: the rules in force stay
