@@ -14,7 +14,7 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Sequence
 
 import asyncpg
 import orjson
@@ -181,7 +181,7 @@ class Where:
         ``keyset`` order, after ``cursor`` and ``offset`` more; the cursor of the next page)."""
         where = self.after(keyset, cursor)
         rows = await conn.fetch(where._page_sql(select, keyset), *where.args, limit + 1, offset)
-        items = [dict(r) for r in rows[:limit]]
+        items = dicts(rows[:limit])
         return items, (keyset.encode(items[-1]) if len(rows) > limit else None)
 
     def _page_sql(self, select: str, keyset: Keyset) -> str:
@@ -228,10 +228,19 @@ class Where:
         found = rows[0]["kit_head"]
         if rows[0][keyset.columns[-1]] is None:  # no row on this page (the key's last column: never null)
             rows = []
-        items = [dict(r) for r in rows[:limit]]
+        items = dicts(rows[:limit])
         for item in items:
             del item["kit_head"]
         return found, items, (keyset.encode(items[-1]) if len(rows) > limit else None)
+
+
+def dicts(rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+    """Rows as dicts, the column names read once: ``dict(record)`` looks each one up by name
+    again (a page of 50 cases of 54 columns took a tenth of its request's CPU that way)."""
+    if not rows:
+        return []
+    names = tuple(rows[0].keys())
+    return [dict(zip(names, r)) for r in rows]
 
 
 def bulk(rows: Any) -> str:

@@ -91,3 +91,32 @@ async def test_a_page_and_its_count_are_one_statement_that_an_empty_page_still_c
         other = await kept.counted_page(conn, "paged_rows", "SELECT id FROM paged_rows", order, 2,
                                         total=f"SELECT {kept.param(COUNT_CAP + 5)}::bigint")
         assert ([r["id"] for r in other.items], other.total, other.total_exact) == ([24, 22], COUNT_CAP + 5, True)
+
+
+async def test_a_headed_page_is_one_statement_whose_head_row_comes_with_an_empty_page_or_alone(pool):
+    """``Where.headed_page``: the row ``head`` finds (as JSON values) and the page, in one
+    statement; an empty page still brings the head; no head row, no page."""
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS headed_rows (id int PRIMARY KEY, owner text NOT NULL, "
+                           "at timestamptz NOT NULL DEFAULT '2026-11-22 10:00+00')")
+        await conn.execute("TRUNCATE headed_rows")
+        await conn.execute("INSERT INTO headed_rows (id, owner) SELECT i, CASE WHEN i <= 7 THEN 'a' ELSE 'b' END "
+                           "FROM generate_series(1, 10) i")
+        order = Keyset(("id",), (int,))
+
+        async def headed(owner: str, **kw):
+            where = Where().equal(owner=owner)
+            head = f"SELECT {where.param(owner)}::text AS owner, count(*) AS n FROM headed_rows HAVING count(*) > 0"
+            return await where.headed_page(conn, head, "SELECT id, at FROM headed_rows", order, 3, **kw)
+
+        async with statements_sent(conn) as statements:
+            head, items, cursor = await headed("a")
+        assert len(statements) == 1
+        assert head == {"owner": "a", "n": 10} and [r["id"] for r in items] == [1, 2, 3] and cursor is not None
+        assert set(items[0]) == {"id", "at"} and items[0]["at"].year == 2026  # the page's own types, not JSON's
+        head, items, cursor = await headed("a", cursor=cursor)
+        assert [r["id"] for r in items] == [4, 5, 6]
+        head, items, cursor = await headed("a", offset=9)
+        assert (head, items, cursor) == ({"owner": "a", "n": 10}, [], None)
+        await conn.execute("TRUNCATE headed_rows")
+        assert await headed("a") == (None, [], None)

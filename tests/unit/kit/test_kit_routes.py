@@ -169,3 +169,12 @@ def test_path_templates_as_openapi_writes_them():
     assert template_params("/open311/v2/requests/{request_id:[^/]+}.json") == ["request_id"]
     assert openapi_path("/open311/v2/requests/{request_id:[^/]+}.json") == "/open311/v2/requests/{request_id}.json"
     assert openapi_path("/v1/scorecards/{entity_type}/{entity_id}") == "/v1/scorecards/{entity_type}/{entity_id}"
+
+
+def test_an_answer_with_keys_that_are_not_strings_is_written_with_them_as_strings():
+    from services.kit.http import dumps
+
+    assert dumps({"a": [1, {"b": None}]}) == b'{"a":[1,{"b":null}]}'
+    assert dumps({"by": {3: 1, "x": 2}}) == b'{"by":{"3":1,"x":2}}'
+    with pytest.raises(TypeError):
+        dumps({"x": object()})
