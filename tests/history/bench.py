@@ -4,8 +4,8 @@
 The history is database ``history`` of the embedded PostgreSQL under ``var/history`` (what
 ``make history`` leaves), else ``DATABASE_URL``. An empty database with the same migrations is
 created beside it (``history_empty``, replaced each run). On an embedded broker, the grid,
-points and assessment workers start on each database in turn (as the launcher starts them, with
-signed development tokens of the test identity), and:
+points, assessment and orders workers start on each database in turn (as the launcher starts
+them, with signed development tokens of the test identity), and:
 
 - each read endpoint is loaded over 32 concurrent connections: with ``wrk`` (one thread,
   ``BENCH_SECONDS`` seconds each, default 5, after a second of warm-up; ``tests/history/wrk.lua``
@@ -116,11 +116,13 @@ async def _wrk(base: str, paths: list[str], tok: str, seconds: int) -> dict[str,
     return out
 
 
-async def load(session: aiohttp.ClientSession, base: str, paths: list[str], tok: str) -> dict[str, Any]:
-    """One endpoint's figures, from wrk when it is installed, else from aiohttp (a warm-up first)."""
+async def load(session: aiohttp.ClientSession, base: str, paths: list[str], tok: str,
+               seconds: int = SECONDS) -> dict[str, Any]:
+    """One endpoint's figures, from wrk when it is installed (``seconds`` of load), else from
+    aiohttp (``paths``, each once); a warm-up first."""
     if WRK is not None:
         await _wrk(base, paths, tok, 1)
-        return await _wrk(base, paths, tok, SECONDS)
+        return await _wrk(base, paths, tok, seconds)
     await _load(session, [base + p for p in paths[:CONCURRENCY]], tok)
     return await _load(session, [base + p for p in paths], tok)
 
@@ -142,6 +144,10 @@ async def sample_of(dsn: str) -> dict[str, Any]:
         open_month = await conn.fetchval(
             """SELECT max(period) FROM assessment.facts WHERE period ~ '^[0-9]{4}-[0-9]{2}$'
                AND period NOT IN (SELECT period FROM assessment.period_closes)""")
+        orders = [r[0] for r in await conn.fetch("SELECT order_id FROM orders.orders ORDER BY random() LIMIT 200")]
+        communities = [r[0] for r in await conn.fetch("SELECT DISTINCT community_id FROM orders.orders")]
+        members = [r[0] for r in await conn.fetch(
+            "SELECT member_id FROM orders.members ORDER BY random() LIMIT 200")]
         scored = [r[0] for r in await conn.fetch(
             "SELECT entity_id FROM assessment.scorecards WHERE entity_type = 'grid' AND period = $1", months[0])
                   ] if months else []
@@ -159,9 +165,10 @@ async def sample_of(dsn: str) -> dict[str, Any]:
                 "closed_months": len(months)}
     finally:
         await conn.close()
-    if not (cases and residents and months and quarters):
+    if not (cases and residents and months and quarters and orders and members):
         raise SystemExit("the history is empty: run make history first")
     return {"cases": cases, "grids": grids, "residents": residents, "merchants": merchants or residents,
+            "orders": orders, "communities": communities, "members": members,
             "scored_grids": scored or grids, "open_grids": open_grids or grids, "month": months[0], "quarter": quarters[0], "open_month": open_month or months[0], "size": size}
 
 
@@ -183,6 +190,11 @@ def _endpoints(s: dict[str, Any], n: int) -> dict[str, tuple[str, str, list[str]
         "assessment.scorecard": ("assessment", ASSESSOR, cyc("/v1/scorecards/grid/{}?period=" + m, s["scored_grids"])),
         "assessment.rankings": ("assessment", ASSESSOR, cyc("/v1/rankings?entity_type=grid&period={}", [m])),
         "assessment.alerts": ("assessment", ASSESSOR, cyc("/v1/alerts?period={}", [m])),
+        "orders.order": ("orders", AUDITOR, cyc("/v1/orders/{}", s["orders"])),
+        "orders.orders": ("orders", AUDITOR, cyc("/v1/orders?limit=50&community_id={}", s["communities"])),
+        "orders.member": ("orders", AUDITOR, cyc("/v1/members/{}", s["members"])),
+        "orders.needs": ("orders", AUDITOR, cyc("/v1/communities/{}/needs", s["communities"])),
+        "orders.resources": ("orders", AUDITOR, cyc("/v1/communities/{}/resources", s["communities"])),
     }
 
 
@@ -214,16 +226,17 @@ def close_answer(status: int, body: Any) -> str:
 
 
 async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path,
-                  requests: int = REQUESTS) -> dict[str, Any]:
-    """The figures of the workers started on ``dsn`` (see the module docstring)."""
-    workers = {svc: _start(svc, bootstrap, dsn, logdir) for svc in ("grid", "points", "assessment")}
+                  requests: int = REQUESTS, seconds: int = SECONDS) -> dict[str, Any]:
+    """The figures of the workers started on ``dsn`` (see the module docstring): each endpoint
+    loaded for ``seconds`` by wrk, else ``requests`` times by aiohttp."""
+    workers = {svc: _start(svc, bootstrap, dsn, logdir) for svc in ("grid", "points", "assessment", "orders")}
     out: dict[str, Any] = {}
     try:
         await asyncio.gather(*(w.wait_ready(180) for w in workers.values()))
         conn = aiohttp.TCPConnector(limit=CONCURRENCY)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as session:
             for name, (svc, tok, paths) in _endpoints(sample, requests).items():
-                out[name] = await load(session, workers[svc].url, paths, tok)
+                out[name] = await load(session, workers[svc].url, paths, tok, seconds)
             a = workers["assessment"].url
             times = []
             for i in range(PROVISIONAL_READS):
