@@ -251,10 +251,20 @@ def bulk(rows: Any) -> str:
     return orjson.dumps(rows).decode()
 
 
-async def with_history(conn: asyncpg.Connection, row_sql: str, history_sql: str, id: str) -> dict[str, Any] | None:
-    """The row ``row_sql`` finds for ``id`` with ``"history"``: the rows ``history_sql`` finds
-    for it (both take ``id`` as ``$1``); None when there is no such row."""
-    row = await conn.fetchrow(row_sql, id)
+async def with_history(conn: asyncpg.Connection, columns: str, source: str, history_columns: Sequence[str],
+                       history: str, *args: Any) -> dict[str, Any] | None:
+    """The row of ``SELECT <columns> <source>`` (``source``: ``FROM <table> WHERE ...``, its
+    parameters ``args``) with ``"history"``: the rows of ``history`` (``FROM <history table> h
+    WHERE <h's key = the table's> ORDER BY ...``), their ``history_columns`` each; None when
+    there is no such row.
+
+    One statement (the history an array of records beside the row): the row and its history
+    read one snapshot without a transaction around them, in one round trip where a snapshot
+    took four (BEGIN, the row, the history, COMMIT)."""
+    array = f"ARRAY(SELECT ROW({', '.join(f'h.{c}' for c in history_columns)}) {history})"
+    row = await conn.fetchrow(f"SELECT {columns}, {array} AS kit_history {source}", *args)
     if row is None:
         return None
-    return {**dict(row), "history": [dict(h) for h in await conn.fetch(history_sql, id)]}
+    out = dict(row)
+    out["history"] = [dict(zip(history_columns, h)) for h in out.pop("kit_history")]
+    return out

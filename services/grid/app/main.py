@@ -68,7 +68,7 @@ async def _case(conn, case_id: str, principal):
 
 
 rt.lookup("/v1/cases/{case_id}", path=api.CaseRef, out=api.CaseOut, fetch=_case, roles=CASE_READERS, scoped=True,
-          summary="A case with its full history (a case the caller may read: see the list).")
+          summary="A case with its full history (a case the caller may read: see the list).", one_statement=True)
 
 
 @rt.get("/v1/cases", query=api.CaseQuery, responses={200: api.CasePage}, roles=CASE_READERS)

@@ -11,7 +11,7 @@ import asyncpg
 from services.grid.domain import CaseStatus, PRIVATE_CATEGORIES, PUBLIC_COORDINATE_DECIMALS, PUBLIC_DISMISSAL_REASONS
 from schemas.codes import GridCode
 from services.kit.identity import Principal
-from services.kit.sql import Keyset, Paged, Where
+from services.kit.sql import Keyset, Paged, Where, with_history
 
 _CASE_FIELDS = (
     "case_id, status, category, grade, urgent, grid_id, community_id, street_id, description, lat, lon, address, "
@@ -112,12 +112,10 @@ async def get_case(conn: asyncpg.Connection, case_id: str, reader: Reader | None
     where = Where().equal(case_id=case_id)
     if reader is not None:
         reader.restrict(where)
-    row = await conn.fetchrow(f"SELECT {_CASE_FIELDS} FROM cases {where}", *where.args)
-    if row is None:
+    out = await with_history(conn, _CASE_FIELDS, f"FROM cases {where}", ("seq", "event_id", "type", "occurred_at", "data"),
+                             "FROM case_history h WHERE h.case_id = cases.case_id ORDER BY h.seq", *where.args)
+    if out is None:
         return None
-    history = await conn.fetch("SELECT seq, event_id, type, occurred_at, data FROM case_history WHERE case_id = $1 "
-                               "ORDER BY seq", case_id)
-    out = {**dict(row), "history": [dict(h) for h in history]}
     return reader.redact(out) if reader is not None else out
 
 

@@ -59,7 +59,7 @@ async def _member_for(conn, member_id: str, principal):
 
 
 rt.lookup("/v1/orders/{order_id}", path=api.OrderRef, out=api.OrderOut, fetch=_order_for, scoped=True,
-          roles=access.ORDER_READERS, summary="An order (服务订单) with its history.")
+          roles=access.ORDER_READERS, summary="An order (服务订单) with its history.", one_statement=True)
 
 
 @rt.get("/v1/orders", query=api.OrderQuery, responses={200: api.OrderPage}, roles=access.ORDER_READERS)

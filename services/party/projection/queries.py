@@ -17,9 +17,9 @@ _ORG_COLUMNS = """org_id, kind, parent_id, area_id, name, secretary_id, street_i
 async def get_org(conn: asyncpg.Connection, org_id: str) -> dict[str, Any] | None:
     """The organisation with its members (组织关系, 党员中心户), its child organisations and its
     history (every event, in order), or None."""
-    found = await with_history(conn, f"SELECT {_ORG_COLUMNS}, state FROM orgs WHERE org_id = $1",
-                               "SELECT event_id, type, at, data FROM org_history WHERE org_id = $1 ORDER BY seq",
-                               org_id)
+    found = await with_history(conn, f"{_ORG_COLUMNS}, state", "FROM orgs WHERE org_id = $1",
+                               ("event_id", "type", "at", "data"),
+                               "FROM org_history h WHERE h.org_id = orgs.org_id ORDER BY h.seq", org_id)
     if found is None:
         return None
     state = found.pop("state")

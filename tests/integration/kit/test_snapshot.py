@@ -120,3 +120,32 @@ async def test_a_headed_page_is_one_statement_whose_head_row_comes_with_an_empty
         assert (head, items, cursor) == ({"owner": "a", "n": 10}, [], None)
         await conn.execute("TRUNCATE headed_rows")
         assert await headed("a") == (None, [], None)
+
+
+async def test_a_row_with_its_history_is_one_statement(pool):
+    """``with_history``: the row and its history rows (typed, in order) in one statement; no
+    row, None; a row without history, an empty one."""
+    from services.kit.sql import with_history
+
+    async with pool.acquire() as conn:
+        await conn.execute("CREATE TABLE IF NOT EXISTS storied (id text PRIMARY KEY, v int NOT NULL)")
+        await conn.execute("CREATE TABLE IF NOT EXISTS storied_history (id text NOT NULL, seq int NOT NULL, "
+                           "at timestamptz NOT NULL, data jsonb NOT NULL, PRIMARY KEY (id, seq))")
+        await conn.execute("TRUNCATE storied, storied_history")
+        await conn.execute("INSERT INTO storied VALUES ('a', 1), ('b', 2)")
+        await conn.execute("""INSERT INTO storied_history VALUES ('a', 2, '2026-11-22 10:00:00.5+00', '{"x": [1, "é"]}'),
+                                  ('a', 1, '2026-11-22 09:00+00', '{}'), ('c', 1, now(), '{}')""")
+
+        async def read(id: str):
+            return await with_history(conn, "id, v", "FROM storied WHERE id = $1", ("seq", "at", "data"),
+                                      "FROM storied_history h WHERE h.id = storied.id ORDER BY h.seq", id)
+
+        await read("b")  # the connection's first array of records: asyncpg looks the types up once
+        async with statements_sent(conn) as sent:
+            a = await read("a")
+        assert len(sent) == 1
+        assert [h["seq"] for h in a["history"]] == [1, 2] and (a["id"], a["v"]) == ("a", 1)
+        assert a["history"][1]["data"] == {"x": [1, "é"]} and a["history"][1]["at"].microsecond == 500000
+        assert list(a) == ["id", "v", "history"] and set(a["history"][0]) == {"seq", "at", "data"}
+        assert (await read("b"))["history"] == []
+        assert await read("c") is None
