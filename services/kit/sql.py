@@ -251,6 +251,20 @@ def bulk(rows: Any) -> str:
     return orjson.dumps(rows).decode()
 
 
+def records(names: Sequence[str], source: str, exprs: dict[str, str] | None = None) -> str:
+    """SQL of an array of the rows of ``source`` (``FROM <table> h WHERE ... ORDER BY ...``,
+    correlated to the row it stands beside), each a record of ``names``: the column ``h.<name>``,
+    or its expression in ``exprs``. Read back with :func:`unpacked`: what a row's details (its
+    history, its posts) cost in its own statement, with no second round trip."""
+    exprs = exprs or {}
+    return f"ARRAY(SELECT ROW({', '.join(exprs.get(n, f'h.{n}') for n in names)}) {source})"
+
+
+def unpacked(names: Sequence[str], recs: Sequence[Any]) -> list[dict[str, Any]]:
+    """The records of a :func:`records` array as dicts of ``names``."""
+    return [dict(zip(names, r)) for r in recs]
+
+
 async def with_history(conn: asyncpg.Connection, columns: str, source: str, history_columns: Sequence[str],
                        history: str, *args: Any) -> dict[str, Any] | None:
     """The row of ``SELECT <columns> <source>`` (``source``: ``FROM <table> WHERE ...``, its
@@ -258,13 +272,12 @@ async def with_history(conn: asyncpg.Connection, columns: str, source: str, hist
     WHERE <h's key = the table's> ORDER BY ...``), their ``history_columns`` each; None when
     there is no such row.
 
-    One statement (the history an array of records beside the row): the row and its history
-    read one snapshot without a transaction around them, in one round trip where a snapshot
-    took four (BEGIN, the row, the history, COMMIT)."""
-    array = f"ARRAY(SELECT ROW({', '.join(f'h.{c}' for c in history_columns)}) {history})"
-    row = await conn.fetchrow(f"SELECT {columns}, {array} AS kit_history {source}", *args)
+    One statement (the history an array of records beside the row, :func:`records`): the row
+    and its history read one snapshot without a transaction around them, in one round trip
+    where a snapshot took four (BEGIN, the row, the history, COMMIT)."""
+    row = await conn.fetchrow(f"SELECT {columns}, {records(history_columns, history)} AS kit_history {source}", *args)
     if row is None:
         return None
     out = dict(row)
-    out["history"] = [dict(zip(history_columns, h)) for h in out.pop("kit_history")]
+    out["history"] = unpacked(history_columns, out.pop("kit_history"))
     return out

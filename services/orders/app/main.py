@@ -77,7 +77,7 @@ async def list_orders(req: Request[None, api.OrderQuery, None]):
 
 
 rt.lookup("/v1/members/{member_id}", path=api.MemberRef, out=api.MemberOut, fetch=_member_for, scoped=True,
-          roles=access.MEMBER_READERS,
+          roles=access.MEMBER_READERS, one_statement=True,
           summary="A member's registration (双报到), claimed posts (岗位认领) and open orders.")
 
 
@@ -94,7 +94,7 @@ def _community(req) -> str:
 async def community_needs(req: Request[api.CommunityRef, api.NeedsQuery, None]):
     """需求清单: the community's open orders by category."""
     community_id = _community(req)
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:  # one statement
         return await queries.community_needs(conn, community_id, per_category=req.query.per_category)
 
 
@@ -103,7 +103,7 @@ async def community_needs(req: Request[api.CommunityRef, api.NeedsQuery, None]):
 async def community_resources(req: Request[api.CommunityRef, None, None]):
     """资源清单: the community's claimed posts by category (members' names and work units)."""
     community_id = _community(req)
-    async with rt.snapshot() as conn:
+    async with rt.read() as conn:  # one statement
         return await queries.community_resources(conn, community_id)
 
 

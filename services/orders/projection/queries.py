@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from schemas.orders import CATEGORY_LABELS, OrderCategory
-from services.kit.sql import Keyset, Where, with_history
+from services.kit.sql import Keyset, Where, records, unpacked, with_history
 from services.orders.domain import AWAITING_DISPATCH, CANCELLABLE, HELD, OrderStatus
 
 _ORDER_COLUMNS = """order_id, status, category, community_id, grid_id, resident_id, description, source_case_id,
@@ -54,25 +54,31 @@ async def list_orders(conn: asyncpg.Connection, *, community_id: str | None = No
     return paged.answer(limit, offset)
 
 
+_ORDER_NAMES = tuple(c.strip() for c in _ORDER_COLUMNS.split(","))
+_POST_NAMES = ("post_id", "community_id", "categories", "capacity", "status", "title", "claimed_at", "released_at")
+
+
 async def get_member(conn: asyncpg.Connection, member_id: str) -> dict[str, Any] | None:
-    """A member's registration (双报到), posts (岗位认领, claimed and released) and open orders."""
+    """A member's registration (双报到), posts (岗位认领, claimed and released) and open orders,
+    in one statement (the posts and the orders arrays beside the member's row)."""
+    posts = records(_POST_NAMES, "FROM posts h WHERE h.member_id = m.member_id ORDER BY h.status, h.post_id",
+                    {"categories": "h.state->'categories'"})
+    held = records(_ORDER_NAMES, """FROM orders h WHERE h.assignee_id = m.member_id AND h.status = ANY($2::text[])
+                                    ORDER BY h.dispatched_at, h.order_id""")
     m = await conn.fetchrow(
-        """SELECT member_id, community_id, unit_id, name, unit_name, registered_at FROM members
-            WHERE member_id = $1""", member_id)
+        f"""SELECT member_id, community_id, unit_id, name, unit_name, registered_at, {posts} AS kit_posts,
+                   {held} AS kit_orders
+            FROM members m WHERE member_id = $1""", member_id, _HELD)
     if m is None:
         return None
-    posts = await conn.fetch(
-        """SELECT post_id, community_id, state->'categories' AS categories, capacity, status, title, claimed_at,
-                  released_at
-             FROM posts WHERE member_id = $1 ORDER BY status, post_id""", member_id)
-    open_orders = await conn.fetch(
-        f"""SELECT {_ORDER_COLUMNS} FROM orders WHERE assignee_id = $1 AND status = ANY($2::text[])
-            ORDER BY dispatched_at, order_id""", member_id, _HELD)
-    claimed = [dict(p) for p in posts if p["status"] == "claimed"]
+    out = dict(m)
+    all_posts = unpacked(_POST_NAMES, out.pop("kit_posts"))
+    open_orders = unpacked(_ORDER_NAMES, out.pop("kit_orders"))
+    claimed = [p for p in all_posts if p["status"] == "claimed"]
     return {
-        **dict(m),
+        **out,
         "posts": claimed,
-        "released_posts": [dict(p) for p in posts if p["status"] != "claimed"],
+        "released_posts": [p for p in all_posts if p["status"] != "claimed"],
         "capacity": sum(p["capacity"] for p in claimed),
         "open_order_count": len(open_orders),
         "open_orders": [_order(o) for o in open_orders],

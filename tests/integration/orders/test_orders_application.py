@@ -33,7 +33,7 @@ from services.orders.app.handler import OrdersHandler
 from services.orders.app.settings import MIGRATIONS, OrdersSettings
 from services.orders.domain import UnusableGridCase, order_id_for_case
 from services.orders.projection import queries
-from tests.support.db import migrated_pool
+from tests.support.db import migrated_pool, statements_sent
 from tests.support.kafka import command
 
 from .support import COMMUNITY, GRID, T0, grid_case, sender, uid
@@ -84,8 +84,13 @@ class App:
             return await queries.get_order(conn, order_id)
 
     async def member(self, member_id: str) -> dict:
+        """The member as the API reads it: one statement (checked), its posts and orders beside it."""
         async with self.pool.acquire() as conn:
-            return await queries.get_member(conn, member_id)
+            await queries.get_member(conn, "nobody")  # the connection's first arrays of records: types looked up
+            async with statements_sent(conn) as sent:
+                found = await queries.get_member(conn, member_id)
+            assert len(sent) == 1, sent
+            return found
 
     async def member_with_post(self, member: str, *categories: str, capacity: int = 3, community=COMMUNITY,
                                minutes: float = 0) -> UnitOfWork:
@@ -172,6 +177,7 @@ async def test_automatic_dispatch_prefers_the_least_loaded_member_and_counts_ope
     assert {o["order_id"] for o in a["open_orders"]} | {o["order_id"] for o in b["open_orders"]} == {
         f"o-load-{i}" for i in range(4)}
     assert a["posts"][0]["post_id"] == "post-m-a" and a["capacity"] == 3
+    assert a["posts"][0]["categories"] == ["daily_care"] and a["open_orders"][0]["category_label"]
 
 
 async def test_a_full_story_accept_complete_evaluate_carries_what_points_need(pool):
