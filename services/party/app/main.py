@@ -81,7 +81,7 @@ async def _org_for(conn, org_id: str, principal):
 
 
 rt.lookup("/v1/orgs/{org_id}", path=api.OrgRef, out=api.OrgOut, fetch=_org_for, scoped=True,
-          roles=access.READERS,
+          roles=access.READERS, one_statement=True,
           summary="A Party organisation (党组织) with its members (组织关系, 党员中心户), children and history.")
 
 

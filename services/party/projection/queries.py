@@ -7,30 +7,38 @@ from typing import Any
 import asyncpg
 
 from schemas.party import OrgKind
-from services.kit.sql import Keyset, Where, with_history
+from services.kit.sql import Keyset, Where, records, unpacked
 from services.party.domain import MIN_MEMBERS_FOR_BRANCH
 
 _ORG_COLUMNS = """org_id, kind, parent_id, area_id, name, secretary_id, street_id, community_id, grid_id,
     established_at, member_count, updated_at"""
 
 
+_HISTORY = ("event_id", "type", "at", "data")
+_MEMBER = ("member_id", "grid_id", "from_org_id", "attached_at")
+_CHILD = ("org_id", "kind", "area_id", "name")
+
+
 async def get_org(conn: asyncpg.Connection, org_id: str) -> dict[str, Any] | None:
     """The organisation with its members (组织关系, 党员中心户), its child organisations and its
-    history (every event, in order), or None."""
-    found = await with_history(conn, f"{_ORG_COLUMNS}, state", "FROM orgs WHERE org_id = $1",
-                               ("event_id", "type", "at", "data"),
-                               "FROM org_history h WHERE h.org_id = orgs.org_id ORDER BY h.seq", org_id)
-    if found is None:
+    history (every event, in order), or None. One statement: the history, the members and the
+    children are arrays beside the organisation's row."""
+    history = records(_HISTORY, "FROM org_history h WHERE h.org_id = o.org_id ORDER BY h.seq")
+    members = records(_MEMBER, "FROM org_members h WHERE h.org_id = o.org_id ORDER BY h.attached_at, h.member_id")
+    children = records(_CHILD, "FROM orgs h WHERE h.parent_id = o.org_id ORDER BY h.org_id")
+    row = await conn.fetchrow(
+        f"""SELECT {_ORG_COLUMNS}, state, {history} AS kit_history, {members} AS kit_members,
+                   {children} AS kit_children
+            FROM orgs o WHERE org_id = $1""", org_id)
+    if row is None:
         return None
+    found = dict(row)
     state = found.pop("state")
     central = set(state.get("central_households") or ())
-    members = await conn.fetch(
-        """SELECT member_id, grid_id, from_org_id, attached_at FROM org_members WHERE org_id = $1
-            ORDER BY attached_at, member_id""", org_id)
-    children = await conn.fetch("SELECT org_id, kind, area_id, name FROM orgs WHERE parent_id = $1 ORDER BY org_id",
-                                org_id)
-    found["members"] = [{**dict(m), "central_household": m["member_id"] in central} for m in members]
-    found["children"] = [dict(c) for c in children]
+    found["history"] = unpacked(_HISTORY, found.pop("kit_history"))
+    found["members"] = [{**m, "central_household": m["member_id"] in central}
+                        for m in unpacked(_MEMBER, found.pop("kit_members"))]
+    found["children"] = unpacked(_CHILD, found.pop("kit_children"))
     return found
 
 

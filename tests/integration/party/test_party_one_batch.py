@@ -78,3 +78,19 @@ async def test_a_meeting_and_a_commitment_after_their_organisation_in_the_same_b
     async with pool.acquire() as conn:
         held = await conn.fetch("SELECT org_id FROM org_life_log WHERE held ORDER BY org_id")
         assert [r["org_id"] for r in held] == ["o-c-each", "o-c-one"]
+
+
+async def test_an_organisation_is_read_with_its_history_members_and_children_in_one_statement(pool):
+    from services.party.projection import queries
+    from tests.support.db import statements_sent
+
+    await batch(pool, commands("read"), T0)
+    async with pool.acquire() as conn:
+        await queries.get_org(conn, "nobody")  # the connection's first arrays of records: types looked up
+        async with statements_sent(conn) as sent:
+            street, community = await queries.get_org(conn, "o-s-read"), await queries.get_org(conn, "o-c-read")
+    assert len(sent) == 2
+    assert [c["org_id"] for c in street["children"]] == ["o-c-read"] and street["members"] == []
+    assert [(m["member_id"], m["central_household"]) for m in community["members"]] == [("pm-read", False)]
+    assert [h["type"] for h in community["history"]][:2] == ["party.org.established.v1", "party.member.attached.v1"]
+    assert community["children"] == [] and "state" not in community
