@@ -144,7 +144,7 @@ async def _whistle(conn, whistle_id: str, principal):
 
 
 rt.lookup("/v1/whistles/{whistle_id}", path=whistles.WhistleRef, out=whistles.WhistleOut, fetch=_whistle,
-          roles=whistles.WHISTLE_READERS, scoped=True,
+          roles=whistles.WHISTLE_READERS, scoped=True, one_statement=True,
           summary="A whistle (吹哨) and each summoned department's report, missing record and rating.")
 
 

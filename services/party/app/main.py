@@ -138,7 +138,7 @@ async def _council_for(conn, council_id: str, principal):
 
 
 rt.lookup("/v1/councils/{council_id}", path=councils.CouncilRef, out=councils.CouncilOut, fetch=_council_for,
-          scoped=True, roles=access.READERS,
+          scoped=True, roles=access.READERS, one_statement=True,
           summary="A regional council (大工委 / 大党委): its compositions, meetings and resolutions.")
 
 
