@@ -106,13 +106,17 @@ class Reader:
         return row
 
 
+_HISTORY = ("seq", "event_id", "type", "occurred_at", "data")
+"""What a case's answer shows of each entry of its history."""
+
+
 async def get_case(conn: asyncpg.Connection, case_id: str, reader: Reader | None = None) -> dict[str, Any] | None:
     """A case row with its full history (events in order), or None; with ``reader``, None also
     for a case the reader may not read."""
     where = Where().equal(case_id=case_id)
     if reader is not None:
         reader.restrict(where)
-    out = await with_history(conn, _CASE_FIELDS, f"FROM cases {where}", ("seq", "event_id", "type", "occurred_at", "data"),
+    out = await with_history(conn, _CASE_FIELDS, f"FROM cases {where}", _HISTORY,
                              "FROM case_history h WHERE h.case_id = cases.case_id ORDER BY h.seq", *where.args)
     if out is None:
         return None

@@ -30,7 +30,8 @@ def _order(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
 
 async def get_order(conn: asyncpg.Connection, order_id: str) -> dict[str, Any] | None:
     """The order with its history (every event, in order), or None."""
-    found = await with_history(conn, _ORDER_COLUMNS, "FROM orders WHERE order_id = $1", ("event_id", "type", "at", "data"),
+    found = await with_history(conn, _ORDER_COLUMNS, "FROM orders WHERE order_id = $1",
+                               ("event_id", "type", "at", "data"),
                                "FROM order_history h WHERE h.order_id = orders.order_id ORDER BY h.seq", order_id)
     return None if found is None else _order(found)
 

@@ -133,7 +133,8 @@ async def test_a_row_with_its_history_is_one_statement(pool):
                            "at timestamptz NOT NULL, data jsonb NOT NULL, PRIMARY KEY (id, seq))")
         await conn.execute("TRUNCATE storied, storied_history")
         await conn.execute("INSERT INTO storied VALUES ('a', 1), ('b', 2)")
-        await conn.execute("""INSERT INTO storied_history VALUES ('a', 2, '2026-11-22 10:00:00.5+00', '{"x": [1, "é"]}'),
+        await conn.execute("""INSERT INTO storied_history VALUES
+                                  ('a', 2, '2026-11-22 10:00:00.5+00', '{"x": [1, "é"]}'),
                                   ('a', 1, '2026-11-22 09:00+00', '{}'), ('c', 1, now(), '{}')""")
 
         async def read(id: str):
