@@ -4,7 +4,7 @@
 The history is database ``history`` of the embedded PostgreSQL under ``var/history`` (what
 ``make history`` leaves), else ``DATABASE_URL``. An empty database with the same migrations is
 created beside it (``history_empty``, replaced each run). On an embedded broker, the grid,
-points, assessment and orders workers start on each database in turn (as the launcher starts
+points, assessment, orders and party workers start on each database in turn (as the launcher starts
 them, with signed development tokens of the test identity), and:
 
 - each read endpoint is loaded over 32 concurrent connections: with ``wrk`` (one thread,
@@ -22,8 +22,8 @@ them, with signed development tokens of the test identity), and:
 
 Then, when the history was made with its events topics (``make history TOPICS=1``: the dump
 ``var/history/topics.tsv.gz``), the rebuild of each service whose input topics those hold
-(points: the grid's and the orders' events; assessment: the grid's, the orders' and the
-points' events): the dump is loaded into an embedded broker under ``var/history/kafka`` (its
+(points: the grid's and the orders' events; assessment: the grid's, the orders', the points'
+and the party's events): the dump is loaded into an embedded broker under ``var/history/kafka`` (its
 seconds reported), and ``python -m services.<svc>.app rebuild`` runs for each service into a
 database of its own (``history_rebuild_<svc>``, replaced each run), never into the history:
 records, seconds and records/s. With ``KAFKA_BOOTSTRAP_SERVERS`` the topics are read there
@@ -148,6 +148,11 @@ async def sample_of(dsn: str) -> dict[str, Any]:
         communities = [r[0] for r in await conn.fetch("SELECT DISTINCT community_id FROM orders.orders")]
         members = [r[0] for r in await conn.fetch(
             "SELECT member_id FROM orders.members ORDER BY random() LIMIT 200")]
+        orgs = [r[0] for r in await conn.fetch(
+            "SELECT org_id FROM party.orgs WHERE kind <> 'street_working_committee' ORDER BY random() LIMIT 200")]
+        councils = [r[0] for r in await conn.fetch("SELECT council_id FROM party.councils ORDER BY council_id")]
+        streets = [r[0] for r in await conn.fetch(
+            "SELECT area_id FROM party.orgs WHERE kind = 'street_working_committee' ORDER BY area_id")]
         scored = [r[0] for r in await conn.fetch(
             "SELECT entity_id FROM assessment.scorecards WHERE entity_type = 'grid' AND period = $1", months[0])
                   ] if months else []
@@ -162,18 +167,22 @@ async def sample_of(dsn: str) -> dict[str, Any]:
                 "event_log": await conn.fetchval("SELECT count(*) FROM assessment.event_log"),
                 "facts": await conn.fetchval("SELECT count(*) FROM assessment.facts"),
                 "scorecards": await conn.fetchval("SELECT count(*) FROM assessment.scorecards"),
-                "closed_months": len(months)}
+                "closed_months": len(months),
+                "orgs": await conn.fetchval("SELECT count(*) FROM party.orgs"),
+                "org_life": await conn.fetchval("SELECT count(*) FROM party.org_life_log")}
     finally:
         await conn.close()
     if not (cases and residents and months and quarters and orders and members):
         raise SystemExit("the history is empty: run make history first")
     return {"cases": cases, "grids": grids, "residents": residents, "merchants": merchants or residents,
             "orders": orders, "communities": communities, "members": members,
+            "orgs": orgs, "councils": councils, "streets": streets,
             "scored_grids": scored or grids, "open_grids": open_grids or grids, "month": months[0], "quarter": quarters[0], "open_month": open_month or months[0], "size": size}
 
 
 def _endpoints(s: dict[str, Any], n: int) -> dict[str, tuple[str, str, list[str]]]:
-    """name -> (service, token, paths), ``n`` paths each (cycling over the sample)."""
+    """name -> (service, token, paths), ``n`` paths each (cycling over the sample); the party's
+    only when the history has its organisations (a history made before it had none)."""
     def cyc(fmt: str, xs: list[str]) -> list[str]:
         return [fmt.format(xs[i % len(xs)]) for i in range(n)]
     m = s["month"]
@@ -195,7 +204,15 @@ def _endpoints(s: dict[str, Any], n: int) -> dict[str, tuple[str, str, list[str]
         "orders.member": ("orders", AUDITOR, cyc("/v1/members/{}", s["members"])),
         "orders.needs": ("orders", AUDITOR, cyc("/v1/communities/{}/needs", s["communities"])),
         "orders.resources": ("orders", AUDITOR, cyc("/v1/communities/{}/resources", s["communities"])),
-    }
+    } | ({
+        "party.org": ("party", AUDITOR, cyc("/v1/orgs/{}", s["orgs"])),
+        "party.orgs": ("party", AUDITOR, cyc("/v1/orgs?limit=50&area_id={}", s["communities"])),
+        "party.life": ("party", AUDITOR, cyc("/v1/orgs/{}/life", s["orgs"])),
+        "party.coverage": ("party", AUDITOR, cyc("/v1/coverage?street_id={}", s["streets"])),
+        "party.council": ("party", AUDITOR, cyc("/v1/councils/{}", s["councils"])),
+        "party.units": ("party", AUDITOR, cyc("/v1/units?limit=50&community_id={}", s["communities"])),
+        "party.projects": ("party", AUDITOR, cyc("/v1/projects?limit=50&community_id={}", s["communities"])),
+    } if s.get("orgs") and s.get("councils") else {})
 
 
 def _start(service: str, bootstrap: str, dsn: str, logdir: Path) -> Worker:
@@ -229,13 +246,15 @@ async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path
                   requests: int = REQUESTS, seconds: int = SECONDS) -> dict[str, Any]:
     """The figures of the workers started on ``dsn`` (see the module docstring): each endpoint
     loaded for ``seconds`` by wrk, else ``requests`` times by aiohttp."""
-    workers = {svc: _start(svc, bootstrap, dsn, logdir) for svc in ("grid", "points", "assessment", "orders")}
+    endpoints = _endpoints(sample, requests)
+    services = {"grid", "points", "assessment", "orders"} | {svc for svc, _, _ in endpoints.values()}
+    workers = {svc: _start(svc, bootstrap, dsn, logdir) for svc in sorted(services)}
     out: dict[str, Any] = {}
     try:
         await asyncio.gather(*(w.wait_ready(180) for w in workers.values()))
         conn = aiohttp.TCPConnector(limit=CONCURRENCY)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as session:
-            for name, (svc, tok, paths) in _endpoints(sample, requests).items():
+            for name, (svc, tok, paths) in endpoints.items():
                 out[name] = await load(session, workers[svc].url, paths, tok, seconds)
             a = workers["assessment"].url
             times = []

@@ -89,6 +89,7 @@ from services.points.domain.transfers import (
 from services.points.domain import EarningRules
 from schemas.orders import OrderEvaluated
 from tests.history.orders import OrdersWorld
+from tests.history.party import PartyWorld
 from tests.history.topics import Pub, in_time_order, produce, read_dump, write_dump
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -430,7 +431,10 @@ async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
             await _write_orders(conn, orders, plan, progress)
             await _write_points(conn, ledger, postings, orders, report_rows, progress)
             del report_rows
-            pubs = in_time_order(pubs + orders.pubs + ledger.pubs)
+            party = PartyWorld(plan, random.Random(plan.seed + 5), seq, world.grids)
+            party.plan_all(orders.pubs)
+            await _write_party(dsn, party, progress)
+            pubs = in_time_order(pubs + orders.pubs + ledger.pubs + party.pubs)
             pubs += await _write_assessment(conn, dsn, plan, pubs, seq, progress)
         await conn.execute("ANALYZE")
         counts = {
@@ -445,6 +449,12 @@ async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
             "facts": await conn.fetchval("SELECT count(*) FROM assessment.facts"),
             "scorecards": await conn.fetchval("SELECT count(*) FROM assessment.scorecards"),
             "closed_periods": await conn.fetchval("SELECT count(*) FROM assessment.period_closes"),
+            "orgs": await conn.fetchval("SELECT count(*) FROM party.orgs"),
+            "org_life": await conn.fetchval("SELECT count(*) FROM party.org_life_log"),
+            "councils": await conn.fetchval("SELECT count(*) FROM party.councils"),
+            "projects": await conn.fetchval("SELECT count(*) FROM party.projects"),
+            "party_messages": party.handled,
+            "party_events": len(party.pubs),
         }
     finally:
         await conn.close()
@@ -599,6 +609,17 @@ async def _write_points(conn: asyncpg.Connection, ledger: Ledger, postings: list
                 [(o, *f) for o, f in orders.facts.items()])
     await _copy(conn, "points", "grid_reports", ("case_id", "reported", "outcome", "registered", "registered_source",
                                                  "registered_id", "registered_at", "awarded"), report_rows)
+
+
+async def _write_party(dsn: str, party: PartyWorld, progress: Progress) -> None:
+    """The party's history, handled by the party worker's handler (:mod:`tests.history.party`)."""
+    pool = await create_pool(dsn, "party", service="party", max_size=1)
+    try:
+        task = progress.add_task("party: commands, events, timers (handler)", total=party.planned())
+        async with pool.acquire() as c:
+            await party.run(c, progress, task)
+    finally:
+        await pool.close()
 
 
 async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs: list[Pub], seq: itertools.count,

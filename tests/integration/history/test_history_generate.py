@@ -18,6 +18,7 @@ from services.assessment.domain.history import fold
 from services.assessment.domain.publication import scheme_in_force
 from services.assessment.projection import store
 from schemas.envelope import decode
+from schemas.party import OrgKind
 from schemas.registry import model_for
 from services.assessment.domain.facts.core import occurred_at
 from services.assessment.domain.history import CONSUMED
@@ -26,6 +27,7 @@ from services.kit.db import create_pool
 from services.kit.infra import EmbeddedKafka
 from services.kit.provision import provision
 from services.kit.settings import ServiceSettings
+from services.party.domain.org import ORG_EVENTS
 from services.orders.domain import OrderState, evolve, order_id_for_case
 from services.points.domain import EarningRules
 from services.points.domain.rules import SourceKind
@@ -37,7 +39,7 @@ from tests.history.topics import read_topic
 # 200 cases over three years: points earned in the first year expire (by the expiry timer) in the third
 PLAN = Plan(years=3, scale=0.00004, end=datetime(2026, 11, 20, 9, tzinfo=SH))
 SKEW = ServiceSettings.model_fields["event_time_max_skew_seconds"].default
-TOPICS = ("grid.events.v1", "orders.events.v1", "points.events.v1", "assessment.events.v1")
+TOPICS = ("grid.events.v1", "orders.events.v1", "points.events.v1", "assessment.events.v1", "party.events.v1")
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +73,7 @@ async def test_counts_follow_the_plan(history):
     assert out["postings"] > 0 and out["accounts"] > 0 and out["scorecards"] > 0
     assert out["closed_periods"] == 36 + 12 + 3  # the months, quarters and years that ended
     assert out["orders"] > 0 and out["members"] > 0
+    assert out["orgs"] > 0 and out["org_life"] > 0 and out["councils"] > 0 and out["projects"] > 0
     assert sum(out["topics"]["records"].values()) > out["case_history"]
 
 
@@ -267,6 +270,12 @@ async def test_topics_hold_what_the_tables_say(history, records, topics_broker):
             "SELECT envelope_id FROM assessment.scorecards")}
         assert of("assessment.events.v1", "assessment.alert.") == {r[0] for r in await conn.fetch(
             "SELECT envelope_id FROM assessment.alerts")}
+        party = {m.id: m for _, m in records["party.events.v1"]}
+        org_events = {i for i, m in party.items() if type(m.payload) in ORG_EVENTS}
+        assert org_events and org_events <= {r[0] for r in await conn.fetch(
+            "SELECT event_id FROM party.org_history")} <= set(party)
+        assert of("party.events.v1", "party.org_life.") == {r[0] for r in await conn.fetch(
+            "SELECT event_id FROM party.org_life_log")}
         logged = {(r[0], r[1]) for r in await conn.fetch("SELECT source, id FROM assessment.event_log")}
     finally:
         await conn.close()
@@ -311,13 +320,50 @@ async def test_points_and_assessment_rebuild_from_the_topics(history, topics_bro
         assert generated and rebuilt == generated, sql
 
 
+async def test_party_is_what_its_handler_made(history, records):
+    """The party's tree covers the district (a grid branch in every grid by the end), every
+    organisation either held or was reported missing every meeting its kinds require in each
+    period closed by the timer's last round, the councils took effect and met, and what the
+    topic holds covers the life of a Party organisation (transfers, 党员中心户, 单位报到 and
+    agreements, projects to their rating, commitments, members' follow-up)."""
+    from services.party.app.life import load_life_policy
+    from services.party.app.settings import PartySettings
+    from services.party.domain.life import closed_periods
+
+    url, _ = history
+    policy = load_life_policy(PartySettings().org_life_path)
+    conn = await asyncpg.connect(url)
+    try:
+        orgs = await conn.fetch("SELECT org_id, kind, grid_id, established_at FROM party.orgs")
+        logged = {(r[0], r[1], r[2]) for r in await conn.fetch("SELECT org_id, kind, period FROM party.org_life_log")}
+        grids = {r[0] for r in await conn.fetch("SELECT DISTINCT grid_id FROM grid.cases")}
+        councils = await conn.fetch("SELECT council_id, state FROM party.councils")
+    finally:
+        await conn.close()
+    assert {o["grid_id"] for o in orgs if o["kind"] == "grid_branch"} >= grids
+    last_round = PLAN.end.astimezone(SH).replace(day=1, hour=0, minute=30, second=0, microsecond=0)
+    due = {(o["org_id"], k.value, p) for o in orgs for k in policy.kinds_for(OrgKind(o["kind"]))
+           for p in closed_periods(o["established_at"], last_round, policy.frequencies[k].every)}
+    assert due and due <= logged
+    assert len(councils) == len({o["org_id"] for o in orgs if o["kind"] == "community_committee"}) + len(
+        {o["org_id"] for o in orgs if o["kind"] == "street_working_committee"})
+    types = Counter(m.type for _, m in records["party.events.v1"])
+    for t in ("party.council.effective.v1", "party.meeting.held.v1", "party.resolution.completed.v1",
+              "party.resolution.overdue.v1", "party.member.detached.v1", "party.household.marked.v1",
+              "party.unit.reported.v1", "party.agreement.signed.v1", "party.project.rated.v1",
+              "party.commitment.rated.v1", "party.org_life.held.v1", "party.org_life.overdue.v1",
+              "party.member.feedback.v1"):
+        assert types[t] > 0, (t, types)
+    assert not any(t.endswith(".command.rejected.v1") for t in types)
+
+
 async def test_the_bench_measures_every_figure(history, module_kafka, tmp_path):
     url, _ = history
     sample = await sample_of(url)
     out = await measure(url, module_kafka, sample, tmp_path, requests=32, seconds=1)
     reads = {k: v for k, v in out.items() if "p99_ms" in v}
     assert set(reads) == set(_endpoints(sample, 1)) and {k.split(".")[0] for k in reads} == {
-        "grid", "points", "assessment", "orders"}
+        "grid", "points", "assessment", "orders", "party"}
     for name, v in reads.items():
         assert 0 < v["p50_ms"] <= v["p99_ms"] and set(v["status"]) <= {200}, (name, v)
     assert out["provisional_scorecard"]["status"] == 200, out["provisional_scorecard"]
