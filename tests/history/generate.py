@@ -24,6 +24,10 @@ services run them at start-up. Then the projections are filled, in chunks, with 
   triggers keep the balances and the running totals (one statement per chunk), so the
   incremental and full ledger checks hold. ``order_facts`` and ``grid_reports`` hold what the
   worker keeps of the orders and the cases until they decide an award.
+- party: its commands, the orders events it consumes and its timers, handled in time order by the
+  party worker's own handler on the kit's path, one transaction a batch
+  (:mod:`tests.history.party`): the tree of organisations, members and their transfers,
+  organisational life, the regional councils, units, projects and commitments.
 - assessment: the events above that it consumes enter ``event_log`` as the worker records them,
   are folded into ``facts`` and ``refs`` by the service's own fold, and every period that ended
   is closed as the period-close timer closes it (scorecards, alerts, ``period_closes``; the
@@ -35,7 +39,7 @@ that name events name those ids. With ``--topics`` (``TOPICS=1``; the default up
 the events topics of ``KAFKA_BOOTSTRAP_SERVERS`` when it is set (:mod:`tests.history.topics`);
 ``make bench-history`` rebuilds points and assessment from them. The intake topics stay empty
 (what the commands were is not kept), and nothing is written to an outbox, so a worker started
-on the result publishes nothing from the past. Party keeps its (empty) schema.
+on the result publishes nothing from the past.
 
 ``SCALE`` 1.0 is a large district over ``YEARS`` 5: about 5 M cases, 500,000 residents who may
 report, 2,000 merchants, 3,000 members, about 1 M orders (half from the cases); the postings
