@@ -10,6 +10,7 @@ executing (:class:`Planner`), so what is checked is exactly the SQL the routes s
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 import json
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ async def test_orders_and_party_lists_use_their_indexes(database_url):
     from services.orders.app import access as orders_access
     from services.orders.projection import queries as orders
     from services.party.app import access as party_access
-    from services.party.projection import councils
+    from services.party.projection import councils, life
     from services.party.projection import queries as party
 
     conn = await migrated(database_url, "orders")
@@ -212,16 +213,22 @@ async def test_orders_and_party_lists_use_their_indexes(database_url):
             SELECT 'u-' || i, 1, '{{}}', 'n', community_id FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;
             INSERT INTO projects (project_id, version, state, community_id, status, posted_at)
             SELECT 'pr-' || i, 1, '{{}}', community_id, (ARRAY['posted','claimed','completed','rated'])[i % 4 + 1], at
-            FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;""", "orgs", "units", "projects")
+            FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;
+            INSERT INTO org_life_log (event_id, org_id, kind, held, meeting_id, period, held_at, attendees, absentees, at)
+            SELECT 'e-' || i, 'org-' || (i % 500), 'theme_day', i % 7 <> 0, 'm-' || i, to_char(at, 'YYYY-MM'), at, 5, 1, at
+            FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;""", "orgs", "units", "projects", "org_life_log")
         officer = principal("street_officer", streets={STREET})
-        await check(conn, {"orgs", "units", "projects"},
+        await check(conn, {"orgs", "units", "projects", "org_life_log"},
                     *[lambda c, kw=kw, a=a: party.list_orgs(c, cursor=a, **kw) for a in (None, cursor(party.ORG_ORDER, org_id="org-5"))
                       for kw in ({}, {"kind": "grid_branch"}, {"area_id": COMMUNITY}, {"parent_id": "org-7"},
                                  {"restrict": lambda w: party_access.org_filter(w, officer)})],
                     lambda c: councils.list_units(c, COMMUNITY),
                     lambda c: councils.list_units(c, COMMUNITY, cursor=cursor(councils.UNIT_ORDER, unit_id="u-5")),
                     lambda c: councils.list_projects(c, COMMUNITY),
-                    lambda c: councils.list_projects(c, COMMUNITY, status="posted"))
+                    lambda c: councils.list_projects(c, COMMUNITY, status="posted"),
+                    *[lambda c, p=p, a=a: life.life_page(c, "org-7", p, 100, cursor=a) for p in (None, "2023-05")
+                      for a in (None, cursor(life.LIFE_ORDER, period="2023-05", at=datetime(2023, 5, 2, tzinfo=timezone.utc),
+                                             event_id="e-9"))])
     finally:
         await conn.close()
 

@@ -33,6 +33,7 @@ from schemas.party import FulfilCommitment, MakeCommitment, OrgLifeKind, RateCom
 from services.kit.errors import NotFound
 from services.kit.handlers import handles, prepares
 from services.kit.locks import advisory_locks
+from services.kit.routes import Page
 from services.kit.uow import UnitOfWork
 from services.party.domain.life import (
     LifeContext, OrgLifePolicy, OrgRef, decide_commitment, decide_org_life, evolve_commitment, evolve_org_life,
@@ -226,7 +227,7 @@ class LifeSteps:
 # -- the life route -----------------------------------------------------------------------------
 
 
-class LifeQuery(BaseModel):
+class LifeQuery(Page.sized(100, 500)):
     period: str | None = Field(None, pattern=r"^[0-9]{4}-(0[1-9]|1[0-2]|Q[1-4])$",
                                description="a Shanghai month (2026-11) or quarter (2026-Q4); every period when absent")
 
@@ -242,15 +243,23 @@ class LifeEntry(BaseModel):
     attendees: int | None
     absentees: int | None
     at: datetime = Field(description="when it was recorded, or reported overdue")
+    event_id: str = Field(description="the event that recorded it (party.org_life.held.v1 / .overdue.v1)")
 
 
 class LifeOut(BaseModel):
-    """组织生活: an organisation's meetings held and periods missed."""
+    """组织生活: an organisation's meetings held and periods missed (of ``period``, else of every
+    period), newest period first, within a period the latest recorded first, a page at a time;
+    ``held`` and ``missed`` count them all."""
 
     org_id: str
     period: str | None
-    held: int
-    missed: int
+    held: int = Field(description="meetings held, on every page")
+    missed: int = Field(description="periods missed (reported overdue), on every page")
+    total: int = Field(description="held + missed")
+    total_exact: bool
+    limit: int
+    offset: int
+    next_cursor: str | None = Field(description="the `cursor` of the next page; null on the last page")
     entries: list[LifeEntry]
 
 

@@ -109,14 +109,19 @@ async def coverage_of_street(req: Request[None, api.CoverageQuery, None]):
 @rt.get("/v1/orgs/{org_id}/life", path=api.OrgRef, query=life.LifeQuery, responses={200: life.LifeOut},
         roles=access.READERS)
 async def org_life_of(req: Request[api.OrgRef, life.LifeQuery, None]):
-    """组织生活: an organisation's meetings held and periods missed (reported overdue), of one period
-    or all. An organisation outside the caller's scope is a 404, like an unknown one."""
-    org_id, period = req.path.org_id, req.query.period
-    async with rt.snapshot() as conn:
-        found(await _org_for(conn, org_id, req.principal), "org", org_id, "org_id")
-        entries = await life_db.life_of(conn, org_id, period)
-    return {"org_id": org_id, "period": period, "held": sum(1 for e in entries if e["held"]),
-            "missed": sum(1 for e in entries if not e["held"]), "entries": entries}
+    """组织生活: an organisation's meetings held and periods missed, of one period or all, newest
+    first, a page at a time (``next_cursor``), with the counts of all of them. An organisation
+    outside the caller's scope is a 404, like an unknown one."""
+    org_id, q = req.path.org_id, req.query
+    async with rt.read() as conn:  # the organisation, its counts and the page: one statement
+        org, entries, next_cursor = await life_db.life_page(conn, org_id, q.period, q.limit, q.offset, q.cursor)
+    if org is not None and not access.may_read(req.principal, org["grid_id"] or org["community_id"]
+                                               or org["street_id"]):
+        org = None
+    found(org, "org", org_id, "org_id")
+    return {"org_id": org_id, "period": q.period, "held": org["held"], "missed": org["missed"],
+            "total": org["held"] + org["missed"], "total_exact": True, "limit": q.limit, "offset": q.offset,
+            "next_cursor": next_cursor, "entries": entries}
 
 # -- 区域化党建 and 双报到 of units: the council timer and queries ----------------------------------
 # Who reads: an auditor everything; a party secretary and a community or street officer the

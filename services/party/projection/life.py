@@ -17,6 +17,7 @@ import asyncpg
 
 from schemas.envelope import Emitted
 from services.kit.aggregates import AggregateStore
+from services.kit.sql import Keyset, Where
 from services.party.domain.life import CommitmentsState, OrgLifePolicy, OrgLifeState, OrgRef, period_of
 from services.party.domain.members import MemberFollowUp, OrderTally, quarter_bounds
 
@@ -154,16 +155,27 @@ async def tallies(conn: asyncpg.Connection, quarter: str, member_ids: Iterable[s
             for r in rows}
 
 
-async def life_of(conn: asyncpg.Connection, org_id: str, period: str | None) -> list[dict[str, Any]]:
-    """The organisation's meetings held and periods missed (of ``period`` when given), in order."""
-    where, args = "org_id = $1", [org_id]
-    if period:
-        where += " AND period = $2"
-        args.append(period)
-    rows = await conn.fetch(
-        f"""SELECT kind, held, meeting_id, period, held_at, attendees, absentees, at FROM org_life_log
-             WHERE {where} ORDER BY period, kind, held DESC, held_at NULLS LAST, event_id""", *args)
-    return [dict(r) for r in rows]
+LIFE_ORDER = Keyset(("period", "at", "event_id"), (str, datetime, str), descending=True)
+"""An organisation's life newest period first, within a period the latest recorded first
+(the index ``org_life_log_keyset``)."""
+
+_LIFE_COLUMNS = "kind, held, meeting_id, period, held_at, attendees, absentees, at, event_id"
+
+
+async def life_page(conn: asyncpg.Connection, org_id: str, period: str | None, limit: int, offset: int = 0,
+                    cursor: str | None = None) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str | None]:
+    """(the organisation's area codes with its meetings ``held`` and periods ``missed``, of
+    ``period`` when given, else of every period: None for an unknown organisation; one page of
+    its meetings held and periods missed in :data:`LIFE_ORDER`; the cursor of the next page), in
+    one statement: the caller checks the reader against the area before answering."""
+    where = Where().equal(org_id=org_id, period=period)
+    head = f"""SELECT o.street_id, o.community_id, o.grid_id, n.held, n.missed FROM orgs o,
+                 LATERAL (SELECT (count(*) FILTER (WHERE held))::int AS held,
+                                 (count(*) FILTER (WHERE NOT held))::int AS missed
+                            FROM org_life_log {where}) AS n
+                WHERE o.org_id = $1"""
+    return await where.headed_page(conn, head, f"SELECT {_LIFE_COLUMNS} FROM org_life_log", LIFE_ORDER, limit,
+                                   offset, cursor)
 
 
 @dataclass

@@ -113,7 +113,7 @@ async def test_a_meeting_held_and_a_missed_month_reported_once(sim, module_kafka
 
     status, life = await http("GET", f"{w.url}/v1/orgs/{community}/life?period={period}", token=READER)
     assert status == 200, life
-    assert (life["held"], life["missed"]) == (1, 1), life
+    assert (life["held"], life["missed"], life["total"], life["next_cursor"]) == (1, 1, 2, None), life
     assert {(e["kind"], e["held"]) for e in life["entries"]} == {("theme_day", True), ("committee_meeting", False)}
     assert (await http("GET", f"{w.url}/v1/orgs/{community}/life", token=OUTSIDER))[0] == 404
 
