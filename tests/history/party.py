@@ -248,13 +248,12 @@ class PartyWorld:
         self._cmd(at, c, ReportUnit(unit_id=unit, name=f"驻区单位{unit[5:]}", community_id=c,
                                     resources=("会议室", "志愿者")))
         signed = self._days(at, 3, 40)
-        n = 0
         while signed < self.plan.end:
             until = signed + timedelta(days=365)
             self._cmd(signed, c, SignAgreement(agreement_id=f"agr-{c}-{unit}", unit_id=unit, community_id=c,
                                                commitments=("共建党建阵地", "志愿服务"), valid_from=signed,
                                                valid_until=until))
-            signed, n = until - timedelta(days=self.rng.uniform(0, 20)), n + 1
+            signed = until - timedelta(days=self.rng.uniform(0, 20))  # renewed before it runs out
 
     def _plan_commitments(self, member_id: str, c: str, attached: datetime) -> None:
         rng = self.rng
