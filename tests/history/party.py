@@ -492,6 +492,9 @@ class PartyWorld:
         self.ticks += 1
 
     def _publish(self, uow: _Recording) -> None:
+        # a message undone would have dropped its envelopes but not its payloads: none is undone
+        # here (a refusal or a fault stops the generator), which this keeps true
+        assert len(uow.payloads) == len(uow.emitted), "an emitted event was undone"
         for env, payload in zip(uow.emitted, uow.payloads):
             self.pubs.append(Pub(env.time, next(self.seq), SERVICE, env.id, payload, env.causationid,
                                  env.correlationid))

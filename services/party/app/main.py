@@ -74,10 +74,14 @@ async def refresh_life_metrics(uow: UnitOfWork) -> None:
 # else is a 404 (a single object) or left out (a list), so that existence does not leak.
 
 
-async def _org_for(conn, org_id: str, principal):
-    org = await queries.get_org(conn, org_id)
+def _readable(org: dict | None, principal) -> dict | None:
+    """``org`` (a row with its area codes) when ``principal`` may read it, else None."""
     return org if org is not None and access.may_read(principal, org["grid_id"] or org["community_id"]
                                                       or org["street_id"]) else None
+
+
+async def _org_for(conn, org_id: str, principal):
+    return _readable(await queries.get_org(conn, org_id), principal)
 
 
 rt.lookup("/v1/orgs/{org_id}", path=api.OrgRef, out=api.OrgOut, fetch=_org_for, scoped=True,
@@ -115,10 +119,7 @@ async def org_life_of(req: Request[api.OrgRef, life.LifeQuery, None]):
     org_id, q = req.path.org_id, req.query
     async with rt.read() as conn:  # the organisation, its counts and the page: one statement
         org, entries, next_cursor = await life_db.life_page(conn, org_id, q.period, q.limit, q.offset, q.cursor)
-    if org is not None and not access.may_read(req.principal, org["grid_id"] or org["community_id"]
-                                               or org["street_id"]):
-        org = None
-    found(org, "org", org_id, "org_id")
+    org = found(_readable(org, req.principal), "org", org_id, "org_id")
     return {"org_id": org_id, "period": q.period, "held": org["held"], "missed": org["missed"],
             "total": org["held"] + org["missed"], "total_exact": True, "limit": q.limit, "offset": q.offset,
             "next_cursor": next_cursor, "entries": entries}
