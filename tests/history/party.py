@@ -58,6 +58,7 @@ import asyncpg
 
 from schemas.codes import community_id_of, street_id_of
 from schemas.envelope import Message, envelope_for
+from schemas.registry import model_for
 from schemas.orders import MemberMoved, MemberRegistered, OrderCompleted, OrderEvaluated
 from schemas.party import (
     AttachMember, ClaimProject, CompleteProject, CompleteResolution, CouncilLevel, CouncilSeat, EstablishOrg,
@@ -71,6 +72,7 @@ from services.kit.runtime import user_source
 from services.kit.uow import UnitOfWork
 from services.party.app.handler import PartyHandler
 from services.party.app.settings import PartySettings
+from tests.history.orders import _uuid
 from tests.history.topics import Pub
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -96,19 +98,6 @@ class _Council:
     compositions: list[tuple[datetime, tuple[CouncilSeat, ...]]]  # (effective from, seats)
 
 
-class _Recording(UnitOfWork):
-    """The worker's unit of work, keeping the payloads it emits (the pubs of the history)."""
-
-    def __init__(self, *a: Any, **kw: Any):
-        super().__init__(*a, **kw)
-        self.payloads: list[Any] = []
-
-    def emit(self, payload, **kw):
-        env = super().emit(payload, **kw)
-        self.payloads.append(payload)
-        return env
-
-
 class PartyWorld:
     """The party's history, planned in time order and handled by the party worker's handler."""
 
@@ -123,7 +112,6 @@ class PartyWorld:
         self.streets = sorted({street_id_of(c) for c in self.communities})
         self.pubs: list[Pub] = []
         self.handled = 0  # messages
-        self.ticks = 0
         self._queue: list[tuple[datetime, int, str, Any]] = []
         self._n = 0
         self._senders: dict[str, Principal] = {}
@@ -401,7 +389,6 @@ class PartyWorld:
 
     async def run(self, conn: asyncpg.Connection, progress=None, task=None) -> None:
         """Handle everything planned, in time order, on ``conn`` (search path: the party schema)."""
-        members: dict[str, set[str]] = defaultdict(set)  # org -> its members now, as the handler has them
         events: list[Pub] = []
         while self._queue:
             at, _, what, arg = heapq.heappop(self._queue)
@@ -414,23 +401,21 @@ class PartyWorld:
                     await self._events(conn, events)
                     events = []
             elif what == "command":
-                sender, cmd = arg
-                await self._commands(conn, at, sender, [cmd])
-                if isinstance(cmd, AttachMember):
-                    for held in members.values():
-                        held.discard(cmd.member_id)
-                    members[cmd.org_id].add(cmd.member_id)
+                await self._command(conn, at, *arg)
             elif what == "claim":
                 for t, sender, cmd in self._project(at, *arg):
                     self._at(t, "command", (sender, cmd))
             elif what == "life":
                 area, org_id, kind, held, period = arg
-                people = sorted(members.get(org_id, ())) or [f"sec-{org_id}"]
+                # its members as the handler has attached them by now (the secretary, in one without)
+                people = [r[0] for r in await conn.fetch(
+                    "SELECT member_id FROM org_members WHERE org_id = $1 ORDER BY member_id", org_id)] or [
+                    f"sec-{org_id}"]
                 absent = set(self.rng.sample(people, len(people) // 6))
-                await self._commands(conn, at, self.sender(area), [RecordOrgLife(
+                await self._command(conn, at, self.sender(area), RecordOrgLife(
                     org_id=org_id, meeting_id=f"life-{org_id}-{kind.value}-{period:%Y%m}", kind=kind, held_at=held,
                     attendees=tuple(p for p in people if p not in absent),
-                    absentees=tuple(p for p in people if p in absent), topic="学习贯彻会议精神")])
+                    absentees=tuple(p for p in people if p in absent), topic="学习贯彻会议精神"))
             else:
                 await self._tick(conn, at)
             if progress is not None:
@@ -441,11 +426,9 @@ class PartyWorld:
     def planned(self) -> int:
         return len(self._queue)
 
-    async def _commands(self, conn: asyncpg.Connection, at: datetime, sender: Principal, cmds: list) -> None:
-        source = user_source(sender)
-        msgs = [Message(envelope=envelope_for(c, source=source, id=_uuid(self.rng), time=at), payload=c,
-                        principal=sender) for c in cmds]
-        await self._handle(conn, at, msgs)
+    async def _command(self, conn: asyncpg.Connection, at: datetime, sender: Principal, cmd: Any) -> None:
+        env = envelope_for(cmd, source=user_source(sender), id=_uuid(self.rng), time=at)
+        await self._handle(conn, at, [Message(envelope=env, payload=cmd, principal=sender)])
 
     async def _events(self, conn: asyncpg.Connection, pubs: list[Pub]) -> None:
         msgs = [Message(envelope=envelope_for(p.payload, source=p.source, id=p.id, time=p.at,
@@ -456,7 +439,7 @@ class PartyWorld:
     async def _handle(self, conn: asyncpg.Connection, now: datetime, msgs: list[Message]) -> None:
         """The consumer's path for one batch: the inbox, the handler, the flush; one transaction."""
         async with conn.transaction():
-            uow = _Recording(conn, SERVICE, now)
+            uow = UnitOfWork(conn, SERVICE, now)
             new = await claim(conn, [(m.source, m.id) for m in msgs])
             faults = await dispatch(self.handler, uow, [m for m in msgs if (m.source, m.id) in new])
             if faults or uow.rejected:
@@ -479,31 +462,25 @@ class PartyWorld:
         if local.day <= 3 and local.month in (1, 4, 7, 10):
             rounds.append(lambda uow: h.quarterly_feedback(uow, h.settings.member_batch))
         for fn in rounds:
-            for _ in range(1000):  # a timer takes a batch a round: the next rounds take the rest
+            # a round takes a batch (or finds what is due): the next rounds take the rest, until none
+            for _ in range(1000):
                 async with conn.transaction():
-                    uow = _Recording(conn, SERVICE, now)
+                    uow = UnitOfWork(conn, SERVICE, now)
                     n = await fn(uow)
                     await uow.flush()
                 self._publish(uow)
-                if not n or fn is h.report_coverage_gaps or fn is h.check_org_life:
+                if not n:
                     break
             else:
                 raise RuntimeError(f"a party timer kept finding work at {now}")
-        self.ticks += 1
 
-    def _publish(self, uow: _Recording) -> None:
-        # a message undone would have dropped its envelopes but not its payloads: none is undone
-        # here (a refusal or a fault stops the generator), which this keeps true
-        assert len(uow.payloads) == len(uow.emitted), "an emitted event was undone"
-        for env, payload in zip(uow.emitted, uow.payloads):
+    def _publish(self, uow: UnitOfWork) -> None:
+        """What the unit of work emitted, as the history's pubs (the payloads read back from the
+        envelopes, as a consumer of the topic reads them)."""
+        for env in uow.emitted:
+            payload = model_for(env.type).model_validate(env.data)
             self.pubs.append(Pub(env.time, next(self.seq), SERVICE, env.id, payload, env.causationid,
                                  env.correlationid))
-
-
-def _uuid(rng: random.Random) -> str:
-    import uuid
-
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
 
 def _month_start(t: datetime) -> datetime:
