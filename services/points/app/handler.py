@@ -134,13 +134,17 @@ class PointsHandler(Handler):
                 ids += deed_ids
                 holders += deed_holders
             elif isinstance(p, OrderEvaluated) and p.passed:
-                holders.append((AccountKind.resident, p.assignee_id))
+                award = [(AccountKind.resident, p.assignee_id)]
                 if p.community_id is not None:
-                    holders.append(_issuer(p.community_id))
+                    award.append(_issuer(p.community_id))
+                ids += _holders_ids(*award)  # as the award locks them (an account it would open, read once here)
+                holders += award
             elif isinstance(p, CaseRegistered) and p.reporter is not None and p.reporter.kind is ReporterKind.RESIDENT:
-                holders.append((AccountKind.resident, p.reporter.id))
+                award = [(AccountKind.resident, p.reporter.id)]
                 if p.grid_id is not None:
-                    holders.append(_issuer(GridCode.parse(p.grid_id).community_id))
+                    award.append(_issuer(GridCode.parse(p.grid_id).community_id))
+                ids += _holders_ids(*award)
+                holders += award
         await ledger_.lock(ids=ids, holders=holders, keys=keys)
         await ledger_.know_postings(_awards_of(uow.batch))
 
