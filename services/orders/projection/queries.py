@@ -43,14 +43,22 @@ ORDER_ORDER = Keyset(("placed_at", "order_id"), (datetime, str), descending=True
 async def list_orders(conn: asyncpg.Connection, *, community_id: str | None = None, status: str | None = None,
                       category: str | None = None, assignee_id: str | None = None, limit: int = 50,
                       offset: int = 0, cursor: str | None = None,
-                      restrict: Callable[[Where], None] | None = None) -> dict[str, Any]:
+                      restrict: Callable[[Where], None] | None = None, whole: bool = False) -> dict[str, Any]:
     """Orders matching every filter given, newest first, one page after ``cursor``, with the
-    (bounded) count. ``restrict`` adds a condition of its own (the orders a caller may read)."""
+    count. ``restrict`` adds a condition of its own (the orders a caller may read); ``whole``
+    says that the caller reads every order the filters select, so that when those are a
+    community and a status (either, both or none) the total is the one kept beside the orders
+    (``order_counts``: exact, a few rows); else the matching orders are counted (up to a cap)."""
     where = Where().equal(community_id=community_id, status=status, category=category, assignee_id=assignee_id)
     if restrict is not None:
         restrict(where)
+    total = None
+    if whole and category is None and assignee_id is None:
+        kept = [f"{column} = {where.param(value)}" for column, value in (("community_id", community_id),
+                                                                          ("status", status)) if value is not None]
+        total = "SELECT coalesce(sum(n), 0)::bigint FROM order_counts" + (" WHERE " + " AND ".join(kept) if kept else "")
     paged = await where.counted_page(conn, "orders", f"SELECT {_ORDER_COLUMNS} FROM orders", ORDER_ORDER, limit,
-                                     offset, cursor)
+                                     offset, cursor, total=total)
     paged.items = [_order(r) for r in paged.items]
     return paged.answer(limit, offset)
 
@@ -133,8 +141,9 @@ async def community_resources(conn: asyncpg.Connection, community_id: str) -> di
 
 
 async def status_counts(conn: asyncpg.Connection) -> dict[str, int]:
-    """Number of orders in each status (every status present, zero when none)."""
-    rows = await conn.fetch("SELECT status, count(*)::int AS n FROM orders GROUP BY status")
+    """Number of orders in each status (every status present, zero when none), from the counts
+    kept beside the orders (a row per community and status, however many orders there are)."""
+    rows = await conn.fetch("SELECT status, sum(n)::int AS n FROM order_counts GROUP BY status")
     out = {s.value: 0 for s in OrderStatus}
     out.update({r["status"]: r["n"] for r in rows})
     return out

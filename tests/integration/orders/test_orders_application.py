@@ -343,6 +343,57 @@ async def test_orders_are_filtered_by_community_status_category_and_assignee(poo
     assert counts["dispatched"] == 1 and counts["placed"] == 1 and counts["evaluated"] == 0
 
 
+async def test_a_communitys_list_takes_its_total_from_the_kept_counts_only_for_a_reader_of_all_of_it(pool):
+    """A list of a community's orders (of one status or all), or of every order, asked by a
+    reader of all of them gives the total of ``order_counts``, exact without counting; with
+    another filter, or for a reader of some of them, the matching orders are counted."""
+    app = App(pool)
+    await app.member_with_post("m-k")
+    await app.run(place("o-k1"))
+    await app.run(place("o-k2", "medical"))
+    async with pool.acquire() as conn:
+        for kw, total in (({"community_id": COMMUNITY}, 2), ({"community_id": COMMUNITY, "status": "placed"}, 1),
+                          ({"status": "dispatched"}, 1), ({}, 2), ({"community_id": "110105001099"}, 0)):
+            page = await queries.list_orders(conn, whole=True, **kw)
+            assert (page["total"], page["total_exact"], len(page["items"])) == (total, True, total), kw
+        # the kept counts are what those lists read: made wrong on purpose, they show through
+        await conn.execute("UPDATE order_counts SET n = n + 40 WHERE community_id = $1", COMMUNITY)
+        assert (await queries.list_orders(conn, community_id=COMMUNITY, whole=True))["total"] == 82
+        assert (await queries.list_orders(conn, status="placed", whole=True))["total"] == 41
+        # ... and not the lists they do not count: another filter, a reader of part of them
+        assert (await queries.list_orders(conn, community_id=COMMUNITY, category="medical", whole=True))["total"] == 1
+        assert (await queries.list_orders(conn, community_id=COMMUNITY))["total"] == 2
+        await conn.execute("UPDATE order_counts SET n = n - 40 WHERE community_id = $1", COMMUNITY)
+
+
+async def test_the_counts_kept_beside_the_orders_follow_every_insert_change_and_delete(pool):
+    """``order_counts`` is kept by the kit's statement triggers on ``orders``: after orders placed,
+    dispatched, cancelled, rows changed by hand (one moved to another community) and deleted, it
+    equals counting the orders, and a community and status no order has any more has no row."""
+    async def counted(conn) -> tuple[dict, dict]:
+        kept = {(r["community_id"], r["status"]): r["n"] for r in await conn.fetch("SELECT * FROM order_counts")}
+        real = {(r["community_id"], r["status"]): r["n"] for r in await conn.fetch(
+            "SELECT community_id, status, count(*) AS n FROM orders GROUP BY 1, 2")}
+        return kept, real
+
+    app = App(pool)
+    await app.member_with_post("m-c")
+    await app.run_batch([place("o-c1"), place("o-c2"), place("o-c3", "medical")])
+    await app.run(CancelOrder(order_id="o-c1", reason="no longer needed"))
+    async with pool.acquire() as conn:
+        kept, real = await counted(conn)
+        assert kept == real and sum(kept.values()) == 3 and (COMMUNITY, "cancelled") in kept
+        await conn.execute("UPDATE orders SET community_id = '110105001099' WHERE order_id = 'o-c3'")
+        await conn.execute("UPDATE orders SET description = 'x'")  # no count moves
+        kept, real = await counted(conn)
+        assert kept == real and kept[("110105001099", "placed")] == 1
+        await conn.execute("DELETE FROM orders WHERE order_id IN ('o-c1', 'o-c3')")
+        kept, real = await counted(conn)
+        assert kept == real and (COMMUNITY, "cancelled") not in kept and ("110105001099", "placed") not in kept
+        gauge = await queries.status_counts(conn)  # the metrics gauge reads them too
+    assert sum(gauge.values()) == 1 and gauge["cancelled"] == 0
+
+
 async def test_orders_keep_of_a_grid_case_only_what_the_order_needs(pool):
     """A resident-need case becomes an order with the resident's id and the description of the
     need; its address and position are not kept, and of any other case nothing at all."""
