@@ -742,6 +742,7 @@ class BatchConsumer:
                     raise _Fault() from e
         # committed: run the handlers' after-commit effects, count, wake the relay
         uow.committed()
+        uow.close()
         dup = Counter(by_key[k].topic for k in keys if k not in new) if len(new) < len(keys) else Counter()
         dup.update(it.topic for it in extra_copies)
         for topic, n in dup.items():

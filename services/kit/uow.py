@@ -205,6 +205,13 @@ class UnitOfWork:
         for p in list(self._participants.values()):
             await p.flush(self)
 
+    def close(self) -> None:
+        """Let go of the participants once the transaction is over. Each holds the unit of work,
+        which holds them: a cycle that only the cyclic garbage collector would free, with the
+        batch's whole state in it (its messages, the states read and written). Let go of here,
+        it is freed at once."""
+        self._participants.clear()
+
     # -- savepoints ------------------------------------------------------------------------
     def savepoint(self) -> "_Savepoint":
         """``async with uow.savepoint():`` undoes everything done inside the block when it
