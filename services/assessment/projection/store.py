@@ -375,24 +375,31 @@ async def alerts(conn: asyncpg.Connection, *, period: str | None, entity_type: s
     """Standing alerts, filtered; by default only those of each period's latest close; only those
     of entities in ``scope`` (None: all; where an entity lies is its scorecard's business)."""
     conds: list[str] = []
+    kept: list[str] = []  # the same filters on the counts kept beside the alerts
     args: list[Any] = []
     for col, v in (("period", period), ("entity_type", entity_type), ("indicator", indicator)):
         if v is not None:
             args.append(v)
             conds.append(f"a.{col} = ${len(args)}")
+            kept.append(f"k.{col} = ${len(args)}")
     if scope is not None:
         conds.append(f"EXISTS (SELECT 1 FROM scorecards s WHERE s.scorecard_id = a.scorecard_id AND "
                      f"{in_scope(scope, args, 's')})")
     # the latest close's scheme: looked up once when the period is given (its parameter, the
     # first: then the subquery does not depend on the row), else once per row's period
-    of = "$1" if period is not None else "a.period"
-    conds.append(f"""a.scheme_id = (SELECT c.scheme_id FROM period_closes c WHERE c.period = {of}
-                                    ORDER BY c.closed_at DESC, c.scheme_id LIMIT 1)""")
+    for t, cs in (("a", conds), ("k", kept)):
+        of = "$1" if period is not None else f"{t}.period"
+        cs.append(f"""{t}.scheme_id = (SELECT c.scheme_id FROM period_closes c WHERE c.period = {of}
+                                       ORDER BY c.closed_at DESC, c.scheme_id LIMIT 1)""")
     where = Where()
     where.conditions, where.args = conds, args
+    # a reader of the whole district reads every alert the filters select: their count is kept
+    # (alert_counts: a row per period, scheme, entity type and indicator), else they are counted
+    total = f"SELECT coalesce(sum(k.n), 0)::bigint FROM alert_counts k WHERE {' AND '.join(kept)}" \
+        if scope is None else None
     return await where.counted_page(
         conn, "alerts a", "SELECT a.alert, a.raised_at, a.period, a.entity_type, a.entity_id, a.indicator, a.alert_id "
-        "FROM alerts a", ALERT_ORDER, limit, offset, cursor)
+        "FROM alerts a", ALERT_ORDER, limit, offset, cursor, total=total)
 
 
 async def get_mark(conn: asyncpg.Connection, name: str) -> datetime | None:

@@ -16,6 +16,7 @@ from services.assessment.domain import default_scheme
 from services.assessment.domain.history import StoredEvent, fold, replay_order
 from services.assessment.domain.publication import publication_for
 from services.assessment.projection import MIGRATIONS, store
+from services.kit.identity import Scope
 from services.kit.uow import UnitOfWork
 from tests.support.db import migrated_pool
 
@@ -220,6 +221,51 @@ async def test_an_alert_that_no_longer_holds_is_withdrawn_from_the_view(pool):
         total = (await store.alerts(conn, period=PERIOD, entity_type="grid", indicator="satisfaction_rate",
                                     limit=10, offset=0)).total
     assert total == 0  # 9 of 10 satisfied: 0.9 ≥ 0.8
+
+
+async def test_the_alerts_total_of_a_district_reader_is_the_kept_count_and_follows_every_close(pool):
+    """``alert_counts`` is kept by the kit's triggers on ``alerts``: after a close and a re-close
+    that withdraws an alert it equals counting the alerts, and a list read by a reader of the
+    whole district takes its total from it (made wrong on purpose, it shows through), while an
+    officer's list counts the alerts of their scope."""
+    async def counted(conn) -> tuple[dict, dict]:
+        kept = {tuple(r.values())[:-1]: r["n"] for r in await conn.fetch("SELECT * FROM alert_counts")}
+        real = {tuple(r.values())[:-1]: r["n"] for r in await conn.fetch(
+            "SELECT period, scheme_id, entity_type, indicator, count(*) AS n FROM alerts GROUP BY 1, 2, 3, 4")}
+        return kept, real
+
+    await record(pool, stored(grid_events()))
+    handler = AssessmentHandler(default_scheme())
+    await close(pool, handler)
+    district = Scope(streets={GRID_A[:9]})
+    filters = ({"period": PERIOD}, {"period": PERIOD, "entity_type": "grid"}, {"period": None},
+               {"period": PERIOD, "entity_type": "grid", "indicator": "satisfaction_rate"})
+    async with pool.acquire() as conn:
+        kept, real = await counted(conn)
+        assert kept == real and sum(kept.values()) > 0
+        for f in filters:
+            mine = await store.alerts(conn, **{"entity_type": None, "indicator": None, **f}, limit=1, offset=0)
+            theirs = await store.alerts(conn, **{"entity_type": None, "indicator": None, **f}, limit=1, offset=0,
+                                        scope=district)
+            assert mine.total_exact and mine.total == theirs.total > 0, f
+        await conn.execute("UPDATE alert_counts SET n = n + 40 WHERE entity_type = 'grid'")
+        shown = await store.alerts(conn, period=PERIOD, entity_type="grid", indicator=None, limit=1, offset=0)
+        counted_anyway = await store.alerts(conn, period=PERIOD, entity_type="grid", indicator=None, limit=1,
+                                            offset=0, scope=district)
+        assert shown.total == counted_anyway.total + 40 * len([k for k in kept if k[2] == "grid"])
+        await conn.execute("UPDATE alert_counts SET n = n - 40 WHERE entity_type = 'grid'")
+    more = [CaseFeedback(case_id=f"X{i}", satisfaction="satisfied", grid_id="110105001002004", occurred_at=t(28))
+            for i in range(9)]
+    await record(pool, [StoredEvent("/services/grid", f"fb-{i}", "t", f, t(28)) for i, f in enumerate(more)])
+    await close(pool, handler, now=NOW + timedelta(hours=1))  # grid B's satisfaction alert is withdrawn
+    async with pool.acquire() as conn:
+        kept, real = await counted(conn)
+        assert kept == real
+        for f in filters:
+            mine = await store.alerts(conn, **{"entity_type": None, "indicator": None, **f}, limit=1, offset=0)
+            theirs = await store.alerts(conn, **{"entity_type": None, "indicator": None, **f}, limit=1, offset=0,
+                                        scope=district)
+            assert mine.total == theirs.total, f
 
 
 async def test_the_timer_closes_each_ended_period_once_from_its_mark(pool):
