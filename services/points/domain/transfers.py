@@ -26,6 +26,7 @@ application answers 409 / ``points.command.rejected.v1`` and may also publish th
 """
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,14 +74,25 @@ class Earning(BaseModel):
     service_minutes: NonNegativeInt = 0
 
 
+_NAMESPACE_BYTES = NAMESPACE.bytes
+_VARIANT = {d: "89ab"[int(d, 16) & 3] for d in "0123456789abcdef"}  # a hex digit with the RFC 4122 variant bits
+
+
+def _transfer_uuid(name: str) -> str:
+    """``str(uuid.uuid5(NAMESPACE, name))``, written from the SHA-1 digest without a
+    :class:`uuid.UUID` in between (every award the ledger looks up makes one)."""
+    h = hashlib.sha1(_NAMESPACE_BYTES + name.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
+
+
 def award_transfer_id(source: str, source_event_id: str, kind: SourceKind | str) -> str:
     """The deterministic id of the award earned by one source event."""
-    return str(uuid.uuid5(NAMESPACE, f"award|{source}|{source_event_id}|{SourceKind(kind).value}"))
+    return _transfer_uuid(f"award|{source}|{source_event_id}|{SourceKind(kind).value}")
 
 
 def expiry_transfer_id(account_id: str, lot_id: str) -> str:
     """The deterministic id of the expiry of one lot: a lot expires once."""
-    return str(uuid.uuid5(NAMESPACE, f"expiry|{account_id}|{lot_id}"))
+    return _transfer_uuid(f"expiry|{account_id}|{lot_id}")
 
 
 def same_terms(a: TransferPosted, b: TransferPosted) -> bool:

@@ -231,35 +231,40 @@ class Ledger:
     # -- reads ----------------------------------------------------------------------------
     async def lock(self, *, ids: Iterable[str] = (), holders: Iterable[Holder] = (),
                    keys: Iterable[str] = ()) -> LockedAccounts:
-        """:func:`lock_accounts`, for what this unit of work has not locked yet."""
+        """:func:`lock_accounts`, for what this unit of work has not locked yet (a handler
+        asking for what its batch step locked costs no query)."""
         conn = self._uow.conn
-        wanted = sorted({(AccountKind(kind), holder) for kind, holder in holders})
+        keys = tuple(keys)
+        wanted = sorted({(kind if type(kind) is AccountKind else AccountKind(kind), holder) for kind, holder in holders})
         # a holder whose opening keys this transaction holds has no account but one it opens
         unknown = [h for h in wanted if h not in self._holders
                    and not all(k in self._keys for k in opening_keys(*h))]
-        found = await holder_account_ids(conn, unknown)
-        missing = [h for h in unknown if h not in found]
-        keys = [k for k in dict.fromkeys([*keys, *(k for kind, holder in missing
-                                                    for k in opening_keys(kind, holder))]) if k not in self._keys]
-        if keys:
-            await advisory_locks(conn, keys)
-            for k in keys:
-                self._remember(self._keys, k, True)
-        if missing:
-            found.update(await holder_account_ids(conn, missing))
-        for h, account_id in found.items():
-            self._remember(self._holders, h, account_id)
+        if unknown or not self._keys.issuperset(keys):
+            found = await holder_account_ids(conn, unknown)
+            missing = [h for h in unknown if h not in found]
+            keys = [k for k in dict.fromkeys([*keys, *(k for kind, holder in missing
+                                                        for k in opening_keys(kind, holder))]) if k not in self._keys]
+            if keys:
+                await advisory_locks(conn, keys)
+                for k in keys:
+                    self._remember(self._keys, k, True)
+            if missing:
+                found.update(await holder_account_ids(conn, missing))
+            for h, account_id in found.items():
+                self._remember(self._holders, h, account_id)
         ids = {i for i in ids if i}
         by_holder = {h: self._holders[h] for h in wanted if h in self._holders}
         ids.update(by_holder.values())
         unread = [i for i in ids if i not in self._accounts and i not in self._absent]
-        loaded = await load_accounts(conn, unread)
-        for i in unread:
-            if i in loaded:
-                self._remember(self._accounts, i, loaded[i])
-            elif account_key(i) in self._keys:  # nobody else can open it now: absent until opened here
-                self._remember(self._absent, i, True)
-        return LockedAccounts({i: self._accounts[i] for i in sorted(ids) if i in self._accounts}, by_holder)
+        if unread:
+            loaded = await load_accounts(conn, unread)
+            for i in unread:
+                if i in loaded:
+                    self._remember(self._accounts, i, loaded[i])
+                elif account_key(i) in self._keys:  # nobody else can open it now: absent until opened here
+                    self._remember(self._absent, i, True)
+        accounts = self._accounts
+        return LockedAccounts({i: accounts[i] for i in sorted(ids) if i in accounts}, by_holder)
 
     async def peek(self, account_id: str) -> Account | None:
         """An account as this unit of work sees it, without locking it."""

@@ -1,4 +1,5 @@
 """The double-entry ledger: awards, redemptions, adjustments, floors, idempotence."""
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -7,8 +8,9 @@ from schemas.points import AccountKind, AccountOpened, Adjust, OpenAccount, Rede
 from services.kit.errors import Rejected
 from services.points.domain import (
     Account, Earning, EarningRules, TransferRefusal, award_plan, award_transfer_id, decide_transfer, decide_award,
-    decide_open_account, evolve_account, floor_of,
+    decide_open_account, evolve_account, expiry_transfer_id, floor_of,
 )
+from services.points.domain.transfers import NAMESPACE
 from points_reference import ReferenceLedger
 
 SH = timezone(timedelta(hours=8))
@@ -63,6 +65,18 @@ def test_transfer_id_is_derived_from_source_and_event_id():
     assert award_transfer_id("/orders", "ev-1", "order") != award_transfer_id("/orders-b", "ev-1", "order")
     assert award_transfer_id("/orders", "ev-1", "order") != award_transfer_id("/orders", "ev-2", "order")
     assert award_transfer_id("/x", "ev-1", "order") != award_transfer_id("/x", "ev-1", "report")
+
+
+def test_transfer_ids_are_the_uuid5_of_their_names_as_they_always_were():
+    """Ids stored in ledgers and published on the topic: the digest written directly must be
+    the ``uuid.uuid5`` string, byte for byte."""
+    for source, event_id in [("/orders", "ev-1"), ("/services/grid", "9b2e0c1e-7f7d-4d8e-a1a4-0c6b3c1d2e3f"),
+                             ("/x", ""), ("/源", "事件-ü")]:
+        for kind in ("order", "report", "deed"):
+            assert award_transfer_id(source, event_id, kind) == str(
+                uuid.uuid5(NAMESPACE, f"award|{source}|{event_id}|{kind}"))
+    assert expiry_transfer_id("resident:r-1", "lot-9") == str(uuid.uuid5(NAMESPACE, "expiry|resident:r-1|lot-9"))
+    assert award_transfer_id("/orders", "ev-1", "order") == "b34f8007-d01c-5b4e-bed6-2f067183042a"
 
 
 def test_one_resident_account_earns_in_every_community_each_paid_by_its_own_issuer():
