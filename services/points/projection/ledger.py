@@ -26,9 +26,11 @@ from datetime import datetime
 from typing import Any, Iterable, Sequence
 
 import asyncpg
+import orjson
 
 from schemas.points import AccountKind, AccountOpened, TransferPosted
 from services.kit.locks import advisory_locks
+from services.kit.sql import bulk
 from services.kit.uow import UnitOfWork
 from services.points.domain import Account, account_id_for, earned_from, evolve_accounts
 from services.points.domain.clock import month_of, year_of
@@ -99,8 +101,8 @@ async def load_accounts(conn: asyncpg.Connection, ids: Iterable[str], *, for_upd
     if not ids:
         return {}
     rows = await conn.fetch(
-        "SELECT account_id, state FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id"
-        + (" FOR UPDATE" if for_update else ""), ids)
+        "SELECT account_id, state FROM accounts WHERE account_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)) "
+        "ORDER BY account_id" + (" FOR UPDATE" if for_update else ""), bulk(ids))
     return {r["account_id"]: _account(r) for r in rows}
 
 
@@ -111,15 +113,16 @@ async def holder_account_ids(conn: asyncpg.Connection, holders: Sequence[Holder]
         return {}
     rows = await conn.fetch(
         """SELECT a.kind, a.holder_id, a.account_id FROM accounts a
-           JOIN unnest($1::text[], $2::text[]) AS h(kind, holder_id) USING (kind, holder_id)""",
-        [AccountKind(k).value for k, _ in holders], [h for _, h in holders])
+           JOIN jsonb_array_elements($1::text::jsonb) AS t(h) ON (a.kind, a.holder_id) = (h->>0, h->>1)""",
+        bulk([(AccountKind(k).value, h) for k, h in holders]))
     return {(AccountKind(r["kind"]), r["holder_id"]): r["account_id"] for r in rows}
 
 
 async def postings(conn: asyncpg.Connection, transfer_ids: Sequence[str]) -> dict[str, TransferPosted]:
     """The postings stored under ``transfer_ids`` (as published), by transfer id."""
-    rows = await conn.fetch("SELECT transfer_id, event FROM postings WHERE transfer_id = ANY($1::text[])",
-                            list(transfer_ids))
+    rows = await conn.fetch("SELECT transfer_id, event FROM postings "
+                            "WHERE transfer_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))",
+                            bulk(list(transfer_ids)))
     return {r["transfer_id"]: TransferPosted.model_validate(r["event"]) for r in rows}
 
 
@@ -154,17 +157,22 @@ _POSTING_COLUMNS = (
     ("account_id", "text"), ("posted_at", "timestamptz"), ("event", "jsonb"))
 
 
-def _unnest(table: str, columns: Sequence[tuple[str, str]]) -> str:
-    """``INSERT INTO table (...) SELECT * FROM unnest($1::t1[], ...)``: many rows, one statement."""
-    return (f"INSERT INTO {table} ({', '.join(c for c, _ in columns)}) SELECT * FROM unnest("
-            + ", ".join(f"${i}::{t}[]" for i, (_, t) in enumerate(columns, 1)) + ")")
+def _insert(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    """``INSERT INTO table (...) SELECT ... FROM jsonb_array_elements($1::text::jsonb)``: many
+    rows, one statement, one parameter (each row a JSON array of its columns' values:
+    :func:`~services.kit.sql.bulk`); a JSON null is an SQL NULL, a jsonb column takes its value
+    as it is."""
+    values = ", ".join(f"nullif(r->{i}, 'null')" if t == "jsonb" else f"(r->>{i})::{t}"
+                       for i, (_, t) in enumerate(columns))
+    return (f"INSERT INTO {table} ({', '.join(c for c, _ in columns)}) "
+            f"SELECT {values} FROM jsonb_array_elements($1::text::jsonb) AS t(r)")
 
 
-_INSERT_ACCOUNTS = _unnest("accounts", (("account_id", "text"), ("kind", "text"), ("holder_id", "text"),
+_INSERT_ACCOUNTS = _insert("accounts", (("account_id", "text"), ("kind", "text"), ("holder_id", "text"),
                                         ("community_id", "text"), ("balance", "bigint"), ("state", "jsonb"),
                                         ("opened_at", "timestamptz")))
-_INSERT_POSTINGS = _unnest("postings", _POSTING_COLUMNS)
-_INSERT_EARNINGS = _unnest("earnings", (("transfer_id", "text"), ("account_id", "text"), ("amount", "bigint"),
+_INSERT_POSTINGS = _insert("postings", _POSTING_COLUMNS)
+_INSERT_EARNINGS = _insert("earnings", (("transfer_id", "text"), ("account_id", "text"), ("amount", "bigint"),
                                         ("community_id", "text"), ("earned_at", "timestamptz"), ("month", "text"),
                                         ("year", "text")))
 
@@ -177,24 +185,24 @@ async def write(conn: asyncpg.Connection, opened: Sequence[AccountOpened], posti
         rows = [(e.account_id, e.kind.value, e.holder_id, e.community_id, 0,
                  Account(account_id=e.account_id, holder_id=e.holder_id, kind=e.kind, community_id=e.community_id,
                          opened_at=e.opened_at).model_dump(mode="json"), e.opened_at) for e in opened]
-        await conn.execute(_INSERT_ACCOUNTS, *map(list, zip(*rows)))
+        await conn.execute(_INSERT_ACCOUNTS, bulk(rows))
     if postings:
         rows = [(p.transfer_id, p.debit_account, p.credit_account, p.amount, p.reason.value, p.rule, p.category,
                  p.community_id, p.source, p.source_event_id, p.operator_id, p.detail, p.lot_id, p.account_id,
                  p.posted_at, p.model_dump(mode="json", exclude_none=True)) for p in postings]
-        await conn.execute(_INSERT_POSTINGS, *map(list, zip(*rows)))
+        await conn.execute(_INSERT_POSTINGS, bulk(rows))
         earned = [(p.transfer_id, e.account_id, e.amount, e.community_id, e.earned_at, month_of(e.earned_at),
                    year_of(e.earned_at)) for p in postings if (e := earned_from(p)) is not None]
         if earned:
-            await conn.execute(_INSERT_EARNINGS, *map(list, zip(*earned)))
+            await conn.execute(_INSERT_EARNINGS, bulk(earned))
     if not states:
         return
     ids = sorted(states)
     rows = await conn.fetch(
-        """UPDATE accounts AS a SET state = t.state::jsonb, oldest_lot_at = t.oldest, updated_at = now()
-           FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS t(id, state, oldest)
-           WHERE a.account_id = t.id RETURNING a.account_id, a.balance""",
-        ids, [states[i].model_dump_json() for i in ids], [_oldest_lot(states[i]) for i in ids])
+        """UPDATE accounts AS a SET state = t.r->1, oldest_lot_at = (t.r->>2)::timestamptz, updated_at = now()
+           FROM jsonb_array_elements($1::text::jsonb) AS t(r)
+           WHERE a.account_id = t.r->>0 RETURNING a.account_id, a.balance""",
+        bulk([(i, orjson.Fragment(states[i].model_dump_json()), _oldest_lot(states[i])) for i in ids]))
     stored = {r["account_id"]: r["balance"] for r in rows}
     for i in ids:
         if stored.get(i) != states[i].balance:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Iterable
 
 import asyncpg
 
 from schemas.grid import CaseRegistered, CaseReported
 from schemas.pii import minimised, restored
+from services.kit.sql import bulk
 from services.kit.uow import UnitOfWork
 from services.points.domain import OrderFacts
 
@@ -80,11 +81,13 @@ class Reports:
         if not missing:
             return
         conn = self._uow.conn
-        await conn.execute("INSERT INTO grid_reports (case_id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
-                           missing)
+        ids = bulk(missing)
+        await conn.execute("INSERT INTO grid_reports (case_id) SELECT jsonb_array_elements_text($1::text::jsonb) "
+                           "ON CONFLICT DO NOTHING", ids)
         rows = await conn.fetch(
             """SELECT case_id, reported, outcome, registered, registered_source, registered_id, registered_at, awarded
-               FROM grid_reports WHERE case_id = ANY($1::text[]) ORDER BY case_id FOR UPDATE""", missing)
+               FROM grid_reports WHERE case_id IN (SELECT jsonb_array_elements_text($1::text::jsonb))
+               ORDER BY case_id FOR UPDATE""", ids)
         for row in rows:
             registration = None if row["registered"] is None else Registration(
                 restored(CaseRegistered, row["registered"]), row["registered_source"], row["registered_id"],
@@ -144,21 +147,17 @@ class Reports:
     async def flush(self, uow: UnitOfWork) -> None:
         if not self._dirty:
             return
-        ids = sorted(self._dirty)
-        entries = [self._cases[i] for i in ids]
-        regs = [case.registration for case, _, _ in entries]
+        rows = []
+        for case_id in sorted(self._dirty):
+            case, reported, registered = self._cases[case_id]
+            r = case.registration
+            rows.append((case_id, reported, case.outcome, registered, None if r is None else r.source,
+                         None if r is None else r.id, None if r is None else r.at, case.awarded))
         await uow.conn.execute(
-            """UPDATE grid_reports AS g SET reported = t.reported, outcome = t.outcome, registered = t.registered,
-                   registered_source = t.registered_source, registered_id = t.registered_id,
-                   registered_at = t.registered_at, awarded = t.awarded, updated_at = now()
-               FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::jsonb[], $5::text[], $6::text[],
-                           $7::timestamptz[], $8::boolean[])
-                    AS t(case_id, reported, outcome, registered, registered_source, registered_id, registered_at,
-                         awarded)
-               WHERE g.case_id = t.case_id""",
-            ids, [reported for _, reported, _ in entries], [case.outcome for case, _, _ in entries],
-            [registered for _, _, registered in entries], [None if r is None else r.source for r in regs],
-            [None if r is None else r.id for r in regs], [None if r is None else r.at for r in regs],
-            [case.awarded for case, _, _ in entries])
+            """UPDATE grid_reports AS g SET reported = nullif(t.r->1, 'null'), outcome = t.r->>2,
+                   registered = nullif(t.r->3, 'null'), registered_source = t.r->>4, registered_id = t.r->>5,
+                   registered_at = (t.r->>6)::timestamptz, awarded = (t.r->>7)::boolean, updated_at = now()
+               FROM jsonb_array_elements($1::text::jsonb) AS t(r)
+               WHERE g.case_id = t.r->>0""", bulk(rows))
         self._journal.append(("flush", set(self._dirty)))
         self._dirty.clear()
