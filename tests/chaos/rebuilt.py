@@ -24,7 +24,9 @@ subject: a case, an order; a closed period; a posting and the balances of its ac
 :data:`ABOUT`), and in every table the rows that name what an
 HTTP command's event is about, are not compared, on either side, and are counted
 (``excluded``), as are the inbox rows of the HTTP commands (ids on no input topic). The tables
-only timers write are left out whole (:data:`TIMER_ONLY`). A difference anywhere else is a
+only timers write are left out whole (:data:`TIMER_ONLY`); counts kept beside a table timers
+write are compared as their disagreement with counting it (:data:`KEPT_COUNTS`: none on either
+side). A difference anywhere else is a
 failed check, with a sample of the differing rows.
 """
 from __future__ import annotations
@@ -69,6 +71,26 @@ TIMER_ONLY: dict[str, dict[str, str]] = {
     "assessment": {"timer_marks": "how far the close timer has looked"},
     "party": {"coverage_gaps": "the coverage timer's record of the gaps it reported"},
 }
+
+
+def _agreeing(counts: str, table: str, keys: str) -> str:
+    """A query standing for a counts table kept beside ``table`` (by ``keys``): its rows that
+    disagree with counting ``table``, and the counts it lacks; none, on either side, when the
+    trigger kept it."""
+    kept, counted = (f"SELECT {keys}, n FROM {{schema}}.{counts}",
+                     f"SELECT {keys}, count(*) AS n FROM {{schema}}.{table} GROUP BY {keys}")
+    return (f"SELECT 'kept' AS side, * FROM ({kept} EXCEPT {counted}) AS k "
+            f"UNION ALL SELECT 'counted', * FROM ({counted} EXCEPT {kept}) AS c")
+
+
+# Counts kept beside a table that timers write: the timers' rows are left out of the table, but
+# not out of its counts. So a counts table is compared as its disagreement with counting its
+# table, on each side (the table itself is compared row for row, but for what timers did).
+KEPT_COUNTS: dict[str, dict[str, str | None]] = {
+    "orders": {"order_counts": _agreeing("order_counts", "orders", "community_id, status")},
+    "assessment": {"alert_counts": _agreeing("alert_counts", "alerts", "period, scheme_id, entity_type, indicator")},
+}
+
 # What an event is about, table by table: its subject (``"subject"``) and fields of its data.
 # By default (``"*"``) its subject: a case, an order, an organisation. A period's close is about
 # every card of the period. A posting is about its own row (``transfer_id``: its subject is an
@@ -283,7 +305,9 @@ async def compare(var: Path, admin: str, raw: dict[str, list], services: Sequenc
                 per[s] = {"error": o["error"][:200]}
                 continue
             only = TIMER_ONLY.get(s, {})
-            live, rebuilt = await snapshot(admin, s, skip_tables=only), await snapshot(copy, s, skip_tables=only)
+            kept = KEPT_COUNTS.get(s)
+            live, rebuilt = (await snapshot(admin, s, skip_tables=only, views=kept),
+                             await snapshot(copy, s, skip_tables=only, views=kept))
             events = f"{s}.events.v1"  # with what the relay had not published: the topic as it would be
             timers, http, kinds = not_from_input(s, {**raw, events: [*raw.get(events, ()), *unpublished.get(s, ())]})
             commands = http_commands(live, input_ids(s, raw))
