@@ -24,9 +24,9 @@ subject: a case, an order; a closed period; a posting and the balances of its ac
 :data:`ABOUT`), and in every table the rows that name what an
 HTTP command's event is about, are not compared, on either side, and are counted
 (``excluded``), as are the inbox rows of the HTTP commands (ids on no input topic). The tables
-only timers write are left out whole (:data:`TIMER_ONLY`); counts kept beside a table timers
-write are compared as their disagreement with counting it (:data:`KEPT_COUNTS`: none on either
-side). A difference anywhere else is a
+only timers write are left out whole (:data:`TIMER_ONLY`); counts and tallies kept beside a table
+timers write are compared as their disagreement with computing them from it
+(:data:`KEPT_COUNTS`: none on either side). A difference anywhere else is a
 failed check, with a sample of the differing rows.
 """
 from __future__ import annotations
@@ -73,22 +73,34 @@ TIMER_ONLY: dict[str, dict[str, str]] = {
 }
 
 
-def _agreeing(counts: str, table: str, keys: str) -> str:
-    """A query standing for a counts table kept beside ``table`` (by ``keys``): its rows that
-    disagree with counting ``table``, and the counts it lacks; none, on either side, when the
-    trigger kept it."""
-    kept, counted = (f"SELECT {keys}, n FROM {{schema}}.{counts}",
-                     f"SELECT {keys}, count(*) AS n FROM {{schema}}.{table} GROUP BY {keys}")
+def _agreeing(kept: str, counted: str) -> str:
+    """A query standing for a table kept beside another (``kept``: its rows; ``counted``: the
+    same rows computed from the other table): the rows where the two disagree, either way;
+    none, on either side, when its trigger kept it."""
     return (f"SELECT 'kept' AS side, * FROM ({kept} EXCEPT {counted}) AS k "
             f"UNION ALL SELECT 'counted', * FROM ({counted} EXCEPT {kept}) AS c")
 
 
-# Counts kept beside a table that timers write: the timers' rows are left out of the table, but
-# not out of its counts. So a counts table is compared as its disagreement with counting its
-# table, on each side (the table itself is compared row for row, but for what timers did).
+def _counts(counts: str, table: str, keys: str) -> str:
+    """:func:`_agreeing` for counts of ``table``'s rows by ``keys``."""
+    return _agreeing(f"SELECT {keys}, n FROM {{schema}}.{counts}",
+                     f"SELECT {keys}, count(*) AS n FROM {{schema}}.{table} GROUP BY {keys}")
+
+
+# Tables kept beside a table that timers write: the timers' rows are left out of the table, but
+# not out of what is kept of them. So such a table is compared as its disagreement with
+# computing it from its table, on each side (the table itself is compared row for row, but for
+# what timers did).
 KEPT_COUNTS: dict[str, dict[str, str | None]] = {
-    "orders": {"order_counts": _agreeing("order_counts", "orders", "community_id, status")},
-    "assessment": {"alert_counts": _agreeing("alert_counts", "alerts", "period, scheme_id, entity_type, indicator")},
+    "grid": {"case_tallies": _agreeing(
+        "SELECT * FROM {schema}.case_tallies",
+        "SELECT grid_id, status, category, is_open AND overdue, duplicate_of IS NOT NULL, supervision_count > 0, "
+        "listed OR delisted_at IS NOT NULL, {schema}.grid_handled_within(status, handling_seconds), count(*), "
+        "sum(rework_count), sum(greatest(supervision_count - 1, 0)), "
+        "sum(CASE WHEN status = 'closed' THEN coalesce(handling_seconds, 0) ELSE 0 END) "
+        "FROM {schema}.cases GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")},
+    "orders": {"order_counts": _counts("order_counts", "orders", "community_id, status")},
+    "assessment": {"alert_counts": _counts("alert_counts", "alerts", "period, scheme_id, entity_type, indicator")},
 }
 
 # What an event is about, table by table: its subject (``"subject"``) and fields of its data.

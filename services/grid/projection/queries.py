@@ -261,35 +261,43 @@ class MetricsSnapshot:
 
 
 async def metrics_snapshot(conn: asyncpg.Connection, buckets: Sequence[float]) -> MetricsSnapshot:
+    """What the gauges show, from the tallies kept beside the cases (``case_tallies``) and the
+    patrols' counts (``patrol_counts``): a few rows per grid, however much history there is.
+    ``buckets``: the histogram's bounds, each one a bound the tallies keep (migration 009)."""
     rows = await conn.fetch(
-        """SELECT status, category, count(*) AS n, count(*) FILTER (WHERE is_open AND overdue) AS overdue_open,
-                  coalesce(sum(rework_count), 0) AS reworks
-           FROM cases GROUP BY status, category""")
-    dismissed = await conn.fetch(
-        """SELECT CASE WHEN duplicate_of IS NOT NULL THEN 'duplicate' ELSE 'other' END AS reason, count(*) AS n
-           FROM cases WHERE status = 'dismissed' GROUP BY 1""")
-    filters = ", ".join(f"count(*) FILTER (WHERE handling_seconds <= {float(b)!r}) AS le{i}"
-                        for i, b in enumerate(buckets))
-    hist = await conn.fetchrow(
-        f"""SELECT count(*) AS n, coalesce(sum(handling_seconds), 0) AS total{', ' + filters if filters else ''}
-            FROM cases WHERE status = 'closed' AND handling_seconds IS NOT NULL""")
-    counts = [hist[f"le{i}"] for i in range(len(buckets))]
-    patrols = await conn.fetchval("SELECT count(*) FROM patrols")
-    # each case's first card is yellow, every later one red; a listed case was listed once
-    cards = await conn.fetchrow(
-        """SELECT count(*) FILTER (WHERE supervision_count > 0) AS yellow_card,
-                  coalesce(sum(greatest(supervision_count - 1, 0)), 0) AS red_card,
-                  count(*) FILTER (WHERE listed OR delisted_at IS NOT NULL) AS listed
-           FROM cases""")
+        """SELECT status, category, duplicate, supervised, listed, handled_within, sum(n)::bigint AS n,
+                  sum(n) FILTER (WHERE overdue_open)::bigint AS overdue_open, sum(reworks)::bigint AS reworks,
+                  sum(red_cards)::bigint AS red_cards, sum(handling_sum)::bigint AS handling_sum
+           FROM case_tallies GROUP BY 1, 2, 3, 4, 5, 6""")
+    by_status_category: dict[tuple[str, str], int] = {}
+    dismissed = {"duplicate": 0, "other": 0}
+    timed: list[tuple[float, int]] = []  # (bucket, closed cases) of the closed cases with their time
+    supervisions = {"yellow_card": 0, "red_card": 0, "listed": 0}
+    overdue_open = reworks = handling_sum = 0
+    for r in rows:
+        key = (r["status"], r["category"])
+        by_status_category[key] = by_status_category.get(key, 0) + r["n"]
+        overdue_open += r["overdue_open"] or 0
+        reworks += r["reworks"]
+        if r["status"] == "dismissed":
+            dismissed["duplicate" if r["duplicate"] else "other"] += r["n"]
+        if r["handled_within"] >= 0:
+            timed.append((r["handled_within"], r["n"]))
+            handling_sum += r["handling_sum"]
+        supervisions["yellow_card"] += r["n"] if r["supervised"] else 0
+        supervisions["red_card"] += r["red_cards"]
+        supervisions["listed"] += r["n"] if r["listed"] else 0
+    counts = [sum(n for within, n in timed if within <= b) for b in buckets]
+    patrols = await conn.fetchval("SELECT coalesce(sum(n), 0)::bigint FROM patrol_counts")
     return MetricsSnapshot(
-        by_status_category={(r["status"], r["category"]): r["n"] for r in rows},
-        overdue_open=sum(r["overdue_open"] for r in rows),
-        reports=sum(r["n"] for r in rows),
-        dismissed_by_reason={r["reason"]: r["n"] for r in dismissed},
-        reworks=sum(int(r["reworks"]) for r in rows),
+        by_status_category=by_status_category,
+        overdue_open=overdue_open,
+        reports=sum(by_status_category.values()),
+        dismissed_by_reason={k: v for k, v in dismissed.items() if v},
+        reworks=reworks,
         patrols=patrols,
         handling_bucket_counts=counts,
-        handling_count=hist["n"],
-        handling_sum=float(hist["total"]),
-        supervisions={k: int(cards[k]) for k in ("yellow_card", "red_card", "listed")},
+        handling_count=sum(n for _, n in timed),
+        handling_sum=float(handling_sum),
+        supervisions=supervisions,
     )

@@ -366,6 +366,72 @@ async def test_the_metrics_snapshot_counts_cases_reports_dismissals_reworks_patr
     assert snap.handling_bucket_counts[:3] == [0, 0, 1]  # 600 s: above 60 and 300, within 900
 
 
+async def test_the_tallies_behind_the_gauges_follow_every_write_and_give_what_counting_the_cases_gives(pool, handler):
+    """``case_tallies`` and ``patrol_counts`` (what the gauges read) are kept by triggers; after
+    cases reported, handled with a rework, closed, dismissed, made overdue, carded, listed and
+    delisted, moved to another grid, a closed one's time changed and one deleted, the snapshot
+    equals the same figures counted from every case, and the tallies equal tallying the cases."""
+    tally = ("SELECT grid_id, status, category, is_open AND overdue AS overdue_open, duplicate_of IS NOT NULL AS duplicate,"
+             " supervision_count > 0 AS supervised, listed OR delisted_at IS NOT NULL AS listed,"
+             " grid_handled_within(status, handling_seconds) AS handled_within, count(*) AS n,"
+             " sum(rework_count) AS reworks, sum(greatest(supervision_count - 1, 0)) AS red_cards,"
+             " sum(CASE WHEN status = 'closed' THEN coalesce(handling_seconds, 0) ELSE 0 END) AS handling_sum"
+             " FROM cases GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")
+
+    async def check(conn) -> None:
+        kept = {tuple(r.values()) for r in await conn.fetch("SELECT * FROM case_tallies")}
+        assert kept == {tuple(r.values()) for r in await conn.fetch(tally)}
+        snap = await db.metrics_snapshot(conn, HANDLING_BUCKETS)
+        rows = await conn.fetch("SELECT status, category, count(*) AS n FROM cases GROUP BY 1, 2")
+        assert snap.by_status_category == {(r["status"], r["category"]): r["n"] for r in rows}
+        assert snap.reports == await conn.fetchval("SELECT count(*) FROM cases")
+        assert snap.overdue_open == await conn.fetchval("SELECT count(*) FROM cases WHERE is_open AND overdue")
+        assert snap.reworks == await conn.fetchval("SELECT coalesce(sum(rework_count), 0) FROM cases")
+        assert snap.dismissed_by_reason == {r[0]: r[1] for r in await conn.fetch(
+            "SELECT CASE WHEN duplicate_of IS NOT NULL THEN 'duplicate' ELSE 'other' END, count(*) FROM cases "
+            "WHERE status = 'dismissed' GROUP BY 1")}
+        closed = [r[0] for r in await conn.fetch(
+            "SELECT handling_seconds FROM cases WHERE status = 'closed' AND handling_seconds IS NOT NULL")]
+        assert (snap.handling_count, snap.handling_sum) == (len(closed), float(sum(closed)))
+        assert snap.handling_bucket_counts == [sum(1 for x in closed if x <= b) for b in HANDLING_BUCKETS]
+        cards = await conn.fetchrow("SELECT count(*) FILTER (WHERE supervision_count > 0) AS yellow_card, "
+                                    "coalesce(sum(greatest(supervision_count - 1, 0)), 0) AS red_card, "
+                                    "count(*) FILTER (WHERE listed OR delisted_at IS NOT NULL) AS listed FROM cases")
+        assert snap.supervisions == dict(cards)
+        assert snap.patrols == await conn.fetchval("SELECT count(*) FROM patrols")
+
+    await run(pool, handler, report("y1"), report("y2", where=NEAR), report("y3", where=FAR),
+              report("y4", grid=OTHER_GRID, category="other"))
+    await run(pool, handler, RegisterCase(case_id="y1", department="110105.cgw"),
+              DispatchCase(case_id="y1", department="110105.cgw", assignee_id="s"), HandleCase(case_id="y1", result="ok"),
+              VerifyCase(case_id="y1", passed=False), HandleCase(case_id="y1", result="ok2"),
+              VerifyCase(case_id="y1", passed=True), DismissCase(case_id="y3", reason="不属实"),
+              now=T0 + timedelta(minutes=10))
+    await run(pool, handler, LogPatrol(patrol_id="py", grid_id=GRID, grid_worker_id="gw", started_at=T0 - timedelta(hours=1),
+                                       ended_at=T0))
+    async with pool.acquire() as conn:
+        await check(conn)
+        await conn.execute("UPDATE cases SET overdue = true, supervision_count = 3 WHERE case_id = 'y4'")
+        await conn.execute("UPDATE cases SET listed = true WHERE case_id = 'y4'")
+        await conn.execute("UPDATE cases SET listed = false, delisted_at = now() WHERE case_id = 'y4'")
+        await conn.execute("UPDATE cases SET handling_seconds = 90000, rework_count = 2 WHERE case_id = 'y1'")
+        await check(conn)
+        await conn.execute("UPDATE cases SET handling_seconds = 99999999 WHERE case_id = 'y1'")  # above every bound
+        await conn.execute("UPDATE cases SET grid_id = $1 WHERE case_id = 'y3'", OTHER_GRID)
+        await conn.execute("UPDATE patrols SET grid_id = $1", OTHER_GRID)
+        await check(conn)
+        await conn.execute("DELETE FROM cases WHERE case_id IN ('y2', 'y4')")
+        await conn.execute("DELETE FROM patrols")
+        await check(conn)
+        assert await conn.fetchval("SELECT count(*) FROM case_tallies WHERE n = 0") == 0
+        assert await conn.fetchval("SELECT count(*) FROM patrol_counts") == 0
+        # the tallies keep each bound of the histogram, and only those
+        probes = [0, *(int(b) + d for b in HANDLING_BUCKETS for d in (-1, 0, 1))]
+        within = [r[0] for r in await conn.fetch(
+            "SELECT grid_handled_within('closed', s) FROM unnest($1::int[]) WITH ORDINALITY AS p(s, i) ORDER BY i", probes)]
+    assert within == [min((b for b in HANDLING_BUCKETS if b >= s), default=float("inf")) for s in probes]
+
+
 def test_the_shipped_policy_file_parses_to_the_default_policy_on_the_shipped_calendar():
     shipped = load_policy(Path(__file__).resolve().parents[3] / "services/grid/policy/deadlines.yaml")
     assert shipped == DeadlinePolicy.from_mapping(DEFAULT_POLICY_MAPPING, calendar=load_calendar())
