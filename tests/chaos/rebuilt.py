@@ -101,6 +101,9 @@ KEPT_COUNTS: dict[str, dict[str, str | None]] = {
         "FROM {schema}.cases GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")},
     "orders": {"order_counts": _counts("order_counts", "orders", "community_id, status")},
     "assessment": {"alert_counts": _counts("alert_counts", "alerts", "period, scheme_id, entity_type, indicator")},
+    # (accounts opened over HTTP are on no topic)
+    "points": {"account_counts": _counts("account_counts", "accounts", "kind")},
+    "party": {"org_life_counts": _counts("org_life_counts", "org_life_log", "kind, held")},
 }
 
 # What an event is about, table by table: its subject (``"subject"``) and fields of its data.

@@ -190,7 +190,8 @@ class LifeSnapshot:
 
 async def snapshot(conn: asyncpg.Connection) -> LifeSnapshot:
     s = LifeSnapshot()
-    for r in await conn.fetch("SELECT kind, held, count(*)::int AS n FROM org_life_log GROUP BY kind, held"):
+    # as kept beside the entries (org_life_counts: a row per kind, held or missed)
+    for r in await conn.fetch("SELECT kind, held, n::int AS n FROM org_life_counts"):
         (s.held if r["held"] else s.overdue)[r["kind"]] = r["n"]
     return s
 

@@ -1,0 +1,68 @@
+"""The kit's kept counts (``kit_keep_counts``, kit migration 004) on a real PostgreSQL: a counts
+table kept by the statement triggers equals counting its table after every kind of write, and
+two transactions moving the same counts both count."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from services.kit.migrations import KIT_MIGRATIONS
+from tests.support.db import migrated_pool
+
+pytestmark = pytest.mark.integration
+
+TRIGGERS = """
+CREATE TABLE things (id int PRIMARY KEY, "Area" text NOT NULL, kind text NOT NULL, note text);
+CREATE TABLE thing_counts ("Area" text NOT NULL, kind text NOT NULL, n bigint NOT NULL, PRIMARY KEY ("Area", kind));
+CREATE TRIGGER c_insert AFTER INSERT ON things REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('thing_counts', 'Area', 'kind');
+CREATE TRIGGER c_update AFTER UPDATE ON things REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('thing_counts', 'Area', 'kind');
+CREATE TRIGGER c_delete AFTER DELETE ON things REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('thing_counts', 'Area', 'kind');
+"""
+
+
+@pytest.fixture
+async def pool(database_url):
+    async with migrated_pool(database_url, "kit_counts", components=[("kit", KIT_MIGRATIONS)]) as p:
+        async with p.acquire() as conn:
+            await conn.execute(TRIGGERS)
+        yield p
+
+
+async def _agree(conn) -> dict[tuple[str, str], int]:
+    kept = {(r[0], r[1]): r[2] for r in await conn.fetch('SELECT "Area", kind, n FROM thing_counts')}
+    assert kept == {(r[0], r[1]): r[2] for r in await conn.fetch(
+        'SELECT "Area", kind, count(*) FROM things GROUP BY 1, 2')}
+    return kept
+
+
+async def test_the_counts_follow_inserts_updates_moves_and_deletes_and_keep_no_zero(pool):
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO things SELECT i, 'a' || (i % 3), 'k' || (i % 2), NULL FROM generate_series(1, 60) i")
+        assert await _agree(conn) == {(f"a{a}", f"k{k}"): 10 for a in range(3) for k in range(2)}
+        await conn.execute("UPDATE things SET note = 'x'")  # no key moves: nothing written
+        await conn.execute("UPDATE things SET kind = 'k9' WHERE id <= 6")  # some move, some stay
+        await conn.execute("""UPDATE things SET "Area" = 'a0' WHERE "Area" = 'a2'""")  # a whole key empties
+        kept = await _agree(conn)
+        assert not any(a == "a2" for a, _ in kept) and kept[("a0", "k9")] == 4
+        await conn.execute("DELETE FROM things WHERE kind = 'k9'")
+        await conn.copy_records_to_table("things", records=[(100, "b", "k1", None), (101, "b", "k1", None)])
+        kept = await _agree(conn)
+        assert ("a0", "k9") not in kept and kept[("b", "k1")] == 2
+        await conn.execute("DELETE FROM things")
+        assert await _agree(conn) == {} and await conn.fetchval("SELECT count(*) FROM thing_counts") == 0
+
+
+async def test_two_transactions_moving_the_same_counts_both_count(pool):
+    async def add(first: int) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO things SELECT i, 'z', 'k', NULL FROM generate_series($1::int, $1 + 49) i",
+                               first)
+            await asyncio.sleep(0.05)  # the other holds the same count row meanwhile
+
+    await asyncio.gather(*(add(1000 + 100 * i) for i in range(4)))
+    async with pool.acquire() as conn:
+        assert (await _agree(conn))[("z", "k")] == 200
