@@ -56,7 +56,9 @@ async def list_orders(conn: asyncpg.Connection, *, community_id: str | None = No
     if whole and category is None and assignee_id is None:
         kept = [f"{column} = {where.param(value)}" for column, value in (("community_id", community_id),
                                                                           ("status", status)) if value is not None]
-        total = "SELECT coalesce(sum(n), 0)::bigint FROM order_counts" + (" WHERE " + " AND ".join(kept) if kept else "")
+        total = "SELECT coalesce(sum(n), 0)::bigint FROM order_counts"
+        if kept:
+            total += " WHERE " + " AND ".join(kept)
     paged = await where.counted_page(conn, "orders", f"SELECT {_ORDER_COLUMNS} FROM orders", ORDER_ORDER, limit,
                                      offset, cursor, total=total)
     paged.items = [_order(r) for r in paged.items]

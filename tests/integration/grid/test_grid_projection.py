@@ -371,8 +371,9 @@ async def test_the_tallies_behind_the_gauges_follow_every_write_and_give_what_co
     cases reported, handled with a rework, closed, dismissed, made overdue, carded, listed and
     delisted, moved to another grid, a closed one's time changed and one deleted, the snapshot
     equals the same figures counted from every case, and the tallies equal tallying the cases."""
-    tally = ("SELECT grid_id, status, category, is_open AND overdue AS overdue_open, duplicate_of IS NOT NULL AS duplicate,"
-             " supervision_count > 0 AS supervised, listed OR delisted_at IS NOT NULL AS listed,"
+    tally = ("SELECT grid_id, status, category, is_open AND overdue AS overdue_open,"
+             " duplicate_of IS NOT NULL AS duplicate, supervision_count > 0 AS supervised,"
+             " listed OR delisted_at IS NOT NULL AS listed,"
              " grid_handled_within(status, handling_seconds) AS handled_within, count(*) AS n,"
              " sum(rework_count) AS reworks, sum(greatest(supervision_count - 1, 0)) AS red_cards,"
              " sum(CASE WHEN status = 'closed' THEN coalesce(handling_seconds, 0) ELSE 0 END) AS handling_sum"
@@ -403,9 +404,10 @@ async def test_the_tallies_behind_the_gauges_follow_every_write_and_give_what_co
     await run(pool, handler, report("y1"), report("y2", where=NEAR), report("y3", where=FAR),
               report("y4", grid=OTHER_GRID, category="other"))
     await run(pool, handler, RegisterCase(case_id="y1", department="110105.cgw"),
-              DispatchCase(case_id="y1", department="110105.cgw", assignee_id="s"), HandleCase(case_id="y1", result="ok"),
-              VerifyCase(case_id="y1", passed=False), HandleCase(case_id="y1", result="ok2"),
-              VerifyCase(case_id="y1", passed=True), DismissCase(case_id="y3", reason="不属实"),
+              DispatchCase(case_id="y1", department="110105.cgw", assignee_id="s"),
+              HandleCase(case_id="y1", result="ok"), VerifyCase(case_id="y1", passed=False),
+              HandleCase(case_id="y1", result="ok2"), VerifyCase(case_id="y1", passed=True),
+              DismissCase(case_id="y3", reason="不属实"),
               now=T0 + timedelta(minutes=10))
     await run(pool, handler, LogPatrol(patrol_id="py", grid_id=GRID, grid_worker_id="gw", started_at=T0 - timedelta(hours=1),
                                        ended_at=T0))

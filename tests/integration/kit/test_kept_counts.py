@@ -41,7 +41,8 @@ async def _agree(conn) -> dict[tuple[str, str], int]:
 
 async def test_the_counts_follow_inserts_updates_moves_and_deletes_and_keep_no_zero(pool):
     async with pool.acquire() as conn:
-        await conn.execute("INSERT INTO things SELECT i, 'a' || (i % 3), 'k' || (i % 2), NULL FROM generate_series(1, 60) i")
+        await conn.execute("INSERT INTO things SELECT i, 'a' || (i % 3), 'k' || (i % 2), NULL "
+                           "FROM generate_series(1, 60) i")
         assert await _agree(conn) == {(f"a{a}", f"k{k}"): 10 for a in range(3) for k in range(2)}
         await conn.execute("UPDATE things SET note = 'x'")  # no key moves: nothing written
         await conn.execute("UPDATE things SET kind = 'k9' WHERE id <= 6")  # some move, some stay
