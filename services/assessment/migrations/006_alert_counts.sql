@@ -10,12 +10,4 @@ CREATE TABLE alert_counts (
     n           bigint NOT NULL,
     PRIMARY KEY (period, scheme_id, entity_type, indicator)
 );
-INSERT INTO alert_counts (period, scheme_id, entity_type, indicator, n)
-SELECT period, scheme_id, entity_type, indicator, count(*) FROM alerts GROUP BY 1, 2, 3, 4;
-
-CREATE TRIGGER alert_counts_insert AFTER INSERT ON alerts REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('alert_counts', 'period', 'scheme_id', 'entity_type', 'indicator');
-CREATE TRIGGER alert_counts_update AFTER UPDATE ON alerts REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('alert_counts', 'period', 'scheme_id', 'entity_type', 'indicator');
-CREATE TRIGGER alert_counts_delete AFTER DELETE ON alerts REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('alert_counts', 'period', 'scheme_id', 'entity_type', 'indicator');
+SELECT kit_keep_counts_on('alerts', 'alert_counts', 'period', 'scheme_id', 'entity_type', 'indicator');

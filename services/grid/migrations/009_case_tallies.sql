@@ -87,10 +87,4 @@ CREATE TABLE patrol_counts (
     grid_id text   NOT NULL PRIMARY KEY,
     n       bigint NOT NULL
 );
-INSERT INTO patrol_counts (grid_id, n) SELECT grid_id, count(*) FROM patrols GROUP BY grid_id;
-CREATE TRIGGER patrol_counts_insert AFTER INSERT ON patrols REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('patrol_counts', 'grid_id');
-CREATE TRIGGER patrol_counts_update AFTER UPDATE ON patrols REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('patrol_counts', 'grid_id');
-CREATE TRIGGER patrol_counts_delete AFTER DELETE ON patrols REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('patrol_counts', 'grid_id');
+SELECT kit_keep_counts_on('patrols', 'patrol_counts', 'grid_id');

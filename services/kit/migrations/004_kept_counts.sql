@@ -37,3 +37,25 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+-- kit_keep_counts_on(table, counts, keys...): fill ``counts`` from the rows ``table`` holds now
+-- and create the three triggers that keep it (``<counts>_insert``, ``_update``, ``_delete``), so
+-- that a service's migration is its counts table and this one call.
+CREATE FUNCTION kit_keep_counts_on(tbl text, counts text, VARIADIC keys text[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    cols text := (SELECT string_agg(quote_ident(k), ', ' ORDER BY i) FROM unnest(keys) WITH ORDINALITY AS a(k, i));
+    args text := (SELECT string_agg(quote_literal(k), ', ' ORDER BY i)
+                  FROM unnest(counts || keys) WITH ORDINALITY AS a(k, i));
+    spec text;  -- the event, a colon, the transition tables it names
+BEGIN
+    EXECUTE format('INSERT INTO %I (%s, n) SELECT %s, count(*) FROM %I GROUP BY %s', counts, cols, cols, tbl, cols);
+    FOREACH spec IN ARRAY ARRAY['INSERT:REFERENCING NEW TABLE AS new_rows',
+                                  'UPDATE:REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows',
+                                  'DELETE:REFERENCING OLD TABLE AS old_rows'] LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I %s FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts(%s)',
+                       counts || '_' || lower(split_part(spec, ':', 1)), split_part(spec, ':', 1), tbl,
+                       split_part(spec, ':', 2), args);
+    END LOOP;
+END
+$$;

@@ -7,12 +7,4 @@ CREATE TABLE order_counts (
     n            bigint NOT NULL,
     PRIMARY KEY (community_id, status)
 );
-INSERT INTO order_counts (community_id, status, n)
-SELECT community_id, status, count(*) FROM orders GROUP BY community_id, status;
-
-CREATE TRIGGER order_counts_insert AFTER INSERT ON orders REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('order_counts', 'community_id', 'status');
-CREATE TRIGGER order_counts_update AFTER UPDATE ON orders REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('order_counts', 'community_id', 'status');
-CREATE TRIGGER order_counts_delete AFTER DELETE ON orders REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('order_counts', 'community_id', 'status');
+SELECT kit_keep_counts_on('orders', 'order_counts', 'community_id', 'status');

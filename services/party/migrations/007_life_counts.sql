@@ -7,10 +7,4 @@ CREATE TABLE org_life_counts (
     n    bigint  NOT NULL,
     PRIMARY KEY (kind, held)
 );
-INSERT INTO org_life_counts (kind, held, n) SELECT kind, held, count(*) FROM org_life_log GROUP BY kind, held;
-CREATE TRIGGER org_life_counts_insert AFTER INSERT ON org_life_log REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('org_life_counts', 'kind', 'held');
-CREATE TRIGGER org_life_counts_update AFTER UPDATE ON org_life_log REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('org_life_counts', 'kind', 'held');
-CREATE TRIGGER org_life_counts_delete AFTER DELETE ON org_life_log REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts('org_life_counts', 'kind', 'held');
+SELECT kit_keep_counts_on('org_life_log', 'org_life_counts', 'kind', 'held');
