@@ -92,18 +92,11 @@ def _counts(counts: str, table: str, keys: str) -> str:
 # computing it from its table, on each side (the table itself is compared row for row, but for
 # what timers did).
 KEPT_COUNTS: dict[str, dict[str, str | None]] = {
-    "grid": {"case_tallies": _agreeing(
-        "SELECT * FROM {schema}.case_tallies",
-        "SELECT grid_id, status, category, is_open AND overdue, duplicate_of IS NOT NULL, supervision_count > 0, "
-        "listed OR delisted_at IS NOT NULL, {schema}.grid_handled_within(status, handling_seconds), count(*), "
-        "sum(rework_count), sum(greatest(supervision_count - 1, 0)), "
-        "sum(CASE WHEN status = 'closed' THEN coalesce(handling_seconds, 0) ELSE 0 END) "
-        "FROM {schema}.cases GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")},
-    "orders": {"order_counts": _counts("order_counts", "orders", "community_id, status")},
+    "grid": {"case_tallies": _agreeing("SELECT * FROM {schema}.case_tallies",
+                                       "SELECT * FROM {schema}.case_tallies_counted")},
+    "orders": {"order_counts": _counts("order_counts", "orders", "community_id, status, grid_id")},
     "assessment": {"alert_counts": _counts("alert_counts", "alerts", "period, scheme_id, entity_type, indicator")},
-    # (accounts opened over HTTP are on no topic)
-    "points": {"account_counts": _counts("account_counts", "accounts", "kind")},
-    "party": {"org_life_counts": _counts("org_life_counts", "org_life_log", "kind, held")},
+    "party": {"org_life_counts": _counts("org_life_counts", "org_life_log", "org_id, kind, held")},
 }
 
 # What an event is about, table by table: its subject (``"subject"``) and fields of its data.

@@ -84,20 +84,18 @@ BEGIN
 END
 $$;
 
-INSERT INTO case_tallies (grid_id, status, category, overdue_open, duplicate, supervised, listed, handled_within,
-                          n, reworks, red_cards, handling_sum)
-SELECT grid_id, status, category, is_open AND overdue, duplicate_of IS NOT NULL, supervision_count > 0,
-       listed OR delisted_at IS NOT NULL, grid_handled_within(status, handling_seconds),
-       count(*), sum(rework_count), sum(greatest(supervision_count - 1, 0)),
-       sum(CASE WHEN status = 'closed' THEN coalesce(handling_seconds, 0) ELSE 0 END)
+-- The tallies as counted from the cases: what fills them here, and what the tests and the fault
+-- campaign compare the kept ones with.
+CREATE VIEW case_tallies_counted AS
+SELECT grid_id, status, category, is_open AND overdue AS overdue_open, duplicate_of IS NOT NULL AS duplicate,
+       supervision_count > 0 AS supervised, listed OR delisted_at IS NOT NULL AS listed,
+       grid_handled_within(status, handling_seconds) AS handled_within, count(*) AS n,
+       sum(rework_count) AS reworks, sum(greatest(supervision_count - 1, 0)) AS red_cards,
+       sum(CASE WHEN status = 'closed' THEN coalesce(handling_seconds, 0) ELSE 0 END) AS handling_sum
 FROM cases GROUP BY 1, 2, 3, 4, 5, 6, 7, 8;
 
-CREATE TRIGGER case_tallies_insert AFTER INSERT ON cases REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION case_tallies_move();
-CREATE TRIGGER case_tallies_update AFTER UPDATE ON cases REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION case_tallies_move();
-CREATE TRIGGER case_tallies_delete AFTER DELETE ON cases REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION case_tallies_move();
+INSERT INTO case_tallies SELECT * FROM case_tallies_counted;
+SELECT kit_statement_triggers('cases', 'case_tallies', 'case_tallies_move()');
 
 -- The patrols of each grid, counted the same way (the kit's kit_keep_counts).
 CREATE TABLE patrol_counts (

@@ -38,24 +38,36 @@ BEGIN
 END
 $$;
 
+-- kit_statement_triggers(table, name, call): the three statement triggers AFTER INSERT, UPDATE
+-- and DELETE on ``table`` (``<name>_insert``, ``_update``, ``_delete``), each with the transition
+-- tables its event has (new_rows, old_rows), running ``call`` (a trigger function and its
+-- arguments, e.g. ``kit_keep_counts('order_counts', 'status')``).
+CREATE FUNCTION kit_statement_triggers(tbl text, name text, call text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    spec text;  -- the event, a colon, the transition tables it names
+BEGIN
+    FOREACH spec IN ARRAY ARRAY['INSERT:REFERENCING NEW TABLE AS new_rows',
+                                'UPDATE:REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows',
+                                'DELETE:REFERENCING OLD TABLE AS old_rows'] LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I %s FOR EACH STATEMENT EXECUTE FUNCTION %s',
+                       name || '_' || lower(split_part(spec, ':', 1)), split_part(spec, ':', 1), tbl,
+                       split_part(spec, ':', 2), call);
+    END LOOP;
+END
+$$;
+
 -- kit_keep_counts_on(table, counts, keys...): fill ``counts`` from the rows ``table`` holds now
--- and create the three triggers that keep it (``<counts>_insert``, ``_update``, ``_delete``), so
--- that a service's migration is its counts table and this one call.
+-- and create the three triggers that keep it (named after ``counts``), so that a service's
+-- migration is its counts table and this one call.
 CREATE FUNCTION kit_keep_counts_on(tbl text, counts text, VARIADIC keys text[]) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     cols text := (SELECT string_agg(quote_ident(k), ', ' ORDER BY i) FROM unnest(keys) WITH ORDINALITY AS a(k, i));
     args text := (SELECT string_agg(quote_literal(k), ', ' ORDER BY i)
                   FROM unnest(counts || keys) WITH ORDINALITY AS a(k, i));
-    spec text;  -- the event, a colon, the transition tables it names
 BEGIN
     EXECUTE format('INSERT INTO %I (%s, n) SELECT %s, count(*) FROM %I GROUP BY %s', counts, cols, cols, tbl, cols);
-    FOREACH spec IN ARRAY ARRAY['INSERT:REFERENCING NEW TABLE AS new_rows',
-                                  'UPDATE:REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows',
-                                  'DELETE:REFERENCING OLD TABLE AS old_rows'] LOOP
-        EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I %s FOR EACH STATEMENT EXECUTE FUNCTION kit_keep_counts(%s)',
-                       counts || '_' || lower(split_part(spec, ':', 1)), split_part(spec, ':', 1), tbl,
-                       split_part(spec, ':', 2), args);
-    END LOOP;
+    PERFORM kit_statement_triggers(tbl, counts, format('kit_keep_counts(%s)', args));
 END
 $$;

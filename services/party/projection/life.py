@@ -190,8 +190,8 @@ class LifeSnapshot:
 
 async def snapshot(conn: asyncpg.Connection) -> LifeSnapshot:
     s = LifeSnapshot()
-    # as kept beside the entries (org_life_counts: a row per kind, held or missed)
-    for r in await conn.fetch("SELECT kind, held, n::int AS n FROM org_life_counts"):
+    # as kept beside the entries (org_life_counts: a row per organisation and kind, held or missed)
+    for r in await conn.fetch("SELECT kind, held, sum(n)::int AS n FROM org_life_counts GROUP BY kind, held"):
         (s.held if r["held"] else s.overdue)[r["kind"]] = r["n"]
     return s
 

@@ -101,8 +101,9 @@ async def load_accounts(conn: asyncpg.Connection, ids: Iterable[str], *, for_upd
     if not ids:
         return {}
     rows = await conn.fetch(
-        "SELECT account_id, state FROM accounts WHERE account_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)) "
-        "ORDER BY account_id" + (" FOR UPDATE" if for_update else ""), bulk(ids))
+        "SELECT account_id, state FROM accounts "
+        "WHERE account_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)) ORDER BY account_id"
+        + (" FOR UPDATE" if for_update else ""), bulk(ids))
     return {r["account_id"]: _account(r) for r in rows}
 
 
@@ -243,7 +244,8 @@ class Ledger:
         asking for what its batch step locked costs no query)."""
         conn = self._uow.conn
         keys = tuple(keys)
-        wanted = sorted({(kind if type(kind) is AccountKind else AccountKind(kind), holder) for kind, holder in holders})
+        wanted = sorted({(kind if type(kind) is AccountKind else AccountKind(kind), holder)
+                         for kind, holder in holders})
         # a holder whose opening keys this transaction holds has no account but one it opens
         unknown = [h for h in wanted if h not in self._holders
                    and not all(k in self._keys for k in opening_keys(*h))]

@@ -284,5 +284,4 @@ async def claim_full_check(conn: asyncpg.Connection, every_seconds: float) -> fl
 
 
 async def accounts_by_kind(conn: asyncpg.Connection) -> dict[str, int]:
-    """Accounts by kind, as kept beside them (``account_counts``: a row per kind)."""
-    return {r["kind"]: r["n"] for r in await conn.fetch("SELECT kind, n FROM account_counts")}
+    return {r["kind"]: r["n"] for r in await conn.fetch("SELECT kind, count(*) AS n FROM accounts GROUP BY kind")}

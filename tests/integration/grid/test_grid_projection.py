@@ -370,18 +370,11 @@ async def test_the_tallies_behind_the_gauges_follow_every_write_and_give_what_co
     """``case_tallies`` and ``patrol_counts`` (what the gauges read) are kept by triggers; after
     cases reported, handled with a rework, closed, dismissed, made overdue, carded, listed and
     delisted, moved to another grid, a closed one's time changed and one deleted, the snapshot
-    equals the same figures counted from every case, and the tallies equal tallying the cases."""
-    tally = ("SELECT grid_id, status, category, is_open AND overdue AS overdue_open,"
-             " duplicate_of IS NOT NULL AS duplicate, supervision_count > 0 AS supervised,"
-             " listed OR delisted_at IS NOT NULL AS listed,"
-             " grid_handled_within(status, handling_seconds) AS handled_within, count(*) AS n,"
-             " sum(rework_count) AS reworks, sum(greatest(supervision_count - 1, 0)) AS red_cards,"
-             " sum(CASE WHEN status = 'closed' THEN coalesce(handling_seconds, 0) ELSE 0 END) AS handling_sum"
-             " FROM cases GROUP BY 1, 2, 3, 4, 5, 6, 7, 8")
-
+    equals the same figures counted from every case, and the tallies equal tallying the cases
+    (``case_tallies_counted``)."""
     async def check(conn) -> None:
         kept = {tuple(r.values()) for r in await conn.fetch("SELECT * FROM case_tallies")}
-        assert kept == {tuple(r.values()) for r in await conn.fetch(tally)}
+        assert kept == {tuple(r.values()) for r in await conn.fetch("SELECT * FROM case_tallies_counted")}
         snap = await db.metrics_snapshot(conn, HANDLING_BUCKETS)
         rows = await conn.fetch("SELECT status, category, count(*) AS n FROM cases GROUP BY 1, 2")
         assert snap.by_status_category == {(r["status"], r["category"]): r["n"] for r in rows}
@@ -409,8 +402,8 @@ async def test_the_tallies_behind_the_gauges_follow_every_write_and_give_what_co
               HandleCase(case_id="y1", result="ok2"), VerifyCase(case_id="y1", passed=True),
               DismissCase(case_id="y3", reason="不属实"),
               now=T0 + timedelta(minutes=10))
-    await run(pool, handler, LogPatrol(patrol_id="py", grid_id=GRID, grid_worker_id="gw", started_at=T0 - timedelta(hours=1),
-                                       ended_at=T0))
+    await run(pool, handler, LogPatrol(patrol_id="py", grid_id=GRID, grid_worker_id="gw",
+                                       started_at=T0 - timedelta(hours=1), ended_at=T0))
     async with pool.acquire() as conn:
         await check(conn)
         await conn.execute("UPDATE cases SET overdue = true, supervision_count = 3 WHERE case_id = 'y4'")
@@ -430,7 +423,8 @@ async def test_the_tallies_behind_the_gauges_follow_every_write_and_give_what_co
         # the tallies keep each bound of the histogram, and only those
         probes = [0, *(int(b) + d for b in HANDLING_BUCKETS for d in (-1, 0, 1))]
         within = [r[0] for r in await conn.fetch(
-            "SELECT grid_handled_within('closed', s) FROM unnest($1::int[]) WITH ORDINALITY AS p(s, i) ORDER BY i", probes)]
+            "SELECT grid_handled_within('closed', s) FROM unnest($1::int[]) WITH ORDINALITY AS p(s, i) ORDER BY i",
+            probes)]
     assert within == [min((b for b in HANDLING_BUCKETS if b >= s), default=float("inf")) for s in probes]
 
 
