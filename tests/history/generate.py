@@ -94,7 +94,7 @@ from services.points.domain import EarningRules
 from schemas.orders import OrderEvaluated
 from tests.history.orders import OrdersWorld
 from tests.history.party import PartyWorld
-from tests.history.topics import Pub, in_time_order, produce, read_dump, write_dump
+from tests.history.topics import Pub, Spill, merged, produce, read_dump, write_dump
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("grid", "orders", "points", "assessment", "party")
@@ -376,6 +376,22 @@ async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
     t0 = time.perf_counter()
     rng = random.Random(plan.seed)
     seq = itertools.count()
+    grid_pubs = Spill()  # the grid's events, on disk (TMPDIR): most of a history's events
+    try:
+        out, others, closes = await _generate(dsn, plan, rng, seq, grid_pubs)
+        if topics is not None:
+            everything = itertools.chain(merged(grid_pubs, others), closes)
+            total = len(grid_pubs) + len(others) + len(closes)
+            out["topics"] = await _write_topics(topics, bootstrap, everything, total)
+    finally:
+        grid_pubs.remove()
+    return {**out, "seconds": round(time.perf_counter() - t0, 1)}
+
+
+async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.count,
+                    grid_pubs: Spill) -> tuple[dict[str, Any], list[Pub], list[Pub]]:
+    """What :func:`generate` does but the topics: the counts; the events other than the grid's
+    (which ``grid_pubs`` receives) and those of the closes, for the topics."""
     conn = await asyncpg.connect(dsn)
     try:
         for svc in SERVICES:
@@ -388,30 +404,33 @@ async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
             span = (plan.end - plan.start).total_seconds()
             times = sorted(plan.start + timedelta(seconds=rng.random() * span) for _ in range(plan.cases))
             ledger.open_merchants(plan.start)
-            task = progress.add_task("grid: cases (domain)", total=plan.cases)
-            case_rows, history_rows, state_rows, report_rows = [], [], [], []
-            pubs: list[Pub] = []
+            task = progress.add_task("grid: cases (domain, COPY)", total=plan.cases)
+            rows = _GridRows()
             earnings: list[tuple[Earning, str | None]] = []
             for i, at in enumerate(times):
                 run = world.run_case(i, at)
                 s = run.state
-                state_rows.append((s.case_id, run.saves, _dumps(s.model_dump(mode="json")), case_next_check_at(s),
-                                   plan.end))
+                rows.state.append((s.case_id, run.saves, _dumps(s.model_dump(mode="json")),
+                                   case_next_check_at(s), plan.end))
                 row = case_row(s, plan.end)
-                case_rows.append(tuple(_dumps(row[c]) if c in ("reporters", "duplicates", "media") else row[c]
-                                       for c in _CASE_COLUMNS))
+                rows.cases.append(tuple(_dumps(row[c]) if c in ("reporters", "duplicates", "media") else row[c]
+                                        for c in _CASE_COLUMNS))
                 for n, (ev, eid, t, cause) in enumerate(run.events, 1):
                     h = _history(s, ev, eid, plan.end)
-                    history_rows.append((s.case_id, n, eid, h.type, h.occurred_at, _dumps(h.data)))
-                    pubs.append(Pub(t, next(seq), "grid", eid, ev, cause, cause))
+                    rows.history.append((s.case_id, n, eid, h.type, h.occurred_at, _dumps(h.data)))
+                    grid_pubs.add(Pub(t, next(seq), "grid", eid, ev, cause, cause))
                     if isinstance(ev, CaseRegistered):
                         if s.reporter.kind.value == "resident":
                             earnings.append((Earning(source=GRID_SOURCE, source_event_id=eid, kind=SourceKind.report,
                                                      holder_id=s.reporter.id, category=s.category.value,
                                                      community_id=s.community_id, occurred_at=t), cause))
                         orders.plan_case(ev, eid, cause, t)
-                report_rows.append(_grid_report(run))
+                rows.reports.append(_grid_report(run))
+                grid_pubs.release(at)  # every later case is reported at or after ``at``
+                if len(rows.cases) >= CHUNK:
+                    await rows.copy(conn)
                 progress.advance(task)
+            await rows.copy(conn)
             task = progress.add_task("orders: orders (domain)", total=None)
             orders.plan_members()
             orders.plan_direct_orders()
@@ -425,21 +444,14 @@ async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
             ledger.expire_all(plan.end)
             postings = sorted(ledger.postings, key=lambda p: (p.posted_at, p.transfer_id))
 
-            task = progress.add_task("grid: COPY", total=len(state_rows) + len(case_rows) + len(history_rows))
-            await _copy(conn, "grid", "case_state", ("case_id", "version", "state", "next_check_at", "updated_at"),
-                        state_rows, progress, task)
-            await _copy(conn, "grid", "cases", _CASE_COLUMNS, case_rows, progress, task)
-            await _copy(conn, "grid", "case_history", ("case_id", "seq", "event_id", "type", "occurred_at", "data"),
-                        history_rows, progress, task)
-            del state_rows, case_rows, history_rows
             await _write_orders(conn, orders, plan, progress)
-            await _write_points(conn, ledger, postings, orders, report_rows, progress)
-            del report_rows
+            await _write_points(conn, ledger, postings, orders, progress)
             party = PartyWorld(plan, random.Random(plan.seed + 5), seq, world.grids)
             party.plan_all(orders.pubs)
             await _write_party(dsn, party, progress)
-            pubs = in_time_order(pubs + orders.pubs + ledger.pubs + party.pubs)
-            pubs += await _write_assessment(conn, dsn, plan, pubs, seq, progress)
+            others = orders.pubs + ledger.pubs + party.pubs
+            closes = await _write_assessment(conn, dsn, plan, merged(grid_pubs, others),
+                                             len(grid_pubs) + len(others), seq, progress)
         await conn.execute("ANALYZE")
         counts = {
             "cases": await conn.fetchval("SELECT count(*) FROM grid.cases"),
@@ -462,18 +474,15 @@ async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
         }
     finally:
         await conn.close()
-    out: dict[str, Any] = {"years": plan.years, "scale": plan.scale, **counts}
-    if topics is not None:
-        out["topics"] = await _write_topics(topics, bootstrap, pubs)
-    return {**out, "seconds": round(time.perf_counter() - t0, 1)}
+    return {"years": plan.years, "scale": plan.scale, **counts}, others, closes
 
 
-async def _write_topics(path: Path, bootstrap: str | None, pubs: list[Pub]) -> dict[str, Any]:
-    """The dump of every published event (in time order), then, given a broker, its records sent
-    there; the records per topic and the seconds each step took."""
+async def _write_topics(path: Path, bootstrap: str | None, pubs: Iterable[Pub], total: int) -> dict[str, Any]:
+    """The dump of every published event (``total`` of them, in time order), then, given a broker,
+    its records sent there; the records per topic and the seconds each step took."""
     with _progress() as progress:
         t = time.perf_counter()
-        task = progress.add_task("topics: encode", total=len(pubs))
+        task = progress.add_task("topics: encode", total=total)
         counts = write_dump(path, pubs, progress, task)
         out: dict[str, Any] = {"records": dict(sorted(counts.items())),
                                "dump_seconds": round(time.perf_counter() - t, 1)}
@@ -487,6 +496,30 @@ async def _write_topics(path: Path, bootstrap: str | None, pubs: list[Pub]) -> d
                 raise RuntimeError(f"sent {dict(sent)} of {dict(counts)}")
             out["produce_seconds"] = round(time.perf_counter() - t, 1)
     return out
+
+
+@dataclass
+class _GridRows:
+    """The rows of the cases driven so far and not yet written: the grid's, and what points keeps
+    of each case (``grid_reports``). Written every :data:`CHUNK` cases, so that what the history
+    holds in memory does not grow with it."""
+
+    state: list[tuple] = field(default_factory=list)
+    cases: list[tuple] = field(default_factory=list)
+    history: list[tuple] = field(default_factory=list)
+    reports: list[tuple] = field(default_factory=list)
+
+    async def copy(self, conn: asyncpg.Connection) -> None:
+        await _copy(conn, "grid", "case_state", ("case_id", "version", "state", "next_check_at", "updated_at"),
+                    self.state)
+        await _copy(conn, "grid", "cases", _CASE_COLUMNS, self.cases)
+        await _copy(conn, "grid", "case_history", ("case_id", "seq", "event_id", "type", "occurred_at", "data"),
+                    self.history)
+        await _copy(conn, "points", "grid_reports", ("case_id", "reported", "outcome", "registered",
+                                                     "registered_source", "registered_id", "registered_at",
+                                                     "awarded"), self.reports)
+        for rows in (self.state, self.cases, self.history, self.reports):
+            rows.clear()
 
 
 def _grid_report(run: CaseRun) -> tuple:
@@ -573,11 +606,12 @@ async def _write_orders(conn: asyncpg.Connection, orders: OrdersWorld, plan: Pla
 
 
 async def _write_points(conn: asyncpg.Connection, ledger: Ledger, postings: list[TransferPosted],
-                        orders: OrdersWorld, report_rows: list[tuple], progress: Progress) -> None:
+                        orders: OrdersWorld, progress: Progress) -> None:
     """Accounts first (balance 0, the final state: the postings' trigger moves the balances to it),
     then the postings and earnings in time order, one statement per chunk; the deeds, and what
     the worker keeps of other services' facts until they decide an award (the orders' category,
-    community and minutes; the grid cases' reports and registrations)."""
+    community and minutes; the grid cases' reports and registrations were written with the
+    cases: :class:`_GridRows`)."""
     rows = []
     for e in ledger.opened:
         acc = ledger.accounts[e.account_id]
@@ -611,8 +645,6 @@ async def _write_points(conn: asyncpg.Connection, ledger: Ledger, postings: list
         for d, saves in ledger.deeds.values()])
     await _copy(conn, "points", "order_facts", ("order_id", "category", "community_id", "service_minutes"),
                 [(o, *f) for o, f in orders.facts.items()])
-    await _copy(conn, "points", "grid_reports", ("case_id", "reported", "outcome", "registered", "registered_source",
-                                                 "registered_id", "registered_at", "awarded"), report_rows)
 
 
 async def _write_party(dsn: str, party: PartyWorld, progress: Progress) -> None:
@@ -626,9 +658,10 @@ async def _write_party(dsn: str, party: PartyWorld, progress: Progress) -> None:
         await pool.close()
 
 
-async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs: list[Pub], seq: itertools.count,
-                            progress: Progress) -> list[Pub]:
-    """The event log as the worker records it (the consumed events of ``pubs``, in time order),
+async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs: Iterable[Pub], count: int,
+                            seq: itertools.count, progress: Progress) -> list[Pub]:
+    """The event log as the worker records it (the consumed events of the ``count`` ``pubs``, in
+    time order, read once),
     folded by the service's fold, then every period that ended closed as the timer closes it;
     returns what the closes published (scorecards and alerts, at the end of the history)."""
     from services.assessment.app.event_log import fold_unfolded
@@ -642,18 +675,18 @@ async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs
     from services.assessment.projection import store
     from services.assessment.domain.publication import content_hash, envelope_id
 
-    events = [StoredEvent(p.source, p.id, topic_of(p.payload), p.payload, p.at) for p in pubs
-              if type(p.payload) in CONSUMED]
     published: list[Pub] = []
     pool = await create_pool(dsn, "assessment", service="assessment", max_size=1)
     try:
-        task = progress.add_task("assessment: event log", total=len(events))
+        task = progress.add_task("assessment: event log", total=count)
         async with pool.acquire() as c:
-            for i in range(0, len(events), CHUNK):
+            pubs = iter(pubs)
+            while chunk := list(itertools.islice(pubs, CHUNK)):
+                events = [StoredEvent(p.source, p.id, topic_of(p.payload), p.payload, p.at) for p in chunk
+                          if type(p.payload) in CONSUMED]
                 async with c.transaction():
-                    await store.record_events(c, events[i:i + CHUNK])
-                progress.advance(task, min(CHUNK, len(events) - i))
-        del events
+                    await store.record_events(c, events)
+                progress.advance(task, len(chunk))
         task = progress.add_task("assessment: fold (service)", total=None)
         folded = await fold_unfolded(pool)
         progress.update(task, total=folded, completed=folded)

@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import heapq
+import os
+import pickle
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -65,6 +69,61 @@ class Pub:
 
 def in_time_order(pubs: Iterable[Pub]) -> list[Pub]:
     return sorted(pubs, key=Pub.sort_key)
+
+
+class Spill:
+    """Events that come nearly in time order, kept on disk in exact time order with only a window
+    of them in memory: the grid's events come case by case, each case's after its report, and the
+    cases in the order of their reports. :meth:`add` holds an event back until :meth:`release`
+    says that nothing earlier can come any more, then writes it (pickled) to a file of its own;
+    :meth:`__iter__` reads them back in order, as often as asked. A history's events held as
+    objects take about 2 kB each, so five years of a large district's cases would not fit in
+    memory; the file takes about 600 bytes an event."""
+
+    def __init__(self, directory: Path | None = None):
+        fd, name = tempfile.mkstemp(prefix="history-spill-", suffix=".pickle", dir=directory)
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb")
+        self._held: list[tuple[tuple[datetime, int, int], Pub]] = []
+        self.count = 0
+
+    def add(self, p: Pub) -> None:
+        heapq.heappush(self._held, (p.sort_key(), p))
+
+    def release(self, before: datetime) -> None:
+        """Write every event held whose time is before ``before``: no event added later may be."""
+        held = self._held
+        while held and held[0][0][0] < before:
+            pickle.dump(heapq.heappop(held)[1], self._file, pickle.HIGHEST_PROTOCOL)
+            self.count += 1
+
+    def close(self) -> None:
+        """Write every event still held; nothing may be added after."""
+        if not self._file.closed:
+            self.release(datetime.max.replace(tzinfo=self._held[0][0][0].tzinfo) if self._held else datetime.min)
+            self._file.close()
+
+    def __iter__(self) -> Iterator[Pub]:
+        self.close()
+        with open(self.path, "rb") as f:
+            while True:
+                try:
+                    yield pickle.load(f)  # one pickler, one unpickler a record: no memo between them
+                except EOFError:
+                    return
+
+    def __len__(self) -> int:
+        self.close()
+        return self.count
+
+    def remove(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+
+def merged(spill: Spill, others: Iterable[Pub]) -> Iterator[Pub]:
+    """The events of ``spill`` and ``others`` (in any order) together in time order."""
+    return heapq.merge(spill, in_time_order(others), key=Pub.sort_key)
 
 
 def encoded(p: Pub) -> tuple[str, bytes, int, bytes]:
