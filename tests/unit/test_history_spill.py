@@ -13,7 +13,8 @@ T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
 def _pub(at: datetime, seq: int, service: str = "grid") -> Pub:
-    return Pub(at, seq, service, f"e-{seq}", CaseAccepted(case_id=f"case-{seq}", department="dept-1", accepted_by="do-1", on_time=True), "c", "c")
+    event = CaseAccepted(case_id=f"case-{seq}", department="dept-1", accepted_by="do-1", on_time=True)
+    return Pub(at, seq, service, f"e-{seq}", event, "c", "c")
 
 
 def _cases(rng: random.Random, n: int) -> list[tuple[datetime, list[Pub]]]:
