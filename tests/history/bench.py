@@ -190,6 +190,7 @@ def _endpoints(s: dict[str, Any], n: int) -> dict[str, tuple[str, str, list[str]
         "grid.case": ("grid", AUDITOR, cyc("/v1/cases/{}", s["cases"])),
         "grid.cases": ("grid", AUDITOR, cyc("/v1/cases?limit=50&grid_id={}", s["grids"])),
         "grid.cases_open": ("grid", AUDITOR, cyc("/v1/cases?limit=50&status=dispatched&grid_id={}", s["grids"])),
+        "grid.cases_basic": ("grid", AUDITOR, cyc("/v1/cases?limit=50&view=basic&grid_id={}", s["grids"])),
         "grid.counts": ("grid", AUDITOR, cyc("/v1/grids/{}/counts", s["grids"])),
         "points.account": ("points", AUDITOR, cyc("/v1/accounts/{}", s["residents"])),
         "points.statement": ("points", AUDITOR, cyc("/v1/accounts/{}/statement?limit=50", s["residents"])),

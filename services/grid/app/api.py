@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -21,6 +22,13 @@ CaseRef = ref("CaseRef", "case_id", CaseId)
 GridRef = ref("GridRef", "grid_id", GridId, "a grid of the grid register (15 digits)")
 
 
+class CaseView(str, Enum):
+    """How much of each case a list answers."""
+
+    basic = "basic"  # where the case stands: what a list screen shows and filters on
+    full = "full"  # every column of the case, as its lookup answers it without the history
+
+
 class CaseQuery(Page):
     grid_id: GridId | None = Field(None, description="cases of this grid (15 digits)")
     community_id: CommunityId | None = Field(None, description="cases of this community (12 digits)")
@@ -31,6 +39,9 @@ class CaseQuery(Page):
     department: DepartmentId | None = Field(None, description="cases of this department of the department register")
     listed: bool | None = Field(None, description="whether the case is under 挂牌督办 (a severe hazard not yet 销号)")
     supervised: bool | None = Field(None, description="whether a card (超期督办) was issued on the case")
+    view: CaseView = Field(CaseView.full, description="`basic`: where each case stands (`CaseSummary`: no "
+                                                      "description, place, reporters or media, a third of the "
+                                                      "columns); `full` (the default): every column (`CaseRow`)")
 
 
 class PatrolQuery(Page):
@@ -84,8 +95,8 @@ class HistoryEntry(BaseModel):
     data: dict[str, Any] = Field(description="the event's data")
 
 
-class CaseRow(BaseModel):
-    """A grid case (案卷) as the projection holds it."""
+class CaseSummary(BaseModel):
+    """Where a grid case (案卷) stands: the columns of a list's `basic` view."""
 
     case_id: str
     status: CaseStatus
@@ -95,6 +106,23 @@ class CaseRow(BaseModel):
     grid_id: str
     community_id: str
     street_id: str
+    level: str = Field(description="community, street or district: who handles the case now")
+    department: str | None
+    assignee_id: str | None
+    due_stage: str | None = Field(description="the stage of the open deadline")
+    due_at: datetime | None = Field(description="when the open deadline falls due")
+    overdue: bool = Field(description="a deadline of the case was missed (超期)")
+    supervision_count: int = Field(description="cards issued on missed deadlines (超期督办)")
+    last_card: str | None = Field(description="yellow_card or red_card: the latest card")
+    listed: bool = Field(description="under 挂牌督办 (a severe hazard, from dispatch until 销号)")
+    reported_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class CaseRow(CaseSummary):
+    """A grid case (案卷) as the projection holds it: its summary and every other column."""
+
     description: str
     lat: float
     lon: float
@@ -102,13 +130,7 @@ class CaseRow(BaseModel):
     reporters: list[Reporter] = Field(description="the reporter first, then the co-reporters of duplicates")
     duplicates: list[str] = Field(description="ids of the dismissed duplicate reports")
     media: list[str]
-    level: str = Field(description="community, street or district: who handles the case now")
     joint_mediation: bool
-    department: str | None
-    assignee_id: str | None
-    due_stage: str | None = Field(description="the stage of the open deadline")
-    due_at: datetime | None = Field(description="when the open deadline falls due")
-    overdue: bool = Field(description="a deadline of the case was missed (超期)")
     overdue_count: int
     rework_count: int
     dismissal_reason: str | None
@@ -117,14 +139,11 @@ class CaseRow(BaseModel):
     on_time: bool | None
     handling_seconds: int | None
     satisfaction: str | None
-    reported_at: datetime
     registered_at: datetime | None
     dispatched_at: datetime | None
     handled_at: datetime | None
     closed_at: datetime | None
-    updated_at: datetime
-    version: int
-    # the department's part (签收, 先行联系, 管控, 退单, 延期, 不合理诉求) and supervision
+    # the department's part (签收, 先行联系, 管控, 退单, 延期, 不合理诉求)
     accepted_at: datetime | None = Field(description="when the department accepted the case (签收)")
     contacted_at: datetime | None = Field(description="when the department contacted the reporter (先行联系)")
     controlled_at: datetime | None = Field(description="when a severe hazard was brought under control (管控)")
@@ -137,9 +156,6 @@ class CaseRow(BaseModel):
     extension_count: int = Field(description="extensions granted")
     exclusion_pending: bool = Field(description="an exclusion from the rates (不合理诉求) awaits review")
     excluded: bool = Field(description="left out of the department's rates (approved 不合理诉求)")
-    supervision_count: int = Field(description="cards issued on missed deadlines (超期督办)")
-    last_card: str | None = Field(description="yellow_card or red_card: the latest card")
-    listed: bool = Field(description="under 挂牌督办 (a severe hazard, from dispatch until 销号)")
     delisted_at: datetime | None = Field(description="when a listed case was delisted (销号)")
     resolved: bool | None = Field(description="回访: whether the reporter said the problem is solved")
 
@@ -183,8 +199,8 @@ class Department(BaseModel):
     street_id: str | None = Field(description="the street of a street department")
 
 
-class CasePage(PageOut[CaseRow]):
-    """One page of cases, newest report first."""
+class CasePage(PageOut[CaseRow | CaseSummary]):
+    """One page of cases, newest report first: each a `CaseRow`, or a `CaseSummary` with `view=basic`."""
 
 
 class PatrolPage(PageOut[Patrol]):

@@ -78,13 +78,17 @@ async def list_cases(req: Request[None, api.CaseQuery, None]):
 
     Only the cases the caller may read: an auditor every case; a grid worker or an officer the cases
     of the grids, communities and streets of their scope; a department officer the cases dispatched
-    to their departments; a resident the cases they reported (without the other reporters)."""
+    to their departments; a resident the cases they reported (without the other reporters).
+
+    `view=basic` answers where each case stands (a third of the columns: no description, place,
+    reporters or media), for a list screen; the case's lookup has the rest."""
     q = req.query
     f = db.CaseFilter(grid_id=q.grid_id, community_id=q.community_id, street_id=q.street_id,
                       status=q.status.value if q.status else None, category=q.category.value if q.category else None,
                       overdue=q.overdue, department=q.department, listed=q.listed, supervised=q.supervised)
     async with rt.read() as conn:
-        paged = await db.list_cases(conn, f, q.limit, q.offset, db.Reader.of(req.principal), q.cursor)
+        paged = await db.list_cases(conn, f, q.limit, q.offset, db.Reader.of(req.principal), q.cursor,
+                                    basic=q.view is api.CaseView.basic)
     return page(q, paged)
 
 

@@ -22,6 +22,11 @@ _CASE_FIELDS = (
     "return_count, extension_until, extension_count, exclusion_pending, excluded, supervision_count, last_card, "
     "listed, delisted_at, resolved"
 )
+_CASE_SUMMARY_FIELDS = (
+    "case_id, status, category, grade, urgent, grid_id, community_id, street_id, level, department, assignee_id, "
+    "due_stage, due_at, overdue, supervision_count, last_card, listed, reported_at, updated_at, version"
+)
+"""The columns of a list's ``basic`` view: where each case stands (no text, place, reporter or media)."""
 
 
 # -- who reads what --------------------------------------------------------------------------
@@ -99,7 +104,8 @@ class Reader:
         if not self.only_own:
             return row
         me = {"kind": "resident", "id": self.resident}
-        row = {**row, "reporters": [r for r in row["reporters"] if r == me]}
+        if "reporters" in row:
+            row = {**row, "reporters": [r for r in row["reporters"] if r == me]}
         if "history" in row:
             row["history"] = [{**h, "data": {k: v for k, v in h["data"].items() if k != "reporter" or v == me}}
                               for h in row["history"]]
@@ -144,9 +150,10 @@ PATROL_ORDER = Keyset(("started_at", "patrol_id"), (datetime, str), descending=T
 
 
 async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset: int = 0,
-                     reader: Reader | None = None, cursor: str | None = None) -> Paged:
+                     reader: Reader | None = None, cursor: str | None = None, *, basic: bool = False) -> Paged:
     """One page of the cases matching ``f``, newest report first, after ``cursor``; with
-    ``reader``, only the cases it may read."""
+    ``reader``, only the cases it may read; with ``basic``, only where each stands
+    (:data:`_CASE_SUMMARY_FIELDS`)."""
     where = Where().equal(grid_id=f.grid_id, community_id=f.community_id, street_id=f.street_id, status=f.status,
                            category=f.category, overdue=f.overdue, department=f.department, listed=f.listed)
     if f.supervised is not None:
@@ -160,7 +167,8 @@ async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset
         status = f"AND status = {where.param(f.status)}" if f.status is not None else ""
         total = (f"SELECT coalesce(sum(n), 0)::bigint FROM grid_status_counts WHERE grid_id = {where.param(f.grid_id)} "
                  f"{status}")
-    paged = await where.counted_page(conn, "cases", f"SELECT {_CASE_FIELDS} FROM cases", CASE_ORDER, limit, offset,
+    columns = _CASE_SUMMARY_FIELDS if basic else _CASE_FIELDS
+    paged = await where.counted_page(conn, "cases", f"SELECT {columns} FROM cases", CASE_ORDER, limit, offset,
                                      cursor, total=total)
     if reader is not None:
         paged.items = [reader.redact(r) for r in paged.items]

@@ -22,6 +22,7 @@ from schemas.grid import (
     VerifyCase,
 )
 from services.grid import projection as db
+from services.grid.app.api import CaseSummary
 from services.grid.app.handler import GridHandler, load_calendar, load_policy
 from services.grid.app.metrics import HANDLING_BUCKETS
 from services.grid.domain import DEFAULT_POLICY, DEFAULT_POLICY_MAPPING, CaseStatus, DeadlinePolicy
@@ -268,6 +269,25 @@ async def test_case_lists_filter_and_paginate_and_grid_counts_cover_every_status
         assert (await db.list_cases(conn, db.CaseFilter(community_id="110105001002", overdue=True), 10, 0)).total == 0
         counts = await db.grid_counts(conn, GRID)
     assert counts == {"reported": 1, "registered": 1, "dismissed": 0, "dispatched": 0, "handled": 0, "closed": 0}
+
+
+async def test_a_lists_basic_view_is_the_summary_columns_of_the_same_rows_and_a_resident_still_sees_only_their_own(
+        pool, handler):
+    await run(pool, handler, report("b1"), report("b2", where=FAR), report("b3"))
+    await run(pool, handler, RegisterCase(case_id="b2", department="110105.cgw"), now=T0 + timedelta(minutes=1))
+    summary = list(CaseSummary.model_fields)
+    async with pool.acquire() as conn:
+        full = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 2, 0)
+        basic = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 2, 0, basic=True)
+        assert (basic.total, basic.next_cursor) == (full.total, full.next_cursor) and basic.total == 3
+        assert [list(r) for r in basic.items] == [summary] * 2  # the summary's columns, in its order
+        assert basic.items == [{k: r[k] for k in summary} for r in full.items]
+        rest = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 2, 0, cursor=basic.next_cursor, basic=True)
+        assert [r["case_id"] for r in rest.items] == ["b1"]
+        reporter = (await db.get_case(conn, "b1"))["reporters"][0]
+        resident = db.Reader.of(Principal(reporter["id"], frozenset({"resident"}), Scope()))
+        mine = await db.list_cases(conn, db.CaseFilter(), 10, 0, reader=resident, basic=True)
+        assert [list(r) for r in mine.items] == [summary] and mine.items[0]["case_id"] == "b1"
 
 
 async def test_a_grids_list_takes_its_total_from_the_kept_counts_only_when_they_count_what_the_reader_sees(

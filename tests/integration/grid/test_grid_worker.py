@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from schemas.envelope import CloudEvent
+from services.grid.app.api import CaseSummary
 from services.grid.app.handler import load_calendar
 from services.grid.app.metrics import covers_next_year
 from tests.support.kafka import produce, read_all, send
@@ -227,7 +228,17 @@ async def test_queries_filter_paginate_count_and_refuse_bad_filters(worker):
     assert [c["case_id"] for c in reg["items"]] == [ids[0]]
     _, street = await get(worker, f"/v1/cases?street_id={grid[:9]}&overdue=false")
     assert street["total"] == 3
-    for bad, field in (("status=bogus", "status"), ("category=weather", "category"), ("grid_id=123", "grid_id"),
+    # view=basic: the same cases, pages and totals, each only where it stands (no text, place, reporter)
+    _, full = await get(worker, f"/v1/cases?grid_id={grid}&limit=2&view=full")
+    assert full == page
+    _, basic = await get(worker, f"/v1/cases?grid_id={grid}&limit=2&view=basic")
+    assert {k: v for k, v in basic.items() if k != "items"} == {k: v for k, v in page.items() if k != "items"}
+    assert [set(c) for c in basic["items"]] == [set(CaseSummary.model_fields)] * 2
+    assert basic["items"] == [{k: c[k] for k in CaseSummary.model_fields} for c in page["items"]]
+    assert not {"description", "address", "lat", "reporters", "media"} & set(basic["items"][0])
+    _, basic2 = await get(worker, f"/v1/cases?grid_id={grid}&limit=2&view=basic&cursor={basic['next_cursor']}")
+    assert [c["case_id"] for c in basic2["items"]] == [c["case_id"] for c in page2["items"]]
+    for bad, field in (("view=summary", "view"), ("status=bogus", "status"), ("category=weather", "category"), ("grid_id=123", "grid_id"),
                        ("community_id=12", "community_id"), ("street_id=x", "street_id"), ("overdue=maybe", "overdue"),
                        ("limit=0", "limit"), ("offset=-1", "offset")):
         status, body = await get(worker, f"/v1/cases?{bad}")
