@@ -25,6 +25,8 @@ class Worker:
     def __init__(self, module: str, env: dict[str, str], *, prefix: str, port: int | None = None, log: Path | None = None):
         self.module = module
         self.port = port or free_port()
+        self.chosen_port = port is None  # ours to change if another process takes it first
+        self.prefix = prefix
         self.env = {**os.environ, **test_identity().env(), **env, f"{prefix}HTTP_PORT": str(self.port), f"{prefix}HTTP_HOST": "127.0.0.1",
                     "LOG_FORMAT": "text", "PYTHONUNBUFFERED": "1"}
         self.log = log
@@ -41,11 +43,25 @@ class Worker:
                                      cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
+    def _lost_its_port(self) -> bool:
+        """Whether the worker exited because its port, free when :func:`free_port` chose it, was
+        taken before it bound it (by another test process's connection, say)."""
+        if not self.chosen_port or self.log is None or not self.log.exists():
+            return False
+        return f", {self.port}): address already in use" in self.log.read_text(errors="replace")
+
     async def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
+        restarts = 3
         async with aiohttp.ClientSession() as s:
             while time.monotonic() < deadline:
-                assert self.proc is not None and self.proc.poll() is None, f"{self.module} exited with {self.proc.returncode}"
+                assert self.proc is not None
+                if self.proc.poll() is not None and restarts and self._lost_its_port():
+                    restarts -= 1  # on another free port: the port was the test's choice, not the worker's fault
+                    self.port = free_port()
+                    self.env[f"{self.prefix}HTTP_PORT"] = str(self.port)
+                    self.start()
+                assert self.proc.poll() is None, f"{self.module} exited with {self.proc.returncode}"
                 try:
                     async with s.get(self.url + "/readyz", timeout=aiohttp.ClientTimeout(total=3)) as r:
                         if r.status == 200:

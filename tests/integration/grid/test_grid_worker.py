@@ -238,7 +238,8 @@ async def test_queries_filter_paginate_count_and_refuse_bad_filters(worker):
     assert not {"description", "address", "lat", "reporters", "media"} & set(basic["items"][0])
     _, basic2 = await get(worker, f"/v1/cases?grid_id={grid}&limit=2&view=basic&cursor={basic['next_cursor']}")
     assert [c["case_id"] for c in basic2["items"]] == [c["case_id"] for c in page2["items"]]
-    for bad, field in (("view=summary", "view"), ("status=bogus", "status"), ("category=weather", "category"), ("grid_id=123", "grid_id"),
+    for bad, field in (("view=summary", "view"),
+                       ("status=bogus", "status"), ("category=weather", "category"), ("grid_id=123", "grid_id"),
                        ("community_id=12", "community_id"), ("street_id=x", "street_id"), ("overdue=maybe", "overdue"),
                        ("limit=0", "limit"), ("offset=-1", "offset")):
         status, body = await get(worker, f"/v1/cases?{bad}")
