@@ -8,7 +8,9 @@ services run them at start-up. Then the projections are filled, in chunks, with 
   policy, the grid and department registers): ``case_state``, ``cases`` and ``case_history``
   are what the worker would have written for the same commands. Most cases are reported,
   registered, dispatched, handled, verified and closed (some reworked, some dismissed, the
-  newest still open at every stage), the overdue timer's events included.
+  newest still open at every stage), the overdue timer's events included; each step names its
+  sender where the worker's policy fills that from the token (registrar, dispatcher, the
+  assignee for the department, the verifier).
 - orders: members register (双报到) and claim posts; each registered resident-need case becomes
   its order and residents place their own, and every order goes through the orders domain in
   time order (dispatched automatically against the members' open orders, accepted, declined or
@@ -209,30 +211,36 @@ class GridWorld:
                                                        "lon": 116.44 + rng.uniform(-0.02, 0.02), "address": "朝阳区"},
             "reporter": reporter}))
         assert state is not None
+        # who sends each step, as the worker's policy fills the actor fields from their tokens: an
+        # officer of the community registers and dispatches, the assignee acts for the department,
+        # a grid worker of the grid (never the handler) verifies
+        officer, verifier = f"co-{state.community_id}", f"gw-{grid[-6:]}-{i % 3}"
         if later(10, 240):
             if rng.random() < 0.05:
-                step(DismissCase(case_id=case_id, reason="不属于网格事项"))
+                step(DismissCase(case_id=case_id, reason="不属于网格事项", registrar_id=officer))
             else:
                 proposed = self.departments.responsible(state.category, state.grade, state.street_id)
-                step(RegisterCase(case_id=case_id, department=proposed), proposed_department=proposed)
+                step(RegisterCase(case_id=case_id, department=proposed, registrar_id=officer),
+                     proposed_department=proposed)
                 department = state.department or proposed
                 if later(5, 120):
-                    step(DispatchCase(case_id=case_id, department=department,
-                                      assignee_id=f"staff-{rng.randrange(200):03d}"))
+                    staff = f"staff-{rng.randrange(200):03d}"  # the department's officer who takes it
+                    step(DispatchCase(case_id=case_id, department=department, assignee_id=staff,
+                                      dispatcher_id=officer))
                     if later(5, 60 * 6):
-                        step(AcceptCase(case_id=case_id))
+                        step(AcceptCase(case_id=case_id, accepted_by=staff))
                     if resident and later(10, 60 * 12):
-                        step(ContactReporter(case_id=case_id, channel="phone"))
+                        step(ContactReporter(case_id=case_id, channel="phone", contacted_by=staff))
                     if state.is_severe_hazard and later(10, 60 * 4):
-                        step(ControlHazard(case_id=case_id, measures="已设置警戒"))
+                        step(ControlHazard(case_id=case_id, measures="已设置警戒", controlled_by=staff))
                     reworks = 1 if rng.random() < 0.08 else 0
                     for attempt in range(reworks + 1):
                         if not later(60, 60 * 24 * (3 if rng.random() < 0.9 else 12)):
                             break
-                        step(HandleCase(case_id=case_id, result="已处置"))
+                        step(HandleCase(case_id=case_id, result="已处置", handled_by=staff))
                         if not later(30, 60 * 20):
                             break
-                        step(VerifyCase(case_id=case_id, passed=attempt == reworks, verifier_id="verifier-1"))
+                        step(VerifyCase(case_id=case_id, passed=attempt == reworks, verifier_id=verifier))
                     if state.status.value == "closed" and resident and rng.random() < 0.5 and later(60, 60 * 48):
                         step(CaseFeedback(case_id=case_id, satisfaction=rng.choice(
                             ("satisfied", "satisfied", "basically_satisfied", "unsatisfied")),

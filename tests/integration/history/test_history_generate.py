@@ -121,6 +121,38 @@ async def test_grid_rows_are_the_case_states(history):
     assert {"closed", "dismissed"} <= by_status
 
 
+async def test_each_step_names_who_sent_it_as_the_workers_policy_would(history):
+    """The actor fields the worker fills from the sender's token are in the history: an officer of
+    the case's community registers, dismisses and dispatches; the assignee accepts, contacts,
+    controls and handles; a grid worker of the case's grid verifies."""
+    url, _ = history
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT h.type, h.data, c.community_id, c.grid_id, c.assignee_id FROM grid.case_history h "
+            "JOIN grid.cases c USING (case_id)")
+    finally:
+        await conn.close()
+    actors = {"grid.case.registered.v1": "registrar_id", "grid.case.dismissed.v1": "registrar_id",
+              "grid.case.dispatched.v1": "dispatcher_id", "grid.case.accepted.v1": "accepted_by",
+              "grid.case.contacted.v1": "contacted_by", "grid.case.controlled.v1": "controlled_by",
+              "grid.case.handled.v1": "handled_by", "grid.case.verified.v1": "verifier_id"}
+    seen = set()
+    for r in rows:
+        field = actors.get(r["type"])
+        if field is None:
+            continue
+        seen.add(r["type"])
+        who = orjson.loads(r["data"])[field]
+        if field in ("registrar_id", "dispatcher_id"):
+            assert who == f"co-{r['community_id']}", dict(r)
+        elif field == "verifier_id":
+            assert who.startswith(f"gw-{r['grid_id'][-6:]}-") and who != r["assignee_id"], dict(r)
+        else:
+            assert who == r["assignee_id"], dict(r)
+    assert seen >= set(actors) - {"grid.case.controlled.v1"}
+
+
 async def test_closed_months_rescore_to_the_stored_scorecards(history):
     url, _ = history
     pool = await create_pool(url, "assessment", service="assessment", max_size=1)
