@@ -85,14 +85,19 @@ class Spill:
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
         self._held: list[tuple[tuple[datetime, int, int], Pub]] = []
+        self._released: datetime | None = None  # the latest ``before`` given to :meth:`release`
         self.count = 0
 
     def add(self, p: Pub) -> None:
+        if self._released is not None and p.at < self._released:
+            raise ValueError(f"event {p.id} at {p.at} comes after events up to {self._released} were written")
         heapq.heappush(self._held, (p.sort_key(), p))
 
     def release(self, before: datetime) -> None:
         """Write every event held whose time is before ``before``: no event added later may be."""
         held = self._held
+        if self._released is None or before > self._released:
+            self._released = before
         while held and held[0][0][0] < before:
             pickle.dump(heapq.heappop(held)[1], self._file, pickle.HIGHEST_PROTOCOL)
             self.count += 1

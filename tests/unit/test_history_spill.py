@@ -69,13 +69,18 @@ def test_merged_interleaves_the_spill_with_the_other_services_events():
         spill.remove()
 
 
-def test_an_event_released_early_would_be_out_of_order_so_release_keeps_what_is_not_before():
+def test_release_keeps_what_is_not_before_and_an_event_earlier_than_a_release_is_refused():
     spill = Spill()
     try:
         spill.add(_pub(T0 + timedelta(minutes=2), 0))
-        spill.release(T0 + timedelta(minutes=2))  # not before: kept back
+        spill.release(T0 + timedelta(minutes=2))  # not before: kept back, for a later event of the same instant
         spill.add(_pub(T0 + timedelta(minutes=2), 1))
-        spill.add(_pub(T0 + timedelta(minutes=1), 2))
-        assert [p.seq for p in spill] == [2, 0, 1]
+        spill.add(_pub(T0 + timedelta(minutes=3), 2))
+        spill.release(T0 + timedelta(minutes=3))
+        assert spill.count == 2  # the two at 2 minutes written, the one at 3 still held
+        with pytest.raises(ValueError, match="comes after events up to"):
+            spill.add(_pub(T0 + timedelta(minutes=2, seconds=59), 3))  # could not come before what was written
+        spill.add(_pub(T0 + timedelta(minutes=3), 4))
+        assert [p.seq for p in spill] == [0, 1, 2, 4]
     finally:
         spill.remove()
