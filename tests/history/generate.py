@@ -96,7 +96,7 @@ from services.points.domain import EarningRules
 from schemas.orders import OrderEvaluated
 from tests.history.orders import OrdersWorld
 from tests.history.party import PartyWorld
-from tests.history.topics import Pub, Spill, merged, produce, read_dump, write_dump
+from tests.history.topics import Pub, Spill, in_time_order, merged, produce, read_dump, write_dump
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("grid", "orders", "points", "assessment", "party")
@@ -457,7 +457,7 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
             party = PartyWorld(plan, random.Random(plan.seed + 5), seq, world.grids)
             party.plan_all(orders.pubs)
             await _write_party(dsn, party, progress)
-            others = orders.pubs + ledger.pubs + party.pubs
+            others = in_time_order(orders.pubs + ledger.pubs + party.pubs)  # sorted once, merged twice
             closes = await _write_assessment(conn, dsn, plan, merged(grid_pubs, others),
                                              len(grid_pubs) + len(others), seq, progress)
         await conn.execute("ANALYZE")

@@ -80,8 +80,8 @@ class Spill:
     objects take about 2 kB each, so five years of a large district's cases would not fit in
     memory; the file takes about 600 bytes an event."""
 
-    def __init__(self, directory: Path | None = None):
-        fd, name = tempfile.mkstemp(prefix="history-spill-", suffix=".pickle", dir=directory)
+    def __init__(self):
+        fd, name = tempfile.mkstemp(prefix="history-spill-", suffix=".pickle")  # in TMPDIR
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
         self._held: list[tuple[tuple[datetime, int, int], Pub]] = []
@@ -118,6 +118,7 @@ class Spill:
                     return
 
     def __len__(self) -> int:
+        """How many events it holds in all; it takes no more after (like iterating)."""
         self.close()
         return self.count
 
@@ -126,9 +127,10 @@ class Spill:
         self.path.unlink(missing_ok=True)
 
 
-def merged(spill: Spill, others: Iterable[Pub]) -> Iterator[Pub]:
-    """The events of ``spill`` and ``others`` (in any order) together in time order."""
-    return heapq.merge(spill, in_time_order(others), key=Pub.sort_key)
+def merged(spill: Spill, others: list[Pub]) -> Iterator[Pub]:
+    """The events of ``spill`` and ``others`` (already in time order: :func:`in_time_order`)
+    together in time order."""
+    return heapq.merge(spill, others, key=Pub.sort_key)
 
 
 def encoded(p: Pub) -> tuple[str, bytes, int, bytes]:

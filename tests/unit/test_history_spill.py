@@ -60,7 +60,7 @@ def test_merged_interleaves_the_spill_with_the_other_services_events():
             spill.add(p)
         others = [_pub(T0 + timedelta(minutes=5), 10, "points"), _pub(T0 + timedelta(minutes=1), 11, "orders"),
                   _pub(T0 + timedelta(minutes=5), 12, "orders")]
-        got = [(p.service, p.seq) for p in merged(spill, others)]
+        got = [(p.service, p.seq) for p in merged(spill, in_time_order(others))]
         assert got == [(p.service, p.seq) for p in in_time_order(grid + others)]
         # at one instant the grid's event comes before the order and the award it leads to
         assert got == [("grid", 0), ("orders", 11), ("grid", 1), ("grid", 2), ("orders", 12), ("points", 10),
