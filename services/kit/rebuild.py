@@ -680,7 +680,7 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
             await migrate(conn, rt.service, rt.components)
             for hook in rt._startup_hooks:  # noqa: SLF001 (reference data the handlers load)
                 await _run_hook(rt, hook, conn)
-            with _few_collections():
+            with few_collections():
                 await _replay(rt, conn, lookup, progress, outcome, batch_records)
         await conn.execute("SET synchronous_commit = on")
         await conn.execute("ANALYZE")
@@ -692,14 +692,15 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
 
 
 @contextlib.contextmanager
-def _few_collections():
-    """Less of the cyclic garbage collector while replaying.
+def few_collections():
+    """Less of the cyclic garbage collector while a bulk job runs (a replay, a generated history).
 
     A replay allocates millions of short-lived objects, and with the collector's default
     thresholds it walked everything alive again and again (the modules and their models, and
-    the records buffered for the merge): a quarter of the replay's CPU. What exists when the
-    replay starts is frozen (never walked again), and the young generations are collected less
-    often. Most of what a record allocates is freed by reference counting anyway; the rest is
+    the records buffered for the merge): a quarter of the replay's CPU; the generated history's
+    fold of the assessment log, with its refs held in memory, spent half its CPU so. What exists
+    when the job starts is frozen (never walked again), and the young generations are collected
+    less often. Most of what a record allocates is freed by reference counting anyway; the rest is
     collected at the higher thresholds."""
     before = gc.get_threshold()
     gc.collect()

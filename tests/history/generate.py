@@ -30,8 +30,9 @@ services run them at start-up. Then the projections are filled, in chunks, with 
   party worker's own handler on the kit's path, one transaction a batch
   (:mod:`tests.history.party`): the tree of organisations, members and their transfers,
   organisational life, the regional councils, units, projects and commitments.
-- assessment: the events above that it consumes enter ``event_log`` as the worker records them,
-  are folded into ``facts`` and ``refs`` by the service's own fold, and every period that ended
+- assessment: the events above that it consumes enter ``event_log`` and are folded into
+  ``facts`` and ``refs`` as the worker records and folds a batch (in time order, one transaction
+  a batch), and every period that ended
   is closed as the period-close timer closes it (scorecards, alerts, ``period_closes``; the
   timer's mark is set to the end of the history).
 
@@ -81,6 +82,7 @@ from services.grid.projection.rows import _history
 from services.grid.registry import DepartmentRegister, GridRegister
 from services.kit.db import create_pool
 from services.kit.migrations import KIT_MIGRATIONS, migrate
+from services.kit.rebuild import few_collections
 from services.points.domain.accounts import Account, evolve_account, opened_event, account_id_for
 from services.points.domain.clock import month_of, year_of
 from services.points.domain.rankings import earned_from
@@ -107,6 +109,9 @@ MERCHANTS_AT_FULL_SCALE = 2_000
 GRID_SOURCE = "/services/grid"
 POINTS_SOURCE = "/services/points"
 CHUNK = 20_000
+FOLD_BATCH = 5_000
+"""Events of the assessment log recorded and folded per transaction (a worker's batch is smaller:
+the result is the same whatever the batches)."""
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -386,7 +391,8 @@ async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
     seq = itertools.count()
     grid_pubs = Spill()  # the grid's events, on disk (TMPDIR): most of a history's events
     try:
-        out, others, closes = await _generate(dsn, plan, rng, seq, grid_pubs)
+        with few_collections():
+            out, others, closes = await _generate(dsn, plan, rng, seq, grid_pubs)
         if topics is not None:
             everything = itertools.chain(merged(grid_pubs, others), closes)
             total = len(grid_pubs) + len(others) + len(closes)
@@ -668,11 +674,11 @@ async def _write_party(dsn: str, party: PartyWorld, progress: Progress) -> None:
 
 async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs: Iterable[Pub], count: int,
                             seq: itertools.count, progress: Progress) -> list[Pub]:
-    """The event log as the worker records it (the consumed events of the ``count`` ``pubs``, in
-    time order, read once),
-    folded by the service's fold, then every period that ended closed as the timer closes it;
-    returns what the closes published (scorecards and alerts, at the end of the history)."""
-    from services.assessment.app.event_log import fold_unfolded
+    """The event log recorded and folded as the worker records and folds a batch (the consumed
+    events of the ``count`` ``pubs``, in time order, read once), then every period that ended
+    closed as the timer closes it; returns what the closes published (scorecards and alerts, at
+    the end of the history)."""
+    from services.assessment.app.event_log import record_and_fold
     from services.assessment.app.handler import CLOSE_MARK, topic_of
     from services.assessment.app.scoring import compute_period
     from services.assessment.app.settings import AssessmentSettings
@@ -686,18 +692,15 @@ async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs
     published: list[Pub] = []
     pool = await create_pool(dsn, "assessment", service="assessment", max_size=1)
     try:
-        task = progress.add_task("assessment: event log", total=count)
+        task = progress.add_task("assessment: event log, fold", total=count)
         async with pool.acquire() as c:
             pubs = iter(pubs)
-            while chunk := list(itertools.islice(pubs, CHUNK)):
+            while chunk := list(itertools.islice(pubs, FOLD_BATCH)):
                 events = [StoredEvent(p.source, p.id, topic_of(p.payload), p.payload, p.at) for p in chunk
                           if type(p.payload) in CONSUMED]
                 async with c.transaction():
-                    await store.record_events(c, events)
+                    await record_and_fold(c, events)
                 progress.advance(task, len(chunk))
-        task = progress.add_task("assessment: fold (service)", total=None)
-        folded = await fold_unfolded(pool)
-        progress.update(task, total=folded, completed=folded)
         default = Scheme.load(AssessmentSettings().scheme_file)
         async with pool.acquire() as c:
             schemes = await store.load_schemes(c)

@@ -206,16 +206,24 @@ async def record_and_fold(conn: asyncpg.Connection, events: Sequence[StoredEvent
 
 async def fold_unfolded(pool: FairPool, chunk: int = 5000) -> int:
     """Fold the log rows not folded yet (recorded before the counters were kept, or after the
-    counters were emptied to rebuild them), oldest first, one transaction per chunk."""
+    counters were emptied to rebuild them), oldest first, one transaction per chunk. Each chunk
+    is read on from the last one's key; a row recorded unfolded before that key meanwhile (none
+    of the service's own paths does) is found by a last read from the start, and folded with the
+    tail after it unwound and folded again."""
     done = 0
+    after: tuple | None = None
     while True:
         async with pool.acquire() as conn, conn.transaction():
             await advisory_lock(conn, FOLD_LOCK)
-            rows = await store.unfolded(conn, chunk)
+            rows, last = await store.unfolded(conn, chunk, after)
             if not rows:
-                return done
+                if after is None:
+                    return done
+                after = None
+                continue
             await fold_events(conn, rows)
             done += len(rows)
+            after = last
 
 
 class EventLogWriter:

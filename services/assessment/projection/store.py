@@ -105,22 +105,48 @@ def _event_of(r: asyncpg.Record) -> StoredEvent:
     return stored_event(r["source"], r["id"], r["topic"], r["type"], r["data"], r["time"])
 
 
+TAIL_PAGE = 2000
+"""Rows of the tail read per query (:func:`folded_after`)."""
+
+
 async def folded_after(conn: asyncpg.Connection, key: tuple) -> list[tuple[StoredEvent, Undo]]:
     """The folded events after ``key`` (occurred_at, type_rank, source, id) in replay order, with
     their undo: the tail a late event unwinds."""
-    rows = await conn.fetch(
-        "SELECT source, id, topic, type, data, time, undo FROM event_log "
-        "WHERE (occurred_at, type_rank, source, id) > ($1, $2, $3, $4) AND undo IS NOT NULL "
-        "ORDER BY occurred_at, type_rank, source, id", *key)
-    return [(_event_of(r), _undo_of(r["undo"])) for r in rows]
+    # Read in pages: with a LIMIT the planner walks the folded rows' index from the key, which
+    # finds the (usually empty) tail at once. Without one, statistics taken while a log is being
+    # folded (the earlier rows folded, the later not) make it guess a large tail, and it scans
+    # and sorts the whole log instead.
+    out: list[tuple[StoredEvent, Undo]] = []
+    while True:
+        rows = await conn.fetch(
+            "SELECT source, id, topic, type, data, time, undo, occurred_at, type_rank FROM event_log "
+            "WHERE (occurred_at, type_rank, source, id) > ($1, $2, $3, $4) AND undo IS NOT NULL "
+            "ORDER BY occurred_at, type_rank, source, id LIMIT $5", *key, TAIL_PAGE)
+        out += [(_event_of(r), _undo_of(r["undo"])) for r in rows]
+        if len(rows) < TAIL_PAGE:
+            return out
+        last = rows[-1]
+        key = (last["occurred_at"], last["type_rank"], last["source"], last["id"])
 
 
-async def unfolded(conn: asyncpg.Connection, limit: int) -> list[StoredEvent]:
-    """The oldest ``limit`` rows of the log not folded yet (recorded before the counters were kept)."""
-    rows = await conn.fetch(
-        "SELECT source, id, topic, type, data, time FROM event_log WHERE undo IS NULL "
-        "ORDER BY occurred_at, type_rank, source, id LIMIT $1", limit)
-    return [_event_of(r) for r in rows]
+async def unfolded(conn: asyncpg.Connection, limit: int,
+                   after: tuple | None = None) -> tuple[list[StoredEvent], tuple | None]:
+    """The oldest ``limit`` rows of the log not folded yet (recorded before the counters were
+    kept, or emptied to be folded again), and the replay key (occurred_at, type_rank, source,
+    id) of the last of them (None: there are none); ``after`` such a key: only those after it. A fold that goes on from the last key it folded starts its index
+    scan there: from the start, the scan would step over the entries of every row folded so far
+    (each row folded leaves its unfolded version behind until a vacuum)."""
+    if after is None:
+        rows = await conn.fetch(
+            "SELECT source, id, topic, type, data, time, occurred_at, type_rank FROM event_log WHERE undo IS NULL "
+            "ORDER BY occurred_at, type_rank, source, id LIMIT $1", limit)
+    else:
+        rows = await conn.fetch(
+            "SELECT source, id, topic, type, data, time, occurred_at, type_rank FROM event_log WHERE undo IS NULL "
+            "AND (occurred_at, type_rank, source, id) > ($2, $3, $4, $5) "
+            "ORDER BY occurred_at, type_rank, source, id LIMIT $1", limit, *after)
+    last = (rows[-1]["occurred_at"], rows[-1]["type_rank"], rows[-1]["source"], rows[-1]["id"]) if rows else None
+    return [_event_of(r) for r in rows], last
 
 
 async def load_refs(conn: asyncpg.Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Ref]:

@@ -86,7 +86,17 @@ async def counters(pool) -> tuple[list, list]:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-async def test_counters_folded_batch_by_batch_in_any_order_with_duplicates_equal_one_replay(pool, seed):
+async def test_counters_folded_batch_by_batch_in_any_order_with_duplicates_equal_one_replay(pool, seed, monkeypatch):
+    monkeypatch.setattr(store, "TAIL_PAGE", 3)  # the tails a late batch unwinds are read in pages
+    tails: list[int] = []
+    folded_after = store.folded_after
+
+    async def noting(conn, key):
+        tail = await folded_after(conn, key)
+        tails.append(len(tail))
+        return tail
+
+    monkeypatch.setattr(store, "folded_after", noting)
     events = stored(grid_events() + order_events())
     rng = random.Random(seed)
     arrival = events + rng.sample(events, 8)  # redeliveries
@@ -107,6 +117,39 @@ async def test_counters_folded_batch_by_batch_in_any_order_with_duplicates_equal
         await conn.execute("TRUNCATE facts, refs; UPDATE event_log SET undo = NULL")
     assert await fold_unfolded(pool, chunk=7) == len(events)
     assert await counters(pool) == before
+    assert max(tails) > 3 * 2  # some tail took more than two pages
+
+
+async def test_a_log_folded_again_chunk_by_chunk_reads_on_from_each_chunk_and_misses_no_row(pool, monkeypatch):
+    """The emptied log is folded chunk after chunk, each read on from the key of the one before
+    (not from the start, past every row folded so far); a row recorded unfolded meanwhile before
+    that key is folded by the last read from the start, with the tail after it unwound."""
+    events = stored(grid_events() + order_events())
+    await record(pool, events)
+    before = await counters(pool)
+    order = replay_order(events)
+    early = order[3]  # recorded again (unfolded) once the fold has gone past it
+    async with pool.acquire() as conn:
+        await conn.execute("TRUNCATE facts, refs; UPDATE event_log SET undo = NULL")
+        await conn.execute("DELETE FROM event_log WHERE (source, id) = ($1, $2)", early.source, early.id)
+    reads: list[tuple] = []
+    unfolded = store.unfolded
+
+    async def noting(conn, limit, after=None):
+        reads.append(after)
+        if len(reads) == 3:
+            await store.record_events(conn, [early])
+        return await unfolded(conn, limit, after)
+
+    monkeypatch.setattr(store, "unfolded", noting)
+    assert await fold_unfolded(pool, chunk=7) == len(events)
+    assert await counters(pool) == before
+    chunks = -(-(len(events) - 1) // 7)
+    assert reads[0] is None and all(k is not None for k in reads[1:chunks + 1])  # read on, chunk after chunk
+    # then from the start: the early row; on from it: nothing; from the start again: nothing
+    assert reads[chunks + 1] is None and reads[chunks + 2] is not None and reads[chunks + 3:] == [None]
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM event_log WHERE undo IS NULL") == 0
 
 
 async def test_two_workers_folding_in_turn_each_with_its_cache_of_refs_equal_one_replay(pool):
