@@ -57,10 +57,17 @@ class Planner:
         await self.fetch(sql, *args)
         return None
 
+    async def execute(self, sql: str, *args: Any) -> str:  # a write, planned (EXPLAIN does not run it)
+        await self.fetch(sql, *args)
+        return "DELETE 0"
+
 
 def _scans(plan: dict[str, Any], limit: float | None = None):
-    """(node, the rows of the nearest Limit above it, or None) for each node of ``plan``."""
+    """(node, the rows of the nearest Limit above it, or None) for each node of ``plan``. A sort
+    between the two reads all its input before the Limit takes any: it does not bound a scan."""
     yield plan, limit
+    if plan["Node Type"] == "Sort":
+        limit = None
     for child in plan.get("Plans", ()):
         yield from _scans(child, plan["Plan Rows"] if plan["Node Type"] == "Limit" else limit)
 
@@ -293,5 +300,26 @@ async def test_points_and_assessment_queries_use_their_indexes(database_url):
                         {"period": "2023-05", "entity_type": None, "indicator": None},
                         {"period": None, "entity_type": "grid", "indicator": "on_time_rate"},
                         {"period": "2023-05", "entity_type": "grid", "indicator": None, "scope": scope})])
+    finally:
+        await conn.close()
+
+
+async def test_the_event_logs_retention_reads_only_what_it_deletes(database_url):
+    """The retention timer deletes a batch of the assessment log's oldest rows every few minutes;
+    the log holds years of events, so finding them takes the index on when they were recorded,
+    not a scan of the log (as it did, and sorted it). The kit's own tables (inbox, outbox,
+    command outcomes) are as large as their retention window, not the history, and are scanned."""
+    from services.kit import retention
+
+    conn = await migrated(database_url, "assessment")
+    try:
+        await load(conn, f"""
+            INSERT INTO event_log (source, id, topic, type, data, time, occurred_at, type_rank, recorded_at, undo)
+            SELECT '/services/grid', 'e-' || i, 'grid.events.v1', 'case.reported', '{{}}', at, at, 0,
+                   now() - ({N} - i) * interval '1 hour', '[]'
+            FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;""", "event_log")
+        await check(conn, {"event_log"},
+                    *[lambda c, d=d: retention.prune(c, retention.Rule("event_log", "recorded_at", d), 5000)
+                      for d in (30, 800)])
     finally:
         await conn.close()

@@ -409,8 +409,10 @@ async def alerts(conn: asyncpg.Connection, *, period: str | None, entity_type: s
             conds.append(f"a.{col} = ${len(args)}")
             kept.append(f"k.{col} = ${len(args)}")
     if scope is not None:
+        # an alert's scorecard is of its period: said, it lets the scorecards be read by period
+        # (an index) rather than all of them, every period of the history, for a hash join
         conds.append(f"EXISTS (SELECT 1 FROM scorecards s WHERE s.scorecard_id = a.scorecard_id AND "
-                     f"{in_scope(scope, args, 's')})")
+                     f"s.period = a.period AND {in_scope(scope, args, 's')})")
     # the latest close's scheme: looked up once when the period is given (its parameter, the
     # first: then the subquery does not depend on the row), else once per row's period
     for t, cs in (("a", conds), ("k", kept)):
