@@ -34,6 +34,13 @@ class NeedsQuery(BaseModel):
     per_category: int = Field(50, ge=0, le=500, description="open orders listed per category (all are counted)")
 
 
+class ResourcesQuery(BaseModel):
+    per_category: int = Field(50, ge=1, le=500, description="posts listed per category (all are counted)")
+    category: OrderCategory | None = Field(None, description="this category only")
+    after: Id | None = Field(None, description="list the posts after this post id: a category's `next_after`, "
+                                                "with that `category`")
+
+
 # -- answers -----------------------------------------------------------------------------------
 
 
@@ -152,13 +159,17 @@ class ResourcePost(BaseModel):
 class ResourceCategory(BaseModel):
     category: str
     label: str
-    posts: list[ResourcePost]
+    claimed: int = Field(description="the category's claimed posts, all counted")
+    posts: list[ResourcePost] = Field(description="up to `per_category` of them, by post id")
     members: int
     capacity: int
+    next_after: str | None = Field(description="the `after` of the next page of this category's posts "
+                                               "(null: none left)")
 
 
 class Resources(BaseModel):
-    """资源清单: a community's claimed posts by category."""
+    """资源清单: a community's claimed posts by category (``posts`` and ``members``: the whole
+    community's, whatever the category asked for)."""
 
     community_id: str
     posts: int

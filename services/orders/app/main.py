@@ -99,13 +99,18 @@ async def community_needs(req: Request[api.CommunityRef, api.NeedsQuery, None]):
         return await queries.community_needs(conn, community_id, per_category=req.query.per_category)
 
 
-@rt.get("/v1/communities/{community_id}/resources", path=api.CommunityRef,
+@rt.get("/v1/communities/{community_id}/resources", path=api.CommunityRef, query=api.ResourcesQuery,
         responses={200: api.Resources, 404: "a community outside the caller's scope"}, roles=access.COMMUNITY_READERS)
-async def community_resources(req: Request[api.CommunityRef, None, None]):
-    """资源清单: the community's claimed posts by category (members' names and work units)."""
+async def community_resources(req: Request[api.CommunityRef, api.ResourcesQuery, None]):
+    """资源清单: the community's claimed posts by category (members' names and work units), each
+    category's posts listed a page at a time."""
     community_id = _community(req)
-    async with rt.read() as conn:  # one statement
-        return await queries.community_resources(conn, community_id)
+    q = req.query
+    if q.after is not None and q.category is None:
+        raise HttpError(422, "invalid_input", "after pages one category's posts: give its category too", "after")
+    async with rt.snapshot() as conn:  # the counts and the page see the same commits
+        return await queries.community_resources(conn, community_id, per_category=q.per_category,
+                                                 category=q.category and q.category.value, after=q.after)
 
 
 app = rt.app

@@ -115,31 +115,47 @@ async def community_needs(conn: asyncpg.Connection, community_id: str, *, per_ca
             "categories": list(by_cat.values())}
 
 
-async def community_resources(conn: asyncpg.Connection, community_id: str) -> dict[str, Any]:
+async def community_resources(conn: asyncpg.Connection, community_id: str, *, per_category: int = 50,
+                              category: str | None = None, after: str | None = None) -> dict[str, Any]:
     """资源清单: the community's claimed posts by category (a post serving several categories is
-    listed under each), with each member's capacity use."""
+    counted under each), with each member's capacity use. Every post is counted; each category
+    lists its first ``per_category`` posts (by post id; those after the post id ``after``), and
+    says where its next page starts. ``category``: that category only. Two statements: run it
+    in one snapshot."""
+    sums = await conn.fetch(
+        """SELECT c.cat, count(*)::int AS posts, count(DISTINCT p.member_id)::int AS members,
+                  sum(p.capacity)::int AS capacity
+             FROM posts p CROSS JOIN LATERAL jsonb_array_elements_text(p.state->'categories') AS c(cat)
+            WHERE p.community_id = $1 AND p.status = 'claimed' AND ($2::text IS NULL OR c.cat = $2)
+            GROUP BY c.cat ORDER BY c.cat""", community_id, category)
+    total = await conn.fetchrow(
+        "SELECT count(*)::int AS posts, count(DISTINCT member_id)::int AS members FROM posts "
+        "WHERE community_id = $1 AND status = 'claimed'", community_id)
     rows = await conn.fetch(
-        """SELECT p.post_id, p.member_id, p.state->'categories' AS categories, p.capacity, p.title, p.claimed_at,
-                  m.name AS member_name, m.unit_id, m.unit_name, coalesce(l.open_orders, 0) AS open_orders
-             FROM posts p
-             LEFT JOIN members m ON m.member_id = p.member_id
-             LEFT JOIN member_open_orders l ON l.member_id = p.member_id
-            WHERE p.community_id = $1 AND p.status = 'claimed'
-            ORDER BY p.post_id""", community_id)
-    by_cat: dict[str, dict[str, Any]] = {}
+        """SELECT l.cat, l.post_id, l.member_id, l.categories, l.capacity, l.title, l.claimed_at,
+                  m.name AS member_name, m.unit_id, m.unit_name, coalesce(o.open_orders, 0) AS open_orders
+             FROM (SELECT p.post_id, p.member_id, p.state->'categories' AS categories, p.capacity, p.title,
+                          p.claimed_at, c.cat, row_number() OVER (PARTITION BY c.cat ORDER BY p.post_id) AS rn
+                     FROM posts p CROSS JOIN LATERAL jsonb_array_elements_text(p.state->'categories') AS c(cat)
+                    WHERE p.community_id = $1 AND p.status = 'claimed' AND ($2::text IS NULL OR c.cat = $2)
+                      AND ($3::text IS NULL OR p.post_id > $3)) l
+             LEFT JOIN members m ON m.member_id = l.member_id
+             LEFT JOIN member_open_orders o ON o.member_id = l.member_id
+            WHERE l.rn <= $4 + 1
+            ORDER BY l.cat, l.post_id""", community_id, category, after, per_category)
+    listed: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        for cat in r["categories"]:
-            c = by_cat.setdefault(cat, {"category": cat, "label": CATEGORY_LABELS[OrderCategory(cat)],
-                                        "posts": [], "members": set(), "capacity": 0})
-            c["posts"].append(dict(r))
-            c["members"].add(r["member_id"])
-            c["capacity"] += r["capacity"]
+        post = dict(r)
+        listed.setdefault(post.pop("cat"), []).append(post)
     cats = []
-    for cat in sorted(by_cat):
-        c = by_cat[cat]
-        cats.append({**c, "members": len(c["members"])})
-    return {"community_id": community_id, "posts": len(rows),
-            "members": len({r["member_id"] for r in rows}), "categories": cats}
+    for r in sums:
+        posts = listed.get(r["cat"], [])
+        more = len(posts) > per_category
+        posts = posts[:per_category]
+        cats.append({"category": r["cat"], "label": CATEGORY_LABELS[OrderCategory(r["cat"])], "claimed": r["posts"],
+                     "posts": posts, "members": r["members"], "capacity": r["capacity"],
+                     "next_after": posts[-1]["post_id"] if more and posts else None})
+    return {"community_id": community_id, "posts": total["posts"], "members": total["members"], "categories": cats}
 
 
 async def status_counts(conn: asyncpg.Connection) -> dict[str, int]:

@@ -323,6 +323,41 @@ async def test_needs_and_resources_lists_group_by_category(pool):
     assert {(c["category"], c["members"], c["capacity"]) for c in res["categories"]} == {
         ("cleaning", 1, 2), ("repair", 2, 6)}
     assert res["posts"] == 2 and other["open"] == 0
+    assert {(c["category"], c["claimed"], len(c["posts"]), c["next_after"]) for c in res["categories"]} == {
+        ("cleaning", 1, 1, None), ("repair", 2, 2, None)}
+
+
+async def test_resources_count_every_post_and_list_each_category_a_page_at_a_time(pool):
+    """A community with many members: every claimed post is counted (by category, members and
+    capacity), each category lists a page of its posts by post id, and its ``next_after`` pages
+    on through that category's posts, each listed once; a released post is gone from both."""
+    app = App(pool, auto_dispatch=False)
+    for i in range(23):
+        await app.member_with_post(f"m-p{i:02d}", *(("repair", "cleaning") if i % 3 == 0 else ("repair",)),
+                                   capacity=1 + i % 4)
+    await app.run(ReleasePost(member_id="m-p05", post_id="post-m-p05"))
+    claimed = [i for i in range(23) if i != 5]
+    async with pool.acquire() as conn:
+        first = await queries.community_resources(conn, COMMUNITY, per_category=4)
+        pages, after = [], None
+        while True:
+            page = await queries.community_resources(conn, COMMUNITY, per_category=5, category="repair", after=after)
+            [repair] = page["categories"]
+            pages.append([p["post_id"] for p in repair["posts"]])
+            if (after := repair["next_after"]) is None:
+                break
+    assert first["posts"] == 22 and first["members"] == 22
+    by_cat = {c["category"]: c for c in first["categories"]}
+    assert list(by_cat) == ["cleaning", "repair"]
+    assert by_cat["repair"]["claimed"] == 22 and by_cat["repair"]["members"] == 22
+    assert by_cat["repair"]["capacity"] == sum(1 + i % 4 for i in claimed)
+    assert by_cat["cleaning"]["claimed"] == len([i for i in claimed if i % 3 == 0]) == 8
+    assert [p["post_id"] for p in by_cat["repair"]["posts"]] == [f"post-m-p{i:02d}" for i in claimed[:4]]
+    assert by_cat["repair"]["next_after"] == "post-m-p03" and by_cat["cleaning"]["next_after"] == "post-m-p09"
+    assert by_cat["repair"]["posts"][0]["member_name"] == "m-p00" and by_cat["repair"]["posts"][0]["open_orders"] == 0
+    assert [len(p) for p in pages] == [5, 5, 5, 5, 2]
+    assert sum(pages, []) == [f"post-m-p{i:02d}" for i in claimed]
+    assert page["posts"] == 22  # the community's, whatever the category
 
 
 async def test_orders_are_filtered_by_community_status_category_and_assignee(pool):

@@ -280,4 +280,10 @@ async def test_http_commands_and_queries_authenticate_validate_and_refuse(worker
     assert status == 200 and [(x["category"], x["open"]) for x in needs["categories"]] == [("medical", 1)]
     status, res = await get(worker, f"/v1/communities/{c}/resources")
     assert status == 200 and sorted(x["category"] for x in res["categories"]) == ["cleaning", "medical"]
+    status, res = await get(worker, f"/v1/communities/{c}/resources?category=medical&per_category=1")
+    assert status == 200 and [(x["category"], x["claimed"], x["next_after"]) for x in res["categories"]] == [
+        ("medical", 1, None)]
+    for query, field in (("after=post-1", "after"), ("per_category=0", "per_category"), ("category=x", "category")):
+        status, body = await get(worker, f"/v1/communities/{c}/resources?{query}")
+        assert status == 422 and body["field"] == field, (query, body)
     assert (await get(worker, "/v1/communities/abc/needs"))[0] == 422
