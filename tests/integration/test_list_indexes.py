@@ -206,6 +206,16 @@ async def test_orders_and_party_lists_use_their_indexes(database_url):
                     *[lambda c, p=p: orders.list_orders(c, restrict=lambda w: orders_access.order_filter(w, p))
                       for p in readers],
                     lambda c: orders.get_order(c, "o-5"))
+        # a community's resources: its claimed posts (and the open orders of the members listed)
+        await load(conn, f"""
+            INSERT INTO posts (post_id, member_id, community_id, capacity, status, title, claimed_at, state)
+            SELECT 'p-' || i, 'm-' || (i % 700), community_id, 3, CASE WHEN i % 7 = 0 THEN 'released' ELSE 'claimed' END,
+                   't', at, jsonb_build_object('categories', jsonb_build_array(
+                       (ARRAY['medical','repair','companionship','cleaning'])[i % 4 + 1]))
+            FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;""", "posts")
+        await check(conn, {"orders", "posts"},
+                    *[lambda c, kw=kw: orders.community_resources(c, COMMUNITY, **kw) for kw in (
+                        {}, {"category": "repair", "per_category": 10, "after": "p-500"})])
     finally:
         await conn.close()
 

@@ -120,17 +120,18 @@ async def community_resources(conn: asyncpg.Connection, community_id: str, *, pe
     """资源清单: the community's claimed posts by category (a post serving several categories is
     counted under each), with each member's capacity use. Every post is counted; each category
     lists its first ``per_category`` posts (by post id; those after the post id ``after``), and
-    says where its next page starts. ``category``: that category only. Two statements: run it
-    in one snapshot."""
+    says where its next page starts. ``category``: that category only. Several statements: run
+    it in one snapshot."""
     sums = await conn.fetch(
         """SELECT c.cat, count(*)::int AS posts, count(DISTINCT p.member_id)::int AS members,
                   sum(p.capacity)::int AS capacity
              FROM posts p CROSS JOIN LATERAL jsonb_array_elements_text(p.state->'categories') AS c(cat)
             WHERE p.community_id = $1 AND p.status = 'claimed' AND ($2::text IS NULL OR c.cat = $2)
             GROUP BY c.cat ORDER BY c.cat""", community_id, category)
-    total = await conn.fetchrow(
-        "SELECT count(*)::int AS posts, count(DISTINCT member_id)::int AS members FROM posts "
-        "WHERE community_id = $1 AND status = 'claimed'", community_id)
+    total_posts = await conn.fetchval(
+        "SELECT count(*)::int FROM posts WHERE community_id = $1 AND status = 'claimed'", community_id)
+    total_members = await conn.fetchval(
+        "SELECT count(DISTINCT member_id)::int FROM posts WHERE community_id = $1 AND status = 'claimed'", community_id)
     rows = await conn.fetch(
         """SELECT l.cat, l.post_id, l.member_id, l.categories, l.capacity, l.title, l.claimed_at,
                   m.name AS member_name, m.unit_id, m.unit_name, coalesce(o.open_orders, 0) AS open_orders
@@ -140,7 +141,8 @@ async def community_resources(conn: asyncpg.Connection, community_id: str, *, pe
                     WHERE p.community_id = $1 AND p.status = 'claimed' AND ($2::text IS NULL OR c.cat = $2)
                       AND ($3::text IS NULL OR p.post_id > $3)) l
              LEFT JOIN members m ON m.member_id = l.member_id
-             LEFT JOIN member_open_orders o ON o.member_id = l.member_id
+             LEFT JOIN LATERAL (SELECT v.open_orders FROM member_open_orders v WHERE v.member_id = l.member_id) o
+                    ON true  -- the listed members' counts only (joined whole, the view counts every member's)
             WHERE l.rn <= $4 + 1
             ORDER BY l.cat, l.post_id""", community_id, category, after, per_category)
     listed: dict[str, list[dict[str, Any]]] = {}
@@ -155,7 +157,7 @@ async def community_resources(conn: asyncpg.Connection, community_id: str, *, pe
         cats.append({"category": r["cat"], "label": CATEGORY_LABELS[OrderCategory(r["cat"])], "claimed": r["posts"],
                      "posts": posts, "members": r["members"], "capacity": r["capacity"],
                      "next_after": posts[-1]["post_id"] if more and posts else None})
-    return {"community_id": community_id, "posts": total["posts"], "members": total["members"], "categories": cats}
+    return {"community_id": community_id, "posts": total_posts, "members": total_members, "categories": cats}
 
 
 async def status_counts(conn: asyncpg.Connection) -> dict[str, int]:
