@@ -93,8 +93,13 @@ def _counts(counts: str, table: str, keys: str) -> str:
 # what timers did).
 KEPT_COUNTS: dict[str, dict[str, str | None]] = {
     "grid": {"case_tallies": _agreeing("SELECT * FROM {schema}.case_tallies",
-                                       "SELECT * FROM {schema}.case_tallies_counted")},
+                                       "SELECT * FROM {schema}.case_tallies_counted"),
+             "whistle_tallies": _agreeing("SELECT * FROM {schema}.whistle_tallies",
+                                          "SELECT * FROM {schema}.whistle_tallies_counted")},
     "orders": {"order_counts": _counts("order_counts", "orders", "community_id, status, grid_id")},
+    "points": {"account_counts": _agreeing("SELECT kind, community_id, n FROM {schema}.account_counts",
+                                           "SELECT kind, coalesce(community_id, ''), count(*) FROM {schema}.accounts "
+                                           "GROUP BY 1, 2")},
     "assessment": {"alert_counts": _counts("alert_counts", "alerts", "period, scheme_id, entity_type, indicator")},
     "party": {"org_life_counts": _counts("org_life_counts", "org_life_log", "org_id, kind, held")},
 }

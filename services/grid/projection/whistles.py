@@ -137,11 +137,11 @@ class WhistleSnapshot:
 
 
 async def whistle_snapshot(conn: asyncpg.Connection) -> WhistleSnapshot:
+    """What the gauges show, from the tallies kept beside the whistles (``whistle_tallies``, a row
+    per street: migration 010), however many years of whistles there are."""
     row = await conn.fetchrow(
-        """SELECT (SELECT count(*) FROM whistles) AS blown,
-                  count(*) FILTER (WHERE s->>'answered_at' IS NOT NULL AND (s->>'on_time')::boolean) AS on_time,
-                  count(*) FILTER (WHERE s->>'answered_at' IS NOT NULL AND NOT (s->>'on_time')::boolean) AS late,
-                  count(*) FILTER (WHERE (s->>'missed')::boolean) AS missed
-           FROM whistles, jsonb_array_elements(state->'summons') AS s""")
+        """SELECT coalesce(sum(blown), 0)::bigint AS blown, coalesce(sum(on_time), 0)::bigint AS on_time,
+                  coalesce(sum(late), 0)::bigint AS late, coalesce(sum(missed), 0)::bigint AS missed
+           FROM whistle_tallies""")
     return WhistleSnapshot(blown=row["blown"], answered_on_time=row["on_time"], answered_late=row["late"],
                            missed=row["missed"])

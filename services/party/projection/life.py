@@ -33,8 +33,10 @@ FOLLOW_UPS = AggregateStore(MemberFollowUp, table="member_follow_ups", id_column
     "registered_at": ("timestamptz", lambda s: s.registered_at),
     "report_due_at": ("timestamptz", lambda s: s.report_due_at),
     "overdue_flagged": ("boolean", lambda s: s.overdue_flagged),
+    "feedback_quarter": ("text", lambda s: max(s.feedback_quarters, default="")),
 })
-"""A registered member as the party service follows them."""
+"""A registered member as the party service follows them (``feedback_quarter``: the latest quarter
+whose feedback they were given, '' for none: the feedback timer's index)."""
 
 
 async def org_refs(conn: asyncpg.Connection, org_ids: Iterable[str] | None = None) -> dict[str, tuple[OrgRef, str]]:
@@ -115,11 +117,16 @@ async def reported_units(conn: asyncpg.Connection, unit_ids: Iterable[str]) -> f
 
 
 async def followed_members(conn: asyncpg.Connection, quarter: str, limit: int) -> dict[str, tuple[int, MemberFollowUp]]:
-    """Members registered before the quarter's end without its feedback yet, locked (``SKIP LOCKED``)."""
+    """Members registered before the quarter's end without its feedback yet, locked (``SKIP LOCKED``).
+
+    A member whose latest quarter given (``feedback_quarter``) is this one has had its feedback:
+    the others are read through the index of that column (a quarter before it or after it, as
+    two ranges), so that once the quarter's feedback has gone out a round reads none of them."""
     _, end = quarter_bounds(quarter)
     ids = await conn.fetch(
         """SELECT member_id FROM member_follow_ups
-            WHERE registered_at < $1 AND NOT (state->'feedback_quarters') ? $2
+            WHERE (feedback_quarter < $2 OR feedback_quarter > $2)
+              AND registered_at < $1 AND NOT (state->'feedback_quarters') ? $2
             ORDER BY member_id LIMIT $3""", end, quarter, limit)
     return await FOLLOW_UPS.read(conn, [r["member_id"] for r in ids], skip_locked=True)
 

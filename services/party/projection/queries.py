@@ -109,9 +109,10 @@ async def org_counts(conn: asyncpg.Connection) -> dict[str, int]:
 
 
 async def open_gaps(conn: asyncpg.Connection) -> int:
-    """Grids with at least 3 members and no grid branch."""
+    """Grids with at least 3 members and no grid branch (the members as counted beside them:
+    ``grid_member_counts``, a row per grid with members)."""
     return await conn.fetchval(
-        """SELECT count(*)::int FROM (SELECT grid_id FROM org_members WHERE grid_id IS NOT NULL
-                                       GROUP BY grid_id HAVING count(*) >= $1) m
-            WHERE NOT EXISTS (SELECT 1 FROM orgs o WHERE o.kind = 'grid_branch' AND o.grid_id = m.grid_id)""",
+        """SELECT count(*)::int FROM grid_member_counts m
+            WHERE m.n >= $1
+              AND NOT EXISTS (SELECT 1 FROM orgs o WHERE o.kind = 'grid_branch' AND o.grid_id = m.grid_id)""",
         MIN_MEMBERS_FOR_BRANCH)

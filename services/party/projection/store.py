@@ -49,8 +49,8 @@ async def orgs_of_members(conn: asyncpg.Connection, member_ids: Iterable[str]) -
 
 async def coverage(conn: asyncpg.Connection) -> tuple[dict[str, int], set[str], set[str]]:
     """(members per grid, the grids with a grid branch, the grids whose gap was reported)."""
-    members = {r["grid_id"]: r["n"] for r in await conn.fetch(
-        "SELECT grid_id, count(*)::int AS n FROM org_members WHERE grid_id IS NOT NULL GROUP BY grid_id")}
+    # as kept beside the members (grid_member_counts, a row per grid with members: migration 008)
+    members = {r["grid_id"]: r["n"] for r in await conn.fetch("SELECT grid_id, n::int AS n FROM grid_member_counts")}
     branches = {r["grid_id"] for r in await conn.fetch(
         "SELECT DISTINCT grid_id FROM orgs WHERE kind = 'grid_branch' AND grid_id IS NOT NULL")}
     reported = {r["grid_id"] for r in await conn.fetch("SELECT grid_id FROM coverage_gaps")}

@@ -284,4 +284,7 @@ async def claim_full_check(conn: asyncpg.Connection, every_seconds: float) -> fl
 
 
 async def accounts_by_kind(conn: asyncpg.Connection) -> dict[str, int]:
-    return {r["kind"]: r["n"] for r in await conn.fetch("SELECT kind, count(*) AS n FROM accounts GROUP BY kind")}
+    """The accounts of each kind there is, from the counts kept beside the accounts
+    (``account_counts``, a row per kind and community: migration 011), however many there are."""
+    rows = await conn.fetch("SELECT kind, sum(n)::bigint AS n FROM account_counts GROUP BY kind")
+    return {r["kind"]: r["n"] for r in rows}

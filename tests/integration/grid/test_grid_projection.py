@@ -11,6 +11,8 @@ import pytest
 
 from schemas.envelope import Message, envelope_for
 from schemas.grid import (
+    AnswerWhistle,
+    BlowWhistle,
     CaseFeedback,
     Category,
     DismissCase,
@@ -25,6 +27,7 @@ from services.grid import projection as db
 from services.grid.app.api import CaseSummary
 from services.grid.app.handler import GridHandler, load_calendar, load_policy
 from services.grid.app.metrics import HANDLING_BUCKETS
+from services.grid.projection import whistles as whistle_db
 from services.grid.domain import DEFAULT_POLICY, DEFAULT_POLICY_MAPPING, CaseStatus, DeadlinePolicy
 from services.grid.registry import GridRegister
 from services.kit.db import create_pool
@@ -446,6 +449,51 @@ async def test_the_tallies_behind_the_gauges_follow_every_write_and_give_what_co
             "SELECT grid_handled_within('closed', s) FROM unnest($1::int[]) WITH ORDINALITY AS p(s, i) ORDER BY i",
             probes)]
     assert within == [min((b for b in HANDLING_BUCKETS if b >= s), default=float("inf")) for s in probes]
+
+
+async def test_the_whistle_tallies_behind_the_gauges_follow_every_write_and_give_what_counting_the_whistles_gives(
+        pool, handler):
+    """``whistle_tallies`` (what the whistle gauges read) is kept by a trigger; after whistles blown
+    in two streets, answered on time and late, departments recorded missing by the timer, a whistle
+    moved to another street and whistles deleted, the snapshot equals the summons counted from
+    every whistle, and the tallies equal tallying the whistles (``whistle_tallies_counted``)."""
+    street, other = GRID[:9], OTHER_GRID[:9]
+    cgw, zhzf, yjj = "110105.cgw", "110105001.zhzf", "110105.yjglj"
+
+    async def check(conn) -> None:
+        kept = {tuple(r.values()) for r in await conn.fetch("SELECT * FROM whistle_tallies")}
+        assert kept == {tuple(r.values()) for r in await conn.fetch("SELECT * FROM whistle_tallies_counted")}
+        snap = await whistle_db.whistle_snapshot(conn)
+        counted = await conn.fetchrow(
+            """SELECT (SELECT count(*) FROM whistles) AS blown,
+                      count(*) FILTER (WHERE s->>'answered_at' IS NOT NULL AND (s->>'on_time')::boolean) AS on_time,
+                      count(*) FILTER (WHERE s->>'answered_at' IS NOT NULL AND NOT (s->>'on_time')::boolean) AS late,
+                      count(*) FILTER (WHERE (s->>'missed')::boolean) AS missed
+               FROM whistles, jsonb_array_elements(state->'summons') AS s""")
+        assert (snap.blown, snap.answered_on_time, snap.answered_late, snap.missed) == tuple(counted.values())
+
+    def blow(whistle_id: str, street_id: str, *departments: str) -> BlowWhistle:
+        return BlowWhistle(whistle_id=whistle_id, street_id=street_id, departments=departments,
+                           report_by=T0 + timedelta(hours=1), matter="占道经营")
+
+    await run(pool, handler, blow("w1", street, cgw, zhzf), blow("w2", other, yjj), blow("w3", street, cgw))
+    await run(pool, handler, AnswerWhistle(whistle_id="w1", department=cgw), now=T0 + timedelta(minutes=10))
+    await run(pool, handler, AnswerWhistle(whistle_id="w3", department=cgw), now=T0 + timedelta(hours=2))
+    async with pool.acquire() as conn, conn.transaction():  # the timer: zhzf of w1, yjj of w2, cgw of w3 (late)
+        uow = UnitOfWork(conn, "grid", T0 + timedelta(hours=3))
+        assert await handler.check_whistles(uow) == 3
+        await uow.flush()
+    async with pool.acquire() as conn:
+        await check(conn)
+        assert await whistle_db.whistle_snapshot(conn) == whistle_db.WhistleSnapshot(
+            blown=3, answered_on_time=1, answered_late=1, missed=3)
+        await conn.execute("UPDATE whistles SET street_id = $1 WHERE whistle_id = 'w3'", other)
+        await check(conn)
+        await conn.execute("DELETE FROM whistles WHERE whistle_id = 'w1'")
+        await check(conn)
+        await conn.execute("DELETE FROM whistles")
+        await check(conn)
+        assert await conn.fetchval("SELECT count(*) FROM whistle_tallies") == 0
 
 
 def test_the_shipped_policy_file_parses_to_the_default_policy_on_the_shipped_calendar():

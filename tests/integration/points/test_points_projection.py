@@ -378,3 +378,31 @@ async def test_the_cases_an_award_waits_on_are_read_once_and_written_at_flush(po
         assert "description" not in rows["c-2"]["reported"] and kept.reporter.id == "p2"
         async with conn.transaction():
             assert (await sources.Reports(UnitOfWork(conn, "points")).get("c-2")).reported == kept
+
+
+async def test_the_accounts_gauge_reads_counts_kept_through_openings_postings_erasures_and_deletes(pool):
+    """``account_counts`` (what the accounts gauge reads) is kept by triggers: after accounts
+    opened in one batch and another, postings moving their balances, an erasure (the account
+    re-keyed to its pseudonym), an account moved to another community and accounts deleted, the
+    counts equal counting the accounts, and the gauge's figures counting them by kind."""
+    async def agree(conn) -> None:
+        counted = await conn.fetch("SELECT kind, coalesce(community_id, '') AS community_id, count(*) AS n "
+                                   "FROM accounts GROUP BY 1, 2")
+        kept = await conn.fetch("SELECT kind, community_id, n FROM account_counts")
+        assert {tuple(r.values()) for r in kept} == {tuple(r.values()) for r in counted}
+        by_kind = await conn.fetch("SELECT kind, count(*) AS n FROM accounts GROUP BY kind")
+        assert await queries.accounts_by_kind(conn) == {r["kind"]: r["n"] for r in by_kind}
+
+    async with pool.acquire() as conn:
+        await base(conn)
+        await agree(conn)
+        await seed(conn, opened("resident:p3", AccountKind.resident, "p3", OTHER), award("t1", "resident:p1", 5),
+                   award("t2", "resident:p3", 7, community=OTHER))
+        await agree(conn)
+        assert await conn.fetchval("SELECT erase_account('resident:p1', 'resident:erased-1', 'p1', 'erased-1')")
+        await agree(conn)
+        await conn.execute("UPDATE accounts SET community_id = $1 WHERE account_id = 'merchant:m1'", OTHER)
+        await agree(conn)
+        await conn.execute("DELETE FROM accounts WHERE account_id = 'resident:p2'")
+        await agree(conn)
+        assert await conn.fetchval("SELECT count(*) FROM account_counts WHERE n = 0") == 0

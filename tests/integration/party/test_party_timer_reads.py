@@ -1,0 +1,120 @@
+"""What the party timers read beside the tables, on a real PostgreSQL (no broker): the members of
+each grid kept as the members are attached, transferred and removed (the coverage timer), and the
+latest quarter given feedback kept beside each follow-up (the quarterly feedback timer). Each gives
+what reading the tables themselves gave."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from schemas.envelope import Message, envelope_for
+from schemas.party import AttachMember, EstablishOrg, OrgKind
+from services.kit.handlers import dispatch
+from services.kit.identity import Principal, Scope
+from services.kit.outbox import write as write_outbox
+from services.kit.uow import UnitOfWork
+from services.party.app.handler import PartyHandler
+from services.party.app.settings import MIGRATIONS, PartySettings
+from services.party.domain.members import MemberFollowUp
+from services.party.projection import life, store
+from services.party.projection import queries as party
+from tests.support.db import migrated_pool
+
+pytestmark = pytest.mark.integration
+
+STREET, COMMUNITY = "110105001", "110105001005"
+GRID_A, GRID_B = COMMUNITY + "001", COMMUNITY + "002"
+SECRETARY = Principal("sec-1", frozenset({"party_secretary"}), Scope.of(streets=[STREET]))
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+async def pool(database_url):
+    async with migrated_pool(database_url, "party", MIGRATIONS) as p:
+        yield p
+
+
+async def batch(pool, *payloads) -> None:
+    """``payloads`` as one batch sent by the street's secretary, committed as the kit's consumer does."""
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, "party", T0)
+        msgs = [Message(envelope=envelope_for(p, source="/tests", id=str(uuid.uuid4())), payload=p,
+                        principal=SECRETARY) for p in payloads]
+        assert await dispatch(PartyHandler(PartySettings()), uow, msgs) == []
+        assert not uow.rejected, [(m.type, e.reason) for m, e in uow.rejected]
+        await uow.flush()
+        await write_outbox(conn, uow.records)
+    uow.committed()
+
+
+async def test_the_members_of_each_grid_are_kept_as_members_are_attached_transferred_and_removed(pool):
+    """After members attached to two grids and to none, transferred between the grids, a grid
+    branch established and members removed, the kept counts equal counting the members by grid,
+    and the coverage timer's reads (members per grid, open gaps) equal what counting gave."""
+    async def agree(conn) -> None:
+        counted = await conn.fetch("SELECT grid_id, count(*) AS n FROM org_members WHERE grid_id IS NOT NULL "
+                                   "GROUP BY grid_id")
+        assert {tuple(r.values()) for r in await conn.fetch("SELECT grid_id, n FROM grid_member_counts")} == \
+            {tuple(r.values()) for r in counted}
+        members, _, _ = await store.coverage(conn)
+        assert members == {r["grid_id"]: r["n"] for r in counted}
+        assert await party.open_gaps(conn) == await conn.fetchval(
+            """SELECT count(*)::int FROM (SELECT grid_id FROM org_members WHERE grid_id IS NOT NULL
+                                           GROUP BY grid_id HAVING count(*) >= 3) m
+                WHERE NOT EXISTS (SELECT 1 FROM orgs o WHERE o.kind = 'grid_branch' AND o.grid_id = m.grid_id)""")
+
+    await batch(pool, EstablishOrg(org_id="s", kind=OrgKind.STREET_WORKING_COMMITTEE, area_id=STREET,
+                                   name="街道党工委"),
+                EstablishOrg(org_id="c", kind=OrgKind.COMMUNITY_COMMITTEE, area_id=COMMUNITY, parent_id="s",
+                             name="社区党委"),
+                *(AttachMember(org_id="c", member_id=f"pm-a{i}", grid_id=GRID_A) for i in range(4)),
+                AttachMember(org_id="c", member_id="pm-b0", grid_id=GRID_B),
+                AttachMember(org_id="c", member_id="pm-none"))
+    async with pool.acquire() as conn:
+        await agree(conn)
+        assert await party.open_gaps(conn) == 1  # GRID_A: four members, no branch
+    await batch(pool, AttachMember(org_id="s", member_id="pm-a0", grid_id=GRID_B, reason="转接"),
+                AttachMember(org_id="s", member_id="pm-a1", grid_id=GRID_B, reason="转接"))
+    async with pool.acquire() as conn:
+        await agree(conn)
+        assert await party.open_gaps(conn) == 1  # now GRID_B
+    await batch(pool, EstablishOrg(org_id="g", kind=OrgKind.GRID_BRANCH, area_id=GRID_B, parent_id="c",
+                                   name="网格党支部"))
+    async with pool.acquire() as conn:
+        await agree(conn)
+        await conn.execute("UPDATE org_members SET grid_id = NULL WHERE member_id = 'pm-b0'")
+        await agree(conn)
+        await conn.execute("DELETE FROM org_members WHERE grid_id = $1", GRID_A)
+        await agree(conn)
+        assert await conn.fetchval("SELECT count(*) FROM grid_member_counts WHERE grid_id = $1", GRID_A) == 0
+
+
+async def test_the_feedback_timer_picks_the_members_reading_every_follow_up_picked(pool):
+    """The feedback timer reads the members without the quarter's feedback through the latest
+    quarter kept beside each follow-up; it picks the members that reading every follow-up's
+    quarters picks: none given, older ones only, and a later one without this one (a clock set
+    back), but not those given this quarter."""
+    registered = datetime(2025, 1, 10, tzinfo=timezone.utc)
+    given = {"pm-none": (), "pm-old": ("2025-Q4",), "pm-this": ("2025-Q4", "2026-Q1"), "pm-later": ("2026-Q2",),
+             "pm-both": ("2026-Q1", "2026-Q2")}
+    async with pool.acquire() as conn, conn.transaction():
+        await life.FOLLOW_UPS.write(conn, {m: (0, MemberFollowUp(
+            member_id=m, community_id=COMMUNITY, unit_id="u-1", registered_at=registered, feedback_quarters=q))
+            for m, q in given.items()})
+    async with pool.acquire() as conn:
+        kept = {r["member_id"]: r["feedback_quarter"]
+                for r in await conn.fetch("SELECT member_id, feedback_quarter FROM member_follow_ups")}
+        assert kept == {"pm-none": "", "pm-old": "2025-Q4", "pm-this": "2026-Q1", "pm-later": "2026-Q2",
+                        "pm-both": "2026-Q2"}
+        assert await conn.fetchval(  # as migration 009 filled the column from the states kept before it
+            """SELECT count(*) FROM member_follow_ups WHERE feedback_quarter <> coalesce(
+                   (SELECT max(q COLLATE "C") FROM jsonb_array_elements_text(state->'feedback_quarters') AS q),
+                   '')""") == 0
+        for quarter in ("2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3"):
+            picked = await life.followed_members(conn, quarter, 100)
+            every = await conn.fetch(
+                "SELECT member_id FROM member_follow_ups WHERE NOT (state->'feedback_quarters') ? $1", quarter)
+            assert sorted(picked) == sorted(r["member_id"] for r in every), quarter
+        assert sorted(await life.followed_members(conn, "2026-Q1", 100)) == ["pm-later", "pm-none", "pm-old"]
