@@ -41,7 +41,7 @@ from services.party.domain.life import (
 )
 from services.party.domain.members import (
     SHANGHAI, MemberContext, evolve_follow_up, member_report_overdue, on_member_moved, on_member_registered,
-    quarterly_feedback,
+    quarterly_feedback, settle_report,
 )
 from services.party.projection import life as db
 from services.party.projection.life import COMMITMENTS, FOLLOW_UPS, ORG_LIFE
@@ -200,11 +200,14 @@ class LifeSteps:
                             reported_units=await db.reported_units(uow.conn, (s.unit_id for _, s in due.values())))
         n = 0
         for member_id, (_, state) in due.items():
-            for f in member_report_overdue(state, ctx):
+            flags = member_report_overdue(state, ctx)
+            for f in flags:
                 state = evolve_follow_up(state, f)
                 follow_ups.put(member_id, state)
                 uow.emit(f)
                 n += 1
+            if not flags and (settled := settle_report(state, ctx)) is not None:
+                follow_ups.put(member_id, settled)  # its unit reported: not due any more
         return n
 
     async def quarterly_feedback(self, uow: UnitOfWork, limit: int = 500) -> int:

@@ -14,7 +14,9 @@ What the party service follows up, per member (keyed by ``member_id``)::
     (timer)                    → MemberReportOverdue(moved=false), once per registration, when the
                                  report window (default 30 days, configurable) has passed since the
                                  registration and the member's unit has still not reported
-                                 (单位报到: no ``UnitReported``) — :func:`member_report_overdue`
+                                 (单位报到: no ``UnitReported``) — :func:`member_report_overdue`;
+                                 if it has, the follow-up is settled (no event) —
+                                 :func:`settle_report`
     (quarterly timer)          → MemberFeedback, once per member and quarter, from the quarter's
                                  tallies of the member's orders (:func:`quarterly_feedback`)
 
@@ -53,6 +55,8 @@ class MemberFollowUp(BaseModel):
     previous_communities: tuple[str, ...] = ()
     overdue_flagged: bool = False
     move_flagged: bool = False
+    report_settled: bool = Field(False, description="the current registration's deadline passed with its unit "
+                                                    "reported: nothing to flag, the report timer is done with it")
     feedback_quarters: tuple[str, ...] = ()
 
 
@@ -127,6 +131,20 @@ def member_report_overdue(state: MemberFollowUp | None, ctx: MemberContext) -> l
     ]
 
 
+def settle_report(state: MemberFollowUp | None, ctx: MemberContext) -> MemberFollowUp | None:
+    """The timer's other outcome: past the deadline with the member's unit reported, the current
+    registration needs no flag, and the follow-up is settled (until a new registration or move
+    starts another window), so that the timer does not take it up again: the timer takes the
+    oldest due follow-ups first, and those it neither flags nor settles would come first in every
+    round, for ever. None: nothing to settle."""
+    if state is None or state.overdue_flagged or state.report_settled:
+        return None
+    due_at = state.report_due_at or state.registered_at + ctx.report_window
+    if ctx.now < due_at or state.unit_id not in ctx.reported_units:
+        return None
+    return state.model_copy(update=dict(report_settled=True))
+
+
 def evolve_follow_up(state: MemberFollowUp | None, event: Event, now: datetime | None = None) -> MemberFollowUp:
     """The follow-up after ``event``: a registration from orders (``now`` stands in for its ``at``
     when it has none), or the party service's own flags and feedback."""
@@ -144,7 +162,7 @@ def evolve_follow_up(state: MemberFollowUp | None, event: Event, now: datetime |
             previous = (*previous, state.community_id)
         return state.model_copy(update=dict(
             community_id=event.community_id, unit_id=event.unit_id, registered_at=at, previous_communities=previous,
-            report_due_at=None, overdue_flagged=False, move_flagged=False,
+            report_due_at=None, overdue_flagged=False, move_flagged=False, report_settled=False,
         ))
     if isinstance(event, MemberMoved):
         if state is None:  # the registration was never seen here: follow the member from the move
@@ -156,7 +174,7 @@ def evolve_follow_up(state: MemberFollowUp | None, event: Event, now: datetime |
         return state.model_copy(update=dict(
             community_id=event.community_id, unit_id=event.unit_id, registered_at=event.occurred_at,
             report_due_at=event.report_by, previous_communities=(*state.previous_communities, state.community_id),
-            overdue_flagged=False, move_flagged=False,
+            overdue_flagged=False, move_flagged=False, report_settled=False,
         ))
     if state is None:
         raise ValueError(f"{event.TYPE} for member {getattr(event, 'member_id', '?')!r} who never registered")

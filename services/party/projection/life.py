@@ -33,6 +33,7 @@ FOLLOW_UPS = AggregateStore(MemberFollowUp, table="member_follow_ups", id_column
     "registered_at": ("timestamptz", lambda s: s.registered_at),
     "report_due_at": ("timestamptz", lambda s: s.report_due_at),
     "overdue_flagged": ("boolean", lambda s: s.overdue_flagged),
+    "report_settled": ("boolean", lambda s: s.report_settled),
     "feedback_quarter": ("text", lambda s: max(s.feedback_quarters, default="")),
 })
 """A registered member as the party service follows them (``feedback_quarter``: the latest quarter
@@ -83,16 +84,16 @@ async def life_due(conn: asyncpg.Connection, org_ids: Sequence[str]) -> dict[str
 
 async def follow_ups_due(conn: asyncpg.Connection, before: datetime, limit: int,
                          now: datetime | None = None) -> dict[str, tuple[int, MemberFollowUp]]:
-    """Members not flagged overdue yet whose deadline has passed by ``now``: registered before
-    ``before`` (the window's start), or who moved with a deadline (``report_due_at``) before
-    ``now``; locked (``SKIP LOCKED``)."""
+    """Members neither flagged overdue nor settled yet whose deadline has passed by ``now``:
+    registered before ``before`` (the window's start), or who moved with a deadline
+    (``report_due_at``) before ``now``; locked (``SKIP LOCKED``)."""
     ids = await conn.fetch(
         """(SELECT member_id, registered_at AS due FROM member_follow_ups
-             WHERE NOT overdue_flagged AND report_due_at IS NULL AND registered_at <= $1
+             WHERE NOT overdue_flagged AND NOT report_settled AND report_due_at IS NULL AND registered_at <= $1
              ORDER BY registered_at LIMIT $2)
            UNION ALL
            (SELECT member_id, report_due_at AS due FROM member_follow_ups
-             WHERE NOT overdue_flagged AND report_due_at <= $3
+             WHERE NOT overdue_flagged AND NOT report_settled AND report_due_at <= $3
              ORDER BY report_due_at LIMIT $2)
            ORDER BY due LIMIT $2""", before, limit, now or before)
     return await FOLLOW_UPS.read(conn, [r["member_id"] for r in ids], skip_locked=True)

@@ -1,11 +1,12 @@
 """What the party timers read beside the tables, on a real PostgreSQL (no broker): the members of
 each grid kept as the members are attached, transferred and removed (the coverage timer), and the
 latest quarter given feedback kept beside each follow-up (the quarterly feedback timer). Each gives
-what reading the tables themselves gave."""
+what reading the tables themselves gave. And the report timer goes through every due member, a
+batch a round, however many of them need no flag."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -118,3 +119,37 @@ async def test_the_feedback_timer_picks_the_members_reading_every_follow_up_pick
                 "SELECT member_id FROM member_follow_ups WHERE NOT (state->'feedback_quarters') ? $1", quarter)
             assert sorted(picked) == sorted(r["member_id"] for r in every), quarter
         assert sorted(await life.followed_members(conn, "2026-Q1", 100)) == ["pm-later", "pm-none", "pm-old"]
+
+
+
+async def test_the_report_timer_settles_the_members_whose_unit_reported_and_goes_on_to_the_others(pool):
+    """Members past their deadline, most of them of a unit that reported: a round of the timer
+    flags those whose unit has not reported and settles the others, so the next round takes the
+    members after them. Members it neither flagged nor marked stayed due and came first in every
+    round: with more of them than a batch, the timer flagged nobody again."""
+    handler = PartyHandler(PartySettings())
+    registered = T0 - timedelta(days=60)
+    members = {f"pm-{i}": ("u-reported" if i < 5 else "u-silent") for i in range(7)}  # the oldest five reported
+    async with pool.acquire() as conn, conn.transaction():
+        await life.FOLLOW_UPS.write(conn, {m: (0, MemberFollowUp(
+            member_id=m, community_id=COMMUNITY, unit_id=u, registered_at=registered + timedelta(hours=i)))
+            for i, (m, u) in enumerate(members.items())})
+        await conn.execute("INSERT INTO units (unit_id, version, state, name, community_id, reported_at) "
+                           "VALUES ('u-reported', 1, '{}', '报到单位', $1, $2)", COMMUNITY, registered)
+
+    async def round_() -> list[str]:
+        async with pool.acquire() as conn, conn.transaction():
+            uow = UnitOfWork(conn, "party", T0)
+            await handler.check_member_reports(uow, limit=3)
+            await uow.flush()
+            await write_outbox(conn, uow.records)
+        uow.committed()
+        return [e.subject for e in uow.emitted]
+
+    flagged = [await round_() for _ in range(4)]
+    assert flagged == [[], ["pm-5"], ["pm-6"], []]  # three settled; two settled and one flagged; the last flagged
+    async with pool.acquire() as conn:
+        states = {r["member_id"]: (r["overdue_flagged"], r["report_settled"])
+                  for r in await conn.fetch("SELECT member_id, overdue_flagged, report_settled FROM member_follow_ups")}
+        assert await life.follow_ups_due(conn, T0 - handler.report_window, 10, now=T0) == {}
+    assert states == {m: (u == "u-silent", u == "u-reported") for m, u in members.items()}

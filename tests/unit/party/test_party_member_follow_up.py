@@ -10,7 +10,7 @@ from schemas.orders import MemberMoved, MemberRegistered
 from schemas.party import MemberFeedback, MemberReportOverdue
 from services.party.domain.members import (
     DEFAULT_REPORT_WINDOW, MemberContext, MemberFollowUp, OrderTally, evolve_follow_up, member_report_overdue,
-    on_member_moved, on_member_registered, quarterly_feedback,
+    on_member_moved, on_member_registered, quarterly_feedback, settle_report,
 )
 
 
@@ -56,6 +56,25 @@ def test_a_member_whose_unit_has_not_reported_is_overdue_after_the_window():
 
 def test_a_member_whose_unit_reported_is_not_overdue():
     assert member_report_overdue(follow_up(), ctx(40, reported_units=frozenset({"unit-1"}))) == []
+
+
+def test_past_the_deadline_with_its_unit_reported_a_follow_up_is_settled_once_until_a_new_window():
+    reported = frozenset({"unit-1"})
+    state = follow_up()
+    assert settle_report(state, ctx(29.9, reported_units=reported)) is None  # not due yet
+    assert settle_report(state, ctx(40)) is None  # the unit has not reported: flagged, not settled
+    settled = settle_report(state, ctx(30, reported_units=reported))
+    assert settled == state.model_copy(update={"report_settled": True})
+    assert settle_report(settled, ctx(31, reported_units=reported)) is None  # once
+    assert member_report_overdue(settled, ctx(90, reported_units=reported)) == []
+    flagged = evolve_follow_up(state, member_report_overdue(state, ctx(31))[0])
+    assert settle_report(flagged, ctx(32, reported_units=reported)) is None  # flagged already: done with
+    # a registration with another community, and a move, each start a window to follow again
+    again, _ = receive(settled, registered(OTHER_COMMUNITY, days=40), ctx(40))
+    assert not again.report_settled and member_report_overdue(again, ctx(70))
+    moved_on, _ = receive_move(settled, moved(days=40, report_days=7), ctx(40))
+    assert not moved_on.report_settled and member_report_overdue(moved_on, ctx(47))
+    assert MemberFollowUp.model_validate(settled.model_dump(mode="json")) == settled
 
 
 def test_the_window_is_configurable():
