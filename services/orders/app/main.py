@@ -108,7 +108,7 @@ async def community_resources(req: Request[api.CommunityRef, api.ResourcesQuery,
     q = req.query
     if q.after is not None and q.category is None:
         raise HttpError(422, "invalid_input", "after pages one category's posts: give its category too", "after")
-    async with rt.snapshot() as conn:  # the counts and the page see the same commits
+    async with rt.read() as conn:  # one statement
         return await queries.community_resources(conn, community_id, per_category=q.per_category,
                                                  category=q.category and q.category.value, after=q.after)
 

@@ -119,45 +119,42 @@ async def community_resources(conn: asyncpg.Connection, community_id: str, *, pe
                               category: str | None = None, after: str | None = None) -> dict[str, Any]:
     """资源清单: the community's claimed posts by category (a post serving several categories is
     counted under each), with each member's capacity use. Every post is counted; each category
-    lists its first ``per_category`` posts (by post id; those after the post id ``after``), and
-    says where its next page starts. ``category``: that category only. Several statements: run
-    it in one snapshot."""
-    sums = await conn.fetch(
-        """SELECT c.cat, count(*)::int AS posts, count(DISTINCT p.member_id)::int AS members,
-                  sum(p.capacity)::int AS capacity
-             FROM posts p CROSS JOIN LATERAL jsonb_array_elements_text(p.state->'categories') AS c(cat)
-            WHERE p.community_id = $1 AND p.status = 'claimed' AND ($2::text IS NULL OR c.cat = $2)
-            GROUP BY c.cat ORDER BY c.cat""", community_id, category)
-    total_posts = await conn.fetchval(
-        "SELECT count(*)::int FROM posts WHERE community_id = $1 AND status = 'claimed'", community_id)
-    total_members = await conn.fetchval(
-        "SELECT count(DISTINCT member_id)::int FROM posts WHERE community_id = $1 AND status = 'claimed'", community_id)
+    lists its first ``per_category`` posts (by post id, in code point order; those after the post
+    id ``after``), and says where its next page starts. ``category``: that category only.
+
+    One statement reads the community's claimed posts (an index range, a few hundred rows at
+    most); the answer, which carried every post, is what grew with the community's members."""
     rows = await conn.fetch(
-        """SELECT l.cat, l.post_id, l.member_id, l.categories, l.capacity, l.title, l.claimed_at,
-                  m.name AS member_name, m.unit_id, m.unit_name, coalesce(o.open_orders, 0) AS open_orders
-             FROM (SELECT p.post_id, p.member_id, p.state->'categories' AS categories, p.capacity, p.title,
-                          p.claimed_at, c.cat, row_number() OVER (PARTITION BY c.cat ORDER BY p.post_id) AS rn
-                     FROM posts p CROSS JOIN LATERAL jsonb_array_elements_text(p.state->'categories') AS c(cat)
-                    WHERE p.community_id = $1 AND p.status = 'claimed' AND ($2::text IS NULL OR c.cat = $2)
-                      AND ($3::text IS NULL OR p.post_id > $3)) l
-             LEFT JOIN members m ON m.member_id = l.member_id
-             LEFT JOIN LATERAL (SELECT v.open_orders FROM member_open_orders v WHERE v.member_id = l.member_id) o
-                    ON true  -- the listed members' counts only (joined whole, the view counts every member's)
-            WHERE l.rn <= $4 + 1
-            ORDER BY l.cat, l.post_id""", community_id, category, after, per_category)
-    listed: dict[str, list[dict[str, Any]]] = {}
+        """SELECT p.post_id, p.member_id, p.state->'categories' AS categories, p.capacity, p.title, p.claimed_at,
+                  m.name AS member_name, m.unit_id, m.unit_name, coalesce(l.open_orders, 0) AS open_orders
+             FROM posts p
+             LEFT JOIN members m ON m.member_id = p.member_id
+             LEFT JOIN member_open_orders l ON l.member_id = p.member_id
+            WHERE p.community_id = $1 AND p.status = 'claimed'
+            ORDER BY p.post_id COLLATE "C" """, community_id)
+    by_cat: dict[str, dict[str, Any]] = {}
+    members: dict[str, set[str]] = {}
     for r in rows:
-        post = dict(r)
-        listed.setdefault(post.pop("cat"), []).append(post)
-    cats = []
-    for r in sums:
-        posts = listed.get(r["cat"], [])
-        more = len(posts) > per_category
-        posts = posts[:per_category]
-        cats.append({"category": r["cat"], "label": CATEGORY_LABELS[OrderCategory(r["cat"])], "claimed": r["posts"],
-                     "posts": posts, "members": r["members"], "capacity": r["capacity"],
-                     "next_after": posts[-1]["post_id"] if more and posts else None})
-    return {"community_id": community_id, "posts": total_posts, "members": total_members, "categories": cats}
+        for cat in r["categories"]:
+            if category is not None and cat != category:
+                continue
+            c = by_cat.get(cat)
+            if c is None:
+                c = by_cat[cat] = {"category": cat, "label": CATEGORY_LABELS[OrderCategory(cat)], "claimed": 0,
+                                   "posts": [], "members": 0, "capacity": 0, "next_after": None}
+                members[cat] = set()
+            c["claimed"] += 1
+            c["capacity"] += r["capacity"]
+            members[cat].add(r["member_id"])
+            if after is not None and r["post_id"] <= after:
+                continue
+            if len(c["posts"]) < per_category:
+                c["posts"].append(dict(r))
+            elif c["next_after"] is None:
+                c["next_after"] = c["posts"][-1]["post_id"]
+    cats = [{**by_cat[cat], "members": len(members[cat])} for cat in sorted(by_cat)]
+    return {"community_id": community_id, "posts": len(rows), "members": len({r["member_id"] for r in rows}),
+            "categories": cats}
 
 
 async def status_counts(conn: asyncpg.Connection) -> dict[str, int]:
