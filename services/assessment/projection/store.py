@@ -133,9 +133,10 @@ async def unfolded(conn: asyncpg.Connection, limit: int,
                    after: tuple | None = None) -> tuple[list[StoredEvent], tuple | None]:
     """The oldest ``limit`` rows of the log not folded yet (recorded before the counters were
     kept, or emptied to be folded again), and the replay key (occurred_at, type_rank, source,
-    id) of the last of them (None: there are none); ``after`` such a key: only those after it. A fold that goes on from the last key it folded starts its index
-    scan there: from the start, the scan would step over the entries of every row folded so far
-    (each row folded leaves its unfolded version behind until a vacuum)."""
+    id) of the last of them (None: there are none); ``after`` such a key: only those after it.
+    A fold that goes on from the last key it folded starts its index scan there: from the start,
+    the scan would step over the entries of every row folded so far (each row folded leaves its
+    unfolded version behind until a vacuum)."""
     if after is None:
         rows = await conn.fetch(
             "SELECT source, id, topic, type, data, time, occurred_at, type_rank FROM event_log WHERE undo IS NULL "

@@ -122,8 +122,9 @@ async def community_resources(conn: asyncpg.Connection, community_id: str, *, pe
     lists its first ``per_category`` posts (by post id, in code point order; those after the post
     id ``after``), and says where its next page starts. ``category``: that category only.
 
-    One statement reads the community's claimed posts (an index range, a few hundred rows at
-    most); the answer, which carried every post, is what grew with the community's members."""
+    One statement reads the community's claimed posts (an index range, a row a post, with no
+    more work in the database than that); the answer, which carried every post, is what grew
+    with the community's members, and it is bounded now."""
     rows = await conn.fetch(
         """SELECT p.post_id, p.member_id, p.state->'categories' AS categories, p.capacity, p.title, p.claimed_at,
                   m.name AS member_name, m.unit_id, m.unit_name, coalesce(l.open_orders, 0) AS open_orders
