@@ -36,6 +36,22 @@ _IDS = """
     timestamptz '2021-12-01 00:00+08' + (i * interval '1 hour') AS at"""
 
 
+CLOSED_PERIODS = f"""
+            INSERT INTO scorecards (scorecard_id, entity_type, entity_id, period, scheme_id, parent_id, score, rank,
+                                    card, content_hash, envelope_id, published_at)
+            SELECT 'sc-' || i, 'grid', grid_id || '-' || (i / 800), to_char(at, 'YYYY-MM'), 's1', community_id,
+                   i % 100, i % 40 + 1, '{{}}', 'h', 'e', at
+            FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;
+            INSERT INTO alerts (alert_id, scorecard_id, entity_type, entity_id, period, scheme_id, indicator, value,
+                                threshold, alert, content_hash, envelope_id, raised_at)
+            SELECT 'al-' || i, 'sc-' || i, 'grid', grid_id, to_char(at, 'YYYY-MM'), 's1',
+                   (ARRAY['satisfaction_rate','on_time_rate'])[i % 2 + 1], 0.5, 0.8, '{{}}', 'h', 'e', at
+            FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;
+            INSERT INTO period_closes (period, scheme_id, closed_at, scorecards, alerts, published, trigger)
+            SELECT DISTINCT period, 's1', now(), 1, 1, 1, 'timer' FROM scorecards;"""
+"""Assessment's closed periods: a scorecard and an alert a row of ``_IDS``, every period closed."""
+
+
 class Planner:
     """An asyncpg connection that plans each read instead of running it, keeping the plans
     (an empty answer: no rows, a count of 0)."""
@@ -286,19 +302,7 @@ async def test_points_and_assessment_queries_use_their_indexes(database_url):
 
     conn = await migrated(database_url, "assessment")
     try:
-        await load(conn, f"""
-            INSERT INTO scorecards (scorecard_id, entity_type, entity_id, period, scheme_id, parent_id, score, rank,
-                                    card, content_hash, envelope_id, published_at)
-            SELECT 'sc-' || i, 'grid', grid_id || '-' || (i / 800), to_char(at, 'YYYY-MM'), 's1', community_id,
-                   i % 100, i % 40 + 1, '{{}}', 'h', 'e', at
-            FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;
-            INSERT INTO alerts (alert_id, scorecard_id, entity_type, entity_id, period, scheme_id, indicator, value,
-                                threshold, alert, content_hash, envelope_id, raised_at)
-            SELECT 'al-' || i, 'sc-' || i, 'grid', grid_id, to_char(at, 'YYYY-MM'), 's1',
-                   (ARRAY['satisfaction_rate','on_time_rate'])[i % 2 + 1], 0.5, 0.8, '{{}}', 'h', 'e', at
-            FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;
-            INSERT INTO period_closes (period, scheme_id, closed_at, scorecards, alerts, published, trigger)
-            SELECT DISTINCT period, 's1', now(), 1, 1, 1, 'timer' FROM scorecards;""", "scorecards", "alerts", "period_closes")
+        await load(conn, CLOSED_PERIODS, "scorecards", "alerts", "period_closes")
         rank_after = cursor(store.RANKING_ORDER, parent_key=COMMUNITY, rank_key=3, entity_id="x")
         scope = Scope(streets=frozenset({STREET}))
         await check(conn, {"scorecards", "alerts"},

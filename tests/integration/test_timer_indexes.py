@@ -29,7 +29,9 @@ from typing import Any
 
 import asyncpg
 
-from tests.integration.test_list_indexes import _IDS, N, Planner, _bounded, _scans, load, migrated, seq_scans
+from tests.integration.test_list_indexes import (
+    _IDS, CLOSED_PERIODS, N, Planner, _bounded, _scans, load, migrated, seq_scans,
+)
 
 NOW = datetime(2025, 6, 1, 8, tzinfo=timezone.utc)  # after the rows of _IDS (an hour each from 2021-12-01)
 
@@ -318,18 +320,7 @@ async def test_assessment_close_timer_uses_its_indexes(database_url):
             UNION ALL SELECT 'grid', grid_id, '{{}}'::jsonb FROM (SELECT DISTINCT grid_id FROM
                 (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s) g
             UNION ALL SELECT 'unit', 'u-' || i, '{{}}'::jsonb FROM generate_series(1, 50) i;
-            INSERT INTO scorecards (scorecard_id, entity_type, entity_id, period, scheme_id, parent_id, score, rank,
-                                    card, content_hash, envelope_id, published_at)
-            SELECT 'sc-' || i, 'grid', grid_id || '-' || (i / 800), to_char(at, 'YYYY-MM'), 's1', community_id,
-                   i % 100, i % 40 + 1, '{{}}', 'h', 'e', at
-            FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;
-            INSERT INTO alerts (alert_id, scorecard_id, entity_type, entity_id, period, scheme_id, indicator, value,
-                                threshold, alert, content_hash, envelope_id, raised_at)
-            SELECT 'al-' || i, 'sc-' || i, 'grid', grid_id, to_char(at, 'YYYY-MM'), 's1',
-                   (ARRAY['satisfaction_rate','on_time_rate'])[i % 2 + 1], 0.5, 0.8, '{{}}', 'h', 'e', at
-            FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;
-            INSERT INTO period_closes (period, scheme_id, closed_at, scorecards, alerts, published, trigger)
-            SELECT DISTINCT period, 's1', now(), 1, 1, 1, 'timer' FROM scorecards;
+            {CLOSED_PERIODS}
             INSERT INTO event_log (source, id, topic, type, data, time, occurred_at, type_rank, undo)
             SELECT '/services/grid', 'e-' || i, 'grid.events.v1', 'case.reported', '{{}}', at, at, 0, '[]'
             FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;""",
