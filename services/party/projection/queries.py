@@ -69,14 +69,16 @@ async def coverage(conn: asyncpg.Connection, street_id: str,
     where.add("left(g.grid_id, 9) = $?", street_id)
     if restrict is not None:
         restrict(where)
+    # the grids with members as counted beside the members (grid_member_counts, a row per grid):
+    # reading the members themselves, every member of the district was read to find the street's
     rows = await conn.fetch(
         f"""WITH g AS (
                 SELECT grid_id, left(grid_id, 12) AS community_id, left(grid_id, 9) AS street_id
-                  FROM org_members WHERE grid_id IS NOT NULL
+                  FROM grid_member_counts
                 UNION
                 SELECT grid_id, community_id, street_id FROM orgs WHERE kind = 'grid_branch' AND grid_id IS NOT NULL)
             SELECT g.grid_id, g.community_id,
-                   (SELECT count(*)::int FROM org_members m WHERE m.grid_id = g.grid_id) AS members,
+                   coalesce((SELECT k.n::int FROM grid_member_counts k WHERE k.grid_id = g.grid_id), 0) AS members,
                    (SELECT min(o.org_id) FROM orgs o WHERE o.kind = 'grid_branch' AND o.grid_id = g.grid_id)
                        AS branch_id,
                    c.reported_at AS gap_reported_at

@@ -53,7 +53,8 @@ async def batch(pool, *payloads) -> None:
 async def test_the_members_of_each_grid_are_kept_as_members_are_attached_transferred_and_removed(pool):
     """After members attached to two grids and to none, transferred between the grids, a grid
     branch established and members removed, the kept counts equal counting the members by grid,
-    and the coverage timer's reads (members per grid, open gaps) equal what counting gave."""
+    and the coverage timer's reads (members per grid, open gaps) and a street's coverage
+    (``GET /v1/coverage``) equal what counting gave."""
     async def agree(conn) -> None:
         counted = await conn.fetch("SELECT grid_id, count(*) AS n FROM org_members WHERE grid_id IS NOT NULL "
                                    "GROUP BY grid_id")
@@ -61,6 +62,9 @@ async def test_the_members_of_each_grid_are_kept_as_members_are_attached_transfe
             {tuple(r.values()) for r in counted}
         members, _, _ = await store.coverage(conn)
         assert members == {r["grid_id"]: r["n"] for r in counted}
+        shown = await party.coverage(conn, STREET)  # GET /v1/coverage: the street's grids, members counted
+        assert {g["grid_id"]: g["members"] for g in shown["grids"] if g["members"]} == {
+            r["grid_id"]: r["n"] for r in counted if r["grid_id"].startswith(STREET)}
         assert await party.open_gaps(conn) == await conn.fetchval(
             """SELECT count(*)::int FROM (SELECT grid_id FROM org_members WHERE grid_id IS NOT NULL
                                            GROUP BY grid_id HAVING count(*) >= 3) m
