@@ -321,8 +321,10 @@ async def test_points_and_assessment_queries_use_their_indexes(database_url):
 async def test_the_event_logs_retention_reads_only_what_it_deletes(database_url):
     """The retention timer deletes a batch of the assessment log's oldest rows every few minutes;
     the log holds years of events, so finding them takes the index on when they were recorded,
-    not a scan of the log (as it did, and sorted it). The kit's own tables (inbox, outbox,
+    not a scan of the log (as it did, and sorted it). A worker's start reads the newest events
+    through the same index. The kit's own tables (inbox, outbox,
     command outcomes) are as large as their retention window, not the history, and are scanned."""
+    from services.assessment.projection import store
     from services.kit import retention
 
     conn = await migrated(database_url, "assessment")
@@ -334,6 +336,7 @@ async def test_the_event_logs_retention_reads_only_what_it_deletes(database_url)
             FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;""", "event_log")
         await check(conn, {"event_log"},
                     *[lambda c, d=d: retention.prune(c, retention.Rule("event_log", "recorded_at", d), 5000)
-                      for d in (30, 800)])
+                      for d in (30, 800)],
+                    store.newest_event_time)  # at each start of a worker (its lag gauge)
     finally:
         await conn.close()

@@ -232,7 +232,12 @@ async def scoring_refs(conn: asyncpg.Connection, workers: Sequence[str], members
 
 
 async def newest_event_time(conn: asyncpg.Connection) -> datetime | None:
-    return await conn.fetchval("SELECT max(time) FROM event_log WHERE source <> '/services/assessment'")
+    """The time of the newest upstream event among the last ones recorded: the lag gauge's value
+    when a worker starts, until the next event arrives. The newest over every row read the whole
+    log, years of it, at each start; the last recorded come from the index on ``recorded_at``."""
+    return await conn.fetchval(
+        "SELECT max(time) FROM (SELECT time FROM event_log WHERE source <> '/services/assessment' "
+        "ORDER BY recorded_at DESC LIMIT 1000) AS last")
 
 
 async def count_events(conn: asyncpg.Connection) -> int:
