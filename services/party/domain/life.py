@@ -195,9 +195,6 @@ class OrgLifeState(_State):
     def meeting(self, meeting_id: str) -> HeldMeeting | None:
         return next((m for m in self.meetings if m.meeting_id == meeting_id), None)
 
-    def held_in(self, kind: OrgLifeKind, period: str, every: Every) -> bool:
-        return any(m.kind is kind and period_of(m.held_at, every) == period for m in self.meetings)
-
 
 class Commitment(_State):
     """One yearly commitment (承诺) and how it went (践诺, 评诺)."""
@@ -287,9 +284,12 @@ def org_life_overdue(org: OrgRef, state: OrgLifeState | None, policy: OrgLifePol
     events: list[Event] = []
     for kind in policy.kinds_for(org.kind):
         every = policy.frequencies[kind].every
+        # the periods it was held in, found once: asked period by period, each period since the
+        # establishment read every meeting, which grew as the square of the years
+        held = {period_of(m.held_at, every) for m in state.meetings if m.kind is kind} if state is not None else set()
         for period in closed_periods(org.established_at, now, every):
             key = f"{kind.value}/{period}"
-            if key in flagged or (state is not None and state.held_in(kind, period, every)):
+            if key in flagged or period in held:
                 continue
             events.append(OrgLifeOverdue(org_id=org.org_id, kind=kind, period=period, area_id=org.area_id,
                                          occurred_at=now))
