@@ -211,9 +211,22 @@ def department_cards(events_: list[dict], scheme_id: str) -> dict[str, dict]:
             and e["data"]["scheme_id"] == scheme_id}
 
 
+async def fed(w: Worker) -> None:
+    """The month's department events sent and recorded (again: the inbox keeps each once)."""
+    await send(w.kafka, "grid.events.v1", *EVENTS)
+    await recorded(w, sum(e.type in CONSUMED_TYPES for e in EVENTS))  # a missed whistle is not kept
+
+
+async def closed(w: Worker) -> None:
+    """The month fed and closed under the default scheme, by this call or by the test before it:
+    each test runs on its own too, not only after the first."""
+    await fed(w)
+    status, body = await post(w, "assessment.period.close.v1", {"period": PERIOD})
+    assert status == 200 or (status == 409 and body["error"] == "no_change"), body
+
+
 async def test_a_month_of_department_events_closes_into_department_scorecards_with_the_three_rates(worker):
-    await send(worker.kafka, "grid.events.v1", *EVENTS)
-    await recorded(worker, sum(e.type in CONSUMED_TYPES for e in EVENTS))  # a missed whistle is not kept
+    await fed(worker)
 
     status, body = await post(worker, "assessment.period.close.v1", {"period": PERIOD})
     assert status == 200, body
@@ -251,6 +264,7 @@ async def test_a_month_of_department_events_closes_into_department_scorecards_wi
 
 
 async def test_the_recompute_shows_what_other_three_rates_weights_would_make_of_the_composite(worker):
+    await closed(worker)
     d = yaml.safe_load(DEFAULT_SCHEME_PATH.read_text(encoding="utf-8"))
     d["scheme_id"] = "whatif-3r"
     d["parameters"]["three_rates"] = {"response_rate": 50, "resolution_rate": 25, "satisfaction_rate": 25}
@@ -266,6 +280,7 @@ async def test_the_recompute_shows_what_other_three_rates_weights_would_make_of_
 
 
 async def test_a_scheme_change_of_the_three_rates_weights_changes_the_composite_of_the_next_close(worker):
+    await closed(worker)
     status, body = await post(worker, "assessment.scheme.change.v1", {
         "scheme_id": "3r-80-10-10", "effective_from": "2026-10-20T00:00:00+08:00",
         "weights": {"three_rates.response_rate": 0.8, "three_rates.resolution_rate": 0.1,
