@@ -115,6 +115,7 @@ class Outcome:
     decode_seconds: float = 0.0  # decoding the records and verifying their tokens
     cpu_seconds: float = 0.0  # this process's CPU time while replaying (the rest: waiting)
     batches: int = 0
+    not_handled_live: int = 0  # messages left out by ``handled_only``: no worker had handled them
 
     @property
     def per_second(self) -> float:
@@ -125,7 +126,7 @@ class Outcome:
                 "records_per_second": round(self.per_second), "batches": self.batches,
                 "fetch_seconds": round(self.fetch_seconds, 3), "handle_seconds": round(self.handle_seconds, 3),
                 "decode_seconds": round(self.decode_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
-                "handled_times_found": self.handled_times,
+                "handled_times_found": self.handled_times, "not_handled_live": self.not_handled_live,
                 "not_published_again": dict(self.suppressed), "rejected": dict(self.rejected)}
 
 
@@ -450,7 +451,7 @@ async def _read_inbox_times(conn: asyncpg.Connection) -> int:
 
 
 async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncpg.Connection, progress,
-                  outcome: Outcome, batch_records: int) -> None:
+                  outcome: Outcome, batch_records: int, handled_only: bool = False) -> None:
     """Merge the input topics and feed the batches through the worker's path on ``conn``.
 
     Two tasks share the process: this one fetches, merges, decodes each batch, looks up its
@@ -539,6 +540,12 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                 if it.message is not None and (t := live.pop(it.message.id, None)) is not None:
                     found[it.message.id] = t
             outcome.handled_times += len(found)
+            if handled_only:  # what no worker had handled when it stopped is left for the next one
+                kept = [it for it in pending if it.message is None or it.message.id in found]
+                outcome.not_handled_live += len(pending) - len(kept)
+                pending = kept
+                if not pending:
+                    return
             cal = clock.current()
             times = {}
             last_ts, last_at = None, None  # records written in the same millisecond share one time
@@ -660,8 +667,15 @@ async def _order_keys(conn: asyncpg.Connection, items: list[Item], have_times: b
     return keys
 
 
-async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_records: int = BATCH_RECORDS) -> Outcome:
-    """Rebuild ``rt``'s projection (see the module docstring); the outcome says how fast."""
+async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_records: int = BATCH_RECORDS,
+                  handled_only: bool = False) -> Outcome:
+    """Rebuild ``rt``'s projection (see the module docstring); the outcome says how fast.
+
+    ``handled_only``: replay only the messages the stopped workers had handled (their events
+    name them as their cause, or the inbox holds them), so that the rebuild is of exactly the
+    part of the log the projection was built from, however far the topics have gone on since (a
+    check that a projection equals its rebuild, run while an upstream service still published).
+    Valid only while the inbox holds every message handled (its retention at least the topics')."""
     s = rt.settings
     clock.use(s.clock())
     if rt.verifier is not None:
@@ -675,13 +689,16 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
         with _progress(progress_bar) as progress:
             await _read_handling_times(rt, lookup, progress)
             await _read_inbox_times(lookup)
+            if handled_only and not await lookup.fetchval("SELECT EXISTS (SELECT 1 FROM rebuild_handled)"):
+                raise RebuildRefused(f"{rt.service}: --handled-only, but nothing says what the workers handled "
+                                     "(no events name a cause, and the inbox is empty)")
             async with conn.transaction():
                 await empty_schema(conn, rt.service)
             await migrate(conn, rt.service, rt.components)
             for hook in rt._startup_hooks:  # noqa: SLF001 (reference data the handlers load)
                 await _run_hook(rt, hook, conn)
             with few_collections():
-                await _replay(rt, conn, lookup, progress, outcome, batch_records)
+                await _replay(rt, conn, lookup, progress, outcome, batch_records, handled_only)
         await conn.execute("SET synchronous_commit = on")
         await conn.execute("ANALYZE")
     finally:
@@ -724,18 +741,21 @@ async def _run_hook(rt: "ServiceRuntime", hook, conn: asyncpg.Connection) -> Non
 
 
 def main(rt: "ServiceRuntime", argv: Sequence[str]) -> None:
-    """``python -m services.<svc>.app rebuild [--batch N] [--no-progress]``: prints one JSON line."""
+    """``python -m services.<svc>.app rebuild [--batch N] [--no-progress] [--handled-only]``: prints one
+    JSON line."""
     from . import jsonlog
 
     p = argparse.ArgumentParser(prog=f"python -m services.{rt.service}.app rebuild",
                                 description=f"Drop the {rt.service} projection and rebuild it from its input topics.")
     p.add_argument("--batch", type=int, default=BATCH_RECORDS, help="records per transaction")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in a log)")
+    p.add_argument("--handled-only", action="store_true",
+                   help="only the messages the stopped workers had handled (the inbox must hold them all)")
     args = p.parse_args(list(argv))
     jsonlog.configure(rt.service, "warning", rt.settings.log_format)
     try:
         out = asyncio.run(rebuild(rt, progress_bar=not args.no_progress and sys.stderr.isatty(),
-                                  batch_records=args.batch))
+                                  batch_records=args.batch, handled_only=args.handled_only))
     except RebuildRefused as e:
         print(f"rebuild refused: {e}", file=sys.stderr)
         raise SystemExit(2) from None

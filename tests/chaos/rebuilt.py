@@ -6,10 +6,11 @@ the launcher stop every worker (``SIGUSR1``: the broker and the database stay up
 
 1. the database is copied (``CREATE DATABASE ... TEMPLATE``: nothing else is connected to it
    now), every service's schema with it;
-2. each service is rebuilt in the copy, ``python -m services.<svc>.app rebuild`` with the
-   environment its workers ran with (the launcher's own, and what it gave them: ``run/<svc>.env``)
-   pointed at the copy,
-   two at a time;
+2. each service is rebuilt in the copy, ``python -m services.<svc>.app rebuild --handled-only``
+   with the environment its workers ran with (the launcher's own, and what it gave them:
+   ``run/<svc>.env``) pointed at the copy, two at a time: only the messages its workers had
+   handled when they stopped, since an upstream timer can publish between the campaign's settle
+   check and the workers' stop, which the rebuild would read and the stopped consumers had not;
 3. each service's tables in the live database are compared row for row with the copy's, as the
    rebuild tests of every service compare them (``tests/support/rebuild.py``: the columns that
    hold wall-clock times, the aggregate store's save counts and the tables no topic holds are
@@ -176,7 +177,7 @@ async def rebuild(service: str, env: dict[str, str], copy: str, timeout: float =
            for k, v in env.items()}
     started = time.monotonic()
     try:
-        proc = await asyncio.to_thread(run_rebuild, service, env, timeout=timeout)
+        proc = await asyncio.to_thread(run_rebuild, service, env, "--handled-only", timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"no outcome within {timeout:.0f} s"}
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
