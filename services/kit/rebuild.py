@@ -38,6 +38,10 @@ database, or to prove that the projection is a function of the log. Steps:
    counts them); publishing them again would hand every consumer a second copy under a new
    event id, which no inbox would recognise as a duplicate.
 
+With ``--handled-only`` the replay leaves out the messages no worker had handled (neither an
+event names them as its cause nor the inbox holds them), and counts them: the rebuild is then of
+exactly the part of the log the stopped workers had built the projection from.
+
 What the input topics cannot give back, a rebuild does not have:
 
 - commands sent over HTTP (``POST /v1/commands``) are handled without passing through the
@@ -543,6 +547,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             if handled_only:  # what no worker had handled when it stopped is left for the next one
                 kept = [it for it in pending if it.message is None or it.message.id in found]
                 outcome.not_handled_live += len(pending) - len(kept)
+                progress.update(task, advance=len(pending) - len(kept))
                 pending = kept
                 if not pending:
                     return
