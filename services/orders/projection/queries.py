@@ -122,9 +122,8 @@ async def community_resources(conn: asyncpg.Connection, community_id: str, *, pe
     lists its first ``per_category`` posts (by post id, in code point order; those after the post
     id ``after``), and says where its next page starts. ``category``: that category only.
 
-    One statement reads the community's claimed posts (an index range, a row a post, with no
-    more work in the database than that); the answer, which carried every post, is what grew
-    with the community's members, and it is bounded now."""
+    One statement reads the community's claimed posts, a row each (an index range); what grew
+    with the community's members was the answer, which listed every post, and it is paged now."""
     rows = await conn.fetch(
         """SELECT p.post_id, p.member_id, p.state->'categories' AS categories, p.capacity, p.title, p.claimed_at,
                   m.name AS member_name, m.unit_id, m.unit_name, coalesce(l.open_orders, 0) AS open_orders
@@ -134,26 +133,22 @@ async def community_resources(conn: asyncpg.Connection, community_id: str, *, pe
             WHERE p.community_id = $1 AND p.status = 'claimed'
             ORDER BY p.post_id COLLATE "C" """, community_id)
     by_cat: dict[str, dict[str, Any]] = {}
-    members: dict[str, set[str]] = {}
     for r in rows:
         for cat in r["categories"]:
             if category is not None and cat != category:
                 continue
-            c = by_cat.get(cat)
-            if c is None:
-                c = by_cat[cat] = {"category": cat, "label": CATEGORY_LABELS[OrderCategory(cat)], "claimed": 0,
-                                   "posts": [], "members": 0, "capacity": 0, "next_after": None}
-                members[cat] = set()
+            c = by_cat.setdefault(cat, {"category": cat, "label": CATEGORY_LABELS[OrderCategory(cat)], "claimed": 0,
+                                        "posts": [], "members": set(), "capacity": 0, "next_after": None})
             c["claimed"] += 1
             c["capacity"] += r["capacity"]
-            members[cat].add(r["member_id"])
+            c["members"].add(r["member_id"])
             if after is not None and r["post_id"] <= after:
                 continue
             if len(c["posts"]) < per_category:
                 c["posts"].append(dict(r))
             elif c["next_after"] is None:
                 c["next_after"] = c["posts"][-1]["post_id"]
-    cats = [{**by_cat[cat], "members": len(members[cat])} for cat in sorted(by_cat)]
+    cats = [{**by_cat[cat], "members": len(by_cat[cat]["members"])} for cat in sorted(by_cat)]
     return {"community_id": community_id, "posts": len(rows), "members": len({r["member_id"] for r in rows}),
             "categories": cats}
 
