@@ -1,7 +1,7 @@
-"""The kit's kept counts (``kit_keep_counts`` and ``kit_keep_counts_on``, kit migration 004) on a
-real PostgreSQL: a counts table, filled from the rows already there and kept by the statement
-triggers, equals counting its table after every kind of write, and two transactions moving the
-same counts both count."""
+"""The kit's kept counts (``kit_keep_counts`` and ``kit_keep_counts_on``, kit migrations 004 and
+005) on a real PostgreSQL: a counts table, filled from the rows already there and kept by the
+statement triggers, equals counting its table after every kind of write, a row with a null key
+counted under none; and two transactions moving the same counts both count."""
 from __future__ import annotations
 
 import asyncio
@@ -65,3 +65,26 @@ async def test_two_transactions_moving_the_same_counts_both_count(pool):
     await asyncio.gather(*(add(1000 + 100 * i) for i in range(4)))
     async with pool.acquire() as conn:
         assert (await _agree(conn))[("z", "k")] == 200
+
+
+async def test_a_row_whose_key_is_null_is_counted_under_no_key_as_it_gets_one_and_loses_it(pool):
+    async with pool.acquire() as conn:
+        await conn.execute("""CREATE TABLE placed (id int PRIMARY KEY, grid text);
+                              INSERT INTO placed VALUES (1, 'g1'), (2, NULL);
+                              CREATE TABLE placed_counts (grid text NOT NULL PRIMARY KEY, n bigint NOT NULL);
+                              SELECT kit_keep_counts_on('placed', 'placed_counts', 'grid');""")
+
+        async def kept() -> dict[str, int]:
+            counted = dict(await conn.fetch("SELECT grid, count(*) FROM placed WHERE grid IS NOT NULL GROUP BY 1"))
+            assert dict(await conn.fetch("SELECT grid, n FROM placed_counts")) == counted
+            return counted
+
+        assert await kept() == {"g1": 1}  # filled from the rows there, the unplaced one left out
+        await conn.execute("INSERT INTO placed VALUES (3, NULL), (4, 'g2')")
+        assert await kept() == {"g1": 1, "g2": 1}
+        await conn.execute("UPDATE placed SET grid = 'g2' WHERE id IN (2, 3)")  # placed
+        assert await kept() == {"g1": 1, "g2": 3}
+        await conn.execute("UPDATE placed SET grid = NULL WHERE grid = 'g2'")  # unplaced: the count goes
+        assert await kept() == {"g1": 1}
+        await conn.execute("DELETE FROM placed")
+        assert await kept() == {}
