@@ -5,49 +5,31 @@ what reading the tables themselves gave. And the report timer goes through every
 batch a round, however many of them need no flag."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from schemas.envelope import Message, envelope_for
 from schemas.party import AttachMember, EstablishOrg, OrgKind
-from services.kit.handlers import dispatch
-from services.kit.identity import Principal, Scope
 from services.kit.outbox import write as write_outbox
 from services.kit.uow import UnitOfWork
 from services.party.app.handler import PartyHandler
-from services.party.app.settings import MIGRATIONS, PartySettings
+from services.party.app.settings import PartySettings
 from services.party.domain.members import MemberFollowUp
 from services.party.projection import life, store
 from services.party.projection import queries as party
-from tests.support.db import migrated_pool
+
+from .test_party_one_batch import COMMUNITY, STREET, T0, pool  # noqa: F401 (pool: the fixture)
+from .test_party_one_batch import batch as one_batch
 
 pytestmark = pytest.mark.integration
 
-STREET, COMMUNITY = "110105001", "110105001005"
 GRID_A, GRID_B = COMMUNITY + "001", COMMUNITY + "002"
-SECRETARY = Principal("sec-1", frozenset({"party_secretary"}), Scope.of(streets=[STREET]))
-T0 = datetime(2026, 11, 23, 2, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-async def pool(database_url):
-    async with migrated_pool(database_url, "party", MIGRATIONS) as p:
-        yield p
 
 
 async def batch(pool, *payloads) -> None:
-    """``payloads`` as one batch sent by the street's secretary, committed as the kit's consumer does."""
-    async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, "party", T0)
-        msgs = [Message(envelope=envelope_for(p, source="/tests", id=str(uuid.uuid4())), payload=p,
-                        principal=SECRETARY) for p in payloads]
-        assert await dispatch(PartyHandler(PartySettings()), uow, msgs) == []
-        assert not uow.rejected, [(m.type, e.reason) for m, e in uow.rejected]
-        await uow.flush()
-        await write_outbox(conn, uow.records)
-    uow.committed()
+    """``payloads`` as one batch of the street's secretary, none of them refused."""
+    uow = await one_batch(pool, payloads, T0)
+    assert not uow.rejected, [(m.type, e.reason) for m, e in uow.rejected]
 
 
 async def test_the_members_of_each_grid_are_kept_as_members_are_attached_transferred_and_removed(pool):
