@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import itertools
 import os
 import random
@@ -63,7 +64,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -94,11 +95,11 @@ from services.points.domain.deeds import Deed, decide_review_deed, decide_submit
 from services.points.domain.transfers import (
     Earning, TransferRefusal, award_plan, decide_award, decide_expire, decide_transfer,
 )
+from services.points.app.settings import PointsSettings
 from services.points.domain import EarningRules
-from schemas.orders import OrderEvaluated
-from tests.history.orders import OrdersWorld
+from tests.history.orders import OrdersWorld, earning_key
 from tests.history.party import PartyWorld
-from tests.history.topics import Pub, Spill, in_time_order, merged, produce, read_dump, write_dump
+from tests.history.topics import Pub, Spill, merged, produce, read_dump, write_dump
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("grid", "orders", "points", "assessment", "party")
@@ -267,12 +268,13 @@ class Ledger:
         self.rules = EarningRules.from_yaml((ROOT / "services/points/rules/earning.yaml").read_text(encoding="utf-8"))
         self.accounts: dict[str, Account] = {}
         self.opened: list[AccountOpened] = []
-        self.postings: list[TransferPosted] = []
-        self.pubs: list[Pub] = []
+        self.postings = Spill(key=lambda p: (p.posted_at, p.transfer_id))  # on disk, in the ledger's order
+        self.pubs = Spill()  # on disk, in time order
         self.merchants = [account_id_for(AccountKind.merchant, f"shop-{m:05d}") for m in range(plan.merchants)]
         self.deeds: dict[str, tuple[Deed, int]] = {}  # deed id -> (state, saves)
         self.deed_categories = self.rules.deed_categories()
         self.lots_due: list[tuple[datetime, str]] = []  # (when a lot credited since last asked expires, account)
+        self.expiry_interval = PointsSettings.model_fields["expiry_interval_seconds"].default  # the timer's
 
     def _apply(self, events: Iterable[Any], at: datetime, cause: str | None, story: str | None) -> None:
         """Keep the openings and postings, publish every event (as the worker's ``_post``)."""
@@ -284,10 +286,22 @@ class Ledger:
             elif isinstance(e, TransferPosted):
                 for side in (e.debit_account, e.credit_account):
                     self.accounts[side] = evolve_account(self.accounts[side], e)
-                self.postings.append(e)
+                self.postings.add(e)
                 if self.accounts[e.credit_account].kind is AccountKind.resident:  # a lot, which will expire
                     self.lots_due.append((self.rules.expires_at(e.posted_at), e.credit_account))
-            self.pubs.append(Pub(at, next(self.seq), "points", _uuid(self.rng), e, cause, story))
+            self.pubs.add(Pub(at, next(self.seq), "points", _uuid(self.rng), e, cause, story))
+
+    def release(self, at: datetime) -> None:
+        """Nothing handled from now on happens before ``at``: its events are published at ``at``
+        or later, and its postings are posted at most an expiry round's interval before (a lot
+        expires at the end of its validity, which the timer's round that finds it follows)."""
+        self.pubs.release(at)
+        self.postings.release(at - timedelta(seconds=self.expiry_interval))
+
+    def remove(self) -> None:
+        """Remove the spills' files."""
+        self.pubs.remove()
+        self.postings.remove()
 
     def open_merchants(self, at: datetime) -> None:
         for m in self.merchants:
@@ -359,10 +373,10 @@ class Ledger:
 
 
 async def _copy(conn: asyncpg.Connection, schema: str, table: str, columns: Sequence[str],
-                rows: Sequence[tuple], progress: Progress | None = None, task=None) -> None:
+                rows: Iterable[tuple], progress: Progress | None = None, task=None) -> None:
     await conn.execute(f"SET search_path TO {schema}")  # the tables' triggers name their tables unqualified
-    for i in range(0, len(rows), CHUNK):
-        chunk = rows[i:i + CHUNK]
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, CHUNK)):
         await conn.copy_records_to_table(table, schema_name=schema, columns=list(columns), records=chunk)
         if progress is not None:
             progress.advance(task, len(chunk))
@@ -389,23 +403,26 @@ async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
     t0 = time.perf_counter()
     rng = random.Random(plan.seed)
     seq = itertools.count()
-    grid_pubs = Spill()  # the grid's events, on disk (TMPDIR): most of a history's events
+    spills: list[Spill] = []  # every service's events, on disk (TMPDIR), each spill in time order
     try:
         with few_collections():
-            out, others, closes = await _generate(dsn, plan, rng, seq, grid_pubs)
+            out, closes = await _generate(dsn, plan, rng, seq, spills)
         if topics is not None:
-            everything = itertools.chain(merged(grid_pubs, others), closes)
-            total = len(grid_pubs) + len(others) + len(closes)
+            events = [s for s in spills if s.key is Pub.sort_key]
+            everything = itertools.chain(merged(*events), closes)
+            total = sum(len(s) for s in events) + len(closes)
             out["topics"] = await _write_topics(topics, bootstrap, everything, total)
     finally:
-        grid_pubs.remove()
+        for s in spills:
+            s.remove()
     return {**out, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.count,
-                    grid_pubs: Spill) -> tuple[dict[str, Any], list[Pub], list[Pub]]:
-    """What :func:`generate` does but the topics: the counts; the events other than the grid's
-    (which ``grid_pubs`` receives) and those of the closes, for the topics."""
+                    spills: list[Spill]) -> tuple[dict[str, Any], list[Pub]]:
+    """What :func:`generate` does but the topics: the counts, and the events of the closes; the
+    services' events are left in ``spills`` (with the postings and earnings, whose key differs),
+    for the topics."""
     conn = await asyncpg.connect(dsn)
     try:
         for svc in SERVICES:
@@ -415,12 +432,13 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
         with _progress() as progress:
             world, ledger = GridWorld(plan, rng), Ledger(plan, rng, seq)
             orders = OrdersWorld(plan, rng, seq)
+            grid_pubs, grid_earnings = Spill(), Spill(key=earning_key)
+            spills += [grid_pubs, grid_earnings, orders.pubs, orders.earnings, ledger.pubs, ledger.postings]
             span = (plan.end - plan.start).total_seconds()
             times = sorted(plan.start + timedelta(seconds=rng.random() * span) for _ in range(plan.cases))
             ledger.open_merchants(plan.start)
             task = progress.add_task("grid: cases (domain, COPY)", total=plan.cases)
             rows = _GridRows()
-            earnings: list[tuple[Earning, str | None]] = []
             for i, at in enumerate(times):
                 run = world.run_case(i, at)
                 s = run.state
@@ -432,15 +450,18 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
                 for n, (ev, eid, t, cause) in enumerate(run.events, 1):
                     h = _history(s, ev, eid, plan.end)
                     rows.history.append((s.case_id, n, eid, h.type, h.occurred_at, _dumps(h.data)))
-                    grid_pubs.add(Pub(t, next(seq), "grid", eid, ev, cause, cause))
+                    pub = Pub(t, next(seq), "grid", eid, ev, cause, cause)
+                    grid_pubs.add(pub)
                     if isinstance(ev, CaseRegistered):
                         if s.reporter.kind.value == "resident":
-                            earnings.append((Earning(source=GRID_SOURCE, source_event_id=eid, kind=SourceKind.report,
-                                                     holder_id=s.reporter.id, category=s.category.value,
-                                                     community_id=s.community_id, occurred_at=t), cause))
+                            grid_earnings.add((pub.seq, Earning(
+                                source=GRID_SOURCE, source_event_id=eid, kind=SourceKind.report,
+                                holder_id=s.reporter.id, category=s.category.value, community_id=s.community_id,
+                                occurred_at=t), cause))
                         orders.plan_case(ev, eid, cause, t)
                 rows.reports.append(_grid_report(run))
                 grid_pubs.release(at)  # every later case is reported at or after ``at``
+                grid_earnings.release(at)
                 if len(rows.cases) >= CHUNK:
                     await rows.copy(conn)
                 progress.advance(task)
@@ -450,22 +471,21 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
             orders.plan_direct_orders()
             progress.update(task, total=orders.planned_orders())
             orders.run(progress, task)
-            stories = {p.id: p.story for p in orders.pubs if isinstance(p.payload, OrderEvaluated)}
-            earnings += [(e, stories[e.source_event_id]) for e in orders.earnings]
-            earnings.sort(key=lambda x: x[0].occurred_at)
-            task = progress.add_task("points: postings (domain)", total=len(earnings))
+            # the awards in time order; at one instant a case's before an order's (made later)
+            earnings = heapq.merge(grid_earnings, orders.earnings, key=earning_key)
+            task = progress.add_task("points: postings (domain)", total=len(grid_earnings) + len(orders.earnings))
             _run_ledger(ledger, earnings, plan, rng, progress, task)
             ledger.expire_all(plan.end)
-            postings = sorted(ledger.postings, key=lambda p: (p.posted_at, p.transfer_id))
 
             await _write_orders(conn, orders, plan, progress)
-            await _write_points(conn, ledger, postings, orders, progress)
+            await _write_points(conn, ledger, orders, progress)
             party = PartyWorld(plan, random.Random(plan.seed + 5), seq, world.grids)
+            spills.append(party.pubs)
             party.plan_all(orders.pubs)
             await _write_party(dsn, party, progress)
-            others = in_time_order(orders.pubs + ledger.pubs + party.pubs)  # sorted once, merged twice
-            closes = await _write_assessment(conn, dsn, plan, merged(grid_pubs, others),
-                                             len(grid_pubs) + len(others), seq, progress)
+            events = (grid_pubs, orders.pubs, ledger.pubs, party.pubs)
+            closes = await _write_assessment(conn, dsn, plan, merged(*events), sum(len(e) for e in events),
+                                             seq, progress)
         await conn.execute("ANALYZE")
         counts = {
             "cases": await conn.fetchval("SELECT count(*) FROM grid.cases"),
@@ -488,7 +508,7 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
         }
     finally:
         await conn.close()
-    return {"years": plan.years, "scale": plan.scale, **counts}, others, closes
+    return {"years": plan.years, "scale": plan.scale, **counts}, closes
 
 
 async def _write_topics(path: Path, bootstrap: str | None, pubs: Iterable[Pub], total: int) -> dict[str, Any]:
@@ -554,20 +574,18 @@ def _grid_report(run: CaseRun) -> tuple:
             registered[1] if registered else None, registered[2] if registered else None, registered is not None)
 
 
-def _run_ledger(ledger: Ledger, earnings: list[tuple[Earning, str | None]], plan: Plan, rng: random.Random,
-                progress: Progress, task) -> None:
+def _run_ledger(ledger: Ledger, earnings: Iterator[tuple[int, Earning, str | None]], plan: Plan,
+                rng: random.Random, progress: Progress, task) -> None:
     """What the points worker decides, in the order things happen: each award when its report is
-    registered or its order passed; after it, maybe a redemption within 4 months and a deed
-    (submitted within a month, reviewed within 5 days); each lot expired by the expiry timer's
-    first round after its validity ends (the timer runs every ``POINTS_EXPIRY_INTERVAL_SECONDS``);
-    nothing after the end of the history."""
-    import heapq
-    from services.points.app.settings import PointsSettings
-    interval = PointsSettings.model_fields["expiry_interval_seconds"].default
-    queue: list[tuple[datetime, int, str, Any]] = [(e.occurred_at, n, "award", (e, story))
-                                                   for n, (e, story) in enumerate(earnings)]
-    heapq.heapify(queue)
-    n = len(queue)
+    registered or its order passed (``earnings``: ``(seq, earning, story)`` in time order, read
+    once); after it, maybe a redemption within 4 months and a deed (submitted within a month,
+    reviewed within 5 days); each lot expired by the expiry timer's first round after its
+    validity ends (the timer runs every ``POINTS_EXPIRY_INTERVAL_SECONDS``); nothing after the
+    end of the history. At one instant an award comes before what was planned."""
+    interval = ledger.expiry_interval
+    queue: list[tuple[datetime, int, str, Any]] = []
+    n = 0
+    award = next(earnings, None)
     while True:
         for due, account_id in ledger.lots_due:  # what the last step credited
             t = due + timedelta(seconds=rng.uniform(0, interval))
@@ -575,14 +593,11 @@ def _run_ledger(ledger: Ledger, earnings: list[tuple[Earning, str | None]], plan
                 n += 1
                 heapq.heappush(queue, (t, n, "expire", account_id))
         ledger.lots_due.clear()
-        if not queue:
-            break
-        at, _, what, arg = heapq.heappop(queue)
-        if what == "expire":
-            ledger.expire(arg, at)
-            continue
-        if what == "award":
-            earning, story = arg
+        if award is not None and (not queue or award[1].occurred_at <= queue[0][0]):
+            _, earning, story = award
+            award = next(earnings, None)
+            at = earning.occurred_at
+            ledger.release(at)
             ledger.award(earning, story)
             progress.advance(task)
             resident = account_id_for(AccountKind.resident, earning.holder_id)
@@ -595,6 +610,13 @@ def _run_ledger(ledger: Ledger, earnings: list[tuple[Earning, str | None]], plan
                 if t <= plan.end:
                     n += 1
                     heapq.heappush(queue, (t, n, kind, x))
+            continue
+        if not queue:
+            break
+        at, _, what, arg = heapq.heappop(queue)
+        ledger.release(at)
+        if what == "expire":
+            ledger.expire(arg, at)
         elif what == "redeem":
             ledger.maybe_redeem(arg, at)
         elif what == "submit":
@@ -610,17 +632,15 @@ def _run_ledger(ledger: Ledger, earnings: list[tuple[Earning, str | None]], plan
 async def _write_orders(conn: asyncpg.Connection, orders: OrdersWorld, plan: Plan, progress: Progress) -> None:
     """The orders worker's rows: members, posts, orders (one statement per chunk each) and the
     order history in the order the events were applied."""
-    history = orders.history_rows()
-    task = progress.add_task("orders: COPY", total=len(orders.orders) + len(history))
+    task = progress.add_task("orders: COPY", total=len(orders.orders) + orders.order_events)
     for table, (cols, rows) in (("members", orders.member_rows(plan.end)), ("posts", orders.post_rows(plan.end)),
                                 ("orders", orders.order_rows(plan.end))):
         await _copy(conn, "orders", table, cols, rows, progress if table == "orders" else None, task)
-    await _copy(conn, "orders", "order_history", ("order_id", "event_id", "type", "at", "data"), history,
-                progress, task)
+    await _copy(conn, "orders", "order_history", ("order_id", "event_id", "type", "at", "data"),
+                orders.history_rows(), progress, task)
 
 
-async def _write_points(conn: asyncpg.Connection, ledger: Ledger, postings: list[TransferPosted],
-                        orders: OrdersWorld, progress: Progress) -> None:
+async def _write_points(conn: asyncpg.Connection, ledger: Ledger, orders: OrdersWorld, progress: Progress) -> None:
     """Accounts first (balance 0, the final state: the postings' trigger moves the balances to it),
     then the postings and earnings in time order, one statement per chunk; the deeds, and what
     the worker keeps of other services' facts until they decide an award (the orders' category,
@@ -636,12 +656,12 @@ async def _write_points(conn: asyncpg.Connection, ledger: Ledger, postings: list
                                              "oldest_lot_at", "opened_at", "updated_at"), rows)
     deed_cols = ("deed_id", "account_id", "community_id", "category", "status", "points", "transfer_id",
                  "refused_reason", "state", "submitted_at", "reviewed_at", "version", "updated_at")
-    task = progress.add_task("points: COPY", total=len(postings))
+    task = progress.add_task("points: COPY", total=len(ledger.postings))
     await conn.execute("SET search_path TO points")
     cols = ("transfer_id", "debit_account", "credit_account", "amount", "kind", "rule", "category", "community_id",
             "source", "source_event_id", "operator_id", "reason", "lot_id", "account_id", "posted_at", "event")
-    for i in range(0, len(postings), CHUNK):
-        chunk = postings[i:i + CHUNK]
+    postings = iter(ledger.postings)
+    while chunk := list(itertools.islice(postings, CHUNK)):
         async with conn.transaction():
             await conn.copy_records_to_table("postings", schema_name="points", columns=list(cols), records=[
                 (p.transfer_id, p.debit_account, p.credit_account, p.amount, p.reason.value, p.rule, p.category,

@@ -28,7 +28,7 @@ import random
 import uuid
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Iterator
 
 from schemas.codes import community_id_of
 from schemas.grid import CaseRegistered
@@ -47,7 +47,7 @@ from services.orders.projection.store import MEMBERS, ORDERS, POSTS
 from services.points.domain import earning_from_order
 from services.points.domain.transfers import Earning
 
-from .topics import Pub
+from .topics import Pub, Spill
 
 DIRECT_ORDERS_AT_FULL_SCALE = 525_000
 """Residents' own orders at SCALE 1.0; with the resident-need cases of the grid, about 1 M orders."""
@@ -88,8 +88,9 @@ class OrdersWorld:
         self.active_posts: dict[str, list[str]] = defaultdict(list)  # member -> active post ids
         self._cands: dict[str, tuple[Candidate, ...]] = {}
         self.waiting: dict[str, dict[str, None]] = defaultdict(dict)  # community -> orders awaiting dispatch
-        self.pubs: list[Pub] = []
-        self.earnings: list[Earning] = []
+        self.pubs = Spill()  # on disk, in time order: a large district's orders events do not fit in memory
+        self.order_events = 0  # the orders' own events among them (order_history's rows)
+        self.earnings = Spill(key=earning_key)  # (seq, earning, story): see :func:`earning_key`
         self.facts: dict[str, list[Any]] = {}  # order id -> [category, community, minutes] (points' order_facts)
         self._queue: list[tuple[datetime, int, str, Any]] = []
         self._n = 0
@@ -152,18 +153,23 @@ class OrdersWorld:
                 category=rng.choices(CATEGORIES, weights)[0], description="需要上门服务"))
 
     def plan_case(self, case: CaseRegistered, event_id: str, story: str | None, at: datetime) -> None:
-        """A registered grid case, as the orders worker receives it a few seconds later."""
-        self._at(min(at + timedelta(seconds=self.rng.uniform(0.5, 5)), self.plan.end), "case",
-                 (case, event_id, story or event_id))
+        """A registered grid case, as the orders worker receives it a few seconds later (planned
+        only if it becomes an order: five years of cases would not fit in memory)."""
+        at = min(at + timedelta(seconds=self.rng.uniform(0.5, 5)), self.plan.end)
+        cmd = order_from_grid_case(case)
+        if cmd is not None:
+            self._at(at, "case", (cmd, event_id, story or event_id))
 
     def planned_orders(self) -> int:
-        """Orders planned so far (a grid case's order may yet be refused: see :meth:`_case`)."""
+        """Orders planned so far (a grid case's is left out if its order exists by then: see :meth:`_case`)."""
         return sum(1 for q in self._queue if q[2] in ("place", "case"))
 
     def run(self, progress=None, task=None) -> None:
         """Everything planned, in time order (what a step leads to is planned as it happens)."""
         while self._queue:
             at, _, what, arg = heapq.heappop(self._queue)
+            self.pubs.release(at)  # what is handled from now on is published at ``at`` or later
+            self.earnings.release(at)
             getattr(self, f"_{what}")(at, arg)
             if progress is not None and what in ("place", "case"):
                 progress.advance(task)
@@ -176,7 +182,9 @@ class OrdersWorld:
 
     def _publish(self, at: datetime, events: list, cause: str | None, story: str | None) -> list[Pub]:
         pubs = [Pub(at, next(self.seq), "orders", _uuid(self.rng), e, cause, story) for e in events]
-        self.pubs += pubs
+        for p in pubs:
+            self.pubs.add(p)
+            self.order_events += p.payload.TYPE.startswith("orders.order.")
         return pubs
 
     def _register(self, at: datetime, cmd: RegisterMember) -> None:
@@ -259,10 +267,9 @@ class OrdersWorld:
         cid = _uuid(self.rng)
         self._place_order(at, cmd, cid, cid)
 
-    def _case(self, at: datetime, arg: tuple[CaseRegistered, str, str]) -> None:
-        case, event_id, story = arg
-        cmd = order_from_grid_case(case)
-        if cmd is not None and cmd.order_id not in self.orders:
+    def _case(self, at: datetime, arg: tuple[PlaceOrder, str, str]) -> None:
+        cmd, event_id, story = arg
+        if cmd.order_id not in self.orders:
             self._place_order(at, cmd, event_id, story)
 
     def _place_order(self, at: datetime, cmd: PlaceOrder, cause: str, story: str) -> None:
@@ -389,7 +396,7 @@ class OrdersWorld:
             elif isinstance(e, OrderEvaluated):
                 earning = earning_from_order(e, facts=None, source=SOURCE, event_id=p.id, occurred_at=at)
                 if earning is not None:
-                    self.earnings.append(earning)
+                    self.earnings.add((p.seq, earning, p.story))
 
     # -- rows ---------------------------------------------------------------------------------
 
@@ -416,7 +423,18 @@ class OrdersWorld:
         return cols, [(i, self.saves[(kind, i)], s.model_dump_json(), *(fn(s) for fn in fns), updated_at)
                       for i, s in states.items()]
 
-    def history_rows(self) -> list[tuple]:
-        """``order_history``: every order event in the order the worker applied them."""
-        return [(p.payload.order_id, p.id, p.payload.TYPE, p.at, p.payload.__pydantic_serializer__.to_json(
-            p.payload).decode()) for p in self.pubs if p.payload.TYPE.startswith("orders.order.")]
+    def history_rows(self) -> Iterator[tuple]:
+        """``order_history``: every order event (``order_events`` of them) in the order the worker applied them."""
+        return ((p.payload.order_id, p.id, p.payload.TYPE, p.at, p.payload.__pydantic_serializer__.to_json(
+            p.payload).decode()) for p in self.pubs if p.payload.TYPE.startswith("orders.order."))
+
+    def remove(self) -> None:
+        """Remove the spills' files."""
+        self.pubs.remove()
+        self.earnings.remove()
+
+
+def earning_key(x: tuple[int, Earning, str | None]) -> tuple[datetime, int]:
+    """The order of ``(seq, earning, story)`` in a spill of earnings: their time, then the ``seq``
+    of the event that earns (the order they were made in)."""
+    return x[1].occurred_at, x[0]

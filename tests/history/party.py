@@ -51,7 +51,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -73,7 +73,7 @@ from services.kit.uow import UnitOfWork
 from services.party.app.handler import PartyHandler
 from services.party.app.settings import PartySettings
 from tests.history.orders import _uuid
-from tests.history.topics import Pub
+from tests.history.topics import Pub, Spill
 
 SH = ZoneInfo("Asia/Shanghai")
 SERVICE = "party"
@@ -83,6 +83,10 @@ CONSUMED = (MemberRegistered, MemberMoved, OrderCompleted, OrderEvaluated)
 """The orders service's events the party worker handles (its erasures consumer; no erasure is
 in a history)."""
 BATCH = 500  # consecutive orders events handled in one transaction, as a worker's batch
+BACKDATED = timedelta(days=7)
+"""How much earlier than it is handled an event may be published: the councils' timer events carry
+the instant they fell due (a meeting overdue at its deadline), which the daily tick finds within a
+day. The spill of the party's events holds this much back (and refuses an event older than that)."""
 
 
 class Refused(RuntimeError):
@@ -110,10 +114,13 @@ class PartyWorld:
         self.grids = dict(by_community)
         self.communities = sorted(self.grids)
         self.streets = sorted({street_id_of(c) for c in self.communities})
-        self.pubs: list[Pub] = []
+        self.pubs = Spill()  # on disk, in time order
         self.handled = 0  # messages
         self._queue: list[tuple[datetime, int, str, Any]] = []
         self._n = 0
+        self._orders_pubs: Iterable[Pub] = ()  # the orders events, read again as they are handled
+        self._first_event = 0  # the schedule's number of the first of them
+        self._planned_events = 0  # how many of them are handled
         self._senders: dict[str, Principal] = {}
         self._branch_at: dict[str, datetime] = {}  # grid -> when its branch is established
         self._groups: dict[str, list[str]] = {}  # grid -> its building groups
@@ -147,7 +154,7 @@ class PartyWorld:
     def _days(self, at: datetime, lo: float, hi: float) -> datetime:
         return at + timedelta(days=self.rng.uniform(lo, hi))
 
-    def plan_all(self, orders_pubs: Sequence[Pub]) -> None:
+    def plan_all(self, orders_pubs: Iterable[Pub]) -> None:
         """Everything the history holds, from the orders service's events (the members) on."""
         self._plan_tree()
         self._plan_councils()
@@ -192,16 +199,29 @@ class PartyWorld:
             return self.rng.choice(self._groups[grid])
         return f"org-gb-{grid}"
 
-    def _plan_orders_events(self, pubs: Sequence[Pub]) -> list[tuple[datetime, MemberRegistered]]:
-        """The orders events the party handles, at their time (a second later: the worker reads
-        them from the topic); the members' first registrations."""
+    def _plan_orders_events(self, pubs: Iterable[Pub]) -> list[tuple[datetime, MemberRegistered]]:
+        """The orders events the party handles, planned at their time (a second later: the worker
+        reads them from the topic) but not held: :meth:`_consumed` reads them again from ``pubs``
+        (in time order) as they fall due; the members' first registrations."""
         first: dict[str, tuple[datetime, MemberRegistered]] = {}
+        self._orders_pubs, self._first_event = pubs, self._n + 1
         for p in pubs:
             if isinstance(p.payload, CONSUMED):
-                self._at(p.at + timedelta(seconds=1), "event", p)
+                self._n += 1  # its number in the schedule, as if it were queued now
+                self._planned_events += self.plan.start <= p.at + timedelta(seconds=1) <= self.plan.end
                 if isinstance(p.payload, MemberRegistered) and p.payload.member_id not in first:
                     first[p.payload.member_id] = (p.at, p.payload)
         return sorted(first.values(), key=lambda x: (x[0], x[1].member_id))
+
+    def _consumed(self) -> Iterator[tuple[datetime, int, str, Pub]]:
+        """The orders events to handle as the schedule's entries, in its order."""
+        n = self._first_event
+        for p in self._orders_pubs:
+            if isinstance(p.payload, CONSUMED):
+                at = p.at + timedelta(seconds=1)
+                if self.plan.start <= at <= self.plan.end:
+                    yield at, n, "event", p
+                n += 1
 
     def _plan_members(self, members: list[tuple[datetime, MemberRegistered]]) -> None:
         rng = self.rng
@@ -390,8 +410,14 @@ class PartyWorld:
     async def run(self, conn: asyncpg.Connection, progress=None, task=None) -> None:
         """Handle everything planned, in time order, on ``conn`` (search path: the party schema)."""
         events: list[Pub] = []
-        while self._queue:
-            at, _, what, arg = heapq.heappop(self._queue)
+        consumed = self._consumed()
+        event = next(consumed, None)
+        while self._queue or event is not None:
+            if event is not None and (not self._queue or event[:2] < self._queue[0][:2]):
+                (at, _, what, arg), event = event, next(consumed, None)
+            else:
+                at, _, what, arg = heapq.heappop(self._queue)
+            self.pubs.release(at - BACKDATED)  # what is handled from now on is published after that
             if what != "event" and events:
                 await self._events(conn, events)
                 events = []
@@ -424,7 +450,7 @@ class PartyWorld:
             await self._events(conn, events)
 
     def planned(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + self._planned_events
 
     async def _command(self, conn: asyncpg.Connection, at: datetime, sender: Principal, cmd: Any) -> None:
         env = envelope_for(cmd, source=user_source(sender), id=_uuid(self.rng), time=at)
@@ -479,8 +505,7 @@ class PartyWorld:
         envelopes, as a consumer of the topic reads them)."""
         for env in uow.emitted:
             payload = model_for(env.type).model_validate(env.data)
-            self.pubs.append(Pub(env.time, next(self.seq), SERVICE, env.id, payload, env.causationid,
-                                 env.correlationid))
+            self.pubs.add(Pub(env.time, next(self.seq), SERVICE, env.id, payload, env.causationid, env.correlationid))
 
 
 def _month_start(t: datetime) -> datetime:

@@ -25,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
@@ -74,24 +74,30 @@ def in_time_order(pubs: Iterable[Pub]) -> list[Pub]:
 class Spill:
     """Events that come nearly in time order, kept on disk in exact time order with only a window
     of them in memory: the grid's events come case by case, each case's after its report, and the
-    cases in the order of their reports. :meth:`add` holds an event back until :meth:`release`
-    says that nothing earlier can come any more, then writes it (pickled) to a file of its own;
-    :meth:`__iter__` reads them back in order, as often as asked. A history's events held as
-    objects take about 2 kB each, so five years of a large district's cases would not fit in
-    memory; the file takes about 600 bytes an event."""
+    cases in the order of their reports; the other services' events (and the ledger's postings,
+    and the earnings that lead to awards) as their worlds handle what is due in time order.
+    :meth:`add` holds an event back until :meth:`release` says that nothing earlier can come any
+    more, then writes it (pickled) to a file of its own; :meth:`__iter__` reads them back in
+    order, as often as asked. A history's events held as objects take about 2 kB each, so five
+    years of a large district would not fit in memory; the file takes about 600 bytes an event."""
 
-    def __init__(self):
+    def __init__(self, key: Callable[[Any], tuple] = Pub.sort_key):
+        """``key`` orders what it holds (unique for each item); its first element is the time
+        that :meth:`release` compares (by default a :class:`Pub`'s ``sort_key``)."""
         fd, name = tempfile.mkstemp(prefix="history-spill-", suffix=".pickle")  # in TMPDIR
         self.path = Path(name)
+        self.key = key
         self._file = os.fdopen(fd, "wb")
-        self._held: list[tuple[tuple[datetime, int, int], Pub]] = []
+        self._held: list[tuple[tuple, Any]] = []
         self._released: datetime | None = None  # the latest ``before`` given to :meth:`release`
         self.count = 0
 
-    def add(self, p: Pub) -> None:
-        if self._released is not None and p.at < self._released:
-            raise ValueError(f"event {p.id} at {p.at} comes after events up to {self._released} were written")
-        heapq.heappush(self._held, (p.sort_key(), p))
+    def add(self, item: Any) -> None:
+        k = self.key(item)
+        if self._released is not None and k[0] < self._released:
+            what = f"event {item.id}" if isinstance(item, Pub) else f"{item!r:.200}"
+            raise ValueError(f"{what} at {k[0]} comes after events up to {self._released} were written")
+        heapq.heappush(self._held, (k, item))
 
     def release(self, before: datetime) -> None:
         """Write every event held whose time is before ``before``: no event added later may be."""
@@ -105,10 +111,11 @@ class Spill:
     def close(self) -> None:
         """Write every event still held; nothing may be added after."""
         if not self._file.closed:
-            self.release(datetime.max.replace(tzinfo=self._held[0][0][0].tzinfo) if self._held else datetime.min)
+            if self._held:
+                self.release(datetime.max.replace(tzinfo=self._held[0][0][0].tzinfo))
             self._file.close()
 
-    def __iter__(self) -> Iterator[Pub]:
+    def __iter__(self) -> Iterator[Any]:
         self.close()
         with open(self.path, "rb") as f:
             while True:
@@ -127,10 +134,10 @@ class Spill:
         self.path.unlink(missing_ok=True)
 
 
-def merged(spill: Spill, others: list[Pub]) -> Iterator[Pub]:
-    """The events of ``spill`` and ``others`` (already in time order: :func:`in_time_order`)
-    together in time order."""
-    return heapq.merge(spill, others, key=Pub.sort_key)
+def merged(*streams: Iterable[Pub]) -> Iterator[Pub]:
+    """The events of ``streams`` (each a :class:`Spill` of events, or events already in time
+    order: :func:`in_time_order`) together in time order."""
+    return heapq.merge(*streams, key=Pub.sort_key)
 
 
 def encoded(p: Pub) -> tuple[str, bytes, int, bytes]:
