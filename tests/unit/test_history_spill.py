@@ -84,3 +84,37 @@ def test_release_keeps_what_is_not_before_and_an_event_earlier_than_a_release_is
         assert [p.seq for p in spill] == [0, 1, 2, 4]
     finally:
         spill.remove()
+
+
+def test_a_spill_orders_by_its_own_key_whose_first_element_is_the_time_it_releases_by():
+    """The ledger's postings are spilled by (posted_at, transfer_id), the earnings by (time, seq)."""
+    spill = Spill(key=lambda x: (x[0], x[1]))
+    try:
+        for item in [(T0 + timedelta(minutes=5), "b"), (T0 + timedelta(minutes=5), "a"), (T0, "z")]:
+            spill.add(item)
+        spill.release(T0 + timedelta(minutes=5))  # what is at 5 minutes stays held
+        assert spill.count == 1
+        with pytest.raises(ValueError, match=r"\('y'|'y'"):
+            spill.add((T0 + timedelta(minutes=4), "y"))
+        spill.add((T0 + timedelta(minutes=5), "0"))
+        assert [x[1] for x in spill] == ["z", "0", "a", "b"]
+        assert len(spill) == 4
+    finally:
+        spill.remove()
+
+
+def test_a_spill_released_past_everything_it_holds_closes_and_reads_back():
+    """Closing with nothing held keeps the time zone of what was released (no naive instant)."""
+    spill = Spill()
+    try:
+        spill.add(_pub(T0, 0))
+        spill.release(T0 + timedelta(days=1))
+        assert spill.count == 1 and not spill._held  # noqa: SLF001
+        assert [p.seq for p in spill] == [0] and len(spill) == 1
+    finally:
+        spill.remove()
+    empty = Spill()
+    try:
+        assert list(empty) == [] and len(empty) == 0
+    finally:
+        empty.remove()
