@@ -407,6 +407,9 @@ async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
     try:
         with few_collections():
             out, closes = await _generate(dsn, plan, rng, seq, spills)
+        for s in spills:
+            s.close()
+        out["spill_mb"] = round(sum(s.path.stat().st_size for s in spills) / 1e6, 1)
         if topics is not None:
             events = [s for s in spills if s.key is Pub.sort_key]
             everything = itertools.chain(merged(*events), closes)

@@ -79,7 +79,9 @@ class Spill:
     :meth:`add` holds an event back until :meth:`release` says that nothing earlier can come any
     more, then writes it (pickled) to a file of its own; :meth:`__iter__` reads them back in
     order, as often as asked. A history's events held as objects take about 2 kB each, so five
-    years of a large district would not fit in memory; the file takes about 600 bytes an event."""
+    years of a large district would not fit in memory; pickled they take about 750 bytes, and
+    compressed as a stream (gzip, level 1) about 110 in the file, for some 7 µs of CPU more an
+    event written and read."""
 
     def __init__(self, key: Callable[[Any], tuple] = Pub.sort_key):
         """``key`` orders what it holds (unique for each item); its first element is the time
@@ -87,7 +89,8 @@ class Spill:
         fd, name = tempfile.mkstemp(prefix="history-spill-", suffix=".pickle")  # in TMPDIR
         self.path = Path(name)
         self.key = key
-        self._file = os.fdopen(fd, "wb")
+        os.close(fd)
+        self._file = gzip.open(self.path, "wb", compresslevel=1)  # a seventh of the pickles' size
         self._held: list[tuple[tuple, Any]] = []
         self._released: datetime | None = None  # the latest ``before`` given to :meth:`release`
         self.count = 0
@@ -117,7 +120,7 @@ class Spill:
 
     def __iter__(self) -> Iterator[Any]:
         self.close()
-        with open(self.path, "rb") as f:
+        with gzip.open(self.path, "rb") as f:
             while True:
                 try:
                     yield pickle.load(f)  # one pickler, one unpickler a record: no memo between them
