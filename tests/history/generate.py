@@ -58,7 +58,9 @@ import heapq
 import itertools
 import os
 import random
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -773,6 +775,48 @@ async def create_database(server_url: str, name: str, *, replace: bool = False) 
     return server_url.rsplit("/", 1)[0] + "/" + name
 
 
+DB_BYTES_PER_CASE = 34_000
+"""What a history's database takes, every service's tables and indexes, per case (measured: 0.90 GB
+for 25,000 cases at ``SCALE`` 0.005, 16 GB for 500,000 at 0.1): about 170 GB at full scale."""
+SPILL_BYTES_PER_CASE = 2_500
+"""What the spills take in ``TMPDIR`` per case at their largest (the events, postings and earnings,
+compressed: :class:`~tests.history.topics.Spill`): about 12 GB at full scale."""
+
+
+def check_disk(needs: Iterable[tuple[Path, int, int]]) -> None:
+    """Refuse to start (``SystemExit`` saying what is short where) when a file system has less
+    free space than the history will write there: ``needs`` are (a path, the bytes it will take
+    there, the bytes it frees there first), summed by file system. Five years of a large
+    district is hours of work; running out of disk at the end of it loses them all."""
+    by_device: dict[int, list] = {}  # device -> [bytes needed, bytes freed, paths, an existing directory]
+    for path, need, frees in needs:
+        at = Path(path).absolute()
+        while not at.exists():  # the directory it will be made in
+            at = at.parent
+        entry = by_device.setdefault(at.stat().st_dev, [0, 0, [], at])
+        entry[0] += need
+        entry[1] += frees
+        entry[2].append(str(path))
+    short = []
+    for need, frees, paths, at in by_device.values():
+        free = shutil.disk_usage(at).free + frees
+        if need > free:
+            short.append(f"{' and '.join(paths)}: about {need / 1e9:.1f} GB needed, {free / 1e9:.1f} GB free")
+    if short:
+        raise SystemExit("not enough disk for this history (" + "; ".join(short) + "): free some, set TMPDIR or "
+                         "DATABASE_URL elsewhere, or use a smaller SCALE (--no-check-disk to start anyway)")
+
+
+async def _database_size(server_url: str, name: str) -> int:
+    """The bytes database ``name`` takes on the server (0 if it does not exist)."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        return await conn.fetchval("SELECT coalesce(sum(pg_database_size(datname)), 0) FROM pg_database "
+                                   "WHERE datname = $1", name)
+    finally:
+        await conn.close()
+
+
 def embedded_history():
     """The embedded PostgreSQL of ``var/history`` (started; its data stay between runs)."""
     from services.kit.infra import EmbeddedPostgres
@@ -787,6 +831,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--topics", action=argparse.BooleanOptionalAction, default=None,
                     help="also the events topics: var/history/topics.tsv.gz, and KAFKA_BOOTSTRAP_SERVERS if set "
                          f"(default: env TOPICS=1/0, else up to --scale {TOPICS_UP_TO_SCALE})")
+    ap.add_argument("--check-disk", action=argparse.BooleanOptionalAction, default=True,
+                    help="refuse to start when the database's or TMPDIR's file system lacks the space the history "
+                         f"will take (about {DB_BYTES_PER_CASE // 1000} kB and {SPILL_BYTES_PER_CASE / 1000:g} kB a "
+                         "case; the database's side only for the embedded server)")
     args = ap.parse_args(argv)
     if args.topics is None:
         given = os.environ.get("TOPICS", "").strip().lower()
@@ -796,9 +844,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     HISTORY_TOPICS.unlink(missing_ok=True)  # an older history's topics must not pass for this one's
     pg = None
     try:
+        needs = [(Path(tempfile.gettempdir()), plan.cases * SPILL_BYTES_PER_CASE, 0)]
         if not dsn:  # database "history" of var/history (replaced), kept for make bench-history
             pg = embedded_history()
+            if args.check_disk:
+                replaced = asyncio.run(_database_size(pg.url, HISTORY_DB))
+                check_disk([*needs, (HISTORY_DIR, plan.cases * DB_BYTES_PER_CASE, replaced)])
             dsn = asyncio.run(create_database(pg.url, HISTORY_DB, replace=True))
+        elif args.check_disk:
+            check_disk(needs)
         out = asyncio.run(generate(dsn, plan, topics=HISTORY_TOPICS if args.topics else None,
                                    bootstrap=os.environ.get("KAFKA_BOOTSTRAP_SERVERS") if args.topics else None))
         out["database"] = "var/history" if pg is not None else "DATABASE_URL"
