@@ -47,6 +47,12 @@ on the result publishes nothing from the past.
 ``SCALE`` 1.0 is a large district over ``YEARS`` 5: about 5 M cases, 500,000 residents who may
 report, 2,000 merchants, 3,000 members, about 1 M orders (half from the cases); the postings
 follow from the registered reports, the passed orders and the deeds.
+
+What is held in memory is the services' states (orders, accounts with their lots, deeds); the
+events of every service, the postings and the earnings are spilled to ``TMPDIR`` in time order as
+they are made (:class:`~tests.history.topics.Spill`) and read back merged. Before it starts, the
+generator checks that the database's and ``TMPDIR``'s file systems have room for what it will
+write (:func:`check_disk`).
 The database is ``DATABASE_URL``, else database ``history`` of an embedded PostgreSQL under
 ``var/history`` (replaced each run, kept for ``make bench-history``). Deterministic for a given ``--seed``.
 """
