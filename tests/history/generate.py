@@ -82,6 +82,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from schemas.grid import (
     AcceptCase, CaseFeedback, Category, ContactReporter, ControlHazard, DismissCase, DispatchCase, Grade, HandleCase, RegisterCase, ReportCase, VerifyCase,
 )
+from schemas import envelope
 from schemas.points import AccountKind, AccountOpened, Redeem, TransferPosted
 from services.grid.domain import CaseState, Context, decide, evolve_all
 from services.grid.domain import next_check_at as case_next_check_at
@@ -410,6 +411,7 @@ async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
     ``bootstrap`` also sent to that broker's events topics (provisioned if missing)."""
     t0 = time.perf_counter()
     rng = random.Random(plan.seed)
+    envelope._ids.seed(plan.seed)  # the ids of what the party's handler emits (new_id): the same every run
     seq = itertools.count()
     spills: list[Spill] = []  # every service's events, on disk (TMPDIR), each spill in time order
     try:
