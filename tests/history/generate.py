@@ -819,7 +819,7 @@ async def _database_size(server_url: str, name: str) -> int:
     """The bytes database ``name`` takes on the server (0 if it does not exist)."""
     conn = await asyncpg.connect(server_url)
     try:
-        return await conn.fetchval("SELECT coalesce(sum(pg_database_size(datname)), 0) FROM pg_database "
+        return await conn.fetchval("SELECT coalesce(sum(pg_database_size(datname)), 0)::bigint FROM pg_database "
                                    "WHERE datname = $1", name)
     finally:
         await conn.close()

@@ -33,7 +33,7 @@ from services.points.domain import EarningRules
 from services.points.domain.rules import SourceKind
 from services.points.projection.queries import ledger_check, ledger_check_full
 from tests.history.bench import _endpoints, measure, rebuild, sample_of
-from tests.history.generate import ROOT, SH, Plan, generate
+from tests.history.generate import ROOT, SH, Plan, _database_size, generate
 from tests.history.topics import read_topic
 
 # 200 cases over three years: points earned in the first year expire (by the expiry timer) in the third
@@ -65,6 +65,17 @@ async def history(module_database_url, topics_broker, tmp_path_factory):
 async def records(history, topics_broker):
     """Each events topic's records, decoded."""
     return {t: [(r, decode(r.value)) for r in await read_topic(topics_broker, t)] for t in TOPICS}
+
+
+async def test_the_disk_check_counts_what_the_replaced_history_frees(history):
+    """The database a run replaces is measured on its server (what it frees counts as free space),
+    and the spills are reported."""
+    url, out = history
+    name = url.rsplit("/", 1)[1]
+    size = await _database_size(url, name)
+    assert isinstance(size, int) and size > 10**6
+    assert await _database_size(url, "no_such_history") == 0
+    assert out["spill_mb"] > 0
 
 
 async def test_counts_follow_the_plan(history):
