@@ -307,11 +307,6 @@ class Ledger:
         self.pubs.release(at)
         self.postings.release(at - timedelta(seconds=self.expiry_interval))
 
-    def remove(self) -> None:
-        """Remove the spills' files."""
-        self.pubs.remove()
-        self.postings.remove()
-
     def open_merchants(self, at: datetime) -> None:
         for m in self.merchants:
             cid = _uuid(self.rng)  # an operator's OpenAccount

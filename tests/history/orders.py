@@ -428,11 +428,6 @@ class OrdersWorld:
         return ((p.payload.order_id, p.id, p.payload.TYPE, p.at, p.payload.__pydantic_serializer__.to_json(
             p.payload).decode()) for p in self.pubs if p.payload.TYPE.startswith("orders.order."))
 
-    def remove(self) -> None:
-        """Remove the spills' files."""
-        self.pubs.remove()
-        self.earnings.remove()
-
 
 def earning_key(x: tuple[int, Earning, str | None]) -> tuple[datetime, int]:
     """The order of ``(seq, earning, story)`` in a spill of earnings: their time, then the ``seq``
