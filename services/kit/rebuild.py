@@ -25,7 +25,8 @@ database, or to prove that the projection is a function of the log. Steps:
    kept), and fed in batches through the worker's own path
    (:class:`~services.kit.consumer.BatchConsumer`: decoding, provenance checks, the inbox, the
    handler, one transaction per batch). A batch holds up to ``--batch`` records of one
-   consumer, however many of the worker's batches they came in: each message is handled at its
+   handler, however many of the worker's batches and consumers they came in (the worker's
+   consumers of one handler replay as one, across their topics): each message is handled at its
    own time, so how messages are grouped changes nothing they do (the handlers give the same
    result for a batch as for its messages one by one, which the worker relies on when it redoes
    a batch message by message). A command's token is verified as of its record's timestamp, as
@@ -466,10 +467,20 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
     batch is still handled only after the one before it has committed."""
     s = rt.settings
     pool = _OneConnection(conn)
-    by_topic: dict[str, _ReplayConsumer] = {}
+    # the consumers that feed one handler replay as one: a batch is of one consumer, and the
+    # worker's consumers of one handler (its intake, the events it reacts to, the erasures it
+    # follows) interleave in time, so kept apart they would cut the replay into batches of a few
+    # records each. Every check a consumer makes is by topic, and a handler gives the same result
+    # however its messages are grouped, so the merged consumer decides exactly what they would.
+    by_handler: dict[int, tuple[Any, list[str], list]] = {}
     for name, topics, handler, _group in rt._consumer_specs:  # noqa: SLF001 (the kit's own)
+        _, names, merged_topics = by_handler.setdefault(id(handler), (handler, [], []))
+        names.append(name)
+        merged_topics.extend(t for t in topics if t not in merged_topics)
+    by_topic: dict[str, _ReplayConsumer] = {}
+    for handler, names, topics in by_handler.values():
         rc = _ReplayConsumer(
-            outcome=outcome, service=rt.service, name=f"rebuild-{name}", topics=topics, group_id="-",
+            outcome=outcome, service=rt.service, name="rebuild-" + "+".join(names), topics=topics, group_id="-",
             bootstrap=s.kafka_bootstrap_servers, pool=pool, handler=handler, verifier=rt.verifier,
             max_record_age=s.intake_max_record_age_seconds, security=s.kafka_security(),
             max_event_skew=s.event_time_max_skew_seconds)

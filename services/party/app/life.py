@@ -45,7 +45,7 @@ from services.party.domain.members import (
 )
 from services.party.projection import life as db
 from services.party.projection.life import COMMITMENTS, FOLLOW_UPS, ORG_LIFE
-from services.party.projection.store import ORGS
+from services.party.projection.store import ORGS, OrgLog
 
 from . import access
 
@@ -175,7 +175,7 @@ class LifeSteps:
         emitted = uow.emit_all(flags)
         org_id = await _org_of_member(uow, event.member_id)
         if org_id is not None and emitted:
-            await db.append_history(uow.conn, org_id, emitted)
+            OrgLog.of(uow).record(emitted, org_id)
 
     @handles(OrderCompleted)
     async def order_completed(self, uow: UnitOfWork, event: OrderCompleted) -> None:

@@ -99,14 +99,6 @@ async def follow_ups_due(conn: asyncpg.Connection, before: datetime, limit: int,
     return await FOLLOW_UPS.read(conn, [r["member_id"] for r in ids], skip_locked=True)
 
 
-async def append_history(conn: asyncpg.Connection, org_id: str, envelopes: Sequence[Any]) -> None:
-    """Append events about a member (a move) to the history of the organisation they belong to."""
-    await conn.executemany(
-        """INSERT INTO org_history (org_id, event_id, type, at, data)
-           VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
-        [(org_id, e.id, e.type, e.time, e.data) for e in envelopes])
-
-
 async def reported_units(conn: asyncpg.Connection, unit_ids: Iterable[str]) -> frozenset[str]:
     """The units among ``unit_ids`` that have reported (单位报到), from the units' table when the
     service has one (``units``, with ``unit_id``)."""

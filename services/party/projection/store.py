@@ -8,7 +8,6 @@ per batch by :class:`OrgLog`, after the organisation states.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from enum import Enum
 from functools import partial
 from typing import Any
@@ -66,10 +65,13 @@ async def record_gaps(conn: asyncpg.Connection, gaps: Sequence[Any]) -> None:
 
 class OrgLog:
     """The organisation events to append to their organisations' history, and the members'
-    current organisation, kept through a batch and written when the unit of work flushes."""
+    current organisation, kept through a batch and written when the unit of work flushes.
+
+    Every entry of a batch goes through it, in the order its messages were handled, so that an
+    organisation's history is in that order however the messages were grouped into batches."""
 
     def __init__(self) -> None:
-        self.history: list[Emitted] = []
+        self.history: list[tuple[str, Emitted]] = []  # (organisation, event)
         self._written = 0
 
     @classmethod
@@ -78,8 +80,10 @@ class OrgLog:
         ORGS.of(uow)
         return uow.attach(cls, cls)
 
-    def record(self, envelopes: Sequence[Emitted]) -> None:
-        self.history.extend(envelopes)
+    def record(self, envelopes: Sequence[Emitted], org_id: str | None = None) -> None:
+        """Append events to the history of ``org_id``, else of each event's subject (the
+        organisation it is about)."""
+        self.history.extend((org_id or e.subject, e) for e in envelopes)
 
     def mark(self) -> tuple[int, int]:
         return len(self.history), self._written
@@ -95,8 +99,8 @@ class OrgLog:
         await uow.conn.executemany(
             """INSERT INTO org_history (org_id, event_id, type, at, data)
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
-            [(e.subject, e.id, e.type, e.time, e.data) for e in new])
-        attached = [e for e in new if e.type == "party.member.attached.v1"]
+            [(org_id, e.id, e.type, e.time, e.data) for org_id, e in new])
+        attached = [e for org_id, e in new if e.type == "party.member.attached.v1"]
         if attached:
             await uow.conn.executemany(
                 """INSERT INTO org_members (member_id, org_id, grid_id, from_org_id, attached_at)
