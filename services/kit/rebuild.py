@@ -94,8 +94,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kit.rebuild")
 
-FETCH_RECORDS = 5000  # records per fetch (the worker's batch is smaller: it also has to be quick)
-BATCH_RECORDS = 2000  # records per transaction
+FETCH_RECORDS = 20000  # records per fetch (the worker's batch is smaller: it also has to be quick)
+BATCH_RECORDS = 10000  # records per transaction
 LOOKAHEAD = 2  # batches decoded ahead of the one being handled
 DECODE_STEP = 250  # records decoded (or merged) before the handling task may go on
 # causes whose handling time is remembered while the service's own topics are read (the rows

@@ -11,6 +11,7 @@ it earned per rule in the current Shanghai days and months, for the caps.
 """
 from __future__ import annotations
 
+import bisect
 from datetime import datetime, timedelta
 from typing import Iterable
 
@@ -204,10 +205,26 @@ def _credit(account: Account, event: TransferPosted) -> Account:
             raise IllegalTransition("credit", "resident", f"transfer {event.transfer_id!r} has no posted_at")
         lot = Lot(lot_id=event.transfer_id, earned_at=earned_at, amount=event.amount, remaining=event.amount,
                   origin_account=event.debit_account)
-        update["lots"] = tuple(sorted((*account.lots, lot), key=lambda x: (x.earned_at, x.lot_id)))
+        update["lots"] = _with_lot(account.lots, lot)
     if event.kind is TransferKind.award and event.rule and event.posted_at is not None:
         update["usage"] = _count(account.usage, event.rule, event.posted_at, event.amount)
     return account.model_copy(update=update)
+
+
+def _lot_order(lot: Lot) -> tuple[datetime, str]:
+    return lot.earned_at, lot.lot_id
+
+
+def _with_lot(lots: tuple[Lot, ...], lot: Lot) -> tuple[Lot, ...]:
+    """``lots`` with ``lot`` in its place. An account's lots are kept oldest first (by earning
+    time, then id: every change below keeps that order), and lots are credited in time order, so
+    the new one is nearly always the newest: it is appended, where sorting a member's thousands
+    of lots again at every credit cost a tenth of a rebuild. The order is the one a sort gives."""
+    key = _lot_order(lot)
+    if not lots or _lot_order(lots[-1]) <= key:
+        return (*lots, lot)
+    i = bisect.bisect_right(lots, key, key=_lot_order)
+    return (*lots[:i], lot, *lots[i:])
 
 
 def take_fifo(lots: tuple[Lot, ...], amount: int) -> tuple[Lot, ...]:
