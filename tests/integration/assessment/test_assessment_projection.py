@@ -215,6 +215,36 @@ async def test_a_cache_past_its_limit_drops_its_older_refs_and_still_folds_as_on
     assert stored_refs == {k: r.model_dump(mode="json") for k, r in lookup.refs.items()}
 
 
+@pytest.mark.parametrize("named", [True, False])
+async def test_a_fold_loads_the_dropped_refs_its_events_name_before_it_runs(pool, monkeypatch, named):
+    """Each dropped ref a fold reads made it run twice (read, then fold again): a rebuild of
+    years of history ran half of its batches twice. The refs the events name by their
+    ``<kind>_id`` fields are now loaded first, and a late case event folds in one run. Without
+    that (``named`` False) the same fold runs twice: the test sees the difference."""
+    import services.assessment.app.event_log as event_log
+
+    if not named:
+        monkeypatch.setattr(RefCache, "named", lambda self, payloads: set())
+    events = stored(grid_events())
+    feedback = [e for e in events if isinstance(e.payload, CaseFeedback)]
+    before = [e for e in events if e not in feedback]
+    cache = RefCache(limit=2)
+    for e in before:  # one event a fold: the cache drops refs again and again
+        async with pool.acquire() as conn, conn.transaction():
+            await record_and_fold(conn, [e], cache)
+    late = feedback[0]
+    assert ("case", late.payload.case_id) in cache.evicted
+    runs = []
+    real = event_log.advance
+    monkeypatch.setattr(event_log, "advance", lambda *a: runs.append(1) or real(*a))
+    async with pool.acquire() as conn, conn.transaction():
+        await record_and_fold(conn, [late], cache)
+    assert len(runs) == (1 if named else 2)
+    table, _ = fold(replay_order(before + [late]))
+    async with pool.acquire() as conn:
+        assert await store.period_facts(conn, PERIOD) == {k: v for k, v in table.items() if k[2] == PERIOD}
+
+
 async def test_closing_twice_publishes_nothing_new_and_a_late_event_republishes_only_what_changed(pool):
     await record(pool, stored(grid_events() + order_events()))
     handler = AssessmentHandler(default_scheme())
