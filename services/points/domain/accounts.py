@@ -219,7 +219,7 @@ def _with_lot(lots: tuple[Lot, ...], lot: Lot) -> tuple[Lot, ...]:
     """``lots`` with ``lot`` in its place. An account's lots are kept oldest first (by earning
     time, then id: every change below keeps that order), and lots are credited in time order, so
     the new one is nearly always the newest: it is appended, where sorting a member's thousands
-    of lots again at every credit cost a tenth of a rebuild. The order is the one a sort gives."""
+    of lots again at every credit took 8 % of a rebuild's CPU. The order is the one a sort gives."""
     key = _lot_order(lot)
     if not lots or _lot_order(lots[-1]) <= key:
         return (*lots, lot)
