@@ -26,7 +26,7 @@ Then, when the history was made with its events topics (``make history TOPICS=1`
 and the party's events): the dump is loaded into an embedded broker under ``var/history/kafka`` (its
 seconds reported), and ``python -m services.<svc>.app rebuild`` runs for each service into a
 database of its own (``history_rebuild_<svc>``, replaced each run), never into the history:
-records, seconds and records/s. With ``KAFKA_BOOTSTRAP_SERVERS`` the topics are read there
+records, seconds, records/s, its transactions (``batches``) and its own CPU time. With ``KAFKA_BOOTSTRAP_SERVERS`` the topics are read there
 instead (the broker the history was written to) and nothing is loaded.
 
 Prints one JSON line: the figures of both runs, the size of the history and the ratios
@@ -316,8 +316,8 @@ async def rebuilds(dsn: str) -> dict[str, Any]:
             out["loaded"] = {"records": dict(sorted(loaded.items())), "seconds": round(time.perf_counter() - t, 1)}
         for svc in REBUILT:
             r = await rebuild(svc, dsn, bootstrap)
-            out[svc] = {k: r[k] for k in ("records", "seconds", "records_per_second", "handle_seconds",
-                                          "fetch_seconds", "not_published_again")}
+            out[svc] = {k: r[k] for k in ("records", "seconds", "records_per_second", "batches", "cpu_seconds",
+                                          "handle_seconds", "fetch_seconds", "not_published_again")}
     finally:
         if broker is not None:
             broker.stop()
