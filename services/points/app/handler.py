@@ -109,15 +109,17 @@ class PointsHandler(Handler):
         self.rules = rules
 
     # -- the batch step ----------------------------------------------------------------
-    @prepares(OpenAccount, Redeem, Adjust, SubmitDeed, ReviewDeed, OrderEvaluated, CaseReported, CaseRegistered,
-              CaseDismissed)
+    @prepares(OpenAccount, Redeem, Adjust, SubmitDeed, ReviewDeed, OrderPlaced, OrderCompleted, OrderEvaluated,
+              CaseReported, CaseRegistered, CaseDismissed)
     async def load(self, uow: UnitOfWork, payloads: Sequence[Payload]) -> None:
-        """Lock the grid cases the batch names, its deeds, then the accounts its messages will
+        """Lock the grid cases and the orders the batch names, its deeds, then the accounts its messages will
         read or may open (those known from the messages themselves; a handler locks the rest
         itself)."""
         ledger_ = Ledger.of(uow)  # attached first, so flushed first: a deed names its account
         await sources.Reports.of(uow).load(
             [p.case_id for p in payloads if isinstance(p, (CaseReported, CaseRegistered, CaseDismissed))])
+        await sources.Orders.of(uow).load(
+            [p.order_id for p in payloads if isinstance(p, (OrderPlaced, OrderCompleted, OrderEvaluated))])
         deeds = DEEDS.of(uow)
         await deeds.load([p.deed_id for p in payloads if isinstance(p, (SubmitDeed, ReviewDeed))])
         ids: list[str] = []
@@ -283,18 +285,18 @@ class PointsHandler(Handler):
     # -- reactions: orders -------------------------------------------------------------
     @handles(OrderPlaced)
     async def order_placed(self, uow: UnitOfWork, e: OrderPlaced) -> None:
-        await sources.remember_order(uow.conn, e.order_id, category=e.category.value, community_id=e.community_id)
+        await sources.Orders.of(uow).remember(e.order_id, category=e.category.value, community_id=e.community_id)
 
     @handles(OrderCompleted)
     async def order_completed(self, uow: UnitOfWork, e: OrderCompleted) -> None:
-        await sources.remember_order(uow.conn, e.order_id, service_minutes=e.service_minutes)
+        await sources.Orders.of(uow).remember(e.order_id, service_minutes=e.service_minutes)
 
     @handles(OrderEvaluated)
     async def order_evaluated(self, uow: UnitOfWork, e: OrderEvaluated) -> None:
         if not e.passed:
             return
         msg = _message(uow)
-        earning = earning_from_order(e, facts=await sources.order_facts(uow.conn, e.order_id), source=msg.source,
+        earning = earning_from_order(e, facts=await sources.Orders.of(uow).get(e.order_id), source=msg.source,
                                      event_id=msg.id, occurred_at=_occurred_at(uow))
         if earning is None:
             log.warning("passed order %s earns nothing: its category or community is unknown", e.order_id)

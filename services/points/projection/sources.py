@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-import asyncpg
 
 from schemas.grid import CaseRegistered, CaseReported
 from schemas.pii import minimised, restored
@@ -18,22 +17,87 @@ from services.kit.uow import UnitOfWork
 from services.points.domain import OrderFacts
 
 
-async def remember_order(conn: asyncpg.Connection, order_id: str, *, category: str | None = None,
-                         community_id: str | None = None, service_minutes: int | None = None) -> None:
-    await conn.execute(
-        """INSERT INTO order_facts (order_id, category, community_id, service_minutes) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (order_id) DO UPDATE SET
-             category = COALESCE(EXCLUDED.category, order_facts.category),
-             community_id = COALESCE(EXCLUDED.community_id, order_facts.community_id),
-             service_minutes = COALESCE(EXCLUDED.service_minutes, order_facts.service_minutes)""",
-        order_id, category, community_id, service_minutes)
+class Orders:
+    """The orders' facts a unit of work reads and changes (``Orders.of(uow)``), as
+    :class:`Reports` keeps the grid cases: a batch's orders row-locked and read in one query
+    (:meth:`load`), changed in memory, and written in one statement when the unit of work flushes.
+    A fact given replaces nothing known (an order's category and community come with its
+    placement, its minutes with its completion). A message undone by its savepoint takes its
+    changes (and its loads) with it."""
 
+    def __init__(self, uow: UnitOfWork):
+        self._uow = uow
+        self._facts: dict[str, OrderFacts | None] = {}  # order id -> its facts (None: none yet)
+        self._dirty: set[str] = set()
+        self._journal: list[tuple] = []  # ("load", id) | ("save", id, before, was dirty) | ("flush", dirty)
 
-async def order_facts(conn: asyncpg.Connection, order_id: str) -> OrderFacts | None:
-    row = await conn.fetchrow("SELECT category, community_id, service_minutes FROM order_facts WHERE order_id = $1",
-                              order_id)
-    return OrderFacts(category=row["category"], community_id=row["community_id"],
-                      service_minutes=row["service_minutes"]) if row else None
+    @classmethod
+    def of(cls, uow: UnitOfWork) -> "Orders":
+        return uow.attach(cls, lambda: cls(uow))
+
+    async def load(self, order_ids: Iterable[str]) -> None:
+        missing = sorted({i for i in order_ids if i not in self._facts})
+        if not missing:
+            return
+        rows = await self._uow.conn.fetch(
+            """SELECT order_id, category, community_id, service_minutes FROM order_facts
+               WHERE order_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)) ORDER BY order_id FOR UPDATE""",
+            bulk(missing))
+        found = {r["order_id"]: OrderFacts(category=r["category"], community_id=r["community_id"],
+                                           service_minutes=r["service_minutes"]) for r in rows}
+        for order_id in missing:
+            self._journal.append(("load", order_id))
+            self._facts[order_id] = found.get(order_id)
+
+    async def get(self, order_id: str) -> OrderFacts | None:
+        """What is known of the order, locked."""
+        await self.load([order_id])
+        return self._facts[order_id]
+
+    async def remember(self, order_id: str, *, category: str | None = None, community_id: str | None = None,
+                       service_minutes: int | None = None) -> None:
+        await self.load([order_id])
+        before = self._facts[order_id]
+        known = before or OrderFacts()
+        self._journal.append(("save", order_id, before, order_id in self._dirty))
+        self._facts[order_id] = OrderFacts(category=category or known.category,
+                                           community_id=community_id or known.community_id,
+                                           service_minutes=known.service_minutes if service_minutes is None
+                                           else service_minutes)
+        self._dirty.add(order_id)
+
+    def mark(self) -> int:
+        return len(self._journal)
+
+    def rollback(self, mark: int) -> None:
+        while len(self._journal) > mark:
+            entry = self._journal.pop()
+            if entry[0] == "load":  # its row lock may have gone with the savepoint
+                self._facts.pop(entry[1], None)
+                self._dirty.discard(entry[1])
+            elif entry[0] == "save":
+                _, order_id, before, was_dirty = entry
+                self._facts[order_id] = before
+                if not was_dirty:
+                    self._dirty.discard(order_id)
+            else:  # a flush undone: its rows are unwritten again
+                self._dirty |= entry[1]
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        if not self._dirty:
+            return
+        rows = [(i, f.category, f.community_id, f.service_minutes)
+                for i in sorted(self._dirty) if (f := self._facts[i]) is not None]
+        await uow.conn.execute(
+            """INSERT INTO order_facts (order_id, category, community_id, service_minutes)
+               SELECT t.r->>0, t.r->>1, t.r->>2, (t.r->>3)::int FROM jsonb_array_elements($1::text::jsonb) AS t(r)
+               ON CONFLICT (order_id) DO UPDATE SET
+                 category = COALESCE(EXCLUDED.category, order_facts.category),
+                 community_id = COALESCE(EXCLUDED.community_id, order_facts.community_id),
+                 service_minutes = COALESCE(EXCLUDED.service_minutes, order_facts.service_minutes)""",
+            bulk(rows))
+        self._journal.append(("flush", set(self._dirty)))
+        self._dirty.clear()
 
 
 @dataclass(frozen=True)

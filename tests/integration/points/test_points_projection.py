@@ -406,3 +406,31 @@ async def test_the_accounts_gauge_reads_counts_kept_through_openings_postings_er
         await conn.execute("DELETE FROM accounts WHERE account_id = 'resident:p2'")
         await agree(conn)
         assert await conn.fetchval("SELECT count(*) FROM account_counts WHERE n = 0") == 0
+
+
+async def test_a_units_orders_are_read_once_written_at_flush_and_an_undone_message_takes_its_facts_back(pool):
+    """An order's facts kept as the grid's cases are (``sources.Orders``): a batch's orders read in
+    one query, a placement and a completion merged in memory, written in one statement when the
+    unit of work flushes; a message undone by its savepoint takes its facts back, and a fact not
+    given leaves the one known (the row's, or an earlier message's)."""
+    async with pool.acquire() as conn:
+        await conn.execute("INSERT INTO order_facts (order_id, category, community_id) VALUES ('o-1', 'repair', $1)",
+                           COMMUNITY)
+        async with conn.transaction():
+            uow = UnitOfWork(conn, "points")
+            orders = sources.Orders.of(uow)
+            await orders.load(["o-1", "o-2"])
+            await orders.remember("o-1", service_minutes=90)
+            await orders.remember("o-2", category="daily_care", community_id=COMMUNITY)
+            assert await conn.fetchval("SELECT service_minutes FROM order_facts WHERE order_id = 'o-1'") is None
+            with pytest.raises(RuntimeError):
+                async with uow.savepoint():
+                    await orders.remember("o-2", service_minutes=30)
+                    await orders.remember("o-3", category="legal_aid")
+                    raise RuntimeError("the handler failed")
+            assert (await orders.get("o-2")).service_minutes is None
+            await orders.remember("o-2", service_minutes=45)
+            await uow.flush()
+        rows = {r["order_id"]: tuple(r)[1:] for r in await conn.fetch(
+            "SELECT order_id, category, community_id, service_minutes FROM order_facts ORDER BY order_id")}
+        assert rows == {"o-1": ("repair", COMMUNITY, 90), "o-2": ("daily_care", COMMUNITY, 45)}
