@@ -183,3 +183,83 @@ class AggregateSet(Generic[S]):
         for i in self._dirty:
             self._versions[i] += 1
         self._dirty.clear()
+
+
+class KeptRows:
+    """Rows of a table that a unit of work reads and changes, for a table that is not an
+    aggregate store's (its rows are not one state with a version): ``Sub.of(uow)`` is the batch's
+    set. :meth:`load` reads (and locks) the rows not loaded yet in one query, :meth:`put` changes
+    one in memory, and :meth:`flush` writes the changed ones in one statement when the unit of
+    work flushes. A message undone by its savepoint takes its puts and its loads (whose row locks
+    the rollback may have released) with it, and a flush undone leaves its rows to write again.
+    A subclass says how its rows are read (:meth:`read`: the rows found, by id) and written
+    (:meth:`write`); a row not found is None until it is put."""
+
+    def __init__(self, uow: UnitOfWork):
+        self.uow = uow
+        self._rows: dict[Any, Any] = {}
+        self._dirty: set = set()
+        self._journal: list[tuple] = []  # ("load", id) | ("put", id, before, was dirty) | ("flush", ids)
+
+    @classmethod
+    def of(cls, uow: UnitOfWork):
+        return uow.attach(cls, lambda: cls(uow))
+
+    async def read(self, conn: asyncpg.Connection, ids: list) -> Mapping[Any, Any]:
+        raise NotImplementedError
+
+    async def write(self, conn: asyncpg.Connection, rows: Mapping[Any, Any]) -> None:
+        raise NotImplementedError
+
+    async def load(self, ids: Iterable) -> None:
+        missing = sorted({i for i in ids if i not in self._rows})
+        if not missing:
+            return
+        found = await self.read(self.uow.conn, missing)
+        for i in missing:
+            self._journal.append(("load", i))
+            self._rows[i] = found.get(i)
+
+    async def fetch(self, id):
+        """:meth:`load` one id and return its row (None: none yet)."""
+        await self.load([id])
+        return self._rows[id]
+
+    def put(self, id, row) -> None:
+        """Replace a loaded row in memory; written when the unit of work is flushed."""
+        if id not in self._rows:
+            raise KeyError(f"{id!r} was not loaded (load it first, so that it is locked)")
+        self._journal.append(("put", id, self._rows[id], id in self._dirty))
+        self._rows[id] = row
+        self._dirty.add(id)
+
+    def forget(self) -> None:
+        """Forget every row read, to be read again (after something else rewrote them, this set
+        flushed before)."""
+        for id in list(self._rows):
+            self._journal.append(("put", id, self._rows.pop(id), False))
+
+    # -- participant --------------------------------------------------------------------
+    def mark(self) -> int:
+        return len(self._journal)
+
+    def rollback(self, mark: int) -> None:
+        while len(self._journal) > mark:
+            entry = self._journal.pop()
+            if entry[0] == "load":
+                self._rows.pop(entry[1], None)
+                self._dirty.discard(entry[1])
+            elif entry[0] == "put":
+                _, id, before, was_dirty = entry
+                self._rows[id] = before
+                if not was_dirty:
+                    self._dirty.discard(id)
+            else:
+                self._dirty |= entry[1]
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        if not self._dirty:
+            return
+        await self.write(uow.conn, {i: self._rows[i] for i in sorted(self._dirty)})
+        self._journal.append(("flush", set(self._dirty)))
+        self._dirty.clear()

@@ -296,7 +296,7 @@ class PointsHandler(Handler):
         if not e.passed:
             return
         msg = _message(uow)
-        earning = earning_from_order(e, facts=await sources.Orders.of(uow).get(e.order_id), source=msg.source,
+        earning = earning_from_order(e, facts=await sources.Orders.of(uow).fetch(e.order_id), source=msg.source,
                                      event_id=msg.id, occurred_at=_occurred_at(uow))
         if earning is None:
             log.warning("passed order %s earns nothing: its category or community is unknown", e.order_id)

@@ -428,7 +428,7 @@ async def test_a_units_orders_are_read_once_written_at_flush_and_an_undone_messa
                     await orders.remember("o-2", service_minutes=30)
                     await orders.remember("o-3", category="legal_aid")
                     raise RuntimeError("the handler failed")
-            assert (await orders.get("o-2")).service_minutes is None
+            assert (await orders.fetch("o-2")).service_minutes is None
             await orders.remember("o-2", service_minutes=45)
             await uow.flush()
         rows = {r["order_id"]: tuple(r)[1:] for r in await conn.fetch(
