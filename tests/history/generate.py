@@ -90,6 +90,8 @@ from services.grid.domain.decide import check_overdue
 from services.grid.projection.cases import _CASE_COLUMNS, case_row
 from services.grid.projection.rows import _history
 from services.grid.registry import DepartmentRegister, GridRegister
+from services.grid.app.handler import load_calendar, load_policy
+from services.grid.app.settings import GridSettings
 from services.kit.db import create_pool
 from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.rebuild import few_collections
@@ -108,7 +110,8 @@ from services.points.app.settings import PointsSettings
 from services.points.domain import EarningRules
 from tests.history.orders import OrdersWorld, earning_key
 from tests.history.party import PartyWorld
-from tests.history.topics import Pub, Spill, merged, produce, read_dump, write_dump
+from tests.history.topics import Pub, Sender, Spill, Tokens, merged, produce, read_dump, write_dump
+from tests.support.identity import TestIdentity
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("grid", "orders", "points", "assessment", "party")
@@ -168,11 +171,14 @@ def _dumps(v: Any) -> str:
 class CaseRun:
     """One case's life: its final state, its case_state version (one save per command), and
     its events in order, each with its id, the time the worker handled what caused it (the
-    envelope's time) and the id of the command that caused it (None: the overdue timer)."""
+    envelope's time) and the id of the command that caused it (None: the overdue timer); and
+    the commands, each with its id, when it was sent and who sent it."""
 
     state: CaseState
     saves: int
     events: list[tuple[Any, str, datetime, str | None]]
+    commands: list[tuple[Any, str, datetime, Sender]] = field(default_factory=list)
+    changed_at: datetime | None = None  # when the last message that changed it was handled
 
 
 class GridWorld:
@@ -183,9 +189,11 @@ class GridWorld:
         self.grids = sorted(GridRegister.load().grid_ids)
         self.departments = DepartmentRegister.load()
         self.categories = list(Category)
+        settings = GridSettings()  # the worker's deadlines, on its working-time calendar
+        self.deadlines = load_policy(settings.policy_path, load_calendar(settings.calendar_path))
 
     def _ctx(self, now: datetime, **kw) -> Context:
-        return Context(now=now, grid_known=True, department_known=True, **kw)
+        return Context(now=now, policy=self.deadlines, grid_known=True, department_known=True, **kw)
 
     def run_case(self, i: int, reported_at: datetime) -> CaseRun:
         rng, end = self.rng, self.plan.end
@@ -196,9 +204,10 @@ class GridWorld:
         resident = rng.random() < 0.6
         reporter = ({"kind": "resident", "id": f"res-{rng.randrange(self.plan.residents):07d}"} if resident
                     else {"kind": "grid_worker", "id": f"gw-{grid[-6:]}-{rng.randrange(3)}"})
+        by_reporter = Sender(reporter["id"], ("resident",)) if resident else _grid_worker(reporter["id"], grid)
         run = CaseRun(state=None, saves=0, events=[])  # type: ignore[arg-type]
         state: CaseState | None = None
-        now = reported_at
+        now = reported_at.astimezone(timezone.utc)  # the worker's clock is UTC: the times it writes are
 
         def apply(events, at: datetime, cause: str | None) -> None:
             nonlocal state
@@ -207,13 +216,16 @@ class GridWorld:
             if events:
                 state = evolve_all({case_id: state}, events)[case_id]
                 run.saves += 1
+                run.changed_at = at
 
-        def step(cmd, **ctx) -> None:
+        def step(cmd, by: Sender, **ctx) -> None:
             if now > end:
                 return
             due = check_overdue(state, now) if state is not None else []
             apply(due, now, None)
-            apply(decide(state, cmd, self._ctx(now, **ctx)), now, _uuid(rng))
+            cid = _uuid(rng)
+            run.commands.append((cmd, cid, now, by))
+            apply(decide(state, cmd, self._ctx(now, **ctx)), now, cid)
 
         def later(lo_minutes: float, hi_minutes: float) -> bool:
             nonlocal now
@@ -224,45 +236,52 @@ class GridWorld:
             "case_id": case_id, "grid_id": grid, "category": category.value, "grade": grade.value if grade else None,
             "description": "网格巡查发现的问题", "location": {"lat": 39.92 + rng.uniform(-0.02, 0.02),
                                                        "lon": 116.44 + rng.uniform(-0.02, 0.02), "address": "朝阳区"},
-            "reporter": reporter}))
+            "reporter": reporter}), by_reporter)
         assert state is not None
         # who sends each step, as the worker's policy fills the actor fields from their tokens: an
         # officer of the community registers and dispatches, the assignee acts for the department,
         # a grid worker of the grid (never the handler) verifies
         officer, verifier = f"co-{state.community_id}", f"gw-{grid[-6:]}-{i % 3}"
+        by_officer = Sender(officer, ("community_officer",), (("communities", (state.community_id,)),))
         if later(10, 240):
             if rng.random() < 0.05:
-                step(DismissCase(case_id=case_id, reason="不属于网格事项", registrar_id=officer))
+                step(DismissCase(case_id=case_id, reason="不属于网格事项", registrar_id=officer), by_officer)
             else:
                 proposed = self.departments.responsible(state.category, state.grade, state.street_id)
-                step(RegisterCase(case_id=case_id, department=proposed, registrar_id=officer),
+                step(RegisterCase(case_id=case_id, department=proposed, registrar_id=officer), by_officer,
                      proposed_department=proposed)
                 department = state.department or proposed
                 if later(5, 120):
                     staff = f"staff-{rng.randrange(200):03d}"  # the department's officer who takes it
+                    by_staff = Sender(staff, ("department_officer",), (("departments", (department,)),))
                     step(DispatchCase(case_id=case_id, department=department, assignee_id=staff,
-                                      dispatcher_id=officer))
+                                      dispatcher_id=officer), by_officer)
                     if later(5, 60 * 6):
-                        step(AcceptCase(case_id=case_id, accepted_by=staff))
+                        step(AcceptCase(case_id=case_id, accepted_by=staff), by_staff)
                     if resident and later(10, 60 * 12):
-                        step(ContactReporter(case_id=case_id, channel="phone", contacted_by=staff))
+                        step(ContactReporter(case_id=case_id, channel="phone", contacted_by=staff), by_staff)
                     if state.is_severe_hazard and later(10, 60 * 4):
-                        step(ControlHazard(case_id=case_id, measures="已设置警戒", controlled_by=staff))
+                        step(ControlHazard(case_id=case_id, measures="已设置警戒", controlled_by=staff), by_staff)
                     reworks = 1 if rng.random() < 0.08 else 0
                     for attempt in range(reworks + 1):
                         if not later(60, 60 * 24 * (3 if rng.random() < 0.9 else 12)):
                             break
-                        step(HandleCase(case_id=case_id, result="已处置", handled_by=staff))
+                        step(HandleCase(case_id=case_id, result="已处置", handled_by=staff), by_staff)
                         if not later(30, 60 * 20):
                             break
-                        step(VerifyCase(case_id=case_id, passed=attempt == reworks, verifier_id=verifier))
+                        step(VerifyCase(case_id=case_id, passed=attempt == reworks, verifier_id=verifier),
+                             _grid_worker(verifier, grid))
                     if state.status.value == "closed" and resident and rng.random() < 0.5 and later(60, 60 * 48):
                         step(CaseFeedback(case_id=case_id, satisfaction=rng.choice(
                             ("satisfied", "satisfied", "basically_satisfied", "unsatisfied")),
-                            reporter_id=reporter["id"]))
+                            reporter_id=reporter["id"]), Sender(reporter["id"], ("resident",)))
         apply(check_overdue(state, end), end, None)  # the timer has run up to the end of the history
         run.state = state
         return run
+
+
+def _grid_worker(sub: str, grid: str) -> Sender:
+    return Sender(sub, ("grid_worker",), (("grids", (grid,)),))
 
 
 # -- points -----------------------------------------------------------------------------------
@@ -440,8 +459,9 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
         with _progress() as progress:
             world, ledger = GridWorld(plan, rng), Ledger(plan, rng, seq)
             orders = OrdersWorld(plan, rng, seq)
-            grid_pubs, grid_earnings = Spill(), Spill(key=earning_key)
-            spills += [grid_pubs, grid_earnings, orders.pubs, orders.earnings, ledger.pubs, ledger.postings]
+            grid_pubs, grid_earnings, grid_intake = Spill(), Spill(key=earning_key), Spill()
+            spills += [grid_pubs, grid_earnings, grid_intake, orders.pubs, orders.earnings, ledger.pubs,
+                       ledger.postings]
             span = (plan.end - plan.start).total_seconds()
             times = sorted(plan.start + timedelta(seconds=rng.random() * span) for _ in range(plan.cases))
             ledger.open_merchants(plan.start)
@@ -452,7 +472,7 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
                 s = run.state
                 rows.state.append((s.case_id, run.saves, _dumps(s.model_dump(mode="json")),
                                    case_next_check_at(s), plan.end))
-                row = case_row(s, plan.end)
+                row = case_row(s, run.changed_at)  # the worker writes the row when it handles a change
                 rows.cases.append(tuple(_dumps(row[c]) if c in ("reporters", "duplicates", "media") else row[c]
                                         for c in _CASE_COLUMNS))
                 for n, (ev, eid, t, cause) in enumerate(run.events, 1):
@@ -467,8 +487,11 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
                                 holder_id=s.reporter.id, category=s.category.value, community_id=s.community_id,
                                 occurred_at=t), cause))
                         orders.plan_case(ev, eid, cause, t)
+                for cmd, cid, t, by in run.commands:
+                    grid_intake.add(Pub(t, next(seq), "grid", cid, cmd, sender=by))
                 rows.reports.append(_grid_report(run))
                 grid_pubs.release(at)  # every later case is reported at or after ``at``
+                grid_intake.release(at)
                 grid_earnings.release(at)
                 if len(rows.cases) >= CHUNK:
                     await rows.copy(conn)
@@ -488,7 +511,7 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
             await _write_orders(conn, orders, plan, progress)
             await _write_points(conn, ledger, orders, progress)
             party = PartyWorld(plan, random.Random(plan.seed + 5), seq, world.grids)
-            spills.append(party.pubs)
+            spills += [party.pubs, party.intake]
             party.plan_all(orders.pubs)
             await _write_party(dsn, party, progress)
             events = (grid_pubs, orders.pubs, ledger.pubs, party.pubs)
@@ -519,13 +542,21 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
     return {"years": plan.years, "scale": plan.scale, **counts}, closes
 
 
+def identity_of(topics: Path) -> Path:
+    """Where the identity provider that signed the tokens of a dump's commands keeps its key and
+    its JWKS (a rebuild verifies the tokens against it): beside the dump."""
+    return topics.parent / "identity"
+
+
 async def _write_topics(path: Path, bootstrap: str | None, pubs: Iterable[Pub], total: int) -> dict[str, Any]:
-    """The dump of every published event (``total`` of them, in time order), then, given a broker,
-    its records sent there; the records per topic and the seconds each step took."""
+    """The dump of every published event and every command (``total`` of them, in time order),
+    the commands' tokens signed by a new identity provider (:func:`identity_of`), then, given a
+    broker, its records sent there; the records per topic and the seconds each step took."""
     with _progress() as progress:
         t = time.perf_counter()
         task = progress.add_task("topics: encode", total=total)
-        counts = write_dump(path, pubs, progress, task)
+        tokens = Tokens(TestIdentity.kept_in(identity_of(path), new=True))
+        counts = write_dump(path, pubs, progress, task, tokens)
         out: dict[str, Any] = {"records": dict(sorted(counts.items())),
                                "dump_seconds": round(time.perf_counter() - t, 1)}
         if bootstrap is not None:

@@ -50,7 +50,7 @@ import heapq
 import random
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
@@ -73,7 +73,7 @@ from services.kit.uow import UnitOfWork
 from services.party.app.handler import PartyHandler
 from services.party.app.settings import PartySettings
 from tests.history.orders import _uuid
-from tests.history.topics import Pub, Spill
+from tests.history.topics import Pub, Sender, Spill
 
 SH = ZoneInfo("Asia/Shanghai")
 SERVICE = "party"
@@ -115,6 +115,7 @@ class PartyWorld:
         self.communities = sorted(self.grids)
         self.streets = sorted({street_id_of(c) for c in self.communities})
         self.pubs = Spill()  # on disk, in time order
+        self.intake = Spill()  # the commands, as their senders sent them on the intake topic
         self.handled = 0  # messages
         self._queue: list[tuple[datetime, int, str, Any]] = []
         self._n = 0
@@ -418,6 +419,7 @@ class PartyWorld:
             else:
                 at, _, what, arg = heapq.heappop(self._queue)
             self.pubs.release(at - BACKDATED)  # what is handled from now on is published after that
+            self.intake.release(at)
             if what != "event" and events:
                 await self._events(conn, events)
                 events = []
@@ -455,6 +457,7 @@ class PartyWorld:
     async def _command(self, conn: asyncpg.Connection, at: datetime, sender: Principal, cmd: Any) -> None:
         env = envelope_for(cmd, source=user_source(sender), id=_uuid(self.rng), time=at)
         await self._handle(conn, at, [Message(envelope=env, payload=cmd, principal=sender)])
+        self.intake.add(Pub(at, next(self.seq), SERVICE, env.id, cmd, sender=Sender.of(sender)))
 
     async def _events(self, conn: asyncpg.Connection, pubs: list[Pub]) -> None:
         msgs = [Message(envelope=envelope_for(p.payload, source=p.source, id=p.id, time=p.at,
@@ -465,7 +468,7 @@ class PartyWorld:
     async def _handle(self, conn: asyncpg.Connection, now: datetime, msgs: list[Message]) -> None:
         """The consumer's path for one batch: the inbox, the handler, the flush; one transaction."""
         async with conn.transaction():
-            uow = UnitOfWork(conn, SERVICE, now)
+            uow = UnitOfWork(conn, SERVICE, now.astimezone(timezone.utc))  # the worker's clock is UTC
             new = await claim(conn, [(m.source, m.id) for m in msgs])
             faults = await dispatch(self.handler, uow, [m for m in msgs if (m.source, m.id) in new])
             if faults or uow.rejected:
@@ -491,7 +494,7 @@ class PartyWorld:
             # a round takes a batch (or finds what is due): the next rounds take the rest, until none
             for _ in range(1000):
                 async with conn.transaction():
-                    uow = UnitOfWork(conn, SERVICE, now)
+                    uow = UnitOfWork(conn, SERVICE, now.astimezone(timezone.utc))
                     n = await fn(uow)
                     await uow.flush()
                 self._publish(uow)

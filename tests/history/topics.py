@@ -5,9 +5,13 @@ A :class:`Pub` is one event as its service publishes it: the envelope's ``source
 them as the kit encodes what a worker emits (:func:`schemas.envelope.build`: CloudEvents,
 structured JSON, ``subject`` = the payload's aggregate id, which is also the record key) in
 time order into a gzip file of one line per record (topic, key, timestamp in ms, value,
-tab-separated). :func:`produce` sends a dump to a broker as the outbox relay sends records:
+tab-separated). A :class:`Pub` with a :class:`Sender` is a command instead, as an app sends it
+on the service's intake topic: ``source`` ``/users/<sub>``, and its sender's token, which the
+dump carries in a column of its own (:class:`Tokens`, the history's identity provider, signs
+it). :func:`produce` sends a dump to a broker as the outbox relay (or an app) sends records:
 the partition by murmur2 of the key (Kafka's default partitioner), the ``content-type``
-header, the event's time as the record's timestamp, each key's records in order.
+header (and a command's ``authorization: Bearer``), the event's time as the record's timestamp,
+each key's records in order.
 
 The dump is what keeps the topics: the embedded broker holds everything in memory, so a
 history's topics outlive the run that made them only as this file (``make bench-history``
@@ -25,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
@@ -33,19 +37,71 @@ from aiokafka.partitioner import DefaultPartitioner
 from schemas.envelope import build
 from schemas.topics import BY_SERVICE
 from schemas.wire import CONTENT_TYPE, CONTENT_TYPE_HEADER
+from services.kit.runtime import user_source
+
+if TYPE_CHECKING:
+    from services.kit.identity import Principal
+    from tests.support.identity import TestIdentity
 
 RANK = {"grid": 0, "orders": 1, "points": 2, "assessment": 3, "party": 4}
 """At the same instant a cause comes before what it causes: a grid case before the order and
 the award it leads to, an order's evaluation before its award, everything before a close."""
 
 _HEADERS = [(CONTENT_TYPE_HEADER, CONTENT_TYPE.encode())]
+TOKEN_HOURS = 1
+"""A sender's token is issued at the start of each hour they send in and lives two (an app
+renews its token before it expires): a replay verifies each command's token as of its record's
+timestamp, within that hour."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who sent a command, as their token says: ``scope`` as ``(kind, ids)`` pairs, sorted."""
+
+    sub: str
+    roles: tuple[str, ...]
+    scope: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @classmethod
+    def of(cls, p: "Principal") -> "Sender":
+        s = p.scope
+        kinds = (("streets", s.streets), ("communities", s.communities), ("grids", s.grids),
+                 ("departments", s.departments))
+        return cls(p.sub, tuple(sorted(p.roles)), tuple((k, tuple(sorted(v))) for k, v in kinds if v))
+
+    @property
+    def source(self) -> str:
+        return user_source(self)  # type: ignore[arg-type]  (it reads ``sub``)
+
+
+class Tokens:
+    """The tokens of a history's senders, signed by its identity provider (one token a sender
+    and hour, :data:`TOKEN_HOURS`, kept while that hour's commands are encoded)."""
+
+    def __init__(self, identity: "TestIdentity"):
+        self.identity = identity
+        self._kept: dict[tuple[Sender, int], bytes] = {}
+        self._hour = -1
+
+    def __call__(self, sender: Sender, at: datetime) -> bytes:
+        hour = int(at.timestamp() // (3600 * TOKEN_HOURS))
+        if hour != self._hour:  # the commands come in time order: the earlier hours' are done
+            self._kept.clear()
+            self._hour = hour
+        found = self._kept.get((sender, hour))
+        if found is None:
+            found = self._kept[(sender, hour)] = self.identity.token(
+                sender.sub, sender.roles, dict(sender.scope), lifetime=2 * 3600 * TOKEN_HOURS,
+                now=hour * 3600 * TOKEN_HOURS).encode()
+        return found
 
 
 @dataclass(slots=True)
 class Pub:
     """One published event: ``at`` is the envelope's time (when its service handled what
     caused it), ``cause`` the id of that message (None: a timer's), ``story`` the correlation
-    id (None: the event starts a story: its own id)."""
+    id (None: the event starts a story: its own id). With a ``sender``, a command that person
+    sent at ``at`` on the service's intake topic (``cause`` and ``story`` None)."""
 
     at: datetime
     seq: int
@@ -54,14 +110,16 @@ class Pub:
     payload: Any
     cause: str | None = None
     story: str | None = None
+    sender: Sender | None = None
 
     @property
     def source(self) -> str:
-        return f"/services/{self.service}"
+        return self.sender.source if self.sender is not None else f"/services/{self.service}"
 
     @property
     def topic(self) -> str:
-        return BY_SERVICE[self.service].events.name
+        t = BY_SERVICE[self.service]
+        return (t.intake if self.sender is not None else t.events).name
 
     def sort_key(self) -> tuple[datetime, int, int]:
         return self.at, RANK[self.service], self.seq
@@ -143,24 +201,35 @@ def merged(*streams: Iterable[Pub]) -> Iterator[Pub]:
     return heapq.merge(*streams, key=Pub.sort_key)
 
 
-def encoded(p: Pub) -> tuple[str, bytes, int, bytes]:
-    """(topic, key, timestamp in ms, value) of a published event."""
+Record = tuple[str, bytes, int, bytes, bytes]
+"""(topic, key, timestamp in ms, token, value): ``token`` is a command's sender's, else empty."""
+
+
+def encoded(p: Pub, tokens: Tokens | None = None) -> Record:
+    """The record of a published event, or of a command (its token by ``tokens``)."""
     env, value = build(p.payload, source=p.source, time=p.at, id=p.id, correlationid=p.story, causationid=p.cause)
-    return p.topic, env.subject.encode(), int(p.at.timestamp() * 1000), value
+    if p.sender is None:
+        token = b""
+    elif tokens is None:
+        raise ValueError(f"command {p.id} needs a token: no identity provider given")
+    else:
+        token = tokens(p.sender, p.at)
+    return p.topic, env.subject.encode(), int(p.at.timestamp() * 1000), token, value
 
 
-def write_dump(path: Path, pubs: Iterable[Pub], progress=None, task=None) -> Counter:
-    """Write ``pubs`` (already in time order) to ``path``; returns the records per topic."""
+def write_dump(path: Path, pubs: Iterable[Pub], progress=None, task=None, tokens: Tokens | None = None) -> Counter:
+    """Write ``pubs`` (already in time order) to ``path``, commands with tokens from
+    ``tokens``; returns the records per topic."""
     path.parent.mkdir(parents=True, exist_ok=True)
     counts: Counter = Counter()
     tmp = path.with_suffix(path.suffix + ".part")
     with gzip.open(tmp, "wb", compresslevel=1) as f:
         lines = []
         for p in pubs:
-            topic, key, ts, value = encoded(p)
+            topic, key, ts, token, value = encoded(p, tokens)
             if b"\t" in key or b"\n" in key:
                 raise ValueError(f"a record key holds a tab or a newline: {key!r}")
-            lines.append(b"%s\t%s\t%d\t%s\n" % (topic.encode(), key, ts, value))
+            lines.append(b"%s\t%s\t%d\t%s\t%s\n" % (topic.encode(), key, ts, token, value))
             counts[topic] += 1
             if len(lines) >= 10_000:
                 f.write(b"".join(lines))
@@ -174,18 +243,22 @@ def write_dump(path: Path, pubs: Iterable[Pub], progress=None, task=None) -> Cou
     return counts
 
 
-def read_dump(path: Path) -> Iterator[tuple[str, bytes, int, bytes]]:
-    """The records of a dump, in its order."""
+def read_dump(path: Path) -> Iterator[Record]:
+    """The records of a dump, in its order (a dump written before commands were kept has no
+    token column: its records have none)."""
     with gzip.open(path, "rb") as f:
         for line in f:
-            topic, key, ts, value = line.rstrip(b"\n").split(b"\t", 3)
-            yield topic.decode(), key, int(ts), value
+            parts = line.rstrip(b"\n").split(b"\t", 4)  # a value (JSON) holds no raw tab
+            if len(parts) == 4:
+                parts.insert(3, b"")
+            topic, key, ts, token, value = parts
+            yield topic.decode(), key, int(ts), token, value
 
 
-async def produce(bootstrap: str, records: Iterable[tuple[str, bytes, int, bytes]], progress=None,
-                  task=None) -> Counter:
-    """Send records to ``bootstrap`` (their topics must exist), as the outbox relay sends them;
-    returns the records per topic once the broker has acknowledged them all."""
+async def produce(bootstrap: str, records: Iterable[Record], progress=None, task=None) -> Counter:
+    """Send records to ``bootstrap`` (their topics must exist), as the outbox relay (or, a
+    command, its sender's app) sends them; returns the records per topic once the broker has
+    acknowledged them all."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=5,
                                 max_batch_size=512 * 1024, max_request_size=4 * 1024 * 1024)
     partitioner = DefaultPartitioner()
@@ -197,7 +270,7 @@ async def produce(bootstrap: str, records: Iterable[tuple[str, bytes, int, bytes
         batches: dict[tuple[str, int], Any] = {}
         futures: list[asyncio.Future] = []
         sent = 0
-        for topic, key, ts, value in records:
+        for topic, key, ts, token, value in records:
             ps = parts.get(topic)
             if ps is None:
                 ps = parts[topic] = sorted(await producer.partitions_for(topic))
@@ -207,10 +280,11 @@ async def produce(bootstrap: str, records: Iterable[tuple[str, bytes, int, bytes
             batch = batches.get((topic, part))
             if batch is None:
                 batch = batches[(topic, part)] = producer.create_batch()
-            if batch.append(key=key, value=value, timestamp=ts, headers=_HEADERS) is None:
+            headers = _HEADERS if not token else [*_HEADERS, ("authorization", b"Bearer " + token)]
+            if batch.append(key=key, value=value, timestamp=ts, headers=headers) is None:
                 futures.append(await producer.send_batch(batch, topic, partition=part))
                 batch = batches[(topic, part)] = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=ts, headers=_HEADERS) is None:
+                if batch.append(key=key, value=value, timestamp=ts, headers=headers) is None:
                     raise ValueError(f"a record of {topic} is larger than a batch")
             counts[topic] += 1
             sent += 1

@@ -33,13 +33,27 @@ class TestIdentity:
 
     __test__ = False  # not a test class
 
-    def __init__(self, directory: Path, *, issuer: str = ISSUER, audience: str = AUDIENCE):
+    def __init__(self, directory: Path, *, issuer: str = ISSUER, audience: str = AUDIENCE, key=None):
         self.directory = directory
         self.issuer = issuer
         self.audience = audience
-        self.key = devidentity.generate_key()
+        self.key = key or devidentity.generate_key()
         self.jwks_path = directory / "jwks.json"
         devidentity.write_jwks(self.jwks_path, [devidentity.public_jwk(self.key)])
+
+    @classmethod
+    def kept_in(cls, directory: Path, *, new: bool = False) -> "TestIdentity":
+        """The provider whose signing key ``directory`` keeps (``key.pem``, beside its
+        ``jwks.json``), so that its tokens verify in later processes too; a new key there if
+        there is none, or if ``new``."""
+        pem = directory / "key.pem"
+        if new or not pem.exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            key = devidentity.generate_key()
+            devidentity.write_file(pem, devidentity.key_pem(key), 0o600)
+        else:
+            key = devidentity.load_key_pem(pem.read_bytes())
+        return cls(directory, key=key)
 
     @property
     def kid(self) -> str:
