@@ -22,8 +22,10 @@ them, with signed development tokens of the test identity), and:
 
 Then, when the history was made with its events topics (``make history TOPICS=1``: the dump
 ``var/history/topics.tsv.gz``), the rebuild of each service whose input topics those hold
-(points: the grid's and the orders' events; assessment: the grid's, the orders', the points'
-and the party's events): the dump is loaded into an embedded broker under ``var/history/kafka`` (its
+(grid: its commands; party: its commands and the orders' events; points: the grid's and the
+orders' events; assessment: the grid's, the orders', the points' and the party's events), the
+commands' tokens verified against the provider that signed them (kept beside the dump; a dump
+made before commands were kept rebuilds points and assessment only): the dump is loaded into an embedded broker under ``var/history/kafka`` (its
 seconds reported), and ``python -m services.<svc>.app rebuild`` runs for each service into a
 database of its own (``history_rebuild_<svc>``, replaced each run), never into the history:
 records, seconds, records/s, its transactions (``batches``) and its own CPU time. With ``KAFKA_BOOTSTRAP_SERVERS`` the topics are read there

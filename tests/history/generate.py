@@ -39,10 +39,12 @@ services run them at start-up. Then the projections are filled, in chunks, with 
 Every event carries the id, time, cause and correlation its service would have given it; the rows
 that name events name those ids. With ``--topics`` (``TOPICS=1``; the default up to ``SCALE``
 0.01) they are written as the events topics: ``var/history/topics.tsv.gz`` in time order, and
-the events topics of ``KAFKA_BOOTSTRAP_SERVERS`` when it is set (:mod:`tests.history.topics`);
-``make bench-history`` rebuilds points and assessment from them. The intake topics stay empty
-(what the commands were is not kept), and nothing is written to an outbox, so a worker started
-on the result publishes nothing from the past.
+the events topics of ``KAFKA_BOOTSTRAP_SERVERS`` when it is set (:mod:`tests.history.topics`),
+with the grid's and the party's commands on their intake topics, as their senders sent them,
+each with its sender's token (signed by an identity provider of the history's own, kept beside
+the dump: :func:`identity_of`); ``make bench-history`` rebuilds grid, party, points and
+assessment from them. The orders' and points' intake stay empty, and nothing is written to an
+outbox, so a worker started on the result publishes nothing from the past.
 
 ``SCALE`` 1.0 is a large district over ``YEARS`` 5: about 5 M cases, 500,000 residents who may
 report, 2,000 merchants, 3,000 members, about 1 M orders (half from the cases); the postings

@@ -184,11 +184,14 @@ class GridHandler(WhistleSteps, Handler):
         near = await db.open_cases_near(uow.conn, cmd.category, cmd.location.lat, cmd.location.lon,
                                         self.duplicate_radius_m)
         candidates = {c.case_id: c for c in near}
+        category = cmd.category
         for cid, s in cases.items():  # the batch's own changes are not in the projection yet
-            if s.is_open and s.category == cmd.category:
+            # the category first: it is a field, ``is_open`` a computation, and a rebuild's batch
+            # holds thousands of cases that each report of it looks through
+            if s.category is category and s.is_open:
                 candidates[cid] = OpenCase.of(s)
-            else:
-                candidates.pop(cid, None)
+            elif cid in candidates:
+                del candidates[cid]
         candidates = _as_the_worker_linked(uow, cmd.case_id, candidates)
         while True:
             events = decide(None, cmd, dataclasses.replace(ctx, open_cases=tuple(candidates.values())))
