@@ -81,13 +81,18 @@ class GridHandler(WhistleSteps, Handler):
     # -- the batch step ----------------------------------------------------------------
     @prepares(*(c for c in COMMANDS if c is not ErasePerson and c not in WHISTLE_COMMANDS))
     async def load(self, uow: UnitOfWork, commands: Sequence[Command]) -> None:
-        """Lock the states of the cases the batch names (a dismissal's original too) and look up
-        which of its patrols are logged already."""
+        """Lock the states of the cases the batch names (a dismissal's original too), look up
+        which of its patrols are logged already and the open cases near each of its new reports."""
         cases = [c.case_id for c in commands if not isinstance(c, LogPatrol)]
         cases += [c.duplicate_of for c in commands if isinstance(c, DismissCase) and c.duplicate_of]
-        await CASES.of(uow).load(cases)
-        patrols = [c.patrol_id for c in commands if isinstance(c, LogPatrol)]
-        await ProjectionRows.of(uow).load_patrols(uow.conn, patrols)
+        held = CASES.of(uow)
+        await held.load(cases)
+        rows = ProjectionRows.of(uow)
+        await rows.load_patrols(uow.conn, [c.patrol_id for c in commands if isinstance(c, LogPatrol)])
+        reports = [c for c in commands if isinstance(c, ReportCase) and c.grid_id in self.register
+                   and held.get(c.case_id) is None]
+        if reports:
+            await rows.load_near(uow.conn, reports, self.duplicate_radius_m)
 
     # -- commands ----------------------------------------------------------------------
     @handles(ReportCase)
@@ -181,8 +186,10 @@ class GridHandler(WhistleSteps, Handler):
         corrected by the states this unit of work holds; an original whose locked state is no
         longer open is dropped and the report decided again."""
         cases = CASES.of(uow)
-        near = await db.open_cases_near(uow.conn, cmd.category, cmd.location.lat, cmd.location.lon,
-                                        self.duplicate_radius_m)
+        near = ProjectionRows.of(uow).near(cmd.case_id)  # loaded by the batch step
+        if near is None:
+            near = await db.open_cases_near(uow.conn, cmd.category, cmd.location.lat, cmd.location.lon,
+                                            self.duplicate_radius_m)
         candidates = {c.case_id: c for c in near}
         category = cmd.category
         for cid, s in cases.items():  # the batch's own changes are not in the projection yet

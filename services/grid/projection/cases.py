@@ -148,10 +148,30 @@ async def open_cases_near(conn: asyncpg.Connection, category: Category, lat: flo
                           radius_m: float, limit: int = 200) -> list[OpenCase]:
     """Open cases of ``category`` within the bounding box of ``radius_m`` around a point (a superset of
     those within the radius; the domain measures the distance)."""
-    lo_lat, hi_lat, lo_lon, hi_lon = bounding_box(lat, lon, radius_m)
+    return (await open_cases_near_each(conn, [(category, lat, lon)], radius_m, limit))[0]
+
+
+async def open_cases_near_each(conn: asyncpg.Connection, points: Sequence[tuple[Category, float, float]],
+                               radius_m: float, limit: int = 200) -> list[list[OpenCase]]:
+    """:func:`open_cases_near` of each ``(category, lat, lon)``, in one query: a batch's reports
+    looked up together, not one round trip (and, in a batch, one savepoint) each."""
+    if not points:
+        return []
+    boxes = [bounding_box(lat, lon, radius_m) for _, lat, lon in points]
     rows = await conn.fetch(
-        """SELECT case_id, category, lat, lon FROM cases
-           WHERE is_open AND category = $1 AND lat BETWEEN $2 AND $3 AND lon BETWEEN $4 AND $5
-           ORDER BY reported_at, case_id LIMIT $6""",  # reports handled in one batch share reported_at
-        category.value, lo_lat, hi_lat, lo_lon, hi_lon, limit)
-    return [OpenCase(case_id=r["case_id"], category=Category(r["category"]), lat=r["lat"], lon=r["lon"]) for r in rows]
+        """SELECT p.i, c.case_id, c.category, c.lat, c.lon
+             FROM unnest($1::int[], $2::text[], $3::float8[], $4::float8[], $5::float8[], $6::float8[])
+                  AS p(i, category, lo_lat, hi_lat, lo_lon, hi_lon)
+            CROSS JOIN LATERAL (
+                  SELECT case_id, category, lat, lon, reported_at FROM cases
+                   WHERE is_open AND category = p.category AND lat BETWEEN p.lo_lat AND p.hi_lat
+                     AND lon BETWEEN p.lo_lon AND p.hi_lon
+                   ORDER BY reported_at, case_id LIMIT $7) c
+            ORDER BY p.i, c.reported_at, c.case_id""",  # reports handled in one batch share reported_at
+        list(range(len(points))), [c.value for c, _, _ in points], [b[0] for b in boxes], [b[1] for b in boxes],
+        [b[2] for b in boxes], [b[3] for b in boxes], limit)
+    out: list[list[OpenCase]] = [[] for _ in points]
+    for r in rows:
+        out[r["i"]].append(OpenCase(case_id=r["case_id"], category=Category(r["category"]), lat=r["lat"],
+                                    lon=r["lon"]))
+    return out

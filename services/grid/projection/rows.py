@@ -15,15 +15,15 @@ with it.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable, Union
+from typing import Iterable, Sequence, Union
 
 import asyncpg
 
-from schemas.grid import CaseEvent, CaseFeedback, PatrolLogged
-from services.grid.domain import CaseState
+from schemas.grid import CaseEvent, CaseFeedback, PatrolLogged, ReportCase
+from services.grid.domain import CaseState, OpenCase
 from services.kit.uow import UnitOfWork
 
-from .cases import HistoryEntry, append_history, logged_patrols, upsert_cases, upsert_patrols
+from .cases import HistoryEntry, append_history, logged_patrols, open_cases_near_each, upsert_cases, upsert_patrols
 from .store import CASES
 
 # the state after the event, the event, its id, and when it was handled
@@ -38,6 +38,7 @@ class ProjectionRows:
         self._flushed = 0  # rows before this index are written
         self._checked: set[str] = set()  # patrol ids whose presence in the table is known
         self._patrols: set[str] = set()  # patrol ids logged, before or in this batch
+        self._near: dict[str, list[OpenCase]] = {}  # a new report's case id -> open cases near it
 
     @classmethod
     def of(cls, uow: UnitOfWork) -> "ProjectionRows":
@@ -60,6 +61,19 @@ class ProjectionRows:
         if missing:
             self._patrols |= await logged_patrols(conn, missing)
             self._checked |= missing
+
+    async def load_near(self, conn: asyncpg.Connection, reports: Sequence[ReportCase], radius_m: float) -> None:
+        """Look up the open cases near each of ``reports`` in the projection, in one query: what
+        :meth:`near` answers. The projection does not change within the batch (its rows are
+        written at the flush); what the batch changes is in its case states, which the handler
+        lays over these."""
+        found = await open_cases_near_each(conn, [(r.category, r.location.lat, r.location.lon) for r in reports],
+                                           radius_m)
+        self._near.update(zip((r.case_id for r in reports), found))
+
+    def near(self, case_id: str) -> list[OpenCase] | None:
+        """The open cases near the report of ``case_id`` loaded by :meth:`load_near` (None: not loaded)."""
+        return self._near.get(case_id)
 
     async def patrol_logged(self, conn: asyncpg.Connection, patrol_id: str) -> bool:
         await self.load_patrols(conn, [patrol_id])

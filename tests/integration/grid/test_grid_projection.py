@@ -163,6 +163,32 @@ async def test_two_reports_of_one_problem_in_one_batch_are_linked_too(pool, hand
         assert (await db.get_case(conn, "b2"))["duplicate_of"] == "b1"
 
 
+async def test_a_batchs_reports_look_up_the_open_cases_near_them_in_one_query(pool, handler, monkeypatch):
+    """The batch step finds what is near each new report at once: no report runs a statement of
+    its own (nor, so, a savepoint); the batch's own reports are laid over what it found."""
+    from services.grid.projection import rows
+
+    await run(pool, handler, report("q1"))
+    lookups = []
+
+    async def each(conn, points, radius_m, limit=200):
+        lookups.append(len(points))
+        return await db.open_cases_near_each(conn, points, radius_m, limit)
+
+    async def one(*a, **kw):
+        raise AssertionError("a report looked up the cases near it by itself")
+
+    monkeypatch.setattr(rows, "open_cases_near_each", each)
+    monkeypatch.setattr(db, "open_cases_near", one)
+    uow = await run(pool, handler, report("q2", where=NEAR), report("q3", where=FAR), report("q4", where=FAR),
+                    report("q5", where=NEAR, category="other"), now=T0 + timedelta(minutes=1))
+    assert lookups == [4]
+    assert [e.subject for e in uow.emitted if e.type == "grid.case.duplicate_linked.v1"] == ["q1", "q3"]
+    async with pool.acquire() as conn:
+        assert [(await db.get_case(conn, c))["duplicate_of"] for c in ("q2", "q3", "q4", "q5")] == [
+            "q1", None, "q3", None]
+
+
 async def test_a_manual_dismissal_as_duplicate_links_to_an_open_case_only(pool, handler):
     await run(pool, handler, report("m-a"), report("m-b", where=FAR), report("m-c", where={"lat": 39.8, "lon": 116.3,
                                                                                            "address": "c"}))
