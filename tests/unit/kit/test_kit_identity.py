@@ -190,9 +190,18 @@ def test_a_token_whose_alg_is_not_its_keys_is_refused(tmp_path, key):
     refused(v, token, "algorithm")
 
 
-@pytest.mark.parametrize("token", ["", "abc", "a.b.c", "x" * 20_000, b"\xff.\xfe.\xfd", None])
+@pytest.mark.parametrize("token", ["", "abc", "a.b.c", "x" * 20_000, b"\xff.\xfe.\xfd", None,
+                                   base64.urlsafe_b64encode(b"[" * 3000) + b".e30.c2ln",  # nested too deep
+                                   base64.urlsafe_b64encode(b'"ES256"') + b".e30.c2ln"])  # not an object
 def test_garbage_is_malformed(verifier, token):
     refused(verifier, token, "malformed")
+
+
+def test_a_header_read_leniently_to_pick_the_key_is_still_checked_strictly(verifier, key):
+    """The verifier reads a token's header itself to choose the key; a character outside the
+    base64url alphabet, which that reading skips, still refuses the token."""
+    head, rest = mint(claims(), key).split(".", 1)
+    refused(verifier, f"{head[:5]}!{head[5:]}.{rest}", "malformed")
 
 
 def _jwks(tmp_path: Path, keys) -> Path:
