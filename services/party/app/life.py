@@ -36,8 +36,8 @@ from services.kit.locks import advisory_locks
 from services.kit.routes import Page
 from services.kit.uow import UnitOfWork
 from services.party.domain.life import (
-    LifeContext, OrgLifePolicy, OrgRef, decide_commitment, decide_org_life, evolve_commitment, evolve_org_life,
-    org_life_overdue,
+    Every, LifeContext, OrgLifePolicy, OrgRef, decide_commitment, decide_org_life, evolve_commitment, evolve_org_life,
+    org_life_overdue, period_of,
 )
 from services.party.domain.members import (
     SHANGHAI, MemberContext, evolve_follow_up, member_report_overdue, on_member_moved, on_member_registered,
@@ -70,6 +70,9 @@ class LifeSteps:
 
     life_policy: OrgLifePolicy
     report_window: timedelta
+    _life_checked: tuple[str, dict[str, OrgRef]] | None = None
+    """The Shanghai month of the organisations the life timer has checked, and each one as it was
+    checked (see :meth:`check_org_life`)."""
 
     # -- organisational life -----------------------------------------------------------
 
@@ -92,18 +95,32 @@ class LifeSteps:
 
     async def check_org_life(self, uow: UnitOfWork) -> int:
         """Each closed period without a meeting of a kind an organisation must hold is reported
-        once (``party.org_life.overdue.v1``); returns how many were reported this round. The
-        organisations a batch holds are left for a later round."""
+        once (``party.org_life.overdue.v1``); returns how many were reported this round. It waits
+        for the batches that hold an organisation's life.
+
+        Every period of organisational life (a month, a quarter) ends when a Shanghai month
+        begins, and a meeting recorded or a period reported only takes findings away: between two
+        month starts an organisation's findings can only change if the organisation itself does
+        (established, its kind or date corrected). So an organisation checked this month, as it
+        is now, is not loaded again before the next month (:attr:`_life_checked`, this worker's
+        memory: a worker that starts checks every organisation once). Each organisation's life
+        holds every meeting of its years; loading all of them each round grew with the history."""
         refs = await db.org_refs(uow.conn)
-        if not refs:
+        month = period_of(uow.now, Every.MONTH)
+        checked = self._life_checked
+        if checked is None or checked[0] != month:
+            checked = self._life_checked = (month, {})
+        todo = {i: r for i, r in refs.items() if checked[1].get(i) != r[0]}
+        if not todo:
             return 0
-        await advisory_locks(uow.conn, {f"party:life:{i}" for i in refs})
+        await advisory_locks(uow.conn, {f"party:life:{i}" for i in todo})
         lives = ORG_LIFE.of(uow)
-        await lives.load(refs)
+        await lives.load(todo)
         events: list[Event] = []
-        for org_id, (org, _) in refs.items():
+        for org_id, (org, _) in todo.items():
             events += org_life_overdue(org, lives.get(org_id), self.life_policy, uow.now)
         await self._apply_life(uow, events)
+        uow.after_commit(lambda: checked[1].update({i: r[0] for i, r in todo.items()}))  # not if rolled back
         return len(events)
 
     async def _apply_life(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
