@@ -5,8 +5,9 @@ Every service's migrations run into its own schema with the kit's runner, exactl
 services run them at start-up. Then the projections are filled, in chunks, with COPY:
 
 - grid: cases driven through the grid domain itself (``decide`` / ``evolve`` with the worker's
-  deadline policy on its working-time calendar, the grid and department registers): ``case_state``, ``cases`` and ``case_history``
-  are what the worker would have written for the same commands. Most cases are reported,
+  deadline policy on its working-time calendar, the grid and department registers):
+  ``case_state``, ``cases`` and ``case_history`` are what the worker would have written for the
+  same commands. Most cases are reported,
   registered, dispatched, handled, verified and closed (some reworked, some dismissed, the
   newest still open at every stage), the overdue timer's events included; each step names its
   sender where the worker's policy fills that from the token (registrar, dispatcher, the

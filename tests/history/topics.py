@@ -4,11 +4,11 @@ A :class:`Pub` is one event as its service publishes it: the envelope's ``source
 ``time``, ``causationid`` and ``correlationid``, and the payload. :func:`write_dump` encodes
 them as the kit encodes what a worker emits (:func:`schemas.envelope.build`: CloudEvents,
 structured JSON, ``subject`` = the payload's aggregate id, which is also the record key) in
-time order into a gzip file of one line per record (topic, key, timestamp in ms, value,
-tab-separated). A :class:`Pub` with a :class:`Sender` is a command instead, as an app sends it
-on the service's intake topic: ``source`` ``/users/<sub>``, and its sender's token, which the
-dump carries in a column of its own (:class:`Tokens`, the history's identity provider, signs
-it). :func:`produce` sends a dump to a broker as the outbox relay (or an app) sends records:
+time order into a gzip file of one line per record (topic, key, timestamp in ms, token, value,
+tab-separated; the token empty but for a command). A :class:`Pub` with a :class:`Sender` is a
+command instead, as an app sends it on the service's intake topic: ``source`` ``/users/<sub>``,
+and its sender's token, which the dump carries in a column of its own (:class:`Tokens`, the
+history's identity provider, signs it). :func:`produce` sends a dump to a broker as the outbox relay (or an app) sends records:
 the partition by murmur2 of the key (Kafka's default partitioner), the ``content-type``
 header (and a command's ``authorization: Bearer``), the event's time as the record's timestamp,
 each key's records in order.
