@@ -26,10 +26,12 @@ Then, when the history was made with its events topics (``make history TOPICS=1`
 orders' events; assessment: the grid's, the orders', the points' and the party's events), the
 commands' tokens verified against the provider that signed them (kept beside the dump; a dump
 made before commands were kept rebuilds points and assessment only): the dump is loaded into an
-embedded broker under ``var/history/kafka`` (its seconds reported), and ``python -m services.<svc>.app rebuild`` runs for each service into a
-database of its own (``history_rebuild_<svc>``, replaced each run), never into the history:
-records, seconds, records/s, its transactions (``batches``) and its own CPU time. With ``KAFKA_BOOTSTRAP_SERVERS`` the topics are read there
-instead (the broker the history was written to) and nothing is loaded.
+embedded broker under ``var/history/kafka`` (its seconds reported), and ``python -m
+services.<svc>.app rebuild`` runs for each service into a database of its own
+(``history_rebuild_<svc>``, replaced each run), never into the history: records, seconds,
+records/s, its transactions (``batches``) and its own CPU time. With
+``KAFKA_BOOTSTRAP_SERVERS`` the topics are read there instead (the broker the history was
+written to) and nothing is loaded.
 
 Prints one JSON line: the figures of both runs, the size of the history and the ratios
 history/empty of each p99 and time, and the rebuilds.

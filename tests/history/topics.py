@@ -8,10 +8,10 @@ time order into a gzip file of one line per record (topic, key, timestamp in ms,
 tab-separated; the token empty but for a command). A :class:`Pub` with a :class:`Sender` is a
 command instead, as an app sends it on the service's intake topic: ``source`` ``/users/<sub>``,
 and its sender's token, which the dump carries in a column of its own (:class:`Tokens`, the
-history's identity provider, signs it). :func:`produce` sends a dump to a broker as the outbox relay (or an app) sends records:
-the partition by murmur2 of the key (Kafka's default partitioner), the ``content-type``
-header (and a command's ``authorization: Bearer``), the event's time as the record's timestamp,
-each key's records in order.
+history's identity provider, signs it). :func:`produce` sends a dump to a broker as the outbox
+relay (or an app) sends records: the partition by murmur2 of the key (Kafka's default
+partitioner), the ``content-type`` header (and a command's ``authorization: Bearer``), the
+event's time as the record's timestamp, each key's records in order.
 
 The dump is what keeps the topics: the embedded broker holds everything in memory, so a
 history's topics outlive the run that made them only as this file (``make bench-history``
