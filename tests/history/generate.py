@@ -210,7 +210,7 @@ class GridWorld:
         by_reporter = Sender(reporter["id"], ("resident",)) if resident else _grid_worker(reporter["id"], grid)
         run = CaseRun(state=None, saves=0, events=[])  # type: ignore[arg-type]
         state: CaseState | None = None
-        now = reported_at.astimezone(timezone.utc)  # the worker's clock is UTC: the times it writes are
+        now = reported_at.astimezone(timezone.utc)  # the worker's clock is UTC, and so are the times it writes
 
         def apply(events, at: datetime, cause: str | None) -> None:
             nonlocal state
