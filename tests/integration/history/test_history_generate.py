@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from pathlib import Path
 
 import asyncpg
 import orjson
@@ -40,7 +41,6 @@ from tests.support.rebuild import differences, report, snapshot
 # 200 cases over three years: points earned in the first year expire (by the expiry timer) in the third
 PLAN = Plan(years=3, scale=0.00004, end=datetime(2026, 11, 20, 9, tzinfo=SH))
 SKEW = ServiceSettings.model_fields["event_time_max_skew_seconds"].default
-HISTORY_DUMP: list = []
 TOPICS = ("grid.events.v1", "orders.events.v1", "points.events.v1", "assessment.events.v1", "party.events.v1",
           "grid.intake.v1", "party.intake.v1")
 
@@ -58,9 +58,13 @@ async def topics_broker():
 
 
 @pytest.fixture(scope="module")
-async def history(module_database_url, topics_broker, tmp_path_factory):
-    dump = tmp_path_factory.mktemp("history") / "topics.tsv.gz"
-    HISTORY_DUMP[:] = [dump]
+def dump(tmp_path_factory) -> Path:
+    """Where the history's topics go (and, beside them, the identity provider of its commands)."""
+    return tmp_path_factory.mktemp("history") / "topics.tsv.gz"
+
+
+@pytest.fixture(scope="module")
+async def history(module_database_url, topics_broker, dump):
     out = await generate(module_database_url, PLAN, topics=dump, bootstrap=topics_broker)
     return module_database_url, out
 
@@ -395,12 +399,13 @@ NOT_COMPARED_COLUMNS = {"grid": {}, "party": {"member_follow_ups": ["report_sett
 
 
 @pytest.mark.parametrize("service", ["grid", "party"])
-async def test_grid_and_party_rebuild_from_their_commands_as_generated(history, topics_broker, records, service):
+async def test_grid_and_party_rebuild_from_their_commands_as_generated(history, topics_broker, records, dump,
+                                                                      service):
     """The commands the history keeps on the intake topics, each with its sender's token, rebuild
     the grid and the party (with the orders events the party consumes) into what the generator
     wrote, row for row, but for what their timers did; none is refused."""
     url, _ = history
-    r = await rebuild(service, url, topics_broker, HISTORY_DUMP[0])
+    r = await rebuild(service, url, topics_broker, dump)
     intake = [m for _, m in records[f"{service}.intake.v1"]]
     assert intake and r["records"] >= len(intake)
     assert r["rejected"] == {}, r
