@@ -5,7 +5,11 @@ import asyncio
 import contextlib
 import time
 import uuid
+from datetime import datetime
+from typing import Any, Awaitable, Callable
 
+from services.kit.outbox import write as write_outbox
+from services.kit.uow import UnitOfWork
 from tests.support.procs import Worker
 
 
@@ -36,3 +40,15 @@ async def wait_for(fn, *, timeout: float = 30.0, every: float = 0.2):
             return got
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(every)
+
+
+async def run_timer(pool, timer: Callable[[UnitOfWork], Awaitable[Any]], now: datetime) -> tuple[Any, UnitOfWork]:
+    """One round of a party timer (``timer(uow)``, e.g. ``handler.check_councils``) at ``now``,
+    committed as the kit's timers commit it: what the round returned, and its unit of work."""
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, "party", now)
+        found = await timer(uow)
+        await uow.flush()
+        await write_outbox(conn, uow.records)
+    uow.committed()
+    return found, uow

@@ -39,7 +39,7 @@ from tests.support.identity import command_token, token
 from tests.support.kafka import command, of_type, read_all, send
 from tests.support.procs import Worker, http
 
-from .support import party_worker, uid, wait_for
+from .support import party_worker, run_timer, uid, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,12 +93,7 @@ def emitted(uow: UnitOfWork) -> list[str]:
 
 async def timer_round(pool, handler: PartyHandler, now: datetime) -> tuple[int, list[str]]:
     """One round of the council timer (councils checked, event types), committed as the kit does."""
-    async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, "party", now)
-        checked = await handler.check_councils(uow)
-        await uow.flush()
-        await write_outbox(conn, uow.records)
-    uow.committed()
+    checked, uow = await run_timer(pool, handler.check_councils, now)
     return checked, emitted(uow)
 
 

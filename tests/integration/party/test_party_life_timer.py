@@ -24,6 +24,8 @@ from services.party.app.settings import MIGRATIONS, PartySettings
 from services.party.projection.life import ORG_LIFE
 from tests.support.db import migrated_pool
 
+from .support import run_timer
+
 pytestmark = pytest.mark.integration
 
 STREET, COMMUNITY, OTHER = "110105001", "110105001005", "110105001003"
@@ -48,13 +50,7 @@ async def establish(pool, now: datetime, *orgs: EstablishOrg) -> None:
 
 async def tick(pool, handler: PartyHandler, now: datetime) -> int:
     """One round of the life timer, committed as the kit's timer does: what it reported."""
-    async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, "party", now)
-        found = await handler.check_org_life(uow)
-        await uow.flush()
-        await write_outbox(conn, uow.records)
-    uow.committed()
-    return found
+    return (await run_timer(pool, handler.check_org_life, now))[0]
 
 
 async def test_an_organisations_life_is_loaded_once_a_month_and_nothing_due_is_missed(pool, monkeypatch):
