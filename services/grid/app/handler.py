@@ -186,10 +186,7 @@ class GridHandler(WhistleSteps, Handler):
         corrected by the states this unit of work holds; an original whose locked state is no
         longer open is dropped and the report decided again."""
         cases = CASES.of(uow)
-        near = ProjectionRows.of(uow).near(cmd.case_id)  # loaded by the batch step
-        if near is None:
-            near = await db.open_cases_near(uow.conn, cmd.category, cmd.location.lat, cmd.location.lon,
-                                            self.duplicate_radius_m)
+        near = await ProjectionRows.of(uow).near(uow.conn, cmd, self.duplicate_radius_m)
         candidates = {c.case_id: c for c in near}
         category = cmd.category
         for cid, s in cases.items():  # the batch's own changes are not in the projection yet

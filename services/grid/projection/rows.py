@@ -63,17 +63,20 @@ class ProjectionRows:
             self._checked |= missing
 
     async def load_near(self, conn: asyncpg.Connection, reports: Sequence[ReportCase], radius_m: float) -> None:
-        """Look up the open cases near each of ``reports`` in the projection, in one query: what
-        :meth:`near` answers. The projection does not change within the batch (its rows are
-        written at the flush); what the batch changes is in its case states, which the handler
-        lays over these."""
+        """Look up the open cases near each of ``reports`` in the projection, in one query (the
+        batch step's: what :meth:`near` then answers). The projection does not change within the
+        batch (its rows are written at the flush); what the batch changes is in its case states,
+        which the handler lays over these."""
         found = await open_cases_near_each(conn, [(r.category, r.location.lat, r.location.lon) for r in reports],
                                            radius_m)
         self._near.update(zip((r.case_id for r in reports), found))
 
-    def near(self, case_id: str) -> list[OpenCase] | None:
-        """The open cases near the report of ``case_id`` loaded by :meth:`load_near` (None: not loaded)."""
-        return self._near.get(case_id)
+    async def near(self, conn: asyncpg.Connection, report: ReportCase, radius_m: float) -> list[OpenCase]:
+        """The open cases near ``report`` in the projection: loaded with the batch's other reports
+        by :meth:`load_near`, else now."""
+        if report.case_id not in self._near:
+            await self.load_near(conn, [report], radius_m)
+        return self._near[report.case_id]
 
     async def patrol_logged(self, conn: asyncpg.Connection, patrol_id: str) -> bool:
         await self.load_patrols(conn, [patrol_id])
