@@ -70,7 +70,7 @@ import logging
 import os
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Sequence
@@ -121,6 +121,7 @@ class Outcome:
     cpu_seconds: float = 0.0  # this process's CPU time while replaying (the rest: waiting)
     batches: int = 0
     not_handled_live: int = 0  # messages left out by ``handled_only``: no worker had handled them
+    timer_rounds: int = 0  # live timer rounds run again (``rt.timer(..., replays=...)``)
 
     @property
     def per_second(self) -> float:
@@ -132,6 +133,7 @@ class Outcome:
                 "fetch_seconds": round(self.fetch_seconds, 3), "handle_seconds": round(self.handle_seconds, 3),
                 "decode_seconds": round(self.decode_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
                 "handled_times_found": self.handled_times, "not_handled_live": self.not_handled_live,
+                "timer_rounds": self.timer_rounds,
                 "not_published_again": dict(self.suppressed), "rejected": dict(self.rejected)}
 
 
@@ -156,30 +158,38 @@ class _OneConnection:
 
 class _ReplayUnitOfWork(UnitOfWork):
     """A unit of work whose ``now`` is, while a message is handled, the time that message was
-    handled live (else its record's time); between messages the batch's last such time."""
+    handled live (else its record's time); between messages the batch's last such time. A
+    timer's round (``round``: its key in ``rebuild_emitted``) has no message: what the live
+    round published stands for what a message caused."""
 
-    def __init__(self, conn, service: str, times: dict[str, datetime], ids: dict[tuple[str, str], list[str]],
+    def __init__(self, conn, service: str, times: dict[str, datetime], ids: dict[tuple[str, ...], list[str]],
                  batch_now: datetime, data: dict[tuple[str, str], list[dict]] | None = None,
-                 known: set[str] | frozenset[str] = frozenset()):
+                 known: set[str] | frozenset[str] = frozenset(), round: str | None = None):
         self._times = times
         self._ids = ids
         self._data = data or {}
+        self._round = round
         # message id -> types of the events it caused live; a message the worker is known to have
         # handled (its events, or the inbox) with no events is known to have caused none
         self._types: dict[str, set[str]] = {i: set() for i in known}
-        for cause, type_ in ids:
-            self._types.setdefault(cause, set()).add(type_)
+        for k in ids:  # (cause, type), or a round's (round, type, subject)
+            self._types.setdefault(k[0], set()).add(k[1])
         super().__init__(conn, service, batch_now)
 
-    def caused_live(self, event_type: str) -> bool | None:
+    def _cause(self) -> str | None:
+        """The id of what is being handled: the message, else the timer's round."""
         msg = self.message
-        return msg is not None and event_type in self._types.get(msg.id, ())
+        return msg.id if msg is not None else self._round
+
+    def caused_live(self, event_type: str) -> bool | None:
+        cause = self._cause()
+        return cause is not None and event_type in self._types.get(cause, ())
 
     def live_events(self, event_type: str) -> list[dict[str, Any]] | None:
-        msg = self.message
-        if msg is None or msg.id not in self._types:
+        cause = self._cause()
+        if cause is None or cause not in self._types:
             return None
-        return list(self._data.get((msg.id, event_type), ()))
+        return list(self._data.get((cause, event_type), ()))
 
     def emit(self, payload, *, cause=None, id=None, time=None, key=None):
         """An event gets the id the worker gave it when it first published it (the n-th event of
@@ -187,10 +197,12 @@ class _ReplayUnitOfWork(UnitOfWork):
         the topic."""
         if id is None:
             c = cause if cause is not None else self.message
-            if c is not None:
-                known = self._ids.get((c.id, payload.TYPE))
-                if known:
-                    id = known.pop(0)
+            # a round's events are told apart by their subject too: a round's order over its
+            # aggregates is not the live one's
+            known = (self._ids.get((c.id, payload.TYPE)) if c is not None else
+                     self._ids.get((self._round, payload.TYPE, key or payload.aggregate_id)) if self._round else None)
+            if known:
+                id = known.pop(0)
         return super().emit(payload, cause=cause, id=id, time=time, key=key)
 
     @property  # type: ignore[override]
@@ -235,21 +247,26 @@ class _ReplayConsumer(BatchConsumer):
         return _ReplayUnitOfWork(conn, self.service, self.times, ids, batch_now, self.data, self.known)
 
     async def _write_outbox(self, conn, records: list[OutboxRecord]) -> None:
-        # what the worker could not write to its outbox it did not handle (the message was
-        # dead-lettered, its effects undone): so the replay, which writes nothing, still checks
-        check_sizes(records)
-        for r in records:
-            self.outcome.suppressed[r.topic] += 1
-            if r.topic.endswith(".rejections.v1"):
-                try:
-                    self.outcome.rejected[orjson.loads(r.value)["data"]["reason"]] += 1
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    pass
+        _not_published(self.outcome, records)
 
     def _sender(self, it: Item, now: float | None = None, tokens: dict | None = None):
         # as of the record's timestamp: a history's tokens have long expired by now
         at = it.timestamp / 1000 if it.timestamp is not None and it.timestamp >= 0 else None
         return super()._sender(it, at, tokens)
+
+
+def _not_published(outcome: Outcome, records: list[OutboxRecord]) -> None:
+    """Count what the replay would write to the outbox, which it does not (step 5 above). What
+    the worker could not write to its outbox it did not handle (the message was dead-lettered,
+    its effects undone): so the replay, which writes nothing, still checks."""
+    check_sizes(records)
+    for r in records:
+        outcome.suppressed[r.topic] += 1
+        if r.topic.endswith(".rejections.v1"):
+            try:
+                outcome.rejected[orjson.loads(r.value)["data"]["reason"]] += 1
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                pass
 
 
 async def _connect(dsn: str, schema: str, service: str) -> asyncpg.Connection:
@@ -356,16 +373,32 @@ def _progress(enabled: bool):
                     disable=not enabled, transient=False)
 
 
-async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, progress) -> int:
+@dataclass(frozen=True, slots=True)
+class _Round:
+    """A live round of a replayed timer: when it ran (the time of the events it published), and
+    the key its events are noted under in ``rebuild_emitted`` in place of a cause."""
+    at: datetime
+    timer: str
+
+    @property
+    def key(self) -> str:
+        return f"timer {self.timer} {self.at.isoformat()}"  # no message id has a space
+
+
+async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, progress) -> list[_Round]:
     """Fill the temporary table ``rebuild_handled`` (message id -> time it was handled live)
-    from the service's own events and rejections topics."""
+    from the service's own events and rejections topics; the live rounds of the replayed timers
+    (``rt.replayed_timers``), in time order: each distinct time at which an event of a type a
+    timer replays was published with no cause (its events noted under the round's key)."""
     await conn.execute("CREATE TEMPORARY TABLE rebuild_handled (id text PRIMARY KEY, at timestamptz NOT NULL)")
     # each cause's first time as read, in topic order (``seq``); made distinct at the end
     await conn.execute("CREATE TEMPORARY TABLE rebuild_caused (seq bigint NOT NULL, id text NOT NULL, "
                        "at timestamptz NOT NULL)")
     await conn.execute("CREATE TEMPORARY TABLE rebuild_emitted (cause text NOT NULL, type text NOT NULL, "
-                       "seq bigint NOT NULL, id text NOT NULL, data text)")
+                       "seq bigint NOT NULL, id text NOT NULL, data text, subject text)")
     replayed = {t for _, _, handler, _ in rt._consumer_specs for t in handler.replayed}  # noqa: SLF001
+    timer_of = {t: name for name, (_, types) in rt.replayed_timers.items() for t in types}
+    rounds: set[_Round] = set()
     consumer = _consumer(rt)
     await consumer.start()
     try:
@@ -394,9 +427,17 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
                         typ, eid = doc.get("type"), doc.get("id")
                     except (orjson.JSONDecodeError, AttributeError, TypeError):
                         continue
-                    if isinstance(cause, str) and isinstance(typ, str) and isinstance(eid, str):
+                    noted, subject = cause, None  # what the event is noted under: its cause, else its timer's round
+                    if cause is None and typ in timer_of and isinstance(at, str):
+                        try:  # a timer's round: its events are dated when it ran
+                            round_ = _Round(datetime.fromisoformat(at), timer_of[typ])
+                        except ValueError:
+                            continue
+                        rounds.add(round_)
+                        noted, subject = round_.key, doc.get("subject")
+                    if isinstance(noted, str) and isinstance(typ, str) and isinstance(eid, str):
                         data = orjson.dumps(doc.get("data")).decode() if typ in replayed else None
-                        emitted.append((cause, typ, len(emitted) + n_emitted, eid, data))
+                        emitted.append((noted, typ, len(emitted) + n_emitted, eid, data, subject))
                     if isinstance(cause, str) and isinstance(at, str) and cause not in seen:
                         if len(seen) >= SEEN_KEPT:  # the dict only saves rows: the first of each is kept below
                             seen.clear()
@@ -413,13 +454,13 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
                 n_rows += len(rows)
             if emitted:
                 await conn.copy_records_to_table("rebuild_emitted", records=emitted,
-                                                 columns=("cause", "type", "seq", "id", "data"))
+                                                 columns=("cause", "type", "seq", "id", "data", "subject"))
                 n_emitted += len(emitted)
         await conn.execute("INSERT INTO rebuild_handled (id, at) SELECT DISTINCT ON (id) id, at FROM rebuild_caused "
                            "ORDER BY id, seq")
         await conn.execute("DROP TABLE rebuild_caused")
         await conn.execute("CREATE INDEX ON rebuild_emitted (cause, seq)")
-        return await conn.fetchval("SELECT count(*) FROM rebuild_handled")
+        return sorted(rounds, key=lambda r: (r.at, r.timer))
     finally:
         await consumer.stop()
 
@@ -456,8 +497,11 @@ async def _read_inbox_times(conn: asyncpg.Connection) -> int:
 
 
 async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncpg.Connection, progress,
-                  outcome: Outcome, batch_records: int, handled_only: bool = False) -> None:
-    """Merge the input topics and feed the batches through the worker's path on ``conn``.
+                  outcome: Outcome, batch_records: int, handled_only: bool = False,
+                  rounds: Sequence[_Round] = ()) -> None:
+    """Merge the input topics and feed the batches through the worker's path on ``conn``; run
+    each of the replayed timers' ``rounds`` (in time order) between the messages handled live
+    before it and those handled after it, in a transaction of its own.
 
     Two tasks share the process: this one fetches, merges, decodes each batch, looks up its
     handling times and claims its messages in the inbox (on ``lookup``, the connection that
@@ -488,7 +532,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             by_topic[t.name] = rc
     consumer = _consumer(rt)
     await consumer.start()
-    ready: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=LOOKAHEAD)
+    ready: asyncio.Queue[_Batch | _Tick | None] = asyncio.Queue(maxsize=LOOKAHEAD)
     handling: asyncio.Future | None = None
     try:
         bounds = await _bounds(consumer, list(by_topic))
@@ -514,6 +558,10 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             """Handle the batches handed over, in order, each after the one before has committed."""
             while (batch := await ready.get()) is not None:
                 t0 = time.perf_counter()
+                if isinstance(batch, _Tick):
+                    await run_round(batch)
+                    outcome.handle_seconds += time.perf_counter() - t0
+                    continue
                 c = batch.consumer
                 c.times, c.ids, c.data, c.known = batch.times, batch.ids, batch.data, batch.known
                 batch.consumer.claimed = batch.claimed
@@ -524,9 +572,21 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                 progress.update(task, advance=len(batch.items),
                                 rate=f"{outcome.records / max(1e-9, time.perf_counter() - started):,.0f} records/s")
 
+        async def run_round(tick: _Tick) -> None:
+            """A timer's round as the live one ran: at its time, with the ids its events had."""
+            fn, _ = rt.replayed_timers[tick.round.timer]
+            async with conn.transaction():
+                uow = _ReplayUnitOfWork(conn, rt.service, {}, tick.ids, tick.round.at, tick.data,
+                                        {tick.round.key}, round=tick.round.key)
+                await fn(uow)
+                await uow.flush()
+                _not_published(outcome, uow.records)
+            uow.committed()
+            outcome.timer_rounds += 1
+
         handling = asyncio.ensure_future(handle())
 
-        async def hand_over(batch: _Batch | None) -> None:
+        async def hand_over(batch: _Batch | _Tick | None) -> None:
             """Queue a batch for :func:`handle` (waiting while it is ``LOOKAHEAD`` batches behind);
             if handling failed, raise why."""
             put = asyncio.ensure_future(ready.put(batch))
@@ -589,6 +649,23 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             await hand_over(_Batch(rc, pending, times, emitted, claimed, data, set(found)))
             pending = []
 
+        due = deque(rounds)
+
+        async def rounds_until(key: float | None) -> None:
+            """Hand over the timer rounds that ran before ``key`` (a record's merge key; None:
+            all that are left), after the messages merged so far."""
+            while due and (key is None or due[0].at.timestamp() < key):
+                await flush()
+                r = due.popleft()
+                ids: dict[tuple[str, ...], list[str]] = {}
+                data: dict[tuple[str, str], list[dict]] = {}
+                for row in await lookup.fetch("SELECT type, id, data, subject FROM rebuild_emitted WHERE cause = $1 "
+                                              "ORDER BY seq", r.key):
+                    ids.setdefault((r.key, row[0], row[3]), []).append(row[1])
+                    if row[2] is not None:
+                        data.setdefault((r.key, row[0]), []).append(orjson.loads(row[2]))
+                await hand_over(_Tick(r, ids, data))
+
         async def refill(want: list[TopicPartition]) -> None:
             """Fetch until every partition in ``want`` has buffered records or is at its end."""
             want = [tp for tp in want if fetched[tp] < ends[tp]]
@@ -615,7 +692,9 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                 heapq.heappush(heap, (k, tp.topic, tp.partition, head.offset, tp))
         merged = 0
         while heap:
-            _, _, _, _, tp = heapq.heappop(heap)
+            key, _, _, _, tp = heapq.heappop(heap)
+            if due:
+                await rounds_until(key)
             _, it = buffers[tp].pop()
             rc = by_topic[tp.topic]
             if pending and (rc is not pending_consumer or len(pending) >= batch_records):
@@ -631,6 +710,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             if merged % DECODE_STEP == 0:
                 await asyncio.sleep(0)  # let the handling task go on
         await flush()
+        await rounds_until(None)
         await hand_over(None)
         await handling
         outcome.seconds = time.perf_counter() - started
@@ -653,6 +733,14 @@ class _Batch:
     claimed: set[tuple[str, str]]
     data: dict[tuple[str, str], list[dict]]  # (cause, type) -> the live events' data the handler asks for
     known: set[str]  # the messages whose live handling is known (their events or the inbox)
+
+
+@dataclass(slots=True)
+class _Tick:
+    """A replayed timer's round, ready to be run: the ids and the data of the events it had."""
+    round: _Round
+    ids: dict[tuple[str, ...], list[str]]  # (round, type, subject) -> ids
+    data: dict[tuple[str, str], list[dict]]
 
 
 async def _order_keys(conn: asyncpg.Connection, items: list[Item], have_times: bool = True,
@@ -703,7 +791,7 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
         await _exclusive(conn, rt.service)
         lookup = await _connect(s.migration_dsn(), rt.service, rt.service)
         with _progress(progress_bar) as progress:
-            await _read_handling_times(rt, lookup, progress)
+            rounds = await _read_handling_times(rt, lookup, progress)
             await _read_inbox_times(lookup)
             # autovacuum never analyses a temporary table, and without statistics the planner
             # misjudges each batch's lookup of what its messages caused (a grid rebuild of 1.6
@@ -718,7 +806,7 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
             for hook in rt._startup_hooks:  # noqa: SLF001 (reference data the handlers load)
                 await _run_hook(rt, hook, conn)
             with few_collections():
-                await _replay(rt, conn, lookup, progress, outcome, batch_records, handled_only)
+                await _replay(rt, conn, lookup, progress, outcome, batch_records, handled_only, rounds)
         await conn.execute("SET synchronous_commit = on")
         await conn.execute("ANALYZE")
     finally:

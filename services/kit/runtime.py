@@ -125,6 +125,9 @@ class ServiceRuntime:
         self.producer = None
         self.consumers: list[BatchConsumer] = []
         self._consumer_specs: list[tuple[str, Sequence[Topic], Handler, str | None]] = []
+        # timer name -> (its function, the types of the events it publishes): what a rebuild
+        # runs again at the times the live timer published (``rt.timer(..., replays=...)``)
+        self.replayed_timers: dict[str, tuple[Callable[[UnitOfWork], Awaitable[None]], frozenset[str]]] = {}
         self._startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.ready = False
         self.serving = False  # migrations applied and start-up hooks run: routes with db=True may run
@@ -422,15 +425,29 @@ class ServiceRuntime:
         if any(deleted.values()):
             log.info("retention: deleted %s", {t: n for t, n in deleted.items() if n})
 
-    def timer(self, seconds: float, *, name: str | None = None, exclusive: bool = False):
+    def timer(self, seconds: float, *, name: str | None = None, exclusive: bool = False,
+              replays: Iterable[type] = ()):
         """Run ``fn(uow)`` every ``seconds`` in its own transaction, once the worker is ready.
 
         ``exclusive``: one worker of the service at a time runs it (a transaction-scoped
-        advisory lock named after the timer; a worker that finds it taken skips its turn)."""
+        advisory lock named after the timer; a worker that finds it taken skips its turn).
+
+        ``replays``: the classes of every event the timer publishes, when what it does is a
+        function of the projection and ``uow.now`` alone and each of its events is dated
+        ``uow.now``. A rebuild (:mod:`services.kit.rebuild`) then runs it again at each time
+        the live timer published one of them (no message caused it), between the messages
+        handled before and after, so that what the round changed is rebuilt too. A type may
+        belong to one such timer only."""
+        types = frozenset(t.TYPE for t in replays)
 
         def deco(fn: Callable[[UnitOfWork], Awaitable[None]]):
             tname = name or fn.__name__
             lock_key = f"timer:{self.service}:{tname}"
+            if types:
+                taken = {t for other, (_, ts) in self.replayed_timers.items() if other != tname for t in ts} & types
+                if taken:
+                    raise ValueError(f"timer {tname}: {sorted(taken)} already replayed by another timer")
+                self.replayed_timers[tname] = (fn, types)
 
             async def tick() -> None:
                 if not self.ready:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from schemas.codes import GridCode
-from schemas.grid import Category
+from schemas.grid import CaseOverdue, CaseSupervised, Category, WhistleMissed
 from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
 from services.grid import projection as db
 from services.grid.domain import PUBLIC_CATEGORIES, CaseStatus
@@ -38,7 +38,7 @@ grid_metrics = metrics.register()
 # -- timers ---------------------------------------------------------------------------------
 
 
-@rt.timer(settings.overdue_interval_seconds, name="overdue", exclusive=True)
+@rt.timer(settings.overdue_interval_seconds, name="overdue", exclusive=True, replays=(CaseOverdue, CaseSupervised))
 async def overdue(uow) -> None:
     """Missed deadlines → grid.case.overdue.v1 (+ grid.case.supervised.v1 while the case is open),
     once each, by one worker of the service at a time."""
@@ -131,7 +131,7 @@ async def list_patrols(req: Request[None, api.PatrolQuery, None]):
 whistle_metrics = whistles.register_metrics()
 
 
-@rt.timer(settings.whistle_interval_seconds, name="whistles", exclusive=True)
+@rt.timer(settings.whistle_interval_seconds, name="whistles", exclusive=True, replays=(WhistleMissed,))
 async def whistles_timer(uow) -> None:
     """Summoned departments without a report by report_by → grid.whistle.missed.v1, once each,
     by one worker of the service at a time."""

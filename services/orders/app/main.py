@@ -4,6 +4,7 @@ Run: ``python -m services.orders.app worker``.
 """
 from __future__ import annotations
 
+from schemas.orders import OrderDispatched, OrderDispatchExpired
 from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
 from services.kit.http import HttpError
 from services.kit.routes import Request
@@ -29,7 +30,7 @@ rt.command_api(handler)
 # -- timers ---------------------------------------------------------------------------------
 
 
-@rt.timer(settings.expiry_interval_seconds, name="expire_dispatches")
+@rt.timer(settings.expiry_interval_seconds, name="expire_dispatches", replays=(OrderDispatchExpired, OrderDispatched))
 async def expire(uow: UnitOfWork) -> None:
     """Dispatches past accept_by: every worker may run it, each takes the due orders no other holds."""
     await handler.expire_dispatches(uow)

@@ -39,7 +39,8 @@ async def handled_and_published(kafka: str, database_url: str, commands: int, *,
     for _ in range(120):
         out = await read_all(kafka, "grid.events.v1", timeout=2) + await read_all(kafka, "grid.rejections.v1", timeout=2)
         dlq = await read_all(kafka, "grid.dlq.v1", timeout=1) if dead_letter else [None]
-        if len({r["value"]["causationid"] for r in out if isinstance(r["value"], dict)}) >= commands and dlq:
+        causes = {r["value"].get("causationid") for r in out if isinstance(r["value"], dict)} - {None}  # None: a timer's
+        if len(causes) >= commands and dlq:
             break
         await asyncio.sleep(0.5)
     else:
@@ -296,3 +297,46 @@ async def test_a_replayed_report_is_the_duplicate_of_the_case_the_worker_linked_
     assert rebuilt_cases[first][0] == "reported"  # the HTTP dismissal is not input: open, and near the second
     assert {c: rebuilt_cases[c] for c in (second, third)} == {c: live_cases[c] for c in (second, third)}
     assert rebuilt_history == live_history
+
+
+async def test_the_overdue_timers_rounds_are_run_again_when_the_live_worker_ran_them(kafka, database_url, tmp_path):
+    """Cases of a category whose registration is due within 2 seconds: the overdue timer reports
+    the missed deadline and supervises each case (a yellow card; no message caused either), then
+    one case is registered late and dispatched. The rebuild runs the timer again at each time
+    the live one published, between the messages handled before and after it: the cases, their
+    deadlines and their history come back as the worker left them, row for row, nothing left
+    out, and the round's events are not published again."""
+    w = grid_worker(kafka, database_url, tmp_path / "worker.log").start()
+    late, left = new_id("od"), new_id("od")
+    FAR = {"lat": 39.9419, "lon": 116.4436, "address": "团结湖5号楼"}  # ~2 km away: not a duplicate
+    try:
+        await w.wait_ready()
+        await send_as_senders(kafka, envelope(report(late, category="other", reporter="res-1"), late),
+                              envelope(report(left, category="other", reporter="res-2", where=FAR), left))
+        supervised = await read_all(kafka, "grid.events.v1", min_count=2, timeout=30, predicate=lambda r: (
+            r["value"]["type"] == "grid.case.supervised.v1"))
+        assert {r["value"]["subject"] for r in supervised} == {late, left}
+        await send_as_senders(kafka, envelope(cmd("case.register", case_id=late, department=DEPARTMENTS[0],
+                                                  registrar_id="clerk-1"), late),
+                              envelope(cmd("case.dispatch", case_id=late, department=DEPARTMENTS[0],
+                                           assignee_id="staff-7"), late))
+        await read_all(kafka, "grid.events.v1", min_count=1, timeout=30,
+                       predicate=lambda r: r["value"]["type"] == "grid.case.dispatched.v1")
+        await handled_and_published(kafka, database_url, 4)
+    finally:
+        assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
+    events = [r["value"] for r in await read_all(kafka, "grid.events.v1", timeout=2)]
+    from_timer = [e for e in events if e.get("causationid") is None]
+    assert {e["type"] for e in from_timer} == {"grid.case.overdue.v1", "grid.case.supervised.v1"}
+    live = await snapshot(database_url, "grid")
+
+    done = await asyncio.to_thread(run_rebuild, w.env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
+    rebuilt = await snapshot(database_url, "grid")
+    diffs = differences(live, rebuilt)
+    assert not diffs, f"{outcome}\n{diff_report(diffs)}"
+    assert outcome["timer_rounds"] == len({e["time"] for e in from_timer})
+    assert outcome["not_published_again"]["grid.events.v1"] == len(events)
+    history = [r for r in rebuilt.rows["case_history"] if late in r or left in r]
+    assert sum(1 for r in history if "grid.case.supervised.v1" in r) == 2
