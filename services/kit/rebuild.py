@@ -16,6 +16,8 @@ database, or to prove that the projection is a function of the log. Steps:
    (on the service's calendar). A decision that rests on state no topic holds asks the unit
    of work what the worker's handling caused (:meth:`UnitOfWork.caused_live`, and the data
    of the event types the handler names in ``replayed``: :meth:`UnitOfWork.live_events`).
+   The events no message caused, of the types a timer declares it ``replays``
+   (``rt.timer(..., replays=...)``), give the times that timer's live rounds ran.
 3. **Drop and migrate.** Every object in the service's schema is dropped (the kit's tables
    too: inbox, outbox, remembered HTTP outcomes, aggregates, erasures) and the migrations run
    again.
@@ -32,7 +34,11 @@ database, or to prove that the projection is a function of the log. Steps:
    a batch message by message). A command's token is verified as of its record's timestamp, as
    if the record had been handled when it was written. The next batches are
    decoded, and their messages claimed in the inbox, on a second connection while a batch is
-   handled (see :func:`_replay`).
+   handled (see :func:`_replay`). Each live round of a replayed timer runs again at its
+   time, in a transaction of its own between the messages handled live before it and those
+   handled after it: what it changed (an expired dispatch given to someone else, a case
+   supervised) is rebuilt, its events get the ids they were published under (by type and
+   subject), and later messages are decided on the state it left, as the worker decided them.
 5. **Nothing is published again.** The events, rejections and dead letters the replay causes
    were published when the messages were first handled: the topics hold them, and consumers
    of other services have acted on them. So the rebuild writes none of them to the outbox (it
@@ -47,9 +53,13 @@ What the input topics cannot give back, a rebuild does not have:
 
 - commands sent over HTTP (``POST /v1/commands``) are handled without passing through the
   intake topic: their effects are not rebuilt;
-- the effects of the service's timers (overdue checks, expiries, period closes) are not
-  input: the timers of the next worker derive them again from the rebuilt state and the
-  clock (and publish what they find);
+- the effects of the service's other timers (period closes, which start from a mark of how
+  far they had looked; rounds that change state without publishing) are not input: the timers
+  of the next worker derive them again from the rebuilt state and the clock (and publish what
+  they find). A replayed timer's round that published nothing is not run again either, which
+  is right for a timer whose rounds change nothing unless they publish; and a live round that
+  skipped what a batch held locked at that moment (found by a later round) runs again with
+  nothing locked, so it finds it one round earlier;
 - two messages on different partitions whose handling touches one row (a redemption crediting
   a merchant while an adjustment debits it) are handled by two lanes at once; which of the two
   saw the other's change is the order their transactions committed in, which no topic records.

@@ -333,10 +333,11 @@ class OrdersHandler(Handler):
 
 def _as_the_worker_chose(uow: UnitOfWork, order_id: str, candidates: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
     """Replayed by a rebuild, a dispatch goes to the post the worker gave the order to, and
-    nowhere when it gave it to nobody: an automatic choice weighs the members' open orders,
-    which the expiry timer changed live and a replay does not (a dispatch that expired live
-    stays with its member in the replay), so the replay would choose others. The post the
-    worker chose counts as having room, as it had then."""
+    nowhere when it gave it to nobody (the expiry timer's rounds included, which the rebuild
+    runs again): an automatic choice weighs the members' open orders, which a replay rebuilds
+    only as far as the topics tell (a round that ran within the same moment as a batch may
+    have seen it or not), so it takes the choice the worker made. The post the worker chose
+    counts as having room, as it had then."""
     live = uow.live_events(OrderDispatched.TYPE)
     if live is None:  # handled live, or the rebuild knows nothing this message caused
         return candidates
