@@ -9,7 +9,8 @@ services run them at start-up. Then the projections are filled, in chunks, with 
   ``case_state``, ``cases`` and ``case_history`` are what the worker would have written for the
   same commands. Most cases are reported,
   registered, dispatched, handled, verified and closed (some reworked, some dismissed, the
-  newest still open at every stage), the overdue timer's events included; each step names its
+  newest still open at every stage), the overdue timer's events included (its rounds at every
+  multiple of its interval, each reporting what a round then would); each step names its
   sender where the worker's policy fills that from the token (registrar, dispatcher, the
   assignee for the department, the verifier).
 - orders: members register (双报到) and claim posts; each registered resident-need case becomes
@@ -65,6 +66,7 @@ import argparse
 import asyncio
 import heapq
 import itertools
+import math
 import os
 import random
 import shutil
@@ -194,6 +196,23 @@ class GridWorld:
         self.categories = list(Category)
         settings = GridSettings()  # the worker's deadlines, on its working-time calendar
         self.deadlines = load_policy(settings.policy_path, load_calendar(settings.calendar_path))
+        self.tick = settings.overdue_interval_seconds  # the overdue timer's rounds: every tick since the epoch
+
+    def rounds_until(self, state: CaseState | None, until: datetime, *, inclusive: bool = False):
+        """The overdue timer's rounds over a case before ``until`` (or at it): each time a round
+        has something to say, the round's time and its events. A round runs at every multiple of
+        the timer's interval, over every case whose next check has come, so a missed deadline is
+        reported by the first round after it (the worker's timer: a rebuild runs each round that
+        published again, at its time, and it finds the same)."""
+        while (at := case_next_check_at(state)) is not None:
+            t = datetime.fromtimestamp((math.floor(at.timestamp() / self.tick) + 1) * self.tick, timezone.utc)
+            if t > until or (t == until and not inclusive):
+                return
+            events = check_overdue(state, t, self.deadlines)
+            if not events:
+                return
+            yield t, events
+            state = evolve_all({state.case_id: state}, events)[state.case_id]
 
     def _ctx(self, now: datetime, **kw) -> Context:
         return Context(now=now, policy=self.deadlines, grid_known=True, department_known=True, **kw)
@@ -221,11 +240,14 @@ class GridWorld:
                 run.saves += 1
                 run.changed_at = at
 
+        def overdue(until: datetime, inclusive: bool = False) -> None:
+            for t, events in self.rounds_until(state, until, inclusive=inclusive):
+                apply(events, t, None)
+
         def step(cmd, by: Sender, **ctx) -> None:
             if now > end:
                 return
-            due = check_overdue(state, now) if state is not None else []
-            apply(due, now, None)
+            overdue(now)
             cid = _uuid(rng)
             run.commands.append((cmd, cid, now, by))
             apply(decide(state, cmd, self._ctx(now, **ctx)), now, cid)
@@ -278,7 +300,7 @@ class GridWorld:
                         step(CaseFeedback(case_id=case_id, satisfaction=rng.choice(
                             ("satisfied", "satisfied", "basically_satisfied", "unsatisfied")),
                             reporter_id=reporter["id"]), Sender(reporter["id"], ("resident",)))
-        apply(check_overdue(state, end), end, None)  # the timer has run up to the end of the history
+        overdue(end, inclusive=True)  # the timer has run up to the end of the history
         run.state = state
         return run
 
