@@ -52,7 +52,8 @@ def grid_worker(kafka: str, database_url: str, log: Path) -> Worker:
     return Worker("services.grid.app", {
         "KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": database_url, "TOPIC_PARTITIONS": "4",
         "GRID_POLICY_PATH": str(FAST_POLICY),
-        "GRID_OVERDUE_INTERVAL_SECONDS": "0.5", "GRID_METRICS_INTERVAL_SECONDS": "0.5"}, prefix="GRID_", log=log)
+        "GRID_OVERDUE_INTERVAL_SECONDS": "0.5", "GRID_WHISTLE_INTERVAL_SECONDS": "0.5",
+        "GRID_METRICS_INTERVAL_SECONDS": "0.5"}, prefix="GRID_", log=log)
 
 
 def cmd(type_: str, **data) -> dict:

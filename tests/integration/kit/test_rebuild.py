@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import uuid
 from datetime import datetime, timedelta, timezone
 
 import asyncpg
@@ -340,3 +341,42 @@ async def test_the_overdue_timers_rounds_are_run_again_when_the_live_worker_ran_
     assert outcome["not_published_again"]["grid.events.v1"] == len(events)
     history = [r for r in rebuilt.rows["case_history"] if late in r or left in r]
     assert sum(1 for r in history if "grid.case.supervised.v1" in r) == 2
+
+
+async def test_the_whistle_timers_rounds_are_run_again_too(kafka, database_url, tmp_path):
+    """吹哨报到 over the intake: a street summons two departments with 3 seconds to report; one
+    answers in time; the whistle timer records the other missing (no message caused it), which
+    then answers late, and the street rates both. Rebuilt, the whistle equals the live one, the
+    department recorded missing included."""
+    w = grid_worker(kafka, database_url, tmp_path / "worker.log").start()
+    wid, on_time, late = new_id("w"), DEPARTMENTS[0], DEPARTMENTS[1]
+
+    def whistle(type_: str, **data) -> CloudEvent:
+        return envelope({"id": str(uuid.uuid4()), "type": f"grid.whistle.{type_}.v1",
+                         "data": {"whistle_id": wid, **data}}, wid)
+
+    try:
+        await w.wait_ready()
+        report_by = (datetime.now(timezone.utc) + timedelta(seconds=3)).isoformat()
+        await send_as_senders(kafka, whistle("blow", street_id=GRID[:9], departments=[on_time, late],
+                                             report_by=report_by, matter="占道经营，请相关部门到场"),
+                              whistle("answer", department=on_time, note="已到场"))
+        await read_all(kafka, "grid.events.v1", min_count=1, timeout=30,
+                       predicate=lambda r: r["value"]["type"] == "grid.whistle.missed.v1")
+        await send_as_senders(kafka, whistle("answer", department=late),
+                              whistle("rate", department=on_time, rating=5), whistle("rate", department=late, rating=2))
+        await handled_and_published(kafka, database_url, 5)
+    finally:
+        assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
+    events = [r["value"] for r in await read_all(kafka, "grid.events.v1", timeout=2)]
+    assert [e["data"]["department"] for e in events if e.get("causationid") is None] == [late]
+    live = await snapshot(database_url, "grid")
+
+    done = await asyncio.to_thread(run_rebuild, w.env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
+    rebuilt = await snapshot(database_url, "grid")
+    diffs = differences(live, rebuilt)
+    assert not diffs, f"{outcome}\n{diff_report(diffs)}"
+    assert outcome["timer_rounds"] == 1 and outcome["not_published_again"]["grid.events.v1"] == len(events)
+    assert outcome["rejected"] == {}
