@@ -609,6 +609,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
         async def flush() -> None:
             nonlocal pending
             if not pending:
+                await hand_over_rounds()
                 return
             rc = pending_consumer
             assert rc is not None
@@ -658,23 +659,41 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             claimed = await claim(lookup, keys)
             await hand_over(_Batch(rc, pending, times, emitted, claimed, data, set(found)))
             pending = []
+            await hand_over_rounds()
 
         due = deque(rounds)
+        # Rounds that ran before the record being merged wait to run after the batch being
+        # gathered, which goes on past them as long as none of its later records is keyed by
+        # what one of them changed (the subjects of its events): a round checks what is due
+        # by its own time, so the messages of other aggregates handled after that time change
+        # nothing it finds, and the replay is not cut into a batch per round (a history of five
+        # years had a round for every ten records).
+        waiting: list[_Tick] = []
+        touched: set[bytes] = set()  # the subjects of the waiting rounds' events
 
-        async def rounds_until(key: float | None) -> None:
-            """Hand over the timer rounds that ran before ``key`` (a record's merge key; None:
-            all that are left), after the messages merged so far."""
+        async def hand_over_rounds() -> None:
+            for tick in waiting:
+                await hand_over(tick)
+            waiting.clear()
+            touched.clear()
+
+        async def rounds_until(key: float | None, subject: bytes | None = None) -> None:
+            """Take the timer rounds that ran before ``key`` (a record's merge key; None: all
+            that are left) into those waiting; hand them over now (after the batch gathered so
+            far) if the record is keyed by a subject of theirs, or at the end."""
             while due and (key is None or due[0].at.timestamp() < key):
-                await flush()
                 r = due.popleft()
                 ids: dict[tuple[str, ...], list[str]] = {}
                 data: dict[tuple[str, str], list[dict]] = {}
                 for row in await lookup.fetch("SELECT type, id, data, subject FROM rebuild_emitted WHERE cause = $1 "
                                               "ORDER BY seq", r.key):
                     ids.setdefault((r.key, row[0], row[3]), []).append(row[1])
+                    touched.add((row[3] or "").encode())
                     if row[2] is not None:
                         data.setdefault((r.key, row[0]), []).append(orjson.loads(row[2]))
-                await hand_over(_Tick(r, ids, data))
+                waiting.append(_Tick(r, ids, data))
+            if waiting and (key is None or subject in touched):
+                await flush()
 
         async def refill(want: list[TopicPartition]) -> None:
             """Fetch until every partition in ``want`` has buffered records or is at its end."""
@@ -703,9 +722,9 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
         merged = 0
         while heap:
             key, _, _, _, tp = heapq.heappop(heap)
-            if due:
-                await rounds_until(key)
             _, it = buffers[tp].pop()
+            if due or waiting:
+                await rounds_until(key, it.key)
             rc = by_topic[tp.topic]
             if pending and (rc is not pending_consumer or len(pending) >= batch_records):
                 await flush()
