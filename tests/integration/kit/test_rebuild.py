@@ -300,6 +300,18 @@ async def test_a_replayed_report_is_the_duplicate_of_the_case_the_worker_linked_
     assert rebuilt_history == live_history
 
 
+async def rebuilt_as_live(env: dict[str, str], database_url: str, live) -> tuple[dict, object]:
+    """Rebuild the grid of the stopped worker (``env``) and check it equals ``live`` row for row:
+    the rebuild's outcome and the rebuilt snapshot."""
+    done = await asyncio.to_thread(run_rebuild, env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
+    rebuilt = await snapshot(database_url, "grid")
+    diffs = differences(live, rebuilt)
+    assert not diffs, f"{outcome}\n{diff_report(diffs)}"
+    return outcome, rebuilt
+
+
 async def test_the_overdue_timers_rounds_are_run_again_when_the_live_worker_ran_them(kafka, database_url, tmp_path):
     """Cases of a category whose registration is due within 2 seconds: the overdue timer reports
     the missed deadline and supervises each case (a yellow card; no message caused either), then
@@ -331,12 +343,7 @@ async def test_the_overdue_timers_rounds_are_run_again_when_the_live_worker_ran_
     assert {e["type"] for e in from_timer} == {"grid.case.overdue.v1", "grid.case.supervised.v1"}
     live = await snapshot(database_url, "grid")
 
-    done = await asyncio.to_thread(run_rebuild, w.env)
-    assert done.returncode == 0, done.stderr[-4000:]
-    outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
-    rebuilt = await snapshot(database_url, "grid")
-    diffs = differences(live, rebuilt)
-    assert not diffs, f"{outcome}\n{diff_report(diffs)}"
+    outcome, rebuilt = await rebuilt_as_live(w.env, database_url, live)
     assert outcome["timer_rounds"] == len({e["time"] for e in from_timer})
     assert outcome["not_published_again"]["grid.events.v1"] == len(events)
     history = [r for r in rebuilt.rows["case_history"] if late in r or left in r]
@@ -372,11 +379,6 @@ async def test_the_whistle_timers_rounds_are_run_again_too(kafka, database_url, 
     assert [e["data"]["department"] for e in events if e.get("causationid") is None] == [late]
     live = await snapshot(database_url, "grid")
 
-    done = await asyncio.to_thread(run_rebuild, w.env)
-    assert done.returncode == 0, done.stderr[-4000:]
-    outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
-    rebuilt = await snapshot(database_url, "grid")
-    diffs = differences(live, rebuilt)
-    assert not diffs, f"{outcome}\n{diff_report(diffs)}"
+    outcome, rebuilt = await rebuilt_as_live(w.env, database_url, live)
     assert outcome["timer_rounds"] == 1 and outcome["not_published_again"]["grid.events.v1"] == len(events)
     assert outcome["rejected"] == {}
