@@ -83,13 +83,15 @@ import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
 
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from . import clock
+from schemas.envelope import CloudEvent, Message
+
 from .consumer import BatchConsumer, Item, bearer, claim
 from .db import _init_connection
 from .kafkasec import client_kwargs
@@ -174,11 +176,10 @@ class _ReplayUnitOfWork(UnitOfWork):
 
     def __init__(self, conn, service: str, times: dict[str, datetime], ids: dict[tuple[str, ...], list[str]],
                  batch_now: datetime, data: dict[tuple[str, str], list[dict]] | None = None,
-                 known: set[str] | frozenset[str] = frozenset(), round: str | None = None):
+                 known: set[str] | frozenset[str] = frozenset()):
         self._times = times
         self._ids = ids
         self._data = data or {}
-        self._round = round
         # message id -> types of the events it caused live; a message the worker is known to have
         # handled (its events, or the inbox) with no events is known to have caused none
         self._types: dict[str, set[str]] = {i: set() for i in known}
@@ -186,33 +187,38 @@ class _ReplayUnitOfWork(UnitOfWork):
             self._types.setdefault(k[0], set()).add(k[1])
         super().__init__(conn, service, batch_now)
 
-    def _cause(self) -> str | None:
-        """The id of what is being handled: the message, else the timer's round."""
-        msg = self.message
-        return msg.id if msg is not None else self._round
-
     def caused_live(self, event_type: str) -> bool | None:
-        cause = self._cause()
-        return cause is not None and event_type in self._types.get(cause, ())
+        msg = self.message
+        return msg is not None and event_type in self._types.get(msg.id, ())
 
     def live_events(self, event_type: str) -> list[dict[str, Any]] | None:
-        cause = self._cause()
-        if cause is None or cause not in self._types:
+        msg = self.message
+        if msg is None or msg.id not in self._types:
             return None
-        return list(self._data.get((cause, event_type), ()))
+        return list(self._data.get((msg.id, event_type), ()))
 
     def emit(self, payload, *, cause=None, id=None, time=None, key=None):
         """An event gets the id the worker gave it when it first published it (the n-th event of
         its type caused by the same message), so that rows which name an event name the one on
         the topic."""
-        if id is None:
-            c = cause if cause is not None else self.message
-            # a round's events are told apart by their subject too: a round's order over its
-            # aggregates is not the live one's
-            known = (self._ids.get((c.id, payload.TYPE)) if c is not None else
-                     self._ids.get((self._round, payload.TYPE, key or payload.aggregate_id)) if self._round else None)
-            if known:
+        msg = self.message
+        if cause is None and msg is not None and isinstance(msg.payload, _RoundPayload):
+            # a timer's round: its events have no cause, and are told apart by their subject
+            # too (a round's order over its aggregates is not the live one's)
+            if id is None and (known := self._ids.get((msg.id, payload.TYPE, key or payload.aggregate_id))):
                 id = known.pop(0)
+            at = time or self.now
+            self.message = None
+            try:
+                return super().emit(payload, id=id, time=at, key=key)
+            finally:
+                self.message = msg
+        if id is None:
+            c = cause if cause is not None else msg
+            if c is not None:
+                known = self._ids.get((c.id, payload.TYPE))
+                if known:
+                    id = known.pop(0)
         return super().emit(payload, cause=cause, id=id, time=time, key=key)
 
     @property  # type: ignore[override]
@@ -234,6 +240,7 @@ class _ReplayConsumer(BatchConsumer):
 
     def __init__(self, *, outcome: Outcome, **kw):
         super().__init__(**kw)
+        self.handler = _WithRounds(self.handler)
         self.outcome = outcome
         self.times: dict[str, datetime] = {}
         self.ids: dict[tuple[str, str], list[str]] = {}
@@ -395,6 +402,53 @@ class _Round:
         return f"timer {self.timer} {self.at.isoformat()}"  # no message id has a space
 
 
+class _RoundPayload:
+    """What a replayed timer round's message carries: the timer's replay function and what the
+    live round's events were about (their subjects)."""
+
+    __slots__ = ("replay", "subjects")
+    TYPE = "kit.timer.round"
+
+    def __init__(self, replay: Callable[[UnitOfWork, list[str]], Awaitable[None]], subjects: list[str]):
+        self.replay, self.subjects = replay, subjects
+
+    @staticmethod
+    def service() -> str:
+        return "kit"
+
+
+class _RoundItem(Item):
+    """A replayed timer round, merged among the records at the time it ran: handled in its
+    batch as a message is (its own savepoint, at its own time), never decoded, claimed in the
+    inbox or counted as a record."""
+
+    __slots__ = ()
+
+    @classmethod
+    def of(cls, r: _Round, topic: str, replay, subjects: list[str]) -> "_RoundItem":
+        env = CloudEvent(id=r.key, source="/kit/rebuild", type=_RoundPayload.TYPE, time=r.at)
+        payload = _RoundPayload(replay, subjects)
+        return cls(topic, -1, -1, None, None, message=Message(env, payload))  # type: ignore[arg-type]
+
+
+async def _run_round(uow: UnitOfWork, payload: _RoundPayload) -> None:
+    await payload.replay(uow, payload.subjects)
+
+
+class _WithRounds:
+    """A consumer's handler that also handles the replayed timers' rounds (the rest is the
+    service's handler's)."""
+
+    def __init__(self, handler) -> None:
+        self._handler = handler
+
+    def __getattr__(self, name: str):
+        return getattr(self._handler, name)
+
+    def handler_for(self, payload):
+        return _run_round if isinstance(payload, _RoundPayload) else self._handler.handler_for(payload)
+
+
 async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, progress) -> list[_Round]:
     """Fill the temporary table ``rebuild_handled`` (message id -> time it was handled live)
     from the service's own events and rejections topics; the live rounds of the replayed timers
@@ -542,7 +596,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             by_topic[t.name] = rc
     consumer = _consumer(rt)
     await consumer.start()
-    ready: asyncio.Queue[_Batch | _Tick | None] = asyncio.Queue(maxsize=LOOKAHEAD)
+    ready: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=LOOKAHEAD)
     handling: asyncio.Future | None = None
     try:
         bounds = await _bounds(consumer, list(by_topic))
@@ -568,35 +622,20 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             """Handle the batches handed over, in order, each after the one before has committed."""
             while (batch := await ready.get()) is not None:
                 t0 = time.perf_counter()
-                if isinstance(batch, _Tick):
-                    await run_round(batch)
-                    outcome.handle_seconds += time.perf_counter() - t0
-                    continue
                 c = batch.consumer
                 c.times, c.ids, c.data, c.known = batch.times, batch.ids, batch.data, batch.known
                 batch.consumer.claimed = batch.claimed
                 await batch.consumer._process_until_done(batch.items)  # noqa: SLF001
                 outcome.handle_seconds += time.perf_counter() - t0
                 outcome.batches += 1
-                outcome.records += len(batch.items)
-                progress.update(task, advance=len(batch.items),
+                outcome.records += len(batch.items) - batch.rounds
+                outcome.timer_rounds += batch.rounds
+                progress.update(task, advance=len(batch.items) - batch.rounds,
                                 rate=f"{outcome.records / max(1e-9, time.perf_counter() - started):,.0f} records/s")
-
-        async def run_round(tick: _Tick) -> None:
-            """A timer's round as the live one ran: at its time, with the ids its events had."""
-            fn, _ = rt.replayed_timers[tick.round.timer]
-            async with conn.transaction():
-                uow = _ReplayUnitOfWork(conn, rt.service, {}, tick.ids, tick.round.at, tick.data,
-                                        {tick.round.key}, round=tick.round.key)
-                await fn(uow)
-                await uow.flush()
-                _not_published(outcome, uow.records)
-            uow.committed()
-            outcome.timer_rounds += 1
 
         handling = asyncio.ensure_future(handle())
 
-        async def hand_over(batch: _Batch | _Tick | None) -> None:
+        async def hand_over(batch: _Batch | None) -> None:
             """Queue a batch for :func:`handle` (waiting while it is ``LOOKAHEAD`` batches behind);
             if handling failed, raise why."""
             put = asyncio.ensure_future(ready.put(batch))
@@ -607,16 +646,16 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                 handling.result()
 
         async def flush() -> None:
-            nonlocal pending
+            nonlocal pending, round_ids, round_data
             if not pending:
-                await hand_over_rounds()
                 return
             rc = pending_consumer
             assert rc is not None
             t0 = time.perf_counter()
             tokens: dict[bytes, object] = {}
-            for i in range(0, len(pending), DECODE_STEP):  # in steps: the handling task goes on between them
-                rc._decode(pending[i:i + DECODE_STEP], tokens)  # noqa: SLF001
+            records = [it for it in pending if not isinstance(it, _RoundItem)] if round_ids else pending
+            for i in range(0, len(records), DECODE_STEP):  # in steps: the handling task goes on between them
+                rc._decode(records[i:i + DECODE_STEP], tokens)  # noqa: SLF001
                 await asyncio.sleep(0)
             outcome.decode_seconds += time.perf_counter() - t0
             # the live handling times the merge looked up (a second copy of a message finds none:
@@ -627,7 +666,8 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                     found[it.message.id] = t
             outcome.handled_times += len(found)
             if handled_only:  # what no worker had handled when it stopped is left for the next one
-                kept = [it for it in pending if it.message is None or it.message.id in found]
+                kept = [it for it in pending if it.message is None or it.message.id in found
+                        or isinstance(it, _RoundItem)]
                 outcome.not_handled_live += len(pending) - len(kept)
                 progress.update(task, advance=len(pending) - len(kept))
                 pending = kept
@@ -655,45 +695,43 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                     emitted.setdefault((r[0], r[1]), []).append(r[2])
                     if r[3] is not None:
                         data.setdefault((r[0], r[1]), []).append(orjson.loads(r[3]))
+            rounds = {it.message.id: it.message.envelope.time for it in pending  # type: ignore[union-attr]
+                      if isinstance(it, _RoundItem)} if round_ids else {}
+            times.update(rounds)
+            emitted.update(round_ids)
+            data.update(round_data)
             keys, _, _ = rc._dedup(pending)  # noqa: SLF001
-            claimed = await claim(lookup, keys)
-            await hand_over(_Batch(rc, pending, times, emitted, claimed, data, set(found)))
-            pending = []
-            await hand_over_rounds()
+            round_keys = {k for k in keys if k[1] in rounds}
+            claimed = await claim(lookup, [k for k in keys if k not in round_keys]) | round_keys
+            await hand_over(_Batch(rc, pending, times, emitted, claimed, data, set(found) | set(rounds), len(rounds)))
+            pending, round_ids, round_data = [], {}, {}
 
         due = deque(rounds)
-        # Rounds that ran before the record being merged wait to run after the batch being
-        # gathered, which goes on past them as long as none of its later records is keyed by
-        # what one of them changed (the subjects of its events): a round checks what is due
-        # by its own time, so the messages of other aggregates handled after that time change
-        # nothing it finds, and the replay is not cut into a batch per round (a history of five
-        # years had a round for every ten records).
-        waiting: list[_Tick] = []
-        touched: set[bytes] = set()  # the subjects of the waiting rounds' events
+        first = next(iter(by_topic.values()), None)
+        round_ids: dict[tuple[str, ...], list[str]] = {}  # the pending rounds': (round, type, subject) -> ids
+        round_data: dict[tuple[str, str], list[dict]] = {}
 
-        async def hand_over_rounds() -> None:
-            for tick in waiting:
-                await hand_over(tick)
-            waiting.clear()
-            touched.clear()
-
-        async def rounds_until(key: float | None, subject: bytes | None = None) -> None:
-            """Take the timer rounds that ran before ``key`` (a record's merge key; None: all
-            that are left) into those waiting; hand them over now (after the batch gathered so
-            far) if the record is keyed by a subject of theirs, or at the end."""
+        async def rounds_until(key: float | None) -> None:
+            """Merge the timer rounds that ran before ``key`` (a record's merge key; None: all
+            that are left) into the batch being gathered, each as a message of its own."""
+            nonlocal pending_consumer
             while due and (key is None or due[0].at.timestamp() < key):
                 r = due.popleft()
-                ids: dict[tuple[str, ...], list[str]] = {}
-                data: dict[tuple[str, str], list[dict]] = {}
+                if pending and len(pending) >= batch_records:
+                    await flush()
+                fn, _ = rt.replayed_timers[r.timer]
+                subjects: list[str] = []
                 for row in await lookup.fetch("SELECT type, id, data, subject FROM rebuild_emitted WHERE cause = $1 "
                                               "ORDER BY seq", r.key):
-                    ids.setdefault((r.key, row[0], row[3]), []).append(row[1])
-                    touched.add((row[3] or "").encode())
+                    round_ids.setdefault((r.key, row[0], row[3]), []).append(row[1])
+                    if row[3] not in subjects:
+                        subjects.append(row[3])
                     if row[2] is not None:
-                        data.setdefault((r.key, row[0]), []).append(orjson.loads(row[2]))
-                waiting.append(_Tick(r, ids, data))
-            if waiting and (key is None or subject in touched):
-                await flush()
+                        round_data.setdefault((r.key, row[0]), []).append(orjson.loads(row[2]))
+                if pending_consumer is None:
+                    pending_consumer = first
+                assert pending_consumer is not None
+                pending.append(_RoundItem.of(r, pending_consumer.topics[0].name, fn, subjects))
 
         async def refill(want: list[TopicPartition]) -> None:
             """Fetch until every partition in ``want`` has buffered records or is at its end."""
@@ -722,9 +760,9 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
         merged = 0
         while heap:
             key, _, _, _, tp = heapq.heappop(heap)
+            if due:
+                await rounds_until(key)
             _, it = buffers[tp].pop()
-            if due or waiting:
-                await rounds_until(key, it.key)
             rc = by_topic[tp.topic]
             if pending and (rc is not pending_consumer or len(pending) >= batch_records):
                 await flush()
@@ -738,8 +776,8 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             merged += 1
             if merged % DECODE_STEP == 0:
                 await asyncio.sleep(0)  # let the handling task go on
-        await flush()
         await rounds_until(None)
+        await flush()
         await hand_over(None)
         await handling
         outcome.seconds = time.perf_counter() - started
@@ -762,14 +800,7 @@ class _Batch:
     claimed: set[tuple[str, str]]
     data: dict[tuple[str, str], list[dict]]  # (cause, type) -> the live events' data the handler asks for
     known: set[str]  # the messages whose live handling is known (their events or the inbox)
-
-
-@dataclass(slots=True)
-class _Tick:
-    """A replayed timer's round, ready to be run: the ids and the data of the events it had."""
-    round: _Round
-    ids: dict[tuple[str, ...], list[str]]  # (round, type, subject) -> ids
-    data: dict[tuple[str, str], list[dict]]
+    rounds: int = 0  # of its items, the replayed timer rounds
 
 
 async def _order_keys(conn: asyncpg.Connection, items: list[Item], have_times: bool = True,

@@ -125,9 +125,10 @@ class ServiceRuntime:
         self.producer = None
         self.consumers: list[BatchConsumer] = []
         self._consumer_specs: list[tuple[str, Sequence[Topic], Handler, str | None]] = []
-        # timer name -> (its function, the types of the events it publishes): what a rebuild
-        # runs again at the times the live timer published (``rt.timer(..., replays=...)``)
-        self.replayed_timers: dict[str, tuple[Callable[[UnitOfWork], Awaitable[None]], frozenset[str]]] = {}
+        # timer name -> (what a round did to some aggregates, done again; the types of the events
+        # it publishes): what a rebuild runs again where the live timer published
+        # (``rt.timer(..., replays=..., replay=...)``)
+        self.replayed_timers: dict[str, tuple[Callable[[UnitOfWork, list[str]], Awaitable[None]], frozenset[str]]] = {}
         self._startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.ready = False
         self.serving = False  # migrations applied and start-up hooks run: routes with db=True may run
@@ -426,19 +427,23 @@ class ServiceRuntime:
             log.info("retention: deleted %s", {t: n for t, n in deleted.items() if n})
 
     def timer(self, seconds: float, *, name: str | None = None, exclusive: bool = False,
-              replays: Iterable[type] = ()):
+              replays: Iterable[type] = (), replay: Callable[[UnitOfWork, list[str]], Awaitable[None]] | None = None):
         """Run ``fn(uow)`` every ``seconds`` in its own transaction, once the worker is ready.
 
         ``exclusive``: one worker of the service at a time runs it (a transaction-scoped
         advisory lock named after the timer; a worker that finds it taken skips its turn).
 
-        ``replays``: the classes of every event the timer publishes, when what it does is a
-        function of the projection and ``uow.now`` alone and each of its events is dated
-        ``uow.now``. A rebuild (:mod:`services.kit.rebuild`) then runs it again at each time
-        the live timer published one of them (no message caused it), between the messages
-        handled before and after, so that what the round changed is rebuilt too. A type may
-        belong to one such timer only."""
+        ``replays``: the classes of every event the timer publishes, when what a round does to
+        an aggregate is a function of its state and ``uow.now`` alone and each of its events is
+        dated ``uow.now``; ``replay(uow, ids)`` does again what a round did to the aggregates
+        its events were about (their subjects), reading them through the unit of work as a
+        handler does. A rebuild (:mod:`services.kit.rebuild`) then takes each time the live
+        timer published one of them (no message caused it) for a round, and calls ``replay`` at
+        that time, among the messages handled before and after it, so that what the round
+        changed is rebuilt too. A type may belong to one such timer only."""
         types = frozenset(t.TYPE for t in replays)
+        if bool(types) != (replay is not None):
+            raise ValueError("a timer's replays and its replay go together")
 
         def deco(fn: Callable[[UnitOfWork], Awaitable[None]]):
             tname = name or fn.__name__
@@ -447,7 +452,7 @@ class ServiceRuntime:
                 taken = {t for other, (_, ts) in self.replayed_timers.items() if other != tname for t in ts} & types
                 if taken:
                     raise ValueError(f"timer {tname}: {sorted(taken)} already replayed by another timer")
-                self.replayed_timers[tname] = (fn, types)
+                self.replayed_timers[tname] = (replay, types)  # type: ignore[assignment]
 
             async def tick() -> None:
                 if not self.ready:

@@ -171,6 +171,13 @@ class GridHandler(WhistleSteps, Handler):
             self._apply(uow, check_overdue(state, uow.now, self.deadlines))
         return len(due)
 
+    async def overdue_of(self, uow: UnitOfWork, case_ids: Sequence[str]) -> None:
+        """What a round of :meth:`check_overdue` did to these cases, done again at ``uow.now``
+        (a rebuild runs each round that published, among the messages of its batch)."""
+        cases = CASES.of(uow)
+        for case_id in case_ids:
+            self._apply(uow, check_overdue(await cases.fetch(case_id), uow.now, self.deadlines))
+
     # -- shared steps ------------------------------------------------------------------
     def _context(self, uow: UnitOfWork, **facts) -> Context:
         return Context(now=uow.now, policy=self.deadlines, duplicate_radius_m=self.duplicate_radius_m, **facts)

@@ -38,7 +38,8 @@ grid_metrics = metrics.register()
 # -- timers ---------------------------------------------------------------------------------
 
 
-@rt.timer(settings.overdue_interval_seconds, name="overdue", exclusive=True, replays=(CaseOverdue, CaseSupervised))
+@rt.timer(settings.overdue_interval_seconds, name="overdue", exclusive=True,
+          replays=(CaseOverdue, CaseSupervised), replay=handler.overdue_of)
 async def overdue(uow) -> None:
     """Missed deadlines → grid.case.overdue.v1 (+ grid.case.supervised.v1 while the case is open),
     once each, by one worker of the service at a time."""
@@ -131,7 +132,8 @@ async def list_patrols(req: Request[None, api.PatrolQuery, None]):
 whistle_metrics = whistles.register_metrics()
 
 
-@rt.timer(settings.whistle_interval_seconds, name="whistles", exclusive=True, replays=(WhistleMissed,))
+@rt.timer(settings.whistle_interval_seconds, name="whistles", exclusive=True, replays=(WhistleMissed,),
+          replay=handler.missed_of)
 async def whistles_timer(uow) -> None:
     """Summoned departments without a report by report_by → grid.whistle.missed.v1, once each,
     by one worker of the service at a time."""

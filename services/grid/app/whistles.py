@@ -91,6 +91,13 @@ class WhistleSteps:
             self._apply_whistle(uow, check_missed(state, uow.now))
         return len(due)
 
+    async def missed_of(self, uow: UnitOfWork, whistle_ids: Sequence[str]) -> None:
+        """What a round of :meth:`check_whistles` did to these whistles, done again at
+        ``uow.now`` (a rebuild runs each round that published, among the messages of its batch)."""
+        whistles = WHISTLES.of(uow)
+        for whistle_id in whistle_ids:
+            self._apply_whistle(uow, check_missed(await whistles.fetch(whistle_id), uow.now))
+
     def _whistle_context(self, uow: UnitOfWork, **facts) -> WhistleContext:
         return WhistleContext(now=uow.now, departments=self.departments, **facts)
 

@@ -223,10 +223,20 @@ class OrdersHandler(Handler):
         due = await store.due_for_expiry(uow.conn, uow.now, self.settings.expiry_batch)
         ORDERS.of(uow).adopt(due)
         for order_id, (_, order) in due.items():
-            cands = await self._candidates(uow, order.community_id, order_id) if self.settings.auto_dispatch else ()
-            events = check_expiry(order, uow.now, self._context(uow, cands))
-            self._apply_order(uow, order_id, events, trigger="expiry")
+            await self._expire(uow, order_id, order)
         return len(due)
+
+    async def expire_orders(self, uow: UnitOfWork, order_ids: Sequence[str]) -> None:
+        """What a round of :meth:`expire_dispatches` did to these orders, done again at
+        ``uow.now`` (a rebuild runs each round that published, among the messages of its batch)."""
+        orders = ORDERS.of(uow)
+        for order_id in order_ids:
+            if (order := await orders.fetch(order_id)) is not None:
+                await self._expire(uow, order_id, order)
+
+    async def _expire(self, uow: UnitOfWork, order_id: str, order: OrderState) -> None:
+        cands = await self._candidates(uow, order.community_id, order_id) if self.settings.auto_dispatch else ()
+        self._apply_order(uow, order_id, check_expiry(order, uow.now, self._context(uow, cands)), trigger="expiry")
 
     # -- shared steps ------------------------------------------------------------------
 

@@ -30,7 +30,8 @@ rt.command_api(handler)
 # -- timers ---------------------------------------------------------------------------------
 
 
-@rt.timer(settings.expiry_interval_seconds, name="expire_dispatches", replays=(OrderDispatchExpired, OrderDispatched))
+@rt.timer(settings.expiry_interval_seconds, name="expire_dispatches", replays=(OrderDispatchExpired, OrderDispatched),
+          replay=handler.expire_orders)
 async def expire(uow: UnitOfWork) -> None:
     """Dispatches past accept_by: every worker may run it, each takes the due orders no other holds."""
     await handler.expire_dispatches(uow)
