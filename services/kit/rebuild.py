@@ -34,9 +34,11 @@ database, or to prove that the projection is a function of the log. Steps:
    a batch message by message). A command's token is verified as of its record's timestamp, as
    if the record had been handled when it was written. The next batches are
    decoded, and their messages claimed in the inbox, on a second connection while a batch is
-   handled (see :func:`_replay`). Each live round of a replayed timer runs again at its
-   time, in a transaction of its own between the messages handled live before it and those
-   handled after it: what it changed (an expired dispatch given to someone else, a case
+   handled (see :func:`_replay`). Each live round of a replayed timer is merged among the
+   records at its time, as a message of the batch it falls in (never decoded, claimed in the
+   inbox or counted as a record): handled in its savepoint at that time, it calls the timer's
+   ``replay`` on the aggregates the round's events named, through the unit of work as a
+   handler reads them. What it changed (an expired dispatch given to someone else, a case
    supervised) is rebuilt, its events get the ids they were published under (by type and
    subject), and later messages are decided on the state it left, as the worker decided them.
 5. **Nothing is published again.** The events, rejections and dead letters the replay causes
@@ -563,9 +565,9 @@ async def _read_inbox_times(conn: asyncpg.Connection) -> int:
 async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncpg.Connection, progress,
                   outcome: Outcome, batch_records: int, handled_only: bool = False,
                   rounds: Sequence[_Round] = ()) -> None:
-    """Merge the input topics and feed the batches through the worker's path on ``conn``; run
-    each of the replayed timers' ``rounds`` (in time order) between the messages handled live
-    before it and those handled after it, in a transaction of its own.
+    """Merge the input topics and feed the batches through the worker's path on ``conn``; the
+    replayed timers' ``rounds`` (in time order) are merged among the records at their times,
+    each a message of the batch it falls in.
 
     Two tasks share the process: this one fetches, merges, decodes each batch, looks up its
     handling times and claims its messages in the inbox (on ``lookup``, the connection that
