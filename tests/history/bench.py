@@ -22,10 +22,11 @@ them, with signed development tokens of the test identity), and:
 
 Then, when the history was made with its events topics (``make history TOPICS=1``: the dump
 ``var/history/topics.tsv.gz``), the rebuild of each service whose input topics those hold
-(grid: its commands; party: its commands and the orders' events; points: the grid's and the
-orders' events; assessment: the grid's, the orders', the points' and the party's events), the
-commands' tokens verified against the provider that signed them (kept beside the dump; a dump
-made before commands were kept rebuilds points and assessment only): the dump is loaded into an
+(grid: its commands; orders: its commands and the grid's registered cases; party: its commands
+and the orders' events; points: the grid's and the orders' events; assessment: the grid's, the
+orders', the points' and the party's events), the commands' tokens verified against the
+provider that signed them (kept beside the dump; a dump made before a service's commands were
+kept skips that service): the dump is loaded into an
 embedded broker under ``var/history/kafka`` (its seconds reported), and ``python -m
 services.<svc>.app rebuild`` runs for each service into a database of its own
 (``history_rebuild_<svc>``, replaced each run), never into the history: records, seconds,
@@ -63,10 +64,10 @@ from tests.support.identity import TestIdentity, command_token, test_identity, t
 from tests.support.procs import Worker
 from tests.support.rebuild import run_rebuild
 
-REBUILT = ("grid", "party", "points", "assessment")
-"""The services whose input topics a history's topics hold (points' and the orders' intake
-aside, which the history does not fill: points is rebuilt from the events it consumes)."""
-FROM_INTAKE = ("grid", "party")
+REBUILT = ("grid", "orders", "party", "points", "assessment")
+"""The services whose input topics a history's topics hold (points' intake aside, which the
+history does not fill: points is rebuilt from the events it consumes)."""
+FROM_INTAKE = ("grid", "orders", "party")
 """The services of :data:`REBUILT` whose rebuild replays the commands of their intake topic."""
 CONCURRENCY = 32
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "640"))
@@ -326,7 +327,7 @@ async def rebuilds(dsn: str) -> dict[str, Any]:
         for svc in REBUILT:
             intake = f"{svc}.intake.v1"
             if svc in FROM_INTAKE and broker is not None and not loaded.get(intake):
-                out[svc] = {"skipped": f"the history's topics hold no {intake}: made before commands were kept"}
+                out[svc] = {"skipped": f"the history's topics hold no {intake}: made before they were kept"}
                 continue
             r = await rebuild(svc, dsn, bootstrap)
             out[svc] = {k: r[k] for k in ("records", "seconds", "records_per_second", "batches", "cpu_seconds",

@@ -42,11 +42,12 @@ Every event carries the id, time, cause and correlation its service would have g
 that name events name those ids. With ``--topics`` (``TOPICS=1``; the default up to ``SCALE``
 0.01) they are written as the events topics: ``var/history/topics.tsv.gz`` in time order, and
 the events topics of ``KAFKA_BOOTSTRAP_SERVERS`` when it is set (:mod:`tests.history.topics`),
-with the grid's and the party's commands on their intake topics, as their senders sent them,
-each with its sender's token (signed by an identity provider of the history's own, kept beside
-the dump: :func:`identity_of`); ``make bench-history`` rebuilds grid, party, points and
-assessment from them. The orders' and points' intake stay empty, and nothing is written to an
-outbox, so a worker started on the result publishes nothing from the past.
+with the grid's, the orders' and the party's commands on their intake topics, as their senders
+sent them, each with its sender's token (signed by an identity provider of the history's own,
+kept beside the dump: :func:`identity_of`); ``make bench-history`` rebuilds every service but
+points from its input topics, and points from the events it consumes. The points' intake stays
+empty, and nothing is written to an outbox, so a worker started on the result publishes nothing
+from the past.
 
 ``SCALE`` 1.0 is a large district over ``YEARS`` 5: about 5 M cases, 500,000 residents who may
 report, 2,000 merchants, 3,000 members, about 1 M orders (half from the cases); the postings
@@ -485,7 +486,7 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
             world, ledger = GridWorld(plan, rng), Ledger(plan, rng, seq)
             orders = OrdersWorld(plan, rng, seq)
             grid_pubs, grid_earnings, grid_intake = Spill(), Spill(key=earning_key), Spill()
-            spills += [grid_pubs, grid_earnings, grid_intake, orders.pubs, orders.earnings, ledger.pubs,
+            spills += [grid_pubs, grid_earnings, grid_intake, orders.pubs, orders.intake, orders.earnings, ledger.pubs,
                        ledger.postings]
             span = (plan.end - plan.start).total_seconds()
             times = sorted(plan.start + timedelta(seconds=rng.random() * span) for _ in range(plan.cases))

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import math
 import random
 import uuid
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator
 
 from schemas.codes import community_id_of
@@ -47,7 +48,7 @@ from services.orders.projection.store import MEMBERS, ORDERS, POSTS
 from services.points.domain import earning_from_order
 from services.points.domain.transfers import Earning
 
-from .topics import Pub, Spill
+from .topics import Pub, Sender, Spill
 
 DIRECT_ORDERS_AT_FULL_SCALE = 525_000
 """Residents' own orders at SCALE 1.0; with the resident-need cases of the grid, about 1 M orders."""
@@ -89,6 +90,7 @@ class OrdersWorld:
         self._cands: dict[str, tuple[Candidate, ...]] = {}
         self.waiting: dict[str, dict[str, None]] = defaultdict(dict)  # community -> orders awaiting dispatch
         self.pubs = Spill()  # on disk, in time order: a large district's orders events do not fit in memory
+        self.intake = Spill()  # the commands, as their senders sent them on the intake topic
         self.order_events = 0  # the orders' own events among them (order_history's rows)
         self.earnings = Spill(key=earning_key)  # (seq, earning, story): see :func:`earning_key`
         self.facts: dict[str, list[Any]] = {}  # order id -> [category, community, minutes] (points' order_facts)
@@ -168,7 +170,9 @@ class OrdersWorld:
         """Everything planned, in time order (what a step leads to is planned as it happens)."""
         while self._queue:
             at, _, what, arg = heapq.heappop(self._queue)
+            at = at.astimezone(timezone.utc)  # the worker's clock is UTC, and so are the times it writes
             self.pubs.release(at)  # what is handled from now on is published at ``at`` or later
+            self.intake.release(at)
             self.earnings.release(at)
             getattr(self, f"_{what}")(at, arg)
             if progress is not None and what in ("place", "case"):
@@ -180,6 +184,13 @@ class OrdersWorld:
         return Context(now=at, accept_window=ACCEPT_WINDOW, candidates=candidates, auto_dispatch=True,
                        allow_over_capacity=False, member=member)
 
+    def _sent(self, at: datetime, cmd: Any) -> str:
+        """A command its sender sent at ``at`` on the intake topic (one the worker handled with
+        an outcome: a command it would refuse is not sent); its id."""
+        cid = _uuid(self.rng)
+        self.intake.add(Pub(at, next(self.seq), "orders", cid, cmd, sender=sender_of(cmd)))
+        return cid
+
     def _publish(self, at: datetime, events: list, cause: str | None, story: str | None) -> list[Pub]:
         pubs = [Pub(at, next(self.seq), "orders", _uuid(self.rng), e, cause, story) for e in events]
         for p in pubs:
@@ -189,7 +200,7 @@ class OrdersWorld:
 
     def _register(self, at: datetime, cmd: RegisterMember) -> None:
         events = decide(self.members.get(cmd.member_id), cmd, self._ctx(at))
-        cid = _uuid(self.rng)
+        cid = self._sent(at, cmd)
         for e in events:
             self.members[cmd.member_id] = evolve(self.members.get(cmd.member_id), e)
         if events:
@@ -201,10 +212,10 @@ class OrdersWorld:
         if member is None:  # claimed before the registration was handled: refused (unknown_member)
             return
         events = decide(self.posts.get(cmd.post_id), cmd, self._ctx(at, member=member))
-        cid = _uuid(self.rng)
-        self._publish(at, events, cid, cid)
         if not events:
             return
+        cid = self._sent(at, cmd)
+        self._publish(at, events, cid, cid)
         post = evolve(self.posts.get(cmd.post_id), events[0])
         self._save_post(post)
         self.active_posts[post.member_id].append(post.post_id)
@@ -218,7 +229,7 @@ class OrdersWorld:
         if post is None or not post.active:
             return
         events = decide(post, cmd, self._ctx(at))
-        cid = _uuid(self.rng)
+        cid = self._sent(at, cmd)
         self._publish(at, events, cid, cid)
         post = evolve(post, events[0])
         self._save_post(post)
@@ -264,7 +275,7 @@ class OrdersWorld:
     # -- orders -----------------------------------------------------------------------------
 
     def _place(self, at: datetime, cmd: PlaceOrder) -> None:
-        cid = _uuid(self.rng)
+        cid = self._sent(at, cmd)
         self._place_order(at, cmd, cid, cid)
 
     def _case(self, at: datetime, arg: tuple[PlaceOrder, str, str]) -> None:
@@ -286,7 +297,9 @@ class OrdersWorld:
             events = decide(order, cmd, ctx)
         except Rejected:
             return
-        cid = _uuid(self.rng)
+        if not events:  # the worker would answer no_change
+            return
+        cid = self._sent(at, cmd)
         self._apply(at, cmd.order_id, events, cid, cid, trigger=trigger)
 
     def _respond(self, at: datetime, arg: tuple[str, int, str]) -> None:
@@ -383,8 +396,10 @@ class OrdersWorld:
                     self._at(self._later(at, 5, 60 * 20), "respond", (order_id, e.attempt, "accept"))
                 elif r < 0.90:
                     self._at(self._later(at, 10, 60 * 20), "respond", (order_id, e.attempt, "decline"))
-                else:  # no answer: the timer finds it at its next round after the window
-                    self._at(e.accept_by + timedelta(seconds=rng.uniform(0, EXPIRY_INTERVAL)), "expire", order_id)
+                else:  # no answer: the timer's first round after the window finds it (a round at
+                    # every multiple of its interval, as the worker's; a rebuild runs it again)
+                    tick = (math.floor(e.accept_by.timestamp() / EXPIRY_INTERVAL) + 1) * EXPIRY_INTERVAL
+                    self._at(datetime.fromtimestamp(tick, timezone.utc), "expire", order_id)
             elif isinstance(e, OrderAccepted):
                 self._at(self._later(at, 60, 60 * 96), "complete", (order_id, e.attempt))
             elif isinstance(e, OrderCompleted):
@@ -427,6 +442,30 @@ class OrdersWorld:
         """``order_history``: every order event (``order_events`` of them) in the order the worker applied them."""
         return ((p.payload.order_id, p.id, p.payload.TYPE, p.at, p.payload.__pydantic_serializer__.to_json(
             p.payload).decode()) for p in self.pubs if p.payload.TYPE.startswith("orders.order."))
+
+
+def _officer(community_id: str) -> Sender:
+    return Sender(f"officer-{community_id}", ("community_officer",), (("communities", (community_id,)),))
+
+
+def sender_of(cmd: Any) -> Sender:
+    """Who sends an orders command, as the worker's policy wants them: an officer of the
+    community registers members, dispatches, evaluates and cancels what nobody serves; the
+    member claims and releases their posts and answers what is dispatched to them; the resident
+    places, rates and cancels their own orders."""
+    if isinstance(cmd, RegisterMember):
+        return _officer(cmd.community_id)
+    if isinstance(cmd, (ClaimPost, ReleasePost)):
+        return Sender(cmd.member_id, ("party_member",))
+    if isinstance(cmd, (AcceptOrder, DeclineOrder, CompleteOrder)):
+        return Sender(cmd.assignee_id, ("party_member",))
+    if isinstance(cmd, (PlaceOrder, RateOrder)):
+        return Sender(cmd.resident_id, ("resident",))
+    officer = {DispatchOrder: "dispatched_by", EvaluateOrder: "evaluator_id", CancelOrder: "cancelled_by"}[type(cmd)]
+    sub = getattr(cmd, officer)
+    if sub.startswith("officer-"):
+        return _officer(sub[len("officer-"):])
+    return Sender(sub, ("resident",))  # a resident cancelling their own order
 
 
 def earning_key(x: tuple[int, Earning, str | None]) -> tuple[datetime, int]:
