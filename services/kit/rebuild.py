@@ -91,9 +91,9 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from . import clock
 from schemas.envelope import CloudEvent, Message
 
+from . import clock
 from .consumer import BatchConsumer, Item, bearer, claim
 from .db import _init_connection
 from .kafkasec import client_kwargs
@@ -173,8 +173,8 @@ class _OneConnection:
 class _ReplayUnitOfWork(UnitOfWork):
     """A unit of work whose ``now`` is, while a message is handled, the time that message was
     handled live (else its record's time); between messages the batch's last such time. A
-    timer's round (``round``: its key in ``rebuild_emitted``) has no message: what the live
-    round published stands for what a message caused."""
+    replayed timer's round is a message of its own kind (:class:`_RoundItem`), whose events
+    have no cause."""
 
     def __init__(self, conn, service: str, times: dict[str, datetime], ids: dict[tuple[str, ...], list[str]],
                  batch_now: datetime, data: dict[tuple[str, str], list[dict]] | None = None,
@@ -245,7 +245,7 @@ class _ReplayConsumer(BatchConsumer):
         self.handler = _WithRounds(self.handler)
         self.outcome = outcome
         self.times: dict[str, datetime] = {}
-        self.ids: dict[tuple[str, str], list[str]] = {}
+        self.ids: dict[tuple[str, ...], list[str]] = {}
         self.data: dict[tuple[str, str], list[dict]] = {}  # (cause, type) -> the live events' data
         self.known: set[str] = set()  # the messages the worker is known to have handled
         self.claimed: set[tuple[str, str]] | None = None  # the batch's new inbox keys, claimed ahead
@@ -411,8 +411,9 @@ class _RoundPayload:
     __slots__ = ("replay", "subjects")
     TYPE = "kit.timer.round"
 
-    def __init__(self, replay: Callable[[UnitOfWork, list[str]], Awaitable[None]], subjects: list[str]):
-        self.replay, self.subjects = replay, subjects
+    def __init__(self, replay: Callable[[UnitOfWork, list[str]], Awaitable[None]]):
+        self.replay = replay
+        self.subjects: list[str] = []  # filled when its batch looks up what the live round published
 
     @staticmethod
     def service() -> str:
@@ -427,10 +428,9 @@ class _RoundItem(Item):
     __slots__ = ()
 
     @classmethod
-    def of(cls, r: _Round, topic: str, replay, subjects: list[str]) -> "_RoundItem":
+    def of(cls, r: _Round, topic: str, replay) -> "_RoundItem":
         env = CloudEvent(id=r.key, source="/kit/rebuild", type=_RoundPayload.TYPE, time=r.at)
-        payload = _RoundPayload(replay, subjects)
-        return cls(topic, -1, -1, None, None, message=Message(env, payload))  # type: ignore[arg-type]
+        return cls(topic, -1, -1, None, None, message=Message(env, _RoundPayload(replay)))  # type: ignore[arg-type]
 
 
 async def _run_round(uow: UnitOfWork, payload: _RoundPayload) -> None:
@@ -648,14 +648,14 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                 handling.result()
 
         async def flush() -> None:
-            nonlocal pending, round_ids, round_data
+            nonlocal pending, pending_rounds
             if not pending:
                 return
             rc = pending_consumer
             assert rc is not None
             t0 = time.perf_counter()
             tokens: dict[bytes, object] = {}
-            records = [it for it in pending if not isinstance(it, _RoundItem)] if round_ids else pending
+            records = [it for it in pending if not isinstance(it, _RoundItem)] if pending_rounds else pending
             for i in range(0, len(records), DECODE_STEP):  # in steps: the handling task goes on between them
                 rc._decode(records[i:i + DECODE_STEP], tokens)  # noqa: SLF001
                 await asyncio.sleep(0)
@@ -688,30 +688,33 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                     t = last_at
                 if t is not None:
                     times[it.message.id] = t
-            emitted: dict[tuple[str, str], list[str]] = {}
+            # what the messages caused live, and what the rounds published: a round's events by
+            # (round, type, subject), its subjects in the order it published them
+            rounds = {it.message.id: it.message for it in pending_rounds}  # type: ignore[union-attr]
+            emitted: dict[tuple[str, ...], list[str]] = {}
             data: dict[tuple[str, str], list[dict]] = {}
-            if found:
-                for r in await lookup.fetch("SELECT cause, type, id, data FROM rebuild_emitted WHERE cause IN "
+            if found or rounds:
+                for r in await lookup.fetch("SELECT cause, type, id, data, subject FROM rebuild_emitted WHERE cause IN "
                                             "(SELECT jsonb_array_elements_text($1::text::jsonb)) ORDER BY seq",
-                                            bulk(list(found))):
-                    emitted.setdefault((r[0], r[1]), []).append(r[2])
+                                            bulk([*found, *rounds])):
+                    if (m := rounds.get(r[0])) is not None:
+                        emitted.setdefault((r[0], r[1], r[4]), []).append(r[2])
+                        if r[4] not in m.payload.subjects:
+                            m.payload.subjects.append(r[4])
+                    else:
+                        emitted.setdefault((r[0], r[1]), []).append(r[2])
                     if r[3] is not None:
                         data.setdefault((r[0], r[1]), []).append(orjson.loads(r[3]))
-            rounds = {it.message.id: it.message.envelope.time for it in pending  # type: ignore[union-attr]
-                      if isinstance(it, _RoundItem)} if round_ids else {}
-            times.update(rounds)
-            emitted.update(round_ids)
-            data.update(round_data)
+            times.update((i, m.envelope.time) for i, m in rounds.items())
             keys, _, _ = rc._dedup(pending)  # noqa: SLF001
             round_keys = {k for k in keys if k[1] in rounds}
             claimed = await claim(lookup, [k for k in keys if k not in round_keys]) | round_keys
             await hand_over(_Batch(rc, pending, times, emitted, claimed, data, set(found) | set(rounds), len(rounds)))
-            pending, round_ids, round_data = [], {}, {}
+            pending, pending_rounds = [], []
 
         due = deque(rounds)
         first = next(iter(by_topic.values()), None)
-        round_ids: dict[tuple[str, ...], list[str]] = {}  # the pending rounds': (round, type, subject) -> ids
-        round_data: dict[tuple[str, str], list[dict]] = {}
+        pending_rounds: list[_RoundItem] = []  # of ``pending``, the rounds
 
         async def rounds_until(key: float | None) -> None:
             """Merge the timer rounds that ran before ``key`` (a record's merge key; None: all
@@ -721,19 +724,12 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                 r = due.popleft()
                 if pending and len(pending) >= batch_records:
                     await flush()
-                fn, _ = rt.replayed_timers[r.timer]
-                subjects: list[str] = []
-                for row in await lookup.fetch("SELECT type, id, data, subject FROM rebuild_emitted WHERE cause = $1 "
-                                              "ORDER BY seq", r.key):
-                    round_ids.setdefault((r.key, row[0], row[3]), []).append(row[1])
-                    if row[3] not in subjects:
-                        subjects.append(row[3])
-                    if row[2] is not None:
-                        round_data.setdefault((r.key, row[0]), []).append(orjson.loads(row[2]))
                 if pending_consumer is None:
                     pending_consumer = first
                 assert pending_consumer is not None
-                pending.append(_RoundItem.of(r, pending_consumer.topics[0].name, fn, subjects))
+                item = _RoundItem.of(r, pending_consumer.topics[0].name, rt.replayed_timers[r.timer][0])
+                pending.append(item)
+                pending_rounds.append(item)
 
         async def refill(want: list[TopicPartition]) -> None:
             """Fetch until every partition in ``want`` has buffered records or is at its end."""
@@ -798,7 +794,7 @@ class _Batch:
     consumer: _ReplayConsumer
     items: list[Item]
     times: dict[str, datetime]
-    ids: dict[tuple[str, str], list[str]]
+    ids: dict[tuple[str, ...], list[str]]  # (cause, type), or a round's (round, type, subject) -> ids
     claimed: set[tuple[str, str]]
     data: dict[tuple[str, str], list[dict]]  # (cause, type) -> the live events' data the handler asks for
     known: set[str]  # the messages whose live handling is known (their events or the inbox)
