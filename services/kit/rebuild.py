@@ -59,9 +59,11 @@ What the input topics cannot give back, a rebuild does not have:
   far they had looked; rounds that change state without publishing) are not input: the timers
   of the next worker derive them again from the rebuilt state and the clock (and publish what
   they find). A replayed timer's round that published nothing is not run again either, which
-  is right for a timer whose rounds change nothing unless they publish; and a live round that
-  skipped what a batch held locked at that moment (found by a later round) runs again with
-  nothing locked, so it finds it one round earlier;
+  is right for a timer whose rounds change nothing unless they publish. A replayed round acts
+  on what its live events named, so what the live round skipped (a case a batch held locked)
+  is left to the later round that found it, as it was; but a round and a batch on the same
+  aggregate within the same moment are ordered by their times, which may not be the order the
+  live ones saw each other in;
 - two messages on different partitions whose handling touches one row (a redemption crediting
   a merchant while an adjustment debits it) are handled by two lanes at once; which of the two
   saw the other's change is the order their transactions committed in, which no topic records.

@@ -19,8 +19,9 @@ the launcher stop every worker (``SIGUSR1``: the broker and the database stay up
 What a rebuild cannot give back by design is left out too (``services/kit/rebuild.py``): the
 effects of the services' timers and of the commands sent over HTTP. (The rebuild runs the
 rounds of the timers that declare their events again, grid's and orders'; their rows are still
-left out here, since under the campaign's load a live round can skip what a batch held locked,
-which the replayed round finds.) Both are events of the
+left out here: a round whose events were still in the outbox when the workers stopped is on no
+topic, and under the campaign's load a round and a batch on the same aggregate can run within
+the same moment, which the replay orders by their times.) Both are events of the
 service that no message on its input topics caused (a timer's have no ``causationid``, an
 HTTP command's name a command that is on no topic): in the tables a service's timers write
 (:data:`TIMER_TABLES`), the rows that name what one of its timers' events is about there (its
