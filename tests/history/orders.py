@@ -461,8 +461,8 @@ def sender_of(cmd: Any) -> Sender:
         return Sender(cmd.assignee_id, ("party_member",))
     if isinstance(cmd, (PlaceOrder, RateOrder)):
         return Sender(cmd.resident_id, ("resident",))
-    officer = {DispatchOrder: "dispatched_by", EvaluateOrder: "evaluator_id", CancelOrder: "cancelled_by"}[type(cmd)]
-    sub = getattr(cmd, officer)
+    actor = {DispatchOrder: "dispatched_by", EvaluateOrder: "evaluator_id", CancelOrder: "cancelled_by"}[type(cmd)]
+    sub = getattr(cmd, actor)
     if sub.startswith("officer-"):
         return _officer(sub[len("officer-"):])
     return Sender(sub, ("resident",))  # a resident cancelling their own order
