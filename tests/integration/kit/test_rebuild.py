@@ -56,6 +56,18 @@ async def handled_and_published(kafka: str, database_url: str, commands: int, *,
         await conn.close()
 
 
+async def rebuilt_as_live(env: dict[str, str], database_url: str, live) -> tuple[dict, object]:
+    """Rebuild the grid of the stopped worker (``env``) and check it equals ``live`` row for row:
+    the rebuild's outcome and the rebuilt snapshot."""
+    done = await asyncio.to_thread(run_rebuild, env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
+    rebuilt = await snapshot(database_url, "grid")
+    diffs = differences(live, rebuilt)
+    assert not diffs, f"{outcome}\n{diff_report(diffs)}"
+    return outcome, rebuilt
+
+
 async def test_a_rebuilt_grid_projection_equals_the_live_one_row_for_row(kafka, database_url, tmp_path):
     w = grid_worker(kafka, database_url, tmp_path / "worker.log").start()
     env = w.env  # run_rebuild leaves out its HTTP settings
@@ -92,12 +104,7 @@ async def test_a_rebuilt_grid_projection_equals_the_live_one_row_for_row(kafka, 
     live = await snapshot(database_url, "grid")
     assert sum(live.rows["cases"].values()) == len(cases)
 
-    done = await asyncio.to_thread(run_rebuild, env)
-    assert done.returncode == 0, done.stderr[-4000:]
-    outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
-    rebuilt = await snapshot(database_url, "grid")
-    diffs = differences(live, rebuilt)
-    assert not diffs, f"{outcome}\n{diff_report(diffs)}"
+    outcome, rebuilt = await rebuilt_as_live(env, database_url, live)
     assert outcome["records"] == total + 1
     assert outcome["handled_times_found"] == total
     # the rebuild caused what the worker had published, and published none of it again
@@ -298,18 +305,6 @@ async def test_a_replayed_report_is_the_duplicate_of_the_case_the_worker_linked_
     assert rebuilt_cases[first][0] == "reported"  # the HTTP dismissal is not input: open, and near the second
     assert {c: rebuilt_cases[c] for c in (second, third)} == {c: live_cases[c] for c in (second, third)}
     assert rebuilt_history == live_history
-
-
-async def rebuilt_as_live(env: dict[str, str], database_url: str, live) -> tuple[dict, object]:
-    """Rebuild the grid of the stopped worker (``env``) and check it equals ``live`` row for row:
-    the rebuild's outcome and the rebuilt snapshot."""
-    done = await asyncio.to_thread(run_rebuild, env)
-    assert done.returncode == 0, done.stderr[-4000:]
-    outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
-    rebuilt = await snapshot(database_url, "grid")
-    diffs = differences(live, rebuilt)
-    assert not diffs, f"{outcome}\n{diff_report(diffs)}"
-    return outcome, rebuilt
 
 
 async def test_the_overdue_timers_rounds_are_run_again_when_the_live_worker_ran_them(kafka, database_url, tmp_path):
