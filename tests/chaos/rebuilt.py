@@ -17,11 +17,10 @@ the launcher stop every worker (``SIGUSR1``: the broker and the database stay up
    left out there).
 
 What a rebuild cannot give back by design is left out too (``services/kit/rebuild.py``): the
-effects of the services' timers and of the commands sent over HTTP. (The rebuild runs the
-rounds of the timers that declare their events again, grid's and orders'; their rows are still
-left out here: a round whose events were still in the outbox when the workers stopped is on no
-topic, and under the campaign's load a round and a batch on the same aggregate can run within
-the same moment, which the replay orders by their times.) Both are events of the
+effects of the services' timers and of the commands sent over HTTP. The rebuild runs the
+rounds of the timers that declare their events again (:data:`REPLAYED_TIMERS`: grid's and
+orders'), so of theirs only the rounds whose events were still in the outbox when the workers
+stopped are left out (on no topic, they are not run again). Both are events of the
 service that no message on its input topics caused (a timer's have no ``causationid``, an
 HTTP command's name a command that is on no topic): in the tables a service's timers write
 (:data:`TIMER_TABLES`), the rows that name what one of its timers' events is about there (its
@@ -71,6 +70,9 @@ TIMER_TABLES: dict[str, tuple[str, ...]] = {
               "member_follow_ups",                     # members overdue; quarterly feedback
               "councils"),                             # councils effective, meetings and resolutions overdue
 }
+# The services whose timers' rounds the rebuild runs again (``rt.timer(..., replays=...)`` in
+# services/<svc>/app/main.py): of their timers' events, only those no topic holds are left out.
+REPLAYED_TIMERS = frozenset({"grid", "orders"})
 # Tables only timers write: left out whole.
 TIMER_ONLY: dict[str, dict[str, str]] = {
     "assessment": {"timer_marks": "how far the close timer has looked"},
@@ -328,6 +330,8 @@ async def compare(var: Path, admin: str, raw: dict[str, list], services: Sequenc
                              await snapshot(copy, s, skip_tables=only, views=kept))
             events = f"{s}.events.v1"  # with what the relay had not published: the topic as it would be
             timers, http, kinds = not_from_input(s, {**raw, events: [*raw.get(events, ()), *unpublished.get(s, ())]})
+            if s in REPLAYED_TIMERS:  # the rounds on the topic are rebuilt: only the unpublished ones are not
+                timers = not_from_input(s, {events: list(unpublished.get(s, ()))})[0]
             commands = http_commands(live, input_ids(s, raw))
             kinds["http_commands"] = len(commands)
             excluded = (leave_out_events(s, live, timers, TIMER_TABLES.get(s, ())) + leave_out_events(s, live, http)

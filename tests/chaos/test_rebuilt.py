@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import uuid
 from collections import namedtuple
+from pathlib import Path
 
 import asyncpg
 import orjson
 import pytest
 
-from tests.chaos.rebuilt import (empty_outboxes, about, copy_database, drop_database, http_commands, leave_out,
-                                 not_from_input)
+from schemas.registry import SERVICES
+from tests.chaos.rebuilt import (REPLAYED_TIMERS, empty_outboxes, about, copy_database, drop_database, http_commands,
+                                 leave_out, not_from_input)
+from tests.support.procs import ROOT
 from tests.support.rebuild import differences, report, snapshot
 
 pytestmark = pytest.mark.integration
@@ -164,3 +167,12 @@ def test_a_difference_leaves_its_evidence_the_records_of_the_services_topics_and
     assert lines[0] == {"table": "case_state", "only_live": [["case-1", 2]], "only_rebuilt": []}
     assert lines[1:] == [{"topic": "grid.intake.v1", "partition": 1, "offset": 7, "timestamp": 1000,
                           "key": "case-1", "value": '{"id": "e1"}'}]  # not another service's intake
+
+
+def test_the_services_whose_timer_rounds_a_rebuild_runs_again_are_those_that_declare_them():
+    """The check leaves out only the unpublished rounds of the services whose timers declare
+    their events (``rt.timer(..., replays=...)``); a service that declares one without being
+    listed would have its rebuilt rounds left out for nothing, one listed without declaring any
+    would fail on every timer it has."""
+    declared = {s for s in SERVICES if "replays=" in (Path(ROOT) / "services" / s / "app" / "main.py").read_text()}
+    assert declared == REPLAYED_TIMERS
