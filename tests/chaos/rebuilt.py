@@ -17,12 +17,12 @@ the launcher stop every worker (``SIGUSR1``: the broker and the database stay up
    left out there).
 
 What a rebuild cannot give back by design is left out too (``services/kit/rebuild.py``): the
-effects of the services' timers and of the commands sent over HTTP. The rebuild runs the
-rounds of the timers that declare their events again (:data:`REPLAYED_TIMERS`: grid's and
-orders'), so of theirs only the rounds whose events were still in the outbox when the workers
-stopped are left out (on no topic, they are not run again). Both are events of the
+effects of the services' timers and of the commands sent over HTTP. Both are events of the
 service that no message on its input topics caused (a timer's have no ``causationid``, an
-HTTP command's name a command that is on no topic): in the tables a service's timers write
+HTTP command's name a command that is on no topic). The rebuild runs the rounds of the timers
+that declare their events again (:data:`REPLAYED_TIMERS`: grid's and orders'), so of those
+timers' events only the ones still in the outbox when the workers stopped are left out (on no
+topic, their rounds are not run again). In the tables a service's timers write
 (:data:`TIMER_TABLES`), the rows that name what one of its timers' events is about there (its
 subject: a case, an order; a closed period; a posting and the balances of its accounts:
 :data:`ABOUT`), and in every table the rows that name what an
