@@ -7,7 +7,6 @@ from .cases import (
     bounding_box,
     case_row,
     logged_patrols,
-    open_cases_near,
     open_cases_near_each,
     upsert_cases,
     upsert_patrols,
@@ -27,7 +26,7 @@ from .rows import ProjectionRows
 from .store import CASES, due_for_check
 
 __all__ = [
-    "HistoryEntry", "append_history", "bounding_box", "case_row", "logged_patrols", "open_cases_near",
+    "HistoryEntry", "append_history", "bounding_box", "case_row", "logged_patrols",
     "open_cases_near_each", "upsert_cases", "upsert_patrols", "CaseFilter", "MetricsSnapshot", "Reader", "get_case",
     "grid_counts", "list_cases", "list_patrols", "metrics_snapshot", "open311_requests", "ProjectionRows", "CASES",
     "due_for_check",

@@ -144,17 +144,12 @@ def bounding_box(lat: float, lon: float, radius_m: float) -> tuple[float, float,
     return lat - dlat, lat + dlat, lon - dlon, lon + dlon
 
 
-async def open_cases_near(conn: asyncpg.Connection, category: Category, lat: float, lon: float,
-                          radius_m: float, limit: int = 200) -> list[OpenCase]:
-    """Open cases of ``category`` within the bounding box of ``radius_m`` around a point (a superset of
-    those within the radius; the domain measures the distance)."""
-    return (await open_cases_near_each(conn, [(category, lat, lon)], radius_m, limit))[0]
-
-
 async def open_cases_near_each(conn: asyncpg.Connection, points: Sequence[tuple[Category, float, float]],
                                radius_m: float, limit: int = 200) -> list[list[OpenCase]]:
-    """:func:`open_cases_near` of each ``(category, lat, lon)``, in one query: a batch's reports
-    looked up together, not one round trip (and, in a batch, one savepoint) each."""
+    """For each ``(category, lat, lon)``, the open cases of that category within the bounding box
+    of ``radius_m`` around the point (a superset of those within the radius; the domain measures
+    the distance), in one query: a batch's reports looked up together, not one round trip (and,
+    in a batch, one savepoint) each."""
     if not points:
         return []
     boxes = [bounding_box(lat, lon, radius_m) for _, lat, lon in points]
