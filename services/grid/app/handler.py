@@ -175,8 +175,9 @@ class GridHandler(WhistleSteps, Handler):
         """What a round of :meth:`check_overdue` did to these cases, done again at ``uow.now``
         (a rebuild runs each round that published, among the messages of its batch)."""
         cases = CASES.of(uow)
+        await cases.load(case_ids)  # one query for the round, in the order locks are taken
         for case_id in case_ids:
-            self._apply(uow, check_overdue(await cases.fetch(case_id), uow.now, self.deadlines))
+            self._apply(uow, check_overdue(cases.get(case_id), uow.now, self.deadlines))
 
     # -- shared steps ------------------------------------------------------------------
     def _context(self, uow: UnitOfWork, **facts) -> Context:

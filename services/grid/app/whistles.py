@@ -95,8 +95,9 @@ class WhistleSteps:
         """What a round of :meth:`check_whistles` did to these whistles, done again at
         ``uow.now`` (a rebuild runs each round that published, among the messages of its batch)."""
         whistles = WHISTLES.of(uow)
+        await whistles.load(whistle_ids)  # one query for the round, in the order locks are taken
         for whistle_id in whistle_ids:
-            self._apply_whistle(uow, check_missed(await whistles.fetch(whistle_id), uow.now))
+            self._apply_whistle(uow, check_missed(whistles.get(whistle_id), uow.now))
 
     def _whistle_context(self, uow: UnitOfWork, **facts) -> WhistleContext:
         return WhistleContext(now=uow.now, departments=self.departments, **facts)

@@ -230,8 +230,9 @@ class OrdersHandler(Handler):
         """What a round of :meth:`expire_dispatches` did to these orders, done again at
         ``uow.now`` (a rebuild runs each round that published, among the messages of its batch)."""
         orders = ORDERS.of(uow)
+        await orders.load(order_ids)  # one query for the round, in the order locks are taken
         for order_id in order_ids:
-            if (order := await orders.fetch(order_id)) is not None:
+            if (order := orders.get(order_id)) is not None:
                 await self._expire(uow, order_id, order)
 
     async def _expire(self, uow: UnitOfWork, order_id: str, order: OrderState) -> None:
