@@ -67,7 +67,6 @@ import argparse
 import asyncio
 import heapq
 import itertools
-import math
 import os
 import random
 import shutil
@@ -116,7 +115,7 @@ from services.points.app.settings import PointsSettings
 from services.points.domain import EarningRules
 from tests.history.orders import OrdersWorld, earning_key
 from tests.history.party import PartyWorld
-from tests.history.topics import Pub, Sender, Spill, Tokens, merged, produce, read_dump, write_dump
+from tests.history.topics import Pub, Sender, Spill, Tokens, merged, next_round, produce, read_dump, write_dump
 from tests.support.identity import TestIdentity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,7 +205,7 @@ class GridWorld:
         reported by the first round after it (the worker's timer: a rebuild runs each round that
         published again, at its time, and it finds the same)."""
         while (at := case_next_check_at(state)) is not None:
-            t = datetime.fromtimestamp((math.floor(at.timestamp() / self.tick) + 1) * self.tick, timezone.utc)
+            t = next_round(at, self.tick)
             if t > until or (t == until and not inclusive):
                 return
             events = check_overdue(state, t, self.deadlines)

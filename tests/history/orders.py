@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 import random
 import uuid
 from collections import Counter, defaultdict
@@ -48,7 +47,7 @@ from services.orders.projection.store import MEMBERS, ORDERS, POSTS
 from services.points.domain import earning_from_order
 from services.points.domain.transfers import Earning
 
-from .topics import Pub, Sender, Spill
+from .topics import Pub, Sender, Spill, next_round
 
 DIRECT_ORDERS_AT_FULL_SCALE = 525_000
 """Residents' own orders at SCALE 1.0; with the resident-need cases of the grid, about 1 M orders."""
@@ -398,8 +397,7 @@ class OrdersWorld:
                     self._at(self._later(at, 10, 60 * 20), "respond", (order_id, e.attempt, "decline"))
                 else:  # no answer: the timer's first round after the window finds it (a round at
                     # every multiple of its interval, as the worker's; a rebuild runs it again)
-                    tick = (math.floor(e.accept_by.timestamp() / EXPIRY_INTERVAL) + 1) * EXPIRY_INTERVAL
-                    self._at(datetime.fromtimestamp(tick, timezone.utc), "expire", order_id)
+                    self._at(next_round(e.accept_by, EXPIRY_INTERVAL), "expire", order_id)
             elif isinstance(e, OrderAccepted):
                 self._at(self._later(at, 60, 60 * 96), "complete", (order_id, e.attempt))
             elif isinstance(e, OrderCompleted):

@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import gzip
 import heapq
+import math
 import os
 import pickle
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
@@ -72,6 +73,12 @@ class Sender:
     @property
     def source(self) -> str:
         return user_source(self)  # type: ignore[arg-type]  (it reads ``sub``)
+
+
+def next_round(at: datetime, interval: float) -> datetime:
+    """When a timer that runs at every multiple of ``interval`` seconds (since the epoch, as a
+    history's timers run) first runs after ``at``."""
+    return datetime.fromtimestamp((math.floor(at.timestamp() / interval) + 1) * interval, timezone.utc)
 
 
 class Tokens:

@@ -40,7 +40,8 @@ async def handled_and_published(kafka: str, database_url: str, commands: int, *,
     for _ in range(120):
         out = await read_all(kafka, "grid.events.v1", timeout=2) + await read_all(kafka, "grid.rejections.v1", timeout=2)
         dlq = await read_all(kafka, "grid.dlq.v1", timeout=1) if dead_letter else [None]
-        causes = {r["value"].get("causationid") for r in out if isinstance(r["value"], dict)} - {None}  # None: a timer's
+        # the commands' causes (a timer's events have none)
+        causes = {r["value"].get("causationid") for r in out if isinstance(r["value"], dict)} - {None}
         if len(causes) >= commands and dlq:
             break
         await asyncio.sleep(0.5)
