@@ -242,9 +242,10 @@ class _ReplayUnitOfWork(UnitOfWork):
 class _ReplayConsumer(BatchConsumer):
     """The worker's batch path, with the rebuild's time and without the outbox."""
 
-    def __init__(self, *, outcome: Outcome, **kw):
+    def __init__(self, *, outcome: Outcome, rounds: bool = False, **kw):
         super().__init__(**kw)
-        self.handler = _WithRounds(self.handler)
+        if rounds:  # the replayed timers' rounds come among its messages
+            self.handler = _WithRounds(self.handler)
         self.outcome = outcome
         self.times: dict[str, datetime] = {}
         self.ids: dict[tuple[str, ...], list[str]] = {}
@@ -592,7 +593,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
     by_topic: dict[str, _ReplayConsumer] = {}
     for handler, names, topics in by_handler.values():
         rc = _ReplayConsumer(
-            outcome=outcome, service=rt.service, name="rebuild-" + "+".join(names), topics=topics, group_id="-",
+            outcome=outcome, rounds=bool(rounds), service=rt.service, name="rebuild-" + "+".join(names), topics=topics, group_id="-",
             bootstrap=s.kafka_bootstrap_servers, pool=pool, handler=handler, verifier=rt.verifier,
             max_record_age=s.intake_max_record_age_seconds, security=s.kafka_security(),
             max_event_skew=s.event_time_max_skew_seconds)
