@@ -454,6 +454,19 @@ class _WithRounds:
         return _run_round if isinstance(payload, _RoundPayload) else self._handler.handler_for(payload)
 
 
+def _timer_of(timers_of: dict[str, list[tuple[str, Any]]], typ: Any, doc: dict) -> str | None:
+    """The replayed timer that published an event with no cause (``doc``), or None: the one
+    timer of its type, or the one whose pick says it is its."""
+    timers = timers_of.get(typ) if isinstance(typ, str) else None
+    if not timers:
+        return None
+    data = doc.get("data")
+    for name, pick in timers:
+        if pick is None or (isinstance(data, dict) and pick(data)):
+            return name
+    return None
+
+
 async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, progress) -> list[_Round]:
     """Fill the temporary table ``rebuild_handled`` (message id -> time it was handled live)
     from the service's own events and rejections topics; the live rounds of the replayed timers
@@ -466,7 +479,10 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
     await conn.execute("CREATE TEMPORARY TABLE rebuild_emitted (cause text NOT NULL, type text NOT NULL, "
                        "seq bigint NOT NULL, id text NOT NULL, data text, subject text)")
     replayed = {t for _, _, handler, _ in rt._consumer_specs for t in handler.replayed}  # noqa: SLF001
-    timer_of = {t: name for name, (_, types) in rt.replayed_timers.items() for t in types}
+    timers_of: dict[str, list[tuple[str, Any]]] = {}  # type -> the timers publishing it, with their picks
+    for name, (_, types) in rt.replayed_timers.items():
+        for t, pick in types.items():
+            timers_of.setdefault(t, []).append((name, pick))
     rounds: set[_Round] = set()
     consumer = _consumer(rt)
     await consumer.start()
@@ -497,9 +513,10 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
                     except (orjson.JSONDecodeError, AttributeError, TypeError):
                         continue
                     noted, subject = cause, None  # what the event is noted under: its cause, else its timer's round
-                    if cause is None and typ in timer_of and isinstance(at, str):
+                    timer = _timer_of(timers_of, typ, doc) if cause is None and isinstance(at, str) else None
+                    if timer is not None:
                         try:  # a timer's round: its events are dated when it ran
-                            round_ = _Round(datetime.fromisoformat(at), timer_of[typ])
+                            round_ = _Round(datetime.fromisoformat(at), timer)
                         except ValueError:
                             continue
                         rounds.add(round_)

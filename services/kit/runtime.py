@@ -37,7 +37,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 import faust
@@ -70,6 +70,9 @@ from . import retention
 from .uow import UnitOfWork
 
 log = logging.getLogger("kit.runtime")
+
+EventPick = Callable[[Mapping[str, Any]], bool]
+"""Whether a published event (its ``data``) is a given timer's, of a type two timers publish."""
 
 
 class NotReady(ConnectionError):
@@ -126,9 +129,11 @@ class ServiceRuntime:
         self.consumers: list[BatchConsumer] = []
         self._consumer_specs: list[tuple[str, Sequence[Topic], Handler, str | None]] = []
         # timer name -> (what a round did to some aggregates, done again; the types of the events
-        # it publishes): what a rebuild runs again where the live timer published
+        # it publishes, each with what tells its events from another timer's of the type, or
+        # None): what a rebuild runs again where the live timer published
         # (``rt.timer(..., replays=..., replay=...)``)
-        self.replayed_timers: dict[str, tuple[Callable[[UnitOfWork, list[str]], Awaitable[None]], frozenset[str]]] = {}
+        self.replayed_timers: dict[str, tuple[Callable[[UnitOfWork, list[str]], Awaitable[None]],
+                                              dict[str, EventPick | None]]] = {}
         self._startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.ready = False
         self.serving = False  # migrations applied and start-up hooks run: routes with db=True may run
@@ -427,7 +432,8 @@ class ServiceRuntime:
             log.info("retention: deleted %s", {t: n for t, n in deleted.items() if n})
 
     def timer(self, seconds: float, *, name: str | None = None, exclusive: bool = False,
-              replays: Iterable[type] = (), replay: Callable[[UnitOfWork, list[str]], Awaitable[None]] | None = None):
+              replays: Iterable[type | tuple[type, EventPick]] = (),
+              replay: Callable[[UnitOfWork, list[str]], Awaitable[None]] | None = None):
         """Run ``fn(uow)`` every ``seconds`` in its own transaction, once the worker is ready.
 
         ``exclusive``: one worker of the service at a time runs it (a transaction-scoped
@@ -440,8 +446,13 @@ class ServiceRuntime:
         handler does. A rebuild (:mod:`services.kit.rebuild`) then takes each time the live
         timer published one of them (no message caused it) for a round, and calls ``replay`` at
         that time, among the messages handled before and after it, so that what the round
-        changed is rebuilt too. A type may belong to one such timer only."""
-        types = frozenset(t.TYPE for t in replays)
+        changed is rebuilt too. A type two timers publish is given to each as ``(class, pick)``:
+        ``pick(data)`` says from the event's ``data`` whether it is this timer's (the picks of a
+        type never both say yes); any other type may belong to one such timer only."""
+        types: dict[str, EventPick | None] = {}
+        for t in replays:
+            cls, pick = t if isinstance(t, tuple) else (t, None)
+            types[cls.TYPE] = pick
         if bool(types) != (replay is not None):
             raise ValueError("a timer's replays and its replay go together")
 
@@ -449,9 +460,11 @@ class ServiceRuntime:
             tname = name or fn.__name__
             lock_key = f"timer:{self.service}:{tname}"
             if types:
-                taken = {t for other, (_, ts) in self.replayed_timers.items() if other != tname for t in ts} & types
+                taken = {t for other, (_, ts) in self.replayed_timers.items() if other != tname
+                         for t, pick in ts.items() if t in types and (pick is None or types[t] is None)}
                 if taken:
-                    raise ValueError(f"timer {tname}: {sorted(taken)} already replayed by another timer")
+                    raise ValueError(f"timer {tname}: {sorted(taken)} already replayed by another timer "
+                                     "(a type two timers publish needs a pick on both)")
                 self.replayed_timers[tname] = (replay, types)  # type: ignore[assignment]
 
             async def tick() -> None:

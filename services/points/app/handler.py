@@ -44,7 +44,7 @@ from services.points.domain import (
 )
 from services.points.domain.clock import day_of
 from services.points.projection import approvals, ledger, sources
-from services.points.projection.deeds import DEEDS, approved_uncredited
+from services.points.projection.deeds import DEEDS, approved_uncredited, approved_uncredited_of
 from services.points.projection.ledger import Holder, Ledger, LockedAccounts
 
 from . import metrics
@@ -393,16 +393,32 @@ class PointsHandler(Handler):
         ids = await approved_uncredited(uow.conn, limit)
         found = await DEEDS.read(uow.conn, ids, skip_locked=True)
         due = [found[i] for i in ids if i in found and self._credit_due(found[i][1], uow.now)]
-        if not due:
-            return 0
         deeds = DEEDS.of(uow)
         deeds.adopt({deed.deed_id: (version, deed) for version, deed in due})
-        needs = [_deed_accounts(deed) for _, deed in due]  # all at once first, in id order
+        return await self._credit_deeds(uow, deeds, [deed for _, deed in due])
+
+    async def credit_deeds_of(self, uow: UnitOfWork, account_ids: list[str]) -> None:
+        """What a round of :meth:`credit_refused_deeds` did to the deeds of ``account_ids`` (the
+        accounts its events were about), done again at ``uow.now``, as a rebuild replays it: the
+        due deeds of those accounts, as the unit of work holds them, in the timer's order."""
+        wanted = set(account_ids)
+        deeds = DEEDS.of(uow)
+        await deeds.load(await approved_uncredited_of(uow.conn, sorted(wanted)))
+        due = sorted((d for _, d in deeds.items() if d is not None and d.account_id in wanted
+                      and self._credit_due(d, uow.now)), key=lambda d: (d.reviewed_at, d.deed_id))
+        await self._credit_deeds(uow, deeds, due)
+
+    async def _credit_deeds(self, uow: UnitOfWork, deeds: AggregateSet[Deed], due: list[Deed]) -> int:
+        """Credit ``due`` (approved deeds whose credit was refused), in order; those still over
+        the cap stay as they are."""
+        if not due:
+            return 0
+        needs = [_deed_accounts(deed) for deed in due]  # all at once first, in id order
         await Ledger.of(uow).lock(ids=[i for ids, _ in needs for i in ids],
                                    holders=[h for _, holders in needs for h in holders])
         rules = self.rules.current()
         done = 0
-        for _, deed in due:
+        for deed in due:
             resident, issuer, accounts = await self._credit_parties(uow, deed)
             events = decide_credit_deed(deed, rules=rules, resident=resident, issuer=issuer,
                                         existing=await Ledger.of(uow).posting(deed_transfer_id(deed.deed_id)),
@@ -421,23 +437,40 @@ class PointsHandler(Handler):
 
     async def expire(self, uow: UnitOfWork, *, limit: int) -> int:
         """过期 Expire lots older than the validity, FIFO by earning date, once per lot."""
-        conn = uow.conn
-        rules = self.rules.current()
-        ids = await ledger.expiry_candidates(conn, expiry_cutoff(rules, uow.now), limit)
+        ids = await ledger.expiry_candidates(uow.conn, expiry_cutoff(self.rules.current(), uow.now), limit)
         if not ids:
             return 0
-        accounts = await ledger.load_accounts(conn, [*ids, *await ledger.origin_accounts(conn, ids)])
+        return await self._expire(uow, ids, await ledger.origin_accounts(uow.conn, ids))
+
+    async def expire_of(self, uow: UnitOfWork, account_ids: list[str]) -> None:
+        """What a round of :meth:`expire` did to ``account_ids`` (the accounts its events were
+        about), done again at ``uow.now``, as a rebuild replays it (the accounts as the unit of
+        work holds them)."""
+        book = Ledger.of(uow)
+        ids = sorted(set(account_ids))
+        origins = set()
+        for i in ids:
+            account = await book.peek(i)
+            origins.update(lot.origin_account for lot in (account.lots if account else ()))
+        await self._expire(uow, ids, origins)
+
+    async def _expire(self, uow: UnitOfWork, ids: list[str], origins: set[str]) -> int:
+        """Expire what is due of the lots of ``ids`` (resident accounts, whose lots came from
+        ``origins``): every account locked at once first, then each account's expiry decided
+        on its latest state and posted."""
+        book = Ledger.of(uow)
+        await book.lock(ids=[*ids, *origins])
+        rules = self.rules.current()
         posted = 0
         for account_id in ids:
-            account = accounts.get(account_id)
+            locked = await book.lock(ids=[account_id, *origins])  # locked above: no query
+            account = locked.get(account_id)
             if account is None:
                 continue
             events = decide_expire(account, rules=rules, now=uow.now)
-            if not events:
-                continue
-            accounts = await ledger.apply(conn, accounts, events)
-            self._emit(uow, events)
-            posted += len(events)
+            if events:
+                await self._post(uow, locked.by_id, events)
+                posted += len(events)
         return posted
 
 

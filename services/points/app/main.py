@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 
+from schemas.points import AccountOpened, TransferKind, TransferPosted, TransferRefused
 from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
 from services.kit import clock
 from services.kit.clock import wall_clock
@@ -133,13 +134,21 @@ async def post_ledger_check_full(req: Request[None, None, None]):
 
 
 # -- timers --------------------------------------------------------------------------------
-@rt.timer(settings.expiry_interval_seconds, exclusive=True)
+def _of_reason(reason: TransferKind):
+    """Whether a published ``TransferPosted`` (its data) is of ``reason``: an uncaused expiry is
+    the expiry timer's, an uncaused award the deed credit's."""
+    return lambda data: data.get("reason") == reason.value
+
+
+@rt.timer(settings.expiry_interval_seconds, exclusive=True,
+          replays=((TransferPosted, _of_reason(TransferKind.expiry)),), replay=handler.expire_of)
 async def expire_points(uow):
     await handler.expire(uow, limit=settings.expiry_batch)
     await approvals.forget_expired_codes(uow.conn, wall_clock() - timedelta(days=1))
 
 
-@rt.timer(settings.deed_credit_interval_seconds, exclusive=True)
+@rt.timer(settings.deed_credit_interval_seconds, exclusive=True, replay=handler.credit_deeds_of,
+          replays=(AccountOpened, (TransferPosted, _of_reason(TransferKind.award)), TransferRefused))
 async def credit_deeds(uow):
     await handler.credit_refused_deeds(uow)
 

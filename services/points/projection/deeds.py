@@ -2,6 +2,8 @@
 store (jsonb state with a version), with the columns queries and the credit timer filter on."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import asyncpg
 
 from services.kit.aggregates import AggregateStore
@@ -24,4 +26,13 @@ async def approved_uncredited(conn: asyncpg.Connection, limit: int) -> list[str]
     """Approved deeds whose credit was refused (over a cap), to credit again later."""
     rows = await conn.fetch(
         "SELECT deed_id FROM deeds WHERE status = 'approved' ORDER BY reviewed_at, deed_id LIMIT $1", limit)
+    return [r["deed_id"] for r in rows]
+
+
+async def approved_uncredited_of(conn: asyncpg.Connection, account_ids: Sequence[str]) -> list[str]:
+    """The deeds of :func:`approved_uncredited` that belong to ``account_ids``, as stored, in
+    its order."""
+    rows = await conn.fetch(
+        "SELECT deed_id FROM deeds WHERE status = 'approved' AND account_id = ANY($1::text[]) "
+        "ORDER BY reviewed_at, deed_id", list(account_ids))
     return [r["deed_id"] for r in rows]

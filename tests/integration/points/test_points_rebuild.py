@@ -4,22 +4,32 @@ approval, an erasure, refusals, a repeat, a poison record) and the upstream even
 (orders' placed, completed and evaluated orders, grid's reported, registered and dismissed cases,
 party's erasure) are handled live; the rebuilt projection equals the live one row for row.
 
-Its timers (expiry after years, deeds credited again on a later day) find nothing to do
-within the test: their effects are no input (``services/kit/rebuild.py``)."""
+Its timers (expiry after years, deeds credited again on a later day) find nothing to do in the
+first test. In the second, a worker on a stepped calendar (the next month every eight seconds) runs both:
+a deed over the daily cap is credited the next day by the deed credit timer, and the expiry
+timer retires every lot once a day has passed since it was earned; the rebuild runs each of their rounds again
+(both publish ``TransferPosted``: told apart by the transfer's reason), and nothing is left out
+of the comparison."""
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime, timezone
 
+import orjson
 import pytest
+import yaml
 
 from schemas.grid import CaseDismissed, CaseRegistered
 from schemas.orders import OrderCompleted, OrderEvaluated, OrderPlaced
 from schemas.party import PersonErased as PartyPersonErased
 from schemas.points import Adjust, ApproveAdjustment, ErasePerson, OpenAccount, Redeem, ReviewDeed, SubmitDeed
+from services.kit.clock import SHANGHAI
+from services.points import DEFAULT_RULES_PATH
 from tests.support.identity import token
-from tests.support.kafka import command, produce
+from tests.support.kafka import command, produce, read_all
 from tests.support.procs import Worker, http
-from tests.support.rebuild import Phases, differences, live_and_rebuilt, report
+from tests.support.rebuild import Phases, differences, live_and_rebuilt, report, run_rebuild, snapshot
 
 from .test_points_worker import evaluated, registered, reported, uid
 
@@ -120,3 +130,49 @@ async def test_a_rebuilt_points_projection_equals_the_live_one_row_for_row(compa
     assert live.rows["postings"] and live.rows["deeds"] and live.rows["erasures"]
     diffs = differences(live, rebuilt)
     assert not diffs, report(diffs)
+
+
+async def test_the_expiry_and_deed_credit_rounds_are_run_again(kafka, database_url, tmp_path):
+    rules = yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
+    rules["validity"] = {"days": 1}  # a lot expires the day after it was earned
+    (tmp_path / "earning.yaml").write_text(yaml.safe_dump(rules, allow_unicode=True), encoding="utf-8")
+    w = Worker("services.points.app", {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": database_url, "TOPIC_PARTITIONS": "4",
+        "POINTS_RULES_PATH": str(tmp_path / "earning.yaml"),
+        "SIM_CLOCK_START": datetime(2026, 5, 1, tzinfo=SHANGHAI).isoformat(),
+        # a stepped calendar: the first of the next month every 8 s (a later day, past the validity)
+        "SIM_CLOCK_REAL_START": f"{time.time():.6f}", "SIM_MONTH_SECONDS": "8",
+        "POINTS_EXPIRY_INTERVAL_SECONDS": "0.3", "POINTS_DEED_CREDIT_INTERVAL_SECONDS": "0.3",
+    }, prefix="POINTS_", log=tmp_path / "worker.log").start()
+    phase = Phases(kafka, database_url, "points")
+    resident = uid("res")
+    account = f"resident:{resident}"
+    deeds = [uid("deed") for _ in range(3)]
+    try:
+        await w.wait_ready()
+        await phase("points.intake.v1",
+                    command(OpenAccount(holder_id=resident, kind="resident", community_id=COMMUNITY)),
+                    command(OpenAccount(holder_id=COMMUNITY, kind="issuer", community_id=COMMUNITY)),
+                    *(command(SubmitDeed(deed_id=d, account_id=account, category="civility_persuasion",
+                                         description="劝导乱扔垃圾")) for d in deeds))
+        # 10 points each under a day's cap of 20: the third is refused, until a later day
+        await phase("points.intake.v1", *(command(ReviewDeed(deed_id=d, account_id=account, approved=True, points=10,
+                                                             reviewer_id="rev-1")) for d in deeds))
+
+        def uncaused(reason: str):
+            return lambda r: (r["value"]["type"] == "points.transfer.posted.v1" and not r["value"].get("causationid")
+                              and r["value"]["data"]["reason"] == reason)
+        credited = await read_all(kafka, "points.events.v1", min_count=1, timeout=60, predicate=uncaused("award"))
+        [late] = [r["value"]["data"]["source_event_id"] for r in credited if uncaused("award")(r)]
+        assert late in deeds  # the one refused over the cap
+        expired = await read_all(kafka, "points.events.v1", min_count=3, timeout=60, predicate=uncaused("expiry"))
+        assert len([r for r in expired if uncaused("expiry")(r)]) == 3  # every lot, once
+    finally:
+        assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
+    live = await snapshot(database_url, "points")
+    done = await asyncio.to_thread(run_rebuild, "points", w.env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
+    diffs = differences(live, await snapshot(database_url, "points"))
+    assert not diffs, f"{outcome}\n{report(diffs)}"
+    assert outcome["timer_rounds"] >= 2, outcome  # a credit's round and at least one expiry's
