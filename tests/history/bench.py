@@ -23,7 +23,7 @@ them, with signed development tokens of the test identity), and:
 Then, when the history was made with its events topics (``make history TOPICS=1``: the dump
 ``var/history/topics.tsv.gz``), the rebuild of each service whose input topics those hold
 (grid: its commands; orders: its commands and the grid's registered cases; party: its commands
-and the orders' events; points: the grid's and the orders' events; assessment: the grid's, the
+and the orders' events; points: its commands, the grid's and the orders' events; assessment: the grid's, the
 orders', the points' and the party's events), the commands' tokens verified against the
 provider that signed them (kept beside the dump; a dump made before a service's commands were
 kept skips that service): the dump is loaded into an
@@ -65,9 +65,8 @@ from tests.support.procs import Worker
 from tests.support.rebuild import run_rebuild
 
 REBUILT = ("grid", "orders", "party", "points", "assessment")
-"""The services whose input topics a history's topics hold (points' intake aside, which the
-history does not fill: points is rebuilt from the events it consumes)."""
-FROM_INTAKE = ("grid", "orders", "party")
+"""The services whose input topics a history's topics hold."""
+FROM_INTAKE = ("grid", "orders", "party", "points")
 """The services of :data:`REBUILT` whose rebuild replays the commands of their intake topic."""
 CONCURRENCY = 32
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "640"))

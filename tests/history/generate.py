@@ -42,12 +42,11 @@ Every event carries the id, time, cause and correlation its service would have g
 that name events name those ids. With ``--topics`` (``TOPICS=1``; the default up to ``SCALE``
 0.01) they are written as the events topics: ``var/history/topics.tsv.gz`` in time order, and
 the events topics of ``KAFKA_BOOTSTRAP_SERVERS`` when it is set (:mod:`tests.history.topics`),
-with the grid's, the orders' and the party's commands on their intake topics, as their senders
-sent them, each with its sender's token (signed by an identity provider of the history's own,
-kept beside the dump: :func:`identity_of`); ``make bench-history`` rebuilds every service but
-points from its input topics, and points from the events it consumes. The points' intake stays
-empty, and nothing is written to an outbox, so a worker started on the result publishes nothing
-from the past.
+with the grid's, the orders', the points' and the party's commands on their intake topics, as
+their senders sent them, each with its sender's token (signed by an identity provider of the
+history's own, kept beside the dump: :func:`identity_of`); ``make bench-history`` rebuilds every
+service from its input topics. Nothing is written to an outbox, so a worker started on the
+result publishes nothing from the past.
 
 ``SCALE`` 1.0 is a large district over ``YEARS`` 5: about 5 M cases, 500,000 residents who may
 report, 2,000 merchants, 3,000 members, about 1 M orders (half from the cases); the postings
@@ -75,7 +74,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, time as dt_time, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 from zoneinfo import ZoneInfo
@@ -88,7 +87,7 @@ from schemas.grid import (
     AcceptCase, CaseFeedback, Category, ContactReporter, ControlHazard, DismissCase, DispatchCase, Grade, HandleCase, RegisterCase, ReportCase, VerifyCase,
 )
 from schemas import envelope
-from schemas.points import AccountKind, AccountOpened, Redeem, TransferPosted
+from schemas.points import AccountKind, AccountOpened, OpenAccount, Redeem, RefusalReason, TransferPosted, TransferRefused
 from services.grid.domain import CaseState, Context, decide, evolve_all
 from services.grid.domain import next_check_at as case_next_check_at
 from services.grid.domain.decide import check_overdue
@@ -100,14 +99,16 @@ from services.grid.app.settings import GridSettings
 from services.kit.db import create_pool
 from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.rebuild import few_collections
-from services.points.domain.accounts import Account, evolve_account, opened_event, account_id_for
-from services.points.domain.clock import month_of, year_of
+from services.points.domain.accounts import Account, account_id_for, decide_open_account, evolve_account
+from services.points.domain.clock import day_of, month_of, year_of
 from services.points.domain.rankings import earned_from
 from services.points.domain.rules import SourceKind
 from schemas.points import ReviewDeed, SubmitDeed
 from schemas.grid import CaseDismissed, CaseRegistered, CaseReported
 from schemas.pii import minimised
-from services.points.domain.deeds import Deed, decide_review_deed, decide_submit_deed, evolve_deed
+from services.points.domain.deeds import (
+    Deed, decide_credit_deed, decide_review_deed, decide_submit_deed, evolve_deed,
+)
 from services.points.domain.transfers import (
     Earning, TransferRefusal, award_plan, decide_award, decide_expire, decide_transfer,
 )
@@ -312,9 +313,20 @@ def _grid_worker(sub: str, grid: str) -> Sender:
 # -- points -----------------------------------------------------------------------------------
 
 
+POINTS_OPERATOR = Sender("points-operator-1", ("points_operator",))
+
+
+def _officer(community_id: str) -> Sender:
+    return Sender(f"officer-{community_id}", ("community_officer",), (("communities", (community_id,)),))
+
+
 class Ledger:
     """The ledger the points worker would hold: account states and the postings, in order, and
-    every event it published (:class:`Pub`: openings, postings, refusals, deeds)."""
+    every event it published (:class:`Pub`: openings, postings, refusals, deeds), with the
+    commands it handled as their senders sent them on the intake topic: a points operator opens
+    the merchants' accounts, a merchant redeems with the resident's consent code (a till that
+    finds the balance too low sends nothing), a resident submits a deed and an officer of the
+    deed's community reviews it."""
 
     def __init__(self, plan: Plan, rng: random.Random, seq: itertools.count):
         self.plan, self.rng, self.seq = plan, rng, seq
@@ -323,11 +335,14 @@ class Ledger:
         self.opened: list[AccountOpened] = []
         self.postings = Spill(key=lambda p: (p.posted_at, p.transfer_id))  # on disk, in the ledger's order
         self.pubs = Spill()  # on disk, in time order
+        self.intake = Spill()  # the commands, as their senders sent them
         self.merchants = [account_id_for(AccountKind.merchant, f"shop-{m:05d}") for m in range(plan.merchants)]
         self.deeds: dict[str, tuple[Deed, int]] = {}  # deed id -> (state, saves)
         self.deed_categories = self.rules.deed_categories()
         self.lots_due: list[tuple[datetime, str]] = []  # (when a lot credited since last asked expires, account)
         self.expiry_interval = PointsSettings.model_fields["expiry_interval_seconds"].default  # the timer's
+        self.credit_interval = PointsSettings.model_fields["deed_credit_interval_seconds"].default
+        self.refused: set[str] = set()  # deeds approved whose credit was refused over a cap
 
     def _apply(self, events: Iterable[Any], at: datetime, cause: str | None, story: str | None) -> None:
         """Keep the openings and postings, publish every event (as the worker's ``_post``)."""
@@ -349,12 +364,22 @@ class Ledger:
         or later, and its postings are posted at most an expiry round's interval before (a lot
         expires at the end of its validity, which the timer's round that finds it follows)."""
         self.pubs.release(at)
+        self.intake.release(at)
         self.postings.release(at - timedelta(seconds=self.expiry_interval))
 
+    def _sent(self, at: datetime, cmd: Any, sender: Sender) -> str:
+        """A command ``sender`` sent at ``at`` on the intake topic; its id (its events' cause)."""
+        cid = _uuid(self.rng)
+        self.intake.add(Pub(at, next(self.seq), "points", cid, cmd, sender=sender))
+        return cid
+
     def open_merchants(self, at: datetime) -> None:
+        at = at.astimezone(timezone.utc)  # the worker's clock
         for m in self.merchants:
-            cid = _uuid(self.rng)  # an operator's OpenAccount
-            self._apply([opened_event(AccountKind.merchant, m.split(":", 1)[1], at=at)], at, cid, cid)
+            cmd = OpenAccount(holder_id=m.split(":", 1)[1], kind=AccountKind.merchant)
+            events = decide_open_account(None, cmd, at=at)
+            cid = self._sent(at, cmd, POINTS_OPERATOR)
+            self._apply(events, at, cid, cid)
 
     def award(self, earning: Earning, story: str | None) -> None:
         """The award of a registered report or a passed order, handled when it happened (the
@@ -373,12 +398,13 @@ class Ledger:
             return
         amount = self.rng.randint(1, account.balance)
         merchant = self.merchants[self.rng.randrange(len(self.merchants))]
-        cmd = Redeem(transfer_id=_uuid(self.rng), debit_account=account_id, credit_account=merchant, amount=amount)
-        cid = _uuid(self.rng)
+        cmd = Redeem(transfer_id=_uuid(self.rng), debit_account=account_id, credit_account=merchant, amount=amount,
+                     consent_code=f"{self.rng.randrange(10 ** 6):06d}")
         try:
             events = decide_transfer(cmd, debit=account, credit=self.accounts[merchant], at=at, rules=self.rules)
-        except TransferRefusal as e:  # expired points may leave too little: the till is refused
-            events = [e.event]
+        except TransferRefusal:  # expired points may leave too little: the till shows it, nothing is sent
+            return
+        cid = self._sent(at, cmd, Sender(merchant.split(":", 1)[1], ("merchant",)))
         self._apply(events, at, cid, cid)
 
     def submit_deed(self, account_id: str, deed_id: str, at: datetime) -> None:
@@ -388,11 +414,12 @@ class Ledger:
         cmd = SubmitDeed(deed_id=deed_id, account_id=account_id, category=category, description="帮助邻居")
         events = decide_submit_deed(None, cmd, account=account, rules=self.rules, at=at)
         self.deeds[deed_id] = (evolve_deed(None, events[0]), 1)
-        cid = _uuid(self.rng)
+        cid = self._sent(at, cmd, Sender(account.holder_id, ("resident",)))
         self._apply(events, at, cid, cid)
 
-    def review_deed(self, deed_id: str, at: datetime) -> None:
-        """The community reviews it: most are approved (and credited, caps permitting)."""
+    def review_deed(self, deed_id: str, at: datetime) -> bool:
+        """The community reviews it: most are approved (and credited, caps permitting); whether
+        the credit was refused over a cap (the deed credit timer credits it on a later day)."""
         deed, saves = self.deeds[deed_id]
         rule = self.rules.rule_for(SourceKind.deed, deed.category)
         approved = self.rng.random() < 0.85
@@ -405,8 +432,33 @@ class Ledger:
         for e in events:
             deed = evolve_deed(deed, e) or deed
         self.deeds[deed_id] = (deed, saves + 1)
-        cid = _uuid(self.rng)
+        cid = self._sent(at, cmd, _officer(deed.community_id))
         self._apply(events, at, cid, cid)
+        if any(isinstance(e, TransferRefused) and e.reason == RefusalReason.cap_reached for e in events):
+            self.refused.add(deed_id)
+            return True
+        return False
+
+    def credit_round(self, now: datetime) -> bool:
+        """The deed credit timer's round at ``now`` (as ``credit_refused_deeds``): each deed
+        refused over a cap on an earlier Shanghai day, in review order, credited unless still
+        over the cap; whether any is left for a later day."""
+        due = sorted((self.deeds[i][0] for i in self.refused if day_of(self.deeds[i][0].reviewed_at) != day_of(now)),
+                     key=lambda d: (d.reviewed_at, d.deed_id))
+        for deed in due[:200]:
+            events = decide_credit_deed(
+                deed, rules=self.rules, resident=self.accounts.get(deed.account_id),
+                issuer=self.accounts.get(account_id_for(AccountKind.issuer, deed.community_id)), at=now,
+                existing=None)
+            if any(isinstance(e, TransferRefused) and e.reason == RefusalReason.cap_reached for e in events):
+                continue  # still over the cap: nothing new to say
+            after = deed
+            for e in events:
+                after = evolve_deed(after, e) or after
+            self.deeds[deed.deed_id] = (after, self.deeds[deed.deed_id][1] + 1)
+            self.refused.discard(deed.deed_id)
+            self._apply(events, now, None, None)
+        return bool(self.refused)
 
     def expire(self, account_id: str, now: datetime) -> None:
         """The expiry timer's round at ``now`` for one account (its lots past their validity)."""
@@ -486,7 +538,7 @@ async def _generate(dsn: str, plan: Plan, rng: random.Random, seq: itertools.cou
             orders = OrdersWorld(plan, rng, seq)
             grid_pubs, grid_earnings, grid_intake = Spill(), Spill(key=earning_key), Spill()
             spills += [grid_pubs, grid_earnings, grid_intake, orders.pubs, orders.intake, orders.earnings, ledger.pubs,
-                       ledger.postings]
+                       ledger.intake, ledger.postings]
             span = (plan.end - plan.start).total_seconds()
             times = sorted(plan.start + timedelta(seconds=rng.random() * span) for _ in range(plan.cases))
             ledger.open_merchants(plan.start)
@@ -644,15 +696,30 @@ def _run_ledger(ledger: Ledger, earnings: Iterator[tuple[int, Earning, str | Non
     registered or its order passed (``earnings``: ``(seq, earning, story)`` in time order, read
     once); after it, maybe a redemption within 4 months and a deed (submitted within a month,
     reviewed within 5 days); each lot expired by the expiry timer's first round after its
-    validity ends (the timer runs every ``POINTS_EXPIRY_INTERVAL_SECONDS``); nothing after the
-    end of the history. At one instant an award comes before what was planned."""
+    validity ends, and a deed refused over a cap credited by the deed credit timer's first
+    round on a later Shanghai day (the timers run at every multiple of
+    ``POINTS_EXPIRY_INTERVAL_SECONDS`` and ``POINTS_DEED_CREDIT_INTERVAL_SECONDS``); nothing
+    after the end of the history. At one instant an award comes before what was planned. The
+    times are UTC, as the worker's clock."""
     interval = ledger.expiry_interval
     queue: list[tuple[datetime, int, str, Any]] = []
+    credit_rounds: set[datetime] = set()
     n = 0
     award = next(earnings, None)
+
+    def credit_later(at: datetime) -> None:
+        """Plan the deed credit timer's first round on the Shanghai day after ``at``."""
+        nonlocal n
+        midnight = datetime.combine(at.astimezone(SH).date() + timedelta(days=1), dt_time(), SH)
+        t = next_round(midnight - timedelta(microseconds=1), ledger.credit_interval)
+        if t <= plan.end and t not in credit_rounds:
+            credit_rounds.add(t)
+            n += 1
+            heapq.heappush(queue, (t, n, "credit", None))
+
     while True:
         for due, account_id in ledger.lots_due:  # what the last step credited
-            t = due + timedelta(seconds=rng.uniform(0, interval))
+            t = next_round(due, interval)
             if t <= plan.end:
                 n += 1
                 heapq.heappush(queue, (t, n, "expire", account_id))
@@ -678,9 +745,14 @@ def _run_ledger(ledger: Ledger, earnings: Iterator[tuple[int, Earning, str | Non
         if not queue:
             break
         at, _, what, arg = heapq.heappop(queue)
+        at = at.astimezone(timezone.utc)
         ledger.release(at)
         if what == "expire":
             ledger.expire(arg, at)
+        elif what == "credit":
+            credit_rounds.discard(at)
+            if ledger.credit_round(at):
+                credit_later(at)
         elif what == "redeem":
             ledger.maybe_redeem(arg, at)
         elif what == "submit":
@@ -690,7 +762,8 @@ def _run_ledger(ledger: Ledger, earnings: Iterator[tuple[int, Earning, str | Non
                 n += 1
                 heapq.heappush(queue, (t, n, "review", arg[1]))
         elif what == "review":
-            ledger.review_deed(arg, at)
+            if ledger.review_deed(arg, at):
+                credit_later(at)
 
 
 async def _write_orders(conn: asyncpg.Connection, orders: OrdersWorld, plan: Plan, progress: Progress) -> None:

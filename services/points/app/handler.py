@@ -193,9 +193,10 @@ class PointsHandler(Handler):
         existing = await Ledger.of(uow).posting(cmd.transfer_id)
         consume = None
         # A repeated command is answered by the posting itself. Replayed by a rebuild, a command
-        # the worker posted had a good code: the code (made over HTTP, valid for minutes of the
-        # wall clock) is no input, the posting on the topic is what says so.
-        if existing is None and not uow.caused_live(TransferPosted.TYPE):
+        # the worker posted or refused as a transfer had a good code (the code comes first): the
+        # code (made over HTTP, valid for minutes of the wall clock) is no input, the posting or
+        # the refusal on the topic is what says so.
+        if existing is None and not uow.caused_live(TransferPosted.TYPE) and not uow.caused_live(TransferRefused.TYPE):
             key = code_hash(cmd.consent_code) if cmd.consent_code is not None else None
             # a code's few minutes are real minutes (the wall clock, not a simulated calendar that
             # may jump a month while the merchant waits)
