@@ -87,7 +87,9 @@ from schemas.grid import (
     AcceptCase, CaseFeedback, Category, ContactReporter, ControlHazard, DismissCase, DispatchCase, Grade, HandleCase, RegisterCase, ReportCase, VerifyCase,
 )
 from schemas import envelope
-from schemas.points import AccountKind, AccountOpened, OpenAccount, Redeem, RefusalReason, TransferPosted, TransferRefused
+from schemas.points import (
+    AccountKind, AccountOpened, OpenAccount, Redeem, RefusalReason, TransferPosted, TransferRefused,
+)
 from services.grid.domain import CaseState, Context, decide, evolve_all
 from services.grid.domain import next_check_at as case_next_check_at
 from services.grid.domain.decide import check_overdue
