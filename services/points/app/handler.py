@@ -447,13 +447,10 @@ class PointsHandler(Handler):
         """What a round of :meth:`expire` did to ``account_ids`` (the accounts its events were
         about), done again at ``uow.now``, as a rebuild replays it (the accounts as the unit of
         work holds them)."""
-        book = Ledger.of(uow)
         ids = sorted(set(account_ids))
-        origins = set()
-        for i in ids:
-            account = await book.peek(i)
-            origins.update(lot.origin_account for lot in (account.lots if account else ()))
-        await self._expire(uow, ids, origins)
+        # the accounts first (a rebuild is the only writer: the origins locked after them wait for nobody)
+        locked = await Ledger.of(uow).lock(ids=ids)
+        await self._expire(uow, ids, {lot.origin_account for a in locked.by_id.values() for lot in a.lots})
 
     async def _expire(self, uow: UnitOfWork, ids: list[str], origins: set[str]) -> int:
         """Expire what is due of the lots of ``ids`` (resident accounts, whose lots came from
