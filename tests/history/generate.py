@@ -118,7 +118,9 @@ from services.points.app.settings import PointsSettings
 from services.points.domain import EarningRules
 from tests.history.orders import OrdersWorld, earning_key
 from tests.history.party import PartyWorld
-from tests.history.topics import Pub, Sender, Spill, Tokens, merged, next_round, produce, read_dump, write_dump
+from tests.history.topics import (
+    Pub, Sender, Spill, Tokens, community_officer, merged, next_round, produce, read_dump, write_dump,
+)
 from tests.support.identity import TestIdentity
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -318,10 +320,6 @@ def _grid_worker(sub: str, grid: str) -> Sender:
 POINTS_OPERATOR = Sender("points-operator-1", ("points_operator",))
 
 
-def _officer(community_id: str) -> Sender:
-    return Sender(f"officer-{community_id}", ("community_officer",), (("communities", (community_id,)),))
-
-
 class Ledger:
     """The ledger the points worker would hold: account states and the postings, in order, and
     every event it published (:class:`Pub`: openings, postings, refusals, deeds), with the
@@ -434,7 +432,7 @@ class Ledger:
         for e in events:
             deed = evolve_deed(deed, e) or deed
         self.deeds[deed_id] = (deed, saves + 1)
-        cid = self._sent(at, cmd, _officer(deed.community_id))
+        cid = self._sent(at, cmd, community_officer(deed.community_id))
         self._apply(events, at, cid, cid)
         if any(isinstance(e, TransferRefused) and e.reason == RefusalReason.cap_reached for e in events):
             self.refused.add(deed_id)

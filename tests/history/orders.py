@@ -47,7 +47,7 @@ from services.orders.projection.store import MEMBERS, ORDERS, POSTS
 from services.points.domain import earning_from_order
 from services.points.domain.transfers import Earning
 
-from .topics import Pub, Sender, Spill, next_round
+from .topics import Pub, Sender, Spill, community_officer, next_round
 
 DIRECT_ORDERS_AT_FULL_SCALE = 525_000
 """Residents' own orders at SCALE 1.0; with the resident-need cases of the grid, about 1 M orders."""
@@ -442,17 +442,13 @@ class OrdersWorld:
             p.payload).decode()) for p in self.pubs if p.payload.TYPE.startswith("orders.order."))
 
 
-def _officer(community_id: str) -> Sender:
-    return Sender(f"officer-{community_id}", ("community_officer",), (("communities", (community_id,)),))
-
-
 def sender_of(cmd: Any) -> Sender:
     """Who sends an orders command, as the worker's policy wants them: an officer of the
     community registers members, dispatches, evaluates and cancels what nobody serves; the
     member claims and releases their posts and answers what is dispatched to them; the resident
     places, rates and cancels their own orders."""
     if isinstance(cmd, RegisterMember):
-        return _officer(cmd.community_id)
+        return community_officer(cmd.community_id)
     if isinstance(cmd, (ClaimPost, ReleasePost)):
         return Sender(cmd.member_id, ("party_member",))
     if isinstance(cmd, (AcceptOrder, DeclineOrder, CompleteOrder)):
@@ -462,7 +458,7 @@ def sender_of(cmd: Any) -> Sender:
     actor = {DispatchOrder: "dispatched_by", EvaluateOrder: "evaluator_id", CancelOrder: "cancelled_by"}[type(cmd)]
     sub = getattr(cmd, actor)
     if sub.startswith("officer-"):
-        return _officer(sub[len("officer-"):])
+        return community_officer(sub[len("officer-"):])
     return Sender(sub, ("resident",))  # a resident cancelling their own order
 
 

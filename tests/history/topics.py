@@ -75,6 +75,12 @@ class Sender:
         return user_source(self)  # type: ignore[arg-type]  (it reads ``sub``)
 
 
+def community_officer(community_id: str) -> Sender:
+    """The officer ``officer-<community>`` of a community, as the orders' and the points' policies
+    want for their steps (with the community in scope)."""
+    return Sender(f"officer-{community_id}", ("community_officer",), (("communities", (community_id,)),))
+
+
 def next_round(at: datetime, interval: float) -> datetime:
     """When a timer that runs at every multiple of ``interval`` seconds (since the epoch, as a
     history's timers run) first runs after ``at``."""

@@ -460,13 +460,13 @@ class PointsHandler(Handler):
         await book.lock(ids=[*ids, *origins])
         rules = self.rules.current()
         posted = 0
-        for account_id in ids:
-            locked = await book.lock(ids=[account_id, *origins])  # locked above: no query
-            account = locked.get(account_id)
+        for account_id in ids:  # each locked above: no more queries
+            account = (await book.lock(ids=[account_id])).get(account_id)
             if account is None:
                 continue
             events = decide_expire(account, rules=rules, now=uow.now)
             if events:
+                locked = await book.lock(ids=[account_id, *(e.credit_account for e in events)])
                 await self._post(uow, locked.by_id, events)
                 posted += len(events)
         return posted
