@@ -20,7 +20,7 @@ What a rebuild cannot give back by design is left out too (``services/kit/rebuil
 effects of the services' timers and of the commands sent over HTTP. Both are events of the
 service that no message on its input topics caused (a timer's have no ``causationid``, an
 HTTP command's name a command that is on no topic). The rebuild runs the rounds of the timers
-that declare their events again (:data:`REPLAYED_TIMERS`: grid's, orders' and points'), so of those
+that declare their events again (:data:`REPLAYED_TIMERS`: all but the party's), so of those
 timers' events only the ones still in the outbox when the workers stopped are left out (on no
 topic, their rounds are not run again). In the tables a service's timers write
 (:data:`TIMER_TABLES`), the rows that name what one of its timers' events is about there (its
@@ -72,7 +72,7 @@ TIMER_TABLES: dict[str, tuple[str, ...]] = {
 }
 # The services whose timers' rounds the rebuild runs again (``rt.timer(..., replays=...)`` in
 # services/<svc>/app/main.py): of their timers' events, only those no topic holds are left out.
-REPLAYED_TIMERS = frozenset({"grid", "orders", "points"})
+REPLAYED_TIMERS = frozenset({"grid", "orders", "points", "assessment"})
 # Tables only timers write: left out whole.
 TIMER_ONLY: dict[str, dict[str, str]] = {
     "assessment": {"timer_marks": "how far the close timer has looked"},

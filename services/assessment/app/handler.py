@@ -29,7 +29,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Sequence
 
-from schemas.assessment import ChangeScheme, ClosePeriod, ErasePerson, RecordReview
+from schemas.assessment import AlertRaised, ChangeScheme, ClosePeriod, ErasePerson, RecordReview, ScorecardPublished
 from schemas.common import Event
 from schemas.topics import BY_SERVICE
 from services.assessment.domain import (
@@ -90,6 +90,8 @@ class AssessmentHandler(Handler):
     service = SERVICE
     policy = POLICY
     event_time = staticmethod(_event_time)
+    # a rebuild's rounds of the close timer: which periods a round closed (closed_again)
+    replayed = (ScorecardPublished.TYPE, AlertRaised.TYPE)
 
     def __init__(self, default: Scheme, *, close_delay: timedelta = timedelta(0), timer_since: datetime | None = None):
         self.default = default
@@ -229,6 +231,21 @@ class AssessmentHandler(Handler):
         log.info("closed %s under %s: %d scorecards (%d published), %d alerts (%d raised, %d withdrawn)",
                  period, scheme.scheme_id, len(cards), len(fresh_cards), len(alerts), len(fresh_alerts), withdrawn)
         return pub
+
+    async def closed_again(self, uow: UnitOfWork, entity_ids: list[str]) -> None:
+        """What a round of :meth:`close_due_periods` did, done again at ``uow.now``, as a rebuild
+        replays it: each period the round's live events were of closed again, in their order,
+        under the scheme then in force (its cards and alerts come out as they did, being the
+        counters' at that moment). The timer's mark is left to the next worker's timer, which
+        starts from its clock."""
+        periods: dict[str, None] = {}
+        for t in (ScorecardPublished.TYPE, AlertRaised.TYPE):
+            for data in uow.live_events(t) or ():
+                if isinstance(data.get("period"), str):
+                    periods[data["period"]] = None
+        schemes = await store.load_schemes(uow.conn)
+        for p in periods:
+            await self.close(uow, p, scheme_in_force(schemes, p, self.default), trigger="timer")
 
     async def close_due_periods(self, uow: UnitOfWork) -> list[str]:
         """The timer: close every period that ended (plus the grace delay) since the last run.

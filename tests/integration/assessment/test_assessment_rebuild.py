@@ -4,11 +4,16 @@ and re-wrapped; points' accounts, deeds and postings; party's organisational lif
 an erasure of orders') and commands on ``assessment.intake.v1`` (two-way reviews, a scheme
 change, period closes before and after a late event, an erasure, refusals, a poison record)
 are handled live; the rebuilt projection equals the live one row for row. The close timer is
-off: its closes are no input (the rebuild's docstring)."""
+off there; in the second test a worker whose October ends while it runs has its timer close
+the month, and the rebuild closes it again at the same moment of the log (the timer declares
+its events: the rebuild's docstring), so the cards and alerts it published are compared too."""
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime
+
+import orjson
 
 import pytest
 
@@ -19,9 +24,9 @@ from schemas.orders import PersonErased as OrdersPersonErased
 from schemas.party import OrgLifeHeld, OrgLifeKind, UnitReported
 from schemas.points import AccountOpened, DeedApproved, TransferPosted
 from tests.support.identity import sender_token
-from tests.support.kafka import command, produce
+from tests.support.kafka import command, produce, read_all
 from tests.support.procs import Worker
-from tests.support.rebuild import Phases, differences, live_and_rebuilt, report
+from tests.support.rebuild import Phases, differences, live_and_rebuilt, report, run_rebuild, snapshot
 
 from .scenario import COMMUNITY, GRID_A, PERIOD, WHERE, grid_events, order_events, t
 
@@ -104,3 +109,35 @@ async def test_a_rebuilt_assessment_projection_equals_the_live_one_row_for_row(c
     assert live.rows["scorecards"] and live.rows["alerts"] and live.rows["event_log"] and live.rows["erasures"]
     diffs = differences(live, rebuilt)
     assert not diffs, report(diffs)
+
+
+async def test_the_close_timers_round_is_run_again(kafka, database_url, tmp_path):
+    # October (the scenario's month) ends 30 s after the worker is started, on its stepped calendar
+    clock = {"SIM_CLOCK_START": "2026-10-01T00:00:00+08:00", "SIM_CLOCK_REAL_START": f"{time.time():.3f}",
+             "SIM_MONTH_SECONDS": "30", "EVENT_TIME_MAX_SKEW_SECONDS": "0"}
+    w = Worker("services.assessment.app", {"KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": database_url,
+                                           "TOPIC_PARTITIONS": "4", "ASSESSMENT_CLOSE_CHECK_SECONDS": "0.5", **clock},
+               prefix="ASSESSMENT_", log=tmp_path / "worker.log").start()
+    phase = Phases(kafka, database_url, "assessment")
+    try:
+        await w.wait_ready()
+        await phase("grid.events.v1", *grid_events())
+        await phase("orders.events.v1", *order_events())
+
+        def by_the_timer(r) -> bool:
+            v = r["value"]
+            return v["type"] == "assessment.scorecard.published.v1" and not v.get("causationid")
+        closed = await read_all(kafka, "assessment.events.v1", min_count=1, timeout=60, predicate=by_the_timer)
+        cards = [r["value"]["data"] for r in closed if by_the_timer(r)]
+        assert cards and {c["period"] for c in cards} == {PERIOD}
+        await phase.handled()  # its outbox drained
+    finally:
+        assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
+    # the timer's mark (how far it has looked) is left to the next worker's timer
+    live = await snapshot(database_url, "assessment", skip_tables=["timer_marks"])
+    done = await asyncio.to_thread(run_rebuild, "assessment", w.env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
+    diffs = differences(live, await snapshot(database_url, "assessment", skip_tables=["timer_marks"]))
+    assert not diffs, f"{outcome}\n{report(diffs)}"
+    assert outcome["timer_rounds"] == 1 and live.rows["scorecards"] and live.rows["period_closes"], outcome
