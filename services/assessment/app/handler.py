@@ -190,20 +190,35 @@ class AssessmentHandler(Handler):
         """Score ``period`` under ``scheme`` from its stored counters (nothing is written)."""
         return await compute_period(conn, period, scheme)
 
-    async def close(self, uow: UnitOfWork, period: str, scheme: Scheme, *, trigger: str) -> Publication:
+    async def close(self, uow: UnitOfWork, period: str, scheme: Scheme, *, trigger: str,
+                    live: tuple[list[ScorecardPublished], list[AlertRaised]] | None = None) -> Publication:
         """Compute the period and publish what is new or changed (see the module docstring),
-        caused by the message being handled (none from the timer)."""
+        caused by the message being handled (none from the timer).
+
+        ``live``: a rebuild's replay of a timer's round, with the cards and alerts the round
+        published for the period. They are what it publishes and stores again, as they were:
+        the live round read counters that batches handled at the same moment were changing, and
+        which of those it saw, no topic records."""
         started = time.perf_counter()
         await advisory_lock(uow.conn, f"assessment:close:{period}")
         await EventLogWriter.of(uow).flush(uow)  # what this batch recorded before the close counts
         pub = await self.compute(uow.conn, period, scheme)
         cards = [(c, content_hash(c)) for c in pub.scorecards]
-        old = await store.published_hashes(uow.conn, [c.scorecard_id for c, _ in cards])
-        fresh_cards = [(c, h, envelope_id("scorecard", c.scorecard_id, h)) for c, h in cards if old.get(c.scorecard_id) != h]
         alerts = [(a, content_hash(a)) for a in pub.alerts]
-        old_alerts = await store.alert_hashes(uow.conn, period, scheme.scheme_id)
-        all_alerts = [(a, h, envelope_id("alert", a.alert_id, h)) for a, h in alerts]
-        fresh_alerts = [t for t in all_alerts if old_alerts.get(t[0].alert_id) != t[1]]
+        if live is not None:
+            fresh_cards = [(c, h, envelope_id("scorecard", c.scorecard_id, h))
+                           for c in live[0] for h in [content_hash(c)]]
+            fresh_alerts = [(a, h, envelope_id("alert", a.alert_id, h)) for a in live[1] for h in [content_hash(a)]]
+            taken = {a.alert_id for a, _, _ in fresh_alerts}
+            all_alerts = [*fresh_alerts, *((a, h, envelope_id("alert", a.alert_id, h)) for a, h in alerts
+                                           if a.alert_id not in taken)]
+        else:
+            old = await store.published_hashes(uow.conn, [c.scorecard_id for c, _ in cards])
+            fresh_cards = [(c, h, envelope_id("scorecard", c.scorecard_id, h)) for c, h in cards
+                           if old.get(c.scorecard_id) != h]
+            old_alerts = await store.alert_hashes(uow.conn, period, scheme.scheme_id)
+            all_alerts = [(a, h, envelope_id("alert", a.alert_id, h)) for a, h in alerts]
+            fresh_alerts = [t for t in all_alerts if old_alerts.get(t[0].alert_id) != t[1]]
         for c, _, eid in fresh_cards:
             uow.emit(c, id=eid)
         for a, _, eid in fresh_alerts:
@@ -215,8 +230,9 @@ class AssessmentHandler(Handler):
         # must come to the same record (a timer's round and a command close one period at once).
         if fresh_cards or fresh_alerts or withdrawn or not await store.close_recorded(uow.conn, period,
                                                                                        scheme.scheme_id):
-            await store.record_close(uow.conn, period, scheme.scheme_id, uow.now, scorecards=len(cards),
-                                     alerts=len(alerts), published=len(fresh_cards), trigger=trigger)
+            scored = len({c.scorecard_id for c, _ in cards} | {c.scorecard_id for c, _, _ in fresh_cards})
+            await store.record_close(uow.conn, period, scheme.scheme_id, uow.now, scorecards=scored,
+                                     alerts=len(all_alerts), published=len(fresh_cards), trigger=trigger)
         duration = time.perf_counter() - started
 
         def observe() -> None:
@@ -235,17 +251,18 @@ class AssessmentHandler(Handler):
     async def closed_again(self, uow: UnitOfWork, entity_ids: list[str]) -> None:
         """What a round of :meth:`close_due_periods` did, done again at ``uow.now``, as a rebuild
         replays it: each period the round's live events were of closed again, in their order,
-        under the scheme then in force (its cards and alerts come out as they did, being the
-        counters' at that moment). The timer's mark is left to the next worker's timer, which
+        under the scheme then in force, publishing and storing the cards and alerts the round
+        published (see :meth:`close`). The timer's mark is left to the next worker's timer, which
         starts from its clock."""
-        periods: dict[str, None] = {}
-        for t in (ScorecardPublished.TYPE, AlertRaised.TYPE):
-            for data in uow.live_events(t) or ():
-                if isinstance(data.get("period"), str):
-                    periods[data["period"]] = None
+        live: dict[str, tuple[list[ScorecardPublished], list[AlertRaised]]] = {}
+        for i, model in enumerate((ScorecardPublished, AlertRaised)):
+            for data in uow.live_events(model.TYPE) or ():
+                event = model.model_validate(data)
+                if event.period is not None:
+                    live.setdefault(str(event.period), ([], []))[i].append(event)  # type: ignore[arg-type]
         schemes = await store.load_schemes(uow.conn)
-        for p in periods:
-            await self.close(uow, p, scheme_in_force(schemes, p, self.default), trigger="timer")
+        for p, published in live.items():
+            await self.close(uow, p, scheme_in_force(schemes, p, self.default), trigger="timer", live=published)
 
     async def close_due_periods(self, uow: UnitOfWork) -> list[str]:
         """The timer: close every period that ended (plus the grace delay) since the last run.
