@@ -714,9 +714,11 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             emitted: dict[tuple[str, ...], list[str]] = {}
             data: dict[tuple[str, str], list[dict]] = {}
             if found or rounds:
-                for r in await lookup.fetch("SELECT cause, type, id, data, subject FROM rebuild_emitted WHERE cause IN "
-                                            "(SELECT jsonb_array_elements_text($1::text::jsonb)) ORDER BY seq",
-                                            bulk([*found, *rounds])):
+                # each event once: the relay publishes at least once, so a topic may hold one twice
+                for r in await lookup.fetch("SELECT cause, type, id, data, subject FROM (SELECT DISTINCT ON (id) * "
+                                            "FROM rebuild_emitted WHERE cause IN "
+                                            "(SELECT jsonb_array_elements_text($1::text::jsonb)) ORDER BY id, seq) e "
+                                            "ORDER BY seq", bulk([*found, *rounds])):
                     if (m := rounds.get(r[0])) is not None:
                         emitted.setdefault((r[0], r[1], r[4]), []).append(r[2])
                         if r[4] not in m.payload.subjects:
