@@ -38,6 +38,11 @@ CLOCK = {"SIM_CLOCK_START": "2026-11-01T00:00:00+08:00", "SIM_CLOCK_REAL_START":
          "SIM_MONTH_SECONDS": str(7 * 86400), "EVENT_TIME_MAX_SKEW_SECONDS": "0"}
 
 
+def assessment_worker(kafka: str, db: str, log, **env: str) -> Worker:
+    return Worker("services.assessment.app", {"KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": db,
+                                              "TOPIC_PARTITIONS": "4", **env}, prefix="ASSESSMENT_", log=log).start()
+
+
 def at(payload, when: datetime, source: str, id: str):
     return envelope_for(payload, source=source, id=id, time=when)
 
@@ -46,9 +51,7 @@ def at(payload, when: datetime, source: str, id: str):
 async def compared(module_kafka, module_database_url, tmp_path_factory):
     d = tmp_path_factory.mktemp("assessment-rebuild")
     kafka, db = module_kafka, module_database_url
-    w = Worker("services.assessment.app", {"KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": db,
-                                           "TOPIC_PARTITIONS": "4", "ASSESSMENT_CLOSE_TIMER": "false", **CLOCK},
-               prefix="ASSESSMENT_", log=d / "worker.log").start()
+    w = assessment_worker(kafka, db, d / "worker.log", ASSESSMENT_CLOSE_TIMER="false", **CLOCK)
     phase = Phases(kafka, db, "assessment")
 
     try:
@@ -115,9 +118,7 @@ async def test_the_close_timers_round_is_run_again(kafka, database_url, tmp_path
     # October (the scenario's month) ends 30 s after the worker is started, on its stepped calendar
     clock = {"SIM_CLOCK_START": "2026-10-01T00:00:00+08:00", "SIM_CLOCK_REAL_START": f"{time.time():.3f}",
              "SIM_MONTH_SECONDS": "30", "EVENT_TIME_MAX_SKEW_SECONDS": "0"}
-    w = Worker("services.assessment.app", {"KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": database_url,
-                                           "TOPIC_PARTITIONS": "4", "ASSESSMENT_CLOSE_CHECK_SECONDS": "0.5", **clock},
-               prefix="ASSESSMENT_", log=tmp_path / "worker.log").start()
+    w = assessment_worker(kafka, database_url, tmp_path / "worker.log", ASSESSMENT_CLOSE_CHECK_SECONDS="0.5", **clock)
     phase = Phases(kafka, database_url, "assessment")
     try:
         await w.wait_ready()
