@@ -86,6 +86,21 @@ async def _nothing_more(conn, person_id: str, pseudonym: str) -> None:
     """assessment keeps ids, times and outcomes only: the kit's replacement of the id is all."""
 
 
+def _published_live(uow: UnitOfWork) -> dict[str, tuple[list[ScorecardPublished], list[AlertRaised]]] | None:
+    """In a rebuild, the cards and alerts the message being handled (a close command, or a
+    timer's round) published live, by period, in their order; None when handled live."""
+    live: dict[str, tuple[list[ScorecardPublished], list[AlertRaised]]] = {}
+    for i, model in enumerate((ScorecardPublished, AlertRaised)):
+        found = uow.live_events(model.TYPE)
+        if found is None:
+            return None
+        for data in found:
+            event = model.model_validate(data)
+            if event.period is not None:
+                live.setdefault(str(event.period), ([], []))[i].append(event)  # type: ignore[arg-type]
+    return live
+
+
 class AssessmentHandler(Handler):
     service = SERVICE
     policy = POLICY
@@ -184,7 +199,9 @@ class AssessmentHandler(Handler):
                 raise Rejected("unknown_scheme", f"no scheme {cmd.scheme_id!r}", "scheme_id")
         else:
             scheme = scheme_in_force(await store.load_schemes(uow.conn), str(period), self.default)
-        await self.close(uow, str(period), scheme, trigger="command")
+        live = _published_live(uow)  # in a rebuild, what the close published (see close)
+        await self.close(uow, str(period), scheme, trigger="command",
+                         live=None if live is None else live.get(str(period), ([], [])))
 
     async def compute(self, conn, period: str, scheme: Scheme) -> Publication:
         """Score ``period`` under ``scheme`` from its stored counters (nothing is written)."""
@@ -195,10 +212,10 @@ class AssessmentHandler(Handler):
         """Compute the period and publish what is new or changed (see the module docstring),
         caused by the message being handled (none from the timer).
 
-        ``live``: a rebuild's replay of a timer's round, with the cards and alerts the round
-        published for the period. They are what it publishes and stores again, as they were:
-        the live round read counters that batches handled at the same moment were changing, and
-        which of those it saw, no topic records."""
+        ``live``: in a rebuild, the cards and alerts the close (a command's, or a timer's round)
+        published live for the period. They are what it publishes and stores again, as they
+        were: the live close read counters that batches handled at the same moment on other
+        lanes were changing, and which of those it saw, no topic records."""
         started = time.perf_counter()
         await advisory_lock(uow.conn, f"assessment:close:{period}")
         await EventLogWriter.of(uow).flush(uow)  # what this batch recorded before the close counts
@@ -254,14 +271,8 @@ class AssessmentHandler(Handler):
         under the scheme then in force, publishing and storing the cards and alerts the round
         published (see :meth:`close`). The timer's mark is left to the next worker's timer, which
         starts from its clock."""
-        live: dict[str, tuple[list[ScorecardPublished], list[AlertRaised]]] = {}
-        for i, model in enumerate((ScorecardPublished, AlertRaised)):
-            for data in uow.live_events(model.TYPE) or ():
-                event = model.model_validate(data)
-                if event.period is not None:
-                    live.setdefault(str(event.period), ([], []))[i].append(event)  # type: ignore[arg-type]
         schemes = await store.load_schemes(uow.conn)
-        for p, published in live.items():
+        for p, published in (_published_live(uow) or {}).items():
             await self.close(uow, p, scheme_in_force(schemes, p, self.default), trigger="timer", live=published)
 
     async def close_due_periods(self, uow: UnitOfWork) -> list[str]:
