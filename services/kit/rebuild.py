@@ -470,8 +470,9 @@ def _timer_of(timers_of: dict[str, list[tuple[str, Any]]], typ: Any, doc: dict) 
 async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, progress) -> list[_Round]:
     """Fill the temporary table ``rebuild_handled`` (message id -> time it was handled live)
     from the service's own events and rejections topics; the live rounds of the replayed timers
-    (``rt.replayed_timers``), in time order: each distinct time at which an event of a type a
-    timer replays was published with no cause (its events noted under the round's key)."""
+    (``rt.replayed_timers``), in time order: each distinct time at which an event a timer
+    replays (by its type, and its pick where two timers share the type: :func:`_timer_of`) was
+    published with no cause (its events noted under the round's key)."""
     await conn.execute("CREATE TEMPORARY TABLE rebuild_handled (id text PRIMARY KEY, at timestamptz NOT NULL)")
     # each cause's first time as read, in topic order (``seq``); made distinct at the end
     await conn.execute("CREATE TEMPORARY TABLE rebuild_caused (seq bigint NOT NULL, id text NOT NULL, "
