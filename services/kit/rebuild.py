@@ -8,8 +8,10 @@ database, or to prove that the projection is a function of the log. Steps:
    service is connected to the database (a connection named ``<svc>-service``) or while the
    outbox still holds unpublished records (they would be lost: let a worker's relay drain it).
 2. **Handling times.** It reads the service's own events and rejections topics and notes, for
-   every message that caused something, the time the live worker handled it (the ``time`` of
-   the first record it caused, found by ``causationid``). Replayed, the message is handled at
+   every message that caused something, the time the live worker handled it (the latest
+   ``time`` of the records it caused, found by ``causationid``: a record is dated earlier when
+   what it reports happened before the message came, as a council's 公示 that ended before a
+   command on the council made it effective). Replayed, the message is handled at
    that time again, so dates the handler takes from its clock (registration, deadlines,
    windows) come out as they were. A message that caused nothing is handled when the inbox
    (read before it is dropped) says the worker handled it, else at its record's timestamp
@@ -114,8 +116,9 @@ FETCH_RECORDS = 20000  # records per fetch (the worker's batch is smaller: it al
 BATCH_RECORDS = 10000  # records per transaction
 LOOKAHEAD = 2  # batches decoded ahead of the one being handled
 DECODE_STEP = 250  # records decoded (or merged) before the handling task may go on
-# causes whose handling time is remembered while the service's own topics are read (the rows
-# written are made distinct at the end); REBUILD_SEEN_KEPT lets a test forget them at once
+# causes whose latest time is remembered while the service's own topics are read (a row is
+# written for each later time seen, the latest taken at the end); REBUILD_SEEN_KEPT lets a test
+# forget them at once
 SEEN_KEPT = int(os.environ.get("REBUILD_SEEN_KEPT", "200000"))
 
 
@@ -474,7 +477,7 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
     replays (by its type, and its pick where two timers share the type: :func:`_timer_of`) was
     published with no cause (its events noted under the round's key)."""
     await conn.execute("CREATE TEMPORARY TABLE rebuild_handled (id text PRIMARY KEY, at timestamptz NOT NULL)")
-    # each cause's first time as read, in topic order (``seq``); made distinct at the end
+    # each cause's times as read (``seq``: topic order), the latest of each taken at the end
     await conn.execute("CREATE TEMPORARY TABLE rebuild_caused (seq bigint NOT NULL, id text NOT NULL, "
                        "at timestamptz NOT NULL)")
     await conn.execute("CREATE TEMPORARY TABLE rebuild_emitted (cause text NOT NULL, type text NOT NULL, "
@@ -494,7 +497,7 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
         for tp, (b, _) in bounds.items():
             consumer.seek(tp, b)
         left = {tp: e for tp, (_, e) in bounds.items()}
-        seen: dict[str, datetime] = {}
+        seen: dict[str, tuple[str, datetime]] = {}  # cause -> its latest time seen (as text, parsed)
         n_emitted = n_rows = 0
         while left:
             got = await consumer.getmany(*left, timeout_ms=1000, max_records=FETCH_RECORDS)
@@ -525,14 +528,18 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
                     if isinstance(noted, str) and isinstance(typ, str) and isinstance(eid, str):
                         data = orjson.dumps(doc.get("data")).decode() if typ in replayed else None
                         emitted.append((noted, typ, len(emitted) + n_emitted, eid, data, subject))
-                    if isinstance(cause, str) and isinstance(at, str) and cause not in seen:
-                        if len(seen) >= SEEN_KEPT:  # the dict only saves rows: the first of each is kept below
-                            seen.clear()
+                    if isinstance(cause, str) and isinstance(at, str) and (
+                            (known := seen.get(cause)) is None or at != known[0]):
                         try:
-                            seen[cause] = datetime.fromisoformat(at)
+                            t = datetime.fromisoformat(at)
                         except ValueError:
                             continue
-                        rows.append((n_rows + len(rows), cause, seen[cause]))
+                        if known is not None and t <= known[1]:
+                            continue
+                        if len(seen) >= SEEN_KEPT:  # the dict only saves rows: the latest of each is taken below
+                            seen.clear()
+                        seen[cause] = (at, t)
+                        rows.append((n_rows + len(rows), cause, t))
                 progress.advance(task, len(records))
                 if records and records[-1].offset + 1 >= end:
                     del left[tp]
@@ -543,8 +550,7 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
                 await conn.copy_records_to_table("rebuild_emitted", records=emitted,
                                                  columns=("cause", "type", "seq", "id", "data", "subject"))
                 n_emitted += len(emitted)
-        await conn.execute("INSERT INTO rebuild_handled (id, at) SELECT DISTINCT ON (id) id, at FROM rebuild_caused "
-                           "ORDER BY id, seq")
+        await conn.execute("INSERT INTO rebuild_handled (id, at) SELECT id, max(at) FROM rebuild_caused GROUP BY id")
         await conn.execute("DROP TABLE rebuild_caused")
         await conn.execute("CREATE INDEX ON rebuild_emitted (cause, seq)")
         return sorted(rounds, key=lambda r: (r.at, r.timer))

@@ -280,7 +280,8 @@ class UnitOfWork:
 
         For a decision that rests on state no input topic holds (a consent code created over
         HTTP and checked on the wall clock): replayed, the handler takes the outcome the topics
-        record instead of deciding it again without that state."""
+        record instead of deciding it again without that state. In a replayed timer round (see
+        :meth:`~services.kit.runtime.ServiceRuntime.timer`): whether the live round published one."""
         return None
 
     def live_events(self, event_type: str) -> list[dict[str, Any]] | None:
@@ -290,7 +291,9 @@ class UnitOfWork:
         knows nothing it caused.
 
         For a decision that rests on the state of other aggregates, which the service's timers
-        changed (and a replay does not): replayed, the handler takes the worker's choice."""
+        changed (and a replay does not): replayed, the handler takes the worker's choice. In a
+        replayed timer round: the data of those the live round published (all its subjects'),
+        for what the round found in state that batches of other lanes were changing."""
         return None
 
     def caused_by(self, message_id: str) -> list[Emitted]:

@@ -111,6 +111,21 @@ class CouncilSteps:
             self._apply_council(uow, check_council(state, uow.now))
         return len(due)
 
+    async def councils_again(self, uow: UnitOfWork, council_ids: list[str]) -> None:
+        """What a round of :meth:`check_councils` did to these councils, done again (a rebuild
+        runs each round that published, among the messages of its batch), at the time its events
+        are dated: the round's own time, or, for a proposal made effective, the end of its 公示,
+        which the round reported in an event of its own time. Done at that earlier time, only
+        what the round published of the kinds dated then is done (``caused_live``): a quarter or
+        a resolution that fell due by then, reported by the same round, is reported at the
+        round's time. A command on the council between the two times would have done it all
+        itself, so that nothing else acted on the council in between."""
+        councils = COUNCILS.of(uow)
+        await councils.load(council_ids)
+        for council_id in council_ids:
+            self._apply_council(uow, [e for e in check_council(councils.get(council_id), uow.now)
+                                      if uow.caused_live(e.TYPE)])
+
     async def _council_now(self, uow: UnitOfWork, council_id: str) -> CouncilState | None:
         """The council as the passing of time made it (its due timer events applied and emitted)."""
         councils = COUNCILS.of(uow)

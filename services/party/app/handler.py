@@ -19,7 +19,8 @@ from datetime import timedelta
 
 from schemas.common import Command, Event
 from schemas.party import (
-    AttachMember, ErasePerson, EstablishOrg, MarkCentralHousehold, MemberAttached, OrgEstablished, OrgKind,
+    AttachMember, CoverageGap, ErasePerson, EstablishOrg, MarkCentralHousehold, MemberAttached, MemberFeedback,
+    OrgEstablished, OrgKind,
 )
 from services.kit import erasure
 from services.kit.handlers import Handler, handles, prepares
@@ -44,6 +45,9 @@ class PartyHandler(LifeSteps, CouncilSteps, Handler):
 
     service = "party"
     policy = POLICY
+    # a rebuild replays the coverage and feedback rounds from what they published (gaps_again,
+    # feedback_again): what they counted rests on state batches of other lanes were changing
+    replayed = (CoverageGap.TYPE, MemberFeedback.TYPE)
 
     def __init__(self, settings: PartySettings):
         self.settings = settings
@@ -122,6 +126,18 @@ class PartyHandler(LifeSteps, CouncilSteps, Handler):
             uow.emit_all(gaps)
             uow.after_commit(lambda: mx.GAPS_REPORTED.inc(len(gaps)))
         return len(gaps)
+
+    async def gaps_again(self, uow: UnitOfWork, grid_ids: list[str]) -> None:
+        """What a round of :meth:`report_coverage_gaps` reported, reported and kept again at
+        ``uow.now`` (a rebuild runs each round that published, among the messages of its batch):
+        the gaps as the round's events give them. Whether a grid counted three members and had
+        no branch rests on the organisations as the round read them, which batches of other
+        lanes were changing at that moment in an order no topic holds; its event says what it
+        found (the members it counted too)."""
+        gaps = [CoverageGap.model_validate(d) for d in uow.live_events(CoverageGap.TYPE) or ()]
+        if gaps:
+            await store.record_gaps(uow.conn, gaps)
+            uow.emit_all(gaps)
 
     # -- shared steps ------------------------------------------------------------------
 

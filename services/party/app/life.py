@@ -29,7 +29,9 @@ from pydantic import BaseModel, Field
 
 from schemas.common import Event
 from schemas.orders import MemberMoved, MemberRegistered, OrderCompleted, OrderEvaluated
-from schemas.party import FulfilCommitment, MakeCommitment, OrgLifeKind, RateCommitment, RecordOrgLife
+from schemas.party import (
+    FulfilCommitment, MakeCommitment, MemberFeedback, OrgLifeKind, RateCommitment, RecordOrgLife,
+)
 from services.kit.errors import NotFound
 from services.kit.handlers import handles, prepares
 from services.kit.locks import advisory_locks
@@ -40,7 +42,7 @@ from services.party.domain.life import (
     org_life_overdue, period_of,
 )
 from services.party.domain.members import (
-    SHANGHAI, MemberContext, evolve_follow_up, member_report_overdue, on_member_moved, on_member_registered,
+    SHANGHAI, MemberContext, MemberFollowUp, evolve_follow_up, member_report_overdue, on_member_moved, on_member_registered,
     quarterly_feedback, settle_report,
 )
 from services.party.projection import life as db
@@ -113,14 +115,26 @@ class LifeSteps:
         todo = {i: r for i, r in refs.items() if checked[1].get(i) != r[0]}
         if not todo:
             return 0
-        await advisory_locks(uow.conn, {f"party:life:{i}" for i in todo})
+        n = await self._check_life(uow, todo)
+        uow.after_commit(lambda: checked[1].update({i: r[0] for i, r in todo.items()}))  # not if rolled back
+        return n
+
+    async def life_again(self, uow: UnitOfWork, org_ids: list[str]) -> None:
+        """What a round of :meth:`check_org_life` did to these organisations, done again at
+        ``uow.now`` (a rebuild runs each round that published, among the messages of its batch).
+        The round waited for the batches holding an organisation's life, and what it finds is a
+        function of that life, the organisation and the time."""
+        await uow.flush()  # the organisations as the messages before the round left them
+        await self._check_life(uow, await db.org_refs(uow.conn, org_ids))
+
+    async def _check_life(self, uow: UnitOfWork, refs: dict[str, tuple[OrgRef, str]]) -> int:
+        await advisory_locks(uow.conn, {f"party:life:{i}" for i in refs})
         lives = ORG_LIFE.of(uow)
-        await lives.load(todo)
+        await lives.load(refs)
         events: list[Event] = []
-        for org_id, (org, _) in todo.items():
+        for org_id, (org, _) in refs.items():
             events += org_life_overdue(org, lives.get(org_id), self.life_policy, uow.now)
         await self._apply_life(uow, events)
-        uow.after_commit(lambda: checked[1].update({i: r[0] for i, r in todo.items()}))  # not if rolled back
         return len(events)
 
     async def _apply_life(self, uow: UnitOfWork, events: Sequence[Event]) -> None:
@@ -217,15 +231,32 @@ class LifeSteps:
                             reported_units=await db.reported_units(uow.conn, (s.unit_id for _, s in due.values())))
         n = 0
         for member_id, (_, state) in due.items():
-            flags = member_report_overdue(state, ctx)
-            for f in flags:
-                state = evolve_follow_up(state, f)
-                follow_ups.put(member_id, state)
-                uow.emit(f)
-                n += 1
+            flags = self._flag(uow, member_id, state, ctx)
+            n += len(flags)
             if not flags and (settled := settle_report(state, ctx)) is not None:
                 follow_ups.put(member_id, settled)  # its unit reported: not due any more
         return n
+
+    async def reports_again(self, uow: UnitOfWork, member_ids: list[str]) -> None:
+        """What a round of :meth:`check_member_reports` flagged, flagged again at ``uow.now`` (a
+        rebuild runs each round that published, among the messages of its batch). That a
+        member's unit had not reported rests on the units as the round read them, which a batch
+        of another lane may have been changing at that moment: its event says the round found
+        none. (A follow-up the round settled without an event is the next worker's round's to
+        settle again.)"""
+        follow_ups = FOLLOW_UPS.of(uow)
+        await follow_ups.load(member_ids)
+        ctx = MemberContext(now=uow.now, report_window=self.report_window, reported_units=frozenset())
+        for member_id in member_ids:
+            self._flag(uow, member_id, follow_ups.get(member_id), ctx)
+
+    def _flag(self, uow: UnitOfWork, member_id: str, state: MemberFollowUp | None, ctx: MemberContext) -> list[Event]:
+        flags = member_report_overdue(state, ctx)
+        for f in flags:
+            state = evolve_follow_up(state, f)
+            FOLLOW_UPS.of(uow).put(member_id, state)
+            uow.emit(f)
+        return flags
 
     async def quarterly_feedback(self, uow: UnitOfWork, limit: int = 500) -> int:
         """双重管理: each member registered before the last quarter's end gets its feedback once
@@ -238,10 +269,23 @@ class LifeSteps:
         follow_ups.adopt(members)
         tallies = await db.tallies(uow.conn, quarter, members)
         events = quarterly_feedback(quarter, [s for _, s in members.values()], tallies, uow.now)
+        self._give_feedback(uow, events)
+        return len(events)
+
+    async def feedback_again(self, uow: UnitOfWork, member_ids: list[str]) -> None:
+        """What a round of :meth:`quarterly_feedback` gave, given again at ``uow.now`` (a rebuild
+        runs each round that published, among the messages of its batch): the feedback as the
+        round's events give it. Its tallies count the orders completed and evaluated in the
+        quarter as the round read them, which a batch of another lane may have been adding to
+        at that moment."""
+        await FOLLOW_UPS.of(uow).load(member_ids)
+        self._give_feedback(uow, [MemberFeedback.model_validate(d) for d in uow.live_events(MemberFeedback.TYPE) or ()])
+
+    def _give_feedback(self, uow: UnitOfWork, events: Sequence[MemberFeedback]) -> None:
+        follow_ups = FOLLOW_UPS.of(uow)
         for e in events:
             follow_ups.put(e.member_id, evolve_follow_up(follow_ups.get(e.member_id), e))
         uow.emit_all(events)
-        return len(events)
 
 
 # -- the life route -----------------------------------------------------------------------------

@@ -5,6 +5,10 @@ Run: ``python -m services.party.app worker``.
 """
 from __future__ import annotations
 
+from schemas.party import (
+    CouncilEffective, CoverageGap, MeetingOverdue, MemberFeedback, MemberReportOverdue, OrgLifeOverdue,
+    ResolutionOverdue,
+)
 from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
 from services.kit.routes import Request, found
 from services.kit.runtime import ServiceRuntime
@@ -32,7 +36,8 @@ rt.command_api(handler)
 # -- timers ---------------------------------------------------------------------------------
 
 
-@rt.timer(settings.coverage_interval_seconds, name="coverage", exclusive=True)
+@rt.timer(settings.coverage_interval_seconds, name="coverage", exclusive=True, replays=(CoverageGap,),
+          replay=handler.gaps_again)
 async def coverage(uow: UnitOfWork) -> None:
     """Coverage gaps, once per grid (one worker at a time), and the gauges."""
     await handler.report_coverage_gaps(uow)
@@ -41,20 +46,23 @@ async def coverage(uow: UnitOfWork) -> None:
     mx.COVERAGE_GAPS.set(await queries.open_gaps(uow.conn))
 
 
-@rt.timer(settings.org_life_interval_seconds, name="org_life", exclusive=True)
+@rt.timer(settings.org_life_interval_seconds, name="org_life", exclusive=True, replays=(OrgLifeOverdue,),
+          replay=handler.life_again)
 async def org_life(uow: UnitOfWork) -> None:
     """Closed periods without a meeting of a kind an organisation must hold → party.org_life.overdue.v1,
     once each (one worker at a time)."""
     await handler.check_org_life(uow)
 
 
-@rt.timer(settings.member_interval_seconds, name="member_reports", exclusive=True)
+@rt.timer(settings.member_interval_seconds, name="member_reports", exclusive=True, replays=(MemberReportOverdue,),
+          replay=handler.reports_again)
 async def member_reports(uow: UnitOfWork) -> None:
     """Members whose unit has not reported within the window → party.member.report_overdue.v1, once each."""
     await handler.check_member_reports(uow, settings.member_batch)
 
 
-@rt.timer(settings.member_interval_seconds, name="member_feedback", exclusive=True)
+@rt.timer(settings.member_interval_seconds, name="member_feedback", exclusive=True, replays=(MemberFeedback,),
+          replay=handler.feedback_again)
 async def member_feedback(uow: UnitOfWork) -> None:
     """双重管理: the last quarter's party.member.feedback.v1, once per member and quarter."""
     await handler.quarterly_feedback(uow, settings.member_batch)
@@ -130,7 +138,8 @@ async def org_life_of(req: Request[api.OrgRef, life.LifeQuery, None]):
 # and projects of another community an empty page.
 
 
-@rt.timer(settings.council_interval_seconds, name="councils", exclusive=True)
+@rt.timer(settings.council_interval_seconds, name="councils", exclusive=True,
+          replays=(CouncilEffective, MeetingOverdue, ResolutionOverdue), replay=handler.councils_again)
 async def councils_timer(uow: UnitOfWork) -> None:
     """公示 ended → party.council.effective.v1; a quarter without a joint meeting →
     party.meeting.overdue.v1; a resolution past its deadline → party.resolution.overdue.v1; each

@@ -26,6 +26,13 @@ async def party_worker(kafka: str, database_url: str, log, **env: str):
         assert w.stop() == 0, log.read_text()[-4000:]
 
 
+# The party's timers by the types of the events they publish (``rt.timer(..., replays=...)`` in
+# services/party/app/main.py): a rebuild runs each live round again, a round being a timer and a time.
+TIMER_OF = {"party.coverage.gap.v1": "coverage", "party.org_life.overdue.v1": "org_life",
+            "party.member.report_overdue.v1": "member_reports", "party.member.feedback.v1": "member_feedback",
+            **{f"party.{t}.v1": "councils" for t in ("council.effective", "meeting.overdue", "resolution.overdue")}}
+
+
 def uid(prefix: str) -> str:
     """A fresh id for a test's own organisations, members and commands."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
