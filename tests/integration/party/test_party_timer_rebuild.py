@@ -139,3 +139,46 @@ async def _settled(dsn: str) -> set[str]:
         return {r[0] for r in await conn.fetch("SELECT member_id FROM party.member_follow_ups WHERE report_settled")}
     finally:
         await conn.close()
+
+
+async def test_a_command_that_makes_a_council_effective_first_is_replayed_when_it_was_handled(
+        kafka, database_url, tmp_path):
+    """A meeting held on a council whose 公示 ended before its timer got to it: the command makes
+    the proposal effective first, in an event dated at the 公示's end, then holds the meeting. The
+    rebuild handles it at the time of its latest event (at its first, the meeting would be held a
+    month before it was, and refused as in the future)."""
+    real_start = time.time()
+    env = {"SIM_CLOCK_START": datetime(2026, 5, 1, tzinfo=SHANGHAI).isoformat(),
+           "SIM_CLOCK_REAL_START": f"{real_start:.6f}", "SIM_MONTH_SECONDS": "10"}
+    calendar = clock.from_env(env)
+    w = Worker("services.party.app", {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka, "DATABASE_URL": database_url, "TOPIC_PARTITIONS": "4", **env,
+        "PARTY_COUNCIL_INTERVAL_SECONDS": "3600",  # the council timer does not get to it
+    }, prefix="PARTY_", log=tmp_path / "worker.log").start()
+    phase = Phases(kafka, database_url, "party")
+    council, people = uid("rc"), [uid("p") for _ in range(7)]
+    meeting = uid("cm")
+    try:
+        await w.wait_ready()
+        await phase("party.intake.v1", command(ProposeCouncil(council_id=council, level=CouncilLevel.COMMUNITY,
+                                                              area_id=COMMUNITY, seats=seats(people, 3))))
+        assert calendar.now().astimezone(SHANGHAI).month == 5
+        await asyncio.sleep(max(0.0, real_start + 10.5 - time.time()))  # June: the 公示 has ended
+        await phase("party.intake.v1", command(HoldMeeting(
+            council_id=council, meeting_id=meeting, held_at=calendar.now(), attendees=people[:6],
+            absentees=people[6:])))
+    finally:
+        assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
+    records = [r["value"] for r in await read_all(kafka, "party.events.v1", timeout=2)
+               if r["value"]["subject"] == council]
+    times = {r["type"]: datetime.fromisoformat(r["time"]).astimezone(SHANGHAI).month for r in records}
+    assert times == {"party.council.proposed.v1": 5, "party.council.effective.v1": 5, "party.meeting.held.v1": 6}
+    assert len({r["causationid"] for r in records if r["type"] != "party.council.proposed.v1"}) == 1
+
+    live = await snapshot(database_url, "party")
+    done = await asyncio.to_thread(run_rebuild, "party", w.env)
+    assert done.returncode == 0, done.stderr[-4000:]
+    outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["rejected"] == {} and outcome["timer_rounds"] == 0, outcome
+    diffs = differences(live, await snapshot(database_url, "party"))
+    assert not diffs, f"{outcome}\n{report(diffs)}"
