@@ -42,8 +42,8 @@ from services.party.domain.life import (
     org_life_overdue, period_of,
 )
 from services.party.domain.members import (
-    SHANGHAI, MemberContext, MemberFollowUp, evolve_follow_up, member_report_overdue, on_member_moved, on_member_registered,
-    quarterly_feedback, settle_report,
+    SHANGHAI, MemberContext, MemberFollowUp, evolve_follow_up, member_report_overdue, on_member_moved,
+    on_member_registered, quarterly_feedback, settle_report,
 )
 from services.party.projection import life as db
 from services.party.projection.life import COMMITMENTS, FOLLOW_UPS, ORG_LIFE

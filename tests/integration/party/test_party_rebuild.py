@@ -7,7 +7,7 @@ completed and evaluated; grid's erasure) are handled live; the rebuilt projectio
 live one row for row.
 
 Its timers (coverage, organisational life, members' reports, councils) find nothing due
-within the test: their effects are no input (``services/kit/rebuild.py``)."""
+within the test; their rounds, run again by a rebuild, are ``test_party_timer_rebuild.py``'s."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone

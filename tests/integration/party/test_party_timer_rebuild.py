@@ -92,8 +92,9 @@ async def test_every_timers_rounds_are_run_again(kafka, database_url, tmp_path):
                                              at=at), source=ORDERS_SOURCE),
                     command(OrderCompleted(order_id=order, assignee_id=flagged, service_minutes=60, at=at),
                             source=ORDERS_SOURCE))
-        await phase("orders.events.v1", command(OrderEvaluated(order_id=order, assignee_id=flagged, rating=5, passed=True,
-                                                               evaluator_id="officer-1", at=at), source=ORDERS_SOURCE))
+        await phase("orders.events.v1", command(OrderEvaluated(order_id=order, assignee_id=flagged, rating=5,
+                                                               passed=True, evaluator_id="officer-1", at=at),
+                                                source=ORDERS_SOURCE))
         assert calendar.now().astimezone(SHANGHAI).month == 5, "May's part took longer than a simulated month"
         await read_all(kafka, "party.events.v1", min_count=1, timeout=30, predicate=published(TIMERS[0]))
 
