@@ -24,10 +24,8 @@ that declare their events again (:data:`REPLAYED_TIMERS`: the grid's, orders', p
 party's), so of those timers' events only the ones still in the outbox when the workers stopped
 are left out (on no topic, their rounds are not run again); assessment's close is replayed too,
 but not exactly under this load (:data:`NOT_EXACT_UNDER_LOAD`), so its rows are left out as
-before. (The party's member timer also settles, without an event, a follow-up whose unit
-reported in time: that mark is not compared, ``tests/support/rebuild.py``.) In
-the tables a service's timers write (:data:`TIMER_TABLES`), the rows that name what one of its
-timers' events is about there (its subject: a case, an order; a closed period; a posting and
+before. In the tables a service's timers write (:data:`TIMER_TABLES`), the rows that name what
+one of its timers' events is about there (its subject: a case, an order; a closed period; a posting and
 the balances of its accounts: :data:`ABOUT`), and in every table the rows that name what an
 HTTP command's event is about, are not compared, on either side, and are counted
 (``excluded``), as are the inbox rows of the HTTP commands (ids on no input topic). The tables

@@ -144,14 +144,6 @@ VIEWS: dict[str, dict[str, str | None]] = {
         + " FROM {schema}.ledger_deltas) d",
         "ledger_deltas": None,
     },
-    "party": {
-        # A follow-up whose unit had reported when its window ended is settled by the member
-        # timer without an event (report_settled, also in its state): the timer's note that it
-        # need not take the follow-up up again. No topic records it, so a rebuild leaves it
-        # unsettled and the next worker's round settles it again; the rest is compared.
-        "member_follow_ups": "SELECT member_id, community_id, unit_id, registered_at, overdue_flagged, report_due_at, "
-                             "feedback_quarter, state - 'report_settled' AS state FROM {schema}.member_follow_ups",
-    },
 }
 
 

@@ -22,7 +22,7 @@ have, so that a meeting is decided against the composition in force.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Sequence
+from typing import Awaitable, Callable, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -33,6 +33,7 @@ from schemas.party import (
 )
 from services.kit.handlers import handles, prepares
 from services.kit.identity import Principal
+from services.kit.locks import advisory_locks
 from services.kit.routes import Page, PageOut, ref
 from services.kit.uow import UnitOfWork
 from services.party.domain.council import (
@@ -65,6 +66,8 @@ class CouncilSteps:
     """The council, unit and project commands and the council timer of
     :class:`~services.party.app.handler.PartyHandler`."""
 
+    settle_reported: Callable[[UnitOfWork, str], Awaitable[None]]  # LifeSteps's
+
     @prepares(*COUNCIL_COMMANDS)
     async def load_councils(self, uow: UnitOfWork, commands: Sequence[ProposeCouncil | HoldMeeting |
                                                                       CompleteResolution]) -> None:
@@ -73,7 +76,10 @@ class CouncilSteps:
 
     @prepares(*UNIT_COMMANDS, *PROJECT_COMMANDS)
     async def load_units_and_projects(self, uow: UnitOfWork, commands: Sequence) -> None:
-        """Lock the units the batch names (reporting, signing or claiming), then its projects."""
+        """Lock the units the batch names (reporting, signing or claiming), by name first for a
+        report (it settles the follow-ups of the unit's members, which a registration with the
+        unit takes after the same name lock), then its projects."""
+        await advisory_locks(uow.conn, {f"party:unit:{c.unit_id}" for c in commands if isinstance(c, ReportUnit)})
         await UNITS.of(uow).load([c.unit_id for c in commands if isinstance(c, (*UNIT_COMMANDS, ClaimProject))])
         await PROJECTS.of(uow).load([c.project_id for c in commands if isinstance(c, PROJECT_COMMANDS)])
 
@@ -147,9 +153,13 @@ class CouncilSteps:
 
     @handles(ReportUnit)
     async def report_unit(self, uow: UnitOfWork, cmd: ReportUnit) -> None:
-        """单位报到 to the community where the unit sits (a report elsewhere moves it)."""
+        """单位报到 to the community where the unit sits (a report elsewhere moves it); its members
+        need not report any more (:meth:`LifeSteps.settle_reported`)."""
         state = await UNITS.of(uow).fetch(cmd.unit_id)
-        self._apply_unit(uow, decide_unit(state, cmd, UnitContext(now=uow.now)))
+        events = decide_unit(state, cmd, UnitContext(now=uow.now))
+        self._apply_unit(uow, events)
+        if events:
+            await self.settle_reported(uow, cmd.unit_id)
 
     @handles(SignAgreement)
     async def sign_agreement(self, uow: UnitOfWork, cmd: SignAgreement) -> None:

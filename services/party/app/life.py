@@ -19,6 +19,7 @@ handler steps, the timers' steps, what the life route takes and answers, and the
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,10 +47,13 @@ from services.party.domain.members import (
     on_member_registered, quarterly_feedback, settle_report,
 )
 from services.party.projection import life as db
+from services.party.projection.councils import UNITS
 from services.party.projection.life import COMMITMENTS, FOLLOW_UPS, ORG_LIFE
 from services.party.projection.store import ORGS, OrgLog
 
 from . import access
+
+log = logging.getLogger("party.life")
 
 LIFE_COMMANDS = (RecordOrgLife,)
 COMMITMENT_COMMANDS = (MakeCommitment, FulfilCommitment, RateCommitment)
@@ -175,6 +179,9 @@ class LifeSteps:
 
     @prepares(MemberRegistered, MemberMoved)
     async def load_follow_ups(self, uow: UnitOfWork, events: Sequence[MemberRegistered | MemberMoved]) -> None:
+        """Lock by name the units the members register or move with (before their follow-ups, as a
+        unit's report takes them: :meth:`settle_reported`), then lock and load the follow-ups."""
+        await advisory_locks(uow.conn, {f"party:unit:{e.unit_id}" for e in events})
         ids = {e.member_id for e in events}
         await advisory_locks(uow.conn, {f"party:follow_up:{i}" for i in ids})
         await FOLLOW_UPS.of(uow).load(ids)
@@ -189,7 +196,7 @@ class LifeSteps:
         state = evolve_follow_up(state, event, uow.now)
         for f in flags:
             state = evolve_follow_up(state, f)
-        follow_ups.put(event.member_id, state)
+        follow_ups.put(event.member_id, await self._settled(uow, state))
         uow.emit_all(flags)
 
     @handles(MemberMoved)
@@ -202,11 +209,34 @@ class LifeSteps:
         state = evolve_follow_up(state, event, uow.now)
         for f in flags:
             state = evolve_follow_up(state, f)
-        follow_ups.put(event.member_id, state)
+        follow_ups.put(event.member_id, await self._settled(uow, state))
         emitted = uow.emit_all(flags)
         org_id = await _org_of_member(uow, event.member_id)
         if org_id is not None and emitted:
             OrgLog.of(uow).record(emitted, org_id)
+
+    async def _settled(self, uow: UnitOfWork, state: MemberFollowUp) -> MemberFollowUp:
+        """The follow-up, settled when its unit has reported: in this batch, or as committed (the
+        unit's name lock, taken before, waits for a report being handled)."""
+        if state.report_settled or state.overdue_flagged:
+            return state
+        reported = UNITS.of(uow).get(state.unit_id) is not None or bool(
+            await db.reported_units(uow.conn, (state.unit_id,)))
+        ctx = MemberContext(now=uow.now, report_window=self.report_window,
+                            reported_units=frozenset({state.unit_id} if reported else ()))
+        return settle_report(state, ctx) or state
+
+    async def settle_reported(self, uow: UnitOfWork, unit_id: str) -> None:
+        """A unit has reported (单位报到): the follow-ups of its members neither flagged nor settled
+        yet are settled, as committed and as this batch holds them. The caller holds the unit's
+        name lock, so that a registration with the unit either came before (committed, found
+        here) or waits and finds the report."""
+        follow_ups = FOLLOW_UPS.of(uow)
+        await follow_ups.load(await db.unsettled_of_unit(uow.conn, unit_id))
+        ctx = MemberContext(now=uow.now, report_window=self.report_window, reported_units=frozenset({unit_id}))
+        for member_id, state in list(follow_ups.items()):
+            if state is not None and (settled := settle_report(state, ctx)) is not None:
+                follow_ups.put(member_id, settled)
 
     @handles(OrderCompleted)
     async def order_completed(self, uow: UnitOfWork, event: OrderCompleted) -> None:
@@ -221,7 +251,9 @@ class LifeSteps:
 
     async def check_member_reports(self, uow: UnitOfWork, limit: int = 500) -> int:
         """Members whose unit has not reported within the window after their registration are
-        flagged once (``party.member.report_overdue.v1``); returns how many this round."""
+        flagged once (``party.member.report_overdue.v1``); returns how many this round. A member
+        whose unit has reported was settled when the service learnt of the report, and is not
+        taken up."""
         due = await db.follow_ups_due(uow.conn, uow.now - self.report_window, limit, now=uow.now)
         if not due:
             return 0
@@ -234,7 +266,9 @@ class LifeSteps:
             flags = self._flag(uow, member_id, state, ctx)
             n += len(flags)
             if not flags and (settled := settle_report(state, ctx)) is not None:
-                follow_ups.put(member_id, settled)  # its unit reported: not due any more
+                # its unit reported, which settles it where the report is learnt: none expected here
+                log.warning("member %s: unit %s reported, follow-up not settled", member_id, state.unit_id)
+                follow_ups.put(member_id, settled)
         return n
 
     async def reports_again(self, uow: UnitOfWork, member_ids: list[str]) -> None:

@@ -14,9 +14,10 @@ What the party service follows up, per member (keyed by ``member_id``)::
     (timer)                    → MemberReportOverdue(moved=false), once per registration, when the
                                  report window (default 30 days, configurable) has passed since the
                                  registration and the member's unit has still not reported
-                                 (单位报到: no ``UnitReported``) — :func:`member_report_overdue`;
-                                 if it has, the follow-up is settled (no event) —
-                                 :func:`settle_report`
+                                 (单位报到: no ``UnitReported``) — :func:`member_report_overdue`
+    UnitReported (own), or a   → the follow-up is settled when its member's unit has reported: no
+    registration or move to a    flag is due for the registration, and the timer need not take it up
+    unit that has reported       (no event: the report is one) — :func:`settle_report`
     (quarterly timer)          → MemberFeedback, once per member and quarter, from the quarter's
                                  tallies of the member's orders (:func:`quarterly_feedback`)
 
@@ -55,8 +56,8 @@ class MemberFollowUp(BaseModel):
     previous_communities: tuple[str, ...] = ()
     overdue_flagged: bool = False
     move_flagged: bool = False
-    report_settled: bool = Field(False, description="the current registration's deadline passed with its unit "
-                                                    "reported: nothing to flag, the report timer is done with it")
+    report_settled: bool = Field(False, description="the member's unit has reported (单位报到): nothing to flag for "
+                                                    "the current registration, the report timer need not take it up")
     feedback_quarters: tuple[str, ...] = ()
 
 
@@ -132,15 +133,14 @@ def member_report_overdue(state: MemberFollowUp | None, ctx: MemberContext) -> l
 
 
 def settle_report(state: MemberFollowUp | None, ctx: MemberContext) -> MemberFollowUp | None:
-    """The timer's other outcome: past the deadline with the member's unit reported, the current
-    registration needs no flag, and the follow-up is settled (until a new registration or move
-    starts another window), so that the timer does not take it up again: the timer takes the
-    oldest due follow-ups first, and those it neither flags nor settles would come first in every
-    round, for ever. None: nothing to settle."""
-    if state is None or state.overdue_flagged or state.report_settled:
-        return None
-    due_at = state.report_due_at or state.registered_at + ctx.report_window
-    if ctx.now < due_at or state.unit_id not in ctx.reported_units:
+    """The member's unit has reported (``ctx.reported_units``): the current registration needs no
+    flag, and the follow-up is settled (until a new registration or move starts another window),
+    so that the timer does not take it up: it takes the oldest due follow-ups first, and those it
+    neither flags nor leaves would come first in every round, for ever. Done where the report is
+    learnt (the unit's report, a registration or move to a unit that has reported), so that the
+    follow-up is a function of those messages. None: nothing to settle (flagged already, settled,
+    or the unit has not reported)."""
+    if state is None or state.overdue_flagged or state.report_settled or state.unit_id not in ctx.reported_units:
         return None
     return state.model_copy(update=dict(report_settled=True))
 

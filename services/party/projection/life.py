@@ -99,6 +99,13 @@ async def follow_ups_due(conn: asyncpg.Connection, before: datetime, limit: int,
     return await FOLLOW_UPS.read(conn, [r["member_id"] for r in ids], skip_locked=True)
 
 
+async def unsettled_of_unit(conn: asyncpg.Connection, unit_id: str) -> list[str]:
+    """The members followed with ``unit_id`` as their unit, neither flagged overdue nor settled."""
+    return [r["member_id"] for r in await conn.fetch(
+        "SELECT member_id FROM member_follow_ups WHERE unit_id = $1 AND NOT overdue_flagged AND NOT report_settled "
+        "ORDER BY member_id", unit_id)]
+
+
 async def reported_units(conn: asyncpg.Connection, unit_ids: Iterable[str]) -> frozenset[str]:
     """The units among ``unit_ids`` that have reported (单位报到), from the units' table when the
     service has one (``units``, with ``unit_id``)."""

@@ -109,10 +109,12 @@ async def test_the_feedback_timer_picks_the_members_reading_every_follow_up_pick
 
 
 async def test_the_report_timer_settles_the_members_whose_unit_reported_and_goes_on_to_the_others(pool):
-    """Members past their deadline, most of them of a unit that reported: a round of the timer
-    flags those whose unit has not reported and settles the others, so the next round takes the
-    members after them. Members it neither flagged nor marked stayed due and came first in every
-    round: with more of them than a batch, the timer flagged nobody again."""
+    """Members past their deadline, most of them of a unit that reported, but not settled (the
+    unit's report or their registration settles them: these are written as no message leaves
+    them): a round of the timer flags those whose unit has not reported and settles the others,
+    so the next round takes the members after them. Members it neither flagged nor marked stayed
+    due and came first in every round: with more of them than a batch, the timer flagged nobody
+    again."""
     handler = PartyHandler(PartySettings())
     registered = T0 - timedelta(days=60)
     members = {f"pm-{i}": ("u-reported" if i < 5 else "u-silent") for i in range(7)}  # the oldest five reported

@@ -5,15 +5,15 @@ and each of its five timers publishes in that time:
 - coverage: a grid counts three members and has no grid branch (May);
 - organisational life: May's committee meetings and theme days missed (June), and June's and
   the second quarter's (July);
-- members' reports: a member whose unit never reported is flagged (June), and one whose unit
-  reported is settled without an event;
+- members' reports: a member whose unit never reported is flagged (June); one who registers with
+  a unit that has reported, and one whose unit reports after they registered, are settled when
+  that is learnt (no event: the unit's report is one), and not flagged;
 - quarterly feedback: both members get the second quarter's, with the orders one of them served
   (July);
 - councils: a proposal made effective when its 公示 has ended (dated then, found in June), and a
   resolution past its deadline (July).
 
-The rebuilt projection equals the live one row for row, but for the settled mark (no event
-records it: ``tests/support/rebuild.py``)."""
+The rebuilt projection equals the live one row for row."""
 from __future__ import annotations
 
 import asyncio
@@ -66,7 +66,7 @@ async def test_every_timers_rounds_are_run_again(kafka, database_url, tmp_path):
 
     street, community = uid("o-s"), uid("o-c")
     members = [uid("pm") for _ in range(3)]
-    flagged, settled = members[0], members[1]
+    flagged, settled, late = members
     council, people = uid("rc"), [uid("p") for _ in range(7)]
     try:
         await w.wait_ready()
@@ -90,11 +90,16 @@ async def test_every_timers_rounds_are_run_again(kafka, database_url, tmp_path):
                             source=ORDERS_SOURCE),
                     command(MemberRegistered(member_id=settled, community_id=COMMUNITY, unit_id="unit-reported",
                                              at=at), source=ORDERS_SOURCE),
+                    command(MemberRegistered(member_id=late, community_id=COMMUNITY, unit_id="unit-late", at=at),
+                            source=ORDERS_SOURCE),
                     command(OrderCompleted(order_id=order, assignee_id=flagged, service_minutes=60, at=at),
                             source=ORDERS_SOURCE))
         await phase("orders.events.v1", command(OrderEvaluated(order_id=order, assignee_id=flagged, rating=5,
                                                                passed=True, evaluator_id="officer-1", at=at),
                                                 source=ORDERS_SOURCE))
+        assert await _settled(database_url) == {settled}  # its unit had reported
+        await phase("party.intake.v1", command(ReportUnit(unit_id="unit-late", name="街道卫生院",
+                                                          community_id=COMMUNITY)))
         assert calendar.now().astimezone(SHANGHAI).month == 5, "May's part took longer than a simulated month"
         await read_all(kafka, "party.events.v1", min_count=1, timeout=30, predicate=published(TIMERS[0]))
 
@@ -120,8 +125,7 @@ async def test_every_timers_rounds_are_run_again(kafka, database_url, tmp_path):
     assert datetime.fromisoformat(effective["time"]).astimezone(SHANGHAI).month == 5  # dated when its 公示 ended
 
     live = await snapshot(database_url, "party")
-    settled_live = await _settled(database_url)
-    assert settled in settled_live  # its unit reported in time: settled, without an event
+    assert await _settled(database_url) == {settled, late}  # settled when their unit's report was learnt
     done = await asyncio.to_thread(run_rebuild, "party", w.env)
     assert done.returncode == 0, done.stderr[-4000:]
     outcome = orjson.loads(done.stdout.strip().splitlines()[-1])

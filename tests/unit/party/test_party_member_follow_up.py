@@ -58,12 +58,13 @@ def test_a_member_whose_unit_reported_is_not_overdue():
     assert member_report_overdue(follow_up(), ctx(40, reported_units=frozenset({"unit-1"}))) == []
 
 
-def test_past_the_deadline_with_its_unit_reported_a_follow_up_is_settled_once_until_a_new_window():
+def test_with_its_unit_reported_a_follow_up_is_settled_once_until_a_new_window():
     reported = frozenset({"unit-1"})
     state = follow_up()
-    assert settle_report(state, ctx(29.9, reported_units=reported)) is None  # not due yet
     assert settle_report(state, ctx(40)) is None  # the unit has not reported: flagged, not settled
-    settled = settle_report(state, ctx(30, reported_units=reported))
+    assert settle_report(state, ctx(1, reported_units=frozenset({"unit-2"}))) is None  # another unit
+    assert settle_report(state, ctx(1, reported_units=reported)) == settle_report(state, ctx(30, reported_units=reported))
+    settled = settle_report(state, ctx(1, reported_units=reported))  # whenever the report is learnt
     assert settled == state.model_copy(update={"report_settled": True})
     assert settle_report(settled, ctx(31, reported_units=reported)) is None  # once
     assert member_report_overdue(settled, ctx(90, reported_units=reported)) == []
