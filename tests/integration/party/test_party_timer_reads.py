@@ -2,9 +2,11 @@
 each grid kept as the members are attached, transferred and removed (the coverage timer), and the
 latest quarter given feedback kept beside each follow-up (the quarterly feedback timer). Each gives
 what reading the tables themselves gave. And the report timer goes through every due member, a
-batch a round, however many of them need no flag."""
+batch a round, however many of them need no flag. A follow-up is settled when its unit's report is
+learnt, however a registration and the report meet."""
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -141,3 +143,56 @@ async def test_the_report_timer_settles_the_members_whose_unit_reported_and_goes
                   for r in await conn.fetch("SELECT member_id, overdue_flagged, report_settled FROM member_follow_ups")}
         assert await life.follow_ups_due(conn, T0 - handler.report_window, 10, now=T0) == {}
     assert states == {m: (u == "u-silent", u == "u-reported") for m, u in members.items()}
+
+
+async def test_migration_011_settles_the_follow_ups_whose_unit_had_reported(database_url, tmp_path):
+    """Follow-ups kept before the unit's report settled them: the migration settles those whose
+    unit has reported, column and state alike, and leaves the flagged and the others to follow."""
+    from services.kit.db import create_pool
+    from services.kit.migrations import KIT_MIGRATIONS, migrate
+    from services.party.app.settings import MIGRATIONS
+
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for f in sorted(MIGRATIONS.glob("0*.sql")):
+        if f.name < "011":
+            (before / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    p = await create_pool(database_url, "party", service="party", max_size=1)
+    try:
+        async with p.acquire() as conn:
+            await migrate(conn, "party", [("kit", KIT_MIGRATIONS), ("party", before)])
+            follow_ups = {"pm-1": ("u-reported", False), "pm-2": ("u-silent", False), "pm-3": ("u-reported", True)}
+            await life.FOLLOW_UPS.write(conn, {m: (0, MemberFollowUp(
+                member_id=m, community_id=COMMUNITY, unit_id=u, registered_at=T0, overdue_flagged=flagged))
+                for m, (u, flagged) in follow_ups.items()})
+            await conn.execute("INSERT INTO units (unit_id, version, state, name, community_id, reported_at) "
+                               "VALUES ('u-reported', 1, '{}', '报到单位', $1, $2)", COMMUNITY, T0)
+            await migrate(conn, "party", [("kit", KIT_MIGRATIONS), ("party", MIGRATIONS)])
+            states = {m: s for m, (_, s) in (await life.FOLLOW_UPS.read(conn, list(follow_ups))).items()}
+            columns = dict(await conn.fetch("SELECT member_id, report_settled FROM member_follow_ups"))
+            assert await life.unsettled_of_unit(conn, "u-silent") == ["pm-2"]
+    finally:
+        await p.close()
+    assert columns == {"pm-1": True, "pm-2": False, "pm-3": False}
+    assert {m: s.report_settled for m, s in states.items()} == columns
+
+
+async def test_a_registration_and_its_units_report_in_concurrent_batches_settle_the_follow_up(pool):
+    """A member registered with a unit while the unit reports, each in a batch of its own lane at
+    the same moment: whichever commits first, the follow-up is settled (the unit's name lock makes
+    the second see the first), as a replay one after the other settles it."""
+    from schemas.orders import MemberRegistered
+    from schemas.party import ReportUnit
+
+    async def together(i: int) -> None:
+        unit, member = f"u-race-{i}", f"pm-race-{i}"
+        await asyncio.gather(
+            batch(pool, ReportUnit(unit_id=unit, name="同时报到的单位", community_id=COMMUNITY)),
+            batch(pool, MemberRegistered(member_id=member, community_id=COMMUNITY, unit_id=unit, at=T0)))
+
+    for i in range(30):
+        await together(i)
+    async with pool.acquire() as conn:
+        settled = dict(await conn.fetch("SELECT member_id, report_settled FROM member_follow_ups "
+                                        "WHERE member_id LIKE 'pm-race-%'"))
+    assert len(settled) == 30 and all(settled.values()), sorted(m for m, s in settled.items() if not s)
