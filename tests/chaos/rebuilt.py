@@ -18,21 +18,19 @@ the launcher stop every worker (``SIGUSR1``: the broker and the database stay up
 
 What a rebuild cannot give back by design is left out too (``services/kit/rebuild.py``): the
 effects of the services' timers and of the commands sent over HTTP. Both are events of the
-service that no message on its input topics caused (a timer's have no ``causationid``, an
-HTTP command's name a command that is on no topic). The rebuild runs the rounds of the timers
-that declare their events again (:data:`REPLAYED_TIMERS`: the grid's, orders', points' and the
-party's), so of those timers' events only the ones still in the outbox when the workers stopped
-are left out (on no topic, their rounds are not run again); assessment's close is replayed too,
-but not exactly under this load (:data:`NOT_EXACT_UNDER_LOAD`), so its rows are left out as
-before. In the tables a service's timers write (:data:`TIMER_TABLES`), the rows that name what
-one of its timers' events is about there (its subject: a case, an order; a closed period; a posting and
-the balances of its accounts: :data:`ABOUT`), and in every table the rows that name what an
-HTTP command's event is about, are not compared, on either side, and are counted
-(``excluded``), as are the inbox rows of the HTTP commands (ids on no input topic). The tables
-only timers write are left out whole (:data:`TIMER_ONLY`); counts and tallies kept beside a table
-timers write are compared as their disagreement with computing them from it
-(:data:`KEPT_COUNTS`: none on either side). A difference anywhere else is a
-failed check, with a sample of the differing rows.
+service that no message on its input topics caused (a timer's have no ``causationid``, an HTTP
+command's name a command that is on no topic). The rebuild runs the rounds of the timers that
+declare their events again (:data:`REPLAYED_TIMERS`: every service's), so of those timers'
+events only the ones still in the outbox when the workers stopped are left out (on no topic,
+their rounds are not run again). In the tables a service's timers write (:data:`TIMER_TABLES`),
+the rows that name what one of its timers' events is about there (its subject: a case, an order;
+a closed period; a posting and the balances of its accounts: :data:`ABOUT`), and in every table
+the rows that name what an HTTP command's event is about, are not compared, on either side, and
+are counted (``excluded``), as are the inbox rows of the HTTP commands (ids on no input topic).
+The tables only timers write are left out whole (:data:`TIMER_ONLY`); counts and tallies kept
+beside a table timers write are compared as their disagreement with computing them from it
+(:data:`KEPT_COUNTS`: none on either side). A difference anywhere else is a failed check, with a
+sample of the differing rows.
 """
 from __future__ import annotations
 
@@ -74,14 +72,7 @@ TIMER_TABLES: dict[str, tuple[str, ...]] = {
 }
 # The services whose timers' rounds the rebuild runs again (``rt.timer(..., replays=...)`` in
 # services/<svc>/app/main.py): of their timers' events, only those no topic holds are left out.
-REPLAYED_TIMERS = frozenset({"grid", "orders", "points", "party"})
-# Services whose timers declare their rounds, whose replay is not exact under the campaign's load:
-# their timers' rows are left out as if not replayed, with the reason.
-NOT_EXACT_UNDER_LOAD = {
-    "assessment": "a close (the timer's, and the command's after it) withdraws the alerts its counters no longer "
-                  "give, and those counters were being changed by batches on other lanes at that moment, which no "
-                  "topic orders; the withdrawals have no event to take instead",
-}
+REPLAYED_TIMERS = frozenset({"grid", "orders", "points", "party", "assessment"})
 # Tables only timers write: left out whole.
 TIMER_ONLY: dict[str, dict[str, str]] = {
     "assessment": {"timer_marks": "how far the close timer has looked"},

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from schemas.registry import SERVICES
-from tests.chaos.rebuilt import (NOT_EXACT_UNDER_LOAD, REPLAYED_TIMERS, empty_outboxes, about, copy_database,
+from tests.chaos.rebuilt import (REPLAYED_TIMERS, empty_outboxes, about, copy_database,
                                  drop_database, http_commands, leave_out, not_from_input)
 from tests.support.procs import ROOT
 from tests.support.rebuild import differences, report, snapshot
@@ -175,4 +175,4 @@ def test_the_services_whose_timer_rounds_a_rebuild_runs_again_are_those_that_dec
     listed would have its rebuilt rounds left out for nothing, one listed without declaring any
     would fail on every timer it has."""
     declared = {s for s in SERVICES if "replays=" in (Path(ROOT) / "services" / s / "app" / "main.py").read_text()}
-    assert declared == REPLAYED_TIMERS | set(NOT_EXACT_UNDER_LOAD) and not REPLAYED_TIMERS & set(NOT_EXACT_UNDER_LOAD)
+    assert declared == REPLAYED_TIMERS

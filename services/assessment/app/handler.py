@@ -38,6 +38,7 @@ from services.assessment.domain import (
     ReviewBook,
     Scheme,
     SchemeState,
+    alerts_for,
     check_close,
     decide_review,
     decide_scheme_change,
@@ -213,23 +214,35 @@ class AssessmentHandler(Handler):
         caused by the message being handled (none from the timer).
 
         ``live``: in a rebuild, the cards and alerts the close (a command's, or a timer's round)
-        published live for the period. They are what it publishes and stores again, as they
-        were: the live close read counters that batches handled at the same moment on other
-        lanes were changing, and which of those it saw, no topic records."""
+        published live for the period. The live close read counters that batches handled at the
+        same moment on other lanes were changing, and which of those it saw, no topic records;
+        so the replay does not read them. The live close computed a card for every entity of
+        the period: those it published, and those it found unchanged, which are the stored ones
+        (what the closes before it published, replayed as published); its alerts are those of
+        its cards (:func:`~services.assessment.domain.scorecards.alerts_for`), so the ones it
+        withdrew are withdrawn again. A stored card of an entity the close published a card for
+        under another id (a person's erasure changed the id it is derived from) is not one of
+        them."""
         started = time.perf_counter()
         await advisory_lock(uow.conn, f"assessment:close:{period}")
         await EventLogWriter.of(uow).flush(uow)  # what this batch recorded before the close counts
-        pub = await self.compute(uow.conn, period, scheme)
-        cards = [(c, content_hash(c)) for c in pub.scorecards]
-        alerts = [(a, content_hash(a)) for a in pub.alerts]
         if live is not None:
             fresh_cards = [(c, h, envelope_id("scorecard", c.scorecard_id, h))
                            for c in live[0] for h in [content_hash(c)]]
             fresh_alerts = [(a, h, envelope_id("alert", a.alert_id, h)) for a in live[1] for h in [content_hash(a)]]
+            published = {(c.entity_type, c.entity_id) for c in live[0]}
+            computed = [*live[0], *(c for c in await store.period_scorecards(uow.conn, period, scheme.scheme_id)
+                                    if (c.entity_type, c.entity_id) not in published)]
+            pub = Publication(computed, [a for c in computed for a in alerts_for(c, scheme)])
+            cards = [(c, content_hash(c)) for c in pub.scorecards]
+            alerts = [(a, content_hash(a)) for a in pub.alerts]
             taken = {a.alert_id for a, _, _ in fresh_alerts}
             all_alerts = [*fresh_alerts, *((a, h, envelope_id("alert", a.alert_id, h)) for a, h in alerts
                                            if a.alert_id not in taken)]
         else:
+            pub = await self.compute(uow.conn, period, scheme)
+            cards = [(c, content_hash(c)) for c in pub.scorecards]
+            alerts = [(a, content_hash(a)) for a in pub.alerts]
             old = await store.published_hashes(uow.conn, [c.scorecard_id for c, _ in cards])
             fresh_cards = [(c, h, envelope_id("scorecard", c.scorecard_id, h)) for c, h in cards
                            if old.get(c.scorecard_id) != h]

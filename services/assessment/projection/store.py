@@ -297,6 +297,12 @@ async def upsert_scorecards(conn: asyncpg.Connection, cards: Sequence[tuple[Scor
         [c.model_dump(mode="json") for c, _, _ in cards], [h for _, h, _ in cards], [e for _, _, e in cards], at)
 
 
+async def period_scorecards(conn: asyncpg.Connection, period: str, scheme_id: str) -> list[ScorecardPublished]:
+    """The scorecards of ``period`` under ``scheme_id`` as last published."""
+    return [ScorecardPublished.model_validate(r["card"]) for r in await conn.fetch(
+        "SELECT card FROM scorecards WHERE period = $1 AND scheme_id = $2 ORDER BY scorecard_id", period, scheme_id)]
+
+
 async def alert_hashes(conn: asyncpg.Connection, period: str, scheme_id: str) -> dict[str, str]:
     rows = await conn.fetch("SELECT alert_id, content_hash FROM alerts WHERE period = $1 AND scheme_id = $2",
                             period, scheme_id)

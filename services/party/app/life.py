@@ -276,8 +276,7 @@ class LifeSteps:
         rebuild runs each round that published, among the messages of its batch). That a
         member's unit had not reported rests on the units as the round read them, which a batch
         of another lane may have been changing at that moment: its event says the round found
-        none. (A follow-up the round settled without an event is the next worker's round's to
-        settle again.)"""
+        none."""
         follow_ups = FOLLOW_UPS.of(uow)
         await follow_ups.load(member_ids)
         ctx = MemberContext(now=uow.now, report_window=self.report_window, reported_units=frozenset())

@@ -296,6 +296,58 @@ async def test_an_alert_that_no_longer_holds_is_withdrawn_from_the_view(pool):
     assert total == 0  # 9 of 10 satisfied: 0.9 ≥ 0.8
 
 
+async def test_a_replayed_close_withdraws_the_alerts_its_live_close_withdrew_whatever_the_counters_say(pool):
+    """A rebuild replays a close with what it published live (``live``): the alerts it keeps and
+    withdraws are those of the live close's cards (the published ones, the others as stored),
+    not those of the counters the replay finds, which batches on other lanes were changing while
+    the live close read them."""
+    handler = AssessmentHandler(default_scheme())
+    await record(pool, stored(grid_events()))
+    await close(pool, handler)
+
+    async def grid_alerts(conn) -> int:
+        return (await store.alerts(conn, period=PERIOD, entity_type="grid", indicator="satisfaction_rate",
+                                   limit=10, offset=0)).total
+
+    def feedback(tag: str, satisfaction: str, n: int) -> list[StoredEvent]:
+        return [StoredEvent("/services/grid", f"{tag}-{i}", "t", CaseFeedback(
+            case_id=f"{tag}{i}", satisfaction=satisfaction, grid_id="110105001002004", occurred_at=t(28)), t(28))
+            for i in range(n)]
+
+    async def replayed(live) -> tuple[int, int]:
+        """The replayed close (rolled back): grid B's satisfaction alerts, and the scorecards its
+        close record counts."""
+        async with pool.acquire() as conn:
+            tr = conn.transaction()
+            await tr.start()
+            try:
+                uow = UnitOfWork(conn, "assessment", NOW + timedelta(hours=2))
+                await handler.close(uow, PERIOD, handler.default, trigger="timer", live=live)
+                return await grid_alerts(conn), (await store.last_close(conn, PERIOD))["scorecards"]
+            finally:
+                await tr.rollback()
+
+    # the live re-close saw nine satisfied feedbacks more: it published grid B's card again (and
+    # those of the areas above it) and withdrew its alert
+    await record(pool, feedback("ok", "satisfied", 9))
+    async with pool.acquire() as conn:
+        tr = conn.transaction()
+        await tr.start()
+        uow = UnitOfWork(conn, "assessment", NOW + timedelta(hours=1))
+        pub = await handler.close(uow, PERIOD, handler.default, trigger="timer")
+        withdrawn = await grid_alerts(conn)
+        await tr.rollback()
+    published = [decode_payload(e) for e in uow.emitted]
+    cards = [p for p in published if p.TYPE == "assessment.scorecard.published.v1"]
+    assert withdrawn == 0 and "110105001002004" in {c.entity_id for c in cards}  # with its community's, street's
+    # the replay finds thirty unsatisfied ones more, which it handles before the close (their
+    # batch committed after the live close had read the counters): the counters hold the alert
+    await record(pool, feedback("bad", "unsatisfied", 30))
+    assert await replayed(None) == (1, len(pub.scorecards))  # from its counters: kept
+    assert await replayed((cards, [])) == (0, len(pub.scorecards))  # as the live close: withdrawn
+    assert await replayed(([], [])) == (1, len(pub.scorecards))  # a live close that changed nothing
+
+
 async def test_the_alerts_total_of_a_district_reader_is_the_kept_count_and_follows_every_close(pool):
     """``alert_counts`` is kept by the kit's triggers on ``alerts``: after a close and a re-close
     that withdraws an alert it equals counting the alerts, and a list read by a reader of the
