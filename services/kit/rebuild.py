@@ -57,11 +57,11 @@ What the input topics cannot give back, a rebuild does not have:
 
 - commands sent over HTTP (``POST /v1/commands``) are handled without passing through the
   intake topic: their effects are not rebuilt;
-- the effects of the service's other timers (period closes, which start from a mark of how
-  far they had looked; rounds that change state without publishing) are not input: the timers
-  of the next worker derive them again from the rebuilt state and the clock (and publish what
-  they find). A replayed timer's round that published nothing is not run again either, which
-  is right for a timer whose rounds change nothing unless they publish. A replayed round acts
+- the effects of timers that declare no ``replays``, and what a round did without publishing
+  (a mark of how far a timer had looked), are not input: the timers of the next worker derive
+  them again from the rebuilt state and the clock (and publish what they find). A replayed
+  timer's round that published nothing is not run again either, which is right for a timer
+  whose rounds change nothing unless they publish. A replayed round acts
   on what its live events named, so what the live round skipped (a case a batch held locked)
   is left to the later round that found it, as it was; but a round and a batch on the same
   aggregate within the same moment are ordered by their times, which may not be the order the
