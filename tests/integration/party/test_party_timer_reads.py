@@ -11,11 +11,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from schemas.party import AttachMember, EstablishOrg, OrgKind
+from schemas.orders import MemberRegistered
+from schemas.party import AttachMember, EstablishOrg, OrgKind, ReportUnit
+from services.kit.db import create_pool
+from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.outbox import write as write_outbox
 from services.kit.uow import UnitOfWork
 from services.party.app.handler import PartyHandler
-from services.party.app.settings import PartySettings
+from services.party.app.settings import MIGRATIONS, PartySettings
 from services.party.domain.members import MemberFollowUp
 from services.party.projection import life, store
 from services.party.projection import queries as party
@@ -148,10 +151,6 @@ async def test_the_report_timer_settles_the_members_whose_unit_reported_and_goes
 async def test_migration_011_settles_the_follow_ups_whose_unit_had_reported(database_url, tmp_path):
     """Follow-ups kept before the unit's report settled them: the migration settles those whose
     unit has reported, column and state alike, and leaves the flagged and the others to follow."""
-    from services.kit.db import create_pool
-    from services.kit.migrations import KIT_MIGRATIONS, migrate
-    from services.party.app.settings import MIGRATIONS
-
     before = tmp_path / "migrations"
     before.mkdir()
     for f in sorted(MIGRATIONS.glob("0*.sql")):
@@ -181,9 +180,6 @@ async def test_a_registration_and_its_units_report_in_concurrent_batches_settle_
     """A member registered with a unit while the unit reports, each in a batch of its own lane at
     the same moment: whichever commits first, the follow-up is settled (the unit's name lock makes
     the second see the first), as a replay one after the other settles it."""
-    from schemas.orders import MemberRegistered
-    from schemas.party import ReportUnit
-
     async def together(i: int) -> None:
         unit, member = f"u-race-{i}", f"pm-race-{i}"
         await asyncio.gather(

@@ -8,8 +8,8 @@ and each of its five timers publishes in that time:
 - members' reports: a member whose unit never reported is flagged (June); one who registers with
   a unit that has reported, and one whose unit reports after they registered, are settled when
   that is learnt (no event: the unit's report is one), and not flagged;
-- quarterly feedback: both members get the second quarter's, with the orders one of them served
-  (July);
+- quarterly feedback: the three registered members get the second quarter's, with the orders
+  one of them served (July);
 - councils: a proposal made effective when its 公示 has ended (dated then, found in June), and a
   resolution past its deadline (July).
 
@@ -20,6 +20,7 @@ import asyncio
 import time
 from datetime import datetime, timedelta
 
+import asyncpg
 import orjson
 import pytest
 
@@ -137,8 +138,6 @@ async def test_every_timers_rounds_are_run_again(kafka, database_url, tmp_path):
 
 
 async def _settled(dsn: str) -> set[str]:
-    import asyncpg
-
     conn = await asyncpg.connect(dsn)
     try:
         return {r[0] for r in await conn.fetch("SELECT member_id FROM party.member_follow_ups WHERE report_settled")}
