@@ -35,8 +35,9 @@ database, or to prove that the projection is a function of the log. Steps:
    result for a batch as for its messages one by one, which the worker relies on when it redoes
    a batch message by message). A command's token is verified as of its record's timestamp, as
    if the record had been handled when it was written. The next batches are
-   decoded, and their messages claimed in the inbox, on a second connection while a batch is
-   handled (see :func:`_replay`). Each live round of a replayed timer is merged among the
+   decoded (their tokens verified on a thread of their own: :func:`_verified_tokens`), and
+   their messages claimed in the inbox, on a second connection while a batch is handled (see
+   :func:`_replay`). Each live round of a replayed timer is merged among the
    records at its time, as a message of the batch it falls in (never decoded, claimed in the
    inbox or counted as a record): handled in its savepoint at that time, it calls the timer's
    ``replay`` on the aggregates the round's events named, through the unit of work as a
@@ -87,6 +88,7 @@ import os
 import sys
 import time
 from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
@@ -99,6 +101,7 @@ from schemas.envelope import CloudEvent, Message
 
 from . import clock
 from .consumer import BatchConsumer, Item, bearer, claim
+from .identity import Unauthenticated
 from .db import _init_connection
 from .kafkasec import client_kwargs
 from .locks import try_session_lock
@@ -278,6 +281,31 @@ class _ReplayConsumer(BatchConsumer):
         # as of the record's timestamp: a history's tokens have long expired by now
         at = it.timestamp / 1000 if it.timestamp is not None and it.timestamp >= 0 else None
         return super()._sender(it, at, tokens)
+
+
+_VERIFYING = ThreadPoolExecutor(1, thread_name_prefix="rebuild-tokens")
+
+
+async def _verified_tokens(rc: BatchConsumer, records: Sequence[Item]) -> dict[bytes, object]:
+    """What each distinct token of a batch's commands verifies to (or why not), verified on a
+    thread of its own while the batch before is handled: a signature's check releases the
+    interpreter, so it runs beside the handling. Every verification of the rebuild is made
+    there, one at a time."""
+    verifier, intake = rc.verifier, rc._intake  # noqa: SLF001
+    distinct = list({it.token for it in records if it.topic == intake and it.token is not None})
+    if verifier is None or not distinct:
+        return {}
+
+    def verify_all() -> dict[bytes, object]:
+        out: dict[bytes, object] = {}
+        for token in distinct:
+            try:
+                out[token] = verifier.verified(token)
+            except Unauthenticated as e:
+                out[token] = e
+        return out
+
+    return await asyncio.get_running_loop().run_in_executor(_VERIFYING, verify_all)
 
 
 def _not_published(outcome: Outcome, records: list[OutboxRecord]) -> None:
@@ -681,8 +709,8 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             rc = pending_consumer
             assert rc is not None
             t0 = time.perf_counter()
-            tokens: dict[bytes, object] = {}
             records = [it for it in pending if not isinstance(it, _RoundItem)] if pending_rounds else pending
+            tokens = await _verified_tokens(rc, records)
             for i in range(0, len(records), DECODE_STEP):  # in steps: the handling task goes on between them
                 rc._decode(records[i:i + DECODE_STEP], tokens)  # noqa: SLF001
                 await asyncio.sleep(0)

@@ -1,14 +1,22 @@
 """The rebuild's unit of work (pure): each message is handled at the time the worker handled it
-live, and its events get the ids they were published under."""
+live, and its events get the ids they were published under; a batch's tokens are verified on
+the rebuild's own thread."""
 from __future__ import annotations
 
+import threading
+import time
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import orjson
+import pytest
 
 from schemas.envelope import Message, envelope_for
 from schemas.grid import LogPatrol, PatrolLogged
-from services.kit.rebuild import _ReplayUnitOfWork
+from services.kit.consumer import Item
+from services.kit.identity import TokenVerifier, Unauthenticated
+from services.kit.rebuild import _ReplayUnitOfWork, _verified_tokens
+from tests.support.identity import TestIdentity
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=timezone.utc)
 
@@ -71,3 +79,36 @@ async def test_an_event_too_large_for_the_outbox_fails_in_the_replay_as_it_faile
         await rc._write_outbox(None, [OutboxRecord(topic="grid.events.v1", key=b"k",
                                                    value=b"x" * (outbox.MAX_RECORD_BYTES + 1), message_type="t")])
     assert rc.outcome.suppressed == {"grid.events.v1": 1}  # only what the worker could publish
+
+
+async def test_a_batchs_tokens_are_verified_once_each_on_the_rebuilds_own_thread(tmp_path):
+    """Each distinct token of the batch's commands verified once, off the event loop's thread:
+    a good one to its holder, a forged or expired one to why not; other topics' records and
+    records without a token are not looked at."""
+    idp = TestIdentity(tmp_path / "idp")
+    verifier = TokenVerifier(idp.jwks_path, issuer=idp.issuer, audience=idp.audience)
+    threads: list[str] = []
+    verified = verifier.verified
+
+    def spy(token):
+        threads.append(threading.current_thread().name)
+        return verified(token)
+
+    verifier.verified = spy  # type: ignore[method-assign]
+    good, expired = idp.token("gw-1", ("grid_worker",)).encode(), idp.token("gw-2", lifetime=-60).encode()
+    forged = good[:-4] + (b"AAAA" if not good.endswith(b"AAAA") else b"BBBB")
+
+    def item(i: int, token: bytes | None, topic: str = "grid.intake.v1") -> Item:
+        return Item(topic, 0, i, None, b"{}", token=token)
+
+    items = [item(0, good), item(1, good), item(2, forged), item(3, expired), item(4, None),
+             item(5, b"other", "grid.events.v1")]
+    tokens = await _verified_tokens(SimpleNamespace(verifier=verifier, _intake="grid.intake.v1"), items)
+    assert set(tokens) == {good, forged, expired} and len(threads) == 3
+    assert all(t.startswith("rebuild-tokens") for t in threads)
+    holder = verifier.valid_at(tokens[good], time.time())
+    assert (holder.sub, holder.roles) == ("gw-1", frozenset({"grid_worker"}))
+    assert isinstance(tokens[forged], Unauthenticated)
+    with pytest.raises(Unauthenticated):  # verified, but not valid now: its record's time decides
+        verifier.valid_at(tokens[expired], time.time())
+    assert await _verified_tokens(SimpleNamespace(verifier=None, _intake="grid.intake.v1"), items) == {}
