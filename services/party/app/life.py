@@ -59,30 +59,6 @@ LIFE_COMMANDS = (RecordOrgLife,)
 COMMITMENT_COMMANDS = (MakeCommitment, FulfilCommitment, RateCommitment)
 
 
-class _ReportedUnits:
-    """Of the units a batch's registrations and moves name, those that had reported when the
-    batch took their name locks: read once for the batch (:meth:`LifeSteps.load_follow_ups`)."""
-
-    def __init__(self) -> None:
-        self.units: frozenset[str] = frozenset()
-
-    @classmethod
-    def of(cls, uow: UnitOfWork) -> "_ReportedUnits":
-        return uow.attach(cls, cls)
-
-    def found(self, units: frozenset[str]) -> None:
-        self.units |= units
-
-    def mark(self) -> frozenset[str]:
-        return self.units
-
-    def rollback(self, mark: frozenset[str]) -> None:
-        self.units = mark
-
-    async def flush(self, uow: UnitOfWork) -> None:
-        """Nothing to write: the units' table is the reports'."""
-
-
 def load_life_policy(path: Path | str) -> OrgLifePolicy:
     """The frequency table of organisational life, from its YAML file."""
     return OrgLifePolicy.from_mapping(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
@@ -203,11 +179,12 @@ class LifeSteps:
 
     @prepares(MemberRegistered, MemberMoved)
     async def load_follow_ups(self, uow: UnitOfWork, events: Sequence[MemberRegistered | MemberMoved]) -> None:
-        """Lock by name the units the members register or move with (before their follow-ups, as a
-        unit's report takes them: :meth:`settle_reported`), then lock and load the follow-ups."""
+        """Lock by name, then load, the units the members register or move with (before their
+        follow-ups, as a unit's report takes them: :meth:`settle_reported`), then lock and load
+        the follow-ups."""
         units = {e.unit_id for e in events}
         await advisory_locks(uow.conn, {f"party:unit:{u}" for u in units})
-        _ReportedUnits.of(uow).found(await db.reported_units(uow.conn, units))
+        await UNITS.of(uow).load(units)  # those that have reported: a state each
         ids = {e.member_id for e in events}
         await advisory_locks(uow.conn, {f"party:follow_up:{i}" for i in ids})
         await FOLLOW_UPS.of(uow).load(ids)
@@ -244,9 +221,7 @@ class LifeSteps:
     def _settled(self, uow: UnitOfWork, state: MemberFollowUp) -> MemberFollowUp:
         """The follow-up, settled when its unit has reported: in this batch, or as committed when
         the batch took the unit's name lock (which waits for a report being handled)."""
-        if state.report_settled or state.overdue_flagged:
-            return state
-        reported = UNITS.of(uow).get(state.unit_id) is not None or state.unit_id in _ReportedUnits.of(uow).units
+        reported = UNITS.of(uow).get(state.unit_id) is not None
         ctx = MemberContext(now=uow.now, report_window=self.report_window,
                             reported_units=frozenset({state.unit_id} if reported else ()))
         return settle_report(state, ctx) or state
