@@ -505,9 +505,8 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
     replays (by its type, and its pick where two timers share the type: :func:`_timer_of`) was
     published with no cause (its events noted under the round's key)."""
     await conn.execute("CREATE TEMPORARY TABLE rebuild_handled (id text PRIMARY KEY, at timestamptz NOT NULL)")
-    # each cause's times as read (``seq``: topic order), the latest of each taken at the end
-    await conn.execute("CREATE TEMPORARY TABLE rebuild_caused (seq bigint NOT NULL, id text NOT NULL, "
-                       "at timestamptz NOT NULL)")
+    # each cause's times as read, the latest of each taken at the end
+    await conn.execute("CREATE TEMPORARY TABLE rebuild_caused (id text NOT NULL, at timestamptz NOT NULL)")
     await conn.execute("CREATE TEMPORARY TABLE rebuild_emitted (cause text NOT NULL, type text NOT NULL, "
                        "seq bigint NOT NULL, id text NOT NULL, data text, subject text)")
     replayed = {t for _, _, handler, _ in rt._consumer_specs for t in handler.replayed}  # noqa: SLF001
@@ -526,7 +525,7 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
             consumer.seek(tp, b)
         left = {tp: e for tp, (_, e) in bounds.items()}
         seen: dict[str, tuple[str, datetime]] = {}  # cause -> its latest time seen (as text, parsed)
-        n_emitted = n_rows = 0
+        n_emitted = 0
         while left:
             got = await consumer.getmany(*left, timeout_ms=1000, max_records=FETCH_RECORDS)
             rows = []
@@ -567,13 +566,12 @@ async def _read_handling_times(rt: "ServiceRuntime", conn: asyncpg.Connection, p
                         if len(seen) >= SEEN_KEPT:  # the dict only saves rows: the latest of each is taken below
                             seen.clear()
                         seen[cause] = (at, t)
-                        rows.append((n_rows + len(rows), cause, t))
+                        rows.append((cause, t))
                 progress.advance(task, len(records))
                 if records and records[-1].offset + 1 >= end:
                     del left[tp]
             if rows:
-                await conn.copy_records_to_table("rebuild_caused", records=rows, columns=("seq", "id", "at"))
-                n_rows += len(rows)
+                await conn.copy_records_to_table("rebuild_caused", records=rows, columns=("id", "at"))
             if emitted:
                 await conn.copy_records_to_table("rebuild_emitted", records=emitted,
                                                  columns=("cause", "type", "seq", "id", "data", "subject"))

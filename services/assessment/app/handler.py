@@ -226,29 +226,26 @@ class AssessmentHandler(Handler):
         started = time.perf_counter()
         await advisory_lock(uow.conn, f"assessment:close:{period}")
         await EventLogWriter.of(uow).flush(uow)  # what this batch recorded before the close counts
-        if live is not None:
-            fresh_cards = [(c, h, envelope_id("scorecard", c.scorecard_id, h))
-                           for c in live[0] for h in [content_hash(c)]]
-            fresh_alerts = [(a, h, envelope_id("alert", a.alert_id, h)) for a in live[1] for h in [content_hash(a)]]
+        if live is None:
+            pub = await self.compute(uow.conn, period, scheme)
+        else:  # the live close's cards: those it published, and the stored ones it found unchanged
             published = {(c.entity_type, c.entity_id) for c in live[0]}
             computed = [*live[0], *(c for c in await store.period_scorecards(uow.conn, period, scheme.scheme_id)
                                     if (c.entity_type, c.entity_id) not in published)]
             pub = Publication(computed, [a for c in computed for a in alerts_for(c, scheme)])
-            cards = [(c, content_hash(c)) for c in pub.scorecards]
-            alerts = [(a, content_hash(a)) for a in pub.alerts]
-            taken = {a.alert_id for a, _, _ in fresh_alerts}
-            all_alerts = [*fresh_alerts, *((a, h, envelope_id("alert", a.alert_id, h)) for a, h in alerts
-                                           if a.alert_id not in taken)]
-        else:
-            pub = await self.compute(uow.conn, period, scheme)
-            cards = [(c, content_hash(c)) for c in pub.scorecards]
-            alerts = [(a, content_hash(a)) for a in pub.alerts]
+        cards = [(c, content_hash(c)) for c in pub.scorecards]
+        alerts = [(a, content_hash(a)) for a in pub.alerts]
+        all_alerts = [(a, h, envelope_id("alert", a.alert_id, h)) for a, h in alerts]
+        if live is None:
             old = await store.published_hashes(uow.conn, [c.scorecard_id for c, _ in cards])
             fresh_cards = [(c, h, envelope_id("scorecard", c.scorecard_id, h)) for c, h in cards
                            if old.get(c.scorecard_id) != h]
             old_alerts = await store.alert_hashes(uow.conn, period, scheme.scheme_id)
-            all_alerts = [(a, h, envelope_id("alert", a.alert_id, h)) for a, h in alerts]
             fresh_alerts = [t for t in all_alerts if old_alerts.get(t[0].alert_id) != t[1]]
+        else:  # what it published, as published (its alerts are among those of its cards)
+            fresh_cards = [(c, h, envelope_id("scorecard", c.scorecard_id, h))
+                           for c in live[0] for h in [content_hash(c)]]
+            fresh_alerts = [(a, h, envelope_id("alert", a.alert_id, h)) for a in live[1] for h in [content_hash(a)]]
         for c, _, eid in fresh_cards:
             uow.emit(c, id=eid)
         for a, _, eid in fresh_alerts:
