@@ -36,6 +36,7 @@ from services.points.projection.queries import ledger_check, ledger_check_full
 from tests.history.bench import _endpoints, measure, rebuild, sample_of
 from tests.history.generate import ROOT, SH, Plan, _database_size, generate
 from tests.history.topics import read_topic
+from tests.integration.party.support import TIMER_OF
 from tests.support.rebuild import differences, report, snapshot
 
 # 200 cases over three years: points earned in the first year expire (by the expiry timer) in the third
@@ -381,8 +382,7 @@ async def test_assessment_rebuilds_from_the_topics(history, topics_broker, recor
 
 
 # Every service's timers declare their events: the rebuild runs each of their rounds again, and
-# nothing is left out for them (the party's settled follow-ups, which no event records, are
-# compared without that mark: tests/support/rebuild.py).
+# nothing is left out for them.
 NOT_COMPARED = {s: ["inbox"] for s in ("grid", "orders", "points", "party")}  # the history writes no inbox
 
 
@@ -391,8 +391,6 @@ def _round_of(service: str, m) -> tuple:
     (the party's timers run in the same minute of the day, the others' at times of their own)."""
     if service != "party":
         return (m.envelope.time,)
-    from tests.integration.party.support import TIMER_OF
-
     return m.envelope.time, TIMER_OF[m.type]
 
 
