@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import asyncpg
 import orjson
+from pydantic import BaseModel
 
 MAX_OFFSET = 1000
 """The largest ``offset`` a list takes; further pages are read with the cursor."""
@@ -219,13 +220,15 @@ class Where:
         come from :meth:`param`."""
         where = self.after(keyset, cursor)
         d = " DESC" if keyset.descending else ""
+        # the head's JSON once, as text: it stands on every row of the page, and a jsonb column is
+        # decoded in Python on each (a twentieth of a list's CPU); the text of the first is parsed
         rows = await conn.fetch(
-            f"""SELECT to_jsonb(h) AS kit_head, p.* FROM ({head}) AS h
+            f"""SELECT h.kit_head, p.* FROM (SELECT to_jsonb(h)::text AS kit_head FROM ({head}) AS h) AS h
                 LEFT JOIN LATERAL ({where._page_sql(select, keyset)}) AS p ON true
                 ORDER BY {", ".join(f"p.{c}{d}" for c in keyset.columns)}""", *where.args, limit + 1, offset)
         if not rows:
             return None, [], None
-        found = rows[0]["kit_head"]
+        found = orjson.loads(rows[0]["kit_head"])
         if rows[0][keyset.columns[-1]] is None:  # no row on this page (the key's last column: never null)
             rows = []
         items = dicts(rows[:limit])
@@ -241,6 +244,14 @@ def dicts(rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
         return []
     names = tuple(rows[0].keys())
     return [dict(zip(names, r)) for r in rows]
+
+
+def as_answered(model: type[BaseModel], texts: Sequence[str]) -> list[orjson.Fragment]:
+    """Stored states (their JSON text: select a jsonb column ``::text``) as ``model`` answers
+    them, each validated and written by pydantic's own JSON reader and writer, and put in the
+    answer as it is: a page of 50 projects went through a dict, a model and a dict again, a
+    third of its request's CPU."""
+    return [orjson.Fragment(model.model_validate_json(t).model_dump_json()) for t in texts]
 
 
 def bulk(rows: Any) -> str:

@@ -139,7 +139,7 @@ async def get_alerts(req: Request[None, api.AlertQuery, None]):
                                    entity_type=q.entity_type and q.entity_type.value, indicator=q.indicator,
                                    limit=q.limit, offset=q.offset, cursor=q.cursor,
                                    scope=access.list_scope(req.principal))
-    return page(q, paged, [{**r["alert"], "raised_at": r["raised_at"].isoformat()} for r in paged.items])
+    return page(q, paged)
 
 
 @rt.get("/v1/schemes/current", query=api.SchemeQuery, roles=access.CARD_READERS, responses={200: api.SchemeOut})

@@ -387,6 +387,9 @@ RANKING_ORDER = Keyset(("parent_key", "rank_key", "entity_id"), (str, int, str),
                        exprs=("coalesce(parent_id, '')", "coalesce(rank, 2147483647)", "entity_id"))
 """A ranking by parent (none first), rank (unranked last), entity id: the index ``scorecards_ranking_keyset``."""
 
+ALERT_COLUMNS = ", ".join(f"a.{c}" for c in ("entity_type", "entity_id", "indicator", "value", "threshold", "alert_id",
+                                             "period", "scheme_id", "scorecard_id", "direction", "raised_at"))
+"""What a page of alerts shows of each: the event's fields, and when it was raised."""
 ALERT_ORDER = Keyset(("period", "entity_type", "entity_id", "indicator", "alert_id"), (str, str, str, str, str),
                      exprs=("a.period", "a.entity_type", "a.entity_id", "a.indicator", "a.alert_id"))
 
@@ -437,9 +440,10 @@ async def alerts(conn: asyncpg.Connection, *, period: str | None, entity_type: s
     # (alert_counts: a row per period, scheme, entity type and indicator), else they are counted
     total = f"SELECT coalesce(sum(k.n), 0)::bigint FROM alert_counts k WHERE {' AND '.join(kept)}" \
         if scope is None else None
-    return await where.counted_page(
-        conn, "alerts a", "SELECT a.alert, a.raised_at, a.period, a.entity_type, a.entity_id, a.indicator, a.alert_id "
-        "FROM alerts a", ALERT_ORDER, limit, offset, cursor, total=total)
+    # each alert as published, from its columns (written from the same event as its ``alert``
+    # document): no JSON to decode and no row to copy, a tenth of a page's CPU each
+    return await where.counted_page(conn, "alerts a", f"SELECT {ALERT_COLUMNS} FROM alerts a", ALERT_ORDER, limit,
+                                    offset, cursor, total=total)
 
 
 async def get_mark(conn: asyncpg.Connection, name: str) -> datetime | None:

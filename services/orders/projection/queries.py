@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from schemas.orders import CATEGORY_LABELS, OrderCategory
+from schemas.orders import CATEGORY_LABELS
 from services.kit.sql import Keyset, Where, records, unpacked, with_history
 from services.orders.domain import AWAITING_DISPATCH, CANCELLABLE, HELD, OrderStatus
 
@@ -21,10 +21,16 @@ _HELD = sorted(s.value for s in HELD)
 _AWAITING = sorted(s.value for s in AWAITING_DISPATCH)
 
 
+_LABEL_OF = {c.value: label for c, label in CATEGORY_LABELS.items()}
+_AWAITING_SET = frozenset(_AWAITING)
+
+
 def _order(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
-    out = dict(row)
-    out["category_label"] = CATEGORY_LABELS[OrderCategory(out["category"])]
-    out["awaiting_dispatch"] = out["status"] in _AWAITING
+    """An order as answered: ``row`` with its category's label and whether it awaits dispatch. A
+    dict is completed in place (each caller's is its own: a page's rows are not copied again)."""
+    out = row if isinstance(row, dict) else dict(row)
+    out["category_label"] = _LABEL_OF[out["category"]]
+    out["awaiting_dispatch"] = out["status"] in _AWAITING_SET
     return out
 
 
@@ -104,7 +110,7 @@ async def community_needs(conn: asyncpg.Connection, community_id: str, *, per_ca
     by_cat: dict[str, dict[str, Any]] = {}
     for r in rows:
         c = by_cat.setdefault(r["category"], {
-            "category": r["category"], "label": CATEGORY_LABELS[OrderCategory(r["category"])], "open": 0,
+            "category": r["category"], "label": _LABEL_OF[r["category"]], "open": 0,
             "by_status": {}, "orders": []})
         c["open"] += 1
         c["by_status"][r["status"]] = c["by_status"].get(r["status"], 0) + 1
@@ -137,7 +143,7 @@ async def community_resources(conn: asyncpg.Connection, community_id: str, *, pe
         for cat in r["categories"]:
             if category is not None and cat != category:
                 continue
-            c = by_cat.setdefault(cat, {"category": cat, "label": CATEGORY_LABELS[OrderCategory(cat)], "claimed": 0,
+            c = by_cat.setdefault(cat, {"category": cat, "label": _LABEL_OF[cat], "claimed": 0,
                                         "posts": [], "members": set(), "capacity": 0, "next_after": None})
             c["claimed"] += 1
             c["capacity"] += r["capacity"]

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from services.kit.aggregates import AggregateStore
-from services.kit.sql import Keyset, Where
+from services.kit.sql import Keyset, Where, as_answered
 from services.party.domain.council import CouncilState, next_check_at
 from services.party.domain.units import ProjectState, UnitState
 
@@ -89,9 +89,9 @@ async def list_units(conn: asyncpg.Connection, community_id: str, *, limit: int 
                      offset: int = 0, cursor: str | None = None) -> dict[str, Any]:
     """The units that reported to the community (sitting there now), in unit id order."""
     where = Where().equal(community_id=community_id)
-    paged = await where.counted_page(conn, "units", "SELECT unit_id, state FROM units", UNIT_ORDER, limit, offset,
-                                     cursor)
-    paged.items = [UnitState.model_validate(r["state"]).model_dump(mode="json") for r in paged.items]
+    paged = await where.counted_page(conn, "units", "SELECT unit_id, state::text AS state FROM units", UNIT_ORDER,
+                                     limit, offset, cursor)
+    paged.items = as_answered(UnitState, [r["state"] for r in paged.items])
     return paged.answer(limit, offset)
 
 
@@ -99,9 +99,10 @@ async def list_projects(conn: asyncpg.Connection, community_id: str, *, status: 
                         limit: int = 50, offset: int = 0, cursor: str | None = None) -> dict[str, Any]:
     """The community's projects (项目清单), by status, latest posted first."""
     where = Where().equal(community_id=community_id, status=status)
-    paged = await where.counted_page(conn, "projects", "SELECT posted_at, project_id, state FROM projects",
+    paged = await where.counted_page(conn, "projects",
+                                     "SELECT posted_at, project_id, state::text AS state FROM projects",
                                      PROJECT_ORDER, limit, offset, cursor)
-    paged.items = [ProjectState.model_validate(r["state"]).model_dump(mode="json") for r in paged.items]
+    paged.items = as_answered(ProjectState, [r["state"] for r in paged.items])
     return paged.answer(limit, offset)
 
 

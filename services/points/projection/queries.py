@@ -29,17 +29,18 @@ def may_read(principal: Principal | None, *, account_id: str, community_id: str 
     return bool(principal.roles & OFFICERS) and community_id is not None and principal.scope.covers(community_id)
 
 
+_POSTING_FIELDS = ("transfer_id", "kind", "debit_account", "credit_account", "amount", "rule", "category",
+                   "community_id", "source_event_id", "operator_id", "reason", "lot_id", "posted_at", "recorded_at")
+"""What a statement or a list of redemptions shows of a posting, those that are set."""
+
+
 def _posting(row, account_id: str | None = None) -> dict[str, Any]:
-    out = {
-        "transfer_id": row["transfer_id"], "kind": row["kind"], "debit_account": row["debit_account"],
-        "credit_account": row["credit_account"], "amount": row["amount"], "rule": row["rule"],
-        "category": row["category"], "community_id": row["community_id"], "source_event_id": row["source_event_id"],
-        "operator_id": row["operator_id"], "reason": row["reason"], "lot_id": row["lot_id"],
-        "posted_at": row["posted_at"].isoformat(), "recorded_at": row["recorded_at"].isoformat(),
-    }
+    """A posting as answered: its fields that are set (the times as they are: the answer's JSON
+    writes them in ISO 8601), and with ``account_id`` the change it made to that account."""
+    out = {k: v for k in _POSTING_FIELDS if (v := row[k]) is not None}
     if account_id is not None:
         out["change"] = row["amount"] if row["credit_account"] == account_id else -row["amount"]
-    return {k: v for k, v in out.items() if v is not None}
+    return out
 
 
 async def account(conn: asyncpg.Connection, account_id: str, principal: Principal | None = None, *,
