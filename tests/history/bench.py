@@ -11,8 +11,10 @@ them, with signed development tokens of the test identity), and:
   ``BENCH_SECONDS`` seconds each, default 5, after a second of warm-up; ``tests/history/wrk.lua``
   turns over the sampled paths) when it is installed, else ``BENCH_REQUESTS`` requests (default
   640) from aiohttp in this process: p50 and p99 in ms, the requests and their statuses
-  (``load_tool`` says which). wrk is a C load tool that costs the two cores little; aiohttp's
-  client takes a good part of them from the workers it measures;
+  (``load_tool`` says which), and the CPU each request cost the worker and PostgreSQL
+  (``worker_cpu_us``, ``db_cpu_us``; the database's when it runs on this machine). wrk is a C
+  load tool that costs the two cores little; aiohttp's client takes a good part of them from
+  the workers it measures;
 - a provisional scorecard (the open month of a grid) is read 20 times, one after the other;
 - closing the last closed month and quarter again (``assessment.period.close.v1`` over
   ``POST /v1/commands``, which answers once the close is written): seconds, and the answer
@@ -35,7 +37,9 @@ records/s, its transactions (``batches``) and its own CPU time. With
 written to) and nothing is loaded.
 
 Prints one JSON line: the figures of both runs, the size of the history and the ratios
-history/empty of each p99 and time, and the rebuilds.
+history/empty of each p99 and time (``ratio``) and of each endpoint's CPU per request
+(``worker_cpu_ratio``: the cost that grows with history, steadier than a latency on a shared
+machine), and the rebuilds.
 """
 from __future__ import annotations
 
@@ -122,15 +126,48 @@ async def _wrk(base: str, paths: list[str], tok: str, seconds: int) -> dict[str,
     return out
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """The CPU time (user and system) the processes ``pids`` have used so far (those still there)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """The processes of the PostgreSQL servers on this machine (none when it runs elsewhere)."""
+    out = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                out.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return out
+
+
 async def load(session: aiohttp.ClientSession, base: str, paths: list[str], tok: str,
-               seconds: int = SECONDS) -> dict[str, Any]:
+               seconds: int = SECONDS, pid: int | None = None) -> dict[str, Any]:
     """One endpoint's figures, from wrk when it is installed (``seconds`` of load), else from
-    aiohttp (``paths``, each once); a warm-up first."""
+    aiohttp (``paths``, each once); a warm-up first. With the worker's ``pid``, also the CPU
+    each request cost it and the database (``worker_cpu_us``, ``db_cpu_us``: microseconds,
+    the warm-up left out), which a busy machine's other work lengthens less than the latencies."""
     if WRK is not None:
         await _wrk(base, paths, tok, 1)
-        return await _wrk(base, paths, tok, seconds)
-    await _load(session, [base + p for p in paths[:CONCURRENCY]], tok)
-    return await _load(session, [base + p for p in paths], tok)
+    else:
+        await _load(session, [base + p for p in paths[:CONCURRENCY]], tok)
+    db = postgres_pids()
+    before = (cpu_seconds([pid]) if pid else 0.0, cpu_seconds(db))
+    out = await (_wrk(base, paths, tok, seconds) if WRK is not None else _load(session, [base + p for p in paths], tok))
+    if pid:
+        n = out.get("requests") or sum(out["status"].values())
+        out["worker_cpu_us"] = round((cpu_seconds([pid]) - before[0]) / n * 1e6)
+        out["db_cpu_us"] = round((cpu_seconds(db) - before[1]) / n * 1e6)
+    return out
 
 
 async def sample_of(dsn: str) -> dict[str, Any]:
@@ -262,7 +299,7 @@ async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path
         conn = aiohttp.TCPConnector(limit=CONCURRENCY)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as session:
             for name, (svc, tok, paths) in endpoints.items():
-                out[name] = await load(session, workers[svc].url, paths, tok, seconds)
+                out[name] = await load(session, workers[svc].url, paths, tok, seconds, workers[svc].proc.pid)
             a = workers["assessment"].url
             times = []
             for i in range(PROVISIONAL_READS):
@@ -337,12 +374,16 @@ async def rebuilds(dsn: str) -> dict[str, Any]:
     return out
 
 
-def _ratios(h: dict[str, Any], e: dict[str, Any]) -> dict[str, float | None]:
+def _ratios(h: dict[str, Any], e: dict[str, Any], key: str | None = None) -> dict[str, float | None]:
+    """history / empty of each figure's p99 (else its seconds, else its p50); with ``key``, of
+    that figure alone, where both runs have it."""
     out: dict[str, float | None] = {}
     for k, v in h.items():
-        key = "p99_ms" if "p99_ms" in v else "seconds" if "seconds" in v else "p50_ms"
-        base = e.get(k, {}).get(key)
-        out[k] = round(v[key] / base, 2) if base else None
+        of = key or ("p99_ms" if "p99_ms" in v else "seconds" if "seconds" in v else "p50_ms")
+        if of not in v:
+            continue
+        base = e.get(k, {}).get(of)
+        out[k] = round(v[of] / base, 2) if base else None
     return out
 
 
@@ -371,6 +412,7 @@ async def run() -> dict[str, Any]:
         return {"history": sample["size"], "concurrency": CONCURRENCY,
                 "load_tool": {"wrk": {"seconds": SECONDS}} if WRK else {"aiohttp": {"requests": REQUESTS}},
                 "at_history": history, "at_empty": blank, "ratio": _ratios(history, blank),
+                "worker_cpu_ratio": _ratios(history, blank, "worker_cpu_us"),
                 "rebuild": await rebuilds(dsn)}
     finally:
         broker.stop()

@@ -470,6 +470,7 @@ async def test_the_bench_measures_every_figure(history, module_kafka, tmp_path):
         "grid", "points", "assessment", "orders", "party"}
     for name, v in reads.items():
         assert 0 < v["p50_ms"] <= v["p99_ms"] and set(v["status"]) <= {200}, (name, v)
+        assert v["worker_cpu_us"] > 0 and v["db_cpu_us"] >= 0, (name, v)  # the worker answered them all
     assert out["provisional_scorecard"]["status"] == 200, out["provisional_scorecard"]
     for close in ("close_month", "close_quarter"):  # closed as the timer closes it: the scores stand
         assert (out[close]["status"], out[close]["answer"]) == (409, "no_change"), out[close]
