@@ -12,7 +12,7 @@ them, with signed development tokens of the test identity), and:
   turns over the sampled paths) when it is installed, else ``BENCH_REQUESTS`` requests (default
   640) from aiohttp in this process: p50 and p99 in ms, the requests and their statuses
   (``load_tool`` says which), and the CPU each request cost the worker and PostgreSQL
-  (``worker_cpu_us``, ``db_cpu_us``; the database's when it runs on this machine). wrk is a C
+  (``worker_cpu_us``, ``db_cpu_us``; the database's when it is the embedded one). wrk is a C
   load tool that costs the two cores little; aiohttp's client takes a good part of them from
   the workers it measures;
 - a provisional scorecard (the open month of a grid) is read 20 times, one after the other;
@@ -57,6 +57,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import psutil
 
 from services.kit.infra import EmbeddedKafka
 from services.kit.provision import provision
@@ -65,7 +66,7 @@ from tests.history.generate import (
 )
 from tests.history.topics import produce, read_dump
 from tests.support.identity import TestIdentity, command_token, test_identity, token
-from tests.support.procs import Worker
+from tests.support.procs import Worker, cpu_seconds, postmaster_of, server_cpu_seconds
 from tests.support.rebuild import run_rebuild
 
 REBUILT = ("grid", "orders", "party", "points", "assessment")
@@ -126,47 +127,25 @@ async def _wrk(base: str, paths: list[str], tok: str, seconds: int) -> dict[str,
     return out
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """The CPU time (user and system) the processes ``pids`` have used so far (those still there)."""
-    ticks = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
-
-
-def postgres_pids() -> list[int]:
-    """The processes of the PostgreSQL servers on this machine (none when it runs elsewhere)."""
-    out = []
-    for comm in Path("/proc").glob("[0-9]*/comm"):
-        try:
-            if comm.read_text().strip() == "postgres":
-                out.append(int(comm.parent.name))
-        except OSError:
-            continue
-    return out
-
-
 async def load(session: aiohttp.ClientSession, base: str, paths: list[str], tok: str,
-               seconds: int = SECONDS, pid: int | None = None) -> dict[str, Any]:
+               seconds: int = SECONDS, pid: int | None = None, db: psutil.Process | None = None) -> dict[str, Any]:
     """One endpoint's figures, from wrk when it is installed (``seconds`` of load), else from
     aiohttp (``paths``, each once); a warm-up first. With the worker's ``pid``, also the CPU
-    each request cost it and the database (``worker_cpu_us``, ``db_cpu_us``: microseconds,
-    the warm-up left out), which a busy machine's other work lengthens less than the latencies."""
+    each request cost it (``worker_cpu_us``, microseconds, the warm-up left out), which a busy
+    machine's other work lengthens less than the latencies; with the database server's
+    postmaster ``db``, the server's too (``db_cpu_us``)."""
     if WRK is not None:
         await _wrk(base, paths, tok, 1)
     else:
         await _load(session, [base + p for p in paths[:CONCURRENCY]], tok)
-    db = postgres_pids()
-    before = (cpu_seconds([pid]) if pid else 0.0, cpu_seconds(db))
+    worker0 = cpu_seconds(pid) if pid else 0.0
+    db0 = server_cpu_seconds(db) if db else 0.0
     out = await (_wrk(base, paths, tok, seconds) if WRK is not None else _load(session, [base + p for p in paths], tok))
+    n = out.get("requests") or sum(out["status"].values())
     if pid:
-        n = out.get("requests") or sum(out["status"].values())
-        out["worker_cpu_us"] = round((cpu_seconds([pid]) - before[0]) / n * 1e6)
-        out["db_cpu_us"] = round((cpu_seconds(db) - before[1]) / n * 1e6)
+        out["worker_cpu_us"] = round((cpu_seconds(pid) - worker0) / n * 1e6)
+    if db:
+        out["db_cpu_us"] = round((server_cpu_seconds(db) - db0) / n * 1e6)
     return out
 
 
@@ -287,9 +266,10 @@ def close_answer(status: int, body: Any) -> str:
 
 
 async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path,
-                  requests: int = REQUESTS, seconds: int = SECONDS) -> dict[str, Any]:
+                  requests: int = REQUESTS, seconds: int = SECONDS, db: psutil.Process | None = None) -> dict[str, Any]:
     """The figures of the workers started on ``dsn`` (see the module docstring): each endpoint
-    loaded for ``seconds`` by wrk, else ``requests`` times by aiohttp."""
+    loaded for ``seconds`` by wrk, else ``requests`` times by aiohttp; with the postmaster of
+    ``dsn``'s server (``db``), the server's CPU per request too."""
     endpoints = _endpoints(sample, requests)
     services = {"grid", "points", "assessment", "orders"} | {svc for svc, _, _ in endpoints.values()}
     workers = {svc: _start(svc, bootstrap, dsn, logdir) for svc in sorted(services)}
@@ -299,7 +279,7 @@ async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path
         conn = aiohttp.TCPConnector(limit=CONCURRENCY)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as session:
             for name, (svc, tok, paths) in endpoints.items():
-                out[name] = await load(session, workers[svc].url, paths, tok, seconds, workers[svc].proc.pid)
+                out[name] = await load(session, workers[svc].url, paths, tok, seconds, workers[svc].proc.pid, db)
             a = workers["assessment"].url
             times = []
             for i in range(PROVISIONAL_READS):
@@ -406,8 +386,9 @@ async def run() -> dict[str, Any]:
             await migrate_all(c)
         finally:
             await c.close()
-        history = await measure(dsn, broker.bootstrap, sample, work)
-        blank = await measure(empty, broker.bootstrap, sample, work)
+        db = postmaster_of(HISTORY_DIR) if pg is not None else None  # an embedded server's only
+        history = await measure(dsn, broker.bootstrap, sample, work, db=db)
+        blank = await measure(empty, broker.bootstrap, sample, work, db=db)
         broker.stop()  # now: the rebuilds load the topics into a broker of their own
         return {"history": sample["size"], "concurrency": CONCURRENCY,
                 "load_tool": {"wrk": {"seconds": SECONDS}} if WRK else {"aiohttp": {"requests": REQUESTS}},

@@ -30,7 +30,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
-import psutil
 
 from services.kit.infra import EmbeddedKafka, EmbeddedPostgres
 from services.kit.provision import provision
@@ -41,6 +40,7 @@ from services.grid.domain import Context, decide, evolve_all
 from services.grid.registry import DepartmentRegister, GridRegister
 from tests.bench.run import new_database, prefill, sender_headers
 from tests.support.identity import test_identity
+from tests.support.procs import postmaster_of, server_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 N = int(os.environ.get("REBUILD_N", "100000"))
@@ -105,18 +105,6 @@ def case_events(n: int) -> list[tuple[bytes, bytes, list]]:
     return out
 
 
-def _cpu(postmaster: psutil.Process) -> float:
-    """CPU seconds used so far by a PostgreSQL server: the postmaster, its live processes and
-    the backends it has reaped."""
-    total = sum(postmaster.cpu_times()[:4])
-    for child in postmaster.children(recursive=True):
-        try:
-            total += sum(child.cpu_times()[:2])
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
 async def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="rebuild-bench-"))
     broker = EmbeddedKafka(workdir=work / "kafka").start()
@@ -134,8 +122,8 @@ async def main() -> int:
         dsn = await new_database(pg, "rebuild")
         env = {**os.environ, **test_identity().env(), "DATABASE_URL": dsn,
                "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "LOG_FORMAT": "text"}
-        postmaster = psutil.Process(int((work / "pg" / "postmaster.pid").read_text().split()[0]))
-        db_cpu = _cpu(postmaster)
+        postmaster = postmaster_of(work / "pg")
+        db_cpu = server_cpu_seconds(postmaster)
         load_before = os.getloadavg()[0]
         command = ["-m", f"services.{SERVICE}.app", "rebuild", "--no-progress",
                    *(["--batch", os.environ["REBUILD_BATCH"]] if os.environ.get("REBUILD_BATCH") else [])]
@@ -150,7 +138,7 @@ async def main() -> int:
             return 1
         out = json.loads(proc.stdout.strip().splitlines()[-1])
         # the database's CPU over the rebuild: its backends (reaped by the postmaster) and the rest
-        out["db_cpu_seconds"] = round(_cpu(postmaster) - db_cpu, 1)
+        out["db_cpu_seconds"] = round(server_cpu_seconds(postmaster) - db_cpu, 1)
         out["load_average"] = [round(load_before, 1), round(os.getloadavg()[0], 1)]
         conn = await asyncpg.connect(dsn)
         try:

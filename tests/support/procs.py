@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import psutil
 
 from services.kit.infra import free_port
 
@@ -95,6 +96,28 @@ def child_pids(pid: int) -> list[int]:
         if int(fields[1]) == pid and fields[0] != "Z":
             out.append(int(entry))
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user and system) used so far by the process ``pid``."""
+    return sum(psutil.Process(pid).cpu_times()[:2])
+
+
+def postmaster_of(datadir: Path) -> psutil.Process:
+    """The postmaster of the PostgreSQL server running on ``datadir``."""
+    return psutil.Process(int((datadir / "postmaster.pid").read_text().split()[0]))
+
+
+def server_cpu_seconds(postmaster: psutil.Process) -> float:
+    """CPU seconds used so far by a PostgreSQL server: the postmaster, its live processes and
+    the backends it has reaped."""
+    total = sum(postmaster.cpu_times()[:4])
+    for child in postmaster.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 async def http(method: str, url: str, *, json=None, token: str | None = None, data: bytes | None = None):

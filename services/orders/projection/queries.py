@@ -117,7 +117,7 @@ async def community_needs(conn: asyncpg.Connection, community_id: str, *, per_ca
         if len(c["orders"]) < per_category:
             c["orders"].append(_order(r))
     return {"community_id": community_id, "open": len(rows),
-            "awaiting_dispatch": sum(1 for r in rows if r["status"] in _AWAITING),
+            "awaiting_dispatch": sum(1 for r in rows if r["status"] in _AWAITING_SET),
             "categories": list(by_cat.values())}
 
 
