@@ -254,6 +254,22 @@ def as_answered(model: type[BaseModel], texts: Sequence[str]) -> list[orjson.Fra
     return [orjson.Fragment(model.model_validate_json(t).model_dump_json()) for t in texts]
 
 
+def kept_answer(column: str = "answer", of: str | None = None) -> str:
+    """A select list's item for the kept answer ``column`` (of the table aliased ``of``): a row's
+    JSON as its list answers it, written by the kit's ``kit_keep_answers_on`` trigger, read as
+    UTF-8 bytes. An answer is put in the page as it is (:func:`answered`), and orjson copies
+    bytes where it encodes a ``str`` again character by character (a page of cases: 8 µs against 280)."""
+    return f"convert_to({f'{of}.' if of else ''}{column}, 'UTF8') AS {column}"
+
+
+def answered(doc: bytes, extra: dict[str, Any] | None = None) -> orjson.Fragment:
+    """A kept answer (:func:`kept_answer`) as an item of a page, with the fields of ``extra``
+    (what the database does not hold, e.g. a label from the code) added after its own."""
+    if extra:
+        doc = doc[:-1] + b"," + orjson.dumps(extra)[1:]
+    return orjson.Fragment(doc)
+
+
 def bulk(rows: Any) -> str:
     """Many values as one statement parameter: their JSON text, for ``$n::text::jsonb``
     (``jsonb_array_elements``, ``jsonb_to_recordset``). Rather than one ``text[]`` array per

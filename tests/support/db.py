@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import AsyncIterator, Sequence
 
 import asyncpg
+import orjson
 
 from services.kit.db import create_pool
+from services.kit.http import dumps
 from services.kit.migrations import KIT_MIGRATIONS, migrate
 
 
@@ -25,6 +27,21 @@ async def migrated_pool(database_url: str, schema: str, migrations: Path | None 
         yield pool
     finally:
         await pool.close()
+
+
+def as_json(value):
+    """``value`` as a client reads it: written as the API writes its answers and read back (a
+    page's kept answers are JSON already, and times are strings)."""
+    return orjson.loads(dumps(value))
+
+
+def typed(value):
+    """``value`` (read from JSON) with the type of each scalar beside it: 40 and 40.0 compare unequal."""
+    if isinstance(value, dict):
+        return {k: typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [typed(v) for v in value]
+    return (type(value).__name__, value)
 
 
 async def tables_containing(conn: asyncpg.Connection, schema: str, needle: str) -> list[str]:

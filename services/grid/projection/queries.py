@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Any, Sequence
 
 import asyncpg
+import orjson
 
 from services.grid.domain import CaseStatus, PRIVATE_CATEGORIES, PUBLIC_COORDINATE_DECIMALS, PUBLIC_DISMISSAL_REASONS
 from schemas.codes import GridCode
 from services.kit.identity import Principal
-from services.kit.sql import Keyset, Paged, Where, with_history
+from services.kit.sql import Keyset, Paged, Where, answered, kept_answer, with_history
 
 _CASE_FIELDS = (
     "case_id, status, category, grade, urgent, grid_id, community_id, street_id, description, lat, lon, address, "
@@ -167,11 +168,16 @@ async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset
         status = f"AND status = {where.param(f.status)}" if f.status is not None else ""
         total = (f"SELECT coalesce(sum(n), 0)::bigint FROM grid_status_counts WHERE grid_id = {where.param(f.grid_id)} "
                  f"{status}")
-    columns = _CASE_SUMMARY_FIELDS if basic else _CASE_FIELDS
+    # the full view: each case as kept by the trigger of migration 011 (its fields: _CASE_FIELDS)
+    columns = _CASE_SUMMARY_FIELDS if basic else f"{kept_answer()}, reported_at, case_id"
     paged = await where.counted_page(conn, "cases", f"SELECT {columns} FROM cases", CASE_ORDER, limit, offset,
                                      cursor, total=total)
-    if reader is not None:
-        paged.items = [reader.redact(r) for r in paged.items]
+    if basic:
+        return paged
+    if reader is not None and reader.only_own:  # a resident: the other reporters come out
+        paged.items = [reader.redact(orjson.loads(r["answer"])) for r in paged.items]
+    else:
+        paged.items = [answered(r["answer"]) for r in paged.items]
     return paged
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from schemas.orders import CATEGORY_LABELS
-from services.kit.sql import Keyset, Where, records, unpacked, with_history
+from services.kit.sql import Keyset, Where, answered, kept_answer, records, unpacked, with_history
 from services.orders.domain import AWAITING_DISPATCH, CANCELLABLE, HELD, OrderStatus
 
 _ORDER_COLUMNS = """order_id, status, category, community_id, grid_id, resident_id, description, source_case_id,
@@ -65,9 +65,12 @@ async def list_orders(conn: asyncpg.Connection, *, community_id: str | None = No
         total = "SELECT coalesce(sum(n), 0)::bigint FROM order_counts"
         if kept:
             total += " WHERE " + " AND ".join(kept)
-    paged = await where.counted_page(conn, "orders", f"SELECT {_ORDER_COLUMNS} FROM orders", ORDER_ORDER, limit,
-                                     offset, cursor, total=total)
-    paged.items = [_order(r) for r in paged.items]
+    # each order as kept by the trigger of migration 006 (its fields: _ORDER_COLUMNS), with what _order adds
+    paged = await where.counted_page(conn, "orders",
+                                     f"SELECT {kept_answer()}, placed_at, order_id, category, status FROM orders",
+                                     ORDER_ORDER, limit, offset, cursor, total=total)
+    paged.items = [answered(r["answer"], {"category_label": _LABEL_OF[r["category"]],
+                                          "awaiting_dispatch": r["status"] in _AWAITING_SET}) for r in paged.items]
     return paged.answer(limit, offset)
 
 

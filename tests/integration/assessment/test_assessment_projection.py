@@ -18,7 +18,7 @@ from services.assessment.domain.publication import publication_for
 from services.assessment.projection import MIGRATIONS, store
 from services.kit.identity import Scope
 from services.kit.uow import UnitOfWork
-from tests.support.db import migrated_pool
+from tests.support.db import as_json, migrated_pool, typed
 
 from .scenario import GRID_A, GRID_A_SCORE, GRID_B_SCORE, PERIOD, grid_events, order_events, t
 
@@ -283,9 +283,13 @@ async def test_an_alert_that_no_longer_holds_is_withdrawn_from_the_view(pool):
     handler = AssessmentHandler(default_scheme())
     await close(pool, handler)
     async with pool.acquire() as conn:
-        total = (await store.alerts(conn, period=PERIOD, entity_type="grid", indicator="satisfaction_rate",
-                                    limit=10, offset=0)).total
-    assert total == 1  # grid B: 0 satisfied of 1
+        page = await store.alerts(conn, period=PERIOD, entity_type="grid", indicator="satisfaction_rate",
+                                  limit=10, offset=0)
+        [alert] = as_json(page.items)  # its kept answer: its columns, in the list's order
+        columns = dict(await conn.fetchrow(f"SELECT {', '.join(store.ALERT_FIELDS)} FROM alerts WHERE alert_id = $1",
+                                           alert["alert_id"]))
+    assert page.total == 1  # grid B: 0 satisfied of 1
+    assert list(alert) == list(store.ALERT_FIELDS) and typed(alert) == typed(as_json(columns))
     more = [CaseFeedback(case_id=f"X{i}", satisfaction="satisfied", grid_id="110105001002004", occurred_at=t(28))
             for i in range(9)]
     await record(pool, [StoredEvent("/services/grid", f"fb-{i}", "t", f, t(28)) for i, f in enumerate(more)])

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import asyncpg
+import orjson
 import pytest
 
 from schemas.envelope import Message, envelope_for
@@ -35,8 +36,10 @@ from services.kit.handlers import dispatch, handles
 from services.kit.identity import Principal, Scope
 from services.kit.migrations import KIT_MIGRATIONS, migrate
 from services.kit.outbox import write as write_outbox
+from services.kit.sql import Paged
 from services.kit.uow import UnitOfWork
 from tests.integration.grid.support import sender
+from tests.support.db import as_json, typed
 
 pytestmark = pytest.mark.integration
 
@@ -47,6 +50,14 @@ T0 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)
 HERE = {"lat": 39.9219, "lon": 116.4436, "address": "金台里3号楼"}
 NEAR = {"lat": 39.9225, "lon": 116.4440, "address": "金台里5号楼"}  # ~75 m away
 FAR = {"lat": 39.9400, "lon": 116.4436, "address": "far away"}  # ~2 km away
+
+
+async def list_cases(conn, *args, **kwargs) -> Paged:
+    """A page of :func:`db.list_cases` with its items as a client reads them (the full view's
+    are kept answers, JSON already)."""
+    paged = await db.list_cases(conn, *args, **kwargs)
+    paged.items = as_json(paged.items)
+    return paged
 
 
 @pytest.fixture
@@ -230,7 +241,7 @@ async def test_the_overdue_timer_reports_each_missed_deadline_once_and_supervise
     assert checked == 0 and again.emitted == []
     async with pool.acquire() as conn:
         case = await db.get_case(conn, "o1")
-        supervised = (await db.list_cases(conn, db.CaseFilter(supervised=True), 10, 0)).items
+        supervised = (await list_cases(conn, db.CaseFilter(supervised=True), 10, 0)).items
     assert case["overdue"] is True and case["overdue_count"] == 1 and case["level"] == "community"
     assert (case["supervision_count"], case["last_card"]) == (1, "yellow_card")
     assert [h["type"] for h in case["history"]][-2:] == ["grid.case.overdue.v1", "grid.case.supervised.v1"]
@@ -281,20 +292,45 @@ async def test_case_lists_filter_and_paginate_and_grid_counts_cover_every_status
     await run(pool, handler, report("l1"), report("l2", where=FAR), report("l3", grid=OTHER_GRID, category="other"))
     await run(pool, handler, RegisterCase(case_id="l2", department="110105.cgw"), now=T0 + timedelta(minutes=1))
     async with pool.acquire() as conn:
-        first = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 1, 0)
+        first = await list_cases(conn, db.CaseFilter(grid_id=GRID), 1, 0)
         assert (first.total, first.total_exact, len(first.items)) == (2, True, 1) and first.next_cursor
-        second = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 1, 0, cursor=first.next_cursor)
+        second = await list_cases(conn, db.CaseFilter(grid_id=GRID), 1, 0, cursor=first.next_cursor)
         assert len(second.items) == 1 and second.next_cursor is None
         assert {first.items[0]["case_id"], second.items[0]["case_id"]} == {"l1", "l2"}
-        by_offset = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 10, 1)
+        by_offset = await list_cases(conn, db.CaseFilter(grid_id=GRID), 10, 1)
         assert by_offset.total == 2 and by_offset.items[0]["case_id"] == second.items[0]["case_id"]
-        items = (await db.list_cases(conn, db.CaseFilter(status="registered"), 10, 0)).items
+        items = (await list_cases(conn, db.CaseFilter(status="registered"), 10, 0)).items
         assert [i["case_id"] for i in items] == ["l2"]
-        items = (await db.list_cases(conn, db.CaseFilter(street_id="110105002", category="other"), 10, 0)).items
+        items = (await list_cases(conn, db.CaseFilter(street_id="110105002", category="other"), 10, 0)).items
         assert [i["case_id"] for i in items] == ["l3"]
-        assert (await db.list_cases(conn, db.CaseFilter(community_id="110105001002", overdue=True), 10, 0)).total == 0
+        assert (await list_cases(conn, db.CaseFilter(community_id="110105001002", overdue=True), 10, 0)).total == 0
         counts = await db.grid_counts(conn, GRID)
     assert counts == {"reported": 1, "registered": 1, "dismissed": 0, "dispatched": 0, "handled": 0, "closed": 0}
+
+
+async def test_a_cases_kept_answer_is_its_lookup_without_the_history_field_for_field_whatever_writes_the_row(
+        pool, handler):
+    whole = {"lat": 40.0, "lon": 116.0, "address": "整数坐标"}
+    await run(pool, handler, report("k1"), report("k2", where=whole, grid=OTHER_GRID))
+    await run(pool, handler, RegisterCase(case_id="k1", department="110105.cgw"),
+              now=T0 + timedelta(minutes=5, microseconds=120))  # a time with microseconds, one without
+    await run(pool, handler, DispatchCase(case_id="k1", department="110105.cgw", assignee_id="staff-1"),
+              now=T0 + timedelta(minutes=10, microseconds=7))
+    async with pool.acquire() as conn:
+        # a write that is not the handler's (an erasure's): the kept answer follows it too
+        await conn.execute("UPDATE cases SET description = '', lat = 0, lon = 0 WHERE case_id = 'k2'")
+        page = await db.list_cases(conn, db.CaseFilter(), 10, 0)
+        answers = [orjson.loads(bytes(orjson.dumps(i))) for i in page.items]
+        looked_up = [await db.get_case(conn, a["case_id"]) for a in answers]
+    assert [a["case_id"] for a in answers] == ["k2", "k1"]  # reported together: the greater id first
+    for answer, case in zip(answers, looked_up):
+        del case["history"]
+        assert list(answer) == list(case)  # the lookup's fields, in its order
+        assert typed(answer) == typed(as_json(case))
+    k1 = next(a for a in answers if a["case_id"] == "k1")
+    assert k1["registered_at"] == "2026-11-23T01:05:00.000120+00:00" and k1["reported_at"] == "2026-11-23T01:00:00+00:00"
+    k2 = next(a for a in answers if a["case_id"] == "k2")
+    assert (k2["lat"], k2["lon"], k2["description"]) == (0.0, 0.0, "") and isinstance(k2["lat"], float)
 
 
 async def test_a_lists_basic_view_is_the_summary_columns_of_the_same_rows_and_a_resident_still_sees_only_their_own(
@@ -303,16 +339,16 @@ async def test_a_lists_basic_view_is_the_summary_columns_of_the_same_rows_and_a_
     await run(pool, handler, RegisterCase(case_id="b2", department="110105.cgw"), now=T0 + timedelta(minutes=1))
     summary = list(CaseSummary.model_fields)
     async with pool.acquire() as conn:
-        full = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 2, 0)
-        basic = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 2, 0, basic=True)
+        full = await list_cases(conn, db.CaseFilter(grid_id=GRID), 2, 0)
+        basic = await list_cases(conn, db.CaseFilter(grid_id=GRID), 2, 0, basic=True)
         assert (basic.total, basic.next_cursor) == (full.total, full.next_cursor) and basic.total == 3
         assert [list(r) for r in basic.items] == [summary] * 2  # the summary's columns, in its order
-        assert basic.items == [{k: r[k] for k in summary} for r in full.items]
-        rest = await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 2, 0, cursor=basic.next_cursor, basic=True)
+        assert as_json(basic.items) == [{k: r[k] for k in summary} for r in full.items]
+        rest = await list_cases(conn, db.CaseFilter(grid_id=GRID), 2, 0, cursor=basic.next_cursor, basic=True)
         assert [r["case_id"] for r in rest.items] == ["b1"]
         reporter = (await db.get_case(conn, "b1"))["reporters"][0]
         resident = db.Reader.of(Principal(reporter["id"], frozenset({"resident"}), Scope()))
-        mine = await db.list_cases(conn, db.CaseFilter(), 10, 0, reader=resident, basic=True)
+        mine = await list_cases(conn, db.CaseFilter(), 10, 0, reader=resident, basic=True)
         assert [list(r) for r in mine.items] == [summary] and mine.items[0]["case_id"] == "b1"
 
 
@@ -330,15 +366,15 @@ async def test_a_grids_list_takes_its_total_from_the_kept_counts_only_when_they_
                                  (db.CaseFilter(grid_id=GRID, status="registered"), area, 1),
                                  (db.CaseFilter(grid_id=GRID, status="closed"), None, 0),
                                  (db.CaseFilter(grid_id=OTHER_GRID), area, 0)):
-            page = await db.list_cases(conn, f, 10, 0, reader=reader)
+            page = await list_cases(conn, f, 10, 0, reader=reader)
             assert (page.total, page.total_exact, len(page.items)) == (total, True, total), f
         # the kept counts are what those lists read: made wrong on purpose, they show through
         await conn.execute("UPDATE grid_status_counts SET n = n + 40 WHERE grid_id = $1", GRID)
-        assert (await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 10, 0)).total == 82
-        assert (await db.list_cases(conn, db.CaseFilter(grid_id=GRID, status="reported"), 10, 0, reader=area)).total == 41
+        assert (await list_cases(conn, db.CaseFilter(grid_id=GRID), 10, 0)).total == 82
+        assert (await list_cases(conn, db.CaseFilter(grid_id=GRID, status="reported"), 10, 0, reader=area)).total == 41
         # ... and not the lists they do not count: another filter, a reader of part of the grid
-        assert (await db.list_cases(conn, db.CaseFilter(grid_id=GRID, category="environment"), 10, 0)).total == 2
-        assert (await db.list_cases(conn, db.CaseFilter(grid_id=GRID), 10, 0, reader=department)).total == 0
+        assert (await list_cases(conn, db.CaseFilter(grid_id=GRID, category="environment"), 10, 0)).total == 2
+        assert (await list_cases(conn, db.CaseFilter(grid_id=GRID), 10, 0, reader=department)).total == 0
         await conn.execute("UPDATE grid_status_counts SET n = n - 40 WHERE grid_id = $1", GRID)
 
 

@@ -33,7 +33,7 @@ from services.orders.app.handler import OrdersHandler
 from services.orders.app.settings import MIGRATIONS, OrdersSettings
 from services.orders.domain import UnusableGridCase, order_id_for_case
 from services.orders.projection import queries
-from tests.support.db import migrated_pool, statements_sent
+from tests.support.db import as_json, migrated_pool, statements_sent, typed
 from tests.support.kafka import command
 
 from .support import COMMUNITY, GRID, T0, grid_case, sender, uid
@@ -366,12 +366,17 @@ async def test_orders_are_filtered_by_community_status_category_and_assignee(poo
     await app.run(place("o-f1"))
     await app.run(place("o-f2", "medical"))
     async with pool.acquire() as conn:
-        by_assignee = await queries.list_orders(conn, assignee_id="m-f")
-        by_status = await queries.list_orders(conn, community_id=COMMUNITY, status="placed")
-        by_category = await queries.list_orders(conn, category="medical", limit=1, offset=0)
+        by_assignee = as_json(await queries.list_orders(conn, assignee_id="m-f"))
+        by_status = as_json(await queries.list_orders(conn, community_id=COMMUNITY, status="placed"))
+        by_category = as_json(await queries.list_orders(conn, category="medical", limit=1, offset=0))
         empty = await queries.list_orders(conn, community_id="110105001099")
         counts = await queries.status_counts(conn)
+        looked_up = [await queries.get_order(conn, o) for o in ("o-f1", "o-f2")]
     assert [o["order_id"] for o in by_assignee["items"]] == ["o-f1"]
+    # an order's kept answer (with the label and whether it awaits dispatch) is its lookup without the history
+    for listed, order in zip((by_assignee["items"][0], by_status["items"][0]), looked_up):
+        del order["history"]
+        assert list(listed) == list(order) and typed(listed) == typed(as_json(order))
     assert [o["order_id"] for o in by_status["items"]] == ["o-f2"]
     assert by_category["total"] == 1 and by_category["items"][0]["category_label"] == "医疗保障"
     assert empty == {"items": [], "total": 0, "total_exact": True, "limit": 50, "offset": 0, "next_cursor": None}
