@@ -67,6 +67,15 @@ WALL_CLOCK: dict[str, dict[str, set[str]]] = {
     },
 }
 
+KEPT_ANSWER = "answer"
+"""The column of a row's kept answer (the kit's ``kit_keep_answers_on``): its JSON holds the row's
+fields, and is compared without those of the columns left out of the row (an order's updated_at)."""
+
+
+def _literal_texts(values: Iterable[str]) -> str:
+    return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
+
+
 # The version of a state kept by the kit's aggregate store (``services/kit/aggregates.py``)
 # counts its saves, one per batch that changed it, not its events. A replay groups messages
 # into batches by size, not as the worker's batches were (so a state changed by several of the
@@ -230,6 +239,9 @@ async def snapshot(dsn: str, schema: str, *, skip_columns: Mapping[str, Iterable
                 if not cols:
                     continue
                 exprs = [_ident(c) for c in cols]
+                if KEPT_ANSWER in cols and skip.get(t):  # a kept answer holds the row's fields: not the skipped
+                    exprs[cols.index(KEPT_ANSWER)] = (f"({_ident(KEPT_ANSWER)}::jsonb - "
+                                                      f"{_literal_texts(sorted(skip[t]))})::text")
                 ordinal = ORDINALS.get(schema, {}).get(t)
                 if ordinal is not None and ordinal.column in cols:
                     i = cols.index(ordinal.column)
