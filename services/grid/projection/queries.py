@@ -168,16 +168,15 @@ async def list_cases(conn: asyncpg.Connection, f: CaseFilter, limit: int, offset
         status = f"AND status = {where.param(f.status)}" if f.status is not None else ""
         total = (f"SELECT coalesce(sum(n), 0)::bigint FROM grid_status_counts WHERE grid_id = {where.param(f.grid_id)} "
                  f"{status}")
-    # the full view: each case as kept by the trigger of migration 011 (its fields: _CASE_FIELDS)
-    columns = _CASE_SUMMARY_FIELDS if basic else f"{kept_answer()}, reported_at, case_id"
-    paged = await where.counted_page(conn, "cases", f"SELECT {columns} FROM cases", CASE_ORDER, limit, offset,
-                                     cursor, total=total)
-    if basic:
-        return paged
-    if reader is not None and reader.only_own:  # a resident: the other reporters come out
-        paged.items = [reader.redact(orjson.loads(r["answer"])) for r in paged.items]
+    # each case as kept by the triggers of migrations 011 (its fields: _CASE_FIELDS) and 012 (basic:
+    # _CASE_SUMMARY_FIELDS)
+    kept = "summary" if basic else "answer"
+    paged = await where.counted_page(conn, "cases", f"SELECT {kept_answer(kept)}, reported_at, case_id FROM cases",
+                                     CASE_ORDER, limit, offset, cursor, total=total)
+    if not basic and reader is not None and reader.only_own:  # a resident: the other reporters come out
+        paged.items = [reader.redact(orjson.loads(r[kept])) for r in paged.items]
     else:
-        paged.items = [answered(r["answer"]) for r in paged.items]
+        paged.items = [answered(r[kept]) for r in paged.items]
     return paged
 
 
