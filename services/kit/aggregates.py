@@ -8,7 +8,10 @@ A service declares where each kind of aggregate lives::
 
 ``columns`` are kept beside the state in the same upsert (what queries, candidates and timers
 filter on), so they can never disagree with it. Without a table the states go to the kit's
-``aggregates`` table under ``kind``.
+``aggregates`` table under ``kind``. ``answer``: a text column that gets the state's JSON as the
+model writes it (the text the state itself is written from), for a list that answers states
+whole (the kit's ``kit_forget_stale_answers_on`` empties it when another statement changes the
+state; :func:`.sql.answered_states` reads it).
 
 In a unit of work, ``CASES.of(uow)`` is the batch's :class:`AggregateSet`: ``await
 cases.load(ids)`` row-locks and reads the states not loaded yet (in id order, so concurrent
@@ -39,7 +42,7 @@ class AggregateStore(Generic[S]):
     """Where one kind of aggregate is kept (see the module docstring)."""
 
     def __init__(self, model: type[S], *, kind: str | None = None, table: str = "aggregates", id_column: str = "id",
-                 columns: Mapping[str, tuple[str, Callable[[S], Any]]] | None = None):
+                 columns: Mapping[str, tuple[str, Callable[[S], Any]]] | None = None, answer: str | None = None):
         if table == "aggregates" and kind is None:
             raise ValueError("states in the kit's aggregates table need a kind")
         self.model = model
@@ -53,10 +56,13 @@ class AggregateStore(Generic[S]):
         types = ["text", "bigint", "text", *(t for t, _ in self.columns.values())]
         params = [f"${i + 1}::{t}[]" for i, t in enumerate(types)]
         select = ["t.c0", "t.c1 + 1", "t.c2::jsonb", *(f"t.c{i}" for i in range(3, len(names)))]
+        kept = [answer] if answer is not None else []
+        names += kept
+        select += ["t.c2"] * len(kept)  # the state's text, as the model wrote it
         if kind is not None:
             names.insert(0, "kind")
             select.insert(0, f"${len(params) + 1}::text")
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in ("version", "state", *self.columns))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in ("version", "state", *self.columns, *kept))
         self._upsert = (
             f"INSERT INTO {table} ({', '.join(names)}, updated_at) "
             f"SELECT {', '.join(select)}, now() "

@@ -270,6 +270,20 @@ def answered(doc: bytes, extra: dict[str, Any] | None = None) -> orjson.Fragment
     return orjson.Fragment(doc)
 
 
+def kept_state_answer(column: str = "answer", state: str = "state") -> str:
+    """A select list's items for a state's kept answer (the aggregate store's ``answer``), as
+    :func:`kept_answer`, and the state's text where there is none (:func:`answered_states`)."""
+    return f"{kept_answer(column)}, CASE WHEN {column} IS NULL THEN {state}::text END AS {state}"
+
+
+def answered_states(model: type[BaseModel], rows: Sequence[Any], column: str = "answer",
+                    state: str = "state") -> list[orjson.Fragment]:
+    """The states of ``rows`` (selected with :func:`kept_state_answer`) as ``model`` answers them:
+    the kept answer, the same text, or the state through the model where there is none."""
+    return [orjson.Fragment(r[column]) if r[column] is not None else as_answered(model, [r[state]])[0]
+            for r in rows]
+
+
 def bulk(rows: Any) -> str:
     """Many values as one statement parameter: their JSON text, for ``$n::text::jsonb``
     (``jsonb_array_elements``, ``jsonb_to_recordset``). Rather than one ``text[]`` array per

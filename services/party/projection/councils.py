@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from services.kit.aggregates import AggregateStore
-from services.kit.sql import Keyset, Where, as_answered
+from services.kit.sql import Keyset, Where, answered_states, kept_state_answer
 from services.party.domain.council import CouncilState, next_check_at
 from services.party.domain.units import ProjectState, UnitState
 
@@ -32,16 +32,16 @@ UNITS = AggregateStore(UnitState, table="units", id_column="unit_id", columns={
     "street_id": ("text", lambda s: s.street_id),
     "org_id": ("text", lambda s: s.org_id),
     "reported_at": ("timestamptz", lambda s: s.reported_at),
-})
-"""驻区单位: one row per unit that reported, with its agreements."""
+}, answer="answer")
+"""驻区单位: one row per unit that reported, with its agreements (and its answer, migration 012)."""
 
 PROJECTS = AggregateStore(ProjectState, table="projects", id_column="project_id", columns={
     "community_id": ("text", lambda s: s.community_id),
     "status": ("text", lambda s: s.status.value),
     "unit_id": ("text", lambda s: s.unit_id),
     "posted_at": ("timestamptz", lambda s: s.posted_at),
-})
-"""项目清单: one row per project."""
+}, answer="answer")
+"""项目清单: one row per project (and its answer, migration 012)."""
 
 
 async def councils_due(conn: asyncpg.Connection, now: datetime,
@@ -89,9 +89,9 @@ async def list_units(conn: asyncpg.Connection, community_id: str, *, limit: int 
                      offset: int = 0, cursor: str | None = None) -> dict[str, Any]:
     """The units that reported to the community (sitting there now), in unit id order."""
     where = Where().equal(community_id=community_id)
-    paged = await where.counted_page(conn, "units", "SELECT unit_id, state::text AS state FROM units", UNIT_ORDER,
+    paged = await where.counted_page(conn, "units", f"SELECT unit_id, {kept_state_answer()} FROM units", UNIT_ORDER,
                                      limit, offset, cursor)
-    paged.items = as_answered(UnitState, [r["state"] for r in paged.items])
+    paged.items = answered_states(UnitState, paged.items)
     return paged.answer(limit, offset)
 
 
@@ -100,9 +100,9 @@ async def list_projects(conn: asyncpg.Connection, community_id: str, *, status: 
     """The community's projects (项目清单), by status, latest posted first."""
     where = Where().equal(community_id=community_id, status=status)
     paged = await where.counted_page(conn, "projects",
-                                     "SELECT posted_at, project_id, state::text AS state FROM projects",
+                                     f"SELECT posted_at, project_id, {kept_state_answer()} FROM projects",
                                      PROJECT_ORDER, limit, offset, cursor)
-    paged.items = as_answered(ProjectState, [r["state"] for r in paged.items])
+    paged.items = answered_states(ProjectState, paged.items)
     return paged.answer(limit, offset)
 
 

@@ -1,7 +1,12 @@
-"""The kit's kept answers (``kit_keep_answers_on``, kit migration 006) on a real PostgreSQL: each
-row's answer is the JSON the API's encoder writes of its fields (times, floats, nulls, jsonb, an
-identifier that needs quoting), after an insert, an update, a COPY and for the rows there before;
-a field that is no column stops the migration; and a kept answer goes into a page as it is."""
+"""The kit's kept answers on a real PostgreSQL.
+
+- ``kit_keep_answers_on`` (kit migration 006): each row's answer is the JSON the API's encoder
+  writes of its fields (times, floats, nulls, jsonb, an identifier that needs quoting), after an
+  insert, an update, a COPY and for the rows there before; a field that is no column stops the
+  migration; a kept answer goes into a page as it is.
+- The aggregate store's ``answer`` and ``kit_forget_stale_answers_on`` (kit migration 007): a
+  state's answer is the text its model writes, emptied when another statement changes the state,
+  and the list then answers that state through the model."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -9,10 +14,12 @@ from datetime import datetime, timedelta, timezone
 import asyncpg
 import orjson
 import pytest
+from pydantic import BaseModel, ConfigDict
 
+from services.kit.aggregates import AggregateStore
 from services.kit.http import dumps
 from services.kit.migrations import KIT_MIGRATIONS
-from services.kit.sql import answered, kept_answer
+from services.kit.sql import answered, answered_states, kept_answer, kept_state_answer
 from tests.support.db import as_json, migrated_pool, typed
 
 pytestmark = pytest.mark.integration
@@ -82,3 +89,54 @@ def test_a_kept_answer_goes_into_a_page_as_it_is_with_the_fields_the_code_adds()
     page = {"items": [answered(doc), answered(doc, {"label": "标签", "open": True})]}
     assert orjson.loads(dumps(page)) == {"items": [{"id": 1, "name": "网格"},
                                                    {"id": 1, "name": "网格", "label": "标签", "open": True}]}
+
+
+# -- answers kept beside aggregate states (kit migration 007, the store's ``answer``) ---------------
+
+
+class Item(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    item_id: str
+    owner: str
+    at: datetime
+    tags: tuple[str, ...] = ()
+    note: str = "none"  # a field a state stored before it was added lacks
+
+
+ITEMS = AggregateStore(Item, table="items", id_column="item_id", columns={"owner": ("text", lambda s: s.owner)},
+                       answer="answer")
+ITEMS_TABLE = """
+CREATE TABLE items (item_id text PRIMARY KEY, version bigint NOT NULL, state jsonb NOT NULL, owner text NOT NULL,
+                    answer text, updated_at timestamptz NOT NULL DEFAULT now());
+SELECT kit_forget_stale_answers_on('items', 'answer', 'state');
+"""
+
+
+async def _items(conn) -> tuple[dict[str, bytes | None], list[dict]]:
+    rows = await conn.fetch(f"SELECT item_id, {kept_state_answer()} FROM items ORDER BY item_id")
+    return {r["item_id"]: r["answer"] for r in rows}, orjson.loads(dumps(answered_states(Item, rows)))
+
+
+async def test_a_states_kept_answer_is_what_its_model_writes_and_goes_when_another_statement_changes_it(pool):
+    a = Item(item_id="a", owner="p-1", at=T + timedelta(microseconds=3), tags=("x",))
+    b = Item(item_id="b", owner="p-2", at=T)
+    async with pool.acquire() as conn:
+        await conn.execute(ITEMS_TABLE)
+        await ITEMS.write(conn, {"a": (0, a), "b": (0, b)})
+        kept, answers = await _items(conn)
+        # the store's text of each state, byte for byte as the list answered it through the model
+        assert kept == {"a": a.model_dump_json().encode(), "b": b.model_dump_json().encode()}
+        assert answers == [orjson.loads(a.model_dump_json()), orjson.loads(b.model_dump_json())]
+        # an erasure's replacement changes the state, not the answer: the answer goes, the model answers
+        await conn.execute("""UPDATE items SET state = replace(state::text, '"p-1"', '"erased-1"')::jsonb""")
+        # a state stored before a field was added: the model gives it its default
+        await conn.execute("UPDATE items SET state = state - 'note', answer = NULL WHERE item_id = 'b'")
+        kept, answers = await _items(conn)
+        assert kept == {"a": None, "b": None} and "p-1" not in str(answers)
+        assert answers[0]["owner"] == "erased-1" and answers[1]["note"] == "none"
+        # a change of another column keeps the answer; the store's next write keeps the new one
+        await ITEMS.write(conn, {"a": (1, a.model_copy(update={"owner": "erased-1", "note": "n"}))})
+        await conn.execute("UPDATE items SET owner = owner WHERE item_id = 'a'")
+        kept, answers = await _items(conn)
+        assert kept["a"] is not None and orjson.loads(kept["a"])["note"] == "n" and answers[0]["note"] == "n"
