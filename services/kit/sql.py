@@ -266,7 +266,8 @@ def answered(doc: bytes, extra: dict[str, Any] | None = None) -> orjson.Fragment
     """A kept answer (:func:`kept_answer`) as an item of a page, with the fields of ``extra``
     (what the database does not hold, e.g. a label from the code) added after its own."""
     if extra:
-        doc = doc[:-1] + b"," + orjson.dumps(extra)[1:]
+        more = orjson.dumps(extra)
+        doc = more if doc == b"{}" else doc[:-1] + b"," + more[1:]
     return orjson.Fragment(doc)
 
 

@@ -67,9 +67,10 @@ WALL_CLOCK: dict[str, dict[str, set[str]]] = {
     },
 }
 
-KEPT_ANSWER = "answer"
-"""The column of a row's kept answer (the kit's ``kit_keep_answers_on``): its JSON holds the row's
-fields, and is compared without those of the columns left out of the row (an order's updated_at)."""
+KEPT_ANSWERS = ("answer", "summary")
+"""The columns of a row's kept answers (the kit's ``kit_keep_answers_on``, a case's two views): their
+JSON holds the row's fields, and is compared without those of the columns left out of the row (an
+order's updated_at)."""
 
 
 def _literal_texts(values: Iterable[str]) -> str:
@@ -239,9 +240,8 @@ async def snapshot(dsn: str, schema: str, *, skip_columns: Mapping[str, Iterable
                 if not cols:
                     continue
                 exprs = [_ident(c) for c in cols]
-                if KEPT_ANSWER in cols and skip.get(t):  # a kept answer holds the row's fields: not the skipped
-                    exprs[cols.index(KEPT_ANSWER)] = (f"({_ident(KEPT_ANSWER)}::jsonb - "
-                                                      f"{_literal_texts(sorted(skip[t]))})::text")
+                for kept in (c for c in KEPT_ANSWERS if c in cols and skip.get(t)):  # without the skipped fields
+                    exprs[cols.index(kept)] = f"({_ident(kept)}::jsonb - {_literal_texts(sorted(skip[t]))})::text"
                 ordinal = ORDINALS.get(schema, {}).get(t)
                 if ordinal is not None and ordinal.column in cols:
                     i = cols.index(ordinal.column)

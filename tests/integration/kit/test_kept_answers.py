@@ -86,9 +86,10 @@ async def test_a_field_that_is_no_column_stops_the_migration(pool):
 
 def test_a_kept_answer_goes_into_a_page_as_it_is_with_the_fields_the_code_adds():
     doc = '{"id":1,"name":"网格"}'.encode()
-    page = {"items": [answered(doc), answered(doc, {"label": "标签", "open": True})]}
+    page = {"items": [answered(doc), answered(doc, {"label": "标签", "open": True}), answered(b"{}", {"a": 1})]}
     assert orjson.loads(dumps(page)) == {"items": [{"id": 1, "name": "网格"},
-                                                   {"id": 1, "name": "网格", "label": "标签", "open": True}]}
+                                                   {"id": 1, "name": "网格", "label": "标签", "open": True},
+                                                   {"a": 1}]}
 
 
 # -- answers kept beside aggregate states (kit migration 007, the store's ``answer``) ---------------
