@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from schemas.envelope import Emitted
 from services.kit.aggregates import AggregateStore
-from services.kit.sql import Keyset, Where
+from services.kit.sql import Keyset, Where, answered, kept_answer
 from services.party.domain.life import CommitmentsState, OrgLifePolicy, OrgLifeState, OrgRef, period_of
 from services.party.domain.members import MemberFollowUp, OrderTally, quarter_bounds
 
@@ -170,7 +171,7 @@ _LIFE_COLUMNS = "kind, held, meeting_id, period, held_at, attendees, absentees, 
 
 
 async def life_page(conn: asyncpg.Connection, org_id: str, period: str | None, limit: int, offset: int = 0,
-                    cursor: str | None = None) -> tuple[dict[str, Any] | None, list[dict[str, Any]], str | None]:
+                    cursor: str | None = None) -> tuple[dict[str, Any] | None, list[orjson.Fragment], str | None]:
     """(the organisation's area codes with its meetings ``held`` and periods ``missed``, of
     ``period`` when given, else of every period: None for an unknown organisation; one page of
     its meetings held and periods missed in :data:`LIFE_ORDER`; the cursor of the next page), in
@@ -181,8 +182,11 @@ async def life_page(conn: asyncpg.Connection, org_id: str, period: str | None, l
                                  (count(*) FILTER (WHERE NOT held))::int AS missed
                             FROM org_life_log {where}) AS n
                 WHERE o.org_id = $1"""
-    return await where.headed_page(conn, head, f"SELECT {_LIFE_COLUMNS} FROM org_life_log", LIFE_ORDER, limit,
-                                   offset, cursor)
+    # each entry as kept by the trigger of migration 013 (its fields: _LIFE_COLUMNS)
+    org, rows, next_cursor = await where.headed_page(
+        conn, head, f"SELECT {kept_answer()}, period, at, event_id FROM org_life_log", LIFE_ORDER, limit, offset,
+        cursor)
+    return org, [answered(r["answer"]) for r in rows], next_cursor
 
 
 @dataclass

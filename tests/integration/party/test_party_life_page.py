@@ -12,11 +12,17 @@ import pytest
 
 from services.kit.db import _init_connection
 from services.kit.migrations import KIT_MIGRATIONS, migrate
-from services.party.projection.life import life_page
-from tests.support.db import statements_sent
+from services.party.projection import life
+from tests.support.db import as_json, statements_sent, typed
 
 MIGRATIONS = Path(__file__).resolve().parents[3] / "services" / "party" / "migrations"
 T0 = datetime(2024, 1, 10, 9, tzinfo=timezone.utc)
+
+
+async def life_page(conn, *args, **kwargs):
+    """A page of :func:`life.life_page` with its entries as a client reads them (kept answers)."""
+    org, entries, cursor = await life.life_page(conn, *args, **kwargs)
+    return org, as_json(entries), cursor
 
 
 @pytest.fixture
@@ -60,6 +66,10 @@ async def test_pages_walk_every_entry_newest_first(conn):
     assert keys == sorted(keys, reverse=True)
     assert seen[0]["period"] == "2024-12" and seen[-1]["period"] == "2024-01"
     assert {e["held"] for e in seen if e["kind"] == "committee_meeting"} == {True}
+    # each entry's kept answer (migration 013) is its row's fields, in order, type for type
+    fields = [c.strip() for c in life._LIFE_COLUMNS.split(",")]
+    rows = {r["event_id"]: as_json(dict(r)) for r in await conn.fetch(f"SELECT {life._LIFE_COLUMNS} FROM org_life_log")}
+    assert all(list(e) == fields and typed(e) == typed(rows[e["event_id"]]) for e in seen)
 
 
 async def test_one_period_and_an_offset(conn):
