@@ -25,12 +25,16 @@ _LABEL_OF = {c.value: label for c, label in CATEGORY_LABELS.items()}
 _AWAITING_SET = frozenset(_AWAITING)
 
 
+def _added(category: str, status: str) -> dict[str, Any]:
+    """What an order's answer adds to its columns: its category's label and whether it awaits dispatch."""
+    return {"category_label": _LABEL_OF[category], "awaiting_dispatch": status in _AWAITING_SET}
+
+
 def _order(row: asyncpg.Record | dict[str, Any]) -> dict[str, Any]:
-    """An order as answered: ``row`` with its category's label and whether it awaits dispatch. A
-    dict is completed in place (each caller's is its own: a page's rows are not copied again)."""
+    """An order as answered: ``row`` with what :func:`_added` adds (a dict is completed in place:
+    each caller's is its own)."""
     out = row if isinstance(row, dict) else dict(row)
-    out["category_label"] = _LABEL_OF[out["category"]]
-    out["awaiting_dispatch"] = out["status"] in _AWAITING_SET
+    out.update(_added(out["category"], out["status"]))
     return out
 
 
@@ -65,12 +69,11 @@ async def list_orders(conn: asyncpg.Connection, *, community_id: str | None = No
         total = "SELECT coalesce(sum(n), 0)::bigint FROM order_counts"
         if kept:
             total += " WHERE " + " AND ".join(kept)
-    # each order as kept by the trigger of migration 006 (its fields: _ORDER_COLUMNS), with what _order adds
+    # each order as kept by the trigger of migration 006 (its fields: _ORDER_COLUMNS), with what _added adds
     paged = await where.counted_page(conn, "orders",
                                      f"SELECT {kept_answer()}, placed_at, order_id, category, status FROM orders",
                                      ORDER_ORDER, limit, offset, cursor, total=total)
-    paged.items = [answered(r["answer"], {"category_label": _LABEL_OF[r["category"]],
-                                          "awaiting_dispatch": r["status"] in _AWAITING_SET}) for r in paged.items]
+    paged.items = [answered(r["answer"], _added(r["category"], r["status"])) for r in paged.items]
     return paged.answer(limit, offset)
 
 

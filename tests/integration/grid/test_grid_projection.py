@@ -338,6 +338,7 @@ async def test_a_lists_basic_view_is_the_summary_columns_of_the_same_rows_and_a_
     await run(pool, handler, report("b1"), report("b2", where=FAR), report("b3"))
     await run(pool, handler, RegisterCase(case_id="b2", department="110105.cgw"), now=T0 + timedelta(minutes=1))
     summary = list(CaseSummary.model_fields)
+    assert summary == [c.strip() for c in db.queries._CASE_SUMMARY_FIELDS.split(",")]  # migration 012's fields
     async with pool.acquire() as conn:
         full = await list_cases(conn, db.CaseFilter(grid_id=GRID), 2, 0)
         basic = await list_cases(conn, db.CaseFilter(grid_id=GRID), 2, 0, basic=True)
