@@ -350,6 +350,11 @@ class TokenVerifier:
         if not algorithms or wrong:
             raise ValueError(f"algorithms must be public-key signature algorithms, not {wrong or 'none'}")
         source = os.fspath(jwks)
+        # what makes an equal verifier in another process (:meth:`recipe`)
+        self._recipe = {"jwks": source, "issuer": issuer, "audience": audience, "algorithms": algorithms,
+                        "leeway": leeway, "scope_claim": scope_claim, "cache_size": cache_size,
+                        "cache_seconds": cache_seconds, "jwks_lifespan": jwks_lifespan,
+                        "jwks_check_seconds": jwks_check_seconds}
         if _is_url(source):
             _check_url(source)
             self._keys: _FileKeys | _UrlKeys = _UrlKeys(source, lifespan=jwks_lifespan)
@@ -372,6 +377,11 @@ class TokenVerifier:
         return cls(settings.jwks, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
                    algorithms=settings.jwt_algorithm_list(), leeway=settings.jwt_leeway_seconds,
                    scope_claim=settings.jwt_scope_claim, **kw)
+
+    def recipe(self) -> dict[str, Any]:
+        """The arguments that make an equal verifier (``TokenVerifier(**v.recipe())``), in another
+        process: it reads the same keys from the same place."""
+        return dict(self._recipe)
 
     def prefetch(self) -> None:
         """Load the keys now (a start-up check); raises :class:`Unauthenticated` when they cannot be."""

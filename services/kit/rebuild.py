@@ -35,7 +35,7 @@ database, or to prove that the projection is a function of the log. Steps:
    result for a batch as for its messages one by one, which the worker relies on when it redoes
    a batch message by message). A command's token is verified as of its record's timestamp, as
    if the record had been handled when it was written. The next batches are
-   decoded (their tokens verified on a thread of their own: :func:`_verified_tokens`), and
+   decoded (their tokens verified in a process of their own as they are fetched: :class:`_TokenChecks`), and
    their messages claimed in the inbox, on a second connection while a batch is handled (see
    :func:`_replay`). Each live round of a replayed timer is merged among the
    records at its time, as a message of the batch it falls in (never decoded, claimed in the
@@ -84,14 +84,15 @@ import contextlib
 import gc
 import heapq
 import logging
+import multiprocessing
 import os
 import sys
 import time
 from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence
 
 import asyncpg
 import orjson
@@ -101,7 +102,7 @@ from schemas.envelope import CloudEvent, Message
 
 from . import clock
 from .consumer import BatchConsumer, Item, bearer, claim
-from .identity import Unauthenticated
+from .identity import TokenVerifier, Unauthenticated
 from .db import _init_connection
 from .kafkasec import client_kwargs
 from .locks import try_session_lock
@@ -283,29 +284,120 @@ class _ReplayConsumer(BatchConsumer):
         return super()._sender(it, at, tokens)
 
 
-_VERIFYING = ThreadPoolExecutor(1, thread_name_prefix="rebuild-tokens")
+# The rebuild's token checks run in a process of their own (:func:`_token_process`), else on a
+# thread: a signature's check releases the interpreter, but PyJWT's reading of a token around it
+# (its segments' alphabet, checked character by character in Python) does not, and a history's
+# commands come with a token each.
+_VERIFYING: Executor = ThreadPoolExecutor(1, thread_name_prefix="rebuild-tokens")
+_CHILD_VERIFIER: TokenVerifier | None = None  # in the process that checks the tokens
 
 
-async def _verified_tokens(rc: BatchConsumer, records: Sequence[Item]) -> dict[bytes, object]:
-    """What each distinct token of a batch's commands verifies to (or why not), verified on a
-    thread of its own while the batch before is handled: a signature's check releases the
-    interpreter, so it runs beside the handling. Every verification of the rebuild is made
-    there, one at a time."""
-    verifier, intake = rc.verifier, rc._intake  # noqa: SLF001
-    distinct = list({it.token for it in records if it.topic == intake and it.token is not None})
-    if verifier is None or not distinct:
-        return {}
+@contextlib.contextmanager
+def _token_process(verifier: TokenVerifier | None):
+    """While a rebuild runs, its tokens are checked by a verifier equal to ``verifier`` in a
+    process of its own (spawned: it starts clean, and reads the same keys from the same place),
+    beside the handling and the database on the other core."""
+    global _VERIFYING
+    if verifier is None:
+        yield
+        return
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_child_verifier, initargs=(verifier.recipe(),))
+    before, _VERIFYING = _VERIFYING, pool
+    try:
+        yield
+    finally:
+        _VERIFYING = before
+        pool.shutdown(wait=True, cancel_futures=True)
 
-    def verify_all() -> dict[bytes, object]:
+
+def _start_child_verifier(recipe: dict[str, Any]) -> None:
+    global _CHILD_VERIFIER
+    _CHILD_VERIFIER = TokenVerifier(**recipe)
+
+
+def _verify_all(verifier: TokenVerifier | None, tokens: list[bytes]) -> dict[bytes, object]:
+    """What each token verifies to: its entry (principal and times, checked against each
+    record's time later), or why it does not."""
+    verifier = verifier or _CHILD_VERIFIER
+    assert verifier is not None
+    out: dict[bytes, object] = {}
+    for token in tokens:
+        try:
+            out[token] = verifier.verified(token)
+        except Unauthenticated as e:
+            out[token] = e
+    return out
+
+
+class _TokenChecks:
+    """The commands' tokens, verified ahead of the merge: each fetch's tokens are queued by
+    their records' merge keys, and the verifying process is kept busy with the earliest of them,
+    a few hundred at a time (a chunk in hand, the next one queued behind it), however far the
+    fetch has run ahead. A batch takes what its tokens verified to when it is decoded, sending
+    at once any not sent yet. (Sent as they were merged, a batch waited for the last of its own;
+    sent a partition's whole fetch at a time, the first batch waited for every partition's.)"""
+
+    CHUNK = 250
+    IN_FLIGHT = 2
+
+    def __init__(self, verifier: TokenVerifier | None):
+        self.verifier = verifier
+        self.heap: list[tuple[float, int, bytes]] = []  # (merge key, n, token)
+        self.n = 0
+        self.queued: set[bytes] = set()  # the tokens of the heap not sent yet (an entry of another is left over)
+        self.sent: dict[bytes, asyncio.Future] = {}  # token -> the check of the chunk it went in
+        self.in_flight = 0
+
+    def queue(self, keyed: Iterable[tuple[float, bytes | None]]) -> None:
+        if self.verifier is None:
+            return
+        for key, token in keyed:
+            if token is not None and token not in self.queued and token not in self.sent:
+                self.n += 1
+                heapq.heappush(self.heap, (key, self.n, token))
+                self.queued.add(token)
+        self._pump()
+
+    def _pump(self) -> None:
+        while self.in_flight < self.IN_FLIGHT and self.heap:
+            chunk: list[bytes] = []
+            while self.heap and len(chunk) < self.CHUNK:
+                token = heapq.heappop(self.heap)[2]
+                if token in self.queued:
+                    self.queued.discard(token)
+                    chunk.append(token)
+            if chunk:
+                self._send(chunk).add_done_callback(self._done)
+                self.in_flight += 1
+
+    def _done(self, _check: asyncio.Future) -> None:
+        self.in_flight -= 1
+        self._pump()
+
+    def _send(self, tokens: list[bytes]) -> asyncio.Future:
+        mine = self.verifier if isinstance(_VERIFYING, ThreadPoolExecutor) else None
+        check = asyncio.get_running_loop().run_in_executor(_VERIFYING, _verify_all, mine, tokens)
+        for t in tokens:
+            self.sent[t] = check
+        return check
+
+    async def of(self, rc: BatchConsumer, records: Sequence[Item]) -> dict[bytes, object]:
+        """What each distinct token of a batch's commands verifies to (or why not)."""
+        intake = rc._intake  # noqa: SLF001
+        distinct = list(dict.fromkeys(it.token for it in records if it.topic == intake and it.token is not None))
+        if rc.verifier is None or not distinct:
+            return {}
+        unsent = [t for t in distinct if t not in self.sent]
+        if unsent:
+            self.queued.difference_update(unsent)
+            self._send(unsent)
         out: dict[bytes, object] = {}
-        for token in distinct:
-            try:
-                out[token] = verifier.verified(token)
-            except Unauthenticated as e:
-                out[token] = e
-        return out
-
-    return await asyncio.get_running_loop().run_in_executor(_VERIFYING, verify_all)
+        for check in {id(f): f for f in (self.sent[t] for t in distinct)}.values():
+            out.update(await check)
+        for t in distinct:
+            self.sent.pop(t, None)  # a later command with the same token is sent again
+        return {t: out[t] for t in distinct}
 
 
 def _not_published(outcome: Outcome, records: list[OutboxRecord]) -> None:
@@ -672,6 +764,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
         cpu_started = time.process_time()
         pending: list[Item] = []
         pending_consumer: _ReplayConsumer | None = None
+        checks = _TokenChecks(rt.verifier)
 
         async def handle() -> None:
             """Handle the batches handed over, in order, each after the one before has committed."""
@@ -708,7 +801,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
             assert rc is not None
             t0 = time.perf_counter()
             records = [it for it in pending if not isinstance(it, _RoundItem)] if pending_rounds else pending
-            tokens = await _verified_tokens(rc, records)
+            tokens = await checks.of(rc, records)
             for i in range(0, len(records), DECODE_STEP):  # in steps: the handling task goes on between them
                 rc._decode(records[i:i + DECODE_STEP], tokens)  # noqa: SLF001
                 await asyncio.sleep(0)
@@ -802,6 +895,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                                   by_topic[tp.topic]._interned(bearer(r.headers)) if tp.topic == by_topic[tp.topic]._intake  # noqa: SLF001
                                   else None) for r in records]
                     keys = await _order_keys(lookup, items, have_times, live)
+                    checks.queue(zip(keys, (it.token for it in items)))
                     buffers[tp] = list(zip(keys, items))[::-1] + buffers[tp]
                 want = [tp for tp in want if not buffers[tp] and fetched[tp] < ends[tp]]
 
@@ -918,7 +1012,7 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
             await migrate(conn, rt.service, rt.components)
             for hook in rt._startup_hooks:  # noqa: SLF001 (reference data the handlers load)
                 await _run_hook(rt, hook, conn)
-            with few_collections():
+            with few_collections(), _token_process(rt.verifier):
                 await _replay(rt, conn, lookup, progress, outcome, batch_records, handled_only, rounds)
         await conn.execute("SET synchronous_commit = on")
         await conn.execute("ANALYZE")
