@@ -81,6 +81,17 @@ async def test_one_period_and_an_offset(conn):
     assert skipped == first4[2:]
 
 
+async def test_every_periods_counts_are_the_kept_ones_and_one_periods_are_counted(conn):
+    """The head reads the counts kept beside the entries (a few rows an organisation, whatever
+    its years), not its whole log; one period's it counts from that period's entries."""
+    assert await conn.fetchval("SELECT sum(n) FROM org_life_counts WHERE org_id = 'b1'") == 24
+    await conn.execute("UPDATE org_life_counts SET n = n + 100 WHERE org_id = 'b1' AND kind = 'theme_day' AND held")
+    org, _, _ = await life_page(conn, "b1", None, 5)
+    assert (org["held"], org["missed"]) == (120, 4)
+    org, _, _ = await life_page(conn, "b1", "2024-04", 5)
+    assert (org["held"], org["missed"]) == (1, 1)
+
+
 async def test_an_organisation_without_life_and_an_unknown_one(conn):
     await conn.execute("INSERT INTO orgs (org_id, kind, area_id, name, street_id, state) "
                        "VALUES ('sw', 'street_working_committee', '110105001', 'n', '110105001', '{}')")
