@@ -11,7 +11,8 @@ filter on), so they can never disagree with it. Without a table the states go to
 ``aggregates`` table under ``kind``. ``answer``: a text column that gets the state's JSON as the
 model writes it (the text the state itself is written from), for a list that answers states
 whole (the kit's ``kit_forget_stale_answers_on`` empties it when another statement changes the
-state; :func:`.sql.answered_states` reads it).
+state; :func:`.sql.answered_states` reads it); with ``answer_of``, the text that function makes
+of the state instead (a route that answers a state with fields derived from it).
 
 In a unit of work, ``CASES.of(uow)`` is the batch's :class:`AggregateSet`: ``await
 cases.load(ids)`` row-locks and reads the states not loaded yet (in id order, so concurrent
@@ -42,9 +43,13 @@ class AggregateStore(Generic[S]):
     """Where one kind of aggregate is kept (see the module docstring)."""
 
     def __init__(self, model: type[S], *, kind: str | None = None, table: str = "aggregates", id_column: str = "id",
-                 columns: Mapping[str, tuple[str, Callable[[S], Any]]] | None = None, answer: str | None = None):
+                 columns: Mapping[str, tuple[str, Callable[[S], Any]]] | None = None, answer: str | None = None,
+                 answer_of: Callable[[S], str] | None = None):
         if table == "aggregates" and kind is None:
             raise ValueError("states in the kit's aggregates table need a kind")
+        if answer_of is not None and answer is None:
+            raise ValueError("answer_of makes the answer column's text: name the column (answer=...)")
+        self.answer_of = answer_of
         self.model = model
         self.kind = kind
         self.table = table
@@ -58,7 +63,11 @@ class AggregateStore(Generic[S]):
         select = ["t.c0", "t.c1 + 1", "t.c2::jsonb", *(f"t.c{i}" for i in range(3, len(names)))]
         kept = [answer] if answer is not None else []
         names += kept
-        select += ["t.c2"] * len(kept)  # the state's text, as the model wrote it
+        if answer_of is not None:  # its own parameter, after the columns'
+            params.append(f"${len(params) + 1}::text[]")
+            select.append(f"t.c{len(params) - 1}")
+        else:
+            select += ["t.c2"] * len(kept)  # the state's text, as the model wrote it
         if kind is not None:
             names.insert(0, "kind")
             select.insert(0, f"${len(params) + 1}::text")
@@ -94,6 +103,8 @@ class AggregateStore(Generic[S]):
         args: list[Any] = [ids, [states[i][0] for i in ids], [states[i][1].model_dump_json() for i in ids]]
         for _, fn in self.columns.values():
             args.append([fn(states[i][1]) for i in ids])
+        if self.answer_of is not None:
+            args.append([self.answer_of(states[i][1]) for i in ids])
         if self.kind is not None:
             args.append(self.kind)
         status = await conn.execute(self._upsert, *args)

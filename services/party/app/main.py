@@ -148,8 +148,8 @@ async def councils_timer(uow: UnitOfWork) -> None:
 
 
 async def _council_for(conn, council_id: str, principal):
-    council = await council_db.get_council(conn, council_id)
-    return council if council is not None and access.may_read(principal, council["area_id"]) else None
+    found = await council_db.get_council(conn, council_id)
+    return found[1] if found is not None and access.may_read(principal, found[0]) else None
 
 
 rt.lookup("/v1/councils/{council_id}", path=councils.CouncilRef, out=councils.CouncilOut, fetch=_council_for,

@@ -12,19 +12,39 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from services.kit.aggregates import AggregateStore
+from services.kit.http import dumps
 from services.kit.sql import Keyset, Where, answered_states, kept_state_answer
 from services.party.domain.council import CouncilState, next_check_at
 from services.party.domain.units import ProjectState, UnitState
+
+
+
+def council_row(state: CouncilState) -> dict[str, Any]:
+    """A council as the route answers it: the state, the composition in force and when the timer
+    next looks at it."""
+    out = state.model_dump(mode="json")
+    out["effective"] = state.effective
+    out["current"] = out["compositions"][-1] if out["compositions"] else None
+    at = next_check_at(state)
+    out["next_check_at"] = at.isoformat() if at is not None else None
+    return out
+
+
+def council_answer(state: CouncilState) -> str:
+    """:func:`council_row` as the route writes it, kept beside the state (migration 014)."""
+    return dumps(council_row(state)).decode()
+
 
 COUNCILS = AggregateStore(CouncilState, table="councils", id_column="council_id", columns={
     "level": ("text", lambda s: s.level.value),
     "area_id": ("text", lambda s: s.area_id),
     "effective": ("boolean", lambda s: s.effective),
     "next_check_at": ("timestamptz", next_check_at),
-})
-"""大工委 / 大党委: one row per regional council."""
+}, answer="answer", answer_of=council_answer)
+"""大工委 / 大党委: one row per regional council (and its answer, migration 014)."""
 
 UNITS = AggregateStore(UnitState, table="units", id_column="unit_id", columns={
     "name": ("text", lambda s: s.name),
@@ -64,20 +84,15 @@ async def agreement_holder(conn: asyncpg.Connection, agreement_id: str) -> str |
 # -- reads -------------------------------------------------------------------------------------
 
 
-def council_row(state: CouncilState) -> dict[str, Any]:
-    """A council as the route answers it: the state, the composition in force and when the timer
-    next looks at it."""
-    out = state.model_dump(mode="json")
-    out["effective"] = state.effective
-    out["current"] = out["compositions"][-1] if out["compositions"] else None
-    at = next_check_at(state)
-    out["next_check_at"] = at.isoformat() if at is not None else None
-    return out
-
-
-async def get_council(conn: asyncpg.Connection, council_id: str) -> dict[str, Any] | None:
-    state = await conn.fetchval("SELECT state FROM councils WHERE council_id = $1", council_id)
-    return council_row(CouncilState.model_validate(state)) if state is not None else None
+async def get_council(conn: asyncpg.Connection, council_id: str) -> tuple[str, orjson.Fragment] | None:
+    """(the council's area, its answer): the kept one, else (a row written before migration 014,
+    or erased since) made from its state."""
+    r = await conn.fetchrow(f"SELECT area_id, {kept_state_answer()} FROM councils WHERE council_id = $1", council_id)
+    if r is None:
+        return None
+    if r["answer"] is not None:
+        return r["area_id"], orjson.Fragment(r["answer"])
+    return r["area_id"], orjson.Fragment(council_answer(CouncilState.model_validate_json(r["state"])))
 
 
 UNIT_ORDER = Keyset(("unit_id",), (str,))
@@ -106,5 +121,5 @@ async def list_projects(conn: asyncpg.Connection, community_id: str, *, status: 
     return paged.answer(limit, offset)
 
 
-__all__ = ["COUNCILS", "PROJECTS", "UNITS", "agreement_holder", "council_row", "councils_due", "get_council",
+__all__ = ["COUNCILS", "PROJECTS", "UNITS", "agreement_holder", "council_answer", "council_row", "councils_due", "get_council",
            "list_projects", "list_units"]

@@ -141,3 +141,30 @@ async def test_a_states_kept_answer_is_what_its_model_writes_and_goes_when_anoth
         await conn.execute("UPDATE items SET owner = owner WHERE item_id = 'a'")
         kept, answers = await _items(conn)
         assert kept["a"] is not None and orjson.loads(kept["a"])["note"] == "n" and answers[0]["note"] == "n"
+
+
+def _labelled(state: Item) -> str:
+    return dumps({**state.model_dump(mode="json"), "label": f"{state.owner}/{len(state.tags)}"}).decode()
+
+
+async def test_a_states_answer_may_be_made_from_it_and_goes_as_the_states_own_does(pool):
+    """``answer_of``: the column gets what the function makes of the state (a route that answers
+    fields derived from it), in the same upsert; another statement's change of the state empties
+    it as it empties a state's own text."""
+    labelled = AggregateStore(Item, table="items", id_column="item_id", answer="answer", answer_of=_labelled,
+                              columns={"owner": ("text", lambda s: s.owner)})
+    a, b = Item(item_id="a", owner="p-1", at=T, tags=("x", "y")), Item(item_id="b", owner="p-2", at=T)
+    async with pool.acquire() as conn:
+        await conn.execute(ITEMS_TABLE)
+        await labelled.write(conn, {"a": (0, a), "b": (0, b)})
+        kept, _ = await _items(conn)
+        assert kept == {"a": _labelled(a).encode(), "b": _labelled(b).encode()}
+        assert orjson.loads(kept["a"])["label"] == "p-1/2"
+        await labelled.write(conn, {"a": (1, a.model_copy(update={"tags": ()}))})
+        assert orjson.loads((await _items(conn))[0]["a"])["label"] == "p-1/0"
+        assert await conn.fetchval("SELECT owner FROM items WHERE item_id = 'a'") == "p-1"  # the columns still
+        await conn.execute("""UPDATE items SET state = replace(state::text, '"p-1"', '"erased-1"')::jsonb""")
+        assert (await _items(conn))[0]["a"] is None
+    with pytest.raises(ValueError, match="answer_of"):
+        AggregateStore(Item, table="items", id_column="item_id", answer_of=_labelled)
+

@@ -18,6 +18,7 @@ import asyncio
 import uuid
 from datetime import datetime, timedelta
 
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 
@@ -35,6 +36,8 @@ from services.kit.outbox import write as write_outbox
 from services.kit.uow import UnitOfWork
 from services.party.app.handler import PartyHandler
 from services.party.app.settings import PartySettings
+from services.party.domain.council import CouncilState
+from services.party.projection.councils import council_answer
 from tests.support.identity import command_token, token
 from tests.support.kafka import command, of_type, read_all, send
 from tests.support.procs import Worker, http
@@ -177,6 +180,10 @@ async def test_a_council_takes_effect_after_its_publication_meets_and_misses_a_q
     assert status == 200 and body["overdue_quarters"] == ["2030-Q2"] and body["met_quarters"] == ["2030-Q1"], body
     assert [(r["resolution_id"], r["on_time"], r["overdue"]) for r in body["resolutions"]] == [
         ("r-1", True, False), ("r-2", None, True)]
+    # answered as kept beside the state (migration 014): the route's answer of the state, byte for byte
+    async with pool.acquire() as conn:
+        kept, state = await conn.fetchrow("SELECT answer, state::text FROM party.councils WHERE council_id = $1", council)
+    assert kept == council_answer(CouncilState.model_validate_json(state)) and orjson.loads(kept) == body
 
     # another street's secretary neither reads it nor holds a meeting of it (as unknown)
     assert (await get(worker, f"/v1/councils/{council}", OUTSIDER))[0] == 404
@@ -195,6 +202,8 @@ async def test_a_council_takes_effect_after_its_publication_meets_and_misses_a_q
     status, body = await get(worker, f"/v1/councils/{council}")
     seat = next(s for s in body["current"]["seats"] if s["person_id"] == pseudonym)
     assert seat["name"] is None and members[6] not in str(body)
+    async with pool.acquire() as conn:  # the erasure's statement left no answer: the state answers
+        assert await conn.fetchval("SELECT answer FROM party.councils WHERE council_id = $1", council) is None
     assert next(s for s in body["current"]["seats"] if s["person_id"] == members[5])["name"] == "委员5"
 
 
