@@ -35,7 +35,8 @@ database, or to prove that the projection is a function of the log. Steps:
    result for a batch as for its messages one by one, which the worker relies on when it redoes
    a batch message by message). A command's token is verified as of its record's timestamp, as
    if the record had been handled when it was written. The next batches are
-   decoded (their tokens verified in a process of their own as they are fetched: :class:`_TokenChecks`), and
+   decoded (their tokens verified in a process of their own, ahead of the merge:
+   :class:`_TokenChecks`), and
    their messages claimed in the inbox, on a second connection while a batch is handled (see
    :func:`_replay`). Each live round of a replayed timer is merged among the
    records at its time, as a message of the batch it falls in (never decoded, claimed in the
@@ -345,7 +346,7 @@ class _TokenChecks:
         self.verifier = verifier
         self.heap: list[tuple[float, int, bytes]] = []  # (merge key, n, token)
         self.n = 0
-        self.queued: set[bytes] = set()  # the tokens of the heap not sent yet (an entry of another is left over)
+        self.queued: set[bytes] = set()  # the heap's tokens not sent yet (an entry whose token was sent is skipped)
         self.sent: dict[bytes, asyncio.Future] = {}  # token -> the check of the chunk it went in
         self.in_flight = 0
 

@@ -121,5 +121,6 @@ async def list_projects(conn: asyncpg.Connection, community_id: str, *, status: 
     return paged.answer(limit, offset)
 
 
-__all__ = ["COUNCILS", "PROJECTS", "UNITS", "agreement_holder", "council_answer", "council_row", "councils_due", "get_council",
+__all__ = ["COUNCILS", "PROJECTS", "UNITS", "agreement_holder", "council_answer", "council_row", "councils_due",
+           "get_council",
            "list_projects", "list_units"]

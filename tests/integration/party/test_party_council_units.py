@@ -182,7 +182,8 @@ async def test_a_council_takes_effect_after_its_publication_meets_and_misses_a_q
         ("r-1", True, False), ("r-2", None, True)]
     # answered as kept beside the state (migration 014): the route's answer of the state, byte for byte
     async with pool.acquire() as conn:
-        kept, state = await conn.fetchrow("SELECT answer, state::text FROM party.councils WHERE council_id = $1", council)
+        kept, state = await conn.fetchrow("SELECT answer, state::text FROM party.councils WHERE council_id = $1",
+                                          council)
     assert kept == council_answer(CouncilState.model_validate_json(state)) and orjson.loads(kept) == body
 
     # another street's secretary neither reads it nor holds a meeting of it (as unknown)
