@@ -122,5 +122,4 @@ async def list_projects(conn: asyncpg.Connection, community_id: str, *, status: 
 
 
 __all__ = ["COUNCILS", "PROJECTS", "UNITS", "agreement_holder", "council_answer", "council_row", "councils_due",
-           "get_council",
-           "list_projects", "list_units"]
+           "get_council", "list_projects", "list_units"]
