@@ -11,8 +11,8 @@ filter on), so they can never disagree with it. Without a table the states go to
 ``aggregates`` table under ``kind``. ``answer``: a text column that gets the state's JSON as the
 model writes it (the text the state itself is written from), for a list that answers states
 whole (the kit's ``kit_forget_stale_answers_on`` empties it when another statement changes the
-state; :func:`.sql.answered_states` reads it); with ``answer_of``, the text that function makes
-of the state instead (a route that answers a state with fields derived from it).
+state; :meth:`AggregateStore.answered` reads it); with ``answer_of``, the text that function
+makes of the state instead (a route that answers a state with fields derived from it).
 
 In a unit of work, ``CASES.of(uow)`` is the batch's :class:`AggregateSet`: ``await
 cases.load(ids)`` row-locks and reads the states not loaded yet (in id order, so concurrent
@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
 
 import asyncpg
+import orjson
 from pydantic import BaseModel
 
 from .uow import UnitOfWork
@@ -78,6 +79,15 @@ class AggregateStore(Generic[S]):
             f"FROM unnest({', '.join(params)}) AS t({', '.join(f'c{i}' for i in range(len(params)))}) "
             f"ON CONFLICT ({'kind, ' if kind is not None else ''}{id_column}) DO UPDATE SET {updates}, updated_at = now() "
             f"WHERE {table}.version = EXCLUDED.version - 1")
+
+    def answered(self, rows: Iterable[Any], column: str = "answer", state: str = "state") -> list[orjson.Fragment]:
+        """The states of ``rows`` (selected with :func:`.sql.kept_state_answer`) as answered: the
+        kept answer, else (a row written before the column was there, or whose state another
+        statement changed) what the store would have kept, made from the state: ``answer_of``'s
+        text, or the state as the model writes it (a field it lacks gets its default)."""
+        make = self.answer_of or (lambda s: s.model_dump_json())
+        return [orjson.Fragment(r[column]) if r[column] is not None
+                else orjson.Fragment(make(self.model.model_validate_json(r[state]))) for r in rows]
 
     def of(self, uow: UnitOfWork) -> "AggregateSet[S]":
         """The unit of work's set of these aggregates (created on first use)."""

@@ -18,7 +18,6 @@ from typing import Any, Sequence
 
 import asyncpg
 import orjson
-from pydantic import BaseModel
 
 MAX_OFFSET = 1000
 """The largest ``offset`` a list takes; further pages are read with the cursor."""
@@ -246,14 +245,6 @@ def dicts(rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
     return [dict(zip(names, r)) for r in rows]
 
 
-def as_answered(model: type[BaseModel], texts: Sequence[str]) -> list[orjson.Fragment]:
-    """Stored states (their JSON text: select a jsonb column ``::text``) as ``model`` answers
-    them (a state stored before a field was added gets its default), each validated and written
-    by pydantic's own JSON reader and writer and put in the answer as it is, rather than decoded
-    into a dict, validated, and dumped into a dict again for the answer's encoder."""
-    return [orjson.Fragment(model.model_validate_json(t).model_dump_json()) for t in texts]
-
-
 def kept_answer(column: str = "answer", of: str | None = None) -> str:
     """A select list's item for the kept answer ``column`` (of the table aliased ``of``): a row's
     JSON as its list answers it, written by the kit's ``kit_keep_answers_on`` trigger, read as
@@ -273,16 +264,9 @@ def answered(doc: bytes, extra: dict[str, Any] | None = None) -> orjson.Fragment
 
 def kept_state_answer(column: str = "answer", state: str = "state") -> str:
     """A select list's items for a state's kept answer (the aggregate store's ``answer``), as
-    :func:`kept_answer`, and the state's text where there is none (:func:`answered_states`)."""
+    :func:`kept_answer`, and the state's text where there is none (the aggregate store's
+    :meth:`~.aggregates.AggregateStore.answered` reads them)."""
     return f"{kept_answer(column)}, CASE WHEN {column} IS NULL THEN {state}::text END AS {state}"
-
-
-def answered_states(model: type[BaseModel], rows: Sequence[Any], column: str = "answer",
-                    state: str = "state") -> list[orjson.Fragment]:
-    """The states of ``rows`` (selected with :func:`kept_state_answer`) as ``model`` answers them:
-    the kept answer, the same text, or the state through the model where there is none."""
-    return [orjson.Fragment(r[column]) if r[column] is not None else as_answered(model, [r[state]])[0]
-            for r in rows]
 
 
 def bulk(rows: Any) -> str:

@@ -16,7 +16,7 @@ import orjson
 
 from services.kit.aggregates import AggregateStore
 from services.kit.http import dumps
-from services.kit.sql import Keyset, Where, answered_states, kept_state_answer
+from services.kit.sql import Keyset, Where, kept_state_answer
 from services.party.domain.council import CouncilState, next_check_at
 from services.party.domain.units import ProjectState, UnitState
 
@@ -88,11 +88,7 @@ async def get_council(conn: asyncpg.Connection, council_id: str) -> tuple[str, o
     """(the council's area, its answer): the kept one, else (a row written before migration 014,
     or erased since) made from its state."""
     r = await conn.fetchrow(f"SELECT area_id, {kept_state_answer()} FROM councils WHERE council_id = $1", council_id)
-    if r is None:
-        return None
-    if r["answer"] is not None:
-        return r["area_id"], orjson.Fragment(r["answer"])
-    return r["area_id"], orjson.Fragment(council_answer(CouncilState.model_validate_json(r["state"])))
+    return (r["area_id"], COUNCILS.answered([r])[0]) if r is not None else None
 
 
 UNIT_ORDER = Keyset(("unit_id",), (str,))
@@ -106,7 +102,7 @@ async def list_units(conn: asyncpg.Connection, community_id: str, *, limit: int 
     where = Where().equal(community_id=community_id)
     paged = await where.counted_page(conn, "units", f"SELECT unit_id, {kept_state_answer()} FROM units", UNIT_ORDER,
                                      limit, offset, cursor)
-    paged.items = answered_states(UnitState, paged.items)
+    paged.items = UNITS.answered(paged.items)
     return paged.answer(limit, offset)
 
 
@@ -117,7 +113,7 @@ async def list_projects(conn: asyncpg.Connection, community_id: str, *, status: 
     paged = await where.counted_page(conn, "projects",
                                      f"SELECT posted_at, project_id, {kept_state_answer()} FROM projects",
                                      PROJECT_ORDER, limit, offset, cursor)
-    paged.items = answered_states(ProjectState, paged.items)
+    paged.items = PROJECTS.answered(paged.items)
     return paged.answer(limit, offset)
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from services.kit.aggregates import AggregateStore
 from services.kit.http import dumps
 from services.kit.migrations import KIT_MIGRATIONS
-from services.kit.sql import answered, answered_states, kept_answer, kept_state_answer
+from services.kit.sql import answered, kept_answer, kept_state_answer
 from tests.support.db import as_json, migrated_pool, typed
 
 pytestmark = pytest.mark.integration
@@ -116,7 +116,7 @@ SELECT kit_forget_stale_answers_on('items', 'answer', 'state');
 
 async def _items(conn) -> tuple[dict[str, bytes | None], list[dict]]:
     rows = await conn.fetch(f"SELECT item_id, {kept_state_answer()} FROM items ORDER BY item_id")
-    return {r["item_id"]: r["answer"] for r in rows}, orjson.loads(dumps(answered_states(Item, rows)))
+    return {r["item_id"]: r["answer"] for r in rows}, orjson.loads(dumps(ITEMS.answered(rows)))
 
 
 async def test_a_states_kept_answer_is_what_its_model_writes_and_goes_when_another_statement_changes_it(pool):
@@ -165,6 +165,10 @@ async def test_a_states_answer_may_be_made_from_it_and_goes_as_the_states_own_do
         assert await conn.fetchval("SELECT owner FROM items WHERE item_id = 'a'") == "p-1"  # the columns still
         await conn.execute("""UPDATE items SET state = replace(state::text, '"p-1"', '"erased-1"')::jsonb""")
         assert (await _items(conn))[0]["a"] is None
+        # without its kept answer, a state is answered with what answer_of makes of it
+        rows = await conn.fetch(f"SELECT item_id, {kept_state_answer()} FROM items ORDER BY item_id")
+        answers = orjson.loads(dumps(labelled.answered(rows)))
+        assert answers[0]["label"] == "erased-1/0" and answers[1] == orjson.loads(_labelled(b))
     with pytest.raises(ValueError, match="answer_of"):
         AggregateStore(Item, table="items", id_column="item_id", answer_of=_labelled)
 
