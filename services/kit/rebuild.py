@@ -90,7 +90,7 @@ import os
 import sys
 import time
 from collections import Counter, deque
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Sequence
@@ -285,30 +285,27 @@ class _ReplayConsumer(BatchConsumer):
         return super()._sender(it, at, tokens)
 
 
-# The rebuild's token checks run in a process of their own (:func:`_token_process`), else on a
-# thread: a signature's check releases the interpreter, but PyJWT's reading of a token around it
-# (its segments' alphabet, checked character by character in Python) does not, and a history's
-# commands come with a token each.
-_VERIFYING: Executor = ThreadPoolExecutor(1, thread_name_prefix="rebuild-tokens")
+# The rebuild's token checks run in a process of their own (:func:`_token_process`), else (a
+# replay without one) on this thread: a signature's check releases the interpreter, but PyJWT's
+# reading of a token around it (its segments' alphabet, checked character by character in Python)
+# does not, and a history's commands come with a token each.
+_VERIFYING = ThreadPoolExecutor(1, thread_name_prefix="rebuild-tokens")
 _CHILD_VERIFIER: TokenVerifier | None = None  # in the process that checks the tokens
 
 
 @contextlib.contextmanager
 def _token_process(verifier: TokenVerifier | None):
-    """While a rebuild runs, its tokens are checked by a verifier equal to ``verifier`` in a
-    process of its own (spawned: it starts clean, and reads the same keys from the same place),
-    beside the handling and the database on the other core."""
-    global _VERIFYING
+    """The process that checks a rebuild's tokens (None without a verifier), with a verifier
+    equal to ``verifier`` (spawned: it starts clean, and reads the same keys from the same
+    place), beside the handling and the database on the other core; shut down after."""
     if verifier is None:
-        yield
+        yield None
         return
     pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_start_child_verifier, initargs=(verifier.recipe(),))
-    before, _VERIFYING = _VERIFYING, pool
     try:
-        yield
+        yield pool
     finally:
-        _VERIFYING = before
         pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -342,8 +339,10 @@ class _TokenChecks:
     CHUNK = 250
     IN_FLIGHT = 2
 
-    def __init__(self, verifier: TokenVerifier | None):
+    def __init__(self, verifier: TokenVerifier | None, process: ProcessPoolExecutor | None = None):
         self.verifier = verifier
+        # the process's own verifier (equal to ``verifier``) checks there; on the thread, ``verifier``
+        self.executor, self.mine = (process, None) if process is not None else (_VERIFYING, verifier)
         self.heap: list[tuple[float, int, bytes]] = []  # (merge key, n, token)
         self.n = 0
         self.queued: set[bytes] = set()  # the heap's tokens not sent yet (an entry whose token was sent is skipped)
@@ -377,8 +376,7 @@ class _TokenChecks:
         self._pump()
 
     def _send(self, tokens: list[bytes]) -> asyncio.Future:
-        mine = self.verifier if isinstance(_VERIFYING, ThreadPoolExecutor) else None
-        check = asyncio.get_running_loop().run_in_executor(_VERIFYING, _verify_all, mine, tokens)
+        check = asyncio.get_running_loop().run_in_executor(self.executor, _verify_all, self.mine, tokens)
         for t in tokens:
             self.sent[t] = check
         return check
@@ -710,7 +708,7 @@ async def _read_inbox_times(conn: asyncpg.Connection) -> int:
 
 async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncpg.Connection, progress,
                   outcome: Outcome, batch_records: int, handled_only: bool = False,
-                  rounds: Sequence[_Round] = ()) -> None:
+                  rounds: Sequence[_Round] = (), token_process: ProcessPoolExecutor | None = None) -> None:
     """Merge the input topics and feed the batches through the worker's path on ``conn``; the
     replayed timers' ``rounds`` (in time order) are merged among the records at their times,
     each a message of the batch it falls in.
@@ -765,7 +763,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
         cpu_started = time.process_time()
         pending: list[Item] = []
         pending_consumer: _ReplayConsumer | None = None
-        checks = _TokenChecks(rt.verifier)
+        checks = _TokenChecks(rt.verifier, token_process)
 
         async def handle() -> None:
             """Handle the batches handed over, in order, each after the one before has committed."""
@@ -1013,8 +1011,8 @@ async def rebuild(rt: "ServiceRuntime", *, progress_bar: bool = True, batch_reco
             await migrate(conn, rt.service, rt.components)
             for hook in rt._startup_hooks:  # noqa: SLF001 (reference data the handlers load)
                 await _run_hook(rt, hook, conn)
-            with few_collections(), _token_process(rt.verifier):
-                await _replay(rt, conn, lookup, progress, outcome, batch_records, handled_only, rounds)
+            with few_collections(), _token_process(rt.verifier) as token_process:
+                await _replay(rt, conn, lookup, progress, outcome, batch_records, handled_only, rounds, token_process)
         await conn.execute("SET synchronous_commit = on")
         await conn.execute("ANALYZE")
     finally:

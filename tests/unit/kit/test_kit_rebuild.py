@@ -137,14 +137,15 @@ async def test_while_a_rebuild_runs_its_tokens_are_verified_in_a_process_of_its_
     verifier.verified = None  # type: ignore[assignment]  # the rebuild's own is not used
     good, forged, expired = _tokens(idp)
     wrong_audience = TestIdentity(tmp_path / "idp", audience="someone-else", key=idp.key).token("gw-3").encode()
-    with _token_process(verifier):
-        pool = rebuild_module._VERIFYING
+    with _token_process(verifier) as pool:
         assert isinstance(pool, ProcessPoolExecutor)
-        tokens = await _TokenChecks(verifier).of(
+        tokens = await _TokenChecks(verifier, pool).of(
             _consumer(verifier), [_item(i, t) for i, t in enumerate((good, forged, expired, wrong_audience))])
         assert {p.pid for p in pool._processes.values()} - {os.getpid()}  # noqa: SLF001
-    assert pool._shutdown_thread and not isinstance(rebuild_module._VERIFYING, ProcessPoolExecutor)  # noqa: SLF001
+    assert pool._shutdown_thread  # noqa: SLF001
     assert rebuild_module._CHILD_VERIFIER is None
+    with _token_process(None) as none:  # no verifier, no process
+        assert none is None
     holder = verifier.valid_at(tokens[good], time.time())
     assert (holder.sub, holder.roles) == ("gw-1", frozenset({"grid_worker"}))
     assert (tokens[forged].reason, tokens[wrong_audience].reason) == ("bad_signature", "wrong_audience")
