@@ -412,7 +412,7 @@ async def test_the_services_rebuild_from_their_commands_as_generated(history, to
     again = r["not_published_again"]
     assert set(again) == {f"{service}.events.v1"}  # nothing refused or dead-lettered
     # and what its timers published: their rounds run again, at their times
-    assert again[f"{service}.events.v1"] == len(events) > caused
+    assert again[f"{service}.events.v1"] == len(events) > caused, r  # r: what the rebuild read and handled
     assert r["timer_rounds"] == len({_round_of(service, m) for m in events if m.envelope.causationid is None})
     generated = await snapshot(url, service, skip_tables=NOT_COMPARED[service])
     rebuilt = await snapshot(r["database"], service, skip_tables=NOT_COMPARED[service])
