@@ -23,6 +23,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from schemas.wire import CONTENT_TYPE, CONTENT_TYPE_HEADER
 
 from .kafkaclient import client_kwargs
+from .kafkaread import ReadTimedOut, read_to_end
 
 if TYPE_CHECKING:  # the relay process does not import pydantic (services/kit/kafkaclient.py)
     from .kafkasec import KafkaSecurity
@@ -208,12 +209,9 @@ READ_BACK_MARGIN = 500
 """Records read back before a partition's reported end beyond twice the rows about to go there
 (:meth:`OutboxRelay._already_published`)."""
 
-READ_BACK_IDLE_POLLS = 2
-"""Empty polls in a row (of 300 ms), once every partition is read to its reported end, after
-which a read-back takes its partitions as read to their end."""
-
 READ_BACK_SECONDS = 60
-"""A read-back that has not reached its partitions' ends by then sends what it did not find."""
+"""A read-back whose broker has neither sent records nor answered at a partition's position for
+this long sends what it did not find there."""
 
 
 class OutboxRelay:
@@ -499,9 +497,9 @@ class OutboxRelay:
         written, and they are the last ones on their partitions: no other relay publishes while
         this one leads. So the check reads, for each partition the rows go to, from
         ``2 n + READ_BACK_MARGIN`` records before the partition's reported end (``n``: the rows
-        that go there; twice for a batch the producer itself sent again) to that end, and on
-        until polls return nothing more, which also reads past an end the broker reports short
-        of what is readable. A row is published when a record with the same key and value is
+        that go there; twice for a batch the producer itself sent again) on, until the broker
+        answers at the partition's position with nothing (:func:`read_to_end`), which also reads
+        past an end the broker reports short of what is readable. A row is published when a record with the same key and value is
         there: the value holds the event's id, and the relay sends a row's bytes unchanged. Each
         record there answers for one row, so a row written twice is published twice.
 
@@ -518,27 +516,19 @@ class OutboxRelay:
             consumer.assign(tps)
             begin = await consumer.beginning_offsets(tps)
             end = await consumer.end_offsets(tps)
-            at: dict[TopicPartition, int] = {}  # the next offset to read
             for tp in tps:
-                at[tp] = max(begin[tp], end[tp] - 2 * len(want[tp]) - READ_BACK_MARGIN)
-                consumer.seek(tp, at[tp])
+                consumer.seek(tp, max(begin[tp], end[tp] - 2 * len(want[tp]) - READ_BACK_MARGIN))
             there: dict[TopicPartition, Counter] = {tp: Counter() for tp in tps}
-            idle = 0
-            give_up = time.monotonic() + READ_BACK_SECONDS
-            # to the reported end at least (a slow broker's empty poll is no end), then on
-            # until polls come back empty (past an end reported short)
-            while idle < READ_BACK_IDLE_POLLS or any(at[tp] < end[tp] for tp in tps):
-                if time.monotonic() > give_up:
-                    log.warning("outbox relay: reading its partitions back took over %ds; sending "
-                                "what it did not find there", READ_BACK_SECONDS)
-                    break
-                got = await consumer.getmany(*tps, timeout_ms=300, max_records=5000)
-                idle = 0 if any(got.values()) else idle + 1
-                for tp, records in got.items():
-                    for r in records:
-                        there[tp][(r.key, r.value)] += 1
-                    if records:
-                        at[tp] = records[-1].offset + 1
+
+            def count(tp: TopicPartition, records: list) -> None:
+                for r in records:
+                    there[tp][(r.key, r.value)] += 1
+
+            try:  # to where the broker answers with nothing (past an end reported short)
+                await read_to_end(consumer, tps, on_records=count, give_up=READ_BACK_SECONDS)
+            except ReadTimedOut:
+                log.warning("outbox relay: the broker did not answer the read-back of its partitions for %ds; "
+                            "sending what it did not find there", READ_BACK_SECONDS)
         except (TopicAuthorizationFailedError, GroupAuthorizationFailedError) as e:
             log.error("outbox relay cannot read its own topics back (%r): rows of a round that did not "
                       "finish are sent again; grant the service's principal Read on its topics", e)

@@ -105,6 +105,7 @@ from . import clock
 from .consumer import BatchConsumer, Item, bearer, claim
 from .identity import TokenVerifier, Unauthenticated
 from .db import _init_connection
+from .kafkaread import read_to_end
 from .kafkasec import client_kwargs
 from .locks import try_session_lock
 from .migrations import migrate
@@ -495,16 +496,10 @@ async def _bounds(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> dict[Top
     begin = await consumer.beginning_offsets(parts)
     end = dict(await consumer.end_offsets(parts))
     # A broker may report an end short of what is readable (the embedded one does, by some
-    # records): read on from the reported end until nothing more comes, and end there.
+    # records): read on from the reported end until the broker answers there with nothing.
     for tp in parts:
         consumer.seek(tp, max(begin[tp], end[tp]))
-    idle = 0
-    while idle < 2:
-        got = await consumer.getmany(*parts, timeout_ms=300, max_records=FETCH_RECORDS)
-        idle = 0 if any(got.values()) else idle + 1
-        for tp, records in got.items():
-            if records:
-                end[tp] = max(end[tp], records[-1].offset + 1)
+    end = await read_to_end(consumer, parts, max_records=FETCH_RECORDS)
     return {tp: (begin[tp], end[tp]) for tp in parts if end[tp] > begin[tp]}
 
 

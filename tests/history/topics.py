@@ -38,6 +38,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from schemas.envelope import build
 from schemas.topics import BY_SERVICE
 from schemas.wire import CONTENT_TYPE, CONTENT_TYPE_HEADER
+from services.kit.kafkaread import read_to_end
 from services.kit.runtime import user_source
 
 if TYPE_CHECKING:
@@ -317,7 +318,7 @@ async def produce(bootstrap: str, records: Iterable[Record], progress=None, task
     return counts
 
 
-async def read_topic(bootstrap: str, topic: str, *, idle_ms: int = 1500) -> list[Any]:
+async def read_topic(bootstrap: str, topic: str) -> list[Any]:
     """Every record of ``topic`` (partition by partition, each in offset order): for checks."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
@@ -329,13 +330,9 @@ async def read_topic(bootstrap: str, topic: str, *, idle_ms: int = 1500) -> list
             tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        out: list[Any] = []
-        idle = 0  # the embedded broker may report an end short of what is readable: read until quiet
-        while idle * 300 < idle_ms:
-            got = await consumer.getmany(*tps, timeout_ms=300, max_records=5000)
-            idle = 0 if any(got.values()) else idle + 1
-            for records in got.values():
-                out.extend(records)
-        return out
+        by: dict[TopicPartition, list[Any]] = {tp: [] for tp in tps}
+        # the embedded broker may report an end short of what is readable: read to its answer of nothing
+        await read_to_end(consumer, tps, on_records=lambda tp, records: by[tp].extend(records))
+        return [r for tp in tps for r in by[tp]]
     finally:
         await consumer.stop()
