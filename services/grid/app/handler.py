@@ -69,7 +69,7 @@ class GridHandler(WhistleSteps, Handler):
 
     service = "grid"
     policy = POLICY
-    replayed = (CaseDuplicateLinked.TYPE,)  # a rebuild links a report as the worker did (_as_the_worker_linked)
+    replayed = (CaseDuplicateLinked.TYPE,)  # a rebuild links a report as the worker did (_linked_live)
 
     def __init__(self, deadlines: DeadlinePolicy, register: GridRegister, duplicate_radius_m: float = 250.0,
                  departments: DepartmentRegister | None = None):
@@ -194,17 +194,21 @@ class GridHandler(WhistleSteps, Handler):
         corrected by the states this unit of work holds; an original whose locked state is no
         longer open is dropped and the report decided again."""
         cases = CASES.of(uow)
-        near = await ProjectionRows.of(uow).near(uow.conn, cmd, self.duplicate_radius_m)
-        candidates = {c.case_id: c for c in near}
-        category = cmd.category
-        for cid, s in cases.items():  # the batch's own changes are not in the projection yet
-            # the category first: it is a field, ``is_open`` a computation, and a rebuild's batch
-            # holds thousands of cases that each report of it looks through
-            if s.category is category and s.is_open:
-                candidates[cid] = OpenCase.of(s)
-            elif cid in candidates:
-                del candidates[cid]
-        candidates = _as_the_worker_linked(uow, cmd.case_id, candidates)
+        chosen = _linked_live(uow, cmd.case_id)
+        candidates: dict[str, OpenCase] = {}
+        if chosen is None or chosen:  # a replayed report the worker linked to none has none to look through
+            near = await ProjectionRows.of(uow).near(uow.conn, cmd, self.duplicate_radius_m)
+            candidates = {c.case_id: c for c in near if chosen is None or c.case_id in chosen}
+            # the batch's own changes are not in the projection yet: all of them live, the chosen replayed
+            held = cases.items() if chosen is None else [(i, s) for i in chosen if (s := cases.get(i)) is not None]
+            category = cmd.category
+            for cid, s in held:
+                # the category first: it is a field, ``is_open`` a computation, and a batch holds
+                # hundreds of cases that each report of it looks through
+                if s.category is category and s.is_open:
+                    candidates[cid] = OpenCase.of(s)
+                elif cid in candidates:
+                    del candidates[cid]
         while True:
             events = decide(None, cmd, dataclasses.replace(ctx, open_cases=tuple(candidates.values())))
             linked = next((e for e in events if isinstance(e, CaseDuplicateLinked)), None)
@@ -228,15 +232,15 @@ class GridHandler(WhistleSteps, Handler):
             rows.case(state, ev, env.id, uow.now)
 
 
-def _as_the_worker_linked(uow: UnitOfWork, case_id: str, candidates: dict[str, OpenCase]) -> dict[str, OpenCase]:
+def _linked_live(uow: UnitOfWork, case_id: str) -> set[str] | None:
     """Replayed by a rebuild, a report is the duplicate of the case the worker linked it to, and
-    of none when the worker linked it to none. Two reports near each other on different
-    partitions are handled live by two lanes at once, each in its transaction, and neither sees
-    the other's new case; the replay handles them one after the other, and the second would see
-    the first. So the rebuild keeps only the original the worker chose (still subject to being
-    open, near and of the category in the replayed state). Live, the candidates are as found."""
+    of none when the worker linked it to none: the ids of those cases (empty: none). Two reports
+    near each other on different partitions are handled live by two lanes at once, each in its
+    transaction, and neither sees the other's new case; the replay handles them one after the
+    other, and the second would see the first. So the rebuild keeps only the original the worker
+    chose (still subject to being open, near and of the category in the replayed state). None
+    live, or when the rebuild knows nothing the message caused: the candidates are as found."""
     live = uow.live_events(CaseDuplicateLinked.TYPE)
-    if live is None:  # handled live, or the rebuild knows nothing this message caused
-        return candidates
-    chosen = {e.get("case_id") for e in live if e.get("duplicate_case_id") == case_id}
-    return {cid: c for cid, c in candidates.items() if cid in chosen}
+    if live is None:
+        return None
+    return {e.get("case_id") for e in live if e.get("duplicate_case_id") == case_id}
