@@ -1,17 +1,21 @@
 """Reading partitions to their end, whatever end the broker reports.
 
-The embedded broker can report a partition's end (its high watermark) short of the records a
+The embedded broker can report a partition's end (its high watermark) far short of the records a
 fetch returns, so a reader that stops there misses records. Stopping once polls come back empty
 for a while is no better: on a loaded machine a poll can time out before the broker's answer
-arrives, and the reader stops early, with nothing to tell it so.
+arrives, and the reader stops early, with nothing to tell it so. Nor is one partition's empty
+part of a fetch answer its end: the broker fills an answer up to its size limit with some
+partitions' records and answers the others with none.
 
-:func:`read_to_end` takes a partition as read to its end only when the broker itself has
-answered fetches *at the reader's position* with no records (:data:`EMPTY_ANSWERS` of them in a
-row). aiokafka notes the time of every fetch answer it takes for a partition at the position it
-fetched (:meth:`AIOKafkaConsumer.last_poll_timestamp`), empty or not, and discards answers for an
-older position; it does not fetch a partition whose records are still buffered. So a poll that
-returns nothing for a partition whose answer time moved on since its last records is the broker
-saying "nothing more here", and a poll that merely timed out is not.
+:func:`read_to_end` takes the partitions it reads as read to their end only when the broker has
+answered whole fetches of them with no records at all (:data:`EMPTY_ANSWERS` of them in a row,
+after the last records). aiokafka notes the time of every fetch answer it takes for a partition
+at the position it fetched (:meth:`AIOKafkaConsumer.last_poll_timestamp`), empty or not, and
+discards answers for an older position; it does not fetch a partition whose records are still
+buffered, nor a paused one. So a poll that returns no records at all, for partitions whose answer
+time moved on since the last records came, is the broker saying "nothing more here"; a poll that
+merely timed out is not. The other partitions assigned to the consumer are paused meanwhile (their
+records would take room in the answers), and a partition is paused once it is at its end.
 
 This module imports aiokafka only: the outbox relay's process uses it too.
 """
@@ -38,38 +42,51 @@ class ReadTimedOut(TimeoutError):
 async def read_to_end(consumer: AIOKafkaConsumer, parts: Sequence[TopicPartition], *,
                       on_records: Callable[[TopicPartition, list], None] | None = None,
                       give_up: float = 60.0, poll_ms: int = 300, max_records: int = 5000) -> dict[TopicPartition, int]:
-    """Read ``parts`` (assigned to ``consumer``, each from its position) until the broker answers
-    at each partition's position with nothing: the offset after the last record read there (or
-    the position it started at), by partition. ``on_records(tp, records)`` sees every record read.
+    """Read ``parts`` (assigned to ``consumer``, each from its position) until whole fetch answers
+    at their positions bring no records: the offset after the last record read in each (or the
+    position it started at), by partition. ``on_records(tp, records)`` sees every record read.
+    Partitions of the consumer's assignment other than ``parts`` are paused while it reads.
 
     Raises :class:`ReadTimedOut` when ``give_up`` seconds pass with no records and no new answer
     from the broker for a partition not yet at its end."""
     loop = asyncio.get_running_loop()
     at = {tp: await consumer.position(tp) for tp in parts}
-    mark = {tp: consumer.last_poll_timestamp(tp) or -1 for tp in parts}  # the answer time last taken
-    empty = dict.fromkeys(parts, 0)  # empty answers in a row at the position
-    ends: dict[TopicPartition, int] = {}
-    moved = loop.time()
-    while len(ends) < len(parts):
-        left = [tp for tp in parts if tp not in ends]
-        got = await consumer.getmany(*left, timeout_ms=poll_ms, max_records=max_records)
-        for tp in left:
-            records = got.get(tp)
-            answered = consumer.last_poll_timestamp(tp) or -1
-            if records:
-                at[tp] = records[-1].offset + 1
-                empty[tp] = 0
-                if on_records is not None:
-                    on_records(tp, records)
-            elif answered > mark[tp]:
-                empty[tp] += 1
-                if empty[tp] >= EMPTY_ANSWERS:
-                    ends[tp] = at[tp]
-            else:
+    others = [tp for tp in consumer.assignment() if tp not in at and tp not in consumer.paused()]
+    ended: list[TopicPartition] = []  # paused here at their end
+
+    def answered() -> dict[TopicPartition, int]:
+        return {tp: consumer.last_poll_timestamp(tp) or -1 for tp in parts}
+
+    consumer.pause(*others)
+    try:
+        mark = answered()  # each partition's answer time when records last came (from any of them)
+        empty = dict.fromkeys(parts, 0)  # whole answers with no records since
+        ends: dict[TopicPartition, int] = {}
+        moved = loop.time()
+        while len(ends) < len(parts):
+            left = [tp for tp in parts if tp not in ends]
+            got = await consumer.getmany(*left, timeout_ms=poll_ms, max_records=max_records)
+            if any(got.values()):
+                for tp, records in got.items():
+                    if records:
+                        at[tp] = records[-1].offset + 1
+                        if on_records is not None:
+                            on_records(tp, records)
+                mark, empty, moved = answered(), dict.fromkeys(parts, 0), loop.time()
                 continue
-            mark[tp] = answered
-            moved = loop.time()
-        if len(ends) < len(parts) and loop.time() - moved > give_up:
-            raise ReadTimedOut(f"no answer from the broker at the position of {sorted(map(str, left))} for "
-                               f"{give_up:.0f} s", ends, at)
-    return ends
+            now = answered()
+            for tp in left:
+                if now[tp] > mark[tp]:  # an answer, and all of it empty
+                    mark[tp], moved = now[tp], loop.time()
+                    empty[tp] += 1
+                    if empty[tp] >= EMPTY_ANSWERS:
+                        ends[tp] = at[tp]
+                        consumer.pause(tp)
+                        ended.append(tp)
+            if len(ends) < len(parts) and loop.time() - moved > give_up:
+                left = [tp for tp in parts if tp not in ends]
+                raise ReadTimedOut(f"no answer from the broker at the position of {sorted(map(str, left))} for "
+                                   f"{give_up:.0f} s", ends, at)
+        return ends
+    finally:
+        consumer.resume(*others, *ended)

@@ -38,7 +38,7 @@ async def filled():
             counts = [0] * PARTITIONS
             for i in range(RECORDS):
                 p = i * 7 % PARTITIONS
-                await producer.send("read.to.end", f"r{i}".encode(), partition=p)
+                await producer.send("read.to.end", f"r{i}:".encode().ljust(1000, b"."), partition=p)
                 counts[p] += 1
             await producer.flush()
         finally:
@@ -48,20 +48,26 @@ async def filled():
         broker.stop()
 
 
-async def _consumer(bootstrap: str) -> AIOKafkaConsumer:
+async def _consumer(bootstrap: str, fetch_max_bytes: int = 50 * 1024 * 1024,
+                    max_partition_fetch_bytes: int = 4096) -> AIOKafkaConsumer:
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                         auto_offset_reset="earliest", fetch_max_wait_ms=100, max_partition_fetch_bytes=4096)
+                         auto_offset_reset="earliest", fetch_max_wait_ms=100, fetch_max_bytes=fetch_max_bytes,
+                         max_partition_fetch_bytes=max_partition_fetch_bytes)
     await c.start()
     return c
 
 
-@pytest.mark.parametrize("poll_ms", [1, 300])
-async def test_every_record_is_read_however_short_the_polls(filled, poll_ms):
+@pytest.mark.parametrize("poll_ms, fetch_max_bytes, max_partition_fetch_bytes", [
+    (1, 50 << 20, 4096), (300, 50 << 20, 4096), (300, 64 << 10, 1 << 20)])
+async def test_every_record_is_read_however_short_the_polls(filled, poll_ms, fetch_max_bytes,
+                                                           max_partition_fetch_bytes):
     """Polls of 1 ms time out long before the broker answers (a reader that stops after two empty
     polls would stop at once); the partitions are still read to their last record, with fetches
-    of 4 kB so that each takes many answers."""
+    of 4 kB a partition so that each takes many answers. And with answers of 64 kB in all, which
+    the broker fills with some partitions' records, answering the others with none (a reader that
+    took one partition's empty part of an answer for its end read 1,160 of the 4,000 records)."""
     broker, topic, counts = filled
-    c = await _consumer(broker.bootstrap)
+    c = await _consumer(broker.bootstrap, fetch_max_bytes, max_partition_fetch_bytes)
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         c.assign(tps)
@@ -72,6 +78,26 @@ async def test_every_record_is_read_however_short_the_polls(filled, poll_ms):
                                  poll_ms=poll_ms, max_records=50)
         assert ends == {tp: counts[tp.partition] for tp in tps}
         assert {tp: offsets for tp, offsets in seen.items()} == {tp: list(range(counts[tp.partition])) for tp in tps}
+        assert not c.paused()  # those paused at their end are resumed
+    finally:
+        await c.stop()
+
+
+async def test_the_consumers_other_partitions_wait_and_are_resumed(filled):
+    broker, topic, counts = filled
+    c = await _consumer(broker.bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        c.assign(tps)
+        for tp in tps:
+            c.seek(tp, 0)
+        c.pause(tps[3])  # paused by its owner: stays so
+        ends = await read_to_end(c, tps[:2], poll_ms=1)
+        assert ends == {tp: counts[tp.partition] for tp in tps[:2]}
+        assert c.paused() == {tps[3]}
+        assert {tp: await c.position(tp) for tp in tps[2:]} == {tps[2]: 0, tps[3]: 0}  # nothing read there
+        got = await c.getmany(tps[2], timeout_ms=5000, max_records=10)
+        assert [r.offset for r in got[tps[2]]] == list(range(10))
     finally:
         await c.stop()
 
