@@ -498,10 +498,11 @@ class OutboxRelay:
         this one leads. So the check reads, for each partition the rows go to, from
         ``2 n + READ_BACK_MARGIN`` records before the partition's reported end (``n``: the rows
         that go there; twice for a batch the producer itself sent again) on, until the broker
-        answers at the partition's position with nothing (:func:`read_to_end`), which also reads
-        past an end the broker reports short of what is readable. A row is published when a record with the same key and value is
-        there: the value holds the event's id, and the relay sends a row's bytes unchanged. Each
-        record there answers for one row, so a row written twice is published twice.
+        answers with nothing more (:func:`read_to_end`), which also reads past an end the broker
+        reports short of what is readable. A row is published when a record with the same key and
+        value is there: the value holds the event's id, and the relay sends a row's bytes
+        unchanged. Each record there answers for one row, so a row written twice is published
+        twice.
 
         A broker that refuses the service's principal the right to read its own topics
         (missing ACLs) is logged, and the rows are sent as before: at least once."""
