@@ -39,6 +39,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer
 
 from schemas.topics import BY_SERVICE
+from services.kit.kafkaread import read_to_end
 from services.orders.domain.grid_cases import order_id_for_case
 
 from .inject import COPY_HEADER
@@ -53,10 +54,10 @@ OUTAGE_ERRORS = {"ReadOnlySQLTransactionError", "InternalClientError", "Connecti
 REFUSAL_EVENTS = {"points.transfer.refused.v1"}
 
 
-async def read_topic(bootstrap: str, topic: str, idle: float = 3.0) -> list[Any]:
-    """Every record of ``topic``, from the start, until nothing new came for ``idle`` seconds
-    after the reported end offsets were reached (the embedded broker may report an end short of
-    what is readable, so the end offsets alone are not trusted)."""
+async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic``, from the start, until whole fetch answers bring nothing more
+    (:func:`read_to_end`: the embedded broker may report an end short of what is readable, so
+    the end offsets are not trusted)."""
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                          auto_offset_reset="earliest", fetch_max_wait_ms=100, max_partition_fetch_bytes=8 << 20)
     await c.start()
@@ -72,24 +73,11 @@ async def read_topic(bootstrap: str, topic: str, idle: float = 3.0) -> list[Any]
         tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
         c.assign(tps)
         await c.seek_to_beginning(*tps)
-        end = await c.end_offsets(tps)
         out: list = []
-        loop = asyncio.get_running_loop()
-        last = loop.time()
-        while True:
-            got = await c.getmany(timeout_ms=300, max_records=5000)
-            for recs in got.values():
-                out.extend(recs)
-            if got:
-                last = loop.time()
-            reached = True
-            for tp in tps:
-                reached = reached and (await c.position(tp)) >= end[tp]
-            if reached and loop.time() - last > idle:
-                return out
+        await read_to_end(c, tps, on_records=lambda _, records: out.extend(records))
+        return out
     finally:
         await c.stop()
-
 
 def envelope(raw: bytes | None) -> dict | None:
     try:
