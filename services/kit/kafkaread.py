@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 EMPTY_ANSWERS = 2
-"""Fetch answers in a row with no records, at a partition's position, that make its end."""
+"""Whole fetch answers in a row with no records, after the last records, that make the end."""
 
 
 class ReadTimedOut(TimeoutError):

@@ -495,8 +495,8 @@ async def _bounds(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> dict[Top
     consumer.assign(parts)
     begin = await consumer.beginning_offsets(parts)
     end = dict(await consumer.end_offsets(parts))
-    # A broker may report an end short of what is readable (the embedded one does, by some
-    # records): read on from the reported end until the broker answers there with nothing.
+    # A broker may report an end short of what is readable (the embedded one does, by far):
+    # read on from the reported end until whole fetch answers bring nothing more.
     for tp in parts:
         consumer.seek(tp, max(begin[tp], end[tp]))
     end = await read_to_end(consumer, parts, max_records=FETCH_RECORDS)

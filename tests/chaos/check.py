@@ -79,6 +79,7 @@ async def read_topic(bootstrap: str, topic: str) -> list[Any]:
     finally:
         await c.stop()
 
+
 def envelope(raw: bytes | None) -> dict | None:
     try:
         v = json.loads(raw)

@@ -4,7 +4,6 @@ history bench measures it (a smoke run: few requests, the history only)."""
 from __future__ import annotations
 
 import importlib
-
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
