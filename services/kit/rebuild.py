@@ -105,7 +105,7 @@ from . import clock
 from .consumer import BatchConsumer, Item, bearer, claim
 from .identity import TokenVerifier, Unauthenticated
 from .db import _init_connection
-from .kafkaread import read_to_end
+from .kafkaread import ReadTimedOut, read_to_end
 from .kafkasec import client_kwargs
 from .locks import try_session_lock
 from .migrations import migrate
@@ -1068,4 +1068,8 @@ def main(rt: "ServiceRuntime", argv: Sequence[str]) -> None:
     except RebuildRefused as e:
         print(f"rebuild refused: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except ReadTimedOut as e:  # before the drop (the handling times), nothing changed; after, run it again
+        print(f"rebuild failed: {e}; if the projection was dropped already, it is incomplete: run the "
+              "rebuild again once the broker answers", file=sys.stderr)
+        raise SystemExit(3) from None
     print(orjson.dumps(out.as_dict()).decode())

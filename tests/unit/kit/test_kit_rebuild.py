@@ -199,3 +199,24 @@ async def test_tokens_are_sent_to_be_verified_in_the_order_the_merge_will_need_t
     got = await checks.of(_consumer(verifier), [_item(k, tok[k]) for k in range(10)] + [_item(10, late)])
     assert set(got) == {*tok.values(), late} and verifier.valid_at(got[tok[4]], time.time()).sub == "u-4"
     assert len(order) == 11 and not checks.sent and not checks.queued  # each once; nothing kept once taken
+
+
+@pytest.mark.parametrize("error, code, said", [
+    (rebuild_module.RebuildRefused("a live grid worker holds the lock"), 2, "rebuild refused: a live grid worker"),
+    (rebuild_module.ReadTimedOut("no answer from the broker at the position of ['grid.intake.v1-0'] for 60 s",
+                                 {}, {}), 3, "rebuild failed: no answer from the broker")])
+def test_a_rebuild_that_cannot_go_on_says_why_and_exits_with_its_code(monkeypatch, capsys, error, code, said):
+    """A refusal (exit 2), and a broker that stopped answering (exit 3, with what to do): one line
+    on stderr, no traceback, nothing on stdout (where the outcome's JSON goes)."""
+    async def failing(rt, **kw):
+        raise error
+
+    monkeypatch.setattr(rebuild_module, "rebuild", failing)
+    rt = SimpleNamespace(service="grid", settings=SimpleNamespace(log_format="text"))
+    with pytest.raises(SystemExit) as e:
+        rebuild_module.main(rt, ["--no-progress"])
+    out = capsys.readouterr()
+    assert e.value.code == code and out.out == ""
+    assert out.err.startswith(said) and "Traceback" not in out.err
+    if code == 3:
+        assert "run the rebuild again" in out.err
