@@ -21,7 +21,6 @@ from services.party.domain.council import CouncilState, next_check_at
 from services.party.domain.units import ProjectState, UnitState
 
 
-
 def council_row(state: CouncilState) -> dict[str, Any]:
     """A council as the route answers it: the state, the composition in force and when the timer
     next looks at it."""

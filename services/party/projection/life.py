@@ -179,13 +179,13 @@ async def life_page(conn: asyncpg.Connection, org_id: str, period: str | None, l
     where = Where().equal(org_id=org_id, period=period)
     # every period's counts are those kept beside the entries (migration 007: a row per kind, held
     # or missed), which do not grow with the years; one period's are counted from its entries
-    counts = ("""SELECT (count(*) FILTER (WHERE held))::int AS held, (count(*) FILTER (WHERE NOT held))::int AS missed
-                 FROM org_life_log {where}""" if period is not None else
+    counts = (f"""SELECT (count(*) FILTER (WHERE held))::int AS held, (count(*) FILTER (WHERE NOT held))::int AS missed
+                  FROM org_life_log {where}""" if period is not None else
               """SELECT coalesce(sum(n) FILTER (WHERE held), 0)::int AS held,
                         coalesce(sum(n) FILTER (WHERE NOT held), 0)::int AS missed
                  FROM org_life_counts WHERE org_id = $1""")
     head = f"""SELECT o.street_id, o.community_id, o.grid_id, n.held, n.missed
-                 FROM orgs o, LATERAL ({counts.format(where=where)}) AS n WHERE o.org_id = $1"""
+                 FROM orgs o, LATERAL ({counts}) AS n WHERE o.org_id = $1"""
     # each entry as kept by the trigger of migration 013 (its fields: _LIFE_COLUMNS)
     org, rows, next_cursor = await where.headed_page(
         conn, head, f"SELECT {kept_answer()}, period, at, event_id FROM org_life_log", LIFE_ORDER, limit, offset,
