@@ -36,11 +36,10 @@ from collections import Counter, defaultdict
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer
 
 from schemas.topics import BY_SERVICE
-from services.kit.kafkaread import read_to_end
 from services.orders.domain.grid_cases import order_id_for_case
+from tests.support.kafka import read_topic
 
 from .inject import COPY_HEADER
 
@@ -52,32 +51,6 @@ OUTAGE_ERRORS = {"ReadOnlySQLTransactionError", "InternalClientError", "Connecti
 # A refused transfer is published both ways, by design: the refusal event on points.events.v1
 # (the ledger's story) and the command's rejection. Together they are one outcome.
 REFUSAL_EVENTS = {"points.transfer.refused.v1"}
-
-
-async def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of ``topic``, from the start, until whole fetch answers bring nothing more
-    (:func:`read_to_end`: the embedded broker may report an end short of what is readable, so
-    the end offsets are not trusted)."""
-    c = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                         auto_offset_reset="earliest", fetch_max_wait_ms=100, max_partition_fetch_bytes=8 << 20)
-    await c.start()
-    try:
-        from aiokafka import TopicPartition
-        parts = c.partitions_for_topic(topic)
-        for _ in range(50):
-            if parts:
-                break
-            await c.force_metadata_update()
-            parts = c.partitions_for_topic(topic)
-            await asyncio.sleep(0.1)
-        tps = [TopicPartition(topic, p) for p in sorted(parts or ())]
-        c.assign(tps)
-        await c.seek_to_beginning(*tps)
-        out: list = []
-        await read_to_end(c, tps, on_records=lambda _, records: out.extend(records))
-        return out
-    finally:
-        await c.stop()
 
 
 def envelope(raw: bytes | None) -> dict | None:

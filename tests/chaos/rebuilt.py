@@ -382,7 +382,7 @@ def keep_evidence(var: Path, service: str, raw: dict[str, list], diffs) -> Path:
 async def check(var: Path, admin: str, bootstrap: str,
                 launched: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
     """Read the input and events topics (now that no worker writes), then :func:`compare`."""
-    from .check import read_topic
+    from tests.support.kafka import read_topic
 
     started = time.monotonic()
     names = sorted({t.name for ts in CONSUMES.values() for t in ts} | {f"{s}.events.v1" for s in SERVICES})

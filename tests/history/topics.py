@@ -32,13 +32,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.envelope import build
 from schemas.topics import BY_SERVICE
 from schemas.wire import CONTENT_TYPE, CONTENT_TYPE_HEADER
-from services.kit.kafkaread import read_to_end
 from services.kit.runtime import user_source
 
 if TYPE_CHECKING:
@@ -316,23 +315,3 @@ async def produce(bootstrap: str, records: Iterable[Record], progress=None, task
     finally:
         await producer.stop()
     return counts
-
-
-async def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of ``topic`` (partition by partition, each in offset order): for checks."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        if not tps:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 (no public way)
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        by: dict[TopicPartition, list[Any]] = {tp: [] for tp in tps}
-        # the embedded broker may report an end short of what is readable: read to its answer of nothing
-        await read_to_end(consumer, tps, on_records=lambda tp, records: by[tp].extend(records))
-        return [r for tp in tps for r in by[tp]]
-    finally:
-        await consumer.stop()

@@ -1,4 +1,5 @@
-"""Helpers that talk to the real broker: produce envelopes or raw bytes, read a topic."""
+"""Helpers that talk to the real broker: produce envelopes or raw bytes, read a topic (to where
+the broker answers with nothing more, not to the end it reports)."""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.common import Payload
 from schemas.envelope import CONTENT_TYPE, CloudEvent, encode, envelope_for
+from services.kit.kafkaread import ReadTimedOut, read_to_end
 
 
 async def produce(bootstrap: str, topic: str, items: list[tuple], headers=None) -> None:
@@ -65,14 +67,11 @@ def _stamp(e: CloudEvent) -> int | None:
     return round(e.time.timestamp() * 1000) if e.time is not None else None
 
 
-async def read_all(bootstrap: str, topic: str, *, min_count: int = 0, timeout: float = 20.0,
-                   predicate=None) -> list[dict[str, Any]]:
-    """Every record on ``topic`` (all partitions, from the start) as dicts with value/key/headers.
-
-    Waits until at least ``min_count`` records (matching ``predicate``) are there, or the timeout.
-    """
+async def _reader(bootstrap: str, topic: str, **kw) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
+    """A started consumer with every partition of ``topic`` assigned from its start (waiting a
+    few seconds for the topic's metadata)."""
     c = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest",
-                         group_id=None, fetch_max_wait_ms=50)
+                         group_id=None, **kw)
     await c.start()
     try:
         parts = c.partitions_for_topic(topic) or set()
@@ -85,29 +84,57 @@ async def read_all(bootstrap: str, topic: str, *, min_count: int = 0, timeout: f
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         c.assign(tps)
         await c.seek_to_beginning(*tps)
-        out: list[dict[str, Any]] = []
+    except BaseException:
+        await c.stop()
+        raise
+    return c, tps
+
+
+async def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of ``topic`` now (its consumer records, partition by partition, each in offset
+    order), read to where whole fetch answers bring nothing more (:func:`read_to_end`: the
+    embedded broker may report an end short of what is readable)."""
+    c, tps = await _reader(bootstrap, topic, fetch_max_wait_ms=100, max_partition_fetch_bytes=8 << 20)
+    try:
+        by: dict[TopicPartition, list[Any]] = {tp: [] for tp in tps}
+        await read_to_end(c, tps, on_records=lambda tp, records: by[tp].extend(records))
+        return [r for tp in tps for r in by[tp]]
+    finally:
+        await c.stop()
+
+
+async def read_all(bootstrap: str, topic: str, *, min_count: int = 0, timeout: float = 20.0,
+                   predicate=None) -> list[dict[str, Any]]:
+    """Every record on ``topic`` (all partitions, from the start) as dicts with value/key/headers.
+
+    Read to the topic's end (:func:`read_to_end`), and on as records come until at least
+    ``min_count`` of them (matching ``predicate``) are there, or the timeout.
+    """
+    c, tps = await _reader(bootstrap, topic, fetch_max_wait_ms=50)
+    out: list[dict[str, Any]] = []
+
+    def keep(tp: TopicPartition, records: list) -> None:
+        for r in records:
+            try:
+                value = orjson.loads(r.value)
+            except Exception:
+                value = r.value
+            out.append({"topic": tp.topic, "partition": tp.partition, "offset": r.offset,
+                        "key": r.key.decode() if r.key else None, "value": value,
+                        "headers": {k: v.decode() for k, v in (r.headers or [])}})
+
+    try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        idle_rounds = 0
         while True:
-            batch = await c.getmany(timeout_ms=200, max_records=5000)
-            got = 0
-            for tp, recs in batch.items():
-                for r in recs:
-                    got += 1
-                    try:
-                        value = orjson.loads(r.value)
-                    except Exception:
-                        value = r.value
-                    out.append({"topic": tp.topic, "partition": tp.partition, "offset": r.offset,
-                                "key": r.key.decode() if r.key else None, "value": value,
-                                "headers": {k: v.decode() for k, v in (r.headers or [])}})
+            try:
+                await read_to_end(c, tps, on_records=keep, poll_ms=200, give_up=max(0.5, deadline - loop.time()))
+            except ReadTimedOut:
+                pass
             matching = [o for o in out if predicate is None or predicate(o)]
-            idle_rounds = idle_rounds + 1 if got == 0 else 0
-            if len(matching) >= min_count and idle_rounds >= 2:
+            if len(matching) >= min_count or loop.time() > deadline:
                 return matching
-            if loop.time() > deadline:
-                return matching
+            await asyncio.sleep(0.1)
     finally:
         await c.stop()
 

@@ -36,8 +36,8 @@ from services.points.domain.rules import SourceKind
 from services.points.projection.queries import ledger_check, ledger_check_full
 from tests.history.bench import _endpoints, measure, rebuild, sample_of
 from tests.history.generate import ROOT, SH, Plan, _database_size, generate
-from tests.history.topics import read_topic
 from tests.integration.party.support import TIMER_OF
+from tests.support.kafka import read_topic
 from tests.support.procs import postmaster_of
 from tests.support.rebuild import differences, report, snapshot
 

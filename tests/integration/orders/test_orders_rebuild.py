@@ -22,9 +22,8 @@ from schemas.orders import (
 )
 from schemas.points import PersonErased as PointsPersonErased
 from services.orders.domain import order_id_for_case
-from tests.chaos.check import read_topic
 from tests.chaos.rebuilt import about, not_from_input
-from tests.support.kafka import command, produce
+from tests.support.kafka import command, produce, read_topic
 from tests.support.procs import Worker
 from tests.support.rebuild import (Phases, differences, live_and_rebuilt, outbox_drained, report, run_rebuild,
                                    snapshot)
