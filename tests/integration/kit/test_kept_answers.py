@@ -171,4 +171,3 @@ async def test_a_states_answer_may_be_made_from_it_and_goes_as_the_states_own_do
         assert answers[0]["label"] == "erased-1/0" and answers[1] == orjson.loads(_labelled(b))
     with pytest.raises(ValueError, match="answer_of"):
         AggregateStore(Item, table="items", id_column="item_id", answer_of=_labelled)
-
