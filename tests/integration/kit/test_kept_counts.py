@@ -1,14 +1,16 @@
-"""The kit's kept counts (``kit_keep_counts`` and ``kit_keep_counts_on``, kit migrations 004 and
-005) on a real PostgreSQL: a counts table, filled from the rows already there and kept by the
-statement triggers, equals counting its table after every kind of write, a row with a null key
-counted under none; and two transactions moving the same counts both count."""
+"""The kit's kept counts (``kit_keep_counts_on``, kit migrations 004, 005 and 008) on a real
+PostgreSQL: a counts table, filled from the rows already there and kept by the statement
+triggers, equals counting its table after every kind of write, a row with a null key counted
+under none; two transactions moving the same counts both count; and counts kept before
+migration 008 move to their own trigger function and go on counting."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 
 import pytest
 
-from services.kit.migrations import KIT_MIGRATIONS
+from services.kit.migrations import KIT_MIGRATIONS, migrate
 from tests.support.db import migrated_pool
 
 pytestmark = pytest.mark.integration
@@ -88,3 +90,36 @@ async def test_a_row_whose_key_is_null_is_counted_under_no_key_as_it_gets_one_an
         assert await kept() == {"g1": 1}
         await conn.execute("DELETE FROM placed")
         assert await kept() == {}
+
+
+async def test_counts_kept_before_their_own_functions_move_to_them_and_go_on_counting(database_url, tmp_path):
+    """A database whose counts a service kept under the kit's migrations up to 007 (one shared
+    trigger function that planned its statements on every call): migration 008 makes the same
+    three triggers again, calling the counts table's own function, and the counts stay right."""
+    before = tmp_path / "kit"
+    before.mkdir()
+    for f in sorted(KIT_MIGRATIONS.glob("*.sql")):
+        if int(f.name[:3]) < 8:
+            shutil.copy(f, before)
+    async with migrated_pool(database_url, "kit_counts_moved", components=[("kit", before)]) as p:
+        async with p.acquire() as conn:
+            await conn.execute(TRIGGERS)
+            await conn.execute("INSERT INTO things SELECT i, 'a' || (i % 3), 'k' || (i % 2), NULL "
+                               "FROM generate_series(1, 30) i")
+
+            async def functions() -> dict[str, str]:
+                return dict(await conn.fetch(
+                    "SELECT t.tgname, t.tgfoid::regproc::text FROM pg_trigger t "
+                    "WHERE t.tgrelid = 'things'::regclass ORDER BY 1"))
+
+            assert set((await functions()).values()) == {"kit_keep_counts"}
+            await migrate(conn, "kit_counts_moved", [("kit", KIT_MIGRATIONS)])
+            assert await functions() == {f"thing_counts_{op}": "thing_counts_move"
+                                         for op in ("delete", "insert", "update")}
+            assert not await conn.fetchval("SELECT to_regproc('kit_keep_counts') IS NOT NULL")
+            assert await _agree(conn) == {(f"a{a}", f"k{k}"): 5 for a in range(3) for k in range(2)}
+            await conn.execute("UPDATE things SET kind = 'k9' WHERE id <= 6")
+            await conn.execute("""UPDATE things SET "Area" = 'a0' WHERE "Area" = 'a2'""")
+            await conn.execute("DELETE FROM things WHERE id > 25")
+            kept = await _agree(conn)
+            assert ("a2", "k0") not in kept and kept[("a0", "k9")] == 4
