@@ -109,8 +109,8 @@ async def test_orders_timers_use_their_indexes(database_url):
                    CASE WHEN i % 20 = 0 THEN 'claimed' ELSE 'released' END, 't', at, '{{}}'
             FROM (SELECT i, {_IDS} FROM generate_series(1, {N}) i) s;""", "orders", "posts", "order_counts")
         community = await conn.fetchval("SELECT community_id FROM orders WHERE order_id = 'o-100'")
-        # the candidates' open orders (member_open_orders) are grouped from every held order of the
-        # district, through the partial index of held orders: live work, not the history
+        # the candidates' open orders are counted for each candidate's member, through the partial
+        # index of held orders by assignee: live work, not the history
         await check(conn, {"orders", "posts"},
                     lambda c: store.due_for_expiry(c, NOW, 200),
                     lambda c: store.ORDERS.read(c, ["o-100", "o-200"], skip_locked=True),

@@ -10,6 +10,7 @@ import asyncpg
 from schemas.orders import CATEGORY_LABELS
 from services.kit.sql import Keyset, Where, answered, kept_answer, records, unpacked, with_history
 from services.orders.domain import AWAITING_DISPATCH, CANCELLABLE, HELD, OrderStatus
+from services.orders.projection.store import OPEN_ORDERS_OF
 
 _ORDER_COLUMNS = """order_id, status, category, community_id, grid_id, resident_id, description, source_case_id,
     attempt, assignee_id, post_id, dispatched_by, accept_by, placed_at, first_dispatched_at, dispatched_at,
@@ -137,11 +138,11 @@ async def community_resources(conn: asyncpg.Connection, community_id: str, *, pe
     One statement reads the community's claimed posts, a row each (an index range); what grew
     with the community's members was the answer, which listed every post, and it is paged now."""
     rows = await conn.fetch(
-        """SELECT p.post_id, p.member_id, p.state->'categories' AS categories, p.capacity, p.title, p.claimed_at,
-                  m.name AS member_name, m.unit_id, m.unit_name, coalesce(l.open_orders, 0) AS open_orders
+        f"""SELECT p.post_id, p.member_id, p.state->'categories' AS categories, p.capacity, p.title, p.claimed_at,
+                  m.name AS member_name, m.unit_id, m.unit_name, l.open_orders
              FROM posts p
              LEFT JOIN members m ON m.member_id = p.member_id
-             LEFT JOIN member_open_orders l ON l.member_id = p.member_id
+             {OPEN_ORDERS_OF}
             WHERE p.community_id = $1 AND p.status = 'claimed'
             ORDER BY p.post_id COLLATE "C" """, community_id)
     by_cat: dict[str, dict[str, Any]] = {}

@@ -71,13 +71,24 @@ async def order_for_case(conn: asyncpg.Connection, case_id: str) -> str | None:
     return await conn.fetchval("SELECT order_id FROM orders WHERE source_case_id = $1", case_id)
 
 
+# the open orders (dispatched to or accepted by the member) of each post's member, ``l.open_orders``:
+# through the partial index of held orders by assignee, a few entries a member
+OPEN_ORDERS_OF = """CROSS JOIN LATERAL (SELECT count(*)::int AS open_orders FROM orders o
+                                        WHERE o.assignee_id = p.member_id
+                                          AND o.status IN ('dispatched', 'accepted')) l"""
+
+
 async def candidates(conn: asyncpg.Connection, community_id: str) -> tuple[Candidate, ...]:
-    """Active posts in the community with each member's open order count (what dispatch chooses from)."""
+    """Active posts in the community with each member's open order count (what dispatch chooses from).
+
+    Each member's open orders are counted for that member (:data:`OPEN_ORDERS_OF`), not
+    grouped from every open order of the district and joined (the view ``member_open_orders``):
+    that read every held order's index entry, and every version of one a batch had moved."""
     rows = await conn.fetch(
-        """SELECT p.state, coalesce(l.open_orders, 0) AS open_orders
-             FROM posts p LEFT JOIN member_open_orders l ON l.member_id = p.member_id
-            WHERE p.community_id = $1 AND p.status = 'claimed'
-            ORDER BY p.post_id""", community_id)
+        f"""SELECT p.state, l.open_orders
+              FROM posts p {OPEN_ORDERS_OF}
+             WHERE p.community_id = $1 AND p.status = 'claimed'
+             ORDER BY p.post_id""", community_id)
     posts = [PostState.model_validate(r["state"]) for r in rows]
     load = {r["state"]["member_id"]: r["open_orders"] for r in rows}
     return candidates_from_posts(posts, load)
