@@ -96,14 +96,17 @@ def _account(row) -> Account:
 
 
 async def load_accounts(conn: asyncpg.Connection, ids: Iterable[str], *, for_update: bool = True) -> dict[str, Account]:
-    """Accounts by id (missing ids are absent), row-locked in id order."""
+    """Accounts by id (missing ids are absent), row-locked in id order.
+
+    The ids go as an array (``= ANY``), whose length the planner sees: taken from a JSON list
+    they counted as a hundred, and a handler's lock of one account read every account (a hash
+    join over the table, 1 to 2 ms in a district of a thousand accounts)."""
     ids = sorted({i for i in ids if i})
     if not ids:
         return {}
     rows = await conn.fetch(
-        "SELECT account_id, state FROM accounts "
-        "WHERE account_id IN (SELECT jsonb_array_elements_text($1::text::jsonb)) ORDER BY account_id"
-        + (" FOR UPDATE" if for_update else ""), bulk(ids))
+        "SELECT account_id, state FROM accounts WHERE account_id = ANY($1::text[]) ORDER BY account_id"
+        + (" FOR UPDATE" if for_update else ""), ids)
     return {r["account_id"]: _account(r) for r in rows}
 
 
