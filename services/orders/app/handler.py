@@ -297,7 +297,8 @@ class OrdersHandler(Handler):
         """点单 (from a resident's command or a grid case), followed by an automatic dispatch."""
         state = ORDERS.of(uow).get(cmd.order_id)
         if state is None and cmd.source_case_id is not None:
-            existing = await store.order_for_case(await self._written(uow), cmd.source_case_id)
+            existing = _order_for_case(uow, cmd.source_case_id) or await store.order_for_case(uow.conn,
+                                                                                                cmd.source_case_id)
             if existing is not None and existing != cmd.order_id:
                 raise CaseAlreadyOrdered(cmd.source_case_id, existing)
         cands = await self._candidates(uow, community_id_of(cmd.grid_id), cmd.order_id) if state is None else ()
@@ -329,7 +330,14 @@ class OrdersHandler(Handler):
         return uow.conn
 
     async def _candidates(self, uow: UnitOfWork, community_id: str, order_id: str) -> tuple[Candidate, ...]:
-        """The posts that may take ``order_id`` (the community's), as the worker saw them."""
+        """The posts that may take ``order_id`` (the community's), as the worker saw them.
+
+        Replayed with the worker's choice known (:func:`_as_the_worker_chose`), the members'
+        open orders count for nothing, so only the posts are read, and the batch's orders are not
+        written first (a rebuild of the orders wrote them after nearly every message for this)."""
+        if uow.live_events(OrderDispatched.TYPE) is not None:
+            await POSTS.of(uow).flush(uow)
+            return _as_the_worker_chose(uow, order_id, await store.candidates(uow.conn, community_id, load=False))
         return _as_the_worker_chose(uow, order_id, await store.candidates(await self._written(uow), community_id))
 
     async def _member(self, uow: UnitOfWork, member_id: str) -> MemberState | None:
@@ -340,6 +348,13 @@ class OrdersHandler(Handler):
             return members.get(member_id)
         found = await MEMBERS.read(uow.conn, [member_id], lock=False)
         return found[member_id][1] if member_id in found else None
+
+
+def _order_for_case(uow: UnitOfWork, case_id: str) -> str | None:
+    """The order made from grid case ``case_id`` among the batch's orders, written or not. A
+    case's order keeps its case, so what the batch has not written yet is all the projection
+    lacks: asked after this, it need not have the batch's orders written first."""
+    return next((i for i, s in ORDERS.of(uow).items() if s is not None and s.source_case_id == case_id), None)
 
 
 def _as_the_worker_chose(uow: UnitOfWork, order_id: str, candidates: tuple[Candidate, ...]) -> tuple[Candidate, ...]:

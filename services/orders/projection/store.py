@@ -78,20 +78,20 @@ OPEN_ORDERS_OF = """CROSS JOIN LATERAL (SELECT count(*)::int AS open_orders FROM
                                           AND o.status IN ('dispatched', 'accepted')) l"""
 
 
-async def candidates(conn: asyncpg.Connection, community_id: str) -> tuple[Candidate, ...]:
+async def candidates(conn: asyncpg.Connection, community_id: str, *, load: bool = True) -> tuple[Candidate, ...]:
     """Active posts in the community with each member's open order count (what dispatch chooses from).
 
     Each member's open orders are counted for that member (:data:`OPEN_ORDERS_OF`), not
     grouped from every open order of the district and joined (the view ``member_open_orders``):
-    that read every held order's index entry, and every version of one a batch had moved."""
+    that read every held order's index entry, and every version of one a batch had moved.
+    ``load`` False: the posts only, every count 0 (the orders are not read)."""
     rows = await conn.fetch(
-        f"""SELECT p.state, l.open_orders
-              FROM posts p {OPEN_ORDERS_OF}
+        f"""SELECT p.state{", l.open_orders" if load else ""}
+              FROM posts p {OPEN_ORDERS_OF if load else ""}
              WHERE p.community_id = $1 AND p.status = 'claimed'
              ORDER BY p.post_id""", community_id)
     posts = [PostState.model_validate(r["state"]) for r in rows]
-    load = {r["state"]["member_id"]: r["open_orders"] for r in rows}
-    return candidates_from_posts(posts, load)
+    return candidates_from_posts(posts, {r["state"]["member_id"]: r["open_orders"] for r in rows} if load else {})
 
 
 async def waiting_orders(conn: asyncpg.Connection, post: PostState, limit: int) -> list[str]:
