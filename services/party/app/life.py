@@ -84,10 +84,13 @@ class LifeSteps:
 
     @prepares(*LIFE_COMMANDS)
     async def load_life(self, uow: UnitOfWork, commands: Sequence[RecordOrgLife]) -> None:
-        """Lock by name, then lock and load, the organisations' life the batch names."""
+        """Lock by name, then lock and load, the organisations' life the batch names; read the
+        organisations themselves that the batch's states do not hold (:class:`_OrgRefs`)."""
         ids = {c.org_id for c in commands}
         await advisory_locks(uow.conn, {f"party:life:{i}" for i in ids})
         await ORG_LIFE.of(uow).load(ids)
+        orgs = ORGS.of(uow)
+        await _OrgRefs.of(uow).read(uow, [i for i in ids if i not in orgs])
 
     @handles(RecordOrgLife)
     async def record_org_life(self, uow: UnitOfWork, cmd: RecordOrgLife) -> None:
@@ -147,7 +150,7 @@ class LifeSteps:
         lives = ORG_LIFE.of(uow)
         for e in events:
             lives.put(e.org_id, evolve_org_life(lives.get(e.org_id), e))
-        await db.record_life(uow.conn, uow.emit_all(events), self.life_policy)
+        db.LifeLog.of(uow).add(uow.emit_all(events), self.life_policy)
 
     # -- commitments (承诺、践诺、评诺) ---------------------------------------------------
 
@@ -406,11 +409,43 @@ def register_metrics() -> LifeMetrics:
 # read from the tables alone, it would be unknown to the messages after it in the batch, and a
 # message's outcome would depend on which batch it came in. Neither reads locks anything.
 
+class _OrgRefs:
+    """The refs of the organisations a batch's life commands name that its states do not hold,
+    read at once for the batch (:meth:`LifeSteps.load_life`) rather than one query a command. An
+    organisation changes only through the batch's states, so one they do not hold is as read
+    until they do; then :func:`_org_ref` takes it from them."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, tuple[OrgRef, str | None] | None] = {}  # None: unknown or not established
+
+    @classmethod
+    def of(cls, uow: UnitOfWork) -> "_OrgRefs":
+        return uow.attach(cls, cls)
+
+    async def read(self, uow: UnitOfWork, org_ids: Sequence[str]) -> None:
+        wanted = [i for i in org_ids if i not in self.known]
+        if wanted:
+            found = await db.org_refs(uow.conn, wanted)
+            self.known.update((i, found.get(i)) for i in wanted)
+
+    def mark(self) -> None:  # what the projection held: no message's undoing changes it
+        return None
+
+    def rollback(self, mark: None) -> None:
+        pass
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        pass
+
+
 async def _org_ref(uow: UnitOfWork, org_id: str) -> tuple[OrgRef, str | None] | None:
     """(what organisational life needs of the organisation, the area a scope must cover), for an
     established organisation; None for one unknown or not established."""
     org = ORGS.of(uow).get(org_id)
     if org is None:
+        known = _OrgRefs.of(uow).known
+        if org_id in known:
+            return known[org_id]
         return (await db.org_refs(uow.conn, [org_id])).get(org_id)
     if org.established_at is None:
         return None

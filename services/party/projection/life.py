@@ -19,6 +19,7 @@ import orjson
 from schemas.envelope import Emitted
 from services.kit.aggregates import AggregateStore
 from services.kit.sql import Keyset, Where, answered, kept_answer
+from services.kit.uow import UnitOfWork
 from services.party.domain.life import CommitmentsState, OrgLifePolicy, OrgLifeState, OrgRef, period_of
 from services.party.domain.members import MemberFollowUp, OrderTally, quarter_bounds
 
@@ -59,23 +60,52 @@ async def org_of_member(conn: asyncpg.Connection, member_id: str) -> str | None:
     return await conn.fetchval("SELECT org_id FROM org_members WHERE member_id = $1", member_id)
 
 
-async def record_life(conn: asyncpg.Connection, emitted: Sequence[Emitted], policy: OrgLifePolicy) -> None:
-    """One ``org_life_log`` row per meeting held or period missed."""
-    rows = []
-    for e in emitted:
-        d = e.data
-        if e.type == "party.org_life.held.v1":
-            held_at = datetime.fromisoformat(d["held_at"]) if isinstance(d["held_at"], str) else d["held_at"]
-            every = policy.frequencies[d["kind"]].every
-            rows.append((e.id, d["org_id"], d["kind"], True, d["meeting_id"], period_of(held_at, every), held_at,
-                         len(d.get("attendees") or ()), len(d.get("absentees") or ()), e.time))
-        elif e.type == "party.org_life.overdue.v1":
-            rows.append((e.id, d["org_id"], d["kind"], False, None, d["period"], None, None, None, e.time))
-    if rows:
-        await conn.executemany(
+class LifeLog:
+    """The batch's ``org_life_log`` rows (one per meeting held or period missed), written in one
+    statement when the unit of work flushes (``LifeLog.of(uow)``): written a message at a time,
+    each row was a statement of its own, with its statement triggers. Nothing in a batch reads
+    the log. A message undone by its savepoint takes its rows with it, and a flush undone leaves
+    the rows it wrote to write again."""
+
+    def __init__(self) -> None:
+        self._rows: list[tuple] = []
+        self._written = 0  # how many of _rows are written
+
+    @classmethod
+    def of(cls, uow: UnitOfWork) -> "LifeLog":
+        return uow.attach(cls, cls)
+
+    def add(self, emitted: Sequence[Emitted], policy: OrgLifePolicy) -> None:
+        """The rows of the meetings held and periods missed among ``emitted``."""
+        for e in emitted:
+            d = e.data
+            if e.type == "party.org_life.held.v1":
+                held_at = datetime.fromisoformat(d["held_at"]) if isinstance(d["held_at"], str) else d["held_at"]
+                every = policy.frequencies[d["kind"]].every
+                self._rows.append((e.id, d["org_id"], d["kind"], True, d["meeting_id"], period_of(held_at, every),
+                                   held_at, len(d.get("attendees") or ()), len(d.get("absentees") or ()), e.time))
+            elif e.type == "party.org_life.overdue.v1":
+                self._rows.append((e.id, d["org_id"], d["kind"], False, None, d["period"], None, None, None, e.time))
+
+    def mark(self) -> tuple[int, int]:
+        return len(self._rows), self._written
+
+    def rollback(self, mark: tuple[int, int]) -> None:
+        rows, written = mark
+        del self._rows[rows:]
+        self._written = written
+
+    async def flush(self, uow: UnitOfWork) -> None:
+        rows = self._rows[self._written:]
+        if not rows:
+            return
+        await uow.conn.execute(
             """INSERT INTO org_life_log (event_id, org_id, kind, held, meeting_id, period, held_at, attendees,
                                          absentees, at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (event_id) DO NOTHING""", rows)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::text[], $6::text[],
+                                    $7::timestamptz[], $8::int[], $9::int[], $10::timestamptz[])
+               ON CONFLICT (event_id) DO NOTHING""", *(list(c) for c in zip(*rows)))
+        self._written = len(self._rows)
 
 
 async def life_due(conn: asyncpg.Connection, org_ids: Sequence[str]) -> dict[str, tuple[int, OrgLifeState]]:
