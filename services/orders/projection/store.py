@@ -82,8 +82,8 @@ async def candidates(conn: asyncpg.Connection, community_id: str, *, load: bool 
     """Active posts in the community with each member's open order count (what dispatch chooses from).
 
     Each member's open orders are counted for that member (:data:`OPEN_ORDERS_OF`), not
-    grouped from every open order of the district and joined (the view ``member_open_orders``):
-    that read every held order's index entry, and every version of one a batch had moved.
+    grouped from every open order of the district and joined (a view, dropped since): that read
+    every held order's index entry, and every version of one a batch had moved.
     ``load`` False: the posts only, every count 0 (the orders are not read)."""
     rows = await conn.fetch(
         f"""SELECT p.state{", l.open_orders" if load else ""}

@@ -31,6 +31,7 @@ from services.kit.provision import provision
 from services.kit.settings import ServiceSettings
 from services.party.domain.org import ORG_EVENTS
 from services.orders.domain import OrderState, evolve, order_id_for_case
+from services.orders.projection.store import OPEN_ORDERS_OF
 from services.points.domain import EarningRules
 from services.points.domain.rules import SourceKind
 from services.points.projection.queries import ledger_check, ledger_check_full
@@ -226,7 +227,8 @@ async def test_order_rows_are_their_histories_replayed(history):
             for r in await conn.fetch("SELECT order_id, type, data FROM order_history ORDER BY seq"):
                 data = r["data"] if isinstance(r["data"], dict) else orjson.loads(r["data"])
                 events.setdefault(r["order_id"], []).append(model_for(r["type"]).model_validate(data))
-            load = dict(await conn.fetch("SELECT member_id, open_orders FROM member_open_orders"))
+            load = dict(await conn.fetch(f"SELECT p.member_id, l.open_orders FROM (SELECT member_id FROM members) p "
+                                         f"{OPEN_ORDERS_OF} WHERE l.open_orders > 0"))
             facts = {r["order_id"]: (r["category"], r["community_id"], r["service_minutes"])
                      for r in await conn.fetch("SELECT * FROM points.order_facts")}
             members = {r[0] for r in await conn.fetch("SELECT member_id FROM members")}
