@@ -40,12 +40,18 @@ def missed(uow: UnitOfWork, org: str, period: str):
     return uow.emit_all([OrgLifeOverdue(org_id=org, kind=OrgLifeKind.BRANCH_MEETING, period=period)])
 
 
+async def one_meeting_logged(conn) -> tuple[UnitOfWork, LifeLog]:
+    """A unit of work whose first message logged meeting mt-1 of org-1 (not written yet)."""
+    uow = UnitOfWork(conn, "party", T0)
+    log = LifeLog.of(uow)
+    async with uow.savepoint():
+        log.add(held(uow, "org-1", "mt-1"), POLICY)
+    return uow, log
+
+
 async def test_the_rows_wait_for_the_flush_and_an_undone_message_takes_its_own(pool):
     async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, "party", T0)
-        log = LifeLog.of(uow)
-        async with uow.savepoint():
-            log.add(held(uow, "org-1", "mt-1"), POLICY)
+        uow, log = await one_meeting_logged(conn)
         with pytest.raises(Rejected):
             async with uow.savepoint():
                 log.add(held(uow, "org-1", "mt-2"), POLICY)
@@ -69,10 +75,7 @@ async def test_the_rows_wait_for_the_flush_and_an_undone_message_takes_its_own(p
 
 async def test_a_flush_undone_with_its_savepoint_leaves_its_rows_to_write_again(pool):
     async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, "party", T0)
-        log = LifeLog.of(uow)
-        async with uow.savepoint():
-            log.add(held(uow, "org-1", "mt-1"), POLICY)
+        uow, log = await one_meeting_logged(conn)
         with pytest.raises(Rejected):
             async with uow.savepoint():  # e.g. a timer's round replayed, which flushes first
                 log.add(held(uow, "org-1", "mt-2", days=1), POLICY)
