@@ -246,8 +246,39 @@ class AlertRaised(Event):
     direction: str | None = Field(default=None, description="'below_minimum' or 'above_maximum'")
 
 
+class CloseTrigger(str, Enum):
+    """What closed a period: the close timer when the period ended, or a close command."""
+
+    TIMER = "timer"
+    COMMAND = "command"
+
+
+class PeriodClosed(Event):
+    """A period was closed (结算) under a scheme: its scorecards and alerts as of ``time`` are
+    final until it is closed again.
+
+    Published by every close that changed something (its first close, and one that published a
+    corrected scorecard or withdrew an alert); closing again an unchanged period publishes
+    nothing. ``scorecards`` counts the period's scorecards under the scheme, ``published`` those
+    this close published (new or changed: the others stand as published before), ``alerts`` the
+    alerts standing after it. A subscriber reads the period's cards from the scorecard events,
+    or over HTTP from the rankings once it has seen this.
+    """
+
+    TYPE: ClassVar[str] = "assessment.period.closed.v1"
+    SUBJECT: ClassVar[str] = "period"
+
+    period: Period
+    scheme_id: NonEmptyStr
+    scorecards: int = Field(ge=0)
+    published: int = Field(ge=0)
+    alerts: int = Field(ge=0)
+    trigger: CloseTrigger
+    occurred_at: Timestamp = Field(description="when the period was closed")
+
+
 COMMANDS: tuple[type[Command], ...] = (RecordReview, ChangeScheme, ClosePeriod)
-EVENTS: tuple[type[Event], ...] = (ReviewRecorded, SchemeChanged, ScorecardPublished, AlertRaised)
+EVENTS: tuple[type[Event], ...] = (ReviewRecorded, SchemeChanged, ScorecardPublished, AlertRaised, PeriodClosed)
 
 
 # ---------------------------------------------------------------------------------------

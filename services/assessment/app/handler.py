@@ -27,9 +27,10 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
-from schemas.assessment import AlertRaised, ChangeScheme, ClosePeriod, ErasePerson, RecordReview, ScorecardPublished
+from schemas.assessment import (AlertRaised, ChangeScheme, ClosePeriod, CloseTrigger, ErasePerson, PeriodClosed,
+                                RecordReview, ScorecardPublished)
 from schemas.common import Event
 from schemas.topics import BY_SERVICE
 from services.assessment.domain import (
@@ -87,18 +88,29 @@ async def _nothing_more(conn, person_id: str, pseudonym: str) -> None:
     """assessment keeps ids, times and outcomes only: the kit's replacement of the id is all."""
 
 
-def _published_live(uow: UnitOfWork) -> dict[str, tuple[list[ScorecardPublished], list[AlertRaised]]] | None:
-    """In a rebuild, the cards and alerts the message being handled (a close command, or a
-    timer's round) published live, by period, in their order; None when handled live."""
-    live: dict[str, tuple[list[ScorecardPublished], list[AlertRaised]]] = {}
+class LiveClose(NamedTuple):
+    """What a close published live, as a rebuild finds it on the topic."""
+
+    cards: list[ScorecardPublished]
+    alerts: list[AlertRaised]
+    closed: PeriodClosed | None  # None: the close changed nothing, or it was published before the event was
+
+
+def _published_live(uow: UnitOfWork) -> dict[str, LiveClose] | None:
+    """In a rebuild, what the message being handled (a close command, or a timer's round)
+    published live, by period, in the order it closed them; None when handled live."""
+    found = {model: uow.live_events(model.TYPE) for model in (PeriodClosed, ScorecardPublished, AlertRaised)}
+    if any(f is None for f in found.values()):
+        return None
+    live: dict[str, LiveClose] = {}
+    for data in found[PeriodClosed] or ():
+        closed = PeriodClosed.model_validate(data)
+        live[closed.period] = LiveClose([], [], closed)
     for i, model in enumerate((ScorecardPublished, AlertRaised)):
-        found = uow.live_events(model.TYPE)
-        if found is None:
-            return None
-        for data in found:
+        for data in found[model] or ():
             event = model.model_validate(data)
             if event.period is not None:
-                live.setdefault(str(event.period), ([], []))[i].append(event)  # type: ignore[arg-type]
+                live.setdefault(str(event.period), LiveClose([], [], None))[i].append(event)  # type: ignore[index]
     return live
 
 
@@ -106,8 +118,8 @@ class AssessmentHandler(Handler):
     service = SERVICE
     policy = POLICY
     event_time = staticmethod(_event_time)
-    # a rebuild's rounds of the close timer: which periods a round closed (closed_again)
-    replayed = (ScorecardPublished.TYPE, AlertRaised.TYPE)
+    # a close replayed by a rebuild takes what it published live (close, closed_again)
+    replayed = (PeriodClosed.TYPE, ScorecardPublished.TYPE, AlertRaised.TYPE)
 
     def __init__(self, default: Scheme, *, close_delay: timedelta = timedelta(0), timer_since: datetime | None = None):
         self.default = default
@@ -201,20 +213,24 @@ class AssessmentHandler(Handler):
         else:
             scheme = scheme_in_force(await store.load_schemes(uow.conn), str(period), self.default)
         live = _published_live(uow)  # in a rebuild, what the close published (see close)
-        await self.close(uow, str(period), scheme, trigger="command",
-                         live=None if live is None else live.get(str(period), ([], [])))
+        await self.close(uow, str(period), scheme, trigger=CloseTrigger.COMMAND,
+                         live=None if live is None else live.get(str(period), LiveClose([], [], None)))
 
     async def compute(self, conn, period: str, scheme: Scheme) -> Publication:
         """Score ``period`` under ``scheme`` from its stored counters (nothing is written)."""
         return await compute_period(conn, period, scheme)
 
-    async def close(self, uow: UnitOfWork, period: str, scheme: Scheme, *, trigger: str,
-                    live: tuple[list[ScorecardPublished], list[AlertRaised]] | None = None) -> Publication:
+    async def close(self, uow: UnitOfWork, period: str, scheme: Scheme, *, trigger: CloseTrigger | str,
+                    live: LiveClose | None = None) -> Publication:
         """Compute the period and publish what is new or changed (see the module docstring),
-        caused by the message being handled (none from the timer).
+        caused by the message being handled (none from the timer). A close that changed
+        something (the period's first, a card corrected, an alert raised or withdrawn) is
+        recorded and published as ``PeriodClosed``; one that changed nothing leaves the record
+        of the close that did, and publishes nothing.
 
-        ``live``: in a rebuild, the cards and alerts the close (a command's, or a timer's round)
-        published live for the period. The live close read counters that batches handled at the
+        ``live``: in a rebuild, what the close (a command's, or a timer's round) published live
+        for the period. Its ``PeriodClosed`` is recorded as it was published (a log written
+        before that event existed has none: the close is recorded when it changed something). The live close read counters that batches handled at the
         same moment on other lanes were changing, and which of those it saw, no topic records;
         so the replay does not read them. The live close computed a card for every entity of
         the period: those it published, and those it found unchanged, which are the stored ones
@@ -224,13 +240,14 @@ class AssessmentHandler(Handler):
         under another id (a person's erasure changed the id it is derived from) is not one of
         them."""
         started = time.perf_counter()
+        trigger = CloseTrigger(trigger)
         await advisory_lock(uow.conn, f"assessment:close:{period}")
         await EventLogWriter.of(uow).flush(uow)  # what this batch recorded before the close counts
         if live is None:
             pub = await self.compute(uow.conn, period, scheme)
         else:  # the live close's cards: those it published, and the stored ones it found unchanged
-            published = {(c.entity_type, c.entity_id) for c in live[0]}
-            computed = [*live[0], *(c for c in await store.period_scorecards(uow.conn, period, scheme.scheme_id)
+            published = {(c.entity_type, c.entity_id) for c in live.cards}
+            computed = [*live.cards, *(c for c in await store.period_scorecards(uow.conn, period, scheme.scheme_id)
                                     if (c.entity_type, c.entity_id) not in published)]
             pub = Publication(computed, [a for c in computed for a in alerts_for(c, scheme)])
         cards = [(c, content_hash(c)) for c in pub.scorecards]
@@ -244,8 +261,8 @@ class AssessmentHandler(Handler):
             fresh_alerts = [t for t in all_alerts if old_alerts.get(t[0].alert_id) != t[1]]
         else:  # what it published, as published (its alerts are among those of its cards)
             fresh_cards = [(c, h, envelope_id("scorecard", c.scorecard_id, h))
-                           for c in live[0] for h in [content_hash(c)]]
-            fresh_alerts = [(a, h, envelope_id("alert", a.alert_id, h)) for a in live[1] for h in [content_hash(a)]]
+                           for c in live.cards for h in [content_hash(c)]]
+            fresh_alerts = [(a, h, envelope_id("alert", a.alert_id, h)) for a in live.alerts for h in [content_hash(a)]]
         for c, _, eid in fresh_cards:
             uow.emit(c, id=eid)
         for a, _, eid in fresh_alerts:
@@ -253,13 +270,20 @@ class AssessmentHandler(Handler):
         await store.upsert_scorecards(uow.conn, fresh_cards, uow.now)
         withdrawn = await store.replace_alerts(uow.conn, period, scheme.scheme_id, all_alerts, uow.now)
         # A close that changed nothing (every card and alert as published) leaves the record of
-        # the close that did: it has no event, and a rebuild, which replays what has events,
-        # must come to the same record (a timer's round and a command close one period at once).
-        if fresh_cards or fresh_alerts or withdrawn or not await store.close_recorded(uow.conn, period,
-                                                                                       scheme.scheme_id):
+        # the close that did, and publishes nothing. A replayed close takes the record from its
+        # event (a log older than the event has none: recorded when it changed something).
+        closed = live.closed if live is not None else None
+        if closed is None and (fresh_cards or fresh_alerts or withdrawn
+                               or not await store.close_recorded(uow.conn, period, scheme.scheme_id)):
             scored = len({c.scorecard_id for c, _ in cards} | {c.scorecard_id for c, _, _ in fresh_cards})
-            await store.record_close(uow.conn, period, scheme.scheme_id, uow.now, scorecards=scored,
-                                     alerts=len(all_alerts), published=len(fresh_cards), trigger=trigger)
+            closed = PeriodClosed(period=period, scheme_id=scheme.scheme_id, scorecards=scored,
+                                  published=len(fresh_cards), alerts=len(all_alerts), trigger=trigger,
+                                  occurred_at=uow.now)
+        if closed is not None:
+            await store.record_close(uow.conn, period, scheme.scheme_id, uow.now, scorecards=closed.scorecards,
+                                     alerts=closed.alerts, published=closed.published, trigger=closed.trigger.value)
+            if live is None or live.closed is not None:
+                uow.emit(closed)
         duration = time.perf_counter() - started
 
         def observe() -> None:
@@ -267,7 +291,7 @@ class AssessmentHandler(Handler):
                 m.SCORECARDS_PUBLISHED.labels(c.entity_type.value).inc()
             for a, _, _ in fresh_alerts:
                 m.ALERTS_RAISED.labels(a.indicator).inc()
-            m.PERIODS_CLOSED.labels(trigger).inc()
+            m.PERIODS_CLOSED.labels(trigger.value).inc()
             m.CLOSE_DURATION.observe(duration)
 
         uow.after_commit(observe)
@@ -275,33 +299,39 @@ class AssessmentHandler(Handler):
                  period, scheme.scheme_id, len(cards), len(fresh_cards), len(alerts), len(fresh_alerts), withdrawn)
         return pub
 
-    async def closed_again(self, uow: UnitOfWork, entity_ids: list[str]) -> None:
+    async def closed_again(self, uow: UnitOfWork, subjects: list[str]) -> None:
         """What a round of :meth:`close_due_periods` did, done again at ``uow.now``, as a rebuild
         replays it: each period the round's live events were of closed again, in their order,
-        under the scheme then in force, publishing and storing the cards and alerts the round
-        published (see :meth:`close`). The timer's mark is left to the next worker's timer, which
-        starts from its clock."""
+        under the scheme then in force, publishing and storing what the round published (see
+        :meth:`close`), and the timer's mark moved where the round moved it."""
         schemes = await store.load_schemes(uow.conn)
         for p, published in (_published_live(uow) or {}).items():
-            await self.close(uow, p, scheme_in_force(schemes, p, self.default), trigger="timer", live=published)
+            await self.close(uow, p, scheme_in_force(schemes, p, self.default), trigger=CloseTrigger.TIMER,
+                             live=published)
+        await store.set_mark(uow.conn, CLOSE_MARK, uow.now - self.close_delay)
 
     async def close_due_periods(self, uow: UnitOfWork) -> list[str]:
-        """The timer: close every period that ended (plus the grace delay) since the last run.
+        """The timer: close every period that ended (plus the grace delay) since the mark.
 
         One worker of the group runs it at a time (an exclusive timer), and the mark row is
         locked besides, so periods are never closed twice at once; the mark survives restarts.
-        On its first run the timer starts from ``timer_since`` (else now).
+        On its first run the timer starts from ``timer_since`` (else now), and keeps that as its
+        mark. The mark moves only with a round that closed periods, to where that round looked:
+        a round that closes a period publishes it (``PeriodClosed``, unless a command's close
+        left nothing to change), so a rebuild, which runs that round again, moves it there too,
+        and the next worker's timer closes every period that ended since, however long the
+        workers were stopped.
         """
         upto = uow.now - self.close_delay
         mark = await store.get_mark(uow.conn, CLOSE_MARK)
         if mark is None:
             mark = self.timer_since or upto
-        if mark >= upto:
             await store.set_mark(uow.conn, CLOSE_MARK, mark)
-            return []
         ended = periods_ended_between(mark, upto)
+        if not ended:
+            return []
         schemes = await store.load_schemes(uow.conn)
         for p in ended:
-            await self.close(uow, p, scheme_in_force(schemes, p, self.default), trigger="timer")
+            await self.close(uow, p, scheme_in_force(schemes, p, self.default), trigger=CloseTrigger.TIMER)
         await store.set_mark(uow.conn, CLOSE_MARK, upto)
         return ended

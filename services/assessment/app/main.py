@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from schemas.assessment import AlertRaised, ScorecardPublished
+from schemas.assessment import AlertRaised, PeriodClosed, ScorecardPublished
 from schemas.topics import ASSESSMENT, GRID, ORDERS, PARTY, POINTS
 from services.assessment.domain import Scheme
 from services.assessment.domain.periods import Period
@@ -66,7 +66,7 @@ async def _fold_the_rest_of_the_log() -> None:
 
 if settings.close_timer:
     @rt.timer(settings.close_check_seconds, name="close_periods", exclusive=True,
-              replays=(ScorecardPublished, AlertRaised), replay=handler.closed_again)
+              replays=(PeriodClosed, ScorecardPublished, AlertRaised), replay=handler.closed_again)
     async def close_periods(uow: UnitOfWork) -> None:
         await handler.close_due_periods(uow)
 

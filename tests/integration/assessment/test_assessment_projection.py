@@ -11,7 +11,7 @@ import pytest
 from schemas.envelope import decode_payload
 from schemas.grid import CaseFeedback
 from services.assessment.app.event_log import RefCache, fold_unfolded, record_and_fold
-from services.assessment.app.handler import AssessmentHandler
+from services.assessment.app.handler import CLOSE_MARK, AssessmentHandler, LiveClose
 from services.assessment.domain import default_scheme
 from services.assessment.domain.history import StoredEvent, fold, replay_order
 from services.assessment.domain.publication import publication_for
@@ -343,13 +343,15 @@ async def test_a_replayed_close_withdraws_the_alerts_its_live_close_withdrew_wha
         await tr.rollback()
     published = [decode_payload(e) for e in uow.emitted]
     cards = [p for p in published if p.TYPE == "assessment.scorecard.published.v1"]
+    [closed] = [p for p in published if p.TYPE == "assessment.period.closed.v1"]
     assert withdrawn == 0 and "110105001002004" in {c.entity_id for c in cards}  # with its community's, street's
+    assert (closed.scorecards, closed.published) == (len(pub.scorecards), len(cards))
     # the replay finds thirty unsatisfied ones more, which it handles before the close (their
     # batch committed after the live close had read the counters): the counters hold the alert
     await record(pool, feedback("bad", "unsatisfied", 30))
     assert await replayed(None) == (1, len(pub.scorecards))  # from its counters: kept
-    assert await replayed((cards, [])) == (0, len(pub.scorecards))  # as the live close: withdrawn
-    assert await replayed(([], [])) == (1, len(pub.scorecards))  # a live close that changed nothing
+    assert await replayed(LiveClose(cards, [], closed)) == (0, len(pub.scorecards))  # as the live close: withdrawn
+    assert await replayed(LiveClose([], [], None)) == (1, len(pub.scorecards))  # a live close that changed nothing
 
 
 async def test_the_alerts_total_of_a_district_reader_is_the_kept_count_and_follows_every_close(pool):
@@ -397,22 +399,63 @@ async def test_the_alerts_total_of_a_district_reader_is_the_kept_count_and_follo
             assert mine.total == theirs.total, f
 
 
+def closes(uow: UnitOfWork) -> list[tuple]:
+    """The ``PeriodClosed`` events a unit of work emitted: (period, scorecards, published, alerts,
+    trigger), and that each is keyed by its period."""
+    out = []
+    for env in uow.emitted:
+        if env.type == "assessment.period.closed.v1":
+            c = decode_payload(env)
+            assert env.subject == c.period
+            out.append((c.period, c.scorecards, c.published, c.alerts, c.trigger.value))
+    return out
+
+
+async def mark(pool) -> datetime | None:
+    async with pool.acquire() as conn:
+        return await conn.fetchval("SELECT at FROM timer_marks WHERE name = $1", CLOSE_MARK)
+
+
 async def test_the_timer_closes_each_ended_period_once_from_its_mark(pool):
     await record(pool, stored(grid_events()))
-    handler = AssessmentHandler(default_scheme(), timer_since=datetime(2026, 10, 15, tzinfo=timezone.utc))
+    since = datetime(2026, 10, 15, tzinfo=timezone.utc)
+    handler = AssessmentHandler(default_scheme(), timer_since=since, close_delay=timedelta(minutes=10))
     async with pool.acquire() as conn, conn.transaction():
-        ended = await handler.close_due_periods(UnitOfWork(conn, "assessment", NOW))
+        uow = UnitOfWork(conn, "assessment", NOW)
+        ended = await handler.close_due_periods(uow)
     assert ended == ["2026-10"]
-    async with pool.acquire() as conn, conn.transaction():
-        uow = UnitOfWork(conn, "assessment", NOW + timedelta(minutes=5))
-        assert await handler.close_due_periods(uow) == [] and uow.emitted == []
-    async with pool.acquire() as conn, conn.transaction():
-        # at the end of the year: December, Q4 and 2026 end together (November too)
-        uow = UnitOfWork(conn, "assessment", datetime(2026, 12, 31, 16, 0, 1, tzinfo=timezone.utc))
-        assert await handler.close_due_periods(uow) == ["2026-11", "2026-12", "2026-Q4", "2026"]
     async with pool.acquire() as conn:
         last = await store.last_close(conn, "2026-10")
         assert last["trigger"] == "timer" and last["scorecards"] == 6
+    assert closes(uow) == [("2026-10", 6, 6, last["alerts"], "timer")]
+    assert await mark(pool) == NOW - timedelta(minutes=10)  # where the round looked, less the delay
+    async with pool.acquire() as conn, conn.transaction():
+        uow = UnitOfWork(conn, "assessment", NOW + timedelta(minutes=5))
+        assert await handler.close_due_periods(uow) == [] and uow.emitted == []
+    assert await mark(pool) == NOW - timedelta(minutes=10)  # a round that closes nothing leaves the mark
+    async with pool.acquire() as conn, conn.transaction():
+        # at the end of the year: December, Q4 and 2026 end together (November too)
+        uow = UnitOfWork(conn, "assessment", datetime(2026, 12, 31, 16, 10, 1, tzinfo=timezone.utc))
+        assert await handler.close_due_periods(uow) == ["2026-11", "2026-12", "2026-Q4", "2026"]
+    # periods with nothing to score are closed and published too: their close is on the topic
+    assert closes(uow) == [("2026-11", 0, 0, 0, "timer"), ("2026-12", 0, 0, 0, "timer"),
+                           ("2026-Q4", 6, 6, last["alerts"], "timer"), ("2026", 6, 6, last["alerts"], "timer")]
+    async with pool.acquire() as conn:
+        assert (await store.last_close(conn, "2026-12"))["scorecards"] == 0
+
+
+async def test_a_fresh_timer_keeps_where_it_started_until_a_round_closes_a_period(pool):
+    """Without a start (``timer_since``), the first round's time is the mark, kept while rounds
+    find nothing ended: a worker stopped before the month's end and started after it closes the
+    month."""
+    handler = AssessmentHandler(default_scheme())
+    async with pool.acquire() as conn, conn.transaction():
+        assert await handler.close_due_periods(UnitOfWork(conn, "assessment", NOW)) == []
+    assert await mark(pool) == NOW
+    async with pool.acquire() as conn, conn.transaction():
+        later = datetime(2026, 12, 3, tzinfo=timezone.utc)  # the workers were stopped from 22 November
+        assert await handler.close_due_periods(UnitOfWork(conn, "assessment", later)) == ["2026-11"]
+    assert await mark(pool) == later
 
 
 async def test_a_close_that_changes_nothing_leaves_the_record_of_the_close_that_did(pool):
@@ -431,6 +474,9 @@ async def test_a_close_that_changes_nothing_leaves_the_record_of_the_close_that_
         assert await handler.close_due_periods(uow) == ["2026-10"] and uow.emitted == []
     async with pool.acquire() as conn:
         assert dict(await store.last_close(conn, "2026-10")) == first
+    # the command's close was published with its record
+    _, emitted = await close(pool, handler, period="2026-11", now=datetime(2026, 12, 2, tzinfo=timezone.utc))
+    assert [e.type for e in emitted] == ["assessment.period.closed.v1"]  # a month with nothing to score
 
 
 async def test_a_fresh_timer_without_a_start_mark_closes_nothing_old(pool):

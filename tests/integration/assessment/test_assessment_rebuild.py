@@ -4,9 +4,11 @@ and re-wrapped; points' accounts, deeds and postings; party's organisational lif
 an erasure of orders') and commands on ``assessment.intake.v1`` (two-way reviews, a scheme
 change, period closes before and after a late event, an erasure, refusals, a poison record)
 are handled live; the rebuilt projection equals the live one row for row. The close timer is
-off there; in the second test a worker whose October ends while it runs has its timer close
-the month, and the rebuild closes it again at the same moment of the log (the timer declares
-its events: the rebuild's docstring), so the cards and alerts it published are compared too."""
+off there; in the second test a worker whose timer starts from August closes August, September
+and the third quarter at once (nothing to score in them), and October when it ends while the
+worker runs; the rebuild closes them again at the same moments of the log (the timer declares
+its events: the rebuild's docstring), so the cards, alerts and closes it published are compared
+too, and the timer's mark."""
 from __future__ import annotations
 
 import asyncio
@@ -114,11 +116,13 @@ async def test_a_rebuilt_assessment_projection_equals_the_live_one_row_for_row(c
     assert not diffs, report(diffs)
 
 
-async def test_the_close_timers_round_is_run_again(kafka, database_url, tmp_path):
-    # October (the scenario's month) ends 30 s after the worker is started, on its stepped calendar
+async def test_the_close_timers_rounds_are_run_again(kafka, database_url, tmp_path):
+    # October (the scenario's month) ends 30 s after the worker is started, on its stepped
+    # calendar; the timer looks from the middle of August
     clock = {"SIM_CLOCK_START": "2026-10-01T00:00:00+08:00", "SIM_CLOCK_REAL_START": f"{time.time():.3f}",
              "SIM_MONTH_SECONDS": "30", "EVENT_TIME_MAX_SKEW_SECONDS": "0"}
-    w = assessment_worker(kafka, database_url, tmp_path / "worker.log", ASSESSMENT_CLOSE_CHECK_SECONDS="0.5", **clock)
+    w = assessment_worker(kafka, database_url, tmp_path / "worker.log", ASSESSMENT_CLOSE_CHECK_SECONDS="0.5",
+                          ASSESSMENT_CLOSE_TIMER_SINCE="2026-08-15T00:00:00+08:00", **clock)
     phase = Phases(kafka, database_url, "assessment")
     try:
         await w.wait_ready()
@@ -132,16 +136,23 @@ async def test_the_close_timers_round_is_run_again(kafka, database_url, tmp_path
         cards = [r["value"]["data"] for r in closed if by_the_timer(r)]
         assert cards and {c["period"] for c in cards} == {PERIOD}
         await phase.handled()  # its outbox drained
+        closed = await read_all(kafka, "assessment.events.v1")
+        closes = [(r["value"]["data"]["period"], r["value"]["data"]["scorecards"], r["value"]["data"]["published"])
+                  for r in closed if r["value"]["type"] == "assessment.period.closed.v1"]
+        # the first round's months and quarter had nothing to score: closed all the same, on the topic
+        assert sorted(closes) == [("2026-08", 0, 0), ("2026-09", 0, 0), (PERIOD, len(cards), len(cards)),
+                                  ("2026-Q3", 0, 0)], closes
     finally:
         assert w.stop() == 0, (tmp_path / "worker.log").read_text()[-4000:]
     # the relay publishes at least once: a card twice on the topic is one card to the rebuild
     twice = next(r for r in closed if by_the_timer(r))
     await produce(kafka, "assessment.events.v1", [(twice["key"], orjson.dumps(twice["value"]))])
-    # the timer's mark (how far it has looked) is left to the next worker's timer
-    live = await snapshot(database_url, "assessment", skip_tables=["timer_marks"])
+    # the timer's mark is where the round that closed October looked: the rebuild moves it there
+    live = await snapshot(database_url, "assessment")
     done = await asyncio.to_thread(run_rebuild, "assessment", w.env)
     assert done.returncode == 0, done.stderr[-4000:]
     outcome = orjson.loads(done.stdout.strip().splitlines()[-1])
-    diffs = differences(live, await snapshot(database_url, "assessment", skip_tables=["timer_marks"]))
+    diffs = differences(live, await snapshot(database_url, "assessment"))
     assert not diffs, f"{outcome}\n{report(diffs)}"
-    assert outcome["timer_rounds"] == 1 and live.rows["scorecards"] and live.rows["period_closes"], outcome
+    assert outcome["timer_rounds"] == 2 and live.rows["scorecards"] and len(live.rows["period_closes"]) == 4, outcome
+    assert live.rows["timer_marks"], outcome

@@ -35,7 +35,7 @@ def test_the_contract_module_has_every_assessment_type_of_contract_md():
     assert set(TYPES) == {
         "assessment.review.record.v1", "assessment.scheme.change.v1", "assessment.period.close.v1",
         "assessment.review.recorded.v1", "assessment.scheme.changed.v1", "assessment.scorecard.published.v1",
-        "assessment.alert.raised.v1",
+        "assessment.alert.raised.v1", "assessment.period.closed.v1",
     }
 
 
