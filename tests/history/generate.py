@@ -34,9 +34,11 @@ services run them at start-up. Then the projections are filled, in chunks, with 
   organisational life, the regional councils, units, projects and commitments.
 - assessment: the events above that it consumes enter ``event_log`` and are folded into
   ``facts`` and ``refs`` as the worker records and folds a batch (in time order, one transaction
-  a batch), and every period that ended
-  is closed as the period-close timer closes it (scorecards, alerts, ``period_closes``; the
-  timer's mark is set to the end of the history).
+  a batch), and every period is closed as the period-close timer closes it, at its end (plus the
+  service's close delay), on the counters of the events handled by then: scorecards, alerts,
+  ``period_closes``, and their events with the close's own (``assessment.period.closed.v1``);
+  the timer's mark where its last round looked. A fact that arrives after its period's close
+  (a meeting recorded after the month it was held in) stays out of that close, as it would live.
 
 Every event carries the id, time, cause and correlation its service would have given it; the rows
 that name events name those ids. With ``--topics`` (``TOPICS=1``; the default up to ``SCALE``
@@ -87,6 +89,7 @@ from schemas.grid import (
     AcceptCase, CaseFeedback, Category, ContactReporter, ControlHazard, DismissCase, DispatchCase, Grade, HandleCase, RegisterCase, ReportCase, VerifyCase,
 )
 from schemas import envelope
+from schemas.assessment import PeriodClosed
 from schemas.points import (
     AccountKind, AccountOpened, OpenAccount, Redeem, RefusalReason, TransferPosted, TransferRefused,
 )
@@ -513,7 +516,7 @@ async def generate(dsn: str, plan: Plan, *, topics: Path | None = None,
         out["spill_mb"] = round(sum(s.path.stat().st_size for s in spills) / 1e6, 1)
         if topics is not None:
             events = [s for s in spills if s.key is Pub.sort_key]
-            everything = itertools.chain(merged(*events), closes)
+            everything = heapq.merge(merged(*events), closes, key=Pub.sort_key)
             total = sum(len(s) for s in events) + len(closes)
             out["topics"] = await _write_topics(topics, bootstrap, everything, total)
     finally:
@@ -832,55 +835,96 @@ async def _write_party(dsn: str, party: PartyWorld, progress: Progress) -> None:
 async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs: Iterable[Pub], count: int,
                             seq: itertools.count, progress: Progress) -> list[Pub]:
     """The event log recorded and folded as the worker records and folds a batch (the consumed
-    events of the ``count`` ``pubs``, in time order, read once), then every period that ended
-    closed as the timer closes it; returns what the closes published (scorecards and alerts, at
-    the end of the history)."""
+    events of the ``count`` ``pubs``, in time order, read once), and each period closed as the
+    timer closes it when it ends (its rounds: :func:`close_rounds`), on what was folded by then;
+    returns what the closes published (scorecards, alerts and the closes, at their rounds)."""
     from services.assessment.app.event_log import record_and_fold
     from services.assessment.app.handler import CLOSE_MARK, topic_of
     from services.assessment.app.scoring import compute_period
     from services.assessment.app.settings import AssessmentSettings
     from services.assessment.domain import Scheme
     from services.assessment.domain.history import CONSUMED, StoredEvent
-    from services.assessment.domain.periods import periods_ended_between
     from services.assessment.domain.publication import scheme_in_force
     from services.assessment.projection import store
     from services.assessment.domain.publication import content_hash, envelope_id
 
+    settings = AssessmentSettings()
+    delay = timedelta(seconds=settings.close_delay_seconds)
+    default = Scheme.load(settings.scheme_file)
+    rounds = close_rounds(plan, delay)
     published: list[Pub] = []
     pool = await create_pool(dsn, "assessment", service="assessment", max_size=1)
     try:
-        task = progress.add_task("assessment: event log, fold", total=count)
-        async with pool.acquire() as c:
-            pubs = iter(pubs)
-            while chunk := list(itertools.islice(pubs, FOLD_BATCH)):
-                events = [StoredEvent(p.source, p.id, topic_of(p.payload), p.payload, p.at) for p in chunk
-                          if type(p.payload) in CONSUMED]
-                async with c.transaction():
-                    await record_and_fold(c, events)
-                progress.advance(task, len(chunk))
-        default = Scheme.load(AssessmentSettings().scheme_file)
+        folding = progress.add_task("assessment: event log, fold", total=count)
+        closing = progress.add_task("assessment: closes", total=sum(len(ps) for _, ps in rounds))
         async with pool.acquire() as c:
             schemes = await store.load_schemes(c)
-            ended = periods_ended_between(plan.start, plan.end)
-            task = progress.add_task("assessment: closes", total=len(ended))
-            for period in ended:
+            pubs = iter(pubs)
+            held: Pub | None = None  # the first event after the round being waited for
+
+            async def fold_until(until: datetime | None) -> None:
+                """Record and fold the events handled by ``until`` (None: all the rest)."""
+                nonlocal held
+                while True:
+                    chunk: list[Pub] = []
+                    if held is not None:
+                        if until is not None and held.at > until:
+                            return
+                        chunk.append(held)
+                        held = None
+                    for p in pubs:
+                        if until is not None and p.at > until:
+                            held = p
+                            break
+                        chunk.append(p)
+                        if len(chunk) >= FOLD_BATCH:
+                            break
+                    if not chunk:
+                        return
+                    events = [StoredEvent(p.source, p.id, topic_of(p.payload), p.payload, p.at) for p in chunk
+                              if type(p.payload) in CONSUMED]
+                    async with c.transaction():
+                        await record_and_fold(c, events)
+                    progress.advance(folding, len(chunk))
+
+            for at, periods in rounds:
+                await fold_until(at)
                 async with c.transaction():
-                    scheme = scheme_in_force(schemes, period, default)
-                    pub = await compute_period(c, period, scheme)
-                    cards = [(card, h, envelope_id("scorecard", card.scorecard_id, h))
-                             for card in pub.scorecards for h in [content_hash(card)]]
-                    await store.upsert_scorecards(c, cards, plan.end)
-                    alerts = [(a, h, envelope_id("alert", a.alert_id, h))
-                              for a in pub.alerts for h in [content_hash(a)]]
-                    await store.replace_alerts(c, period, scheme.scheme_id, alerts, plan.end)
-                    await store.record_close(c, period, scheme.scheme_id, plan.end, scorecards=len(cards),
-                                             alerts=len(alerts), published=len(cards), trigger="timer")
-                published += [Pub(plan.end, next(seq), "assessment", eid, x) for x, _, eid in cards + alerts]
-                progress.advance(task)
-            await store.set_mark(c, CLOSE_MARK, plan.end)
+                    for period in periods:
+                        scheme = scheme_in_force(schemes, period, default)
+                        pub = await compute_period(c, period, scheme)
+                        cards = [(card, h, envelope_id("scorecard", card.scorecard_id, h))
+                                 for card in pub.scorecards for h in [content_hash(card)]]
+                        await store.upsert_scorecards(c, cards, at)
+                        alerts = [(a, h, envelope_id("alert", a.alert_id, h))
+                                  for a in pub.alerts for h in [content_hash(a)]]
+                        await store.replace_alerts(c, period, scheme.scheme_id, alerts, at)
+                        await store.record_close(c, period, scheme.scheme_id, at, scorecards=len(cards),
+                                                 alerts=len(alerts), published=len(cards), trigger="timer")
+                        closed = PeriodClosed(period=period, scheme_id=scheme.scheme_id, scorecards=len(cards),
+                                              published=len(cards), alerts=len(alerts), trigger="timer",
+                                              occurred_at=at)
+                        published += [Pub(at, next(seq), "assessment", eid, x) for x, _, eid in cards + alerts]
+                        published.append(Pub(at, next(seq), "assessment", envelope.new_id(), closed))
+                        progress.advance(closing)
+                    await store.set_mark(c, CLOSE_MARK, at - delay)
+            await fold_until(None)
+            if not rounds:  # a timer that has closed nothing yet looks from its first round
+                await store.set_mark(c, CLOSE_MARK, plan.end)
     finally:
         await pool.close()
     return published
+
+
+def close_rounds(plan: Plan, delay: timedelta) -> list[tuple[datetime, list[str]]]:
+    """The close timer's rounds over the history: at each end of periods (plus ``delay``) before
+    the history's end, the periods that ended then, in the order the timer closes them."""
+    from services.assessment.domain.periods import Period, periods_ended_between
+
+    rounds: dict[datetime, list[str]] = {}
+    for period in periods_ended_between(plan.start, plan.end - delay):
+        rounds.setdefault(Period.parse(period).end + delay, []).append(period)
+    return sorted(rounds.items())
 
 
 # -- the database -----------------------------------------------------------------------------
