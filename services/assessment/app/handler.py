@@ -19,7 +19,8 @@ scheme [, indicator]) and each published payload is remembered with a content ha
 Closing a period again re-computes it and publishes only the scorecards and alerts whose
 content changed (late events, a corrected review) — as corrections under the same
 scorecard id with a new envelope id; unchanged ones are not re-published, so a re-close of
-an unchanged history is a no-op on the topic. Alerts that no longer hold are withdrawn from
+an unchanged history is a no-op on the topic. A close that changed anything is published
+itself last (``PeriodClosed``: what the period's results are as of then). Alerts that no longer hold are withdrawn from
 the query view (the contract has no retraction event).
 """
 from __future__ import annotations
@@ -230,7 +231,8 @@ class AssessmentHandler(Handler):
 
         ``live``: in a rebuild, what the close (a command's, or a timer's round) published live
         for the period. Its ``PeriodClosed`` is recorded as it was published (a log written
-        before that event existed has none: the close is recorded when it changed something). The live close read counters that batches handled at the
+        before that event existed has none: the close is recorded when it changed something).
+        The live close read counters that batches handled at the
         same moment on other lanes were changing, and which of those it saw, no topic records;
         so the replay does not read them. The live close computed a card for every entity of
         the period: those it published, and those it found unchanged, which are the stored ones
