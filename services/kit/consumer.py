@@ -29,8 +29,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from pydantic import ValidationError
 
-from schemas.envelope import (NUL_ESCAPE, DecodeError, Message, decode_envelope, decode_payload, source_fits,
-                              typed_adapter)
+from schemas.envelope import (NUL_ESCAPE, DecodeError, Message, decode_envelope, decode_payload, skim_envelope,
+                              source_fits, typed_adapter)
 from schemas.topics import BY_NAME, Topic
 
 from . import clock
@@ -462,8 +462,14 @@ class BatchConsumer:
                                        f"{len(value) + len(it.key or b'')} bytes, over the {_outbox.MAX_RECORD_BYTES} "
                                        "bytes a record may hold (KAFKA_MAX_RECORD_BYTES)")
                 continue
+            hint = _type_hint(value) if value is not None else None
+            if tolerant and hint is not None and hint not in type_bytes and (
+                    (skimmed := skim_envelope(value)) is not None and skimmed.type not in types  # type: ignore[arg-type]
+                    and (trusted is None or skimmed.source == trusted)):
+                it.ignored = True  # a type we do not react to: its envelope checked, its data not read
+                continue
             if adapter is not None and value is not None and NUL_ESCAPE not in value and (
-                    (hint := _type_hint(value)) is None or hint in type_bytes):
+                    hint is None or hint in type_bytes):
                 try:  # the fast path: envelope and typed payload in one pass over the bytes
                     env = adapter.validate_json(value)
                     if source_fits(env):

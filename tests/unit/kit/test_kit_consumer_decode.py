@@ -119,3 +119,64 @@ def test_on_another_services_events_a_type_not_handled_is_skipped_and_a_misleadi
     assert b.error is None and b.message is not None and b.message.payload == dismissed
     assert not_handled.ignored and not_handled.message is None and not_handled.error is None
     assert malformed.error is not None and malformed.error.reason == "invalid_envelope"
+
+
+def test_a_type_not_handled_is_skipped_without_reading_its_data_exactly_where_the_full_decoding_would_skip_it():
+    """A record of a type the handler does not react to is checked for its envelope alone
+    (``skim_envelope``: its data is not validated); wherever the full decoding would refuse the
+    value (its JSON, its attributes, data not an object, U+0000, another source), it is not
+    skipped but dead-lettered with the full decoding's reason, as before."""
+    from schemas.envelope import DecodeError, decode_envelope, skim_envelope
+    from schemas.grid import CaseDismissed
+
+    class Dismissals(Handler):
+        service = "points"
+
+        @handles(CaseDismissed)
+        async def dismissed(self, uow, e) -> None:  # never called here
+            raise AssertionError
+
+    env = {"specversion": "1.0", "id": "e-1", "source": "/services/grid", "type": "grid.case.closed.v1",
+           "time": "2026-11-22T08:00:00Z", "subject": "c-1", "data": {"case_id": "c-1", "on_time": True}}
+
+    def raw(data: bytes = b'{"case_id":"c-1"}', **over) -> bytes:
+        head = orjson.dumps({k: v for k, v in {**env, **over}.items() if k != "data"})
+        return head[:-1] + b',"data":' + data + b"}"
+
+    values = {
+        "plain": orjson.dumps(env), "no data": orjson.dumps({k: v for k, v in env.items() if k != "data"}),
+        "an extension": raw(traceparent="00-x"), "data null": raw(b"null"), "data a list": raw(b"[]"),
+        "data 0": raw(b"0"), "data empty text": raw(b'""'), "NaN": raw(b'{"a":NaN}'), "Infinity": raw(b'{"a":Infinity}'),
+        "huge float": raw(b'{"a":1e400}'), "long mantissa": raw(b'{"a":' + b"1" * 400 + b".0}"),
+        "lone surrogate": raw(b'{"a":"\\ud800"}'), "bad UTF-8": raw(b'{"a":"\xff"}'), "trailing text": raw() + b" x",
+        "NUL in data": raw(b'{"a":"\\u0000"}'), "id a number": raw(id=7), "no source": raw(source=""),
+        "long source": raw(source="/" + "𝔸" * 460), "naive time": raw(time="2026-11-22T08:00:00"),
+        "version 2": raw(specversion="2.0"), "not an object": b"[1]", "other source": raw(source="/services/orders"),
+    }
+    for name, v in values.items():
+        try:
+            full: object = decode_envelope(v)
+        except DecodeError as e:
+            full = e.reason
+        skimmed = skim_envelope(v)
+        if isinstance(full, str):
+            assert skimmed is None, name
+        else:  # the same attributes (an extension is not kept)
+            assert skimmed is not None and all(getattr(skimmed, k) == getattr(full, k) for k in (
+                "specversion", "id", "source", "type", "time", "subject", "datacontenttype", "correlationid",
+                "causationid")), name
+    assert skim_envelope(values["plain"]).data == {}  # the data is not kept
+    c = BatchConsumer(service="points", name="grid", topics=[GRID.events], group_id="g", bootstrap="unused:9092",
+                      pool=None, handler=Dismissals())  # type: ignore[arg-type]
+    items = [Item(GRID.events.name, 0, i, b"k", v) for i, v in enumerate(values.values())]
+    c._decode(items)
+    outcome = {name: "ignored" if it.ignored else it.error.reason for name, it in zip(values, items)}
+    assert outcome == {
+        "plain": "ignored", "no data": "ignored", "an extension": "ignored", "data null": "invalid_envelope",
+        "data a list": "invalid_envelope", "data 0": "invalid_envelope", "data empty text": "invalid_envelope",
+        "NaN": "malformed_json", "Infinity": "malformed_json", "huge float": "malformed_json",
+        "long mantissa": "malformed_json", "lone surrogate": "malformed_json", "bad UTF-8": "malformed_json",
+        "trailing text": "malformed_json", "NUL in data": "nul_character", "id a number": "invalid_envelope",
+        "no source": "invalid_envelope", "long source": "invalid_envelope", "naive time": "invalid_envelope",
+        "version 2": "invalid_envelope", "not an object": "not_an_object", "other source": "untrusted_source",
+    }
