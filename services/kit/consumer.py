@@ -462,14 +462,11 @@ class BatchConsumer:
                                        f"{len(value) + len(it.key or b'')} bytes, over the {_outbox.MAX_RECORD_BYTES} "
                                        "bytes a record may hold (KAFKA_MAX_RECORD_BYTES)")
                 continue
-            hint = _type_hint(value) if value is not None else None
-            if tolerant and hint is not None and hint not in type_bytes and (
-                    (skimmed := skim_envelope(value)) is not None and skimmed.type not in types  # type: ignore[arg-type]
-                    and (trusted is None or skimmed.source == trusted)):
-                it.ignored = True  # a type we do not react to: its envelope checked, its data not read
+            if tolerant and self.skipped(it):
+                it.ignored = True
                 continue
             if adapter is not None and value is not None and NUL_ESCAPE not in value and (
-                    hint is None or hint in type_bytes):
+                    (hint := _type_hint(value)) is None or hint in type_bytes):
                 try:  # the fast path: envelope and typed payload in one pass over the bytes
                     env = adapter.validate_json(value)
                     if source_fits(env):
@@ -501,6 +498,28 @@ class BatchConsumer:
             except Exception as e:  # a reader's bug must not stop the partition either
                 log.exception("decoding a record of %s failed unexpectedly", it.topic)
                 it.error = DecodeError("undecodable", f"{type(e).__name__}: {e}")
+
+    def tolerant(self, topic: str) -> bool:
+        """Whether ``topic`` may carry types this consumer does not react to (another service's
+        events), which it skips."""
+        return self._allowed[topic][1]
+
+    def skipped(self, it: Item) -> bool:
+        """Whether a record is one this consumer skips, as :meth:`_decode` would find it ignored:
+        on a topic where it tolerates types it does not react to, one of those (the type its text
+        names first, then its envelope's), its envelope sound (:func:`skim_envelope`: the data
+        neither validated nor kept) and from the topic's owner. Any other is decoded in full,
+        which says why it is refused where it is."""
+        value = it.value
+        if value is None or not self.tolerant(it.topic) or (
+                len(value) + len(it.key or b"") > _outbox.MAX_RECORD_BYTES):
+            return False
+        hint = _type_hint(value)
+        if hint is None or hint in self._type_bytes[it.topic]:
+            return False
+        env = skim_envelope(value)
+        trusted = self._trusted[it.topic]
+        return env is not None and env.type not in self._types[it.topic] and (trusted is None or env.source == trusted)
 
     def _untrusted(self, it: Item, env, payload, trusted: str) -> DecodeError | None:
         """Why an events topic's record is not to be believed, or None.

@@ -147,6 +147,7 @@ class Outcome:
     batches: int = 0
     not_handled_live: int = 0  # messages left out by ``handled_only``: no worker had handled them
     timer_rounds: int = 0  # live timer rounds run again (``rt.timer(..., replays=...)``)
+    skipped: int = 0  # of the records, those of types the handler does not react to (read, not merged)
 
     @property
     def per_second(self) -> float:
@@ -158,7 +159,7 @@ class Outcome:
                 "fetch_seconds": round(self.fetch_seconds, 3), "handle_seconds": round(self.handle_seconds, 3),
                 "decode_seconds": round(self.decode_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
                 "handled_times_found": self.handled_times, "not_handled_live": self.not_handled_live,
-                "timer_rounds": self.timer_rounds,
+                "timer_rounds": self.timer_rounds, "skipped": self.skipped,
                 "not_published_again": dict(self.suppressed), "rejected": dict(self.rejected)}
 
 
@@ -885,9 +886,20 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                     if not records:
                         continue
                     fetched[tp] = records[-1].offset + 1
+                    rc = by_topic[tp.topic]
                     items = [Item(tp.topic, tp.partition, r.offset, r.key, r.value, r.timestamp, r.timestamp_type,
-                                  by_topic[tp.topic]._interned(bearer(r.headers)) if tp.topic == by_topic[tp.topic]._intake  # noqa: SLF001
+                                  rc._interned(bearer(r.headers)) if tp.topic == rc._intake  # noqa: SLF001
                                   else None) for r in records]
+                    # a record of a type the handler does not react to changes nothing wherever it
+                    # is handled: read and skipped here, it takes no place in the merge or a batch
+                    if rc.tolerant(tp.topic):
+                        read = len(items)
+                        items = [it for it in items if not rc.skipped(it)]
+                        outcome.records += read - len(items)
+                        outcome.skipped += read - len(items)
+                        progress.update(task, advance=read - len(items))
+                        if not items:
+                            continue
                     keys = await _order_keys(lookup, items, have_times, live)
                     checks.queue(zip(keys, (it.token for it in items)))
                     buffers[tp] = list(zip(keys, items))[::-1] + buffers[tp]
