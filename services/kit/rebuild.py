@@ -147,7 +147,7 @@ class Outcome:
     batches: int = 0
     not_handled_live: int = 0  # messages left out by ``handled_only``: no worker had handled them
     timer_rounds: int = 0  # live timer rounds run again (``rt.timer(..., replays=...)``)
-    skipped: int = 0  # of the records, those of types the handler does not react to (read, not merged)
+    not_reacted_to: int = 0  # of the records, those of types the handler does not react to (skipped)
 
     @property
     def per_second(self) -> float:
@@ -159,7 +159,7 @@ class Outcome:
                 "fetch_seconds": round(self.fetch_seconds, 3), "handle_seconds": round(self.handle_seconds, 3),
                 "decode_seconds": round(self.decode_seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3),
                 "handled_times_found": self.handled_times, "not_handled_live": self.not_handled_live,
-                "timer_rounds": self.timer_rounds, "skipped": self.skipped,
+                "timer_rounds": self.timer_rounds, "not_reacted_to": self.not_reacted_to,
                 "not_published_again": dict(self.suppressed), "rejected": dict(self.rejected)}
 
 
@@ -896,7 +896,7 @@ async def _replay(rt: "ServiceRuntime", conn: asyncpg.Connection, lookup: asyncp
                         read = len(items)
                         items = [it for it in items if not rc.skipped(it)]
                         outcome.records += read - len(items)
-                        outcome.skipped += read - len(items)
+                        outcome.not_reacted_to += read - len(items)
                         progress.update(task, advance=read - len(items))
                         if not items:
                             continue

@@ -347,7 +347,7 @@ async def rebuilds(dsn: str) -> dict[str, Any]:
                 continue
             r = await rebuild(svc, dsn, bootstrap)
             out[svc] = {k: r[k] for k in ("records", "seconds", "records_per_second", "batches", "cpu_seconds",
-                                          "handle_seconds", "fetch_seconds", "not_published_again")}
+                                          "handle_seconds", "fetch_seconds", "not_reacted_to", "not_published_again")}
     finally:
         if broker is not None:
             broker.stop()
