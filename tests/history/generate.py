@@ -37,8 +37,9 @@ services run them at start-up. Then the projections are filled, in chunks, with 
   a batch), and every period is closed as the period-close timer closes it, at its end (plus the
   service's close delay), on the counters of the events handled by then: scorecards, alerts,
   ``period_closes``, and their events with the close's own (``assessment.period.closed.v1``);
-  the timer's mark where its last round looked. A fact that arrives after its period's close
-  (a meeting recorded after the month it was held in) stays out of that close, as it would live.
+  the timer's mark where its last round looked. A fact of a period that comes after its close
+  (a month's meeting found missed by the party's timer, a project of the month completed, after
+  the month) stays out of that close, as it would live.
 
 Every event carries the id, time, cause and correlation its service would have given it; the rows
 that name events name those ids. With ``--topics`` (``TOPICS=1``; the default up to ``SCALE``
