@@ -90,7 +90,6 @@ from schemas.grid import (
     AcceptCase, CaseFeedback, Category, ContactReporter, ControlHazard, DismissCase, DispatchCase, Grade, HandleCase, RegisterCase, ReportCase, VerifyCase,
 )
 from schemas import envelope
-from schemas.assessment import PeriodClosed
 from schemas.points import (
     AccountKind, AccountOpened, OpenAccount, Redeem, RefusalReason, TransferPosted, TransferRefused,
 )
@@ -836,22 +835,21 @@ async def _write_party(dsn: str, party: PartyWorld, progress: Progress) -> None:
 async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs: Iterable[Pub], count: int,
                             seq: itertools.count, progress: Progress) -> list[Pub]:
     """The event log recorded and folded as the worker records and folds a batch (the consumed
-    events of the ``count`` ``pubs``, in time order, read once), and each period closed as the
-    timer closes it when it ends (its rounds: :func:`close_rounds`), on what was folded by then;
-    returns what the closes published (scorecards, alerts and the closes, at their rounds)."""
+    events of the ``count`` ``pubs``, in time order, read once), and each period closed when it
+    ends by the worker's own close timer (``close_due_periods``, its rounds at
+    :func:`close_rounds`), on what was folded by then; returns what the closes published
+    (scorecards, alerts and the closes, at their rounds)."""
     from services.assessment.app.event_log import record_and_fold
-    from services.assessment.app.handler import CLOSE_MARK, topic_of
-    from services.assessment.app.scoring import compute_period
+    from services.assessment.app.handler import CLOSE_MARK, AssessmentHandler, topic_of
     from services.assessment.app.settings import AssessmentSettings
     from services.assessment.domain import Scheme
     from services.assessment.domain.history import CONSUMED, StoredEvent
-    from services.assessment.domain.publication import scheme_in_force
     from services.assessment.projection import store
-    from services.assessment.domain.publication import content_hash, envelope_id
+    from services.kit.uow import UnitOfWork
 
     settings = AssessmentSettings()
     delay = timedelta(seconds=settings.close_delay_seconds)
-    default = Scheme.load(settings.scheme_file)
+    timer = AssessmentHandler(Scheme.load(settings.scheme_file), close_delay=delay, timer_since=plan.start)
     rounds = close_rounds(plan, delay)
     published: list[Pub] = []
     pool = await create_pool(dsn, "assessment", service="assessment", max_size=1)
@@ -859,7 +857,6 @@ async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs
         folding = progress.add_task("assessment: event log, fold", total=count)
         closing = progress.add_task("assessment: closes", total=sum(len(ps) for _, ps in rounds))
         async with pool.acquire() as c:
-            schemes = await store.load_schemes(c)
             pubs = iter(pubs)
             held: Pub | None = None  # the first event after the round being waited for
 
@@ -891,24 +888,10 @@ async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs
             for at, periods in rounds:
                 await fold_until(at)
                 async with c.transaction():
-                    for period in periods:
-                        scheme = scheme_in_force(schemes, period, default)
-                        pub = await compute_period(c, period, scheme)
-                        cards = [(card, h, envelope_id("scorecard", card.scorecard_id, h))
-                                 for card in pub.scorecards for h in [content_hash(card)]]
-                        await store.upsert_scorecards(c, cards, at)
-                        alerts = [(a, h, envelope_id("alert", a.alert_id, h))
-                                  for a in pub.alerts for h in [content_hash(a)]]
-                        await store.replace_alerts(c, period, scheme.scheme_id, alerts, at)
-                        await store.record_close(c, period, scheme.scheme_id, at, scorecards=len(cards),
-                                                 alerts=len(alerts), published=len(cards), trigger="timer")
-                        closed = PeriodClosed(period=period, scheme_id=scheme.scheme_id, scorecards=len(cards),
-                                              published=len(cards), alerts=len(alerts), trigger="timer",
-                                              occurred_at=at)
-                        published += [Pub(at, next(seq), "assessment", eid, x) for x, _, eid in cards + alerts]
-                        published.append(Pub(at, next(seq), "assessment", envelope.new_id(), closed))
-                        progress.advance(closing)
-                    await store.set_mark(c, CLOSE_MARK, at - delay)
+                    uow = UnitOfWork(c, "assessment", at)
+                    assert await timer.close_due_periods(uow) == periods, (at, periods)
+                published += [Pub(at, next(seq), "assessment", e.id, envelope.decode_payload(e)) for e in uow.emitted]
+                progress.advance(closing, len(periods))
             await fold_until(None)
             if not rounds:  # a timer that has closed nothing yet looks from its first round
                 await store.set_mark(c, CLOSE_MARK, plan.end)
@@ -919,7 +902,7 @@ async def _write_assessment(conn: asyncpg.Connection, dsn: str, plan: Plan, pubs
 
 def close_rounds(plan: Plan, delay: timedelta) -> list[tuple[datetime, list[str]]]:
     """The close timer's rounds over the history: at each end of periods (plus ``delay``) before
-    the history's end, the periods that ended then, in the order the timer closes them."""
+    the history's end, and the periods it closes then, in its order."""
     from services.assessment.domain.periods import Period, periods_ended_between
 
     rounds: dict[datetime, list[str]] = {}
