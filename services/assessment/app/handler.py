@@ -104,11 +104,11 @@ def _published_live(uow: UnitOfWork) -> dict[str, LiveClose] | None:
     if any(f is None for f in found.values()):
         return None
     live: dict[str, LiveClose] = {}
-    for data in found[PeriodClosed] or ():
+    for data in found[PeriodClosed]:
         closed = PeriodClosed.model_validate(data)
         live[closed.period] = LiveClose([], [], closed)
     for i, model in enumerate((ScorecardPublished, AlertRaised)):
-        for data in found[model] or ():
+        for data in found[model]:
             event = model.model_validate(data)
             if event.period is not None:
                 live.setdefault(str(event.period), LiveClose([], [], None))[i].append(event)  # type: ignore[index]
