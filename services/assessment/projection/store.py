@@ -67,19 +67,18 @@ async def record_folded(conn: asyncpg.Connection, events: Sequence[StoredEvent],
     their fold gave them: each row written once. Their data as :func:`record_events` keeps it."""
     if not events:
         return
-    rows = [{"source": e.source, "id": e.id, "topic": e.topic, "type": e.type,
-             "data": _logged(e),
-             "time": e.time, "occurred_at": e.occurred_at, "type_rank": e.rank,
-             "undo": _undo_json(undos[(e.source, e.id)])} for e in events]
-    status = await conn.execute(
-        """INSERT INTO event_log (source, id, topic, type, data, time, occurred_at, type_rank, undo)
-           SELECT source, id, topic, type, data, time, occurred_at, type_rank, undo
-           FROM jsonb_to_recordset($1::text::jsonb) AS r(source text, id text, topic text, type text, data jsonb,
-                                                      time timestamptz, occurred_at timestamptz, type_rank int,
-                                                      undo jsonb)
-           ON CONFLICT (source, id) DO NOTHING""", bulk(rows))
-    if int(status.rsplit(" ", 1)[-1]) != len(rows):  # recorded meanwhile, although the fold's lock was held
-        raise asyncpg.exceptions.SerializationError("event_log: an event was recorded by another transaction")
+    # COPY, not INSERT ... ON CONFLICT: the rows are new (the fold's lock is held since they were
+    # found unrecorded), and PostgreSQL writes a COPY's rows and index entries in bulk, at about a
+    # third of the cost of an insert of the same rows from one JSON parameter (a rebuild of
+    # assessment writes every event it reads here). A row recorded meanwhile all the same stops
+    # the COPY with a unique violation, and the message is retried as on any conflict.
+    await conn.copy_records_to_table(
+        "event_log", columns=_LOG_COLUMNS,
+        records=[(e.source, e.id, e.topic, e.type, _logged(e), e.time, e.occurred_at, e.rank,
+                  _undo_json(undos[(e.source, e.id)])) for e in events])
+
+
+_LOG_COLUMNS = ("source", "id", "topic", "type", "data", "time", "occurred_at", "type_rank", "undo")
 
 
 async def load_history(conn: asyncpg.Connection) -> list[StoredEvent]:
