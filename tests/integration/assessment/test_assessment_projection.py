@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta, timezone
 
+import asyncpg
 import pytest
 
 from schemas.envelope import decode_payload
@@ -16,6 +17,7 @@ from services.assessment.domain import default_scheme
 from services.assessment.domain.history import StoredEvent, fold, replay_order
 from services.assessment.domain.publication import publication_for
 from services.assessment.projection import MIGRATIONS, store
+from services.kit.db import CONFLICT_ERRORS
 from services.kit.identity import Scope
 from services.kit.uow import UnitOfWork
 from tests.support.db import as_json, migrated_pool, typed
@@ -61,6 +63,20 @@ async def test_event_log_keeps_each_event_once_and_replays_in_event_time_order(p
         assert await store.count_events(conn) == len(events)
     assert [(e.source, e.id) for e in history] == [(e.source, e.id) for e in replay_order(events)]
     assert [e.occurred_at for e in history] == sorted(e.occurred_at for e in events)
+
+
+async def test_an_event_logged_meanwhile_stops_the_write_of_the_log_with_a_conflict_to_retry(pool):
+    """The log's rows are written by COPY, found unrecorded under the fold's lock; one another
+    transaction wrote all the same is a unique violation, which the worker retries as a conflict,
+    and nothing of the write stays."""
+    first, second = stored(grid_events())[:2]
+    assert await record(pool, [first]) == 1
+    with pytest.raises(asyncpg.exceptions.UniqueViolationError) as raised:
+        async with pool.acquire() as conn, conn.transaction():
+            await store.record_folded(conn, [second, first], {(e.source, e.id): () for e in (first, second)})
+    assert isinstance(raised.value, CONFLICT_ERRORS)
+    async with pool.acquire() as conn:
+        assert await store.count_events(conn) == 1
 
 
 async def test_facts_replayed_from_postgresql_equal_the_in_memory_replay(pool):
