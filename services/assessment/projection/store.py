@@ -61,6 +61,9 @@ async def unrecorded(conn: asyncpg.Connection, events: Sequence[StoredEvent]) ->
     return list(first.values())
 
 
+_LOG_COLUMNS = ("source", "id", "topic", "type", "data", "time", "occurred_at", "type_rank", "undo")
+
+
 async def record_folded(conn: asyncpg.Connection, events: Sequence[StoredEvent],
                         undos: Mapping[tuple[str, str], Undo]) -> None:
     """Append events not in the log yet (:func:`unrecorded`, under the fold's lock) with the undo
@@ -71,14 +74,11 @@ async def record_folded(conn: asyncpg.Connection, events: Sequence[StoredEvent],
     # found unrecorded), and PostgreSQL writes a COPY's rows and index entries in bulk, at about a
     # third of the cost of an insert of the same rows from one JSON parameter (a rebuild of
     # assessment writes every event it reads here). A row recorded meanwhile all the same stops
-    # the COPY with a unique violation, and the message is retried as on any conflict.
+    # the COPY with a unique violation: a conflict, on which the consumer retries the batch.
     await conn.copy_records_to_table(
         "event_log", columns=_LOG_COLUMNS,
         records=[(e.source, e.id, e.topic, e.type, _logged(e), e.time, e.occurred_at, e.rank,
                   _undo_json(undos[(e.source, e.id)])) for e in events])
-
-
-_LOG_COLUMNS = ("source", "id", "topic", "type", "data", "time", "occurred_at", "type_rank", "undo")
 
 
 async def load_history(conn: asyncpg.Connection) -> list[StoredEvent]:
