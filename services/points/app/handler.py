@@ -82,13 +82,16 @@ def _taken(locked: LockedAccounts, *holders: Holder) -> set[str]:
             if locked.held(kind, holder) is None and locked.get(aid := account_id_for(kind, holder)) is not None}
 
 
-def _awards_of(batch: Sequence[Message]) -> list[str]:
-    """The ids of the awards the messages of a batch may post (each award is looked up before
-    it is posted: an event delivered again must not pay twice)."""
+def _transfers_of(batch: Sequence[Message]) -> list[str]:
+    """The ids of the transfers the messages of a batch may post: their awards, redemptions and
+    adjustments (each is looked up before it is posted: a message delivered again must not pay
+    twice)."""
     ids = []
     for msg in batch:
         p = msg.payload
-        if isinstance(p, CaseRegistered):
+        if isinstance(p, (Redeem, Adjust)):
+            ids.append(p.transfer_id)
+        elif isinstance(p, CaseRegistered):
             ids.append(award_transfer_id(msg.source, msg.id, SourceKind.report))
         elif isinstance(p, OrderEvaluated) and p.passed:
             ids.append(award_transfer_id(msg.source, msg.id, SourceKind.order))
@@ -148,7 +151,7 @@ class PointsHandler(Handler):
                 ids += _holders_ids(*award)
                 holders += award
         await ledger_.lock(ids=ids, holders=holders, keys=keys)
-        await ledger_.know_postings(_awards_of(uow.batch))
+        await ledger_.know_postings(_transfers_of(uow.batch))
 
     # -- erasure -----------------------------------------------------------------------
     @handles(ErasePerson)

@@ -267,3 +267,31 @@ async def test_a_batch_looks_its_awards_up_in_one_query_and_an_award_delivered_a
     again, reads = await counted_batch(evaluations[:2] + evaluations[4:])  # delivered again (past the inbox)
     assert reads == 1 and "points.transfer.posted.v1" not in types(again)
     assert [await balance(pool, f"resident:pb{n}") for n in range(3)] == before
+
+
+async def test_a_batch_looks_its_redemptions_and_adjustments_up_in_one_query_and_one_delivered_again_pays_once(
+        pool, handler):
+    account = await open_resident(pool, handler, "pr")
+    await run(pool, handler, OpenAccount(account_id="merchant:mr", holder_id="mr", kind="merchant"))
+    await run(pool, handler, OpenAccount(account_id="issuer:" + COMMUNITY, holder_id=COMMUNITY, kind="issuer"))
+    grants = [message(Adjust(transfer_id=f"grant{n}", debit_account="issuer:" + COMMUNITY, credit_account=account,
+                             amount=10, operator_id="op", reason="opening grant")) for n in range(3)]
+    codes = [await consent(pool, account, 4, at=DAY) for _ in range(3)]
+    redemptions = [message(Redeem(transfer_id=f"till-r{n}", debit_account=account, credit_account="merchant:mr",
+                                  amount=4, consent_code=codes[n])) for n in range(3)]
+
+    async def counted_batch(msgs) -> tuple[UnitOfWork, int]:
+        async with pool.acquire() as conn, conn.transaction():
+            counting = _Counting(conn)
+            uow = UnitOfWork(counting, "points", DAY)
+            assert await dispatch(handler, uow, msgs) == []
+            await uow.flush()
+            await write_outbox(conn, uow.records)
+        return uow, counting.posting_reads
+
+    uow, reads = await counted_batch(grants + redemptions)
+    assert types(uow).count("points.transfer.posted.v1") == 6 and reads == 1
+    assert (await balance(pool, account), await balance(pool, "merchant:mr")) == (18, 12)
+    again, reads = await counted_batch([grants[1], redemptions[0], redemptions[2]])  # delivered again
+    assert reads == 1 and "points.transfer.posted.v1" not in types(again)
+    assert (await balance(pool, account), await balance(pool, "merchant:mr")) == (18, 12)
