@@ -65,15 +65,26 @@ def exact(delta: float) -> Decimal:
 Deltas = dict[FactKey, Acc]
 
 
-def add(into: Deltas, facts: Iterable[FactDelta], sign: int = 1) -> None:
-    for entity_type, entity_id, period, fact, delta in facts:
-        key = (entity_type, entity_id, period, fact)
-        value = exact(delta)
+Sums = dict[FactKey, list]
+"""Running sums, ``[value, n]`` by key, changed in place (:func:`add`; :func:`deltas_of` makes
+them :data:`Deltas`): a new :class:`Acc` for every delta cost as much as the sum itself."""
+
+
+def add(into: Sums, facts: Iterable[FactDelta], sign: int = 1) -> None:
+    for d in facts:
+        key = d[:4]  # (entity_type, entity_id, period, fact), a plain tuple
+        value = exact(d[4]) if sign > 0 else -exact(d[4])
         a = into.get(key)
         if a is None:
-            into[key] = Acc(value if sign > 0 else -value, sign)
+            into[key] = [value, sign]
         else:
-            into[key] = Acc(a.value + value if sign > 0 else a.value - value, a.n + sign)
+            a[0] += value
+            a[1] += sign
+
+
+def deltas_of(sums: Sums) -> Deltas:
+    """The keys whose sums are not nothing, as :class:`Acc`."""
+    return {k: Acc(v, n) for k, (v, n) in sums.items() if n or v}
 
 
 def table_of(acc: Mapping[FactKey, Acc]) -> FactTable:
@@ -122,21 +133,21 @@ def advance(lookup: MemoryLookup, tail: Sequence[tuple[StoredEvent, Undo]], new:
     for e in new:
         if (e.source, e.id) not in seen:
             fresh.setdefault((e.source, e.id), e)
-    deltas: Deltas = {}
+    sums: Sums = {}
     if not fresh:
-        return Advance(deltas, [], [])
+        return Advance({}, [], [])
     first = min(e.sort_key for e in fresh.values())
     redo = [(e, u) for e, u in tail if e.sort_key > first]
     if len(redo) != len(tail):
         raise ValueError("the tail holds events before the earliest new one")
     for e, u in reversed(redo):
-        add(deltas, unapply(lookup, e, u), -1)
+        add(sums, unapply(lookup, e, u), -1)
     applied: list[tuple[StoredEvent, Undo]] = []
     for e in sorted([e for e, _ in redo] + list(fresh.values()), key=lambda e: e.sort_key):
         facts, undo = apply(lookup, e)
-        add(deltas, facts)
+        add(sums, facts)
         applied.append((e, undo))
-    return Advance({k: a for k, a in deltas.items() if a.n or a.value}, applied, list(fresh.values()))
+    return Advance(deltas_of(sums), applied, list(fresh.values()))
 
 
 def accumulate(batches: Iterable[Sequence[StoredEvent]]) -> tuple[Deltas, MemoryLookup]:
