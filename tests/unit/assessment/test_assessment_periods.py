@@ -62,6 +62,28 @@ def test_periods_are_counted_in_shanghai_time_not_utc():
     assert periods_of(datetime(2026, 12, 31, 15, 59, 59, tzinfo=timezone.utc)) == ("2026-12", "2026-Q4", "2026")
 
 
+def test_an_instant_at_either_side_of_every_month_start_falls_where_the_shanghai_calendar_puts_it():
+    # periods_of reads the periods of an hour of UTC once (Shanghai is 8 whole hours ahead): each
+    # month's first instant, the one before it and the last of its first hour, 1960 to 2040
+    from services.assessment.domain.periods import SHANGHAI
+
+    def direct(at: datetime) -> tuple[str, str, str]:
+        local = at.astimezone(SHANGHAI)
+        return (f"{local.year:04d}-{local.month:02d}", f"{local.year:04d}-Q{(local.month - 1) // 3 + 1}",
+                f"{local.year:04d}")
+
+    checked = 0
+    for year in range(1960, 2041):
+        for month in range(1, 13):
+            start = period_start(f"{year:04d}-{month:02d}")
+            for at in (start, start - timedelta(microseconds=1), start + timedelta(minutes=59, seconds=59)):
+                assert periods_of(at) == direct(at), at
+                checked += 1
+    assert checked == 81 * 12 * 3
+    assert periods_of(datetime(1969, 12, 31, 16, tzinfo=timezone.utc)) == ("1970-01", "1970-Q1", "1970")
+    assert periods_of(datetime(1969, 12, 31, 15, 59, 59, tzinfo=timezone.utc)) == ("1969-12", "1969-Q4", "1969")
+
+
 def test_a_naive_timestamp_is_refused():
     with pytest.raises(ValueError):
         periods_of(datetime(2026, 11, 1))
