@@ -124,8 +124,13 @@ def periods_of(ts: datetime) -> tuple[str, str, str]:
 
     ``2026-11-30T17:00:00Z`` is 2026-12-01 01:00 in Shanghai → ``("2026-12", "2026-Q4", "2026")``.
     """
-    # Shanghai is 8 whole hours ahead of UTC: every instant of an hour of UTC falls on one local date
-    return _periods_of_hour(int(_aware(ts).timestamp() // 3600))
+    # Shanghai is 8 whole hours ahead of UTC: every instant of an hour of UTC falls on one local
+    # date (the hour counted exactly, in whole microseconds, where a float timestamp rounds)
+    return _periods_of_hour((_aware(ts) - _EPOCH) // _HOUR)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_HOUR = timedelta(hours=1)
 
 
 @functools.lru_cache(maxsize=1 << 16)

@@ -82,6 +82,8 @@ def test_an_instant_at_either_side_of_every_month_start_falls_where_the_shanghai
     assert checked == 81 * 12 * 3
     assert periods_of(datetime(1969, 12, 31, 16, tzinfo=timezone.utc)) == ("1970-01", "1970-Q1", "1970")
     assert periods_of(datetime(1969, 12, 31, 15, 59, 59, tzinfo=timezone.utc)) == ("1969-12", "1969-Q4", "1969")
+    last = datetime(2999, 12, 31, 15, 59, 59, 999999, tzinfo=timezone.utc)  # a float timestamp rounds it up
+    assert periods_of(last) == direct(last) == ("2999-12", "2999-Q4", "2999")
 
 
 def test_a_naive_timestamp_is_refused():
