@@ -246,25 +246,29 @@ class _Counting:
         return counted
 
 
+async def counted_batch(pool, handler: PointsHandler, msgs: list[Message]) -> tuple[UnitOfWork, int]:
+    """Handle messages as one batch, as :func:`batch` does: its unit of work, and how many of its
+    statements read ``postings``."""
+    async with pool.acquire() as conn, conn.transaction():
+        counting = _Counting(conn)
+        uow = UnitOfWork(counting, "points", DAY)
+        assert await dispatch(handler, uow, msgs) == []
+        await uow.flush()
+        await write_outbox(conn, uow.records)
+    return uow, counting.posting_reads
+
+
 async def test_a_batch_looks_its_awards_up_in_one_query_and_an_award_delivered_again_pays_once(pool, handler):
     evaluations = [message(OrderEvaluated(order_id=f"ob{n}", assignee_id=f"pb{n % 3}", rating=5, passed=True,
                                           evaluator_id="op", community_id=COMMUNITY, category="daily_care",
                                           service_minutes=60), source="/services/orders") for n in range(6)]
 
-    async def counted_batch(msgs) -> tuple[UnitOfWork, int]:
-        async with pool.acquire() as conn, conn.transaction():
-            counting = _Counting(conn)
-            uow = UnitOfWork(counting, "points", DAY)
-            assert await dispatch(handler, uow, msgs) == []
-            await uow.flush()
-            await write_outbox(conn, uow.records)
-        return uow, counting.posting_reads
-
-    uow, reads = await counted_batch(evaluations)
+    uow, reads = await counted_batch(pool, handler, evaluations)
     assert types(uow).count("points.transfer.posted.v1") == 6 and reads == 1
     before = [await balance(pool, f"resident:pb{n}") for n in range(3)]
     assert all(b > 0 for b in before)
-    again, reads = await counted_batch(evaluations[:2] + evaluations[4:])  # delivered again (past the inbox)
+    # delivered again (past the inbox)
+    again, reads = await counted_batch(pool, handler, evaluations[:2] + evaluations[4:])
     assert reads == 1 and "points.transfer.posted.v1" not in types(again)
     assert [await balance(pool, f"resident:pb{n}") for n in range(3)] == before
 
@@ -280,18 +284,9 @@ async def test_a_batch_looks_its_redemptions_and_adjustments_up_in_one_query_and
     redemptions = [message(Redeem(transfer_id=f"till-r{n}", debit_account=account, credit_account="merchant:mr",
                                   amount=4, consent_code=codes[n])) for n in range(3)]
 
-    async def counted_batch(msgs) -> tuple[UnitOfWork, int]:
-        async with pool.acquire() as conn, conn.transaction():
-            counting = _Counting(conn)
-            uow = UnitOfWork(counting, "points", DAY)
-            assert await dispatch(handler, uow, msgs) == []
-            await uow.flush()
-            await write_outbox(conn, uow.records)
-        return uow, counting.posting_reads
-
-    uow, reads = await counted_batch(grants + redemptions)
+    uow, reads = await counted_batch(pool, handler, grants + redemptions)
     assert types(uow).count("points.transfer.posted.v1") == 6 and reads == 1
     assert (await balance(pool, account), await balance(pool, "merchant:mr")) == (18, 12)
-    again, reads = await counted_batch([grants[1], redemptions[0], redemptions[2]])  # delivered again
+    again, reads = await counted_batch(pool, handler, [grants[1], redemptions[0], redemptions[2]])  # delivered again
     assert reads == 1 and "points.transfer.posted.v1" not in types(again)
     assert (await balance(pool, account), await balance(pool, "merchant:mr")) == (18, 12)
