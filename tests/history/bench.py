@@ -3,10 +3,15 @@
 
 The history is database ``history`` of the embedded PostgreSQL under ``var/history`` (what
 ``make history`` leaves), else ``DATABASE_URL``. An empty database with the same migrations is
-created beside it (``history_empty``, replaced each run). On an embedded broker, the grid,
-points, assessment, orders and party workers start on each database in turn (as the launcher starts
-them, with signed development tokens of the test identity), and:
+created beside it (``history_empty``, replaced each run). The grid, points, assessment, orders
+and party workers start on each database at once, each database's on an embedded broker of its
+own (as the launcher starts them, with signed development tokens of the test identity), and:
 
+- each read endpoint is loaded on the history, then on the empty database, so that the two
+  figures a ratio compares are taken seconds apart, in the same spell of the machine (measured
+  a database at a time, minutes apart, the same code's ratios ranged from 1.66 to 4.10 for one
+  list); while one database's workers are loaded, the other's workers and broker are stopped
+  (``SIGSTOP``, for the seconds of one load: idle, they take about a quarter of a core);
 - each read endpoint is loaded over 32 concurrent connections: with ``wrk`` (one thread,
   ``BENCH_SECONDS`` seconds each, default 5, after a second of warm-up; ``tests/history/wrk.lua``
   turns over the sampled paths) when it is installed, else ``BENCH_REQUESTS`` requests (default
@@ -44,8 +49,10 @@ machine), and the rebuilds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import shutil
 import subprocess
 import sys
@@ -270,38 +277,98 @@ async def measure(dsn: str, bootstrap: str, sample: dict[str, Any], logdir: Path
     """The figures of the workers started on ``dsn`` (see the module docstring): each endpoint
     loaded for ``seconds`` by wrk, else ``requests`` times by aiohttp; with the postmaster of
     ``dsn``'s server (``db``), the server's CPU per request too."""
+    return (await measure_sides({"one": (dsn, bootstrap)}, sample, logdir, requests, seconds, db))["one"]
+
+
+async def measure_sides(sides: dict[str, tuple[str, str]], sample: dict[str, Any], logdir: Path,
+                        requests: int = REQUESTS, seconds: int = SECONDS, db: psutil.Process | None = None,
+                        brokers: dict[str, int] | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`measure` of each side (name -> (database, broker)) at once: every side's workers run
+    together, each on its database and broker, and each read endpoint is loaded on one side after
+    the other, so that the figures a ratio compares are taken seconds apart, in the same spell of
+    a shared machine; then each side's provisional scorecard, closes and full ledger check. While
+    one side is measured the others' workers, and their brokers (``brokers``: side -> process
+    id), are stopped (:func:`_paused`): idle, five workers and a broker take about a quarter of a
+    core."""
     endpoints = _endpoints(sample, requests)
     services = {"grid", "points", "assessment", "orders"} | {svc for svc, _, _ in endpoints.values()}
-    workers = {svc: _start(svc, bootstrap, dsn, logdir) for svc in sorted(services)}
-    out: dict[str, Any] = {}
+    workers: dict[str, dict[str, Worker]] = {}
+    out: dict[str, dict[str, Any]] = {side: {} for side in sides}
     try:
-        await asyncio.gather(*(w.wait_ready(180) for w in workers.values()))
+        for side, (dsn, bootstrap) in sides.items():
+            (logdir / side).mkdir(parents=True, exist_ok=True)
+            workers[side] = {svc: _start(svc, bootstrap, dsn, logdir / side) for svc in sorted(services)}
+        await asyncio.gather(*(w.wait_ready(180) for ws in workers.values() for w in ws.values()))
         conn = aiohttp.TCPConnector(limit=CONCURRENCY)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as session:
+            pids = {side: [w.proc.pid for w in workers[side].values()] + [(brokers or {}).get(side, 0)]
+                    for side in sides}
+
+            def others(side: str) -> list[int]:
+                return [pid for o in sides if o != side for pid in pids[o] if pid]
+
             for name, (svc, tok, paths) in endpoints.items():
-                out[name] = await load(session, workers[svc].url, paths, tok, seconds, workers[svc].proc.pid, db)
-            a = workers["assessment"].url
-            times = []
-            for i in range(PROVISIONAL_READS):
-                grid = sample["open_grids"][i % len(sample["open_grids"])]
-                t = time.perf_counter()
-                async with session.get(f"{a}/v1/scorecards/grid/{grid}?period={sample['open_month']}",
-                                       headers={"Authorization": f"Bearer {ASSESSOR}"}) as r:
-                    await r.read()
-                    status = r.status
-                times.append(time.perf_counter() - t)
-            out["provisional_scorecard"] = {"p50_ms": _pct(times, 0.5), "max_ms": _pct(times, 1.0),
-                                            "status": status, "period": sample["open_month"]}
-            for label, period in (("close_month", sample["month"]), ("close_quarter", sample["quarter"])):
-                body = {"id": str(uuid.uuid4()), "type": "assessment.period.close.v1", "data": {"period": period}}
-                status, secs, answer = await _post(session, a + "/v1/commands", body, command_token(body))
-                out[label] = {"seconds": round(secs, 3), "status": status, "answer": close_answer(status, answer),
-                              "period": period}
-            status, secs, _ = await _post(session, workers["points"].url + "/v1/ledger/check/full", None, OPERATOR)
-            out["ledger_check_full"] = {"seconds": round(secs, 3), "status": status}
+                for side in sides:  # in turn: a side is never stopped for longer than one load
+                    w = workers[side][svc]
+                    with _paused(others(side)):
+                        out[side][name] = await load(session, w.url, paths, tok, seconds, w.proc.pid, db)
+            for side in sides:
+                with _paused(others(side)):
+                    out[side].update(await _writes(session, workers[side], sample))
     finally:
-        for w in workers.values():
-            w.stop()
+        for ws in workers.values():
+            for w in ws.values():
+                w.stop()
+    return out
+
+
+@contextlib.contextmanager
+def _paused(pids: list[int]):
+    """The processes ``pids`` stopped (``SIGSTOP``, with their process group when they lead one)
+    meanwhile, and continued after. Every process of a side stops together, its broker too, and
+    for seconds, under the consumers' session timeout: none of them misses another, and no group
+    rebalances. A worker continued logs once that its consumer thread's keepalive did not answer
+    for that while (faust's ``mode``): the pause, nothing else."""
+    for pid in pids:
+        _signal(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            _signal(pid, signal.SIGCONT)
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
+
+
+async def _writes(session: aiohttp.ClientSession, workers: dict[str, Worker], sample: dict[str, Any]) -> dict[str, Any]:
+    """A provisional scorecard read one after the other, the last closed month and quarter
+    closed again, and the full ledger check, on one side's workers."""
+    out: dict[str, Any] = {}
+    a = workers["assessment"].url
+    times = []
+    for i in range(PROVISIONAL_READS):
+        grid = sample["open_grids"][i % len(sample["open_grids"])]
+        t = time.perf_counter()
+        async with session.get(f"{a}/v1/scorecards/grid/{grid}?period={sample['open_month']}",
+                               headers={"Authorization": f"Bearer {ASSESSOR}"}) as r:
+            await r.read()
+            status = r.status
+        times.append(time.perf_counter() - t)
+    out["provisional_scorecard"] = {"p50_ms": _pct(times, 0.5), "max_ms": _pct(times, 1.0),
+                                    "status": status, "period": sample["open_month"]}
+    for label, period in (("close_month", sample["month"]), ("close_quarter", sample["quarter"])):
+        body = {"id": str(uuid.uuid4()), "type": "assessment.period.close.v1", "data": {"period": period}}
+        status, secs, answer = await _post(session, a + "/v1/commands", body, command_token(body))
+        out[label] = {"seconds": round(secs, 3), "status": status, "answer": close_answer(status, answer),
+                      "period": period}
+    status, secs, _ = await _post(session, workers["points"].url + "/v1/ledger/check/full", None, OPERATOR)
+    out["ledger_check_full"] = {"seconds": round(secs, 3), "status": status}
     return out
 
 
@@ -376,9 +443,12 @@ async def run() -> dict[str, Any]:
         pg = embedded_history()
         dsn = pg.url.rsplit("/", 1)[0] + "/" + HISTORY_DB
     work = Path(tempfile.mkdtemp(prefix="bench-history-"))
-    broker = EmbeddedKafka(workdir=work / "kafka").start()
+    # a broker for each side: the workers of both run at once, and neither reads what the
+    # other's publish
+    brokers = {side: EmbeddedKafka(workdir=work / f"kafka-{side}").start() for side in ("history", "empty")}
     try:
-        await provision(broker.bootstrap, partitions=4)
+        for broker in brokers.values():
+            await provision(broker.bootstrap, partitions=4)
         sample = await sample_of(dsn)
         empty = await create_database(dsn, "history_empty", replace=True)
         c = await asyncpg.connect(empty)
@@ -387,16 +457,20 @@ async def run() -> dict[str, Any]:
         finally:
             await c.close()
         db = postmaster_of(HISTORY_DIR) if pg is not None else None  # an embedded server's only
-        history = await measure(dsn, broker.bootstrap, sample, work, db=db)
-        blank = await measure(empty, broker.bootstrap, sample, work, db=db)
-        broker.stop()  # now: the rebuilds load the topics into a broker of their own
+        both = await measure_sides({side: (url, brokers[side].bootstrap) for side, url in (("history", dsn),
+                                                                                        ("empty", empty))},
+                                   sample, work, db=db, brokers={side: b.proc.pid for side, b in brokers.items()})
+        history, blank = both["history"], both["empty"]
+        for broker in brokers.values():
+            broker.stop()  # now: the rebuilds load the topics into a broker of their own
         return {"history": sample["size"], "concurrency": CONCURRENCY,
                 "load_tool": {"wrk": {"seconds": SECONDS}} if WRK else {"aiohttp": {"requests": REQUESTS}},
                 "at_history": history, "at_empty": blank, "ratio": _ratios(history, blank),
                 "worker_cpu_ratio": _ratios(history, blank, "worker_cpu_us"),
                 "rebuild": await rebuilds(dsn)}
     finally:
-        broker.stop()
+        for broker in brokers.values():
+            broker.stop()
         if pg is not None:
             pg.stop()
 
