@@ -457,9 +457,9 @@ async def run() -> dict[str, Any]:
         finally:
             await c.close()
         db = postmaster_of(HISTORY_DIR) if pg is not None else None  # an embedded server's only
-        both = await measure_sides({side: (url, brokers[side].bootstrap) for side, url in (("history", dsn),
-                                                                                        ("empty", empty))},
-                                   sample, work, db=db, brokers={side: b.proc.pid for side, b in brokers.items()})
+        urls = {"history": dsn, "empty": empty}
+        both = await measure_sides({side: (urls[side], b.bootstrap) for side, b in brokers.items()}, sample, work,
+                                   db=db, brokers={side: b.proc.pid for side, b in brokers.items()})
         history, blank = both["history"], both["empty"]
         for broker in brokers.values():
             broker.stop()  # now: the rebuilds load the topics into a broker of their own
