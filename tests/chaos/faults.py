@@ -29,6 +29,7 @@ import asyncpg
 from schemas.registry import SERVICES
 from services.kit import dbroles
 from services.kit.infra import EmbeddedPostgres
+from tests.support.procs import stopped
 
 
 @dataclass
@@ -103,21 +104,15 @@ class Faults:
     async def stop_worker(self, f: Fault) -> None:
         pid = self.worker_pid(f.target)
         f.hold = f.hold or self.session_timeout_s * 1.5 + 2
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with stopped(pid):
             await asyncio.sleep(f.hold)
-        finally:
-            os.kill(pid, signal.SIGCONT)
 
     async def pause_broker(self, f: Fault) -> None:
         pid = read_pid(self.var / "kafka" / "tansu.pid")
         assert pid is not None and "tansu" in cmdline(pid), "no embedded broker"
         f.hold = f.hold or 20
-        os.kill(pid, signal.SIGSTOP)
-        try:
+        with stopped(pid):
             await asyncio.sleep(f.hold)
-        finally:
-            os.kill(pid, signal.SIGCONT)
 
     async def stop_postgres(self, f: Fault) -> None:
         f.hold = f.hold or 20

@@ -49,10 +49,8 @@ machine), and the rebuilds.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import signal
 import shutil
 import subprocess
 import sys
@@ -73,7 +71,7 @@ from tests.history.generate import (
 )
 from tests.history.topics import produce, read_dump
 from tests.support.identity import TestIdentity, command_token, test_identity, token
-from tests.support.procs import Worker, cpu_seconds, postmaster_of, server_cpu_seconds
+from tests.support.procs import Worker, cpu_seconds, postmaster_of, server_cpu_seconds, stopped
 from tests.support.rebuild import run_rebuild
 
 REBUILT = ("grid", "orders", "party", "points", "assessment")
@@ -288,8 +286,10 @@ async def measure_sides(sides: dict[str, tuple[str, str]], sample: dict[str, Any
     the other, so that the figures a ratio compares are taken seconds apart, in the same spell of
     a shared machine; then each side's provisional scorecard, closes and full ledger check. While
     one side is measured the others' workers, and their brokers (``brokers``: side -> process
-    id), are stopped (:func:`_paused`): idle, five workers and a broker take about a quarter of a
-    core."""
+    id), are stopped for the seconds of that load (:func:`~tests.support.procs.stopped`, with the
+    workers' process groups), under the consumers' session timeout: no group rebalances, and each
+    worker logs once that its consumer thread's keepalive (faust's ``mode``) did not answer
+    meanwhile. Idle, five workers and a broker take about a quarter of a core."""
     endpoints = _endpoints(sample, requests)
     services = {"grid", "points", "assessment", "orders"} | {svc for svc, _, _ in endpoints.values()}
     workers: dict[str, dict[str, Worker]] = {}
@@ -301,49 +301,26 @@ async def measure_sides(sides: dict[str, tuple[str, str]], sample: dict[str, Any
         await asyncio.gather(*(w.wait_ready(180) for ws in workers.values() for w in ws.values()))
         conn = aiohttp.TCPConnector(limit=CONCURRENCY)
         async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=120)) as session:
-            pids = {side: [w.proc.pid for w in workers[side].values()] + [(brokers or {}).get(side, 0)]
-                    for side in sides}
+            pids = {side: [w.proc.pid for w in workers[side].values()] for side in sides}
+            for side, pid in (brokers or {}).items():
+                pids[side].append(pid)
 
             def others(side: str) -> list[int]:
-                return [pid for o in sides if o != side for pid in pids[o] if pid]
+                return [pid for o in sides if o != side for pid in pids[o]]
 
             for name, (svc, tok, paths) in endpoints.items():
                 for side in sides:  # in turn: a side is never stopped for longer than one load
                     w = workers[side][svc]
-                    with _paused(others(side)):
+                    with stopped(*others(side), groups=True):
                         out[side][name] = await load(session, w.url, paths, tok, seconds, w.proc.pid, db)
             for side in sides:
-                with _paused(others(side)):
+                with stopped(*others(side), groups=True):
                     out[side].update(await _writes(session, workers[side], sample))
     finally:
         for ws in workers.values():
             for w in ws.values():
                 w.stop()
     return out
-
-
-@contextlib.contextmanager
-def _paused(pids: list[int]):
-    """The processes ``pids`` stopped (``SIGSTOP``, with their process group when they lead one)
-    meanwhile, and continued after. Every process of a side stops together, its broker too, and
-    for seconds, under the consumers' session timeout: none of them misses another, and no group
-    rebalances. A worker continued logs once that its consumer thread's keepalive did not answer
-    for that while (faust's ``mode``): the pause, nothing else."""
-    for pid in pids:
-        _signal(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        for pid in pids:
-            _signal(pid, signal.SIGCONT)
-
-
-def _signal(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
 
 
 async def _writes(session: aiohttp.ClientSession, workers: dict[str, Worker], sample: dict[str, Any]) -> dict[str, Any]:

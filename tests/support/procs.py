@@ -5,6 +5,7 @@ the test gives it ``JWKS`` / ``JWT_ISSUER`` / ``JWT_AUDIENCE`` of its own."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -81,6 +82,29 @@ class Worker:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         return self.proc.returncode if self.proc else None
+
+
+@contextlib.contextmanager
+def stopped(*pids: int, groups: bool = False):
+    """The processes ``pids`` stopped (``SIGSTOP``) meanwhile and continued (``SIGCONT``) after,
+    however the block ends; with ``groups``, a process that leads its process group (a
+    :class:`Worker`, and its outbox relay with it) with the whole group. A process already gone is
+    passed over."""
+    for pid in pids:
+        _signal(pid, signal.SIGSTOP, groups)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            _signal(pid, signal.SIGCONT, groups)
+
+
+def _signal(pid: int, sig: signal.Signals, groups: bool) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        if groups and os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+        else:
+            os.kill(pid, sig)
 
 
 def child_pids(pid: int) -> list[int]:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import time
 from collections import Counter
 
@@ -22,6 +20,7 @@ from services.kit.outbox import OutboxRecord, OutboxRelay, producer_for, reader_
 from services.kit.outbox import write as write_outbox
 from services.kit.provision import provision
 from tests.support.kafka import read_all
+from tests.support.procs import stopped
 
 pytestmark = pytest.mark.integration
 
@@ -105,16 +104,13 @@ async def test_a_relay_waiting_on_a_paused_broker_counts_a_failure_each_stall_an
             await until(lambda: seen.records == 10)
             assert seen.failures == 0
 
-            os.kill(broker.proc.pid, signal.SIGSTOP)  # the broker holds its connections and answers nothing
-            try:
+            with stopped(broker.proc.pid):  # the broker holds its connections and answers nothing
                 async with pool.acquire() as conn:
                     await write_outbox(conn, rows(10, 10))
                 relay.notify()
                 await asyncio.sleep(2.8)
                 assert seen.failures >= 4, seen.failures  # one each 0.5 s of waiting, long before the 30 s timeout
                 assert seen.records == 10
-            finally:
-                os.kill(broker.proc.pid, signal.SIGCONT)
             # the round that waited has ended (its records counted, its rows deleted): a failure it
             # counted while finishing is its own
             await until(lambda: seen.records == 20 and not relay._in_round)  # noqa: SLF001
@@ -217,15 +213,12 @@ async def test_a_produce_that_timed_out_on_a_paused_broker_and_was_written_after
             async with pool.acquire() as conn:
                 await write_outbox(conn, rows(0, 10))
             await until(lambda: seen.records == 10)
-            os.kill(broker.proc.pid, signal.SIGSTOP)
-            try:
+            with stopped(broker.proc.pid):
                 async with pool.acquire() as conn:
                     await write_outbox(conn, rows(10, 10))
                 relay.notify()
                 await asyncio.sleep(3.5)  # the produce timed out at 2 s: the round failed
                 assert seen.records == 10
-            finally:
-                os.kill(broker.proc.pid, signal.SIGCONT)
             await until_published(pool)
             await _published_once(broker.bootstrap, 20)
             assert relay.read_back == 10 and seen.found == 10  # and kit_outbox_read_back_total
