@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from services.kit import devidentity
+from services.kit import devidentity, identity
 from services.kit.devidentity import claims_for, generate_key, mint, public_jwk, write_jwks
 from services.kit.identity import ROLES, Principal, Scope, TokenVerifier, Unauthenticated
 from services.kit.settings import DEFAULT_JWT_AUDIENCE, DEFAULT_JWT_ISSUER, ServiceSettings
@@ -228,8 +228,8 @@ def test_the_cache_returns_the_same_principal_and_refuses_after_exp(verifier, ke
     token = mint(claims(iat=now, exp=now + 60), key)
     first = verifier.verify(token)
     calls = []
-    real = jwt.decode
-    monkeypatch.setattr(jwt, "decode", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    real = identity._JWT_READER.decode
+    monkeypatch.setattr(identity._JWT_READER, "decode", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     assert verifier.verify(token) is first
     assert calls == []
     refused(verifier, token, "expired", at=now + 91)  # from the cache: exp checked all the same
@@ -243,8 +243,8 @@ def test_an_expired_token_asked_about_a_past_instant_comes_from_the_cache(verifi
     now = time.time()
     token = mint(claims(iat=now - 7200, nbf=None, exp=now - 3600), key)
     calls = []
-    real = jwt.decode
-    monkeypatch.setattr(jwt, "decode", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    real = identity._JWT_READER.decode
+    monkeypatch.setattr(identity._JWT_READER, "decode", lambda *a, **kw: calls.append(1) or real(*a, **kw))
     for i in range(50):
         assert verifier.verify(token, at=now - 5000 + i).sub == "grid-worker-0001"
     refused(verifier, token, "expired")  # now: from the cache, refused all the same
@@ -257,6 +257,66 @@ def test_the_cache_is_bounded(jwks_file, key):
     for t in tokens:
         v.verify(t)
     assert list(v._cache) == tokens[2:]
+
+
+# -- reading a token's segments ---------------------------------------------------------------------------
+
+def _library_reads(segment: bytes):
+    try:
+        return jwt.PyJWS._decode_base64url_segment(segment, "crypto")
+    except jwt.DecodeError as e:
+        return ("refused", str(e))
+
+
+def _fast_reads(segment: bytes):
+    try:
+        return identity._JWS._decode_base64url_segment(segment, "crypto")
+    except jwt.DecodeError as e:
+        return ("refused", str(e))
+
+
+def test_segments_are_read_as_pyjwt_reads_them():
+    """The fast reading of a segment gives PyJWT's bytes, or PyJWT's refusal, for every kind of
+    segment: well formed, padded, of an impossible length, with a character outside the
+    alphabet (anywhere), of standard base64's alphabet, with non-zero unused bits."""
+    rng = __import__("random").Random(7)
+    segments = [b"", b"A", b"AA", b"AAA", b"AAAA", b"AB", b"AC", b"AQ", b"AR", b"AAB", b"AAE", b"AA==", b"AAA=",
+                b"AAAA=", b"A===", b"====", b"!!!!", b"ab+/", b"ab-_", b"ab cd", b"abcd\n", b"ab=c", b"\xff\xfe"]
+    for n in range(40):
+        raw = bytes(rng.randrange(256) for _ in range(n))
+        enc = base64.urlsafe_b64encode(raw)
+        segments += [enc, enc.rstrip(b"="), enc.rstrip(b"=") + b"!!!!", b"!" + enc.rstrip(b"=")]
+        if enc.rstrip(b"="):
+            flipped = enc.rstrip(b"=")[:-1] + bytes([enc.rstrip(b"=")[-1] ^ 1])
+            segments.append(flipped)  # often a non-canonical last character
+            at = rng.randrange(len(enc.rstrip(b"=")))
+            segments.append(enc[:at] + b"*" + enc[at + 1:])
+    fast = refused = 0
+    for seg in segments:
+        assert _fast_reads(seg) == _library_reads(seg), seg
+        refused += isinstance(_library_reads(seg), tuple)
+    fast = sum(1 for seg in segments if not isinstance(_library_reads(seg), tuple))
+    assert fast > 60 and refused > 60  # both kinds well represented
+
+
+def test_the_verifier_reads_segments_the_fast_way(verifier, key, monkeypatch):
+    """PyJWT still calls the method this reader replaces (a later PyJWT that no longer did would
+    leave the fast reading unused, and this test failing)."""
+    assert "_decode_base64url_segment" in vars(jwt.PyJWS)
+    seen = []
+    real = identity._JWS._decode_base64url_segment
+    monkeypatch.setattr(identity._JWS, "_decode_base64url_segment",
+                        staticmethod(lambda seg, name: seen.append(name) or real(seg, name)))
+    assert verifier.verify(mint(claims(), key)).sub == "grid-worker-0001"
+    assert sorted(seen) == ["crypto", "header", "payload"]
+
+
+def test_a_token_with_junk_in_a_segment_is_refused(verifier, key):
+    token = mint(claims(), key)
+    head, payload, sig = token.split(".")
+    for bad in (f"{head}.{payload}.{sig}!!!!", f"{head}.{payload}!.{sig}", f"{head}.{payload}.{sig[:-1]}*",
+                f"{head}.{payload.replace('e', '+', 1)}.{sig}"):
+        refused(verifier, bad, "malformed")
 
 
 # -- key rotation ---------------------------------------------------------------------------------------
@@ -279,9 +339,33 @@ def test_key_rotation_with_the_jwks_file(jwks_file, key):
     assert verifier.verify(new_token).sub == "new"
 
 
-def test_cached_tokens_look_at_the_jwks_file_at_most_once_a_second(jwks_file, key, monkeypatch):
-    import services.kit.identity as identity
+def test_new_tokens_look_at_the_jwks_file_at_most_once_a_second_for_a_known_key(jwks_file, key, monkeypatch):
+    """A token not seen before, signed by a key the verifier has, is checked against the keys as
+    they were at most a second ago; one whose key it does not have makes it look at once."""
+    clock = [1000.0]
+    monkeypatch.setattr(identity.time, "monotonic", lambda: clock[0])
+    verifier = TokenVerifier(jwks_file, issuer=DEFAULT_JWT_ISSUER, audience=DEFAULT_JWT_AUDIENCE)
+    assert verifier.verify(mint(claims(sub="first"), key)).sub == "first"
+    stats = []
+    real_stat = identity.os.stat
+    monkeypatch.setattr(identity.os, "stat", lambda path, **kw: stats.append(path) or real_stat(path, **kw))
+    for i in range(20):
+        assert verifier.verify(mint(claims(sub=f"resident-{i}"), key)).sub == f"resident-{i}"
+    assert stats == []
+    new = generate_key()
+    write_jwks(jwks_file, [public_jwk(new)])  # a rotation: the old key retired, a new one in
+    stats.clear()
+    assert verifier.verify(mint(claims(sub="new"), new)).sub == "new"  # an unknown kid: looked at once
+    assert len(stats) == 1
+    refused(verifier, mint(claims(sub="late"), key), "unknown_key")  # the file's keys as just read
+    clock[0] += 1.0
+    write_jwks(jwks_file, [public_jwk(key)])  # and back
+    stats.clear()
+    assert verifier.verify(mint(claims(sub="back"), key)).sub == "back"
+    assert len(stats) == 1
 
+
+def test_cached_tokens_look_at_the_jwks_file_at_most_once_a_second(jwks_file, key, monkeypatch):
     clock = [1000.0]
     monkeypatch.setattr(identity.time, "monotonic", lambda: clock[0])
     verifier = TokenVerifier(jwks_file, issuer=DEFAULT_JWT_ISSUER, audience=DEFAULT_JWT_AUDIENCE)
