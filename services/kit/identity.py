@@ -23,7 +23,7 @@ old one, then removes the old one); a URL goes through PyJWT's :class:`jwt.PyJWK
 its key-set cache, which fetches again for an unknown ``kid``. Verified tokens are kept in a small
 LRU cache for a short while; a cached principal is still refused once its token has expired
 (the times are checked at every use), and is dropped when the JWKS file changes (noticed within
-a second: the file is looked at once per second at most while tokens come from the cache).
+a second: the file is looked at once per second at most, and at once for a ``kid`` it did not have).
 
 The URL fetch blocks (urllib): call :meth:`TokenVerifier.verify` from a thread where a fetch may
 happen on an event loop, or :meth:`TokenVerifier.prefetch` at start-up.

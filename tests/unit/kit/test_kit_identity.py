@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import stat
 import time
 from datetime import datetime, timezone
@@ -279,7 +280,7 @@ def test_segments_are_read_as_pyjwt_reads_them():
     """The fast reading of a segment gives PyJWT's bytes, or PyJWT's refusal, for every kind of
     segment: well formed, padded, of an impossible length, with a character outside the
     alphabet (anywhere), of standard base64's alphabet, with non-zero unused bits."""
-    rng = __import__("random").Random(7)
+    rng = random.Random(7)
     segments = [b"", b"A", b"AA", b"AAA", b"AAAA", b"AB", b"AC", b"AQ", b"AR", b"AAB", b"AAE", b"AA==", b"AAA=",
                 b"AAAA=", b"A===", b"====", b"!!!!", b"ab+/", b"ab-_", b"ab cd", b"abcd\n", b"ab=c", b"\xff\xfe"]
     for n in range(40):
@@ -291,12 +292,13 @@ def test_segments_are_read_as_pyjwt_reads_them():
             segments.append(flipped)  # often a non-canonical last character
             at = rng.randrange(len(enc.rstrip(b"=")))
             segments.append(enc[:at] + b"*" + enc[at + 1:])
-    fast = refused = 0
+    read = refused = 0
     for seg in segments:
-        assert _fast_reads(seg) == _library_reads(seg), seg
-        refused += isinstance(_library_reads(seg), tuple)
-    fast = sum(1 for seg in segments if not isinstance(_library_reads(seg), tuple))
-    assert fast > 60 and refused > 60  # both kinds well represented
+        library = _library_reads(seg)
+        assert _fast_reads(seg) == library, seg
+        read += isinstance(library, bytes)
+        refused += isinstance(library, tuple)
+    assert read > 60 and refused > 60  # both kinds well represented
 
 
 def test_the_verifier_reads_segments_the_fast_way(verifier, key, monkeypatch):
@@ -315,7 +317,7 @@ def test_a_token_with_junk_in_a_segment_is_refused(verifier, key):
     token = mint(claims(), key)
     head, payload, sig = token.split(".")
     for bad in (f"{head}.{payload}.{sig}!!!!", f"{head}.{payload}!.{sig}", f"{head}.{payload}.{sig[:-1]}*",
-                f"{head}.{payload.replace('e', '+', 1)}.{sig}"):
+                f"{head}.+{payload[1:]}.{sig}"):
         refused(verifier, bad, "malformed")
 
 
