@@ -215,8 +215,7 @@ class _FileKeys:
         self.check_seconds = check_seconds
         self._checked = float("-inf")  # monotonic time of the last look at the file
         self._stamp: tuple[int, int, int] | None = None
-        self._set: jwt.PyJWKSet | None = None
-        self._signing: list[jwt.PyJWK] = []  # the set's keys for signatures
+        self._signing: list[jwt.PyJWK] | None = None  # the file's keys for signatures, once loaded
         self.generation = 0  # bumped at every successful load
 
     def _refresh(self) -> None:
@@ -224,7 +223,7 @@ class _FileKeys:
         try:
             st = os.stat(self.path)
         except OSError as e:
-            if self._set is None:
+            if self._signing is None:
                 raise Unauthenticated("jwks_unavailable", f"{self.path}: {e.strerror}") from None
             return  # keep the keys we have while the file is being replaced
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -234,11 +233,10 @@ class _FileKeys:
         try:
             new = jwt.PyJWKSet.from_json(self.path.read_text())
         except (OSError, ValueError, jwt.PyJWTError) as e:
-            if self._set is None:
+            if self._signing is None:
                 raise Unauthenticated("jwks_unavailable", f"{self.path}: {e}") from None
             log.warning("JWKS file %s unreadable, keeping the keys loaded before: %s", self.path, e)
             return
-        self._set = new
         self._signing = [k for k in new.keys if k.public_key_use in (None, "sig")]
         self.generation += 1
         log.info("JWKS loaded from %s: %d key(s) %s", self.path, len(new.keys), [k.key_id for k in new.keys])
@@ -255,10 +253,10 @@ class _FileKeys:
         ``check_seconds`` ago (as the cache's question is answered); one not found there makes
         a look at the file at once (a key just added by a rotation is found without waiting)."""
         for look in (False, True):
-            if look or self._set is None or time.monotonic() - self._checked >= self.check_seconds:
+            if look or self._signing is None or time.monotonic() - self._checked >= self.check_seconds:
                 self._refresh()
-            assert self._set is not None
             keys = self._signing
+            assert keys is not None
             if kid is None:
                 if len(keys) == 1:
                     return keys[0]
