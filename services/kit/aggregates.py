@@ -134,6 +134,8 @@ class AggregateSet(Generic[S]):
         # what to undo, newest last: ("load", id), ("put", id, previous state, was dirty),
         # ("flush", versions before, dirty before)
         self._journal: list[tuple] = []
+        # find()'s indexes: attribute -> (the journal's length when brought up to date, value -> ids)
+        self._indexes: dict[str, tuple[int, dict[Any, list[str]]]] = {}
 
     async def load(self, ids: Iterable[str]) -> None:
         """Lock and read the states of ``ids`` not loaded yet (missing ones count as loaded, absent)."""
@@ -170,6 +172,28 @@ class AggregateSet(Generic[S]):
     def items(self):
         return self._states.items()
 
+    def find(self, attribute: str, value: Any) -> str | None:
+        """The id of the first state held (in the order of :meth:`items`) whose ``attribute`` is
+        ``value``, or None: what a scan of the states finds, without the scan. The index of each
+        attribute asked for is kept up to date from the journal (each state loaded or put since
+        is indexed by its value now) and made again after a rollback; an id left under a value
+        its state no longer has is passed over."""
+        seen, index = self._indexes.get(attribute, (0, None))
+        if index is None:
+            index = {}
+            for i, state in self._states.items():
+                index.setdefault(getattr(state, attribute), []).append(i)
+        else:
+            for entry in self._journal[seen:]:
+                if entry[0] != "flush" and (state := self._states.get(entry[1])) is not None:
+                    index.setdefault(getattr(state, attribute), []).append(entry[1])
+        self._indexes[attribute] = (len(self._journal), index)
+        found = {i: None for i in index.get(value, ())
+                 if (state := self._states.get(i)) is not None and getattr(state, attribute) == value}
+        if len(found) > 1:  # which came first
+            return next(i for i in self._states if i in found)
+        return next(iter(found), None)
+
     def put(self, id: str, state: S) -> None:
         """Replace a state in memory; saved when the unit of work is flushed."""
         if id not in self._versions:
@@ -183,6 +207,8 @@ class AggregateSet(Generic[S]):
         return len(self._journal)
 
     def rollback(self, mark: int) -> None:
+        if len(self._journal) > mark:
+            self._indexes.clear()  # made again when next asked
         while len(self._journal) > mark:
             entry = self._journal.pop()
             if entry[0] == "load":  # forget it: its row lock may have gone with the savepoint

@@ -354,7 +354,7 @@ def _order_for_case(uow: UnitOfWork, case_id: str) -> str | None:
     """The order made from grid case ``case_id`` among the batch's orders, written or not. A
     case's order keeps its case, so what the batch has not written yet is all the projection
     lacks: asked after this, it need not have the batch's orders written first."""
-    return next((i for i, s in ORDERS.of(uow).items() if s is not None and s.source_case_id == case_id), None)
+    return ORDERS.of(uow).find("source_case_id", case_id)
 
 
 def _as_the_worker_chose(uow: UnitOfWork, order_id: str, candidates: tuple[Candidate, ...]) -> tuple[Candidate, ...]:
