@@ -16,10 +16,11 @@ makes of the state instead (a route that answers a state with fields derived fro
 
 In a unit of work, ``CASES.of(uow)`` is the batch's :class:`AggregateSet`: ``await
 cases.load(ids)`` row-locks and reads the states not loaded yet (in id order, so concurrent
-batches wait for each other instead of deadlocking), ``cases.get(id)`` and ``cases.put(id,
-state)`` work in memory, and the kit saves the changed states once, when it flushes the unit
-of work. A message undone by its savepoint takes its puts (and its loads, whose row locks the
-rollback may have released) with it.
+batches wait for each other instead of deadlocking), ``cases.get(id)``, ``cases.put(id,
+state)`` and ``cases.find(attribute, value)`` (a held state by another of its fields, through an
+index, not a scan) work in memory, and the kit saves the changed states once, when it flushes
+the unit of work. A message undone by its savepoint takes its puts (and its loads, whose row
+locks the rollback may have released) with it.
 """
 from __future__ import annotations
 
